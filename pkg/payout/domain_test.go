@@ -1,0 +1,144 @@
+package payout
+
+import (
+	"testing"
+	"time"
+)
+
+func TestStatusTransitions(t *testing.T) {
+	cases := []struct {
+		from, to Status
+		ok       bool
+	}{
+		{"", StatusBatched, true},
+		{"", StatusRejected, true},
+		{"", StatusApproved, true},
+		{StatusBatched, StatusDeferred, true},
+		{StatusBatched, StatusSubmitted, true},
+		{StatusDeferred, StatusSubmitted, true},
+		{StatusSubmitted, StatusPending, true},
+		{StatusSubmitted, StatusApproved, true},
+		{StatusPending, StatusFailed, true},
+		{StatusPending, StatusCancelled, true},
+		{StatusBatched, StatusRejected, true},
+		{StatusApproved, StatusPending, false}, // a late PENDING never overwrites APPROVED
+		{StatusApproved, StatusFailed, false},
+		{StatusRejected, StatusBatched, false},
+		{StatusPending, StatusPending, false},
+		{StatusSubmitted, StatusBatched, false},
+		{StatusSubmitted, StatusDeferred, false},
+		{StatusBatched, "PAID", false},
+	}
+	for _, tc := range cases {
+		if got := CanTransition(tc.from, tc.to); got != tc.ok {
+			t.Errorf("CanTransition(%q, %q) = %v, want %v", tc.from, tc.to, got, tc.ok)
+		}
+	}
+	finals := 0
+	for _, s := range Statuses {
+		if s.Final() {
+			finals++
+		}
+	}
+	if finals != 4 {
+		t.Fatalf("%d final statuses, want 4 (REJECTED APPROVED FAILED CANCELLED)", finals)
+	}
+}
+
+func TestBatchTransitions(t *testing.T) {
+	cases := []struct {
+		from, to BatchStatus
+		ok       bool
+	}{
+		{"", BatchPending, true},
+		{BatchPending, BatchPartialPayment, true},
+		{BatchPartialPayment, BatchTotalPayment, true},
+		{BatchPending, BatchTotalPayment, true},
+		{BatchTotalPayment, BatchPartialPayment, false},
+		{BatchPartialPayment, BatchPending, false},
+		{BatchRejected, BatchPending, false},
+	}
+	for _, tc := range cases {
+		if got := CanBatchTransition(tc.from, tc.to); got != tc.ok {
+			t.Errorf("CanBatchTransition(%q, %q) = %v, want %v", tc.from, tc.to, got, tc.ok)
+		}
+	}
+}
+
+func TestStatusOfTransaction(t *testing.T) {
+	want := map[TransactionStatus]Status{TxPending: StatusPending, TxProcessing: StatusPending, TxApproved: StatusApproved,
+		TxFailed: StatusFailed, TxRejected: StatusFailed, TxCancelled: StatusCancelled}
+	for tx, st := range want {
+		if got, ok := StatusOfTransaction(tx); !ok || got != st {
+			t.Errorf("StatusOfTransaction(%s) = %s, %v", tx, got, ok)
+		}
+	}
+	if _, ok := StatusOfTransaction("WHATEVER"); ok {
+		t.Error("unknown status mapped")
+	}
+}
+
+func TestBogotaDay(t *testing.T) {
+	// 04:59 UTC is still the previous day in Bogota (UTC-5).
+	if got := DayOf(time.Date(2026, 11, 22, 4, 59, 0, 0, time.UTC)); got != "2026-11-21" {
+		t.Fatalf("DayOf = %s", got)
+	}
+	if got := DayOf(time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC)); got != "2026-11-22" {
+		t.Fatalf("DayOf = %s", got)
+	}
+	d := Day("2026-12-31")
+	if d.Next() != "2027-01-01" {
+		t.Fatalf("Next = %s", d.Next())
+	}
+	if got := d.Start().UTC(); !got.Equal(time.Date(2026, 12, 31, 5, 0, 0, 0, time.UTC)) {
+		t.Fatalf("Start = %s", got)
+	}
+	if _, err := ParseDay("2026-13-01"); err == nil {
+		t.Fatal("bad day parsed")
+	}
+	tomorrow := time.Date(2026, 11, 22, 8, 30, 0, 0, Bogota)
+	if got := (Schedule{DispersionDatetime: &tomorrow}).BudgetDay(testNow); got != "2026-11-22" {
+		t.Fatalf("scheduled BudgetDay = %s", got)
+	}
+	if got := (Schedule{}).BudgetDay(testNow); got != "2026-11-21" {
+		t.Fatalf("immediate BudgetDay = %s", got)
+	}
+	if got := FormatWompiDatetime(time.Date(2026, 11, 22, 13, 30, 0, 0, time.UTC)); got != "2026-11-22T08:30" {
+		t.Fatalf("FormatWompiDatetime = %s", got)
+	}
+}
+
+func TestMoney(t *testing.T) {
+	for cents, want := range map[int64]string{1000000: "$10,000.00", 5: "$0.05", 150_000_000_000: "$1,500,000,000.00", -12345: "-$123.45"} {
+		if got := FormatCOP(cents); got != want {
+			t.Errorf("FormatCOP(%d) = %s, want %s", cents, got, want)
+		}
+	}
+	if _, ok := AddCents(1<<62, 1<<62); ok {
+		t.Error("overflow not detected")
+	}
+	if s, ok := AddCents(1, 2); !ok || s != 3 {
+		t.Error("AddCents(1,2)")
+	}
+}
+
+func TestBanks(t *testing.T) {
+	if len(Banks) != 51 {
+		t.Fatalf("%d banks, want the 51 of the published table", len(Banks))
+	}
+	for code, name := range map[string]string{"1007": "BANCOLOMBIA", "1001": "BANCO DE BOGOTA", "1051": "BANCO DAVIVIENDA SA", "1507": "NEQUI", "1551": "DAVIPLATA", "1809": "NU"} {
+		if b, ok := BankByCode(code); !ok || b.Name != name {
+			t.Errorf("BankByCode(%s) = %+v, %v", code, b, ok)
+		}
+	}
+}
+
+func TestEventIDDeterministic(t *testing.T) {
+	a := EventID("status", "req-1", "APPROVED", "tx-1")
+	if a != EventID("status", "req-1", "APPROVED", "tx-1") || len(a) != 32 {
+		t.Fatalf("EventID not deterministic: %s", a)
+	}
+	if a == EventID("status", "req-1", "FAILED", "tx-1") || EventID("ab", "c") == EventID("a", "bc") {
+		t.Fatal("EventID collides on different parts")
+	}
+}
