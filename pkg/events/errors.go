@@ -1,0 +1,43 @@
+package events
+
+import "errors"
+
+// Decode errors. Every error returned by a Decode method wraps exactly one of
+// these, so a consumer can route the record with errors.Is. None of them (nor
+// any text wrapped with them) contains payload bytes.
+var (
+	// ErrUnknownFraming: the value starts with neither the SOE magic
+	// (0xC3 0x01) nor the Confluent magic byte (0x00). Permanent: DLQ.
+	ErrUnknownFraming = errors.New("events: unknown framing")
+
+	// ErrTruncated: the value is empty, shorter than its header, or its Avro
+	// body ends before the record does. Permanent: DLQ.
+	ErrTruncated = errors.New("events: truncated value")
+
+	// ErrUnknownSchema: the SOE fingerprint is neither the current schema's
+	// nor one given to RegisterWriterSchema, or the registry does not know
+	// the Confluent schema id (or no registry is configured). Permanent: DLQ.
+	ErrUnknownSchema = errors.New("events: unknown writer schema")
+
+	// ErrIncompatibleSchema: the writer schema is known but cannot be read as
+	// the expected record (another record type on the topic, or a breaking
+	// change such as a new enum symbol). Permanent: DLQ. Also returned by
+	// RegisterWriterSchema.
+	ErrIncompatibleSchema = errors.New("events: incompatible writer schema")
+
+	// ErrMalformed: the body does not decode under its writer schema: a bad
+	// union index or enum symbol, a negative length, trailing bytes. It wraps
+	// hamba/avro's error. Permanent: DLQ.
+	ErrMalformed = errors.New("events: malformed value")
+
+	// ErrRegistryUnavailable: a Confluent schema id had to be fetched and
+	// the registry could not answer (network error, timeout, 5xx). Transient:
+	// retry the record later; do not dead-letter it.
+	ErrRegistryUnavailable = errors.New("events: schema registry unavailable")
+)
+
+// Permanent reports whether a decode error means the bytes are bad (send the
+// record to the DLQ) rather than a transient failure (retry).
+func Permanent(err error) bool {
+	return err != nil && !errors.Is(err, ErrRegistryUnavailable)
+}

@@ -1,0 +1,18 @@
+// Package ingest is the engine of cmd/ingest: it consumes PayoutRequested
+// records in a consumer group and turns them into PayoutBatch records,
+// exactly once, with Kafka transactions.
+//
+// Each transaction is one batching window. Inside it the engine polls
+// requests, decodes and validates them, and groups the valid ones by origin
+// account, payment type and schedule. A group's batch is produced as soon
+// as it reaches its count or amount limit; when the window ends (its age
+// limit, a memory limit, shutdown or a rebalance) every open batch is
+// produced, and the batches, the status events (BATCHED, REJECTED), the DLQ
+// records and the consumer offsets are committed in one transaction. A crash
+// or a rebalance before the commit aborts all of it, and the requests are
+// read again from the last committed offsets: no request is lost and none
+// lands in two committed batches.
+//
+// The window length also keeps the client inside Wompi's 3,800 batches a
+// day: see Window.
+package ingest

@@ -1,0 +1,420 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// Config configures an Engine. The zero value of each knob gets the
+// default documented on it.
+type Config struct {
+	// Kafka holds the base client options: seed brokers, TLS, SASL,
+	// metrics hooks (events.KafkaConfig.Opts). Required.
+	Kafka []kgo.Opt
+	// Codec decodes requests and encodes batches and status events. Required.
+	Codec  *events.Codec
+	Topics events.Topics
+	// Group is the consumer group; default "payouts-ingest".
+	Group string
+	// TransactionalID must be unique per running instance and stable
+	// across its restarts, so that a restarted instance fences and aborts
+	// its predecessor's open transaction at once. Required.
+	TransactionalID string
+
+	// MaxTransactions closes a batch at this many requests; default 5,000.
+	MaxTransactions int
+	// MaxAmountCents closes a batch before its total would pass this;
+	// default Wompi's daily limit, so a batch never exceeds it. A single
+	// request above it is batched alone.
+	MaxAmountCents int64
+	// MaxWait is the shortest batching window, the age at which an open
+	// batch is closed when the budget allows; default 5 s.
+	MaxWait time.Duration
+	// MaxWindow caps the window the daily budget asks for; default 2 min.
+	// It must stay well under the transaction timeout.
+	MaxWindow time.Duration
+	// DailyBatchBudget is how many batches a day all ingest instances
+	// together aim at (see Window); default 3,000.
+	DailyBatchBudget int
+	// MaxPendingBytes ends a window early once the open batches hold this
+	// many request bytes, bounding memory under backpressure; default 64 MiB.
+	MaxPendingBytes int
+	// MaxPollRecords bounds one poll; default 10,000.
+	MaxPollRecords int
+	// TransactionTimeout is the broker-side timeout of a transaction;
+	// default MaxWindow + 1 min.
+	TransactionTimeout time.Duration
+
+	// Now dates records and validation; default time.Now.
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) setDefaults() error {
+	if len(c.Kafka) == 0 {
+		return errors.New("ingest: Kafka options are required")
+	}
+	if c.Codec == nil {
+		return errors.New("ingest: a Codec is required")
+	}
+	if c.TransactionalID == "" {
+		return errors.New("ingest: TransactionalID is required")
+	}
+	if c.Topics == (events.Topics{}) {
+		c.Topics = events.DefaultTopics()
+	}
+	if c.Group == "" {
+		c.Group = "payouts-ingest"
+	}
+	if c.MaxTransactions <= 0 {
+		c.MaxTransactions = 5000
+	}
+	if c.MaxAmountCents <= 0 {
+		c.MaxAmountCents = payout.DefaultDailyLimitCents
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 5 * time.Second
+	}
+	if c.MaxWindow <= 0 {
+		c.MaxWindow = 2 * time.Minute
+	}
+	c.MaxWindow = max(c.MaxWindow, c.MaxWait)
+	if c.DailyBatchBudget <= 0 {
+		c.DailyBatchBudget = 3000
+	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = 64 << 20
+	}
+	if c.MaxPollRecords <= 0 {
+		c.MaxPollRecords = 10000
+	}
+	if c.TransactionTimeout <= 0 {
+		c.TransactionTimeout = c.MaxWindow + time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	return nil
+}
+
+// Engine is one ingest instance. Run it once.
+type Engine struct {
+	cfg Config
+	m   *metrics
+	agg *aggregator
+
+	sess    *kgo.GroupTransactSession
+	ready   atomic.Bool
+	revoked atomic.Bool
+
+	mu        sync.Mutex
+	assigned  int // partitions of the requests topic we own
+	partTotal int // partitions of the requests topic; 0 = unknown
+
+	produceErr atomic.Pointer[error]
+	pending    sync.WaitGroup
+
+	// slab holds encoded values of the current window's records.
+	slab []byte
+	req  payout.Request
+}
+
+// New validates cfg and returns an engine.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, m: m, agg: newAggregator(cfg.Topics.Requests, cfg.MaxTransactions, cfg.MaxAmountCents)}, nil
+}
+
+// Ready reports whether the engine has joined its group and is consuming.
+func (e *Engine) Ready() bool { return e.ready.Load() }
+
+// Run consumes until ctx is cancelled, then drains: the open window is
+// flushed and committed, and the instance leaves its group. It returns nil
+// after a clean drain, or the error that stopped it (a fenced or failed
+// transactional producer is not retryable: restart the process).
+func (e *Engine) Run(ctx context.Context) error {
+	opts := append([]kgo.Opt{}, e.cfg.Kafka...)
+	opts = append(opts,
+		kgo.ConsumerGroup(e.cfg.Group),
+		kgo.ConsumeTopics(e.cfg.Topics.Requests),
+		kgo.TransactionalID(e.cfg.TransactionalID),
+		kgo.TransactionTimeout(e.cfg.TransactionTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			e.mu.Lock()
+			e.assigned += len(m[e.cfg.Topics.Requests])
+			e.partTotal = 0 // look the topic up again
+			e.mu.Unlock()
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			e.revoked.Store(true)
+			e.mu.Lock()
+			e.assigned = max(0, e.assigned-len(m[e.cfg.Topics.Requests]))
+			e.mu.Unlock()
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			e.revoked.Store(true)
+			e.mu.Lock()
+			e.assigned = max(0, e.assigned-len(m[e.cfg.Topics.Requests]))
+			e.mu.Unlock()
+		}),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("ingest: kafka client: %w", err)
+	}
+	e.sess = sess
+	defer func() {
+		e.ready.Store(false)
+		sess.Close()
+	}()
+
+	activeKeys := 0
+	for ctx.Err() == nil {
+		window := e.window(ctx, activeKeys)
+		e.m.window.Set(window.Seconds())
+		keys, err := e.runWindow(ctx, window)
+		if err != nil {
+			return err
+		}
+		activeKeys = keys
+	}
+	return nil
+}
+
+// window computes the next window from the budget share.
+func (e *Engine) window(ctx context.Context, activeKeys int) time.Duration {
+	e.mu.Lock()
+	assigned, total := e.assigned, e.partTotal
+	e.mu.Unlock()
+	if total == 0 && assigned > 0 {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		td, err := kadm.NewClient(e.sess.Client()).ListTopics(lctx, e.cfg.Topics.Requests)
+		cancel()
+		if err == nil {
+			if t, ok := td[e.cfg.Topics.Requests]; ok && t.Err == nil {
+				total = len(t.Partitions)
+				e.mu.Lock()
+				e.partTotal = total
+				e.mu.Unlock()
+			}
+		}
+	}
+	return Window(e.cfg.MaxWait, e.cfg.MaxWindow, activeKeys, e.cfg.DailyBatchBudget, assigned, total)
+}
+
+// runWindow runs one transaction: poll and batch until the window ends,
+// then flush and commit. It returns the number of groups that were open at
+// the end of the window.
+func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, error) {
+	if err := e.sess.Begin(); err != nil {
+		return 0, fmt.Errorf("ingest: begin transaction: %w", err)
+	}
+	e.revoked.Store(false)
+	e.produceErr.Store(nil)
+	e.slab = e.slab[:0]
+	// Windows run on the wall clock; Now (injectable) dates the records and
+	// decides the Bogota day of validation.
+	deadline := time.Now().Add(window)
+	closeReason := CloseWindow
+	transient := false
+
+	for {
+		pctx, cancel := context.WithDeadline(ctx, deadline)
+		fetches := e.sess.PollRecords(pctx, e.cfg.MaxPollRecords)
+		cancel()
+		if fetches.IsClientClosed() {
+			return 0, errors.New("ingest: kafka client closed")
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				e.cfg.Logger.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		e.ready.Store(true)
+		now := e.cfg.Now()
+		fetches.EachRecord(func(r *kgo.Record) {
+			if transient {
+				return
+			}
+			if !e.process(r, now) {
+				transient = true
+			}
+		})
+		switch {
+		case transient:
+			closeReason = ClosePressure
+		case ctx.Err() != nil:
+			closeReason = CloseShutdown
+		case e.agg.pending+len(e.slab) >= e.cfg.MaxPendingBytes:
+			closeReason = ClosePressure
+		case e.revoked.Load() || e.produceErr.Load() != nil:
+		case time.Now().Before(deadline):
+			continue
+		}
+		break
+	}
+
+	activeKeys := len(e.agg.open)
+	now := e.cfg.Now()
+	for _, ob := range e.agg.drain() {
+		e.emit(ob, now, closeReason)
+	}
+
+	commit := kgo.TryCommit
+	if transient || e.produceErr.Load() != nil {
+		commit = kgo.TryAbort
+	}
+	// Ending must not be cut short by shutdown: it is one request.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.TransactionTimeout)
+	defer cancel()
+	committed, err := e.sess.End(ectx, commit)
+	e.pending.Wait()
+	if err != nil {
+		e.m.txns.WithLabelValues("error").Inc()
+		return 0, fmt.Errorf("ingest: end transaction: %w", err)
+	}
+	if committed {
+		e.m.txns.WithLabelValues("committed").Inc()
+		e.m.commit()
+	} else {
+		e.m.txns.WithLabelValues("aborted").Inc()
+		e.m.discard()
+		if perr := e.produceErr.Load(); perr != nil {
+			e.cfg.Logger.Warn("transaction aborted after a produce error; the window is re-read", "err", *perr)
+		} else {
+			e.cfg.Logger.Info("transaction aborted (rebalance or transient error); the window is re-read")
+		}
+		if transient {
+			// The registry (or another dependency) is down: do not spin.
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	e.agg.reset()
+	return activeKeys, nil
+}
+
+// process handles one request record. It returns false when the record
+// could not be handled for a transient reason, so the window must abort and
+// re-read it later.
+func (e *Engine) process(r *kgo.Record, now time.Time) bool {
+	req := &e.req
+	if err := e.cfg.Codec.DecodeRequest(r.Value, req); err != nil {
+		if !events.Permanent(err) {
+			e.cfg.Logger.Warn("transient decode failure; aborting the window", "err", err)
+			return false
+		}
+		e.produce(events.DLQRecord(r, e.cfg.Topics.RequestsDLQ, err))
+		e.m.pend("dlq")
+		return true
+	}
+	if vs := payout.Validate(req, now); vs != nil {
+		code, msg := string(vs.Reason()), vs.Message()
+		sc := payout.StatusChange{
+			EventID:         payout.EventID("status", req.RequestID, string(payout.StatusRejected), r.Topic, strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)),
+			RequestID:       req.RequestID,
+			Status:          payout.StatusRejected,
+			ReasonCode:      &code,
+			ReasonMessage:   &msg,
+			AmountInCents:   req.AmountInCents,
+			OriginAccountID: req.OriginAccountID,
+			OccurredAt:      now,
+			Source:          payout.SourceIngest,
+		}
+		e.produceStatus(&sc)
+		e.m.pend("rejected")
+		e.m.rejectedReason(code)
+		return true
+	}
+	if closed, reason := e.agg.add(req, r.Partition, r.Offset, len(r.Value)); closed != nil {
+		e.emit(closed, now, reason)
+	}
+	e.m.pend("batched")
+	return true
+}
+
+// emit produces a closed batch and one BATCHED event per request, then
+// recycles the batch.
+func (e *Engine) emit(ob *openBatch, now time.Time, reason CloseReason) {
+	b := e.agg.seal(ob, now)
+	start := len(e.slab)
+	var err error
+	e.slab, err = e.cfg.Codec.AppendBatch(e.slab, b)
+	if err != nil {
+		e.fail(fmt.Errorf("encode batch: %w", err))
+		e.agg.recycle(ob)
+		return
+	}
+	e.produce(&kgo.Record{Topic: e.cfg.Topics.Batches, Key: []byte(b.BatchID), Value: e.slab[start:len(e.slab):len(e.slab)]})
+	batchID := b.BatchID
+	for i := range b.Transactions {
+		tx := &b.Transactions[i]
+		sc := payout.StatusChange{
+			EventID:         payout.EventID("status", tx.RequestID, string(payout.StatusBatched), batchID),
+			RequestID:       tx.RequestID,
+			BatchID:         &batchID,
+			Status:          payout.StatusBatched,
+			AmountInCents:   tx.AmountInCents,
+			OriginAccountID: b.OriginAccountID,
+			OccurredAt:      now,
+			Source:          payout.SourceIngest,
+		}
+		e.produceStatus(&sc)
+	}
+	e.m.batch(reason, len(b.Transactions))
+	e.agg.recycle(ob)
+}
+
+func (e *Engine) produceStatus(sc *payout.StatusChange) {
+	start := len(e.slab)
+	var err error
+	e.slab, err = e.cfg.Codec.AppendStatusChange(e.slab, sc)
+	if err != nil {
+		e.fail(fmt.Errorf("encode status: %w", err))
+		return
+	}
+	e.produce(&kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(sc.RequestID), Value: e.slab[start:len(e.slab):len(e.slab)]})
+}
+
+func (e *Engine) produce(r *kgo.Record) {
+	e.pending.Add(1)
+	e.sess.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+		if err != nil {
+			e.fail(err)
+		}
+		e.pending.Done()
+	})
+}
+
+func (e *Engine) fail(err error) { e.produceErr.CompareAndSwap(nil, &err) }

@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests  *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+	batches   *prometheus.CounterVec
+	batchSize prometheus.Histogram
+	txns      *prometheus.CounterVec
+	window    prometheus.Gauge
+
+	// counts of the open window, published only when it commits, so the
+	// counters count committed effects.
+	pendReq      map[string]int
+	pendRejected map[string]int
+	pendBatches  map[CloseReason]int
+	pendSizes    []int
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_ingest_requests_total", Help: "Requests committed, by outcome (batched, rejected, dlq).",
+		}, []string{"outcome"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_ingest_rejected_total", Help: "Requests rejected by validation, by first reason code.",
+		}, []string{"reason"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_ingest_batches_total", Help: "Batches committed, by what closed them (count, amount, window, pressure, shutdown).",
+		}, []string{"close_reason"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "payouts_ingest_batch_transactions", Help: "Transactions per committed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+		txns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_ingest_transactions_total", Help: "Kafka transactions ended, by result (committed, aborted, error).",
+		}, []string{"result"}),
+		window: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "payouts_ingest_window_seconds", Help: "Length of the current batching window, from the daily batch budget.",
+		}),
+		pendReq:      map[string]int{},
+		pendRejected: map[string]int{},
+		pendBatches:  map[CloseReason]int{},
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.batches, m.batchSize, m.txns, m.window} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) pend(outcome string)     { m.pendReq[outcome]++ }
+func (m *metrics) rejectedReason(r string) { m.pendRejected[r]++ }
+func (m *metrics) batch(r CloseReason, n int) {
+	m.pendBatches[r]++
+	m.pendSizes = append(m.pendSizes, n)
+}
+
+func (m *metrics) commit() {
+	for k, v := range m.pendReq {
+		m.requests.WithLabelValues(k).Add(float64(v))
+	}
+	for k, v := range m.pendRejected {
+		m.rejected.WithLabelValues(k).Add(float64(v))
+	}
+	for k, v := range m.pendBatches {
+		m.batches.WithLabelValues(string(k)).Add(float64(v))
+	}
+	for _, n := range m.pendSizes {
+		m.batchSize.Observe(float64(n))
+	}
+	m.discard()
+}
+
+func (m *metrics) discard() {
+	clear(m.pendReq)
+	clear(m.pendRejected)
+	clear(m.pendBatches)
+	m.pendSizes = m.pendSizes[:0]
+}

@@ -1,0 +1,494 @@
+package ratelimit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+)
+
+const (
+	day   = "2026-11-21"
+	acctA = "5f1d2c3b-aaaa-4e5f-8a9b-000000000001"
+	acctB = "5f1d2c3b-bbbb-4e5f-8a9b-000000000002"
+)
+
+func newBudget(t testing.TB, rdb redis.UniversalClient, prefix string, cap int, limit int64) *ratelimit.Budget {
+	t.Helper()
+	b, err := ratelimit.NewBudget(rdb, ratelimit.BudgetConfig{
+		Prefix:            prefix,
+		DailyBatchCap:     cap,
+		AccountDailyLimit: func(string) int64 { return limit },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// step is one call in a scenario. Exactly one of reserve, release, seed is
+// set.
+type step struct {
+	reserve *ratelimit.Reservation
+	release *ratelimit.Reservation
+	seed    *seedArgs
+
+	wantGrant    ratelimit.Grant // for reserve, compared without the limits
+	wantErr      error           // errors.Is match
+	wantReleased bool
+}
+
+type seedArgs struct {
+	day, account string
+	amount       int64
+	batches      int
+}
+
+func res(batch, acct, d string, amount int64) *ratelimit.Reservation {
+	return &ratelimit.Reservation{BatchID: batch, AccountID: acct, Day: d, AmountInCents: amount}
+}
+
+func granted(used int64, batches int) ratelimit.Grant {
+	return ratelimit.Grant{Granted: true, UsedAmountInCents: used, UsedBatches: batches}
+}
+
+func held(used int64, batches int) ratelimit.Grant {
+	g := granted(used, batches)
+	g.AlreadyHeld = true
+	return g
+}
+
+func denied(why ratelimit.Denial, used int64, batches int) ratelimit.Grant {
+	return ratelimit.Grant{Denied: why, UsedAmountInCents: used, UsedBatches: batches}
+}
+
+func seedStep(d, acct string, amount int64, batches int) step {
+	return step{seed: &seedArgs{d, acct, amount, batches}}
+}
+
+// Scenarios run with a batch cap of 3 and an account limit of 1000 cents.
+func TestBudgetScenarios(t *testing.T) {
+	const other = "2026-11-22"
+	seedA := seedStep(day, acctA, 0, 0)
+	seedB := seedStep(day, acctB, 0, 0)
+	tests := []struct {
+		name  string
+		steps []step
+		want  map[string]ratelimit.Usage // account -> usage on day after the steps
+	}{
+		{name: "grant within limit", steps: []step{
+			seedA,
+			{reserve: res("b1", acctA, day, 400), wantGrant: granted(400, 1)},
+			{reserve: res("b2", acctA, day, 600), wantGrant: granted(1000, 2)},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 1000, Batches: 2}}},
+		{name: "deny amount over limit", steps: []step{
+			seedA,
+			{reserve: res("b1", acctA, day, 700), wantGrant: granted(700, 1)},
+			{reserve: res("b2", acctA, day, 301), wantGrant: denied(ratelimit.DeniedAmount, 700, 1)},
+			{reserve: res("b3", acctA, day, 300), wantGrant: granted(1000, 2)},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 1000, Batches: 2}}},
+		{name: "deny amount larger than the limit itself", steps: []step{
+			seedA,
+			{reserve: res("b1", acctA, day, 1001), wantGrant: denied(ratelimit.DeniedAmount, 0, 0)},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true}}},
+		{name: "deny when batch slots used, across accounts", steps: []step{
+			seedA, seedB,
+			{reserve: res("b1", acctA, day, 1), wantGrant: granted(1, 1)},
+			{reserve: res("b2", acctB, day, 1), wantGrant: granted(1, 2)},
+			{reserve: res("b3", acctA, day, 1), wantGrant: granted(2, 3)},
+			{reserve: res("b4", acctB, day, 1), wantGrant: denied(ratelimit.DeniedBatchCount, 1, 3)},
+		}, want: map[string]ratelimit.Usage{
+			acctA: {Seeded: true, AmountInCents: 2, Batches: 3},
+			acctB: {Seeded: true, AmountInCents: 1, Batches: 3},
+		}},
+		{name: "batch count is checked before amount", steps: []step{
+			seedStep(day, acctA, 0, 3),
+			{reserve: res("b1", acctA, day, 5000), wantGrant: denied(ratelimit.DeniedBatchCount, 0, 3)},
+		}},
+		{name: "limits are per account", steps: []step{
+			seedA, seedB,
+			{reserve: res("b1", acctA, day, 1000), wantGrant: granted(1000, 1)},
+			{reserve: res("b2", acctB, day, 1000), wantGrant: granted(1000, 2)},
+		}},
+		{name: "re-reserve is idempotent", steps: []step{
+			seedA,
+			{reserve: res("b1", acctA, day, 600), wantGrant: granted(600, 1)},
+			{reserve: res("b1", acctA, day, 600), wantGrant: held(600, 1)},
+			{reserve: res("b1", acctA, day, 600), wantGrant: held(600, 1)},
+			// Held even though a fresh reservation would now be denied.
+			{reserve: res("b2", acctA, day, 400), wantGrant: granted(1000, 2)},
+			{reserve: res("b1", acctA, day, 600), wantGrant: held(1000, 2)},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 1000, Batches: 2}}},
+		{name: "re-reserve with another amount or account conflicts", steps: []step{
+			seedA, seedB,
+			{reserve: res("b1", acctA, day, 600), wantGrant: granted(600, 1)},
+			{reserve: res("b1", acctA, day, 601), wantErr: ratelimit.ErrReservationConflict},
+			{reserve: res("b1", acctB, day, 600), wantErr: ratelimit.ErrReservationConflict},
+		}, want: map[string]ratelimit.Usage{
+			acctA: {Seeded: true, AmountInCents: 600, Batches: 1},
+			acctB: {Seeded: true, AmountInCents: 0, Batches: 1},
+		}},
+		{name: "release returns amount and slot", steps: []step{
+			seedA,
+			{reserve: res("b1", acctA, day, 600), wantGrant: granted(600, 1)},
+			{reserve: res("b2", acctA, day, 500), wantGrant: denied(ratelimit.DeniedAmount, 600, 1)},
+			{release: res("b1", acctA, day, 600), wantReleased: true},
+			{reserve: res("b2", acctA, day, 500), wantGrant: granted(500, 1)},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 500, Batches: 1}}},
+		{name: "release is idempotent and uses the recorded reservation", steps: []step{
+			seedA, seedB,
+			{reserve: res("b1", acctA, day, 600), wantGrant: granted(600, 1)},
+			{reserve: res("b2", acctB, day, 100), wantGrant: granted(100, 2)},
+			// Wrong account and amount in the request: the record wins.
+			{release: res("b1", acctB, day, 1), wantReleased: true},
+			{release: res("b1", acctA, day, 600), wantReleased: false},
+			{release: res("never", acctA, day, 600), wantReleased: false},
+		}, want: map[string]ratelimit.Usage{
+			acctA: {Seeded: true, AmountInCents: 0, Batches: 1},
+			acctB: {Seeded: true, AmountInCents: 100, Batches: 1},
+		}},
+		{name: "released batch can be reserved again", steps: []step{
+			seedA,
+			{reserve: res("b1", acctA, day, 600), wantGrant: granted(600, 1)},
+			{release: res("b1", acctA, day, 600), wantReleased: true},
+			{reserve: res("b1", acctA, day, 600), wantGrant: granted(600, 1)},
+		}},
+		{name: "days are independent", steps: []step{
+			seedA, seedStep(other, acctA, 0, 0),
+			{reserve: res("b1", acctA, day, 1000), wantGrant: granted(1000, 1)},
+			{reserve: res("b1", acctA, other, 1000), wantGrant: granted(1000, 1)},
+			{release: res("b1", acctA, other, 1000), wantReleased: true},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 1000, Batches: 1}}},
+		{name: "not seeded", steps: []step{
+			{reserve: res("b1", acctA, day, 1), wantErr: ratelimit.ErrNotSeeded},
+			{release: res("b1", acctA, day, 1), wantReleased: false},
+		}, want: map[string]ratelimit.Usage{acctA: {}}},
+		{name: "seeding one account does not seed another", steps: []step{
+			seedA,
+			{reserve: res("b1", acctB, day, 1), wantErr: ratelimit.ErrNotSeeded},
+		}, want: map[string]ratelimit.Usage{acctB: {}}},
+		{name: "seed counts what Wompi consumed", steps: []step{
+			seedStep(day, acctA, 900, 2),
+			{reserve: res("b1", acctA, day, 101), wantGrant: denied(ratelimit.DeniedAmount, 900, 2)},
+			{reserve: res("b2", acctA, day, 100), wantGrant: granted(1000, 3)},
+			{reserve: res("b3", acctA, day, 0+1), wantGrant: denied(ratelimit.DeniedBatchCount, 1000, 3)},
+		}},
+		{name: "seed takes the max and never lowers", steps: []step{
+			seedA,
+			{reserve: res("b1", acctA, day, 500), wantGrant: granted(500, 1)},
+			seedStep(day, acctA, 200, 0), // older Wompi figure: keep ours
+			{reserve: res("b2", acctA, day, 500), wantGrant: granted(1000, 2)},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 1000, Batches: 2}}},
+		{name: "seed raises to Wompi's figure", steps: []step{
+			seedA,
+			{reserve: res("b1", acctA, day, 100), wantGrant: granted(100, 1)},
+			seedStep(day, acctA, 800, 2),
+			{reserve: res("b2", acctA, day, 201), wantGrant: denied(ratelimit.DeniedAmount, 800, 2)},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 800, Batches: 2}}},
+		{name: "invalid reservations", steps: []step{
+			seedA,
+			{reserve: res("", acctA, day, 1), wantErr: ratelimit.ErrInvalid},
+			{reserve: res("b1", "", day, 1), wantErr: ratelimit.ErrInvalid},
+			{reserve: res("b1", acctA, "2026-11-31", 1), wantErr: ratelimit.ErrInvalid},
+			{reserve: res("b1", acctA, "21/11/2026", 1), wantErr: ratelimit.ErrInvalid},
+			{reserve: res("b1", acctA, day, 0), wantErr: ratelimit.ErrInvalid},
+			{reserve: res("b1", acctA, day, -5), wantErr: ratelimit.ErrInvalid},
+			{reserve: res("b 1", acctA, day, 1), wantErr: ratelimit.ErrInvalid},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true}}},
+	}
+	rs := testenv.Redis(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			b := newBudget(t, rs.Client(), rs.Prefix()+t.Name()+":", 3, 1000)
+			for i, s := range tc.steps {
+				switch {
+				case s.seed != nil:
+					if _, err := b.Seed(ctx, s.seed.day, s.seed.account, s.seed.amount, s.seed.batches); err != nil {
+						t.Fatalf("step %d seed: %v", i, err)
+					}
+				case s.reserve != nil:
+					g, err := b.Reserve(ctx, *s.reserve)
+					if s.wantErr != nil {
+						if !errors.Is(err, s.wantErr) {
+							t.Fatalf("step %d reserve %+v: err %v, want %v", i, *s.reserve, err, s.wantErr)
+						}
+						continue
+					}
+					if err != nil {
+						t.Fatalf("step %d reserve %+v: %v", i, *s.reserve, err)
+					}
+					if g.AccountLimitInCents != 1000 || g.BatchCap != 3 {
+						t.Errorf("step %d: limits in grant %d/%d", i, g.AccountLimitInCents, g.BatchCap)
+					}
+					g.AccountLimitInCents, g.BatchCap = 0, 0
+					if g != s.wantGrant {
+						t.Fatalf("step %d reserve %s %d: got %+v, want %+v", i, s.reserve.BatchID, s.reserve.AmountInCents, g, s.wantGrant)
+					}
+				case s.release != nil:
+					ok, err := b.Release(ctx, *s.release)
+					if err != nil {
+						t.Fatalf("step %d release: %v", i, err)
+					}
+					if ok != s.wantReleased {
+						t.Fatalf("step %d release %s: released=%v, want %v", i, s.release.BatchID, ok, s.wantReleased)
+					}
+				}
+			}
+			for acct, want := range tc.want {
+				got, err := b.Usage(ctx, day, acct)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Errorf("usage of %s: %+v, want %+v", acct, got, want)
+				}
+			}
+		})
+	}
+}
+
+// Many goroutines on several clients (replicas) race for one account's limit
+// and the batch cap: the sum granted never exceeds either, and equals what
+// Redis counted (no lost or double update).
+func TestBudgetConcurrentReservationsNeverOverspend(t *testing.T) {
+	tests := []struct {
+		name  string
+		cap   int
+		limit int64
+	}{
+		{name: "amount binds", cap: 10_000, limit: 250_000},
+		{name: "batch cap binds", cap: 37, limit: 1 << 50},
+	}
+	rs := testenv.Redis(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			prefix := rs.Prefix() + t.Name() + ":"
+			var budgets []*ratelimit.Budget
+			for range 4 {
+				budgets = append(budgets, newBudget(t, rs.NewClient(t), prefix, tc.cap, tc.limit))
+			}
+			if _, err := budgets[0].Seed(ctx, day, acctA, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+			var grantedSum, grants, denials atomic.Int64
+			var wg sync.WaitGroup
+			for g := range 32 {
+				wg.Go(func() {
+					b := budgets[g%len(budgets)]
+					rng := rand.New(rand.NewPCG(uint64(g), 7))
+					for i := range 25 {
+						amt := 1 + rng.Int64N(2000)
+						r := ratelimit.Reservation{BatchID: fmt.Sprintf("g%d-%d", g, i), AccountID: acctA, Day: day, AmountInCents: amt}
+						gr, err := b.Reserve(ctx, r)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						// A redelivery of the same batch never counts twice.
+						again, err := b.Reserve(ctx, r)
+						if err != nil || again.Granted != gr.Granted || (gr.Granted && !again.AlreadyHeld) {
+							t.Errorf("re-reserve of %s: %+v, %v after %+v", r.BatchID, again, err, gr)
+						}
+						if gr.Granted {
+							grantedSum.Add(amt)
+							grants.Add(1)
+						} else {
+							denials.Add(1)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			u, err := budgets[0].Usage(ctx, day, acctA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if grantedSum.Load() > tc.limit {
+				t.Errorf("granted %d cents over the limit %d", grantedSum.Load(), tc.limit)
+			}
+			if grants.Load() > int64(tc.cap) {
+				t.Errorf("granted %d batches over the cap %d", grants.Load(), tc.cap)
+			}
+			if u.AmountInCents != grantedSum.Load() || int64(u.Batches) != grants.Load() {
+				t.Errorf("Redis counts %+v, callers were granted %d cents in %d batches", u, grantedSum.Load(), grants.Load())
+			}
+			if denials.Load() == 0 {
+				t.Errorf("no reservation was denied: the limit was never contended, so the test proves nothing")
+			}
+			t.Logf("granted %d batches / %d cents, denied %d", grants.Load(), grantedSum.Load(), denials.Load())
+		})
+	}
+}
+
+// After Redis loses everything the budget is unknown until seeded; a batch
+// reserved before the loss is counted again and its stale Release is a
+// no-op, so the counters never go below Wompi's figure.
+func TestBudgetAfterRedisLoss(t *testing.T) {
+	rs := testenv.RedisOwn(t)
+	ctx := context.Background()
+	b := newBudget(t, rs.Client(), "payouts:", 10, 1000)
+	if _, err := b.Seed(ctx, day, acctA, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := b.Reserve(ctx, *res("b1", acctA, day, 300)); err != nil || !g.Granted {
+		t.Fatalf("reserve: %+v %v", g, err)
+	}
+	if err := rs.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err := b.Usage(ctx, day, acctA)
+	if err != nil || u.Seeded {
+		t.Fatalf("after loss Usage = %+v, %v; want not seeded", u, err)
+	}
+	if _, err := b.Reserve(ctx, *res("b2", acctA, day, 1)); !errors.Is(err, ratelimit.ErrNotSeeded) {
+		t.Fatalf("reserve after loss: %v, want ErrNotSeeded", err)
+	}
+	// Wompi says b1 was posted: 300 cents, 1 batch.
+	if u, err := b.Seed(ctx, day, acctA, 300, 1); err != nil || u != (ratelimit.Usage{Seeded: true, AmountInCents: 300, Batches: 1}) {
+		t.Fatalf("seed: %+v %v", u, err)
+	}
+	if ok, err := b.Release(ctx, *res("b1", acctA, day, 300)); err != nil || ok {
+		t.Fatalf("release of a reservation lost with Redis: %v %v, want no-op", ok, err)
+	}
+	if g, err := b.Reserve(ctx, *res("b2", acctA, day, 700)); err != nil || g != (ratelimit.Grant{Granted: true, UsedAmountInCents: 1000, UsedBatches: 2, AccountLimitInCents: 1000, BatchCap: 10}) {
+		t.Fatalf("reserve after seed: %+v %v", g, err)
+	}
+
+	if rs.Kind() != testenv.RedisProcess {
+		return
+	}
+	// A restart without persistence is the same loss.
+	if err := rs.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Reserve(ctx, *res("b3", acctA, day, 1)); !errors.Is(err, ratelimit.ErrNotSeeded) {
+		t.Fatalf("reserve after restart: %v, want ErrNotSeeded", err)
+	}
+}
+
+// One day's budget is one key, tagged by the day, with a TTL; each call is
+// one round trip.
+func TestBudgetKeyLayoutAndRoundTrips(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	var cmds atomic.Int64
+	c := rs.NewClient(t)
+	c.AddHook(countHook{&cmds})
+	prefix := rs.Prefix()
+	b := newBudget(t, c, prefix, 10, 1000)
+	if got, want := b.Key(day), prefix+"{budget:2026-11-21}"; got != want {
+		t.Fatalf("Key = %q, want %q", got, want)
+	}
+	if _, err := b.Seed(ctx, day, acctA, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Reserve(ctx, *res("warm", acctA, day, 1)); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	for _, op := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"reserve", func() error { _, err := b.Reserve(ctx, *res("b1", acctA, day, 5)); return err }},
+		{"re-reserve", func() error { _, err := b.Reserve(ctx, *res("b1", acctA, day, 5)); return err }},
+		{"release", func() error { _, err := b.Release(ctx, *res("b1", acctA, day, 5)); return err }},
+		{"usage", func() error { _, err := b.Usage(ctx, day, acctA); return err }},
+	} {
+		cmds.Store(0)
+		if err := op.fn(); err != nil {
+			t.Fatal(err)
+		}
+		if n := cmds.Load(); n != 1 {
+			t.Errorf("%s took %d round trips, want 1", op.name, n)
+		}
+	}
+	keys, err := rs.Client().Keys(ctx, prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0] != b.Key(day) {
+		t.Fatalf("keys = %v, want only %s", keys, b.Key(day))
+	}
+	ttl, err := rs.Client().TTL(ctx, b.Key(day)).Result()
+	if err != nil || ttl <= 0 || ttl > ratelimit.DefaultBudgetTTL {
+		t.Fatalf("TTL = %v, %v", ttl, err)
+	}
+}
+
+type countHook struct{ n *atomic.Int64 }
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+func TestNewBudgetConfig(t *testing.T) {
+	rs := testenv.Redis(t)
+	tests := []struct {
+		name string
+		cfg  ratelimit.BudgetConfig
+		ok   bool
+	}{
+		{"zero value", ratelimit.BudgetConfig{}, true},
+		{"braces in prefix", ratelimit.BudgetConfig{Prefix: "x{y}:"}, false},
+		{"negative cap", ratelimit.BudgetConfig{DailyBatchCap: -1}, false},
+		{"tiny ttl", ratelimit.BudgetConfig{TTL: time.Microsecond}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ratelimit.NewBudget(rs.Client(), tc.cfg)
+			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ratelimit.ErrInvalid)) {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	if _, err := ratelimit.NewBudget(nil, ratelimit.BudgetConfig{}); !errors.Is(err, ratelimit.ErrInvalid) {
+		t.Fatalf("nil client: %v", err)
+	}
+}
+
+// The default configuration applies Wompi's figures.
+func TestBudgetDefaults(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	b, err := ratelimit.NewBudget(rs.Client(), ratelimit.BudgetConfig{Prefix: rs.Prefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Seed(ctx, day, acctA, 0, 3799); err != nil {
+		t.Fatal(err)
+	}
+	g, err := b.Reserve(ctx, *res("b1", acctA, day, ratelimit.DefaultAccountDailyLimit))
+	if err != nil || !g.Granted || g.BatchCap != 3800 || g.AccountLimitInCents != 150_000_000_000 || g.UsedBatches != 3800 {
+		t.Fatalf("grant %+v, %v", g, err)
+	}
+	g, err = b.Reserve(ctx, *res("b2", acctB, day, 1))
+	if !errors.Is(err, ratelimit.ErrNotSeeded) {
+		t.Fatalf("unseeded account B: %+v %v", g, err)
+	}
+	if _, err := b.Seed(ctx, day, acctB, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if g, err = b.Reserve(ctx, *res("b2", acctB, day, 1)); err != nil || g.Denied != ratelimit.DeniedBatchCount {
+		t.Fatalf("3801st batch: %+v %v", g, err)
+	}
+}

@@ -1,0 +1,29 @@
+// Package testenv is the test substrate of the pipeline: it hands tests the
+// real components named in ARCHITECTURE.md ("Real components and how they
+// start") behind two helpers, so the same test runs against a laptop, CI and a
+// real cluster without change. It is imported only by tests.
+//
+// Kafka ([Kafka]) resolves, in order:
+//  1. KAFKA_BROKERS (comma-separated seed brokers) when set;
+//  2. a Redpanda container (testcontainers-go, image [RedpandaImage]) when a
+//     Docker engine answers a health check, shared by the test binary;
+//  3. an in-process franz-go kfake cluster on random loopback ports, one per
+//     call, closed at test cleanup.
+//
+// Redis ([Redis]) resolves, in order:
+//  1. REDIS_URL when set;
+//  2. a redis container (image [RedisImage]) when Docker is healthy;
+//  3. a redis-server binary from PATH (or REDIS_SERVER_BIN) on a free loopback
+//     port, without persistence.
+//
+// The shared Redis server is started once per test binary; each test gets its
+// own key prefix ([RedisServer.Prefix]) whose keys are deleted at cleanup.
+// Tests that simulate losing Redis must own their server ([RedisOwn]).
+// testenv never falls back to miniredis: with no real Redis a test is skipped,
+// and with TEST_REQUIRE_REAL_REDIS=1 it fails instead.
+//
+// Shared servers and containers are torn down when the test binary exits: the
+// redis-server child gets SIGKILL from the kernel when the binary dies
+// (PR_SET_PDEATHSIG), containers are reaped by Ryuk. A package that wants an
+// orderly stop can call [Main] from TestMain.
+package testenv

@@ -1,0 +1,148 @@
+package wompi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Base URLs [doc].
+const (
+	SandboxBaseURL    = "https://api.sandbox.payouts.wompi.co/v1"
+	ProductionBaseURL = "https://api.payouts.wompi.co/v1"
+)
+
+// Header names [doc].
+const (
+	HeaderAPIKey         = "x-api-key"
+	HeaderPrincipalID    = "user-principal-id"
+	HeaderIdempotencyKey = "idempotency-key"
+	// HeaderEventChecksum carries a webhook's checksum. When present it wins
+	// over signature.checksum in the body.
+	HeaderEventChecksum = "X-Event-Checksum"
+)
+
+// Defaults applied by New to a zero Config field.
+const (
+	DefaultTimeout   = 30 * time.Second
+	DefaultUserAgent = "wompi-payouts-pipeline/1"
+	DefaultPageSize  = 100
+	// MaxResponseBytes bounds how much of a response body the client reads.
+	MaxResponseBytes = 64 << 20
+)
+
+// Config configures a Client. Its zero value is usable for the sandbox once
+// APIKey and PrincipalID are set. String, GoString and %+v never print the
+// secrets.
+type Config struct {
+	// BaseURL is the API root including the version, e.g. SandboxBaseURL
+	// (the default) or a simulator's URL + "/v1".
+	BaseURL string
+	// APIKey and PrincipalID are sent on every call as x-api-key and
+	// user-principal-id. Both are required.
+	APIKey      string
+	PrincipalID string
+	// HTTPClient is used for every call. Default: a client with
+	// DefaultTimeout. Its Timeout bounds a whole call including the body read;
+	// a timeout surfaces as a retryable *Error.
+	HTTPClient *http.Client
+	// UserAgent defaults to DefaultUserAgent.
+	UserAgent string
+	// PageSize is the page limit the iterators ask for when the filter sets
+	// none. Default DefaultPageSize.
+	PageSize int
+}
+
+// String redacts the secrets.
+func (c Config) String() string {
+	return fmt.Sprintf("wompi.Config{BaseURL:%q APIKey:%s PrincipalID:%s UserAgent:%q PageSize:%d}",
+		c.BaseURL, redact(c.APIKey), redact(c.PrincipalID), c.UserAgent, c.PageSize)
+}
+
+// GoString redacts the secrets (used by %#v).
+func (c Config) GoString() string { return c.String() }
+
+func redact(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return "[REDACTED]"
+}
+
+// ErrConfig is wrapped by New when the Config is unusable.
+var ErrConfig = errors.New("wompi: invalid config")
+
+// secrets sits behind a pointer so that printing a struct that embeds a
+// Client prints an address, never the values.
+type secrets struct {
+	apiKey      string
+	principalID string
+}
+
+// Client calls the Wompi payouts API. It is safe for concurrent use.
+type Client struct {
+	base     string // without trailing slash
+	sec      *secrets
+	hc       *http.Client
+	ua       string
+	pageSize int
+}
+
+// String redacts the secrets.
+func (c *Client) String() string { return fmt.Sprintf("wompi.Client{BaseURL:%q}", c.base) }
+
+// GoString redacts the secrets.
+func (c *Client) GoString() string { return c.String() }
+
+// BaseURL returns the API root the client calls.
+func (c *Client) BaseURL() string { return c.base }
+
+// New returns a Client. It fails, wrapping ErrConfig, when a secret is missing
+// or BaseURL is not an absolute http(s) URL.
+func New(cfg Config) (*Client, error) {
+	base := strings.TrimRight(cfg.BaseURL, "/")
+	if base == "" {
+		base = SandboxBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: BaseURL %q is not an absolute http(s) URL", ErrConfig, base)
+	}
+	if cfg.APIKey == "" {
+		return nil, fmt.Errorf("%w: APIKey is empty", ErrConfig)
+	}
+	if cfg.PrincipalID == "" {
+		return nil, fmt.Errorf("%w: PrincipalID is empty", ErrConfig)
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultTimeout}
+	}
+	ua := cfg.UserAgent
+	if ua == "" {
+		ua = DefaultUserAgent
+	}
+	ps := cfg.PageSize
+	if ps <= 0 {
+		ps = DefaultPageSize
+	}
+	return &Client{base: base, sec: &secrets{cfg.APIKey, cfg.PrincipalID}, hc: hc, ua: ua, pageSize: ps}, nil
+}
+
+// ValidIdempotencyKey reports whether k is 1–64 characters of ASCII letters,
+// digits and '-' [doc].
+func ValidIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

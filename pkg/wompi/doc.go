@@ -1,0 +1,19 @@
+// Package wompi is the pipeline's client for Wompi's Third-Party Payments
+// (payouts) API: typed requests and responses for every endpoint, typed
+// errors that say whether a retry may help, and verification of the signed
+// webhooks Wompi sends.
+//
+// The dispatcher uses it to create batches (POST /payouts) with an
+// idempotency key derived from the batch id, and to reconcile by reference
+// after a lost response. The tracker uses it to verify webhooks (VerifyEvent,
+// ParseEvent) and to poll batches and transactions.
+//
+// Facts about the API are marked in comments as [doc] (Wompi's documentation),
+// [sdk] (a third-party SDK, plausible but unconfirmed) or [ours] (our own
+// decision where nothing is published); see shared/wompi-api.md.
+//
+// The client never retries on its own: it classifies every failure
+// (Error.Retryable, IsRetryable, IsOutcomeUnknown) and leaves the retry policy
+// to the caller, which must reuse the same idempotency key. The local
+// simulator of the API lives in the wompitest sub-package.
+package wompi
