@@ -1,0 +1,158 @@
+package submitted
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Transaction maps one Wompi transaction to our request.
+type Transaction struct {
+	TransactionID   string
+	RequestID       string
+	BatchID         string
+	PayoutID        string
+	AmountInCents   int64
+	OriginAccountID string
+}
+
+// Payout describes one submitted batch (one Wompi payout).
+type Payout struct {
+	PayoutID           string
+	BatchID            string
+	OriginAccountID    string
+	PaymentType        string
+	TotalAmountInCents int64
+	TransactionCount   int
+	SubmittedAt        time.Time
+}
+
+// Store reads and writes the hand-off.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    time.Duration
+}
+
+// DefaultTTL keeps a mapping for 14 days: longer than any settlement (ACH
+// takes up to a day) plus scheduled dispersion windows.
+const DefaultTTL = 14 * 24 * time.Hour
+
+// New returns a store; prefix namespaces the keys (tests give each their
+// own), ttl of 0 means DefaultTTL.
+func New(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Store {
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	return &Store{rdb: rdb, prefix: prefix, ttl: ttl}
+}
+
+func (s *Store) txKey(id string) string     { return s.prefix + "{tx}:" + id }
+func (s *Store) payoutKey(id string) string { return s.prefix + "{payout}:" + id }
+func (s *Store) pollKey() string            { return s.prefix + "{poll}" }
+func (s *Store) readyKey() string           { return s.prefix + "{poll}:ready" }
+
+// Record stores a submitted payout, the mapping of each of its
+// transactions, and schedules its first poll at firstPoll, in one
+// pipelined round trip whatever the number of transactions.
+func (s *Store) Record(ctx context.Context, p Payout, txs []Transaction, firstPoll time.Time) error {
+	pipe := s.rdb.Pipeline()
+	pk := s.payoutKey(p.PayoutID)
+	pipe.HSet(ctx, pk, "batchId", p.BatchID, "originAccountId", p.OriginAccountID, "paymentType", p.PaymentType,
+		"totalAmountInCents", p.TotalAmountInCents, "transactionCount", p.TransactionCount, "submittedAt", p.SubmittedAt.UnixMilli())
+	pipe.Expire(ctx, pk, s.ttl)
+	for _, t := range txs {
+		k := s.txKey(t.TransactionID)
+		pipe.HSet(ctx, k, "requestId", t.RequestID, "batchId", t.BatchID, "payoutId", t.PayoutID,
+			"amountInCents", t.AmountInCents, "originAccountId", t.OriginAccountID)
+		pipe.Expire(ctx, k, s.ttl)
+	}
+	pipe.ZAddNX(ctx, s.pollKey(), redis.Z{Score: float64(firstPoll.UnixMilli()), Member: p.PayoutID})
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Lookup returns the request a Wompi transaction pays; ok is false when
+// the mapping is unknown (never stored, expired, or Redis lost it).
+func (s *Store) Lookup(ctx context.Context, transactionID string) (t Transaction, ok bool, err error) {
+	m, err := s.rdb.HGetAll(ctx, s.txKey(transactionID)).Result()
+	if err != nil || len(m) == 0 {
+		return Transaction{}, false, err
+	}
+	amount, _ := strconv.ParseInt(m["amountInCents"], 10, 64)
+	return Transaction{TransactionID: transactionID, RequestID: m["requestId"], BatchID: m["batchId"], PayoutID: m["payoutId"],
+		AmountInCents: amount, OriginAccountID: m["originAccountId"]}, true, nil
+}
+
+// Payout returns what the dispatcher recorded about a payout.
+func (s *Store) Payout(ctx context.Context, payoutID string) (p Payout, ok bool, err error) {
+	m, err := s.rdb.HGetAll(ctx, s.payoutKey(payoutID)).Result()
+	if err != nil || len(m) == 0 {
+		return Payout{}, false, err
+	}
+	total, _ := strconv.ParseInt(m["totalAmountInCents"], 10, 64)
+	n, _ := strconv.Atoi(m["transactionCount"])
+	at, _ := strconv.ParseInt(m["submittedAt"], 10, 64)
+	return Payout{PayoutID: payoutID, BatchID: m["batchId"], OriginAccountID: m["originAccountId"], PaymentType: m["paymentType"],
+		TotalAmountInCents: total, TransactionCount: n, SubmittedAt: time.UnixMilli(at)}, true, nil
+}
+
+// claimDue atomically takes up to ARGV[3] payouts whose poll time is due
+// (score <= now) and pushes each one's score to now + lease, so that no
+// other replica polls it until the lease passes or Reschedule moves it.
+var claimDue = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
+for _, id in ipairs(due) do
+  redis.call('ZADD', KEYS[1], 'XX', until_ms, id)
+end
+return due
+`)
+
+// ClaimDue returns up to max payouts due for a poll at now, leased to the
+// caller for lease: replicas share the polling and never poll one payout at
+// the same time.
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, max int) ([]string, error) {
+	res, err := claimDue.Run(ctx, s.rdb, []string{s.pollKey()}, now.UnixMilli(), lease.Milliseconds(), max).StringSlice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return res, err
+}
+
+// Reschedule sets a payout's next poll time (XX: only if still scheduled,
+// so a payout another replica finished is not brought back).
+func (s *Store) Reschedule(ctx context.Context, payoutID string, next time.Time) error {
+	return s.rdb.ZAddXX(ctx, s.pollKey(), redis.Z{Score: float64(next.UnixMilli()), Member: payoutID}).Err()
+}
+
+// Schedule adds a payout to the polling schedule if it is not there.
+func (s *Store) Schedule(ctx context.Context, payoutID string, next time.Time) error {
+	return s.rdb.ZAddNX(ctx, s.pollKey(), redis.Z{Score: float64(next.UnixMilli()), Member: payoutID}).Err()
+}
+
+// Done removes a payout that reached a final status from the schedule.
+func (s *Store) Done(ctx context.Context, payoutID string) error {
+	return s.rdb.ZRem(ctx, s.pollKey(), payoutID).Err()
+}
+
+// Scheduled returns how many payouts are on the polling schedule.
+func (s *Store) Scheduled(ctx context.Context) (int64, error) {
+	return s.rdb.ZCard(ctx, s.pollKey()).Result()
+}
+
+// Ready reports whether the polling schedule is known to be complete. It is
+// false on a fresh or flushed Redis: the tracker must then rebuild it from
+// Wompi (GET /payouts?status=PENDING,PARTIAL_PAYMENT) and call MarkReady.
+func (s *Store) Ready(ctx context.Context) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.readyKey()).Result()
+	return n == 1, err
+}
+
+// MarkReady records that the polling schedule is complete.
+func (s *Store) MarkReady(ctx context.Context) error {
+	return s.rdb.Set(ctx, s.readyKey(), time.Now().UnixMilli(), 0).Err()
+}
