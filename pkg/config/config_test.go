@@ -148,3 +148,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestBindCommon(t *testing.T) {
+	var c Common
+	s := New("w", env(map[string]string{"KAFKA_BROKERS": "k1:9092,k2:9092", "TOPIC_STATUS": "my.status", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p", "KAFKA_TLS": "true"}))
+	BindCommon(s, &c, "w")
+	if err := s.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Kafka.Brokers) != 2 || c.Topics.Status != "my.status" || c.Topics.Requests != "payouts.requests.v1" || c.MetricsAddr != ":9090" {
+		t.Fatalf("got %+v", c)
+	}
+	for want, bad := range map[string]map[string]string{
+		"KAFKA_BROKERS":        {"KAFKA_BROKERS": "nohostport"},
+		"KAFKA_SASL_MECHANISM": {"KAFKA_SASL_MECHANISM": "GSSAPI"},
+		"TOPIC_REQUESTS":       {"TOPIC_REQUESTS": "bad topic!"},
+		"KAFKA_TLS_CERT_FILE":  {"KAFKA_TLS_CERT_FILE": "/c.pem"},
+	} {
+		var c Common
+		s := New("w", env(bad))
+		BindCommon(s, &c, "w")
+		err := s.Parse(nil)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Env != want {
+			t.Errorf("%v: err = %v, want one naming %s", bad, err, want)
+		}
+	}
+}

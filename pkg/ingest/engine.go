@@ -131,6 +131,9 @@ type Engine struct {
 	assigned  int // partitions of the requests topic we own
 	partTotal int // partitions of the requests topic; 0 = unknown
 
+	committed  atomic.Int64 // requests whose outcome was committed
+	windowReqs int64
+
 	produceErr atomic.Pointer[error]
 	pending    sync.WaitGroup
 
@@ -150,6 +153,10 @@ func New(cfg Config) (*Engine, error) {
 	}
 	return &Engine{cfg: cfg, m: m, agg: newAggregator(cfg.Topics.Requests, cfg.MaxTransactions, cfg.MaxAmountCents)}, nil
 }
+
+// Committed returns how many requests (batched, rejected or dead-lettered)
+// this instance has committed so far.
+func (e *Engine) Committed() int64 { return e.committed.Load() }
 
 // Ready reports whether the engine has joined its group and is consuming.
 func (e *Engine) Ready() bool { return e.ready.Load() }
@@ -241,6 +248,7 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	e.revoked.Store(false)
 	e.produceErr.Store(nil)
 	e.slab = e.slab[:0]
+	e.windowReqs = 0
 	// Windows run on the wall clock; Now (injectable) dates the records and
 	// decides the Bogota day of validation.
 	deadline := time.Now().Add(window)
@@ -305,6 +313,7 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	if committed {
 		e.m.txns.WithLabelValues("committed").Inc()
 		e.m.commit()
+		e.committed.Add(e.windowReqs)
 	} else {
 		e.m.txns.WithLabelValues("aborted").Inc()
 		e.m.discard()
@@ -329,6 +338,7 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 // could not be handled for a transient reason, so the window must abort and
 // re-read it later.
 func (e *Engine) process(r *kgo.Record, now time.Time) bool {
+	e.windowReqs++
 	req := &e.req
 	if err := e.cfg.Codec.DecodeRequest(r.Value, req); err != nil {
 		if !events.Permanent(err) {

@@ -1,0 +1,104 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+)
+
+// BenchmarkHotPath measures the per-request work of ingest: decode the Avro
+// value, validate it, and add it to its group's batch.
+func BenchmarkHotPath(b *testing.B) {
+	codec := newCodec(b)
+	const n = 4096
+	values := make([][]byte, n)
+	for i := range n {
+		r := request(i, fmt.Sprint("acc-", i%8), 0)
+		r.Metadata = map[string]string{"order": fmt.Sprint("o-", i)}
+		v, err := codec.AppendRequest(nil, &r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		values[i] = v
+	}
+	agg := newAggregator("requests", 1000, payout.DefaultDailyLimitCents)
+	var req payout.Request
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		v := values[i%n]
+		if err := codec.DecodeRequest(v, &req); err != nil {
+			b.Fatal(err)
+		}
+		if payout.Validate(&req, testNow) != nil {
+			b.Fatal("invalid")
+		}
+		if closed, _ := agg.add(&req, 0, int64(i), len(v)); closed != nil {
+			agg.seal(closed, testNow)
+			agg.recycle(closed)
+		}
+		i++
+	}
+}
+
+// BenchmarkIngestThroughput pushes requests through a real engine on kfake:
+// decode, validate, batch, produce batches and one status event per request,
+// commit transactions. It reports requests/s.
+func BenchmarkIngestThroughput(b *testing.B) {
+	const perIter = 100_000
+	k := testenv.Kafka(b)
+	codec := newCodec(b)
+	values := make([][]byte, 0, 4096)
+	for i := range 4096 {
+		r := request(i, fmt.Sprint("acc-", i%8), 0)
+		v, _ := codec.AppendRequest(nil, &r)
+		values = append(values, v)
+	}
+	topic := k.Topic(b, "requests", 6)
+	prod := k.Client(b, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(5*time.Millisecond))
+	total := perIter * b.N
+	for i := range total {
+		prod.Produce(context.Background(), &kgo.Record{Key: fmt.Appendf(nil, "req-%d", i), Value: values[i%len(values)]}, nil)
+	}
+	if err := prod.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	f := &fixture{kafka: k, codec: codec}
+	f.topics.Requests = topic
+	f.topics.Batches = k.Topic(b, "batches", 6)
+	f.topics.Status = k.Topic(b, "status", 6)
+	f.topics.RequestsDLQ = k.Topic(b, "dlq", 1)
+	f.topics.BatchesDeferred, f.topics.BatchStatus = "unused-deferred", "unused-bs"
+	e, err := New(Config{
+		Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...), kgo.ProducerLinger(2 * time.Millisecond), kgo.MaxBufferedRecords(200_000)},
+		Codec: codec, Topics: f.topics, Group: "bench-" + topic, TransactionalID: "bench-" + topic,
+		MaxTransactions: 1000, MaxWait: 500 * time.Millisecond, MaxWindow: 500 * time.Millisecond,
+		Now: func() time.Time { return testNow }, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	b.ResetTimer()
+	start := time.Now()
+	go func() { done <- e.Run(ctx) }()
+	for e.Committed() < int64(total) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "requests/s")
+}

@@ -1,0 +1,96 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wompi-payouts/pipeline/pkg/config"
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// Settings are the ingest worker's configuration, bound to env variables
+// and flags by BindConfig.
+type Settings struct {
+	config.Common
+	Group            string
+	TransactionalID  string
+	MaxTransactions  int
+	MaxAmountCents   int64
+	MaxWait          time.Duration
+	MaxWindow        time.Duration
+	DailyBatchBudget int
+	MaxPendingBytes  int
+}
+
+// BindConfig binds the ingest settings on s.
+func BindConfig(s *config.Set) *Settings {
+	st := &Settings{}
+	config.BindCommon(s, &st.Common, "payouts-ingest")
+	host, _ := os.Hostname()
+	s.String(&st.Group, "group", "INGEST_GROUP", "payouts-ingest", "consumer group of the ingest instances").Required()
+	s.String(&st.TransactionalID, "transactional-id", "INGEST_TRANSACTIONAL_ID", "payouts-ingest-"+host,
+		"Kafka transactional id: unique per instance and stable across its restarts (a StatefulSet pod name)").Required()
+	s.Int(&st.MaxTransactions, "batch-max-transactions", "BATCH_MAX_TRANSACTIONS", 5000, "close a batch at this many requests").
+		Check(func() error {
+			if st.MaxTransactions <= 0 || st.MaxTransactions > events.MaxTransactions {
+				return fmt.Errorf("must be 1-%d, got %d", events.MaxTransactions, st.MaxTransactions)
+			}
+			return nil
+		})
+	s.Int64(&st.MaxAmountCents, "batch-max-amount-cents", "BATCH_MAX_AMOUNT_CENTS", payout.DefaultDailyLimitCents,
+		"close a batch before its total passes this many cents (default: Wompi's daily limit)").
+		Check(func() error { return config.CheckPositive(st.MaxAmountCents) })
+	s.Duration(&st.MaxWait, "batch-max-wait", "BATCH_MAX_WAIT", 5*time.Second, "shortest batching window: the age at which open batches close when the daily budget allows").
+		Check(func() error { return config.CheckPositive(st.MaxWait) })
+	s.Duration(&st.MaxWindow, "batch-max-window", "BATCH_MAX_WINDOW", 2*time.Minute, "longest batching window the daily budget may ask for").
+		Check(func() error {
+			if st.MaxWindow < st.MaxWait {
+				return fmt.Errorf("must be at least BATCH_MAX_WAIT (%v)", st.MaxWait)
+			}
+			return nil
+		})
+	s.Int(&st.DailyBatchBudget, "batch-daily-budget", "BATCH_DAILY_BUDGET", 3000, "batches a day all ingest instances aim at (Wompi allows 3,800)").
+		Check(func() error {
+			if st.DailyBatchBudget <= 0 || st.DailyBatchBudget > payout.DailyBatchCap {
+				return fmt.Errorf("must be 1-%d, got %d", payout.DailyBatchCap, st.DailyBatchBudget)
+			}
+			return nil
+		})
+	s.Int(&st.MaxPendingBytes, "max-pending-bytes", "INGEST_MAX_PENDING_BYTES", 64<<20, "end a window early once open batches hold this many bytes").
+		Check(func() error { return config.CheckPositive(st.MaxPendingBytes) })
+	return st
+}
+
+// Engine builds the engine the settings describe, registering its metrics
+// (and the Kafka client's, via kprom) on reg.
+func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logger *slog.Logger) (*Engine, error) {
+	codec, err := events.NewCodec(ctx, events.WithRegistry(st.SchemaRegistryURL), events.WithTopics(st.Topics))
+	if err != nil {
+		return nil, fmt.Errorf("schema registry: %w", err)
+	}
+	opts, err := st.Kafka.Opts(reg, "payouts_ingest")
+	if err != nil {
+		return nil, err
+	}
+	return New(Config{
+		Kafka:            opts,
+		Codec:            codec,
+		Topics:           st.Topics,
+		Group:            st.Group,
+		TransactionalID:  st.TransactionalID,
+		MaxTransactions:  st.MaxTransactions,
+		MaxAmountCents:   st.MaxAmountCents,
+		MaxWait:          st.MaxWait,
+		MaxWindow:        st.MaxWindow,
+		DailyBatchBudget: st.DailyBatchBudget,
+		MaxPendingBytes:  st.MaxPendingBytes,
+		Logger:           logger,
+		Registerer:       reg,
+	})
+}
