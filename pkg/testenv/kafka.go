@@ -168,7 +168,12 @@ func (c *Cluster) CreateTopic(t testing.TB, name string, partitions int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	adm := kadm.NewClient(c.Client(t))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	if err != nil {
+		t.Fatalf("testenv: kafka client: %v", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
 	p := int32(partitions)
 	if partitions <= 0 {
 		p = -1
@@ -212,13 +217,16 @@ func (c *Cluster) Produce(t testing.TB, topic string, recs ...*kgo.Record) {
 	if len(recs) == 0 {
 		return
 	}
-	cl := c.Client(t, kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatalf("testenv: kafka client: %v", err)
+	}
+	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatalf("testenv: produce to %q: %v", topic, err)
 	}
-	cl.Close()
 }
 
 // ReadAll returns every committed record of topic, partition by partition in
@@ -232,7 +240,7 @@ func (c *Cluster) ReadAll(t testing.TB, topic string) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	recs, err := c.readCommitted(ctx, t, topic)
+	recs, err := c.readCommitted(ctx, topic)
 	if err != nil {
 		t.Fatalf("testenv: read %q: %v", topic, err)
 	}
@@ -257,8 +265,13 @@ func (c *Cluster) ReadAtLeast(t testing.TB, topic string, n int, timeout time.Du
 	}
 }
 
-func (c *Cluster) readCommitted(ctx context.Context, t testing.TB, topic string) ([]*kgo.Record, error) {
-	adm := kadm.NewClient(c.Client(t))
+func (c *Cluster) readCommitted(ctx context.Context, topic string) ([]*kgo.Record, error) {
+	acl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	if err != nil {
+		return nil, err
+	}
+	defer acl.Close()
+	adm := kadm.NewClient(acl)
 	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("list last stable offsets: %w", err)

@@ -158,9 +158,12 @@ func TestKafkaReadAllEmptyTopic(t *testing.T) {
 func TestKafkaReadAtLeast(t *testing.T) {
 	c := testenv.Kafka(t)
 	topic := c.Topic(t, "async", 1)
+	p := c.Client(t, kgo.DefaultProduceTopic(topic))
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		c.Produce(t, topic, &kgo.Record{Value: []byte("late")})
+		if err := p.ProduceSync(context.Background(), &kgo.Record{Value: []byte("late")}).FirstErr(); err != nil {
+			t.Error(err)
+		}
 	}()
 	got := c.ReadAtLeast(t, topic, 1, 10*time.Second)
 	if len(got) != 1 || string(got[0].Value) != "late" {

@@ -216,7 +216,9 @@ func redisPrefix(testName string) string {
 func (rs *RedisServer) deletePrefix(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	iter := rs.client.Scan(ctx, 0, rs.prefix+"*", 1000).Iterator()
+	// "*prefix*" also catches keys that libraries wrap, e.g. redis_rate's
+	// "rate:{<prefix>...}".
+	iter := rs.client.Scan(ctx, 0, "*"+rs.prefix+"*", 1000).Iterator()
 	var batch []string
 	for iter.Next(ctx) {
 		batch = append(batch, iter.Val())
@@ -229,7 +231,7 @@ func (rs *RedisServer) deletePrefix(t testing.TB) {
 		rs.client.Unlink(ctx, batch...)
 	}
 	if err := iter.Err(); err != nil {
-		t.Logf("testenv: cleaning keys %s*: %v", rs.prefix, err)
+		t.Logf("testenv: cleaning keys *%s*: %v", rs.prefix, err)
 	}
 }
 
@@ -259,7 +261,9 @@ func (rs *RedisServer) Addr() string { return rs.backend.addr }
 
 // Prefix returns this test's key prefix, like "t:TestX_sub:1a2b3c4d:". It
 // contains no hash-tag braces and no glob characters, so code under test can
-// append "{tag}" keys to it. Keys under it are deleted at cleanup.
+// append "{tag}" keys to it. On a shared server every key that contains it
+// (as a prefix, or wrapped by a library such as "rate:{<prefix>x}") is
+// deleted at cleanup.
 func (rs *RedisServer) Prefix() string { return rs.prefix }
 
 // Key returns Prefix() followed by parts joined with ":".

@@ -1,0 +1,30 @@
+# The README's two commands are `go run ./cmd/payouts-local` and `make test`.
+GO      ?= go
+PKGS    ?= ./...
+FUZZTIME ?= 10s
+
+.PHONY: test unit fuzz rules vet bench build
+
+## test: everything CI runs: vet, the race-enabled test suite, brief fuzzing, alert rules.
+test: vet unit fuzz rules
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -timeout 40m -count=1 $(PKGS)
+
+## fuzz: each fuzz target briefly (FUZZTIME); crashers land in testdata/fuzz as regressions.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/events
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
+
+rules:
+	@if [ -f deploy/prometheus/alerts.yml ]; then promtool check rules deploy/prometheus/alerts.yml; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
