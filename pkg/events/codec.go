@@ -488,12 +488,39 @@ func (c *Codec) AppendRequest(dst []byte, r *payout.Request) ([]byte, error) {
 // overwriting all of r (see the package doc on aliasing). An empty metadata
 // map decodes as nil.
 func (c *Codec) DecodeRequest(b []byte, r *payout.Request) error {
+	return c.decodeRequest(b, r, false)
+}
+
+// DecodeRequestWithoutMetadata is DecodeRequest for a reader that has no
+// use for the metadata map (ingest: batches do not carry it). The map is
+// still read and checked, but not built, and r.Metadata is nil.
+func (c *Codec) DecodeRequestWithoutMetadata(b []byte, r *payout.Request) error {
+	if err := c.decodeRequest(b, r, true); err != nil {
+		return err
+	}
+	r.Metadata = nil
+	return nil
+}
+
+func (c *Codec) decodeRequest(b []byte, r *payout.Request, skipMeta bool) error {
 	if r == nil {
 		return errNil
 	}
+	rc := &c.recs[RecordRequest]
+	if schema, body, err := c.readSchema(rc, b); err == nil && schema == rc.schema {
+		*r = payout.Request{}
+		if err := decodeRequestFast(body, r, skipMeta); err != nil {
+			*r = payout.Request{}
+			if errors.Is(err, errFastTruncated) {
+				return fmt.Errorf("events: decode %s: %w: %v", rc.t, ErrTruncated, err)
+			}
+			return fmt.Errorf("events: decode %s: %w: %v", rc.t, ErrMalformed, err)
+		}
+		return nil
+	}
 	st := c.states.Get().(*decodeState)
 	*r = payout.Request{Metadata: st.meta}
-	err := c.decode(&c.recs[RecordRequest], st, b, r)
+	err := c.decode(rc, st, b, r)
 	switch {
 	case err != nil:
 		clear(st.meta)

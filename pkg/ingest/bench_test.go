@@ -35,7 +35,7 @@ func BenchmarkHotPath(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		v := values[i%n]
-		if err := codec.DecodeRequest(v, &req); err != nil {
+		if err := codec.DecodeRequestWithoutMetadata(v, &req); err != nil {
 			b.Fatal(err)
 		}
 		if payout.Validate(&req, testNow) != nil {

@@ -340,7 +340,7 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 func (e *Engine) process(r *kgo.Record, now time.Time) bool {
 	e.windowReqs++
 	req := &e.req
-	if err := e.cfg.Codec.DecodeRequest(r.Value, req); err != nil {
+	if err := e.cfg.Codec.DecodeRequestWithoutMetadata(r.Value, req); err != nil {
 		if !events.Permanent(err) {
 			e.cfg.Logger.Warn("transient decode failure; aborting the window", "err", err)
 			return false

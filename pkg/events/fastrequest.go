@@ -1,0 +1,192 @@
+package events
+
+import (
+	"errors"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// The ingest hot path decodes one PayoutRequested per record. When the
+// writer schema is the current one (the common case) it is read by this
+// hand-written decoder instead of hamba's reflection-driven one: same
+// result (a differential fuzz test holds it to hamba's), about a third of
+// the time, and all the record's strings share one allocation. Any other
+// writer schema goes through hamba with schema resolution.
+//
+// The layout it reads is schemas/PayoutRequested.avsc, field by field;
+// TestFastRequestMatchesSchema fails if the schema changes under it.
+
+var (
+	errFastTruncated = errors.New("body ends inside the record")
+	errFastMalformed = errors.New("malformed value")
+)
+
+var paymentTypeSyms = [...]payout.PaymentType{payout.PaymentPayroll, payout.PaymentProviders, payout.PaymentOther}
+var legalIDTypeSyms = [...]payout.LegalIDType{payout.LegalCC, payout.LegalNIT, payout.LegalCE, payout.LegalPP, payout.LegalTI, payout.LegalDNI}
+var accountTypeSyms = [...]payout.AccountType{payout.AccountAhorros, payout.AccountCorriente, payout.AccountDepositoElectronico}
+var intervalSyms = [...]payout.Interval{payout.IntervalBiweek, payout.IntervalMonth}
+
+// fastReader reads Avro binary from body. Strings are substrings of str,
+// one string conversion (a copy) of the whole body, so they never alias the
+// caller's buffer, which it may reuse at once.
+type fastReader struct {
+	b   []byte
+	str string
+	pos int
+	err error
+}
+
+func (r *fastReader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+	r.pos = len(r.b)
+}
+
+func (r *fastReader) long() int64 {
+	var v uint64
+	var shift uint
+	for i := 0; ; i++ {
+		if r.pos >= len(r.b) {
+			r.fail(errFastTruncated)
+			return 0
+		}
+		c := r.b[r.pos]
+		r.pos++
+		if i == 9 && c > 1 {
+			r.fail(errFastMalformed) // overflows 64 bits
+			return 0
+		}
+		v |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+		shift += 7
+	}
+	return int64(v>>1) ^ -int64(v&1)
+}
+
+func (r *fastReader) int32() int32 {
+	v := r.long()
+	if v < -1<<31 || v > 1<<31-1 {
+		r.fail(errFastMalformed)
+		return 0
+	}
+	return int32(v)
+}
+
+func (r *fastReader) string() string {
+	n := r.long()
+	if r.err != nil {
+		return ""
+	}
+	if n < 0 || n > MaxStringBytes {
+		r.fail(errFastMalformed)
+		return ""
+	}
+	if int64(len(r.b)-r.pos) < n {
+		r.fail(errFastTruncated)
+		return ""
+	}
+	s := r.str[r.pos : r.pos+int(n)]
+	r.pos += int(n)
+	return s
+}
+
+func (r *fastReader) enumIndex(n int) int {
+	i := r.long()
+	if r.err == nil && (i < 0 || i >= int64(n)) {
+		r.fail(errFastMalformed)
+		return 0
+	}
+	return int(i)
+}
+
+// union reads the branch index of a ["null", T] union: false for null.
+func (r *fastReader) union() bool {
+	return r.enumIndex(2) == 1
+}
+
+func (r *fastReader) millis() time.Time {
+	return time.UnixMilli(r.long()).UTC()
+}
+
+// decodeRequestFast decodes body, written with the current PayoutRequested
+// schema, into r (already reset by the caller). With skipMeta the metadata
+// map is read and checked but not built.
+func decodeRequestFast(body []byte, r *payout.Request, skipMeta bool) error {
+	if len(body) == 0 {
+		return errFastTruncated
+	}
+	rd := fastReader{b: body, str: string(body)}
+	r.RequestID = rd.string()
+	r.OriginAccountID = rd.string()
+	r.PaymentType = paymentTypeSyms[rd.enumIndex(len(paymentTypeSyms))]
+	b := &r.Beneficiary
+	b.LegalIDType = legalIDTypeSyms[rd.enumIndex(len(legalIDTypeSyms))]
+	b.LegalID = rd.string()
+	b.Name = rd.string()
+	b.Email = rd.string()
+	b.BankCode = rd.string()
+	if rd.union() {
+		s := rd.string()
+		b.BankID = &s
+	}
+	b.AccountType = accountTypeSyms[rd.enumIndex(len(accountTypeSyms))]
+	b.AccountNumber = rd.string()
+	r.AmountInCents = rd.long()
+	r.Currency = rd.string()
+	if rd.union() {
+		t := rd.millis()
+		r.DispersionDatetime = &t
+	}
+	if rd.union() {
+		rc := &payout.Recurring{}
+		rc.Interval = intervalSyms[rd.enumIndex(len(intervalSyms))]
+		rc.Months = rd.int32()
+		if rd.union() {
+			s := rd.string()
+			rc.Description = &s
+		}
+		r.Recurring = rc
+	}
+	r.RequestedAt = rd.millis()
+	// metadata: blocks of (count, [size,] entries), ended by a 0 count.
+	for rd.err == nil {
+		n := rd.long()
+		if n == 0 {
+			break
+		}
+		if n < 0 {
+			n = -n
+			rd.long() // the block's byte size, which we do not need
+		}
+		if n > int64(len(body)) { // each entry takes at least two bytes
+			rd.fail(errFastMalformed)
+			break
+		}
+		if r.Metadata == nil && !skipMeta {
+			r.Metadata = make(map[string]string, n)
+		}
+		for ; n > 0 && rd.err == nil; n-- {
+			k := rd.string()
+			v := rd.string()
+			if !skipMeta {
+				r.Metadata[k] = v
+			}
+		}
+	}
+	if rd.err != nil {
+		return rd.err
+	}
+	if rd.pos != len(body) {
+		return errTrailing
+	}
+	if len(r.Metadata) == 0 {
+		r.Metadata = nil
+	}
+	return nil
+}
+
+var errTrailing = errors.New("trailing bytes after the record")
