@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/ingest"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
@@ -40,6 +42,11 @@ func run(args []string) int {
 	if err != nil {
 		logger.Error("ingest: start failed", "err", err)
 		return 1
+	}
+	if opts, err := st.Kafka.Opts(prometheus.NewRegistry(), "lag"); err == nil {
+		if lag, err := ops.NewLagExporter(reg, opts, st.Group, logger); err == nil {
+			go lag.Run(ctx, 15*time.Second)
+		}
 	}
 	var health ops.Health
 	go func() {

@@ -15,13 +15,13 @@ type Kind uint8
 
 // The kinds of synthetic requests.
 const (
-	KindImmediate Kind = iota // pays now, from a well-funded account
-	KindScheduled             // dispersion tomorrow
-	KindRecurring             // monthly, from tomorrow
-	KindInvalid               // breaks a validation rule: REJECTED at ingest
-	KindBankFails             // the simulated bank refuses it with a D* code
-	KindCancelled             // the simulated approver cancels it
-	KindLowBalance            // from the account with little balance: DEFERRED until a recharge
+	KindImmediate  Kind = iota // pays now, from a well-funded account
+	KindScheduled              // dispersion tomorrow
+	KindRecurring              // monthly, from tomorrow
+	KindInvalid                // breaks a validation rule: REJECTED at ingest
+	KindBankFails              // the simulated bank refuses it with a D* code
+	KindCancelled              // the simulated approver cancels it
+	KindLowBalance             // from the account with little balance: DEFERRED until a recharge
 	numKinds
 )
 

@@ -1,0 +1,279 @@
+package localrun
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// Tally follows every request of a run through the status topic. It is safe
+// for concurrent use.
+type Tally struct {
+	mu          sync.Mutex
+	m           *Marketplace
+	kinds       []Kind
+	amounts     []int64
+	published   []int64 // unix ms
+	status      []payout.Status
+	deferred    []bool
+	batchOf     []string // the batch that BATCHED the request
+	payoutOf    []string // the payout that SUBMITTED it
+	doubleBatch []string // requests BATCHED into two different batches
+	doubleSub   []string // requests SUBMITTED in two different payouts
+	reasons     map[payout.Status]map[string]int
+	latencies   []time.Duration // publish -> SUBMITTED
+	payouts     map[string]struct{}
+	finals      int
+	submitted   int
+	events      int
+	foreign     int
+}
+
+// NewTally prepares to follow n requests of m's run.
+func NewTally(m *Marketplace, n int) *Tally {
+	return &Tally{m: m, kinds: make([]Kind, n), amounts: make([]int64, n), published: make([]int64, n),
+		status: make([]payout.Status, n), deferred: make([]bool, n), batchOf: make([]string, n), payoutOf: make([]string, n),
+		reasons: map[payout.Status]map[string]int{}, payouts: map[string]struct{}{}}
+}
+
+// Published records that request i, of kind k and amount, was published.
+func (t *Tally) Published(i int, k Kind, amount int64, at time.Time) {
+	t.mu.Lock()
+	t.kinds[i], t.amounts[i], t.published[i] = k, amount, at.UnixMilli()
+	t.mu.Unlock()
+}
+
+// Observe takes one status event.
+func (t *Tally) Observe(sc *payout.StatusChange) {
+	i, ok := t.m.Index(sc.RequestID)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.events++
+	if !ok || i >= len(t.status) {
+		t.foreign++
+		return
+	}
+	if sc.ReasonCode != nil && *sc.ReasonCode == string(payout.ReasonDuplicateRequest) {
+		return // concerns a duplicate copy, not this request's life
+	}
+	switch sc.Status {
+	case payout.StatusBatched:
+		if b := *sc.BatchID; t.batchOf[i] != "" && t.batchOf[i] != b {
+			t.doubleBatch = append(t.doubleBatch, sc.RequestID)
+		} else {
+			t.batchOf[i] = b
+		}
+	case payout.StatusDeferred:
+		t.deferred[i] = true
+	case payout.StatusSubmitted:
+		if sc.PayoutID != nil {
+			if p := *sc.PayoutID; t.payoutOf[i] != "" && t.payoutOf[i] != p {
+				t.doubleSub = append(t.doubleSub, sc.RequestID)
+			} else if t.payoutOf[i] == "" {
+				t.payoutOf[i] = p
+				t.payouts[p] = struct{}{}
+				t.submitted++
+				t.latencies = append(t.latencies, sc.OccurredAt.Sub(time.UnixMilli(t.published[i])))
+			}
+		}
+	}
+	if !payout.CanTransition(t.status[i], sc.Status) {
+		return
+	}
+	t.status[i] = sc.Status
+	if sc.Status.Final() {
+		t.finals++
+		code := ""
+		if sc.ReasonCode != nil {
+			code = *sc.ReasonCode
+		}
+		if t.reasons[sc.Status] == nil {
+			t.reasons[sc.Status] = map[string]int{}
+		}
+		t.reasons[sc.Status][code]++
+	}
+}
+
+// Progress returns how many requests are settled (final, or waiting for
+// their dispersion day) and how many were submitted to Wompi.
+func (t *Tally) Progress() (settled, submitted, payouts int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, s := range t.status {
+		if t.settled(i, s) {
+			settled++
+		}
+	}
+	return settled, t.submitted, len(t.payouts)
+}
+
+// settled reports whether request i needs nothing more in this run: a final
+// status, or a scheduled request Wompi holds until its dispersion day.
+func (t *Tally) settled(i int, s payout.Status) bool {
+	if s.Final() {
+		return true
+	}
+	k := t.kinds[i]
+	return (k == KindScheduled || k == KindRecurring) && (s == payout.StatusSubmitted || s == payout.StatusPending)
+}
+
+// Report is the reconciliation of a run.
+type Report struct {
+	Requested, Rejected, Submitted, Approved, Failed, Cancelled int
+	Deferred, ScheduledWaiting, Batches, DLQ                    int
+	RejectedBy, FailedBy                                        map[string]int
+	RequestedCents, SubmittedCents, ApprovedCents, FailedCents  int64
+	LedgerCents                                                 int64
+	DuplicatesPaid                                              []string
+	Lost                                                        []string
+	AmountMismatch                                              []string
+	Latency                                                     Percentiles
+	Elapsed                                                     time.Duration
+}
+
+// OK reports whether the reconciliation holds: nothing paid twice, nothing
+// lost, every accepted amount equal to its request.
+func (r *Report) OK() bool {
+	return len(r.DuplicatesPaid) == 0 && len(r.Lost) == 0 && len(r.AmountMismatch) == 0
+}
+
+// Percentiles of a latency distribution.
+type Percentiles struct{ P50, P90, P99, Max time.Duration }
+
+func percentiles(d []time.Duration) Percentiles {
+	if len(d) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return Percentiles{at(0.50), at(0.90), at(0.99), s[len(s)-1]}
+}
+
+// Reconcile compares the tally with the simulator's audit ledger.
+func (t *Tally) Reconcile(sim *wompitest.Server, dlq int, elapsed time.Duration) *Report {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := &Report{Requested: len(t.status), DLQ: dlq, Batches: len(t.payouts), Elapsed: elapsed,
+		RejectedBy: t.reasons[payout.StatusRejected], FailedBy: t.reasons[payout.StatusFailed]}
+	if r.RejectedBy == nil {
+		r.RejectedBy = map[string]int{}
+	}
+	if r.FailedBy == nil {
+		r.FailedBy = map[string]int{}
+	}
+	ledger := sim.Ledger()
+	r.DuplicatesPaid = append(r.DuplicatesPaid, sim.PaidMoreThanOnce()...)
+	r.DuplicatesPaid = append(r.DuplicatesPaid, t.doubleSub...)
+	for i, s := range t.status {
+		id := t.m.RequestID(i)
+		r.RequestedCents += t.amounts[i]
+		if t.deferred[i] {
+			r.Deferred++
+		}
+		if t.payoutOf[i] != "" {
+			r.SubmittedCents += t.amounts[i]
+			e, ok := ledger[id]
+			if !ok || len(e.AmountsInCents) == 0 || e.AmountsInCents[0] != t.amounts[i] {
+				r.AmountMismatch = append(r.AmountMismatch, id)
+			} else {
+				r.LedgerCents += e.AmountsInCents[0]
+			}
+		}
+		switch {
+		case s == payout.StatusRejected:
+			r.Rejected++
+		case s == payout.StatusApproved:
+			r.Approved++
+			r.ApprovedCents += t.amounts[i]
+		case s == payout.StatusFailed:
+			r.Failed++
+			r.FailedCents += t.amounts[i]
+		case s == payout.StatusCancelled:
+			r.Cancelled++
+		case t.settled(i, s):
+			r.ScheduledWaiting++
+		default:
+			r.Lost = append(r.Lost, id)
+		}
+	}
+	r.Submitted = 0
+	for _, p := range t.payoutOf {
+		if p != "" {
+			r.Submitted++
+		}
+	}
+	r.Latency = percentiles(t.latencies)
+	return r
+}
+
+// Print writes the reconciliation table.
+func (r *Report) Print(w io.Writer) {
+	row := func(label string, n int, cents int64, note string) {
+		amount := ""
+		if cents != 0 {
+			amount = payout.FormatCOP(cents)
+		}
+		fmt.Fprintf(w, "  %-34s %9d  %22s  %s\n", label, n, amount, note)
+	}
+	sub := func(m map[string]int) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if k == "" {
+				k = "(no code)"
+			}
+			fmt.Fprintf(w, "      %-30s %9d\n", k, m[strings.TrimSuffix(k, "(no code)")])
+		}
+	}
+	fmt.Fprintf(w, "\nReconciliation (%s)\n", r.Elapsed.Round(time.Millisecond))
+	row("requested", r.Requested, r.RequestedCents, "")
+	row("rejected (final)", r.Rejected, 0, "")
+	sub(r.RejectedBy)
+	row("dead-lettered (undecodable bytes)", r.DLQ, 0, "sent on purpose; never requests")
+	row("batches posted to Wompi", r.Batches, 0, "")
+	row("submitted to Wompi", r.Submitted, r.SubmittedCents, "")
+	row("approved (paid)", r.Approved, r.ApprovedCents, "")
+	row("failed (final)", r.Failed, r.FailedCents, "")
+	sub(r.FailedBy)
+	row("cancelled (final)", r.Cancelled, 0, "")
+	row("deferred, then retried", r.Deferred, 0, "")
+	row("scheduled, waiting for dispersion", r.ScheduledWaiting, 0, "Wompi pays them on their day")
+	row("Wompi ledger amount", 0, r.LedgerCents, amountNote(r))
+	row("duplicates paid", len(r.DuplicatesPaid), 0, "must be 0")
+	row("lost", len(r.Lost), 0, "must be 0")
+	if r.Latency.Max > 0 {
+		fmt.Fprintf(w, "  publish -> SUBMITTED latency      p50 %v  p90 %v  p99 %v  max %v\n",
+			r.Latency.P50.Round(time.Millisecond), r.Latency.P90.Round(time.Millisecond), r.Latency.P99.Round(time.Millisecond), r.Latency.Max.Round(time.Millisecond))
+	}
+	for _, l := range []struct {
+		name string
+		ids  []string
+	}{{"paid twice", r.DuplicatesPaid}, {"lost", r.Lost}, {"amount mismatch", r.AmountMismatch}} {
+		if len(l.ids) > 0 {
+			fmt.Fprintf(w, "  %s: %s\n", l.name, strings.Join(l.ids[:min(len(l.ids), 20)], " "))
+		}
+	}
+	if r.OK() {
+		fmt.Fprintln(w, "RECONCILIATION OK")
+	} else {
+		fmt.Fprintln(w, "RECONCILIATION FAILED")
+	}
+}
+
+func amountNote(r *Report) string {
+	if len(r.AmountMismatch) == 0 && r.LedgerCents == r.SubmittedCents {
+		return "= submitted amount"
+	}
+	return fmt.Sprintf("MISMATCH on %d requests", len(r.AmountMismatch))
+}
