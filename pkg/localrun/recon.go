@@ -136,6 +136,7 @@ type Report struct {
 	AmountMismatch                                              []string
 	Latency                                                     Percentiles
 	Elapsed                                                     time.Duration
+	Load                                                        *LoadFigures
 }
 
 // OK reports whether the reconciliation holds: nothing paid twice, nothing
@@ -159,6 +160,14 @@ func percentiles(d []time.Duration) Percentiles {
 
 // Reconcile compares the tally with the simulator's audit ledger.
 func (t *Tally) Reconcile(sim *wompitest.Server, dlq int, elapsed time.Duration) *Report {
+	return t.reconcile(sim.Ledger(), sim.PaidMoreThanOnce(), dlq, elapsed)
+}
+
+func (t *Tally) reconcileWith(l *simLedger, dlq int, elapsed time.Duration) *Report {
+	return t.reconcile(l.Transactions, l.PaidMoreThanOnce, dlq, elapsed)
+}
+
+func (t *Tally) reconcile(ledger map[string]wompitest.LedgerEntry, paidTwice []string, dlq int, elapsed time.Duration) *Report {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &Report{Requested: len(t.status), DLQ: dlq, Batches: len(t.payouts), Elapsed: elapsed,
@@ -169,8 +178,7 @@ func (t *Tally) Reconcile(sim *wompitest.Server, dlq int, elapsed time.Duration)
 	if r.FailedBy == nil {
 		r.FailedBy = map[string]int{}
 	}
-	ledger := sim.Ledger()
-	r.DuplicatesPaid = append(r.DuplicatesPaid, sim.PaidMoreThanOnce()...)
+	r.DuplicatesPaid = append(r.DuplicatesPaid, paidTwice...)
 	r.DuplicatesPaid = append(r.DuplicatesPaid, t.doubleSub...)
 	for i, s := range t.status {
 		id := t.m.RequestID(i)
@@ -263,6 +271,9 @@ func (r *Report) Print(w io.Writer) {
 		if len(l.ids) > 0 {
 			fmt.Fprintf(w, "  %s: %s\n", l.name, strings.Join(l.ids[:min(len(l.ids), 20)], " "))
 		}
+	}
+	if r.Load != nil {
+		r.Load.Print(w)
 	}
 	if r.OK() {
 		fmt.Fprintln(w, "RECONCILIATION OK")

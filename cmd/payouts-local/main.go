@@ -1,0 +1,105 @@
+// Command payouts-local runs the whole payout pipeline in one process on
+// embedded defaults: an in-process Kafka (kfake), a Redis (REDIS_URL, else
+// redis-server from PATH, else embedded miniredis), the Wompi simulator,
+// ingest, dispatcher and tracker, and a synthetic marketplace. It ends with
+// a reconciliation table and exits 0 only if nothing was paid twice and
+// nothing was lost.
+//
+//	go run ./cmd/payouts-local            # 10,000 requests
+//	go run ./cmd/payouts-local -n 50000   # more
+//	go run ./cmd/payouts-local --serve    # keep the sandbox up for trying the workers by hand
+//	go run ./cmd/payouts-local --load     # the 1,000,000-request load run of docs/performance.md
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/config"
+	"github.com/wompi-payouts/pipeline/pkg/localrun"
+	"github.com/wompi-payouts/pipeline/pkg/ops"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	var (
+		n, garbage          int
+		seed                int64
+		serve, load, noMini bool
+		timeout             time.Duration
+		redisURL, logPath   string
+	)
+	set := config.New("payouts-local", os.LookupEnv)
+	set.Int(&n, "n", "LOCAL_REQUESTS", 10000, "payout requests the synthetic marketplace publishes (--load: default 1,000,000)")
+	set.Int(&garbage, "garbage", "LOCAL_GARBAGE", 5, "undecodable records also published, to show the DLQ")
+	set.Int64(&seed, "seed", "LOCAL_SEED", 1, "seed of the marketplace and the simulator")
+	set.Bool(&serve, "serve", "LOCAL_SERVE", false, "keep the stack up after the run (with -n 0: only serve), printing its addresses")
+	set.Bool(&load, "load", "LOCAL_LOAD", false, "load run: immediate payouts only, Kafka and the simulator in child processes, throughput report")
+	set.Bool(&noMini, "require-redis", "LOCAL_REQUIRE_REDIS", false, "fail instead of falling back to embedded miniredis")
+	set.Duration(&timeout, "timeout", "LOCAL_TIMEOUT", 5*time.Minute, "how long to wait for every request to settle")
+	set.String(&redisURL, "redis-url", "REDIS_URL", "", "use this Redis instead of starting one")
+	set.String(&logPath, "log-file", "LOCAL_LOG_FILE", filepath.Join(os.TempDir(), "payouts-local.log"), "where the workers' logs go")
+	if err := set.Parse(args); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "config: LOCAL_LOG_FILE:", err)
+		return 2
+	}
+	defer logFile.Close()
+	ctx, stop := ops.SignalContext()
+	defer stop()
+
+	o := localrun.Options{
+		Requests: n, Garbage: garbage, Seed: uint64(seed), Mix: localrun.DefaultMix, RedisURL: redisURL,
+		AllowEmbeddedRedis: !noMini, Timeout: timeout, Serve: serve, Out: os.Stdout, Log: logFile,
+		Terminal: isTerminal(os.Stdout),
+	}
+	if load {
+		if !isSet(args, "n") && os.Getenv("LOCAL_REQUESTS") == "" {
+			o.Requests = 1_000_000
+		}
+		o.Mix, o.Load, o.Garbage = localrun.LoadMix, true, 0
+	}
+	fmt.Printf("payouts-local: %d requests, seed %d; worker logs in %s\n", o.Requests, seed, logPath)
+	var report *localrun.Report
+	if load {
+		report, err = localrun.RunLoad(ctx, o)
+	} else {
+		report, err = localrun.Run(ctx, o)
+	}
+	if report != nil {
+		report.Print(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "payouts-local:", err)
+		return 1
+	}
+	if report != nil && !report.OK() {
+		return 1
+	}
+	return 0
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func isSet(args []string, name string) bool {
+	for _, a := range args {
+		if a == "-"+name || a == "--"+name || len(a) > len(name)+2 && (a[:len(name)+2] == "-"+name+"=" || a[:len(name)+3] == "--"+name+"=") {
+			return true
+		}
+	}
+	return false
+}

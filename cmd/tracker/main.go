@@ -1,0 +1,48 @@
+// Command tracker receives Wompi's signed webhooks on POST /webhooks/wompi,
+// polls the payouts whose webhooks may have been lost, and produces every
+// status transition of a request (payouts.status.v1) and of a batch
+// (payouts.batch-status.v1) once, with a deterministic eventId. See
+// pkg/track.
+//
+// Every setting is a flag or an env variable: run with --help for the list.
+// A bad value stops it with one line naming the variable (exit 2). SIGTERM
+// drains: /readyz fails, in-flight webhooks finish, polling stops.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/wompi-payouts/pipeline/pkg/config"
+	"github.com/wompi-payouts/pipeline/pkg/ops"
+	"github.com/wompi-payouts/pipeline/pkg/track"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.LookupEnv, os.Stderr)) }
+
+func run(args []string, lookup func(string) (string, bool), stderr io.Writer) int {
+	set := config.New("tracker", lookup)
+	set.SetOutput(stderr)
+	st := track.BindConfig(set)
+	if err := set.Parse(args); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	logger, err := ops.NewLogger(stderr, st.LogFormat, st.LogLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "config: LOG_LEVEL/LOG_FORMAT:", err)
+		return 2
+	}
+	ctx, stop := ops.SignalContext()
+	defer stop()
+	if err := st.Run(ctx, logger, nil); err != nil {
+		logger.Error("tracker stopped", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,752 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// drop is a transaction left out of the POST, with its REJECTED reason.
+type drop struct {
+	idx     int
+	reason  payout.Reason
+	message string
+	eventID string
+}
+
+// job is one attempt at one batch, from its claim to its outcome.
+type job struct {
+	e     *Engine
+	b     *payout.Batch
+	log   *slog.Logger
+	soft  context.Context // waits and anything before the POST
+	hard  context.Context // the POST and what follows its success
+	epoch string
+	acct  string
+
+	keep    []int    // positions of the transactions to pay
+	bankIDs []string // per position
+	drops   []drop
+	res     ratelimit.Reservation
+}
+
+// process runs the batch through the state machine (see the package doc)
+// to a durable outcome: submitted, deferred, rejected or nothing to do.
+// errStale asks the caller to start again from the claim; any other error
+// is retried by the caller with backoff.
+func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger) error {
+	if len(b.Transactions) == 0 {
+		log.Warn("dispatch: empty batch: nothing to pay")
+		e.m.batches.WithLabelValues("skipped").Inc()
+		return nil
+	}
+	// Step 1: the Redis epoch (recovery when Redis lost our state).
+	epoch, err := e.ensureEpoch(soft)
+	if err != nil {
+		return err
+	}
+	j := &job{e: e, b: b, log: log, soft: soft, hard: e.hard, epoch: epoch, acct: b.OriginAccountID}
+
+	// Step 2: claim with a lease.
+	var c claim
+	for {
+		if c, err = e.st.claim(j.hard, epoch, j.acct, b.BatchID); err != nil {
+			return err
+		}
+		switch c.code {
+		case "noepoch":
+			if err := e.adoptAccount(j.hard, epoch, j.acct); err != nil {
+				return err
+			}
+			continue
+		case "busy":
+			if err := sleep(soft, min(c.wait+10*time.Millisecond, e.cfg.PollInterval)); err != nil {
+				return err
+			}
+			continue
+		}
+		break
+	}
+	if c.code == "final" {
+		log.Info("dispatch: batch already handled", "state", c.state)
+		e.m.batches.WithLabelValues("skipped").Inc()
+		return nil
+	}
+	leaseCtx, stopLease := context.WithCancelCause(soft)
+	j.soft = leaseCtx
+	renewDone := make(chan struct{})
+	go j.keepLease(leaseCtx, stopLease, renewDone)
+	defer func() {
+		stopLease(nil)
+		<-renewDone
+		if !e.crashed.Load() {
+			// Whatever happened, let another replica take over at once.
+			_ = e.st.releaseLease(context.WithoutCancel(j.hard), j.acct, b.BatchID)
+		}
+	}()
+
+	// Steps 6 and 3: banks (resolved first, so an unknown bank never enters
+	// the duplicate index), then duplicates.
+	if err := j.resolveBanks(); err != nil {
+		return err
+	}
+	if err := j.dedupe(); err != nil {
+		return err
+	}
+
+	payoutID := c.payoutID
+	if len(j.keep) == 0 && c.state != statePosted && c.state != statePosting {
+		return j.nothingToPay()
+	}
+	if payoutID == "" {
+		stale := !c.firstPostAt.IsZero() && e.now().Sub(c.firstPostAt) > e.cfg.KeyMaxAge
+		if c.code == "fresh" || c.state == statePosting || stale {
+			found, err := j.lookup(false)
+			if err != nil {
+				return err
+			}
+			payoutID = found
+		}
+	}
+	if payoutID != "" {
+		return j.finish(payoutID)
+	}
+	if len(j.keep) == 0 {
+		return j.nothingToPay()
+	}
+
+	// Step 4: daily budgets.
+	var amount int64
+	for _, i := range j.keep {
+		amount += b.Transactions[i].AmountInCents
+	}
+	day := b.Schedule.BudgetDay(e.now())
+	j.res = ratelimit.Reservation{BatchID: b.BatchID, AccountID: j.acct, Day: day.String(), AmountInCents: amount}
+	g, err := j.reserve()
+	if err != nil {
+		return err
+	}
+	if !g.Granted {
+		reason := payout.ReasonDailyLimit
+		if g.Denied == ratelimit.DeniedBatchCount {
+			reason = payout.ReasonBatchBudget
+		}
+		if amount > g.AccountLimitInCents {
+			log.Error("dispatch: batch total exceeds the account's daily limit: it will be deferred every day until the limit is raised",
+				"amount", amount, "limit", g.AccountLimitInCents)
+		}
+		return j.deferBatch(reason, e.nextDayStart(), false, "our daily budget is used up ("+string(g.Denied)+")")
+	}
+	if g.AccountLimitInCents > 0 {
+		e.m.budgetUsage.WithLabelValues("amount").Set(float64(g.UsedAmountInCents) / float64(g.AccountLimitInCents))
+	}
+	if g.BatchCap > 0 {
+		e.m.budgetUsage.WithLabelValues("batches").Set(float64(g.UsedBatches) / float64(g.BatchCap))
+	}
+
+	// Steps 5, 7, 8: rate limit, health gate, post exactly once.
+	return j.post()
+}
+
+// keepLease renews the claim every third of the lease; a lost lease ends
+// the job's soft context so nothing more is attempted.
+func (j *job) keepLease(ctx context.Context, stop context.CancelCauseFunc, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(max(j.e.cfg.LeaseTTL/3, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := j.e.st.renew(j.hard, j.epoch, j.acct, j.b.BatchID); err != nil {
+				if errors.Is(err, errStale) {
+					j.log.Warn("dispatch: lease lost", "err", err)
+					stop(err)
+					return
+				}
+				j.log.Warn("dispatch: lease renewal failed", "err", err)
+			}
+		}
+	}
+}
+
+func (j *job) resolveBanks() error {
+	txs := j.b.Transactions
+	codes := make([]string, 0, len(txs))
+	pos := make([]int, 0, len(txs))
+	j.bankIDs = make([]string, len(txs))
+	for i := range txs {
+		if id := txs[i].Beneficiary.BankID; id != nil && *id != "" {
+			j.bankIDs[i] = *id
+			continue
+		}
+		codes = append(codes, txs[i].Beneficiary.BankCode)
+		pos = append(pos, i)
+	}
+	if len(codes) > 0 {
+		ids, err := j.e.banks.resolve(j.soft, codes)
+		if err != nil {
+			return err
+		}
+		for k, i := range pos {
+			j.bankIDs[i] = ids[k]
+		}
+	}
+	return nil
+}
+
+// dedupe fills keep and drops: unknown banks, copies of a requestId inside
+// the batch, and requestIds another batch owns (one Redis round trip).
+func (j *job) dedupe() error {
+	txs := j.b.Transactions
+	j.keep, j.drops = j.keep[:0], j.drops[:0]
+	seen := make(map[string]bool, len(txs))
+	cand := make([]int, 0, len(txs))
+	ids := make([]string, 0, len(txs))
+	for i := range txs {
+		rid := txs[i].RequestID
+		switch {
+		case j.bankIDs[i] == "":
+			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonUnknownBankID,
+				message: "GET /banks has no bankId for the beneficiary's bank code",
+				eventID: payout.EventID("status", rid, "UNKNOWN_BANK", j.b.BatchID)})
+		case seen[rid]:
+			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonDuplicateRequest,
+				message: "the requestId appears more than once in its batch; this copy is dropped",
+				eventID: payout.EventID("status", rid, "DUPLICATE", j.b.BatchID)})
+		default:
+			seen[rid] = true
+			cand = append(cand, i)
+			ids = append(ids, rid)
+		}
+	}
+	var dups []int
+	if len(ids) > 0 {
+		var err error
+		if dups, err = j.e.st.dedupe(j.hard, j.epoch, j.acct, j.b.BatchID, ids); err != nil {
+			return err
+		}
+	}
+	isDup := make(map[int]bool, len(dups))
+	for _, p := range dups {
+		i := cand[p]
+		isDup[i] = true
+		j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonDuplicateRequest,
+			message: "the requestId is already owned by another batch; this copy is dropped",
+			eventID: payout.EventID("status", txs[i].RequestID, "DUPLICATE", j.b.BatchID)})
+	}
+	for _, i := range cand {
+		if !isDup[i] {
+			j.keep = append(j.keep, i)
+		}
+	}
+	if n := len(j.drops); n > 0 {
+		j.e.m.duplicates.Add(float64(countReason(j.drops, payout.ReasonDuplicateRequest)))
+		j.e.m.unknownBanks.Add(float64(countReason(j.drops, payout.ReasonUnknownBankID)))
+		j.log.Info("dispatch: requests dropped from the batch", "dropped", n, "kept", len(j.keep))
+	}
+	return nil
+}
+
+func countReason(ds []drop, r payout.Reason) int {
+	n := 0
+	for _, d := range ds {
+		if d.reason == r {
+			n++
+		}
+	}
+	return n
+}
+
+// nothingToPay ends a batch whose every request was dropped.
+func (j *job) nothingToPay() error {
+	recs, err := j.e.dropRecords(j.b, j.drops, nil)
+	if err != nil {
+		return err
+	}
+	if err := j.e.produce(j.hard, recs...); err != nil {
+		return err
+	}
+	if err := j.e.st.transition(j.hard, j.epoch, j.acct, j.b.BatchID, []string{stateClaimed, stateDeferred}, stateDone); err != nil {
+		return err
+	}
+	j.log.Info("dispatch: every request of the batch was dropped: nothing posted")
+	j.e.m.batches.WithLabelValues("duplicate").Inc()
+	return nil
+}
+
+// lookup finds the batch in Wompi by its reference. With mustExist (after
+// EXC_022) it keeps asking, with backoff, until Wompi shows it.
+func (j *job) lookup(mustExist bool) (string, error) {
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)
+		ps, err := j.e.wompi.FindPayoutsByReference(ctx, j.b.BatchID)
+		cancel()
+		j.e.m.observe("find_payout", start, err)
+		if err == nil {
+			if id := pickPayout(ps); id != "" {
+				j.e.m.reconciled.WithLabelValues("true").Inc()
+				j.log.Info("dispatch: batch found in Wompi by reference: not posting again", "payout_id", id)
+				return id, nil
+			}
+			if !mustExist {
+				j.e.m.reconciled.WithLabelValues("false").Inc()
+				return "", nil
+			}
+			err = errors.New("not visible yet")
+		}
+		j.e.m.retries.WithLabelValues("lookup").Inc()
+		j.log.Warn("dispatch: lookup by reference failed; retrying", "err", err, "attempt", attempt)
+		if err := sleep(j.soft, j.e.backoff(attempt)); err != nil {
+			return "", err
+		}
+	}
+}
+
+// pickPayout chooses among payouts with our reference: the oldest, which is
+// the one our idempotency key created. More than one is a double posting
+// that this dispatcher never makes.
+func pickPayout(ps []wompi.Payout) string {
+	best := -1
+	for i := range ps {
+		if best < 0 || ps[i].CreatedAt.Before(ps[best].CreatedAt.Time) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return ps[best].ID
+}
+
+// reserve takes the batch's reservation, seeding the day from GET /limits
+// when Redis does not know it.
+func (j *job) reserve() (ratelimit.Grant, error) {
+	e := j.e
+	for attempt := 0; ; attempt++ {
+		g, err := e.budget.Reserve(j.hard, j.res)
+		switch {
+		case err == nil:
+			return g, nil
+		case attempt >= 3:
+			return g, err
+		case errors.Is(err, ratelimit.ErrNotSeeded):
+			if err := j.seed(); err != nil {
+				return g, err
+			}
+		case errors.Is(err, ratelimit.ErrReservationConflict):
+			// The batch's kept transactions changed since its earlier
+			// reservation (never posted: we are before the POST).
+			j.log.Warn("dispatch: replacing the batch's earlier reservation", "err", err)
+			if _, err := e.budget.Release(j.hard, j.res); err != nil {
+				return g, err
+			}
+		default:
+			return g, err
+		}
+	}
+}
+
+func (j *job) seed() error {
+	e := j.e
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(j.soft, e.cfg.HTTPTimeout)
+	lim, err := e.wompi.LimitsOn(ctx, payout.Day(j.res.Day).Start())
+	cancel()
+	e.m.observe("limits", start, err)
+	if err != nil {
+		return fmt.Errorf("dispatch: GET /limits: %w", err)
+	}
+	consumed := lim.Limits.DailyConsumed // the client's: an upper bound of the account's
+	for _, a := range lim.Accounts {
+		if a.AccountID == j.acct {
+			consumed = a.DailyConsumed
+			if a.DailyLimit > 0 {
+				e.limitsMu.Lock()
+				e.acctLimits[j.acct] = a.DailyLimit
+				e.limitsMu.Unlock()
+			}
+		}
+	}
+	u, err := e.budget.Seed(j.hard, j.res.Day, j.acct, consumed, int(lim.NumberOfBatchesConsumed))
+	if err != nil {
+		return err
+	}
+	j.log.Info("dispatch: daily budget seeded from GET /limits", "day", j.res.Day, "consumed", u.AmountInCents, "batches", u.Batches)
+	return nil
+}
+
+// idempotencyKey derives the key from the batch id: the id itself when it
+// is a valid key (ingest's "b-" + 40 hex always is), else a digest of it.
+func idempotencyKey(batchID string) string {
+	if wompi.ValidIdempotencyKey(batchID) {
+		return batchID
+	}
+	sum := sha256.Sum256([]byte(batchID))
+	return "k-" + hex.EncodeToString(sum[:20])
+}
+
+func (j *job) request() *wompi.CreatePayoutRequest {
+	b := j.b
+	r := &wompi.CreatePayoutRequest{Reference: b.BatchID, AccountID: b.OriginAccountID, PaymentType: string(b.PaymentType)}
+	if dt := b.Schedule.DispersionDatetime; dt != nil {
+		r.DispersionDatetime = *dt
+	}
+	if rc := b.Schedule.Recurring; rc != nil {
+		r.Recurring = &wompi.Recurring{Interval: strings.ToLower(string(rc.Interval)), Months: int(rc.Months)}
+		if rc.Description != nil {
+			r.Recurring.Description = *rc.Description
+		}
+	}
+	r.Transactions = make([]wompi.TransactionRequest, len(j.keep))
+	for k, i := range j.keep {
+		t := &b.Transactions[i]
+		r.Transactions[k] = wompi.TransactionRequest{
+			LegalIDType: string(t.Beneficiary.LegalIDType), LegalID: t.Beneficiary.LegalID, BankID: j.bankIDs[i],
+			AccountType: string(t.Beneficiary.AccountType), AccountNumber: t.Beneficiary.AccountNumber,
+			Name: t.Beneficiary.Name, Email: t.Beneficiary.Email, Amount: t.AmountInCents, Reference: t.RequestID,
+		}
+	}
+	return r
+}
+
+// post sends POST /payouts until Wompi gives an answer that settles the
+// batch, always with the same idempotency key.
+func (j *job) post() error {
+	e := j.e
+	req := j.request()
+	key := idempotencyKey(j.b.BatchID)
+	var payoutID string
+	for attempt := 0; ; attempt++ {
+		if err := e.health.wait(j.soft, j.log); err != nil {
+			return err
+		}
+		if err := e.limiter.Wait(j.soft); err != nil {
+			return err
+		}
+		// Every attempt first proves, atomically, that the epoch is still
+		// current and the lease still ours: after a Redis loss no attempt
+		// starts without the recovery seeing it (the grace period).
+		if err := e.st.transition(j.hard, j.epoch, j.acct, j.b.BatchID,
+			[]string{stateClaimed, stateDeferred, statePosting}, statePosting,
+			"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)); err != nil {
+			return err
+		}
+		if j.soft.Err() != nil {
+			return j.soft.Err()
+		}
+		if e.beforePost != nil {
+			e.beforePost(j.b.BatchID)
+		}
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)
+		res, err := e.wompi.CreatePayout(ctx, key, req)
+		cancel()
+		e.m.observe("create_payout", start, err)
+		if err == nil && res.PayoutID != "" {
+			payoutID = res.PayoutID
+			break
+		}
+		if err == nil {
+			err = &wompi.Error{Method: http.MethodPost, Path: "/payouts", HTTPStatus: http.StatusCreated,
+				Messages: []string{"answer without payoutId"}, OutcomeUnknown: true}
+		}
+		switch {
+		case wompi.IsCode(err, wompi.CodeIdempotencyReused):
+			j.log.Info("dispatch: Wompi already has this batch (EXC_022): looking it up by reference")
+			id, lerr := j.lookup(true)
+			if lerr != nil {
+				return lerr
+			}
+			payoutID = id
+		case wompi.IsDeferrable(err):
+			return j.wompiDeferred(err)
+		case isRejection(err):
+			return j.reject(err)
+		default:
+			e.m.retries.WithLabelValues("post").Inc()
+			j.log.Warn("dispatch: POST /payouts failed; retrying with the same idempotency key",
+				"err", err, "outcome_unknown", wompi.IsOutcomeUnknown(err), "attempt", attempt)
+			if e.hard.Err() != nil {
+				return e.hard.Err()
+			}
+			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
+				return err
+			}
+			continue
+		}
+		break
+	}
+	if e.afterPost != nil {
+		if err := e.afterPost(j.b.BatchID); err != nil {
+			return fmt.Errorf("%w: %w", errCrashed, err)
+		}
+	}
+	return j.finish(payoutID)
+}
+
+// isRejection reports a refusal of the batch as sent: a 400 or 422 that is
+// neither deferrable nor EXC_022. Anything else (401, 403, 404, 5xx, ...)
+// says nothing about the batch and is retried, never turned into REJECTED.
+func isRejection(err error) bool {
+	we, ok := wompi.AsError(err)
+	if !ok || we.OutcomeUnknown {
+		return false
+	}
+	return we.HTTPStatus == http.StatusBadRequest || we.HTTPStatus == http.StatusUnprocessableEntity
+}
+
+// wompiDeferred handles EXC_017, EXC_008 and DAILY_BATCH_LIMIT: the batch
+// was not created; the reservation goes back and the batch waits.
+func (j *job) wompiDeferred(err error) error {
+	we, _ := wompi.AsError(err)
+	switch we.Code {
+	case wompi.CodeInsufficientBalance:
+		return j.deferBatch(payout.ReasonInsufficientBalance, j.e.now().Add(j.e.cfg.DeferBalanceRetry), true, maskMessage(we))
+	case wompi.CodeDailyBatchLimit:
+		return j.deferBatch(payout.ReasonBatchBudget, j.e.nextDayStart(), true, maskMessage(we))
+	default:
+		return j.deferBatch(payout.ReasonDailyLimit, j.e.nextDayStart(), true, maskMessage(we))
+	}
+}
+
+func (e *Engine) nextDayStart() time.Time { return payout.DayOf(e.now()).Next().Start() }
+
+// deferBatch re-produces the batch (its kept transactions, Attempt+1,
+// NotBefore) to the deferred topic and DEFERRED per request, durably,
+// before the caller commits the source offset.
+func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool, why string) error {
+	e, b := j.e, j.b
+	if release {
+		if _, err := e.budget.Release(j.hard, j.res); err != nil {
+			return err
+		}
+	}
+	if err := e.st.transition(j.hard, j.epoch, j.acct, b.BatchID,
+		[]string{stateClaimed, stateDeferred, statePosting}, stateDeferred); err != nil {
+		return err
+	}
+	nb := *b
+	nb.Attempt = b.Attempt + 1
+	nb.NotBefore = &notBefore
+	nb.Transactions = make([]payout.Transaction, len(j.keep))
+	nb.TotalAmountInCents = 0
+	for k, i := range j.keep {
+		nb.Transactions[k] = b.Transactions[i]
+		nb.TotalAmountInCents += b.Transactions[i].AmountInCents
+	}
+	nb.TransactionCount = int32(len(j.keep))
+	v, err := e.cfg.Codec.AppendBatch(nil, &nb)
+	if err != nil {
+		return fmt.Errorf("dispatch: encode deferred batch: %w", err)
+	}
+	recs := []*kgo.Record{{Topic: e.cfg.Topics.BatchesDeferred, Key: []byte(b.BatchID), Value: v}}
+	attempt := strconv.Itoa(int(nb.Attempt))
+	msg := why
+	for _, i := range j.keep {
+		t := &b.Transactions[i]
+		r, err := e.statusRecord(b, t, payout.StatusDeferred, string(reason), msg, nil, nil,
+			payout.EventID("status", t.RequestID, string(payout.StatusDeferred), b.BatchID, attempt))
+		if err != nil {
+			return err
+		}
+		recs = append(recs, r)
+	}
+	drops, err := e.dropRecords(b, j.drops, nil)
+	if err != nil {
+		return err
+	}
+	if err := e.produce(j.hard, append(recs, drops...)...); err != nil {
+		return err
+	}
+	e.m.deferred.WithLabelValues(string(reason)).Inc()
+	e.m.batches.WithLabelValues("deferred").Inc()
+	j.log.Info("dispatch: batch deferred", "reason", reason, "not_before", notBefore.UTC(), "next_attempt", nb.Attempt)
+	return nil
+}
+
+// reject handles a validation refusal: nothing was created; the
+// reservation goes back and every request gets REJECTED with Wompi's code.
+func (j *job) reject(err error) error {
+	e, b := j.e, j.b
+	we, _ := wompi.AsError(err)
+	code := we.Code
+	if code == "" {
+		code = string(payout.ReasonWompiRejected)
+	}
+	msg := maskMessage(we)
+	if _, rerr := e.budget.Release(j.hard, j.res); rerr != nil {
+		return rerr
+	}
+	var recs []*kgo.Record
+	ids := make([]string, 0, len(j.keep))
+	for _, i := range j.keep {
+		t := &b.Transactions[i]
+		ids = append(ids, t.RequestID)
+		r, err := e.statusRecord(b, t, payout.StatusRejected, code, msg, nil, nil,
+			payout.EventID("status", t.RequestID, string(payout.StatusRejected), b.BatchID))
+		if err != nil {
+			return err
+		}
+		recs = append(recs, r)
+	}
+	drops, err := e.dropRecords(b, j.drops, nil)
+	if err != nil {
+		return err
+	}
+	recs = append(recs, drops...)
+	bs, err := e.batchStatusRecord(b, nil, payout.BatchRejected, &msg, j.keep)
+	if err != nil {
+		return err
+	}
+	if err := e.produce(j.hard, append(recs, bs)...); err != nil {
+		return err
+	}
+	if err := e.st.reject(j.hard, j.epoch, j.acct, b.BatchID, ids); err != nil {
+		return err
+	}
+	e.m.batches.WithLabelValues("rejected").Inc()
+	j.log.Warn("dispatch: Wompi rejected the batch", "code", code, "message", msg, "http_status", we.HTTPStatus)
+	return nil
+}
+
+// finish records a batch Wompi accepted: state posted, the transaction
+// mapping for the tracker, SUBMITTED per request and BatchStatusChanged,
+// then state done.
+func (j *job) finish(payoutID string) error {
+	e, b := j.e, j.b
+	if err := e.st.transition(j.hard, j.epoch, j.acct, b.BatchID,
+		[]string{stateClaimed, stateDeferred, statePosting, statePosted}, statePosted, "payoutId", payoutID); err != nil {
+		return err
+	}
+	want := make(map[string]int, len(b.Transactions)) // requestId -> position
+	for _, i := range j.keep {
+		want[b.Transactions[i].RequestID] = i
+	}
+	txByRef, err := j.transactions(payoutID, want)
+	if err != nil {
+		return err
+	}
+	// What Wompi holds is the truth: every transaction of the payout that
+	// belongs to this batch is SUBMITTED (even one a drop rule would now
+	// leave out), and a kept request Wompi does not list is SUBMITTED
+	// without a transaction id for the tracker to resolve.
+	submittedPos := make([]int, 0, len(j.keep))
+	inPayout := map[int]bool{}
+	for _, i := range j.keep {
+		submittedPos = append(submittedPos, i)
+		inPayout[i] = true
+	}
+	var drops []drop
+	for _, d := range j.drops {
+		if _, ok := txByRef[b.Transactions[d.idx].RequestID]; ok && !inPayout[d.idx] && d.reason != payout.ReasonDuplicateRequest {
+			submittedPos = append(submittedPos, d.idx)
+			inPayout[d.idx] = true
+			continue
+		}
+		drops = append(drops, d)
+	}
+	missing := 0
+	mapping := make([]submitted.Transaction, 0, len(submittedPos))
+	recs := make([]*kgo.Record, 0, len(submittedPos)+len(drops)+1)
+	var total int64
+	for _, i := range submittedPos {
+		t := &b.Transactions[i]
+		total += t.AmountInCents
+		var txID *string
+		if id, ok := txByRef[t.RequestID]; ok {
+			txID = &id
+			mapping = append(mapping, submitted.Transaction{TransactionID: id, RequestID: t.RequestID, BatchID: b.BatchID,
+				PayoutID: payoutID, AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID})
+		} else {
+			missing++
+		}
+		r, err := e.statusRecord(b, t, payout.StatusSubmitted, "", "", &payoutID, txID,
+			payout.EventID("status", t.RequestID, string(payout.StatusSubmitted), b.BatchID))
+		if err != nil {
+			return err
+		}
+		recs = append(recs, r)
+	}
+	if missing > 0 {
+		j.log.Error("dispatch: Wompi does not list some transactions of the payout; SUBMITTED without transaction id",
+			"payout_id", payoutID, "missing", missing)
+	}
+	if err := e.handoff.Record(j.hard, submitted.Payout{PayoutID: payoutID, BatchID: b.BatchID, OriginAccountID: b.OriginAccountID,
+		PaymentType: string(b.PaymentType), TotalAmountInCents: total, TransactionCount: len(submittedPos), SubmittedAt: e.now()},
+		mapping, e.now()); err != nil {
+		return fmt.Errorf("dispatch: record hand-off: %w", err)
+	}
+	dr, err := e.dropRecords(b, drops, nil)
+	if err != nil {
+		return err
+	}
+	recs = append(recs, dr...)
+	bs, err := e.batchStatusRecord(b, &payoutID, payout.BatchPending, nil, submittedPos)
+	if err != nil {
+		return err
+	}
+	if err := e.produce(j.hard, append(recs, bs)...); err != nil {
+		return err
+	}
+	if err := e.st.transition(j.hard, j.epoch, j.acct, b.BatchID, []string{statePosted}, stateDone); err != nil {
+		return err
+	}
+	e.m.batches.WithLabelValues("submitted").Inc()
+	e.m.transactions.Add(float64(len(submittedPos)))
+	j.log.Info("dispatch: batch submitted", "payout_id", payoutID, "transactions", len(submittedPos), "dropped", len(drops))
+	return nil
+}
+
+// transactions maps reference (requestId) -> Wompi transaction id for the
+// payout, asking again a few times while some wanted reference is missing.
+func (j *job) transactions(payoutID string, want map[string]int) (map[string]string, error) {
+	const tries = 5
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		out := make(map[string]string, len(want))
+		var err error
+		ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)
+		for tx, terr := range j.e.wompi.PayoutTransactions(ctx, payoutID, wompi.TransactionsFilter{Limit: 1000}) {
+			if terr != nil {
+				err = terr
+				break
+			}
+			if tx.Reference != "" {
+				out[tx.Reference] = tx.ID
+			}
+		}
+		cancel()
+		j.e.m.observe("payout_transactions", start, err)
+		complete := err == nil
+		for ref := range want {
+			if _, ok := out[ref]; !ok {
+				complete = false
+				break
+			}
+		}
+		if complete || (err == nil && attempt >= tries) {
+			return out, nil
+		}
+		j.e.m.retries.WithLabelValues("transactions").Inc()
+		if err := sleep(j.hard, j.e.backoff(attempt)); err != nil {
+			return nil, err
+		}
+	}
+}

@@ -1,0 +1,214 @@
+package dispatch
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// Defaults of Config. Each applies when its field is zero.
+const (
+	DefaultGroup             = "payouts-dispatcher"
+	DefaultPrefix            = "payouts:"
+	DefaultRatePerSecond     = 10.0
+	DefaultRateBurst         = 5
+	DefaultDeferBalanceRetry = 5 * time.Minute
+	DefaultDedupeLookback    = 72 * time.Hour
+	DefaultHTTPTimeout       = wompi.DefaultTimeout
+	DefaultLeaseTTL          = 30 * time.Second
+	DefaultHealthInterval    = 10 * time.Second
+	DefaultBanksRefresh      = time.Hour
+	DefaultRequestTTL        = 30 * 24 * time.Hour
+	DefaultRecordTTL         = 30 * 24 * time.Hour
+	// DefaultKeyMaxAge is how old a first POST may be before the dispatcher
+	// stops trusting the idempotency key (Wompi keeps a key 24 h [doc]) and
+	// reconciles by reference before posting again.
+	DefaultKeyMaxAge = 23 * time.Hour
+)
+
+// Config configures an Engine. Required: Kafka, Codec, Redis, Wompi. The
+// zero value of every other field gets the default documented on it.
+type Config struct {
+	// Kafka holds the base client options (seed brokers, TLS, SASL, kprom
+	// hooks): events.KafkaConfig.Opts. The engine adds the consumer group,
+	// manual commits and read_committed. Required.
+	Kafka []kgo.Opt
+	// Codec decodes batches and encodes batches and status events. Required.
+	Codec *events.Codec
+	// Topics: Batches and BatchesDeferred are consumed; BatchesDeferred,
+	// Status, BatchStatus and RequestsDLQ (undecodable batches) are produced
+	// to. Default events.DefaultTopics().
+	Topics events.Topics
+	// Group is the consumer group; default DefaultGroup.
+	Group string
+
+	// Redis holds every coordination key (see the package doc). Required.
+	Redis redis.UniversalClient
+	// Prefix starts every key the engine writes; it must not contain
+	// braces. Default DefaultPrefix. Replicas of one deployment share it.
+	Prefix string
+
+	// Wompi is the API client. Its HTTP client's timeout must not exceed
+	// HTTPTimeout (the recovery grace period relies on it). Required.
+	Wompi *wompi.Client
+	// HTTPTimeout bounds one Wompi call (each POST attempt gets its own
+	// context with this deadline). Default DefaultHTTPTimeout.
+	HTTPTimeout time.Duration
+	// RecoveryGrace is how long recovery waits, after writing a new epoch,
+	// before it lists Wompi's payouts, so that any POST started before Redis
+	// was lost has landed or failed. It must be longer than HTTPTimeout;
+	// default HTTPTimeout + 5 s.
+	RecoveryGrace time.Duration
+	// DedupeLookback is how far back recovery lists payouts to rebuild the
+	// duplicate index; default 72 h.
+	DedupeLookback time.Duration
+
+	// RatePerSecond and RateBurst are the POST /payouts rate limit shared by
+	// every replica (the same Redis key). Defaults 10/s, burst 5.
+	RatePerSecond float64
+	RateBurst     int
+	// DailyLimitCents is an account's daily money limit when Wompi's GET
+	// /limits does not give one; when it does, the lower of the two holds.
+	// Default payout.DefaultDailyLimitCents.
+	DailyLimitCents int64
+	// DailyBatchCap is the client's batches per Bogota day; default 3,800.
+	DailyBatchCap int
+	// DeferBalanceRetry is how long a batch refused for insufficient
+	// balance (EXC_008) waits; default 5 min.
+	DeferBalanceRetry time.Duration
+
+	// LeaseTTL is the claim lease on a batch; it is renewed every third of
+	// it while the batch is worked on. Default 30 s.
+	LeaseTTL time.Duration
+	// HealthInterval is the period of the GET /health checker; default 10 s.
+	HealthInterval time.Duration
+	// BanksRefresh is the age at which the cached GET /banks is refreshed;
+	// default 1 h. An unknown bank code also refreshes it (at most once a
+	// minute, or BanksRefresh if shorter).
+	BanksRefresh time.Duration
+	// RetryBase and RetryMax bound the capped exponential backoff (full
+	// jitter) between retries of a failed step; defaults 250 ms and 30 s.
+	RetryBase, RetryMax time.Duration
+	// PollInterval is how often a waiting worker looks again: at a deferred
+	// batch's NotBefore (on the injected clock), at a busy lease, at a
+	// recovery in progress. Default 1 s.
+	PollInterval time.Duration
+	// MaxQueued is how many fetched records a partition may hold before its
+	// fetching pauses; default 8.
+	MaxQueued int
+	// KeyMaxAge: see DefaultKeyMaxAge.
+	KeyMaxAge time.Duration
+	// RequestTTL is how long the duplicate index remembers a requestId;
+	// default 30 days. RecordTTL is the life of a batch record; default 30
+	// days.
+	RequestTTL, RecordTTL time.Duration
+
+	// InstanceID names this replica as the owner of its leases; default a
+	// random id per Engine (a restarted process waits for its predecessor's
+	// leases to expire).
+	InstanceID string
+	// Now is the business clock: Bogota days, NotBefore, firstPostAt and the
+	// event timestamps. Default time.Now. Timeouts always use the wall clock.
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) setDefaults() error {
+	var errs []error
+	if len(c.Kafka) == 0 {
+		errs = append(errs, errors.New("dispatch: Kafka options are required"))
+	}
+	if c.Codec == nil {
+		errs = append(errs, errors.New("dispatch: a Codec is required"))
+	}
+	if c.Redis == nil {
+		errs = append(errs, errors.New("dispatch: a Redis client is required"))
+	}
+	if c.Wompi == nil {
+		errs = append(errs, errors.New("dispatch: a Wompi client is required"))
+	}
+	if c.Topics == (events.Topics{}) {
+		c.Topics = events.DefaultTopics()
+	}
+	if err := c.Topics.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Group == "" {
+		c.Group = DefaultGroup
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(c.Prefix, "{}") {
+		errs = append(errs, fmt.Errorf("dispatch: prefix %q must not contain braces", c.Prefix))
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HTTPTimeout, DefaultHTTPTimeout)
+	def(&c.RecoveryGrace, c.HTTPTimeout+5*time.Second)
+	if c.RecoveryGrace <= c.HTTPTimeout {
+		errs = append(errs, fmt.Errorf("dispatch: RecoveryGrace %v must be longer than HTTPTimeout %v", c.RecoveryGrace, c.HTTPTimeout))
+	}
+	def(&c.DedupeLookback, DefaultDedupeLookback)
+	if c.RatePerSecond <= 0 {
+		c.RatePerSecond = DefaultRatePerSecond
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = DefaultRateBurst
+	}
+	if c.DailyLimitCents <= 0 {
+		c.DailyLimitCents = payout.DefaultDailyLimitCents
+	}
+	if c.DailyBatchCap <= 0 {
+		c.DailyBatchCap = payout.DailyBatchCap
+	}
+	def(&c.DeferBalanceRetry, DefaultDeferBalanceRetry)
+	def(&c.LeaseTTL, DefaultLeaseTTL)
+	def(&c.HealthInterval, DefaultHealthInterval)
+	def(&c.BanksRefresh, DefaultBanksRefresh)
+	def(&c.RetryBase, 250*time.Millisecond)
+	def(&c.RetryMax, 30*time.Second)
+	c.RetryMax = max(c.RetryMax, c.RetryBase)
+	def(&c.PollInterval, time.Second)
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = 8
+	}
+	def(&c.KeyMaxAge, DefaultKeyMaxAge)
+	def(&c.RequestTTL, DefaultRequestTTL)
+	def(&c.RecordTTL, DefaultRecordTTL)
+	if c.InstanceID == "" {
+		c.InstanceID = randomID()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	return errors.Join(errs...)
+}
+
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,568 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// checkSubmitted asserts that every request of b got exactly one SUBMITTED
+// event carrying the payout and a transaction id that the hand-off maps back
+// to it, and that Wompi accepted each exactly once.
+func (f *fixture) checkSubmitted(b payout.Batch) {
+	f.t.Helper()
+	idx := byStatus(f.statuses())
+	store := submitted.New(f.redis.Client(), f.redis.Prefix(), 0)
+	ledger := f.sim.BatchLedger()[b.BatchID]
+	if ledger.Accepted != 1 {
+		f.t.Fatalf("batch %s accepted %d times by Wompi, want 1", b.BatchID, ledger.Accepted)
+	}
+	for _, tx := range b.Transactions {
+		ss := idx[tx.RequestID][payout.StatusSubmitted]
+		if len(ss) == 0 {
+			f.t.Fatalf("request %s: no SUBMITTED event", tx.RequestID)
+		}
+		s := ss[0]
+		for _, o := range ss[1:] {
+			if o.EventID != s.EventID {
+				f.t.Fatalf("request %s: SUBMITTED twice with different event ids", tx.RequestID)
+			}
+		}
+		if s.PayoutID == nil || *s.PayoutID != ledger.PayoutIDs[0] || s.TransactionID == nil || s.Source != payout.SourceDispatcher {
+			f.t.Fatalf("request %s: SUBMITTED event %+v does not name payout %s and a transaction", tx.RequestID, s, ledger.PayoutIDs[0])
+		}
+		if s.EventID != payout.EventID("status", tx.RequestID, "SUBMITTED", b.BatchID) {
+			f.t.Fatalf("request %s: eventId %s is not the deterministic one", tx.RequestID, s.EventID)
+		}
+		le, ok := f.sim.LedgerEntry(tx.RequestID)
+		if !ok || le.Accepted != 1 || le.TransactionIDs[0] != *s.TransactionID {
+			f.t.Fatalf("request %s: ledger %+v, event transaction %s", tx.RequestID, le, *s.TransactionID)
+		}
+		m, ok, err := store.Lookup(context.Background(), *s.TransactionID)
+		if err != nil || !ok || m.RequestID != tx.RequestID || m.BatchID != b.BatchID || m.PayoutID != ledger.PayoutIDs[0] {
+			f.t.Fatalf("request %s: hand-off mapping %+v ok=%v err=%v", tx.RequestID, m, ok, err)
+		}
+	}
+}
+
+func TestHappyPath(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	b1, b2 := simpleBatch("happy-a", 3), simpleBatch("happy-b", 2)
+	f.produce(f.topics.Batches, b1, b2)
+	stop, _ := f.run(e)
+	eventually(t, "two batches submitted", func() bool { return outcome(e, "submitted") == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	f.checkSubmitted(b1)
+	f.checkSubmitted(b2)
+	var pending int
+	for _, bs := range f.batchStatuses() {
+		if bs.Status == payout.BatchPending && bs.PayoutID != nil && bs.Source == payout.SourceDispatcher {
+			pending++
+		}
+	}
+	if pending != 2 {
+		t.Fatalf("BatchStatusChanged PENDING: %d, want 2", pending)
+	}
+	if n := len(f.tap.snapshot()); n != 2 {
+		t.Fatalf("%d POSTs, want 2", n)
+	}
+
+	// The offsets were committed: a new replica in the group does nothing.
+	e2 := f.engine(nil)
+	stop2, _ := f.run(e2)
+	eventually(t, "second replica consuming", func() bool { return e2.Ready() && e2.Assigned() > 0 })
+	time.Sleep(300 * time.Millisecond)
+	_ = stop2()
+	if n := outcome(e2, "submitted") + outcome(e2, "skipped"); n != 0 {
+		t.Fatalf("second replica handled %d batches after the commit, want 0", n)
+	}
+	if n := len(f.tap.snapshot()); n != 2 {
+		t.Fatalf("%d POSTs, want 2", n)
+	}
+}
+
+// 503, then a timeout after Wompi committed, then 409: always the same key,
+// one acceptance.
+func TestRetriesReuseTheKey(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	f.tap.fault = func(n int) fault {
+		switch n {
+		case 1:
+			return fault503
+		case 2:
+			return faultCommitTimeout
+		}
+		return faultNone
+	}
+	e := f.engine(func(c *Config) { c.HTTPTimeout, c.RecoveryGrace = 500*time.Millisecond, time.Second })
+	b := simpleBatch("retry", 4)
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	posts := f.tap.snapshot()
+	if len(posts) < 3 {
+		t.Fatalf("%d POSTs, want at least 3 (503, timeout, 409)", len(posts))
+	}
+	for _, p := range posts {
+		if p.key != b.BatchID {
+			t.Fatalf("POST with key %q, want the batch id %q", p.key, b.BatchID)
+		}
+	}
+	f.checkSubmitted(b)
+	f.noDoublePayment()
+	if testutil.ToFloat64(e.m.reconciled.WithLabelValues("true")) < 1 {
+		t.Fatal("the 409 did not lead to a lookup by reference")
+	}
+}
+
+// Wompi commits the batch and the answer is lost: the retry gets EXC_022
+// and the lookup finds the payout.
+func TestCommitThenDropResponse(t *testing.T) {
+	f := newFixture(t, fixtureOpt{sim: wompitest.Config{Faults: wompitest.Faults{DropResponseRate: 1}}})
+	e := f.engine(nil)
+	b := simpleBatch("drop", 3)
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	if n := len(f.tap.snapshot()); n < 2 {
+		t.Fatalf("%d POSTs: the lost answer was not retried", n)
+	}
+	f.checkSubmitted(b)
+	f.noDoublePayment()
+}
+
+// crashAfterPost runs an engine that "crashes" right after Wompi accepted
+// the batch (before anything is recorded or committed).
+func crashAfterPost(t *testing.T, f *fixture, b payout.Batch) {
+	t.Helper()
+	e := f.engine(nil)
+	e.afterPost = func(string) error { return errors.New("boom") }
+	f.produce(f.topics.Batches, b)
+	_, done := f.run(e)
+	select {
+	case err := <-done:
+		if !errors.Is(err, errCrashed) {
+			t.Fatalf("Run: %v, want the simulated crash", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("engine did not crash")
+	}
+	if got := f.sim.BatchLedger()[b.BatchID].Accepted; got != 1 {
+		t.Fatalf("before the restart Wompi holds the batch %d times, want 1", got)
+	}
+	if len(f.statuses()) != 0 {
+		t.Fatal("events were produced before the crash point")
+	}
+}
+
+func TestCrashAfterPostThenRestart(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	b := simpleBatch("crash", 3)
+	crashAfterPost(t, f, b)
+	e := f.engine(nil)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted after restart", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	f.checkSubmitted(b)
+	f.noDoublePayment()
+	if n := len(f.tap.snapshot()); n != 1 {
+		t.Fatalf("%d POSTs, want 1: the restart must reconcile, not post", n)
+	}
+}
+
+func TestCrashAfterPostFlushThenRestart(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+	b := simpleBatch("crashflush", 3)
+	crashAfterPost(t, f, b)
+	if err := f.redis.FlushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := f.engine(nil)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted after restart", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	f.checkSubmitted(b)
+	f.noDoublePayment()
+	if n := len(f.tap.snapshot()); n != 1 {
+		t.Fatalf("%d POSTs, want 1", n)
+	}
+	if n := testutil.ToFloat64(e.m.recoveries); n != 1 {
+		t.Fatalf("recoveries %v, want 1", n)
+	}
+}
+
+func TestDuplicateRequestAcrossBatches(t *testing.T) {
+	for _, flush := range []bool{false, true} {
+		t.Run(fmt.Sprintf("flush=%v", flush), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{ownRedis: flush, noEpoch: flush})
+			amounts := map[string]int64{"dup-1": 100_000, "dup-2": 200_000, "dup-3": 300_000}
+			a := batch("dup-a", amounts, "dup-1", "dup-2")
+			b := batch("dup-b", amounts, "dup-2", "dup-3")
+			c := batch("dup-c", amounts, "dup-1") // every request a duplicate
+			e := f.engine(nil)
+			f.produce(f.topics.Batches, a)
+			stop, _ := f.run(e)
+			eventually(t, "batch a submitted", func() bool { return outcome(e, "submitted") == 1 })
+			if flush {
+				_ = stop()
+				if err := f.redis.FlushAll(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				e = f.engine(nil)
+				stop, _ = f.run(e)
+			}
+			f.produce(f.topics.Batches, b, c)
+			eventually(t, "batches b and c handled", func() bool {
+				return outcome(e, "submitted") == map[bool]int{false: 2, true: 1}[flush] && outcome(e, "duplicate") == 1
+			})
+			_ = stop()
+			f.noDoublePayment()
+			if le, _ := f.sim.LedgerEntry("dup-2"); le.Accepted != 1 || le.BatchReferences[0] != a.BatchID {
+				t.Fatalf("dup-2 ledger %+v: want paid once, by batch a", le)
+			}
+			if _, ok := f.sim.BatchLedger()[c.BatchID]; ok {
+				t.Fatal("a batch of duplicates only was posted")
+			}
+			idx := byStatus(f.statuses())
+			var dupEvents []payout.StatusChange
+			for _, s := range idx["dup-2"][payout.StatusRejected] {
+				dupEvents = append(dupEvents, s)
+			}
+			if len(dupEvents) == 0 || *dupEvents[0].ReasonCode != string(payout.ReasonDuplicateRequest) ||
+				*dupEvents[0].BatchID != b.BatchID || dupEvents[0].EventID != payout.EventID("status", "dup-2", "DUPLICATE", b.BatchID) {
+				t.Fatalf("no DUPLICATE_REQUEST event for the copy of dup-2 in batch b: %+v", dupEvents)
+			}
+			if rs := idx["dup-1"][payout.StatusRejected]; len(rs) == 0 || *rs[0].BatchID != c.BatchID {
+				t.Fatalf("no DUPLICATE_REQUEST event for the copy of dup-1 in batch c: %+v", rs)
+			}
+			if le, _ := f.sim.LedgerEntry("dup-3"); le.Accepted != 1 {
+				t.Fatalf("dup-3 (not a duplicate) ledger %+v: want paid once", le)
+			}
+			if flush && testutil.ToFloat64(e.m.recoveries) != 1 {
+				t.Fatal("no recovery after the FLUSHALL")
+			}
+		})
+	}
+}
+
+// Our daily amount is used up: the batch is DEFERRED to the next Bogota day
+// and posted once the (shared) clock gets there.
+func TestDailyLimitDefersToNextDay(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(func(c *Config) { c.DailyLimitCents = 1_000_000 })
+	b1 := batch("limit-1", map[string]int64{"lim-1": 600_000}, "lim-1")
+	b2 := batch("limit-2", map[string]int64{"lim-2": 600_000}, "lim-2")
+	f.produce(f.topics.Batches, b1)
+	stop, _ := f.run(e)
+	eventually(t, "first batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	f.produce(f.topics.Batches, b2)
+	eventually(t, "second batch deferred", func() bool { return outcome(e, "deferred") == 1 })
+	idx := byStatus(f.statuses())
+	d := idx["lim-2"][payout.StatusDeferred]
+	if len(d) != 1 || *d[0].ReasonCode != string(payout.ReasonDailyLimit) ||
+		d[0].EventID != payout.EventID("status", "lim-2", "DEFERRED", b2.BatchID, "1") {
+		t.Fatalf("DEFERRED events for lim-2: %+v", d)
+	}
+	deferred := f.kafka.ReadAll(t, f.topics.BatchesDeferred)
+	if len(deferred) != 1 {
+		t.Fatalf("%d deferred records, want 1", len(deferred))
+	}
+	var db payout.Batch
+	if err := f.codec.DecodeBatch(deferred[0].Value, &db); err != nil {
+		t.Fatal(err)
+	}
+	nextDay := payout.DayOf(testStart).Next().Start()
+	if db.Attempt != 1 || db.NotBefore == nil || !db.NotBefore.Equal(nextDay) || db.BatchID != b2.BatchID {
+		t.Fatalf("deferred record: attempt %d notBefore %v, want 1 and %v", db.Attempt, db.NotBefore, nextDay)
+	}
+	// Not due: nothing is posted however long it waits (the clock stands).
+	time.Sleep(200 * time.Millisecond)
+	if _, ok := f.sim.BatchLedger()[b2.BatchID]; ok {
+		t.Fatal("the deferred batch was posted before its day")
+	}
+	f.clock.Set(nextDay.Add(time.Minute))
+	eventually(t, "deferred batch submitted on the next day", func() bool { return outcome(e, "submitted") == 2 })
+	_ = stop()
+	f.checkSubmitted(b2)
+	f.noDoublePayment()
+}
+
+func TestBatchCountCap(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(func(c *Config) { c.DailyBatchCap = 2 })
+	bs := []payout.Batch{simpleBatch("cap-a", 1), simpleBatch("cap-b", 1), simpleBatch("cap-c", 1)}
+	f.produce(f.topics.Batches, bs...)
+	stop, _ := f.run(e)
+	eventually(t, "two submitted, one deferred", func() bool { return outcome(e, "submitted") == 2 && outcome(e, "deferred") == 1 })
+	_ = stop()
+	if n := len(f.sim.BatchLedger()); n != 2 {
+		t.Fatalf("Wompi holds %d batches, want 2 (the cap)", n)
+	}
+	d := byStatus(f.statuses())["cap-c-0"][payout.StatusDeferred]
+	if len(d) != 1 || *d[0].ReasonCode != string(payout.ReasonBatchBudget) {
+		t.Fatalf("third batch: DEFERRED events %+v, want DAILY_BATCH_BUDGET", d)
+	}
+}
+
+// Two replicas, every batch delivered twice (both topics): each batch is
+// POSTed exactly once.
+func TestTwoReplicasNeverPostTwice(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 4})
+	e1, e2 := f.engine(nil), f.engine(nil)
+	stop1, _ := f.run(e1)
+	stop2, _ := f.run(e2)
+	eventually(t, "both replicas own partitions", func() bool {
+		return e1.Assigned() > 0 && e2.Assigned() > 0 && e1.Assigned()+e2.Assigned() == 5
+	})
+	var bs []payout.Batch
+	for i := range 20 {
+		bs = append(bs, simpleBatch(fmt.Sprintf("rep%d", i), 2))
+	}
+	past := testStart.Add(-time.Hour)
+	again := make([]payout.Batch, len(bs))
+	for i, b := range bs {
+		b.NotBefore, b.Attempt = &past, 1
+		again[i] = b
+	}
+	f.produce(f.topics.Batches, bs...)
+	f.produce(f.topics.BatchesDeferred, again...)
+	eventually(t, "all batches handled twice", func() bool {
+		return outcome(e1, "submitted")+outcome(e2, "submitted")+outcome(e1, "skipped")+outcome(e2, "skipped") >= 2*len(bs) &&
+			outcome(e1, "submitted")+outcome(e2, "submitted") >= len(bs)
+	})
+	_, _ = stop1(), stop2()
+	posts := map[string]int{}
+	for _, p := range f.tap.snapshot() {
+		posts[p.key]++
+	}
+	for _, b := range bs {
+		if posts[b.BatchID] != 1 {
+			t.Fatalf("batch %s POSTed %d times, want 1", b.BatchID, posts[b.BatchID])
+		}
+		f.checkSubmitted(b)
+	}
+	if outcome(e1, "submitted") == 0 || outcome(e2, "submitted") == 0 {
+		t.Logf("note: one replica submitted everything (e1 %d, e2 %d)", outcome(e1, "submitted"), outcome(e2, "submitted"))
+	}
+	f.noDoublePayment()
+}
+
+// Two replicas share one rate limit: over a window, the POST count is the
+// configured rate, not twice it.
+func TestRateLimitSharedByReplicas(t *testing.T) {
+	const rate = 20.0
+	f := newFixture(t, fixtureOpt{partitions: 4})
+	mut := func(c *Config) { c.RatePerSecond, c.RateBurst = rate, 1 }
+	e1, e2 := f.engine(mut), f.engine(mut)
+	stop1, _ := f.run(e1)
+	stop2, _ := f.run(e2)
+	eventually(t, "both replicas own partitions", func() bool {
+		return e1.Assigned() > 0 && e2.Assigned() > 0 && e1.Assigned()+e2.Assigned() == 5
+	})
+	var bs []payout.Batch
+	for i := range 90 {
+		bs = append(bs, simpleBatch(fmt.Sprintf("rate%d", i), 1))
+	}
+	f.produce(f.topics.Batches, bs...)
+	const skip, window = 10, 2 * time.Second
+	eventually(t, "enough POSTs for the window", func() bool {
+		p := f.tap.snapshot()
+		return len(p) > skip && time.Since(p[skip].at) > window+200*time.Millisecond
+	})
+	posts := f.tap.snapshot()
+	from := posts[skip].at
+	n := 0
+	for _, p := range posts[skip:] {
+		if p.at.Before(from.Add(window)) {
+			n++
+		}
+	}
+	_, _ = stop1(), stop2()
+	want := rate * window.Seconds()
+	if float64(n) < want*0.9 || float64(n) > want*1.1 {
+		t.Fatalf("%d POSTs in %v, want %v ±10%%", n, window, want)
+	}
+	if outcome(e1, "submitted") == 0 || outcome(e2, "submitted") == 0 {
+		t.Fatalf("both replicas must post for the test to mean anything: e1 %d e2 %d", outcome(e1, "submitted"), outcome(e2, "submitted"))
+	}
+}
+
+// A validation 400: REJECTED per request with Wompi's code, and the
+// reservation goes back.
+func TestValidationRejectReleasesReservation(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(nil)
+	good := simpleBatch("ok", 1)
+	f.produce(f.topics.Batches, good)
+	stop, _ := f.run(e)
+	eventually(t, "good batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	day := payout.DayOf(testStart).String()
+	before, err := e.budget.Usage(context.Background(), day, wompitest.AccountMain)
+	if err != nil || !before.Seeded || before.Batches != 1 {
+		t.Fatalf("usage before: %+v %v", before, err)
+	}
+	bad := simpleBatch("bad", 2)
+	bad.Transactions[1].Beneficiary.LegalID = "123456789012345678901234" // Wompi: at most 20 characters
+	f.produce(f.topics.Batches, bad)
+	eventually(t, "bad batch rejected", func() bool { return outcome(e, "rejected") == 1 })
+	_ = stop()
+	after, err := e.budget.Usage(context.Background(), day, wompitest.AccountMain)
+	if err != nil || after != before {
+		t.Fatalf("usage after the rejection %+v, before %+v: the reservation was not released", after, before)
+	}
+	if _, ok := f.sim.BatchLedger()[bad.BatchID]; ok {
+		t.Fatal("the invalid batch is in Wompi")
+	}
+	idx := byStatus(f.statuses())
+	for _, tx := range bad.Transactions {
+		r := idx[tx.RequestID][payout.StatusRejected]
+		if len(r) != 1 || *r[0].ReasonCode != wompi.CodeValidation || r[0].ReasonMessage == nil {
+			t.Fatalf("request %s: REJECTED events %+v", tx.RequestID, r)
+		}
+	}
+	// The rejected requests left the duplicate index: not duplicates later.
+	n, err := f.redis.Client().Exists(context.Background(), e.st.reqKey(wompitest.AccountMain, bad.Transactions[0].RequestID)).Result()
+	if err != nil || n != 0 {
+		t.Fatalf("rejected request still indexed: %d %v", n, err)
+	}
+}
+
+func TestUnhealthyPausesPosting(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	f.sim.SetUnhealthy(true)
+	e := f.engine(nil)
+	b := simpleBatch("health", 2)
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "the POST waiting on health", func() bool { return testutil.ToFloat64(e.m.healthWaits) >= 1 })
+	if testutil.ToFloat64(e.m.unhealthy) != 1 {
+		t.Fatal("unhealthy gauge is not 1")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if len(f.tap.snapshot()) != 0 || len(f.sim.BatchLedger()) != 0 {
+		t.Fatal("posted while Wompi was UNHEALTHY")
+	}
+	f.sim.SetUnhealthy(false)
+	eventually(t, "batch submitted after recovery", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	if testutil.ToFloat64(e.m.unhealthy) != 0 {
+		t.Fatal("unhealthy gauge is not back to 0")
+	}
+	f.checkSubmitted(b)
+}
+
+func TestUnknownBankIsRejected(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(nil)
+	b := simpleBatch("bank", 3)
+	b.Transactions[1].Beneficiary.BankCode = "9999"
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	idx := byStatus(f.statuses())
+	r := idx["bank-1"][payout.StatusRejected]
+	if len(r) != 1 || *r[0].ReasonCode != string(payout.ReasonUnknownBankID) {
+		t.Fatalf("unknown bank: REJECTED %+v", r)
+	}
+	if _, ok := f.sim.LedgerEntry("bank-1"); ok {
+		t.Fatal("the transaction with an unknown bank was posted")
+	}
+	if le, ok := f.sim.LedgerEntry("bank-2"); !ok || le.Accepted != 1 {
+		t.Fatal("the rest of the batch was not posted")
+	}
+}
+
+// Insufficient balance (EXC_008): deferred by DEFER_BALANCE_RETRY, with the
+// reservation released, then posted once the balance is topped up.
+func TestInsufficientBalanceDefers(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(func(c *Config) { c.DeferBalanceRetry = 5 * time.Minute })
+	b := simpleBatch("low", 1)
+	b.OriginAccountID = wompitest.AccountLow
+	b.Transactions[0].AmountInCents = 50_000_000 // more than AccountLow holds
+	b.TotalAmountInCents = 50_000_000
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch deferred", func() bool { return outcome(e, "deferred") == 1 })
+	u, err := e.budget.Usage(context.Background(), payout.DayOf(testStart).String(), wompitest.AccountLow)
+	if err != nil || u.AmountInCents != 0 || u.Batches != 0 {
+		t.Fatalf("usage %+v %v: the reservation was not released", u, err)
+	}
+	d := byStatus(f.statuses())["low-0"][payout.StatusDeferred]
+	if len(d) != 1 || *d[0].ReasonCode != string(payout.ReasonInsufficientBalance) {
+		t.Fatalf("DEFERRED %+v", d)
+	}
+	if _, err := f.sim.Client(nil).RechargeBalance(context.Background(), wompitest.AccountLow, 5_000_000_000); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(6 * time.Minute)
+	eventually(t, "batch submitted after the top-up", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	f.checkSubmitted(b)
+}
+
+// The state machine's Redis work per batch does not grow with its size.
+func TestConstantRedisRoundTrips(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	counter := &commandCounter{}
+	e := f.engine(func(c *Config) {
+		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = 60*time.Second, 61*time.Second, time.Minute
+		rdb := f.redis.NewClient(t)
+		rdb.AddHook(counter)
+		c.Redis = rdb
+	})
+	log := testLogger()
+	ctx := context.Background()
+	run := func(b payout.Batch) int {
+		t.Helper()
+		counter.n.Store(0)
+		if err := e.process(ctx, &b, log); err != nil {
+			t.Fatal(err)
+		}
+		return int(counter.n.Load())
+	}
+	run(simpleBatch("warm", 2)) // seeds the day's budget, loads the scripts and the bank table
+	small := run(simpleBatch("rt-small", 10))
+	large := run(simpleBatch("rt-large", 10_000))
+	t.Logf("Redis round trips per batch: %d for 10 transactions, %d for 10,000", small, large)
+	if small != large || small > 15 {
+		t.Fatalf("round trips: %d (10 tx) vs %d (10,000 tx): must be equal and small", small, large)
+	}
+	if got := f.sim.BatchLedger(); len(got) != 3 {
+		t.Fatalf("Wompi holds %d batches, want 3", len(got))
+	}
+}
+
+type commandCounter struct{ n atomicInt }
+
+func (c *commandCounter) DialHook(next redisDialHook) redisDialHook { return next }
+func (c *commandCounter) ProcessHook(next redisProcessHook) redisProcessHook {
+	return func(ctx context.Context, cmd redisCmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (c *commandCounter) ProcessPipelineHook(next redisPipelineHook) redisPipelineHook {
+	return func(ctx context.Context, cmds []redisCmder) error {
+		c.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+
+

@@ -1,0 +1,457 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// errCrashed is returned by Run after a test hook simulated a crash.
+var errCrashed = errors.New("dispatch: simulated crash")
+
+// MaxRecordBytes bounds a produced record (a deferred batch of
+// events.MaxTransactions transactions); the deferred topic's
+// max.message.bytes must allow what the batches topic allows.
+const MaxRecordBytes = 32 << 20
+
+// Engine is one dispatcher replica. Create it with New, run it once with
+// Run. Replicas in the same group share the partitions; Redis and Wompi's
+// idempotency keep any batch from being paid twice.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	m       *metrics
+	st      *store
+	wompi   *wompi.Client
+	limiter *ratelimit.Limiter
+	budget  *ratelimit.Budget
+	handoff *submitted.Store
+	banks   *bankDirectory
+	health  *healthGate
+	cl      *kgo.Client
+
+	limitsMu   sync.Mutex
+	acctLimits map[string]int64 // Wompi's per-account daily limit, when known
+
+	ready    atomic.Bool
+	assigned atomic.Int64
+	mu       sync.Mutex
+	workers  map[tp]*worker
+	hard     context.Context // cancelled after the drain, or at a simulated crash
+	killHard context.CancelCauseFunc
+	killRun  context.CancelCauseFunc
+	crashed  atomic.Bool
+	closed   sync.Once
+
+	// Test hooks (nil in production).
+	afterPost  func(batchID string) error // after Wompi accepted the batch, before anything is recorded
+	beforePost func(batchID string)       // just before each POST attempt
+}
+
+type tp struct {
+	topic string
+	part  int32
+}
+
+// New validates cfg and builds an engine (the Kafka client is created but
+// does not connect until Run).
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, wompi: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}}
+	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
+		reqTTLms: cfg.RequestTTL.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
+		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}
+	if e.limiter, err = ratelimit.NewLimiter(cfg.Redis, cfg.Prefix+"wompi-post", cfg.RatePerSecond, cfg.RateBurst); err != nil {
+		return nil, err
+	}
+	if e.budget, err = ratelimit.NewBudget(cfg.Redis, ratelimit.BudgetConfig{Prefix: cfg.Prefix, DailyBatchCap: cfg.DailyBatchCap,
+		AccountDailyLimit: e.accountLimit}); err != nil {
+		return nil, err
+	}
+	e.handoff = submitted.New(cfg.Redis, cfg.Prefix, 0)
+	e.banks = &bankDirectory{e: e}
+	e.health = &healthGate{e: e}
+	e.hard, e.killHard = context.WithCancelCause(context.Background())
+
+	opts := append([]kgo.Opt{}, cfg.Kafka...)
+	opts = append(opts,
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics.Batches, cfg.Topics.BatchesDeferred),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		// ingest writes batches in Kafka transactions.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(MaxRecordBytes),
+		kgo.OnPartitionsAssigned(e.onAssigned),
+		kgo.OnPartitionsRevoked(e.onRevoked),
+		kgo.OnPartitionsLost(e.onRevoked),
+	)
+	if e.cl, err = kgo.NewClient(opts...); err != nil {
+		return nil, fmt.Errorf("dispatch: kafka client: %w", err)
+	}
+	return e, nil
+}
+
+// accountLimit is the daily money limit the budget enforces for an account:
+// the lower of DailyLimitCents and what Wompi's GET /limits said.
+func (e *Engine) accountLimit(acct string) int64 {
+	e.limitsMu.Lock()
+	defer e.limitsMu.Unlock()
+	if v, ok := e.acctLimits[acct]; ok && v > 0 {
+		return min(v, e.cfg.DailyLimitCents)
+	}
+	return e.cfg.DailyLimitCents
+}
+
+// Ready reports whether the engine has joined its group and is consuming.
+func (e *Engine) Ready() bool { return e.ready.Load() }
+
+// Assigned returns how many partitions this replica owns now.
+func (e *Engine) Assigned() int { return int(e.assigned.Load()) }
+
+func (e *Engine) now() time.Time { return e.cfg.Now() }
+
+// Close releases the Kafka client of an engine that was never Run. Run
+// closes it itself.
+func (e *Engine) Close() {
+	e.closed.Do(func() { e.cl.Close() })
+	e.killHard(context.Canceled)
+}
+
+// Run consumes batches until ctx ends, then drains: each partition worker
+// stops at its next safe point (an in-flight POST and what follows its
+// success are finished and committed), and the replica leaves its group.
+// It returns nil after a clean drain.
+func (e *Engine) Run(ctx context.Context) error {
+	defer e.Close()
+	runCtx, killRun := context.WithCancelCause(ctx)
+	defer killRun(nil)
+	e.killRun = killRun
+
+	e.health.check(runCtx)
+	var bg sync.WaitGroup
+	bg.Go(func() { e.health.run(e.hard) })
+	defer bg.Wait()
+	defer e.killHard(context.Canceled)
+
+	e.log.Info("dispatch: consuming", "topics", []string{e.cfg.Topics.Batches, e.cfg.Topics.BatchesDeferred},
+		"group", e.cfg.Group, "instance", e.cfg.InstanceID)
+	for {
+		fetches := e.cl.PollRecords(runCtx, 1000)
+		if fetches.IsClientClosed() || runCtx.Err() != nil {
+			break
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				e.log.Warn("dispatch: fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			e.mu.Lock()
+			w := e.workers[tp{p.Topic, p.Partition}]
+			e.mu.Unlock()
+			if w != nil { // else no longer ours: the next owner reads them again
+				w.push(p.Records)
+			}
+		})
+		e.ready.Store(true)
+	}
+	e.ready.Store(false)
+	e.stopWorkers(nil)
+	if e.crashed.Load() {
+		e.killHard(errCrashed)
+		return errCrashed
+	}
+	e.closed.Do(func() { e.cl.Close() }) // leaves the group
+	e.log.Info("dispatch: drained")
+	return nil
+}
+
+// crash simulates a process crash for tests: no lease release, no commit.
+func (e *Engine) crash() {
+	e.crashed.Store(true)
+	e.killHard(errCrashed)
+	if e.killRun != nil {
+		e.killRun(errCrashed)
+	}
+}
+
+func (e *Engine) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	e.ready.Store(true)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for topic, parts := range m {
+		for _, p := range parts {
+			k := tp{topic, p}
+			if _, ok := e.workers[k]; ok {
+				continue
+			}
+			soft, cancel := context.WithCancel(e.hard)
+			w := &worker{e: e, tp: k, soft: soft, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+			w.log = e.log.With("topic", topic, "partition", p)
+			e.workers[k] = w
+			e.assigned.Add(1)
+			go w.run()
+		}
+	}
+}
+
+func (e *Engine) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	e.stopWorkers(m)
+}
+
+// stopWorkers stops the workers of the given partitions (all when m is
+// nil) and waits for them; their fetch pauses are lifted so a later
+// assignment of the same partition fetches again.
+func (e *Engine) stopWorkers(m map[string][]int32) {
+	e.mu.Lock()
+	var ws []*worker
+	for k, w := range e.workers {
+		if m != nil && !contains(m[k.topic], k.part) {
+			continue
+		}
+		ws = append(ws, w)
+		delete(e.workers, k)
+		e.assigned.Add(-1)
+	}
+	e.mu.Unlock()
+	resume := map[string][]int32{}
+	for _, w := range ws {
+		w.cancel()
+		resume[w.tp.topic] = append(resume[w.tp.topic], w.tp.part)
+	}
+	for _, w := range ws {
+		<-w.done
+	}
+	if len(resume) > 0 {
+		e.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+func contains(s []int32, v int32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// worker handles one assigned partition: its records one at a time, in
+// offset order, committing each one's offset once its outcome is durable.
+type worker struct {
+	e      *Engine
+	tp     tp
+	log    *slog.Logger
+	soft   context.Context // ends when the partition is revoked or the engine drains
+	cancel context.CancelFunc
+	done   chan struct{}
+	wake   chan struct{}
+
+	mu          sync.Mutex
+	queue       []*kgo.Record
+	pauseQueue  bool // too many fetched records waiting
+	pauseNotDue bool // the head record is a deferred batch not yet due
+	paused      bool
+}
+
+func (w *worker) push(recs []*kgo.Record) {
+	w.mu.Lock()
+	w.queue = append(w.queue, recs...)
+	if len(w.queue) >= w.e.cfg.MaxQueued {
+		w.pauseQueue = true
+	}
+	w.syncPauseLocked()
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) pop() *kgo.Record {
+	for {
+		w.mu.Lock()
+		if len(w.queue) > 0 {
+			r := w.queue[0]
+			w.queue[0] = nil
+			w.queue = w.queue[1:]
+			if w.pauseQueue && len(w.queue) <= w.e.cfg.MaxQueued/2 {
+				w.pauseQueue = false
+				w.syncPauseLocked()
+			}
+			w.mu.Unlock()
+			return r
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.soft.Done():
+			return nil
+		case <-w.wake:
+		}
+	}
+}
+
+func (w *worker) setNotDue(v bool) {
+	w.mu.Lock()
+	w.pauseNotDue = v
+	w.syncPauseLocked()
+	w.mu.Unlock()
+}
+
+func (w *worker) syncPauseLocked() {
+	want := w.pauseQueue || w.pauseNotDue
+	if want == w.paused {
+		return
+	}
+	w.paused = want
+	m := map[string][]int32{w.tp.topic: {w.tp.part}}
+	if want {
+		w.e.cl.PauseFetchPartitions(m)
+	} else {
+		w.e.cl.ResumeFetchPartitions(m)
+	}
+}
+
+func (w *worker) run() {
+	defer close(w.done)
+	for {
+		rec := w.pop()
+		if rec == nil {
+			return
+		}
+		if !w.handle(rec) {
+			return
+		}
+	}
+}
+
+// handle works one record to a durable outcome and commits its offset. It
+// returns false when the worker must stop (revoked, draining, crashed)
+// without committing.
+func (w *worker) handle(rec *kgo.Record) bool {
+	e := w.e
+	e.m.inflight.Inc()
+	defer e.m.inflight.Dec()
+	var b payout.Batch
+	for attempt := 0; ; attempt++ {
+		err := e.cfg.Codec.DecodeBatch(rec.Value, &b)
+		if err == nil {
+			break
+		}
+		if events.Permanent(err) {
+			w.log.Error("dispatch: undecodable batch record: sent to the DLQ", "offset", rec.Offset, "err", err)
+			if perr := e.produce(e.hard, events.DLQRecord(rec, e.cfg.Topics.RequestsDLQ, err)); perr != nil {
+				w.log.Error("dispatch: DLQ produce failed; will retry", "err", perr)
+				if sleep(w.soft, e.backoff(attempt)) != nil {
+					return false
+				}
+				continue
+			}
+			e.m.batches.WithLabelValues("dlq").Inc()
+			return w.commit(rec)
+		}
+		e.m.retries.WithLabelValues("decode").Inc()
+		if sleep(w.soft, e.backoff(attempt)) != nil {
+			return false
+		}
+	}
+	log := w.log.With("batch_id", b.BatchID, "attempt", b.Attempt)
+
+	// A deferred batch waits for its NotBefore on the injected clock; its
+	// partition stops fetching meanwhile and nothing is committed.
+	if b.NotBefore != nil && e.now().Before(*b.NotBefore) {
+		log.Info("dispatch: deferred batch not due yet: partition paused", "not_before", b.NotBefore.UTC())
+		w.setNotDue(true)
+		for e.now().Before(*b.NotBefore) {
+			if sleep(w.soft, e.cfg.PollInterval) != nil {
+				w.setNotDue(false)
+				return false
+			}
+		}
+		w.setNotDue(false)
+	}
+
+	for attempt := 0; ; attempt++ {
+		err := e.process(w.soft, &b, log)
+		if err == nil {
+			break
+		}
+		if e.crashed.Load() || errors.Is(err, errCrashed) {
+			e.crash()
+			return false
+		}
+		if w.soft.Err() != nil {
+			log.Info("dispatch: batch interrupted (revoked or draining); the next owner resumes it", "err", err)
+			return false
+		}
+		if errors.Is(err, errStale) {
+			e.m.restarts.Inc()
+			log.Warn("dispatch: restarting the batch from its claim", "err", err)
+			if attempt < 3 {
+				continue
+			}
+		} else {
+			e.m.retries.WithLabelValues("batch").Inc()
+			log.Warn("dispatch: batch step failed; retrying", "err", err)
+		}
+		if sleep(w.soft, e.backoff(attempt)) != nil {
+			return false
+		}
+	}
+	return w.commit(rec)
+}
+
+// commit commits rec's offset. A failed commit is logged, not retried: the
+// record is read again later and found already handled.
+func (w *worker) commit(rec *kgo.Record) bool {
+	if w.e.crashed.Load() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(w.e.hard, 30*time.Second)
+	defer cancel()
+	var cerr error
+	w.e.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{
+		rec.Topic: {rec.Partition: {Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}},
+	}, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					cerr = err
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		w.log.Warn("dispatch: offset commit failed; the record will be read again and skipped", "offset", rec.Offset, "err", cerr)
+	}
+	return true
+}

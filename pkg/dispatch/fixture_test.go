@@ -1,0 +1,323 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// testStart is 10:00 in Bogota: far from a day boundary.
+var testStart = time.Date(2026, 11, 21, 10, 0, 0, 0, payout.Bogota)
+
+type fixture struct {
+	t      *testing.T
+	kafka  *testenv.Cluster
+	redis  *testenv.RedisServer
+	topics events.Topics
+	codec  *events.Codec
+	group  string
+	clock  *wompitest.ManualClock
+	sim    *wompitest.Server
+	tap    *tap
+}
+
+type fixtureOpt struct {
+	ownRedis   bool // a private server, for FLUSHALL
+	partitions int
+	sim        wompitest.Config
+	noEpoch    bool // leave Redis empty: the first batch runs the recovery
+}
+
+func newFixture(t *testing.T, o fixtureOpt) *fixture {
+	t.Helper()
+	if o.partitions == 0 {
+		o.partitions = 2
+	}
+	f := &fixture{t: t, kafka: testenv.Kafka(t), clock: wompitest.NewManualClock(testStart)}
+	if o.ownRedis {
+		f.redis = testenv.RedisOwn(t)
+	} else {
+		f.redis = testenv.Redis(t)
+	}
+	c, err := events.NewCodec(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.codec = c
+	f.topics = events.Topics{
+		Requests:        f.kafka.Topic(t, "requests", 1),
+		Batches:         f.kafka.Topic(t, "batches", o.partitions),
+		BatchesDeferred: f.kafka.Topic(t, "deferred", 1),
+		Status:          f.kafka.Topic(t, "status", 2),
+		BatchStatus:     f.kafka.Topic(t, "batch-status", 1),
+		RequestsDLQ:     f.kafka.Topic(t, "dlq", 1),
+	}
+	f.group = "dispatch-" + f.topics.Batches
+	o.sim.Clock = f.clock
+	f.sim = wompitest.NewTestServer(t, o.sim)
+	f.tap = &tap{base: http.DefaultTransport}
+	if !o.noEpoch {
+		f.seedEpoch()
+	}
+	return f
+}
+
+// seedEpoch writes a ready epoch: the state a finished recovery leaves on
+// an empty Wompi. Tests about recovery leave it out.
+func (f *fixture) seedEpoch() {
+	if err := f.redis.Client().HSet(context.Background(), f.redis.Prefix()+"{dispatch}:epoch", "id", "e0", "state", "ready").Err(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("DISPATCH_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// engine builds an engine with test timings on the fixture's components.
+func (f *fixture) engine(mutate func(*Config)) *Engine {
+	f.t.Helper()
+	cfg := Config{
+		Kafka:          []kgo.Opt{kgo.SeedBrokers(f.kafka.Brokers()...), kgo.HeartbeatInterval(200 * time.Millisecond)},
+		Codec:          f.codec,
+		Topics:         f.topics,
+		Group:          f.group,
+		Redis:          f.redis.NewClient(f.t),
+		Prefix:         f.redis.Prefix(),
+		Wompi:          f.sim.Client(&http.Client{Transport: f.tap}),
+		HTTPTimeout:    2 * time.Second,
+		RecoveryGrace:  2200 * time.Millisecond,
+		RatePerSecond:  10000,
+		RateBurst:      100,
+		LeaseTTL:       2 * time.Second,
+		HealthInterval: 20 * time.Millisecond,
+		RetryBase:      5 * time.Millisecond,
+		RetryMax:       50 * time.Millisecond,
+		PollInterval:   20 * time.Millisecond,
+		Now:            f.clock.Now,
+		Logger:         testLogger(),
+		Registerer:     prometheus.NewRegistry(),
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(e.Close)
+	return e
+}
+
+// run starts e; stop drains it and returns Run's error.
+func (f *fixture) run(e *Engine) (stop func() error, done <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- e.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-ch:
+			case <-time.After(60 * time.Second):
+				f.t.Error("engine did not drain within 60s")
+			}
+		})
+		return err
+	}
+	f.t.Cleanup(func() { _ = stop() })
+	return stop, ch
+}
+
+var seq atomic.Int64
+
+// batch builds a valid batch of AccountMain paying the given requests.
+func batch(name string, amounts map[string]int64, order ...string) payout.Batch {
+	sum := sha1.Sum([]byte(name + fmt.Sprint(seq.Add(1))))
+	b := payout.Batch{BatchID: "b-" + hex.EncodeToString(sum[:]), OriginAccountID: wompitest.AccountMain,
+		PaymentType: payout.PaymentProviders, CreatedAt: testStart}
+	for i, rid := range order {
+		b.Transactions = append(b.Transactions, payout.Transaction{RequestID: rid, AmountInCents: amounts[rid], RequestedAt: testStart,
+			Beneficiary: payout.Beneficiary{LegalIDType: payout.LegalCC, LegalID: fmt.Sprintf("10%08d", i+1), Name: "Payee " + rid,
+				Email: "payee@example.co", BankCode: "1007", AccountType: payout.AccountAhorros, AccountNumber: fmt.Sprintf("4%010d", i+1)}})
+		b.TotalAmountInCents += amounts[rid]
+	}
+	b.TransactionCount = int32(len(b.Transactions))
+	return b
+}
+
+// simpleBatch pays n requests of 100,000 cents named prefix-0..n-1.
+func simpleBatch(prefix string, n int) payout.Batch {
+	amounts := map[string]int64{}
+	var order []string
+	for i := range n {
+		rid := fmt.Sprintf("%s-%d", prefix, i)
+		amounts[rid] = 100_000
+		order = append(order, rid)
+	}
+	return batch(prefix, amounts, order...)
+}
+
+func (f *fixture) produce(topic string, bs ...payout.Batch) {
+	f.t.Helper()
+	var recs []*kgo.Record
+	for i := range bs {
+		v, err := f.codec.AppendBatch(nil, &bs[i])
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(bs[i].BatchID), Value: v})
+	}
+	f.kafka.Produce(f.t, topic, recs...)
+}
+
+func (f *fixture) statuses() []payout.StatusChange {
+	f.t.Helper()
+	var out []payout.StatusChange
+	for _, r := range f.kafka.ReadAll(f.t, f.topics.Status) {
+		var s payout.StatusChange
+		if err := f.codec.DecodeStatusChange(r.Value, &s); err != nil {
+			f.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (f *fixture) batchStatuses() []payout.BatchStatusChange {
+	f.t.Helper()
+	var out []payout.BatchStatusChange
+	for _, r := range f.kafka.ReadAll(f.t, f.topics.BatchStatus) {
+		var s payout.BatchStatusChange
+		if err := f.codec.DecodeBatchStatusChange(r.Value, &s); err != nil {
+			f.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// byStatus indexes status events: requestId -> status -> events.
+func byStatus(ss []payout.StatusChange) map[string]map[payout.Status][]payout.StatusChange {
+	m := map[string]map[payout.Status][]payout.StatusChange{}
+	for _, s := range ss {
+		if m[s.RequestID] == nil {
+			m[s.RequestID] = map[payout.Status][]payout.StatusChange{}
+		}
+		m[s.RequestID][s.Status] = append(m[s.RequestID][s.Status], s)
+	}
+	return m
+}
+
+// eventually polls cond every 20 ms until it holds, failing after 30 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func outcome(e *Engine, o string) int {
+	return int(testutil.ToFloat64(e.m.batches.WithLabelValues(o)))
+}
+
+// noDoublePayment checks the simulator's audit ledger.
+func (f *fixture) noDoublePayment() {
+	f.t.Helper()
+	if d := f.sim.Duplicates(); len(d) > 0 {
+		f.t.Fatalf("transaction references accepted more than once: %v", d)
+	}
+	if d := f.sim.DuplicateBatches(); len(d) > 0 {
+		f.t.Fatalf("batch references accepted more than once: %v", d)
+	}
+}
+
+// tap wraps the HTTP transport to Wompi: it records every POST /payouts
+// (wall time and idempotency key) and injects faults chosen per POST.
+type tap struct {
+	base  http.RoundTripper
+	mu    sync.Mutex
+	posts []tapPost
+	fault func(n int) fault // n counts POSTs from 1
+}
+
+type tapPost struct {
+	at  time.Time
+	key string
+	ref string
+}
+
+type fault int
+
+const (
+	faultNone          fault = iota
+	fault503                 // answer 503 without forwarding
+	faultCommitTimeout       // forward (the batch is created), then never answer
+)
+
+func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/payouts") {
+		return t.base.RoundTrip(req)
+	}
+	t.mu.Lock()
+	t.posts = append(t.posts, tapPost{at: time.Now(), key: req.Header.Get(wompi.HeaderIdempotencyKey)})
+	n := len(t.posts)
+	fn := t.fault
+	t.mu.Unlock()
+	f := faultNone
+	if fn != nil {
+		f = fn(n)
+	}
+	switch f {
+	case fault503:
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Content-Type": {"application/json"}},
+			Body:    io.NopCloser(strings.NewReader(`{"status":503,"code":"SERVICE_UNAVAILABLE","message":"injected"}`)),
+			Request: req}, nil
+	case faultCommitTimeout:
+		resp, err := t.base.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		<-req.Context().Done()
+		return nil, req.Context().Err()
+	}
+	return t.base.RoundTrip(req)
+}
+
+func (t *tap) snapshot() []tapPost {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]tapPost(nil), t.posts...)
+}

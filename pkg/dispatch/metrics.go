@@ -1,0 +1,112 @@
+package dispatch
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// metrics are the engine's Prometheus series. Labels are low-cardinality
+// by construction: outcomes, endpoints, code classes, reasons.
+type metrics struct {
+	batches        *prometheus.CounterVec   // outcome
+	transactions   prometheus.Counter       // submitted
+	wompiLatency   *prometheus.HistogramVec // endpoint, class
+	wompiErrors    *prometheus.CounterVec   // endpoint, class
+	retries        *prometheus.CounterVec   // step
+	deferred       *prometheus.CounterVec   // reason
+	duplicates     prometheus.Counter
+	unknownBanks   prometheus.Counter
+	budgetUsage    *prometheus.GaugeVec // kind: amount, batches
+	unhealthy      prometheus.Gauge
+	healthWaits    prometheus.Counter
+	recoveries     prometheus.Counter
+	rebuildSkipped prometheus.Counter
+	restarts       prometheus.Counter
+	reconciled     *prometheus.CounterVec // found
+	inflight       prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "payouts", "dispatcher"
+	m := &metrics{
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batches_total",
+			Help: "Batches handled, by outcome: submitted, deferred, rejected, duplicate (every request a duplicate), skipped (already handled), dlq."}, []string{"outcome"}),
+		transactions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transactions_submitted_total",
+			Help: "Transactions Wompi accepted (SUBMITTED events)."}),
+		wompiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "wompi_request_seconds",
+			Help: "Latency of Wompi API calls by endpoint and result class.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)},
+			[]string{"endpoint", "class"}),
+		wompiErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "wompi_errors_total",
+			Help: "Failed Wompi API calls by endpoint and class (4xx, 5xx, 409, 429, transport, timeout)."}, []string{"endpoint", "class"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "retries_total",
+			Help: "Retries by step (post, lookup, transactions, redis, kafka, ...)."}, []string{"step"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deferred_total",
+			Help: "Batches deferred, by reason code."}, []string{"reason"}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicates_dropped_total",
+			Help: "Requests dropped from a batch because another batch owns their requestId."}),
+		unknownBanks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "unknown_bank_total",
+			Help: "Requests rejected because GET /banks has no bankId for their bank code."}),
+		budgetUsage: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "budget_usage_ratio",
+			Help: "Share of the daily budget reserved, as of the last reservation (amount: of the account last seen; batches: of the client)."}, []string{"kind"}),
+		unhealthy: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "wompi_unhealthy",
+			Help: "1 while GET /health says UNHEALTHY: posting is paused."}),
+		healthWaits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "health_waits_total",
+			Help: "Times a POST waited because Wompi was UNHEALTHY."}),
+		recoveries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "redis_recoveries_total",
+			Help: "Recoveries run after Redis lost the dispatcher's state."}),
+		rebuildSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rebuild_skipped_payouts_total",
+			Help: "Payouts a recovery could not index (no accountId)."}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batch_restarts_total",
+			Help: "Batches restarted from the claim because the epoch changed or the lease was lost."}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "reconciliations_total",
+			Help: "Lookups by reference before a POST, by whether the batch was already in Wompi."}, []string{"found"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "batches_in_flight",
+			Help: "Batches being worked on."}),
+	}
+	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.wompiErrors, m.retries, m.deferred,
+		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.rebuildSkipped, m.restarts,
+		m.reconciled, m.inflight} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("dispatch: metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// class buckets a Wompi call result for labels.
+func class(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	we, ok := wompi.AsError(err)
+	if !ok {
+		return "other"
+	}
+	switch {
+	case we.HTTPStatus == 0 && we.Timeout():
+		return "timeout"
+	case we.HTTPStatus == 0:
+		return "transport"
+	case we.HTTPStatus == 409 || we.HTTPStatus == 429:
+		return strconv.Itoa(we.HTTPStatus)
+	case we.HTTPStatus >= 500:
+		return "5xx"
+	case we.HTTPStatus >= 400:
+		return "4xx"
+	}
+	return "other"
+}
+
+// observe records one Wompi call.
+func (m *metrics) observe(endpoint string, start time.Time, err error) {
+	c := class(err)
+	m.wompiLatency.WithLabelValues(endpoint, c).Observe(time.Since(start).Seconds())
+	if err != nil {
+		m.wompiErrors.WithLabelValues(endpoint, c).Inc()
+	}
+}

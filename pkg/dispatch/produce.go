@@ -1,0 +1,113 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/ops"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// produce writes recs with acks=all and waits for every one.
+func (e *Engine) produce(ctx context.Context, recs ...*kgo.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := e.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		e.m.retries.WithLabelValues("kafka").Inc()
+		return fmt.Errorf("dispatch: produce: %w", err)
+	}
+	return nil
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// statusRecord builds one PayoutStatusChanged record (source DISPATCHER).
+func (e *Engine) statusRecord(b *payout.Batch, t *payout.Transaction, status payout.Status, reason, msg string,
+	payoutID, txID *string, eventID string) (*kgo.Record, error) {
+	batchID := b.BatchID
+	sc := payout.StatusChange{
+		EventID: eventID, RequestID: t.RequestID, BatchID: &batchID, PayoutID: payoutID, TransactionID: txID,
+		Status: status, ReasonCode: optString(reason), ReasonMessage: optString(msg),
+		AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: e.now(), Source: payout.SourceDispatcher,
+	}
+	v, err := e.cfg.Codec.AppendStatusChange(nil, &sc)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: encode status: %w", err)
+	}
+	return &kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(t.RequestID), Value: v}, nil
+}
+
+// dropRecords builds the REJECTED events of the dropped transactions. A
+// DUPLICATE_REQUEST event concerns the dropped copy, not the request the
+// other batch pays.
+func (e *Engine) dropRecords(b *payout.Batch, drops []drop, dst []*kgo.Record) ([]*kgo.Record, error) {
+	for _, d := range drops {
+		r, err := e.statusRecord(b, &b.Transactions[d.idx], payout.StatusRejected, string(d.reason), d.message, nil, nil, d.eventID)
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, r)
+	}
+	return dst, nil
+}
+
+// batchStatusRecord builds the BatchStatusChanged record of the batch's
+// transactions at positions pos.
+func (e *Engine) batchStatusRecord(b *payout.Batch, payoutID *string, st payout.BatchStatus, msg *string, pos []int) (*kgo.Record, error) {
+	var total int64
+	for _, i := range pos {
+		total += b.Transactions[i].AmountInCents
+	}
+	disc := ""
+	if payoutID != nil {
+		disc = *payoutID
+	}
+	bs := payout.BatchStatusChange{
+		EventID: payout.EventID("batch-status", b.BatchID, string(st), disc), BatchID: b.BatchID, PayoutID: payoutID,
+		OriginAccountID: b.OriginAccountID, PaymentType: b.PaymentType, Schedule: b.Schedule, Status: st, StatusMessage: msg,
+		TotalAmountInCents: total, TransactionCount: int32(len(pos)), OccurredAt: e.now(), Source: payout.SourceDispatcher,
+	}
+	v, err := e.cfg.Codec.AppendBatchStatusChange(nil, &bs)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: encode batch status: %w", err)
+	}
+	return &kgo.Record{Topic: e.cfg.Topics.BatchStatus, Key: []byte(b.BatchID), Value: v}, nil
+}
+
+var (
+	longDigits = regexp.MustCompile(`\d{6,}`)
+	emailLike  = regexp.MustCompile(`[^\s@,;:"'<>()\[\]]+@[^\s@,;:"'<>()\[\]]+`)
+)
+
+// maskMessage renders Wompi's error messages for an event or a log:
+// joined, with anything that looks like an account number, a legal id or
+// an email masked, and cut to 500 bytes.
+func maskMessage(we *wompi.Error) string {
+	if we == nil {
+		return ""
+	}
+	s := strings.Join(we.Messages, "; ")
+	if s == "" {
+		s = fmt.Sprintf("HTTP %d %s", we.HTTPStatus, we.Code)
+	}
+	s = emailLike.ReplaceAllString(s, "***@***")
+	s = longDigits.ReplaceAllStringFunc(s, ops.Mask)
+	if len(s) > 500 {
+		s = s[:500]
+	}
+	return strings.ToValidUTF8(s, "")
+}

@@ -1,0 +1,198 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// ensureEpoch returns the current, ready epoch id. When Redis has none (a
+// fresh or flushed Redis) one replica runs the recovery under a lock while
+// the others wait for it; a recovery whose replica died is taken over once
+// its lock expires.
+func (e *Engine) ensureEpoch(ctx context.Context) (string, error) {
+	for {
+		id, ready, err := e.st.epoch(ctx)
+		if err != nil {
+			return "", err
+		}
+		if ready {
+			return id, nil
+		}
+		ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), e.st.owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
+		if err != nil {
+			return "", fmt.Errorf("dispatch: recovery lock: %w", err)
+		}
+		if ok {
+			id, err := e.recover(ctx)
+			if err == nil {
+				return id, nil
+			}
+			if ctx.Err() != nil {
+				return "", err
+			}
+			e.log.Error("dispatch: recovery failed; will retry", "err", err)
+		}
+		if err := sleep(ctx, e.cfg.PollInterval); err != nil {
+			return "", err
+		}
+	}
+}
+
+// recover runs while holding the recovery lock: it writes a new epoch in
+// state "rebuilding", waits the grace period so any POST started before
+// the loss has landed or failed, rebuilds the duplicate index from Wompi,
+// and marks the epoch ready.
+func (e *Engine) recover(ctx context.Context) (string, error) {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lost := make(chan struct{})
+	go e.holdLock(lctx, lost)
+	defer func() {
+		_ = lockScript.Run(context.WithoutCancel(ctx), e.st.rdb, []string{e.st.lockKey()}, e.st.owner, e.st.lockTTLms, "release").Err()
+	}()
+
+	// Another replica may have finished a recovery between our read and
+	// our lock.
+	if id, ready, err := e.st.epoch(ctx); err != nil {
+		return "", err
+	} else if ready {
+		return id, nil
+	}
+	epoch := randomID()
+	start := time.Now()
+	if err := e.st.rdb.HSet(ctx, e.st.epochKey(), "id", epoch, "state", "rebuilding",
+		"startedAt", e.cfg.Now().UnixMilli()).Err(); err != nil {
+		return "", fmt.Errorf("dispatch: write epoch: %w", err)
+	}
+	e.m.recoveries.Inc()
+	e.log.Warn("dispatch: Redis state missing: recovering (new epoch, grace wait, rebuild of the duplicate index from Wompi)",
+		"epoch", epoch, "grace", e.cfg.RecoveryGrace, "lookback", e.cfg.DedupeLookback)
+
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-lost:
+		return "", errors.New("dispatch: recovery lock lost during the grace period")
+	case <-time.After(e.cfg.RecoveryGrace):
+	}
+
+	n, accounts, err := e.rebuildIndex(ctx, epoch)
+	if err != nil {
+		return "", err
+	}
+	select {
+	case <-lost:
+		return "", errors.New("dispatch: recovery lock lost during the rebuild")
+	default:
+	}
+	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}, epoch).Int()
+	if err != nil {
+		return "", fmt.Errorf("dispatch: finish recovery: %w", err)
+	}
+	if ok != 1 {
+		return "", errors.New("dispatch: the epoch changed during recovery")
+	}
+	e.log.Info("dispatch: recovery done", "epoch", epoch, "requests_indexed", n, "accounts", accounts,
+		"took", time.Since(start).Round(time.Millisecond))
+	return epoch, nil
+}
+
+// holdLock renews the recovery lock until ctx ends; it closes lost if the
+// lock was taken from us.
+func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
+	t := time.NewTicker(time.Duration(e.st.lockTTLms/3) * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := lockScript.Run(ctx, e.st.rdb, []string{e.st.lockKey()}, e.st.owner, e.st.lockTTLms, "renew").Int()
+			if err == nil && n == 0 {
+				close(lost)
+				return
+			}
+		}
+	}
+}
+
+// rebuildIndex lists every payout created in the lookback window and each
+// one's transactions, and indexes every transaction reference (a requestId
+// Wompi has accepted) as owned by the payout's reference (our batch id). It
+// overwrites: what Wompi holds beats any claim made since. Accounts seen get
+// the new epoch marker.
+func (e *Engine) rebuildIndex(ctx context.Context, epoch string) (int, int, error) {
+	from := payout.DayOf(e.cfg.Now().Add(-e.cfg.DedupeLookback)).String()
+	pipe := e.st.rdb.Pipeline()
+	flush := func() error {
+		if pipe.Len() == 0 {
+			return nil
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	accounts := map[string]bool{}
+	n := 0
+	for p, err := range e.wompi.Payouts(ctx, wompi.PayoutsFilter{FromDate: from}) {
+		if err != nil {
+			return 0, 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
+		}
+		if p.AccountID == "" {
+			// [ours] The simulator reports accountId; the real API may
+			// not. Without it the requests cannot be placed under their
+			// account's hash tag.
+			e.m.rebuildSkipped.Inc()
+			e.log.Error("dispatch: rebuild: payout without accountId; its requests are not indexed", "payout_id", p.ID, "reference", p.Reference)
+			continue
+		}
+		if !accounts[p.AccountID] {
+			accounts[p.AccountID] = true
+			pipe.Set(ctx, e.st.acctEpochKey(p.AccountID), epoch, 0)
+		}
+		for tx, err := range e.wompi.PayoutTransactions(ctx, p.ID, wompi.TransactionsFilter{}) {
+			if err != nil {
+				return 0, 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ID, err)
+			}
+			if tx.Reference == "" {
+				continue
+			}
+			pipe.Set(ctx, e.st.reqKey(p.AccountID, tx.Reference), p.Reference, time.Duration(e.st.reqTTLms)*time.Millisecond)
+			n++
+			if pipe.Len() >= 1000 {
+				if err := flush(); err != nil {
+					return 0, 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return 0, 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
+	}
+	return n, len(accounts), nil
+}
+
+// adoptAccount gives an account the current epoch marker the first time it
+// is seen in that epoch (recovery only marks accounts Wompi listed), then
+// checks that the epoch is still current: a FLUSH between the two would
+// otherwise leave a marker that vouches for an empty index.
+func (e *Engine) adoptAccount(ctx context.Context, epoch, acct string) error {
+	if err := e.st.rdb.Set(ctx, e.st.acctEpochKey(acct), epoch, 0).Err(); err != nil {
+		return fmt.Errorf("dispatch: adopt account: %w", err)
+	}
+	id, ready, err := e.st.epoch(ctx)
+	if err != nil {
+		return err
+	}
+	if !ready || id != epoch {
+		return fmt.Errorf("%w: epoch changed while adopting an account", errStale)
+	}
+	return nil
+}
+
+

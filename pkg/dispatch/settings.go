@@ -1,0 +1,147 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/config"
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// Settings are the dispatcher's configuration, bound to env variables and
+// flags by BindConfig.
+type Settings struct {
+	config.Common
+	Group             string
+	RedisURL          string
+	RedisPrefix       string
+	WompiBaseURL      string
+	WompiAPIKey       string
+	WompiPrincipalID  string
+	HTTPTimeout       time.Duration
+	RecoveryGrace     time.Duration
+	RatePerSecond     float64
+	RateBurst         int
+	DailyLimitCents   int64
+	DailyBatchCap     int
+	DeferBalanceRetry time.Duration
+	DedupeLookback    time.Duration
+	LeaseTTL          time.Duration
+	HealthInterval    time.Duration
+	BanksRefresh      time.Duration
+	InstanceID        string
+}
+
+// BindConfig binds the dispatcher settings on s: the shared Kafka, topic,
+// registry, metrics and logging variables, then the dispatcher's own.
+func BindConfig(s *config.Set) *Settings {
+	st := &Settings{}
+	config.BindCommon(s, &st.Common, "payouts-dispatcher")
+	s.String(&st.Group, "group", "DISPATCHER_GROUP", DefaultGroup, "consumer group of the dispatcher replicas").Required()
+	s.String(&st.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://): leases, duplicate index, budgets, rate limit").Required().
+		Check(func() error {
+			if _, err := redis.ParseURL(st.RedisURL); err != nil {
+				return errors.New("is not a redis:// or rediss:// URL")
+			}
+			return nil
+		})
+	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", DefaultPrefix, "prefix of every Redis key (shared with the tracker; no braces)").
+		Check(func() error {
+			if st.RedisPrefix == "" || strings.ContainsAny(st.RedisPrefix, "{}") {
+				return errors.New("must be non-empty and free of braces")
+			}
+			return nil
+		})
+	s.String(&st.WompiBaseURL, "wompi-base-url", "WOMPI_BASE_URL", wompi.SandboxBaseURL, "Wompi payouts API root, including /v1")
+	s.Secret(&st.WompiAPIKey, "wompi-api-key", "WOMPI_API_KEY", "Wompi x-api-key").Required()
+	s.Secret(&st.WompiPrincipalID, "wompi-principal-id", "WOMPI_PRINCIPAL_ID", "Wompi user-principal-id").Required()
+	s.Duration(&st.HTTPTimeout, "wompi-http-timeout", "WOMPI_HTTP_TIMEOUT", DefaultHTTPTimeout, "bound of one Wompi call").
+		Check(func() error { return config.CheckPositive(st.HTTPTimeout) })
+	s.Duration(&st.RecoveryGrace, "recovery-grace", "RECOVERY_GRACE", 0,
+		"wait after a Redis loss before rebuilding from Wompi; must exceed WOMPI_HTTP_TIMEOUT (0: timeout + 5s)").
+		Check(func() error {
+			if st.RecoveryGrace != 0 && st.RecoveryGrace <= st.HTTPTimeout {
+				return fmt.Errorf("must be longer than WOMPI_HTTP_TIMEOUT (%v)", st.HTTPTimeout)
+			}
+			return nil
+		})
+	s.Float64(&st.RatePerSecond, "wompi-rate-per-second", "WOMPI_RATE_PER_SECOND", DefaultRatePerSecond, "POST /payouts per second, across all replicas").
+		Check(func() error { return config.CheckPositive(st.RatePerSecond) })
+	s.Int(&st.RateBurst, "wompi-rate-burst", "WOMPI_RATE_BURST", DefaultRateBurst, "burst of the shared POST rate limit").
+		Check(func() error { return config.CheckPositive(st.RateBurst) })
+	s.Int64(&st.DailyLimitCents, "daily-limit-cents", "DAILY_LIMIT_CENTS", payout.DefaultDailyLimitCents,
+		"per-account daily money limit in cents (the lower of this and Wompi's GET /limits holds)").
+		Check(func() error { return config.CheckPositive(st.DailyLimitCents) })
+	s.Int(&st.DailyBatchCap, "daily-batch-cap", "DAILY_BATCH_CAP", payout.DailyBatchCap, "batches per Bogota day for the client").
+		Check(func() error { return config.CheckPositive(st.DailyBatchCap) })
+	s.Duration(&st.DeferBalanceRetry, "defer-balance-retry", "DEFER_BALANCE_RETRY", DefaultDeferBalanceRetry,
+		"wait before retrying a batch refused for insufficient balance (EXC_008)").
+		Check(func() error { return config.CheckPositive(st.DeferBalanceRetry) })
+	s.Duration(&st.DedupeLookback, "dedupe-lookback", "DEDUPE_LOOKBACK", DefaultDedupeLookback,
+		"how far back a recovery lists Wompi payouts to rebuild the duplicate index").
+		Check(func() error { return config.CheckPositive(st.DedupeLookback) })
+	s.Duration(&st.LeaseTTL, "lease-ttl", "DISPATCHER_LEASE_TTL", DefaultLeaseTTL, "claim lease on a batch (renewed while worked on)").
+		Check(func() error { return config.CheckPositive(st.LeaseTTL) })
+	s.Duration(&st.HealthInterval, "health-interval", "WOMPI_HEALTH_INTERVAL", DefaultHealthInterval, "period of the GET /health check").
+		Check(func() error { return config.CheckPositive(st.HealthInterval) })
+	s.Duration(&st.BanksRefresh, "banks-refresh", "WOMPI_BANKS_REFRESH", DefaultBanksRefresh, "age at which the cached GET /banks is refreshed").
+		Check(func() error { return config.CheckPositive(st.BanksRefresh) })
+	s.String(&st.InstanceID, "instance-id", "DISPATCHER_INSTANCE_ID", "", "owner id of this replica's leases (default: random per start)")
+	return st
+}
+
+// Engine builds the engine the settings describe: the Redis client, the
+// Wompi client, the codec and the Kafka options (kprom metrics on reg). The
+// Redis client is closed when the returned close function is called.
+func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logger *slog.Logger) (*Engine, func(), error) {
+	ropts, err := redis.ParseURL(st.RedisURL)
+	if err != nil {
+		return nil, nil, errors.New("REDIS_URL: is not a redis:// or rediss:// URL")
+	}
+	rdb := redis.NewClient(ropts)
+	closeAll := func() { _ = rdb.Close() }
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("REDIS_URL: ping: %w", err)
+	}
+	wc, err := wompi.New(wompi.Config{BaseURL: st.WompiBaseURL, APIKey: st.WompiAPIKey, PrincipalID: st.WompiPrincipalID,
+		HTTPClient: &http.Client{Timeout: st.HTTPTimeout}})
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("WOMPI_BASE_URL: %w", err)
+	}
+	codec, err := events.NewCodec(ctx, events.WithRegistry(st.SchemaRegistryURL), events.WithTopics(st.Topics))
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("SCHEMA_REGISTRY_URL: %w", err)
+	}
+	opts, err := st.Kafka.Opts(reg, "payouts_dispatcher")
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	e, err := New(Config{
+		Kafka: opts, Codec: codec, Topics: st.Topics, Group: st.Group,
+		Redis: rdb, Prefix: st.RedisPrefix,
+		Wompi: wc, HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeLookback: st.DedupeLookback,
+		RatePerSecond: st.RatePerSecond, RateBurst: st.RateBurst,
+		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,
+		LeaseTTL: st.LeaseTTL, HealthInterval: st.HealthInterval, BanksRefresh: st.BanksRefresh,
+		InstanceID: st.InstanceID, Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return e, closeAll, nil
+}

@@ -1,0 +1,288 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Batch record states (the "state" field of P{acct}:batch:<batchId>).
+const (
+	stateClaimed  = "claimed"  // owned, nothing sent yet in this record's life
+	statePosting  = "posting"  // a POST /payouts may be in flight or may have landed
+	statePosted   = "posted"   // Wompi accepted it: payoutId is known
+	stateDone     = "done"     // events produced: nothing left to do
+	stateRejected = "rejected" // Wompi refused it for good (validation 4xx): events produced
+	stateDeferred = "deferred" // refused for now (a limit or the balance): re-produced to the deferred topic
+)
+
+// errStale means the batch must restart from step 1: the Redis epoch
+// changed (Redis lost its data), or the lease was taken over, or another
+// replica moved the batch on. Nothing was changed by the refused step.
+var errStale = errors.New("dispatch: stale epoch or lost lease")
+
+// store is the engine's Redis state: the epoch, the batch records, the
+// duplicate index. Every multi-key script touches one account's hash tag.
+type store struct {
+	rdb       redis.UniversalClient
+	prefix    string
+	owner     string
+	leaseMs   int64
+	reqTTLms  int64
+	recTTLms  int64
+	lockTTLms int64
+}
+
+func (s *store) epochKey() string { return s.prefix + "{dispatch}:epoch" }
+func (s *store) lockKey() string  { return s.prefix + "{dispatch}:recovery" }
+
+// tag returns the hash tag of an origin account: the id itself, or a digest
+// of it when it holds a brace (ingest allows any printable id).
+func tag(account string) string {
+	if !strings.ContainsAny(account, "{}") {
+		return account
+	}
+	sum := sha256.Sum256([]byte(account))
+	return "h" + hex.EncodeToString(sum[:12])
+}
+
+func (s *store) acctEpochKey(acct string) string { return s.prefix + "{" + tag(acct) + "}:epoch" }
+func (s *store) batchKey(acct, id string) string { return s.prefix + "{" + tag(acct) + "}:batch:" + id }
+func (s *store) reqKey(acct, id string) string   { return s.prefix + "{" + tag(acct) + "}:req:" + id }
+
+// luaNow is the Redis server's clock in ms: leases never depend on the
+// replicas' clocks agreeing.
+const luaNow = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// claimScript: KEYS account epoch marker, batch record; ARGV epoch, owner,
+// leaseMs, recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs}.
+var claimScript = redis.NewScript(luaNow + `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'noepoch', '', '', '', 0} end
+local lease = now + tonumber(ARGV[3])
+local st = redis.call('HGET', KEYS[2], 'state')
+if not st then
+  redis.call('HSET', KEYS[2], 'state', 'claimed', 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  return {'fresh', 'claimed', '', '', 0}
+end
+local f = redis.call('HMGET', KEYS[2], 'owner', 'lease', 'payoutId', 'firstPostAt')
+if st == 'done' or st == 'rejected' then return {'final', st, f[3] or '', f[4] or '', 0} end
+local owner, till = f[1] or '', tonumber(f[2] or '0')
+if owner ~= '' and owner ~= ARGV[2] and till > now then
+  return {'busy', st, '', '', till - now}
+end
+redis.call('HSET', KEYS[2], 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {'resume', st, f[3] or '', f[4] or '', 0}
+`)
+
+// guard is the common head of every later step: the account's epoch marker
+// is still the batch's epoch, and the record is still ours.
+const guard = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'stale'} end
+local g = redis.call('HMGET', KEYS[2], 'state', 'owner', 'epoch')
+if not g[1] then return {'stale'} end
+if g[2] ~= ARGV[2] or g[3] ~= ARGV[1] then return {'lost'} end
+`
+
+// transitionScript: KEYS marker, record; ARGV epoch, owner, leaseMs,
+// ",from1,from2,", to, then field/value pairs (a field "?f" is set only if
+// absent). Reply {'ok'} or {'stale'|'lost'|'state', current}.
+var transitionScript = redis.NewScript(luaNow + guard + `
+if not string.find(ARGV[4], ',' .. g[1] .. ',', 1, true) then return {'state', g[1]} end
+redis.call('HSET', KEYS[2], 'state', ARGV[5], 'lease', now + tonumber(ARGV[3]))
+for i = 6, #ARGV - 1, 2 do
+  local f = ARGV[i]
+  if string.sub(f, 1, 1) == '?' then
+    redis.call('HSETNX', KEYS[2], string.sub(f, 2), ARGV[i + 1])
+  else
+    redis.call('HSET', KEYS[2], f, ARGV[i + 1])
+  end
+end
+return {'ok'}
+`)
+
+// renewScript: KEYS marker, record; ARGV epoch, owner, leaseMs.
+var renewScript = redis.NewScript(luaNow + guard + `
+redis.call('HSET', KEYS[2], 'lease', now + tonumber(ARGV[3]))
+return {'ok'}
+`)
+
+// releaseLeaseScript: KEYS record; ARGV owner. Lets another replica take the
+// batch at once after this one gave up on it.
+var releaseLeaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'owner', '', 'lease', 0)
+  return 1
+end
+return 0
+`)
+
+// dedupeScript: KEYS marker, record, then one duplicate-index key per
+// requestId; ARGV epoch, owner, batchId, ttlMs. Each requestId not yet
+// indexed becomes this batch's; the reply lists the 1-based positions of
+// those owned by another batch, after a leading 'ok'.
+var dedupeScript = redis.NewScript(guard + `
+local out = {'ok'}
+for i = 3, #KEYS do
+  if not redis.call('SET', KEYS[i], ARGV[3], 'NX', 'PX', ARGV[4]) then
+    if redis.call('GET', KEYS[i]) ~= ARGV[3] then out[#out + 1] = i - 2 end
+  end
+end
+return out
+`)
+
+// rejectScript: KEYS marker, record, then the index keys of the batch's
+// requests; ARGV epoch, owner, leaseMs. The batch becomes rejected and its
+// requestIds leave the duplicate index (they were never paid).
+var rejectScript = redis.NewScript(luaNow + guard + `
+redis.call('HSET', KEYS[2], 'state', 'rejected', 'lease', now + tonumber(ARGV[3]))
+for i = 3, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[4] then redis.call('DEL', KEYS[i]) end
+end
+return {'ok'}
+`)
+
+// finishRecoveryScript: KEYS epoch; ARGV id.
+var finishRecoveryScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'state', 'ready')
+  return 1
+end
+return 0
+`)
+
+// lockScript: KEYS lock; ARGV owner, ttlMs, op ("renew" or "release").
+var lockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == 'release' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`)
+
+// claim is the outcome of claimScript.
+type claim struct {
+	code        string // fresh, resume, final, busy, noepoch
+	state       string
+	payoutID    string
+	firstPostAt time.Time // zero when never posted
+	wait        time.Duration
+}
+
+func (s *store) claim(ctx context.Context, epoch, acct, batchID string) (claim, error) {
+	res, err := claimScript.Run(ctx, s.rdb, []string{s.acctEpochKey(acct), s.batchKey(acct, batchID)},
+		epoch, s.owner, s.leaseMs, s.recTTLms).Slice()
+	if err != nil {
+		return claim{}, fmt.Errorf("dispatch: claim batch %s: %w", batchID, err)
+	}
+	if len(res) != 5 {
+		return claim{}, fmt.Errorf("dispatch: claim batch %s: unexpected reply %v", batchID, res)
+	}
+	c := claim{}
+	c.code, _ = res[0].(string)
+	c.state, _ = res[1].(string)
+	c.payoutID, _ = res[2].(string)
+	if fp, _ := res[3].(string); fp != "" {
+		if ms, err := strconv.ParseInt(fp, 10, 64); err == nil {
+			c.firstPostAt = time.UnixMilli(ms)
+		}
+	}
+	w, _ := res[4].(int64)
+	c.wait = time.Duration(w) * time.Millisecond
+	return c, nil
+}
+
+// guarded runs a script whose first reply element is 'ok' or a refusal and
+// maps refusals to errStale.
+func guarded(what string, res []any, err error) ([]any, error) {
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: %s: %w", what, err)
+	}
+	if len(res) == 0 {
+		return nil, fmt.Errorf("dispatch: %s: empty reply", what)
+	}
+	if code, _ := res[0].(string); code != "ok" {
+		detail := ""
+		if len(res) > 1 {
+			detail = fmt.Sprint(" ", res[1])
+		}
+		return nil, fmt.Errorf("%w: %s refused (%s%s)", errStale, what, code, detail)
+	}
+	return res[1:], nil
+}
+
+// transition moves the batch from one of from to to, setting fields.
+func (s *store) transition(ctx context.Context, epoch, acct, batchID string, from []string, to string, fields ...string) error {
+	args := make([]any, 0, 5+len(fields))
+	args = append(args, epoch, s.owner, s.leaseMs, ","+strings.Join(from, ",")+",", to)
+	for _, f := range fields {
+		args = append(args, f)
+	}
+	res, err := transitionScript.Run(ctx, s.rdb, []string{s.acctEpochKey(acct), s.batchKey(acct, batchID)}, args...).Slice()
+	_, err = guarded("move batch "+batchID+" to "+to, res, err)
+	return err
+}
+
+func (s *store) renew(ctx context.Context, epoch, acct, batchID string) error {
+	res, err := renewScript.Run(ctx, s.rdb, []string{s.acctEpochKey(acct), s.batchKey(acct, batchID)}, epoch, s.owner, s.leaseMs).Slice()
+	_, err = guarded("renew lease of "+batchID, res, err)
+	return err
+}
+
+func (s *store) releaseLease(ctx context.Context, acct, batchID string) error {
+	return releaseLeaseScript.Run(ctx, s.rdb, []string{s.batchKey(acct, batchID)}, s.owner).Err()
+}
+
+// dedupe indexes the requestIds for this batch and returns the positions
+// (0-based, into requestIDs) of those another batch owns. One round trip.
+func (s *store) dedupe(ctx context.Context, epoch, acct, batchID string, requestIDs []string) ([]int, error) {
+	keys := make([]string, 0, 2+len(requestIDs))
+	keys = append(keys, s.acctEpochKey(acct), s.batchKey(acct, batchID))
+	for _, id := range requestIDs {
+		keys = append(keys, s.reqKey(acct, id))
+	}
+	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, s.owner, batchID, s.reqTTLms).Slice()
+	rest, err := guarded("dedupe batch "+batchID, res, err)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, len(rest))
+	for _, v := range rest {
+		n, ok := v.(int64)
+		if !ok || n < 1 || int(n) > len(requestIDs) {
+			return nil, fmt.Errorf("dispatch: dedupe batch %s: bad reply element %v", batchID, v)
+		}
+		out = append(out, int(n-1))
+	}
+	return out, nil
+}
+
+// reject marks the batch rejected and drops its requestIds from the index.
+func (s *store) reject(ctx context.Context, epoch, acct, batchID string, requestIDs []string) error {
+	keys := make([]string, 0, 2+len(requestIDs))
+	keys = append(keys, s.acctEpochKey(acct), s.batchKey(acct, batchID))
+	for _, id := range requestIDs {
+		keys = append(keys, s.reqKey(acct, id))
+	}
+	res, err := rejectScript.Run(ctx, s.rdb, keys, epoch, s.owner, s.leaseMs, batchID).Slice()
+	_, err = guarded("reject batch "+batchID, res, err)
+	return err
+}
+
+// epoch returns the current epoch id and whether it is ready.
+func (s *store) epoch(ctx context.Context) (id string, ready bool, err error) {
+	vals, err := s.rdb.HMGet(ctx, s.epochKey(), "id", "state").Result()
+	if err != nil {
+		return "", false, fmt.Errorf("dispatch: read epoch: %w", err)
+	}
+	id, _ = vals[0].(string)
+	st, _ := vals[1].(string)
+	return id, id != "" && st == "ready", nil
+}

@@ -1,0 +1,106 @@
+package localrun
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// LoadFigures are the load run's measurements.
+type LoadFigures struct {
+	Requests          int
+	Batches           int
+	Publish           time.Duration // producing every request
+	Pipeline          time.Duration // first publish to last SUBMITTED
+	RequestsPerSec    float64
+	BatchesPerSec     float64
+	RedisCommands     float64 // dispatcher Redis commands per batch
+	RedisRoundTrips   float64 // dispatcher Redis round trips per batch
+	PeakRSS           int64   // bytes, this process (the workers)
+	RawConsumePerSec  float64 // a plain franz-go group consume of the request topic
+	PipelineOverRawPc float64
+}
+
+// Print writes the figures.
+func (l *LoadFigures) Print(w io.Writer) {
+	fmt.Fprintf(w, "\nLoad run: %d requests in %d batches\n", l.Requests, l.Batches)
+	fmt.Fprintf(w, "  publish                         %v (%.0f requests/s)\n", l.Publish.Round(time.Millisecond), float64(l.Requests)/l.Publish.Seconds())
+	fmt.Fprintf(w, "  pipeline (publish -> SUBMITTED)  %v: %.0f requests/s, %.1f batches/s\n", l.Pipeline.Round(time.Millisecond), l.RequestsPerSec, l.BatchesPerSec)
+	fmt.Fprintf(w, "  dispatcher Redis per batch       %.1f commands, %.1f round trips\n", l.RedisCommands, l.RedisRoundTrips)
+	fmt.Fprintf(w, "  peak RSS (workers' process)      %.1f MiB\n", float64(l.PeakRSS)/(1<<20))
+	fmt.Fprintf(w, "  raw franz-go consume, same topic %.0f records/s\n", l.RawConsumePerSec)
+	fmt.Fprintf(w, "  pipeline / raw consume           %.1f%%\n", l.PipelineOverRawPc)
+}
+
+func (s *Stack) loadFigures(ctx context.Context, requests, batches int, publish, pipeline time.Duration) *LoadFigures {
+	l := &LoadFigures{Requests: requests, Batches: batches, Publish: publish, Pipeline: pipeline, PeakRSS: peakRSS()}
+	l.RequestsPerSec = float64(requests) / pipeline.Seconds()
+	l.BatchesPerSec = float64(batches) / pipeline.Seconds()
+	if batches > 0 {
+		l.RedisCommands = float64(s.redisCalls.commands.Load()) / float64(batches)
+		l.RedisRoundTrips = float64(s.redisCalls.roundTrips.Load()) / float64(batches)
+	}
+	l.RawConsumePerSec = s.rawConsume(ctx, requests)
+	if l.RawConsumePerSec > 0 {
+		l.PipelineOverRawPc = 100 * l.RequestsPerSec / l.RawConsumePerSec
+	}
+	return l
+}
+
+// rawConsume reads the whole request topic with a plain franz-go group
+// consumer (auto-commit), the yardstick the pipeline is compared with.
+func (s *Stack) rawConsume(ctx context.Context, want int) float64 {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.ConsumerGroup(fmt.Sprintf("raw-consume-%d", time.Now().UnixNano())),
+		kgo.ConsumeTopics(s.Topics.Requests), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		return 0
+	}
+	defer cl.Close()
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	n := 0
+	var start time.Time
+	for n < want && cctx.Err() == nil {
+		fs := cl.PollFetches(cctx)
+		if start.IsZero() && fs.NumRecords() > 0 {
+			start = time.Now()
+		}
+		n += fs.NumRecords()
+	}
+	if n == 0 || start.IsZero() {
+		return 0
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// simLedger is the simulator's GET /_sim/ledger.
+type simLedger struct {
+	Transactions     map[string]wompitest.LedgerEntry `json:"transactions"`
+	PaidMoreThanOnce []string                         `json:"paidMoreThanOnce"`
+}
+
+func fetchLedger(ctx context.Context, baseURL string) (*simLedger, error) {
+	root := strings.TrimSuffix(baseURL, "/v1")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, root+"/_sim/ledger", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoLedger, err)
+	}
+	defer resp.Body.Close()
+	var l simLedger
+	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoLedger, err)
+	}
+	return &l, nil
+}

@@ -1,0 +1,220 @@
+package localrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// Run starts the stack, publishes the marketplace's requests, follows them
+// to their final statuses, and returns the reconciliation. With Serve it then
+// keeps the stack up until ctx is done.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	began := time.Now()
+	s, err := Start(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	fmt.Fprintf(o.Out, "payouts-local: kafka %s (%s), redis %s (%s), wompi simulator %s\n",
+		strings.Join(s.Brokers, ","), kafkaKind(o), s.Redis.Addr, s.Redis.Kind, s.SimURL)
+	fmt.Fprintf(o.Out, "payouts-local: tracker webhooks http://%s/webhooks/wompi; metrics ingest http://%s/metrics, dispatcher http://%s/metrics, tracker http://%s/metrics\n",
+		s.WebhookAddr, s.Metrics["ingest"], s.Metrics["dispatcher"], s.Metrics["tracker"])
+	if s.Redis.Kind == "miniredis" {
+		fmt.Fprintln(o.Out, "payouts-local: no REDIS_URL and no redis-server on PATH: using embedded miniredis (not Redis; install redis-server for the real thing)")
+	}
+
+	var report *Report
+	if o.Requests > 0 {
+		report, err = s.drive(ctx, o, began)
+		if err != nil {
+			return report, err
+		}
+	}
+	if o.Serve {
+		fmt.Fprintf(o.Out, "payouts-local: serving; produce PayoutRequested records to %s on %s. Ctrl-C to stop.\n", s.Topics.Requests, strings.Join(s.Brokers, ","))
+		select {
+		case <-ctx.Done():
+		case err := <-s.Err():
+			return report, err
+		}
+	}
+	return report, nil
+}
+
+func kafkaKind(o Options) string {
+	if len(o.KafkaBrokers) > 0 {
+		return "kfake process"
+	}
+	return "in-process kfake"
+}
+
+// drive publishes the requests and waits until each is settled.
+func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report, error) {
+	m := NewMarketplace(fmt.Sprintf("r%x", uint32(o.Seed)), o.Seed, o.Mix, time.Now)
+	tally := NewTally(m, o.Requests)
+
+	// Follow the status topic from its start.
+	statusCl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.ConsumeTopics(s.Topics.Status),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return nil, err
+	}
+	defer statusCl.Close()
+	fctx, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	var decodeErrs atomic.Int64
+	go func() {
+		var sc payout.StatusChange
+		for fctx.Err() == nil {
+			fs := statusCl.PollFetches(fctx)
+			fs.EachRecord(func(r *kgo.Record) {
+				if err := s.Codec.DecodeStatusChange(r.Value, &sc); err != nil {
+					decodeErrs.Add(1)
+					return
+				}
+				tally.Observe(&sc)
+			})
+		}
+	}()
+
+	pub, err := s.NewPublisher()
+	if err != nil {
+		return nil, err
+	}
+	defer pub.Close()
+	var pubErr atomic.Pointer[error]
+	onErr := func(err error) { pubErr.CompareAndSwap(nil, &err) }
+	start := time.Now()
+	var req payout.Request
+	for i := range o.Requests {
+		k := m.Next(i, &req)
+		tally.Published(i, k, req.AmountInCents, time.Now())
+		if err := pub.Publish(ctx, &req, onErr); err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+		if i > 0 && i%(max(1, o.Requests/max(1, o.Garbage+1))) == 0 && o.Garbage > 0 && i/(o.Requests/(o.Garbage+1)) <= o.Garbage {
+			pub.PublishRaw(ctx, fmt.Sprintf("garbage-%d", i), []byte("\x00\x00\x00\x00\x07not avro"))
+		}
+	}
+	if err := pub.Flush(ctx); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if p := pubErr.Load(); p != nil {
+		return nil, fmt.Errorf("publish: %w", *p)
+	}
+	published := time.Since(start)
+
+	// Wait, recharging the low-balance account once its batches defer.
+	prog := newProgress(o.Out, o.Terminal, o.Requests)
+	deadline := time.Now().Add(o.Timeout)
+	recharged := false
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		settled, submitted, payouts := tally.Progress()
+		prog.update(settled, submitted, payouts)
+		if settled == o.Requests {
+			break
+		}
+		if !recharged && tally.anyDeferred() {
+			// The marketplace's treasury tops the account up; the deferred
+			// batches go out on their next try.
+			if _, err := s.wompi.RechargeBalance(ctx, wompitest.AccountLow, 5_000_000_000); err == nil {
+				recharged = true
+				fmt.Fprintln(o.Out, "\npayouts-local: batches of the low-balance account were DEFERRED (EXC_008); recharged it with $50,000,000.00")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			prog.done()
+			return nil, ctx.Err()
+		case err := <-s.Err():
+			prog.done()
+			return nil, err
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	prog.done()
+	stopFollow()
+
+	dlq := 0
+	if o.Garbage > 0 {
+		dlq = s.countTopic(ctx, s.Topics.RequestsDLQ)
+	}
+	var rep *Report
+	if s.Sim != nil {
+		rep = tally.Reconcile(s.Sim, dlq, time.Since(began))
+	} else {
+		ledger, err := fetchLedger(ctx, s.SimURL)
+		if err != nil {
+			return nil, err
+		}
+		rep = tally.reconcileWith(ledger, dlq, time.Since(began))
+	}
+	if o.Load {
+		rep.Load = s.loadFigures(ctx, o.Requests, rep.Batches, published, elapsed)
+	}
+	if n := decodeErrs.Load(); n > 0 {
+		return rep, fmt.Errorf("%d status events did not decode", n)
+	}
+	return rep, nil
+}
+
+// countTopic counts the committed records of a topic.
+func (s *Stack) countTopic(ctx context.Context, topic string) int {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return 0
+	}
+	defer cl.Close()
+	n := 0
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(cctx)
+		cancel()
+		if fs.NumRecords() == 0 {
+			return n
+		}
+		n += fs.NumRecords()
+	}
+}
+
+func (t *Tally) anyDeferred() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, d := range t.deferred {
+		if d {
+			return true
+		}
+	}
+	return false
+}
+
+// peakRSS returns this process's peak resident set size in bytes.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
+}
+
+var errNoLedger = errors.New("simulator ledger unavailable")

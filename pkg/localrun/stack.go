@@ -1,0 +1,399 @@
+package localrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/config"
+	"github.com/wompi-payouts/pipeline/pkg/dispatch"
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/ingest"
+	"github.com/wompi-payouts/pipeline/pkg/ops"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/track"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// Options configure a local run.
+type Options struct {
+	// Requests is how many payout requests the marketplace publishes.
+	Requests int
+	// Garbage is how many undecodable records it also publishes, to show
+	// the DLQ at work.
+	Garbage int
+	Seed    uint64
+	Mix     Mix
+	// Partitions of every topic; default 6.
+	Partitions int
+	// RedisURL, when set, is the Redis to use (else redis-server, else
+	// miniredis when AllowEmbeddedRedis).
+	RedisURL           string
+	AllowEmbeddedRedis bool
+	// Timeout bounds the wait for every request to settle.
+	Timeout time.Duration
+	// Serve keeps the stack up after the run (or with no requests at all)
+	// until ctx is done.
+	Serve bool
+	// Out receives the progress and the report; Log the workers' logs.
+	Out, Log io.Writer
+	// Terminal draws a progress bar; otherwise plain progress lines.
+	Terminal bool
+	// External Kafka and simulator (the load run starts them as child
+	// processes so their memory is not counted as the pipeline's).
+	KafkaBrokers []string
+	SimURL       string
+	// SettleDelay is the simulator's settlement delay (in-process sim only).
+	SettleDelay time.Duration
+	// Load turns on the load report (throughput, Redis round trips per
+	// batch, latency percentiles, RSS, raw consume ratio).
+	Load bool
+}
+
+// Stack is a running local pipeline.
+type Stack struct {
+	Brokers     []string
+	Redis       *Redis
+	Sim         *wompitest.Server // nil when the simulator is external
+	SimURL      string
+	WebhookAddr string
+	Metrics     map[string]string // worker -> metrics address
+	Topics      events.Topics
+	Codec       *events.Codec
+
+	redisCalls *callCounter
+	dispatch   *dispatch.Engine
+	fake       *kfake.Cluster
+	wg         sync.WaitGroup
+	errs       chan error
+	cancel     context.CancelFunc
+	log        *slog.Logger
+	wompi      *wompi.Client
+}
+
+// Default simulator credentials (pkg/wompi/wompitest's defaults).
+const (
+	simAPIKey    = "sim-api-key"
+	simPrincipal = "sim-principal"
+	simSecret    = "sim-events-secret"
+)
+
+// Start brings the stack up: Kafka, Redis, the simulator and the three
+// workers. Stop it with Close.
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	if o.Partitions <= 0 {
+		o.Partitions = 6
+	}
+	logger := slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s := &Stack{Topics: events.DefaultTopics(), Metrics: map[string]string{}, errs: make(chan error, 8), log: logger}
+	ctx, s.cancel = context.WithCancel(ctx)
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	// Kafka.
+	if len(o.KafkaBrokers) > 0 {
+		s.Brokers = o.KafkaBrokers
+	} else {
+		t := s.Topics
+		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(o.Partitions),
+			kfake.SeedTopics(int32(o.Partitions), t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ))
+		if err != nil {
+			return nil, fmt.Errorf("kfake: %w", err)
+		}
+		s.fake, s.Brokers = fake, fake.ListenAddrs()
+	}
+
+	// Redis.
+	r, err := StartRedis(ctx, o.RedisURL, o.AllowEmbeddedRedis)
+	if err != nil {
+		return nil, err
+	}
+	s.Redis = r
+
+	// The simulator.
+	if o.SimURL != "" {
+		s.SimURL = o.SimURL
+	} else {
+		delay := o.SettleDelay
+		if delay <= 0 {
+			delay = 300 * time.Millisecond
+		}
+		sim, err := wompitest.New(wompitest.Config{SettleDelay: delay, SettleJitter: delay, Seed: o.Seed + 1,
+			WebhookWorkers: 8, Logger: logger.With("worker", "wompisim")})
+		if err != nil {
+			return nil, err
+		}
+		if err := sim.Start("127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		s.Sim, s.SimURL = sim, sim.BaseURL()
+	}
+	s.wompi, err = wompi.New(wompi.Config{BaseURL: s.SimURL, APIKey: simAPIKey, PrincipalID: simPrincipal})
+	if err != nil {
+		return nil, err
+	}
+	s.Codec, err = events.NewCodec(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	env := map[string]string{
+		"KAFKA_BROKERS":       joinComma(s.Brokers),
+		"REDIS_URL":           s.Redis.URL,
+		"WOMPI_BASE_URL":      s.SimURL,
+		"WOMPI_API_KEY":       simAPIKey,
+		"WOMPI_PRINCIPAL_ID":  simPrincipal,
+		"WOMPI_EVENTS_SECRET": simSecret,
+		"METRICS_ADDR":        "127.0.0.1:0",
+		"TRACKER_ADDR":        "127.0.0.1:0",
+		"LOG_FORMAT":          "text",
+		// A local run wants quick batches; production keeps the budget
+		// arithmetic of the README.
+		"BATCH_MAX_WAIT":          "500ms",
+		"BATCH_MAX_WINDOW":        "1s",
+		"BATCH_MAX_TRANSACTIONS":  "1000",
+		"INGEST_TRANSACTIONAL_ID": "payouts-local-ingest",
+		"POLL_INTERVAL":           "1s",
+	}
+	if o.Load {
+		env["BATCH_MAX_TRANSACTIONS"] = "2000"
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+
+	// The tracker first: the simulator's webhooks need its address.
+	tset := config.New("tracker", lookup)
+	tst := track.BindConfig(tset)
+	if err := tset.Parse(nil); err != nil {
+		return nil, err
+	}
+	started := make(chan struct{})
+	s.goRun("tracker", func(ctx context.Context) error {
+		return tst.Run(ctx, logger.With("worker", "tracker"), func(hook, metrics net.Addr) {
+			s.WebhookAddr, s.Metrics["tracker"] = hook.String(), metrics.String()
+			close(started)
+		})
+	}, ctx)
+	select {
+	case <-started:
+	case err := <-s.errs:
+		return nil, fmt.Errorf("tracker: %w", err)
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("tracker did not start within 30s")
+	}
+	hookURL := "http://" + s.WebhookAddr + "/webhooks/wompi"
+	if s.Sim != nil {
+		s.Sim.SetWebhookURL(hookURL)
+	} else if err := postJSON(ctx, s.SimURL[:len(s.SimURL)-len("/v1")]+"/_sim/webhook", `{"url":"`+hookURL+`"}`); err != nil {
+		return nil, fmt.Errorf("point the simulator's webhooks at the tracker: %w", err)
+	}
+
+	// Ingest.
+	iset := config.New("ingest", lookup)
+	ist := ingest.BindConfig(iset)
+	if err := iset.Parse(nil); err != nil {
+		return nil, err
+	}
+	istarted := make(chan struct{})
+	s.goRun("ingest", func(ctx context.Context) error {
+		return ist.Run(ctx, logger.With("worker", "ingest"), func(m net.Addr) { s.Metrics["ingest"] = m.String(); close(istarted) })
+	}, ctx)
+	<-istarted
+
+	// The dispatcher, built directly so the run can count its Redis calls.
+	ropts, err := redis.ParseURL(s.Redis.URL)
+	if err != nil {
+		return nil, err
+	}
+	rdb := redis.NewClient(ropts)
+	s.redisCalls = &callCounter{}
+	rdb.AddHook(s.redisCalls)
+	reg := ops.NewRegistry()
+	kopts, err := (events.KafkaConfig{Brokers: s.Brokers, ClientID: "payouts-dispatcher"}).Opts(reg, "payouts_dispatcher")
+	if err != nil {
+		return nil, err
+	}
+	rate := 200.0
+	if o.Load {
+		rate = 5000
+	}
+	d, err := dispatch.New(dispatch.Config{
+		Kafka: kopts, Codec: s.Codec, Topics: s.Topics, Redis: rdb, Wompi: s.wompi,
+		RatePerSecond: rate, RateBurst: int(rate / 10), DeferBalanceRetry: 3 * time.Second,
+		HealthInterval: 2 * time.Second, RetryBase: 100 * time.Millisecond, RetryMax: 2 * time.Second,
+		// A fresh Redis looks like a lost one: recovery waits out the
+		// longest possible in-flight POST. Locally that is short.
+		HTTPTimeout: 3 * time.Second, RecoveryGrace: 4 * time.Second,
+		Logger: logger.With("worker", "dispatcher"), Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.dispatch = d
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.Metrics["dispatcher"] = mln.Addr().String()
+	var health ops.Health
+	health.SetReady(true)
+	msrv := ops.NewServer(mln.Addr().String(), ops.Handler(reg, &health))
+	go msrv.Serve(mln)
+	s.goRun("dispatcher", func(ctx context.Context) error {
+		defer msrv.Close()
+		defer rdb.Close()
+		return d.Run(ctx)
+	}, ctx)
+	ok = true
+	return s, nil
+}
+
+func (s *Stack) goRun(name string, run func(context.Context) error, ctx context.Context) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("worker stopped", "worker", name, "err", err)
+			select {
+			case s.errs <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	}()
+}
+
+// Err returns a channel that receives a worker's failure.
+func (s *Stack) Err() <-chan error { return s.errs }
+
+// Close drains the workers and stops everything the stack started.
+func (s *Stack) Close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		s.log.Warn("workers did not drain within 30s")
+	}
+	if s.Sim != nil {
+		s.Sim.Close()
+	}
+	if s.Redis != nil {
+		s.Redis.Close()
+	}
+	if s.fake != nil {
+		s.fake.Close()
+	}
+}
+
+// callCounter counts Redis commands and round trips (a pipeline is one).
+type callCounter struct {
+	commands, roundTrips atomic.Int64
+}
+
+func (c *callCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *callCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.commands.Add(1)
+		c.roundTrips.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *callCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.commands.Add(int64(len(cmds)))
+		c.roundTrips.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += ","
+		}
+		out += v
+	}
+	return out
+}
+
+func postJSON(ctx context.Context, url, body string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// Publisher produces the marketplace's requests.
+type Publisher struct {
+	cl    *kgo.Client
+	codec *events.Codec
+	topic string
+}
+
+// NewPublisher returns a producer of requests (acks=all, idempotent).
+func (s *Stack) NewPublisher() (*Publisher, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.ProducerLinger(2*time.Millisecond),
+		kgo.MaxBufferedRecords(100_000), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	if err != nil {
+		return nil, err
+	}
+	return &Publisher{cl: cl, codec: s.Codec, topic: s.Topics.Requests}, nil
+}
+
+// Publish encodes and produces one request; failures are reported through
+// onErr (never silently dropped).
+func (p *Publisher) Publish(ctx context.Context, r *payout.Request, onErr func(error)) error {
+	v, err := p.codec.AppendRequest(nil, r)
+	if err != nil {
+		return err
+	}
+	p.cl.Produce(ctx, &kgo.Record{Topic: p.topic, Key: []byte(r.RequestID), Value: v}, func(_ *kgo.Record, err error) {
+		if err != nil {
+			onErr(err)
+		}
+	})
+	return nil
+}
+
+// PublishRaw produces undecodable bytes, for the DLQ.
+func (p *Publisher) PublishRaw(ctx context.Context, key string, value []byte) {
+	p.cl.Produce(ctx, &kgo.Record{Topic: p.topic, Key: []byte(key), Value: value}, nil)
+}
+
+// Flush waits for every published record.
+func (p *Publisher) Flush(ctx context.Context) error { return p.cl.Flush(ctx) }
+
+// Close closes the producer.
+func (p *Publisher) Close() { p.cl.Close() }

@@ -1,0 +1,389 @@
+package track
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// Config configures an Engine. The zero value of each knob gets the
+// default documented on it.
+type Config struct {
+	// Kafka holds the base client options of the producer (seed brokers,
+	// TLS, SASL, metrics hooks: events.KafkaConfig.Opts). The engine adds
+	// acks=all, idempotence and no linger. Required.
+	Kafka []kgo.Opt
+	// Codec encodes the status events. Required.
+	Codec *events.Codec
+	// Topics: Status and BatchStatus are used; default events.DefaultTopics.
+	Topics events.Topics
+	// Redis holds the last-known statuses, the submitted hand-off and the
+	// polling schedule. Required.
+	Redis redis.UniversalClient
+	// Prefix namespaces every Redis key (REDIS_PREFIX), the same prefix the
+	// dispatcher gives pkg/submitted.
+	Prefix string
+	// Wompi is the API client for lookups and polling. Required.
+	Wompi *wompi.Client
+	// EventsSecret verifies webhook checksums (WOMPI_EVENTS_SECRET).
+	// Required: without it every webhook would be refused.
+	EventsSecret string
+
+	// ProduceTimeout bounds one synchronous produce; default 5 s. Past it
+	// the webhook is answered 503 and Wompi retries.
+	ProduceTimeout time.Duration
+	// RequestTimeout bounds the whole handling of one webhook (Redis,
+	// Wompi lookups, produce); default 12 s, under the server's 15 s write
+	// timeout.
+	RequestTimeout time.Duration
+	// MaxBodyBytes bounds a webhook body; default 1 MiB (larger: 413).
+	MaxBodyBytes int64
+	// FutureSkew: a validly signed webhook whose timestamp is further than
+	// this ahead of Now is logged and counted, but still processed; default
+	// 5 min. See the package documentation on replays.
+	FutureSkew time.Duration
+	// StatusTTL is how long a last-known status is kept; default 30 days.
+	StatusTTL time.Duration
+	// Lease is how long one attempt holds a status key before another may
+	// take over; default ProduceTimeout + 5 s.
+	Lease time.Duration
+
+	// PollInterval is the pause between two polling rounds; default 5 s.
+	PollInterval time.Duration
+	// PollBatch is how many due payouts one round claims; default 50.
+	PollBatch int
+	// PollLease is how long a claimed payout stays away from other
+	// replicas; default 2 min.
+	PollLease time.Duration
+	// PollConcurrency bounds the payouts polled at once; default 4.
+	PollConcurrency int
+	// RebuildLookback: after a Redis loss the schedule is rebuilt from the
+	// non-final payouts, plus the final ones created within this window,
+	// so that a final status whose webhook was lost while Redis was gone is
+	// still emitted (again, with the same eventId, if it was already);
+	// default 48 h, negative for none.
+	RebuildLookback time.Duration
+
+	// Now is the clock for scheduling and event times; default time.Now.
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) setDefaults() error {
+	switch {
+	case len(c.Kafka) == 0:
+		return errors.New("track: Kafka options are required")
+	case c.Codec == nil:
+		return errors.New("track: a Codec is required")
+	case c.Redis == nil:
+		return errors.New("track: a Redis client is required")
+	case c.Wompi == nil:
+		return errors.New("track: a Wompi client is required")
+	case c.EventsSecret == "":
+		return errors.New("track: the Wompi events secret is required")
+	}
+	if c.Topics == (events.Topics{}) {
+		c.Topics = events.DefaultTopics()
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ProduceTimeout, 5*time.Second)
+	def(&c.RequestTimeout, 12*time.Second)
+	def(&c.FutureSkew, 5*time.Minute)
+	def(&c.StatusTTL, 30*24*time.Hour)
+	def(&c.Lease, c.ProduceTimeout+5*time.Second)
+	def(&c.PollInterval, 5*time.Second)
+	def(&c.PollLease, 2*time.Minute)
+	if c.RebuildLookback == 0 {
+		c.RebuildLookback = 48 * time.Hour
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.PollBatch <= 0 {
+		c.PollBatch = 50
+	}
+	if c.PollConcurrency <= 0 {
+		c.PollConcurrency = 4
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	return nil
+}
+
+// Engine is one tracker replica: the webhook handler (Handler) and the
+// polling fallback (RunPoller, PollOnce). Replicas share Redis and Kafka
+// and need nothing else in common.
+type Engine struct {
+	cfg      Config
+	m        *metrics
+	log      *slog.Logger
+	producer *kgo.Client
+	statuses *statusStore
+	sub      *submitted.Store
+	closed   sync.Once
+}
+
+// New validates cfg and starts the engine's Kafka producer (it connects
+// lazily). Close it when done.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	opts := append(append([]kgo.Opt(nil), cfg.Kafka...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(max(cfg.ProduceTimeout, time.Second)), // franz-go refuses less than 1 s
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("track: kafka producer: %w", err)
+	}
+	return &Engine{
+		cfg: cfg, m: m, log: cfg.Logger, producer: cl,
+		statuses: newStatusStore(cfg.Redis, cfg.Prefix, cfg.StatusTTL, cfg.Lease),
+		sub:      submitted.New(cfg.Redis, cfg.Prefix, 0),
+	}, nil
+}
+
+// Close flushes and closes the producer. Call it after the webhook server
+// has drained and the poller stopped.
+func (e *Engine) Close() {
+	e.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.ProduceTimeout)
+		defer cancel()
+		_ = e.producer.Flush(ctx)
+		e.producer.Close()
+	})
+}
+
+// Ping checks that Redis answers; /readyz uses it.
+func (e *Engine) Ping(ctx context.Context) error { return e.cfg.Redis.Ping(ctx).Err() }
+
+// errUnavailable wraps a failure that a retry may cure (Kafka, Redis or
+// Wompi could not be reached): the webhook is answered 503.
+var errUnavailable = errors.New("track: dependency unavailable")
+
+// emitted is what one attempt to emit a transition came to.
+type emitted int
+
+const (
+	emitNew        emitted = iota // produced now
+	emitDuplicate                 // already emitted
+	emitRegression                // a later status is known; nothing emitted
+)
+
+// requestEvent builds and emits a request transition through the monotonic
+// path. sc must carry every field but EventID and PreviousStatus. lookup,
+// when non-nil, returns Wompi's current status of the transaction (with its
+// failure reason) for the case where Redis knows nothing: the status and
+// reason are then replaced by Wompi's when Wompi is further along.
+func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verified bool,
+	lookup func(ctx context.Context) (payout.Status, wompi.FailureReason, error)) (emitted, error) {
+	txID := deref(sc.TransactionID)
+	tr := transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: txID,
+		final: sc.Status.Final(), verified: verified}
+	build := func(from string) ([]byte, []byte, error) {
+		sc.EventID = payout.EventID("status", sc.RequestID, string(sc.Status), txID)
+		sc.PreviousStatus = nil
+		if from != "" {
+			p := payout.Status(from)
+			sc.PreviousStatus = &p
+		}
+		v, err := e.cfg.Codec.AppendStatusChange(nil, sc)
+		return []byte(sc.RequestID), v, err
+	}
+	refresh := func(ctx context.Context) error {
+		if lookup == nil {
+			tr.verified = true
+			return nil
+		}
+		st, reason, err := lookup(ctx)
+		if err != nil {
+			return err
+		}
+		if payout.CanTransition(sc.Status, st) { // Wompi is further along: emit the truth
+			sc.Status, sc.OccurredAt = st, e.cfg.Now()
+			sc.ReasonCode, sc.ReasonMessage = optString(reason.Code), optString(reason.Message)
+			tr.to, tr.final = string(st), st.Final()
+		}
+		tr.verified = true
+		return nil
+	}
+	return e.emit(ctx, &tr, e.cfg.Topics.Status, string(sc.Source), build, refresh)
+}
+
+// emitBatch is emitRequest for a batch.
+func (e *Engine) emitBatch(ctx context.Context, bc *payout.BatchStatusChange, verified bool,
+	lookup func(ctx context.Context) (payout.BatchStatus, error)) (emitted, error) {
+	payoutID := deref(bc.PayoutID)
+	tr := transition{kind: kindBatch, id: bc.BatchID, to: string(bc.Status), ref: payoutID,
+		final: bc.Status.Final(), verified: verified}
+	build := func(from string) ([]byte, []byte, error) {
+		bc.EventID = payout.EventID("batch", bc.BatchID, string(bc.Status), payoutID)
+		bc.PreviousStatus = nil
+		if from != "" {
+			p := payout.BatchStatus(from)
+			bc.PreviousStatus = &p
+		}
+		v, err := e.cfg.Codec.AppendBatchStatusChange(nil, bc)
+		return []byte(bc.BatchID), v, err
+	}
+	refresh := func(ctx context.Context) error {
+		if lookup == nil {
+			tr.verified = true
+			return nil
+		}
+		st, err := lookup(ctx)
+		if err != nil {
+			return err
+		}
+		if payout.CanBatchTransition(bc.Status, st) {
+			bc.Status, bc.OccurredAt = st, e.cfg.Now()
+			tr.to, tr.final = string(st), st.Final()
+		}
+		tr.verified = true
+		return nil
+	}
+	return e.emit(ctx, &tr, e.cfg.Topics.BatchStatus, string(bc.Source), build, refresh)
+}
+
+// emit is the one path every transition takes:
+//
+//  1. begin: a single-key Lua CAS takes the key's lease if the status moves
+//     forward (else: duplicate or regression, nothing emitted);
+//  2. produce the event synchronously, acks=all, within ProduceTimeout;
+//  3. end: confirm the status, or abandon the attempt if the produce failed,
+//     so nothing is recorded as emitted unless Kafka has it.
+func (e *Engine) emit(ctx context.Context, tr *transition, topic, source string,
+	build func(from string) (key, value []byte, err error), refresh func(context.Context) error) (emitted, error) {
+	token := newToken()
+	wait := time.Millisecond
+	deadline := time.Now().Add(e.cfg.Lease)
+	for {
+		out, cur, err := e.statuses.begin(ctx, *tr, token)
+		if err != nil {
+			return 0, fmt.Errorf("%w: redis: %v", errUnavailable, err)
+		}
+		switch out {
+		case outcomeOK:
+			return e.produce(ctx, tr, token, topic, source, cur, build)
+		case outcomeStale:
+			if cur == tr.to {
+				e.m.duplicates.WithLabelValues(string(tr.kind)).Inc()
+				return emitDuplicate, nil
+			}
+			e.m.regressions.WithLabelValues(string(tr.kind)).Inc()
+			e.log.Info("track: older status suppressed", "kind", tr.kind, "id", tr.id, "status", tr.to, "known", cur, "source", source)
+			return emitRegression, nil
+		case outcomeUnknown:
+			if err := refresh(ctx); err != nil {
+				return 0, err
+			}
+			continue
+		case outcomeBusy:
+			if time.Now().After(deadline) {
+				return 0, fmt.Errorf("%w: %s %s is held by another attempt", errUnavailable, tr.kind, tr.id)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return 0, fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
+			case <-t.C:
+			}
+			wait = min(2*wait, 50*time.Millisecond)
+		default:
+			return 0, fmt.Errorf("track: begin script answered %q", out)
+		}
+	}
+}
+
+func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, source, from string,
+	build func(from string) (key, value []byte, err error)) (emitted, error) {
+	key, value, err := build(from)
+	if err != nil {
+		// An encoding error is a bug, not an outage: abandon and report.
+		_ = e.statuses.end(context.WithoutCancel(ctx), *tr, token, false)
+		return 0, fmt.Errorf("track: encode %s event: %w", tr.kind, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.ProduceTimeout)
+	defer cancel()
+	start := time.Now()
+	done := make(chan error, 1)
+	e.producer.Produce(pctx, &kgo.Record{Topic: topic, Key: key, Value: value}, func(_ *kgo.Record, err error) { done <- err })
+	select {
+	case err = <-done:
+	case <-pctx.Done():
+		// The record may still be written later: the attempt is abandoned,
+		// which refuses older statuses and allows this one again.
+		err = pctx.Err()
+	}
+	e.m.produce.Observe(time.Since(start).Seconds())
+	ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer ecancel()
+	if err != nil {
+		if aerr := e.statuses.end(ectx, *tr, token, false); aerr != nil {
+			e.log.Warn("track: abandon attempt", "kind", tr.kind, "id", tr.id, "err", aerr)
+		}
+		return 0, fmt.Errorf("%w: kafka produce: %v", errUnavailable, err)
+	}
+	if err := e.statuses.end(ectx, *tr, token, true); err != nil {
+		// Produced but not confirmed: the lease expires and the attempt
+		// counts as abandoned, so a retry emits the same eventId again at
+		// worst. Report success: Kafka has the event.
+		e.log.Warn("track: confirm status", "kind", tr.kind, "id", tr.id, "err", err)
+	}
+	e.m.transitions.WithLabelValues(string(tr.kind), source, tr.to).Inc()
+	e.log.Debug("track: transition emitted", "kind", tr.kind, "id", tr.id, "status", tr.to, "previous", from, "source", source)
+	return emitNew, nil
+}
+
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -1,0 +1,89 @@
+package track
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Webhook results, the values of the result label of
+// payouts_tracker_webhooks_total.
+const (
+	ResultAccepted    = "accepted"      // 200: the transition was produced
+	ResultDuplicate   = "duplicate"     // 200: already emitted, or older than the known status
+	ResultBadSig      = "bad_signature" // 401
+	ResultMalformed   = "malformed"     // 400
+	ResultTooLarge    = "too_large"     // 413
+	ResultUnknownType = "unknown_type"  // 202: a validly signed event we do not handle
+	ResultUnmapped    = "unmapped"      // 202: signed, but Wompi does not know the transaction or batch either
+	ResultUnavailable = "unavailable"   // 503: Kafka, Redis or Wompi could not be reached; Wompi retries
+)
+
+type metrics struct {
+	webhooks    *prometheus.CounterVec
+	sigFailures prometheus.Counter
+	skew        prometheus.Counter
+	transitions *prometheus.CounterVec
+	regressions *prometheus.CounterVec
+	duplicates  *prometheus.CounterVec
+	polls       *prometheus.CounterVec
+	rebuilds    prometheus.Counter
+	produce     prometheus.Histogram
+	handle      prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_webhooks_total",
+			Help: "Webhooks received, by result (accepted, duplicate, bad_signature, malformed, too_large, unknown_type, unmapped, unavailable).",
+		}, []string{"result"}),
+		sigFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payouts_tracker_webhook_signature_failures_total",
+			Help: "Webhooks refused because their checksum was missing or wrong.",
+		}),
+		skew: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payouts_tracker_webhook_future_timestamps_total",
+			Help: "Validly signed webhooks whose timestamp is further in the future than the allowed skew (processed anyway).",
+		}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_transitions_total",
+			Help: "Status transitions produced, by kind (request, batch), source (WEBHOOK, POLL) and status.",
+		}, []string{"kind", "source", "status"}),
+		regressions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_regressions_suppressed_total",
+			Help: "Transitions not emitted because a later status was already known (a late or reordered event), by kind.",
+		}, []string{"kind"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_duplicates_total",
+			Help: "Transitions not emitted because they were already emitted (redelivered events, polls), by kind.",
+		}, []string{"kind"}),
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_polls_total",
+			Help: "Payouts polled, by result (pending, done, error).",
+		}, []string{"result"}),
+		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payouts_tracker_poll_rebuilds_total",
+			Help: "Rebuilds of the polling schedule from GET /payouts after a Redis loss.",
+		}),
+		produce: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "payouts_tracker_produce_seconds",
+			Help:    "Latency of one synchronous acks=all produce of a status event.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		handle: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "payouts_tracker_webhook_seconds",
+			Help:    "Time to handle one webhook, from the body read to the answer.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.webhooks, m.sigFailures, m.skew, m.transitions, m.regressions,
+		m.duplicates, m.polls, m.rebuilds, m.produce, m.handle} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range []string{ResultAccepted, ResultDuplicate, ResultBadSig, ResultMalformed, ResultTooLarge,
+		ResultUnknownType, ResultUnmapped, ResultUnavailable} {
+		m.webhooks.WithLabelValues(r)
+	}
+	return m, nil
+}

@@ -1,0 +1,269 @@
+package track
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// PollResult sums up one polling round.
+type PollResult struct {
+	Rebuilt     bool // the schedule was rebuilt from Wompi first
+	Claimed     int  // payouts claimed
+	Done        int  // payouts that reached their end and left the schedule
+	Errors      int  // payouts whose poll failed (rescheduled soon)
+	Transitions int  // transitions produced
+}
+
+// RunPoller runs a polling round every PollInterval until ctx is done. A
+// failed round is logged and the loop goes on.
+func (e *Engine) RunPoller(ctx context.Context) error {
+	t := time.NewTicker(e.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		if _, err := e.PollOnce(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("track: polling round failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// PollOnce runs one polling round: rebuild the schedule if Redis lost it,
+// claim the due payouts (leased, so no two replicas poll one payout at
+// once), poll each one and reschedule it, or drop it from the schedule once
+// the batch and every transaction are final.
+func (e *Engine) PollOnce(ctx context.Context) (PollResult, error) {
+	var res PollResult
+	rebuilt, err := e.ensureSchedule(ctx)
+	res.Rebuilt = rebuilt
+	if err != nil {
+		return res, err
+	}
+	now := e.cfg.Now()
+	ids, err := e.sub.ClaimDue(ctx, now, e.cfg.PollLease, e.cfg.PollBatch)
+	if err != nil {
+		return res, fmt.Errorf("track: claim due payouts: %w", err)
+	}
+	res.Claimed = len(ids)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, e.cfg.PollConcurrency)
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			done, n, err := e.pollPayout(ctx, id, now)
+			mu.Lock()
+			defer mu.Unlock()
+			res.Transitions += n
+			switch {
+			case err != nil:
+				res.Errors++
+				e.m.polls.WithLabelValues("error").Inc()
+			case done:
+				res.Done++
+				e.m.polls.WithLabelValues("done").Inc()
+			default:
+				e.m.polls.WithLabelValues("pending").Inc()
+			}
+		}()
+	}
+	wg.Wait()
+	return res, nil
+}
+
+// pollPayout polls one payout and emits what changed (source POLL).
+func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time) (done bool, n int, err error) {
+	retry := func(err error) (bool, int, error) {
+		if rerr := e.sub.Reschedule(context.WithoutCancel(ctx), payoutID, now.Add(backoff(0))); rerr != nil {
+			e.log.Warn("track: reschedule", "payoutId", payoutID, "err", rerr)
+		}
+		e.log.Warn("track: poll failed", "payoutId", payoutID, "err", err)
+		return false, n, err
+	}
+	wp, err := e.cfg.Wompi.Payout(ctx, payoutID)
+	if err != nil {
+		if wompi.IsStatus(err, 404) {
+			e.log.Error("track: polled payout unknown to Wompi, dropped from the schedule", "payoutId", payoutID)
+			return true, 0, e.sub.Done(ctx, payoutID)
+		}
+		return retry(err)
+	}
+	sp, found, err := e.sub.Payout(ctx, payoutID)
+	if err != nil {
+		return retry(err)
+	}
+	batchID, origin, paymentType := wp.Reference, wp.AccountID, wp.PaymentType
+	if found {
+		if batchID == "" {
+			batchID = sp.BatchID
+		}
+		if sp.OriginAccountID != "" {
+			origin = sp.OriginAccountID
+		}
+		if sp.PaymentType != "" {
+			paymentType = sp.PaymentType
+		}
+	}
+	allFinal := true
+	var firstErr error
+	for tx, err := range e.cfg.Wompi.PayoutTransactions(ctx, payoutID, wompi.TransactionsFilter{}) {
+		if err != nil {
+			return retry(err)
+		}
+		st, ok := payout.StatusOfTransaction(payout.TransactionStatus(tx.Status))
+		if !ok {
+			e.log.Warn("track: unknown transaction status", "payoutId", payoutID, "transactionId", tx.ID, "status", truncate(string(tx.Status), 32))
+			allFinal = false
+			continue
+		}
+		if !st.Final() {
+			allFinal = false
+		}
+		if tx.Reference == "" {
+			e.log.Error("track: polled transaction has no reference", "payoutId", payoutID, "transactionId", tx.ID)
+			continue
+		}
+		sc := &payout.StatusChange{
+			RequestID: tx.Reference, BatchID: optString(batchID), PayoutID: optString(payoutID),
+			TransactionID: optString(tx.ID), Status: st, AmountInCents: tx.AmountInCents, OriginAccountID: origin,
+			OccurredAt: now, Source: payout.SourcePoll,
+		}
+		setReason(sc, tx.FailureReason)
+		res, err := e.emitRequest(ctx, sc, true, nil)
+		if err != nil {
+			firstErr = cmpErr(firstErr, err)
+			continue
+		}
+		if res == emitNew {
+			n++
+		}
+	}
+	if batchID != "" && payout.BatchStatus(wp.Status).Valid() {
+		bc := &payout.BatchStatusChange{
+			BatchID: batchID, PayoutID: optString(payoutID), OriginAccountID: origin,
+			PaymentType: e.paymentType(paymentType, payoutID), Schedule: scheduleOf(wp.DispersionDatetime, wp.Recurring),
+			Status: payout.BatchStatus(wp.Status), StatusMessage: optString(wp.StatusMessage),
+			TotalAmountInCents: wp.AmountInCents, TransactionCount: int32(wp.TotalTransactions),
+			OccurredAt: now, Source: payout.SourcePoll,
+		}
+		res, err := e.emitBatch(ctx, bc, true, nil)
+		if err != nil {
+			firstErr = cmpErr(firstErr, err)
+		} else if res == emitNew {
+			n++
+		}
+	}
+	if firstErr != nil {
+		return retry(firstErr)
+	}
+	if wp.Status.Final() && allFinal {
+		return true, n, e.sub.Done(ctx, payoutID)
+	}
+	age := now.Sub(wp.CreatedAt.Time)
+	if found && !sp.SubmittedAt.IsZero() && sp.SubmittedAt.Unix() > 0 {
+		age = now.Sub(sp.SubmittedAt)
+	}
+	if d, ok := wp.Dispersion(); ok && d.After(now) {
+		// A scheduled batch: nothing moves before its dispersion time.
+		return false, n, e.sub.Reschedule(ctx, payoutID, d)
+	}
+	return false, n, e.sub.Reschedule(ctx, payoutID, now.Add(backoff(age)))
+}
+
+func cmpErr(first, err error) error {
+	if first == nil {
+		return err
+	}
+	return first
+}
+
+// backoff is the pause before the next poll of a payout of the given age:
+// frequent at first (most settle within the hour at the same bank), then
+// down to every 30 min for ACH, which takes up to 24 h [doc].
+func backoff(age time.Duration) time.Duration {
+	switch {
+	case age < time.Minute:
+		return 10 * time.Second
+	case age < 5*time.Minute:
+		return 30 * time.Second
+	case age < 30*time.Minute:
+		return time.Minute
+	case age < 2*time.Hour:
+		return 5 * time.Minute
+	case age < 6*time.Hour:
+		return 15 * time.Minute
+	}
+	return 30 * time.Minute
+}
+
+// rebuildStatuses are the non-final batch statuses whose payouts the
+// rebuilt schedule polls: PENDING and PARTIAL_PAYMENT [doc], and the
+// anti-fraud hold [sdk].
+var rebuildStatuses = []wompi.BatchStatus{wompi.BatchPending, wompi.BatchPartialPayment, wompi.BatchAFEOnHold}
+
+// releaseLock deletes a lock only if it still holds our token.
+var releaseLock = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// ensureSchedule rebuilds the polling schedule from Wompi when its ready
+// marker is missing (a fresh or flushed Redis). One replica rebuilds under
+// a lock; the others carry on with what is scheduled.
+func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
+	ready, err := e.sub.Ready(ctx)
+	if err != nil {
+		return false, fmt.Errorf("track: schedule marker: %w", err)
+	}
+	if ready {
+		return false, nil
+	}
+	lock, token := e.cfg.Prefix+"track:rebuild-lock", newToken()
+	ok, err := e.cfg.Redis.SetNX(ctx, lock, token, 5*time.Minute).Result()
+	if err != nil || !ok {
+		return false, err
+	}
+	defer releaseLock.Run(context.WithoutCancel(ctx), e.cfg.Redis, []string{lock}, token)
+	now := e.cfg.Now()
+	n := 0
+	schedule := func(f wompi.PayoutsFilter) error {
+		for p, err := range e.cfg.Wompi.Payouts(ctx, f) {
+			if err != nil {
+				return err
+			}
+			if err := e.sub.Schedule(ctx, p.ID, now); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	}
+	if err := schedule(wompi.PayoutsFilter{Statuses: rebuildStatuses}); err != nil {
+		return false, fmt.Errorf("track: rebuild schedule: %w", err)
+	}
+	if e.cfg.RebuildLookback > 0 {
+		from := wompi.BogotaDay(now.Add(-e.cfg.RebuildLookback))
+		if err := schedule(wompi.PayoutsFilter{FromDate: from, Statuses: []wompi.BatchStatus{
+			wompi.BatchTotalPayment, wompi.BatchRejected, wompi.BatchAFERejected}}); err != nil {
+			return false, fmt.Errorf("track: rebuild schedule: %w", err)
+		}
+	}
+	if err := e.sub.MarkReady(ctx); err != nil {
+		return false, err
+	}
+	e.m.rebuilds.Inc()
+	e.log.Info("track: polling schedule rebuilt from Wompi", "payouts", n)
+	return true, nil
+}

@@ -1,0 +1,108 @@
+package track
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// Redis is flushed mid-run: old webhooks are replayed, a late PENDING
+// arrives for a transaction already APPROVED, the rest settles, the poll
+// rebuilds its schedule. No transition is lost, none regresses in the log,
+// and a transition emitted before the flush keeps its eventId after it.
+func TestRedisFlushLosesNothingAndKeepsEventIDs(t *testing.T) {
+	f := newFixture(t, fixtureOpts{ownRedis: true, sim: wompitest.Config{SettleDelay: time.Second, WebhookWorkers: 1}})
+	e, _ := f.engine(nil)
+	rec := &recorder{next: e.Handler()}
+	hooks := httptest.NewServer(rec)
+	t.Cleanup(hooks.Close)
+	f.sim.SetWebhookURL(hooks.URL + WebhookPath)
+	ctx := context.Background()
+	secret := f.sim.Config().EventsSecret
+
+	a := f.submit(true, f.payee("1234567890"), f.payee("1234567007"), f.payee("9991234567"))
+	f.sim.Advance(2 * time.Second) // batch A settles; its webhooks are delivered
+	f.waitHooks()
+	b := f.submit(true, f.payee("1234567891"), f.payee("1234567892"))
+	f.waitHooks()
+	if _, err := e.PollOnce(ctx); err != nil { // B: PENDING from the poll
+		t.Fatal(err)
+	}
+	before := f.statusEvents()
+	beforeIDs := map[string]string{}
+	for _, ev := range before {
+		beforeIDs[ev.RequestID+"/"+string(ev.Status)] = ev.EventID
+	}
+	if len(before) != 5 {
+		t.Fatalf("%d events before the flush, want 3 finals of A and 2 PENDING of B", len(before))
+	}
+
+	if err := f.redis.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Wompi redelivers (or someone replays) everything sent so far.
+	for _, h := range rec.hooks() {
+		post(t, hooks.URL, h.body, h.sum)
+	}
+	// A late PENDING for a transaction Wompi already APPROVED: Redis knows
+	// nothing now, so the tracker asks Wompi and emits no PENDING.
+	tx := a.txs[0]
+	body, sum := txWebhook(t, secret, tx.ID, a.payoutID, tx.AmountInCents, "PENDING", nil, t0)
+	if code := post(t, hooks.URL, body, sum); code != 200 {
+		t.Fatalf("late PENDING after the flush: %d", code)
+	}
+	// B settles; its webhooks arrive; the poll rebuilds and sweeps.
+	f.sim.Advance(2 * time.Second)
+	f.waitHooks()
+	f.clock.Advance(time.Minute)
+	res, err := e.PollOnce(ctx)
+	if err != nil || !res.Rebuilt {
+		t.Fatalf("poll after the flush: %+v %v", res, err)
+	}
+
+	after := f.statusEvents()
+	checkMonotonic(t, after) // deterministic ids, one id per transition, no regression in the log
+	byKey := transitions(after)
+	for k, id := range beforeIDs {
+		for _, ev := range byKey[k] {
+			if ev.EventID != id {
+				t.Errorf("%s: new eventId %s after the flush, was %s", k, ev.EventID, id)
+			}
+		}
+	}
+	want := map[string]payout.Status{}
+	for _, c := range []created{a, b} {
+		for tx, err := range f.wompi.PayoutTransactions(ctx, c.payoutID, wompi.TransactionsFilter{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := payout.StatusOfTransaction(payout.TransactionStatus(tx.Status))
+			want[tx.Reference] = st
+		}
+	}
+	for ref, st := range want {
+		if !st.Final() {
+			t.Fatalf("%s not final at Wompi", ref)
+		}
+		if len(byKey[ref+"/"+string(st)]) == 0 {
+			t.Errorf("%s: final status %s lost", ref, st)
+		}
+	}
+	if len(byKey[a.txs[0].Reference+"/PENDING"]) != 0 {
+		t.Errorf("PENDING emitted for a transaction Wompi had already approved")
+	}
+	// Every eventId after the flush is one of the transitions that exist.
+	distinct := map[string]bool{}
+	for _, ev := range after {
+		distinct[ev.EventID] = true
+	}
+	if len(distinct) != 5+2 { // A: 3 finals; B: 2 PENDING + 2 finals
+		t.Errorf("%d distinct eventIds, want 7", len(distinct))
+	}
+}

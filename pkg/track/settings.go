@@ -1,0 +1,178 @@
+package track
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/config"
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/ops"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// Settings are the tracker's configuration, bound to env variables and
+// flags by BindConfig.
+type Settings struct {
+	config.Common
+	RedisURL          string
+	RedisPrefix       string
+	WompiBaseURL      string
+	WompiAPIKey       string
+	WompiPrincipalID  string
+	WompiEventsSecret string
+	TrackerAddr       string
+	PollInterval      time.Duration
+	ProduceTimeout    time.Duration
+	DrainTimeout      time.Duration
+}
+
+// BindConfig binds the tracker settings on s: the common ones (Kafka,
+// TOPIC_*, SCHEMA_REGISTRY_URL, METRICS_ADDR, LOG_*), REDIS_URL,
+// REDIS_PREFIX, the WOMPI_* ones (the three credentials are secrets that may
+// come from *_FILE), TRACKER_ADDR, POLL_INTERVAL, TRACKER_PRODUCE_TIMEOUT and
+// TRACKER_DRAIN_TIMEOUT.
+func BindConfig(s *config.Set) *Settings {
+	st := &Settings{}
+	config.BindCommon(s, &st.Common, "payouts-tracker")
+	s.String(&st.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://): last-known statuses, the submitted hand-off, the polling schedule").
+		Required().Check(func() error {
+		_, err := redis.ParseURL(st.RedisURL)
+		return err
+	})
+	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "", "prefix of every Redis key (the same as the dispatcher's)")
+	s.String(&st.WompiBaseURL, "wompi-base-url", "WOMPI_BASE_URL", wompi.SandboxBaseURL, "Wompi payouts API root, with the version").
+		Check(func() error {
+			u, err := url.Parse(st.WompiBaseURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("%q is not an http(s) URL", st.WompiBaseURL)
+			}
+			return nil
+		})
+	s.Secret(&st.WompiAPIKey, "wompi-api-key", "WOMPI_API_KEY", "Wompi API key (x-api-key)").Required()
+	s.Secret(&st.WompiPrincipalID, "wompi-principal-id", "WOMPI_PRINCIPAL_ID", "Wompi principal user id (user-principal-id)").Required()
+	s.Secret(&st.WompiEventsSecret, "wompi-events-secret", "WOMPI_EVENTS_SECRET", "Wompi events secret: verifies webhook checksums").Required()
+	s.String(&st.TrackerAddr, "tracker-addr", "TRACKER_ADDR", ":8080", "listen address of POST /webhooks/wompi").
+		Check(func() error { return config.CheckAddr(st.TrackerAddr) })
+	s.Duration(&st.PollInterval, "poll-interval", "POLL_INTERVAL", 5*time.Second, "pause between polling rounds (each payout has its own backoff by age)").
+		Check(func() error { return config.CheckPositive(st.PollInterval) })
+	s.Duration(&st.ProduceTimeout, "produce-timeout", "TRACKER_PRODUCE_TIMEOUT", 5*time.Second, "bound of one acks=all produce; past it the webhook gets 503").
+		Check(func() error { return config.CheckPositive(st.ProduceTimeout) })
+	s.Duration(&st.DrainTimeout, "drain-timeout", "TRACKER_DRAIN_TIMEOUT", 15*time.Second, "on SIGTERM, how long in-flight webhooks may take to finish").
+		Check(func() error { return config.CheckPositive(st.DrainTimeout) })
+	return st
+}
+
+// Run builds the tracker from the settings and serves until ctx is done
+// (SIGTERM): the webhook listener on TrackerAddr, /metrics /healthz /readyz
+// on MetricsAddr, and the poller. On ctx done it drains: /readyz fails at
+// once, the webhook listener stops accepting and finishes in-flight
+// webhooks (up to DrainTimeout), the poller stops, the producer flushes.
+// started, if not nil, gets the bound addresses (useful with port 0).
+func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(webhook, metrics net.Addr)) error {
+	reg := ops.NewRegistry()
+	var health ops.Health
+
+	codec, err := events.NewCodec(ctx, events.WithRegistry(st.SchemaRegistryURL), events.WithTopics(st.Topics))
+	if err != nil {
+		return fmt.Errorf("SCHEMA_REGISTRY_URL: %w", err)
+	}
+	kopts, err := st.Kafka.Opts(reg, "payouts_tracker")
+	if err != nil {
+		return err
+	}
+	ropts, err := redis.ParseURL(st.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	wc, err := wompi.New(wompi.Config{BaseURL: st.WompiBaseURL, APIKey: st.WompiAPIKey, PrincipalID: st.WompiPrincipalID,
+		HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+	if err != nil {
+		return fmt.Errorf("WOMPI_BASE_URL: %w", err)
+	}
+	engine, err := New(Config{
+		Kafka: kopts, Codec: codec, Topics: st.Topics, Redis: rdb, Prefix: st.RedisPrefix, Wompi: wc,
+		EventsSecret: st.WompiEventsSecret, ProduceTimeout: st.ProduceTimeout, PollInterval: st.PollInterval,
+		Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+
+	hookLn, err := net.Listen("tcp", st.TrackerAddr)
+	if err != nil {
+		return fmt.Errorf("TRACKER_ADDR: %w", err)
+	}
+	metricsLn, err := net.Listen("tcp", st.MetricsAddr)
+	if err != nil {
+		hookLn.Close()
+		return fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+	hookSrv := NewWebhookServer(st.TrackerAddr, engine)
+	metricsSrv := ops.NewServer(st.MetricsAddr, ops.Handler(reg, &health))
+	errc := make(chan error, 2)
+	go func() { errc <- serve(hookSrv, hookLn) }()
+	go func() { errc <- serve(metricsSrv, metricsLn) }()
+	if started != nil {
+		started(hookLn.Addr(), metricsLn.Addr())
+	}
+
+	pollCtx, stopPoll := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = engine.RunPoller(pollCtx) }()
+	go func() { // readiness follows Redis
+		defer wg.Done()
+		for {
+			pctx, cancel := context.WithTimeout(pollCtx, 2*time.Second)
+			health.SetReady(engine.Ping(pctx) == nil)
+			cancel()
+			select {
+			case <-pollCtx.Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+	logger.Info("tracker started", "webhooks", hookLn.Addr().String(), "metrics", metricsLn.Addr().String(),
+		"brokers", st.Kafka.Brokers, "topic_status", st.Topics.Status, "topic_batch_status", st.Topics.BatchStatus)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	health.SetDraining()
+	logger.Info("tracker draining")
+	sctx, cancel := context.WithTimeout(context.Background(), st.DrainTimeout)
+	defer cancel()
+	if err := hookSrv.Shutdown(sctx); err != nil {
+		logger.Warn("webhook server shutdown", "err", err)
+	}
+	stopPoll()
+	wg.Wait()
+	engine.Close()
+	mctx, mcancel := context.WithTimeout(context.Background(), time.Second)
+	defer mcancel()
+	_ = metricsSrv.Shutdown(mctx)
+	logger.Info("tracker stopped")
+	return runErr
+}
+
+func serve(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package track
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/config"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// Run, as cmd/tracker calls it: /readyz turns ready, a webhook is served,
+// and on shutdown a webhook in flight (here waiting on a slow Wompi) is
+// finished and produced before Run returns.
+func TestRunServesAndDrainsInFlightWebhooks(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	cfg := f.sim.Config()
+	envs := map[string]string{
+		"KAFKA_BROKERS": f.kafka.BrokersCSV(), "REDIS_URL": f.redis.URL(), "REDIS_PREFIX": f.prefix,
+		"WOMPI_BASE_URL": f.sim.BaseURL(), "WOMPI_API_KEY": cfg.APIKey, "WOMPI_PRINCIPAL_ID": cfg.PrincipalID,
+		"WOMPI_EVENTS_SECRET": cfg.EventsSecret, "TOPIC_STATUS": f.topics.Status, "TOPIC_BATCH_STATUS": f.topics.BatchStatus,
+		"TRACKER_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0", "POLL_INTERVAL": "1h",
+	}
+	set := config.New("tracker", func(k string) (string, bool) { v, ok := envs[k]; return v, ok })
+	st := BindConfig(set)
+	if err := set.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan [2]net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- st.Run(ctx, testLogger(t), func(h, m net.Addr) { addrs <- [2]net.Addr{h, m} })
+	}()
+	var hookURL, metricsURL string
+	select {
+	case a := <-addrs:
+		hookURL, metricsURL = "http://"+a[0].String(), "http://"+a[1].String()
+	case err := <-done:
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for get(t, metricsURL+"/readyz") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	c := f.submit(false, f.payee("1234567890")) // no hand-off: the handler asks Wompi
+	f.sim.SettleAll()
+	f.sim.SetFaults(wompitest.Faults{Latency: 400 * time.Millisecond})
+	tx := c.txs[0]
+	body, sum := txWebhook(t, cfg.EventsSecret, tx.ID, c.payoutID, tx.AmountInCents, "APPROVED", nil, t0)
+	codes := make(chan int, 1)
+	go func() { codes <- post(t, hookURL, body, sum) }()
+	time.Sleep(100 * time.Millisecond) // the webhook is in flight, waiting on Wompi
+	cancel()
+	if code := <-codes; code != 200 {
+		t.Fatalf("in-flight webhook during the drain: %d", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	evs := f.statusEvents()
+	if len(evs) != 1 || evs[0].Status != payout.StatusApproved || evs[0].RequestID != tx.Reference {
+		t.Fatalf("events: %+v", evs)
+	}
+	if _, err := http.Get(hookURL + "/webhooks/wompi"); err == nil {
+		t.Fatal("webhook listener still accepting after Run returned")
+	}
+}
+
+func get(t *testing.T, url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+

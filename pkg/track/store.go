@@ -1,0 +1,209 @@
+package track
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// kind says which life a status key follows: a request's (payout.Status) or
+// a batch's (payout.BatchStatus).
+type kind string
+
+const (
+	kindRequest kind = "request"
+	kindBatch   kind = "batch"
+)
+
+// outcome is what the begin step decided for one transition.
+type outcome string
+
+const (
+	// outcomeOK: the transition is ours to emit; commit or abandon it.
+	outcomeOK outcome = "ok"
+	// outcomeStale: the key already holds this status or a later one
+	// (a duplicate or a regression); emit nothing.
+	outcomeStale outcome = "stale"
+	// outcomeUnknown: Redis knows nothing of this key and the status is not
+	// final; ask Wompi for the current status before emitting.
+	outcomeUnknown outcome = "unknown"
+	// outcomeBusy: another attempt holds the key's lease; wait and retry.
+	outcomeBusy outcome = "busy"
+)
+
+// Status keys are hashes, one per request or batch, with the id in the hash
+// tag so every script touches one key (and one Cluster slot):
+//
+//	st   last status whose event was produced (confirmed)
+//	tx   the transaction (or payout) id that status belongs to
+//	fl   the status an attempt is emitting now, or abandoned
+//	flp  the confirmed status when that attempt began (its previousStatus)
+//	flt  the attempt's token
+//	fle  the attempt's lease expiry (Redis server time, unix ms); 0 once it
+//	     was abandoned (its produce failed or timed out)
+//	flx  the attempt's transaction (or payout) id
+//
+// A live attempt is a per-key lock: it serialises the transitions of one
+// request, so they reach Kafka in order. An abandoned attempt may or may not
+// have reached Kafka: it is never counted as emitted (st is unchanged) but a
+// later status below it is refused, and the same status may be emitted again
+// (with the same deterministic eventId), so neither a regression nor a loss
+// can follow from it.
+var beginScript = redis.NewScript(`
+local k = KEYS[1]
+local to, tx, tok = ARGV[1], ARGV[2], ARGV[3]
+local lease, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+local verified, toFinal = ARGV[6] == '1', ARGV[7] == '1'
+local nr = tonumber(ARGV[8])
+local restart, allowed = {}, {}
+for i = 9, 8 + nr do restart[ARGV[i]] = true end
+for i = 9 + nr, #ARGV do allowed[ARGV[i]] = true end
+local v = redis.call('HMGET', k, 'st', 'tx', 'fl', 'fle', 'flx')
+local st, stx, fl, fle, flx = v[1] or '', v[2] or '', v[3], v[4], v[5]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if fl and tonumber(fle) > now then return {'busy', st} end
+local from = st
+if st ~= '' and stx ~= tx and restart[st] then from = '' end
+if fl and not (flx ~= tx and restart[fl]) then
+  if fl ~= to and not allowed[fl] then return {'stale', fl} end
+end
+if st == '' and not fl and not verified and not toFinal then return {'unknown', ''} end
+if not allowed[from] then return {'stale', from} end
+redis.call('HSET', k, 'fl', to, 'flp', from, 'flt', tok, 'fle', tostring(now + lease), 'flx', tx)
+redis.call('PEXPIRE', k, ttl)
+return {'ok', from}
+`)
+
+// endScript ends an attempt: ARGV[2] 'ok' confirms it (the event was
+// produced), anything else abandons it. An attempt whose lease another one
+// took over changes nothing.
+var endScript = redis.NewScript(`
+local k = KEYS[1]
+local v = redis.call('HMGET', k, 'flt', 'fl', 'flx')
+if v[1] ~= ARGV[1] then return 0 end
+if ARGV[2] == 'ok' then
+  redis.call('HSET', k, 'st', v[2], 'tx', v[3])
+  redis.call('HDEL', k, 'fl', 'flp', 'flt', 'fle', 'flx')
+else
+  redis.call('HSET', k, 'fle', '0')
+end
+redis.call('PEXPIRE', k, tonumber(ARGV[3]))
+return 1
+`)
+
+// statusStore keeps the last-known status of every request and batch.
+type statusStore struct {
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    time.Duration
+	lease  time.Duration
+
+	// allowedFrom[to] lists every status a key may hold for to to follow
+	// it, computed from payout.CanTransition / CanBatchTransition so the
+	// domain package stays the one authority on the order.
+	requestFrom map[payout.Status][]any
+	batchFrom   map[payout.BatchStatus][]any
+}
+
+func newStatusStore(rdb redis.UniversalClient, prefix string, ttl, lease time.Duration) *statusStore {
+	s := &statusStore{rdb: rdb, prefix: prefix, ttl: ttl, lease: lease,
+		requestFrom: map[payout.Status][]any{}, batchFrom: map[payout.BatchStatus][]any{}}
+	for _, to := range payout.Statuses {
+		var from []any
+		for _, f := range append([]payout.Status{""}, payout.Statuses...) {
+			if payout.CanTransition(f, to) {
+				from = append(from, string(f))
+			}
+		}
+		s.requestFrom[to] = from
+	}
+	for _, to := range payout.BatchStatuses {
+		var from []any
+		for _, f := range append([]payout.BatchStatus{""}, payout.BatchStatuses...) {
+			if payout.CanBatchTransition(f, to) {
+				from = append(from, string(f))
+			}
+		}
+		s.batchFrom[to] = from
+	}
+	return s
+}
+
+// requestRestart lists the request statuses after which a NEW Wompi
+// transaction for the same request starts a new life: a CANCELLED
+// transaction "must be sent again" [doc], and a FAILED one may be sent again
+// once the account is fixed [ours].
+var requestRestart = []any{string(payout.StatusCancelled), string(payout.StatusFailed)}
+
+func (s *statusStore) key(k kind, id string) string {
+	if k == kindBatch {
+		return s.prefix + "track:batch:{" + id + "}"
+	}
+	return s.prefix + "track:req:{" + id + "}"
+}
+
+// transition identifies one attempt to move a key.
+type transition struct {
+	kind     kind
+	id       string // requestId or batchId
+	to       string // the new status
+	ref      string // transactionId or payoutId
+	final    bool
+	verified bool // the status was just read from Wompi
+}
+
+// begin runs the begin script; token identifies the attempt.
+func (s *statusStore) begin(ctx context.Context, tr transition, token string) (outcome, string, error) {
+	var from []any
+	var restart []any
+	if tr.kind == kindBatch {
+		from = s.batchFrom[payout.BatchStatus(tr.to)]
+	} else {
+		from = s.requestFrom[payout.Status(tr.to)]
+		restart = requestRestart
+	}
+	args := make([]any, 0, 8+len(restart)+len(from))
+	args = append(args, tr.to, tr.ref, token, s.lease.Milliseconds(), s.ttl.Milliseconds(),
+		boolArg(tr.verified), boolArg(tr.final), len(restart))
+	args = append(args, restart...)
+	args = append(args, from...)
+	res, err := beginScript.Run(ctx, s.rdb, []string{s.key(tr.kind, tr.id)}, args...).StringSlice()
+	if err != nil {
+		return "", "", err
+	}
+	if len(res) != 2 {
+		return "", "", fmt.Errorf("track: begin script answered %d values", len(res))
+	}
+	return outcome(res[0]), res[1], nil
+}
+
+// end confirms (ok) or abandons an attempt.
+func (s *statusStore) end(ctx context.Context, tr transition, token string, ok bool) error {
+	res := "abandon"
+	if ok {
+		res = "ok"
+	}
+	return endScript.Run(ctx, s.rdb, []string{s.key(tr.kind, tr.id)}, token, res, s.ttl.Milliseconds()).Err()
+}
+
+// last returns the confirmed status of a key ("" when unknown).
+func (s *statusStore) last(ctx context.Context, k kind, id string) (string, error) {
+	v, err := s.rdb.HGet(ctx, s.key(k, id), "st").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

@@ -1,0 +1,99 @@
+package track
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+)
+
+// The Lua CAS follows payout.CanTransition / CanBatchTransition for every
+// pair of statuses, on a real Redis.
+func TestStatusCASFollowsDomainOrder(t *testing.T) {
+	rs := testenv.Redis(t)
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ctx := context.Background()
+	try := func(k kind, id, from, to string, final bool) outcome {
+		t.Helper()
+		key := s.key(k, id)
+		rs.Client().Del(ctx, key)
+		if from != "" {
+			rs.Client().HSet(ctx, key, "st", from, "tx", "tx-1")
+		}
+		out, _, err := s.begin(ctx, transition{kind: k, id: id, to: to, ref: "tx-1", final: final, verified: true}, "tok")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, from := range append([]payout.Status{""}, payout.Statuses...) {
+		for _, to := range payout.Statuses {
+			out := try(kindRequest, "r", string(from), string(to), to.Final())
+			if (out == outcomeOK) != payout.CanTransition(from, to) {
+				t.Errorf("request %q -> %q: %s, CanTransition says %v", from, to, out, payout.CanTransition(from, to))
+			}
+		}
+	}
+	for _, from := range append([]payout.BatchStatus{""}, payout.BatchStatuses...) {
+		for _, to := range payout.BatchStatuses {
+			out := try(kindBatch, "b", string(from), string(to), to.Final())
+			if (out == outcomeOK) != payout.CanBatchTransition(from, to) {
+				t.Errorf("batch %q -> %q: %s, CanBatchTransition says %v", from, to, out, payout.CanBatchTransition(from, to))
+			}
+		}
+	}
+}
+
+func TestStatusCASLeaseAbandonAndUnknown(t *testing.T) {
+	rs := testenv.Redis(t)
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ctx := context.Background()
+	tr := func(to payout.Status, ref string, verified bool) transition {
+		return transition{kind: kindRequest, id: "req-1", to: string(to), ref: ref, final: to.Final(), verified: verified}
+	}
+	expect := func(t2 transition, tok string, want outcome, wantCur string) {
+		t.Helper()
+		out, cur, err := s.begin(ctx, t2, tok)
+		if err != nil || out != want || cur != wantCur {
+			t.Fatalf("begin %s: %s %q %v, want %s %q", t2.to, out, cur, err, want, wantCur)
+		}
+	}
+	// Fresh key, non-final status, not read from Wompi: ask Wompi first.
+	expect(tr(payout.StatusPending, "tx-1", false), "a", outcomeUnknown, "")
+	// A final status needs no check.
+	expect(tr(payout.StatusApproved, "tx-1", false), "a", outcomeOK, "")
+	// While attempt a holds the lease, others wait.
+	expect(tr(payout.StatusPending, "tx-1", true), "b", outcomeBusy, "")
+	// a's produce fails: nothing is recorded as emitted...
+	if err := s.end(ctx, tr(payout.StatusApproved, "tx-1", false), "a", false); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.last(ctx, kindRequest, "req-1"); st != "" {
+		t.Fatalf("abandoned attempt recorded as emitted: %q", st)
+	}
+	// ...but a status older than the attempted one is refused, and the
+	// attempted one may be emitted again.
+	expect(tr(payout.StatusPending, "tx-1", true), "b", outcomeStale, "APPROVED")
+	expect(tr(payout.StatusApproved, "tx-1", false), "c", outcomeOK, "")
+	// A stale token cannot confirm.
+	if err := s.end(ctx, tr(payout.StatusApproved, "tx-1", false), "a", true); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.last(ctx, kindRequest, "req-1"); st != "" {
+		t.Fatalf("a stale attempt confirmed: %q", st)
+	}
+	if err := s.end(ctx, tr(payout.StatusApproved, "tx-1", false), "c", true); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.last(ctx, kindRequest, "req-1"); st != "APPROVED" {
+		t.Fatalf("confirmed status: %q", st)
+	}
+	expect(tr(payout.StatusApproved, "tx-1", false), "d", outcomeStale, "APPROVED")
+	// A CANCELLED transaction sent again under a new transaction id starts
+	// a new life; the old transaction's late events stay refused.
+	rs.Client().HSet(ctx, s.key(kindRequest, "req-2"), "st", "CANCELLED", "tx", "tx-old")
+	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-old", verified: true}, "e", outcomeStale, "CANCELLED")
+	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-new", verified: true}, "e", outcomeOK, "")
+}

@@ -1,0 +1,362 @@
+package track
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// The two verified vectors of shared/wompi-api.md, sent as Wompi would,
+// with the documented checksums pinned (not recomputed), are accepted and
+// mapped to the right events.
+func TestWebhookVectorsAccepted(t *testing.T) {
+	const (
+		secret = "prod_events_7b193c8afd7b47949f90d443cb1e1742"
+		id     = "04a6e53d-a244-4140-ab9e-48fa541f9fe5"
+		sumTx  = "82f0e769716170e202edfd348f604bd8461cdeeb416594cde563a890215a5282"
+		sumPay = "639dc6bd2ac0104f090651c07773b6537f935623cf0ed04894f0687d4c9eebc7"
+	)
+	f := newFixture(t, fixtureOpts{})
+	e, srv := f.engine(func(c *Config) { c.EventsSecret = secret })
+	ctx := context.Background()
+	if err := f.sub.Record(ctx, submitted.Payout{PayoutID: id, BatchID: "batch-vector", OriginAccountID: wompitest.AccountMain,
+		PaymentType: "PAYROLL", TotalAmountInCents: 7500000, TransactionCount: 1, SubmittedAt: t0},
+		[]submitted.Transaction{{TransactionID: id, RequestID: "req-vector", BatchID: "batch-vector", PayoutID: id,
+			AmountInCents: 7500000, OriginAccountID: wompitest.AccountMain}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	txBody := `{"event":"transaction.updated","data":{"transaction":{"id":"` + id + `","payoutId":"` + id + `",` +
+		`"amountInCents":7500000,"status":"FAILED","payee":{"name":"John Doe","document":"1000000000","bank":"BANCOLOMBIA",` +
+		`"accountType":"AHORROS","accountNumber":"1234567007","email":"j@example.co"},` +
+		`"failureReason":{"code":"D07","message":"Account number does not exist"},"currency":"COP",` +
+		`"appliedAt":null,"createdAt":"2025-05-19T16:00:00.000Z"}},` +
+		`"signature":{"properties":["transaction.id","transaction.status","transaction.amountInCents"],"checksum":"` + sumTx + `"},` +
+		`"timestamp":1747673128600,"sentAt":"2025-05-19T16:45:28.600Z"}`
+	payBody := `{"event":"payout.updated","data":{"payout":{"id":"` + id + `","reference":"batch-vector","amountInCents":7500000,` +
+		`"paymentType":"PAYROLL","status":"TOTAL_PAYMENT","totalTransactions":1,"currency":"COP"}},` +
+		`"signature":{"properties":["payout.id","payout.status","payout.amountInCents"],"checksum":"` + sumPay + `"},` +
+		`"timestamp":1747673128600,"sentAt":"2025-05-19T16:45:28.600Z"}`
+	// Checksum in the body only, then in the header only (body checksum blanked).
+	if code := post(t, srv.URL, []byte(txBody), ""); code != http.StatusOK {
+		t.Fatalf("FAILED vector: %d", code)
+	}
+	if code := post(t, srv.URL, []byte(strings.Replace(payBody, sumPay, "", 1)), sumPay); code != http.StatusOK {
+		t.Fatalf("TOTAL_PAYMENT vector: %d", code)
+	}
+
+	evs := f.statusEvents()
+	if len(evs) != 1 {
+		t.Fatalf("status events: %d, want 1", len(evs))
+	}
+	sc := evs[0]
+	if sc.RequestID != "req-vector" || sc.Status != payout.StatusFailed || deref(sc.ReasonCode) != "D07" ||
+		deref(sc.ReasonMessage) != "Account number does not exist" || deref(sc.TransactionID) != id ||
+		deref(sc.PayoutID) != id || deref(sc.BatchID) != "batch-vector" || sc.Source != payout.SourceWebhook ||
+		sc.AmountInCents != 7500000 || sc.OriginAccountID != wompitest.AccountMain ||
+		sc.EventID != payout.EventID("status", "req-vector", "FAILED", id) || sc.PreviousStatus != nil ||
+		!sc.OccurredAt.Equal(time.UnixMilli(1747673128600)) {
+		t.Fatalf("status event: %+v", sc)
+	}
+	bevs := f.batchEvents()
+	if len(bevs) != 1 {
+		t.Fatalf("batch events: %d, want 1", len(bevs))
+	}
+	bc := bevs[0]
+	if bc.BatchID != "batch-vector" || bc.Status != payout.BatchTotalPayment || deref(bc.PayoutID) != id ||
+		bc.PaymentType != payout.PaymentPayroll || bc.TotalAmountInCents != 7500000 || bc.TransactionCount != 1 ||
+		bc.EventID != payout.EventID("batch", "batch-vector", "TOTAL_PAYMENT", id) || bc.Source != payout.SourceWebhook {
+		t.Fatalf("batch event: %+v", bc)
+	}
+	if got := testutil.ToFloat64(e.m.webhooks.WithLabelValues(ResultAccepted)); got != 2 {
+		t.Fatalf("accepted webhooks metric: %v", got)
+	}
+	if got := testutil.ToFloat64(e.m.transitions.WithLabelValues("request", "WEBHOOK", "FAILED")); got != 1 {
+		t.Fatalf("transitions metric: %v", got)
+	}
+}
+
+// Every refusal answers its status, produces nothing and counts.
+func TestWebhookRefusals(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	e, srv := f.engine(nil)
+	secret := f.sim.Config().EventsSecret
+	c := f.submit(true, f.payee("1234567890"))
+	tx := c.txs[0]
+	good, sum := txWebhook(t, secret, tx.ID, c.payoutID, tx.AmountInCents, "APPROVED", nil, t0)
+	wrong, wrongSum := txWebhook(t, "not-the-secret", tx.ID, c.payoutID, tx.AmountInCents, "APPROVED", nil, t0)
+
+	var env map[string]any
+	if err := json.Unmarshal(good, &env); err != nil {
+		t.Fatal(err)
+	}
+	tampered := strings.Replace(string(good), `"amountInCents":`, `"amountInCents":1`, 1)
+	noSig := strings.Replace(string(good), sum, "", 1)
+	delete(env, "signature")
+	noSigBlock, _ := json.Marshal(env)
+	unknownType := strings.Replace(string(good), "transaction.updated", "transaction.created", 1)
+	huge := `{"event":"transaction.updated","pad":"` + strings.Repeat("x", 1<<20) + `"}`
+
+	for _, tc := range []struct {
+		name, body, sum string
+		code            int
+		result          string
+	}{
+		{"tampered body", tampered, sum, 401, ResultBadSig},
+		{"tampered body, body checksum", tampered, "", 401, ResultBadSig},
+		{"wrong secret", string(wrong), wrongSum, 401, ResultBadSig},
+		{"missing checksum", noSig, "", 401, ResultBadSig},
+		{"missing signature block", string(noSigBlock), "", 401, ResultBadSig},
+		{"malformed JSON", `{"event":"transaction.updated","data":{`, "", 400, ResultMalformed},
+		{"not an object", `[1,2,3]`, "", 400, ResultMalformed},
+		{"larger than 1 MiB", huge, "", 413, ResultTooLarge},
+		{"unknown event type", unknownType, sum, 202, ResultUnknownType},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.ToFloat64(e.m.webhooks.WithLabelValues(tc.result))
+			if code := post(t, srv.URL, []byte(tc.body), tc.sum); code != tc.code {
+				t.Fatalf("status %d, want %d", code, tc.code)
+			}
+			if got := testutil.ToFloat64(e.m.webhooks.WithLabelValues(tc.result)); got != before+1 {
+				t.Fatalf("%s metric went %v -> %v", tc.result, before, got)
+			}
+		})
+	}
+	if got := testutil.ToFloat64(e.m.sigFailures); got != 5 {
+		t.Fatalf("signature failures metric: %v, want 5", got)
+	}
+	// A body streamed without Content-Length is cut at the limit too.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+WebhookPath, strings.NewReader(huge))
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 {
+		t.Fatalf("chunked oversize body: %d", resp.StatusCode)
+	}
+	if resp, err := http.Get(srv.URL + WebhookPath); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: %v %v", resp, err)
+	}
+	if n := len(f.statusEvents()); n != 0 {
+		t.Fatalf("%d events produced by refused webhooks", n)
+	}
+	// The untouched webhook is accepted: the refusals were about the body.
+	if code := post(t, srv.URL, good, sum); code != 200 {
+		t.Fatalf("good webhook: %d", code)
+	}
+	if n := len(f.statusEvents()); n != 1 {
+		t.Fatalf("%d events, want 1", n)
+	}
+}
+
+// The simulator sends every webhook twice: each transition is produced
+// once.
+func TestDuplicatedWebhooksEmitOnce(t *testing.T) {
+	f := newFixture(t, fixtureOpts{sim: wompitest.Config{Faults: wompitest.Faults{WebhookDuplicateRate: 1}}})
+	e, srv := f.engine(nil)
+	f.sim.SetWebhookURL(srv.URL + WebhookPath)
+	c := f.submit(true, f.payee("1234567890"), f.payee("1234567007"), f.payee("1234567891"))
+	f.sim.SettleAll()
+	f.waitHooks()
+	if st := f.sim.WebhookStats(); st.Duplicated == 0 {
+		t.Fatalf("simulator duplicated nothing: %+v", st)
+	}
+	evs := f.statusEvents()
+	checkMonotonic(t, evs)
+	byKey := transitions(evs)
+	for _, tx := range c.txs {
+		want := "APPROVED"
+		if strings.HasSuffix(tx.PayeeInfo.AccountNumber, "007") || tx.Status == wompi.TransactionFailed {
+			want = "FAILED"
+		}
+		if got := byKey[tx.Reference+"/"+want]; len(got) != 1 {
+			t.Errorf("%s %s: %d events, want 1", tx.Reference, want, len(got))
+		}
+	}
+	if len(evs) != 3 {
+		t.Fatalf("%d status events, want 3", len(evs))
+	}
+	batches := map[payout.BatchStatus]int{}
+	for _, b := range f.batchEvents() {
+		batches[b.Status]++
+	}
+	// payout.updated PENDING (creation), PARTIAL_PAYMENT, TOTAL_PAYMENT:
+	// each once although each arrived twice.
+	for st, n := range batches {
+		if n != 1 {
+			t.Errorf("batch status %s emitted %d times", st, n)
+		}
+	}
+	if batches[payout.BatchTotalPayment] != 1 {
+		t.Errorf("no TOTAL_PAYMENT: %v", batches)
+	}
+	if got := testutil.ToFloat64(e.m.webhooks.WithLabelValues(ResultDuplicate)); got < 3 {
+		t.Fatalf("duplicate webhooks metric: %v", got)
+	}
+}
+
+// APPROVED then a late PENDING for the same transaction (and TOTAL_PAYMENT
+// then a late PENDING for its batch): the late ones emit nothing.
+func TestReorderedWebhooksNeverRegress(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	e, srv := f.engine(nil)
+	secret := f.sim.Config().EventsSecret
+	c := f.submit(true, f.payee("1234567890"))
+	tx := c.txs[0]
+	f.sim.SettleAll()
+
+	for _, st := range []string{"APPROVED", "PENDING", "APPROVED"} {
+		body, sum := txWebhook(t, secret, tx.ID, c.payoutID, tx.AmountInCents, st, nil, t0)
+		if code := post(t, srv.URL, body, sum); code != 200 {
+			t.Fatalf("%s: %d", st, code)
+		}
+	}
+	for _, st := range []string{"TOTAL_PAYMENT", "PENDING", "PARTIAL_PAYMENT"} {
+		body, sum := payoutWebhook(t, secret, c.payoutID, c.batchID, tx.AmountInCents, st, t0)
+		if code := post(t, srv.URL, body, sum); code != 200 {
+			t.Fatalf("batch %s: %d", st, code)
+		}
+	}
+	evs := f.statusEvents()
+	if len(evs) != 1 || evs[0].Status != payout.StatusApproved {
+		t.Fatalf("status events: %+v", evs)
+	}
+	bevs := f.batchEvents()
+	if len(bevs) != 1 || bevs[0].Status != payout.BatchTotalPayment {
+		t.Fatalf("batch events: %+v", bevs)
+	}
+	if got := testutil.ToFloat64(e.m.regressions.WithLabelValues("request")); got != 1 {
+		t.Fatalf("request regressions suppressed: %v", got)
+	}
+	if got := testutil.ToFloat64(e.m.regressions.WithLabelValues("batch")); got != 2 {
+		t.Fatalf("batch regressions suppressed: %v", got)
+	}
+}
+
+// Without the dispatcher's hand-off in Redis, the tracker maps the
+// transaction through Wompi: its reference is the requestId, its payout's
+// reference the batchId; and PENDING then APPROVED carries previousStatus.
+func TestWebhookWithoutHandOffAsksWompi(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	_, srv := f.engine(nil)
+	secret := f.sim.Config().EventsSecret
+	c := f.submit(false, f.payee("1234567890"))
+	tx := c.txs[0]
+	body, sum := txWebhook(t, secret, tx.ID, c.payoutID, tx.AmountInCents, "PENDING", nil, t0)
+	if code := post(t, srv.URL, body, sum); code != 200 {
+		t.Fatalf("PENDING: %d", code)
+	}
+	f.sim.SettleAll()
+	body, sum = txWebhook(t, secret, tx.ID, c.payoutID, tx.AmountInCents, "APPROVED", nil, t0)
+	if code := post(t, srv.URL, body, sum); code != 200 {
+		t.Fatalf("APPROVED: %d", code)
+	}
+	evs := f.statusEvents()
+	if len(evs) != 2 {
+		t.Fatalf("events: %+v", evs)
+	}
+	for i, want := range []payout.Status{payout.StatusPending, payout.StatusApproved} {
+		ev := evs[i]
+		if ev.Status != want || ev.RequestID != tx.Reference || deref(ev.BatchID) != c.batchID ||
+			ev.OriginAccountID != wompitest.AccountMain || deref(ev.TransactionID) != tx.ID {
+			t.Fatalf("event %d: %+v", i, ev)
+		}
+	}
+	if evs[1].PreviousStatus == nil || *evs[1].PreviousStatus != payout.StatusPending {
+		t.Fatalf("previousStatus: %v", evs[1].PreviousStatus)
+	}
+	// A transaction Wompi does not know is logged and acknowledged.
+	body, sum = txWebhook(t, secret, "no-such-tx", c.payoutID, 1, "APPROVED", nil, t0)
+	if code := post(t, srv.URL, body, sum); code != http.StatusAccepted {
+		t.Fatalf("unknown transaction: %d", code)
+	}
+}
+
+// A webhook while Kafka is down gets 503 and records nothing as emitted;
+// the retry once Kafka is back produces the event.
+func TestKafkaDownAnswers503ThenRetrySucceeds(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	port := mustFreePort(t)
+	addr := "127.0.0.1:" + itoa(port)
+	e, srv := f.engine(func(c *Config) {
+		c.Kafka = kafkaOpts(addr)
+		c.ProduceTimeout = time.Second
+	})
+	secret := f.sim.Config().EventsSecret
+	c := f.submit(true, f.payee("1234567007"))
+	tx := c.txs[0]
+	body, sum := txWebhook(t, secret, tx.ID, c.payoutID, tx.AmountInCents, "FAILED",
+		map[string]string{"code": "D07", "message": "Account number does not exist"}, t0)
+	for range 2 {
+		if code := post(t, srv.URL, body, sum); code != http.StatusServiceUnavailable {
+			t.Fatalf("with Kafka down: %d, want 503", code)
+		}
+	}
+	if st, err := e.statuses.last(context.Background(), kindRequest, tx.Reference); err != nil || st != "" {
+		t.Fatalf("status recorded as emitted while Kafka was down: %q %v", st, err)
+	}
+	if got := testutil.ToFloat64(e.m.webhooks.WithLabelValues(ResultUnavailable)); got != 2 {
+		t.Fatalf("unavailable metric: %v", got)
+	}
+	// Kafka comes back on the same address.
+	// Kafka comes back on the same address; Wompi keeps retrying until the
+	// producer has reconnected.
+	k := startKafkaAt(t, port, f.topics.Status, f.topics.BatchStatus)
+	code := 0
+	for range 20 {
+		if code = post(t, srv.URL, body, sum); code == http.StatusOK {
+			break
+		}
+	}
+	if code != http.StatusOK {
+		t.Fatalf("with Kafka back: %d", code)
+	}
+	if st, _ := e.statuses.last(context.Background(), kindRequest, tx.Reference); st != "FAILED" {
+		t.Fatalf("status after the produce: %q", st)
+	}
+	evs := readStatus(t, k, f, f.topics.Status)
+	if len(evs) == 0 {
+		t.Fatal("no event once Kafka is back")
+	}
+	// A produce that timed out may still land: then it is the same event
+	// (same eventId) that consumers dedupe, never a different one.
+	for _, ev := range evs {
+		if ev.Status != payout.StatusFailed || deref(ev.ReasonCode) != "D07" || ev.EventID != evs[0].EventID {
+			t.Fatalf("events once Kafka is back: %+v", evs)
+		}
+	}
+	n := len(evs)
+	if n > 1 {
+		t.Logf("%d copies of the same event (a timed-out produce landed late)", n)
+	}
+	// And the next delivery is a duplicate.
+	if code := post(t, srv.URL, body, sum); code != http.StatusOK {
+		t.Fatalf("redelivery: %d", code)
+	}
+	if got := len(readStatus(t, k, f, f.topics.Status)); got != n {
+		t.Fatalf("%d events after a redelivery, had %d", got, n)
+	}
+}
+
+func TestWebhookServerTimeouts(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	e, _ := f.engine(nil)
+	srv := NewWebhookServer(":0", e)
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 {
+		t.Fatalf("webhook server without slowloris protection: %+v", srv)
+	}
+	if e.cfg.RequestTimeout >= srv.WriteTimeout {
+		t.Fatalf("request timeout %v must end before the write timeout %v", e.cfg.RequestTimeout, srv.WriteTimeout)
+	}
+}
