@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -352,7 +351,9 @@ func (e *Engine) process(r *kgo.Record, now time.Time) bool {
 	if vs := payout.Validate(req, now); vs != nil {
 		code, msg := string(vs.Reason()), vs.Message()
 		sc := payout.StatusChange{
-			EventID:         payout.EventID("status", req.RequestID, string(payout.StatusRejected), r.Topic, strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)),
+			// Content-derived: a republished copy of the same invalid request
+			// gets the same eventId, so consumers see one rejection.
+			EventID:         payout.EventID("status", req.RequestID, string(payout.StatusRejected), code),
 			RequestID:       req.RequestID,
 			Status:          payout.StatusRejected,
 			ReasonCode:      &code,

@@ -51,7 +51,7 @@ func (s *Server) debugRoutes(mux *http.ServeMux) {
 		s.writeJSON(w, http.StatusOK, map[string]string{"url": body.URL})
 	})
 	mux.HandleFunc("GET /_sim/stats", func(w http.ResponseWriter, r *http.Request) {
-		s.writeJSON(w, http.StatusOK, map[string]any{"webhooks": s.WebhookStats(), "totals": s.Totals(),
+		s.writeJSON(w, http.StatusOK, map[string]any{"webhooks": s.WebhookStats(), "totals": s.Totals(), "faults": s.InjectedFaults(),
 			"pending": s.Pending(), "now": s.clock.Now().UTC().Format(time.RFC3339Nano)})
 	})
 	mux.HandleFunc("GET /_sim/reports/{file}", s.handleReportCSV)

@@ -72,18 +72,39 @@ func (s *Server) rollRequestFaults(applyErrors bool) (time.Duration, int) {
 		return d, 0
 	}
 	if f.ErrorRate > 0 && s.rng.Float64() < f.ErrorRate {
+		s.faultCounts.Errors++
 		return d, http.StatusServiceUnavailable
 	}
 	if f.TooManyRequestsRate > 0 && s.rng.Float64() < f.TooManyRequestsRate {
+		s.faultCounts.TooManyRequests++
 		return d, http.StatusTooManyRequests
 	}
 	return d, 0
 }
 
+// FaultCounts counts the API faults injected so far.
+type FaultCounts struct {
+	Errors          int64 `json:"errors"`          // 503s
+	TooManyRequests int64 `json:"tooManyRequests"` // 429s
+	DroppedAnswers  int64 `json:"droppedAnswers"`  // committed, then the answer lost
+}
+
+// InjectedFaults returns how many API faults were injected; webhook faults
+// are in WebhookStats.
+func (s *Server) InjectedFaults() FaultCounts {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	return s.faultCounts
+}
+
 func (s *Server) rollDropResponse() bool {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
-	return s.faults.DropResponseRate > 0 && s.rng.Float64() < s.faults.DropResponseRate
+	drop := s.faults.DropResponseRate > 0 && s.rng.Float64() < s.faults.DropResponseRate
+	if drop {
+		s.faultCounts.DroppedAnswers++
+	}
+	return drop
 }
 
 func (s *Server) rollHook() (drop, dup, delay bool, delayFor time.Duration) {

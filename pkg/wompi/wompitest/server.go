@@ -68,9 +68,10 @@ type Server struct {
 	lastPrune   time.Time
 	reports     map[string]reportMeta
 
-	fmu    sync.Mutex
-	faults Faults
-	rng    *rand.Rand
+	fmu         sync.Mutex
+	faults      Faults
+	faultCounts FaultCounts // guarded by fmu
+	rng         *rand.Rand
 
 	hooks *hookQueue
 

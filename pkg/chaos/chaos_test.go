@@ -1,0 +1,451 @@
+package chaos
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/localrun"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+var (
+	flagSeeds    = flag.String("chaos.seeds", "", "comma-separated seeds (default: CHAOS_SEEDS, else 3 fixed seeds)")
+	flagCount    = flag.Int("chaos.count", 0, "run this many random seeds instead (long soaks)")
+	flagRequests = flag.Int("chaos.requests", 20000, "payout requests per seed")
+	flagKeepLogs = flag.Bool("chaos.keep", false, "keep the process logs of every seed")
+)
+
+func seeds(t *testing.T) []uint64 {
+	if *flagCount > 0 {
+		out := make([]uint64, *flagCount)
+		for i := range out {
+			out[i] = rand.Uint64()
+		}
+		return out
+	}
+	spec := *flagSeeds
+	if spec == "" {
+		spec = os.Getenv("CHAOS_SEEDS")
+	}
+	if spec == "" {
+		spec = "1,2,3"
+	}
+	var out []uint64
+	for _, s := range strings.Split(spec, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			t.Fatalf("bad seed %q", s)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos suite: not in -short")
+	}
+	if _, err := os.Stat("/usr/bin/redis-server"); err != nil {
+		if _, err := execLookPath("redis-server"); err != nil {
+			t.Fatal("the chaos suite needs redis-server on PATH")
+		}
+	}
+	binDir := t.TempDir()
+	ctx := context.Background()
+	root, _ := filepath.Abs("../..")
+	if err := Build(ctx, root, binDir); err != nil {
+		t.Fatal(err)
+	}
+	for _, seed := range seeds(t) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			logDir := t.TempDir()
+			if *flagKeepLogs {
+				logDir, _ = os.MkdirTemp("", fmt.Sprintf("chaos-%d-", seed))
+				t.Logf("logs in %s", logDir)
+			}
+			res := runSeed(t, binDir, logDir, seed, *flagRequests)
+			t.Log(res.summary())
+			fmt.Println(res.summary())
+			if len(res.duplicates) > 0 || len(res.lost) > 0 || len(res.problems) > 0 {
+				t.Errorf("seed=%d FAILED: paid twice %v; lost %v; problems %v", seed, first(res.duplicates), first(res.lost), first(res.problems))
+			}
+			auditLogs(t, logDir, res.pii)
+		})
+	}
+}
+
+func first(s []string) []string { return s[:min(len(s), 20)] }
+
+type result struct {
+	seed               uint64
+	requests, valid    int
+	kills, flushes     int
+	faults             int64
+	duplicates, lost   []string
+	problems           []string
+	finals             map[payout.Status]int
+	republished        int
+	elapsed, lastFinal time.Duration
+	pii                []string // values that must never appear in a log
+}
+
+func (r *result) summary() string {
+	return fmt.Sprintf("seed=%d requests=%d kills=%d faults=%d duplicates=%d lost=%d (republished=%d flushes=%d approved=%d failed=%d cancelled=%d rejected=%d; last final status after %v; %v in all)",
+		r.seed, r.requests, r.kills, r.faults, len(r.duplicates), len(r.lost), r.republished, r.flushes,
+		r.finals[payout.StatusApproved], r.finals[payout.StatusFailed], r.finals[payout.StatusCancelled], r.finals[payout.StatusRejected], r.lastFinal.Round(time.Second), r.elapsed.Round(time.Second))
+}
+
+func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
+	defer cancel()
+	rng := rand.New(rand.NewPCG(seed, 0xC4A05))
+	c, err := StartCluster(ctx, Options{BinDir: binDir, LogDir: logDir, Partitions: 6, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res := &result{seed: seed, requests: n, finals: map[payout.Status]int{}}
+
+	if err := c.SetFaults(ctx, map[string]any{
+		"errorRate": 0.05, "latency": "2ms", "latencyJitter": "20ms",
+		"dropResponseRate": 0.05, "webhookDropRate": 0.05, "webhookDuplicateRate": 0.05, "webhookDelayRate": 0.05,
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	codec, err := events.NewCodec(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.DefaultProduceTopic(events.DefaultTopicRequests))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+
+	// The marketplace: immediate payouts, invalid ones, bank refusals and
+	// cancellations; a share published twice.
+	m := localrun.NewMarketplace(fmt.Sprintf("c%d", seed), seed, localrun.Mix{Invalid: 5, BankFails: 5, Cancelled: 2}, time.Now)
+	reqs := make([]payout.Request, n)
+	kinds := make([]localrun.Kind, n)
+	for i := range reqs {
+		kinds[i] = m.Next(i, &reqs[i])
+		res.pii = append(res.pii, reqs[i].Beneficiary.AccountNumber, reqs[i].Beneficiary.Email)
+		if len(reqs[i].Beneficiary.LegalID) >= 8 {
+			res.pii = append(res.pii, reqs[i].Beneficiary.LegalID)
+		}
+	}
+	publishFor := 25 * time.Second
+	var pubWG sync.WaitGroup
+	pubWG.Add(1)
+	var pubErr error
+	var pubMu sync.Mutex
+	go func() {
+		defer pubWG.Done()
+		per := publishFor / time.Duration(n)
+		next := time.Now()
+		var republish []int
+		for i := range reqs {
+			v, err := codec.AppendRequest(nil, &reqs[i])
+			if err != nil {
+				pubMu.Lock()
+				pubErr = err
+				pubMu.Unlock()
+				return
+			}
+			prod.Produce(ctx, &kgo.Record{Key: []byte(reqs[i].RequestID), Value: v}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					pubMu.Lock()
+					pubErr = err
+					pubMu.Unlock()
+				}
+			})
+			if rng.IntN(100) < 3 {
+				republish = append(republish, i)
+			}
+			// Republish some earlier requests a little later, as an upstream
+			// retry would.
+			if len(republish) > 0 && rng.IntN(20) == 0 {
+				j := republish[0]
+				republish = republish[1:]
+				v, _ := codec.AppendRequest(nil, &reqs[j])
+				prod.Produce(ctx, &kgo.Record{Key: []byte(reqs[j].RequestID), Value: v}, nil)
+				res.republished++
+			}
+			next = next.Add(per)
+			if d := time.Until(next); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		for _, j := range republish {
+			v, _ := codec.AppendRequest(nil, &reqs[j])
+			prod.Produce(ctx, &kgo.Record{Key: []byte(reqs[j].RequestID), Value: v}, nil)
+			res.republished++
+		}
+		if err := prod.Flush(ctx); err != nil {
+			pubMu.Lock()
+			pubErr = err
+			pubMu.Unlock()
+		}
+	}()
+
+	// The chaos schedule.
+	chaosFor := publishFor + 10*time.Second
+	flushAt := time.Duration(float64(publishFor) * (0.3 + 0.4*rng.Float64()))
+	chaosStart := time.Now()
+	flushed := false
+	for time.Since(chaosStart) < chaosFor {
+		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
+		if !flushed && time.Since(chaosStart) > flushAt {
+			if err := c.FlushRedis(ctx); err != nil {
+				t.Fatalf("flush: %v", err)
+			}
+			flushed = true
+			res.flushes++
+			continue
+		}
+		w := c.Workers[rng.IntN(len(c.Workers))]
+		w.Kill()
+		res.kills++
+		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Restarts++
+	}
+	pubWG.Wait()
+	if pubErr != nil {
+		t.Fatalf("publish: %v", pubErr)
+	}
+
+	// Heal: no more faults; every worker up; wait for every request to end.
+	var stats struct {
+		Faults   wompitest.FaultCounts  `json:"faults"`
+		Webhooks wompitest.WebhookStats `json:"webhooks"`
+	}
+	if err := c.GetJSON(ctx, "/_sim/stats", &stats); err != nil {
+		t.Fatal(err)
+	}
+	res.faults = stats.Faults.Errors + stats.Faults.TooManyRequests + stats.Faults.DroppedAnswers +
+		stats.Webhooks.Dropped + stats.Webhooks.Duplicated + stats.Webhooks.Delayed
+	if err := c.SetFaults(ctx, map[string]any{"errorRate": 0, "latency": "0s", "latencyJitter": "0s", "dropResponseRate": 0,
+		"webhookDropRate": 0, "webhookDuplicateRate": 0, "webhookDelayRate": 0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range c.Workers {
+		if !w.Alive() {
+			w.Start()
+		}
+	}
+
+	// Follow the status topic until every request has a final status.
+	follow, err := kgo.NewClient(kgo.SeedBrokers(c.Brokers...), kgo.ConsumeTopics(events.DefaultTopicStatus),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer follow.Close()
+	type life struct {
+		events []payout.StatusChange
+		finals map[payout.Status]bool
+	}
+	lives := make(map[string]*life, n)
+	index := make(map[string]int, n)
+	for i := range reqs {
+		lives[reqs[i].RequestID] = &life{finals: map[payout.Status]bool{}}
+		index[reqs[i].RequestID] = i
+	}
+	finished := 0
+	deadline := time.Now().Add(4 * time.Minute)
+	for finished < n && time.Now().Before(deadline) {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := follow.PollFetches(pctx)
+		pcancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			var sc payout.StatusChange
+			if err := codec.DecodeStatusChange(r.Value, &sc); err != nil {
+				res.problems = append(res.problems, "undecodable status event: "+err.Error())
+				return
+			}
+			l := lives[sc.RequestID]
+			if l == nil {
+				res.problems = append(res.problems, "status event for an unknown request "+sc.RequestID)
+				return
+			}
+			l.events = append(l.events, sc)
+			if sc.Status.Final() && !isDuplicateCopy(&sc) {
+				if len(l.finals) == 0 {
+					finished++
+				}
+				l.finals[sc.Status] = true
+			}
+		})
+	}
+	res.lastFinal = time.Since(start)
+
+	// The oracle.
+	var ledger struct {
+		Transactions     map[string]wompitest.LedgerEntry `json:"transactions"`
+		PaidMoreThanOnce []string                         `json:"paidMoreThanOnce"`
+	}
+	if err := c.GetJSON(ctx, "/_sim/ledger", &ledger); err != nil {
+		t.Fatal(err)
+	}
+	res.duplicates = append(res.duplicates, ledger.PaidMoreThanOnce...)
+	for ref, e := range ledger.Transactions {
+		if e.Accepted > 1 && !slices.Contains(res.duplicates, ref) {
+			res.duplicates = append(res.duplicates, ref) // accepted twice, even if not (yet) paid twice
+		}
+	}
+	for id, l := range lives {
+		i := index[id]
+		r := &reqs[i]
+		valid := kinds[i] != localrun.KindInvalid
+		if valid {
+			res.valid++
+		}
+		switch len(l.finals) {
+		case 0:
+			res.lost = append(res.lost, id)
+			continue
+		case 1:
+		default:
+			res.problems = append(res.problems, fmt.Sprintf("%s has %d final statuses %v", id, len(l.finals), keys(l.finals)))
+		}
+		var final payout.Status
+		for s := range l.finals {
+			final = s
+		}
+		res.finals[final]++
+		approved := checkEvents(id, l.events, &res.problems)
+		e, accepted := ledger.Transactions[id]
+		switch {
+		case !valid && (final != payout.StatusRejected || accepted):
+			res.problems = append(res.problems, fmt.Sprintf("invalid %s ended %s (accepted by Wompi: %v)", id, final, accepted))
+		case valid && !accepted:
+			res.problems = append(res.problems, fmt.Sprintf("valid %s ended %s but Wompi never accepted it", id, final))
+		case valid:
+			if e.AmountsInCents[0] != r.AmountInCents {
+				res.problems = append(res.problems, fmt.Sprintf("%s: Wompi got %d cents, requested %d", id, e.AmountsInCents[0], r.AmountInCents))
+			}
+			want := map[string]payout.Status{"APPROVED": payout.StatusApproved, "FAILED": payout.StatusFailed, "CANCELLED": payout.StatusCancelled}[string(e.Statuses[len(e.Statuses)-1])]
+			if final != want {
+				res.problems = append(res.problems, fmt.Sprintf("%s: status topic says %s, Wompi says %s", id, final, e.Statuses[len(e.Statuses)-1]))
+			}
+			if final == payout.StatusApproved && approved != r.AmountInCents {
+				res.problems = append(res.problems, fmt.Sprintf("%s: APPROVED event carries %d cents, requested %d", id, approved, r.AmountInCents))
+			}
+		}
+	}
+	sort.Strings(res.lost)
+	res.elapsed = time.Since(start)
+	return res
+}
+
+// isDuplicateCopy reports whether an event concerns a duplicate copy of a
+// request (a republish), not the request's own life.
+func isDuplicateCopy(sc *payout.StatusChange) bool {
+	return sc.ReasonCode != nil && *sc.ReasonCode == string(payout.ReasonDuplicateRequest)
+}
+
+// checkEvents checks one request's events: a status never has two
+// different eventIds (a re-emission, even after a Redis flush, reuses the
+// id), and it returns the amount of the APPROVED event. A BATCHED event of a
+// batch that then dropped the request as a duplicate copy is the copy's.
+func checkEvents(id string, evs []payout.StatusChange, problems *[]string) (approved int64) {
+	copies := map[string]bool{}
+	for _, sc := range evs {
+		if isDuplicateCopy(&sc) && sc.BatchID != nil {
+			copies[*sc.BatchID] = true
+		}
+	}
+	ids := map[payout.Status]map[string]bool{}
+	for _, sc := range evs {
+		if isDuplicateCopy(&sc) || (sc.Status == payout.StatusBatched && sc.BatchID != nil && copies[*sc.BatchID]) {
+			continue
+		}
+		if ids[sc.Status] == nil {
+			ids[sc.Status] = map[string]bool{}
+		}
+		ids[sc.Status][sc.EventID] = true
+		if sc.Status == payout.StatusApproved {
+			approved = sc.AmountInCents
+		}
+	}
+	for s, set := range ids {
+		if len(set) > 1 {
+			*problems = append(*problems, fmt.Sprintf("%s: %d different eventIds for %s", id, len(set), s))
+		}
+	}
+	return approved
+}
+
+func keys[K comparable, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+var secretRE = regexp.MustCompile(regexp.QuoteMeta(APIKey) + "|" + regexp.QuoteMeta(PrincipalID) + "|" + regexp.QuoteMeta(EventsSecret))
+
+// auditLogs asserts the logs of a full run hold no secret and no personal
+// data: API key, principal id, events secret, legal ids, full account
+// numbers, emails.
+func auditLogs(t *testing.T, dir string, pii []string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	if len(files) == 0 {
+		t.Fatal("no process logs captured")
+	}
+	var all strings.Builder
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := secretRE.Find(b); m != nil {
+			t.Errorf("%s leaks a secret", filepath.Base(f))
+		}
+		all.Write(b)
+	}
+	logs := all.String()
+	if len(logs) < 1000 {
+		t.Fatalf("the logs are suspiciously short (%d bytes): nothing was audited", len(logs))
+	}
+	leaks := 0
+	for _, v := range pii {
+		if len(v) < 8 || strings.Count(v, v[:1]) == len(v) {
+			continue // too short or trivial to be a finding (e.g. the invalid "0000000")
+		}
+		if strings.Contains(logs, v) {
+			if leaks < 5 {
+				t.Errorf("the logs contain personal data (%d chars starting %q)", len(v), v[:min(3, len(v))])
+			}
+			leaks++
+		}
+	}
+	if leaks > 0 {
+		t.Errorf("%d personal values found in the logs", leaks)
+	}
+}
+
+func execLookPath(name string) (string, error) { return exec.LookPath(name) }

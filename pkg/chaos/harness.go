@@ -1,0 +1,514 @@
+// Package chaos is the system-level proof of our first promise: no payee is
+// paid twice and no request is lost, under crashes, faults and bad input.
+//
+// It runs the real binaries as separate OS processes (so SIGKILL is real):
+// a standalone Kafka-protocol broker (cmd/kfakebroker), a real redis-server,
+// the Wompi simulator (cmd/wompisim) and two replicas of each worker, with
+// the tracker replicas behind a round-robin load balancer. A seeded schedule
+// SIGKILLs and restarts workers, the simulator injects 5xx errors, latency,
+// lost answers and duplicated, reordered and dropped webhooks, Redis is
+// flushed once, and a share of requests is published twice. The oracle is
+// the simulator's audit ledger plus the status topic.
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Secrets the processes share; the log audit checks none of them leaks.
+const (
+	APIKey       = "chaos-api-key-5f3b1c"
+	PrincipalID  = "chaos-principal-9a7e"
+	EventsSecret = "chaos-events-secret-c41d8e"
+)
+
+// Build compiles the binaries the suite runs into dir.
+func Build(ctx context.Context, repoRoot, dir string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator),
+		"./cmd/ingest", "./cmd/dispatcher", "./cmd/tracker", "./cmd/wompisim", "./cmd/kfakebroker")
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// Proc is one OS process of the suite.
+type Proc struct {
+	Name string
+	bin  string
+	env  []string
+	log  *os.File
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	Restarts int
+}
+
+func newProc(name, bin string, env map[string]string, logDir string) (*Proc, error) {
+	f, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proc{Name: name, bin: bin, log: f}
+	p.env = append(p.env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
+	for k, v := range env {
+		p.env = append(p.env, k+"="+v)
+	}
+	return p, nil
+}
+
+// Start starts the process (again).
+func (p *Proc) Start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(p.bin)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", p.Name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	p.cmd, p.done = cmd, done
+	return nil
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Proc) Kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
+
+// Stop sends SIGTERM and waits up to grace, then kills.
+func (p *Proc) Stop(grace time.Duration) {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		p.Kill()
+	}
+}
+
+// Alive reports whether the process runs.
+func (p *Proc) Alive() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Cluster is the set of processes of one run.
+type Cluster struct {
+	Dir       string
+	Brokers   []string
+	RedisAddr string
+	SimRoot   string // http://host:port, without /v1
+	Workers   []*Proc
+	infra     []*Proc
+	lb        *http.Server
+	LBAddr    string
+	lbFails   atomic.Int64
+}
+
+// Options of a cluster.
+type Options struct {
+	BinDir, LogDir string
+	Partitions     int
+	Seed           uint64
+	// Replicas of each worker; default 2.
+	Replicas int
+}
+
+// StartCluster starts the broker, Redis, the simulator and the workers.
+func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
+	if o.Replicas <= 0 {
+		o.Replicas = 2
+	}
+	c := &Cluster{Dir: o.LogDir}
+	ok := false
+	defer func() {
+		if !ok {
+			c.Close()
+		}
+	}()
+
+	// The broker: its own process, never killed (it is the cluster).
+	broker, err := c.startBroker(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	c.infra = append(c.infra, broker)
+
+	// Redis.
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	c.RedisAddr = "127.0.0.1:" + strconv.Itoa(port)
+	redisProc, err := newProc("redis", "redis-server", nil, o.LogDir)
+	if err != nil {
+		return nil, err
+	}
+	redisProc.bin = mustLookPath("redis-server")
+	if err := startWithArgs(redisProc, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", o.LogDir); err != nil {
+		return nil, err
+	}
+	c.infra = append(c.infra, redisProc)
+	if err := waitTCP(ctx, c.RedisAddr); err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+
+	// The load balancer in front of the trackers.
+	trackerAddrs := make([]string, o.Replicas)
+	for i := range trackerAddrs {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		trackerAddrs[i] = "127.0.0.1:" + strconv.Itoa(p)
+	}
+	if err := c.startLB(trackerAddrs); err != nil {
+		return nil, err
+	}
+
+	// The simulator.
+	simPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	c.SimRoot = "http://127.0.0.1:" + strconv.Itoa(simPort)
+	sim, err := newProc("wompisim", filepath.Join(o.BinDir, "wompisim"), map[string]string{
+		"WOMPISIM_ADDR": "127.0.0.1:" + strconv.Itoa(simPort), "WOMPI_API_KEY": APIKey, "WOMPI_PRINCIPAL_ID": PrincipalID,
+		"WOMPI_EVENTS_SECRET": EventsSecret, "WEBHOOK_URL": "http://" + c.LBAddr + "/webhooks/wompi",
+		"WOMPISIM_SEED": strconv.FormatUint(o.Seed, 10), "WOMPISIM_SETTLE_DELAY": "300ms", "WOMPISIM_SETTLE_JITTER": "700ms",
+		"WOMPISIM_WEBHOOK_BACKOFF": "100ms", "WOMPISIM_WEBHOOK_DELAY": "500ms",
+	}, o.LogDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := sim.Start(); err != nil {
+		return nil, err
+	}
+	c.infra = append(c.infra, sim)
+	if err := waitTCP(ctx, "127.0.0.1:"+strconv.Itoa(simPort)); err != nil {
+		return nil, fmt.Errorf("wompisim: %w", err)
+	}
+
+	common := map[string]string{
+		"KAFKA_BROKERS": strings.Join(c.Brokers, ","), "REDIS_URL": "redis://" + c.RedisAddr,
+		"WOMPI_BASE_URL": c.SimRoot + "/v1", "WOMPI_API_KEY": APIKey, "WOMPI_PRINCIPAL_ID": PrincipalID,
+		"WOMPI_EVENTS_SECRET": EventsSecret, "LOG_FORMAT": "json", "LOG_LEVEL": "info",
+	}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range common {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	for i := range o.Replicas {
+		mp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ing, err := newProc(fmt.Sprintf("ingest-%d", i), filepath.Join(o.BinDir, "ingest"), with(map[string]string{
+			"METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(mp), "INGEST_TRANSACTIONAL_ID": fmt.Sprintf("chaos-ingest-%d", i),
+			"BATCH_MAX_TRANSACTIONS": "300", "BATCH_MAX_WAIT": "400ms", "BATCH_MAX_WINDOW": "400ms",
+		}), o.LogDir)
+		if err != nil {
+			return nil, err
+		}
+		c.Workers = append(c.Workers, ing)
+	}
+	for i := range o.Replicas {
+		mp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		d, err := newProc(fmt.Sprintf("dispatcher-%d", i), filepath.Join(o.BinDir, "dispatcher"), with(map[string]string{
+			"METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(mp), "WOMPI_RATE_PER_SECOND": "200", "WOMPI_RATE_BURST": "20",
+			"WOMPI_HTTP_TIMEOUT": "2s", "RECOVERY_GRACE": "3s", "DISPATCHER_LEASE_TTL": "3s", "WOMPI_HEALTH_INTERVAL": "2s",
+			"DISPATCHER_INSTANCE_ID": fmt.Sprintf("chaos-dispatcher-%d", i),
+		}), o.LogDir)
+		if err != nil {
+			return nil, err
+		}
+		c.Workers = append(c.Workers, d)
+	}
+	for i := range o.Replicas {
+		mp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		t, err := newProc(fmt.Sprintf("tracker-%d", i), filepath.Join(o.BinDir, "tracker"), with(map[string]string{
+			"METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(mp), "TRACKER_ADDR": trackerAddrs[i], "POLL_INTERVAL": "1s",
+		}), o.LogDir)
+		if err != nil {
+			return nil, err
+		}
+		c.Workers = append(c.Workers, t)
+	}
+	for _, w := range c.Workers {
+		if err := w.Start(); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return c, nil
+}
+
+func (c *Cluster) startBroker(ctx context.Context, o Options) (*Proc, error) {
+	p, err := newProc("kfakebroker", filepath.Join(o.BinDir, "kfakebroker"), map[string]string{
+		"KFAKE_PORTS": "0", "KFAKE_PARTITIONS": strconv.Itoa(o.Partitions),
+		"KFAKE_TOPICS": "payouts.requests.v1,payouts.batches.v1,payouts.batches.deferred.v1,payouts.status.v1,payouts.batch-status.v1,payouts.requests.dlq.v1",
+	}, o.LogDir)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	p.mu.Lock()
+	cmd := exec.Command(p.bin)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = pw, p.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); pw.Close(); close(done) }()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "brokers=") {
+				select {
+				case lines <- sc.Text():
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case l := <-lines:
+		c.Brokers = strings.Split(strings.TrimPrefix(l, "brokers="), ",")
+		return p, nil
+	case <-time.After(20 * time.Second):
+		p.Kill()
+		return nil, fmt.Errorf("kfakebroker printed no brokers line")
+	case <-ctx.Done():
+		p.Kill()
+		return nil, ctx.Err()
+	}
+}
+
+// startLB serves a round-robin reverse proxy over the tracker replicas: a
+// dead replica's share goes to the live one; with both dead the simulator
+// gets a 502 and retries, as Wompi would.
+func (c *Cluster) startLB(backends []string) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	c.LBAddr = ln.Addr().String()
+	var next atomic.Uint64
+	tr := &http.Transport{MaxIdleConnsPerHost: 32, ResponseHeaderTimeout: 20 * time.Second}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 2<<20))
+		if err != nil {
+			http.Error(w, "body", http.StatusBadRequest)
+			return
+		}
+		start := next.Add(1)
+		for i := range uint64(len(backends)) {
+			b := backends[(start+i)%uint64(len(backends))]
+			req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+b+r.URL.RequestURI(), strings.NewReader(string(body)))
+			req.Header = r.Header.Clone()
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				continue // dead replica: try the next
+			}
+			defer resp.Body.Close()
+			for k, vs := range resp.Header {
+				w.Header()[k] = vs
+			}
+			w.WriteHeader(resp.StatusCode)
+			io.Copy(w, resp.Body)
+			return
+		}
+		c.lbFails.Add(1)
+		http.Error(w, "no tracker", http.StatusBadGateway)
+	})
+	c.lb = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go c.lb.Serve(ln)
+	return nil
+}
+
+// FlushRedis empties Redis: the loss the durability rules must survive.
+func (c *Cluster) FlushRedis(ctx context.Context) error {
+	conn, err := net.DialTimeout("tcp", c.RedisAddr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte("*1\r\n$8\r\nFLUSHALL\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+OK") {
+		return fmt.Errorf("FLUSHALL: %q", line)
+	}
+	return nil
+}
+
+// SetFaults changes the simulator's fault knobs (JSON of wompitest.Faults).
+func (c *Cluster) SetFaults(ctx context.Context, faults map[string]any) error {
+	b, _ := json.Marshal(faults)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.SimRoot+"/_sim/faults", strings.NewReader(string(b)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("set faults: %s %s", resp.Status, msg)
+	}
+	return nil
+}
+
+// GetJSON fetches a simulator debug endpoint.
+func (c *Cluster) GetJSON(ctx context.Context, path string, v any) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.SimRoot+path, nil)
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// Close stops every process: workers with SIGTERM first.
+func (c *Cluster) Close() {
+	var wg sync.WaitGroup
+	for _, w := range c.Workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Stop(10 * time.Second) }()
+	}
+	wg.Wait()
+	for i := len(c.infra) - 1; i >= 0; i-- {
+		c.infra[i].Stop(5 * time.Second)
+		c.infra[i].log.Close()
+	}
+	for _, w := range c.Workers {
+		w.log.Close()
+	}
+	if c.lb != nil {
+		c.lb.Close()
+	}
+}
+
+func startWithArgs(p *Proc, args ...string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(p.bin, args...)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	p.cmd, p.done = cmd, done
+	return nil
+}
+
+func mustLookPath(name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return name
+	}
+	return p
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitTCP(ctx context.Context, addr string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening after 15s", addr)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
