@@ -23,7 +23,12 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/ops"
 )
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	if len(os.Args) > 2 && os.Args[1] == localrun.RoleFlag {
+		os.Exit(localrun.RunRole(os.Args[2], os.Args[3:]))
+	}
+	os.Exit(run(os.Args[1:]))
+}
 
 func run(args []string) int {
 	var (

@@ -82,6 +82,16 @@ func (s *Set) bind(flagName, env, def, usage string, secret bool, parse func(str
 	return v
 }
 
+// boolFlag is a flag that needs no value: --serve means --serve=true.
+type boolFlag struct{ v *Var }
+
+func (b boolFlag) String() string { return "" }
+func (b boolFlag) Set(val string) error {
+	b.v.value, b.v.fromFlag = val, true
+	return nil
+}
+func (b boolFlag) IsBoolFlag() bool { return true }
+
 // String binds a string setting.
 func (s *Set) String(p *string, flagName, env, def, usage string) *Var {
 	return s.bind(flagName, env, def, usage, false, func(val string) error { *p = val; return nil })
@@ -131,14 +141,17 @@ func (s *Set) Float64(p *float64, flagName, env string, def float64, usage strin
 
 // Bool binds a boolean setting (true/false/1/0).
 func (s *Set) Bool(p *bool, flagName, env string, def bool, usage string) *Var {
-	return s.bind(flagName, env, strconv.FormatBool(def), usage, false, func(val string) error {
+	v := &Var{set: s, flagName: flagName, env: env, usage: usage, def: strconv.FormatBool(def), parse: func(val string) error {
 		b, err := strconv.ParseBool(strings.TrimSpace(val))
 		if err != nil {
 			return fmt.Errorf("%q is not true or false", val)
 		}
 		*p = b
 		return nil
-	})
+	}}
+	s.vars = append(s.vars, v)
+	s.fs.Var(boolFlag{v}, flagName, usage)
+	return v
 }
 
 // Duration binds a duration setting ("250ms", "5s", "1h").

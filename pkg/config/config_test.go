@@ -38,9 +38,9 @@ func bindAll(s *Set, c *settings) {
 
 func TestParsePrecedenceAndDefaults(t *testing.T) {
 	var c settings
-	s := New("t", env(map[string]string{"KAFKA_BROKERS": "a:1, b:2,", "BATCH_MAX_WAIT": "250ms", "WOMPI_API_KEY": "k", "KAFKA_TLS": "true"}))
+	s := New("t", env(map[string]string{"KAFKA_BROKERS": "a:1, b:2,", "BATCH_MAX_WAIT": "250ms", "WOMPI_API_KEY": "k", "KAFKA_TLS": "false"}))
 	bindAll(s, &c)
-	if err := s.Parse([]string{"--batch-max", "7", "--kafka-brokers=c:3"}); err != nil {
+	if err := s.Parse([]string{"--batch-max", "7", "--kafka-tls", "--kafka-brokers=c:3"}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(c.brokers, "|") != "c:3" || c.n != 7 || c.wait != 250*time.Millisecond || !c.tls || c.amount != 5 || c.rate != 10 || c.key != "k" || c.addr != ":9090" {

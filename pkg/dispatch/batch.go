@@ -37,6 +37,7 @@ type job struct {
 	hard  context.Context // the POST and what follows its success
 	epoch string
 	acct  string
+	owner string // this attempt: leases are exclusive even between workers of one replica
 
 	keep    []int    // positions of the transactions to pay
 	bankIDs []string // per position
@@ -59,12 +60,13 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	j := &job{e: e, b: b, log: log, soft: soft, hard: e.hard, epoch: epoch, acct: b.OriginAccountID}
+	j := &job{e: e, b: b, log: log, soft: soft, hard: e.hard, epoch: epoch, acct: b.OriginAccountID,
+		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10)}
 
 	// Step 2: claim with a lease.
 	var c claim
 	for {
-		if c, err = e.st.claim(j.hard, epoch, j.acct, b.BatchID); err != nil {
+		if c, err = e.st.claim(j.hard, j.owner, epoch, j.acct, b.BatchID); err != nil {
 			return err
 		}
 		switch c.code {
@@ -95,7 +97,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 		<-renewDone
 		if !e.crashed.Load() {
 			// Whatever happened, let another replica take over at once.
-			_ = e.st.releaseLease(context.WithoutCancel(j.hard), j.acct, b.BatchID)
+			_ = e.st.releaseLease(context.WithoutCancel(j.hard), j.owner, j.acct, b.BatchID)
 		}
 	}()
 
@@ -173,7 +175,7 @@ func (j *job) keepLease(ctx context.Context, stop context.CancelCauseFunc, done 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := j.e.st.renew(j.hard, j.epoch, j.acct, j.b.BatchID); err != nil {
+			if err := j.e.st.renew(j.hard, j.owner, j.epoch, j.acct, j.b.BatchID); err != nil {
 				if errors.Is(err, errStale) {
 					j.log.Warn("dispatch: lease lost", "err", err)
 					stop(err)
@@ -238,7 +240,7 @@ func (j *job) dedupe() error {
 	var dups []int
 	if len(ids) > 0 {
 		var err error
-		if dups, err = j.e.st.dedupe(j.hard, j.epoch, j.acct, j.b.BatchID, ids); err != nil {
+		if dups, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.acct, j.b.BatchID, ids); err != nil {
 			return err
 		}
 	}
@@ -282,7 +284,8 @@ func (j *job) nothingToPay() error {
 	if err := j.e.produce(j.hard, recs...); err != nil {
 		return err
 	}
-	if err := j.e.st.transition(j.hard, j.epoch, j.acct, j.b.BatchID, []string{stateClaimed, stateDeferred}, stateDone); err != nil {
+	// posting: a POST of an earlier attempt that the reconcile did not find.
+	if err := j.e.st.transition(j.hard, j.owner, j.epoch, j.acct, j.b.BatchID, []string{stateClaimed, stateDeferred, statePosting}, stateDone); err != nil {
 		return err
 	}
 	j.log.Info("dispatch: every request of the batch was dropped: nothing posted")
@@ -443,7 +446,7 @@ func (j *job) post() error {
 		// Every attempt first proves, atomically, that the epoch is still
 		// current and the lease still ours: after a Redis loss no attempt
 		// starts without the recovery seeing it (the grace period).
-		if err := e.st.transition(j.hard, j.epoch, j.acct, j.b.BatchID,
+		if err := e.st.transition(j.hard, j.owner, j.epoch, j.acct, j.b.BatchID,
 			[]string{stateClaimed, stateDeferred, statePosting}, statePosting,
 			"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)); err != nil {
 			return err
@@ -495,6 +498,7 @@ func (j *job) post() error {
 	}
 	if e.afterPost != nil {
 		if err := e.afterPost(j.b.BatchID); err != nil {
+			e.crash() // abrupt: no lease release, no commit
 			return fmt.Errorf("%w: %w", errCrashed, err)
 		}
 	}
@@ -538,7 +542,7 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 			return err
 		}
 	}
-	if err := e.st.transition(j.hard, j.epoch, j.acct, b.BatchID,
+	if err := e.st.transition(j.hard, j.owner, j.epoch, j.acct, b.BatchID,
 		[]string{stateClaimed, stateDeferred, statePosting}, stateDeferred); err != nil {
 		return err
 	}
@@ -618,7 +622,7 @@ func (j *job) reject(err error) error {
 	if err := e.produce(j.hard, append(recs, bs)...); err != nil {
 		return err
 	}
-	if err := e.st.reject(j.hard, j.epoch, j.acct, b.BatchID, ids); err != nil {
+	if err := e.st.reject(j.hard, j.owner, j.epoch, j.acct, b.BatchID, ids); err != nil {
 		return err
 	}
 	e.m.batches.WithLabelValues("rejected").Inc()
@@ -631,7 +635,7 @@ func (j *job) reject(err error) error {
 // then state done.
 func (j *job) finish(payoutID string) error {
 	e, b := j.e, j.b
-	if err := e.st.transition(j.hard, j.epoch, j.acct, b.BatchID,
+	if err := e.st.transition(j.hard, j.owner, j.epoch, j.acct, b.BatchID,
 		[]string{stateClaimed, stateDeferred, statePosting, statePosted}, statePosted, "payoutId", payoutID); err != nil {
 		return err
 	}
@@ -705,7 +709,7 @@ func (j *job) finish(payoutID string) error {
 	if err := e.produce(j.hard, append(recs, bs)...); err != nil {
 		return err
 	}
-	if err := e.st.transition(j.hard, j.epoch, j.acct, b.BatchID, []string{statePosted}, stateDone); err != nil {
+	if err := e.st.transition(j.hard, j.owner, j.epoch, j.acct, b.BatchID, []string{statePosted}, stateDone); err != nil {
 		return err
 	}
 	e.m.batches.WithLabelValues("submitted").Inc()
@@ -745,7 +749,8 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]str
 			return out, nil
 		}
 		j.e.m.retries.WithLabelValues("transactions").Inc()
-		if err := sleep(j.hard, j.e.backoff(attempt)); err != nil {
+		// soft: giving up here is safe, the record says "posted".
+		if err := sleep(j.soft, j.e.backoff(attempt)); err != nil {
 			return nil, err
 		}
 	}

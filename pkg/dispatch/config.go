@@ -15,13 +15,14 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // Defaults of Config. Each applies when its field is zero.
 const (
 	DefaultGroup             = "payouts-dispatcher"
-	DefaultPrefix            = "payouts:"
+	DefaultPrefix            = submitted.DefaultPrefix
 	DefaultRatePerSecond     = 10.0
 	DefaultRateBurst         = 5
 	DefaultDeferBalanceRetry = 5 * time.Minute

@@ -55,6 +55,8 @@ type Engine struct {
 	killHard context.CancelCauseFunc
 	killRun  context.CancelCauseFunc
 	crashed  atomic.Bool
+	jobSeq   atomic.Int64
+	boot     string // random per process start: a restart never inherits a predecessor's lease owner id
 	closed   sync.Once
 
 	// Test hooks (nil in production).
@@ -77,7 +79,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, wompi: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, wompi: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8]}
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
 		reqTTLms: cfg.RequestTTL.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}

@@ -30,7 +30,7 @@ import (
 var testStart = time.Date(2026, 11, 21, 10, 0, 0, 0, payout.Bogota)
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	kafka  *testenv.Cluster
 	redis  *testenv.RedisServer
 	topics events.Topics
@@ -48,7 +48,7 @@ type fixtureOpt struct {
 	noEpoch    bool // leave Redis empty: the first batch runs the recovery
 }
 
-func newFixture(t *testing.T, o fixtureOpt) *fixture {
+func newFixture(t testing.TB, o fixtureOpt) *fixture {
 	t.Helper()
 	if o.partitions == 0 {
 		o.partitions = 2
@@ -132,22 +132,20 @@ func (f *fixture) engine(mutate func(*Config)) *Engine {
 	return e
 }
 
-// run starts e; stop drains it and returns Run's error.
-func (f *fixture) run(e *Engine) (stop func() error, done <-chan error) {
+// run starts e; stop drains it and returns Run's error; done is closed
+// when Run returns, and stop then returns its error at once.
+func (f *fixture) run(e *Engine) (stop func() error, done <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan error, 1)
-	go func() { ch <- e.Run(ctx) }()
-	var once sync.Once
+	ch := make(chan struct{})
 	var err error
+	go func() { err = e.Run(ctx); close(ch) }()
 	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-ch:
-			case <-time.After(60 * time.Second):
-				f.t.Error("engine did not drain within 60s")
-			}
-		})
+		cancel()
+		select {
+		case <-ch:
+		case <-time.After(60 * time.Second):
+			f.t.Error("engine did not drain within 60s")
+		}
 		return err
 	}
 	f.t.Cleanup(func() { _ = stop() })
@@ -235,7 +233,7 @@ func byStatus(ss []payout.StatusChange) map[string]map[payout.Status][]payout.St
 }
 
 // eventually polls cond every 20 ms until it holds, failing after 30 s.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
@@ -194,5 +193,3 @@ func (e *Engine) adoptAccount(ctx context.Context, epoch, acct string) error {
 	}
 	return nil
 }
-
-

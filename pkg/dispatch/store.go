@@ -33,7 +33,7 @@ var errStale = errors.New("dispatch: stale epoch or lost lease")
 type store struct {
 	rdb       redis.UniversalClient
 	prefix    string
-	owner     string
+	owner     string // this replica: owns the recovery lock
 	leaseMs   int64
 	reqTTLms  int64
 	recTTLms  int64
@@ -176,9 +176,9 @@ type claim struct {
 	wait        time.Duration
 }
 
-func (s *store) claim(ctx context.Context, epoch, acct, batchID string) (claim, error) {
+func (s *store) claim(ctx context.Context, owner, epoch, acct, batchID string) (claim, error) {
 	res, err := claimScript.Run(ctx, s.rdb, []string{s.acctEpochKey(acct), s.batchKey(acct, batchID)},
-		epoch, s.owner, s.leaseMs, s.recTTLms).Slice()
+		epoch, owner, s.leaseMs, s.recTTLms).Slice()
 	if err != nil {
 		return claim{}, fmt.Errorf("dispatch: claim batch %s: %w", batchID, err)
 	}
@@ -219,9 +219,9 @@ func guarded(what string, res []any, err error) ([]any, error) {
 }
 
 // transition moves the batch from one of from to to, setting fields.
-func (s *store) transition(ctx context.Context, epoch, acct, batchID string, from []string, to string, fields ...string) error {
+func (s *store) transition(ctx context.Context, owner, epoch, acct, batchID string, from []string, to string, fields ...string) error {
 	args := make([]any, 0, 5+len(fields))
-	args = append(args, epoch, s.owner, s.leaseMs, ","+strings.Join(from, ",")+",", to)
+	args = append(args, epoch, owner, s.leaseMs, ","+strings.Join(from, ",")+",", to)
 	for _, f := range fields {
 		args = append(args, f)
 	}
@@ -230,25 +230,25 @@ func (s *store) transition(ctx context.Context, epoch, acct, batchID string, fro
 	return err
 }
 
-func (s *store) renew(ctx context.Context, epoch, acct, batchID string) error {
-	res, err := renewScript.Run(ctx, s.rdb, []string{s.acctEpochKey(acct), s.batchKey(acct, batchID)}, epoch, s.owner, s.leaseMs).Slice()
+func (s *store) renew(ctx context.Context, owner, epoch, acct, batchID string) error {
+	res, err := renewScript.Run(ctx, s.rdb, []string{s.acctEpochKey(acct), s.batchKey(acct, batchID)}, epoch, owner, s.leaseMs).Slice()
 	_, err = guarded("renew lease of "+batchID, res, err)
 	return err
 }
 
-func (s *store) releaseLease(ctx context.Context, acct, batchID string) error {
-	return releaseLeaseScript.Run(ctx, s.rdb, []string{s.batchKey(acct, batchID)}, s.owner).Err()
+func (s *store) releaseLease(ctx context.Context, owner, acct, batchID string) error {
+	return releaseLeaseScript.Run(ctx, s.rdb, []string{s.batchKey(acct, batchID)}, owner).Err()
 }
 
 // dedupe indexes the requestIds for this batch and returns the positions
 // (0-based, into requestIDs) of those another batch owns. One round trip.
-func (s *store) dedupe(ctx context.Context, epoch, acct, batchID string, requestIDs []string) ([]int, error) {
+func (s *store) dedupe(ctx context.Context, owner, epoch, acct, batchID string, requestIDs []string) ([]int, error) {
 	keys := make([]string, 0, 2+len(requestIDs))
 	keys = append(keys, s.acctEpochKey(acct), s.batchKey(acct, batchID))
 	for _, id := range requestIDs {
 		keys = append(keys, s.reqKey(acct, id))
 	}
-	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, s.owner, batchID, s.reqTTLms).Slice()
+	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
 	if err != nil {
 		return nil, err
@@ -265,13 +265,13 @@ func (s *store) dedupe(ctx context.Context, epoch, acct, batchID string, request
 }
 
 // reject marks the batch rejected and drops its requestIds from the index.
-func (s *store) reject(ctx context.Context, epoch, acct, batchID string, requestIDs []string) error {
+func (s *store) reject(ctx context.Context, owner, epoch, acct, batchID string, requestIDs []string) error {
 	keys := make([]string, 0, 2+len(requestIDs))
 	keys = append(keys, s.acctEpochKey(acct), s.batchKey(acct, batchID))
 	for _, id := range requestIDs {
 		keys = append(keys, s.reqKey(acct, id))
 	}
-	res, err := rejectScript.Run(ctx, s.rdb, keys, epoch, s.owner, s.leaseMs, batchID).Slice()
+	res, err := rejectScript.Run(ctx, s.rdb, keys, epoch, owner, s.leaseMs, batchID).Slice()
 	_, err = guarded("reject batch "+batchID, res, err)
 	return err
 }

@@ -25,6 +25,7 @@ type LoadFigures struct {
 	RedisCommands     float64 // dispatcher Redis commands per batch
 	RedisRoundTrips   float64 // dispatcher Redis round trips per batch
 	PeakRSS           int64   // bytes, this process (the workers)
+	ChildRSS          map[string]int64
 	RawConsumePerSec  float64 // a plain franz-go group consume of the request topic
 	PipelineOverRawPc float64
 }
@@ -36,6 +37,9 @@ func (l *LoadFigures) Print(w io.Writer) {
 	fmt.Fprintf(w, "  pipeline (publish -> SUBMITTED)  %v: %.0f requests/s, %.1f batches/s\n", l.Pipeline.Round(time.Millisecond), l.RequestsPerSec, l.BatchesPerSec)
 	fmt.Fprintf(w, "  dispatcher Redis per batch       %.1f commands, %.1f round trips\n", l.RedisCommands, l.RedisRoundTrips)
 	fmt.Fprintf(w, "  peak RSS (workers' process)      %.1f MiB\n", float64(l.PeakRSS)/(1<<20))
+	for name, rss := range l.ChildRSS {
+		fmt.Fprintf(w, "  peak RSS of the %-8s child     %.1f MiB (not the pipeline's)\n", name, float64(rss)/(1<<20))
+	}
 	fmt.Fprintf(w, "  raw franz-go consume, same topic %.0f records/s\n", l.RawConsumePerSec)
 	fmt.Fprintf(w, "  pipeline / raw consume           %.1f%%\n", l.PipelineOverRawPc)
 }

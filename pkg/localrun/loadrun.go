@@ -1,13 +1,169 @@
 package localrun
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
-// RunLoad is the load run: Kafka and the simulator run in child processes
-// (so their memory is not the pipeline's), every request is an immediate
-// payout, and the report adds throughput, Redis round trips per batch,
-// latency percentiles, peak RSS and the ratio to a raw franz-go consume.
+// RoleFlag is the hidden flag with which payouts-local re-executes itself
+// as a child process: the load run keeps Kafka and the simulator out of the
+// workers' process, so that the peak RSS it reports is the pipeline's.
+const RoleFlag = "--localrun-role"
+
+// RunLoad is the load run: Kafka and the simulator run in child processes,
+// every request is an immediate payout, and the report adds throughput,
+// Redis round trips per batch, latency percentiles, peak RSS and the ratio
+// to a raw franz-go consume of the same topic.
 func RunLoad(ctx context.Context, o Options) (*Report, error) {
-	return Run(ctx, o)
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	partitions := o.Partitions
+	if partitions <= 0 {
+		partitions = 6
+	}
+	kafka, brokers, err := startChild(ctx, self, "kfake", strconv.Itoa(partitions))
+	if err != nil {
+		return nil, fmt.Errorf("kfake child: %w", err)
+	}
+	defer stopChild(kafka)
+	sim, simURL, err := startChild(ctx, self, "wompisim", strconv.FormatUint(o.Seed, 10))
+	if err != nil {
+		return nil, fmt.Errorf("simulator child: %w", err)
+	}
+	defer stopChild(sim)
+	o.KafkaBrokers = strings.Split(brokers, ",")
+	o.SimURL = simURL
+	rep, err := Run(ctx, o)
+	if rep != nil && rep.Load != nil {
+		rep.Load.ChildRSS = map[string]int64{"kfake": childRSS(kafka), "wompisim": childRSS(sim)}
+	}
+	return rep, err
+}
+
+func startChild(ctx context.Context, self, role, arg string) (*exec.Cmd, string, error) {
+	cmd := exec.CommandContext(ctx, self, RoleFlag, role, arg)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case l, ok := <-line:
+		if !ok {
+			cmd.Process.Kill()
+			return nil, "", fmt.Errorf("%s exited before it was ready", role)
+		}
+		return cmd, l, nil
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		return nil, "", fmt.Errorf("%s not ready within 30s", role)
+	}
+}
+
+func stopChild(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+	}
+}
+
+// childRSS reads a live child's peak RSS (VmHWM) from /proc.
+func childRSS(cmd *exec.Cmd) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+// RunRole runs a child role of the load run and returns its exit code: it
+// prints one ready line (the brokers, or the simulator's base URL) and
+// serves until SIGTERM.
+func RunRole(role string, args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	switch role {
+	case "kfake":
+		partitions, _ := strconv.Atoi(first(args))
+		t := events.DefaultTopics()
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(max(1, partitions)),
+			kfake.SeedTopics(int32(max(1, partitions)), t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kfake:", err)
+			return 1
+		}
+		defer c.Close()
+		fmt.Println(strings.Join(c.ListenAddrs(), ","))
+	case "wompisim":
+		seed, _ := strconv.ParseUint(first(args), 10, 64)
+		// Transactions settle after the run: the load run measures up to
+		// SUBMITTED, and 1,000,000 settlements would only add webhook load.
+		sim, err := wompitest.New(wompitest.Config{Seed: seed + 1, SettleDelay: time.Hour, SettleJitter: -1,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wompisim:", err)
+			return 1
+		}
+		if err := sim.Start("127.0.0.1:0"); err != nil {
+			fmt.Fprintln(os.Stderr, "wompisim:", err)
+			return 1
+		}
+		defer sim.Close()
+		fmt.Println(sim.BaseURL())
+	default:
+		fmt.Fprintln(os.Stderr, "unknown role", role)
+		return 2
+	}
+	<-ctx.Done()
+	return 0
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }

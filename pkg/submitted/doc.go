@@ -12,11 +12,12 @@
 //
 // Keys (P is the configured prefix):
 //
-//	P{tx}:<transactionId>   hash: requestId, batchId, payoutId, amountInCents, originAccountId
-//	P{payout}:<payoutId>    hash: batchId, originAccountId, paymentType, totalAmountInCents, transactionCount, submittedAt
+//	Ptx:{<transactionId>}   hash: requestId, batchId, payoutId, amountInCents, originAccountId
+//	Ppayout:{<payoutId>}    hash: batchId, originAccountId, paymentType, totalAmountInCents, transactionCount, submittedAt
 //	P{poll}                 sorted set: payoutId scored by the next poll time (unix ms)
 //	P{poll}:ready           marker: the polling schedule is complete (absent after a Redis loss)
 //
-// Every key is a single-key operation or lives under one hash tag, so the
-// same code runs on Redis Cluster.
+// Each mapping is its own hash slot (the id is the hash tag), so the
+// mappings spread over a Redis Cluster; Record's pipeline is split per node
+// by the cluster client and stays a constant number of round trips.
 package submitted

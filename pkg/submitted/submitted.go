@@ -30,6 +30,10 @@ type Payout struct {
 	SubmittedAt        time.Time
 }
 
+// DefaultPrefix is the key prefix the dispatcher and the tracker share by
+// default (REDIS_PREFIX); they must use the same one.
+const DefaultPrefix = "payouts:"
+
 // Store reads and writes the hand-off.
 type Store struct {
 	rdb    redis.UniversalClient
@@ -50,8 +54,8 @@ func New(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Store {
 	return &Store{rdb: rdb, prefix: prefix, ttl: ttl}
 }
 
-func (s *Store) txKey(id string) string     { return s.prefix + "{tx}:" + id }
-func (s *Store) payoutKey(id string) string { return s.prefix + "{payout}:" + id }
+func (s *Store) txKey(id string) string     { return s.prefix + "tx:{" + id + "}" }
+func (s *Store) payoutKey(id string) string { return s.prefix + "payout:{" + id + "}" }
 func (s *Store) pollKey() string            { return s.prefix + "{poll}" }
 func (s *Store) readyKey() string           { return s.prefix + "{poll}:ready" }
 

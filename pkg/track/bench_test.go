@@ -7,13 +7,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
@@ -26,11 +29,14 @@ import (
 // BenchmarkWebhook measures the whole webhook path on loopback: a real HTTP
 // client, the handler, checksum verification, the hand-off lookup and the
 // status CAS in a real Redis, and a synchronous acks=all produce to Kafka
-// (kfake unless KAFKA_BROKERS is set), with 64 concurrent senders. Each
+// (kfake unless KAFKA_BROKERS is set), with 16 concurrent senders (BENCH_SENDERS overrides). Each
 // webhook is a distinct final transition, so each produces one event. It
 // reports events/s and the p50/p99 latency seen by the sender.
 func BenchmarkWebhook(b *testing.B) {
-	const senders = 64
+	senders := 16
+	if v, err := strconv.Atoi(os.Getenv("BENCH_SENDERS")); err == nil && v > 0 {
+		senders = v
+	}
 	ctx := context.Background()
 	kc := testenv.Kafka(b)
 	rs := testenv.Redis(b)
@@ -44,7 +50,7 @@ func BenchmarkWebhook(b *testing.B) {
 	sim := wompitest.NewTestServer(b, wompitest.Config{Clock: wompitest.NewManualClock(t0)})
 	secret := sim.Config().EventsSecret
 	e, err := New(Config{Kafka: []kgo.Opt{kgo.SeedBrokers(kc.Brokers()...)}, Codec: codec, Topics: topics,
-		Redis: rs.Client(), Prefix: rs.Prefix(), Wompi: sim.Client(nil), EventsSecret: secret,
+		Redis: redis.NewClient(&redis.Options{Addr: rs.Addr(), PoolSize: 4 * senders}), Prefix: rs.Prefix(), Wompi: sim.Client(nil), EventsSecret: secret,
 		Logger: testLogger(b), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)

@@ -34,7 +34,8 @@ type Config struct {
 	// Redis holds the last-known statuses, the submitted hand-off and the
 	// polling schedule. Required.
 	Redis redis.UniversalClient
-	// Prefix namespaces every Redis key (REDIS_PREFIX), the same prefix the
+	// Prefix namespaces every Redis key (REDIS_PREFIX; default
+	// submitted.DefaultPrefix), the same prefix the
 	// dispatcher gives pkg/submitted.
 	Prefix string
 	// Wompi is the API client for lookups and polling. Required.
@@ -96,6 +97,9 @@ func (c *Config) setDefaults() error {
 		return errors.New("track: a Wompi client is required")
 	case c.EventsSecret == "":
 		return errors.New("track: the Wompi events secret is required")
+	}
+	if c.Prefix == "" {
+		c.Prefix = submitted.DefaultPrefix
 	}
 	if c.Topics == (events.Topics{}) {
 		c.Topics = events.DefaultTopics()

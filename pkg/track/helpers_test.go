@@ -374,7 +374,9 @@ func mustFreePort(t *testing.T) int { return testenv.MustFreePort(t) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func kafkaOpts(brokers ...string) []kgo.Opt { return []kgo.Opt{kgo.SeedBrokers(brokers...)} }
+func kafkaOpts(brokers ...string) []kgo.Opt {
+	return []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }), kgo.MetadataMinAge(50 * time.Millisecond)}
+}
 
 // startKafkaAt starts an in-process kfake broker on a given port (a Kafka
 // "coming back" where the producer already points), with topics seeded.

@@ -16,6 +16,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -48,7 +49,7 @@ func BindConfig(s *config.Set) *Settings {
 		_, err := redis.ParseURL(st.RedisURL)
 		return err
 	})
-	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "", "prefix of every Redis key (the same as the dispatcher's)")
+	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", submitted.DefaultPrefix, "prefix of every Redis key (the same as the dispatcher's)")
 	s.String(&st.WompiBaseURL, "wompi-base-url", "WOMPI_BASE_URL", wompi.SandboxBaseURL, "Wompi payouts API root, with the version").
 		Check(func() error {
 			u, err := url.Parse(st.WompiBaseURL)

@@ -82,7 +82,7 @@ func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) (string, 
 		return ResultMalformed, http.StatusBadRequest
 	}
 	var ev webhookEvent
-	if !json.Valid(body) || json.Unmarshal(body, &ev) != nil {
+	if json.Unmarshal(body, &ev) != nil { // also refuses invalid JSON
 		return ResultMalformed, http.StatusBadRequest
 	}
 	// A webhook object that lacks its signature, timestamp or data cannot

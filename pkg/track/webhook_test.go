@@ -315,7 +315,10 @@ func TestKafkaDownAnswers503ThenRetrySucceeds(t *testing.T) {
 	k := startKafkaAt(t, port, f.topics.Status, f.topics.BatchStatus)
 	code := 0
 	for range 20 {
-		if code = post(t, srv.URL, body, sum); code == http.StatusOK {
+		t0 := time.Now()
+		code = post(t, srv.URL, body, sum)
+		t.Logf("retry: %d in %v", code, time.Since(t0))
+		if code == http.StatusOK {
 			break
 		}
 	}

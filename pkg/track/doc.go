@@ -1,0 +1,110 @@
+// Package track is the engine of cmd/tracker: it turns what Wompi says about
+// submitted payouts into status events. Signed webhooks (POST
+// /webhooks/wompi) and a polling fallback both feed one monotonic path that
+// produces PayoutStatusChanged (payouts.status.v1, keyed by requestId) and
+// BatchStatusChanged (payouts.batch-status.v1, keyed by batchId).
+//
+// # API
+//
+//	e, err := track.New(track.Config{Kafka: opts, Codec: codec, Topics: t, Redis: rdb, Prefix: p, Wompi: wc, EventsSecret: s})
+//	srv := track.NewWebhookServer(":8080", e) // e.Handler() behind ops.NewServer's timeouts
+//	go e.RunPoller(ctx)                       // or e.PollOnce(ctx) from a test on a manual clock
+//	defer e.Close()
+//
+// cmd/tracker and the one-command local run use BindConfig and Settings.Run,
+// which wire the same engine from env variables and flags, serve the
+// metrics listener and drain on SIGTERM.
+//
+// # Webhooks
+//
+// A body over 1 MiB is refused (413), invalid JSON too (400). The checksum
+// is verified with the events secret (wompi.VerifyEvent: header
+// X-Event-Checksum, else signature.checksum); a wrong or missing one, or a
+// body with no signature to check, is 401 and produces nothing. A validly
+// signed event of an unknown type is logged and answered 202.
+// transaction.updated maps to the request whose reference the transaction
+// carries (the dispatcher's hand-off in pkg/submitted, else Wompi: GET
+// /payouts/{id}/transactions/{txId} and GET /payouts/{id}), with the status
+// from payout.StatusOfTransaction and a FAILED or CANCELLED transaction's
+// code (D07...) and message as reasonCode and reasonMessage.
+// payout.updated maps to its batch (the payout reference).
+//
+// The event is produced synchronously with acks=all (bounded by
+// ProduceTimeout) BEFORE the answer: 200 once Kafka has it, or when it was
+// already emitted; 503 when Kafka, Redis or Wompi cannot be reached, so
+// Wompi retries (3 more times [doc]); the poll is the net under that.
+//
+// Replays: an old event with a valid signature is accepted, because
+// dedupe and the monotonic rule below make a replay a no-op (or, after a
+// Redis loss, a re-emission of the same transition with the same eventId).
+// Refusing old timestamps would refuse Wompi's own late retries after an
+// outage. A timestamp further than FutureSkew ahead of our clock is logged
+// and counted (payouts_tracker_webhook_future_timestamps_total) but still
+// processed [ours]: the signature is valid, so refusing it would only lose
+// a real status; clock skew is the likely cause, and a leaked secret would
+// not be stopped by a timestamp check anyway (rotate the secret).
+//
+// # Statuses only move forward, each transition once
+//
+// Redis keeps the last-known status of every request
+// (P track:req:{requestId}) and batch (P track:batch:{batchId}), one hash
+// per key so every script touches a single key (Redis Cluster safe). One
+// Lua CAS admits a transition only if payout.CanTransition
+// (CanBatchTransition) allows it from the known status; the allowed-from
+// sets are computed from those functions and passed to the script, so
+// pkg/payout stays the only authority on the order. A duplicate (same
+// status again) or a regression (a late PENDING after APPROVED) emits
+// nothing and is answered 200. The CAS also takes a short lease on the key,
+// which serialises the transitions of one request so they reach Kafka in
+// order, and makes two replicas receiving the same webhook emit it once.
+//
+// The status is recorded as emitted only after the produce succeeded. If
+// the produce fails or times out, the attempt is abandoned: the known
+// status stays what it was (a retry emits the event), and since a timed-out
+// record may still land, the abandoned status keeps refusing older ones
+// while it may itself be emitted again, with the same eventId.
+//
+// eventIds are deterministic: payout.EventID("status", requestId, status,
+// transactionId) and payout.EventID("batch", batchId, status, payoutId).
+// The same transition always gets the same id, whichever replica or source
+// (WEBHOOK, POLL) emits it and whether or not Redis remembers it, so
+// consumers dedupe on it. previousStatus is the status the tracker itself
+// last emitted, when it knows it. A CANCELLED or FAILED request whose
+// payment Wompi receives again under a new transaction id starts a new
+// life (its transitions have new ids).
+//
+// # Redis loss
+//
+// Redis is a cache here. When it has no status for a key (fresh, flushed,
+// expired) and the new status is not final, the tracker first asks Wompi
+// for the transaction's (batch's) current status and emits that one if it
+// is further along, so a flush cannot make a late PENDING overwrite an
+// APPROVED. A lost hand-off is rebuilt per event from Wompi. The polling
+// schedule (pkg/submitted) is rebuilt by one replica, under a lock, from
+// GET /payouts?status=PENDING,PARTIAL_PAYMENT,AFE_ON_HOLD and, within
+// RebuildLookback, the recent final payouts, so a final status whose webhook
+// was lost while Redis was gone is still emitted. The cost of a loss is
+// extra Wompi calls and duplicate events with the same eventIds, never a
+// lost or a regressed transition. Run Redis with maxmemory-policy
+// noeviction: an evicted status key costs a Wompi call, an evicted
+// schedule entry costs polling of that payout until a rebuild.
+//
+// # Polling
+//
+// RunPoller claims due payouts with submitted.ClaimDue (leased, so replicas
+// share the work and never poll one payout at once), reads GET
+// /payouts/{id} and every page of /payouts/{id}/transactions, and emits
+// what moved (source POLL) through the same path. A payout is polled again
+// after a backoff that grows with its age (10 s, 30 s, 1 min, 5 min, 15 min,
+// then every 30 min: ACH may take 24 h), at its dispersion time if
+// scheduled, and leaves the schedule once the batch is final (TOTAL_PAYMENT,
+// REJECTED, AFE_REJECTED) and all its transactions are.
+//
+// # Metrics
+//
+// payouts_tracker_webhooks_total{result}, _webhook_signature_failures_total,
+// _transitions_total{kind,source,status}, _regressions_suppressed_total{kind},
+// _duplicates_total{kind}, _polls_total{result}, _poll_rebuilds_total,
+// _produce_seconds, _webhook_seconds. Logs are JSON (slog) and carry ids,
+// statuses and references, never payee data.
+package track
