@@ -12,6 +12,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/dispatch"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
@@ -44,6 +46,11 @@ func run(args []string) int {
 		return 1
 	}
 	defer closeDeps()
+	if opts, err := st.Kafka.Opts(prometheus.NewRegistry(), "lag"); err == nil {
+		if lag, err := ops.NewLagExporter(reg, opts, st.Group, logger); err == nil {
+			go lag.Run(ctx, 15*time.Second)
+		}
+	}
 	var health ops.Health
 	go func() {
 		srv := ops.NewServer(st.MetricsAddr, ops.Handler(reg, &health))

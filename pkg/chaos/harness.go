@@ -284,7 +284,7 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, err
 		}
 		t, err := newProc(fmt.Sprintf("tracker-%d", i), filepath.Join(o.BinDir, "tracker"), with(map[string]string{
-			"METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(mp), "TRACKER_ADDR": trackerAddrs[i], "POLL_INTERVAL": "1s",
+			"METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(mp), "TRACKER_ADDR": trackerAddrs[i], "POLL_INTERVAL": "1s", "POLL_MAX_BACKOFF": "2s",
 		}), o.LogDir)
 		if err != nil {
 			return nil, err

@@ -20,6 +20,10 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
+// LoadLimitCents is the daily limit and balance of every account in a
+// load run: $10,000,000,000,000.00, so no batch is deferred.
+const LoadLimitCents int64 = 1e15
+
 // RoleFlag is the hidden flag with which payouts-local re-executes itself
 // as a child process: the load run keeps Kafka and the simulator out of the
 // workers' process, so that the peak RSS it reports is the pipeline's.
@@ -141,8 +145,15 @@ func RunRole(role string, args []string) int {
 		seed, _ := strconv.ParseUint(first(args), 10, 64)
 		// Transactions settle after the run: the load run measures up to
 		// SUBMITTED, and 1,000,000 settlements would only add webhook load.
+		// A load run moves far more money than one client's day allows
+		// ($1.5B): the accounts get limits and balances that never bind, so
+		// the run measures throughput, not deferral.
+		accounts := wompitest.DefaultAccounts()
+		for i := range accounts {
+			accounts[i].DailyLimitInCents, accounts[i].BalanceInCents = LoadLimitCents, LoadLimitCents
+		}
 		sim, err := wompitest.New(wompitest.Config{Seed: seed + 1, SettleDelay: time.Hour, SettleJitter: -1,
-			Logger: slog.New(slog.DiscardHandler)})
+			Accounts: accounts, ClientDailyLimitInCents: LoadLimitCents, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "wompisim:", err)
 			return 1

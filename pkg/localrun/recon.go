@@ -34,6 +34,8 @@ type Tally struct {
 	submitted   int
 	events      int
 	foreign     int
+	// untilSubmitted: the load run follows requests up to SUBMITTED only.
+	untilSubmitted bool
 }
 
 // NewTally prepares to follow n requests of m's run.
@@ -117,7 +119,7 @@ func (t *Tally) Progress() (settled, submitted, payouts int) {
 // settled reports whether request i needs nothing more in this run: a final
 // status, or a scheduled request Wompi holds until its dispersion day.
 func (t *Tally) settled(i int, s payout.Status) bool {
-	if s.Final() {
+	if s.Final() || t.untilSubmitted && t.payoutOf[i] != "" {
 		return true
 	}
 	k := t.kinds[i]
@@ -128,6 +130,7 @@ func (t *Tally) settled(i int, s payout.Status) bool {
 type Report struct {
 	Requested, Rejected, Submitted, Approved, Failed, Cancelled int
 	Deferred, ScheduledWaiting, Batches, DLQ                    int
+	AwaitingSettlement                                          int
 	RejectedBy, FailedBy                                        map[string]int
 	RequestedCents, SubmittedCents, ApprovedCents, FailedCents  int64
 	LedgerCents                                                 int64
@@ -206,6 +209,8 @@ func (t *Tally) reconcile(ledger map[string]wompitest.LedgerEntry, paidTwice []s
 			r.FailedCents += t.amounts[i]
 		case s == payout.StatusCancelled:
 			r.Cancelled++
+		case t.untilSubmitted && t.payoutOf[i] != "":
+			r.AwaitingSettlement++
 		case t.settled(i, s):
 			r.ScheduledWaiting++
 		default:
@@ -257,6 +262,9 @@ func (r *Report) Print(w io.Writer) {
 	row("cancelled (final)", r.Cancelled, 0, "")
 	row("deferred, then retried", r.Deferred, 0, "")
 	row("scheduled, waiting for dispersion", r.ScheduledWaiting, 0, "Wompi pays them on their day")
+	if r.AwaitingSettlement > 0 {
+		row("submitted, settling after the run", r.AwaitingSettlement, 0, "load run: followed up to SUBMITTED")
+	}
 	row("Wompi ledger amount", 0, r.LedgerCents, amountNote(r))
 	row("duplicates paid", len(r.DuplicatesPaid), 0, "must be 0")
 	row("lost", len(r.Lost), 0, "must be 0")

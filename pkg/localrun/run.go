@@ -65,6 +65,7 @@ func kafkaKind(o Options) string {
 func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report, error) {
 	m := NewMarketplace(fmt.Sprintf("r%x", uint32(o.Seed)), o.Seed, o.Mix, time.Now)
 	tally := NewTally(m, o.Requests)
+	tally.untilSubmitted = o.Load
 
 	// Follow the status topic from its start.
 	statusCl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.ConsumeTopics(s.Topics.Status),

@@ -229,13 +229,13 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	rate := 200.0
+	rate, limit := 200.0, int64(0)
 	if o.Load {
-		rate = 5000
+		rate, limit = 5000, LoadLimitCents
 	}
 	d, err := dispatch.New(dispatch.Config{
 		Kafka: kopts, Codec: s.Codec, Topics: s.Topics, Redis: rdb, Wompi: s.wompi,
-		RatePerSecond: rate, RateBurst: int(rate / 10), DeferBalanceRetry: 3 * time.Second,
+		RatePerSecond: rate, RateBurst: int(rate / 10), DeferBalanceRetry: 3 * time.Second, DailyLimitCents: limit,
 		HealthInterval: 2 * time.Second, RetryBase: 100 * time.Millisecond, RetryMax: 2 * time.Second,
 		// A fresh Redis looks like a lost one: recovery waits out the
 		// longest possible in-flight POST. Locally that is short.

@@ -65,6 +65,10 @@ type Config struct {
 
 	// PollInterval is the pause between two polling rounds; default 5 s.
 	PollInterval time.Duration
+	// PollMaxBackoff caps the per-payout backoff by age (10 s for a young
+	// payout, up to 30 min for one a day old); default 30 min. A test or
+	// sandbox that wants lost webhooks caught quickly lowers it.
+	PollMaxBackoff time.Duration
 	// PollBatch is how many due payouts one round claims; default 50.
 	PollBatch int
 	// PollLease is how long a claimed payout stays away from other
@@ -115,6 +119,7 @@ func (c *Config) setDefaults() error {
 	def(&c.StatusTTL, 30*24*time.Hour)
 	def(&c.Lease, c.ProduceTimeout+5*time.Second)
 	def(&c.PollInterval, 5*time.Second)
+	def(&c.PollMaxBackoff, 30*time.Minute)
 	def(&c.PollLease, 2*time.Minute)
 	if c.RebuildLookback == 0 {
 		c.RebuildLookback = 48 * time.Hour

@@ -86,7 +86,7 @@ func (e *Engine) PollOnce(ctx context.Context) (PollResult, error) {
 // pollPayout polls one payout and emits what changed (source POLL).
 func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time) (done bool, n int, err error) {
 	retry := func(err error) (bool, int, error) {
-		if rerr := e.sub.Reschedule(context.WithoutCancel(ctx), payoutID, now.Add(backoff(0))); rerr != nil {
+		if rerr := e.sub.Reschedule(context.WithoutCancel(ctx), payoutID, now.Add(min(backoff(0), e.cfg.PollMaxBackoff))); rerr != nil {
 			e.log.Warn("track: reschedule", "payoutId", payoutID, "err", rerr)
 		}
 		e.log.Warn("track: poll failed", "payoutId", payoutID, "err", err)
@@ -179,7 +179,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		// A scheduled batch: nothing moves before its dispersion time.
 		return false, n, e.sub.Reschedule(ctx, payoutID, d)
 	}
-	return false, n, e.sub.Reschedule(ctx, payoutID, now.Add(backoff(age)))
+	return false, n, e.sub.Reschedule(ctx, payoutID, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
 }
 
 func cmpErr(first, err error) error {

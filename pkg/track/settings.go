@@ -32,6 +32,7 @@ type Settings struct {
 	WompiEventsSecret string
 	TrackerAddr       string
 	PollInterval      time.Duration
+	PollMaxBackoff    time.Duration
 	ProduceTimeout    time.Duration
 	DrainTimeout      time.Duration
 }
@@ -65,6 +66,8 @@ func BindConfig(s *config.Set) *Settings {
 		Check(func() error { return config.CheckAddr(st.TrackerAddr) })
 	s.Duration(&st.PollInterval, "poll-interval", "POLL_INTERVAL", 5*time.Second, "pause between polling rounds (each payout has its own backoff by age)").
 		Check(func() error { return config.CheckPositive(st.PollInterval) })
+	s.Duration(&st.PollMaxBackoff, "poll-max-backoff", "POLL_MAX_BACKOFF", 30*time.Minute, "cap of a payout's polling backoff by age (10s young, up to 30m for ACH)").
+		Check(func() error { return config.CheckPositive(st.PollMaxBackoff) })
 	s.Duration(&st.ProduceTimeout, "produce-timeout", "TRACKER_PRODUCE_TIMEOUT", 5*time.Second, "bound of one acks=all produce; past it the webhook gets 503").
 		Check(func() error { return config.CheckPositive(st.ProduceTimeout) })
 	s.Duration(&st.DrainTimeout, "drain-timeout", "TRACKER_DRAIN_TIMEOUT", 15*time.Second, "on SIGTERM, how long in-flight webhooks may take to finish").
@@ -103,7 +106,7 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 	}
 	engine, err := New(Config{
 		Kafka: kopts, Codec: codec, Topics: st.Topics, Redis: rdb, Prefix: st.RedisPrefix, Wompi: wc,
-		EventsSecret: st.WompiEventsSecret, ProduceTimeout: st.ProduceTimeout, PollInterval: st.PollInterval,
+		EventsSecret: st.WompiEventsSecret, ProduceTimeout: st.ProduceTimeout, PollInterval: st.PollInterval, PollMaxBackoff: st.PollMaxBackoff,
 		Logger: logger, Registerer: reg,
 	})
 	if err != nil {
