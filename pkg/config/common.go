@@ -2,7 +2,9 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 )
@@ -39,6 +41,14 @@ func BindCommon(s *Set, c *Common, clientID string) {
 		Check(func() error { return kafkaErr(c.Kafka, "KAFKA_SASL_USERNAME") })
 	s.Secret(&c.Kafka.SASLPassword, "kafka-sasl-password", "KAFKA_SASL_PASSWORD", "SASL password").
 		Check(func() error { return kafkaErr(c.Kafka, "KAFKA_SASL_PASSWORD") })
+	s.Duration(&c.Kafka.SessionTimeout, "kafka-session-timeout", "KAFKA_SESSION_TIMEOUT", 45*time.Second,
+		"consumer-group session timeout: how long a dead member keeps its partitions").
+		Check(func() error {
+			if c.Kafka.SessionTimeout < time.Second || c.Kafka.SessionTimeout > 5*time.Minute {
+				return fmt.Errorf("must be 1s-5m, got %v", c.Kafka.SessionTimeout)
+			}
+			return nil
+		})
 	for _, b := range c.Topics.Bindings() {
 		field := b.Field
 		name := strings.ToLower(strings.ReplaceAll(b.Env, "_", "-"))

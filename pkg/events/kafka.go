@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -41,6 +42,10 @@ type KafkaConfig struct {
 	SASLMechanism string   // "", PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
 	SASLUser      string   // required with a mechanism
 	SASLPassword  string   // required with a mechanism; secret
+	// SessionTimeout is the consumer-group session timeout: how long a
+	// member that died without leaving (SIGKILL, a lost node) keeps its
+	// partitions before the group rebalances. 0: franz-go's 45 s.
+	SessionTimeout time.Duration
 }
 
 // Validate checks the settings without touching the network or files. Each
@@ -105,6 +110,9 @@ func (k KafkaConfig) Opts(reg prometheus.Registerer, namespace string) ([]kgo.Op
 		brokers[i] = strings.TrimSpace(b)
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(brokers...)}
+	if k.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(k.SessionTimeout), kgo.HeartbeatInterval(max(k.SessionTimeout/10, 100*time.Millisecond)))
+	}
 	if k.ClientID != "" {
 		opts = append(opts, kgo.ClientID(k.ClientID))
 	}
