@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
@@ -37,6 +38,7 @@ func run(args []string) int {
 		serve, load, noMini bool
 		timeout             time.Duration
 		redisURL, logPath   string
+		cpuProfile          string
 	)
 	set := config.New("payouts-local", os.LookupEnv)
 	set.Int(&n, "n", "LOCAL_REQUESTS", 10000, "payout requests the synthetic marketplace publishes (--load: default 1,000,000)")
@@ -48,6 +50,7 @@ func run(args []string) int {
 	set.Duration(&timeout, "timeout", "LOCAL_TIMEOUT", 5*time.Minute, "how long to wait for every request to settle")
 	set.String(&redisURL, "redis-url", "REDIS_URL", "", "use this Redis instead of starting one")
 	set.String(&logPath, "log-file", "LOCAL_LOG_FILE", filepath.Join(os.TempDir(), "payouts-local.log"), "where the workers' logs go")
+	set.String(&cpuProfile, "cpuprofile", "LOCAL_CPUPROFILE", "", "write a CPU profile of the workers' process to this file (go tool pprof)")
 	if err := set.Parse(args); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			return 0
@@ -63,6 +66,19 @@ func run(args []string) int {
 	defer logFile.Close()
 	ctx, stop := ops.SignalContext()
 	defer stop()
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "config: LOCAL_CPUPROFILE:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "cpuprofile:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	o := localrun.Options{
 		Requests: n, Garbage: garbage, Seed: uint64(seed), Mix: localrun.DefaultMix, RedisURL: redisURL,
