@@ -18,10 +18,16 @@ unit:
 ## fuzz: each fuzz target briefly (FUZZTIME); crashers land in testdata/fuzz as regressions.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/events
+	$(GO) test -run '^$$' -fuzz '^FuzzFastRequest$$' -fuzztime $(FUZZTIME) ./pkg/events
+	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./pkg/payout
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./pkg/wompi
+	$(GO) test -run '^$$' -fuzz '^FuzzErrorDecoding$$' -fuzztime $(FUZZTIME) ./pkg/wompi
+	$(GO) test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./pkg/track
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
 
 rules:
-	@if [ -f deploy/prometheus/alerts.yml ]; then promtool check rules deploy/prometheus/alerts.yml; fi
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -1,0 +1,73 @@
+package wompi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// FuzzErrorDecoding feeds arbitrary answers to the error and response
+// decoders: they never panic, an error answer always becomes an *Error with
+// its status and a coherent Retryable, and no more than 256 bytes of a
+// non-JSON body are kept.
+func FuzzErrorDecoding(f *testing.F) {
+	f.Add(400, []byte(`{"status":400,"code":"VALIDATION","message":["a","b"],"meta":{"trace_id":"t"}}`))
+	f.Add(409, []byte(`{"code":"EXC_022","message":"Idempotency key reused"}`))
+	f.Add(503, []byte(`<html>down</html>`))
+	f.Add(200, []byte(`{"data":{"payoutId":"p","transactions":3}}`))
+	f.Add(200, []byte(`{"payoutId":"p"}`))
+	f.Add(500, []byte(``))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		if status < 100 || status > 599 {
+			return
+		}
+		cl := call{method: http.MethodPost, path: "/payouts"}
+		e := httpError(cl, status, body)
+		if e.HTTPStatus != status {
+			t.Fatalf("status %d became %d", status, e.HTTPStatus)
+		}
+		if want := status >= 500 || status == 429; e.Retryable() != want {
+			t.Fatalf("status %d: Retryable() = %v", status, e.Retryable())
+		}
+		for _, m := range e.Messages {
+			if !strings.HasPrefix(strings.TrimSpace(string(body)), "{") && len(m) > 256 {
+				t.Fatalf("kept %d bytes of a non-JSON body", len(m))
+			}
+		}
+		var res CreatePayoutResult
+		if _, err := decodeInto(cl, body, &res); err != nil {
+			var we *Error
+			if !errors.As(err, &we) || !we.OutcomeUnknown {
+				t.Fatalf("an undecodable POST answer must be an outcome-unknown *Error, got %v", err)
+			}
+		}
+	})
+}
+
+// FuzzParseEvent feeds arbitrary bodies and checksum headers to the webhook
+// parser: it never panics, and it accepts an event only if the checksum
+// really is the one computed from the event's own properties.
+func FuzzParseEvent(f *testing.F) {
+	const secret = "prod_events_7b193c8afd7b47949f90d443cb1e1742"
+	f.Add([]byte(`{"event":"transaction.updated","data":{"transaction":{"id":"04a6e53d-a244-4140-ab9e-48fa541f9fe5","status":"FAILED","amountInCents":7500000}},"signature":{"properties":["transaction.id","transaction.status","transaction.amountInCents"],"checksum":"82f0e769716170e202edfd348f604bd8461cdeeb416594cde563a890215a5282"},"timestamp":1747673128600}`), "")
+	f.Add([]byte(`{"event":"payout.updated","data":{"payout":{"id":"x"}},"signature":{"properties":["payout.id"]},"timestamp":1}`), "00")
+	f.Add([]byte(`not json`), "abc")
+	f.Fuzz(func(t *testing.T, body []byte, header string) {
+		ev, err := ParseEvent(body, header, secret)
+		if err != nil {
+			if ev != nil {
+				t.Fatal("an event returned with an error")
+			}
+			return
+		}
+		// Accepted: the checksum must verify again, and a different secret
+		// must not.
+		if VerifyEvent(body, header, secret) != nil {
+			t.Fatal("accepted once, refused the second time")
+		}
+		if VerifyEvent(body, header, secret+"x") == nil {
+			t.Fatal("accepted under a wrong secret")
+		}
+	})
+}
