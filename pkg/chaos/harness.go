@@ -240,6 +240,10 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		"WOMPI_EVENTS_SECRET": EventsSecret, "LOG_FORMAT": "json", "LOG_LEVEL": "info",
 		// A SIGKILLed member gives its partitions up after 6 s, not 45 s.
 		"KAFKA_SESSION_TIMEOUT": "6s",
+		// kfake restarts a rebalance's deadline at every join, and members
+		// killed mid-rebalance never rejoin: a short rebalance timeout keeps
+		// a storm of kills from stalling the group for minutes.
+		"KAFKA_REBALANCE_TIMEOUT": "8s",
 	}
 	with := func(extra map[string]string) map[string]string {
 		m := map[string]string{}

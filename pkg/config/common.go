@@ -49,6 +49,14 @@ func BindCommon(s *Set, c *Common, clientID string) {
 			}
 			return nil
 		})
+	s.Duration(&c.Kafka.RebalanceTimeout, "kafka-rebalance-timeout", "KAFKA_REBALANCE_TIMEOUT", 60*time.Second,
+		"how long a group rebalance waits for members to rejoin").
+		Check(func() error {
+			if c.Kafka.RebalanceTimeout < time.Second || c.Kafka.RebalanceTimeout > 10*time.Minute {
+				return fmt.Errorf("must be 1s-10m, got %v", c.Kafka.RebalanceTimeout)
+			}
+			return nil
+		})
 	for _, b := range c.Topics.Bindings() {
 		field := b.Field
 		name := strings.ToLower(strings.ReplaceAll(b.Env, "_", "-"))

@@ -46,6 +46,11 @@ type KafkaConfig struct {
 	// member that died without leaving (SIGKILL, a lost node) keeps its
 	// partitions before the group rebalances. 0: franz-go's 45 s.
 	SessionTimeout time.Duration
+	// RebalanceTimeout bounds how long a rebalance waits for members to
+	// rejoin; the client waits that plus 30 s for its join answer, so a
+	// rebalance that a member's late join prolongs still completes. 0:
+	// franz-go's 60 s.
+	RebalanceTimeout time.Duration
 }
 
 // Validate checks the settings without touching the network or files. Each
@@ -112,6 +117,9 @@ func (k KafkaConfig) Opts(reg prometheus.Registerer, namespace string) ([]kgo.Op
 	opts := []kgo.Opt{kgo.SeedBrokers(brokers...)}
 	if k.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(k.SessionTimeout), kgo.HeartbeatInterval(max(k.SessionTimeout/10, 100*time.Millisecond)))
+	}
+	if k.RebalanceTimeout > 0 {
+		opts = append(opts, kgo.RebalanceTimeout(k.RebalanceTimeout), kgo.RequestTimeoutOverhead(30*time.Second))
 	}
 	if k.ClientID != "" {
 		opts = append(opts, kgo.ClientID(k.ClientID))
