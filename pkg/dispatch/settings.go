@@ -11,9 +11,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
@@ -130,6 +132,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		closeAll()
 		return nil, nil, err
 	}
+	opts = append(opts, kgo.WithLogger(ops.KgoLogger(logger, kgo.LogLevelWarn)))
 	e, err := New(Config{
 		Kafka: opts, Codec: codec, Topics: st.Topics, Group: st.Group,
 		Redis: rdb, Prefix: st.RedisPrefix,

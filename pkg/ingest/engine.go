@@ -204,7 +204,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 
 	activeKeys := 0
+	lastReport := time.Now()
 	for ctx.Err() == nil {
+		if time.Since(lastReport) >= 30*time.Second {
+			e.mu.Lock()
+			assigned := e.assigned
+			e.mu.Unlock()
+			e.cfg.Logger.Info("ingest progress", "assigned_partitions", assigned, "requests_committed", e.committed.Load(), "window", e.window(ctx, activeKeys))
+			lastReport = time.Now()
+		}
 		window := e.window(ctx, activeKeys)
 		e.m.window.Set(window.Seconds())
 		keys, err := e.runWindow(ctx, window)

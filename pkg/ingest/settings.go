@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/events"
@@ -80,6 +81,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 	if err != nil {
 		return nil, err
 	}
+	opts = append(opts, kgo.WithLogger(ops.KgoLogger(logger, kgo.LogLevelWarn)))
 	return New(Config{
 		Kafka:            opts,
 		Codec:            codec,
