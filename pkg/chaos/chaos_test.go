@@ -14,9 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
@@ -301,6 +303,16 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	}
 	res.lastFinal = time.Since(start)
 
+	if finished < n {
+		diagnoseStall(t, ctx, c.Brokers)
+		// Every worker dumps its goroutines into its log (SIGQUIT), to show
+		// where it waits.
+		for _, w := range c.Workers {
+			w.Signal(syscall.SIGQUIT)
+		}
+		time.Sleep(time.Second)
+	}
+
 	// The oracle.
 	var ledger struct {
 		Transactions     map[string]wompitest.LedgerEntry `json:"transactions"`
@@ -358,6 +370,41 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	sort.Strings(res.lost)
 	res.elapsed = time.Since(start)
 	return res
+}
+
+// diagnoseStall logs, for a run that did not finish, where Kafka holds
+// things back: partitions whose last stable offset trails the high
+// watermark (an open transaction), the producers holding them, and the
+// consumer groups' lag.
+func diagnoseStall(t *testing.T, ctx context.Context, brokers []string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics := []string{events.DefaultTopicRequests, events.DefaultTopicBatches, events.DefaultTopicStatus, events.DefaultTopicBatchStatus}
+	hwm, _ := adm.ListEndOffsets(ctx, topics...)
+	lso, _ := adm.ListCommittedOffsets(ctx, topics...)
+	hwm.Each(func(o kadm.ListedOffset) {
+		if l, ok := lso.Lookup(o.Topic, o.Partition); ok && l.Offset < o.Offset {
+			t.Logf("stall: %s[%d] last stable offset %d < high watermark %d", o.Topic, o.Partition, l.Offset, o.Offset)
+		}
+	})
+	if ps, err := adm.DescribeProducers(ctx, nil); err == nil {
+		ps.EachProducer(func(p kadm.DescribedProducer) {
+			if p.CurrentTxnStartOffset >= 0 {
+				t.Logf("stall: open transaction on %s[%d] from producer %d epoch %d since offset %d", p.Topic, p.Partition, p.ProducerID, p.ProducerEpoch, p.CurrentTxnStartOffset)
+			}
+		})
+	}
+	if lags, err := adm.Lag(ctx, "payouts-ingest", "payouts-dispatcher"); err == nil {
+		for g, l := range lags {
+			for topic, tl := range l.Lag.TotalByTopic() {
+				t.Logf("stall: group %s (%s) lag on %s: %d", g, l.State, topic, tl.Lag)
+			}
+		}
+	}
 }
 
 // isDuplicateCopy reports whether an event concerns a duplicate copy of a

@@ -121,6 +121,15 @@ func (p *Proc) Stop(grace time.Duration) {
 	}
 }
 
+// Signal sends sig to the process, if it runs.
+func (p *Proc) Signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Signal(sig)
+	}
+}
+
 // Alive reports whether the process runs.
 func (p *Proc) Alive() bool {
 	p.mu.Lock()
