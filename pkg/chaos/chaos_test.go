@@ -239,15 +239,6 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	}
 
 	// Heal: no more faults; every worker up; wait for every request to end.
-	var stats struct {
-		Faults   wompitest.FaultCounts  `json:"faults"`
-		Webhooks wompitest.WebhookStats `json:"webhooks"`
-	}
-	if err := c.GetJSON(ctx, "/_sim/stats", &stats); err != nil {
-		t.Fatal(err)
-	}
-	res.faults = stats.Faults.Errors + stats.Faults.TooManyRequests + stats.Faults.DroppedAnswers +
-		stats.Webhooks.Dropped + stats.Webhooks.Duplicated + stats.Webhooks.Delayed
 	if err := c.SetFaults(ctx, map[string]any{"errorRate": 0, "latency": "0s", "latencyJitter": "0s", "dropResponseRate": 0,
 		"webhookDropRate": 0, "webhookDuplicateRate": 0, "webhookDelayRate": 0}); err != nil {
 		t.Fatal(err)
@@ -303,6 +294,17 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	}
 	res.lastFinal = time.Since(start)
 
+	// The faults injected over the run (webhook faults are rolled when an
+	// event is queued, so they are counted at the end).
+	var stats struct {
+		Faults   wompitest.FaultCounts  `json:"faults"`
+		Webhooks wompitest.WebhookStats `json:"webhooks"`
+	}
+	if err := c.GetJSON(ctx, "/_sim/stats", &stats); err != nil {
+		t.Fatal(err)
+	}
+	res.faults = stats.Faults.Errors + stats.Faults.TooManyRequests + stats.Faults.DroppedAnswers +
+		stats.Webhooks.Dropped + stats.Webhooks.Duplicated + stats.Webhooks.Delayed
 	if finished < n {
 		diagnoseStall(t, ctx, c.Brokers)
 		// Every worker dumps its goroutines into its log (SIGQUIT), to show
