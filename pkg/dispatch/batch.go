@@ -727,7 +727,7 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]str
 		out := make(map[string]string, len(want))
 		var err error
 		ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)
-		for tx, terr := range j.e.wompi.PayoutTransactions(ctx, payoutID, wompi.TransactionsFilter{Limit: 1000}) {
+		for tx, terr := range j.e.wompi.PayoutTransactionRefs(ctx, payoutID, wompi.TransactionsFilter{Limit: 1000}) {
 			if terr != nil {
 				err = terr
 				break

@@ -164,6 +164,15 @@ func TestClientPayoutLifecycleAndPagination(t *testing.T) {
 			t.Fatalf("transaction %d: %+v", i, g)
 		}
 	}
+	refs := collect(t, c.PayoutTransactionRefs(ctx, res.PayoutID, wompi.TransactionsFilter{Limit: 7}))
+	if len(refs) != 25 {
+		t.Fatalf("paged transaction refs: %d", len(refs))
+	}
+	for i, r := range refs {
+		if r.ID != got[i].ID || r.Reference != got[i].Reference || r.Status != got[i].Status {
+			t.Fatalf("ref %d: %+v, want %+v", i, r, got[i])
+		}
+	}
 	one, err := c.PayoutTransaction(ctx, res.PayoutID, got[3].ID)
 	if err != nil || one.Reference != "life-03" {
 		t.Fatalf("one transaction: %+v %v", one, err)
