@@ -220,6 +220,9 @@ func (e *Engine) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int
 			go w.run()
 		}
 	}
+	// A new worker starts unpaused: clear any pause a previous owner of
+	// the partition in this process left behind.
+	e.cl.ResumeFetchPartitions(m)
 }
 
 func (e *Engine) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
@@ -243,6 +246,13 @@ func (e *Engine) stopWorkers(m map[string][]int32) {
 	e.mu.Unlock()
 	resume := map[string][]int32{}
 	for _, w := range ws {
+		// Stopped under its lock: a push racing with the revoke (the poll
+		// loop looked the worker up just before) can no longer pause the
+		// partition after the resume below, which would leave it paused
+		// for its next owner in this process.
+		w.mu.Lock()
+		w.stopped = true
+		w.mu.Unlock()
 		w.cancel()
 		resume[w.tp.topic] = append(resume[w.tp.topic], w.tp.part)
 	}
@@ -279,6 +289,7 @@ type worker struct {
 	pauseQueue  bool // too many fetched records waiting
 	pauseNotDue bool // the head record is a deferred batch not yet due
 	paused      bool
+	stopped     bool // revoked or draining: never pause again
 }
 
 func (w *worker) push(recs []*kgo.Record) {
@@ -326,6 +337,9 @@ func (w *worker) setNotDue(v bool) {
 }
 
 func (w *worker) syncPauseLocked() {
+	if w.stopped {
+		return
+	}
 	want := w.pauseQueue || w.pauseNotDue
 	if want == w.paused {
 		return
