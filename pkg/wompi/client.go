@@ -167,6 +167,31 @@ func (c *Client) getJSON(ctx context.Context, path string, q url.Values, out any
 	return err
 }
 
+// plainPage is Page without its UnmarshalJSON, for a one-pass decode.
+type plainPage[T any] Page[T]
+
+// getPage fetches one page. The usual answer, a page wrapped in the
+// envelope, is decoded in a single pass; anything else (a bare page, a bare
+// array, an envelope whose data is an array) goes through decodeInto,
+// which accepts every shape. Listing is the dispatcher's heaviest call
+// (every transaction of every batch), so the pass saved counts.
+func getPage[T any](ctx context.Context, c *Client, path string, q url.Values) (Page[T], error) {
+	cl := call{method: http.MethodGet, path: path, query: q}
+	raw, _, err := c.do(ctx, cl)
+	if err != nil {
+		return Page[T]{}, err
+	}
+	var wrapped struct {
+		Data *plainPage[T] `json:"data"`
+	}
+	if json.Unmarshal(raw, &wrapped) == nil && wrapped.Data != nil {
+		return Page[T](*wrapped.Data), nil
+	}
+	var p Page[T]
+	_, err = decodeInto(cl, raw, &p)
+	return p, err
+}
+
 func seg(s string) string { return url.PathEscape(s) }
 
 func required(what, v string) error {
@@ -286,8 +311,8 @@ func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, 
 				qq.Set("limit", strconv.Itoa(limit))
 			}
 			qq.Set("page", strconv.Itoa(page))
-			var p Page[T]
-			if err := c.getJSON(ctx, path, qq, &p); err != nil {
+			p, err := getPage[T](ctx, c, path, qq)
+			if err != nil {
 				var zero T
 				yield(zero, err)
 				return
