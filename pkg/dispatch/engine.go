@@ -202,7 +202,7 @@ func (e *Engine) crash() {
 	}
 }
 
-func (e *Engine) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+func (e *Engine) onAssigned(_ context.Context, cl *kgo.Client, m map[string][]int32) {
 	e.ready.Store(true)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -221,8 +221,9 @@ func (e *Engine) onAssigned(_ context.Context, _ *kgo.Client, m map[string][]int
 		}
 	}
 	// A new worker starts unpaused: clear any pause a previous owner of
-	// the partition in this process left behind.
-	e.cl.ResumeFetchPartitions(m)
+	// the partition in this process left behind. (The callback's client:
+	// e.cl may not be set yet on the first assignment.)
+	cl.ResumeFetchPartitions(m)
 }
 
 func (e *Engine) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
