@@ -162,6 +162,8 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	var pubMu sync.Mutex
 	go func() {
 		defer pubWG.Done()
+		// Its own dice: the chaos schedule below draws from rng concurrently.
+		rng := rand.New(rand.NewPCG(seed, 0x9B11))
 		per := publishFor / time.Duration(n)
 		next := time.Now()
 		var republish []int
