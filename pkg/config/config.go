@@ -169,7 +169,11 @@ func (s *Set) Duration(p *time.Duration, flagName, env string, def time.Duration
 // List binds a comma-separated list; empty items are dropped.
 func (s *Set) List(p *[]string, flagName, env, def, usage string) *Var {
 	return s.bind(flagName, env, def, usage, false, func(val string) error {
-		*p = SplitList(val)
+		items := SplitList(val)
+		if len(items) == 0 && strings.TrimSpace(val) != "" {
+			return fmt.Errorf("%q has no items", val)
+		}
+		*p = items
 		return nil
 	})
 }
