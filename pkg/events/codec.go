@@ -560,7 +560,12 @@ func (c *Codec) AppendStatusChange(dst []byte, s *payout.StatusChange) ([]byte, 
 	if s == nil {
 		return dst, errNil
 	}
-	return c.encode(dst, &c.recs[RecordStatusChange], s)
+	rc := &c.recs[RecordStatusChange]
+	out, err := appendStatusChangeFast(append(dst, rc.header...), s)
+	if err != nil {
+		return dst, err
+	}
+	return out, nil
 }
 
 // DecodeStatusChange decodes a PayoutStatusChanged value into s, overwriting
