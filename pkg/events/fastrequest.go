@@ -48,16 +48,18 @@ func (r *fastReader) long() int64 {
 	var v uint64
 	var shift uint
 	for i := 0; ; i++ {
+		if i == 10 {
+			r.fail(errFastMalformed) // longer than any 64-bit varint
+			return 0
+		}
 		if r.pos >= len(r.b) {
 			r.fail(errFastTruncated)
 			return 0
 		}
 		c := r.b[r.pos]
 		r.pos++
-		if i == 9 && c > 1 {
-			r.fail(errFastMalformed) // overflows 64 bits
-			return 0
-		}
+		// Like hamba, the high bits of a tenth byte shift out: the same
+		// bytes decode to the same value in both decoders.
 		v |= uint64(c&0x7f) << shift
 		if c < 0x80 {
 			break
