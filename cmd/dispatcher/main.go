@@ -10,9 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/dispatch"
@@ -38,39 +35,9 @@ func run(args []string) int {
 	}
 	ctx, stop := ops.SignalContext()
 	defer stop()
-
-	reg := ops.NewRegistry()
-	engine, closeDeps, err := st.Engine(ctx, reg, logger)
-	if err != nil {
-		logger.Error("dispatcher: start failed", "err", err)
-		return 1
-	}
-	defer closeDeps()
-	if opts, err := st.Kafka.Opts(prometheus.NewRegistry(), "lag"); err == nil {
-		if lag, err := ops.NewLagExporter(reg, opts, st.Group, logger); err == nil {
-			go lag.Run(ctx, 15*time.Second)
-		}
-	}
-	var health ops.Health
-	go func() {
-		srv := ops.NewServer(st.MetricsAddr, ops.Handler(reg, &health))
-		if err := ops.Serve(ctx, srv, 5*time.Second, nil); err != nil {
-			logger.Error("metrics server", "err", err)
-		}
-	}()
-	go func() {
-		for ctx.Err() == nil {
-			health.SetReady(engine.Ready())
-			time.Sleep(time.Second)
-		}
-		health.SetDraining()
-	}()
-	logger.Info("dispatcher started", "brokers", st.Kafka.Brokers, "topics", []string{st.Topics.Batches, st.Topics.BatchesDeferred},
-		"group", st.Group, "wompi", st.WompiBaseURL)
-	if err := engine.Run(ctx); err != nil {
+	if err := st.Run(ctx, logger, nil); err != nil {
 		logger.Error("dispatcher stopped", "err", err)
 		return 1
 	}
-	logger.Info("dispatcher drained")
 	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -132,7 +133,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		closeAll()
 		return nil, nil, err
 	}
-	opts = append(opts, kgo.WithLogger(ops.KgoLogger(logger, kgo.LogLevelWarn)))
+	opts = append(opts, kgo.WithLogger(ops.KgoLogger(logger)))
 	e, err := New(Config{
 		Kafka: opts, Codec: codec, Topics: st.Topics, Group: st.Group,
 		Redis: rdb, Prefix: st.RedisPrefix,
@@ -147,4 +148,41 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		return nil, nil, err
 	}
 	return e, closeAll, nil
+}
+
+// Run builds the engine from the settings and runs it until ctx is done
+// (SIGTERM) inside an ops.Worker: /metrics, /healthz and /readyz on
+// MetricsAddr and the group's consumer lag. On ctx done it drains: /readyz
+// fails, each partition stops at its next safe point (a POST in flight
+// finishes and commits), the replica leaves its group; then the Redis
+// client is closed. started, if not nil, gets the bound metrics address
+// (useful with port 0).
+func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(metrics net.Addr)) error {
+	reg := ops.NewRegistry()
+	engine, closeDeps, err := st.Engine(ctx, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeDeps()
+	// Engine has built options from the same settings, so this one cannot
+	// fail; if it did, the lag would only go unexported.
+	lagKafka, _ := st.Kafka.Opts(prometheus.NewRegistry(), "lag")
+	w := ops.Worker{
+		MetricsAddr: st.MetricsAddr,
+		Registry:    reg,
+		Ready:       engine.Ready,
+		Group:       st.Group,
+		LagKafka:    lagKafka,
+		Logger:      logger,
+		Started:     started,
+	}
+	return w.Run(ctx, func(ctx context.Context) error {
+		logger.Info("dispatcher started", "brokers", st.Kafka.Brokers, "topics", []string{st.Topics.Batches, st.Topics.BatchesDeferred},
+			"group", st.Group, "wompi", st.WompiBaseURL)
+		if err := engine.Run(ctx); err != nil {
+			return err
+		}
+		logger.Info("dispatcher drained")
+		return nil
+	})
 }

@@ -81,7 +81,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kgo.WithLogger(ops.KgoLogger(logger, kgo.LogLevelWarn)))
+	opts = append(opts, kgo.WithLogger(ops.KgoLogger(logger)))
 	return New(Config{
 		Kafka:            opts,
 		Codec:            codec,
@@ -100,51 +100,35 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 }
 
 // Run builds the engine from the settings and runs it until ctx is done
-// (SIGTERM), serving /metrics, /healthz and /readyz on MetricsAddr and
-// exporting the group's consumer lag. On ctx done it drains: /readyz fails,
-// the open window is flushed and committed, the instance leaves its group.
-// started, if not nil, gets the bound metrics address (useful with port 0).
+// (SIGTERM) inside an ops.Worker: /metrics, /healthz and /readyz on
+// MetricsAddr and the group's consumer lag. On ctx done it drains: /readyz
+// fails, the open window is flushed and committed, the instance leaves its
+// group. started, if not nil, gets the bound metrics address (useful with
+// port 0).
 func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(metrics net.Addr)) error {
 	reg := ops.NewRegistry()
 	engine, err := st.Engine(ctx, reg, logger)
 	if err != nil {
 		return err
 	}
-	var health ops.Health
-	srv := ops.NewServer(st.MetricsAddr, ops.Handler(reg, &health))
-	ln, err := net.Listen("tcp", st.MetricsAddr)
-	if err != nil {
-		return fmt.Errorf("METRICS_ADDR: %w", err)
+	// Engine has built options from the same settings, so this one cannot
+	// fail; if it did, the lag would only go unexported.
+	lagKafka, _ := st.Kafka.Opts(prometheus.NewRegistry(), "lag")
+	w := ops.Worker{
+		MetricsAddr: st.MetricsAddr,
+		Registry:    reg,
+		Ready:       engine.Ready,
+		Group:       st.Group,
+		LagKafka:    lagKafka,
+		Logger:      logger,
+		Started:     started,
 	}
-	if started != nil {
-		started(ln.Addr())
-	}
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-	go srv.Serve(ln)
-	defer srv.Close()
-	if opts, err := st.Kafka.Opts(prometheus.NewRegistry(), "lag"); err == nil {
-		if lag, err := ops.NewLagExporter(reg, opts, st.Group, logger); err == nil {
-			go lag.Run(bg, 15*time.Second)
+	return w.Run(ctx, func(ctx context.Context) error {
+		logger.Info("ingest started", "topic", st.Topics.Requests, "group", st.Group, "transactional_id", st.TransactionalID)
+		if err := engine.Run(ctx); err != nil {
+			return err
 		}
-	}
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				health.SetDraining()
-				return
-			case <-t.C:
-				health.SetReady(engine.Ready())
-			}
-		}
-	}()
-	logger.Info("ingest started", "topic", st.Topics.Requests, "group", st.Group, "transactional_id", st.TransactionalID)
-	if err := engine.Run(ctx); err != nil {
-		return err
-	}
-	logger.Info("ingest drained", "requests_committed", engine.Committed())
-	return nil
+		logger.Info("ingest drained", "requests_committed", engine.Committed())
+		return nil
+	})
 }

@@ -7,9 +7,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// KgoLogger adapts slog to franz-go's logger, at the given level (warn in
-// production: rebalances, fenced producers and connection trouble).
-func KgoLogger(l *slog.Logger, level kgo.LogLevel) kgo.Logger { return kgoLogger{l, level} }
+// KgoLogger adapts slog to franz-go's logger. It logs franz-go's warnings
+// (rebalances, fenced producers, connection trouble) and errors; when l has
+// debug enabled (LOG_LEVEL=debug) it also logs franz-go's info lines: every
+// join, assignment, offset fetch and transaction end.
+func KgoLogger(l *slog.Logger) kgo.Logger {
+	level := kgo.LogLevelWarn
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		level = kgo.LogLevelInfo
+	}
+	return kgoLogger{l, level}
+}
 
 type kgoLogger struct {
 	l     *slog.Logger

@@ -1,0 +1,145 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Worker is what runs around a consumer-group worker's engine: the
+// /metrics, /healthz and /readyz server on METRICS_ADDR, the group's
+// consumer lag gauge, and a /readyz that follows the engine and fails as
+// soon as the drain starts. Fill in the fields and call Run; cmd/ingest and
+// cmd/dispatcher do so through their Settings.Run.
+type Worker struct {
+	// MetricsAddr is the listen address of /metrics, /healthz and /readyz
+	// (METRICS_ADDR). Port 0 picks a free port, reported to Started.
+	MetricsAddr string
+	// Registry is served on /metrics and gets the lag gauge. Nil: a fresh
+	// NewRegistry, which holds only the runtime metrics.
+	Registry *prometheus.Registry
+	// Ready reports whether the engine takes work (it has joined its group
+	// and can produce). It is polled every ReadyInterval from another
+	// goroutine, so it must be safe for concurrent use. Nil: always ready.
+	Ready func() bool
+	// ReadyInterval is the period of the Ready poll. Zero or less: one
+	// second.
+	ReadyInterval time.Duration
+	// Group and LagKafka feed the lag exporter (payouts_consumer_group_lag,
+	// measured every 15 s): the consumer group and the base Kafka options
+	// its own admin client dials with. The exporter is best effort: none
+	// runs when either is empty, and one that cannot be built is logged and
+	// skipped, never failing Run.
+	Group    string
+	LagKafka []kgo.Opt
+	// Logger gets the problems of the scaffold itself (the lag exporter,
+	// the metrics server). Nil: discarded.
+	Logger *slog.Logger
+	// Started, if not nil, gets the bound metrics address before run is
+	// called (useful with port 0).
+	Started func(metrics net.Addr)
+}
+
+const (
+	// lagInterval is how often the lag exporter measures the group.
+	lagInterval = 15 * time.Second
+	// shutdownGrace bounds how long the metrics server waits for requests
+	// in flight once run has returned; then it closes them.
+	shutdownGrace = 5 * time.Second
+)
+
+// Run listens on MetricsAddr (a failure is an error naming METRICS_ADDR,
+// and run is not called), reports the bound address to Started, serves
+// Handler there, starts the lag exporter and the Ready poll, then calls run
+// with ctx and returns its error.
+//
+// When ctx is done (SIGTERM) /readyz fails at once, whatever Ready says,
+// while run drains; /metrics, /healthz and the lag gauge keep going. Once
+// run returns, the lag exporter and the Ready poll stop and the server
+// shuts down, so the address is free again when Run returns.
+func (w Worker) Run(ctx context.Context, run func(ctx context.Context) error) error {
+	reg := w.Registry
+	if reg == nil {
+		reg = NewRegistry()
+	}
+	log := w.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", w.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+
+	var health Health
+	srv := NewServer(w.MetricsAddr, Handler(reg, &health))
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	// bg outlives ctx: the lag gauge and the Ready poll go on through the
+	// drain and end with run.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	stopDraining := context.AfterFunc(ctx, health.SetDraining)
+	defer func() {
+		stopDraining()
+		stopBG()
+		wg.Wait()
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+		<-served
+	}()
+
+	if w.Group != "" && len(w.LagKafka) > 0 {
+		lag, err := NewLagExporter(reg, w.LagKafka, w.Group, log)
+		if err != nil {
+			log.Warn("consumer lag not exported", "group", w.Group, "err", err)
+		} else {
+			wg.Go(func() { lag.Run(bg, lagInterval) })
+		}
+	}
+	wg.Go(func() { w.followReady(bg, &health) })
+
+	if w.Started != nil {
+		w.Started(ln.Addr())
+	}
+	return run(ctx)
+}
+
+// followReady copies Ready into h now and every ReadyInterval until ctx is
+// done.
+func (w Worker) followReady(ctx context.Context, h *Health) {
+	ready := w.Ready
+	if ready == nil {
+		ready = func() bool { return true }
+	}
+	every := w.ReadyInterval
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		h.SetReady(ready())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
