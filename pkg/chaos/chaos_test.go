@@ -32,6 +32,8 @@ var (
 	flagCount    = flag.Int("chaos.count", 0, "run this many random seeds instead (long soaks)")
 	flagRequests = flag.Int("chaos.requests", 20000, "payout requests per seed")
 	flagKeepLogs = flag.Bool("chaos.keep", false, "keep the process logs of every seed")
+	flagDebug    = flag.Bool("chaos.debug", false, "run the workers at LOG_LEVEL=debug (adds franz-go's info lines)")
+	flagNoHeal   = flag.Bool("chaos.norestart", false, "skip the heal phase's restart of every worker")
 )
 
 func seeds(t *testing.T) []uint64 {
@@ -119,7 +121,7 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	rng := rand.New(rand.NewPCG(seed, 0xC4A05))
-	c, err := StartCluster(ctx, Options{BinDir: binDir, LogDir: logDir, Partitions: 6, Seed: seed})
+	c, err := StartCluster(ctx, Options{BinDir: binDir, LogDir: logDir, Partitions: 6, Seed: seed, KafkaDebug: *flagDebug})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,6 +255,9 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	// operator's rollout would; the oracle still fails a run that does not
 	// finish, pays twice or loses a request.
 	for _, w := range c.Workers {
+		if *flagNoHeal {
+			break
+		}
 		w.Stop(10 * time.Second)
 		if err := w.Start(); err != nil {
 			t.Fatal(err)

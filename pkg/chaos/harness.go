@@ -166,6 +166,10 @@ type Options struct {
 	Seed           uint64
 	// Replicas of each worker; default 2.
 	Replicas int
+	// KafkaDebug runs the workers at LOG_LEVEL=debug, which adds
+	// franz-go's info lines (joins, assignments, offset fetches,
+	// transaction ends) to their logs.
+	KafkaDebug bool
 }
 
 // StartCluster starts the broker, Redis, the simulator and the workers.
@@ -174,6 +178,10 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		o.Replicas = 2
 	}
 	c := &Cluster{Dir: o.LogDir}
+	logLevel := "info"
+	if o.KafkaDebug {
+		logLevel = "debug"
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -246,7 +254,7 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 	common := map[string]string{
 		"KAFKA_BROKERS": strings.Join(c.Brokers, ","), "REDIS_URL": "redis://" + c.RedisAddr,
 		"WOMPI_BASE_URL": c.SimRoot + "/v1", "WOMPI_API_KEY": APIKey, "WOMPI_PRINCIPAL_ID": PrincipalID,
-		"WOMPI_EVENTS_SECRET": EventsSecret, "LOG_FORMAT": "json", "LOG_LEVEL": "info",
+		"WOMPI_EVENTS_SECRET": EventsSecret, "LOG_FORMAT": "json", "LOG_LEVEL": logLevel,
 		// A SIGKILLed member gives its partitions up after 6 s, not 45 s.
 		"KAFKA_SESSION_TIMEOUT": "6s",
 		// kfake restarts a rebalance's deadline at every join, and members
