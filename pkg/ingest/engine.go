@@ -56,6 +56,13 @@ type Config struct {
 	// TransactionTimeout is the broker-side timeout of a transaction;
 	// default MaxWindow + 1 min.
 	TransactionTimeout time.Duration
+	// StallTimeout is how long the instance may own partitions that hold
+	// unconsumed requests while it consumes none, before it declares its
+	// Kafka session stalled and starts a new one (leave the group, rejoin,
+	// fence its own transactional id). Default TransactionTimeout + 30 s:
+	// longer than the one legitimate wait, a stable offset fetch blocked by
+	// another instance's open transaction until the broker times it out.
+	StallTimeout time.Duration
 
 	// Now dates records and validation; default time.Now.
 	Now        func() time.Time
@@ -104,6 +111,9 @@ func (c *Config) setDefaults() error {
 	if c.TransactionTimeout <= 0 {
 		c.TransactionTimeout = c.MaxWindow + time.Minute
 	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = c.TransactionTimeout + 30*time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -127,14 +137,21 @@ type Engine struct {
 	revoked atomic.Bool
 
 	mu        sync.Mutex
-	assigned  int // partitions of the requests topic we own
-	partTotal int // partitions of the requests topic; 0 = unknown
+	owned     map[int32]bool // partitions of the requests topic we own
+	partTotal int            // partitions of the requests topic; 0 = unknown
+
+	seen int64 // records handed to process, ever (the stall watchdog's clock)
 
 	committed  atomic.Int64 // requests whose outcome was committed
 	windowReqs int64
 
 	produceErr atomic.Pointer[error]
 	pending    sync.WaitGroup
+
+	// sessions counts the Kafka sessions started; onSession, a test hook,
+	// sees each new session's client.
+	sessions  int
+	onSession func(n int, cl *kgo.Client)
 
 	// slab holds encoded values of the current window's records.
 	slab []byte
@@ -164,7 +181,49 @@ func (e *Engine) Ready() bool { return e.ready.Load() }
 // flushed and committed, and the instance leaves its group. It returns nil
 // after a clean drain, or the error that stopped it (a fenced or failed
 // transactional producer is not retryable: restart the process).
+//
+// A session that stalls (see Config.StallTimeout) is closed and replaced
+// in place; payouts_ingest_stalls_total counts it.
 func (e *Engine) Run(ctx context.Context) error {
+	for {
+		err := e.runSession(ctx)
+		if !errors.Is(err, errStalled) || ctx.Err() != nil {
+			return err
+		}
+		e.m.stalls.Inc()
+		e.cfg.Logger.Warn("ingest: starting a new Kafka session after a stall")
+	}
+}
+
+// errStalled ends a session that owns waiting requests and consumes none.
+var errStalled = errors.New("ingest: session stalled")
+
+func (e *Engine) setOwned(m map[string][]int32, own bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range m[e.cfg.Topics.Requests] {
+		if own {
+			e.owned[p] = true
+		} else {
+			delete(e.owned, p)
+		}
+	}
+	if own {
+		e.partTotal = 0 // look the topic up again
+	}
+}
+
+func (e *Engine) assigned() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.owned)
+}
+
+// runSession runs one Kafka session (one client, one group membership).
+func (e *Engine) runSession(ctx context.Context) error {
+	e.mu.Lock()
+	e.owned = map[int32]bool{}
+	e.mu.Unlock()
 	opts := append([]kgo.Opt{}, e.cfg.Kafka...)
 	opts = append(opts,
 		kgo.ConsumerGroup(e.cfg.Group),
@@ -174,23 +233,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			e.mu.Lock()
-			e.assigned += len(m[e.cfg.Topics.Requests])
-			e.partTotal = 0 // look the topic up again
-			e.mu.Unlock()
-		}),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { e.setOwned(m, true) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			e.revoked.Store(true)
-			e.mu.Lock()
-			e.assigned = max(0, e.assigned-len(m[e.cfg.Topics.Requests]))
-			e.mu.Unlock()
+			e.setOwned(m, false)
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			e.revoked.Store(true)
-			e.mu.Lock()
-			e.assigned = max(0, e.assigned-len(m[e.cfg.Topics.Requests]))
-			e.mu.Unlock()
+			e.setOwned(m, false)
 		}),
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
@@ -198,6 +248,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		return fmt.Errorf("ingest: kafka client: %w", err)
 	}
 	e.sess = sess
+	e.sessions++
+	if e.onSession != nil {
+		e.onSession(e.sessions, sess.Client())
+	}
 	defer func() {
 		e.ready.Store(false)
 		sess.Close()
@@ -205,12 +259,10 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	activeKeys := 0
 	lastReport := time.Now()
+	wd := watchdog{seen: e.seen, since: time.Now()}
 	for ctx.Err() == nil {
 		if time.Since(lastReport) >= 30*time.Second {
-			e.mu.Lock()
-			assigned := e.assigned
-			e.mu.Unlock()
-			e.cfg.Logger.Info("ingest progress", "assigned_partitions", assigned, "requests_committed", e.committed.Load(), "window", e.window(ctx, activeKeys))
+			e.cfg.Logger.Info("ingest progress", "assigned_partitions", e.assigned(), "requests_committed", e.committed.Load(), "window", e.window(ctx, activeKeys))
 			lastReport = time.Now()
 		}
 		window := e.window(ctx, activeKeys)
@@ -220,14 +272,102 @@ func (e *Engine) Run(ctx context.Context) error {
 			return err
 		}
 		activeKeys = keys
+		if err := e.checkStall(ctx, &wd); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// watchdog follows a session's progress for checkStall.
+type watchdog struct {
+	seen  int64     // e.seen when progress was last seen
+	since time.Time // when progress was last seen, or the last idle check
+}
+
+// checkStall returns errStalled when the session has consumed nothing for
+// StallTimeout while partitions it owns hold requests past the group's
+// committed offsets. An idle instance (nothing waiting) is not stalled.
+// The check costs two admin requests, made only once StallTimeout has
+// passed without progress.
+func (e *Engine) checkStall(ctx context.Context, wd *watchdog) error {
+	now := time.Now()
+	if e.seen != wd.seen {
+		wd.seen, wd.since = e.seen, now
+		return nil
+	}
+	if now.Sub(wd.since) < e.cfg.StallTimeout {
+		return nil
+	}
+	wd.since = now
+	waiting, err := e.waiting(ctx)
+	if err != nil {
+		e.cfg.Logger.Warn("ingest: stall check failed", "err", err)
+		return nil
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	e.cfg.Logger.Error("ingest: stalled: owned partitions hold requests, none consumed; restarting the Kafka session",
+		"for", e.cfg.StallTimeout, "waiting", waiting)
+	return errStalled
+}
+
+// waiting returns, for each owned partition of the requests topic whose
+// committed offset (or log start, with none) is below its last stable
+// offset, the number of requests waiting.
+func (e *Engine) waiting(ctx context.Context) (map[int32]int64, error) {
+	e.mu.Lock()
+	owned := make([]int32, 0, len(e.owned))
+	for p := range e.owned {
+		owned = append(owned, p)
+	}
+	e.mu.Unlock()
+	if len(owned) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(e.sess.Client())
+	topic := e.cfg.Topics.Requests
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	committed, err := adm.FetchOffsets(ctx, e.cfg.Group)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]int64{}
+	for _, p := range owned {
+		end, ok := ends.Lookup(topic, p)
+		if !ok || end.Err != nil {
+			continue
+		}
+		pos := int64(-1)
+		if c, ok := committed.Lookup(topic, p); ok && c.Err == nil {
+			pos = c.At
+		}
+		if pos < 0 {
+			if s, ok := starts.Lookup(topic, p); ok && s.Err == nil {
+				pos = s.Offset
+			}
+		}
+		if pos >= 0 && end.Offset > pos {
+			out[p] = end.Offset - pos
+		}
+	}
+	return out, nil
 }
 
 // window computes the next window from the budget share.
 func (e *Engine) window(ctx context.Context, activeKeys int) time.Duration {
 	e.mu.Lock()
-	assigned, total := e.assigned, e.partTotal
+	assigned, total := len(e.owned), e.partTotal
 	e.mu.Unlock()
 	if total == 0 && assigned > 0 {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -346,6 +486,7 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 // re-read it later.
 func (e *Engine) process(r *kgo.Record, now time.Time) bool {
 	e.windowReqs++
+	e.seen++
 	req := &e.req
 	if err := e.cfg.Codec.DecodeRequestWithoutMetadata(r.Value, req); err != nil {
 		if !events.Permanent(err) {

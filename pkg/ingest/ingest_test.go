@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
@@ -406,4 +407,32 @@ func TestWindowArithmetic(t *testing.T) {
 			t.Errorf("Window(keys=%d, budget=%d, %d/%d) = %v, want %v", tc.keys, tc.budget, tc.assigned, tc.total, got, tc.want)
 		}
 	}
+}
+
+// A session that owns waiting requests and consumes none (here: its
+// fetches paused, as a client-side bug would leave them) is replaced, and
+// the requests flow; an idle instance is never taken for a stalled one.
+func TestStalledSessionIsReplaced(t *testing.T) {
+	f := newFixture(t, 3)
+	reqs, valid, invalid := mixed(200, 0)
+	f.produce(reqs)
+	e := f.engine("ingest-stall-1", func(c *Config) { c.StallTimeout = time.Second })
+	e.onSession = func(n int, cl *kgo.Client) {
+		if n == 1 {
+			cl.PauseFetchTopics(f.topics.Requests)
+		}
+	}
+	stop := f.run(e)
+	o := f.read(len(reqs))
+	if got := testutil.ToFloat64(e.m.stalls); got != 1 {
+		t.Fatalf("payouts_ingest_stalls_total = %v, want 1", got)
+	}
+	// Idle now: every request consumed. Several stall timeouts pass
+	// without another restart.
+	time.Sleep(3 * time.Second)
+	if got := testutil.ToFloat64(e.m.stalls); got != 1 {
+		t.Fatalf("an idle instance restarted its session: payouts_ingest_stalls_total = %v", got)
+	}
+	stop()
+	o.assertExactlyOnce(t, valid, invalid)
 }

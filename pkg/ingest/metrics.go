@@ -11,6 +11,7 @@ type metrics struct {
 	batchSize prometheus.Histogram
 	txns      *prometheus.CounterVec
 	window    prometheus.Gauge
+	stalls    prometheus.Counter
 
 	// counts of the open window, published only when it commits, so the
 	// counters count committed effects.
@@ -41,11 +42,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		window: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "payouts_ingest_window_seconds", Help: "Length of the current batching window, from the daily batch budget.",
 		}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payouts_ingest_stalls_total", Help: "Kafka sessions replaced because they owned waiting requests and consumed none for INGEST_STALL_TIMEOUT.",
+		}),
 		pendReq:      map[string]int{},
 		pendRejected: map[string]int{},
 		pendBatches:  map[CloseReason]int{},
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.batches, m.batchSize, m.txns, m.window} {
+	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.batches, m.batchSize, m.txns, m.window, m.stalls} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -29,6 +29,7 @@ type Settings struct {
 	MaxWindow        time.Duration
 	DailyBatchBudget int
 	MaxPendingBytes  int
+	StallTimeout     time.Duration
 }
 
 // BindConfig binds the ingest settings on s.
@@ -67,6 +68,14 @@ func BindConfig(s *config.Set) *Settings {
 		})
 	s.Int(&st.MaxPendingBytes, "max-pending-bytes", "INGEST_MAX_PENDING_BYTES", 64<<20, "end a window early once open batches hold this many bytes").
 		Check(func() error { return config.CheckPositive(st.MaxPendingBytes) })
+	s.Duration(&st.StallTimeout, "stall-timeout", "INGEST_STALL_TIMEOUT", 0,
+		"restart the Kafka session after owning waiting requests this long without consuming any (default: transaction timeout + 30s)").
+		Check(func() error {
+			if st.StallTimeout < 0 {
+				return fmt.Errorf("must not be negative, got %v", st.StallTimeout)
+			}
+			return nil
+		})
 	return st
 }
 
@@ -94,6 +103,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		MaxWindow:        st.MaxWindow,
 		DailyBatchBudget: st.DailyBatchBudget,
 		MaxPendingBytes:  st.MaxPendingBytes,
+		StallTimeout:     st.StallTimeout,
 		Logger:           logger,
 		Registerer:       reg,
 	})
