@@ -1,11 +1,13 @@
 package localrun
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,15 +87,31 @@ func (s *Stack) rawConsume(ctx context.Context, want int) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// simLedger is the simulator's GET /_sim/ledger.
-type simLedger struct {
-	Transactions     map[string]wompitest.LedgerEntry `json:"transactions"`
-	PaidMoreThanOnce []string                         `json:"paidMoreThanOnce"`
+// ledgerView is what the reconciliation needs of the simulator's audit
+// ledger: the amounts Wompi accepted for each request of the run (one per
+// acceptance), and the references paid more than once.
+type ledgerView struct {
+	amounts   [][]int64 // by request index; nil: never accepted
+	paidTwice []string
 }
 
-func fetchLedger(ctx context.Context, baseURL string) (*simLedger, error) {
+// ledgerOf reads the in-process simulator's ledger.
+func (t *Tally) ledgerOf(sim *wompitest.Server) *ledgerView {
+	v := &ledgerView{amounts: make([][]int64, len(t.status)), paidTwice: sim.PaidMoreThanOnce()}
+	for i := range v.amounts {
+		if e, ok := sim.LedgerEntry(t.m.RequestID(i)); ok {
+			v.amounts[i] = e.AmountsInCents
+		}
+	}
+	return v
+}
+
+// fetchLedger streams the child simulator's compact ledger
+// (GET /_sim/ledger/amounts), one reference at a time, so that a million
+// references never sit in memory as one JSON document.
+func (t *Tally) fetchLedger(ctx context.Context, baseURL string) (*ledgerView, error) {
 	root := strings.TrimSuffix(baseURL, "/v1")
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, root+"/_sim/ledger", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, root+"/_sim/ledger/amounts", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -102,9 +120,24 @@ func fetchLedger(ctx context.Context, baseURL string) (*simLedger, error) {
 		return nil, fmt.Errorf("%w: %v", errNoLedger, err)
 	}
 	defer resp.Body.Close()
-	var l simLedger
-	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
-		return nil, fmt.Errorf("%w: %v", errNoLedger, err)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: GET /_sim/ledger/amounts: %s", errNoLedger, resp.Status)
 	}
-	return &l, nil
+	v := &ledgerView{amounts: make([][]int64, len(t.status))}
+	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
+	var line wompitest.LedgerAmounts
+	for dec.More() {
+		line.AmountsInCents = line.AmountsInCents[:0]
+		if err := dec.Decode(&line); err != nil {
+			return nil, fmt.Errorf("%w: %v", errNoLedger, err)
+		}
+		if line.Approved > 1 {
+			v.paidTwice = append(v.paidTwice, line.Reference)
+		}
+		i, ok := t.m.Index(line.Reference)
+		if ok && i < len(v.amounts) {
+			v.amounts[i] = slices.Clone(line.AmountsInCents)
+		}
+	}
+	return v, nil
 }

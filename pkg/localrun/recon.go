@@ -30,10 +30,13 @@ type Tally struct {
 	reasons     map[payout.Status]map[string]int
 	latencies   []time.Duration // publish -> SUBMITTED
 	payouts     map[string]struct{}
-	finals      int
-	submitted   int
-	events      int
-	foreign     int
+	// names interns batch and payout ids: a million requests share a few
+	// hundred of each.
+	names     map[string]string
+	finals    int
+	submitted int
+	events    int
+	foreign   int
 	// untilSubmitted: the load run follows requests up to SUBMITTED only.
 	untilSubmitted bool
 }
@@ -42,7 +45,15 @@ type Tally struct {
 func NewTally(m *Marketplace, n int) *Tally {
 	return &Tally{m: m, kinds: make([]Kind, n), amounts: make([]int64, n), published: make([]int64, n),
 		status: make([]payout.Status, n), deferred: make([]bool, n), batchOf: make([]string, n), payoutOf: make([]string, n),
-		reasons: map[payout.Status]map[string]int{}, payouts: map[string]struct{}{}}
+		reasons: map[payout.Status]map[string]int{}, payouts: map[string]struct{}{}, names: map[string]string{}}
+}
+
+func (t *Tally) intern(s string) string {
+	if v, ok := t.names[s]; ok {
+		return v
+	}
+	t.names[s] = s
+	return s
 }
 
 // Published records that request i, of kind k and amount, was published.
@@ -70,7 +81,7 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 		if b := *sc.BatchID; t.batchOf[i] != "" && t.batchOf[i] != b {
 			t.doubleBatch = append(t.doubleBatch, sc.RequestID)
 		} else {
-			t.batchOf[i] = b
+			t.batchOf[i] = t.intern(b)
 		}
 	case payout.StatusDeferred:
 		t.deferred[i] = true
@@ -79,7 +90,7 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 			if p := *sc.PayoutID; t.payoutOf[i] != "" && t.payoutOf[i] != p {
 				t.doubleSub = append(t.doubleSub, sc.RequestID)
 			} else if t.payoutOf[i] == "" {
-				t.payoutOf[i] = p
+				t.payoutOf[i] = t.intern(p)
 				t.payouts[p] = struct{}{}
 				t.submitted++
 				t.latencies = append(t.latencies, sc.OccurredAt.Sub(time.UnixMilli(t.published[i])))
@@ -161,16 +172,13 @@ func percentiles(d []time.Duration) Percentiles {
 	return Percentiles{at(0.50), at(0.90), at(0.99), s[len(s)-1]}
 }
 
-// Reconcile compares the tally with the simulator's audit ledger.
+// Reconcile compares the tally with the in-process simulator's audit
+// ledger.
 func (t *Tally) Reconcile(sim *wompitest.Server, dlq int, elapsed time.Duration) *Report {
-	return t.reconcile(sim.Ledger(), sim.PaidMoreThanOnce(), dlq, elapsed)
+	return t.reconcile(t.ledgerOf(sim), dlq, elapsed)
 }
 
-func (t *Tally) reconcileWith(l *simLedger, dlq int, elapsed time.Duration) *Report {
-	return t.reconcile(l.Transactions, l.PaidMoreThanOnce, dlq, elapsed)
-}
-
-func (t *Tally) reconcile(ledger map[string]wompitest.LedgerEntry, paidTwice []string, dlq int, elapsed time.Duration) *Report {
+func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *Report {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &Report{Requested: len(t.status), DLQ: dlq, Batches: len(t.payouts), Elapsed: elapsed,
@@ -181,7 +189,7 @@ func (t *Tally) reconcile(ledger map[string]wompitest.LedgerEntry, paidTwice []s
 	if r.FailedBy == nil {
 		r.FailedBy = map[string]int{}
 	}
-	r.DuplicatesPaid = append(r.DuplicatesPaid, paidTwice...)
+	r.DuplicatesPaid = append(r.DuplicatesPaid, ledger.paidTwice...)
 	r.DuplicatesPaid = append(r.DuplicatesPaid, t.doubleSub...)
 	for i, s := range t.status {
 		id := t.m.RequestID(i)
@@ -191,11 +199,10 @@ func (t *Tally) reconcile(ledger map[string]wompitest.LedgerEntry, paidTwice []s
 		}
 		if t.payoutOf[i] != "" {
 			r.SubmittedCents += t.amounts[i]
-			e, ok := ledger[id]
-			if !ok || len(e.AmountsInCents) == 0 || e.AmountsInCents[0] != t.amounts[i] {
+			if a := ledger.amounts[i]; len(a) == 0 || a[0] != t.amounts[i] {
 				r.AmountMismatch = append(r.AmountMismatch, id)
 			} else {
-				r.LedgerCents += e.AmountsInCents[0]
+				r.LedgerCents += a[0]
 			}
 		}
 		switch {

@@ -163,11 +163,11 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 	if s.Sim != nil {
 		rep = tally.Reconcile(s.Sim, dlq, time.Since(began))
 	} else {
-		ledger, err := fetchLedger(ctx, s.SimURL)
+		ledger, err := tally.fetchLedger(ctx, s.SimURL)
 		if err != nil {
 			return nil, err
 		}
-		rep = tally.reconcileWith(ledger, dlq, time.Since(began))
+		rep = tally.reconcile(ledger, dlq, time.Since(began))
 	}
 	if o.Load {
 		rep.Load = s.loadFigures(ctx, o.Requests, rep.Batches, published, elapsed)

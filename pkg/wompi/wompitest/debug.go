@@ -16,6 +16,10 @@ func (s *Server) debugRoutes(mux *http.ServeMux) {
 			"totals": s.Totals(),
 		})
 	})
+	mux.HandleFunc("GET /_sim/ledger/amounts", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		_ = s.WriteLedgerAmounts(w)
+	})
 	mux.HandleFunc("GET /_sim/faults", s.handleFaults)
 	mux.HandleFunc("POST /_sim/faults", s.handleFaults)
 	mux.HandleFunc("POST /_sim/tick", func(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,9 @@
 package wompitest
 
 import (
+	"bufio"
+	"encoding/json"
+	"io"
 	"slices"
 
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
@@ -186,4 +189,38 @@ func (s *Server) Balance(accountID string) (int64, bool) {
 		return 0, false
 	}
 	return a.BalanceInCents, true
+}
+
+// LedgerAmounts is one line of the compact ledger (GET /_sim/ledger/amounts):
+// what a reconciliation of a large run needs of one transaction reference.
+type LedgerAmounts struct {
+	Reference string `json:"r"`
+	// Approved counts the acceptances that settled APPROVED.
+	Approved int `json:"p,omitempty"`
+	// AmountsInCents has one amount per acceptance, in acceptance order.
+	AmountsInCents []int64 `json:"a"`
+}
+
+// WriteLedgerAmounts writes the compact ledger as JSON lines, one
+// LedgerAmounts per reference, without building the whole ledger in memory
+// first: a load run's million references stay cheap on both sides [ours].
+func (s *Server) WriteLedgerAmounts(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var line LedgerAmounts
+	for ref, ts := range s.byTxRef {
+		line.Reference, line.Approved, line.AmountsInCents = ref, 0, line.AmountsInCents[:0]
+		for _, t := range ts {
+			line.AmountsInCents = append(line.AmountsInCents, t.w.Amount)
+			if t.status == wompi.TransactionApproved {
+				line.Approved++
+			}
+		}
+		if err := enc.Encode(&line); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
 }

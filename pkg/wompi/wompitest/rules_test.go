@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -418,6 +419,25 @@ func TestDuplicateReferencesAreAcceptedAndAudited(t *testing.T) {
 	status, body := raw(t, s, "GET", "/_sim/ledger", nil, nil)
 	if status != 200 || fmt.Sprint(body["duplicates"]) != "[payee-1]" || fmt.Sprint(body["paidMoreThanOnce"]) != "[payee-1]" {
 		t.Fatalf("/_sim/ledger: %d %v", status, body)
+	}
+	// The compact ledger streams the same facts, one reference per line.
+	resp, err := http.Get(s.URL() + "/_sim/ledger/amounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := map[string]wompitest.LedgerAmounts{}
+	dec := json.NewDecoder(resp.Body)
+	for dec.More() {
+		var l wompitest.LedgerAmounts
+		if err := dec.Decode(&l); err != nil {
+			t.Fatal(err)
+		}
+		lines[l.Reference] = l
+	}
+	if l := lines["payee-1"]; len(lines) != 3 || l.Approved != 2 || !slices.Equal(l.AmountsInCents, []int64{5000, 5000}) ||
+		!slices.Equal(lines["other-1"].AmountsInCents, []int64{10}) {
+		t.Fatalf("/_sim/ledger/amounts: %+v", lines)
 	}
 	if tot := s.Totals(); tot.Batches != 2 || tot.Transactions != 4 || tot.Approved != 4 {
 		t.Fatalf("totals %+v", tot)
