@@ -48,7 +48,7 @@ func (f *fixture) checkSubmitted(b payout.Batch) {
 		if !ok || le.Accepted != 1 || le.TransactionIDs[0] != *s.TransactionID {
 			f.t.Fatalf("request %s: ledger %+v, event transaction %s", tx.RequestID, le, *s.TransactionID)
 		}
-		m, ok, err := store.Lookup(context.Background(), *s.TransactionID)
+		m, ok, err := store.Lookup(context.Background(), *s.PayoutID, *s.TransactionID)
 		if err != nil || !ok || m.RequestID != tx.RequestID || m.BatchID != b.BatchID || m.PayoutID != ledger.PayoutIDs[0] {
 			f.t.Fatalf("request %s: hand-off mapping %+v ok=%v err=%v", tx.RequestID, m, ok, err)
 		}

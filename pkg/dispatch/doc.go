@@ -40,7 +40,7 @@
 //	P{acct}:req:<requestId>    the batch id that owns the request (duplicate index), TTL 30 days
 //	P{budget:<day>}            daily budgets (pkg/ratelimit)
 //	rate:{P wompi-post}        the POST rate limiter (pkg/ratelimit)
-//	Ptx:{…}, Ppayout:{…}, P{poll}  the hand-off to the tracker (pkg/submitted)
+//	Ppayout:{…}, P{poll}       the hand-off to the tracker (pkg/submitted)
 //
 // The steps:
 //

@@ -12,12 +12,14 @@
 //
 // Keys (P is the configured prefix):
 //
-//	Ptx:{<transactionId>}   hash: requestId, batchId, payoutId, amountInCents, originAccountId
-//	Ppayout:{<payoutId>}    hash: batchId, originAccountId, paymentType, totalAmountInCents, transactionCount, submittedAt
+//	Ppayout:{<payoutId>}    hash: batchId, originAccountId, paymentType, totalAmountInCents, transactionCount,
+//	                        submittedAt, pollDigest, and one field per transaction:
+//	                        t:<transactionId> = "<amountInCents>|<requestId>"
 //	P{poll}                 sorted set: payoutId scored by the next poll time (unix ms)
 //	P{poll}:ready           marker: the polling schedule is complete (absent after a Redis loss)
 //
-// Each mapping is its own hash slot (the id is the hash tag), so the
-// mappings spread over a Redis Cluster; Record's pipeline is split per node
-// by the cluster client and stays a constant number of round trips.
+// A payout and its transactions are one hash, so Record is three commands
+// (HSET, EXPIRE, ZADD) whatever the batch size, and a lookup is one HMGET:
+// Wompi's transaction events carry the payoutId. Each payout is its own hash
+// slot (its id is the hash tag), so payouts spread over a Redis Cluster.
 package submitted

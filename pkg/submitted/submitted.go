@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,6 +29,10 @@ type Payout struct {
 	TotalAmountInCents int64
 	TransactionCount   int
 	SubmittedAt        time.Time
+	// PollDigest is the tracker's digest of the transaction statuses its
+	// last complete poll of the payout emitted: a poll that reads the same
+	// statuses again has nothing to emit.
+	PollDigest string
 }
 
 // DefaultPrefix is the key prefix the dispatcher and the tracker share by
@@ -54,54 +59,88 @@ func New(rdb redis.UniversalClient, prefix string, ttl time.Duration) *Store {
 	return &Store{rdb: rdb, prefix: prefix, ttl: ttl}
 }
 
-func (s *Store) txKey(id string) string     { return s.prefix + "tx:{" + id + "}" }
 func (s *Store) payoutKey(id string) string { return s.prefix + "payout:{" + id + "}" }
 func (s *Store) pollKey() string            { return s.prefix + "{poll}" }
 func (s *Store) readyKey() string           { return s.prefix + "{poll}:ready" }
 
-// Record stores a submitted payout, the mapping of each of its
-// transactions, and schedules its first poll at firstPoll, in one
-// pipelined round trip whatever the number of transactions.
+// txField is the payout hash's field of one transaction; its value is
+// "<amountInCents>|<requestId>" (split at the first '|', so any requestId
+// is kept whole).
+func txField(transactionID string) string { return "t:" + transactionID }
+
+// payoutFields are the payout hash's fixed fields, in Payout's order.
+var payoutFields = []string{"batchId", "originAccountId", "paymentType", "totalAmountInCents", "transactionCount", "submittedAt"}
+
+// Record stores a submitted payout with the mapping of each of its
+// transactions in one hash, and schedules its first poll at firstPoll: three
+// commands in one pipelined round trip, whatever the number of transactions.
 func (s *Store) Record(ctx context.Context, p Payout, txs []Transaction, firstPoll time.Time) error {
-	pipe := s.rdb.Pipeline()
 	pk := s.payoutKey(p.PayoutID)
-	pipe.HSet(ctx, pk, "batchId", p.BatchID, "originAccountId", p.OriginAccountID, "paymentType", p.PaymentType,
+	args := make([]any, 0, 12+2*len(txs))
+	args = append(args, "batchId", p.BatchID, "originAccountId", p.OriginAccountID, "paymentType", p.PaymentType,
 		"totalAmountInCents", p.TotalAmountInCents, "transactionCount", p.TransactionCount, "submittedAt", p.SubmittedAt.UnixMilli())
-	pipe.Expire(ctx, pk, s.ttl)
+	var buf []byte
 	for _, t := range txs {
-		k := s.txKey(t.TransactionID)
-		pipe.HSet(ctx, k, "requestId", t.RequestID, "batchId", t.BatchID, "payoutId", t.PayoutID,
-			"amountInCents", t.AmountInCents, "originAccountId", t.OriginAccountID)
-		pipe.Expire(ctx, k, s.ttl)
+		buf = strconv.AppendInt(buf[:0], t.AmountInCents, 10)
+		buf = append(buf, '|')
+		buf = append(buf, t.RequestID...)
+		args = append(args, txField(t.TransactionID), string(buf))
 	}
+	pipe := s.rdb.Pipeline()
+	pipe.HSet(ctx, pk, args...)
+	pipe.Expire(ctx, pk, s.ttl)
 	pipe.ZAddNX(ctx, s.pollKey(), redis.Z{Score: float64(firstPoll.UnixMilli()), Member: p.PayoutID})
 	_, err := pipe.Exec(ctx)
 	return err
 }
 
-// Lookup returns the request a Wompi transaction pays; ok is false when
-// the mapping is unknown (never stored, expired, or Redis lost it).
-func (s *Store) Lookup(ctx context.Context, transactionID string) (t Transaction, ok bool, err error) {
-	m, err := s.rdb.HGetAll(ctx, s.txKey(transactionID)).Result()
-	if err != nil || len(m) == 0 {
+// Lookup returns the request that Wompi transaction transactionID of payout
+// payoutID pays, in one round trip; ok is false when the mapping is unknown
+// (never stored, expired, or Redis lost it).
+func (s *Store) Lookup(ctx context.Context, payoutID, transactionID string) (t Transaction, ok bool, err error) {
+	v, err := s.rdb.HMGet(ctx, s.payoutKey(payoutID), txField(transactionID), "batchId", "originAccountId").Result()
+	if err != nil || len(v) != 3 {
 		return Transaction{}, false, err
 	}
-	amount, _ := strconv.ParseInt(m["amountInCents"], 10, 64)
-	return Transaction{TransactionID: transactionID, RequestID: m["requestId"], BatchID: m["batchId"], PayoutID: m["payoutId"],
-		AmountInCents: amount, OriginAccountID: m["originAccountId"]}, true, nil
+	val, _ := v[0].(string)
+	amount, requestID, found := strings.Cut(val, "|")
+	if !found || requestID == "" {
+		return Transaction{}, false, nil
+	}
+	cents, _ := strconv.ParseInt(amount, 10, 64)
+	batchID, _ := v[1].(string)
+	origin, _ := v[2].(string)
+	return Transaction{TransactionID: transactionID, RequestID: requestID, BatchID: batchID, PayoutID: payoutID,
+		AmountInCents: cents, OriginAccountID: origin}, true, nil
 }
 
 // Payout returns what the dispatcher recorded about a payout.
 func (s *Store) Payout(ctx context.Context, payoutID string) (p Payout, ok bool, err error) {
-	m, err := s.rdb.HGetAll(ctx, s.payoutKey(payoutID)).Result()
-	if err != nil || len(m) == 0 {
+	fields := append(payoutFields[:len(payoutFields):len(payoutFields)], "pollDigest")
+	v, err := s.rdb.HMGet(ctx, s.payoutKey(payoutID), fields...).Result()
+	if err != nil || len(v) != len(fields) {
 		return Payout{}, false, err
 	}
-	total, _ := strconv.ParseInt(m["totalAmountInCents"], 10, 64)
-	n, _ := strconv.Atoi(m["transactionCount"])
-	at, _ := strconv.ParseInt(m["submittedAt"], 10, 64)
-	return Payout{PayoutID: payoutID, BatchID: m["batchId"], OriginAccountID: m["originAccountId"], PaymentType: m["paymentType"],
-		TotalAmountInCents: total, TransactionCount: n, SubmittedAt: time.UnixMilli(at)}, true, nil
+	str := func(i int) string { x, _ := v[i].(string); return x }
+	if str(0) == "" {
+		return Payout{}, false, nil
+	}
+	total, _ := strconv.ParseInt(str(3), 10, 64)
+	n, _ := strconv.Atoi(str(4))
+	at, _ := strconv.ParseInt(str(5), 10, 64)
+	return Payout{PayoutID: payoutID, BatchID: str(0), OriginAccountID: str(1), PaymentType: str(2),
+		TotalAmountInCents: total, TransactionCount: n, SubmittedAt: time.UnixMilli(at), PollDigest: str(6)}, true, nil
+}
+
+// SetPollDigest records the digest of the transaction statuses the last
+// complete poll of a payout emitted (see Payout.PollDigest).
+func (s *Store) SetPollDigest(ctx context.Context, payoutID, digest string) error {
+	pk := s.payoutKey(payoutID)
+	pipe := s.rdb.Pipeline()
+	pipe.HSet(ctx, pk, "pollDigest", digest)
+	pipe.Expire(ctx, pk, s.ttl)
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // claimDue atomically takes up to ARGV[3] payouts whose poll time is due

@@ -22,12 +22,36 @@ func TestRecordLookupAndSharedPolling(t *testing.T) {
 	if err := s.Record(ctx, Payout{PayoutID: "p-1", BatchID: "b-1", OriginAccountID: "acc", PaymentType: "PAYROLL", TotalAmountInCents: 303, TransactionCount: 3, SubmittedAt: now}, txs, now); err != nil {
 		t.Fatal(err)
 	}
-	got, ok, err := s.Lookup(ctx, "tx-2")
+	got, ok, err := s.Lookup(ctx, "p-1", "tx-2")
 	if err != nil || !ok || got != txs[2] {
 		t.Fatalf("Lookup = %+v %v %v", got, ok, err)
 	}
-	if _, ok, _ := s.Lookup(ctx, "tx-unknown"); ok {
+	if _, ok, _ := s.Lookup(ctx, "p-1", "tx-unknown"); ok {
 		t.Fatal("unknown transaction found")
+	}
+	if _, ok, _ := s.Lookup(ctx, "p-unknown", "tx-2"); ok {
+		t.Fatal("transaction found under an unknown payout")
+	}
+	// A requestId may hold the separator: it is kept whole.
+	odd := Transaction{TransactionID: "tx-odd", RequestID: "req|with|bars", BatchID: "b-2", PayoutID: "p-2", AmountInCents: 7, OriginAccountID: "acc"}
+	if err := s.Record(ctx, Payout{PayoutID: "p-2", BatchID: "b-2", OriginAccountID: "acc"}, []Transaction{odd}, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, _ := s.Lookup(ctx, "p-2", "tx-odd"); !ok || got != odd {
+		t.Fatalf("Lookup = %+v %v", got, ok)
+	}
+	if ttl := rs.Client().TTL(ctx, s.payoutKey("p-2")).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("payout hash TTL %v", ttl)
+	}
+	// The poll digest rides on the payout hash.
+	if err := s.SetPollDigest(ctx, "p-2", "d1"); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok, _ := s.Payout(ctx, "p-2"); !ok || p.PollDigest != "d1" || p.BatchID != "b-2" {
+		t.Fatalf("Payout after SetPollDigest = %+v %v", p, ok)
+	}
+	if err := s.Done(ctx, "p-2"); err != nil {
+		t.Fatal(err)
 	}
 	p, ok, err := s.Payout(ctx, "p-1")
 	if err != nil || !ok || p.BatchID != "b-1" || p.TotalAmountInCents != 303 || !p.SubmittedAt.Equal(now) {

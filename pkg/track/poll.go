@@ -118,6 +118,17 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	}
 	allFinal := true
 	var firstErr error
+	// The transitions are emitted a page at a time: one Redis round trip
+	// and one produce wait for many (emitRequests).
+	var pending []*payout.StatusChange
+	flush := func() {
+		got, err := e.emitRequests(ctx, pending)
+		n += got
+		if err != nil {
+			firstErr = cmpErr(firstErr, err)
+		}
+		pending = pending[:0]
+	}
 	for tx, err := range e.cfg.Wompi.PayoutTransactions(ctx, payoutID, wompi.TransactionsFilter{}) {
 		if err != nil {
 			return retry(err)
@@ -141,15 +152,12 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 			OccurredAt: now, Source: payout.SourcePoll,
 		}
 		setReason(sc, tx.FailureReason)
-		res, err := e.emitRequest(ctx, sc, true, nil)
-		if err != nil {
-			firstErr = cmpErr(firstErr, err)
-			continue
-		}
-		if res == emitNew {
-			n++
+		pending = append(pending, sc)
+		if len(pending) == pollEmitBatch {
+			flush()
 		}
 	}
+	flush()
 	if batchID != "" && payout.BatchStatus(wp.Status).Valid() {
 		bc := &payout.BatchStatusChange{
 			BatchID: batchID, PayoutID: optString(payoutID), OriginAccountID: origin,
@@ -181,6 +189,9 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	}
 	return false, n, e.sub.Reschedule(ctx, payoutID, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
 }
+
+// pollEmitBatch is how many polled transitions are emitted together.
+const pollEmitBatch = 500
 
 func cmpErr(first, err error) error {
 	if first == nil {

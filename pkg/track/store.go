@@ -160,6 +160,18 @@ type transition struct {
 
 // begin runs the begin script; token identifies the attempt.
 func (s *statusStore) begin(ctx context.Context, tr transition, token string) (outcome, string, error) {
+	res, err := beginScript.Run(ctx, s.rdb, []string{s.key(tr.kind, tr.id)}, s.beginArgs(tr, token)...).StringSlice()
+	if err != nil {
+		return "", "", err
+	}
+	if len(res) != 2 {
+		return "", "", fmt.Errorf("track: begin script answered %d values", len(res))
+	}
+	return outcome(res[0]), res[1], nil
+}
+
+// beginArgs are the begin script's arguments for tr.
+func (s *statusStore) beginArgs(tr transition, token string) []any {
 	var from []any
 	var restart []any
 	if tr.kind == kindBatch {
@@ -172,24 +184,19 @@ func (s *statusStore) begin(ctx context.Context, tr transition, token string) (o
 	args = append(args, tr.to, tr.ref, token, s.lease.Milliseconds(), s.ttl.Milliseconds(),
 		boolArg(tr.verified), boolArg(tr.final), len(restart))
 	args = append(args, restart...)
-	args = append(args, from...)
-	res, err := beginScript.Run(ctx, s.rdb, []string{s.key(tr.kind, tr.id)}, args...).StringSlice()
-	if err != nil {
-		return "", "", err
-	}
-	if len(res) != 2 {
-		return "", "", fmt.Errorf("track: begin script answered %d values", len(res))
-	}
-	return outcome(res[0]), res[1], nil
+	return append(args, from...)
 }
 
 // end confirms (ok) or abandons an attempt.
 func (s *statusStore) end(ctx context.Context, tr transition, token string, ok bool) error {
-	res := "abandon"
+	return endScript.Run(ctx, s.rdb, []string{s.key(tr.kind, tr.id)}, token, endResult(ok), s.ttl.Milliseconds()).Err()
+}
+
+func endResult(ok bool) string {
 	if ok {
-		res = "ok"
+		return "ok"
 	}
-	return endScript.Run(ctx, s.rdb, []string{s.key(tr.kind, tr.id)}, token, res, s.ttl.Milliseconds()).Err()
+	return "abandon"
 }
 
 // last returns the confirmed status of a key ("" when unknown).

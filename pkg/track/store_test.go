@@ -97,3 +97,50 @@ func TestStatusCASLeaseAbandonAndUnknown(t *testing.T) {
 	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-old", verified: true}, "e", outcomeStale, "CANCELLED")
 	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-new", verified: true}, "e", outcomeOK, "")
 }
+
+// beginMany and endMany give each key the answer begin and end give it
+// alone, in one round trip, and survive a Redis that forgot the scripts.
+func TestStatusCASPipelined(t *testing.T) {
+	rs := testenv.Redis(t)
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ctx := context.Background()
+	if err := rs.Client().ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rs.Client().HSet(ctx, s.key(kindRequest, "p-done"), "st", "APPROVED", "tx", "tx-d")
+	rs.Client().HSet(ctx, s.key(kindRequest, "p-pend"), "st", "PENDING", "tx", "tx-p")
+	trs := []transition{
+		{kind: kindRequest, id: "p-new", to: "PENDING", ref: "tx-n", verified: true},                 // fresh: ours
+		{kind: kindRequest, id: "p-done", to: "PENDING", ref: "tx-d", verified: true},                // regression
+		{kind: kindRequest, id: "p-pend", to: "PENDING", ref: "tx-p", verified: true},                // duplicate
+		{kind: kindRequest, id: "p-pend2", to: "APPROVED", ref: "tx-q", final: true, verified: true}, // ours
+	}
+	outs, froms, err := s.beginMany(ctx, trs, []string{"t1", "t2", "t3", "t4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []outcome{outcomeOK, outcomeStale, outcomeStale, outcomeOK}
+	wantFrom := []string{"", "APPROVED", "PENDING", ""}
+	for i := range trs {
+		if outs[i] != want[i] || froms[i] != wantFrom[i] {
+			t.Errorf("%s: %s %q, want %s %q", trs[i].id, outs[i], froms[i], want[i], wantFrom[i])
+		}
+	}
+	// While the attempts hold their leases, a single begin waits.
+	if out, _, _ := s.begin(ctx, transition{kind: kindRequest, id: "p-new", to: "APPROVED", ref: "tx-n", final: true, verified: true}, "x"); out != outcomeBusy {
+		t.Fatalf("begin during a pipelined attempt: %s", out)
+	}
+	// Confirm the first, abandon the last.
+	if err := rs.Client().ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.endMany(ctx, []transition{trs[0], trs[3]}, []string{"t1", "t4"}, []bool{true, false}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.last(ctx, kindRequest, "p-new"); st != "PENDING" {
+		t.Fatalf("confirmed: %q", st)
+	}
+	if st, _ := s.last(ctx, kindRequest, "p-pend2"); st != "" {
+		t.Fatalf("abandoned attempt recorded as emitted: %q", st)
+	}
+}

@@ -193,7 +193,7 @@ type txRef struct {
 // reference is our requestId, its payout's reference our batchId). wtx is
 // set when Wompi was asked.
 func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) (txRef, *wompi.Transaction, error) {
-	m, found, err := e.sub.Lookup(ctx, txID)
+	m, found, err := e.sub.Lookup(ctx, payoutID, txID)
 	if err != nil {
 		return txRef{}, nil, fmt.Errorf("%w: redis: %v", errUnavailable, err)
 	}

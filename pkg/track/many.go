@@ -1,0 +1,201 @@
+package track
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// emitRequests is emitRequest for many verified request transitions at
+// once, as a poll reads them from Wompi (one page of a payout's
+// transactions): one pipelined begin for all, their events produced
+// together, one pipelined end for all. Each transition keeps the per-key
+// guarantees of emit (lease, forward only, nothing confirmed unless Kafka
+// has it); what the batch cannot settle at once (a key another attempt
+// holds) goes through emitRequest one by one. It returns how many events it
+// produced and the first error.
+func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange) (int, error) {
+	if len(scs) == 0 {
+		return 0, nil
+	}
+	trs := make([]transition, len(scs))
+	tokens := make([]string, len(scs))
+	for i, sc := range scs {
+		trs[i] = transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: deref(sc.TransactionID),
+			final: sc.Status.Final(), verified: true}
+		tokens[i] = newToken()
+	}
+	outs, froms, err := e.statuses.beginMany(ctx, trs, tokens)
+	if err != nil {
+		return 0, fmt.Errorf("%w: redis: %v", errUnavailable, err)
+	}
+
+	// Produce every transition that is ours.
+	type result struct {
+		i   int
+		err error
+	}
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.ProduceTimeout)
+	defer cancel()
+	results := make(chan result, len(scs))
+	var ours []int
+	var slow []int // held by another attempt (or unknown): one by one
+	var firstErr error
+	start := time.Now()
+	for i, out := range outs {
+		switch out {
+		case outcomeOK:
+			sc := scs[i]
+			sc.EventID = payout.EventID("status", sc.RequestID, string(sc.Status), trs[i].ref)
+			sc.PreviousStatus = nil
+			if froms[i] != "" {
+				p := payout.Status(froms[i])
+				sc.PreviousStatus = &p
+			}
+			v, err := e.cfg.Codec.AppendStatusChange(nil, sc)
+			if err != nil {
+				results <- result{i, fmt.Errorf("track: encode request event: %w", err)}
+				ours = append(ours, i)
+				continue
+			}
+			ours = append(ours, i)
+			e.producer.Produce(pctx, &kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(sc.RequestID), Value: v},
+				func(_ *kgo.Record, err error) { results <- result{i, err} })
+		case outcomeStale:
+			if froms[i] == trs[i].to {
+				e.m.duplicates.WithLabelValues(string(kindRequest)).Inc()
+			} else {
+				e.m.regressions.WithLabelValues(string(kindRequest)).Inc()
+			}
+		case outcomeBusy, outcomeUnknown:
+			slow = append(slow, i)
+		default:
+			firstErr = cmpErr(firstErr, fmt.Errorf("track: begin script answered %q", out))
+		}
+	}
+	produced := make([]bool, len(scs))
+	errs := make([]error, len(scs))
+	for _, i := range ours {
+		errs[i] = context.DeadlineExceeded // unless its result arrives
+	}
+wait:
+	for got := 0; got < len(ours); got++ {
+		select {
+		case r := <-results:
+			errs[r.i] = r.err
+		case <-pctx.Done():
+			// Records still in flight may be written later: their attempts
+			// are abandoned, which refuses older statuses and allows this
+			// one again.
+			break wait
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	for _, i := range ours {
+		produced[i] = errs[i] == nil
+		e.m.produce.Observe(elapsed)
+	}
+
+	// Confirm what Kafka has, abandon the rest, in one round trip.
+	ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer ecancel()
+	if len(ours) > 0 {
+		endTrs := make([]transition, len(ours))
+		endTokens := make([]string, len(ours))
+		endOK := make([]bool, len(ours))
+		for k, i := range ours {
+			endTrs[k], endTokens[k], endOK[k] = trs[i], tokens[i], produced[i]
+		}
+		if err := e.statuses.endMany(ectx, endTrs, endTokens, endOK); err != nil {
+			// Produced but not confirmed: the leases expire, a retry emits
+			// the same eventIds again at worst.
+			e.log.Warn("track: confirm statuses", "transitions", len(ours), "err", err)
+		}
+	}
+	n := 0
+	for _, i := range ours {
+		if !produced[i] {
+			firstErr = cmpErr(firstErr, fmt.Errorf("%w: kafka produce: %v", errUnavailable, errs[i]))
+			continue
+		}
+		n++
+		e.m.transitions.WithLabelValues(string(kindRequest), string(scs[i].Source), trs[i].to).Inc()
+	}
+	for _, i := range slow {
+		res, err := e.emitRequest(ctx, scs[i], true, nil)
+		if err != nil {
+			firstErr = cmpErr(firstErr, err)
+		} else if res == emitNew {
+			n++
+		}
+	}
+	return n, firstErr
+}
+
+// beginMany runs begin for every transition in one pipelined round trip.
+func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []string) ([]outcome, []string, error) {
+	keys := make([][]string, len(trs))
+	args := make([][]any, len(trs))
+	for i, tr := range trs {
+		keys[i] = []string{s.key(tr.kind, tr.id)}
+		args[i] = s.beginArgs(tr, tokens[i])
+	}
+	cmds, err := runPipelined(ctx, s.rdb, beginScript, keys, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	outs := make([]outcome, len(trs))
+	froms := make([]string, len(trs))
+	for i, c := range cmds {
+		res, err := c.StringSlice()
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(res) != 2 {
+			return nil, nil, fmt.Errorf("track: begin script answered %d values", len(res))
+		}
+		outs[i], froms[i] = outcome(res[0]), res[1]
+	}
+	return outs, froms, nil
+}
+
+// endMany runs end for every transition in one pipelined round trip.
+func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []string, ok []bool) error {
+	keys := make([][]string, len(trs))
+	args := make([][]any, len(trs))
+	for i, tr := range trs {
+		keys[i] = []string{s.key(tr.kind, tr.id)}
+		args[i] = []any{tokens[i], endResult(ok[i]), s.ttl.Milliseconds()}
+	}
+	_, err := runPipelined(ctx, s.rdb, endScript, keys, args)
+	return err
+}
+
+// runPipelined runs script once per key set in one pipelined round trip
+// (EVALSHA), loading the script first if Redis does not know it (a
+// restarted Redis). A failure of any call fails the whole.
+func runPipelined(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(keys))
+		for i := range keys {
+			cmds[i] = script.EvalSha(ctx, pipe, keys[i], args[i]...)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err := script.Load(ctx, rdb).Err(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return cmds, nil
+	}
+}
