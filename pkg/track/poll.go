@@ -3,6 +3,7 @@ package track
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -118,21 +119,13 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	}
 	allFinal := true
 	var firstErr error
-	// The transitions are emitted a page at a time: one Redis round trip
-	// and one produce wait for many (emitRequests).
-	var pending []*payout.StatusChange
-	flush := func() {
-		got, err := e.emitRequests(ctx, pending)
-		n += got
-		if err != nil {
-			firstErr = cmpErr(firstErr, err)
-		}
-		pending = pending[:0]
-	}
+	var txs []*payout.StatusChange
+	var digest pollDigest
 	for tx, err := range e.cfg.Wompi.PayoutTransactions(ctx, payoutID, wompi.TransactionsFilter{}) {
 		if err != nil {
 			return retry(err)
 		}
+		digest.add(tx.ID, string(tx.Status), tx.Reference, tx.FailureReason.Code)
 		st, ok := payout.StatusOfTransaction(payout.TransactionStatus(tx.Status))
 		if !ok {
 			e.log.Warn("track: unknown transaction status", "payoutId", payoutID, "transactionId", tx.ID, "status", truncate(string(tx.Status), 32))
@@ -152,12 +145,25 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 			OccurredAt: now, Source: payout.SourcePoll,
 		}
 		setReason(sc, tx.FailureReason)
-		pending = append(pending, sc)
-		if len(pending) == pollEmitBatch {
-			flush()
+		txs = append(txs, sc)
+	}
+	// The transactions read the same as at the last complete poll: every
+	// transition among them was emitted (or refused) then; skip them.
+	sum := digest.String()
+	if !found || sp.PollDigest != sum {
+		for start := 0; start < len(txs); start += pollEmitBatch {
+			got, err := e.emitRequests(ctx, txs[start:min(start+pollEmitBatch, len(txs))])
+			n += got
+			if err != nil {
+				firstErr = cmpErr(firstErr, err)
+			}
+		}
+		if firstErr == nil && found {
+			if err := e.sub.SetPollDigest(ctx, payoutID, sum); err != nil {
+				e.log.Warn("track: record poll digest", "payoutId", payoutID, "err", err)
+			}
 		}
 	}
-	flush()
 	if batchID != "" && payout.BatchStatus(wp.Status).Valid() {
 		bc := &payout.BatchStatusChange{
 			BatchID: batchID, PayoutID: optString(payoutID), OriginAccountID: origin,
@@ -192,6 +198,30 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 
 // pollEmitBatch is how many polled transitions are emitted together.
 const pollEmitBatch = 500
+
+// pollDigest sums up a payout's transactions as one poll read them: the same
+// set of (id, status, reference, failure code) gives the same digest, in any
+// order.
+type pollDigest struct {
+	n        int
+	sum, xor uint64
+}
+
+func (d *pollDigest) add(fields ...string) {
+	h := fnv.New64a()
+	for _, f := range fields {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	v := h.Sum64()
+	d.n++
+	d.sum += v
+	d.xor ^= v*0x9E3779B97F4A7C15 + 1
+}
+
+func (d *pollDigest) String() string {
+	return fmt.Sprintf("%d-%x-%x", d.n, d.sum, d.xor)
+}
 
 func cmpErr(first, err error) error {
 	if first == nil {

@@ -30,6 +30,17 @@ func TestDroppedWebhooksCaughtByPoll(t *testing.T) {
 	if again, _ := e.PollOnce(ctx); again.Claimed != 0 {
 		t.Fatalf("a rescheduled payout was claimed again at once: %+v", again)
 	}
+	// Polled again with nothing changed: the poll digest skips the
+	// transactions (no status CAS runs; without it each would count as a
+	// duplicate).
+	dups := testutil.ToFloat64(e.m.duplicates.WithLabelValues(string(kindRequest)))
+	f.clock.Advance(backoff(0))
+	if res, err := e.PollOnce(ctx); err != nil || res.Claimed != 1 || res.Transitions != 0 {
+		t.Fatalf("unchanged poll: %+v %v", res, err)
+	}
+	if got := testutil.ToFloat64(e.m.duplicates.WithLabelValues(string(kindRequest))); got != dups {
+		t.Fatalf("an unchanged poll ran the status CAS of %v transactions", got-dups)
+	}
 	f.sim.SettleAll()
 	f.waitHooks()
 	if st := f.sim.WebhookStats(); st.Dropped == 0 || st.Delivered != 0 {
