@@ -64,6 +64,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10)}
 
 	// Step 2: claim with a lease.
+	t := time.Now()
 	var c claim
 	for {
 		if c, err = e.st.claim(j.hard, j.owner, epoch, j.acct, b.BatchID); err != nil {
@@ -101,6 +102,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 		}
 	}()
 
+	t = e.m.stage("claim", t)
 	// Steps 6 and 3: banks (resolved first, so an unknown bank never enters
 	// the duplicate index), then duplicates.
 	if err := j.resolveBanks(); err != nil {
@@ -109,6 +111,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 	if err := j.dedupe(); err != nil {
 		return err
 	}
+	t = e.m.stage("screen", t)
 
 	payoutID := c.payoutID
 	if len(j.keep) == 0 && c.state != statePosted && c.state != statePosting {
@@ -123,6 +126,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 			}
 			payoutID = found
 		}
+		t = e.m.stage("reconcile", t)
 	}
 	if payoutID != "" {
 		return j.finish(payoutID)
@@ -142,6 +146,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	e.m.stage("budget", t)
 	if !g.Granted {
 		reason := payout.ReasonDailyLimit
 		if g.Denied == ratelimit.DeniedBatchCount {
@@ -437,12 +442,14 @@ func (j *job) post() error {
 	key := idempotencyKey(j.b.BatchID)
 	var payoutID string
 	for attempt := 0; ; attempt++ {
+		waitStart := time.Now()
 		if err := e.health.wait(j.soft, j.log); err != nil {
 			return err
 		}
 		if err := e.limiter.Wait(j.soft); err != nil {
 			return err
 		}
+		e.m.stage("wait", waitStart)
 		// Every attempt first proves, atomically, that the epoch is still
 		// current and the lease still ours: after a Redis loss no attempt
 		// starts without the recovery seeing it (the grace period).
@@ -462,6 +469,7 @@ func (j *job) post() error {
 		res, err := e.wompi.CreatePayout(ctx, key, req)
 		cancel()
 		e.m.observe("create_payout", start, err)
+		e.m.stage("post", start)
 		if err == nil && res.PayoutID != "" {
 			payoutID = res.PayoutID
 			break
@@ -635,6 +643,7 @@ func (j *job) reject(err error) error {
 // then state done.
 func (j *job) finish(payoutID string) error {
 	e, b := j.e, j.b
+	t := time.Now()
 	if err := e.st.transition(j.hard, j.owner, j.epoch, j.acct, b.BatchID,
 		[]string{stateClaimed, stateDeferred, statePosting, statePosted}, statePosted, "payoutId", payoutID); err != nil {
 		return err
@@ -647,6 +656,7 @@ func (j *job) finish(payoutID string) error {
 	if err != nil {
 		return err
 	}
+	t = e.m.stage("list", t)
 	// What Wompi holds is the truth: every transaction of the payout that
 	// belongs to this batch is SUBMITTED (even one a drop rule would now
 	// leave out), and a kept request Wompi does not list is SUBMITTED
@@ -697,6 +707,7 @@ func (j *job) finish(payoutID string) error {
 		mapping, e.now()); err != nil {
 		return fmt.Errorf("dispatch: record hand-off: %w", err)
 	}
+	t = e.m.stage("record", t)
 	dr, err := e.dropRecords(b, drops, nil)
 	if err != nil {
 		return err
@@ -709,9 +720,11 @@ func (j *job) finish(payoutID string) error {
 	if err := e.produce(j.hard, append(recs, bs)...); err != nil {
 		return err
 	}
+	t = e.m.stage("produce", t)
 	if err := e.st.transition(j.hard, j.owner, j.epoch, j.acct, b.BatchID, []string{statePosted}, stateDone); err != nil {
 		return err
 	}
+	e.m.stage("done", t)
 	e.m.batches.WithLabelValues("submitted").Inc()
 	e.m.transactions.Add(float64(len(submittedPos)))
 	j.log.Info("dispatch: batch submitted", "payout_id", payoutID, "transactions", len(submittedPos), "dropped", len(drops))

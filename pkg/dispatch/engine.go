@@ -103,6 +103,12 @@ func New(cfg Config) (*Engine, error) {
 		kgo.DisableAutoCommit(),
 		// ingest writes batches in Kafka transactions.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Workers pause their partition while its queue is full. A resumed
+		// partition joins the next fetch request only: with the default 5 s
+		// long poll on the partitions that have nothing new (the deferred
+		// topic, mostly), workers would idle for seconds with batches
+		// waiting in Kafka.
+		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchMaxBytes(MaxRecordBytes),
 		kgo.OnPartitionsAssigned(e.onAssigned),
@@ -114,6 +120,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// fetchMaxWait bounds the broker's long poll of one fetch (see New).
+const fetchMaxWait = 200 * time.Millisecond
 
 // accountLimit is the daily money limit the budget enforces for an account:
 // the lower of DailyLimitCents and what Wompi's GET /limits said.

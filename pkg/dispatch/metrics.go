@@ -16,6 +16,7 @@ type metrics struct {
 	batches        *prometheus.CounterVec   // outcome
 	transactions   prometheus.Counter       // submitted
 	wompiLatency   *prometheus.HistogramVec // endpoint, class
+	stages         *prometheus.HistogramVec // stage
 	wompiErrors    *prometheus.CounterVec   // endpoint, class
 	retries        *prometheus.CounterVec   // step
 	deferred       *prometheus.CounterVec   // reason
@@ -41,6 +42,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		wompiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "wompi_request_seconds",
 			Help: "Latency of Wompi API calls by endpoint and result class.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)},
 			[]string{"endpoint", "class"}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "batch_stage_seconds",
+			Help: "Time a batch spends in each step: claim, screen (banks and duplicates), reconcile, budget, wait (health and rate limit), post, list (transactions), record (hand-off), produce, done.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 11)}, []string{"stage"}),
 		wompiErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "wompi_errors_total",
 			Help: "Failed Wompi API calls by endpoint and class (4xx, 5xx, 409, 429, transport, timeout)."}, []string{"endpoint", "class"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "retries_total",
@@ -68,7 +72,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "batches_in_flight",
 			Help: "Batches being worked on."}),
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.wompiErrors, m.retries, m.deferred,
+	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
 		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.rebuildSkipped, m.restarts,
 		m.reconciled, m.inflight} {
 		if err := reg.Register(c); err != nil {
@@ -100,6 +104,14 @@ func class(err error) string {
 		return "4xx"
 	}
 	return "other"
+}
+
+// stage records the time since start as one step of a batch and returns
+// now, the next step's start.
+func (m *metrics) stage(name string, start time.Time) time.Time {
+	now := time.Now()
+	m.stages.WithLabelValues(name).Observe(now.Sub(start).Seconds())
+	return now
 }
 
 // observe records one Wompi call.
