@@ -12,10 +12,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"runtime/pprof"
 	"time"
 
@@ -38,7 +40,7 @@ func run(args []string) int {
 		serve, load, noMini bool
 		timeout             time.Duration
 		redisURL, logPath   string
-		cpuProfile          string
+		cpuProfile, memProf string
 	)
 	set := config.New("payouts-local", os.LookupEnv)
 	set.Int(&n, "n", "LOCAL_REQUESTS", 10000, "payout requests the synthetic marketplace publishes (--load: default 1,000,000)")
@@ -51,6 +53,7 @@ func run(args []string) int {
 	set.String(&redisURL, "redis-url", "REDIS_URL", "", "use this Redis instead of starting one")
 	set.String(&logPath, "log-file", "LOCAL_LOG_FILE", filepath.Join(os.TempDir(), "payouts-local.log"), "where the workers' logs go")
 	set.String(&cpuProfile, "cpuprofile", "LOCAL_CPUPROFILE", "", "write a CPU profile of the workers' process to this file (go tool pprof)")
+	set.String(&memProf, "memprofile", "LOCAL_MEMPROFILE", "", "write a heap profile of the workers' process, taken when its live heap peaks, to this file")
 	if err := set.Parse(args); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			return 0
@@ -78,6 +81,11 @@ func run(args []string) int {
 			return 1
 		}
 		defer pprof.StopCPUProfile()
+	}
+
+	if memProf != "" {
+		stopProf := peakHeapProfile(ctx, memProf)
+		defer stopProf()
 	}
 
 	o := localrun.Options{
@@ -123,4 +131,35 @@ func isSet(args []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// peakHeapProfile samples the live heap every 250 ms and, each time it
+// reaches a new peak, writes a heap profile to path: what the profile shows
+// is what the process held at its peak.
+func peakHeapProfile(ctx context.Context, path string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var peak uint64
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			metrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > peak+peak/20 {
+				peak = v
+				if f, err := os.Create(path); err == nil {
+					_ = pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

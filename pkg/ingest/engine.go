@@ -153,8 +153,10 @@ type Engine struct {
 	sessions  int
 	onSession func(n int, cl *kgo.Client)
 
-	// slab holds encoded values of the current window's records.
-	slab []byte
+	// slab holds encoded values of the current window's records, in
+	// chunks that never move once written (a full chunk is set aside, not
+	// copied into a bigger one); chunks are reused window after window.
+	slab slab
 	req  payout.Request
 }
 
@@ -394,7 +396,7 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	}
 	e.revoked.Store(false)
 	e.produceErr.Store(nil)
-	e.slab = e.slab[:0]
+	e.slab.reset()
 	e.windowReqs = 0
 	// Windows run on the wall clock; Now (injectable) dates the records and
 	// decides the Bogota day of validation.
@@ -429,7 +431,7 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 			closeReason = ClosePressure
 		case ctx.Err() != nil:
 			closeReason = CloseShutdown
-		case e.agg.pending+len(e.slab) >= e.cfg.MaxPendingBytes:
+		case e.agg.pending+e.slab.size >= e.cfg.MaxPendingBytes:
 			closeReason = ClosePressure
 		case e.revoked.Load() || e.produceErr.Load() != nil:
 		case time.Now().Before(deadline):
@@ -528,15 +530,16 @@ func (e *Engine) process(r *kgo.Record, now time.Time) bool {
 // recycles the batch.
 func (e *Engine) emit(ob *openBatch, now time.Time, reason CloseReason) {
 	b := e.agg.seal(ob, now)
-	start := len(e.slab)
-	var err error
-	e.slab, err = e.cfg.Codec.AppendBatch(e.slab, b)
+	// A batch value is large and of its own size: its own buffer, not the
+	// slab's chunks.
+	value, err := e.cfg.Codec.AppendBatch(make([]byte, 0, 256+len(b.Transactions)*384), b)
 	if err != nil {
 		e.fail(fmt.Errorf("encode batch: %w", err))
 		e.agg.recycle(ob)
 		return
 	}
-	e.produce(&kgo.Record{Topic: e.cfg.Topics.Batches, Key: []byte(b.BatchID), Value: e.slab[start:len(e.slab):len(e.slab)]})
+	e.slab.size += len(value)
+	e.produce(&kgo.Record{Topic: e.cfg.Topics.Batches, Key: []byte(b.BatchID), Value: value})
 	batchID := b.BatchID
 	for i := range b.Transactions {
 		tx := &b.Transactions[i]
@@ -557,14 +560,14 @@ func (e *Engine) emit(ob *openBatch, now time.Time, reason CloseReason) {
 }
 
 func (e *Engine) produceStatus(sc *payout.StatusChange) {
-	start := len(e.slab)
-	var err error
-	e.slab, err = e.cfg.Codec.AppendStatusChange(e.slab, sc)
+	buf := e.slab.room(1024)
+	start := len(buf)
+	buf, err := e.cfg.Codec.AppendStatusChange(buf, sc)
 	if err != nil {
 		e.fail(fmt.Errorf("encode status: %w", err))
 		return
 	}
-	e.produce(&kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(sc.RequestID), Value: e.slab[start:len(e.slab):len(e.slab)]})
+	e.produce(&kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(sc.RequestID), Value: e.slab.took(buf, start)})
 }
 
 func (e *Engine) produce(r *kgo.Record) {
@@ -578,3 +581,46 @@ func (e *Engine) produce(r *kgo.Record) {
 }
 
 func (e *Engine) fail(err error) { e.produceErr.CompareAndSwap(nil, &err) }
+
+// slabChunk is the size of one slab chunk.
+const slabChunk = 1 << 20
+
+// slab is an append-only arena for one window's encoded record values.
+type slab struct {
+	chunks [][]byte // chunks[cur] is being filled; the rest wait for reuse
+	cur    int
+	size   int // bytes handed out this window
+}
+
+func (s *slab) reset() {
+	for i := range s.chunks {
+		s.chunks[i] = s.chunks[i][:0]
+	}
+	s.cur, s.size = 0, 0
+}
+
+// room returns the current chunk, first moving to a fresh one when fewer
+// than n bytes are left in it. Append the value to it, then call took.
+func (s *slab) room(n int) []byte {
+	for s.cur < len(s.chunks) && cap(s.chunks[s.cur])-len(s.chunks[s.cur]) < n {
+		if len(s.chunks[s.cur]) == 0 { // an empty chunk too small: replace it
+			s.chunks[s.cur] = make([]byte, 0, max(slabChunk, n))
+			break
+		}
+		s.cur++
+	}
+	if s.cur == len(s.chunks) {
+		s.chunks = append(s.chunks, make([]byte, 0, max(slabChunk, n)))
+	}
+	return s.chunks[s.cur]
+}
+
+// took records that buf (the chunk room returned, appended to) now holds a
+// value from start, and returns that value. If the append outgrew the chunk,
+// buf is a new array: it becomes the chunk, and the old one stays with the
+// values already handed out from it.
+func (s *slab) took(buf []byte, start int) []byte {
+	s.size += len(buf) - start
+	s.chunks[s.cur] = buf
+	return buf[start:len(buf):len(buf)]
+}

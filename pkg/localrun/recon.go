@@ -21,10 +21,10 @@ type Tally struct {
 	kinds       []Kind
 	amounts     []int64
 	published   []int64 // unix ms
-	status      []payout.Status
+	status      []uint8 // index in tallyStatuses
 	deferred    []bool
-	batchOf     []string // the batch that BATCHED the request
-	payoutOf    []string // the payout that SUBMITTED it
+	batchOf     []int32  // the batch that BATCHED the request (index+1 in names; 0: none)
+	payoutOf    []int32  // the payout that SUBMITTED it (index+1 in names; 0: none)
 	doubleBatch []string // requests BATCHED into two different batches
 	doubleSub   []string // requests SUBMITTED in two different payouts
 	reasons     map[payout.Status]map[string]int
@@ -32,7 +32,8 @@ type Tally struct {
 	payouts     map[string]struct{}
 	// names interns batch and payout ids: a million requests share a few
 	// hundred of each.
-	names     map[string]string
+	names     []string
+	nameIdx   map[string]int32
 	finals    int
 	submitted int
 	events    int
@@ -44,16 +45,42 @@ type Tally struct {
 // NewTally prepares to follow n requests of m's run.
 func NewTally(m *Marketplace, n int) *Tally {
 	return &Tally{m: m, kinds: make([]Kind, n), amounts: make([]int64, n), published: make([]int64, n),
-		status: make([]payout.Status, n), deferred: make([]bool, n), batchOf: make([]string, n), payoutOf: make([]string, n),
-		reasons: map[payout.Status]map[string]int{}, payouts: map[string]struct{}{}, names: map[string]string{}}
+		status: make([]uint8, n), deferred: make([]bool, n), batchOf: make([]int32, n), payoutOf: make([]int32, n),
+		reasons: map[payout.Status]map[string]int{}, payouts: map[string]struct{}{}, nameIdx: map[string]int32{}}
 }
 
-func (t *Tally) intern(s string) string {
-	if v, ok := t.names[s]; ok {
+// tallyStatuses numbers the statuses for the tally's compact slice; 0 is
+// "none yet".
+var tallyStatuses = append([]payout.Status{""}, payout.Statuses...)
+
+func statusCode(s payout.Status) uint8 {
+	for i, v := range tallyStatuses {
+		if v == s {
+			return uint8(i)
+		}
+	}
+	return 0
+}
+
+func (t *Tally) st(i int) payout.Status { return tallyStatuses[t.status[i]] }
+
+// intern returns the name's index+1 in names.
+func (t *Tally) intern(s string) int32 {
+	if v, ok := t.nameIdx[s]; ok {
 		return v
 	}
-	t.names[s] = s
-	return s
+	t.names = append(t.names, s)
+	v := int32(len(t.names))
+	t.nameIdx[s] = v
+	return v
+}
+
+// name returns the interned name of index+1 v ("" for 0).
+func (t *Tally) name(v int32) string {
+	if v == 0 {
+		return ""
+	}
+	return t.names[v-1]
 }
 
 // Published records that request i, of kind k and amount, was published.
@@ -78,7 +105,7 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 	}
 	switch sc.Status {
 	case payout.StatusBatched:
-		if b := *sc.BatchID; t.batchOf[i] != "" && t.batchOf[i] != b {
+		if b := *sc.BatchID; t.batchOf[i] != 0 && t.name(t.batchOf[i]) != b {
 			t.doubleBatch = append(t.doubleBatch, sc.RequestID)
 		} else {
 			t.batchOf[i] = t.intern(b)
@@ -87,9 +114,9 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 		t.deferred[i] = true
 	case payout.StatusSubmitted:
 		if sc.PayoutID != nil {
-			if p := *sc.PayoutID; t.payoutOf[i] != "" && t.payoutOf[i] != p {
+			if p := *sc.PayoutID; t.payoutOf[i] != 0 && t.name(t.payoutOf[i]) != p {
 				t.doubleSub = append(t.doubleSub, sc.RequestID)
-			} else if t.payoutOf[i] == "" {
+			} else if t.payoutOf[i] == 0 {
 				t.payoutOf[i] = t.intern(p)
 				t.payouts[p] = struct{}{}
 				t.submitted++
@@ -97,10 +124,10 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 			}
 		}
 	}
-	if !payout.CanTransition(t.status[i], sc.Status) {
+	if !payout.CanTransition(t.st(i), sc.Status) {
 		return
 	}
-	t.status[i] = sc.Status
+	t.status[i] = statusCode(sc.Status)
 	if sc.Status.Final() {
 		t.finals++
 		code := ""
@@ -119,8 +146,8 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 func (t *Tally) Progress() (settled, submitted, payouts int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i, s := range t.status {
-		if t.settled(i, s) {
+	for i := range t.status {
+		if t.settled(i, t.st(i)) {
 			settled++
 		}
 	}
@@ -130,7 +157,7 @@ func (t *Tally) Progress() (settled, submitted, payouts int) {
 // settled reports whether request i needs nothing more in this run: a final
 // status, or a scheduled request Wompi holds until its dispersion day.
 func (t *Tally) settled(i int, s payout.Status) bool {
-	if s.Final() || t.untilSubmitted && t.payoutOf[i] != "" {
+	if s.Final() || t.untilSubmitted && t.payoutOf[i] != 0 {
 		return true
 	}
 	k := t.kinds[i]
@@ -191,13 +218,14 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 	}
 	r.DuplicatesPaid = append(r.DuplicatesPaid, ledger.paidTwice...)
 	r.DuplicatesPaid = append(r.DuplicatesPaid, t.doubleSub...)
-	for i, s := range t.status {
+	for i := range t.status {
+		s := t.st(i)
 		id := t.m.RequestID(i)
 		r.RequestedCents += t.amounts[i]
 		if t.deferred[i] {
 			r.Deferred++
 		}
-		if t.payoutOf[i] != "" {
+		if t.payoutOf[i] != 0 {
 			r.SubmittedCents += t.amounts[i]
 			if a := ledger.amounts[i]; len(a) == 0 || a[0] != t.amounts[i] {
 				r.AmountMismatch = append(r.AmountMismatch, id)
@@ -216,7 +244,7 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 			r.FailedCents += t.amounts[i]
 		case s == payout.StatusCancelled:
 			r.Cancelled++
-		case t.untilSubmitted && t.payoutOf[i] != "":
+		case t.untilSubmitted && t.payoutOf[i] != 0:
 			r.AwaitingSettlement++
 		case t.settled(i, s):
 			r.ScheduledWaiting++
@@ -226,7 +254,7 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 	}
 	r.Submitted = 0
 	for _, p := range t.payoutOf {
-		if p != "" {
+		if p != 0 {
 			r.Submitted++
 		}
 	}

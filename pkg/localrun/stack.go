@@ -365,7 +365,7 @@ type Publisher struct {
 // NewPublisher returns a producer of requests (acks=all, idempotent).
 func (s *Stack) NewPublisher() (*Publisher, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.ProducerLinger(2*time.Millisecond),
-		kgo.MaxBufferedRecords(100_000), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+		kgo.MaxBufferedRecords(20_000), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
 	if err != nil {
 		return nil, err
 	}
