@@ -100,6 +100,7 @@ return 1
 // statusStore keeps the last-known status of every request and batch.
 type statusStore struct {
 	rdb    redis.UniversalClient
+	co     *coalescer // begin and end of concurrent webhooks share round trips
 	prefix string
 	ttl    time.Duration
 	lease  time.Duration
@@ -112,7 +113,7 @@ type statusStore struct {
 }
 
 func newStatusStore(rdb redis.UniversalClient, prefix string, ttl, lease time.Duration) *statusStore {
-	s := &statusStore{rdb: rdb, prefix: prefix, ttl: ttl, lease: lease,
+	s := &statusStore{rdb: rdb, co: &coalescer{rdb: rdb}, prefix: prefix, ttl: ttl, lease: lease,
 		requestFrom: map[payout.Status][]any{}, batchFrom: map[payout.BatchStatus][]any{}}
 	for _, to := range payout.Statuses {
 		var from []any
@@ -160,7 +161,7 @@ type transition struct {
 
 // begin runs the begin script; token identifies the attempt.
 func (s *statusStore) begin(ctx context.Context, tr transition, token string) (outcome, string, error) {
-	res, err := beginScript.Run(ctx, s.rdb, []string{s.key(tr.kind, tr.id)}, s.beginArgs(tr, token)...).StringSlice()
+	res, err := s.co.run(ctx, beginScript, []string{s.key(tr.kind, tr.id)}, s.beginArgs(tr, token)...).StringSlice()
 	if err != nil {
 		return "", "", err
 	}
@@ -189,7 +190,7 @@ func (s *statusStore) beginArgs(tr transition, token string) []any {
 
 // end confirms (ok) or abandons an attempt.
 func (s *statusStore) end(ctx context.Context, tr transition, token string, ok bool) error {
-	return endScript.Run(ctx, s.rdb, []string{s.key(tr.kind, tr.id)}, token, endResult(ok), s.ttl.Milliseconds()).Err()
+	return s.co.run(ctx, endScript, []string{s.key(tr.kind, tr.id)}, token, endResult(ok), s.ttl.Milliseconds()).Err()
 }
 
 func endResult(ok bool) string {
