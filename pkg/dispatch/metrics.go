@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Latency of Wompi API calls by endpoint and result class.", Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10)},
 			[]string{"endpoint", "class"}),
 		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "batch_stage_seconds",
-			Help: "Time a batch spends in each step: claim, screen (banks and duplicates), reconcile, budget, wait (health and rate limit), post, list (transactions), record (hand-off), produce, done.",
+			Help:    "Time a batch spends in each step: claim, screen (banks and duplicates), reconcile, budget, wait (health and rate limit), post, list (transactions), record (hand-off), produce, done.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 3, 11)}, []string{"stage"}),
 		wompiErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "wompi_errors_total",
 			Help: "Failed Wompi API calls by endpoint and class (4xx, 5xx, 409, 429, transport, timeout)."}, []string{"endpoint", "class"}),
