@@ -79,11 +79,22 @@ func TestChaos(t *testing.T) {
 	}
 	for _, seed := range seeds(t) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			logDir := t.TempDir()
-			if *flagKeepLogs {
-				logDir, _ = os.MkdirTemp("", fmt.Sprintf("chaos-%d-", seed))
-				t.Logf("logs in %s", logDir)
+			// The logs outlive the test when asked to, or when the seed
+			// fails: they hold the goroutine dumps of a stall.
+			logDir, err := os.MkdirTemp("", fmt.Sprintf("chaos-%d-", seed))
+			if err != nil {
+				t.Fatal(err)
 			}
+			t.Cleanup(func() {
+				if t.Failed() {
+					logProblems(t, logDir)
+				}
+				if *flagKeepLogs || t.Failed() {
+					t.Logf("logs in %s", logDir)
+					return
+				}
+				os.RemoveAll(logDir)
+			})
 			res := runSeed(t, binDir, logDir, seed, *flagRequests)
 			res.stalls = countLines(logDir, "ingest-", "ingest: stalled")
 			t.Log(res.summary())
@@ -474,6 +485,30 @@ func containsToken(s, v string) bool {
 }
 
 var secretRE = regexp.MustCompile(regexp.QuoteMeta(APIKey) + "|" + regexp.QuoteMeta(PrincipalID) + "|" + regexp.QuoteMeta(EventsSecret))
+
+// logProblems logs the last warnings and errors of each worker's log, so
+// that a failure in CI shows where the workers were stuck.
+func logProblems(t *testing.T, dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*-[0-9].log"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var last []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+				last = append(last, line)
+				if len(last) > 8 {
+					last = last[1:]
+				}
+			}
+		}
+		for _, line := range last {
+			t.Logf("%s: %.400s", filepath.Base(f), line)
+		}
+	}
+}
 
 // countLines counts the lines holding substr in the logs whose names start
 // with prefix.
