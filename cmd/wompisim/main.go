@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -58,8 +59,14 @@ func duration(dst *time.Duration) func(string) error {
 
 func integer[T int | int64 | uint64](dst *T) func(string) error {
 	return func(v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
+		// Unsigned, so that a uint64 (a seed) takes its whole range; the
+		// signed targets must still fit in 63 bits.
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return errors.New("must be a non-negative integer")
+		}
+		var zero T
+		if _, unsigned := any(zero).(uint64); !unsigned && n > math.MaxInt64 {
 			return errors.New("must be a non-negative integer")
 		}
 		*dst = T(n)
