@@ -349,7 +349,16 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 		}
 		switch len(l.finals) {
 		case 0:
-			res.lost = append(res.lost, id)
+			// The last status it reached says where it stopped.
+			last := "no event"
+			if n := len(l.events); n > 0 {
+				ev := l.events[n-1]
+				last = string(ev.Status) + " from " + string(ev.Source)
+				if ev.ReasonCode != nil {
+					last += " " + *ev.ReasonCode
+				}
+			}
+			res.lost = append(res.lost, id+" ("+last+")")
 			continue
 		case 1:
 		default:
