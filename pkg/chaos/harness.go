@@ -279,7 +279,7 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		}
 		ing, err := newProc(fmt.Sprintf("ingest-%d", i), filepath.Join(o.BinDir, "ingest"), with(map[string]string{
 			"METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(mp), "INGEST_TRANSACTIONAL_ID": fmt.Sprintf("chaos-ingest-%d", i),
-			"BATCH_MAX_TRANSACTIONS": "300", "BATCH_MAX_WAIT": "400ms", "BATCH_MAX_WINDOW": "400ms",
+			"BATCH_MAX_TRANSACTIONS": "300", "BATCH_MAX_WAIT": "400ms", "BATCH_MAX_WINDOW": "400ms", "INGEST_STALL_TIMEOUT": "20s",
 		}), o.LogDir)
 		if err != nil {
 			return nil, err

@@ -302,23 +302,25 @@ func (e *Engine) checkStall(ctx context.Context, wd *watchdog) error {
 		return nil
 	}
 	wd.since = now
-	waiting, err := e.waiting(ctx)
+	waiting, seen, err := e.waiting(ctx)
 	if err != nil {
 		e.cfg.Logger.Warn("ingest: stall check failed", "err", err)
 		return nil
 	}
 	if len(waiting) == 0 {
+		e.cfg.Logger.Info("ingest: no request consumed, none waiting", "for", e.cfg.StallTimeout, "offsets", seen)
 		return nil
 	}
 	e.cfg.Logger.Error("ingest: stalled: owned partitions hold requests, none consumed; restarting the Kafka session",
-		"for", e.cfg.StallTimeout, "waiting", waiting)
+		"for", e.cfg.StallTimeout, "waiting", waiting, "offsets", seen)
 	return errStalled
 }
 
 // waiting returns, for each owned partition of the requests topic whose
 // committed offset (or log start, with none) is below its last stable
-// offset, the number of requests waiting.
-func (e *Engine) waiting(ctx context.Context) (map[int32]int64, error) {
+// offset, the number of requests waiting; and, for the log, each owned
+// partition's "committed/stable/high" offsets.
+func (e *Engine) waiting(ctx context.Context) (map[int32]int64, map[int32]string, error) {
 	e.mu.Lock()
 	owned := make([]int32, 0, len(e.owned))
 	for p := range e.owned {
@@ -326,7 +328,7 @@ func (e *Engine) waiting(ctx context.Context) (map[int32]int64, error) {
 	}
 	e.mu.Unlock()
 	if len(owned) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -334,17 +336,22 @@ func (e *Engine) waiting(ctx context.Context) (map[int32]int64, error) {
 	topic := e.cfg.Topics.Requests
 	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	highs, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, nil, err
 	}
 	committed, err := adm.FetchOffsets(ctx, e.cfg.Group)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := map[int32]int64{}
+	seen := map[int32]string{}
 	for _, p := range owned {
 		end, ok := ends.Lookup(topic, p)
 		if !ok || end.Err != nil {
@@ -362,8 +369,13 @@ func (e *Engine) waiting(ctx context.Context) (map[int32]int64, error) {
 		if pos >= 0 && end.Offset > pos {
 			out[p] = end.Offset - pos
 		}
+		high := int64(-1)
+		if h, ok := highs.Lookup(topic, p); ok && h.Err == nil {
+			high = h.Offset
+		}
+		seen[p] = fmt.Sprintf("%d/%d/%d", pos, end.Offset, high)
 	}
-	return out, nil
+	return out, seen, nil
 }
 
 // window computes the next window from the budget share.
