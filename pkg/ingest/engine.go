@@ -308,11 +308,11 @@ func (e *Engine) checkStall(ctx context.Context, wd *watchdog) error {
 		return nil
 	}
 	if len(waiting) == 0 {
-		e.cfg.Logger.Info("ingest: no request consumed, none waiting", "for", e.cfg.StallTimeout, "offsets", seen)
+		e.cfg.Logger.Info("ingest: no request consumed, none waiting", "for", e.cfg.StallTimeout.String(), "offsets", seen)
 		return nil
 	}
 	e.cfg.Logger.Error("ingest: stalled: owned partitions hold requests, none consumed; restarting the Kafka session",
-		"for", e.cfg.StallTimeout, "waiting", waiting, "offsets", seen)
+		"for", e.cfg.StallTimeout.String(), "waiting", waiting, "offsets", seen)
 	return errStalled
 }
 
