@@ -22,6 +22,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./pkg/payout
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./pkg/wompi
 	$(GO) test -run '^$$' -fuzz '^FuzzErrorDecoding$$' -fuzztime $(FUZZTIME) ./pkg/wompi
+	$(GO) test -run '^$$' -fuzz '^FuzzRefPage$$' -fuzztime $(FUZZTIME) ./pkg/wompi
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./pkg/track
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
 

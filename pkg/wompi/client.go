@@ -181,6 +181,13 @@ func getPage[T any](ctx context.Context, c *Client, path string, q url.Values) (
 	if err != nil {
 		return Page[T]{}, err
 	}
+	var fast Page[T]
+	if refs, ok := any(&fast).(*Page[TransactionRef]); ok {
+		if page, ok := decodeRefPage(raw); ok {
+			*refs = page
+			return fast, nil
+		}
+	}
 	var wrapped struct {
 		Data *plainPage[T] `json:"data"`
 	}

@@ -1,0 +1,460 @@
+package wompi
+
+import (
+	"strings"
+)
+
+// decodeRefPage is getPage's fast path for pages of TransactionRef in the
+// usual shape, an envelope whose data is a page: it reads the page in one
+// pass without reflection. ok is false for anything it does not handle
+// exactly as encoding/json would (escaped or non-ASCII strings, nulls,
+// repeated or differently cased keys, numbers that are not plain integers,
+// any syntax error); the caller then takes the general path. FuzzRefPage
+// holds it to encoding/json.
+func decodeRefPage(b []byte) (p Page[TransactionRef], ok bool) {
+	s := refScanner{b: b}
+	s.ws()
+	if !s.eat('{') {
+		return p, false
+	}
+	sawData := false
+	s.ws()
+	if !s.eat('}') {
+		for {
+			s.ws()
+			key, simple := s.raw()
+			if !simple {
+				return p, false
+			}
+			s.ws()
+			if !s.eat(':') {
+				return p, false
+			}
+			s.ws()
+			switch {
+			case string(key) == "data":
+				if sawData || !s.page(&p) {
+					return p, false
+				}
+				sawData = true
+			case foldsTo(key, "data"):
+				return p, false
+			default:
+				if !s.skip(0) {
+					return p, false
+				}
+			}
+			s.ws()
+			if s.eat(',') {
+				continue
+			}
+			if s.eat('}') {
+				break
+			}
+			return p, false
+		}
+	}
+	s.ws()
+	return p, sawData && s.i == len(s.b)
+}
+
+type refScanner struct {
+	b []byte
+	i int
+}
+
+func (s *refScanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *refScanner) eat(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string whose bytes are printable ASCII without escapes.
+func (s *refScanner) str() (string, bool) {
+	v, ok := s.raw()
+	return string(v), ok
+}
+
+// raw is str without the copy: the bytes between the quotes.
+func (s *refScanner) raw() ([]byte, bool) {
+	if !s.eat('"') {
+		return nil, false
+	}
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			v := s.b[start:s.i]
+			s.i++
+			return v, true
+		case c < 0x20 || c >= 0x7f || c == '\\':
+			return nil, false
+		}
+		s.i++
+	}
+	return nil, false
+}
+
+// foldsTo reports whether key equals one of names ignoring ASCII case but
+// not exactly (keys are ASCII here: raw refuses anything else).
+func foldsTo(key []byte, names ...string) bool {
+	for _, n := range names {
+		if string(key) != n && strings.EqualFold(string(key), n) {
+			return true
+		}
+	}
+	return false
+}
+
+// page reads the page object into p.
+func (s *refScanner) page(p *Page[TransactionRef]) bool {
+	if !s.eat('{') {
+		return false
+	}
+	var seen [5]bool
+	s.ws()
+	if s.eat('}') {
+		return true
+	}
+	for {
+		s.ws()
+		key, simple := s.raw()
+		if !simple {
+			return false
+		}
+		s.ws()
+		if !s.eat(':') {
+			return false
+		}
+		s.ws()
+		var ok bool
+		switch k := string(key); k {
+		case "page", "limit", "total", "pages", "records":
+			f := pageFieldIndex(k)
+			if seen[f] {
+				return false
+			}
+			seen[f] = true
+			switch k {
+			case "page":
+				p.Page, ok = s.int()
+			case "limit":
+				p.Limit, ok = s.int()
+			case "total":
+				p.Total, ok = s.int()
+			case "pages":
+				p.Pages, ok = s.int()
+			case "records":
+				ok = s.records(p)
+			}
+		default:
+			if foldsTo(key, "page", "limit", "total", "pages", "records") {
+				return false
+			}
+			ok = s.skip(0)
+		}
+		if !ok {
+			return false
+		}
+		s.ws()
+		if s.eat(',') {
+			continue
+		}
+		return s.eat('}')
+	}
+}
+
+func (s *refScanner) records(p *Page[TransactionRef]) bool {
+	if !s.eat('[') {
+		return false
+	}
+	p.Records = make([]TransactionRef, 0, 64)
+	s.ws()
+	if s.eat(']') {
+		return true
+	}
+	for {
+		s.ws()
+		var r TransactionRef
+		if !s.record(&r) {
+			return false
+		}
+		p.Records = append(p.Records, r)
+		s.ws()
+		if s.eat(',') {
+			continue
+		}
+		return s.eat(']')
+	}
+}
+
+func (s *refScanner) record(r *TransactionRef) bool {
+	if !s.eat('{') {
+		return false
+	}
+	var sawID, sawRef, sawStatus bool
+	s.ws()
+	if s.eat('}') {
+		return true
+	}
+	for {
+		s.ws()
+		key, simple := s.raw()
+		if !simple {
+			return false
+		}
+		s.ws()
+		if !s.eat(':') {
+			return false
+		}
+		s.ws()
+		var v string
+		var ok bool
+		switch string(key) {
+		case "id":
+			if sawID {
+				return false
+			}
+			sawID = true
+			v, ok = s.str()
+			r.ID = v
+		case "reference":
+			if sawRef {
+				return false
+			}
+			sawRef = true
+			v, ok = s.str()
+			r.Reference = v
+		case "status":
+			if sawStatus {
+				return false
+			}
+			sawStatus = true
+			var st []byte
+			st, ok = s.raw()
+			r.Status = statusOf(st)
+		default:
+			if foldsTo(key, "id", "reference", "status") {
+				return false
+			}
+			ok = s.skip(0)
+		}
+		if !ok {
+			return false
+		}
+		s.ws()
+		if s.eat(',') {
+			continue
+		}
+		return s.eat('}')
+	}
+}
+
+// int reads a plain integer (no fraction, no exponent) that fits an int.
+func (s *refScanner) int() (int, bool) {
+	neg := s.eat('-')
+	start := s.i
+	n := 0
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		if n > (1<<53)/10 {
+			return 0, false
+		}
+		n = n*10 + int(s.b[s.i]-'0')
+		s.i++
+	}
+	digits := s.i - start
+	if digits == 0 || digits > 1 && s.b[start] == '0' {
+		return 0, false
+	}
+	if s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '.', 'e', 'E':
+			return 0, false
+		}
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// skip validates and skips any JSON value.
+func (s *refScanner) skip(depth int) bool {
+	if depth > 64 || s.i >= len(s.b) {
+		return false
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		s.i++
+		s.ws()
+		if s.eat('}') {
+			return true
+		}
+		for {
+			s.ws()
+			if !s.skipString() {
+				return false
+			}
+			s.ws()
+			if !s.eat(':') {
+				return false
+			}
+			s.ws()
+			if !s.skip(depth + 1) {
+				return false
+			}
+			s.ws()
+			if s.eat(',') {
+				continue
+			}
+			return s.eat('}')
+		}
+	case c == '[':
+		s.i++
+		s.ws()
+		if s.eat(']') {
+			return true
+		}
+		for {
+			s.ws()
+			if !s.skip(depth + 1) {
+				return false
+			}
+			s.ws()
+			if s.eat(',') {
+				continue
+			}
+			return s.eat(']')
+		}
+	case c == '"':
+		return s.skipString()
+	case c == 't':
+		return s.word("true")
+	case c == 'f':
+		return s.word("false")
+	case c == 'n':
+		return s.word("null")
+	default:
+		return s.skipNumber()
+	}
+}
+
+func (s *refScanner) word(w string) bool {
+	if len(s.b)-s.i >= len(w) && string(s.b[s.i:s.i+len(w)]) == w {
+		s.i += len(w)
+		return true
+	}
+	return false
+}
+
+// skipString validates a JSON string (any escape, any byte at or above 0x20).
+func (s *refScanner) skipString() bool {
+	if !s.eat('"') {
+		return false
+	}
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			s.i++
+			if s.i >= len(s.b) {
+				return false
+			}
+			switch s.b[s.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i++
+			case 'u':
+				if len(s.b)-s.i < 5 {
+					return false
+				}
+				for _, h := range s.b[s.i+1 : s.i+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				s.i += 5
+			default:
+				return false
+			}
+		default:
+			s.i++
+		}
+	}
+	return false
+}
+
+// skipNumber validates -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *refScanner) skipNumber() bool {
+	s.eat('-')
+	digits := func() int {
+		n := 0
+		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+			s.i++
+			n++
+		}
+		return n
+	}
+	if s.eat('0') {
+		// a leading zero stands alone
+	} else if digits() == 0 {
+		return false
+	}
+	if s.eat('.') && digits() == 0 {
+		return false
+	}
+	if s.eat('e') || s.eat('E') {
+		if !s.eat('+') {
+			s.eat('-')
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// statusOf returns the status without allocating for the known ones.
+func statusOf(b []byte) TransactionStatus {
+	for _, st := range knownTxStatuses {
+		if string(b) == string(st) {
+			return st
+		}
+	}
+	return TransactionStatus(b)
+}
+
+var knownTxStatuses = []TransactionStatus{TransactionPending, TransactionApproved, TransactionFailed,
+	TransactionCancelled, TransactionProcessing, TransactionRejected}
+
+func pageFieldIndex(k string) int {
+	switch k {
+	case "page":
+		return 0
+	case "limit":
+		return 1
+	case "total":
+		return 2
+	case "pages":
+		return 3
+	}
+	return 4
+}

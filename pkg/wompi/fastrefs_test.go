@@ -1,0 +1,101 @@
+package wompi
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+var refPageSeeds = []string{
+	`{"status":200,"code":"OK","message":"ok","meta":{"trace_id":"t"},"data":{"page":1,"limit":1000,"total":2,"pages":1,"records":[{"id":"tx-1","reference":"req-1","status":"PENDING","amountInCents":100,"payeeInfo":{"name":"Ana","accountNumber":"123"},"failureReason":null},{"id":"tx-2","reference":"req-2","status":"APPROVED","extra":[1,2.5,-3e4,true,false,null,"x\\u00e9"]}]}}`,
+	`{"data":{"records":[]}}`,
+	`{"data":{}}`,
+	`{"data":null}`,
+	`{"DATA":{"page":1}}`,
+	`{"data":{"page":1,"Page":2}}`,
+	`{"data":{"records":[{"ID":"x"}]}}`,
+	`{"data":{"records":[{"id":"a\\"b"}]}}`,
+	`{"data":{"page":1.0}}`,
+	`{"data":{"page":01}}`,
+	`{"data":{"records":[null]}}`,
+	`{"data":{"page":1}} x`,
+	`{"data":{"page":1},"data":{"page":2}}`,
+	`[{"id":"tx-1"}]`,
+	`{"data":{"records":[{"id":"é"}]}}`,
+}
+
+// The fast path answers like encoding/json whenever it answers.
+func FuzzRefPage(f *testing.F) {
+	for _, s := range refPageSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, ok := decodeRefPage(b)
+		if !ok {
+			return
+		}
+		var w struct {
+			Data *plainPage[TransactionRef] `json:"data"`
+		}
+		if err := json.Unmarshal(b, &w); err != nil || w.Data == nil {
+			t.Fatalf("fast path accepted %q; encoding/json: %v (data %v)", b, err, w.Data)
+		}
+		if want := Page[TransactionRef](*w.Data); !reflect.DeepEqual(p, want) {
+			t.Fatalf("fast path read %q as %+v; encoding/json as %+v", b, p, want)
+		}
+	})
+}
+
+// The fast path takes the usual answer, and leaves every unusual one to the
+// general path.
+func TestRefPageFastPathScope(t *testing.T) {
+	p, ok := decodeRefPage([]byte(refPageSeeds[0]))
+	if !ok || p.Page != 1 || p.Limit != 1000 || p.Total != 2 || p.Pages != 1 || len(p.Records) != 2 ||
+		p.Records[0] != (TransactionRef{ID: "tx-1", Reference: "req-1", Status: TransactionPending}) ||
+		p.Records[1] != (TransactionRef{ID: "tx-2", Reference: "req-2", Status: TransactionApproved}) {
+		t.Fatalf("usual page: %+v %v", p, ok)
+	}
+	for _, s := range refPageSeeds[3:] {
+		if _, ok := decodeRefPage([]byte(s)); ok {
+			t.Errorf("fast path took %s", s)
+		}
+	}
+}
+
+func refPageOf(n int) []byte {
+	b := []byte(`{"status":200,"code":"OK","message":"ok","meta":{"trace_id":"t"},"data":{"page":1,"limit":1000,"total":1000,"pages":1,"records":[`)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":"0b2f6a3e-4c1d-4e8a-9f00-00000000`...)
+		b = append(b, byte('0'+i%10), byte('0'+i/10%10), byte('0'+i/100%10), byte('0'+i/1000%10))
+		b = append(b, `","reference":"req-000123","status":"PENDING","amountInCents":2500000,"payeeInfo":{"legalIdType":"CC","legalId":"10000000","name":"Ana Payee","email":"ana@example.co","bankId":"b1","accountType":"AHORROS","accountNumber":"31234567894"},"createdAt":"2026-11-21T10:00:00.000Z","updatedAt":"2026-11-21T10:00:00.000Z"}`...)
+	}
+	return append(b, `]}}`...)
+}
+
+// BenchmarkRefPage reads a 1,000-transaction page as the dispatcher does
+// after each POST: the fast path, then encoding/json for comparison.
+func BenchmarkRefPage(b *testing.B) {
+	page := refPageOf(1000)
+	b.Run("fast", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		for b.Loop() {
+			if p, ok := decodeRefPage(page); !ok || len(p.Records) != 1000 {
+				b.Fatal("fast path refused the page")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		for b.Loop() {
+			var w struct {
+				Data *plainPage[TransactionRef] `json:"data"`
+			}
+			if err := json.Unmarshal(page, &w); err != nil || len(w.Data.Records) != 1000 {
+				b.Fatal(err)
+			}
+		}
+	})
+}
