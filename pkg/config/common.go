@@ -3,10 +3,15 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/ops"
 )
 
 // Common holds the settings every worker shares: Kafka, topics, the schema
@@ -95,4 +100,15 @@ func firstLine(err error) string {
 		return s[:i]
 	}
 	return s
+}
+
+// Worker returns the scaffold (ops.Worker) that serves a consumer-group
+// worker's /metrics, /healthz and /readyz on METRICS_ADDR and exports its
+// group's lag, from the shared settings.
+func (c *Common) Worker(reg *prometheus.Registry, group string, ready func() bool, logger *slog.Logger, started func(net.Addr)) ops.Worker {
+	// The worker's engine has built options from the same settings, so this
+	// cannot fail; if it did, the lag would only go unexported.
+	lagKafka, _ := c.Kafka.Opts(prometheus.NewRegistry(), "lag")
+	return ops.Worker{MetricsAddr: c.MetricsAddr, Registry: reg, Ready: ready, Group: group, LagKafka: lagKafka,
+		Logger: logger, Started: started}
 }

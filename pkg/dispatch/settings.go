@@ -164,19 +164,7 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(m
 		return err
 	}
 	defer closeDeps()
-	// Engine has built options from the same settings, so this one cannot
-	// fail; if it did, the lag would only go unexported.
-	lagKafka, _ := st.Kafka.Opts(prometheus.NewRegistry(), "lag")
-	w := ops.Worker{
-		MetricsAddr: st.MetricsAddr,
-		Registry:    reg,
-		Ready:       engine.Ready,
-		Group:       st.Group,
-		LagKafka:    lagKafka,
-		Logger:      logger,
-		Started:     started,
-	}
-	return w.Run(ctx, func(ctx context.Context) error {
+	return st.Worker(reg, st.Group, engine.Ready, logger, started).Run(ctx, func(ctx context.Context) error {
 		logger.Info("dispatcher started", "brokers", st.Kafka.Brokers, "topics", []string{st.Topics.Batches, st.Topics.BatchesDeferred},
 			"group", st.Group, "wompi", st.WompiBaseURL)
 		if err := engine.Run(ctx); err != nil {

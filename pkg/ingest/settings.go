@@ -121,19 +121,7 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(m
 	if err != nil {
 		return err
 	}
-	// Engine has built options from the same settings, so this one cannot
-	// fail; if it did, the lag would only go unexported.
-	lagKafka, _ := st.Kafka.Opts(prometheus.NewRegistry(), "lag")
-	w := ops.Worker{
-		MetricsAddr: st.MetricsAddr,
-		Registry:    reg,
-		Ready:       engine.Ready,
-		Group:       st.Group,
-		LagKafka:    lagKafka,
-		Logger:      logger,
-		Started:     started,
-	}
-	return w.Run(ctx, func(ctx context.Context) error {
+	return st.Worker(reg, st.Group, engine.Ready, logger, started).Run(ctx, func(ctx context.Context) error {
 		logger.Info("ingest started", "topic", st.Topics.Requests, "group", st.Group, "transactional_id", st.TransactionalID)
 		if err := engine.Run(ctx); err != nil {
 			return err

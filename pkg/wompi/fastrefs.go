@@ -14,48 +14,22 @@ import (
 func decodeRefPage(b []byte) (p Page[TransactionRef], ok bool) {
 	s := refScanner{b: b}
 	s.ws()
-	if !s.eat('{') {
-		return p, false
-	}
 	sawData := false
-	s.ws()
-	if !s.eat('}') {
-		for {
-			s.ws()
-			key, simple := s.raw()
-			if !simple {
-				return p, false
+	ok = s.object(func(key []byte) bool {
+		switch {
+		case string(key) == "data":
+			if sawData {
+				return false
 			}
-			s.ws()
-			if !s.eat(':') {
-				return p, false
-			}
-			s.ws()
-			switch {
-			case string(key) == "data":
-				if sawData || !s.page(&p) {
-					return p, false
-				}
-				sawData = true
-			case foldsTo(key, "data"):
-				return p, false
-			default:
-				if !s.skip(0) {
-					return p, false
-				}
-			}
-			s.ws()
-			if s.eat(',') {
-				continue
-			}
-			if s.eat('}') {
-				break
-			}
-			return p, false
+			sawData = true
+			return s.page(&p)
+		case foldsTo(key, "data"):
+			return false
 		}
-	}
+		return s.skip(0)
+	})
 	s.ws()
-	return p, sawData && s.i == len(s.b)
+	return p, ok && sawData && s.i == len(s.b)
 }
 
 type refScanner struct {
@@ -82,13 +56,8 @@ func (s *refScanner) eat(c byte) bool {
 	return false
 }
 
-// str reads a string whose bytes are printable ASCII without escapes.
-func (s *refScanner) str() (string, bool) {
-	v, ok := s.raw()
-	return string(v), ok
-}
-
-// raw is str without the copy: the bytes between the quotes.
+// raw reads a string whose bytes are printable ASCII without escapes,
+// and returns the bytes between the quotes.
 func (s *refScanner) raw() ([]byte, bool) {
 	if !s.eat('"') {
 		return nil, false
@@ -122,60 +91,34 @@ func foldsTo(key []byte, names ...string) bool {
 
 // page reads the page object into p.
 func (s *refScanner) page(p *Page[TransactionRef]) bool {
-	if !s.eat('{') {
-		return false
-	}
 	var seen [5]bool
-	s.ws()
-	if s.eat('}') {
-		return true
-	}
-	for {
-		s.ws()
-		key, simple := s.raw()
-		if !simple {
-			return false
-		}
-		s.ws()
-		if !s.eat(':') {
-			return false
-		}
-		s.ws()
-		var ok bool
-		switch k := string(key); k {
+	return s.object(func(key []byte) bool {
+		k := string(key)
+		switch k {
 		case "page", "limit", "total", "pages", "records":
-			f := pageFieldIndex(k)
-			if seen[f] {
-				return false
-			}
-			seen[f] = true
-			switch k {
-			case "page":
-				p.Page, ok = s.int()
-			case "limit":
-				p.Limit, ok = s.int()
-			case "total":
-				p.Total, ok = s.int()
-			case "pages":
-				p.Pages, ok = s.int()
-			case "records":
-				ok = s.records(p)
-			}
 		default:
-			if foldsTo(key, "page", "limit", "total", "pages", "records") {
-				return false
-			}
-			ok = s.skip(0)
+			return !foldsTo(key, "page", "limit", "total", "pages", "records") && s.skip(0)
 		}
-		if !ok {
+		f := pageFieldIndex(k)
+		if seen[f] {
 			return false
 		}
-		s.ws()
-		if s.eat(',') {
-			continue
+		seen[f] = true
+		var ok bool
+		switch k {
+		case "page":
+			p.Page, ok = s.int()
+		case "limit":
+			p.Limit, ok = s.int()
+		case "total":
+			p.Total, ok = s.int()
+		case "pages":
+			p.Pages, ok = s.int()
+		default:
+			ok = s.records(p)
 		}
-		return s.eat('}')
-	}
+		return ok
+	})
 }
 
 func (s *refScanner) records(p *Page[TransactionRef]) bool {
@@ -203,18 +146,50 @@ func (s *refScanner) records(p *Page[TransactionRef]) bool {
 }
 
 func (s *refScanner) record(r *TransactionRef) bool {
+	var seen [3]bool
+	return s.object(func(key []byte) bool {
+		var f int
+		switch string(key) {
+		case "id":
+			f = 0
+		case "reference":
+			f = 1
+		case "status":
+			f = 2
+		default:
+			return !foldsTo(key, "id", "reference", "status") && s.skip(0)
+		}
+		if seen[f] {
+			return false
+		}
+		seen[f] = true
+		v, ok := s.raw()
+		switch f {
+		case 0:
+			r.ID = string(v)
+		case 1:
+			r.Reference = string(v)
+		default:
+			r.Status = statusOf(v)
+		}
+		return ok
+	})
+}
+
+// object reads an object, calling field for each key with the scanner at
+// the value, which field must consume. Keys must be plain ASCII (raw).
+func (s *refScanner) object(field func(key []byte) bool) bool {
 	if !s.eat('{') {
 		return false
 	}
-	var sawID, sawRef, sawStatus bool
 	s.ws()
 	if s.eat('}') {
 		return true
 	}
 	for {
 		s.ws()
-		key, simple := s.raw()
-		if !simple {
+		key, ok := s.raw()
+		if !ok {
 			return false
 		}
 		s.ws()
@@ -222,38 +197,7 @@ func (s *refScanner) record(r *TransactionRef) bool {
 			return false
 		}
 		s.ws()
-		var v string
-		var ok bool
-		switch string(key) {
-		case "id":
-			if sawID {
-				return false
-			}
-			sawID = true
-			v, ok = s.str()
-			r.ID = v
-		case "reference":
-			if sawRef {
-				return false
-			}
-			sawRef = true
-			v, ok = s.str()
-			r.Reference = v
-		case "status":
-			if sawStatus {
-				return false
-			}
-			sawStatus = true
-			var st []byte
-			st, ok = s.raw()
-			r.Status = statusOf(st)
-		default:
-			if foldsTo(key, "id", "reference", "status") {
-				return false
-			}
-			ok = s.skip(0)
-		}
-		if !ok {
+		if !field(key) {
 			return false
 		}
 		s.ws()
