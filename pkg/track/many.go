@@ -145,7 +145,7 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 		keys[i] = []string{s.key(tr.kind, tr.id)}
 		args[i] = s.beginArgs(tr, tokens[i])
 	}
-	cmds, err := runPipelined(ctx, s.rdb, beginScript, keys, args)
+	cmds, err := s.runPipelined(ctx, beginScript, keys, args)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -172,30 +172,25 @@ func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []st
 		keys[i] = []string{s.key(tr.kind, tr.id)}
 		args[i] = []any{tokens[i], endResult(ok[i]), s.ttl.Milliseconds()}
 	}
-	_, err := runPipelined(ctx, s.rdb, endScript, keys, args)
+	_, err := s.runPipelined(ctx, endScript, keys, args)
 	return err
 }
 
-// runPipelined runs script once per key set in one pipelined round trip
-// (EVALSHA), loading the script first if Redis does not know it (a
-// restarted Redis). A failure of any call fails the whole.
-func runPipelined(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
-	for attempt := 0; ; attempt++ {
-		pipe := rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(keys))
-		for i := range keys {
-			cmds[i] = script.EvalSha(ctx, pipe, keys[i], args[i]...)
-		}
-		_, err := pipe.Exec(ctx)
-		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			if err := script.Load(ctx, rdb).Err(); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err != nil {
+// runPipelined runs script once per key set in one pipelined round trip,
+// through the coalescer's exec (which re-runs calls a restarted Redis
+// refused with NOSCRIPT). The first failed call fails the whole.
+func (s *statusStore) runPipelined(ctx context.Context, script *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
+	calls := make([]*coCall, len(keys))
+	for i := range keys {
+		calls[i] = &coCall{script: script, keys: keys[i], args: args[i]}
+	}
+	s.co.exec(ctx, calls)
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		if err := c.cmd.Err(); err != nil {
 			return nil, err
 		}
-		return cmds, nil
+		cmds[i] = c.cmd
 	}
+	return cmds, nil
 }
