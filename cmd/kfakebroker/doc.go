@@ -10,6 +10,10 @@
 //	                              broker each; 0 picks a random port (default "0")
 //	-partitions KFAKE_PARTITIONS  partitions of seeded and auto-created topics (default 6)
 //	-topics     KFAKE_TOPICS      comma-separated topics to create at start
+//	-session-reaper KFAKE_SESSION_REAPER
+//	                              time out group members kfake keeps after their
+//	                              process died mid-join, as Kafka would (default true;
+//	                              see pkg/kfakereaper)
 //
 // A flag set on the command line wins over its variable. Topics are also
 // auto-created on first use. Once listening, kfakebroker prints exactly one

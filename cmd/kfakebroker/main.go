@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/wompi-payouts/pipeline/pkg/kfakereaper"
 )
 
 func main() {
@@ -27,6 +29,7 @@ type config struct {
 	ports      []int
 	partitions int
 	topics     []string
+	reap       bool // run a kfakereaper.Reaper
 }
 
 // setting is one flag with its environment variable.
@@ -58,7 +61,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		usage: "partitions of seeded and auto-created topics (1..10000)"}
 	topics := &setting{flag: "topics", env: "KFAKE_TOPICS", def: "",
 		usage: "comma-separated topics to create at start"}
-	all := []*setting{ports, parts, topics}
+	reap := &setting{flag: "session-reaper", env: "KFAKE_SESSION_REAPER", def: "true",
+		usage: "time out group members kfake keeps after they die mid-join, as Kafka does (see pkg/kfakereaper)"}
+	all := []*setting{ports, parts, topics, reap}
 
 	fs := flag.NewFlagSet("kfakebroker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -121,6 +126,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		}
 		cfg.topics = append(cfg.topics, tp)
 	}
+	if cfg.reap, err = strconv.ParseBool(strings.TrimSpace(reap.val)); err != nil {
+		return config{}, reap.errorf("want true or false")
+	}
 	return cfg, nil
 }
 
@@ -172,9 +180,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	defer c.Close()
+	if cfg.reap {
+		r, err := kfakereaper.Start(c, kfakereaper.Options{Logger: log})
+		if err != nil {
+			fmt.Fprintf(stderr, "kfakebroker: start the session reaper: %v\n", err)
+			return 1
+		}
+		defer r.Close()
+	}
 
 	fmt.Fprintf(stdout, "brokers=%s\n", strings.Join(c.ListenAddrs(), ","))
-	log.Info("kfakebroker ready", "brokers", len(cfg.ports), "partitions", cfg.partitions, "seeded_topics", len(cfg.topics))
+	log.Info("kfakebroker ready", "brokers", len(cfg.ports), "partitions", cfg.partitions, "seeded_topics", len(cfg.topics),
+		"session_reaper", cfg.reap)
 	<-ctx.Done()
 	log.Info("kfakebroker stopping")
 	return 0

@@ -38,13 +38,15 @@ func TestParseConfig(t *testing.T) {
 		want    config
 		wantErr string // substring of the one-line error
 	}{
-		{name: "defaults", want: config{ports: []int{0}, partitions: 6}},
+		{name: "defaults", want: config{ports: []int{0}, partitions: 6, reap: true}},
 		{name: "env", env: map[string]string{"KFAKE_PORTS": "9092, 9093,9094", "KFAKE_PARTITIONS": "3", "KFAKE_TOPICS": "payouts.requests.v1, payouts.batches.v1,"},
-			want: config{ports: []int{9092, 9093, 9094}, partitions: 3, topics: []string{"payouts.requests.v1", "payouts.batches.v1"}}},
+			want: config{ports: []int{9092, 9093, 9094}, partitions: 3, topics: []string{"payouts.requests.v1", "payouts.batches.v1"}, reap: true}},
 		{name: "flag wins over env", args: []string{"-partitions", "2"}, env: map[string]string{"KFAKE_PARTITIONS": "9"},
-			want: config{ports: []int{0}, partitions: 2}},
-		{name: "blank env is unset", env: map[string]string{"KFAKE_PARTITIONS": " "}, want: config{ports: []int{0}, partitions: 6}},
-		{name: "three random", args: []string{"--ports=0,0,0"}, want: config{ports: []int{0, 0, 0}, partitions: 6}},
+			want: config{ports: []int{0}, partitions: 2, reap: true}},
+		{name: "blank env is unset", env: map[string]string{"KFAKE_PARTITIONS": " "}, want: config{ports: []int{0}, partitions: 6, reap: true}},
+		{name: "three random", args: []string{"--ports=0,0,0"}, want: config{ports: []int{0, 0, 0}, partitions: 6, reap: true}},
+		{name: "reaper off", env: map[string]string{"KFAKE_SESSION_REAPER": "false"}, want: config{ports: []int{0}, partitions: 6}},
+		{name: "bad reaper", args: []string{"-session-reaper=maybe"}, wantErr: `invalid -session-reaper="maybe"`},
 		{name: "bad partitions env", env: map[string]string{"KFAKE_PARTITIONS": "six"}, wantErr: `invalid KFAKE_PARTITIONS="six"`},
 		{name: "bad partitions flag", args: []string{"-partitions", "0"}, wantErr: `invalid -partitions="0"`},
 		{name: "port out of range", env: map[string]string{"KFAKE_PORTS": "70000"}, wantErr: `invalid KFAKE_PORTS="70000"`},
@@ -81,7 +83,7 @@ func TestHelpListsFlagsAndEnv(t *testing.T) {
 	if code := run(context.Background(), []string{"--help"}, env(nil), &out, &errOut); code != 0 {
 		t.Fatalf("--help exit %d, stderr %q", code, errOut.String())
 	}
-	for _, want := range []string{"-ports", "KFAKE_PORTS", "-partitions", "KFAKE_PARTITIONS", "-topics", "KFAKE_TOPICS"} {
+	for _, want := range []string{"-ports", "KFAKE_PORTS", "-partitions", "KFAKE_PARTITIONS", "-topics", "KFAKE_TOPICS", "-session-reaper", "KFAKE_SESSION_REAPER"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help does not mention %s:\n%s", want, out.String())
 		}

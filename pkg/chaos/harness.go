@@ -170,6 +170,11 @@ type Options struct {
 	// franz-go's info lines (joins, assignments, offset fetches,
 	// transaction ends) to their logs.
 	KafkaDebug bool
+	// NoReaper runs the broker without its session reaper
+	// (KFAKE_SESSION_REAPER=false): members killed mid-join may then hold
+	// partitions for good, as kfake's own timer misses them (see
+	// pkg/kfakereaper). Only for reproducing that.
+	NoReaper bool
 }
 
 // StartCluster starts the broker, Redis, the simulator and the workers.
@@ -326,7 +331,8 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 func (c *Cluster) startBroker(ctx context.Context, o Options) (*Proc, error) {
 	p, err := newProc("kfakebroker", filepath.Join(o.BinDir, "kfakebroker"), map[string]string{
 		"KFAKE_PORTS": "0", "KFAKE_PARTITIONS": strconv.Itoa(o.Partitions),
-		"KFAKE_TOPICS": "payouts.requests.v1,payouts.batches.v1,payouts.batches.deferred.v1,payouts.status.v1,payouts.batch-status.v1,payouts.requests.dlq.v1",
+		"KFAKE_TOPICS":         "payouts.requests.v1,payouts.batches.v1,payouts.batches.deferred.v1,payouts.status.v1,payouts.batch-status.v1,payouts.requests.dlq.v1",
+		"KFAKE_SESSION_REAPER": strconv.FormatBool(!o.NoReaper),
 	}, o.LogDir)
 	if err != nil {
 		return nil, err
