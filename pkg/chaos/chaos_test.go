@@ -319,6 +319,11 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	}
 	res.faults = stats.Faults.Errors + stats.Faults.TooManyRequests + stats.Faults.DroppedAnswers +
 		stats.Webhooks.Dropped + stats.Webhooks.Duplicated + stats.Webhooks.Delayed
+	if res.faults == 0 {
+		// At 5% of tens of thousands of calls and webhooks, none at all
+		// means the faults were never in force: the seed tested nothing.
+		res.problems = append(res.problems, fmt.Sprintf("the simulator reports no injected fault: %+v", stats))
+	}
 	if finished < n {
 		diagnoseStall(t, ctx, c.Brokers)
 		// Every worker dumps its goroutines into its log (SIGQUIT), to show
