@@ -2,25 +2,27 @@
 // for consumer-group members whose process died in the middle of a join.
 //
 // kfake (at the version pinned in go.mod) arms a classic member's session
-// timer only when a JoinGroup or SyncGroup reply reaches the member
-// (group.reply in kfake's groups.go). A new member whose process dies while
-// its JoinGroup waits for the rebalance never gets one: the reply fails on
-// the closed connection, and the pending-sync deadline that would otherwise
-// remove it is cleared as soon as the leader syncs. The group then turns
-// Stable with the dead member holding partitions, and nothing ever removes
-// it: its partitions are not consumed until some live member forces a new
-// rebalance. Real Kafka starts the session timer when the join completes,
-// whether or not the reply was delivered, and removes the member after
-// session.timeout.ms.
+// timer only when a JoinGroup or SyncGroup reply is handed to the member's
+// connection (group.reply in kfake's groups.go). For a member whose process
+// died while its JoinGroup waited for the rebalance, that hand-off selects
+// at random between the dead connection's buffered response channel and its
+// closed done channel (clientReq.reply), so about half the time the timer is
+// never armed. A new member has no older timer running (stopPending stopped
+// it), and the pending-sync deadline that would otherwise remove it is
+// cleared as soon as the leader syncs. The group then turns Stable with the
+// dead member holding partitions, and nothing removes it: its partitions are
+// consumed by nobody until some live member forces a new rebalance. Real
+// Kafka arms the session timer when the join completes, delivered or not,
+// and removes the member after session.timeout.ms.
 //
 // The chaos suite SIGKILLs workers at random moments, so it meets these
 // "ghost" members (issue #8). A Reaper watches JoinGroup, SyncGroup and
 // Heartbeat requests through kfake control functions and, for a Stable
-// group, removes a member not heard from for its session timeout with a
-// LeaveGroup sent on the member's behalf, as Kafka's own timeout would.
-// A live member loses nothing it would not lose to Kafka's timeout: its next
-// heartbeat gets UNKNOWN_MEMBER_ID and it rejoins; a transactional commit of
-// its old generation is fenced.
+// group, removes a member not heard from for its session timeout (plus a
+// grace) with a LeaveGroup sent on the member's behalf, as Kafka's own
+// timeout would. A live member loses nothing it would not lose to Kafka's
+// timeout: its next heartbeat gets UNKNOWN_MEMBER_ID and it rejoins; a
+// transactional commit of its old generation is fenced.
 package kfakereaper
 
 import (
