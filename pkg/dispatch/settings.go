@@ -118,7 +118,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		return nil, nil, fmt.Errorf("REDIS_URL: ping: %w", err)
 	}
 	wc, err := wompi.New(wompi.Config{BaseURL: st.WompiBaseURL, APIKey: st.WompiAPIKey, PrincipalID: st.WompiPrincipalID,
-		HTTPClient: &http.Client{Timeout: st.HTTPTimeout}})
+		HTTPClient: &http.Client{Timeout: st.HTTPTimeout}, ReadRetries: wompi.DefaultReadRetries})
 	if err != nil {
 		closeAll()
 		return nil, nil, fmt.Errorf("WOMPI_BASE_URL: %w", err)

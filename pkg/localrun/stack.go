@@ -145,7 +145,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		}
 		s.Sim, s.SimURL = sim, sim.BaseURL()
 	}
-	s.wompi, err = wompi.New(wompi.Config{BaseURL: s.SimURL, APIKey: simAPIKey, PrincipalID: simPrincipal})
+	s.wompi, err = wompi.New(wompi.Config{BaseURL: s.SimURL, APIKey: simAPIKey, PrincipalID: simPrincipal, ReadRetries: wompi.DefaultReadRetries})
 	if err != nil {
 		return nil, err
 	}

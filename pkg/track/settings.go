@@ -100,7 +100,7 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 	wc, err := wompi.New(wompi.Config{BaseURL: st.WompiBaseURL, APIKey: st.WompiAPIKey, PrincipalID: st.WompiPrincipalID,
-		HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+		HTTPClient: &http.Client{Timeout: 10 * time.Second}, ReadRetries: wompi.DefaultReadRetries})
 	if err != nil {
 		return fmt.Errorf("WOMPI_BASE_URL: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -72,11 +73,39 @@ type call struct {
 	idemKey      string
 }
 
-// do performs c and returns the raw answer body of a 2xx, or an *Error.
+// do performs cl and returns the raw answer body of a 2xx, or an *Error. A
+// GET that fails retryably is repeated up to c.readRetries times (see
+// Config.ReadRetries).
 func (c *Client) do(ctx context.Context, cl call) ([]byte, int, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	raw, status, err := c.once(ctx, cl)
+	if cl.method != http.MethodGet {
+		return raw, status, err
+	}
+	wait := c.readBackoff
+	for range c.readRetries {
+		we, ok := AsError(err)
+		if !ok || !we.Retryable() || we.Timeout() {
+			break
+		}
+		// Full jitter: replicas that failed together do not retry together.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(wait))) + wait/2)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return raw, status, err
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Second)
+		raw, status, err = c.once(ctx, cl)
+	}
+	return raw, status, err
+}
+
+// once performs cl a single time.
+func (c *Client) once(ctx context.Context, cl call) ([]byte, int, error) {
 	u := c.base + cl.path
 	if len(cl.query) > 0 {
 		u += "?" + cl.query.Encode()

@@ -30,6 +30,9 @@ const (
 	DefaultTimeout   = 30 * time.Second
 	DefaultUserAgent = "wompi-payouts-pipeline/1"
 	DefaultPageSize  = 100
+	// DefaultReadRetries is what the workers set as Config.ReadRetries: at
+	// 5% failed answers a GET then fails for good once in 3 million.
+	DefaultReadRetries = 4
 	// MaxResponseBytes bounds how much of a response body the client reads.
 	MaxResponseBytes = 64 << 20
 )
@@ -54,12 +57,23 @@ type Config struct {
 	// PageSize is the page limit the iterators ask for when the filter sets
 	// none. Default DefaultPageSize.
 	PageSize int
+	// ReadRetries is how many times a GET that failed retryably (5xx, 429,
+	// a refused or reset connection) is repeated before its error is
+	// returned; 0, the default, repeats nothing. A timed-out GET is not
+	// repeated: it has already cost a whole timeout, and the caller's own
+	// loop decides. A POST is never repeated by the client. A listing
+	// retries the failed page only, so one bad answer does not cost the
+	// pages already read (the dispatcher's index rebuild reads hundreds).
+	ReadRetries int
+	// ReadBackoff is the wait before the first repeated GET; it doubles
+	// for each next one, up to 5s, with jitter. Default 100ms.
+	ReadBackoff time.Duration
 }
 
 // String redacts the secrets.
 func (c Config) String() string {
-	return fmt.Sprintf("wompi.Config{BaseURL:%q APIKey:%s PrincipalID:%s UserAgent:%q PageSize:%d}",
-		c.BaseURL, redact(c.APIKey), redact(c.PrincipalID), c.UserAgent, c.PageSize)
+	return fmt.Sprintf("wompi.Config{BaseURL:%q APIKey:%s PrincipalID:%s UserAgent:%q PageSize:%d ReadRetries:%d ReadBackoff:%v}",
+		c.BaseURL, redact(c.APIKey), redact(c.PrincipalID), c.UserAgent, c.PageSize, c.ReadRetries, c.ReadBackoff)
 }
 
 // GoString redacts the secrets (used by %#v).
@@ -89,6 +103,9 @@ type Client struct {
 	hc       *http.Client
 	ua       string
 	pageSize int
+
+	readRetries int
+	readBackoff time.Duration
 }
 
 // String redacts the secrets.
@@ -129,7 +146,15 @@ func New(cfg Config) (*Client, error) {
 	if ps <= 0 {
 		ps = DefaultPageSize
 	}
-	return &Client{base: base, sec: &secrets{cfg.APIKey, cfg.PrincipalID}, hc: hc, ua: ua, pageSize: ps}, nil
+	if cfg.ReadRetries < 0 {
+		return nil, fmt.Errorf("%w: ReadRetries %d is negative", ErrConfig, cfg.ReadRetries)
+	}
+	rb := cfg.ReadBackoff
+	if rb <= 0 {
+		rb = 100 * time.Millisecond
+	}
+	return &Client{base: base, sec: &secrets{cfg.APIKey, cfg.PrincipalID}, hc: hc, ua: ua, pageSize: ps,
+		readRetries: cfg.ReadRetries, readBackoff: rb}, nil
 }
 
 // ValidIdempotencyKey reports whether k is 1–64 characters of ASCII letters,

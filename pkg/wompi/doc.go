@@ -12,8 +12,10 @@
 // [sdk] (a third-party SDK, plausible but unconfirmed) or [ours] (our own
 // decision where nothing is published); see shared/wompi-api.md.
 //
-// The client never retries on its own: it classifies every failure
+// The client never repeats a POST: it classifies every failure
 // (Error.Retryable, IsRetryable, IsOutcomeUnknown) and leaves the retry policy
-// to the caller, which must reuse the same idempotency key. The local
-// simulator of the API lives in the wompitest sub-package.
+// to the caller, which must reuse the same idempotency key. Reads are
+// repeated only when Config.ReadRetries asks for it, page by page for the
+// listings. The local simulator of the API lives in the wompitest
+// sub-package.
 package wompi
