@@ -39,6 +39,11 @@ type job struct {
 	acct  string
 	owner string // this attempt: leases are exclusive even between workers of one replica
 
+	// firstPostAt is when a POST of this batch first went out (zero when
+	// none did): the idempotency key's age, and the proof that an earlier
+	// attempt may have reached Wompi.
+	firstPostAt time.Time
+
 	keep    []int    // positions of the transactions to pay
 	bankIDs []string // per position
 	drops   []drop
@@ -67,15 +72,14 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 	t := time.Now()
 	var c claim
 	for {
-		if c, err = e.st.claim(j.hard, j.owner, epoch, j.acct, b.BatchID); err != nil {
+		if c, err = e.st.claim(j.hard, j.owner, epoch, b.BatchID); err != nil {
 			return err
 		}
 		switch c.code {
 		case "noepoch":
-			if err := e.adoptAccount(j.hard, epoch, j.acct); err != nil {
-				return err
-			}
-			continue
+			// Redis lost our state, or a recovery started, since step 1:
+			// nothing was written; start over from the epoch.
+			return fmt.Errorf("%w: epoch %s is no longer current and ready", errStale, epoch)
 		case "busy":
 			if err := sleep(soft, min(c.wait+10*time.Millisecond, e.cfg.PollInterval)); err != nil {
 				return err
@@ -98,7 +102,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 		<-renewDone
 		if !e.crashed.Load() {
 			// Whatever happened, let another replica take over at once.
-			_ = e.st.releaseLease(context.WithoutCancel(j.hard), j.owner, j.acct, b.BatchID)
+			_ = e.st.releaseLease(context.WithoutCancel(j.hard), j.owner, b.BatchID)
 		}
 	}()
 
@@ -114,13 +118,16 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 	t = e.m.stage("screen", t)
 
 	payoutID := c.payoutID
-	if len(j.keep) == 0 && c.state != statePosted && c.state != statePosting {
+	j.firstPostAt = c.firstPostAt
+	if len(j.keep) == 0 && c.state != statePosted && c.state != statePosting && c.firstPostAt.IsZero() {
 		return j.nothingToPay()
 	}
 	if payoutID == "" {
-		stale := !c.firstPostAt.IsZero() && e.now().Sub(c.firstPostAt) > e.cfg.KeyMaxAge
-		if c.code == "fresh" || c.state == statePosting || stale {
-			found, err := j.lookup(false)
+		// Step 4: a POST whose outcome is unknown is never repeated before a
+		// lookup by reference proves the payout absent. The record is new
+		// (or Redis lost it), or an earlier attempt sent a POST.
+		if c.code == "fresh" || c.state == statePosting || !c.firstPostAt.IsZero() {
+			found, err := j.lookup()
 			if err != nil {
 				return err
 			}
@@ -180,7 +187,7 @@ func (j *job) keepLease(ctx context.Context, stop context.CancelCauseFunc, done 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := j.e.st.renew(j.hard, j.owner, j.epoch, j.acct, j.b.BatchID); err != nil {
+			if err := j.e.st.renew(j.hard, j.owner, j.epoch, j.b.BatchID); err != nil {
 				if errors.Is(err, errStale) {
 					j.log.Warn("dispatch: lease lost", "err", err)
 					stop(err)
@@ -245,7 +252,7 @@ func (j *job) dedupe() error {
 	var dups []int
 	if len(ids) > 0 {
 		var err error
-		if dups, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.acct, j.b.BatchID, ids); err != nil {
+		if dups, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, ids); err != nil {
 			return err
 		}
 	}
@@ -290,7 +297,7 @@ func (j *job) nothingToPay() error {
 		return err
 	}
 	// posting: a POST of an earlier attempt that the reconcile did not find.
-	if err := j.e.st.transition(j.hard, j.owner, j.epoch, j.acct, j.b.BatchID, []string{stateClaimed, stateDeferred, statePosting}, stateDone); err != nil {
+	if _, err := j.e.st.transition(j.hard, j.owner, j.epoch, j.b.BatchID, []string{stateClaimed, stateDeferred, statePosting}, stateDone); err != nil {
 		return err
 	}
 	j.log.Info("dispatch: every request of the batch was dropped: nothing posted")
@@ -298,26 +305,14 @@ func (j *job) nothingToPay() error {
 	return nil
 }
 
-// lookup finds the batch in Wompi by its reference. With mustExist (after
-// EXC_022) it keeps asking, with backoff, until Wompi shows it.
-func (j *job) lookup(mustExist bool) (string, error) {
+// lookup finds the batch in Wompi by its reference: its payout id, or ""
+// when Wompi proves it absent. A failed lookup is asked again, with
+// backoff: absence is never assumed.
+func (j *job) lookup() (string, error) {
 	for attempt := 0; ; attempt++ {
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)
-		ps, err := j.e.wompi.FindPayoutsByReference(ctx, j.b.BatchID)
-		cancel()
-		j.e.m.observe("find_payout", start, err)
+		id, err := j.findOnce()
 		if err == nil {
-			if id := pickPayout(ps); id != "" {
-				j.e.m.reconciled.WithLabelValues("true").Inc()
-				j.log.Info("dispatch: batch found in Wompi by reference: not posting again", "payout_id", id)
-				return id, nil
-			}
-			if !mustExist {
-				j.e.m.reconciled.WithLabelValues("false").Inc()
-				return "", nil
-			}
-			err = errors.New("not visible yet")
+			return id, nil
 		}
 		j.e.m.retries.WithLabelValues("lookup").Inc()
 		j.log.Warn("dispatch: lookup by reference failed; retrying", "err", err, "attempt", attempt)
@@ -325,6 +320,51 @@ func (j *job) lookup(mustExist bool) (string, error) {
 			return "", err
 		}
 	}
+}
+
+// awaitVisible follows a 409 EXC_022 (Wompi holds the key): it asks for the
+// payout by reference, with backoff, for at most LookupPatience. It returns
+// "" when the payout never showed up; the caller moves the batch aside
+// rather than stall its partition.
+func (j *job) awaitVisible() (string, error) {
+	deadline := time.Now().Add(j.e.cfg.LookupPatience)
+	for attempt := 0; ; attempt++ {
+		id, err := j.findOnce()
+		if err == nil && id != "" {
+			return id, nil
+		}
+		if err == nil {
+			err = errors.New("not visible yet")
+		}
+		if time.Now().After(deadline) {
+			j.log.Error("dispatch: Wompi says the batch exists (EXC_022) but GET /payouts?reference= does not show it; moving the batch aside",
+				"err", err, "patience", j.e.cfg.LookupPatience)
+			return "", nil
+		}
+		j.e.m.retries.WithLabelValues("lookup").Inc()
+		j.log.Warn("dispatch: payout not visible by reference yet; retrying", "err", err, "attempt", attempt)
+		if err := sleep(j.soft, j.e.backoff(attempt)); err != nil {
+			return "", err
+		}
+	}
+}
+
+// findOnce asks Wompi once for the payout with the batch's reference.
+func (j *job) findOnce() (string, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)
+	ps, err := j.e.wompi.FindPayoutsByReference(ctx, j.b.BatchID)
+	cancel()
+	j.e.m.observe("find_payout", start, err)
+	if err != nil {
+		return "", err
+	}
+	id := pickPayout(ps)
+	j.e.m.reconciled.WithLabelValues(strconv.FormatBool(id != "")).Inc()
+	if id != "" {
+		j.log.Info("dispatch: batch found in Wompi by reference: not posting again", "payout_id", id)
+	}
+	return id, nil
 }
 
 // pickPayout chooses among payouts with our reference: the oldest, which is
@@ -435,7 +475,15 @@ func (j *job) request() *wompi.CreatePayoutRequest {
 }
 
 // post sends POST /payouts until Wompi gives an answer that settles the
-// batch, always with the same idempotency key.
+// batch, always with the same idempotency key. Its rules:
+//   - a POST never goes out with a key that may have expired: past
+//     KeyMaxAge since the first POST, the batch is looked up by reference
+//     first; found, it is adopted; proven absent, the key starts a new life;
+//   - once any POST may have reached Wompi, no later refusal (a validation
+//     4xx, a limit) is taken at its word: a lookup by reference decides;
+//   - 401, 403 and 404 say nothing about the batch and no retry fixes them:
+//     counted, logged as errors, retried at the longest backoff;
+//   - a 409 EXC_022 whose payout never shows up moves the batch aside.
 func (j *job) post() error {
 	e := j.e
 	req := j.request()
@@ -453,13 +501,36 @@ func (j *job) post() error {
 		// Every attempt first proves, atomically, that the epoch is still
 		// current and the lease still ours: after a Redis loss no attempt
 		// starts without the recovery seeing it (the grace period).
-		if err := e.st.transition(j.hard, j.owner, j.epoch, j.acct, j.b.BatchID,
+		first, err := e.st.transition(j.hard, j.owner, j.epoch, j.b.BatchID,
 			[]string{stateClaimed, stateDeferred, statePosting}, statePosting,
-			"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)); err != nil {
+			"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10))
+		if err != nil {
 			return err
 		}
 		if j.soft.Err() != nil {
 			return j.soft.Err()
+		}
+		if !j.firstPostAt.IsZero() && e.now().Sub(first) > e.cfg.KeyMaxAge {
+			// The key may be gone at Wompi (24 h): reconcile, then adopt
+			// or restart the key's life.
+			j.log.Warn("dispatch: the idempotency key is near its 24 h lifetime: looking the batch up before posting again",
+				"first_post_at", first.UTC(), "key_max_age", e.cfg.KeyMaxAge)
+			id, err := j.lookup()
+			if err != nil {
+				return err
+			}
+			if id != "" {
+				payoutID = id
+				break
+			}
+			if _, err := e.st.transition(j.hard, j.owner, j.epoch, j.b.BatchID, []string{statePosting}, statePosting,
+				"firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)); err != nil {
+				return err
+			}
+		}
+		mayExist := !j.firstPostAt.IsZero() // an earlier POST may have reached Wompi
+		if j.firstPostAt.IsZero() {
+			j.firstPostAt = first
 		}
 		if e.beforePost != nil {
 			e.beforePost(j.b.BatchID)
@@ -478,12 +549,30 @@ func (j *job) post() error {
 			err = &wompi.Error{Method: http.MethodPost, Path: "/payouts", HTTPStatus: http.StatusCreated,
 				Messages: []string{"answer without payoutId"}, OutcomeUnknown: true}
 		}
+		if mayExist && (wompi.IsDeferrable(err) || isRejection(err)) {
+			// A refusal after a POST of unknown outcome: the batch may
+			// already be in Wompi (say, created at 23:59:50 and refused at
+			// 00:00:50 because its dispersion date went stale).
+			j.log.Warn("dispatch: refusal after an earlier POST: looking the batch up before taking it", "err", err)
+			id, lerr := j.lookup()
+			if lerr != nil {
+				return lerr
+			}
+			if id != "" {
+				payoutID = id
+				break
+			}
+		}
 		switch {
 		case wompi.IsCode(err, wompi.CodeIdempotencyReused):
 			j.log.Info("dispatch: Wompi already has this batch (EXC_022): looking it up by reference")
-			id, lerr := j.lookup(true)
+			id, lerr := j.awaitVisible()
 			if lerr != nil {
 				return lerr
+			}
+			if id == "" {
+				return j.deferBatch(payout.ReasonPayoutNotVisible, e.now().Add(e.cfg.LookupPatience), false,
+					"Wompi holds the idempotency key but does not list the payout by reference")
 			}
 			payoutID = id
 		case wompi.IsDeferrable(err):
@@ -492,12 +581,21 @@ func (j *job) post() error {
 			return j.reject(err)
 		default:
 			e.m.retries.WithLabelValues("post").Inc()
-			j.log.Warn("dispatch: POST /payouts failed; retrying with the same idempotency key",
-				"err", err, "outcome_unknown", wompi.IsOutcomeUnknown(err), "attempt", attempt)
+			wait := e.backoff(attempt)
+			if code, blocked := blockedCode(err); blocked {
+				// No retry fixes this: make it loud, and wait the longest.
+				e.m.postBlocked.WithLabelValues(code).Inc()
+				wait = e.cfg.RetryMax
+				j.log.Error("dispatch: POST /payouts refused for a reason no retry fixes (API key, permission or base URL); retrying at the longest backoff until it is fixed",
+					"err", err, "attempt", attempt)
+			} else {
+				j.log.Warn("dispatch: POST /payouts failed; retrying with the same idempotency key",
+					"err", err, "outcome_unknown", wompi.IsOutcomeUnknown(err), "attempt", attempt)
+			}
 			if e.hard.Err() != nil {
 				return e.hard.Err()
 			}
-			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
+			if err := sleep(j.soft, wait); err != nil {
 				return err
 			}
 			continue
@@ -511,6 +609,20 @@ func (j *job) post() error {
 		}
 	}
 	return j.finish(payoutID)
+}
+
+// blockedCode reports a 401, 403 or 404 answer: nothing about the batch,
+// and nothing a retry can fix.
+func blockedCode(err error) (string, bool) {
+	we, ok := wompi.AsError(err)
+	if !ok {
+		return "", false
+	}
+	switch we.HTTPStatus {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return strconv.Itoa(we.HTTPStatus), true
+	}
+	return "", false
 }
 
 // isRejection reports a refusal of the batch as sent: a 400 or 422 that is
@@ -550,7 +662,7 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 			return err
 		}
 	}
-	if err := e.st.transition(j.hard, j.owner, j.epoch, j.acct, b.BatchID,
+	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,
 		[]string{stateClaimed, stateDeferred, statePosting}, stateDeferred); err != nil {
 		return err
 	}
@@ -630,7 +742,7 @@ func (j *job) reject(err error) error {
 	if err := e.produce(j.hard, append(recs, bs)...); err != nil {
 		return err
 	}
-	if err := e.st.reject(j.hard, j.owner, j.epoch, j.acct, b.BatchID, ids); err != nil {
+	if err := e.st.reject(j.hard, j.owner, j.epoch, b.BatchID, ids); err != nil {
 		return err
 	}
 	e.m.batches.WithLabelValues("rejected").Inc()
@@ -644,7 +756,7 @@ func (j *job) reject(err error) error {
 func (j *job) finish(payoutID string) error {
 	e, b := j.e, j.b
 	t := time.Now()
-	if err := e.st.transition(j.hard, j.owner, j.epoch, j.acct, b.BatchID,
+	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,
 		[]string{stateClaimed, stateDeferred, statePosting, statePosted}, statePosted, "payoutId", payoutID); err != nil {
 		return err
 	}
@@ -721,7 +833,7 @@ func (j *job) finish(payoutID string) error {
 		return err
 	}
 	t = e.m.stage("produce", t)
-	if err := e.st.transition(j.hard, j.owner, j.epoch, j.acct, b.BatchID, []string{statePosted}, stateDone); err != nil {
+	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosted}, stateDone); err != nil {
 		return err
 	}
 	e.m.stage("done", t)

@@ -26,13 +26,19 @@ const (
 	DefaultRatePerSecond     = 10.0
 	DefaultRateBurst         = 5
 	DefaultDeferBalanceRetry = 5 * time.Minute
-	DefaultDedupeLookback    = 72 * time.Hour
-	DefaultHTTPTimeout       = wompi.DefaultTimeout
-	DefaultLeaseTTL          = 30 * time.Second
-	DefaultHealthInterval    = 10 * time.Second
-	DefaultBanksRefresh      = time.Hour
-	DefaultRequestTTL        = 30 * 24 * time.Hour
-	DefaultRecordTTL         = 30 * 24 * time.Hour
+	// DefaultDedupeWindow is how long a requestId stays single-use: the
+	// duplicate index keeps it that long, and a recovery after a Redis loss
+	// rebuilds the index from the payouts of that same span.
+	DefaultDedupeWindow = 30 * 24 * time.Hour
+	// DefaultLookupPatience bounds how long the dispatcher waits for a payout
+	// that Wompi says exists (409 EXC_022) to show up in GET
+	// /payouts?reference=, before it moves the batch aside (deferred).
+	DefaultLookupPatience = 5 * time.Minute
+	DefaultHTTPTimeout    = wompi.DefaultTimeout
+	DefaultLeaseTTL       = 30 * time.Second
+	DefaultHealthInterval = 10 * time.Second
+	DefaultBanksRefresh   = time.Hour
+	DefaultRecordTTL      = 30 * 24 * time.Hour
 	// DefaultKeyMaxAge is how old a first POST may be before the dispatcher
 	// stops trusting the idempotency key (Wompi keeps a key 24 h [doc]) and
 	// reconciles by reference before posting again.
@@ -72,9 +78,12 @@ type Config struct {
 	// was lost has landed or failed. It must be longer than HTTPTimeout;
 	// default HTTPTimeout + 5 s.
 	RecoveryGrace time.Duration
-	// DedupeLookback is how far back recovery lists payouts to rebuild the
-	// duplicate index; default 72 h.
-	DedupeLookback time.Duration
+	// DedupeWindow is how long a requestId is single-use (across accounts
+	// and rails): the duplicate index's TTL, and how far back a recovery
+	// lists payouts to rebuild it. Default DefaultDedupeWindow.
+	DedupeWindow time.Duration
+	// LookupPatience: see DefaultLookupPatience.
+	LookupPatience time.Duration
 
 	// RatePerSecond and RateBurst are the POST /payouts rate limit shared by
 	// every replica (the same Redis key). Defaults 10/s, burst 5.
@@ -111,10 +120,9 @@ type Config struct {
 	MaxQueued int
 	// KeyMaxAge: see DefaultKeyMaxAge.
 	KeyMaxAge time.Duration
-	// RequestTTL is how long the duplicate index remembers a requestId;
-	// default 30 days. RecordTTL is the life of a batch record; default 30
-	// days.
-	RequestTTL, RecordTTL time.Duration
+	// RecordTTL is the life of a batch record; default 30 days, and never
+	// shorter than DedupeWindow.
+	RecordTTL time.Duration
 
 	// InstanceID names this replica as the owner of its leases; default a
 	// random id per Engine (a restarted process waits for its predecessor's
@@ -166,7 +174,8 @@ func (c *Config) setDefaults() error {
 	if c.RecoveryGrace <= c.HTTPTimeout {
 		errs = append(errs, fmt.Errorf("dispatch: RecoveryGrace %v must be longer than HTTPTimeout %v", c.RecoveryGrace, c.HTTPTimeout))
 	}
-	def(&c.DedupeLookback, DefaultDedupeLookback)
+	def(&c.DedupeWindow, DefaultDedupeWindow)
+	def(&c.LookupPatience, DefaultLookupPatience)
 	if c.RatePerSecond <= 0 {
 		c.RatePerSecond = DefaultRatePerSecond
 	}
@@ -191,8 +200,11 @@ func (c *Config) setDefaults() error {
 		c.MaxQueued = 8
 	}
 	def(&c.KeyMaxAge, DefaultKeyMaxAge)
-	def(&c.RequestTTL, DefaultRequestTTL)
 	def(&c.RecordTTL, DefaultRecordTTL)
+	c.RecordTTL = max(c.RecordTTL, c.DedupeWindow)
+	if c.KeyMaxAge >= 24*time.Hour {
+		errs = append(errs, fmt.Errorf("dispatch: KeyMaxAge %v must be shorter than Wompi's 24 h key lifetime", c.KeyMaxAge))
+	}
 	if c.InstanceID == "" {
 		c.InstanceID = randomID()
 	}

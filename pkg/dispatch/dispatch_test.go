@@ -438,7 +438,7 @@ func TestValidationRejectReleasesReservation(t *testing.T) {
 		}
 	}
 	// The rejected requests left the duplicate index: not duplicates later.
-	n, err := f.redis.Client().Exists(context.Background(), e.st.reqKey(wompitest.AccountMain, bad.Transactions[0].RequestID)).Result()
+	n, err := f.redis.Client().Exists(context.Background(), e.st.reqKey(bad.Transactions[0].RequestID)).Result()
 	if err != nil || n != 0 {
 		t.Fatalf("rejected request still indexed: %d %v", n, err)
 	}

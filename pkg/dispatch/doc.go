@@ -30,14 +30,14 @@
 // # State machine of a batch
 //
 // Each step is a recovery point: a crash anywhere, and a restart, never pays
-// twice. Redis keys (P is Config.Prefix; {acct} is the origin account's hash
-// tag, so every multi-key script runs on Redis Cluster):
+// twice. Redis keys (P is Config.Prefix). The dispatcher's own keys share
+// one hash tag, {dispatch}, so every script runs on Redis Cluster and can
+// check the epoch in the same atomic step as its own work:
 //
-//	P{dispatch}:epoch          hash id, state (rebuilding|ready), startedAt: the Redis epoch
-//	P{dispatch}:recovery       the recovery lock (SET NX PX, renewed)
-//	P{acct}:epoch              the epoch id the account's keys belong to
-//	P{acct}:batch:<batchId>    hash state, owner, lease (Redis TIME ms), epoch, payoutId, firstPostAt
-//	P{acct}:req:<requestId>    the batch id that owns the request (duplicate index), TTL 30 days
+//	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt: the Redis epoch
+//	P{dispatch}:recovery          the recovery lock (SET NX PX, renewed)
+//	P{dispatch}:batch:<batchId>   hash state, owner, lease (Redis TIME ms), epoch, payoutId, firstPostAt
+//	P{dispatch}:req:<requestId>   the batch id that owns the request (the one duplicate index), TTL DedupeWindow
 //	P{budget:<day>}            daily budgets (pkg/ratelimit)
 //	rate:{P wompi-post}        the POST rate limiter (pkg/ratelimit)
 //	Ppayout:{…}, P{poll}       the hand-off to the tracker (pkg/submitted)
@@ -64,9 +64,9 @@
 //     retry of the same batch keeps its own requests. If nothing is left,
 //     the batch is done without a POST.
 //  4. Reconcile. Before any POST, if the record was not found at the claim
-//     (fresh, or lost with Redis), or was left "posting", or its first POST
-//     may be older than 23 h (Wompi forgets a key after 24 h), the batch is
-//     looked up by reference (its batch id). Found: it is posted; skip to 9.
+//     (fresh, or lost with Redis), or was left "posting", or any earlier
+//     attempt sent a POST (firstPostAt is set), the batch is looked up by
+//     reference (its batch id). Found: it is posted; skip to 9.
 //  5. Budget (pkg/ratelimit, one Lua call): the kept amount against the
 //     account's Bogota-day limit and one slot of the client's daily batch
 //     cap, on Schedule.BudgetDay. Not seeded (a new day, or Redis lost it) →
@@ -77,12 +77,25 @@
 //     and the lease must still be ours; firstPostAt is set once), then sends
 //     POST /payouts with idempotency key = the batch id. 5xx, 429, timeouts
 //     and lost answers are retried with the SAME key, capped exponential
-//     backoff with jitter, forever (a partition never skips a batch). 409
-//     EXC_022 → the batch exists: look it up by reference until visible.
-//     401/403/404 say nothing about the batch: retried, never REJECTED.
-//  8. Refusals. (a) 400/422 validation: the reservation is released,
+//     backoff with jitter (a partition never skips a batch). Wompi keeps a
+//     key 24 h, so no attempt goes out past KeyMaxAge (23 h) from the first
+//     POST: the batch is looked up by reference first; found, it is adopted
+//     (step 9); proven absent, firstPostAt restarts and the POST goes out.
+//     This check sits right before every POST, so no wait (backoff, health
+//     gate, rate limit, a weekend of 401s) can outlive the key. 409 EXC_022
+//     → the batch exists: look it up by reference for LookupPatience; if it
+//     never shows, the batch is moved aside (deferred, PAYOUT_NOT_VISIBLE,
+//     reservation kept) and looked up again before its next POST.
+//     401/403/404 say nothing about the batch and no retry fixes them: they
+//     are counted (payouts_dispatcher_post_blocked_total{code}, alerted),
+//     logged as errors and retried at the longest backoff, never REJECTED.
+//  8. Refusals. Once any attempt may have reached Wompi (a POST was sent
+//     before), no refusal is taken at its word: a lookup by reference
+//     decides, and a payout found is adopted (step 9). Only a refusal of the
+//     only POST ever sent, or one after a lookup proved the batch absent,
+//     goes on: (a) 400/422 validation: the reservation is released,
 //     REJECTED per request with Wompi's code and masked message, the
-//     requests leave the duplicate index, state "rejected". (b) EXC_017,
+//     requests leave the duplicate index (proven unpaid), state "rejected". (b) EXC_017,
 //     DAILY_BATCH_LIMIT or our budget denial → next Bogota day; EXC_008 →
 //     now + DeferBalanceRetry: the reservation is released (when Wompi
 //     refused), state "deferred", and the batch (kept transactions,
@@ -105,26 +118,38 @@
 // state "rebuilding", then waits RecoveryGrace (longer than the HTTP
 // timeout of one POST attempt) so that any POST started before the loss has
 // landed or failed. It then lists every payout Wompi created in the last
-// DedupeLookback (72 h) and each one's transactions, and indexes every
-// transaction reference as owned by the payout's reference (overwriting:
-// what Wompi holds beats any claim), marks the accounts it saw with the new
-// epoch, and sets the epoch "ready". Budgets are re-seeded lazily from GET
-// /limits.
+// DedupeWindow (the same span as the index's TTL, so a loss never narrows
+// it) and each one's transactions, and indexes every transaction reference
+// as owned by the payout's reference (overwriting: what Wompi holds beats
+// any claim), then sets the epoch "ready". It reads only published fields
+// (the payout's id and reference, the transactions' reference). Budgets are
+// re-seeded lazily from GET /limits.
 //
-// Every later step of a batch checks, inside its Lua script, that the
-// account's epoch marker still equals the epoch the batch started under and
-// that the lease is still its own; otherwise the batch restarts from step 1.
-// In particular each POST attempt is preceded by that check, so after a
-// FLUSH no stale worker posts without the new epoch's recovery having waited
-// for it, and the reconcile of step 4 (the record is gone, so the claim is
-// fresh) finds anything that did land. An account first seen in an epoch
-// gets its marker after the worker has checked that the epoch is current,
-// and checks it again after writing it.
+// Every step of a batch (claim, dedupe, each move of its record) checks,
+// inside its Lua script, that the epoch hash names the epoch the batch
+// started under and says "ready"; otherwise nothing is written and the
+// batch restarts from step 1. After a FLUSH no worker of a dead epoch
+// claims, dedupes against the empty index or posts, and nobody does while
+// the new epoch rebuilds. Each POST attempt is preceded by that check, so
+// the recovery's grace period covers any POST of the old epoch, and the
+// reconcile of step 4 (the record is gone, so the claim is fresh) finds
+// anything that did land.
 //
-// Limits of the recovery: a requestId paid more than DedupeLookback ago is
-// not re-indexed; payouts without an accountId (the real API may omit it,
-// the simulator fills it [ours]) cannot be placed under their account and
-// are counted in payouts_dispatcher_rebuild_skipped_payouts_total.
+// # The rules, for every rail
+//
+//   - A requestId is paid at most once across accounts within DedupeWindow;
+//     the index is one keyspace, and its rebuild covers the same window.
+//   - No POST goes out with a key that may have expired; past the limit,
+//     reconcile by reference first and adopt what exists.
+//   - A POST whose outcome is unknown is repeated only under a key the
+//     provider documents as deduplicating, or after a lookup by our own id
+//     proves it absent.
+//   - Once a POST may have landed, no later answer is a rejection without a
+//     lookup; no requestId leaves the index unless no payout holds it.
+//   - Every claim and every dedupe proves, atomically, that the epoch is
+//     current and its rebuild done.
+//   - Nothing blocks a partition forever: a payout that never becomes
+//     visible moves the batch aside, visibly.
 //
 // # Shutdown
 //

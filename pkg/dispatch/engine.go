@@ -81,7 +81,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, wompi: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8]}
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
-		reqTTLms: cfg.RequestTTL.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
+		reqTTLms: cfg.DedupeWindow.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}
 	if e.limiter, err = ratelimit.NewLimiter(cfg.Redis, cfg.Prefix+"wompi-post", cfg.RatePerSecond, cfg.RateBurst); err != nil {
 		return nil, err

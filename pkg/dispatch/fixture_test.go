@@ -85,7 +85,7 @@ func newFixture(t testing.TB, o fixtureOpt) *fixture {
 // seedEpoch writes a ready epoch: the state a finished recovery leaves on
 // an empty Wompi. Tests about recovery leave it out.
 func (f *fixture) seedEpoch() {
-	if err := f.redis.Client().HSet(context.Background(), f.redis.Prefix()+"{dispatch}:epoch", "id", "e0", "state", "ready").Err(); err != nil {
+	if err := f.redis.Client().HSet(context.Background(), f.redis.Prefix()+"{dispatch}:epoch", "id", "e0", "state", "ready", "layout", epochLayout).Err(); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -266,6 +266,9 @@ type tap struct {
 	mu    sync.Mutex
 	posts []tapPost
 	fault func(n int) fault // n counts POSTs from 1
+	// onPost, when set, runs before each POST's fault is chosen (for
+	// example to move the injected clock between attempts).
+	onPost func(n int)
 }
 
 type tapPost struct {
@@ -280,6 +283,9 @@ const (
 	faultNone          fault = iota
 	fault503                 // answer 503 without forwarding
 	faultCommitTimeout       // forward (the batch is created), then never answer
+	fault401                 // answer 401 (a rotated API key) without forwarding
+	fault400                 // answer a 400 validation refusal without forwarding
+	fault409                 // answer 409 EXC_022 without forwarding (a key Wompi holds for a payout it does not list)
 )
 
 func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -289,8 +295,11 @@ func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.mu.Lock()
 	t.posts = append(t.posts, tapPost{at: time.Now(), key: req.Header.Get(wompi.HeaderIdempotencyKey)})
 	n := len(t.posts)
-	fn := t.fault
+	fn, hook := t.fault, t.onPost
 	t.mu.Unlock()
+	if hook != nil {
+		hook(n)
+	}
 	f := faultNone
 	if fn != nil {
 		f = fn(n)
@@ -303,6 +312,19 @@ func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Content-Type": {"application/json"}},
 			Body:    io.NopCloser(strings.NewReader(`{"status":503,"code":"SERVICE_UNAVAILABLE","message":"injected"}`)),
 			Request: req}, nil
+	case fault401, fault400, fault409:
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		body, code := `{"status":401,"code":"UNAUTHORIZED","message":"injected: invalid api key"}`, http.StatusUnauthorized
+		switch f {
+		case fault400:
+			body, code = `{"status":400,"code":"VALIDATION_ERROR","message":"injected: dispersionDatetime must be at least the next day"}`, http.StatusBadRequest
+		case fault409:
+			body, code = `{"status":409,"code":"EXC_022","message":"injected: idempotency-key was already used"}`, http.StatusConflict
+		}
+		return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil
 	case faultCommitTimeout:
 		resp, err := t.base.RoundTrip(req)
 		if err == nil {

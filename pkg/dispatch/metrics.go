@@ -13,23 +13,23 @@ import (
 // metrics are the engine's Prometheus series. Labels are low-cardinality
 // by construction: outcomes, endpoints, code classes, reasons.
 type metrics struct {
-	batches        *prometheus.CounterVec   // outcome
-	transactions   prometheus.Counter       // submitted
-	wompiLatency   *prometheus.HistogramVec // endpoint, class
-	stages         *prometheus.HistogramVec // stage
-	wompiErrors    *prometheus.CounterVec   // endpoint, class
-	retries        *prometheus.CounterVec   // step
-	deferred       *prometheus.CounterVec   // reason
-	duplicates     prometheus.Counter
-	unknownBanks   prometheus.Counter
-	budgetUsage    *prometheus.GaugeVec // kind: amount, batches
-	unhealthy      prometheus.Gauge
-	healthWaits    prometheus.Counter
-	recoveries     prometheus.Counter
-	rebuildSkipped prometheus.Counter
-	restarts       prometheus.Counter
-	reconciled     *prometheus.CounterVec // found
-	inflight       prometheus.Gauge
+	batches      *prometheus.CounterVec   // outcome
+	transactions prometheus.Counter       // submitted
+	wompiLatency *prometheus.HistogramVec // endpoint, class
+	stages       *prometheus.HistogramVec // stage
+	wompiErrors  *prometheus.CounterVec   // endpoint, class
+	retries      *prometheus.CounterVec   // step
+	deferred     *prometheus.CounterVec   // reason
+	duplicates   prometheus.Counter
+	unknownBanks prometheus.Counter
+	budgetUsage  *prometheus.GaugeVec // kind: amount, batches
+	unhealthy    prometheus.Gauge
+	healthWaits  prometheus.Counter
+	recoveries   prometheus.Counter
+	postBlocked  *prometheus.CounterVec // code: 401, 403, 404
+	restarts     prometheus.Counter
+	reconciled   *prometheus.CounterVec // found
+	inflight     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -63,8 +63,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Times a POST waited because Wompi was UNHEALTHY."}),
 		recoveries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "redis_recoveries_total",
 			Help: "Recoveries run after Redis lost the dispatcher's state."}),
-		rebuildSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rebuild_skipped_payouts_total",
-			Help: "Payouts a recovery could not index (no accountId)."}),
+		postBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "post_blocked_total",
+			Help: "POST /payouts answered 401, 403 or 404, by code: no retry fixes these (a wrong or rotated API key, a missing permission, a wrong base URL). The batch waits with the longest backoff and never outlives its idempotency key; an alert fires."}, []string{"code"}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batch_restarts_total",
 			Help: "Batches restarted from the claim because the epoch changed or the lease was lost."}),
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "reconciliations_total",
@@ -73,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Batches being worked on."}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
-		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.rebuildSkipped, m.restarts,
+		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.postBlocked, m.restarts,
 		m.reconciled, m.inflight} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)

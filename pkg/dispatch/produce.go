@@ -66,7 +66,8 @@ func (e *Engine) dropRecords(b *payout.Batch, drops []drop, dst []*kgo.Record) (
 }
 
 // batchStatusRecord builds the BatchStatusChanged record of the batch's
-// transactions at positions pos.
+// transactions at positions pos. Its eventId is the tracker's scheme (pkg/track): one transition has one id, whichever
+// worker emits it.
 func (e *Engine) batchStatusRecord(b *payout.Batch, payoutID *string, st payout.BatchStatus, msg *string, pos []int) (*kgo.Record, error) {
 	var total int64
 	for _, i := range pos {
@@ -77,7 +78,7 @@ func (e *Engine) batchStatusRecord(b *payout.Batch, payoutID *string, st payout.
 		disc = *payoutID
 	}
 	bs := payout.BatchStatusChange{
-		EventID: payout.EventID("batch-status", b.BatchID, string(st), disc), BatchID: b.BatchID, PayoutID: payoutID,
+		EventID: payout.EventID("batch", b.BatchID, string(st), disc), BatchID: b.BatchID, PayoutID: payoutID,
 		OriginAccountID: b.OriginAccountID, PaymentType: b.PaymentType, Schedule: b.Schedule, Status: st, StatusMessage: msg,
 		TotalAmountInCents: total, TransactionCount: int32(len(pos)), OccurredAt: e.now(), Source: payout.SourceDispatcher,
 	}

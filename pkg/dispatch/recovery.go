@@ -65,13 +65,13 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 	}
 	epoch := randomID()
 	start := time.Now()
-	if err := e.st.rdb.HSet(ctx, e.st.epochKey(), "id", epoch, "state", "rebuilding",
+	if err := e.st.rdb.HSet(ctx, e.st.epochKey(), "id", epoch, "state", "rebuilding", "layout", epochLayout,
 		"startedAt", e.cfg.Now().UnixMilli()).Err(); err != nil {
 		return "", fmt.Errorf("dispatch: write epoch: %w", err)
 	}
 	e.m.recoveries.Inc()
 	e.log.Warn("dispatch: Redis state missing: recovering (new epoch, grace wait, rebuild of the duplicate index from Wompi)",
-		"epoch", epoch, "grace", e.cfg.RecoveryGrace, "lookback", e.cfg.DedupeLookback)
+		"epoch", epoch, "grace", e.cfg.RecoveryGrace, "window", e.cfg.DedupeWindow)
 
 	select {
 	case <-ctx.Done():
@@ -81,7 +81,7 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 	case <-time.After(e.cfg.RecoveryGrace):
 	}
 
-	n, accounts, err := e.rebuildIndex(ctx, epoch)
+	n, err := e.rebuildIndex(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -97,7 +97,7 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 	if ok != 1 {
 		return "", errors.New("dispatch: the epoch changed during recovery")
 	}
-	e.log.Info("dispatch: recovery done", "epoch", epoch, "requests_indexed", n, "accounts", accounts,
+	e.log.Info("dispatch: recovery done", "epoch", epoch, "requests_indexed", n,
 		"took", time.Since(start).Round(time.Millisecond))
 	return epoch, nil
 }
@@ -121,13 +121,15 @@ func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
 	}
 }
 
-// rebuildIndex lists every payout created in the lookback window and each
+// rebuildIndex lists every payout created in the dedupe window and each
 // one's transactions, and indexes every transaction reference (a requestId
 // Wompi has accepted) as owned by the payout's reference (our batch id). It
-// overwrites: what Wompi holds beats any claim made since. Accounts seen get
-// the new epoch marker.
-func (e *Engine) rebuildIndex(ctx context.Context, epoch string) (int, int, error) {
-	from := payout.DayOf(e.cfg.Now().Add(-e.cfg.DedupeLookback)).String()
+// overwrites: what Wompi holds beats any claim made since. The window is the
+// same as the index's TTL, so a Redis loss never narrows the span in which a
+// requestId is single-use. It needs nothing but the published listing
+// fields (id, reference; the transactions' reference).
+func (e *Engine) rebuildIndex(ctx context.Context) (int, error) {
+	from := payout.DayOf(e.cfg.Now().Add(-e.cfg.DedupeWindow)).String()
 	pipe := e.st.rdb.Pipeline()
 	flush := func() error {
 		if pipe.Len() == 0 {
@@ -136,60 +138,30 @@ func (e *Engine) rebuildIndex(ctx context.Context, epoch string) (int, int, erro
 		_, err := pipe.Exec(ctx)
 		return err
 	}
-	accounts := map[string]bool{}
+	ttl := time.Duration(e.st.reqTTLms) * time.Millisecond
 	n := 0
 	for p, err := range e.wompi.Payouts(ctx, wompi.PayoutsFilter{FromDate: from}) {
 		if err != nil {
-			return 0, 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
-		}
-		if p.AccountID == "" {
-			// [ours] The simulator reports accountId; the real API may
-			// not. Without it the requests cannot be placed under their
-			// account's hash tag.
-			e.m.rebuildSkipped.Inc()
-			e.log.Error("dispatch: rebuild: payout without accountId; its requests are not indexed", "payout_id", p.ID, "reference", p.Reference)
-			continue
-		}
-		if !accounts[p.AccountID] {
-			accounts[p.AccountID] = true
-			pipe.Set(ctx, e.st.acctEpochKey(p.AccountID), epoch, 0)
+			return 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
 		}
 		for tx, err := range e.wompi.PayoutTransactions(ctx, p.ID, wompi.TransactionsFilter{}) {
 			if err != nil {
-				return 0, 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ID, err)
+				return 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ID, err)
 			}
 			if tx.Reference == "" {
 				continue
 			}
-			pipe.Set(ctx, e.st.reqKey(p.AccountID, tx.Reference), p.Reference, time.Duration(e.st.reqTTLms)*time.Millisecond)
+			pipe.Set(ctx, e.st.reqKey(tx.Reference), p.Reference, ttl)
 			n++
 			if pipe.Len() >= 1000 {
 				if err := flush(); err != nil {
-					return 0, 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
+					return 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
 				}
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return 0, 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
+		return 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
 	}
-	return n, len(accounts), nil
-}
-
-// adoptAccount gives an account the current epoch marker the first time it
-// is seen in that epoch (recovery only marks accounts Wompi listed), then
-// checks that the epoch is still current: a FLUSH between the two would
-// otherwise leave a marker that vouches for an empty index.
-func (e *Engine) adoptAccount(ctx context.Context, epoch, acct string) error {
-	if err := e.st.rdb.Set(ctx, e.st.acctEpochKey(acct), epoch, 0).Err(); err != nil {
-		return fmt.Errorf("dispatch: adopt account: %w", err)
-	}
-	id, ready, err := e.st.epoch(ctx)
-	if err != nil {
-		return err
-	}
-	if !ready || id != epoch {
-		return fmt.Errorf("%w: epoch changed while adopting an account", errStale)
-	}
-	return nil
+	return n, nil
 }

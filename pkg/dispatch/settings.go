@@ -38,7 +38,9 @@ type Settings struct {
 	DailyLimitCents   int64
 	DailyBatchCap     int
 	DeferBalanceRetry time.Duration
-	DedupeLookback    time.Duration
+	DedupeWindow      time.Duration
+	LookupPatience    time.Duration
+	DedupeLookback    time.Duration // removed: set only to refuse it
 	LeaseTTL          time.Duration
 	HealthInterval    time.Duration
 	BanksRefresh      time.Duration
@@ -90,9 +92,20 @@ func BindConfig(s *config.Set) *Settings {
 	s.Duration(&st.DeferBalanceRetry, "defer-balance-retry", "DEFER_BALANCE_RETRY", DefaultDeferBalanceRetry,
 		"wait before retrying a batch refused for insufficient balance (EXC_008)").
 		Check(func() error { return config.CheckPositive(st.DeferBalanceRetry) })
-	s.Duration(&st.DedupeLookback, "dedupe-lookback", "DEDUPE_LOOKBACK", DefaultDedupeLookback,
-		"how far back a recovery lists Wompi payouts to rebuild the duplicate index").
-		Check(func() error { return config.CheckPositive(st.DedupeLookback) })
+	s.Duration(&st.DedupeWindow, "dedupe-window", "DEDUPE_WINDOW", DefaultDedupeWindow,
+		"how long a requestId is single-use: the duplicate index keeps it that long, and a recovery after a Redis loss rebuilds that span from Wompi").
+		Check(func() error { return config.CheckPositive(st.DedupeWindow) })
+	s.Duration(&st.DedupeLookback, "dedupe-lookback", "DEDUPE_LOOKBACK", 0,
+		"removed: use DEDUPE_WINDOW (one window for the index and its rebuild)").
+		Check(func() error {
+			if st.DedupeLookback != 0 {
+				return errors.New("was replaced by DEDUPE_WINDOW, which is both how long a requestId stays single-use and how far back a recovery rebuilds; set DEDUPE_WINDOW instead")
+			}
+			return nil
+		})
+	s.Duration(&st.LookupPatience, "lookup-patience", "DISPATCHER_LOOKUP_PATIENCE", DefaultLookupPatience,
+		"how long to wait for a payout Wompi says exists (409 EXC_022) to be listed by reference before moving its batch aside").
+		Check(func() error { return config.CheckPositive(st.LookupPatience) })
 	s.Duration(&st.LeaseTTL, "lease-ttl", "DISPATCHER_LEASE_TTL", DefaultLeaseTTL, "claim lease on a batch (renewed while worked on)").
 		Check(func() error { return config.CheckPositive(st.LeaseTTL) })
 	s.Duration(&st.HealthInterval, "health-interval", "WOMPI_HEALTH_INTERVAL", DefaultHealthInterval, "period of the GET /health check").
@@ -137,7 +150,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 	e, err := New(Config{
 		Kafka: opts, Codec: codec, Topics: st.Topics, Group: st.Group,
 		Redis: rdb, Prefix: st.RedisPrefix,
-		Wompi: wc, HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeLookback: st.DedupeLookback,
+		Wompi: wc, HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeWindow: st.DedupeWindow, LookupPatience: st.LookupPatience,
 		RatePerSecond: st.RatePerSecond, RateBurst: st.RateBurst,
 		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,
 		LeaseTTL: st.LeaseTTL, HealthInterval: st.HealthInterval, BanksRefresh: st.BanksRefresh,

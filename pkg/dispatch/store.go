@@ -2,8 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -28,8 +26,13 @@ const (
 // replica moved the batch on. Nothing was changed by the refused step.
 var errStale = errors.New("dispatch: stale epoch or lost lease")
 
-// store is the engine's Redis state: the epoch, the batch records, the
-// duplicate index. Every multi-key script touches one account's hash tag.
+// store is the engine's Redis state: the epoch, the batch records and the
+// duplicate index. Every key lives under one hash tag, {dispatch}, so that
+// each script proves, atomically with its own step, that the epoch is the
+// current one and its rebuild is done (Redis Cluster runs a script on one
+// slot only). The price: the dispatcher's coordination keys sit on one
+// Cluster shard. Budgets, the rate limit and the tracker's hand-off keep
+// their own tags.
 type store struct {
 	rdb       redis.UniversalClient
 	prefix    string
@@ -40,22 +43,20 @@ type store struct {
 	lockTTLms int64
 }
 
-func (s *store) epochKey() string { return s.prefix + "{dispatch}:epoch" }
-func (s *store) lockKey() string  { return s.prefix + "{dispatch}:recovery" }
+// epochLayout is the key layout an epoch vouches for. An epoch hash
+// without it (written by a release whose duplicate index was per account)
+// is not ready: the first batch after an upgrade runs a recovery, which
+// rebuilds the one index from Wompi.
+const epochLayout = "2"
 
-// tag returns the hash tag of an origin account: the id itself, or a digest
-// of it when it holds a brace (ingest allows any printable id).
-func tag(account string) string {
-	if !strings.ContainsAny(account, "{}") {
-		return account
-	}
-	sum := sha256.Sum256([]byte(account))
-	return "h" + hex.EncodeToString(sum[:12])
-}
+func (s *store) epochKey() string               { return s.prefix + "{dispatch}:epoch" }
+func (s *store) lockKey() string                { return s.prefix + "{dispatch}:recovery" }
+func (s *store) batchKey(batchID string) string { return s.prefix + "{dispatch}:batch:" + batchID }
 
-func (s *store) acctEpochKey(acct string) string { return s.prefix + "{" + tag(acct) + "}:epoch" }
-func (s *store) batchKey(acct, id string) string { return s.prefix + "{" + tag(acct) + "}:batch:" + id }
-func (s *store) reqKey(acct, id string) string   { return s.prefix + "{" + tag(acct) + "}:req:" + id }
+// reqKey is the duplicate index entry of a requestId: one per deployment,
+// whatever the origin account, so a requestId is single-use across
+// accounts (and rails).
+func (s *store) reqKey(requestID string) string { return s.prefix + "{dispatch}:req:" + requestID }
 
 // luaNow is the Redis server's clock in ms: leases never depend on the
 // replicas' clocks agreeing.
@@ -63,10 +64,18 @@ const luaNow = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// claimScript: KEYS account epoch marker, batch record; ARGV epoch, owner,
-// leaseMs, recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs}.
-var claimScript = redis.NewScript(luaNow + `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'noepoch', '', '', '', 0} end
+// epochOK sets epochOK: KEYS[1] (the epoch hash) names ARGV[1] as the
+// current epoch, ready, in this layout. Every script starts with it, so
+// after a Redis loss, or while a recovery rebuilds the index, no claim,
+// dedupe or POST step of an older or unfinished epoch goes through.
+const epochOK = `local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout')
+local epochOK = ep[1] == ARGV[1] and ep[2] == 'ready' and ep[3] == '` + epochLayout + `'
+`
+
+// claimScript: KEYS epoch, batch record; ARGV epoch, owner, leaseMs,
+// recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs}.
+var claimScript = redis.NewScript(luaNow + epochOK + `
+if not epochOK then return {'noepoch', '', '', '', 0} end
 local lease = now + tonumber(ARGV[3])
 local st = redis.call('HGET', KEYS[2], 'state')
 if not st then
@@ -85,17 +94,17 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return {'resume', st, f[3] or '', f[4] or '', 0}
 `)
 
-// guard is the common head of every later step: the account's epoch marker
-// is still the batch's epoch, and the record is still ours.
-const guard = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'stale'} end
+// guard is the common head of every later step: the epoch is current and
+// ready, and the record is still ours.
+const guard = epochOK + `if not epochOK then return {'stale'} end
 local g = redis.call('HMGET', KEYS[2], 'state', 'owner', 'epoch')
 if not g[1] then return {'stale'} end
 if g[2] ~= ARGV[2] or g[3] ~= ARGV[1] then return {'lost'} end
 `
 
-// transitionScript: KEYS marker, record; ARGV epoch, owner, leaseMs,
+// transitionScript: KEYS epoch, record; ARGV epoch, owner, leaseMs,
 // ",from1,from2,", to, then field/value pairs (a field "?f" is set only if
-// absent). Reply {'ok'} or {'stale'|'lost'|'state', current}.
+// absent). Reply {'ok', firstPostAt} or {'stale'|'lost'|'state', current}.
 var transitionScript = redis.NewScript(luaNow + guard + `
 if not string.find(ARGV[4], ',' .. g[1] .. ',', 1, true) then return {'state', g[1]} end
 redis.call('HSET', KEYS[2], 'state', ARGV[5], 'lease', now + tonumber(ARGV[3]))
@@ -107,10 +116,10 @@ for i = 6, #ARGV - 1, 2 do
     redis.call('HSET', KEYS[2], f, ARGV[i + 1])
   end
 end
-return {'ok'}
+return {'ok', redis.call('HGET', KEYS[2], 'firstPostAt') or ''}
 `)
 
-// renewScript: KEYS marker, record; ARGV epoch, owner, leaseMs.
+// renewScript: KEYS epoch, record; ARGV epoch, owner, leaseMs.
 var renewScript = redis.NewScript(luaNow + guard + `
 redis.call('HSET', KEYS[2], 'lease', now + tonumber(ARGV[3]))
 return {'ok'}
@@ -126,7 +135,7 @@ end
 return 0
 `)
 
-// dedupeScript: KEYS marker, record, then one duplicate-index key per
+// dedupeScript: KEYS epoch, record, then one duplicate-index key per
 // requestId; ARGV epoch, owner, batchId, ttlMs. Each requestId not yet
 // indexed becomes this batch's; the reply lists the 1-based positions of
 // those owned by another batch, after a leading 'ok'.
@@ -140,9 +149,11 @@ end
 return out
 `)
 
-// rejectScript: KEYS marker, record, then the index keys of the batch's
-// requests; ARGV epoch, owner, leaseMs. The batch becomes rejected and its
-// requestIds leave the duplicate index (they were never paid).
+// rejectScript: KEYS epoch, record, then the index keys of the batch's
+// requests; ARGV epoch, owner, leaseMs, batchId. The batch becomes rejected
+// and its requestIds leave the duplicate index. The caller has proven that
+// no payout holds them: Wompi refused the only POST ever sent, or a lookup
+// by reference after an earlier POST found nothing.
 var rejectScript = redis.NewScript(luaNow + guard + `
 redis.call('HSET', KEYS[2], 'state', 'rejected', 'lease', now + tonumber(ARGV[3]))
 for i = 3, #KEYS do
@@ -176,8 +187,17 @@ type claim struct {
 	wait        time.Duration
 }
 
-func (s *store) claim(ctx context.Context, owner, epoch, acct, batchID string) (claim, error) {
-	res, err := claimScript.Run(ctx, s.rdb, []string{s.acctEpochKey(acct), s.batchKey(acct, batchID)},
+func parseMillis(v any) time.Time {
+	if fp, _ := v.(string); fp != "" {
+		if ms, err := strconv.ParseInt(fp, 10, 64); err == nil {
+			return time.UnixMilli(ms)
+		}
+	}
+	return time.Time{}
+}
+
+func (s *store) claim(ctx context.Context, owner, epoch, batchID string) (claim, error) {
+	res, err := claimScript.Run(ctx, s.rdb, []string{s.epochKey(), s.batchKey(batchID)},
 		epoch, owner, s.leaseMs, s.recTTLms).Slice()
 	if err != nil {
 		return claim{}, fmt.Errorf("dispatch: claim batch %s: %w", batchID, err)
@@ -189,11 +209,7 @@ func (s *store) claim(ctx context.Context, owner, epoch, acct, batchID string) (
 	c.code, _ = res[0].(string)
 	c.state, _ = res[1].(string)
 	c.payoutID, _ = res[2].(string)
-	if fp, _ := res[3].(string); fp != "" {
-		if ms, err := strconv.ParseInt(fp, 10, 64); err == nil {
-			c.firstPostAt = time.UnixMilli(ms)
-		}
-	}
+	c.firstPostAt = parseMillis(res[3])
 	w, _ := res[4].(int64)
 	c.wait = time.Duration(w) * time.Millisecond
 	return c, nil
@@ -218,35 +234,39 @@ func guarded(what string, res []any, err error) ([]any, error) {
 	return res[1:], nil
 }
 
-// transition moves the batch from one of from to to, setting fields.
-func (s *store) transition(ctx context.Context, owner, epoch, acct, batchID string, from []string, to string, fields ...string) error {
+// transition moves the batch from one of from to to, setting fields, and
+// returns the record's firstPostAt (zero when never posted).
+func (s *store) transition(ctx context.Context, owner, epoch, batchID string, from []string, to string, fields ...string) (time.Time, error) {
 	args := make([]any, 0, 5+len(fields))
 	args = append(args, epoch, owner, s.leaseMs, ","+strings.Join(from, ",")+",", to)
 	for _, f := range fields {
 		args = append(args, f)
 	}
-	res, err := transitionScript.Run(ctx, s.rdb, []string{s.acctEpochKey(acct), s.batchKey(acct, batchID)}, args...).Slice()
-	_, err = guarded("move batch "+batchID+" to "+to, res, err)
-	return err
+	res, err := transitionScript.Run(ctx, s.rdb, []string{s.epochKey(), s.batchKey(batchID)}, args...).Slice()
+	rest, err := guarded("move batch "+batchID+" to "+to, res, err)
+	if err != nil || len(rest) == 0 {
+		return time.Time{}, err
+	}
+	return parseMillis(rest[0]), nil
 }
 
-func (s *store) renew(ctx context.Context, owner, epoch, acct, batchID string) error {
-	res, err := renewScript.Run(ctx, s.rdb, []string{s.acctEpochKey(acct), s.batchKey(acct, batchID)}, epoch, owner, s.leaseMs).Slice()
+func (s *store) renew(ctx context.Context, owner, epoch, batchID string) error {
+	res, err := renewScript.Run(ctx, s.rdb, []string{s.epochKey(), s.batchKey(batchID)}, epoch, owner, s.leaseMs).Slice()
 	_, err = guarded("renew lease of "+batchID, res, err)
 	return err
 }
 
-func (s *store) releaseLease(ctx context.Context, owner, acct, batchID string) error {
-	return releaseLeaseScript.Run(ctx, s.rdb, []string{s.batchKey(acct, batchID)}, owner).Err()
+func (s *store) releaseLease(ctx context.Context, owner, batchID string) error {
+	return releaseLeaseScript.Run(ctx, s.rdb, []string{s.batchKey(batchID)}, owner).Err()
 }
 
 // dedupe indexes the requestIds for this batch and returns the positions
 // (0-based, into requestIDs) of those another batch owns. One round trip.
-func (s *store) dedupe(ctx context.Context, owner, epoch, acct, batchID string, requestIDs []string) ([]int, error) {
+func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, requestIDs []string) ([]int, error) {
 	keys := make([]string, 0, 2+len(requestIDs))
-	keys = append(keys, s.acctEpochKey(acct), s.batchKey(acct, batchID))
+	keys = append(keys, s.epochKey(), s.batchKey(batchID))
 	for _, id := range requestIDs {
-		keys = append(keys, s.reqKey(acct, id))
+		keys = append(keys, s.reqKey(id))
 	}
 	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
@@ -265,24 +285,26 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, acct, batchID string, 
 }
 
 // reject marks the batch rejected and drops its requestIds from the index.
-func (s *store) reject(ctx context.Context, owner, epoch, acct, batchID string, requestIDs []string) error {
+func (s *store) reject(ctx context.Context, owner, epoch, batchID string, requestIDs []string) error {
 	keys := make([]string, 0, 2+len(requestIDs))
-	keys = append(keys, s.acctEpochKey(acct), s.batchKey(acct, batchID))
+	keys = append(keys, s.epochKey(), s.batchKey(batchID))
 	for _, id := range requestIDs {
-		keys = append(keys, s.reqKey(acct, id))
+		keys = append(keys, s.reqKey(id))
 	}
 	res, err := rejectScript.Run(ctx, s.rdb, keys, epoch, owner, s.leaseMs, batchID).Slice()
 	_, err = guarded("reject batch "+batchID, res, err)
 	return err
 }
 
-// epoch returns the current epoch id and whether it is ready.
+// epoch returns the current epoch id and whether it is ready (in this
+// layout).
 func (s *store) epoch(ctx context.Context) (id string, ready bool, err error) {
-	vals, err := s.rdb.HMGet(ctx, s.epochKey(), "id", "state").Result()
+	vals, err := s.rdb.HMGet(ctx, s.epochKey(), "id", "state", "layout").Result()
 	if err != nil {
 		return "", false, fmt.Errorf("dispatch: read epoch: %w", err)
 	}
 	id, _ = vals[0].(string)
 	st, _ := vals[1].(string)
-	return id, id != "" && st == "ready", nil
+	layout, _ := vals[2].(string)
+	return id, id != "" && st == "ready" && layout == epochLayout, nil
 }
