@@ -20,7 +20,9 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
-// drop is a transaction left out of the POST, with its REJECTED reason.
+// drop is a transaction left out of the POST: REJECTED with its reason, or,
+// for a republished copy (DUPLICATE_REQUEST), a DLQ record and no status
+// event (the request's one lifecycle belongs to the copy that is paid).
 type drop struct {
 	idx     int
 	reason  payout.Reason
@@ -32,6 +34,7 @@ type drop struct {
 type job struct {
 	e     *Engine
 	b     *payout.Batch
+	src   *kgo.Record // the batch record (DLQ headers); nil in some tests
 	log   *slog.Logger
 	soft  context.Context // waits and anything before the POST
 	hard  context.Context // the POST and what follows its success
@@ -44,17 +47,18 @@ type job struct {
 	// attempt may have reached Wompi.
 	firstPostAt time.Time
 
-	keep    []int    // positions of the transactions to pay
-	bankIDs []string // per position
-	drops   []drop
-	res     ratelimit.Reservation
+	keep     []int    // positions of the transactions to pay
+	bankIDs  []string // per position
+	drops    []drop
+	res      ratelimit.Reservation
+	reserved bool // res is held in Redis
 }
 
 // process runs the batch through the state machine (see the package doc)
 // to a durable outcome: submitted, deferred, rejected or nothing to do.
 // errStale asks the caller to start again from the claim; any other error
 // is retried by the caller with backoff.
-func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger) error {
+func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record, log *slog.Logger) error {
 	if len(b.Transactions) == 0 {
 		log.Warn("dispatch: empty batch: nothing to pay")
 		e.m.batches.WithLabelValues("skipped").Inc()
@@ -65,7 +69,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	j := &job{e: e, b: b, log: log, soft: soft, hard: e.hard, epoch: epoch, acct: b.OriginAccountID,
+	j := &job{e: e, b: b, src: src, log: log, soft: soft, hard: e.hard, epoch: epoch, acct: b.OriginAccountID,
 		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10)}
 
 	// Step 2: claim with a lease.
@@ -107,8 +111,18 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 	}()
 
 	t = e.m.stage("claim", t)
-	// Steps 6 and 3: banks (resolved first, so an unknown bank never enters
-	// the duplicate index), then duplicates.
+	err = j.run(c, t)
+	if p := asPermanent(err); p != nil {
+		return j.poison(p)
+	}
+	return err
+}
+
+// run takes a claimed batch through steps 3 to 9.
+func (j *job) run(c claim, t time.Time) error {
+	e, b, log := j.e, j.b, j.log
+	// Step 3: banks, then duplicates (every requestId is indexed; an
+	// unknown bank's as rejected).
 	if err := j.resolveBanks(); err != nil {
 		return err
 	}
@@ -150,6 +164,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, log *slog.Logger
 	day := b.Schedule.BudgetDay(e.now())
 	j.res = ratelimit.Reservation{BatchID: b.BatchID, AccountID: j.acct, Day: day.String(), AmountInCents: amount}
 	g, err := j.reserve()
+	j.reserved = err == nil
 	if err != nil {
 		return err
 	}
@@ -224,49 +239,53 @@ func (j *job) resolveBanks() error {
 	return nil
 }
 
-// dedupe fills keep and drops: unknown banks, copies of a requestId inside
-// the batch, and requestIds another batch owns (one Redis round trip).
+// dedupe fills keep and drops: copies of a requestId inside the batch,
+// requestIds another batch owns, and unknown banks (one Redis round trip).
+// Every requestId of the batch is indexed, the unknown-bank ones too: a
+// REJECTED request is final, so its requestId is consumed, and a later
+// attempt of this batch keeps it REJECTED even if the bank became known.
 func (j *job) dedupe() error {
 	txs := j.b.Transactions
 	j.keep, j.drops = j.keep[:0], j.drops[:0]
 	seen := make(map[string]bool, len(txs))
 	cand := make([]int, 0, len(txs))
 	ids := make([]string, 0, len(txs))
+	modes := make([]byte, 0, len(txs))
 	for i := range txs {
 		rid := txs[i].RequestID
-		switch {
-		case j.bankIDs[i] == "":
-			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonUnknownBankID,
-				message: "GET /banks has no bankId for the beneficiary's bank code",
-				eventID: payout.EventID("status", rid, "UNKNOWN_BANK", j.b.BatchID)})
-		case seen[rid]:
+		if seen[rid] {
 			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonDuplicateRequest,
-				message: "the requestId appears more than once in its batch; this copy is dropped",
-				eventID: payout.EventID("status", rid, "DUPLICATE", j.b.BatchID)})
-		default:
-			seen[rid] = true
-			cand = append(cand, i)
-			ids = append(ids, rid)
+				message: "the requestId appears more than once in its batch; this copy is dropped"})
+			continue
+		}
+		seen[rid] = true
+		cand = append(cand, i)
+		ids = append(ids, rid)
+		if j.bankIDs[i] == "" {
+			modes = append(modes, modeReject)
+		} else {
+			modes = append(modes, modeKeep)
 		}
 	}
-	var dups []int
+	var verdicts []byte
 	if len(ids) > 0 {
 		var err error
-		if dups, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, ids); err != nil {
+		if verdicts, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, ids, modes); err != nil {
 			return err
 		}
 	}
-	isDup := make(map[int]bool, len(dups))
-	for _, p := range dups {
-		i := cand[p]
-		isDup[i] = true
-		j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonDuplicateRequest,
-			message: "the requestId is already owned by another batch; this copy is dropped",
-			eventID: payout.EventID("status", txs[i].RequestID, "DUPLICATE", j.b.BatchID)})
-	}
-	for _, i := range cand {
-		if !isDup[i] {
+	for p, i := range cand {
+		rid := txs[i].RequestID
+		switch verdicts[p] {
+		case verdictKeep:
 			j.keep = append(j.keep, i)
+		case verdictRejected:
+			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonUnknownBankID,
+				message: "GET /banks has no bankId for the beneficiary's bank code",
+				eventID: payout.EventID("status", rid, "UNKNOWN_BANK", j.b.BatchID)})
+		default: // verdictOther
+			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonDuplicateRequest,
+				message: "the requestId is already owned by another batch; this copy is dropped"})
 		}
 	}
 	if n := len(j.drops); n > 0 {
@@ -289,7 +308,7 @@ func countReason(ds []drop, r payout.Reason) int {
 
 // nothingToPay ends a batch whose every request was dropped.
 func (j *job) nothingToPay() error {
-	recs, err := j.e.dropRecords(j.b, j.drops, nil)
+	recs, err := j.e.dropRecords(j.b, j.src, j.drops, nil)
 	if err != nil {
 		return err
 	}
@@ -549,7 +568,7 @@ func (j *job) post() error {
 			err = &wompi.Error{Method: http.MethodPost, Path: "/payouts", HTTPStatus: http.StatusCreated,
 				Messages: []string{"answer without payoutId"}, OutcomeUnknown: true}
 		}
-		if mayExist && (wompi.IsDeferrable(err) || isRejection(err)) {
+		if mayExist && (wompi.IsDeferrable(err) || isRejection(err) || postPermanent(err)) {
 			// A refusal after a POST of unknown outcome: the batch may
 			// already be in Wompi (say, created at 23:59:50 and refused at
 			// 00:00:50 because its dispersion date went stale).
@@ -579,6 +598,8 @@ func (j *job) post() error {
 			return j.wompiDeferred(err)
 		case isRejection(err):
 			return j.reject(err)
+		case postPermanent(err):
+			return &PermanentError{Reason: payout.ReasonDispatchFailed, Err: err}
 		default:
 			e.m.retries.WithLabelValues("post").Inc()
 			wait := e.backoff(attempt)
@@ -678,7 +699,7 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 	nb.TransactionCount = int32(len(j.keep))
 	v, err := e.cfg.Codec.AppendBatch(nil, &nb)
 	if err != nil {
-		return fmt.Errorf("dispatch: encode deferred batch: %w", err)
+		return &PermanentError{Reason: payout.ReasonDispatchFailed, Err: fmt.Errorf("dispatch: encode deferred batch: %w", err)}
 	}
 	recs := []*kgo.Record{{Topic: e.cfg.Topics.BatchesDeferred, Key: []byte(b.BatchID), Value: v}}
 	attempt := strconv.Itoa(int(nb.Attempt))
@@ -692,7 +713,7 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 		}
 		recs = append(recs, r)
 	}
-	drops, err := e.dropRecords(b, j.drops, nil)
+	drops, err := e.dropRecords(b, j.src, j.drops, nil)
 	if err != nil {
 		return err
 	}
@@ -719,10 +740,8 @@ func (j *job) reject(err error) error {
 		return rerr
 	}
 	var recs []*kgo.Record
-	ids := make([]string, 0, len(j.keep))
 	for _, i := range j.keep {
 		t := &b.Transactions[i]
-		ids = append(ids, t.RequestID)
 		r, err := e.statusRecord(b, t, payout.StatusRejected, code, msg, nil, nil,
 			payout.EventID("status", t.RequestID, string(payout.StatusRejected), b.BatchID))
 		if err != nil {
@@ -730,7 +749,7 @@ func (j *job) reject(err error) error {
 		}
 		recs = append(recs, r)
 	}
-	drops, err := e.dropRecords(b, j.drops, nil)
+	drops, err := e.dropRecords(b, j.src, j.drops, nil)
 	if err != nil {
 		return err
 	}
@@ -742,7 +761,10 @@ func (j *job) reject(err error) error {
 	if err := e.produce(j.hard, append(recs, bs)...); err != nil {
 		return err
 	}
-	if err := e.st.reject(j.hard, j.owner, j.epoch, b.BatchID, ids); err != nil {
+	// The requestIds stay in the duplicate index: REJECTED is final, and a
+	// republished copy is a duplicate, never a second lifecycle.
+	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,
+		[]string{stateClaimed, stateDeferred, statePosting}, stateRejected); err != nil {
 		return err
 	}
 	e.m.batches.WithLabelValues("rejected").Inc()
@@ -820,7 +842,7 @@ func (j *job) finish(payoutID string) error {
 		return fmt.Errorf("dispatch: record hand-off: %w", err)
 	}
 	t = e.m.stage("record", t)
-	dr, err := e.dropRecords(b, drops, nil)
+	dr, err := e.dropRecords(b, j.src, drops, nil)
 	if err != nil {
 		return err
 	}

@@ -240,17 +240,12 @@ func TestDuplicateRequestAcrossBatches(t *testing.T) {
 			if _, ok := f.sim.BatchLedger()[c.BatchID]; ok {
 				t.Fatal("a batch of duplicates only was posted")
 			}
-			idx := byStatus(f.statuses())
-			var dupEvents []payout.StatusChange
-			for _, s := range idx["dup-2"][payout.StatusRejected] {
-				dupEvents = append(dupEvents, s)
-			}
-			if len(dupEvents) == 0 || *dupEvents[0].ReasonCode != string(payout.ReasonDuplicateRequest) ||
-				*dupEvents[0].BatchID != b.BatchID || dupEvents[0].EventID != payout.EventID("status", "dup-2", "DUPLICATE", b.BatchID) {
-				t.Fatalf("no DUPLICATE_REQUEST event for the copy of dup-2 in batch b: %+v", dupEvents)
-			}
-			if rs := idx["dup-1"][payout.StatusRejected]; len(rs) == 0 || *rs[0].BatchID != c.BatchID {
-				t.Fatalf("no DUPLICATE_REQUEST event for the copy of dup-1 in batch c: %+v", rs)
+			// The copies never reach the status topic: one lifecycle per
+			// requestId. They are in the DLQ, each with its batch.
+			f.checkLifecycles()
+			dlq := f.duplicateCopies()
+			if dlq["dup-2"] != b.BatchID || dlq["dup-1"] != c.BatchID || len(dlq) != 2 {
+				t.Fatalf("DLQ copies %v: want dup-2 from batch b and dup-1 from batch c", dlq)
 			}
 			if le, _ := f.sim.LedgerEntry("dup-3"); le.Accepted != 1 {
 				t.Fatalf("dup-3 (not a duplicate) ledger %+v: want paid once", le)
@@ -437,10 +432,11 @@ func TestValidationRejectReleasesReservation(t *testing.T) {
 			t.Fatalf("request %s: REJECTED events %+v", tx.RequestID, r)
 		}
 	}
-	// The rejected requests left the duplicate index: not duplicates later.
+	// REJECTED is final: the requestIds stay indexed, so a copy is a
+	// duplicate and never a second lifecycle.
 	n, err := f.redis.Client().Exists(context.Background(), e.st.reqKey(bad.Transactions[0].RequestID)).Result()
-	if err != nil || n != 0 {
-		t.Fatalf("rejected request still indexed: %d %v", n, err)
+	if err != nil || n != 1 {
+		t.Fatalf("rejected request no longer indexed: %d %v", n, err)
 	}
 }
 
@@ -534,7 +530,7 @@ func TestConstantRedisRoundTrips(t *testing.T) {
 	run := func(b payout.Batch) int {
 		t.Helper()
 		counter.n.Store(0)
-		if err := e.process(ctx, &b, log); err != nil {
+		if err := e.process(ctx, &b, nil, log); err != nil {
 			t.Fatal(err)
 		}
 		return int(counter.n.Load())

@@ -423,7 +423,7 @@ func (w *worker) handle(rec *kgo.Record) bool {
 	}
 
 	for attempt := 0; ; attempt++ {
-		err := e.process(w.soft, &b, log)
+		err := e.process(w.soft, &b, rec, log)
 		if err == nil {
 			break
 		}

@@ -341,3 +341,38 @@ func (t *tap) snapshot() []tapPost {
 	defer t.mu.Unlock()
 	return append([]tapPost(nil), t.posts...)
 }
+
+// checkLifecycles asserts the status topic's contract: after dedupe by
+// eventId, each requestId's events follow one forward-only path of the
+// lifecycle and carry at most one final status.
+func (f *fixture) checkLifecycles() {
+	f.t.Helper()
+	if err := payout.CheckLifecycles(f.statuses()); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// duplicateCopies reads the DLQ: requestId -> batch id of every record with
+// error=DUPLICATE_REQUEST (failing on any other DLQ record).
+func (f *fixture) duplicateCopies() map[string]string {
+	f.t.Helper()
+	out := map[string]string{}
+	for _, r := range f.kafka.ReadAll(f.t, f.topics.RequestsDLQ) {
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if h[events.HeaderError] != string(payout.ReasonDuplicateRequest) {
+			continue
+		}
+		var req payout.Request
+		if err := f.codec.DecodeRequest(r.Value, &req); err != nil || req.RequestID != string(r.Key) {
+			f.t.Fatalf("DLQ copy %q does not decode as its request: %v", r.Key, err)
+		}
+		if _, dup := out[string(r.Key)]; dup {
+			f.t.Fatalf("copy of %s dead-lettered twice", r.Key)
+		}
+		out[string(r.Key)] = h[HeaderBatchID]
+	}
+	return out
+}

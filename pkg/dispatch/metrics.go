@@ -7,29 +7,31 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // metrics are the engine's Prometheus series. Labels are low-cardinality
 // by construction: outcomes, endpoints, code classes, reasons.
 type metrics struct {
-	batches      *prometheus.CounterVec   // outcome
-	transactions prometheus.Counter       // submitted
-	wompiLatency *prometheus.HistogramVec // endpoint, class
-	stages       *prometheus.HistogramVec // stage
-	wompiErrors  *prometheus.CounterVec   // endpoint, class
-	retries      *prometheus.CounterVec   // step
-	deferred     *prometheus.CounterVec   // reason
-	duplicates   prometheus.Counter
-	unknownBanks prometheus.Counter
-	budgetUsage  *prometheus.GaugeVec // kind: amount, batches
-	unhealthy    prometheus.Gauge
-	healthWaits  prometheus.Counter
-	recoveries   prometheus.Counter
-	postBlocked  *prometheus.CounterVec // code: 401, 403, 404
-	restarts     prometheus.Counter
-	reconciled   *prometheus.CounterVec // found
-	inflight     prometheus.Gauge
+	batches           *prometheus.CounterVec   // outcome
+	transactions      prometheus.Counter       // submitted
+	wompiLatency      *prometheus.HistogramVec // endpoint, class
+	stages            *prometheus.HistogramVec // stage
+	wompiErrors       *prometheus.CounterVec   // endpoint, class
+	retries           *prometheus.CounterVec   // step
+	deferred          *prometheus.CounterVec   // reason
+	duplicates        prometheus.Counter
+	unknownBanks      prometheus.Counter
+	budgetUsage       *prometheus.GaugeVec // kind: amount, batches
+	unhealthy         prometheus.Gauge
+	healthWaits       prometheus.Counter
+	recoveries        prometheus.Counter
+	postBlocked       *prometheus.CounterVec // code: 401, 403, 404
+	duplicateRequests *prometheus.CounterVec // stage (the shared series of ops.DuplicateRequests)
+	restarts          prometheus.Counter
+	reconciled        *prometheus.CounterVec // found
+	inflight          prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -78,6 +80,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)
 		}
+	}
+	var err error
+	if m.duplicateRequests, err = ops.DuplicateRequests(reg); err != nil {
+		return nil, fmt.Errorf("dispatch: metrics: %w", err)
 	}
 	return m, nil
 }

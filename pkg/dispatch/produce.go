@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
@@ -51,12 +53,22 @@ func (e *Engine) statusRecord(b *payout.Batch, t *payout.Transaction, status pay
 	return &kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(t.RequestID), Value: v}, nil
 }
 
-// dropRecords builds the REJECTED events of the dropped transactions. A
-// DUPLICATE_REQUEST event concerns the dropped copy, not the request the
-// other batch pays.
-func (e *Engine) dropRecords(b *payout.Batch, drops []drop, dst []*kgo.Record) ([]*kgo.Record, error) {
+// dropRecords builds the records of the dropped transactions: REJECTED
+// events, and for a republished copy (DUPLICATE_REQUEST) a DLQ record
+// instead: a copy never adds an event to the status topic, whose lifecycle
+// of that requestId belongs to the copy that is paid.
+func (e *Engine) dropRecords(b *payout.Batch, src *kgo.Record, drops []drop, dst []*kgo.Record) ([]*kgo.Record, error) {
 	for _, d := range drops {
-		r, err := e.statusRecord(b, &b.Transactions[d.idx], payout.StatusRejected, string(d.reason), d.message, nil, nil, d.eventID)
+		t := &b.Transactions[d.idx]
+		if d.reason == payout.ReasonDuplicateRequest {
+			r, err := e.duplicateRecord(b, t, src)
+			if err != nil {
+				return nil, err
+			}
+			dst = append(dst, r)
+			continue
+		}
+		r, err := e.statusRecord(b, t, payout.StatusRejected, string(d.reason), d.message, nil, nil, d.eventID)
 		if err != nil {
 			return nil, err
 		}
@@ -64,6 +76,36 @@ func (e *Engine) dropRecords(b *payout.Batch, drops []drop, dst []*kgo.Record) (
 	}
 	return dst, nil
 }
+
+// HeaderBatchID names, on a DLQ record the dispatcher writes, the batch the
+// record came from.
+const HeaderBatchID = "batch-id"
+
+// duplicateRecord is the DLQ record of a republished copy: the copy as a
+// PayoutRequested (key requestId), with headers error=DUPLICATE_REQUEST,
+// the batch record's source topic, partition and offset, and batch-id.
+func (e *Engine) duplicateRecord(b *payout.Batch, t *payout.Transaction, src *kgo.Record) (*kgo.Record, error) {
+	req := payout.Request{RequestID: t.RequestID, OriginAccountID: b.OriginAccountID, PaymentType: b.PaymentType,
+		Beneficiary: t.Beneficiary, AmountInCents: t.AmountInCents, Currency: payout.Currency,
+		DispersionDatetime: b.Schedule.DispersionDatetime, Recurring: b.Schedule.Recurring, RequestedAt: t.RequestedAt}
+	v, err := e.cfg.Codec.AppendRequest(nil, &req)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: encode duplicate copy: %w", err)
+	}
+	from := &kgo.Record{Topic: e.cfg.Topics.Batches, Partition: -1, Offset: -1}
+	if src != nil {
+		from = src
+	}
+	r := events.DLQRecord(&kgo.Record{Topic: from.Topic, Partition: from.Partition, Offset: from.Offset, Key: []byte(t.RequestID), Value: v},
+		e.cfg.Topics.RequestsDLQ, errDuplicateRequest)
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderBatchID, Value: []byte(b.BatchID)})
+	e.m.duplicateRequests.WithLabelValues("dispatcher").Inc()
+	return r, nil
+}
+
+// errDuplicateRequest is the error header of a republished copy's DLQ
+// record: exactly the reason code.
+var errDuplicateRequest = errors.New(string(payout.ReasonDuplicateRequest))
 
 // batchStatusRecord builds the BatchStatusChanged record of the batch's
 // transactions at positions pos. Its eventId is the tracker's scheme (pkg/track): one transition has one id, whichever

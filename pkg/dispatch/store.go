@@ -136,30 +136,28 @@ return 0
 `)
 
 // dedupeScript: KEYS epoch, record, then one duplicate-index key per
-// requestId; ARGV epoch, owner, batchId, ttlMs. Each requestId not yet
-// indexed becomes this batch's; the reply lists the 1-based positions of
-// those owned by another batch, after a leading 'ok'.
+// requestId; ARGV epoch, owner, batchId, ttlMs, modes (one byte per
+// requestId: 'k' to keep it, 'r' to reject it for an unknown bank). Each
+// requestId not yet indexed becomes this batch's: the value is the batch id,
+// or the batch id + "#r" for a rejected one. The reply is 'ok' then one
+// verdict byte per requestId: 'k' keep, 'r' rejected by this batch (now or
+// in an earlier attempt: REJECTED is final), 'd' owned by another batch.
+// Entries never leave the index: a REJECTED or paid requestId is consumed.
 var dedupeScript = redis.NewScript(guard + `
-local out = {'ok'}
+local rej = ARGV[3] .. '#r'
+local out = {}
 for i = 3, #KEYS do
-  if not redis.call('SET', KEYS[i], ARGV[3], 'NX', 'PX', ARGV[4]) then
-    if redis.call('GET', KEYS[i]) ~= ARGV[3] then out[#out + 1] = i - 2 end
-  end
+  local mode = string.sub(ARGV[5], i - 2, i - 2)
+  local mine = ARGV[3]
+  if mode == 'r' then mine = rej end
+  local v = mine
+  if not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then v = redis.call('GET', KEYS[i]) end
+  if v == rej then out[#out + 1] = 'r'
+  elseif v == ARGV[3] then
+    if mode == 'r' then out[#out + 1] = 'r' else out[#out + 1] = 'k' end
+  else out[#out + 1] = 'd' end
 end
-return out
-`)
-
-// rejectScript: KEYS epoch, record, then the index keys of the batch's
-// requests; ARGV epoch, owner, leaseMs, batchId. The batch becomes rejected
-// and its requestIds leave the duplicate index. The caller has proven that
-// no payout holds them: Wompi refused the only POST ever sent, or a lookup
-// by reference after an earlier POST found nothing.
-var rejectScript = redis.NewScript(luaNow + guard + `
-redis.call('HSET', KEYS[2], 'state', 'rejected', 'lease', now + tonumber(ARGV[3]))
-for i = 3, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[4] then redis.call('DEL', KEYS[i]) end
-end
-return {'ok'}
+return {'ok', table.concat(out)}
 `)
 
 // finishRecoveryScript: KEYS epoch; ARGV id.
@@ -260,40 +258,36 @@ func (s *store) releaseLease(ctx context.Context, owner, batchID string) error {
 	return releaseLeaseScript.Run(ctx, s.rdb, []string{s.batchKey(batchID)}, owner).Err()
 }
 
-// dedupe indexes the requestIds for this batch and returns the positions
-// (0-based, into requestIDs) of those another batch owns. One round trip.
-func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, requestIDs []string) ([]int, error) {
+// Modes and verdicts of dedupeScript.
+const (
+	modeKeep        = 'k'
+	modeReject      = 'r'
+	verdictKeep     = 'k'
+	verdictRejected = 'r'
+	verdictOther    = 'd'
+)
+
+// dedupe indexes the batch's requestIds (modes: one modeKeep or modeReject
+// each) and returns one verdict per requestId. One round trip.
+func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, requestIDs []string, modes []byte) ([]byte, error) {
 	keys := make([]string, 0, 2+len(requestIDs))
 	keys = append(keys, s.epochKey(), s.batchKey(batchID))
 	for _, id := range requestIDs {
 		keys = append(keys, s.reqKey(id))
 	}
-	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms).Slice()
+	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes)).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]int, 0, len(rest))
-	for _, v := range rest {
-		n, ok := v.(int64)
-		if !ok || n < 1 || int(n) > len(requestIDs) {
-			return nil, fmt.Errorf("dispatch: dedupe batch %s: bad reply element %v", batchID, v)
-		}
-		out = append(out, int(n-1))
+	var v string
+	if len(rest) == 1 {
+		v, _ = rest[0].(string)
 	}
-	return out, nil
-}
-
-// reject marks the batch rejected and drops its requestIds from the index.
-func (s *store) reject(ctx context.Context, owner, epoch, batchID string, requestIDs []string) error {
-	keys := make([]string, 0, 2+len(requestIDs))
-	keys = append(keys, s.epochKey(), s.batchKey(batchID))
-	for _, id := range requestIDs {
-		keys = append(keys, s.reqKey(id))
+	if len(v) != len(requestIDs) {
+		return nil, fmt.Errorf("dispatch: dedupe batch %s: %d verdicts for %d requests", batchID, len(v), len(requestIDs))
 	}
-	res, err := rejectScript.Run(ctx, s.rdb, keys, epoch, owner, s.leaseMs, batchID).Slice()
-	_, err = guarded("reject batch "+batchID, res, err)
-	return err
+	return []byte(v), nil
 }
 
 // epoch returns the current epoch id and whether it is ready (in this

@@ -27,6 +27,7 @@ type Tally struct {
 	payoutOf    []int32  // the payout that SUBMITTED it (index+1 in names; 0: none)
 	doubleBatch []string // requests BATCHED into two different batches
 	doubleSub   []string // requests SUBMITTED in two different payouts
+	lifecycle   []string // events that break one forward-only lifecycle per requestId
 	reasons     map[payout.Status]map[string]int
 	latencies   []time.Duration // publish -> SUBMITTED
 	payouts     map[string]struct{}
@@ -100,9 +101,6 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 		t.foreign++
 		return
 	}
-	if sc.ReasonCode != nil && *sc.ReasonCode == string(payout.ReasonDuplicateRequest) {
-		return // concerns a duplicate copy, not this request's life
-	}
 	switch sc.Status {
 	case payout.StatusBatched:
 		if b := *sc.BatchID; t.batchOf[i] != 0 && t.name(t.batchOf[i]) != b {
@@ -124,7 +122,13 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 			}
 		}
 	}
-	if !payout.CanTransition(t.st(i), sc.Status) {
+	if cur := t.st(i); !payout.CanTransition(cur, sc.Status) {
+		// One lifecycle per requestId: a repeat of the current status may
+		// be a redelivered event (the tally keeps no eventIds), and a
+		// request may be deferred more than once; anything else breaks it.
+		if cur != sc.Status && len(t.lifecycle) < 100 {
+			t.lifecycle = append(t.lifecycle, fmt.Sprintf("%s: %s then %s from %s", sc.RequestID, cur, sc.Status, sc.Source))
+		}
 		return
 	}
 	t.status[i] = statusCode(sc.Status)
@@ -173,6 +177,7 @@ type Report struct {
 	RequestedCents, SubmittedCents, ApprovedCents, FailedCents  int64
 	LedgerCents                                                 int64
 	DuplicatesPaid                                              []string
+	Lifecycle                                                   []string
 	Lost                                                        []string
 	AmountMismatch                                              []string
 	Latency                                                     Percentiles
@@ -183,7 +188,7 @@ type Report struct {
 // OK reports whether the reconciliation holds: nothing paid twice, nothing
 // lost, every accepted amount equal to its request.
 func (r *Report) OK() bool {
-	return len(r.DuplicatesPaid) == 0 && len(r.Lost) == 0 && len(r.AmountMismatch) == 0
+	return len(r.DuplicatesPaid) == 0 && len(r.Lost) == 0 && len(r.AmountMismatch) == 0 && len(r.Lifecycle) == 0
 }
 
 // Percentiles of a latency distribution.
@@ -218,6 +223,7 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 	}
 	r.DuplicatesPaid = append(r.DuplicatesPaid, ledger.paidTwice...)
 	r.DuplicatesPaid = append(r.DuplicatesPaid, t.doubleSub...)
+	r.Lifecycle = append(r.Lifecycle, t.lifecycle...)
 	for i := range t.status {
 		s := t.st(i)
 		id := t.m.RequestID(i)
@@ -303,6 +309,7 @@ func (r *Report) Print(w io.Writer) {
 	row("Wompi ledger amount", 0, r.LedgerCents, amountNote(r))
 	row("duplicates paid", len(r.DuplicatesPaid), 0, "must be 0")
 	row("lost", len(r.Lost), 0, "must be 0")
+	row("lifecycles broken (status topic)", len(r.Lifecycle), 0, "must be 0")
 	if r.Latency.Max > 0 {
 		fmt.Fprintf(w, "  publish -> SUBMITTED latency      p50 %v  p90 %v  p99 %v  max %v\n",
 			r.Latency.P50.Round(time.Millisecond), r.Latency.P90.Round(time.Millisecond), r.Latency.P99.Round(time.Millisecond), r.Latency.Max.Round(time.Millisecond))
@@ -310,7 +317,7 @@ func (r *Report) Print(w io.Writer) {
 	for _, l := range []struct {
 		name string
 		ids  []string
-	}{{"paid twice", r.DuplicatesPaid}, {"lost", r.Lost}, {"amount mismatch", r.AmountMismatch}} {
+	}{{"paid twice", r.DuplicatesPaid}, {"lost", r.Lost}, {"amount mismatch", r.AmountMismatch}, {"lifecycle broken", r.Lifecycle}} {
 		if len(l.ids) > 0 {
 			fmt.Fprintf(w, "  %s: %s\n", l.name, strings.Join(l.ids[:min(len(l.ids), 20)], " "))
 		}

@@ -133,3 +133,23 @@ func Mask(s string) string {
 	}
 	return "****" + s[len(s)-4:]
 }
+
+// DuplicateRequests is payouts_duplicate_requests_total{stage}: republished
+// copies of a request that were dropped (to the DLQ, never to the status
+// topic), by the stage that caught them. Every worker that catches copies
+// counts on the same series; it is registered once per registry.
+func DuplicateRequests(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "payouts", Name: "duplicate_requests_total",
+		Help: "Republished copies of a request that were dropped, by the stage that caught them (ingest, dispatcher). A copy never adds an event to payouts.status.v1: it goes to the DLQ with header error=DUPLICATE_REQUEST."},
+		[]string{"stage"})
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing, nil
+			}
+		}
+		return nil, err
+	}
+	return c, nil
+}

@@ -142,3 +142,25 @@ func TestEventIDDeterministic(t *testing.T) {
 		t.Fatal("EventID collides on different parts")
 	}
 }
+
+func TestCheckLifecycles(t *testing.T) {
+	ev := func(id, rid string, st Status) StatusChange { return StatusChange{EventID: id, RequestID: rid, Status: st} }
+	cases := []struct {
+		name string
+		evs  []StatusChange
+		ok   bool
+	}{
+		{"forward path", []StatusChange{ev("1", "a", StatusBatched), ev("2", "a", StatusSubmitted), ev("3", "a", StatusApproved)}, true},
+		{"repeated eventId is deduped", []StatusChange{ev("1", "a", StatusBatched), ev("1", "a", StatusBatched), ev("2", "a", StatusRejected)}, true},
+		{"deferred twice", []StatusChange{ev("1", "a", StatusBatched), ev("2", "a", StatusDeferred), ev("3", "a", StatusDeferred), ev("4", "a", StatusSubmitted)}, true},
+		{"two finals", []StatusChange{ev("1", "a", StatusBatched), ev("2", "a", StatusRejected), ev("3", "a", StatusApproved)}, false},
+		{"backwards", []StatusChange{ev("1", "a", StatusApproved), ev("2", "a", StatusSubmitted)}, false},
+		{"second BATCHED with another id", []StatusChange{ev("1", "a", StatusBatched), ev("2", "a", StatusSubmitted), ev("3", "a", StatusBatched)}, false},
+		{"requests are independent", []StatusChange{ev("1", "a", StatusApproved), ev("2", "b", StatusBatched)}, true},
+	}
+	for _, c := range cases {
+		if err := CheckLifecycles(c.evs); (err == nil) != c.ok {
+			t.Errorf("%s: CheckLifecycles = %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}

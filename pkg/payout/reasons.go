@@ -8,3 +8,8 @@ const (
 	// deferred and looked up again before any further POST.
 	ReasonPayoutNotVisible Reason = "PAYOUT_NOT_VISIBLE"
 )
+
+// ReasonDispatchFailed: the dispatcher could not pay the batch and no retry
+// would help (a provider 4xx on the batch as a whole, a batch its budget
+// refuses as invalid, a batch that cannot be encoded). No payout holds it.
+const ReasonDispatchFailed Reason = "DISPATCH_FAILED"

@@ -1,0 +1,129 @@
+package dispatch
+
+import (
+	"context"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// Issue #16: one lifecycle per requestId on the status topic, no poison
+// batch stalls a partition, and guards whose removal a test notices.
+
+// The same requestId twice inside one batch reaches Wompi once (the
+// simulator's ledger counts a reference repeated inside one batch as two
+// acceptances), and the copy is dead-lettered, not given a status event.
+func TestCopyInsideOneBatchReachesWompiOnce(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	b := batch("inbatch", map[string]int64{"in-1": 100_000, "in-2": 200_000}, "in-1", "in-2", "in-1")
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	f.noDoublePayment()
+	if le, _ := f.sim.LedgerEntry("in-1"); le.Accepted != 1 {
+		t.Fatalf("in-1 accepted %d times, want 1", le.Accepted)
+	}
+	f.checkLifecycles()
+	if dlq := f.duplicateCopies(); len(dlq) != 1 || dlq["in-1"] != b.BatchID {
+		t.Fatalf("DLQ copies %v, want in-1 of this batch", dlq)
+	}
+	if n := testutil.ToFloat64(e.m.duplicateRequests.WithLabelValues("dispatcher")); n != 1 {
+		t.Fatalf("payouts_duplicate_requests_total{stage=dispatcher} = %v, want 1", n)
+	}
+}
+
+// A copy published after the original is final (APPROVED here is not
+// needed: SUBMITTED is enough for the dispatcher) and after the original was
+// REJECTED by Wompi's validation: neither adds an event to the status topic.
+func TestCopiesAfterFinalAddNoEvent(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	f.tap.fault = func(n int) fault {
+		if n == 1 {
+			return fault400
+		}
+		return faultNone
+	}
+	e := f.engine(nil)
+	rejected := batch("final-rej", map[string]int64{"fin-r": 100_000}, "fin-r")
+	f.produce(f.topics.Batches, rejected)
+	stop, _ := f.run(e)
+	eventually(t, "first batch rejected", func() bool { return outcome(e, "rejected") == 1 })
+	paid := batch("final-paid", map[string]int64{"fin-p": 100_000}, "fin-p")
+	f.produce(f.topics.Batches, paid)
+	eventually(t, "second batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	copies := batch("final-copies", map[string]int64{"fin-r": 100_000, "fin-p": 100_000, "fin-new": 100_000}, "fin-r", "fin-p", "fin-new")
+	f.produce(f.topics.Batches, copies)
+	eventually(t, "copies handled", func() bool { return outcome(e, "submitted") == 2 })
+	_ = stop()
+	f.noDoublePayment()
+	if _, ok := f.sim.LedgerEntry("fin-r"); ok {
+		t.Fatal("a copy of a REJECTED request was paid")
+	}
+	f.checkLifecycles()
+	if dlq := f.duplicateCopies(); len(dlq) != 2 || dlq["fin-r"] != copies.BatchID || dlq["fin-p"] != copies.BatchID {
+		t.Fatalf("DLQ copies %v, want fin-r and fin-p of the copies' batch", dlq)
+	}
+}
+
+// Two claimants of one batch: the second is told "busy" while the first
+// holds a live lease.
+func TestLeaseExcludesSecondClaimant(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	ctx := context.Background()
+	if c, err := e.st.claim(ctx, "owner-1", "e0", "b-lease"); err != nil || c.code != "fresh" {
+		t.Fatalf("first claim %+v %v", c, err)
+	}
+	c, err := e.st.claim(ctx, "owner-2", "e0", "b-lease")
+	if err != nil || c.code != "busy" || c.wait <= 0 {
+		t.Fatalf("second claim while the lease lives: %+v %v, want busy", c, err)
+	}
+	if err := e.st.releaseLease(ctx, "owner-1", "b-lease"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := e.st.claim(ctx, "owner-2", "e0", "b-lease"); err != nil || c.code != "resume" {
+		t.Fatalf("claim after release: %+v %v, want resume", c, err)
+	}
+}
+
+// A batch that can never succeed (its budget refuses it as invalid: a
+// zero amount) between two good ones: the good ones are paid, the bad one
+// ends REJECTED DISPATCH_FAILED with its record in the DLQ, its partition
+// moves on, and nothing is paid twice.
+func TestPoisonBatchEndsAndPartitionMovesOn(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(nil)
+	good1 := simpleBatch("poison-good1", 2)
+	bad := batch("poison-bad", map[string]int64{"poison-0": 0}, "poison-0")
+	good2 := simpleBatch("poison-good2", 2)
+	f.produce(f.topics.Batches, good1, bad, good2)
+	stop, _ := f.run(e)
+	eventually(t, "both good batches submitted", func() bool { return outcome(e, "submitted") == 2 })
+	eventually(t, "the bad batch ended", func() bool { return outcome(e, "failed") == 1 })
+	_ = stop()
+	f.noDoublePayment()
+	f.checkSubmitted(good1)
+	f.checkSubmitted(good2)
+	f.checkLifecycles()
+	idx := byStatus(f.statuses())
+	r := idx["poison-0"][payout.StatusRejected]
+	if len(r) != 1 || r[0].ReasonCode == nil || *r[0].ReasonCode != string(payout.ReasonDispatchFailed) {
+		t.Fatalf("bad batch's request: REJECTED %+v, want one DISPATCH_FAILED", r)
+	}
+	var dead int
+	for _, rec := range f.kafka.ReadAll(t, f.topics.RequestsDLQ) {
+		if string(rec.Key) == bad.BatchID {
+			dead++
+		}
+	}
+	if dead != 1 {
+		t.Fatalf("%d DLQ records of the bad batch, want 1", dead)
+	}
+	if _, ok := f.sim.BatchLedger()[bad.BatchID]; ok {
+		t.Fatal("the bad batch reached Wompi")
+	}
+}

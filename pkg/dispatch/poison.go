@@ -1,0 +1,153 @@
+package dispatch
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// The dispatcher's errors come in two classes, as wompi.Error's do (and
+// Temporal's retryable and non-retryable errors): a retry may help, and the
+// batch is tried again with backoff, never skipped; or it will not, and the
+// batch ends (a PermanentError). Anything not classified permanent is
+// retryable.
+
+// PermanentError is a failure of one batch that no retry can fix: a budget
+// script refusing the batch as invalid, a batch that cannot be encoded, a
+// provider 4xx on POST that is neither a validation refusal of its payees
+// nor a limit. The batch ends: after a lookup by reference proves that no
+// payout holds it, its requests get REJECTED with Reason, the batch record
+// goes to the DLQ, the reservation is released and the offset moves on.
+type PermanentError struct {
+	Reason payout.Reason
+	Err    error
+}
+
+func (e *PermanentError) Error() string { return "dispatch: permanent failure: " + e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err (or a cause) ends a batch rather than
+// being retried.
+func IsPermanent(err error) bool { return asPermanent(err) != nil }
+
+func asPermanent(err error) *PermanentError {
+	if err == nil {
+		return nil
+	}
+	var pe *PermanentError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	if errors.Is(err, ratelimit.ErrInvalid) {
+		return &PermanentError{Reason: payout.ReasonDispatchFailed, Err: err}
+	}
+	return nil
+}
+
+// postPermanent reports a POST /payouts answer that refuses the batch as a
+// whole and that no retry changes: a 4xx other than validation (400, 422:
+// a rejection of its payees), 401/403/404 (our credentials or URL: retried,
+// alerted), 408, 409 (EXC_022), 425 and 429.
+func postPermanent(err error) bool {
+	we, ok := wompi.AsError(err)
+	if !ok || we.OutcomeUnknown || we.HTTPStatus < 400 || we.HTTPStatus >= 500 {
+		return false
+	}
+	switch we.HTTPStatus {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusUnauthorized, http.StatusForbidden,
+		http.StatusNotFound, http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
+		return false
+	}
+	return !wompi.IsDeferrable(err)
+}
+
+// poison ends a batch that failed permanently. Wompi's word comes first:
+// if any POST went out, a lookup by reference decides, and a payout found
+// is adopted. Otherwise every request gets REJECTED with the reason, the
+// batch record is dead-lettered, and the reservation goes back. If even
+// the REJECTED events cannot be built, the DLQ record alone carries the
+// batch.
+func (j *job) poison(p *PermanentError) error {
+	e, b := j.e, j.b
+	j.log.Error("dispatch: batch failed for good: ending it", "reason", p.Reason, "err", p.Err)
+	if !j.firstPostAt.IsZero() {
+		id, err := j.lookup()
+		if err != nil {
+			return err
+		}
+		if id != "" {
+			return j.finish(id)
+		}
+	}
+	if j.reserved {
+		if _, err := e.budget.Release(j.hard, j.res); err != nil {
+			return err
+		}
+	}
+	msg := safeMessage(p.Err)
+	var recs []*kgo.Record
+	if j.src != nil {
+		recs = append(recs, events.DLQRecord(j.src, e.cfg.Topics.RequestsDLQ, errors.New(string(p.Reason)+": "+msg)))
+	}
+	statuses, err := j.poisonStatuses(p.Reason, msg)
+	if err != nil {
+		j.log.Error("dispatch: cannot build the REJECTED events of a failed batch: it is in the DLQ only", "err", err)
+	}
+	recs = append(recs, statuses...)
+	if err := e.produce(j.hard, recs...); err != nil {
+		return err
+	}
+	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,
+		[]string{stateClaimed, stateDeferred, statePosting}, stateRejected); err != nil {
+		return err
+	}
+	e.m.batches.WithLabelValues("failed").Inc()
+	return nil
+}
+
+// poisonStatuses builds REJECTED for every request of the batch that this
+// batch owns (kept, or dropped for an unknown bank) and the DLQ records of
+// its duplicate copies.
+func (j *job) poisonStatuses(reason payout.Reason, msg string) ([]*kgo.Record, error) {
+	e, b := j.e, j.b
+	var recs []*kgo.Record
+	for _, i := range j.keep {
+		t := &b.Transactions[i]
+		r, err := e.statusRecord(b, t, payout.StatusRejected, string(reason), msg, nil, nil,
+			payout.EventID("status", t.RequestID, string(payout.StatusRejected), b.BatchID))
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+	}
+	recs, err := e.dropRecords(b, j.src, j.drops, recs)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := e.batchStatusRecord(b, nil, payout.BatchRejected, &msg, j.keep)
+	if err != nil {
+		return nil, err
+	}
+	return append(recs, bs), nil
+}
+
+// safeMessage renders an error for an event or a DLQ header: Wompi's
+// messages masked, anything else with digits runs and emails masked, cut
+// to 500 bytes.
+func safeMessage(err error) string {
+	if we, ok := wompi.AsError(err); ok {
+		return maskMessage(we)
+	}
+	s := longDigits.ReplaceAllString(err.Error(), "****")
+	s = emailLike.ReplaceAllString(s, "****")
+	if len(s) > 500 {
+		s = s[:500]
+	}
+	return s
+}
