@@ -144,7 +144,9 @@ func TestEventIDDeterministic(t *testing.T) {
 }
 
 func TestCheckLifecycles(t *testing.T) {
-	ev := func(id, rid string, st Status) StatusChange { return StatusChange{EventID: id, RequestID: rid, Status: st} }
+	ev := func(id, rid string, st Status) StatusChange {
+		return StatusChange{EventID: id, RequestID: rid, Status: st}
+	}
 	cases := []struct {
 		name string
 		evs  []StatusChange
