@@ -178,13 +178,13 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 	}
 	b.txs = make([]*txn, 0, len(req.Transactions))
 	var total int64
+	refs := make(map[string]bool, len(req.Transactions))
 	for i := range req.Transactions {
 		t := &req.Transactions[i]
-		if !legalIDTypes[t.LegalIDType] {
-			add("transactions[%d].legalIdType must be one of CC, NIT, CE, PP, TI, DNI", i)
-		}
-		if !validLegalID(t.LegalID) {
-			add("transactions[%d].legalId must be 1-20 letters or digits", i)
+		for _, m := range ValidateTransaction(wompi.TransactionRequest{LegalIDType: t.LegalIDType, LegalID: t.LegalID,
+			AccountType: t.AccountType, AccountNumber: t.AccountNumber, Name: t.Name, Email: t.Email, Amount: t.Amount,
+			Reference: t.Reference, PersonType: t.PersonType}) {
+			add("transactions[%d].%s", i, m)
 		}
 		var bank *bankEntry
 		if fileBanks != nil {
@@ -195,24 +195,11 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 		} else if bank = s.bankByID[t.BankID]; bank == nil {
 			add("transactions[%d].bankId is not a bank from /banks", i)
 		}
-		if !accountTypes[t.AccountType] {
-			add("transactions[%d].accountType must be AHORROS, CORRIENTE or DEPOSITO_ELECTRONICO", i)
+		// [doc] the transaction reference is unique.
+		if refs[t.Reference] {
+			add("transactions[%d].reference is repeated in the batch", i)
 		}
-		if !validAccountNumber(t.AccountNumber) {
-			add("transactions[%d].accountNumber must be 6-20 digits and not all zeros", i)
-		}
-		if n := strings.TrimSpace(t.Name); n == "" || len(n) > 100 {
-			add("transactions[%d].name is required (at most 100 characters)", i)
-		}
-		if !validEmail(t.Email) {
-			add("transactions[%d].email is not a valid email address", i)
-		}
-		if t.Amount <= 0 {
-			add("transactions[%d].amount must be a positive integer of cents", i)
-		}
-		if strings.TrimSpace(t.Reference) == "" {
-			add("transactions[%d].reference is required", i)
-		}
+		refs[t.Reference] = true
 		if len(msgs) > 0 {
 			continue
 		}
