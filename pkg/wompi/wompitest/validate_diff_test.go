@@ -58,12 +58,22 @@ var diffEdges = []struct {
 	mutate func(r *payout.Request)
 }{
 	{"valid", func(r *payout.Request) {}},
-	{"NIT with check digit", func(r *payout.Request) { r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalNIT, "900123456-7" }},
-	{"NIT plain", func(r *payout.Request) { r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalNIT, "900123456" }},
-	{"NIT with dots", func(r *payout.Request) { r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalNIT, "900.123.456" }},
+	{"NIT with check digit", func(r *payout.Request) {
+		r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalNIT, "900123456-7"
+	}},
+	{"NIT plain", func(r *payout.Request) {
+		r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalNIT, "900123456"
+	}},
+	{"NIT with dots", func(r *payout.Request) {
+		r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalNIT, "900.123.456"
+	}},
 	{"CE alphanumeric", func(r *payout.Request) { r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalCE, "E12345" }},
-	{"PP 20 chars", func(r *payout.Request) { r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalPP, strings.Repeat("A", 20) }},
-	{"PP 21 chars", func(r *payout.Request) { r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalPP, strings.Repeat("A", 21) }},
+	{"PP 20 chars", func(r *payout.Request) {
+		r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalPP, strings.Repeat("A", 20)
+	}},
+	{"PP 21 chars", func(r *payout.Request) {
+		r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalPP, strings.Repeat("A", 21)
+	}},
 	{"DNI with space", func(r *payout.Request) { r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = payout.LegalDNI, "AB 1234" }},
 	{"long accented name (100 runes)", func(r *payout.Request) { r.Beneficiary.Name = strings.Repeat("á", 100) }},
 	{"accented name of 51 runes", func(r *payout.Request) { r.Beneficiary.Name = strings.Repeat("ñ", 51) }},
@@ -80,7 +90,9 @@ var diffEdges = []struct {
 	{"email plus", func(r *payout.Request) { r.Beneficiary.Email = "ana+pagos@example.co" }},
 	{"email unicode", func(r *payout.Request) { r.Beneficiary.Email = "añа@example.co" }},
 	{"email quoted", func(r *payout.Request) { r.Beneficiary.Email = `"ana"@example.co` }},
-	{"email 254", func(r *payout.Request) { r.Beneficiary.Email = "a@" + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("e", 67) + ".co" }},
+	{"email 254", func(r *payout.Request) {
+		r.Beneficiary.Email = "a@" + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("e", 67) + ".co"
+	}},
 	{"email trailing dot", func(r *payout.Request) { r.Beneficiary.Email = "ana@example.co." }},
 	{"account 6 digits", func(r *payout.Request) { r.Beneficiary.AccountNumber = "123456" }},
 	{"account 20 digits", func(r *payout.Request) { r.Beneficiary.AccountNumber = strings.Repeat("9", 20) }},
