@@ -210,9 +210,14 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 		return nil, msgs
 	}
 	b.amount = total
-	b.day = wompi.BogotaDay(now)
+	// A batch takes one of the client's daily batch slots on the day it is
+	// SENT [doc: "3,800 daily batches that can be sent per client"], even
+	// when it is scheduled for a later day. Its amount counts on the day
+	// it is dispersed [ours: the docs do not say].
+	b.slotDay = wompi.BogotaDay(now)
+	b.day = b.slotDay
 	if !dispAt.IsZero() {
-		b.day = wompi.BogotaDay(dispAt) // [ours] a scheduled batch counts on its dispersion day
+		b.day = wompi.BogotaDay(dispAt)
 	}
 	start := now
 	if dispAt.After(start) {
@@ -314,12 +319,12 @@ func (s *Server) commit(b *batch, now time.Time) *apiError {
 		}
 	}
 	acc := s.accounts[b.accountID]
-	day := s.dayUsage(b.day)
+	day, slots := s.dayUsage(b.day), s.dayUsage(b.slotDay)
 	switch {
-	case day.batches >= s.cfg.DailyBatchCap:
+	case slots.batches >= s.cfg.DailyBatchCap:
 		s.mu.Unlock()
 		return &apiError{http.StatusBadRequest, wompi.CodeDailyBatchLimit,
-			fmt.Sprintf("daily limit of %d batches reached for %s", s.cfg.DailyBatchCap, b.day)}
+			fmt.Sprintf("daily limit of %d batches reached for %s", s.cfg.DailyBatchCap, b.slotDay)}
 	case day.perAccount[b.accountID]+b.amount > acc.DailyLimitInCents:
 		s.mu.Unlock()
 		return &apiError{http.StatusBadRequest, wompi.CodeDailyLimit, "the account's daily transactional limit would be exceeded on " + b.day}
@@ -335,7 +340,7 @@ func (s *Server) commit(b *batch, now time.Time) *apiError {
 	}
 	acc.BalanceInCents -= b.amount
 	acc.updatedAt = now
-	day.batches++
+	slots.batches++
 	day.txs += int64(len(b.txs))
 	day.amount += b.amount
 	day.perAccount[b.accountID] += b.amount

@@ -51,7 +51,8 @@ type batch struct {
 	forced      string
 	source      string // "json" or "file"
 	idemKey     string
-	day         string // Bogota day its amount and slot count on
+	day         string // Bogota day its amount counts on (the dispersion day)
+	slotDay     string // Bogota day its batch slot counts on (the day it was sent)
 	amount      int64
 	txs         []*txn
 	finals      int
@@ -119,8 +120,8 @@ type payoutView struct {
 	DispersionDatetime *string        `json:"dispersionDatetime"`
 	PaymentType        string         `json:"paymentType"`
 	StatusMessage      string         `json:"statusMessage"`
-	AccountID          string         `json:"accountId"`
-	Recurring          *wireRecurring `json:"recurring,omitempty"`
+	AccountID          string         `json:"accountId,omitempty"` // [ours]
+	Recurring          *wireRecurring `json:"recurring,omitempty"` // [ours]
 	ApprovedAt         *string        `json:"approvedAt"`
 	CreatedAt          *string        `json:"createdAt"`
 	UpdatedAt          *string        `json:"updatedAt"`
@@ -141,7 +142,7 @@ type payeeInfoView struct {
 // "D07: message" [sdk: a string], payoutId is [ours].
 type txView struct {
 	ID            string        `json:"id"`
-	PayoutID      string        `json:"payoutId"`
+	PayoutID      string        `json:"payoutId,omitempty"` // [ours]
 	Status        string        `json:"status"`
 	AmountInCents int64         `json:"amountInCents"`
 	Reference     string        `json:"reference"`
@@ -167,6 +168,23 @@ func statusMessage(b *batch) string {
 }
 
 // viewPayout must be called with s.mu held.
+func (s *Server) viewPayout(b *batch) payoutView {
+	v := viewPayout(b)
+	if s.cfg.PublishedOnly {
+		v.AccountID, v.Recurring = "", nil
+	}
+	return v
+}
+
+// viewTx must be called with s.mu held.
+func (s *Server) viewTx(t *txn) txView {
+	v := viewTx(t)
+	if s.cfg.PublishedOnly {
+		v.PayoutID = ""
+	}
+	return v
+}
+
 func viewPayout(b *batch) payoutView {
 	v := payoutView{
 		ID: b.id, Status: string(b.status), Reference: b.reference, AmountInCents: b.amount, Currency: "COP",
@@ -181,7 +199,6 @@ func viewPayout(b *batch) payoutView {
 	return v
 }
 
-// viewTx must be called with s.mu held.
 func viewTx(t *txn) txView {
 	v := txView{
 		ID: t.id, PayoutID: t.b.id, Status: string(t.status), AmountInCents: t.w.Amount, Reference: t.w.Reference,

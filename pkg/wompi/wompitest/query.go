@@ -94,9 +94,17 @@ func (s *Server) handleAccounts(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleLimits answers BARE [sdk] for today, or for ?date=YYYY-MM-DD
-// [ours]; numberOfBatchesConsumed, accounts and date are [ours].
+// [ours]; numberOfBatchesConsumed, accounts and date are [ours]. With
+// PublishedOnly it ignores date and answers only the [sdk] fields of today.
 func (s *Server) handleLimits(w http.ResponseWriter, r *http.Request) {
 	day := wompi.BogotaDay(s.clock.Now())
+	if s.cfg.PublishedOnly {
+		v := s.limitsFor(day)
+		var pub publishedLimitsView
+		pub.NumberOfTransactionsConsumed, pub.Limits = v.NumberOfTransactionsConsumed, v.Limits
+		s.writeJSON(w, http.StatusOK, pub)
+		return
+	}
 	if d := r.URL.Query().Get("date"); d != "" {
 		if _, err := time.Parse(time.DateOnly, d); err != nil {
 			s.writeValidation(w, []string{"date must have the format YYYY-MM-DD"})
@@ -114,16 +122,27 @@ type accountLimitsView struct {
 	DailyAvailable int64  `json:"dailyAvailable"`
 }
 
+// dailyLimitsView is the [sdk] limits object, client-wide, in cents.
+type dailyLimitsView struct {
+	DailyLimit     int64 `json:"dailyLimit"`
+	DailyAvailable int64 `json:"dailyAvailable"`
+	DailyConsumed  int64 `json:"dailyConsumed"`
+}
+
+// publishedLimitsView is GET /limits as the [sdk] shows it: nothing else.
+type publishedLimitsView struct {
+	NumberOfTransactionsConsumed int64           `json:"numberOfTransactionsConsumed"`
+	Limits                       dailyLimitsView `json:"limits"`
+}
+
+// limitsView adds the [ours] extras: the batch count, per-account figures
+// and the day.
 type limitsView struct {
-	NumberOfTransactionsConsumed int64 `json:"numberOfTransactionsConsumed"`
-	Limits                       struct {
-		DailyLimit     int64 `json:"dailyLimit"`
-		DailyAvailable int64 `json:"dailyAvailable"`
-		DailyConsumed  int64 `json:"dailyConsumed"`
-	} `json:"limits"`
-	NumberOfBatchesConsumed int                 `json:"numberOfBatchesConsumed"`
-	Accounts                []accountLimitsView `json:"accounts"`
-	Date                    string              `json:"date"`
+	NumberOfTransactionsConsumed int64               `json:"numberOfTransactionsConsumed"`
+	Limits                       dailyLimitsView     `json:"limits"`
+	NumberOfBatchesConsumed      int                 `json:"numberOfBatchesConsumed"`
+	Accounts                     []accountLimitsView `json:"accounts"`
+	Date                         string              `json:"date"`
 }
 
 func (s *Server) limitsFor(day string) limitsView {
@@ -243,7 +262,7 @@ func (s *Server) handleListPayouts(w http.ResponseWriter, r *http.Request) {
 	lo, hi, pv := paginate(len(match), limit, page)
 	recs := make([]payoutView, 0, hi-lo)
 	for _, b := range match[lo:hi] {
-		recs = append(recs, viewPayout(b))
+		recs = append(recs, s.viewPayout(b))
 	}
 	s.mu.Unlock()
 	pv.Records = recs
@@ -255,7 +274,7 @@ func (s *Server) handleGetPayout(w http.ResponseWriter, r *http.Request) {
 	b := s.payoutByID[r.PathValue("id")]
 	var v payoutView
 	if b != nil {
-		v = viewPayout(b)
+		v = s.viewPayout(b)
 	}
 	s.mu.Unlock()
 	if b == nil {
@@ -306,7 +325,7 @@ func (s *Server) txPage(match []*txn, limit, page int) pageView {
 	lo, hi, pv := paginate(len(match), limit, page)
 	recs := make([]txView, 0, hi-lo)
 	for _, t := range match[lo:hi] {
-		recs = append(recs, viewTx(t))
+		recs = append(recs, s.viewTx(t))
 	}
 	pv.Records = recs
 	return pv
@@ -320,7 +339,7 @@ func (s *Server) handleGetTransaction(w http.ResponseWriter, r *http.Request) {
 		txID := r.PathValue("txId")
 		for _, t := range b.txs {
 			if t.id == txID {
-				tv := viewTx(t)
+				tv := s.viewTx(t)
 				v = &tv
 				break
 			}
@@ -412,5 +431,9 @@ func (s *Server) handleRecharge(w http.ResponseWriter, r *http.Request) {
 	a.updatedAt = s.clock.Now()
 	bal := a.BalanceInCents
 	s.mu.Unlock()
-	s.writeJSON(w, http.StatusOK, map[string]any{"accountId": req.AccountID, "amountInCents": req.AmountInCents, "balanceInCents": bal})
+	out := map[string]any{"accountId": req.AccountID, "amountInCents": req.AmountInCents, "balanceInCents": bal}
+	if s.cfg.PublishedOnly {
+		delete(out, "balanceInCents")
+	}
+	s.writeJSON(w, http.StatusOK, out)
 }
