@@ -482,7 +482,7 @@ func TestClientReports(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "id,payoutId,reference,status") {
 		t.Fatalf("csv: %d %q", resp.StatusCode, body)
 	}
-	if _, err := c.ReportURL(ctx, "unknown", ""); !wompi.IsStatus(err, 404) {
+	if _, err := c.ReportURL(ctx, "unknown", wompi.ReportIntegrationPayouts); !wompi.IsStatus(err, 404) {
 		t.Fatalf("unknown report: %v", err)
 	}
 	for _, err := range c.Reports(ctx, wompi.ReportsFilter{Periodicity: "hourly", ReportType: "payouts"}) {

@@ -153,6 +153,11 @@ type Config struct {
 	// and AFE_REJECTED (and matches nothing else).
 	StrictStatusFilter bool
 
+	// FixedSignatureProperties signs every webhook over the documented
+	// example list (id, status, amountInCents). By default the list varies
+	// from event to event, as Wompi says it may [doc].
+	FixedSignatureProperties bool
+
 	// LenientContentType accepts a POST /payouts whose Content-Type is not
 	// application/json (the docs require it; by default a wrong one gets
 	// 415) [ours: the status code].

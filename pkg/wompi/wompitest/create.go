@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"mime"
 	"net/http"
 	"path"
 	"strconv"
@@ -45,6 +46,12 @@ type apiError struct {
 }
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
+	// [doc] POST /payouts takes Content-Type: application/json; the 415 is
+	// [ours].
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); !s.cfg.LenientContentType && (err != nil || mt != "application/json") {
+		s.writeError(w, http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "Content-Type must be application/json")
+		return
+	}
 	key, ok := s.idemKey(w, r)
 	if !ok {
 		return
@@ -146,7 +153,7 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 	if req.DispersionDatetime != nil {
 		t, err := time.ParseInLocation(wompi.DispersionLayout, *req.DispersionDatetime, wompi.Bogota)
 		switch {
-		case err != nil:
+		case err != nil || !validDispersion(*req.DispersionDatetime):
 			add("dispersionDatetime must have the format YYYY-MM-DDTHH:mm")
 		case wompi.BogotaDay(t) <= wompi.BogotaDay(now):
 			add("dispersionDatetime must be at least the next day (America/Bogota)")
@@ -224,13 +231,83 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 		start = dispAt
 	}
 	b.id = s.newID()
+	b.endStatus = s.batchOutcome(b.reference)
+	acctBank := s.accounts[b.accountID].BankCode
 	for _, t := range b.txs {
 		t.b = b
 		t.id = s.newID()
-		t.dueAt = start.Add(s.settleDelay(t.w.Reference))
-		t.outcome, t.reason = s.outcome(b.forced, t.w.AccountNumber)
+		t.dueAt = start.Add(s.settleDelay(t.w.Reference, t.bank.code == acctBank))
+		t.outcome, t.reason = s.outcome(b.forced, &t.w)
+		switch b.endStatus {
+		case "":
+		case wompi.BatchNotApproved:
+			// [doc] the approver rejected it: CANCELLED, to be sent again.
+			t.outcome, t.reason = wompi.TransactionCancelled, FailureRule{Message: "Batch not approved by the approver"}
+			t.dueAt = start.Add(s.settleDelay(b.reference, true))
+		default:
+			// [ours] the transactions of a rejected batch fail with it.
+			t.outcome, t.reason = wompi.TransactionFailed, FailureRule{Message: "Batch " + string(b.endStatus)}
+			t.dueAt = start.Add(s.settleDelay(b.reference, true))
+		}
 	}
 	return b, nil
+}
+
+// validDispersion: exactly YYYY-MM-DDTHH:mm [doc] (time.Parse alone also
+// takes a one-digit hour).
+func validDispersion(v string) bool {
+	if len(v) != 16 {
+		return false
+	}
+	for i := 0; i < 16; i++ {
+		c := v[i]
+		switch i {
+		case 4, 7:
+			if c != '-' {
+				return false
+			}
+		case 10:
+			if c != 'T' {
+				return false
+			}
+		case 13:
+			if c != ':' {
+				return false
+			}
+		default:
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Batch outcome suffixes of the reference (Config.BatchOutcomes) [ours].
+const (
+	SuffixRejected    = "-rejected"
+	SuffixNotApproved = "-not-approved"
+	SuffixAFEHold     = "-afe-hold"
+	SuffixAFERejected = "-afe-rejected"
+)
+
+// batchOutcome is the final batch status a reference asks for, "" for
+// the normal flow.
+func (s *Server) batchOutcome(ref string) wompi.BatchStatus {
+	if !s.cfg.BatchOutcomes {
+		return ""
+	}
+	switch {
+	case strings.HasSuffix(ref, SuffixRejected):
+		return wompi.BatchRejected
+	case strings.HasSuffix(ref, SuffixNotApproved):
+		return wompi.BatchNotApproved
+	case strings.HasSuffix(ref, SuffixAFEHold):
+		return wompi.BatchAFEOnHold
+	case strings.HasSuffix(ref, SuffixAFERejected):
+		return wompi.BatchAFERejected
+	}
+	return ""
 }
 
 func validLegalID(s string) bool {
@@ -273,20 +350,39 @@ func validEmail(s string) bool {
 }
 
 // settleDelay is SettleDelay plus a jitter derived from the reference, so a
-// run is reproducible.
-func (s *Server) settleDelay(ref string) time.Duration {
+// run is reproducible. With BankSettlement it depends on the bank [doc]:
+// within SameBankDelay when the payee's bank is the origin account's
+// (uniform in [SameBankDelay/2, SameBankDelay)), else through ACH within
+// ACHDelay (uniform in [ACHDelay/4, ACHDelay)), both times SettleScale.
+func (s *Server) settleDelay(ref string, sameBank bool) time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(ref))
+	r := h.Sum64()
+	if s.cfg.BankSettlement {
+		hi, lo := s.cfg.ACHDelay, s.cfg.ACHDelay/4
+		if sameBank {
+			hi, lo = s.cfg.SameBankDelay, s.cfg.SameBankDelay/2
+		}
+		hi = time.Duration(float64(hi) * s.cfg.SettleScale)
+		lo = time.Duration(float64(lo) * s.cfg.SettleScale)
+		if hi <= lo {
+			return hi
+		}
+		return lo + time.Duration(r%uint64(hi-lo))
+	}
 	d := s.cfg.SettleDelay
 	if j := s.cfg.SettleJitter; j > 0 {
-		h := fnv.New64a()
-		_, _ = h.Write([]byte(ref))
-		d += time.Duration(h.Sum64() % uint64(j))
+		d += time.Duration(r % uint64(j))
 	}
 	return d
 }
 
-// outcome applies the test rules: the sandbox transactionStatus first, then
-// the cancel prefix, then the failure suffix table.
-func (s *Server) outcome(forced, accountNumber string) (wompi.TransactionStatus, FailureRule) {
+// outcome applies the test rules: the sandbox transactionStatus first [doc],
+// then the cancel prefix, then the data rules of the documented rejection
+// codes (RejectionByData), then the code named by the payee's name
+// (CodeInName), then the account number suffix table [ours].
+func (s *Server) outcome(forced string, t *wireTx) (wompi.TransactionStatus, FailureRule) {
+	accountNumber := t.AccountNumber
 	switch forced {
 	case "APPROVED":
 		return wompi.TransactionApproved, FailureRule{}
@@ -300,6 +396,12 @@ func (s *Server) outcome(forced, accountNumber string) (wompi.TransactionStatus,
 	}
 	if p := s.cfg.CancelPrefix; p != "-" && strings.HasPrefix(accountNumber, p) {
 		return wompi.TransactionCancelled, FailureRule{Message: "Cancelled by the approver"}
+	}
+	if r, ok := RejectionByData(t.LegalIDType, t.LegalID); ok {
+		return wompi.TransactionFailed, r
+	}
+	if r, ok := CodeInName(t.Name); ok {
+		return wompi.TransactionFailed, r
 	}
 	for _, r := range s.cfg.FailureRules {
 		if strings.HasSuffix(accountNumber, r.Suffix) {
@@ -347,10 +449,17 @@ func (s *Server) commit(b *batch, now time.Time) *apiError {
 	s.payouts = append(s.payouts, b)
 	s.payoutByID[b.id] = b
 	s.byBatchRef[b.reference] = append(s.byBatchRef[b.reference], b)
+	if b.endStatus == wompi.BatchAFEOnHold {
+		// [sdk] status; [ours] the hold is never lifted: the transactions
+		// stay PENDING and the money stays taken.
+		b.status = wompi.BatchAFEOnHold
+	}
 	for _, t := range b.txs {
 		t.order = s.seq.Add(1)
 		s.byTxRef[t.w.Reference] = append(s.byTxRef[t.w.Reference], t)
-		heap.Push(&s.due, t)
+		if b.status != wompi.BatchAFEOnHold {
+			heap.Push(&s.due, t)
+		}
 	}
 	ev := s.payoutEvent(b, now)
 	s.mu.Unlock()

@@ -34,6 +34,9 @@ type Faults struct {
 	WebhookDelay                                            time.Duration
 	// Unhealthy makes GET /health answer 503 with an UNHEALTHY payload.
 	Unhealthy bool
+	// PartialOutage makes GET /health answer 200 PARTIAL_OUTAGE with the
+	// secondary service notifications down (Unhealthy wins).
+	PartialOutage bool
 }
 
 // SetFaults replaces the fault knobs.

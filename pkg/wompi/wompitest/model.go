@@ -56,6 +56,7 @@ type batch struct {
 	amount      int64
 	txs         []*txn
 	finals      int
+	endStatus   wompi.BatchStatus // BatchOutcomes: the status it ends in, "" for the normal flow
 	status      wompi.BatchStatus
 	createdAt   time.Time
 	updatedAt   time.Time
@@ -163,6 +164,14 @@ func statusMessage(b *batch) string {
 		return "Partially paid"
 	case wompi.BatchTotalPayment:
 		return "Processed"
+	case wompi.BatchRejected:
+		return "Rejected"
+	case wompi.BatchNotApproved:
+		return "Not approved"
+	case wompi.BatchAFEOnHold:
+		return "On hold by the anti-fraud engine"
+	case wompi.BatchAFERejected:
+		return "Rejected by the anti-fraud engine"
 	}
 	return ""
 }

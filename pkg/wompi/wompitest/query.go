@@ -205,8 +205,9 @@ func paginate(n, limit, page int) (from, to int, p pageView) {
 	return
 }
 
-var batchStatuses = set("PENDING_APPROVAL", "PENDING", "NOT_APPROVED", "REJECTED", "PARTIAL_PAYMENT", "TOTAL_PAYMENT",
-	"AFE_ON_HOLD", "AFE_REJECTED")
+// documentedBatchStatuses are the six batch statuses of the docs [doc]:
+// the only values StrictStatusFilter lets through.
+var documentedBatchStatuses = set("PENDING_APPROVAL", "PENDING", "NOT_APPROVED", "REJECTED", "PARTIAL_PAYMENT", "TOTAL_PAYMENT")
 
 // handleListPayouts is GET /payouts [doc], oldest first [ours] so that
 // pages stay stable while batches are added.
@@ -218,8 +219,12 @@ func (s *Server) handleListPayouts(w http.ResponseWriter, r *http.Request) {
 		statuses = map[string]bool{}
 		for _, st := range strings.Split(v, ",") {
 			st = strings.TrimSpace(st)
-			if !batchStatuses[st] {
-				msgs = append(msgs, "status must be a comma list of batch statuses")
+			// [doc] a comma list of batch statuses. What Wompi does with
+			// another value is not published: by default it matches no
+			// batch (the [sdk] AFE_ON_HOLD and AFE_REJECTED match theirs);
+			// StrictStatusFilter answers 400 [ours].
+			if s.cfg.StrictStatusFilter && !documentedBatchStatuses[st] {
+				msgs = append(msgs, "status must be a comma list of PENDING_APPROVAL, PENDING, NOT_APPROVED, REJECTED, PARTIAL_PAYMENT, TOTAL_PAYMENT")
 				break
 			}
 			statuses[st] = true
@@ -385,12 +390,18 @@ func (s *Server) handleTransactionsByRef(w http.ResponseWriter, r *http.Request)
 
 // handleHealth is GET /health [doc]. With the Unhealthy fault it answers
 // 503 whose envelope still carries the payload [sdk].
+// With PartialOutage a secondary service (notifications) is down: 200
+// PARTIAL_OUTAGE [doc: the status and the critical/secondary split].
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	payments := !s.Faults().Unhealthy
+	f := s.Faults()
+	payments := !f.Unhealthy
 	h := map[string]any{"status": wompi.HealthHealthy, "services": []map[string]any{
 		{"name": "users", "healthy": true}, {"name": "payments", "healthy": payments},
-		{"name": "notifications", "healthy": true}, {"name": "afe-rules-engine", "healthy": true},
+		{"name": "notifications", "healthy": !f.PartialOutage}, {"name": "afe-rules-engine", "healthy": true},
 	}}
+	if f.PartialOutage {
+		h["status"] = wompi.HealthPartialOutage
+	}
 	if !payments {
 		h["status"] = wompi.HealthUnhealthy
 		env := envelope{Status: http.StatusServiceUnavailable, Code: wompi.CodeServiceUnavailable,
