@@ -298,14 +298,14 @@ func (s *Server) batchOutcome(ref string) wompi.BatchStatus {
 		return ""
 	}
 	switch {
+	case strings.HasSuffix(ref, SuffixAFERejected): // before SuffixRejected, which it ends with
+		return wompi.BatchAFERejected
+	case strings.HasSuffix(ref, SuffixAFEHold):
+		return wompi.BatchAFEOnHold
 	case strings.HasSuffix(ref, SuffixRejected):
 		return wompi.BatchRejected
 	case strings.HasSuffix(ref, SuffixNotApproved):
 		return wompi.BatchNotApproved
-	case strings.HasSuffix(ref, SuffixAFEHold):
-		return wompi.BatchAFEOnHold
-	case strings.HasSuffix(ref, SuffixAFERejected):
-		return wompi.BatchAFERejected
 	}
 	return ""
 }
