@@ -74,6 +74,17 @@ func integer[T int | int64 | uint64](dst *T) func(string) error {
 	}
 }
 
+func positive(dst *float64) func(string) error {
+	return func(v string) error {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(x > 0) || math.IsInf(x, 0) {
+			return errors.New("must be a positive number")
+		}
+		*dst = x
+		return nil
+	}
+}
+
 func str(dst *string) func(string) error { return func(v string) error { *dst = v; return nil } }
 
 func boolean(dst *bool) func(string) error {
@@ -124,6 +135,14 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 		{"webhook-delay-rate", "WOMPISIM_WEBHOOK_DELAY_RATE", "0", "fault: probability a webhook is held back (reordered)", rate(&f.WebhookDelayRate), false},
 		{"webhook-delay", "WOMPISIM_WEBHOOK_DELAY", "2s", "fault: longest hold of a delayed webhook", duration(&f.WebhookDelay), false},
 		{"unhealthy", "WOMPISIM_UNHEALTHY", "false", "fault: GET /health answers 503 UNHEALTHY", boolean(&f.Unhealthy), false},
+		{"partial-outage", "WOMPISIM_PARTIAL_OUTAGE", "false", "fault: GET /health answers 200 PARTIAL_OUTAGE (notifications down)", boolean(&f.PartialOutage), false},
+		{"published-only", "WOMPISIM_PUBLISHED_ONLY", "false", "answer only what Wompi publishes: no [ours] extras (/limits date, numberOfBatchesConsumed, accounts; batch accountId, recurring; transaction payoutId)", boolean(&cfg.PublishedOnly), false},
+		{"strict-status-filter", "WOMPISIM_STRICT_STATUS_FILTER", "false", "GET /payouts answers 400 to a status filter value outside the six documented ones", boolean(&cfg.StrictStatusFilter), false},
+		{"lenient-content-type", "WOMPISIM_LENIENT_CONTENT_TYPE", "false", "accept POST /payouts without Content-Type application/json", boolean(&cfg.LenientContentType), false},
+		{"fixed-signature-properties", "WOMPISIM_FIXED_SIGNATURE_PROPERTIES", "false", "sign every webhook over id, status, amountInCents instead of a list that varies per event", boolean(&cfg.FixedSignatureProperties), false},
+		{"batch-outcomes", "WOMPISIM_BATCH_OUTCOMES", "false", "batch reference suffixes -rejected, -not-approved, -afe-hold, -afe-rejected end the batch so", boolean(&cfg.BatchOutcomes), false},
+		{"bank-settlement", "WOMPISIM_BANK_SETTLEMENT", "false", "settle by bank: same bank as the origin account within 1h, ACH within 24h (times settle-scale)", boolean(&cfg.BankSettlement), false},
+		{"settle-scale", "WOMPISIM_SETTLE_SCALE", "1", "multiplies the bank settlement delays (e.g. 0.000277 turns an hour into a second)", positive(&cfg.SettleScale), false},
 		{"log-format", "WOMPISIM_LOG_FORMAT", "json", "json or text", str(&logFormat), false},
 		{"log-level", "WOMPISIM_LOG_LEVEL", "info", "debug, info, warn or error", str(&logLevel), false},
 		{"drain-timeout", "WOMPISIM_DRAIN_TIMEOUT", "10s", "on SIGTERM, how long to finish calls and webhooks", duration(&drain), false},

@@ -430,20 +430,41 @@ func (j *job) reserve() (ratelimit.Grant, error) {
 	}
 }
 
+// seed writes the day's consumption into the Redis budget. Seed keeps the
+// larger of each figure and what Redis already holds (our own reservations).
+//
+// Only GET /limits' published fields are relied on [sdk]: the client-wide
+// dailyConsumed of TODAY. The simulator's extras (accounts[], ?date=,
+// numberOfBatchesConsumed) are [ours] and used only when present. Without
+// them the figures are ESTIMATES:
+//   - the account's amount is the client-wide dailyConsumed (an upper bound:
+//     other accounts' spending counts too); for another day than today,
+//     nothing is published and it is 0 (plus our own reservations);
+//   - the batch count is the number of batches GET /payouts lists with
+//     fromDate = toDate = the day [doc filters], which Wompi may date by
+//     creation or dispersion (unpublished); our own reservations count too.
 func (j *job) seed() error {
 	e := j.e
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(j.soft, e.cfg.HTTPTimeout)
+	defer cancel()
 	lim, err := e.wompi.LimitsOn(ctx, payout.Day(j.res.Day).Start())
-	cancel()
 	e.m.observe("limits", start, err)
 	if err != nil {
 		return fmt.Errorf("dispatch: GET /limits: %w", err)
 	}
-	consumed := lim.Limits.DailyConsumed // the client's: an upper bound of the account's
-	for _, a := range lim.Accounts {
-		if a.AccountID == j.acct {
-			consumed = a.DailyConsumed
+	limDay := lim.Date // [ours]; the published /limits answers today
+	if limDay == "" {
+		limDay = payout.DayOf(e.now()).String()
+	}
+	var consumed int64
+	if limDay == j.res.Day {
+		consumed = lim.Limits.DailyConsumed // the client's: an upper bound of the account's
+	}
+	estimate := true
+	for _, a := range lim.Accounts { // [ours]
+		if a.AccountID == j.acct && limDay == j.res.Day {
+			consumed, estimate = a.DailyConsumed, false
 			if a.DailyLimit > 0 {
 				e.limitsMu.Lock()
 				e.acctLimits[j.acct] = a.DailyLimit
@@ -451,11 +472,22 @@ func (j *job) seed() error {
 			}
 		}
 	}
-	u, err := e.budget.Seed(j.hard, j.res.Day, j.acct, consumed, int(lim.NumberOfBatchesConsumed))
+	batches := int(lim.NumberOfBatchesConsumed) // [ours]
+	if batches == 0 {
+		start = time.Now()
+		p, err := e.wompi.PayoutsPage(ctx, wompi.PayoutsFilter{FromDate: j.res.Day, ToDate: j.res.Day, Limit: 1})
+		e.m.observe("payouts", start, err)
+		if err != nil {
+			return fmt.Errorf("dispatch: GET /payouts of the day: %w", err)
+		}
+		batches = max(p.Total, len(p.Records))
+	}
+	u, err := e.budget.Seed(j.hard, j.res.Day, j.acct, consumed, batches)
 	if err != nil {
 		return err
 	}
-	j.log.Info("dispatch: daily budget seeded from GET /limits", "day", j.res.Day, "consumed", u.AmountInCents, "batches", u.Batches)
+	j.log.Info("dispatch: daily budget seeded from Wompi", "day", j.res.Day, "consumed", u.AmountInCents, "batches", u.Batches,
+		"estimate", estimate)
 	return nil
 }
 

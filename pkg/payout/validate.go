@@ -107,7 +107,7 @@ func Validate(r *Request, now time.Time) Violations {
 	if !validLegalIDType(b.LegalIDType) {
 		add(ReasonInvalidLegalIDType, "beneficiary.legalIdType must be one of CC, NIT, CE, PP, TI, DNI")
 	} else if !ValidLegalID(b.LegalIDType, b.LegalID) {
-		add(ReasonInvalidLegalID, "beneficiary.legalId is malformed for its legalIdType")
+		add(ReasonInvalidLegalID, "beneficiary.legalId is malformed for its legalIdType (CC 5-10 digits, TI 6-11, NIT 6-15 digits without the check digit, CE/PP/DNI 3-20 letters or digits)")
 	}
 	switch b.AccountType {
 	case AccountAhorros, AccountCorriente, AccountDepositoElectronico:
@@ -128,7 +128,7 @@ func Validate(r *Request, now time.Time) Violations {
 		add(ReasonInvalidEmail, "beneficiary.email is not a valid address")
 	}
 	if !validName(b.Name) {
-		add(ReasonInvalidName, "beneficiary.name must be 1-100 printable characters")
+		add(ReasonInvalidName, "beneficiary.name must be at most 100 bytes of UTF-8 (fewer characters when accented), with a letter, no leading or trailing space, and only letters, digits, spaces and . , ' - & ( ) /")
 	}
 
 	if r.DispersionDatetime != nil && DayOf(*r.DispersionDatetime) <= DayOf(now) {
@@ -189,10 +189,15 @@ func validLegalIDType(t LegalIDType) bool {
 // publishes no format, so these rules are [ours], from Colombian practice:
 //   - CC (cédula): 5-10 digits;
 //   - TI (tarjeta de identidad): 6-11 digits;
-//   - NIT: 6-15 digits, optionally followed by '-' and one check digit;
+//   - NIT: 6-15 digits and nothing else: no check digit ("900123456-7" is
+//     refused; send "900123456"). The simulator, standing in for Wompi,
+//     refuses any '-' in legalId with a 400 that would reject the whole
+//     batch, and the bank's D18 is "NIT not numeric" (issue 17);
 //   - CE (cédula de extranjería), PP (passport), DNI: 3-20 letters and digits.
 //
-// All-zero numbers are refused (the bank's D25 "NIT in zeros").
+// All-zero numbers are refused (the bank's D25 "NIT in zeros"). Every rule
+// is at least as strict as the simulator's (wompitest.ValidateTransaction:
+// 1-20 letters or digits).
 func ValidLegalID(t LegalIDType, id string) bool {
 	switch t {
 	case LegalCC:
@@ -200,9 +205,6 @@ func ValidLegalID(t LegalIDType, id string) bool {
 	case LegalTI:
 		return digitsNotZero(id, 6, 11)
 	case LegalNIT:
-		if n := len(id); n >= 3 && id[n-2] == '-' && id[n-1] >= '0' && id[n-1] <= '9' {
-			id = id[:n-2]
-		}
 		return digitsNotZero(id, 6, 15)
 	case LegalCE, LegalPP, LegalDNI:
 		if len(id) < 3 || len(id) > 20 {
@@ -310,18 +312,34 @@ func ValidEmail(s string) bool {
 	return dots > 0 && labelLen >= 2 && lastLabelAlpha
 }
 
-// validName accepts 1-100 characters of valid UTF-8 with at least one
-// letter and no control characters [ours].
+// MaxNameBytes bounds a beneficiary name: 100 bytes of UTF-8, not 100
+// characters, so "á" counts twice. Wompi publishes no bound; this is the
+// stricter of ours and the simulator's (wompitest.MaxNameBytes) [ours].
+const MaxNameBytes = 100
+
+// validName accepts a name of at most MaxNameBytes bytes of valid UTF-8
+// with at least one letter, no leading or trailing space, and only letters
+// (accents and ñ included), combining marks, decimal digits, spaces and
+// . , ' - & ( ) / [ours]. The same rule as the simulator's, which stands in
+// for Wompi's unpublished one: anything else would pass here and then
+// reject a whole batch at the POST.
 func validName(s string) bool {
-	if strings.TrimSpace(s) == "" || !utf8.ValidString(s) || utf8.RuneCountInString(s) > 100 {
+	if s == "" || len(s) > MaxNameBytes || !utf8.ValidString(s) {
+		return false
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
 		return false
 	}
 	letter := false
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		switch {
+		case unicode.IsLetter(r):
+			letter = true
+		case unicode.IsMark(r), unicode.IsDigit(r):
+		case r == ' ' || r == '.' || r == ',' || r == '\'' || r == '-' || r == '&' || r == '(' || r == ')' || r == '/':
+		default:
 			return false
 		}
-		letter = letter || unicode.IsLetter(r)
 	}
 	return letter
 }

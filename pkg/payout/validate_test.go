@@ -49,9 +49,11 @@ func TestValidateTable(t *testing.T) {
 			r.Beneficiary.BankCode = ""
 			r.Beneficiary.BankID = ptr("0f8fad5b-d9cb-469f-a165-70867728950e")
 		}, nil},
-		{"valid NIT with check digit", func(r *Request) {
-			r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = LegalNIT, "900123456-7"
+		{"valid NIT", func(r *Request) {
+			r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = LegalNIT, "900123456"
 		}, nil},
+		{"valid accented name of 100 bytes", func(r *Request) { r.Beneficiary.Name = strings.Repeat("ñ", 50) }, nil},
+		{"valid company name", func(r *Request) { r.Beneficiary.Name = "Inversiones López & Cía. S.A.S. (Bogotá)" }, nil},
 		{"valid passport", func(r *Request) { r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = LegalPP, "AB123456" }, nil},
 		{"valid 64-char request id", func(r *Request) { r.RequestID = strings.Repeat("a", 64) }, nil},
 		{"valid deposito electronico", func(r *Request) { r.Beneficiary.AccountType = AccountDepositoElectronico }, nil},
@@ -74,6 +76,15 @@ func TestValidateTable(t *testing.T) {
 		{"NIT bad check suffix", func(r *Request) {
 			r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = LegalNIT, "900123456-X"
 		}, []Reason{ReasonInvalidLegalID}},
+		// Issue 17: these passed here, then the simulator answered 400 and
+		// the whole batch was REJECTED.
+		{"NIT with check digit", func(r *Request) {
+			r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = LegalNIT, "900123456-7"
+		}, []Reason{ReasonInvalidLegalID}},
+		{"long accented name (51 ñ = 102 bytes)", func(r *Request) { r.Beneficiary.Name = strings.Repeat("ñ", 51) }, []Reason{ReasonInvalidName}},
+		{"name with emoji", func(r *Request) { r.Beneficiary.Name = "Ana 😀" }, []Reason{ReasonInvalidName}},
+		{"name with leading space", func(r *Request) { r.Beneficiary.Name = " Ana" }, []Reason{ReasonInvalidName}},
+		{"name with angle brackets", func(r *Request) { r.Beneficiary.Name = "Ana <b>" }, []Reason{ReasonInvalidName}},
 		{"CE with symbol", func(r *Request) { r.Beneficiary.LegalIDType, r.Beneficiary.LegalID = LegalCE, "12#45" }, []Reason{ReasonInvalidLegalID}},
 		{"unknown account type", func(r *Request) { r.Beneficiary.AccountType = "CDT" }, []Reason{ReasonInvalidAccountType}},
 		{"account number too short", func(r *Request) { r.Beneficiary.AccountNumber = "12345" }, []Reason{ReasonInvalidAccountNumber}},

@@ -71,6 +71,10 @@ type call struct {
 	body         []byte
 	contentType  string
 	idemKey      string
+	// answered, when set, reads a failed GET's body before any retry: if
+	// it returns true the failure already carries the answer (a /health
+	// 503 with its payload) and is not repeated.
+	answered func(raw []byte) bool
 }
 
 // do performs cl and returns the raw answer body of a 2xx, or an *Error. A
@@ -87,7 +91,7 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, int, error) {
 	wait := c.readBackoff
 	for range c.readRetries {
 		we, ok := AsError(err)
-		if !ok || !we.Retryable() || we.Timeout() {
+		if !ok || !we.Retryable() || we.Timeout() || (cl.answered != nil && cl.answered(raw)) {
 			break
 		}
 		// Full jitter: replicas that failed together do not retry together.
@@ -549,8 +553,15 @@ func (c *Client) ReportURL(ctx context.Context, reportExecutionID, reportIntegra
 // Health returns GET /health. An error status whose envelope still carries
 // the health payload is read as that payload (typically UNHEALTHY), not as an
 // error [sdk].
+//
+// That payload is read before any retry: a 503 that says UNHEALTHY is an
+// answer, and repeating it ReadRetries times only delays it.
 func (c *Client) Health(ctx context.Context) (*Health, error) {
-	cl := call{method: http.MethodGet, path: "/health"}
+	cl := call{method: http.MethodGet, path: "/health", answered: func(raw []byte) bool {
+		var h Health
+		_, err := decodeInto(call{}, raw, &h)
+		return err == nil && knownHealth(h.Status)
+	}}
 	raw, status, err := c.do(ctx, cl)
 	if err != nil && status == 0 {
 		return nil, err
@@ -558,11 +569,7 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 	var h Health
 	_, derr := decodeInto(cl, raw, &h)
 	if derr == nil && h.Status != "" {
-		if err == nil {
-			return &h, nil
-		}
-		switch h.Status {
-		case HealthHealthy, HealthPartialOutage, HealthUnhealthy:
+		if err == nil || knownHealth(h.Status) {
 			return &h, nil
 		}
 	}
@@ -573,6 +580,14 @@ func (c *Client) Health(ctx context.Context) (*Health, error) {
 		return nil, derr
 	}
 	return nil, &Error{Method: cl.method, Path: cl.path, HTTPStatus: status, Messages: []string{"no health status in answer"}}
+}
+
+func knownHealth(s string) bool {
+	switch s {
+	case HealthHealthy, HealthPartialOutage, HealthUnhealthy:
+		return true
+	}
+	return false
 }
 
 // RechargeBalance tops up a sandbox origin account with POST

@@ -415,7 +415,7 @@ func TestClientFileUpload(t *testing.T) {
 	sim, c, _ := newSim(t, wompitest.Config{})
 	ctx := context.Background()
 	rows := []wompi.WompiCSVRow{
-		{LegalIDType: "CC", LegalID: "1000000001", BankCode: "1007", AccountType: "AHORROS", AccountNumber: "1234567890", Name: "Ana, \"la\" Pérez", Email: "ana@example.co", Amount: 120_000, Reference: "f-1"},
+		{LegalIDType: "CC", LegalID: "1000000001", BankCode: "1007", AccountType: "AHORROS", AccountNumber: "1234567890", Name: "Ana, 'la' Pérez", Email: "ana@example.co", Amount: 120_000, Reference: "f-1"},
 		{LegalIDType: "NIT", LegalID: "900123456", BankCode: "1507", AccountType: "DEPOSITO_ELECTRONICO", AccountNumber: "3001234567", Name: "Tienda SAS", Email: "t@example.co", Amount: 80_000, Reference: "f-2"},
 	}
 	for _, gz := range []bool{false, true} {
@@ -482,7 +482,7 @@ func TestClientReports(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "id,payoutId,reference,status") {
 		t.Fatalf("csv: %d %q", resp.StatusCode, body)
 	}
-	if _, err := c.ReportURL(ctx, "unknown", ""); !wompi.IsStatus(err, 404) {
+	if _, err := c.ReportURL(ctx, "unknown", wompi.ReportIntegrationPayouts); !wompi.IsStatus(err, 404) {
 		t.Fatalf("unknown report: %v", err)
 	}
 	for _, err := range c.Reports(ctx, wompi.ReportsFilter{Periodicity: "hourly", ReportType: "payouts"}) {

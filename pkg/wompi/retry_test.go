@@ -165,3 +165,48 @@ func TestReadRetriesNeverRepeatPostsOrRejections(t *testing.T) {
 		t.Fatalf("timed-out GET sent %d times", n)
 	}
 }
+
+// TestHealthReadsAnUnhealthy503BeforeRetrying: a 503 from /health whose
+// envelope carries the health payload is an answer, not a failure; the
+// client reads it at once instead of repeating the call ReadRetries times.
+// A 503 without a payload is still retried.
+func TestHealthReadsAnUnhealthy503BeforeRetrying(t *testing.T) {
+	var mu sync.Mutex
+	calls, bare := 0, false
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		b := bare
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		if b {
+			_, _ = io.WriteString(w, `{"status":503,"code":"SERVICE_UNAVAILABLE","message":"down"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":503,"code":"SERVICE_UNAVAILABLE","message":"payments down",`+
+			`"data":{"status":"UNHEALTHY","services":[{"name":"users","healthy":true},{"name":"payments","healthy":false}]}}`)
+	}))
+	t.Cleanup(ts.Close)
+	c, err := wompi.New(wompi.Config{BaseURL: ts.URL + "/v1", APIKey: "k", PrincipalID: "p", ReadRetries: 4, ReadBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := c.Health(context.Background())
+	if err != nil || h.Status != wompi.HealthUnhealthy {
+		t.Fatalf("health = %+v, %v; want UNHEALTHY", h, err)
+	}
+	if calls != 1 {
+		t.Fatalf("GET /health sent %d times for a 503 that carried its payload, want 1", calls)
+	}
+
+	mu.Lock()
+	calls, bare = 0, true
+	mu.Unlock()
+	if _, err := c.Health(context.Background()); !wompi.IsRetryable(err) {
+		t.Fatalf("bare 503: err = %v, want the retryable 503", err)
+	}
+	if calls != 5 {
+		t.Fatalf("bare 503: GET /health sent %d times, want 1 + 4 retries", calls)
+	}
+}

@@ -135,6 +135,55 @@ type Config struct {
 	// Seed seeds the fault dice and the id prefix; 0 picks a random one.
 	Seed uint64
 
+	// PublishedOnly switches off every [ours] extra of the answers, so a
+	// test sees only what Wompi publishes ([doc] or [sdk]):
+	//   - GET /limits ignores ?date= and answers today's figures, without
+	//     numberOfBatchesConsumed, accounts[] or date;
+	//   - a batch (GET /payouts, /payouts/{id}) carries no accountId or
+	//     recurring; a transaction (GET .../transactions) no payoutId;
+	//   - POST /accounts/balance-recharge answers without balanceInCents.
+	// Env WOMPISIM_PUBLISHED_ONLY in cmd/wompisim.
+	PublishedOnly bool
+
+	// StrictStatusFilter makes GET /payouts answer 400 to a status filter
+	// value outside the six documented batch statuses (PENDING_APPROVAL,
+	// PENDING, NOT_APPROVED, REJECTED, PARTIAL_PAYMENT, TOTAL_PAYMENT). Off
+	// by default: the docs do not say what Wompi does with an unknown
+	// value, so by default the simulator also accepts the [sdk] AFE_ON_HOLD
+	// and AFE_REJECTED (and matches nothing else).
+	StrictStatusFilter bool
+
+	// FixedSignatureProperties signs every webhook over the documented
+	// example list (id, status, amountInCents). By default the list varies
+	// from event to event, as Wompi says it may [doc].
+	FixedSignatureProperties bool
+
+	// LenientContentType accepts a POST /payouts whose Content-Type is not
+	// application/json (the docs require it; by default a wrong one gets
+	// 415) [ours: the status code].
+	LenientContentType bool
+
+	// BankSettlement makes settlement time depend on the bank [doc: about
+	// 1 h when the payee's bank is the origin account's, up to 24 h
+	// through ACH]: SameBankDelay and ACHDelay (defaults 1 h and 24 h,
+	// each scaled by SettleScale) replace SettleDelay, and the jitter is a
+	// fraction of them. Off by default: tests want seconds. The delays
+	// follow the injectable Clock.
+	BankSettlement bool
+	SameBankDelay  time.Duration
+	ACHDelay       time.Duration
+	// SettleScale multiplies SameBankDelay and ACHDelay (default 1; e.g.
+	// 1.0/3600 turns an hour into a second).
+	SettleScale float64
+
+	// BatchOutcomes enables batch-level outcomes by reference suffix
+	// [ours: the docs name the statuses, not how a batch reaches them]:
+	// a batch whose reference ends in "-rejected" ends REJECTED, "-not-
+	// approved" NOT_APPROVED, "-afe-hold" AFE_ON_HOLD, "-afe-rejected"
+	// AFE_REJECTED [sdk]. Its transactions never settle and its money
+	// goes back. Off by default so that no pipeline reference collides.
+	BatchOutcomes bool
+
 	// MaxPageSize caps limit on paginated queries (default 1000); the
 	// default page size is 20.
 	MaxPageSize int
@@ -211,6 +260,15 @@ func (c *Config) defaults() {
 	}
 	if c.WebhookTimeout <= 0 {
 		c.WebhookTimeout = 5 * time.Second
+	}
+	if c.SameBankDelay <= 0 {
+		c.SameBankDelay = time.Hour
+	}
+	if c.ACHDelay <= 0 {
+		c.ACHDelay = 24 * time.Hour
+	}
+	if c.SettleScale <= 0 {
+		c.SettleScale = 1
 	}
 	if c.MaxPageSize <= 0 {
 		c.MaxPageSize = 1000

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"mime"
 	"net/http"
 	"path"
 	"strconv"
@@ -45,6 +46,12 @@ type apiError struct {
 }
 
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
+	// [doc] POST /payouts takes Content-Type: application/json; the 415 is
+	// [ours].
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); !s.cfg.LenientContentType && (err != nil || mt != "application/json") {
+		s.writeError(w, http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "Content-Type must be application/json")
+		return
+	}
 	key, ok := s.idemKey(w, r)
 	if !ok {
 		return
@@ -146,7 +153,7 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 	if req.DispersionDatetime != nil {
 		t, err := time.ParseInLocation(wompi.DispersionLayout, *req.DispersionDatetime, wompi.Bogota)
 		switch {
-		case err != nil:
+		case err != nil || !validDispersion(*req.DispersionDatetime):
 			add("dispersionDatetime must have the format YYYY-MM-DDTHH:mm")
 		case wompi.BogotaDay(t) <= wompi.BogotaDay(now):
 			add("dispersionDatetime must be at least the next day (America/Bogota)")
@@ -178,13 +185,13 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 	}
 	b.txs = make([]*txn, 0, len(req.Transactions))
 	var total int64
+	refs := make(map[string]bool, len(req.Transactions))
 	for i := range req.Transactions {
 		t := &req.Transactions[i]
-		if !legalIDTypes[t.LegalIDType] {
-			add("transactions[%d].legalIdType must be one of CC, NIT, CE, PP, TI, DNI", i)
-		}
-		if !validLegalID(t.LegalID) {
-			add("transactions[%d].legalId must be 1-20 letters or digits", i)
+		for _, m := range ValidateTransaction(wompi.TransactionRequest{LegalIDType: t.LegalIDType, LegalID: t.LegalID,
+			AccountType: t.AccountType, AccountNumber: t.AccountNumber, Name: t.Name, Email: t.Email, Amount: t.Amount,
+			Reference: t.Reference, PersonType: t.PersonType}) {
+			add("transactions[%d].%s", i, m)
 		}
 		var bank *bankEntry
 		if fileBanks != nil {
@@ -195,24 +202,11 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 		} else if bank = s.bankByID[t.BankID]; bank == nil {
 			add("transactions[%d].bankId is not a bank from /banks", i)
 		}
-		if !accountTypes[t.AccountType] {
-			add("transactions[%d].accountType must be AHORROS, CORRIENTE or DEPOSITO_ELECTRONICO", i)
+		// [doc] the transaction reference is unique.
+		if refs[t.Reference] {
+			add("transactions[%d].reference is repeated in the batch", i)
 		}
-		if !validAccountNumber(t.AccountNumber) {
-			add("transactions[%d].accountNumber must be 6-20 digits and not all zeros", i)
-		}
-		if n := strings.TrimSpace(t.Name); n == "" || len(n) > 100 {
-			add("transactions[%d].name is required (at most 100 characters)", i)
-		}
-		if !validEmail(t.Email) {
-			add("transactions[%d].email is not a valid email address", i)
-		}
-		if t.Amount <= 0 {
-			add("transactions[%d].amount must be a positive integer of cents", i)
-		}
-		if strings.TrimSpace(t.Reference) == "" {
-			add("transactions[%d].reference is required", i)
-		}
+		refs[t.Reference] = true
 		if len(msgs) > 0 {
 			continue
 		}
@@ -223,22 +217,97 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 		return nil, msgs
 	}
 	b.amount = total
-	b.day = wompi.BogotaDay(now)
+	// A batch takes one of the client's daily batch slots on the day it is
+	// SENT [doc: "3,800 daily batches that can be sent per client"], even
+	// when it is scheduled for a later day. Its amount counts on the day
+	// it is dispersed [ours: the docs do not say].
+	b.slotDay = wompi.BogotaDay(now)
+	b.day = b.slotDay
 	if !dispAt.IsZero() {
-		b.day = wompi.BogotaDay(dispAt) // [ours] a scheduled batch counts on its dispersion day
+		b.day = wompi.BogotaDay(dispAt)
 	}
 	start := now
 	if dispAt.After(start) {
 		start = dispAt
 	}
 	b.id = s.newID()
+	b.endStatus = s.batchOutcome(b.reference)
+	acctBank := s.accounts[b.accountID].BankCode
 	for _, t := range b.txs {
 		t.b = b
 		t.id = s.newID()
-		t.dueAt = start.Add(s.settleDelay(t.w.Reference))
-		t.outcome, t.reason = s.outcome(b.forced, t.w.AccountNumber)
+		t.dueAt = start.Add(s.settleDelay(t.w.Reference, t.bank.code == acctBank))
+		t.outcome, t.reason = s.outcome(b.forced, &t.w)
+		switch b.endStatus {
+		case "":
+		case wompi.BatchNotApproved:
+			// [doc] the approver rejected it: CANCELLED, to be sent again.
+			t.outcome, t.reason = wompi.TransactionCancelled, FailureRule{Message: "Batch not approved by the approver"}
+			t.dueAt = start.Add(s.settleDelay(b.reference, true))
+		default:
+			// [ours] the transactions of a rejected batch fail with it.
+			t.outcome, t.reason = wompi.TransactionFailed, FailureRule{Message: "Batch " + string(b.endStatus)}
+			t.dueAt = start.Add(s.settleDelay(b.reference, true))
+		}
 	}
 	return b, nil
+}
+
+// validDispersion: exactly YYYY-MM-DDTHH:mm [doc] (time.Parse alone also
+// takes a one-digit hour).
+func validDispersion(v string) bool {
+	if len(v) != 16 {
+		return false
+	}
+	for i := 0; i < 16; i++ {
+		c := v[i]
+		switch i {
+		case 4, 7:
+			if c != '-' {
+				return false
+			}
+		case 10:
+			if c != 'T' {
+				return false
+			}
+		case 13:
+			if c != ':' {
+				return false
+			}
+		default:
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Batch outcome suffixes of the reference (Config.BatchOutcomes) [ours].
+const (
+	SuffixRejected    = "-rejected"
+	SuffixNotApproved = "-not-approved"
+	SuffixAFEHold     = "-afe-hold"
+	SuffixAFERejected = "-afe-rejected"
+)
+
+// batchOutcome is the final batch status a reference asks for, "" for
+// the normal flow.
+func (s *Server) batchOutcome(ref string) wompi.BatchStatus {
+	if !s.cfg.BatchOutcomes {
+		return ""
+	}
+	switch {
+	case strings.HasSuffix(ref, SuffixAFERejected): // before SuffixRejected, which it ends with
+		return wompi.BatchAFERejected
+	case strings.HasSuffix(ref, SuffixAFEHold):
+		return wompi.BatchAFEOnHold
+	case strings.HasSuffix(ref, SuffixRejected):
+		return wompi.BatchRejected
+	case strings.HasSuffix(ref, SuffixNotApproved):
+		return wompi.BatchNotApproved
+	}
+	return ""
 }
 
 func validLegalID(s string) bool {
@@ -281,20 +350,39 @@ func validEmail(s string) bool {
 }
 
 // settleDelay is SettleDelay plus a jitter derived from the reference, so a
-// run is reproducible.
-func (s *Server) settleDelay(ref string) time.Duration {
+// run is reproducible. With BankSettlement it depends on the bank [doc]:
+// within SameBankDelay when the payee's bank is the origin account's
+// (uniform in [SameBankDelay/2, SameBankDelay)), else through ACH within
+// ACHDelay (uniform in [ACHDelay/4, ACHDelay)), both times SettleScale.
+func (s *Server) settleDelay(ref string, sameBank bool) time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(ref))
+	r := h.Sum64()
+	if s.cfg.BankSettlement {
+		hi, lo := s.cfg.ACHDelay, s.cfg.ACHDelay/4
+		if sameBank {
+			hi, lo = s.cfg.SameBankDelay, s.cfg.SameBankDelay/2
+		}
+		hi = time.Duration(float64(hi) * s.cfg.SettleScale)
+		lo = time.Duration(float64(lo) * s.cfg.SettleScale)
+		if hi <= lo {
+			return hi
+		}
+		return lo + time.Duration(r%uint64(hi-lo))
+	}
 	d := s.cfg.SettleDelay
 	if j := s.cfg.SettleJitter; j > 0 {
-		h := fnv.New64a()
-		_, _ = h.Write([]byte(ref))
-		d += time.Duration(h.Sum64() % uint64(j))
+		d += time.Duration(r % uint64(j))
 	}
 	return d
 }
 
-// outcome applies the test rules: the sandbox transactionStatus first, then
-// the cancel prefix, then the failure suffix table.
-func (s *Server) outcome(forced, accountNumber string) (wompi.TransactionStatus, FailureRule) {
+// outcome applies the test rules: the sandbox transactionStatus first [doc],
+// then the cancel prefix, then the data rules of the documented rejection
+// codes (RejectionByData), then the code named by the payee's name
+// (CodeInName), then the account number suffix table [ours].
+func (s *Server) outcome(forced string, t *wireTx) (wompi.TransactionStatus, FailureRule) {
+	accountNumber := t.AccountNumber
 	switch forced {
 	case "APPROVED":
 		return wompi.TransactionApproved, FailureRule{}
@@ -308,6 +396,12 @@ func (s *Server) outcome(forced, accountNumber string) (wompi.TransactionStatus,
 	}
 	if p := s.cfg.CancelPrefix; p != "-" && strings.HasPrefix(accountNumber, p) {
 		return wompi.TransactionCancelled, FailureRule{Message: "Cancelled by the approver"}
+	}
+	if r, ok := RejectionByData(t.LegalIDType, t.LegalID); ok {
+		return wompi.TransactionFailed, r
+	}
+	if r, ok := CodeInName(t.Name); ok {
+		return wompi.TransactionFailed, r
 	}
 	for _, r := range s.cfg.FailureRules {
 		if strings.HasSuffix(accountNumber, r.Suffix) {
@@ -327,12 +421,12 @@ func (s *Server) commit(b *batch, now time.Time) *apiError {
 		}
 	}
 	acc := s.accounts[b.accountID]
-	day := s.dayUsage(b.day)
+	day, slots := s.dayUsage(b.day), s.dayUsage(b.slotDay)
 	switch {
-	case day.batches >= s.cfg.DailyBatchCap:
+	case slots.batches >= s.cfg.DailyBatchCap:
 		s.mu.Unlock()
 		return &apiError{http.StatusBadRequest, wompi.CodeDailyBatchLimit,
-			fmt.Sprintf("daily limit of %d batches reached for %s", s.cfg.DailyBatchCap, b.day)}
+			fmt.Sprintf("daily limit of %d batches reached for %s", s.cfg.DailyBatchCap, b.slotDay)}
 	case day.perAccount[b.accountID]+b.amount > acc.DailyLimitInCents:
 		s.mu.Unlock()
 		return &apiError{http.StatusBadRequest, wompi.CodeDailyLimit, "the account's daily transactional limit would be exceeded on " + b.day}
@@ -348,17 +442,24 @@ func (s *Server) commit(b *batch, now time.Time) *apiError {
 	}
 	acc.BalanceInCents -= b.amount
 	acc.updatedAt = now
-	day.batches++
+	slots.batches++
 	day.txs += int64(len(b.txs))
 	day.amount += b.amount
 	day.perAccount[b.accountID] += b.amount
 	s.payouts = append(s.payouts, b)
 	s.payoutByID[b.id] = b
 	s.byBatchRef[b.reference] = append(s.byBatchRef[b.reference], b)
+	if b.endStatus == wompi.BatchAFEOnHold {
+		// [sdk] status; [ours] the hold is never lifted: the transactions
+		// stay PENDING and the money stays taken.
+		b.status = wompi.BatchAFEOnHold
+	}
 	for _, t := range b.txs {
 		t.order = s.seq.Add(1)
 		s.byTxRef[t.w.Reference] = append(s.byTxRef[t.w.Reference], t)
-		heap.Push(&s.due, t)
+		if b.status != wompi.BatchAFEOnHold {
+			heap.Push(&s.due, t)
+		}
 	}
 	ev := s.payoutEvent(b, now)
 	s.mu.Unlock()

@@ -34,6 +34,9 @@ type Faults struct {
 	WebhookDelay                                            time.Duration
 	// Unhealthy makes GET /health answer 503 with an UNHEALTHY payload.
 	Unhealthy bool
+	// PartialOutage makes GET /health answer 200 PARTIAL_OUTAGE with the
+	// secondary service notifications down (Unhealthy wins).
+	PartialOutage bool
 }
 
 // SetFaults replaces the fault knobs.
@@ -134,12 +137,13 @@ type faultsWire struct {
 	WebhookDelayRate     *float64 `json:"webhookDelayRate,omitempty"`
 	WebhookDelay         *string  `json:"webhookDelay,omitempty"`
 	Unhealthy            *bool    `json:"unhealthy,omitempty"`
+	PartialOutage        *bool    `json:"partialOutage,omitempty"`
 }
 
 func toWire(f Faults) faultsWire {
 	d := func(v time.Duration) *string { s := v.String(); return &s }
 	return faultsWire{&f.ErrorRate, &f.TooManyRequestsRate, d(f.Latency), d(f.LatencyJitter), &f.DropResponseRate,
-		&f.WebhookDropRate, &f.WebhookDuplicateRate, &f.WebhookDelayRate, d(f.WebhookDelay), &f.Unhealthy}
+		&f.WebhookDropRate, &f.WebhookDuplicateRate, &f.WebhookDelayRate, d(f.WebhookDelay), &f.Unhealthy, &f.PartialOutage}
 }
 
 // apply merges w into f.
@@ -182,6 +186,9 @@ func (w faultsWire) apply(f *Faults) error {
 	}
 	if w.Unhealthy != nil {
 		f.Unhealthy = *w.Unhealthy
+	}
+	if w.PartialOutage != nil {
+		f.PartialOutage = *w.PartialOutage
 	}
 	return nil
 }

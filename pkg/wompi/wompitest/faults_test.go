@@ -233,10 +233,11 @@ func TestFileUploadFieldsChecked(t *testing.T) {
 func TestQueryValidation(t *testing.T) {
 	s, _, _ := start(t, wompitest.Config{})
 	for _, p := range []string{
-		"/v1/payouts?status=DONE", "/v1/payouts?fromDate=10-03-2026", "/v1/payouts?limit=0", "/v1/payouts?limit=100000",
+		"/v1/payouts?fromDate=10-03-2026", "/v1/payouts?limit=0", "/v1/payouts?limit=100000",
 		"/v1/payouts?page=-1", "/v1/accounts?status=OPEN", "/v1/limits?date=today", "/v1/transactions/r?status=PROCESSING",
 		"/v1/payouts/x/transactions?status=DONE", "/v1/reports/payouts?periodicity=daily&reportType=x",
 		"/v1/reports/presigned_url", "/v1/reports/presigned_url?reportExecutionId=x&reportIntegration=y",
+		"/v1/reports/presigned_url?reportExecutionId=x", // reportIntegration is required [doc]
 	} {
 		if st, resp := raw(t, s, "GET", p, nil, nil); st != 400 {
 			t.Errorf("%s: %d %v", p, st, resp)

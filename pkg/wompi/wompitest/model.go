@@ -51,10 +51,12 @@ type batch struct {
 	forced      string
 	source      string // "json" or "file"
 	idemKey     string
-	day         string // Bogota day its amount and slot count on
+	day         string // Bogota day its amount counts on (the dispersion day)
+	slotDay     string // Bogota day its batch slot counts on (the day it was sent)
 	amount      int64
 	txs         []*txn
 	finals      int
+	endStatus   wompi.BatchStatus // BatchOutcomes: the status it ends in, "" for the normal flow
 	status      wompi.BatchStatus
 	createdAt   time.Time
 	updatedAt   time.Time
@@ -119,8 +121,8 @@ type payoutView struct {
 	DispersionDatetime *string        `json:"dispersionDatetime"`
 	PaymentType        string         `json:"paymentType"`
 	StatusMessage      string         `json:"statusMessage"`
-	AccountID          string         `json:"accountId"`
-	Recurring          *wireRecurring `json:"recurring,omitempty"`
+	AccountID          string         `json:"accountId,omitempty"` // [ours]
+	Recurring          *wireRecurring `json:"recurring,omitempty"` // [ours]
 	ApprovedAt         *string        `json:"approvedAt"`
 	CreatedAt          *string        `json:"createdAt"`
 	UpdatedAt          *string        `json:"updatedAt"`
@@ -141,7 +143,7 @@ type payeeInfoView struct {
 // "D07: message" [sdk: a string], payoutId is [ours].
 type txView struct {
 	ID            string        `json:"id"`
-	PayoutID      string        `json:"payoutId"`
+	PayoutID      string        `json:"payoutId,omitempty"` // [ours]
 	Status        string        `json:"status"`
 	AmountInCents int64         `json:"amountInCents"`
 	Reference     string        `json:"reference"`
@@ -162,11 +164,36 @@ func statusMessage(b *batch) string {
 		return "Partially paid"
 	case wompi.BatchTotalPayment:
 		return "Processed"
+	case wompi.BatchRejected:
+		return "Rejected"
+	case wompi.BatchNotApproved:
+		return "Not approved"
+	case wompi.BatchAFEOnHold:
+		return "On hold by the anti-fraud engine"
+	case wompi.BatchAFERejected:
+		return "Rejected by the anti-fraud engine"
 	}
 	return ""
 }
 
 // viewPayout must be called with s.mu held.
+func (s *Server) viewPayout(b *batch) payoutView {
+	v := viewPayout(b)
+	if s.cfg.PublishedOnly {
+		v.AccountID, v.Recurring = "", nil
+	}
+	return v
+}
+
+// viewTx must be called with s.mu held.
+func (s *Server) viewTx(t *txn) txView {
+	v := viewTx(t)
+	if s.cfg.PublishedOnly {
+		v.PayoutID = ""
+	}
+	return v
+}
+
 func viewPayout(b *batch) payoutView {
 	v := payoutView{
 		ID: b.id, Status: string(b.status), Reference: b.reference, AmountInCents: b.amount, Currency: "COP",
@@ -181,7 +208,6 @@ func viewPayout(b *batch) payoutView {
 	return v
 }
 
-// viewTx must be called with s.mu held.
 func viewTx(t *txn) txView {
 	v := txView{
 		ID: t.id, PayoutID: t.b.id, Status: string(t.status), AmountInCents: t.w.Amount, Reference: t.w.Reference,

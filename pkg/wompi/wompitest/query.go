@@ -94,9 +94,17 @@ func (s *Server) handleAccounts(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleLimits answers BARE [sdk] for today, or for ?date=YYYY-MM-DD
-// [ours]; numberOfBatchesConsumed, accounts and date are [ours].
+// [ours]; numberOfBatchesConsumed, accounts and date are [ours]. With
+// PublishedOnly it ignores date and answers only the [sdk] fields of today.
 func (s *Server) handleLimits(w http.ResponseWriter, r *http.Request) {
 	day := wompi.BogotaDay(s.clock.Now())
+	if s.cfg.PublishedOnly {
+		v := s.limitsFor(day)
+		var pub publishedLimitsView
+		pub.NumberOfTransactionsConsumed, pub.Limits = v.NumberOfTransactionsConsumed, v.Limits
+		s.writeJSON(w, http.StatusOK, pub)
+		return
+	}
 	if d := r.URL.Query().Get("date"); d != "" {
 		if _, err := time.Parse(time.DateOnly, d); err != nil {
 			s.writeValidation(w, []string{"date must have the format YYYY-MM-DD"})
@@ -114,16 +122,27 @@ type accountLimitsView struct {
 	DailyAvailable int64  `json:"dailyAvailable"`
 }
 
+// dailyLimitsView is the [sdk] limits object, client-wide, in cents.
+type dailyLimitsView struct {
+	DailyLimit     int64 `json:"dailyLimit"`
+	DailyAvailable int64 `json:"dailyAvailable"`
+	DailyConsumed  int64 `json:"dailyConsumed"`
+}
+
+// publishedLimitsView is GET /limits as the [sdk] shows it: nothing else.
+type publishedLimitsView struct {
+	NumberOfTransactionsConsumed int64           `json:"numberOfTransactionsConsumed"`
+	Limits                       dailyLimitsView `json:"limits"`
+}
+
+// limitsView adds the [ours] extras: the batch count, per-account figures
+// and the day.
 type limitsView struct {
-	NumberOfTransactionsConsumed int64 `json:"numberOfTransactionsConsumed"`
-	Limits                       struct {
-		DailyLimit     int64 `json:"dailyLimit"`
-		DailyAvailable int64 `json:"dailyAvailable"`
-		DailyConsumed  int64 `json:"dailyConsumed"`
-	} `json:"limits"`
-	NumberOfBatchesConsumed int                 `json:"numberOfBatchesConsumed"`
-	Accounts                []accountLimitsView `json:"accounts"`
-	Date                    string              `json:"date"`
+	NumberOfTransactionsConsumed int64               `json:"numberOfTransactionsConsumed"`
+	Limits                       dailyLimitsView     `json:"limits"`
+	NumberOfBatchesConsumed      int                 `json:"numberOfBatchesConsumed"`
+	Accounts                     []accountLimitsView `json:"accounts"`
+	Date                         string              `json:"date"`
 }
 
 func (s *Server) limitsFor(day string) limitsView {
@@ -186,8 +205,9 @@ func paginate(n, limit, page int) (from, to int, p pageView) {
 	return
 }
 
-var batchStatuses = set("PENDING_APPROVAL", "PENDING", "NOT_APPROVED", "REJECTED", "PARTIAL_PAYMENT", "TOTAL_PAYMENT",
-	"AFE_ON_HOLD", "AFE_REJECTED")
+// documentedBatchStatuses are the six batch statuses of the docs [doc]:
+// the only values StrictStatusFilter lets through.
+var documentedBatchStatuses = set("PENDING_APPROVAL", "PENDING", "NOT_APPROVED", "REJECTED", "PARTIAL_PAYMENT", "TOTAL_PAYMENT")
 
 // handleListPayouts is GET /payouts [doc], oldest first [ours] so that
 // pages stay stable while batches are added.
@@ -199,8 +219,12 @@ func (s *Server) handleListPayouts(w http.ResponseWriter, r *http.Request) {
 		statuses = map[string]bool{}
 		for _, st := range strings.Split(v, ",") {
 			st = strings.TrimSpace(st)
-			if !batchStatuses[st] {
-				msgs = append(msgs, "status must be a comma list of batch statuses")
+			// [doc] a comma list of batch statuses. What Wompi does with
+			// another value is not published: by default it matches no
+			// batch (the [sdk] AFE_ON_HOLD and AFE_REJECTED match theirs);
+			// StrictStatusFilter answers 400 [ours].
+			if s.cfg.StrictStatusFilter && !documentedBatchStatuses[st] {
+				msgs = append(msgs, "status must be a comma list of PENDING_APPROVAL, PENDING, NOT_APPROVED, REJECTED, PARTIAL_PAYMENT, TOTAL_PAYMENT")
 				break
 			}
 			statuses[st] = true
@@ -243,7 +267,7 @@ func (s *Server) handleListPayouts(w http.ResponseWriter, r *http.Request) {
 	lo, hi, pv := paginate(len(match), limit, page)
 	recs := make([]payoutView, 0, hi-lo)
 	for _, b := range match[lo:hi] {
-		recs = append(recs, viewPayout(b))
+		recs = append(recs, s.viewPayout(b))
 	}
 	s.mu.Unlock()
 	pv.Records = recs
@@ -255,7 +279,7 @@ func (s *Server) handleGetPayout(w http.ResponseWriter, r *http.Request) {
 	b := s.payoutByID[r.PathValue("id")]
 	var v payoutView
 	if b != nil {
-		v = viewPayout(b)
+		v = s.viewPayout(b)
 	}
 	s.mu.Unlock()
 	if b == nil {
@@ -306,7 +330,7 @@ func (s *Server) txPage(match []*txn, limit, page int) pageView {
 	lo, hi, pv := paginate(len(match), limit, page)
 	recs := make([]txView, 0, hi-lo)
 	for _, t := range match[lo:hi] {
-		recs = append(recs, viewTx(t))
+		recs = append(recs, s.viewTx(t))
 	}
 	pv.Records = recs
 	return pv
@@ -320,7 +344,7 @@ func (s *Server) handleGetTransaction(w http.ResponseWriter, r *http.Request) {
 		txID := r.PathValue("txId")
 		for _, t := range b.txs {
 			if t.id == txID {
-				tv := viewTx(t)
+				tv := s.viewTx(t)
 				v = &tv
 				break
 			}
@@ -366,12 +390,18 @@ func (s *Server) handleTransactionsByRef(w http.ResponseWriter, r *http.Request)
 
 // handleHealth is GET /health [doc]. With the Unhealthy fault it answers
 // 503 whose envelope still carries the payload [sdk].
+// With PartialOutage a secondary service (notifications) is down: 200
+// PARTIAL_OUTAGE [doc: the status and the critical/secondary split].
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	payments := !s.Faults().Unhealthy
+	f := s.Faults()
+	payments := !f.Unhealthy
 	h := map[string]any{"status": wompi.HealthHealthy, "services": []map[string]any{
 		{"name": "users", "healthy": true}, {"name": "payments", "healthy": payments},
-		{"name": "notifications", "healthy": true}, {"name": "afe-rules-engine", "healthy": true},
+		{"name": "notifications", "healthy": !f.PartialOutage}, {"name": "afe-rules-engine", "healthy": true},
 	}}
+	if f.PartialOutage {
+		h["status"] = wompi.HealthPartialOutage
+	}
 	if !payments {
 		h["status"] = wompi.HealthUnhealthy
 		env := envelope{Status: http.StatusServiceUnavailable, Code: wompi.CodeServiceUnavailable,
@@ -412,5 +442,9 @@ func (s *Server) handleRecharge(w http.ResponseWriter, r *http.Request) {
 	a.updatedAt = s.clock.Now()
 	bal := a.BalanceInCents
 	s.mu.Unlock()
-	s.writeJSON(w, http.StatusOK, map[string]any{"accountId": req.AccountID, "amountInCents": req.AmountInCents, "balanceInCents": bal})
+	out := map[string]any{"accountId": req.AccountID, "amountInCents": req.AmountInCents, "balanceInCents": bal}
+	if s.cfg.PublishedOnly {
+		delete(out, "balanceInCents")
+	}
+	s.writeJSON(w, http.StatusOK, out)
 }

@@ -84,7 +84,8 @@ func (s *Server) handlePresigned(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		msgs = append(msgs, "reportExecutionId is required")
 	}
-	if integ != "" && integ != wompi.ReportIntegrationPayouts && integ != wompi.ReportIntegrationMerchant {
+	// [doc] both parameters; reportIntegration is payouts or merchant_reports.
+	if integ != wompi.ReportIntegrationPayouts && integ != wompi.ReportIntegrationMerchant {
 		msgs = append(msgs, "reportIntegration must be payouts or merchant_reports")
 	}
 	if len(msgs) > 0 {

@@ -236,28 +236,35 @@ func TestDailyLimitsPerBogotaDay(t *testing.T) {
 	_ = s
 }
 
+// TestDailyBatchCapAndScheduledDay: the 3,800 cap counts the batches a
+// client SENDS in a day [doc], so a batch scheduled for tomorrow takes
+// today's slot; its amount counts on tomorrow [ours].
 func TestDailyBatchCapAndScheduledDay(t *testing.T) {
 	_, c, _ := start(t, wompitest.Config{DailyBatchCap: 3})
 	ctx := context.Background()
-	for i := range 3 {
+	for i := range 2 {
 		if _, err := c.CreatePayout(ctx, fmt.Sprintf("cap-%d", i), batchr(fmt.Sprintf("cap-%d", i), wompitest.AccountMain, txr(fmt.Sprintf("cap-%d", i), "1234567890", 100))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := c.CreatePayout(ctx, "cap-3", batchr("cap-3", wompitest.AccountMain, txr("cap-3", "1234567890", 100)))
-	if !wompi.IsCode(err, wompi.CodeDailyBatchLimit) || !wompi.IsDeferrable(err) {
-		t.Fatalf("4th batch: %v", err)
-	}
-	// A batch scheduled for tomorrow counts on tomorrow.
 	req := batchr("cap-sched", wompitest.AccountMain, txr("cap-sched", "1234567890", 700))
 	req.DispersionDatetime = t0.Add(24 * time.Hour)
 	if _, err := c.CreatePayout(ctx, "cap-sched", req); err != nil {
 		t.Fatalf("scheduled batch: %v", err)
 	}
+	_, err := c.CreatePayout(ctx, "cap-3", batchr("cap-3", wompitest.AccountMain, txr("cap-3", "1234567890", 100)))
+	if !wompi.IsCode(err, wompi.CodeDailyBatchLimit) || !wompi.IsDeferrable(err) {
+		t.Fatalf("4th batch sent today (the scheduled one took a slot): %v", err)
+	}
+	req = batchr("cap-sched-2", wompitest.AccountMain, txr("cap-sched-2", "1234567890", 700))
+	req.DispersionDatetime = t0.Add(48 * time.Hour)
+	if _, err := c.CreatePayout(ctx, "cap-sched-2", req); !wompi.IsCode(err, wompi.CodeDailyBatchLimit) {
+		t.Fatalf("a scheduled batch sent on a full day: %v", err)
+	}
 	today, _ := c.Limits(ctx)
 	tomorrow, _ := c.LimitsOn(ctx, t0.Add(24*time.Hour))
-	if today.NumberOfBatchesConsumed != 3 || today.Limits.DailyConsumed != 300 ||
-		tomorrow.NumberOfBatchesConsumed != 1 || tomorrow.Limits.DailyConsumed != 700 || tomorrow.NumberOfTransactionsConsumed != 1 {
+	if today.NumberOfBatchesConsumed != 3 || today.Limits.DailyConsumed != 200 ||
+		tomorrow.NumberOfBatchesConsumed != 0 || tomorrow.Limits.DailyConsumed != 700 || tomorrow.NumberOfTransactionsConsumed != 1 {
 		t.Fatalf("today %+v tomorrow %+v", today, tomorrow)
 	}
 }

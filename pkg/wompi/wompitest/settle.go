@@ -2,6 +2,7 @@ package wompitest
 
 import (
 	"container/heap"
+	"hash/fnv"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
@@ -82,9 +83,16 @@ func (s *Server) settle(t *txn, now time.Time, events []hookEvent) []hookEvent {
 	b := t.b
 	b.finals++
 	prev := b.status
-	if b.finals == len(b.txs) {
+	switch {
+	case b.endStatus != "":
+		// BatchOutcomes: the batch moves once, when its last
+		// transaction is final.
+		if b.finals == len(b.txs) {
+			b.status = b.endStatus
+		}
+	case b.finals == len(b.txs):
 		b.status = wompi.BatchTotalPayment
-	} else {
+	default:
 		b.status = wompi.BatchPartialPayment
 	}
 	if b.status != prev {
@@ -104,8 +112,8 @@ func (s *Server) txEvent(t *txn, now time.Time) hookEvent {
 		"failureReason": failureObj(t), "currency": "COP",
 		"appliedAt": fmtTime(t.appliedAt), "createdAt": fmtTime(t.createdAt),
 	}}
-	return hookEvent{name: wompi.EventTransactionUpdated, data: data, at: now,
-		props: []string{"transaction.id", "transaction.status", "transaction.amountInCents"}, key: t.id + "/" + string(t.status)}
+	key := t.id + "/" + string(t.status)
+	return hookEvent{name: wompi.EventTransactionUpdated, data: data, at: now, props: s.props(txProps, key), key: key}
 }
 
 func failureObj(t *txn) any {
@@ -126,6 +134,35 @@ func (s *Server) payoutEvent(b *batch, now time.Time) hookEvent {
 		"status": string(b.status), "totalTransactions": len(b.txs), "currency": "COP",
 		"dispersionDatetime": disp, "approvedAt": fmtTime(b.createdAt), "createdAt": fmtTime(b.createdAt),
 	}}
-	return hookEvent{name: wompi.EventPayoutUpdated, data: data, at: now,
-		props: []string{"payout.id", "payout.status", "payout.amountInCents"}, key: b.id + "/" + string(b.status)}
+	key := b.id + "/" + string(b.status)
+	return hookEvent{name: wompi.EventPayoutUpdated, data: data, at: now, props: s.props(payoutProps, key), key: key}
+}
+
+// The signed property lists. Wompi says the list can change from event to
+// event [doc]; the first of each is the documented example, the others
+// are [ours]. Every listed property is present in the event's data.
+var (
+	txProps = [][]string{
+		{"transaction.id", "transaction.status", "transaction.amountInCents"},
+		{"transaction.id", "transaction.payoutId", "transaction.status", "transaction.amountInCents"},
+		{"transaction.status", "transaction.id", "transaction.currency"},
+		{"transaction.id", "transaction.status", "transaction.amountInCents", "transaction.createdAt"},
+	}
+	payoutProps = [][]string{
+		{"payout.id", "payout.status", "payout.amountInCents"},
+		{"payout.id", "payout.reference", "payout.status"},
+		{"payout.status", "payout.id", "payout.totalTransactions", "payout.currency"},
+		{"payout.id", "payout.status", "payout.amountInCents", "payout.createdAt"},
+	}
+)
+
+// props picks an event's property list from its key, so a run is
+// reproducible; with FixedSignatureProperties it is always the first.
+func (s *Server) props(lists [][]string, key string) []string {
+	if s.cfg.FixedSignatureProperties {
+		return lists[0]
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return lists[h.Sum32()%uint32(len(lists))]
 }
