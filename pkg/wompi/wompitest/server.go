@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -154,8 +155,16 @@ type TB interface {
 // NewTestServer starts the simulator on an httptest server and closes it
 // when the test ends. With the real clock it also runs the settle loop.
 // Point a wompi.Client at BaseURL().
+//
+// With WOMPITEST_PUBLISHED_ONLY=1 in the environment every test server runs
+// with Config.PublishedOnly: the suites above the simulator then prove that
+// the pipeline needs nothing the real API does not publish (make
+// test-published).
 func NewTestServer(tb TB, cfg Config) *Server {
 	tb.Helper()
+	if os.Getenv("WOMPITEST_PUBLISHED_ONLY") == "1" {
+		cfg.PublishedOnly = true
+	}
 	s, err := New(cfg)
 	if err != nil {
 		tb.Fatalf("wompitest: %v", err)
