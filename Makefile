@@ -30,6 +30,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRefPage$$' -fuzztime $(FUZZTIME) ./pkg/wompi
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./pkg/track
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateAgreesWithSimulator$$' -fuzztime $(FUZZTIME) ./pkg/wompi/wompitest
 
 rules:
 	promtool check rules deploy/prometheus/alerts.yml
