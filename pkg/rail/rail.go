@@ -1,0 +1,206 @@
+// Package rail names what a payout provider ("rail") is to the pipeline,
+// and the classes of its errors. The dispatcher and the tracker know rails
+// only through this package; each provider has a package of its own (a
+// client, and a simulator in a test sub-package) that implements it, and
+// every implementation passes the one conformance suite in railtest.
+//
+// Two kinds of rails exist. A batch rail (Wompi) takes many payees in one
+// POST under one idempotency key. A single-payout rail (SmartFastPay,
+// WEpayout) takes one payee per POST and documents no idempotency: the
+// dispatcher fans a batch out into single payouts, and never repeats a POST
+// whose outcome is unknown before a lookup by our own id (the requestId)
+// proves the provider holds nothing for it.
+package rail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// Name is a rail's name in the contract: PayoutRequested.rail, RAIL_ROUTES,
+// the rail label of metrics.
+type Name string
+
+// The rails of the product.
+const (
+	Wompi        Name = "wompi"
+	SmartFastPay Name = "smartfastpay"
+	WEpayout     Name = "wepayout"
+)
+
+// Names lists the rails in a stable order.
+var Names = []Name{Wompi, SmartFastPay, WEpayout}
+
+// Valid reports whether n is one of Names.
+func (n Name) Valid() bool {
+	for _, v := range Names {
+		if v == n {
+			return true
+		}
+	}
+	return false
+}
+
+// Class says what a failed call means for the payout, and so what the
+// caller may do next (Temporal's retryable and non-retryable error types,
+// with the one distinction that matters for money: whether the call may
+// have been applied).
+type Class string
+
+// The classes of a rail's errors.
+const (
+	// Retryable: the provider did not apply the call (a 5xx or 429 on a
+	// read, a connection refused before anything was sent). Retry with
+	// backoff.
+	Retryable Class = "retryable"
+	// OutcomeUnknown: a create may have been applied (a timeout, a reset
+	// after the body was sent, a 5xx to a POST, an answer we cannot read).
+	// Never repeat it before a lookup by our own id proves it absent.
+	OutcomeUnknown Class = "outcome_unknown"
+	// Rejected: the provider refused the payee as sent (validation). Final
+	// for that payee: REJECTED with the provider's code.
+	Rejected Class = "rejected"
+	// Deferred: refused for now (a limit, the balance): try again later.
+	Deferred Class = "deferred"
+	// AlreadyExists: the provider already holds a payout with our id.
+	AlreadyExists Class = "already_exists"
+	// Unauthorized: our credentials, permissions or base URL are wrong (401,
+	// 403, 404 on a create). No retry fixes it: alert, back off, never
+	// reject the payee for it.
+	Unauthorized Class = "unauthorized"
+	// Permanent: anything else no retry fixes.
+	Permanent Class = "permanent"
+)
+
+// Error is a failed call to a rail. Messages never carry personal data:
+// clients mask what the provider echoes.
+type Error struct {
+	Rail       Name
+	Op         string // "create", "get", "find", "list", "token", "balance"
+	HTTPStatus int    // 0 when no answer was read
+	Code       string // the provider's code, when it gives one
+	Message    string // masked
+	Class      Class
+	Err        error // the transport error, if any
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("%s: %s", e.Rail, e.Op)
+	if e.HTTPStatus != 0 {
+		s += fmt.Sprintf(": HTTP %d", e.HTTPStatus)
+	}
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s + " (" + string(e.Class) + ")"
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ClassOf returns the class of err: the Class of a *Error in its chain,
+// OutcomeUnknown for a context deadline (a call that may have landed), and
+// Retryable for anything else.
+func ClassOf(err error) Class {
+	var re *Error
+	if errors.As(err, &re) {
+		return re.Class
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return OutcomeUnknown
+	}
+	return Retryable
+}
+
+// Payee is who a single payout pays: the fields of PayoutRequested's
+// beneficiary that the single-payout rails use.
+type Payee struct {
+	Name, Email, Phone   string
+	LegalIDType, LegalID string // CC, NIT, ...; CPF, CNPJ
+	CustomerID           string // SmartFastPay customer_id
+	PixKey               string // WEpayout PIX
+	BankCode             string
+	Branch, BranchDigit  string
+	AccountNumber        string
+	AccountDigit         string
+	AccountType          string // AHORROS, CORRIENTE, ...
+}
+
+// PayoutRequest is one single payout. ID is our requestId: the provider's
+// transaction.id (SmartFastPay) or invoice (WEpayout), and what Find looks
+// up.
+type PayoutRequest struct {
+	ID            string
+	AmountInCents int64
+	Currency      string
+	Payee         Payee
+	CallbackURL   string
+	Description   string
+}
+
+// Payout is a provider's record of a single payout, mapped.
+type Payout struct {
+	ProviderID     string        // the provider's id
+	ID             string        // our id (requestId), as the provider holds it
+	Status         payout.Status // mapped; "" while the provider status maps to nothing known
+	ProviderStatus string        // as the provider says it
+	Reason         string        // a reason code for FAILED and CANCELLED, e.g. WEPAYOUT_5
+	AmountInCents  int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// ListFilter narrows a listing. Zero fields do not filter.
+type ListFilter struct {
+	ID         string // our id
+	From, To   time.Time
+	ProviderID string
+}
+
+// SinglePayouts is a single-payout rail's client: what the dispatcher and
+// the tracker need of it.
+type SinglePayouts interface {
+	// Rail names the rail.
+	Rail() Name
+	// Create sends one payout. Its error's class says whether it may have
+	// been applied (OutcomeUnknown): then it must not be sent again before
+	// Find proves it absent.
+	Create(ctx context.Context, r PayoutRequest) (Payout, error)
+	// Get reads one payout by the provider's id.
+	Get(ctx context.Context, providerID string) (Payout, error)
+	// Find returns every payout the provider holds under our id (none: it
+	// is absent; more than one: a double payment someone else made).
+	Find(ctx context.Context, id string) ([]Payout, error)
+	// List walks the payouts the filter selects, every page.
+	List(ctx context.Context, f ListFilter) iter.Seq2[Payout, error]
+}
+
+// Location returns the business-day time zone of a rail: budgets count in
+// that zone's days.
+func Location(n Name) *time.Location {
+	if n == WEpayout {
+		return saoPaulo
+	}
+	return payout.Bogota
+}
+
+var saoPaulo = mustLoad("America/Sao_Paulo")
+
+func mustLoad(name string) *time.Location {
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		// Brazil has had no DST since 2019: UTC-3 is exact for current dates.
+		return time.FixedZone("America/Sao_Paulo", -3*60*60)
+	}
+	return l
+}
