@@ -14,6 +14,9 @@ const (
 	StatusApproved  Status = "APPROVED"  // paid
 	StatusFailed    Status = "FAILED"    // the bank refused the credit (a D* code)
 	StatusCancelled Status = "CANCELLED" // the approver cancelled it; it must be sent again
+	// StatusReturned is a reversal after APPROVED (SmartFastPay's returned
+	// or refunded): final, and it may follow APPROVED only.
+	StatusReturned Status = "RETURNED"
 )
 
 // Statuses lists every pipeline status, in the order of the Avro enum.
@@ -33,6 +36,8 @@ func (s Status) rank() int {
 		return 4
 	case StatusRejected, StatusApproved, StatusFailed, StatusCancelled:
 		return 5
+	case StatusReturned:
+		return 6
 	}
 	return -1
 }
@@ -40,8 +45,10 @@ func (s Status) rank() int {
 // Valid reports whether s is one of the pipeline statuses.
 func (s Status) Valid() bool { return s.rank() >= 0 }
 
-// Final reports whether no transition may leave s.
-func (s Status) Final() bool { return s.rank() == 5 }
+// Final reports whether s ends a request's life: REJECTED, APPROVED,
+// FAILED, CANCELLED and RETURNED. One exception leaves a final status:
+// APPROVED may still be reversed to RETURNED.
+func (s Status) Final() bool { return s.rank() >= 5 }
 
 // CanTransition reports whether a request in status from may move to status
 // to. The zero Status stands for "no status yet": any valid status may follow
@@ -54,7 +61,10 @@ func CanTransition(from, to Status) bool {
 	if from == "" {
 		return true
 	}
-	if !from.Valid() || from.Final() {
+	if from == StatusApproved && to == StatusReturned {
+		return true
+	}
+	if !from.Valid() || from.Final() || to == StatusReturned {
 		return false
 	}
 	return to.rank() > from.rank()
