@@ -301,7 +301,7 @@ func (e *Engine) emit(ctx context.Context, tr *transition, topic, source string,
 	for {
 		out, cur, err := e.statuses.begin(ctx, *tr, token)
 		if err != nil {
-			return 0, fmt.Errorf("%w: redis: %v", errUnavailable, err)
+			return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 		}
 		switch out {
 		case outcomeOK:
@@ -327,7 +327,7 @@ func (e *Engine) emit(ctx context.Context, tr *transition, topic, source string,
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return 0, fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
+				return 0, fmt.Errorf("%w: %w", errUnavailable, ctx.Err())
 			case <-t.C:
 			}
 			wait = min(2*wait, 50*time.Millisecond)
@@ -364,7 +364,7 @@ func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, sour
 		if aerr := e.statuses.end(ectx, *tr, token, false); aerr != nil {
 			e.log.Warn("track: abandon attempt", "kind", tr.kind, "id", tr.id, "err", aerr)
 		}
-		return 0, fmt.Errorf("%w: kafka produce: %v", errUnavailable, err)
+		return 0, fmt.Errorf("%w: kafka produce: %w", errUnavailable, err)
 	}
 	if err := e.statuses.end(ectx, *tr, token, true); err != nil {
 		// Produced but not confirmed: the lease expires and the attempt

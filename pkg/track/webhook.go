@@ -195,7 +195,7 @@ type txRef struct {
 func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) (txRef, *wompi.Transaction, error) {
 	m, found, err := e.sub.Lookup(ctx, payoutID, txID)
 	if err != nil {
-		return txRef{}, nil, fmt.Errorf("%w: redis: %v", errUnavailable, err)
+		return txRef{}, nil, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
 	if found && m.RequestID != "" {
 		return txRef{requestID: m.RequestID, batchID: m.BatchID, originAccountID: m.OriginAccountID, amount: m.AmountInCents}, nil, nil
@@ -220,7 +220,7 @@ func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) 
 func (e *Engine) resolvePayout(ctx context.Context, payoutID string) (batchID, originAccountID string, wp *wompi.Payout, err error) {
 	p, found, err := e.sub.Payout(ctx, payoutID)
 	if err != nil {
-		return "", "", nil, fmt.Errorf("%w: redis: %v", errUnavailable, err)
+		return "", "", nil, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
 	if found && p.BatchID != "" {
 		return p.BatchID, p.OriginAccountID, nil, nil
@@ -240,7 +240,7 @@ func (e *Engine) onPayout(ctx context.Context, p *wompi.PayoutEvent, at time.Tim
 	}
 	sp, found, err := e.sub.Payout(ctx, p.ID)
 	if err != nil {
-		return 0, fmt.Errorf("%w: redis: %v", errUnavailable, err)
+		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
 	batchID, origin, paymentType := p.Reference, sp.OriginAccountID, sp.PaymentType
 	if batchID == "" {
@@ -333,9 +333,9 @@ func reasonFor(st payout.Status, fr wompi.FailureReason) wompi.FailureReason {
 // the poll rescheduled).
 func wompiErr(err error) error {
 	if wompi.IsStatus(err, http.StatusNotFound) {
-		return fmt.Errorf("%w: wompi: %v", errUnmapped, err)
+		return fmt.Errorf("%w: wompi: %w", errUnmapped, err)
 	}
-	return fmt.Errorf("%w: wompi: %v", errUnavailable, err)
+	return fmt.Errorf("%w: wompi: %w", errUnavailable, err)
 }
 
 func millis(n json.Number) (int64, bool) {
