@@ -53,6 +53,14 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes bounds a webhook body; default 1 MiB (larger: 413).
 	MaxBodyBytes int64
+	// MaxConcurrentWebhooks bounds the webhooks handled at once by this
+	// replica (TRACKER_MAX_CONCURRENT_WEBHOOKS); default
+	// DefaultMaxConcurrentWebhooks. One more is answered 503 with
+	// Retry-After before its body is read (Wompi retries it, the poller
+	// catches what it misses), and counted as webhooks_total{result=
+	// "overloaded"}. With MaxBodyBytes it bounds the memory webhooks can
+	// take, so a flood cannot starve the poller that shares the process.
+	MaxConcurrentWebhooks int
 	// FutureSkew: a validly signed webhook whose timestamp is further than
 	// this ahead of Now is logged and counted, but still processed; default
 	// 5 min. See the package documentation on replays.
@@ -127,6 +135,9 @@ func (c *Config) setDefaults() error {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
+	if c.MaxConcurrentWebhooks <= 0 {
+		c.MaxConcurrentWebhooks = DefaultMaxConcurrentWebhooks
+	}
 	if c.PollBatch <= 0 {
 		c.PollBatch = 50
 	}
@@ -155,6 +166,7 @@ type Engine struct {
 	producer *kgo.Client
 	statuses *statusStore
 	sub      *submitted.Store
+	hooks    chan struct{} // one token per webhook being handled
 	closed   sync.Once
 }
 
@@ -181,6 +193,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg: cfg, m: m, log: cfg.Logger, producer: cl,
 		statuses: newStatusStore(cfg.Redis, cfg.Prefix, cfg.StatusTTL, cfg.Lease),
 		sub:      submitted.New(cfg.Redis, cfg.Prefix, 0),
+		hooks:    make(chan struct{}, cfg.MaxConcurrentWebhooks),
 	}, nil
 }
 
