@@ -84,6 +84,11 @@ type Config struct {
 	PollLease time.Duration
 	// PollConcurrency bounds the payouts polled at once; default 4.
 	PollConcurrency int
+	// SweepInterval is how often a replica checks that every non-final
+	// payout of the hand-off is on the polling schedule (a partial Redis
+	// loss can drop one entry and keep the ready marker); default 10 min.
+	// The first polling round sweeps too.
+	SweepInterval time.Duration
 	// RebuildLookback: after a Redis loss the schedule is rebuilt from the
 	// non-final payouts, plus the final ones created within this window,
 	// so that a final status whose webhook was lost while Redis was gone is
@@ -129,6 +134,7 @@ func (c *Config) setDefaults() error {
 	def(&c.PollInterval, 5*time.Second)
 	def(&c.PollMaxBackoff, 30*time.Minute)
 	def(&c.PollLease, 2*time.Minute)
+	def(&c.SweepInterval, 10*time.Minute)
 	if c.RebuildLookback == 0 {
 		c.RebuildLookback = 48 * time.Hour
 	}
@@ -168,6 +174,9 @@ type Engine struct {
 	sub      *submitted.Store
 	hooks    chan struct{} // one token per webhook being handled
 	closed   sync.Once
+
+	sweepMu   sync.Mutex
+	lastSweep time.Time // by cfg.Now
 }
 
 // New validates cfg and starts the engine's Kafka producer (it connects
