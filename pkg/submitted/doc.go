@@ -13,7 +13,8 @@
 // Keys (P is the configured prefix):
 //
 //	Ppayout:{<payoutId>}    hash: batchId, originAccountId, paymentType, totalAmountInCents, transactionCount,
-//	                        submittedAt, pollDigest, and one field per transaction:
+//	                        submittedAt, pollDigest, final (set by the tracker once the payout ended),
+//	                        and one field per transaction:
 //	                        t:<transactionId> = "<amountInCents>|<requestId>"
 //	P{poll}                 sorted set: payoutId scored by the next poll time (unix ms)
 //	P{poll}:ready           marker: the polling schedule is complete (absent after a Redis loss)

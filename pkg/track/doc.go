@@ -17,17 +17,26 @@
 //
 // # Webhooks
 //
-// A body over 1 MiB is refused (413), invalid JSON too (400). The checksum
-// is verified with the events secret (wompi.VerifyEvent: header
-// X-Event-Checksum, else signature.checksum); a wrong or missing one, or a
-// body with no signature to check, is 401 and produces nothing. A validly
-// signed event of an unknown type is logged and answered 202.
+// Past MaxConcurrentWebhooks in flight, a webhook is answered 503 with
+// Retry-After before its body is read. A body over 1 MiB is refused (413),
+// invalid JSON too (400). The body is verified and decoded in one strict
+// parse (wompi.ParseEvent: header X-Event-Checksum, else
+// signature.checksum); a wrong or missing checksum, a body with no
+// signature to check, duplicate or case-variant keys, a transaction.updated
+// or payout.updated whose signature does not cover its entity's id, status
+// and amountInCents, or a property list over the bounds is 401 and
+// produces nothing. A validly signed event of an unknown type is logged and
+// answered 202.
 // transaction.updated maps to the request whose reference the transaction
 // carries (the dispatcher's hand-off in pkg/submitted, else Wompi: GET
 // /payouts/{id}/transactions/{txId} and GET /payouts/{id}), with the status
 // from payout.StatusOfTransaction and a FAILED or CANCELLED transaction's
-// code (D07...) and message as reasonCode and reasonMessage.
-// payout.updated maps to its batch (the payout reference).
+// code (D07...) and message as reasonCode and reasonMessage. Its payoutId
+// is not signed [doc]: the hand-off must list the transaction under it, or
+// Wompi must answer that pair; its signed amount must be the recorded one.
+// payout.updated maps to its batch: the hand-off's, else Wompi's
+// reference; an unsigned reference or an amount that contradicts them is
+// 401 too.
 //
 // The event is produced synchronously with acks=all (bounded by
 // ProduceTimeout) BEFORE the answer: 200 once Kafka has it, or when it was

@@ -53,6 +53,14 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes bounds a webhook body; default 1 MiB (larger: 413).
 	MaxBodyBytes int64
+	// MaxConcurrentWebhooks bounds the webhooks handled at once by this
+	// replica (TRACKER_MAX_CONCURRENT_WEBHOOKS); default
+	// DefaultMaxConcurrentWebhooks. One more is answered 503 with
+	// Retry-After before its body is read (Wompi retries it, the poller
+	// catches what it misses), and counted as webhooks_total{result=
+	// "overloaded"}. With MaxBodyBytes it bounds the memory webhooks can
+	// take, so a flood cannot starve the poller that shares the process.
+	MaxConcurrentWebhooks int
 	// FutureSkew: a validly signed webhook whose timestamp is further than
 	// this ahead of Now is logged and counted, but still processed; default
 	// 5 min. See the package documentation on replays.
@@ -76,6 +84,11 @@ type Config struct {
 	PollLease time.Duration
 	// PollConcurrency bounds the payouts polled at once; default 4.
 	PollConcurrency int
+	// SweepInterval is how often a replica checks that every non-final
+	// payout of the hand-off is on the polling schedule (a partial Redis
+	// loss can drop one entry and keep the ready marker); default 10 min.
+	// The first polling round sweeps too.
+	SweepInterval time.Duration
 	// RebuildLookback: after a Redis loss the schedule is rebuilt from the
 	// non-final payouts, plus the final ones created within this window,
 	// so that a final status whose webhook was lost while Redis was gone is
@@ -121,11 +134,15 @@ func (c *Config) setDefaults() error {
 	def(&c.PollInterval, 5*time.Second)
 	def(&c.PollMaxBackoff, 30*time.Minute)
 	def(&c.PollLease, 2*time.Minute)
+	def(&c.SweepInterval, 10*time.Minute)
 	if c.RebuildLookback == 0 {
 		c.RebuildLookback = 48 * time.Hour
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxConcurrentWebhooks <= 0 {
+		c.MaxConcurrentWebhooks = DefaultMaxConcurrentWebhooks
 	}
 	if c.PollBatch <= 0 {
 		c.PollBatch = 50
@@ -155,7 +172,11 @@ type Engine struct {
 	producer *kgo.Client
 	statuses *statusStore
 	sub      *submitted.Store
+	hooks    chan struct{} // one token per webhook being handled
 	closed   sync.Once
+
+	sweepMu   sync.Mutex
+	lastSweep time.Time // by cfg.Now
 }
 
 // New validates cfg and starts the engine's Kafka producer (it connects
@@ -181,6 +202,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg: cfg, m: m, log: cfg.Logger, producer: cl,
 		statuses: newStatusStore(cfg.Redis, cfg.Prefix, cfg.StatusTTL, cfg.Lease),
 		sub:      submitted.New(cfg.Redis, cfg.Prefix, 0),
+		hooks:    make(chan struct{}, cfg.MaxConcurrentWebhooks),
 	}, nil
 }
 
@@ -301,7 +323,7 @@ func (e *Engine) emit(ctx context.Context, tr *transition, topic, source string,
 	for {
 		out, cur, err := e.statuses.begin(ctx, *tr, token)
 		if err != nil {
-			return 0, fmt.Errorf("%w: redis: %v", errUnavailable, err)
+			return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 		}
 		switch out {
 		case outcomeOK:
@@ -327,7 +349,7 @@ func (e *Engine) emit(ctx context.Context, tr *transition, topic, source string,
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return 0, fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
+				return 0, fmt.Errorf("%w: %w", errUnavailable, ctx.Err())
 			case <-t.C:
 			}
 			wait = min(2*wait, 50*time.Millisecond)
@@ -364,7 +386,7 @@ func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, sour
 		if aerr := e.statuses.end(ectx, *tr, token, false); aerr != nil {
 			e.log.Warn("track: abandon attempt", "kind", tr.kind, "id", tr.id, "err", aerr)
 		}
-		return 0, fmt.Errorf("%w: kafka produce: %v", errUnavailable, err)
+		return 0, fmt.Errorf("%w: kafka produce: %w", errUnavailable, err)
 	}
 	if err := e.statuses.end(ectx, *tr, token, true); err != nil {
 		// Produced but not confirmed: the lease expires and the attempt

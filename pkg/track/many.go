@@ -32,7 +32,7 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange) (
 	}
 	outs, froms, err := e.statuses.beginMany(ctx, trs, tokens)
 	if err != nil {
-		return 0, fmt.Errorf("%w: redis: %v", errUnavailable, err)
+		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
 
 	// Produce every transition that is ours.
@@ -120,7 +120,7 @@ wait:
 	n := 0
 	for _, i := range ours {
 		if !produced[i] {
-			firstErr = cmpErr(firstErr, fmt.Errorf("%w: kafka produce: %v", errUnavailable, errs[i]))
+			firstErr = cmpErr(firstErr, fmt.Errorf("%w: kafka produce: %w", errUnavailable, errs[i]))
 			continue
 		}
 		n++

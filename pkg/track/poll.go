@@ -16,6 +16,7 @@ import (
 // PollResult sums up one polling round.
 type PollResult struct {
 	Rebuilt     bool // the schedule was rebuilt from Wompi first
+	Swept       int  // payouts of the hand-off put back on the schedule (SweepInterval)
 	Claimed     int  // payouts claimed
 	Done        int  // payouts that reached their end and left the schedule
 	Errors      int  // payouts whose poll failed (rescheduled soon)
@@ -49,6 +50,10 @@ func (e *Engine) PollOnce(ctx context.Context) (PollResult, error) {
 	res.Rebuilt = rebuilt
 	if err != nil {
 		return res, err
+	}
+	if res.Swept, err = e.sweepIfDue(ctx); err != nil {
+		// The round goes on: the sweep is retried next round.
+		e.log.Warn("track: schedule sweep failed", "err", err)
 	}
 	now := e.cfg.Now()
 	ids, err := e.sub.ClaimDue(ctx, now, e.cfg.PollLease, e.cfg.PollBatch)
@@ -97,7 +102,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	if err != nil {
 		if wompi.IsStatus(err, 404) {
 			e.log.Error("track: polled payout unknown to Wompi, dropped from the schedule", "payoutId", payoutID)
-			return true, 0, e.sub.Done(ctx, payoutID)
+			return true, 0, e.done(ctx, payoutID)
 		}
 		return retry(err)
 	}
@@ -183,7 +188,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		return retry(firstErr)
 	}
 	if wp.Status.Final() && allFinal {
-		return true, n, e.sub.Done(ctx, payoutID)
+		return true, n, e.done(ctx, payoutID)
 	}
 	age := now.Sub(wp.CreatedAt.Time)
 	if found && !sp.SubmittedAt.IsZero() && sp.SubmittedAt.Unix() > 0 {
@@ -194,6 +199,64 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		return false, n, e.sub.Reschedule(ctx, payoutID, d)
 	}
 	return false, n, e.sub.Reschedule(ctx, payoutID, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
+}
+
+// done takes a payout that ended off the schedule, marking it final in the
+// hand-off first so the sweep does not bring it back.
+func (e *Engine) done(ctx context.Context, payoutID string) error {
+	if err := e.sub.MarkFinal(ctx, payoutID); err != nil {
+		return err
+	}
+	return e.sub.Done(ctx, payoutID)
+}
+
+// sweepIfDue runs sweepSchedule once per SweepInterval (and on the first
+// round), under a lock so replicas do not sweep at the same time.
+func (e *Engine) sweepIfDue(ctx context.Context) (int, error) {
+	now := e.cfg.Now()
+	e.sweepMu.Lock()
+	due := e.lastSweep.IsZero() || now.Sub(e.lastSweep) >= e.cfg.SweepInterval
+	if due {
+		e.lastSweep = now
+	}
+	e.sweepMu.Unlock()
+	if !due {
+		return 0, nil
+	}
+	lock, token := e.cfg.Prefix+"track:sweep-lock", newToken()
+	ok, err := e.cfg.Redis.SetNX(ctx, lock, token, 5*time.Minute).Result()
+	if err != nil || !ok {
+		return 0, err
+	}
+	defer releaseLock.Run(context.WithoutCancel(ctx), e.cfg.Redis, []string{lock}, token)
+	return e.sweepSchedule(ctx, now)
+}
+
+// sweepSchedule puts back on the polling schedule, due now, every payout
+// the hand-off records that is neither scheduled nor marked final. The
+// rebuild (ensureSchedule) covers a Redis that lost everything, ready
+// marker included; this covers a partial loss that dropped a payout's
+// schedule entry and kept the marker, after which nothing would poll that
+// payout again. A payout that ended before MarkFinal existed is polled
+// once more and then marked.
+func (e *Engine) sweepSchedule(ctx context.Context, now time.Time) (int, error) {
+	n := 0
+	err := e.sub.Unscheduled(ctx, func(ids []string) error {
+		for _, id := range ids {
+			if err := e.sub.Schedule(ctx, id, now); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if n > 0 {
+		e.log.Warn("track: payouts missing from the polling schedule put back", "payouts", n)
+	}
+	if err != nil {
+		return n, fmt.Errorf("track: sweep schedule: %w", err)
+	}
+	return n, nil
 }
 
 // pollEmitBatch is how many polled transitions are emitted together.

@@ -35,13 +35,21 @@ type Settings struct {
 	PollMaxBackoff    time.Duration
 	ProduceTimeout    time.Duration
 	DrainTimeout      time.Duration
+	// MaxConcurrentWebhooks is TRACKER_MAX_CONCURRENT_WEBHOOKS (see
+	// Config.MaxConcurrentWebhooks).
+	MaxConcurrentWebhooks int
 }
+
+// DefaultMaxConcurrentWebhooks is the default of
+// TRACKER_MAX_CONCURRENT_WEBHOOKS: with 1 MiB bodies it keeps what webhooks
+// can hold at once to some tens of MiB.
+const DefaultMaxConcurrentWebhooks = 32
 
 // BindConfig binds the tracker settings on s: the common ones (Kafka,
 // TOPIC_*, SCHEMA_REGISTRY_URL, METRICS_ADDR, LOG_*), REDIS_URL,
 // REDIS_PREFIX, the WOMPI_* ones (the three credentials are secrets that may
-// come from *_FILE), TRACKER_ADDR, POLL_INTERVAL, TRACKER_PRODUCE_TIMEOUT and
-// TRACKER_DRAIN_TIMEOUT.
+// come from *_FILE), TRACKER_ADDR, POLL_INTERVAL, TRACKER_PRODUCE_TIMEOUT,
+// TRACKER_DRAIN_TIMEOUT and TRACKER_MAX_CONCURRENT_WEBHOOKS.
 func BindConfig(s *config.Set) *Settings {
 	st := &Settings{}
 	config.BindCommon(s, &st.Common, "payouts-tracker")
@@ -72,6 +80,9 @@ func BindConfig(s *config.Set) *Settings {
 		Check(func() error { return config.CheckPositive(st.ProduceTimeout) })
 	s.Duration(&st.DrainTimeout, "drain-timeout", "TRACKER_DRAIN_TIMEOUT", 15*time.Second, "on SIGTERM, how long in-flight webhooks may take to finish").
 		Check(func() error { return config.CheckPositive(st.DrainTimeout) })
+	s.Int(&st.MaxConcurrentWebhooks, "max-concurrent-webhooks", "TRACKER_MAX_CONCURRENT_WEBHOOKS", DefaultMaxConcurrentWebhooks,
+		"webhooks handled at once by one replica; one more gets 503 with Retry-After").
+		Check(func() error { return config.CheckPositive(st.MaxConcurrentWebhooks) })
 	return st
 }
 
@@ -107,7 +118,7 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 	engine, err := New(Config{
 		Kafka: kopts, Codec: codec, Topics: st.Topics, Redis: rdb, Prefix: st.RedisPrefix, Wompi: wc,
 		EventsSecret: st.WompiEventsSecret, ProduceTimeout: st.ProduceTimeout, PollInterval: st.PollInterval, PollMaxBackoff: st.PollMaxBackoff,
-		Logger: logger, Registerer: reg,
+		MaxConcurrentWebhooks: st.MaxConcurrentWebhooks, Logger: logger, Registerer: reg,
 	})
 	if err != nil {
 		return err

@@ -1,14 +1,13 @@
 package track
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/ops"
@@ -28,6 +27,17 @@ const ResultError = "error"
 // Redis nor Wompi can map to one of our requests or batches.
 var errUnmapped = errors.New("track: event cannot be mapped")
 
+// errForged: a validly signed event whose unsigned parts (a transaction's
+// payoutId, a payout's reference) or signed amount contradict what we
+// recorded at submission, or what Wompi answers: answered 401 like a wrong
+// checksum, nothing produced.
+var errForged = errors.New("track: event contradicts our records")
+
+// ResultOverloaded is the webhooks_total result of a webhook refused
+// because MaxConcurrentWebhooks are already being handled: 503 with
+// Retry-After, so Wompi retries it.
+const ResultOverloaded = "overloaded"
+
 // Handler serves POST /webhooks/wompi. Mount it on TRACKER_ADDR, with
 // NewWebhookServer for the hardened timeouts.
 func (e *Engine) Handler() http.Handler {
@@ -43,19 +53,20 @@ func NewWebhookServer(addr string, e *Engine) *http.Server {
 	return ops.NewServer(addr, e.Handler())
 }
 
-// webhookEvent is the part of a verified webhook body the tracker reads.
-type webhookEvent struct {
-	Event string `json:"event"`
-	Data  struct {
-		Transaction *wompi.TransactionEvent `json:"transaction"`
-		Payout      *wompi.PayoutEvent      `json:"payout"`
-	} `json:"data"`
-	Timestamp json.Number `json:"timestamp"`
-}
-
 func (e *Engine) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	result, code := e.handleWebhook(w, r)
+	var result string
+	var code int
+	select {
+	case e.hooks <- struct{}{}:
+		result, code = e.handleWebhook(w, r)
+		<-e.hooks
+	default:
+		// MaxConcurrentWebhooks are being handled: refuse before reading
+		// the body, so a flood costs neither memory nor the poller's CPU.
+		result, code = ResultOverloaded, http.StatusServiceUnavailable
+		w.Header().Set("Connection", "close")
+	}
 	e.m.webhooks.WithLabelValues(result).Inc()
 	e.m.handle.Observe(time.Since(start).Seconds())
 	w.Header().Set("Content-Type", "application/json")
@@ -67,8 +78,10 @@ func (e *Engine) serveWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleWebhook returns the metric result and the HTTP status. Order of
-// checks: size (413), JSON syntax (400), checksum (401), shape (400), type
-// (202 if unknown), then the transition (200, or 503 so Wompi retries).
+// checks: size (413), JSON syntax (400), signature (401: wompi.ParseEvent's
+// checksum, strict keys and signed fields), shape (400), type (202 if
+// unknown), our records (401 if they contradict the event), then the
+// transition (200, or 503 so Wompi retries).
 func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) (string, int) {
 	if r.ContentLength > e.cfg.MaxBodyBytes {
 		return ResultTooLarge, http.StatusRequestEntityTooLarge
@@ -81,42 +94,41 @@ func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) (string, 
 		}
 		return ResultMalformed, http.StatusBadRequest
 	}
-	var ev webhookEvent
-	if json.Unmarshal(body, &ev) != nil { // also refuses invalid JSON
+	if !json.Valid(body) || bytes.TrimSpace(body)[0] != '{' {
 		return ResultMalformed, http.StatusBadRequest
 	}
-	// A webhook object that lacks its signature, timestamp or data cannot
-	// be authenticated: 401, like a wrong checksum.
-	if err := wompi.VerifyEvent(body, r.Header.Get(wompi.HeaderEventChecksum), e.cfg.EventsSecret); err != nil {
+	// Everything below reads the event wompi.ParseEvent verified, decoded
+	// from the same parse. A webhook object that lacks its signature,
+	// timestamp or data, or can be read two ways, or whose signature does
+	// not cover its id, status and amount, cannot be authenticated: 401,
+	// like a wrong checksum.
+	ev, err := wompi.ParseEvent(body, r.Header.Get(wompi.HeaderEventChecksum), e.cfg.EventsSecret)
+	if err != nil {
 		e.m.sigFailures.Inc()
-		reason := "checksum mismatch"
-		if errors.Is(err, wompi.ErrMalformedEvent) {
-			reason = "no verifiable signature"
-		}
-		e.log.Warn("track: webhook refused", "reason", reason, "remote", r.RemoteAddr)
+		e.log.Warn("track: webhook refused", "reason", refusal(err), "remote", r.RemoteAddr)
 		return ResultBadSig, http.StatusUnauthorized
 	}
 	now := e.cfg.Now()
-	at := now
-	if ms, ok := millis(ev.Timestamp); ok {
-		at = time.UnixMilli(ms)
-		if at.Sub(now) > e.cfg.FutureSkew {
-			e.m.skew.Inc()
-			e.log.Warn("track: webhook timestamp in the future", "event", ev.Event, "ahead", at.Sub(now).String())
-		}
+	at := time.UnixMilli(ev.Timestamp)
+	if ev.Timestamp <= 0 {
+		at = now
+	}
+	if at.Sub(now) > e.cfg.FutureSkew {
+		e.m.skew.Inc()
+		e.log.Warn("track: webhook timestamp in the future", "event", ev.Event, "ahead", at.Sub(now).String())
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), e.cfg.RequestTimeout)
 	defer cancel()
 	var res emitted
 	switch ev.Event {
 	case wompi.EventTransactionUpdated:
-		tx := ev.Data.Transaction
+		tx := ev.Transaction
 		if tx == nil || tx.ID == "" || tx.PayoutID == "" {
 			return ResultMalformed, http.StatusBadRequest
 		}
 		res, err = e.onTransaction(ctx, tx, at)
 	case wompi.EventPayoutUpdated:
-		p := ev.Data.Payout
+		p := ev.Payout
 		if p == nil || p.ID == "" {
 			return ResultMalformed, http.StatusBadRequest
 		}
@@ -126,6 +138,10 @@ func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) (string, 
 		return ResultUnknownType, http.StatusAccepted
 	}
 	switch {
+	case errors.Is(err, errForged):
+		e.m.sigFailures.Inc()
+		e.log.Warn("track: webhook refused", "reason", "contradicts our records", "event", ev.Event, "err", err, "remote", r.RemoteAddr)
+		return ResultBadSig, http.StatusUnauthorized
 	case errors.Is(err, errUnmapped):
 		e.log.Error("track: webhook cannot be mapped to a request or batch", "event", ev.Event, "err", err)
 		return ResultUnmapped, http.StatusAccepted
@@ -141,6 +157,21 @@ func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) (string, 
 	return ResultDuplicate, http.StatusOK
 }
 
+// refusal names why wompi.ParseEvent refused a webhook, for the log.
+func refusal(err error) string {
+	switch {
+	case errors.Is(err, wompi.ErrAmbiguousEvent):
+		return "duplicate or case-variant keys"
+	case errors.Is(err, wompi.ErrUnsignedField):
+		return "signature does not cover the event's id, status and amount"
+	case errors.Is(err, wompi.ErrSignatureTooLarge):
+		return "signature over too many or too large values"
+	case errors.Is(err, wompi.ErrMalformedEvent):
+		return "no verifiable signature"
+	}
+	return "checksum mismatch"
+}
+
 // onTransaction emits the PayoutStatusChanged of a transaction.updated.
 func (e *Engine) onTransaction(ctx context.Context, tx *wompi.TransactionEvent, at time.Time) (emitted, error) {
 	st, ok := payout.StatusOfTransaction(payout.TransactionStatus(tx.Status))
@@ -151,13 +182,14 @@ func (e *Engine) onTransaction(ctx context.Context, tx *wompi.TransactionEvent, 
 	if err != nil {
 		return 0, err
 	}
-	amount := tx.AmountInCents
-	if amount == 0 {
-		amount = ref.amount
+	// The amount is signed (wompi.ParseEvent), and must be the one we sent
+	// (the hand-off) or, without a hand-off, the one Wompi holds.
+	if tx.AmountInCents != ref.amount {
+		return 0, fmt.Errorf("%w: transaction %s: amount %d, recorded %d", errForged, tx.ID, tx.AmountInCents, ref.amount)
 	}
 	sc := &payout.StatusChange{
 		RequestID: ref.requestID, BatchID: optString(ref.batchID), PayoutID: optString(tx.PayoutID),
-		TransactionID: optString(tx.ID), Status: st, AmountInCents: amount, OriginAccountID: ref.originAccountID,
+		TransactionID: optString(tx.ID), Status: st, AmountInCents: ref.amount, OriginAccountID: ref.originAccountID,
 		OccurredAt: at, Source: payout.SourceWebhook,
 	}
 	setReason(sc, tx.FailureReason)
@@ -192,17 +224,29 @@ type txRef struct {
 // dispatcher's hand-off in Redis, else from Wompi (the transaction's
 // reference is our requestId, its payout's reference our batchId). wtx is
 // set when Wompi was asked.
+//
+// It also checks the pair (payoutID, txID), since a webhook's payoutId is
+// not signed [doc]: the hand-off lists txID under payoutID, or Wompi
+// answers GET /payouts/{payoutID}/transactions/{txID}. When Wompi does not
+// know the pair but we recorded payoutID, the event is forged (errForged);
+// otherwise it is not ours (errUnmapped).
 func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) (txRef, *wompi.Transaction, error) {
 	m, found, err := e.sub.Lookup(ctx, payoutID, txID)
 	if err != nil {
-		return txRef{}, nil, fmt.Errorf("%w: redis: %v", errUnavailable, err)
+		return txRef{}, nil, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
 	if found && m.RequestID != "" {
 		return txRef{requestID: m.RequestID, batchID: m.BatchID, originAccountID: m.OriginAccountID, amount: m.AmountInCents}, nil, nil
 	}
 	wtx, err := e.cfg.Wompi.PayoutTransaction(ctx, payoutID, txID)
 	if err != nil {
-		return txRef{}, nil, wompiErr(err)
+		err = wompiErr(err)
+		if errors.Is(err, errUnmapped) {
+			if _, known, perr := e.sub.Payout(ctx, payoutID); perr == nil && known {
+				return txRef{}, nil, fmt.Errorf("%w: transaction %s is not one of payout %s: %w", errForged, txID, payoutID, err)
+			}
+		}
+		return txRef{}, nil, err
 	}
 	if wtx.Reference == "" {
 		return txRef{}, nil, fmt.Errorf("%w: transaction %s has no reference", errUnmapped, txID)
@@ -216,11 +260,14 @@ func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) 
 }
 
 // resolvePayout returns a payout's batch id and origin account, from the
-// hand-off or else from Wompi (wp set when Wompi was asked).
+// hand-off or else from Wompi (wp set when Wompi was asked). Wompi's
+// published payout has no account [sdk]: the origin comes from our
+// hand-off, and is empty without it unless Wompi happens to send accountId
+// (the simulator does; [ours]).
 func (e *Engine) resolvePayout(ctx context.Context, payoutID string) (batchID, originAccountID string, wp *wompi.Payout, err error) {
 	p, found, err := e.sub.Payout(ctx, payoutID)
 	if err != nil {
-		return "", "", nil, fmt.Errorf("%w: redis: %v", errUnavailable, err)
+		return "", "", nil, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
 	if found && p.BatchID != "" {
 		return p.BatchID, p.OriginAccountID, nil, nil
@@ -232,7 +279,11 @@ func (e *Engine) resolvePayout(ctx context.Context, payoutID string) (batchID, o
 	return wp.Reference, wp.AccountID, wp, nil
 }
 
-// onPayout emits the BatchStatusChanged of a payout.updated.
+// onPayout emits the BatchStatusChanged of a payout.updated. The event's
+// id, status and amount are signed; its reference (our batch id) and the
+// rest are not, so the batch, its account, payment type and count come
+// from our hand-off, else from Wompi, and a reference or amount that
+// contradicts them is errForged.
 func (e *Engine) onPayout(ctx context.Context, p *wompi.PayoutEvent, at time.Time) (emitted, error) {
 	st := payout.BatchStatus(p.Status)
 	if !st.Valid() {
@@ -240,33 +291,53 @@ func (e *Engine) onPayout(ctx context.Context, p *wompi.PayoutEvent, at time.Tim
 	}
 	sp, found, err := e.sub.Payout(ctx, p.ID)
 	if err != nil {
-		return 0, fmt.Errorf("%w: redis: %v", errUnavailable, err)
-	}
-	batchID, origin, paymentType := p.Reference, sp.OriginAccountID, sp.PaymentType
-	if batchID == "" {
-		batchID = sp.BatchID
+		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
 	var wp *wompi.Payout
-	if !found || batchID == "" {
+	fetch := func() error {
+		if wp != nil {
+			return nil
+		}
 		wp, err = e.cfg.Wompi.Payout(ctx, p.ID)
 		if err != nil {
-			return 0, wompiErr(err)
+			return wompiErr(err)
 		}
-		if batchID == "" {
-			batchID = wp.Reference
+		return nil
+	}
+	batchID, origin, paymentType, count, amount := sp.BatchID, sp.OriginAccountID, sp.PaymentType, sp.TransactionCount, sp.TotalAmountInCents
+	if !found {
+		if err := fetch(); err != nil {
+			return 0, err
 		}
-		origin = wp.AccountID
+		batchID, origin, paymentType, count, amount = wp.Reference, wp.AccountID, wp.PaymentType, wp.TotalTransactions, wp.AmountInCents
 	}
 	if batchID == "" {
 		return 0, fmt.Errorf("%w: payout %s has no reference", errUnmapped, p.ID)
 	}
+	if p.Reference != "" && p.Reference != batchID {
+		return 0, fmt.Errorf("%w: payout %s: reference is not its batch", errForged, p.ID)
+	}
+	if p.AmountInCents != amount {
+		// Our total may differ from Wompi's (a transaction Wompi did not
+		// list at submission): Wompi's word settles it.
+		if err := fetch(); err != nil {
+			return 0, err
+		}
+		if p.AmountInCents != wp.AmountInCents {
+			return 0, fmt.Errorf("%w: payout %s: amount %d, recorded %d", errForged, p.ID, p.AmountInCents, amount)
+		}
+	}
 	if paymentType == "" {
 		paymentType = p.PaymentType
 	}
+	dispersion := p.DispersionDatetime
+	if wp != nil {
+		dispersion = wp.DispersionDatetime
+	}
 	bc := &payout.BatchStatusChange{
 		BatchID: batchID, PayoutID: optString(p.ID), OriginAccountID: origin,
-		PaymentType: e.paymentType(paymentType, p.ID), Schedule: scheduleOf(p.DispersionDatetime, nil),
-		Status: st, TotalAmountInCents: p.AmountInCents, TransactionCount: int32(p.TotalTransactions),
+		PaymentType: e.paymentType(paymentType, p.ID), Schedule: scheduleOf(dispersion, nil),
+		Status: st, TotalAmountInCents: p.AmountInCents, TransactionCount: int32(count),
 		OccurredAt: at, Source: payout.SourceWebhook,
 	}
 	verified := false
@@ -333,23 +404,9 @@ func reasonFor(st payout.Status, fr wompi.FailureReason) wompi.FailureReason {
 // the poll rescheduled).
 func wompiErr(err error) error {
 	if wompi.IsStatus(err, http.StatusNotFound) {
-		return fmt.Errorf("%w: wompi: %v", errUnmapped, err)
+		return fmt.Errorf("%w: wompi: %w", errUnmapped, err)
 	}
-	return fmt.Errorf("%w: wompi: %v", errUnavailable, err)
-}
-
-func millis(n json.Number) (int64, bool) {
-	if n == "" {
-		return 0, false
-	}
-	if v, err := n.Int64(); err == nil {
-		return v, true
-	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f > math.MaxInt64/2 || f < 0 {
-		return 0, false
-	}
-	return int64(f), true
+	return fmt.Errorf("%w: wompi: %w", errUnavailable, err)
 }
 
 func truncate(s string, n int) string {

@@ -1,9 +1,13 @@
 package track
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -361,5 +365,255 @@ func TestWebhookServerTimeouts(t *testing.T) {
 	}
 	if e.cfg.RequestTimeout >= srv.WriteTimeout {
 		t.Fatalf("request timeout %v must end before the write timeout %v", e.cfg.RequestTimeout, srv.WriteTimeout)
+	}
+}
+
+// signTx signs a transaction.updated over the given properties (nil: the
+// documented three) with the transaction fields in tx.
+func signTx(t testing.TB, secret string, tx map[string]any, props []string) ([]byte, string) {
+	t.Helper()
+	if props == nil {
+		props = []string{"transaction.id", "transaction.status", "transaction.amountInCents"}
+	}
+	body, sum, err := wompi.SignEvent(wompi.EventTransactionUpdated, map[string]any{"transaction": tx}, props, t0, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body, sum
+}
+
+// forgedProbes are the forgeries of issue 15 item 1, built from genuine
+// signatures over our own fixture: A and B are two transactions of payout
+// P (batch b), C one of payout P2 (batch b2). Each must be refused with 401
+// and produce nothing.
+func forgedProbes(t testing.TB, secret string, p, p2, b, b2 string, a, bTx, c wompi.Transaction) []struct {
+	name string
+	body []byte
+	sum  string
+} {
+	type probe = struct {
+		name string
+		body []byte
+		sum  string
+	}
+	txA := func(status string) map[string]any {
+		return map[string]any{"id": a.ID, "payoutId": p, "amountInCents": a.AmountInCents, "status": status, "currency": "COP"}
+	}
+	var out []probe
+	add := func(name string, body []byte, sum string) { out = append(out, probe{name, body, sum}) }
+
+	// "ID"/"Status" appended to a signed FAILED event of A: the signature
+	// reads the exact-case keys, encoding/json the later case variants.
+	failedA, sumA := signTx(t, secret, txA("FAILED"), nil)
+	add("case-variant ID and Status appended", []byte(strings.Replace(string(failedA), `"status":"FAILED"`,
+		`"status":"FAILED","ID":"`+bTx.ID+`","Status":"CANCELLED"`, 1)), sumA)
+	add("case-variant ID and Status, checksum in the body", []byte(strings.Replace(string(failedA), `"status":"FAILED"`,
+		`"status":"FAILED","ID":"`+bTx.ID+`","Status":"CANCELLED"`, 1)), "")
+	add("duplicate status key", []byte(strings.Replace(string(failedA), `"status":"FAILED"`,
+		`"status":"FAILED","status":"FAILED"`, 1)), sumA)
+	add("duplicate event key", []byte(strings.Replace(string(failedA), `"event":"transaction.updated"`,
+		`"event":"transaction.updated","event":"transaction.updated"`, 1)), sumA)
+	add("case-variant Data object", []byte(strings.Replace(string(failedA), `"event":"transaction.updated"`,
+		`"event":"transaction.updated","Data":{"transaction":{"id":"`+bTx.ID+`","payoutId":"`+p+`","status":"CANCELLED","amountInCents":`+itoa(int(bTx.AmountInCents))+`}}`, 1)), sumA)
+
+	// A payout.updated signature relabelled transaction.updated, with a
+	// transaction added to its data.
+	pay, psum, err := wompi.SignEvent(wompi.EventPayoutUpdated, map[string]any{"payout": map[string]any{"id": p, "reference": b,
+		"status": "PENDING", "amountInCents": a.AmountInCents + bTx.AmountInCents, "totalTransactions": 2}},
+		[]string{"payout.id", "payout.status", "payout.amountInCents"}, t0, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relabelled := strings.Replace(string(pay), `"event":"payout.updated"`, `"event":"transaction.updated"`, 1)
+	relabelled = strings.Replace(relabelled, `"data":{`, `"data":{"transaction":{"id":"`+a.ID+`","payoutId":"`+p+
+		`","status":"APPROVED","amountInCents":`+itoa(int(a.AmountInCents))+`},`, 1)
+	add("payout.updated signature relabelled transaction.updated", []byte(relabelled), psum)
+
+	// The unsigned payoutId moved to another payout of ours.
+	movedPayout := strings.Replace(string(failedA), `"payoutId":"`+p+`"`, `"payoutId":"`+p2+`"`, 1)
+	add("unsigned payoutId changed", []byte(movedPayout), sumA)
+
+	// A signature that does not cover the amount, with the amount changed.
+	noAmount, nsum := signTx(t, secret, txA("APPROVED"), []string{"transaction.id", "transaction.status"})
+	add("amount not signed", noAmount, nsum)
+	add("amount not signed, and changed", []byte(strings.Replace(string(noAmount), `"amountInCents":`+itoa(int(a.AmountInCents)),
+		`"amountInCents":1`, 1)), nsum)
+	// A signature that covers neither the id nor the status.
+	onlyAmount, osum := signTx(t, secret, txA("APPROVED"), []string{"transaction.amountInCents"})
+	add("id and status not signed", onlyAmount, osum)
+	// A signed amount that is not the one we recorded.
+	wrongAmount := txA("APPROVED")
+	wrongAmount["amountInCents"] = a.AmountInCents + 1
+	wa, wsum := signTx(t, secret, wrongAmount, nil)
+	add("signed amount differs from our record", wa, wsum)
+
+	// payout.updated: the unsigned reference moved to another batch of
+	// ours; a signed amount that is not the batch's total.
+	pb, pbsum, err := wompi.SignEvent(wompi.EventPayoutUpdated, map[string]any{"payout": map[string]any{"id": p, "reference": b2,
+		"status": "TOTAL_PAYMENT", "amountInCents": a.AmountInCents + bTx.AmountInCents, "totalTransactions": 2}},
+		[]string{"payout.id", "payout.status", "payout.amountInCents"}, t0, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("payout reference moved to another batch", pb, pbsum)
+	pa, pasum, err := wompi.SignEvent(wompi.EventPayoutUpdated, map[string]any{"payout": map[string]any{"id": p2, "reference": b2,
+		"status": "TOTAL_PAYMENT", "amountInCents": c.AmountInCents + 5, "totalTransactions": 1}},
+		[]string{"payout.id", "payout.status", "payout.amountInCents"}, t0, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("payout amount differs from our record", pa, pasum)
+	// A transaction.updated signature relabelled payout.updated.
+	add("transaction.updated signature relabelled payout.updated", []byte(strings.Replace(strings.Replace(string(failedA),
+		`"event":"transaction.updated"`, `"event":"payout.updated"`, 1), `"data":{`,
+		`"data":{"payout":{"id":"`+p+`","reference":"`+b+`","status":"TOTAL_PAYMENT","amountInCents":1},`, 1)), sumA)
+	return out
+}
+
+// Issue 15 item 1: every forgery built from a genuine signature is refused
+// with 401 and nothing reaches Kafka; the genuine events still pass.
+func TestForgedWebhooksRefused(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	e, srv := f.engine(nil)
+	secret := f.sim.Config().EventsSecret
+	c1 := f.submit(true, f.payee("1234567890"), f.payee("1234567891"))
+	c2 := f.submit(true, f.payee("1234567892"))
+	a, b, c := c1.txs[0], c1.txs[1], c2.txs[0]
+	for _, pr := range forgedProbes(t, secret, c1.payoutID, c2.payoutID, c1.batchID, c2.batchID, a, b, c) {
+		t.Run(pr.name, func(t *testing.T) {
+			before := testutil.ToFloat64(e.m.webhooks.WithLabelValues(ResultBadSig))
+			if code := post(t, srv.URL, pr.body, pr.sum); code != http.StatusUnauthorized {
+				t.Errorf("answered %d, want 401", code)
+			}
+			if got := testutil.ToFloat64(e.m.webhooks.WithLabelValues(ResultBadSig)); got != before+1 {
+				t.Errorf("bad_signature metric %v -> %v", before, got)
+			}
+		})
+	}
+	if evs, bevs := f.statusEvents(), f.batchEvents(); len(evs)+len(bevs) != 0 {
+		t.Fatalf("forged webhooks produced %d status and %d batch events: %+v %+v", len(evs), len(bevs), evs, bevs)
+	}
+	// The genuine ones are still accepted.
+	body, sum := txWebhook(t, secret, a.ID, c1.payoutID, a.AmountInCents, "FAILED", nil, t0)
+	if code := post(t, srv.URL, body, sum); code != http.StatusOK {
+		t.Fatalf("genuine FAILED: %d", code)
+	}
+	body, sum = payoutWebhook(t, secret, c1.payoutID, c1.batchID, a.AmountInCents+b.AmountInCents, "PENDING", t0)
+	if code := post(t, srv.URL, body, sum); code != http.StatusOK {
+		t.Fatalf("genuine payout PENDING: %d", code)
+	}
+	// A genuine event that also signs the payoutId passes.
+	body, sum = signTx(t, secret, map[string]any{"id": b.ID, "payoutId": c1.payoutID, "amountInCents": b.AmountInCents, "status": "FAILED"},
+		[]string{"transaction.payoutId", "transaction.id", "transaction.status", "transaction.amountInCents"})
+	if code := post(t, srv.URL, body, sum); code != http.StatusOK {
+		t.Fatalf("genuine FAILED signing the payoutId: %d", code)
+	}
+	evs := f.statusEvents()
+	if len(evs) != 2 || evs[0].RequestID != a.Reference || evs[0].Status != payout.StatusFailed ||
+		evs[1].RequestID != b.Reference || evs[1].Status != payout.StatusFailed {
+		t.Fatalf("status events: %+v", evs)
+	}
+}
+
+// amplificationBody is issue 15 item 3's body: one large value under data,
+// named times times by an unsigned property list, alternately as the
+// object and as the string inside it.
+func amplificationBody(value, times int) []byte {
+	props := make([]string, times)
+	for i := range props {
+		props[i] = "transaction"
+		if i%2 == 1 {
+			props[i] = "transaction.blob"
+		}
+	}
+	list, _ := json.Marshal(props)
+	return []byte(`{"event":"transaction.updated","data":{"transaction":{"id":"t","status":"APPROVED","amountInCents":1,"blob":"` +
+		strings.Repeat("x", value) + `"}},"signature":{"properties":` + string(list) + `,"checksum":"00"},"timestamp":1}`)
+}
+
+// Issue 15 item 3: one unsigned webhook that names a large value many
+// times is refused (401) after work bounded by its own size.
+func TestWebhookAmplificationBounded(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	e, _ := f.engine(nil)
+	h := e.Handler()
+	for _, tc := range []struct {
+		name         string
+		value, times int
+	}{
+		{"60 KB body", 56 << 10, 200},
+		{"400 KB named 2000 times", 400 << 10, 2000},
+		{"400 KB named 20 times", 400 << 10, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := amplificationBody(tc.value, tc.times)
+			rec := httptest.NewRecorder()
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, WebhookPath, bytes.NewReader(body)))
+			runtime.ReadMemStats(&after)
+			if rec.Code != http.StatusUnauthorized {
+				t.Fatalf("answered %d, want 401", rec.Code)
+			}
+			// Generous: the body, its parse, and whatever the Kafka and
+			// Redis clients allocate meanwhile.
+			allocated := after.TotalAlloc - before.TotalAlloc
+			if limit := uint64(20*len(body)) + 8<<20; allocated > limit {
+				t.Fatalf("a %d-byte body allocated %d bytes (limit %d)", len(body), allocated, limit)
+			}
+			t.Logf("%d-byte body: %d bytes allocated", len(body), allocated)
+		})
+	}
+	if n := len(f.statusEvents()); n != 0 {
+		t.Fatalf("%d events produced", n)
+	}
+}
+
+// Issue 15 item 3: past MaxConcurrentWebhooks, a webhook is answered 503
+// with Retry-After before its body is read, and counted as overloaded; the
+// next one once a slot is free is handled.
+func TestWebhookConcurrencyLimit(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	e, srv := f.engine(func(c *Config) { c.MaxConcurrentWebhooks = 1 })
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+WebhookPath, pr)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	pw.Write([]byte(`{"event":`)) // the slow sender holds the only slot
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.hooks) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first webhook never took its slot")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+WebhookPath, strings.NewReader(`{}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("second webhook: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if got := testutil.ToFloat64(e.m.webhooks.WithLabelValues(ResultOverloaded)); got != 1 {
+		t.Fatalf("overloaded metric: %v", got)
+	}
+	pw.Write([]byte(`"x"}`))
+	pw.Close()
+	if code := <-done; code != http.StatusUnauthorized {
+		t.Fatalf("slow webhook: %d, want 401 (unsigned)", code)
+	}
+	if code := post(t, srv.URL, []byte(`{}`), ""); code != http.StatusUnauthorized {
+		t.Fatalf("after the slot was freed: %d, want 401", code)
 	}
 }

@@ -3,6 +3,7 @@ package wompi
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,6 +54,13 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add([]byte(`{"event":"transaction.updated","data":{"transaction":{"id":"04a6e53d-a244-4140-ab9e-48fa541f9fe5","status":"FAILED","amountInCents":7500000}},"signature":{"properties":["transaction.id","transaction.status","transaction.amountInCents"],"checksum":"82f0e769716170e202edfd348f604bd8461cdeeb416594cde563a890215a5282"},"timestamp":1747673128600}`), "")
 	f.Add([]byte(`{"event":"payout.updated","data":{"payout":{"id":"x"}},"signature":{"properties":["payout.id"]},"timestamp":1}`), "00")
 	f.Add([]byte(`not json`), "abc")
+	// Issue 15: forged events built from the genuine vector, and an
+	// amplification body.
+	vec := `{"event":"transaction.updated","data":{"transaction":{"id":"04a6e53d-a244-4140-ab9e-48fa541f9fe5","status":"FAILED","amountInCents":7500000}},"signature":{"properties":["transaction.id","transaction.status","transaction.amountInCents"],"checksum":"82f0e769716170e202edfd348f604bd8461cdeeb416594cde563a890215a5282"},"timestamp":1747673128600}`
+	f.Add([]byte(strings.Replace(vec, `"status":"FAILED"`, `"status":"FAILED","ID":"other","Status":"CANCELLED"`, 1)), "")
+	f.Add([]byte(strings.Replace(vec, `"status":"FAILED"`, `"status":"FAILED","status":"FAILED"`, 1)), "")
+	f.Add([]byte(strings.Replace(strings.Replace(vec, `"transaction.updated"`, `"payout.updated"`, 1), `"data":{`, `"data":{"payout":{"id":"p","status":"TOTAL_PAYMENT","amountInCents":1},`, 1)), "")
+	f.Add(amplificationBody(50<<10, 400), "")
 	f.Fuzz(func(t *testing.T, body []byte, header string) {
 		ev, err := ParseEvent(body, header, secret)
 		if err != nil {
@@ -60,6 +68,18 @@ func FuzzParseEvent(f *testing.F) {
 				t.Fatal("an event returned with an error")
 			}
 			return
+		}
+		// Accepted: a known event signs its entity's id, status and
+		// amount, and decodes to exactly the signed values.
+		if entity, _, ok := entityOf(ev.Event); ok {
+			for _, p := range []string{"id", "status", "amountInCents"} {
+				if !slices.Contains(ev.Signature.Properties, entity+"."+p) {
+					t.Fatalf("accepted %s without signing %s.%s", ev.Event, entity, p)
+				}
+			}
+			if (ev.Transaction == nil) == (ev.Payout == nil) {
+				t.Fatalf("accepted %s with transaction %v and payout %v", ev.Event, ev.Transaction, ev.Payout)
+			}
 		}
 		// Accepted: the checksum must verify again, and a different secret
 		// must not.

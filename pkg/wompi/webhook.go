@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Event names [doc].
@@ -78,115 +81,426 @@ type PayoutEvent struct {
 	CreatedAt          Time        `json:"createdAt"`
 }
 
-// VerifyEvent checks a webhook body's checksum [doc]: the values named in
-// signature.properties, in order, looked up under data (dotted paths;
-// numbers rendered as JSON numbers without exponent), concatenated, then the
-// timestamp, then secret; SHA-256 hex; compared in constant time with
-// headerChecksum (the X-Event-Checksum header) when not empty, else with
-// signature.checksum. It returns nil, ErrInvalidChecksum or ErrMalformedEvent
-// (wrapped).
+// Bounds on what one webhook may ask of the checksum [ours]: Wompi signs
+// three or four short values, so these leave a wide margin while one
+// unsigned body can no longer make the tracker hash (or allocate) more than
+// a few KiB per property list.
+const (
+	// MaxSignedProperties bounds signature.properties.
+	MaxSignedProperties = 32
+	// MaxSignedBytes bounds the rendered values the checksum covers, all
+	// properties together.
+	MaxSignedBytes = 16 << 10
+	// maxEventDepth bounds the nesting of a webhook body.
+	maxEventDepth = 32
+)
+
+// Refusals of a webhook beyond a wrong checksum. Both wrap one of the two
+// documented sentinels, so errors.Is(err, ErrInvalidChecksum) or
+// errors.Is(err, ErrMalformedEvent) still holds.
+var (
+	// ErrAmbiguousEvent: a webhook body repeats a key, or carries two keys
+	// that differ only in case, in one object. A signature read with one
+	// key and a decoder that reads the other would disagree on what was
+	// signed, so such a body is never accepted. Wraps ErrMalformedEvent.
+	ErrAmbiguousEvent = fmt.Errorf("%w: duplicate or case-variant keys", ErrMalformedEvent)
+	// ErrUnsignedField: the signature of a transaction.updated or
+	// payout.updated does not cover the entity's id, status and
+	// amountInCents (or the event's data does not hold the entity its name
+	// says, or holds the other kind too). Such an event would let anyone
+	// holding one genuine event forge another. Wraps ErrInvalidChecksum.
+	ErrUnsignedField = fmt.Errorf("%w: the signature does not cover the event's id, status and amount", ErrInvalidChecksum)
+	// ErrSignatureTooLarge: the property list or the values it names
+	// exceed MaxSignedProperties or MaxSignedBytes, or a property names an
+	// object or an array. Wraps ErrMalformedEvent.
+	ErrSignatureTooLarge = fmt.Errorf("%w: signature over too many or too large values", ErrMalformedEvent)
+)
+
+// entityOf is the data key a known event's entity lives under, and the
+// other known entity it must not carry.
+func entityOf(event string) (entity, other string, ok bool) {
+	switch event {
+	case EventTransactionUpdated:
+		return "transaction", "payout", true
+	case EventPayoutUpdated:
+		return "payout", "transaction", true
+	}
+	return "", "", false
+}
+
+// VerifyEvent checks a webhook body like ParseEvent and returns its error.
 func VerifyEvent(body []byte, headerChecksum, secret string) error {
-	_, err := verify(body, headerChecksum, secret)
+	_, err := ParseEvent(body, headerChecksum, secret)
 	return err
 }
 
-// ParseEvent verifies body like VerifyEvent and decodes it.
+// ParseEvent verifies a webhook body and decodes it, from one strict parse
+// of body: what is returned is exactly what the checksum covered.
+//
+//   - The body must be one JSON object in which no object repeats a key or
+//     holds two keys equal under case folding (ErrAmbiguousEvent): Go's
+//     encoding/json matches keys case-insensitively and lets a later key
+//     win, so such a body could be read two ways.
+//   - The checksum [doc]: the values named in signature.properties, in
+//     order, looked up under data with exact-case dotted paths (strings as
+//     is, numbers as JSON numbers without exponent, booleans, null or
+//     absent as ""), concatenated, then the timestamp, then secret; SHA-256
+//     hex, hashed as the values are read; compared in constant time with
+//     headerChecksum (X-Event-Checksum) when not empty, else with
+//     signature.checksum (ErrInvalidChecksum). At most MaxSignedProperties
+//     properties and MaxSignedBytes of values, scalars only
+//     (ErrSignatureTooLarge).
+//   - transaction.updated and payout.updated must sign their entity's id,
+//     status and amountInCents, and data must hold that entity and not the
+//     other kind (ErrUnsignedField). Other properties (a transaction's
+//     payoutId, a payout's reference) may be unsigned, as in Wompi's
+//     documented example: the caller checks them against its own records.
+//   - Transaction (or Payout) is decoded from the same parsed object, with
+//     the same exact-case keys for id, status, amountInCents, payoutId and
+//     reference; other events keep only Data.
 func ParseEvent(body []byte, headerChecksum, secret string) (*Event, error) {
-	if _, err := verify(body, headerChecksum, secret); err != nil {
-		return nil, err
-	}
-	var ev Event
-	if err := json.Unmarshal(body, &ev); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
-	}
-	switch ev.Event {
-	case EventTransactionUpdated:
-		var d struct {
-			Transaction *TransactionEvent `json:"transaction"`
-		}
-		if err := json.Unmarshal(ev.Data, &d); err != nil || d.Transaction == nil {
-			return nil, fmt.Errorf("%w: %s without data.transaction", ErrMalformedEvent, ev.Event)
-		}
-		ev.Transaction = d.Transaction
-	case EventPayoutUpdated:
-		var d struct {
-			Payout *PayoutEvent `json:"payout"`
-		}
-		if err := json.Unmarshal(ev.Data, &d); err != nil || d.Payout == nil {
-			return nil, fmt.Errorf("%w: %s without data.payout", ErrMalformedEvent, ev.Event)
-		}
-		ev.Payout = d.Payout
-	}
-	return &ev, nil
-}
-
-type rawEvent struct {
-	Data      json.RawMessage `json:"data"`
-	Signature Signature       `json:"signature"`
-	Timestamp json.Number     `json:"timestamp"`
-}
-
-func verify(body []byte, headerChecksum, secret string) (*rawEvent, error) {
 	if secret == "" {
 		return nil, fmt.Errorf("%w: no events secret configured", ErrInvalidChecksum)
 	}
-	var re rawEvent
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&re); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
+	root, err := decodeStrict(body)
+	if err != nil {
+		return nil, err
 	}
-	if len(re.Data) == 0 || len(re.Signature.Properties) == 0 || re.Timestamp == "" {
-		return nil, fmt.Errorf("%w: missing data, signature.properties or timestamp", ErrMalformedEvent)
+	top, ok := root.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformedEvent)
+	}
+	var ev Event
+	if ev.Event, err = exactString(top, "event"); err != nil {
+		return nil, err
+	}
+	data, _ := top["data"].(map[string]any)
+	sig, _ := top["signature"].(map[string]any)
+	ts, _ := top["timestamp"].(json.Number)
+	if data == nil || sig == nil || ts == "" {
+		return nil, fmt.Errorf("%w: missing data, signature or timestamp", ErrMalformedEvent)
+	}
+	if ev.Signature.Properties, err = stringList(sig["properties"]); err != nil {
+		return nil, err
+	}
+	if ev.Signature.Checksum, err = exactString(sig, "checksum"); err != nil {
+		return nil, err
+	}
+	if len(ev.Signature.Properties) == 0 {
+		return nil, fmt.Errorf("%w: empty signature.properties", ErrMalformedEvent)
 	}
 	want := strings.TrimSpace(headerChecksum)
 	if want == "" {
-		want = re.Signature.Checksum
+		want = ev.Signature.Checksum
 	}
 	if want == "" {
 		return nil, fmt.Errorf("%w: no checksum in header or body", ErrInvalidChecksum)
 	}
-	got, err := checksum(re.Data, re.Signature.Properties, renderNumber(re.Timestamp.String()), secret)
+	got, err := checksumOf(data, ev.Signature.Properties, renderNumber(ts.String()), secret)
 	if err != nil {
 		return nil, err
 	}
 	if subtle.ConstantTimeCompare([]byte(strings.ToLower(want)), []byte(got)) != 1 {
 		return nil, ErrInvalidChecksum
 	}
-	return &re, nil
+	if ev.Timestamp, err = timestampOf(ts); err != nil {
+		return nil, err
+	}
+	if ev.Data, err = json.Marshal(data); err != nil {
+		return nil, fmt.Errorf("%w: data: %w", ErrMalformedEvent, err)
+	}
+	if s, ok := top["sentAt"]; ok {
+		if b, err := json.Marshal(s); err == nil {
+			_ = ev.SentAt.UnmarshalJSON(b)
+		}
+	}
+	entity, other, known := entityOf(ev.Event)
+	if !known {
+		return &ev, nil
+	}
+	obj, _ := data[entity].(map[string]any)
+	if obj == nil || data[other] != nil {
+		return nil, fmt.Errorf("%w: %s needs data.%s only", ErrUnsignedField, ev.Event, entity)
+	}
+	for _, f := range []string{"id", "status", "amountInCents"} {
+		if !slices.Contains(ev.Signature.Properties, entity+"."+f) {
+			return nil, fmt.Errorf("%w: %s.%s is not signed", ErrUnsignedField, entity, f)
+		}
+	}
+	switch entity {
+	case "transaction":
+		ev.Transaction, err = transactionEvent(obj)
+	default:
+		ev.Payout, err = payoutEvent(obj)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ev, nil
+}
+
+// exactFields are the entity fields decoded by their exact-case key; the
+// rest of an entity goes through encoding/json (unsigned, informative).
+var exactFields = []string{"id", "status", "amountInCents", "payoutId", "reference"}
+
+// decodeRest decodes the entity obj into dst without the exactFields (nor
+// any key folding to one of them: there is none, decodeStrict refused
+// case variants, but a lone "ID" would still reach ID through
+// encoding/json).
+func decodeRest(obj map[string]any, dst any) error {
+	rest := make(map[string]any, len(obj))
+	for k, v := range obj {
+		if !slices.ContainsFunc(exactFields, func(f string) bool { return foldKey(f) == foldKey(k) }) {
+			rest[k] = v
+		}
+	}
+	b, err := json.Marshal(rest)
+	if err == nil {
+		err = json.Unmarshal(b, dst)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+	}
+	return nil
+}
+
+func transactionEvent(obj map[string]any) (*TransactionEvent, error) {
+	var t TransactionEvent
+	if err := decodeRest(obj, &t); err != nil {
+		return nil, err
+	}
+	var status string
+	var err error
+	if t.ID, err = requiredString(obj, "id"); err != nil {
+		return nil, err
+	}
+	if status, err = requiredString(obj, "status"); err != nil {
+		return nil, err
+	}
+	t.Status = TransactionStatus(status)
+	if t.AmountInCents, err = exactInt(obj, "amountInCents"); err != nil {
+		return nil, err
+	}
+	if t.PayoutID, err = exactString(obj, "payoutId"); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func payoutEvent(obj map[string]any) (*PayoutEvent, error) {
+	var p PayoutEvent
+	if err := decodeRest(obj, &p); err != nil {
+		return nil, err
+	}
+	var status string
+	var err error
+	if p.ID, err = requiredString(obj, "id"); err != nil {
+		return nil, err
+	}
+	if status, err = requiredString(obj, "status"); err != nil {
+		return nil, err
+	}
+	p.Status = BatchStatus(status)
+	if p.AmountInCents, err = exactInt(obj, "amountInCents"); err != nil {
+		return nil, err
+	}
+	if p.Reference, err = exactString(obj, "reference"); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// exactString reads m[k]: absent or null is "", a non-string is malformed.
+func exactString(m map[string]any, k string) (string, error) {
+	switch v := m[k].(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	}
+	return "", fmt.Errorf("%w: %s is not a string", ErrMalformedEvent, k)
+}
+
+func requiredString(m map[string]any, k string) (string, error) {
+	s, err := exactString(m, k)
+	if err == nil && s == "" {
+		err = fmt.Errorf("%w: %s is missing or empty", ErrUnsignedField, k)
+	}
+	return s, err
+}
+
+// exactInt reads the JSON number m[k] as an integer (7.5e6 is 7500000).
+func exactInt(m map[string]any, k string) (int64, error) {
+	n, ok := m[k].(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("%w: %s is not a number", ErrUnsignedField, k)
+	}
+	v, err := strconv.ParseInt(renderNumber(n.String()), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s is not an integer", ErrMalformedEvent, k)
+	}
+	return v, nil
+}
+
+func timestampOf(ts json.Number) (int64, error) {
+	v, err := strconv.ParseInt(renderNumber(ts.String()), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: timestamp is not an integer", ErrMalformedEvent)
+	}
+	return v, nil
+}
+
+func stringList(v any) ([]string, error) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%w: signature.properties is not a list", ErrMalformedEvent)
+	}
+	if len(arr) > MaxSignedProperties {
+		return nil, fmt.Errorf("%w: %d properties (at most %d)", ErrSignatureTooLarge, len(arr), MaxSignedProperties)
+	}
+	out := make([]string, len(arr))
+	for i, x := range arr {
+		s, ok := x.(string)
+		if !ok {
+			return nil, fmt.Errorf("%w: a property is not a string", ErrMalformedEvent)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// decodeStrict parses one JSON value (numbers as json.Number), refusing a
+// repeated or case-variant key in any object (ErrAmbiguousEvent), nesting
+// deeper than maxEventDepth, and trailing data.
+func decodeStrict(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	v, err := strictValue(dec, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the event object", ErrMalformedEvent)
+	}
+	return v, nil
+}
+
+func strictValue(dec *json.Decoder, depth int) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil
+	}
+	if depth >= maxEventDepth {
+		return nil, fmt.Errorf("%w: nested deeper than %d", ErrMalformedEvent, maxEventDepth)
+	}
+	switch d {
+	case '{':
+		m := map[string]any{}
+		seen := map[string]struct{}{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+			}
+			k, _ := kt.(string)
+			fk := foldKey(k)
+			if _, dup := seen[fk]; dup {
+				return nil, fmt.Errorf("%w: key %q", ErrAmbiguousEvent, truncateKey(k))
+			}
+			seen[fk] = struct{}{}
+			if m[k], err = strictValue(dec, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // '}'
+			return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+		}
+		return m, nil
+	case '[':
+		a := []any{}
+		for dec.More() {
+			v, err := strictValue(dec, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		if _, err := dec.Token(); err != nil { // ']'
+			return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("%w: unexpected %v", ErrMalformedEvent, d)
+}
+
+// foldKey maps a key to one representative of its case-folding class (the
+// smallest rune of each unicode.SimpleFold orbit), the way encoding/json
+// matches keys: "ID", "Id" and "id" (and the Kelvin sign K and k) fold
+// alike.
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune {
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		return min
+	}, k)
+}
+
+func truncateKey(k string) string {
+	if len(k) > 32 {
+		return k[:32]
+	}
+	return k
 }
 
 // EventChecksum computes the checksum of an event whose data is the JSON
-// object data (see VerifyEvent).
+// object data (see ParseEvent), with the same bounds.
 func EventChecksum(data []byte, properties []string, timestampMillis int64, secret string) (string, error) {
-	return checksum(data, properties, strconv.FormatInt(timestampMillis, 10), secret)
+	root, err := decodeStrict(data)
+	if err != nil {
+		return "", err
+	}
+	m, ok := root.(map[string]any)
+	if !ok {
+		return "", fmt.Errorf("%w: data is not an object", ErrMalformedEvent)
+	}
+	if len(properties) > MaxSignedProperties {
+		return "", fmt.Errorf("%w: %d properties", ErrSignatureTooLarge, len(properties))
+	}
+	return checksumOf(m, properties, strconv.FormatInt(timestampMillis, 10), secret)
 }
 
-func checksum(data []byte, properties []string, timestamp, secret string) (string, error) {
-	var root any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&root); err != nil {
-		return "", fmt.Errorf("%w: data: %v", ErrMalformedEvent, err)
-	}
-	var buf []byte
+// checksumOf hashes the named values as it reads them: no concatenation is
+// built, and it stops at MaxSignedBytes.
+func checksumOf(data map[string]any, properties []string, timestamp, secret string) (string, error) {
+	h := sha256.New()
+	total := 0
 	for _, p := range properties {
-		v := lookup(root, p)
-		s, err := render(v)
+		s, err := render(lookup(data, p))
 		if err != nil {
-			return "", fmt.Errorf("%w: property %q: %v", ErrMalformedEvent, p, err)
+			return "", fmt.Errorf("%w: property %q", err, truncateKey(p))
 		}
-		buf = append(buf, s...)
+		if total += len(s); total > MaxSignedBytes {
+			return "", fmt.Errorf("%w: more than %d bytes", ErrSignatureTooLarge, MaxSignedBytes)
+		}
+		io.WriteString(h, s)
 	}
-	buf = append(buf, timestamp...)
-	buf = append(buf, secret...)
-	sum := sha256.Sum256(buf)
-	return hex.EncodeToString(sum[:]), nil
+	io.WriteString(h, timestamp)
+	io.WriteString(h, secret)
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// lookup walks a dotted path; a missing value is nil (rendered "").
+// lookup walks an exact-case dotted path; a missing value is nil
+// (rendered "").
 func lookup(v any, path string) any {
-	for _, k := range strings.Split(path, ".") {
+	for k := range strings.SplitSeq(path, ".") {
 		m, ok := v.(map[string]any)
 		if !ok {
 			return nil
@@ -196,6 +510,9 @@ func lookup(v any, path string) any {
 	return v
 }
 
+// render renders one signed value. Only scalars are signed [doc]: an
+// object or an array is refused (re-rendering a whole subtree per listed
+// property is how one body could ask for gigabytes).
 func render(v any) (string, error) {
 	switch x := v.(type) {
 	case nil:
@@ -206,10 +523,8 @@ func render(v any) (string, error) {
 		return renderNumber(x.String()), nil
 	case bool:
 		return strconv.FormatBool(x), nil
-	default:
-		b, err := json.Marshal(x)
-		return string(b), err
 	}
+	return "", fmt.Errorf("%w: not a scalar", ErrSignatureTooLarge)
 }
 
 // renderNumber renders a JSON number literal without exponent or a

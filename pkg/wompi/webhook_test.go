@@ -3,6 +3,7 @@ package wompi
 import (
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -54,20 +55,29 @@ func TestVerifyEventVectors(t *testing.T) {
 }
 
 // The property list is read from each event, never fixed: an event that
-// signs only the id must verify with a checksum over the id alone.
+// signs the required three in another order, plus the payoutId, verifies
+// with a checksum over exactly that list.
 func TestVerifyEventUsesTheEventsPropertyList(t *testing.T) {
-	data := json.RawMessage(`{"transaction":{"id":"abc","status":"APPROVED","amountInCents":10}}`)
-	sum, err := EventChecksum(data, []string{"transaction.status"}, 1, "s")
+	data := json.RawMessage(`{"transaction":{"id":"abc","payoutId":"p","status":"APPROVED","amountInCents":10}}`)
+	props := []string{"transaction.amountInCents", "transaction.payoutId", "transaction.status", "transaction.id"}
+	sum, err := EventChecksum(data, props, 1, "s")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := `{"event":"transaction.updated","data":` + string(data) + `,"signature":{"properties":["transaction.status"],"checksum":"` + sum + `"},"timestamp":1}`
+	list, _ := json.Marshal(props)
+	body := `{"event":"transaction.updated","data":` + string(data) + `,"signature":{"properties":` + string(list) + `,"checksum":"` + sum + `"},"timestamp":1}`
 	if err := VerifyEvent([]byte(body), "", "s"); err != nil {
-		t.Fatalf("single property: %v", err)
+		t.Fatalf("four properties: %v", err)
 	}
 	full, _ := EventChecksum(data, []string{"transaction.id", "transaction.status", "transaction.amountInCents"}, 1, "s")
 	if full == sum {
 		t.Fatal("checksums over different property lists must differ")
+	}
+	// An event name we do not handle needs no particular property.
+	one, _ := EventChecksum(data, []string{"transaction.status"}, 1, "s")
+	other := `{"event":"transaction.created","data":` + string(data) + `,"signature":{"properties":["transaction.status"],"checksum":"` + one + `"},"timestamp":1}`
+	if err := VerifyEvent([]byte(other), "", "s"); err != nil {
+		t.Fatalf("unknown event, one property: %v", err)
 	}
 }
 
@@ -109,12 +119,138 @@ func TestSignEventRoundTripAndTypedEvents(t *testing.T) {
 	}
 
 	pb, psum, err := SignEvent(EventPayoutUpdated, map[string]any{"payout": map[string]any{"id": "p-1", "reference": "b-1",
-		"status": "TOTAL_PAYMENT", "amountInCents": 10, "totalTransactions": 2}}, []string{"payout.id", "payout.status"}, at, "sec")
+		"status": "TOTAL_PAYMENT", "amountInCents": 10, "totalTransactions": 2}}, []string{"payout.id", "payout.status", "payout.amountInCents"}, at, "sec")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pev, err := ParseEvent(pb, psum, "sec")
 	if err != nil || pev.Payout == nil || pev.Payout.Reference != "b-1" || pev.Payout.Status != BatchTotalPayment || pev.Payout.TotalTransactions != 2 {
 		t.Fatalf("payout event: %+v %v", pev, err)
+	}
+}
+
+// signedTx is a genuine transaction.updated of the documented shape.
+func signedTx(t *testing.T, props []string, tx map[string]any) (string, string) {
+	t.Helper()
+	body, sum, err := SignEvent(EventTransactionUpdated, map[string]any{"transaction": tx}, props, time.UnixMilli(1747673128600), vectorSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body), sum
+}
+
+// Issue 15 item 1: a body that can be read two ways, or whose signature
+// does not cover what the event asserts, is refused, whatever its checksum.
+func TestParseEventRefusesForgeries(t *testing.T) {
+	three := []string{"transaction.id", "transaction.status", "transaction.amountInCents"}
+	tx := map[string]any{"id": "tx-a", "payoutId": "p-1", "amountInCents": 7500000, "status": "FAILED"}
+	good, sum := signedTx(t, three, tx)
+	if _, err := ParseEvent([]byte(good), sum, vectorSecret); err != nil {
+		t.Fatalf("genuine: %v", err)
+	}
+	pay, psum, err := SignEvent(EventPayoutUpdated, map[string]any{"payout": map[string]any{"id": "p-1", "status": "PENDING", "amountInCents": 7500000}},
+		[]string{"payout.id", "payout.status", "payout.amountInCents"}, time.UnixMilli(1), vectorSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noAmount, nsum := signedTx(t, three[:2], tx)
+	for _, tc := range []struct {
+		name, body, sum string
+		want            error
+	}{
+		{"case-variant ID and Status appended", strings.Replace(good, `"status":"FAILED"`, `"status":"FAILED","ID":"tx-b","Status":"CANCELLED"`, 1), sum, ErrAmbiguousEvent},
+		{"Kelvin-sign case variant", strings.Replace(good, `"status":"FAILED"`, `"status":"FAILED","\u212Aey":1,"key":2`, 1), sum, ErrAmbiguousEvent},
+		{"duplicate key", strings.Replace(good, `"status":"FAILED"`, `"status":"FAILED","status":"FAILED"`, 1), sum, ErrAmbiguousEvent},
+		{"duplicate top-level key", strings.Replace(good, `"event":"transaction.updated"`, `"event":"transaction.updated","event":"payout.updated"`, 1), sum, ErrAmbiguousEvent},
+		{"case-variant Data", strings.Replace(good, `"event":"transaction.updated"`, `"event":"transaction.updated","Data":{}`, 1), sum, ErrAmbiguousEvent},
+		{"payout.updated signature relabelled", strings.Replace(strings.Replace(string(pay), `"event":"payout.updated"`, `"event":"transaction.updated"`, 1),
+			`"data":{`, `"data":{"transaction":{"id":"tx-a","status":"APPROVED","amountInCents":7500000},`, 1), psum, ErrUnsignedField},
+		{"amount not signed", noAmount, nsum, ErrUnsignedField},
+		{"trailing data", good + `{"event":"x"}`, sum, ErrMalformedEvent},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := ParseEvent([]byte(tc.body), tc.sum, vectorSecret)
+			if !errors.Is(err, tc.want) || ev != nil {
+				t.Fatalf("got %v %v, want %v", ev, err, tc.want)
+			}
+		})
+	}
+	// The typed event is read with the same exact-case keys the checksum
+	// read: a lone "PayoutId" is not the payoutId.
+	lone := strings.Replace(good, `"payoutId"`, `"PayoutId"`, 1)
+	ev, err := ParseEvent([]byte(lone), sum, vectorSecret)
+	if err != nil || ev.Transaction.PayoutID != "" || ev.Transaction.ID != "tx-a" || ev.Transaction.AmountInCents != 7500000 {
+		t.Fatalf("lone PayoutId: %+v %v", ev, err)
+	}
+}
+
+// Issue 15 item 3: an unsigned body that names a large value many times
+// is refused after bounded work: no more than a few times its own size is
+// allocated, however many times the value is named.
+func TestParseEventAmplificationBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		value int // bytes of the repeated value
+		times int // how often the property list names it
+	}{
+		{"60 KB body naming data 400 times", 50 << 10, 400},
+		{"400 KB value named 2000 times", 400 << 10, 2000},
+		{"400 KB value named 30 times", 400 << 10, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := amplificationBody(tc.value, tc.times)
+			var err error
+			allocs := allocatedBytes(func() { err = VerifyEvent(body, strings.Repeat("0", 64), vectorSecret) })
+			if !errors.Is(err, ErrMalformedEvent) && !errors.Is(err, ErrInvalidChecksum) {
+				t.Fatalf("accepted or odd error: %v", err)
+			}
+			if limit := uint64(20*len(body)) + 1<<20; allocs > limit {
+				t.Fatalf("a %d-byte body allocated %d bytes (limit %d)", len(body), allocs, limit)
+			}
+			t.Logf("%d-byte body: %d bytes allocated, %v", len(body), allocs, err)
+		})
+	}
+}
+
+// amplificationBody is issue 15's body: one large value under data, named
+// times times by the property list (as "blob", and as "data"-level object
+// "big", which the old code re-rendered whole for each name).
+func amplificationBody(value, times int) []byte {
+	props := make([]string, times)
+	for i := range props {
+		props[i] = "big"
+		if i%2 == 1 {
+			props[i] = "big.blob"
+		}
+	}
+	list, _ := json.Marshal(props)
+	return []byte(`{"event":"transaction.updated","data":{"big":{"blob":"` + strings.Repeat("x", value) + `"}},` +
+		`"signature":{"properties":` + string(list) + `,"checksum":"00"},"timestamp":1}`)
+}
+
+func allocatedBytes(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// The bounds themselves: more than MaxSignedProperties properties, or
+// more than MaxSignedBytes of values, or an object named, are refused
+// before any comparison.
+func TestParseEventSignatureBounds(t *testing.T) {
+	tx := map[string]any{"id": "tx-a", "amountInCents": 1, "status": "FAILED", "note": strings.Repeat("n", MaxSignedBytes)}
+	many := make([]string, MaxSignedProperties+1)
+	for i := range many {
+		many[i] = "transaction.id"
+	}
+	for _, props := range [][]string{many, {"transaction.id", "transaction.status", "transaction.amountInCents", "transaction.note"},
+		{"transaction.id", "transaction.status", "transaction.amountInCents", "transaction"}} {
+		data, _ := json.Marshal(map[string]any{"transaction": tx})
+		if _, err := EventChecksum(data, props, 1, "s"); !errors.Is(err, ErrSignatureTooLarge) {
+			t.Errorf("%d properties: %v, want ErrSignatureTooLarge", len(props), err)
+		}
 	}
 }
