@@ -82,7 +82,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	for _, r := range []string{ResultAccepted, ResultDuplicate, ResultBadSig, ResultMalformed, ResultTooLarge,
-		ResultUnknownType, ResultUnmapped, ResultUnavailable} {
+		ResultUnknownType, ResultUnmapped, ResultUnavailable, ResultOverloaded} {
 		m.webhooks.WithLabelValues(r)
 	}
 	return m, nil
