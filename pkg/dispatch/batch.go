@@ -17,6 +17,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/track"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -845,6 +846,7 @@ func (j *job) finish(payoutID string) error {
 	missing := 0
 	mapping := make([]submitted.Transaction, 0, len(submittedPos))
 	recs := make([]*kgo.Record, 0, len(submittedPos)+len(drops)+1)
+	gate := make([]track.GateItem, 0, len(submittedPos)+1)
 	var total int64
 	for _, i := range submittedPos {
 		t := &b.Transactions[i]
@@ -863,6 +865,7 @@ func (j *job) finish(payoutID string) error {
 			return err
 		}
 		recs = append(recs, r)
+		gate = append(gate, track.GateItem{ID: t.RequestID, To: string(payout.StatusSubmitted), Ref: deref(txID)})
 	}
 	if missing > 0 {
 		j.log.Error("dispatch: Wompi does not list some transactions of the payout; SUBMITTED without transaction id",
@@ -878,12 +881,13 @@ func (j *job) finish(payoutID string) error {
 	if err != nil {
 		return err
 	}
-	recs = append(recs, dr...)
 	bs, err := e.batchStatusRecord(b, &payoutID, payout.BatchPending, nil, submittedPos)
 	if err != nil {
 		return err
 	}
-	if err := e.produce(j.hard, append(recs, bs)...); err != nil {
+	recs = append(recs, bs)
+	gate = append(gate, track.GateItem{Batch: true, ID: b.BatchID, To: string(payout.BatchPending), Ref: payoutID})
+	if err := j.produceGated(recs, gate, dr); err != nil {
 		return err
 	}
 	t = e.m.stage("produce", t)
@@ -895,6 +899,73 @@ func (j *job) finish(payoutID string) error {
 	e.m.transactions.Add(float64(len(submittedPos)))
 	j.log.Info("dispatch: batch submitted", "payout_id", payoutID, "transactions", len(submittedPos), "dropped", len(drops))
 	return nil
+}
+
+// produceGated produces the SUBMITTED events and the batch's PENDING
+// (gated[i] for recs[i]) through the tracker's compare-and-set, with the
+// ungated records (drops) alongside. A request a webhook or a poll already
+// moved past SUBMITTED gets no SUBMITTED at all: the status topic never
+// reads APPROVED then SUBMITTED. Two pipelined Redis round trips whatever
+// the batch size.
+func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated []*kgo.Record) error {
+	e := j.e
+	out := append([]*kgo.Record(nil), ungated...)
+	var tickets []*track.GateTicket
+	end := func(produced bool) error {
+		var first error
+		for _, t := range tickets {
+			if err := e.gate.End(context.WithoutCancel(j.hard), t, produced); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	pending := make([]int, len(gated))
+	for i := range pending {
+		pending[i] = i
+	}
+	for attempt := 0; len(pending) > 0; attempt++ {
+		items := make([]track.GateItem, len(pending))
+		for k, i := range pending {
+			items[k] = gated[i]
+		}
+		t, err := e.gate.Begin(j.hard, items)
+		if err != nil {
+			_ = end(false)
+			return fmt.Errorf("dispatch: %w", err)
+		}
+		tickets = append(tickets, t)
+		var busy []int
+		for k, v := range t.Verdicts {
+			switch v {
+			case track.GateOurs:
+				out = append(out, recs[pending[k]])
+			case track.GateBusy:
+				busy = append(busy, pending[k])
+			default:
+				e.m.lateSkipped.Inc()
+			}
+		}
+		pending = busy
+		if len(pending) > 0 {
+			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
+				_ = end(false)
+				return err
+			}
+		}
+	}
+	if err := e.produce(j.hard, out...); err != nil {
+		_ = end(false)
+		return err
+	}
+	return end(true)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // transactions maps reference (requestId) -> Wompi transaction id for the

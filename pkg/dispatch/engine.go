@@ -17,6 +17,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/track"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -40,6 +41,7 @@ type Engine struct {
 	limiter *ratelimit.Limiter
 	budget  *ratelimit.Budget
 	handoff *submitted.Store
+	gate    *track.Gate // SUBMITTED goes through the tracker's status compare-and-set
 	banks   *bankDirectory
 	health  *healthGate
 	cl      *kgo.Client
@@ -91,6 +93,9 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.handoff = submitted.New(cfg.Redis, cfg.Prefix, 0)
+	// The gate's lease outlasts one produce (60 s), so a webhook never
+	// slips a later status in front of an in-flight SUBMITTED.
+	e.gate = track.NewGate(cfg.Redis, cfg.Prefix, 70*time.Second)
 	e.banks = &bankDirectory{e: e}
 	e.health = &healthGate{e: e}
 	e.hard, e.killHard = context.WithCancelCause(context.Background())

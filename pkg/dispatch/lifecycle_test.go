@@ -3,10 +3,12 @@ package dispatch
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/track"
 )
 
 // Issue #16: one lifecycle per requestId on the status topic, no poison
@@ -126,4 +128,39 @@ func TestPoisonBatchEndsAndPartitionMovesOn(t *testing.T) {
 	if _, ok := f.sim.BatchLedger()[bad.BatchID]; ok {
 		t.Fatal("the bad batch reached Wompi")
 	}
+}
+
+// A webhook beat the dispatcher's record: the tracker already emitted
+// APPROVED for one request of the batch (through its status store). The
+// dispatcher must not emit SUBMITTED for it afterwards (the topic would read
+// APPROVED then SUBMITTED); the other requests get their SUBMITTED.
+func TestLateSubmittedIsNotEmittedAfterWebhook(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	b := simpleBatch("late-sub", 2)
+	early := b.Transactions[0].RequestID
+	g := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+	ctx := context.Background()
+	tk, err := g.Begin(ctx, []track.GateItem{{ID: early, To: string(payout.StatusApproved), Ref: "tx-by-webhook"}})
+	if err != nil || tk.Verdicts[0] != track.GateOurs {
+		t.Fatalf("tracker's APPROVED: %v %v", tk, err)
+	}
+	if err := g.End(ctx, tk, true); err != nil {
+		t.Fatal(err)
+	}
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	idx := byStatus(f.statuses())
+	if n := len(idx[early][payout.StatusSubmitted]); n != 0 {
+		t.Fatalf("SUBMITTED emitted for %s after the tracker's APPROVED", early)
+	}
+	if n := len(idx[b.Transactions[1].RequestID][payout.StatusSubmitted]); n != 1 {
+		t.Fatalf("the other request got %d SUBMITTED, want 1", n)
+	}
+	if n := testutil.ToFloat64(e.m.lateSkipped); n != 1 {
+		t.Fatalf("late statuses skipped %v, want 1", n)
+	}
+	f.noDoublePayment()
 }

@@ -30,6 +30,7 @@ type metrics struct {
 	postBlocked       *prometheus.CounterVec // code: 401, 403, 404
 	duplicateRequests *prometheus.CounterVec // stage (the shared series of ops.DuplicateRequests)
 	restarts          prometheus.Counter
+	lateSkipped       prometheus.Counter
 	reconciled        *prometheus.CounterVec // found
 	inflight          prometheus.Gauge
 }
@@ -69,13 +70,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "POST /payouts answered 401, 403 or 404, by code: no retry fixes these (a wrong or rotated API key, a missing permission, a wrong base URL). The batch waits with the longest backoff and never outlives its idempotency key; an alert fires."}, []string{"code"}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batch_restarts_total",
 			Help: "Batches restarted from the claim because the epoch changed or the lease was lost."}),
+		lateSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "late_statuses_skipped_total",
+			Help: "SUBMITTED (or a batch's PENDING) not emitted because the tracker had already emitted that status or a later one (a webhook beat the dispatcher)."}),
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "reconciliations_total",
 			Help: "Lookups by reference before a POST, by whether the batch was already in Wompi."}, []string{"found"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "batches_in_flight",
 			Help: "Batches being worked on."}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
-		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.postBlocked, m.restarts,
+		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.postBlocked, m.restarts, m.lateSkipped,
 		m.reconciled, m.inflight} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)

@@ -313,9 +313,14 @@ func backoff(age time.Duration) time.Duration {
 }
 
 // rebuildStatuses are the non-final batch statuses whose payouts the
-// rebuilt schedule polls: PENDING and PARTIAL_PAYMENT [doc], and the
-// anti-fraud hold [sdk].
-var rebuildStatuses = []wompi.BatchStatus{wompi.BatchPending, wompi.BatchPartialPayment, wompi.BatchAFEOnHold}
+// rebuilt schedule polls: PENDING, PARTIAL_PAYMENT and NOT_APPROVED, all
+// documented filter values [doc]. The anti-fraud hold is only in an SDK
+// [sdk]: it is asked for separately (rebuildSDKStatuses), and a refusal of
+// that filter value is logged, never fatal.
+var rebuildStatuses = []wompi.BatchStatus{wompi.BatchPending, wompi.BatchPartialPayment, wompi.BatchNotApproved}
+
+// rebuildSDKStatuses are filter values only an SDK names [sdk].
+var rebuildSDKStatuses = []wompi.BatchStatus{wompi.BatchAFEOnHold}
 
 // releaseLock deletes a lock only if it still holds our token.
 var releaseLock = redis.NewScript(`
@@ -357,10 +362,24 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	if err := schedule(wompi.PayoutsFilter{Statuses: rebuildStatuses}); err != nil {
 		return false, fmt.Errorf("track: rebuild schedule: %w", err)
 	}
+	sdkOnly := func(f wompi.PayoutsFilter) error {
+		err := schedule(f)
+		if we, ok := wompi.AsError(err); ok && we.HTTPStatus >= 400 && we.HTTPStatus < 500 {
+			e.log.Warn("track: rebuild: Wompi refuses a status filter only an SDK names; skipped", "statuses", f.Statuses, "err", err)
+			return nil
+		}
+		return err
+	}
+	if err := sdkOnly(wompi.PayoutsFilter{Statuses: rebuildSDKStatuses}); err != nil {
+		return false, fmt.Errorf("track: rebuild schedule: %w", err)
+	}
 	if e.cfg.RebuildLookback > 0 {
 		from := wompi.BogotaDay(now.Add(-e.cfg.RebuildLookback))
 		if err := schedule(wompi.PayoutsFilter{FromDate: from, Statuses: []wompi.BatchStatus{
-			wompi.BatchTotalPayment, wompi.BatchRejected, wompi.BatchAFERejected}}); err != nil {
+			wompi.BatchTotalPayment, wompi.BatchRejected}}); err != nil {
+			return false, fmt.Errorf("track: rebuild schedule: %w", err)
+		}
+		if err := sdkOnly(wompi.PayoutsFilter{FromDate: from, Statuses: []wompi.BatchStatus{wompi.BatchAFERejected}}); err != nil {
 			return false, fmt.Errorf("track: rebuild schedule: %w", err)
 		}
 	}

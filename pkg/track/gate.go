@@ -1,0 +1,126 @@
+package track
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// Gate lets another worker emit status transitions through the tracker's
+// per-request compare-and-set, so that payouts.status.v1 keeps one
+// forward-only order whichever worker observes a status first. The
+// dispatcher produces SUBMITTED (and a batch's PENDING) through it: a
+// webhook that beat the dispatcher's record has already moved the request
+// on, and the late SUBMITTED is then not emitted at all, never emitted
+// after APPROVED.
+//
+// Use: Begin, produce the events whose transition is Ours, then End with
+// whether each produce succeeded. Prefix and StatusTTL must be the
+// tracker's (REDIS_PREFIX, the tracker's status TTL).
+type Gate struct {
+	s *statusStore
+}
+
+// DefaultStatusTTL is how long the tracker keeps a last-known status.
+const DefaultStatusTTL = 30 * 24 * time.Hour
+
+// NewGate returns a gate on the tracker's status keys. lease bounds how long
+// a transition may stay in flight (it must outlast one produce).
+func NewGate(rdb redis.UniversalClient, prefix string, lease time.Duration) *Gate {
+	return &Gate{s: newStatusStore(rdb, prefix, DefaultStatusTTL, lease)}
+}
+
+// GateItem is one transition to emit: a request's status (Batch false) or a
+// batch's (Batch true). Ref is the transaction id (request) or payout id
+// (batch) the status belongs to.
+type GateItem struct {
+	Batch bool
+	ID    string
+	To    string
+	Ref   string
+}
+
+// GateVerdict is what Begin decided for one item.
+type GateVerdict int
+
+// The verdicts of Begin.
+const (
+	// GateOurs: emit it, then End.
+	GateOurs GateVerdict = iota
+	// GateSkip: the key already holds this status or a later one (a
+	// duplicate, or a later status another worker emitted first): emit
+	// nothing.
+	GateSkip
+	// GateBusy: another attempt holds the key: try again shortly.
+	GateBusy
+)
+
+// GateTicket is the outcome of Begin, passed back to End.
+type GateTicket struct {
+	items    []GateItem
+	trs      []transition
+	tokens   []string
+	Verdicts []GateVerdict
+	// Previous holds each Ours item's confirmed status before it ("" for
+	// none): the event's previousStatus.
+	Previous []string
+}
+
+// Begin runs the compare-and-set for every item in one pipelined round
+// trip. The statuses are verified (the caller read them from the provider).
+func (g *Gate) Begin(ctx context.Context, items []GateItem) (*GateTicket, error) {
+	t := &GateTicket{items: items, trs: make([]transition, len(items)), tokens: make([]string, len(items)),
+		Verdicts: make([]GateVerdict, len(items))}
+	for i, it := range items {
+		k, final := kindRequest, payout.Status(it.To).Final()
+		if it.Batch {
+			k, final = kindBatch, payout.BatchStatus(it.To).Final()
+		}
+		t.trs[i] = transition{kind: k, id: it.ID, to: it.To, ref: it.Ref, final: final, verified: true}
+		t.tokens[i] = newToken()
+	}
+	outs, froms, err := g.s.beginMany(ctx, t.trs, t.tokens)
+	if err != nil {
+		return nil, fmt.Errorf("track: gate begin: %w", err)
+	}
+	t.Previous = froms
+	for i, o := range outs {
+		switch o {
+		case outcomeOK:
+			t.Verdicts[i] = GateOurs
+		case outcomeBusy:
+			t.Verdicts[i] = GateBusy
+		default:
+			t.Verdicts[i] = GateSkip
+			t.Previous[i] = ""
+		}
+	}
+	return t, nil
+}
+
+// End confirms (produced) or abandons every Ours item of t in one pipelined
+// round trip. An abandoned transition may be emitted again later with the
+// same eventId; it never lets an earlier status follow it.
+func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
+	var trs []transition
+	var tokens []string
+	var ok []bool
+	for i, v := range t.Verdicts {
+		if v == GateOurs {
+			trs = append(trs, t.trs[i])
+			tokens = append(tokens, t.tokens[i])
+			ok = append(ok, produced)
+		}
+	}
+	if len(trs) == 0 {
+		return nil
+	}
+	if err := g.s.endMany(ctx, trs, tokens, ok); err != nil {
+		return fmt.Errorf("track: gate end: %w", err)
+	}
+	return nil
+}
