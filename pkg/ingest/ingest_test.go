@@ -188,7 +188,7 @@ func (o outcome) assertExactlyOnce(t *testing.T, valid, invalid []string) {
 			t.Errorf("valid %s is in %d committed batches", id, n)
 		}
 		st := o.statuses[id]
-		if len(st) != 1 || st[0].Status != payout.StatusBatched || st[0].BatchID == nil || *st[0].BatchID != o.batchOf[id][0] {
+		if len(st) != 1 || st[0].Status != payout.StatusBatched || st[0].BatchID == nil || len(o.batchOf[id]) == 0 || *st[0].BatchID != o.batchOf[id][0] {
 			t.Errorf("valid %s has statuses %+v", id, st)
 		}
 	}
