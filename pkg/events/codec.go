@@ -41,7 +41,11 @@ const (
 	// answers 404 for is retried before it is taken as unknown; see
 	// WithNotFoundRetry.
 	DefaultNotFoundRetry = 2 * time.Minute
-	maxPooledWriterBuf   = 1 << 20
+	// notFoundQuiet ends a spell of 404s for a schema id: after this long
+	// without one, the next 404 starts a new retry bound. It is longer than
+	// any backoff between two reads of the same record.
+	notFoundQuiet      = 10 * time.Minute
+	maxPooledWriterBuf = 1 << 20
 )
 
 // Framing is the way a value is framed on Kafka.
@@ -135,8 +139,8 @@ func WithRegistryTimeout(d time.Duration) Option {
 // from the first 404 for the id until d has passed, a Decode method returns
 // ErrSchemaNotYetFound, which is transient (Permanent is false), and asks
 // the registry again on the next decode; afterwards it returns
-// ErrUnknownSchema (permanent: dead-letter). A quiet spell of d without a
-// 404 for the id starts a new bound. Default DefaultNotFoundRetry (2 min);
+// ErrUnknownSchema (permanent: dead-letter). Ten minutes without a 404 for
+// the id end the spell: the next 404 starts a new bound. Default DefaultNotFoundRetry (2 min);
 // SCHEMA_REGISTRY_NOT_FOUND_RETRY in ingest.
 func WithNotFoundRetry(d time.Duration) Option {
 	return func(o *options) { o.notFoundRetry = d }
@@ -443,7 +447,7 @@ func (c *Codec) schemaByID(rc *recordCodec, id uint32) (avro.Schema, error) {
 			// Retry for notFoundRetry before calling the id unknown.
 			now := c.now()
 			spell, ok := c.notFound[id]
-			if !ok || now.Sub(spell.last) > c.notFoundRetry {
+			if !ok || now.Sub(spell.last) > notFoundQuiet {
 				spell.first = now
 			}
 			spell.last = now

@@ -92,8 +92,14 @@ func TestSchemaNotFoundIsRetriedForABoundedTime(t *testing.T) {
 	if n := srv2.Calls("GET /schemas/ids/{id}"); n != 4 {
 		t.Errorf("%d fetches of the id, want one per decode (4)", n)
 	}
-	// A quiet spell longer than the bound starts a new one.
-	clock.add(2 * time.Minute)
+	// Within ten minutes of the last 404 the id stays unknown, whatever the
+	// backoff between reads; a quiet spell longer than that starts a new
+	// bound.
+	clock.add(5 * time.Minute)
+	if err := c2.DecodeRequest(v2, &got); !errors.Is(err, ErrUnknownSchema) {
+		t.Fatalf("5 min after the last 404: err = %v, want ErrUnknownSchema", err)
+	}
+	clock.add(11 * time.Minute)
 	if err := c2.DecodeRequest(v2, &got); !errors.Is(err, ErrSchemaNotYetFound) {
 		t.Fatalf("after a quiet spell: err = %v, want a new retry bound", err)
 	}
