@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
@@ -39,23 +40,27 @@ func bulky(n, offset int) ([]payout.Request, []string) {
 	return reqs, ids
 }
 
-// limitBatches recreates the fixture's batches topic with max.message.bytes
-// set to limit.
-func (f *fixture) limitBatches(limit int) {
+// limitBatches replaces the fixture's batches topic with one whose
+// max.message.bytes is limit.
+func (f *fixture) limitBatches(limit int) { f.limitTopic(&f.topics.Batches, limit) }
+
+// limitTopic replaces the fixture's topic *name with a new one whose
+// max.message.bytes is limit.
+func (f *fixture) limitTopic(name *string, limit int) {
 	f.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	v := strconv.Itoa(limit)
-	name := f.topics.Batches + "-limited"
-	resp, err := f.kafka.Admin(f.t).CreateTopic(ctx, 3, -1, map[string]*string{"max.message.bytes": &v}, name)
+	limited := *name + "-limited"
+	resp, err := f.kafka.Admin(f.t).CreateTopic(ctx, 3, -1, map[string]*string{"max.message.bytes": &v}, limited)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil {
-		f.t.Fatalf("create %s: %v", name, err)
+		f.t.Fatalf("create %s: %v", limited, err)
 	}
-	f.kafka.CreateTopic(f.t, name, 3) // waits for its leaders
-	f.topics.Batches = name
+	f.kafka.CreateTopic(f.t, limited, 3) // waits for its leaders
+	*name = limited
 }
 
 // checkBatchBytes fails if a committed batch value is above max.
@@ -186,4 +191,34 @@ func TestBatchMaxBytesClosesBatchesAndRejectsOversizedRequest(t *testing.T) {
 		t.Errorf("%d batches: 100 requests of about 180 bytes should need at least 3 of 4 KB", len(o.batches))
 	}
 	f.checkBatchBytes(MinBatchBytes)
+}
+
+// A dead-letter record too large for the DLQ topic (its max.message.bytes
+// below the requests topic's) would be refused on every re-read of the
+// window: it is dead-lettered without its value, the error header says so,
+// and the marketplace gets REJECTED UNDECODABLE.
+func TestDeadLetterTooLargeForTheDLQTopicEndsVisibly(t *testing.T) {
+	f := newFixture(t, 1)
+	f.limitTopic(&f.topics.RequestsDLQ, 2000)
+	reqs, ids := bulky(5, 0)
+	junk := make([]byte, 3000)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range junk {
+		junk[i] = byte(rng.IntN(256))
+	}
+	junk[0] = 0xFF // no framing
+	f.produce(reqs[:2], &kgo.Record{Key: []byte("req-junk"), Value: junk})
+	f.produce(reqs[2:])
+	stop := f.run(f.engine("ingest-dlq-too-large", nil))
+	o := f.read(len(reqs) + 1)
+	stop()
+	o.assertExactlyOnce(t, ids, []string{"req-junk"})
+	if len(o.dlq) != 1 || len(o.dlq[0].Value) != 0 || string(o.dlq[0].Key) != "req-junk" {
+		t.Fatalf("DLQ = %d records, want req-junk without its value", len(o.dlq))
+	}
+	for _, h := range o.dlq[0].Headers {
+		if h.Key == "error" && !strings.Contains(string(h.Value), "left out") {
+			t.Errorf("error header %q does not say the value was left out", h.Value)
+		}
+	}
 }
