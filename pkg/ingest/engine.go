@@ -204,8 +204,7 @@ type Engine struct {
 
 	// limits holds the max.message.bytes of each output topic, as the
 	// brokers reported it at the session's start (missing: unknown).
-	limits   atomic.Pointer[map[string]int32]
-	batchCap int // the session's byte cap of a batch value
+	limits atomic.Pointer[map[string]int32]
 
 	// sessions counts the Kafka sessions started; onSession, a test hook,
 	// sees each new session's client.
@@ -385,16 +384,16 @@ func (e *Engine) readLimits(ctx context.Context) error {
 		}
 	}
 	e.limits.Store(&limits)
-	e.batchCap = min(e.cfg.MaxBatchBytes, int(e.producerLimit(e.cfg.Topics.Batches))-RecordOverhead)
-	if e.batchCap < MinBatchBytes {
+	batchCap := min(e.cfg.MaxBatchBytes, int(e.producerLimit(e.cfg.Topics.Batches))-RecordOverhead)
+	if batchCap < MinBatchBytes {
 		return fmt.Errorf("ingest: topic %s has max.message.bytes=%d, too small for batches (at least %d needed, %d recommended): raise it",
 			e.cfg.Topics.Batches, limits[e.cfg.Topics.Batches], MinBatchBytes+RecordOverhead, e.cfg.MaxBatchBytes+RecordOverhead)
 	}
-	if e.batchCap < e.cfg.MaxBatchBytes {
+	if batchCap < e.cfg.MaxBatchBytes {
 		e.cfg.Logger.Warn("ingest: batches capped below BATCH_MAX_BYTES by the batches topic's max.message.bytes",
-			"topic", e.cfg.Topics.Batches, "max_message_bytes", limits[e.cfg.Topics.Batches], "batch_max_bytes", e.batchCap)
+			"topic", e.cfg.Topics.Batches, "max_message_bytes", limits[e.cfg.Topics.Batches], "batch_max_bytes", batchCap)
 	}
-	e.agg.maxBytes = e.batchCap
+	e.agg.maxBytes = batchCap
 	return nil
 }
 
