@@ -9,7 +9,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
 
-var decodeSentinels = []error{ErrUnknownFraming, ErrTruncated, ErrUnknownSchema, ErrIncompatibleSchema, ErrMalformed, ErrRegistryUnavailable}
+var decodeSentinels = []error{ErrUnknownFraming, ErrTruncated, ErrUnknownSchema, ErrIncompatibleSchema, ErrMalformed, ErrRegistryUnavailable, ErrSchemaNotYetFound}
 
 func isSentinel(err error) bool {
 	for _, s := range decodeSentinels {

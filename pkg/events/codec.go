@@ -37,7 +37,15 @@ const (
 	MaxTransactions = 10_000
 
 	defaultRegistryTimeout = 5 * time.Second
-	maxPooledWriterBuf     = 1 << 20
+	// DefaultNotFoundRetry is how long a Confluent schema id the registry
+	// answers 404 for is retried before it is taken as unknown; see
+	// WithNotFoundRetry.
+	DefaultNotFoundRetry = 2 * time.Minute
+	// notFoundQuiet ends a spell of 404s for a schema id: after this long
+	// without one, the next 404 starts a new retry bound. It is longer than
+	// any backoff between two reads of the same record.
+	notFoundQuiet      = 10 * time.Minute
+	maxPooledWriterBuf = 1 << 20
 )
 
 // Framing is the way a value is framed on Kafka.
@@ -95,6 +103,8 @@ type options struct {
 	timeout        time.Duration
 	writerSchemas  []string
 	noAutoRegister bool
+	notFoundRetry  time.Duration
+	now            func() time.Time
 }
 
 // WithRegistry makes the Codec use the Confluent Schema Registry at url
@@ -123,6 +133,25 @@ func WithRegistryTimeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
 }
 
+// WithNotFoundRetry sets how long a Confluent schema id that the registry
+// answers 404 for is treated as not known *yet* (a registry follower
+// lagging behind its leader, an ingress answering 404 while it restarts):
+// from the first 404 for the id until d has passed, a Decode method returns
+// ErrSchemaNotYetFound, which is transient (Permanent is false), and asks
+// the registry again on the next decode; afterwards it returns
+// ErrUnknownSchema (permanent: dead-letter). Ten minutes without a 404 for
+// the id end the spell: the next 404 starts a new bound. Default DefaultNotFoundRetry (2 min);
+// SCHEMA_REGISTRY_NOT_FOUND_RETRY in ingest.
+func WithNotFoundRetry(d time.Duration) Option {
+	return func(o *options) { o.notFoundRetry = d }
+}
+
+// WithClock sets the clock the not-found bound is measured with; default
+// time.Now. For tests.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
 // WithWriterSchemas calls RegisterWriterSchema for each schema at construction.
 func WithWriterSchemas(schemaJSON ...string) Option {
 	return func(o *options) { o.writerSchemas = append(o.writerSchemas, schemaJSON...) }
@@ -146,7 +175,14 @@ type Codec struct {
 	states   sync.Pool // *decodeState
 	writers  sync.Pool // *avro.Writer
 	regMutex sync.Mutex
+
+	notFoundRetry time.Duration
+	now           func() time.Time
+	notFound      map[uint32]notFoundSpell // guarded by regMutex
 }
+
+// notFoundSpell is a run of 404s for one schema id.
+type notFoundSpell struct{ first, last time.Time }
 
 type recordCodec struct {
 	t      RecordType
@@ -175,12 +211,15 @@ type decodeState struct {
 // registers (or, WithoutAutoRegister, looks up) the current schemas under
 // their subjects, so a bad registry setting fails here, at start.
 func NewCodec(ctx context.Context, opts ...Option) (*Codec, error) {
-	o := options{topics: DefaultTopics(), timeout: defaultRegistryTimeout}
+	o := options{topics: DefaultTopics(), timeout: defaultRegistryTimeout, notFoundRetry: DefaultNotFoundRetry, now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.timeout <= 0 {
 		return nil, errors.New("events: registry timeout must be positive")
+	}
+	if o.notFoundRetry < 0 {
+		return nil, errors.New("events: the schema-not-found retry must not be negative")
 	}
 	parsed, err := embedded()
 	if err != nil {
@@ -194,6 +233,10 @@ func NewCodec(ctx context.Context, opts ...Option) (*Codec, error) {
 		}.Freeze(),
 		timeout: o.timeout,
 		framing: FramingSOE,
+
+		notFoundRetry: o.notFoundRetry,
+		now:           o.now,
+		notFound:      map[uint32]notFoundSpell{},
 	}
 	c.states.New = func() any { return &decodeState{r: c.newReader(), meta: map[string]string{}} }
 	c.writers.New = func() any { return avro.NewWriter(nil, 1024, avro.WithWriterConfig(c.api)) }
@@ -401,10 +444,22 @@ func (c *Codec) schemaByID(rc *recordCodec, id uint32) (avro.Schema, error) {
 		var re registry.Error
 		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
 			// Not cached: a registry follower may lag behind its leader.
-			return nil, fmt.Errorf("events: decode %s: %w: schema id %d not in the registry", rc.t, ErrUnknownSchema, id)
+			// Retry for notFoundRetry before calling the id unknown.
+			now := c.now()
+			spell, ok := c.notFound[id]
+			if !ok || now.Sub(spell.last) > notFoundQuiet {
+				spell.first = now
+			}
+			spell.last = now
+			c.notFound[id] = spell
+			if waited := now.Sub(spell.first); waited < c.notFoundRetry {
+				return nil, fmt.Errorf("events: decode %s: %w: schema id %d not in the registry for %v (retried up to %v)", rc.t, ErrSchemaNotYetFound, id, waited.Round(time.Millisecond), c.notFoundRetry)
+			}
+			return nil, fmt.Errorf("events: decode %s: %w: schema id %d not in the registry after %v", rc.t, ErrUnknownSchema, id, c.notFoundRetry)
 		}
 		return nil, fmt.Errorf("events: decode %s: %w: fetch schema id %d: %w", rc.t, ErrRegistryUnavailable, id, err)
 	}
+	delete(c.notFound, id)
 	e := idEntry{}
 	if e.schema, err = avro.NewSchemaCompatibility().Resolve(rc.schema, w); err != nil {
 		e = idEntry{err: fmt.Errorf("events: decode %s: %w: schema id %d: %w", rc.t, ErrIncompatibleSchema, id, err)}
@@ -507,7 +562,14 @@ func (c *Codec) decodeRequest(b []byte, r *payout.Request, skipMeta bool) error 
 		return errNil
 	}
 	rc := &c.recs[RecordRequest]
-	if schema, body, err := c.readSchema(rc, b); err == nil && schema == rc.schema {
+	schema, body, err := c.readSchema(rc, b)
+	if err != nil {
+		// Not again in decode: each read of an unknown schema id may cost a
+		// registry fetch.
+		*r = payout.Request{}
+		return err
+	}
+	if schema == rc.schema {
 		*r = payout.Request{}
 		if err := decodeRequestFast(body, r, skipMeta); err != nil {
 			*r = payout.Request{}
@@ -520,7 +582,7 @@ func (c *Codec) decodeRequest(b []byte, r *payout.Request, skipMeta bool) error 
 	}
 	st := c.states.Get().(*decodeState)
 	*r = payout.Request{Metadata: st.meta}
-	err := c.decode(rc, st, b, r)
+	err = c.decode(rc, st, b, r)
 	switch {
 	case err != nil:
 		clear(st.meta)

@@ -28,7 +28,9 @@
 //     the batches and the deferred-batches subjects). NewCodec registers the
 //     current schemas at start, so a bad registry stops the worker early.
 //     Unknown ids met while decoding are fetched from the registry once and
-//     cached.
+//     cached. An id the registry answers 404 for is not cached: it may be a
+//     follower lagging behind its leader, so it is retried (see
+//     WithNotFoundRetry) before it is taken as unknown.
 //
 // Fingerprints are computed by hamba/avro, whose canonical form keeps
 // logicalType (the Avro spec drops it). A writer in another language that
@@ -47,8 +49,9 @@
 // Errors are classified by sentinels, for errors.Is: ErrUnknownFraming,
 // ErrTruncated, ErrUnknownSchema, ErrIncompatibleSchema and ErrMalformed mean
 // the bytes themselves are bad (send them to the DLQ); ErrRegistryUnavailable
-// means the registry could not be asked and the record must be retried, not
-// dead-lettered. No error text contains payload bytes.
+// (the registry could not be asked) and ErrSchemaNotYetFound (a 404 within
+// the not-found retry) mean the record must be retried, not dead-lettered.
+// Permanent tells the two groups apart. No error text contains payload bytes.
 //
 // # Record keys
 //

@@ -15,8 +15,9 @@ var (
 	ErrTruncated = errors.New("events: truncated value")
 
 	// ErrUnknownSchema: the SOE fingerprint is neither the current schema's
-	// nor one given to RegisterWriterSchema, or the registry does not know
-	// the Confluent schema id (or no registry is configured). Permanent: DLQ.
+	// nor one given to RegisterWriterSchema, or the registry has not known
+	// the Confluent schema id for the not-found retry (WithNotFoundRetry),
+	// or no registry is configured. Permanent: DLQ.
 	ErrUnknownSchema = errors.New("events: unknown writer schema")
 
 	// ErrIncompatibleSchema: the writer schema is known but cannot be read as
@@ -34,10 +35,17 @@ var (
 	// the registry could not answer (network error, timeout, 5xx). Transient:
 	// retry the record later; do not dead-letter it.
 	ErrRegistryUnavailable = errors.New("events: schema registry unavailable")
+
+	// ErrSchemaNotYetFound: the registry answered 404 for a Confluent
+	// schema id, and the not-found retry (WithNotFoundRetry) has not run
+	// out since the first 404: a lagging follower may learn it. Transient:
+	// retry the record later (with backoff); once the retry runs out the
+	// same record gets ErrUnknownSchema.
+	ErrSchemaNotYetFound = errors.New("events: schema id not (yet) in the registry")
 )
 
 // Permanent reports whether a decode error means the bytes are bad (send the
 // record to the DLQ) rather than a transient failure (retry).
 func Permanent(err error) bool {
-	return err != nil && !errors.Is(err, ErrRegistryUnavailable)
+	return err != nil && !errors.Is(err, ErrRegistryUnavailable) && !errors.Is(err, ErrSchemaNotYetFound)
 }

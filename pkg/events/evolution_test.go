@@ -184,11 +184,12 @@ func TestEvolutionConfluent(t *testing.T) {
 }
 
 func TestConfluentErrors(t *testing.T) {
-	c, srv := newRegistryCodec(t)
+	c, srv := newRegistryCodec(t, WithNotFoundRetry(0))
 	body := func(id int) []byte { return confluentFrame(t, Schema(RecordRequest), id, minimalRequest()) }
 	var r payout.Request
 
-	// An id the registry never issued.
+	// An id the registry never issued: with no not-found retry, unknown at
+	// once (TestSchemaNotFoundIsRetriedForABoundedTime covers the retry).
 	if err := c.DecodeRequest(body(9999), &r); !errors.Is(err, ErrUnknownSchema) || !Permanent(err) {
 		t.Fatalf("unknown id: %v", err)
 	}

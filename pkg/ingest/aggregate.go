@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
 
@@ -17,6 +18,7 @@ type CloseReason string
 const (
 	CloseCount    CloseReason = "count"    // it holds MaxTransactions requests
 	CloseAmount   CloseReason = "amount"   // one more request would pass MaxAmountCents
+	CloseBytes    CloseReason = "bytes"    // one more request would pass the batch byte cap (MaxBatchBytes)
 	CloseWindow   CloseReason = "window"   // the batching window ended (age)
 	ClosePressure CloseReason = "pressure" // pending bytes passed MaxPendingBytes
 	CloseShutdown CloseReason = "shutdown" // the worker is draining
@@ -28,6 +30,7 @@ type openBatch struct {
 	batch payout.Batch
 	first source // the first request's position: with the key and count it identifies the batch
 	bytes int    // encoded request bytes held, for the memory bound
+	size  int    // upper bound of the encoded batch, for the byte cap
 }
 
 type source struct {
@@ -41,14 +44,15 @@ type aggregator struct {
 	topic     string
 	maxTx     int
 	maxAmount int64
+	maxBytes  int // byte cap of an encoded batch; see Engine.batchCap
 	open      map[string]*openBatch
 	keyBuf    []byte
 	pending   int // bytes held by open batches
 	free      []*openBatch
 }
 
-func newAggregator(topic string, maxTx int, maxAmount int64) *aggregator {
-	return &aggregator{topic: topic, maxTx: maxTx, maxAmount: maxAmount, open: make(map[string]*openBatch)}
+func newAggregator(topic string, maxTx int, maxAmount int64, maxBytes int) *aggregator {
+	return &aggregator{topic: topic, maxTx: maxTx, maxAmount: maxAmount, maxBytes: maxBytes, open: make(map[string]*openBatch)}
 }
 
 // groupKey writes the grouping key of r into a.keyBuf: origin account,
@@ -80,15 +84,36 @@ func (a *aggregator) groupKey(r *payout.Request) []byte {
 }
 
 // add puts a valid request into its group's batch. If the batch cannot take
-// it (the count or amount limit), that batch is returned closed and a new
-// one holds the request; if the request fills its batch to the count limit,
-// the filled batch is returned. The caller produces a returned batch and
-// then hands it back with recycle.
-func (a *aggregator) add(r *payout.Request, partition int32, offset int64, size int) (closed *openBatch, reason CloseReason) {
+// it (the count, amount or byte limit), that batch is returned closed and a
+// new one holds the request; if the request fills its batch to the count
+// limit, the filled batch is returned. The caller produces a returned batch
+// and then hands it back with recycle.
+//
+// A request that would not fit the byte cap even alone in a batch is not
+// added: add reports fits false (and closes nothing), and the caller must
+// end it some other way (REJECTED).
+func (a *aggregator) add(r *payout.Request, partition int32, offset int64, size int) (closed *openBatch, reason CloseReason, fits bool) {
 	key := a.groupKey(r)
 	ob := a.open[string(key)]
-	if ob != nil && ob.batch.TotalAmountInCents+r.AmountInCents > a.maxAmount {
+	tx := payout.Transaction{
+		RequestID:     r.RequestID,
+		Beneficiary:   r.Beneficiary,
+		AmountInCents: r.AmountInCents,
+		RequestedAt:   r.RequestedAt,
+	}
+	txSize := events.TransactionSize(&tx)
+	sched := payout.ScheduleOf(r)
+	if events.BatchOverhead(r.OriginAccountID, &sched)+txSize > a.maxBytes {
+		return nil, "", false
+	}
+	switch {
+	case ob == nil:
+	case ob.batch.TotalAmountInCents+r.AmountInCents > a.maxAmount:
 		closed, reason = ob, CloseAmount
+	case ob.size+txSize > a.maxBytes:
+		closed, reason = ob, CloseBytes
+	}
+	if closed != nil {
 		a.detach(ob)
 		ob = nil
 	}
@@ -96,20 +121,16 @@ func (a *aggregator) add(r *payout.Request, partition int32, offset int64, size 
 		ob = a.newBatch(string(key), r)
 		ob.first = source{partition, offset}
 	}
-	ob.batch.Transactions = append(ob.batch.Transactions, payout.Transaction{
-		RequestID:     r.RequestID,
-		Beneficiary:   r.Beneficiary,
-		AmountInCents: r.AmountInCents,
-		RequestedAt:   r.RequestedAt,
-	})
+	ob.batch.Transactions = append(ob.batch.Transactions, tx)
 	ob.batch.TotalAmountInCents += r.AmountInCents
 	ob.bytes += size
+	ob.size += txSize
 	a.pending += size
 	if closed == nil && len(ob.batch.Transactions) >= a.maxTx {
 		closed, reason = ob, CloseCount
 		a.detach(ob)
 	}
-	return closed, reason
+	return closed, reason, true
 }
 
 func (a *aggregator) newBatch(key string, r *payout.Request) *openBatch {
@@ -127,6 +148,7 @@ func (a *aggregator) newBatch(key string, r *payout.Request) *openBatch {
 		Transactions:    ob.batch.Transactions[:0],
 	}
 	ob.bytes = 0
+	ob.size = events.BatchOverhead(ob.batch.OriginAccountID, &ob.batch.Schedule)
 	a.open[key] = ob
 	return ob
 }

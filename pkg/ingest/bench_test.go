@@ -28,7 +28,7 @@ func BenchmarkHotPath(b *testing.B) {
 		}
 		values[i] = v
 	}
-	agg := newAggregator("requests", 1000, payout.DefaultDailyLimitCents)
+	agg := newAggregator("requests", 1000, payout.DefaultDailyLimitCents, DefaultMaxBatchBytes)
 	var req payout.Request
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -41,7 +41,7 @@ func BenchmarkHotPath(b *testing.B) {
 		if payout.Validate(&req, testNow) != nil {
 			b.Fatal("invalid")
 		}
-		if closed, _ := agg.add(&req, 0, int64(i), len(v)); closed != nil {
+		if closed, _, _ := agg.add(&req, 0, int64(i), len(v)); closed != nil {
 			agg.seal(closed, testNow)
 			agg.recycle(closed)
 		}

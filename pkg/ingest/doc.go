@@ -5,11 +5,14 @@
 // Each transaction is one batching window. Inside it the engine polls
 // requests, decodes and validates them, and groups the valid ones by origin
 // account, payment type and schedule. A group's batch is produced as soon
-// as it reaches its count or amount limit; when the window ends (its age
-// limit, a memory limit, shutdown or a rebalance) every open batch is
-// produced, and the batches, the status events (BATCHED, REJECTED), the DLQ
-// records and the consumer offsets are committed in one transaction. A crash
-// or a rebalance before the commit aborts all of it, and the requests are
+// as it reaches its count, amount or byte limit (the byte limit keeps every
+// batch record below the producer's cap and the batches topic's
+// max.message.bytes); when the window ends (its age limit, a memory limit,
+// shutdown or a rebalance) every open batch is produced, every record of the
+// window is flushed and checked, and only if all were written are the
+// batches, the status events (BATCHED, REJECTED), the DLQ records and the
+// consumer offsets committed in one transaction. A crash, a rebalance or a
+// refused record before the commit aborts all of it, and the requests are
 // read again from the last committed offsets: no request is lost and none
 // lands in two committed batches.
 //

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
@@ -35,6 +37,13 @@ type Config struct {
 
 	// MaxTransactions closes a batch at this many requests; default 5,000.
 	MaxTransactions int
+	// MaxBatchBytes closes a batch before its encoded PayoutBatch value
+	// would pass this many bytes; default DefaultMaxBatchBytes (900,000).
+	// It must be MinBatchBytes to ProducerMaxBytes-RecordOverhead. Each
+	// Kafka session lowers it further, below the batches topic's
+	// max.message.bytes as the brokers report it, so a batch record always
+	// fits the producer and the topic.
+	MaxBatchBytes int
 	// MaxAmountCents closes a batch before its total would pass this;
 	// default Wompi's daily limit, so a batch never exceeds it. A single
 	// request above it is batched alone.
@@ -89,6 +98,12 @@ func (c *Config) setDefaults() error {
 	if c.MaxTransactions <= 0 {
 		c.MaxTransactions = 5000
 	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxBatchBytes < MinBatchBytes || c.MaxBatchBytes > ProducerMaxBytes-RecordOverhead {
+		return fmt.Errorf("ingest: MaxBatchBytes must be %d-%d, got %d", MinBatchBytes, ProducerMaxBytes-RecordOverhead, c.MaxBatchBytes)
+	}
 	if c.MaxAmountCents <= 0 {
 		c.MaxAmountCents = payout.DefaultDailyLimitCents
 	}
@@ -126,6 +141,43 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// Record size limits. A batch is one Kafka record, so its encoded value
+// must fit the producer's record-batch cap and the topic's
+// max.message.bytes, with room for the record's framing.
+const (
+	// ProducerMaxBytes is the producer's record-batch cap
+	// (kgo.ProducerBatchMaxBytes), set explicitly: franz-go's default, just
+	// under Kafka's default max.message.bytes (1,048,588). Each session
+	// lowers it per topic to the topic's max.message.bytes.
+	ProducerMaxBytes = 1_000_012
+	// RecordOverhead is what a record batch holding one record adds around
+	// its value: the batch header (61 bytes), the record's varints and a key
+	// of up to 64 bytes, rounded up.
+	RecordOverhead = 512
+	// DefaultMaxBatchBytes is BATCH_MAX_BYTES's default: room for 5,000
+	// transactions of about 180 bytes, and 10% under ProducerMaxBytes.
+	DefaultMaxBatchBytes = 900_000
+	// MinBatchBytes is the smallest byte cap allowed: a valid request
+	// (names, emails and ids have bounded lengths) always fits alone in it.
+	MinBatchBytes = 4096
+)
+
+// Reason codes of the REJECTED events ingest emits besides validation's
+// (payout.Reason*).
+const (
+	// ReasonRequestTooLarge: the request does not fit in a batch record on
+	// its own (BATCH_MAX_BYTES, or the batches topic's max.message.bytes).
+	ReasonRequestTooLarge payout.Reason = "REQUEST_TOO_LARGE"
+	// ReasonSchemaNotFound: the request's writer schema is unknown (a
+	// Confluent schema id the registry did not know for
+	// SCHEMA_REGISTRY_NOT_FOUND_RETRY, or an unknown single-object
+	// fingerprint). The bytes are in the DLQ.
+	ReasonSchemaNotFound payout.Reason = "SCHEMA_NOT_FOUND"
+	// ReasonUndecodable: the request's bytes do not decode. The bytes are
+	// in the DLQ.
+	ReasonUndecodable payout.Reason = "UNDECODABLE"
+)
+
 // Engine is one ingest instance. Run it once.
 type Engine struct {
 	cfg Config
@@ -146,7 +198,13 @@ type Engine struct {
 	windowReqs int64
 
 	produceErr atomic.Pointer[error]
+	tooLarge   atomic.Bool // a produce failed with MESSAGE_TOO_LARGE this window
 	pending    sync.WaitGroup
+	failures   int // windows aborted in a row for a transient or produce error
+
+	// limits holds the max.message.bytes of each output topic, as the
+	// brokers reported it at the session's start (missing: unknown).
+	limits atomic.Pointer[map[string]int32]
 
 	// sessions counts the Kafka sessions started; onSession, a test hook,
 	// sees each new session's client.
@@ -169,7 +227,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, m: m, agg: newAggregator(cfg.Topics.Requests, cfg.MaxTransactions, cfg.MaxAmountCents)}, nil
+	return &Engine{cfg: cfg, m: m, agg: newAggregator(cfg.Topics.Requests, cfg.MaxTransactions, cfg.MaxAmountCents, cfg.MaxBatchBytes)}, nil
 }
 
 // Committed returns how many requests (batched, rejected or dead-lettered)
@@ -189,16 +247,26 @@ func (e *Engine) Ready() bool { return e.ready.Load() }
 func (e *Engine) Run(ctx context.Context) error {
 	for {
 		err := e.runSession(ctx)
-		if !errors.Is(err, errStalled) || ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
+			return err
+		case errors.Is(err, errStalled):
+			e.m.stalls.Inc()
+			e.cfg.Logger.Warn("ingest: starting a new Kafka session after a stall")
+		case errors.Is(err, errTooLarge):
+			e.cfg.Logger.Warn("ingest: starting a new Kafka session to read the topics' max.message.bytes again")
+		default:
 			return err
 		}
-		e.m.stalls.Inc()
-		e.cfg.Logger.Warn("ingest: starting a new Kafka session after a stall")
 	}
 }
 
 // errStalled ends a session that owns waiting requests and consumes none.
 var errStalled = errors.New("ingest: session stalled")
+
+// errTooLarge ends a session whose window aborted because a record was too
+// large for its topic: the next session reads the topics' limits again.
+var errTooLarge = errors.New("ingest: a record was too large for its topic")
 
 func (e *Engine) setOwned(m map[string][]int32, own bool) {
 	e.mu.Lock()
@@ -235,6 +303,7 @@ func (e *Engine) runSession(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerBatchMaxBytesFn(e.producerLimit),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { e.setOwned(m, true) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			e.revoked.Store(true)
@@ -258,6 +327,9 @@ func (e *Engine) runSession(ctx context.Context) error {
 		e.ready.Store(false)
 		sess.Close()
 	}()
+	if err := e.readLimits(ctx); err != nil {
+		return err
+	}
 
 	activeKeys := 0
 	lastReport := time.Now()
@@ -279,6 +351,62 @@ func (e *Engine) runSession(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// readLimits reads the output topics' max.message.bytes and sets the
+// session's batch byte cap: MaxBatchBytes, lowered below the batches
+// topic's limit. It runs before anything is produced, so the producer's
+// per-topic caps (producerLimit, read when a partition is first used) see
+// the limits too. When the brokers do not answer (no DescribeConfigs
+// permission), it keeps the configured caps and says so: a topic set below
+// them is then found by the first record it refuses (see errTooLarge).
+func (e *Engine) readLimits(ctx context.Context) error {
+	topics := []string{e.cfg.Topics.Batches, e.cfg.Topics.Status, e.cfg.Topics.RequestsDLQ}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rcs, err := kadm.NewClient(e.sess.Client()).DescribeTopicConfigs(lctx, topics...)
+	limits := map[string]int32{}
+	if err != nil {
+		e.cfg.Logger.Warn("ingest: cannot read the topics' max.message.bytes; assuming they allow BATCH_MAX_BYTES", "err", err)
+	}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			e.cfg.Logger.Warn("ingest: cannot read a topic's max.message.bytes", "topic", rc.Name, "err", rc.Err)
+			continue
+		}
+		for _, c := range rc.Configs {
+			if c.Key != "max.message.bytes" || c.Value == nil {
+				continue
+			}
+			if n, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && n > 0 {
+				limits[rc.Name] = int32(n)
+			}
+		}
+	}
+	e.limits.Store(&limits)
+	batchCap := min(e.cfg.MaxBatchBytes, int(e.producerLimit(e.cfg.Topics.Batches))-RecordOverhead)
+	if batchCap < MinBatchBytes {
+		return fmt.Errorf("ingest: topic %s has max.message.bytes=%d, too small for batches (at least %d needed, %d recommended): raise it",
+			e.cfg.Topics.Batches, limits[e.cfg.Topics.Batches], MinBatchBytes+RecordOverhead, e.cfg.MaxBatchBytes+RecordOverhead)
+	}
+	if batchCap < e.cfg.MaxBatchBytes {
+		e.cfg.Logger.Warn("ingest: batches capped below BATCH_MAX_BYTES by the batches topic's max.message.bytes",
+			"topic", e.cfg.Topics.Batches, "max_message_bytes", limits[e.cfg.Topics.Batches], "batch_max_bytes", batchCap)
+	}
+	e.agg.maxBytes = batchCap
+	return nil
+}
+
+// producerLimit is the producer's record-batch cap for topic:
+// ProducerMaxBytes, or the topic's max.message.bytes when lower.
+func (e *Engine) producerLimit(topic string) int32 {
+	n := int32(ProducerMaxBytes)
+	if m := e.limits.Load(); m != nil {
+		if l, ok := (*m)[topic]; ok && l < n {
+			n = max(l, 512) // franz-go's floor
+		}
+	}
+	return n
 }
 
 // watchdog follows a session's progress for checkStall.
@@ -408,6 +536,7 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	}
 	e.revoked.Store(false)
 	e.produceErr.Store(nil)
+	e.tooLarge.Store(false)
 	e.slab.reset()
 	e.windowReqs = 0
 	// Windows run on the wall clock; Now (injectable) dates the records and
@@ -458,40 +587,64 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 		e.emit(ob, now, closeReason)
 	}
 
-	commit := kgo.TryCommit
-	if transient || e.produceErr.Load() != nil {
-		commit = kgo.TryAbort
-	}
 	// Ending must not be cut short by shutdown: it is one request.
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.TransactionTimeout)
 	defer cancel()
+	commit := kgo.TryCommit
+	if transient || e.produceErr.Load() != nil {
+		commit = kgo.TryAbort
+	} else {
+		// Commit only once every record of the window is known to be
+		// written: End flushes too, but reports no record's failure, so a
+		// commit chosen before would move the offsets past requests whose
+		// batch record was refused (BATCHED events, no batch: never paid).
+		if err := e.sess.Client().Flush(ectx); err != nil {
+			e.m.txns.WithLabelValues("error").Inc()
+			return 0, fmt.Errorf("ingest: flush before commit: %w", err)
+		}
+		e.pending.Wait()
+		if e.produceErr.Load() != nil {
+			commit = kgo.TryAbort
+		}
+	}
 	committed, err := e.sess.End(ectx, commit)
 	e.pending.Wait()
 	if err != nil {
 		e.m.txns.WithLabelValues("error").Inc()
 		return 0, fmt.Errorf("ingest: end transaction: %w", err)
 	}
+	e.agg.reset()
 	if committed {
 		e.m.txns.WithLabelValues("committed").Inc()
 		e.m.commit()
 		e.committed.Add(e.windowReqs)
-	} else {
-		e.m.txns.WithLabelValues("aborted").Inc()
-		e.m.discard()
-		if perr := e.produceErr.Load(); perr != nil {
-			e.cfg.Logger.Warn("transaction aborted after a produce error; the window is re-read", "err", *perr)
-		} else {
-			e.cfg.Logger.Info("transaction aborted (rebalance or transient error); the window is re-read")
-		}
-		if transient {
-			// The registry (or another dependency) is down: do not spin.
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
+		e.failures = 0
+		return activeKeys, nil
 	}
-	e.agg.reset()
+	e.m.txns.WithLabelValues("aborted").Inc()
+	e.m.discard()
+	perr := e.produceErr.Load()
+	if perr == nil && !transient {
+		e.cfg.Logger.Info("transaction aborted (rebalance); the window is re-read")
+		return activeKeys, nil
+	}
+	// A dependency is down, or a record was refused: back off (0.5 s,
+	// doubling to 30 s) before the window is re-read, never spin.
+	e.failures++
+	backoff := min(500*time.Millisecond<<min(e.failures-1, 6), 30*time.Second)
+	if perr != nil {
+		e.m.produceErrors.Inc()
+		e.cfg.Logger.Error("transaction aborted after a produce error; the window is re-read", "err", *perr, "backoff", backoff.String())
+	} else {
+		e.cfg.Logger.Warn("transaction aborted after a transient error; the window is re-read", "backoff", backoff.String())
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(backoff):
+	}
+	if e.tooLarge.Load() && ctx.Err() == nil {
+		return 0, errTooLarge
+	}
 	return activeKeys, nil
 }
 
@@ -507,35 +660,75 @@ func (e *Engine) process(r *kgo.Record, now time.Time) bool {
 			e.cfg.Logger.Warn("transient decode failure; aborting the window", "err", err)
 			return false
 		}
-		e.produce(events.DLQRecord(r, e.cfg.Topics.RequestsDLQ, err))
+		e.produce(e.dlqRecord(r, err))
 		e.m.pend("dlq")
+		// The key of a request is its requestId: when it is one, the
+		// marketplace also hears that the request ended.
+		if id := string(r.Key); payout.ValidReference(id) {
+			code := ReasonUndecodable
+			if errors.Is(err, events.ErrUnknownSchema) {
+				code = ReasonSchemaNotFound
+			}
+			e.reject(id, 0, "", code, "the request could not be decoded; its bytes are in the dead-letter topic", now)
+			e.m.rejectedReason(string(code))
+		}
 		return true
 	}
 	if vs := payout.Validate(req, now); vs != nil {
-		code, msg := string(vs.Reason()), vs.Message()
-		sc := payout.StatusChange{
-			// Content-derived: a republished copy of the same invalid request
-			// gets the same eventId, so consumers see one rejection.
-			EventID:         payout.EventID("status", req.RequestID, string(payout.StatusRejected), code),
-			RequestID:       req.RequestID,
-			Status:          payout.StatusRejected,
-			ReasonCode:      &code,
-			ReasonMessage:   &msg,
-			AmountInCents:   req.AmountInCents,
-			OriginAccountID: req.OriginAccountID,
-			OccurredAt:      now,
-			Source:          payout.SourceIngest,
-		}
-		e.produceStatus(&sc)
+		e.reject(req.RequestID, req.AmountInCents, req.OriginAccountID, vs.Reason(), vs.Message(), now)
 		e.m.pend("rejected")
-		e.m.rejectedReason(code)
+		e.m.rejectedReason(string(vs.Reason()))
 		return true
 	}
-	if closed, reason := e.agg.add(req, r.Partition, r.Offset, len(r.Value)); closed != nil {
+	closed, reason, fits := e.agg.add(req, r.Partition, r.Offset, len(r.Value))
+	if closed != nil {
 		e.emit(closed, now, reason)
+	}
+	if !fits {
+		e.reject(req.RequestID, req.AmountInCents, req.OriginAccountID, ReasonRequestTooLarge,
+			fmt.Sprintf("the request does not fit alone in a batch record of %d bytes", e.agg.maxBytes), now)
+		e.m.pend("rejected")
+		e.m.rejectedReason(string(ReasonRequestTooLarge))
+		return true
 	}
 	e.m.pend("batched")
 	return true
+}
+
+// reject produces a REJECTED status event for the request.
+func (e *Engine) reject(requestID string, amount int64, origin string, reason payout.Reason, msg string, now time.Time) {
+	code := string(reason)
+	sc := payout.StatusChange{
+		// Content-derived: a republished copy of the same rejected request
+		// gets the same eventId, so consumers see one rejection.
+		EventID:         payout.EventID("status", requestID, string(payout.StatusRejected), code),
+		RequestID:       requestID,
+		Status:          payout.StatusRejected,
+		ReasonCode:      &code,
+		ReasonMessage:   &msg,
+		AmountInCents:   amount,
+		OriginAccountID: origin,
+		OccurredAt:      now,
+		Source:          payout.SourceIngest,
+	}
+	e.produceStatus(&sc)
+}
+
+// dlqRecord returns the DLQ record for r. A value too large for the DLQ
+// topic (its max.message.bytes below the requests topic's) is left out,
+// and the error header says so: the record still ends visibly, and the
+// bytes stay in the requests topic until its retention.
+func (e *Engine) dlqRecord(r *kgo.Record, err error) *kgo.Record {
+	d := events.DLQRecord(r, e.cfg.Topics.RequestsDLQ, err)
+	size := len(d.Key) + len(d.Value)
+	for _, h := range d.Headers {
+		size += len(h.Key) + len(h.Value) + 10
+	}
+	if limit := int(e.producerLimit(d.Topic)) - RecordOverhead; size > limit {
+		err = fmt.Errorf("%w (value of %d bytes left out: above the DLQ topic's limit of %d)", err, len(r.Value), limit)
+		d = events.DLQRecord(&kgo.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Headers: r.Headers}, e.cfg.Topics.RequestsDLQ, err)
+	}
+	return d
 }
 
 // emit produces a closed batch and one BATCHED event per request, then
@@ -586,7 +779,10 @@ func (e *Engine) produce(r *kgo.Record) {
 	e.pending.Add(1)
 	e.sess.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
 		if err != nil {
-			e.fail(err)
+			if errors.Is(err, kerr.MessageTooLarge) {
+				e.tooLarge.Store(true)
+			}
+			e.fail(fmt.Errorf("produce to %s: %w", r.Topic, err))
 		}
 		e.pending.Done()
 	})

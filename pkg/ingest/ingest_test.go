@@ -188,7 +188,7 @@ func (o outcome) assertExactlyOnce(t *testing.T, valid, invalid []string) {
 			t.Errorf("valid %s is in %d committed batches", id, n)
 		}
 		st := o.statuses[id]
-		if len(st) != 1 || st[0].Status != payout.StatusBatched || st[0].BatchID == nil || *st[0].BatchID != o.batchOf[id][0] {
+		if len(st) != 1 || st[0].Status != payout.StatusBatched || st[0].BatchID == nil || len(o.batchOf[id]) == 0 || *st[0].BatchID != o.batchOf[id][0] {
 			t.Errorf("valid %s has statuses %+v", id, st)
 		}
 	}
@@ -306,15 +306,28 @@ func TestBadBytesGoToDLQAndPartitionKeepsFlowing(t *testing.T) {
 		{Key: []byte("unknown-fp"), Value: unknownFP},
 		{Key: []byte("truncated"), Value: enc[:len(enc)/2]},
 		{Key: []byte("empty"), Value: nil},
+		{Key: []byte("not a request id"), Value: []byte{0xC3}},
 	}
 	f.produce(good[:10], bad...)
 	f.produce(good[10:])
 	stop := f.run(f.engine("ingest-dlq", nil))
-	o := f.read(len(good))
+	o := f.read(len(good) + 4)
 	stop()
 	o.assertExactlyOnce(t, valid, nil)
 	if len(o.dlq) != len(bad) {
 		t.Fatalf("DLQ has %d records, want %d", len(o.dlq), len(bad))
+	}
+	// Each key is a valid requestId: the marketplace hears of each
+	// (issue 15 item 4); a key that is not one gets the DLQ record only.
+	wantCode := map[string]payout.Reason{"garbage": ReasonUndecodable, "unknown-fp": ReasonSchemaNotFound, "truncated": ReasonUndecodable, "empty": ReasonUndecodable}
+	for key, code := range wantCode {
+		st := o.statuses[key]
+		if len(st) != 1 || st[0].Status != payout.StatusRejected || st[0].ReasonCode == nil || *st[0].ReasonCode != string(code) {
+			t.Errorf("dead-lettered %s has statuses %+v, want one REJECTED %s", key, st, code)
+		}
+	}
+	if st := o.statuses["not a request id"]; len(st) != 0 {
+		t.Errorf("a key that is no requestId got statuses %+v", st)
 	}
 	for i, r := range o.dlq {
 		h := map[string]string{}

@@ -13,6 +13,8 @@ type metrics struct {
 	window    prometheus.Gauge
 	stalls    prometheus.Counter
 
+	produceErrors prometheus.Counter
+
 	// counts of the open window, published only when it commits, so the
 	// counters count committed effects.
 	pendReq      map[string]int
@@ -27,10 +29,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "payouts_ingest_requests_total", Help: "Requests committed, by outcome (batched, rejected, dlq).",
 		}, []string{"outcome"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "payouts_ingest_rejected_total", Help: "Requests rejected by validation, by first reason code.",
+			Name: "payouts_ingest_rejected_total", Help: "Requests rejected by ingest (validation, too large, undecodable), by reason code.",
 		}, []string{"reason"}),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "payouts_ingest_batches_total", Help: "Batches committed, by what closed them (count, amount, window, pressure, shutdown).",
+			Name: "payouts_ingest_batches_total", Help: "Batches committed, by what closed them (count, amount, bytes, window, pressure, shutdown).",
 		}, []string{"close_reason"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "payouts_ingest_batch_transactions", Help: "Transactions per committed batch.",
@@ -45,11 +47,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		stalls: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "payouts_ingest_stalls_total", Help: "Kafka sessions replaced because they owned waiting requests and consumed none for INGEST_STALL_TIMEOUT.",
 		}),
+		produceErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payouts_ingest_produce_errors_total", Help: "Windows aborted because a record could not be produced (for example MESSAGE_TOO_LARGE); the window is re-read after a backoff.",
+		}),
 		pendReq:      map[string]int{},
 		pendRejected: map[string]int{},
 		pendBatches:  map[CloseReason]int{},
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.batches, m.batchSize, m.txns, m.window, m.stalls} {
+	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.batches, m.batchSize, m.txns, m.window, m.stalls, m.produceErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

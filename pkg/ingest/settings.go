@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,26 +25,50 @@ type Settings struct {
 	Group            string
 	TransactionalID  string
 	MaxTransactions  int
+	MaxBatchBytes    int
 	MaxAmountCents   int64
 	MaxWait          time.Duration
 	MaxWindow        time.Duration
 	DailyBatchBudget int
 	MaxPendingBytes  int
 	StallTimeout     time.Duration
+	// SchemaNotFoundRetry: how long a schema id the registry answers 404
+	// for is retried before its requests are dead-lettered.
+	SchemaNotFoundRetry time.Duration
 }
 
 // BindConfig binds the ingest settings on s.
-func BindConfig(s *config.Set) *Settings {
+func BindConfig(s *config.Set) *Settings { return bindConfig(s, os.Hostname) }
+
+// bindConfig is BindConfig with the host name lookup injected. When the
+// host name is unknown (an error or empty), INGEST_TRANSACTIONAL_ID has no
+// default, so Parse refuses to start with one line naming it: a default of
+// "payouts-ingest-" on every instance would have them fence each other's
+// transactions.
+func bindConfig(s *config.Set, hostname func() (string, error)) *Settings {
 	st := &Settings{}
 	config.BindCommon(s, &st.Common, "payouts-ingest")
-	host, _ := os.Hostname()
+	txnDefault := ""
+	if host, err := hostname(); err == nil && strings.TrimSpace(host) != "" {
+		txnDefault = "payouts-ingest-" + strings.TrimSpace(host)
+	}
 	s.String(&st.Group, "group", "INGEST_GROUP", "payouts-ingest", "consumer group of the ingest instances").Required()
-	s.String(&st.TransactionalID, "transactional-id", "INGEST_TRANSACTIONAL_ID", "payouts-ingest-"+host,
-		"Kafka transactional id: unique per instance and stable across its restarts (a StatefulSet pod name)").Required()
+	s.String(&st.TransactionalID, "transactional-id", "INGEST_TRANSACTIONAL_ID", txnDefault,
+		"Kafka transactional id: unique per instance and stable across its restarts (a StatefulSet pod name); default payouts-ingest-<host name>, none when the host name is unknown").
+		Required()
 	s.Int(&st.MaxTransactions, "batch-max-transactions", "BATCH_MAX_TRANSACTIONS", 5000, "close a batch at this many requests").
 		Check(func() error {
 			if st.MaxTransactions <= 0 || st.MaxTransactions > events.MaxTransactions {
 				return fmt.Errorf("must be 1-%d, got %d", events.MaxTransactions, st.MaxTransactions)
+			}
+			return nil
+		})
+	s.Int(&st.MaxBatchBytes, "batch-max-bytes", "BATCH_MAX_BYTES", DefaultMaxBatchBytes,
+		"close a batch before its encoded record passes this many bytes; the batches topic's max.message.bytes lowers it further").
+		Check(func() error {
+			if st.MaxBatchBytes < MinBatchBytes || st.MaxBatchBytes > ProducerMaxBytes-RecordOverhead {
+				return fmt.Errorf("must be %d-%d (the producer's record cap %d less %d bytes of record framing), got %d",
+					MinBatchBytes, ProducerMaxBytes-RecordOverhead, ProducerMaxBytes, RecordOverhead, st.MaxBatchBytes)
 			}
 			return nil
 		})
@@ -76,13 +101,22 @@ func BindConfig(s *config.Set) *Settings {
 			}
 			return nil
 		})
+	s.Duration(&st.SchemaNotFoundRetry, "schema-registry-not-found-retry", "SCHEMA_REGISTRY_NOT_FOUND_RETRY", events.DefaultNotFoundRetry,
+		"retry a schema id the registry answers 404 for (a lagging follower) this long, with backoff, before dead-lettering its requests").
+		Check(func() error {
+			if st.SchemaNotFoundRetry < 0 || st.SchemaNotFoundRetry > time.Hour {
+				return fmt.Errorf("must be 0s-1h, got %v", st.SchemaNotFoundRetry)
+			}
+			return nil
+		})
 	return st
 }
 
 // Engine builds the engine the settings describe, registering its metrics
 // (and the Kafka client's, via kprom) on reg.
 func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logger *slog.Logger) (*Engine, error) {
-	codec, err := events.NewCodec(ctx, events.WithRegistry(st.SchemaRegistryURL), events.WithTopics(st.Topics))
+	codec, err := events.NewCodec(ctx, events.WithRegistry(st.SchemaRegistryURL), events.WithTopics(st.Topics),
+		events.WithNotFoundRetry(st.SchemaNotFoundRetry))
 	if err != nil {
 		return nil, fmt.Errorf("schema registry: %w", err)
 	}
@@ -98,6 +132,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		Group:            st.Group,
 		TransactionalID:  st.TransactionalID,
 		MaxTransactions:  st.MaxTransactions,
+		MaxBatchBytes:    st.MaxBatchBytes,
 		MaxAmountCents:   st.MaxAmountCents,
 		MaxWait:          st.MaxWait,
 		MaxWindow:        st.MaxWindow,

@@ -35,6 +35,7 @@ type Registry struct {
 	global   string
 	levels   map[string]string
 	fail     int            // when non-zero, every request answers this status
+	lag      int            // fetches by id still to answer 404 (a lagging follower)
 	calls    map[string]int // "METHOD /pattern" -> count
 }
 
@@ -102,6 +103,15 @@ func (r *Registry) FailWith(status int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fail = status
+}
+
+// LagIDs makes the next n fetches of a schema by id (GET /schemas/ids/{id})
+// answer 404 even for a known id, as a registry follower that has not yet
+// caught up with its leader does. n < 0 lags until LagIDs(0).
+func (r *Registry) LagIDs(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lag = n
 }
 
 // Calls returns how many requests matched the route pattern, e.g.
@@ -289,6 +299,13 @@ func (r *Registry) getByID(w http.ResponseWriter, req *http.Request) {
 	id, err := strconv.Atoi(req.PathValue("id"))
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.lag != 0 {
+		if r.lag > 0 {
+			r.lag--
+		}
+		writeErr(w, http.StatusNotFound, 40403, "schema not found")
+		return
+	}
 	if err != nil || id < 1 || id > len(r.schemas) {
 		writeErr(w, http.StatusNotFound, 40403, "schema not found")
 		return

@@ -74,3 +74,28 @@ func TestHambaClient(t *testing.T) {
 		t.Fatal("FailWith ignored")
 	}
 }
+
+// LagIDs answers 404 for the next n fetches by id, then serves them.
+func TestLagIDs(t *testing.T) {
+	srv := registrytest.NewServer()
+	defer srv.Close()
+	c, err := registry.NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := c.CreateSchema(context.Background(), "topic-value", v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.LagIDs(2)
+	for i := 0; i < 2; i++ {
+		if _, err := c.GetSchema(context.Background(), id); err == nil {
+			t.Fatalf("fetch %d served during the lag", i)
+		} else if re, ok := err.(registry.Error); !ok || re.StatusCode != 404 {
+			t.Fatalf("fetch %d: %#v, want a 404", i, err)
+		}
+	}
+	if _, err := c.GetSchema(context.Background(), id); err != nil {
+		t.Fatalf("after the lag: %v", err)
+	}
+}
