@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,6 +197,12 @@ type Engine struct {
 
 	committed  atomic.Int64 // requests whose outcome was committed
 	windowReqs int64
+	// windowIDs holds the requestIds this window has handled: a copy
+	// republished within one window is dead-lettered (DUPLICATE_REQUEST),
+	// never given a second status event. Copies across windows share the
+	// BATCHED eventId (it does not name the batch), and the dispatcher's
+	// duplicate index drops them before any payment.
+	windowIDs map[string]struct{}
 
 	produceErr atomic.Pointer[error]
 	tooLarge   atomic.Bool // a produce failed with MESSAGE_TOO_LARGE this window
@@ -539,6 +546,10 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	e.tooLarge.Store(false)
 	e.slab.reset()
 	e.windowReqs = 0
+	if e.windowIDs == nil {
+		e.windowIDs = map[string]struct{}{}
+	}
+	clear(e.windowIDs)
 	// Windows run on the wall clock; Now (injectable) dates the records and
 	// decides the Bogota day of validation.
 	deadline := time.Now().Add(window)
@@ -648,6 +659,10 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	return activeKeys, nil
 }
 
+// errDuplicateRequest is the error header of a copy's DLQ record: exactly
+// the reason code.
+var errDuplicateRequest = errors.New(string(payout.ReasonDuplicateRequest))
+
 // process handles one request record. It returns false when the record
 // could not be handled for a transient reason, so the window must abort and
 // re-read it later.
@@ -674,6 +689,12 @@ func (e *Engine) process(r *kgo.Record, now time.Time) bool {
 		}
 		return true
 	}
+	if _, dup := e.windowIDs[req.RequestID]; dup {
+		e.produce(e.dlqRecord(r, errDuplicateRequest))
+		e.m.pend("duplicate")
+		return true
+	}
+	e.windowIDs[strings.Clone(req.RequestID)] = struct{}{}
 	if vs := payout.Validate(req, now); vs != nil {
 		e.reject(req.RequestID, req.AmountInCents, req.OriginAccountID, vs.Reason(), vs.Message(), now)
 		e.m.pend("rejected")
@@ -749,7 +770,10 @@ func (e *Engine) emit(ob *openBatch, now time.Time, reason CloseReason) {
 	for i := range b.Transactions {
 		tx := &b.Transactions[i]
 		sc := payout.StatusChange{
-			EventID:         payout.EventID("status", tx.RequestID, string(payout.StatusBatched), batchID),
+			// Not the batch: a copy batched in another window gets the
+			// same eventId, so consumers that dedupe by eventId see one
+			// BATCHED per request (the dispatcher pays one copy only).
+			EventID:         payout.EventID("status", tx.RequestID, string(payout.StatusBatched)),
 			RequestID:       tx.RequestID,
 			BatchID:         &batchID,
 			Status:          payout.StatusBatched,

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/wompi-payouts/pipeline/pkg/ops"
 )
 
 type metrics struct {
@@ -17,6 +18,7 @@ type metrics struct {
 
 	// counts of the open window, published only when it commits, so the
 	// counters count committed effects.
+	duplicates   *prometheus.CounterVec // the shared payouts_duplicate_requests_total{stage}
 	pendReq      map[string]int
 	pendRejected map[string]int
 	pendBatches  map[CloseReason]int
@@ -26,7 +28,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "payouts_ingest_requests_total", Help: "Requests committed, by outcome (batched, rejected, dlq).",
+			Name: "payouts_ingest_requests_total", Help: "Requests committed, by outcome (batched, rejected, dlq, duplicate).",
 		}, []string{"outcome"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payouts_ingest_rejected_total", Help: "Requests rejected by ingest (validation, too large, undecodable), by reason code.",
@@ -59,6 +61,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
+	var err error
+	if m.duplicates, err = ops.DuplicateRequests(reg); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -81,6 +87,9 @@ func (m *metrics) commit() {
 	}
 	for _, n := range m.pendSizes {
 		m.batchSize.Observe(float64(n))
+	}
+	if n := m.pendReq["duplicate"]; n > 0 {
+		m.duplicates.WithLabelValues("ingest").Add(float64(n))
 	}
 	m.discard()
 }
