@@ -164,3 +164,30 @@ func TestLateSubmittedIsNotEmittedAfterWebhook(t *testing.T) {
 	}
 	f.noDoublePayment()
 }
+
+// A request dropped for an unknown bank is REJECTED for good: a later
+// attempt of the same batch (the bank table refreshed, the crash came before
+// the batch's record moved on) keeps it rejected instead of paying it after
+// its REJECTED, and another batch's copy is a duplicate.
+func TestUnknownBankRejectionIsSticky(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	ctx := context.Background()
+	for _, b := range []string{"b-bank", "b-other"} {
+		if c, err := e.st.claim(ctx, "w", "e0", b); err != nil || c.code != "fresh" {
+			t.Fatalf("claim %s: %+v %v", b, c, err)
+		}
+	}
+	v, err := e.st.dedupe(ctx, "w", "e0", "b-bank", []string{"r-bank"}, []byte{modeReject})
+	if err != nil || string(v) != "r" {
+		t.Fatalf("first attempt: %q %v, want rejected", v, err)
+	}
+	v, err = e.st.dedupe(ctx, "w", "e0", "b-bank", []string{"r-bank"}, []byte{modeKeep})
+	if err != nil || string(v) != "r" {
+		t.Fatalf("later attempt with the bank known: %q %v, want still rejected", v, err)
+	}
+	v, err = e.st.dedupe(ctx, "w", "e0", "b-other", []string{"r-bank"}, []byte{modeKeep})
+	if err != nil || string(v) != "d" {
+		t.Fatalf("another batch's copy: %q %v, want duplicate", v, err)
+	}
+}
