@@ -390,9 +390,13 @@ func TestRateLimitSharedByReplicas(t *testing.T) {
 		}
 	}
 	_, _ = stop1(), stop2()
+	// The shared limit must hold across replicas: never more than the rate
+	// (+10% for the window's edges). The lower bound only shows the
+	// limiter does not starve posting; a loaded machine (-race, parallel
+	// packages) may fall short of the rate, so it is loose.
 	want := rate * window.Seconds()
-	if float64(n) < want*0.9 || float64(n) > want*1.1 {
-		t.Fatalf("%d POSTs in %v, want %v ±10%%", n, window, want)
+	if float64(n) < want*0.5 || float64(n) > want*1.1 {
+		t.Fatalf("%d POSTs in %v, want at most %v (+10%%) and at least half of it", n, window, want)
 	}
 	if outcome(e1, "submitted") == 0 || outcome(e2, "submitted") == 0 {
 		t.Fatalf("both replicas must post for the test to mean anything: e1 %d e2 %d", outcome(e1, "submitted"), outcome(e2, "submitted"))

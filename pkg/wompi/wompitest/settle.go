@@ -140,18 +140,21 @@ func (s *Server) payoutEvent(b *batch, now time.Time) hookEvent {
 
 // The signed property lists. Wompi says the list can change from event to
 // event [doc]; the first of each is the documented example, the others
-// are [ours]. Every listed property is present in the event's data.
+// are [ours]: other orders and extra fields, but always the entity's id,
+// status and amount, which the tracker requires a signature to cover (an
+// event signed over less is refused, and polling delivers its status).
+// Every listed property is present in the event's data.
 var (
 	txProps = [][]string{
 		{"transaction.id", "transaction.status", "transaction.amountInCents"},
 		{"transaction.id", "transaction.payoutId", "transaction.status", "transaction.amountInCents"},
-		{"transaction.status", "transaction.id", "transaction.currency"},
+		{"transaction.status", "transaction.id", "transaction.amountInCents", "transaction.currency"},
 		{"transaction.id", "transaction.status", "transaction.amountInCents", "transaction.createdAt"},
 	}
 	payoutProps = [][]string{
 		{"payout.id", "payout.status", "payout.amountInCents"},
-		{"payout.id", "payout.reference", "payout.status"},
-		{"payout.status", "payout.id", "payout.totalTransactions", "payout.currency"},
+		{"payout.id", "payout.reference", "payout.status", "payout.amountInCents"},
+		{"payout.status", "payout.id", "payout.amountInCents", "payout.totalTransactions", "payout.currency"},
 		{"payout.id", "payout.status", "payout.amountInCents", "payout.createdAt"},
 	}
 )
