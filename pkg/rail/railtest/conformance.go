@@ -56,7 +56,9 @@ type Harness struct {
 // RunSinglePayouts runs the suite.
 func RunSinglePayouts(t *testing.T, h Harness) {
 	ctx := context.Background()
-	id := func(t *testing.T, s string) string { return fmt.Sprintf("%s-%s-%d", h.Rail, s, time.Now().UnixNano()%1e9) }
+	id := func(t *testing.T, s string) string {
+		return fmt.Sprintf("%s-%s-%d", h.Rail, s, time.Now().UnixNano()%1e9)
+	}
 
 	t.Run("create, get and find by our id", func(t *testing.T) {
 		c, sim := h.New(t)
