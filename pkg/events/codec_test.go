@@ -67,10 +67,12 @@ func allCases() []codecCase {
 		requestCase("PayoutRequested/full", fullRequest()),
 		requestCase("PayoutRequested/typical", typicalRequest()),
 		requestCase("PayoutRequested/minimal", minimalRequest()),
+		requestCase("PayoutRequested/pix", pixRequest()),
 		batchCase("PayoutBatch/full", fullBatch(5)),
 		batchCase("PayoutBatch/minimal", minimalBatch()),
 		statusCase("PayoutStatusChanged/full", fullStatusChange()),
 		statusCase("PayoutStatusChanged/minimal", minimalStatusChange()),
+		statusCase("PayoutStatusChanged/returned", returnedStatusChange()),
 		batchStatusCase("BatchStatusChanged/full", fullBatchStatusChange()),
 		batchStatusCase("BatchStatusChanged/minimal", minimalBatchStatusChange()),
 	}
@@ -176,13 +178,14 @@ func TestDecodeAutoDetect(t *testing.T) {
 }
 
 func TestPinnedFingerprints(t *testing.T) {
-	// A change here is a change of the wire contract: every SOE reader must
-	// be given the old schema (RegisterWriterSchema) before writers move.
+	// A change here is a change of the wire contract: the schema it replaces
+	// goes to schemas/previous (so every reader still reads its data), and
+	// every reader must be upgraded before any writer moves.
 	want := map[RecordType]uint64{
-		RecordRequest:           0x898bdd604de92c37,
-		RecordBatch:             0xdc655d6c61aed4a0,
-		RecordStatusChange:      0xfe0d2b41bc256e4e,
-		RecordBatchStatusChange: 0x010c82677435488a,
+		RecordRequest:           0xb8dc924fc2a517a7,
+		RecordBatch:             0xf27d8cc6ae01e2d7,
+		RecordStatusChange:      0xe51d66eb2835c663,
+		RecordBatchStatusChange: 0x10306492276843c0,
 	}
 	for _, r := range Records {
 		if got := Fingerprint(r); got != want[r] {
