@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -267,6 +268,46 @@ func TestSchemasContract(t *testing.T) {
 			t.Errorf("attempt default = %v", f.Default())
 		}
 	}
+	// What the rails added (#19): each a nullable string with a null
+	// default, so records written before still decode; rail is a string,
+	// not an enum, so an unknown rail decodes and ingest can reject it.
+	nullableString := func(where string, f *avro.Field) {
+		t.Helper()
+		u, ok := f.Type().(*avro.UnionSchema)
+		if !ok || len(u.Types()) != 2 || u.Types()[0].Type() != avro.Null || u.Types()[1].Type() != avro.String ||
+			!f.HasDefault() || f.Default() != nil {
+			t.Errorf("%s.%s must be [\"null\", \"string\"] with a null default, is %s", where, f.Name(), f.Type())
+		}
+	}
+	field := func(rs *avro.RecordSchema, name string) *avro.Field {
+		for _, f := range rs.Fields() {
+			if f.Name() == name {
+				return f
+			}
+		}
+		t.Fatalf("%s lacks %s", rs.Name(), name)
+		return nil
+	}
+	benFields := []string{"phone", "pixKey", "branch", "branchDigit", "accountDigit"}
+	checkBeneficiary := func(where string, ben *avro.RecordSchema) {
+		for _, n := range benFields {
+			nullableString(where, field(ben, n))
+		}
+		syms := field(ben, "legalIdType").Type().(*avro.EnumSchema).Symbols()
+		if !slices.Equal(syms, []string{"CC", "NIT", "CE", "PP", "TI", "DNI", "CPF", "CNPJ"}) {
+			t.Errorf("%s legalIdType symbols %v", where, syms)
+		}
+	}
+	checkBeneficiary("PayoutRequested.beneficiary", field(req, "beneficiary").Type().(*avro.RecordSchema))
+	tx := field(batch, "transactions").Type().(*avro.ArraySchema).Items().(*avro.RecordSchema)
+	checkBeneficiary("PayoutBatch.transactions.beneficiary", field(tx, "beneficiary").Type().(*avro.RecordSchema))
+	for _, r := range Records {
+		nullableString(r.String(), field(avro.MustParse(Schema(r)).(*avro.RecordSchema), "rail"))
+	}
+	status := field(avro.MustParse(Schema(RecordStatusChange)).(*avro.RecordSchema), "status").Type().(*avro.EnumSchema).Symbols()
+	if status[len(status)-1] != "RETURNED" {
+		t.Errorf("PayoutStatusChanged.status symbols %v: RETURNED must be appended", status)
+	}
 }
 
 func TestEnumSymbolsMatchDomain(t *testing.T) {
@@ -274,6 +315,9 @@ func TestEnumSymbolsMatchDomain(t *testing.T) {
 	for _, f := range sc.Fields() {
 		if f.Name() == "status" {
 			syms := f.Type().(*avro.EnumSchema).Symbols()
+			if len(syms) != len(payout.Statuses) {
+				t.Fatalf("status enum has %d symbols, payout.Statuses %d", len(syms), len(payout.Statuses))
+			}
 			for i, s := range payout.Statuses {
 				if syms[i] != string(s) {
 					t.Errorf("status symbol %d = %s, domain %s", i, syms[i], s)
