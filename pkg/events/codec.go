@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -267,7 +268,11 @@ func NewCodec(ctx context.Context, opts ...Option) (*Codec, error) {
 		}
 		c.framing = FramingConfluent
 	}
-	for _, js := range o.writerSchemas {
+	known, err := previous()
+	if err != nil {
+		return nil, err
+	}
+	for _, js := range slices.Concat(known, o.writerSchemas) {
 		if err := c.RegisterWriterSchema(js); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,10 +68,12 @@ func allCases() []codecCase {
 		requestCase("PayoutRequested/full", fullRequest()),
 		requestCase("PayoutRequested/typical", typicalRequest()),
 		requestCase("PayoutRequested/minimal", minimalRequest()),
+		requestCase("PayoutRequested/pix", pixRequest()),
 		batchCase("PayoutBatch/full", fullBatch(5)),
 		batchCase("PayoutBatch/minimal", minimalBatch()),
 		statusCase("PayoutStatusChanged/full", fullStatusChange()),
 		statusCase("PayoutStatusChanged/minimal", minimalStatusChange()),
+		statusCase("PayoutStatusChanged/returned", returnedStatusChange()),
 		batchStatusCase("BatchStatusChanged/full", fullBatchStatusChange()),
 		batchStatusCase("BatchStatusChanged/minimal", minimalBatchStatusChange()),
 	}
@@ -176,13 +179,14 @@ func TestDecodeAutoDetect(t *testing.T) {
 }
 
 func TestPinnedFingerprints(t *testing.T) {
-	// A change here is a change of the wire contract: every SOE reader must
-	// be given the old schema (RegisterWriterSchema) before writers move.
+	// A change here is a change of the wire contract: the schema it replaces
+	// goes to schemas/previous (so every reader still reads its data), and
+	// every reader must be upgraded before any writer moves.
 	want := map[RecordType]uint64{
-		RecordRequest:           0x898bdd604de92c37,
-		RecordBatch:             0xdc655d6c61aed4a0,
-		RecordStatusChange:      0xfe0d2b41bc256e4e,
-		RecordBatchStatusChange: 0x010c82677435488a,
+		RecordRequest:           0xb8dc924fc2a517a7,
+		RecordBatch:             0xf27d8cc6ae01e2d7,
+		RecordStatusChange:      0xe51d66eb2835c663,
+		RecordBatchStatusChange: 0x10306492276843c0,
 	}
 	for _, r := range Records {
 		if got := Fingerprint(r); got != want[r] {
@@ -264,6 +268,46 @@ func TestSchemasContract(t *testing.T) {
 			t.Errorf("attempt default = %v", f.Default())
 		}
 	}
+	// What the rails added (#19): each a nullable string with a null
+	// default, so records written before still decode; rail is a string,
+	// not an enum, so an unknown rail decodes and ingest can reject it.
+	nullableString := func(where string, f *avro.Field) {
+		t.Helper()
+		u, ok := f.Type().(*avro.UnionSchema)
+		if !ok || len(u.Types()) != 2 || u.Types()[0].Type() != avro.Null || u.Types()[1].Type() != avro.String ||
+			!f.HasDefault() || f.Default() != nil {
+			t.Errorf("%s.%s must be [\"null\", \"string\"] with a null default, is %s", where, f.Name(), f.Type())
+		}
+	}
+	field := func(rs *avro.RecordSchema, name string) *avro.Field {
+		for _, f := range rs.Fields() {
+			if f.Name() == name {
+				return f
+			}
+		}
+		t.Fatalf("%s lacks %s", rs.Name(), name)
+		return nil
+	}
+	benFields := []string{"phone", "pixKey", "branch", "branchDigit", "accountDigit"}
+	checkBeneficiary := func(where string, ben *avro.RecordSchema) {
+		for _, n := range benFields {
+			nullableString(where, field(ben, n))
+		}
+		syms := field(ben, "legalIdType").Type().(*avro.EnumSchema).Symbols()
+		if !slices.Equal(syms, []string{"CC", "NIT", "CE", "PP", "TI", "DNI", "CPF", "CNPJ"}) {
+			t.Errorf("%s legalIdType symbols %v", where, syms)
+		}
+	}
+	checkBeneficiary("PayoutRequested.beneficiary", field(req, "beneficiary").Type().(*avro.RecordSchema))
+	tx := field(batch, "transactions").Type().(*avro.ArraySchema).Items().(*avro.RecordSchema)
+	checkBeneficiary("PayoutBatch.transactions.beneficiary", field(tx, "beneficiary").Type().(*avro.RecordSchema))
+	for _, r := range Records {
+		nullableString(r.String(), field(avro.MustParse(Schema(r)).(*avro.RecordSchema), "rail"))
+	}
+	status := field(avro.MustParse(Schema(RecordStatusChange)).(*avro.RecordSchema), "status").Type().(*avro.EnumSchema).Symbols()
+	if status[len(status)-1] != "RETURNED" {
+		t.Errorf("PayoutStatusChanged.status symbols %v: RETURNED must be appended", status)
+	}
 }
 
 func TestEnumSymbolsMatchDomain(t *testing.T) {
@@ -271,6 +315,9 @@ func TestEnumSymbolsMatchDomain(t *testing.T) {
 	for _, f := range sc.Fields() {
 		if f.Name() == "status" {
 			syms := f.Type().(*avro.EnumSchema).Symbols()
+			if len(syms) != len(payout.Statuses) {
+				t.Fatalf("status enum has %d symbols, payout.Statuses %d", len(syms), len(payout.Statuses))
+			}
 			for i, s := range payout.Statuses {
 				if syms[i] != string(s) {
 					t.Errorf("status symbol %d = %s, domain %s", i, syms[i], s)

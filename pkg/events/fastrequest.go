@@ -23,7 +23,7 @@ var (
 )
 
 var paymentTypeSyms = [...]payout.PaymentType{payout.PaymentPayroll, payout.PaymentProviders, payout.PaymentOther}
-var legalIDTypeSyms = [...]payout.LegalIDType{payout.LegalCC, payout.LegalNIT, payout.LegalCE, payout.LegalPP, payout.LegalTI, payout.LegalDNI}
+var legalIDTypeSyms = [...]payout.LegalIDType{payout.LegalCC, payout.LegalNIT, payout.LegalCE, payout.LegalPP, payout.LegalTI, payout.LegalDNI, payout.LegalCPF, payout.LegalCNPJ}
 var accountTypeSyms = [...]payout.AccountType{payout.AccountAhorros, payout.AccountCorriente, payout.AccountDepositoElectronico}
 var intervalSyms = [...]payout.Interval{payout.IntervalBiweek, payout.IntervalMonth}
 
@@ -114,6 +114,15 @@ func (r *fastReader) millis() time.Time {
 	return time.UnixMilli(r.long()).UTC()
 }
 
+// optString reads a ["null", "string"] union: nil for null.
+func (r *fastReader) optString() *string {
+	if !r.union() {
+		return nil
+	}
+	s := r.string()
+	return &s
+}
+
 // decodeRequestFast decodes body, written with the current PayoutRequested
 // schema, into r (already reset by the caller). With skipMeta the metadata
 // map is read and checked but not built.
@@ -131,12 +140,14 @@ func decodeRequestFast(body []byte, r *payout.Request, skipMeta bool) error {
 	b.Name = rd.string()
 	b.Email = rd.string()
 	b.BankCode = rd.string()
-	if rd.union() {
-		s := rd.string()
-		b.BankID = &s
-	}
+	b.BankID = rd.optString()
 	b.AccountType = accountTypeSyms[rd.enumIndex(len(accountTypeSyms))]
 	b.AccountNumber = rd.string()
+	b.Phone = rd.optString()
+	b.PixKey = rd.optString()
+	b.Branch = rd.optString()
+	b.BranchDigit = rd.optString()
+	b.AccountDigit = rd.optString()
 	r.AmountInCents = rd.long()
 	r.Currency = rd.string()
 	if rd.union() {
@@ -179,6 +190,7 @@ func decodeRequestFast(body []byte, r *payout.Request, skipMeta bool) error {
 			}
 		}
 	}
+	r.Rail = rd.optString()
 	if rd.err != nil {
 		return rd.err
 	}

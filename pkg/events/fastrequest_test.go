@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hamba/avro/v2"
+
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
 
@@ -26,7 +28,8 @@ func slowDecode(t testing.TB, c *Codec, body []byte) (payout.Request, error) {
 
 func sampleRequests() []payout.Request {
 	disp := time.Date(2026, 11, 22, 14, 30, 0, 0, time.UTC)
-	desc, bank := "nómina", "0f8fad5b-d9cb-469f-a165-70867728950e"
+	desc, bank, empty := "nómina", "0f8fad5b-d9cb-469f-a165-70867728950e", ""
+	rail, unknownRail := "wompi", "paypal" // the codec carries any rail; ingest judges it
 	base := payout.Request{
 		RequestID: "req-1", OriginAccountID: "acc-1", PaymentType: payout.PaymentOther,
 		Beneficiary: payout.Beneficiary{LegalIDType: payout.LegalDNI, LegalID: "X123", Name: "Ana Ñandú", Email: "a@b.co",
@@ -38,9 +41,18 @@ func sampleRequests() []payout.Request {
 	full.DispersionDatetime = &disp
 	full.Recurring = &payout.Recurring{Interval: payout.IntervalBiweek, Months: 12, Description: &desc}
 	full.Metadata = map[string]string{"order": "o-1", "": "empty key", "k": ""}
+	full.Beneficiary.Phone, full.Beneficiary.PixKey, full.Beneficiary.Branch = &desc, &bank, &empty
+	full.Beneficiary.BranchDigit, full.Beneficiary.AccountDigit = &empty, &desc
+	full.Rail = &rail
+	pix := base
+	pix.Currency, pix.Rail = "BRL", &unknownRail
+	pix.Beneficiary.LegalIDType, pix.Beneficiary.PixKey = payout.LegalCNPJ, &bank
+	pix.Beneficiary.BankCode, pix.Beneficiary.AccountNumber = "", ""
+	cpf := base
+	cpf.Beneficiary.LegalIDType, cpf.Beneficiary.AccountDigit = payout.LegalCPF, &desc
 	minimal := payout.Request{PaymentType: payout.PaymentPayroll, RequestedAt: time.UnixMilli(-5).UTC(),
 		Beneficiary: payout.Beneficiary{LegalIDType: payout.LegalCC, AccountType: payout.AccountAhorros}}
-	return []payout.Request{base, full, minimal}
+	return []payout.Request{base, full, minimal, pix, cpf}
 }
 
 func TestFastRequestMatchesHamba(t *testing.T) {
@@ -88,11 +100,37 @@ func TestFastRequestMatchesSchema(t *testing.T) {
 	for _, f := range s.Fields {
 		names = append(names, f.Name)
 	}
-	want := []string{"requestId", "originAccountId", "paymentType", "beneficiary", "amountInCents", "currency", "dispersionDatetime", "recurring", "requestedAt", "metadata"}
+	want := []string{"requestId", "originAccountId", "paymentType", "beneficiary", "amountInCents", "currency", "dispersionDatetime", "recurring", "requestedAt", "metadata", "rail"}
 	if !reflect.DeepEqual(names, want) {
 		t.Fatalf("PayoutRequested fields are %v; decodeRequestFast reads %v: update it with the schema", names, want)
 	}
-	if Fingerprint(RecordRequest) != 0x898bdd604de92c37 {
+	// The nested layout and the enum symbols, which the fast decoder reads
+	// by index.
+	rs := avro.MustParse(Schema(RecordRequest)).(*avro.RecordSchema)
+	var benNames []string
+	for _, f := range rs.Fields() {
+		if f.Name() != "beneficiary" {
+			continue
+		}
+		for _, bf := range f.Type().(*avro.RecordSchema).Fields() {
+			benNames = append(benNames, bf.Name())
+			if bf.Name() == "legalIdType" {
+				syms := bf.Type().(*avro.EnumSchema).Symbols()
+				var ours []string
+				for _, s := range legalIDTypeSyms {
+					ours = append(ours, string(s))
+				}
+				if !reflect.DeepEqual(syms, ours) {
+					t.Fatalf("legalIdType symbols %v; decodeRequestFast maps %v", syms, ours)
+				}
+			}
+		}
+	}
+	wantBen := []string{"legalIdType", "legalId", "name", "email", "bankCode", "bankId", "accountType", "accountNumber", "phone", "pixKey", "branch", "branchDigit", "accountDigit"}
+	if !reflect.DeepEqual(benNames, wantBen) {
+		t.Fatalf("Beneficiary fields are %v; decodeRequestFast reads %v", benNames, wantBen)
+	}
+	if Fingerprint(RecordRequest) != 0xb8dc924fc2a517a7 {
 		t.Fatal("PayoutRequested changed: check decodeRequestFast against the new schema, then re-pin")
 	}
 }

@@ -71,6 +71,7 @@ func appendStatusChangeFast(b []byte, s *payout.StatusChange) ([]byte, error) {
 	b = appendString(b, s.OriginAccountID)
 	b = appendLong(b, s.OccurredAt.UnixMilli())
 	b = appendLong(b, src)
+	b = appendOptString(b, s.Rail)
 	return b, nil
 }
 

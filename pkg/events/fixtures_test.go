@@ -18,6 +18,8 @@ const (
 	piiLegalID = "1020304050"
 	piiAccount = "00123456789"
 	piiEmail   = "maria@example.co"
+	piiPhone   = "573001234567"
+	piiPixKey  = "maria.pix@example.com.br"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -40,6 +42,33 @@ func fullBeneficiary() payout.Beneficiary {
 		BankID:        ptr("5f7c4a8e-1111-4c2b-9d1e-0a0b0c0d0e0f"),
 		AccountType:   payout.AccountAhorros,
 		AccountNumber: piiAccount,
+		Phone:         ptr(piiPhone),
+		PixKey:        ptr(piiPixKey),
+		Branch:        ptr("0001"),
+		BranchDigit:   ptr("9"),
+		AccountDigit:  ptr("X"),
+	}
+}
+
+// withoutRailFields clears what the rails added to the Beneficiary: what a
+// record written with a previous schema decodes to.
+func withoutRailFields(b payout.Beneficiary) payout.Beneficiary {
+	b.Phone, b.PixKey, b.Branch, b.BranchDigit, b.AccountDigit = nil, nil, nil, nil, nil
+	return b
+}
+
+// pixRequest is a WEpayout PIX payout to a Brazilian company.
+func pixRequest() *payout.Request {
+	return &payout.Request{
+		RequestID:       "req-br-0001",
+		OriginAccountID: "acc-br-1",
+		PaymentType:     payout.PaymentProviders,
+		Beneficiary: payout.Beneficiary{LegalIDType: payout.LegalCNPJ, LegalID: "11222333000181", Name: piiName,
+			Email: piiEmail, AccountType: payout.AccountCorriente, PixKey: ptr(piiPixKey)},
+		AmountInCents: 5_034,
+		Currency:      "BRL",
+		RequestedAt:   ms("2026-11-20T10:11:12.345Z"),
+		Rail:          ptr("wepayout"),
 	}
 }
 
@@ -55,6 +84,7 @@ func fullRequest() *payout.Request {
 		Recurring:          &payout.Recurring{Interval: payout.IntervalMonth, Months: 6, Description: ptr("rent")},
 		RequestedAt:        ms("2026-11-20T10:11:12.345Z"),
 		Metadata:           map[string]string{"orderId": "o-77", "channel": "app"},
+		Rail:               ptr("smartfastpay"),
 	}
 }
 
@@ -62,7 +92,9 @@ func fullRequest() *payout.Request {
 func typicalRequest() *payout.Request {
 	r := fullRequest()
 	r.DispersionDatetime, r.Recurring, r.Beneficiary.BankID = nil, nil, nil
+	r.Beneficiary = withoutRailFields(r.Beneficiary)
 	r.Metadata = map[string]string{"orderId": "o-77"}
+	r.Rail = nil
 	return r
 }
 
@@ -90,11 +122,13 @@ func fullBatch(n int) *payout.Batch {
 		CreatedAt: ms("2026-11-20T10:12:00Z"),
 		Attempt:   2,
 		NotBefore: ptr(ms("2026-11-21T05:00:00Z")),
+		Rail:      ptr("wompi"),
 	}
 	for i := range n {
 		ben := fullBeneficiary()
 		if i%2 == 1 {
 			ben.BankID = nil
+			ben = withoutRailFields(ben)
 		}
 		b.Transactions = append(b.Transactions, payout.Transaction{
 			RequestID: "req-" + string(rune('a'+i%26)) + "-" + time.Duration(i).String(), Beneficiary: ben,
@@ -115,6 +149,7 @@ func fullStatusChange() *payout.StatusChange {
 		EventID: "ev-1", RequestID: "req-0001-abc", BatchID: ptr("batch-1"), PayoutID: ptr("pay-1"), TransactionID: ptr("tx-1"),
 		Status: payout.StatusFailed, PreviousStatus: ptr(payout.StatusPending), ReasonCode: ptr("D05"), ReasonMessage: ptr("account closed"),
 		AmountInCents: 1_000_000, OriginAccountID: "acc-origin-1", OccurredAt: ms("2026-11-21T08:00:00.001Z"), Source: payout.SourceWebhook,
+		Rail: ptr("wompi"),
 	}
 }
 
@@ -128,6 +163,7 @@ func fullBatchStatusChange() *payout.BatchStatusChange {
 		Schedule: payout.Schedule{DispersionDatetime: ptr(ms("2026-12-01T14:30:00Z")), Recurring: &payout.Recurring{Interval: payout.IntervalMonth, Months: 12, Description: ptr("x")}},
 		Status:   payout.BatchPartialPayment, PreviousStatus: ptr(payout.BatchPending), StatusMessage: ptr("2 of 3 paid"),
 		TotalAmountInCents: 3000, TransactionCount: 3, OccurredAt: ms("2026-11-21T09:00:00Z"), Source: payout.SourcePoll,
+		Rail: ptr("wompi"),
 	}
 }
 
@@ -187,4 +223,14 @@ func (m *memRegistry) GetSchema(_ context.Context, id int) (avro.Schema, error) 
 		return s, nil
 	}
 	return nil, registry.Error{StatusCode: 404, Code: 40403, Message: "not found"}
+}
+
+// returnedStatusChange is a paid request reversed by the rail.
+func returnedStatusChange() *payout.StatusChange {
+	return &payout.StatusChange{
+		EventID: "ev-ret", RequestID: "req-0001-abc", BatchID: ptr("batch-1"), PayoutID: ptr("pay-1"), TransactionID: ptr("tx-1"),
+		Status: payout.StatusReturned, PreviousStatus: ptr(payout.StatusApproved), ReasonCode: ptr("refunded"),
+		AmountInCents: 1_000_000, OriginAccountID: "acc-origin-1", OccurredAt: ms("2026-11-22T08:00:00Z"), Source: payout.SourceWebhook,
+		Rail: ptr("smartfastpay"),
+	}
 }

@@ -31,6 +31,10 @@ func FuzzDecode(f *testing.F) {
 			f.Add(b)
 		}
 	}
+	// Values written with the previous schemas, read through resolution.
+	for _, pc := range previousCases() {
+		f.Add(soeFrame(f, previousSchema(f, pc.rec), pc.value))
+	}
 	f.Add([]byte{})
 	f.Add([]byte{0xC3, 0x01})
 	f.Add([]byte{0, 0, 0, 0, 1})

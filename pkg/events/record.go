@@ -68,6 +68,39 @@ var embedded = sync.OnceValues(func() ([numRecords]parsedSchema, error) {
 	return out, nil
 })
 
+// previousPrefix is the directory of schemas.FS that holds the earlier
+// versions of the records.
+const previousPrefix = "previous"
+
+// previous returns the JSON of every earlier version of the records (see
+// schemas/previous), which each Codec accepts as writer schemas, so that data
+// written before a schema change still decodes in the SOE framing. (In the
+// Confluent framing the registry serves old schemas by id.) The file name
+// must carry the fingerprint of its content: a file edited after the fact
+// fails here.
+var previous = sync.OnceValues(func() ([]string, error) {
+	entries, err := schemas.FS.ReadDir(previousPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("events: read previous schemas: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		b, err := schemas.FS.ReadFile(previousPrefix + "/" + e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("events: read schema %s: %w", e.Name(), err)
+		}
+		s, fp, err := parseSchema(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("events: schema %s: %w", e.Name(), err)
+		}
+		if want := fmt.Sprintf("%s.%016x.avsc", s.(avro.NamedSchema).Name(), fp); e.Name() != want {
+			return nil, fmt.Errorf("events: previous schema file %s has the content of %s", e.Name(), want)
+		}
+		out = append(out, string(b))
+	}
+	return out, nil
+})
+
 // parseSchema parses a self-contained schema with a private name cache (so no
 // global state is read or written) and computes its SOE fingerprint.
 func parseSchema(js string) (avro.Schema, uint64, error) {

@@ -1,6 +1,7 @@
 package payout
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -28,20 +29,40 @@ func TestStatusTransitions(t *testing.T) {
 		{StatusSubmitted, StatusBatched, false},
 		{StatusSubmitted, StatusDeferred, false},
 		{StatusBatched, "PAID", false},
+		// RETURNED: a reversal of a paid request, final.
+		{StatusApproved, StatusReturned, true},
+		{"", StatusReturned, true}, // a consumer that saw nothing before
+		{StatusPending, StatusReturned, false},
+		{StatusSubmitted, StatusReturned, false},
+		{StatusFailed, StatusReturned, false},
+		{StatusCancelled, StatusReturned, false},
+		{StatusRejected, StatusReturned, false},
+		{StatusReturned, StatusReturned, false},
+		{StatusReturned, StatusApproved, false},
+		{StatusReturned, StatusPending, false},
 	}
 	for _, tc := range cases {
 		if got := CanTransition(tc.from, tc.to); got != tc.ok {
 			t.Errorf("CanTransition(%q, %q) = %v, want %v", tc.from, tc.to, got, tc.ok)
 		}
 	}
-	finals := 0
+	var finals []Status
 	for _, s := range Statuses {
 		if s.Final() {
-			finals++
+			finals = append(finals, s)
 		}
 	}
-	if finals != 4 {
-		t.Fatalf("%d final statuses, want 4 (REJECTED APPROVED FAILED CANCELLED)", finals)
+	if want := []Status{StatusRejected, StatusApproved, StatusFailed, StatusCancelled, StatusReturned}; !slices.Equal(finals, want) {
+		t.Fatalf("final statuses %v, want %v", finals, want)
+	}
+	// Statuses is the Avro enum, in order; RETURNED was appended last.
+	if len(Statuses) != 9 || Statuses[8] != StatusReturned {
+		t.Fatalf("Statuses = %v", Statuses)
+	}
+	for _, s := range Statuses {
+		if !s.Valid() {
+			t.Errorf("%s not valid", s)
+		}
 	}
 }
 

@@ -4,7 +4,8 @@ package payout
 // status enum).
 type Status string
 
-// The pipeline statuses. REJECTED, APPROVED, FAILED and CANCELLED are final.
+// The pipeline statuses. REJECTED, APPROVED, FAILED, CANCELLED and RETURNED
+// are final; APPROVED may still be followed by RETURNED.
 const (
 	StatusRejected  Status = "REJECTED"  // invalid, or refused by Wompi's validation; never paid
 	StatusBatched   Status = "BATCHED"   // valid and placed in exactly one batch
@@ -19,8 +20,10 @@ const (
 	StatusReturned Status = "RETURNED"
 )
 
-// Statuses lists every pipeline status, in the order of the Avro enum.
-var Statuses = []Status{StatusRejected, StatusBatched, StatusDeferred, StatusSubmitted, StatusPending, StatusApproved, StatusFailed, StatusCancelled}
+// Statuses lists every pipeline status, in the order of the Avro enum
+// (PayoutStatusChanged.status): the fast status encoder writes a status as
+// its index here, so new statuses are appended, never inserted.
+var Statuses = []Status{StatusRejected, StatusBatched, StatusDeferred, StatusSubmitted, StatusPending, StatusApproved, StatusFailed, StatusCancelled, StatusReturned}
 
 // rank orders the statuses along the life of a request. A transition is
 // allowed only to a strictly higher rank, and never out of a final status.

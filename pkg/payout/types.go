@@ -13,17 +13,20 @@ const (
 )
 
 // LegalIDType is the beneficiary's identification type. CC, NIT and CE are
-// [doc]; PP, TI and DNI come from the [sdk].
+// Wompi's [doc]; PP, TI and DNI come from its [sdk]. CPF (a person) and CNPJ
+// (a company) are Brazil's, for WEpayout.
 type LegalIDType string
 
-// The identification types.
+// The identification types, in the order of the Avro enum.
 const (
-	LegalCC  LegalIDType = "CC"
-	LegalNIT LegalIDType = "NIT"
-	LegalCE  LegalIDType = "CE"
-	LegalPP  LegalIDType = "PP"
-	LegalTI  LegalIDType = "TI"
-	LegalDNI LegalIDType = "DNI"
+	LegalCC   LegalIDType = "CC"
+	LegalNIT  LegalIDType = "NIT"
+	LegalCE   LegalIDType = "CE"
+	LegalPP   LegalIDType = "PP"
+	LegalTI   LegalIDType = "TI"
+	LegalDNI  LegalIDType = "DNI"
+	LegalCPF  LegalIDType = "CPF"
+	LegalCNPJ LegalIDType = "CNPJ"
 )
 
 // AccountType is the beneficiary's bank account type. DEPOSITO_ELECTRONICO
@@ -50,7 +53,10 @@ const (
 // Currency is the only currency Wompi disperses.
 const Currency = "COP"
 
-// Beneficiary is the payee of one request.
+// Beneficiary is the payee of one request. The pointer fields are the
+// schema's nullable strings: nil is null (not given), which is what records
+// written before a field existed decode to. A pointer to "" is a value, an
+// empty one, and validation treats it as such.
 type Beneficiary struct {
 	LegalIDType   LegalIDType `avro:"legalIdType"`
 	LegalID       string      `avro:"legalId"`
@@ -60,6 +66,17 @@ type Beneficiary struct {
 	BankID        *string     `avro:"bankId"`
 	AccountType   AccountType `avro:"accountType"`
 	AccountNumber string      `avro:"accountNumber"`
+	// Phone is the payee's mobile number with its country code, digits
+	// only (SmartFastPay).
+	Phone *string `avro:"phone"`
+	// PixKey is the payee's PIX key (WEpayout); a PIX payout sets it
+	// instead of the bank fields.
+	PixKey *string `avro:"pixKey"`
+	// Branch, BranchDigit and AccountDigit complete a Brazilian bank
+	// account (agência, its check digit, the account's check digit).
+	Branch       *string `avro:"branch"`
+	BranchDigit  *string `avro:"branchDigit"`
+	AccountDigit *string `avro:"accountDigit"`
 }
 
 // Recurring asks Wompi to repeat a scheduled payment.
@@ -83,6 +100,12 @@ type Request struct {
 	Recurring          *Recurring        `avro:"recurring"`
 	RequestedAt        time.Time         `avro:"requestedAt"`
 	Metadata           map[string]string `avro:"metadata"`
+	// Rail names the payout provider to pay through ("wompi",
+	// "smartfastpay", "wepayout"). nil (null on the wire, and every record
+	// written before rails existed) lets Currency choose through
+	// RAIL_ROUTES. Any other value, "" included, is an unknown rail that
+	// ingest rejects; the codec never checks it.
+	Rail *string `avro:"rail"`
 }
 
 // Schedule says when Wompi disperses a batch. The zero value is immediate.
@@ -128,6 +151,10 @@ type Batch struct {
 	// NotBefore, when set, tells the dispatcher not to try the batch before
 	// that instant (a deferred batch waiting for its limit to reset).
 	NotBefore *time.Time `avro:"notBefore"`
+	// Rail is the payout provider the batch is paid through; ingest sets
+	// it. nil only in batches written before rails existed, all of which
+	// were Wompi's.
+	Rail *string `avro:"rail"`
 }
 
 // Source says which worker observed a status change.
@@ -158,6 +185,10 @@ type StatusChange struct {
 	OriginAccountID string    `avro:"originAccountId"`
 	OccurredAt      time.Time `avro:"occurredAt"`
 	Source          Source    `avro:"source"`
+	// Rail is the payout provider of the request, once one is chosen; nil
+	// for a request rejected before that, and in records written before
+	// rails existed.
+	Rail *string `avro:"rail"`
 }
 
 // BatchStatusChange is the BatchStatusChanged record of
@@ -177,4 +208,7 @@ type BatchStatusChange struct {
 	TransactionCount   int32        `avro:"transactionCount"`
 	OccurredAt         time.Time    `avro:"occurredAt"`
 	Source             Source       `avro:"source"`
+	// Rail is the payout provider of the batch; nil in records written
+	// before rails existed (Wompi's).
+	Rail *string `avro:"rail"`
 }
