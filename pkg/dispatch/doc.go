@@ -94,8 +94,9 @@
 //     decides, and a payout found is adopted (step 9). Only a refusal of the
 //     only POST ever sent, or one after a lookup proved the batch absent,
 //     goes on: (a) 400/422 validation: the reservation is released,
-//     REJECTED per request with Wompi's code and masked message, the
-//     requests leave the duplicate index (proven unpaid), state "rejected". (b) EXC_017,
+//     REJECTED per request with Wompi's code and masked message, state
+//     "rejected"; the requestIds stay in the duplicate index (REJECTED is
+//     final: a copy is a duplicate, never a second life). (b) EXC_017,
 //     DAILY_BATCH_LIMIT or our budget denial → next Bogota day; EXC_008 →
 //     now + DeferBalanceRetry: the reservation is released (when Wompi
 //     refused), state "deferred", and the batch (kept transactions,
