@@ -15,7 +15,8 @@ const MaxBatchOverhead = 10 + // framing header (SOE 10, Confluent 5)
 	(1 + 10) + // schedule.dispersionDatetime union
 	(1 + 1 + 5 + 1) + // schedule.recurring union, interval, months, description union
 	(MaxTransactions/1000+1)*(10+10) + 1 + // array blocks: count and byte size each, then the end
-	10 + 5 + 10 + 5 + (1 + 10) // total, count, createdAt, attempt, notBefore
+	10 + 5 + 10 + 5 + (1 + 10) + // total, count, createdAt, attempt, notBefore
+	(1 + 1 + 16) // rail union and a rail name of at most 16 bytes
 
 // BatchOverhead returns an upper bound on the encoded size of a PayoutBatch
 // for originAccountID and schedule s, without its transactions: add
@@ -45,6 +46,14 @@ func TransactionSize(tx *payout.Transaction) int {
 		longSize(tx.RequestedAt.UnixMilli())
 	if b.BankID != nil {
 		n += stringSize(len(*b.BankID))
+	}
+	// The rails' optional payee fields: a union index each, and the string
+	// when set.
+	for _, f := range []*string{b.Phone, b.PixKey, b.Branch, b.BranchDigit, b.AccountDigit} {
+		n++
+		if f != nil {
+			n += stringSize(len(*f))
+		}
 	}
 	return n
 }

@@ -27,7 +27,7 @@ func TestBatchSizeBound(t *testing.T) {
 		} {
 			b := payout.Batch{
 				BatchID: "b-" + strings.Repeat("0", 40), OriginAccountID: "acc-" + str(60), PaymentType: payout.PaymentPayroll,
-				Schedule: sched, CreatedAt: time.Now(), TotalAmountInCents: 1 << 40, TransactionCount: int32(n),
+				Schedule: sched, CreatedAt: time.Now(), TotalAmountInCents: 1 << 40, TransactionCount: int32(n), Rail: ptr("smartfastpay"),
 			}
 			bound := BatchOverhead(b.OriginAccountID, &b.Schedule)
 			for i := 0; i < n; i++ {

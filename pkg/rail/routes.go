@@ -1,0 +1,69 @@
+package rail
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// DefaultRoutes is RAIL_ROUTES' default: which rail pays a request that
+// names none, by its currency.
+const DefaultRoutes = "COP=wompi,BRL=wepayout"
+
+// Routes maps a currency to the rail that pays requests naming no rail.
+type Routes map[string]Name
+
+// ParseRoutes reads "CUR=rail,CUR=rail". Each currency is three upper-case
+// letters, each rail one of Names, each currency at most once.
+func ParseRoutes(s string) (Routes, error) {
+	r := Routes{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		cur, name, ok := strings.Cut(part, "=")
+		cur, name = strings.TrimSpace(cur), strings.TrimSpace(name)
+		if !ok || len(cur) != 3 || strings.ToUpper(cur) != cur || !Name(name).Valid() {
+			return nil, fmt.Errorf("%q is not CUR=rail with a rail among %v", part, Names)
+		}
+		if _, dup := r[cur]; dup {
+			return nil, fmt.Errorf("currency %s is routed twice", cur)
+		}
+		r[cur] = Name(name)
+	}
+	if len(r) == 0 {
+		return nil, fmt.Errorf("no route")
+	}
+	return r, nil
+}
+
+// ReasonUnknownRail: the request names a rail that does not exist, or names
+// none and its currency has no route.
+const ReasonUnknownRail payout.Reason = "UNKNOWN_RAIL"
+
+// ReasonRailNotAvailable: the request's rail exists in the contract but this
+// release cannot pay through it yet (SmartFastPay, WEpayout): it is refused
+// at ingest rather than batched and left waiting.
+const ReasonRailNotAvailable payout.Reason = "RAIL_NOT_AVAILABLE"
+
+// ReasonRailNotConfigured: the dispatcher has no credentials for the
+// batch's rail; the batch is deferred, never lost, and proceeds once the
+// rail is configured.
+const ReasonRailNotConfigured payout.Reason = "RAIL_NOT_CONFIGURED"
+
+// Choose returns the rail of a request: its own rail when it names one
+// (which must be valid), else its currency's route. ok is false when
+// neither gives a rail (UNKNOWN_RAIL).
+func (r Routes) Choose(req *payout.Request) (Name, bool) {
+	if req.Rail != nil {
+		n := Name(*req.Rail)
+		return n, n.Valid()
+	}
+	n, ok := r[req.Currency]
+	return n, ok
+}
+
+// Available lists the rails this release pays through.
+var Available = map[Name]bool{Wompi: true}
