@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/track"
@@ -112,12 +113,27 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 	}()
 
 	t = e.m.stage("claim", t)
+	if r := b.Rail; r != nil && rail.Name(*r) != rail.Wompi {
+		// Never pay a batch through another rail than its own: this
+		// dispatcher has no client for it. Nothing is lost: the batch waits
+		// on the deferred topic, visibly (DEFERRED, deferred_total).
+		j.keep = j.keep[:0]
+		for i := range b.Transactions {
+			j.keep = append(j.keep, i)
+		}
+		return j.deferBatch(rail.ReasonRailNotConfigured, e.now().Add(railRetry), false,
+			"the dispatcher has no credentials for rail "+*r)
+	}
 	err = j.run(c, t)
 	if p := asPermanent(err); p != nil {
 		return j.poison(p)
 	}
 	return err
 }
+
+// railRetry is how long a batch of a rail the dispatcher cannot pay
+// through waits before it is looked at again.
+const railRetry = 15 * time.Minute
 
 // run takes a claimed batch through steps 3 to 9.
 func (j *job) run(c claim, t time.Time) error {

@@ -191,3 +191,36 @@ func TestUnknownBankRejectionIsSticky(t *testing.T) {
 		t.Fatalf("another batch's copy: %q %v, want duplicate", v, err)
 	}
 }
+
+// A batch of a rail the dispatcher has no client for is never posted to
+// Wompi: it is deferred with RAIL_NOT_CONFIGURED, nothing lost.
+func TestBatchOfAnotherRailIsDeferred(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	b := simpleBatch("other-rail", 2)
+	r := "smartfastpay"
+	b.Rail = &r
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch deferred", func() bool { return outcome(e, "deferred") == 1 })
+	_ = stop()
+	if n := len(f.tap.snapshot()); n != 0 {
+		t.Fatalf("%d POSTs to Wompi for a %s batch", n, r)
+	}
+	idx := byStatus(f.statuses())
+	for _, tx := range b.Transactions {
+		d := idx[tx.RequestID][payout.StatusDeferred]
+		if len(d) != 1 || d[0].ReasonCode == nil || *d[0].ReasonCode != "RAIL_NOT_CONFIGURED" {
+			t.Fatalf("%s: DEFERRED %+v, want RAIL_NOT_CONFIGURED", tx.RequestID, d)
+		}
+	}
+	var deferred int
+	for _, rec := range f.kafka.ReadAll(t, f.topics.BatchesDeferred) {
+		if string(rec.Key) == b.BatchID {
+			deferred++
+		}
+	}
+	if deferred != 1 {
+		t.Fatalf("%d deferred records of the batch, want 1", deferred)
+	}
+}

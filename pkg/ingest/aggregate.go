@@ -55,11 +55,15 @@ func newAggregator(topic string, maxTx int, maxAmount int64, maxBytes int) *aggr
 	return &aggregator{topic: topic, maxTx: maxTx, maxAmount: maxAmount, maxBytes: maxBytes, open: make(map[string]*openBatch)}
 }
 
-// groupKey writes the grouping key of r into a.keyBuf: origin account,
-// payment type and schedule (immediate, or the dispersion minute plus the
+// groupKey writes the grouping key of r into a.keyBuf: rail, origin
+// account, payment type and schedule (immediate, or the dispersion minute plus the
 // recurrence). Requests that differ in any of these never share a batch.
 func (a *aggregator) groupKey(r *payout.Request) []byte {
 	k := a.keyBuf[:0]
+	if r.Rail != nil {
+		k = append(k, *r.Rail...)
+	}
+	k = append(k, 0)
 	k = append(k, r.OriginAccountID...)
 	k = append(k, 0)
 	k = append(k, r.PaymentType...)
@@ -142,6 +146,7 @@ func (a *aggregator) newBatch(key string, r *payout.Request) *openBatch {
 	}
 	ob.key = key
 	ob.batch = payout.Batch{
+		Rail:            r.Rail,
 		OriginAccountID: r.OriginAccountID,
 		PaymentType:     r.PaymentType,
 		Schedule:        payout.ScheduleOf(r),

@@ -18,11 +18,15 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Config configures an Engine. The zero value of each knob gets the
 // default documented on it.
 type Config struct {
+	// Routes chooses the rail of a request that names none, by currency;
+	// default rail.DefaultRoutes.
+	Routes rail.Routes
 	// Kafka holds the base client options: seed brokers, TLS, SASL,
 	// metrics hooks (events.KafkaConfig.Opts). Required.
 	Kafka []kgo.Opt
@@ -81,6 +85,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
+	if c.Routes == nil {
+		c.Routes, _ = rail.ParseRoutes(rail.DefaultRoutes)
+	}
 	if len(c.Kafka) == 0 {
 		return errors.New("ingest: Kafka options are required")
 	}
@@ -659,6 +666,25 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	return activeKeys, nil
 }
 
+// railName returns a shared pointer to the rail's name (a batch's Rail).
+func railName(n rail.Name) *string {
+	s, ok := railNames[n]
+	if !ok {
+		v := string(n)
+		s = &v
+	}
+	return s
+}
+
+var railNames = func() map[rail.Name]*string {
+	m := map[rail.Name]*string{}
+	for _, n := range rail.Names {
+		v := string(n)
+		m[n] = &v
+	}
+	return m
+}()
+
 // errDuplicateRequest is the error header of a copy's DLQ record: exactly
 // the reason code.
 var errDuplicateRequest = errors.New(string(payout.ReasonDuplicateRequest))
@@ -695,6 +721,19 @@ func (e *Engine) process(r *kgo.Record, now time.Time) bool {
 		return true
 	}
 	e.windowIDs[strings.Clone(req.RequestID)] = struct{}{}
+	// The rail: the request's own, or its currency's route.
+	name, ok := e.cfg.Routes.Choose(req)
+	if !ok || !rail.Available[name] {
+		code, msg := rail.ReasonUnknownRail, "the request's rail is not one of wompi, smartfastpay, wepayout, and RAIL_ROUTES has no route for its currency"
+		if ok {
+			code, msg = rail.ReasonRailNotAvailable, "this release pays through the wompi rail only; "+string(name)+" is not available yet"
+		}
+		e.reject(req.RequestID, req.AmountInCents, req.OriginAccountID, code, msg, now)
+		e.m.pend("rejected")
+		e.m.rejectedReason(string(code))
+		return true
+	}
+	req.Rail = railName(name)
 	if vs := payout.Validate(req, now); vs != nil {
 		e.reject(req.RequestID, req.AmountInCents, req.OriginAccountID, vs.Reason(), vs.Message(), now)
 		e.m.pend("rejected")
@@ -781,6 +820,7 @@ func (e *Engine) emit(ob *openBatch, now time.Time, reason CloseReason) {
 			OriginAccountID: b.OriginAccountID,
 			OccurredAt:      now,
 			Source:          payout.SourceIngest,
+			Rail:            b.Rail,
 		}
 		e.produceStatus(&sc)
 	}

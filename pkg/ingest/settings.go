@@ -16,6 +16,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Settings are the ingest worker's configuration, bound to env variables
@@ -35,6 +36,9 @@ type Settings struct {
 	// SchemaNotFoundRetry: how long a schema id the registry answers 404
 	// for is retried before its requests are dead-lettered.
 	SchemaNotFoundRetry time.Duration
+	// RailRoutes is RAIL_ROUTES: the rail of a request that names none, by
+	// currency.
+	RailRoutes string
 }
 
 // BindConfig binds the ingest settings on s.
@@ -109,6 +113,12 @@ func bindConfig(s *config.Set, hostname func() (string, error)) *Settings {
 			}
 			return nil
 		})
+	s.String(&st.RailRoutes, "rail-routes", "RAIL_ROUTES", rail.DefaultRoutes,
+		"the rail of a request whose rail field is null, by currency: CUR=rail,... (rails: wompi, smartfastpay, wepayout)").
+		Check(func() error {
+			_, err := rail.ParseRoutes(st.RailRoutes)
+			return err
+		})
 	return st
 }
 
@@ -125,7 +135,12 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		return nil, err
 	}
 	opts = append(opts, kgo.WithLogger(ops.KgoLogger(logger)))
+	routes, err := rail.ParseRoutes(st.RailRoutes)
+	if err != nil {
+		return nil, fmt.Errorf("RAIL_ROUTES: %w", err)
+	}
 	return New(Config{
+		Routes:           routes,
 		Kafka:            opts,
 		Codec:            codec,
 		Topics:           st.Topics,
