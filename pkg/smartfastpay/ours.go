@@ -64,11 +64,11 @@ func MapStatus(providerStatus string) payout.Status {
 // Provider payout statuses [seed].
 const (
 	StatusPending  = "pending"
-	StatusOnHold    = "onhold"
-	StatusSuccess   = "success"
+	StatusOnHold   = "onhold"
+	StatusSuccess  = "success"
 	StatusFailed   = "failed"
 	StatusReturned = "returned"
-	StatusRefunded  = "refunded"
+	StatusRefunded = "refunded"
 )
 
 // classOf is the class of an HTTP error answer [ours, from the rules in
