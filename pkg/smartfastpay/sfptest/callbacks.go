@@ -92,6 +92,7 @@ type hookQueue struct {
 	q        []hookEvent
 	held     []hookEvent
 	inflight int
+	busy     map[string]bool // payouts with a callback in flight
 	closed   bool
 	changed  chan struct{}
 	stats    WebhookStats
@@ -103,7 +104,7 @@ func newHookQueue(s *Server) *hookQueue {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = s.cfg.WebhookWorkers
 	h := &hookQueue{s: s, hc: &http.Client{Timeout: s.cfg.WebhookTimeout, Transport: tr},
-		changed: make(chan struct{}), stopCh: make(chan struct{})}
+		changed: make(chan struct{}), stopCh: make(chan struct{}), busy: map[string]bool{}}
 	h.cond = sync.NewCond(&h.mu)
 	for range s.cfg.WebhookWorkers {
 		h.wg.Add(1)
@@ -180,27 +181,43 @@ func (h *hookQueue) releaseHeld() {
 	h.notify()
 }
 
+// next returns the index of the first queued callback whose payout has
+// none in flight, -1 if none: one payout's callbacks go out in order
+// (WebhookDelayRate is the only reordering). h.mu held.
+func (h *hookQueue) next() int {
+	for i, ev := range h.q {
+		if !h.busy[ev.payoutID] {
+			return i
+		}
+	}
+	return -1
+}
+
 func (h *hookQueue) worker() {
 	defer h.wg.Done()
 	for {
 		h.mu.Lock()
-		for len(h.q) == 0 && !h.closed {
+		i := h.next()
+		for i < 0 && !h.closed {
 			h.cond.Wait()
+			i = h.next()
 		}
 		if h.closed {
 			h.mu.Unlock()
 			return
 		}
-		ev := h.q[0]
-		h.q[0] = hookEvent{}
-		h.q = h.q[1:]
+		ev := h.q[i]
+		h.q = append(h.q[:i], h.q[i+1:]...)
 		h.inflight++
+		h.busy[ev.payoutID] = true
 		h.mu.Unlock()
 
 		delivered, attempts := h.deliver(ev)
 
 		h.mu.Lock()
 		h.inflight--
+		delete(h.busy, ev.payoutID)
+		h.cond.Broadcast()
 		h.stats.Attempts += attempts
 		if delivered {
 			h.stats.Delivered++
