@@ -170,8 +170,8 @@ func TestSecondPostPaysTwice(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var led struct {
-		Duplicates       []string                        `json:"duplicates"`
-		PaidMoreThanOnce []string                        `json:"paidMoreThanOnce"`
+		Duplicates       []string                       `json:"duplicates"`
+		PaidMoreThanOnce []string                       `json:"paidMoreThanOnce"`
 		Transactions     map[string]sfptest.LedgerEntry `json:"transactions"`
 		Totals           sfptest.LedgerTotals           `json:"totals"`
 	}
