@@ -474,3 +474,30 @@ func TestUnknownStatusNeverFinal(t *testing.T) {
 		t.Fatalf("%+v %v %d", p, err, c.UnknownStatuses())
 	}
 }
+
+// dialFails lets the token request through and fails every other call
+// while connecting.
+type dialFails struct{ next http.RoundTripper }
+
+func (d dialFails) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == sfp.PathToken {
+		return d.next.RoundTrip(r)
+	}
+	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+}
+
+// TestCreateThatNeverConnectedIsRetryable: only a failure to connect
+// proves a create left nothing behind.
+func TestCreateThatNeverConnectedIsRetryable(t *testing.T) {
+	st := &stub{api: answer(200, `{}`)}
+	c := newStub(t, st, func(c *sfp.Config) { c.HTTPClient = &http.Client{Transport: dialFails{http.DefaultTransport}} })
+	_, err := c.Create(ctx, validRequest("")("req-dial", 5000))
+	if rail.ClassOf(err) != rail.Retryable {
+		t.Fatalf("%v: want retryable", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := newStub(t, &stub{api: answer(200, `{}`)}).Create(cctx, validRequest("")("req-c", 5000)); rail.ClassOf(err) == rail.OutcomeUnknown {
+		t.Fatalf("a cancelled context before any token: %v, nothing was sent", err)
+	}
+}
