@@ -420,11 +420,17 @@ func (c *Client) ListPayouts(ctx context.Context, q ListQuery) iter.Seq2[rail.Pa
 		if q.CustomerID != "" {
 			v.Set("customer_id", q.CustomerID)
 		}
+		// Whole seconds, widened outwards: the start rounded down, the end
+		// up, so nothing made within a second of either edge is lost.
 		if !q.Start.IsZero() {
-			v.Set("start_time", q.Start.UTC().Format(time.RFC3339))
+			v.Set("start_time", q.Start.UTC().Truncate(time.Second).Format(time.RFC3339))
 		}
 		if !q.End.IsZero() {
-			v.Set("end_time", q.End.UTC().Format(time.RFC3339))
+			end := q.End.UTC()
+			if t := end.Truncate(time.Second); !t.Equal(end) {
+				end = t.Add(time.Second)
+			}
+			v.Set("end_time", end.Format(time.RFC3339))
 		}
 		var prevFirst string
 		for page := 1; ; page++ {

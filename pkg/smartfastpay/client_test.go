@@ -501,3 +501,25 @@ func TestCreateThatNeverConnectedIsRetryable(t *testing.T) {
 		t.Fatalf("a cancelled context before any token: %v, nothing was sent", err)
 	}
 }
+
+// TestListTimeRangeKeepsSubSecondEdges: the range is sent in whole seconds
+// (RFC 3339), widened outwards, so a payout made within the last second
+// before To is not lost.
+func TestListTimeRangeKeepsSubSecondEdges(t *testing.T) {
+	s, clk, c := manualSim(t, sfptest.Config{})
+	clk.Advance(500 * time.Millisecond)
+	created := clk.Now()
+	if _, err := c.Create(ctx, validRequest(callbackSink(t))("req-edge", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for p, err := range c.List(ctx, rail.ListFilter{From: created.Add(-100 * time.Millisecond), To: created.Add(100 * time.Millisecond)}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p.ID)
+	}
+	if len(got) != 1 || s.Accepted("req-edge") != 1 {
+		t.Fatalf("listing %v around a payout made at %s", got, created.Format(time.RFC3339Nano))
+	}
+}

@@ -317,8 +317,12 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	var sel []*payoutRec
 	if len(txIDs) > 0 {
+		seen := map[string]bool{}
 		for _, id := range txIDs {
-			sel = append(sel, s.byTx[id]...)
+			if !seen[id] {
+				seen[id] = true
+				sel = append(sel, s.byTx[id]...)
+			}
 		}
 	} else {
 		sel = slices.Clone(s.payouts)
