@@ -31,6 +31,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./pkg/track
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateAgreesWithSimulator$$' -fuzztime $(FUZZTIME) ./pkg/wompi/wompitest
+	$(GO) test -run '^$$' -fuzz '^FuzzSmartFastPayWebhook$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay
 
 rules:
 	promtool check rules deploy/prometheus/alerts.yml
