@@ -24,7 +24,9 @@ type Sim interface {
 	// answer (the connection closes with no response).
 	DropNextCreateResponse()
 	// FailNext makes the next API call answer status before doing
-	// anything.
+	// anything. A 401 or 403 stands for credentials that stopped working:
+	// a token refresh the client makes in between is refused too (a rail
+	// whose client refreshes once on a 401 must still end Unauthorized).
 	FailNext(status int)
 	// SetStatus moves the payout with our id to a provider status.
 	SetStatus(id, providerStatus string) error
@@ -194,7 +196,9 @@ func RunSinglePayouts(t *testing.T, h Harness) {
 		want := map[string]bool{}
 		for i := range n {
 			rid := id(t, fmt.Sprintf("page%d", i))
-			if _, err := c.Create(ctx, h.Request(rid, int64(100+i))); err != nil {
+			// At least 2.00 in the payout's currency, the smallest any rail
+			// takes.
+			if _, err := c.Create(ctx, h.Request(rid, int64(200+i))); err != nil {
 				t.Fatal(err)
 			}
 			want[rid] = true
