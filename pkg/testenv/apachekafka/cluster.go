@@ -121,10 +121,15 @@ func start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	t0 := time.Now()
 	c := &Cluster{opts: o, dir: o.Dir}
 	if c.dir == "" {
-		if c.dir, err = os.MkdirTemp("", "apachekafka-"); err != nil {
+		removeOrphanDirs()
+		if c.dir, err = os.MkdirTemp("", tempPrefix); err != nil {
 			return nil, err
 		}
 		c.ownDir = true
+		pid := []byte(strconv.Itoa(os.Getpid()))
+		if err := os.WriteFile(filepath.Join(c.dir, ownerFile), pid, 0o644); err != nil {
+			return nil, err
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -184,6 +189,32 @@ func start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	}
 	c.started = time.Since(t0)
 	return c, nil
+}
+
+// Temporary cluster folders are named tempPrefix+random and hold the pid of
+// the process that started them in ownerFile. A process killed before Stop
+// (a test binary without testenv.Main, or killed outright) cannot remove its
+// folder; the next Start removes the folders whose owner is gone.
+const (
+	tempPrefix = "apachekafka-"
+	ownerFile  = "owner.pid"
+)
+
+func removeOrphanDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), tempPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue // not ours, or still being created
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // brokerProperties is the server.properties of one node of an n-node

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -293,5 +294,39 @@ func TestNoJVMOutlivesAKilledParent(t *testing.T) {
 			t.Fatalf("JVM %d outlived its killed parent by 10 s", jvm)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRemoveOrphanDirs(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name, owner string) string {
+		d := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Join(d, "node-1"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if owner != "" {
+			if err := os.WriteFile(filepath.Join(d, ownerFile), []byte(owner), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	orphan := mk(tempPrefix+"1", strconv.Itoa(dead.Process.Pid))
+	mine := mk(tempPrefix+"2", strconv.Itoa(os.Getpid()))
+	unowned := mk(tempPrefix+"3", "")
+	other := mk("other-4", strconv.Itoa(dead.Process.Pid))
+	removeOrphanDirs()
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("folder of a dead owner kept: %v", err)
+	}
+	for _, d := range []string{mine, unowned, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s removed: %v", d, err)
+		}
 	}
 }
