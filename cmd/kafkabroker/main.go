@@ -26,6 +26,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	heap := fs.String("heap", "512m", "JVM max heap (-Xmx) of each node")
 	dir := fs.String("dir", "", "folder for the nodes' configuration and log dirs (default: a temporary folder removed at exit)")
 	fetch := fs.Bool("fetch", false, "only copy Apache Kafka's jars from Maven Central into the cache, then exit")
+	jvm := fs.String("jvm-flags", "", "extra JVM flags of each broker, space-separated (after the defaults, so they override them)")
 	verbose := fs.Bool("v", false, "copy the brokers' WARN and ERROR lines to stderr")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -46,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "jars=%s\n", lib)
 		return 0
 	}
-	o := apachekafka.Options{Nodes: *nodes, Heap: *heap, Dir: *dir}
+	o := apachekafka.Options{Nodes: *nodes, Heap: *heap, Dir: *dir, JVMFlags: strings.Fields(*jvm)}
 	if *verbose {
 		o.Output = stderr
 	}

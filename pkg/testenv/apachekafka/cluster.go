@@ -42,6 +42,9 @@ type Options struct {
 	// with the node id). The last 64 KiB of each node's output are also
 	// kept and quoted when a node fails to start.
 	Output io.Writer
+	// JVMFlags are added to each broker's JVM command line, after the
+	// defaults (-Xmx, -XX:+UseSerialGC ...), so they can override them.
+	JVMFlags []string
 	// StartTimeout bounds the start of the whole cluster, and of one node
 	// in RestartNode (default 2 minutes: the JVMs start slowly on a busy
 	// 2-core machine).
@@ -280,7 +283,7 @@ rootLogger.appenderRef.err.ref = err
 
 func (c *Cluster) log4jPath() string { return filepath.Join(c.dir, "log4j2.properties") }
 
-func (c *Cluster) jvmArgs(n *kafkaNode, main string, args ...string) []string {
+func (c *Cluster) jvmArgs(n *kafkaNode, flags []string, main string, args ...string) []string {
 	a := []string{
 		"-Xmx" + c.opts.Heap,
 		"-XX:+UseSerialGC",
@@ -288,18 +291,17 @@ func (c *Cluster) jvmArgs(n *kafkaNode, main string, args ...string) []string {
 		"-Djava.awt.headless=true",
 		"-Dlog4j2.configurationFile=" + c.log4jPath(),
 		"-Dapachekafka.node=" + strconv.Itoa(n.id),
-		"-cp", c.opts.Dist.classpath(),
-		main,
 	}
+	a = append(a, flags...)
+	a = append(a, "-cp", c.opts.Dist.classpath(), main)
 	return append(a, args...)
 }
 
 // format runs Kafka's storage tool (kafka-storage.sh format) on n's log dir.
 func (c *Cluster) format(ctx context.Context, n *kafkaNode) error {
 	// C1 only: the tool runs for a second, compiling with C2 costs more.
-	args := append([]string{"-XX:TieredStopAtLevel=1"}, c.jvmArgs(n, "kafka.tools.StorageTool",
+	cmd := exec.CommandContext(ctx, c.opts.Dist.Java, c.jvmArgs(n, []string{"-XX:TieredStopAtLevel=1"}, "kafka.tools.StorageTool",
 		"format", "--ignore-formatted", "-t", c.clusterID, "-c", n.propsPath)...)
-	cmd := exec.CommandContext(ctx, c.opts.Dist.Java, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("format node %d: %v: %s", n.id, err, lastLines(out, 10))
@@ -310,7 +312,7 @@ func (c *Cluster) format(ctx context.Context, n *kafkaNode) error {
 // launch starts n's JVM (kafka.Kafka) without waiting for it to serve.
 func (c *Cluster) launch(n *kafkaNode) error {
 	out := newTailBuffer(64 << 10)
-	cmd := exec.Command(c.opts.Dist.Java, c.jvmArgs(n, "kafka.Kafka", n.propsPath)...)
+	cmd := exec.Command(c.opts.Dist.Java, c.jvmArgs(n, c.opts.JVMFlags, "kafka.Kafka", n.propsPath)...)
 	var w io.Writer = out
 	if c.opts.Output != nil {
 		w = io.MultiWriter(out, c.opts.Output)
