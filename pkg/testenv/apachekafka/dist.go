@@ -146,6 +146,8 @@ func kafkaCacheLib() (string, error) {
 //
 //	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies -Dkafka.version=<Version> -DoutputDirectory=<tmp>
 //
+// (plus -Dstyle.color=never)
+//
 // into a temporary folder renamed into place on success, under an exclusive
 // lock on <cache>/kafka-<version>.lock. Maven's output goes to log (nil:
 // discarded, and quoted in the error on failure).
@@ -189,7 +191,10 @@ func FetchJars(log io.Writer) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	cmd := exec.Command(mvn, "-q", "-B", "-f", filepath.Join(root, kafkaPom),
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	cmd := exec.Command(mvn, "-q", "-B", "-Dstyle.color=never", "-f", filepath.Join(root, kafkaPom),
 		"dependency:copy-dependencies", "-Dkafka.version="+Version, "-DoutputDirectory="+tmp)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
