@@ -27,6 +27,10 @@
 //  3. a redis-server binary from PATH (or REDIS_SERVER_BIN) on a free loopback
 //     port, without persistence.
 //
+// [RedisCluster] gives a three-master Redis Cluster (redis-server in cluster
+// mode, joined by `redis-cli --cluster create`), shared by the test binary,
+// on which a script touching keys of two slots fails with CROSSSLOT.
+//
 // The shared Redis server is started once per test binary; each test gets its
 // own key prefix ([RedisServer.Prefix]) whose keys are deleted at cleanup.
 // Tests that simulate losing Redis must own their server ([RedisOwn]).

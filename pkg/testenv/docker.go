@@ -93,6 +93,8 @@ var shared struct {
 	redis    *sharedOnce[*redisBackend]
 	// realKafka is the binary's one-node Apache Kafka.
 	realKafka *sharedOnce[*apachekafka.Cluster]
+	// redisCluster is the binary's three-master Redis Cluster.
+	redisCluster *sharedOnce[*redisClusterBackend]
 }
 
 // sharedOnce starts a resource once per binary and remembers the error, so
@@ -120,6 +122,7 @@ func init() {
 	shared.redpanda = &sharedOnce[[]string]{}
 	shared.redis = &sharedOnce[*redisBackend]{}
 	shared.realKafka = &sharedOnce[*apachekafka.Cluster]{}
+	shared.redisCluster = &sharedOnce[*redisClusterBackend]{}
 }
 
 // Main runs the tests and then stops the servers and containers shared by
