@@ -71,3 +71,16 @@ func TestRealKafkaWithoutJavaFails(t *testing.T) {
 	}
 	t.Logf("the line: %s", r.fatal)
 }
+
+// A private real cluster starts JVMs, so it is skipped unless asked for.
+func TestRealKafkaSkipsUnlessAsked(t *testing.T) {
+	t.Setenv(EnvTestKafka, "")
+	t.Setenv(EnvRequireRealKafka, "")
+	r := &recorder{TB: t}
+	if c := RealKafka(r, 3); c != nil || r.skip == "" || r.fatal != "" {
+		t.Fatalf("RealKafka without TEST_KAFKA=real: cluster %v, skip %q, fatal %q", c, r.skip, r.fatal)
+	}
+	if !strings.Contains(r.skip, "TEST_KAFKA=real") {
+		t.Errorf("skip does not say how to run it: %q", r.skip)
+	}
+}

@@ -27,6 +27,7 @@ func sharedRealKafka(t testing.TB) *apachekafka.Cluster {
 	})
 	if err != nil {
 		t.Fatalf("testenv: real Kafka (%s=real or %s=1) unavailable: %v", EnvTestKafka, EnvRequireRealKafka, err)
+		return nil
 	}
 	return c
 }
@@ -55,10 +56,12 @@ func RealKafka(t testing.TB, nodes int) *Cluster {
 	mode := env.getenv(EnvTestKafka)
 	if !env.requireReal() && mode != string(KafkaReal) {
 		t.Skipf("testenv: skipping: needs a real %d-node Apache Kafka; set %s=real to run it", nodes, EnvTestKafka)
+		return nil
 	}
 	c, err := startRealKafka(nodes)
 	if err != nil {
 		t.Fatalf("testenv: real Kafka (%d nodes) unavailable: %v", nodes, err)
+		return nil
 	}
 	t.Cleanup(c.Stop)
 	return &Cluster{kind: KafkaReal, brokers: c.Brokers(), real: c}
