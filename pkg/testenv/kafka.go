@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -102,6 +103,9 @@ func WithFakeOptions(opts ...kfake.Opt) KafkaOption {
 //     (auto topic creation on, [DefaultPartitions] partitions) that is
 //     closed at t's cleanup.
 //
+// Under `go test -fuzz` every call gives kfake, as with [WithKFake]: each
+// fuzz worker process would start its own broker.
+//
 // A shared cluster's topics are seen by every test of the binary, so tests
 // create their own with [Cluster.Topic]. A failure to reach the chosen
 // cluster fails the test; it never silently falls back to another kind.
@@ -111,7 +115,16 @@ func Kafka(t testing.TB, opts ...KafkaOption) *Cluster {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	kind, err := osKafkaEnv().choose(cfg)
+	env := osKafkaEnv()
+	if fuzzing() {
+		// Every fuzz worker process runs the fuzz target's setup: each would
+		// start its own JVM broker and spend the fuzz time waiting for it
+		// (seen: 0 of 32 baseline inputs run in 10 s). Fuzzing tests our
+		// code's input handling, so it runs on kfake; the seed corpus, run
+		// as a plain test (no -fuzz), still gets the chosen Kafka.
+		cfg.kfakeOnly = true
+	}
+	kind, err := env.choose(cfg)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -138,6 +151,18 @@ func Kafka(t testing.TB, opts ...KafkaOption) *Cluster {
 	}
 	t.Cleanup(fc.Close)
 	return &Cluster{kind: KafkaFake, brokers: fc.ListenAddrs(), fake: fc}
+}
+
+// fuzzing reports whether this process fuzzes (go test -fuzz): the
+// coordinator or one of its workers.
+func fuzzing() bool {
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		return true
+	}
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		return true
+	}
+	return false
 }
 
 // kafkaEnv is what the choice of a Kafka depends on, injectable so the
