@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"flag"
 	"strings"
 	"testing"
 
@@ -82,5 +83,24 @@ func TestRealKafkaSkipsUnlessAsked(t *testing.T) {
 	}
 	if !strings.Contains(r.skip, "TEST_KAFKA=real") {
 		t.Errorf("skip does not say how to run it: %q", r.skip)
+	}
+}
+
+// A fuzzing process gets kfake even when real Kafka is asked for: every
+// fuzz worker would otherwise start its own JVM broker.
+func TestFuzzingGetsKFake(t *testing.T) {
+	t.Setenv(EnvTestKafka, "real")
+	t.Setenv("KAFKA_BROKERS", "")
+	fw := flag.Lookup("test.fuzzworker")
+	if fw == nil {
+		t.Skip("no test.fuzzworker flag in this Go version")
+	}
+	old := fw.Value.String()
+	if err := flag.Set("test.fuzzworker", "true"); err != nil {
+		t.Fatal(err)
+	}
+	defer flag.Set("test.fuzzworker", old) //nolint:errcheck
+	if c := Kafka(t); c.Kind() != KafkaFake {
+		t.Fatalf("a fuzz worker got %s, want kfake", c.Kind())
 	}
 }
