@@ -27,7 +27,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "", "folder for the nodes' configuration and log dirs (default: a temporary folder removed at exit)")
 	fetch := fs.Bool("fetch", false, "only copy Apache Kafka's jars from Maven Central into the cache, then exit")
 	jvm := fs.String("jvm-flags", "", "extra JVM flags of each broker, space-separated (after the defaults, so they override them)")
-	verbose := fs.Bool("v", false, "copy the brokers' WARN and ERROR lines to stderr")
+	verbose := fs.Bool("v", false, "copy the brokers' WARN and ERROR lines (with -fetch: Maven's output) to stderr")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -39,7 +39,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *fetch {
-		lib, err := apachekafka.FetchJars(stderr)
+		var mvnLog io.Writer // Maven's output is quoted on failure; -v shows it
+		if *verbose {
+			mvnLog = stderr
+		}
+		lib, err := apachekafka.FetchJars(mvnLog)
 		if err != nil {
 			fmt.Fprintf(stderr, "kafkabroker: %v\n", err)
 			return 1
