@@ -292,7 +292,11 @@ func (c *Cluster) CreateTopic(t testing.TB, name string, partitions int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	// franz-go answers a metadata request from its cache for MetadataMinAge
+	// (default 5 s). On Apache Kafka the first poll right after CreateTopics
+	// can miss the topic, and every later poll got that cached miss: one
+	// Topic call in ten took 5 s. Poll the broker, not the cache.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
 		t.Fatalf("testenv: kafka client: %v", err)
 	}

@@ -222,3 +222,19 @@ func TestKafkaKindFollowsEnv(t *testing.T) {
 		t.Fatalf("WithKFake gave %s", f.Kind())
 	}
 }
+
+// Topic returns as soon as the topic is ready. On Apache Kafka a metadata
+// request right after CreateTopics can still miss the topic, and franz-go
+// answered later polls from that cached miss for MetadataMinAge (5 s), so
+// about one Topic call in ten took 5 s.
+func TestKafkaTopicIsQuick(t *testing.T) {
+	c := testenv.Kafka(t)
+	c.Topic(t, "warm", 1) // the first call may create internal state
+	for i := range 20 {
+		start := time.Now()
+		c.Topic(t, "quick", 3)
+		if d := time.Since(start); d > 4*time.Second {
+			t.Fatalf("topic %d took %v", i, d)
+		}
+	}
+}
