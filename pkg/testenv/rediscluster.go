@@ -183,6 +183,23 @@ func (rc *RedisClusterServer) options() *redis.ClusterOptions {
 // Addrs returns the masters' "host:port", the seed list of a cluster client.
 func (rc *RedisClusterServer) Addrs() []string { return rc.backend.addrs() }
 
+// URL returns the cluster in go-redis's cluster URL form,
+// "redis://<first>?addr=<second>&addr=<third>", which
+// redis.ParseClusterURL reads; whether the workers take this form (in
+// REDIS_URL or another setting) is their configuration's decision.
+func (rc *RedisClusterServer) URL() string {
+	addrs := rc.backend.addrs()
+	u := "redis://" + addrs[0]
+	for i, a := range addrs[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		u += sep + "addr=" + a
+	}
+	return u
+}
+
 // Client returns the test's go-redis cluster client, closed at cleanup.
 func (rc *RedisClusterServer) Client() *redis.ClusterClient { return rc.client }
 

@@ -25,6 +25,10 @@ func TestRedisCluster(t *testing.T) {
 		if n := len(rc.Addrs()); n != testenv.RedisClusterMasters {
 			t.Fatalf("%d addresses, want %d", n, testenv.RedisClusterMasters)
 		}
+		opts, err := redis.ParseClusterURL(rc.URL())
+		if err != nil || strings.Join(opts.Addrs, ",") != strings.Join(rc.Addrs(), ",") {
+			t.Fatalf("URL %q parses to %v, %v; want %v", rc.URL(), opts, err, rc.Addrs())
+		}
 		slots, err := c.ClusterSlots(ctx).Result()
 		if err != nil {
 			t.Fatal(err)
