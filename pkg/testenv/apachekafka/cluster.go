@@ -35,8 +35,9 @@ type Options struct {
 	Dist Dist
 	// Heap is the JVM's -Xmx of each node (default "512m").
 	Heap string
-	// Dir holds the nodes' configuration and log dirs. Empty: a new
-	// temporary folder that Stop removes.
+	// Dir holds the nodes' configuration and log dirs (node-<id>, emptied
+	// by Start: every Start is a fresh cluster). Empty: a new temporary
+	// folder that Stop removes.
 	Dir string
 	// Output receives the brokers' log lines (WARN and up, each prefixed
 	// with the node id). The last 64 KiB of each node's output are also
@@ -152,6 +153,11 @@ func start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		n := &kafkaNode{id: i + 1, port: ports[2*i], ctrlPort: ports[2*i+1]}
 		n.dataDir = filepath.Join(c.dir, fmt.Sprintf("node-%d", n.id))
 		n.propsPath = filepath.Join(c.dir, fmt.Sprintf("node-%d.properties", n.id))
+		// A fresh cluster: nothing of an earlier one in a reused Dir (or of
+		// an attempt that lost a port race) may survive into this one.
+		if err := os.RemoveAll(n.dataDir); err != nil {
+			return nil, err
+		}
 		c.nodes = append(c.nodes, n)
 		voters = append(voters, fmt.Sprintf("%d@127.0.0.1:%d", n.id, n.ctrlPort))
 	}
