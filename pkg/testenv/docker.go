@@ -12,6 +12,8 @@ import (
 
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
+
+	"github.com/wompi-payouts/pipeline/pkg/testenv/apachekafka"
 )
 
 // Container images started through testcontainers-go. They are pinned so a
@@ -89,6 +91,10 @@ var shared struct {
 	closers  []func()
 	redpanda *sharedOnce[[]string]
 	redis    *sharedOnce[*redisBackend]
+	// realKafka is the binary's one-node Apache Kafka.
+	realKafka *sharedOnce[*apachekafka.Cluster]
+	// redisCluster is the binary's three-master Redis Cluster.
+	redisCluster *sharedOnce[*redisClusterBackend]
 }
 
 // sharedOnce starts a resource once per binary and remembers the error, so
@@ -115,6 +121,8 @@ func (s *sharedOnce[T]) get(start func() (T, func(), error)) (T, error) {
 func init() {
 	shared.redpanda = &sharedOnce[[]string]{}
 	shared.redis = &sharedOnce[*redisBackend]{}
+	shared.realKafka = &sharedOnce[*apachekafka.Cluster]{}
+	shared.redisCluster = &sharedOnce[*redisClusterBackend]{}
 }
 
 // Main runs the tests and then stops the servers and containers shared by

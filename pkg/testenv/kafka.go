@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/testenv/apachekafka"
 )
 
 // DefaultPartitions is the partition count of topics that kfake creates on
@@ -28,8 +31,23 @@ type KafkaKind string
 // The kinds of Kafka a test may get.
 const (
 	KafkaExternal KafkaKind = "external" // KAFKA_BROKERS
+	KafkaReal     KafkaKind = "real"     // Apache Kafka from the cached jars (pkg/testenv/apachekafka)
 	KafkaRedpanda KafkaKind = "redpanda" // testcontainers Redpanda
 	KafkaFake     KafkaKind = "kfake"    // in-process kfake
+)
+
+// Environment variables read by [Kafka] (besides KAFKA_BROKERS) and
+// [RealKafka].
+const (
+	// EnvTestKafka chooses the Kafka explicitly: "real" (Apache Kafka,
+	// started from the jars that Maven caches), "kfake" or "redpanda".
+	// Unset: Redpanda when Docker is healthy, else kfake, so a plain
+	// `go test ./...` needs nothing but Go.
+	EnvTestKafka = "TEST_KAFKA"
+	// EnvRequireRealKafka, when "1" (or "true"), means TEST_KAFKA=real and
+	// makes a missing Java, missing jars or a broker that does not start a
+	// test failure, never a fallback to kfake. CI sets it.
+	EnvRequireRealKafka = "TEST_REQUIRE_REAL_KAFKA"
 )
 
 // Cluster is a test's handle on a Kafka-protocol cluster. Topics are shared
@@ -39,6 +57,7 @@ type Cluster struct {
 	kind    KafkaKind
 	brokers []string
 	fake    *kfake.Cluster
+	real    *apachekafka.Cluster
 }
 
 // KafkaOption tunes [Kafka]. Options that only make sense for kfake are
@@ -48,6 +67,16 @@ type KafkaOption func(*kafkaConfig)
 type kafkaConfig struct {
 	partitions int
 	fakeOpts   []kfake.Opt
+	kfakeOnly  bool
+}
+
+// WithKFake makes [Kafka] return a fresh kfake cluster whatever the
+// environment says (TEST_KAFKA, TEST_REQUIRE_REAL_KAFKA, KAFKA_BROKERS),
+// for tests that drive kfake's fault injection through [Cluster.Fake] or
+// test kfake-only behaviour. They are unit tests of our handling of a
+// fault, not of the broker.
+func WithKFake() KafkaOption {
+	return func(c *kafkaConfig) { c.kfakeOnly = true }
 }
 
 // WithDefaultPartitions sets the partition count of auto-created topics on
@@ -62,26 +91,53 @@ func WithFakeOptions(opts ...kfake.Opt) KafkaOption {
 	return func(c *kafkaConfig) { c.fakeOpts = append(c.fakeOpts, opts...) }
 }
 
-// Kafka returns a Kafka-protocol cluster for t: the brokers in KAFKA_BROKERS
-// when set; else a Redpanda container shared by the test binary when Docker
-// is healthy; else a fresh in-process kfake cluster (auto topic creation on,
-// [DefaultPartitions] partitions) that is closed at t's cleanup.
+// Kafka returns a Kafka-protocol cluster for t, in this order:
+//   - with [WithKFake], a fresh in-process kfake cluster;
+//   - the brokers in KAFKA_BROKERS when set;
+//   - with TEST_KAFKA=real or TEST_REQUIRE_REAL_KAFKA=1, one real Apache
+//     Kafka broker shared by the test binary (see [RealKafka]), started at
+//     the first call and stopped by [Main] (or killed with the binary);
+//   - with TEST_KAFKA=redpanda, or TEST_KAFKA unset and a healthy Docker, a
+//     Redpanda container shared by the test binary;
+//   - else (TEST_KAFKA=kfake or unset) a fresh in-process kfake cluster
+//     (auto topic creation on, [DefaultPartitions] partitions) that is
+//     closed at t's cleanup.
 //
-// A failure to reach the chosen cluster fails the test; it never silently
-// falls back to another kind.
+// Under `go test -fuzz` every call gives kfake, as with [WithKFake]: each
+// fuzz worker process would start its own broker.
+//
+// A shared cluster's topics are seen by every test of the binary, so tests
+// create their own with [Cluster.Topic]. A failure to reach the chosen
+// cluster fails the test; it never silently falls back to another kind.
 func Kafka(t testing.TB, opts ...KafkaOption) *Cluster {
 	t.Helper()
 	cfg := kafkaConfig{partitions: DefaultPartitions}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
-		return &Cluster{kind: KafkaExternal, brokers: splitList(v)}
+	env := osKafkaEnv()
+	if fuzzing() {
+		// Every fuzz worker process runs the fuzz target's setup: each would
+		// start its own JVM broker and spend the fuzz time waiting for it
+		// (seen: 0 of 32 baseline inputs run in 10 s). Fuzzing tests our
+		// code's input handling, so it runs on kfake; the seed corpus, run
+		// as a plain test (no -fuzz), still gets the chosen Kafka.
+		cfg.kfakeOnly = true
 	}
-	if DockerHealthy() {
+	kind, err := env.choose(cfg)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	switch kind {
+	case KafkaExternal:
+		return &Cluster{kind: KafkaExternal, brokers: splitList(os.Getenv("KAFKA_BROKERS"))}
+	case KafkaReal:
+		rc := sharedRealKafka(t)
+		return &Cluster{kind: KafkaReal, brokers: rc.Brokers(), real: rc}
+	case KafkaRedpanda:
 		brokers, err := shared.redpanda.get(startRedpanda)
 		if err != nil {
-			t.Fatalf("testenv: Docker is healthy but Redpanda (%s) did not start: %v", RedpandaImage, err)
+			t.Fatalf("testenv: Redpanda (%s) did not start: %v", RedpandaImage, err)
 		}
 		return &Cluster{kind: KafkaRedpanda, brokers: brokers}
 	}
@@ -95,6 +151,69 @@ func Kafka(t testing.TB, opts ...KafkaOption) *Cluster {
 	}
 	t.Cleanup(fc.Close)
 	return &Cluster{kind: KafkaFake, brokers: fc.ListenAddrs(), fake: fc}
+}
+
+// fuzzing reports whether this process fuzzes (go test -fuzz): the
+// coordinator or one of its workers.
+func fuzzing() bool {
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		return true
+	}
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		return true
+	}
+	return false
+}
+
+// kafkaEnv is what the choice of a Kafka depends on, injectable so the
+// decision is testable without changing the machine.
+type kafkaEnv struct {
+	getenv func(string) string
+	docker func() bool
+}
+
+func osKafkaEnv() kafkaEnv { return kafkaEnv{getenv: os.Getenv, docker: DockerHealthy} }
+
+// requireRealKafka reports whether TEST_REQUIRE_REAL_KAFKA is set.
+func (e kafkaEnv) requireReal() bool {
+	switch strings.ToLower(strings.TrimSpace(e.getenv(EnvRequireRealKafka))) {
+	case "1", "true", "yes":
+		return true
+	}
+	return false
+}
+
+func (e kafkaEnv) choose(cfg kafkaConfig) (KafkaKind, error) {
+	if cfg.kfakeOnly {
+		return KafkaFake, nil
+	}
+	if strings.TrimSpace(e.getenv("KAFKA_BROKERS")) != "" {
+		return KafkaExternal, nil
+	}
+	mode := strings.ToLower(strings.TrimSpace(e.getenv(EnvTestKafka)))
+	if e.requireReal() {
+		if mode != "" && mode != string(KafkaReal) {
+			return "", fmt.Errorf("%s=1 contradicts %s=%s: a real Apache Kafka is required", EnvRequireRealKafka, EnvTestKafka, mode)
+		}
+		return KafkaReal, nil
+	}
+	switch mode {
+	case string(KafkaReal):
+		return KafkaReal, nil
+	case string(KafkaFake):
+		return KafkaFake, nil
+	case string(KafkaRedpanda):
+		if !e.docker() {
+			return "", fmt.Errorf("%s=redpanda but no healthy Docker engine", EnvTestKafka)
+		}
+		return KafkaRedpanda, nil
+	case "":
+		if e.docker() {
+			return KafkaRedpanda, nil
+		}
+		return KafkaFake, nil
+	}
+	return "", fmt.Errorf("%s=%q: want real, kfake or redpanda", EnvTestKafka, mode)
 }
 
 func startRedpanda() ([]string, func(), error) {
@@ -130,6 +249,11 @@ func (c *Cluster) BrokersCSV() string { return strings.Join(c.brokers, ",") }
 // MoveTopicPartition...), or nil on a real cluster. Tests that need it should
 // skip when it is nil, so they still run against real brokers elsewhere.
 func (c *Cluster) Fake() *kfake.Cluster { return c.fake }
+
+// Real returns the Apache Kafka cluster behind a [KafkaReal] cluster, or
+// nil. The shared broker must not be stopped or killed by a test; take a
+// private one from [RealKafka] for that.
+func (c *Cluster) Real() *apachekafka.Cluster { return c.real }
 
 // Client returns a kgo client seeded with the cluster's brokers plus opts,
 // closed at t's cleanup.
@@ -168,7 +292,11 @@ func (c *Cluster) CreateTopic(t testing.TB, name string, partitions int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	// franz-go answers a metadata request from its cache for MetadataMinAge
+	// (default 5 s). On Apache Kafka the first poll right after CreateTopics
+	// can miss the topic, and every later poll got that cached miss: one
+	// Topic call in ten took 5 s. Poll the broker, not the cache.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
 		t.Fatalf("testenv: kafka client: %v", err)
 	}

@@ -3,6 +3,7 @@ package testenv_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +191,50 @@ func TestKafkaBrokersEnv(t *testing.T) {
 	c.Produce(t, topic, &kgo.Record{Value: []byte("x")})
 	if got := ext.ReadAll(t, topic); len(got) != 1 {
 		t.Fatalf("record not on the external cluster: %d", len(got))
+	}
+}
+
+// The cluster is the kind the environment asks for: under TEST_KAFKA=real
+// (CI) every suite really runs on Apache Kafka, not silently on kfake.
+func TestKafkaKindFollowsEnv(t *testing.T) {
+	c := testenv.Kafka(t)
+	t.Logf("cluster: %v", c)
+	real := os.Getenv(testenv.EnvTestKafka) == "real" || os.Getenv(testenv.EnvRequireRealKafka) == "1"
+	switch {
+	case os.Getenv("KAFKA_BROKERS") != "":
+		if c.Kind() != testenv.KafkaExternal {
+			t.Fatalf("Kind = %s with KAFKA_BROKERS set", c.Kind())
+		}
+	case real:
+		if c.Kind() != testenv.KafkaReal || c.Real() == nil || c.Fake() != nil {
+			t.Fatalf("Kind = %s (real handle %v) under %s=real", c.Kind(), c.Real() != nil, testenv.EnvTestKafka)
+		}
+		if c.Real().Nodes() != 1 || c.BrokersCSV() != strings.Join(c.Real().Brokers(), ",") {
+			t.Fatalf("shared real cluster: %d nodes, brokers %v", c.Real().Nodes(), c.Brokers())
+		}
+	case os.Getenv(testenv.EnvTestKafka) == "kfake":
+		if c.Kind() != testenv.KafkaFake || c.Fake() == nil {
+			t.Fatalf("Kind = %s under %s=kfake", c.Kind(), testenv.EnvTestKafka)
+		}
+	}
+	// WithKFake gives kfake whatever the environment says.
+	if f := testenv.Kafka(t, testenv.WithKFake()); f.Kind() != testenv.KafkaFake || f.Fake() == nil {
+		t.Fatalf("WithKFake gave %s", f.Kind())
+	}
+}
+
+// Topic returns as soon as the topic is ready. On Apache Kafka a metadata
+// request right after CreateTopics can still miss the topic, and franz-go
+// answered later polls from that cached miss for MetadataMinAge (5 s), so
+// about one Topic call in ten took 5 s.
+func TestKafkaTopicIsQuick(t *testing.T) {
+	c := testenv.Kafka(t)
+	c.Topic(t, "warm", 1) // the first call may create internal state
+	for i := range 20 {
+		start := time.Now()
+		c.Topic(t, "quick", 3)
+		if d := time.Since(start); d > 4*time.Second {
+			t.Fatalf("topic %d took %v", i, d)
+		}
 	}
 }

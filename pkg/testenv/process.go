@@ -18,8 +18,9 @@ import (
 // redisProcess is a redis-server child process without persistence,
 // listening on 127.0.0.1 only.
 type redisProcess struct {
-	bin  string
-	port int
+	bin   string
+	port  int
+	extra []string // more redis-server arguments, e.g. cluster mode
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -44,6 +45,7 @@ func (p *redisProcess) start(ctx context.Context) error {
 		"--dir", dir,
 		"--loglevel", "warning",
 	)
+	cmd.Args = append(cmd.Args, p.extra...)
 	cmd.Stdout, cmd.Stderr = out, out
 	// Kill the server if the test binary dies without cleaning up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

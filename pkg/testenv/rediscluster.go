@@ -1,0 +1,266 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisClusterMasters is the number of masters of [RedisCluster]: the
+// smallest Redis Cluster redis-cli accepts.
+const RedisClusterMasters = 3
+
+// RedisClusterServer is a test's handle on a real three-master Redis Cluster
+// (no replicas), shared by the test binary: a go-redis cluster client and a
+// key prefix that belongs to this test alone.
+type RedisClusterServer struct {
+	backend *redisClusterBackend
+	prefix  string
+	client  *redis.ClusterClient
+}
+
+type redisClusterBackend struct {
+	procs []*redisProcess
+}
+
+func (b *redisClusterBackend) addrs() []string {
+	var out []string
+	for _, p := range b.procs {
+		out = append(out, p.addr())
+	}
+	return out
+}
+
+func (b *redisClusterBackend) stop() {
+	for _, p := range b.procs {
+		p.stop()
+	}
+}
+
+// RedisCluster returns a real Redis Cluster of [RedisClusterMasters] masters
+// for t, started once per test binary from the redis-server binary (PATH or
+// REDIS_SERVER_BIN) in cluster mode and joined with
+//
+//	redis-cli --cluster create <the masters> --cluster-replicas 0 --cluster-yes
+//
+// on free loopback ports, without persistence. Every slot is served when it
+// returns. Keys must stay under [RedisClusterServer.Prefix]; they are deleted
+// at cleanup. A script or multi-key command whose keys hash to different
+// slots fails with CROSSSLOT, as in production on Redis Cluster; keys that
+// share a hash tag ("{tag}") live in one slot.
+//
+// With no redis-server or redis-cli the test is skipped, or fails when
+// TEST_REQUIRE_REAL_REDIS=1. REDIS_URL and Docker are not used.
+func RedisCluster(t testing.TB) *RedisClusterServer {
+	t.Helper()
+	env := osRedisEnv()
+	bin, err := env.redisBinary()
+	if err != nil {
+		unavailable(t, env.getenv, fmt.Errorf("%w (a Redis Cluster needs the redis-server binary)", errNoRealRedis))
+		return nil
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		unavailable(t, env.getenv, fmt.Errorf("%w: no redis-cli in PATH to create a Redis Cluster", errNoRealRedis))
+		return nil
+	}
+	b, err := shared.redisCluster.get(func() (*redisClusterBackend, func(), error) {
+		b, err := startRedisCluster(context.Background(), bin, cli)
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, b.stop, nil
+	})
+	if err != nil {
+		t.Fatalf("testenv: start Redis Cluster: %v", err)
+	}
+	rc := &RedisClusterServer{backend: b, prefix: redisPrefix(t.Name())}
+	rc.client = redis.NewClusterClient(rc.options())
+	t.Cleanup(func() {
+		rc.deletePrefix(t)
+		_ = rc.client.Close()
+	})
+	return rc
+}
+
+func startRedisCluster(ctx context.Context, bin, cli string) (*redisClusterBackend, error) {
+	var lastErr error
+	for range 3 { // a free port may be taken before redis-server binds it
+		b, err := tryRedisCluster(ctx, bin, cli)
+		if err == nil {
+			return b, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func tryRedisCluster(ctx context.Context, bin, cli string) (_ *redisClusterBackend, err error) {
+	b := &redisClusterBackend{}
+	defer func() {
+		if err != nil {
+			b.stop()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for range RedisClusterMasters {
+		ports, err := freePorts(2)
+		if err != nil {
+			return nil, err
+		}
+		p := &redisProcess{bin: bin, port: ports[0], extra: []string{
+			"--cluster-enabled", "yes",
+			"--cluster-port", strconv.Itoa(ports[1]),
+			"--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000",
+			// A test must see the CROSSSLOT error, never a half-served
+			// cluster answering for some slots.
+			"--cluster-require-full-coverage", "yes",
+		}}
+		if err := p.start(ctx); err != nil {
+			return nil, err
+		}
+		b.procs = append(b.procs, p)
+	}
+	args := append([]string{"--cluster", "create"}, b.addrs()...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("redis-cli --cluster create: %v: %s", err, lastLine(out))
+	}
+	// Wait until every node sees the whole cluster and serves every slot.
+	for _, addr := range b.addrs() {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		err := waitClusterOK(ctx, c)
+		_ = c.Close()
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", addr, err)
+		}
+	}
+	return b, nil
+}
+
+func waitClusterOK(ctx context.Context, c *redis.Client) error {
+	want := []string{"cluster_state:ok", "cluster_slots_assigned:16384", "cluster_known_nodes:" + strconv.Itoa(RedisClusterMasters)}
+	var info string
+	for {
+		info, _ = c.ClusterInfo(ctx).Result()
+		ok := true
+		for _, w := range want {
+			if !strings.Contains(info, w) {
+				ok = false
+			}
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster not ready: %w: %q", ctx.Err(), strings.Join(strings.Fields(info), " "))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}
+
+func (rc *RedisClusterServer) options() *redis.ClusterOptions {
+	return &redis.ClusterOptions{Addrs: rc.backend.addrs()}
+}
+
+// Addrs returns the masters' "host:port", the seed list of a cluster client.
+func (rc *RedisClusterServer) Addrs() []string { return rc.backend.addrs() }
+
+// URL returns the cluster in go-redis's cluster URL form,
+// "redis://<first>?addr=<second>&addr=<third>", which
+// redis.ParseClusterURL reads; whether the workers take this form (in
+// REDIS_URL or another setting) is their configuration's decision.
+func (rc *RedisClusterServer) URL() string {
+	addrs := rc.backend.addrs()
+	u := "redis://" + addrs[0]
+	for i, a := range addrs[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		u += sep + "addr=" + a
+	}
+	return u
+}
+
+// Client returns the test's go-redis cluster client, closed at cleanup.
+func (rc *RedisClusterServer) Client() *redis.ClusterClient { return rc.client }
+
+// NewClient returns a new, independent cluster client, closed at t's
+// cleanup.
+func (rc *RedisClusterServer) NewClient(t testing.TB) *redis.ClusterClient {
+	c := redis.NewClusterClient(rc.options())
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Prefix returns this test's key prefix (see [RedisServer.Prefix]). It has
+// no hash-tag braces, so keys "<prefix>a" and "<prefix>b" usually land in
+// different slots; code that needs them together must add a "{tag}".
+func (rc *RedisClusterServer) Prefix() string { return rc.prefix }
+
+// Key returns Prefix() followed by parts joined with ":".
+func (rc *RedisClusterServer) Key(parts ...string) string {
+	return rc.prefix + strings.Join(parts, ":")
+}
+
+// deletePrefix removes the test's keys from every master, one key per
+// command (a multi-key UNLINK across slots would fail with CROSSSLOT).
+func (rc *RedisClusterServer) deletePrefix(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := rc.client.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		iter := m.Scan(ctx, 0, "*"+rc.prefix+"*", 1000).Iterator()
+		pipe := m.Pipeline()
+		for iter.Next(ctx) {
+			pipe.Unlink(ctx, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Logf("testenv: cleaning keys *%s* on the cluster: %v", rc.prefix, err)
+	}
+}
+
+// freePorts returns n distinct loopback ports that were free when asked.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("testenv: find free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
