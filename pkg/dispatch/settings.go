@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
@@ -54,12 +53,7 @@ func BindConfig(s *config.Set) *Settings {
 	config.BindCommon(s, &st.Common, "payouts-dispatcher")
 	s.String(&st.Group, "group", "DISPATCHER_GROUP", DefaultGroup, "consumer group of the dispatcher replicas").Required()
 	s.String(&st.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://): leases, duplicate index, budgets, rate limit").Required().
-		Check(func() error {
-			if _, err := redis.ParseURL(st.RedisURL); err != nil {
-				return errors.New("is not a redis:// or rediss:// URL")
-			}
-			return nil
-		})
+		Check(func() error { return config.CheckRedisURL(st.RedisURL) })
 	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", DefaultPrefix, "prefix of every Redis key (shared with the tracker; no braces)").
 		Check(func() error {
 			if st.RedisPrefix == "" || strings.ContainsAny(st.RedisPrefix, "{}") {
@@ -120,11 +114,10 @@ func BindConfig(s *config.Set) *Settings {
 // Wompi client, the codec and the Kafka options (kprom metrics on reg). The
 // Redis client is closed when the returned close function is called.
 func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logger *slog.Logger) (*Engine, func(), error) {
-	ropts, err := redis.ParseURL(st.RedisURL)
+	rdb, err := config.RedisClient(st.RedisURL)
 	if err != nil {
-		return nil, nil, errors.New("REDIS_URL: is not a redis:// or rediss:// URL")
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	rdb := redis.NewClient(ropts)
 	closeAll := func() { _ = rdb.Close() }
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		closeAll()

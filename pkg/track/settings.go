@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/events"
@@ -54,10 +53,7 @@ func BindConfig(s *config.Set) *Settings {
 	st := &Settings{}
 	config.BindCommon(s, &st.Common, "payouts-tracker")
 	s.String(&st.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://): last-known statuses, the submitted hand-off, the polling schedule").
-		Required().Check(func() error {
-		_, err := redis.ParseURL(st.RedisURL)
-		return err
-	})
+		Required().Check(func() error { return config.CheckRedisURL(st.RedisURL) })
 	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", submitted.DefaultPrefix, "prefix of every Redis key (the same as the dispatcher's)")
 	s.String(&st.WompiBaseURL, "wompi-base-url", "WOMPI_BASE_URL", wompi.SandboxBaseURL, "Wompi payouts API root, with the version").
 		Check(func() error {
@@ -104,11 +100,10 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 	if err != nil {
 		return err
 	}
-	ropts, err := redis.ParseURL(st.RedisURL)
+	rdb, err := config.RedisClient(st.RedisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
 	}
-	rdb := redis.NewClient(ropts)
 	defer rdb.Close()
 	wc, err := wompi.New(wompi.Config{BaseURL: st.WompiBaseURL, APIKey: st.WompiAPIKey, PrincipalID: st.WompiPrincipalID,
 		HTTPClient: &http.Client{Timeout: 10 * time.Second}, ReadRetries: wompi.DefaultReadRetries})
