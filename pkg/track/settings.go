@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
