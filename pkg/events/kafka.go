@@ -140,7 +140,7 @@ func (k KafkaConfig) Opts(reg prometheus.Registerer, namespace string) ([]kgo.Op
 		opts = append(opts, kgo.SASL(scram.Auth{User: k.SASLUser, Pass: k.SASLPassword}.AsSha512Mechanism()))
 	}
 	if reg != nil {
-		m := kprom.NewMetrics(namespace, kprom.Registerer(reg))
+		m := kprom.NewMetrics(namespace, kprom.Registerer(gaugeNamesRegisterer{reg}))
 		opts = append(opts, kgo.WithHooks(m))
 	}
 	return opts, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net"
@@ -214,7 +215,13 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	s.goRun("ingest", func(ctx context.Context) error {
 		return ist.Run(ctx, logger.With("worker", "ingest"), func(m net.Addr) { s.Metrics["ingest"] = m.String(); close(istarted) })
 	}, ctx)
-	<-istarted
+	select {
+	case <-istarted:
+	case err := <-s.errs:
+		return nil, fmt.Errorf("ingest: %w", err)
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("ingest did not start within 30s")
+	}
 
 	// The dispatcher, built directly so the run can count its Redis calls.
 	ropts, err := redis.ParseURL(s.Redis.URL)
@@ -246,20 +253,26 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	s.dispatch = d
-	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	// The production scaffold around the engine: /metrics, /healthz,
+	// /readyz following the engine, and the group's consumer lag.
+	lagKafka, err := (events.KafkaConfig{Brokers: s.Brokers, ClientID: "payouts-dispatcher-lag"}).Opts(prometheus.NewRegistry(), "lag")
 	if err != nil {
 		return nil, err
 	}
-	s.Metrics["dispatcher"] = mln.Addr().String()
-	var health ops.Health
-	health.SetReady(true)
-	msrv := ops.NewServer(mln.Addr().String(), ops.Handler(reg, &health))
-	go msrv.Serve(mln)
+	dstarted := make(chan struct{})
+	w := ops.Worker{MetricsAddr: "127.0.0.1:0", Registry: reg, Ready: d.Ready, Group: dispatch.DefaultGroup, LagKafka: lagKafka,
+		Logger: logger.With("worker", "dispatcher"), Started: func(m net.Addr) { s.Metrics["dispatcher"] = m.String(); close(dstarted) }}
 	s.goRun("dispatcher", func(ctx context.Context) error {
-		defer msrv.Close()
 		defer rdb.Close()
-		return d.Run(ctx)
+		return w.Run(ctx, d.Run)
 	}, ctx)
+	select {
+	case <-dstarted:
+	case err := <-s.errs:
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("dispatcher did not start within 30s")
+	}
 	ok = true
 	return s, nil
 }
