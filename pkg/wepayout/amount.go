@@ -33,8 +33,10 @@ func FormatReais(cents int64) string {
 // arithmetic only. It accepts "50.34", "50.3", "50", "-1.00", and the
 // formatted forms of the create answer [doc]: "R$43.34", "R$ 1,234.56" and
 // the Brazilian "R$ 1.234,56". A separator followed by one or two digits at
-// the end is the decimal one; the other groups thousands in threes. More
-// than two decimals, an exponent, or anything else is refused (ErrAmount).
+// the end is the decimal one; the other groups thousands in threes. A lone
+// separator before three digits ("1.005": 1.005 or 1005?), more than two
+// decimals, an exponent, or anything else is refused (ErrAmount): an
+// unreadable amount is an error, never a guess.
 func ParseReais(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	t = strings.TrimPrefix(t, "R$")
@@ -54,7 +56,11 @@ func ParseReais(s string) (int64, error) {
 			return 0, fmt.Errorf("%w: %q", ErrAmount, s)
 		}
 	}
-	// Thousands groups: the separator that is not the decimal one.
+	// Thousands groups: the separator that is not the decimal one. One
+	// lone separator before three digits ("1.005") is ambiguous: refused.
+	if dec == 0 && strings.Count(whole, ".")+strings.Count(whole, ",") == 1 {
+		return 0, fmt.Errorf("%w: %q is ambiguous", ErrAmount, s)
+	}
 	if strings.ContainsAny(whole, ".,") {
 		var sep byte = ','
 		if dec == ',' || (dec == 0 && strings.Contains(whole, ".")) {
@@ -131,9 +137,16 @@ func (c *Cents) UnmarshalJSON(b []byte) error {
 		*c = Cents(v)
 		return nil
 	}
+	whole, frac, _ := strings.Cut(n, ".")
+	if strings.HasPrefix(whole, "-") {
+		whole = whole[1:]
+	}
+	if !allDigits(whole) || len(frac) < 1 || len(frac) > 2 || !allDigits(frac) {
+		return fmt.Errorf("%w: %s is not decimal reais with at most two decimals", ErrAmount, n)
+	}
 	v, err := ParseReais(n)
-	if err != nil || strings.ContainsAny(n, ",R$ ") {
-		return fmt.Errorf("%w: %s", ErrAmount, n)
+	if err != nil {
+		return err
 	}
 	*c = Cents(v)
 	return nil
