@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
@@ -195,7 +196,7 @@ func (c *Client) Create(ctx context.Context, r rail.PayoutRequest) (rail.Payout,
 	}
 	out := c.payout(p)
 	if p.Status.ID == 0 {
-		out.Status = "PENDING" // a payment just created is pending [ours]
+		out.Status = payout.StatusPending // a payment just created is pending [ours]
 	}
 	if out.ID == "" {
 		out.ID = r.ID

@@ -49,3 +49,6 @@ func TestConformance(t *testing.T) {
 		PageSize: 5,
 	})
 }
+
+// The simulator is what the suite needs of one.
+var _ railtest.Sim = (*weptest.Server)(nil)

@@ -276,9 +276,11 @@ func TestRules(t *testing.T) {
 	for range 5 {
 		clk.Advance(time.Second)
 		s.Tick()
-	}
-	if err := s.WaitWebhooks(ctx); err != nil {
-		t.Fatal(err)
+		// Workers deliver concurrently: wait, so each payment's events
+		// arrive in order.
+		if err := s.WaitWebhooks(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	seen := map[string][]int{}
 	for _, h := range rc.all() {
