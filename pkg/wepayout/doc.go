@@ -8,8 +8,10 @@
 // Find (the listing filtered by external_id, our requestId) and List (every
 // page). Balance reads GET /v2/account/{merchantId}/balance. VerifyWebhook
 // checks a webhook against OUR record of the payout (its invoice, currency
-// and amount) and parses it. Validate checks a request against this rail's
-// rules before it is ever batched.
+// and amount) and parses it; the signature covers nothing else of the body,
+// so ConfirmWebhook reads the payment back and returns WEpayout's own
+// status, which is what the tracker should emit. Validate checks a request
+// against this rail's rules before it is ever batched.
 //
 // WEpayout documents no idempotency: a second POST with the same invoice is
 // a second payment. The client never repeats a POST; every failure is a

@@ -58,3 +58,24 @@ func FuzzWEpayoutWebhook(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseReais: ParseReais never panics, and whatever it accepts formats
+// back to an amount it parses to the same cents.
+func FuzzParseReais(f *testing.F) {
+	for _, s := range []string{"50.34", "R$43.34", "R$ 1.234,56", "1,234.56", "0.29", "-1.00", "1.005", "9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := wepayout.ParseReais(s)
+		if err != nil {
+			if !errors.Is(err, wepayout.ErrAmount) {
+				t.Fatalf("error outside the family: %v", err)
+			}
+			return
+		}
+		back, err := wepayout.ParseReais(wepayout.FormatReais(v))
+		if err != nil || back != v {
+			t.Fatalf("%q -> %d -> %q -> %d %v", s, v, wepayout.FormatReais(v), back, err)
+		}
+	})
+}
