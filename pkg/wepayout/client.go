@@ -293,7 +293,9 @@ func (c *Client) listPage(ctx context.Context, op string, q ListQuery) (*Payment
 
 // Payments walks every page of the listing from q.Page (default 1):
 // meta.last_page says when to stop; without meta, a short page does
-// [ours]. It stops at the first error, which it yields.
+// [ours]. A page that shows nothing new (a server ignoring page) is an
+// error rather than an endless walk. It stops at the first error, which it
+// yields.
 func (c *Client) Payments(ctx context.Context, q ListQuery) iter.Seq2[Payment, error] {
 	return c.walk(ctx, opList, q)
 }
@@ -306,18 +308,30 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 		if q.PerPage <= 0 || q.PerPage > MaxPerPage {
 			q.PerPage = c.cfg.PageSize
 		}
+		seen := map[ID]bool{}
 		for {
 			pg, err := c.listPage(ctx, op, q)
 			if err != nil {
 				yield(Payment{}, err)
 				return
 			}
+			fresh := 0
 			for i := range pg.Data {
+				if !seen[pg.Data[i].ID] {
+					seen[pg.Data[i].ID] = true
+					fresh++
+				}
 				if !yield(pg.Data[i], nil) {
 					return
 				}
 			}
 			if len(pg.Data) == 0 {
+				return
+			}
+			if fresh == 0 {
+				// A server that ignores page would loop us forever.
+				yield(Payment{}, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Permanent, Code: CodeBadAnswer,
+					Message: fmt.Sprintf("page %d repeats the payments already listed", q.Page)})
 				return
 			}
 			if pg.Meta != nil && pg.Meta.LastPage > 0 {

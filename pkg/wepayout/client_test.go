@@ -411,3 +411,25 @@ func TestBalance(t *testing.T) {
 		t.Fatalf("balance without a merchant id: %v", err)
 	}
 }
+
+// TestWalkStopsOnARepeatingPage: a server that ignores page and always
+// answers the same full page without meta must not loop us forever, and
+// Find must not prove anything from it.
+func TestWalkStopsOnARepeatingPage(t *testing.T) {
+	var calls atomic.Int32
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) > 5 {
+			io.WriteString(w, `{"data": []}`)
+			return
+		}
+		var items []string
+		for i := range 100 {
+			items = append(items, fmt.Sprintf(`{"id": %d, "external_id": "other", "amount": 1, "status": {"id": 1}}`, i+1))
+		}
+		fmt.Fprintf(w, `{"data": [%s]}`, strings.Join(items, ","))
+	})
+	got, err := c.Find(context.Background(), "mine")
+	if err == nil || calls.Load() != 2 {
+		t.Fatalf("find over a repeating page: %v %v after %d calls, want an error after 2", got, err, calls.Load())
+	}
+}
