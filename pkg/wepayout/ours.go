@@ -38,7 +38,7 @@ const (
 // payout up before any new POST.
 const createTooManyRequests = rail.OutcomeUnknown
 
-// findByExternalID: Find looks our requestId up as
+// externalIDParam: Find looks our requestId up as
 // GET /v2/payout/payments?external_id=<requestId>, the invoice we sent
 // being the payment's external_id [ours, unconfirmed]. Find also filters
 // the answer itself, and fails rather than proving absence when an item
