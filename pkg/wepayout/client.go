@@ -1,0 +1,441 @@
+package wepayout
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+)
+
+// Client calls the WEpayout payouts API. It is safe for concurrent use and
+// implements rail.SinglePayouts.
+type Client struct {
+	base string
+	key  *string // behind a pointer: printing a Client never prints it
+	cfg  Config
+
+	unknown atomic.Int64
+}
+
+var _ rail.SinglePayouts = (*Client)(nil)
+
+// New returns a Client. It fails, wrapping ErrConfig, when APIKey is empty
+// or a URL or MerchantID is malformed.
+func New(cfg Config) (*Client, error) {
+	base, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	key := cfg.APIKey
+	cfg.APIKey = ""
+	return &Client{base: base, key: &key, cfg: cfg}, nil
+}
+
+// String redacts the key.
+func (c *Client) String() string { return fmt.Sprintf("wepayout.Client{BaseURL:%q}", c.base) }
+
+// GoString redacts the key.
+func (c *Client) GoString() string { return c.String() }
+
+// Rail implements rail.SinglePayouts.
+func (c *Client) Rail() rail.Name { return rail.WEpayout }
+
+// BaseURL returns the host root the client calls.
+func (c *Client) BaseURL() string { return c.base }
+
+// UnknownStatuses counts the status ids read (answers, not webhooks) that
+// MapStatus does not know.
+func (c *Client) UnknownStatuses() int64 { return c.unknown.Load() }
+
+// do performs one call and returns the body of a 2xx answer, or a
+// *rail.Error. It never repeats a call.
+func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, body []byte, pii []string) ([]byte, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Permanent, Code: CodeInvalidRequest,
+			Message: "cannot build the request", Err: ErrInvalidRequest}
+	}
+	req.Header.Set("Authorization", "Bearer "+*c.key)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, transportError(op, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	if err != nil {
+		// The status line came, the body did not: a create may exist.
+		return nil, transportError(op, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, httpError(op, resp.StatusCode, raw, pii)
+	}
+	return raw, nil
+}
+
+// badAnswer is a 2xx whose body cannot be read: for a create the payment
+// exists, or may.
+func badAnswer(op string, err error) *rail.Error {
+	c := rail.Permanent
+	if op == opCreate {
+		c = rail.OutcomeUnknown
+	}
+	return &rail.Error{Rail: rail.WEpayout, Op: op, Class: c, Code: CodeBadAnswer, Message: "unreadable answer", Err: err}
+}
+
+// payload returns the answer's object: bare, or wrapped in {"data": {...}}
+// [ours: accepted in case].
+func payload(raw []byte) []byte {
+	t := bytes.TrimSpace(raw)
+	var w struct {
+		Data json.RawMessage `json:"data"`
+		ID   json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(t, &w) == nil && w.ID == nil && len(w.Data) > 0 && bytes.TrimSpace(w.Data)[0] == '{' {
+		return w.Data
+	}
+	return t
+}
+
+// NewCreatePaymentRequest builds the create body of r, checked with
+// Validate first: ErrInvalidRequest (wrapped, without personal data) when
+// r is not payable on this rail. The notification URL is r.CallbackURL,
+// else Config.NotificationURL.
+func (c *Client) NewCreatePaymentRequest(r rail.PayoutRequest) (*CreatePaymentRequest, error) {
+	if vs := ValidateRequest(r); len(vs) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidRequest, vs.Message())
+	}
+	p := r.Payee
+	body := &CreatePaymentRequest{
+		PaymentMethod: PaymentMethodPIX,
+		Currency:      CurrencyBRL,
+		Country:       CountryBR,
+		Amount:        Cents(r.AmountInCents),
+		Invoice:       r.ID,
+		Beneficiary:   Beneficiary{Name: p.Name, Document: Document{Type: p.LegalIDType, Number: p.LegalID}},
+		Description:   r.Description,
+	}
+	if p.PixKey != "" {
+		body.PIX = &PIX{Key: p.PixKey}
+	} else {
+		body.BankCode, body.BankBranch, body.BankBranchDigit = p.BankCode, p.Branch, p.BranchDigit
+		body.Account, body.AccountDigit, body.AccountType = p.AccountNumber, p.AccountDigit, AccountTypes[p.AccountType]
+	}
+	if c.cfg.MerchantID != "" {
+		n := json.Number(c.cfg.MerchantID)
+		body.MerchantID = &n
+	}
+	body.NotificationURL = r.CallbackURL
+	if body.NotificationURL == "" {
+		body.NotificationURL = c.cfg.NotificationURL
+	}
+	return body, nil
+}
+
+// CreatePayment sends POST /v2/payout/payments once. On failure the
+// *rail.Error's Class says whether the payment may exist: OutcomeUnknown
+// (a 5xx, a 429, a timeout, a reset, an unreadable 2xx): never send it
+// again before Find proves it absent.
+func (c *Client) CreatePayment(ctx context.Context, body *CreatePaymentRequest) (*Payment, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, &rail.Error{Rail: rail.WEpayout, Op: opCreate, Class: rail.Rejected, Code: CodeInvalidRequest,
+			Message: "cannot encode the request", Err: ErrInvalidRequest}
+	}
+	raw, err := c.do(ctx, opCreate, http.MethodPost, "/v2/payout/payments", nil, b, body.pii())
+	if err != nil {
+		return nil, err
+	}
+	var p Payment
+	if err := json.Unmarshal(payload(raw), &p); err != nil {
+		return nil, badAnswer(opCreate, err)
+	}
+	if p.ID == "" {
+		return nil, badAnswer(opCreate, fmt.Errorf("the answer has no id"))
+	}
+	return &p, nil
+}
+
+// Create implements rail.SinglePayouts: it validates r (a Rejected error,
+// nothing sent, when it is not payable here) and creates the payment. The
+// answer's status 7 Awaiting (or none) maps to PENDING.
+func (c *Client) Create(ctx context.Context, r rail.PayoutRequest) (rail.Payout, error) {
+	body, err := c.NewCreatePaymentRequest(r)
+	if err != nil {
+		return rail.Payout{}, &rail.Error{Rail: rail.WEpayout, Op: opCreate, Class: rail.Rejected, Code: CodeInvalidRequest,
+			Message: strings.TrimPrefix(err.Error(), ErrInvalidRequest.Error()+": "), Err: ErrInvalidRequest}
+	}
+	p, err := c.CreatePayment(ctx, body)
+	if err != nil {
+		return rail.Payout{}, err
+	}
+	out := c.payout(p)
+	if p.Status.ID == 0 {
+		out.Status = payout.StatusPending // a payment just created is pending [ours]
+	}
+	if out.ID == "" {
+		out.ID = r.ID
+	}
+	if out.AmountInCents == 0 {
+		out.AmountInCents = r.AmountInCents
+	}
+	return out, nil
+}
+
+// payout maps p and counts an unknown status.
+func (c *Client) payout(p *Payment) rail.Payout {
+	out := p.Payout()
+	if _, _, known := MapStatus(p.Status.ID, p.StatusDetail); !known && p.Status.ID != 0 {
+		c.unknown.Add(1)
+		if c.cfg.OnUnknownStatus != nil {
+			c.cfg.OnUnknownStatus(p.Status.ID)
+		}
+	}
+	return out
+}
+
+// GetPayment reads GET /v2/payout/payments/{id}. An unknown id is a
+// *rail.Error with HTTPStatus 404 and class Permanent.
+func (c *Client) GetPayment(ctx context.Context, id string) (*Payment, error) {
+	if strings.TrimSpace(id) == "" {
+		return nil, &rail.Error{Rail: rail.WEpayout, Op: opGet, Class: rail.Permanent, Code: CodeInvalidRequest,
+			Message: "empty payment id", Err: ErrInvalidRequest}
+	}
+	raw, err := c.do(ctx, opGet, http.MethodGet, "/v2/payout/payments/"+url.PathEscape(id), nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var p Payment
+	if err := json.Unmarshal(payload(raw), &p); err != nil {
+		return nil, badAnswer(opGet, err)
+	}
+	return &p, nil
+}
+
+// Get implements rail.SinglePayouts.
+func (c *Client) Get(ctx context.Context, providerID string) (rail.Payout, error) {
+	p, err := c.GetPayment(ctx, providerID)
+	if err != nil {
+		return rail.Payout{}, err
+	}
+	return c.payout(p), nil
+}
+
+// ListPayments reads one page of GET /v2/payout/payments.
+func (c *Client) ListPayments(ctx context.Context, q ListQuery) (*PaymentPage, error) {
+	return c.listPage(ctx, opList, q)
+}
+
+func (c *Client) listPage(ctx context.Context, op string, q ListQuery) (*PaymentPage, error) {
+	v := url.Values{}
+	if q.ExternalID != "" {
+		v.Set(externalIDParam, q.ExternalID)
+	}
+	if q.StatusID != 0 {
+		v.Set("status_id", strconv.Itoa(q.StatusID))
+	}
+	if !q.CreatedAtStart.IsZero() {
+		v.Set("created_at_start", q.CreatedAtStart.In(SaoPaulo).Format("2006-01-02"))
+	}
+	if !q.CreatedAtEnd.IsZero() {
+		v.Set("created_at_end", q.CreatedAtEnd.In(SaoPaulo).Format("2006-01-02"))
+	}
+	page, per := q.Page, q.PerPage
+	if page <= 0 {
+		page = 1
+	}
+	if per <= 0 || per > MaxPerPage {
+		per = c.cfg.PageSize
+	}
+	v.Set("page", strconv.Itoa(page))
+	v.Set("per_page", strconv.Itoa(per))
+	raw, err := c.do(ctx, op, http.MethodGet, "/v2/payout/payments", v, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var pg PaymentPage
+	t := bytes.TrimSpace(raw)
+	if len(t) > 0 && t[0] == '[' { // a bare array [ours: accepted in case]
+		err = json.Unmarshal(t, &pg.Data)
+	} else {
+		err = json.Unmarshal(t, &pg)
+	}
+	if err != nil {
+		return nil, badAnswer(op, err)
+	}
+	return &pg, nil
+}
+
+// Payments walks every page of the listing from q.Page (default 1):
+// meta.last_page says when to stop; without meta, a short page does
+// [ours]. A page that shows nothing new (a server ignoring page) is an
+// error rather than an endless walk. It stops at the first error, which it
+// yields.
+func (c *Client) Payments(ctx context.Context, q ListQuery) iter.Seq2[Payment, error] {
+	return c.walk(ctx, opList, q)
+}
+
+func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Payment, error] {
+	return func(yield func(Payment, error) bool) {
+		if q.Page <= 0 {
+			q.Page = 1
+		}
+		if q.PerPage <= 0 || q.PerPage > MaxPerPage {
+			q.PerPage = c.cfg.PageSize
+		}
+		seen := map[ID]bool{}
+		for {
+			pg, err := c.listPage(ctx, op, q)
+			if err != nil {
+				yield(Payment{}, err)
+				return
+			}
+			fresh := 0
+			for i := range pg.Data {
+				if !seen[pg.Data[i].ID] {
+					seen[pg.Data[i].ID] = true
+					fresh++
+				}
+				if !yield(pg.Data[i], nil) {
+					return
+				}
+			}
+			if len(pg.Data) == 0 {
+				return
+			}
+			if fresh == 0 {
+				// A server that ignores page would loop us forever.
+				yield(Payment{}, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Permanent, Code: CodeBadAnswer,
+					Message: fmt.Sprintf("page %d repeats the payments already listed", q.Page)})
+				return
+			}
+			if pg.Meta != nil && pg.Meta.LastPage > 0 {
+				if q.Page >= pg.Meta.LastPage {
+					return
+				}
+			} else if len(pg.Data) < q.PerPage {
+				return
+			}
+			q.Page++
+		}
+	}
+}
+
+// Find implements rail.SinglePayouts: every payment WEpayout holds under
+// our id, looked up by external_id over every page. It filters the answer
+// itself, and fails (class Permanent) rather than prove an absence when an
+// item carries no id of ours to compare.
+func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
+	if strings.TrimSpace(id) == "" {
+		return nil, &rail.Error{Rail: rail.WEpayout, Op: opFind, Class: rail.Permanent, Code: CodeInvalidRequest,
+			Message: "empty id", Err: ErrInvalidRequest}
+	}
+	var out []rail.Payout
+	seen := map[ID]bool{}
+	for p, err := range c.walk(ctx, opFind, ListQuery{ExternalID: id}) {
+		if err != nil {
+			return nil, err
+		}
+		if p.OurID() == "" {
+			return nil, &rail.Error{Rail: rail.WEpayout, Op: opFind, Class: rail.Permanent, Code: CodeBadAnswer,
+				Message: "a listed payment carries neither invoice nor external_id: absence cannot be proven"}
+		}
+		if p.OurID() != id || seen[p.ID] {
+			continue
+		}
+		seen[p.ID] = true
+		out = append(out, c.payout(&p))
+	}
+	return out, nil
+}
+
+// List implements rail.SinglePayouts: the payouts the filter selects, each
+// once. The API filters by whole days (created_at_start/_end, in
+// SaoPaulo); the client narrows to [From, To] itself.
+func (c *Client) List(ctx context.Context, f rail.ListFilter) iter.Seq2[rail.Payout, error] {
+	return func(yield func(rail.Payout, error) bool) {
+		match := func(p *Payment) bool {
+			if f.ID != "" && p.OurID() != f.ID {
+				return false
+			}
+			t := p.CreatedAt.Time
+			if !t.IsZero() && ((!f.From.IsZero() && t.Before(f.From)) || (!f.To.IsZero() && t.After(f.To))) {
+				return false
+			}
+			return true
+		}
+		if f.ProviderID != "" {
+			p, err := c.GetPayment(ctx, f.ProviderID)
+			if err != nil {
+				var re *rail.Error
+				if asRail(err, &re) && re.HTTPStatus == http.StatusNotFound {
+					return
+				}
+				yield(rail.Payout{}, err)
+				return
+			}
+			if match(p) {
+				yield(c.payout(p), nil)
+			}
+			return
+		}
+		seen := map[ID]bool{}
+		for p, err := range c.walk(ctx, opList, ListQuery{ExternalID: f.ID, CreatedAtStart: f.From, CreatedAtEnd: f.To}) {
+			if err != nil {
+				yield(rail.Payout{}, err)
+				return
+			}
+			if seen[p.ID] || !match(&p) {
+				continue
+			}
+			seen[p.ID] = true
+			if !yield(c.payout(&p), nil) {
+				return
+			}
+		}
+	}
+}
+
+// Balance reads GET /v2/account/{merchantId}/balance?currency=BRL for
+// Config.MerchantID.
+func (c *Client) Balance(ctx context.Context) (*Balance, error) {
+	if c.cfg.MerchantID == "" {
+		return nil, &rail.Error{Rail: rail.WEpayout, Op: opBalance, Class: rail.Permanent, Code: CodeInvalidRequest,
+			Message: "no MerchantID configured", Err: ErrInvalidRequest}
+	}
+	raw, err := c.do(ctx, opBalance, http.MethodGet, "/v2/account/"+url.PathEscape(c.cfg.MerchantID)+"/balance",
+		url.Values{"currency": {CurrencyBRL}}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var b Balance
+	if err := json.Unmarshal(payload(raw), &b); err != nil {
+		return nil, badAnswer(opBalance, err)
+	}
+	return &b, nil
+}

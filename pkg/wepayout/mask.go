@@ -1,0 +1,71 @@
+package wepayout
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// maxMessage bounds a provider message kept in an error.
+const maxMessage = 300
+
+// Mask hides a personal value (a CPF or CNPJ, a PIX key, an account
+// number): it keeps the last two characters of a value longer than six,
+// nothing of a shorter one. "12345678909" -> "****09".
+func Mask(s string) string {
+	if len(s) <= 6 {
+		return "****"
+	}
+	return "****" + s[len(s)-2:]
+}
+
+// maskText removes personal data from a provider message: first every
+// known value (pii: what we sent), then any token that looks like one (four
+// or more digits, an '@', a long hex run such as a random PIX key). The
+// result is at most maxMessage bytes.
+func maskText(msg string, pii []string) string {
+	if msg == "" {
+		return ""
+	}
+	for _, v := range pii {
+		if len(v) >= 3 {
+			msg = strings.ReplaceAll(msg, v, Mask(v))
+		}
+	}
+	fields := strings.FieldsFunc(msg, func(r rune) bool {
+		return r == ' ' || r == '"' || r == '\'' || r == ':' || r == ',' || r == ';' || r == '(' || r == ')' || r == '[' || r == ']' || r == '{' || r == '}' || r == '='
+	})
+	for _, f := range fields {
+		if strings.HasPrefix(f, "****") {
+			continue
+		}
+		if looksPersonal(f) {
+			msg = strings.ReplaceAll(msg, f, Mask(f))
+		}
+	}
+	if len(msg) > maxMessage {
+		cut := maxMessage
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "..."
+	}
+	return msg
+}
+
+func looksPersonal(tok string) bool {
+	if strings.Contains(tok, "@") {
+		return true
+	}
+	digits, hex := 0, 0
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+			hex++
+		case c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+			hex++
+		}
+	}
+	return digits >= 4 || hex >= 16
+}
