@@ -34,6 +34,8 @@ type Faults struct {
 	WebhookDelay                                            time.Duration
 	// Unhealthy makes GET /health answer 503 with an UNHEALTHY payload.
 	Unhealthy bool
+	// ChaosFaults: PostUnauthorized, LateRejectRate (chaosfaults.go).
+	ChaosFaults
 }
 
 // SetFaults replaces the fault knobs.
@@ -87,6 +89,7 @@ type FaultCounts struct {
 	Errors          int64 `json:"errors"`          // 503s
 	TooManyRequests int64 `json:"tooManyRequests"` // 429s
 	DroppedAnswers  int64 `json:"droppedAnswers"`  // committed, then the answer lost
+	ChaosFaultCounts
 }
 
 // InjectedFaults returns how many API faults were injected; webhook faults
@@ -134,12 +137,13 @@ type faultsWire struct {
 	WebhookDelayRate     *float64 `json:"webhookDelayRate,omitempty"`
 	WebhookDelay         *string  `json:"webhookDelay,omitempty"`
 	Unhealthy            *bool    `json:"unhealthy,omitempty"`
+	chaosWire
 }
 
 func toWire(f Faults) faultsWire {
 	d := func(v time.Duration) *string { s := v.String(); return &s }
 	return faultsWire{&f.ErrorRate, &f.TooManyRequestsRate, d(f.Latency), d(f.LatencyJitter), &f.DropResponseRate,
-		&f.WebhookDropRate, &f.WebhookDuplicateRate, &f.WebhookDelayRate, d(f.WebhookDelay), &f.Unhealthy}
+		&f.WebhookDropRate, &f.WebhookDuplicateRate, &f.WebhookDelayRate, d(f.WebhookDelay), &f.Unhealthy, toChaosWire(f.ChaosFaults)}
 }
 
 // apply merges w into f.
@@ -183,7 +187,7 @@ func (w faultsWire) apply(f *Faults) error {
 	if w.Unhealthy != nil {
 		f.Unhealthy = *w.Unhealthy
 	}
-	return nil
+	return w.chaosWire.apply(&f.ChaosFaults)
 }
 
 func (s *Server) handleFaults(w http.ResponseWriter, r *http.Request) {

@@ -72,6 +72,8 @@ type Server struct {
 	faults      Faults
 	faultCounts FaultCounts // guarded by fmu
 	rng         *rand.Rand
+	// chaosKeys (guarded by fmu): see chaosfaults.go.
+	chaosKeys map[string]bool
 
 	hooks *hookQueue
 
