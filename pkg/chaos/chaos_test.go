@@ -131,7 +131,7 @@ type result struct {
 	republished        int
 	crossAccount       int           // copies republished under another origin account
 	flushGap           time.Duration // between the two FLUSHALLs
-	outage             time.Duration // of the API key (401 on every POST)
+	outage             time.Duration // of the API key (401 on every POST), as it was
 	sim                wompitest.FaultCounts
 	unfired            []string // new faults that never fired in this seed
 	stalls             int      // ingest sessions its watchdog replaced
@@ -298,7 +298,7 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	// The API key breaks for longer than an idempotency key lives, right
 	// after a burst of lost answers: the batches whose answer was lost
 	// retry into 401s until their key has expired at Wompi.
-	res.outage = IdempotencyTTL + 10*time.Second
+	outageFor := IdempotencyTTL + 10*time.Second
 	outageAt := time.Duration(float64(publishFor) * (0.2 + 0.25*rng.Float64()))
 	chaosStart := time.Now()
 	outageDone, stopOutage := make(chan struct{}), make(chan struct{})
@@ -316,9 +316,34 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 			}
 			return true
 		}
-		_ = step(outageAt-2*time.Second, map[string]any{"dropResponseRate": 0.5}) &&
-			step(outageAt, map[string]any{"dropResponseRate": 0.05, "postUnauthorized": true}) &&
-			step(outageAt+res.outage, map[string]any{"postUnauthorized": false})
+		// Half the answers lost for 2 s, then the outage armed: it starts
+		// at the next lost answer, so at least that batch retries into it
+		// with its key live.
+		if !step(outageAt-2*time.Second, map[string]any{"dropResponseRate": 0.5}) ||
+			!step(outageAt, map[string]any{"dropResponseRate": 0.05, "postUnauthorizedAfterDrop": true}) {
+			return
+		}
+		for {
+			var f struct {
+				On bool `json:"postUnauthorized"`
+			}
+			if err := c.GetJSON(ctx, "/_sim/faults", &f); err != nil {
+				t.Errorf("API-key outage: %v", err)
+				return
+			}
+			if f.On {
+				break
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-stopOutage:
+				return
+			}
+		}
+		began := time.Since(chaosStart)
+		if step(began+outageFor, map[string]any{"postUnauthorized": false, "postUnauthorizedAfterDrop": false}) {
+			res.outage = time.Since(chaosStart) - began
+		}
 	}()
 	defer func() { close(stopOutage); <-outageDone }()
 	flushed := false

@@ -18,6 +18,11 @@ type ChaosFaults struct {
 	// would; reads still work. Left on longer than Config.IdempotencyTTL,
 	// it outlives the key of any batch whose answer was lost just before.
 	PostUnauthorized bool
+	// PostUnauthorizedAfterDrop arms the outage: the next POST that
+	// commits a payout loses its answer (as with DropResponseRate) and
+	// switches PostUnauthorized on, so that batch's retries, with its key
+	// live, meet the outage for sure. It is cleared when it fires.
+	PostUnauthorizedAfterDrop bool
 	// LateRejectRate is the probability that a POST reusing a live
 	// idempotency key (which would be answered 409 EXC_022) is answered 400
 	// VALIDATION_ERROR instead: a validation that changed between attempts
@@ -46,11 +51,14 @@ type ChaosFaultCounts struct {
 
 // chaosWire is the JSON of ChaosFaults inside /_sim/faults.
 type chaosWire struct {
-	PostUnauthorized *bool    `json:"postUnauthorized,omitempty"`
-	LateRejectRate   *float64 `json:"lateRejectRate,omitempty"`
+	PostUnauthorized          *bool    `json:"postUnauthorized,omitempty"`
+	PostUnauthorizedAfterDrop *bool    `json:"postUnauthorizedAfterDrop,omitempty"`
+	LateRejectRate            *float64 `json:"lateRejectRate,omitempty"`
 }
 
-func toChaosWire(f ChaosFaults) chaosWire { return chaosWire{&f.PostUnauthorized, &f.LateRejectRate} }
+func toChaosWire(f ChaosFaults) chaosWire {
+	return chaosWire{&f.PostUnauthorized, &f.PostUnauthorizedAfterDrop, &f.LateRejectRate}
+}
 
 func (w chaosWire) apply(f *ChaosFaults) error {
 	if w.LateRejectRate != nil {
@@ -62,7 +70,22 @@ func (w chaosWire) apply(f *ChaosFaults) error {
 	if w.PostUnauthorized != nil {
 		f.PostUnauthorized = *w.PostUnauthorized
 	}
+	if w.PostUnauthorizedAfterDrop != nil {
+		f.PostUnauthorizedAfterDrop = *w.PostUnauthorizedAfterDrop
+	}
 	return nil
+}
+
+// dropThenLockOut fires PostUnauthorizedAfterDrop (caller holds s.fmu):
+// it reports whether this committed POST must lose its answer.
+func (s *Server) dropThenLockOut() bool {
+	if !s.faults.PostUnauthorizedAfterDrop {
+		return false
+	}
+	s.faults.PostUnauthorizedAfterDrop = false
+	s.faults.PostUnauthorized = true
+	s.log.Info("wompisim: fault: API key outage starts after this lost answer")
+	return true
 }
 
 // refusePostUnauthorized answers 401 when PostUnauthorized is on, and

@@ -122,3 +122,34 @@ func TestChaosFaultLateReject(t *testing.T) {
 		t.Fatalf("/_sim/stats faults %v", st)
 	}
 }
+
+// Armed, the outage starts right after the next lost answer: that batch's
+// retry, with its key live, is refused.
+func TestChaosFaultOutageAfterDrop(t *testing.T) {
+	s, c, _ := start(t, wompitest.Config{})
+	ctx := context.Background()
+	post := func(key string) error {
+		_, err := c.CreatePayout(ctx, key, batchr(key, wompitest.AccountMain, txr(key, "1234567890", 100)))
+		return err
+	}
+	if code, _ := raw(t, s, http.MethodPost, "/_sim/faults", nil, []byte(`{"postUnauthorizedAfterDrop": true}`)); code != http.StatusOK {
+		t.Fatalf("set faults: %d", code)
+	}
+	// Lost answer; Go's transport may replay the POST (it carries an
+	// Idempotency-Key) on a fresh connection, which then meets the 401.
+	if err := post("od-1"); err == nil {
+		t.Fatal("the armed POST succeeded, want its answer lost")
+	}
+	if f := s.Faults(); !f.PostUnauthorized || f.PostUnauthorizedAfterDrop {
+		t.Fatalf("after the lost answer: %+v, want the outage on and disarmed", f.ChaosFaults)
+	}
+	if st, _ := httpStatus(t, post("od-1")); st != http.StatusUnauthorized {
+		t.Fatalf("the retry: %d, want 401", st)
+	}
+	if got := s.InjectedFaults(); got.DroppedAnswers != 1 || got.UnauthorizedLiveKeys != 1 {
+		t.Fatalf("counts %+v", got)
+	}
+	if e, _ := s.LedgerEntry("od-1"); e.Accepted != 1 {
+		t.Fatalf("od-1 accepted %d times", e.Accepted)
+	}
+}

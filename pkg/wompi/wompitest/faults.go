@@ -104,6 +104,7 @@ func (s *Server) rollDropResponse() bool {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	drop := s.faults.DropResponseRate > 0 && s.rng.Float64() < s.faults.DropResponseRate
+	drop = s.dropThenLockOut() || drop // chaosfaults.go
 	if drop {
 		s.faultCounts.DroppedAnswers++
 	}
