@@ -497,6 +497,14 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 			res.duplicates = append(res.duplicates, ref) // accepted twice, even if not (yet) paid twice
 		}
 	}
+	// Name the batches that carried each one: with the dispatcher logs
+	// (batch_id), they say which path paid it twice.
+	slices.Sort(res.duplicates)
+	for i, ref := range res.duplicates {
+		if e, ok := ledger.Transactions[ref]; ok {
+			res.duplicates[i] = fmt.Sprintf("%s (batches %s)", ref, strings.Join(e.BatchReferences, " "))
+		}
+	}
 	for id, l := range lives {
 		i := index[id]
 		r := &reqs[i]
