@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -302,6 +303,7 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	outageAt := time.Duration(float64(publishFor) * (0.2 + 0.25*rng.Float64()))
 	chaosStart := time.Now()
 	outageDone, stopOutage := make(chan struct{}), make(chan struct{})
+	var outageOn atomic.Bool
 	go func() {
 		defer close(outageDone)
 		step := func(at time.Duration, faults map[string]any) bool {
@@ -341,6 +343,8 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 			}
 		}
 		began := time.Since(chaosStart)
+		outageOn.Store(true)
+		defer outageOn.Store(false)
 		if step(began+outageFor, map[string]any{"postUnauthorized": false, "postUnauthorizedAfterDrop": false}) {
 			res.outage = time.Since(chaosStart) - began
 		}
@@ -362,6 +366,19 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 			continue
 		}
 		w := c.Workers[rng.IntN(len(c.Workers))]
+		if outageOn.Load() && strings.HasPrefix(w.Name, "dispatcher") {
+			// The dispatchers ride the outage out unkilled, as over a
+			// weekend: a kill would hand the batch to a new owner, whose
+			// resume looks it up, and hide a retry loop that outlives
+			// the key. Another worker dies instead.
+			var others []*Proc
+			for _, o := range c.Workers {
+				if !strings.HasPrefix(o.Name, "dispatcher") {
+					others = append(others, o)
+				}
+			}
+			w = others[rng.IntN(len(others))]
+		}
 		w.Kill()
 		res.kills++
 		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
