@@ -572,6 +572,22 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 		}
 	}
 	sort.Strings(res.lost)
+	if len(res.duplicates)+len(res.lost)+len(res.problems) > 0 {
+		// The whole verdict, beside the logs (the failure message holds
+		// the first 20 of each).
+		var b strings.Builder
+		for _, part := range []struct {
+			name string
+			list []string
+		}{{"paid twice", res.duplicates}, {"lost", res.lost}, {"problem", res.problems}} {
+			for _, v := range part.list {
+				fmt.Fprintf(&b, "%s: %s\n", part.name, v)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(logDir, "oracle.txt"), []byte(b.String()), 0o644); err != nil {
+			t.Log(err)
+		}
+	}
 	res.elapsed = time.Since(start)
 	return res
 }
