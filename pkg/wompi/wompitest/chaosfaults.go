@@ -43,9 +43,10 @@ type ChaosFaultCounts struct {
 	UnauthorizedLiveKeys int64 `json:"unauthorizedLiveKeys"`
 	// LateRejects counts the 400s LateRejectRate answered instead of a 409.
 	LateRejects int64 `json:"lateRejects"`
-	// ExpiredKeyReuses counts the POSTs carrying a key that was used for a
-	// committed payout and has since expired: a client that does that may
-	// pay twice. Not a fault: a symptom, counted whatever the knobs.
+	// ExpiredKeyReuses counts the payouts created under an idempotency key
+	// that had already created one, which had expired (IdempotencyTTL): a
+	// batch paid twice because its client outlived its key. Not a fault: a
+	// symptom, counted whatever the knobs.
 	ExpiredKeyReuses int64 `json:"expiredKeyReuses"`
 }
 
@@ -74,6 +75,21 @@ func (w chaosWire) apply(f *ChaosFaults) error {
 		f.PostUnauthorizedAfterDrop = *w.PostUnauthorizedAfterDrop
 	}
 	return nil
+}
+
+// keyCommitted records that key created a payout (caller holds s.mu) and
+// counts a key that had created one before: Tick forgets expired keys, so
+// this remembers every key for the life of the simulator.
+func (s *Server) keyCommitted(key string) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.chaosKeys == nil {
+		s.chaosKeys = map[string]bool{}
+	}
+	if s.chaosKeys["c/"+key] {
+		s.faultCounts.ExpiredKeyReuses++
+	}
+	s.chaosKeys["c/"+key] = true
 }
 
 // dropThenLockOut fires PostUnauthorizedAfterDrop (caller holds s.fmu):
@@ -111,8 +127,8 @@ func (s *Server) refusePostUnauthorized(w http.ResponseWriter, key string) bool 
 		if s.chaosKeys == nil {
 			s.chaosKeys = map[string]bool{}
 		}
-		if !s.chaosKeys[key] {
-			s.chaosKeys[key] = true
+		if !s.chaosKeys["u/"+key] {
+			s.chaosKeys["u/"+key] = true
 			s.faultCounts.UnauthorizedLiveKeys++
 		}
 	}
@@ -124,13 +140,12 @@ func (s *Server) refusePostUnauthorized(w http.ResponseWriter, key string) bool 
 
 // keyReuse decides the answer to a POST whose idempotency key was used
 // before, age ago (caller holds s.mu): nil when the key has expired (the
-// POST goes on, and is counted), else the 409 EXC_022, or with
-// LateRejectRate a 400 VALIDATION_ERROR.
+// POST goes on), else the 409 EXC_022, or with LateRejectRate a 400
+// VALIDATION_ERROR.
 func (s *Server) keyReuse(age time.Duration) *apiError {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	if age >= s.cfg.IdempotencyTTL {
-		s.faultCounts.ExpiredKeyReuses++
 		return nil
 	}
 	if r := s.faults.LateRejectRate; r > 0 && s.rng.Float64() < r {

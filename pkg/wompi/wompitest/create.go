@@ -347,6 +347,7 @@ func (s *Server) commit(b *batch, now time.Time) *apiError {
 	}
 	if b.idemKey != "" {
 		s.idem[b.idemKey] = now
+		s.keyCommitted(b.idemKey) // chaosfaults.go
 	}
 	acc.BalanceInCents -= b.amount
 	acc.updatedAt = now
