@@ -481,9 +481,9 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 		}
 	}
 	if stats.Faults.ExpiredKeyReuses > 0 {
-		// A POST went out with a key Wompi had forgotten: the batch may
-		// now be paid twice (the ledger says whether it was).
-		res.problems = append(res.problems, fmt.Sprintf("%d POSTs reused an expired idempotency key (older than %v)", stats.Faults.ExpiredKeyReuses, IdempotencyTTL))
+		// A POST went out with a key Wompi had forgotten, and created the
+		// batch a second time.
+		res.problems = append(res.problems, fmt.Sprintf("%d payouts were created under an idempotency key that had expired (%v) after creating one", stats.Faults.ExpiredKeyReuses, IdempotencyTTL))
 	}
 	if res.faults == 0 {
 		// At 5% of tens of thousands of calls and webhooks, none at all
