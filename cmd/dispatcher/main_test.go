@@ -17,8 +17,17 @@ func TestHelpAndBadConfig(t *testing.T) {
 	t.Setenv("WOMPI_API_KEY", "k")
 	t.Setenv("WOMPI_PRINCIPAL_ID", "p")
 	t.Setenv("REDIS_URL", "redis://127.0.0.1:1")
-	t.Setenv("WOMPI_RATE_PER_SECOND", "fast")
-	if code := run(nil); code != 2 {
-		t.Fatalf("bad WOMPI_RATE_PER_SECOND: exit %d, want 2", code)
+	for _, bad := range []struct{ env, value string }{
+		{"WOMPI_RATE_PER_SECOND", "fast"},
+		// The key's age limit must stay inside Wompi's 24 h key lifetime.
+		{"DISPATCHER_KEY_MAX_AGE", "24h"},
+		{"DISPATCHER_KEY_MAX_AGE", "0s"},
+	} {
+		t.Run(bad.env+"="+bad.value, func(t *testing.T) {
+			t.Setenv(bad.env, bad.value)
+			if code := run(nil); code != 2 {
+				t.Fatalf("bad %s=%s: exit %d, want 2", bad.env, bad.value, code)
+			}
+		})
 	}
 }

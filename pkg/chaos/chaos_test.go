@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -111,6 +112,15 @@ func TestChaos(t *testing.T) {
 
 func first(s []string) []string { return s[:min(len(s), 20)] }
 
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 type result struct {
 	seed               uint64
 	requests, valid    int
@@ -120,16 +130,41 @@ type result struct {
 	problems           []string
 	finals             map[payout.Status]int
 	republished        int
-	stalls             int // ingest sessions its watchdog replaced
-	reaped             int // dead group members the broker's session reaper removed
+	crossAccount       int           // copies republished under another origin account
+	flushGap           time.Duration // between the two FLUSHALLs
+	outage             time.Duration // of the API key (401 on every POST), as it was
+	sim                wompitest.FaultCounts
+	unfired            []string // new faults that never fired in this seed
+	stalls             int      // ingest sessions its watchdog replaced
+	reaped             int      // dead group members the broker's session reaper removed
 	elapsed, lastFinal time.Duration
 	pii                []string // values that must never appear in a log
 }
 
 func (r *result) summary() string {
-	return fmt.Sprintf("seed=%d requests=%d kills=%d faults=%d duplicates=%d lost=%d (republished=%d flushes=%d ingest_stalls=%d reaped=%d approved=%d failed=%d cancelled=%d rejected=%d; last final status after %v; %v in all)",
-		r.seed, r.requests, r.kills, r.faults, len(r.duplicates), len(r.lost), r.republished, r.flushes, r.stalls, r.reaped,
+	unfired := "none"
+	if len(r.unfired) > 0 {
+		unfired = strings.Join(r.unfired, ",")
+	}
+	return fmt.Sprintf("seed=%d requests=%d kills=%d faults=%d duplicates=%d lost=%d (republished=%d republished_cross_account=%d flushes=%d flush_gap=%v "+
+		"key_outage=%v unauthorized_posts=%d unauthorized_live_keys=%d late_rejects=%d dropped_answers=%d expired_key_reuses=%d unfired=%s "+
+		"ingest_stalls=%d reaped=%d approved=%d failed=%d cancelled=%d rejected=%d; last final status after %v; %v in all)",
+		r.seed, r.requests, r.kills, r.faults, len(r.duplicates), len(r.lost), r.republished, r.crossAccount, r.flushes, r.flushGap.Round(time.Millisecond),
+		r.outage, r.sim.UnauthorizedPosts, r.sim.UnauthorizedLiveKeys, r.sim.LateRejects, r.sim.DroppedAnswers, r.sim.ExpiredKeyReuses, unfired,
+		r.stalls, r.reaped,
 		r.finals[payout.StatusApproved], r.finals[payout.StatusFailed], r.finals[payout.StatusCancelled], r.finals[payout.StatusRejected], r.lastFinal.Round(time.Second), r.elapsed.Round(time.Second))
+}
+
+// otherAccount is a valid origin account of the simulator other than id.
+// A copy under it is a valid request in its own right: only the duplicate
+// index, across accounts, keeps it from being paid a second time. The
+// secondary account has the lower daily limit, so copies go there only
+// from the main one.
+func otherAccount(id string) string {
+	if id == wompitest.AccountMain {
+		return wompitest.AccountSecondary
+	}
+	return wompitest.AccountMain
 }
 
 func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
@@ -147,6 +182,9 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	if err := c.SetFaults(ctx, map[string]any{
 		"errorRate": 0.05, "latency": "2ms", "latencyJitter": "20ms",
 		"dropResponseRate": 0.05, "webhookDropRate": 0.05, "webhookDuplicateRate": 0.05, "webhookDelayRate": 0.05,
+		// A retry after a lost answer meets a validation that changed
+		// (400) as often as the 409 of its live key.
+		"lateRejectRate": 0.5,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -182,9 +220,19 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 		defer pubWG.Done()
 		// Its own dice: the chaos schedule below draws from rng concurrently.
 		rng := rand.New(rand.NewPCG(seed, 0x9B11))
+		// And its own for the copies under another origin account, so
+		// that the same-account republishes stay those of earlier runs.
+		crng := rand.New(rand.NewPCG(seed, 0xAC07))
 		per := publishFor / time.Duration(n)
 		next := time.Now()
-		var republish []int
+		var republish, cross []int
+		publishCross := func(j int) {
+			cp := reqs[j]
+			cp.OriginAccountID = otherAccount(cp.OriginAccountID)
+			v, _ := codec.AppendRequest(nil, &cp)
+			prod.Produce(ctx, &kgo.Record{Key: []byte(cp.RequestID), Value: v}, nil)
+			res.crossAccount++
+		}
 		for i := range reqs {
 			v, err := codec.AppendRequest(nil, &reqs[i])
 			if err != nil {
@@ -212,6 +260,15 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 				prod.Produce(ctx, &kgo.Record{Key: []byte(reqs[j].RequestID), Value: v}, nil)
 				res.republished++
 			}
+			// About 1% of the valid requests again under another origin
+			// account (an invalid one would be refused by ingest anyway).
+			if kinds[i] != localrun.KindInvalid && crng.IntN(100) == 0 {
+				cross = append(cross, i)
+			}
+			if len(cross) > 0 && crng.IntN(20) == 0 {
+				publishCross(cross[0])
+				cross = cross[1:]
+			}
 			next = next.Add(per)
 			if d := time.Until(next); d > 0 {
 				time.Sleep(d)
@@ -221,6 +278,9 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 			v, _ := codec.AppendRequest(nil, &reqs[j])
 			prod.Produce(ctx, &kgo.Record{Key: []byte(reqs[j].RequestID), Value: v}, nil)
 			res.republished++
+		}
+		for _, j := range cross {
+			publishCross(j)
 		}
 		if err := prod.Flush(ctx); err != nil {
 			pubMu.Lock()
@@ -232,7 +292,64 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	// The chaos schedule.
 	chaosFor := publishFor + 10*time.Second
 	flushAt := time.Duration(float64(publishFor) * (0.3 + 0.4*rng.Float64()))
+	// The second flush lands while the first one's recovery runs (its
+	// grace period is 3 s): workers are mid-claim on an epoch that is being
+	// rebuilt, and the recovering replica loses its lock and its epoch.
+	res.flushGap = time.Duration(100+rng.IntN(701)) * time.Millisecond
+	// The API key breaks for longer than an idempotency key lives, right
+	// after a burst of lost answers: the batches whose answer was lost
+	// retry into 401s until their key has expired at Wompi.
+	outageFor := IdempotencyTTL + 10*time.Second
+	outageAt := time.Duration(float64(publishFor) * (0.2 + 0.25*rng.Float64()))
 	chaosStart := time.Now()
+	outageDone, stopOutage := make(chan struct{}), make(chan struct{})
+	var outageOn atomic.Bool
+	go func() {
+		defer close(outageDone)
+		step := func(at time.Duration, faults map[string]any) bool {
+			select {
+			case <-time.After(time.Until(chaosStart.Add(at))):
+			case <-stopOutage:
+				return false
+			}
+			if err := c.SetFaults(ctx, faults); err != nil {
+				t.Errorf("API-key outage: %v", err)
+				return false
+			}
+			return true
+		}
+		// Half the answers lost for 2 s, then the outage armed: it starts
+		// at the next lost answer, so at least that batch retries into it
+		// with its key live.
+		if !step(outageAt-2*time.Second, map[string]any{"dropResponseRate": 0.5}) ||
+			!step(outageAt, map[string]any{"dropResponseRate": 0.05, "postUnauthorizedAfterDrop": true}) {
+			return
+		}
+		for {
+			var f struct {
+				On bool `json:"postUnauthorized"`
+			}
+			if err := c.GetJSON(ctx, "/_sim/faults", &f); err != nil {
+				t.Errorf("API-key outage: %v", err)
+				return
+			}
+			if f.On {
+				break
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-stopOutage:
+				return
+			}
+		}
+		began := time.Since(chaosStart)
+		outageOn.Store(true)
+		defer outageOn.Store(false)
+		if step(began+outageFor, map[string]any{"postUnauthorized": false, "postUnauthorizedAfterDrop": false}) {
+			res.outage = time.Since(chaosStart) - began
+		}
+	}()
+	defer func() { close(stopOutage); <-outageDone }()
 	flushed := false
 	for time.Since(chaosStart) < chaosFor {
 		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
@@ -240,11 +357,28 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 			if err := c.FlushRedis(ctx); err != nil {
 				t.Fatalf("flush: %v", err)
 			}
+			time.Sleep(res.flushGap)
+			if err := c.FlushRedis(ctx); err != nil {
+				t.Fatalf("second flush: %v", err)
+			}
 			flushed = true
-			res.flushes++
+			res.flushes += 2
 			continue
 		}
 		w := c.Workers[rng.IntN(len(c.Workers))]
+		if outageOn.Load() && strings.HasPrefix(w.Name, "dispatcher") {
+			// The dispatchers ride the outage out unkilled, as over a
+			// weekend: a kill would hand the batch to a new owner, whose
+			// resume looks it up, and hide a retry loop that outlives
+			// the key. Another worker dies instead.
+			var others []*Proc
+			for _, o := range c.Workers {
+				if !strings.HasPrefix(o.Name, "dispatcher") {
+					others = append(others, o)
+				}
+			}
+			w = others[rng.IntN(len(others))]
+		}
 		w.Kill()
 		res.kills++
 		time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
@@ -265,7 +399,7 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	healed := false
 	heal := func() {
 		if err := c.SetFaults(ctx, map[string]any{"errorRate": 0, "latency": "0s", "latencyJitter": "0s", "dropResponseRate": 0,
-			"webhookDropRate": 0, "webhookDuplicateRate": 0, "webhookDelayRate": 0}); err != nil {
+			"webhookDropRate": 0, "webhookDuplicateRate": 0, "webhookDelayRate": 0, "lateRejectRate": 0}); err != nil {
 			t.Fatal(err)
 		}
 		healed = true
@@ -290,7 +424,7 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	finished := 0
 	deadline := time.Now().Add(4 * time.Minute)
 	for finished < n && time.Now().Before(deadline) {
-		if !healed && finished >= n/2 {
+		if !healed && finished >= n/2 && closed(outageDone) {
 			heal()
 		}
 		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
@@ -327,8 +461,30 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	if err := c.GetJSON(ctx, "/_sim/stats", &stats); err != nil {
 		t.Fatal(err)
 	}
+	res.sim = stats.Faults
 	res.faults = stats.Faults.Errors + stats.Faults.TooManyRequests + stats.Faults.DroppedAnswers +
+		stats.Faults.UnauthorizedPosts + stats.Faults.LateRejects +
 		stats.Webhooks.Dropped + stats.Webhooks.Duplicated + stats.Webhooks.Delayed
+	// The fault combinations behind the money-safety rules: a seed where
+	// one never fired tested less than it claims, and says so.
+	for _, f := range []struct {
+		name  string
+		fired bool
+	}{
+		{"republished_cross_account", res.crossAccount > 0},
+		{"unauthorized_posts", stats.Faults.UnauthorizedPosts > 0},
+		{"unauthorized_live_keys", stats.Faults.UnauthorizedLiveKeys > 0},
+		{"late_rejects", stats.Faults.LateRejects > 0},
+	} {
+		if !f.fired {
+			res.unfired = append(res.unfired, f.name)
+		}
+	}
+	if stats.Faults.ExpiredKeyReuses > 0 {
+		// A POST went out with a key Wompi had forgotten, and created the
+		// batch a second time.
+		res.problems = append(res.problems, fmt.Sprintf("%d payouts were created under an idempotency key that had expired (%v) after creating one", stats.Faults.ExpiredKeyReuses, IdempotencyTTL))
+	}
 	if res.faults == 0 {
 		// At 5% of tens of thousands of calls and webhooks, none at all
 		// means the faults were never in force: the seed tested nothing.
@@ -356,6 +512,14 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	for ref, e := range ledger.Transactions {
 		if e.Accepted > 1 && !slices.Contains(res.duplicates, ref) {
 			res.duplicates = append(res.duplicates, ref) // accepted twice, even if not (yet) paid twice
+		}
+	}
+	// Name the batches that carried each one: with the dispatcher logs
+	// (batch_id), they say which path paid it twice.
+	slices.Sort(res.duplicates)
+	for i, ref := range res.duplicates {
+		if e, ok := ledger.Transactions[ref]; ok {
+			res.duplicates[i] = fmt.Sprintf("%s (batches %s)", ref, strings.Join(e.BatchReferences, " "))
 		}
 	}
 	for id, l := range lives {
@@ -408,6 +572,22 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 		}
 	}
 	sort.Strings(res.lost)
+	if len(res.duplicates)+len(res.lost)+len(res.problems) > 0 {
+		// The whole verdict, beside the logs (the failure message holds
+		// the first 20 of each).
+		var b strings.Builder
+		for _, part := range []struct {
+			name string
+			list []string
+		}{{"paid twice", res.duplicates}, {"lost", res.lost}, {"problem", res.problems}} {
+			for _, v := range part.list {
+				fmt.Fprintf(&b, "%s: %s\n", part.name, v)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(logDir, "oracle.txt"), []byte(b.String()), 0o644); err != nil {
+			t.Log(err)
+		}
+	}
 	res.elapsed = time.Since(start)
 	return res
 }

@@ -7,7 +7,11 @@
 // the tracker replicas behind a round-robin load balancer. A seeded schedule
 // SIGKILLs and restarts workers, the simulator injects 5xx errors, latency,
 // lost answers and duplicated, reordered and dropped webhooks, Redis is
-// flushed once, and a share of requests is published twice. The oracle is
+// flushed twice in a row (the second while the recovery of the first
+// runs), a share of requests is published twice (some under another origin
+// account), POSTs meet an API-key outage longer than the idempotency key's
+// lifetime (scaled down to seconds) and late validation failures after lost
+// answers. The oracle is
 // the simulator's audit ledger plus the status topic.
 package chaos
 
@@ -35,6 +39,14 @@ const (
 	APIKey       = "chaos-api-key-5f3b1c"
 	PrincipalID  = "chaos-principal-9a7e"
 	EventsSecret = "chaos-events-secret-c41d8e"
+)
+
+// The idempotency key's lifetime, scaled down: the workers run on the wall
+// clock, so Wompi's 24 h (and the dispatcher's 23 h limit) become seconds,
+// and an API-key outage of a minute outlives a key.
+const (
+	IdempotencyTTL = 20 * time.Second
+	KeyMaxAge      = 10 * time.Second
 )
 
 // Build compiles the binaries the suite runs into dir.
@@ -244,6 +256,7 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		"WOMPI_EVENTS_SECRET": EventsSecret, "WEBHOOK_URL": "http://" + c.LBAddr + "/webhooks/wompi",
 		"WOMPISIM_SEED": strconv.FormatUint(o.Seed, 10), "WOMPISIM_SETTLE_DELAY": "300ms", "WOMPISIM_SETTLE_JITTER": "700ms",
 		"WOMPISIM_WEBHOOK_BACKOFF": "100ms", "WOMPISIM_WEBHOOK_DELAY": "500ms",
+		"WOMPISIM_IDEMPOTENCY_TTL": IdempotencyTTL.String(),
 	}, o.LogDir)
 	if err != nil {
 		return nil, err
@@ -299,7 +312,7 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		d, err := newProc(fmt.Sprintf("dispatcher-%d", i), filepath.Join(o.BinDir, "dispatcher"), with(map[string]string{
 			"METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(mp), "WOMPI_RATE_PER_SECOND": "200", "WOMPI_RATE_BURST": "20",
 			"WOMPI_HTTP_TIMEOUT": "2s", "RECOVERY_GRACE": "3s", "DISPATCHER_LEASE_TTL": "3s", "WOMPI_HEALTH_INTERVAL": "2s",
-			"DISPATCHER_INSTANCE_ID": fmt.Sprintf("chaos-dispatcher-%d", i),
+			"DISPATCHER_INSTANCE_ID": fmt.Sprintf("chaos-dispatcher-%d", i), "DISPATCHER_KEY_MAX_AGE": KeyMaxAge.String(),
 		}), o.LogDir)
 		if err != nil {
 			return nil, err

@@ -39,6 +39,7 @@ type Settings struct {
 	DeferBalanceRetry time.Duration
 	DedupeWindow      time.Duration
 	LookupPatience    time.Duration
+	KeyMaxAge         time.Duration
 	DedupeLookback    time.Duration // removed: set only to refuse it
 	LeaseTTL          time.Duration
 	HealthInterval    time.Duration
@@ -100,6 +101,14 @@ func BindConfig(s *config.Set) *Settings {
 	s.Duration(&st.LookupPatience, "lookup-patience", "DISPATCHER_LOOKUP_PATIENCE", DefaultLookupPatience,
 		"how long to wait for a payout Wompi says exists (409 EXC_022) to be listed by reference before moving its batch aside").
 		Check(func() error { return config.CheckPositive(st.LookupPatience) })
+	s.Duration(&st.KeyMaxAge, "key-max-age", "DISPATCHER_KEY_MAX_AGE", DefaultKeyMaxAge,
+		"age of a batch's first POST past which no POST goes out before a lookup by reference (Wompi forgets an idempotency key after 24 h)").
+		Check(func() error {
+			if st.KeyMaxAge <= 0 || st.KeyMaxAge >= 24*time.Hour {
+				return errors.New("must be positive and shorter than Wompi's 24 h idempotency-key lifetime")
+			}
+			return nil
+		})
 	s.Duration(&st.LeaseTTL, "lease-ttl", "DISPATCHER_LEASE_TTL", DefaultLeaseTTL, "claim lease on a batch (renewed while worked on)").
 		Check(func() error { return config.CheckPositive(st.LeaseTTL) })
 	s.Duration(&st.HealthInterval, "health-interval", "WOMPI_HEALTH_INTERVAL", DefaultHealthInterval, "period of the GET /health check").
@@ -144,6 +153,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		Kafka: opts, Codec: codec, Topics: st.Topics, Group: st.Group,
 		Redis: rdb, Prefix: st.RedisPrefix,
 		Wompi: wc, HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeWindow: st.DedupeWindow, LookupPatience: st.LookupPatience,
+		KeyMaxAge:     st.KeyMaxAge,
 		RatePerSecond: st.RatePerSecond, RateBurst: st.RateBurst,
 		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,
 		LeaseTTL: st.LeaseTTL, HealthInterval: st.HealthInterval, BanksRefresh: st.BanksRefresh,

@@ -53,7 +53,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key, ok := s.idemKey(w, r)
-	if !ok {
+	if !ok || s.refusePostUnauthorized(w, key) {
 		return
 	}
 	var req wireCreate
@@ -415,9 +415,11 @@ func (s *Server) outcome(forced string, t *wireTx) (wompi.TransactionStatus, Fai
 func (s *Server) commit(b *batch, now time.Time) *apiError {
 	s.mu.Lock()
 	if b.idemKey != "" {
-		if at, ok := s.idem[b.idemKey]; ok && now.Sub(at) < s.cfg.IdempotencyTTL {
-			s.mu.Unlock()
-			return &apiError{http.StatusConflict, wompi.CodeIdempotencyReused, "idempotency-key was already used"}
+		if at, ok := s.idem[b.idemKey]; ok {
+			if aerr := s.keyReuse(now.Sub(at)); aerr != nil { // 409 EXC_022 (chaosfaults.go)
+				s.mu.Unlock()
+				return aerr
+			}
 		}
 	}
 	acc := s.accounts[b.accountID]
@@ -439,6 +441,7 @@ func (s *Server) commit(b *batch, now time.Time) *apiError {
 	}
 	if b.idemKey != "" {
 		s.idem[b.idemKey] = now
+		s.keyCommitted(b.idemKey) // chaosfaults.go
 	}
 	acc.BalanceInCents -= b.amount
 	acc.updatedAt = now
@@ -481,7 +484,7 @@ func (s *Server) dayUsage(day string) *dayUsage {
 // are recognised and refused with 400.
 func (s *Server) handleCreateFile(w http.ResponseWriter, r *http.Request) {
 	key, ok := s.idemKey(w, r)
-	if !ok {
+	if !ok || s.refusePostUnauthorized(w, key) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)

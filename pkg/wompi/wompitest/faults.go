@@ -37,6 +37,8 @@ type Faults struct {
 	// PartialOutage makes GET /health answer 200 PARTIAL_OUTAGE with the
 	// secondary service notifications down (Unhealthy wins).
 	PartialOutage bool
+	// ChaosFaults: PostUnauthorized, LateRejectRate (chaosfaults.go).
+	ChaosFaults
 }
 
 // SetFaults replaces the fault knobs.
@@ -90,6 +92,7 @@ type FaultCounts struct {
 	Errors          int64 `json:"errors"`          // 503s
 	TooManyRequests int64 `json:"tooManyRequests"` // 429s
 	DroppedAnswers  int64 `json:"droppedAnswers"`  // committed, then the answer lost
+	ChaosFaultCounts
 }
 
 // InjectedFaults returns how many API faults were injected; webhook faults
@@ -104,6 +107,7 @@ func (s *Server) rollDropResponse() bool {
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
 	drop := s.faults.DropResponseRate > 0 && s.rng.Float64() < s.faults.DropResponseRate
+	drop = s.dropThenLockOut() || drop // chaosfaults.go
 	if drop {
 		s.faultCounts.DroppedAnswers++
 	}
@@ -138,12 +142,13 @@ type faultsWire struct {
 	WebhookDelay         *string  `json:"webhookDelay,omitempty"`
 	Unhealthy            *bool    `json:"unhealthy,omitempty"`
 	PartialOutage        *bool    `json:"partialOutage,omitempty"`
+	chaosWire
 }
 
 func toWire(f Faults) faultsWire {
 	d := func(v time.Duration) *string { s := v.String(); return &s }
 	return faultsWire{&f.ErrorRate, &f.TooManyRequestsRate, d(f.Latency), d(f.LatencyJitter), &f.DropResponseRate,
-		&f.WebhookDropRate, &f.WebhookDuplicateRate, &f.WebhookDelayRate, d(f.WebhookDelay), &f.Unhealthy, &f.PartialOutage}
+		&f.WebhookDropRate, &f.WebhookDuplicateRate, &f.WebhookDelayRate, d(f.WebhookDelay), &f.Unhealthy, &f.PartialOutage, toChaosWire(f.ChaosFaults)}
 }
 
 // apply merges w into f.
@@ -190,7 +195,7 @@ func (w faultsWire) apply(f *Faults) error {
 	if w.PartialOutage != nil {
 		f.PartialOutage = *w.PartialOutage
 	}
-	return nil
+	return w.chaosWire.apply(&f.ChaosFaults)
 }
 
 func (s *Server) handleFaults(w http.ResponseWriter, r *http.Request) {

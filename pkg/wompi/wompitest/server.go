@@ -73,6 +73,8 @@ type Server struct {
 	faults      Faults
 	faultCounts FaultCounts // guarded by fmu
 	rng         *rand.Rand
+	// chaosKeys (guarded by fmu): the keys seen by chaosfaults.go.
+	chaosKeys map[string]bool
 
 	hooks *hookQueue
 
