@@ -137,6 +137,7 @@ type result struct {
 	unfired            []string // new faults that never fired in this seed
 	stalls             int      // ingest sessions its watchdog replaced
 	reaped             int      // dead group members the broker's session reaper removed
+	forged             int      // forged webhooks the tracker refused (401)
 	elapsed, lastFinal time.Duration
 	pii                []string // values that must never appear in a log
 }
@@ -148,10 +149,10 @@ func (r *result) summary() string {
 	}
 	return fmt.Sprintf("seed=%d requests=%d kills=%d faults=%d duplicates=%d lost=%d (republished=%d republished_cross_account=%d flushes=%d flush_gap=%v "+
 		"key_outage=%v unauthorized_posts=%d unauthorized_live_keys=%d late_rejects=%d dropped_answers=%d expired_key_reuses=%d unfired=%s "+
-		"ingest_stalls=%d reaped=%d approved=%d failed=%d cancelled=%d rejected=%d; last final status after %v; %v in all)",
+		"ingest_stalls=%d reaped=%d forged_refused=%d approved=%d failed=%d cancelled=%d rejected=%d; last final status after %v; %v in all)",
 		r.seed, r.requests, r.kills, r.faults, len(r.duplicates), len(r.lost), r.republished, r.crossAccount, r.flushes, r.flushGap.Round(time.Millisecond),
 		r.outage, r.sim.UnauthorizedPosts, r.sim.UnauthorizedLiveKeys, r.sim.LateRejects, r.sim.DroppedAnswers, r.sim.ExpiredKeyReuses, unfired,
-		r.stalls, r.reaped,
+		r.stalls, r.reaped, r.forged,
 		r.finals[payout.StatusApproved], r.finals[payout.StatusFailed], r.finals[payout.StatusCancelled], r.finals[payout.StatusRejected], r.lastFinal.Round(time.Second), r.elapsed.Round(time.Second))
 }
 
@@ -422,8 +423,37 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 		index[reqs[i].RequestID] = i
 	}
 	finished := 0
+	forged := false
+	forge := func() {
+		// Once a quarter of the requests ended, an attacker holding one
+		// genuine event forges others (issue #15): each must get 401.
+		var ledger struct {
+			Transactions map[string]wompitest.LedgerEntry `json:"transactions"`
+		}
+		if err := c.GetJSON(ctx, "/_sim/ledger", &ledger); err != nil {
+			res.problems = append(res.problems, "forge: "+err.Error())
+			return
+		}
+		var targets []ForgeTarget
+		for _, e := range ledger.Transactions {
+			if e.Accepted == 1 && len(targets) < 2 {
+				targets = append(targets, ForgeTarget{TransactionID: e.TransactionIDs[0], PayoutID: e.PayoutIDs[0], AmountInCents: e.AmountsInCents[0]})
+			}
+		}
+		if len(targets) < 2 {
+			res.problems = append(res.problems, "forge: fewer than two transactions in Wompi")
+			return
+		}
+		n, probs := c.ForgeProbes(ctx, targets[0], targets[1])
+		res.forged += n
+		res.problems = append(res.problems, probs...)
+	}
 	deadline := time.Now().Add(4 * time.Minute)
 	for finished < n && time.Now().Before(deadline) {
+		if !forged && finished >= n/4 {
+			forged = true
+			forge()
+		}
 		if !healed && finished >= n/2 && closed(outageDone) {
 			heal()
 		}
@@ -442,7 +472,7 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 				return
 			}
 			l.events = append(l.events, sc)
-			if sc.Status.Final() && !isDuplicateCopy(&sc) {
+			if sc.Status.Final() {
 				if len(l.finals) == 0 {
 					finished++
 				}
@@ -627,28 +657,18 @@ func diagnoseStall(t *testing.T, ctx context.Context, brokers []string) {
 	}
 }
 
-// isDuplicateCopy reports whether an event concerns a duplicate copy of a
-// request (a republish), not the request's own life.
-func isDuplicateCopy(sc *payout.StatusChange) bool {
-	return sc.ReasonCode != nil && *sc.ReasonCode == string(payout.ReasonDuplicateRequest)
-}
-
-// checkEvents checks one request's events: a status never has two
-// different eventIds (a re-emission, even after a Redis flush, reuses the
-// id), and it returns the amount of the APPROVED event. A BATCHED event of a
-// batch that then dropped the request as a duplicate copy is the copy's.
+// checkEvents checks one request's events against the status topic's
+// contract: one forward-only lifecycle per requestId after dedupe by
+// eventId (payout.CheckLifecycles: a republished copy never adds an event),
+// and a status never carries two different eventIds (a re-emission, even
+// after a Redis flush, reuses the id; DEFERRED is per attempt). It returns
+// the amount of the APPROVED event.
 func checkEvents(id string, evs []payout.StatusChange, problems *[]string) (approved int64) {
-	copies := map[string]bool{}
-	for _, sc := range evs {
-		if isDuplicateCopy(&sc) && sc.BatchID != nil {
-			copies[*sc.BatchID] = true
-		}
+	if err := payout.CheckLifecycles(evs); err != nil {
+		*problems = append(*problems, err.Error())
 	}
 	ids := map[payout.Status]map[string]bool{}
 	for _, sc := range evs {
-		if isDuplicateCopy(&sc) || (sc.Status == payout.StatusBatched && sc.BatchID != nil && copies[*sc.BatchID]) {
-			continue
-		}
 		if ids[sc.Status] == nil {
 			ids[sc.Status] = map[string]bool{}
 		}
@@ -658,7 +678,7 @@ func checkEvents(id string, evs []payout.StatusChange, problems *[]string) (appr
 		}
 	}
 	for s, set := range ids {
-		if len(set) > 1 {
+		if len(set) > 1 && s != payout.StatusDeferred {
 			*problems = append(*problems, fmt.Sprintf("%s: %d different eventIds for %s", id, len(set), s))
 		}
 	}

@@ -298,6 +298,9 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		ing, err := newProc(fmt.Sprintf("ingest-%d", i), filepath.Join(o.BinDir, "ingest"), with(map[string]string{
 			"METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(mp), "INGEST_TRANSACTIONAL_ID": fmt.Sprintf("chaos-ingest-%d", i),
 			"BATCH_MAX_TRANSACTIONS": "300", "BATCH_MAX_WAIT": "400ms", "BATCH_MAX_WINDOW": "400ms", "INGEST_STALL_TIMEOUT": "20s",
+			// Batches near the byte cap (issue #15): 300 requests of the
+			// marketplace are about 90 KB, so most batches close by bytes.
+			"BATCH_MAX_BYTES": "40000",
 		}), o.LogDir)
 		if err != nil {
 			return nil, err
