@@ -596,7 +596,6 @@ func (j *job) post() error {
 				return err
 			}
 		}
-		mayExist := !j.firstPostAt.IsZero() // an earlier POST may have reached Wompi
 		if j.firstPostAt.IsZero() {
 			j.firstPostAt = first
 		}
@@ -617,11 +616,15 @@ func (j *job) post() error {
 			err = &wompi.Error{Method: http.MethodPost, Path: "/payouts", HTTPStatus: http.StatusCreated,
 				Messages: []string{"answer without payoutId"}, OutcomeUnknown: true}
 		}
-		if mayExist && (wompi.IsDeferrable(err) || isRejection(err) || postPermanent(err)) {
-			// A refusal after a POST of unknown outcome: the batch may
-			// already be in Wompi (say, created at 23:59:50 and refused at
-			// 00:00:50 because its dispersion date went stale).
-			j.log.Warn("dispatch: refusal after an earlier POST: looking the batch up before taking it", "err", err)
+		if wompi.IsDeferrable(err) || isRejection(err) || postPermanent(err) {
+			// No refusal is taken at its word: the batch may already be in
+			// Wompi. An earlier attempt may have landed (created at
+			// 23:59:50, refused at 00:00:50 because its dispersion date went
+			// stale), and even this attempt's answer may be to a replay:
+			// Go's HTTP transport itself resends a POST that carries an
+			// Idempotency-Key when a reused connection breaks. One GET per
+			// refusal settles it.
+			j.log.Warn("dispatch: POST refused: looking the batch up by reference before taking the refusal", "err", err)
 			id, lerr := j.lookup()
 			if lerr != nil {
 				return lerr

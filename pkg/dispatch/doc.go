@@ -89,11 +89,12 @@
 //     401/403/404 say nothing about the batch and no retry fixes them: they
 //     are counted (payouts_dispatcher_post_blocked_total{code}, alerted),
 //     logged as errors and retried at the longest backoff, never REJECTED.
-//  8. Refusals. Once any attempt may have reached Wompi (a POST was sent
-//     before), no refusal is taken at its word: a lookup by reference
-//     decides, and a payout found is adopted (step 9). Only a refusal of the
-//     only POST ever sent, or one after a lookup proved the batch absent,
-//     goes on: (a) 400/422 validation: the reservation is released,
+//  8. Refusals. No refusal is taken at its word: an earlier attempt may
+//     have landed, and even this attempt's answer may be to a replay (Go's
+//     HTTP transport resends a POST carrying an Idempotency-Key when a
+//     reused connection breaks). A lookup by reference decides, and a
+//     payout found is adopted (step 9). Only a refusal after a lookup proved
+//     the batch absent goes on: (a) 400/422 validation: the reservation is released,
 //     REJECTED per request with Wompi's code and masked message, state
 //     "rejected"; the requestIds stay in the duplicate index (REJECTED is
 //     final: a copy is a duplicate, never a second life). (b) EXC_017,
@@ -145,8 +146,9 @@
 //   - A POST whose outcome is unknown is repeated only under a key the
 //     provider documents as deduplicating, or after a lookup by our own id
 //     proves it absent.
-//   - Once a POST may have landed, no later answer is a rejection without a
-//     lookup; no requestId leaves the index unless no payout holds it.
+//   - No refusal of a POST is taken as a rejection without a lookup by
+//     reference (an earlier attempt, or a transport replay of this one, may
+//     have landed); a requestId never leaves the index.
 //   - Every claim and every dedupe proves, atomically, that the epoch is
 //     current and its rebuild done.
 //   - Nothing blocks a partition forever: a payout that never becomes

@@ -286,6 +286,7 @@ const (
 	fault401                 // answer 401 (a rotated API key) without forwarding
 	fault400                 // answer a 400 validation refusal without forwarding
 	fault409                 // answer 409 EXC_022 without forwarding (a key Wompi holds for a payout it does not list)
+	faultCommit400           // forward (the batch is created), then answer a 400: the answer to a transport replay
 )
 
 func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -325,6 +326,14 @@ func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
 			Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil
+	case faultCommit400:
+		resp, err := t.base.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return &http.Response{StatusCode: http.StatusBadRequest, Header: http.Header{"Content-Type": {"application/json"}},
+			Body:    io.NopCloser(strings.NewReader(`{"status":400,"code":"VALIDATION_ERROR","message":"injected: refused on replay"}`)),
+			Request: req}, nil
 	case faultCommitTimeout:
 		resp, err := t.base.RoundTrip(req)
 		if err == nil {

@@ -245,3 +245,29 @@ func TestInvisiblePayoutMovesBatchAside(t *testing.T) {
 	f.noDoublePayment()
 	f.checkSubmitted(stuck)
 }
+
+// The very first POST is created, and the answer the dispatcher reads is a
+// 400: what Go's transport returns when it replayed the POST (it does so for
+// a request carrying an Idempotency-Key on a broken reused connection) and
+// the replay was refused. Even a first attempt's refusal is looked up
+// before it is taken: the batch ends SUBMITTED, never REJECTED.
+func TestFirstRefusalIsLookedUp(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	f.tap.fault = func(n int) fault {
+		if n == 1 {
+			return faultCommit400
+		}
+		return faultNone
+	}
+	e := f.engine(nil)
+	b := simpleBatch("replay", 2)
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch handled", func() bool { return outcome(e, "submitted")+outcome(e, "rejected") == 1 })
+	_ = stop()
+	if outcome(e, "rejected") != 0 {
+		t.Fatal("a paid batch was REJECTED on its first refusal")
+	}
+	f.checkSubmitted(b)
+	f.noDoublePayment()
+}
