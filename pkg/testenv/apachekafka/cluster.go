@@ -140,9 +140,7 @@ func start(ctx context.Context, o Options) (_ *Cluster, err error) {
 			c.Stop()
 		}
 	}()
-	var id [16]byte
-	_, _ = rand.Read(id[:])
-	c.clusterID = base64.RawURLEncoding.EncodeToString(id[:])
+	c.clusterID = newClusterID()
 
 	ports, err := freePorts(2 * o.Nodes)
 	if err != nil {
@@ -307,7 +305,7 @@ func (c *Cluster) jvmArgs(n *kafkaNode, flags []string, main string, args ...str
 func (c *Cluster) format(ctx context.Context, n *kafkaNode) error {
 	// C1 only: the tool runs for a second, compiling with C2 costs more.
 	cmd := exec.CommandContext(ctx, c.opts.Dist.Java, c.jvmArgs(n, []string{"-XX:TieredStopAtLevel=1"}, "kafka.tools.StorageTool",
-		"format", "--ignore-formatted", "-t", c.clusterID, "-c", n.propsPath)...)
+		"format", "--ignore-formatted", "--cluster-id="+c.clusterID, "-c", n.propsPath)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("format node %d: %v: %s", n.id, err, lastLines(out, 10))
@@ -693,4 +691,18 @@ func (b *tailBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]byte(nil), b.buf...)
+}
+
+// newClusterID returns a KRaft cluster id: 16 random bytes in URL-safe
+// base64. Like Kafka's own Uuid.randomUuid, never one starting with '-':
+// the storage tool's argument parser would read it as a flag
+// ("--cluster-id: expected one argument"), one start in 64.
+func newClusterID() string {
+	for {
+		var id [16]byte
+		_, _ = rand.Read(id[:])
+		if s := base64.RawURLEncoding.EncodeToString(id[:]); s[0] != '-' {
+			return s
+		}
+	}
 }
