@@ -257,6 +257,9 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		"WOMPISIM_SEED": strconv.FormatUint(o.Seed, 10), "WOMPISIM_SETTLE_DELAY": "300ms", "WOMPISIM_SETTLE_JITTER": "700ms",
 		"WOMPISIM_WEBHOOK_BACKOFF": "100ms", "WOMPISIM_WEBHOOK_DELAY": "500ms",
 		"WOMPISIM_IDEMPOTENCY_TTL": IdempotencyTTL.String(),
+		// Only what Wompi publishes: the pipeline must not lean on the
+		// simulator's [ours] extras (issue #17).
+		"WOMPISIM_PUBLISHED_ONLY": "true",
 	}, o.LogDir)
 	if err != nil {
 		return nil, err
