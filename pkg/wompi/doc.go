@@ -10,7 +10,7 @@
 //
 // Facts about the API are marked in comments as [doc] (Wompi's documentation),
 // [sdk] (a third-party SDK, plausible but unconfirmed) or [ours] (our own
-// decision where nothing is published); see shared/wompi-api.md.
+// decision where nothing is published); see docs/rails/wompi.md.
 //
 // The client never repeats a POST: it classifies every failure
 // (Error.Retryable, IsRetryable, IsOutcomeUnknown) and leaves the retry policy

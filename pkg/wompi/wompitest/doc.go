@@ -2,7 +2,7 @@
 // Third-Party Payments (payouts) API, for tests and for the one-command local
 // stack (cmd/wompisim serves it on a port).
 //
-// It follows shared/wompi-api.md: the same endpoints and JSON shapes,
+// It follows docs/rails/wompi.md (every fact it enforces is listed in docs/simulator.md): the same endpoints and JSON shapes,
 // credentials checked on every call, validation answered with a list of
 // messages, idempotency keys that expire after 24 h, balances, per-account
 // and per-client limits per Bogota day, the 3,800 batches per day cap, a
