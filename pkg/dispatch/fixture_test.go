@@ -197,6 +197,7 @@ func (f *fixture) produce(topic string, bs ...payout.Batch) {
 func (f *fixture) statuses() []payout.StatusChange {
 	f.t.Helper()
 	var out []payout.StatusChange
+	f.kafka.Settle(f.t, 5*time.Second, f.topics.Status) // best effort: see Settle
 	for _, r := range f.kafka.ReadAll(f.t, f.topics.Status) {
 		var s payout.StatusChange
 		if err := f.codec.DecodeStatusChange(r.Value, &s); err != nil {
@@ -210,6 +211,7 @@ func (f *fixture) statuses() []payout.StatusChange {
 func (f *fixture) batchStatuses() []payout.BatchStatusChange {
 	f.t.Helper()
 	var out []payout.BatchStatusChange
+	f.kafka.Settle(f.t, 5*time.Second, f.topics.BatchStatus) // best effort: see Settle
 	for _, r := range f.kafka.ReadAll(f.t, f.topics.BatchStatus) {
 		var s payout.BatchStatusChange
 		if err := f.codec.DecodeBatchStatusChange(r.Value, &s); err != nil {
@@ -366,6 +368,7 @@ func (f *fixture) checkLifecycles() {
 func (f *fixture) duplicateCopies() map[string]string {
 	f.t.Helper()
 	out := map[string]string{}
+	f.kafka.Settle(f.t, 5*time.Second, f.topics.RequestsDLQ) // best effort: see Settle
 	for _, r := range f.kafka.ReadAll(f.t, f.topics.RequestsDLQ) {
 		h := map[string]string{}
 		for _, x := range r.Headers {

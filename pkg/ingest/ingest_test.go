@@ -154,6 +154,19 @@ func (f *fixture) read(wantStatuses int) outcome {
 	f.t.Helper()
 	statusRecs := f.kafka.ReadAtLeast(f.t, f.topics.Status, wantStatuses, 60*time.Second)
 	o := outcome{batchOf: map[string][]string{}, batches: map[string]payout.Batch{}, statuses: map[string][]payout.StatusChange{}}
+	for _, r := range statusRecs {
+		var s payout.StatusChange
+		if err := f.codec.DecodeStatusChange(r.Value, &s); err != nil {
+			f.t.Fatal(err)
+		}
+		o.statuses[s.RequestID] = append(o.statuses[s.RequestID], s)
+	}
+	// A window's commit markers reach the status, batches and DLQ
+	// partitions one by one on a real broker: wait for them all before
+	// reading the other two topics.
+	if !f.kafka.Settle(f.t, 30*time.Second, f.topics.Batches, f.topics.RequestsDLQ) {
+		f.t.Fatal("the engine is idle but a transaction stays pending")
+	}
 	for _, r := range f.kafka.ReadAll(f.t, f.topics.Batches) {
 		var b payout.Batch
 		if err := f.codec.DecodeBatch(r.Value, &b); err != nil {
@@ -166,13 +179,6 @@ func (f *fixture) read(wantStatuses int) outcome {
 		for _, tx := range b.Transactions {
 			o.batchOf[tx.RequestID] = append(o.batchOf[tx.RequestID], b.BatchID)
 		}
-	}
-	for _, r := range statusRecs {
-		var s payout.StatusChange
-		if err := f.codec.DecodeStatusChange(r.Value, &s); err != nil {
-			f.t.Fatal(err)
-		}
-		o.statuses[s.RequestID] = append(o.statuses[s.RequestID], s)
 	}
 	o.dlq = f.kafka.ReadAll(f.t, f.topics.RequestsDLQ)
 	return o

@@ -525,3 +525,47 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// Settle waits up to timeout until no transaction is pending on the topics:
+// every partition's last stable offset has reached its high watermark. On
+// a real broker a committed transaction's markers reach its partitions one
+// by one, so a reader that saw one topic's records can read another topic
+// of the same transaction a moment before its marker lands. Call Settle
+// once the workers are idle, before reading the topics they wrote. It
+// reports whether the topics settled; a worker that keeps a transaction
+// open longer than timeout leaves them unsettled, and the caller decides
+// whether that fails its test.
+func (c *Cluster) Settle(t testing.TB, timeout time.Duration, topics ...string) bool {
+	t.Helper()
+	acl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...))
+	if err != nil {
+		t.Fatalf("testenv: settle: %v", err)
+	}
+	defer acl.Close()
+	adm := kadm.NewClient(acl)
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		stable, err1 := adm.ListCommittedOffsets(ctx, topics...)
+		ends, err2 := adm.ListEndOffsets(ctx, topics...)
+		cancel()
+		pending := 0
+		if err := errors.Join(err1, err2); err == nil {
+			ends.Each(func(o kadm.ListedOffset) {
+				if s, ok := stable.Lookup(o.Topic, o.Partition); !ok || s.Err != nil || o.Err != nil || s.Offset < o.Offset {
+					pending++
+				}
+			})
+		} else {
+			pending = -1
+		}
+		if pending == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			t.Logf("testenv: topics %v still have a pending transaction after %v (%d partitions)", topics, timeout, pending)
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -200,6 +200,7 @@ func (f *fixture) waitHooks() {
 func (f *fixture) statusEvents() []payout.StatusChange {
 	f.t.Helper()
 	var out []payout.StatusChange
+	f.kafka.Settle(f.t, 5*time.Second, f.topics.Status) // best effort: see Settle
 	for _, r := range f.kafka.ReadAll(f.t, f.topics.Status) {
 		var sc payout.StatusChange
 		if err := f.codec.DecodeStatusChange(r.Value, &sc); err != nil {
@@ -216,6 +217,7 @@ func (f *fixture) statusEvents() []payout.StatusChange {
 func (f *fixture) batchEvents() []payout.BatchStatusChange {
 	f.t.Helper()
 	var out []payout.BatchStatusChange
+	f.kafka.Settle(f.t, 5*time.Second, f.topics.BatchStatus) // best effort: see Settle
 	for _, r := range f.kafka.ReadAll(f.t, f.topics.BatchStatus) {
 		var bc payout.BatchStatusChange
 		if err := f.codec.DecodeBatchStatusChange(r.Value, &bc); err != nil {
