@@ -9,6 +9,7 @@
 //	go run ./cmd/payouts-local -n 50000   # more
 //	go run ./cmd/payouts-local --serve    # keep the sandbox up for trying the workers by hand
 //	go run ./cmd/payouts-local --load     # the 1,000,000-request load run of docs/performance.md
+//	KAFKA_BROKERS=127.0.0.1:9092 go run ./cmd/payouts-local --load   # the same on a real Kafka (go run ./cmd/kafkabroker)
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime/metrics"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
@@ -40,6 +42,7 @@ func run(args []string) int {
 		serve, load, noMini bool
 		timeout             time.Duration
 		redisURL, logPath   string
+		kafkaBrokers        string
 		cpuProfile, memProf string
 	)
 	set := config.New("payouts-local", os.LookupEnv)
@@ -51,6 +54,7 @@ func run(args []string) int {
 	set.Bool(&noMini, "require-redis", "LOCAL_REQUIRE_REDIS", false, "fail instead of falling back to embedded miniredis")
 	set.Duration(&timeout, "timeout", "LOCAL_TIMEOUT", 5*time.Minute, "how long to wait for every request to settle")
 	set.String(&redisURL, "redis-url", "REDIS_URL", "", "use this Redis instead of starting one")
+	set.String(&kafkaBrokers, "kafka-brokers", "KAFKA_BROKERS", "", "use this Kafka cluster (host:port,...) instead of an embedded kfake; the topics are created there when missing")
 	set.String(&logPath, "log-file", "LOCAL_LOG_FILE", filepath.Join(os.TempDir(), "payouts-local.log"), "where the workers' logs go")
 	set.String(&cpuProfile, "cpuprofile", "LOCAL_CPUPROFILE", "", "write a CPU profile of the workers' process to this file (go tool pprof)")
 	set.String(&memProf, "memprofile", "LOCAL_MEMPROFILE", "", "write a heap profile of the workers' process, taken when its live heap peaks, to this file")
@@ -92,6 +96,14 @@ func run(args []string) int {
 		Requests: n, Garbage: garbage, Seed: uint64(seed), Mix: localrun.DefaultMix, RedisURL: redisURL,
 		AllowEmbeddedRedis: !noMini, Timeout: timeout, Serve: serve, Out: os.Stdout, Log: logFile,
 		Terminal: isTerminal(os.Stdout),
+	}
+	if kafkaBrokers != "" {
+		for _, b := range strings.Split(kafkaBrokers, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				o.KafkaBrokers = append(o.KafkaBrokers, b)
+			}
+		}
+		o.ExternalKafka = len(o.KafkaBrokers) > 0
 	}
 	if load {
 		if !isSet(args, "n") && os.Getenv("LOCAL_REQUESTS") == "" {

@@ -42,21 +42,29 @@ func RunLoad(ctx context.Context, o Options) (*Report, error) {
 	if partitions <= 0 {
 		partitions = 6
 	}
-	kafka, brokers, err := startChild(ctx, self, "kfake", strconv.Itoa(partitions))
-	if err != nil {
-		return nil, fmt.Errorf("kfake child: %w", err)
+	o.Partitions = partitions
+	var kafka *exec.Cmd
+	if !o.ExternalKafka {
+		var brokers string
+		kafka, brokers, err = startChild(ctx, self, "kfake", strconv.Itoa(partitions))
+		if err != nil {
+			return nil, fmt.Errorf("kfake child: %w", err)
+		}
+		defer stopChild(kafka)
+		o.KafkaBrokers = strings.Split(brokers, ",")
 	}
-	defer stopChild(kafka)
 	sim, simURL, err := startChild(ctx, self, "wompisim", strconv.FormatUint(o.Seed, 10))
 	if err != nil {
 		return nil, fmt.Errorf("simulator child: %w", err)
 	}
 	defer stopChild(sim)
-	o.KafkaBrokers = strings.Split(brokers, ",")
 	o.SimURL = simURL
 	rep, err := Run(ctx, o)
 	if rep != nil && rep.Load != nil {
-		rep.Load.ChildRSS = map[string]int64{"kfake": childRSS(kafka), "wompisim": childRSS(sim)}
+		rep.Load.ChildRSS = map[string]int64{"wompisim": childRSS(sim)}
+		if kafka != nil {
+			rep.Load.ChildRSS["kfake"] = childRSS(kafka)
+		}
 	}
 	return rep, err
 }

@@ -55,6 +55,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 }
 
 func kafkaKind(o Options) string {
+	if o.ExternalKafka {
+		return "external Kafka (KAFKA_BROKERS)"
+	}
 	if len(o.KafkaBrokers) > 0 {
 		return "kfake process"
 	}

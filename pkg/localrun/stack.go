@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -56,6 +58,10 @@ type Options struct {
 	// External Kafka and simulator (the load run starts them as child
 	// processes so their memory is not counted as the pipeline's).
 	KafkaBrokers []string
+	// ExternalKafka: KafkaBrokers is the user's cluster (KAFKA_BROKERS),
+	// not a child kfake; the report names it, and the topics are created
+	// there when missing.
+	ExternalKafka bool
 	SimURL       string
 	// SettleDelay is the simulator's settlement delay (in-process sim only).
 	SettleDelay time.Duration
@@ -111,6 +117,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	// Kafka.
 	if len(o.KafkaBrokers) > 0 {
 		s.Brokers = o.KafkaBrokers
+		if err := ensureTopics(ctx, s.Brokers, o.Partitions, s.Topics); err != nil {
+			return nil, err
+		}
 	} else {
 		t := s.Topics
 		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(o.Partitions),
@@ -410,3 +419,27 @@ func (p *Publisher) Flush(ctx context.Context) error { return p.cl.Flush(ctx) }
 
 // Close closes the producer.
 func (p *Publisher) Close() { p.cl.Close() }
+
+// ensureTopics creates the pipeline's topics on an external cluster with
+// partitions each and the broker's default replication factor; a topic that
+// exists is left as it is.
+func ensureTopics(ctx context.Context, brokers []string, partitions int, t events.Topics) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(max(1, partitions)), -1, nil,
+		t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ)
+	if err != nil {
+		return fmt.Errorf("kafka: create topics on %s: %w", strings.Join(brokers, ","), err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("kafka: create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	return nil
+}
