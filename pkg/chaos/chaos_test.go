@@ -26,6 +26,8 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/localrun"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+	"github.com/wompi-payouts/pipeline/pkg/testenv/apachekafka"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -97,9 +99,20 @@ func TestChaos(t *testing.T) {
 				}
 				os.RemoveAll(logDir)
 			})
-			res := runSeed(t, binDir, logDir, seed, *flagRequests)
+			// CI's seeds run on a real three-node Apache Kafka cluster,
+			// fresh for each seed; without TEST_KAFKA=real or
+			// TEST_REQUIRE_REAL_KAFKA=1, on the fake broker.
+			var kafka *apachekafka.Cluster
+			if testenv.WantRealKafka() {
+				kafka = testenv.RealKafka(t, 3).Real()
+				t.Logf("seed=%d on a real 3-node Apache Kafka cluster (started in %v)", seed, kafka.StartupTime().Round(time.Millisecond))
+			}
+			res := runSeed(t, binDir, logDir, seed, *flagRequests, kafka)
 			res.stalls = countLines(logDir, "ingest-", "ingest: stalled")
 			res.reaped = countLines(logDir, "kfakebroker", "kfakereaper: removed")
+			for _, l := range res.brokerLog {
+				t.Log("broker fault: " + l)
+			}
 			t.Log(res.summary())
 			fmt.Println(res.summary())
 			if len(res.duplicates) > 0 || len(res.lost) > 0 || len(res.problems) > 0 {
@@ -138,6 +151,10 @@ type result struct {
 	stalls             int      // ingest sessions its watchdog replaced
 	reaped             int      // dead group members the broker's session reaper removed
 	forged             int      // forged webhooks the tracker refused (401)
+	kafka              string   // "real(3 nodes)" or "kfake"
+	brokerKills        int      // partition leaders SIGKILLed (real Kafka)
+	brokerRestarts     int      // brokers shut down in order and restarted (real Kafka)
+	brokerLog          []string // what each broker fault hit
 	elapsed, lastFinal time.Duration
 	pii                []string // values that must never appear in a log
 }
@@ -147,10 +164,10 @@ func (r *result) summary() string {
 	if len(r.unfired) > 0 {
 		unfired = strings.Join(r.unfired, ",")
 	}
-	return fmt.Sprintf("seed=%d requests=%d kills=%d faults=%d duplicates=%d lost=%d (republished=%d republished_cross_account=%d flushes=%d flush_gap=%v "+
+	return fmt.Sprintf("seed=%d kafka=%s broker_kills=%d broker_restarts=%d requests=%d kills=%d faults=%d duplicates=%d lost=%d (republished=%d republished_cross_account=%d flushes=%d flush_gap=%v "+
 		"key_outage=%v unauthorized_posts=%d unauthorized_live_keys=%d late_rejects=%d dropped_answers=%d expired_key_reuses=%d unfired=%s "+
 		"ingest_stalls=%d reaped=%d forged_refused=%d approved=%d failed=%d cancelled=%d rejected=%d; last final status after %v; %v in all)",
-		r.seed, r.requests, r.kills, r.faults, len(r.duplicates), len(r.lost), r.republished, r.crossAccount, r.flushes, r.flushGap.Round(time.Millisecond),
+		r.seed, r.kafka, r.brokerKills, r.brokerRestarts, r.requests, r.kills, r.faults, len(r.duplicates), len(r.lost), r.republished, r.crossAccount, r.flushes, r.flushGap.Round(time.Millisecond),
 		r.outage, r.sim.UnauthorizedPosts, r.sim.UnauthorizedLiveKeys, r.sim.LateRejects, r.sim.DroppedAnswers, r.sim.ExpiredKeyReuses, unfired,
 		r.stalls, r.reaped, r.forged,
 		r.finals[payout.StatusApproved], r.finals[payout.StatusFailed], r.finals[payout.StatusCancelled], r.finals[payout.StatusRejected], r.lastFinal.Round(time.Second), r.elapsed.Round(time.Second))
@@ -168,17 +185,26 @@ func otherAccount(id string) string {
 	return wompitest.AccountMain
 }
 
-func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
+// runSeed runs one seed on kafka, a real cluster of three nodes whose
+// brokers it kills and restarts, or (nil) on its own fake broker.
+func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apachekafka.Cluster) *result {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	rng := rand.New(rand.NewPCG(seed, 0xC4A05))
-	c, err := StartCluster(ctx, Options{BinDir: binDir, LogDir: logDir, Partitions: 6, Seed: seed, KafkaDebug: *flagDebug, NoReaper: *flagNoReaper})
+	opts := Options{BinDir: binDir, LogDir: logDir, Partitions: 6, Seed: seed, KafkaDebug: *flagDebug, NoReaper: *flagNoReaper}
+	if kafka != nil {
+		opts.Brokers = kafka.Brokers()
+	}
+	c, err := StartCluster(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	res := &result{seed: seed, requests: n, finals: map[payout.Status]int{}}
+	res := &result{seed: seed, requests: n, finals: map[payout.Status]int{}, kafka: "kfake"}
+	if kafka != nil {
+		res.kafka = fmt.Sprintf("real(%d nodes)", kafka.Nodes())
+	}
 
 	if err := c.SetFaults(ctx, map[string]any{
 		"errorRate": 0.05, "latency": "2ms", "latencyJitter": "20ms",
@@ -351,6 +377,19 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 		}
 	}()
 	defer func() { close(stopOutage); <-outageDone }()
+	brokersDone := make(chan struct{})
+	if kafka != nil {
+		// Its own dice, so the worker kills stay those of the fake broker's
+		// runs of the same seed.
+		brng := rand.New(rand.NewPCG(seed, 0xB40CE5))
+		go func() {
+			defer close(brokersDone)
+			brokerFaults(ctx, t, kafka, brng, chaosStart, publishFor, res)
+		}()
+	} else {
+		close(brokersDone)
+	}
+	defer func() { <-brokersDone }()
 	flushed := false
 	for time.Since(chaosStart) < chaosFor {
 		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
@@ -392,6 +431,7 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	if pubErr != nil {
 		t.Fatalf("publish: %v", pubErr)
 	}
+	<-brokersDone // every broker is back before the run heals
 
 	// Heal: the kills are over and every worker is up. The Wompi faults
 	// stay until half the requests have ended: a storm of kills can keep a
@@ -505,6 +545,8 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 		{"unauthorized_posts", stats.Faults.UnauthorizedPosts > 0},
 		{"unauthorized_live_keys", stats.Faults.UnauthorizedLiveKeys > 0},
 		{"late_rejects", stats.Faults.LateRejects > 0},
+		{"broker_leader_kills", kafka == nil || res.brokerKills >= 2},
+		{"broker_restarts", kafka == nil || res.brokerRestarts >= 1},
 	} {
 		if !f.fired {
 			res.unfired = append(res.unfired, f.name)
@@ -620,6 +662,73 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int) *result {
 	}
 	res.elapsed = time.Since(start)
 	return res
+}
+
+// brokerFaults is the real cluster's share of the chaos schedule, one
+// fault at a time so that two of the three replicas (min.insync.replicas)
+// always remain: the leader of a partition of the requests topic is
+// SIGKILLed mid-publish and started again a few seconds later, then the
+// leader of a partition of the batches topic, then a broker is shut down
+// in order and restarted. Between faults every partition is back in sync.
+func brokerFaults(ctx context.Context, t *testing.T, kafka *apachekafka.Cluster, rng *rand.Rand, start time.Time, publishFor time.Duration, res *result) {
+	wait := func(at time.Duration) bool {
+		select {
+		case <-time.After(time.Until(start.Add(at))):
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	inSync := func() {
+		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		defer cancel()
+		for _, topic := range Topics {
+			if err := kafka.WaitInSync(sctx, topic); err != nil {
+				t.Errorf("broker faults: %s not back in sync: %v", topic, err)
+				return
+			}
+		}
+	}
+	killLeader := func(topic string) {
+		part := int32(rng.IntN(6))
+		leader, err := kafka.LeaderOf(ctx, topic, part)
+		if err != nil {
+			t.Errorf("broker faults: leader of %s[%d]: %v", topic, part, err)
+			return
+		}
+		if err := kafka.KillNode(leader); err != nil {
+			t.Errorf("broker faults: kill node %d: %v", leader, err)
+			return
+		}
+		res.brokerKills++
+		down := time.Duration(3000+rng.IntN(5000)) * time.Millisecond
+		res.brokerLog = append(res.brokerLog, fmt.Sprintf("SIGKILL node %d (leader of %s[%d]) at %v for %v", kafka.NodeID(leader), topic, part, time.Since(start).Round(time.Millisecond), down))
+		time.Sleep(down)
+		if err := kafka.RestartNode(ctx, leader); err != nil {
+			t.Errorf("broker faults: start node %d again: %v", leader, err)
+			return
+		}
+		inSync()
+	}
+	if !wait(time.Duration(float64(publishFor) * (0.1 + 0.2*rng.Float64()))) {
+		return
+	}
+	killLeader(Topics[0]) // payouts.requests.v1
+	if !wait(time.Duration(float64(publishFor) * (0.5 + 0.2*rng.Float64()))) {
+		return
+	}
+	killLeader(Topics[1]) // payouts.batches.v1
+	if !wait(time.Duration(float64(publishFor) * (0.8 + 0.2*rng.Float64()))) {
+		return
+	}
+	node := rng.IntN(kafka.Nodes())
+	res.brokerLog = append(res.brokerLog, fmt.Sprintf("restart node %d at %v", kafka.NodeID(node), time.Since(start).Round(time.Millisecond)))
+	if err := kafka.RestartNode(ctx, node); err != nil {
+		t.Errorf("broker faults: restart node %d: %v", node, err)
+		return
+	}
+	res.brokerRestarts++
+	inSync()
 }
 
 // diagnoseStall logs, for a run that did not finish, where Kafka holds

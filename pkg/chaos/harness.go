@@ -2,7 +2,10 @@
 // paid twice and no request is lost, under crashes, faults and bad input.
 //
 // It runs the real binaries as separate OS processes (so SIGKILL is real):
-// a standalone Kafka-protocol broker (cmd/kfakebroker), a real redis-server,
+// a three-node Apache Kafka cluster (when TEST_KAFKA=real or
+// TEST_REQUIRE_REAL_KAFKA=1, as in CI; its partition leaders are SIGKILLed
+// and a broker restarted mid-run) or else a standalone Kafka-protocol
+// broker (cmd/kfakebroker), a real redis-server,
 // the Wompi simulator (cmd/wompisim) and two replicas of each worker, with
 // the tracker replicas behind a round-robin load balancer. A seeded schedule
 // SIGKILLs and restarts workers, the simulator injects 5xx errors, latency,
@@ -19,6 +22,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -32,6 +36,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Secrets the processes share; the log audit checks none of them leaks.
@@ -187,7 +195,15 @@ type Options struct {
 	// partitions for good, as kfake's own timer misses them (see
 	// pkg/kfakereaper). Only for reproducing that.
 	NoReaper bool
+	// Brokers of a Kafka cluster started by the caller (a real Apache
+	// Kafka, see pkg/testenv). Empty: the cluster starts its own
+	// kfakebroker. StartCluster creates the topics on it, Partitions each,
+	// at the broker's default replication factor.
+	Brokers []string
 }
+
+// Topics are the topics the workers use, created by StartCluster.
+var Topics = []string{"payouts.requests.v1", "payouts.batches.v1", "payouts.batches.deferred.v1", "payouts.status.v1", "payouts.batch-status.v1", "payouts.requests.dlq.v1"}
 
 // StartCluster starts the broker, Redis, the simulator and the workers.
 func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
@@ -206,12 +222,21 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		}
 	}()
 
-	// The broker: its own process, never killed (it is the cluster).
-	broker, err := c.startBroker(ctx, o)
-	if err != nil {
-		return nil, err
+	if len(o.Brokers) > 0 {
+		// A real cluster, the caller's: its brokers are killed by the
+		// caller, never by Close.
+		c.Brokers = o.Brokers
+		if err := createTopics(ctx, o.Brokers, o.Partitions); err != nil {
+			return nil, err
+		}
+	} else {
+		// The broker: its own process, never killed (it is the cluster).
+		broker, err := c.startBroker(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		c.infra = append(c.infra, broker)
 	}
-	c.infra = append(c.infra, broker)
 
 	// Redis.
 	port, err := freePort()
@@ -350,7 +375,7 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 func (c *Cluster) startBroker(ctx context.Context, o Options) (*Proc, error) {
 	p, err := newProc("kfakebroker", filepath.Join(o.BinDir, "kfakebroker"), map[string]string{
 		"KFAKE_PORTS": "0", "KFAKE_PARTITIONS": strconv.Itoa(o.Partitions),
-		"KFAKE_TOPICS":         "payouts.requests.v1,payouts.batches.v1,payouts.batches.deferred.v1,payouts.status.v1,payouts.batch-status.v1,payouts.requests.dlq.v1",
+		"KFAKE_TOPICS":         strings.Join(Topics, ","),
 		"KFAKE_SESSION_REAPER": strconv.FormatBool(!o.NoReaper),
 	}, o.LogDir)
 	if err != nil {
@@ -392,6 +417,46 @@ func (c *Cluster) startBroker(ctx context.Context, o Options) (*Proc, error) {
 	case <-ctx.Done():
 		p.Kill()
 		return nil, ctx.Err()
+	}
+}
+
+// createTopics creates the workers' topics on an external cluster, with
+// partitions each and the broker's default replication factor, and waits
+// until every partition has a leader.
+func createTopics(ctx context.Context, brokers []string, partitions int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopics(ctx, int32(partitions), -1, nil, Topics...)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	for {
+		td, err := adm.ListTopics(ctx, Topics...)
+		led := err == nil
+		for _, name := range Topics {
+			d, ok := td[name]
+			led = led && ok && d.Err == nil && len(d.Partitions) == partitions
+			for _, p := range d.Partitions {
+				led = led && p.Leader >= 0 && p.Err == nil
+			}
+		}
+		if led {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topics without leaders: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 

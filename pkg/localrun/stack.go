@@ -62,7 +62,7 @@ type Options struct {
 	// not a child kfake; the report names it, and the topics are created
 	// there when missing.
 	ExternalKafka bool
-	SimURL       string
+	SimURL        string
 	// SettleDelay is the simulator's settlement delay (in-process sim only).
 	SettleDelay time.Duration
 	// Load turns on the load report (throughput, Redis round trips per

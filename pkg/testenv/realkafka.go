@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/wompi-payouts/pipeline/pkg/testenv/apachekafka"
@@ -69,3 +70,13 @@ func RealKafka(t testing.TB, nodes int) *Cluster {
 
 // String describes the cluster for logs, e.g. "real(127.0.0.1:41234)".
 func (c *Cluster) String() string { return fmt.Sprintf("%s(%s)", c.kind, c.BrokersCSV()) }
+
+// WantRealKafka reports whether the environment asks for a real Apache
+// Kafka (TEST_KAFKA=real or TEST_REQUIRE_REAL_KAFKA=1). Suites that start
+// their own processes (pkg/chaos) use it to choose between a real cluster
+// from [RealKafka] and their own fake broker; with it true, a missing Java
+// or jars fails them rather than falling back.
+func WantRealKafka() bool {
+	env := osKafkaEnv()
+	return env.requireReal() || strings.EqualFold(strings.TrimSpace(env.getenv(EnvTestKafka)), string(KafkaReal))
+}
