@@ -37,6 +37,7 @@ var (
 	flagRequests = flag.Int("chaos.requests", 20000, "payout requests per seed")
 	flagKeepLogs = flag.Bool("chaos.keep", false, "keep the process logs of every seed")
 	flagDebug    = flag.Bool("chaos.debug", false, "run the workers at LOG_LEVEL=debug (adds franz-go's info lines)")
+	flagRedisCl  = flag.String("chaos.rediscluster", "", "seeds that run on a three-master Redis Cluster: a comma list, or all (default: CHAOS_REDIS_CLUSTER_SEEDS, else seed 3)")
 	flagNoReaper = flag.Bool("chaos.noreaper", false, "run the broker without its session reaper: reproduces kfake keeping members killed mid-join (pkg/kfakereaper)")
 )
 
@@ -64,6 +65,26 @@ func seeds(t *testing.T) []uint64 {
 		out = append(out, n)
 	}
 	return out
+}
+
+// onRedisCluster reports whether seed runs on a Redis Cluster.
+func onRedisCluster(seed uint64) bool {
+	spec := *flagRedisCl
+	if spec == "" {
+		spec = os.Getenv("CHAOS_REDIS_CLUSTER_SEEDS")
+	}
+	if spec == "" {
+		spec = "3"
+	}
+	if spec == "all" {
+		return true
+	}
+	for _, f := range strings.Split(spec, ",") {
+		if n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64); err == nil && n == seed {
+			return true
+		}
+	}
+	return false
 }
 
 func TestChaos(t *testing.T) {
@@ -107,7 +128,13 @@ func TestChaos(t *testing.T) {
 				kafka = testenv.RealKafka(t, 3).Real()
 				t.Logf("seed=%d on a real 3-node Apache Kafka cluster (started in %v)", seed, kafka.StartupTime().Round(time.Millisecond))
 			}
-			res := runSeed(t, binDir, logDir, seed, *flagRequests, kafka)
+			var redisCluster *RedisClusterSpec
+			if onRedisCluster(seed) {
+				rc := testenv.RedisCluster(t)
+				redisCluster = &RedisClusterSpec{URL: rc.URL(), Masters: rc.Addrs()}
+				t.Logf("seed=%d on a three-master Redis Cluster (%s)", seed, strings.Join(rc.Addrs(), ","))
+			}
+			res := runSeed(t, binDir, logDir, seed, *flagRequests, kafka, redisCluster)
 			res.stalls = countLines(logDir, "ingest-", "ingest: stalled")
 			res.reaped = countLines(logDir, "kfakebroker", "kfakereaper: removed")
 			for _, l := range res.brokerLog {
@@ -152,6 +179,7 @@ type result struct {
 	reaped             int      // dead group members the broker's session reaper removed
 	forged             int      // forged webhooks the tracker refused (401)
 	kafka              string   // "real(3 nodes)" or "kfake"
+	redis              string   // "redis-server" or "cluster(3 masters)"
 	brokerKills        int      // partition leaders SIGKILLed (real Kafka)
 	brokerRestarts     int      // brokers shut down in order and restarted (real Kafka)
 	brokerLog          []string // what each broker fault hit
@@ -164,10 +192,10 @@ func (r *result) summary() string {
 	if len(r.unfired) > 0 {
 		unfired = strings.Join(r.unfired, ",")
 	}
-	return fmt.Sprintf("seed=%d kafka=%s broker_kills=%d broker_restarts=%d requests=%d kills=%d faults=%d duplicates=%d lost=%d (republished=%d republished_cross_account=%d flushes=%d flush_gap=%v "+
+	return fmt.Sprintf("seed=%d kafka=%s redis=%s broker_kills=%d broker_restarts=%d requests=%d kills=%d faults=%d duplicates=%d lost=%d (republished=%d republished_cross_account=%d flushes=%d flush_gap=%v "+
 		"key_outage=%v unauthorized_posts=%d unauthorized_live_keys=%d late_rejects=%d dropped_answers=%d expired_key_reuses=%d unfired=%s "+
 		"ingest_stalls=%d reaped=%d forged_refused=%d approved=%d failed=%d cancelled=%d rejected=%d; last final status after %v; %v in all)",
-		r.seed, r.kafka, r.brokerKills, r.brokerRestarts, r.requests, r.kills, r.faults, len(r.duplicates), len(r.lost), r.republished, r.crossAccount, r.flushes, r.flushGap.Round(time.Millisecond),
+		r.seed, r.kafka, r.redis, r.brokerKills, r.brokerRestarts, r.requests, r.kills, r.faults, len(r.duplicates), len(r.lost), r.republished, r.crossAccount, r.flushes, r.flushGap.Round(time.Millisecond),
 		r.outage, r.sim.UnauthorizedPosts, r.sim.UnauthorizedLiveKeys, r.sim.LateRejects, r.sim.DroppedAnswers, r.sim.ExpiredKeyReuses, unfired,
 		r.stalls, r.reaped, r.forged,
 		r.finals[payout.StatusApproved], r.finals[payout.StatusFailed], r.finals[payout.StatusCancelled], r.finals[payout.StatusRejected], r.lastFinal.Round(time.Second), r.elapsed.Round(time.Second))
@@ -187,7 +215,7 @@ func otherAccount(id string) string {
 
 // runSeed runs one seed on kafka, a real cluster of three nodes whose
 // brokers it kills and restarts, or (nil) on its own fake broker.
-func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apachekafka.Cluster) *result {
+func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apachekafka.Cluster, redisCluster *RedisClusterSpec) *result {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
@@ -196,12 +224,16 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 	if kafka != nil {
 		opts.Brokers = kafka.Brokers()
 	}
+	opts.RedisCluster = redisCluster
 	c, err := StartCluster(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	res := &result{seed: seed, requests: n, finals: map[payout.Status]int{}, kafka: "kfake"}
+	res := &result{seed: seed, requests: n, finals: map[payout.Status]int{}, kafka: "kfake", redis: "redis-server"}
+	if redisCluster != nil {
+		res.redis = fmt.Sprintf("cluster(%d masters)", len(redisCluster.Masters))
+	}
 	if kafka != nil {
 		res.kafka = fmt.Sprintf("real(%d nodes)", kafka.Nodes())
 	}

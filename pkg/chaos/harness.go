@@ -171,7 +171,9 @@ type Cluster struct {
 	Dir       string
 	Brokers   []string
 	RedisAddr string
-	SimRoot   string // http://host:port, without /v1
+	redisURL  string   // what the workers get in REDIS_URL
+	redisAll  []string // every Redis server, flushed by FlushRedis
+	SimRoot   string   // http://host:port, without /v1
 	Workers   []*Proc
 	infra     []*Proc
 	lb        *http.Server
@@ -200,6 +202,17 @@ type Options struct {
 	// kfakebroker. StartCluster creates the topics on it, Partitions each,
 	// at the broker's default replication factor.
 	Brokers []string
+	// RedisCluster is a three-master Redis Cluster started by the caller
+	// (pkg/testenv): its URL in the workers' REDIS_URL cluster form and
+	// its masters, each flushed by FlushRedis. Nil: the cluster starts
+	// one redis-server of its own.
+	RedisCluster *RedisClusterSpec
+}
+
+// RedisClusterSpec names an external Redis Cluster.
+type RedisClusterSpec struct {
+	URL     string
+	Masters []string
 }
 
 // Topics are the topics the workers use, created by StartCluster.
@@ -239,22 +252,31 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 	}
 
 	// Redis.
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	c.RedisAddr = "127.0.0.1:" + strconv.Itoa(port)
-	redisProc, err := newProc("redis", "redis-server", nil, o.LogDir)
-	if err != nil {
-		return nil, err
-	}
-	redisProc.bin = mustLookPath("redis-server")
-	if err := startWithArgs(redisProc, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", o.LogDir); err != nil {
-		return nil, err
-	}
-	c.infra = append(c.infra, redisProc)
-	if err := waitTCP(ctx, c.RedisAddr); err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+	if rc := o.RedisCluster; rc != nil {
+		c.RedisAddr, c.redisURL, c.redisAll = rc.Masters[0], rc.URL, rc.Masters
+		// The caller's cluster may hold an earlier seed's keys.
+		if err := c.FlushRedis(ctx); err != nil {
+			return nil, fmt.Errorf("redis cluster: %w", err)
+		}
+	} else {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		c.RedisAddr = "127.0.0.1:" + strconv.Itoa(port)
+		c.redisURL, c.redisAll = "redis://"+c.RedisAddr, []string{c.RedisAddr}
+		redisProc, err := newProc("redis", "redis-server", nil, o.LogDir)
+		if err != nil {
+			return nil, err
+		}
+		redisProc.bin = mustLookPath("redis-server")
+		if err := startWithArgs(redisProc, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", o.LogDir); err != nil {
+			return nil, err
+		}
+		c.infra = append(c.infra, redisProc)
+		if err := waitTCP(ctx, c.RedisAddr); err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
 	}
 
 	// The load balancer in front of the trackers.
@@ -298,7 +320,7 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 	}
 
 	common := map[string]string{
-		"KAFKA_BROKERS": strings.Join(c.Brokers, ","), "REDIS_URL": "redis://" + c.RedisAddr,
+		"KAFKA_BROKERS": strings.Join(c.Brokers, ","), "REDIS_URL": c.redisURL,
 		"WOMPI_BASE_URL": c.SimRoot + "/v1", "WOMPI_API_KEY": APIKey, "WOMPI_PRINCIPAL_ID": PrincipalID,
 		"WOMPI_EVENTS_SECRET": EventsSecret, "LOG_FORMAT": "json", "LOG_LEVEL": logLevel,
 		// A SIGKILLed member gives its partitions up after 6 s, not 45 s.
@@ -504,7 +526,16 @@ func (c *Cluster) startLB(backends []string) error {
 
 // FlushRedis empties Redis: the loss the durability rules must survive.
 func (c *Cluster) FlushRedis(ctx context.Context) error {
-	conn, err := net.DialTimeout("tcp", c.RedisAddr, 2*time.Second)
+	for _, addr := range c.redisAll {
+		if err := flushAll(addr); err != nil {
+			return fmt.Errorf("%s: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+func flushAll(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		return err
 	}
