@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -126,7 +127,7 @@ func TestSeedCountsTheSendDaysSlotsForAScheduledBatch(t *testing.T) {
 			// Tomorrow's amount: the extras publish the others' scheduled
 			// amounts; the published /limits has nothing for tomorrow.
 			want := int64(100_000)
-			if !pub {
+			if !pub && os.Getenv("WOMPITEST_PUBLISHED_ONLY") != "1" { // make test-published forces it
 				want += before * each
 			}
 			if u, err := e.budget.Usage(context.Background(), tomorrow.String(), wompitest.AccountMain); err != nil || u.AmountInCents != want || u.Batches != 0 {
