@@ -178,8 +178,12 @@ func (j *job) run(c claim, t time.Time) error {
 	for _, i := range j.keep {
 		amount += b.Transactions[i].AmountInCents
 	}
-	day := b.Schedule.BudgetDay(e.now())
-	j.res = ratelimit.Reservation{BatchID: b.BatchID, AccountID: j.acct, Day: day.String(), AmountInCents: amount}
+	// The amount counts on the dispersion day (today for an immediate
+	// batch), the batch slot on the day the POST goes out: today, and
+	// followDay moves it if the POST slips past midnight.
+	now := e.now()
+	j.res = ratelimit.Reservation{BatchID: b.BatchID, AccountID: j.acct, Day: b.Schedule.BudgetDay(now).String(),
+		SlotDay: payout.DayOf(now).String(), AmountInCents: amount}
 	g, err := j.reserve()
 	j.reserved = err == nil
 	if err != nil {
@@ -419,24 +423,27 @@ func pickPayout(ps []wompi.Payout) string {
 	return ps[best].ID
 }
 
-// reserve takes the batch's reservation, seeding the day from GET /limits
-// when Redis does not know it.
+// reserve takes the batch's reservation, seeding its days from Wompi when
+// Redis does not know them.
 func (j *job) reserve() (ratelimit.Grant, error) {
 	e := j.e
 	for attempt := 0; ; attempt++ {
 		g, err := e.budget.Reserve(j.hard, j.res)
+		var ns *ratelimit.NotSeededError
 		switch {
 		case err == nil:
 			return g, nil
 		case attempt >= 3:
 			return g, err
-		case errors.Is(err, ratelimit.ErrNotSeeded):
-			if err := j.seed(); err != nil {
+		case errors.As(err, &ns):
+			if err := j.seed(ns); err != nil {
 				return g, err
 			}
 		case errors.Is(err, ratelimit.ErrReservationConflict):
-			// The batch's kept transactions changed since its earlier
-			// reservation (never posted: we are before the POST).
+			// The batch's kept transactions, or its slot day, changed since
+			// its earlier reservation. It is not in Wompi (we are before
+			// the POST, and any earlier POST was looked up and not found):
+			// the old reservation goes back, whatever its days.
 			j.log.Warn("dispatch: replacing the batch's earlier reservation", "err", err)
 			if _, err := e.budget.Release(j.hard, j.res); err != nil {
 				return g, err
@@ -447,8 +454,10 @@ func (j *job) reserve() (ratelimit.Grant, error) {
 	}
 }
 
-// seed writes the day's consumption into the Redis budget. Seed keeps the
-// larger of each figure and what Redis already holds (our own reservations).
+// seed writes into the Redis budget what Wompi says is already consumed,
+// for the parts ns names: the account's amount on the amount day, the
+// client's batch count on the slot day. Seeding keeps the larger of each
+// figure and what Redis already holds (our own reservations).
 //
 // Only GET /limits' published fields are relied on [sdk]: the client-wide
 // dailyConsumed of TODAY. The simulator's extras (accounts[], ?date=,
@@ -458,54 +467,133 @@ func (j *job) reserve() (ratelimit.Grant, error) {
 //     other accounts' spending counts too); for another day than today,
 //     nothing is published and it is 0 (plus our own reservations);
 //   - the batch count is the number of batches GET /payouts lists with
-//     fromDate = toDate = the day [doc filters], which Wompi may date by
-//     creation or dispersion (unpublished); our own reservations count too.
-func (j *job) seed() error {
+//     fromDate = toDate = the slot day [doc filters], which Wompi may date
+//     by creation (the day a batch is sent, as the cap counts) or by
+//     dispersion (unpublished); our own reservations count too.
+func (j *job) seed(ns *ratelimit.NotSeededError) error {
 	e := j.e
-	start := time.Now()
 	ctx, cancel := context.WithTimeout(j.soft, e.cfg.HTTPTimeout)
 	defer cancel()
-	lim, err := e.wompi.LimitsOn(ctx, payout.Day(j.res.Day).Start())
-	e.m.observe("limits", start, err)
-	if err != nil {
-		return fmt.Errorf("dispatch: GET /limits: %w", err)
+	asked := map[string]*wompi.Limits{}
+	limitsOn := func(day string) (*wompi.Limits, string, error) {
+		lim, ok := asked[day]
+		if !ok {
+			start := time.Now()
+			var err error
+			lim, err = e.wompi.LimitsOn(ctx, payout.Day(day).Start())
+			e.m.observe("limits", start, err)
+			if err != nil {
+				return nil, "", fmt.Errorf("dispatch: GET /limits: %w", err)
+			}
+			asked[day] = lim
+		}
+		answered := lim.Date // [ours]; the published /limits answers today
+		if answered == "" {
+			answered = payout.DayOf(e.now()).String()
+		}
+		return lim, answered, nil
 	}
-	limDay := lim.Date // [ours]; the published /limits answers today
-	if limDay == "" {
-		limDay = payout.DayOf(e.now()).String()
-	}
-	var consumed int64
-	if limDay == j.res.Day {
-		consumed = lim.Limits.DailyConsumed // the client's: an upper bound of the account's
-	}
-	estimate := true
-	for _, a := range lim.Accounts { // [ours]
-		if a.AccountID == j.acct && limDay == j.res.Day {
-			consumed, estimate = a.DailyConsumed, false
-			if a.DailyLimit > 0 {
-				e.limitsMu.Lock()
-				e.acctLimits[j.acct] = a.DailyLimit
-				e.limitsMu.Unlock()
+	if day := ns.AmountDay; day != "" {
+		lim, answered, err := limitsOn(day)
+		if err != nil {
+			return err
+		}
+		var consumed int64
+		if answered == day {
+			consumed = lim.Limits.DailyConsumed // the client's: an upper bound of the account's
+		}
+		estimate := true
+		for _, a := range lim.Accounts { // [ours]
+			if a.AccountID == j.acct && answered == day {
+				consumed, estimate = a.DailyConsumed, false
+				if a.DailyLimit > 0 {
+					e.limitsMu.Lock()
+					e.acctLimits[j.acct] = a.DailyLimit
+					e.limitsMu.Unlock()
+				}
 			}
 		}
-	}
-	batches := int(lim.NumberOfBatchesConsumed) // [ours]
-	if batches == 0 {
-		start = time.Now()
-		p, err := e.wompi.PayoutsPage(ctx, wompi.PayoutsFilter{FromDate: j.res.Day, ToDate: j.res.Day, Limit: 1})
-		e.m.observe("payouts", start, err)
+		u, err := e.budget.SeedAmount(j.hard, day, j.acct, consumed)
 		if err != nil {
-			return fmt.Errorf("dispatch: GET /payouts of the day: %w", err)
+			return err
 		}
-		batches = max(p.Total, len(p.Records))
+		j.log.Info("dispatch: daily amount seeded from Wompi", "day", day, "consumed", u.AmountInCents, "estimate", estimate)
 	}
-	u, err := e.budget.Seed(j.hard, j.res.Day, j.acct, consumed, batches)
-	if err != nil {
-		return err
+	if day := ns.SlotDay; day != "" {
+		lim, answered, err := limitsOn(day)
+		if err != nil {
+			return err
+		}
+		batches := 0
+		if lim.Date != "" && answered == day {
+			batches = int(lim.NumberOfBatchesConsumed) // [ours]: the batches sent that day
+		}
+		if batches == 0 {
+			start := time.Now()
+			p, err := e.wompi.PayoutsPage(ctx, wompi.PayoutsFilter{FromDate: day, ToDate: day, Limit: 1})
+			e.m.observe("payouts", start, err)
+			if err != nil {
+				return fmt.Errorf("dispatch: GET /payouts of the day: %w", err)
+			}
+			batches = max(p.Total, len(p.Records))
+		}
+		u, err := e.budget.SeedBatches(j.hard, day, batches)
+		if err != nil {
+			return err
+		}
+		j.log.Info("dispatch: daily batch count seeded from Wompi", "day", day, "batches", u.Batches)
 	}
-	j.log.Info("dispatch: daily budget seeded from Wompi", "day", j.res.Day, "consumed", u.AmountInCents, "batches", u.Batches,
-		"estimate", estimate)
 	return nil
+}
+
+// followDay keeps the batch slot on the day the POST goes out. Retries,
+// health waits and the rate limit can carry a POST past the midnight after
+// its reservation; Wompi then counts the batch on the new day (its slot,
+// and for an immediate batch its amount too), so the reservation moves
+// there, atomically. The old day is past: no later reservation counts on
+// it, so moving is safe even if an earlier POST landed there (the new day
+// is then counted one too many, never too few).
+//
+// When the new day has no room: a batch never posted is deferred to the
+// next day and its reservation released (deferred is true); a batch whose
+// earlier POST may have landed keeps its reservation and is posted (the
+// same key), as before this check: Wompi decides, and a refusal goes
+// through the lookup by reference like any other.
+func (j *job) followDay(maybeSent bool) (deferred bool, err error) {
+	e := j.e
+	now := e.now()
+	day, slot := j.b.Schedule.BudgetDay(now).String(), payout.DayOf(now).String()
+	var g ratelimit.Grant
+	for attempt := 0; ; attempt++ {
+		g, err = e.budget.Move(j.hard, j.res, day, slot)
+		var ns *ratelimit.NotSeededError
+		if err != nil && attempt < 3 && errors.As(err, &ns) {
+			if err := j.seed(ns); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		break
+	}
+	if g.Granted {
+		j.log.Info("dispatch: the POST goes out on a later day than reserved: reservation moved",
+			"from_slot_day", j.res.SlotDay, "slot_day", slot, "amount_day", day)
+		j.res.Day, j.res.SlotDay = day, slot
+		return false, nil
+	}
+	if maybeSent {
+		j.log.Warn("dispatch: the POST goes out on a later day whose budget is used up, but an earlier POST may have landed: posting with the earlier reservation",
+			"slot_day", j.res.SlotDay, "today", slot, "denied", g.Denied)
+		return false, nil
+	}
+	reason := payout.ReasonDailyLimit
+	if g.Denied == ratelimit.DeniedBatchCount {
+		reason = payout.ReasonBatchBudget
+	}
+	return true, j.deferBatch(reason, e.nextDayStart(), true, "our daily budget is used up ("+string(g.Denied)+")")
 }
 
 // idempotencyKey derives the key from the batch id: the id itself when it
@@ -596,11 +684,17 @@ func (j *job) post() error {
 				return err
 			}
 		}
+		maybeSent := !j.firstPostAt.IsZero() // an earlier POST of this batch may have landed
 		if j.firstPostAt.IsZero() {
 			j.firstPostAt = first
 		}
 		if e.beforePost != nil {
 			e.beforePost(j.b.BatchID)
+		}
+		if payout.DayOf(e.now()).String() != j.res.SlotDay {
+			if deferred, err := j.followDay(maybeSent); err != nil || deferred {
+				return err
+			}
 		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -16,7 +17,9 @@ import (
 // cluster form: every script keeps its keys in one slot (a two-slot script
 // fails there with CROSSSLOT). A recovery from an empty cluster, a paid
 // batch, a duplicate in another batch and under another account, a
-// validation refusal, the budgets, the rate limit and the hand-off all run.
+// validation refusal, the budgets (a scheduled batch's reservation spans
+// two days: today's batch slot, tomorrow's amount), the rate limit and the
+// hand-off all run.
 func TestDispatcherOnRedisCluster(t *testing.T) {
 	rc := testenv.RedisCluster(t)
 	cl, err := config.RedisClient(rc.URL())
@@ -39,6 +42,9 @@ func TestDispatcherOnRedisCluster(t *testing.T) {
 	b := batch("cl-b", map[string]int64{"cl-2": 200_000, "cl-3": 300_000}, "cl-2", "cl-3")
 	c := batch("cl-c", map[string]int64{"cl-1": 100_000, "cl-4": 100_000}, "cl-1", "cl-4")
 	c.OriginAccountID = wompitest.AccountSecondary
+	d := batch("cl-d", map[string]int64{"cl-5": 100_000}, "cl-5")
+	at := payout.DayOf(testStart).Next().Start().Add(9 * time.Hour)
+	d.Schedule.DispersionDatetime = &at
 	f.produce(f.topics.Batches, a)
 	stop, _ := f.run(e)
 	eventually(t, "batch a submitted", func() bool { return outcome(e, "submitted") == 1 })
@@ -46,9 +52,11 @@ func TestDispatcherOnRedisCluster(t *testing.T) {
 	eventually(t, "batch b submitted", func() bool { return outcome(e, "submitted") == 2 })
 	f.produce(f.topics.Batches, c) // its POST is refused (fault400)
 	eventually(t, "batch c handled", func() bool { return outcome(e, "rejected") == 1 })
+	f.produce(f.topics.Batches, d)
+	eventually(t, "scheduled batch d submitted", func() bool { return outcome(e, "submitted") == 3 })
 	_ = stop()
 	f.noDoublePayment()
-	for _, rid := range []string{"cl-1", "cl-2", "cl-3"} {
+	for _, rid := range []string{"cl-1", "cl-2", "cl-3", "cl-5"} {
 		if le, _ := f.sim.LedgerEntry(rid); le.Accepted != 1 {
 			t.Fatalf("%s accepted %d times, want 1", rid, le.Accepted)
 		}

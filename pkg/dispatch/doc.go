@@ -38,7 +38,7 @@
 //	P{dispatch}:recovery          the recovery lock (SET NX PX, renewed)
 //	P{dispatch}:batch:<batchId>   hash state, owner, lease (Redis TIME ms), epoch, payoutId, firstPostAt
 //	P{dispatch}:req:<requestId>   the batch id that owns the request (the one duplicate index), TTL DedupeWindow
-//	P{budget:<day>}            daily budgets (pkg/ratelimit)
+//	P{budget}:<day>               daily budgets, one tag for all days (pkg/ratelimit)
 //	rate:{P wompi-post}        the POST rate limiter (pkg/ratelimit)
 //	Ppayout:{…}, P{poll}       the hand-off to the tracker (pkg/submitted)
 //
@@ -68,9 +68,15 @@
 //     attempt sent a POST (firstPostAt is set), the batch is looked up by
 //     reference (its batch id). Found: it is posted; skip to 9.
 //  5. Budget (pkg/ratelimit, one Lua call): the kept amount against the
-//     account's Bogota-day limit and one slot of the client's daily batch
-//     cap, on Schedule.BudgetDay. Not seeded (a new day, or Redis lost it) →
-//     seeded from GET /limits, then retried. Denied → deferred (8b).
+//     account's Bogota-day limit on Schedule.BudgetDay (the dispersion day
+//     of a scheduled batch), and one slot of the client's daily batch cap
+//     on today, the day the POST goes out (Wompi counts the cap on the day
+//     a batch is sent). Not seeded (a new day, or Redis lost it) → seeded
+//     from GET /limits and GET /payouts of the day, then retried. Denied →
+//     deferred (8b). If a POST attempt starts on a later day than the slot
+//     (retries or waits crossed midnight), the reservation moves to that
+//     day first, atomically; no room there → deferred when no POST of the
+//     batch went out yet, else posted as reserved (Wompi decides).
 //  6. Rate limit (shared GCRA on Redis) and health gate: while GET /health
 //     says UNHEALTHY posting pauses (gauge payouts_dispatcher_wompi_unhealthy).
 //  7. Post. Each attempt first moves the record to "posting" (Lua: the epoch

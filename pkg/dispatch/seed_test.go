@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -83,5 +84,55 @@ func TestSeedScheduledDayIgnoresTodaysSpending(t *testing.T) {
 	}
 	if u.AmountInCents != 100_000 {
 		t.Fatalf("tomorrow's usage %+v: want only the batch's 100,000 cents, not today's 900,000 too", u)
+	}
+}
+
+// TestSeedCountsTheSendDaysSlotsForAScheduledBatch (issue 17): batches sent
+// today by another client of the account, scheduled for tomorrow, use
+// today's batch slots. A dispatcher with an empty Redis seeds today's slot
+// count from them (GET /payouts of today lists batches by the day they were
+// sent; the extras' numberOfBatchesConsumed counts the same) and tomorrow's
+// amount from what Wompi publishes for it, so of two more batches scheduled
+// for tomorrow only one fits under a cap of before+1.
+func TestSeedCountsTheSendDaysSlotsForAScheduledBatch(t *testing.T) {
+	for _, pub := range []bool{true, false} {
+		t.Run(fmt.Sprintf("publishedOnly=%v", pub), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: pub}})
+			tomorrow := payout.DayOf(testStart).Next()
+			at := tomorrow.Start().Add(9 * time.Hour)
+			c := f.sim.Client(nil)
+			const before, each = 3, 250_000
+			for i := range before {
+				ref := fmt.Sprintf("earlier-sched-%d", i)
+				_, err := c.CreatePayout(context.Background(), ref, &wompi.CreatePayoutRequest{Reference: ref,
+					AccountID: wompitest.AccountMain, PaymentType: wompi.PaymentTypeProviders, DispersionDatetime: at,
+					Transactions: []wompi.TransactionRequest{{LegalIDType: "CC", LegalID: "1000000001", BankID: wompitest.BankID("1007"),
+						AccountType: "AHORROS", AccountNumber: "40000000001", Name: "Ana", Email: "ana@example.co", Amount: each, Reference: ref}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			e := f.engine(func(c *Config) { c.DailyBatchCap = before + 1 })
+			b1, b2 := simpleBatch("seed-sched-a", 1), simpleBatch("seed-sched-b", 1)
+			b1.Schedule.DispersionDatetime, b2.Schedule.DispersionDatetime = &at, &at
+			f.produce(f.topics.Batches, b1, b2)
+			stop, _ := f.run(e)
+			eventually(t, "one submitted, one deferred by the cap", func() bool {
+				return outcome(e, "submitted") == 1 && outcome(e, "deferred") == 1
+			})
+			_ = stop()
+			if u, err := e.budget.Usage(context.Background(), payout.DayOf(testStart).String(), wompitest.AccountMain); err != nil || u.Batches != before+1 {
+				t.Fatalf("today's slots %+v %v, want %d (Wompi's %d earlier batches and ours)", u, err, before+1, before)
+			}
+			// Tomorrow's amount: the extras publish the others' scheduled
+			// amounts; the published /limits has nothing for tomorrow.
+			want := int64(100_000)
+			if !pub && os.Getenv("WOMPITEST_PUBLISHED_ONLY") != "1" { // make test-published forces it
+				want += before * each
+			}
+			if u, err := e.budget.Usage(context.Background(), tomorrow.String(), wompitest.AccountMain); err != nil || u.AmountInCents != want || u.Batches != 0 {
+				t.Fatalf("tomorrow %+v %v, want %d cents and no slot", u, err, want)
+			}
+		})
 	}
 }

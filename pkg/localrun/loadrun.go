@@ -161,7 +161,7 @@ func RunRole(role string, args []string) int {
 			accounts[i].DailyLimitInCents, accounts[i].BalanceInCents = LoadLimitCents, LoadLimitCents
 		}
 		sim, err := wompitest.New(wompitest.Config{Seed: seed + 1, SettleDelay: time.Hour, SettleJitter: -1,
-			Accounts: accounts, ClientDailyLimitInCents: LoadLimitCents, Logger: slog.New(slog.DiscardHandler)})
+			Accounts: accounts, ClientDailyLimitInCents: LoadLimitCents, PublishedOnly: true, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "wompisim:", err)
 			return 1

@@ -145,8 +145,11 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		if delay <= 0 {
 			delay = 300 * time.Millisecond
 		}
+		// Published-only: the services see only what Wompi publishes, as
+		// against the real API (the tally reads the simulator's in-process
+		// ledger, not its HTTP extras).
 		sim, err := wompitest.New(wompitest.Config{SettleDelay: delay, SettleJitter: delay, Seed: o.Seed + 1,
-			WebhookWorkers: 8, Logger: logger.With("worker", "wompisim")})
+			WebhookWorkers: 8, PublishedOnly: true, Logger: logger.With("worker", "wompisim")})
 		if err != nil {
 			return nil, err
 		}

@@ -26,7 +26,7 @@ func BenchmarkReserve(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		g, err := bud.Reserve(ctx, ratelimit.Reservation{BatchID: ids[i], AccountID: acctA, Day: day, AmountInCents: 12_345_00})
+		g, err := bud.Reserve(ctx, ratelimit.Reservation{BatchID: ids[i], AccountID: acctA, Day: day, SlotDay: day, AmountInCents: 12_345_00})
 		if err != nil || !g.Granted {
 			b.Fatal(g, err)
 		}
@@ -48,7 +48,7 @@ func BenchmarkReserveParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := "batch-" + strconv.FormatInt(n.Add(1), 10)
-			if _, err := bud.Reserve(ctx, ratelimit.Reservation{BatchID: id, AccountID: acctA, Day: day, AmountInCents: 100}); err != nil {
+			if _, err := bud.Reserve(ctx, ratelimit.Reservation{BatchID: id, AccountID: acctA, Day: day, SlotDay: day, AmountInCents: 100}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -26,9 +26,10 @@ const (
 
 // BudgetConfig configures a [Budget]. The zero value uses the defaults.
 type BudgetConfig struct {
-	// Prefix starts every key, which is Prefix + "{budget:YYYY-MM-DD}".
+	// Prefix starts every key, which is Prefix + "{budget}:YYYY-MM-DD".
 	// Default [DefaultPrefix]. It must not contain braces: the hash tag is
-	// the day, so one day's whole budget is in one Cluster slot.
+	// "{budget}", so every day's budget is in one Cluster slot and a
+	// reservation can touch two days in one script.
 	Prefix string
 	// DailyBatchCap is the number of batches the client may post per Bogota
 	// day, across all its accounts. Default [DefaultDailyBatchCap].
@@ -37,21 +38,32 @@ type BudgetConfig struct {
 	// account per Bogota day. A negative result is an error; zero blocks the
 	// account. Default: [DefaultAccountDailyLimit] for every account.
 	AccountDailyLimit func(accountID string) int64
-	// TTL is how long a day's budget outlives its last change. Default
+	// TTL is how long a day's budget outlives its last change, counted from
+	// the end of the day when the day is still ahead (a scheduled batch's
+	// amount must last until its dispersion day is over). Default
 	// [DefaultBudgetTTL].
 	TTL time.Duration
 }
 
 // Budget reserves batches against the Bogota-day limits: the amount against
-// the origin account's daily money limit and one slot against the client's
-// daily batch count, both or neither, atomically across all replicas.
+// the origin account's daily money limit on the batch's amount day, and one
+// slot against the client's daily batch count on its slot day (the day the
+// batch is posted), both or neither, atomically across all replicas.
 //
-// A day's budget is one Redis hash, Prefix+"{budget:<day>}", with fields
+// Each day's budget is one Redis hash, Prefix+"{budget}:<day>", with fields
 //
-//	seeded:<accountId>  marker set by Seed; Reserve needs it
+//	seeded:<accountId>  the account's amount on the day is known (Seed, SeedAmount)
 //	amt:<accountId>     cents reserved (or consumed, per Seed) by the account
+//	slots-seeded        the client's batch count on the day is known (Seed, SeedBatches)
 //	batches             batch slots reserved (or consumed) by the client
-//	res:<batchId>       "<amount>:<accountId>", the batch's reservation
+//	res:<batchId>       "<amount>:<slotDay>:<accountId>", the batch's reservation,
+//	                    in the hash of its amount day
+//
+// All days share the hash tag {budget}, so they sit in one Redis Cluster
+// slot: a reservation whose two days differ is still one atomic script.
+// The price is that every budget key lives on one shard, which is nothing
+// for the load: one reservation per batch, at most the daily batch cap
+// (3,800) a day, plus a seed per day and account.
 //
 // Each operation is one EVALSHA round trip whatever the batch size. A Budget
 // is safe for concurrent use.
@@ -60,7 +72,7 @@ type Budget struct {
 	prefix string
 	cap    int
 	limit  func(string) int64
-	ttlMs  int64
+	ttl    time.Duration
 }
 
 // NewBudget returns a Budget on rdb (a single-node, failover or cluster
@@ -69,7 +81,7 @@ func NewBudget(rdb redis.UniversalClient, cfg BudgetConfig) (*Budget, error) {
 	if rdb == nil {
 		return nil, fmt.Errorf("%w: nil Redis client", ErrInvalid)
 	}
-	b := &Budget{rdb: rdb, prefix: cfg.Prefix, cap: cfg.DailyBatchCap, limit: cfg.AccountDailyLimit}
+	b := &Budget{rdb: rdb, prefix: cfg.Prefix, cap: cfg.DailyBatchCap, limit: cfg.AccountDailyLimit, ttl: cfg.TTL}
 	if b.prefix == "" {
 		b.prefix = DefaultPrefix
 	}
@@ -85,23 +97,29 @@ func NewBudget(rdb redis.UniversalClient, cfg BudgetConfig) (*Budget, error) {
 	if b.limit == nil {
 		b.limit = func(string) int64 { return DefaultAccountDailyLimit }
 	}
-	ttl := cfg.TTL
-	if ttl == 0 {
-		ttl = DefaultBudgetTTL
+	if b.ttl == 0 {
+		b.ttl = DefaultBudgetTTL
 	}
-	if ttl < time.Millisecond {
-		return nil, fmt.Errorf("%w: TTL %v", ErrInvalid, ttl)
+	if b.ttl < time.Millisecond {
+		return nil, fmt.Errorf("%w: TTL %v", ErrInvalid, b.ttl)
 	}
-	b.ttlMs = ttl.Milliseconds()
 	return b, nil
 }
 
-// Reservation is one batch's claim on a day's budget.
+// Reservation is one batch's claim on the daily budgets.
 type Reservation struct {
-	BatchID       string
-	AccountID     string // the origin account the batch pays from
-	Day           string // Bogota calendar day, "YYYY-MM-DD" (payout.Day)
-	AmountInCents int64  // the batch total, > 0
+	BatchID   string
+	AccountID string // the origin account the batch pays from
+	// Day is the amount day: the Bogota calendar day, "YYYY-MM-DD"
+	// (payout.Day), whose money limit the amount counts against. For a
+	// scheduled batch, the day of its dispersionDatetime; else the day it
+	// is posted.
+	Day string
+	// SlotDay is the Bogota day the batch is posted (POST /payouts): Wompi
+	// counts the daily batch cap on the day a batch is sent, even when it
+	// is scheduled for a later day. For an immediate batch it equals Day.
+	SlotDay       string
+	AmountInCents int64 // the batch total, > 0
 }
 
 // Denial says why a reservation was not granted. The values are stable and
@@ -111,14 +129,15 @@ type Denial string
 // Reasons a reservation is denied.
 const (
 	// DeniedBatchCount: the client has used all its batch slots for the
-	// day. Checked first: no batch of any account can go out today.
+	// slot day. Checked first: no batch of any account can go out that day.
 	DeniedBatchCount Denial = "batch_count"
 	// DeniedAmount: the amount would take the account past its daily
-	// money limit (including an amount larger than the limit itself).
+	// money limit on the amount day (including an amount larger than the
+	// limit itself).
 	DeniedAmount Denial = "amount"
 )
 
-// Grant is the outcome of [Budget.Reserve].
+// Grant is the outcome of [Budget.Reserve] and [Budget.Move].
 type Grant struct {
 	// Granted is true when the batch holds the reservation, fresh or from
 	// an earlier call (AlreadyHeld).
@@ -128,21 +147,25 @@ type Grant struct {
 	// AlreadyHeld is true when the batch already held this reservation;
 	// nothing was counted again.
 	AlreadyHeld bool
-	// UsedAmountInCents is the account's reserved amount for the day after
-	// the call, and AccountLimitInCents its limit.
+	// UsedAmountInCents is the account's reserved amount on the amount day
+	// after the call, and AccountLimitInCents its limit.
 	UsedAmountInCents   int64
 	AccountLimitInCents int64
-	// UsedBatches is the client's reserved batch count for the day after
-	// the call, and BatchCap the cap.
+	// UsedBatches is the client's reserved batch count on the slot day
+	// after the call, and BatchCap the cap.
 	UsedBatches int
 	BatchCap    int
 }
 
 // Usage is a day's consumption as Redis knows it.
 type Usage struct {
-	// Seeded is false when Redis has no budget for the account that day:
-	// Reserve would return ErrNotSeeded.
-	Seeded        bool
+	// Seeded is false when Redis does not know the account's amount that
+	// day: a reservation with that amount day would return ErrNotSeeded.
+	Seeded bool
+	// BatchesSeeded is false when Redis does not know the client's batch
+	// count that day: a reservation with that slot day would return
+	// ErrNotSeeded.
+	BatchesSeeded bool
 	AmountInCents int64 // the account's reserved amount
 	Batches       int   // the client's reserved batch count
 }
@@ -157,22 +180,54 @@ const (
 	codeConflict    = 6
 )
 
-// reserveScript: KEYS[1] day hash; ARGV batchId, accountId, amount,
-// accountLimit, batchCap, ttlMs. Reply {code, usedAmount, usedBatches,
-// existingReservation}.
-var reserveScript = redis.NewScript(`
-local h = KEYS[1]
+// luaBudget holds the helpers of the reservation scripts. A reservation
+// record is "<amount>:<slotDay>:<accountId>"; a day is 10 bytes.
+const luaBudget = `
+local function parse(held)
+  local i = string.find(held, ':', 1, true)
+  return tonumber(string.sub(held, 1, i - 1)), string.sub(held, i + 1, i + 10), string.sub(held, i + 12)
+end
+local function unbook(a, s, amount, acct)
+  local f = 'amt:' .. acct
+  local used = tonumber(redis.call('HGET', a, f) or '0')
+  if used >= amount then
+    redis.call('HINCRBY', a, f, -amount)
+  else
+    redis.call('HSET', a, f, 0)
+  end
+  local n = tonumber(redis.call('HGET', s, 'batches') or '0')
+  if n >= 1 then
+    redis.call('HINCRBY', s, 'batches', -1)
+  end
+end
+local function unseeded(a, s, acct)
+  local missing = ''
+  if redis.call('HEXISTS', a, 'seeded:' .. acct) == 0 then missing = 'a' end
+  if redis.call('HEXISTS', s, 'slots-seeded') == 0 then missing = missing .. 's' end
+  return missing
+end
+`
+
+// reserveScript: KEYS[1] amount day's hash, KEYS[2] slot day's hash (the
+// same key for an immediate batch); ARGV batchId, accountId, amount,
+// accountLimit, batchCap, slotDay, ttlMs of KEYS[1], ttlMs of KEYS[2].
+// Reply {code, usedAmount, usedBatches, existingReservation or the
+// unseeded parts ("a": the amount day, "s": the slot day)}.
+var reserveScript = redis.NewScript(luaBudget + `
+local a, s = KEYS[1], KEYS[2]
 local batch, acct = ARGV[1], ARGV[2]
 local amount, limit, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local amtField = 'amt:' .. acct
-if redis.call('HEXISTS', h, 'seeded:' .. acct) == 0 then
-  return {5, 0, 0, ''}
+local missing = unseeded(a, s, acct)
+if missing ~= '' then
+  return {5, 0, 0, missing}
 end
-local used = tonumber(redis.call('HGET', h, amtField) or '0')
-local batches = tonumber(redis.call('HGET', h, 'batches') or '0')
-local held = redis.call('HGET', h, 'res:' .. batch)
+local used = tonumber(redis.call('HGET', a, amtField) or '0')
+local batches = tonumber(redis.call('HGET', s, 'batches') or '0')
+local want = ARGV[3] .. ':' .. ARGV[6] .. ':' .. acct
+local held = redis.call('HGET', a, 'res:' .. batch)
 if held then
-  if held ~= (ARGV[3] .. ':' .. acct) then
+  if held ~= want then
     return {6, used, batches, held}
   end
   return {2, used, batches, held}
@@ -183,92 +238,202 @@ end
 if used + amount > limit then
   return {4, used, batches, ''}
 end
-used = redis.call('HINCRBY', h, amtField, amount)
-batches = redis.call('HINCRBY', h, 'batches', 1)
-redis.call('HSET', h, 'res:' .. batch, ARGV[3] .. ':' .. acct)
-redis.call('PEXPIRE', h, ARGV[6])
+used = redis.call('HINCRBY', a, amtField, amount)
+batches = redis.call('HINCRBY', s, 'batches', 1)
+redis.call('HSET', a, 'res:' .. batch, want)
+redis.call('PEXPIRE', a, ARGV[7])
+redis.call('PEXPIRE', s, ARGV[8])
 return {1, used, batches, ''}
 `)
 
-// releaseScript: KEYS[1] day hash; ARGV batchId. Reply 1 when released,
-// 0 when the batch held nothing.
-var releaseScript = redis.NewScript(`
-local h = KEYS[1]
-local field = 'res:' .. ARGV[1]
-local held = redis.call('HGET', h, field)
-if not held then
-  return 0
+// moveScript: KEYS[1] from's amount day, KEYS[2] from's slot day, KEYS[3]
+// to's amount day, KEYS[4] to's slot day; ARGV batchId, accountId, amount,
+// accountLimit, batchCap, from's slot day, to's slot day, ttlMs of KEYS[3],
+// ttlMs of KEYS[4]. Reply as reserveScript's, for to.
+var moveScript = redis.NewScript(luaBudget + `
+local fa, fs, ta, ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local batch, acct = ARGV[1], ARGV[2]
+local amount, limit, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local resField, amtField = 'res:' .. batch, 'amt:' .. acct
+local missing = unseeded(ta, ts, acct)
+if missing ~= '' then
+  return {5, 0, 0, missing}
 end
-local sep = string.find(held, ':', 1, true)
-local amount = tonumber(string.sub(held, 1, sep - 1))
-local amtField = 'amt:' .. string.sub(held, sep + 1)
-local used = tonumber(redis.call('HGET', h, amtField) or '0')
-if used >= amount then
-  redis.call('HINCRBY', h, amtField, -amount)
-else
-  redis.call('HSET', h, amtField, 0)
+local fromVal = ARGV[3] .. ':' .. ARGV[6] .. ':' .. acct
+local toVal = ARGV[3] .. ':' .. ARGV[7] .. ':' .. acct
+local heldFrom = redis.call('HGET', fa, resField)
+local heldTo = heldFrom
+if ta ~= fa then
+  heldTo = redis.call('HGET', ta, resField)
 end
-local batches = tonumber(redis.call('HGET', h, 'batches') or '0')
-if batches >= 1 then
-  redis.call('HINCRBY', h, 'batches', -1)
+local used = tonumber(redis.call('HGET', ta, amtField) or '0')
+local batches = tonumber(redis.call('HGET', ts, 'batches') or '0')
+if heldTo == toVal then
+  return {2, used, batches, heldTo}
 end
-redis.call('HDEL', h, field)
-return 1
+local moving = heldFrom == fromVal
+if heldTo and not (ta == fa and moving) then
+  return {6, used, batches, heldTo}
+end
+if heldFrom and not moving then
+  return {6, used, batches, heldFrom}
+end
+local freeAmt, freeSlot = 0, 0
+if moving and fa == ta then freeAmt = amount end
+if moving and fs == ts then freeSlot = 1 end
+if batches - freeSlot + 1 > cap then
+  return {3, used, batches, ''}
+end
+if used - freeAmt + amount > limit then
+  return {4, used, batches, ''}
+end
+if moving then
+  unbook(fa, fs, amount, acct)
+  redis.call('HDEL', fa, resField)
+end
+used = redis.call('HINCRBY', ta, amtField, amount)
+batches = redis.call('HINCRBY', ts, 'batches', 1)
+redis.call('HSET', ta, resField, toVal)
+redis.call('PEXPIRE', ta, ARGV[8])
+redis.call('PEXPIRE', ts, ARGV[9])
+return {1, used, batches, ''}
 `)
 
-// seedScript: KEYS[1] day hash; ARGV accountId, amount, batches, ttlMs.
-// Reply {usedAmount, usedBatches}.
+// releaseScript: KEYS[1] amount day's hash, KEYS[2] the slot day's hash
+// the caller expects; ARGV batchId, that slot day. Reply {1, ""} when
+// released, {0, ""} when the batch held nothing, {2, recordedSlotDay} when
+// the record names another slot day (nothing changed: call again with it).
+var releaseScript = redis.NewScript(luaBudget + `
+local a, s = KEYS[1], KEYS[2]
+local field = 'res:' .. ARGV[1]
+local held = redis.call('HGET', a, field)
+if not held then
+  return {0, ''}
+end
+local amount, slot, acct = parse(held)
+if slot ~= ARGV[2] then
+  return {2, slot}
+end
+unbook(a, s, amount, acct)
+redis.call('HDEL', a, field)
+return {1, ''}
+`)
+
+// seedScript: KEYS[1] day hash; ARGV accountId ("" leaves the amount
+// alone), amount, batches (-1 leaves the count alone), ttlMs. Reply
+// {usedAmount, usedBatches}.
 var seedScript = redis.NewScript(`
 local h = KEYS[1]
-local amtField = 'amt:' .. ARGV[1]
-local used = tonumber(redis.call('HGET', h, amtField) or '0')
-local amount = tonumber(ARGV[2])
-if amount > used then
-  redis.call('HSET', h, amtField, ARGV[2])
-  used = amount
-end
+local used = 0
 local batches = tonumber(redis.call('HGET', h, 'batches') or '0')
-local seen = tonumber(ARGV[3])
-if seen > batches then
-  redis.call('HSET', h, 'batches', ARGV[3])
-  batches = seen
+if ARGV[1] ~= '' then
+  local amtField = 'amt:' .. ARGV[1]
+  used = tonumber(redis.call('HGET', h, amtField) or '0')
+  local amount = tonumber(ARGV[2])
+  if amount > used then
+    redis.call('HSET', h, amtField, ARGV[2])
+    used = amount
+  end
+  redis.call('HSET', h, 'seeded:' .. ARGV[1], '1')
 end
-redis.call('HSET', h, 'seeded:' .. ARGV[1], '1')
+local seen = tonumber(ARGV[3])
+if seen >= 0 then
+  if seen > batches then
+    redis.call('HSET', h, 'batches', ARGV[3])
+    batches = seen
+  end
+  redis.call('HSET', h, 'slots-seeded', '1')
+end
 redis.call('PEXPIRE', h, ARGV[4])
 return {used, batches}
 `)
 
-// Reserve reserves r's amount against the account's daily limit and one
-// batch slot against the client's daily cap, both or neither, in one atomic
-// round trip.
+// Reserve reserves r's amount against the account's limit on r.Day and one
+// batch slot against the client's cap on r.SlotDay, both or neither, in
+// one atomic round trip.
 //
 //   - Granted: both counters grew; the batch holds the reservation.
-//   - Already held by the same batch (same account and amount): Granted and
-//     AlreadyHeld, nothing counted again. Safe to call on every redelivery.
+//   - Already held by the same batch (same account, amount and days):
+//     Granted and AlreadyHeld, nothing counted again. Safe to call on every
+//     redelivery.
 //   - Denied: nothing changed; Denied says which limit. The batch count is
 //     checked before the amount.
-//   - [ErrNotSeeded]: Redis has no budget for the account that day; Seed it
-//     from Wompi and retry.
-//   - [ErrReservationConflict]: the batch id holds a different reservation.
+//   - [ErrNotSeeded] (a [*NotSeededError]): Redis does not know the
+//     account's amount on r.Day or the client's batch count on r.SlotDay;
+//     seed what it names from Wompi and retry.
+//   - [ErrReservationConflict]: the batch id holds a different reservation
+//     on r.Day (another amount, account or slot day); Release it first.
 func (b *Budget) Reserve(ctx context.Context, r Reservation) (Grant, error) {
 	if err := r.validate(); err != nil {
 		return Grant{}, err
 	}
-	limit := b.limit(r.AccountID)
-	if limit < 0 {
-		return Grant{}, fmt.Errorf("%w: daily limit %d of account %s is negative", ErrInvalid, limit, r.AccountID)
+	limit, err := b.accountLimit(r.AccountID)
+	if err != nil {
+		return Grant{}, err
 	}
-	res, err := reserveScript.Run(ctx, b.rdb, []string{b.key(r.Day)},
-		r.BatchID, r.AccountID, r.AmountInCents, limit, b.cap, b.ttlMs).Slice()
+	res, err := reserveScript.Run(ctx, b.rdb, []string{b.key(r.Day), b.key(r.SlotDay)},
+		r.BatchID, r.AccountID, r.AmountInCents, limit, b.cap, r.SlotDay, b.ttlMs(r.Day), b.ttlMs(r.SlotDay)).Slice()
 	if err != nil {
 		return Grant{}, fmt.Errorf("ratelimit: reserve batch %s: %w", r.BatchID, err)
 	}
+	return b.grant("reserve", r, limit, res)
+}
+
+// Move moves the batch's reservation from to the days day (amount) and
+// slotDay (batch slot), atomically, both or neither: when the new days
+// cannot take it (Denied, or an error), the batch still holds from. Use it
+// when a batch is posted on a later day than its slot was reserved on.
+//
+//   - from held as given: it is released and the new reservation taken, in
+//     one step; when a day is the same on both sides, its count is moved,
+//     not taken twice.
+//   - the batch already holds the new reservation (a repeated Move):
+//     Granted and AlreadyHeld.
+//   - from not held at all (released, or lost with Redis): Move is a
+//     Reserve on the new days.
+//   - the batch holds something else on either amount day:
+//     [ErrReservationConflict], nothing changed.
+//   - [ErrNotSeeded] (a [*NotSeededError]) for the new days, as Reserve.
+func (b *Budget) Move(ctx context.Context, from Reservation, day, slotDay string) (Grant, error) {
+	to := from
+	to.Day, to.SlotDay = day, slotDay
+	if err := from.validate(); err != nil {
+		return Grant{}, err
+	}
+	if err := to.validate(); err != nil {
+		return Grant{}, err
+	}
+	limit, err := b.accountLimit(to.AccountID)
+	if err != nil {
+		return Grant{}, err
+	}
+	res, err := moveScript.Run(ctx, b.rdb,
+		[]string{b.key(from.Day), b.key(from.SlotDay), b.key(to.Day), b.key(to.SlotDay)},
+		to.BatchID, to.AccountID, to.AmountInCents, limit, b.cap, from.SlotDay, to.SlotDay,
+		b.ttlMs(to.Day), b.ttlMs(to.SlotDay)).Slice()
+	if err != nil {
+		return Grant{}, fmt.Errorf("ratelimit: move batch %s: %w", to.BatchID, err)
+	}
+	return b.grant("move", to, limit, res)
+}
+
+func (b *Budget) accountLimit(accountID string) (int64, error) {
+	limit := b.limit(accountID)
+	if limit < 0 {
+		return 0, fmt.Errorf("%w: daily limit %d of account %s is negative", ErrInvalid, limit, accountID)
+	}
+	return limit, nil
+}
+
+// grant reads a reserveScript or moveScript reply about r.
+func (b *Budget) grant(op string, r Reservation, limit int64, res []any) (Grant, error) {
 	if len(res) != 4 {
-		return Grant{}, fmt.Errorf("ratelimit: reserve batch %s: unexpected reply %v", r.BatchID, res)
+		return Grant{}, fmt.Errorf("ratelimit: %s batch %s: unexpected reply %v", op, r.BatchID, res)
 	}
 	code, _ := res[0].(int64)
 	used, _ := res[1].(int64)
 	batches, _ := res[2].(int64)
+	extra, _ := res[3].(string)
 	g := Grant{UsedAmountInCents: used, UsedBatches: int(batches), AccountLimitInCents: limit, BatchCap: b.cap}
 	switch code {
 	case codeGranted:
@@ -280,22 +445,31 @@ func (b *Budget) Reserve(ctx context.Context, r Reservation) (Grant, error) {
 	case codeDeniedAmt:
 		g.Denied = DeniedAmount
 	case codeNotSeeded:
-		return Grant{}, fmt.Errorf("%w (day %s, account %s)", ErrNotSeeded, r.Day, r.AccountID)
+		ns := &NotSeededError{AccountID: r.AccountID}
+		if strings.Contains(extra, "a") {
+			ns.AmountDay = r.Day
+		}
+		if strings.Contains(extra, "s") {
+			ns.SlotDay = r.SlotDay
+		}
+		return Grant{}, ns
 	case codeConflict:
-		held, _ := res[3].(string)
-		return Grant{}, fmt.Errorf("%w: batch %s holds %q (amount:account), asked %d:%s", ErrReservationConflict, r.BatchID, held, r.AmountInCents, r.AccountID)
+		return Grant{}, fmt.Errorf("%w: batch %s holds %q (amount:slotDay:account), asked %d:%s:%s on %s",
+			ErrReservationConflict, r.BatchID, extra, r.AmountInCents, r.SlotDay, r.AccountID, r.Day)
 	default:
-		return Grant{}, fmt.Errorf("ratelimit: reserve batch %s: unexpected code %v", r.BatchID, res[0])
+		return Grant{}, fmt.Errorf("ratelimit: %s batch %s: unexpected code %v", op, r.BatchID, res[0])
 	}
 	return g, nil
 }
 
-// Release returns the batch's reservation to the day's budget: its amount to
-// the account it was reserved for (as recorded, whatever r.AccountID and
-// r.AmountInCents say) and its batch slot. Only r.Day and r.BatchID are
-// used. released is false when the batch held nothing (never reserved,
-// already released, or lost with Redis): then nothing changes, so Release
-// is safe to repeat. A released batch may be reserved again.
+// Release returns the batch's reservation on r.Day (its amount day): the
+// amount to the account it was reserved for and the batch slot to the slot
+// day it was reserved on, as recorded, whatever r.AccountID,
+// r.AmountInCents and r.SlotDay say (r.SlotDay is a hint that saves a round
+// trip; empty means r.Day). released is false when the batch held nothing
+// on r.Day (never reserved, already released, moved, or lost with Redis):
+// then nothing changes, so Release is safe to repeat. A released batch may
+// be reserved again.
 //
 // Release only batches that were not posted to Wompi (a 4xx rejection, or
 // an abandoned attempt); a posted batch has consumed the limit.
@@ -306,44 +480,109 @@ func (b *Budget) Release(ctx context.Context, r Reservation) (released bool, err
 	if r.BatchID == "" {
 		return false, fmt.Errorf("%w: empty batch id", ErrInvalid)
 	}
-	n, err := releaseScript.Run(ctx, b.rdb, []string{b.key(r.Day)}, r.BatchID).Int64()
-	if err != nil {
-		return false, fmt.Errorf("ratelimit: release batch %s: %w", r.BatchID, err)
+	slot := r.SlotDay
+	if slot == "" {
+		slot = r.Day
 	}
-	return n == 1, nil
+	if err := validDay(slot); err != nil {
+		return false, err
+	}
+	for range 2 {
+		res, err := releaseScript.Run(ctx, b.rdb, []string{b.key(r.Day), b.key(slot)}, r.BatchID, slot).Slice()
+		if err != nil {
+			return false, fmt.Errorf("ratelimit: release batch %s: %w", r.BatchID, err)
+		}
+		if len(res) != 2 {
+			return false, fmt.Errorf("ratelimit: release batch %s: unexpected reply %v", r.BatchID, res)
+		}
+		code, _ := res[0].(int64)
+		recorded, _ := res[1].(string)
+		switch code {
+		case 0:
+			return false, nil
+		case 1:
+			return true, nil
+		case 2: // the record names another slot day: release there
+			if err := validDay(recorded); err != nil {
+				return false, fmt.Errorf("ratelimit: release batch %s: recorded slot day: %w", r.BatchID, err)
+			}
+			slot = recorded
+			continue
+		}
+		return false, fmt.Errorf("ratelimit: release batch %s: unexpected code %v", r.BatchID, res[0])
+	}
+	return false, fmt.Errorf("ratelimit: release batch %s: its recorded slot day keeps changing", r.BatchID)
 }
 
-// Seed records what Wompi reports as already consumed today by the account
-// (amount) and by the client (batch count), and marks the account's budget
-// as known so Reserve works. Each counter becomes max(current, given) in one
-// atomic step, so reservations made concurrently, or since Wompi's answer
-// was computed, are never erased; Seed can only raise counters. Call it when
-// Reserve returns ErrNotSeeded, and whenever a fresh GET /limits is at hand.
-//
-// Reservations held before Redis lost its data are gone: Release of them is
-// a no-op and Reserve of such a batch counts it again.
+// Seed records what Wompi reports as already consumed on day, by the
+// account (amount) and by the client (batch count: the batches sent that
+// day), and marks both as known. It is SeedAmount and SeedBatches in one
+// atomic step.
 func (b *Budget) Seed(ctx context.Context, day, accountID string, consumedAmountInCents int64, consumedBatches int) (Usage, error) {
-	if err := validDay(day); err != nil {
-		return Usage{}, err
-	}
 	if err := validID("account id", accountID); err != nil {
 		return Usage{}, err
 	}
 	if consumedAmountInCents < 0 || consumedBatches < 0 {
 		return Usage{}, fmt.Errorf("%w: negative consumption %d cents, %d batches", ErrInvalid, consumedAmountInCents, consumedBatches)
 	}
-	res, err := seedScript.Run(ctx, b.rdb, []string{b.key(day)}, accountID, consumedAmountInCents, consumedBatches, b.ttlMs).Int64Slice()
+	u, err := b.seed(ctx, day, accountID, consumedAmountInCents, consumedBatches)
+	u.Seeded, u.BatchesSeeded = err == nil, err == nil
+	return u, err
+}
+
+// SeedAmount records the account's consumed amount on day and marks it
+// known, so reservations with that amount day work. The counter becomes
+// max(current, given) in one atomic step, so reservations made
+// concurrently, or since Wompi's answer was computed, are never erased;
+// seeding can only raise counters. Call it when Reserve returns
+// ErrNotSeeded naming the amount day, and whenever a fresh figure is at
+// hand. The returned Usage has the day's batch count as Redis holds it.
+//
+// Reservations held before Redis lost its data are gone: Release of them is
+// a no-op and Reserve of such a batch counts it again.
+func (b *Budget) SeedAmount(ctx context.Context, day, accountID string, consumedAmountInCents int64) (Usage, error) {
+	if err := validID("account id", accountID); err != nil {
+		return Usage{}, err
+	}
+	if consumedAmountInCents < 0 {
+		return Usage{}, fmt.Errorf("%w: negative consumption %d cents", ErrInvalid, consumedAmountInCents)
+	}
+	u, err := b.seed(ctx, day, accountID, consumedAmountInCents, -1)
+	u.Seeded = err == nil
+	return u, err
+}
+
+// SeedBatches records the number of batches the client has sent on day
+// (the slot day; scheduled batches count on the day they were sent) and
+// marks it known, so reservations with that slot day work. As SeedAmount,
+// it keeps the larger of the given count and what Redis holds. The
+// returned Usage carries no account figures.
+func (b *Budget) SeedBatches(ctx context.Context, day string, consumedBatches int) (Usage, error) {
+	if consumedBatches < 0 {
+		return Usage{}, fmt.Errorf("%w: negative consumption %d batches", ErrInvalid, consumedBatches)
+	}
+	u, err := b.seed(ctx, day, "", 0, consumedBatches)
+	u.BatchesSeeded = err == nil
+	u.AmountInCents = 0
+	return u, err
+}
+
+func (b *Budget) seed(ctx context.Context, day, accountID string, amount int64, batches int) (Usage, error) {
+	if err := validDay(day); err != nil {
+		return Usage{}, err
+	}
+	res, err := seedScript.Run(ctx, b.rdb, []string{b.key(day)}, accountID, amount, batches, b.ttlMs(day)).Int64Slice()
 	if err != nil {
-		return Usage{}, fmt.Errorf("ratelimit: seed day %s account %s: %w", day, accountID, err)
+		return Usage{}, fmt.Errorf("ratelimit: seed day %s: %w", day, err)
 	}
 	if len(res) != 2 {
-		return Usage{}, fmt.Errorf("ratelimit: seed day %s account %s: unexpected reply %v", day, accountID, res)
+		return Usage{}, fmt.Errorf("ratelimit: seed day %s: unexpected reply %v", day, res)
 	}
-	return Usage{Seeded: true, AmountInCents: res[0], Batches: int(res[1])}, nil
+	return Usage{AmountInCents: res[0], Batches: int(res[1])}, nil
 }
 
 // Usage returns the day's reserved amount of the account, the client's
-// reserved batch count, and whether the account's budget is seeded.
+// reserved batch count, and whether each is seeded.
 func (b *Budget) Usage(ctx context.Context, day, accountID string) (Usage, error) {
 	if err := validDay(day); err != nil {
 		return Usage{}, err
@@ -351,11 +590,11 @@ func (b *Budget) Usage(ctx context.Context, day, accountID string) (Usage, error
 	if err := validID("account id", accountID); err != nil {
 		return Usage{}, err
 	}
-	vals, err := b.rdb.HMGet(ctx, b.key(day), "seeded:"+accountID, "amt:"+accountID, "batches").Result()
+	vals, err := b.rdb.HMGet(ctx, b.key(day), "seeded:"+accountID, "amt:"+accountID, "batches", "slots-seeded").Result()
 	if err != nil {
 		return Usage{}, fmt.Errorf("ratelimit: usage day %s account %s: %w", day, accountID, err)
 	}
-	u := Usage{Seeded: vals[0] != nil}
+	u := Usage{Seeded: vals[0] != nil, BatchesSeeded: vals[3] != nil}
 	if s, ok := vals[1].(string); ok {
 		if u.AmountInCents, err = strconv.ParseInt(s, 10, 64); err != nil {
 			return Usage{}, fmt.Errorf("ratelimit: usage: amount %q: %w", s, err)
@@ -372,11 +611,30 @@ func (b *Budget) Usage(ctx context.Context, day, accountID string) (Usage, error
 // Key returns the Redis key of a day's budget, for inspection and tests.
 func (b *Budget) Key(day string) string { return b.key(day) }
 
-func (b *Budget) key(day string) string { return b.prefix + "{budget:" + day + "}" }
+func (b *Budget) key(day string) string { return b.prefix + "{budget}:" + day }
+
+// bogota is America/Bogota: UTC-5 all year.
+var bogota = time.FixedZone("America/Bogota", -5*60*60)
+
+// ttlMs is the TTL of day's hash after a change: TTL, counted from the end
+// of the day when it is still ahead (by the wall clock, as Redis expires
+// keys), so a budget reserved days before its day lasts through it.
+func (b *Budget) ttlMs(day string) int64 {
+	ttl := b.ttl
+	if t, err := time.ParseInLocation(time.DateOnly, day, bogota); err == nil {
+		if ahead := time.Until(t.AddDate(0, 0, 1)); ahead > 0 {
+			ttl += ahead
+		}
+	}
+	return ttl.Milliseconds()
+}
 
 func (r Reservation) validate() error {
 	if err := validDay(r.Day); err != nil {
 		return err
+	}
+	if err := validDay(r.SlotDay); err != nil {
+		return fmt.Errorf("slot day: %w", err)
 	}
 	if err := validID("batch id", r.BatchID); err != nil {
 		return err

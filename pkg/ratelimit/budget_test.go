@@ -53,7 +53,12 @@ type seedArgs struct {
 }
 
 func res(batch, acct, d string, amount int64) *ratelimit.Reservation {
-	return &ratelimit.Reservation{BatchID: batch, AccountID: acct, Day: d, AmountInCents: amount}
+	return &ratelimit.Reservation{BatchID: batch, AccountID: acct, Day: d, SlotDay: d, AmountInCents: amount}
+}
+
+// sched is a scheduled batch: posted on slot, its amount counts on d.
+func sched(batch, acct, d, slot string, amount int64) *ratelimit.Reservation {
+	return &ratelimit.Reservation{BatchID: batch, AccountID: acct, Day: d, SlotDay: slot, AmountInCents: amount}
 }
 
 func granted(used int64, batches int) ratelimit.Grant {
@@ -88,17 +93,17 @@ func TestBudgetScenarios(t *testing.T) {
 			seedA,
 			{reserve: res("b1", acctA, day, 400), wantGrant: granted(400, 1)},
 			{reserve: res("b2", acctA, day, 600), wantGrant: granted(1000, 2)},
-		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 1000, Batches: 2}}},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, BatchesSeeded: true, AmountInCents: 1000, Batches: 2}}},
 		{name: "deny amount over limit", steps: []step{
 			seedA,
 			{reserve: res("b1", acctA, day, 700), wantGrant: granted(700, 1)},
 			{reserve: res("b2", acctA, day, 301), wantGrant: denied(ratelimit.DeniedAmount, 700, 1)},
 			{reserve: res("b3", acctA, day, 300), wantGrant: granted(1000, 2)},
-		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 1000, Batches: 2}}},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, BatchesSeeded: true, AmountInCents: 1000, Batches: 2}}},
 		{name: "deny amount larger than the limit itself", steps: []step{
 			seedA,
 			{reserve: res("b1", acctA, day, 1001), wantGrant: denied(ratelimit.DeniedAmount, 0, 0)},
-		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true}}},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, BatchesSeeded: true}}},
 		{name: "deny when batch slots used, across accounts", steps: []step{
 			seedA, seedB,
 			{reserve: res("b1", acctA, day, 1), wantGrant: granted(1, 1)},
@@ -106,8 +111,8 @@ func TestBudgetScenarios(t *testing.T) {
 			{reserve: res("b3", acctA, day, 1), wantGrant: granted(2, 3)},
 			{reserve: res("b4", acctB, day, 1), wantGrant: denied(ratelimit.DeniedBatchCount, 1, 3)},
 		}, want: map[string]ratelimit.Usage{
-			acctA: {Seeded: true, AmountInCents: 2, Batches: 3},
-			acctB: {Seeded: true, AmountInCents: 1, Batches: 3},
+			acctA: {Seeded: true, BatchesSeeded: true, AmountInCents: 2, Batches: 3},
+			acctB: {Seeded: true, BatchesSeeded: true, AmountInCents: 1, Batches: 3},
 		}},
 		{name: "batch count is checked before amount", steps: []step{
 			seedStep(day, acctA, 0, 3),
@@ -126,15 +131,15 @@ func TestBudgetScenarios(t *testing.T) {
 			// Held even though a fresh reservation would now be denied.
 			{reserve: res("b2", acctA, day, 400), wantGrant: granted(1000, 2)},
 			{reserve: res("b1", acctA, day, 600), wantGrant: held(1000, 2)},
-		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 1000, Batches: 2}}},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, BatchesSeeded: true, AmountInCents: 1000, Batches: 2}}},
 		{name: "re-reserve with another amount or account conflicts", steps: []step{
 			seedA, seedB,
 			{reserve: res("b1", acctA, day, 600), wantGrant: granted(600, 1)},
 			{reserve: res("b1", acctA, day, 601), wantErr: ratelimit.ErrReservationConflict},
 			{reserve: res("b1", acctB, day, 600), wantErr: ratelimit.ErrReservationConflict},
 		}, want: map[string]ratelimit.Usage{
-			acctA: {Seeded: true, AmountInCents: 600, Batches: 1},
-			acctB: {Seeded: true, AmountInCents: 0, Batches: 1},
+			acctA: {Seeded: true, BatchesSeeded: true, AmountInCents: 600, Batches: 1},
+			acctB: {Seeded: true, BatchesSeeded: true, AmountInCents: 0, Batches: 1},
 		}},
 		{name: "release returns amount and slot", steps: []step{
 			seedA,
@@ -142,7 +147,7 @@ func TestBudgetScenarios(t *testing.T) {
 			{reserve: res("b2", acctA, day, 500), wantGrant: denied(ratelimit.DeniedAmount, 600, 1)},
 			{release: res("b1", acctA, day, 600), wantReleased: true},
 			{reserve: res("b2", acctA, day, 500), wantGrant: granted(500, 1)},
-		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 500, Batches: 1}}},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, BatchesSeeded: true, AmountInCents: 500, Batches: 1}}},
 		{name: "release is idempotent and uses the recorded reservation", steps: []step{
 			seedA, seedB,
 			{reserve: res("b1", acctA, day, 600), wantGrant: granted(600, 1)},
@@ -152,8 +157,8 @@ func TestBudgetScenarios(t *testing.T) {
 			{release: res("b1", acctA, day, 600), wantReleased: false},
 			{release: res("never", acctA, day, 600), wantReleased: false},
 		}, want: map[string]ratelimit.Usage{
-			acctA: {Seeded: true, AmountInCents: 0, Batches: 1},
-			acctB: {Seeded: true, AmountInCents: 100, Batches: 1},
+			acctA: {Seeded: true, BatchesSeeded: true, AmountInCents: 0, Batches: 1},
+			acctB: {Seeded: true, BatchesSeeded: true, AmountInCents: 100, Batches: 1},
 		}},
 		{name: "released batch can be reserved again", steps: []step{
 			seedA,
@@ -166,7 +171,7 @@ func TestBudgetScenarios(t *testing.T) {
 			{reserve: res("b1", acctA, day, 1000), wantGrant: granted(1000, 1)},
 			{reserve: res("b1", acctA, other, 1000), wantGrant: granted(1000, 1)},
 			{release: res("b1", acctA, other, 1000), wantReleased: true},
-		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 1000, Batches: 1}}},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, BatchesSeeded: true, AmountInCents: 1000, Batches: 1}}},
 		{name: "not seeded", steps: []step{
 			{reserve: res("b1", acctA, day, 1), wantErr: ratelimit.ErrNotSeeded},
 			{release: res("b1", acctA, day, 1), wantReleased: false},
@@ -174,7 +179,7 @@ func TestBudgetScenarios(t *testing.T) {
 		{name: "seeding one account does not seed another", steps: []step{
 			seedA,
 			{reserve: res("b1", acctB, day, 1), wantErr: ratelimit.ErrNotSeeded},
-		}, want: map[string]ratelimit.Usage{acctB: {}}},
+		}, want: map[string]ratelimit.Usage{acctB: {BatchesSeeded: true}}},
 		{name: "seed counts what Wompi consumed", steps: []step{
 			seedStep(day, acctA, 900, 2),
 			{reserve: res("b1", acctA, day, 101), wantGrant: denied(ratelimit.DeniedAmount, 900, 2)},
@@ -186,13 +191,13 @@ func TestBudgetScenarios(t *testing.T) {
 			{reserve: res("b1", acctA, day, 500), wantGrant: granted(500, 1)},
 			seedStep(day, acctA, 200, 0), // older Wompi figure: keep ours
 			{reserve: res("b2", acctA, day, 500), wantGrant: granted(1000, 2)},
-		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 1000, Batches: 2}}},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, BatchesSeeded: true, AmountInCents: 1000, Batches: 2}}},
 		{name: "seed raises to Wompi's figure", steps: []step{
 			seedA,
 			{reserve: res("b1", acctA, day, 100), wantGrant: granted(100, 1)},
 			seedStep(day, acctA, 800, 2),
 			{reserve: res("b2", acctA, day, 201), wantGrant: denied(ratelimit.DeniedAmount, 800, 2)},
-		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, AmountInCents: 800, Batches: 2}}},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, BatchesSeeded: true, AmountInCents: 800, Batches: 2}}},
 		{name: "invalid reservations", steps: []step{
 			seedA,
 			{reserve: res("", acctA, day, 1), wantErr: ratelimit.ErrInvalid},
@@ -202,7 +207,7 @@ func TestBudgetScenarios(t *testing.T) {
 			{reserve: res("b1", acctA, day, 0), wantErr: ratelimit.ErrInvalid},
 			{reserve: res("b1", acctA, day, -5), wantErr: ratelimit.ErrInvalid},
 			{reserve: res("b 1", acctA, day, 1), wantErr: ratelimit.ErrInvalid},
-		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true}}},
+		}, want: map[string]ratelimit.Usage{acctA: {Seeded: true, BatchesSeeded: true}}},
 	}
 	rs := testenv.Redis(t)
 	for _, tc := range tests {
@@ -288,7 +293,7 @@ func TestBudgetConcurrentReservationsNeverOverspend(t *testing.T) {
 					rng := rand.New(rand.NewPCG(uint64(g), 7))
 					for i := range 25 {
 						amt := 1 + rng.Int64N(2000)
-						r := ratelimit.Reservation{BatchID: fmt.Sprintf("g%d-%d", g, i), AccountID: acctA, Day: day, AmountInCents: amt}
+						r := ratelimit.Reservation{BatchID: fmt.Sprintf("g%d-%d", g, i), AccountID: acctA, Day: day, SlotDay: day, AmountInCents: amt}
 						gr, err := b.Reserve(ctx, r)
 						if err != nil {
 							t.Error(err)
@@ -354,7 +359,7 @@ func TestBudgetAfterRedisLoss(t *testing.T) {
 		t.Fatalf("reserve after loss: %v, want ErrNotSeeded", err)
 	}
 	// Wompi says b1 was posted: 300 cents, 1 batch.
-	if u, err := b.Seed(ctx, day, acctA, 300, 1); err != nil || u != (ratelimit.Usage{Seeded: true, AmountInCents: 300, Batches: 1}) {
+	if u, err := b.Seed(ctx, day, acctA, 300, 1); err != nil || u != (ratelimit.Usage{Seeded: true, BatchesSeeded: true, AmountInCents: 300, Batches: 1}) {
 		t.Fatalf("seed: %+v %v", u, err)
 	}
 	if ok, err := b.Release(ctx, *res("b1", acctA, day, 300)); err != nil || ok {
@@ -376,8 +381,9 @@ func TestBudgetAfterRedisLoss(t *testing.T) {
 	}
 }
 
-// One day's budget is one key, tagged by the day, with a TTL; each call is
-// one round trip.
+// One day's budget is one key; every day shares the hash tag {budget}, so a
+// reservation over two days stays in one Cluster slot. Keys have a TTL;
+// each call is one round trip.
 func TestBudgetKeyLayoutAndRoundTrips(t *testing.T) {
 	rs := testenv.Redis(t)
 	ctx := context.Background()
@@ -386,7 +392,7 @@ func TestBudgetKeyLayoutAndRoundTrips(t *testing.T) {
 	c.AddHook(countHook{&cmds})
 	prefix := rs.Prefix()
 	b := newBudget(t, c, prefix, 10, 1000)
-	if got, want := b.Key(day), prefix+"{budget:2026-11-21}"; got != want {
+	if got, want := b.Key(day), prefix+"{budget}:2026-11-21"; got != want {
 		t.Fatalf("Key = %q, want %q", got, want)
 	}
 	if _, err := b.Seed(ctx, day, acctA, 0, 0); err != nil {
@@ -490,5 +496,358 @@ func TestBudgetDefaults(t *testing.T) {
 	}
 	if g, err = b.Reserve(ctx, *res("b2", acctB, day, 1)); err != nil || g.Denied != ratelimit.DeniedBatchCount {
 		t.Fatalf("3801st batch: %+v %v", g, err)
+	}
+}
+
+// Days of the scheduling tests: a batch is sent on day and scheduled for
+// later; tomorrow is the day after day.
+const (
+	tomorrow = "2026-11-22"
+	later    = "2026-11-24"
+)
+
+func usage(t *testing.T, b *ratelimit.Budget, d, acct string) ratelimit.Usage {
+	t.Helper()
+	u, err := b.Usage(context.Background(), d, acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func mustSeed(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A scheduled batch takes a batch slot on the day it is sent and its amount
+// on its dispersion day, and each day must be seeded for its own part.
+func TestScheduledBatchTakesTheSendDaysSlotAndTheLaterDaysAmount(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	b := newBudget(t, rs.Client(), rs.Prefix(), 3, 1000)
+	r := *sched("s1", acctA, later, day, 400)
+
+	_, err := b.Reserve(ctx, r)
+	var ns *ratelimit.NotSeededError
+	if !errors.As(err, &ns) || !errors.Is(err, ratelimit.ErrNotSeeded) || *ns != (ratelimit.NotSeededError{AccountID: acctA, AmountDay: later, SlotDay: day}) {
+		t.Fatalf("reserve on an empty Redis: %v, want both days not seeded", err)
+	}
+	_, err = b.SeedBatches(ctx, day, 0)
+	mustSeed(t, err)
+	_, err = b.Reserve(ctx, r)
+	if !errors.As(err, &ns) || *ns != (ratelimit.NotSeededError{AccountID: acctA, AmountDay: later}) {
+		t.Fatalf("reserve with the send day seeded: %v, want the amount day not seeded", err)
+	}
+	_, err = b.SeedAmount(ctx, later, acctA, 0)
+	mustSeed(t, err)
+	g, err := b.Reserve(ctx, r)
+	if err != nil || g != (ratelimit.Grant{Granted: true, UsedAmountInCents: 400, UsedBatches: 1, AccountLimitInCents: 1000, BatchCap: 3}) {
+		t.Fatalf("reserve: %+v %v", g, err)
+	}
+	if u := usage(t, b, day, acctA); u != (ratelimit.Usage{BatchesSeeded: true, Batches: 1}) {
+		t.Errorf("send day: %+v, want its one batch slot and no amount", u)
+	}
+	if u := usage(t, b, later, acctA); u != (ratelimit.Usage{Seeded: true, AmountInCents: 400}) {
+		t.Errorf("dispersion day: %+v, want the amount and no batch slot", u)
+	}
+	if g, err := b.Reserve(ctx, r); err != nil || !g.AlreadyHeld || g.UsedBatches != 1 || g.UsedAmountInCents != 400 {
+		t.Fatalf("re-reserve: %+v %v", g, err)
+	}
+	// Posted on another day than reserved: another reservation, not the same.
+	_, err = b.SeedBatches(ctx, tomorrow, 0)
+	mustSeed(t, err)
+	if _, err := b.Reserve(ctx, *sched("s1", acctA, later, tomorrow, 400)); !errors.Is(err, ratelimit.ErrReservationConflict) {
+		t.Fatalf("same batch, other slot day: %v, want a conflict", err)
+	}
+	if ok, err := b.Release(ctx, r); err != nil || !ok {
+		t.Fatalf("release: %v %v", ok, err)
+	}
+	if u := usage(t, b, day, acctA); u.Batches != 0 {
+		t.Errorf("send day after release: %+v", u)
+	}
+	if u := usage(t, b, later, acctA); u.AmountInCents != 0 {
+		t.Errorf("dispersion day after release: %+v", u)
+	}
+}
+
+// The batch cap counts the day a batch is sent: a day whose slots went to
+// batches scheduled for later refuses one more batch that day, while the
+// dispersion day still has all its slots; the amount counts on the
+// dispersion day.
+func TestBatchCapCountsTheSendDay(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	b := newBudget(t, rs.Client(), rs.Prefix(), 3, 1000)
+	_, err := b.Seed(ctx, day, acctA, 0, 0)
+	mustSeed(t, err)
+	_, err = b.SeedAmount(ctx, later, acctA, 0)
+	mustSeed(t, err)
+	for i := range 3 {
+		if g, err := b.Reserve(ctx, *sched(fmt.Sprint("s", i), acctA, later, day, 300)); err != nil || !g.Granted {
+			t.Fatalf("scheduled batch %d: %+v %v", i, g, err)
+		}
+	}
+	// Today's slots are used: an immediate batch today is refused.
+	if g, err := b.Reserve(ctx, *res("now", acctA, day, 1)); err != nil || g.Denied != ratelimit.DeniedBatchCount || g.UsedBatches != 3 {
+		t.Fatalf("immediate batch on the send day: %+v %v, want denied by the batch count", g, err)
+	}
+	// So is one more scheduled batch sent today, even for another day.
+	if g, err := b.Reserve(ctx, *sched("s3", acctA, tomorrow, day, 1)); !errors.Is(err, ratelimit.ErrNotSeeded) {
+		t.Fatalf("fourth scheduled batch before its day is seeded: %+v %v", g, err)
+	}
+	_, err = b.SeedAmount(ctx, tomorrow, acctA, 0)
+	mustSeed(t, err)
+	if g, err := b.Reserve(ctx, *sched("s3", acctA, tomorrow, day, 1)); err != nil || g.Denied != ratelimit.DeniedBatchCount {
+		t.Fatalf("fourth scheduled batch sent today: %+v %v, want denied by the batch count", g, err)
+	}
+	// On the dispersion day the slots are free; its amount is not.
+	_, err = b.SeedBatches(ctx, later, 0)
+	mustSeed(t, err)
+	if g, err := b.Reserve(ctx, *res("then-big", acctA, later, 101)); err != nil || g.Denied != ratelimit.DeniedAmount || g.UsedAmountInCents != 900 {
+		t.Fatalf("immediate batch over the dispersion day's amount: %+v %v, want denied by the amount", g, err)
+	}
+	if g, err := b.Reserve(ctx, *res("then", acctA, later, 100)); err != nil || !g.Granted || g.UsedBatches != 1 || g.UsedAmountInCents != 1000 {
+		t.Fatalf("immediate batch on the dispersion day: %+v %v, want granted, the day's first slot", g, err)
+	}
+}
+
+// Move follows a batch posted on a later day than its slot was reserved on:
+// atomically, both or neither, never counting the batch twice.
+func TestMoveReservation(t *testing.T) {
+	rs := testenv.Redis(t)
+	type setup func(t *testing.T, b *ratelimit.Budget)
+	seedAll := func(t *testing.T, b *ratelimit.Budget) {
+		for _, d := range []string{day, tomorrow, later} {
+			_, err := b.Seed(context.Background(), d, acctA, 0, 0)
+			mustSeed(t, err)
+		}
+	}
+	tests := []struct {
+		name       string
+		cap        int
+		limit      int64
+		setup      setup
+		from       *ratelimit.Reservation
+		hold       bool // from is reserved before the move
+		day, slot  string
+		want       ratelimit.Grant
+		wantErr    error
+		wantUsages map[string]ratelimit.Usage // day -> acctA's usage after
+	}{
+		{name: "scheduled: the slot moves, the amount stays", cap: 3, limit: 1000, setup: seedAll,
+			from: sched("s", acctA, later, day, 1000), hold: true, day: later, slot: tomorrow,
+			// The amount day is at its limit with the batch's own amount:
+			// the move does not count it twice.
+			want: ratelimit.Grant{Granted: true, UsedAmountInCents: 1000, UsedBatches: 1},
+			wantUsages: map[string]ratelimit.Usage{
+				day: {Batches: 0}, tomorrow: {Batches: 1}, later: {AmountInCents: 1000},
+			}},
+		{name: "immediate: amount and slot move", cap: 3, limit: 1000, setup: seedAll,
+			from: res("i", acctA, day, 400), hold: true, day: tomorrow, slot: tomorrow,
+			want: ratelimit.Grant{Granted: true, UsedAmountInCents: 400, UsedBatches: 1},
+			wantUsages: map[string]ratelimit.Usage{
+				day: {}, tomorrow: {AmountInCents: 400, Batches: 1},
+			}},
+		{name: "denied: the batch keeps its reservation", cap: 3, limit: 1000,
+			setup: func(t *testing.T, b *ratelimit.Budget) {
+				seedAll(t, b)
+				_, err := b.SeedBatches(context.Background(), tomorrow, 3)
+				mustSeed(t, err)
+			},
+			from: sched("s", acctA, later, day, 400), hold: true, day: later, slot: tomorrow,
+			want: ratelimit.Grant{Denied: ratelimit.DeniedBatchCount, UsedAmountInCents: 400, UsedBatches: 3},
+			wantUsages: map[string]ratelimit.Usage{
+				day: {Batches: 1}, tomorrow: {Batches: 3}, later: {AmountInCents: 400},
+			}},
+		{name: "denied by the new day's amount", cap: 3, limit: 1000,
+			setup: func(t *testing.T, b *ratelimit.Budget) {
+				seedAll(t, b)
+				_, err := b.SeedAmount(context.Background(), tomorrow, acctA, 700)
+				mustSeed(t, err)
+			},
+			from: res("i", acctA, day, 400), hold: true, day: tomorrow, slot: tomorrow,
+			want: ratelimit.Grant{Denied: ratelimit.DeniedAmount, UsedAmountInCents: 700, UsedBatches: 0},
+			wantUsages: map[string]ratelimit.Usage{
+				day: {AmountInCents: 400, Batches: 1}, tomorrow: {AmountInCents: 700},
+			}},
+		{name: "not held: a plain reservation", cap: 3, limit: 1000, setup: seedAll,
+			from: sched("s", acctA, later, day, 400), day: later, slot: tomorrow,
+			want: ratelimit.Grant{Granted: true, UsedAmountInCents: 400, UsedBatches: 1},
+			wantUsages: map[string]ratelimit.Usage{
+				day: {}, tomorrow: {Batches: 1}, later: {AmountInCents: 400},
+			}},
+		{name: "new days not seeded", cap: 3, limit: 1000,
+			setup: func(t *testing.T, b *ratelimit.Budget) {
+				_, err := b.Seed(context.Background(), day, acctA, 0, 0)
+				mustSeed(t, err)
+			},
+			from: res("i", acctA, day, 400), hold: true, day: tomorrow, slot: tomorrow,
+			wantErr: ratelimit.ErrNotSeeded,
+			wantUsages: map[string]ratelimit.Usage{
+				day: {AmountInCents: 400, Batches: 1},
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			b := newBudget(t, rs.Client(), rs.Prefix()+t.Name()+":", tc.cap, tc.limit)
+			tc.setup(t, b)
+			if tc.hold {
+				if g, err := b.Reserve(ctx, *tc.from); err != nil || !g.Granted {
+					t.Fatalf("reserve: %+v %v", g, err)
+				}
+			}
+			g, err := b.Move(ctx, *tc.from, tc.day, tc.slot)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("move: %v, want %v", err, tc.wantErr)
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				g.AccountLimitInCents, g.BatchCap = 0, 0
+				if g != tc.want {
+					t.Fatalf("move: %+v, want %+v", g, tc.want)
+				}
+			}
+			for d, want := range tc.wantUsages {
+				got := usage(t, b, d, acctA)
+				if got.AmountInCents != want.AmountInCents || got.Batches != want.Batches {
+					t.Errorf("%s: %+v, want amount %d, batches %d", d, got, want.AmountInCents, want.Batches)
+				}
+			}
+			if !tc.want.Granted {
+				return
+			}
+			// A repeated move counts nothing again; the moved reservation
+			// releases from its new days.
+			moved := *tc.from
+			moved.Day, moved.SlotDay = tc.day, tc.slot
+			if g, err := b.Move(ctx, *tc.from, tc.day, tc.slot); err != nil || !g.AlreadyHeld {
+				t.Fatalf("repeated move: %+v %v", g, err)
+			}
+			if ok, err := b.Release(ctx, moved); err != nil || !ok {
+				t.Fatalf("release after the move: %v %v", ok, err)
+			}
+			for _, d := range []string{day, tomorrow, later} {
+				if u := usage(t, b, d, acctA); u.AmountInCents != 0 || u.Batches != 0 {
+					t.Errorf("%s after release: %+v, want nothing", d, u)
+				}
+			}
+		})
+	}
+}
+
+// Move refuses when the batch holds another reservation than the one it
+// names; nothing changes.
+func TestMoveConflict(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	b := newBudget(t, rs.Client(), rs.Prefix(), 3, 1000)
+	for _, d := range []string{day, tomorrow, later} {
+		_, err := b.Seed(ctx, d, acctA, 0, 0)
+		mustSeed(t, err)
+	}
+	if _, err := b.Reserve(ctx, *sched("s", acctA, later, day, 400)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Move(ctx, *sched("s", acctA, later, day, 500), later, tomorrow); !errors.Is(err, ratelimit.ErrReservationConflict) {
+		t.Fatalf("move of another amount: %v, want a conflict", err)
+	}
+	// An immediate batch: its new amount day holds nothing, its old one
+	// holds another amount.
+	if _, err := b.Reserve(ctx, *res("i", acctA, day, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Move(ctx, *res("i", acctA, day, 200), tomorrow, tomorrow); !errors.Is(err, ratelimit.ErrReservationConflict) {
+		t.Fatalf("move of an immediate batch of another amount: %v, want a conflict", err)
+	}
+	if u := usage(t, b, day, acctA); u.Batches != 2 || u.AmountInCents != 100 {
+		t.Fatalf("send day after refused moves: %+v", u)
+	}
+	if u := usage(t, b, tomorrow, acctA); u.Batches != 0 || u.AmountInCents != 0 {
+		t.Fatalf("next day after a refused move: %+v", u)
+	}
+}
+
+// Release finds the slot day in the batch's record: a stale or missing
+// hint costs a round trip, never a slot left taken or taken from another
+// day.
+func TestReleaseUsesTheRecordedSlotDay(t *testing.T) {
+	rs := testenv.Redis(t)
+	for _, hint := range []string{day, tomorrow, ""} {
+		t.Run("hint="+hint, func(t *testing.T) {
+			ctx := context.Background()
+			b := newBudget(t, rs.Client(), rs.Prefix()+t.Name()+":", 3, 1000)
+			for _, d := range []string{day, tomorrow, later} {
+				_, err := b.Seed(ctx, d, acctA, 0, 0)
+				mustSeed(t, err)
+			}
+			// Another batch holds a slot on the hinted day: it must stay.
+			if _, err := b.Reserve(ctx, *res("other", acctA, tomorrow, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Reserve(ctx, *sched("s", acctA, later, day, 400)); err != nil {
+				t.Fatal(err)
+			}
+			ok, err := b.Release(ctx, ratelimit.Reservation{BatchID: "s", Day: later, SlotDay: hint})
+			if err != nil || !ok {
+				t.Fatalf("release: %v %v", ok, err)
+			}
+			if u := usage(t, b, day, acctA); u.Batches != 0 {
+				t.Errorf("send day: %+v, want its slot back", u)
+			}
+			if u := usage(t, b, tomorrow, acctA); u.Batches != 1 || u.AmountInCents != 1 {
+				t.Errorf("another day: %+v, want untouched", u)
+			}
+			if u := usage(t, b, later, acctA); u.AmountInCents != 0 {
+				t.Errorf("dispersion day: %+v, want its amount back", u)
+			}
+		})
+	}
+}
+
+// A day still ahead keeps its budget until TTL after it ends: a batch
+// scheduled a week out keeps its amount reserved through its day.
+func TestBudgetOfADayAheadOutlivesTheDay(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	b := newBudget(t, rs.Client(), rs.Prefix(), 3, 1000)
+	ahead := time.Now().AddDate(0, 0, 7).Format(time.DateOnly)
+	if _, err := b.SeedAmount(ctx, ahead, acctA, 0); err != nil {
+		t.Fatal(err)
+	}
+	ttl, err := rs.Client().TTL(ctx, b.Key(ahead)).Result()
+	if err != nil || ttl < 6*24*time.Hour+ratelimit.DefaultBudgetTTL {
+		t.Fatalf("TTL of a day a week ahead: %v %v, want at least six days plus %v", ttl, err, ratelimit.DefaultBudgetTTL)
+	}
+}
+
+// On a Redis Cluster a reservation whose two days differ is one script: the
+// days' keys share a slot (else CROSSSLOT).
+func TestBudgetOnRedisCluster(t *testing.T) {
+	rc := testenv.RedisCluster(t)
+	ctx := context.Background()
+	b := newBudget(t, rc.Client(), rc.Prefix(), 3, 1000)
+	for _, d := range []string{day, tomorrow, later} {
+		_, err := b.Seed(ctx, d, acctA, 0, 0)
+		mustSeed(t, err)
+	}
+	r := *sched("s", acctA, later, day, 400)
+	if g, err := b.Reserve(ctx, r); err != nil || !g.Granted {
+		t.Fatalf("reserve: %+v %v", g, err)
+	}
+	if g, err := b.Move(ctx, r, later, tomorrow); err != nil || !g.Granted {
+		t.Fatalf("move: %+v %v", g, err)
+	}
+	if ok, err := b.Release(ctx, ratelimit.Reservation{BatchID: "s", Day: later, SlotDay: day}); err != nil || !ok {
+		t.Fatalf("release with a stale slot day: %v %v", ok, err)
+	}
+	if u := usage(t, b, tomorrow, acctA); u.Batches != 0 {
+		t.Fatalf("after release: %+v", u)
 	}
 }

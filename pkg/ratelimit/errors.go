@@ -1,21 +1,29 @@
 package ratelimit
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Errors returned by this package. Match them with errors.Is; the returned
 // errors wrap them with details.
 var (
-	// ErrNotSeeded is returned by [Budget.Reserve] when the day's budget of
-	// the account is not in Redis: the first reservation of the day, or
-	// after Redis lost its data. The caller must read what Wompi says is
-	// already consumed (GET /limits), call [Budget.Seed], then retry.
-	// Nothing was reserved.
-	ErrNotSeeded = errors.New("ratelimit: day budget not seeded for this account; rebuild it with Seed from Wompi's GET /limits")
+	// ErrNotSeeded is matched by the [*NotSeededError] of [Budget.Reserve]
+	// and [Budget.Move] when Redis does not know the account's amount on the
+	// amount day, or the client's batch count on the slot day: the first
+	// reservation of a day, or after Redis lost its data (or after an
+	// upgrade that changed the key layout). The caller must read what Wompi
+	// says is already consumed (GET /limits, GET /payouts of the day), seed
+	// the parts the error names ([Budget.SeedAmount], [Budget.SeedBatches]),
+	// then retry. Nothing was reserved.
+	ErrNotSeeded = errors.New("ratelimit: day budget not seeded; rebuild it from Wompi's figures")
 
-	// ErrReservationConflict is returned by [Budget.Reserve] when the batch
-	// id already holds a reservation for a different account or amount.
-	// Batch ids are derived from their content, so this is a bug upstream;
-	// nothing was changed.
+	// ErrReservationConflict is returned by [Budget.Reserve] and
+	// [Budget.Move] when the batch id already holds a reservation on the
+	// amount day for a different account, amount or slot day: the batch's
+	// kept transactions changed, or it is now posted on another day.
+	// Nothing was changed; release the old reservation if the batch was
+	// never posted.
 	ErrReservationConflict = errors.New("ratelimit: batch id already holds a different reservation")
 
 	// ErrInvalid is returned for arguments or configuration that can never
@@ -23,3 +31,29 @@ var (
 	// or key with braces.
 	ErrInvalid = errors.New("ratelimit: invalid argument")
 )
+
+// NotSeededError says which part of a reservation's budget Redis does not
+// know. It matches [ErrNotSeeded] with errors.Is.
+type NotSeededError struct {
+	AccountID string
+	// AmountDay is the day whose amount of the account must be seeded
+	// ([Budget.SeedAmount]); "" when it is known.
+	AmountDay string
+	// SlotDay is the day whose batch count must be seeded
+	// ([Budget.SeedBatches]); "" when it is known.
+	SlotDay string
+}
+
+func (e *NotSeededError) Error() string {
+	var parts []string
+	if e.AmountDay != "" {
+		parts = append(parts, "amount of account "+e.AccountID+" on "+e.AmountDay)
+	}
+	if e.SlotDay != "" {
+		parts = append(parts, "batch count on "+e.SlotDay)
+	}
+	return ErrNotSeeded.Error() + " (" + strings.Join(parts, "; ") + ")"
+}
+
+// Is makes errors.Is(err, ErrNotSeeded) hold.
+func (e *NotSeededError) Is(target error) bool { return target == ErrNotSeeded }
