@@ -63,9 +63,12 @@ func (s *seenIndex) key(requestID string) string {
 	return s.prefix + "ingest:{#" + payout.EventID(requestID) + "}"
 }
 
-// source is the value a record writes: its partition and offset.
+// seenValue is the value a record writes: "<partition>:<offset>".
 func seenValue(partition int32, offset int64) string {
-	return strconv.FormatInt(int64(partition), 10) + ":" + strconv.FormatInt(offset, 10)
+	var b [32]byte
+	v := strconv.AppendInt(b[:0], int64(partition), 10)
+	v = append(v, ':')
+	return string(strconv.AppendInt(v, offset, 10))
 }
 
 // claim claims, in one pipelined round trip, the requestId of every polled
