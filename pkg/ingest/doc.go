@@ -16,6 +16,18 @@
 // read again from the last committed offsets: no request is lost and none
 // lands in two committed batches.
 //
+// One lifecycle per requestId: before any event of a poll is produced, its
+// requestIds are claimed in the seen index, a Redis key per requestId
+// shared by every instance (see seenIndex), in one pipelined round trip. A
+// record whose requestId another record holds is a copy, in this window or
+// any earlier one, on this instance or another: it goes to the DLQ with
+// error=DUPLICATE_REQUEST and gets no status event. A claim names its record
+// (partition and offset), so a window read again after an abort or a crash
+// finds its own claims. While the index cannot be reached, windows abort and
+// are read again: nothing is batched or rejected unchecked. After a Redis
+// loss the index starts empty, and a late copy can be batched again; the
+// dispatcher's own duplicate index keeps it from being paid.
+//
 // The window length also keeps the client inside Wompi's 3,800 batches a
 // day: see Window.
 package ingest

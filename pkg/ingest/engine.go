@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -39,6 +40,19 @@ type Config struct {
 	// across its restarts, so that a restarted instance fences and aborts
 	// its predecessor's open transaction at once. Required.
 	TransactionalID string
+
+	// Redis holds the seen index, which every ingest instance shares: a
+	// requestId already held by another record (a republished copy, in
+	// any window, on any instance) is dead-lettered as DUPLICATE_REQUEST
+	// and never gets a status event. Required: while it cannot be reached,
+	// windows abort and are re-read, and nothing is batched unchecked.
+	Redis redis.UniversalClient
+	// RedisPrefix starts every key of the seen index; default
+	// DefaultRedisPrefix. It must not contain braces.
+	RedisPrefix string
+	// DedupeWindow is how long the seen index remembers a requestId;
+	// default DefaultDedupeWindow (the dispatcher's DEDUPE_WINDOW default).
+	DedupeWindow time.Duration
 
 	// MaxTransactions closes a batch at this many requests; default 5,000.
 	MaxTransactions int
@@ -96,6 +110,18 @@ func (c *Config) setDefaults() error {
 	}
 	if c.TransactionalID == "" {
 		return errors.New("ingest: TransactionalID is required")
+	}
+	if c.Redis == nil {
+		return errors.New("ingest: a Redis client is required (the seen index)")
+	}
+	if c.RedisPrefix == "" {
+		c.RedisPrefix = DefaultRedisPrefix
+	}
+	if strings.ContainsAny(c.RedisPrefix, "{}") {
+		return errors.New("ingest: RedisPrefix must not contain braces")
+	}
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = DefaultDedupeWindow
 	}
 	if c.Topics == (events.Topics{}) {
 		c.Topics = events.DefaultTopics()
@@ -204,12 +230,24 @@ type Engine struct {
 
 	committed  atomic.Int64 // requests whose outcome was committed
 	windowReqs int64
-	// windowIDs holds the requestIds this window has handled: a copy
-	// republished within one window is dead-lettered (DUPLICATE_REQUEST),
-	// never given a second status event. Copies across windows share the
-	// BATCHED eventId (it does not name the batch), and the dispatcher's
-	// duplicate index drops them before any payment.
-	windowIDs map[string]struct{}
+
+	// index is the seen index: a record whose requestId another record
+	// holds is a copy, dead-lettered (DUPLICATE_REQUEST) with no status
+	// event, whether the other record was in this window or in any
+	// earlier one, on this instance or another.
+	index seenIndex
+	// The current poll, decoded before its requestIds are claimed in one
+	// round trip; reused poll after poll.
+	polled  []*kgo.Record
+	decoded []payout.Request
+	decErrs []error
+	ids     []string
+	values  []string
+	copies  []bool
+	// afterClaim, a test hook, runs after each successful claim; an error
+	// aborts the window there, the claims written (a crash between the
+	// Redis write and the commit).
+	afterClaim func() error
 
 	produceErr atomic.Pointer[error]
 	tooLarge   atomic.Bool // a produce failed with MESSAGE_TOO_LARGE this window
@@ -229,7 +267,6 @@ type Engine struct {
 	// chunks that never move once written (a full chunk is set aside, not
 	// copied into a bigger one); chunks are reused window after window.
 	slab slab
-	req  payout.Request
 }
 
 // New validates cfg and returns an engine.
@@ -241,7 +278,8 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, m: m, agg: newAggregator(cfg.Topics.Requests, cfg.MaxTransactions, cfg.MaxAmountCents, cfg.MaxBatchBytes)}, nil
+	return &Engine{cfg: cfg, m: m, agg: newAggregator(cfg.Topics.Requests, cfg.MaxTransactions, cfg.MaxAmountCents, cfg.MaxBatchBytes),
+		index: seenIndex{rdb: cfg.Redis, prefix: cfg.RedisPrefix, ttl: cfg.DedupeWindow}}, nil
 }
 
 // Committed returns how many requests (batched, rejected or dead-lettered)
@@ -553,10 +591,6 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	e.tooLarge.Store(false)
 	e.slab.reset()
 	e.windowReqs = 0
-	if e.windowIDs == nil {
-		e.windowIDs = map[string]struct{}{}
-	}
-	clear(e.windowIDs)
 	// Windows run on the wall clock; Now (injectable) dates the records and
 	// decides the Bogota day of validation.
 	deadline := time.Now().Add(window)
@@ -576,15 +610,12 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 			}
 		})
 		e.ready.Store(true)
-		now := e.cfg.Now()
-		fetches.EachRecord(func(r *kgo.Record) {
-			if transient {
-				return
-			}
-			if !e.process(r, now) {
-				transient = true
-			}
-		})
+		e.polled = e.polled[:0]
+		fetches.EachRecord(func(r *kgo.Record) { e.polled = append(e.polled, r) })
+		if len(e.polled) > 0 && !e.handle(ctx, e.polled, e.cfg.Now()) {
+			transient = true
+		}
+		clear(e.polled) // let the records go
 		switch {
 		case transient:
 			closeReason = ClosePressure
@@ -689,25 +720,79 @@ var railNames = func() map[rail.Name]*string {
 // the reason code.
 var errDuplicateRequest = errors.New(string(payout.ReasonDuplicateRequest))
 
-// process handles one request record. It returns false when the record
-// could not be handled for a transient reason, so the window must abort and
-// re-read it later.
-func (e *Engine) process(r *kgo.Record, now time.Time) bool {
-	e.windowReqs++
-	e.seen++
-	req := &e.req
-	if err := e.cfg.Codec.DecodeRequestWithoutMetadata(r.Value, req); err != nil {
-		if !events.Permanent(err) {
-			e.cfg.Logger.Warn("transient decode failure; aborting the window", "err", err)
+// handle processes one poll's records: it decodes them, claims their
+// requestIds in the seen index in one round trip, then processes each in
+// order. It returns false when the window must abort and re-read them
+// later: a transient decode failure, or the seen index failed (then none of
+// the poll's records is processed: nothing is batched or rejected without
+// the check).
+func (e *Engine) handle(ctx context.Context, recs []*kgo.Record, now time.Time) bool {
+	e.seen += int64(len(recs))
+	n := len(recs)
+	if cap(e.decoded) < n {
+		e.decoded = make([]payout.Request, n)
+		e.decErrs = make([]error, n)
+		e.ids = make([]string, n)
+		e.values = make([]string, n)
+		e.copies = make([]bool, n)
+	}
+	for i, r := range recs {
+		err := e.cfg.Codec.DecodeRequestWithoutMetadata(r.Value, &e.decoded[i])
+		e.decErrs[i], e.ids[i] = err, ""
+		switch {
+		case err == nil:
+			e.ids[i] = e.decoded[i].RequestID
+		case !events.Permanent(err):
+			n = i + 1 // processed last: it aborts the window
+		case payout.ValidReference(string(r.Key)):
+			// Undecodable, but its key names a requestId: it gets a
+			// REJECTED under that id, so it claims the id too.
+			e.ids[i] = string(r.Key)
+		}
+		e.values[i] = seenValue(r.Partition, r.Offset)
+		if n == i+1 {
+			break
+		}
+	}
+	if err := e.index.claim(ctx, e.ids[:n], e.values[:n], e.copies[:n]); err != nil {
+		e.m.seenErrors.Inc()
+		e.cfg.Logger.Error("ingest: cannot check requests against the seen index in Redis (REDIS_URL); the window is aborted and re-read: nothing is batched or rejected until the check succeeds",
+			"err", err, "records", n)
+		return false
+	}
+	if e.afterClaim != nil {
+		if err := e.afterClaim(); err != nil {
+			e.cfg.Logger.Warn("ingest: aborting the window after its claims", "err", err)
 			return false
 		}
-		e.produce(e.dlqRecord(r, err))
+	}
+	for i := range n {
+		if !e.process(recs[i], &e.decoded[i], e.decErrs[i], e.copies[i], now) {
+			return false
+		}
+	}
+	return true
+}
+
+// process handles one request record: req and decErr are its decoding,
+// isCopy whether another record holds its requestId in the seen index. It
+// returns false when the record could not be handled for a transient
+// reason, so the window must abort and re-read it later.
+func (e *Engine) process(r *kgo.Record, req *payout.Request, decErr error, isCopy bool, now time.Time) bool {
+	e.windowReqs++
+	if decErr != nil {
+		if !events.Permanent(decErr) {
+			e.cfg.Logger.Warn("transient decode failure; aborting the window", "err", decErr)
+			return false
+		}
+		e.produce(e.dlqRecord(r, decErr))
 		e.m.pend("dlq")
 		// The key of a request is its requestId: when it is one, the
-		// marketplace also hears that the request ended.
-		if id := string(r.Key); payout.ValidReference(id) {
+		// marketplace also hears that the request ended, unless another
+		// record holds that requestId (its lifecycle is the request's).
+		if id := string(r.Key); payout.ValidReference(id) && !isCopy {
 			code := ReasonUndecodable
-			if errors.Is(err, events.ErrUnknownSchema) {
+			if errors.Is(decErr, events.ErrUnknownSchema) {
 				code = ReasonSchemaNotFound
 			}
 			e.reject(id, 0, "", code, "the request could not be decoded; its bytes are in the dead-letter topic", now)
@@ -715,12 +800,11 @@ func (e *Engine) process(r *kgo.Record, now time.Time) bool {
 		}
 		return true
 	}
-	if _, dup := e.windowIDs[req.RequestID]; dup {
+	if isCopy {
 		e.produce(e.dlqRecord(r, errDuplicateRequest))
 		e.m.pend("duplicate")
 		return true
 	}
-	e.windowIDs[strings.Clone(req.RequestID)] = struct{}{}
 	// The rail: the request's own, or its currency's route.
 	name, ok := e.cfg.Routes.Choose(req)
 	if !ok || !rail.Available[name] {

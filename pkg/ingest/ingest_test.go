@@ -58,6 +58,7 @@ func request(i int, account string, kind int) payout.Request {
 type fixture struct {
 	t       *testing.T
 	kafka   *testenv.Cluster
+	redis   *testenv.RedisServer
 	topics  events.Topics
 	codec   *events.Codec
 	group   string
@@ -66,7 +67,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, partitions int) *fixture {
 	k := testenv.Kafka(t)
-	f := &fixture{t: t, kafka: k, codec: newCodec(t)}
+	f := &fixture{t: t, kafka: k, redis: testenv.Redis(t), codec: newCodec(t)}
 	f.topics = events.Topics{
 		Requests:        k.Topic(t, "requests", partitions),
 		Batches:         k.Topic(t, "batches", 3),
@@ -86,6 +87,9 @@ func (f *fixture) engine(txnID string, mutate func(*Config)) *Engine {
 		Topics:          f.topics,
 		Group:           f.group,
 		TransactionalID: txnID,
+		// Each engine its own client, as replicas have.
+		Redis:           f.redis.NewClient(f.t),
+		RedisPrefix:     f.redis.Prefix(),
 		MaxTransactions: 50,
 		MaxWait:         300 * time.Millisecond,
 		MaxWindow:       300 * time.Millisecond,
@@ -272,12 +276,21 @@ func TestCrashMidTransactionThenRestart(t *testing.T) {
 	// Crash: the client goes away without ending its transaction.
 	a.sess.Client().Close()
 	<-done
+	// Its claims in the seen index survive the crash: the next instance
+	// reads the same records again and must find them its own, not copies.
+	claimed, err := f.redis.Client().Keys(context.Background(), f.redis.Prefix()+"ingest:*").Result()
+	if err != nil || len(claimed) == 0 {
+		t.Fatalf("no claim in the seen index before the restart (%d keys, %v)", len(claimed), err)
+	}
 
 	b := f.engine("ingest-crash", nil) // same transactional id: fences the dead one
 	stop := f.run(b)
 	o := f.read(len(reqs))
 	stop()
 	o.assertExactlyOnce(t, valid, invalid)
+	if len(o.dlq) != 0 {
+		t.Fatalf("%d records read again after the crash were dead-lettered", len(o.dlq))
+	}
 }
 
 func TestRebalanceMidStream(t *testing.T) {

@@ -15,6 +15,7 @@ type metrics struct {
 	stalls    prometheus.Counter
 
 	produceErrors prometheus.Counter
+	seenErrors    prometheus.Counter
 
 	// counts of the open window, published only when it commits, so the
 	// counters count committed effects.
@@ -52,11 +53,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		produceErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "payouts_ingest_produce_errors_total", Help: "Windows aborted because a record could not be produced (for example MESSAGE_TOO_LARGE); the window is re-read after a backoff.",
 		}),
+		seenErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payouts_ingest_seen_index_errors_total", Help: "Windows aborted because the seen index in Redis (REDIS_URL) could not be read or written; the window is re-read after a backoff, and nothing is batched or rejected without the check.",
+		}),
 		pendReq:      map[string]int{},
 		pendRejected: map[string]int{},
 		pendBatches:  map[CloseReason]int{},
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.batches, m.batchSize, m.txns, m.window, m.stalls, m.produceErrors} {
+	for _, c := range []prometheus.Collector{m.requests, m.rejected, m.batches, m.batchSize, m.txns, m.window, m.stalls, m.produceErrors, m.seenErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

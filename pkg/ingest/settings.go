@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,8 +24,13 @@ import (
 // and flags by BindConfig.
 type Settings struct {
 	config.Common
-	Group            string
-	TransactionalID  string
+	Group           string
+	TransactionalID string
+	// RedisURL, RedisPrefix and DedupeWindow configure the seen index
+	// (REDIS_URL, REDIS_PREFIX, DEDUPE_WINDOW: the dispatcher's names).
+	RedisURL         string
+	RedisPrefix      string
+	DedupeWindow     time.Duration
 	MaxTransactions  int
 	MaxBatchBytes    int
 	MaxAmountCents   int64
@@ -60,6 +66,18 @@ func bindConfig(s *config.Set, hostname func() (string, error)) *Settings {
 	s.String(&st.TransactionalID, "transactional-id", "INGEST_TRANSACTIONAL_ID", txnDefault,
 		"Kafka transactional id: unique per instance and stable across its restarts (a StatefulSet pod name); default payouts-ingest-<host name>, none when the host name is unknown").
 		Required()
+	s.String(&st.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://; a cluster as ?addr=host:port&addr=...): the seen index, which dead-letters a republished copy of a requestId in any window, on any instance").Required().
+		Check(func() error { return config.CheckRedisURL(st.RedisURL) })
+	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", DefaultRedisPrefix, "prefix of every Redis key (no braces)").
+		Check(func() error {
+			if st.RedisPrefix == "" || strings.ContainsAny(st.RedisPrefix, "{}") {
+				return errors.New("must be non-empty and free of braces")
+			}
+			return nil
+		})
+	s.Duration(&st.DedupeWindow, "dedupe-window", "DEDUPE_WINDOW", DefaultDedupeWindow,
+		"how long a requestId is single-use: the seen index remembers it that long (keep it the dispatcher's)").
+		Check(func() error { return config.CheckPositive(st.DedupeWindow) })
 	s.Int(&st.MaxTransactions, "batch-max-transactions", "BATCH_MAX_TRANSACTIONS", 5000, "close a batch at this many requests").
 		Check(func() error {
 			if st.MaxTransactions <= 0 || st.MaxTransactions > events.MaxTransactions {
@@ -123,29 +141,48 @@ func bindConfig(s *config.Set, hostname func() (string, error)) *Settings {
 }
 
 // Engine builds the engine the settings describe, registering its metrics
-// (and the Kafka client's, via kprom) on reg.
-func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logger *slog.Logger) (*Engine, error) {
+// (and the Kafka client's, via kprom) on reg. The Redis client (checked
+// with a PING, so a wrong REDIS_URL stops the worker at start) is closed by
+// the returned function.
+func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logger *slog.Logger) (*Engine, func(), error) {
+	rdb, err := config.RedisClient(st.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	closeRedis := func() { _ = rdb.Close() }
+	fail := func(err error) (*Engine, func(), error) {
+		closeRedis()
+		return nil, nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		return fail(fmt.Errorf("REDIS_URL: ping: %w", err))
+	}
 	codec, err := events.NewCodec(ctx, events.WithRegistry(st.SchemaRegistryURL), events.WithTopics(st.Topics),
 		events.WithNotFoundRetry(st.SchemaNotFoundRetry))
 	if err != nil {
-		return nil, fmt.Errorf("schema registry: %w", err)
+		return fail(fmt.Errorf("schema registry: %w", err))
 	}
 	opts, err := st.Kafka.Opts(reg, "payouts_ingest")
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	opts = append(opts, kgo.WithLogger(ops.KgoLogger(logger)))
 	routes, err := rail.ParseRoutes(st.RailRoutes)
 	if err != nil {
-		return nil, fmt.Errorf("RAIL_ROUTES: %w", err)
+		return fail(fmt.Errorf("RAIL_ROUTES: %w", err))
 	}
-	return New(Config{
+	e, err := New(Config{
 		Routes:           routes,
 		Kafka:            opts,
 		Codec:            codec,
 		Topics:           st.Topics,
 		Group:            st.Group,
 		TransactionalID:  st.TransactionalID,
+		Redis:            rdb,
+		RedisPrefix:      st.RedisPrefix,
+		DedupeWindow:     st.DedupeWindow,
 		MaxTransactions:  st.MaxTransactions,
 		MaxBatchBytes:    st.MaxBatchBytes,
 		MaxAmountCents:   st.MaxAmountCents,
@@ -157,6 +194,10 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		Logger:           logger,
 		Registerer:       reg,
 	})
+	if err != nil {
+		return fail(err)
+	}
+	return e, closeRedis, nil
 }
 
 // Run builds the engine from the settings and runs it until ctx is done
@@ -167,10 +208,11 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 // port 0).
 func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(metrics net.Addr)) error {
 	reg := ops.NewRegistry()
-	engine, err := st.Engine(ctx, reg, logger)
+	engine, closeDeps, err := st.Engine(ctx, reg, logger)
 	if err != nil {
 		return err
 	}
+	defer closeDeps()
 	return st.Worker(reg, st.Group, engine.Ready, logger, started).Run(ctx, func(ctx context.Context) error {
 		logger.Info("ingest started", "topic", st.Topics.Requests, "group", st.Group, "transactional_id", st.TransactionalID)
 		if err := engine.Run(ctx); err != nil {

@@ -4,14 +4,22 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/events"
 )
 
+// parse parses env; REDIS_URL has a value unless env names it.
 func parse(t *testing.T, env map[string]string, hostname func() (string, error)) (*Settings, error) {
 	t.Helper()
-	set := config.New("ingest", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	set := config.New("ingest", func(k string) (string, bool) {
+		v, ok := env[k]
+		if !ok && k == "REDIS_URL" {
+			return "redis://127.0.0.1:6379/0", true
+		}
+		return v, ok
+	})
 	st := bindConfig(set, hostname)
 	return st, set.Parse(nil)
 }
@@ -73,6 +81,37 @@ func TestBatchMaxBytesAndNotFoundRetrySettings(t *testing.T) {
 		var ce *config.Error
 		if tc.ok != (err == nil) || (err != nil && (!errors.As(err, &ce) || ce.Env != tc.env)) {
 			t.Errorf("%s=%s: err = %v, want ok=%v", tc.env, tc.val, err, tc.ok)
+		}
+	}
+}
+
+// The seen index needs Redis: REDIS_URL is required (either form), and
+// REDIS_PREFIX and DEDUPE_WINDOW keep the dispatcher's names and defaults.
+func TestSeenIndexSettings(t *testing.T) {
+	host := func() (string, error) { return "h", nil }
+	st, err := parse(t, nil, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RedisPrefix != "payouts:" || st.DedupeWindow != 720*time.Hour {
+		t.Fatalf("defaults: REDIS_PREFIX %q, DEDUPE_WINDOW %v", st.RedisPrefix, st.DedupeWindow)
+	}
+	for _, tc := range []struct {
+		env, val string
+		ok       bool
+	}{
+		{"REDIS_URL", "", false},
+		{"REDIS_URL", "http://redis:6379", false},
+		{"REDIS_URL", "redis://a:7000?addr=b:7000&addr=c:7000", true},
+		{"REDIS_PREFIX", "p{x}:", false},
+		{"REDIS_PREFIX", "", false},
+		{"DEDUPE_WINDOW", "0s", false},
+		{"DEDUPE_WINDOW", "24h", true},
+	} {
+		_, err := parse(t, map[string]string{tc.env: tc.val}, host)
+		var ce *config.Error
+		if tc.ok != (err == nil) || (err != nil && (!errors.As(err, &ce) || ce.Env != tc.env)) {
+			t.Errorf("%s=%q: err = %v, want ok=%v", tc.env, tc.val, err, tc.ok)
 		}
 	}
 }

@@ -1,0 +1,115 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// Defaults of the seen index's settings.
+const (
+	// DefaultRedisPrefix starts every key of the seen index: the prefix the
+	// dispatcher and the tracker use by default (REDIS_PREFIX).
+	DefaultRedisPrefix = "payouts:"
+	// DefaultDedupeWindow is how long ingest remembers a requestId: the
+	// dispatcher's default DEDUPE_WINDOW, so a copy is caught at ingest for
+	// as long as the dispatcher would drop it.
+	DefaultDedupeWindow = 30 * 24 * time.Hour
+	// seenTimeout bounds one claim round trip.
+	seenTimeout = 10 * time.Second
+)
+
+// errSeenIndex wraps every failure of the seen index (Redis unreachable,
+// timed out, refusing). It surfaces in the log of the aborted window, never
+// from Run: the window is re-read after a backoff, and no request of it is
+// batched or rejected until a claim succeeds.
+var errSeenIndex = errors.New("ingest: the seen index (REDIS_URL) failed")
+
+// seenIndex is ingest's memory of the requestIds it has handled, across
+// windows and instances: one Redis string per requestId,
+//
+//	P ingest:{<requestId>}  "<partition>:<offset>" of the record that holds it, TTL DEDUPE_WINDOW
+//
+// (P is REDIS_PREFIX; the hash tag is the requestId, so on Redis Cluster
+// the keys spread over every slot). A record claims its requestId with
+// SET NX GET before any event of it is produced: a key that was free, or
+// that names this very record (its window was aborted, or its instance
+// died, after the claim and before the commit, and the record is read
+// again), lets the record through; a key naming another record makes it a
+// copy. Kafka's transaction gives the exactly-once of the record itself;
+// the index only has to tell one record from another, and a requests
+// record's partition and offset never change.
+type seenIndex struct {
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    time.Duration
+
+	cmds []*redis.StatusCmd
+}
+
+// key returns the key of requestID. A requestId that is not a valid
+// reference (too long, or with characters such as braces that would break
+// the hash tag; validation rejects it anyway) is keyed by its hash.
+func (s *seenIndex) key(requestID string) string {
+	if payout.ValidReference(requestID) {
+		return s.prefix + "ingest:{" + requestID + "}"
+	}
+	return s.prefix + "ingest:{#" + payout.EventID(requestID) + "}"
+}
+
+// seenValue is the value a record writes: "<partition>:<offset>".
+func seenValue(partition int32, offset int64) string {
+	var b [32]byte
+	v := strconv.AppendInt(b[:0], int64(partition), 10)
+	v = append(v, ':')
+	return string(strconv.AppendInt(v, offset, 10))
+}
+
+// claim claims, in one pipelined round trip, the requestId of every polled
+// record that has one (ids[i] != ""), and sets copies[i] for each record
+// whose requestId another record already holds. The records of one call
+// claim in order, so the first of two records with one requestId holds it.
+// On error nothing may be produced for any of the records: some claims may
+// have been written, which is harmless (each names its own record, which
+// the re-read finds).
+func (s *seenIndex) claim(ctx context.Context, ids, values []string, copies []bool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), seenTimeout)
+	defer cancel()
+	s.cmds = s.cmds[:0]
+	pipe := s.rdb.Pipeline()
+	for i, id := range ids {
+		if id == "" {
+			s.cmds = append(s.cmds, nil)
+			continue
+		}
+		s.cmds = append(s.cmds, pipe.SetArgs(ctx, s.key(id), values[i], redis.SetArgs{Mode: "NX", Get: true, TTL: s.ttl}))
+	}
+	if pipe.Len() == 0 {
+		return nil
+	}
+	// Exec reports the first failed command; a free key (redis.Nil) is no
+	// failure, so every command is read below instead.
+	_, _ = pipe.Exec(ctx)
+	for i, c := range s.cmds {
+		copies[i] = false
+		if c == nil {
+			continue
+		}
+		held, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			// Free: this record holds the requestId now.
+		case err != nil:
+			return fmt.Errorf("%w: %w", errSeenIndex, err)
+		default:
+			copies[i] = held != values[i]
+		}
+	}
+	return nil
+}
