@@ -175,6 +175,7 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 
 	t.Run("personal data is masked unless --reveal", func(t *testing.T) {
 		masked := k.run("trace", okA.RequestID)
+		t.Logf("payoutsctl trace %s\n%s", okA.RequestID, masked)
 		revealed := k.run("trace", okA.RequestID, "--reveal")
 		for _, pii := range []string{okA.Beneficiary.LegalID, okA.Beneficiary.AccountNumber, okA.Beneficiary.Email, okA.Beneficiary.Name} {
 			if strings.Contains(masked, pii) {
@@ -237,6 +238,7 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 			t.Fatalf("the deferred batch is not listed as such: %+v", fresh.Items)
 		}
 		table := k.run("stuck", "--older-than", "0s")
+		t.Logf("payoutsctl stuck --older-than 0s\n%s\npayoutsctl budget\n%s\npayoutsctl balance\n%s", table, k.run("budget"), k.run("balance"))
 		if !strings.Contains(table, it.ID) || !strings.Contains(table, "wompi") {
 			t.Fatalf("table:\n%s", table)
 		}
