@@ -199,3 +199,10 @@ func (s *Store) Ready(ctx context.Context) (bool, error) {
 func (s *Store) MarkReady(ctx context.Context) error {
 	return s.rdb.Set(ctx, s.readyKey(), time.Now().UnixMilli(), 0).Err()
 }
+
+// Open returns the ids of the payouts on the polling schedule: submitted,
+// and not yet seen final by the tracker. Read-only (for operators:
+// cmd/payoutsctl).
+func (s *Store) Open(ctx context.Context) ([]string, error) {
+	return s.rdb.ZRange(ctx, s.pollKey(), 0, -1).Result()
+}
