@@ -84,14 +84,18 @@ func (k *stack) trace(id string, extra ...string) TraceResult {
 	return tr
 }
 
-// waitStatus waits until the request's history ends in status.
+// waitStatus waits until the request's history holds status (a later
+// status may already follow it: the tracker's first poll can move a
+// SUBMITTED payout on to PENDING before the test looks).
 func (k *stack) waitStatus(id string, status payout.Status) TraceResult {
 	k.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		tr := k.trace(id)
-		if n := len(tr.Events); n > 0 && tr.Events[n-1].Status == string(status) {
-			return tr
+		for _, e := range tr.Events {
+			if e.Status == string(status) {
+				return tr
+			}
 		}
 		if time.Now().After(deadline) {
 			k.t.Fatalf("%s never reached %s: %+v", id, status, tr.Events)
@@ -130,8 +134,10 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 		if tr.Events[0].Rail != "wompi" {
 			t.Errorf("BATCHED has rail %q", tr.Events[0].Rail)
 		}
-		if got := strings.Join(statuses, ","); got != "BATCHED,SUBMITTED" {
-			t.Fatalf("history %s, want BATCHED,SUBMITTED", got)
+		// The tracker's first poll may already have moved it on (the
+		// simulator keeps payouts PENDING for an hour).
+		if got := strings.Join(statuses, ","); got != "BATCHED,SUBMITTED" && got != "BATCHED,SUBMITTED,PENDING" {
+			t.Fatalf("history %s, want BATCHED,SUBMITTED[,PENDING]", got)
 		}
 		sub := tr.Events[1]
 		if sub.BatchID == "" || sub.PayoutID == "" || sub.TransactionID == "" || sub.AmountInCents != okA.AmountInCents {
