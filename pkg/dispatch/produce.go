@@ -13,6 +13,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -45,6 +46,7 @@ func (e *Engine) statusRecord(b *payout.Batch, t *payout.Transaction, status pay
 		EventID: eventID, RequestID: t.RequestID, BatchID: &batchID, PayoutID: payoutID, TransactionID: txID,
 		Status: status, ReasonCode: optString(reason), ReasonMessage: optString(msg),
 		AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: e.now(), Source: payout.SourceDispatcher,
+		Rail: batchRail(b),
 	}
 	v, err := e.cfg.Codec.AppendStatusChange(nil, &sc)
 	if err != nil {
@@ -123,6 +125,7 @@ func (e *Engine) batchStatusRecord(b *payout.Batch, payoutID *string, st payout.
 		EventID: payout.EventID("batch", b.BatchID, string(st), disc), BatchID: b.BatchID, PayoutID: payoutID,
 		OriginAccountID: b.OriginAccountID, PaymentType: b.PaymentType, Schedule: b.Schedule, Status: st, StatusMessage: msg,
 		TotalAmountInCents: total, TransactionCount: int32(len(pos)), OccurredAt: e.now(), Source: payout.SourceDispatcher,
+		Rail: batchRail(b),
 	}
 	v, err := e.cfg.Codec.AppendBatchStatusChange(nil, &bs)
 	if err != nil {
@@ -153,4 +156,14 @@ func maskMessage(we *wompi.Error) string {
 		s = s[:500]
 	}
 	return strings.ToValidUTF8(s, "")
+}
+
+// batchRail is the rail every event of b names: the batch's own, or Wompi
+// for a batch written before batches carried one (the only rail then).
+func batchRail(b *payout.Batch) *string {
+	if b.Rail != nil && *b.Rail != "" {
+		return b.Rail
+	}
+	w := string(rail.Wompi)
+	return &w
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -147,7 +148,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		sc := &payout.StatusChange{
 			RequestID: tx.Reference, BatchID: optString(batchID), PayoutID: optString(payoutID),
 			TransactionID: optString(tx.ID), Status: st, AmountInCents: tx.AmountInCents, OriginAccountID: origin,
-			OccurredAt: now, Source: payout.SourcePoll,
+			OccurredAt: now, Source: payout.SourcePoll, Rail: wompiRail(),
 		}
 		setReason(sc, tx.FailureReason)
 		txs = append(txs, sc)
@@ -175,7 +176,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 			PaymentType: e.paymentType(paymentType, payoutID), Schedule: scheduleOf(wp.DispersionDatetime, wp.Recurring),
 			Status: payout.BatchStatus(wp.Status), StatusMessage: optString(wp.StatusMessage),
 			TotalAmountInCents: wp.AmountInCents, TransactionCount: int32(wp.TotalTransactions),
-			OccurredAt: now, Source: payout.SourcePoll,
+			OccurredAt: now, Source: payout.SourcePoll, Rail: wompiRail(),
 		}
 		res, err := e.emitBatch(ctx, bc, true, nil)
 		if err != nil {
@@ -389,4 +390,11 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	e.m.rebuilds.Inc()
 	e.log.Info("track: polling schedule rebuilt from Wompi", "payouts", n)
 	return true, nil
+}
+
+// wompiRail is the rail of every event the tracker emits: it tracks Wompi
+// only (the other rails' tracking is issues #20 and #21).
+func wompiRail() *string {
+	w := string(rail.Wompi)
+	return &w
 }

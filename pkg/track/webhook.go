@@ -190,7 +190,7 @@ func (e *Engine) onTransaction(ctx context.Context, tx *wompi.TransactionEvent, 
 	sc := &payout.StatusChange{
 		RequestID: ref.requestID, BatchID: optString(ref.batchID), PayoutID: optString(tx.PayoutID),
 		TransactionID: optString(tx.ID), Status: st, AmountInCents: ref.amount, OriginAccountID: ref.originAccountID,
-		OccurredAt: at, Source: payout.SourceWebhook,
+		OccurredAt: at, Source: payout.SourceWebhook, Rail: wompiRail(),
 	}
 	setReason(sc, tx.FailureReason)
 	verified := false
@@ -338,7 +338,7 @@ func (e *Engine) onPayout(ctx context.Context, p *wompi.PayoutEvent, at time.Tim
 		BatchID: batchID, PayoutID: optString(p.ID), OriginAccountID: origin,
 		PaymentType: e.paymentType(paymentType, p.ID), Schedule: scheduleOf(dispersion, nil),
 		Status: st, TotalAmountInCents: p.AmountInCents, TransactionCount: int32(count),
-		OccurredAt: at, Source: payout.SourceWebhook,
+		OccurredAt: at, Source: payout.SourceWebhook, Rail: wompiRail(),
 	}
 	verified := false
 	if wp != nil {
