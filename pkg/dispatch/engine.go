@@ -160,6 +160,7 @@ func (e *Engine) now() time.Time { return e.cfg.Now() }
 func (e *Engine) Close() {
 	e.closed.Do(func() { e.cl.Close() })
 	e.killHard(context.Canceled)
+	e.banks.wg.Wait() // a GET /banks in flight ends with e.hard
 }
 
 // Run consumes batches until ctx ends, then drains: each partition worker
