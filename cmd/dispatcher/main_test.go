@@ -22,6 +22,9 @@ func TestHelpAndBadConfig(t *testing.T) {
 		// The key's age limit must stay inside Wompi's 24 h key lifetime.
 		{"DISPATCHER_KEY_MAX_AGE", "24h"},
 		{"DISPATCHER_KEY_MAX_AGE", "0s"},
+		// A half-configured rail stops the worker at start.
+		{"SMARTFASTPAY_CLIENT_SECRET", "s"},
+		{"WEPAYOUT_NOTIFICATION_URL", "https://payouts.example.com/webhooks/wepayout"},
 	} {
 		t.Run(bad.env+"="+bad.value, func(t *testing.T) {
 			t.Setenv(bad.env, bad.value)

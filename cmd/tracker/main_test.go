@@ -15,15 +15,17 @@ var base = map[string]string{
 	"WOMPI_API_KEY": "k", "WOMPI_PRINCIPAL_ID": "p", "WOMPI_EVENTS_SECRET": "s",
 }
 
-func with(k, v string) map[string]string {
+func with(kv ...string) map[string]string {
 	m := map[string]string{}
 	for a, b := range base {
 		m[a] = b
 	}
-	if v == "" {
-		delete(m, k)
-	} else {
-		m[k] = v
+	for i := 0; i+1 < len(kv); i += 2 {
+		if k, v := kv[i], kv[i+1]; v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
 	}
 	return m
 }
@@ -55,6 +57,11 @@ func TestBadSettingNamesTheVariable(t *testing.T) {
 		{with("TRACKER_ADDR", "nonsense"), "TRACKER_ADDR"},
 		{with("WOMPI_BASE_URL", "not a url"), "WOMPI_BASE_URL"},
 		{with("TOPIC_STATUS", "bad topic!"), "TOPIC_STATUS"},
+		// Rails: half-set credentials, and an enabled SmartFastPay without
+		// the secret its callbacks are verified with.
+		{with("SMARTFASTPAY_CLIENT_ID", "s"), "SMARTFASTPAY_CLIENT_SECRET"},
+		{with("SMARTFASTPAY_CLIENT_ID", "s", "SMARTFASTPAY_CLIENT_SECRET", "s"), "SMARTFASTPAY_WEBHOOK_SECRET"},
+		{with("WEPAYOUT_MERCHANT_ID", "12"), "WEPAYOUT_MERCHANT_ID"},
 	} {
 		var out bytes.Buffer
 		if code := run(nil, env(tc.env), &out); code != 2 {

@@ -98,7 +98,8 @@ func (s *Set) String(p *string, flagName, env, def, usage string) *Var {
 }
 
 // Secret binds a secret: from the flag, else env, else the file named by
-// env_FILE (trailing newline trimmed). Its value is never printed.
+// env_FILE (trailing newline trimmed). Setting both env and env_FILE is an
+// error. Its value is never printed.
 func (s *Set) Secret(p *string, flagName, env, usage string) *Var {
 	return s.bind(flagName, env, "", usage, true, func(val string) error { *p = val; return nil })
 }
@@ -191,8 +192,8 @@ func SplitList(val string) []string {
 }
 
 // Parse applies, for each setting, the flag if given, else the env
-// variable, else (for a secret) the file named by env_FILE, else the
-// default; then it runs the Required and Check rules. It returns the first
+// variable, else (for a secret) the file named by env_FILE (both set is
+// an error), else the default; then it runs the Required and Check rules. It returns the first
 // error, as a *Error naming the variable, or ErrHelp after printing usage.
 func (s *Set) Parse(args []string) error {
 	if err := s.fs.Parse(args); err != nil {
@@ -226,8 +227,14 @@ func (v *Var) apply() error {
 	if !set {
 		val, set = v.set.lookup(v.env)
 	}
-	if !set && v.secret {
+	if !v.fromFlag && v.secret {
 		if path, ok := v.set.lookup(v.env + "_FILE"); ok && path != "" {
+			if set {
+				// Which one wins would be a guess: an empty VAR left by a
+				// template would silently hide the file, a stale file the
+				// variable. Refuse both.
+				return fmt.Errorf("both %s and %s_FILE are set; set one of them", v.env, v.env)
+			}
 			b, err := os.ReadFile(path)
 			if err != nil {
 				return fmt.Errorf("read %s_FILE: %v", v.env, errors.Unwrap(err))

@@ -64,6 +64,35 @@ func TestSecretFromFile(t *testing.T) {
 	}
 }
 
+// TestSecretAndFileBothSet: VAR and VAR_FILE together are refused, even
+// when VAR is empty (a template's leftover would otherwise hide the file),
+// and the error never carries either value; a flag still wins over both.
+func TestSecretAndFileBothSet(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(p, []byte("file-topsecret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, val := range []string{"env-topsecret", ""} {
+		var c settings
+		s := New("t", env(map[string]string{"WOMPI_API_KEY": val, "WOMPI_API_KEY_FILE": p}))
+		bindAll(s, &c)
+		err := s.Parse(nil)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Env != "WOMPI_API_KEY" || !strings.Contains(err.Error(), "WOMPI_API_KEY_FILE") {
+			t.Fatalf("WOMPI_API_KEY=%q and WOMPI_API_KEY_FILE: err = %v, want one naming both", val, err)
+		}
+		if strings.Contains(err.Error(), "topsecret") || strings.Contains(err.Error(), p) {
+			t.Fatalf("error leaks a value: %v", err)
+		}
+	}
+	var c settings
+	s := New("t", env(map[string]string{"WOMPI_API_KEY": "env", "WOMPI_API_KEY_FILE": p}))
+	bindAll(s, &c)
+	if err := s.Parse([]string{"--wompi-api-key", "flag"}); err != nil || c.key != "flag" {
+		t.Fatalf("flag with VAR and VAR_FILE: key %q, err %v; want the flag to win", c.key, err)
+	}
+}
+
 func TestErrorsNameTheVariable(t *testing.T) {
 	cases := []struct {
 		env  map[string]string

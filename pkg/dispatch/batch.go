@@ -114,15 +114,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 
 	t = e.m.stage("claim", t)
 	if r := b.Rail; r != nil && rail.Name(*r) != rail.Wompi {
-		// Never pay a batch through another rail than its own: this
-		// dispatcher has no client for it. Nothing is lost: the batch waits
-		// on the deferred topic, visibly (DEFERRED, deferred_total).
-		j.keep = j.keep[:0]
-		for i := range b.Transactions {
-			j.keep = append(j.keep, i)
-		}
-		return j.deferBatch(rail.ReasonRailNotConfigured, e.now().Add(railRetry), false,
-			"the dispatcher has no credentials for rail "+*r)
+		return j.deferRail(rail.Name(*r))
 	}
 	err = j.run(c, t)
 	if p := asPermanent(err); p != nil {
@@ -134,6 +126,47 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 // railRetry is how long a batch of a rail the dispatcher cannot pay
 // through waits before it is looked at again.
 const railRetry = 15 * time.Minute
+
+// The causes of a RAIL_NOT_CONFIGURED deferral (the cause label of
+// payouts_dispatcher_rail_deferred_total).
+const (
+	// railNotEnabled: this dispatcher has no credentials for the rail.
+	railNotEnabled = "not_enabled"
+	// railNotImplemented: the rail's credentials are set, but this release
+	// of the dispatcher cannot pay through it yet.
+	railNotImplemented = "not_implemented"
+	// railUnknown: the batch names a rail the contract does not know
+	// (ingest refuses those; a hand-made or future record).
+	railUnknown = "unknown"
+)
+
+// deferRail defers, whole and untouched, a claimed batch of a rail other
+// than Wompi: it is never paid through another rail than its own, and
+// nothing is lost. It waits on the deferred topic, DEFERRED with
+// RAIL_NOT_CONFIGURED, and is looked at again every railRetry: once the
+// rail is configured (and, for SmartFastPay and WEpayout, paid through by a
+// later release) it proceeds. The cause (not enabled, enabled but not
+// implemented, unknown rail) is in the reason message, the log and the
+// metric's label, so that an operator knows whether credentials are
+// missing or the release is.
+func (j *job) deferRail(name rail.Name) error {
+	e, b := j.e, j.b
+	label, cause, why := string(name), railNotEnabled, "the dispatcher has no credentials for rail "+string(name)
+	switch {
+	case !name.Valid():
+		label, cause, why = railUnknown, railUnknown, "the batch names no rail this dispatcher knows"
+	case e.rails[name]:
+		cause, why = railNotImplemented, "rail "+string(name)+" is enabled in the dispatcher, but this release cannot pay through it yet"
+	}
+	e.m.railDeferred.WithLabelValues(label, cause).Inc()
+	j.log.Warn("dispatch: batch deferred: its rail cannot be paid through here", "rail", label, "cause", cause,
+		"reason", rail.ReasonRailNotConfigured, "retry_in", railRetry)
+	j.keep = j.keep[:0]
+	for i := range b.Transactions {
+		j.keep = append(j.keep, i)
+	}
+	return j.deferBatch(rail.ReasonRailNotConfigured, e.now().Add(railRetry), false, why)
+}
 
 // run takes a claimed batch through steps 3 to 9.
 func (j *job) run(c claim, t time.Time) error {

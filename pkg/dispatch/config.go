@@ -15,6 +15,7 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/railconfig"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
@@ -66,6 +67,13 @@ type Config struct {
 	// Prefix starts every key the engine writes; it must not contain
 	// braces. Default DefaultPrefix. Replicas of one deployment share it.
 	Prefix string
+
+	// Rails are the rails this dispatcher has credentials for
+	// (railconfig.Settings.Enabled). Wompi is always among them: its client
+	// is required. A batch of another rail is deferred with
+	// RAIL_NOT_CONFIGURED; Rails only decides what its log and metric say
+	// (not enabled, or enabled but not paid through by this release).
+	Rails railconfig.Enabled
 
 	// Wompi is the API client. Its HTTP client's timeout must not exceed
 	// HTTPTimeout (the recovery grace period relies on it). Required.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/railconfig"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/track"
@@ -44,6 +46,7 @@ type Engine struct {
 	gate    *track.Gate // SUBMITTED goes through the tracker's status compare-and-set
 	banks   *bankDirectory
 	health  *healthGate
+	rails   railconfig.Enabled // Config.Rails, Wompi always in
 	cl      *kgo.Client
 
 	limitsMu   sync.Mutex
@@ -97,6 +100,10 @@ func New(cfg Config) (*Engine, error) {
 	// slips a later status in front of an in-flight SUBMITTED.
 	e.gate = track.NewGate(cfg.Redis, cfg.Prefix, 70*time.Second)
 	e.banks = &bankDirectory{e: e}
+	e.rails = railconfig.Enabled{rail.Wompi: true}
+	for n, on := range cfg.Rails {
+		e.rails[n] = e.rails[n] || on
+	}
 	e.health = &healthGate{e: e}
 	e.hard, e.killHard = context.WithCancelCause(context.Background())
 
@@ -153,6 +160,7 @@ func (e *Engine) now() time.Time { return e.cfg.Now() }
 func (e *Engine) Close() {
 	e.closed.Do(func() { e.cl.Close() })
 	e.killHard(context.Canceled)
+	e.banks.wg.Wait() // a GET /banks in flight ends with e.hard
 }
 
 // Run consumes batches until ctx ends, then drains: each partition worker

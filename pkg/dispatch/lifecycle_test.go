@@ -2,12 +2,15 @@ package dispatch
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/railconfig"
 	"github.com/wompi-payouts/pipeline/pkg/track"
 )
 
@@ -192,35 +195,83 @@ func TestUnknownBankRejectionIsSticky(t *testing.T) {
 	}
 }
 
-// A batch of a rail the dispatcher has no client for is never posted to
-// Wompi: it is deferred with RAIL_NOT_CONFIGURED, nothing lost.
+// A batch of a rail the dispatcher cannot pay through is never posted to
+// Wompi: it is deferred whole with RAIL_NOT_CONFIGURED, nothing lost,
+// whether the rail has no credentials here, has them but this release does
+// not pay through it yet, or is no rail at all; the reason message, the
+// log and payouts_dispatcher_rail_deferred_total{rail,cause} tell which.
 func TestBatchOfAnotherRailIsDeferred(t *testing.T) {
-	f := newFixture(t, fixtureOpt{})
-	e := f.engine(nil)
-	b := simpleBatch("other-rail", 2)
-	r := "smartfastpay"
-	b.Rail = &r
-	f.produce(f.topics.Batches, b)
-	stop, _ := f.run(e)
-	eventually(t, "batch deferred", func() bool { return outcome(e, "deferred") == 1 })
-	_ = stop()
-	if n := len(f.tap.snapshot()); n != 0 {
-		t.Fatalf("%d POSTs to Wompi for a %s batch", n, r)
+	cases := []struct {
+		name, rail string
+		enabled    railconfig.Enabled
+		label      string // the rail label
+		cause      string
+		message    string // in the reason message
+	}{
+		{"not enabled", "smartfastpay", nil, "smartfastpay", "not_enabled", "no credentials for rail smartfastpay"},
+		{"not enabled while another is", "wepayout", railconfig.Enabled{rail.SmartFastPay: true}, "wepayout", "not_enabled", "no credentials for rail wepayout"},
+		{"enabled but not implemented", "wepayout", railconfig.Enabled{rail.WEpayout: true}, "wepayout", "not_implemented", "enabled in the dispatcher, but this release cannot pay through it yet"},
+		{"unknown rail", "pix-express", railconfig.Enabled{rail.WEpayout: true}, "unknown", "unknown", "names no rail"},
 	}
-	idx := byStatus(f.statuses())
-	for _, tx := range b.Transactions {
-		d := idx[tx.RequestID][payout.StatusDeferred]
-		if len(d) != 1 || d[0].ReasonCode == nil || *d[0].ReasonCode != "RAIL_NOT_CONFIGURED" {
-			t.Fatalf("%s: DEFERRED %+v, want RAIL_NOT_CONFIGURED", tx.RequestID, d)
-		}
-	}
-	var deferred int
-	for _, rec := range f.kafka.ReadAll(t, f.topics.BatchesDeferred) {
-		if string(rec.Key) == b.BatchID {
-			deferred++
-		}
-	}
-	if deferred != 1 {
-		t.Fatalf("%d deferred records of the batch, want 1", deferred)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			e := f.engine(func(c *Config) { c.Rails = tc.enabled })
+			b := simpleBatch("other-rail", 2)
+			r := tc.rail
+			b.Rail = &r
+			f.produce(f.topics.Batches, b)
+			stop, _ := f.run(e)
+			eventually(t, "batch deferred", func() bool { return outcome(e, "deferred") == 1 })
+			_ = stop()
+			if n := len(f.tap.snapshot()); n != 0 {
+				t.Fatalf("%d POSTs to Wompi for a %s batch", n, r)
+			}
+			idx := byStatus(f.statuses())
+			for _, tx := range b.Transactions {
+				d := idx[tx.RequestID][payout.StatusDeferred]
+				if len(d) != 1 || d[0].ReasonCode == nil || *d[0].ReasonCode != "RAIL_NOT_CONFIGURED" {
+					t.Fatalf("%s: DEFERRED %+v, want RAIL_NOT_CONFIGURED", tx.RequestID, d)
+				}
+				if d[0].ReasonMessage == nil || !strings.Contains(*d[0].ReasonMessage, tc.message) {
+					t.Fatalf("%s: reason message %v, want one saying %q", tx.RequestID, d[0].ReasonMessage, tc.message)
+				}
+			}
+			var deferred int
+			for _, rec := range f.kafka.ReadAll(t, f.topics.BatchesDeferred) {
+				if string(rec.Key) != b.BatchID {
+					continue
+				}
+				deferred++
+				var nb payout.Batch
+				if err := f.codec.DecodeBatch(rec.Value, &nb); err != nil {
+					t.Fatal(err)
+				}
+				if len(nb.Transactions) != len(b.Transactions) || nb.Rail == nil || *nb.Rail != r || nb.NotBefore == nil {
+					t.Fatalf("deferred copy: %d transactions, rail %v, notBefore %v; want the whole batch, its rail, a retry time",
+						len(nb.Transactions), nb.Rail, nb.NotBefore)
+				}
+			}
+			if deferred != 1 {
+				t.Fatalf("%d deferred records of the batch, want 1", deferred)
+			}
+			if got := testutil.ToFloat64(e.m.railDeferred.WithLabelValues(tc.label, tc.cause)); got != 1 {
+				t.Fatalf("rail_deferred_total{rail=%q,cause=%q} = %v, want 1", tc.label, tc.cause, got)
+			}
+			// Every other series exists, at 0 (the alert's increase()
+			// needs the 0 to see the first deferral).
+			for _, c := range [][2]string{{"smartfastpay", "not_enabled"}, {"smartfastpay", "not_implemented"},
+				{"wepayout", "not_enabled"}, {"wepayout", "not_implemented"}, {"unknown", "unknown"}} {
+				if c[0] == tc.label && c[1] == tc.cause {
+					continue
+				}
+				if got := testutil.ToFloat64(e.m.railDeferred.WithLabelValues(c[0], c[1])); got != 0 {
+					t.Fatalf("rail_deferred_total{rail=%q,cause=%q} = %v, want 0", c[0], c[1], got)
+				}
+			}
+			if got := testutil.CollectAndCount(e.m.railDeferred); got != 5 {
+				t.Fatalf("%d rail_deferred_total series, want the 5 created at start", got)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wompi-payouts/pipeline/pkg/ops"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -33,6 +34,7 @@ type metrics struct {
 	lateSkipped       prometheus.Counter
 	reconciled        *prometheus.CounterVec // found
 	inflight          prometheus.Gauge
+	railDeferred      *prometheus.CounterVec // rail, cause
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -76,14 +78,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Lookups by reference before a POST, by whether the batch was already in Wompi."}, []string{"found"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "batches_in_flight",
 			Help: "Batches being worked on."}),
+		railDeferred: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rail_deferred_total",
+			Help: "Batches deferred with RAIL_NOT_CONFIGURED, by rail and cause: not_enabled (no credentials here), not_implemented (credentials set, but this release cannot pay through the rail yet), unknown (rail label unknown too). Never paid, never lost: they retry every 15 minutes; an alert fires."},
+			[]string{"rail", "cause"}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
 		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.postBlocked, m.restarts, m.lateSkipped,
-		m.reconciled, m.inflight} {
+		m.reconciled, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)
 		}
 	}
+	// The RAIL_NOT_CONFIGURED series exist from the start, at 0, so that the
+	// alert's increase() sees the first deferral, not only the second.
+	for _, n := range rail.Names {
+		if n != rail.Wompi {
+			m.railDeferred.WithLabelValues(string(n), railNotEnabled)
+			m.railDeferred.WithLabelValues(string(n), railNotImplemented)
+		}
+	}
+	m.railDeferred.WithLabelValues(railUnknown, railUnknown)
 	var err error
 	if m.duplicateRequests, err = ops.DuplicateRequests(reg); err != nil {
 		return nil, fmt.Errorf("dispatch: metrics: %w", err)

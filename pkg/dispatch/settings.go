@@ -17,6 +17,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/railconfig"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -45,6 +46,9 @@ type Settings struct {
 	HealthInterval    time.Duration
 	BanksRefresh      time.Duration
 	InstanceID        string
+	// Rails: SMARTFASTPAY_* and WEPAYOUT_* (pkg/railconfig), which decide
+	// the enabled rails.
+	Rails *railconfig.Settings
 }
 
 // BindConfig binds the dispatcher settings on s: the shared Kafka, topic,
@@ -116,6 +120,7 @@ func BindConfig(s *config.Set) *Settings {
 	s.Duration(&st.BanksRefresh, "banks-refresh", "WOMPI_BANKS_REFRESH", DefaultBanksRefresh, "age at which the cached GET /banks is refreshed").
 		Check(func() error { return config.CheckPositive(st.BanksRefresh) })
 	s.String(&st.InstanceID, "instance-id", "DISPATCHER_INSTANCE_ID", "", "owner id of this replica's leases (default: random per start)")
+	st.Rails = railconfig.Bind(s, railconfig.Dispatcher)
 	return st
 }
 
@@ -157,7 +162,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		RatePerSecond: st.RatePerSecond, RateBurst: st.RateBurst,
 		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,
 		LeaseTTL: st.LeaseTTL, HealthInterval: st.HealthInterval, BanksRefresh: st.BanksRefresh,
-		InstanceID: st.InstanceID, Logger: logger, Registerer: reg,
+		InstanceID: st.InstanceID, Logger: logger, Registerer: reg, Rails: st.Rails.Enabled(),
 	})
 	if err != nil {
 		closeAll()
@@ -175,6 +180,9 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 // (useful with port 0).
 func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(metrics net.Addr)) error {
 	reg := ops.NewRegistry()
+	if err := st.Rails.Enabled().Register(reg); err != nil {
+		return err
+	}
 	engine, closeDeps, err := st.Engine(ctx, reg, logger)
 	if err != nil {
 		return err
@@ -182,7 +190,7 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(m
 	defer closeDeps()
 	return st.Worker(reg, st.Group, engine.Ready, logger, started).Run(ctx, func(ctx context.Context) error {
 		logger.Info("dispatcher started", "brokers", st.Kafka.Brokers, "topics", []string{st.Topics.Batches, st.Topics.BatchesDeferred},
-			"group", st.Group, "wompi", st.WompiBaseURL)
+			"group", st.Group, "wompi", st.WompiBaseURL, "rails_enabled", st.Rails.Enabled().Names())
 		if err := engine.Run(ctx); err != nil {
 			return err
 		}

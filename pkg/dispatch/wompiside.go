@@ -12,13 +12,25 @@ import (
 )
 
 // bankDirectory resolves Colombian bank codes to Wompi bankIds through a
-// cached GET /banks. Safe for concurrent use.
+// cached GET /banks. Safe for concurrent use. The mutex guards the cached
+// table only: GET /banks runs outside it, one at a time (a single flight
+// that every caller who needs it joins), so a slow or hanging Wompi never
+// blocks a batch that the cached table can serve.
 type bankDirectory struct {
 	e       *Engine
 	mu      sync.Mutex
-	byCode  map[string]string
-	fetched time.Time // wall clock
-	missAt  time.Time // last refresh caused by an unknown code
+	byCode  map[string]string // replaced whole by a refresh, never mutated
+	fetched time.Time         // wall clock
+	missAt  time.Time         // last refresh caused by an unknown code
+	flight  *bankFlight       // the GET /banks in progress, if any
+	wg      sync.WaitGroup    // refresh goroutines
+}
+
+// bankFlight is one GET /banks; done is closed when it ended, err is its
+// outcome (read after done).
+type bankFlight struct {
+	done chan struct{}
+	err  error
 }
 
 // missRefreshEvery bounds refreshes triggered by unknown codes.
@@ -26,45 +38,118 @@ func (d *bankDirectory) missRefreshEvery() time.Duration {
 	return min(time.Minute, d.e.cfg.BanksRefresh)
 }
 
-// resolve returns the bankId of each code ("" for an unknown one). A stale
-// or missing table is fetched first; an unknown code refreshes it once (at
-// most once a minute). An error is returned only when no table is known.
+// resolve returns the bankId of each code ("" for an unknown one). A
+// missing table is fetched first (the caller waits); a stale one is served
+// while a refresh runs in the background. An unknown code waits for a
+// refresh (the one in flight, or a new one at most once a minute) before it
+// is reported unknown. An error is returned only when no table is known.
 func (d *bankDirectory) resolve(ctx context.Context, codes []string) ([]string, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.byCode == nil || time.Since(d.fetched) > d.e.cfg.BanksRefresh {
-		if err := d.refresh(ctx); err != nil && d.byCode == nil {
+	table := d.byCode
+	var wait *bankFlight
+	switch {
+	case table == nil:
+		wait = d.startLocked()
+	case time.Since(d.fetched) > d.e.cfg.BanksRefresh:
+		d.startLocked() // serve the last good table meanwhile
+	}
+	d.mu.Unlock()
+	if wait != nil {
+		if err := d.await(ctx, wait); err != nil {
 			return nil, err
 		}
+		if table = d.table(); table == nil {
+			return nil, wait.err
+		}
 	}
+
 	ids := make([]string, len(codes))
 	missing := false
 	for i, c := range codes {
-		ids[i] = d.byCode[c]
+		ids[i] = table[c]
 		missing = missing || ids[i] == ""
 	}
-	if missing && time.Since(d.missAt) > d.missRefreshEvery() && time.Since(d.fetched) > 0 {
+	if !missing || wait != nil {
+		// A table this call waited for is as fresh as it gets.
+		return ids, nil
+	}
+	d.mu.Lock()
+	wait = d.flight
+	if wait == nil && time.Since(d.missAt) > d.missRefreshEvery() {
 		d.missAt = time.Now()
-		if err := d.refresh(ctx); err == nil {
-			for i, c := range codes {
-				if ids[i] == "" {
-					ids[i] = d.byCode[c]
-				}
-			}
+		wait = d.startLocked()
+	}
+	d.mu.Unlock()
+	if wait == nil {
+		return ids, nil
+	}
+	if err := d.await(ctx, wait); err != nil {
+		return nil, err
+	}
+	table = d.table()
+	for i, c := range codes {
+		if ids[i] == "" {
+			ids[i] = table[c]
 		}
 	}
 	return ids, nil
 }
 
-func (d *bankDirectory) refresh(ctx context.Context) error {
+// table returns the current table.
+func (d *bankDirectory) table() map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.byCode
+}
+
+// await waits for f, or for ctx: the caller's batch may stop waiting, the
+// refresh goes on for the others.
+func (d *bankDirectory) await(ctx context.Context, f *bankFlight) error {
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// startLocked returns the refresh in flight, or starts one. d.mu is held.
+// The refresh is bound by HTTPTimeout and by the engine's life, not by the
+// context of the caller that happened to start it.
+func (d *bankDirectory) startLocked() *bankFlight {
+	if d.flight != nil {
+		return d.flight
+	}
+	f := &bankFlight{done: make(chan struct{})}
+	d.flight = f
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		m, err := d.fetch(d.e.hard)
+		d.mu.Lock()
+		if err == nil {
+			d.byCode, d.fetched = m, time.Now()
+		}
+		d.flight = nil
+		d.mu.Unlock()
+		f.err = err
+		close(f.done)
+	}()
+	return f
+}
+
+// fetch reads GET /banks into a code -> bankId table. It holds no lock.
+func (d *bankDirectory) fetch(ctx context.Context) (map[string]string, error) {
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, d.e.cfg.HTTPTimeout)
 	banks, err := d.e.wompi.Banks(cctx)
 	cancel()
 	d.e.m.observe("banks", start, err)
 	if err != nil {
-		d.e.log.Warn("dispatch: GET /banks failed", "err", err)
-		return err
+		if ctx.Err() == nil {
+			d.e.log.Warn("dispatch: GET /banks failed", "err", err)
+		}
+		return nil, err
 	}
 	m := make(map[string]string, len(banks))
 	for _, b := range banks {
@@ -72,8 +157,7 @@ func (d *bankDirectory) refresh(ctx context.Context) error {
 			m[b.Code] = b.ID
 		}
 	}
-	d.byCode, d.fetched = m, time.Now()
-	return nil
+	return m, nil
 }
 
 // healthGate follows GET /health in the background. While Wompi says

@@ -196,19 +196,13 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err := tset.Parse(nil); err != nil {
 		return nil, err
 	}
-	started := make(chan struct{})
-	s.goRun("tracker", func(ctx context.Context) error {
+	if err := s.startWorker(ctx, "tracker", func(ctx context.Context, started func()) error {
 		return tst.Run(ctx, logger.With("worker", "tracker"), func(hook, metrics net.Addr) {
 			s.WebhookAddr, s.Metrics["tracker"] = hook.String(), metrics.String()
-			close(started)
+			started()
 		})
-	}, ctx)
-	select {
-	case <-started:
-	case err := <-s.errs:
-		return nil, fmt.Errorf("tracker: %w", err)
-	case <-time.After(30 * time.Second):
-		return nil, errors.New("tracker did not start within 30s")
+	}); err != nil {
+		return nil, err
 	}
 	hookURL := "http://" + s.WebhookAddr + "/webhooks/wompi"
 	if s.Sim != nil {
@@ -223,16 +217,10 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err := iset.Parse(nil); err != nil {
 		return nil, err
 	}
-	istarted := make(chan struct{})
-	s.goRun("ingest", func(ctx context.Context) error {
-		return ist.Run(ctx, logger.With("worker", "ingest"), func(m net.Addr) { s.Metrics["ingest"] = m.String(); close(istarted) })
-	}, ctx)
-	select {
-	case <-istarted:
-	case err := <-s.errs:
-		return nil, fmt.Errorf("ingest: %w", err)
-	case <-time.After(30 * time.Second):
-		return nil, errors.New("ingest did not start within 30s")
+	if err := s.startWorker(ctx, "ingest", func(ctx context.Context, started func()) error {
+		return ist.Run(ctx, logger.With("worker", "ingest"), func(m net.Addr) { s.Metrics["ingest"] = m.String(); started() })
+	}); err != nil {
+		return nil, err
 	}
 
 	// The dispatcher, built directly so the run can count its Redis calls.
@@ -271,29 +259,62 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	dstarted := make(chan struct{})
-	w := ops.Worker{MetricsAddr: "127.0.0.1:0", Registry: reg, Ready: d.Ready, Group: dispatch.DefaultGroup, LagKafka: lagKafka,
-		Logger: logger.With("worker", "dispatcher"), Started: func(m net.Addr) { s.Metrics["dispatcher"] = m.String(); close(dstarted) }}
-	s.goRun("dispatcher", func(ctx context.Context) error {
+	if err := s.startWorker(ctx, "dispatcher", func(ctx context.Context, started func()) error {
 		defer rdb.Close()
+		w := ops.Worker{MetricsAddr: "127.0.0.1:0", Registry: reg, Ready: d.Ready, Group: dispatch.DefaultGroup, LagKafka: lagKafka,
+			Logger: logger.With("worker", "dispatcher"), Started: func(m net.Addr) { s.Metrics["dispatcher"] = m.String(); started() }}
 		return w.Run(ctx, d.Run)
-	}, ctx)
-	select {
-	case <-dstarted:
-	case err := <-s.errs:
-		return nil, fmt.Errorf("dispatcher: %w", err)
-	case <-time.After(30 * time.Second):
-		return nil, errors.New("dispatcher did not start within 30s")
+	}); err != nil {
+		return nil, err
 	}
 	ok = true
 	return s, nil
 }
 
-func (s *Stack) goRun(name string, run func(context.Context) error, ctx context.Context) {
+// startTimeout bounds how long Start waits for one worker that neither
+// starts nor stops (a dependency that hangs without an error).
+const startTimeout = 30 * time.Second
+
+// startWorker runs a worker in the background and waits until it calls
+// started. It never blocks past the first of: the worker started; the
+// worker returned (its error, or "exited before it started" for a nil one,
+// which a Run returns when its context ends); another worker failed; ctx
+// ended; startTimeout. A worker that fails later is reported on Err.
+func (s *Stack) startWorker(ctx context.Context, name string, run func(ctx context.Context, started func()) error) error {
+	up := make(chan struct{})
+	var once sync.Once
+	done := s.goRun(name, func(ctx context.Context) error {
+		return run(ctx, func() { once.Do(func() { close(up) }) })
+	}, ctx)
+	timer := time.NewTimer(startTimeout)
+	defer timer.Stop()
+	select {
+	case <-up:
+		return nil
+	case err := <-done:
+		if err == nil {
+			err = errors.New("exited before it started")
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	case err := <-s.errs:
+		return fmt.Errorf("%s: not started: %w", name, err)
+	case <-ctx.Done():
+		return fmt.Errorf("%s: not started: %w", name, context.Cause(ctx))
+	case <-timer.C:
+		return fmt.Errorf("%s did not start within %v", name, startTimeout)
+	}
+}
+
+// goRun runs a worker until ctx ends. The returned channel receives what
+// its run returned, always; a failure while ctx is live also goes to Err.
+func (s *Stack) goRun(name string, run func(context.Context) error, ctx context.Context) <-chan error {
+	done := make(chan error, 1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := run(ctx); err != nil && ctx.Err() == nil {
+		err := run(ctx)
+		done <- err
+		if err != nil && ctx.Err() == nil {
 			s.log.Error("worker stopped", "worker", name, "err", err)
 			select {
 			case s.errs <- fmt.Errorf("%s: %w", name, err):
@@ -301,6 +322,7 @@ func (s *Stack) goRun(name string, run func(context.Context) error, ctx context.
 			}
 		}
 	}()
+	return done
 }
 
 // Err returns a channel that receives a worker's failure.

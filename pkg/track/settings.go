@@ -14,6 +14,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
+	"github.com/wompi-payouts/pipeline/pkg/railconfig"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
@@ -36,6 +37,10 @@ type Settings struct {
 	// MaxConcurrentWebhooks is TRACKER_MAX_CONCURRENT_WEBHOOKS (see
 	// Config.MaxConcurrentWebhooks).
 	MaxConcurrentWebhooks int
+	// Rails: SMARTFASTPAY_* and WEPAYOUT_* (pkg/railconfig), which decide
+	// the enabled rails. This release reads and validates them; the
+	// tracker follows Wompi payouts only.
+	Rails *railconfig.Settings
 }
 
 // DefaultMaxConcurrentWebhooks is the default of
@@ -47,7 +52,8 @@ const DefaultMaxConcurrentWebhooks = 32
 // TOPIC_*, SCHEMA_REGISTRY_URL, METRICS_ADDR, LOG_*), REDIS_URL,
 // REDIS_PREFIX, the WOMPI_* ones (the three credentials are secrets that may
 // come from *_FILE), TRACKER_ADDR, POLL_INTERVAL, TRACKER_PRODUCE_TIMEOUT,
-// TRACKER_DRAIN_TIMEOUT and TRACKER_MAX_CONCURRENT_WEBHOOKS.
+// TRACKER_DRAIN_TIMEOUT, TRACKER_MAX_CONCURRENT_WEBHOOKS, and the rail
+// settings (railconfig.Bind).
 func BindConfig(s *config.Set) *Settings {
 	st := &Settings{}
 	config.BindCommon(s, &st.Common, "payouts-tracker")
@@ -78,6 +84,7 @@ func BindConfig(s *config.Set) *Settings {
 	s.Int(&st.MaxConcurrentWebhooks, "max-concurrent-webhooks", "TRACKER_MAX_CONCURRENT_WEBHOOKS", DefaultMaxConcurrentWebhooks,
 		"webhooks handled at once by one replica; one more gets 503 with Retry-After").
 		Check(func() error { return config.CheckPositive(st.MaxConcurrentWebhooks) })
+	st.Rails = railconfig.Bind(s, railconfig.Tracker)
 	return st
 }
 
@@ -90,6 +97,9 @@ func BindConfig(s *config.Set) *Settings {
 func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(webhook, metrics net.Addr)) error {
 	reg := ops.NewRegistry()
 	var health ops.Health
+	if err := st.Rails.Enabled().Register(reg); err != nil {
+		return err
+	}
 
 	codec, err := events.NewCodec(ctx, events.WithRegistry(st.SchemaRegistryURL), events.WithTopics(st.Topics))
 	if err != nil {
@@ -155,7 +165,8 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 		}
 	}()
 	logger.Info("tracker started", "webhooks", hookLn.Addr().String(), "metrics", metricsLn.Addr().String(),
-		"brokers", st.Kafka.Brokers, "topic_status", st.Topics.Status, "topic_batch_status", st.Topics.BatchStatus)
+		"brokers", st.Kafka.Brokers, "topic_status", st.Topics.Status, "topic_batch_status", st.Topics.BatchStatus,
+		"rails_enabled", st.Rails.Enabled().Names())
 
 	var runErr error
 	select {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ func TestRunServesAndDrainsInFlightWebhooks(t *testing.T) {
 		"WOMPI_BASE_URL": f.sim.BaseURL(), "WOMPI_API_KEY": cfg.APIKey, "WOMPI_PRINCIPAL_ID": cfg.PrincipalID,
 		"WOMPI_EVENTS_SECRET": cfg.EventsSecret, "TOPIC_STATUS": f.topics.Status, "TOPIC_BATCH_STATUS": f.topics.BatchStatus,
 		"TRACKER_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0", "POLL_INTERVAL": "1h",
+		"WEPAYOUT_API_KEY": "wep-key", // enables the rail: the gauge says so
 	}
 	set := config.New("tracker", func(k string) (string, bool) { v, ok := envs[k]; return v, ok })
 	st := BindConfig(set)
@@ -50,6 +52,19 @@ func TestRunServesAndDrainsInFlightWebhooks(t *testing.T) {
 			t.Fatal("never ready")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	resp, err := http.Get(metricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`payouts_rail_enabled{rail="wompi"} 1`, `payouts_rail_enabled{rail="wepayout"} 1`,
+		`payouts_rail_enabled{rail="smartfastpay"} 0`} {
+		if !strings.Contains(string(scrape), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 
 	c := f.submit(false, f.payee("1234567890")) // no hand-off: the handler asks Wompi

@@ -1,0 +1,110 @@
+package localrun
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func newTestStack() *Stack {
+	return &Stack{errs: make(chan error, 8), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// startWorker never waits for a worker that has already stopped, nor past
+// its context: each case would have waited the full startTimeout (or, before
+// that bound existed, forever) and then blamed a slow start.
+func TestStartWorkerIsBoundedByTheWorkerAndTheContext(t *testing.T) {
+	boom := errors.New("boom")
+	cases := []struct {
+		name   string
+		cancel bool // cancel Start's context while the worker waits
+		run    func(ctx context.Context, started func()) error
+		want   string
+	}{
+		{"returns an error before starting", false, func(context.Context, func()) error { return boom }, "ingest: boom"},
+		{"returns nil before starting", false, func(context.Context, func()) error { return nil }, "ingest: exited before it started"},
+		{"context ends while it starts (it returns nil)", true, func(ctx context.Context, _ func()) error {
+			<-ctx.Done()
+			return nil
+		}, "exited before it started|not started: context canceled"},
+		{"context ends while it starts (it returns ctx's error)", true, func(ctx context.Context, _ func()) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}, "ingest: context canceled|not started: context canceled"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestStack()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				cancel()
+			}
+			err := s.startWorker(ctx, "ingest", tc.run)
+			if err == nil || !matchesAny(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			s.wg.Wait()
+		})
+	}
+}
+
+// A worker stuck in its start (it ignores its context) does not hold Start
+// once Start's context ends.
+func TestStartWorkerReturnsOnContextWhileTheWorkerHangs(t *testing.T) {
+	s := newTestStack()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	go func() { <-entered; cancel(errors.New("user pressed Ctrl-C")) }()
+	err := s.startWorker(ctx, "tracker", func(context.Context, func()) error {
+		close(entered)
+		<-release
+		return nil
+	})
+	close(release)
+	s.wg.Wait()
+	if err == nil || !strings.Contains(err.Error(), "tracker: not started: user pressed Ctrl-C") {
+		t.Fatalf("err = %v, want the context's cause", err)
+	}
+}
+
+// Another worker's failure while one starts ends the wait; a start is not
+// an error, and a second call of started is harmless.
+func TestStartWorkerOtherFailureAndStart(t *testing.T) {
+	s := newTestStack()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.errs <- errors.New("tracker: redis gone")
+	err := s.startWorker(ctx, "ingest", func(ctx context.Context, _ func()) error { <-ctx.Done(); return nil })
+	if err == nil || !strings.Contains(err.Error(), "ingest: not started: tracker: redis gone") {
+		t.Fatalf("err = %v", err)
+	}
+	cancel()
+	s.wg.Wait()
+
+	s = newTestStack()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	if err := s.startWorker(ctx2, "dispatcher", func(ctx context.Context, started func()) error {
+		started()
+		started()
+		<-ctx.Done()
+		return nil
+	}); err != nil {
+		t.Fatalf("started worker: %v", err)
+	}
+	cancel2()
+	s.wg.Wait()
+}
+
+func matchesAny(s, alternatives string) bool {
+	for _, a := range strings.Split(alternatives, "|") {
+		if strings.Contains(s, a) {
+			return true
+		}
+	}
+	return false
+}
