@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
@@ -190,5 +192,18 @@ func eventuallyLong(t *testing.T, url, what string, ok func(code int, body strin
 			t.Fatalf("%s: GET %s = %d %q", what, url, code, body)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The base options of a worker carry a kprom hook, which registers its
+// collectors once per client: the topic checks and the lag exporter share
+// one client, or the second would panic with a duplicate registration.
+func TestWorkerTopicsAndLagShareOneClient(t *testing.T) {
+	k := fakeKafkaAt(t, 0, "payouts.requests.v1", "payouts.batches.v1")
+	hook := kprom.NewMetrics("ops_test", kprom.Registerer(prometheus.NewRegistry()))
+	w := Worker{MetricsAddr: "127.0.0.1:0", Topics: testTopics, TopicWait: -1, Group: "g",
+		LagKafka: []kgo.Opt{kgo.SeedBrokers(k.ListenAddrs()...), kgo.WithHooks(hook)}}
+	if err := w.Run(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -107,11 +107,17 @@ func (w Worker) Run(ctx context.Context, run func(ctx context.Context) error) er
 	// drain and end with run.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	// kcl is the one admin client of the topic checks and the lag exporter
+	// (LagKafka may carry a kprom hook, which registers once per client).
+	var kcl *kgo.Client
 	stopDraining := context.AfterFunc(ctx, health.SetDraining)
 	defer func() {
 		stopDraining()
 		stopBG()
 		wg.Wait()
+		if kcl != nil {
+			kcl.Close()
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
@@ -121,12 +127,18 @@ func (w Worker) Run(ctx context.Context, run func(ctx context.Context) error) er
 	}()
 
 	deps := w.Dependencies
-	if len(w.Topics) > 0 && len(w.LagKafka) > 0 {
+	if len(w.LagKafka) > 0 && (len(w.Topics) > 0 || w.Group != "") {
 		cl, err := kgo.NewClient(w.LagKafka...)
-		if err != nil {
+		switch {
+		case err != nil && len(w.Topics) > 0:
 			return fmt.Errorf("KAFKA_BROKERS: %w", err)
+		case err != nil:
+			log.Warn("consumer lag not exported", "group", w.Group, "err", err)
+		default:
+			kcl = cl
 		}
-		defer cl.Close()
+	}
+	if len(w.Topics) > 0 && kcl != nil {
 		wait := w.TopicWait
 		switch {
 		case wait == 0:
@@ -134,15 +146,15 @@ func (w Worker) Run(ctx context.Context, run func(ctx context.Context) error) er
 		case wait < 0:
 			wait = 0
 		}
-		brokers, _ := cl.OptValue(kgo.SeedBrokers).([]string)
-		if err := CheckTopics(ctx, cl, brokers, w.Topics, wait, log); err != nil {
+		brokers, _ := kcl.OptValue(kgo.SeedBrokers).([]string)
+		if err := CheckTopics(ctx, kcl, brokers, w.Topics, wait, log); err != nil {
 			return err
 		}
-		deps = append([]Dependency{KafkaTopics(cl, w.Topics)}, deps...)
+		deps = append([]Dependency{KafkaTopics(kcl, w.Topics)}, deps...)
 	}
 
-	if w.Group != "" && len(w.LagKafka) > 0 {
-		lag, err := NewLagExporter(reg, w.LagKafka, w.Group, log)
+	if w.Group != "" && kcl != nil {
+		lag, err := newLagExporterOn(reg, kcl, w.Group, log)
 		if err != nil {
 			log.Warn("consumer lag not exported", "group", w.Group, "err", err)
 		} else {
