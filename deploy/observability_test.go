@@ -86,8 +86,13 @@ type ruleFile struct {
 	} `yaml:"groups"`
 }
 
+// runbookBase is where every alert's runbook_url points: a section of the
+// production guide named after the alert.
+const runbookBase = "https://github.com/wompi-payouts/pipeline/blob/main/docs/operations.md#"
+
 // TestAlertRules: alerts.yml is valid YAML with the expected groups, every
-// alert is complete (for, severity, summary, description, runbook), uses
+// alert is complete (for, severity, summary, description, runbook, a
+// runbook_url to its section of docs/operations.md), uses
 // only metrics the code registers, and the alerts the runbook promises
 // exist. With promtool installed it also runs `check rules` and the unit
 // tests in alerts_test.yml.
@@ -101,6 +106,11 @@ func TestAlertRules(t *testing.T) {
 		t.Fatalf("alerts.yml: %v", err)
 	}
 	known := registeredMetrics(t)
+	rawGuide, err := os.ReadFile(repoPath("docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide := string(rawGuide)
 	groups := map[string]bool{}
 	alerts := map[string]bool{}
 	exprs := ""
@@ -125,6 +135,15 @@ func TestAlertRules(t *testing.T) {
 				if strings.TrimSpace(r.Annotations[a]) == "" {
 					t.Errorf("alert %s: no %s annotation", r.Alert, a)
 				}
+			}
+			// The runbook_url points at the alert's own section of the
+			// production guide, which must exist.
+			wantURL := runbookBase + strings.ToLower(r.Alert)
+			if got := r.Annotations["runbook_url"]; got != wantURL {
+				t.Errorf("alert %s: runbook_url %q, want %q", r.Alert, got, wantURL)
+			}
+			if !strings.Contains(guide, "\n### "+r.Alert+"\n") {
+				t.Errorf("alert %s: docs/operations.md has no section \"### %s\" for its runbook_url", r.Alert, r.Alert)
 			}
 			if bad := unknownMetrics(r.Expr, known); len(bad) > 0 {
 				t.Errorf("alert %s uses metrics no code registers: %v", r.Alert, bad)

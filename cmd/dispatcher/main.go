@@ -36,6 +36,11 @@ func run(args []string) int {
 	ctx, stop := ops.SignalContext()
 	defer stop()
 	if err := st.Run(ctx, logger, nil); err != nil {
+		if _, missing := errors.AsType[*ops.TopicsError](err); missing {
+			// A missing topic is a setting to fix, like a bad variable.
+			fmt.Fprintln(os.Stderr, "config:", err)
+			return 2
+		}
 		logger.Error("dispatcher stopped", "err", err)
 		return 1
 	}

@@ -41,6 +41,11 @@ func run(args []string, lookup func(string) (string, bool), stderr io.Writer) in
 	ctx, stop := ops.SignalContext()
 	defer stop()
 	if err := st.Run(ctx, logger, nil); err != nil {
+		if _, missing := errors.AsType[*ops.TopicsError](err); missing {
+			// A missing topic is a setting to fix, like a bad variable.
+			fmt.Fprintln(stderr, "config:", err)
+			return 2
+		}
 		logger.Error("tracker stopped", "err", err)
 		return 1
 	}

@@ -179,7 +179,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer bg.Wait()
 	defer e.killHard(context.Canceled)
 
-	e.log.Info("dispatch: consuming", "topics", []string{e.cfg.Topics.Batches, e.cfg.Topics.BatchesDeferred},
+	// "consuming" is logged by onAssigned, once the group has given this
+	// replica partitions.
+	e.log.Info("dispatch: joining the group", "topics", []string{e.cfg.Topics.Batches, e.cfg.Topics.BatchesDeferred},
 		"group", e.cfg.Group, "instance", e.cfg.InstanceID)
 	for {
 		fetches := e.cl.PollRecords(runCtx, 1000)
@@ -226,6 +228,7 @@ func (e *Engine) crash() {
 
 func (e *Engine) onAssigned(_ context.Context, cl *kgo.Client, m map[string][]int32) {
 	e.ready.Store(true)
+	e.log.Info("dispatch: consuming", "group", e.cfg.Group, "instance", e.cfg.InstanceID, "assigned", m)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for topic, parts := range m {

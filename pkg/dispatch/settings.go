@@ -188,7 +188,13 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(m
 		return err
 	}
 	defer closeDeps()
-	return st.Worker(reg, st.Group, engine.Ready, logger, started).Run(ctx, func(ctx context.Context) error {
+	w := st.Worker(reg, st.Group, engine.Ready, logger, started)
+	w.Topics = []ops.Topic{{Name: st.Topics.Batches, Setting: "TOPIC_BATCHES"}, {Name: st.Topics.BatchesDeferred, Setting: "TOPIC_BATCHES_DEFERRED"},
+		{Name: st.Topics.Status, Setting: "TOPIC_STATUS"}, {Name: st.Topics.BatchStatus, Setting: "TOPIC_BATCH_STATUS"},
+		{Name: st.Topics.RequestsDLQ, Setting: "TOPIC_REQUESTS_DLQ"}}
+	// Claims, leases and the daily budget live in Redis.
+	w.Dependencies = []ops.Dependency{{Name: "redis (REDIS_URL)", Check: func(ctx context.Context) error { return engine.cfg.Redis.Ping(ctx).Err() }}}
+	return w.Run(ctx, func(ctx context.Context) error {
 		logger.Info("dispatcher started", "brokers", st.Kafka.Brokers, "topics", []string{st.Topics.Batches, st.Topics.BatchesDeferred},
 			"group", st.Group, "wompi", st.WompiBaseURL, "rails_enabled", st.Rails.Enabled().Names())
 		if err := engine.Run(ctx); err != nil {

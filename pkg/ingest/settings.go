@@ -213,7 +213,12 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(m
 		return err
 	}
 	defer closeDeps()
-	return st.Worker(reg, st.Group, engine.Ready, logger, started).Run(ctx, func(ctx context.Context) error {
+	w := st.Worker(reg, st.Group, engine.Ready, logger, started)
+	w.Topics = []ops.Topic{{Name: st.Topics.Requests, Setting: "TOPIC_REQUESTS"}, {Name: st.Topics.Batches, Setting: "TOPIC_BATCHES"},
+		{Name: st.Topics.Status, Setting: "TOPIC_STATUS"}, {Name: st.Topics.RequestsDLQ, Setting: "TOPIC_REQUESTS_DLQ"}}
+	// Without the seen index no window commits: not ready while Redis is down.
+	w.Dependencies = []ops.Dependency{{Name: "redis (REDIS_URL)", Check: func(ctx context.Context) error { return engine.cfg.Redis.Ping(ctx).Err() }}}
+	return w.Run(ctx, func(ctx context.Context) error {
 		logger.Info("ingest started", "topic", st.Topics.Requests, "group", st.Group, "transactional_id", st.TransactionalID)
 		if err := engine.Run(ctx); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -270,12 +271,18 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 
 // Print writes the reconciliation table.
 func (r *Report) Print(w io.Writer) {
+	// row prints a count and an amount; a negative n (noCount) leaves the
+	// count column empty, for a row that is an amount only.
 	row := func(label string, n int, cents int64, note string) {
 		amount := ""
 		if cents != 0 {
 			amount = payout.FormatCOP(cents)
 		}
-		fmt.Fprintf(w, "  %-34s %9d  %22s  %s\n", label, n, amount, note)
+		count := ""
+		if n >= 0 {
+			count = strconv.Itoa(n)
+		}
+		fmt.Fprintf(w, "  %-34s %9s  %22s  %s\n", label, count, amount, note)
 	}
 	sub := func(m map[string]int) {
 		keys := make([]string, 0, len(m))
@@ -306,7 +313,7 @@ func (r *Report) Print(w io.Writer) {
 	if r.AwaitingSettlement > 0 {
 		row("submitted, settling after the run", r.AwaitingSettlement, 0, "load run: followed up to SUBMITTED")
 	}
-	row("Wompi ledger amount", 0, r.LedgerCents, amountNote(r))
+	row("Wompi ledger amount", noCount, r.LedgerCents, amountNote(r))
 	row("duplicates paid", len(r.DuplicatesPaid), 0, "must be 0")
 	row("lost", len(r.Lost), 0, "must be 0")
 	row("lifecycles broken (status topic)", len(r.Lifecycle), 0, "must be 0")
@@ -338,3 +345,6 @@ func amountNote(r *Report) string {
 	}
 	return fmt.Sprintf("MISMATCH on %d requests", len(r.AmountMismatch))
 }
+
+// noCount is the count of a report row that is an amount only.
+const noCount = -1

@@ -44,6 +44,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	if o.Serve {
+		fmt.Fprintf(o.Out, "payouts-local: wompi simulator credentials (the local sandbox's fake ones, not secrets): WOMPI_API_KEY=%s WOMPI_PRINCIPAL_ID=%s WOMPI_EVENTS_SECRET=%s\n",
+			simAPIKey, simPrincipal, simSecret)
 		fmt.Fprintf(o.Out, "payouts-local: serving; produce PayoutRequested records to %s on %s. Ctrl-C to stop.\n", s.Topics.Requests, strings.Join(s.Brokers, ","))
 		select {
 		case <-ctx.Done():
@@ -138,7 +140,7 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 			// batches go out on their next try.
 			if _, err := s.wompi.RechargeBalance(ctx, wompitest.AccountLow, 5_000_000_000); err == nil {
 				recharged = true
-				fmt.Fprintln(o.Out, "\npayouts-local: batches of the low-balance account were DEFERRED (EXC_008); recharged it with $50,000,000.00")
+				prog.notice("payouts-local: batches of the low-balance account were DEFERRED (EXC_008); recharged it with $50,000,000.00")
 			}
 		}
 		select {

@@ -19,6 +19,8 @@ type LagExporter struct {
 	group string
 	gauge *prometheus.GaugeVec
 	log   *slog.Logger
+	// ownsClient: Run closes cl when it ends.
+	ownsClient bool
 }
 
 // NewLagExporter builds an exporter with its own admin connection (opts:
@@ -28,11 +30,24 @@ func NewLagExporter(reg prometheus.Registerer, opts []kgo.Opt, group string, log
 	if err != nil {
 		return nil, err
 	}
+	l, err := newLagExporterOn(reg, cl, group, log)
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	l.ownsClient = true
+	return l, nil
+}
+
+// newLagExporterOn builds an exporter on a client the caller owns (and
+// closes): Worker shares one client between the lag and its topic checks,
+// since the base options may carry a kprom hook that registers its
+// collectors once per client.
+func newLagExporterOn(reg prometheus.Registerer, cl *kgo.Client, group string, log *slog.Logger) (*LagExporter, error) {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "payouts_consumer_group_lag", Help: "Records the consumer group has not committed yet, per topic.",
 	}, []string{"group", "topic"})
 	if err := reg.Register(g); err != nil {
-		cl.Close()
 		return nil, err
 	}
 	return &LagExporter{adm: kadm.NewClient(cl), cl: cl, group: group, gauge: g, log: log}, nil
@@ -58,9 +73,11 @@ func (l *LagExporter) Update(ctx context.Context) error {
 }
 
 // Run updates the gauge every interval until ctx is done, then closes the
-// admin connection.
+// admin connection if the exporter made it (NewLagExporter).
 func (l *LagExporter) Run(ctx context.Context, interval time.Duration) {
-	defer l.cl.Close()
+	if l.ownsClient {
+		defer l.cl.Close()
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -50,10 +51,27 @@ func NewRegistry() *prometheus.Registry {
 type Health struct {
 	ready    atomic.Bool
 	draining atomic.Bool
+	reason   atomic.Pointer[string]
 }
 
 // SetReady marks the worker ready (or not) to take traffic.
-func (h *Health) SetReady(ok bool) { h.ready.Store(ok) }
+func (h *Health) SetReady(ok bool) {
+	h.reason.Store(nil)
+	h.ready.Store(ok)
+}
+
+// SetFailing marks the worker ready when err is nil, else not ready with
+// err as the reason /readyz prints (a dependency's name and error: no
+// personal data ever reaches a dependency error).
+func (h *Health) SetFailing(err error) {
+	if err == nil {
+		h.SetReady(true)
+		return
+	}
+	msg := err.Error()
+	h.reason.Store(&msg)
+	h.ready.Store(false)
+}
 
 // SetDraining marks the worker as shutting down: /readyz fails at once so a
 // load balancer stops sending, while /healthz stays up.
@@ -72,12 +90,42 @@ func Handler(reg *prometheus.Registry, h *Health) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !h.Ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			msg := "not ready"
+			if h.draining.Load() {
+				msg = "not ready: draining"
+			} else if r := h.reason.Load(); r != nil {
+				msg = "not ready: " + *r
+			}
+			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))
 	})
 	return mux
+}
+
+// Dependency is something a worker needs to do its job (Redis, Kafka):
+// while its Check fails, /readyz answers 503 naming it.
+type Dependency struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// dependencyTimeout bounds one dependency check.
+const dependencyTimeout = 2 * time.Second
+
+// CheckDependencies runs each check in turn, each bounded by two seconds,
+// and returns the first failure as "name: error", or nil.
+func CheckDependencies(ctx context.Context, deps []Dependency) error {
+	for _, d := range deps {
+		cctx, cancel := context.WithTimeout(ctx, dependencyTimeout)
+		err := d.Check(cctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.Name, err)
+		}
+	}
+	return nil
 }
 
 // NewServer returns an http.Server with timeouts that a slow or malicious

@@ -33,11 +33,24 @@ type Worker struct {
 	// ReadyInterval is the period of the Ready poll. Zero or less: one
 	// second.
 	ReadyInterval time.Duration
+	// Topics are the topics the engine reads or writes. When set (with
+	// LagKafka), Run first checks that each exists, waiting up to
+	// TopicWait for the brokers and the topics (see CheckTopics): a missing
+	// one is an error naming the topic and its setting, and run is not
+	// called. Then /readyz also follows the dependency "kafka" (KafkaTopics):
+	// the brokers answer and every partition has a leader.
+	Topics []Topic
+	// TopicWait bounds the wait for Topics at start. Zero: DefaultTopicWait;
+	// negative: no wait, one try.
+	TopicWait time.Duration
+	// Dependencies are checked with every Ready poll (see
+	// CheckDependencies): /readyz answers 503 naming the first that fails.
+	Dependencies []Dependency
 	// Group and LagKafka feed the lag exporter (payouts_consumer_group_lag,
 	// measured every 15 s): the consumer group and the base Kafka options
 	// its own admin client dials with. The exporter is best effort: none
 	// runs when either is empty, and one that cannot be built is logged and
-	// skipped, never failing Run.
+	// skipped, never failing Run. LagKafka also dials the Topics checks.
 	Group    string
 	LagKafka []kgo.Opt
 	// Logger gets the problems of the scaffold itself (the lag exporter,
@@ -57,9 +70,11 @@ const (
 )
 
 // Run listens on MetricsAddr (a failure is an error naming METRICS_ADDR,
-// and run is not called), reports the bound address to Started, serves
-// Handler there, starts the lag exporter and the Ready poll, then calls run
-// with ctx and returns its error.
+// and run is not called), serves Handler there (/readyz answers 503 until
+// the checks below pass), checks that the Topics exist (a missing one is a
+// *TopicsError, and run is not called), reports the bound address to
+// Started, starts the lag exporter and the Ready poll, then calls run with
+// ctx and returns its error.
 //
 // When ctx is done (SIGTERM) /readyz fails at once, whatever Ready says,
 // while run drains; /metrics, /healthz and the lag gauge keep going. Once
@@ -92,11 +107,17 @@ func (w Worker) Run(ctx context.Context, run func(ctx context.Context) error) er
 	// drain and end with run.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	// kcl is the one admin client of the topic checks and the lag exporter
+	// (LagKafka may carry a kprom hook, which registers once per client).
+	var kcl *kgo.Client
 	stopDraining := context.AfterFunc(ctx, health.SetDraining)
 	defer func() {
 		stopDraining()
 		stopBG()
 		wg.Wait()
+		if kcl != nil {
+			kcl.Close()
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
@@ -105,15 +126,42 @@ func (w Worker) Run(ctx context.Context, run func(ctx context.Context) error) er
 		<-served
 	}()
 
-	if w.Group != "" && len(w.LagKafka) > 0 {
-		lag, err := NewLagExporter(reg, w.LagKafka, w.Group, log)
+	deps := w.Dependencies
+	if len(w.LagKafka) > 0 && (len(w.Topics) > 0 || w.Group != "") {
+		cl, err := kgo.NewClient(w.LagKafka...)
+		switch {
+		case err != nil && len(w.Topics) > 0:
+			return fmt.Errorf("KAFKA_BROKERS: %w", err)
+		case err != nil:
+			log.Warn("consumer lag not exported", "group", w.Group, "err", err)
+		default:
+			kcl = cl
+		}
+	}
+	if len(w.Topics) > 0 && kcl != nil {
+		wait := w.TopicWait
+		switch {
+		case wait == 0:
+			wait = DefaultTopicWait
+		case wait < 0:
+			wait = 0
+		}
+		brokers, _ := kcl.OptValue(kgo.SeedBrokers).([]string)
+		if err := CheckTopics(ctx, kcl, brokers, w.Topics, wait, log); err != nil {
+			return err
+		}
+		deps = append([]Dependency{KafkaTopics(kcl, w.Topics)}, deps...)
+	}
+
+	if w.Group != "" && kcl != nil {
+		lag, err := newLagExporterOn(reg, kcl, w.Group, log)
 		if err != nil {
 			log.Warn("consumer lag not exported", "group", w.Group, "err", err)
 		} else {
 			wg.Go(func() { lag.Run(bg, lagInterval) })
 		}
 	}
-	wg.Go(func() { w.followReady(bg, &health) })
+	wg.Go(func() { w.followReady(bg, &health, deps) })
 
 	if w.Started != nil {
 		w.Started(ln.Addr())
@@ -121,9 +169,12 @@ func (w Worker) Run(ctx context.Context, run func(ctx context.Context) error) er
 	return run(ctx)
 }
 
-// followReady copies Ready into h now and every ReadyInterval until ctx is
-// done.
-func (w Worker) followReady(ctx context.Context, h *Health) {
+// errNotConsuming is the /readyz reason while the engine's Ready is false.
+var errNotConsuming = errors.New("not consuming yet (joining its group) or stopped")
+
+// followReady sets h from Ready and deps now and every ReadyInterval until
+// ctx is done.
+func (w Worker) followReady(ctx context.Context, h *Health, deps []Dependency) {
 	ready := w.Ready
 	if ready == nil {
 		ready = func() bool { return true }
@@ -135,7 +186,13 @@ func (w Worker) followReady(ctx context.Context, h *Health) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		h.SetReady(ready())
+		err := CheckDependencies(ctx, deps)
+		if err == nil && !ready() {
+			err = fmt.Errorf("engine: %w", errNotConsuming)
+		}
+		if ctx.Err() == nil {
+			h.SetFailing(err)
+		}
 		select {
 		case <-ctx.Done():
 			return

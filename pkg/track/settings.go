@@ -41,6 +41,10 @@ type Settings struct {
 	// the enabled rails. This release reads and validates them; the
 	// tracker follows Wompi payouts only.
 	Rails *railconfig.Settings
+	// TopicWait bounds how long Run waits at start for the brokers and the
+	// status topics (ops.CheckTopics). Zero: no wait. BindConfig sets
+	// ops.DefaultTopicWait; it is not a setting.
+	TopicWait time.Duration
 }
 
 // DefaultMaxConcurrentWebhooks is the default of
@@ -55,7 +59,7 @@ const DefaultMaxConcurrentWebhooks = 32
 // TRACKER_DRAIN_TIMEOUT, TRACKER_MAX_CONCURRENT_WEBHOOKS, and the rail
 // settings (railconfig.Bind).
 func BindConfig(s *config.Set) *Settings {
-	st := &Settings{}
+	st := &Settings{TopicWait: ops.DefaultTopicWait}
 	config.BindCommon(s, &st.Common, "payouts-tracker")
 	s.String(&st.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://): last-known statuses, the submitted hand-off, the polling schedule").
 		Required().Check(func() error { return config.CheckRedisURL(st.RedisURL) })
@@ -128,6 +132,14 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 		return err
 	}
 	defer engine.Close()
+	// Every webhook ends in a produce: refuse to start on a missing topic
+	// (after DefaultTopicWait) rather than answer 503 to all of them, and
+	// be ready only while Redis answers and Kafka can take a produce.
+	topics := []ops.Topic{{Name: st.Topics.Status, Setting: "TOPIC_STATUS"}, {Name: st.Topics.BatchStatus, Setting: "TOPIC_BATCH_STATUS"}}
+	if err := ops.CheckTopics(ctx, engine.producer, st.Kafka.Brokers, topics, st.TopicWait, logger); err != nil {
+		return err
+	}
+	deps := []ops.Dependency{{Name: "redis (REDIS_URL)", Check: engine.Ping}, ops.KafkaTopics(engine.producer, topics)}
 
 	hookLn, err := net.Listen("tcp", st.TrackerAddr)
 	if err != nil {
@@ -151,12 +163,12 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = engine.RunPoller(pollCtx) }()
-	go func() { // readiness follows Redis
+	go func() { // readiness follows Redis and Kafka
 		defer wg.Done()
 		for {
-			pctx, cancel := context.WithTimeout(pollCtx, 2*time.Second)
-			health.SetReady(engine.Ping(pctx) == nil)
-			cancel()
+			if err := ops.CheckDependencies(pollCtx, deps); pollCtx.Err() == nil {
+				health.SetFailing(err)
+			}
 			select {
 			case <-pollCtx.Done():
 				return

@@ -100,3 +100,100 @@ func get(t *testing.T, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// /readyz of the tracker follows Kafka: a tracker that cannot produce must
+// not take webhooks (each would end in a 503). Ready with Kafka up, 503
+// naming kafka once it goes down, 200 again when it comes back on the same
+// address.
+func TestReadyzFollowsKafka(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	port := mustFreePort(t)
+	k := startKafkaAt(t, port, f.topics.Status, f.topics.BatchStatus)
+	cfg := f.sim.Config()
+	envs := map[string]string{
+		"KAFKA_BROKERS": "127.0.0.1:" + itoa(port), "REDIS_URL": f.redis.URL(), "REDIS_PREFIX": f.prefix,
+		"WOMPI_BASE_URL": f.sim.BaseURL(), "WOMPI_API_KEY": cfg.APIKey, "WOMPI_PRINCIPAL_ID": cfg.PrincipalID,
+		"WOMPI_EVENTS_SECRET": cfg.EventsSecret, "TOPIC_STATUS": f.topics.Status, "TOPIC_BATCH_STATUS": f.topics.BatchStatus,
+		"TRACKER_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0", "POLL_INTERVAL": "1h",
+	}
+	set := config.New("tracker", func(k string) (string, bool) { v, ok := envs[k]; return v, ok })
+	st := BindConfig(set)
+	if err := set.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx, testLogger(t), func(_, m net.Addr) { addrs <- m }) }()
+	var readyz string
+	select {
+	case a := <-addrs:
+		readyz = "http://" + a.String() + "/readyz"
+	case err := <-done:
+		t.Fatal(err)
+	}
+	until := func(what string, ok func(code int, body string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, body := getBody(readyz)
+			if ok(code, body) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: /readyz = %d %q", what, code, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	until("ready with Kafka up", func(code int, _ string) bool { return code == 200 })
+	k.Close()
+	until("not ready with Kafka down", func(code int, body string) bool {
+		return code == 503 && strings.HasPrefix(body, "not ready: kafka: ")
+	})
+	startKafkaAt(t, port, f.topics.Status, f.topics.BatchStatus)
+	until("ready with Kafka back", func(code int, _ string) bool { return code == 200 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// A missing status topic stops the tracker at start with one line naming
+// the topic and TOPIC_BATCH_STATUS, before it listens for webhooks.
+func TestRunRefusesAMissingTopic(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	port := mustFreePort(t)
+	startKafkaAt(t, port, f.topics.Status) // no batch-status topic
+	cfg := f.sim.Config()
+	envs := map[string]string{
+		"KAFKA_BROKERS": "127.0.0.1:" + itoa(port), "REDIS_URL": f.redis.URL(), "REDIS_PREFIX": f.prefix,
+		"WOMPI_BASE_URL": f.sim.BaseURL(), "WOMPI_API_KEY": cfg.APIKey, "WOMPI_PRINCIPAL_ID": cfg.PrincipalID,
+		"WOMPI_EVENTS_SECRET": cfg.EventsSecret, "TOPIC_STATUS": f.topics.Status, "TOPIC_BATCH_STATUS": "missing.batch-status.v1",
+		"TRACKER_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0",
+	}
+	set := config.New("tracker", func(k string) (string, bool) { v, ok := envs[k]; return v, ok })
+	st := BindConfig(set)
+	if err := set.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	st.TopicWait = 0
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := st.Run(ctx, testLogger(t), func(_, _ net.Addr) { t.Error("tracker listened with a topic missing") })
+	want := "topic missing.batch-status.v1 (TOPIC_BATCH_STATUS) does not exist on KAFKA_BROKERS=127.0.0.1:" + itoa(port)
+	if err == nil || err.Error() != want {
+		t.Fatalf("Run = %v, want %q", err, want)
+	}
+}
+
+func getBody(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
