@@ -91,7 +91,7 @@ func (t *Tool) Budget(ctx context.Context, day string, accounts []string) (*Budg
 	}
 	rb := RailBudget{Rail: string(rail.Wompi), TimeZone: payout.Bogota.String(), BatchCap: t.st.DailyBatchCap, Accounts: []AccountBudget{}}
 	for i, acct := range accounts {
-		u, err := b.Usage(ctx, day, acct)
+		u, err := b.Usage(ctx, rail.Wompi, day, acct)
 		if err != nil {
 			return nil, err
 		}

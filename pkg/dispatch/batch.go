@@ -211,12 +211,7 @@ func (j *job) run(c claim, t time.Time) error {
 	for _, i := range j.keep {
 		amount += b.Transactions[i].AmountInCents
 	}
-	// The amount counts on the dispersion day (today for an immediate
-	// batch), the batch slot on the day the POST goes out: today, and
-	// followDay moves it if the POST slips past midnight.
-	now := e.now()
-	j.res = ratelimit.Reservation{BatchID: b.BatchID, AccountID: j.acct, Day: b.Schedule.BudgetDay(now).String(),
-		SlotDay: payout.DayOf(now).String(), AmountInCents: amount}
+	j.res = newReservation(b, j.acct, amount, e.now())
 	g, err := j.reserve()
 	j.reserved = err == nil
 	if err != nil {
@@ -232,7 +227,7 @@ func (j *job) run(c claim, t time.Time) error {
 			log.Error("dispatch: batch total exceeds the account's daily limit: it will be deferred every day until the limit is raised",
 				"amount", amount, "limit", g.AccountLimitInCents)
 		}
-		return j.deferBatch(reason, e.nextDayStart(), false, "our daily budget is used up ("+string(g.Denied)+")")
+		return j.deferBatch(reason, j.nextDayStart(), false, "our daily budget is used up ("+string(g.Denied)+")")
 	}
 	if g.AccountLimitInCents > 0 {
 		e.m.budgetUsage.WithLabelValues("amount").Set(float64(g.UsedAmountInCents) / float64(g.AccountLimitInCents))
@@ -243,6 +238,34 @@ func (j *job) run(c claim, t time.Time) error {
 
 	// Steps 5, 7, 8: rate limit, health gate, post exactly once.
 	return j.post()
+}
+
+// railName is the rail a batch pays through: its own, else Wompi (batches
+// from before rails).
+func railName(b *payout.Batch) rail.Name {
+	if b.Rail != nil && *b.Rail != "" {
+		return rail.Name(*b.Rail)
+	}
+	return rail.Wompi
+}
+
+// budgetDays returns, at now, the batch's amount day (its dispersion day
+// when scheduled, else today) and slot day (today: the day the POST goes
+// out), in its rail's business days (rail.Location). A Wompi batch's are
+// Bogota days, as before rails; a WEpayout batch's are Sao Paulo days.
+func budgetDays(b *payout.Batch, now time.Time) (day, slot string) {
+	loc := rail.Location(railName(b))
+	return b.Schedule.BudgetDayIn(now, loc).String(), payout.DayIn(now, loc).String()
+}
+
+// newReservation is the batch's claim on its rail's daily budgets at now:
+// the amount counts on the dispersion day (today for an immediate batch),
+// the batch slot on the day the POST goes out: today, and followDay moves
+// it if the POST slips past midnight.
+func newReservation(b *payout.Batch, acct string, amount int64, now time.Time) ratelimit.Reservation {
+	day, slot := budgetDays(b, now)
+	return ratelimit.Reservation{BatchID: b.BatchID, Rail: railName(b), AccountID: acct, Day: day, SlotDay: slot,
+		AmountInCents: amount}
 }
 
 // keepLease renews the claim every third of the lease; a lost lease ends
@@ -505,6 +528,10 @@ func (j *job) reserve() (ratelimit.Grant, error) {
 //     dispersion (unpublished); our own reservations count too.
 func (j *job) seed(ns *ratelimit.NotSeededError) error {
 	e := j.e
+	if ns.Rail != rail.Wompi {
+		// Wompi's figures say nothing of another rail's budgets.
+		return fmt.Errorf("dispatch: the budgets of rail %s cannot be seeded from Wompi's figures", ns.Rail)
+	}
 	ctx, cancel := context.WithTimeout(j.soft, e.cfg.HTTPTimeout)
 	defer cancel()
 	asked := map[string]*wompi.Limits{}
@@ -546,7 +573,7 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 				}
 			}
 		}
-		u, err := e.budget.SeedAmount(j.hard, day, j.acct, consumed)
+		u, err := e.budget.SeedAmount(j.hard, ns.Rail, day, j.acct, consumed)
 		if err != nil {
 			return err
 		}
@@ -570,7 +597,7 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 			}
 			batches = max(p.Total, len(p.Records))
 		}
-		u, err := e.budget.SeedBatches(j.hard, day, batches)
+		u, err := e.budget.SeedBatches(j.hard, ns.Rail, day, batches)
 		if err != nil {
 			return err
 		}
@@ -594,8 +621,7 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 // through the lookup by reference like any other.
 func (j *job) followDay(maybeSent bool) (deferred bool, err error) {
 	e := j.e
-	now := e.now()
-	day, slot := j.b.Schedule.BudgetDay(now).String(), payout.DayOf(now).String()
+	day, slot := budgetDays(j.b, e.now())
 	var g ratelimit.Grant
 	for attempt := 0; ; attempt++ {
 		g, err = e.budget.Move(j.hard, j.res, day, slot)
@@ -626,7 +652,7 @@ func (j *job) followDay(maybeSent bool) (deferred bool, err error) {
 	if g.Denied == ratelimit.DeniedBatchCount {
 		reason = payout.ReasonBatchBudget
 	}
-	return true, j.deferBatch(reason, e.nextDayStart(), true, "our daily budget is used up ("+string(g.Denied)+")")
+	return true, j.deferBatch(reason, j.nextDayStart(), true, "our daily budget is used up ("+string(g.Denied)+")")
 }
 
 // idempotencyKey derives the key from the batch id: the id itself when it
@@ -683,7 +709,7 @@ func (j *job) post() error {
 		if err := e.health.wait(j.soft, j.log); err != nil {
 			return err
 		}
-		if err := e.limiter.Wait(j.soft); err != nil {
+		if err := e.limiter.Wait(j.soft, rail.Wompi); err != nil { // the POST goes to Wompi
 			return err
 		}
 		e.m.stage("wait", waitStart)
@@ -724,7 +750,7 @@ func (j *job) post() error {
 		if e.beforePost != nil {
 			e.beforePost(j.b.BatchID)
 		}
-		if payout.DayOf(e.now()).String() != j.res.SlotDay {
+		if _, slot := budgetDays(j.b, e.now()); slot != j.res.SlotDay {
 			if deferred, err := j.followDay(maybeSent); err != nil || deferred {
 				return err
 			}
@@ -844,13 +870,18 @@ func (j *job) wompiDeferred(err error) error {
 	case wompi.CodeInsufficientBalance:
 		return j.deferBatch(payout.ReasonInsufficientBalance, j.e.now().Add(j.e.cfg.DeferBalanceRetry), true, maskMessage(we))
 	case wompi.CodeDailyBatchLimit:
-		return j.deferBatch(payout.ReasonBatchBudget, j.e.nextDayStart(), true, maskMessage(we))
+		return j.deferBatch(payout.ReasonBatchBudget, j.nextDayStart(), true, maskMessage(we))
 	default:
-		return j.deferBatch(payout.ReasonDailyLimit, j.e.nextDayStart(), true, maskMessage(we))
+		return j.deferBatch(payout.ReasonDailyLimit, j.nextDayStart(), true, maskMessage(we))
 	}
 }
 
-func (e *Engine) nextDayStart() time.Time { return payout.DayOf(e.now()).Next().Start() }
+// nextDayStart is the start of the next business day of the batch's rail,
+// when its daily budgets start afresh.
+func (j *job) nextDayStart() time.Time {
+	loc := rail.Location(railName(j.b))
+	return payout.DayIn(j.e.now(), loc).Next().StartIn(loc)
+}
 
 // deferBatch re-produces the batch (its kept transactions, Attempt+1,
 // NotBefore) to the deferred topic and DEFERRED per request, durably,

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
@@ -413,7 +414,7 @@ func TestValidationRejectReleasesReservation(t *testing.T) {
 	stop, _ := f.run(e)
 	eventually(t, "good batch submitted", func() bool { return outcome(e, "submitted") == 1 })
 	day := payout.DayOf(testStart).String()
-	before, err := e.budget.Usage(context.Background(), day, wompitest.AccountMain)
+	before, err := e.budget.Usage(context.Background(), rail.Wompi, day, wompitest.AccountMain)
 	if err != nil || !before.Seeded || before.Batches != 1 {
 		t.Fatalf("usage before: %+v %v", before, err)
 	}
@@ -422,7 +423,7 @@ func TestValidationRejectReleasesReservation(t *testing.T) {
 	f.produce(f.topics.Batches, bad)
 	eventually(t, "bad batch rejected", func() bool { return outcome(e, "rejected") == 1 })
 	_ = stop()
-	after, err := e.budget.Usage(context.Background(), day, wompitest.AccountMain)
+	after, err := e.budget.Usage(context.Background(), rail.Wompi, day, wompitest.AccountMain)
 	if err != nil || after != before {
 		t.Fatalf("usage after the rejection %+v, before %+v: the reservation was not released", after, before)
 	}
@@ -502,7 +503,7 @@ func TestInsufficientBalanceDefers(t *testing.T) {
 	f.produce(f.topics.Batches, b)
 	stop, _ := f.run(e)
 	eventually(t, "batch deferred", func() bool { return outcome(e, "deferred") == 1 })
-	u, err := e.budget.Usage(context.Background(), payout.DayOf(testStart).String(), wompitest.AccountLow)
+	u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayOf(testStart).String(), wompitest.AccountLow)
 	if err != nil || u.AmountInCents != 0 || u.Batches != 0 {
 		t.Fatalf("usage %+v %v: the reservation was not released", u, err)
 	}

@@ -39,7 +39,7 @@
 //	P{dispatch}:batch:<batchId>   hash state, owner, lease (Redis TIME ms), epoch, payoutId, firstPostAt
 //	P{dispatch}:req:<requestId>   the batch id that owns the request (the one duplicate index), TTL DedupeWindow
 //	P{budget}:<day>               daily budgets, one tag for all days (pkg/ratelimit)
-//	rate:{P wompi-post}        the POST rate limiter (pkg/ratelimit)
+//	rate:{P<rail>-post}        the POST rate limiter, one bucket per rail (pkg/ratelimit)
 //	Ppayout:{…}, P{poll}       the hand-off to the tracker (pkg/submitted)
 //
 // The steps:
@@ -67,9 +67,10 @@
 //     (fresh, or lost with Redis), or was left "posting", or any earlier
 //     attempt sent a POST (firstPostAt is set), the batch is looked up by
 //     reference (its batch id). Found: it is posted; skip to 9.
-//  5. Budget (pkg/ratelimit, one Lua call): the kept amount against the
-//     account's Bogota-day limit on Schedule.BudgetDay (the dispersion day
-//     of a scheduled batch), and one slot of the client's daily batch cap
+//  5. Budget (pkg/ratelimit, one Lua call), in the budgets of the batch's
+//     rail and in its rail's days (Bogota for Wompi): the kept amount
+//     against the account's daily limit on the budget day (the dispersion
+//     day of a scheduled batch), and one slot of the rail's daily batch cap
 //     on today, the day the POST goes out (Wompi counts the cap on the day
 //     a batch is sent). Not seeded (a new day, or Redis lost it) → seeded
 //     from GET /limits and GET /payouts of the day, then retried. Denied →

@@ -40,7 +40,7 @@ type Engine struct {
 	m       *metrics
 	st      *store
 	wompi   *wompi.Client
-	limiter *ratelimit.Limiter
+	limiter *ratelimit.RailLimiters
 	budget  *ratelimit.Budget
 	handoff *submitted.Store
 	gate    *track.Gate // SUBMITTED goes through the tracker's status compare-and-set
@@ -88,7 +88,10 @@ func New(cfg Config) (*Engine, error) {
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
 		reqTTLms: cfg.DedupeWindow.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}
-	if e.limiter, err = ratelimit.NewLimiter(cfg.Redis, cfg.Prefix+"wompi-post", cfg.RatePerSecond, cfg.RateBurst); err != nil {
+	// One API rate limit per rail; Wompi's bucket keeps its key from before
+	// rails. The other rails get theirs when the dispatcher pays through them.
+	if e.limiter, err = ratelimit.NewRailLimiters(cfg.Redis, cfg.Prefix,
+		map[rail.Name]ratelimit.RailRate{rail.Wompi: {PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}}); err != nil {
 		return nil, err
 	}
 	if e.budget, err = ratelimit.NewBudget(cfg.Redis, ratelimit.BudgetConfig{Prefix: cfg.Prefix, DailyBatchCap: cfg.DailyBatchCap,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
@@ -45,7 +46,7 @@ func TestSeedFromPublishedLimits(t *testing.T) {
 			})
 			_ = stop()
 			day := payout.DayOf(testStart).String()
-			u, err := e.budget.Usage(context.Background(), day, wompitest.AccountMain)
+			u, err := e.budget.Usage(context.Background(), rail.Wompi, day, wompitest.AccountMain)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +79,7 @@ func TestSeedScheduledDayIgnoresTodaysSpending(t *testing.T) {
 	stop, _ := f.run(e)
 	eventually(t, "scheduled batch submitted", func() bool { return outcome(e, "submitted") == 1 })
 	_ = stop()
-	u, err := e.budget.Usage(context.Background(), payout.DayOf(tomorrow).String(), wompitest.AccountMain)
+	u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayOf(tomorrow).String(), wompitest.AccountMain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestSeedCountsTheSendDaysSlotsForAScheduledBatch(t *testing.T) {
 				return outcome(e, "submitted") == 1 && outcome(e, "deferred") == 1
 			})
 			_ = stop()
-			if u, err := e.budget.Usage(context.Background(), payout.DayOf(testStart).String(), wompitest.AccountMain); err != nil || u.Batches != before+1 {
+			if u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayOf(testStart).String(), wompitest.AccountMain); err != nil || u.Batches != before+1 {
 				t.Fatalf("today's slots %+v %v, want %d (Wompi's %d earlier batches and ours)", u, err, before+1, before)
 			}
 			// Tomorrow's amount: the extras publish the others' scheduled
@@ -130,7 +131,7 @@ func TestSeedCountsTheSendDaysSlotsForAScheduledBatch(t *testing.T) {
 			if !pub && os.Getenv("WOMPITEST_PUBLISHED_ONLY") != "1" { // make test-published forces it
 				want += before * each
 			}
-			if u, err := e.budget.Usage(context.Background(), tomorrow.String(), wompitest.AccountMain); err != nil || u.AmountInCents != want || u.Batches != 0 {
+			if u, err := e.budget.Usage(context.Background(), rail.Wompi, tomorrow.String(), wompitest.AccountMain); err != nil || u.AmountInCents != want || u.Batches != 0 {
 				t.Fatalf("tomorrow %+v %v, want %d cents and no slot", u, err, want)
 			}
 		})

@@ -9,13 +9,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
 func budgetUsage(t *testing.T, e *Engine, day payout.Day) ratelimit.Usage {
 	t.Helper()
-	u, err := e.budget.Usage(context.Background(), day.String(), wompitest.AccountMain)
+	u, err := e.budget.Usage(context.Background(), rail.Wompi, day.String(), wompitest.AccountMain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestScheduledBatchesUseTodaysBatchSlots(t *testing.T) {
 	s1.Schedule.DispersionDatetime, s2.Schedule.DispersionDatetime = &at, &at
 	// Today's budget is known before the scheduled batches go out (as on
 	// any busy day), so only our own count can stop the third batch.
-	if _, err := e.budget.Seed(context.Background(), payout.DayOf(testStart).String(), wompitest.AccountMain, 0, 0); err != nil {
+	if _, err := e.budget.Seed(context.Background(), rail.Wompi, payout.DayOf(testStart).String(), wompitest.AccountMain, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	// The reservation taken before the POST is already on today's slot
@@ -44,7 +45,7 @@ func TestScheduledBatchesUseTodaysBatchSlots(t *testing.T) {
 	var mu sync.Mutex
 	var atPost []ratelimit.Usage
 	e.beforePost = func(string) {
-		u, err := e.budget.Usage(context.Background(), payout.DayOf(testStart).String(), wompitest.AccountMain)
+		u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayOf(testStart).String(), wompitest.AccountMain)
 		if err != nil {
 			t.Error(err)
 		}
@@ -135,7 +136,7 @@ func TestPostPastMidnightIntoAFullDayDefers(t *testing.T) {
 	e := f.engine(func(c *Config) { c.DailyBatchCap = 3 })
 	today := payout.DayOf(testStart)
 	tomorrow := today.Next()
-	if _, err := e.budget.SeedBatches(context.Background(), tomorrow.String(), 3); err != nil {
+	if _, err := e.budget.SeedBatches(context.Background(), rail.Wompi, tomorrow.String(), 3); err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once

@@ -29,6 +29,14 @@ func DayOf(t time.Time) Day {
 	return Day(t.In(Bogota).AppendFormat(buf[:0], time.DateOnly))
 }
 
+// DayIn returns the calendar day of loc that contains t: a rail's business
+// day when loc is the rail's zone (rail.Location). DayIn(t, Bogota) is
+// DayOf(t).
+func DayIn(t time.Time, loc *time.Location) Day {
+	var buf [10]byte
+	return Day(t.In(loc).AppendFormat(buf[:0], time.DateOnly))
+}
+
 // ParseDay parses a YYYY-MM-DD day.
 func ParseDay(s string) (Day, error) {
 	if _, err := time.ParseInLocation(time.DateOnly, s, Bogota); err != nil {
@@ -40,6 +48,15 @@ func ParseDay(s string) (Day, error) {
 // Start returns midnight in Bogota at the start of d.
 func (d Day) Start() time.Time {
 	t, err := time.ParseInLocation(time.DateOnly, string(d), Bogota)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// StartIn returns midnight in loc at the start of d.
+func (d Day) StartIn(loc *time.Location) time.Time {
+	t, err := time.ParseInLocation(time.DateOnly, string(d), loc)
 	if err != nil {
 		return time.Time{}
 	}
@@ -60,6 +77,15 @@ func (s Schedule) BudgetDay(now time.Time) Day {
 		return DayOf(*s.DispersionDatetime)
 	}
 	return DayOf(now)
+}
+
+// BudgetDayIn is BudgetDay in loc's calendar days (a rail's zone):
+// BudgetDayIn(now, Bogota) is BudgetDay(now).
+func (s Schedule) BudgetDayIn(now time.Time, loc *time.Location) Day {
+	if s.DispersionDatetime != nil {
+		return DayIn(*s.DispersionDatetime, loc)
+	}
+	return DayIn(now, loc)
 }
 
 // WompiDatetimeLayout is the layout of Wompi's dispersionDatetime

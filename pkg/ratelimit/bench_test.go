@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
@@ -16,7 +17,7 @@ func BenchmarkReserve(b *testing.B) {
 	rs := testenv.Redis(b)
 	ctx := context.Background()
 	bud := newBudget(b, rs.Client(), rs.Prefix(), 1<<30, 1<<60)
-	if _, err := bud.Seed(ctx, day, acctA, 0, 0); err != nil {
+	if _, err := bud.Seed(ctx, rail.Wompi, day, acctA, 0, 0); err != nil {
 		b.Fatal(err)
 	}
 	ids := make([]string, b.N)
@@ -39,7 +40,7 @@ func BenchmarkReserveParallel(b *testing.B) {
 	rs := testenv.Redis(b)
 	ctx := context.Background()
 	bud := newBudget(b, rs.Client(), rs.Prefix(), 1<<30, 1<<60)
-	if _, err := bud.Seed(ctx, day, acctA, 0, 0); err != nil {
+	if _, err := bud.Seed(ctx, rail.Wompi, day, acctA, 0, 0); err != nil {
 		b.Fatal(err)
 	}
 	var n atomic.Int64

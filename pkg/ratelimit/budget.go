@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Defaults of [BudgetConfig].
@@ -32,10 +33,17 @@ type BudgetConfig struct {
 	// reservation can touch two days in one script.
 	Prefix string
 	// DailyBatchCap is the number of batches the client may post per Bogota
-	// day, across all its accounts. Default [DefaultDailyBatchCap].
+	// day through Wompi, across all its accounts. Default
+	// [DefaultDailyBatchCap].
 	DailyBatchCap int
+	// BatchCaps is the daily batch cap of each rail other than Wompi, whose
+	// cap is DailyBatchCap. A rail absent or at 0 has no cap: its batches
+	// are counted (for Usage), never denied for their count, and its count
+	// need not be seeded. SmartFastPay and WEpayout take one payee per
+	// POST, so Wompi's batch cap means nothing to them.
+	BatchCaps map[rail.Name]int
 	// AccountDailyLimit returns the money limit, in cents, of an origin
-	// account per Bogota day. A negative result is an error; zero blocks the
+	// account per day. A negative result is an error; zero blocks the
 	// account. Default: [DefaultAccountDailyLimit] for every account.
 	AccountDailyLimit func(accountID string) int64
 	// TTL is how long a day's budget outlives its last change, counted from
@@ -45,32 +53,42 @@ type BudgetConfig struct {
 	TTL time.Duration
 }
 
-// Budget reserves batches against the Bogota-day limits: the amount against
-// the origin account's daily money limit on the batch's amount day, and one
-// slot against the client's daily batch count on its slot day (the day the
-// batch is posted), both or neither, atomically across all replicas.
+// Budget reserves batches against the daily limits of their rail: the
+// amount against the origin account's daily money limit on the batch's
+// amount day, and one slot against the rail's daily batch count on its slot
+// day (the day the batch is posted), both or neither, atomically across all
+// replicas. Budgets are per rail: two rails never share an amount or a
+// batch count, even for the same account id and day. The days are the
+// rail's business days (Bogota for Wompi and SmartFastPay, Sao Paulo for
+// WEpayout), computed by the caller.
 //
 // Each day's budget is one Redis hash, Prefix+"{budget}:<day>", with fields
 //
-//	seeded:<accountId>  the account's amount on the day is known (Seed, SeedAmount)
-//	amt:<accountId>     cents reserved (or consumed, per Seed) by the account
-//	slots-seeded        the client's batch count on the day is known (Seed, SeedBatches)
-//	batches             batch slots reserved (or consumed) by the client
-//	res:<batchId>       "<amount>:<slotDay>:<accountId>", the batch's reservation,
-//	                    in the hash of its amount day
+//	<r>seeded:<accountId>  the account's amount on the day is known (Seed, SeedAmount)
+//	<r>amt:<accountId>     cents reserved (or consumed, per Seed) by the account
+//	<r>slots-seeded        the rail's batch count on the day is known (Seed, SeedBatches)
+//	<r>batches             batch slots reserved (or consumed) through the rail
+//	res:<batchId>          "<r><amount>:<slotDay>:<accountId>", the batch's reservation,
+//	                       in the hash of its amount day
+//
+// where <r> is the rail's field prefix: "" for Wompi (its fields kept their
+// names from before rails, so an upgrade keeps Wompi's counters), else the
+// rail's name and a slash, e.g. "wepayout/amt:<accountId>". A reservation
+// record names its rail that way, so Release finds the rail's counters.
 //
 // All days share the hash tag {budget}, so they sit in one Redis Cluster
 // slot: a reservation whose two days differ is still one atomic script.
 // The price is that every budget key lives on one shard, which is nothing
-// for the load: one reservation per batch, at most the daily batch cap
-// (3,800) a day, plus a seed per day and account.
+// for the load: one reservation per batch, plus a seed per day, rail and
+// account.
 //
 // Each operation is one EVALSHA round trip whatever the batch size. A Budget
 // is safe for concurrent use.
 type Budget struct {
 	rdb    redis.UniversalClient
 	prefix string
-	cap    int
+	cap    int               // Wompi's
+	caps   map[rail.Name]int // other rails'; absent or 0: no cap
 	limit  func(string) int64
 	ttl    time.Duration
 }
@@ -94,6 +112,18 @@ func NewBudget(rdb redis.UniversalClient, cfg BudgetConfig) (*Budget, error) {
 	if b.cap < 0 {
 		return nil, fmt.Errorf("%w: DailyBatchCap %d is negative", ErrInvalid, b.cap)
 	}
+	b.caps = make(map[rail.Name]int, len(cfg.BatchCaps))
+	for n, c := range cfg.BatchCaps {
+		switch {
+		case n == "" || n == rail.Wompi:
+			return nil, fmt.Errorf("%w: BatchCaps names Wompi, whose cap is DailyBatchCap", ErrInvalid)
+		case !n.Valid():
+			return nil, fmt.Errorf("%w: BatchCaps names unknown rail %q", ErrInvalid, n)
+		case c < 0:
+			return nil, fmt.Errorf("%w: batch cap %d of rail %s is negative", ErrInvalid, c, n)
+		}
+		b.caps[n] = c
+	}
 	if b.limit == nil {
 		b.limit = func(string) int64 { return DefaultAccountDailyLimit }
 	}
@@ -108,14 +138,17 @@ func NewBudget(rdb redis.UniversalClient, cfg BudgetConfig) (*Budget, error) {
 
 // Reservation is one batch's claim on the daily budgets.
 type Reservation struct {
-	BatchID   string
+	BatchID string
+	// Rail is the rail the batch pays through; "" is Wompi (callers from
+	// before rails). Its budgets are its own.
+	Rail      rail.Name
 	AccountID string // the origin account the batch pays from
-	// Day is the amount day: the Bogota calendar day, "YYYY-MM-DD"
-	// (payout.Day), whose money limit the amount counts against. For a
+	// Day is the amount day: the rail's calendar day (rail.Location),
+	// "YYYY-MM-DD", whose money limit the amount counts against. For a
 	// scheduled batch, the day of its dispersionDatetime; else the day it
 	// is posted.
 	Day string
-	// SlotDay is the Bogota day the batch is posted (POST /payouts): Wompi
+	// SlotDay is the rail's day the batch is posted (POST /payouts): Wompi
 	// counts the daily batch cap on the day a batch is sent, even when it
 	// is scheduled for a later day. For an immediate batch it equals Day.
 	SlotDay       string
@@ -151,23 +184,24 @@ type Grant struct {
 	// after the call, and AccountLimitInCents its limit.
 	UsedAmountInCents   int64
 	AccountLimitInCents int64
-	// UsedBatches is the client's reserved batch count on the slot day
-	// after the call, and BatchCap the cap.
+	// UsedBatches is the rail's reserved batch count on the slot day after
+	// the call, and BatchCap the rail's cap (0: none).
 	UsedBatches int
 	BatchCap    int
 }
 
-// Usage is a day's consumption as Redis knows it.
+// Usage is a rail's consumption on a day as Redis knows it.
 type Usage struct {
 	// Seeded is false when Redis does not know the account's amount that
 	// day: a reservation with that amount day would return ErrNotSeeded.
 	Seeded bool
-	// BatchesSeeded is false when Redis does not know the client's batch
+	// BatchesSeeded is false when Redis does not know the rail's batch
 	// count that day: a reservation with that slot day would return
-	// ErrNotSeeded.
+	// ErrNotSeeded if the rail has a cap (a rail without one counts only
+	// our own reservations and needs no seed).
 	BatchesSeeded bool
 	AmountInCents int64 // the account's reserved amount
-	Batches       int   // the client's reserved batch count
+	Batches       int   // the rail's reserved batch count
 }
 
 // Script results: the first element of the reply.
@@ -181,50 +215,56 @@ const (
 )
 
 // luaBudget holds the helpers of the reservation scripts. A reservation
-// record is "<amount>:<slotDay>:<accountId>"; a day is 10 bytes.
+// record is "<r><amount>:<slotDay>:<accountId>", <r> the rail's field
+// prefix ("" for Wompi, else "<rail>/", a rail name starting with a
+// letter, where an amount starts with a digit); a day is 10 bytes.
 const luaBudget = `
 local function parse(held)
-  local i = string.find(held, ':', 1, true)
-  return tonumber(string.sub(held, 1, i - 1)), string.sub(held, i + 1, i + 10), string.sub(held, i + 12)
+  local fp, rest = string.match(held, '^([a-z][a-z0-9_-]*/)(.*)$')
+  if not fp then fp, rest = '', held end
+  local i = string.find(rest, ':', 1, true)
+  return tonumber(string.sub(rest, 1, i - 1)), string.sub(rest, i + 1, i + 10), string.sub(rest, i + 12), fp
 end
-local function unbook(a, s, amount, acct)
-  local f = 'amt:' .. acct
+local function unbook(a, s, amount, acct, fp)
+  local f = fp .. 'amt:' .. acct
   local used = tonumber(redis.call('HGET', a, f) or '0')
   if used >= amount then
     redis.call('HINCRBY', a, f, -amount)
   else
     redis.call('HSET', a, f, 0)
   end
-  local n = tonumber(redis.call('HGET', s, 'batches') or '0')
+  local bf = fp .. 'batches'
+  local n = tonumber(redis.call('HGET', s, bf) or '0')
   if n >= 1 then
-    redis.call('HINCRBY', s, 'batches', -1)
+    redis.call('HINCRBY', s, bf, -1)
   end
 end
-local function unseeded(a, s, acct)
+local function unseeded(a, s, acct, fp, cap)
   local missing = ''
-  if redis.call('HEXISTS', a, 'seeded:' .. acct) == 0 then missing = 'a' end
-  if redis.call('HEXISTS', s, 'slots-seeded') == 0 then missing = missing .. 's' end
+  if redis.call('HEXISTS', a, fp .. 'seeded:' .. acct) == 0 then missing = 'a' end
+  if cap > 0 and redis.call('HEXISTS', s, fp .. 'slots-seeded') == 0 then missing = missing .. 's' end
   return missing
 end
 `
 
 // reserveScript: KEYS[1] amount day's hash, KEYS[2] slot day's hash (the
 // same key for an immediate batch); ARGV batchId, accountId, amount,
-// accountLimit, batchCap, slotDay, ttlMs of KEYS[1], ttlMs of KEYS[2].
-// Reply {code, usedAmount, usedBatches, existingReservation or the
-// unseeded parts ("a": the amount day, "s": the slot day)}.
+// accountLimit, batchCap (0: none), slotDay, ttlMs of KEYS[1], ttlMs of
+// KEYS[2], the rail's field prefix. Reply {code, usedAmount, usedBatches,
+// existingReservation or the unseeded parts ("a": the amount day, "s": the
+// slot day)}.
 var reserveScript = redis.NewScript(luaBudget + `
 local a, s = KEYS[1], KEYS[2]
-local batch, acct = ARGV[1], ARGV[2]
+local batch, acct, fp = ARGV[1], ARGV[2], ARGV[9]
 local amount, limit, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local amtField = 'amt:' .. acct
-local missing = unseeded(a, s, acct)
+local amtField, batchField = fp .. 'amt:' .. acct, fp .. 'batches'
+local missing = unseeded(a, s, acct, fp, cap)
 if missing ~= '' then
   return {5, 0, 0, missing}
 end
 local used = tonumber(redis.call('HGET', a, amtField) or '0')
-local batches = tonumber(redis.call('HGET', s, 'batches') or '0')
-local want = ARGV[3] .. ':' .. ARGV[6] .. ':' .. acct
+local batches = tonumber(redis.call('HGET', s, batchField) or '0')
+local want = fp .. ARGV[3] .. ':' .. ARGV[6] .. ':' .. acct
 local held = redis.call('HGET', a, 'res:' .. batch)
 if held then
   if held ~= want then
@@ -232,14 +272,14 @@ if held then
   end
   return {2, used, batches, held}
 end
-if batches + 1 > cap then
+if cap > 0 and batches + 1 > cap then
   return {3, used, batches, ''}
 end
 if used + amount > limit then
   return {4, used, batches, ''}
 end
 used = redis.call('HINCRBY', a, amtField, amount)
-batches = redis.call('HINCRBY', s, 'batches', 1)
+batches = redis.call('HINCRBY', s, batchField, 1)
 redis.call('HSET', a, 'res:' .. batch, want)
 redis.call('PEXPIRE', a, ARGV[7])
 redis.call('PEXPIRE', s, ARGV[8])
@@ -248,26 +288,27 @@ return {1, used, batches, ''}
 
 // moveScript: KEYS[1] from's amount day, KEYS[2] from's slot day, KEYS[3]
 // to's amount day, KEYS[4] to's slot day; ARGV batchId, accountId, amount,
-// accountLimit, batchCap, from's slot day, to's slot day, ttlMs of KEYS[3],
-// ttlMs of KEYS[4]. Reply as reserveScript's, for to.
+// accountLimit, batchCap (0: none), from's slot day, to's slot day, ttlMs
+// of KEYS[3], ttlMs of KEYS[4], the rail's field prefix. Reply as
+// reserveScript's, for to.
 var moveScript = redis.NewScript(luaBudget + `
 local fa, fs, ta, ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local batch, acct = ARGV[1], ARGV[2]
+local batch, acct, fp = ARGV[1], ARGV[2], ARGV[10]
 local amount, limit, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local resField, amtField = 'res:' .. batch, 'amt:' .. acct
-local missing = unseeded(ta, ts, acct)
+local resField, amtField, batchField = 'res:' .. batch, fp .. 'amt:' .. acct, fp .. 'batches'
+local missing = unseeded(ta, ts, acct, fp, cap)
 if missing ~= '' then
   return {5, 0, 0, missing}
 end
-local fromVal = ARGV[3] .. ':' .. ARGV[6] .. ':' .. acct
-local toVal = ARGV[3] .. ':' .. ARGV[7] .. ':' .. acct
+local fromVal = fp .. ARGV[3] .. ':' .. ARGV[6] .. ':' .. acct
+local toVal = fp .. ARGV[3] .. ':' .. ARGV[7] .. ':' .. acct
 local heldFrom = redis.call('HGET', fa, resField)
 local heldTo = heldFrom
 if ta ~= fa then
   heldTo = redis.call('HGET', ta, resField)
 end
 local used = tonumber(redis.call('HGET', ta, amtField) or '0')
-local batches = tonumber(redis.call('HGET', ts, 'batches') or '0')
+local batches = tonumber(redis.call('HGET', ts, batchField) or '0')
 if heldTo == toVal then
   return {2, used, batches, heldTo}
 end
@@ -281,18 +322,18 @@ end
 local freeAmt, freeSlot = 0, 0
 if moving and fa == ta then freeAmt = amount end
 if moving and fs == ts then freeSlot = 1 end
-if batches - freeSlot + 1 > cap then
+if cap > 0 and batches - freeSlot + 1 > cap then
   return {3, used, batches, ''}
 end
 if used - freeAmt + amount > limit then
   return {4, used, batches, ''}
 end
 if moving then
-  unbook(fa, fs, amount, acct)
+  unbook(fa, fs, amount, acct, fp)
   redis.call('HDEL', fa, resField)
 end
 used = redis.call('HINCRBY', ta, amtField, amount)
-batches = redis.call('HINCRBY', ts, 'batches', 1)
+batches = redis.call('HINCRBY', ts, batchField, 1)
 redis.call('HSET', ta, resField, toVal)
 redis.call('PEXPIRE', ta, ARGV[8])
 redis.call('PEXPIRE', ts, ARGV[9])
@@ -310,47 +351,48 @@ local held = redis.call('HGET', a, field)
 if not held then
   return {0, ''}
 end
-local amount, slot, acct = parse(held)
+local amount, slot, acct, fp = parse(held)
 if slot ~= ARGV[2] then
   return {2, slot}
 end
-unbook(a, s, amount, acct)
+unbook(a, s, amount, acct, fp)
 redis.call('HDEL', a, field)
 return {1, ''}
 `)
 
 // seedScript: KEYS[1] day hash; ARGV accountId ("" leaves the amount
-// alone), amount, batches (-1 leaves the count alone), ttlMs. Reply
-// {usedAmount, usedBatches}.
+// alone), amount, batches (-1 leaves the count alone), ttlMs, the rail's
+// field prefix. Reply {usedAmount, usedBatches}.
 var seedScript = redis.NewScript(`
-local h = KEYS[1]
+local h, fp = KEYS[1], ARGV[5]
+local batchField = fp .. 'batches'
 local used = 0
-local batches = tonumber(redis.call('HGET', h, 'batches') or '0')
+local batches = tonumber(redis.call('HGET', h, batchField) or '0')
 if ARGV[1] ~= '' then
-  local amtField = 'amt:' .. ARGV[1]
+  local amtField = fp .. 'amt:' .. ARGV[1]
   used = tonumber(redis.call('HGET', h, amtField) or '0')
   local amount = tonumber(ARGV[2])
   if amount > used then
     redis.call('HSET', h, amtField, ARGV[2])
     used = amount
   end
-  redis.call('HSET', h, 'seeded:' .. ARGV[1], '1')
+  redis.call('HSET', h, fp .. 'seeded:' .. ARGV[1], '1')
 end
 local seen = tonumber(ARGV[3])
 if seen >= 0 then
   if seen > batches then
-    redis.call('HSET', h, 'batches', ARGV[3])
+    redis.call('HSET', h, batchField, ARGV[3])
     batches = seen
   end
-  redis.call('HSET', h, 'slots-seeded', '1')
+  redis.call('HSET', h, fp .. 'slots-seeded', '1')
 end
 redis.call('PEXPIRE', h, ARGV[4])
 return {used, batches}
 `)
 
 // Reserve reserves r's amount against the account's limit on r.Day and one
-// batch slot against the client's cap on r.SlotDay, both or neither, in
-// one atomic round trip.
+// batch slot against r.Rail's cap on r.SlotDay, both or neither, in one
+// atomic round trip, in r.Rail's budgets.
 //
 //   - Granted: both counters grew; the batch holds the reservation.
 //   - Already held by the same batch (same account, amount and days):
@@ -359,8 +401,8 @@ return {used, batches}
 //   - Denied: nothing changed; Denied says which limit. The batch count is
 //     checked before the amount.
 //   - [ErrNotSeeded] (a [*NotSeededError]): Redis does not know the
-//     account's amount on r.Day or the client's batch count on r.SlotDay;
-//     seed what it names from Wompi and retry.
+//     account's amount on r.Day or the rail's batch count on r.SlotDay;
+//     seed what it names from the rail's figures and retry.
 //   - [ErrReservationConflict]: the batch id holds a different reservation
 //     on r.Day (another amount, account or slot day); Release it first.
 func (b *Budget) Reserve(ctx context.Context, r Reservation) (Grant, error) {
@@ -372,7 +414,8 @@ func (b *Budget) Reserve(ctx context.Context, r Reservation) (Grant, error) {
 		return Grant{}, err
 	}
 	res, err := reserveScript.Run(ctx, b.rdb, []string{b.key(r.Day), b.key(r.SlotDay)},
-		r.BatchID, r.AccountID, r.AmountInCents, limit, b.cap, r.SlotDay, b.ttlMs(r.Day), b.ttlMs(r.SlotDay)).Slice()
+		r.BatchID, r.AccountID, r.AmountInCents, limit, b.capOf(r.Rail), r.SlotDay, b.ttlMs(r.Day), b.ttlMs(r.SlotDay),
+		fieldPrefix(r.Rail)).Slice()
 	if err != nil {
 		return Grant{}, fmt.Errorf("ratelimit: reserve batch %s: %w", r.BatchID, err)
 	}
@@ -382,7 +425,8 @@ func (b *Budget) Reserve(ctx context.Context, r Reservation) (Grant, error) {
 // Move moves the batch's reservation from to the days day (amount) and
 // slotDay (batch slot), atomically, both or neither: when the new days
 // cannot take it (Denied, or an error), the batch still holds from. Use it
-// when a batch is posted on a later day than its slot was reserved on.
+// when a batch is posted on a later day than its slot was reserved on. The
+// reservation stays in from.Rail's budgets.
 //
 //   - from held as given: it is released and the new reservation taken, in
 //     one step; when a day is the same on both sides, its count is moved,
@@ -409,8 +453,8 @@ func (b *Budget) Move(ctx context.Context, from Reservation, day, slotDay string
 	}
 	res, err := moveScript.Run(ctx, b.rdb,
 		[]string{b.key(from.Day), b.key(from.SlotDay), b.key(to.Day), b.key(to.SlotDay)},
-		to.BatchID, to.AccountID, to.AmountInCents, limit, b.cap, from.SlotDay, to.SlotDay,
-		b.ttlMs(to.Day), b.ttlMs(to.SlotDay)).Slice()
+		to.BatchID, to.AccountID, to.AmountInCents, limit, b.capOf(to.Rail), from.SlotDay, to.SlotDay,
+		b.ttlMs(to.Day), b.ttlMs(to.SlotDay), fieldPrefix(to.Rail)).Slice()
 	if err != nil {
 		return Grant{}, fmt.Errorf("ratelimit: move batch %s: %w", to.BatchID, err)
 	}
@@ -434,7 +478,7 @@ func (b *Budget) grant(op string, r Reservation, limit int64, res []any) (Grant,
 	used, _ := res[1].(int64)
 	batches, _ := res[2].(int64)
 	extra, _ := res[3].(string)
-	g := Grant{UsedAmountInCents: used, UsedBatches: int(batches), AccountLimitInCents: limit, BatchCap: b.cap}
+	g := Grant{UsedAmountInCents: used, UsedBatches: int(batches), AccountLimitInCents: limit, BatchCap: b.capOf(r.Rail)}
 	switch code {
 	case codeGranted:
 		g.Granted = true
@@ -445,7 +489,7 @@ func (b *Budget) grant(op string, r Reservation, limit int64, res []any) (Grant,
 	case codeDeniedAmt:
 		g.Denied = DeniedAmount
 	case codeNotSeeded:
-		ns := &NotSeededError{AccountID: r.AccountID}
+		ns := &NotSeededError{Rail: railOrWompi(r.Rail), AccountID: r.AccountID}
 		if strings.Contains(extra, "a") {
 			ns.AmountDay = r.Day
 		}
@@ -454,8 +498,8 @@ func (b *Budget) grant(op string, r Reservation, limit int64, res []any) (Grant,
 		}
 		return Grant{}, ns
 	case codeConflict:
-		return Grant{}, fmt.Errorf("%w: batch %s holds %q (amount:slotDay:account), asked %d:%s:%s on %s",
-			ErrReservationConflict, r.BatchID, extra, r.AmountInCents, r.SlotDay, r.AccountID, r.Day)
+		return Grant{}, fmt.Errorf("%w: batch %s holds %q ([rail/]amount:slotDay:account), asked %s%d:%s:%s on %s",
+			ErrReservationConflict, r.BatchID, extra, fieldPrefix(r.Rail), r.AmountInCents, r.SlotDay, r.AccountID, r.Day)
 	default:
 		return Grant{}, fmt.Errorf("ratelimit: %s batch %s: unexpected code %v", op, r.BatchID, res[0])
 	}
@@ -464,8 +508,9 @@ func (b *Budget) grant(op string, r Reservation, limit int64, res []any) (Grant,
 
 // Release returns the batch's reservation on r.Day (its amount day): the
 // amount to the account it was reserved for and the batch slot to the slot
-// day it was reserved on, as recorded, whatever r.AccountID,
-// r.AmountInCents and r.SlotDay say (r.SlotDay is a hint that saves a round
+// day it was reserved on, in the budgets of the rail it was reserved
+// through, as recorded, whatever r.Rail, r.AccountID, r.AmountInCents and
+// r.SlotDay say (r.SlotDay is a hint that saves a round
 // trip; empty means r.Day). released is false when the batch held nothing
 // on r.Day (never reserved, already released, moved, or lost with Redis):
 // then nothing changes, so Release is safe to repeat. A released batch may
@@ -514,24 +559,25 @@ func (b *Budget) Release(ctx context.Context, r Reservation) (released bool, err
 	return false, fmt.Errorf("ratelimit: release batch %s: its recorded slot day keeps changing", r.BatchID)
 }
 
-// Seed records what Wompi reports as already consumed on day, by the
+// Seed records what the rail reports as already consumed on day, by the
 // account (amount) and by the client (batch count: the batches sent that
-// day), and marks both as known. It is SeedAmount and SeedBatches in one
-// atomic step.
-func (b *Budget) Seed(ctx context.Context, day, accountID string, consumedAmountInCents int64, consumedBatches int) (Usage, error) {
+// day), and marks both as known, in the rail's budgets ("" is Wompi). It is
+// SeedAmount and SeedBatches in one atomic step.
+func (b *Budget) Seed(ctx context.Context, r rail.Name, day, accountID string, consumedAmountInCents int64, consumedBatches int) (Usage, error) {
 	if err := validID("account id", accountID); err != nil {
 		return Usage{}, err
 	}
 	if consumedAmountInCents < 0 || consumedBatches < 0 {
 		return Usage{}, fmt.Errorf("%w: negative consumption %d cents, %d batches", ErrInvalid, consumedAmountInCents, consumedBatches)
 	}
-	u, err := b.seed(ctx, day, accountID, consumedAmountInCents, consumedBatches)
+	u, err := b.seed(ctx, r, day, accountID, consumedAmountInCents, consumedBatches)
 	u.Seeded, u.BatchesSeeded = err == nil, err == nil
 	return u, err
 }
 
-// SeedAmount records the account's consumed amount on day and marks it
-// known, so reservations with that amount day work. The counter becomes
+// SeedAmount records the account's consumed amount on day through the rail
+// ("" is Wompi) and marks it known, so reservations with that amount day
+// work. The counter becomes
 // max(current, given) in one atomic step, so reservations made
 // concurrently, or since Wompi's answer was computed, are never erased;
 // seeding can only raise counters. Call it when Reserve returns
@@ -540,38 +586,42 @@ func (b *Budget) Seed(ctx context.Context, day, accountID string, consumedAmount
 //
 // Reservations held before Redis lost its data are gone: Release of them is
 // a no-op and Reserve of such a batch counts it again.
-func (b *Budget) SeedAmount(ctx context.Context, day, accountID string, consumedAmountInCents int64) (Usage, error) {
+func (b *Budget) SeedAmount(ctx context.Context, r rail.Name, day, accountID string, consumedAmountInCents int64) (Usage, error) {
 	if err := validID("account id", accountID); err != nil {
 		return Usage{}, err
 	}
 	if consumedAmountInCents < 0 {
 		return Usage{}, fmt.Errorf("%w: negative consumption %d cents", ErrInvalid, consumedAmountInCents)
 	}
-	u, err := b.seed(ctx, day, accountID, consumedAmountInCents, -1)
+	u, err := b.seed(ctx, r, day, accountID, consumedAmountInCents, -1)
 	u.Seeded = err == nil
 	return u, err
 }
 
-// SeedBatches records the number of batches the client has sent on day
-// (the slot day; scheduled batches count on the day they were sent) and
-// marks it known, so reservations with that slot day work. As SeedAmount,
+// SeedBatches records the number of batches the client has sent through
+// the rail ("" is Wompi) on day (the slot day; scheduled batches count on
+// the day they were sent) and marks it known, so reservations with that
+// slot day work. As SeedAmount,
 // it keeps the larger of the given count and what Redis holds. The
 // returned Usage carries no account figures.
-func (b *Budget) SeedBatches(ctx context.Context, day string, consumedBatches int) (Usage, error) {
+func (b *Budget) SeedBatches(ctx context.Context, r rail.Name, day string, consumedBatches int) (Usage, error) {
 	if consumedBatches < 0 {
 		return Usage{}, fmt.Errorf("%w: negative consumption %d batches", ErrInvalid, consumedBatches)
 	}
-	u, err := b.seed(ctx, day, "", 0, consumedBatches)
+	u, err := b.seed(ctx, r, day, "", 0, consumedBatches)
 	u.BatchesSeeded = err == nil
 	u.AmountInCents = 0
 	return u, err
 }
 
-func (b *Budget) seed(ctx context.Context, day, accountID string, amount int64, batches int) (Usage, error) {
+func (b *Budget) seed(ctx context.Context, r rail.Name, day, accountID string, amount int64, batches int) (Usage, error) {
 	if err := validDay(day); err != nil {
 		return Usage{}, err
 	}
-	res, err := seedScript.Run(ctx, b.rdb, []string{b.key(day)}, accountID, amount, batches, b.ttlMs(day)).Int64Slice()
+	if err := validRail(r); err != nil {
+		return Usage{}, err
+	}
+	res, err := seedScript.Run(ctx, b.rdb, []string{b.key(day)}, accountID, amount, batches, b.ttlMs(day), fieldPrefix(r)).Int64Slice()
 	if err != nil {
 		return Usage{}, fmt.Errorf("ratelimit: seed day %s: %w", day, err)
 	}
@@ -581,16 +631,21 @@ func (b *Budget) seed(ctx context.Context, day, accountID string, amount int64, 
 	return Usage{AmountInCents: res[0], Batches: int(res[1])}, nil
 }
 
-// Usage returns the day's reserved amount of the account, the client's
-// reserved batch count, and whether each is seeded.
-func (b *Budget) Usage(ctx context.Context, day, accountID string) (Usage, error) {
+// Usage returns, in the rail's budgets ("" is Wompi), the day's reserved
+// amount of the account, the rail's reserved batch count, and whether each
+// is seeded.
+func (b *Budget) Usage(ctx context.Context, r rail.Name, day, accountID string) (Usage, error) {
 	if err := validDay(day); err != nil {
+		return Usage{}, err
+	}
+	if err := validRail(r); err != nil {
 		return Usage{}, err
 	}
 	if err := validID("account id", accountID); err != nil {
 		return Usage{}, err
 	}
-	vals, err := b.rdb.HMGet(ctx, b.key(day), "seeded:"+accountID, "amt:"+accountID, "batches", "slots-seeded").Result()
+	fp := fieldPrefix(r)
+	vals, err := b.rdb.HMGet(ctx, b.key(day), fp+"seeded:"+accountID, fp+"amt:"+accountID, fp+"batches", fp+"slots-seeded").Result()
 	if err != nil {
 		return Usage{}, fmt.Errorf("ratelimit: usage day %s account %s: %w", day, accountID, err)
 	}
@@ -608,6 +663,41 @@ func (b *Budget) Usage(ctx context.Context, day, accountID string) (Usage, error
 	return u, nil
 }
 
+// BatchCap returns the rail's daily batch cap ("" is Wompi); 0 is none.
+func (b *Budget) BatchCap(r rail.Name) int { return b.capOf(r) }
+
+func (b *Budget) capOf(r rail.Name) int {
+	if r == "" || r == rail.Wompi {
+		return b.cap
+	}
+	return b.caps[r]
+}
+
+// fieldPrefix is the prefix of r's fields in a day's hash: "" for Wompi,
+// whose fields kept their names from before rails, else "<rail>/".
+func fieldPrefix(r rail.Name) string {
+	if r == "" || r == rail.Wompi {
+		return ""
+	}
+	return string(r) + "/"
+}
+
+func railOrWompi(r rail.Name) rail.Name {
+	if r == "" {
+		return rail.Wompi
+	}
+	return r
+}
+
+// validRail accepts "" (Wompi) and the rails of the contract: a field
+// prefix must never be made of an arbitrary string.
+func validRail(r rail.Name) error {
+	if r != "" && !r.Valid() {
+		return fmt.Errorf("%w: unknown rail %q", ErrInvalid, r)
+	}
+	return nil
+}
+
 // Key returns the Redis key of a day's budget, for inspection and tests.
 func (b *Budget) Key(day string) string { return b.key(day) }
 
@@ -618,7 +708,9 @@ var bogota = time.FixedZone("America/Bogota", -5*60*60)
 
 // ttlMs is the TTL of day's hash after a change: TTL, counted from the end
 // of the day when it is still ahead (by the wall clock, as Redis expires
-// keys), so a budget reserved days before its day lasts through it.
+// keys), so a budget reserved days before its day lasts through it. The
+// day's end is Bogota's, the latest of the rails' zones (Sao Paulo's day
+// ends two hours earlier), so it covers every rail's day.
 func (b *Budget) ttlMs(day string) int64 {
 	ttl := b.ttl
 	if t, err := time.ParseInLocation(time.DateOnly, day, bogota); err == nil {
@@ -631,6 +723,9 @@ func (b *Budget) ttlMs(day string) int64 {
 
 func (r Reservation) validate() error {
 	if err := validDay(r.Day); err != nil {
+		return err
+	}
+	if err := validRail(r.Rail); err != nil {
 		return err
 	}
 	if err := validDay(r.SlotDay); err != nil {

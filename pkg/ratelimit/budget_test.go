@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
@@ -217,7 +218,7 @@ func TestBudgetScenarios(t *testing.T) {
 			for i, s := range tc.steps {
 				switch {
 				case s.seed != nil:
-					if _, err := b.Seed(ctx, s.seed.day, s.seed.account, s.seed.amount, s.seed.batches); err != nil {
+					if _, err := b.Seed(ctx, rail.Wompi, s.seed.day, s.seed.account, s.seed.amount, s.seed.batches); err != nil {
 						t.Fatalf("step %d seed: %v", i, err)
 					}
 				case s.reserve != nil:
@@ -249,7 +250,7 @@ func TestBudgetScenarios(t *testing.T) {
 				}
 			}
 			for acct, want := range tc.want {
-				got, err := b.Usage(ctx, day, acct)
+				got, err := b.Usage(ctx, rail.Wompi, day, acct)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -282,7 +283,7 @@ func TestBudgetConcurrentReservationsNeverOverspend(t *testing.T) {
 			for range 4 {
 				budgets = append(budgets, newBudget(t, rs.NewClient(t), prefix, tc.cap, tc.limit))
 			}
-			if _, err := budgets[0].Seed(ctx, day, acctA, 0, 0); err != nil {
+			if _, err := budgets[0].Seed(ctx, rail.Wompi, day, acctA, 0, 0); err != nil {
 				t.Fatal(err)
 			}
 			var grantedSum, grants, denials atomic.Int64
@@ -314,7 +315,7 @@ func TestBudgetConcurrentReservationsNeverOverspend(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			u, err := budgets[0].Usage(ctx, day, acctA)
+			u, err := budgets[0].Usage(ctx, rail.Wompi, day, acctA)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +343,7 @@ func TestBudgetAfterRedisLoss(t *testing.T) {
 	rs := testenv.RedisOwn(t)
 	ctx := context.Background()
 	b := newBudget(t, rs.Client(), "payouts:", 10, 1000)
-	if _, err := b.Seed(ctx, day, acctA, 0, 0); err != nil {
+	if _, err := b.Seed(ctx, rail.Wompi, day, acctA, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if g, err := b.Reserve(ctx, *res("b1", acctA, day, 300)); err != nil || !g.Granted {
@@ -351,7 +352,7 @@ func TestBudgetAfterRedisLoss(t *testing.T) {
 	if err := rs.FlushAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	u, err := b.Usage(ctx, day, acctA)
+	u, err := b.Usage(ctx, rail.Wompi, day, acctA)
 	if err != nil || u.Seeded {
 		t.Fatalf("after loss Usage = %+v, %v; want not seeded", u, err)
 	}
@@ -359,7 +360,7 @@ func TestBudgetAfterRedisLoss(t *testing.T) {
 		t.Fatalf("reserve after loss: %v, want ErrNotSeeded", err)
 	}
 	// Wompi says b1 was posted: 300 cents, 1 batch.
-	if u, err := b.Seed(ctx, day, acctA, 300, 1); err != nil || u != (ratelimit.Usage{Seeded: true, BatchesSeeded: true, AmountInCents: 300, Batches: 1}) {
+	if u, err := b.Seed(ctx, rail.Wompi, day, acctA, 300, 1); err != nil || u != (ratelimit.Usage{Seeded: true, BatchesSeeded: true, AmountInCents: 300, Batches: 1}) {
 		t.Fatalf("seed: %+v %v", u, err)
 	}
 	if ok, err := b.Release(ctx, *res("b1", acctA, day, 300)); err != nil || ok {
@@ -395,7 +396,7 @@ func TestBudgetKeyLayoutAndRoundTrips(t *testing.T) {
 	if got, want := b.Key(day), prefix+"{budget}:2026-11-21"; got != want {
 		t.Fatalf("Key = %q, want %q", got, want)
 	}
-	if _, err := b.Seed(ctx, day, acctA, 0, 0); err != nil {
+	if _, err := b.Seed(ctx, rail.Wompi, day, acctA, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Reserve(ctx, *res("warm", acctA, day, 1)); err != nil { // loads the script
@@ -408,7 +409,7 @@ func TestBudgetKeyLayoutAndRoundTrips(t *testing.T) {
 		{"reserve", func() error { _, err := b.Reserve(ctx, *res("b1", acctA, day, 5)); return err }},
 		{"re-reserve", func() error { _, err := b.Reserve(ctx, *res("b1", acctA, day, 5)); return err }},
 		{"release", func() error { _, err := b.Release(ctx, *res("b1", acctA, day, 5)); return err }},
-		{"usage", func() error { _, err := b.Usage(ctx, day, acctA); return err }},
+		{"usage", func() error { _, err := b.Usage(ctx, rail.Wompi, day, acctA); return err }},
 	} {
 		cmds.Store(0)
 		if err := op.fn(); err != nil {
@@ -480,7 +481,7 @@ func TestBudgetDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Seed(ctx, day, acctA, 0, 3799); err != nil {
+	if _, err := b.Seed(ctx, rail.Wompi, day, acctA, 0, 3799); err != nil {
 		t.Fatal(err)
 	}
 	g, err := b.Reserve(ctx, *res("b1", acctA, day, ratelimit.DefaultAccountDailyLimit))
@@ -491,7 +492,7 @@ func TestBudgetDefaults(t *testing.T) {
 	if !errors.Is(err, ratelimit.ErrNotSeeded) {
 		t.Fatalf("unseeded account B: %+v %v", g, err)
 	}
-	if _, err := b.Seed(ctx, day, acctB, 0, 0); err != nil {
+	if _, err := b.Seed(ctx, rail.Wompi, day, acctB, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	if g, err = b.Reserve(ctx, *res("b2", acctB, day, 1)); err != nil || g.Denied != ratelimit.DeniedBatchCount {
@@ -508,7 +509,7 @@ const (
 
 func usage(t *testing.T, b *ratelimit.Budget, d, acct string) ratelimit.Usage {
 	t.Helper()
-	u, err := b.Usage(context.Background(), d, acct)
+	u, err := b.Usage(context.Background(), rail.Wompi, d, acct)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,16 +533,16 @@ func TestScheduledBatchTakesTheSendDaysSlotAndTheLaterDaysAmount(t *testing.T) {
 
 	_, err := b.Reserve(ctx, r)
 	var ns *ratelimit.NotSeededError
-	if !errors.As(err, &ns) || !errors.Is(err, ratelimit.ErrNotSeeded) || *ns != (ratelimit.NotSeededError{AccountID: acctA, AmountDay: later, SlotDay: day}) {
+	if !errors.As(err, &ns) || !errors.Is(err, ratelimit.ErrNotSeeded) || *ns != (ratelimit.NotSeededError{Rail: rail.Wompi, AccountID: acctA, AmountDay: later, SlotDay: day}) {
 		t.Fatalf("reserve on an empty Redis: %v, want both days not seeded", err)
 	}
-	_, err = b.SeedBatches(ctx, day, 0)
+	_, err = b.SeedBatches(ctx, rail.Wompi, day, 0)
 	mustSeed(t, err)
 	_, err = b.Reserve(ctx, r)
-	if !errors.As(err, &ns) || *ns != (ratelimit.NotSeededError{AccountID: acctA, AmountDay: later}) {
+	if !errors.As(err, &ns) || *ns != (ratelimit.NotSeededError{Rail: rail.Wompi, AccountID: acctA, AmountDay: later}) {
 		t.Fatalf("reserve with the send day seeded: %v, want the amount day not seeded", err)
 	}
-	_, err = b.SeedAmount(ctx, later, acctA, 0)
+	_, err = b.SeedAmount(ctx, rail.Wompi, later, acctA, 0)
 	mustSeed(t, err)
 	g, err := b.Reserve(ctx, r)
 	if err != nil || g != (ratelimit.Grant{Granted: true, UsedAmountInCents: 400, UsedBatches: 1, AccountLimitInCents: 1000, BatchCap: 3}) {
@@ -557,7 +558,7 @@ func TestScheduledBatchTakesTheSendDaysSlotAndTheLaterDaysAmount(t *testing.T) {
 		t.Fatalf("re-reserve: %+v %v", g, err)
 	}
 	// Posted on another day than reserved: another reservation, not the same.
-	_, err = b.SeedBatches(ctx, tomorrow, 0)
+	_, err = b.SeedBatches(ctx, rail.Wompi, tomorrow, 0)
 	mustSeed(t, err)
 	if _, err := b.Reserve(ctx, *sched("s1", acctA, later, tomorrow, 400)); !errors.Is(err, ratelimit.ErrReservationConflict) {
 		t.Fatalf("same batch, other slot day: %v, want a conflict", err)
@@ -581,9 +582,9 @@ func TestBatchCapCountsTheSendDay(t *testing.T) {
 	rs := testenv.Redis(t)
 	ctx := context.Background()
 	b := newBudget(t, rs.Client(), rs.Prefix(), 3, 1000)
-	_, err := b.Seed(ctx, day, acctA, 0, 0)
+	_, err := b.Seed(ctx, rail.Wompi, day, acctA, 0, 0)
 	mustSeed(t, err)
-	_, err = b.SeedAmount(ctx, later, acctA, 0)
+	_, err = b.SeedAmount(ctx, rail.Wompi, later, acctA, 0)
 	mustSeed(t, err)
 	for i := range 3 {
 		if g, err := b.Reserve(ctx, *sched(fmt.Sprint("s", i), acctA, later, day, 300)); err != nil || !g.Granted {
@@ -598,13 +599,13 @@ func TestBatchCapCountsTheSendDay(t *testing.T) {
 	if g, err := b.Reserve(ctx, *sched("s3", acctA, tomorrow, day, 1)); !errors.Is(err, ratelimit.ErrNotSeeded) {
 		t.Fatalf("fourth scheduled batch before its day is seeded: %+v %v", g, err)
 	}
-	_, err = b.SeedAmount(ctx, tomorrow, acctA, 0)
+	_, err = b.SeedAmount(ctx, rail.Wompi, tomorrow, acctA, 0)
 	mustSeed(t, err)
 	if g, err := b.Reserve(ctx, *sched("s3", acctA, tomorrow, day, 1)); err != nil || g.Denied != ratelimit.DeniedBatchCount {
 		t.Fatalf("fourth scheduled batch sent today: %+v %v, want denied by the batch count", g, err)
 	}
 	// On the dispersion day the slots are free; its amount is not.
-	_, err = b.SeedBatches(ctx, later, 0)
+	_, err = b.SeedBatches(ctx, rail.Wompi, later, 0)
 	mustSeed(t, err)
 	if g, err := b.Reserve(ctx, *res("then-big", acctA, later, 101)); err != nil || g.Denied != ratelimit.DeniedAmount || g.UsedAmountInCents != 900 {
 		t.Fatalf("immediate batch over the dispersion day's amount: %+v %v, want denied by the amount", g, err)
@@ -621,7 +622,7 @@ func TestMoveReservation(t *testing.T) {
 	type setup func(t *testing.T, b *ratelimit.Budget)
 	seedAll := func(t *testing.T, b *ratelimit.Budget) {
 		for _, d := range []string{day, tomorrow, later} {
-			_, err := b.Seed(context.Background(), d, acctA, 0, 0)
+			_, err := b.Seed(context.Background(), rail.Wompi, d, acctA, 0, 0)
 			mustSeed(t, err)
 		}
 	}
@@ -654,7 +655,7 @@ func TestMoveReservation(t *testing.T) {
 		{name: "denied: the batch keeps its reservation", cap: 3, limit: 1000,
 			setup: func(t *testing.T, b *ratelimit.Budget) {
 				seedAll(t, b)
-				_, err := b.SeedBatches(context.Background(), tomorrow, 3)
+				_, err := b.SeedBatches(context.Background(), rail.Wompi, tomorrow, 3)
 				mustSeed(t, err)
 			},
 			from: sched("s", acctA, later, day, 400), hold: true, day: later, slot: tomorrow,
@@ -665,7 +666,7 @@ func TestMoveReservation(t *testing.T) {
 		{name: "denied by the new day's amount", cap: 3, limit: 1000,
 			setup: func(t *testing.T, b *ratelimit.Budget) {
 				seedAll(t, b)
-				_, err := b.SeedAmount(context.Background(), tomorrow, acctA, 700)
+				_, err := b.SeedAmount(context.Background(), rail.Wompi, tomorrow, acctA, 700)
 				mustSeed(t, err)
 			},
 			from: res("i", acctA, day, 400), hold: true, day: tomorrow, slot: tomorrow,
@@ -681,7 +682,7 @@ func TestMoveReservation(t *testing.T) {
 			}},
 		{name: "new days not seeded", cap: 3, limit: 1000,
 			setup: func(t *testing.T, b *ratelimit.Budget) {
-				_, err := b.Seed(context.Background(), day, acctA, 0, 0)
+				_, err := b.Seed(context.Background(), rail.Wompi, day, acctA, 0, 0)
 				mustSeed(t, err)
 			},
 			from: res("i", acctA, day, 400), hold: true, day: tomorrow, slot: tomorrow,
@@ -749,7 +750,7 @@ func TestMoveConflict(t *testing.T) {
 	ctx := context.Background()
 	b := newBudget(t, rs.Client(), rs.Prefix(), 3, 1000)
 	for _, d := range []string{day, tomorrow, later} {
-		_, err := b.Seed(ctx, d, acctA, 0, 0)
+		_, err := b.Seed(ctx, rail.Wompi, d, acctA, 0, 0)
 		mustSeed(t, err)
 	}
 	if _, err := b.Reserve(ctx, *sched("s", acctA, later, day, 400)); err != nil {
@@ -784,7 +785,7 @@ func TestReleaseUsesTheRecordedSlotDay(t *testing.T) {
 			ctx := context.Background()
 			b := newBudget(t, rs.Client(), rs.Prefix()+t.Name()+":", 3, 1000)
 			for _, d := range []string{day, tomorrow, later} {
-				_, err := b.Seed(ctx, d, acctA, 0, 0)
+				_, err := b.Seed(ctx, rail.Wompi, d, acctA, 0, 0)
 				mustSeed(t, err)
 			}
 			// Another batch holds a slot on the hinted day: it must stay.
@@ -818,7 +819,7 @@ func TestBudgetOfADayAheadOutlivesTheDay(t *testing.T) {
 	ctx := context.Background()
 	b := newBudget(t, rs.Client(), rs.Prefix(), 3, 1000)
 	ahead := time.Now().AddDate(0, 0, 7).Format(time.DateOnly)
-	if _, err := b.SeedAmount(ctx, ahead, acctA, 0); err != nil {
+	if _, err := b.SeedAmount(ctx, rail.Wompi, ahead, acctA, 0); err != nil {
 		t.Fatal(err)
 	}
 	ttl, err := rs.Client().TTL(ctx, b.Key(ahead)).Result()
@@ -834,7 +835,7 @@ func TestBudgetOnRedisCluster(t *testing.T) {
 	ctx := context.Background()
 	b := newBudget(t, rc.Client(), rc.Prefix(), 3, 1000)
 	for _, d := range []string{day, tomorrow, later} {
-		_, err := b.Seed(ctx, d, acctA, 0, 0)
+		_, err := b.Seed(ctx, rail.Wompi, d, acctA, 0, 0)
 		mustSeed(t, err)
 	}
 	r := *sched("s", acctA, later, day, 400)

@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"errors"
 	"strings"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Errors returned by this package. Match them with errors.Is; the returned
@@ -35,12 +37,15 @@ var (
 // NotSeededError says which part of a reservation's budget Redis does not
 // know. It matches [ErrNotSeeded] with errors.Is.
 type NotSeededError struct {
+	// Rail is the rail whose budgets need the seed (never "": Wompi is
+	// named).
+	Rail      rail.Name
 	AccountID string
 	// AmountDay is the day whose amount of the account must be seeded
 	// ([Budget.SeedAmount]); "" when it is known.
 	AmountDay string
-	// SlotDay is the day whose batch count must be seeded
-	// ([Budget.SeedBatches]); "" when it is known.
+	// SlotDay is the day whose batch count of the rail must be seeded
+	// ([Budget.SeedBatches]); "" when it is known or the rail has no cap.
 	SlotDay string
 }
 
@@ -52,7 +57,7 @@ func (e *NotSeededError) Error() string {
 	if e.SlotDay != "" {
 		parts = append(parts, "batch count on "+e.SlotDay)
 	}
-	return ErrNotSeeded.Error() + " (" + strings.Join(parts, "; ") + ")"
+	return ErrNotSeeded.Error() + " (rail " + string(e.Rail) + ": " + strings.Join(parts, "; ") + ")"
 }
 
 // Is makes errors.Is(err, ErrNotSeeded) hold.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Limiter is a rate limit shared by every process that uses the same Redis
@@ -107,4 +108,78 @@ func (l *Limiter) Wait(ctx context.Context) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// RailRate is the rate limit of one rail's API: PerSecond tokens per second
+// on average (fractions allowed), plus a burst of Burst (>= 1).
+type RailRate struct {
+	PerSecond float64
+	Burst     int
+}
+
+// RailLimiters is one [Limiter] per rail: each rail's API calls draw from
+// a bucket of their own, whose key names the rail ([RailLimiterKey]), so a
+// rail's traffic never takes another rail's tokens. A rail without a rate
+// gets no token: Wait and Allow return an error for it (they fail closed).
+type RailLimiters struct {
+	by map[rail.Name]*Limiter
+}
+
+// RailLimiterKey is the key of a rail's bucket ("" is Wompi): prefix +
+// "<rail>-post", stored as "rate:{...}" by [NewLimiter]. Wompi's is
+// prefix+"wompi-post", the key of the dispatcher's one limiter before
+// rails, so an upgrade keeps its state.
+func RailLimiterKey(prefix string, r rail.Name) string {
+	return prefix + string(railOrWompi(r)) + "-post"
+}
+
+// NewRailLimiters returns a limiter per rail of rates ("" is Wompi), each
+// on [RailLimiterKey](prefix, rail). Every replica must use the same prefix
+// and rates.
+func NewRailLimiters(rdb redis.UniversalClient, prefix string, rates map[rail.Name]RailRate) (*RailLimiters, error) {
+	l := &RailLimiters{by: make(map[rail.Name]*Limiter, len(rates))}
+	for r, rate := range rates {
+		if err := validRail(r); err != nil {
+			return nil, err
+		}
+		r = railOrWompi(r)
+		if _, dup := l.by[r]; dup {
+			return nil, fmt.Errorf("%w: rail %s has two rates", ErrInvalid, r)
+		}
+		lim, err := NewLimiter(rdb, RailLimiterKey(prefix, r), rate.PerSecond, rate.Burst)
+		if err != nil {
+			return nil, fmt.Errorf("rail %s: %w", r, err)
+		}
+		l.by[r] = lim
+	}
+	return l, nil
+}
+
+func (l *RailLimiters) of(r rail.Name) (*Limiter, error) {
+	lim := l.by[railOrWompi(r)]
+	if lim == nil {
+		// Not ErrInvalid: a rail left without a rate is a setting to
+		// fix, not a reason to give up on what waits for a token.
+		return nil, fmt.Errorf("ratelimit: no rate limit for rail %q", railOrWompi(r))
+	}
+	return lim, nil
+}
+
+// Allow takes a token of the rail's bucket if one is available now, as
+// [Limiter.Allow].
+func (l *RailLimiters) Allow(ctx context.Context, r rail.Name) (ok bool, retryAfter time.Duration, err error) {
+	lim, err := l.of(r)
+	if err != nil {
+		return false, 0, err
+	}
+	return lim.Allow(ctx)
+}
+
+// Wait blocks until the rail's bucket grants a token, as [Limiter.Wait].
+func (l *RailLimiters) Wait(ctx context.Context, r rail.Name) error {
+	lim, err := l.of(r)
+	if err != nil {
+		return err
+	}
+	return lim.Wait(ctx)
 }
