@@ -851,4 +851,20 @@ func TestBudgetOnRedisCluster(t *testing.T) {
 	if u := usage(t, b, tomorrow, acctA); u.Batches != 0 {
 		t.Fatalf("after release: %+v", u)
 	}
+	// Another rail's fields live in the same hashes: the same slot.
+	for _, d := range []string{day, later} {
+		_, err := b.Seed(ctx, rail.WEpayout, d, acctA, 0, 0)
+		mustSeed(t, err)
+	}
+	w := *sched("w", acctA, later, day, 400)
+	w.Rail = rail.WEpayout
+	if g, err := b.Reserve(ctx, w); err != nil || !g.Granted {
+		t.Fatalf("reserve on wepayout: %+v %v", g, err)
+	}
+	if ok, err := b.Release(ctx, ratelimit.Reservation{BatchID: "w", Day: later, SlotDay: day}); err != nil || !ok {
+		t.Fatalf("release on wepayout: %v %v", ok, err)
+	}
+	if u, err := b.Usage(ctx, rail.WEpayout, later, acctA); err != nil || u.AmountInCents != 0 {
+		t.Fatalf("wepayout after release: %+v %v", u, err)
+	}
 }
