@@ -135,9 +135,13 @@ func TestBudgetBatchCapsPerRail(t *testing.T) {
 			t.Errorf("BatchCap(%q) = %d, want %d", r, got, want)
 		}
 	}
-	// SmartFastPay: only the amount is seeded; 3,801 batches go through.
+	// SmartFastPay: with only the amount seeded, a batch goes through (its
+	// count needs no seed); then past Wompi's 3,800.
 	_, err = b.SeedAmount(ctx, rail.SmartFastPay, day, acctA, 0)
 	mustSeed(t, err)
+	if g, err := b.Reserve(ctx, onRail(rail.SmartFastPay, res("first", acctA, day, 1))); err != nil || !g.Granted || g.UsedBatches != 1 {
+		t.Fatalf("smartfastpay with its count unseeded: %+v %v", g, err)
+	}
 	_, err = b.SeedBatches(ctx, rail.Wompi, day, 3799)
 	mustSeed(t, err)
 	_, err = b.SeedBatches(ctx, rail.SmartFastPay, day, 3799) // as many as Wompi's: no cap to reach
