@@ -12,12 +12,12 @@ import (
 var (
 	// ErrNotSeeded is matched by the [*NotSeededError] of [Budget.Reserve]
 	// and [Budget.Move] when Redis does not know the account's amount on the
-	// amount day, or the client's batch count on the slot day: the first
+	// amount day, or the rail's batch count on the slot day: the first
 	// reservation of a day, or after Redis lost its data (or after an
-	// upgrade that changed the key layout). The caller must read what Wompi
-	// says is already consumed (GET /limits, GET /payouts of the day), seed
-	// the parts the error names ([Budget.SeedAmount], [Budget.SeedBatches]),
-	// then retry. Nothing was reserved.
+	// upgrade that changed the key layout). The caller must read what the
+	// rail says is already consumed (for Wompi: GET /limits, GET /payouts
+	// of the day), seed the parts the error names ([Budget.SeedAmount],
+	// [Budget.SeedBatches]) for its rail, then retry. Nothing was reserved.
 	ErrNotSeeded = errors.New("ratelimit: day budget not seeded; rebuild it from Wompi's figures")
 
 	// ErrReservationConflict is returned by [Budget.Reserve] and
