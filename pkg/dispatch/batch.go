@@ -49,6 +49,14 @@ type job struct {
 	// attempt may have reached Wompi.
 	firstPostAt time.Time
 
+	// statusSince is the tracker's Redis-loss marker taken when the job
+	// began, before anything it emits was observed (track.Gate).
+	statusSince string
+	// foundAfterLoss: the claim record was new, yet Wompi already held the
+	// batch: Redis lost our records after an earlier POST, and the
+	// tracker's statuses for the batch may have been lost with them.
+	foundAfterLoss bool
+
 	keep     []int    // positions of the transactions to pay
 	bankIDs  []string // per position
 	drops    []drop
@@ -71,8 +79,12 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 	if err != nil {
 		return err
 	}
+	statusSince, err := e.gate.Epoch(soft)
+	if err != nil {
+		return err
+	}
 	j := &job{e: e, b: b, src: src, log: log, soft: soft, hard: e.hard, epoch: epoch, acct: b.OriginAccountID,
-		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10)}
+		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10), statusSince: statusSince}
 
 	// Step 2: claim with a lease.
 	t := time.Now()
@@ -196,6 +208,7 @@ func (j *job) run(c claim, t time.Time) error {
 				return err
 			}
 			payoutID = found
+			j.foundAfterLoss = found != "" && c.code == "fresh"
 		}
 		t = e.m.stage("reconcile", t)
 	}
@@ -1101,12 +1114,23 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 	for i := range pending {
 		pending[i] = i
 	}
+	if j.foundAfterLoss {
+		// Redis lost our records after the payout was created: the tracker
+		// may have emitted PENDING or a final status for these requests
+		// before the loss, and its record of that is gone too. A SUBMITTED
+		// now could follow them, so none is emitted: the tracker's statuses
+		// follow BATCHED directly.
+		j.log.Warn("dispatch: batch found at Wompi after a Redis data loss; SUBMITTED and the batch's PENDING are not emitted",
+			"statuses", len(gated))
+		e.m.lateSkipped.Add(float64(len(gated)))
+		pending = nil
+	}
 	for attempt := 0; len(pending) > 0; attempt++ {
 		items := make([]track.GateItem, len(pending))
 		for k, i := range pending {
 			items[k] = gated[i]
 		}
-		t, err := e.gate.Begin(j.hard, items)
+		t, err := e.gate.Begin(j.hard, j.statusSince, items)
 		if err != nil {
 			_ = end(false)
 			return fmt.Errorf("dispatch: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/track"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
@@ -53,6 +54,57 @@ func (f *fixture) checkSubmitted(b payout.Batch) {
 		if err != nil || !ok || m.RequestID != tx.RequestID || m.BatchID != b.BatchID || m.PayoutID != ledger.PayoutIDs[0] {
 			f.t.Fatalf("request %s: hand-off mapping %+v ok=%v err=%v", tx.RequestID, m, ok, err)
 		}
+	}
+}
+
+// checkHandOff checks that the tracker's hand-off maps every transaction
+// Wompi holds for b to its request.
+func (f *fixture) checkHandOff(b payout.Batch) {
+	f.t.Helper()
+	store := submitted.New(f.redis.Client(), f.redis.Prefix(), 0)
+	ledger := f.sim.BatchLedger()[b.BatchID]
+	if ledger.Accepted != 1 {
+		f.t.Fatalf("batch %s accepted %d times by Wompi, want 1", b.BatchID, ledger.Accepted)
+	}
+	for _, tx := range b.Transactions {
+		le, ok := f.sim.LedgerEntry(tx.RequestID)
+		if !ok || le.Accepted != 1 {
+			f.t.Fatalf("request %s: ledger %+v", tx.RequestID, le)
+		}
+		m, ok, err := store.Lookup(context.Background(), ledger.PayoutIDs[0], le.TransactionIDs[0])
+		if err != nil || !ok || m.RequestID != tx.RequestID || m.BatchID != b.BatchID {
+			f.t.Fatalf("request %s: hand-off mapping %+v ok=%v err=%v", tx.RequestID, m, ok, err)
+		}
+	}
+}
+
+// trackerEmitted does what the tracker does for a webhook that beat the
+// dispatcher: status st for b's i-th request through the gate, then onto
+// the status topic.
+func (f *fixture) trackerEmitted(b payout.Batch, i int, st payout.Status) {
+	f.t.Helper()
+	ctx := context.Background()
+	rid := b.Transactions[i].RequestID
+	g := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+	ep, err := g.Epoch(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	tk, err := g.Begin(ctx, ep, []track.GateItem{{ID: rid, To: string(st), Ref: "tx-by-webhook"}})
+	if err != nil || tk.Verdicts[0] != track.GateOurs {
+		f.t.Fatalf("tracker's %s: %+v %v", st, tk, err)
+	}
+	sc := &payout.StatusChange{EventID: payout.EventID("status", rid, string(st), "tx-by-webhook"),
+		RequestID: rid, BatchID: &b.BatchID, TransactionID: optString("tx-by-webhook"), Status: st,
+		AmountInCents: b.Transactions[i].AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: testStart,
+		Source: payout.SourceWebhook}
+	v, err := f.codec.AppendStatusChange(nil, sc)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.kafka.Produce(f.t, f.topics.Status, &kgo.Record{Topic: f.topics.Status, Key: []byte(rid), Value: v})
+	if err := g.End(ctx, tk, true); err != nil {
+		f.t.Fatal(err)
 	}
 }
 
@@ -188,10 +240,16 @@ func TestCrashAfterPostThenRestart(t *testing.T) {
 	}
 }
 
+// The dispatcher crashes after Wompi accepted the batch, a webhook's
+// APPROVED for one request reaches the status topic meanwhile, then Redis
+// loses everything. The restart finds the payout by reference (no second
+// POST), records the hand-off for the tracker, and emits no SUBMITTED: with
+// the tracker's record of that APPROVED gone, a SUBMITTED could follow it.
 func TestCrashAfterPostFlushThenRestart(t *testing.T) {
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	b := simpleBatch("crashflush", 3)
 	crashAfterPost(t, f, b)
+	f.trackerEmitted(b, 0, payout.StatusApproved)
 	if err := f.redis.FlushAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +257,17 @@ func TestCrashAfterPostFlushThenRestart(t *testing.T) {
 	stop, _ := f.run(e)
 	eventually(t, "batch submitted after restart", func() bool { return outcome(e, "submitted") == 1 })
 	_ = stop()
-	f.checkSubmitted(b)
+	f.checkLifecycles()
+	idx := byStatus(f.statuses())
+	for _, tx := range b.Transactions {
+		if n := len(idx[tx.RequestID][payout.StatusSubmitted]); n != 0 {
+			t.Fatalf("request %s: SUBMITTED after a Redis loss that may have erased a later status", tx.RequestID)
+		}
+	}
+	f.checkHandOff(b)
+	if n := testutil.ToFloat64(e.m.lateSkipped); n != float64(len(b.Transactions)+1) {
+		t.Fatalf("late statuses skipped %v, want %d (every SUBMITTED and the batch's PENDING)", n, len(b.Transactions)+1)
+	}
 	f.noDoublePayment()
 	if n := len(f.tap.snapshot()); n != 1 {
 		t.Fatalf("%d POSTs, want 1", n)

@@ -271,6 +271,9 @@ type tap struct {
 	// onPost, when set, runs before each POST's fault is chosen (for
 	// example to move the injected clock between attempts).
 	onPost func(n int)
+	// afterPost, when set, runs once a forwarded POST was answered, before
+	// the dispatcher reads the answer.
+	afterPost func(n int)
 }
 
 type tapPost struct {
@@ -344,7 +347,14 @@ func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
 		<-req.Context().Done()
 		return nil, req.Context().Err()
 	}
-	return t.base.RoundTrip(req)
+	resp, err := t.base.RoundTrip(req)
+	t.mu.Lock()
+	after := t.afterPost
+	t.mu.Unlock()
+	if err == nil && after != nil {
+		after(n)
+	}
+	return resp, err
 }
 
 func (t *tap) snapshot() []tapPost {

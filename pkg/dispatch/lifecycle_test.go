@@ -144,7 +144,7 @@ func TestLateSubmittedIsNotEmittedAfterWebhook(t *testing.T) {
 	early := b.Transactions[0].RequestID
 	g := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
 	ctx := context.Background()
-	tk, err := g.Begin(ctx, []track.GateItem{{ID: early, To: string(payout.StatusApproved), Ref: "tx-by-webhook"}})
+	tk, err := g.Begin(ctx, "", []track.GateItem{{ID: early, To: string(payout.StatusApproved), Ref: "tx-by-webhook"}})
 	if err != nil || tk.Verdicts[0] != track.GateOurs {
 		t.Fatalf("tracker's APPROVED: %v %v", tk, err)
 	}

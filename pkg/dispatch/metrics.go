@@ -73,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batch_restarts_total",
 			Help: "Batches restarted from the claim because the epoch changed or the lease was lost."}),
 		lateSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "late_statuses_skipped_total",
-			Help: "SUBMITTED (or a batch's PENDING) not emitted because the tracker had already emitted that status or a later one (a webhook beat the dispatcher)."}),
+			Help: "SUBMITTED (or a batch's PENDING) not emitted because the tracker had already emitted that status or a later one (a webhook beat the dispatcher), or may have before a Redis data loss."}),
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "reconciliations_total",
 			Help: "Lookups by reference before a POST, by whether the batch was already in Wompi."}, []string{"found"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "batches_in_flight",

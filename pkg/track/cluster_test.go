@@ -30,7 +30,11 @@ func TestTrackerRedisOnCluster(t *testing.T) {
 		items = append(items, GateItem{ID: id, To: string(payout.StatusSubmitted), Ref: "tx-" + id})
 	}
 	items = append(items, GateItem{Batch: true, ID: "b-1", To: string(payout.BatchPending), Ref: "p-1"})
-	tk, err := g.Begin(ctx, items)
+	ep, err := g.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := g.Begin(ctx, ep, items)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +47,7 @@ func TestTrackerRedisOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A later status wins; the same SUBMITTED again is skipped.
-	tk, err = g.Begin(ctx, []GateItem{{ID: "c-1", To: string(payout.StatusApproved), Ref: "tx-c-1"}, {ID: "c-2", To: string(payout.StatusSubmitted), Ref: "tx-c-2"}})
+	tk, err = g.Begin(ctx, ep, []GateItem{{ID: "c-1", To: string(payout.StatusApproved), Ref: "tx-c-1"}, {ID: "c-2", To: string(payout.StatusSubmitted), Ref: "tx-c-2"}})
 	if err != nil || tk.Verdicts[0] != GateOurs || tk.Verdicts[1] != GateSkip {
 		t.Fatalf("second round: %+v %v", tk, err)
 	}

@@ -231,18 +231,23 @@ const (
 	emitNew        emitted = iota // produced now
 	emitDuplicate                 // already emitted
 	emitRegression                // a later status is known; nothing emitted
+	emitReread                    // read before a Redis data loss; nothing emitted, read it again
 )
+
+// errNoReread: a transition's status must be read again (outcomeReread) but
+// the caller gave no way to; its caller reads it again later (the next poll).
+var errNoReread = errors.New("track: status must be read again")
 
 // requestEvent builds and emits a request transition through the monotonic
 // path. sc must carry every field but EventID and PreviousStatus. lookup,
 // when non-nil, returns Wompi's current status of the transaction (with its
 // failure reason) for the case where Redis knows nothing: the status and
 // reason are then replaced by Wompi's when Wompi is further along.
-func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verified bool,
+func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verified bool, since string,
 	lookup func(ctx context.Context) (payout.Status, wompi.FailureReason, error)) (emitted, error) {
 	txID := deref(sc.TransactionID)
 	tr := transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: txID,
-		final: sc.Status.Final(), verified: verified}
+		final: sc.Status.Final(), verified: verified, since: since}
 	build := func(from string) ([]byte, []byte, error) {
 		sc.EventID = payout.EventID("status", sc.RequestID, string(sc.Status), txID)
 		sc.PreviousStatus = nil
@@ -255,8 +260,11 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 	}
 	refresh := func(ctx context.Context) error {
 		if lookup == nil {
-			tr.verified = true
-			return nil
+			return errNoReread
+		}
+		since, err := e.statuses.epoch(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: redis: %w", errUnavailable, err)
 		}
 		st, reason, err := lookup(ctx)
 		if err != nil {
@@ -267,18 +275,18 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 			sc.ReasonCode, sc.ReasonMessage = optString(reason.Code), optString(reason.Message)
 			tr.to, tr.final = string(st), st.Final()
 		}
-		tr.verified = true
+		tr.verified, tr.since = true, since
 		return nil
 	}
 	return e.emit(ctx, &tr, e.cfg.Topics.Status, string(sc.Source), build, refresh)
 }
 
 // emitBatch is emitRequest for a batch.
-func (e *Engine) emitBatch(ctx context.Context, bc *payout.BatchStatusChange, verified bool,
+func (e *Engine) emitBatch(ctx context.Context, bc *payout.BatchStatusChange, verified bool, since string,
 	lookup func(ctx context.Context) (payout.BatchStatus, error)) (emitted, error) {
 	payoutID := deref(bc.PayoutID)
 	tr := transition{kind: kindBatch, id: bc.BatchID, to: string(bc.Status), ref: payoutID,
-		final: bc.Status.Final(), verified: verified}
+		final: bc.Status.Final(), verified: verified, since: since}
 	build := func(from string) ([]byte, []byte, error) {
 		bc.EventID = payout.EventID("batch", bc.BatchID, string(bc.Status), payoutID)
 		bc.PreviousStatus = nil
@@ -291,8 +299,11 @@ func (e *Engine) emitBatch(ctx context.Context, bc *payout.BatchStatusChange, ve
 	}
 	refresh := func(ctx context.Context) error {
 		if lookup == nil {
-			tr.verified = true
-			return nil
+			return errNoReread
+		}
+		since, err := e.statuses.epoch(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: redis: %w", errUnavailable, err)
 		}
 		st, err := lookup(ctx)
 		if err != nil {
@@ -302,7 +313,7 @@ func (e *Engine) emitBatch(ctx context.Context, bc *payout.BatchStatusChange, ve
 			bc.Status, bc.OccurredAt = st, e.cfg.Now()
 			tr.to, tr.final = string(st), st.Final()
 		}
-		tr.verified = true
+		tr.verified, tr.since = true, since
 		return nil
 	}
 	return e.emit(ctx, &tr, e.cfg.Topics.BatchStatus, string(bc.Source), build, refresh)
@@ -336,8 +347,14 @@ func (e *Engine) emit(ctx context.Context, tr *transition, topic, source string,
 			e.m.regressions.WithLabelValues(string(tr.kind)).Inc()
 			e.log.Info("track: older status suppressed", "kind", tr.kind, "id", tr.id, "status", tr.to, "known", cur, "source", source)
 			return emitRegression, nil
-		case outcomeUnknown:
-			if err := refresh(ctx); err != nil {
+		case outcomeUnknown, outcomeReread:
+			if out == outcomeReread {
+				e.m.rereads.WithLabelValues(string(tr.kind)).Inc()
+			}
+			if err := refresh(ctx); errors.Is(err, errNoReread) {
+				e.log.Info("track: status read before a Redis data loss not emitted; it is read again", "kind", tr.kind, "id", tr.id, "status", tr.to, "source", source)
+				return emitReread, nil
+			} else if err != nil {
 				return 0, err
 			}
 			continue

@@ -33,7 +33,7 @@ func TestTrackerErrorsKeepTheirCauses(t *testing.T) {
 	}
 
 	// A key held by another attempt until the caller's deadline passes.
-	tr := transition{kind: kindRequest, id: "req-held", to: string(payout.StatusPending), ref: "tx-1", verified: true}
+	tr := transition{kind: kindRequest, id: "req-held", to: string(payout.StatusPending), ref: "tx-1", verified: true, since: mustEpoch(t, e.statuses)}
 	if out, _, err := e.statuses.begin(ctx, tr, "other"); err != nil || out != outcomeOK {
 		t.Fatalf("hold: %s %v", out, err)
 	}
@@ -41,7 +41,7 @@ func TestTrackerErrorsKeepTheirCauses(t *testing.T) {
 	defer cancel()
 	sc := &payout.StatusChange{RequestID: "req-held", TransactionID: optString("tx-1"), Status: payout.StatusApproved,
 		AmountInCents: 1, OccurredAt: f.clock.Now(), Source: payout.SourceWebhook}
-	_, err = e.emitRequest(dctx, sc, true, nil)
+	_, err = e.emitRequest(dctx, sc, true, mustEpoch(t, e.statuses), nil)
 	if !errors.Is(err, errUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("emit on a held key past the deadline: %v: want errUnavailable and context.DeadlineExceeded", err)
 	}

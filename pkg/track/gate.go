@@ -18,8 +18,9 @@ import (
 // on, and the late SUBMITTED is then not emitted at all, never emitted
 // after APPROVED.
 //
-// Use: Begin, produce the events whose transition is Ours, then End with
-// whether each produce succeeded. Prefix and StatusTTL must be the
+// Use: take Epoch before reading what justifies the statuses (the POST, the
+// lookup, the transactions listing), Begin with it, produce the events whose
+// transition is Ours, then End with whether each produce succeeded. Prefix and StatusTTL must be the
 // tracker's (REDIS_PREFIX, the tracker's status TTL).
 type Gate struct {
 	s *statusStore
@@ -52,8 +53,9 @@ const (
 	// GateOurs: emit it, then End.
 	GateOurs GateVerdict = iota
 	// GateSkip: the key already holds this status or a later one (a
-	// duplicate, or a later status another worker emitted first): emit
-	// nothing.
+	// duplicate, or a later status another worker emitted first), or Redis
+	// lost its data since Epoch was taken, so a later status may have been
+	// emitted and forgotten: emit nothing.
 	GateSkip
 	// GateBusy: another attempt holds the key: try again shortly.
 	GateBusy
@@ -70,9 +72,20 @@ type GateTicket struct {
 	Previous []string
 }
 
+// Epoch returns the tracker's Redis-loss marker as last seen; pass it to
+// Begin.
+func (g *Gate) Epoch(ctx context.Context) (string, error) {
+	ep, err := g.s.epoch(ctx)
+	if err != nil {
+		return "", fmt.Errorf("track: gate epoch: %w", err)
+	}
+	return ep, nil
+}
+
 // Begin runs the compare-and-set for every item in one pipelined round
-// trip. The statuses are verified (the caller read them from the provider).
-func (g *Gate) Begin(ctx context.Context, items []GateItem) (*GateTicket, error) {
+// trip (and one GET more when a key was empty). The statuses are verified:
+// the caller read them from the provider after taking since from Epoch.
+func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*GateTicket, error) {
 	t := &GateTicket{items: items, trs: make([]transition, len(items)), tokens: make([]string, len(items)),
 		Verdicts: make([]GateVerdict, len(items))}
 	for i, it := range items {
@@ -80,7 +93,7 @@ func (g *Gate) Begin(ctx context.Context, items []GateItem) (*GateTicket, error)
 		if it.Batch {
 			k, final = kindBatch, payout.BatchStatus(it.To).Final()
 		}
-		t.trs[i] = transition{kind: k, id: it.ID, to: it.To, ref: it.Ref, final: final, verified: true}
+		t.trs[i] = transition{kind: k, id: it.ID, to: it.To, ref: it.Ref, final: final, verified: true, since: since}
 		t.tokens[i] = newToken()
 	}
 	outs, froms, err := g.s.beginMany(ctx, t.trs, t.tokens)

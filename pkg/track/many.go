@@ -19,7 +19,9 @@ import (
 // has it); what the batch cannot settle at once (a key another attempt
 // holds) goes through emitRequest one by one. It returns how many events it
 // produced and the first error.
-func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange) (int, error) {
+//
+// since is the epoch marker taken before the transactions were read.
+func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange, since string) (int, error) {
 	if len(scs) == 0 {
 		return 0, nil
 	}
@@ -27,7 +29,7 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange) (
 	tokens := make([]string, len(scs))
 	for i, sc := range scs {
 		trs[i] = transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: deref(sc.TransactionID),
-			final: sc.Status.Final(), verified: true}
+			final: sc.Status.Final(), verified: true, since: since}
 		tokens[i] = newToken()
 	}
 	outs, froms, err := e.statuses.beginMany(ctx, trs, tokens)
@@ -72,6 +74,10 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange) (
 			} else {
 				e.m.regressions.WithLabelValues(string(kindRequest)).Inc()
 			}
+		case outcomeReread:
+			// Read before a Redis data loss: the next poll reads it again.
+			e.m.rereads.WithLabelValues(string(kindRequest)).Inc()
+			firstErr = cmpErr(firstErr, errNoReread)
 		case outcomeBusy, outcomeUnknown:
 			slow = append(slow, i)
 		default:
@@ -127,11 +133,14 @@ wait:
 		e.m.transitions.WithLabelValues(string(kindRequest), string(scs[i].Source), trs[i].to).Inc()
 	}
 	for _, i := range slow {
-		res, err := e.emitRequest(ctx, scs[i], true, nil)
-		if err != nil {
+		res, err := e.emitRequest(ctx, scs[i], true, since, nil)
+		switch {
+		case err != nil:
 			firstErr = cmpErr(firstErr, err)
-		} else if res == emitNew {
+		case res == emitNew:
 			n++
+		case res == emitReread:
+			firstErr = cmpErr(firstErr, errNoReread)
 		}
 	}
 	return n, firstErr
@@ -160,6 +169,9 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 			return nil, nil, fmt.Errorf("track: begin script answered %d values", len(res))
 		}
 		outs[i], froms[i] = outcome(res[0]), res[1]
+	}
+	if err := s.checkEpoch(ctx, trs, tokens, outs, froms); err != nil {
+		return nil, nil, err
 	}
 	return outs, froms, nil
 }

@@ -24,6 +24,7 @@ type metrics struct {
 	transitions *prometheus.CounterVec
 	regressions *prometheus.CounterVec
 	duplicates  *prometheus.CounterVec
+	rereads     *prometheus.CounterVec
 	polls       *prometheus.CounterVec
 	rebuilds    prometheus.Counter
 	produce     prometheus.Histogram
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "payouts_tracker_duplicates_total",
 			Help: "Transitions not emitted because they were already emitted (redelivered events, polls), by kind.",
 		}, []string{"kind"}),
+		rereads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_stale_reads_total",
+			Help: "Statuses read from the provider before a Redis data loss and therefore not emitted (read again instead), by kind.",
+		}, []string{"kind"}),
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payouts_tracker_polls_total",
 			Help: "Payouts polled, by result (pending, done, error).",
@@ -76,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.webhooks, m.sigFailures, m.skew, m.transitions, m.regressions,
-		m.duplicates, m.polls, m.rebuilds, m.produce, m.handle} {
+		m.duplicates, m.rereads, m.polls, m.rebuilds, m.produce, m.handle} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

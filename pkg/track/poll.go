@@ -99,6 +99,12 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		e.log.Warn("track: poll failed", "payoutId", payoutID, "err", err)
 		return false, n, err
 	}
+	// The epoch marker before anything is read from Wompi: a Redis data
+	// loss after this point makes the statuses read below stale.
+	since, err := e.statuses.epoch(ctx)
+	if err != nil {
+		return retry(fmt.Errorf("%w: redis: %w", errUnavailable, err))
+	}
 	wp, err := e.cfg.Wompi.Payout(ctx, payoutID)
 	if err != nil {
 		if wompi.IsStatus(err, 404) {
@@ -158,7 +164,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	sum := digest.String()
 	if !found || sp.PollDigest != sum {
 		for start := 0; start < len(txs); start += pollEmitBatch {
-			got, err := e.emitRequests(ctx, txs[start:min(start+pollEmitBatch, len(txs))])
+			got, err := e.emitRequests(ctx, txs[start:min(start+pollEmitBatch, len(txs))], since)
 			n += got
 			if err != nil {
 				firstErr = cmpErr(firstErr, err)
@@ -178,11 +184,14 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 			TotalAmountInCents: wp.AmountInCents, TransactionCount: int32(wp.TotalTransactions),
 			OccurredAt: now, Source: payout.SourcePoll, Rail: wompiRail(),
 		}
-		res, err := e.emitBatch(ctx, bc, true, nil)
-		if err != nil {
+		res, err := e.emitBatch(ctx, bc, true, since, nil)
+		switch {
+		case err != nil:
 			firstErr = cmpErr(firstErr, err)
-		} else if res == emitNew {
+		case res == emitNew:
 			n++
+		case res == emitReread:
+			firstErr = cmpErr(firstErr, errNoReread)
 		}
 	}
 	if firstErr != nil {

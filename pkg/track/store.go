@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -34,6 +35,11 @@ const (
 	outcomeUnknown outcome = "unknown"
 	// outcomeBusy: another attempt holds the key's lease; wait and retry.
 	outcomeBusy outcome = "busy"
+	// outcomeReread: the key was empty, and Redis lost its data after the
+	// status was read from the provider: the read may predate a later
+	// status emitted before the loss. The attempt was released; read the
+	// status again before emitting it.
+	outcomeReread outcome = "reread"
 )
 
 // Status keys are hashes, one per request or batch, with the id in the hash
@@ -97,6 +103,16 @@ redis.call('PEXPIRE', k, tonumber(ARGV[3]))
 return 1
 `)
 
+// releaseScript withdraws an attempt that begin granted but that must not be
+// emitted (outcomeReread), leaving the key as an empty key reads.
+var releaseScript = redis.NewScript(`
+local k = KEYS[1]
+if redis.call('HGET', k, 'flt') ~= ARGV[1] then return 0 end
+redis.call('HDEL', k, 'fl', 'flp', 'flt', 'fle', 'flx')
+if redis.call('HLEN', k) == 0 then redis.call('DEL', k) end
+return 1
+`)
+
 // statusStore keeps the last-known status of every request and batch.
 type statusStore struct {
 	rdb    redis.UniversalClient
@@ -110,6 +126,82 @@ type statusStore struct {
 	// domain package stays the one authority on the order.
 	requestFrom map[payout.Status][]any
 	batchFrom   map[payout.BatchStatus][]any
+
+	// epochCache is the last value read of the epoch marker.
+	epochCache atomic.Pointer[string]
+}
+
+// The epoch marker tells a status read before a Redis data loss from one
+// read after it. An empty status key means "never emitted" or "lost with
+// Redis"; a status read from the provider is emitted on an empty key only
+// if the marker still holds the value seen before the read. The marker has
+// no TTL: a flush, a restart without persistence or a failover to an empty
+// replica removes it, and the first reader after that writes a new random
+// value, so every read older than the loss fails the check.
+//
+// Why it is needed: a poll reads PENDING, a webhook's APPROVED is emitted,
+// Redis loses its data, then the poll's PENDING finds an empty key. Without
+// the check it is emitted after APPROVED.
+func (s *statusStore) epochKey() string { return s.prefix + "track:epoch" }
+
+// epoch returns the marker as last seen (reading it the first time). Take it
+// before reading a status from the provider, and pass it as the
+// transition's since.
+func (s *statusStore) epoch(ctx context.Context) (string, error) {
+	if v := s.epochCache.Load(); v != nil {
+		return *v, nil
+	}
+	return s.currentEpoch(ctx)
+}
+
+// currentEpoch reads the marker from Redis, writing a new one when it is
+// missing.
+func (s *statusStore) currentEpoch(ctx context.Context) (string, error) {
+	fresh := newToken()
+	v, err := s.rdb.SetArgs(ctx, s.epochKey(), fresh, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		v = fresh
+	case err != nil:
+		return "", err
+	}
+	s.epochCache.Store(&v)
+	return v, nil
+}
+
+// checkEpoch turns every granted attempt that needs the check (a verified,
+// non-final status on an empty key) into outcomeReread when the epoch
+// marker no longer holds its since, releasing the attempt. One GET when any
+// needs the check, one pipelined release when any fails it.
+func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens []string, outs []outcome, froms []string) error {
+	var check []int
+	for i, tr := range trs {
+		if outs[i] == outcomeOK && froms[i] == "" && tr.verified && !tr.final {
+			check = append(check, i)
+		}
+	}
+	if len(check) == 0 {
+		return nil
+	}
+	cur, err := s.currentEpoch(ctx)
+	if err != nil {
+		return err
+	}
+	var keys [][]string
+	var args [][]any
+	for _, i := range check {
+		if trs[i].since == cur {
+			continue
+		}
+		outs[i] = outcomeReread
+		keys = append(keys, []string{s.key(trs[i].kind, trs[i].id)})
+		args = append(args, []any{tokens[i]})
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err = s.runPipelined(ctx, releaseScript, keys, args)
+	return err
 }
 
 func newStatusStore(rdb redis.UniversalClient, prefix string, ttl, lease time.Duration) *statusStore {
@@ -157,6 +249,9 @@ type transition struct {
 	ref      string // transactionId or payoutId
 	final    bool
 	verified bool // the status was just read from Wompi
+	// since is the epoch marker taken before the status was read from the
+	// provider (statusStore.epoch); a verified status needs it.
+	since string
 }
 
 // begin runs the begin script; token identifies the attempt.
@@ -168,7 +263,11 @@ func (s *statusStore) begin(ctx context.Context, tr transition, token string) (o
 	if len(res) != 2 {
 		return "", "", fmt.Errorf("track: begin script answered %d values", len(res))
 	}
-	return outcome(res[0]), res[1], nil
+	outs, froms := []outcome{outcome(res[0])}, []string{res[1]}
+	if err := s.checkEpoch(ctx, []transition{tr}, []string{token}, outs, froms); err != nil {
+		return "", "", err
+	}
+	return outs[0], froms[0], nil
 }
 
 // beginArgs are the begin script's arguments for tr.

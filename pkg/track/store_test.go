@@ -15,6 +15,7 @@ func TestStatusCASFollowsDomainOrder(t *testing.T) {
 	rs := testenv.Redis(t)
 	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
 	ctx := context.Background()
+	ep := mustEpoch(t, s)
 	try := func(k kind, id, from, to string, final bool) outcome {
 		t.Helper()
 		key := s.key(k, id)
@@ -22,7 +23,7 @@ func TestStatusCASFollowsDomainOrder(t *testing.T) {
 		if from != "" {
 			rs.Client().HSet(ctx, key, "st", from, "tx", "tx-1")
 		}
-		out, _, err := s.begin(ctx, transition{kind: k, id: id, to: to, ref: "tx-1", final: final, verified: true}, "tok")
+		out, _, err := s.begin(ctx, transition{kind: k, id: id, to: to, ref: "tx-1", final: final, verified: true, since: ep}, "tok")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,8 +51,9 @@ func TestStatusCASLeaseAbandonAndUnknown(t *testing.T) {
 	rs := testenv.Redis(t)
 	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
 	ctx := context.Background()
+	ep := mustEpoch(t, s)
 	tr := func(to payout.Status, ref string, verified bool) transition {
-		return transition{kind: kindRequest, id: "req-1", to: string(to), ref: ref, final: to.Final(), verified: verified}
+		return transition{kind: kindRequest, id: "req-1", to: string(to), ref: ref, final: to.Final(), verified: verified, since: ep}
 	}
 	expect := func(t2 transition, tok string, want outcome, wantCur string) {
 		t.Helper()
@@ -94,8 +96,8 @@ func TestStatusCASLeaseAbandonAndUnknown(t *testing.T) {
 	// A CANCELLED transaction sent again under a new transaction id starts
 	// a new life; the old transaction's late events stay refused.
 	rs.Client().HSet(ctx, s.key(kindRequest, "req-2"), "st", "CANCELLED", "tx", "tx-old")
-	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-old", verified: true}, "e", outcomeStale, "CANCELLED")
-	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-new", verified: true}, "e", outcomeOK, "")
+	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-old", verified: true, since: ep}, "e", outcomeStale, "CANCELLED")
+	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-new", verified: true, since: ep}, "e", outcomeOK, "")
 }
 
 // beginMany and endMany give each key the answer begin and end give it
@@ -109,11 +111,12 @@ func TestStatusCASPipelined(t *testing.T) {
 	}
 	rs.Client().HSet(ctx, s.key(kindRequest, "p-done"), "st", "APPROVED", "tx", "tx-d")
 	rs.Client().HSet(ctx, s.key(kindRequest, "p-pend"), "st", "PENDING", "tx", "tx-p")
+	ep := mustEpoch(t, s)
 	trs := []transition{
-		{kind: kindRequest, id: "p-new", to: "PENDING", ref: "tx-n", verified: true},                 // fresh: ours
-		{kind: kindRequest, id: "p-done", to: "PENDING", ref: "tx-d", verified: true},                // regression
-		{kind: kindRequest, id: "p-pend", to: "PENDING", ref: "tx-p", verified: true},                // duplicate
-		{kind: kindRequest, id: "p-pend2", to: "APPROVED", ref: "tx-q", final: true, verified: true}, // ours
+		{kind: kindRequest, id: "p-new", to: "PENDING", ref: "tx-n", verified: true, since: ep},                 // fresh: ours
+		{kind: kindRequest, id: "p-done", to: "PENDING", ref: "tx-d", verified: true, since: ep},                // regression
+		{kind: kindRequest, id: "p-pend", to: "PENDING", ref: "tx-p", verified: true, since: ep},                // duplicate
+		{kind: kindRequest, id: "p-pend2", to: "APPROVED", ref: "tx-q", final: true, verified: true, since: ep}, // ours
 	}
 	outs, froms, err := s.beginMany(ctx, trs, []string{"t1", "t2", "t3", "t4"})
 	if err != nil {
@@ -127,7 +130,7 @@ func TestStatusCASPipelined(t *testing.T) {
 		}
 	}
 	// While the attempts hold their leases, a single begin waits.
-	if out, _, _ := s.begin(ctx, transition{kind: kindRequest, id: "p-new", to: "APPROVED", ref: "tx-n", final: true, verified: true}, "x"); out != outcomeBusy {
+	if out, _, _ := s.begin(ctx, transition{kind: kindRequest, id: "p-new", to: "APPROVED", ref: "tx-n", final: true, verified: true, since: ep}, "x"); out != outcomeBusy {
 		t.Fatalf("begin during a pipelined attempt: %s", out)
 	}
 	// Confirm the first, abandon the last.

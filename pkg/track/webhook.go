@@ -178,6 +178,10 @@ func (e *Engine) onTransaction(ctx context.Context, tx *wompi.TransactionEvent, 
 	if !ok {
 		return 0, fmt.Errorf("%w: unknown transaction status %q", errUnmapped, truncate(string(tx.Status), 32))
 	}
+	since, err := e.statuses.epoch(ctx) // before Wompi is read
+	if err != nil {
+		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	}
 	ref, wtx, err := e.resolveTransaction(ctx, tx.PayoutID, tx.ID)
 	if err != nil {
 		return 0, err
@@ -201,7 +205,7 @@ func (e *Engine) onTransaction(ctx context.Context, tx *wompi.TransactionEvent, 
 		}
 		verified = true
 	}
-	return e.emitRequest(ctx, sc, verified, func(ctx context.Context) (payout.Status, wompi.FailureReason, error) {
+	return e.emitRequest(ctx, sc, verified, since, func(ctx context.Context) (payout.Status, wompi.FailureReason, error) {
 		t, err := e.cfg.Wompi.PayoutTransaction(ctx, tx.PayoutID, tx.ID)
 		if err != nil {
 			return "", wompi.FailureReason{}, wompiErr(err)
@@ -289,6 +293,10 @@ func (e *Engine) onPayout(ctx context.Context, p *wompi.PayoutEvent, at time.Tim
 	if !st.Valid() {
 		return 0, fmt.Errorf("%w: unknown batch status %q", errUnmapped, truncate(string(p.Status), 32))
 	}
+	since, err := e.statuses.epoch(ctx) // before Wompi is read
+	if err != nil {
+		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	}
 	sp, found, err := e.sub.Payout(ctx, p.ID)
 	if err != nil {
 		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
@@ -348,7 +356,7 @@ func (e *Engine) onPayout(ctx context.Context, p *wompi.PayoutEvent, at time.Tim
 		bc.StatusMessage = optString(wp.StatusMessage)
 		verified = true
 	}
-	return e.emitBatch(ctx, bc, verified, func(ctx context.Context) (payout.BatchStatus, error) {
+	return e.emitBatch(ctx, bc, verified, since, func(ctx context.Context) (payout.BatchStatus, error) {
 		w, err := e.cfg.Wompi.Payout(ctx, p.ID)
 		if err != nil {
 			return "", wompiErr(err)

@@ -1,0 +1,191 @@
+package track
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+func mustEpoch(t testing.TB, s *statusStore) string {
+	t.Helper()
+	ep, err := s.epoch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
+}
+
+// Two faults together: a poll reads PENDING from the provider; before it
+// emits, a webhook's APPROVED is emitted and confirmed, and then Redis loses
+// its data. The poll's PENDING finds an empty key. Emitting it would put
+// PENDING after APPROVED on the status topic (seen in the chaos suite on a
+// real broker): the epoch marker taken before the read refuses it, and a
+// status read after the loss is emitted.
+func TestStatusReadBeforeRedisLossIsNotEmitted(t *testing.T) {
+	rs := testenv.RedisOwn(t)
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ctx := context.Background()
+
+	since := mustEpoch(t, s) // the poll, before it reads Wompi
+	approved := transition{kind: kindRequest, id: "r-1", to: string(payout.StatusApproved), ref: "tx-1", final: true, verified: true}
+	if out, _, err := s.begin(ctx, approved, "hook"); err != nil || out != outcomeOK {
+		t.Fatalf("webhook's APPROVED: %s %v", out, err)
+	}
+	if err := s.end(ctx, approved, "hook", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	stale := transition{kind: kindRequest, id: "r-1", to: string(payout.StatusPending), ref: "tx-1", verified: true, since: since}
+	if out, _, err := s.begin(ctx, stale, "poll"); err != nil || out != outcomeReread {
+		t.Fatalf("the poll's PENDING read before the loss: %s %v, want %s", out, err, outcomeReread)
+	}
+	// The same through the pipelined path, and for a batch.
+	staleBatch := transition{kind: kindBatch, id: "b-1", to: string(payout.BatchPending), ref: "p-1", verified: true, since: since}
+	outs, _, err := s.beginMany(ctx, []transition{stale, staleBatch}, []string{"poll-2", "poll-3"})
+	if err != nil || outs[0] != outcomeReread || outs[1] != outcomeReread {
+		t.Fatalf("pipelined: %v %v, want both %s", outs, err, outcomeReread)
+	}
+	// Released: the key reads as empty, not as an attempt in flight.
+	if n, err := rs.Client().Exists(ctx, s.key(kindRequest, "r-1"), s.key(kindBatch, "b-1")).Result(); err != nil || n != 0 {
+		t.Fatalf("released attempts left %d keys (%v)", n, err)
+	}
+	// A final status needs no check; a status read after the loss (a new
+	// epoch taken first) is emitted.
+	if out, _, err := s.begin(ctx, transition{kind: kindRequest, id: "r-2", to: string(payout.StatusFailed), ref: "tx-2",
+		final: true, verified: true, since: since}, "f"); err != nil || out != outcomeOK {
+		t.Fatalf("final status after the loss: %s %v", out, err)
+	}
+	fresh := mustEpoch(t, s)
+	if fresh == since {
+		t.Fatal("the epoch marker survived FLUSHALL")
+	}
+	stale.since = fresh
+	if out, _, err := s.begin(ctx, stale, "poll-4"); err != nil || out != outcomeOK {
+		t.Fatalf("PENDING read after the loss: %s %v, want ok", out, err)
+	}
+}
+
+// The same pair of faults through the dispatcher's gate: SUBMITTED checked
+// against the marker the dispatcher took before its POST is skipped.
+func TestGateSkipsStatusesObservedBeforeRedisLoss(t *testing.T) {
+	rs := testenv.RedisOwn(t)
+	g := NewGate(rs.Client(), rs.Prefix(), time.Minute)
+	ctx := context.Background()
+	since, err := g.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := g.Begin(ctx, since, []GateItem{{ID: "r-1", To: string(payout.StatusApproved), Ref: "tx-1"}})
+	if err != nil || tk.Verdicts[0] != GateOurs {
+		t.Fatalf("APPROVED: %+v %v", tk, err)
+	}
+	if err := g.End(ctx, tk, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	tk, err = g.Begin(ctx, since, []GateItem{{ID: "r-1", To: string(payout.StatusSubmitted), Ref: "tx-1"},
+		{Batch: true, ID: "b-1", To: string(payout.BatchPending), Ref: "p-1"}})
+	if err != nil || tk.Verdicts[0] != GateSkip || tk.Verdicts[1] != GateSkip {
+		t.Fatalf("SUBMITTED and batch PENDING after the loss: %+v %v, want both skipped", tk, err)
+	}
+	fresh, err := g.Epoch(ctx)
+	if err != nil || fresh == since {
+		t.Fatalf("epoch after the loss: %q %v", fresh, err)
+	}
+	tk, err = g.Begin(ctx, fresh, []GateItem{{ID: "r-9", To: string(payout.StatusSubmitted), Ref: "tx-9"}})
+	if err != nil || tk.Verdicts[0] != GateOurs {
+		t.Fatalf("SUBMITTED observed after the loss: %+v %v", tk, err)
+	}
+}
+
+// hookTransport runs after once the first answer to a request whose path
+// ends in suffix was read, before the caller sees it.
+type hookTransport struct {
+	suffix string
+	after  func()
+	done   atomic.Bool
+}
+
+func (h *hookTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || !strings.HasSuffix(req.URL.Path, h.suffix) || !h.done.CompareAndSwap(false, true) {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	h.after()
+	return resp, nil
+}
+
+// The pair of faults end to end, as the chaos suite met it on a real
+// broker: a poll lists a payout's transactions (PENDING); before it emits,
+// Wompi settles one, its APPROVED is emitted (as a webhook would), and Redis
+// is flushed. The poll must not emit its PENDING after that APPROVED; the
+// next poll, reading after the loss, finds APPROVED.
+func TestPollReadBeforeRedisLossDoesNotRegress(t *testing.T) {
+	f := newFixture(t, fixtureOpts{ownRedis: true, sim: wompitest.Config{SettleDelay: time.Second}})
+	c := f.submit(true, f.payee("1234567890"))
+	var e *Engine
+	hook := &hookTransport{suffix: "/transactions", after: func() {
+		f.sim.Advance(2 * time.Second) // Wompi approves the transaction
+		tx, err := f.wompi.PayoutTransaction(context.Background(), c.payoutID, c.txs[0].ID)
+		if err != nil || tx.Status != "APPROVED" {
+			t.Errorf("transaction after settling: %+v %v", tx, err)
+			return
+		}
+		sc := &payout.StatusChange{RequestID: tx.Reference, BatchID: optString(c.batchID), PayoutID: optString(c.payoutID),
+			TransactionID: optString(tx.ID), Status: payout.StatusApproved, AmountInCents: tx.AmountInCents,
+			OriginAccountID: wompitest.AccountMain, OccurredAt: f.clock.Now(), Source: payout.SourceWebhook, Rail: wompiRail()}
+		if res, err := e.emitRequest(context.Background(), sc, false, "", nil); err != nil || res != emitNew {
+			t.Errorf("webhook's APPROVED: %v %v", res, err)
+		}
+		if err := f.redis.FlushAll(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}}
+	polled, err := wompi.New(wompi.Config{BaseURL: f.sim.BaseURL(), APIKey: f.sim.Config().APIKey,
+		PrincipalID: f.sim.Config().PrincipalID, HTTPClient: &http.Client{Transport: hook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ = f.engine(func(cfg *Config) { cfg.Wompi = polled })
+	if _, err := e.PollOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !hook.done.Load() {
+		t.Fatal("the poll never listed the transactions")
+	}
+	evs := f.statusEvents()
+	if err := payout.CheckLifecycles(evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Status == payout.StatusPending {
+			t.Fatalf("the poll emitted PENDING read before the loss, after APPROVED: %+v", ev)
+		}
+	}
+	if n := testutil.ToFloat64(e.m.rereads.WithLabelValues(string(kindRequest))); n != 1 {
+		t.Fatalf("stale reads counted %v, want 1", n)
+	}
+}
