@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
@@ -203,4 +204,20 @@ func mustLoad(name string) *time.Location {
 		return time.FixedZone("America/Sao_Paulo", -3*60*60)
 	}
 	return l
+}
+
+// HandOffID is the id under which the dispatcher hands a single payout to
+// the tracker (pkg/submitted's payout id, with one transaction whose id is
+// the provider's): the rail's name, a colon, and the provider's id. Wompi's
+// payouts keep their own id (a UUID: no colon).
+func HandOffID(n Name, providerID string) string { return string(n) + ":" + providerID }
+
+// ParseHandOffID splits a HandOffID. ok is false for anything else (a Wompi
+// payout id, or a rail name the contract does not know).
+func ParseHandOffID(id string) (n Name, providerID string, ok bool) {
+	name, pid, found := strings.Cut(id, ":")
+	if !found || pid == "" || !Name(name).Valid() || Name(name) == Wompi {
+		return "", "", false
+	}
+	return Name(name), pid, true
 }
