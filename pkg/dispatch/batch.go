@@ -126,9 +126,14 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 
 	t = e.m.stage("claim", t)
 	if r := b.Rail; r != nil && rail.Name(*r) != rail.Wompi {
-		return j.deferRail(rail.Name(*r))
+		cl := e.cfg.Singles[rail.Name(*r)]
+		if cl == nil {
+			return j.deferRail(rail.Name(*r))
+		}
+		err = j.runSingle(c, cl)
+	} else {
+		err = j.run(c, t)
 	}
-	err = j.run(c, t)
 	if p := asPermanent(err); p != nil {
 		return j.poison(p)
 	}

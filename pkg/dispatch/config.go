@@ -15,6 +15,7 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/railconfig"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
@@ -74,6 +75,18 @@ type Config struct {
 	// RAIL_NOT_CONFIGURED; Rails only decides what its log and metric say
 	// (not enabled, or enabled but not paid through by this release).
 	Rails railconfig.Enabled
+	// Singles are the clients of the single-payout rails this dispatcher
+	// pays through (SmartFastPay, WEpayout), one per enabled rail. A batch
+	// of a rail without a client here is deferred with RAIL_NOT_CONFIGURED.
+	Singles map[rail.Name]rail.SinglePayouts
+	// SingleRatePerSecond and SingleRateBurst are each single-payout rail's
+	// API rate limit (creates and lookups), shared by every replica.
+	// Defaults 10/s, burst 5.
+	SingleRatePerSecond float64
+	SingleRateBurst     int
+	// SingleConcurrency bounds the payees of one batch sent at once on a
+	// single-payout rail; default 8.
+	SingleConcurrency int
 
 	// Wompi is the API client. Its HTTP client's timeout must not exceed
 	// HTTPTimeout (the recovery grace period relies on it). Required.
@@ -145,6 +158,20 @@ type Config struct {
 
 func (c *Config) setDefaults() error {
 	var errs []error
+	if c.SingleRatePerSecond <= 0 {
+		c.SingleRatePerSecond = 10
+	}
+	if c.SingleRateBurst <= 0 {
+		c.SingleRateBurst = 5
+	}
+	if c.SingleConcurrency <= 0 {
+		c.SingleConcurrency = 8
+	}
+	for n, cl := range c.Singles {
+		if cl == nil || n == rail.Wompi || !n.Valid() || cl.Rail() != n {
+			errs = append(errs, fmt.Errorf("dispatch: Singles[%q] is not a single-payout client of that rail", n))
+		}
+	}
 	if len(c.Kafka) == 0 {
 		errs = append(errs, errors.New("dispatch: Kafka options are required"))
 	}

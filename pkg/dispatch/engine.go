@@ -90,8 +90,11 @@ func New(cfg Config) (*Engine, error) {
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}
 	// One API rate limit per rail; Wompi's bucket keeps its key from before
 	// rails. The other rails get theirs when the dispatcher pays through them.
-	if e.limiter, err = ratelimit.NewRailLimiters(cfg.Redis, cfg.Prefix,
-		map[rail.Name]ratelimit.RailRate{rail.Wompi: {PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}}); err != nil {
+	rates := map[rail.Name]ratelimit.RailRate{rail.Wompi: {PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}}
+	for n := range cfg.Singles {
+		rates[n] = ratelimit.RailRate{PerSecond: cfg.SingleRatePerSecond, Burst: cfg.SingleRateBurst}
+	}
+	if e.limiter, err = ratelimit.NewRailLimiters(cfg.Redis, cfg.Prefix, rates); err != nil {
 		return nil, err
 	}
 	if e.budget, err = ratelimit.NewBudget(cfg.Redis, ratelimit.BudgetConfig{Prefix: cfg.Prefix, DailyBatchCap: cfg.DailyBatchCap,
@@ -106,6 +109,9 @@ func New(cfg Config) (*Engine, error) {
 	e.rails = railconfig.Enabled{rail.Wompi: true}
 	for n, on := range cfg.Rails {
 		e.rails[n] = e.rails[n] || on
+	}
+	for n := range cfg.Singles {
+		e.rails[n] = true
 	}
 	e.health = &healthGate{e: e}
 	e.hard, e.killHard = context.WithCancelCause(context.Background())

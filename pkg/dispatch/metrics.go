@@ -33,6 +33,7 @@ type metrics struct {
 	restarts          prometheus.Counter
 	lateSkipped       prometheus.Counter
 	reconciled        *prometheus.CounterVec // found
+	providerDupes     *prometheus.CounterVec // rail
 	inflight          prometheus.Gauge
 	railDeferred      *prometheus.CounterVec // rail, cause
 }
@@ -76,6 +77,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "SUBMITTED (or a batch's PENDING) not emitted because the tracker had already emitted that status or a later one (a webhook beat the dispatcher), or may have before a Redis data loss."}),
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "reconciliations_total",
 			Help: "Lookups by reference before a POST, by whether the batch was already in Wompi."}, []string{"found"}),
+		providerDupes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "provider_duplicates_total",
+			Help: "Lookups by requestId that found more than one payout at a single-payout rail (someone posted our id twice; never the dispatcher: each of its POSTs follows a lookup that found nothing), by rail."}, []string{"rail"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "batches_in_flight",
 			Help: "Batches being worked on."}),
 		railDeferred: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rail_deferred_total",
@@ -84,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
 		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.postBlocked, m.restarts, m.lateSkipped,
-		m.reconciled, m.inflight, m.railDeferred} {
+		m.reconciled, m.providerDupes, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)
 		}

@@ -143,6 +143,11 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		closeAll()
 		return nil, nil, fmt.Errorf("WOMPI_BASE_URL: %w", err)
 	}
+	singles, err := st.Rails.Singles(st.HTTPTimeout)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
 	codec, err := events.NewCodec(ctx, events.WithRegistry(st.SchemaRegistryURL), events.WithTopics(st.Topics))
 	if err != nil {
 		closeAll()
@@ -163,6 +168,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,
 		LeaseTTL: st.LeaseTTL, HealthInterval: st.HealthInterval, BanksRefresh: st.BanksRefresh,
 		InstanceID: st.InstanceID, Logger: logger, Registerer: reg, Rails: st.Rails.Enabled(),
+		Singles: singles,
 	})
 	if err != nil {
 		closeAll()

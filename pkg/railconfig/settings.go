@@ -24,7 +24,9 @@ package railconfig
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -212,4 +214,30 @@ func (e Enabled) Register(reg prometheus.Registerer) error {
 		g.WithLabelValues(string(n)).Set(v)
 	}
 	return reg.Register(g)
+}
+
+// Singles builds the client of every enabled single-payout rail, each with
+// an HTTP client whose Timeout is timeout (a whole call, as the dispatcher's
+// recovery grace assumes).
+func (st *Settings) Singles(timeout time.Duration) (map[rail.Name]rail.SinglePayouts, error) {
+	out := map[rail.Name]rail.SinglePayouts{}
+	if st.smartFastPayEnabled() {
+		cfg := st.SmartFastPay
+		cfg.HTTPClient = &http.Client{Timeout: timeout}
+		c, err := smartfastpay.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("SMARTFASTPAY_BASE_URL: %w", err)
+		}
+		out[rail.SmartFastPay] = c
+	}
+	if st.wePayoutEnabled() {
+		cfg := st.WEpayout
+		cfg.HTTPClient = &http.Client{Timeout: timeout}
+		c, err := wepayout.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("WEPAYOUT_BASE_URL: %w", err)
+		}
+		out[rail.WEpayout] = c
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package submitted
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -75,21 +76,36 @@ var payoutFields = []string{"batchId", "originAccountId", "paymentType", "totalA
 // transactions in one hash, and schedules its first poll at firstPoll: three
 // commands in one pipelined round trip, whatever the number of transactions.
 func (s *Store) Record(ctx context.Context, p Payout, txs []Transaction, firstPoll time.Time) error {
-	pk := s.payoutKey(p.PayoutID)
-	args := make([]any, 0, 12+2*len(txs))
-	args = append(args, "batchId", p.BatchID, "originAccountId", p.OriginAccountID, "paymentType", p.PaymentType,
-		"totalAmountInCents", p.TotalAmountInCents, "transactionCount", p.TransactionCount, "submittedAt", p.SubmittedAt.UnixMilli())
-	var buf []byte
-	for _, t := range txs {
-		buf = strconv.AppendInt(buf[:0], t.AmountInCents, 10)
-		buf = append(buf, '|')
-		buf = append(buf, t.RequestID...)
-		args = append(args, txField(t.TransactionID), string(buf))
+	return s.RecordMany(ctx, []Payout{p}, [][]Transaction{txs}, firstPoll)
+}
+
+// RecordMany is Record for many payouts (ps[i] with txs[i]) in one
+// pipelined round trip: a single-payout rail's batch hands off one payout
+// per payee.
+func (s *Store) RecordMany(ctx context.Context, ps []Payout, txs [][]Transaction, firstPoll time.Time) error {
+	if len(ps) != len(txs) {
+		return fmt.Errorf("submitted: %d payouts, %d transaction lists", len(ps), len(txs))
+	}
+	if len(ps) == 0 {
+		return nil
 	}
 	pipe := s.rdb.Pipeline()
-	pipe.HSet(ctx, pk, args...)
-	pipe.Expire(ctx, pk, s.ttl)
-	pipe.ZAddNX(ctx, s.pollKey(), redis.Z{Score: float64(firstPoll.UnixMilli()), Member: p.PayoutID})
+	var buf []byte
+	for i, p := range ps {
+		pk := s.payoutKey(p.PayoutID)
+		args := make([]any, 0, 12+2*len(txs[i]))
+		args = append(args, "batchId", p.BatchID, "originAccountId", p.OriginAccountID, "paymentType", p.PaymentType,
+			"totalAmountInCents", p.TotalAmountInCents, "transactionCount", p.TransactionCount, "submittedAt", p.SubmittedAt.UnixMilli())
+		for _, t := range txs[i] {
+			buf = strconv.AppendInt(buf[:0], t.AmountInCents, 10)
+			buf = append(buf, '|')
+			buf = append(buf, t.RequestID...)
+			args = append(args, txField(t.TransactionID), string(buf))
+		}
+		pipe.HSet(ctx, pk, args...)
+		pipe.Expire(ctx, pk, s.ttl)
+		pipe.ZAddNX(ctx, s.pollKey(), redis.Z{Score: float64(firstPoll.UnixMilli()), Member: p.PayoutID})
+	}
 	_, err := pipe.Exec(ctx)
 	return err
 }

@@ -1,0 +1,409 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/track"
+)
+
+// A single-payout rail (SmartFastPay, WEpayout) takes one payee per POST
+// and documents no idempotency: a second POST with the same id pays twice.
+// So the rules of runSingle are:
+//
+//   - every POST is preceded by a lookup by our own id (the requestId, the
+//     provider's transaction id or invoice): found, the payout is adopted;
+//     only a lookup that proves it absent lets a POST go out. After a Redis
+//     loss this lookup is the only proof left, so it is never skipped;
+//   - a POST whose outcome is unknown (a timeout, a 5xx, a lost answer) is
+//     followed by a wait of RecoveryGrace (the longest a POST started
+//     before can still land) before the next lookup;
+//   - a batch that an earlier attempt was already posting (a crash, a lease
+//     another replica lost) waits RecoveryGrace plus a lease before its
+//     first lookup, for the same reason;
+//   - a refusal (validation) rejects that payee only; a deferral (balance,
+//     limit) defers that payee only, in a smaller copy of the batch on the
+//     deferred topic; credentials that stopped working are retried at the
+//     longest backoff, loudly, never turned into a rejection.
+//
+// Redis work per batch is a constant number of round trips: the claim, the
+// duplicate index, the reservation, one state move, one pipelined hand-off
+// of every payee, the status gate (two), the final state move; the rate
+// limit costs one per POST or lookup, as it does for Wompi's POST.
+
+// singleOutcome is what became of one payee.
+type singleOutcome struct {
+	paid     *rail.Payout
+	rejected *rail.Error // refused: REJECTED with its code
+	deferred *rail.Error // refused for now: deferred
+}
+
+// runSingle pays the batch of a single-payout rail through cl.
+func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
+	e, b := j.e, j.b
+	// Single-payout rails take the payee's bank code as sent: no bankId.
+	j.bankIDs = make([]string, len(b.Transactions))
+	for i := range j.bankIDs {
+		j.bankIDs[i] = "-"
+	}
+	if err := j.dedupe(); err != nil {
+		return err
+	}
+	j.firstPostAt = c.firstPostAt
+	maybeSent := c.state == statePosting || c.state == statePosted || !c.firstPostAt.IsZero()
+	if len(j.keep) == 0 {
+		return j.nothingToPay()
+	}
+	var amount int64
+	for _, i := range j.keep {
+		amount += b.Transactions[i].AmountInCents
+	}
+	j.res = newReservation(b, j.acct, amount, e.now())
+	g, err := j.reserveSingle()
+	j.reserved = err == nil
+	if err != nil {
+		return err
+	}
+	if !g.Granted {
+		reason := payout.ReasonDailyLimit
+		if g.Denied == ratelimit.DeniedBatchCount {
+			reason = payout.ReasonBatchBudget
+		}
+		return j.deferBatch(reason, j.nextDayStart(), false, "our daily budget is used up ("+string(g.Denied)+")")
+	}
+	// The proof, for any later attempt, that POSTs may have gone out.
+	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,
+		[]string{stateClaimed, stateDeferred, statePosting}, statePosting,
+		"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)); err != nil {
+		return err
+	}
+	if maybeSent {
+		wait := e.cfg.RecoveryGrace + e.cfg.LeaseTTL
+		j.log.Warn("dispatch: an earlier attempt may have posted some payees: waiting for its calls to land before looking them up",
+			"rail", cl.Rail(), "wait", wait)
+		if err := sleep(j.soft, wait); err != nil {
+			return err
+		}
+	}
+
+	outs := make([]singleOutcome, len(b.Transactions))
+	errs := make([]error, len(b.Transactions))
+	sem := make(chan struct{}, e.cfg.SingleConcurrency)
+	var wg sync.WaitGroup
+	var crashOnce sync.Once
+	var crash error
+	for _, i := range j.keep {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			outs[i], errs[i] = j.payOne(cl, i, func() error {
+				if e.afterPost == nil {
+					return nil
+				}
+				var err error
+				crashOnce.Do(func() {
+					if herr := e.afterPost(b.BatchID); herr != nil {
+						crash = fmt.Errorf("%w: %w", errCrashed, herr)
+						e.crash()
+					}
+				})
+				err = crash
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		// The payees already paid are found by the next attempt's lookups.
+		return err
+	}
+	return j.finishSingle(cl.Rail(), outs)
+}
+
+// reserveSingle is reserve for a rail whose provider publishes no figures of
+// what was already spent today: the budgets are seeded from our own
+// reservations only.
+func (j *job) reserveSingle() (ratelimit.Grant, error) {
+	e := j.e
+	for attempt := 0; ; attempt++ {
+		g, err := e.budget.Reserve(j.hard, j.res)
+		var ns *ratelimit.NotSeededError
+		switch {
+		case err == nil:
+			return g, nil
+		case attempt >= 3:
+			return g, err
+		case errors.As(err, &ns):
+			if ns.AmountDay != "" {
+				if _, err := e.budget.SeedAmount(j.hard, ns.Rail, ns.AmountDay, ns.AccountID, 0); err != nil {
+					return g, err
+				}
+			}
+			if ns.SlotDay != "" {
+				if _, err := e.budget.SeedBatches(j.hard, ns.Rail, ns.SlotDay, 0); err != nil {
+					return g, err
+				}
+			}
+		case errors.Is(err, ratelimit.ErrReservationConflict):
+			j.log.Warn("dispatch: replacing the batch's earlier reservation", "err", err)
+			if _, err := e.budget.Release(j.hard, j.res); err != nil {
+				return g, err
+			}
+		default:
+			return g, err
+		}
+	}
+}
+
+// payOne pays payee i exactly once: lookup, and only when the provider
+// proves it holds nothing for our id, a POST. crashHook runs after the
+// first answered POST (tests).
+func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (singleOutcome, error) {
+	e := j.e
+	t := &j.b.Transactions[i]
+	name := cl.Rail()
+	req := singleRequest(name, t)
+	for attempt := 0; ; attempt++ {
+		found, err := j.findSingle(cl, t.RequestID)
+		if err != nil {
+			return singleOutcome{}, err
+		}
+		if len(found) > 0 {
+			e.m.reconciled.WithLabelValues("true").Inc()
+			if len(found) > 1 {
+				// Someone posted our id twice: not us (every POST follows a
+				// lookup that found nothing), but it must be seen.
+				e.m.providerDupes.WithLabelValues(string(name)).Inc()
+				j.log.Error("dispatch: the provider holds more than one payout for one requestId; the earliest is adopted",
+					"rail", name, "request_id", t.RequestID, "payouts", len(found))
+			}
+			p := earliest(found)
+			return singleOutcome{paid: &p}, nil
+		}
+		e.m.reconciled.WithLabelValues("false").Inc()
+		if err := e.limiter.Wait(j.soft, name); err != nil {
+			return singleOutcome{}, err
+		}
+		if j.soft.Err() != nil { // the lease is gone: another replica owns the batch now
+			return singleOutcome{}, j.soft.Err()
+		}
+		if e.beforePost != nil {
+			e.beforePost(j.b.BatchID)
+		}
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)
+		p, err := cl.Create(ctx, req)
+		cancel()
+		e.m.observe("create_single_payout", start, err)
+		if herr := crashHook(); herr != nil {
+			return singleOutcome{}, herr
+		}
+		if err == nil {
+			return singleOutcome{paid: &p}, nil
+		}
+		var re *rail.Error
+		errors.As(err, &re)
+		switch rail.ClassOf(err) {
+		case rail.Rejected, rail.Permanent:
+			if re == nil {
+				re = &rail.Error{Rail: name, Op: "create", Class: rail.Permanent, Message: err.Error()}
+			}
+			return singleOutcome{rejected: re}, nil
+		case rail.Deferred:
+			return singleOutcome{deferred: re}, nil
+		case rail.AlreadyExists:
+			// The lookup just before said absent: it shows up shortly.
+			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
+				return singleOutcome{}, err
+			}
+		case rail.OutcomeUnknown:
+			e.m.retries.WithLabelValues("post").Inc()
+			j.log.Warn("dispatch: single payout's outcome unknown; looking it up once any POST in flight has landed",
+				"rail", name, "request_id", t.RequestID, "err", err, "wait", e.cfg.RecoveryGrace)
+			if err := sleep(j.soft, e.cfg.RecoveryGrace); err != nil {
+				return singleOutcome{}, err
+			}
+		case rail.Unauthorized:
+			code := "401"
+			if re != nil && re.HTTPStatus != 0 {
+				code = strconv.Itoa(re.HTTPStatus)
+			}
+			e.m.postBlocked.WithLabelValues(code).Inc()
+			j.log.Error("dispatch: single payout refused for a reason no retry fixes (credentials, permission or base URL); retrying at the longest backoff until it is fixed",
+				"rail", name, "err", err, "attempt", attempt)
+			if err := sleep(j.soft, e.cfg.RetryMax); err != nil {
+				return singleOutcome{}, err
+			}
+		default: // Retryable: not applied
+			e.m.retries.WithLabelValues("post").Inc()
+			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
+				return singleOutcome{}, err
+			}
+		}
+	}
+}
+
+// findSingle looks our id up, asking again with backoff while the provider
+// fails retryably: absence is never assumed.
+func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error) {
+	e := j.e
+	for attempt := 0; ; attempt++ {
+		if err := e.limiter.Wait(j.soft, cl.Rail()); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(j.soft, e.cfg.HTTPTimeout)
+		ps, err := cl.Find(ctx, id)
+		cancel()
+		e.m.observe("find_single_payout", start, err)
+		if err == nil {
+			return ps, nil
+		}
+		if rail.ClassOf(err) == rail.Unauthorized {
+			code := "401"
+			if re := (*rail.Error)(nil); errors.As(err, &re) && re.HTTPStatus != 0 {
+				code = strconv.Itoa(re.HTTPStatus)
+			}
+			e.m.postBlocked.WithLabelValues(code).Inc()
+			j.log.Error("dispatch: single payout lookup refused (credentials, permission or base URL); retrying at the longest backoff",
+				"rail", cl.Rail(), "err", err)
+			if err := sleep(j.soft, e.cfg.RetryMax); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		e.m.retries.WithLabelValues("lookup").Inc()
+		j.log.Warn("dispatch: single payout lookup failed; asking again", "rail", cl.Rail(), "err", err, "attempt", attempt)
+		if err := sleep(j.soft, e.backoff(attempt)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func earliest(ps []rail.Payout) rail.Payout {
+	best := 0
+	for i := range ps {
+		if !ps[i].CreatedAt.IsZero() && (ps[best].CreatedAt.IsZero() || ps[i].CreatedAt.Before(ps[best].CreatedAt)) {
+			best = i
+		}
+	}
+	return ps[best]
+}
+
+// singleRequest maps one transaction of the batch to the rail's request.
+// A batch carries no currency: its rail has one (ingest routes BRL to
+// WEpayout, COP to Wompi or SmartFastPay).
+func singleRequest(name rail.Name, t *payout.Transaction) rail.PayoutRequest {
+	bf := &t.Beneficiary
+	currency := payout.Currency
+	if name == rail.WEpayout {
+		currency = "BRL"
+	}
+	return rail.PayoutRequest{
+		ID: t.RequestID, AmountInCents: t.AmountInCents, Currency: currency, Description: "payout " + t.RequestID,
+		Payee: rail.Payee{
+			Name: bf.Name, Email: bf.Email, Phone: deref(bf.Phone),
+			LegalIDType: string(bf.LegalIDType), LegalID: bf.LegalID,
+			PixKey: deref(bf.PixKey), BankCode: bf.BankCode,
+			Branch: deref(bf.Branch), BranchDigit: deref(bf.BranchDigit),
+			AccountNumber: bf.AccountNumber, AccountDigit: deref(bf.AccountDigit), AccountType: string(bf.AccountType),
+		},
+	}
+}
+
+// finishSingle settles a single-payout batch once every payee has an
+// outcome: the hand-off of the paid ones (one pipelined round trip),
+// SUBMITTED for them through the status gate, REJECTED for the refused,
+// the drops, then state done; or, when some were deferred, those in a
+// smaller copy of the batch on the deferred topic.
+func (j *job) finishSingle(name rail.Name, outs []singleOutcome) error {
+	e, b := j.e, j.b
+	now := e.now()
+	var ps []submitted.Payout
+	var txs [][]submitted.Transaction
+	var recs []*kgo.Record
+	var gate []track.GateItem
+	var rejected []*kgo.Record
+	var deferred []int
+	var deferReason *rail.Error
+	for _, i := range j.keep {
+		t := &b.Transactions[i]
+		o := outs[i]
+		switch {
+		case o.paid != nil:
+			hid := rail.HandOffID(name, o.paid.ProviderID)
+			ps = append(ps, submitted.Payout{PayoutID: hid, BatchID: b.BatchID, OriginAccountID: b.OriginAccountID,
+				PaymentType: string(b.PaymentType), TotalAmountInCents: t.AmountInCents, TransactionCount: 1, SubmittedAt: now})
+			txs = append(txs, []submitted.Transaction{{TransactionID: o.paid.ProviderID, RequestID: t.RequestID, BatchID: b.BatchID,
+				PayoutID: hid, AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID}})
+			pid := o.paid.ProviderID
+			r, err := e.statusRecord(b, t, payout.StatusSubmitted, "", "", nil, &pid,
+				payout.EventID("status", t.RequestID, string(payout.StatusSubmitted), b.BatchID))
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
+			gate = append(gate, track.GateItem{ID: t.RequestID, To: string(payout.StatusSubmitted), Ref: pid})
+		case o.rejected != nil:
+			code := o.rejected.Code
+			if code == "" {
+				code = string(payout.ReasonDispatchFailed)
+			}
+			r, err := e.statusRecord(b, t, payout.StatusRejected, code, o.rejected.Message, nil, nil,
+				payout.EventID("status", t.RequestID, string(payout.StatusRejected), b.BatchID))
+			if err != nil {
+				return err
+			}
+			rejected = append(rejected, r)
+		default:
+			deferred = append(deferred, i)
+			deferReason = o.deferred
+		}
+	}
+	if err := e.handoff.RecordMany(j.hard, ps, txs, now); err != nil {
+		return fmt.Errorf("dispatch: record hand-off: %w", err)
+	}
+	dr, err := e.dropRecords(b, j.src, j.drops, nil)
+	if err != nil {
+		return err
+	}
+	if len(deferred) == 0 {
+		if err := j.produceGated(recs, gate, append(dr, rejected...)); err != nil {
+			return err
+		}
+		if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosting}, stateDone); err != nil {
+			return err
+		}
+		e.m.batches.WithLabelValues("submitted").Inc()
+		e.m.transactions.Add(float64(len(ps)))
+		j.log.Info("dispatch: single payouts submitted", "rail", name, "paid", len(ps), "rejected", len(rejected), "dropped", len(j.drops))
+		return nil
+	}
+	// Some payees were refused for now: the others are settled here, those
+	// wait in a copy of the batch holding only them.
+	if err := j.produceGated(recs, gate, rejected); err != nil {
+		return err
+	}
+	j.keep = deferred
+	reason := payout.ReasonDailyLimit
+	msg := "the provider refused the payout for now"
+	if deferReason != nil {
+		msg = deferReason.Message
+		if strings.Contains(strings.ToLower(deferReason.Code+" "+deferReason.Message), "balance") {
+			reason = payout.ReasonInsufficientBalance
+		}
+	}
+	return j.deferBatch(reason, now.Add(e.cfg.DeferBalanceRetry), false, msg)
+}

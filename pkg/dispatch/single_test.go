@@ -1,0 +1,323 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
+)
+
+// singleSim is what these tests need of a single-payout rail's simulator.
+type singleSim interface {
+	Accepted(id string) int
+	DropNextCreateResponse()
+	FailNext(status int)
+}
+
+// singleRail is one single-payout rail wired to its in-process simulator.
+type singleRail struct {
+	name   rail.Name
+	client rail.SinglePayouts
+	sim    singleSim
+	// payee returns a valid beneficiary for the rail's i-th payee.
+	payee func(i int) payout.Beneficiary
+	// invalid makes a beneficiary the rail refuses.
+	invalid func(b *payout.Beneficiary)
+}
+
+func sink(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/webhooks/notifications"
+}
+
+func singleRails(t *testing.T) []func(t *testing.T) singleRail {
+	return []func(t *testing.T) singleRail{
+		func(t *testing.T) singleRail {
+			cb := sink(t)
+			s := sfptest.NewTestServer(t, sfptest.Config{Seed: 1})
+			return singleRail{name: rail.SmartFastPay, sim: s,
+				client: s.Client(func(c *sfp.Config) { c.CallbackURL = cb }),
+				payee: func(i int) payout.Beneficiary {
+					phone := fmt.Sprintf("5730012345%02d", 10+i) // SmartFastPay: 57 + 10 digits
+					return payout.Beneficiary{LegalIDType: payout.LegalCC, LegalID: fmt.Sprintf("123456789%02d", i), Name: "Ana Gómez",
+						Email: "ana@example.com", BankCode: "1007", AccountType: payout.AccountAhorros, AccountNumber: "40000000001", Phone: &phone}
+				},
+				invalid: func(b *payout.Beneficiary) { b.LegalID = "123" },
+			}
+		},
+		func(t *testing.T) singleRail {
+			s := weptest.NewTestServer(t, weptest.Config{})
+			return singleRail{name: rail.WEpayout, sim: s,
+				client: s.Client(wepayout.Config{NotificationURL: sink(t)}),
+				payee: func(i int) payout.Beneficiary {
+					key := fmt.Sprintf("maria.souza%d00@example.com", i) // "…00": paid
+					return payout.Beneficiary{LegalIDType: payout.LegalCPF, LegalID: "52998224725", Name: "Maria Souza",
+						Email: "maria@example.com", AccountType: payout.AccountAhorros, PixKey: &key}
+				},
+				invalid: func(b *payout.Beneficiary) { b.LegalID = "52998224724" }, // a wrong check digit
+			}
+		},
+	}
+}
+
+// singleBatch is a batch of n payees of r, 100,000 cents each.
+func singleBatch(r singleRail, prefix string, n int) payout.Batch {
+	amounts := map[string]int64{}
+	var order []string
+	for i := range n {
+		rid := fmt.Sprintf("%s-%d", prefix, i)
+		amounts[rid] = 100_000
+		order = append(order, rid)
+	}
+	b := batch(prefix, amounts, order...)
+	name := string(r.name)
+	b.Rail = &name
+	for i := range b.Transactions {
+		b.Transactions[i].Beneficiary = r.payee(i)
+	}
+	return b
+}
+
+func (r singleRail) engine(f *fixture, mutate func(*Config)) *Engine {
+	return f.engine(func(c *Config) {
+		c.Singles = map[rail.Name]rail.SinglePayouts{r.name: r.client}
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+// checkSinglePaid asserts that every request of b (but skip) was paid once,
+// got one SUBMITTED naming the provider's payout, and is handed off to the
+// tracker under rail.HandOffID.
+func (f *fixture) checkSinglePaid(r singleRail, b payout.Batch, skip map[string]bool) {
+	f.t.Helper()
+	idx := byStatus(f.statuses())
+	store := submitted.New(f.redis.Client(), f.redis.Prefix(), 0)
+	for _, tx := range b.Transactions {
+		if skip[tx.RequestID] {
+			continue
+		}
+		if n := r.sim.Accepted(tx.RequestID); n != 1 {
+			f.t.Fatalf("%s: %s paid %d times, want 1", r.name, tx.RequestID, n)
+		}
+		ss := idx[tx.RequestID][payout.StatusSubmitted]
+		if len(ss) != 1 || ss[0].TransactionID == nil || ss[0].PayoutID != nil || ss[0].Rail == nil || *ss[0].Rail != string(r.name) {
+			f.t.Fatalf("%s: %s SUBMITTED %+v, want one naming the provider's payout and the rail", r.name, tx.RequestID, ss)
+		}
+		pid := *ss[0].TransactionID
+		m, ok, err := store.Lookup(context.Background(), rail.HandOffID(r.name, pid), pid)
+		if err != nil || !ok || m.RequestID != tx.RequestID || m.BatchID != b.BatchID || m.AmountInCents != tx.AmountInCents {
+			f.t.Fatalf("%s: %s hand-off %+v ok=%v err=%v", r.name, tx.RequestID, m, ok, err)
+		}
+	}
+	f.checkLifecycles()
+}
+
+func TestSinglePayoutRailPaysEachPayeeOnce(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			e := r.engine(f, nil)
+			b := singleBatch(r, "single-"+string(r.name), 6)
+			f.produce(f.topics.Batches, b)
+			stop, _ := f.run(e)
+			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+			_ = stop()
+			f.checkSinglePaid(r, b, nil)
+		})
+	}
+}
+
+// A POST is applied but its answer is lost, then the dispatcher crashes.
+// The restart must look every payee up before posting: the one whose
+// answer was lost is adopted, never posted again.
+func TestSingleLostAnswerThenCrashPaysOnce(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			b := singleBatch(r, "lost-"+string(r.name), 3)
+			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+			r.sim.DropNextCreateResponse()
+			e.afterPost = func(string) error { return errors.New("boom") }
+			f.produce(f.topics.Batches, b)
+			stop, done := f.run(e)
+			select {
+			case <-done:
+				if err := stop(); !errors.Is(err, errCrashed) {
+					t.Fatalf("Run: %v, want the simulated crash", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("engine did not crash")
+			}
+			paid := 0
+			for _, tx := range b.Transactions {
+				paid += r.sim.Accepted(tx.RequestID)
+			}
+			if paid != 1 {
+				t.Fatalf("%d payees paid before the crash, want 1 (the lost answer)", paid)
+			}
+			e2 := r.engine(f, nil)
+			stop2, _ := f.run(e2)
+			eventually(t, "batch submitted after the restart", func() bool { return outcome(e2, "submitted") == 1 })
+			_ = stop2()
+			f.checkSinglePaid(r, b, nil)
+		})
+	}
+}
+
+// A 5xx to a create leaves its outcome unknown: the payee is looked up,
+// after the grace, before any second POST; paid once.
+func TestSingleOutcomeUnknownIsLookedUpFirst(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			b := singleBatch(r, "unknown-"+string(r.name), 2)
+			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+			r.sim.DropNextCreateResponse() // applied, answer lost: outcome unknown
+			f.produce(f.topics.Batches, b)
+			stop, _ := f.run(e)
+			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+			_ = stop()
+			f.checkSinglePaid(r, b, nil)
+		})
+	}
+}
+
+// One payee the rail refuses is REJECTED with the rail's code; the others
+// are paid.
+func TestSingleRejectedPayeeOthersPaid(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			b := singleBatch(r, "reject-"+string(r.name), 3)
+			r.invalid(&b.Transactions[1].Beneficiary)
+			bad := b.Transactions[1].RequestID
+			e := r.engine(f, nil)
+			f.produce(f.topics.Batches, b)
+			stop, _ := f.run(e)
+			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+			_ = stop()
+			f.checkSinglePaid(r, b, map[string]bool{bad: true})
+			if n := r.sim.Accepted(bad); n != 0 {
+				t.Fatalf("the refused payee was paid %d times", n)
+			}
+			rej := byStatus(f.statuses())[bad][payout.StatusRejected]
+			if len(rej) != 1 || rej[0].ReasonCode == nil || *rej[0].ReasonCode == "" {
+				t.Fatalf("refused payee: REJECTED %+v, want one with the rail's code", rej)
+			}
+			if strings.Contains(deref(rej[0].ReasonMessage), "52998224724") || strings.Contains(deref(rej[0].ReasonMessage), "123456789") {
+				t.Fatalf("REJECTED message carries the payee's document: %q", deref(rej[0].ReasonMessage))
+			}
+		})
+	}
+}
+
+// A batch of a single-payout rail the dispatcher has no client for is
+// deferred whole, untouched.
+func TestSingleRailWithoutClientIsDeferred(t *testing.T) {
+	r := singleRails(t)[0](t)
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	b := singleBatch(r, "noclient", 2)
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch deferred", func() bool { return outcome(e, "deferred") == 1 })
+	_ = stop()
+	for _, tx := range b.Transactions {
+		if n := r.sim.Accepted(tx.RequestID); n != 0 {
+			t.Fatalf("%s paid %d times through a rail without a client", tx.RequestID, n)
+		}
+	}
+}
+
+
+// lateLanding delivers the first create to the provider only after delay,
+// and tells the client at once that the call timed out: a POST that lands
+// after its caller gave up on it.
+type lateLanding struct {
+	delay time.Duration
+	once  sync.Once
+	sent  sync.WaitGroup
+}
+
+func (l *lateLanding) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || strings.Contains(req.URL.Path, "token") {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	late := false
+	l.once.Do(func() { late = true })
+	if !late {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	clone := req.Clone(context.Background())
+	clone.Body = io.NopCloser(bytes.NewReader(body))
+	l.sent.Add(1)
+	go func() {
+		defer l.sent.Done()
+		time.Sleep(l.delay)
+		if resp, err := http.DefaultTransport.RoundTrip(clone); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	return nil, context.DeadlineExceeded
+}
+
+// Two faults together: a create times out on our side, and the provider
+// applies it a moment later. A lookup right after the timeout would prove
+// nothing (the payout is not there yet) and the POST repeated on its word
+// would pay twice: the dispatcher waits RecoveryGrace first.
+func TestSingleCreateThatLandsLateIsNotRepeated(t *testing.T) {
+	for _, mk := range []func(t *testing.T, hc *http.Client) singleRail{
+		func(t *testing.T, hc *http.Client) singleRail {
+			r := singleRails(t)[0](t)
+			cb := sink(t)
+			r.client = r.sim.(*sfptest.Server).Client(func(c *sfp.Config) { c.CallbackURL = cb; c.HTTPClient = hc })
+			return r
+		},
+		func(t *testing.T, hc *http.Client) singleRail {
+			r := singleRails(t)[1](t)
+			r.client = r.sim.(*weptest.Server).Client(wepayout.Config{NotificationURL: sink(t), HTTPClient: hc})
+			return r
+		},
+	} {
+		late := &lateLanding{delay: time.Second}
+		r := mk(t, &http.Client{Transport: late})
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			b := singleBatch(r, "late-"+string(r.name), 2)
+			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+			f.produce(f.topics.Batches, b)
+			stop, _ := f.run(e)
+			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+			_ = stop()
+			late.sent.Wait()
+			f.checkSinglePaid(r, b, nil)
+		})
+	}
+}
