@@ -252,7 +252,6 @@ func TestSingleRailWithoutClientIsDeferred(t *testing.T) {
 	}
 }
 
-
 // lateLanding delivers the first create to the provider only after delay,
 // and tells the client at once that the call timed out: a POST that lands
 // after its caller gave up on it.
