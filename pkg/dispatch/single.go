@@ -306,23 +306,13 @@ func earliest(ps []rail.Payout) rail.Payout {
 // A batch carries no currency: its rail has one (ingest routes BRL to
 // WEpayout, COP to Wompi or SmartFastPay).
 func singleRequest(name rail.Name, t *payout.Transaction) rail.PayoutRequest {
-	bf := &t.Beneficiary
 	currency := payout.Currency
 	if name == rail.WEpayout {
 		currency = "BRL"
 	}
-	return rail.PayoutRequest{
-		ID: t.RequestID, AmountInCents: t.AmountInCents, Currency: currency, Description: "payout " + t.RequestID,
-		Payee: rail.Payee{
-			Name: bf.Name, Email: bf.Email, Phone: deref(bf.Phone),
-			LegalIDType: string(bf.LegalIDType), LegalID: bf.LegalID,
-			PixKey: deref(bf.PixKey), BankCode: bf.BankCode,
-			Branch: deref(bf.Branch), BranchDigit: deref(bf.BranchDigit),
-			AccountNumber: bf.AccountNumber, AccountDigit: deref(bf.AccountDigit), AccountType: string(bf.AccountType),
-		},
-	}
+	return rail.PayoutRequest{ID: t.RequestID, AmountInCents: t.AmountInCents, Currency: currency,
+		Description: "payout " + t.RequestID, Payee: rail.PayeeOf(&t.Beneficiary)}
 }
-
 // finishSingle settles a single-payout batch once every payee has an
 // outcome: the hand-off of the paid ones (one pipelined round trip),
 // SUBMITTED for them through the status gate, REJECTED for the refused,

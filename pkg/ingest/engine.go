@@ -818,7 +818,7 @@ func (e *Engine) process(r *kgo.Record, req *payout.Request, decErr error, isCop
 		return true
 	}
 	req.Rail = railName(name)
-	if vs := payout.Validate(req, now); vs != nil {
+	if vs := validateFor(name, req, now); vs != nil {
 		e.reject(req.RequestID, req.AmountInCents, req.OriginAccountID, vs.Reason(), vs.Message(), now)
 		e.m.pend("rejected")
 		e.m.rejectedReason(string(vs.Reason()))

@@ -147,6 +147,29 @@ func Validate(r *Request, now time.Time) Violations {
 	return vs
 }
 
+// ValidateEnvelope checks what every rail needs of a request, whatever it
+// pays through: the requestId, the origin account, the payment type and a
+// positive amount. A rail's own rules come on top (Validate is Wompi's).
+func ValidateEnvelope(r *Request) Violations {
+	var vs Violations
+	add := func(reason Reason, msg string) { vs = append(vs, Violation{reason, msg}) }
+	if !ValidReference(r.RequestID) {
+		add(ReasonInvalidRequestID, "requestId must be 1-64 characters of letters, digits and '-'")
+	}
+	if !validOpaqueID(r.OriginAccountID) {
+		add(ReasonInvalidOriginAccount, "originAccountId must be 1-64 printable characters without spaces")
+	}
+	switch r.PaymentType {
+	case PaymentPayroll, PaymentProviders, PaymentOther:
+	default:
+		add(ReasonInvalidPaymentType, "paymentType must be PAYROLL, PROVIDERS or OTHER")
+	}
+	if r.AmountInCents <= 0 {
+		add(ReasonInvalidAmount, "amountInCents must be greater than zero")
+	}
+	return vs
+}
+
 // ValidReference reports whether s is 1-64 characters of letters, digits
 // and '-': the rule for Wompi references and idempotency keys, and so for
 // our requestId and batchId.

@@ -221,3 +221,20 @@ func ParseHandOffID(id string) (n Name, providerID string, ok bool) {
 	}
 	return Name(name), pid, true
 }
+
+// PayeeOf maps a request's beneficiary to a single payout's payee.
+func PayeeOf(b *payout.Beneficiary) Payee {
+	deref := func(s *string) string {
+		if s == nil {
+			return ""
+		}
+		return *s
+	}
+	return Payee{
+		Name: b.Name, Email: b.Email, Phone: deref(b.Phone),
+		LegalIDType: string(b.LegalIDType), LegalID: b.LegalID,
+		PixKey: deref(b.PixKey), BankCode: b.BankCode,
+		Branch: deref(b.Branch), BranchDigit: deref(b.BranchDigit),
+		AccountNumber: b.AccountNumber, AccountDigit: deref(b.AccountDigit), AccountType: string(b.AccountType),
+	}
+}

@@ -1,0 +1,34 @@
+package ingest
+
+import (
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
+)
+
+// validateFor checks req against the rules of the rail it pays through:
+// Wompi's (payout.Validate), or the envelope every rail needs plus the
+// single-payout rail's own. Single payouts go out at once: a dispersion
+// date or a recurrence is refused on those rails.
+func validateFor(name rail.Name, req *payout.Request, now time.Time) payout.Violations {
+	if name != rail.SmartFastPay && name != rail.WEpayout {
+		return payout.Validate(req, now)
+	}
+	vs := payout.ValidateEnvelope(req)
+	if req.DispersionDatetime != nil {
+		vs = append(vs, payout.Violation{Reason: payout.ReasonInvalidDispersion,
+			Message: string(name) + " pays at once: dispersionDatetime is not supported"})
+	}
+	if req.Recurring != nil {
+		vs = append(vs, payout.Violation{Reason: payout.ReasonInvalidRecurring,
+			Message: string(name) + " pays at once: recurring is not supported"})
+	}
+	payee := rail.PayeeOf(&req.Beneficiary)
+	if name == rail.SmartFastPay {
+		return append(vs, smartfastpay.Validate(req.Currency, req.AmountInCents, payee)...)
+	}
+	return append(vs, wepayout.Validate(req.Currency, payee)...)
+}
