@@ -313,6 +313,7 @@ func singleRequest(name rail.Name, t *payout.Transaction) rail.PayoutRequest {
 	return rail.PayoutRequest{ID: t.RequestID, AmountInCents: t.AmountInCents, Currency: currency,
 		Description: "payout " + t.RequestID, Payee: rail.PayeeOf(&t.Beneficiary)}
 }
+
 // finishSingle settles a single-payout batch once every payee has an
 // outcome: the hand-off of the paid ones (one pipelined round trip),
 // SUBMITTED for them through the status gate, REJECTED for the refused,
