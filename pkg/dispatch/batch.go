@@ -62,6 +62,8 @@ type job struct {
 	drops    []drop
 	res      ratelimit.Reservation
 	reserved bool // res is held in Redis
+
+	pacer *ratelimit.Pacer // a single-payout batch's reserved API calls
 }
 
 // process runs the batch through the state machine (see the package doc)

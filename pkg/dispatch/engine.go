@@ -41,6 +41,7 @@ type Engine struct {
 	st      *store
 	wompi   *wompi.Client
 	limiter *ratelimit.RailLimiters
+	bulk    map[rail.Name]*ratelimit.Bulk // the single-payout rails' API rate limits
 	budget  *ratelimit.Budget
 	handoff *submitted.Store
 	gate    *track.Gate // SUBMITTED goes through the tracker's status compare-and-set
@@ -90,12 +91,17 @@ func New(cfg Config) (*Engine, error) {
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}
 	// One API rate limit per rail; Wompi's bucket keeps its key from before
 	// rails. The other rails get theirs when the dispatcher pays through them.
-	rates := map[rail.Name]ratelimit.RailRate{rail.Wompi: {PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}}
-	for n := range cfg.Singles {
-		rates[n] = ratelimit.RailRate{PerSecond: cfg.SingleRatePerSecond, Burst: cfg.SingleRateBurst}
-	}
-	if e.limiter, err = ratelimit.NewRailLimiters(cfg.Redis, cfg.Prefix, rates); err != nil {
+	if e.limiter, err = ratelimit.NewRailLimiters(cfg.Redis, cfg.Prefix,
+		map[rail.Name]ratelimit.RailRate{rail.Wompi: {PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}}); err != nil {
 		return nil, err
+	}
+	// Each single-payout rail's API calls (lookups and POSTs) draw from a
+	// bucket of their own, reserved a batch at a time.
+	e.bulk = map[rail.Name]*ratelimit.Bulk{}
+	for n := range cfg.Singles {
+		if e.bulk[n], err = ratelimit.NewBulk(cfg.Redis, cfg.Prefix+string(n)+"-calls", cfg.SingleRatePerSecond, cfg.SingleRateBurst); err != nil {
+			return nil, err
+		}
 	}
 	if e.budget, err = ratelimit.NewBudget(cfg.Redis, ratelimit.BudgetConfig{Prefix: cfg.Prefix, DailyBatchCap: cfg.DailyBatchCap,
 		AccountDailyLimit: e.accountLimit}); err != nil {

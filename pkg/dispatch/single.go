@@ -97,6 +97,14 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		}
 	}
 
+	// Every call the batch will make (a lookup and a POST per payee) is
+	// reserved from the rail's rate limit in one round trip; a retry
+	// reserves one more.
+	pacer, err := e.bulk[cl.Rail()].Reserve(j.soft, 2*len(j.keep))
+	if err != nil {
+		return err
+	}
+	j.pacer = pacer
 	outs := make([]singleOutcome, len(b.Transactions))
 	errs := make([]error, len(b.Transactions))
 	sem := make(chan struct{}, e.cfg.SingleConcurrency)
@@ -193,7 +201,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 			return singleOutcome{paid: &p}, nil
 		}
 		e.m.reconciled.WithLabelValues("false").Inc()
-		if err := e.limiter.Wait(j.soft, name); err != nil {
+		if err := j.callToken(name); err != nil {
 			return singleOutcome{}, err
 		}
 		if j.soft.Err() != nil { // the lease is gone: another replica owns the batch now
@@ -260,7 +268,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error) {
 	e := j.e
 	for attempt := 0; ; attempt++ {
-		if err := e.limiter.Wait(j.soft, cl.Rail()); err != nil {
+		if err := j.callToken(cl.Rail()); err != nil {
 			return nil, err
 		}
 		start := time.Now()
@@ -290,6 +298,23 @@ func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error
 			return nil, err
 		}
 	}
+}
+
+// callToken waits for the next call the batch reserved from its rail's
+// rate limit, reserving one more once they are used up (retries).
+func (j *job) callToken(name rail.Name) error {
+	if j.pacer != nil {
+		ok, err := j.pacer.Wait(j.soft)
+		if ok || err != nil {
+			return err
+		}
+	}
+	p, err := j.e.bulk[name].Reserve(j.soft, 1)
+	if err != nil {
+		return err
+	}
+	_, err = p.Wait(j.soft)
+	return err
 }
 
 func earliest(ps []rail.Payout) rail.Payout {

@@ -10,8 +10,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
@@ -318,5 +321,48 @@ func TestSingleCreateThatLandsLateIsNotRepeated(t *testing.T) {
 			late.sent.Wait()
 			f.checkSinglePaid(r, b, nil)
 		})
+	}
+}
+
+// roundTrips counts the Redis round trips of one client.
+type roundTrips struct{ n atomic.Int64 }
+
+func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+}
+func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
+}
+
+// A single-payout batch costs the same Redis round trips whatever its
+// size: the rate limit is reserved once, the hand-off and the status gate
+// are pipelined.
+func TestSingleBatchRedisRoundTripsDoNotGrow(t *testing.T) {
+	measure := func(n int) int64 {
+		r := singleRails(t)[0](t)
+		f := newFixture(t, fixtureOpt{})
+		rt := &roundTrips{}
+		e := r.engine(f, func(c *Config) {
+			cl := f.redis.NewClient(t)
+			cl.AddHook(rt)
+			c.Redis = cl
+			c.SingleRatePerSecond, c.SingleRateBurst = 100_000, 1000
+			c.LeaseTTL = time.Minute // no renewal inside the measure
+		})
+		b := singleBatch(r, fmt.Sprintf("rt%d", n), n)
+		f.produce(f.topics.Batches, b)
+		stop, _ := f.run(e)
+		eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+		got := rt.n.Load()
+		_ = stop()
+		f.checkSinglePaid(r, b, nil)
+		return got
+	}
+	measure(2) // the first run also loads the scripts into Redis
+	small, large := measure(2), measure(20)
+	t.Logf("Redis round trips: %d for 2 payees, %d for 20", small, large)
+	if large > small+2 {
+		t.Fatalf("Redis round trips grow with the batch: %d for 2 payees, %d for 20", small, large)
 	}
 }
