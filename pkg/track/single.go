@@ -245,7 +245,25 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 		return 0, fmt.Errorf("%w: payout %s: %q", errUnknownStatus, p.ProviderID, truncate(p.ProviderStatus, 32))
 	}
 	sc := singleChange(rail.SmartFastPay, p.ProviderID, ref, st, reason, at, payout.SourceWebhook)
-	return e.emitRequest(ctx, sc, verified, since, e.singleLookup(c, p.ProviderID, st))
+	res, err := e.emitRequest(ctx, sc, verified, since, e.singleLookup(c, p.ProviderID, st))
+	if err == nil && !ref.handedOff {
+		e.enroll(ctx, rail.SmartFastPay, p.ProviderID, sc.Status)
+	}
+	return res, err
+}
+
+// enroll puts a single payout that has no hand-off (lost with Redis, or
+// expired) and is not final on the polling schedule, so that a lost webhook
+// after this one is still caught: the schedule rebuilt after a Redis loss
+// lists Wompi's payouts only. Its polls take our id from the provider.
+func (e *Engine) enroll(ctx context.Context, name rail.Name, providerID string, st payout.Status) {
+	if st.Final() {
+		return
+	}
+	id := rail.HandOffID(name, providerID)
+	if err := e.sub.Schedule(ctx, id, e.cfg.Now().Add(min(backoff(0), e.cfg.PollMaxBackoff))); err != nil {
+		e.log.Warn("track: schedule a payout without hand-off", "payoutId", id, "err", err)
+	}
 }
 
 // handleWEpayout serves POST /webhooks/wepayout. WEpayout's signature
@@ -327,7 +345,11 @@ func (e *Engine) onWEpayout(ctx context.Context, h http.Header, body []byte, wh 
 		return 0, fmt.Errorf("%w: payment %s: %q", errUnknownStatus, providerID, truncate(read.ProviderStatus, 32))
 	}
 	sc := singleChange(rail.WEpayout, providerID, ref, read.Status, read.Reason, e.occurredAt(*read), payout.SourceWebhook)
-	return e.emitRequest(ctx, sc, true, since, e.singleLookup(c, providerID, read.Status))
+	res, err := e.emitRequest(ctx, sc, true, since, e.singleLookup(c, providerID, read.Status))
+	if err == nil && !ref.handedOff {
+		e.enroll(ctx, rail.WEpayout, providerID, sc.Status)
+	}
+	return res, err
 }
 
 // pollSingle polls one single payout (a hand-off id "<rail>:<providerID>"):

@@ -549,3 +549,86 @@ func TestSingleRailNotEnabled(t *testing.T) {
 		t.Errorf("rail_not_enabled: %v", got)
 	}
 }
+
+// Without a hand-off (lost with Redis, or expired), a genuine webhook is
+// resolved through the provider: our id and amount are the provider's, no
+// batch is known, and a payout that is not final is put on the polling
+// schedule so that its end is caught even if its webhook is lost. The
+// sweep puts a handed-off single payout dropped from the schedule back.
+func TestSingleRailWebhookWithoutHandOff(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	s := newSingles(t)
+	e, srv := f.singleEngine(s, nil)
+	ctx := context.Background()
+	sr, wr := f.sfpPayout(srv.URL, "98"), f.wepPayout(srv.URL, "99") // both stay pending
+	sp, err := s.sfpc.Create(ctx, sr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wp, err := s.wepc.Create(ctx, wr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sfp.Advance(time.Second)
+	s.wep.Advance(time.Second)
+	s.wait(t)
+	evs := f.statusEvents()
+	if len(evs) != 2 {
+		t.Fatalf("%d events, want the PENDING of each", len(evs))
+	}
+	for _, ev := range evs {
+		want := map[string]string{sr.ID: sp.ProviderID, wr.ID: wp.ProviderID}[ev.RequestID]
+		if ev.Status != payout.StatusPending || deref(ev.TransactionID) != want || ev.BatchID != nil || ev.PayoutID != nil {
+			t.Errorf("event: %+v", ev)
+		}
+	}
+	if n, err := f.sub.Scheduled(ctx); err != nil || n != 2 {
+		t.Fatalf("scheduled: %d %v, want both", n, err)
+	}
+	// Both end; their webhooks are lost; the poll catches them.
+	s.sfp.SetFaults(sfptest.Faults{WebhookDropRate: 1})
+	s.wep.SetFaults(weptest.Faults{WebhookDropRate: 1})
+	if err := s.sfp.SetStatus(sr.ID, smartfastpay.StatusFailed); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.wep.SetStatus(wr.ID, "6:WE0002"); err != nil {
+		t.Fatal(err)
+	}
+	s.wait(t)
+	f.clock.Advance(time.Minute)
+	if res, err := e.PollOnce(ctx); err != nil || res.Done != 2 || res.Transitions != 2 {
+		t.Fatalf("poll: %+v %v", res, err)
+	}
+	evs = f.statusEvents()
+	checkLog(t, evs)
+	if got := statusesOf(evs, sr.ID); fmt.Sprint(got) != "[PENDING FAILED]" {
+		t.Errorf("%s: %v", sr.ID, got)
+	}
+	if got := statusesOf(evs, wr.ID); fmt.Sprint(got) != "[PENDING CANCELLED]" {
+		t.Errorf("%s: %v", wr.ID, got)
+	}
+	for _, ev := range evs {
+		if ev.RequestID == wr.ID && ev.Status == payout.StatusCancelled && (deref(ev.ReasonCode) != "WE0002" || ev.Source != payout.SourcePoll) {
+			t.Errorf("cancelled: %+v", ev)
+		}
+	}
+}
+
+func TestSweepPutsBackSinglePayouts(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	s := newSingles(t)
+	e, srv := f.singleEngine(s, nil)
+	ctx := context.Background()
+	r := f.wepPayout(srv.URL, "99")
+	id := rail.HandOffID(rail.WEpayout, f.handOff(s.wepc, r))
+	if err := f.sub.Done(ctx, id); err != nil { // a partial Redis loss dropped its entry
+		t.Fatal(err)
+	}
+	res, err := e.PollOnce(ctx)
+	if err != nil || res.Swept != 1 || res.Claimed != 1 || res.Errors != 0 {
+		t.Fatalf("poll: %+v %v", res, err)
+	}
+	if got := statusesOf(f.statusEvents(), r.ID); fmt.Sprint(got) != "[PENDING]" {
+		t.Fatalf("%v", got)
+	}
+}
