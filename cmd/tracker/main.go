@@ -1,8 +1,9 @@
-// Command tracker receives Wompi's signed webhooks on POST /webhooks/wompi,
-// polls the payouts whose webhooks may have been lost, and produces every
-// status transition of a request (payouts.status.v1) and of a batch
-// (payouts.batch-status.v1) once, with a deterministic eventId. See
-// pkg/track.
+// Command tracker receives the rails' signed webhooks (POST /webhooks/wompi,
+// and /webhooks/smartfastpay and /webhooks/wepayout for the rails enabled
+// by their credentials), polls the payouts whose webhooks may have been
+// lost, and produces every status transition of a request
+// (payouts.status.v1) and of a batch (payouts.batch-status.v1) once, with a
+// deterministic eventId. See pkg/track.
 //
 // Every setting is a flag or an env variable: run with --help for the list.
 // A bad value stops it with one line naming the variable (exit 2). SIGTERM

@@ -1,4 +1,5 @@
-// Package track is the engine of cmd/tracker: it turns what Wompi says about
+// Package track is the engine of cmd/tracker: it turns what the rails
+// (Wompi, and the single-payout rails SmartFastPay and WEpayout) say about
 // submitted payouts into status events. Signed webhooks (POST
 // /webhooks/wompi) and a polling fallback both feed one monotonic path that
 // produces PayoutStatusChanged (payouts.status.v1, keyed by requestId) and
@@ -109,9 +110,37 @@
 // scheduled, and leaves the schedule once the batch is final (TOTAL_PAYMENT,
 // REJECTED, AFE_REJECTED) and all its transactions are.
 //
+// # Single-payout rails
+//
+// SmartFastPay and WEpayout pay one payee per payout. The dispatcher hands
+// each one off as a pkg/submitted payout with id rail.HandOffID (e.g.
+// "wepayout:100001") and one transaction whose id is the provider's.
+// Their events carry transactionId = the provider's id, no payoutId, and
+// rail = the rail's name, and take the same forward-only path as Wompi's
+// (single.go). POST /webhooks/smartfastpay is verified by its HMAC over the
+// whole body, then each payout must match the hand-off (our requestId and
+// amount), else SmartFastPay's GET; POST /webhooks/wepayout is verified
+// against our record (requestId, BRL, the hand-off's amount; WEpayout's
+// record without a hand-off), and since its signature covers nothing else
+// the status emitted is the one WEpayout answers for the payment, never
+// the body's. A webhook for a payout we never handed off and the provider
+// does not know is 401. Unknown provider statuses emit nothing (202, or the
+// poll keeps the payout) and are counted. The poll routes hand-off ids by
+// rail.ParseHandOffID to a GET of the payout. SmartFastPay may refund an
+// APPROVED payout (RETURNED): for the status store that APPROVED is not
+// settled, so a late APPROVED after a Redis loss is read again rather than
+// emitted after the RETURNED. The schedule rebuilt after a Redis loss lists
+// Wompi's payouts only: a single payout whose hand-off was lost is tracked
+// again when its next webhook arrives (resolved through the provider and
+// put back on the schedule while not final). A rail without a client
+// (not enabled) answers its webhooks 404, and its scheduled payouts are
+// rescheduled PollMaxBackoff later with a warning.
+//
 // # Metrics
 //
-// payouts_tracker_webhooks_total{result}, _webhook_signature_failures_total,
+// payouts_tracker_webhooks_total{result} (every rail),
+// _rail_webhooks_total{rail,result}, _rail_transitions_total{rail,kind,source,status},
+// _unknown_provider_statuses_total{rail,source}, _webhook_signature_failures_total,
 // _transitions_total{kind,source,status}, _regressions_suppressed_total{kind},
 // _duplicates_total{kind}, _polls_total{result}, _poll_rebuilds_total,
 // _produce_seconds, _webhook_seconds. Logs are JSON (slog) and carry ids,

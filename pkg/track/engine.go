@@ -16,7 +16,10 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -43,6 +46,17 @@ type Config struct {
 	// EventsSecret verifies webhook checksums (WOMPI_EVENTS_SECRET).
 	// Required: without it every webhook would be refused.
 	EventsSecret string
+	// SmartFastPay tracks the payouts the dispatcher hands off as
+	// "smartfastpay:<id>" (rail.HandOffID) and verifies POST
+	// /webhooks/smartfastpay with its webhook secret (Client.Webhooks).
+	// Nil while the rail is not enabled: its webhooks are answered 404 and
+	// its scheduled payouts are rescheduled with a warning.
+	SmartFastPay *smartfastpay.Client
+	// WEpayout is SmartFastPay's counterpart for "wepayout:<id>" and POST
+	// /webhooks/wepayout; WEpayoutAPIKey (WEPAYOUT_API_KEY, which signs its
+	// webhooks) is required with it.
+	WEpayout       *wepayout.Client
+	WEpayoutAPIKey string
 
 	// ProduceTimeout bounds one synchronous produce; default 5 s. Past it
 	// the webhook is answered 503 and Wompi retries.
@@ -114,6 +128,8 @@ func (c *Config) setDefaults() error {
 		return errors.New("track: a Wompi client is required")
 	case c.EventsSecret == "":
 		return errors.New("track: the Wompi events secret is required")
+	case c.WEpayout != nil && c.WEpayoutAPIKey == "":
+		return errors.New("track: the WEpayout API key is required with a WEpayout client (it verifies the webhooks)")
 	}
 	if c.Prefix == "" {
 		c.Prefix = submitted.DefaultPrefix
@@ -247,7 +263,7 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 	lookup func(ctx context.Context) (payout.Status, wompi.FailureReason, error)) (emitted, error) {
 	txID := deref(sc.TransactionID)
 	tr := transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: txID,
-		final: sc.Status.Final(), verified: verified, since: since}
+		final: settled(sc.Rail, sc.Status), verified: verified, since: since, rail: deref(sc.Rail)}
 	build := func(from string) ([]byte, []byte, error) {
 		sc.EventID = payout.EventID("status", sc.RequestID, string(sc.Status), txID)
 		sc.PreviousStatus = nil
@@ -273,7 +289,7 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 		if payout.CanTransition(sc.Status, st) { // Wompi is further along: emit the truth
 			sc.Status, sc.OccurredAt = st, e.cfg.Now()
 			sc.ReasonCode, sc.ReasonMessage = optString(reason.Code), optString(reason.Message)
-			tr.to, tr.final = string(st), st.Final()
+			tr.to, tr.final = string(st), settled(sc.Rail, st)
 		}
 		tr.verified, tr.since = true, since
 		return nil
@@ -286,7 +302,7 @@ func (e *Engine) emitBatch(ctx context.Context, bc *payout.BatchStatusChange, ve
 	lookup func(ctx context.Context) (payout.BatchStatus, error)) (emitted, error) {
 	payoutID := deref(bc.PayoutID)
 	tr := transition{kind: kindBatch, id: bc.BatchID, to: string(bc.Status), ref: payoutID,
-		final: bc.Status.Final(), verified: verified, since: since}
+		final: bc.Status.Final(), verified: verified, since: since, rail: deref(bc.Rail)}
 	build := func(from string) ([]byte, []byte, error) {
 		bc.EventID = payout.EventID("batch", bc.BatchID, string(bc.Status), payoutID)
 		bc.PreviousStatus = nil
@@ -412,8 +428,23 @@ func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, sour
 		e.log.Warn("track: confirm status", "kind", tr.kind, "id", tr.id, "err", err)
 	}
 	e.m.transitions.WithLabelValues(string(tr.kind), source, tr.to).Inc()
+	e.m.railTransitions.WithLabelValues(tr.rail, string(tr.kind), source, tr.to).Inc()
 	e.log.Debug("track: transition emitted", "kind", tr.kind, "id", tr.id, "status", tr.to, "previous", from, "source", source)
 	return emitNew, nil
+}
+
+// settled reports whether a request status of the given rail can change no
+// more. APPROVED is final in the domain, but SmartFastPay may still refund
+// or return the payout (RETURNED): for the status store it is not settled,
+// so an unverified APPROVED on an empty key is read again from the provider
+// and a verified one is checked against the Redis-loss epoch like any
+// non-final status (else an APPROVED read or sent before a loss could be
+// emitted after the RETURNED the loss forgot).
+func settled(railName *string, st payout.Status) bool {
+	if st == payout.StatusApproved && deref(railName) == string(rail.SmartFastPay) {
+		return false
+	}
+	return st.Final()
 }
 
 func newToken() string {

@@ -29,7 +29,7 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange, s
 	tokens := make([]string, len(scs))
 	for i, sc := range scs {
 		trs[i] = transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: deref(sc.TransactionID),
-			final: sc.Status.Final(), verified: true, since: since}
+			final: settled(sc.Rail, sc.Status), verified: true, since: since, rail: deref(sc.Rail)}
 		tokens[i] = newToken()
 	}
 	outs, froms, err := e.statuses.beginMany(ctx, trs, tokens)
@@ -131,6 +131,7 @@ wait:
 		}
 		n++
 		e.m.transitions.WithLabelValues(string(kindRequest), string(scs[i].Source), trs[i].to).Inc()
+		e.m.railTransitions.WithLabelValues(trs[i].rail, string(kindRequest), string(scs[i].Source), trs[i].to).Inc()
 	}
 	for _, i := range slow {
 		res, err := e.emitRequest(ctx, scs[i], true, since, nil)

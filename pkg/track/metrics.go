@@ -15,20 +15,28 @@ const (
 	ResultUnknownType = "unknown_type"  // 202: a validly signed event we do not handle
 	ResultUnmapped    = "unmapped"      // 202: signed, but Wompi does not know the transaction or batch either
 	ResultUnavailable = "unavailable"   // 503: Kafka, Redis or Wompi could not be reached; Wompi retries
+	// ResultRailNotEnabled: 404, a webhook of a single-payout rail whose
+	// credentials this tracker does not have.
+	ResultRailNotEnabled = "rail_not_enabled"
 )
 
 type metrics struct {
-	webhooks    *prometheus.CounterVec
-	sigFailures prometheus.Counter
-	skew        prometheus.Counter
-	transitions *prometheus.CounterVec
-	regressions *prometheus.CounterVec
-	duplicates  *prometheus.CounterVec
-	rereads     *prometheus.CounterVec
-	polls       *prometheus.CounterVec
-	rebuilds    prometheus.Counter
-	produce     prometheus.Histogram
-	handle      prometheus.Histogram
+	webhooks *prometheus.CounterVec
+	// railWebhooks is webhooks with the rail: a new series, so that the
+	// alerts on webhooks_total keep their meaning.
+	railWebhooks    *prometheus.CounterVec
+	railTransitions *prometheus.CounterVec
+	unknownStatuses *prometheus.CounterVec
+	sigFailures     prometheus.Counter
+	skew            prometheus.Counter
+	transitions     *prometheus.CounterVec
+	regressions     *prometheus.CounterVec
+	duplicates      *prometheus.CounterVec
+	rereads         *prometheus.CounterVec
+	polls           *prometheus.CounterVec
+	rebuilds        prometheus.Counter
+	produce         prometheus.Histogram
+	handle          prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -37,6 +45,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "payouts_tracker_webhooks_total",
 			Help: "Webhooks received, by result (accepted, duplicate, bad_signature, malformed, too_large, unknown_type, unmapped, unavailable).",
 		}, []string{"result"}),
+		railWebhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_rail_webhooks_total",
+			Help: "Webhooks received, by rail (wompi, smartfastpay, wepayout) and result (the results of payouts_tracker_webhooks_total, and rail_not_enabled).",
+		}, []string{"rail", "result"}),
+		railTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_rail_transitions_total",
+			Help: "Status transitions produced, by rail, kind (request, batch), source (WEBHOOK, POLL) and status.",
+		}, []string{"rail", "kind", "source", "status"}),
+		unknownStatuses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_unknown_provider_statuses_total",
+			Help: "Single-payout statuses read (webhook or poll) that the rail's mapping does not know: nothing emitted, the payout stays non-final, by rail and source.",
+		}, []string{"rail", "source"}),
 		sigFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "payouts_tracker_webhook_signature_failures_total",
 			Help: "Webhooks refused because their checksum was missing or wrong.",
@@ -80,7 +100,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.webhooks, m.sigFailures, m.skew, m.transitions, m.regressions,
+	for _, c := range []prometheus.Collector{m.webhooks, m.railWebhooks, m.railTransitions, m.unknownStatuses, m.sigFailures, m.skew, m.transitions, m.regressions,
 		m.duplicates, m.rereads, m.polls, m.rebuilds, m.produce, m.handle} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -92,6 +92,9 @@ func (e *Engine) PollOnce(ctx context.Context) (PollResult, error) {
 
 // pollPayout polls one payout and emits what changed (source POLL).
 func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time) (done bool, n int, err error) {
+	if name, providerID, ok := rail.ParseHandOffID(payoutID); ok {
+		return e.pollSingle(ctx, name, providerID, payoutID, now)
+	}
 	retry := func(err error) (bool, int, error) {
 		if rerr := e.sub.Reschedule(context.WithoutCancel(ctx), payoutID, now.Add(min(backoff(0), e.cfg.PollMaxBackoff))); rerr != nil {
 			e.log.Warn("track: reschedule", "payoutId", payoutID, "err", rerr)
@@ -401,8 +404,8 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// wompiRail is the rail of every event the tracker emits: it tracks Wompi
-// only (the other rails' tracking is issues #20 and #21).
+// wompiRail is the rail of every event about a Wompi payout (single.go
+// names the other rails').
 func wompiRail() *string {
 	w := string(rail.Wompi)
 	return &w

@@ -14,8 +14,11 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/railconfig"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -38,8 +41,9 @@ type Settings struct {
 	// Config.MaxConcurrentWebhooks).
 	MaxConcurrentWebhooks int
 	// Rails: SMARTFASTPAY_* and WEPAYOUT_* (pkg/railconfig), which decide
-	// the enabled rails. This release reads and validates them; the
-	// tracker follows Wompi payouts only.
+	// the enabled rails. Run builds a client for each enabled one: its
+	// webhook path and its handed-off payouts are tracked; a rail not
+	// enabled answers its webhooks 404.
 	Rails *railconfig.Settings
 	// TopicWait bounds how long Run waits at start for the brokers and the
 	// status topics (ops.CheckTopics). Zero: no wait. BindConfig sets
@@ -75,7 +79,7 @@ func BindConfig(s *config.Set) *Settings {
 	s.Secret(&st.WompiAPIKey, "wompi-api-key", "WOMPI_API_KEY", "Wompi API key (x-api-key)").Required()
 	s.Secret(&st.WompiPrincipalID, "wompi-principal-id", "WOMPI_PRINCIPAL_ID", "Wompi principal user id (user-principal-id)").Required()
 	s.Secret(&st.WompiEventsSecret, "wompi-events-secret", "WOMPI_EVENTS_SECRET", "Wompi events secret: verifies webhook checksums").Required()
-	s.String(&st.TrackerAddr, "tracker-addr", "TRACKER_ADDR", ":8080", "listen address of POST /webhooks/wompi").
+	s.String(&st.TrackerAddr, "tracker-addr", "TRACKER_ADDR", ":8080", "listen address of POST /webhooks/wompi, /webhooks/smartfastpay and /webhooks/wepayout").
 		Check(func() error { return config.CheckAddr(st.TrackerAddr) })
 	s.Duration(&st.PollInterval, "poll-interval", "POLL_INTERVAL", 5*time.Second, "pause between polling rounds (each payout has its own backoff by age)").
 		Check(func() error { return config.CheckPositive(st.PollInterval) })
@@ -123,11 +127,15 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 	if err != nil {
 		return fmt.Errorf("WOMPI_BASE_URL: %w", err)
 	}
-	engine, err := New(Config{
+	cfg := Config{
 		Kafka: kopts, Codec: codec, Topics: st.Topics, Redis: rdb, Prefix: st.RedisPrefix, Wompi: wc,
 		EventsSecret: st.WompiEventsSecret, ProduceTimeout: st.ProduceTimeout, PollInterval: st.PollInterval, PollMaxBackoff: st.PollMaxBackoff,
 		MaxConcurrentWebhooks: st.MaxConcurrentWebhooks, Logger: logger, Registerer: reg,
-	})
+	}
+	if err := st.singleRails(&cfg, logger); err != nil {
+		return err
+	}
+	engine, err := New(cfg)
 	if err != nil {
 		return err
 	}
@@ -200,6 +208,30 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 	_ = metricsSrv.Shutdown(mctx)
 	logger.Info("tracker stopped")
 	return runErr
+}
+
+// singleRails builds the clients of the enabled single-payout rails into
+// cfg (railconfig has validated their settings).
+func (st *Settings) singleRails(cfg *Config, logger *slog.Logger) error {
+	en := st.Rails.Enabled()
+	if en[rail.SmartFastPay] {
+		sc := st.Rails.SmartFastPay
+		sc.Logger = logger
+		c, err := smartfastpay.New(sc)
+		if err != nil {
+			return err // names the variable; never a secret
+		}
+		cfg.SmartFastPay = c
+	}
+	if en[rail.WEpayout] {
+		wc := st.Rails.WEpayout
+		c, err := wepayout.New(wc)
+		if err != nil {
+			return err
+		}
+		cfg.WEpayout, cfg.WEpayoutAPIKey = c, wc.APIKey
+	}
+	return nil
 }
 
 func serve(srv *http.Server, ln net.Listener) error {

@@ -67,6 +67,15 @@ func TestRunServesAndDrainsInFlightWebhooks(t *testing.T) {
 		}
 	}
 
+	// The enabled rail's webhook path is served (a body that is not an
+	// event: 400); the other one's is not (404).
+	if code := postTo(t, hookURL, WEpayoutWebhookPath, nil, []byte(`{}`)); code != http.StatusBadRequest {
+		t.Errorf("POST %s with WEpayout enabled: %d, want 400", WEpayoutWebhookPath, code)
+	}
+	if code := postTo(t, hookURL, SmartFastPayWebhookPath, nil, []byte(`{}`)); code != http.StatusNotFound {
+		t.Errorf("POST %s with SmartFastPay not enabled: %d, want 404", SmartFastPayWebhookPath, code)
+	}
+
 	c := f.submit(false, f.payee("1234567890")) // no hand-off: the handler asks Wompi
 	f.sim.SettleAll()
 	f.sim.SetFaults(wompitest.Faults{Latency: 400 * time.Millisecond})

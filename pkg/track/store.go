@@ -252,6 +252,8 @@ type transition struct {
 	// since is the epoch marker taken before the status was read from the
 	// provider (statusStore.epoch); a verified status needs it.
 	since string
+	// rail names the transition's rail, for the metrics only.
+	rail string
 }
 
 // begin runs the begin script; token identifies the attempt.

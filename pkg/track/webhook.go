@@ -12,6 +12,7 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -38,11 +39,15 @@ var errForged = errors.New("track: event contradicts our records")
 // Retry-After, so Wompi retries it.
 const ResultOverloaded = "overloaded"
 
-// Handler serves POST /webhooks/wompi. Mount it on TRACKER_ADDR, with
-// NewWebhookServer for the hardened timeouts.
+// Handler serves the webhooks: POST /webhooks/wompi, and POST
+// /webhooks/smartfastpay and /webhooks/wepayout (single-payout rails; 404
+// while the rail is not enabled in this tracker). Mount it on TRACKER_ADDR,
+// with NewWebhookServer for the hardened timeouts.
 func (e *Engine) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+WebhookPath, e.serveWebhook)
+	mux.HandleFunc("POST "+WebhookPath, e.serveRail(rail.Wompi, e.handleWebhook))
+	mux.HandleFunc("POST "+SmartFastPayWebhookPath, e.serveRail(rail.SmartFastPay, e.handleSmartFastPay))
+	mux.HandleFunc("POST "+WEpayoutWebhookPath, e.serveRail(rail.WEpayout, e.handleWEpayout))
 	return mux
 }
 
@@ -53,28 +58,90 @@ func NewWebhookServer(addr string, e *Engine) *http.Server {
 	return ops.NewServer(addr, e.Handler())
 }
 
-func (e *Engine) serveWebhook(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	var result string
-	var code int
-	select {
-	case e.hooks <- struct{}{}:
-		result, code = e.handleWebhook(w, r)
-		<-e.hooks
-	default:
-		// MaxConcurrentWebhooks are being handled: refuse before reading
-		// the body, so a flood costs neither memory nor the poller's CPU.
-		result, code = ResultOverloaded, http.StatusServiceUnavailable
-		w.Header().Set("Connection", "close")
+// serveRail wraps one rail's webhook handling: the rail must be enabled
+// (else 404), at most MaxConcurrentWebhooks are handled at once (else 503
+// with Retry-After), and every answer is counted (webhooks_total{result}
+// for all rails together, as the alerts read it, and
+// rail_webhooks_total{rail,result}).
+func (e *Engine) serveRail(name rail.Name, handle func(http.ResponseWriter, *http.Request) (string, int)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		var result string
+		var code int
+		switch {
+		case !e.railEnabled(name):
+			e.log.Warn("track: webhook for a rail not enabled in this tracker refused; set its credentials to track it",
+				"rail", name, "remote", r.RemoteAddr)
+			result, code = ResultRailNotEnabled, http.StatusNotFound
+		default:
+			select {
+			case e.hooks <- struct{}{}:
+				result, code = handle(w, r)
+				<-e.hooks
+			default:
+				// MaxConcurrentWebhooks are being handled: refuse before
+				// reading the body, so a flood costs neither memory nor the
+				// poller's CPU.
+				result, code = ResultOverloaded, http.StatusServiceUnavailable
+				w.Header().Set("Connection", "close")
+			}
+		}
+		e.m.webhooks.WithLabelValues(result).Inc()
+		e.m.railWebhooks.WithLabelValues(string(name), result).Inc()
+		e.m.handle.Observe(time.Since(start).Seconds())
+		w.Header().Set("Content-Type", "application/json")
+		if code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		w.WriteHeader(code)
+		fmt.Fprintf(w, "{\"result\":%q}\n", result)
 	}
-	e.m.webhooks.WithLabelValues(result).Inc()
-	e.m.handle.Observe(time.Since(start).Seconds())
-	w.Header().Set("Content-Type", "application/json")
-	if code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
+}
+
+// readBody reads a webhook body: 413 past MaxBodyBytes, 400 unless it is a
+// JSON object. ok is false when the answer is already decided.
+func (e *Engine) readBody(w http.ResponseWriter, r *http.Request) (body []byte, result string, code int, ok bool) {
+	if r.ContentLength > e.cfg.MaxBodyBytes {
+		return nil, ResultTooLarge, http.StatusRequestEntityTooLarge, false
 	}
-	w.WriteHeader(code)
-	fmt.Fprintf(w, "{\"result\":%q}\n", result)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, ResultTooLarge, http.StatusRequestEntityTooLarge, false
+		}
+		return nil, ResultMalformed, http.StatusBadRequest, false
+	}
+	if !json.Valid(body) || bytes.TrimSpace(body)[0] != '{' {
+		return nil, ResultMalformed, http.StatusBadRequest, false
+	}
+	return body, "", 0, true
+}
+
+// answer turns the outcome of a signed event's handling into the metric
+// result and the HTTP status, for every rail alike.
+func (e *Engine) answer(r *http.Request, name rail.Name, event string, res emitted, err error) (string, int) {
+	switch {
+	case errors.Is(err, errForged):
+		e.m.sigFailures.Inc()
+		e.log.Warn("track: webhook refused", "rail", name, "reason", "contradicts our records", "event", event, "err", err, "remote", r.RemoteAddr)
+		return ResultBadSig, http.StatusUnauthorized
+	case errors.Is(err, errUnmapped):
+		e.log.Error("track: webhook cannot be mapped to a request or batch", "rail", name, "event", event, "err", err)
+		return ResultUnmapped, http.StatusAccepted
+	case errors.Is(err, errUnknownStatus):
+		e.log.Warn("track: webhook with a status we do not know; nothing emitted", "rail", name, "event", event, "err", err)
+		return ResultUnknownType, http.StatusAccepted
+	case errors.Is(err, errUnavailable):
+		e.log.Warn("track: webhook not processed, the provider will retry", "rail", name, "event", event, "err", err)
+		return ResultUnavailable, http.StatusServiceUnavailable
+	case err != nil:
+		e.log.Error("track: webhook failed", "rail", name, "event", event, "err", err)
+		return ResultError, http.StatusInternalServerError
+	case res == emitNew:
+		return ResultAccepted, http.StatusOK
+	}
+	return ResultDuplicate, http.StatusOK
 }
 
 // handleWebhook returns the metric result and the HTTP status. Order of
@@ -83,19 +150,9 @@ func (e *Engine) serveWebhook(w http.ResponseWriter, r *http.Request) {
 // unknown), our records (401 if they contradict the event), then the
 // transition (200, or 503 so Wompi retries).
 func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) (string, int) {
-	if r.ContentLength > e.cfg.MaxBodyBytes {
-		return ResultTooLarge, http.StatusRequestEntityTooLarge
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, e.cfg.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return ResultTooLarge, http.StatusRequestEntityTooLarge
-		}
-		return ResultMalformed, http.StatusBadRequest
-	}
-	if !json.Valid(body) || bytes.TrimSpace(body)[0] != '{' {
-		return ResultMalformed, http.StatusBadRequest
+	body, result, code, ok := e.readBody(w, r)
+	if !ok {
+		return result, code
 	}
 	// Everything below reads the event wompi.ParseEvent verified, decoded
 	// from the same parse. A webhook object that lacks its signature,
@@ -137,24 +194,7 @@ func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) (string, 
 		e.log.Info("track: unknown webhook event ignored", "event", truncate(ev.Event, 64))
 		return ResultUnknownType, http.StatusAccepted
 	}
-	switch {
-	case errors.Is(err, errForged):
-		e.m.sigFailures.Inc()
-		e.log.Warn("track: webhook refused", "reason", "contradicts our records", "event", ev.Event, "err", err, "remote", r.RemoteAddr)
-		return ResultBadSig, http.StatusUnauthorized
-	case errors.Is(err, errUnmapped):
-		e.log.Error("track: webhook cannot be mapped to a request or batch", "event", ev.Event, "err", err)
-		return ResultUnmapped, http.StatusAccepted
-	case errors.Is(err, errUnavailable):
-		e.log.Warn("track: webhook not processed, Wompi will retry", "event", ev.Event, "err", err)
-		return ResultUnavailable, http.StatusServiceUnavailable
-	case err != nil:
-		e.log.Error("track: webhook failed", "event", ev.Event, "err", err)
-		return ResultError, http.StatusInternalServerError
-	case res == emitNew:
-		return ResultAccepted, http.StatusOK
-	}
-	return ResultDuplicate, http.StatusOK
+	return e.answer(r, rail.Wompi, ev.Event, res, err)
 }
 
 // refusal names why wompi.ParseEvent refused a webhook, for the log.

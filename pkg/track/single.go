@@ -1,0 +1,425 @@
+package track
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// Single-payout rails (SmartFastPay, WEpayout). The dispatcher hands each
+// payout off as one pkg/submitted payout whose id is rail.HandOffID(rail,
+// providerID), with one transaction whose id is the provider's id and
+// whose requestId is ours. The tracker emits each status as a
+// PayoutStatusChanged with transactionId = the provider's id, no payoutId,
+// and rail = the rail's name, through the same forward-only path as
+// Wompi's.
+
+// The webhook paths of the single-payout rails, next to WebhookPath: the
+// URLs the dispatcher sends as SMARTFASTPAY_CALLBACK_URL and
+// WEPAYOUT_NOTIFICATION_URL.
+const (
+	SmartFastPayWebhookPath = "/webhooks/smartfastpay"
+	WEpayoutWebhookPath     = "/webhooks/wepayout"
+)
+
+// errUnknownStatus: the provider's status maps to nothing we know. Nothing
+// is emitted, the payout stays non-final (polled again), and it is counted
+// (unknown_provider_statuses_total); a webhook is answered 202.
+var errUnknownStatus = errors.New("track: unknown provider status")
+
+// errRailNotEnabled: a scheduled payout of a rail this tracker has no
+// client for. It is rescheduled (PollMaxBackoff later) with a warning.
+var errRailNotEnabled = errors.New("track: rail not enabled in this tracker")
+
+// single returns the client of a single-payout rail, nil when the rail is
+// not enabled.
+func (e *Engine) single(name rail.Name) rail.SinglePayouts {
+	switch name {
+	case rail.SmartFastPay:
+		if e.cfg.SmartFastPay != nil {
+			return e.cfg.SmartFastPay
+		}
+	case rail.WEpayout:
+		if e.cfg.WEpayout != nil {
+			return e.cfg.WEpayout
+		}
+	}
+	return nil
+}
+
+// railEnabled reports whether this tracker tracks a rail (Wompi always).
+func (e *Engine) railEnabled(name rail.Name) bool {
+	return name == rail.Wompi || e.single(name) != nil
+}
+
+// singleRef is what the tracker knows of one single payout: from the
+// hand-off, else from the provider (then batchID and origin are empty).
+type singleRef struct {
+	requestID, batchID, originAccountID string
+	amount                              int64
+	handedOff                           bool
+}
+
+// lookupSingle reads the hand-off of a single payout.
+func (e *Engine) lookupSingle(ctx context.Context, name rail.Name, providerID string) (singleRef, error) {
+	m, found, err := e.sub.Lookup(ctx, rail.HandOffID(name, providerID), providerID)
+	if err != nil {
+		return singleRef{}, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	}
+	if !found || m.RequestID == "" {
+		return singleRef{}, nil
+	}
+	return singleRef{requestID: m.RequestID, batchID: m.BatchID, originAccountID: m.OriginAccountID,
+		amount: m.AmountInCents, handedOff: true}, nil
+}
+
+// railErr classifies a single-payout rail's failure: a 404 on a read means
+// the provider has no such payout (errNotAtProvider); anything else may
+// pass (errUnavailable: the webhook is answered 503, the poll rescheduled).
+func railErr(err error) error {
+	if notAtProvider(err) {
+		return fmt.Errorf("%w: %w", errNotAtProvider, err)
+	}
+	return fmt.Errorf("%w: %w", errUnavailable, err)
+}
+
+// errNotAtProvider: the provider answered 404 for the payout's id.
+var errNotAtProvider = errors.New("track: the provider has no such payout")
+
+func notAtProvider(err error) bool {
+	var re *rail.Error
+	return errors.As(err, &re) && re.HTTPStatus == http.StatusNotFound
+}
+
+// singleChange builds the status event of a single payout.
+func singleChange(name rail.Name, providerID string, ref singleRef, st payout.Status, reason string,
+	at time.Time, src payout.Source) *payout.StatusChange {
+	n := string(name)
+	sc := &payout.StatusChange{
+		RequestID: ref.requestID, BatchID: optString(ref.batchID), TransactionID: &providerID,
+		Status: st, AmountInCents: ref.amount, OriginAccountID: ref.originAccountID,
+		OccurredAt: at, Source: src, Rail: &n,
+	}
+	if st == payout.StatusFailed || st == payout.StatusCancelled {
+		sc.ReasonCode = optString(reason)
+	}
+	return sc
+}
+
+// singleLookup re-reads a single payout for emitRequest (a status Redis
+// knows nothing of, or read before a Redis loss).
+func (e *Engine) singleLookup(c rail.SinglePayouts, providerID string, cur payout.Status) func(context.Context) (payout.Status, wompi.FailureReason, error) {
+	return func(ctx context.Context) (payout.Status, wompi.FailureReason, error) {
+		p, err := c.Get(ctx, providerID)
+		if err != nil {
+			return "", wompi.FailureReason{}, railErr(err)
+		}
+		if p.Status == "" {
+			e.m.unknownStatuses.WithLabelValues(string(c.Rail()), string(payout.SourceWebhook)).Inc()
+			return cur, wompi.FailureReason{}, nil
+		}
+		return p.Status, wompi.FailureReason{Code: p.Reason}, nil
+	}
+}
+
+// occurredAt is when the provider says the payout last changed, else now.
+func (e *Engine) occurredAt(p rail.Payout) time.Time {
+	if !p.UpdatedAt.IsZero() && p.UpdatedAt.Unix() > 0 {
+		return p.UpdatedAt
+	}
+	return e.cfg.Now()
+}
+
+// handleSmartFastPay serves POST /webhooks/smartfastpay. Order of checks:
+// size (413), JSON (400), the HMAC signature of the whole body (401:
+// Webhooks.Parse), shape (400), then each payout of data: our records
+// (401 if they contradict it), the transition (200, or 503 so
+// SmartFastPay retries).
+func (e *Engine) handleSmartFastPay(w http.ResponseWriter, r *http.Request) (string, int) {
+	body, result, code, ok := e.readBody(w, r)
+	if !ok {
+		return result, code
+	}
+	cb, err := e.cfg.SmartFastPay.Webhooks().Parse(r.Header, body)
+	switch {
+	case errors.Is(err, smartfastpay.ErrMalformedWebhook):
+		return ResultMalformed, http.StatusBadRequest
+	case err != nil:
+		e.m.sigFailures.Inc()
+		e.log.Warn("track: webhook refused", "rail", rail.SmartFastPay, "reason", "signature", "err", err, "remote", r.RemoteAddr)
+		return ResultBadSig, http.StatusUnauthorized
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), e.cfg.RequestTimeout)
+	defer cancel()
+	// Every payout of the callback is handled; the answer is the worst
+	// outcome (a refusal, else a 503, else an unknown status), so that a
+	// retry covers whatever failed.
+	var res emitted = emitDuplicate
+	var worst error
+	for _, d := range cb.Data {
+		got, err := e.onSmartFastPay(ctx, d)
+		switch {
+		case err != nil:
+			worst = worseErr(worst, err)
+		case got == emitNew:
+			res = emitNew
+		}
+	}
+	return e.answer(r, rail.SmartFastPay, "callback", res, worst)
+}
+
+// worseErr keeps the error whose answer matters most: a refusal (401),
+// then an internal error, then unavailable (503), then the rest.
+func worseErr(a, b error) error {
+	rank := func(err error) int {
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, errForged):
+			return 5
+		case errors.Is(err, errUnavailable):
+			return 3
+		case errors.Is(err, errUnmapped), errors.Is(err, errUnknownStatus):
+			return 1
+		}
+		return 4
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+// onSmartFastPay emits the status of one payout of a verified callback.
+// The body is signed whole (HMAC), so its status may be used as is; it
+// must still agree with our hand-off (transaction_id is our requestId, the
+// amount ours), or, without a hand-off, with SmartFastPay's record (GET),
+// else the callback is refused. A status read from the provider is
+// verified; the body's own status is not (a non-final one on an empty
+// status key is read again: emitRequest's lookup).
+func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayout) (emitted, error) {
+	c := e.cfg.SmartFastPay
+	p := d.Payout()
+	since, err := e.statuses.epoch(ctx) // before SmartFastPay is read
+	if err != nil {
+		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	}
+	ref, err := e.lookupSingle(ctx, rail.SmartFastPay, p.ProviderID)
+	if err != nil {
+		return 0, err
+	}
+	st, reason, at, verified := p.Status, p.Reason, e.cfg.Now(), false
+	if !ref.handedOff {
+		gp, err := c.Get(ctx, p.ProviderID)
+		if err != nil {
+			if err = railErr(err); errors.Is(err, errNotAtProvider) {
+				return 0, fmt.Errorf("%w: payout %s was never handed off and SmartFastPay does not know it: %w", errForged, p.ProviderID, err)
+			}
+			return 0, err
+		}
+		ref = singleRef{requestID: gp.ID, amount: gp.AmountInCents}
+		if gp.Status != "" && (st == "" || payout.CanTransition(st, gp.Status)) {
+			st, reason, at = gp.Status, gp.Reason, e.occurredAt(gp)
+		}
+		verified = true
+	}
+	if ref.requestID == "" {
+		return 0, fmt.Errorf("%w: payout %s has no transaction id", errUnmapped, p.ProviderID)
+	}
+	if p.ID != ref.requestID {
+		return 0, fmt.Errorf("%w: payout %s: transaction_id is not the request it pays", errForged, p.ProviderID)
+	}
+	if p.AmountInCents != ref.amount {
+		return 0, fmt.Errorf("%w: payout %s: amount %d, recorded %d", errForged, p.ProviderID, p.AmountInCents, ref.amount)
+	}
+	if st == "" {
+		e.m.unknownStatuses.WithLabelValues(string(rail.SmartFastPay), string(payout.SourceWebhook)).Inc()
+		return 0, fmt.Errorf("%w: payout %s: %q", errUnknownStatus, p.ProviderID, truncate(p.ProviderStatus, 32))
+	}
+	sc := singleChange(rail.SmartFastPay, p.ProviderID, ref, st, reason, at, payout.SourceWebhook)
+	res, err := e.emitRequest(ctx, sc, verified, since, e.singleLookup(c, p.ProviderID, st))
+	if err == nil && !ref.handedOff {
+		e.enroll(ctx, rail.SmartFastPay, p.ProviderID, sc.Status)
+	}
+	return res, err
+}
+
+// enroll puts a single payout that has no hand-off (lost with Redis, or
+// expired) and is not final on the polling schedule, so that a lost webhook
+// after this one is still caught: the schedule rebuilt after a Redis loss
+// lists Wompi's payouts only. Its polls take our id from the provider.
+func (e *Engine) enroll(ctx context.Context, name rail.Name, providerID string, st payout.Status) {
+	if st.Final() {
+		return
+	}
+	id := rail.HandOffID(name, providerID)
+	if err := e.sub.Schedule(ctx, id, e.cfg.Now().Add(min(backoff(0), e.cfg.PollMaxBackoff))); err != nil {
+		e.log.Warn("track: schedule a payout without hand-off", "payoutId", id, "err", err)
+	}
+}
+
+// handleWEpayout serves POST /webhooks/wepayout. WEpayout's signature
+// covers only the invoice, the currency, the amount and the key, and the
+// body carries neither currency nor amount: it is checked against OUR
+// record (the hand-off's requestId and amount, BRL), else against
+// WEpayout's record of the payment the body names. Nothing else in the
+// body is authenticated, so the status emitted is the one WEpayout
+// answers for the payment (ConfirmWebhook, or the read without a
+// hand-off), never the body's. Order: size (413), JSON (400), shape
+// (400), signature and our records (401), the transition (200, or 503 so
+// WEpayout retries).
+func (e *Engine) handleWEpayout(w http.ResponseWriter, r *http.Request) (string, int) {
+	body, result, code, ok := e.readBody(w, r)
+	if !ok {
+		return result, code
+	}
+	wh, err := wepayout.ParseWebhook(body)
+	if err != nil {
+		return ResultMalformed, http.StatusBadRequest
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), e.cfg.RequestTimeout)
+	defer cancel()
+	res, err := e.onWEpayout(ctx, r.Header, body, wh)
+	if errors.Is(err, wepayout.ErrInvalidSignature) {
+		e.m.sigFailures.Inc()
+		e.log.Warn("track: webhook refused", "rail", rail.WEpayout, "reason", "signature", "err", err, "remote", r.RemoteAddr)
+		return ResultBadSig, http.StatusUnauthorized
+	}
+	if errors.Is(err, wepayout.ErrMalformedWebhook) {
+		return ResultMalformed, http.StatusBadRequest
+	}
+	return e.answer(r, rail.WEpayout, "payment", res, err)
+}
+
+func (e *Engine) onWEpayout(ctx context.Context, h http.Header, body []byte, wh *wepayout.Webhook) (emitted, error) {
+	c := e.cfg.WEpayout
+	providerID := string(wh.ID)
+	since, err := e.statuses.epoch(ctx) // before WEpayout is read
+	if err != nil {
+		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	}
+	ref, err := e.lookupSingle(ctx, rail.WEpayout, providerID)
+	if err != nil {
+		return 0, err
+	}
+	var read *rail.Payout
+	if !ref.handedOff {
+		gp, err := c.Get(ctx, providerID)
+		if err != nil {
+			if err = railErr(err); errors.Is(err, errNotAtProvider) {
+				return 0, fmt.Errorf("%w: payment %s was never handed off and WEpayout does not know it: %w", errForged, providerID, err)
+			}
+			return 0, err
+		}
+		ref = singleRef{requestID: gp.ID, amount: gp.AmountInCents}
+		read = &gp
+	}
+	if ref.requestID == "" {
+		return 0, fmt.Errorf("%w: payment %s has no invoice", errUnmapped, providerID)
+	}
+	rec := rail.PayoutRequest{ID: ref.requestID, Currency: wepayout.CurrencyBRL, AmountInCents: ref.amount}
+	v, err := wepayout.VerifyWebhook(h, body, rec, e.cfg.WEpayoutAPIKey)
+	if err != nil {
+		return 0, err
+	}
+	if read == nil {
+		p, err := c.ConfirmWebhook(ctx, v)
+		if err != nil {
+			if errors.Is(err, wepayout.ErrInvalidSignature) {
+				return 0, err
+			}
+			return 0, railErr(err)
+		}
+		read = &p
+	}
+	if read.Status == "" {
+		e.m.unknownStatuses.WithLabelValues(string(rail.WEpayout), string(payout.SourceWebhook)).Inc()
+		return 0, fmt.Errorf("%w: payment %s: %q", errUnknownStatus, providerID, truncate(read.ProviderStatus, 32))
+	}
+	sc := singleChange(rail.WEpayout, providerID, ref, read.Status, read.Reason, e.occurredAt(*read), payout.SourceWebhook)
+	res, err := e.emitRequest(ctx, sc, true, since, e.singleLookup(c, providerID, read.Status))
+	if err == nil && !ref.handedOff {
+		e.enroll(ctx, rail.WEpayout, providerID, sc.Status)
+	}
+	return res, err
+}
+
+// pollSingle polls one single payout (a hand-off id "<rail>:<providerID>"):
+// GET it from its provider, emit its status (source POLL, verified), and
+// take it off the schedule once final.
+func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id string, now time.Time) (bool, int, error) {
+	n := 0
+	retry := func(err error) (bool, int, error) {
+		if rerr := e.sub.Reschedule(context.WithoutCancel(ctx), id, now.Add(min(backoff(0), e.cfg.PollMaxBackoff))); rerr != nil {
+			e.log.Warn("track: reschedule", "payoutId", id, "err", rerr)
+		}
+		e.log.Warn("track: poll failed", "payoutId", id, "err", err)
+		return false, n, err
+	}
+	c := e.single(name)
+	if c == nil {
+		e.log.Warn("track: scheduled payout of a rail not enabled in this tracker rescheduled; set its credentials to track it",
+			"rail", name, "payoutId", id)
+		if err := e.sub.Reschedule(ctx, id, now.Add(e.cfg.PollMaxBackoff)); err != nil {
+			return false, 0, err
+		}
+		return false, 0, fmt.Errorf("%w: %s", errRailNotEnabled, name)
+	}
+	since, err := e.statuses.epoch(ctx) // before the provider is read
+	if err != nil {
+		return retry(fmt.Errorf("%w: redis: %w", errUnavailable, err))
+	}
+	p, err := c.Get(ctx, providerID)
+	if err != nil {
+		if notAtProvider(err) {
+			e.log.Error("track: polled payout unknown to its provider, dropped from the schedule", "rail", name, "payoutId", id)
+			return true, 0, e.done(ctx, id)
+		}
+		return retry(railErr(err))
+	}
+	ref, err := e.lookupSingle(ctx, name, providerID)
+	if err != nil {
+		return retry(err)
+	}
+	if !ref.handedOff {
+		ref = singleRef{requestID: p.ID, amount: p.AmountInCents}
+	}
+	if ref.requestID == "" || (p.ID != "" && p.ID != ref.requestID) {
+		// The provider's record of our id contradicts the hand-off: emit
+		// nothing for either request.
+		e.log.Error("track: polled payout's id of ours contradicts the hand-off; nothing emitted", "rail", name, "payoutId", id)
+		return retry(fmt.Errorf("%w: payout %s", errForged, id))
+	}
+	if p.Status == "" {
+		e.m.unknownStatuses.WithLabelValues(string(name), string(payout.SourcePoll)).Inc()
+		e.log.Warn("track: polled payout has a status we do not know; kept non-final", "rail", name, "payoutId", id,
+			"status", truncate(p.ProviderStatus, 32))
+	} else {
+		sc := singleChange(name, providerID, ref, p.Status, p.Reason, now, payout.SourcePoll)
+		res, err := e.emitRequest(ctx, sc, true, since, nil)
+		switch {
+		case err != nil:
+			return retry(err)
+		case res == emitReread:
+			return retry(errNoReread)
+		case res == emitNew:
+			n++
+		}
+		if p.Status.Final() {
+			return true, n, e.done(ctx, id)
+		}
+	}
+	age := now.Sub(p.CreatedAt)
+	if sp, found, err := e.sub.Payout(ctx, id); err == nil && found && sp.SubmittedAt.Unix() > 0 {
+		age = now.Sub(sp.SubmittedAt)
+	}
+	return false, n, e.sub.Reschedule(ctx, id, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
+}
