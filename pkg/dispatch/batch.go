@@ -151,8 +151,8 @@ const railRetry = 15 * time.Minute
 const (
 	// railNotEnabled: this dispatcher has no credentials for the rail.
 	railNotEnabled = "not_enabled"
-	// railNotImplemented: the rail's credentials are set, but this release
-	// of the dispatcher cannot pay through it yet.
+	// railNotImplemented: the rail is enabled (Config.Rails) but the engine
+	// was given no client for it (Config.Singles): a wiring bug.
 	railNotImplemented = "not_implemented"
 	// railUnknown: the batch names a rail the contract does not know
 	// (ingest refuses those; a hand-made or future record).
@@ -163,8 +163,7 @@ const (
 // than Wompi: it is never paid through another rail than its own, and
 // nothing is lost. It waits on the deferred topic, DEFERRED with
 // RAIL_NOT_CONFIGURED, and is looked at again every railRetry: once the
-// rail is configured (and, for SmartFastPay and WEpayout, paid through by a
-// later release) it proceeds. The cause (not enabled, enabled but not
+// rail is configured it proceeds. The cause (not enabled, enabled but not
 // implemented, unknown rail) is in the reason message, the log and the
 // metric's label, so that an operator knows whether credentials are
 // missing or the release is.
@@ -175,7 +174,7 @@ func (j *job) deferRail(name rail.Name) error {
 	case !name.Valid():
 		label, cause, why = railUnknown, railUnknown, "the batch names no rail this dispatcher knows"
 	case e.rails[name]:
-		cause, why = railNotImplemented, "rail "+string(name)+" is enabled in the dispatcher, but this release cannot pay through it yet"
+		cause, why = railNotImplemented, "rail "+string(name)+" is enabled in the dispatcher, but it was given no client for it"
 	}
 	e.m.railDeferred.WithLabelValues(label, cause).Inc()
 	j.log.Warn("dispatch: batch deferred: its rail cannot be paid through here", "rail", label, "cause", cause,

@@ -210,7 +210,7 @@ func TestBatchOfAnotherRailIsDeferred(t *testing.T) {
 	}{
 		{"not enabled", "smartfastpay", nil, "smartfastpay", "not_enabled", "no credentials for rail smartfastpay"},
 		{"not enabled while another is", "wepayout", railconfig.Enabled{rail.SmartFastPay: true}, "wepayout", "not_enabled", "no credentials for rail wepayout"},
-		{"enabled but not implemented", "wepayout", railconfig.Enabled{rail.WEpayout: true}, "wepayout", "not_implemented", "enabled in the dispatcher, but this release cannot pay through it yet"},
+		{"enabled but not implemented", "wepayout", railconfig.Enabled{rail.WEpayout: true}, "wepayout", "not_implemented", "enabled in the dispatcher, but it was given no client for it"},
 		{"unknown rail", "pix-express", railconfig.Enabled{rail.WEpayout: true}, "unknown", "unknown", "names no rail"},
 	}
 	for _, tc := range cases {

@@ -810,7 +810,7 @@ func (e *Engine) process(r *kgo.Record, req *payout.Request, decErr error, isCop
 	if !ok || !rail.Available[name] {
 		code, msg := rail.ReasonUnknownRail, "the request's rail is not one of wompi, smartfastpay, wepayout, and RAIL_ROUTES has no route for its currency"
 		if ok {
-			code, msg = rail.ReasonRailNotAvailable, "this release pays through the wompi rail only; "+string(name)+" is not available yet"
+			code, msg = rail.ReasonRailNotAvailable, "this release does not pay through rail "+string(name)
 		}
 		e.reject(req.RequestID, req.AmountInCents, req.OriginAccountID, code, msg, now)
 		e.m.pend("rejected")

@@ -15,17 +15,20 @@ type Kind uint8
 
 // The kinds of synthetic requests.
 const (
-	KindImmediate  Kind = iota // pays now, from a well-funded account
-	KindScheduled              // dispersion tomorrow
-	KindRecurring              // monthly, from tomorrow
-	KindInvalid                // breaks a validation rule: REJECTED at ingest
-	KindBankFails              // the simulated bank refuses it with a D* code
-	KindCancelled              // the simulated approver cancels it
-	KindLowBalance             // from the account with little balance: DEFERRED until a recharge
+	KindImmediate    Kind = iota // pays now, from a well-funded account
+	KindScheduled                // dispersion tomorrow
+	KindRecurring                // monthly, from tomorrow
+	KindInvalid                  // breaks a validation rule: REJECTED at ingest
+	KindBankFails                // the simulated bank refuses it with a D* code
+	KindCancelled                // the simulated approver cancels it
+	KindLowBalance               // from the account with little balance: DEFERRED until a recharge
+	KindSmartFastPay             // a Colombian payee paid one by one through SmartFastPay
+	KindWEpayout                 // a Brazilian payee paid by PIX through WEpayout
 	numKinds
 )
 
-var kindNames = [numKinds]string{"immediate", "scheduled", "recurring", "invalid", "bank-fails", "cancelled", "low-balance"}
+var kindNames = [numKinds]string{"immediate", "scheduled", "recurring", "invalid", "bank-fails", "cancelled", "low-balance",
+	"smartfastpay", "wepayout"}
 
 func (k Kind) String() string { return kindNames[k] }
 
@@ -33,11 +36,15 @@ func (k Kind) String() string { return kindNames[k] }
 // immediate.
 type Mix struct {
 	Scheduled, Recurring, Invalid, BankFails, Cancelled, LowBalance int
+	// SmartFastPay and WEpayout are the shares paid through those rails
+	// (SmartFastPay: COP, rail named; WEpayout: BRL, routed by currency).
+	SmartFastPay, WEpayout int
 }
 
 // DefaultMix is a realistic day: mostly immediate payouts, some scheduled
 // and recurring ones, a few bad requests and bank refusals.
-var DefaultMix = Mix{Scheduled: 6, Recurring: 3, Invalid: 4, BankFails: 4, Cancelled: 1, LowBalance: 1}
+var DefaultMix = Mix{Scheduled: 6, Recurring: 3, Invalid: 4, BankFails: 4, Cancelled: 1, LowBalance: 1,
+	SmartFastPay: 4, WEpayout: 4}
 
 // LoadMix is the load run's mix: immediate payouts only, so every request
 // goes the whole way to Wompi.
@@ -71,7 +78,8 @@ func (m *Marketplace) Index(requestID string) (int, bool) {
 
 func (m *Marketplace) kind() Kind {
 	p := m.rng.IntN(100)
-	for k, share := range []int{m.Mix.Scheduled, m.Mix.Recurring, m.Mix.Invalid, m.Mix.BankFails, m.Mix.Cancelled, m.Mix.LowBalance} {
+	for k, share := range []int{m.Mix.Scheduled, m.Mix.Recurring, m.Mix.Invalid, m.Mix.BankFails, m.Mix.Cancelled, m.Mix.LowBalance,
+		m.Mix.SmartFastPay, m.Mix.WEpayout} {
 		if p < share {
 			return Kind(k + 1)
 		}
@@ -135,6 +143,33 @@ func (m *Marketplace) Next(i int, r *payout.Request) Kind {
 		r.Beneficiary.AccountNumber = "999" + r.Beneficiary.AccountNumber[3:]
 	case KindLowBalance:
 		r.OriginAccountID = wompitest.AccountLow
+	case KindSmartFastPay:
+		// SmartFastPay: an 11-digit document and a Colombian mobile; the
+		// phone's last two digits steer the simulator (13: failed).
+		name := smartFastPayRail
+		r.Rail = &name
+		r.Beneficiary.LegalID = fmt.Sprintf("%011d", 10_000_000_000+int64(m.rng.IntN(89_999_999))*100+int64(i%100))
+		phone := fmt.Sprintf("5730%06d%02d", m.rng.IntN(1_000_000), sfpPhoneEndings[i%len(sfpPhoneEndings)])
+		r.Beneficiary.Phone = &phone
+	case KindWEpayout:
+		// WEpayout: BRL (routed by currency), a CPF and a PIX key whose last
+		// two digits steer the simulator (05: rejected, 06: cancelled).
+		r.Currency = "BRL"
+		r.AmountInCents = int64(1_000 + m.rng.IntN(500_000)) // R$10 to R$5,010
+		r.Beneficiary.LegalIDType = payout.LegalCPF
+		r.Beneficiary.LegalID = "52998224725"
+		r.Beneficiary.BankCode, r.Beneficiary.AccountNumber = "", ""
+		key := fmt.Sprintf("payee%d%02d@example.com", i, wepKeyEndings[i%len(wepKeyEndings)])
+		r.Beneficiary.PixKey = &key
 	}
 	return k
 }
+
+const smartFastPayRail = "smartfastpay"
+
+// The simulators' outcomes by the payee's last digits: mostly paid, a few
+// refusals (docs/rails/smartfastpay.md, docs/rails/wepayout.md).
+var (
+	sfpPhoneEndings = []int{10, 11, 12, 14, 15, 16, 17, 18, 19, 13, 21} // 13: failed; 21: paid, then refunded
+	wepKeyEndings   = []int{0, 1, 2, 3, 8, 9, 10, 11, 12, 5, 6}         // 05: rejected, 06: cancelled
+)

@@ -38,7 +38,7 @@ func TestReportLedgerRowHasNoCount(t *testing.T) {
 	var out bytes.Buffer
 	(&Report{LedgerCents: 123456}).Print(&out)
 	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.Contains(line, "Wompi ledger amount") {
+		if strings.Contains(line, "rails' ledger amount") {
 			if strings.Fields(line)[3] == "0" {
 				t.Fatalf("ledger row shows a count: %q", line)
 			}

@@ -3,6 +3,7 @@ package localrun
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -32,6 +35,7 @@ type Tally struct {
 	reasons     map[payout.Status]map[string]int
 	latencies   []time.Duration // publish -> SUBMITTED
 	payouts     map[string]struct{}
+	singles     map[string]int // rail -> single payouts SUBMITTED
 	// names interns batch and payout ids: a million requests share a few
 	// hundred of each.
 	names     []string
@@ -48,7 +52,8 @@ type Tally struct {
 func NewTally(m *Marketplace, n int) *Tally {
 	return &Tally{m: m, kinds: make([]Kind, n), amounts: make([]int64, n), published: make([]int64, n),
 		status: make([]uint8, n), deferred: make([]bool, n), batchOf: make([]int32, n), payoutOf: make([]int32, n),
-		reasons: map[payout.Status]map[string]int{}, payouts: map[string]struct{}{}, nameIdx: map[string]int32{}}
+		reasons: map[payout.Status]map[string]int{}, payouts: map[string]struct{}{}, nameIdx: map[string]int32{},
+		singles: map[string]int{}}
 }
 
 // tallyStatuses numbers the statuses for the tally's compact slice; 0 is
@@ -112,12 +117,22 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 	case payout.StatusDeferred:
 		t.deferred[i] = true
 	case payout.StatusSubmitted:
-		if sc.PayoutID != nil {
-			if p := *sc.PayoutID; t.payoutOf[i] != 0 && t.name(t.payoutOf[i]) != p {
+		// A Wompi SUBMITTED names the batch's payout; a single payout's
+		// names the provider's payout as its transactionId.
+		pid, single := sc.PayoutID, false
+		if pid == nil && sc.Rail != nil && *sc.Rail != "wompi" {
+			pid, single = sc.TransactionID, true
+		}
+		if pid != nil {
+			if p := *pid; t.payoutOf[i] != 0 && t.name(t.payoutOf[i]) != p {
 				t.doubleSub = append(t.doubleSub, sc.RequestID)
 			} else if t.payoutOf[i] == 0 {
 				t.payoutOf[i] = t.intern(p)
-				t.payouts[p] = struct{}{}
+				if single {
+					t.singles[*sc.Rail]++
+				} else {
+					t.payouts[p] = struct{}{}
+				}
 				t.submitted++
 				t.latencies = append(t.latencies, sc.OccurredAt.Sub(time.UnixMilli(t.published[i])))
 			}
@@ -172,18 +187,22 @@ func (t *Tally) settled(i int, s payout.Status) bool {
 // Report is the reconciliation of a run.
 type Report struct {
 	Requested, Rejected, Submitted, Approved, Failed, Cancelled int
-	Deferred, ScheduledWaiting, Batches, DLQ                    int
-	AwaitingSettlement                                          int
-	RejectedBy, FailedBy                                        map[string]int
-	RequestedCents, SubmittedCents, ApprovedCents, FailedCents  int64
-	LedgerCents                                                 int64
-	DuplicatesPaid                                              []string
-	Lifecycle                                                   []string
-	Lost                                                        []string
-	AmountMismatch                                              []string
-	Latency                                                     Percentiles
-	Elapsed                                                     time.Duration
-	Load                                                        *LoadFigures
+	Returned                                                    int
+	// Singles counts the single payouts SUBMITTED per rail (SmartFastPay,
+	// WEpayout); Batches counts Wompi's.
+	Singles                                                    map[string]int
+	Deferred, ScheduledWaiting, Batches, DLQ                   int
+	AwaitingSettlement                                         int
+	RejectedBy, FailedBy                                       map[string]int
+	RequestedCents, SubmittedCents, ApprovedCents, FailedCents int64
+	LedgerCents                                                int64
+	DuplicatesPaid                                             []string
+	Lifecycle                                                  []string
+	Lost                                                       []string
+	AmountMismatch                                             []string
+	Latency                                                    Percentiles
+	Elapsed                                                    time.Duration
+	Load                                                       *LoadFigures
 }
 
 // OK reports whether the reconciliation holds: nothing paid twice, nothing
@@ -205,16 +224,43 @@ func percentiles(d []time.Duration) Percentiles {
 	return Percentiles{at(0.50), at(0.90), at(0.99), s[len(s)-1]}
 }
 
-// Reconcile compares the tally with the in-process simulator's audit
-// ledger.
-func (t *Tally) Reconcile(sim *wompitest.Server, dlq int, elapsed time.Duration) *Report {
-	return t.reconcile(t.ledgerOf(sim), dlq, elapsed)
+// Reconcile compares the tally with the in-process simulators' audit
+// ledgers (the single-payout rails' may be nil).
+func (t *Tally) Reconcile(sim *wompitest.Server, sfp *sfptest.Server, wep *weptest.Server, dlq int, elapsed time.Duration) *Report {
+	v := t.ledgerOf(sim)
+	t.addRailLedgers(v, sfp, wep)
+	return t.reconcile(v, dlq, elapsed)
+}
+
+// addRailLedgers adds the single-payout rails' ledgers to v: the amount of
+// each payout they made for a request of the run, and the requests posted
+// more than once.
+func (t *Tally) addRailLedgers(v *ledgerView, sfp *sfptest.Server, wep *weptest.Server) {
+	if sfp != nil {
+		v.paidTwice = append(v.paidTwice, sfp.Duplicates()...)
+	}
+	if wep != nil {
+		v.paidTwice = append(v.paidTwice, wep.Duplicates()...)
+	}
+	for i, k := range t.kinds {
+		id := t.m.RequestID(i)
+		switch {
+		case k == KindSmartFastPay && sfp != nil:
+			if e, ok := sfp.LedgerEntry(id); ok {
+				v.amounts[i] = e.AmountsInCents
+			}
+		case k == KindWEpayout && wep != nil:
+			if e, ok := wep.LedgerEntry(id); ok {
+				v.amounts[i] = e.AmountsInCents
+			}
+		}
+	}
 }
 
 func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *Report {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := &Report{Requested: len(t.status), DLQ: dlq, Batches: len(t.payouts), Elapsed: elapsed,
+	r := &Report{Requested: len(t.status), DLQ: dlq, Batches: len(t.payouts), Elapsed: elapsed, Singles: maps.Clone(t.singles),
 		RejectedBy: t.reasons[payout.StatusRejected], FailedBy: t.reasons[payout.StatusFailed]}
 	if r.RejectedBy == nil {
 		r.RejectedBy = map[string]int{}
@@ -251,6 +297,8 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 			r.FailedCents += t.amounts[i]
 		case s == payout.StatusCancelled:
 			r.Cancelled++
+		case s == payout.StatusReturned:
+			r.Returned++
 		case t.untilSubmitted && t.payoutOf[i] != 0:
 			r.AwaitingSettlement++
 		case t.settled(i, s):
@@ -282,7 +330,7 @@ func (r *Report) Print(w io.Writer) {
 		if n >= 0 {
 			count = strconv.Itoa(n)
 		}
-		fmt.Fprintf(w, "  %-34s %9s  %22s  %s\n", label, count, amount, note)
+		fmt.Fprintf(w, "  %-38s %9s  %22s  %s\n", label, count, amount, note)
 	}
 	sub := func(m map[string]int) {
 		keys := make([]string, 0, len(m))
@@ -294,7 +342,7 @@ func (r *Report) Print(w io.Writer) {
 			if k == "" {
 				k = "(no code)"
 			}
-			fmt.Fprintf(w, "      %-30s %9d\n", k, m[strings.TrimSuffix(k, "(no code)")])
+			fmt.Fprintf(w, "      %-34s %9d\n", k, m[strings.TrimSuffix(k, "(no code)")])
 		}
 	}
 	fmt.Fprintf(w, "\nReconciliation (%s)\n", r.Elapsed.Round(time.Millisecond))
@@ -303,22 +351,30 @@ func (r *Report) Print(w io.Writer) {
 	sub(r.RejectedBy)
 	row("dead-lettered (undecodable bytes)", r.DLQ, 0, "sent on purpose; never requests")
 	row("batches posted to Wompi", r.Batches, 0, "")
-	row("submitted to Wompi", r.Submitted, r.SubmittedCents, "")
+	for _, name := range []string{"smartfastpay", "wepayout"} {
+		if n := r.Singles[name]; n > 0 {
+			row("single payouts posted to "+name, n, 0, "one POST per payee")
+		}
+	}
+	row("submitted to the rails", r.Submitted, r.SubmittedCents, "")
 	row("approved (paid)", r.Approved, r.ApprovedCents, "")
 	row("failed (final)", r.Failed, r.FailedCents, "")
 	sub(r.FailedBy)
 	row("cancelled (final)", r.Cancelled, 0, "")
+	if r.Returned > 0 {
+		row("returned after payment (final)", r.Returned, 0, "SmartFastPay refunds")
+	}
 	row("deferred, then retried", r.Deferred, 0, "")
 	row("scheduled, waiting for dispersion", r.ScheduledWaiting, 0, "Wompi pays them on their day")
 	if r.AwaitingSettlement > 0 {
 		row("submitted, settling after the run", r.AwaitingSettlement, 0, "load run: followed up to SUBMITTED")
 	}
-	row("Wompi ledger amount", noCount, r.LedgerCents, amountNote(r))
+	row("rails' ledger amount", noCount, r.LedgerCents, amountNote(r))
 	row("duplicates paid", len(r.DuplicatesPaid), 0, "must be 0")
 	row("lost", len(r.Lost), 0, "must be 0")
 	row("lifecycles broken (status topic)", len(r.Lifecycle), 0, "must be 0")
 	if r.Latency.Max > 0 {
-		fmt.Fprintf(w, "  publish -> SUBMITTED latency      p50 %v  p90 %v  p99 %v  max %v\n",
+		fmt.Fprintf(w, "  publish -> SUBMITTED latency          p50 %v  p90 %v  p99 %v  max %v\n",
 			r.Latency.P50.Round(time.Millisecond), r.Latency.P90.Round(time.Millisecond), r.Latency.P99.Round(time.Millisecond), r.Latency.Max.Round(time.Millisecond))
 	}
 	for _, l := range []struct {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +34,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		strings.Join(s.Brokers, ","), kafkaKind(o), s.Redis.Addr, s.Redis.Kind, s.SimURL)
 	fmt.Fprintf(o.Out, "payouts-local: tracker webhooks http://%s/webhooks/wompi; metrics ingest http://%s/metrics, dispatcher http://%s/metrics, tracker http://%s/metrics\n",
 		s.WebhookAddr, s.Metrics["ingest"], s.Metrics["dispatcher"], s.Metrics["tracker"])
+	if s.SmartFastPay != nil {
+		fmt.Fprintf(o.Out, "payouts-local: smartfastpay simulator %s, wepayout simulator %s; webhooks http://%s/webhooks/smartfastpay and /webhooks/wepayout\n",
+			s.SmartFastPay.URL(), s.WEpayout.URL(), s.WebhookAddr)
+	}
 	if s.Redis.Kind == "miniredis" {
 		fmt.Fprintln(o.Out, "payouts-local: no REDIS_URL and no redis-server on PATH: using embedded miniredis (not Redis; install redis-server for the real thing)")
 	}
@@ -46,6 +52,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Serve {
 		fmt.Fprintf(o.Out, "payouts-local: wompi simulator credentials (the local sandbox's fake ones, not secrets): WOMPI_API_KEY=%s WOMPI_PRINCIPAL_ID=%s WOMPI_EVENTS_SECRET=%s\n",
 			simAPIKey, simPrincipal, simSecret)
+		if s.SmartFastPay != nil {
+			fmt.Fprintf(o.Out, "payouts-local: smartfastpay and wepayout simulator credentials (fake): SMARTFASTPAY_CLIENT_ID=%s SMARTFASTPAY_CLIENT_SECRET=%s SMARTFASTPAY_WEBHOOK_SECRET=%s WEPAYOUT_API_KEY=%s\n",
+				sfptest.DefaultClientID, sfptest.DefaultClientSecret, sfptest.DefaultWebhookSecret, weptest.DefaultAPIKey)
+		}
 		fmt.Fprintf(o.Out, "payouts-local: serving; produce PayoutRequested records to %s on %s. Ctrl-C to stop.\n", s.Topics.Requests, strings.Join(s.Brokers, ","))
 		select {
 		case <-ctx.Done():
@@ -166,7 +176,7 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 	}
 	var rep *Report
 	if s.Sim != nil {
-		rep = tally.Reconcile(s.Sim, dlq, time.Since(began))
+		rep = tally.Reconcile(s.Sim, s.SmartFastPay, s.WEpayout, dlq, time.Since(began))
 	} else {
 		ledger, err := tally.fetchLedger(ctx, s.SimURL)
 		if err != nil {

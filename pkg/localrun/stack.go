@@ -26,7 +26,12 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/ingest"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
 	"github.com/wompi-payouts/pipeline/pkg/track"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
@@ -72,14 +77,17 @@ type Options struct {
 
 // Stack is a running local pipeline.
 type Stack struct {
-	Brokers     []string
-	Redis       *Redis
-	Sim         *wompitest.Server // nil when the simulator is external
-	SimURL      string
-	WebhookAddr string
-	Metrics     map[string]string // worker -> metrics address
-	Topics      events.Topics
-	Codec       *events.Codec
+	Brokers []string
+	Redis   *Redis
+	Sim     *wompitest.Server // nil when the simulator is external
+	// The single-payout rails' simulators (in-process; nil in the load run).
+	SmartFastPay *sfptest.Server
+	WEpayout     *weptest.Server
+	SimURL       string
+	WebhookAddr  string
+	Metrics      map[string]string // worker -> metrics address
+	Topics       events.Topics
+	Codec        *events.Codec
 
 	redisCalls *callCounter
 	dispatch   *dispatch.Engine
@@ -158,6 +166,22 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		}
 		s.Sim, s.SimURL = sim, sim.BaseURL()
 	}
+	// The single-payout rails' simulators (not in the load run: it pays
+	// through Wompi only).
+	if !o.Load {
+		if s.SmartFastPay, err = sfptest.New(sfptest.Config{Seed: o.Seed + 2, Logger: logger.With("worker", "smartfastpaysim")}); err != nil {
+			return nil, err
+		}
+		if err := s.SmartFastPay.Start("127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		if s.WEpayout, err = weptest.New(weptest.Config{Seed: o.Seed + 3, Logger: logger.With("worker", "wepayoutsim")}); err != nil {
+			return nil, err
+		}
+		if err := s.WEpayout.Start("127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+	}
 	s.wompi, err = wompi.New(wompi.Config{BaseURL: s.SimURL, APIKey: simAPIKey, PrincipalID: simPrincipal, ReadRetries: wompi.DefaultReadRetries})
 	if err != nil {
 		return nil, err
@@ -187,6 +211,14 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	if o.Load {
 		env["BATCH_MAX_TRANSACTIONS"] = "2000"
+	}
+	if s.SmartFastPay != nil {
+		env["SMARTFASTPAY_BASE_URL"] = s.SmartFastPay.URL()
+		env["SMARTFASTPAY_CLIENT_ID"] = sfptest.DefaultClientID
+		env["SMARTFASTPAY_CLIENT_SECRET"] = sfptest.DefaultClientSecret
+		env["SMARTFASTPAY_WEBHOOK_SECRET"] = sfptest.DefaultWebhookSecret
+		env["WEPAYOUT_BASE_URL"] = s.WEpayout.URL()
+		env["WEPAYOUT_API_KEY"] = weptest.DefaultAPIKey
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 
@@ -240,7 +272,23 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if o.Load {
 		rate, limit = 5000, LoadLimitCents
 	}
+	singles := map[rail.Name]rail.SinglePayouts{}
+	if s.SmartFastPay != nil {
+		hooks := "http://" + s.WebhookAddr + "/webhooks/"
+		sfpc, err := smartfastpay.New(smartfastpay.Config{BaseURL: s.SmartFastPay.URL(), ClientID: sfptest.DefaultClientID,
+			ClientSecret: sfptest.DefaultClientSecret, CallbackURL: hooks + "smartfastpay", HTTPClient: &http.Client{Timeout: 3 * time.Second}})
+		if err != nil {
+			return nil, err
+		}
+		wepc, err := wepayout.New(wepayout.Config{BaseURL: s.WEpayout.URL(), APIKey: weptest.DefaultAPIKey,
+			NotificationURL: hooks + "wepayout", HTTPClient: &http.Client{Timeout: 3 * time.Second}})
+		if err != nil {
+			return nil, err
+		}
+		singles[rail.SmartFastPay], singles[rail.WEpayout] = sfpc, wepc
+	}
 	d, err := dispatch.New(dispatch.Config{
+		Singles: singles, SingleRatePerSecond: 500, SingleRateBurst: 50,
 		Kafka: kopts, Codec: s.Codec, Topics: s.Topics, Redis: rdb, Wompi: s.wompi,
 		RatePerSecond: rate, RateBurst: int(rate / 10), DeferBalanceRetry: 3 * time.Second, DailyLimitCents: limit,
 		HealthInterval: 2 * time.Second, RetryBase: 100 * time.Millisecond, RetryMax: 2 * time.Second,
@@ -339,6 +387,12 @@ func (s *Stack) Close() {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		s.log.Warn("workers did not drain within 30s")
+	}
+	if s.SmartFastPay != nil {
+		s.SmartFastPay.Close()
+	}
+	if s.WEpayout != nil {
+		s.WEpayout.Close()
 	}
 	if s.Sim != nil {
 		s.Sim.Close()

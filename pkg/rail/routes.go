@@ -44,8 +44,10 @@ func ParseRoutes(s string) (Routes, error) {
 const ReasonUnknownRail payout.Reason = "UNKNOWN_RAIL"
 
 // ReasonRailNotAvailable: the request's rail exists in the contract but this
-// release cannot pay through it yet (SmartFastPay, WEpayout): it is refused
-// at ingest rather than batched and left waiting.
+// release cannot pay through it: it is refused at ingest rather than batched
+// and left waiting. Every rail of the contract is available since the
+// release that pays through SmartFastPay and WEpayout; the code stays for a
+// rail added to the contract before its release.
 const ReasonRailNotAvailable payout.Reason = "RAIL_NOT_AVAILABLE"
 
 // ReasonRailNotConfigured: the dispatcher has no credentials for the
@@ -66,4 +68,4 @@ func (r Routes) Choose(req *payout.Request) (Name, bool) {
 }
 
 // Available lists the rails this release pays through.
-var Available = map[Name]bool{Wompi: true}
+var Available = map[Name]bool{Wompi: true, SmartFastPay: true, WEpayout: true}
