@@ -45,6 +45,7 @@ import (
 // singleOutcome is what became of one payee.
 type singleOutcome struct {
 	paid     *rail.Payout
+	found    bool        // paid is the provider's, found by a lookup (not created by this job)
 	rejected *rail.Error // refused: REJECTED with its code
 	deferred *rail.Error // refused for now: deferred
 }
@@ -137,7 +138,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		// The payees already paid are found by the next attempt's lookups.
 		return err
 	}
-	return j.finishSingle(cl.Rail(), outs)
+	return j.finishSingle(cl.Rail(), outs, c.code == "fresh")
 }
 
 // reserveSingle is reserve for a rail whose provider publishes no figures of
@@ -198,7 +199,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 					"rail", name, "request_id", t.RequestID, "payouts", len(found))
 			}
 			p := earliest(found)
-			return singleOutcome{paid: &p}, nil
+			return singleOutcome{paid: &p, found: attempt == 0}, nil
 		}
 		e.m.reconciled.WithLabelValues("false").Inc()
 		if err := j.callToken(name); err != nil {
@@ -344,7 +345,14 @@ func singleRequest(name rail.Name, t *payout.Transaction) rail.PayoutRequest {
 // SUBMITTED for them through the status gate, REJECTED for the refused,
 // the drops, then state done; or, when some were deferred, those in a
 // smaller copy of the batch on the deferred topic.
-func (j *job) finishSingle(name rail.Name, outs []singleOutcome) error {
+//
+// fresh says the claim record was new. A payee the provider already held
+// then was paid before Redis lost our records (or by the original of a copy
+// republished after that loss): the tracker may have emitted its later
+// statuses already, and its record of them is gone too, so no SUBMITTED is
+// emitted for it (as for a Wompi batch found after a loss); the hand-off is
+// recorded, so the tracker follows it.
+func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) error {
 	e, b := j.e, j.b
 	now := e.now()
 	var ps []submitted.Payout
@@ -365,6 +373,12 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome) error {
 			txs = append(txs, []submitted.Transaction{{TransactionID: o.paid.ProviderID, RequestID: t.RequestID, BatchID: b.BatchID,
 				PayoutID: hid, AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID}})
 			pid := o.paid.ProviderID
+			if fresh && o.found {
+				e.m.lateSkipped.Inc()
+				j.log.Warn("dispatch: payee found at the provider on a new claim (after a Redis loss): no SUBMITTED",
+					"rail", name, "request_id", t.RequestID)
+				continue
+			}
 			r, err := e.statusRecord(b, t, payout.StatusSubmitted, "", "", nil, &pid,
 				payout.EventID("status", t.RequestID, string(payout.StatusSubmitted), b.BatchID))
 			if err != nil {

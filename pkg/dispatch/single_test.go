@@ -366,3 +366,38 @@ func TestSingleBatchRedisRoundTripsDoNotGrow(t *testing.T) {
 		t.Fatalf("Redis round trips grow with the batch: %d for 2 payees, %d for 20", small, large)
 	}
 }
+
+// Two faults together: the provider already holds a payee's payout (paid
+// before Redis lost our records, or the original of a copy republished
+// after that loss) and the tracker had emitted its APPROVED; the batch
+// comes (again) on a new claim. The payee is adopted, never posted again,
+// and gets no SUBMITTED: it would follow the APPROVED. The others are paid.
+func TestSingleFoundOnFreshClaimGetsNoSubmitted(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			b := singleBatch(r, "fresh-found-"+string(r.name), 2)
+			early := b.Transactions[0].RequestID
+			if _, err := r.client.Create(context.Background(), singleRequest(r.name, &b.Transactions[0])); err != nil {
+				t.Fatal(err)
+			}
+			f.trackerEmitted(b, 0, payout.StatusApproved)
+			if err := f.redis.Client().Del(context.Background(), f.redis.Prefix()+"track:req:{"+early+"}").Err(); err != nil {
+				t.Fatal(err) // the tracker's record of it, lost with Redis
+			}
+			e := r.engine(f, nil)
+			f.produce(f.topics.Batches, b)
+			stop, _ := f.run(e)
+			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+			_ = stop()
+			if n := r.sim.Accepted(early); n != 1 {
+				t.Fatalf("the payee the provider held was paid %d times", n)
+			}
+			if ss := byStatus(f.statuses())[early][payout.StatusSubmitted]; len(ss) != 0 {
+				t.Fatalf("SUBMITTED after the tracker's APPROVED: %+v", ss)
+			}
+			f.checkSinglePaid(r, b, map[string]bool{early: true})
+		})
+	}
+}
