@@ -26,6 +26,8 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/localrun"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 	"github.com/wompi-payouts/pipeline/pkg/testenv/apachekafka"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
@@ -185,6 +187,8 @@ type result struct {
 	brokerLog          []string // what each broker fault hit
 	elapsed, lastFinal time.Duration
 	pii                []string // values that must never appear in a log
+	railPaid           map[string]int // requests paid through each single-payout rail
+	railFaults         int64          // faults the single-payout rails' simulators injected
 }
 
 func (r *result) summary() string {
@@ -194,11 +198,13 @@ func (r *result) summary() string {
 	}
 	return fmt.Sprintf("seed=%d kafka=%s redis=%s broker_kills=%d broker_restarts=%d requests=%d kills=%d faults=%d duplicates=%d lost=%d (republished=%d republished_cross_account=%d flushes=%d flush_gap=%v "+
 		"key_outage=%v unauthorized_posts=%d unauthorized_live_keys=%d late_rejects=%d dropped_answers=%d expired_key_reuses=%d unfired=%s "+
-		"ingest_stalls=%d reaped=%d forged_refused=%d approved=%d failed=%d cancelled=%d rejected=%d; last final status after %v; %v in all)",
+		"ingest_stalls=%d reaped=%d forged_refused=%d approved=%d failed=%d cancelled=%d rejected=%d returned=%d smartfastpay=%d wepayout=%d rail_faults=%d; last final status after %v; %v in all)",
 		r.seed, r.kafka, r.redis, r.brokerKills, r.brokerRestarts, r.requests, r.kills, r.faults, len(r.duplicates), len(r.lost), r.republished, r.crossAccount, r.flushes, r.flushGap.Round(time.Millisecond),
 		r.outage, r.sim.UnauthorizedPosts, r.sim.UnauthorizedLiveKeys, r.sim.LateRejects, r.sim.DroppedAnswers, r.sim.ExpiredKeyReuses, unfired,
 		r.stalls, r.reaped, r.forged,
-		r.finals[payout.StatusApproved], r.finals[payout.StatusFailed], r.finals[payout.StatusCancelled], r.finals[payout.StatusRejected], r.lastFinal.Round(time.Second), r.elapsed.Round(time.Second))
+		r.finals[payout.StatusApproved], r.finals[payout.StatusFailed], r.finals[payout.StatusCancelled], r.finals[payout.StatusRejected],
+		r.finals[payout.StatusReturned], r.railPaid["smartfastpay"], r.railPaid["wepayout"], r.railFaults,
+		r.lastFinal.Round(time.Second), r.elapsed.Round(time.Second))
 }
 
 // otherAccount is a valid origin account of the simulator other than id.
@@ -230,7 +236,8 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 		t.Fatal(err)
 	}
 	defer c.Close()
-	res := &result{seed: seed, requests: n, finals: map[payout.Status]int{}, kafka: "kfake", redis: "redis-server"}
+	res := &result{seed: seed, requests: n, finals: map[payout.Status]int{}, kafka: "kfake", redis: "redis-server",
+		railPaid: map[string]int{}}
 	if redisCluster != nil {
 		res.redis = fmt.Sprintf("cluster(%d masters)", len(redisCluster.Masters))
 	}
@@ -260,12 +267,23 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 
 	// The marketplace: immediate payouts, invalid ones, bank refusals and
 	// cancellations; a share published twice.
-	m := localrun.NewMarketplace(fmt.Sprintf("c%d", seed), seed, localrun.Mix{Invalid: 5, BankFails: 5, Cancelled: 2}, time.Now)
+	// A share goes through the single-payout rails (their simulators'
+	// faults are on from the start).
+	m := localrun.NewMarketplace(fmt.Sprintf("c%d", seed), seed,
+		localrun.Mix{Invalid: 5, BankFails: 5, Cancelled: 2, SmartFastPay: 6, WEpayout: 6}, time.Now)
 	reqs := make([]payout.Request, n)
 	kinds := make([]localrun.Kind, n)
 	for i := range reqs {
 		kinds[i] = m.Next(i, &reqs[i])
-		res.pii = append(res.pii, reqs[i].Beneficiary.AccountNumber, reqs[i].Beneficiary.Email)
+		res.pii = append(res.pii, reqs[i].Beneficiary.Email)
+		if a := reqs[i].Beneficiary.AccountNumber; a != "" {
+			res.pii = append(res.pii, a)
+		}
+		for _, v := range []*string{reqs[i].Beneficiary.Phone, reqs[i].Beneficiary.PixKey} {
+			if v != nil {
+				res.pii = append(res.pii, *v)
+			}
+		}
 		if len(reqs[i].Beneficiary.LegalID) >= 8 {
 			res.pii = append(res.pii, reqs[i].Beneficiary.LegalID)
 		}
@@ -475,6 +493,12 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 			"webhookDropRate": 0, "webhookDuplicateRate": 0, "webhookDelayRate": 0, "lateRejectRate": 0}); err != nil {
 			t.Fatal(err)
 		}
+		for _, root := range []string{c.SmartFastPayRoot, c.WEpayoutRoot} {
+			if err := c.SetRailFaults(ctx, root, map[string]any{"errorRate": 0, "latency": "0s", "latencyJitter": "0s",
+				"dropResponseRate": 0, "webhookDropRate": 0, "webhookDuplicateRate": 0, "webhookDelayRate": 0}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		healed = true
 	}
 	// Follow the status topic until every request has a final status.
@@ -553,6 +577,26 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 		})
 	}
 	res.lastFinal = time.Since(start)
+	// A SmartFastPay payout may be refunded after it was paid: RETURNED
+	// follows APPROVED about a second later. Follow a little longer.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		fs := follow.PollFetches(pctx)
+		pcancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			var sc payout.StatusChange
+			if err := codec.DecodeStatusChange(r.Value, &sc); err != nil {
+				res.problems = append(res.problems, "undecodable status event: "+err.Error())
+				return
+			}
+			if l := lives[sc.RequestID]; l != nil {
+				l.events = append(l.events, sc)
+				if sc.Status.Final() {
+					l.finals[sc.Status] = true
+				}
+			}
+		})
+	}
 
 	// The faults injected over the run (webhook faults are rolled when an
 	// event is queued, so they are counted at the end).
@@ -618,6 +662,52 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 			res.duplicates = append(res.duplicates, ref) // accepted twice, even if not (yet) paid twice
 		}
 	}
+	// The single-payout rails' ledgers: a create sent twice for one id is a
+	// double payment there (they deduplicate nothing).
+	var sfpLedger struct {
+		Transactions     map[string]sfptest.LedgerEntry `json:"transactions"`
+		Duplicates       []string                       `json:"duplicates"`
+		PaidMoreThanOnce []string                       `json:"paidMoreThanOnce"`
+	}
+	var wepLedger struct {
+		Invoices         map[string]weptest.LedgerEntry `json:"invoices"`
+		Duplicates       []string                       `json:"duplicates"`
+		PaidMoreThanOnce []string                       `json:"paidMoreThanOnce"`
+	}
+	if err := c.GetJSONAt(ctx, c.SmartFastPayRoot, "/_sim/ledger", &sfpLedger); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.GetJSONAt(ctx, c.WEpayoutRoot, "/_sim/ledger", &wepLedger); err != nil {
+		t.Fatal(err)
+	}
+	for _, ids := range [][]string{sfpLedger.Duplicates, sfpLedger.PaidMoreThanOnce, wepLedger.Duplicates, wepLedger.PaidMoreThanOnce} {
+		for _, id := range ids {
+			if !slices.Contains(res.duplicates, id) {
+				res.duplicates = append(res.duplicates, id)
+			}
+		}
+	}
+	for _, r := range []struct{ name, root string }{{"smartfastpay", c.SmartFastPayRoot}, {"wepayout", c.WEpayoutRoot}} {
+		var st struct {
+			Faults struct {
+				Errors, TooManyRequests, DroppedAnswers int64
+			} `json:"faults"`
+			Webhooks struct {
+				Dropped, Duplicated, Delayed int64
+			} `json:"webhooks"`
+		}
+		if err := c.GetJSONAt(ctx, r.root, "/_sim/stats", &st); err != nil {
+			t.Fatal(err)
+		}
+		n := st.Faults.Errors + st.Faults.TooManyRequests + st.Faults.DroppedAnswers + st.Webhooks.Dropped + st.Webhooks.Duplicated + st.Webhooks.Delayed
+		res.railFaults += n
+		if n == 0 {
+			res.unfired = append(res.unfired, r.name+"_faults")
+		}
+		if st.Faults.DroppedAnswers == 0 {
+			res.unfired = append(res.unfired, r.name+"_dropped_answers")
+		}
+	}
 	// Name the batches that carried each one: with the dispatcher logs
 	// (batch_id), they say which path paid it twice.
 	slices.Sort(res.duplicates)
@@ -632,6 +722,9 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 		valid := kinds[i] != localrun.KindInvalid
 		if valid {
 			res.valid++
+		}
+		if len(l.finals) == 2 && l.finals[payout.StatusApproved] && l.finals[payout.StatusReturned] {
+			delete(l.finals, payout.StatusApproved) // paid, then returned: RETURNED is the last word
 		}
 		switch len(l.finals) {
 		case 0:
@@ -656,6 +749,10 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 		}
 		res.finals[final]++
 		approved := checkEvents(id, l.events, &res.problems)
+		if k := kinds[i]; k == localrun.KindSmartFastPay || k == localrun.KindWEpayout {
+			checkSinglePayout(id, r, k, final, approved, sfpLedger.Transactions, wepLedger.Invoices, res)
+			continue
+		}
 		e, accepted := ledger.Transactions[id]
 		switch {
 		case !valid && (final != payout.StatusRejected || accepted):
@@ -694,6 +791,44 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 	}
 	res.elapsed = time.Since(start)
 	return res
+}
+
+// checkSinglePayout checks a request of a single-payout rail against its
+// simulator's ledger: created once, for its amount, and the status topic's
+// final status is the provider's.
+func checkSinglePayout(id string, r *payout.Request, k localrun.Kind, final payout.Status, approved int64,
+	sfp map[string]sfptest.LedgerEntry, wep map[string]weptest.LedgerEntry, res *result) {
+	var amounts []int64
+	var last string
+	var want payout.Status
+	name := "wepayout"
+	if k == localrun.KindSmartFastPay {
+		name = "smartfastpay"
+		e, ok := sfp[id]
+		if ok && len(e.Statuses) > 0 {
+			amounts, last = e.AmountsInCents, e.Statuses[len(e.Statuses)-1]
+			want = map[string]payout.Status{"success": payout.StatusApproved, "failed": payout.StatusFailed,
+				"refunded": payout.StatusReturned, "returned": payout.StatusReturned}[last]
+		}
+	} else if e, ok := wep[id]; ok && len(e.Statuses) > 0 {
+		amounts, last = e.AmountsInCents, strconv.Itoa(e.Statuses[len(e.Statuses)-1])
+		want = map[string]payout.Status{"3": payout.StatusApproved, "4": payout.StatusFailed, "5": payout.StatusFailed,
+			"6": payout.StatusCancelled}[last]
+	}
+	switch {
+	case len(amounts) == 0:
+		if final != payout.StatusRejected {
+			res.problems = append(res.problems, fmt.Sprintf("%s ended %s but %s never created it", id, final, name))
+		}
+		return
+	case amounts[0] != r.AmountInCents:
+		res.problems = append(res.problems, fmt.Sprintf("%s: %s got %d cents, requested %d", id, name, amounts[0], r.AmountInCents))
+	case final != want:
+		res.problems = append(res.problems, fmt.Sprintf("%s: status topic says %s, %s says %s", id, final, name, last))
+	case final == payout.StatusApproved && approved != r.AmountInCents:
+		res.problems = append(res.problems, fmt.Sprintf("%s: APPROVED event carries %d cents, requested %d", id, approved, r.AmountInCents))
+	}
+	res.railPaid[name]++
 }
 
 // brokerFaults is the real cluster's share of the chaos schedule, one

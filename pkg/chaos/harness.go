@@ -52,6 +52,14 @@ const (
 // The idempotency key's lifetime, scaled down: the workers run on the wall
 // clock, so Wompi's 24 h (and the dispatcher's 23 h limit) become seconds,
 // and an API-key outage of a minute outlives a key.
+// The single-payout rails' simulator credentials (fake).
+const (
+	SmartFastPayClientID      = "chaos-sfp-client"
+	SmartFastPayClientSecret  = "chaos-sfp-secret"
+	SmartFastPayWebhookSecret = "chaos-sfp-webhook-secret"
+	WEpayoutAPIKey            = "chaos-wepayout-key"
+)
+
 const (
 	IdempotencyTTL = 20 * time.Second
 	KeyMaxAge      = 10 * time.Second
@@ -60,7 +68,8 @@ const (
 // Build compiles the binaries the suite runs into dir.
 func Build(ctx context.Context, repoRoot, dir string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator),
-		"./cmd/ingest", "./cmd/dispatcher", "./cmd/tracker", "./cmd/wompisim", "./cmd/kfakebroker")
+		"./cmd/ingest", "./cmd/dispatcher", "./cmd/tracker", "./cmd/wompisim", "./cmd/kfakebroker",
+		"./cmd/smartfastpaysim", "./cmd/wepayoutsim")
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
@@ -174,6 +183,8 @@ type Cluster struct {
 	redisURL  string   // what the workers get in REDIS_URL
 	redisAll  []string // every Redis server, flushed by FlushRedis
 	SimRoot   string   // http://host:port, without /v1
+	// The single-payout rails' simulators: http://host:port.
+	SmartFastPayRoot, WEpayoutRoot string
 	Workers   []*Proc
 	infra     []*Proc
 	lb        *http.Server
@@ -319,7 +330,57 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		return nil, fmt.Errorf("wompisim: %w", err)
 	}
 
+	// The single-payout rails' simulators, with their faults on from the
+	// start (the Wompi simulator's come through SetFaults).
+	railFaults := func(prefix string) map[string]string {
+		return map[string]string{
+			prefix + "_SEED": strconv.FormatUint(o.Seed, 10), prefix + "_STEP_DELAY": "300ms",
+			prefix + "_ERROR_RATE": "0.05", prefix + "_LATENCY": "2ms", prefix + "_LATENCY_JITTER": "20ms",
+			prefix + "_DROP_RESPONSE_RATE": "0.05", prefix + "_WEBHOOK_DROP_RATE": "0.05",
+			prefix + "_WEBHOOK_DUPLICATE_RATE": "0.05", prefix + "_WEBHOOK_DELAY_RATE": "0.05", prefix + "_WEBHOOK_DELAY": "1s",
+			prefix + "_WEBHOOK_BACKOFF": "100ms", prefix + "_LOG_FORMAT": "json",
+		}
+	}
+	for _, rs := range []struct {
+		name, prefix string
+		root         *string
+		extra        map[string]string
+	}{
+		{"smartfastpaysim", "SMARTFASTPAYSIM", &c.SmartFastPayRoot, map[string]string{"SMARTFASTPAYSIM_REVERSAL_DELAY": "1s",
+			"SMARTFASTPAY_CLIENT_ID": SmartFastPayClientID, "SMARTFASTPAY_CLIENT_SECRET": SmartFastPayClientSecret,
+			"SMARTFASTPAY_WEBHOOK_SECRET": SmartFastPayWebhookSecret}},
+		{"wepayoutsim", "WEPAYOUTSIM", &c.WEpayoutRoot, map[string]string{"WEPAYOUTSIM_STEP_JITTER": "300ms",
+			"WEPAYOUT_API_KEY": WEpayoutAPIKey}},
+	} {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		env := railFaults(rs.prefix)
+		env[rs.prefix+"_ADDR"] = "127.0.0.1:" + strconv.Itoa(port)
+		for k, v := range rs.extra {
+			env[k] = v
+		}
+		p, err := newProc(rs.name, filepath.Join(o.BinDir, rs.name), env, o.LogDir)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.Start(); err != nil {
+			return nil, err
+		}
+		c.infra = append(c.infra, p)
+		if err := waitTCP(ctx, "127.0.0.1:"+strconv.Itoa(port)); err != nil {
+			return nil, fmt.Errorf("%s: %w", rs.name, err)
+		}
+		*rs.root = "http://127.0.0.1:" + strconv.Itoa(port)
+	}
+
 	common := map[string]string{
+		"SMARTFASTPAY_BASE_URL": c.SmartFastPayRoot, "SMARTFASTPAY_CLIENT_ID": SmartFastPayClientID,
+		"SMARTFASTPAY_CLIENT_SECRET": SmartFastPayClientSecret, "SMARTFASTPAY_WEBHOOK_SECRET": SmartFastPayWebhookSecret,
+		"SMARTFASTPAY_CALLBACK_URL": "http://" + c.LBAddr + "/webhooks/smartfastpay",
+		"WEPAYOUT_BASE_URL": c.WEpayoutRoot, "WEPAYOUT_API_KEY": WEpayoutAPIKey,
+		"WEPAYOUT_NOTIFICATION_URL": "http://" + c.LBAddr + "/webhooks/wepayout",
 		"KAFKA_BROKERS": strings.Join(c.Brokers, ","), "REDIS_URL": c.redisURL,
 		"WOMPI_BASE_URL": c.SimRoot + "/v1", "WOMPI_API_KEY": APIKey, "WOMPI_PRINCIPAL_ID": PrincipalID,
 		"WOMPI_EVENTS_SECRET": EventsSecret, "LOG_FORMAT": "json", "LOG_LEVEL": logLevel,
@@ -571,9 +632,32 @@ func (c *Cluster) SetFaults(ctx context.Context, faults map[string]any) error {
 	return nil
 }
 
+// SetRailFaults changes a single-payout rail simulator's fault knobs (root
+// is SmartFastPayRoot or WEpayoutRoot).
+func (c *Cluster) SetRailFaults(ctx context.Context, root string, faults map[string]any) error {
+	b, _ := json.Marshal(faults)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, root+"/_sim/faults", strings.NewReader(string(b)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("set faults at %s: %s %s", root, resp.Status, msg)
+	}
+	return nil
+}
+
 // GetJSON fetches a simulator debug endpoint.
 func (c *Cluster) GetJSON(ctx context.Context, path string, v any) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.SimRoot+path, nil)
+	return c.GetJSONAt(ctx, c.SimRoot, path, v)
+}
+
+// GetJSONAt fetches a debug endpoint of the simulator at root.
+func (c *Cluster) GetJSONAt(ctx context.Context, root, path string, v any) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, root+path, nil)
 	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
 	if err != nil {
 		return err
