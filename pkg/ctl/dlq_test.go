@@ -204,9 +204,10 @@ func TestDLQReplaySafetyRules(t *testing.T) {
 		"undecodable": e.deadLetter("dlq-undecodable", garbage, e.decodeErr(garbage)),
 		"has status":  e.deadLetter("k1", e.value(piiRequest("dlq-has-status")), fmt.Errorf("decode: %w", events.ErrUnknownSchema)),
 		"resent":      e.deadLetter("k2", e.value(piiRequest("dlq-resent")), fmt.Errorf("decode: %w", events.ErrUnknownSchema)),
-		"ok":          e.deadLetter("k3", okValue, fmt.Errorf("decode: %w", events.ErrUnknownSchema)),
-		"twice-1":     e.deadLetter("k4", e.value(piiRequest("dlq-twice")), fmt.Errorf("decode: %w", events.ErrUnknownSchema)),
-		"twice-2":     e.deadLetter("k55", e.value(piiRequest("dlq-twice")), fmt.Errorf("decode: %w", events.ErrUnknownSchema)),
+		"ok": e.deadLetter("k3", okValue, fmt.Errorf("decode: %w", events.ErrUnknownSchema),
+			kgo.RecordHeader{Key: dispatch.HeaderBatchID, Value: []byte("batch-7")}),
+		"twice-1": e.deadLetter("k4", e.value(piiRequest("dlq-twice")), fmt.Errorf("decode: %w", events.ErrUnknownSchema)),
+		"twice-2": e.deadLetter("k55", e.value(piiRequest("dlq-twice")), fmt.Errorf("decode: %w", events.ErrUnknownSchema)),
 	}
 	e.produce(statusRecord(t, e.codec, e.topics.Status, "dlq-has-status", payout.StatusBatched, time.Now()))
 	// The producer, fixed, sent this request again itself.
