@@ -173,7 +173,7 @@ func TestReconcileCleanDay(t *testing.T) {
 
 func TestReconcileNamesEachDifference(t *testing.T) {
 	e := newReconcileEnv(t)
-	amounts := map[string]int64{"rec-ok": 1_000_000, "rec-amount": 2_000_000, "rec-status": 3_000_000, "rec-unknown": 400_000}
+	amounts := map[string]int64{"rec-ok": 1_000_000, "rec-amount": 2_000_000, "rec-status": 3_000_000, "rec-unknown": 400_000, "rec-rejected": 450_000}
 	pid, txs := e.pay("batch-differs", amounts)
 	for _, id := range []string{"rec-ok", "rec-amount", "rec-status"} {
 		if txs[id].Status != wompi.TransactionApproved {
@@ -184,7 +184,9 @@ func TestReconcileNamesEachDifference(t *testing.T) {
 	e.history("rec-amount", pid, txs["rec-amount"].ID, 2_000_100, e.at, payout.StatusApproved) // one peso more than Wompi paid
 	e.history("rec-status", pid, txs["rec-status"].ID, 3_000_000, e.at, payout.StatusFailed)   // Wompi says APPROVED
 	e.history("rec-ghost", "payout-ghost", "tx-ghost", 700_000, e.at.Add(time.Hour))           // Wompi never got it
-	// rec-unknown: Wompi holds it, we have no event of it.
+	// rec-unknown: Wompi holds it, we have no event of it. rec-rejected:
+	// Wompi holds it, and all we said of it is that ingest rejected it.
+	e.rejectedAtIngest("rec-rejected")
 	e.clock.Advance(24 * time.Hour)
 
 	r, table, code := e.reconcile()
@@ -196,7 +198,8 @@ func TestReconcileNamesEachDifference(t *testing.T) {
 	for _, d := range r.Differences {
 		got[d.RequestID] += d.Kind
 	}
-	want := map[string]string{"rec-amount": AmountDiffers, "rec-status": StatusDiffers, "rec-ghost": MissingAtProvider, "rec-unknown": MissingInOurEvents}
+	want := map[string]string{"rec-amount": AmountDiffers, "rec-status": StatusDiffers, "rec-ghost": MissingAtProvider, "rec-unknown": MissingInOurEvents,
+		"rec-rejected": MissingInOurEvents}
 	if len(got) != len(want) {
 		t.Errorf("differences %+v", r.Differences)
 	}
@@ -216,6 +219,9 @@ func TestReconcileNamesEachDifference(t *testing.T) {
 	for _, d := range r.Differences {
 		if d.RequestID == "rec-amount" && (d.OurAmountInCents != 2_000_100 || d.ProviderAmountInCents != 2_000_000) {
 			t.Errorf("amounts %+v", d)
+		}
+		if d.RequestID == "rec-rejected" && d.OurStatus != "REJECTED" {
+			t.Errorf("rejected at ingest, paid by Wompi: %+v", d)
 		}
 		if d.RequestID == "rec-status" && (d.OurStatus != "FAILED" || d.ProviderStatus != "APPROVED") {
 			t.Errorf("statuses %+v", d)
@@ -300,5 +306,33 @@ func TestReconcileWEpayoutInItsTimeZone(t *testing.T) {
 	// The Bogota day of the creation holds nothing of São Paulo's.
 	if r, code := run("2026-11-20"); code != 0 || r.Rails[0].Ours != 0 || r.Rails[0].Provider != 0 {
 		t.Fatalf("the day before: exit %d, %+v %+v", code, r.Rails, r.Differences)
+	}
+}
+
+// TestStatusAgrees: statuses not final on both sides agree (the tracker
+// has not heard yet); a final status must be the provider's; a provider
+// status we do not know agrees only with a status of ours not final.
+func TestStatusAgrees(t *testing.T) {
+	for _, c := range []struct {
+		ours   payout.Status
+		theirs string
+		agree  bool
+	}{
+		{payout.StatusSubmitted, "PENDING", true},
+		{payout.StatusPending, "PROCESSING", true},
+		{payout.StatusApproved, "APPROVED", true},
+		{payout.StatusReturned, "APPROVED", true},
+		{payout.StatusFailed, "FAILED", true},
+		{payout.StatusCancelled, "CANCELLED", true},
+		{payout.StatusSubmitted, "APPROVED", false},
+		{payout.StatusApproved, "PENDING", false},
+		{payout.StatusFailed, "APPROVED", false},
+		{payout.StatusApproved, "CANCELLED", false},
+		{payout.StatusSubmitted, "SOMETHING_NEW", true},
+		{payout.StatusApproved, "SOMETHING_NEW", false},
+	} {
+		if got := statusAgrees(c.ours, wompiStatus(c.theirs)); got != c.agree {
+			t.Errorf("ours %s, Wompi %s: agree %v, want %v", c.ours, c.theirs, got, c.agree)
+		}
 	}
 }
