@@ -300,7 +300,8 @@ second record of a requestId to the DLQ as DUPLICATE_REQUEST, and the
 dispatcher's duplicate index drops a copy that reaches a batch; a POST whose
 outcome is unknown is never repeated before the provider is asked by the
 requestId. Past DEDUPE_WINDOW those indexes have forgotten the requestId,
-and the status topic check above is what refuses it: it is never skipped.
+and both live in Redis, which a Redis loss empties: then the status topic
+check above is what refuses it, and it is never skipped.
 `
 
 // DLQReplay republishes the selected dead letters that pass every safety
@@ -330,11 +331,14 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 	if err != nil {
 		return nil, err
 	}
-	replayed := map[string]string{} // dead letter -> request record carrying replayed-from
+	// replayed maps a dead letter to the request record carrying its
+	// replayed-from, and back.
+	replayed := map[string]string{}
 	onRequests, err := keysOn(ctx, opts, t.st.Topics.Requests, ids, func(r *kgo.Record) {
 		for _, h := range r.Headers {
 			if h.Key == HeaderReplayedFrom {
-				replayed[string(h.Value)] = position(r.Partition, r.Offset)
+				at := position(r.Partition, r.Offset)
+				replayed[string(h.Value)], replayed["record "+at] = at, string(h.Value)
 			}
 		}
 	})
@@ -413,6 +417,9 @@ func (t *Tool) refusal(d *DeadLetter, statuses, onRequests map[string][]string, 
 	for _, at := range onRequests[d.RequestID] {
 		if src == t.st.Topics.Requests+"/"+at {
 			continue // the dead letter's own original record
+		}
+		if from, ok := replayed["record "+at]; ok {
+			return "the request topic already holds this requestId at " + at + " (replayed from dead letter " + from + "): ingest handles that record"
 		}
 		return "the request topic already holds this requestId at " + at + " (sent again): ingest handles that record"
 	}
