@@ -1,7 +1,10 @@
 // Command payoutsctl answers an operator's day-2 questions about the
 // pipeline: trace one request, list what is stuck, show the day's budget
-// and the provider's balances. It only reads, and is configured by the
-// workers' own environment variables. See pkg/ctl and docs/operations.md.
+// and the provider's balances, list the dead letters, reconcile a day with
+// the providers' records. It only reads, except dlq replay, which
+// republishes chosen dead letters after its safety checks. It is
+// configured by the workers' own environment variables. See pkg/ctl and
+// docs/operations.md.
 package main
 
 import (

@@ -8,6 +8,8 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/dispatch"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/railconfig"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
@@ -31,10 +33,25 @@ type Settings struct {
 	Timeout time.Duration // bound of the whole command
 
 	// Flags of the subcommands.
-	OlderThan time.Duration // stuck
-	Day       string        // budget
-	Accounts  []string      // budget
+	OlderThan  time.Duration // stuck
+	Day        string        // budget, reconcile
+	Accounts   []string      // budget
+	Error      string        // dlq list, dlq replay: only dead letters of this code
+	Limit      int           // dlq list, dlq replay: at most this many (0: no bound)
+	Offsets    []string      // dlq replay: dead letters by partition/offset
+	RequestIDs []string      // dlq replay: dead letters by requestId
+	DryRun     bool          // dlq replay
+	Rail       string        // reconcile: one rail (default every enabled rail)
+
+	// Rails are the SMARTFASTPAY_* and WEPAYOUT_* settings of the workers:
+	// reconcile reads the rails enabled by their credentials.
+	Rails *railconfig.Settings
 }
+
+// readerRole binds the rails' settings for a reader: neither the
+// dispatcher's callback URLs nor the tracker's webhook secret is required,
+// only the credentials that enable a rail.
+const readerRole railconfig.Role = -1
 
 // Bind binds the settings on s. Nothing is required at bind time: each
 // subcommand checks what it needs (Require) and names the variable.
@@ -75,7 +92,7 @@ func Bind(s *config.Set) *Settings {
 			}
 			return nil
 		})
-	s.String(&st.Day, "day", "PAYOUTSCTL_DAY", "", "budget: the Bogota day, YYYY-MM-DD (default today)").Check(func() error {
+	s.String(&st.Day, "day", "PAYOUTSCTL_DAY", "", "budget: the Bogota day, YYYY-MM-DD (default today); reconcile: the day in each rail's time zone (required)").Check(func() error {
 		if st.Day == "" {
 			return nil
 		}
@@ -83,6 +100,33 @@ func Bind(s *config.Set) *Settings {
 		return err
 	})
 	s.List(&st.Accounts, "account", "PAYOUTSCTL_ACCOUNTS", "", "budget: origin accounts, comma-separated (default: the provider's GET /accounts)")
+	s.String(&st.Error, "error", "PAYOUTSCTL_ERROR", "", "dlq: only dead letters whose error code is this one (DUPLICATE_REQUEST, UNDECODABLE, SCHEMA_NOT_FOUND, DISPATCH_FAILED, ...)")
+	s.Int(&st.Limit, "limit", "PAYOUTSCTL_LIMIT", 0, "dlq: at most this many dead letters, oldest first (0: no bound)").
+		Check(func() error {
+			if st.Limit < 0 {
+				return errors.New("must not be negative")
+			}
+			return nil
+		})
+	s.List(&st.Offsets, "offset", "PAYOUTSCTL_OFFSETS", "", "dlq replay: the dead letters to replay, as partition/offset of the DLQ topic, comma-separated").
+		Check(func() error {
+			for _, o := range st.Offsets {
+				if _, _, err := parsePosition(o); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	s.List(&st.RequestIDs, "request-id", "PAYOUTSCTL_REQUEST_IDS", "", "dlq replay: the dead letters to replay, by requestId, comma-separated")
+	s.Bool(&st.DryRun, "dry-run", "PAYOUTSCTL_DRY_RUN", false, "dlq replay: say what would be replayed, produce nothing")
+	s.String(&st.Rail, "rail", "PAYOUTSCTL_RAIL", "", "reconcile: one rail, wompi, smartfastpay or wepayout (default: every enabled rail)").
+		Check(func() error {
+			if st.Rail != "" && !rail.Name(st.Rail).Valid() {
+				return fmt.Errorf("%q is not wompi, smartfastpay or wepayout", st.Rail)
+			}
+			return nil
+		})
+	st.Rails = railconfig.Bind(s, readerRole)
 	return st
 }
 

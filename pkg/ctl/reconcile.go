@@ -1,0 +1,452 @@
+package ctl
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// The kinds of a reconciliation difference.
+const (
+	MissingAtProvider  = "missing at the provider"    // we submitted it that day; the provider's record has no row
+	MissingInOurEvents = "missing in our events"      // the provider has it; no status event of ours names it submitted
+	StatusDiffers      = "status differs"             // both have it; the statuses do not agree
+	AmountDiffers      = "amount differs"             // both have it; the amounts do not agree
+	PaidMoreThanOnce   = "more than once at provider" // the provider holds two rows for one requestId
+)
+
+// ReconcileResult compares one day of our status events with the
+// providers' records of that day.
+type ReconcileResult struct {
+	Day         string          `json:"day"`
+	Rails       []RailReconcile `json:"rails"`
+	Differences []Difference    `json:"differences"`
+}
+
+// RailReconcile is one rail's summary.
+type RailReconcile struct {
+	Rail     string    `json:"rail"`
+	TimeZone string    `json:"timeZone"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Source   string    `json:"source"`   // where the provider's record came from
+	Ours     int       `json:"ours"`     // requests we submitted that day
+	Provider int       `json:"provider"` // the provider's rows of the day
+	Matched  int       `json:"matched"`  // rows that agree with our events
+}
+
+// Difference is one disagreement.
+type Difference struct {
+	Rail                  string `json:"rail"`
+	Kind                  string `json:"kind"`
+	RequestID             string `json:"requestId"`
+	OurStatus             string `json:"ourStatus,omitempty"`
+	ProviderStatus        string `json:"providerStatus,omitempty"`
+	OurAmountInCents      int64  `json:"ourAmountInCents,omitempty"`
+	ProviderAmountInCents int64  `json:"providerAmountInCents,omitempty"`
+	ProviderID            string `json:"providerId,omitempty"` // the provider's transaction id
+}
+
+// Failed reports a difference: the command then exits 1.
+func (r *ReconcileResult) Failed() bool { return len(r.Differences) > 0 }
+
+// ReconcileHelp is reconcile's --help text.
+const ReconcileHelp = `reconcile --day YYYY-MM-DD [--rail R] compares our status events with the
+provider's record of one day, in the rail's time zone (wompi and
+smartfastpay: America/Bogota; wepayout: America/Sao_Paulo).
+
+Ours: every request with a SUBMITTED event of the day carrying the
+provider's ids (payouts.status.v1, all partitions), with its latest status
+(final or not) and its amount. The provider's: Wompi's daily transactions
+report of that day (GET /reports/payouts, then the CSV behind GET
+/reports/presigned_url: a report exists once the day is over); SmartFastPay
+and WEpayout through their listing of payouts created that day, when their
+credentials are set.
+
+Differences, by kind: missing at the provider, missing in our events, status
+differs (a status not final on both sides counts as agreeing), amount
+differs, more than once at provider. The command exits 1 on any difference.
+`
+
+// ourRequest is what our status events say of one request.
+type ourRequest struct {
+	rail        rail.Name
+	status      payout.Status // the latest
+	submittedAt time.Time
+	amount      int64
+	providerID  string
+}
+
+// Reconcile compares day (YYYY-MM-DD) on the rail given, or every enabled
+// rail (Wompi, and the single-payout rails whose credentials are set).
+func (t *Tool) Reconcile(ctx context.Context, day, only string) (*ReconcileResult, error) {
+	d, err := payout.ParseDay(day)
+	if err != nil || day == "" {
+		return nil, fmt.Errorf("reconcile: --day YYYY-MM-DD is required")
+	}
+	enabled := t.st.Rails.Enabled()
+	var names []rail.Name
+	if only != "" {
+		n := rail.Name(only)
+		if !enabled[n] {
+			return nil, fmt.Errorf("reconcile: rail %s is not enabled: set its credentials (see --help)", n)
+		}
+		names = []rail.Name{n}
+	} else {
+		names = enabled.Names()
+	}
+	ours, err := t.ourRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &ReconcileResult{Day: day, Rails: []RailReconcile{}, Differences: []Difference{}}
+	for _, n := range names {
+		loc := rail.Location(n)
+		rr := RailReconcile{Rail: string(n), TimeZone: loc.String(), From: d.StartIn(loc)}
+		rr.To = rr.From.AddDate(0, 0, 1)
+		var rows []providerRow
+		switch n {
+		case rail.Wompi:
+			rows, rr.Source, err = t.wompiDay(ctx, rr.From)
+		default:
+			rows, rr.Source, err = t.singleDay(ctx, n, rr.From, rr.To)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reconcile %s: %w", n, err)
+		}
+		rr.Provider = len(rows)
+		res.Differences = append(res.Differences, compareDay(n, rr.From, rr.To, ours, rows, &rr)...)
+		res.Rails = append(res.Rails, rr)
+	}
+	slices.SortStableFunc(res.Differences, func(a, b Difference) int {
+		if a.Kind != b.Kind {
+			if a.Kind < b.Kind {
+				return -1
+			}
+			return 1
+		}
+		if a.RequestID < b.RequestID {
+			return -1
+		}
+		if a.RequestID > b.RequestID {
+			return 1
+		}
+		return 0
+	})
+	return res, nil
+}
+
+// ourRequests reads the whole status topic: per requestId, its latest
+// status and its submission.
+func (t *Tool) ourRequests(ctx context.Context) (map[string]*ourRequest, error) {
+	opts, err := t.kafka()
+	if err != nil {
+		return nil, err
+	}
+	codec, err := t.events(ctx)
+	if err != nil {
+		return nil, err
+	}
+	topic := t.st.Topics.Status
+	parts, err := allPartitions(ctx, opts, topic)
+	if err != nil {
+		return nil, err
+	}
+	ours := map[string]*ourRequest{}
+	var undecodable int
+	_, err = scan(ctx, opts, topic, parts, nil, func(r *kgo.Record) error {
+		var sc payout.StatusChange
+		if err := codec.DecodeStatusChange(r.Value, &sc); err != nil {
+			undecodable++
+			return nil
+		}
+		o := ours[sc.RequestID]
+		if o == nil {
+			o = &ourRequest{rail: rail.Wompi}
+			ours[sc.RequestID] = o
+		}
+		if sc.Rail != nil && *sc.Rail != "" {
+			o.rail = rail.Name(*sc.Rail)
+		}
+		// One requestId is one partition: records come in offset order,
+		// and statuses only move forward.
+		o.status = sc.Status
+		if sc.Status == payout.StatusSubmitted && o.submittedAt.IsZero() {
+			if id := deref(sc.TransactionID); id != "" {
+				o.submittedAt, o.amount, o.providerID = sc.OccurredAt, sc.AmountInCents, id
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if undecodable > 0 {
+		return nil, fmt.Errorf("reconcile: %d record(s) of %s do not decode (SCHEMA_REGISTRY_URL?): our side would be incomplete", undecodable, topic)
+	}
+	return ours, nil
+}
+
+// providerRow is one payee of the provider's record of the day.
+type providerRow struct {
+	id         string // our requestId
+	providerID string
+	status     string        // as the provider says it
+	mapped     payout.Status // "" when it maps to nothing known
+	amount     int64
+}
+
+// wompiDay reads Wompi's daily transactions report whose window starts at
+// from.
+func (t *Tool) wompiDay(ctx context.Context, from time.Time) ([]providerRow, string, error) {
+	wc, err := t.wompi()
+	if err != nil {
+		return nil, "", err
+	}
+	var execID string
+	for rep, err := range wc.Reports(ctx, wompi.ReportsFilter{Periodicity: wompi.PeriodicityDaily, ReportType: wompi.ReportTypeTransactions}) {
+		if err != nil {
+			return nil, "", err
+		}
+		if rep.QueryStartDate.Equal(from) {
+			execID = rep.ID
+			break
+		}
+		if !rep.QueryStartDate.IsZero() && rep.QueryStartDate.Before(from.AddDate(0, 0, -7)) {
+			break // listed most recent first: the day is not there
+		}
+	}
+	if execID == "" {
+		return nil, "", fmt.Errorf("GET /reports/payouts lists no daily transactions report for the day starting %s (a day's report exists once it is over)", stamp(from))
+	}
+	u, err := wc.ReportURL(ctx, execID, wompi.ReportIntegrationPayouts)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, err := fetchReport(ctx, u)
+	if err != nil {
+		return nil, "", fmt.Errorf("report %s: %w", execID, err)
+	}
+	return rows, "wompi daily transactions report " + execID, nil
+}
+
+// reportColumns are the columns reconcile reads from a transactions report.
+var reportColumns = []string{"id", "reference", "status", "amountInCents"}
+
+// fetchReport downloads and parses a transactions report CSV. Errors never
+// quote the presigned URL (it is a credential until it expires).
+func fetchReport(ctx context.Context, u string) ([]providerRow, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, errors.New("the presigned URL does not parse")
+	}
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		var ue interface{ Unwrap() error }
+		if errors.As(err, &ue) && ue.Unwrap() != nil {
+			err = ue.Unwrap()
+		}
+		return nil, fmt.Errorf("download the CSV: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("download the CSV: HTTP %d", resp.StatusCode)
+	}
+	cr := csv.NewReader(resp.Body)
+	head, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("the CSV has no header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		col[h] = i
+	}
+	for _, c := range reportColumns {
+		if _, ok := col[c]; !ok {
+			return nil, fmt.Errorf("the CSV has no column %q (has %v)", c, head)
+		}
+	}
+	var rows []providerRow
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the CSV: %w", err)
+		}
+		amount, err := strconv.ParseInt(rec[col["amountInCents"]], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("the CSV, line %d: amountInCents is not an integer", line)
+		}
+		st := rec[col["status"]]
+		rows = append(rows, providerRow{id: rec[col["reference"]], providerID: rec[col["id"]], status: st, mapped: wompiStatus(st), amount: amount})
+	}
+}
+
+// wompiStatus maps a Wompi transaction status to ours.
+func wompiStatus(s string) payout.Status {
+	switch wompi.TransactionStatus(s) {
+	case wompi.TransactionPending, wompi.TransactionProcessing:
+		return payout.StatusPending
+	case wompi.TransactionApproved:
+		return payout.StatusApproved
+	case wompi.TransactionFailed:
+		return payout.StatusFailed
+	case wompi.TransactionCancelled:
+		return payout.StatusCancelled
+	case wompi.TransactionRejected:
+		return payout.StatusRejected
+	}
+	return ""
+}
+
+// singleDay lists a single-payout rail's payouts created in [from, to).
+func (t *Tool) singleDay(ctx context.Context, n rail.Name, from, to time.Time) ([]providerRow, string, error) {
+	clients, err := t.st.Rails.Singles(20 * time.Second)
+	if err != nil {
+		return nil, "", err
+	}
+	c, ok := clients[n]
+	if !ok {
+		return nil, "", fmt.Errorf("rail %s is not enabled", n)
+	}
+	var rows []providerRow
+	for p, err := range c.List(ctx, rail.ListFilter{From: from, To: to}) {
+		if err != nil {
+			return nil, "", err
+		}
+		if !p.CreatedAt.IsZero() && (p.CreatedAt.Before(from) || !p.CreatedAt.Before(to)) {
+			continue
+		}
+		rows = append(rows, providerRow{id: p.ID, providerID: p.ProviderID, status: p.ProviderStatus, mapped: p.Status, amount: p.AmountInCents})
+	}
+	return rows, string(n) + " payouts listing", nil
+}
+
+// compareDay compares the rail's requests we submitted in [from, to) with
+// the provider's rows of that day.
+func compareDay(n rail.Name, from, to time.Time, ours map[string]*ourRequest, rows []providerRow, rr *RailReconcile) []Difference {
+	var diffs []Difference
+	byID := map[string][]providerRow{}
+	for _, r := range rows {
+		byID[r.id] = append(byID[r.id], r)
+	}
+	ids := make([]string, 0, len(ours))
+	for id, o := range ours {
+		if o.rail == n && !o.submittedAt.IsZero() && !o.submittedAt.Before(from) && o.submittedAt.Before(to) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	rr.Ours = len(ids)
+	for _, id := range ids {
+		if _, ok := byID[id]; !ok {
+			o := ours[id]
+			diffs = append(diffs, Difference{Rail: string(n), Kind: MissingAtProvider, RequestID: id, OurStatus: string(o.status),
+				OurAmountInCents: o.amount, ProviderID: o.providerID})
+		}
+	}
+	pids := make([]string, 0, len(byID))
+	for id := range byID {
+		pids = append(pids, id)
+	}
+	slices.Sort(pids)
+	for _, id := range pids {
+		rs := byID[id]
+		if len(rs) > 1 {
+			diffs = append(diffs, Difference{Rail: string(n), Kind: PaidMoreThanOnce, RequestID: id, ProviderStatus: rs[0].status + " and others",
+				ProviderAmountInCents: rs[0].amount, ProviderID: rs[0].providerID})
+		}
+		for _, r := range rs {
+			o, ok := ours[id]
+			if !ok || o.submittedAt.IsZero() {
+				d := Difference{Rail: string(n), Kind: MissingInOurEvents, RequestID: id, ProviderStatus: r.status,
+					ProviderAmountInCents: r.amount, ProviderID: r.providerID}
+				if ok {
+					d.OurStatus = string(o.status) // rejected or not submitted by us
+				}
+				diffs = append(diffs, d)
+				continue
+			}
+			same := true
+			if !statusAgrees(o.status, r.mapped) {
+				same = false
+				diffs = append(diffs, Difference{Rail: string(n), Kind: StatusDiffers, RequestID: id, OurStatus: string(o.status),
+					ProviderStatus: r.status, OurAmountInCents: o.amount, ProviderAmountInCents: r.amount, ProviderID: r.providerID})
+			}
+			if o.amount != r.amount {
+				same = false
+				diffs = append(diffs, Difference{Rail: string(n), Kind: AmountDiffers, RequestID: id, OurStatus: string(o.status),
+					ProviderStatus: r.status, OurAmountInCents: o.amount, ProviderAmountInCents: r.amount, ProviderID: r.providerID})
+			}
+			if same && len(rs) == 1 {
+				rr.Matched++
+			}
+		}
+	}
+	return diffs
+}
+
+// statusAgrees: a status not final on both sides agrees (the tracker has
+// not heard yet); final statuses must be equal, our RETURNED being a
+// reversed APPROVED.
+func statusAgrees(ours, theirs payout.Status) bool {
+	if theirs == "" {
+		return !ours.Final()
+	}
+	if !ours.Final() || !theirs.Final() {
+		return !ours.Final() && !theirs.Final()
+	}
+	if ours == payout.StatusReturned {
+		return theirs == payout.StatusApproved || theirs == payout.StatusReturned
+	}
+	return ours == theirs
+}
+
+// Tables renders the summary and the differences by kind.
+func (r *ReconcileResult) Tables() []Table {
+	sum := Table{Title: "Reconciliation of " + r.Day, Columns: []string{"RAIL", "FROM", "TO", "OURS", "PROVIDER", "MATCHED", "PROVIDER RECORD"}}
+	for _, rr := range r.Rails {
+		sum.Rows = append(sum.Rows, []string{rr.Rail, rr.From.Format(time.RFC3339), rr.To.Format(time.RFC3339), strconv.Itoa(rr.Ours),
+			strconv.Itoa(rr.Provider), strconv.Itoa(rr.Matched), rr.Source})
+	}
+	if len(r.Differences) == 0 {
+		sum.Notes = []string{"no difference"}
+	} else {
+		sum.Notes = []string{fmt.Sprintf("%d difference(s)", len(r.Differences))}
+	}
+	out := []Table{sum}
+	for _, kind := range []string{MissingAtProvider, MissingInOurEvents, StatusDiffers, AmountDiffers, PaidMoreThanOnce} {
+		tb := Table{Title: "Difference: " + kind, Columns: []string{"RAIL", "REQUEST", "OUR STATUS", "PROVIDER STATUS", "OUR AMOUNT", "PROVIDER AMOUNT", "PROVIDER ID"}}
+		for _, d := range r.Differences {
+			if d.Kind != kind {
+				continue
+			}
+			oa, pa := "-", "-"
+			if d.Kind != MissingInOurEvents {
+				oa = cents(d.OurAmountInCents)
+			}
+			if d.Kind != MissingAtProvider {
+				pa = cents(d.ProviderAmountInCents)
+			}
+			tb.Rows = append(tb.Rows, []string{d.Rail, d.RequestID, orDash(d.OurStatus), orDash(d.ProviderStatus), oa, pa, orDash(d.ProviderID)})
+		}
+		if len(tb.Rows) > 0 {
+			out = append(out, tb)
+		}
+	}
+	return out
+}
