@@ -27,9 +27,9 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/localrun"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
-	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 	"github.com/wompi-payouts/pipeline/pkg/testenv/apachekafka"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -186,7 +186,7 @@ type result struct {
 	brokerRestarts     int      // brokers shut down in order and restarted (real Kafka)
 	brokerLog          []string // what each broker fault hit
 	elapsed, lastFinal time.Duration
-	pii                []string // values that must never appear in a log
+	pii                []string       // values that must never appear in a log
 	railPaid           map[string]int // requests paid through each single-payout rail
 	railFaults         int64          // faults the single-payout rails' simulators injected
 }

@@ -185,11 +185,11 @@ type Cluster struct {
 	SimRoot   string   // http://host:port, without /v1
 	// The single-payout rails' simulators: http://host:port.
 	SmartFastPayRoot, WEpayoutRoot string
-	Workers   []*Proc
-	infra     []*Proc
-	lb        *http.Server
-	LBAddr    string
-	lbFails   atomic.Int64
+	Workers                        []*Proc
+	infra                          []*Proc
+	lb                             *http.Server
+	LBAddr                         string
+	lbFails                        atomic.Int64
 }
 
 // Options of a cluster.
@@ -379,9 +379,9 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		"SMARTFASTPAY_BASE_URL": c.SmartFastPayRoot, "SMARTFASTPAY_CLIENT_ID": SmartFastPayClientID,
 		"SMARTFASTPAY_CLIENT_SECRET": SmartFastPayClientSecret, "SMARTFASTPAY_WEBHOOK_SECRET": SmartFastPayWebhookSecret,
 		"SMARTFASTPAY_CALLBACK_URL": "http://" + c.LBAddr + "/webhooks/smartfastpay",
-		"WEPAYOUT_BASE_URL": c.WEpayoutRoot, "WEPAYOUT_API_KEY": WEpayoutAPIKey,
+		"WEPAYOUT_BASE_URL":         c.WEpayoutRoot, "WEPAYOUT_API_KEY": WEpayoutAPIKey,
 		"WEPAYOUT_NOTIFICATION_URL": "http://" + c.LBAddr + "/webhooks/wepayout",
-		"KAFKA_BROKERS": strings.Join(c.Brokers, ","), "REDIS_URL": c.redisURL,
+		"KAFKA_BROKERS":             strings.Join(c.Brokers, ","), "REDIS_URL": c.redisURL,
 		"WOMPI_BASE_URL": c.SimRoot + "/v1", "WOMPI_API_KEY": APIKey, "WOMPI_PRINCIPAL_ID": PrincipalID,
 		"WOMPI_EVENTS_SECRET": EventsSecret, "LOG_FORMAT": "json", "LOG_LEVEL": logLevel,
 		// A SIGKILLed member gives its partitions up after 6 s, not 45 s.
