@@ -17,17 +17,22 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/railconfig"
+	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // Defaults of Config. Each applies when its field is zero.
 const (
-	DefaultGroup             = "payouts-dispatcher"
-	DefaultPrefix            = submitted.DefaultPrefix
-	DefaultRatePerSecond     = 10.0
-	DefaultRateBurst         = 5
-	DefaultDeferBalanceRetry = 5 * time.Minute
+	DefaultGroup         = "payouts-dispatcher"
+	DefaultPrefix        = submitted.DefaultPrefix
+	DefaultRatePerSecond = 10.0
+	DefaultRateBurst     = 5
+	// DefaultSingleRatePerSecond and DefaultSingleRateBurst are a single-payout
+	// rail's API rate limit when none is set (the providers publish none).
+	DefaultSingleRatePerSecond = 10.0
+	DefaultSingleRateBurst     = 5
+	DefaultDeferBalanceRetry   = 5 * time.Minute
 	// DefaultDedupeWindow is how long a requestId stays single-use: the
 	// duplicate index keeps it that long, and a recovery after a Redis loss
 	// rebuilds the index from the payouts of that same span.
@@ -80,10 +85,12 @@ type Config struct {
 	// of a rail without a client here is deferred with RAIL_NOT_CONFIGURED.
 	Singles map[rail.Name]rail.SinglePayouts
 	// SingleRatePerSecond and SingleRateBurst are each single-payout rail's
-	// API rate limit (creates and lookups), shared by every replica.
-	// Defaults 10/s, burst 5.
+	// API rate limit (creates and lookups), shared by every replica, unless
+	// SingleRates names the rail. Defaults 10/s, burst 5.
 	SingleRatePerSecond float64
 	SingleRateBurst     int
+	// SingleRates overrides the rate limit of a single-payout rail.
+	SingleRates map[rail.Name]ratelimit.RailRate
 	// SingleConcurrency bounds the payees of one batch sent at once on a
 	// single-payout rail; default 8.
 	SingleConcurrency int
@@ -159,10 +166,10 @@ type Config struct {
 func (c *Config) setDefaults() error {
 	var errs []error
 	if c.SingleRatePerSecond <= 0 {
-		c.SingleRatePerSecond = 10
+		c.SingleRatePerSecond = DefaultSingleRatePerSecond
 	}
 	if c.SingleRateBurst <= 0 {
-		c.SingleRateBurst = 5
+		c.SingleRateBurst = DefaultSingleRateBurst
 	}
 	if c.SingleConcurrency <= 0 {
 		c.SingleConcurrency = 8

@@ -99,8 +99,12 @@ func New(cfg Config) (*Engine, error) {
 	// bucket of their own, reserved a batch at a time.
 	e.bulk = map[rail.Name]*ratelimit.Bulk{}
 	for n := range cfg.Singles {
-		if e.bulk[n], err = ratelimit.NewBulk(cfg.Redis, cfg.Prefix+string(n)+"-calls", cfg.SingleRatePerSecond, cfg.SingleRateBurst); err != nil {
-			return nil, err
+		rate := ratelimit.RailRate{PerSecond: cfg.SingleRatePerSecond, Burst: cfg.SingleRateBurst}
+		if r, ok := cfg.SingleRates[n]; ok {
+			rate = r
+		}
+		if e.bulk[n], err = ratelimit.NewBulk(cfg.Redis, cfg.Prefix+string(n)+"-calls", rate.PerSecond, rate.Burst); err != nil {
+			return nil, fmt.Errorf("dispatch: rate limit of rail %s: %w", n, err)
 		}
 	}
 	if e.budget, err = ratelimit.NewBudget(cfg.Redis, ratelimit.BudgetConfig{Prefix: cfg.Prefix, DailyBatchCap: cfg.DailyBatchCap,

@@ -32,8 +32,11 @@ type metrics struct {
 	duplicateRequests *prometheus.CounterVec // stage (the shared series of ops.DuplicateRequests)
 	restarts          prometheus.Counter
 	lateSkipped       prometheus.Counter
-	reconciled        *prometheus.CounterVec // found
-	providerDupes     *prometheus.CounterVec // rail
+	reconciled        *prometheus.CounterVec   // found
+	providerDupes     *prometheus.CounterVec   // rail
+	railLatency       *prometheus.HistogramVec // rail, endpoint, class: the single-payout rails' calls
+	railErrors        *prometheus.CounterVec   // rail, endpoint, class
+	railBlocked       *prometheus.CounterVec   // rail, code
 	inflight          prometheus.Gauge
 	railDeferred      *prometheus.CounterVec // rail, cause
 }
@@ -79,6 +82,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Lookups by reference before a POST, by whether the batch was already in Wompi."}, []string{"found"}),
 		providerDupes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "provider_duplicates_total",
 			Help: "Lookups by requestId that found more than one payout at a single-payout rail (someone posted our id twice; never the dispatcher: each of its POSTs follows a lookup that found nothing), by rail."}, []string{"rail"}),
+		railLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "rail_request_seconds",
+			Help:    "Latency of the single-payout rails' calls (create, find), by rail, endpoint and class (ok, or the rail's error class).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"rail", "endpoint", "class"}),
+		railErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rail_errors_total",
+			Help: "Failed calls to the single-payout rails, by rail, endpoint and class (retryable, outcome_unknown, rejected, deferred, unauthorized, permanent)."},
+			[]string{"rail", "endpoint", "class"}),
+		railBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rail_post_blocked_total",
+			Help: "Calls to a single-payout rail refused for a reason no retry fixes (401, 403: credentials, permission), by rail and code. The batch waits at the longest backoff; an alert fires."},
+			[]string{"rail", "code"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "batches_in_flight",
 			Help: "Batches being worked on."}),
 		railDeferred: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rail_deferred_total",
@@ -87,7 +99,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
 		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.postBlocked, m.restarts, m.lateSkipped,
-		m.reconciled, m.providerDupes, m.inflight, m.railDeferred} {
+		m.reconciled, m.providerDupes, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)
 		}
@@ -141,6 +153,16 @@ func (m *metrics) stage(name string, start time.Time) time.Time {
 }
 
 // observe records one Wompi call.
+// observeRail records one call to a single-payout rail.
+func (m *metrics) observeRail(name rail.Name, endpoint string, start time.Time, err error) {
+	c := "ok"
+	if err != nil {
+		c = string(rail.ClassOf(err))
+		m.railErrors.WithLabelValues(string(name), endpoint, c).Inc()
+	}
+	m.railLatency.WithLabelValues(string(name), endpoint, c).Observe(time.Since(start).Seconds())
+}
+
 func (m *metrics) observe(endpoint string, start time.Time, err error) {
 	c := class(err)
 	m.wompiLatency.WithLabelValues(endpoint, c).Observe(time.Since(start).Seconds())

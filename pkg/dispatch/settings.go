@@ -17,7 +17,9 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/railconfig"
+	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -25,27 +27,29 @@ import (
 // flags by BindConfig.
 type Settings struct {
 	config.Common
-	Group             string
-	RedisURL          string
-	RedisPrefix       string
-	WompiBaseURL      string
-	WompiAPIKey       string
-	WompiPrincipalID  string
-	HTTPTimeout       time.Duration
-	RecoveryGrace     time.Duration
-	RatePerSecond     float64
-	RateBurst         int
-	DailyLimitCents   int64
-	DailyBatchCap     int
-	DeferBalanceRetry time.Duration
-	DedupeWindow      time.Duration
-	LookupPatience    time.Duration
-	KeyMaxAge         time.Duration
-	DedupeLookback    time.Duration // removed: set only to refuse it
-	LeaseTTL          time.Duration
-	HealthInterval    time.Duration
-	BanksRefresh      time.Duration
-	InstanceID        string
+	Group            string
+	RedisURL         string
+	RedisPrefix      string
+	WompiBaseURL     string
+	WompiAPIKey      string
+	WompiPrincipalID string
+	HTTPTimeout      time.Duration
+	RecoveryGrace    time.Duration
+	RatePerSecond    float64
+	RateBurst        int
+	// The single-payout rails' API rate limits (lookups and POSTs).
+	SmartFastPayRate, WEpayoutRate ratelimit.RailRate
+	DailyLimitCents                int64
+	DailyBatchCap                  int
+	DeferBalanceRetry              time.Duration
+	DedupeWindow                   time.Duration
+	LookupPatience                 time.Duration
+	KeyMaxAge                      time.Duration
+	DedupeLookback                 time.Duration // removed: set only to refuse it
+	LeaseTTL                       time.Duration
+	HealthInterval                 time.Duration
+	BanksRefresh                   time.Duration
+	InstanceID                     string
 	// Rails: SMARTFASTPAY_* and WEPAYOUT_* (pkg/railconfig), which decide
 	// the enabled rails.
 	Rails *railconfig.Settings
@@ -83,6 +87,16 @@ func BindConfig(s *config.Set) *Settings {
 		Check(func() error { return config.CheckPositive(st.RatePerSecond) })
 	s.Int(&st.RateBurst, "wompi-rate-burst", "WOMPI_RATE_BURST", DefaultRateBurst, "burst of the shared POST rate limit").
 		Check(func() error { return config.CheckPositive(st.RateBurst) })
+	for _, r := range []struct {
+		flag, env, name string
+		rate            *ratelimit.RailRate
+	}{{"smartfastpay", "SMARTFASTPAY", "SmartFastPay", &st.SmartFastPayRate}, {"wepayout", "WEPAYOUT", "WEpayout", &st.WEpayoutRate}} {
+		s.Float64(&r.rate.PerSecond, r.flag+"-rate-per-second", r.env+"_RATE_PER_SECOND", DefaultSingleRatePerSecond,
+			r.name+" API calls (lookups and POSTs) per second, across all replicas; the provider publishes no limit").
+			Check(func() error { return config.CheckPositive(r.rate.PerSecond) })
+		s.Int(&r.rate.Burst, r.flag+"-rate-burst", r.env+"_RATE_BURST", DefaultSingleRateBurst, "burst of "+r.name+"'s shared API rate limit").
+			Check(func() error { return config.CheckPositive(r.rate.Burst) })
+	}
 	s.Int64(&st.DailyLimitCents, "daily-limit-cents", "DAILY_LIMIT_CENTS", payout.DefaultDailyLimitCents,
 		"per-account daily money limit in cents (the lower of this and Wompi's GET /limits holds)").
 		Check(func() error { return config.CheckPositive(st.DailyLimitCents) })
@@ -168,7 +182,8 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,
 		LeaseTTL: st.LeaseTTL, HealthInterval: st.HealthInterval, BanksRefresh: st.BanksRefresh,
 		InstanceID: st.InstanceID, Logger: logger, Registerer: reg, Rails: st.Rails.Enabled(),
-		Singles: singles,
+		Singles:     singles,
+		SingleRates: map[rail.Name]ratelimit.RailRate{rail.SmartFastPay: st.SmartFastPayRate, rail.WEpayout: st.WEpayoutRate},
 	})
 	if err != nil {
 		closeAll()

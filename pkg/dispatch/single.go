@@ -215,7 +215,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 		ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)
 		p, err := cl.Create(ctx, req)
 		cancel()
-		e.m.observe("create_single_payout", start, err)
+		e.m.observeRail(name, "create", start, err)
 		if herr := crashHook(); herr != nil {
 			return singleOutcome{}, herr
 		}
@@ -249,7 +249,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 			if re != nil && re.HTTPStatus != 0 {
 				code = strconv.Itoa(re.HTTPStatus)
 			}
-			e.m.postBlocked.WithLabelValues(code).Inc()
+			e.m.railBlocked.WithLabelValues(string(name), code).Inc()
 			j.log.Error("dispatch: single payout refused for a reason no retry fixes (credentials, permission or base URL); retrying at the longest backoff until it is fixed",
 				"rail", name, "err", err, "attempt", attempt)
 			if err := sleep(j.soft, e.cfg.RetryMax); err != nil {
@@ -276,7 +276,7 @@ func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error
 		ctx, cancel := context.WithTimeout(j.soft, e.cfg.HTTPTimeout)
 		ps, err := cl.Find(ctx, id)
 		cancel()
-		e.m.observe("find_single_payout", start, err)
+		e.m.observeRail(cl.Rail(), "find", start, err)
 		if err == nil {
 			return ps, nil
 		}
@@ -285,7 +285,7 @@ func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error
 			if re := (*rail.Error)(nil); errors.As(err, &re) && re.HTTPStatus != 0 {
 				code = strconv.Itoa(re.HTTPStatus)
 			}
-			e.m.postBlocked.WithLabelValues(code).Inc()
+			e.m.railBlocked.WithLabelValues(string(cl.Rail()), code).Inc()
 			j.log.Error("dispatch: single payout lookup refused (credentials, permission or base URL); retrying at the longest backoff",
 				"rail", cl.Rail(), "err", err)
 			if err := sleep(j.soft, e.cfg.RetryMax); err != nil {
