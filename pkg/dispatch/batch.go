@@ -63,7 +63,8 @@ type job struct {
 	res      ratelimit.Reservation
 	reserved bool // res is held in Redis
 
-	pacer *ratelimit.Pacer // a single-payout batch's reserved API calls
+	pacer        *ratelimit.Pacer // a single-payout batch's reserved API calls
+	railDeadline time.Time        // when a single-payout batch stops retrying a failing rail
 }
 
 // process runs the batch through the state machine (see the package doc)

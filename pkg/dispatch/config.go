@@ -41,6 +41,9 @@ const (
 	// that Wompi says exists (409 EXC_022) to show up in GET
 	// /payouts?reference=, before it moves the batch aside (deferred).
 	DefaultLookupPatience = 5 * time.Minute
+	// DefaultRailPatience and DefaultRailRetry: see Config.RailPatience.
+	DefaultRailPatience   = 30 * time.Second
+	DefaultRailRetry      = time.Minute
 	DefaultHTTPTimeout    = wompi.DefaultTimeout
 	DefaultLeaseTTL       = 30 * time.Second
 	DefaultHealthInterval = 10 * time.Second
@@ -91,6 +94,14 @@ type Config struct {
 	SingleRateBurst     int
 	// SingleRates overrides the rate limit of a single-payout rail.
 	SingleRates map[rail.Name]ratelimit.RailRate
+	// RailPatience bounds how long a single-payout batch keeps retrying a
+	// rail that fails (5xx, 429, timeouts, 401/403): past it, the payees
+	// not settled yet wait RailRetry in a copy of the batch on the deferred
+	// topic (DEFERRED RAIL_UNAVAILABLE), so one rail's outage does not hold
+	// the partition's other batches. Default DefaultRailPatience.
+	RailPatience time.Duration
+	// RailRetry is how long such payees wait; default DefaultRailRetry.
+	RailRetry time.Duration
 	// SingleConcurrency bounds the payees of one batch sent at once on a
 	// single-payout rail; default 8.
 	SingleConcurrency int
@@ -218,6 +229,8 @@ func (c *Config) setDefaults() error {
 	}
 	def(&c.DedupeWindow, DefaultDedupeWindow)
 	def(&c.LookupPatience, DefaultLookupPatience)
+	def(&c.RailPatience, DefaultRailPatience)
+	def(&c.RailRetry, DefaultRailRetry)
 	if c.RatePerSecond <= 0 {
 		c.RatePerSecond = DefaultRatePerSecond
 	}

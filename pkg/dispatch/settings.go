@@ -44,6 +44,7 @@ type Settings struct {
 	DeferBalanceRetry              time.Duration
 	DedupeWindow                   time.Duration
 	LookupPatience                 time.Duration
+	RailPatience                   time.Duration
 	KeyMaxAge                      time.Duration
 	DedupeLookback                 time.Duration // removed: set only to refuse it
 	LeaseTTL                       time.Duration
@@ -116,6 +117,9 @@ func BindConfig(s *config.Set) *Settings {
 			}
 			return nil
 		})
+	s.Duration(&st.RailPatience, "rail-patience", "DISPATCHER_RAIL_PATIENCE", DefaultRailPatience,
+		"how long a SmartFastPay or WEpayout batch retries a failing rail before its unsettled payees wait a minute on the deferred topic (DEFERRED RAIL_UNAVAILABLE)").
+		Check(func() error { return config.CheckPositive(st.RailPatience) })
 	s.Duration(&st.LookupPatience, "lookup-patience", "DISPATCHER_LOOKUP_PATIENCE", DefaultLookupPatience,
 		"how long to wait for a payout Wompi says exists (409 EXC_022) to be listed by reference before moving its batch aside").
 		Check(func() error { return config.CheckPositive(st.LookupPatience) })
@@ -176,7 +180,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 	e, err := New(Config{
 		Kafka: opts, Codec: codec, Topics: st.Topics, Group: st.Group,
 		Redis: rdb, Prefix: st.RedisPrefix,
-		Wompi: wc, HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeWindow: st.DedupeWindow, LookupPatience: st.LookupPatience,
+		Wompi: wc, HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeWindow: st.DedupeWindow, LookupPatience: st.LookupPatience, RailPatience: st.RailPatience,
 		KeyMaxAge:     st.KeyMaxAge,
 		RatePerSecond: st.RatePerSecond, RateBurst: st.RateBurst,
 		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,

@@ -48,7 +48,15 @@ type singleOutcome struct {
 	found    bool        // paid is the provider's, found by a lookup (not created by this job)
 	rejected *rail.Error // refused: REJECTED with its code
 	deferred *rail.Error // refused for now: deferred
+	// unavailable: the rail kept failing past RailPatience; deferred
+	// RAIL_UNAVAILABLE (a POST of it may have landed: the next attempt
+	// looks it up first).
+	unavailable error
 }
+
+// errPatience ends a payee's retries once the rail has failed for longer
+// than RailPatience.
+var errPatience = errors.New("dispatch: the rail kept failing past its patience")
 
 // runSingle pays the batch of a single-payout rail through cl.
 func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
@@ -71,10 +79,18 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		amount += b.Transactions[i].AmountInCents
 	}
 	j.res = newReservation(b, j.acct, amount, e.now())
-	g, err := j.reserveSingle()
-	j.reserved = err == nil
-	if err != nil {
-		return err
+	g := ratelimit.Grant{Granted: true}
+	if c.state == stateDeferred && !c.firstPostAt.IsZero() {
+		// The rest of a batch an earlier attempt had started paying: that
+		// attempt's reservation, of the whole batch, still holds (a new
+		// one for the rest would replace it and forget what was paid).
+	} else {
+		var err error
+		g, err = j.reserveSingle()
+		j.reserved = err == nil
+		if err != nil {
+			return err
+		}
 	}
 	if !g.Granted {
 		reason := payout.ReasonDailyLimit
@@ -106,6 +122,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		return err
 	}
 	j.pacer = pacer
+	j.railDeadline = time.Now().Add(e.cfg.RailPatience)
 	outs := make([]singleOutcome, len(b.Transactions))
 	errs := make([]error, len(b.Transactions))
 	sem := make(chan struct{}, e.cfg.SingleConcurrency)
@@ -186,6 +203,9 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 	req := singleRequest(name, t)
 	for attempt := 0; ; attempt++ {
 		found, err := j.findSingle(cl, t.RequestID)
+		if errors.Is(err, errPatience) {
+			return singleOutcome{unavailable: err}, nil
+		}
 		if err != nil {
 			return singleOutcome{}, err
 		}
@@ -234,8 +254,8 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 			return singleOutcome{deferred: re}, nil
 		case rail.AlreadyExists:
 			// The lookup just before said absent: it shows up shortly.
-			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
-				return singleOutcome{}, err
+			if werr := j.railWait(e.backoff(attempt)); werr != nil {
+				return patienceOr(werr, err)
 			}
 		case rail.OutcomeUnknown:
 			e.m.retries.WithLabelValues("post").Inc()
@@ -243,6 +263,9 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 				"rail", name, "request_id", t.RequestID, "err", err, "wait", e.cfg.RecoveryGrace)
 			if err := sleep(j.soft, e.cfg.RecoveryGrace); err != nil {
 				return singleOutcome{}, err
+			}
+			if time.Now().After(j.railDeadline) {
+				return singleOutcome{unavailable: fmt.Errorf("%w: %w", errPatience, err)}, nil
 			}
 		case rail.Unauthorized:
 			code := "401"
@@ -252,13 +275,13 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 			e.m.railBlocked.WithLabelValues(string(name), code).Inc()
 			j.log.Error("dispatch: single payout refused for a reason no retry fixes (credentials, permission or base URL); retrying at the longest backoff until it is fixed",
 				"rail", name, "err", err, "attempt", attempt)
-			if err := sleep(j.soft, e.cfg.RetryMax); err != nil {
-				return singleOutcome{}, err
+			if werr := j.railWait(e.cfg.RetryMax); werr != nil {
+				return patienceOr(werr, err)
 			}
 		default: // Retryable: not applied
 			e.m.retries.WithLabelValues("post").Inc()
-			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
-				return singleOutcome{}, err
+			if werr := j.railWait(e.backoff(attempt)); werr != nil {
+				return patienceOr(werr, err)
 			}
 		}
 	}
@@ -288,17 +311,37 @@ func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error
 			e.m.railBlocked.WithLabelValues(string(cl.Rail()), code).Inc()
 			j.log.Error("dispatch: single payout lookup refused (credentials, permission or base URL); retrying at the longest backoff",
 				"rail", cl.Rail(), "err", err)
-			if err := sleep(j.soft, e.cfg.RetryMax); err != nil {
-				return nil, err
+			if werr := j.railWait(e.cfg.RetryMax); werr != nil {
+				return nil, fmt.Errorf("%w: %w", werr, err)
 			}
 			continue
 		}
 		e.m.retries.WithLabelValues("lookup").Inc()
 		j.log.Warn("dispatch: single payout lookup failed; asking again", "rail", cl.Rail(), "err", err, "attempt", attempt)
-		if err := sleep(j.soft, e.backoff(attempt)); err != nil {
-			return nil, err
+		if werr := j.railWait(e.backoff(attempt)); werr != nil {
+			return nil, fmt.Errorf("%w: %w", werr, err)
 		}
 	}
+}
+
+// patienceOr is the outcome of a payee whose wait before a retry ended
+// with werr: unavailable when the rail's patience ran out (err is the last
+// failure), else werr (the job's context ended).
+func patienceOr(werr, err error) (singleOutcome, error) {
+	if errors.Is(werr, errPatience) {
+		return singleOutcome{unavailable: fmt.Errorf("%w: %w", werr, err)}, nil
+	}
+	return singleOutcome{}, werr
+}
+
+// railWait sleeps d before a retry of a failing rail, or returns
+// errPatience when the batch's patience with the rail would end first (the
+// job's own context ending returns its error).
+func (j *job) railWait(d time.Duration) error {
+	if time.Now().Add(d).After(j.railDeadline) {
+		return errPatience
+	}
+	return sleep(j.soft, d)
 }
 
 // callToken waits for the next call the batch reserved from its rail's
@@ -362,6 +405,17 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 	var rejected []*kgo.Record
 	var deferred []int
 	var deferReason *rail.Error
+	unavailable := 0
+	for _, i := range j.keep {
+		if o := outs[i]; o.paid == nil && o.rejected == nil {
+			deferred = append(deferred, i)
+			if o.unavailable != nil {
+				unavailable++
+			} else if deferReason == nil {
+				deferReason = o.deferred
+			}
+		}
+	}
 	for _, i := range j.keep {
 		t := &b.Transactions[i]
 		o := outs[i]
@@ -397,9 +451,6 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 				return err
 			}
 			rejected = append(rejected, r)
-		default:
-			deferred = append(deferred, i)
-			deferReason = o.deferred
 		}
 	}
 	if err := e.handoff.RecordMany(j.hard, ps, txs, now); err != nil {
@@ -409,8 +460,9 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 	if err != nil {
 		return err
 	}
+	ungated := append(dr, rejected...)
 	if len(deferred) == 0 {
-		if err := j.produceGated(recs, gate, append(dr, rejected...)); err != nil {
+		if err := j.produceGated(recs, gate, ungated); err != nil {
 			return err
 		}
 		if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosting}, stateDone); err != nil {
@@ -421,19 +473,69 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 		j.log.Info("dispatch: single payouts submitted", "rail", name, "paid", len(ps), "rejected", len(rejected), "dropped", len(j.drops))
 		return nil
 	}
-	// Some payees were refused for now: the others are settled here, those
-	// wait in a copy of the batch holding only them.
-	if err := j.produceGated(recs, gate, rejected); err != nil {
-		return err
-	}
-	j.keep = deferred
-	reason := payout.ReasonDailyLimit
-	msg := "the provider refused the payout for now"
+	// Some payees wait: the others are settled here, those wait in a copy
+	// of the batch holding only them.
+	reason, msg, notBefore := payout.ReasonDailyLimit, "the provider refused the payout for now", now.Add(e.cfg.DeferBalanceRetry)
 	if deferReason != nil {
 		msg = deferReason.Message
 		if strings.Contains(strings.ToLower(deferReason.Code+" "+deferReason.Message), "balance") {
 			reason = payout.ReasonInsufficientBalance
 		}
 	}
-	return j.deferBatch(reason, now.Add(e.cfg.DeferBalanceRetry), false, msg)
+	if unavailable > 0 {
+		reason, notBefore = rail.ReasonRailUnavailable, now.Add(e.cfg.RailRetry)
+		msg = string(name) + " kept failing for longer than the dispatcher's patience; looked up again before any POST"
+		j.log.Warn("dispatch: rail unavailable: its unsettled payees wait on the deferred topic",
+			"rail", name, "waiting", len(deferred), "paid", len(ps), "retry_at", notBefore.UTC())
+	}
+	return j.deferSingle(recs, gate, ungated, deferred, reason, msg, notBefore, len(ps))
+}
+
+// deferSingle settles what is settled (recs through the gate, ungated as
+// they are) and moves the payees at positions wait to a copy of the batch
+// on the deferred topic, DEFERRED each. A POST of a waiting payee may have
+// landed, and the tracker may already have emitted its status from the
+// provider's webhook: so its DEFERRED goes through the status gate too,
+// and is not emitted after a later status.
+func (j *job) deferSingle(recs []*kgo.Record, gate []track.GateItem, ungated []*kgo.Record, wait []int,
+	reason payout.Reason, msg string, notBefore time.Time, paid int) error {
+	e, b := j.e, j.b
+	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosting}, stateDeferred); err != nil {
+		return err
+	}
+	nb := *b
+	nb.Attempt = b.Attempt + 1
+	nb.NotBefore = &notBefore
+	nb.Transactions = make([]payout.Transaction, len(wait))
+	nb.TotalAmountInCents = 0
+	for k, i := range wait {
+		nb.Transactions[k] = b.Transactions[i]
+		nb.TotalAmountInCents += b.Transactions[i].AmountInCents
+	}
+	nb.TransactionCount = int32(len(wait))
+	v, err := e.cfg.Codec.AppendBatch(nil, &nb)
+	if err != nil {
+		return &PermanentError{Reason: payout.ReasonDispatchFailed, Err: fmt.Errorf("dispatch: encode deferred batch: %w", err)}
+	}
+	ungated = append(ungated, &kgo.Record{Topic: e.cfg.Topics.BatchesDeferred, Key: []byte(b.BatchID), Value: v})
+	attempt := strconv.Itoa(int(nb.Attempt))
+	for _, i := range wait {
+		t := &b.Transactions[i]
+		r, err := e.statusRecord(b, t, payout.StatusDeferred, string(reason), msg, nil, nil,
+			payout.EventID("status", t.RequestID, string(payout.StatusDeferred), b.BatchID, attempt))
+		if err != nil {
+			return err
+		}
+		recs = append(recs, r)
+		gate = append(gate, track.GateItem{ID: t.RequestID, To: string(payout.StatusDeferred)})
+	}
+	if err := j.produceGated(recs, gate, ungated); err != nil {
+		return err
+	}
+	e.m.deferred.WithLabelValues(string(reason)).Inc()
+	e.m.batches.WithLabelValues("deferred").Inc()
+	e.m.transactions.Add(float64(paid))
+	j.log.Info("dispatch: single payouts partly deferred", "reason", reason, "waiting", len(wait), "paid", paid,
+		"not_before", notBefore.UTC(), "next_attempt", nb.Attempt)
+	return nil
 }

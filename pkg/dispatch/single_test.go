@@ -401,3 +401,40 @@ func TestSingleFoundOnFreshClaimGetsNoSubmitted(t *testing.T) {
 		})
 	}
 }
+
+// One rail's outage does not hold another rail's batches: WEpayout answers
+// 503 to everything while a WEpayout batch and then a SmartFastPay batch
+// wait on the same partition. Past its patience, the WEpayout batch's
+// payees wait on the deferred topic (DEFERRED RAIL_UNAVAILABLE) and the
+// SmartFastPay batch is paid; once WEpayout is back, the deferred payees
+// are looked up first and paid, each once.
+func TestSingleRailOutageDoesNotHoldOtherRails(t *testing.T) {
+	rails := singleRails(t)
+	sfp, wep := rails[0](t), rails[1](t)
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(func(c *Config) {
+		c.Singles = map[rail.Name]rail.SinglePayouts{sfp.name: sfp.client, wep.name: wep.client}
+		c.RailPatience, c.RailRetry = time.Second, 2*time.Second
+	})
+	wsim := wep.sim.(*weptest.Server)
+	wsim.UpdateFaults(func(fl *weptest.Faults) { fl.ErrorRate = 1 })
+	bw, bs := singleBatch(wep, "outage-wep", 3), singleBatch(sfp, "outage-sfp", 3)
+	f.produce(f.topics.Batches, bw, bs)
+	stop, _ := f.run(e)
+	eventually(t, "the SmartFastPay batch paid during the WEpayout outage", func() bool { return outcome(e, "submitted") == 1 })
+	for _, tx := range bw.Transactions {
+		if n := wep.sim.Accepted(tx.RequestID); n != 0 {
+			t.Fatalf("%s created %d times while WEpayout answered 503 to everything", tx.RequestID, n)
+		}
+	}
+	def := byStatus(f.statuses())[bw.Transactions[0].RequestID][payout.StatusDeferred]
+	if len(def) == 0 || def[0].ReasonCode == nil || *def[0].ReasonCode != string(rail.ReasonRailUnavailable) {
+		t.Fatalf("WEpayout payee during the outage: DEFERRED %+v, want RAIL_UNAVAILABLE", def)
+	}
+	wsim.UpdateFaults(func(fl *weptest.Faults) { fl.ErrorRate = 0 })
+	f.clock.Advance(3 * time.Second) // the deferred copy is due (NotBefore is on the business clock)
+	eventually(t, "the WEpayout payees paid after the outage", func() bool { return outcome(e, "submitted") == 2 })
+	_ = stop()
+	f.checkSinglePaid(sfp, bs, nil)
+	f.checkSinglePaid(wep, bw, nil)
+}

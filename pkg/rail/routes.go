@@ -55,6 +55,12 @@ const ReasonRailNotAvailable payout.Reason = "RAIL_NOT_AVAILABLE"
 // rail is configured.
 const ReasonRailNotConfigured payout.Reason = "RAIL_NOT_CONFIGURED"
 
+// ReasonRailUnavailable: a single-payout rail kept failing (5xx, 429,
+// timeouts, refused credentials) past the dispatcher's patience; the
+// request waits on the deferred topic and is looked up again before any
+// POST.
+const ReasonRailUnavailable payout.Reason = "RAIL_UNAVAILABLE"
+
 // Choose returns the rail of a request: its own rail when it names one
 // (which must be valid), else its currency's route. ok is false when
 // neither gives a rail (UNKNOWN_RAIL).

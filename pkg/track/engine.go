@@ -259,7 +259,30 @@ var errNoReread = errors.New("track: status must be read again")
 // when non-nil, returns Wompi's current status of the transaction (with its
 // failure reason) for the case where Redis knows nothing: the status and
 // reason are then replaced by Wompi's when Wompi is further along.
+//
+// RETURNED reverses a payment: it follows APPROVED only. A tracker that
+// missed the APPROVED (its webhook lost, the payout refunded before a poll
+// saw it paid) would refuse the RETURNED for good and leave the request at
+// PENDING: so when RETURNED is refused as older than what is known, the
+// APPROVED it implies is emitted first (same amount; its eventId is the
+// one the APPROVED would have had) and the RETURNED after it.
 func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verified bool, since string,
+	lookup func(ctx context.Context) (payout.Status, wompi.FailureReason, error)) (emitted, error) {
+	res, err := e.emitRequestOnce(ctx, sc, verified, since, lookup)
+	if err != nil || res != emitRegression || sc.Status != payout.StatusReturned {
+		return res, err
+	}
+	ap := *sc
+	ap.Status, ap.ReasonCode, ap.ReasonMessage = payout.StatusApproved, nil, nil
+	ares, err := e.emitRequestOnce(ctx, &ap, true, since, nil)
+	if err != nil || ares != emitNew {
+		return res, err // the known status is not one APPROVED may follow
+	}
+	e.log.Info("track: RETURNED without APPROVED known: the APPROVED it implies was emitted first", "id", sc.RequestID)
+	return e.emitRequestOnce(ctx, sc, true, since, nil)
+}
+
+func (e *Engine) emitRequestOnce(ctx context.Context, sc *payout.StatusChange, verified bool, since string,
 	lookup func(ctx context.Context) (payout.Status, wompi.FailureReason, error)) (emitted, error) {
 	txID := deref(sc.TransactionID)
 	tr := transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: txID,

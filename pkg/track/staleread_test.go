@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
@@ -187,5 +188,50 @@ func TestPollReadBeforeRedisLossDoesNotRegress(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(e.m.rereads.WithLabelValues(string(kindRequest))); n != 1 {
 		t.Fatalf("stale reads counted %v, want 1", n)
+	}
+}
+
+// Two faults together (seen in the chaos suite): a SmartFastPay payout is
+// paid, its success callback is lost, and it is refunded before a poll saw
+// it paid. The tracker knows PENDING and reads RETURNED: RETURNED follows
+// APPROVED only, so refusing it would leave the request at PENDING for
+// good. The APPROVED it implies is emitted first, then the RETURNED.
+func TestReturnedWithoutApprovedKnownEmitsTheApprovedFirst(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	e, _ := f.engine(nil)
+	ctx := context.Background()
+	ref := singleRef{requestID: "req-returned", batchID: "batch-r", amount: 250_000, originAccountID: "acc-1"}
+	since := mustEpoch(t, e.statuses)
+	pending := singleChange(rail.SmartFastPay, "900001", ref, payout.StatusPending, "", f.clock.Now(), payout.SourceWebhook)
+	if res, err := e.emitRequest(ctx, pending, true, since, nil); err != nil || res != emitNew {
+		t.Fatalf("PENDING: %v %v", res, err)
+	}
+	returned := singleChange(rail.SmartFastPay, "900001", ref, payout.StatusReturned, "", f.clock.Now(), payout.SourcePoll)
+	if res, err := e.emitRequest(ctx, returned, true, since, nil); err != nil || res != emitNew {
+		t.Fatalf("RETURNED: %v %v", res, err)
+	}
+	evs := f.statusEvents()
+	var got []payout.Status
+	for _, ev := range evs {
+		got = append(got, ev.Status)
+	}
+	if len(got) != 3 || got[1] != payout.StatusApproved || got[2] != payout.StatusReturned || evs[1].AmountInCents != ref.amount {
+		t.Fatalf("events %v, want PENDING APPROVED RETURNED", got)
+	}
+	if err := payout.CheckLifecycles(evs); err != nil {
+		t.Fatal(err)
+	}
+	// A FAILED payout is not turned into a paid one.
+	failedRef := singleRef{requestID: "req-failed", batchID: "batch-r", amount: 1, originAccountID: "acc-1"}
+	failed := singleChange(rail.SmartFastPay, "900002", failedRef, payout.StatusFailed, "", f.clock.Now(), payout.SourceWebhook)
+	if _, err := e.emitRequest(ctx, failed, true, since, nil); err != nil {
+		t.Fatal(err)
+	}
+	late := singleChange(rail.SmartFastPay, "900002", failedRef, payout.StatusReturned, "", f.clock.Now(), payout.SourcePoll)
+	if res, err := e.emitRequest(ctx, late, true, since, nil); err != nil || res != emitRegression {
+		t.Fatalf("RETURNED after FAILED: %v %v, want it refused", res, err)
+	}
+	if n := len(f.statusEvents()); n != 4 {
+		t.Fatalf("%d events, want 4: nothing after FAILED", n)
 	}
 }
