@@ -3,8 +3,12 @@ package ctl
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/railconfig"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -70,6 +74,37 @@ func (t *Tool) Balance(ctx context.Context) (*BalanceResult, error) {
 	}
 	res.Limits = []RailLimits{{Rail: string(rail.Wompi), Day: lim.Date, DailyLimit: lim.Limits.DailyLimit, DailyConsumed: lim.Limits.DailyConsumed,
 		DailyAvailable: lim.Limits.DailyAvailable, TransactionsConsumed: lim.NumberOfTransactionsConsumed, BatchesConsumed: lim.NumberOfBatchesConsumed}}
+	// The single-payout rails enabled in the environment: one balance each
+	// (they publish no per-account balance and no daily limit).
+	singles, err := t.st.Rails.Singles(20 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range rail.Names {
+		switch c := singles[n].(type) {
+		case *smartfastpay.Client:
+			b, err := c.Balance(ctx)
+			if err != nil {
+				return nil, err
+			}
+			res.Accounts = append(res.Accounts, AccountBalance{Rail: string(n), AccountID: "-", Number: "-", Status: b.Currency,
+				BalanceInCents: b.AmountInCents})
+		case *wepayout.Client:
+			if t.st.Rails.WEpayout.MerchantID == "" {
+				// Its balance is read per merchant: without one there is
+				// nothing to ask.
+				res.Accounts = append(res.Accounts, AccountBalance{Rail: string(n), AccountID: "-", Number: "-",
+					Status: "set " + railconfig.EnvWEpayoutMerchantID + " to read it"})
+				continue
+			}
+			b, err := c.Balance(ctx)
+			if err != nil {
+				return nil, err
+			}
+			res.Accounts = append(res.Accounts, AccountBalance{Rail: string(n), AccountID: "-", Number: "-", Status: "BRL",
+				BalanceInCents: int64(b.AvailableBalance)})
+		}
+	}
 	return res, nil
 }
 

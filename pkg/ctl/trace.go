@@ -237,6 +237,26 @@ func (t *Tool) traceRedis(ctx context.Context, res *TraceResult, batches map[str
 }
 
 func (t *Tool) traceProvider(ctx context.Context, res *TraceResult, batches map[string]bool) error {
+	// The single-payout rails hold the request under our id: ask each
+	// enabled one.
+	singles, err := t.st.Rails.Singles(20 * time.Second)
+	if err != nil {
+		return err
+	}
+	for _, n := range rail.Names {
+		c := singles[n]
+		if c == nil {
+			continue
+		}
+		ps, err := c.Find(ctx, res.RequestID)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			res.Provider = append(res.Provider, ProviderTx{Rail: string(n), TransactionID: p.ProviderID, Reference: p.ID,
+				Status: p.ProviderStatus, AmountInCents: p.AmountInCents, FailureCode: p.Reason})
+		}
+	}
 	if len(batches) == 0 {
 		res.Notes = append(res.Notes, "wompi: no batch is known for this request, and Wompi is asked by batch reference: nothing to ask")
 		return nil
