@@ -501,7 +501,11 @@ func pickPayout(ps []wompi.Payout) string {
 
 // reserve takes the batch's reservation, seeding its days from Wompi when
 // Redis does not know them.
-func (j *job) reserve() (ratelimit.Grant, error) {
+func (j *job) reserve() (ratelimit.Grant, error) { return j.reserveSeeding(j.seed) }
+
+// reserveSeeding takes the batch's reservation, calling seed for what Redis
+// does not know yet.
+func (j *job) reserveSeeding(seed func(*ratelimit.NotSeededError) error) (ratelimit.Grant, error) {
 	e := j.e
 	for attempt := 0; ; attempt++ {
 		g, err := e.budget.Reserve(j.hard, j.res)
@@ -512,7 +516,7 @@ func (j *job) reserve() (ratelimit.Grant, error) {
 		case attempt >= 3:
 			return g, err
 		case errors.As(err, &ns):
-			if err := j.seed(ns); err != nil {
+			if err := seed(ns); err != nil {
 				return g, err
 			}
 		case errors.Is(err, ratelimit.ErrReservationConflict):

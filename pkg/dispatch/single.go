@@ -162,35 +162,19 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 // what was already spent today: the budgets are seeded from our own
 // reservations only.
 func (j *job) reserveSingle() (ratelimit.Grant, error) {
-	e := j.e
-	for attempt := 0; ; attempt++ {
-		g, err := e.budget.Reserve(j.hard, j.res)
-		var ns *ratelimit.NotSeededError
-		switch {
-		case err == nil:
-			return g, nil
-		case attempt >= 3:
-			return g, err
-		case errors.As(err, &ns):
-			if ns.AmountDay != "" {
-				if _, err := e.budget.SeedAmount(j.hard, ns.Rail, ns.AmountDay, ns.AccountID, 0); err != nil {
-					return g, err
-				}
+	return j.reserveSeeding(func(ns *ratelimit.NotSeededError) error {
+		if ns.AmountDay != "" {
+			if _, err := j.e.budget.SeedAmount(j.hard, ns.Rail, ns.AmountDay, ns.AccountID, 0); err != nil {
+				return err
 			}
-			if ns.SlotDay != "" {
-				if _, err := e.budget.SeedBatches(j.hard, ns.Rail, ns.SlotDay, 0); err != nil {
-					return g, err
-				}
-			}
-		case errors.Is(err, ratelimit.ErrReservationConflict):
-			j.log.Warn("dispatch: replacing the batch's earlier reservation", "err", err)
-			if _, err := e.budget.Release(j.hard, j.res); err != nil {
-				return g, err
-			}
-		default:
-			return g, err
 		}
-	}
+		if ns.SlotDay != "" {
+			if _, err := j.e.budget.SeedBatches(j.hard, ns.Rail, ns.SlotDay, 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // payOne pays payee i exactly once: lookup, and only when the provider

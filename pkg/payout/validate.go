@@ -79,24 +79,9 @@ func (vs Violations) Message() string {
 // the check is made (the clock is injected so day boundaries are testable).
 // A valid request costs no allocation.
 func Validate(r *Request, now time.Time) Violations {
-	var vs Violations
+	vs := ValidateEnvelope(r)
 	add := func(reason Reason, msg string) { vs = append(vs, Violation{reason, msg}) }
-
-	if !ValidReference(r.RequestID) {
-		add(ReasonInvalidRequestID, "requestId must be 1-64 characters of letters, digits and '-'")
-	}
-	if !validOpaqueID(r.OriginAccountID) {
-		add(ReasonInvalidOriginAccount, "originAccountId must be 1-64 printable characters without spaces")
-	}
-	switch r.PaymentType {
-	case PaymentPayroll, PaymentProviders, PaymentOther:
-	default:
-		add(ReasonInvalidPaymentType, "paymentType must be PAYROLL, PROVIDERS or OTHER")
-	}
-	switch {
-	case r.AmountInCents <= 0:
-		add(ReasonInvalidAmount, "amountInCents must be greater than zero")
-	case r.AmountInCents > DefaultDailyLimitCents:
+	if r.AmountInCents > DefaultDailyLimitCents {
 		add(ReasonAmountOverLimit, "amountInCents is above Wompi's daily transactional limit of $1,500,000,000.00")
 	}
 	if r.Currency != Currency {

@@ -3,9 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"math"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,15 +30,8 @@ type Bulk struct {
 // NewBulk returns a bulk limiter of rate tokens per second with the given
 // burst on key (stored as "bulk:{key}"; key must not contain braces).
 func NewBulk(rdb redis.UniversalClient, key string, rate float64, burst int) (*Bulk, error) {
-	switch {
-	case rdb == nil:
-		return nil, fmt.Errorf("%w: nil Redis client", ErrInvalid)
-	case key == "" || strings.ContainsAny(key, "{}"):
-		return nil, fmt.Errorf("%w: limiter key %q must be non-empty and free of braces", ErrInvalid, key)
-	case !(rate > 0) || math.IsInf(rate, 0) || rate > 1e6:
-		return nil, fmt.Errorf("%w: rate %v must be in (0, 1e6] per second", ErrInvalid, rate)
-	case burst < 1:
-		return nil, fmt.Errorf("%w: burst %d must be >= 1", ErrInvalid, burst)
+	if err := checkLimit(rdb, key, rate, burst); err != nil {
+		return nil, err
 	}
 	iv := time.Duration(float64(time.Second) / rate)
 	if iv < time.Microsecond {

@@ -33,21 +33,29 @@ type Limiter struct {
 // one slot; key must not contain braces. Every replica must use the same key,
 // rate and burst.
 func NewLimiter(rdb redis.UniversalClient, key string, rate float64, burst int) (*Limiter, error) {
-	switch {
-	case rdb == nil:
-		return nil, fmt.Errorf("%w: nil Redis client", ErrInvalid)
-	case key == "" || strings.ContainsAny(key, "{}"):
-		return nil, fmt.Errorf("%w: limiter key %q must be non-empty and free of braces", ErrInvalid, key)
-	case !(rate > 0) || math.IsInf(rate, 0) || rate > 1e6:
-		return nil, fmt.Errorf("%w: rate %v must be in (0, 1e6] per second", ErrInvalid, rate)
-	case burst < 1:
-		return nil, fmt.Errorf("%w: burst %d must be >= 1", ErrInvalid, burst)
+	if err := checkLimit(rdb, key, rate, burst); err != nil {
+		return nil, err
 	}
 	return &Limiter{
 		rl:    redis_rate.NewLimiter(rdb),
 		key:   "{" + key + "}",
 		limit: toLimit(rate, burst),
 	}, nil
+}
+
+// checkLimit checks a shared rate limit's parameters.
+func checkLimit(rdb redis.UniversalClient, key string, rate float64, burst int) error {
+	switch {
+	case rdb == nil:
+		return fmt.Errorf("%w: nil Redis client", ErrInvalid)
+	case key == "" || strings.ContainsAny(key, "{}"):
+		return fmt.Errorf("%w: limiter key %q must be non-empty and free of braces", ErrInvalid, key)
+	case !(rate > 0) || math.IsInf(rate, 0) || rate > 1e6:
+		return fmt.Errorf("%w: rate %v must be in (0, 1e6] per second", ErrInvalid, rate)
+	case burst < 1:
+		return fmt.Errorf("%w: burst %d must be >= 1", ErrInvalid, burst)
+	}
+	return nil
 }
 
 // toLimit expresses rate/s as redis_rate's integer Rate per Period; only
