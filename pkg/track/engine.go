@@ -109,6 +109,12 @@ type Config struct {
 	// still emitted (again, with the same eventId, if it was already);
 	// default 48 h, negative for none.
 	RebuildLookback time.Duration
+	// ReturnWatch is how long an APPROVED SmartFastPay payout stays on the
+	// polling schedule (at PollMaxBackoff) after its submission: a refund
+	// or return may follow a payment, and its callback may be lost; default
+	// 24 h. The provider retries a callback for days, so a later reversal
+	// still arrives by webhook.
+	ReturnWatch time.Duration
 
 	// Now is the clock for scheduling and event times; default time.Now.
 	Now        func() time.Time
@@ -154,6 +160,7 @@ func (c *Config) setDefaults() error {
 	if c.RebuildLookback == 0 {
 		c.RebuildLookback = 48 * time.Hour
 	}
+	def(&c.ReturnWatch, 24*time.Hour)
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 1 << 20
 	}

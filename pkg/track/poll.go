@@ -396,11 +396,15 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 			return false, fmt.Errorf("track: rebuild schedule: %w", err)
 		}
 	}
+	singles, err := e.rebuildSingles(ctx, now)
+	if err != nil {
+		return false, fmt.Errorf("track: rebuild schedule: %w", err)
+	}
 	if err := e.sub.MarkReady(ctx); err != nil {
 		return false, err
 	}
 	e.m.rebuilds.Inc()
-	e.log.Info("track: polling schedule rebuilt from Wompi", "payouts", n)
+	e.log.Info("track: polling schedule rebuilt from the rails", "payouts", n, "single_payouts", singles)
 	return true, nil
 }
 

@@ -413,13 +413,55 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 		case res == emitNew:
 			n++
 		}
-		if p.Status.Final() {
-			return true, n, e.done(ctx, id)
-		}
 	}
 	age := now.Sub(p.CreatedAt)
 	if sp, found, err := e.sub.Payout(ctx, id); err == nil && found && sp.SubmittedAt.Unix() > 0 {
 		age = now.Sub(sp.SubmittedAt)
 	}
+	if p.Status.Final() {
+		if !mayReverse(name, p.Status) || age > e.cfg.ReturnWatch {
+			return true, n, e.done(ctx, id)
+		}
+		// Paid, and a refund or return may still follow (its callback may
+		// be lost): watched at the longest interval until ReturnWatch.
+		return false, n, e.sub.Reschedule(ctx, id, now.Add(e.cfg.PollMaxBackoff))
+	}
 	return false, n, e.sub.Reschedule(ctx, id, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
+}
+
+// mayReverse reports whether a payout of the rail in status st may still
+// change: a SmartFastPay payment may be refunded or returned.
+func mayReverse(name rail.Name, st payout.Status) bool {
+	return name == rail.SmartFastPay && st == payout.StatusApproved
+}
+
+// rebuildSingles puts back on the polling schedule, after a Redis loss,
+// every payout the single-payout rails created within RebuildLookback
+// that may still change (not final, or paid and possibly refunded): their
+// hand-off is gone with Redis, and a lost webhook would leave them
+// untracked. Their polls take our id from the provider.
+func (e *Engine) rebuildSingles(ctx context.Context, now time.Time) (int, error) {
+	if e.cfg.RebuildLookback <= 0 {
+		return 0, nil
+	}
+	n := 0
+	for _, name := range rail.Names {
+		c := e.single(name)
+		if c == nil {
+			continue
+		}
+		for p, err := range c.List(ctx, rail.ListFilter{From: now.Add(-e.cfg.RebuildLookback), To: now}) {
+			if err != nil {
+				return n, fmt.Errorf("%s: %w", name, err)
+			}
+			if p.Status != "" && p.Status.Final() && !mayReverse(name, p.Status) {
+				continue
+			}
+			if err := e.sub.Schedule(ctx, rail.HandOffID(name, p.ProviderID), now); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
 }

@@ -336,7 +336,8 @@ func TestSingleRailLostWebhooksCoveredByPoll(t *testing.T) {
 	}
 	ctx := context.Background()
 	res, err := e.PollOnce(ctx)
-	if err != nil || res.Claimed != 3 || res.Done != 2 || res.Errors != 0 || res.Transitions != 3 {
+	// The paid SmartFastPay payout stays scheduled: a refund may follow.
+	if err != nil || res.Claimed != 3 || res.Done != 1 || res.Errors != 0 || res.Transitions != 3 {
 		t.Fatalf("poll: %+v %v", res, err)
 	}
 	evs := f.statusEvents()
@@ -354,20 +355,83 @@ func TestSingleRailLostWebhooksCoveredByPoll(t *testing.T) {
 		}
 		checkSingle(t, ev, name, reqs[ev.RequestID], pids[ev.RequestID], payout.SourcePoll)
 	}
-	if n, err := f.sub.Scheduled(ctx); err != nil || n != 1 {
-		t.Fatalf("scheduled after the poll: %d %v, want only the processing one", n, err)
+	if n, err := f.sub.Scheduled(ctx); err != nil || n != 2 {
+		t.Fatalf("scheduled after the poll: %d %v, want the processing one and the paid SmartFastPay one", n, err)
 	}
-	// The processing one settles later; its webhook is lost too.
+	// The processing one settles later, and the SmartFastPay one is
+	// refunded; both webhooks are lost too.
 	if err := s.wep.SetStatus(wpending.ID, "3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.sfp.SetStatus(sr.ID, "refunded"); err != nil {
 		t.Fatal(err)
 	}
 	s.wait(t)
 	f.clock.Advance(time.Hour)
-	if res, err := e.PollOnce(ctx); err != nil || res.Done != 1 || res.Transitions != 1 {
+	if res, err := e.PollOnce(ctx); err != nil || res.Done != 2 || res.Transitions != 2 {
 		t.Fatalf("second poll: %+v %v", res, err)
 	}
-	if got := statusesOf(f.statusEvents(), wpending.ID); fmt.Sprint(got) != "[PENDING APPROVED]" {
+	evs = f.statusEvents()
+	checkLog(t, evs)
+	if got := statusesOf(evs, wpending.ID); fmt.Sprint(got) != "[PENDING APPROVED]" {
 		t.Fatalf("%v", got)
+	}
+	if got := statusesOf(evs, sr.ID); fmt.Sprint(got) != "[APPROVED RETURNED]" {
+		t.Fatalf("refunded SmartFastPay payout: %v, want APPROVED RETURNED", got)
+	}
+	if n, err := f.sub.Scheduled(ctx); err != nil || n != 0 {
+		t.Fatalf("scheduled after the second poll: %d %v", n, err)
+	}
+}
+
+// A paid SmartFastPay payout is watched for a refund for ReturnWatch after
+// its submission, then taken off the schedule.
+func TestSmartFastPayApprovedWatchEnds(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	s := newSingles(t)
+	e, srv := f.singleEngine(s, func(c *Config) { c.ReturnWatch = 2 * time.Hour })
+	s.sfp.SetFaults(sfptest.Faults{WebhookDropRate: 1})
+	sr := f.sfpPayout(srv.URL, "00")
+	f.handOff(s.sfpc, sr)
+	for range 3 {
+		s.sfp.Advance(time.Second)
+	}
+	s.wait(t)
+	ctx := context.Background()
+	for i, want := range []int{0, 0, 1} { // at +0, +1 h: watched; at +3 h: done
+		if res, err := e.PollOnce(ctx); err != nil || res.Done != want {
+			t.Fatalf("poll %d: %+v %v, want %d done", i, res, err, want)
+		}
+		f.clock.Advance(time.Duration(1+i) * time.Hour)
+	}
+}
+
+// After a Redis loss the schedule is rebuilt from the single-payout rails
+// too: a payout whose hand-off was lost and whose webhooks are lost is
+// polled again, with our id taken from the provider.
+func TestRebuildAfterRedisLossSchedulesSinglePayouts(t *testing.T) {
+	f := newFixture(t, fixtureOpts{ownRedis: true})
+	s := newSingles(t)
+	e, srv := f.singleEngine(s, nil)
+	s.wep.SetFaults(weptest.Faults{WebhookDropRate: 1})
+	s.sfp.SetFaults(sfptest.Faults{WebhookDropRate: 1})
+	wp, sp := f.wepPayout(srv.URL, "99"), f.sfpPayout(srv.URL, "99") // both stay pending
+	f.handOff(s.wepc, wp)
+	f.handOff(s.sfpc, sp)
+	ctx := context.Background()
+	if err := f.redis.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.PollOnce(ctx)
+	if err != nil || res.Claimed != 2 || res.Transitions != 2 {
+		t.Fatalf("poll after the loss: %+v %v, want both single payouts polled", res, err)
+	}
+	evs := f.statusEvents()
+	checkLog(t, evs)
+	for _, id := range []string{wp.ID, sp.ID} {
+		if got := statusesOf(evs, id); fmt.Sprint(got) != "[PENDING]" {
+			t.Fatalf("%s after the rebuild: %v, want PENDING from the poll", id, got)
+		}
 	}
 }
 
@@ -622,6 +686,9 @@ func TestSweepPutsBackSinglePayouts(t *testing.T) {
 	r := f.wepPayout(srv.URL, "99")
 	id := rail.HandOffID(rail.WEpayout, f.handOff(s.wepc, r))
 	if err := f.sub.Done(ctx, id); err != nil { // a partial Redis loss dropped its entry
+		t.Fatal(err)
+	}
+	if err := f.sub.MarkReady(ctx); err != nil { // but kept the ready marker: no rebuild
 		t.Fatal(err)
 	}
 	res, err := e.PollOnce(ctx)
