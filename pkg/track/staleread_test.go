@@ -3,6 +3,7 @@ package track
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -233,5 +234,15 @@ func TestReturnedWithoutApprovedKnownEmitsTheApprovedFirst(t *testing.T) {
 	}
 	if n := len(f.statusEvents()); n != 4 {
 		t.Fatalf("%d events, want 4: nothing after FAILED", n)
+	}
+	// A RETURNED for a request the tracker knows nothing of (its refund
+	// callback came first; the success one was lost): APPROVED first.
+	fresh := singleRef{requestID: "req-returned-first", batchID: "batch-r", amount: 7, originAccountID: "acc-1"}
+	first := singleChange(rail.SmartFastPay, "900003", fresh, payout.StatusReturned, "", f.clock.Now(), payout.SourceWebhook)
+	if res, err := e.emitRequest(ctx, first, false, since, nil); err != nil || res != emitNew {
+		t.Fatalf("RETURNED on an empty key: %v %v", res, err)
+	}
+	if got := statusesOf(f.statusEvents(), fresh.requestID); fmt.Sprint(got) != "[APPROVED RETURNED]" {
+		t.Fatalf("RETURNED on an empty key: %v, want APPROVED RETURNED", got)
 	}
 }

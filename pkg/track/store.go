@@ -216,6 +216,11 @@ func newStatusStore(rdb redis.UniversalClient, prefix string, ttl, lease time.Du
 		}
 		s.requestFrom[to] = from
 	}
+	// RETURNED reverses a payment: on the status topic it follows APPROVED
+	// only. On a key that knows nothing it is refused, so that emitRequest
+	// emits the APPROVED it implies first (the same eventId as the original
+	// APPROVED, if one was emitted before a Redis loss).
+	s.requestFrom[payout.StatusReturned] = []any{string(payout.StatusApproved)}
 	for _, to := range payout.BatchStatuses {
 		var from []any
 		for _, f := range append([]payout.BatchStatus{""}, payout.BatchStatuses...) {

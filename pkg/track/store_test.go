@@ -32,7 +32,11 @@ func TestStatusCASFollowsDomainOrder(t *testing.T) {
 	for _, from := range append([]payout.Status{""}, payout.Statuses...) {
 		for _, to := range payout.Statuses {
 			out := try(kindRequest, "r", string(from), string(to), to.Final())
-			if (out == outcomeOK) != payout.CanTransition(from, to) {
+			want := payout.CanTransition(from, to)
+			if from == "" && to == payout.StatusReturned {
+				want = false // RETURNED needs its APPROVED known (emitRequest emits it first)
+			}
+			if (out == outcomeOK) != want {
 				t.Errorf("request %q -> %q: %s, CanTransition says %v", from, to, out, payout.CanTransition(from, to))
 			}
 		}
