@@ -921,32 +921,11 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 		[]string{stateClaimed, stateDeferred, statePosting}, stateDeferred); err != nil {
 		return err
 	}
-	nb := *b
-	nb.Attempt = b.Attempt + 1
-	nb.NotBefore = &notBefore
-	nb.Transactions = make([]payout.Transaction, len(j.keep))
-	nb.TotalAmountInCents = 0
-	for k, i := range j.keep {
-		nb.Transactions[k] = b.Transactions[i]
-		nb.TotalAmountInCents += b.Transactions[i].AmountInCents
-	}
-	nb.TransactionCount = int32(len(j.keep))
-	v, err := e.cfg.Codec.AppendBatch(nil, &nb)
+	copyRec, statuses, next, err := j.deferredCopy(j.keep, reason, why, notBefore)
 	if err != nil {
-		return &PermanentError{Reason: payout.ReasonDispatchFailed, Err: fmt.Errorf("dispatch: encode deferred batch: %w", err)}
+		return err
 	}
-	recs := []*kgo.Record{{Topic: e.cfg.Topics.BatchesDeferred, Key: []byte(b.BatchID), Value: v}}
-	attempt := strconv.Itoa(int(nb.Attempt))
-	msg := why
-	for _, i := range j.keep {
-		t := &b.Transactions[i]
-		r, err := e.statusRecord(b, t, payout.StatusDeferred, string(reason), msg, nil, nil,
-			payout.EventID("status", t.RequestID, string(payout.StatusDeferred), b.BatchID, attempt))
-		if err != nil {
-			return err
-		}
-		recs = append(recs, r)
-	}
+	recs := append([]*kgo.Record{copyRec}, statuses...)
 	drops, err := e.dropRecords(b, j.src, j.drops, nil)
 	if err != nil {
 		return err
@@ -956,8 +935,41 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 	}
 	e.m.deferred.WithLabelValues(string(reason)).Inc()
 	e.m.batches.WithLabelValues("deferred").Inc()
-	j.log.Info("dispatch: batch deferred", "reason", reason, "not_before", notBefore.UTC(), "next_attempt", nb.Attempt)
+	j.log.Info("dispatch: batch deferred", "reason", reason, "not_before", notBefore.UTC(), "next_attempt", next)
 	return nil
+}
+
+// deferredCopy builds the copy of the batch that holds the transactions at
+// positions wait (Attempt+1, NotBefore) for the deferred topic, and the
+// DEFERRED event of each of them (same order as wait); next is the copy's
+// attempt.
+func (j *job) deferredCopy(wait []int, reason payout.Reason, msg string, notBefore time.Time) (copyRec *kgo.Record, statuses []*kgo.Record, next int32, err error) {
+	e, b := j.e, j.b
+	nb := *b
+	nb.Attempt = b.Attempt + 1
+	nb.NotBefore = &notBefore
+	nb.Transactions = make([]payout.Transaction, len(wait))
+	nb.TotalAmountInCents = 0
+	for k, i := range wait {
+		nb.Transactions[k] = b.Transactions[i]
+		nb.TotalAmountInCents += b.Transactions[i].AmountInCents
+	}
+	nb.TransactionCount = int32(len(wait))
+	v, err := e.cfg.Codec.AppendBatch(nil, &nb)
+	if err != nil {
+		return nil, nil, 0, &PermanentError{Reason: payout.ReasonDispatchFailed, Err: fmt.Errorf("dispatch: encode deferred batch: %w", err)}
+	}
+	attempt := strconv.Itoa(int(nb.Attempt))
+	for _, i := range wait {
+		t := &b.Transactions[i]
+		r, err := e.statusRecord(b, t, payout.StatusDeferred, string(reason), msg, nil, nil,
+			payout.EventID("status", t.RequestID, string(payout.StatusDeferred), b.BatchID, attempt))
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		statuses = append(statuses, r)
+	}
+	return &kgo.Record{Topic: e.cfg.Topics.BatchesDeferred, Key: []byte(b.BatchID), Value: v}, statuses, nb.Attempt, nil
 }
 
 // reject handles a validation refusal: nothing was created; the

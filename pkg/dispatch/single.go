@@ -487,31 +487,14 @@ func (j *job) deferSingle(recs []*kgo.Record, gate []track.GateItem, ungated []*
 	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosting}, stateDeferred); err != nil {
 		return err
 	}
-	nb := *b
-	nb.Attempt = b.Attempt + 1
-	nb.NotBefore = &notBefore
-	nb.Transactions = make([]payout.Transaction, len(wait))
-	nb.TotalAmountInCents = 0
-	for k, i := range wait {
-		nb.Transactions[k] = b.Transactions[i]
-		nb.TotalAmountInCents += b.Transactions[i].AmountInCents
-	}
-	nb.TransactionCount = int32(len(wait))
-	v, err := e.cfg.Codec.AppendBatch(nil, &nb)
+	copyRec, statuses, next, err := j.deferredCopy(wait, reason, msg, notBefore)
 	if err != nil {
-		return &PermanentError{Reason: payout.ReasonDispatchFailed, Err: fmt.Errorf("dispatch: encode deferred batch: %w", err)}
+		return err
 	}
-	ungated = append(ungated, &kgo.Record{Topic: e.cfg.Topics.BatchesDeferred, Key: []byte(b.BatchID), Value: v})
-	attempt := strconv.Itoa(int(nb.Attempt))
+	ungated = append(ungated, copyRec)
+	recs = append(recs, statuses...)
 	for _, i := range wait {
-		t := &b.Transactions[i]
-		r, err := e.statusRecord(b, t, payout.StatusDeferred, string(reason), msg, nil, nil,
-			payout.EventID("status", t.RequestID, string(payout.StatusDeferred), b.BatchID, attempt))
-		if err != nil {
-			return err
-		}
-		recs = append(recs, r)
-		gate = append(gate, track.GateItem{ID: t.RequestID, To: string(payout.StatusDeferred)})
+		gate = append(gate, track.GateItem{ID: b.Transactions[i].RequestID, To: string(payout.StatusDeferred)})
 	}
 	if err := j.produceGated(recs, gate, ungated); err != nil {
 		return err
@@ -520,6 +503,6 @@ func (j *job) deferSingle(recs []*kgo.Record, gate []track.GateItem, ungated []*
 	e.m.batches.WithLabelValues("deferred").Inc()
 	e.m.transactions.Add(float64(paid))
 	j.log.Info("dispatch: single payouts partly deferred", "reason", reason, "waiting", len(wait), "paid", paid,
-		"not_before", notBefore.UTC(), "next_attempt", nb.Attempt)
+		"not_before", notBefore.UTC(), "next_attempt", next)
 	return nil
 }
