@@ -37,6 +37,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wompi-payouts/pipeline/pkg/testenv/ports"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -715,14 +717,10 @@ func mustLookPath(name string) string {
 	return p
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a port no other server of the run is given and no
+// outgoing connection takes while its owner is killed (see [ports.Free]): a
+// restarted tracker binds its address again.
+func freePort() (int, error) { return ports.One() }
 
 func waitTCP(ctx context.Context, addr string) error {
 	deadline := time.Now().Add(15 * time.Second)

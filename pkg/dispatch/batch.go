@@ -431,7 +431,7 @@ func (j *job) lookup() (string, error) {
 			return id, nil
 		}
 		j.e.m.retries.WithLabelValues("lookup").Inc()
-		j.log.Warn("dispatch: lookup by reference failed; retrying", "err", err, "attempt", attempt)
+		j.log.Warn("dispatch: lookup by reference failed; retrying", "err", err, "try", attempt)
 		if err := sleep(j.soft, j.e.backoff(attempt)); err != nil {
 			return "", err
 		}
@@ -458,7 +458,7 @@ func (j *job) awaitVisible() (string, error) {
 			return "", nil
 		}
 		j.e.m.retries.WithLabelValues("lookup").Inc()
-		j.log.Warn("dispatch: payout not visible by reference yet; retrying", "err", err, "attempt", attempt)
+		j.log.Warn("dispatch: payout not visible by reference yet; retrying", "err", err, "try", attempt)
 		if err := sleep(j.soft, j.e.backoff(attempt)); err != nil {
 			return "", err
 		}
@@ -837,10 +837,10 @@ func (j *job) post() error {
 				e.m.postBlocked.WithLabelValues(code).Inc()
 				wait = e.cfg.RetryMax
 				j.log.Error("dispatch: POST /payouts refused for a reason no retry fixes (API key, permission or base URL); retrying at the longest backoff until it is fixed",
-					"err", err, "attempt", attempt)
+					"err", err, "try", attempt)
 			} else {
 				j.log.Warn("dispatch: POST /payouts failed; retrying with the same idempotency key",
-					"err", err, "outcome_unknown", wompi.IsOutcomeUnknown(err), "attempt", attempt)
+					"err", err, "outcome_unknown", wompi.IsOutcomeUnknown(err), "try", attempt)
 			}
 			if e.hard.Err() != nil {
 				return e.hard.Err()

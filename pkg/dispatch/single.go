@@ -258,7 +258,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 			}
 			e.m.railBlocked.WithLabelValues(string(name), code).Inc()
 			j.log.Error("dispatch: single payout refused for a reason no retry fixes (credentials, permission or base URL); retrying at the longest backoff until it is fixed",
-				"rail", name, "err", err, "attempt", attempt)
+				"rail", name, "err", err, "try", attempt)
 			if werr := j.railWait(e.cfg.RetryMax); werr != nil {
 				return patienceOr(werr, err)
 			}
@@ -301,7 +301,7 @@ func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error
 			continue
 		}
 		e.m.retries.WithLabelValues("lookup").Inc()
-		j.log.Warn("dispatch: single payout lookup failed; asking again", "rail", cl.Rail(), "err", err, "attempt", attempt)
+		j.log.Warn("dispatch: single payout lookup failed; asking again", "rail", cl.Rail(), "err", err, "try", attempt)
 		if werr := j.railWait(e.backoff(attempt)); werr != nil {
 			return nil, fmt.Errorf("%w: %w", werr, err)
 		}

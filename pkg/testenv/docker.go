@@ -3,12 +3,13 @@ package testenv
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/testenv/ports"
 
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
@@ -63,16 +64,14 @@ func probeDocker() (healthy bool, reason string) {
 	return true, ""
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free when asked. Another
-// process may take it before the caller binds it, so callers that start a
-// server on it should retry on a bind failure.
+// FreePort returns a TCP port on 127.0.0.1 that was free when asked and that
+// is never handed out again while this process lives (see [ports.Free]).
 func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ports.One()
 	if err != nil {
 		return 0, fmt.Errorf("testenv: find free port: %w", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return p, nil
 }
 
 // MustFreePort is [FreePort] that fails the test on error.

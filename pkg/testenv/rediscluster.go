@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/testenv/ports"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -245,22 +246,13 @@ func (rc *RedisClusterServer) deletePrefix(t testing.TB) {
 	}
 }
 
-// freePorts returns n distinct loopback ports that were free when asked.
+// freePorts returns n distinct loopback ports that were free when asked and
+// stay this process's (see [ports.Free]): a node restarted on its port finds
+// it free.
 func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("testenv: find free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	ps, err := ports.Free(n)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: find free port: %w", err)
 	}
-	return ports, nil
+	return ps, nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/testenv/ports"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -648,24 +649,15 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// freePorts returns n distinct loopback ports that were free when asked.
+// freePorts returns n distinct loopback ports that were free when asked and
+// stay this process's (see [ports.Free]): a node restarted on its port finds
+// it free.
 func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("apachekafka: find free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	ps, err := ports.Free(n)
+	if err != nil {
+		return nil, fmt.Errorf("apachekafka: find free port: %w", err)
 	}
-	return ports, nil
+	return ps, nil
 }
 
 // tailBuffer keeps the last max bytes written to it.
