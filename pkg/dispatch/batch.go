@@ -63,8 +63,15 @@ type job struct {
 	res      ratelimit.Reservation
 	reserved bool // res is held in Redis
 
-	pacer        *ratelimit.Pacer // a single-payout batch's reserved API calls
-	railDeadline time.Time        // when a single-payout batch stops retrying a failing rail
+	pacer *ratelimit.Pacer // a single-payout batch's reserved API calls
+	// railDeadline is when the batch stops retrying a failing rail (a
+	// lookup, the health gate, a POST) and waits on the deferred topic
+	// instead, so that one rail's outage holds no other rail's batches.
+	railDeadline time.Time
+	// unsettled: the rail may hold the batch although this attempt could
+	// not find out (a lookup that kept failing on a fresh claim).
+	unsettled bool
+	screened  bool // keep and drops are known (step 3 ran)
 }
 
 // process runs the batch through the state machine (see the package doc)
@@ -187,9 +194,48 @@ func (j *job) deferRail(name rail.Name) error {
 	return j.deferBatch(rail.ReasonRailNotConfigured, e.now().Add(railRetry), false, why)
 }
 
-// run takes a claimed batch through steps 3 to 9.
+// run takes a claimed Wompi batch through steps 3 to 9. A Wompi that keeps
+// failing (lookups, the health gate, POSTs) for longer than RailPatience
+// does not hold the partition: the batch waits on the deferred topic
+// (wompiUnavailable) and the partition's next batches, of any rail, go on.
 func (j *job) run(c claim, t time.Time) error {
+	j.railDeadline = time.Now().Add(j.e.cfg.RailPatience)
+	err := j.pay(c, t)
+	if errors.Is(err, errPatience) {
+		return j.wompiUnavailable(c, err)
+	}
+	return err
+}
+
+// wompiUnavailable defers a batch whose Wompi kept failing past the
+// dispatcher's patience: DEFERRED RAIL_UNAVAILABLE, retried after
+// RailRetry. A batch no POST of which went out gives its reservation back.
+// One whose POST may have landed keeps it (the retry's reservation finds it
+// held) and is looked up by reference before anything else when it comes
+// back, like any batch with a first POST; its DEFERRED goes through the
+// status gate, because the tracker may already have emitted a status of
+// Wompi's for it.
+func (j *job) wompiUnavailable(c claim, cause error) error {
+	e := j.e
+	j.unsettled = c.code == "fresh" && j.firstPostAt.IsZero()
+	release := j.reserved && j.firstPostAt.IsZero()
+	j.log.Warn("dispatch: Wompi kept failing past the dispatcher's patience: the batch waits on the deferred topic",
+		"patience", e.cfg.RailPatience, "retry_in", e.cfg.RailRetry, "maybe_posted", !j.firstPostAt.IsZero(), "err", cause)
+	if !j.screened {
+		// Screening has not run (no bank table): the whole batch waits.
+		j.keep = j.keep[:0]
+		for i := range j.b.Transactions {
+			j.keep = append(j.keep, i)
+		}
+	}
+	return j.deferBatch(rail.ReasonRailUnavailable, e.now().Add(e.cfg.RailRetry), release,
+		"Wompi kept failing for longer than the dispatcher's patience; looked up again before any POST")
+}
+
+// pay is run's body.
+func (j *job) pay(c claim, t time.Time) error {
 	e, b, log := j.e, j.b, j.log
+	j.firstPostAt = c.firstPostAt
 	// Step 3: banks, then duplicates (every requestId is indexed; an
 	// unknown bank's as rejected).
 	if err := j.resolveBanks(); err != nil {
@@ -198,10 +244,10 @@ func (j *job) run(c claim, t time.Time) error {
 	if err := j.dedupe(); err != nil {
 		return err
 	}
+	j.screened = true
 	t = e.m.stage("screen", t)
 
 	payoutID := c.payoutID
-	j.firstPostAt = c.firstPostAt
 	if len(j.keep) == 0 && c.state != statePosted && c.state != statePosting && c.firstPostAt.IsZero() {
 		return j.nothingToPay()
 	}
@@ -325,9 +371,21 @@ func (j *job) resolveBanks() error {
 		pos = append(pos, i)
 	}
 	if len(codes) > 0 {
-		ids, err := j.e.banks.resolve(j.soft, codes)
-		if err != nil {
-			return err
+		var ids []string
+		for attempt := 0; ; attempt++ {
+			var err error
+			if ids, err = j.e.banks.resolve(j.soft, codes); err == nil {
+				break
+			}
+			if j.soft.Err() != nil {
+				return err
+			}
+			// No bank table yet and Wompi does not give one: wait, within
+			// the batch's patience with its rail.
+			j.log.Warn("dispatch: the bank table is not known and GET /banks failed; asking again", "err", err, "try", attempt)
+			if werr := j.railWait(j.e.backoff(attempt)); werr != nil {
+				return fmt.Errorf("%w: %w", werr, err)
+			}
 		}
 		for k, i := range pos {
 			j.bankIDs[i] = ids[k]
@@ -432,8 +490,8 @@ func (j *job) lookup() (string, error) {
 		}
 		j.e.m.retries.WithLabelValues("lookup").Inc()
 		j.log.Warn("dispatch: lookup by reference failed; retrying", "err", err, "try", attempt)
-		if err := sleep(j.soft, j.e.backoff(attempt)); err != nil {
-			return "", err
+		if werr := j.railWait(j.e.backoff(attempt)); werr != nil {
+			return "", fmt.Errorf("%w: %w", werr, err)
 		}
 	}
 }
@@ -730,7 +788,7 @@ func (j *job) post() error {
 	var payoutID string
 	for attempt := 0; ; attempt++ {
 		waitStart := time.Now()
-		if err := e.health.wait(j.soft, j.log); err != nil {
+		if err := e.health.wait(j.soft, j.log, j.railDeadline); err != nil {
 			return err
 		}
 		if err := e.limiter.Wait(j.soft, rail.Wompi); err != nil { // the POST goes to Wompi
@@ -845,8 +903,8 @@ func (j *job) post() error {
 			if e.hard.Err() != nil {
 				return e.hard.Err()
 			}
-			if err := sleep(j.soft, wait); err != nil {
-				return err
+			if werr := j.railWait(wait); werr != nil {
+				return fmt.Errorf("%w: %w", werr, err)
 			}
 			continue
 		}
@@ -910,6 +968,11 @@ func (j *job) nextDayStart() time.Time {
 // deferBatch re-produces the batch (its kept transactions, Attempt+1,
 // NotBefore) to the deferred topic and DEFERRED per request, durably,
 // before the caller commits the source offset.
+//
+// When the rail may hold the batch (a POST of it may have landed, or a
+// lookup could not tell), the tracker may already have emitted a status of
+// the rail's for its requests: their DEFERRED then goes through the status
+// gate and is not emitted after a later status.
 func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool, why string) error {
 	e, b := j.e, j.b
 	if release {
@@ -917,20 +980,34 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 			return err
 		}
 	}
+	var mark []string
+	if j.unsettled {
+		// The next attempt must look the batch up before any POST, as
+		// this one could not: the mark of a POST that may have gone out.
+		mark = []string{"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)}
+	}
 	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,
-		[]string{stateClaimed, stateDeferred, statePosting}, stateDeferred); err != nil {
+		[]string{stateClaimed, stateDeferred, statePosting}, stateDeferred, mark...); err != nil {
 		return err
 	}
 	copyRec, statuses, next, err := j.deferredCopy(j.keep, reason, why, notBefore)
 	if err != nil {
 		return err
 	}
-	recs := append([]*kgo.Record{copyRec}, statuses...)
 	drops, err := e.dropRecords(b, j.src, j.drops, nil)
 	if err != nil {
 		return err
 	}
-	if err := e.produce(j.hard, append(recs, drops...)...); err != nil {
+	if j.unsettled || !j.firstPostAt.IsZero() {
+		gate := make([]track.GateItem, len(j.keep))
+		for k, i := range j.keep {
+			gate[k] = track.GateItem{ID: b.Transactions[i].RequestID, To: string(payout.StatusDeferred)}
+		}
+		err = j.produceGated(statuses, gate, append([]*kgo.Record{copyRec}, drops...))
+	} else {
+		err = e.produce(j.hard, append(append([]*kgo.Record{copyRec}, statuses...), drops...)...)
+	}
+	if err != nil {
 		return err
 	}
 	e.m.deferred.WithLabelValues(string(reason)).Inc()

@@ -94,11 +94,12 @@ type Config struct {
 	SingleRateBurst     int
 	// SingleRates overrides the rate limit of a single-payout rail.
 	SingleRates map[rail.Name]ratelimit.RailRate
-	// RailPatience bounds how long a single-payout batch keeps retrying a
-	// rail that fails (5xx, 429, timeouts, 401/403): past it, the payees
-	// not settled yet wait RailRetry in a copy of the batch on the deferred
-	// topic (DEFERRED RAIL_UNAVAILABLE), so one rail's outage does not hold
-	// the partition's other batches. Default DefaultRailPatience.
+	// RailPatience bounds how long a batch keeps retrying a rail that fails
+	// (5xx, 429, timeouts, 401/403; for Wompi also an UNHEALTHY /health
+	// and a bank table it cannot fetch): past it, the payees not settled
+	// yet wait RailRetry in a copy of the batch on the deferred topic
+	// (DEFERRED RAIL_UNAVAILABLE), so one rail's outage does not hold the
+	// partition's other batches. Default DefaultRailPatience.
 	RailPatience time.Duration
 	// RailRetry is how long such payees wait; default DefaultRailRetry.
 	RailRetry time.Duration

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -209,8 +210,8 @@ func (h *healthGate) run(ctx context.Context) {
 }
 
 // wait blocks while Wompi is UNHEALTHY, backing off up to the check
-// interval.
-func (h *healthGate) wait(ctx context.Context, log *slog.Logger) error {
+// interval; errPatience when it still is at deadline.
+func (h *healthGate) wait(ctx context.Context, log *slog.Logger, deadline time.Time) error {
 	if !h.unhealthy.Load() {
 		return nil
 	}
@@ -218,6 +219,9 @@ func (h *healthGate) wait(ctx context.Context, log *slog.Logger) error {
 	log.Info("dispatch: waiting for Wompi to be healthy before posting")
 	d := h.e.cfg.RetryBase
 	for h.unhealthy.Load() {
+		if time.Now().Add(d).After(deadline) {
+			return fmt.Errorf("%w: Wompi reports UNHEALTHY", errPatience)
+		}
 		if err := sleep(ctx, d); err != nil {
 			return err
 		}

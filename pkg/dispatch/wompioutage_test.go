@@ -1,0 +1,163 @@
+package dispatch
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// wompiDown makes the simulator answer 503 to every API call, and /health
+// UNHEALTHY, or lifts both.
+func (f *fixture) wompiDown(down bool) {
+	f.sim.UpdateFaults(func(fl *wompitest.Faults) {
+		fl.Unhealthy = down
+		fl.ErrorRate = 0
+		if down {
+			fl.ErrorRate = 1
+		}
+	})
+}
+
+// deferredUnavailable asserts that every request of b got a DEFERRED
+// RAIL_UNAVAILABLE.
+func (f *fixture) deferredUnavailable(b payout.Batch) {
+	f.t.Helper()
+	idx := byStatus(f.statuses())
+	for _, tx := range b.Transactions {
+		def := idx[tx.RequestID][payout.StatusDeferred]
+		if len(def) == 0 || def[0].ReasonCode == nil || *def[0].ReasonCode != string(rail.ReasonRailUnavailable) {
+			f.t.Fatalf("%s during the Wompi outage: DEFERRED %+v, want RAIL_UNAVAILABLE", tx.RequestID, def)
+		}
+	}
+}
+
+// One rail's outage does not hold another rail's batches, Wompi's either:
+// Wompi answers 503 to everything (GET /banks included, so the dispatcher
+// has no bank table) while a Wompi batch and then a SmartFastPay batch wait
+// on the same partition. Past its patience the Wompi batch waits on the
+// deferred topic (DEFERRED RAIL_UNAVAILABLE) and the SmartFastPay batch is
+// paid while Wompi is still down; once Wompi is back, the Wompi batch is
+// paid, once.
+func TestWompiOutageDoesNotHoldOtherRails(t *testing.T) {
+	sfp := singleRails(t)[0](t)
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	f.wompiDown(true)
+	e := sfp.engine(f, func(c *Config) { c.RailPatience, c.RailRetry = time.Second, 2*time.Second })
+	bw, bs := simpleBatch("wompi-down", 3), singleBatch(sfp, "wompi-down-sfp", 3)
+	f.produce(f.topics.Batches, bw, bs)
+	stop, _ := f.run(e)
+	eventually(t, "the SmartFastPay batch paid during the Wompi outage", func() bool { return outcome(e, "submitted") == 1 })
+	if n := f.sim.BatchLedger()[bw.BatchID].Accepted; n != 0 {
+		t.Fatal("the Wompi batch was created while Wompi answered 503 to everything")
+	}
+	f.deferredUnavailable(bw)
+	f.checkSinglePaid(sfp, bs, nil)
+
+	f.wompiDown(false)
+	f.clock.Advance(3 * time.Second) // the deferred copy is due
+	eventually(t, "the Wompi batch paid after the outage", func() bool { return outcome(e, "submitted") == 2 })
+	_ = stop()
+	f.noDoublePayment()
+	f.checkSubmitted(bw)
+}
+
+// Two faults in a row: the first POST creates the payout and its answer is
+// lost; then Wompi goes down for longer than the dispatcher's patience. The
+// batch waits on the deferred topic keeping its reservation, and its
+// DEFERRED goes through the status gate: a webhook of the payout Wompi
+// already holds made the tracker emit APPROVED for one request, and a
+// DEFERRED after it would break that request's lifecycle. When Wompi is
+// back, the batch is looked up by reference before any POST and adopted:
+// one payout, each request paid once.
+func TestLostAnswerThenWompiOutagePaysOnce(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	b := simpleBatch("lost-then-down", 3)
+	var down atomic.Bool // Wompi refuses every later POST with a 503
+	down.Store(true)
+	f.tap.fault = func(n int) fault {
+		switch {
+		case n == 1:
+			return faultCommitTimeout
+		case down.Load():
+			return fault503
+		}
+		return faultNone
+	}
+	e := f.engine(func(c *Config) {
+		c.HTTPTimeout = 300 * time.Millisecond
+		c.RailPatience, c.RailRetry = time.Second, 2*time.Second
+	})
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "the payout created by the lost POST", func() bool { return f.sim.BatchLedger()[b.BatchID].Accepted == 1 })
+	f.trackerEmitted(b, 0, payout.StatusApproved)
+	eventually(t, "the batch deferred by the outage", func() bool {
+		return len(byStatus(f.statuses())[b.Transactions[1].RequestID][payout.StatusDeferred]) > 0
+	})
+	idx := byStatus(f.statuses())
+	if d := idx[b.Transactions[0].RequestID][payout.StatusDeferred]; len(d) != 0 {
+		t.Fatalf("DEFERRED emitted after the tracker's APPROVED: %+v", d)
+	}
+	if d := idx[b.Transactions[2].RequestID][payout.StatusDeferred]; len(d) != 1 || *d[0].ReasonCode != string(rail.ReasonRailUnavailable) {
+		t.Fatalf("DEFERRED %+v, want one RAIL_UNAVAILABLE", d)
+	}
+	day, _ := budgetDays(&b, e.now())
+	u, err := e.budget.Usage(t.Context(), rail.Wompi, day, b.OriginAccountID)
+	if err != nil || u.AmountInCents < b.TotalAmountInCents {
+		t.Fatalf("budget during the deferral: %+v %v, want the batch's %d still reserved (the payout may be at Wompi)", u, err, b.TotalAmountInCents)
+	}
+
+	down.Store(false)
+	f.clock.Advance(3 * time.Second)
+	eventually(t, "the batch adopted after the outage", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	f.noDoublePayment()
+	f.checkLifecycles()
+	if n := f.sim.BatchLedger()[b.BatchID].Accepted; n != 1 {
+		t.Fatalf("Wompi holds %d payouts for the batch, want 1", n)
+	}
+}
+
+// Two faults: Redis lost the record of a batch Wompi already holds (its
+// claim is fresh), and Wompi fails every lookup for longer than the
+// dispatcher's patience. The batch waits on the deferred topic, and when it
+// comes back it is still looked up by reference before any POST, although
+// its record is no longer fresh: Wompi has forgotten the idempotency key
+// meanwhile, so a POST would create a second payout.
+func TestFreshClaimDeferredByOutageIsLookedUpFirst(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{IdempotencyTTL: time.Hour}})
+	b := simpleBatch("forgotten", 2)
+	req := &wompi.CreatePayoutRequest{Reference: b.BatchID, AccountID: b.OriginAccountID, PaymentType: string(b.PaymentType)}
+	for _, tx := range b.Transactions {
+		p := tx.Beneficiary
+		req.Transactions = append(req.Transactions, wompi.TransactionRequest{LegalIDType: string(p.LegalIDType), LegalID: p.LegalID,
+			BankID: wompitest.BankID(p.BankCode), AccountType: string(p.AccountType), AccountNumber: p.AccountNumber,
+			Name: p.Name, Email: p.Email, Amount: tx.AmountInCents, Reference: tx.RequestID})
+	}
+	if _, err := f.sim.Client(nil).CreatePayout(t.Context(), idempotencyKey(b.BatchID), req); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(2 * time.Hour) // Wompi forgot the key
+	f.wompiDown(true)
+	e := f.engine(func(c *Config) { c.RailPatience, c.RailRetry = time.Second, 2*time.Second })
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "the batch deferred by the outage", func() bool {
+		return len(byStatus(f.statuses())[b.Transactions[0].RequestID][payout.StatusDeferred]) > 0
+	})
+	f.deferredUnavailable(b)
+	f.wompiDown(false)
+	f.clock.Advance(3 * time.Second)
+	eventually(t, "the batch adopted after the outage", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	f.noDoublePayment()
+	f.checkLifecycles()
+	if n := f.sim.BatchLedger()[b.BatchID].Accepted; n != 1 {
+		t.Fatalf("Wompi holds %d payouts for the batch, want 1", n)
+	}
+}
