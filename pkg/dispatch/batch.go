@@ -220,7 +220,7 @@ func (j *job) wompiUnavailable(c claim, cause error) error {
 	j.unsettled = c.code == "fresh" && j.firstPostAt.IsZero()
 	release := j.reserved && j.firstPostAt.IsZero()
 	j.log.Warn("dispatch: Wompi kept failing past the dispatcher's patience: the batch waits on the deferred topic",
-		"patience", e.cfg.RailPatience, "retry_in", e.cfg.RailRetry, "maybe_posted", !j.firstPostAt.IsZero(), "err", cause)
+		"patience", e.cfg.RailPatience, "retry_in", e.railRetryAfter(j.b.Attempt), "maybe_posted", !j.firstPostAt.IsZero(), "err", cause)
 	if !j.screened {
 		// Screening has not run (no bank table): the whole batch waits.
 		j.keep = j.keep[:0]
@@ -228,8 +228,14 @@ func (j *job) wompiUnavailable(c claim, cause error) error {
 			j.keep = append(j.keep, i)
 		}
 	}
-	return j.deferBatch(rail.ReasonRailUnavailable, e.now().Add(e.cfg.RailRetry), release,
+	return j.deferBatch(rail.ReasonRailUnavailable, e.now().Add(e.railRetryAfter(j.b.Attempt)), release,
 		"Wompi kept failing for longer than the dispatcher's patience; looked up again before any POST")
+}
+
+// railRetryAfter is how long a batch deferred RAIL_UNAVAILABLE waits, at
+// its attempt: RailRetry, doubled at each attempt up to 16 times it.
+func (e *Engine) railRetryAfter(attempt int32) time.Duration {
+	return e.cfg.RailRetry << min(max(attempt, 0), 4)
 }
 
 // pay is run's body.

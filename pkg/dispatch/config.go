@@ -101,7 +101,10 @@ type Config struct {
 	// (DEFERRED RAIL_UNAVAILABLE), so one rail's outage does not hold the
 	// partition's other batches. Default DefaultRailPatience.
 	RailPatience time.Duration
-	// RailRetry is how long such payees wait; default DefaultRailRetry.
+	// RailRetry is how long such payees first wait; each further deferral
+	// of the same batch doubles it, up to 16 times (railRetryAfter), so a
+	// weekend-long outage does not emit a DEFERRED a minute per payee.
+	// Default DefaultRailRetry.
 	RailRetry time.Duration
 	// SingleConcurrency bounds the payees of one batch sent at once on a
 	// single-payout rail; default 8.

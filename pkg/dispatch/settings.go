@@ -118,7 +118,7 @@ func BindConfig(s *config.Set) *Settings {
 			return nil
 		})
 	s.Duration(&st.RailPatience, "rail-patience", "DISPATCHER_RAIL_PATIENCE", DefaultRailPatience,
-		"how long a batch retries a failing rail (any rail; for Wompi also while /health says UNHEALTHY) before its unsettled payees wait a minute on the deferred topic (DEFERRED RAIL_UNAVAILABLE)").
+		"how long a batch retries a failing rail (any rail; for Wompi also while /health says UNHEALTHY) before its unsettled payees wait on the deferred topic (a minute, doubling per deferral up to 16) (DEFERRED RAIL_UNAVAILABLE)").
 		Check(func() error { return config.CheckPositive(st.RailPatience) })
 	s.Duration(&st.LookupPatience, "lookup-patience", "DISPATCHER_LOOKUP_PATIENCE", DefaultLookupPatience,
 		"how long to wait for a payout Wompi says exists (409 EXC_022) to be listed by reference before moving its batch aside").

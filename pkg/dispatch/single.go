@@ -467,7 +467,7 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 		}
 	}
 	if unavailable > 0 {
-		reason, notBefore = rail.ReasonRailUnavailable, now.Add(e.cfg.RailRetry)
+		reason, notBefore = rail.ReasonRailUnavailable, now.Add(e.railRetryAfter(b.Attempt))
 		msg = string(name) + " kept failing for longer than the dispatcher's patience; looked up again before any POST"
 		j.log.Warn("dispatch: rail unavailable: its unsettled payees wait on the deferred topic",
 			"rail", name, "waiting", len(deferred), "paid", len(ps), "retry_at", notBefore.UTC())

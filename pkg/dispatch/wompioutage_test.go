@@ -161,3 +161,16 @@ func TestFreshClaimDeferredByOutageIsLookedUpFirst(t *testing.T) {
 		t.Fatalf("Wompi holds %d payouts for the batch, want 1", n)
 	}
 }
+
+// A batch deferred RAIL_UNAVAILABLE again and again waits longer each time,
+// up to 16 times RailRetry: a long outage emits a DEFERRED per payee every
+// 16 minutes, not every minute.
+func TestRailRetryBacksOff(t *testing.T) {
+	e := &Engine{cfg: Config{RailRetry: time.Minute}}
+	for attempt, want := range map[int32]time.Duration{0: time.Minute, 1: 2 * time.Minute, 3: 8 * time.Minute,
+		4: 16 * time.Minute, 9: 16 * time.Minute, -1: time.Minute} {
+		if got := e.railRetryAfter(attempt); got != want {
+			t.Errorf("attempt %d: wait %v, want %v", attempt, got, want)
+		}
+	}
+}
