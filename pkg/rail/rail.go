@@ -87,7 +87,10 @@ type Error struct {
 	Code       string // the provider's code, when it gives one
 	Message    string // masked
 	Class      Class
-	Err        error // the transport error, if any
+	// Items are our ids of the items a Rejected error refuses, when the
+	// provider says which (a batch rail); empty: all of them.
+	Items []string
+	Err   error // the transport or provider error, if any
 }
 
 func (e *Error) Error() string {
@@ -109,13 +112,26 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ClassOf returns the class of err: the Class of a *Error in its chain,
-// OutcomeUnknown for a context deadline (a call that may have landed), and
-// Retryable for anything else.
+// Classifier is an error that knows its rail class: a provider client's
+// own error type (wompi.Error) implements it, so that ClassOf reads it
+// without the client wrapping every error in a *Error.
+type Classifier interface {
+	error
+	RailClass() Class
+}
+
+// ClassOf returns the class of err: the Class of the first *Error in its
+// chain, else the RailClass of the first Classifier, OutcomeUnknown for a
+// context deadline (a call that may have landed), and Retryable for
+// anything else.
 func ClassOf(err error) Class {
 	var re *Error
 	if errors.As(err, &re) {
 		return re.Class
+	}
+	var c Classifier
+	if errors.As(err, &c) {
+		return c.RailClass()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return OutcomeUnknown

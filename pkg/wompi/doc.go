@@ -12,6 +12,11 @@
 // [sdk] (a third-party SDK, plausible but unconfirmed) or [ours] (our own
 // decision where nothing is published); see docs/rails/wompi.md.
 //
+// Rail (NewRail) puts the client behind the rail seam: it implements
+// rail.BatchPayouts, and every *Error has a rail class (Error.RailClass,
+// read by rail.ClassOf). It passes railtest.RunBatchPayouts against the
+// simulator.
+//
 // The client never repeats a POST: it classifies every failure
 // (Error.Retryable, IsRetryable, IsOutcomeUnknown) and leaves the retry policy
 // to the caller, which must reuse the same idempotency key. Reads are

@@ -1,6 +1,8 @@
-// Package railtest is the conformance suite every single-payout rail's
-// client and simulator pass together (Watermill's pattern: one suite, many
-// implementations). A rail's package runs it from a test with a Harness
+// Package railtest holds the conformance suites every rail's client and
+// simulator pass together (Watermill's pattern: one suite, many
+// implementations): RunSinglePayouts for single-payout rails, with a
+// Harness, and RunBatchPayouts (batches.go) for batch rails, with a
+// BatchHarness. A rail's package runs its suite from a test with a harness
 // that wires its client to its in-process simulator.
 package railtest
 

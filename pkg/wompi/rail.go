@@ -1,0 +1,386 @@
+package wompi
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+)
+
+// RailClass gives the error its rail class (rail.ClassOf reads it):
+//   - a POST that may have been applied (OutcomeUnknown: a 5xx, a
+//     transport failure, an unreadable answer): rail.OutcomeUnknown;
+//   - EXC_008, EXC_017 and DAILY_BATCH_LIMIT: rail.Deferred;
+//   - EXC_022 (the idempotency key was used: the batch exists):
+//     rail.AlreadyExists;
+//   - 401, 403 and 404 (credentials, permissions, base URL; a 404 on a
+//     read of an id Wompi gave us is the same alarm): rail.Unauthorized;
+//   - 5xx and 429 on a read, 429 on a POST (refused before anything
+//     happened), a read with no answer: rail.Retryable;
+//   - 400 and 422 to a POST (validation): rail.Rejected;
+//   - anything else (a 400 to a read is our own query's fault, a 409
+//     without EXC_022, a 415): rail.Permanent.
+func (e *Error) RailClass() rail.Class {
+	switch {
+	case e.OutcomeUnknown:
+		return rail.OutcomeUnknown
+	case e.Code == CodeInsufficientBalance, e.Code == CodeDailyLimit, e.Code == CodeDailyBatchLimit:
+		return rail.Deferred
+	case e.Code == CodeIdempotencyReused:
+		return rail.AlreadyExists
+	}
+	post := e.Method == http.MethodPost
+	switch s := e.HTTPStatus; {
+	case s == 0 && post:
+		// The client marks these OutcomeUnknown; this keeps the class safe
+		// should a caller build an Error of its own.
+		return rail.OutcomeUnknown
+	case s == 0:
+		return rail.Retryable
+	case s == http.StatusUnauthorized, s == http.StatusForbidden, s == http.StatusNotFound:
+		return rail.Unauthorized
+	case s >= 500 && post:
+		return rail.OutcomeUnknown
+	case s >= 500, s == http.StatusTooManyRequests:
+		return rail.Retryable
+	case (s == http.StatusBadRequest || s == http.StatusUnprocessableEntity) && post:
+		return rail.Rejected
+	}
+	return rail.Permanent
+}
+
+// RailConfig configures a Rail. Its zero value gets the defaults.
+type RailConfig struct {
+	// EventsSecret verifies webhooks (WOMPI_EVENTS_SECRET). Empty: every
+	// webhook is refused.
+	EventsSecret string
+	// BanksTTL is how long a GET /banks table is used before it is read
+	// again. Default 1 h. An unknown bank code reads it again at most once
+	// a minute (or once per BanksTTL, if shorter).
+	BanksTTL time.Duration
+	// Now is the clock of the bank table. Default time.Now.
+	Now func() time.Time
+}
+
+// Rail is Wompi behind the rail seam: rail.BatchPayouts over a *Client.
+// It maps Wompi's batches, transactions, statuses, errors and webhooks to
+// the rail's types, and resolves the payees' bank codes to Wompi bankIds
+// through a cached GET /banks. Safe for concurrent use.
+type Rail struct {
+	c      *Client
+	secret string
+	ttl    time.Duration
+	now    func() time.Time
+
+	mu      sync.Mutex
+	byCode  map[string]string // bank code -> bankId; replaced whole, never mutated
+	fetched time.Time
+}
+
+var _ rail.BatchPayouts = (*Rail)(nil)
+
+// NewRail returns Wompi's rail.BatchPayouts over c.
+func NewRail(c *Client, cfg RailConfig) *Rail {
+	if cfg.BanksTTL <= 0 {
+		cfg.BanksTTL = time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Rail{c: c, secret: cfg.EventsSecret, ttl: cfg.BanksTTL, now: cfg.Now}
+}
+
+// Rail returns rail.Wompi.
+func (r *Rail) Rail() rail.Name { return rail.Wompi }
+
+// railError wraps err, from a call for op, in a *rail.Error with its
+// class. An error that is not an *Error was returned before anything was
+// sent (ErrInvalidRequest, ErrInvalidIdempotencyKey): Permanent.
+func railError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	we, ok := AsError(err)
+	if !ok {
+		return &rail.Error{Rail: rail.Wompi, Op: op, Class: rail.Permanent, Err: err}
+	}
+	return &rail.Error{Rail: rail.Wompi, Op: op, HTTPStatus: we.HTTPStatus, Code: we.Code, Class: we.RailClass(), Err: err}
+}
+
+// CreateBatch sends POST /payouts (see rail.BatchPayouts). A payee whose
+// bank code GET /banks does not know refuses the batch before anything is
+// sent: Rejected, code UNKNOWN_BANK_ID, Items naming those payees. A 400
+// whose every message names a transaction ("transactions[3]....") names
+// those items in Items.
+func (r *Rail) CreateBatch(ctx context.Context, key string, b rail.BatchRequest) (rail.Batch, error) {
+	if !ValidIdempotencyKey(key) {
+		return rail.Batch{}, railError("create", ErrInvalidIdempotencyKey)
+	}
+	ids, err := r.bankIDs(ctx, b.Items)
+	if err != nil {
+		return rail.Batch{}, err
+	}
+	req := &CreatePayoutRequest{Reference: b.Reference, AccountID: b.OriginAccountID, PaymentType: b.PaymentType,
+		DispersionDatetime: b.DispersionAt, Transactions: make([]TransactionRequest, len(b.Items))}
+	if rc := b.Recurring; rc != nil {
+		req.Recurring = &Recurring{Interval: strings.ToLower(rc.Interval), Months: rc.Months, Description: rc.Description}
+	}
+	for i, it := range b.Items {
+		p := &it.Payee
+		req.Transactions[i] = TransactionRequest{LegalIDType: p.LegalIDType, LegalID: p.LegalID, BankID: ids[i],
+			AccountType: p.AccountType, AccountNumber: p.AccountNumber, Name: p.Name, Email: p.Email,
+			Amount: it.AmountInCents, Reference: it.ID}
+	}
+	res, err := r.c.CreatePayout(ctx, key, req)
+	if err != nil {
+		re := railError("create", err).(*rail.Error)
+		if re.Class == rail.Rejected {
+			if we, ok := AsError(err); ok {
+				re.Items = rejectedItems(we.Messages, b.Items)
+			}
+		}
+		return rail.Batch{}, re
+	}
+	if res.PayoutID == "" {
+		// A 2xx without a payout id: whether the batch exists is unknown.
+		return rail.Batch{}, &rail.Error{Rail: rail.Wompi, Op: "create", HTTPStatus: http.StatusCreated,
+			Message: "created, but the answer names no payoutId", Class: rail.OutcomeUnknown}
+	}
+	return rail.Batch{ProviderID: res.PayoutID, Reference: b.Reference, AmountInCents: req.TotalAmount(),
+		ItemCount: res.Transactions, DispersionAt: b.DispersionAt}, nil
+}
+
+// rejectedItems maps validation messages to our ids: nil unless every
+// message names a transaction by its index [ours: the simulator's
+// "transactions[N].field ..." form; Wompi publishes none].
+func rejectedItems(msgs []string, items []rail.BatchItem) []string {
+	var out []string
+	seen := map[int]bool{}
+	for _, m := range msgs {
+		rest, ok := strings.CutPrefix(m, "transactions[")
+		if !ok {
+			return nil
+		}
+		n, _, ok := strings.Cut(rest, "]")
+		i, err := strconv.Atoi(n)
+		if !ok || err != nil || i < 0 || i >= len(items) {
+			return nil
+		}
+		if !seen[i] {
+			seen[i] = true
+			out = append(out, items[i].ID)
+		}
+	}
+	return out
+}
+
+// bankIDs returns each item's bankId: its ProviderBankID, else its bank
+// code resolved through GET /banks.
+func (r *Rail) bankIDs(ctx context.Context, items []rail.BatchItem) ([]string, error) {
+	ids := make([]string, len(items))
+	need := false
+	for i := range items {
+		ids[i] = items[i].ProviderBankID
+		need = need || ids[i] == ""
+	}
+	if !need {
+		return ids, nil
+	}
+	table, fetched, err := r.banks(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	var unknown []string
+	fill := func() {
+		unknown = unknown[:0]
+		for i := range items {
+			if items[i].ProviderBankID == "" {
+				if ids[i] = table[items[i].Payee.BankCode]; ids[i] == "" {
+					unknown = append(unknown, items[i].ID)
+				}
+			}
+		}
+	}
+	fill()
+	if len(unknown) > 0 && !fetched && r.now().Sub(r.fetchedAt()) > min(time.Minute, r.ttl) {
+		// The table may predate a new bank: read it again, once.
+		if table, _, err = r.banks(ctx, true); err != nil {
+			return nil, err
+		}
+		fill()
+	}
+	if len(unknown) > 0 {
+		return nil, &rail.Error{Rail: rail.Wompi, Op: "create", Code: string(payout.ReasonUnknownBankID),
+			Message: "GET /banks has no bankId for the payee's bank code", Class: rail.Rejected, Items: unknown}
+	}
+	return ids, nil
+}
+
+func (r *Rail) fetchedAt() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fetched
+}
+
+// banks returns the code -> bankId table, reading GET /banks when there is
+// none, when it is older than the TTL, or when force is set; fetched says
+// whether this call read it. A failed read keeps serving the last table;
+// with none, its error is returned.
+func (r *Rail) banks(ctx context.Context, force bool) (map[string]string, bool, error) {
+	r.mu.Lock()
+	table, at := r.byCode, r.fetched
+	r.mu.Unlock()
+	if table != nil && !force && r.now().Sub(at) < r.ttl {
+		return table, false, nil
+	}
+	list, err := r.c.Banks(ctx)
+	if err != nil {
+		if table != nil {
+			return table, false, nil
+		}
+		return nil, false, railError("banks", err)
+	}
+	m := make(map[string]string, len(list))
+	for _, b := range list {
+		if b.Code != "" && b.ID != "" {
+			m[b.Code] = b.ID
+		}
+	}
+	r.mu.Lock()
+	r.byCode, r.fetched = m, r.now()
+	r.mu.Unlock()
+	return m, true, nil
+}
+
+// FindBatches returns the batches under our reference (GET
+// /payouts?reference=, every page).
+func (r *Rail) FindBatches(ctx context.Context, reference string) ([]rail.Batch, error) {
+	ps, err := r.c.FindPayoutsByReference(ctx, reference)
+	if err != nil {
+		return nil, railError("find", err)
+	}
+	out := make([]rail.Batch, len(ps))
+	for i := range ps {
+		out[i] = batchOf(&ps[i])
+	}
+	return out, nil
+}
+
+// Items walks GET /payouts/{id}/transactions, every page.
+func (r *Rail) Items(ctx context.Context, providerBatchID string) iter.Seq2[rail.Payout, error] {
+	return func(yield func(rail.Payout, error) bool) {
+		for t, err := range r.c.PayoutTransactions(ctx, providerBatchID, TransactionsFilter{}) {
+			if err != nil {
+				yield(rail.Payout{}, railError("items", err))
+				return
+			}
+			if !yield(itemOf(&t), nil) {
+				return
+			}
+		}
+	}
+}
+
+// ListBatches walks GET /payouts?fromDate=, every page. fromDate is the
+// Bogota day of since, so batches of that day before since come too; a
+// zero since lists every batch.
+func (r *Rail) ListBatches(ctx context.Context, since time.Time) iter.Seq2[rail.Batch, error] {
+	f := PayoutsFilter{}
+	if !since.IsZero() {
+		f.FromDate = BogotaDay(since)
+	}
+	return func(yield func(rail.Batch, error) bool) {
+		for p, err := range r.c.Payouts(ctx, f) {
+			if err != nil {
+				yield(rail.Batch{}, railError("list", err))
+				return
+			}
+			if !yield(batchOf(&p), nil) {
+				return
+			}
+		}
+	}
+}
+
+// VerifyWebhook verifies a webhook with ParseEvent (the X-Event-Checksum
+// header, else signature.checksum) and maps it. ParseEvent's refusals
+// (a wrong checksum; a body with repeated or case-variant keys; an event
+// whose signature does not cover its entity's id, status and amount, or
+// whose data holds another entity than its name says) wrap
+// rail.ErrUnverifiedWebhook. Signed: the entity's id, status and amount.
+// Unsigned: the rest, among them a transaction's payoutId (BatchProviderID)
+// and a payout's reference; a transaction.updated carries no reference,
+// so Item.ID is "".
+func (r *Rail) VerifyWebhook(h http.Header, body []byte) (rail.BatchEvent, error) {
+	ev, err := ParseEvent(body, h.Get(HeaderEventChecksum), r.secret)
+	if err != nil {
+		return rail.BatchEvent{}, fmt.Errorf("%w: %w", rail.ErrUnverifiedWebhook, err)
+	}
+	out := rail.BatchEvent{Name: ev.Event, SentAt: ev.SentAt.Time}
+	if out.SentAt.IsZero() && ev.Timestamp > 0 {
+		out.SentAt = time.UnixMilli(ev.Timestamp).UTC()
+	}
+	switch {
+	case ev.Transaction != nil:
+		t := ev.Transaction
+		st, _ := payout.StatusOfTransaction(payout.TransactionStatus(t.Status))
+		out.Item = &rail.Payout{ProviderID: t.ID, Status: st, ProviderStatus: string(t.Status),
+			Reason: reasonOf(t.Status, t.FailureReason), AmountInCents: t.AmountInCents,
+			CreatedAt: t.CreatedAt.Time, UpdatedAt: t.AppliedAt.Time}
+		out.BatchProviderID = t.PayoutID
+	case ev.Payout != nil:
+		p := ev.Payout
+		b := batchOf(&Payout{ID: p.ID, Status: p.Status, Reference: p.Reference, AmountInCents: p.AmountInCents,
+			TotalTransactions: p.TotalTransactions, DispersionDatetime: p.DispersionDatetime, CreatedAt: p.CreatedAt})
+		out.Batch = &b
+	}
+	return out, nil
+}
+
+// BatchStatusOf maps a Wompi batch status to the contract's: every known
+// one maps to itself, anything else to "".
+func BatchStatusOf(s BatchStatus) payout.BatchStatus {
+	if st := payout.BatchStatus(s); st.Valid() {
+		return st
+	}
+	return ""
+}
+
+// ItemStatusOf maps a Wompi transaction status to the pipeline status of
+// its request (payout.StatusOfTransaction); "" for one we do not know.
+func ItemStatusOf(s TransactionStatus) payout.Status {
+	st, _ := payout.StatusOfTransaction(payout.TransactionStatus(s))
+	return st
+}
+
+func batchOf(p *Payout) rail.Batch {
+	b := rail.Batch{ProviderID: p.ID, Reference: p.Reference, Status: BatchStatusOf(p.Status),
+		ProviderStatus: string(p.Status), AmountInCents: p.AmountInCents, ItemCount: p.TotalTransactions,
+		CreatedAt: p.CreatedAt.Time}
+	if t, ok := p.Dispersion(); ok {
+		b.DispersionAt = t
+	}
+	return b
+}
+
+func itemOf(t *Transaction) rail.Payout {
+	return rail.Payout{ProviderID: t.ID, ID: t.Reference, Status: ItemStatusOf(t.Status), ProviderStatus: string(t.Status),
+		Reason: reasonOf(t.Status, t.FailureReason), AmountInCents: t.AmountInCents,
+		CreatedAt: t.CreatedAt.Time, UpdatedAt: t.AppliedAt.Time}
+}
+
+// reasonOf is the reason code of a FAILED or CANCELLED transaction: the
+// bank's rejection code (D07), "" when Wompi gives none.
+func reasonOf(s TransactionStatus, f FailureReason) string {
+	if s == TransactionFailed || s == TransactionCancelled || s == TransactionRejected {
+		return f.Code
+	}
+	return ""
+}

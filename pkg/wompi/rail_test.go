@@ -1,0 +1,136 @@
+package wompi_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// countingTransport counts the calls per "METHOD /path".
+type countingTransport struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[r.Method+" "+r.URL.Path]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *countingTransport) count(k string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[k]
+}
+
+func railItem(id, bankCode string) rail.BatchItem {
+	return rail.BatchItem{ID: id, AmountInCents: 100_00, Payee: rail.Payee{Name: "Ana Pérez", Email: "ana@example.co",
+		LegalIDType: "CC", LegalID: "1000000000", BankCode: bankCode, AccountType: "AHORROS", AccountNumber: "4000000015"}}
+}
+
+// TestRailResolvesBankCodes: a known code becomes its bankId; an
+// explicit bankId wins over the code; an unknown code refuses the batch
+// before any POST, naming the payee, and reads GET /banks again only once
+// the table is a minute old.
+func TestRailResolvesBankCodes(t *testing.T) {
+	sim, _, _ := newSim(t, wompitest.Config{})
+	ct := &countingTransport{}
+	c, err := wompi.New(wompi.Config{BaseURL: sim.BaseURL(), APIKey: sim.Config().APIKey, PrincipalID: sim.Config().PrincipalID,
+		HTTPClient: &http.Client{Transport: ct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := t0
+	r := wompi.NewRail(c, wompi.RailConfig{Now: func() time.Time { return now }})
+	ctx := context.Background()
+	req := func(ref string, items ...rail.BatchItem) rail.BatchRequest {
+		return rail.BatchRequest{Reference: ref, OriginAccountID: wompitest.AccountMain, PaymentType: wompi.PaymentTypePayroll, Items: items}
+	}
+
+	b, err := r.CreateBatch(ctx, "k1", req("b1", railItem("b1-r0", "1007"), railItem("b1-r1", "1551")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, err := range r.Items(ctx, b.ProviderID) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Status != payout.StatusPending {
+			t.Fatalf("item %+v", p)
+		}
+	}
+	explicit := railItem("b2-r0", "0000")
+	explicit.ProviderBankID = wompitest.BankID("1007")
+	if _, err := r.CreateBatch(ctx, "k2", req("b2", explicit)); err != nil {
+		t.Fatalf("an explicit bankId must win over an unknown code: %v", err)
+	}
+	if n := ct.count("GET /v1/banks"); n != 1 {
+		t.Fatalf("GET /banks read %d times, want once (cached)", n)
+	}
+
+	posts := ct.count("POST /v1/payouts")
+	_, err = r.CreateBatch(ctx, "k3", req("b3", railItem("b3-r0", "1007"), railItem("b3-r1", "0000")))
+	var re *rail.Error
+	if !errors.As(err, &re) || re.Class != rail.Rejected || re.Code != string(payout.ReasonUnknownBankID) ||
+		len(re.Items) != 1 || re.Items[0] != "b3-r1" {
+		t.Fatalf("unknown bank code: %v (%+v), want Rejected UNKNOWN_BANK_ID naming b3-r1", err, re)
+	}
+	if ct.count("POST /v1/payouts") != posts {
+		t.Fatal("a batch with an unknown bank code was POSTed")
+	}
+	if n := ct.count("GET /v1/banks"); n != 1 {
+		t.Fatalf("an unknown code re-read a fresh table: %d reads", n)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := r.CreateBatch(ctx, "k4", req("b4", railItem("b4-r0", "0000"))); rail.ClassOf(err) != rail.Rejected {
+		t.Fatalf("unknown bank code: %v", err)
+	}
+	if n := ct.count("GET /v1/banks"); n != 2 {
+		t.Fatalf("an unknown code with a table two minutes old: %d reads of GET /banks, want 2", n)
+	}
+	now = now.Add(2 * time.Hour)
+	if _, err := r.CreateBatch(ctx, "k5", req("b5", railItem("b5-r0", "1007"))); err != nil {
+		t.Fatal(err)
+	}
+	if n := ct.count("GET /v1/banks"); n != 3 {
+		t.Fatalf("a table past its TTL: %d reads of GET /banks, want 3", n)
+	}
+}
+
+// TestRailCreateWithoutPayoutID: a 201 that names no payoutId leaves the
+// batch's existence unknown.
+func TestRailCreateWithoutPayoutID(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"status":201,"data":{"transactions":1}}`))
+			return
+		}
+		_, _ = w.Write([]byte(`[{"id":"bank-1007","code":"1007","name":"BANCOLOMBIA"}]`))
+	}))
+	defer srv.Close()
+	c, err := wompi.New(wompi.Config{BaseURL: srv.URL, APIKey: "k", PrincipalID: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = wompi.NewRail(c, wompi.RailConfig{}).CreateBatch(context.Background(), "k1",
+		rail.BatchRequest{Reference: "b1", OriginAccountID: "a", PaymentType: wompi.PaymentTypeOther, Items: []rail.BatchItem{railItem("b1-r0", "1007")}})
+	if rail.ClassOf(err) != rail.OutcomeUnknown {
+		t.Fatalf("201 without payoutId: %v (class %s), want outcome_unknown", err, rail.ClassOf(err))
+	}
+}
