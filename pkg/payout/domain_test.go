@@ -99,6 +99,8 @@ func TestStatusOfTransaction(t *testing.T) {
 	}
 }
 
+var testNow = time.Date(2026, 11, 21, 10, 0, 0, 0, Bogota)
+
 func TestBogotaDay(t *testing.T) {
 	// 04:59 UTC is still the previous day in Bogota (UTC-5).
 	if got := DayOf(time.Date(2026, 11, 22, 4, 59, 0, 0, time.UTC)); got != "2026-11-21" {
