@@ -145,17 +145,6 @@ func TestMoney(t *testing.T) {
 	}
 }
 
-func TestBanks(t *testing.T) {
-	if len(Banks) != 51 {
-		t.Fatalf("%d banks, want the 51 of the published table", len(Banks))
-	}
-	for code, name := range map[string]string{"1007": "BANCOLOMBIA", "1001": "BANCO DE BOGOTA", "1051": "BANCO DAVIVIENDA SA", "1507": "NEQUI", "1551": "DAVIPLATA", "1809": "NU"} {
-		if b, ok := BankByCode(code); !ok || b.Name != name {
-			t.Errorf("BankByCode(%s) = %+v, %v", code, b, ok)
-		}
-	}
-}
-
 func TestEventIDDeterministic(t *testing.T) {
 	a := EventID("status", "req-1", "APPROVED", "tx-1")
 	if a != EventID("status", "req-1", "APPROVED", "tx-1") || len(a) != 32 {

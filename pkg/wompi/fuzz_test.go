@@ -131,7 +131,7 @@ func FuzzValidate(f *testing.F) {
 			!payout.ValidEmail(email) || (r.Recurring != nil && r.DispersionDatetime == nil) {
 			t.Fatalf("accepted an invalid request %+v", r)
 		}
-		if _, ok := payout.BankByCode(bank); !ok {
+		if _, ok := BankByCode(bank); !ok {
 			t.Fatalf("accepted unknown bank code %q", bank)
 		}
 	})

@@ -44,7 +44,7 @@ func Validate(r *payout.Request, now time.Time) payout.Violations {
 		if !ValidUUID(*b.BankID) {
 			add(payout.ReasonInvalidBankID, "beneficiary.bankId must be a UUID")
 		}
-	} else if _, ok := payout.BankByCode(b.BankCode); !ok {
+	} else if _, ok := bankByCode[b.BankCode]; !ok {
 		add(payout.ReasonUnknownBankCode, "beneficiary.bankCode is not a known Colombian bank code and no bankId is given")
 	}
 	if !payout.ValidEmail(b.Email) {
