@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
@@ -18,7 +19,7 @@ import (
 // payee is refused at ingest, per payee, and never turns a whole batch
 // REJECTED at the POST.
 
-var diffNow = time.Date(2026, 3, 10, 10, 0, 0, 0, payout.Bogota)
+var diffNow = time.Date(2026, 3, 10, 10, 0, 0, 0, rail.Location(rail.Wompi))
 
 func diffRequest() payout.Request {
 	return payout.Request{RequestID: "req-1", OriginAccountID: wompitest.AccountMain, PaymentType: payout.PaymentProviders,
