@@ -53,7 +53,7 @@ type AccountBudget struct {
 // provider.
 func (t *Tool) Budget(ctx context.Context, day string, accounts []string) (*BudgetResult, error) {
 	if day == "" {
-		day = payout.DayOf(t.now()).String()
+		day = payout.DayIn(t.now(), rail.Location(rail.Wompi)).String()
 	}
 	rdb, err := t.redis(ctx)
 	if err != nil {
@@ -73,7 +73,7 @@ func (t *Tool) Budget(ctx context.Context, day string, accounts []string) (*Budg
 			}
 		}
 		d, _ := payout.ParseDay(day)
-		if lim, err := wc.LimitsOn(ctx, d.Start()); err != nil {
+		if lim, err := wc.LimitsOn(ctx, d.StartIn(rail.Location(rail.Wompi))); err != nil {
 			res.Notes = append(res.Notes, "wompi: GET /limits failed, limits are DAILY_LIMIT_CENTS: "+err.Error())
 		} else {
 			for _, a := range lim.Accounts {
@@ -89,7 +89,7 @@ func (t *Tool) Budget(ctx context.Context, day string, accounts []string) (*Budg
 	if err != nil {
 		return nil, err
 	}
-	rb := RailBudget{Rail: string(rail.Wompi), TimeZone: payout.Bogota.String(), BatchCap: t.st.DailyBatchCap, Accounts: []AccountBudget{}}
+	rb := RailBudget{Rail: string(rail.Wompi), TimeZone: rail.Location(rail.Wompi).String(), BatchCap: t.st.DailyBatchCap, Accounts: []AccountBudget{}}
 	for i, acct := range accounts {
 		u, err := b.Usage(ctx, rail.Wompi, day, acct)
 		if err != nil {

@@ -42,7 +42,7 @@ type reconcileEnv struct {
 
 func newReconcileEnv(t *testing.T) *reconcileEnv {
 	d, _ := payout.ParseDay(reconcileDay)
-	at := d.Start().Add(10 * time.Hour)
+	at := d.StartIn(rail.Location(rail.Wompi)).Add(10 * time.Hour)
 	clock := wompitest.NewManualClock(at)
 	sim := wompitest.NewTestServer(t, wompitest.Config{Clock: clock, SettleDelay: time.Hour})
 	k := testenv.Kafka(t)

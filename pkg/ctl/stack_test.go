@@ -13,6 +13,7 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/localrun"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
@@ -253,7 +254,7 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 	t.Run("budget counts the day's reservations per account", func(t *testing.T) {
 		var b BudgetResult
 		decode(t, k.run("budget", "--output", "json"), &b)
-		if b.Day != payout.DayOf(time.Now()).String() || len(b.Rails) != 1 || b.Rails[0].Rail != "wompi" {
+		if b.Day != payout.DayIn(time.Now(), rail.Location(rail.Wompi)).String() || len(b.Rails) != 1 || b.Rails[0].Rail != "wompi" {
 			t.Fatalf("budget %+v", b)
 		}
 		rb := b.Rails[0]

@@ -628,7 +628,7 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 		if !ok {
 			start := time.Now()
 			var err error
-			lim, err = e.wompi.LimitsOn(ctx, payout.Day(day).Start())
+			lim, err = e.wompi.LimitsOn(ctx, payout.Day(day).StartIn(rail.Location(rail.Wompi)))
 			e.m.observe("limits", start, err)
 			if err != nil {
 				return nil, "", fmt.Errorf("dispatch: GET /limits: %w", err)
@@ -637,7 +637,7 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 		}
 		answered := lim.Date // [ours]; the published /limits answers today
 		if answered == "" {
-			answered = payout.DayOf(e.now()).String()
+			answered = payout.DayIn(e.now(), rail.Location(rail.Wompi)).String()
 		}
 		return lim, answered, nil
 	}

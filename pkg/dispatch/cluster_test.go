@@ -43,7 +43,7 @@ func TestDispatcherOnRedisCluster(t *testing.T) {
 	c := batch("cl-c", map[string]int64{"cl-1": 100_000, "cl-4": 100_000}, "cl-1", "cl-4")
 	c.OriginAccountID = wompitest.AccountSecondary
 	d := batch("cl-d", map[string]int64{"cl-5": 100_000}, "cl-5")
-	at := payout.DayOf(testStart).Next().Start().Add(9 * time.Hour)
+	at := payout.DayIn(testStart, bogota).Next().StartIn(bogota).Add(9 * time.Hour)
 	d.Schedule.DispersionDatetime = &at
 	f.produce(f.topics.Batches, a)
 	stop, _ := f.run(e)

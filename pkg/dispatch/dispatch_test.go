@@ -352,7 +352,7 @@ func TestDailyLimitDefersToNextDay(t *testing.T) {
 	if err := f.codec.DecodeBatch(deferred[0].Value, &db); err != nil {
 		t.Fatal(err)
 	}
-	nextDay := payout.DayOf(testStart).Next().Start()
+	nextDay := payout.DayIn(testStart, bogota).Next().StartIn(bogota)
 	if db.Attempt != 1 || db.NotBefore == nil || !db.NotBefore.Equal(nextDay) || db.BatchID != b2.BatchID {
 		t.Fatalf("deferred record: attempt %d notBefore %v, want 1 and %v", db.Attempt, db.NotBefore, nextDay)
 	}
@@ -481,7 +481,7 @@ func TestValidationRejectReleasesReservation(t *testing.T) {
 	f.produce(f.topics.Batches, good)
 	stop, _ := f.run(e)
 	eventually(t, "good batch submitted", func() bool { return outcome(e, "submitted") == 1 })
-	day := payout.DayOf(testStart).String()
+	day := payout.DayIn(testStart, bogota).String()
 	before, err := e.budget.Usage(context.Background(), rail.Wompi, day, wompitest.AccountMain)
 	if err != nil || !before.Seeded || before.Batches != 1 {
 		t.Fatalf("usage before: %+v %v", before, err)
@@ -571,7 +571,7 @@ func TestInsufficientBalanceDefers(t *testing.T) {
 	f.produce(f.topics.Batches, b)
 	stop, _ := f.run(e)
 	eventually(t, "batch deferred", func() bool { return outcome(e, "deferred") == 1 })
-	u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayOf(testStart).String(), wompitest.AccountLow)
+	u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayIn(testStart, bogota).String(), wompitest.AccountLow)
 	if err != nil || u.AmountInCents != 0 || u.Batches != 0 {
 		t.Fatalf("usage %+v %v: the reservation was not released", u, err)
 	}

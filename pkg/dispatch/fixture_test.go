@@ -21,13 +21,18 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
 // testStart is 10:00 in Bogota: far from a day boundary.
-var testStart = time.Date(2026, 11, 21, 10, 0, 0, 0, payout.Bogota)
+// bogota is the Wompi rail's business-day zone: the fixtures' batches are
+// Wompi's unless they name another rail.
+var bogota = rail.Location(rail.Wompi)
+
+var testStart = time.Date(2026, 11, 21, 10, 0, 0, 0, bogota)
 
 type fixture struct {
 	t      testing.TB

@@ -18,11 +18,11 @@ import (
 // reservation names the batch's rail (none: Wompi), and a batch denied by
 // its budget waits for its rail's next midnight.
 func TestBudgetDaysFollowTheRailsZone(t *testing.T) {
-	now := time.Date(2026, 11, 21, 23, 30, 0, 0, payout.Bogota)
+	now := time.Date(2026, 11, 21, 23, 30, 0, 0, bogota)
 	if sp := now.In(rail.Location(rail.WEpayout)); sp.Day() != 22 || sp.Hour() != 1 {
 		t.Fatalf("Sao Paulo time of %v is %v, want 01:30 on the 22nd", now, sp)
 	}
-	scheduled := time.Date(2026, 11, 23, 23, 30, 0, 0, payout.Bogota) // 01:30 on the 24th in Sao Paulo
+	scheduled := time.Date(2026, 11, 23, 23, 30, 0, 0, bogota) // 01:30 on the 24th in Sao Paulo
 	named := func(n rail.Name) *string { s := string(n); return &s }
 	tests := []struct {
 		name            string
@@ -33,13 +33,13 @@ func TestBudgetDaysFollowTheRailsZone(t *testing.T) {
 		wantNext        time.Time
 	}{
 		{"no rail is wompi", nil, nil, rail.Wompi, "2026-11-21", "2026-11-21",
-			time.Date(2026, 11, 22, 0, 0, 0, 0, payout.Bogota)},
+			time.Date(2026, 11, 22, 0, 0, 0, 0, bogota)},
 		{"wompi", named(rail.Wompi), nil, rail.Wompi, "2026-11-21", "2026-11-21",
-			time.Date(2026, 11, 22, 0, 0, 0, 0, payout.Bogota)},
+			time.Date(2026, 11, 22, 0, 0, 0, 0, bogota)},
 		{"wompi scheduled", nil, &scheduled, rail.Wompi, "2026-11-23", "2026-11-21",
-			time.Date(2026, 11, 22, 0, 0, 0, 0, payout.Bogota)},
+			time.Date(2026, 11, 22, 0, 0, 0, 0, bogota)},
 		{"smartfastpay", named(rail.SmartFastPay), nil, rail.SmartFastPay, "2026-11-21", "2026-11-21",
-			time.Date(2026, 11, 22, 0, 0, 0, 0, payout.Bogota)},
+			time.Date(2026, 11, 22, 0, 0, 0, 0, bogota)},
 		{"wepayout", named(rail.WEpayout), nil, rail.WEpayout, "2026-11-22", "2026-11-22",
 			time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)},
 		{"wepayout scheduled", named(rail.WEpayout), &scheduled, rail.WEpayout, "2026-11-24", "2026-11-22",

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -129,7 +130,7 @@ func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
 // requestId is single-use. It needs nothing but the published listing
 // fields (id, reference; the transactions' reference).
 func (e *Engine) rebuildIndex(ctx context.Context) (int, error) {
-	from := payout.DayOf(e.cfg.Now().Add(-e.cfg.DedupeWindow)).String()
+	from := payout.DayIn(e.cfg.Now().Add(-e.cfg.DedupeWindow), rail.Location(rail.Wompi)).String()
 	pipe := e.st.rdb.Pipeline()
 	flush := func() error {
 		if pipe.Len() == 0 {

@@ -45,7 +45,7 @@ func TestSeedFromPublishedLimits(t *testing.T) {
 				return outcome(e, "submitted") == 1 && outcome(e, "deferred") == 1
 			})
 			_ = stop()
-			day := payout.DayOf(testStart).String()
+			day := payout.DayIn(testStart, bogota).String()
 			u, err := e.budget.Usage(context.Background(), rail.Wompi, day, wompitest.AccountMain)
 			if err != nil {
 				t.Fatal(err)
@@ -73,13 +73,13 @@ func TestSeedScheduledDayIgnoresTodaysSpending(t *testing.T) {
 	}
 	e := f.engine(nil)
 	b := simpleBatch("sched", 1)
-	tomorrow := payout.DayOf(testStart).Next().Start().Add(9 * time.Hour)
+	tomorrow := payout.DayIn(testStart, bogota).Next().StartIn(bogota).Add(9 * time.Hour)
 	b.Schedule.DispersionDatetime = &tomorrow
 	f.produce(f.topics.Batches, b)
 	stop, _ := f.run(e)
 	eventually(t, "scheduled batch submitted", func() bool { return outcome(e, "submitted") == 1 })
 	_ = stop()
-	u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayOf(tomorrow).String(), wompitest.AccountMain)
+	u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayIn(tomorrow, bogota).String(), wompitest.AccountMain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +99,8 @@ func TestSeedCountsTheSendDaysSlotsForAScheduledBatch(t *testing.T) {
 	for _, pub := range []bool{true, false} {
 		t.Run(fmt.Sprintf("publishedOnly=%v", pub), func(t *testing.T) {
 			f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: pub}})
-			tomorrow := payout.DayOf(testStart).Next()
-			at := tomorrow.Start().Add(9 * time.Hour)
+			tomorrow := payout.DayIn(testStart, bogota).Next()
+			at := tomorrow.StartIn(bogota).Add(9 * time.Hour)
 			c := f.sim.Client(nil)
 			const before, each = 3, 250_000
 			for i := range before {
@@ -122,7 +122,7 @@ func TestSeedCountsTheSendDaysSlotsForAScheduledBatch(t *testing.T) {
 				return outcome(e, "submitted") == 1 && outcome(e, "deferred") == 1
 			})
 			_ = stop()
-			if u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayOf(testStart).String(), wompitest.AccountMain); err != nil || u.Batches != before+1 {
+			if u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayIn(testStart, bogota).String(), wompitest.AccountMain); err != nil || u.Batches != before+1 {
 				t.Fatalf("today's slots %+v %v, want %d (Wompi's %d earlier batches and ours)", u, err, before+1, before)
 			}
 			// Tomorrow's amount: the extras publish the others' scheduled

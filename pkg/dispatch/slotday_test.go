@@ -31,13 +31,13 @@ func budgetUsage(t *testing.T, e *Engine, day payout.Day) ratelimit.Usage {
 func TestScheduledBatchesUseTodaysBatchSlots(t *testing.T) {
 	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: true}})
 	e := f.engine(func(c *Config) { c.DailyBatchCap = 2 })
-	tomorrow := payout.DayOf(testStart).Next()
-	at := tomorrow.Start().Add(9 * time.Hour)
+	tomorrow := payout.DayIn(testStart, bogota).Next()
+	at := tomorrow.StartIn(bogota).Add(9 * time.Hour)
 	s1, s2, now := simpleBatch("sched-1", 1), simpleBatch("sched-2", 1), simpleBatch("now", 1)
 	s1.Schedule.DispersionDatetime, s2.Schedule.DispersionDatetime = &at, &at
 	// Today's budget is known before the scheduled batches go out (as on
 	// any busy day), so only our own count can stop the third batch.
-	if _, err := e.budget.Seed(context.Background(), rail.Wompi, payout.DayOf(testStart).String(), wompitest.AccountMain, 0, 0); err != nil {
+	if _, err := e.budget.Seed(context.Background(), rail.Wompi, payout.DayIn(testStart, bogota).String(), wompitest.AccountMain, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	// The reservation taken before the POST is already on today's slot
@@ -45,7 +45,7 @@ func TestScheduledBatchesUseTodaysBatchSlots(t *testing.T) {
 	var mu sync.Mutex
 	var atPost []ratelimit.Usage
 	e.beforePost = func(string) {
-		u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayOf(testStart).String(), wompitest.AccountMain)
+		u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayIn(testStart, bogota).String(), wompitest.AccountMain)
 		if err != nil {
 			t.Error(err)
 		}
@@ -70,7 +70,7 @@ func TestScheduledBatchesUseTodaysBatchSlots(t *testing.T) {
 	if n := len(f.tap.snapshot()); n != 2 {
 		t.Fatalf("%d POSTs, want only the two scheduled batches': our budget defers the third", n)
 	}
-	if u := budgetUsage(t, e, payout.DayOf(testStart)); u.Batches != 2 || u.AmountInCents != 0 {
+	if u := budgetUsage(t, e, payout.DayIn(testStart, bogota)); u.Batches != 2 || u.AmountInCents != 0 {
 		t.Errorf("today: %+v, want the two slots and no amount", u)
 	}
 	if u := budgetUsage(t, e, tomorrow); u.Batches != 0 || u.AmountInCents != 200_000 {
@@ -85,9 +85,9 @@ func TestScheduledBatchesUseTodaysBatchSlots(t *testing.T) {
 // immediate batch, while a scheduled batch's amount stays on its day. The
 // simulator counts the batch on the new day too.
 func TestPostPastMidnightMovesTheSlot(t *testing.T) {
-	today := payout.DayOf(testStart)
+	today := payout.DayIn(testStart, bogota)
 	tomorrow := today.Next()
-	dispersion := tomorrow.Next().Start().Add(9 * time.Hour)
+	dispersion := tomorrow.Next().StartIn(bogota).Add(9 * time.Hour)
 	tests := []struct {
 		name      string
 		scheduled bool
@@ -101,7 +101,7 @@ func TestPostPastMidnightMovesTheSlot(t *testing.T) {
 			f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: true}})
 			f.tap.onPost = func(n int) {
 				if n == 1 {
-					f.clock.Set(tomorrow.Start().Add(30 * time.Second))
+					f.clock.Set(tomorrow.StartIn(bogota).Add(30 * time.Second))
 				}
 			}
 			f.tap.fault = func(n int) fault {
@@ -134,14 +134,14 @@ func TestPostPastMidnightMovesTheSlot(t *testing.T) {
 func TestPostPastMidnightIntoAFullDayDefers(t *testing.T) {
 	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: true}})
 	e := f.engine(func(c *Config) { c.DailyBatchCap = 3 })
-	today := payout.DayOf(testStart)
+	today := payout.DayIn(testStart, bogota)
 	tomorrow := today.Next()
 	if _, err := e.budget.SeedBatches(context.Background(), rail.Wompi, tomorrow.String(), 3); err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once
 	e.beforePost = func(string) {
-		once.Do(func() { f.clock.Set(tomorrow.Start().Add(30 * time.Second)) })
+		once.Do(func() { f.clock.Set(tomorrow.StartIn(bogota).Add(30 * time.Second)) })
 	}
 	f.produce(f.topics.Batches, simpleBatch("full", 1))
 	stop, _ := f.run(e)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // BenchmarkHotPath measures the per-request work of ingest: decode the Avro
@@ -38,7 +39,7 @@ func BenchmarkHotPath(b *testing.B) {
 		if err := codec.DecodeRequestWithoutMetadata(v, &req); err != nil {
 			b.Fatal(err)
 		}
-		if payout.Validate(&req, testNow) != nil {
+		if wompi.Validate(&req, testNow) != nil {
 			b.Fatal("invalid")
 		}
 		if closed, _, _ := agg.add(&req, 0, int64(i), len(v)); closed != nil {

@@ -15,10 +15,11 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
 
-var testNow = time.Date(2026, 11, 21, 10, 0, 0, 0, payout.Bogota)
+var testNow = time.Date(2026, 11, 21, 10, 0, 0, 0, rail.Location(rail.Wompi))
 
 func newCodec(t testing.TB) *events.Codec {
 	t.Helper()

@@ -7,15 +7,16 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // validateFor checks req against the rules of the rail it pays through:
-// Wompi's (payout.Validate), or the envelope every rail needs plus the
+// Wompi's (wompi.Validate), or the envelope every rail needs plus the
 // single-payout rail's own. Single payouts go out at once: a dispersion
 // date or a recurrence is refused on those rails.
 func validateFor(name rail.Name, req *payout.Request, now time.Time) payout.Violations {
 	if name != rail.SmartFastPay && name != rail.WEpayout {
-		return payout.Validate(req, now)
+		return wompi.Validate(req, now)
 	}
 	vs := payout.ValidateEnvelope(req)
 	if req.DispersionDatetime != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -118,7 +119,8 @@ func (m *Marketplace) Next(i int, r *payout.Request) Kind {
 		r.OriginAccountID = wompitest.AccountSecondary
 		r.Beneficiary.AccountType = payout.AccountCorriente
 	}
-	tomorrow := payout.DayOf(now).Next().Start().Add(9 * time.Hour)
+	bogota := rail.Location(rail.Wompi)
+	tomorrow := payout.DayIn(now, bogota).Next().StartIn(bogota).Add(9 * time.Hour)
 	switch k {
 	case KindScheduled:
 		r.DispersionDatetime = &tomorrow

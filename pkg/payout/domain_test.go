@@ -99,33 +99,32 @@ func TestStatusOfTransaction(t *testing.T) {
 	}
 }
 
-func TestBogotaDay(t *testing.T) {
-	// 04:59 UTC is still the previous day in Bogota (UTC-5).
-	if got := DayOf(time.Date(2026, 11, 22, 4, 59, 0, 0, time.UTC)); got != "2026-11-21" {
-		t.Fatalf("DayOf = %s", got)
+func TestDay(t *testing.T) {
+	utcMinus5 := time.FixedZone("UTC-5", -5*60*60)
+	// 04:59 UTC is still the previous day at UTC-5.
+	if got := DayIn(time.Date(2026, 11, 22, 4, 59, 0, 0, time.UTC), utcMinus5); got != "2026-11-21" {
+		t.Fatalf("DayIn = %s", got)
 	}
-	if got := DayOf(time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC)); got != "2026-11-22" {
-		t.Fatalf("DayOf = %s", got)
+	if got := DayIn(time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC), utcMinus5); got != "2026-11-22" {
+		t.Fatalf("DayIn = %s", got)
 	}
 	d := Day("2026-12-31")
 	if d.Next() != "2027-01-01" {
 		t.Fatalf("Next = %s", d.Next())
 	}
-	if got := d.Start().UTC(); !got.Equal(time.Date(2026, 12, 31, 5, 0, 0, 0, time.UTC)) {
-		t.Fatalf("Start = %s", got)
+	if got := d.StartIn(utcMinus5).UTC(); !got.Equal(time.Date(2026, 12, 31, 5, 0, 0, 0, time.UTC)) {
+		t.Fatalf("StartIn = %s", got)
 	}
 	if _, err := ParseDay("2026-13-01"); err == nil {
 		t.Fatal("bad day parsed")
 	}
-	tomorrow := time.Date(2026, 11, 22, 8, 30, 0, 0, Bogota)
-	if got := (Schedule{DispersionDatetime: &tomorrow}).BudgetDay(testNow); got != "2026-11-22" {
-		t.Fatalf("scheduled BudgetDay = %s", got)
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, utcMinus5)
+	tomorrow := time.Date(2026, 11, 22, 8, 30, 0, 0, utcMinus5)
+	if got := (Schedule{DispersionDatetime: &tomorrow}).BudgetDayIn(now, utcMinus5); got != "2026-11-22" {
+		t.Fatalf("scheduled BudgetDayIn = %s", got)
 	}
-	if got := (Schedule{}).BudgetDay(testNow); got != "2026-11-21" {
-		t.Fatalf("immediate BudgetDay = %s", got)
-	}
-	if got := FormatWompiDatetime(time.Date(2026, 11, 22, 13, 30, 0, 0, time.UTC)); got != "2026-11-22T08:30" {
-		t.Fatalf("FormatWompiDatetime = %s", got)
+	if got := (Schedule{}).BudgetDayIn(now, utcMinus5); got != "2026-11-21" {
+		t.Fatalf("immediate BudgetDayIn = %s", got)
 	}
 }
 
@@ -140,17 +139,6 @@ func TestMoney(t *testing.T) {
 	}
 	if s, ok := AddCents(1, 2); !ok || s != 3 {
 		t.Error("AddCents(1,2)")
-	}
-}
-
-func TestBanks(t *testing.T) {
-	if len(Banks) != 51 {
-		t.Fatalf("%d banks, want the 51 of the published table", len(Banks))
-	}
-	for code, name := range map[string]string{"1007": "BANCOLOMBIA", "1001": "BANCO DE BOGOTA", "1051": "BANCO DAVIVIENDA SA", "1507": "NEQUI", "1551": "DAVIPLATA", "1809": "NU"} {
-		if b, ok := BankByCode(code); !ok || b.Name != name {
-			t.Errorf("BankByCode(%s) = %+v, %v", code, b, ok)
-		}
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"iter"
 	"strings"
 	"time"
+	_ "time/tzdata" // the rails' zones must resolve in scratch images with no zoneinfo
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
@@ -203,21 +204,32 @@ type SinglePayouts interface {
 }
 
 // Location returns the business-day time zone of a rail: budgets count in
-// that zone's days.
+// that zone's days. Wompi and SmartFastPay (Colombia) count in
+// America/Bogota; WEpayout (Brazil) in America/Sao_Paulo.
 func Location(n Name) *time.Location {
 	if n == WEpayout {
 		return saoPaulo
 	}
-	return payout.Bogota
+	return bogota
 }
 
-var saoPaulo = mustLoad("America/Sao_Paulo")
+var (
+	// bogota is America/Bogota (UTC-5, no daylight saving). Wompi's daily
+	// limits and "at least the next day" rule are counted in Bogota
+	// calendar days [ours: Wompi does not publish the zone; Colombia has
+	// one].
+	bogota   = mustLoad("America/Bogota", -5)
+	saoPaulo = mustLoad("America/Sao_Paulo", -3)
+)
 
-func mustLoad(name string) *time.Location {
+// mustLoad loads a zone from the tz database embedded by time/tzdata, so
+// it resolves in scratch images with no zoneinfo.
+func mustLoad(name string, offsetHours int) *time.Location {
 	l, err := time.LoadLocation(name)
 	if err != nil {
-		// Brazil has had no DST since 2019: UTC-3 is exact for current dates.
-		return time.FixedZone("America/Sao_Paulo", -3*60*60)
+		// Neither zone has DST today (Colombia since 1993, Brazil since
+		// 2019): the fixed offset is exact for current dates.
+		return time.FixedZone(name, offsetHours*60*60)
 	}
 	return l
 }

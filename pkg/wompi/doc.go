@@ -3,6 +3,13 @@
 // errors that say whether a retry may help, and verification of the signed
 // webhooks Wompi sends.
 //
+// It also holds the Wompi rail's rules for a payout request, which ingest
+// applies to every request routed to Wompi: Validate (on top of
+// payout.ValidateEnvelope: COP, Colombian legal ids, account numbers, names,
+// a known bank code or a bankId, a dispersion on a later Bogota day of
+// rail.Location(rail.Wompi)) and the Colombian bank-code table
+// (ColombianBanks, BankByCode).
+//
 // The dispatcher uses it to create batches (POST /payouts) with an
 // idempotency key derived from the batch id, and to reconcile by reference
 // after a lost response. The tracker uses it to verify webhooks (VerifyEvent,

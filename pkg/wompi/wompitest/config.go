@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
@@ -92,8 +91,8 @@ type Config struct {
 
 	// Accounts default to DefaultAccounts.
 	Accounts []Account
-	// Banks default to payout.Banks; each gets the id BankID(code).
-	Banks []payout.Bank
+	// Banks default to wompi.ColombianBanks; each gets the id BankID(code).
+	Banks []wompi.ColombianBank
 	// ClientDailyLimitInCents is the client-wide amount per Bogota day.
 	ClientDailyLimitInCents int64
 	// DailyBatchCap is the client's batches per Bogota day.
@@ -213,7 +212,7 @@ func (c *Config) defaults() {
 		c.Accounts = DefaultAccounts()
 	}
 	if c.Banks == nil {
-		c.Banks = payout.Banks
+		c.Banks = wompi.ColombianBanks
 	}
 	if c.ClientDailyLimitInCents <= 0 {
 		c.ClientDailyLimitInCents = DefaultClientDailyLimit

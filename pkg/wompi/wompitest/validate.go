@@ -12,7 +12,7 @@ import (
 // enforces them with a 400. Each rule says where it comes from: [doc]
 // Wompi's documentation, [sdk] the third-party SDK, [ours] our model of a
 // rule Wompi does not publish. Where the rule is [ours] it is the stricter
-// of the simulator's and the pipeline's (pkg/payout.Validate), so that a
+// of the simulator's and the pipeline's (pkg/wompi.Validate), so that a
 // payee our ingest accepts is never refused here (and a payee refused here
 // was refused at ingest, per payee, instead of failing a whole batch).
 const (

@@ -9,16 +9,17 @@ import (
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
-// The differential test of issue 17: whatever payout.Validate (our ingest)
+// The differential test of issue 17: whatever wompi.Validate (our ingest)
 // accepts, the simulator's POST /payouts validation accepts too, so a bad
 // payee is refused at ingest, per payee, and never turns a whole batch
 // REJECTED at the POST.
 
-var diffNow = time.Date(2026, 3, 10, 10, 0, 0, 0, payout.Bogota)
+var diffNow = time.Date(2026, 3, 10, 10, 0, 0, 0, rail.Location(rail.Wompi))
 
 func diffRequest() payout.Request {
 	return payout.Request{RequestID: "req-1", OriginAccountID: wompitest.AccountMain, PaymentType: payout.PaymentProviders,
@@ -40,15 +41,15 @@ func wireTx(r *payout.Request) wompi.TransactionRequest {
 		Amount: r.AmountInCents, Reference: r.RequestID}
 }
 
-// checkAgreement fails when payout.Validate accepts r and the simulator's
+// checkAgreement fails when wompi.Validate accepts r and the simulator's
 // validator refuses it.
 func checkAgreement(t *testing.T, r *payout.Request) (accepted bool) {
 	t.Helper()
-	if vs := payout.Validate(r, diffNow); vs != nil {
+	if vs := wompi.Validate(r, diffNow); vs != nil {
 		return false
 	}
 	if msgs := wompitest.ValidateTransaction(wireTx(r)); msgs != nil {
-		t.Errorf("payout.Validate accepts %+v but the simulator refuses it: %v", r.Beneficiary, msgs)
+		t.Errorf("wompi.Validate accepts %+v but the simulator refuses it: %v", r.Beneficiary, msgs)
 	}
 	return true
 }
@@ -139,7 +140,7 @@ func TestValidateAgreesWithSimulatorOverHTTP(t *testing.T) {
 	for i, tc := range diffEdges {
 		r := diffRequest()
 		tc.mutate(&r)
-		if payout.Validate(&r, diffNow) != nil {
+		if wompi.Validate(&r, diffNow) != nil {
 			continue
 		}
 		r.AmountInCents = 1000 // keep within the day's limits

@@ -1,15 +1,17 @@
-package payout
+package wompi
 
-// Bank is one entry of the Colombian bank-code table published by Wompi
-// (seeds 002, section 7). Wompi resolves each code to a bankId UUID through
-// GET /banks; the dispatcher does that at run time.
-type Bank struct {
+// ColombianBank is one entry of the Colombian bank-code table published by
+// Wompi (seeds 002, section 7). Wompi resolves each code to a bankId UUID
+// through GET /banks (Bank); the dispatcher does that at run time.
+type ColombianBank struct {
 	Code string
 	Name string
 }
 
-// Banks is the published Colombian bank-code table, in the order Wompi lists it.
-var Banks = []Bank{
+// ColombianBanks is the published Colombian bank-code table, in the order
+// Wompi lists it. Validate refuses a request whose bank code is not in it
+// (and that gives no bankId).
+var ColombianBanks = []ColombianBank{
 	{Code: "1001", Name: "BANCO DE BOGOTA"},
 	{Code: "1002", Name: "BANCO POPULAR"},
 	{Code: "1006", Name: "ITAU before Corpbanca"},
@@ -63,16 +65,16 @@ var Banks = []Bank{
 	{Code: "1819", Name: "BANCO CONTACTAR S.A."},
 }
 
-var bankByCode = func() map[string]Bank {
-	m := make(map[string]Bank, len(Banks))
-	for _, b := range Banks {
+var bankByCode = func() map[string]ColombianBank {
+	m := make(map[string]ColombianBank, len(ColombianBanks))
+	for _, b := range ColombianBanks {
 		m[b.Code] = b
 	}
 	return m
 }()
 
 // BankByCode returns the bank with the given Colombian bank code.
-func BankByCode(code string) (Bank, bool) {
+func BankByCode(code string) (ColombianBank, bool) {
 	b, ok := bankByCode[code]
 	return b, ok
 }
