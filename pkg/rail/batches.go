@@ -58,6 +58,15 @@ type Batch struct {
 	ItemCount      int
 	DispersionAt   time.Time // zero: immediate
 	CreatedAt      time.Time
+	// What the tracker reads of a batch (BatchTracking), each "" or nil
+	// when the provider does not say: the paying account, the payment type
+	// as the provider spells it, the provider's message on the status, and
+	// the recurrence of a scheduled batch (Interval in the contract's
+	// spelling, BIWEEK or MONTH).
+	OriginAccountID string
+	PaymentType     string
+	StatusMessage   string
+	Recurring       *Recurring
 }
 
 // BatchEvent is a verified webhook of a batch rail, mapped. Exactly one of
@@ -79,10 +88,14 @@ type BatchEvent struct {
 	// names it (unsigned on Wompi).
 	BatchProviderID string
 	SentAt          time.Time
+	// SignedAt is the time the signature covers (Wompi's timestamp); zero
+	// when the rail's events carry none or it is not after the epoch.
+	SignedAt time.Time
 }
 
 // ErrUnverifiedWebhook wraps every refusal of VerifyWebhook: a forged, an
 // unsigned, an altered or a malformed webhook. Answer it 401 and drop it.
+// The refusal is a *WebhookError, which says why (RefusalOf).
 var ErrUnverifiedWebhook = errors.New("rail: unverified webhook")
 
 // BatchPayouts is a batch rail's client (Wompi): what the dispatcher and

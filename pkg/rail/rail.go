@@ -173,6 +173,7 @@ type Payout struct {
 	Status         payout.Status // mapped; "" while the provider status maps to nothing known
 	ProviderStatus string        // as the provider says it
 	Reason         string        // a reason code for FAILED and CANCELLED, e.g. WEPAYOUT_5
+	ReasonMessage  string        // the provider's words on Reason, when it gives them (a batch rail's)
 	AmountInCents  int64
 	CreatedAt      time.Time
 	UpdatedAt      time.Time

@@ -50,7 +50,7 @@ func BenchmarkWebhook(b *testing.B) {
 	sim := wompitest.NewTestServer(b, wompitest.Config{Clock: wompitest.NewManualClock(t0)})
 	secret := sim.Config().EventsSecret
 	e, err := New(Config{Kafka: []kgo.Opt{kgo.SeedBrokers(kc.Brokers()...)}, Codec: codec, Topics: topics,
-		Redis: redis.NewClient(&redis.Options{Addr: rs.Addr(), PoolSize: 4 * senders}), Prefix: rs.Prefix(), Wompi: sim.Client(nil), EventsSecret: secret,
+		Redis: redis.NewClient(&redis.Options{Addr: rs.Addr(), PoolSize: 4 * senders}), Prefix: rs.Prefix(), Wompi: wompi.NewRail(sim.Client(nil), wompi.RailConfig{EventsSecret: secret}),
 		Logger: testLogger(b), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)

@@ -7,7 +7,8 @@
 //
 // # API
 //
-//	e, err := track.New(track.Config{Kafka: opts, Codec: codec, Topics: t, Redis: rdb, Prefix: p, Wompi: wc, EventsSecret: s})
+//	w := wompi.NewRail(wc, wompi.RailConfig{EventsSecret: s}) // the tracker knows Wompi as a rail.BatchTracking
+//	e, err := track.New(track.Config{Kafka: opts, Codec: codec, Topics: t, Redis: rdb, Prefix: p, Wompi: w})
 //	srv := track.NewWebhookServer(":8080", e) // e.Handler() behind ops.NewServer's timeouts
 //	go e.RunPoller(ctx)                       // or e.PollOnce(ctx) from a test on a manual clock
 //	defer e.Close()
@@ -21,8 +22,8 @@
 // Past MaxConcurrentWebhooks in flight, a webhook is answered 503 with
 // Retry-After before its body is read. A body over 1 MiB is refused (413),
 // invalid JSON too (400). The body is verified and decoded in one strict
-// parse (wompi.ParseEvent: header X-Event-Checksum, else
-// signature.checksum); a wrong or missing checksum, a body with no
+// parse (the rail's VerifyWebhook; on Wompi wompi.ParseEvent: header
+// X-Event-Checksum, else signature.checksum); a wrong or missing checksum, a body with no
 // signature to check, duplicate or case-variant keys, a transaction.updated
 // or payout.updated whose signature does not cover its entity's id, status
 // and amountInCents, or a property list over the bounds is 401 and
@@ -30,8 +31,9 @@
 // answered 202.
 // transaction.updated maps to the request whose reference the transaction
 // carries (the dispatcher's hand-off in pkg/submitted, else Wompi: GET
-// /payouts/{id}/transactions/{txId} and GET /payouts/{id}), with the status
-// from payout.StatusOfTransaction and a FAILED or CANCELLED transaction's
+// /payouts/{id}/transactions/{txId} and GET /payouts/{id}, through the
+// rail's Item and GetBatch), with the status the rail maps
+// (payout.StatusOfTransaction on Wompi) and a FAILED or CANCELLED transaction's
 // code (D07...) and message as reasonCode and reasonMessage. Its payoutId
 // is not signed [doc]: the hand-off must list the transaction under it, or
 // Wompi must answer that pair; its signed amount must be the recorded one.

@@ -20,7 +20,6 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // Config configures an Engine. The zero value of each knob gets the
@@ -41,11 +40,11 @@ type Config struct {
 	// submitted.DefaultPrefix), the same prefix the
 	// dispatcher gives pkg/submitted.
 	Prefix string
-	// Wompi is the API client for lookups and polling. Required.
-	Wompi *wompi.Client
-	// EventsSecret verifies webhook checksums (WOMPI_EVENTS_SECRET).
-	// Required: without it every webhook would be refused.
-	EventsSecret string
+	// Wompi is the batch rail (wompi.NewRail over a *wompi.Client): its
+	// lookups and polling, and the verification of POST /webhooks/wompi
+	// (VerifyWebhook, with the rail's events secret, WOMPI_EVENTS_SECRET:
+	// a rail without one refuses every webhook). Required.
+	Wompi rail.BatchTracking
 	// SmartFastPay tracks the payouts the dispatcher hands off as
 	// "smartfastpay:<id>" (rail.HandOffID) and verifies POST
 	// /webhooks/smartfastpay with its webhook secret (Client.Webhooks).
@@ -131,9 +130,7 @@ func (c *Config) setDefaults() error {
 	case c.Redis == nil:
 		return errors.New("track: a Redis client is required")
 	case c.Wompi == nil:
-		return errors.New("track: a Wompi client is required")
-	case c.EventsSecret == "":
-		return errors.New("track: the Wompi events secret is required")
+		return errors.New("track: a Wompi rail is required")
 	case c.WEpayout != nil && c.WEpayoutAPIKey == "":
 		return errors.New("track: the WEpayout API key is required with a WEpayout client (it verifies the webhooks)")
 	}
@@ -257,6 +254,10 @@ const (
 	emitReread                    // read before a Redis data loss; nothing emitted, read it again
 )
 
+// failure is why a request FAILED or was CANCELLED: the provider's reason
+// code (D07) and its message, each "" when it gives none.
+type failure struct{ code, message string }
+
 // errNoReread: a transition's status must be read again (outcomeReread) but
 // the caller gave no way to; its caller reads it again later (the next poll).
 var errNoReread = errors.New("track: status must be read again")
@@ -274,7 +275,7 @@ var errNoReread = errors.New("track: status must be read again")
 // APPROVED it implies is emitted first (same amount; its eventId is the
 // one the APPROVED would have had) and the RETURNED after it.
 func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verified bool, since string,
-	lookup func(ctx context.Context) (payout.Status, wompi.FailureReason, error)) (emitted, error) {
+	lookup func(ctx context.Context) (payout.Status, failure, error)) (emitted, error) {
 	res, err := e.emitRequestOnce(ctx, sc, verified, since, lookup)
 	if err != nil || res != emitRegression || sc.Status != payout.StatusReturned {
 		return res, err
@@ -290,7 +291,7 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 }
 
 func (e *Engine) emitRequestOnce(ctx context.Context, sc *payout.StatusChange, verified bool, since string,
-	lookup func(ctx context.Context) (payout.Status, wompi.FailureReason, error)) (emitted, error) {
+	lookup func(ctx context.Context) (payout.Status, failure, error)) (emitted, error) {
 	txID := deref(sc.TransactionID)
 	tr := transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: txID,
 		final: settled(sc.Rail, sc.Status), verified: verified, since: since, rail: deref(sc.Rail)}
@@ -318,7 +319,7 @@ func (e *Engine) emitRequestOnce(ctx context.Context, sc *payout.StatusChange, v
 		}
 		if payout.CanTransition(sc.Status, st) { // Wompi is further along: emit the truth
 			sc.Status, sc.OccurredAt = st, e.cfg.Now()
-			sc.ReasonCode, sc.ReasonMessage = optString(reason.Code), optString(reason.Message)
+			sc.ReasonCode, sc.ReasonMessage = optString(reason.code), optString(reason.message)
 			tr.to, tr.final = string(st), settled(sc.Rail, st)
 		}
 		tr.verified, tr.since = true, since

@@ -49,7 +49,7 @@ func FuzzWebhook(f *testing.F) {
 	secret := sim.Config().EventsSecret
 	reg := prometheus.NewRegistry()
 	e, err := New(Config{Kafka: []kgo.Opt{kgo.SeedBrokers(k.Brokers()...)}, Codec: codec, Topics: topics, Redis: rs.Client(),
-		Prefix: rs.Prefix(), Wompi: wc, EventsSecret: secret, Logger: slog.New(slog.DiscardHandler), Registerer: reg})
+		Prefix: rs.Prefix(), Wompi: wompi.NewRail(wc, wompi.RailConfig{EventsSecret: secret}), Logger: slog.New(slog.DiscardHandler), Registerer: reg})
 	if err != nil {
 		f.Fatal(err)
 	}

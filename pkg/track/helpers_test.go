@@ -99,21 +99,25 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// rail is the tracker's Wompi rail over c, verifying webhooks with secret.
+func (f *fixture) rail(c *wompi.Client, secret string) *wompi.Rail {
+	return wompi.NewRail(c, wompi.RailConfig{EventsSecret: secret})
+}
+
 // engine starts an engine on the fixture and an HTTP server for its
 // webhook handler (ops.NewServer timeouts, real loopback HTTP).
 func (f *fixture) engine(mut func(*Config)) (*Engine, *httptest.Server) {
 	f.t.Helper()
 	cfg := Config{
-		Kafka:        []kgo.Opt{kgo.SeedBrokers(f.kafka.Brokers()...)},
-		Codec:        f.codec,
-		Topics:       f.topics,
-		Redis:        f.redis.Client(),
-		Prefix:       f.prefix,
-		Wompi:        f.wompi,
-		EventsSecret: f.sim.Config().EventsSecret,
-		Now:          f.clock.Now,
-		Logger:       testLogger(f.t),
-		Registerer:   prometheus.NewRegistry(),
+		Kafka:      []kgo.Opt{kgo.SeedBrokers(f.kafka.Brokers()...)},
+		Codec:      f.codec,
+		Topics:     f.topics,
+		Redis:      f.redis.Client(),
+		Prefix:     f.prefix,
+		Wompi:      f.rail(f.wompi, f.sim.Config().EventsSecret),
+		Now:        f.clock.Now,
+		Logger:     testLogger(f.t),
+		Registerer: prometheus.NewRegistry(),
 	}
 	if mut != nil {
 		mut(&cfg)

@@ -2,6 +2,7 @@ package track
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // PollResult sums up one polling round.
@@ -108,9 +108,9 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	if err != nil {
 		return retry(fmt.Errorf("%w: redis: %w", errUnavailable, err))
 	}
-	wp, err := e.cfg.Wompi.Payout(ctx, payoutID)
+	wp, err := e.cfg.Wompi.GetBatch(ctx, payoutID)
 	if err != nil {
-		if wompi.IsStatus(err, 404) {
+		if errors.Is(err, rail.ErrNotFound) {
 			e.log.Error("track: polled payout unknown to Wompi, dropped from the schedule", "payoutId", payoutID)
 			return true, 0, e.done(ctx, payoutID)
 		}
@@ -120,7 +120,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	if err != nil {
 		return retry(err)
 	}
-	batchID, origin, paymentType := wp.Reference, wp.AccountID, wp.PaymentType
+	batchID, origin, paymentType := wp.Reference, wp.OriginAccountID, wp.PaymentType
 	if found {
 		if batchID == "" {
 			batchID = sp.BatchID
@@ -136,30 +136,30 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	var firstErr error
 	var txs []*payout.StatusChange
 	var digest pollDigest
-	for tx, err := range e.cfg.Wompi.PayoutTransactions(ctx, payoutID, wompi.TransactionsFilter{}) {
+	for tx, err := range e.cfg.Wompi.Items(ctx, payoutID) {
 		if err != nil {
 			return retry(err)
 		}
-		digest.add(tx.ID, string(tx.Status), tx.Reference, tx.FailureReason.Code)
-		st, ok := payout.StatusOfTransaction(payout.TransactionStatus(tx.Status))
-		if !ok {
-			e.log.Warn("track: unknown transaction status", "payoutId", payoutID, "transactionId", tx.ID, "status", truncate(string(tx.Status), 32))
+		digest.add(tx.ProviderID, tx.ProviderStatus, tx.ID, tx.Reason)
+		st := tx.Status
+		if st == "" {
+			e.log.Warn("track: unknown transaction status", "payoutId", payoutID, "transactionId", tx.ProviderID, "status", truncate(tx.ProviderStatus, 32))
 			allFinal = false
 			continue
 		}
 		if !st.Final() {
 			allFinal = false
 		}
-		if tx.Reference == "" {
-			e.log.Error("track: polled transaction has no reference", "payoutId", payoutID, "transactionId", tx.ID)
+		if tx.ID == "" {
+			e.log.Error("track: polled transaction has no reference", "payoutId", payoutID, "transactionId", tx.ProviderID)
 			continue
 		}
 		sc := &payout.StatusChange{
-			RequestID: tx.Reference, BatchID: optString(batchID), PayoutID: optString(payoutID),
-			TransactionID: optString(tx.ID), Status: st, AmountInCents: tx.AmountInCents, OriginAccountID: origin,
+			RequestID: tx.ID, BatchID: optString(batchID), PayoutID: optString(payoutID),
+			TransactionID: optString(tx.ProviderID), Status: st, AmountInCents: tx.AmountInCents, OriginAccountID: origin,
 			OccurredAt: now, Source: payout.SourcePoll, Rail: wompiRail(),
 		}
-		setReason(sc, tx.FailureReason)
+		setReason(sc, failureOf(&tx))
 		txs = append(txs, sc)
 	}
 	// The transactions read the same as at the last complete poll: every
@@ -179,12 +179,12 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 			}
 		}
 	}
-	if batchID != "" && payout.BatchStatus(wp.Status).Valid() {
+	if batchID != "" && wp.Status.Valid() {
 		bc := &payout.BatchStatusChange{
 			BatchID: batchID, PayoutID: optString(payoutID), OriginAccountID: origin,
-			PaymentType: e.paymentType(paymentType, payoutID), Schedule: scheduleOf(wp.DispersionDatetime, wp.Recurring),
-			Status: payout.BatchStatus(wp.Status), StatusMessage: optString(wp.StatusMessage),
-			TotalAmountInCents: wp.AmountInCents, TransactionCount: int32(wp.TotalTransactions),
+			PaymentType: e.paymentType(paymentType, payoutID), Schedule: scheduleOf(wp.DispersionAt, wp.Recurring),
+			Status: wp.Status, StatusMessage: optString(wp.StatusMessage),
+			TotalAmountInCents: wp.AmountInCents, TransactionCount: int32(wp.ItemCount),
 			OccurredAt: now, Source: payout.SourcePoll, Rail: wompiRail(),
 		}
 		res, err := e.emitBatch(ctx, bc, true, since, nil)
@@ -203,11 +203,11 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	if wp.Status.Final() && allFinal {
 		return true, n, e.done(ctx, payoutID)
 	}
-	age := now.Sub(wp.CreatedAt.Time)
+	age := now.Sub(wp.CreatedAt)
 	if found && !sp.SubmittedAt.IsZero() && sp.SubmittedAt.Unix() > 0 {
 		age = now.Sub(sp.SubmittedAt)
 	}
-	if d, ok := wp.Dispersion(); ok && d.After(now) {
+	if d := wp.DispersionAt; !d.IsZero() && d.After(now) {
 		// A scheduled batch: nothing moves before its dispersion time.
 		return false, n, e.sub.Reschedule(ctx, payoutID, d)
 	}
@@ -330,10 +330,10 @@ func backoff(age time.Duration) time.Duration {
 // documented filter values [doc]. The anti-fraud hold is only in an SDK
 // [sdk]: it is asked for separately (rebuildSDKStatuses), and a refusal of
 // that filter value is logged, never fatal.
-var rebuildStatuses = []wompi.BatchStatus{wompi.BatchPending, wompi.BatchPartialPayment, wompi.BatchNotApproved}
+var rebuildStatuses = []payout.BatchStatus{payout.BatchPending, payout.BatchPartialPayment, payout.BatchNotApproved}
 
 // rebuildSDKStatuses are filter values only an SDK names [sdk].
-var rebuildSDKStatuses = []wompi.BatchStatus{wompi.BatchAFEOnHold}
+var rebuildSDKStatuses = []payout.BatchStatus{payout.BatchAFEOnHold}
 
 // releaseLock deletes a lock only if it still holds our token.
 var releaseLock = redis.NewScript(`
@@ -360,39 +360,40 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	defer releaseLock.Run(context.WithoutCancel(ctx), e.cfg.Redis, []string{lock}, token)
 	now := e.cfg.Now()
 	n := 0
-	schedule := func(f wompi.PayoutsFilter) error {
-		for p, err := range e.cfg.Wompi.Payouts(ctx, f) {
+	schedule := func(since time.Time, statuses []payout.BatchStatus) error {
+		for b, err := range e.cfg.Wompi.BatchesByStatus(ctx, since, statuses...) {
 			if err != nil {
 				return err
 			}
-			if err := e.sub.Schedule(ctx, p.ID, now); err != nil {
+			if err := e.sub.Schedule(ctx, b.ProviderID, now); err != nil {
 				return err
 			}
 			n++
 		}
 		return nil
 	}
-	if err := schedule(wompi.PayoutsFilter{Statuses: rebuildStatuses}); err != nil {
+	if err := schedule(time.Time{}, rebuildStatuses); err != nil {
 		return false, fmt.Errorf("track: rebuild schedule: %w", err)
 	}
-	sdkOnly := func(f wompi.PayoutsFilter) error {
-		err := schedule(f)
-		if we, ok := wompi.AsError(err); ok && we.HTTPStatus >= 400 && we.HTTPStatus < 500 {
-			e.log.Warn("track: rebuild: Wompi refuses a status filter only an SDK names; skipped", "statuses", f.Statuses, "err", err)
+	sdkOnly := func(since time.Time, statuses []payout.BatchStatus) error {
+		err := schedule(since, statuses)
+		var re *rail.Error
+		if errors.As(err, &re) && re.HTTPStatus >= 400 && re.HTTPStatus < 500 {
+			e.log.Warn("track: rebuild: Wompi refuses a status filter only an SDK names; skipped", "statuses", statuses, "err", err)
 			return nil
 		}
 		return err
 	}
-	if err := sdkOnly(wompi.PayoutsFilter{Statuses: rebuildSDKStatuses}); err != nil {
+	if err := sdkOnly(time.Time{}, rebuildSDKStatuses); err != nil {
 		return false, fmt.Errorf("track: rebuild schedule: %w", err)
 	}
 	if e.cfg.RebuildLookback > 0 {
-		from := wompi.BogotaDay(now.Add(-e.cfg.RebuildLookback))
-		if err := schedule(wompi.PayoutsFilter{FromDate: from, Statuses: []wompi.BatchStatus{
-			wompi.BatchTotalPayment, wompi.BatchRejected}}); err != nil {
+		// The rail lists from since's Bogota day on.
+		from := now.Add(-e.cfg.RebuildLookback)
+		if err := schedule(from, []payout.BatchStatus{payout.BatchTotalPayment, payout.BatchRejected}); err != nil {
 			return false, fmt.Errorf("track: rebuild schedule: %w", err)
 		}
-		if err := sdkOnly(wompi.PayoutsFilter{FromDate: from, Statuses: []wompi.BatchStatus{wompi.BatchAFERejected}}); err != nil {
+		if err := sdkOnly(from, []payout.BatchStatus{payout.BatchAFERejected}); err != nil {
 			return false, fmt.Errorf("track: rebuild schedule: %w", err)
 		}
 	}

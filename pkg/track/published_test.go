@@ -77,7 +77,7 @@ func TestTrackerNeedsOnlyPublishedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, srv := f.engine(func(c *Config) { c.Wompi = wc })
+	e, srv := f.engine(func(c *Config) { c.Wompi = f.rail(wc, f.sim.Config().EventsSecret) })
 	secret := f.sim.Config().EventsSecret
 	ctx := context.Background()
 	if p, err := wc.Payout(ctx, f.submit(false, f.payee("1234567899")).payoutID); err != nil || p.AccountID != "" {

@@ -128,8 +128,9 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 		return fmt.Errorf("WOMPI_BASE_URL: %w", err)
 	}
 	cfg := Config{
-		Kafka: kopts, Codec: codec, Topics: st.Topics, Redis: rdb, Prefix: st.RedisPrefix, Wompi: wc,
-		EventsSecret: st.WompiEventsSecret, ProduceTimeout: st.ProduceTimeout, PollInterval: st.PollInterval, PollMaxBackoff: st.PollMaxBackoff,
+		Kafka: kopts, Codec: codec, Topics: st.Topics, Redis: rdb, Prefix: st.RedisPrefix,
+		Wompi:          wompi.NewRail(wc, wompi.RailConfig{EventsSecret: st.WompiEventsSecret}),
+		ProduceTimeout: st.ProduceTimeout, PollInterval: st.PollInterval, PollMaxBackoff: st.PollMaxBackoff,
 		MaxConcurrentWebhooks: st.MaxConcurrentWebhooks, Logger: logger, Registerer: reg,
 	}
 	if err := st.singleRails(&cfg, logger); err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // Single-payout rails (SmartFastPay, WEpayout). The dispatcher hands each
@@ -116,17 +115,17 @@ func singleChange(name rail.Name, providerID string, ref singleRef, st payout.St
 
 // singleLookup re-reads a single payout for emitRequest (a status Redis
 // knows nothing of, or read before a Redis loss).
-func (e *Engine) singleLookup(c rail.SinglePayouts, providerID string, cur payout.Status) func(context.Context) (payout.Status, wompi.FailureReason, error) {
-	return func(ctx context.Context) (payout.Status, wompi.FailureReason, error) {
+func (e *Engine) singleLookup(c rail.SinglePayouts, providerID string, cur payout.Status) func(context.Context) (payout.Status, failure, error) {
+	return func(ctx context.Context) (payout.Status, failure, error) {
 		p, err := c.Get(ctx, providerID)
 		if err != nil {
-			return "", wompi.FailureReason{}, railErr(err)
+			return "", failure{}, railErr(err)
 		}
 		if p.Status == "" {
 			e.m.unknownStatuses.WithLabelValues(string(c.Rail()), string(payout.SourceWebhook)).Inc()
-			return cur, wompi.FailureReason{}, nil
+			return cur, failure{}, nil
 		}
-		return p.Status, wompi.FailureReason{Code: p.Reason}, nil
+		return p.Status, failure{code: p.Reason}, nil
 	}
 }
 

@@ -171,7 +171,7 @@ func TestPollReadBeforeRedisLossDoesNotRegress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ = f.engine(func(cfg *Config) { cfg.Wompi = polled })
+	e, _ = f.engine(func(cfg *Config) { cfg.Wompi = f.rail(polled, f.sim.Config().EventsSecret) })
 	if _, err := e.PollOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // WebhookPath is where Wompi posts its events (configure it in Wompi's
@@ -145,116 +144,110 @@ func (e *Engine) answer(r *http.Request, name rail.Name, event string, res emitt
 }
 
 // handleWebhook returns the metric result and the HTTP status. Order of
-// checks: size (413), JSON syntax (400), signature (401: wompi.ParseEvent's
-// checksum, strict keys and signed fields), shape (400), type (202 if
-// unknown), our records (401 if they contradict the event), then the
-// transition (200, or 503 so Wompi retries).
+// checks: size (413), JSON syntax (400), signature (401: the rail's
+// VerifyWebhook; on Wompi, wompi.ParseEvent's checksum, strict keys and
+// signed fields), shape (400), type (202 if unknown), our records (401 if
+// they contradict the event), then the transition (200, or 503 so Wompi
+// retries).
 func (e *Engine) handleWebhook(w http.ResponseWriter, r *http.Request) (string, int) {
 	body, result, code, ok := e.readBody(w, r)
 	if !ok {
 		return result, code
 	}
-	// Everything below reads the event wompi.ParseEvent verified, decoded
+	// Everything below reads the event VerifyWebhook verified, decoded
 	// from the same parse. A webhook object that lacks its signature,
 	// timestamp or data, or can be read two ways, or whose signature does
 	// not cover its id, status and amount, cannot be authenticated: 401,
 	// like a wrong checksum.
-	ev, err := wompi.ParseEvent(body, r.Header.Get(wompi.HeaderEventChecksum), e.cfg.EventsSecret)
+	ev, err := e.cfg.Wompi.VerifyWebhook(r.Header, body)
 	if err != nil {
 		e.m.sigFailures.Inc()
 		e.log.Warn("track: webhook refused", "reason", refusal(err), "remote", r.RemoteAddr)
 		return ResultBadSig, http.StatusUnauthorized
 	}
 	now := e.cfg.Now()
-	at := time.UnixMilli(ev.Timestamp)
-	if ev.Timestamp <= 0 {
+	at := ev.SignedAt
+	if at.IsZero() {
 		at = now
 	}
 	if at.Sub(now) > e.cfg.FutureSkew {
 		e.m.skew.Inc()
-		e.log.Warn("track: webhook timestamp in the future", "event", ev.Event, "ahead", at.Sub(now).String())
+		e.log.Warn("track: webhook timestamp in the future", "event", ev.Name, "ahead", at.Sub(now).String())
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), e.cfg.RequestTimeout)
 	defer cancel()
 	var res emitted
-	switch ev.Event {
-	case wompi.EventTransactionUpdated:
-		tx := ev.Transaction
-		if tx == nil || tx.ID == "" || tx.PayoutID == "" {
+	switch {
+	case ev.Item != nil:
+		tx := ev.Item
+		if tx.ProviderID == "" || ev.BatchProviderID == "" {
 			return ResultMalformed, http.StatusBadRequest
 		}
-		res, err = e.onTransaction(ctx, tx, at)
-	case wompi.EventPayoutUpdated:
-		p := ev.Payout
-		if p == nil || p.ID == "" {
+		res, err = e.onTransaction(ctx, ev.BatchProviderID, tx, at)
+	case ev.Batch != nil:
+		p := ev.Batch
+		if p.ProviderID == "" {
 			return ResultMalformed, http.StatusBadRequest
 		}
 		res, err = e.onPayout(ctx, p, at)
 	default:
-		e.log.Info("track: unknown webhook event ignored", "event", truncate(ev.Event, 64))
+		e.log.Info("track: unknown webhook event ignored", "event", truncate(ev.Name, 64))
 		return ResultUnknownType, http.StatusAccepted
 	}
-	return e.answer(r, rail.Wompi, ev.Event, res, err)
+	return e.answer(r, rail.Wompi, ev.Name, res, err)
 }
 
-// refusal names why wompi.ParseEvent refused a webhook, for the log.
+// refusal names why VerifyWebhook refused a webhook, for the log.
 func refusal(err error) string {
-	switch {
-	case errors.Is(err, wompi.ErrAmbiguousEvent):
-		return "duplicate or case-variant keys"
-	case errors.Is(err, wompi.ErrUnsignedField):
-		return "signature does not cover the event's id, status and amount"
-	case errors.Is(err, wompi.ErrSignatureTooLarge):
-		return "signature over too many or too large values"
-	case errors.Is(err, wompi.ErrMalformedEvent):
-		return "no verifiable signature"
+	if why := rail.RefusalOf(err); why != "" {
+		return string(why)
 	}
-	return "checksum mismatch"
+	return string(rail.RefusedChecksum)
 }
 
-// onTransaction emits the PayoutStatusChanged of a transaction.updated.
-func (e *Engine) onTransaction(ctx context.Context, tx *wompi.TransactionEvent, at time.Time) (emitted, error) {
-	st, ok := payout.StatusOfTransaction(payout.TransactionStatus(tx.Status))
-	if !ok {
-		return 0, fmt.Errorf("%w: unknown transaction status %q", errUnmapped, truncate(string(tx.Status), 32))
+// onTransaction emits the PayoutStatusChanged of a transaction.updated:
+// tx is its transaction, payoutID the payout the event names (unsigned).
+func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Payout, at time.Time) (emitted, error) {
+	st := tx.Status
+	if st == "" {
+		return 0, fmt.Errorf("%w: unknown transaction status %q", errUnmapped, truncate(tx.ProviderStatus, 32))
 	}
 	since, err := e.statuses.epoch(ctx) // before Wompi is read
 	if err != nil {
 		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
-	ref, wtx, err := e.resolveTransaction(ctx, tx.PayoutID, tx.ID)
+	ref, wtx, err := e.resolveTransaction(ctx, payoutID, tx.ProviderID)
 	if err != nil {
 		return 0, err
 	}
-	// The amount is signed (wompi.ParseEvent), and must be the one we sent
+	// The amount is signed (VerifyWebhook), and must be the one we sent
 	// (the hand-off) or, without a hand-off, the one Wompi holds.
 	if tx.AmountInCents != ref.amount {
-		return 0, fmt.Errorf("%w: transaction %s: amount %d, recorded %d", errForged, tx.ID, tx.AmountInCents, ref.amount)
+		return 0, fmt.Errorf("%w: transaction %s: amount %d, recorded %d", errForged, tx.ProviderID, tx.AmountInCents, ref.amount)
 	}
 	sc := &payout.StatusChange{
-		RequestID: ref.requestID, BatchID: optString(ref.batchID), PayoutID: optString(tx.PayoutID),
-		TransactionID: optString(tx.ID), Status: st, AmountInCents: ref.amount, OriginAccountID: ref.originAccountID,
+		RequestID: ref.requestID, BatchID: optString(ref.batchID), PayoutID: optString(payoutID),
+		TransactionID: optString(tx.ProviderID), Status: st, AmountInCents: ref.amount, OriginAccountID: ref.originAccountID,
 		OccurredAt: at, Source: payout.SourceWebhook, Rail: wompiRail(),
 	}
-	setReason(sc, tx.FailureReason)
+	setReason(sc, failureOf(tx))
 	verified := false
 	if wtx != nil { // just read from Wompi: use its status when further along
-		if wst, ok := payout.StatusOfTransaction(payout.TransactionStatus(wtx.Status)); ok && payout.CanTransition(sc.Status, wst) {
+		if wst := wtx.Status; wst != "" && payout.CanTransition(sc.Status, wst) {
 			sc.Status, sc.OccurredAt = wst, e.cfg.Now()
-			setReason(sc, wtx.FailureReason)
+			setReason(sc, failureOf(wtx))
 		}
 		verified = true
 	}
-	return e.emitRequest(ctx, sc, verified, since, func(ctx context.Context) (payout.Status, wompi.FailureReason, error) {
-		t, err := e.cfg.Wompi.PayoutTransaction(ctx, tx.PayoutID, tx.ID)
+	return e.emitRequest(ctx, sc, verified, since, func(ctx context.Context) (payout.Status, failure, error) {
+		t, err := e.cfg.Wompi.Item(ctx, payoutID, tx.ProviderID)
 		if err != nil {
-			return "", wompi.FailureReason{}, wompiErr(err)
+			return "", failure{}, wompiErr(err)
 		}
-		s, ok := payout.StatusOfTransaction(payout.TransactionStatus(t.Status))
-		if !ok {
-			return sc.Status, wompi.FailureReason{}, nil
+		if t.Status == "" {
+			return sc.Status, failure{}, nil
 		}
-		return s, reasonFor(s, t.FailureReason), nil
+		return t.Status, reasonFor(t.Status, failureOf(&t)), nil
 	})
 }
 
@@ -274,7 +267,7 @@ type txRef struct {
 // answers GET /payouts/{payoutID}/transactions/{txID}. When Wompi does not
 // know the pair but we recorded payoutID, the event is forged (errForged);
 // otherwise it is not ours (errUnmapped).
-func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) (txRef, *wompi.Transaction, error) {
+func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) (txRef, *rail.Payout, error) {
 	m, found, err := e.sub.Lookup(ctx, payoutID, txID)
 	if err != nil {
 		return txRef{}, nil, fmt.Errorf("%w: redis: %w", errUnavailable, err)
@@ -282,7 +275,7 @@ func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) 
 	if found && m.RequestID != "" {
 		return txRef{requestID: m.RequestID, batchID: m.BatchID, originAccountID: m.OriginAccountID, amount: m.AmountInCents}, nil, nil
 	}
-	wtx, err := e.cfg.Wompi.PayoutTransaction(ctx, payoutID, txID)
+	item, err := e.cfg.Wompi.Item(ctx, payoutID, txID)
 	if err != nil {
 		err = wompiErr(err)
 		if errors.Is(err, errUnmapped) {
@@ -292,15 +285,15 @@ func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) 
 		}
 		return txRef{}, nil, err
 	}
-	if wtx.Reference == "" {
+	if item.ID == "" {
 		return txRef{}, nil, fmt.Errorf("%w: transaction %s has no reference", errUnmapped, txID)
 	}
-	ref := txRef{requestID: wtx.Reference, amount: wtx.AmountInCents}
+	ref := txRef{requestID: item.ID, amount: item.AmountInCents}
 	ref.batchID, ref.originAccountID, _, err = e.resolvePayout(ctx, payoutID)
 	if err != nil && !errors.Is(err, errUnmapped) {
 		return txRef{}, nil, err
 	}
-	return ref, wtx, nil
+	return ref, &item, nil
 }
 
 // resolvePayout returns a payout's batch id and origin account, from the
@@ -308,7 +301,7 @@ func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) 
 // published payout has no account [sdk]: the origin comes from our
 // hand-off, and is empty without it unless Wompi happens to send accountId
 // (the simulator does; [ours]).
-func (e *Engine) resolvePayout(ctx context.Context, payoutID string) (batchID, originAccountID string, wp *wompi.Payout, err error) {
+func (e *Engine) resolvePayout(ctx context.Context, payoutID string) (batchID, originAccountID string, wp *rail.Batch, err error) {
 	p, found, err := e.sub.Payout(ctx, payoutID)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("%w: redis: %w", errUnavailable, err)
@@ -316,11 +309,11 @@ func (e *Engine) resolvePayout(ctx context.Context, payoutID string) (batchID, o
 	if found && p.BatchID != "" {
 		return p.BatchID, p.OriginAccountID, nil, nil
 	}
-	wp, err = e.cfg.Wompi.Payout(ctx, payoutID)
+	b, err := e.cfg.Wompi.GetBatch(ctx, payoutID)
 	if err != nil {
 		return "", "", nil, wompiErr(err)
 	}
-	return wp.Reference, wp.AccountID, wp, nil
+	return b.Reference, b.OriginAccountID, &b, nil
 }
 
 // onPayout emits the BatchStatusChanged of a payout.updated. The event's
@@ -328,28 +321,29 @@ func (e *Engine) resolvePayout(ctx context.Context, payoutID string) (batchID, o
 // rest are not, so the batch, its account, payment type and count come
 // from our hand-off, else from Wompi, and a reference or amount that
 // contradicts them is errForged.
-func (e *Engine) onPayout(ctx context.Context, p *wompi.PayoutEvent, at time.Time) (emitted, error) {
-	st := payout.BatchStatus(p.Status)
+func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emitted, error) {
+	st := p.Status
 	if !st.Valid() {
-		return 0, fmt.Errorf("%w: unknown batch status %q", errUnmapped, truncate(string(p.Status), 32))
+		return 0, fmt.Errorf("%w: unknown batch status %q", errUnmapped, truncate(p.ProviderStatus, 32))
 	}
 	since, err := e.statuses.epoch(ctx) // before Wompi is read
 	if err != nil {
 		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
-	sp, found, err := e.sub.Payout(ctx, p.ID)
+	sp, found, err := e.sub.Payout(ctx, p.ProviderID)
 	if err != nil {
 		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
-	var wp *wompi.Payout
+	var wp *rail.Batch
 	fetch := func() error {
 		if wp != nil {
 			return nil
 		}
-		wp, err = e.cfg.Wompi.Payout(ctx, p.ID)
+		b, err := e.cfg.Wompi.GetBatch(ctx, p.ProviderID)
 		if err != nil {
 			return wompiErr(err)
 		}
+		wp = &b
 		return nil
 	}
 	batchID, origin, paymentType, count, amount := sp.BatchID, sp.OriginAccountID, sp.PaymentType, sp.TransactionCount, sp.TotalAmountInCents
@@ -357,13 +351,13 @@ func (e *Engine) onPayout(ctx context.Context, p *wompi.PayoutEvent, at time.Tim
 		if err := fetch(); err != nil {
 			return 0, err
 		}
-		batchID, origin, paymentType, count, amount = wp.Reference, wp.AccountID, wp.PaymentType, wp.TotalTransactions, wp.AmountInCents
+		batchID, origin, paymentType, count, amount = wp.Reference, wp.OriginAccountID, wp.PaymentType, wp.ItemCount, wp.AmountInCents
 	}
 	if batchID == "" {
-		return 0, fmt.Errorf("%w: payout %s has no reference", errUnmapped, p.ID)
+		return 0, fmt.Errorf("%w: payout %s has no reference", errUnmapped, p.ProviderID)
 	}
 	if p.Reference != "" && p.Reference != batchID {
-		return 0, fmt.Errorf("%w: payout %s: reference is not its batch", errForged, p.ID)
+		return 0, fmt.Errorf("%w: payout %s: reference is not its batch", errForged, p.ProviderID)
 	}
 	if p.AmountInCents != amount {
 		// Our total may differ from Wompi's (a transaction Wompi did not
@@ -372,36 +366,36 @@ func (e *Engine) onPayout(ctx context.Context, p *wompi.PayoutEvent, at time.Tim
 			return 0, err
 		}
 		if p.AmountInCents != wp.AmountInCents {
-			return 0, fmt.Errorf("%w: payout %s: amount %d, recorded %d", errForged, p.ID, p.AmountInCents, amount)
+			return 0, fmt.Errorf("%w: payout %s: amount %d, recorded %d", errForged, p.ProviderID, p.AmountInCents, amount)
 		}
 	}
 	if paymentType == "" {
 		paymentType = p.PaymentType
 	}
-	dispersion := p.DispersionDatetime
+	dispersion := p.DispersionAt
 	if wp != nil {
-		dispersion = wp.DispersionDatetime
+		dispersion = wp.DispersionAt
 	}
 	bc := &payout.BatchStatusChange{
-		BatchID: batchID, PayoutID: optString(p.ID), OriginAccountID: origin,
-		PaymentType: e.paymentType(paymentType, p.ID), Schedule: scheduleOf(dispersion, nil),
+		BatchID: batchID, PayoutID: optString(p.ProviderID), OriginAccountID: origin,
+		PaymentType: e.paymentType(paymentType, p.ProviderID), Schedule: scheduleOf(dispersion, nil),
 		Status: st, TotalAmountInCents: p.AmountInCents, TransactionCount: int32(count),
 		OccurredAt: at, Source: payout.SourceWebhook, Rail: wompiRail(),
 	}
 	verified := false
 	if wp != nil {
-		if ws := payout.BatchStatus(wp.Status); payout.CanBatchTransition(bc.Status, ws) {
+		if ws := wp.Status; payout.CanBatchTransition(bc.Status, ws) {
 			bc.Status, bc.OccurredAt = ws, e.cfg.Now()
 		}
 		bc.StatusMessage = optString(wp.StatusMessage)
 		verified = true
 	}
 	return e.emitBatch(ctx, bc, verified, since, func(ctx context.Context) (payout.BatchStatus, error) {
-		w, err := e.cfg.Wompi.Payout(ctx, p.ID)
+		w, err := e.cfg.Wompi.GetBatch(ctx, p.ProviderID)
 		if err != nil {
 			return "", wompiErr(err)
 		}
-		return payout.BatchStatus(w.Status), nil
+		return w.Status, nil
 	})
 }
 
@@ -416,16 +410,16 @@ func (e *Engine) paymentType(s, payoutID string) payout.PaymentType {
 	return payout.PaymentOther
 }
 
-func scheduleOf(dispersion string, rec *wompi.Recurring) payout.Schedule {
+// scheduleOf is a batch's schedule: its dispersion time (zero: none) and,
+// only with one, its recurrence (the rail gives the contract's interval).
+func scheduleOf(dispersion time.Time, rec *rail.Recurring) payout.Schedule {
 	var s payout.Schedule
-	if dispersion != "" {
-		if t, err := wompi.ParseDispersion(dispersion); err == nil {
-			s.DispersionDatetime = &t
-		}
+	if !dispersion.IsZero() {
+		s.DispersionDatetime = &dispersion
 	}
 	if rec != nil && s.DispersionDatetime != nil {
 		iv := payout.IntervalMonth
-		if rec.Interval == wompi.IntervalBiweek || rec.Interval == string(payout.IntervalBiweek) {
+		if rec.Interval == string(payout.IntervalBiweek) {
 			iv = payout.IntervalBiweek
 		}
 		s.Recurring = &payout.Recurring{Interval: iv, Months: int32(rec.Months), Description: optString(rec.Description)}
@@ -433,25 +427,28 @@ func scheduleOf(dispersion string, rec *wompi.Recurring) payout.Schedule {
 	return s
 }
 
+// failureOf is the failure reason an item carries.
+func failureOf(p *rail.Payout) failure { return failure{code: p.Reason, message: p.ReasonMessage} }
+
 // setReason carries a FAILED or CANCELLED transaction's failure code
 // (D07...) and message into the event.
-func setReason(sc *payout.StatusChange, fr wompi.FailureReason) {
+func setReason(sc *payout.StatusChange, fr failure) {
 	fr = reasonFor(sc.Status, fr)
-	sc.ReasonCode, sc.ReasonMessage = optString(fr.Code), optString(fr.Message)
+	sc.ReasonCode, sc.ReasonMessage = optString(fr.code), optString(fr.message)
 }
 
-func reasonFor(st payout.Status, fr wompi.FailureReason) wompi.FailureReason {
+func reasonFor(st payout.Status, fr failure) failure {
 	if st != payout.StatusFailed && st != payout.StatusCancelled {
-		return wompi.FailureReason{}
+		return failure{}
 	}
 	return fr
 }
 
-// wompiErr classifies a Wompi failure: a 404 means the id is not Wompi's
-// (unmapped); anything else may pass (unavailable: the webhook is retried,
-// the poll rescheduled).
+// wompiErr classifies a failed Wompi lookup: an id Wompi does not know
+// (rail.ErrNotFound, a 404) is not Wompi's (unmapped); anything else may
+// pass (unavailable: the webhook is retried, the poll rescheduled).
 func wompiErr(err error) error {
-	if wompi.IsStatus(err, http.StatusNotFound) {
+	if errors.Is(err, rail.ErrNotFound) {
 		return fmt.Errorf("%w: wompi: %w", errUnmapped, err)
 	}
 	return fmt.Errorf("%w: wompi: %w", errUnavailable, err)

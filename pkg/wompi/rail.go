@@ -2,7 +2,7 @@ package wompi
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"iter"
 	"net/http"
 	"strconv"
@@ -313,17 +313,23 @@ func (r *Rail) ListBatches(ctx context.Context, since time.Time) iter.Seq2[rail.
 // header, else signature.checksum) and maps it. ParseEvent's refusals
 // (a wrong checksum; a body with repeated or case-variant keys; an event
 // whose signature does not cover its entity's id, status and amount, or
-// whose data holds another entity than its name says) wrap
-// rail.ErrUnverifiedWebhook. Signed: the entity's id, status and amount.
-// Unsigned: the rest, among them a transaction's payoutId (BatchProviderID)
-// and a payout's reference; a transaction.updated carries no reference,
-// so Item.ID is "".
+// whose data holds another entity than its name says) are a
+// *rail.WebhookError that wraps rail.ErrUnverifiedWebhook and ParseEvent's
+// error, and names the refusal. Signed: the entity's id, status and
+// amount, and the timestamp (SignedAt). Unsigned: the rest, among them a
+// transaction's payoutId (BatchProviderID) and a payout's reference and
+// paymentType; a transaction.updated carries no reference, so Item.ID is
+// "". Item is set for transaction.updated only, Batch for payout.updated
+// only.
 func (r *Rail) VerifyWebhook(h http.Header, body []byte) (rail.BatchEvent, error) {
 	ev, err := ParseEvent(body, h.Get(HeaderEventChecksum), r.secret)
 	if err != nil {
-		return rail.BatchEvent{}, fmt.Errorf("%w: %w", rail.ErrUnverifiedWebhook, err)
+		return rail.BatchEvent{}, &rail.WebhookError{Rail: rail.Wompi, Refusal: refusalOf(err), Err: err}
 	}
 	out := rail.BatchEvent{Name: ev.Event, SentAt: ev.SentAt.Time}
+	if ev.Timestamp > 0 {
+		out.SignedAt = time.UnixMilli(ev.Timestamp)
+	}
 	if out.SentAt.IsZero() && ev.Timestamp > 0 {
 		out.SentAt = time.UnixMilli(ev.Timestamp).UTC()
 	}
@@ -331,17 +337,34 @@ func (r *Rail) VerifyWebhook(h http.Header, body []byte) (rail.BatchEvent, error
 	case ev.Transaction != nil:
 		t := ev.Transaction
 		st, _ := payout.StatusOfTransaction(payout.TransactionStatus(t.Status))
+		fr := reasonOf(t.Status, t.FailureReason)
 		out.Item = &rail.Payout{ProviderID: t.ID, Status: st, ProviderStatus: string(t.Status),
-			Reason: reasonOf(t.Status, t.FailureReason), AmountInCents: t.AmountInCents,
+			Reason: fr.Code, ReasonMessage: fr.Message, AmountInCents: t.AmountInCents,
 			CreatedAt: t.CreatedAt.Time, UpdatedAt: t.AppliedAt.Time}
 		out.BatchProviderID = t.PayoutID
 	case ev.Payout != nil:
 		p := ev.Payout
 		b := batchOf(&Payout{ID: p.ID, Status: p.Status, Reference: p.Reference, AmountInCents: p.AmountInCents,
-			TotalTransactions: p.TotalTransactions, DispersionDatetime: p.DispersionDatetime, CreatedAt: p.CreatedAt})
+			TotalTransactions: p.TotalTransactions, DispersionDatetime: p.DispersionDatetime, PaymentType: p.PaymentType,
+			CreatedAt: p.CreatedAt})
 		out.Batch = &b
 	}
 	return out, nil
+}
+
+// refusalOf names why ParseEvent refused a webhook.
+func refusalOf(err error) rail.WebhookRefusal {
+	switch {
+	case errors.Is(err, ErrAmbiguousEvent):
+		return rail.RefusedAmbiguous
+	case errors.Is(err, ErrUnsignedField):
+		return rail.RefusedUnsigned
+	case errors.Is(err, ErrSignatureTooLarge):
+		return rail.RefusedTooLarge
+	case errors.Is(err, ErrMalformedEvent):
+		return rail.RefusedMalformed
+	}
+	return rail.RefusedChecksum
 }
 
 // BatchStatusOf maps a Wompi batch status to the contract's: every known
@@ -363,24 +386,41 @@ func ItemStatusOf(s TransactionStatus) payout.Status {
 func batchOf(p *Payout) rail.Batch {
 	b := rail.Batch{ProviderID: p.ID, Reference: p.Reference, Status: BatchStatusOf(p.Status),
 		ProviderStatus: string(p.Status), AmountInCents: p.AmountInCents, ItemCount: p.TotalTransactions,
-		CreatedAt: p.CreatedAt.Time}
+		CreatedAt: p.CreatedAt.Time, OriginAccountID: p.AccountID, PaymentType: p.PaymentType,
+		StatusMessage: p.StatusMessage, Recurring: recurringOf(p.Recurring)}
 	if t, ok := p.Dispersion(); ok {
 		b.DispersionAt = t
 	}
 	return b
 }
 
+// recurringOf maps Wompi's recurrence: biweek (or the contract's BIWEEK)
+// is BIWEEK, any other interval MONTH.
+func recurringOf(rc *Recurring) *rail.Recurring {
+	if rc == nil {
+		return nil
+	}
+	iv := payout.IntervalMonth
+	if rc.Interval == IntervalBiweek || rc.Interval == string(payout.IntervalBiweek) {
+		iv = payout.IntervalBiweek
+	}
+	return &rail.Recurring{Interval: string(iv), Months: rc.Months, Description: rc.Description}
+}
+
 func itemOf(t *Transaction) rail.Payout {
+	fr := reasonOf(t.Status, t.FailureReason)
 	return rail.Payout{ProviderID: t.ID, ID: t.Reference, Status: ItemStatusOf(t.Status), ProviderStatus: string(t.Status),
-		Reason: reasonOf(t.Status, t.FailureReason), AmountInCents: t.AmountInCents,
+		Reason: fr.Code, ReasonMessage: fr.Message, AmountInCents: t.AmountInCents,
 		CreatedAt: t.CreatedAt.Time, UpdatedAt: t.AppliedAt.Time}
 }
 
-// reasonOf is the reason code of a FAILED or CANCELLED transaction: the
-// bank's rejection code (D07), "" when Wompi gives none.
-func reasonOf(s TransactionStatus, f FailureReason) string {
+// reasonOf is the failure reason of a FAILED or CANCELLED transaction (the
+// statuses that map to the pipeline's FAILED and CANCELLED): the bank's
+// rejection code (D07) and its message, empty when Wompi gives none; empty
+// for any other status.
+func reasonOf(s TransactionStatus, f FailureReason) FailureReason {
 	if s == TransactionFailed || s == TransactionCancelled || s == TransactionRejected {
-		return f.Code
+		return f
 	}
-	return ""
+	return FailureReason{}
 }

@@ -113,6 +113,12 @@ func batchRequest(account string) func(ref string, ids []string, cents int64) ra
 }
 
 func TestBatchConformance(t *testing.T) {
+	railtest.RunBatchPayouts(t, batchHarness())
+}
+
+// batchHarness is Wompi's harness of the batch suite (and, within
+// TrackingHarness, of the tracking suite).
+func batchHarness() railtest.BatchHarness {
 	valid := batchRequest(wompitest.AccountMain)
 	withSuffix := func(suffix string, accounts ...string) func(string, []string) rail.BatchRequest {
 		return func(ref string, ids []string) rail.BatchRequest {
@@ -125,7 +131,7 @@ func TestBatchConformance(t *testing.T) {
 			return r
 		}
 	}
-	railtest.RunBatchPayouts(t, railtest.BatchHarness{
+	return railtest.BatchHarness{
 		Rail: rail.Wompi,
 		New: func(t *testing.T) (rail.BatchPayouts, railtest.BatchSim) {
 			return newConformance(t, wompitest.Config{})
@@ -185,7 +191,7 @@ func TestBatchConformance(t *testing.T) {
 		},
 		Forgeries: wompiForgeries(wompitest.Config{}),
 		PageSize:  conformancePageSize,
-	})
+	}
 }
 
 // editEvent decodes a webhook body (numbers kept as written), applies fn
