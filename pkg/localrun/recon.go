@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
@@ -190,8 +191,14 @@ type Report struct {
 	Returned                                                    int
 	// Singles counts the single payouts SUBMITTED per rail (SmartFastPay,
 	// WEpayout); Batches counts Wompi's.
-	Singles                                                    map[string]int
-	Deferred, ScheduledWaiting, Batches, DLQ                   int
+	Singles map[string]int
+	// Accepted counts, per rail, the requests of the run that the rail's
+	// simulator ledger accepted (at least once; more than once is in
+	// DuplicatesPaid).
+	Accepted                                 map[rail.Name]int
+	Deferred, ScheduledWaiting, Batches, DLQ int
+	// IngestBatches counts the distinct batches that BATCHED the requests.
+	IngestBatches                                              int
 	AwaitingSettlement                                         int
 	RejectedBy, FailedBy                                       map[string]int
 	RequestedCents, SubmittedCents, ApprovedCents, FailedCents int64
@@ -248,10 +255,12 @@ func (t *Tally) addRailLedgers(v *ledgerView, sfp *sfptest.Server, wep *weptest.
 		case k == KindSmartFastPay && sfp != nil:
 			if e, ok := sfp.LedgerEntry(id); ok {
 				v.amounts[i] = e.AmountsInCents
+				v.accepted[rail.SmartFastPay]++
 			}
 		case k == KindWEpayout && wep != nil:
 			if e, ok := wep.LedgerEntry(id); ok {
 				v.amounts[i] = e.AmountsInCents
+				v.accepted[rail.WEpayout]++
 			}
 		}
 	}
@@ -261,7 +270,7 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &Report{Requested: len(t.status), DLQ: dlq, Batches: len(t.payouts), Elapsed: elapsed, Singles: maps.Clone(t.singles),
-		RejectedBy: t.reasons[payout.StatusRejected], FailedBy: t.reasons[payout.StatusFailed]}
+		RejectedBy: t.reasons[payout.StatusRejected], FailedBy: t.reasons[payout.StatusFailed], Accepted: maps.Clone(ledger.accepted)}
 	if r.RejectedBy == nil {
 		r.RejectedBy = map[string]int{}
 	}
@@ -307,6 +316,13 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 			r.Lost = append(r.Lost, id)
 		}
 	}
+	seen := map[int32]struct{}{}
+	for _, b := range t.batchOf {
+		if b != 0 {
+			seen[b] = struct{}{}
+		}
+	}
+	r.IngestBatches = len(seen)
 	r.Submitted = 0
 	for _, p := range t.payoutOf {
 		if p != 0 {
