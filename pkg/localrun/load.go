@@ -167,6 +167,7 @@ func newLedgerView(n int) *ledgerView {
 func (t *Tally) ledgerOf(sim *wompitest.Server) *ledgerView {
 	v := newLedgerView(len(t.status))
 	v.paidTwice = sim.PaidMoreThanOnce()
+	v.accepted[rail.Wompi] = 0 // read, even if it accepted nothing
 	for i := range v.amounts {
 		if e, ok := sim.LedgerEntry(t.m.RequestID(i)); ok {
 			v.amounts[i] = e.AmountsInCents
@@ -194,6 +195,7 @@ func (t *Tally) fetchLedger(ctx context.Context, baseURL string) (*ledgerView, e
 		return nil, fmt.Errorf("%w: GET /_sim/ledger/amounts: %s", errNoLedger, resp.Status)
 	}
 	v := newLedgerView(len(t.status))
+	v.accepted[rail.Wompi] = 0 // read, even if it accepted nothing
 	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
 	var line wompitest.LedgerAmounts
 	for dec.More() {

@@ -144,6 +144,7 @@ func (t *Tally) railLedger(ctx context.Context, name rail.Name, baseURL string, 
 		return fmt.Errorf("%w: %s GET /_sim/ledger: %s", errNoLedger, name, resp.Status)
 	}
 	bad := func(err error) error { return fmt.Errorf("%w: %s: %v", errNoLedger, name, err) }
+	v.accepted[name] += 0 // read, even if it accepted nothing
 	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
 	if _, err := dec.Token(); err != nil { // {
 		return bad(err)

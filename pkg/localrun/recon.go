@@ -206,10 +206,13 @@ type Report struct {
 	DuplicatesPaid                                             []string
 	Lifecycle                                                  []string
 	Lost                                                       []string
-	AmountMismatch                                             []string
-	Latency                                                    Percentiles
-	Elapsed                                                    time.Duration
-	Load                                                       *LoadFigures
+	// LostAt is the last status the status topic gave a lost request (none:
+	// absent).
+	LostAt         map[string]payout.Status
+	AmountMismatch []string
+	Latency        Percentiles
+	Elapsed        time.Duration
+	Load           *LoadFigures
 }
 
 // OK reports whether the reconciliation holds: nothing paid twice, nothing
@@ -314,6 +317,12 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 			r.ScheduledWaiting++
 		default:
 			r.Lost = append(r.Lost, id)
+			if s != "" {
+				if r.LostAt == nil {
+					r.LostAt = map[string]payout.Status{}
+				}
+				r.LostAt[id] = s
+			}
 		}
 	}
 	seen := map[int32]struct{}{}
@@ -385,6 +394,11 @@ func (r *Report) Print(w io.Writer) {
 	if r.AwaitingSettlement > 0 {
 		row("submitted, settling after the run", r.AwaitingSettlement, 0, "load run: followed up to SUBMITTED")
 	}
+	for _, name := range rail.Names {
+		if n, ok := r.Accepted[name]; ok {
+			row("accepted by "+string(name)+"'s ledger", n, 0, "requests of this run the simulator took")
+		}
+	}
 	row("rails' ledger amount", noCount, r.LedgerCents, amountNote(r))
 	row("duplicates paid", len(r.DuplicatesPaid), 0, "must be 0")
 	row("lost", len(r.Lost), 0, "must be 0")
@@ -393,10 +407,17 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "  publish -> SUBMITTED latency          p50 %v  p90 %v  p99 %v  max %v\n",
 			r.Latency.P50.Round(time.Millisecond), r.Latency.P90.Round(time.Millisecond), r.Latency.P99.Round(time.Millisecond), r.Latency.Max.Round(time.Millisecond))
 	}
+	lost := make([]string, 0, min(len(r.Lost), 20))
+	for _, id := range r.Lost[:min(len(r.Lost), 20)] {
+		if s, ok := r.LostAt[id]; ok {
+			id += "(" + string(s) + ")"
+		}
+		lost = append(lost, id)
+	}
 	for _, l := range []struct {
 		name string
 		ids  []string
-	}{{"paid twice", r.DuplicatesPaid}, {"lost", r.Lost}, {"amount mismatch", r.AmountMismatch}, {"lifecycle broken", r.Lifecycle}} {
+	}{{"paid twice", r.DuplicatesPaid}, {"lost", lost}, {"amount mismatch", r.AmountMismatch}, {"lifecycle broken", r.Lifecycle}} {
 		if len(l.ids) > 0 {
 			fmt.Fprintf(w, "  %s: %s\n", l.name, strings.Join(l.ids[:min(len(l.ids), 20)], " "))
 		}
