@@ -9,6 +9,7 @@
 //	go run ./cmd/payouts-local -n 50000   # more
 //	go run ./cmd/payouts-local --serve    # keep the sandbox up for trying the workers by hand
 //	go run ./cmd/payouts-local --load     # the 1,000,000-request load run of docs/performance.md
+//	go run ./cmd/payouts-local --load --rail smartfastpay -n 100000   # the load run on one single-payout rail (or wepayout)
 //	KAFKA_BROKERS=127.0.0.1:9092 go run ./cmd/payouts-local --load   # the same on a real Kafka (go run ./cmd/kafkabroker)
 package main
 
@@ -42,6 +43,7 @@ func run(args []string) int {
 		serve, load, noMini bool
 		timeout             time.Duration
 		redisURL, logPath   string
+		railName            string
 		kafkaBrokers        string
 		cpuProfile, memProf string
 	)
@@ -51,6 +53,7 @@ func run(args []string) int {
 	set.Int64(&seed, "seed", "LOCAL_SEED", 1, "seed of the marketplace and the simulator")
 	set.Bool(&serve, "serve", "LOCAL_SERVE", false, "keep the stack up after the run (with -n 0: only serve), printing its addresses")
 	set.Bool(&load, "load", "LOCAL_LOAD", false, "load run: immediate payouts only, Kafka and the simulator in child processes, throughput report")
+	set.String(&railName, "rail", "LOCAL_RAIL", "", "with --load: the rail every request goes to: wompi (the default), smartfastpay or wepayout")
 	set.Bool(&noMini, "require-redis", "LOCAL_REQUIRE_REDIS", false, "fail instead of falling back to embedded miniredis")
 	set.Duration(&timeout, "timeout", "LOCAL_TIMEOUT", 5*time.Minute, "how long to wait for every request to settle")
 	set.String(&redisURL, "redis-url", "REDIS_URL", "", "use this Redis instead of starting one")
@@ -64,6 +67,16 @@ func run(args []string) int {
 		}
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if railName != "" {
+		if !load {
+			fmt.Fprintln(os.Stderr, "config: LOCAL_RAIL/--rail: needs --load")
+			return 2
+		}
+		if _, err := localrun.LoadMixFor(railName); err != nil {
+			fmt.Fprintln(os.Stderr, "config: LOCAL_RAIL/--rail:", err)
+			return 2
+		}
 	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -109,9 +122,12 @@ func run(args []string) int {
 		if !isSet(args, "n") && os.Getenv("LOCAL_REQUESTS") == "" {
 			o.Requests = 1_000_000
 		}
-		o.Mix, o.Load, o.Garbage = localrun.LoadMix, true, 0
+		o.Mix, o.Load, o.Garbage, o.Rail = localrun.LoadMix, true, 0, railName
 	}
 	fmt.Printf("payouts-local: %d requests, seed %d; worker logs in %s\n", o.Requests, seed, logPath)
+	if load && railName != "" {
+		fmt.Printf("payouts-local: load run on the %s rail\n", railName)
+	}
 	var report *localrun.Report
 	if load {
 		report, err = localrun.RunLoad(ctx, o)

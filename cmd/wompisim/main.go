@@ -98,22 +98,49 @@ func boolean(dst *bool) func(string) error {
 	}
 }
 
-func run(args []string, getenv func(string) string, stderr io.Writer) error {
+// optionalCents parses an amount in cents, or "" for "not set" (-1).
+func optionalCents(dst *int64) func(string) error {
+	return func(v string) error {
+		if v == "" {
+			*dst = -1
+			return nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return errors.New("must be a positive integer (cents), or empty for each account's own")
+		}
+		*dst = n
+		return nil
+	}
+}
+
+// settings is what the command line and the environment configure.
+type settings struct {
+	cfg   wompitest.Config
+	addr  string
+	drain time.Duration
+}
+
+// parse reads the flags and variables into the simulator's settings; the
+// logger writes to stdout.
+func parse(args []string, getenv func(string) string, stdout, stderr io.Writer) (*settings, error) {
 	var (
-		cfg              wompitest.Config
-		addr, logFormat  string
+		st               settings
+		accountLimit     int64
+		accountBalance   int64
+		logFormat        string
 		logLevel         string
 		retries          int64
 		settleDelay      time.Duration
 		settleJitter     time.Duration
-		drain            time.Duration
 		seed             uint64
 		batchCap         int
 		clientDailyLimit int64
 	)
+	cfg, addr, drain := &st.cfg, &st.addr, &st.drain
 	f := &cfg.Faults
 	opts := []option{
-		{"addr", "WOMPISIM_ADDR", "127.0.0.1:8089", "listen address", str(&addr), false},
+		{"addr", "WOMPISIM_ADDR", "127.0.0.1:8089", "listen address", str(addr), false},
 		{"api-key", "WOMPI_API_KEY", "sim-api-key", "API key clients must send (x-api-key); also WOMPI_API_KEY_FILE", str(&cfg.APIKey), true},
 		{"principal-id", "WOMPI_PRINCIPAL_ID", "sim-principal", "principal id clients must send (user-principal-id); also WOMPI_PRINCIPAL_ID_FILE", str(&cfg.PrincipalID), true},
 		{"events-secret", "WOMPI_EVENTS_SECRET", "sim-events-secret", "secret that signs webhooks; also WOMPI_EVENTS_SECRET_FILE", str(&cfg.EventsSecret), true},
@@ -123,6 +150,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 		{"settle-jitter", "WOMPISIM_SETTLE_JITTER", "2s", "extra delay in [0,jitter) derived from the reference", duration(&settleJitter), false},
 		{"daily-batch-cap", "WOMPISIM_DAILY_BATCH_CAP", "3800", "batches per client per Bogota day", integer(&batchCap), false},
 		{"client-daily-limit", "WOMPISIM_CLIENT_DAILY_LIMIT", "150000000000", "client amount limit per Bogota day, in cents", integer(&clientDailyLimit), false},
+		{"account-daily-limit", "WOMPISIM_ACCOUNT_DAILY_LIMIT", "", "every origin account's amount limit per Bogota day, in cents (empty: each account's own, 150000000000 / 20000000000 / 5000000000)", optionalCents(&accountLimit), false},
+		{"account-balance", "WOMPISIM_ACCOUNT_BALANCE", "", "every origin account's starting balance, in cents (empty: each account's own, 1000000000000 / 50000000000 / 10000000)", optionalCents(&accountBalance), false},
 		{"webhook-retries", "WOMPISIM_WEBHOOK_RETRIES", "3", "retries of a webhook answered non-2xx", integer(&retries), false},
 		{"webhook-backoff", "WOMPISIM_WEBHOOK_BACKOFF", "200ms", "first webhook retry delay, doubling", duration(&cfg.WebhookBackoff), false},
 		{"error-rate", "WOMPISIM_ERROR_RATE", "0", "fault: probability of a 503 on an API call", rate(&f.ErrorRate), false},
@@ -148,7 +177,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 		{"idempotency-ttl", "WOMPISIM_IDEMPOTENCY_TTL", "24h", "how long an idempotency key blocks reuse (Wompi: 24 h); shorter in tests that must see a key expire", duration(&cfg.IdempotencyTTL), false},
 		{"log-format", "WOMPISIM_LOG_FORMAT", "json", "json or text", str(&logFormat), false},
 		{"log-level", "WOMPISIM_LOG_LEVEL", "info", "debug, info, warn or error", str(&logLevel), false},
-		{"drain-timeout", "WOMPISIM_DRAIN_TIMEOUT", "10s", "on SIGTERM, how long to finish calls and webhooks", duration(&drain), false},
+		{"drain-timeout", "WOMPISIM_DRAIN_TIMEOUT", "10s", "on SIGTERM, how long to finish calls and webhooks", duration(drain), false},
 	}
 	fs := flag.NewFlagSet("wompisim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -162,12 +191,14 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 			def := o.def
 			if o.secret {
 				def = "(built-in test value)"
+			} else if def == "" {
+				def = "none"
 			}
 			fmt.Fprintf(stderr, "  -%s  (env %s, default %s)\n        %s\n", o.flag, o.env, def, o.usage)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
@@ -179,7 +210,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 			if p := getenv(o.env + "_FILE"); p != "" {
 				b, err := os.ReadFile(p)
 				if err != nil {
-					return fmt.Errorf("%s_FILE: cannot read the file", o.env)
+					return nil, fmt.Errorf("%s_FILE: cannot read the file", o.env)
 				}
 				v, src = strings.TrimSpace(string(b)), o.env+"_FILE"
 			}
@@ -191,21 +222,21 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 			if o.secret {
 				v = "[REDACTED]"
 			}
-			return fmt.Errorf("invalid %s (env %s / flag -%s) %q: %v", src, o.env, o.flag, v, err)
+			return nil, fmt.Errorf("invalid %s (env %s / flag -%s) %q: %v", src, o.env, o.flag, v, err)
 		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return fmt.Errorf("invalid WOMPISIM_LOG_LEVEL %q: must be debug, info, warn or error", logLevel)
+		return nil, fmt.Errorf("invalid WOMPISIM_LOG_LEVEL %q: must be debug, info, warn or error", logLevel)
 	}
 	hopts := &slog.HandlerOptions{Level: level}
 	switch logFormat {
 	case "json":
-		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stdout, hopts))
+		cfg.Logger = slog.New(slog.NewJSONHandler(stdout, hopts))
 	case "text":
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stdout, hopts))
+		cfg.Logger = slog.New(slog.NewTextHandler(stdout, hopts))
 	default:
-		return fmt.Errorf("invalid WOMPISIM_LOG_FORMAT %q: must be json or text", logFormat)
+		return nil, fmt.Errorf("invalid WOMPISIM_LOG_FORMAT %q: must be json or text", logFormat)
 	}
 	cfg.Seed, cfg.DailyBatchCap, cfg.ClientDailyLimitInCents = seed, batchCap, clientDailyLimit
 	cfg.SettleDelay, cfg.SettleJitter = settleDelay, settleJitter
@@ -219,7 +250,28 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	if retries == 0 {
 		cfg.WebhookRetries = -1
 	}
+	// One limit and one balance for every account: a load run moves more
+	// money than the default accounts' day allows.
+	if accountLimit > 0 || accountBalance > 0 {
+		cfg.Accounts = wompitest.DefaultAccounts()
+		for i := range cfg.Accounts {
+			if accountLimit > 0 {
+				cfg.Accounts[i].DailyLimitInCents = accountLimit
+			}
+			if accountBalance > 0 {
+				cfg.Accounts[i].BalanceInCents = accountBalance
+			}
+		}
+	}
+	return &st, nil
+}
 
+func run(args []string, getenv func(string) string, stderr io.Writer) error {
+	st, err := parse(args, getenv, os.Stdout, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, addr, drain := st.cfg, st.addr, st.drain
 	srv, err := wompitest.New(cfg)
 	if err != nil {
 		return err

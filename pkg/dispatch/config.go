@@ -49,6 +49,10 @@ const (
 	DefaultHealthInterval = 10 * time.Second
 	DefaultBanksRefresh   = time.Hour
 	DefaultRecordTTL      = 30 * 24 * time.Hour
+	// DefaultRetryBase and DefaultRetryMax bound the backoff between
+	// retries of a failed step (Config.RetryBase, RetryMax).
+	DefaultRetryBase = 250 * time.Millisecond
+	DefaultRetryMax  = 30 * time.Second
 	// DefaultKeyMaxAge is how old a first POST may be before the dispatcher
 	// stops trusting the idempotency key (Wompi keeps a key 24 h [doc]) and
 	// reconciles by reference before posting again.
@@ -152,7 +156,8 @@ type Config struct {
 	// minute, or BanksRefresh if shorter).
 	BanksRefresh time.Duration
 	// RetryBase and RetryMax bound the capped exponential backoff (full
-	// jitter) between retries of a failed step; defaults 250 ms and 30 s.
+	// jitter) between retries of a failed step; defaults DefaultRetryBase
+	// and DefaultRetryMax. A RetryMax below RetryBase is raised to it.
 	RetryBase, RetryMax time.Duration
 	// PollInterval is how often a waiting worker looks again: at a deferred
 	// batch's NotBefore (on the injected clock), at a busy lease, at a
@@ -251,8 +256,8 @@ func (c *Config) setDefaults() error {
 	def(&c.LeaseTTL, DefaultLeaseTTL)
 	def(&c.HealthInterval, DefaultHealthInterval)
 	def(&c.BanksRefresh, DefaultBanksRefresh)
-	def(&c.RetryBase, 250*time.Millisecond)
-	def(&c.RetryMax, 30*time.Second)
+	def(&c.RetryBase, DefaultRetryBase)
+	def(&c.RetryMax, DefaultRetryMax)
 	c.RetryMax = max(c.RetryMax, c.RetryBase)
 	def(&c.PollInterval, time.Second)
 	if c.MaxQueued <= 0 {

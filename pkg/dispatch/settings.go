@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
@@ -48,12 +49,21 @@ type Settings struct {
 	KeyMaxAge                      time.Duration
 	DedupeLookback                 time.Duration // removed: set only to refuse it
 	LeaseTTL                       time.Duration
+	RetryBase, RetryMax            time.Duration
 	HealthInterval                 time.Duration
 	BanksRefresh                   time.Duration
 	InstanceID                     string
 	// Rails: SMARTFASTPAY_* and WEPAYOUT_* (pkg/railconfig), which decide
 	// the enabled rails.
 	Rails *railconfig.Settings
+	// RedisHooks are added, in order, to the Redis client Engine builds,
+	// before its first command (the start-up PING). No variable or flag
+	// sets them: a program that embeds the dispatcher sets them after
+	// Parse to observe its Redis calls (the local load run counts commands
+	// and round trips per batch with one). A hook runs on every command of
+	// every partition worker: it must be safe for concurrent use and cheap,
+	// and it must call next, or the dispatcher's Redis calls never happen.
+	RedisHooks []redis.Hook
 }
 
 // BindConfig binds the dispatcher settings on s: the shared Kafka, topic,
@@ -133,6 +143,16 @@ func BindConfig(s *config.Set) *Settings {
 		})
 	s.Duration(&st.LeaseTTL, "lease-ttl", "DISPATCHER_LEASE_TTL", DefaultLeaseTTL, "claim lease on a batch (renewed while worked on)").
 		Check(func() error { return config.CheckPositive(st.LeaseTTL) })
+	s.Duration(&st.RetryBase, "retry-base", "DISPATCHER_RETRY_BASE", DefaultRetryBase,
+		"first backoff between retries of a failed step (a Wompi or rail call, a Redis or Kafka write); doubles up to DISPATCHER_RETRY_MAX, full jitter").
+		Check(func() error { return config.CheckPositive(st.RetryBase) })
+	s.Duration(&st.RetryMax, "retry-max", "DISPATCHER_RETRY_MAX", DefaultRetryMax, "cap of the backoff between retries of a failed step").
+		Check(func() error {
+			if st.RetryMax < st.RetryBase {
+				return fmt.Errorf("must not be shorter than DISPATCHER_RETRY_BASE (%v)", st.RetryBase)
+			}
+			return nil
+		})
 	s.Duration(&st.HealthInterval, "health-interval", "WOMPI_HEALTH_INTERVAL", DefaultHealthInterval, "period of the GET /health check").
 		Check(func() error { return config.CheckPositive(st.HealthInterval) })
 	s.Duration(&st.BanksRefresh, "banks-refresh", "WOMPI_BANKS_REFRESH", DefaultBanksRefresh, "age at which the cached GET /banks is refreshed").
@@ -142,13 +162,17 @@ func BindConfig(s *config.Set) *Settings {
 	return st
 }
 
-// Engine builds the engine the settings describe: the Redis client, the
-// Wompi client, the codec and the Kafka options (kprom metrics on reg). The
-// Redis client is closed when the returned close function is called.
+// Engine builds the engine the settings describe: the Redis client (with
+// RedisHooks), the Wompi client, the codec and the Kafka options (kprom
+// metrics on reg). The Redis client is closed when the returned close
+// function is called.
 func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logger *slog.Logger) (*Engine, func(), error) {
 	rdb, err := config.RedisClient(st.RedisURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	for _, h := range st.RedisHooks {
+		rdb.AddHook(h)
 	}
 	closeAll := func() { _ = rdb.Close() }
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -184,7 +208,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		KeyMaxAge:     st.KeyMaxAge,
 		RatePerSecond: st.RatePerSecond, RateBurst: st.RateBurst,
 		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,
-		LeaseTTL: st.LeaseTTL, HealthInterval: st.HealthInterval, BanksRefresh: st.BanksRefresh,
+		LeaseTTL: st.LeaseTTL, RetryBase: st.RetryBase, RetryMax: st.RetryMax, HealthInterval: st.HealthInterval, BanksRefresh: st.BanksRefresh,
 		InstanceID: st.InstanceID, Logger: logger, Registerer: reg, Rails: st.Rails.Enabled(),
 		Singles:     singles,
 		SingleRates: map[rail.Name]ratelimit.RailRate{rail.SmartFastPay: st.SmartFastPayRate, rail.WEpayout: st.WEpayoutRate},

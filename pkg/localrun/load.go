@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,11 +14,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
 // LoadFigures are the load run's measurements.
 type LoadFigures struct {
+	// Rail is the rail every request went to: "wompi" (batches) or a
+	// single-payout rail (one payout per request).
+	Rail              string
 	Requests          int
 	Batches           int
 	Publish           time.Duration // producing every request
@@ -30,24 +35,80 @@ type LoadFigures struct {
 	ChildRSS          map[string]int64
 	RawConsumePerSec  float64 // a plain franz-go group consume of the request topic
 	PipelineOverRawPc float64
+	// CPU time spent from the first publish to the last SUBMITTED: the
+	// workers' process (the three workers, plus the publisher and the
+	// tally of the load run itself), redis-server (INFO cpu, before and
+	// after; -1 when unknown) and each child process by role (kfake, the
+	// simulators).
+	WorkersCPU, RedisCPU time.Duration
+	ChildCPU             map[string]time.Duration
+}
+
+// perRequest is d per request, in microseconds.
+func (l *LoadFigures) perRequest(d time.Duration) float64 {
+	return float64(d.Microseconds()) / float64(max(1, l.Requests))
+}
+
+// SimulatorCPU sums the CPU of the simulator children (every child but
+// kfake).
+func (l *LoadFigures) SimulatorCPU() time.Duration {
+	var sum time.Duration
+	for role, d := range l.ChildCPU {
+		if role != "kfake" {
+			sum += d
+		}
+	}
+	return sum
 }
 
 // Print writes the figures.
 func (l *LoadFigures) Print(w io.Writer) {
-	fmt.Fprintf(w, "\nLoad run: %d requests in %d batches\n", l.Requests, l.Batches)
+	unit := "request"
+	if l.Rail != "" && l.Rail != "wompi" {
+		unit = "payout"
+	}
+	fmt.Fprintf(w, "\nLoad run (%s): %d requests in %d batches\n", l.Rail, l.Requests, l.Batches)
 	fmt.Fprintf(w, "  publish                         %v (%.0f requests/s)\n", l.Publish.Round(time.Millisecond), float64(l.Requests)/l.Publish.Seconds())
-	fmt.Fprintf(w, "  pipeline (publish -> SUBMITTED)  %v: %.0f requests/s, %.1f batches/s\n", l.Pipeline.Round(time.Millisecond), l.RequestsPerSec, l.BatchesPerSec)
+	fmt.Fprintf(w, "  pipeline (publish -> SUBMITTED)  %v: %.0f %ss/s, %.1f batches/s\n", l.Pipeline.Round(time.Millisecond), l.RequestsPerSec, unit, l.BatchesPerSec)
 	fmt.Fprintf(w, "  dispatcher Redis per batch       %.1f commands, %.1f round trips\n", l.RedisCommands, l.RedisRoundTrips)
+	fmt.Fprintf(w, "  CPU per %-7s                  (publish -> SUBMITTED)\n", unit)
+	fmt.Fprintf(w, "    workers' process               %7.1f µs (ingest, dispatcher, tracker, and the load run's publisher and tally)\n", l.perRequest(l.WorkersCPU))
+	if l.RedisCPU >= 0 {
+		fmt.Fprintf(w, "    redis-server                   %7.1f µs (INFO cpu)\n", l.perRequest(l.RedisCPU))
+	} else {
+		fmt.Fprintf(w, "    redis-server                         ? (INFO cpu unavailable)\n")
+	}
+	for _, role := range slices.Sorted(maps.Keys(l.ChildCPU)) {
+		fmt.Fprintf(w, "    %-16s child           %7.1f µs\n", role, l.perRequest(l.ChildCPU[role]))
+	}
+	redis := max(0, l.RedisCPU)
+	fmt.Fprintf(w, "    workers + Redis                %7.1f µs\n", l.perRequest(l.WorkersCPU+redis))
+	fmt.Fprintf(w, "    workers + Redis + simulator    %7.1f µs\n", l.perRequest(l.WorkersCPU+redis+l.SimulatorCPU()))
+	if d, ok := l.ChildCPU["kfake"]; ok {
+		fmt.Fprintf(w, "    all, with kfake                %7.1f µs\n", l.perRequest(l.WorkersCPU+redis+l.SimulatorCPU()+d))
+	}
 	fmt.Fprintf(w, "  peak RSS (workers' process)      %.1f MiB\n", float64(l.PeakRSS)/(1<<20))
-	for name, rss := range l.ChildRSS {
-		fmt.Fprintf(w, "  peak RSS of the %-8s child     %.1f MiB (not the pipeline's)\n", name, float64(rss)/(1<<20))
+	for _, name := range slices.Sorted(maps.Keys(l.ChildRSS)) {
+		rss := l.ChildRSS[name]
+		fmt.Fprintf(w, "  peak RSS of the %-15s child %.1f MiB (not the pipeline's)\n", name, float64(rss)/(1<<20))
 	}
 	fmt.Fprintf(w, "  raw franz-go consume, same topic %.0f records/s\n", l.RawConsumePerSec)
 	fmt.Fprintf(w, "  pipeline / raw consume           %.1f%%\n", l.PipelineOverRawPc)
 }
 
-func (s *Stack) loadFigures(ctx context.Context, requests, batches int, publish, pipeline time.Duration) *LoadFigures {
-	l := &LoadFigures{Requests: requests, Batches: batches, Publish: publish, Pipeline: pipeline, PeakRSS: peakRSS()}
+func (s *Stack) loadFigures(ctx context.Context, o Options, batches int, publish, pipeline time.Duration, before, after cpuSample) *LoadFigures {
+	requests := o.Requests
+	l := &LoadFigures{Rail: o.Rail, Requests: requests, Batches: batches, Publish: publish, Pipeline: pipeline, PeakRSS: peakRSS(),
+		WorkersCPU: after.workers - before.workers, RedisCPU: -1, ChildCPU: map[string]time.Duration{}}
+	if l.Rail == "" {
+		l.Rail = "wompi"
+	}
+	if before.redis >= 0 && after.redis >= 0 {
+		l.RedisCPU = after.redis - before.redis
+	}
+	for role, d := range after.children {
+		l.ChildCPU[role] = d - before.children[role]
+	}
 	l.RequestsPerSec = float64(requests) / pipeline.Seconds()
 	l.BatchesPerSec = float64(batches) / pipeline.Seconds()
 	if batches > 0 {
@@ -93,14 +154,24 @@ func (s *Stack) rawConsume(ctx context.Context, want int) float64 {
 type ledgerView struct {
 	amounts   [][]int64 // by request index; nil: never accepted
 	paidTwice []string
+	// accepted counts, per rail, the requests of the run its simulator's
+	// ledger accepted (at least once).
+	accepted map[rail.Name]int
+}
+
+func newLedgerView(n int) *ledgerView {
+	return &ledgerView{amounts: make([][]int64, n), accepted: map[rail.Name]int{}}
 }
 
 // ledgerOf reads the in-process simulator's ledger.
 func (t *Tally) ledgerOf(sim *wompitest.Server) *ledgerView {
-	v := &ledgerView{amounts: make([][]int64, len(t.status)), paidTwice: sim.PaidMoreThanOnce()}
+	v := newLedgerView(len(t.status))
+	v.paidTwice = sim.PaidMoreThanOnce()
+	v.accepted[rail.Wompi] = 0 // read, even if it accepted nothing
 	for i := range v.amounts {
 		if e, ok := sim.LedgerEntry(t.m.RequestID(i)); ok {
 			v.amounts[i] = e.AmountsInCents
+			v.accepted[rail.Wompi]++
 		}
 	}
 	return v
@@ -123,7 +194,8 @@ func (t *Tally) fetchLedger(ctx context.Context, baseURL string) (*ledgerView, e
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w: GET /_sim/ledger/amounts: %s", errNoLedger, resp.Status)
 	}
-	v := &ledgerView{amounts: make([][]int64, len(t.status))}
+	v := newLedgerView(len(t.status))
+	v.accepted[rail.Wompi] = 0 // read, even if it accepted nothing
 	dec := json.NewDecoder(bufio.NewReaderSize(resp.Body, 64<<10))
 	var line wompitest.LedgerAmounts
 	for dec.More() {
@@ -137,6 +209,7 @@ func (t *Tally) fetchLedger(ctx context.Context, baseURL string) (*ledgerView, e
 		i, ok := t.m.Index(line.Reference)
 		if ok && i < len(v.amounts) {
 			v.amounts[i] = slices.Clone(line.AmountsInCents)
+			v.accepted[rail.Wompi]++
 		}
 	}
 	return v, nil

@@ -17,6 +17,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -29,11 +32,22 @@ const LoadLimitCents int64 = 1e15
 // workers' process, so that the peak RSS it reports is the pipeline's.
 const RoleFlag = "--localrun-role"
 
-// RunLoad is the load run: Kafka and the simulator run in child processes,
-// every request is an immediate payout, and the report adds throughput,
-// Redis round trips per batch, latency percentiles, peak RSS and the ratio
-// to a raw franz-go consume of the same topic.
+// RunLoad is the load run: Kafka and the simulators run in child
+// processes, every request is an immediate payout through o.Rail (Wompi by
+// default; see LoadMixFor, which also sets o.Mix), and the report adds
+// throughput, Redis round trips per batch, CPU per request of the workers,
+// Redis and each child, latency percentiles, peak RSS and the ratio to a
+// raw franz-go consume of the same topic. An unknown rail is
+// ErrUnknownRail, before anything starts.
 func RunLoad(ctx context.Context, o Options) (*Report, error) {
+	mix, err := LoadMixFor(o.Rail)
+	if err != nil {
+		return nil, err
+	}
+	if o.Rail == "" {
+		o.Rail = string(rail.Wompi)
+	}
+	o.Mix, o.Load = mix, true
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -52,21 +66,47 @@ func RunLoad(ctx context.Context, o Options) (*Report, error) {
 		}
 		defer stopChild(kafka)
 		o.KafkaBrokers = strings.Split(brokers, ",")
+		o.children = append(o.children, child{"kfake", kafka})
 	}
+	// The Wompi simulator runs in every mode: the dispatcher requires
+	// Wompi, and on a single-payout rail its ledger shows that nothing was
+	// paid through Wompi.
 	sim, simURL, err := startChild(ctx, self, "wompisim", strconv.FormatUint(o.Seed, 10))
 	if err != nil {
 		return nil, fmt.Errorf("simulator child: %w", err)
 	}
 	defer stopChild(sim)
 	o.SimURL = simURL
+	o.children = append(o.children, child{"wompisim", sim})
+	if role, url := singleSimRole(rail.Name(o.Rail)); role != "" {
+		c, u, err := startChild(ctx, self, role, strconv.FormatUint(o.Seed, 10))
+		if err != nil {
+			return nil, fmt.Errorf("%s child: %w", role, err)
+		}
+		defer stopChild(c)
+		*url(&o) = u
+		o.children = append(o.children, child{role, c})
+	}
 	rep, err := Run(ctx, o)
 	if rep != nil && rep.Load != nil {
-		rep.Load.ChildRSS = map[string]int64{"wompisim": childRSS(sim)}
-		if kafka != nil {
-			rep.Load.ChildRSS["kfake"] = childRSS(kafka)
+		rep.Load.ChildRSS = map[string]int64{}
+		for _, c := range o.children {
+			rep.Load.ChildRSS[c.role] = childRSS(c.cmd)
 		}
 	}
 	return rep, err
+}
+
+// singleSimRole names the child role of a single-payout rail's simulator
+// and the option that takes its URL; "" for Wompi.
+func singleSimRole(name rail.Name) (string, func(*Options) *string) {
+	switch name {
+	case rail.SmartFastPay:
+		return "smartfastpaysim", func(o *Options) *string { return &o.SmartFastPayURL }
+	case rail.WEpayout:
+		return "wepayoutsim", func(o *Options) *string { return &o.WEpayoutURL }
+	}
+	return "", nil
 }
 
 func startChild(ctx context.Context, self, role, arg string) (*exec.Cmd, string, error) {
@@ -172,6 +212,37 @@ func RunRole(role string, args []string) int {
 		}
 		defer sim.Close()
 		fmt.Println(sim.BaseURL())
+	case "smartfastpaysim", "wepayoutsim":
+		// Payouts move after the run (an hour per step): the load run
+		// measures up to SUBMITTED. The balance never binds.
+		seed, _ := strconv.ParseUint(first(args), 10, 64)
+		var url string
+		var closeSim func()
+		if role == "smartfastpaysim" {
+			sim, err := sfptest.New(sfptest.Config{Seed: seed + 2, StepDelay: time.Hour, ReversalDelay: time.Hour,
+				BalanceInCents: LoadLimitCents, Logger: slog.New(slog.DiscardHandler)})
+			if err == nil {
+				err = sim.Start("127.0.0.1:0")
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, role+":", err)
+				return 1
+			}
+			url, closeSim = sim.URL(), func() { _ = sim.Close() }
+		} else {
+			sim, err := weptest.New(weptest.Config{Seed: seed + 3, StepDelay: time.Hour, StepJitter: -1,
+				BalanceInCents: LoadLimitCents, Logger: slog.New(slog.DiscardHandler)})
+			if err == nil {
+				err = sim.Start("127.0.0.1:0")
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, role+":", err)
+				return 1
+			}
+			url, closeSim = sim.URL(), func() { _ = sim.Close() }
+		}
+		defer closeSim()
+		fmt.Println(url)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown role", role)
 		return 2

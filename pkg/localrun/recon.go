@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
@@ -190,8 +191,14 @@ type Report struct {
 	Returned                                                    int
 	// Singles counts the single payouts SUBMITTED per rail (SmartFastPay,
 	// WEpayout); Batches counts Wompi's.
-	Singles                                                    map[string]int
-	Deferred, ScheduledWaiting, Batches, DLQ                   int
+	Singles map[string]int
+	// Accepted counts, per rail, the requests of the run that the rail's
+	// simulator ledger accepted (at least once; more than once is in
+	// DuplicatesPaid).
+	Accepted                                 map[rail.Name]int
+	Deferred, ScheduledWaiting, Batches, DLQ int
+	// IngestBatches counts the distinct batches that BATCHED the requests.
+	IngestBatches                                              int
 	AwaitingSettlement                                         int
 	RejectedBy, FailedBy                                       map[string]int
 	RequestedCents, SubmittedCents, ApprovedCents, FailedCents int64
@@ -199,10 +206,13 @@ type Report struct {
 	DuplicatesPaid                                             []string
 	Lifecycle                                                  []string
 	Lost                                                       []string
-	AmountMismatch                                             []string
-	Latency                                                    Percentiles
-	Elapsed                                                    time.Duration
-	Load                                                       *LoadFigures
+	// LostAt is the last status the status topic gave a lost request (none:
+	// absent).
+	LostAt         map[string]payout.Status
+	AmountMismatch []string
+	Latency        Percentiles
+	Elapsed        time.Duration
+	Load           *LoadFigures
 }
 
 // OK reports whether the reconciliation holds: nothing paid twice, nothing
@@ -248,10 +258,12 @@ func (t *Tally) addRailLedgers(v *ledgerView, sfp *sfptest.Server, wep *weptest.
 		case k == KindSmartFastPay && sfp != nil:
 			if e, ok := sfp.LedgerEntry(id); ok {
 				v.amounts[i] = e.AmountsInCents
+				v.accepted[rail.SmartFastPay]++
 			}
 		case k == KindWEpayout && wep != nil:
 			if e, ok := wep.LedgerEntry(id); ok {
 				v.amounts[i] = e.AmountsInCents
+				v.accepted[rail.WEpayout]++
 			}
 		}
 	}
@@ -261,7 +273,7 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &Report{Requested: len(t.status), DLQ: dlq, Batches: len(t.payouts), Elapsed: elapsed, Singles: maps.Clone(t.singles),
-		RejectedBy: t.reasons[payout.StatusRejected], FailedBy: t.reasons[payout.StatusFailed]}
+		RejectedBy: t.reasons[payout.StatusRejected], FailedBy: t.reasons[payout.StatusFailed], Accepted: maps.Clone(ledger.accepted)}
 	if r.RejectedBy == nil {
 		r.RejectedBy = map[string]int{}
 	}
@@ -305,8 +317,21 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 			r.ScheduledWaiting++
 		default:
 			r.Lost = append(r.Lost, id)
+			if s != "" {
+				if r.LostAt == nil {
+					r.LostAt = map[string]payout.Status{}
+				}
+				r.LostAt[id] = s
+			}
 		}
 	}
+	seen := map[int32]struct{}{}
+	for _, b := range t.batchOf {
+		if b != 0 {
+			seen[b] = struct{}{}
+		}
+	}
+	r.IngestBatches = len(seen)
 	r.Submitted = 0
 	for _, p := range t.payoutOf {
 		if p != 0 {
@@ -369,6 +394,11 @@ func (r *Report) Print(w io.Writer) {
 	if r.AwaitingSettlement > 0 {
 		row("submitted, settling after the run", r.AwaitingSettlement, 0, "load run: followed up to SUBMITTED")
 	}
+	for _, name := range rail.Names {
+		if n, ok := r.Accepted[name]; ok {
+			row("accepted by "+string(name)+"'s ledger", n, 0, "requests of this run the simulator took")
+		}
+	}
 	row("rails' ledger amount", noCount, r.LedgerCents, amountNote(r))
 	row("duplicates paid", len(r.DuplicatesPaid), 0, "must be 0")
 	row("lost", len(r.Lost), 0, "must be 0")
@@ -377,10 +407,17 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "  publish -> SUBMITTED latency          p50 %v  p90 %v  p99 %v  max %v\n",
 			r.Latency.P50.Round(time.Millisecond), r.Latency.P90.Round(time.Millisecond), r.Latency.P99.Round(time.Millisecond), r.Latency.Max.Round(time.Millisecond))
 	}
+	lost := make([]string, 0, min(len(r.Lost), 20))
+	for _, id := range r.Lost[:min(len(r.Lost), 20)] {
+		if s, ok := r.LostAt[id]; ok {
+			id += "(" + string(s) + ")"
+		}
+		lost = append(lost, id)
+	}
 	for _, l := range []struct {
 		name string
 		ids  []string
-	}{{"paid twice", r.DuplicatesPaid}, {"lost", r.Lost}, {"amount mismatch", r.AmountMismatch}, {"lifecycle broken", r.Lifecycle}} {
+	}{{"paid twice", r.DuplicatesPaid}, {"lost", lost}, {"amount mismatch", r.AmountMismatch}, {"lifecycle broken", r.Lifecycle}} {
 		if len(l.ids) > 0 {
 			fmt.Fprintf(w, "  %s: %s\n", l.name, strings.Join(l.ids[:min(len(l.ids), 20)], " "))
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -34,9 +35,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		strings.Join(s.Brokers, ","), kafkaKind(o), s.Redis.Addr, s.Redis.Kind, s.SimURL)
 	fmt.Fprintf(o.Out, "payouts-local: tracker webhooks http://%s/webhooks/wompi; metrics ingest http://%s/metrics, dispatcher http://%s/metrics, tracker http://%s/metrics\n",
 		s.WebhookAddr, s.Metrics["ingest"], s.Metrics["dispatcher"], s.Metrics["tracker"])
-	if s.SmartFastPay != nil {
-		fmt.Fprintf(o.Out, "payouts-local: smartfastpay simulator %s, wepayout simulator %s; webhooks http://%s/webhooks/smartfastpay and /webhooks/wepayout\n",
-			s.SmartFastPay.URL(), s.WEpayout.URL(), s.WebhookAddr)
+	for _, r := range []struct{ name, url string }{{"smartfastpay", s.SmartFastPayURL}, {"wepayout", s.WEpayoutURL}} {
+		if r.url != "" {
+			fmt.Fprintf(o.Out, "payouts-local: %s simulator %s; webhooks http://%s/webhooks/%s\n", r.name, r.url, s.WebhookAddr, r.name)
+		}
 	}
 	if s.Redis.Kind == "miniredis" {
 		fmt.Fprintln(o.Out, "payouts-local: no REDIS_URL and no redis-server on PATH: using embedded miniredis (not Redis; install redis-server for the real thing)")
@@ -113,6 +115,10 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 	defer pub.Close()
 	var pubErr atomic.Pointer[error]
 	onErr := func(err error) { pubErr.CompareAndSwap(nil, &err) }
+	var cpuBefore cpuSample
+	if o.Load {
+		cpuBefore = s.sampleCPU(ctx, o.children)
+	}
 	start := time.Now()
 	var req payout.Request
 	for i := range o.Requests {
@@ -167,6 +173,10 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 		}
 	}
 	elapsed := time.Since(start)
+	var cpuAfter cpuSample
+	if o.Load {
+		cpuAfter = s.sampleCPU(ctx, o.children)
+	}
 	prog.done()
 	stopFollow()
 
@@ -182,10 +192,25 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 		if err != nil {
 			return nil, err
 		}
+		for _, r := range []struct {
+			name rail.Name
+			url  string
+		}{{rail.SmartFastPay, s.SmartFastPayURL}, {rail.WEpayout, s.WEpayoutURL}} {
+			if r.url != "" {
+				if err := tally.railLedger(ctx, r.name, r.url, ledger); err != nil {
+					return nil, err
+				}
+			}
+		}
 		rep = tally.reconcile(ledger, dlq, time.Since(began))
 	}
 	if o.Load {
-		rep.Load = s.loadFigures(ctx, o.Requests, rep.Batches, published, elapsed)
+		batches := rep.Batches
+		if o.Rail != "" && o.Rail != string(rail.Wompi) {
+			// A single-payout rail's batches are ingest's: one payout per payee.
+			batches = rep.IngestBatches
+		}
+		rep.Load = s.loadFigures(ctx, o, batches, published, elapsed, cpuBefore, cpuAfter)
 	}
 	if n := decodeErrs.Load(); n > 0 {
 		return rep, fmt.Errorf("%d status events did not decode", n)

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,13 +25,9 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/dispatch"
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ingest"
-	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
-	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
 	"github.com/wompi-payouts/pipeline/pkg/track"
-	"github.com/wompi-payouts/pipeline/pkg/wepayout"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
@@ -71,8 +68,20 @@ type Options struct {
 	// SettleDelay is the simulator's settlement delay (in-process sim only).
 	SettleDelay time.Duration
 	// Load turns on the load report (throughput, Redis round trips per
-	// batch, latency percentiles, RSS, raw consume ratio).
+	// batch, CPU per request, latency percentiles, RSS, raw consume ratio).
 	Load bool
+	// Rail is the load run's rail (RunLoad): "" or "wompi", batches through
+	// Wompi; "smartfastpay" or "wepayout", every request a single payout of
+	// that rail (LoadMixFor). Other values are an error.
+	Rail string
+	// SmartFastPayURL and WEpayoutURL are external single-payout
+	// simulators, for the load run (its child processes): with Load, the
+	// stack enables exactly the rails given here, Wompi always.
+	SmartFastPayURL, WEpayoutURL string
+
+	// children are the load run's child processes, whose CPU the load
+	// report counts.
+	children []child
 }
 
 // Stack is a running local pipeline.
@@ -83,14 +92,16 @@ type Stack struct {
 	// The single-payout rails' simulators (in-process; nil in the load run).
 	SmartFastPay *sfptest.Server
 	WEpayout     *weptest.Server
-	SimURL       string
-	WebhookAddr  string
-	Metrics      map[string]string // worker -> metrics address
-	Topics       events.Topics
-	Codec        *events.Codec
+	// The single-payout rails' simulator URLs; "" for a rail the stack does
+	// not enable (the load run enables its rail only).
+	SmartFastPayURL, WEpayoutURL string
+	SimURL                       string
+	WebhookAddr                  string
+	Metrics                      map[string]string // worker -> metrics address
+	Topics                       events.Topics
+	Codec                        *events.Codec
 
 	redisCalls *callCounter
-	dispatch   *dispatch.Engine
 	fake       *kfake.Cluster
 	wg         sync.WaitGroup
 	errs       chan error
@@ -166,9 +177,12 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		}
 		s.Sim, s.SimURL = sim, sim.BaseURL()
 	}
-	// The single-payout rails' simulators (not in the load run: it pays
-	// through Wompi only).
-	if !o.Load {
+	// The single-payout rails' simulators: in process in the local run; the
+	// load run pays through one rail, whose simulator is its child process
+	// (Options.SmartFastPayURL or WEpayoutURL), and enables no other.
+	if o.Load {
+		s.SmartFastPayURL, s.WEpayoutURL = o.SmartFastPayURL, o.WEpayoutURL
+	} else {
 		if s.SmartFastPay, err = sfptest.New(sfptest.Config{Seed: o.Seed + 2, Logger: logger.With("worker", "smartfastpaysim")}); err != nil {
 			return nil, err
 		}
@@ -181,6 +195,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		if err := s.WEpayout.Start("127.0.0.1:0"); err != nil {
 			return nil, err
 		}
+		s.SmartFastPayURL, s.WEpayoutURL = s.SmartFastPay.URL(), s.WEpayout.URL()
 	}
 	s.wompi, err = wompi.New(wompi.Config{BaseURL: s.SimURL, APIKey: simAPIKey, PrincipalID: simPrincipal, ReadRetries: wompi.DefaultReadRetries})
 	if err != nil {
@@ -212,12 +227,14 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if o.Load {
 		env["BATCH_MAX_TRANSACTIONS"] = "2000"
 	}
-	if s.SmartFastPay != nil {
-		env["SMARTFASTPAY_BASE_URL"] = s.SmartFastPay.URL()
+	if s.SmartFastPayURL != "" {
+		env["SMARTFASTPAY_BASE_URL"] = s.SmartFastPayURL
 		env["SMARTFASTPAY_CLIENT_ID"] = sfptest.DefaultClientID
 		env["SMARTFASTPAY_CLIENT_SECRET"] = sfptest.DefaultClientSecret
 		env["SMARTFASTPAY_WEBHOOK_SECRET"] = sfptest.DefaultWebhookSecret
-		env["WEPAYOUT_BASE_URL"] = s.WEpayout.URL()
+	}
+	if s.WEpayoutURL != "" {
+		env["WEPAYOUT_BASE_URL"] = s.WEpayoutURL
 		env["WEPAYOUT_API_KEY"] = weptest.DefaultAPIKey
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
@@ -255,63 +272,51 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 
-	// The dispatcher, built directly so the run can count its Redis calls.
-	ropts, err := redis.ParseURL(s.Redis.URL)
-	if err != nil {
-		return nil, err
-	}
-	rdb := redis.NewClient(ropts)
-	s.redisCalls = &callCounter{}
-	rdb.AddHook(s.redisCalls)
-	reg := ops.NewRegistry()
-	kopts, err := (events.KafkaConfig{Brokers: s.Brokers, ClientID: "payouts-dispatcher"}).Opts(reg, "payouts_dispatcher")
-	if err != nil {
-		return nil, err
-	}
-	rate, limit := 200.0, int64(0)
-	if o.Load {
-		rate, limit = 5000, LoadLimitCents
-	}
-	singles := map[rail.Name]rail.SinglePayouts{}
-	if s.SmartFastPay != nil {
-		hooks := "http://" + s.WebhookAddr + "/webhooks/"
-		sfpc, err := smartfastpay.New(smartfastpay.Config{BaseURL: s.SmartFastPay.URL(), ClientID: sfptest.DefaultClientID,
-			ClientSecret: sfptest.DefaultClientSecret, CallbackURL: hooks + "smartfastpay", HTTPClient: &http.Client{Timeout: 3 * time.Second}})
-		if err != nil {
-			return nil, err
-		}
-		wepc, err := wepayout.New(wepayout.Config{BaseURL: s.WEpayout.URL(), APIKey: weptest.DefaultAPIKey,
-			NotificationURL: hooks + "wepayout", HTTPClient: &http.Client{Timeout: 3 * time.Second}})
-		if err != nil {
-			return nil, err
-		}
-		singles[rail.SmartFastPay], singles[rail.WEpayout] = sfpc, wepc
-	}
-	d, err := dispatch.New(dispatch.Config{
-		Singles: singles, SingleRatePerSecond: 500, SingleRateBurst: 50,
-		Kafka: kopts, Codec: s.Codec, Topics: s.Topics, Redis: rdb, Wompi: s.wompi,
-		RatePerSecond: rate, RateBurst: int(rate / 10), DeferBalanceRetry: 3 * time.Second, DailyLimitCents: limit,
-		HealthInterval: 2 * time.Second, RetryBase: 100 * time.Millisecond, RetryMax: 2 * time.Second,
+	// The dispatcher, through the production wiring (dispatch.BindConfig,
+	// Settings.Run: the path of cmd/dispatcher) on the local settings, with
+	// a go-redis hook that counts its Redis calls for the load report.
+	denv := maps.Clone(env)
+	maps.Copy(denv, map[string]string{
+		"WOMPI_HTTP_TIMEOUT":    "3s",
+		"WOMPI_HEALTH_INTERVAL": "2s",
+		"WOMPI_RATE_PER_SECOND": "200",
+		"WOMPI_RATE_BURST":      "20",
+		"DEFER_BALANCE_RETRY":   "3s",
+		"DISPATCHER_RETRY_BASE": "100ms",
+		"DISPATCHER_RETRY_MAX":  "2s",
 		// A fresh Redis looks like a lost one: recovery waits out the
-		// longest possible in-flight POST. Locally that is short.
-		HTTPTimeout: 3 * time.Second, RecoveryGrace: 4 * time.Second,
-		Logger: logger.With("worker", "dispatcher"), Registerer: reg,
+		// longest possible in-flight call (WOMPI_HTTP_TIMEOUT, which also
+		// bounds the single-payout rails' calls). Locally that is short.
+		"RECOVERY_GRACE": "4s",
 	})
-	if err != nil {
-		return nil, err
+	for _, r := range []string{"SMARTFASTPAY", "WEPAYOUT"} {
+		denv[r+"_RATE_PER_SECOND"], denv[r+"_RATE_BURST"] = "500", "50"
 	}
-	s.dispatch = d
-	// The production scaffold around the engine: /metrics, /healthz,
-	// /readyz following the engine, and the group's consumer lag.
-	lagKafka, err := (events.KafkaConfig{Brokers: s.Brokers, ClientID: "payouts-dispatcher-lag"}).Opts(prometheus.NewRegistry(), "lag")
-	if err != nil {
-		return nil, err
+	if o.Load {
+		// Limits that never bind: the load run measures throughput, not
+		// deferral or the providers' rate limits.
+		denv["WOMPI_RATE_PER_SECOND"], denv["WOMPI_RATE_BURST"] = "5000", "500"
+		denv["DAILY_LIMIT_CENTS"] = strconv.FormatInt(LoadLimitCents, 10)
+		for _, r := range []string{"SMARTFASTPAY", "WEPAYOUT"} {
+			denv[r+"_RATE_PER_SECOND"], denv[r+"_RATE_BURST"] = "1000000", "1000000"
+		}
 	}
+	hooks := "http://" + s.WebhookAddr + "/webhooks/"
+	if s.SmartFastPayURL != "" {
+		denv["SMARTFASTPAY_CALLBACK_URL"] = hooks + "smartfastpay"
+	}
+	if s.WEpayoutURL != "" {
+		denv["WEPAYOUT_NOTIFICATION_URL"] = hooks + "wepayout"
+	}
+	dset := config.New("dispatcher", func(k string) (string, bool) { v, ok := denv[k]; return v, ok })
+	dst := dispatch.BindConfig(dset)
+	if err := dset.Parse(nil); err != nil {
+		return nil, fmt.Errorf("dispatcher settings: %w", err)
+	}
+	s.redisCalls = &callCounter{}
+	dst.RedisHooks = append(dst.RedisHooks, s.redisCalls)
 	if err := s.startWorker(ctx, "dispatcher", func(ctx context.Context, started func()) error {
-		defer rdb.Close()
-		w := ops.Worker{MetricsAddr: "127.0.0.1:0", Registry: reg, Ready: d.Ready, Group: dispatch.DefaultGroup, LagKafka: lagKafka,
-			Logger: logger.With("worker", "dispatcher"), Started: func(m net.Addr) { s.Metrics["dispatcher"] = m.String(); started() }}
-		return w.Run(ctx, d.Run)
+		return dst.Run(ctx, logger.With("worker", "dispatcher"), func(m net.Addr) { s.Metrics["dispatcher"] = m.String(); started() })
 	}); err != nil {
 		return nil, err
 	}
