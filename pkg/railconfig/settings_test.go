@@ -2,11 +2,13 @@ package railconfig
 
 import (
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -190,5 +192,15 @@ payouts_rail_enabled{rail="wompi"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "payouts_rail_enabled"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A single-payout rail's client keeps enough idle connections for the
+// payees a batch sends at once, and keeps the whole-call timeout.
+func TestSingleClientPool(t *testing.T) {
+	c := singleClient(3 * time.Second)
+	tr, ok := c.Transport.(*http.Transport)
+	if !ok || tr.MaxIdleConnsPerHost != idleConnsPerRail || c.Timeout != 3*time.Second {
+		t.Fatalf("client %+v transport %T, want %d idle connections per host and a 3s timeout", c, c.Transport, idleConnsPerRail)
 	}
 }
