@@ -117,9 +117,12 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 		}
 	case payout.StatusDeferred:
 		t.deferred[i] = true
-	case payout.StatusSubmitted:
+	case payout.StatusSubmitted, payout.StatusPending:
 		// A Wompi SUBMITTED names the batch's payout; a single payout's
-		// names the provider's payout as its transactionId.
+		// names the provider's payout as its transactionId. A PENDING (the
+		// tracker's, from the provider) names them too, and stands for a
+		// SUBMITTED the status gate left out because the tracker's PENDING
+		// came first: the request reached the provider all the same.
 		pid, single := sc.PayoutID, false
 		if pid == nil && sc.Rail != nil && *sc.Rail != "wompi" {
 			pid, single = sc.TransactionID, true
