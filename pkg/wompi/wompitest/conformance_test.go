@@ -112,7 +112,36 @@ func batchRequest(account string) func(ref string, ids []string, cents int64) ra
 	}
 }
 
-func TestBatchConformance(t *testing.T) {
+func TestBatchConformance(t *testing.T) { railtest.RunBatchPayouts(t, batchHarness()) }
+
+// TestBatchRailConformance runs the suite of what the dispatcher needs of
+// Wompi besides the batch calls (rail.BatchRail).
+func TestBatchRailConformance(t *testing.T) {
+	railtest.RunBatchRail(t, railtest.BatchRailHarness{
+		BatchHarness:    batchHarness(),
+		Today:           func() string { return wompi.BogotaDay(time.Now()) }, // the simulators' clocks start now
+		KnownBankCode:   "1007",
+		UnknownBankCode: "0000",
+		Unhealthy: func(sim railtest.BatchSim) func() {
+			s := sim.(*conformanceSim).s
+			s.SetUnhealthy(true)
+			return func() { s.SetUnhealthy(false) }
+		},
+		PartialOutage: func(sim railtest.BatchSim) func() {
+			s := sim.(*conformanceSim).s
+			s.UpdateFaults(func(f *wompitest.Faults) { f.PartialOutage = true })
+			return func() { s.UpdateFaults(func(f *wompitest.Faults) { f.PartialOutage = false }) }
+		},
+		DeferredReasons: map[string]payout.Reason{
+			"insufficient balance (EXC_008)": payout.ReasonInsufficientBalance,
+			"daily limit (EXC_017)":          payout.ReasonDailyLimit,
+			"daily batch cap":                payout.ReasonBatchBudget,
+		},
+	})
+}
+
+// batchHarness is Wompi's simulator in the batch suite.
+func batchHarness() railtest.BatchHarness {
 	valid := batchRequest(wompitest.AccountMain)
 	withSuffix := func(suffix string, accounts ...string) func(string, []string) rail.BatchRequest {
 		return func(ref string, ids []string) rail.BatchRequest {
@@ -125,7 +154,7 @@ func TestBatchConformance(t *testing.T) {
 			return r
 		}
 	}
-	railtest.RunBatchPayouts(t, railtest.BatchHarness{
+	return railtest.BatchHarness{
 		Rail: rail.Wompi,
 		New: func(t *testing.T) (rail.BatchPayouts, railtest.BatchSim) {
 			return newConformance(t, wompitest.Config{})
@@ -185,7 +214,7 @@ func TestBatchConformance(t *testing.T) {
 		},
 		Forgeries: wompiForgeries(wompitest.Config{}),
 		PageSize:  conformancePageSize,
-	})
+	}
 }
 
 // editEvent decodes a webhook body (numbers kept as written), applies fn
