@@ -289,7 +289,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	d, err := dispatch.New(dispatch.Config{
 		Singles: singles, SingleRatePerSecond: 500, SingleRateBurst: 50,
-		Kafka: kopts, Codec: s.Codec, Topics: s.Topics, Redis: rdb, Wompi: s.wompi,
+		Kafka: kopts, Codec: s.Codec, Topics: s.Topics, Redis: rdb, Wompi: wompi.NewRail(s.wompi, wompi.RailConfig{}),
 		RatePerSecond: rate, RateBurst: int(rate / 10), DeferBalanceRetry: 3 * time.Second, DailyLimitCents: limit,
 		HealthInterval: 2 * time.Second, RetryBase: 100 * time.Millisecond, RetryMax: 2 * time.Second,
 		// A fresh Redis looks like a lost one: recovery waits out the
