@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -19,7 +18,6 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/track"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // drop is a transaction left out of the POST: REJECTED with its reason, or,
@@ -380,7 +378,7 @@ func (j *job) resolveBanks() error {
 		var ids []string
 		for attempt := 0; ; attempt++ {
 			var err error
-			if ids, err = j.e.banks.resolve(j.soft, codes); err == nil {
+			if ids, err = j.e.bankIDs(j.soft, codes); err == nil {
 				break
 			}
 			if j.soft.Err() != nil {
@@ -533,13 +531,13 @@ func (j *job) awaitVisible() (string, error) {
 func (j *job) findOnce() (string, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)
-	ps, err := j.e.wompi.FindPayoutsByReference(ctx, j.b.BatchID)
+	bs, err := j.e.batchRail.FindBatches(ctx, j.b.BatchID)
 	cancel()
 	j.e.m.observe("find_payout", start, err)
 	if err != nil {
 		return "", err
 	}
-	id := pickPayout(ps)
+	id := pickPayout(bs)
 	j.e.m.reconciled.WithLabelValues(strconv.FormatBool(id != "")).Inc()
 	if id != "" {
 		j.log.Info("dispatch: batch found in Wompi by reference: not posting again", "payout_id", id)
@@ -550,17 +548,17 @@ func (j *job) findOnce() (string, error) {
 // pickPayout chooses among payouts with our reference: the oldest, which is
 // the one our idempotency key created. More than one is a double posting
 // that this dispatcher never makes.
-func pickPayout(ps []wompi.Payout) string {
+func pickPayout(bs []rail.Batch) string {
 	best := -1
-	for i := range ps {
-		if best < 0 || ps[i].CreatedAt.Before(ps[best].CreatedAt.Time) {
+	for i := range bs {
+		if best < 0 || bs[i].CreatedAt.Before(bs[best].CreatedAt) {
 			best = i
 		}
 	}
 	if best < 0 {
 		return ""
 	}
-	return ps[best].ID
+	return bs[best].ProviderID
 }
 
 // reserve takes the batch's reservation, seeding its days from Wompi when
@@ -603,7 +601,8 @@ func (j *job) reserveSeeding(seed func(*ratelimit.NotSeededError) error) (rateli
 // client's batch count on the slot day. Seeding keeps the larger of each
 // figure and what Redis already holds (our own reservations).
 //
-// Only GET /limits' published fields are relied on [sdk]: the client-wide
+// The figures come from the rail (rail.DayUsage): on Wompi, only GET
+// /limits' published fields are relied on [sdk]: the client-wide
 // dailyConsumed of TODAY. The simulator's extras (accounts[], ?date=,
 // numberOfBatchesConsumed) are [ours] and used only when present. Without
 // them the figures are ESTIMATES:
@@ -622,20 +621,20 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 	}
 	ctx, cancel := context.WithTimeout(j.soft, e.cfg.HTTPTimeout)
 	defer cancel()
-	asked := map[string]*wompi.Limits{}
-	limitsOn := func(day string) (*wompi.Limits, string, error) {
+	asked := map[string]rail.Usage{}
+	limitsOn := func(day string) (rail.Usage, string, error) {
 		lim, ok := asked[day]
 		if !ok {
 			start := time.Now()
 			var err error
-			lim, err = e.wompi.LimitsOn(ctx, payout.Day(day).StartIn(rail.Location(rail.Wompi)))
+			lim, err = e.batchRail.UsageOn(ctx, day)
 			e.m.observe("limits", start, err)
 			if err != nil {
-				return nil, "", fmt.Errorf("dispatch: GET /limits: %w", err)
+				return rail.Usage{}, "", fmt.Errorf("dispatch: GET /limits: %w", err)
 			}
 			asked[day] = lim
 		}
-		answered := lim.Date // [ours]; the published /limits answers today
+		answered := lim.Day // [ours]; the published /limits answers today
 		if answered == "" {
 			answered = payout.DayIn(e.now(), rail.Location(rail.Wompi)).String()
 		}
@@ -648,15 +647,15 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 		}
 		var consumed int64
 		if answered == day {
-			consumed = lim.Limits.DailyConsumed // the client's: an upper bound of the account's
+			consumed = lim.ConsumedInCents // the client's: an upper bound of the account's
 		}
 		estimate := true
 		for _, a := range lim.Accounts { // [ours]
 			if a.AccountID == j.acct && answered == day {
-				consumed, estimate = a.DailyConsumed, false
-				if a.DailyLimit > 0 {
+				consumed, estimate = a.ConsumedInCents, false
+				if a.DailyLimitInCents > 0 {
 					e.limitsMu.Lock()
-					e.acctLimits[j.acct] = a.DailyLimit
+					e.acctLimits[j.acct] = a.DailyLimitInCents
 					e.limitsMu.Unlock()
 				}
 			}
@@ -673,17 +672,17 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 			return err
 		}
 		batches := 0
-		if lim.Date != "" && answered == day {
-			batches = int(lim.NumberOfBatchesConsumed) // [ours]: the batches sent that day
+		if lim.Day != "" && answered == day {
+			batches = lim.Batches // [ours]: the batches sent that day
 		}
 		if batches == 0 {
 			start := time.Now()
-			p, err := e.wompi.PayoutsPage(ctx, wompi.PayoutsFilter{FromDate: day, ToDate: day, Limit: 1})
+			n, err := e.batchRail.BatchesListedOn(ctx, day)
 			e.m.observe("payouts", start, err)
 			if err != nil {
 				return fmt.Errorf("dispatch: GET /payouts of the day: %w", err)
 			}
-			batches = max(p.Total, len(p.Records))
+			batches = n
 		}
 		u, err := e.budget.SeedBatches(j.hard, ns.Rail, day, batches)
 		if err != nil {
@@ -746,33 +745,47 @@ func (j *job) followDay(maybeSent bool) (deferred bool, err error) {
 // idempotencyKey derives the key from the batch id: the id itself when it
 // is a valid key (ingest's "b-" + 40 hex always is), else a digest of it.
 func idempotencyKey(batchID string) string {
-	if wompi.ValidIdempotencyKey(batchID) {
+	if validIdempotencyKey(batchID) {
 		return batchID
 	}
 	sum := sha256.Sum256([]byte(batchID))
 	return "k-" + hex.EncodeToString(sum[:20])
 }
 
-func (j *job) request() *wompi.CreatePayoutRequest {
+// validIdempotencyKey reports whether k is a key a batch rail takes (see
+// rail.BatchPayouts.CreateBatch): 1 to 64 of [A-Za-z0-9-].
+func validIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// request is the batch as sent: its kept transactions, each with the bankId
+// screening resolved (the rail resolves nothing more).
+func (j *job) request() rail.BatchRequest {
 	b := j.b
-	r := &wompi.CreatePayoutRequest{Reference: b.BatchID, AccountID: b.OriginAccountID, PaymentType: string(b.PaymentType)}
+	r := rail.BatchRequest{Reference: b.BatchID, OriginAccountID: b.OriginAccountID, PaymentType: string(b.PaymentType)}
 	if dt := b.Schedule.DispersionDatetime; dt != nil {
-		r.DispersionDatetime = *dt
+		r.DispersionAt = *dt
 	}
 	if rc := b.Schedule.Recurring; rc != nil {
-		r.Recurring = &wompi.Recurring{Interval: strings.ToLower(string(rc.Interval)), Months: int(rc.Months)}
+		r.Recurring = &rail.Recurring{Interval: string(rc.Interval), Months: int(rc.Months)}
 		if rc.Description != nil {
 			r.Recurring.Description = *rc.Description
 		}
 	}
-	r.Transactions = make([]wompi.TransactionRequest, len(j.keep))
+	r.Items = make([]rail.BatchItem, len(j.keep))
 	for k, i := range j.keep {
 		t := &b.Transactions[i]
-		r.Transactions[k] = wompi.TransactionRequest{
-			LegalIDType: string(t.Beneficiary.LegalIDType), LegalID: t.Beneficiary.LegalID, BankID: j.bankIDs[i],
-			AccountType: string(t.Beneficiary.AccountType), AccountNumber: t.Beneficiary.AccountNumber,
-			Name: t.Beneficiary.Name, Email: t.Beneficiary.Email, Amount: t.AmountInCents, Reference: t.RequestID,
-		}
+		r.Items[k] = rail.BatchItem{ID: t.RequestID, AmountInCents: t.AmountInCents,
+			Payee: rail.PayeeOf(&t.Beneficiary), ProviderBankID: j.bankIDs[i]}
 	}
 	return r
 }
@@ -845,19 +858,22 @@ func (j *job) post() error {
 		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)
-		res, err := e.wompi.CreatePayout(ctx, key, req)
+		res, err := e.batchRail.CreateBatch(ctx, key, req)
 		cancel()
 		e.m.observe("create_payout", start, err)
 		e.m.stage("post", start)
-		if err == nil && res.PayoutID != "" {
-			payoutID = res.PayoutID
+		if err == nil && res.ProviderID != "" {
+			payoutID = res.ProviderID
 			break
 		}
 		if err == nil {
-			err = &wompi.Error{Method: http.MethodPost, Path: "/payouts", HTTPStatus: http.StatusCreated,
-				Messages: []string{"answer without payoutId"}, OutcomeUnknown: true}
+			// The rail answers OutcomeUnknown itself; this keeps the
+			// batch safe should one not.
+			err = &rail.Error{Rail: rail.Wompi, Op: "create", HTTPStatus: http.StatusCreated,
+				Message: "answer without payoutId", Class: rail.OutcomeUnknown}
 		}
-		if wompi.IsDeferrable(err) || isRejection(err) || postPermanent(err) {
+		lookupFirst, verdict := judgePost(err)
+		if lookupFirst {
 			// No refusal is taken at its word: the batch may already be in
 			// Wompi. An earlier attempt may have landed (created at
 			// 23:59:50, refused at 00:00:50 because its dispersion date went
@@ -875,8 +891,8 @@ func (j *job) post() error {
 				break
 			}
 		}
-		switch {
-		case wompi.IsCode(err, wompi.CodeIdempotencyReused):
+		switch verdict {
+		case postExists:
 			j.log.Info("dispatch: Wompi already has this batch (EXC_022): looking it up by reference")
 			id, lerr := j.awaitVisible()
 			if lerr != nil {
@@ -887,13 +903,13 @@ func (j *job) post() error {
 					"Wompi holds the idempotency key but does not list the payout by reference")
 			}
 			payoutID = id
-		case wompi.IsDeferrable(err):
+		case postDeferred:
 			return j.wompiDeferred(err)
-		case isRejection(err):
+		case postRejected:
 			return j.reject(err)
-		case postPermanent(err):
+		case postFailed:
 			return &PermanentError{Reason: payout.ReasonDispatchFailed, Err: err}
-		default:
+		default: // postRetry
 			e.m.retries.WithLabelValues("post").Inc()
 			wait := e.backoff(attempt)
 			if code, blocked := blockedCode(err); blocked {
@@ -904,7 +920,7 @@ func (j *job) post() error {
 					"err", err, "try", attempt)
 			} else {
 				j.log.Warn("dispatch: POST /payouts failed; retrying with the same idempotency key",
-					"err", err, "outcome_unknown", wompi.IsOutcomeUnknown(err), "try", attempt)
+					"err", err, "outcome_unknown", classOf(err) == rail.OutcomeUnknown, "try", attempt)
 			}
 			if e.hard.Err() != nil {
 				return e.hard.Err()
@@ -925,42 +941,116 @@ func (j *job) post() error {
 	return j.finish(payoutID)
 }
 
-// blockedCode reports a 401, 403 or 404 answer: nothing about the batch,
-// and nothing a retry can fix.
+// railError returns the *rail.Error in err's chain.
+func railError(err error) (*rail.Error, bool) {
+	var re *rail.Error
+	ok := errors.As(err, &re)
+	return re, ok
+}
+
+// postVerdict is what a failed POST leads to.
+type postVerdict int
+
+const (
+	// postRetry: the same key again, with backoff (OutcomeUnknown,
+	// Retryable, Unauthorized at the longest backoff, and the few answers
+	// kept out of the other verdicts).
+	postRetry postVerdict = iota
+	// postExists: the rail holds the key (AlreadyExists): wait for the
+	// batch to be listed by reference.
+	postExists
+	// postDeferred: refused for now: the batch waits (wompiDeferred).
+	postDeferred
+	// postRejected: refused as sent (Rejected): REJECTED.
+	postRejected
+	// postFailed: refused for good (postPermanent): the batch ends.
+	postFailed
+)
+
+// judgePost maps a POST's error to its verdict, and says whether a lookup
+// by reference must come first (refused: no refusal is taken at its word).
+// The order matters: AlreadyExists, then a refusal for now, then the
+// rail's Rejected, then postPermanent.
+func judgePost(err error) (lookupFirst bool, v postVerdict) {
+	lookupFirst = refused(err)
+	switch {
+	case classOf(err) == rail.AlreadyExists:
+		v = postExists
+	case deferrable(err):
+		v = postDeferred
+	case classOf(err) == rail.Rejected:
+		v = postRejected
+	case postPermanent(err):
+		v = postFailed
+	default:
+		v = postRetry
+	}
+	return lookupFirst, v
+}
+
+// classOf is the class of the rail's error in err's chain; "" for an
+// error that is not the rail's.
+func classOf(err error) rail.Class {
+	if re, ok := railError(err); ok {
+		return re.Class
+	}
+	return ""
+}
+
+// blockedCode reports the rail's Unauthorized (on Wompi a 401, 403 or 404
+// answer): nothing about the batch, and nothing a retry can fix. The code
+// is the HTTP status (the metric's label).
 func blockedCode(err error) (string, bool) {
-	we, ok := wompi.AsError(err)
-	if !ok {
+	re, ok := railError(err)
+	if !ok || re.Class != rail.Unauthorized {
 		return "", false
 	}
-	switch we.HTTPStatus {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-		return strconv.Itoa(we.HTTPStatus), true
-	}
-	return "", false
+	return strconv.Itoa(re.HTTPStatus), true
 }
 
-// isRejection reports a refusal of the batch as sent: a 400 or 422 that is
-// neither deferrable nor EXC_022. Anything else (401, 403, 404, 5xx, ...)
-// says nothing about the batch and is retried, never turned into REJECTED.
-func isRejection(err error) bool {
-	we, ok := wompi.AsError(err)
-	if !ok || we.OutcomeUnknown {
+// deferrable reports a refusal of the batch for now: the rail's Deferred,
+// or an answer that names such a refusal (Reason) although its outcome is
+// unknown (a 5xx naming a limit: refused like any other, after the lookup
+// by reference that every refusal gets).
+func deferrable(err error) bool {
+	re, ok := railError(err)
+	return ok && (re.Class == rail.Deferred || re.Reason != "")
+}
+
+// refused reports an answer to the POST that no refusal is taken at its
+// word on before a lookup by reference: a refusal for now (deferrable),
+// and any 4xx whose outcome is known except 401, 403 and 404 (our
+// credentials or URL), 408, 409, 425 and 429 (retried). That is the rail's
+// Rejected (400, 422) and Permanent (another 4xx), and its AlreadyExists or
+// Deferred when the code came with one of those statuses.
+func refused(err error) bool {
+	if deferrable(err) {
+		return true
+	}
+	re, ok := railError(err)
+	if !ok || re.Class == rail.OutcomeUnknown || re.HTTPStatus < 400 || re.HTTPStatus >= 500 {
 		return false
 	}
-	return we.HTTPStatus == http.StatusBadRequest || we.HTTPStatus == http.StatusUnprocessableEntity
+	switch re.HTTPStatus {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
+		http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
+		return false
+	}
+	return true
 }
 
-// wompiDeferred handles EXC_017, EXC_008 and DAILY_BATCH_LIMIT: the batch
-// was not created; the reservation goes back and the batch waits.
+// wompiDeferred handles a refusal for now (Wompi's EXC_017, EXC_008 and
+// DAILY_BATCH_LIMIT): the batch was not created; the reservation goes back
+// and the batch waits, for the reason the rail gives.
 func (j *job) wompiDeferred(err error) error {
-	we, _ := wompi.AsError(err)
-	switch we.Code {
-	case wompi.CodeInsufficientBalance:
-		return j.deferBatch(payout.ReasonInsufficientBalance, j.e.now().Add(j.e.cfg.DeferBalanceRetry), true, maskMessage(we))
-	case wompi.CodeDailyBatchLimit:
-		return j.deferBatch(payout.ReasonBatchBudget, j.nextDayStart(), true, maskMessage(we))
+	re, _ := railError(err)
+	switch re.Reason {
+	case payout.ReasonInsufficientBalance:
+		return j.deferBatch(payout.ReasonInsufficientBalance, j.e.now().Add(j.e.cfg.DeferBalanceRetry), true, re.Message)
+	case payout.ReasonBatchBudget:
+		return j.deferBatch(payout.ReasonBatchBudget, j.nextDayStart(), true, re.Message)
 	default:
-		return j.deferBatch(payout.ReasonDailyLimit, j.nextDayStart(), true, maskMessage(we))
+		return j.deferBatch(payout.ReasonDailyLimit, j.nextDayStart(), true, re.Message)
 	}
 }
 
@@ -1059,12 +1149,12 @@ func (j *job) deferredCopy(wait []int, reason payout.Reason, msg string, notBefo
 // reservation goes back and every request gets REJECTED with Wompi's code.
 func (j *job) reject(err error) error {
 	e, b := j.e, j.b
-	we, _ := wompi.AsError(err)
-	code := we.Code
+	re, _ := railError(err)
+	code := re.Code
 	if code == "" {
 		code = string(payout.ReasonWompiRejected)
 	}
-	msg := maskMessage(we)
+	msg := re.Message
 	if _, rerr := e.budget.Release(j.hard, j.res); rerr != nil {
 		return rerr
 	}
@@ -1097,7 +1187,7 @@ func (j *job) reject(err error) error {
 		return err
 	}
 	e.m.batches.WithLabelValues("rejected").Inc()
-	j.log.Warn("dispatch: Wompi rejected the batch", "code", code, "message", msg, "http_status", we.HTTPStatus)
+	j.log.Warn("dispatch: Wompi rejected the batch", "code", code, "message", msg, "http_status", re.HTTPStatus)
 	return nil
 }
 
@@ -1284,13 +1374,13 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]str
 		out := make(map[string]string, len(want))
 		var err error
 		ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)
-		for tx, terr := range j.e.wompi.PayoutTransactionRefs(ctx, payoutID, wompi.TransactionsFilter{Limit: 1000}) {
+		for tx, terr := range j.e.batchRail.ItemRefs(ctx, payoutID) {
 			if terr != nil {
 				err = terr
 				break
 			}
-			if tx.Reference != "" {
-				out[tx.Reference] = tx.ID
+			if tx.ID != "" {
+				out[tx.ID] = tx.ProviderID
 			}
 		}
 		cancel()

@@ -19,7 +19,6 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/railconfig"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // Defaults of Config. Each applies when its field is zero.
@@ -44,7 +43,7 @@ const (
 	// DefaultRailPatience and DefaultRailRetry: see Config.RailPatience.
 	DefaultRailPatience   = 30 * time.Second
 	DefaultRailRetry      = time.Minute
-	DefaultHTTPTimeout    = wompi.DefaultTimeout
+	DefaultHTTPTimeout    = 30 * time.Second // Wompi client's own default
 	DefaultLeaseTTL       = 30 * time.Second
 	DefaultHealthInterval = 10 * time.Second
 	DefaultBanksRefresh   = time.Hour
@@ -114,9 +113,12 @@ type Config struct {
 	// single-payout rail; default 8.
 	SingleConcurrency int
 
-	// Wompi is the API client. Its HTTP client's timeout must not exceed
-	// HTTPTimeout (the recovery grace period relies on it). Required.
-	Wompi *wompi.Client
+	// Wompi is Wompi's batch rail (package wompi's NewRail over its
+	// Client): the dispatcher knows it only through the rail seam. Its HTTP
+	// client's timeout must not exceed HTTPTimeout (the recovery grace
+	// period relies on it). Its bank table's age (RailConfig.BanksTTL) is
+	// WOMPI_BANKS_REFRESH. Required.
+	Wompi rail.BatchRail
 	// HTTPTimeout bounds one Wompi call (each POST attempt gets its own
 	// context with this deadline). Default DefaultHTTPTimeout.
 	HTTPTimeout time.Duration
@@ -151,10 +153,6 @@ type Config struct {
 	LeaseTTL time.Duration
 	// HealthInterval is the period of the GET /health checker; default 10 s.
 	HealthInterval time.Duration
-	// BanksRefresh is the age at which the cached GET /banks is refreshed;
-	// default 1 h. An unknown bank code also refreshes it (at most once a
-	// minute, or BanksRefresh if shorter).
-	BanksRefresh time.Duration
 	// RetryBase and RetryMax bound the capped exponential backoff (full
 	// jitter) between retries of a failed step; defaults DefaultRetryBase
 	// and DefaultRetryMax. A RetryMax below RetryBase is raised to it.
@@ -210,6 +208,8 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Wompi == nil {
 		errs = append(errs, errors.New("dispatch: a Wompi client is required"))
+	} else if n := c.Wompi.Rail(); n != rail.Wompi {
+		errs = append(errs, fmt.Errorf("dispatch: Wompi is rail %q, want %q", n, rail.Wompi))
 	}
 	if c.Topics == (events.Topics{}) {
 		c.Topics = events.DefaultTopics()
@@ -255,7 +255,6 @@ func (c *Config) setDefaults() error {
 	def(&c.DeferBalanceRetry, DefaultDeferBalanceRetry)
 	def(&c.LeaseTTL, DefaultLeaseTTL)
 	def(&c.HealthInterval, DefaultHealthInterval)
-	def(&c.BanksRefresh, DefaultBanksRefresh)
 	def(&c.RetryBase, DefaultRetryBase)
 	def(&c.RetryMax, DefaultRetryMax)
 	c.RetryMax = max(c.RetryMax, c.RetryBase)

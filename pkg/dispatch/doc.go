@@ -3,14 +3,17 @@
 // consumer group, manual commits, read_committed) and posts each batch to
 // Wompi's POST /payouts exactly once, respecting the daily limits, the
 // shared rate limit and Wompi's health, then reports every outcome to
-// payouts.status.v1 and payouts.batch-status.v1.
+// payouts.status.v1 and payouts.batch-status.v1. It knows Wompi only
+// through the rail seam (rail.BatchRail: batches, health, the day's usage,
+// the bank directory, item ids); package wompi's NewRail implements it.
 //
 // Money safety comes first: a payee paid twice, or a request silently lost,
 // is the worst possible bug. Every rule below serves that.
 //
 // # API
 //
-//	e, err := dispatch.New(dispatch.Config{Kafka: opts, Codec: codec, Redis: rdb, Wompi: client})
+//	// w: package wompi's NewRail(client, RailConfig{BanksTTL: time.Hour})
+//	e, err := dispatch.New(dispatch.Config{Kafka: opts, Codec: codec, Redis: rdb, Wompi: w})
 //	err = e.Run(ctx) // until ctx ends; then drains and leaves the group
 //
 //	set := config.New("dispatcher", os.LookupEnv)
@@ -54,8 +57,8 @@
 //     two partitions of one replica holding the same batch also exclude each
 //     other. The lease is renewed every third of its TTL; a lost lease stops
 //     the attempt before its next step.
-//  3. Banks, then duplicates. Bank codes resolve through a cached GET /banks
-//     (an explicit bankId wins); an unknown code drops the transaction with
+//  3. Banks, then duplicates. Bank codes resolve through the rail's bank
+//     directory, a cached GET /banks (an explicit bankId wins); an unknown code drops the transaction with
 //     REJECTED UNKNOWN_BANK_ID. Then one Lua call indexes every remaining
 //     requestId for this batch (SET NX): one already owned by another batch
 //     is dropped with REJECTED DUPLICATE_REQUEST. That event concerns the

@@ -20,7 +20,6 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/track"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // errCrashed is returned by Run after a test hook simulated a crash.
@@ -35,20 +34,20 @@ const MaxRecordBytes = 32 << 20
 // Run. Replicas in the same group share the partitions; Redis and Wompi's
 // idempotency keep any batch from being paid twice.
 type Engine struct {
-	cfg     Config
-	log     *slog.Logger
-	m       *metrics
-	st      *store
-	wompi   *wompi.Client
-	limiter *ratelimit.RailLimiters
-	bulk    map[rail.Name]*ratelimit.Bulk // the single-payout rails' API rate limits
-	budget  *ratelimit.Budget
-	handoff *submitted.Store
-	gate    *track.Gate // SUBMITTED goes through the tracker's status compare-and-set
-	banks   *bankDirectory
-	health  *healthGate
-	rails   railconfig.Enabled // Config.Rails, Wompi always in
-	cl      *kgo.Client
+	cfg       Config
+	log       *slog.Logger
+	m         *metrics
+	st        *store
+	batchRail rail.BatchRail // Config.Wompi
+	limiter   *ratelimit.RailLimiters
+	bulk      map[rail.Name]*ratelimit.Bulk // the single-payout rails' API rate limits
+	budget    *ratelimit.Budget
+	handoff   *submitted.Store
+	gate      *track.Gate    // SUBMITTED goes through the tracker's status compare-and-set
+	reads     sync.WaitGroup // the rail's background reads (its bank table), bound by hard
+	health    *healthGate
+	rails     railconfig.Enabled // Config.Rails, Wompi always in
+	cl        *kgo.Client
 
 	limitsMu   sync.Mutex
 	acctLimits map[string]int64 // Wompi's per-account daily limit, when known
@@ -85,7 +84,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, wompi: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8]}
+	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8]}
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
 		reqTTLms: cfg.DedupeWindow.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}
@@ -115,7 +114,6 @@ func New(cfg Config) (*Engine, error) {
 	// The gate's lease outlasts one produce (60 s), so a webhook never
 	// slips a later status in front of an in-flight SUBMITTED.
 	e.gate = track.NewGate(cfg.Redis, cfg.Prefix, 70*time.Second)
-	e.banks = &bankDirectory{e: e}
 	e.rails = railconfig.Enabled{rail.Wompi: true}
 	for n, on := range cfg.Rails {
 		e.rails[n] = e.rails[n] || on
@@ -179,7 +177,7 @@ func (e *Engine) now() time.Time { return e.cfg.Now() }
 func (e *Engine) Close() {
 	e.closed.Do(func() { e.cl.Close() })
 	e.killHard(context.Canceled)
-	e.banks.wg.Wait() // a GET /banks in flight ends with e.hard
+	e.reads.Wait() // a GET /banks in flight ends with e.hard
 }
 
 // Run consumes batches until ctx ends, then drains: each partition worker

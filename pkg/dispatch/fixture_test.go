@@ -112,7 +112,7 @@ func (f *fixture) engine(mutate func(*Config)) *Engine {
 		Group:          f.group,
 		Redis:          f.redis.NewClient(f.t),
 		Prefix:         f.redis.Prefix(),
-		Wompi:          f.sim.Client(&http.Client{Transport: f.tap}),
+		Wompi:          wompi.NewRail(f.sim.Client(&http.Client{Transport: f.tap}), wompi.RailConfig{}),
 		HTTPTimeout:    2 * time.Second,
 		RecoveryGrace:  2200 * time.Millisecond,
 		RatePerSecond:  10000,

@@ -1,7 +1,10 @@
 package dispatch
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -9,7 +12,6 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // metrics are the engine's Prometheus series. Labels are low-cardinality
@@ -120,25 +122,31 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// class buckets a Wompi call result for labels.
+// class buckets a Wompi call result for labels: its rail error's HTTP
+// status, or for no answer a timeout or another transport failure; "other"
+// for an error before anything was sent (no status, Permanent) and for
+// anything that is not the rail's.
 func class(err error) string {
 	if err == nil {
 		return "ok"
 	}
-	we, ok := wompi.AsError(err)
+	re, ok := railError(err)
 	if !ok {
 		return "other"
 	}
-	switch {
-	case we.HTTPStatus == 0 && we.Timeout():
+	var ne net.Error
+	switch s := re.HTTPStatus; {
+	case s == 0 && re.Class == rail.Permanent:
+		return "other"
+	case s == 0 && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()):
 		return "timeout"
-	case we.HTTPStatus == 0:
+	case s == 0:
 		return "transport"
-	case we.HTTPStatus == 409 || we.HTTPStatus == 429:
-		return strconv.Itoa(we.HTTPStatus)
-	case we.HTTPStatus >= 500:
+	case s == 409 || s == 429:
+		return strconv.Itoa(s)
+	case s >= 500:
 		return "5xx"
-	case we.HTTPStatus >= 400:
+	case s >= 400:
 		return "4xx"
 	}
 	return "other"

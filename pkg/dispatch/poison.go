@@ -8,11 +8,11 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
-// The dispatcher's errors come in two classes, as wompi.Error's do (and
+// The dispatcher's errors come in two classes, as a rail's do (and
 // Temporal's retryable and non-retryable errors): a retry may help, and the
 // batch is tried again with backoff, never skipped; or it will not, and the
 // batch ends (a PermanentError). Anything not classified permanent is
@@ -50,21 +50,22 @@ func asPermanent(err error) *PermanentError {
 	return nil
 }
 
-// postPermanent reports a POST /payouts answer that refuses the batch as a
-// whole and that no retry changes: a 4xx other than validation (400, 422:
-// a rejection of its payees), 401/403/404 (our credentials or URL: retried,
-// alerted), 408, 409 (EXC_022), 425 and 429.
+// postPermanent reports a POST answer that refuses the batch as a whole
+// and that no retry changes: the rail's Permanent (a 4xx other than
+// validation (400, 422: a rejection of its payees), 401/403/404 (our
+// credentials or URL: retried, alerted), 409 EXC_022 and 429), except 408,
+// 409 and 425, which are retried, and an error before anything was sent
+// (no HTTP status), which is retried too.
 func postPermanent(err error) bool {
-	we, ok := wompi.AsError(err)
-	if !ok || we.OutcomeUnknown || we.HTTPStatus < 400 || we.HTTPStatus >= 500 {
+	re, ok := railError(err)
+	if !ok || re.Class != rail.Permanent || re.HTTPStatus < 400 || re.HTTPStatus >= 500 {
 		return false
 	}
-	switch we.HTTPStatus {
-	case http.StatusBadRequest, http.StatusUnprocessableEntity, http.StatusUnauthorized, http.StatusForbidden,
-		http.StatusNotFound, http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
+	switch re.HTTPStatus {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly:
 		return false
 	}
-	return !wompi.IsDeferrable(err)
+	return true
 }
 
 // poison ends a batch that failed permanently. Wompi's word comes first:
@@ -138,11 +139,11 @@ func (j *job) poisonStatuses(reason payout.Reason, msg string) ([]*kgo.Record, e
 }
 
 // safeMessage renders an error for an event or a DLQ header: Wompi's
-// messages masked, anything else with digits runs and emails masked, cut
-// to 500 bytes.
+// answer as its rail masks it (rail.Error.Message), anything else with
+// digits runs and emails masked, cut to 500 bytes.
 func safeMessage(err error) string {
-	if we, ok := wompi.AsError(err); ok {
-		return maskMessage(we)
+	if re, ok := railError(err); ok && re.Rail == rail.Wompi && re.Message != "" {
+		return re.Message
 	}
 	s := longDigits.ReplaceAllString(err.Error(), "****")
 	s = emailLike.ReplaceAllString(s, "****")

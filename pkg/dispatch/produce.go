@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
-	"github.com/wompi-payouts/pipeline/pkg/ops"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // produce writes recs with acks=all and waits for every one.
@@ -138,25 +135,6 @@ var (
 	longDigits = regexp.MustCompile(`\d{6,}`)
 	emailLike  = regexp.MustCompile(`[^\s@,;:"'<>()\[\]]+@[^\s@,;:"'<>()\[\]]+`)
 )
-
-// maskMessage renders Wompi's error messages for an event or a log:
-// joined, with anything that looks like an account number, a legal id or
-// an email masked, and cut to 500 bytes.
-func maskMessage(we *wompi.Error) string {
-	if we == nil {
-		return ""
-	}
-	s := strings.Join(we.Messages, "; ")
-	if s == "" {
-		s = fmt.Sprintf("HTTP %d %s", we.HTTPStatus, we.Code)
-	}
-	s = emailLike.ReplaceAllString(s, "***@***")
-	s = longDigits.ReplaceAllStringFunc(s, ops.Mask)
-	if len(s) > 500 {
-		s = s[:500]
-	}
-	return strings.ToValidUTF8(s, "")
-}
 
 // batchRail is the rail every event of b names: the batch's own, or Wompi
 // for a batch written before batches carried one (the only rail then).

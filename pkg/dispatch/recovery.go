@@ -8,7 +8,6 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // ensureEpoch returns the current, ready epoch id. When Redis has none (a
@@ -141,18 +140,19 @@ func (e *Engine) rebuildIndex(ctx context.Context) (int, error) {
 	}
 	ttl := time.Duration(e.st.reqTTLms) * time.Millisecond
 	n := 0
-	for p, err := range e.wompi.Payouts(ctx, wompi.PayoutsFilter{FromDate: from}) {
+	// The rail lists by its business day: from that day's start.
+	for p, err := range e.batchRail.ListBatches(ctx, payout.Day(from).StartIn(rail.Location(rail.Wompi))) {
 		if err != nil {
 			return 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
 		}
-		for tx, err := range e.wompi.PayoutTransactions(ctx, p.ID, wompi.TransactionsFilter{}) {
+		for tx, err := range e.batchRail.Items(ctx, p.ProviderID) {
 			if err != nil {
-				return 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ID, err)
+				return 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ProviderID, err)
 			}
-			if tx.Reference == "" {
+			if tx.ID == "" {
 				continue
 			}
-			pipe.Set(ctx, e.st.reqKey(tx.Reference), p.Reference, ttl)
+			pipe.Set(ctx, e.st.reqKey(tx.ID), p.Reference, ttl)
 			n++
 			if pipe.Len() >= 1000 {
 				if err := flush(); err != nil {

@@ -81,7 +81,7 @@ func TestRecoveryRebuildsThroughFlakyReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e = f.engine(func(c *Config) { c.Wompi = wc })
+	e = f.engine(func(c *Config) { c.Wompi = wompi.NewRail(wc, wompi.RailConfig{}) })
 	f.produce(f.topics.Batches, batch("b-late", amounts, "early-7", "late-1"))
 	stop, _ = f.run(e)
 	eventually(t, "the late batch submitted", func() bool { return outcome(e, "submitted") == 1 })

@@ -5,160 +5,29 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
-// bankDirectory resolves Colombian bank codes to Wompi bankIds through a
-// cached GET /banks. Safe for concurrent use. The mutex guards the cached
-// table only: GET /banks runs outside it, one at a time (a single flight
-// that every caller who needs it joins), so a slow or hanging Wompi never
-// blocks a batch that the cached table can serve.
-type bankDirectory struct {
-	e       *Engine
-	mu      sync.Mutex
-	byCode  map[string]string // replaced whole by a refresh, never mutated
-	fetched time.Time         // wall clock
-	missAt  time.Time         // last refresh caused by an unknown code
-	flight  *bankFlight       // the GET /banks in progress, if any
-	wg      sync.WaitGroup    // refresh goroutines
+// bankIDs resolves bank codes to Wompi bankIds through the rail's bank
+// directory (rail.BankDirectory): "" for a code Wompi does not know; an
+// error only when no table is known. A GET /banks it starts is shared by
+// every batch that needs it, runs under the engine's life (not the
+// caller's ctx), each bounded by HTTPTimeout, and is observed as endpoint
+// "banks".
+func (e *Engine) bankIDs(ctx context.Context, codes []string) ([]string, error) {
+	return e.batchRail.BankIDs(ctx, rail.Background{Life: e.hard, Timeout: e.cfg.HTTPTimeout, Go: e.reads.Go,
+		Observe: e.observeRead}, codes)
 }
 
-// bankFlight is one GET /banks; done is closed when it ended, err is its
-// outcome (read after done).
-type bankFlight struct {
-	done chan struct{}
-	err  error
-}
-
-// missRefreshEvery bounds refreshes triggered by unknown codes.
-func (d *bankDirectory) missRefreshEvery() time.Duration {
-	return min(time.Minute, d.e.cfg.BanksRefresh)
-}
-
-// resolve returns the bankId of each code ("" for an unknown one). A
-// missing table is fetched first (the caller waits); a stale one is served
-// while a refresh runs in the background. An unknown code waits for a
-// refresh (the one in flight, or a new one at most once a minute) before it
-// is reported unknown. An error is returned only when no table is known.
-func (d *bankDirectory) resolve(ctx context.Context, codes []string) ([]string, error) {
-	d.mu.Lock()
-	table := d.byCode
-	var wait *bankFlight
-	switch {
-	case table == nil:
-		wait = d.startLocked()
-	case time.Since(d.fetched) > d.e.cfg.BanksRefresh:
-		d.startLocked() // serve the last good table meanwhile
+// observeRead records a read the rail made on its own (GET /banks).
+func (e *Engine) observeRead(op string, start time.Time, err error) {
+	e.m.observe(op, start, err)
+	if err != nil && e.hard.Err() == nil {
+		e.log.Warn("dispatch: GET /"+op+" failed", "err", err)
 	}
-	d.mu.Unlock()
-	if wait != nil {
-		if err := d.await(ctx, wait); err != nil {
-			return nil, err
-		}
-		if table = d.table(); table == nil {
-			return nil, wait.err
-		}
-	}
-
-	ids := make([]string, len(codes))
-	missing := false
-	for i, c := range codes {
-		ids[i] = table[c]
-		missing = missing || ids[i] == ""
-	}
-	if !missing || wait != nil {
-		// A table this call waited for is as fresh as it gets.
-		return ids, nil
-	}
-	d.mu.Lock()
-	wait = d.flight
-	if wait == nil && time.Since(d.missAt) > d.missRefreshEvery() {
-		d.missAt = time.Now()
-		wait = d.startLocked()
-	}
-	d.mu.Unlock()
-	if wait == nil {
-		return ids, nil
-	}
-	if err := d.await(ctx, wait); err != nil {
-		return nil, err
-	}
-	table = d.table()
-	for i, c := range codes {
-		if ids[i] == "" {
-			ids[i] = table[c]
-		}
-	}
-	return ids, nil
-}
-
-// table returns the current table.
-func (d *bankDirectory) table() map[string]string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.byCode
-}
-
-// await waits for f, or for ctx: the caller's batch may stop waiting, the
-// refresh goes on for the others.
-func (d *bankDirectory) await(ctx context.Context, f *bankFlight) error {
-	select {
-	case <-f.done:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
-
-// startLocked returns the refresh in flight, or starts one. d.mu is held.
-// The refresh is bound by HTTPTimeout and by the engine's life, not by the
-// context of the caller that happened to start it.
-func (d *bankDirectory) startLocked() *bankFlight {
-	if d.flight != nil {
-		return d.flight
-	}
-	f := &bankFlight{done: make(chan struct{})}
-	d.flight = f
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		m, err := d.fetch(d.e.hard)
-		d.mu.Lock()
-		if err == nil {
-			d.byCode, d.fetched = m, time.Now()
-		}
-		d.flight = nil
-		d.mu.Unlock()
-		f.err = err
-		close(f.done)
-	}()
-	return f
-}
-
-// fetch reads GET /banks into a code -> bankId table. It holds no lock.
-func (d *bankDirectory) fetch(ctx context.Context) (map[string]string, error) {
-	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, d.e.cfg.HTTPTimeout)
-	banks, err := d.e.wompi.Banks(cctx)
-	cancel()
-	d.e.m.observe("banks", start, err)
-	if err != nil {
-		if ctx.Err() == nil {
-			d.e.log.Warn("dispatch: GET /banks failed", "err", err)
-		}
-		return nil, err
-	}
-	m := make(map[string]string, len(banks))
-	for _, b := range banks {
-		if b.Code != "" && b.ID != "" {
-			m[b.Code] = b.ID
-		}
-	}
-	return m, nil
 }
 
 // healthGate follows GET /health in the background. While Wompi says
@@ -172,7 +41,7 @@ type healthGate struct {
 func (h *healthGate) check(ctx context.Context) {
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, h.e.cfg.HTTPTimeout)
-	hs, err := h.e.wompi.Health(cctx)
+	status, err := h.e.batchRail.Health(cctx)
 	cancel()
 	h.e.m.observe("health", start, err)
 	if err != nil {
@@ -181,12 +50,12 @@ func (h *healthGate) check(ctx context.Context) {
 		}
 		return
 	}
-	bad := hs.Status == wompi.HealthUnhealthy
+	bad := status == rail.Unhealthy
 	if h.unhealthy.Swap(bad) != bad {
 		if bad {
-			h.e.log.Warn("dispatch: Wompi is UNHEALTHY: posting paused", "status", hs.Status)
+			h.e.log.Warn("dispatch: Wompi is UNHEALTHY: posting paused", "status", string(status))
 		} else {
-			h.e.log.Info("dispatch: Wompi is available again: posting resumes", "status", hs.Status)
+			h.e.log.Info("dispatch: Wompi is available again: posting resumes", "status", string(status))
 		}
 	}
 	if bad {

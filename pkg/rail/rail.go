@@ -91,7 +91,13 @@ type Error struct {
 	// Items are our ids of the items a Rejected error refuses, when the
 	// provider says which (a batch rail); empty: all of them.
 	Items []string
-	Err   error // the transport or provider error, if any
+	// Reason is the pipeline's reason for a refusal for now (Deferred):
+	// INSUFFICIENT_BALANCE, BATCH_BUDGET or DAILY_LIMIT. A rail sets it
+	// whenever the provider's answer names such a refusal, even when the
+	// class says otherwise (an answer to a create that may have been
+	// applied): the caller decides what to trust.
+	Reason payout.Reason
+	Err    error // the transport or provider error, if any
 }
 
 func (e *Error) Error() string {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
@@ -62,31 +61,37 @@ type RailConfig struct {
 	// webhook is refused.
 	EventsSecret string
 	// BanksTTL is how long a GET /banks table is used before it is read
-	// again. Default 1 h. An unknown bank code reads it again at most once
-	// a minute (or once per BanksTTL, if shorter).
+	// again (WOMPI_BANKS_REFRESH). Default 1 h. An unknown bank code reads
+	// it again at most once a minute (or once per BanksTTL, if shorter).
 	BanksTTL time.Duration
+	// CallTimeout bounds a GET /banks that CreateBatch starts for its bank
+	// codes and that may outlive its caller (a shared read). Default: the
+	// client's own HTTP timeout only. BankIDs' reads are bound by the
+	// caller's rail.Background instead.
+	CallTimeout time.Duration
 	// Now is the clock of the bank table. Default time.Now.
 	Now func() time.Time
 }
 
-// Rail is Wompi behind the rail seam: rail.BatchPayouts over a *Client.
+// Rail is Wompi behind the rail seam: rail.BatchRail over a *Client.
 // It maps Wompi's batches, transactions, statuses, errors and webhooks to
 // the rail's types, and resolves the payees' bank codes to Wompi bankIds
-// through a cached GET /banks. Safe for concurrent use.
+// through a cached GET /banks (bankDirectory). Safe for concurrent use.
 type Rail struct {
-	c      *Client
-	secret string
-	ttl    time.Duration
-	now    func() time.Time
-
-	mu      sync.Mutex
-	byCode  map[string]string // bank code -> bankId; replaced whole, never mutated
-	fetched time.Time
+	c           *Client
+	secret      string
+	ttl         time.Duration
+	now         func() time.Time
+	callTimeout time.Duration
+	dir         *bankDirectory
 }
 
-var _ rail.BatchPayouts = (*Rail)(nil)
+var (
+	_ rail.BatchPayouts = (*Rail)(nil)
+	_ rail.BatchRail    = (*Rail)(nil)
+)
 
-// NewRail returns Wompi's rail.BatchPayouts over c.
+// NewRail returns Wompi's rail.BatchRail over c.
 func NewRail(c *Client, cfg RailConfig) *Rail {
 	if cfg.BanksTTL <= 0 {
 		cfg.BanksTTL = time.Hour
@@ -94,7 +99,8 @@ func NewRail(c *Client, cfg RailConfig) *Rail {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Rail{c: c, secret: cfg.EventsSecret, ttl: cfg.BanksTTL, now: cfg.Now}
+	return &Rail{c: c, secret: cfg.EventsSecret, ttl: cfg.BanksTTL, now: cfg.Now, callTimeout: cfg.CallTimeout,
+		dir: &bankDirectory{c: c, ttl: cfg.BanksTTL, now: cfg.Now}}
 }
 
 // Rail returns rail.Wompi.
@@ -111,7 +117,8 @@ func railError(op string, err error) error {
 	if !ok {
 		return &rail.Error{Rail: rail.Wompi, Op: op, Class: rail.Permanent, Err: err}
 	}
-	return &rail.Error{Rail: rail.Wompi, Op: op, HTTPStatus: we.HTTPStatus, Code: we.Code, Class: we.RailClass(), Err: err}
+	return &rail.Error{Rail: rail.Wompi, Op: op, HTTPStatus: we.HTTPStatus, Code: we.Code, Message: maskedMessage(we),
+		Class: we.RailClass(), Reason: deferralReason(we.Code), Err: err}
 }
 
 // CreateBatch sends POST /payouts (see rail.BatchPayouts). A payee whose
@@ -224,39 +231,38 @@ func (r *Rail) bankIDs(ctx context.Context, items []rail.BatchItem) ([]string, e
 }
 
 func (r *Rail) fetchedAt() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.fetched
+	r.dir.mu.Lock()
+	defer r.dir.mu.Unlock()
+	return r.dir.fetched
 }
 
 // banks returns the code -> bankId table, reading GET /banks when there is
-// none, when it is older than the TTL, or when force is set; fetched says
-// whether this call read it. A failed read keeps serving the last table;
-// with none, its error is returned.
+// none, when it is older than the TTL, or when force is set (joining a
+// read in flight, if any); fetched says whether this call read it. A
+// failed read keeps serving the last table; with none, its error is
+// returned.
 func (r *Rail) banks(ctx context.Context, force bool) (map[string]string, bool, error) {
-	r.mu.Lock()
-	table, at := r.byCode, r.fetched
-	r.mu.Unlock()
+	d := r.dir
+	d.mu.Lock()
+	table, at := d.byCode, d.fetched
 	if table != nil && !force && r.now().Sub(at) < r.ttl {
+		d.mu.Unlock()
 		return table, false, nil
 	}
-	list, err := r.c.Banks(ctx)
-	if err != nil {
-		if table != nil {
+	life := context.WithoutCancel(ctx)
+	f := d.startLocked(rail.Background{Life: life, Timeout: r.callTimeout, Go: func(fn func()) { go fn() }})
+	d.mu.Unlock()
+	if err := d.await(ctx, f); err != nil {
+		// Nothing was sent for the batch.
+		return nil, false, &rail.Error{Rail: rail.Wompi, Op: "banks", Class: rail.Retryable, Err: err}
+	}
+	if f.err != nil {
+		if table = d.table(); table != nil {
 			return table, false, nil
 		}
-		return nil, false, railError("banks", err)
+		return nil, false, f.err // fetch's *rail.Error
 	}
-	m := make(map[string]string, len(list))
-	for _, b := range list {
-		if b.Code != "" && b.ID != "" {
-			m[b.Code] = b.ID
-		}
-	}
-	r.mu.Lock()
-	r.byCode, r.fetched = m, r.now()
-	r.mu.Unlock()
-	return m, true, nil
+	return d.table(), true, nil
 }
 
 // FindBatches returns the batches under our reference (GET

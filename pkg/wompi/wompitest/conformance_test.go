@@ -112,8 +112,32 @@ func batchRequest(account string) func(ref string, ids []string, cents int64) ra
 	}
 }
 
-func TestBatchConformance(t *testing.T) {
-	railtest.RunBatchPayouts(t, batchHarness())
+func TestBatchConformance(t *testing.T) { railtest.RunBatchPayouts(t, batchHarness()) }
+
+// TestBatchRailConformance runs the suite of what the dispatcher needs of
+// Wompi besides the batch calls (rail.BatchRail).
+func TestBatchRailConformance(t *testing.T) {
+	railtest.RunBatchRail(t, railtest.BatchRailHarness{
+		BatchHarness:    batchHarness(),
+		Today:           func() string { return wompi.BogotaDay(time.Now()) }, // the simulators' clocks start now
+		KnownBankCode:   "1007",
+		UnknownBankCode: "0000",
+		Unhealthy: func(sim railtest.BatchSim) func() {
+			s := sim.(*conformanceSim).s
+			s.SetUnhealthy(true)
+			return func() { s.SetUnhealthy(false) }
+		},
+		PartialOutage: func(sim railtest.BatchSim) func() {
+			s := sim.(*conformanceSim).s
+			s.UpdateFaults(func(f *wompitest.Faults) { f.PartialOutage = true })
+			return func() { s.UpdateFaults(func(f *wompitest.Faults) { f.PartialOutage = false }) }
+		},
+		DeferredReasons: map[string]payout.Reason{
+			"insufficient balance (EXC_008)": payout.ReasonInsufficientBalance,
+			"daily limit (EXC_017)":          payout.ReasonDailyLimit,
+			"daily batch cap":                payout.ReasonBatchBudget,
+		},
+	})
 }
 
 // batchHarness is Wompi's harness of the batch suite (and, within

@@ -1,11 +1,9 @@
-package dispatch
+package wompi
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // banksServer serves GET /banks from a list of answers, one per call (the
@@ -62,34 +58,41 @@ func (s *banksServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `{"data":{"page":1,"limit":100,"total":%d,"pages":1,"records":[%s]}}`, len(recs), strings.Join(recs, ","))
 }
 
-// newBankDirectory returns a directory over a minimal engine whose Wompi is
-// the given server.
-func newBankDirectory(t *testing.T, srv *banksServer) *bankDirectory {
+// testDirectory is a Rail's bank directory as the dispatcher uses it
+// (BankIDs), its reads run under a life of its own.
+type testDirectory struct {
+	r  *Rail
+	bg rail.Background
+	wg sync.WaitGroup // refresh goroutines
+}
+
+// newBankDirectory returns the directory of a Rail whose Wompi is the given
+// server, with a one-hour TTL and reads bound by a minute.
+func newBankDirectory(t *testing.T, srv *banksServer) *testDirectory {
 	t.Helper()
 	srv.entered = make(chan int64, 64)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	wc, err := wompi.New(wompi.Config{BaseURL: ts.URL, APIKey: "k", PrincipalID: "p"})
+	wc, err := New(Config{BaseURL: ts.URL, APIKey: "k", PrincipalID: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := newMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &Engine{cfg: Config{BanksRefresh: time.Hour, HTTPTimeout: time.Minute}, m: m, wompi: wc,
-		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	e.hard, e.killHard = context.WithCancelCause(context.Background())
-	d := &bankDirectory{e: e}
-	t.Cleanup(func() { e.killHard(context.Canceled); d.wg.Wait() })
+	d := &testDirectory{r: NewRail(wc, RailConfig{BanksTTL: time.Hour})}
+	life, kill := context.WithCancelCause(context.Background())
+	d.bg = rail.Background{Life: life, Timeout: time.Minute, Go: d.wg.Go}
+	t.Cleanup(func() { kill(context.Canceled); d.wg.Wait() })
 	return d
 }
 
-// makeStale ages the cached table past BanksRefresh.
-func (d *bankDirectory) makeStale() {
-	d.mu.Lock()
-	d.fetched = time.Now().Add(-2 * d.e.cfg.BanksRefresh)
-	d.mu.Unlock()
+func (d *testDirectory) resolve(ctx context.Context, codes []string) ([]string, error) {
+	return d.r.BankIDs(ctx, d.bg, codes)
+}
+
+// makeStale ages the cached table past the TTL.
+func (d *testDirectory) makeStale() {
+	d.r.dir.mu.Lock()
+	d.r.dir.fetched = time.Now().Add(-2 * d.r.dir.ttl)
+	d.r.dir.mu.Unlock()
 }
 
 // returns waits for f to return (a liveness bound, not a timing
