@@ -86,19 +86,6 @@ func TestBatchTransitions(t *testing.T) {
 	}
 }
 
-func TestStatusOfTransaction(t *testing.T) {
-	want := map[TransactionStatus]Status{TxPending: StatusPending, TxProcessing: StatusPending, TxApproved: StatusApproved,
-		TxFailed: StatusFailed, TxRejected: StatusFailed, TxCancelled: StatusCancelled}
-	for tx, st := range want {
-		if got, ok := StatusOfTransaction(tx); !ok || got != st {
-			t.Errorf("StatusOfTransaction(%s) = %s, %v", tx, got, ok)
-		}
-	}
-	if _, ok := StatusOfTransaction("WHATEVER"); ok {
-		t.Error("unknown status mapped")
-	}
-}
-
 func TestDay(t *testing.T) {
 	utcMinus5 := time.FixedZone("UTC-5", -5*60*60)
 	// 04:59 UTC is still the previous day at UTC-5.

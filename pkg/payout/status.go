@@ -127,34 +127,3 @@ func CanBatchTransition(from, to BatchStatus) bool {
 	}
 	return to.rank() > from.rank()
 }
-
-// TransactionStatus is a Wompi transaction status. The query filters also
-// name PROCESSING and REJECTED.
-type TransactionStatus string
-
-// Wompi's transaction statuses [doc].
-const (
-	TxPending    TransactionStatus = "PENDING"
-	TxProcessing TransactionStatus = "PROCESSING"
-	TxApproved   TransactionStatus = "APPROVED"
-	TxCancelled  TransactionStatus = "CANCELLED"
-	TxFailed     TransactionStatus = "FAILED"
-	TxRejected   TransactionStatus = "REJECTED"
-)
-
-// StatusOfTransaction maps a Wompi transaction status to the pipeline status
-// of its request. ok is false for a status we do not know, which callers must
-// log and ignore rather than guess.
-func StatusOfTransaction(s TransactionStatus) (st Status, ok bool) {
-	switch s {
-	case TxPending, TxProcessing:
-		return StatusPending, true
-	case TxApproved:
-		return StatusApproved, true
-	case TxCancelled:
-		return StatusCancelled, true
-	case TxFailed, TxRejected:
-		return StatusFailed, true
-	}
-	return "", false
-}

@@ -33,7 +33,7 @@
 // carries (the dispatcher's hand-off in pkg/submitted, else Wompi: GET
 // /payouts/{id}/transactions/{txId} and GET /payouts/{id}, through the
 // rail's Item and GetBatch), with the status the rail maps
-// (payout.StatusOfTransaction on Wompi) and a FAILED or CANCELLED transaction's
+// (wompi.TransactionStatus.PayoutStatus on Wompi) and a FAILED or CANCELLED transaction's
 // code (D07...) and message as reasonCode and reasonMessage. Its payoutId
 // is not signed [doc]: the hand-off must list the transaction under it, or
 // Wompi must answer that pair; its signed amount must be the recorded one.

@@ -94,7 +94,7 @@ func TestRedisFlushLosesNothingAndKeepsEventIDs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, _ := payout.StatusOfTransaction(payout.TransactionStatus(tx.Status))
+			st, _ := wompi.TransactionStatus(tx.Status).PayoutStatus()
 			want[tx.Reference] = st
 		}
 	}

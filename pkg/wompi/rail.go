@@ -342,7 +342,7 @@ func (r *Rail) VerifyWebhook(h http.Header, body []byte) (rail.BatchEvent, error
 	switch {
 	case ev.Transaction != nil:
 		t := ev.Transaction
-		st, _ := payout.StatusOfTransaction(payout.TransactionStatus(t.Status))
+		st, _ := t.Status.PayoutStatus()
 		fr := reasonOf(t.Status, t.FailureReason)
 		out.Item = &rail.Payout{ProviderID: t.ID, Status: st, ProviderStatus: string(t.Status),
 			Reason: fr.Code, ReasonMessage: fr.Message, AmountInCents: t.AmountInCents,
@@ -383,9 +383,9 @@ func BatchStatusOf(s BatchStatus) payout.BatchStatus {
 }
 
 // ItemStatusOf maps a Wompi transaction status to the pipeline status of
-// its request (payout.StatusOfTransaction); "" for one we do not know.
+// its request (TransactionStatus.PayoutStatus); "" for one we do not know.
 func ItemStatusOf(s TransactionStatus) payout.Status {
-	st, _ := payout.StatusOfTransaction(payout.TransactionStatus(s))
+	st, _ := s.PayoutStatus()
 	return st
 }
 

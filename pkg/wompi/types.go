@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
 
 // BatchStatus is a Wompi batch (payout) status [doc].
@@ -45,6 +47,24 @@ const (
 )
 
 // Final reports whether the status is final.
+// PayoutStatus maps a Wompi transaction status to the pipeline status of
+// its request: PENDING and PROCESSING are PENDING, FAILED and REJECTED are
+// FAILED. ok is false for a status we do not know, which callers must log
+// and ignore rather than guess.
+func (s TransactionStatus) PayoutStatus() (st payout.Status, ok bool) {
+	switch s {
+	case TransactionPending, TransactionProcessing:
+		return payout.StatusPending, true
+	case TransactionApproved:
+		return payout.StatusApproved, true
+	case TransactionCancelled:
+		return payout.StatusCancelled, true
+	case TransactionFailed, TransactionRejected:
+		return payout.StatusFailed, true
+	}
+	return "", false
+}
+
 func (s TransactionStatus) Final() bool {
 	switch s {
 	case TransactionApproved, TransactionCancelled, TransactionFailed, TransactionRejected:

@@ -30,3 +30,17 @@ func TestBogotaWireTimes(t *testing.T) {
 		}
 	}
 }
+
+func TestTransactionPayoutStatus(t *testing.T) {
+	want := map[TransactionStatus]payout.Status{TransactionPending: payout.StatusPending, TransactionProcessing: payout.StatusPending,
+		TransactionApproved: payout.StatusApproved, TransactionFailed: payout.StatusFailed, TransactionRejected: payout.StatusFailed,
+		TransactionCancelled: payout.StatusCancelled}
+	for tx, st := range want {
+		if got, ok := tx.PayoutStatus(); !ok || got != st {
+			t.Errorf("%s.PayoutStatus() = %s, %v", tx, got, ok)
+		}
+	}
+	if _, ok := TransactionStatus("WHATEVER").PayoutStatus(); ok {
+		t.Error("unknown status mapped")
+	}
+}
