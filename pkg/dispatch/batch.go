@@ -256,9 +256,10 @@ func (j *job) pay(c claim, t time.Time) error {
 		return j.nothingToPay()
 	}
 	if payoutID == "" {
-		// Step 4: a POST whose outcome is unknown is never repeated before a
-		// lookup by reference proves the payout absent. The record is new
-		// (or Redis lost it), or an earlier attempt sent a POST.
+		// Step 4, reconcile: a POST whose outcome is unknown is never
+		// repeated before a lookup by reference proves the payout absent.
+		// The record is new (or Redis lost it), or an earlier attempt sent
+		// a POST.
 		if c.code == "fresh" || c.state == statePosting || !c.firstPostAt.IsZero() {
 			found, err := j.lookup()
 			if err != nil {
@@ -276,7 +277,7 @@ func (j *job) pay(c claim, t time.Time) error {
 		return j.nothingToPay()
 	}
 
-	// Step 4: daily budgets.
+	// Step 5: daily budgets.
 	var amount int64
 	for _, i := range j.keep {
 		amount += b.Transactions[i].AmountInCents
@@ -306,7 +307,7 @@ func (j *job) pay(c claim, t time.Time) error {
 		e.m.budgetUsage.WithLabelValues("batches").Set(float64(g.UsedBatches) / float64(g.BatchCap))
 	}
 
-	// Steps 5, 7, 8: rate limit, health gate, post exactly once.
+	// Steps 6 to 9: rate limit and health gate, post exactly once, refusals, success.
 	return j.post()
 }
 

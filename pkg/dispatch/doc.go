@@ -99,6 +99,15 @@
 //     401/403/404 say nothing about the batch and no retry fixes them: they
 //     are counted (payouts_dispatcher_post_blocked_total{code}, alerted),
 //     logged as errors and retried at the longest backoff, never REJECTED.
+//     Outage: while lookups, the bank table, the health gate or POSTs keep
+//     failing, the batch retries for RailPatience (DISPATCHER_RAIL_PATIENCE),
+//     then waits on the deferred topic (DEFERRED RAIL_UNAVAILABLE; a minute,
+//     doubled per further deferral up to 16) so that the partition's other
+//     batches, of every rail, go on. A batch no POST of which went out
+//     releases its reservation; one whose POST may have landed keeps it and
+//     gates its DEFERRED (the tracker may have emitted a later status); a
+//     fresh claim whose lookup kept failing is marked as posted, so its next
+//     attempt looks it up first (step 4).
 //  8. Refusals. No refusal is taken at its word: an earlier attempt may
 //     have landed, and even this attempt's answer may be to a replay (Go's
 //     HTTP transport resends a POST carrying an Idempotency-Key when a
