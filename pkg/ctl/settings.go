@@ -69,9 +69,9 @@ func Bind(s *config.Set) *Settings {
 	s.String(&st.WompiBaseURL, "wompi-base-url", "WOMPI_BASE_URL", wompi.SandboxBaseURL, "Wompi payouts API root, including /v1")
 	s.Secret(&st.WompiAPIKey, "wompi-api-key", "WOMPI_API_KEY", "Wompi x-api-key")
 	s.Secret(&st.WompiPrincipalID, "wompi-principal-id", "WOMPI_PRINCIPAL_ID", "Wompi user-principal-id")
-	s.Int64(&st.DailyLimitCents, "daily-limit-cents", "DAILY_LIMIT_CENTS", payout.DefaultDailyLimitCents,
+	s.Int64(&st.DailyLimitCents, "daily-limit-cents", "DAILY_LIMIT_CENTS", wompi.DefaultDailyLimitCents,
 		"per-account daily money limit in cents, as the dispatcher has it").Check(func() error { return config.CheckPositive(st.DailyLimitCents) })
-	s.Int(&st.DailyBatchCap, "daily-batch-cap", "DAILY_BATCH_CAP", payout.DailyBatchCap, "batches per Bogota day, as the dispatcher has it").
+	s.Int(&st.DailyBatchCap, "daily-batch-cap", "DAILY_BATCH_CAP", wompi.DailyBatchCap, "batches per Bogota day, as the dispatcher has it").
 		Check(func() error { return config.CheckPositive(st.DailyBatchCap) })
 	s.Duration(&st.LeaseTTL, "lease-ttl", "DISPATCHER_LEASE_TTL", dispatch.DefaultLeaseTTL, "the dispatcher's lease (dates a batch's last step)").
 		Check(func() error { return config.CheckPositive(st.LeaseTTL) })

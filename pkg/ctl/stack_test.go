@@ -16,6 +16,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -109,7 +110,7 @@ func request(id, account string, cents int64, legalID string) payout.Request {
 	return payout.Request{RequestID: id, OriginAccountID: account, PaymentType: payout.PaymentType("PROVIDERS"),
 		Beneficiary: payout.Beneficiary{LegalIDType: payout.LegalCC, LegalID: legalID, Name: "Valentina Ríos", Email: "valentina.rios@example.co",
 			BankCode: "1007", AccountType: payout.AccountAhorros, AccountNumber: "31234567894"},
-		AmountInCents: cents, Currency: payout.Currency, RequestedAt: time.Now()}
+		AmountInCents: cents, Currency: wompi.Currency, RequestedAt: time.Now()}
 }
 
 func TestSubcommandsAgainstTheStack(t *testing.T) {
@@ -263,14 +264,14 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 			acc[a.OriginAccountID] = a
 		}
 		main := acc[wompitest.AccountMain]
-		if !main.Seeded || main.UsedInCents != okA.AmountInCents+okB.AmountInCents || main.LimitInCents != payout.DefaultDailyLimitCents ||
-			main.LeftInCents != payout.DefaultDailyLimitCents-main.UsedInCents {
+		if !main.Seeded || main.UsedInCents != okA.AmountInCents+okB.AmountInCents || main.LimitInCents != wompi.DefaultDailyLimitCents ||
+			main.LeftInCents != wompi.DefaultDailyLimitCents-main.UsedInCents {
 			t.Fatalf("main account %+v", main)
 		}
 		sec := acc[wompitest.AccountSecondary]
 		// The local run's simulator publishes only the documented fields:
 		// no per-account limits, so DAILY_LIMIT_CENTS holds.
-		if sec.UsedInCents != 0 || sec.LimitInCents != payout.DefaultDailyLimitCents || sec.LimitSource != "DAILY_LIMIT_CENTS" {
+		if sec.UsedInCents != 0 || sec.LimitInCents != wompi.DefaultDailyLimitCents || sec.LimitSource != "DAILY_LIMIT_CENTS" {
 			t.Fatalf("secondary account %+v", sec)
 		}
 		if !rb.BatchesSeeded || rb.BatchesUsed < 1 || rb.BatchesLeft != rb.BatchCap-rb.BatchesUsed {

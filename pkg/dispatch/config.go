@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
-	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/railconfig"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
@@ -140,9 +139,10 @@ type Config struct {
 	RateBurst     int
 	// DailyLimitCents is an account's daily money limit when Wompi's GET
 	// /limits does not give one; when it does, the lower of the two holds.
-	// Default payout.DefaultDailyLimitCents.
+	// Default: the rail's published limit (Wompi.Limits).
 	DailyLimitCents int64
-	// DailyBatchCap is the client's batches per Bogota day; default 3,800.
+	// DailyBatchCap is the client's batches per Bogota day; default: the
+	// rail's published cap (Wompi.Limits, 3,800).
 	DailyBatchCap int
 	// DeferBalanceRetry is how long a batch refused for insufficient
 	// balance (EXC_008) waits; default 5 min.
@@ -246,11 +246,14 @@ func (c *Config) setDefaults() error {
 	if c.RateBurst <= 0 {
 		c.RateBurst = DefaultRateBurst
 	}
-	if c.DailyLimitCents <= 0 {
-		c.DailyLimitCents = payout.DefaultDailyLimitCents
-	}
-	if c.DailyBatchCap <= 0 {
-		c.DailyBatchCap = payout.DailyBatchCap
+	if c.Wompi != nil {
+		lim := c.Wompi.Limits()
+		if c.DailyLimitCents <= 0 {
+			c.DailyLimitCents = lim.AmountInCents
+		}
+		if c.DailyBatchCap <= 0 {
+			c.DailyBatchCap = lim.Batches
+		}
 	}
 	def(&c.DeferBalanceRetry, DefaultDeferBalanceRetry)
 	def(&c.LeaseTTL, DefaultLeaseTTL)

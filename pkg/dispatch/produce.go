@@ -85,7 +85,7 @@ const HeaderBatchID = "batch-id"
 // the batch record's source topic, partition and offset, and batch-id.
 func (e *Engine) duplicateRecord(b *payout.Batch, t *payout.Transaction, src *kgo.Record) (*kgo.Record, error) {
 	req := payout.Request{RequestID: t.RequestID, OriginAccountID: b.OriginAccountID, PaymentType: b.PaymentType,
-		Beneficiary: t.Beneficiary, AmountInCents: t.AmountInCents, Currency: payout.Currency,
+		Beneficiary: t.Beneficiary, AmountInCents: t.AmountInCents, Currency: rail.Currency(railName(b)),
 		DispersionDatetime: b.Schedule.DispersionDatetime, Recurring: b.Schedule.Recurring, RequestedAt: t.RequestedAt}
 	v, err := e.cfg.Codec.AppendRequest(nil, &req)
 	if err != nil {

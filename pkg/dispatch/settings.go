@@ -17,7 +17,6 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
-	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/railconfig"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
@@ -108,10 +107,10 @@ func BindConfig(s *config.Set) *Settings {
 		s.Int(&r.rate.Burst, r.flag+"-rate-burst", r.env+"_RATE_BURST", DefaultSingleRateBurst, "burst of "+r.name+"'s shared API rate limit").
 			Check(func() error { return config.CheckPositive(r.rate.Burst) })
 	}
-	s.Int64(&st.DailyLimitCents, "daily-limit-cents", "DAILY_LIMIT_CENTS", payout.DefaultDailyLimitCents,
+	s.Int64(&st.DailyLimitCents, "daily-limit-cents", "DAILY_LIMIT_CENTS", wompi.DefaultDailyLimitCents,
 		"per-account daily money limit in cents (the lower of this and Wompi's GET /limits holds)").
 		Check(func() error { return config.CheckPositive(st.DailyLimitCents) })
-	s.Int(&st.DailyBatchCap, "daily-batch-cap", "DAILY_BATCH_CAP", payout.DailyBatchCap, "batches per Bogota day for the client").
+	s.Int(&st.DailyBatchCap, "daily-batch-cap", "DAILY_BATCH_CAP", wompi.DailyBatchCap, "batches per Bogota day for the client").
 		Check(func() error { return config.CheckPositive(st.DailyBatchCap) })
 	s.Duration(&st.DeferBalanceRetry, "defer-balance-retry", "DEFER_BALANCE_RETRY", DefaultDeferBalanceRetry,
 		"wait before retrying a batch refused for insufficient balance (EXC_008)").

@@ -356,14 +356,9 @@ func earliest(ps []rail.Payout) rail.Payout {
 }
 
 // singleRequest maps one transaction of the batch to the rail's request.
-// A batch carries no currency: its rail has one (ingest routes BRL to
-// WEpayout, COP to Wompi or SmartFastPay).
+// A batch carries no currency: its rail has one (rail.Currency).
 func singleRequest(name rail.Name, t *payout.Transaction) rail.PayoutRequest {
-	currency := payout.Currency
-	if name == rail.WEpayout {
-		currency = "BRL"
-	}
-	return rail.PayoutRequest{ID: t.RequestID, AmountInCents: t.AmountInCents, Currency: currency,
+	return rail.PayoutRequest{ID: t.RequestID, AmountInCents: t.AmountInCents, Currency: rail.Currency(name),
 		Description: "payout " + t.RequestID, Payee: rail.PayeeOf(&t.Beneficiary)}
 }
 

@@ -29,7 +29,7 @@ func BenchmarkHotPath(b *testing.B) {
 		}
 		values[i] = v
 	}
-	agg := newAggregator("requests", 1000, payout.DefaultDailyLimitCents, DefaultMaxBatchBytes)
+	agg := newAggregator("requests", 1000, wompi.DefaultDailyLimitCents, DefaultMaxBatchBytes)
 	var req payout.Request
 	b.ReportAllocs()
 	b.ResetTimer()

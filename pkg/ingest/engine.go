@@ -20,6 +20,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // Config configures an Engine. The zero value of each knob gets the
@@ -139,7 +140,7 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("ingest: MaxBatchBytes must be %d-%d, got %d", MinBatchBytes, ProducerMaxBytes-RecordOverhead, c.MaxBatchBytes)
 	}
 	if c.MaxAmountCents <= 0 {
-		c.MaxAmountCents = payout.DefaultDailyLimitCents
+		c.MaxAmountCents = wompi.DefaultDailyLimitCents
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 5 * time.Second

@@ -16,8 +16,8 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/ops"
-	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // Settings are the ingest worker's configuration, bound to env variables
@@ -94,7 +94,7 @@ func bindConfig(s *config.Set, hostname func() (string, error)) *Settings {
 			}
 			return nil
 		})
-	s.Int64(&st.MaxAmountCents, "batch-max-amount-cents", "BATCH_MAX_AMOUNT_CENTS", payout.DefaultDailyLimitCents,
+	s.Int64(&st.MaxAmountCents, "batch-max-amount-cents", "BATCH_MAX_AMOUNT_CENTS", wompi.DefaultDailyLimitCents,
 		"close a batch before its total passes this many cents (default: Wompi's daily limit)").
 		Check(func() error { return config.CheckPositive(st.MaxAmountCents) })
 	s.Duration(&st.MaxWait, "batch-max-wait", "BATCH_MAX_WAIT", 5*time.Second, "shortest batching window: the age at which open batches close when the daily budget allows").
@@ -108,8 +108,8 @@ func bindConfig(s *config.Set, hostname func() (string, error)) *Settings {
 		})
 	s.Int(&st.DailyBatchBudget, "batch-daily-budget", "BATCH_DAILY_BUDGET", 3000, "batches a day all ingest instances aim at (Wompi allows 3,800)").
 		Check(func() error {
-			if st.DailyBatchBudget <= 0 || st.DailyBatchBudget > payout.DailyBatchCap {
-				return fmt.Errorf("must be 1-%d, got %d", payout.DailyBatchCap, st.DailyBatchBudget)
+			if st.DailyBatchBudget <= 0 || st.DailyBatchBudget > wompi.DailyBatchCap {
+				return fmt.Errorf("must be 1-%d, got %d", wompi.DailyBatchCap, st.DailyBatchBudget)
 			}
 			return nil
 		})

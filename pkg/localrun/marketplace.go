@@ -112,7 +112,7 @@ func (m *Marketplace) Next(i int, r *payout.Request) Kind {
 			AccountNumber: fmt.Sprintf("%d%07d4", 3+m.rng.IntN(6), m.rng.IntN(10_000_000)),
 		},
 		AmountInCents: int64(50_000 + m.rng.IntN(5_000_000)), // $500 to $50,500
-		Currency:      payout.Currency,
+		Currency:      rail.Currency(rail.Wompi),
 		RequestedAt:   now,
 	}
 	if i%3 == 1 {

@@ -8,9 +8,11 @@
 //
 // What belongs to one provider lives with that rail: Wompi's rules (the
 // Colombian bank-code table, legal ids, account numbers, names, the later
-// Bogota day of a dispersion) in pkg/wompi (Validate, ColombianBanks);
-// SmartFastPay's and WEpayout's in pkg/smartfastpay and pkg/wepayout; the
-// business-day zone of each rail in pkg/rail (Location).
+// Bogota day of a dispersion, its published daily limits, its transaction
+// statuses) in pkg/wompi (Validate, ColombianBanks, DefaultDailyLimitCents,
+// DailyBatchCap, TransactionStatus.PayoutStatus); SmartFastPay's and
+// WEpayout's in pkg/smartfastpay and pkg/wepayout; the business-day zone and
+// the currency of each rail in pkg/rail (Location, Currency).
 //
 // The types carry avro tags so that pkg/events can decode the wire records
 // straight into them without an intermediate copy; the schemas themselves

@@ -8,13 +8,6 @@ import (
 // Money is always an integer count of COP cents: 1000000 is $10,000.00.
 // There are no floats anywhere on the money path.
 
-// DefaultDailyLimitCents is Wompi's default client daily limit,
-// $1,500,000,000.00 [doc]. Support can change it; GET /limits tells.
-const DefaultDailyLimitCents int64 = 150_000_000_000
-
-// DailyBatchCap is the number of batches a client may send per day [doc].
-const DailyBatchCap = 3800
-
 // AddCents adds two amounts, reporting false on overflow.
 func AddCents(a, b int64) (int64, bool) {
 	if (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b) {

@@ -50,9 +50,6 @@ const (
 	IntervalMonth  Interval = "MONTH"
 )
 
-// Currency is the only currency Wompi disperses.
-const Currency = "COP"
-
 // Beneficiary is the payee of one request. The pointer fields are the
 // schema's nullable strings: nil is null (not given), which is what records
 // written before a field existed decode to. A pointer to "" is a value, an

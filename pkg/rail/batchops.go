@@ -124,4 +124,13 @@ type BatchRail interface {
 	DayUsage
 	BankDirectory
 	ItemIndex
+	// Limits are the rail's published daily limits: the defaults of the
+	// dispatcher's budgets when nothing else sets them.
+	Limits() DailyLimits
+}
+
+// DailyLimits are a batch rail's published daily limits.
+type DailyLimits struct {
+	AmountInCents int64 // an account's money per business day
+	Batches       int   // the client's batches per business day
 }

@@ -30,3 +30,11 @@ func TestLocationIsTheRailsBusinessDay(t *testing.T) {
 		}
 	}
 }
+
+func TestCurrency(t *testing.T) {
+	for n, want := range map[Name]string{Wompi: "COP", SmartFastPay: "COP", WEpayout: "BRL"} {
+		if got := Currency(n); got != want {
+			t.Errorf("Currency(%s) = %q, want %q", n, got, want)
+		}
+	}
+}

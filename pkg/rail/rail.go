@@ -210,6 +210,16 @@ type SinglePayouts interface {
 	List(ctx context.Context, f ListFilter) iter.Seq2[Payout, error]
 }
 
+// Currency returns the one currency a rail pays in (the requests' ISO 4217
+// code): COP for Wompi and SmartFastPay, BRL for WEpayout. A batch carries
+// no currency of its own: its rail's is its requests'.
+func Currency(n Name) string {
+	if n == WEpayout {
+		return "BRL"
+	}
+	return "COP"
+}
+
 // Location returns the business-day time zone of a rail: budgets count in
 // that zone's days. Wompi and SmartFastPay (Colombia) count in
 // America/Bogota; WEpayout (Brazil) in America/Sao_Paulo.

@@ -10,10 +10,13 @@
 // rail.Location(rail.Wompi)) and the Colombian bank-code table
 // (ColombianBanks, BankByCode).
 //
-// The dispatcher uses it to create batches (POST /payouts) with an
-// idempotency key derived from the batch id, and to reconcile by reference
-// after a lost response. The tracker uses it to verify webhooks (VerifyEvent,
-// ParseEvent) and to poll batches and transactions.
+// The dispatcher and the tracker know Wompi only through the rail seam:
+// Rail (NewRail) is Wompi's rail.BatchRail and rail.BatchTracking over a
+// *Client, and passes the conformance suites of pkg/rail/railtest. Through
+// it the dispatcher creates batches (POST /payouts) with an idempotency key
+// derived from the batch id and reconciles by reference after a lost
+// response; the tracker verifies webhooks (ParseEvent) and polls batches and
+// transactions.
 //
 // Facts about the API are marked in comments as [doc] (Wompi's documentation),
 // [sdk] (a third-party SDK, plausible but unconfirmed) or [ours] (our own

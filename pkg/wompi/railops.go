@@ -64,6 +64,12 @@ func maskedMessage(we *Error) string {
 	return strings.ToValidUTF8(s, "")
 }
 
+// Limits returns Wompi's published daily limits: DefaultDailyLimitCents per
+// account and DailyBatchCap batches per Bogota day.
+func (r *Rail) Limits() rail.DailyLimits {
+	return rail.DailyLimits{AmountInCents: DefaultDailyLimitCents, Batches: DailyBatchCap}
+}
+
 // Health returns GET /health's status: HEALTHY, PARTIAL_OUTAGE,
 // UNHEALTHY, or another word Wompi uses, as it says it. An error status
 // whose answer carries a known status is that status (Client.Health).

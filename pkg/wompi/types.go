@@ -32,6 +32,16 @@ func (s BatchStatus) Final() bool {
 	return s == BatchRejected || s == BatchTotalPayment || s == BatchAFERejected
 }
 
+// Currency is the only currency Wompi disperses.
+const Currency = "COP"
+
+// DefaultDailyLimitCents is Wompi's default client daily limit,
+// $1,500,000,000.00 [doc]. Support can change it; GET /limits tells.
+const DefaultDailyLimitCents int64 = 150_000_000_000
+
+// DailyBatchCap is the number of batches a client may send per day [doc].
+const DailyBatchCap = 3800
+
 // TransactionStatus is a Wompi transaction status [doc].
 type TransactionStatus string
 

@@ -19,10 +19,10 @@ func Validate(r *payout.Request, now time.Time) payout.Violations {
 	add := func(reason payout.Reason, msg string) {
 		vs = append(vs, payout.Violation{Reason: reason, Message: msg})
 	}
-	if r.AmountInCents > payout.DefaultDailyLimitCents {
+	if r.AmountInCents > DefaultDailyLimitCents {
 		add(payout.ReasonAmountOverLimit, "amountInCents is above Wompi's daily transactional limit of $1,500,000,000.00")
 	}
-	if r.Currency != payout.Currency {
+	if r.Currency != Currency {
 		add(payout.ReasonInvalidCurrency, "currency must be COP")
 	}
 

@@ -69,7 +69,7 @@ func TestValidateTable(t *testing.T) {
 		{"unknown payment type", func(r *payout.Request) { r.PaymentType = "BONUS" }, []payout.Reason{payout.ReasonInvalidPaymentType}},
 		{"zero amount", func(r *payout.Request) { r.AmountInCents = 0 }, []payout.Reason{payout.ReasonInvalidAmount}},
 		{"negative amount", func(r *payout.Request) { r.AmountInCents = -5 }, []payout.Reason{payout.ReasonInvalidAmount}},
-		{"amount over the daily limit", func(r *payout.Request) { r.AmountInCents = payout.DefaultDailyLimitCents + 1 }, []payout.Reason{payout.ReasonAmountOverLimit}},
+		{"amount over the daily limit", func(r *payout.Request) { r.AmountInCents = DefaultDailyLimitCents + 1 }, []payout.Reason{payout.ReasonAmountOverLimit}},
 		{"USD", func(r *payout.Request) { r.Currency = "USD" }, []payout.Reason{payout.ReasonInvalidCurrency}},
 		{"empty currency", func(r *payout.Request) { r.Currency = "" }, []payout.Reason{payout.ReasonInvalidCurrency}},
 		{"unknown legal id type", func(r *payout.Request) { r.Beneficiary.LegalIDType = "XX" }, []payout.Reason{payout.ReasonInvalidLegalIDType}},

@@ -25,7 +25,7 @@ func diffRequest() payout.Request {
 	return payout.Request{RequestID: "req-1", OriginAccountID: wompitest.AccountMain, PaymentType: payout.PaymentProviders,
 		Beneficiary: payout.Beneficiary{LegalIDType: payout.LegalCC, LegalID: "1000000000", Name: "María Pérez",
 			Email: "maria@example.co", BankCode: "1007", AccountType: payout.AccountAhorros, AccountNumber: "12345678901"},
-		AmountInCents: 1_000_000, Currency: payout.Currency, RequestedAt: diffNow}
+		AmountInCents: 1_000_000, Currency: wompi.Currency, RequestedAt: diffNow}
 }
 
 // wireTx maps a request the way the dispatcher does (pkg/dispatch
@@ -101,7 +101,7 @@ var diffEdges = []struct {
 	{"account with dash", func(r *payout.Request) { r.Beneficiary.AccountNumber = "123-456-78" }},
 	{"deposito electronico", func(r *payout.Request) { r.Beneficiary.AccountType = payout.AccountDepositoElectronico }},
 	{"amount 1", func(r *payout.Request) { r.AmountInCents = 1 }},
-	{"amount at the daily limit", func(r *payout.Request) { r.AmountInCents = payout.DefaultDailyLimitCents }},
+	{"amount at the daily limit", func(r *payout.Request) { r.AmountInCents = wompi.DefaultDailyLimitCents }},
 	{"request id 64", func(r *payout.Request) { r.RequestID = strings.Repeat("r", 64) }},
 	{"bank id unknown uuid", func(r *payout.Request) { r.Beneficiary.BankID = ptrTo("0f8fad5b-d9cb-469f-a165-70867728950e") }},
 }
@@ -195,7 +195,7 @@ func mutateRandom(rng *rand.Rand, r *payout.Request) {
 		case 5:
 			b.AccountNumber = randString(rng, idAlphabet[:4], 22)
 		case 6:
-			r.AmountInCents = rng.Int64N(2*payout.DefaultDailyLimitCents) - 10
+			r.AmountInCents = rng.Int64N(2*wompi.DefaultDailyLimitCents) - 10
 		}
 	}
 }
