@@ -746,26 +746,11 @@ func (j *job) followDay(maybeSent bool) (deferred bool, err error) {
 // idempotencyKey derives the key from the batch id: the id itself when it
 // is a valid key (ingest's "b-" + 40 hex always is), else a digest of it.
 func idempotencyKey(batchID string) string {
-	if validIdempotencyKey(batchID) {
+	if rail.ValidIdempotencyKey(batchID) {
 		return batchID
 	}
 	sum := sha256.Sum256([]byte(batchID))
 	return "k-" + hex.EncodeToString(sum[:20])
-}
-
-// validIdempotencyKey reports whether k is a key a batch rail takes (see
-// rail.BatchPayouts.CreateBatch): 1 to 64 of [A-Za-z0-9-].
-func validIdempotencyKey(k string) bool {
-	if len(k) == 0 || len(k) > 64 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // request is the batch as sent: its kept transactions, each with the bankId

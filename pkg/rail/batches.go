@@ -143,3 +143,19 @@ type BatchPayouts interface {
 	// verifies again: deduplication is the tracker's.
 	VerifyWebhook(h http.Header, body []byte) (BatchEvent, error)
 }
+
+// ValidIdempotencyKey reports whether k is a key a batch rail takes
+// (CreateBatch): 1 to 64 characters of ASCII letters, digits and '-'
+// (Wompi's rule [doc]).
+func ValidIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > 64 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Base URLs [doc].
@@ -158,16 +160,5 @@ func New(cfg Config) (*Client, error) {
 }
 
 // ValidIdempotencyKey reports whether k is 1–64 characters of ASCII letters,
-// digits and '-' [doc].
-func ValidIdempotencyKey(k string) bool {
-	if len(k) == 0 || len(k) > 64 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// digits and '-' [doc]: the seam's rule (rail.ValidIdempotencyKey).
+func ValidIdempotencyKey(k string) bool { return rail.ValidIdempotencyKey(k) }

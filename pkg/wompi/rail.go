@@ -302,6 +302,11 @@ func (r *Rail) ListBatches(ctx context.Context, since time.Time) iter.Seq2[rail.
 	if !since.IsZero() {
 		f.FromDate = BogotaDay(since)
 	}
+	return r.batches(ctx, f)
+}
+
+// batches walks GET /payouts with f, every page, mapped.
+func (r *Rail) batches(ctx context.Context, f PayoutsFilter) iter.Seq2[rail.Batch, error] {
 	return func(yield func(rail.Batch, error) bool) {
 		for p, err := range r.c.Payouts(ctx, f) {
 			if err != nil {

@@ -55,15 +55,5 @@ func (r *Rail) BatchesByStatus(ctx context.Context, since time.Time, statuses ..
 	if !since.IsZero() {
 		f.FromDate = BogotaDay(since)
 	}
-	return func(yield func(rail.Batch, error) bool) {
-		for p, err := range r.c.Payouts(ctx, f) {
-			if err != nil {
-				yield(rail.Batch{}, railError("list", err))
-				return
-			}
-			if !yield(batchOf(&p), nil) {
-				return
-			}
-		}
-	}
+	return r.batches(ctx, f)
 }
