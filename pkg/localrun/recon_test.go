@@ -26,3 +26,19 @@ func TestLoadTallyCountsPendingWithoutSubmitted(t *testing.T) {
 		t.Fatalf("settled %d, submitted %d; want the request with the tracker's PENDING counted, the other not", settled, submitted)
 	}
 }
+
+// The raw consume's rate counts only records timed after the first fetch,
+// and is not reported when too few came after it.
+func TestRawRate(t *testing.T) {
+	if r := rawRate(900_000, 1_000_000, time.Second); r != 900_000 {
+		t.Fatalf("rate %v, want 900000", r)
+	}
+	for _, c := range []struct {
+		timed, want int
+		took        time.Duration
+	}{{5, 100_000, time.Microsecond}, {0, 100, time.Second}, {100, 100, 0}} {
+		if r := rawRate(c.timed, c.want, c.took); r != 0 {
+			t.Fatalf("rawRate(%d, %d, %v) = %v, want 0 (not measured)", c.timed, c.want, c.took, r)
+		}
+	}
+}
