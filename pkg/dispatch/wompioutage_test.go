@@ -23,6 +23,21 @@ func (f *fixture) wompiDown(down bool) {
 	})
 }
 
+// paidOnceAfterOutage lets the deferred copy of b come due once Wompi is
+// back, waits for it to be submitted, stops the engine and asserts one
+// payout at Wompi, no transaction paid twice and whole lifecycles.
+func (f *fixture) paidOnceAfterOutage(e *Engine, stop func() error, b payout.Batch) {
+	f.t.Helper()
+	f.clock.Advance(3 * time.Second) // the deferred copy is due
+	eventually(f.t, "the batch adopted after the outage", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	f.noDoublePayment()
+	f.checkLifecycles()
+	if n := f.sim.BatchLedger()[b.BatchID].Accepted; n != 1 {
+		f.t.Fatalf("Wompi holds %d payouts for the batch, want 1", n)
+	}
+}
+
 // deferredUnavailable asserts that every request of b got a DEFERRED
 // RAIL_UNAVAILABLE.
 func (f *fixture) deferredUnavailable(b payout.Batch) {
@@ -113,14 +128,7 @@ func TestLostAnswerThenWompiOutagePaysOnce(t *testing.T) {
 	}
 
 	down.Store(false)
-	f.clock.Advance(3 * time.Second)
-	eventually(t, "the batch adopted after the outage", func() bool { return outcome(e, "submitted") == 1 })
-	_ = stop()
-	f.noDoublePayment()
-	f.checkLifecycles()
-	if n := f.sim.BatchLedger()[b.BatchID].Accepted; n != 1 {
-		t.Fatalf("Wompi holds %d payouts for the batch, want 1", n)
-	}
+	f.paidOnceAfterOutage(e, stop, b)
 }
 
 // Two faults: Redis lost the record of a batch Wompi already holds (its
@@ -152,14 +160,7 @@ func TestFreshClaimDeferredByOutageIsLookedUpFirst(t *testing.T) {
 	})
 	f.deferredUnavailable(b)
 	f.wompiDown(false)
-	f.clock.Advance(3 * time.Second)
-	eventually(t, "the batch adopted after the outage", func() bool { return outcome(e, "submitted") == 1 })
-	_ = stop()
-	f.noDoublePayment()
-	f.checkLifecycles()
-	if n := f.sim.BatchLedger()[b.BatchID].Accepted; n != 1 {
-		t.Fatalf("Wompi holds %d payouts for the batch, want 1", n)
-	}
+	f.paidOnceAfterOutage(e, stop, b)
 }
 
 // A batch deferred RAIL_UNAVAILABLE again and again waits longer each time,

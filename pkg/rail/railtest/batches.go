@@ -108,19 +108,24 @@ type BatchHarness struct {
 
 var batchSeq atomic.Int64
 
+// newRef is a batch reference no other test of the run uses.
+func newRef(r rail.Name, s string) string {
+	return fmt.Sprintf("%s-%s-%d-%d", r, s, time.Now().UnixNano()%1e9, batchSeq.Add(1))
+}
+
+// itemIDs are the n requestIds of the batch with reference r.
+func itemIDs(r string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-r%d", r, i)
+	}
+	return out
+}
+
 // RunBatchPayouts runs the batch suite.
 func RunBatchPayouts(t *testing.T, h BatchHarness) {
 	ctx := context.Background()
-	ref := func(s string) string {
-		return fmt.Sprintf("%s-%s-%d-%d", h.Rail, s, time.Now().UnixNano()%1e9, batchSeq.Add(1))
-	}
-	ids := func(r string, n int) []string {
-		out := make([]string, n)
-		for i := range out {
-			out[i] = fmt.Sprintf("%s-r%d", r, i)
-		}
-		return out
-	}
+	ref := func(s string) string { return newRef(h.Rail, s) }
 	key := func(r string) string { return "key-" + r }
 	accepted := func(t *testing.T, sim BatchSim, ids []string, want int) {
 		t.Helper()
@@ -162,7 +167,7 @@ func RunBatchPayouts(t *testing.T, h BatchHarness) {
 			t.Fatalf("Rail() = %s", c.Rail())
 		}
 		r := ref("create")
-		rids := ids(r, 3)
+		rids := itemIDs(r, 3)
 		b := create(t, c, key(r), h.Request(r, rids, 1000_00))
 		found, err := c.FindBatches(ctx, r)
 		if err != nil || len(found) != 1 || found[0].ProviderID != b.ProviderID || found[0].Reference != r {
@@ -195,7 +200,7 @@ func RunBatchPayouts(t *testing.T, h BatchHarness) {
 	t.Run("lost answer: outcome unknown, found, and the same key is not paid twice", func(t *testing.T) {
 		c, sim := h.New(t)
 		r := ref("lost")
-		rids := ids(r, 2)
+		rids := itemIDs(r, 2)
 		req := h.Request(r, rids, 500_00)
 		heal := sim.DropCreateAnswers()
 		_, err := c.CreateBatch(ctx, key(r), req)
@@ -229,7 +234,7 @@ func RunBatchPayouts(t *testing.T, h BatchHarness) {
 	t.Run("a new key pays the batch twice, and the ledger counts it", func(t *testing.T) {
 		c, sim := h.New(t)
 		r := ref("twice")
-		rids := ids(r, 2)
+		rids := itemIDs(r, 2)
 		req := h.Request(r, rids, 700_00)
 		create(t, c, key(r), req)
 		create(t, c, key(r)+"-2", req)
@@ -256,11 +261,11 @@ func RunBatchPayouts(t *testing.T, h BatchHarness) {
 			return nil
 		}
 		r0 := ref("class-ok")
-		created := create(t, c, key(r0), h.Request(r0, ids(r0, 1), 100_00))
+		created := create(t, c, key(r0), h.Request(r0, itemIDs(r0, 1), 100_00))
 		for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
 			heal := sim.Fail(status)
 			r := ref("class")
-			_, cerr := c.CreateBatch(ctx, key(r), h.Request(r, ids(r, 1), 100_00))
+			_, cerr := c.CreateBatch(ctx, key(r), h.Request(r, itemIDs(r, 1), 100_00))
 			_, ferr := c.FindBatches(ctx, r)
 			ierr := firstErr(c.Items(ctx, created.ProviderID))
 			var lerr error
@@ -277,27 +282,27 @@ func RunBatchPayouts(t *testing.T, h BatchHarness) {
 			check(t, fmt.Sprintf("%d on find", status), ferr, rail.Retryable)
 			check(t, fmt.Sprintf("%d on items", status), ierr, rail.Retryable)
 			check(t, fmt.Sprintf("%d on list", status), lerr, rail.Retryable)
-			accepted(t, sim, ids(r, 1), 0)
+			accepted(t, sim, itemIDs(r, 1), 0)
 		}
 		heal := sim.Fail(http.StatusUnauthorized)
 		r := ref("unauth")
-		_, err := c.CreateBatch(ctx, key(r), h.Request(r, ids(r, 1), 100_00))
+		_, err := c.CreateBatch(ctx, key(r), h.Request(r, itemIDs(r, 1), 100_00))
 		heal()
 		check(t, "401 on a create", err, rail.Unauthorized)
-		accepted(t, sim, ids(r, 1), 0)
+		accepted(t, sim, itemIDs(r, 1), 0)
 		check(t, "items of a batch the provider never made", firstErr(c.Items(ctx, "00000000-0000-4000-8000-000000000000")), rail.Unauthorized)
 
 		r = ref("badkey")
-		_, err = c.CreateBatch(ctx, "not a key!", h.Request(r, ids(r, 1), 100_00))
+		_, err = c.CreateBatch(ctx, "not a key!", h.Request(r, itemIDs(r, 1), 100_00))
 		check(t, "an invalid idempotency key", err, rail.Permanent)
-		accepted(t, sim, ids(r, 1), 0)
+		accepted(t, sim, itemIDs(r, 1), 0)
 
 		if len(h.InvalidItems) == 0 {
 			t.Error("the harness names no invalid item")
 		}
 		for name, corrupt := range h.InvalidItems {
 			r := ref("invalid")
-			rids := ids(r, 3)
+			rids := itemIDs(r, 3)
 			req := h.Request(r, rids, 100_00)
 			req.Items[1] = corrupt(req.Items[1])
 			_, err := c.CreateBatch(ctx, key(r), req)
@@ -321,7 +326,7 @@ func RunBatchPayouts(t *testing.T, h BatchHarness) {
 				rf.Prepare(t, c)
 			}
 			r := ref("refused")
-			rids := ids(r, 2)
+			rids := itemIDs(r, 2)
 			_, err := c.CreateBatch(ctx, key(r), rf.Request(r, rids))
 			check(t, rf.Name, err, rf.Want)
 			var re *rail.Error
@@ -349,7 +354,7 @@ func RunBatchPayouts(t *testing.T, h BatchHarness) {
 			t.Run(sc.Name, func(t *testing.T) {
 				c, sim := h.New(t)
 				r := ref("status")
-				rids := ids(r, sc.Items)
+				rids := itemIDs(r, sc.Items)
 				req := sc.Request(r, rids)
 				r = req.Reference // a rail may steer a batch's outcome by it
 				b := create(t, c, key(r), req)
@@ -390,7 +395,7 @@ func RunBatchPayouts(t *testing.T, h BatchHarness) {
 		want := map[string]bool{}
 		for i := range n {
 			r := ref(fmt.Sprintf("page%d", i))
-			create(t, c, key(r), h.Request(r, ids(r, 1), 200_00))
+			create(t, c, key(r), h.Request(r, itemIDs(r, 1), 200_00))
 			want[r] = true
 		}
 		got := map[string]int{}
@@ -410,7 +415,7 @@ func RunBatchPayouts(t *testing.T, h BatchHarness) {
 		}
 
 		r := ref("bigbatch")
-		rids := ids(r, 2*h.PageSize+1)
+		rids := itemIDs(r, 2*h.PageSize+1)
 		b := create(t, c, key(r), h.Request(r, rids, 300_00))
 		its := items(t, c, b.ProviderID)
 		for i, id := range rids {
@@ -426,7 +431,7 @@ func RunBatchPayouts(t *testing.T, h BatchHarness) {
 	t.Run("webhooks: genuine, replayed, forged", func(t *testing.T) {
 		c, sim := h.New(t)
 		r := ref("hook")
-		rids := ids(r, 2)
+		rids := itemIDs(r, 2)
 		b := create(t, c, key(r), h.Request(r, rids, 4321_00))
 		sim.Settle()
 		byProvider := map[string]rail.Payout{}

@@ -3,7 +3,6 @@ package railtest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"slices"
 	"sync"
@@ -47,16 +46,7 @@ func RunBatchRail(t *testing.T, h BatchRailHarness) {
 		}
 		return br, sim
 	}
-	ref := func(s string) string {
-		return fmt.Sprintf("%s-%s-%d-%d", h.Rail, s, time.Now().UnixNano()%1e9, batchSeq.Add(1))
-	}
-	ids := func(r string, n int) []string {
-		out := make([]string, n)
-		for i := range out {
-			out[i] = fmt.Sprintf("%s-r%d", r, i)
-		}
-		return out
-	}
+	ref := func(s string) string { return newRef(h.Rail, s) }
 	// background returns reads run under the test's life, counted.
 	background := func(t *testing.T) (rail.Background, func() int) {
 		life, kill := context.WithCancelCause(context.Background())
@@ -103,7 +93,7 @@ func RunBatchRail(t *testing.T, h BatchRailHarness) {
 		}
 		// The id it gives is what a create takes, and it wins over a code.
 		r := ref("bankid")
-		req := h.Request(r, ids(r, 1), 100_00)
+		req := h.Request(r, itemIDs(r, 1), 100_00)
 		req.Items[0].Payee.BankCode = h.UnknownBankCode
 		req.Items[0].ProviderBankID = got[0][0]
 		if _, err := c.CreateBatch(ctx, "key-"+r, req); err != nil {
@@ -123,7 +113,7 @@ func RunBatchRail(t *testing.T, h BatchRailHarness) {
 			t.Fatal(err)
 		}
 		r := ref("usage")
-		req := h.Request(r, ids(r, 2), 300_00)
+		req := h.Request(r, itemIDs(r, 2), 300_00)
 		var amount int64
 		for _, it := range req.Items {
 			amount += it.AmountInCents
@@ -158,7 +148,7 @@ func RunBatchRail(t *testing.T, h BatchRailHarness) {
 		c, _ := newRail(t)
 		r := ref("refs")
 		n := 2*h.PageSize + 1
-		rids := ids(r, n)
+		rids := itemIDs(r, n)
 		b, err := c.CreateBatch(ctx, "key-"+r, h.Request(r, rids, 100_00))
 		if err != nil {
 			t.Fatal(err)
@@ -234,7 +224,7 @@ func RunBatchRail(t *testing.T, h BatchRailHarness) {
 				rf.Prepare(t, bp)
 			}
 			r := ref("reason")
-			_, err := bp.CreateBatch(ctx, "key-"+r, rf.Request(r, ids(r, 2)))
+			_, err := bp.CreateBatch(ctx, "key-"+r, rf.Request(r, itemIDs(r, 2)))
 			var re *rail.Error
 			if !errors.As(err, &re) || re.Class != rail.Deferred || re.Reason != want {
 				t.Errorf("%s: %v: want Deferred with reason %s", rf.Name, err, want)

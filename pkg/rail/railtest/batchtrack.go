@@ -38,16 +38,7 @@ type TrackingHarness struct {
 // VerifyWebhook names.
 func RunBatchTracking(t *testing.T, h TrackingHarness) {
 	ctx := context.Background()
-	ref := func(s string) string {
-		return fmt.Sprintf("%s-%s-%d-%d", h.Rail, s, time.Now().UnixNano()%1e9, batchSeq.Add(1))
-	}
-	ids := func(r string, n int) []string {
-		out := make([]string, n)
-		for i := range out {
-			out[i] = fmt.Sprintf("%s-r%d", r, i)
-		}
-		return out
-	}
+	ref := func(s string) string { return newRef(h.Rail, s) }
 	newRail := func(t *testing.T, n func(*testing.T) (rail.BatchPayouts, BatchSim)) (rail.BatchTracking, BatchSim) {
 		t.Helper()
 		c, sim := n(t)
@@ -106,7 +97,7 @@ func RunBatchTracking(t *testing.T, h TrackingHarness) {
 	t.Run("get a batch and its items by the provider's ids", func(t *testing.T) {
 		c, _ := newRail(t, h.New)
 		r := ref("get")
-		req := h.Request(r, ids(r, 3), 700_00)
+		req := h.Request(r, itemIDs(r, 3), 700_00)
 		b := create(t, c, req)
 		got, err := c.GetBatch(ctx, b.ProviderID)
 		if err != nil {
@@ -146,8 +137,8 @@ func RunBatchTracking(t *testing.T, h TrackingHarness) {
 	t.Run("unknown ids, and a pair that does not exist, wrap ErrNotFound", func(t *testing.T) {
 		c, _ := newRail(t, h.New)
 		r1, r2 := ref("pair1"), ref("pair2")
-		b1 := create(t, c, h.Request(r1, ids(r1, 1), 100_00))
-		b2 := create(t, c, h.Request(r2, ids(r2, 1), 100_00))
+		b1 := create(t, c, h.Request(r1, itemIDs(r1, 1), 100_00))
+		b2 := create(t, c, h.Request(r2, itemIDs(r2, 1), 100_00))
 		it1 := items(t, c, b1.ProviderID)[0]
 		notFound := func(what string, err error) {
 			t.Helper()
@@ -174,7 +165,7 @@ func RunBatchTracking(t *testing.T, h TrackingHarness) {
 	t.Run("a failing provider is not ErrNotFound", func(t *testing.T) {
 		c, sim := newRail(t, h.New)
 		r := ref("fail")
-		b := create(t, c, h.Request(r, ids(r, 1), 100_00))
+		b := create(t, c, h.Request(r, itemIDs(r, 1), 100_00))
 		it := items(t, c, b.ProviderID)[0]
 		heal := sim.Fail(503)
 		_, gerr := c.GetBatch(ctx, b.ProviderID)
@@ -199,7 +190,7 @@ func RunBatchTracking(t *testing.T, h TrackingHarness) {
 			t.Run(sc.Name, func(t *testing.T) {
 				c, sim := newRail(t, h.New)
 				r := ref("mapped")
-				req := sc.Request(r, ids(r, sc.Items))
+				req := sc.Request(r, itemIDs(r, sc.Items))
 				b := create(t, c, req)
 				if got, err := c.GetBatch(ctx, b.ProviderID); err != nil || got.Status != sc.Pending {
 					t.Fatalf("before settling: %+v %v: want %s", got, err, sc.Pending)
@@ -244,7 +235,7 @@ func RunBatchTracking(t *testing.T, h TrackingHarness) {
 		want := map[string]bool{}
 		for i := range n {
 			r := ref(fmt.Sprintf("open%d", i))
-			want[create(t, c, h.Request(r, ids(r, 1), 100_00)).ProviderID] = true
+			want[create(t, c, h.Request(r, itemIDs(r, 1), 100_00)).ProviderID] = true
 		}
 		pending := list(t, c, time.Time{}, payout.BatchPending)
 		any := list(t, c, time.Time{})
@@ -292,7 +283,7 @@ func RunBatchTracking(t *testing.T, h TrackingHarness) {
 	t.Run("webhooks: signed time, and why a forgery is refused", func(t *testing.T) {
 		c, sim := newRail(t, h.New)
 		r := ref("why")
-		b := create(t, c, h.Request(r, ids(r, 2), 1234_00))
+		b := create(t, c, h.Request(r, itemIDs(r, 2), 1234_00))
 		sim.Settle()
 		var itemHook, batchHook *Webhook
 		hooks := sim.Webhooks(t)
