@@ -147,29 +147,38 @@ wait:
 	return n, firstErr
 }
 
-// beginMany runs begin for every transition in one pipelined round trip.
+// beginMany runs begin for every transition in one pipelined round trip:
+// one script call per chunk of keys (see statusStore.chunk).
 func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []string) ([]outcome, []string, error) {
-	keys := make([][]string, len(trs))
-	args := make([][]any, len(trs))
-	for i, tr := range trs {
-		keys[i] = []string{s.key(tr.kind, tr.id)}
-		args[i] = s.beginArgs(tr, tokens[i])
+	var calls []*coCall
+	var firsts []int // the index of each call's first transition
+	for lo := 0; lo < len(trs); lo += s.chunk {
+		hi := min(lo+s.chunk, len(trs))
+		firsts = append(firsts, lo)
+		if hi-lo == 1 {
+			calls = append(calls, &coCall{script: beginScript, keys: []string{s.key(trs[lo].kind, trs[lo].id)},
+				args: s.beginArgs(trs[lo], tokens[lo])})
+			continue
+		}
+		keys, args := s.beginManyArgs(trs[lo:hi], tokens[lo:hi])
+		calls = append(calls, &coCall{script: beginManyScript, keys: keys, args: args})
 	}
-	cmds, err := s.runPipelined(ctx, beginScript, keys, args)
-	if err != nil {
+	if err := s.runCalls(ctx, calls); err != nil {
 		return nil, nil, err
 	}
 	outs := make([]outcome, len(trs))
 	froms := make([]string, len(trs))
-	for i, c := range cmds {
-		res, err := c.StringSlice()
+	for c, call := range calls {
+		res, err := call.cmd.StringSlice()
 		if err != nil {
 			return nil, nil, err
 		}
-		if len(res) != 2 {
-			return nil, nil, fmt.Errorf("track: begin script answered %d values", len(res))
+		if len(res) != 2*len(call.keys) {
+			return nil, nil, fmt.Errorf("track: begin script answered %d values for %d keys", len(res), len(call.keys))
 		}
-		outs[i], froms[i] = outcome(res[0]), res[1]
+		for k := range call.keys {
+			outs[firsts[c]+k], froms[firsts[c]+k] = outcome(res[2*k]), res[2*k+1]
+		}
 	}
 	if err := s.checkEpoch(ctx, trs, tokens, outs, froms); err != nil {
 		return nil, nil, err
@@ -177,33 +186,80 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 	return outs, froms, nil
 }
 
-// endMany runs end for every transition in one pipelined round trip.
-func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []string, ok []bool) error {
-	keys := make([][]string, len(trs))
-	args := make([][]any, len(trs))
-	for i, tr := range trs {
-		keys[i] = []string{s.key(tr.kind, tr.id)}
-		args[i] = []any{tokens[i], endResult(ok[i]), s.ttl.Milliseconds()}
+// beginManyArgs are beginManyScript's keys and arguments for trs.
+func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string, []any) {
+	type group struct {
+		kind kind
+		to   string
 	}
-	_, err := s.runPipelined(ctx, endScript, keys, args)
-	return err
+	groups := map[group]int{}
+	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), len(requestRestart)}
+	head = append(head, requestRestart...)
+	var defs []any
+	keys := make([]string, len(trs))
+	per := make([]any, 0, 5*len(trs))
+	for i, tr := range trs {
+		g := group{tr.kind, tr.to}
+		n, ok := groups[g]
+		if !ok {
+			n = len(groups) + 1
+			groups[g] = n
+			from := s.requestFrom[payout.Status(tr.to)]
+			if tr.kind == kindBatch {
+				from = s.batchFrom[payout.BatchStatus(tr.to)]
+			}
+			defs = append(defs, tr.to, boolArg(tr.kind == kindRequest), len(from))
+			defs = append(defs, from...)
+		}
+		keys[i] = s.key(tr.kind, tr.id)
+		per = append(per, n, tr.ref, tokens[i], boolArg(tr.verified), boolArg(tr.final))
+	}
+	args := make([]any, 0, len(head)+1+len(defs)+len(per))
+	args = append(append(append(append(args, head...), len(groups)), defs...), per...)
+	return keys, args
 }
 
-// runPipelined runs script once per key set in one pipelined round trip,
-// through the coalescer's exec (which re-runs calls a restarted Redis
-// refused with NOSCRIPT). The first failed call fails the whole.
-func (s *statusStore) runPipelined(ctx context.Context, script *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
+// endMany runs end for every transition in one pipelined round trip: one
+// script call per chunk of keys.
+func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []string, ok []bool) error {
+	var calls []*coCall
+	for lo := 0; lo < len(trs); lo += s.chunk {
+		hi := min(lo+s.chunk, len(trs))
+		if hi-lo == 1 {
+			calls = append(calls, &coCall{script: endScript, keys: []string{s.key(trs[lo].kind, trs[lo].id)},
+				args: []any{tokens[lo], endResult(ok[lo]), s.ttl.Milliseconds()}})
+			continue
+		}
+		keys := make([]string, 0, hi-lo)
+		args := make([]any, 0, 1+2*(hi-lo))
+		args = append(args, s.ttl.Milliseconds())
+		for i := lo; i < hi; i++ {
+			keys = append(keys, s.key(trs[i].kind, trs[i].id))
+			args = append(args, tokens[i], endResult(ok[i]))
+		}
+		calls = append(calls, &coCall{script: endManyScript, keys: keys, args: args})
+	}
+	return s.runCalls(ctx, calls)
+}
+
+// runPipelined runs script once per key set in one pipelined round trip.
+func (s *statusStore) runPipelined(ctx context.Context, script *redis.Script, keys [][]string, args [][]any) error {
 	calls := make([]*coCall, len(keys))
 	for i := range keys {
 		calls[i] = &coCall{script: script, keys: keys[i], args: args[i]}
 	}
+	return s.runCalls(ctx, calls)
+}
+
+// runCalls runs calls in one pipelined round trip, through the coalescer's
+// exec (which re-runs calls a restarted Redis refused with NOSCRIPT). The
+// first failed call fails the whole.
+func (s *statusStore) runCalls(ctx context.Context, calls []*coCall) error {
 	s.co.exec(ctx, calls)
-	cmds := make([]*redis.Cmd, len(calls))
-	for i, c := range calls {
+	for _, c := range calls {
 		if err := c.cmd.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		cmds[i] = c.cmd
 	}
-	return cmds, nil
+	return nil
 }

@@ -60,47 +60,104 @@ const (
 // later status below it is refused, and the same status may be emitted again
 // (with the same deterministic eventId), so neither a regression nor a loss
 // can follow from it.
-var beginScript = redis.NewScript(`
-local k = KEYS[1]
-local to, tx, tok = ARGV[1], ARGV[2], ARGV[3]
-local lease, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
-local verified, toFinal = ARGV[6] == '1', ARGV[7] == '1'
+var beginScript = redis.NewScript(luaBegin + `
 local nr = tonumber(ARGV[8])
 local restart, allowed = {}, {}
 for i = 9, 8 + nr do restart[ARGV[i]] = true end
 for i = 9 + nr, #ARGV do allowed[ARGV[i]] = true end
-local v = redis.call('HMGET', k, 'st', 'tx', 'fl', 'fle', 'flx')
-local st, stx, fl, fle, flx = v[1] or '', v[2] or '', v[3], v[4], v[5]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if fl and tonumber(fle) > now then return {'busy', st} end
-local from = st
-if st ~= '' and stx ~= tx and restart[st] then from = '' end
-if fl and not (flx ~= tx and restart[fl]) then
-  if fl ~= to and not allowed[fl] then return {'stale', fl} end
+local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]),
+  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, now())
+return {o, from}
+`)
+
+// luaBegin is the begin step of one key, shared by beginScript (one key)
+// and beginManyScript (many keys in one call).
+const luaBegin = `
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-if st == '' and not fl and not verified and not toFinal then return {'unknown', ''} end
-if not allowed[from] then return {'stale', from} end
-redis.call('HSET', k, 'fl', to, 'flp', from, 'flt', tok, 'fle', tostring(now + lease), 'flx', tx)
-redis.call('PEXPIRE', k, ttl)
-return {'ok', from}
+local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, allowed, now)
+  local v = redis.call('HMGET', k, 'st', 'tx', 'fl', 'fle', 'flx')
+  local st, stx, fl, fle, flx = v[1] or '', v[2] or '', v[3], v[4], v[5]
+  if fl and tonumber(fle) > now then return 'busy', st end
+  local from = st
+  if st ~= '' and stx ~= tx and restart[st] then from = '' end
+  if fl and not (flx ~= tx and restart[fl]) then
+    if fl ~= to and not allowed[fl] then return 'stale', fl end
+  end
+  if st == '' and not fl and not verified and not toFinal then return 'unknown', '' end
+  if not allowed[from] then return 'stale', from end
+  redis.call('HSET', k, 'fl', to, 'flp', from, 'flt', tok, 'fle', tostring(now + lease), 'flx', tx)
+  redis.call('PEXPIRE', k, ttl)
+  return 'ok', from
+end
+`
+
+// beginManyScript runs the begin step for every key of one call, so that a
+// batch's transitions cost one script call instead of one each. Each key
+// keeps its own decision; the call is atomic as a whole, which is only
+// stricter. ARGV: lease, ttl, the restart statuses (count, then each), the
+// groups (count, then per group: to, 1 when it is a request's, the allowed
+// statuses' count, then each), then five per key: group number (from 1),
+// transaction id, token, verified, final. It answers outcome and previous
+// status per key, flat.
+var beginManyScript = redis.NewScript(luaBegin + `
+local lease, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local i = 3
+local restart, none = {}, {}
+for _ = 1, tonumber(ARGV[i]) do i = i + 1; restart[ARGV[i]] = true end
+i = i + 1
+local groups = {}
+local ng = tonumber(ARGV[i]); i = i + 1
+for g = 1, ng do
+  local to, req, na = ARGV[i], ARGV[i + 1] == '1', tonumber(ARGV[i + 2])
+  i = i + 3
+  local allowed = {}
+  for _ = 1, na do allowed[ARGV[i]] = true; i = i + 1 end
+  groups[g] = {to = to, restart = req and restart or none, allowed = allowed}
+end
+local t, out = now(), {}
+for n = 1, #KEYS do
+  local g = groups[tonumber(ARGV[i])]
+  local o, from = begin(KEYS[n], g.to, ARGV[i + 1], ARGV[i + 2], lease, ttl,
+    ARGV[i + 3] == '1', ARGV[i + 4] == '1', g.restart, g.allowed, t)
+  i = i + 5
+  out[#out + 1] = o
+  out[#out + 1] = from
+end
+return out
 `)
 
 // endScript ends an attempt: ARGV[2] 'ok' confirms it (the event was
 // produced), anything else abandons it. An attempt whose lease another one
 // took over changes nothing.
-var endScript = redis.NewScript(`
-local k = KEYS[1]
-local v = redis.call('HMGET', k, 'flt', 'fl', 'flx')
-if v[1] ~= ARGV[1] then return 0 end
-if ARGV[2] == 'ok' then
-  redis.call('HSET', k, 'st', v[2], 'tx', v[3])
-  redis.call('HDEL', k, 'fl', 'flp', 'flt', 'fle', 'flx')
-else
-  redis.call('HSET', k, 'fle', '0')
+var endScript = redis.NewScript(luaEnd + `
+return finish(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))
+`)
+
+// luaEnd is the end step of one key, shared by endScript and endManyScript.
+const luaEnd = `
+local function finish(k, tok, result, ttl)
+  local v = redis.call('HMGET', k, 'flt', 'fl', 'flx')
+  if v[1] ~= tok then return 0 end
+  if result == 'ok' then
+    redis.call('HSET', k, 'st', v[2], 'tx', v[3])
+    redis.call('HDEL', k, 'fl', 'flp', 'flt', 'fle', 'flx')
+  else
+    redis.call('HSET', k, 'fle', '0')
+  end
+  redis.call('PEXPIRE', k, ttl)
+  return 1
 end
-redis.call('PEXPIRE', k, tonumber(ARGV[3]))
-return 1
+`
+
+// endManyScript runs the end step for every key of one call. ARGV: ttl,
+// then two per key: token, result.
+var endManyScript = redis.NewScript(luaEnd + `
+local ttl = tonumber(ARGV[1])
+for n = 1, #KEYS do finish(KEYS[n], ARGV[2 * n], ARGV[2 * n + 1], ttl) end
+return #KEYS
 `)
 
 // releaseScript withdraws an attempt that begin granted but that must not be
@@ -120,6 +177,10 @@ type statusStore struct {
 	prefix string
 	ttl    time.Duration
 	lease  time.Duration
+	// chunk is how many keys one script call of beginMany and endMany
+	// takes: manyChunk on one Redis, 1 on a Redis Cluster, where one call's
+	// keys must share a slot and each status key has its own.
+	chunk int
 
 	// allowedFrom[to] lists every status a key may hold for to to follow
 	// it, computed from payout.CanTransition / CanBatchTransition so the
@@ -200,12 +261,15 @@ func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens [
 	if len(keys) == 0 {
 		return nil
 	}
-	_, err = s.runPipelined(ctx, releaseScript, keys, args)
-	return err
+	return s.runPipelined(ctx, releaseScript, keys, args)
 }
 
+// manyChunk bounds the keys of one many-key script call, so that one call
+// holds Redis for about a millisecond at most.
+const manyChunk = 256
+
 func newStatusStore(rdb redis.UniversalClient, prefix string, ttl, lease time.Duration) *statusStore {
-	s := &statusStore{rdb: rdb, co: &coalescer{rdb: rdb}, prefix: prefix, ttl: ttl, lease: lease,
+	s := &statusStore{rdb: rdb, co: &coalescer{rdb: rdb}, prefix: prefix, ttl: ttl, lease: lease, chunk: manyChunk,
 		requestFrom: map[payout.Status][]any{}, batchFrom: map[payout.BatchStatus][]any{}}
 	for _, to := range payout.Statuses {
 		var from []any
@@ -221,6 +285,9 @@ func newStatusStore(rdb redis.UniversalClient, prefix string, ttl, lease time.Du
 	// emits the APPROVED it implies first (the same eventId as the original
 	// APPROVED, if one was emitted before a Redis loss).
 	s.requestFrom[payout.StatusReturned] = []any{string(payout.StatusApproved)}
+	if _, cluster := rdb.(*redis.ClusterClient); cluster {
+		s.chunk = 1
+	}
 	for _, to := range payout.BatchStatuses {
 		var from []any
 		for _, f := range append([]payout.BatchStatus{""}, payout.BatchStatuses...) {
