@@ -221,6 +221,12 @@ func getPage[T any](ctx context.Context, c *Client, path string, q url.Values) (
 			return fast, nil
 		}
 	}
+	if items, ok := any(&fast).(*Page[transactionItem]); ok {
+		if page, ok := decodeItemPage(raw); ok {
+			*items = page
+			return fast, nil
+		}
+	}
 	var wrapped struct {
 		Data *plainPage[T] `json:"data"`
 	}
@@ -471,6 +477,25 @@ type TransactionRef struct {
 // keeps personal data out of its memory).
 func (c *Client) PayoutTransactionRefs(ctx context.Context, payoutID string, f TransactionsFilter) iter.Seq2[TransactionRef, error] {
 	return payoutTransactions[TransactionRef](ctx, c, payoutID, f)
+}
+
+// transactionItem is a transaction as Rail.Items reads it: every field of
+// Transaction but the payee's data, which the pipeline does not need after
+// the POST (and keeps out of its memory), and which is most of the bytes.
+type transactionItem struct {
+	ID            string            `json:"id"`
+	Reference     string            `json:"reference"`
+	Status        TransactionStatus `json:"status"`
+	AmountInCents int64             `json:"amountInCents"`
+	FailureReason FailureReason     `json:"failureReason"`
+	AppliedAt     Time              `json:"appliedAt"`
+	CreatedAt     Time              `json:"createdAt"`
+}
+
+// item is t without the payee's data.
+func (t *Transaction) item() transactionItem {
+	return transactionItem{ID: t.ID, Reference: t.Reference, Status: t.Status, AmountInCents: t.AmountInCents,
+		FailureReason: t.FailureReason, AppliedAt: t.AppliedAt, CreatedAt: t.CreatedAt}
 }
 
 func payoutTransactions[T any](ctx context.Context, c *Client, payoutID string, f TransactionsFilter) iter.Seq2[T, error] {

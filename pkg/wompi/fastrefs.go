@@ -11,7 +11,21 @@ import (
 // repeated or differently cased keys, numbers that are not plain integers,
 // any syntax error); the caller then takes the general path. FuzzRefPage
 // holds it to encoding/json.
-func decodeRefPage(b []byte) (p Page[TransactionRef], ok bool) {
+func decodeRefPage(b []byte) (Page[TransactionRef], bool) {
+	return decodeFastPage(b, (*refScanner).ref)
+}
+
+// decodeItemPage is decodeRefPage for pages of transactionItem, the
+// transaction as Rail.Items reads it (the payee's data skipped). The
+// failure reason and the times go through their own UnmarshalJSON, as
+// encoding/json would call it. FuzzItemPage holds it to encoding/json.
+func decodeItemPage(b []byte) (Page[transactionItem], bool) {
+	return decodeFastPage(b, (*refScanner).item)
+}
+
+// decodeFastPage reads an envelope whose data is a page, each record with
+// rec.
+func decodeFastPage[T any](b []byte, rec func(*refScanner, *T) bool) (p Page[T], ok bool) {
 	s := refScanner{b: b}
 	s.ws()
 	sawData := false
@@ -22,7 +36,7 @@ func decodeRefPage(b []byte) (p Page[TransactionRef], ok bool) {
 				return false
 			}
 			sawData = true
-			return s.page(&p)
+			return scanPage(&s, &p, rec)
 		case foldsTo(key, "data"):
 			return false
 		}
@@ -89,8 +103,8 @@ func foldsTo(key []byte, names ...string) bool {
 	return false
 }
 
-// page reads the page object into p.
-func (s *refScanner) page(p *Page[TransactionRef]) bool {
+// scanPage reads the page object into p, each record with rec.
+func scanPage[T any](s *refScanner, p *Page[T], rec func(*refScanner, *T) bool) bool {
 	var seen [5]bool
 	return s.object(func(key []byte) bool {
 		k := string(key)
@@ -115,25 +129,25 @@ func (s *refScanner) page(p *Page[TransactionRef]) bool {
 		case "pages":
 			p.Pages, ok = s.int()
 		default:
-			ok = s.records(p)
+			ok = scanRecords(s, p, rec)
 		}
 		return ok
 	})
 }
 
-func (s *refScanner) records(p *Page[TransactionRef]) bool {
+func scanRecords[T any](s *refScanner, p *Page[T], rec func(*refScanner, *T) bool) bool {
 	if !s.eat('[') {
 		return false
 	}
-	p.Records = make([]TransactionRef, 0, 64)
+	p.Records = make([]T, 0, 64)
 	s.ws()
 	if s.eat(']') {
 		return true
 	}
 	for {
 		s.ws()
-		var r TransactionRef
-		if !s.record(&r) {
+		var r T
+		if !rec(s, &r) {
 			return false
 		}
 		p.Records = append(p.Records, r)
@@ -145,7 +159,8 @@ func (s *refScanner) records(p *Page[TransactionRef]) bool {
 	}
 }
 
-func (s *refScanner) record(r *TransactionRef) bool {
+// ref reads one TransactionRef.
+func (s *refScanner) ref(r *TransactionRef) bool {
 	var seen [3]bool
 	return s.object(func(key []byte) bool {
 		var f int
@@ -173,6 +188,60 @@ func (s *refScanner) record(r *TransactionRef) bool {
 			r.Status = statusOf(v)
 		}
 		return ok
+	})
+}
+
+// itemFields are transactionItem's JSON names, in field order.
+var itemFields = []string{"id", "reference", "status", "amountInCents", "failureReason", "appliedAt", "createdAt"}
+
+// item reads one transactionItem.
+func (s *refScanner) item(r *transactionItem) bool {
+	var seen [7]bool
+	return s.object(func(key []byte) bool {
+		f := -1
+		for i, n := range itemFields {
+			if string(key) == n {
+				f = i
+				break
+			}
+		}
+		if f < 0 {
+			return !foldsTo(key, itemFields...) && s.skip(0)
+		}
+		if seen[f] {
+			return false
+		}
+		seen[f] = true
+		switch f {
+		case 0, 1, 2:
+			v, ok := s.raw()
+			switch f {
+			case 0:
+				r.ID = string(v)
+			case 1:
+				r.Reference = string(v)
+			default:
+				r.Status = statusOf(v)
+			}
+			return ok
+		case 3:
+			n, ok := s.int()
+			r.AmountInCents = int64(n)
+			return ok
+		}
+		start := s.i
+		if !s.skip(0) {
+			return false
+		}
+		v := s.b[start:s.i]
+		switch f {
+		case 4:
+			return r.FailureReason.UnmarshalJSON(v) == nil
+		case 5:
+			return r.AppliedAt.UnmarshalJSON(v) == nil
+		default:
+			return r.CreatedAt.UnmarshalJSON(v) == nil
+		}
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 )
 
 var refPageSeeds = []string{
@@ -92,6 +93,107 @@ func BenchmarkRefPage(b *testing.B) {
 		for b.Loop() {
 			var w struct {
 				Data *plainPage[TransactionRef] `json:"data"`
+			}
+			if err := json.Unmarshal(page, &w); err != nil || len(w.Data.Records) != 1000 {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+var itemPageSeeds = append([]string{
+	`{"data":{"page":1,"limit":2,"total":2,"pages":1,"records":[{"id":"tx-1","reference":"req-1","status":"FAILED","amountInCents":-0,"failureReason":{"code":"D07","message":"Cuenta embargada"},"appliedAt":"2026-11-21T10:00:00.000Z","createdAt":1795255200000},{"id":"tx-2","reference":"req-2","status":"PENDING","failureReason":"R03: no account","appliedAt":null,"createdAt":"2026-11-21T05:00:00"}]}}`,
+	`{"data":{"records":[{"createdAt":"2026-11-21T10:00:00\u002e000Z"}]}}`,
+	`{"data":{"records":[{"createdAt":"not a time","appliedAt":true}]}}`,
+	`{"data":{"records":[{"failureReason":5}]}}`,
+	`{"data":{"records":[{"amountInCents":99999999999999999999}]}}`,
+	`{"data":{"records":[{"amountInCents":null}]}}`,
+	`{"data":{"records":[{"CreatedAt":"2026-11-21T10:00:00Z"}]}}`,
+	`{"data":{"records":[{"createdAt":"2026-11-21T10:00:00Z","createdAt":"2026-11-22T10:00:00Z"}]}}`,
+	`{"data":{"records":[{"createdAt":"2026-11-21T10:00:00Z\u00e9"}]}}`,
+	`{"data":{"records":[{"createdAt":"` + "\x7f" + `"}]}}`,
+}, refPageSeeds...)
+
+// The transaction items' fast path answers like encoding/json whenever it
+// answers.
+func FuzzItemPage(f *testing.F) {
+	for _, s := range itemPageSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add(refPageOf(3))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, ok := decodeItemPage(b)
+		if !ok {
+			return
+		}
+		var w struct {
+			Data *plainPage[transactionItem] `json:"data"`
+		}
+		if err := json.Unmarshal(b, &w); err != nil || w.Data == nil {
+			t.Fatalf("fast path accepted %q; encoding/json: %v (data %v)", b, err, w.Data)
+		}
+		if want := Page[transactionItem](*w.Data); !reflect.DeepEqual(p, want) {
+			t.Fatalf("fast path read %q as %+v; encoding/json as %+v", b, p, want)
+		}
+	})
+}
+
+// The items' fast path reads the usual page, failure reasons and times
+// included, and leaves unusual ones to the general path.
+func TestItemPageFastPathScope(t *testing.T) {
+	p, ok := decodeItemPage([]byte(itemPageSeeds[0]))
+	if !ok || len(p.Records) != 2 {
+		t.Fatalf("usual page: %+v %v", p, ok)
+	}
+	r := p.Records[0]
+	if r.ID != "tx-1" || r.Reference != "req-1" || r.Status != TransactionFailed || r.AmountInCents != 0 ||
+		r.FailureReason != (FailureReason{Code: "D07", Message: "Cuenta embargada"}) ||
+		!r.AppliedAt.Equal(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)) || !r.CreatedAt.Equal(r.AppliedAt.Time) {
+		t.Errorf("first record: %+v", r)
+	}
+	if r := p.Records[1]; r.FailureReason.Code != "R03" || !r.AppliedAt.IsZero() || r.CreatedAt.IsZero() {
+		t.Errorf("second record: %+v", r)
+	}
+	if p, ok := decodeItemPage(refPageOf(10)); !ok || len(p.Records) != 10 || p.Records[9].AmountInCents != 2500000 {
+		t.Errorf("a page with payee data: %v %+v", ok, p)
+	}
+	for _, s := range []string{itemPageSeeds[3], itemPageSeeds[4], itemPageSeeds[5], itemPageSeeds[6], itemPageSeeds[7]} {
+		if _, ok := decodeItemPage([]byte(s)); ok {
+			t.Errorf("fast path took %s", s)
+		}
+	}
+}
+
+// BenchmarkItemPage reads a 1,000-transaction page as Rail.Items does
+// (the dispatcher's list-back after each POST, the tracker's poll): the
+// fast path, then encoding/json into the same type, then into Transaction
+// (what Items decoded before).
+func BenchmarkItemPage(b *testing.B) {
+	page := refPageOf(1000)
+	b.Run("fast", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		for b.Loop() {
+			if p, ok := decodeItemPage(page); !ok || len(p.Records) != 1000 {
+				b.Fatal("fast path refused the page")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		for b.Loop() {
+			var w struct {
+				Data *plainPage[transactionItem] `json:"data"`
+			}
+			if err := json.Unmarshal(page, &w); err != nil || len(w.Data.Records) != 1000 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json-transaction", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		for b.Loop() {
+			var w struct {
+				Data *plainPage[Transaction] `json:"data"`
 			}
 			if err := json.Unmarshal(page, &w); err != nil || len(w.Data.Records) != 1000 {
 				b.Fatal(err)

@@ -282,7 +282,8 @@ func (r *Rail) FindBatches(ctx context.Context, reference string) ([]rail.Batch,
 // Items walks GET /payouts/{id}/transactions, every page.
 func (r *Rail) Items(ctx context.Context, providerBatchID string) iter.Seq2[rail.Payout, error] {
 	return func(yield func(rail.Payout, error) bool) {
-		for t, err := range r.c.PayoutTransactions(ctx, providerBatchID, TransactionsFilter{}) {
+		f := TransactionsFilter{}
+		for t, err := range payoutTransactions[transactionItem](ctx, r.c, providerBatchID, f) {
 			if err != nil {
 				yield(rail.Payout{}, railError("items", err))
 				return
@@ -418,7 +419,7 @@ func recurringOf(rc *Recurring) *rail.Recurring {
 	return &rail.Recurring{Interval: string(iv), Months: rc.Months, Description: rc.Description}
 }
 
-func itemOf(t *Transaction) rail.Payout {
+func itemOf(t *transactionItem) rail.Payout {
 	fr := reasonOf(t.Status, t.FailureReason)
 	return rail.Payout{ProviderID: t.ID, ID: t.Reference, Status: ItemStatusOf(t.Status), ProviderStatus: string(t.Status),
 		Reason: fr.Code, ReasonMessage: fr.Message, AmountInCents: t.AmountInCents,

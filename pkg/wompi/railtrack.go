@@ -39,7 +39,8 @@ func (r *Rail) Item(ctx context.Context, providerBatchID, providerItemID string)
 	if err != nil {
 		return rail.Payout{}, lookupError("item", err)
 	}
-	return itemOf(t), nil
+	it := t.item()
+	return itemOf(&it), nil
 }
 
 // BatchesByStatus walks GET /payouts?status=...&fromDate=, every page.

@@ -27,7 +27,8 @@ func TestItemReasonOnlyForFailedAndCancelled(t *testing.T) {
 		{TransactionCancelled, payout.StatusCancelled, true},
 		{"SOMETHING_NEW", "", false},
 	} {
-		p := itemOf(&Transaction{ID: "tx", Reference: "req", Status: tc.status, FailureReason: fr, AmountInCents: 5})
+		it := (&Transaction{ID: "tx", Reference: "req", Status: tc.status, FailureReason: fr, AmountInCents: 5}).item()
+		p := itemOf(&it)
 		wantCode, wantMsg := "", ""
 		if tc.reason {
 			wantCode, wantMsg = fr.Code, fr.Message

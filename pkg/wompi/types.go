@@ -163,7 +163,12 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil || s == "" {
+	if len(b) >= 2 && b[len(b)-1] == '"' && plainASCII(b[1:len(b)-1]) {
+		s = string(b[1 : len(b)-1]) // what encoding/json would read, without its reflection
+	} else if err := json.Unmarshal(b, &s); err != nil {
+		return nil
+	}
+	if s == "" {
 		return nil
 	}
 	for _, l := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.000Z0700", "2006-01-02 15:04:05Z07:00"} {
@@ -179,6 +184,17 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// plainASCII reports whether b is printable ASCII without quotes or
+// backslashes: a JSON string's content that reads as itself.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // MarshalJSON implements json.Marshaler.
