@@ -2,6 +2,7 @@ package payout
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -136,6 +137,15 @@ func TestEventIDDeterministic(t *testing.T) {
 	}
 	if a == EventID("status", "req-1", "FAILED", "tx-1") || EventID("ab", "c") == EventID("a", "bc") {
 		t.Fatal("EventID collides on different parts")
+	}
+	// Pinned: consumers deduplicate by eventId, so a transition emitted
+	// again by a newer version must carry the same id (the first 16 bytes
+	// of SHA-256 over the parts joined by 0x1f, hex).
+	if a != "dbffef50bc22cb4e6cc96bc3d76082b5" {
+		t.Errorf("EventID changed: %s", a)
+	}
+	if got := EventID(strings.Repeat("x", 300), "y"); got != "b51625d115414c9b1e9f5d71728204c4" {
+		t.Errorf("EventID of long parts changed: %s", got)
 	}
 }
 

@@ -16,13 +16,14 @@ import (
 // are distinct), the batch id before that, and the deferral attempt for
 // DEFERRED.
 func EventID(parts ...string) string {
-	h := sha256.New()
+	var buf [256]byte
+	b := buf[:0]
 	for i, p := range parts {
 		if i > 0 {
-			h.Write([]byte{0x1f})
+			b = append(b, 0x1f)
 		}
-		h.Write([]byte(p))
+		b = append(b, p...)
 	}
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
