@@ -60,7 +60,9 @@
 //
 // Redis keeps the last-known status of every request
 // (P track:req:{requestId}) and batch (P track:batch:{batchId}), one hash
-// per key so every script touches a single key (Redis Cluster safe). One
+// per key with the id as its hash tag. On one Redis the transitions of a
+// batch or a poll go in one script call per 256 keys; on a Redis Cluster,
+// where each key has its own slot, in one call per key (pipelined). One
 // Lua CAS admits a transition only if payout.CanTransition
 // (CanBatchTransition) allows it from the known status; the allowed-from
 // sets are computed from those functions and passed to the script, so

@@ -227,12 +227,11 @@ func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []st
 		hi := min(lo+s.chunk, len(trs))
 		if hi-lo == 1 {
 			calls = append(calls, &coCall{script: endScript, keys: []string{s.key(trs[lo].kind, trs[lo].id)},
-				args: []any{tokens[lo], endResult(ok[lo]), s.ttl.Milliseconds()}})
+				args: []any{tokens[lo], endResult(ok[lo])}})
 			continue
 		}
 		keys := make([]string, 0, hi-lo)
-		args := make([]any, 0, 1+2*(hi-lo))
-		args = append(args, s.ttl.Milliseconds())
+		args := make([]any, 0, 2*(hi-lo))
 		for i := lo; i < hi; i++ {
 			keys = append(keys, s.key(trs[i].kind, trs[i].id))
 			args = append(args, tokens[i], endResult(ok[i]))

@@ -225,3 +225,37 @@ func (h countScripts) count(cmd redis.Cmder) {
 		h.n.Add(1)
 	}
 }
+
+// Every status key carries the status TTL from its first begin on, whether
+// its attempt is confirmed, abandoned or still in flight, through the
+// one-key and the many-key scripts: none lives forever.
+func TestStatusKeysExpire(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	const ttl = time.Hour
+	for _, chunk := range []int{1, manyChunk} {
+		s := newStatusStore(rs.Client(), rs.Prefix()+fmt.Sprint(chunk, ":"), ttl, 10*time.Second)
+		s.chunk = chunk
+		ep := mustEpoch(t, s)
+		var trs []transition
+		var tokens []string
+		for i := range 3 {
+			trs = append(trs, transition{kind: kindRequest, id: fmt.Sprint("r-", i), to: string(payout.StatusSubmitted),
+				ref: "tx", verified: true, since: ep})
+			tokens = append(tokens, newToken())
+		}
+		if _, _, err := s.beginMany(ctx, trs, tokens); err != nil {
+			t.Fatal(err)
+		}
+		// r-0 confirmed, r-1 abandoned, r-2 left in flight.
+		if err := s.endMany(ctx, trs[:2], tokens[:2], []bool{true, false}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range trs {
+			d, err := rs.Client().PTTL(ctx, s.key(tr.kind, tr.id)).Result()
+			if err != nil || d <= ttl-time.Minute || d > ttl {
+				t.Errorf("chunk %d, %s: TTL %v (%v), want about %v", chunk, tr.id, d, err, ttl)
+			}
+		}
+	}
+}

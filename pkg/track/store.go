@@ -131,14 +131,15 @@ return out
 
 // endScript ends an attempt: ARGV[2] 'ok' confirms it (the event was
 // produced), anything else abandons it. An attempt whose lease another one
-// took over changes nothing.
+// took over changes nothing. The key's TTL is left as begin set it, a
+// lease's length ago at most.
 var endScript = redis.NewScript(luaEnd + `
-return finish(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]))
+return finish(KEYS[1], ARGV[1], ARGV[2])
 `)
 
 // luaEnd is the end step of one key, shared by endScript and endManyScript.
 const luaEnd = `
-local function finish(k, tok, result, ttl)
+local function finish(k, tok, result)
   local v = redis.call('HMGET', k, 'flt', 'fl', 'flx')
   if v[1] ~= tok then return 0 end
   if result == 'ok' then
@@ -147,16 +148,14 @@ local function finish(k, tok, result, ttl)
   else
     redis.call('HSET', k, 'fle', '0')
   end
-  redis.call('PEXPIRE', k, ttl)
   return 1
 end
 `
 
-// endManyScript runs the end step for every key of one call. ARGV: ttl,
-// then two per key: token, result.
+// endManyScript runs the end step for every key of one call. ARGV: two per
+// key, token and result.
 var endManyScript = redis.NewScript(luaEnd + `
-local ttl = tonumber(ARGV[1])
-for n = 1, #KEYS do finish(KEYS[n], ARGV[2 * n], ARGV[2 * n + 1], ttl) end
+for n = 1, #KEYS do finish(KEYS[n], ARGV[2 * n - 1], ARGV[2 * n]) end
 return #KEYS
 `)
 
@@ -363,7 +362,7 @@ func (s *statusStore) beginArgs(tr transition, token string) []any {
 
 // end confirms (ok) or abandons an attempt.
 func (s *statusStore) end(ctx context.Context, tr transition, token string, ok bool) error {
-	return s.co.run(ctx, endScript, []string{s.key(tr.kind, tr.id)}, token, endResult(ok), s.ttl.Milliseconds()).Err()
+	return s.co.run(ctx, endScript, []string{s.key(tr.kind, tr.id)}, token, endResult(ok)).Err()
 }
 
 func endResult(ok bool) string {
