@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -171,12 +173,28 @@ func childRSS(cmd *exec.Cmd) int64 {
 	return 0
 }
 
+// ChildProfileEnv names a directory: when it is set, each child of the load
+// run writes a CPU profile of itself there (<role>.cpu.prof), for the CPU
+// split's per-process profiles.
+const ChildProfileEnv = "LOCAL_CHILD_CPUPROFILE_DIR"
+
 // RunRole runs a child role of the load run and returns its exit code: it
 // prints one ready line (the brokers, or the simulator's base URL) and
 // serves until SIGTERM.
 func RunRole(role string, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if dir := os.Getenv(ChildProfileEnv); dir != "" {
+		f, err := os.Create(filepath.Join(dir, role+".cpu.prof"))
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, role+": cpu profile:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	switch role {
 	case "kfake":
 		partitions, _ := strconv.Atoi(first(args))
