@@ -42,6 +42,19 @@ type LoadFigures struct {
 	// simulators).
 	WorkersCPU, RedisCPU time.Duration
 	ChildCPU             map[string]time.Duration
+	// LoadGenCPU is the part of WorkersCPU spent by the load run itself
+	// (its goroutines' share of a CPU profile of the window, cpusplit.go);
+	// -1 when not measured.
+	LoadGenCPU time.Duration
+}
+
+// PipelineWorkersCPU is WorkersCPU without the load generator's part (all
+// of it when that part was not measured).
+func (l *LoadFigures) PipelineWorkersCPU() time.Duration {
+	if l.LoadGenCPU < 0 {
+		return l.WorkersCPU
+	}
+	return l.WorkersCPU - l.LoadGenCPU
 }
 
 // perRequest is d per request, in microseconds.
@@ -73,6 +86,12 @@ func (l *LoadFigures) Print(w io.Writer) {
 	fmt.Fprintf(w, "  dispatcher Redis per batch       %.1f commands, %.1f round trips\n", l.RedisCommands, l.RedisRoundTrips)
 	fmt.Fprintf(w, "  CPU per %-7s                  (publish -> SUBMITTED)\n", unit)
 	fmt.Fprintf(w, "    workers' process               %7.1f µs (ingest, dispatcher, tracker, and the load run's publisher and tally)\n", l.perRequest(l.WorkersCPU))
+	if l.LoadGenCPU >= 0 {
+		fmt.Fprintf(w, "      the load run's own part      %7.1f µs (marketplace, publisher, status follower, tally: CPU-profile labels)\n", l.perRequest(l.LoadGenCPU))
+		fmt.Fprintf(w, "      the workers alone            %7.1f µs (the garbage collector's work counted here)\n", l.perRequest(l.PipelineWorkersCPU()))
+	} else {
+		fmt.Fprintf(w, "      the load run's own part            ? (not measured: another CPU profile was running)\n")
+	}
 	if l.RedisCPU >= 0 {
 		fmt.Fprintf(w, "    redis-server                   %7.1f µs (INFO cpu)\n", l.perRequest(l.RedisCPU))
 	} else {
@@ -86,6 +105,9 @@ func (l *LoadFigures) Print(w io.Writer) {
 	fmt.Fprintf(w, "    workers + Redis + simulator    %7.1f µs\n", l.perRequest(l.WorkersCPU+redis+l.SimulatorCPU()))
 	if d, ok := l.ChildCPU["kfake"]; ok {
 		fmt.Fprintf(w, "    all, with kfake                %7.1f µs\n", l.perRequest(l.WorkersCPU+redis+l.SimulatorCPU()+d))
+		if l.LoadGenCPU >= 0 {
+			fmt.Fprintf(w, "    all, without the load run's part %5.1f µs\n", l.perRequest(l.PipelineWorkersCPU()+redis+l.SimulatorCPU()+d))
+		}
 	}
 	fmt.Fprintf(w, "  peak RSS (workers' process)      %.1f MiB\n", float64(l.PeakRSS)/(1<<20))
 	for _, name := range slices.Sorted(maps.Keys(l.ChildRSS)) {
@@ -103,7 +125,7 @@ func (l *LoadFigures) Print(w io.Writer) {
 func (s *Stack) loadFigures(ctx context.Context, o Options, batches int, publish, pipeline time.Duration, before, after cpuSample) *LoadFigures {
 	requests := o.Requests
 	l := &LoadFigures{Rail: o.Rail, Requests: requests, Batches: batches, Publish: publish, Pipeline: pipeline, PeakRSS: peakRSS(),
-		WorkersCPU: after.workers - before.workers, RedisCPU: -1, ChildCPU: map[string]time.Duration{}}
+		WorkersCPU: after.workers - before.workers, RedisCPU: -1, ChildCPU: map[string]time.Duration{}, LoadGenCPU: -1}
 	if l.Rail == "" {
 		l.Rail = "wompi"
 	}

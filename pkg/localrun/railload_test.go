@@ -63,6 +63,9 @@ func TestLoadRunPaysEveryRequestThroughTheChosenRail(t *testing.T) {
 				t.Fatalf("CPU figures: workers %v, redis %v, children %v: want the workers', Redis's and the %s simulator's",
 					l.WorkersCPU, l.RedisCPU, l.ChildCPU, r)
 			}
+			if l.LoadGenCPU <= 0 || l.LoadGenCPU >= l.WorkersCPU {
+				t.Fatalf("the load run's own CPU %v of the process's %v: want a part of it, measured", l.LoadGenCPU, l.WorkersCPU)
+			}
 			t.Logf("\n%s", out.String())
 		})
 	}

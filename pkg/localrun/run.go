@@ -80,6 +80,9 @@ func kafkaKind(o Options) string {
 
 // drive publishes the requests and waits until each is settled.
 func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report, error) {
+	if o.Load {
+		defer labelLoadGen(ctx)()
+	}
 	m := NewMarketplace(fmt.Sprintf("r%x", uint32(o.Seed)), o.Seed, o.Mix, time.Now)
 	tally := NewTally(m, o.Requests)
 	tally.untilSubmitted = o.Load
@@ -116,7 +119,9 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 	var pubErr atomic.Pointer[error]
 	onErr := func(err error) { pubErr.CompareAndSwap(nil, &err) }
 	var cpuBefore cpuSample
+	var split *cpuSplit
 	if o.Load {
+		split = startCPUSplit()
 		cpuBefore = s.sampleCPU(ctx, o.children)
 	}
 	start := time.Now()
@@ -174,8 +179,10 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 	}
 	elapsed := time.Since(start)
 	var cpuAfter cpuSample
+	loadGenShare, splitOK := 0.0, false
 	if o.Load {
 		cpuAfter = s.sampleCPU(ctx, o.children)
+		loadGenShare, splitOK = split.stop()
 	}
 	prog.done()
 	stopFollow()
@@ -211,6 +218,9 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 			batches = rep.IngestBatches
 		}
 		rep.Load = s.loadFigures(ctx, o, batches, published, elapsed, cpuBefore, cpuAfter)
+		if splitOK {
+			rep.Load.LoadGenCPU = time.Duration(loadGenShare * float64(rep.Load.WorkersCPU))
+		}
 	}
 	if n := decodeErrs.Load(); n > 0 {
 		return rep, fmt.Errorf("%d status events did not decode", n)
