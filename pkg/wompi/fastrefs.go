@@ -1,6 +1,7 @@
 package wompi
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -159,71 +160,26 @@ func scanRecords[T any](s *refScanner, p *Page[T], rec func(*refScanner, *T) boo
 	}
 }
 
+// refFields are TransactionRef's JSON names, in field order; itemFields
+// transactionItem's, which start with the same three.
+var (
+	refFields  = []string{"id", "reference", "status"}
+	itemFields = []string{"id", "reference", "status", "amountInCents", "failureReason", "appliedAt", "createdAt"}
+)
+
 // ref reads one TransactionRef.
 func (s *refScanner) ref(r *TransactionRef) bool {
 	var seen [3]bool
-	return s.object(func(key []byte) bool {
-		var f int
-		switch string(key) {
-		case "id":
-			f = 0
-		case "reference":
-			f = 1
-		case "status":
-			f = 2
-		default:
-			return !foldsTo(key, "id", "reference", "status") && s.skip(0)
-		}
-		if seen[f] {
-			return false
-		}
-		seen[f] = true
-		v, ok := s.raw()
-		switch f {
-		case 0:
-			r.ID = string(v)
-		case 1:
-			r.Reference = string(v)
-		default:
-			r.Status = statusOf(v)
-		}
-		return ok
-	})
+	return s.fields(refFields, seen[:], func(f int) bool { return s.refField(f, &r.ID, &r.Reference, &r.Status) })
 }
-
-// itemFields are transactionItem's JSON names, in field order.
-var itemFields = []string{"id", "reference", "status", "amountInCents", "failureReason", "appliedAt", "createdAt"}
 
 // item reads one transactionItem.
 func (s *refScanner) item(r *transactionItem) bool {
 	var seen [7]bool
-	return s.object(func(key []byte) bool {
-		f := -1
-		for i, n := range itemFields {
-			if string(key) == n {
-				f = i
-				break
-			}
-		}
-		if f < 0 {
-			return !foldsTo(key, itemFields...) && s.skip(0)
-		}
-		if seen[f] {
-			return false
-		}
-		seen[f] = true
+	return s.fields(itemFields, seen[:], func(f int) bool {
 		switch f {
 		case 0, 1, 2:
-			v, ok := s.raw()
-			switch f {
-			case 0:
-				r.ID = string(v)
-			case 1:
-				r.Reference = string(v)
-			default:
-				r.Status = statusOf(v)
-			}
-			return ok
+			return s.refField(f, &r.ID, &r.Reference, &r.Status)
 		case 3:
 			n, ok := s.int()
 			r.AmountInCents = int64(n)
@@ -243,6 +199,39 @@ func (s *refScanner) item(r *transactionItem) bool {
 			return r.CreatedAt.UnmarshalJSON(v) == nil
 		}
 	})
+}
+
+// fields reads an object whose keys of interest are names: read reads the
+// value of names[f]. Another key is skipped; a key of interest twice, or a
+// key that differs from one only in case (encoding/json would take it),
+// refuses the object.
+func (s *refScanner) fields(names []string, seen []bool, read func(f int) bool) bool {
+	return s.object(func(key []byte) bool {
+		f := slices.Index(names, string(key))
+		if f < 0 {
+			return !foldsTo(key, names...) && s.skip(0)
+		}
+		if seen[f] {
+			return false
+		}
+		seen[f] = true
+		return read(f)
+	})
+}
+
+// refField reads field f of the three every transaction shape starts with
+// (0 id, 1 reference, 2 status), a plain string.
+func (s *refScanner) refField(f int, id, ref *string, st *TransactionStatus) bool {
+	v, ok := s.raw()
+	switch f {
+	case 0:
+		*id = string(v)
+	case 1:
+		*ref = string(v)
+	default:
+		*st = statusOf(v)
+	}
+	return ok
 }
 
 // object reads an object, calling field for each key with the scanner at
