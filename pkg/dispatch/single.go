@@ -114,10 +114,19 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		}
 	}
 
-	// Every call the batch will make (a lookup and a POST per payee) is
-	// reserved from the rail's rate limit in one round trip; a retry
+	// Payees are looked up a group at a time: on a rail that looks many ids
+	// up in one call (rail.ManyFinder), one lookup per group, made just
+	// before the group's payees are posted (the group is as large as one
+	// lookup takes); elsewhere each payee looks itself up.
+	mf, _ := cl.(rail.ManyFinder)
+	group := 1
+	if mf != nil {
+		group = max(1, mf.MaxFindMany())
+	}
+	// Every call the batch will make (a POST per payee, a lookup per group)
+	// is reserved from the rail's rate limit in one round trip; a retry
 	// reserves one more.
-	pacer, err := e.bulk[cl.Rail()].Reserve(j.soft, 2*len(j.keep))
+	pacer, err := e.bulk[cl.Rail()].Reserve(j.soft, len(j.keep)+(len(j.keep)+group-1)/group)
 	if err != nil {
 		return err
 	}
@@ -129,29 +138,56 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	var wg sync.WaitGroup
 	var crashOnce sync.Once
 	var crash error
-	for _, i := range j.keep {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			outs[i], errs[i] = j.payOne(cl, i, func() error {
-				if e.afterPost == nil {
-					return nil
+	var lookupErr error
+	for lo := 0; lo < len(j.keep) && lookupErr == nil; lo += group {
+		part := j.keep[lo:min(lo+group, len(j.keep))]
+		var found map[string][]rail.Payout // nil: each payee of part looks itself up
+		if mf != nil {
+			ids := make([]string, len(part))
+			for k, i := range part {
+				ids[k] = b.Transactions[i].RequestID
+			}
+			found, err = j.findMany(cl.Rail(), mf, ids)
+			if errors.Is(err, errPatience) {
+				for _, i := range part {
+					outs[i] = singleOutcome{unavailable: err}
 				}
-				var err error
-				crashOnce.Do(func() {
-					if herr := e.afterPost(b.BatchID); herr != nil {
-						crash = fmt.Errorf("%w: %w", errCrashed, herr)
-						e.crash()
+				continue
+			}
+			if err != nil {
+				lookupErr = err
+				break
+			}
+		}
+		for _, i := range part {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				var pre *[]rail.Payout
+				if found != nil {
+					ps := found[b.Transactions[i].RequestID]
+					pre = &ps
+				}
+				outs[i], errs[i] = j.payOne(cl, i, pre, func() error {
+					if e.afterPost == nil {
+						return nil
 					}
+					var err error
+					crashOnce.Do(func() {
+						if herr := e.afterPost(b.BatchID); herr != nil {
+							crash = fmt.Errorf("%w: %w", errCrashed, herr)
+							e.crash()
+						}
+					})
+					err = crash
+					return err
 				})
-				err = crash
-				return err
-			})
-		}()
+			}()
+		}
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, lookupErr)...); err != nil {
 		// The payees already paid are found by the next attempt's lookups.
 		return err
 	}
@@ -180,13 +216,19 @@ func (j *job) reserveSingle() (ratelimit.Grant, error) {
 // payOne pays payee i exactly once: lookup, and only when the provider
 // proves it holds nothing for our id, a POST. crashHook runs after the
 // first answered POST (tests).
-func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (singleOutcome, error) {
+func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, crashHook func() error) (singleOutcome, error) {
 	e := j.e
 	t := &j.b.Transactions[i]
 	name := cl.Rail()
 	req := singleRequest(name, t)
 	for attempt := 0; ; attempt++ {
-		found, err := j.findSingle(cl, t.RequestID)
+		var found []rail.Payout
+		var err error
+		if attempt == 0 && pre != nil {
+			found = *pre // the group's lookup, just made
+		} else {
+			found, err = j.findSingle(cl, t.RequestID)
+		}
 		if errors.Is(err, errPatience) {
 			return singleOutcome{unavailable: err}, nil
 		}
@@ -274,16 +316,29 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, crashHook func() error) (sing
 // findSingle looks our id up, asking again with backoff while the provider
 // fails retryably: absence is never assumed.
 func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error) {
+	return lookup(j, cl.Rail(), func(ctx context.Context) ([]rail.Payout, error) { return cl.Find(ctx, id) })
+}
+
+// findMany looks ids up in one call of mf, retrying as findSingle does.
+func (j *job) findMany(name rail.Name, mf rail.ManyFinder, ids []string) (map[string][]rail.Payout, error) {
+	return lookup(j, name, func(ctx context.Context) (map[string][]rail.Payout, error) { return mf.FindMany(ctx, ids) })
+}
+
+// lookup makes one lookup call on a single-payout rail (a rate-limit token,
+// the HTTP timeout, the metrics), asking again after a failure until the
+// rail's patience runs out (errPatience) or the job ends.
+func lookup[T any](j *job, name rail.Name, find func(ctx context.Context) (T, error)) (T, error) {
 	e := j.e
+	var zero T
 	for attempt := 0; ; attempt++ {
-		if err := j.callToken(cl.Rail()); err != nil {
-			return nil, err
+		if err := j.callToken(name); err != nil {
+			return zero, err
 		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(j.soft, e.cfg.HTTPTimeout)
-		ps, err := cl.Find(ctx, id)
+		ps, err := find(ctx)
 		cancel()
-		e.m.observeRail(cl.Rail(), "find", start, err)
+		e.m.observeRail(name, "find", start, err)
 		if err == nil {
 			return ps, nil
 		}
@@ -292,18 +347,18 @@ func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error
 			if re := (*rail.Error)(nil); errors.As(err, &re) && re.HTTPStatus != 0 {
 				code = strconv.Itoa(re.HTTPStatus)
 			}
-			e.m.railBlocked.WithLabelValues(string(cl.Rail()), code).Inc()
+			e.m.railBlocked.WithLabelValues(string(name), code).Inc()
 			j.log.Error("dispatch: single payout lookup refused (credentials, permission or base URL); retrying at the longest backoff",
-				"rail", cl.Rail(), "err", err)
+				"rail", name, "err", err)
 			if werr := j.railWait(e.cfg.RetryMax); werr != nil {
-				return nil, fmt.Errorf("%w: %w", werr, err)
+				return zero, fmt.Errorf("%w: %w", werr, err)
 			}
 			continue
 		}
 		e.m.retries.WithLabelValues("lookup").Inc()
-		j.log.Warn("dispatch: single payout lookup failed; asking again", "rail", cl.Rail(), "err", err, "try", attempt)
+		j.log.Warn("dispatch: single payout lookup failed; asking again", "rail", name, "err", err, "try", attempt)
 		if werr := j.railWait(e.backoff(attempt)); werr != nil {
-			return nil, fmt.Errorf("%w: %w", werr, err)
+			return zero, fmt.Errorf("%w: %w", werr, err)
 		}
 	}
 }

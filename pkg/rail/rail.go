@@ -210,6 +210,19 @@ type SinglePayouts interface {
 	List(ctx context.Context, f ListFilter) iter.Seq2[Payout, error]
 }
 
+// ManyFinder is a single-payout rail that can look up many of our ids in
+// one call (SmartFastPay lists payouts by a comma list of our ids).
+// FindMany answers for each id exactly what Find would (every payout the
+// provider holds under that id; an id absent from the map is absent), for
+// at most MaxFindMany ids. The dispatcher looks a group of payees up with
+// one call just before posting those of them it proved absent, instead of
+// one lookup per payee.
+type ManyFinder interface {
+	FindMany(ctx context.Context, ids []string) (map[string][]Payout, error)
+	// MaxFindMany is the most ids one FindMany takes.
+	MaxFindMany() int
+}
+
 // Currency returns the one currency a rail pays in (the requests' ISO 4217
 // code): COP for Wompi and SmartFastPay, BRL for WEpayout. A batch carries
 // no currency of its own: its rail's is its requests'.

@@ -490,6 +490,45 @@ func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 	return out, nil
 }
 
+// FindMany implements rail.ManyFinder: Find for up to MaxFindMany ids in one
+// listing (transaction_id as a comma list), read to the last page and
+// matched exactly.
+func (c *Client) FindMany(ctx context.Context, ids []string) (map[string][]rail.Payout, error) {
+	if len(ids) > MaxFindMany {
+		return nil, invalid("find", ErrInvalidRequest, "more than "+strconv.Itoa(MaxFindMany)+" ids in one lookup")
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if !ValidID(id) {
+			return nil, invalid("find", ErrInvalidRequest, "our id is not 1-64 of [A-Za-z0-9-]")
+		}
+		want[id] = true
+	}
+	out := map[string][]rail.Payout{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	for p, err := range c.ListPayouts(ctx, ListQuery{TransactionIDs: ids}) {
+		if err != nil {
+			if re, ok := err.(*rail.Error); ok {
+				re.Op = "find"
+			}
+			return nil, err
+		}
+		if want[p.ID] {
+			out[p.ID] = append(out[p.ID], p)
+		}
+	}
+	return out, nil
+}
+
+// MaxFindMany is how many ids FindMany takes at once: a page of the listing
+// (MaxPageSize), and a query string of about 2.6 KB at most.
+const MaxFindMany = MaxPageSize
+
+// MaxFindMany implements rail.ManyFinder.
+func (c *Client) MaxFindMany() int { return MaxFindMany }
+
 // List implements rail.SinglePayouts. A ProviderID filter reads that one
 // payout (the listing has no such filter).
 func (c *Client) List(ctx context.Context, f rail.ListFilter) iter.Seq2[rail.Payout, error] {

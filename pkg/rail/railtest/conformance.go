@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -131,6 +132,55 @@ func RunSinglePayouts(t *testing.T, h Harness) {
 		}
 		if found, err := c.Find(ctx, rid); err != nil || len(found) != 2 {
 			t.Fatalf("find: %d payouts %v, want 2", len(found), err)
+		}
+	})
+
+	t.Run("many ids in one lookup answer as Find does", func(t *testing.T) {
+		c, _ := h.New(t)
+		mf, ok := c.(rail.ManyFinder)
+		if !ok {
+			t.Skipf("%s looks payees up one by one (no rail.ManyFinder)", h.Rail)
+		}
+		// More payouts than a page of MaxFindMany holds, three ids posted
+		// twice, and ids never sent, in one lookup of the most ids it takes.
+		max := mf.MaxFindMany()
+		var ids []string
+		for i := range max - 2 {
+			rid := id(t, fmt.Sprint("many", i))
+			ids = append(ids, rid)
+			if _, err := c.Create(ctx, h.Request(rid, int64(100+i))); err != nil {
+				t.Fatalf("create: %v", err)
+			}
+		}
+		for _, rid := range ids[:3] { // max+1 payouts: more than a page of max
+			if _, err := c.Create(ctx, h.Request(rid, 100)); err != nil {
+				t.Fatalf("create: %v", err)
+			}
+		}
+		ids = append(ids, id(t, "many-absent-1"), id(t, "many-absent-2"))
+		got, err := mf.FindMany(ctx, ids)
+		if err != nil {
+			t.Fatalf("find many: %v", err)
+		}
+		for _, rid := range ids {
+			want, err := c.Find(ctx, rid)
+			if err != nil {
+				t.Fatalf("find %s: %v", rid, err)
+			}
+			if len(got[rid]) != len(want) {
+				t.Fatalf("%s: FindMany found %d payouts, Find %d", rid, len(got[rid]), len(want))
+			}
+			for _, p := range got[rid] {
+				if p.ID != rid || !slices.ContainsFunc(want, func(w rail.Payout) bool { return w.ProviderID == p.ProviderID }) {
+					t.Fatalf("%s: FindMany answered %+v, Find %+v", rid, got[rid], want)
+				}
+			}
+		}
+		if len(got[ids[2]]) != 2 || len(got[ids[len(ids)-1]]) != 0 || len(got) != max-2 {
+			t.Fatalf("find many: %d ids found, a doubled one %d times: want %d ids, 2 times", len(got), len(got[ids[2]]), max-2)
+		}
+		if _, err := mf.FindMany(ctx, append(ids, id(t, "one-too-many"))); err == nil {
+			t.Fatalf("a lookup of %d ids succeeded: it takes %d at most", len(ids)+1, max)
 		}
 	})
 
