@@ -402,41 +402,58 @@ func TestSingleFoundOnFreshClaimGetsNoSubmitted(t *testing.T) {
 	}
 }
 
-// One rail's outage does not hold another rail's batches: WEpayout answers
-// 503 to everything while a WEpayout batch and then a SmartFastPay batch
-// wait on the same partition. Past its patience, the WEpayout batch's
-// payees wait on the deferred topic (DEFERRED RAIL_UNAVAILABLE) and the
-// SmartFastPay batch is paid; once WEpayout is back, the deferred payees
-// are looked up first and paid, each once.
+// One rail's outage does not hold another rail's batches: one rail answers
+// 503 to everything while a batch of it and then a batch of the other rail
+// wait on the same partition. Past its patience, the down rail's payees
+// wait on the deferred topic (DEFERRED RAIL_UNAVAILABLE) and the other
+// batch is paid; once the rail is back, the deferred payees are looked up
+// first and paid, each once. SmartFastPay's batch is larger than one group
+// lookup, so each of its groups meets the outage.
 func TestSingleRailOutageDoesNotHoldOtherRails(t *testing.T) {
-	rails := singleRails(t)
-	sfp, wep := rails[0](t), rails[1](t)
-	f := newFixture(t, fixtureOpt{partitions: 1})
-	e := f.engine(func(c *Config) {
-		c.Singles = map[rail.Name]rail.SinglePayouts{sfp.name: sfp.client, wep.name: wep.client}
-		c.RailPatience, c.RailRetry = time.Second, 2*time.Second
-	})
-	wsim := wep.sim.(*weptest.Server)
-	wsim.UpdateFaults(func(fl *weptest.Faults) { fl.ErrorRate = 1 })
-	bw, bs := singleBatch(wep, "outage-wep", 3), singleBatch(sfp, "outage-sfp", 3)
-	f.produce(f.topics.Batches, bw, bs)
-	stop, _ := f.run(e)
-	eventually(t, "the SmartFastPay batch paid during the WEpayout outage", func() bool { return outcome(e, "submitted") == 1 })
-	for _, tx := range bw.Transactions {
-		if n := wep.sim.Accepted(tx.RequestID); n != 0 {
-			t.Fatalf("%s created %d times while WEpayout answered 503 to everything", tx.RequestID, n)
-		}
+	for _, down := range []rail.Name{rail.WEpayout, rail.SmartFastPay} {
+		t.Run("down="+string(down), func(t *testing.T) {
+			rails := singleRails(t)
+			sfpRail, wepRail := rails[0](t), rails[1](t)
+			bad, good, n := wepRail, sfpRail, 3
+			setErrorRate := func(rate float64) {
+				wepRail.sim.(*weptest.Server).UpdateFaults(func(fl *weptest.Faults) { fl.ErrorRate = rate })
+			}
+			if down == rail.SmartFastPay {
+				bad, good, n = sfpRail, wepRail, sfp.MaxFindMany+5
+				setErrorRate = func(rate float64) {
+					sfpRail.sim.(*sfptest.Server).UpdateFaults(func(fl *sfptest.Faults) { fl.ErrorRate = rate })
+				}
+			}
+			f := newFixture(t, fixtureOpt{partitions: 1})
+			e := f.engine(func(c *Config) {
+				c.Singles = map[rail.Name]rail.SinglePayouts{sfpRail.name: sfpRail.client, wepRail.name: wepRail.client}
+				c.RailPatience, c.RailRetry = time.Second, 2*time.Second
+				c.SingleRatePerSecond, c.SingleRateBurst = 100_000, 1000
+			})
+			setErrorRate(1)
+			bb, bg := singleBatch(bad, "outage-bad", n), singleBatch(good, "outage-good", 3)
+			f.produce(f.topics.Batches, bb, bg)
+			stop, _ := f.run(e)
+			eventually(t, "the other rail's batch paid during the outage", func() bool { return outcome(e, "submitted") == 1 })
+			for _, tx := range bb.Transactions {
+				if k := bad.sim.Accepted(tx.RequestID); k != 0 {
+					t.Fatalf("%s created %d times while %s answered 503 to everything", tx.RequestID, k, down)
+				}
+			}
+			for _, i := range []int{0, n - 1} {
+				def := byStatus(f.statuses())[bb.Transactions[i].RequestID][payout.StatusDeferred]
+				if len(def) == 0 || def[0].ReasonCode == nil || *def[0].ReasonCode != string(rail.ReasonRailUnavailable) {
+					t.Fatalf("%s payee %d during the outage: DEFERRED %+v, want RAIL_UNAVAILABLE", down, i, def)
+				}
+			}
+			setErrorRate(0)
+			f.clock.Advance(3 * time.Second) // the deferred copy is due (NotBefore is on the business clock)
+			eventually(t, "the deferred payees paid after the outage", func() bool { return outcome(e, "submitted") == 2 })
+			_ = stop()
+			f.checkSinglePaid(good, bg, nil)
+			f.checkSinglePaid(bad, bb, nil)
+		})
 	}
-	def := byStatus(f.statuses())[bw.Transactions[0].RequestID][payout.StatusDeferred]
-	if len(def) == 0 || def[0].ReasonCode == nil || *def[0].ReasonCode != string(rail.ReasonRailUnavailable) {
-		t.Fatalf("WEpayout payee during the outage: DEFERRED %+v, want RAIL_UNAVAILABLE", def)
-	}
-	wsim.UpdateFaults(func(fl *weptest.Faults) { fl.ErrorRate = 0 })
-	f.clock.Advance(3 * time.Second) // the deferred copy is due (NotBefore is on the business clock)
-	eventually(t, "the WEpayout payees paid after the outage", func() bool { return outcome(e, "submitted") == 2 })
-	_ = stop()
-	f.checkSinglePaid(sfp, bs, nil)
-	f.checkSinglePaid(wep, bw, nil)
 }
 
 // countCalls counts a rail client's HTTP calls by method and path.
