@@ -628,11 +628,27 @@ func (c *Codec) AppendStatusChange(dst []byte, s *payout.StatusChange) ([]byte, 
 		return dst, errNil
 	}
 	rc := &c.recs[RecordStatusChange]
+	if dst == nil {
+		// One allocation of about the event's size, not one per doubling.
+		dst = make([]byte, 0, statusChangeSizeHint(s)+len(rc.header))
+	}
 	out, err := appendStatusChangeFast(append(dst, rc.header...), s)
 	if err != nil {
 		return dst, err
 	}
 	return out, nil
+}
+
+// statusChangeSizeHint is a little more than s's encoding takes: its
+// strings, plus room for the numbers, the unions and the enums.
+func statusChangeSizeHint(s *payout.StatusChange) int {
+	n := 96 + len(s.EventID) + len(s.RequestID) + len(s.OriginAccountID)
+	for _, p := range []*string{s.BatchID, s.PayoutID, s.TransactionID, s.ReasonCode, s.ReasonMessage, s.Rail} {
+		if p != nil {
+			n += len(*p) + 2
+		}
+	}
+	return n
 }
 
 // DecodeStatusChange decodes a PayoutStatusChanged value into s, overwriting

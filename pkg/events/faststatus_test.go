@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +73,30 @@ func BenchmarkEncodeStatusChange(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf, _ = c.AppendStatusChange(buf[:0], &sc)
+	}
+}
+
+// A status event encoded into a new buffer (as the dispatcher and the
+// tracker encode each event) costs one allocation of about its size, not
+// one per doubling, whatever optional fields it carries.
+func TestAppendStatusChangeAllocatesOnce(t *testing.T) {
+	c, err := NewCodec(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, pid, tx, code, rail := "b-0123456789abcdef0123456789abcdef01234567", "8707a01d-0000-4000-8000-000000000001",
+		"8707a01d-0000-4000-8000-000000000002", "R03", "wompi"
+	msg := strings.Repeat("cuenta no existe ", 12)
+	prev := payout.StatusPending
+	for _, sc := range []payout.StatusChange{
+		{EventID: "0123456789abcdef0123456789abcdef", RequestID: "req-000123", Status: payout.StatusBatched,
+			AmountInCents: 1_000_000, OriginAccountID: "acc-1", OccurredAt: time.Now(), Source: payout.SourceIngest},
+		{EventID: "0123456789abcdef0123456789abcdef", RequestID: "req-000123", BatchID: &batch, PayoutID: &pid,
+			TransactionID: &tx, Status: payout.StatusFailed, PreviousStatus: &prev, ReasonCode: &code, ReasonMessage: &msg,
+			AmountInCents: 1_000_000, OriginAccountID: "acc-1", OccurredAt: time.Now(), Source: payout.SourcePoll, Rail: &rail},
+	} {
+		if n := testing.AllocsPerRun(100, func() { _, _ = c.AppendStatusChange(nil, &sc) }); n != 1 {
+			t.Errorf("%s event: %v allocations, want 1", sc.Status, n)
+		}
 	}
 }
