@@ -21,6 +21,7 @@ import (
 	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 )
@@ -456,33 +457,13 @@ func TestSingleRailOutageDoesNotHoldOtherRails(t *testing.T) {
 	}
 }
 
-// countCalls counts a rail client's HTTP calls by method and path.
-type countCalls struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-	n    map[string]int
-}
-
-func (c *countCalls) RoundTrip(req *http.Request) (*http.Response, error) {
-	c.mu.Lock()
-	c.n[req.Method+" "+req.URL.Path]++
-	c.mu.Unlock()
-	return c.next.RoundTrip(req)
-}
-
-func (c *countCalls) get(k string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[k]
-}
-
 // SmartFastPay looks a batch's payees up a group of up to MaxFindMany at a
 // time (its listing takes a comma list of our ids): 45 payees cost 2
 // lookups and 45 POSTs, not 45 of each, and each is paid once.
 func TestSingleLookupsOnePerGroup(t *testing.T) {
 	cb := sink(t)
 	s := sfptest.NewTestServer(t, sfptest.Config{Seed: 1})
-	calls := &countCalls{next: http.DefaultTransport, n: map[string]int{}}
+	calls := &testenv.CallCounter{}
 	r := singleRails(t)[0](t)
 	r.sim = s
 	r.client = s.Client(func(c *sfp.Config) {
@@ -498,7 +479,7 @@ func TestSingleLookupsOnePerGroup(t *testing.T) {
 	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
 	_ = stop()
 	f.checkSinglePaid(r, b, nil)
-	lookups, posts := calls.get("GET "+sfp.PathPayouts), calls.get("POST "+sfp.PathPayout)
+	lookups, posts := calls.Count("GET "+sfp.PathPayouts), calls.Count("POST "+sfp.PathPayout)
 	if lookups != 2 || posts != n {
 		t.Fatalf("%d payees: %d lookups and %d POSTs, want 2 and %d", n, lookups, posts, n)
 	}

@@ -5,37 +5,15 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
-
-// countingTransport counts the calls per "METHOD /path".
-type countingTransport struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.mu.Lock()
-	if c.n == nil {
-		c.n = map[string]int{}
-	}
-	c.n[r.Method+" "+r.URL.Path]++
-	c.mu.Unlock()
-	return http.DefaultTransport.RoundTrip(r)
-}
-
-func (c *countingTransport) count(k string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[k]
-}
 
 func railItem(id, bankCode string) rail.BatchItem {
 	return rail.BatchItem{ID: id, AmountInCents: 100_00, Payee: rail.Payee{Name: "Ana Pérez", Email: "ana@example.co",
@@ -48,7 +26,7 @@ func railItem(id, bankCode string) rail.BatchItem {
 // the table is a minute old.
 func TestRailResolvesBankCodes(t *testing.T) {
 	sim, _, _ := newSim(t, wompitest.Config{})
-	ct := &countingTransport{}
+	ct := &testenv.CallCounter{}
 	c, err := wompi.New(wompi.Config{BaseURL: sim.BaseURL(), APIKey: sim.Config().APIKey, PrincipalID: sim.Config().PrincipalID,
 		HTTPClient: &http.Client{Transport: ct}})
 	if err != nil {
@@ -78,35 +56,35 @@ func TestRailResolvesBankCodes(t *testing.T) {
 	if _, err := r.CreateBatch(ctx, "k2", req("b2", explicit)); err != nil {
 		t.Fatalf("an explicit bankId must win over an unknown code: %v", err)
 	}
-	if n := ct.count("GET /v1/banks"); n != 1 {
+	if n := ct.Count("GET /v1/banks"); n != 1 {
 		t.Fatalf("GET /banks read %d times, want once (cached)", n)
 	}
 
-	posts := ct.count("POST /v1/payouts")
+	posts := ct.Count("POST /v1/payouts")
 	_, err = r.CreateBatch(ctx, "k3", req("b3", railItem("b3-r0", "1007"), railItem("b3-r1", "0000")))
 	var re *rail.Error
 	if !errors.As(err, &re) || re.Class != rail.Rejected || re.Code != string(payout.ReasonUnknownBankID) ||
 		len(re.Items) != 1 || re.Items[0] != "b3-r1" {
 		t.Fatalf("unknown bank code: %v (%+v), want Rejected UNKNOWN_BANK_ID naming b3-r1", err, re)
 	}
-	if ct.count("POST /v1/payouts") != posts {
+	if ct.Count("POST /v1/payouts") != posts {
 		t.Fatal("a batch with an unknown bank code was POSTed")
 	}
-	if n := ct.count("GET /v1/banks"); n != 1 {
+	if n := ct.Count("GET /v1/banks"); n != 1 {
 		t.Fatalf("an unknown code re-read a fresh table: %d reads", n)
 	}
 	now = now.Add(2 * time.Minute)
 	if _, err := r.CreateBatch(ctx, "k4", req("b4", railItem("b4-r0", "0000"))); rail.ClassOf(err) != rail.Rejected {
 		t.Fatalf("unknown bank code: %v", err)
 	}
-	if n := ct.count("GET /v1/banks"); n != 2 {
+	if n := ct.Count("GET /v1/banks"); n != 2 {
 		t.Fatalf("an unknown code with a table two minutes old: %d reads of GET /banks, want 2", n)
 	}
 	now = now.Add(2 * time.Hour)
 	if _, err := r.CreateBatch(ctx, "k5", req("b5", railItem("b5-r0", "1007"))); err != nil {
 		t.Fatal(err)
 	}
-	if n := ct.count("GET /v1/banks"); n != 3 {
+	if n := ct.Count("GET /v1/banks"); n != 3 {
 		t.Fatalf("a table past its TTL: %d reads of GET /banks, want 3", n)
 	}
 }
