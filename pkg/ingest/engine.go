@@ -92,6 +92,13 @@ type Config struct {
 	// longer than the one legitimate wait, a stable offset fetch blocked by
 	// another instance's open transaction until the broker times it out.
 	StallTimeout time.Duration
+	// FetchMaxPartitionBytes caps what one fetch takes from one partition
+	// (Kafka still returns a first record batch larger than it, so nothing
+	// stalls). Default DefaultFetchMaxPartitionBytes: franz-go's 1 MiB per
+	// partition, decompressed several times over, kept ~30 MiB of fetched
+	// requests in memory at a time while ingest batches them far faster
+	// than that (docs/performance.md).
+	FetchMaxPartitionBytes int32
 
 	// Now dates records and validation; default time.Now.
 	Now        func() time.Time
@@ -123,6 +130,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.DedupeWindow <= 0 {
 		c.DedupeWindow = DefaultDedupeWindow
+	}
+	if c.FetchMaxPartitionBytes <= 0 {
+		c.FetchMaxPartitionBytes = DefaultFetchMaxPartitionBytes
 	}
 	if c.Topics == (events.Topics{}) {
 		c.Topics = events.DefaultTopics()
@@ -342,6 +352,9 @@ func (e *Engine) assigned() int {
 	return len(e.owned)
 }
 
+// DefaultFetchMaxPartitionBytes is Config.FetchMaxPartitionBytes's default.
+const DefaultFetchMaxPartitionBytes = 256 << 10
+
 // runSession runs one Kafka session (one client, one group membership).
 func (e *Engine) runSession(ctx context.Context) error {
 	e.mu.Lock()
@@ -355,6 +368,7 @@ func (e *Engine) runSession(ctx context.Context) error {
 		kgo.TransactionTimeout(e.cfg.TransactionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
+		kgo.FetchMaxPartitionBytes(e.cfg.FetchMaxPartitionBytes),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.ProducerBatchMaxBytesFn(e.producerLimit),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { e.setOwned(m, true) }),

@@ -469,3 +469,31 @@ func TestStalledSessionIsReplaced(t *testing.T) {
 	stop()
 	o.assertExactlyOnce(t, valid, invalid)
 }
+
+// Ingest's consumer fetches at most DefaultFetchMaxPartitionBytes per
+// partition (the load run's memory), or what Config says, and still reads
+// every request.
+func TestFetchMaxPartitionBytes(t *testing.T) {
+	for _, tc := range []struct {
+		set, want int32
+	}{{0, DefaultFetchMaxPartitionBytes}, {64 << 10, 64 << 10}} {
+		f := newFixture(t, 3)
+		reqs, valid, invalid := mixed(50, 0)
+		f.produce(reqs)
+		e := f.engine(fmt.Sprint("ingest-fetch-", tc.set), func(c *Config) { c.FetchMaxPartitionBytes = tc.set })
+		got := make(chan any, 1)
+		e.onSession = func(_ int, cl *kgo.Client) {
+			select {
+			case got <- cl.OptValue(kgo.FetchMaxPartitionBytes):
+			default:
+			}
+		}
+		stop := f.run(e)
+		o := f.read(len(reqs))
+		stop()
+		o.assertExactlyOnce(t, valid, invalid)
+		if v := <-got; v != tc.want {
+			t.Errorf("Config %d: the session fetches %v bytes per partition, want %d", tc.set, v, tc.want)
+		}
+	}
+}
