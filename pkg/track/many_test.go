@@ -192,9 +192,10 @@ func TestManyKeyScriptsCallsPerChunk(t *testing.T) {
 		}
 	}
 
-	cluster := newStatusStore(&redis.ClusterClient{}, rs.Prefix(), time.Hour, time.Second)
-	if cluster.chunk != 1 {
-		t.Errorf("a Redis Cluster client gets %d keys per script call, want 1", cluster.chunk)
+	for _, c := range []redis.UniversalClient{&redis.ClusterClient{}, &redis.Ring{}} {
+		if got := newStatusStore(c, rs.Prefix(), time.Hour, time.Second).chunk; got != 1 {
+			t.Errorf("a %T gets %d keys per script call, want 1", c, got)
+		}
 	}
 }
 

@@ -177,8 +177,9 @@ type statusStore struct {
 	ttl    time.Duration
 	lease  time.Duration
 	// chunk is how many keys one script call of beginMany and endMany
-	// takes: manyChunk on one Redis, 1 on a Redis Cluster, where one call's
-	// keys must share a slot and each status key has its own.
+	// takes: manyChunk on one Redis (a *redis.Client, Sentinel's included),
+	// 1 on anything else, such as a Redis Cluster, where one call's keys
+	// must share a slot and each status key has its own.
 	chunk int
 
 	// allowedFrom[to] lists every status a key may hold for to to follow
@@ -284,8 +285,8 @@ func newStatusStore(rdb redis.UniversalClient, prefix string, ttl, lease time.Du
 	// emits the APPROVED it implies first (the same eventId as the original
 	// APPROVED, if one was emitted before a Redis loss).
 	s.requestFrom[payout.StatusReturned] = []any{string(payout.StatusApproved)}
-	if _, cluster := rdb.(*redis.ClusterClient); cluster {
-		s.chunk = 1
+	if _, one := rdb.(*redis.Client); !one {
+		s.chunk = 1 // a Cluster (or a Ring): keys of one call may live on different nodes
 	}
 	for _, to := range payout.BatchStatuses {
 		var from []any
