@@ -234,39 +234,37 @@ func RunRole(role string, args []string) int {
 		// Payouts move after the run (an hour per step): the load run
 		// measures up to SUBMITTED. The balance never binds.
 		seed, _ := strconv.ParseUint(first(args), 10, 64)
-		var url string
-		var closeSim func()
+		var sim singleSim
+		var err error
 		if role == "smartfastpaysim" {
-			sim, err := sfptest.New(sfptest.Config{Seed: seed + 2, StepDelay: time.Hour, ReversalDelay: time.Hour,
+			sim, err = sfptest.New(sfptest.Config{Seed: seed + 2, StepDelay: time.Hour, ReversalDelay: time.Hour,
 				BalanceInCents: LoadLimitCents, Logger: slog.New(slog.DiscardHandler)})
-			if err == nil {
-				err = sim.Start("127.0.0.1:0")
-			}
-			if err != nil {
-				fmt.Fprintln(os.Stderr, role+":", err)
-				return 1
-			}
-			url, closeSim = sim.URL(), func() { _ = sim.Close() }
 		} else {
-			sim, err := weptest.New(weptest.Config{Seed: seed + 3, StepDelay: time.Hour, StepJitter: -1,
+			sim, err = weptest.New(weptest.Config{Seed: seed + 3, StepDelay: time.Hour, StepJitter: -1,
 				BalanceInCents: LoadLimitCents, Logger: slog.New(slog.DiscardHandler)})
-			if err == nil {
-				err = sim.Start("127.0.0.1:0")
-			}
-			if err != nil {
-				fmt.Fprintln(os.Stderr, role+":", err)
-				return 1
-			}
-			url, closeSim = sim.URL(), func() { _ = sim.Close() }
 		}
-		defer closeSim()
-		fmt.Println(url)
+		if err == nil {
+			err = sim.Start("127.0.0.1:0")
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, role+":", err)
+			return 1
+		}
+		defer sim.Close()
+		fmt.Println(sim.URL())
 	default:
 		fmt.Fprintln(os.Stderr, "unknown role", role)
 		return 2
 	}
 	<-ctx.Done()
 	return 0
+}
+
+// singleSim is what the load run needs of a single-payout rail's simulator.
+type singleSim interface {
+	Start(addr string) error
+	URL() string
+	Close() error
 }
 
 func first(s []string) string {
