@@ -59,8 +59,9 @@
 // # Statuses only move forward, each transition once
 //
 // Redis keeps the last-known status of every request
-// (P track:req:{requestId}) and batch (P track:batch:{batchId}), one hash
-// per key with the id as its hash tag. On one Redis the transitions of a
+// (P track:req:{requestId}) and batch (P track:batch:{batchId}), one string
+// per key with the id as its hash tag (keys left as hashes by an earlier
+// version are read, and rewritten as strings on their next transition). On one Redis the transitions of a
 // batch or a poll go in one script call per 256 keys; on a Redis Cluster,
 // where each key has its own slot, in one call per key (pipelined). One
 // Lua CAS admits a transition only if payout.CanTransition

@@ -27,12 +27,10 @@ func ReadStatus(ctx context.Context, rdb redis.UniversalClient, prefix string, b
 	if batch {
 		k = kindBatch
 	}
-	v, err := rdb.HMGet(ctx, s.key(k, id), "st", "fl").Result()
+	v, err := readStatusKey(ctx, rdb, s.key(k, id))
 	if err != nil {
 		return KnownStatus{}, fmt.Errorf("track: read status: %w", err)
 	}
-	var ks KnownStatus
-	ks.Confirmed, _ = v[0].(string)
-	ks.InFlight, _ = v[1].(string)
+	ks := KnownStatus{Confirmed: v.st, InFlight: v.fl}
 	return ks, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -42,17 +44,27 @@ const (
 	outcomeReread outcome = "reread"
 )
 
-// Status keys are hashes, one per request or batch, with the id in the hash
-// tag so every script touches one key (and one Cluster slot):
+// A status key, one per request or batch with the id in the hash tag so
+// every script touches one key (and one Cluster slot), holds one string:
+//
+//	st|fl|flp|fle|flt|n|<tx><flx>
 //
 //	st   last status whose event was produced (confirmed)
-//	tx   the transaction (or payout) id that status belongs to
-//	fl   the status an attempt is emitting now, or abandoned
+//	tx   the transaction (or payout) id that status belongs to; n is its
+//	     length in bytes, since provider ids may hold any byte
+//	fl   the status an attempt is emitting now, or abandoned ("" when none)
 //	flp  the confirmed status when that attempt began (its previousStatus)
 //	flt  the attempt's token
 //	fle  the attempt's lease expiry (Redis server time, unix ms); 0 once it
 //	     was abandoned (its produce failed or timed out)
-//	flx  the attempt's transaction (or payout) id
+//	flx  the attempt's transaction (or payout) id: the rest of the value
+//
+// Statuses, tokens and expiries never hold '|'. One string costs a script
+// two Redis calls per step (GET, then SET with the TTL), where a hash cost
+// three (read, write, expire or delete): the status gate is most of the
+// pipeline's Redis CPU (BenchmarkStatusGate). Keys written as hashes by an
+// earlier version are read as such and rewritten as strings on their next
+// write (loadStatus).
 //
 // A live attempt is a per-key lock: it serialises the transitions of one
 // request, so they reach Kafka in order. An abandoned attempt may or may not
@@ -60,7 +72,7 @@ const (
 // later status below it is refused, and the same status may be emitted again
 // (with the same deterministic eventId), so neither a regression nor a loss
 // can follow from it.
-var beginScript = redis.NewScript(luaBegin + `
+var beginScript = redis.NewScript(luaStatus + luaBegin + `
 local nr = tonumber(ARGV[8])
 local restart, allowed = {}, {}
 for i = 9, 8 + nr do restart[ARGV[i]] = true end
@@ -70,6 +82,32 @@ local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ton
 return {o, from}
 `)
 
+// luaStatus reads and writes one status key (the layout above), for every
+// status script.
+const luaStatus = `
+local function load(k)
+  local v = redis.pcall('GET', k)
+  if type(v) == 'table' then
+    -- WRONGTYPE: a hash written by an earlier version.
+    local h = redis.call('HMGET', k, 'st', 'tx', 'fl', 'flp', 'flt', 'fle', 'flx')
+    return h[1] or '', h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or ''
+  end
+  if not v then return '', '', '', '', '', '', '' end
+  local st, fl, flp, fle, flt, n, p = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|()')
+  if not st then error('track: unreadable status key ' .. k) end
+  n = tonumber(n)
+  return st, string.sub(v, p, p + n - 1), fl, flp, flt, fle, string.sub(v, p + n)
+end
+local function save(k, ttl, st, tx, fl, flp, flt, fle, flx)
+  local v = st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. string.len(tx) .. '|' .. tx .. flx
+  if ttl then
+    redis.call('SET', k, v, 'PX', ttl)
+  else
+    redis.call('SET', k, v, 'KEEPTTL')
+  end
+end
+`
+
 // luaBegin is the begin step of one key, shared by beginScript (one key)
 // and beginManyScript (many keys in one call).
 const luaBegin = `
@@ -78,18 +116,16 @@ local function now()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, allowed, now)
-  local v = redis.call('HMGET', k, 'st', 'tx', 'fl', 'fle', 'flx')
-  local st, stx, fl, fle, flx = v[1] or '', v[2] or '', v[3], v[4], v[5]
-  if fl and tonumber(fle) > now then return 'busy', st end
+  local st, stx, fl, _, _, fle, flx = load(k)
+  if fl ~= '' and tonumber(fle) > now then return 'busy', st end
   local from = st
   if st ~= '' and stx ~= tx and restart[st] then from = '' end
-  if fl and not (flx ~= tx and restart[fl]) then
+  if fl ~= '' and not (flx ~= tx and restart[fl]) then
     if fl ~= to and not allowed[fl] then return 'stale', fl end
   end
-  if st == '' and not fl and not verified and not toFinal then return 'unknown', '' end
+  if st == '' and fl == '' and not verified and not toFinal then return 'unknown', '' end
   if not allowed[from] then return 'stale', from end
-  redis.call('HSET', k, 'fl', to, 'flp', from, 'flt', tok, 'fle', tostring(now + lease), 'flx', tx)
-  redis.call('PEXPIRE', k, ttl)
+  save(k, ttl, st, stx, to, from, tok, string.format('%d', now + lease), tx)
   return 'ok', from
 end
 `
@@ -102,7 +138,7 @@ end
 // statuses' count, then each), then five per key: group number (from 1),
 // transaction id, token, verified, final. It answers outcome and previous
 // status per key, flat.
-var beginManyScript = redis.NewScript(luaBegin + `
+var beginManyScript = redis.NewScript(luaStatus + luaBegin + `
 local lease, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local i = 3
 local restart, none = {}, {}
@@ -133,20 +169,19 @@ return out
 // produced), anything else abandons it. An attempt whose lease another one
 // took over changes nothing. The key's TTL is left as begin set it, a
 // lease's length ago at most.
-var endScript = redis.NewScript(luaEnd + `
+var endScript = redis.NewScript(luaStatus + luaEnd + `
 return finish(KEYS[1], ARGV[1], ARGV[2])
 `)
 
 // luaEnd is the end step of one key, shared by endScript and endManyScript.
 const luaEnd = `
 local function finish(k, tok, result)
-  local v = redis.call('HMGET', k, 'flt', 'fl', 'flx')
-  if v[1] ~= tok then return 0 end
+  local st, tx, fl, flp, flt, _, flx = load(k)
+  if flt ~= tok then return 0 end
   if result == 'ok' then
-    redis.call('HSET', k, 'st', v[2], 'tx', v[3])
-    redis.call('HDEL', k, 'fl', 'flp', 'flt', 'fle', 'flx')
+    save(k, nil, fl, flx, '', '', '', '', '')
   else
-    redis.call('HSET', k, 'fle', '0')
+    save(k, nil, st, tx, fl, flp, flt, '0', flx)
   end
   return 1
 end
@@ -154,18 +189,22 @@ end
 
 // endManyScript runs the end step for every key of one call. ARGV: two per
 // key, token and result.
-var endManyScript = redis.NewScript(luaEnd + `
+var endManyScript = redis.NewScript(luaStatus + luaEnd + `
 for n = 1, #KEYS do finish(KEYS[n], ARGV[2 * n - 1], ARGV[2 * n]) end
 return #KEYS
 `)
 
 // releaseScript withdraws an attempt that begin granted but that must not be
 // emitted (outcomeReread), leaving the key as an empty key reads.
-var releaseScript = redis.NewScript(`
+var releaseScript = redis.NewScript(luaStatus + `
 local k = KEYS[1]
-if redis.call('HGET', k, 'flt') ~= ARGV[1] then return 0 end
-redis.call('HDEL', k, 'fl', 'flp', 'flt', 'fle', 'flx')
-if redis.call('HLEN', k) == 0 then redis.call('DEL', k) end
+local st, tx, _, _, flt = load(k)
+if flt ~= ARGV[1] then return 0 end
+if st == '' and tx == '' then
+  redis.call('DEL', k)
+else
+  save(k, nil, st, tx, '', '', '', '', '')
+end
 return 1
 `)
 
@@ -375,11 +414,51 @@ func endResult(ok bool) string {
 
 // last returns the confirmed status of a key ("" when unknown).
 func (s *statusStore) last(ctx context.Context, k kind, id string) (string, error) {
-	v, err := s.rdb.HGet(ctx, s.key(k, id), "st").Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
+	v, err := readStatusKey(ctx, s.rdb, s.key(k, id))
+	return v.st, err
+}
+
+// statusValue is one status key's content (the layout at beginScript).
+type statusValue struct {
+	st, tx, fl, flp, flt, fle, flx string
+}
+
+// parseStatusValue reads a status key's string, as the scripts' load does.
+func parseStatusValue(v string) (statusValue, error) {
+	p := strings.SplitN(v, "|", 7)
+	if len(p) != 7 {
+		return statusValue{}, errUnreadableStatus
 	}
-	return v, err
+	n, err := strconv.Atoi(p[5])
+	if err != nil || n < 0 || n > len(p[6]) {
+		return statusValue{}, errUnreadableStatus
+	}
+	return statusValue{st: p[0], fl: p[1], flp: p[2], fle: p[3], flt: p[4], tx: p[6][:n], flx: p[6][n:]}, nil
+}
+
+var errUnreadableStatus = errors.New("track: unreadable status key")
+
+// readStatusKey reads one status key, a string or, written by an earlier
+// version, a hash (zero when absent).
+func readStatusKey(ctx context.Context, rdb redis.Cmdable, key string) (statusValue, error) {
+	v, err := rdb.Get(ctx, key).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return statusValue{}, nil
+	case err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE"):
+		h, err := rdb.HMGet(ctx, key, "st", "tx", "fl", "flp", "flt", "fle", "flx").Result()
+		if err != nil {
+			return statusValue{}, err
+		}
+		f := make([]string, len(h))
+		for i := range h {
+			f[i], _ = h[i].(string)
+		}
+		return statusValue{st: f[0], tx: f[1], fl: f[2], flp: f[3], flt: f[4], fle: f[5], flx: f[6]}, nil
+	case err != nil:
+		return statusValue{}, err
+	}
+	return parseStatusValue(v)
 }
 
 func boolArg(b bool) string {

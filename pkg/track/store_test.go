@@ -21,7 +21,7 @@ func TestStatusCASFollowsDomainOrder(t *testing.T) {
 		key := s.key(k, id)
 		rs.Client().Del(ctx, key)
 		if from != "" {
-			rs.Client().HSet(ctx, key, "st", from, "tx", "tx-1")
+			rs.Client().Set(ctx, key, formatStatusValue(statusValue{st: from, tx: "tx-1"}), 0)
 		}
 		out, _, err := s.begin(ctx, transition{kind: k, id: id, to: to, ref: "tx-1", final: final, verified: true, since: ep}, "tok")
 		if err != nil {
@@ -99,7 +99,7 @@ func TestStatusCASLeaseAbandonAndUnknown(t *testing.T) {
 	expect(tr(payout.StatusApproved, "tx-1", false), "d", outcomeStale, "APPROVED")
 	// A CANCELLED transaction sent again under a new transaction id starts
 	// a new life; the old transaction's late events stay refused.
-	rs.Client().HSet(ctx, s.key(kindRequest, "req-2"), "st", "CANCELLED", "tx", "tx-old")
+	rs.Client().Set(ctx, s.key(kindRequest, "req-2"), formatStatusValue(statusValue{st: "CANCELLED", tx: "tx-old"}), 0)
 	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-old", verified: true, since: ep}, "e", outcomeStale, "CANCELLED")
 	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-new", verified: true, since: ep}, "e", outcomeOK, "")
 }
@@ -113,8 +113,8 @@ func TestStatusCASPipelined(t *testing.T) {
 	if err := rs.Client().ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	rs.Client().HSet(ctx, s.key(kindRequest, "p-done"), "st", "APPROVED", "tx", "tx-d")
-	rs.Client().HSet(ctx, s.key(kindRequest, "p-pend"), "st", "PENDING", "tx", "tx-p")
+	rs.Client().Set(ctx, s.key(kindRequest, "p-done"), formatStatusValue(statusValue{st: "APPROVED", tx: "tx-d"}), 0)
+	rs.Client().HSet(ctx, s.key(kindRequest, "p-pend"), "st", "PENDING", "tx", "tx-p") // a hash, as an earlier version wrote it
 	ep := mustEpoch(t, s)
 	trs := []transition{
 		{kind: kindRequest, id: "p-new", to: "PENDING", ref: "tx-n", verified: true, since: ep},                 // fresh: ours

@@ -1,0 +1,92 @@
+package track
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+)
+
+// BenchmarkStatusGate measures the status gate's cost in Redis, the largest
+// CPU cost of the load run: each request of a batch goes SUBMITTED (the
+// dispatcher) then PENDING (the tracker's first poll), each a begin and an
+// end through beginMany and endMany. It reports redis-server's CPU per
+// transition (INFO cpu before and after), the figure the load run adds up.
+func BenchmarkStatusGate(b *testing.B) {
+	ctx := context.Background()
+	rs := testenv.RedisOwn(b)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	s := newStatusStore(rdb, rs.Prefix(), 24*time.Hour, time.Minute)
+	const batch = 2000
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	move := func(ids []string, to payout.Status) {
+		trs := make([]transition, len(ids))
+		tokens := make([]string, len(ids))
+		for i, id := range ids {
+			trs[i] = transition{kind: kindRequest, id: id, to: string(to), ref: "tx-" + id, verified: true}
+			tokens[i] = newToken()
+		}
+		epoch, err := s.epoch(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range trs {
+			trs[i].since = epoch
+		}
+		outs, _, err := s.beginMany(ctx, trs, tokens)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ok := make([]bool, len(ids))
+		for i, o := range outs {
+			if o != outcomeOK {
+				b.Fatalf("%s: %s", ids[i], o)
+			}
+			ok[i] = true
+		}
+		if err := s.endMany(ctx, trs, tokens, ok); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu0 := redisCPU(b, rdb)
+	b.ResetTimer()
+	for lo := 0; lo < b.N; lo += batch {
+		n := min(batch, b.N-lo)
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("gate-%s-%d", run, lo+i)
+		}
+		move(ids, payout.StatusSubmitted)
+		move(ids, payout.StatusPending)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((redisCPU(b, rdb)-cpu0).Microseconds())/float64(2*b.N), "redis-µs/transition")
+}
+
+// redisCPU is redis-server's CPU so far (user and system), from INFO cpu.
+func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += f
+		}
+	}
+	return time.Duration(sum * float64(time.Second))
+}
