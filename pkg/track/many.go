@@ -27,10 +27,11 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange, s
 	}
 	trs := make([]transition, len(scs))
 	tokens := make([]string, len(scs))
+	token := newToken()
 	for i, sc := range scs {
 		trs[i] = transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: deref(sc.TransactionID),
 			final: settled(sc.Rail, sc.Status), verified: true, since: since, rail: deref(sc.Rail)}
-		tokens[i] = newToken()
+		tokens[i] = token // one per call: endMany confirms them with one key
 	}
 	outs, froms, err := e.statuses.beginMany(ctx, trs, tokens)
 	if err != nil {
@@ -148,14 +149,19 @@ wait:
 }
 
 // beginMany runs begin for every transition in one pipelined round trip:
-// one script call per chunk of keys (see statusStore.chunk).
+// one script call per chunk of keys (see statusStore.chunk). On one Redis
+// the attempts name their token's confirmation key, so give them one token
+// (see "Confirmation by batch" at beginScript); every attempt it grants
+// under a token must then be released (checkEpoch does, before returning)
+// or passed to the endMany that confirms the token, which the engine's
+// emitRequests and Gate.End do.
 func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []string) ([]outcome, []string, error) {
 	var calls []*coCall
 	var firsts []int // the index of each call's first transition
 	for lo := 0; lo < len(trs); lo += s.chunk {
 		hi := min(lo+s.chunk, len(trs))
 		firsts = append(firsts, lo)
-		if hi-lo == 1 {
+		if s.chunk == 1 {
 			calls = append(calls, &coCall{script: beginScript, keys: []string{s.key(trs[lo].kind, trs[lo].id)},
 				args: s.beginArgs(trs[lo], tokens[lo])})
 			continue
@@ -193,7 +199,7 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 		to   string
 	}
 	groups := map[group]int{}
-	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), len(requestRestart)}
+	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), s.doneKey(""), len(requestRestart)}
 	head = append(head, requestRestart...)
 	var defs []any
 	keys := make([]string, len(trs))
@@ -219,26 +225,58 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 	return keys, args
 }
 
-// endMany runs end for every transition in one pipelined round trip: one
-// script call per chunk of keys.
+// endMany ends every transition: on one Redis (chunk > 1) it abandons the
+// failed ones (one script call per chunk), then, only if that succeeded,
+// confirms the others by writing their tokens' confirmation keys (one SET
+// per token: give a batch's attempts one token); on a Cluster it ends each
+// key (pipelined). Two round trips at most.
 func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []string, ok []bool) error {
 	var calls []*coCall
-	for lo := 0; lo < len(trs); lo += s.chunk {
-		hi := min(lo+s.chunk, len(trs))
-		if hi-lo == 1 {
-			calls = append(calls, &coCall{script: endScript, keys: []string{s.key(trs[lo].kind, trs[lo].id)},
-				args: []any{tokens[lo], endResult(ok[lo])}})
+	if s.chunk == 1 {
+		for i := range trs {
+			calls = append(calls, &coCall{script: endScript, keys: []string{s.key(trs[i].kind, trs[i].id)},
+				args: []any{tokens[i], endResult(ok[i])}})
+		}
+		return s.runCalls(ctx, calls)
+	}
+	var keys []string
+	var args []any
+	flush := func() {
+		if len(keys) > 0 {
+			calls = append(calls, &coCall{script: endManyScript, keys: keys, args: args})
+			keys, args = nil, nil
+		}
+	}
+	confirm := map[string]bool{}
+	for i := range trs {
+		if ok[i] {
+			confirm[tokens[i]] = true
 			continue
 		}
-		keys := make([]string, 0, hi-lo)
-		args := make([]any, 0, 2*(hi-lo))
-		for i := lo; i < hi; i++ {
-			keys = append(keys, s.key(trs[i].kind, trs[i].id))
-			args = append(args, tokens[i], endResult(ok[i]))
+		keys = append(keys, s.key(trs[i].kind, trs[i].id))
+		args = append(args, tokens[i], endResult(false))
+		if len(keys) == s.chunk {
+			flush()
 		}
-		calls = append(calls, &coCall{script: endManyScript, keys: keys, args: args})
 	}
-	return s.runCalls(ctx, calls)
+	flush()
+	if len(calls) > 0 {
+		// A failed produce must read as abandoned before any confirmation
+		// of its token exists.
+		if err := s.runCalls(ctx, calls); err != nil {
+			return err
+		}
+	}
+	if len(confirm) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for tok := range confirm {
+			p.Set(ctx, s.doneKey(tok), "1", s.ttl)
+		}
+		return nil
+	})
+	return err
 }
 
 // runPipelined runs script once per key set in one pipelined round trip.

@@ -2,8 +2,10 @@ package track
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -138,6 +140,7 @@ func compareKeys(t *testing.T, rdb redis.UniversalClient, a, b *statusStore, kin
 				if v.fle != "" && v.fle != "0" {
 					v.fle = "live"
 				}
+				v.flc = "" // one key per call names none
 			}
 			if va != vb {
 				t.Fatalf("%s: %s holds %+v, %s holds %+v", when, ka, va, kb, vb)
@@ -152,8 +155,8 @@ func TestManyKeyScriptsCallsPerChunk(t *testing.T) {
 	rs := testenv.Redis(t)
 	ctx := context.Background()
 	rdb := rs.NewClient(t)
-	var scripts atomic.Int64
-	rdb.AddHook(countScripts{&scripts})
+	var scripts, sets atomic.Int64
+	rdb.AddHook(countScripts{&scripts, &sets})
 	s := newStatusStore(rdb, rs.Prefix(), time.Hour, 10*time.Second)
 	ep := mustEpoch(t, s)
 	for _, sc := range []*redis.Script{beginManyScript, endManyScript} {
@@ -161,40 +164,64 @@ func TestManyKeyScriptsCallsPerChunk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	scripts.Store(0)
 	const n = 2*manyChunk + 10
-	trs := make([]transition, n)
-	tokens := make([]string, n)
-	for i := range trs {
-		trs[i] = transition{kind: kindRequest, id: fmt.Sprint("r-", i), to: string(payout.StatusSubmitted),
-			ref: "tx", verified: true, since: ep}
-		tokens[i] = newToken()
-	}
-	outs, _, err := s.beginMany(ctx, trs, tokens)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, o := range outs {
-		if o != outcomeOK {
-			t.Fatalf("transition %d: %s", i, o)
+	// failed is how many of the batch's produces failed: they are abandoned
+	// key by key (one script call per chunk), the rest confirmed by one SET.
+	for _, c := range []struct{ failed, endScripts int }{{0, 0}, {manyChunk + 1, 2}} {
+		scripts.Store(0)
+		sets.Store(0)
+		trs := make([]transition, n)
+		tokens := make([]string, n)
+		token := newToken()
+		for i := range trs {
+			trs[i] = transition{kind: kindRequest, id: fmt.Sprint("r-", c.failed, "-", i), to: string(payout.StatusSubmitted),
+				ref: "tx", verified: true, since: ep}
+			tokens[i] = token
 		}
-	}
-	if got := scripts.Swap(0); got != 3 {
-		t.Errorf("begin of %d keys made %d script calls, want 3", n, got)
-	}
-	oks := make([]bool, n)
-	for i := range oks {
-		oks[i] = true
-	}
-	if err := s.endMany(ctx, trs, tokens, oks); err != nil {
-		t.Fatal(err)
-	}
-	if got := scripts.Swap(0); got != 3 {
-		t.Errorf("end of %d keys made %d script calls, want 3", n, got)
-	}
-	for _, i := range []int{0, manyChunk, n - 1} {
-		if st, err := s.last(ctx, kindRequest, trs[i].id); err != nil || st != string(payout.StatusSubmitted) {
-			t.Errorf("%s: confirmed %q (%v), want SUBMITTED", trs[i].id, st, err)
+		outs, _, err := s.beginMany(ctx, trs, tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range outs {
+			if o != outcomeOK {
+				t.Fatalf("transition %d: %s", i, o)
+			}
+		}
+		if got := scripts.Swap(0); got != 3 {
+			t.Errorf("begin of %d keys made %d script calls, want 3", n, got)
+		}
+		sets.Store(0) // the epoch check's
+		oks := make([]bool, n)
+		for i := range oks {
+			oks[i] = i >= c.failed
+		}
+		if err := s.endMany(ctx, trs, tokens, oks); err != nil {
+			t.Fatal(err)
+		}
+		if got, sets := scripts.Swap(0), sets.Swap(0); got != int64(c.endScripts) || sets != 1 {
+			t.Errorf("end of %d keys, %d failed: %d script calls and %d SETs, want %d and 1", n, c.failed, got, sets, c.endScripts)
+		}
+		for _, i := range []int{0, manyChunk, manyChunk + 1, n - 1} {
+			want := string(payout.StatusSubmitted)
+			if i < c.failed {
+				want = "" // abandoned: never read as confirmed
+			}
+			if st, err := s.last(ctx, kindRequest, trs[i].id); err != nil || st != want {
+				t.Errorf("%s: confirmed %q (%v), want %q", trs[i].id, st, err, want)
+			}
+		}
+		// The scripts read them so too: the next transition's previous
+		// status is SUBMITTED only where SUBMITTED was produced.
+		next := []transition{trs[0], trs[n-1]}
+		for i := range next {
+			next[i].to = string(payout.StatusPending)
+		}
+		_, froms, err := s.beginMany(ctx, next, []string{"next", "next"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{true: "", false: string(payout.StatusSubmitted)}[c.failed > 0]; froms[0] != want || froms[1] != string(payout.StatusSubmitted) {
+			t.Errorf("PENDING after a batch with %d failed produces follows %q and %q", c.failed, froms[0], froms[1])
 		}
 	}
 
@@ -207,7 +234,7 @@ func TestManyKeyScriptsCallsPerChunk(t *testing.T) {
 
 // countScripts counts the script calls sent (EVALSHA and EVAL), pipelined
 // or not.
-type countScripts struct{ n *atomic.Int64 }
+type countScripts struct{ n, sets *atomic.Int64 }
 
 func (h countScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -230,6 +257,8 @@ func (h countScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 func (h countScripts) count(cmd redis.Cmder) {
 	if n := cmd.Name(); n == "evalsha" || n == "eval" {
 		h.n.Add(1)
+	} else if n == "set" && h.sets != nil {
+		h.sets.Add(1)
 	}
 }
 
@@ -265,4 +294,86 @@ func TestStatusKeysExpire(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Two faults at once: some produces of a batch failed, and abandoning them
+// fails too (Redis refused the call). Nothing may then be confirmed: a
+// confirmation written anyway would make the failed ones read as emitted,
+// and their events would be lost. Every attempt stays unconfirmed, and once
+// the leases run out the statuses may be emitted again.
+func TestConfirmationNotWrittenWhenAbandonFails(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	rdb := rs.NewClient(t)
+	rdb.AddHook(failScript{endManyScript.Hash()})
+	lease := 300 * time.Millisecond
+	s := newStatusStore(rdb, rs.Prefix(), time.Hour, lease)
+	ep := mustEpoch(t, s)
+	const n = 10
+	trs := make([]transition, n)
+	tokens := make([]string, n)
+	token := newToken()
+	for i := range trs {
+		trs[i] = transition{kind: kindRequest, id: fmt.Sprint("r-", i), to: string(payout.StatusSubmitted), ref: "tx", verified: true, since: ep}
+		tokens[i] = token
+	}
+	if _, _, err := s.beginMany(ctx, trs, tokens); err != nil {
+		t.Fatal(err)
+	}
+	oks := make([]bool, n)
+	for i := range oks {
+		oks[i] = i%2 == 0
+	}
+	if err := s.endMany(ctx, trs, tokens, oks); err == nil {
+		t.Fatal("endMany succeeded although the abandon failed")
+	}
+	if got := rdb.Exists(ctx, s.doneKey(token)).Val(); got != 0 {
+		t.Fatal("the batch's confirmation was written although abandoning its failed produces failed")
+	}
+	time.Sleep(lease + 50*time.Millisecond)
+	for i, tr := range trs {
+		if st, err := s.last(ctx, kindRequest, tr.id); err != nil || st != "" {
+			t.Errorf("%s: confirmed %q (%v)", tr.id, st, err)
+		}
+		again := tr
+		out, _, err := s.begin(ctx, again, fmt.Sprint("retry-", i))
+		if err != nil || out != outcomeOK {
+			t.Errorf("%s: a retry after the lease got %s (%v), want ok", tr.id, out, err)
+		}
+	}
+}
+
+// failScript fails every command (or pipeline) that runs one script.
+type failScript struct{ sha string }
+
+func (h failScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h failScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.hit(cmd) {
+			cmd.SetErr(errors.New("injected: redis refused the script"))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h failScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if h.hit(c) {
+				err := errors.New("injected: redis refused the script")
+				for _, c := range cmds {
+					c.SetErr(err)
+				}
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h failScript) hit(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	return len(args) > 1 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") && (args[1] == h.sha || strings.Contains(fmt.Sprint(args[1]), "finish(KEYS[n]"))
 }

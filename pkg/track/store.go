@@ -47,16 +47,17 @@ const (
 // A status key, one per request or batch with the id in the hash tag so
 // every script touches one key (and one Cluster slot), holds one string:
 //
-//	st|fl|flp|fle|flt|n|<tx><flx>
+//	st|fl|flp|fle|flt|n|m|<tx><flc><flx>
 //
 //	st   last status whose event was produced (confirmed)
-//	tx   the transaction (or payout) id that status belongs to; n is its
-//	     length in bytes, since provider ids may hold any byte
+//	tx   the transaction (or payout) id that status belongs to (n bytes:
+//	     provider ids may hold any byte)
 //	fl   the status an attempt is emitting now, or abandoned ("" when none)
 //	flp  the confirmed status when that attempt began (its previousStatus)
 //	flt  the attempt's token
 //	fle  the attempt's lease expiry (Redis server time, unix ms); 0 once it
 //	     was abandoned (its produce failed or timed out)
+//	flc  the attempt's confirmation key (m bytes; "" for none, see below)
 //	flx  the attempt's transaction (or payout) id: the rest of the value
 //
 // Statuses, tokens and expiries never hold '|'. One string costs a script
@@ -64,7 +65,7 @@ const (
 // three (read, write, expire or delete): the status gate is most of the
 // pipeline's Redis CPU (BenchmarkStatusGate). Keys written as hashes by an
 // earlier version are read as such and rewritten as strings on their next
-// write (loadStatus).
+// write (load).
 //
 // A live attempt is a per-key lock: it serialises the transitions of one
 // request, so they reach Kafka in order. An abandoned attempt may or may not
@@ -72,34 +73,61 @@ const (
 // later status below it is refused, and the same status may be emitted again
 // (with the same deterministic eventId), so neither a regression nor a loss
 // can follow from it.
+//
+// Confirmation by batch: on one Redis, the attempts of one beginMany share
+// a token and name a confirmation key (P track:done:<token>). Once their
+// events are produced, endMany abandons the failed ones key by key and then
+// writes that one key, instead of rewriting every status key: an attempt
+// whose confirmation key exists and that was not abandoned reads as
+// confirmed (st = fl), and the next write of its status key stores it so.
+// The failed ones are abandoned before the confirmation is written, so a
+// failed produce never reads as confirmed; if the abandon fails, nothing is
+// confirmed and the leases run out (the attempts read as abandoned). On a
+// Redis Cluster, where a script may only touch its own slot, attempts have
+// no confirmation key and are ended key by key.
 var beginScript = redis.NewScript(luaStatus + luaBegin + `
 local nr = tonumber(ARGV[8])
 local restart, allowed = {}, {}
 for i = 9, 8 + nr do restart[ARGV[i]] = true end
 for i = 9 + nr, #ARGV do allowed[ARGV[i]] = true end
 local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]),
-  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, now())
+  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, now(), '')
 return {o, from}
 `)
 
 // luaStatus reads and writes one status key (the layout above), for every
-// status script.
+// status script. load answers st, tx, fl, flp, flt, fle, flx, flc, with an
+// attempt confirmed by its confirmation key read as confirmed.
 const luaStatus = `
+local done = {}
+local function confirmed(flc)
+  local c = done[flc]
+  if c == nil then
+    c = redis.call('EXISTS', flc) == 1
+    done[flc] = c
+  end
+  return c
+end
 local function load(k)
   local v = redis.pcall('GET', k)
   if type(v) == 'table' then
     -- WRONGTYPE: a hash written by an earlier version.
     local h = redis.call('HMGET', k, 'st', 'tx', 'fl', 'flp', 'flt', 'fle', 'flx')
-    return h[1] or '', h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or ''
+    return h[1] or '', h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or '', ''
   end
-  if not v then return '', '', '', '', '', '', '' end
-  local st, fl, flp, fle, flt, n, p = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|()')
+  if not v then return '', '', '', '', '', '', '', '' end
+  local st, fl, flp, fle, flt, n, m, p = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|(%d+)|()')
   if not st then error('track: unreadable status key ' .. k) end
-  n = tonumber(n)
-  return st, string.sub(v, p, p + n - 1), fl, flp, flt, fle, string.sub(v, p + n)
+  n, m = tonumber(n), tonumber(m)
+  local tx, flc, flx = string.sub(v, p, p + n - 1), string.sub(v, p + n, p + n + m - 1), string.sub(v, p + n + m)
+  if flc ~= '' and fl ~= '' and fle ~= '0' and confirmed(flc) then
+    return fl, flx, '', '', '', '', '', ''
+  end
+  return st, tx, fl, flp, flt, fle, flx, flc
 end
-local function save(k, ttl, st, tx, fl, flp, flt, fle, flx)
-  local v = st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. string.len(tx) .. '|' .. tx .. flx
+local function save(k, ttl, st, tx, fl, flp, flt, fle, flx, flc)
+  local v = st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. string.len(tx) .. '|' ..
+    string.len(flc) .. '|' .. tx .. flc .. flx
   if ttl then
     redis.call('SET', k, v, 'PX', ttl)
   else
@@ -115,7 +143,7 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, allowed, now)
+local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, allowed, now, flc)
   local st, stx, fl, _, _, fle, flx = load(k)
   if fl ~= '' and tonumber(fle) > now then return 'busy', st end
   local from = st
@@ -125,7 +153,7 @@ local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, all
   end
   if st == '' and fl == '' and not verified and not toFinal then return 'unknown', '' end
   if not allowed[from] then return 'stale', from end
-  save(k, ttl, st, stx, to, from, tok, string.format('%d', now + lease), tx)
+  save(k, ttl, st, stx, to, from, tok, string.format('%d', now + lease), tx, flc)
   return 'ok', from
 end
 `
@@ -133,14 +161,15 @@ end
 // beginManyScript runs the begin step for every key of one call, so that a
 // batch's transitions cost one script call instead of one each. Each key
 // keeps its own decision; the call is atomic as a whole, which is only
-// stricter. ARGV: lease, ttl, the restart statuses (count, then each), the
+// stricter. ARGV: lease, ttl, the prefix of the attempts' confirmation
+// keys (the key is it and the attempt's token), the restart statuses (count, then each), the
 // groups (count, then per group: to, 1 when it is a request's, the allowed
 // statuses' count, then each), then five per key: group number (from 1),
 // transaction id, token, verified, final. It answers outcome and previous
 // status per key, flat.
 var beginManyScript = redis.NewScript(luaStatus + luaBegin + `
-local lease, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local i = 3
+local lease, ttl, donePrefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local i = 4
 local restart, none = {}, {}
 for _ = 1, tonumber(ARGV[i]) do i = i + 1; restart[ARGV[i]] = true end
 i = i + 1
@@ -157,7 +186,7 @@ local t, out = now(), {}
 for n = 1, #KEYS do
   local g = groups[tonumber(ARGV[i])]
   local o, from = begin(KEYS[n], g.to, ARGV[i + 1], ARGV[i + 2], lease, ttl,
-    ARGV[i + 3] == '1', ARGV[i + 4] == '1', g.restart, g.allowed, t)
+    ARGV[i + 3] == '1', ARGV[i + 4] == '1', g.restart, g.allowed, t, donePrefix .. ARGV[i + 2])
   i = i + 5
   out[#out + 1] = o
   out[#out + 1] = from
@@ -176,12 +205,12 @@ return finish(KEYS[1], ARGV[1], ARGV[2])
 // luaEnd is the end step of one key, shared by endScript and endManyScript.
 const luaEnd = `
 local function finish(k, tok, result)
-  local st, tx, fl, flp, flt, _, flx = load(k)
+  local st, tx, fl, flp, flt, _, flx, flc = load(k)
   if flt ~= tok then return 0 end
   if result == 'ok' then
-    save(k, nil, fl, flx, '', '', '', '', '')
+    save(k, nil, fl, flx, '', '', '', '', '', '')
   else
-    save(k, nil, st, tx, fl, flp, flt, '0', flx)
+    save(k, nil, st, tx, fl, flp, flt, '0', flx, flc)
   end
   return 1
 end
@@ -203,7 +232,7 @@ if flt ~= ARGV[1] then return 0 end
 if st == '' and tx == '' then
   redis.call('DEL', k)
 else
-  save(k, nil, st, tx, '', '', '', '', '')
+  save(k, nil, st, tx, '', '', '', '', '', '')
 end
 return 1
 `)
@@ -352,6 +381,10 @@ func (s *statusStore) key(k kind, id string) string {
 	return s.prefix + "track:req:{" + id + "}"
 }
 
+// doneKey is the confirmation key of the attempts holding token (see
+// "Confirmation by batch" at beginScript).
+func (s *statusStore) doneKey(token string) string { return s.prefix + "track:done:" + token }
+
 // transition identifies one attempt to move a key.
 type transition struct {
 	kind     kind
@@ -420,28 +453,32 @@ func (s *statusStore) last(ctx context.Context, k kind, id string) (string, erro
 
 // statusValue is one status key's content (the layout at beginScript).
 type statusValue struct {
-	st, tx, fl, flp, flt, fle, flx string
+	st, tx, fl, flp, flt, fle, flx, flc string
 }
 
-// parseStatusValue reads a status key's string, as the scripts' load does.
+// parseStatusValue reads a status key's string, as the scripts' load does
+// (without resolving its confirmation key).
 func parseStatusValue(v string) (statusValue, error) {
-	p := strings.SplitN(v, "|", 7)
-	if len(p) != 7 {
+	p := strings.SplitN(v, "|", 8)
+	if len(p) != 8 {
 		return statusValue{}, errUnreadableStatus
 	}
-	n, err := strconv.Atoi(p[5])
-	if err != nil || n < 0 || n > len(p[6]) {
+	n, err1 := strconv.Atoi(p[5])
+	m, err2 := strconv.Atoi(p[6])
+	if err1 != nil || err2 != nil || n < 0 || m < 0 || n+m > len(p[7]) {
 		return statusValue{}, errUnreadableStatus
 	}
-	return statusValue{st: p[0], fl: p[1], flp: p[2], fle: p[3], flt: p[4], tx: p[6][:n], flx: p[6][n:]}, nil
+	return statusValue{st: p[0], fl: p[1], flp: p[2], fle: p[3], flt: p[4],
+		tx: p[7][:n], flc: p[7][n : n+m], flx: p[7][n+m:]}, nil
 }
 
 var errUnreadableStatus = errors.New("track: unreadable status key")
 
 // readStatusKey reads one status key, a string or, written by an earlier
-// version, a hash (zero when absent).
+// version, a hash (zero when absent), resolving its confirmation key as the
+// scripts do.
 func readStatusKey(ctx context.Context, rdb redis.Cmdable, key string) (statusValue, error) {
-	v, err := rdb.Get(ctx, key).Result()
+	raw, err := rdb.Get(ctx, key).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return statusValue{}, nil
@@ -458,7 +495,18 @@ func readStatusKey(ctx context.Context, rdb redis.Cmdable, key string) (statusVa
 	case err != nil:
 		return statusValue{}, err
 	}
-	return parseStatusValue(v)
+	v, err := parseStatusValue(raw)
+	if err != nil || v.flc == "" || v.fl == "" || v.fle == "0" {
+		return v, err
+	}
+	n, err := rdb.Exists(ctx, v.flc).Result()
+	if err != nil {
+		return statusValue{}, err
+	}
+	if n == 1 {
+		v = statusValue{st: v.fl, tx: v.flx}
+	}
+	return v, nil
 }
 
 func boolArg(b bool) string {
