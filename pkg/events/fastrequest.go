@@ -69,13 +69,30 @@ func (r *fastReader) long() int64 {
 	return int64(v>>1) ^ -int64(v&1)
 }
 
+// int32 reads an Avro int as hamba's ReadInt does: five bytes at most, the
+// bits of the fifth past 32 shifted out. The same bytes then decode to the
+// same value in both decoders; enum symbols and union branches are ints.
 func (r *fastReader) int32() int32 {
-	v := r.long()
-	if v < -1<<31 || v > 1<<31-1 {
-		r.fail(errFastMalformed)
-		return 0
+	var v uint32
+	var shift uint
+	for i := 0; ; i++ {
+		if i == 5 {
+			r.fail(errFastMalformed) // longer than any 32-bit varint
+			return 0
+		}
+		if r.pos >= len(r.b) {
+			r.fail(errFastTruncated)
+			return 0
+		}
+		c := r.b[r.pos]
+		r.pos++
+		v |= uint32(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+		shift += 7
 	}
-	return int32(v)
+	return int32(v>>1) ^ -int32(v&1)
 }
 
 func (r *fastReader) string() string {
@@ -97,8 +114,8 @@ func (r *fastReader) string() string {
 }
 
 func (r *fastReader) enumIndex(n int) int {
-	i := r.long()
-	if r.err == nil && (i < 0 || i >= int64(n)) {
+	i := r.int32()
+	if r.err == nil && (i < 0 || int(i) >= n) {
 		r.fail(errFastMalformed)
 		return 0
 	}
