@@ -195,17 +195,18 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 // beginManyArgs are beginManyScript's keys and arguments for trs.
 func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string, []any) {
 	type group struct {
-		kind kind
-		to   string
+		kind            kind
+		to              string
+		verified, final bool
 	}
 	groups := map[group]int{}
 	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), s.doneKey(""), len(requestRestart)}
 	head = append(head, requestRestart...)
 	var defs []any
 	keys := make([]string, len(trs))
-	per := make([]any, 0, 5*len(trs))
+	per := make([]any, 0, 3*len(trs))
 	for i, tr := range trs {
-		g := group{tr.kind, tr.to}
+		g := group{tr.kind, tr.to, tr.verified, tr.final}
 		n, ok := groups[g]
 		if !ok {
 			n = len(groups) + 1
@@ -214,11 +215,11 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 			if tr.kind == kindBatch {
 				from = s.batchFrom[payout.BatchStatus(tr.to)]
 			}
-			defs = append(defs, tr.to, boolArg(tr.kind == kindRequest), len(from))
+			defs = append(defs, tr.to, boolArg(tr.kind == kindRequest), boolArg(tr.verified), boolArg(tr.final), len(from))
 			defs = append(defs, from...)
 		}
 		keys[i] = s.key(tr.kind, tr.id)
-		per = append(per, n, tr.ref, tokens[i], boolArg(tr.verified), boolArg(tr.final))
+		per = append(per, n, tr.ref, tokens[i])
 	}
 	args := make([]any, 0, len(head)+1+len(defs)+len(per))
 	args = append(append(append(append(args, head...), len(groups)), defs...), per...)

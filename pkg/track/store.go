@@ -90,8 +90,9 @@ local nr = tonumber(ARGV[8])
 local restart, allowed = {}, {}
 for i = 9, 8 + nr do restart[ARGV[i]] = true end
 for i = 9 + nr, #ARGV do allowed[ARGV[i]] = true end
-local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]),
-  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, now(), '')
+local t = now()
+local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5]),
+  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, t, string.format('%d', t + tonumber(ARGV[4])), '')
 return {o, from}
 `)
 
@@ -143,7 +144,7 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, allowed, now, flc)
+local function begin(k, to, tx, tok, ttl, verified, toFinal, restart, allowed, now, leaseEnd, flc)
   local st, stx, fl, _, _, fle, flx = load(k)
   if fl ~= '' and tonumber(fle) > now then return 'busy', st end
   local from = st
@@ -153,7 +154,7 @@ local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, all
   end
   if st == '' and fl == '' and not verified and not toFinal then return 'unknown', '' end
   if not allowed[from] then return 'stale', from end
-  save(k, ttl, st, stx, to, from, tok, string.format('%d', now + lease), tx, flc)
+  save(k, ttl, st, stx, to, from, tok, leaseEnd, tx, flc)
   return 'ok', from
 end
 `
@@ -162,11 +163,11 @@ end
 // batch's transitions cost one script call instead of one each. Each key
 // keeps its own decision; the call is atomic as a whole, which is only
 // stricter. ARGV: lease, ttl, the prefix of the attempts' confirmation
-// keys (the key is it and the attempt's token), the restart statuses (count, then each), the
-// groups (count, then per group: to, 1 when it is a request's, the allowed
-// statuses' count, then each), then five per key: group number (from 1),
-// transaction id, token, verified, final. It answers outcome and previous
-// status per key, flat.
+// keys (the key is it and the attempt's token), the restart statuses
+// (count, then each), the groups (count, then per group: to, 1 when it is
+// a request's, verified, final, the allowed statuses' count, then each),
+// then three per key: group number (from 1), transaction id, token. It
+// answers outcome and previous status per key, flat.
 var beginManyScript = redis.NewScript(luaStatus + luaBegin + `
 local lease, ttl, donePrefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local i = 4
@@ -176,18 +177,21 @@ i = i + 1
 local groups = {}
 local ng = tonumber(ARGV[i]); i = i + 1
 for g = 1, ng do
-  local to, req, na = ARGV[i], ARGV[i + 1] == '1', tonumber(ARGV[i + 2])
-  i = i + 3
+  local to, req, na = ARGV[i], ARGV[i + 1] == '1', tonumber(ARGV[i + 4])
+  local verified, final = ARGV[i + 2] == '1', ARGV[i + 3] == '1'
+  i = i + 5
   local allowed = {}
   for _ = 1, na do allowed[ARGV[i]] = true; i = i + 1 end
-  groups[g] = {to = to, restart = req and restart or none, allowed = allowed}
+  groups[g] = {to = to, restart = req and restart or none, allowed = allowed, verified = verified, final = final}
 end
 local t, out = now(), {}
+local leaseEnd = string.format('%d', t + lease)
 for n = 1, #KEYS do
   local g = groups[tonumber(ARGV[i])]
-  local o, from = begin(KEYS[n], g.to, ARGV[i + 1], ARGV[i + 2], lease, ttl,
-    ARGV[i + 3] == '1', ARGV[i + 4] == '1', g.restart, g.allowed, t, donePrefix .. ARGV[i + 2])
-  i = i + 5
+  local tok = ARGV[i + 2]
+  local o, from = begin(KEYS[n], g.to, ARGV[i + 1], tok, ttl,
+    g.verified, g.final, g.restart, g.allowed, t, leaseEnd, donePrefix .. tok)
+  i = i + 3
   out[#out + 1] = o
   out[#out + 1] = from
 end
