@@ -91,7 +91,7 @@ local restart, allowed = {}, {}
 for i = 9, 8 + nr do restart[ARGV[i]] = true end
 for i = 9 + nr, #ARGV do allowed[ARGV[i]] = true end
 local t = now()
-local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5]),
+local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[5],
   ARGV[6] == '1', ARGV[7] == '1', restart, allowed, t, string.format('%d', t + tonumber(ARGV[4])), '')
 return {o, from}
 `)
@@ -100,7 +100,19 @@ return {o, from}
 // status script. load answers st, tx, fl, flp, flt, fle, flx, flc, with an
 // attempt confirmed by its confirmation key read as confirmed.
 const luaStatus = `
-local done = {}
+local done, strs, nums = {}, {}, {}
+-- str and num convert small numbers (lengths) through a cache: Lua formats
+-- and parses every number with printf and strtod.
+local function str(n)
+  local s = strs[n]
+  if not s then s = tostring(n); strs[n] = s end
+  return s
+end
+local function num(s)
+  local n = nums[s]
+  if not n then n = tonumber(s); nums[s] = n end
+  return n
+end
 local function confirmed(flc)
   local c = done[flc]
   if c == nil then
@@ -119,7 +131,7 @@ local function load(k)
   if not v then return '', '', '', '', '', '', '', '' end
   local st, fl, flp, fle, flt, n, m, p = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|(%d+)|()')
   if not st then error('track: unreadable status key ' .. k) end
-  n, m = tonumber(n), tonumber(m)
+  n, m = num(n), num(m)
   local tx, flc, flx = string.sub(v, p, p + n - 1), string.sub(v, p + n, p + n + m - 1), string.sub(v, p + n + m)
   if flc ~= '' and fl ~= '' and fle ~= '0' and confirmed(flc) then
     return fl, flx, '', '', '', '', '', ''
@@ -127,8 +139,8 @@ local function load(k)
   return st, tx, fl, flp, flt, fle, flx, flc
 end
 local function save(k, ttl, st, tx, fl, flp, flt, fle, flx, flc)
-  local v = st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. string.len(tx) .. '|' ..
-    string.len(flc) .. '|' .. tx .. flc .. flx
+  local v = st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. str(string.len(tx)) .. '|' ..
+    str(string.len(flc)) .. '|' .. tx .. flc .. flx
   if ttl then
     redis.call('SET', k, v, 'PX', ttl)
   else
@@ -169,7 +181,7 @@ end
 // then three per key: group number (from 1), transaction id, token. It
 // answers outcome and previous status per key, flat.
 var beginManyScript = redis.NewScript(luaStatus + luaBegin + `
-local lease, ttl, donePrefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local lease, ttl, donePrefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local i = 4
 local restart, none = {}, {}
 for _ = 1, tonumber(ARGV[i]) do i = i + 1; restart[ARGV[i]] = true end
@@ -182,18 +194,20 @@ for g = 1, ng do
   i = i + 5
   local allowed = {}
   for _ = 1, na do allowed[ARGV[i]] = true; i = i + 1 end
-  groups[g] = {to = to, restart = req and restart or none, allowed = allowed, verified = verified, final = final}
+  groups[tostring(g)] = {to = to, restart = req and restart or none, allowed = allowed, verified = verified, final = final}
 end
-local t, out = now(), {}
+local t, out, flcs = now(), {}, {}
 local leaseEnd = string.format('%d', t + lease)
 for n = 1, #KEYS do
-  local g = groups[tonumber(ARGV[i])]
+  local g = groups[ARGV[i]]
   local tok = ARGV[i + 2]
+  local flc = flcs[tok]
+  if not flc then flc = donePrefix .. tok; flcs[tok] = flc end
   local o, from = begin(KEYS[n], g.to, ARGV[i + 1], tok, ttl,
-    g.verified, g.final, g.restart, g.allowed, t, leaseEnd, donePrefix .. tok)
+    g.verified, g.final, g.restart, g.allowed, t, leaseEnd, flc)
   i = i + 3
-  out[#out + 1] = o
-  out[#out + 1] = from
+  out[2 * n - 1] = o
+  out[2 * n] = from
 end
 return out
 `)
