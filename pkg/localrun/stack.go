@@ -139,6 +139,11 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		if err := ensureTopics(ctx, s.Brokers, o.Partitions, s.Topics); err != nil {
 			return nil, err
 		}
+		if o.Load {
+			if err := checkTopicsEmpty(ctx, s.Brokers, s.Topics); err != nil {
+				return nil, err
+			}
+		}
 	} else {
 		t := s.Topics
 		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(o.Partitions),
@@ -503,6 +508,43 @@ func (p *Publisher) Flush(ctx context.Context) error { return p.cl.Flush(ctx) }
 
 // Close closes the producer.
 func (p *Publisher) Close() { p.cl.Close() }
+
+// checkTopicsEmpty refuses a load run on topics that already hold records:
+// an earlier run's requests and batches would be counted with this run's
+// (a fresh Redis and simulator then pay them again, as after losing both),
+// and the reconciliation would fail for a reason that is not the pipeline's.
+func checkTopicsEmpty(ctx context.Context, brokers []string, t events.Topics) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	topics := []string{t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("kafka: list offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("kafka: list offsets: %w", err)
+	}
+	held := map[string]int64{}
+	ends.Each(func(e kadm.ListedOffset) {
+		if s, ok := starts.Lookup(e.Topic, e.Partition); ok && e.Err == nil && s.Err == nil {
+			held[e.Topic] += e.Offset - s.Offset
+		}
+	})
+	for _, topic := range topics {
+		if n := held[topic]; n > 0 {
+			return fmt.Errorf("load run: topic %s on %s already holds %d records (an earlier run?): a load run needs empty topics; start a fresh broker",
+				topic, strings.Join(brokers, ","), n)
+		}
+	}
+	return nil
+}
 
 // ensureTopics creates the pipeline's topics on an external cluster with
 // partitions each and the broker's default replication factor; a topic that

@@ -7,6 +7,11 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
 )
 
 func newTestStack() *Stack {
@@ -107,4 +112,34 @@ func matchesAny(s, alternatives string) bool {
 		}
 	}
 	return false
+}
+
+// A load run against an external cluster refuses topics that already hold
+// records (an earlier run's): their batches would be counted and paid again
+// by the fresh Redis and simulator, failing the reconciliation for a reason
+// that is not the pipeline's.
+func TestLoadRunRefusesTopicsWithRecords(t *testing.T) {
+	ctx := context.Background()
+	topics := events.DefaultTopics()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics.Requests, topics.Batches,
+		topics.BatchesDeferred, topics.Status, topics.BatchStatus, topics.RequestsDLQ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := checkTopicsEmpty(ctx, c.ListenAddrs(), topics); err != nil {
+		t.Fatalf("empty topics refused: %v", err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.BatchStatus, Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	err = checkTopicsEmpty(ctx, c.ListenAddrs(), topics)
+	if err == nil || !strings.Contains(err.Error(), topics.BatchStatus+" on ") || !strings.Contains(err.Error(), "holds 1 records") {
+		t.Fatalf("a topic with a record: %v", err)
+	}
 }
