@@ -3,6 +3,8 @@ package track
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -156,6 +158,7 @@ wait:
 // or passed to the endMany that confirms the token, which the engine's
 // emitRequests and Gate.End do.
 func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []string) ([]outcome, []string, error) {
+	distinctTokens(trs, tokens)
 	var calls []*coCall
 	var firsts []int // the index of each call's first transition
 	for lo := 0; lo < len(trs); lo += s.chunk {
@@ -192,6 +195,32 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 	return outs, froms, nil
 }
 
+// distinctTokens gives every further copy of a key in trs whose token an
+// earlier copy already has a token of its own (that token, '#' and a
+// number), in tokens, in place; tokens already distinct are kept, so a
+// second call changes nothing. begin answers an attempt it already granted
+// to the same token with the same grant (a replayed call), so the copies of
+// one call must differ for the second to be busy while the first's attempt
+// is live, as one call's copies always were.
+func distinctTokens(trs []transition, tokens []string) {
+	type id struct {
+		kind kind
+		id   string
+	}
+	var seen map[id][]string
+	for i, tr := range trs {
+		if seen == nil {
+			seen = make(map[id][]string, len(trs))
+		}
+		k := id{tr.kind, tr.id}
+		used := seen[k]
+		for n := 1; slices.Contains(used, tokens[i]); n++ {
+			tokens[i] = tokens[i] + "#" + strconv.Itoa(n)
+		}
+		seen[k] = append(used, tokens[i])
+	}
+}
+
 // beginManyArgs are beginManyScript's keys and arguments for trs.
 func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string, []any) {
 	type group struct {
@@ -226,58 +255,44 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 	return keys, args
 }
 
-// endMany ends every transition: on one Redis (chunk > 1) it abandons the
-// failed ones (one script call per chunk), then, only if that succeeded,
-// confirms the others by writing their tokens' confirmation keys (one SET
-// per token: give a batch's attempts one token); on a Cluster it ends each
-// key (pipelined). Two round trips at most.
+// endMany ends every transition. On one Redis (chunk > 1) it abandons the
+// failed ones and writes the confirmation key of the others' token in one
+// script call (endConfirmScript), so give a batch's attempts one token; when
+// that call would take more than a chunk of keys (many failures, or many
+// tokens), and on a Cluster, it ends each key instead (pipelined). One
+// round trip.
 func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []string, ok []bool) error {
-	var calls []*coCall
-	if s.chunk == 1 {
+	var abandon []int
+	var confirm []string
+	seen := map[string]bool{}
+	for i := range trs {
+		switch {
+		case !ok[i]:
+			abandon = append(abandon, i)
+		case !seen[tokens[i]]:
+			seen[tokens[i]] = true
+			confirm = append(confirm, tokens[i])
+		}
+	}
+	if s.chunk == 1 || len(abandon)+len(confirm) > s.chunk {
+		calls := make([]*coCall, len(trs))
 		for i := range trs {
-			calls = append(calls, &coCall{script: endScript, keys: []string{s.key(trs[i].kind, trs[i].id)},
-				args: []any{tokens[i], endResult(ok[i])}})
+			calls[i] = &coCall{script: endScript, keys: []string{s.key(trs[i].kind, trs[i].id)},
+				args: []any{tokens[i], endResult(ok[i])}}
 		}
 		return s.runCalls(ctx, calls)
 	}
-	var keys []string
-	var args []any
-	flush := func() {
-		if len(keys) > 0 {
-			calls = append(calls, &coCall{script: endManyScript, keys: keys, args: args})
-			keys, args = nil, nil
-		}
-	}
-	confirm := map[string]bool{}
-	for i := range trs {
-		if ok[i] {
-			confirm[tokens[i]] = true
-			continue
-		}
+	keys := make([]string, 0, len(abandon)+len(confirm))
+	args := make([]any, 0, 2+len(abandon))
+	args = append(args, len(abandon), s.ttl.Milliseconds())
+	for _, i := range abandon {
 		keys = append(keys, s.key(trs[i].kind, trs[i].id))
-		args = append(args, tokens[i], endResult(false))
-		if len(keys) == s.chunk {
-			flush()
-		}
+		args = append(args, tokens[i])
 	}
-	flush()
-	if len(calls) > 0 {
-		// A failed produce must read as abandoned before any confirmation
-		// of its token exists.
-		if err := s.runCalls(ctx, calls); err != nil {
-			return err
-		}
+	for _, tok := range confirm {
+		keys = append(keys, s.doneKey(tok))
 	}
-	if len(confirm) == 0 {
-		return nil
-	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for tok := range confirm {
-			p.Set(ctx, s.doneKey(tok), "1", s.ttl)
-		}
-		return nil
-	})
-	return err
+	return s.runCalls(ctx, []*coCall{{script: endConfirmScript, keys: keys, args: args}})
 }
 
 // runPipelined runs script once per key set in one pipelined round trip.

@@ -159,15 +159,16 @@ func TestManyKeyScriptsCallsPerChunk(t *testing.T) {
 	rdb.AddHook(countScripts{&scripts, &sets})
 	s := newStatusStore(rdb, rs.Prefix(), time.Hour, 10*time.Second)
 	ep := mustEpoch(t, s)
-	for _, sc := range []*redis.Script{beginManyScript, endManyScript} {
+	for _, sc := range []*redis.Script{beginManyScript, endConfirmScript, endScript} {
 		if err := sc.Load(ctx, rdb).Err(); err != nil { // no NOSCRIPT round to count
 			t.Fatal(err)
 		}
 	}
 	const n = 2*manyChunk + 10
 	// failed is how many of the batch's produces failed: they are abandoned
-	// key by key (one script call per chunk), the rest confirmed by one SET.
-	for _, c := range []struct{ failed, endScripts int }{{0, 0}, {manyChunk + 1, 2}} {
+	// and the rest confirmed by one key, in one script call, or, past a
+	// chunk of keys, each key is ended by its own call.
+	for _, c := range []struct{ failed, endScripts int }{{0, 1}, {100, 1}, {manyChunk + 1, n}} {
 		scripts.Store(0)
 		sets.Store(0)
 		trs := make([]transition, n)
@@ -198,8 +199,10 @@ func TestManyKeyScriptsCallsPerChunk(t *testing.T) {
 		if err := s.endMany(ctx, trs, tokens, oks); err != nil {
 			t.Fatal(err)
 		}
-		if got, sets := scripts.Swap(0), sets.Swap(0); got != int64(c.endScripts) || sets != 1 {
-			t.Errorf("end of %d keys, %d failed: %d script calls and %d SETs, want %d and 1", n, c.failed, got, sets, c.endScripts)
+		// No SET outside the script: the confirmation is written with the
+		// abandons, never apart from them.
+		if got, sets := scripts.Swap(0), sets.Swap(0); got != int64(c.endScripts) || sets != 0 {
+			t.Errorf("end of %d keys, %d failed: %d script calls and %d SETs, want %d and 0", n, c.failed, got, sets, c.endScripts)
 		}
 		for _, i := range []int{0, manyChunk, manyChunk + 1, n - 1} {
 			want := string(payout.StatusSubmitted)
@@ -305,7 +308,7 @@ func TestConfirmationNotWrittenWhenAbandonFails(t *testing.T) {
 	rs := testenv.Redis(t)
 	ctx := context.Background()
 	rdb := rs.NewClient(t)
-	rdb.AddHook(failScript{endManyScript.Hash()})
+	rdb.AddHook(failScript{endConfirmScript.Hash()})
 	lease := 300 * time.Millisecond
 	s := newStatusStore(rdb, rs.Prefix(), time.Hour, lease)
 	ep := mustEpoch(t, s)
@@ -376,4 +379,128 @@ func (h failScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 func (h failScript) hit(cmd redis.Cmder) bool {
 	args := cmd.Args()
 	return len(args) > 1 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") && (args[1] == h.sha || strings.Contains(fmt.Sprint(args[1]), "finish(KEYS[n]"))
+}
+
+// A replayed begin (the client lost the answer and sent the call again, as
+// go-redis does after a timeout or a broken connection) answers the same
+// grant for the attempts the first run granted, so the caller learns every
+// key its token holds; a key met twice in one call stays busy the second
+// time.
+func TestReplayedBeginAnswersTheSameGrant(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	other := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 200*time.Millisecond)
+	ep := mustEpoch(t, s)
+	tr := func(id string) transition {
+		return transition{kind: kindRequest, id: id, to: string(payout.StatusPending), ref: "tx-" + id, verified: true, since: ep}
+	}
+	if err := rs.Client().Set(ctx, s.key(kindRequest, "r1"), formatStatusValue(statusValue{st: "SUBMITTED", tx: "tx-r1"}), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := other.begin(ctx, tr("r2"), "webhook"); err != nil || out != outcomeOK {
+		t.Fatal(out, err)
+	}
+	trs := []transition{tr("r1"), tr("r2"), tr("r1")}
+	tokens := []string{"T", "T", "T"}
+	outs, froms, err := s.beginMany(ctx, trs, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%v %q", outs, froms) != `[ok busy busy] ["SUBMITTED" "" "SUBMITTED"]` {
+		t.Fatalf("first run: %v %q", outs, froms)
+	}
+	time.Sleep(300 * time.Millisecond) // r2's other attempt runs out
+	outs, froms, err = s.beginMany(ctx, trs, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%v %q", outs, froms) != `[ok ok busy] ["SUBMITTED" "" "SUBMITTED"]` {
+		t.Fatalf("replayed run: %v %q, want r1 granted again (from SUBMITTED), r2 granted, r1's second copy busy", outs, froms)
+	}
+	// Both produced and confirmed by the one key: both read PENDING.
+	if err := s.endMany(ctx, trs[:2], tokens[:2], []bool{true, true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"r1", "r2"} {
+		if st, err := s.last(ctx, kindRequest, id); err != nil || st != "PENDING" {
+			t.Errorf("%s: %q %v", id, st, err)
+		}
+	}
+}
+
+// replayBegin runs the first pipeline holding a beginManyScript call twice,
+// a pause apart, and answers the second run, as go-redis does when a
+// pipeline's reply times out or its connection breaks after Redis ran it.
+type replayBegin struct {
+	done  *atomic.Bool
+	pause time.Duration
+}
+
+func (h replayBegin) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h replayBegin) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h replayBegin) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		hit := false
+		for _, c := range cmds {
+			if c.Name() == "evalsha" && len(c.Args()) > 1 && c.Args()[1] == beginManyScript.Hash() {
+				hit = true
+			}
+		}
+		if !hit || !h.done.CompareAndSwap(false, true) {
+			return next(ctx, cmds)
+		}
+		_ = next(ctx, cmds) // the answer is lost
+		time.Sleep(h.pause)
+		return next(ctx, cmds)
+	}
+}
+
+// Two faults at once, on the poll's path: the answer of a batch's begin is
+// lost and the call replayed, and in between another attempt on one of its
+// keys ran out. Every key the batch's token holds must be produced (or
+// abandoned) before the token's confirmation is written: none may read as
+// emitted without its event on the topic.
+func TestReplayedBeginThenBatchConfirmLosesNothing(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	rdb := f.redis.NewClient(t)
+	rdb.AddHook(replayBegin{done: new(atomic.Bool), pause: 400 * time.Millisecond})
+	e, _ := f.engine(func(c *Config) { c.Redis = rdb })
+	ctx := context.Background()
+	since := mustEpoch(t, e.statuses)
+	for _, sc := range []*redis.Script{beginManyScript, beginScript, endConfirmScript, endScript} {
+		if err := sc.Load(ctx, f.redis.Client()).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// r2 is held by a webhook's attempt whose lease runs out between the
+	// two runs: busy in the first, free in the replay.
+	other := newStatusStore(f.redis.Client(), f.prefix, time.Hour, 200*time.Millisecond)
+	if out, _, err := other.begin(ctx, transition{kind: kindRequest, id: "r2", to: string(payout.StatusPending), ref: "tx2",
+		verified: true, since: since}, "webhook"); err != nil || out != outcomeOK {
+		t.Fatal(out, err)
+	}
+	mk := func(id, tx string) *payout.StatusChange {
+		return &payout.StatusChange{RequestID: id, TransactionID: optString(tx), Status: payout.StatusApproved,
+			AmountInCents: 100, OriginAccountID: "acc", OccurredAt: f.clock.Now(), Source: payout.SourcePoll, Rail: wompiRail()}
+	}
+	if _, err := e.emitRequests(ctx, []*payout.StatusChange{mk("r1", "tx1"), mk("r2", "tx2")}, since); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, ev := range f.statusEvents() {
+		got[ev.RequestID]++
+	}
+	for _, id := range []string{"r1", "r2"} {
+		st, err := e.statuses.last(ctx, kindRequest, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st == string(payout.StatusApproved) && got[id] == 0 {
+			t.Errorf("%s: APPROVED recorded as emitted, but no event on the topic (events: %v)", id, got)
+		}
+	}
+	if got["r1"] != 1 || got["r2"] != 1 {
+		t.Errorf("events per request: %v, want one each", got)
+	}
 }

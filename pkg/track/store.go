@@ -76,15 +76,19 @@ const (
 //
 // Confirmation by batch: on one Redis, the attempts of one beginMany share
 // a token and name a confirmation key (P track:done:<token>). Once their
-// events are produced, endMany abandons the failed ones key by key and then
-// writes that one key, instead of rewriting every status key: an attempt
-// whose confirmation key exists and that was not abandoned reads as
-// confirmed (st = fl), and the next write of its status key stores it so.
-// The failed ones are abandoned before the confirmation is written, so a
-// failed produce never reads as confirmed; if the abandon fails, nothing is
-// confirmed and the leases run out (the attempts read as abandoned). On a
-// Redis Cluster, where a script may only touch its own slot, attempts have
-// no confirmation key and are ended key by key.
+// events are produced, endMany abandons the failed ones and writes that one
+// key in the same script call (endConfirmScript), instead of rewriting every
+// status key: an attempt whose confirmation key exists and that was not
+// abandoned reads as confirmed (st = fl), and the next write of its status
+// key stores it so. One call, so no Redis (a promoted replica, a replayed
+// AOF) holds the confirmation without the abandons, and a failed produce
+// never reads as confirmed; if the call fails, nothing is confirmed and the
+// leases run out (the attempts read as abandoned). Every attempt granted
+// under the token must be in that call: begin answers a replayed call (the
+// client lost the answer and sent it again) with the same grant, so the
+// caller knows every key its token holds. On a Redis Cluster, where a script
+// may only touch its own slot, attempts have no confirmation key and are
+// ended key by key.
 var beginScript = redis.NewScript(luaStatus + luaBegin + `
 local nr = tonumber(ARGV[8])
 local restart, allowed = {}, {}
@@ -157,8 +161,15 @@ local function now()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local function begin(k, to, tx, tok, ttl, verified, toFinal, restart, allowed, now, leaseEnd, flc)
-  local st, stx, fl, _, _, fle, flx = load(k)
-  if fl ~= '' and tonumber(fle) > now then return 'busy', st end
+  local st, stx, fl, flp, flt, fle, flx = load(k)
+  if fl ~= '' and tonumber(fle) > now then
+    -- The same attempt again: the client re-sent a call whose answer it
+    -- lost (go-redis retries a pipeline after a timeout or a broken
+    -- connection), so it gets the same answer. (A key met twice in one
+    -- call has a token per copy: statusStore.distinctTokens.)
+    if flt == tok and fl == to and flx == tx then return 'ok', flp end
+    return 'busy', st
+  end
   local from = st
   if st ~= '' and stx ~= tx and restart[st] then from = '' end
   if fl ~= '' and not (flx ~= tx and restart[fl]) then
@@ -220,7 +231,7 @@ var endScript = redis.NewScript(luaStatus + luaEnd + `
 return finish(KEYS[1], ARGV[1], ARGV[2])
 `)
 
-// luaEnd is the end step of one key, shared by endScript and endManyScript.
+// luaEnd is the end step of one key, shared by endScript and endConfirmScript.
 const luaEnd = `
 local function finish(k, tok, result)
   local st, tx, fl, flp, flt, _, flx, flc = load(k)
@@ -234,11 +245,17 @@ local function finish(k, tok, result)
 end
 `
 
-// endManyScript runs the end step for every key of one call. ARGV: two per
-// key, token and result.
-var endManyScript = redis.NewScript(luaStatus + luaEnd + `
-for n = 1, #KEYS do finish(KEYS[n], ARGV[2 * n - 1], ARGV[2 * n]) end
-return #KEYS
+// endConfirmScript abandons the failed attempts of a batch and writes the
+// confirmation keys of the others in one call, so that no Redis (a replica
+// promoted after a failover, an AOF replayed after a crash) can hold the
+// confirmation without the abandons: a failed produce must never read as
+// confirmed. KEYS: the keys to abandon, then the confirmation keys. ARGV:
+// how many to abandon, the confirmation keys' TTL, then their tokens.
+var endConfirmScript = redis.NewScript(luaStatus + luaEnd + `
+local na, ttl = tonumber(ARGV[1]), ARGV[2]
+for n = 1, na do finish(KEYS[n], ARGV[2 + n], 'abandon') end
+for n = na + 1, #KEYS do redis.call('SET', KEYS[n], '1', 'PX', ttl) end
+return na
 `)
 
 // releaseScript withdraws an attempt that begin granted but that must not be
