@@ -275,3 +275,50 @@ func TestBatchOfAnotherRailIsDeferred(t *testing.T) {
 		})
 	}
 }
+
+// Two faults at once: another attempt holds one request's status key (its
+// worker died mid-emit; the key stays busy until that lease runs out) and
+// the dispatcher has SUBMITTED to emit for the whole batch. The requests it
+// was granted are produced and confirmed before it waits for the held one:
+// their attempts' leases cover one produce, never the wait, so none can run
+// out while its SUBMITTED is in flight and let the tracker emit a later
+// status first.
+func TestGrantedSubmittedIsProducedBeforeWaitingForAHeldKey(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	b := simpleBatch("held-key", 2)
+	held, free := b.Transactions[0].RequestID, b.Transactions[1].RequestID
+	g := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+	ctx := context.Background()
+	ep, err := g.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := g.Begin(ctx, ep, []track.GateItem{{ID: held, To: string(payout.StatusPending), Ref: "tx-held"}})
+	if err != nil || tk.Verdicts[0] != track.GateOurs {
+		t.Fatalf("the other attempt: %v %v", tk, err)
+	}
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	defer func() { _ = stop() }()
+	// While the other attempt still holds its key (its lease is a minute),
+	// the free request's SUBMITTED is on the topic and confirmed.
+	eventually(t, "the free request's SUBMITTED", func() bool {
+		ks, err := track.ReadStatus(ctx, f.redis.Client(), f.redis.Prefix(), false, free)
+		return err == nil && ks.Confirmed == string(payout.StatusSubmitted) &&
+			len(byStatus(f.statuses())[free][payout.StatusSubmitted]) == 1
+	})
+	if ks, _ := track.ReadStatus(ctx, f.redis.Client(), f.redis.Prefix(), false, held); ks.InFlight != string(payout.StatusPending) {
+		t.Fatalf("the held key: %+v, want still held", ks)
+	}
+	// The holder gives up: its PENDING is abandoned, which refuses the
+	// earlier SUBMITTED; the batch completes without it.
+	if err := g.End(ctx, tk, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	if n := len(byStatus(f.statuses())[held][payout.StatusSubmitted]); n != 0 {
+		t.Fatalf("%d SUBMITTED for the held request after its PENDING attempt", n)
+	}
+	f.noDoublePayment()
+}
