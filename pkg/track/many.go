@@ -3,7 +3,6 @@ package track
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -203,22 +202,27 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 // one call must differ for the second to be busy while the first's attempt
 // is live, as one call's copies always were.
 func distinctTokens(trs []transition, tokens []string) {
-	type id struct {
-		kind kind
-		id   string
-	}
-	var seen map[id][]string
+	seen := make(map[string]struct{}, len(trs))
 	for i, tr := range trs {
-		if seen == nil {
-			seen = make(map[id][]string, len(trs))
+		if _, again := seen[tr.id]; !again {
+			seen[tr.id] = struct{}{}
+			continue
 		}
-		k := id{tr.kind, tr.id}
-		used := seen[k]
-		for n := 1; slices.Contains(used, tokens[i]); n++ {
+		// Rare: an earlier transition of the call has this id.
+		for n := 1; tokenUsed(trs[:i], tokens, tr, tokens[i]); n++ {
 			tokens[i] = tokens[i] + "#" + strconv.Itoa(n)
 		}
-		seen[k] = append(used, tokens[i])
 	}
+}
+
+// tokenUsed reports whether a transition of earlier on tr's key has token.
+func tokenUsed(earlier []transition, tokens []string, tr transition, token string) bool {
+	for j, e := range earlier {
+		if e.id == tr.id && e.kind == tr.kind && tokens[j] == token {
+			return true
+		}
+	}
+	return false
 }
 
 // beginManyArgs are beginManyScript's keys and arguments for trs.
