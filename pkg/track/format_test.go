@@ -16,7 +16,9 @@ import (
 )
 
 // The status scripts as they were when a status key was a hash (up to
-// 47511e2), kept as the reference for TestStatusStringMatchesHashScripts.
+// 47511e2), kept as the reference for TestStatusStringMatchesHashScripts,
+// with one fix applied since: a transition without a transaction id never
+// restarts a request's life.
 var hashBeginScript = redis.NewScript(hashLuaBegin + `
 local nr = tonumber(ARGV[8])
 local restart, allowed = {}, {}
@@ -37,8 +39,8 @@ local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, all
   local st, stx, fl, fle, flx = v[1] or '', v[2] or '', v[3], v[4], v[5]
   if fl and tonumber(fle) > now then return 'busy', st end
   local from = st
-  if st ~= '' and stx ~= tx and restart[st] then from = '' end
-  if fl and not (flx ~= tx and restart[fl]) then
+  if st ~= '' and tx ~= '' and stx ~= tx and restart[st] then from = '' end
+  if fl and not (tx ~= '' and flx ~= tx and restart[fl]) then
     if fl ~= to and not allowed[fl] then return 'stale', fl end
   end
   if st == '' and not fl and not verified and not toFinal then return 'unknown', '' end
@@ -119,7 +121,7 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 		s := payout.Statuses[rng.IntN(len(payout.Statuses))]
 		return string(s), s.Final()
 	}
-	refs := []string{"tx-1", "t|x|2", "3|"}
+	refs := []string{"tx-1", "t|x|2", "3|", ""}
 	kinds := []kind{kindRequest, kindBatch}
 	const ids = 5
 	read := func(s *statusStore, k kind, id int) (statusValue, bool) {

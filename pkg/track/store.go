@@ -171,8 +171,10 @@ local function begin(k, to, tx, tok, ttl, verified, toFinal, restart, allowed, n
     return 'busy', st
   end
   local from = st
-  if st ~= '' and stx ~= tx and restart[st] then from = '' end
-  if fl ~= '' and not (flx ~= tx and restart[fl]) then
+  -- A new life needs a new transaction: a transition without one (a
+  -- DEFERRED, a SUBMITTED the provider did not list) never restarts one.
+  if st ~= '' and tx ~= '' and stx ~= tx and restart[st] then from = '' end
+  if fl ~= '' and not (tx ~= '' and flx ~= tx and restart[fl]) then
     if fl ~= to and not allowed[fl] then return 'stale', fl end
   end
   if st == '' and fl == '' and not verified and not toFinal then return 'unknown', '' end

@@ -102,6 +102,24 @@ func TestStatusCASLeaseAbandonAndUnknown(t *testing.T) {
 	rs.Client().Set(ctx, s.key(kindRequest, "req-2"), formatStatusValue(statusValue{st: "CANCELLED", tx: "tx-old"}), 0)
 	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-old", verified: true, since: ep}, "e", outcomeStale, "CANCELLED")
 	expect(transition{kind: kindRequest, id: "req-2", to: "PENDING", ref: "tx-new", verified: true, since: ep}, "e", outcomeOK, "")
+	// A transition without a transaction never starts a new life (chaos
+	// seed 2 found it): the dispatcher posted a payee, lost the answer and
+	// deferred it RAIL_UNAVAILABLE, while the provider's webhook had FAILED
+	// it. The DEFERRED (no transaction id) must not follow the FAILED, nor
+	// a SUBMITTED the provider did not list; confirmed or still in flight.
+	for _, inFlight := range []bool{false, true} {
+		v := statusValue{st: "FAILED", tx: "tx-x"}
+		if inFlight {
+			v = statusValue{st: "PENDING", tx: "tx-x", fl: "FAILED", flp: "PENDING", flt: "old", fle: "0", flx: "tx-x"}
+		}
+		rs.Client().Set(ctx, s.key(kindRequest, "req-3"), formatStatusValue(v), 0)
+		for _, to := range []payout.Status{payout.StatusDeferred, payout.StatusSubmitted} {
+			out, _, err := s.begin(ctx, transition{kind: kindRequest, id: "req-3", to: string(to), verified: true, since: ep}, "f")
+			if err != nil || out != outcomeStale {
+				t.Errorf("%s without a transaction after FAILED (in flight %v): %s %v, want stale", to, inFlight, out, err)
+			}
+		}
+	}
 }
 
 // beginMany and endMany give each key the answer begin and end give it
