@@ -44,12 +44,15 @@ func (r *fastReader) fail(err error) {
 	r.pos = len(r.b)
 }
 
-func (r *fastReader) long() int64 {
+// varint reads an unsigned varint of at most max bytes, as hamba does:
+// the high bits of the last byte shift out, so the same bytes decode to the
+// same value in both decoders.
+func (r *fastReader) varint(max int) uint64 {
 	var v uint64
 	var shift uint
 	for i := 0; ; i++ {
-		if i == 10 {
-			r.fail(errFastMalformed) // longer than any 64-bit varint
+		if i == max {
+			r.fail(errFastMalformed) // longer than the type's varint
 			return 0
 		}
 		if r.pos >= len(r.b) {
@@ -58,40 +61,25 @@ func (r *fastReader) long() int64 {
 		}
 		c := r.b[r.pos]
 		r.pos++
-		// Like hamba, the high bits of a tenth byte shift out: the same
-		// bytes decode to the same value in both decoders.
 		v |= uint64(c&0x7f) << shift
 		if c < 0x80 {
-			break
+			return v
 		}
 		shift += 7
 	}
+}
+
+// long reads an Avro long as hamba's ReadLong does: ten bytes at most.
+func (r *fastReader) long() int64 {
+	v := r.varint(10)
 	return int64(v>>1) ^ -int64(v&1)
 }
 
 // int32 reads an Avro int as hamba's ReadInt does: five bytes at most, the
-// bits of the fifth past 32 shifted out. The same bytes then decode to the
-// same value in both decoders; enum symbols and union branches are ints.
+// bits of the fifth past 32 dropped. Enum symbols and union branches are
+// ints.
 func (r *fastReader) int32() int32 {
-	var v uint32
-	var shift uint
-	for i := 0; ; i++ {
-		if i == 5 {
-			r.fail(errFastMalformed) // longer than any 32-bit varint
-			return 0
-		}
-		if r.pos >= len(r.b) {
-			r.fail(errFastTruncated)
-			return 0
-		}
-		c := r.b[r.pos]
-		r.pos++
-		v |= uint32(c&0x7f) << shift
-		if c < 0x80 {
-			break
-		}
-		shift += 7
-	}
+	v := uint32(r.varint(5))
 	return int32(v>>1) ^ -int32(v&1)
 }
 

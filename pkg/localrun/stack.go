@@ -514,14 +514,11 @@ func (p *Publisher) Close() { p.cl.Close() }
 // (a fresh Redis and simulator then pay them again, as after losing both),
 // and the reconciliation would fail for a reason that is not the pipeline's.
 func checkTopicsEmpty(ctx context.Context, brokers []string, t events.Topics) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	adm, ctx, done, err := adminClient(ctx, brokers)
 	if err != nil {
-		return fmt.Errorf("kafka: %w", err)
+		return err
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(cl)
+	defer done()
 	topics := []string{t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ}
 	starts, err := adm.ListStartOffsets(ctx, topics...)
 	if err != nil {
@@ -546,18 +543,27 @@ func checkTopicsEmpty(ctx context.Context, brokers []string, t events.Topics) er
 	return nil
 }
 
+// adminClient is an admin client of brokers and a context bounding its
+// calls to 30 s; done closes both.
+func adminClient(ctx context.Context, brokers []string) (*kadm.Client, context.Context, func(), error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("kafka: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	return kadm.NewClient(cl), ctx, func() { cancel(); cl.Close() }, nil
+}
+
 // ensureTopics creates the pipeline's topics on an external cluster with
 // partitions each and the broker's default replication factor; a topic that
 // exists is left as it is.
 func ensureTopics(ctx context.Context, brokers []string, partitions int, t events.Topics) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	adm, ctx, done, err := adminClient(ctx, brokers)
 	if err != nil {
-		return fmt.Errorf("kafka: %w", err)
+		return err
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	resp, err := kadm.NewClient(cl).CreateTopics(ctx, int32(max(1, partitions)), -1, nil,
+	defer done()
+	resp, err := adm.CreateTopics(ctx, int32(max(1, partitions)), -1, nil,
 		t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ)
 	if err != nil {
 		return fmt.Errorf("kafka: create topics on %s: %w", strings.Join(brokers, ","), err)
