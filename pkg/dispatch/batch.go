@@ -1281,6 +1281,17 @@ func (j *job) finish(payoutID string) error {
 // the batch size.
 func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated []*kgo.Record) error {
 	e := j.e
+	out := append([]*kgo.Record(nil), ungated...)
+	var tickets []*track.GateTicket
+	end := func(produced bool) error {
+		var first error
+		for _, t := range tickets {
+			if err := e.gate.End(context.WithoutCancel(j.hard), t, produced); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
 	pending := make([]int, len(gated))
 	for i := range pending {
 		pending[i] = i
@@ -1296,12 +1307,6 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 		e.m.lateSkipped.Add(float64(len(gated)))
 		pending = nil
 	}
-	out := ungated
-	// Each round produces and ends what it was granted before it waits for
-	// the keys another attempt holds: a granted attempt's lease then covers
-	// one produce, never a wait on others (a held key stays busy up to the
-	// holder's lease), so it cannot run out while its event is in flight
-	// and let a later status be emitted before it.
 	for attempt := 0; len(pending) > 0; attempt++ {
 		items := make([]track.GateItem, len(pending))
 		for k, i := range pending {
@@ -1309,8 +1314,10 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 		}
 		t, err := e.gate.Begin(j.hard, j.statusSince, items)
 		if err != nil {
+			_ = end(false)
 			return fmt.Errorf("dispatch: %w", err)
 		}
+		tickets = append(tickets, t)
 		var busy []int
 		for k, v := range t.Verdicts {
 			switch v {
@@ -1322,25 +1329,19 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 				e.m.lateSkipped.Inc()
 			}
 		}
-		if err := e.produce(j.hard, out...); err != nil {
-			_ = e.gate.End(context.WithoutCancel(j.hard), t, false)
-			return err
-		}
-		out = nil
-		if err := e.gate.End(context.WithoutCancel(j.hard), t, true); err != nil {
-			return fmt.Errorf("dispatch: %w", err)
-		}
 		pending = busy
 		if len(pending) > 0 {
 			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
+				_ = end(false)
 				return err
 			}
 		}
 	}
-	if len(out) > 0 { // nothing was gated
-		return e.produce(j.hard, out...)
+	if err := e.produce(j.hard, out...); err != nil {
+		_ = end(false)
+		return err
 	}
-	return nil
+	return end(true)
 }
 
 func deref(s *string) string {
