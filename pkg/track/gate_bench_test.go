@@ -30,10 +30,9 @@ func BenchmarkStatusGate(b *testing.B) {
 	move := func(ids []string, to payout.Status) {
 		trs := make([]transition, len(ids))
 		tokens := make([]string, len(ids))
-		token := newToken() // one per call, as the engine and the gate give
 		for i, id := range ids {
 			trs[i] = transition{kind: kindRequest, id: id, to: string(to), ref: "tx-" + id, verified: true}
-			tokens[i] = token
+			tokens[i] = newToken()
 		}
 		epoch, err := s.epoch(ctx)
 		if err != nil {

@@ -3,7 +3,6 @@ package track
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,11 +27,10 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange, s
 	}
 	trs := make([]transition, len(scs))
 	tokens := make([]string, len(scs))
-	token := newToken()
 	for i, sc := range scs {
 		trs[i] = transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: deref(sc.TransactionID),
 			final: settled(sc.Rail, sc.Status), verified: true, since: since, rail: deref(sc.Rail)}
-		tokens[i] = token // one per call: endMany confirms them with one key
+		tokens[i] = newToken()
 	}
 	outs, froms, err := e.statuses.beginMany(ctx, trs, tokens)
 	if err != nil {
@@ -150,20 +148,14 @@ wait:
 }
 
 // beginMany runs begin for every transition in one pipelined round trip:
-// one script call per chunk of keys (see statusStore.chunk). On one Redis
-// the attempts name their token's confirmation key, so give them one token
-// (see "Confirmation by batch" at beginScript); every attempt it grants
-// under a token must then be released (checkEpoch does, before returning)
-// or passed to the endMany that confirms the token, which the engine's
-// emitRequests and Gate.End do.
+// one script call per chunk of keys (see statusStore.chunk).
 func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []string) ([]outcome, []string, error) {
-	distinctTokens(trs, tokens)
 	var calls []*coCall
 	var firsts []int // the index of each call's first transition
 	for lo := 0; lo < len(trs); lo += s.chunk {
 		hi := min(lo+s.chunk, len(trs))
 		firsts = append(firsts, lo)
-		if s.chunk == 1 {
+		if hi-lo == 1 {
 			calls = append(calls, &coCall{script: beginScript, keys: []string{s.key(trs[lo].kind, trs[lo].id)},
 				args: s.beginArgs(trs[lo], tokens[lo])})
 			continue
@@ -194,52 +186,20 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 	return outs, froms, nil
 }
 
-// distinctTokens gives every further copy of a key in trs whose token an
-// earlier copy already has a token of its own (that token, '#' and a
-// number), in tokens, in place; tokens already distinct are kept, so a
-// second call changes nothing. begin answers an attempt it already granted
-// to the same token with the same grant (a replayed call), so the copies of
-// one call must differ for the second to be busy while the first's attempt
-// is live, as one call's copies always were.
-func distinctTokens(trs []transition, tokens []string) {
-	seen := make(map[string]struct{}, len(trs))
-	for i, tr := range trs {
-		if _, again := seen[tr.id]; !again {
-			seen[tr.id] = struct{}{}
-			continue
-		}
-		// Rare: an earlier transition of the call has this id.
-		for n := 1; tokenUsed(trs[:i], tokens, tr, tokens[i]); n++ {
-			tokens[i] = tokens[i] + "#" + strconv.Itoa(n)
-		}
-	}
-}
-
-// tokenUsed reports whether a transition of earlier on tr's key has token.
-func tokenUsed(earlier []transition, tokens []string, tr transition, token string) bool {
-	for j, e := range earlier {
-		if e.id == tr.id && e.kind == tr.kind && tokens[j] == token {
-			return true
-		}
-	}
-	return false
-}
-
 // beginManyArgs are beginManyScript's keys and arguments for trs.
 func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string, []any) {
 	type group struct {
-		kind            kind
-		to              string
-		verified, final bool
+		kind kind
+		to   string
 	}
 	groups := map[group]int{}
-	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), s.doneKey(""), len(requestRestart)}
+	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), len(requestRestart)}
 	head = append(head, requestRestart...)
 	var defs []any
 	keys := make([]string, len(trs))
-	per := make([]any, 0, 3*len(trs))
+	per := make([]any, 0, 5*len(trs))
 	for i, tr := range trs {
-		g := group{tr.kind, tr.to, tr.verified, tr.final}
+		g := group{tr.kind, tr.to}
 		n, ok := groups[g]
 		if !ok {
 			n = len(groups) + 1
@@ -248,55 +208,37 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 			if tr.kind == kindBatch {
 				from = s.batchFrom[payout.BatchStatus(tr.to)]
 			}
-			defs = append(defs, tr.to, boolArg(tr.kind == kindRequest), boolArg(tr.verified), boolArg(tr.final), len(from))
+			defs = append(defs, tr.to, boolArg(tr.kind == kindRequest), len(from))
 			defs = append(defs, from...)
 		}
 		keys[i] = s.key(tr.kind, tr.id)
-		per = append(per, n, tr.ref, tokens[i])
+		per = append(per, n, tr.ref, tokens[i], boolArg(tr.verified), boolArg(tr.final))
 	}
 	args := make([]any, 0, len(head)+1+len(defs)+len(per))
 	args = append(append(append(append(args, head...), len(groups)), defs...), per...)
 	return keys, args
 }
 
-// endMany ends every transition. On one Redis (chunk > 1) it abandons the
-// failed ones and writes the confirmation key of the others' token in one
-// script call (endConfirmScript), so give a batch's attempts one token; when
-// that call would take more than a chunk of keys (many failures, or many
-// tokens), and on a Cluster, it ends each key instead (pipelined). One
-// round trip.
+// endMany runs end for every transition in one pipelined round trip: one
+// script call per chunk of keys.
 func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []string, ok []bool) error {
-	var abandon []int
-	var confirm []string
-	seen := map[string]bool{}
-	for i := range trs {
-		switch {
-		case !ok[i]:
-			abandon = append(abandon, i)
-		case !seen[tokens[i]]:
-			seen[tokens[i]] = true
-			confirm = append(confirm, tokens[i])
+	var calls []*coCall
+	for lo := 0; lo < len(trs); lo += s.chunk {
+		hi := min(lo+s.chunk, len(trs))
+		if hi-lo == 1 {
+			calls = append(calls, &coCall{script: endScript, keys: []string{s.key(trs[lo].kind, trs[lo].id)},
+				args: []any{tokens[lo], endResult(ok[lo])}})
+			continue
 		}
-	}
-	if s.chunk == 1 || len(abandon)+len(confirm) > s.chunk {
-		calls := make([]*coCall, len(trs))
-		for i := range trs {
-			calls[i] = &coCall{script: endScript, keys: []string{s.key(trs[i].kind, trs[i].id)},
-				args: []any{tokens[i], endResult(ok[i])}}
+		keys := make([]string, 0, hi-lo)
+		args := make([]any, 0, 2*(hi-lo))
+		for i := lo; i < hi; i++ {
+			keys = append(keys, s.key(trs[i].kind, trs[i].id))
+			args = append(args, tokens[i], endResult(ok[i]))
 		}
-		return s.runCalls(ctx, calls)
+		calls = append(calls, &coCall{script: endManyScript, keys: keys, args: args})
 	}
-	keys := make([]string, 0, len(abandon)+len(confirm))
-	args := make([]any, 0, 2+len(abandon))
-	args = append(args, len(abandon), s.ttl.Milliseconds())
-	for _, i := range abandon {
-		keys = append(keys, s.key(trs[i].kind, trs[i].id))
-		args = append(args, tokens[i])
-	}
-	for _, tok := range confirm {
-		keys = append(keys, s.doneKey(tok))
-	}
-	return s.runCalls(ctx, []*coCall{{script: endConfirmScript, keys: keys, args: args}})
+	return s.runCalls(ctx, calls)
 }
 
 // runPipelined runs script once per key set in one pipelined round trip.
