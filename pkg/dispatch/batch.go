@@ -1278,7 +1278,9 @@ func (j *job) finish(payoutID string) error {
 // ungated records (drops) alongside. A request a webhook or a poll already
 // moved past SUBMITTED gets no SUBMITTED at all: the status topic never
 // reads APPROVED then SUBMITTED. Two pipelined Redis round trips whatever
-// the batch size.
+// the batch size. The granted keys stay held (their leases renewed by the
+// gate) while busy ones are waited for and while the produce runs, however
+// long either takes.
 func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated []*kgo.Record) error {
 	e := j.e
 	out := append([]*kgo.Record(nil), ungated...)
@@ -1338,6 +1340,14 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 		}
 	}
 	if err := e.produce(j.hard, out...); err != nil {
+		if errors.Is(err, kgo.ErrClientClosed) {
+			// Closed with the events perhaps sent: the keys stay held for
+			// one lease, so no later status can be emitted before them.
+			for _, t := range tickets {
+				e.gate.Leave(t)
+			}
+			return err
+		}
 		_ = end(false)
 		return err
 	}

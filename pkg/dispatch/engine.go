@@ -114,6 +114,10 @@ func New(cfg Config) (*Engine, error) {
 	// The gate's lease outlasts one produce (60 s), so a webhook never
 	// slips a later status in front of an in-flight SUBMITTED.
 	e.gate = track.NewGate(cfg.Redis, cfg.Prefix, 70*time.Second)
+	e.gate.LeaseLost = func(held, want int, err error) {
+		e.m.leasesLost.Add(float64(want - held))
+		e.log.Warn("dispatch: status lease not kept while SUBMITTED was pending", "held", held, "want", want, "err", err)
+	}
 	e.rails = railconfig.Enabled{rail.Wompi: true}
 	for n, on := range cfg.Rails {
 		e.rails[n] = e.rails[n] || on

@@ -74,10 +74,26 @@
 // order, and makes two replicas receiving the same webhook emit it once.
 //
 // The status is recorded as emitted only after the produce succeeded. If
-// the produce fails or times out, the attempt is abandoned: the known
-// status stays what it was (a retry emits the event), and since a timed-out
-// record may still land, the abandoned status keeps refusing older ones
-// while it may itself be emitted again, with the same eventId.
+// the produce fails, the attempt is abandoned: the known status stays what
+// it was (a retry emits the event), and the abandoned status keeps
+// refusing older ones while it may itself be emitted again, with the same
+// eventId.
+//
+// A lease is held, not merely taken: while its produce runs (or, for the
+// dispatcher's gate, while it waits for another attempt's keys) the holder
+// renews it every third of a lease. A produce that outlasts ProduceTimeout
+// is answered 503, but its attempt is not abandoned then: the record may
+// still land, and a freed key would let another replica emit a later
+// status that the late record then follows on the topic. The key stays
+// held until franz-go settles the record (it fails one only when it is
+// known not to be written), and the attempt is then confirmed or
+// abandoned. A holder that dies stops renewing and its keys are free one
+// lease later; a record failed by the client's close is left to its lease
+// the same way. The one case a lease cannot cover is a holder cut off from
+// Redis for a whole lease while its produce is still pending:
+// payouts_tracker_status_leases_lost_total and
+// payouts_dispatcher_status_leases_lost_total count the renewals that
+// failed or found the key taken over.
 //
 // eventIds are deterministic: payout.EventID("status", requestId, status,
 // transactionId) and payout.EventID("batch", batchId, status, payoutId).

@@ -194,6 +194,9 @@ type Engine struct {
 	sub      *submitted.Store
 	hooks    chan struct{} // one token per webhook being handled
 	closed   sync.Once
+	// late counts the produces that outlasted ProduceTimeout and are still
+	// settled in the background (settleLate); Close waits for them.
+	late sync.WaitGroup
 
 	sweepMu   sync.Mutex
 	lastSweep time.Time // by cfg.Now
@@ -234,6 +237,7 @@ func (e *Engine) Close() {
 		defer cancel()
 		_ = e.producer.Flush(ctx)
 		e.producer.Close()
+		e.late.Wait()
 	})
 }
 
@@ -435,18 +439,29 @@ func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, sour
 	defer cancel()
 	start := time.Now()
 	done := make(chan error, 1)
+	trs, tokens := []transition{*tr}, []string{token}
+	stop := e.statuses.keepAlive(trs, tokens, e.leaseLost)
 	e.producer.Produce(pctx, &kgo.Record{Topic: topic, Key: key, Value: value}, func(_ *kgo.Record, err error) { done <- err })
 	select {
 	case err = <-done:
+		stop()
 	case <-pctx.Done():
-		// The record may still be written later: the attempt is abandoned,
-		// which refuses older statuses and allows this one again.
-		err = pctx.Err()
+		// The record may still be written: franz-go fails it only once
+		// that is safe. The key stays held until franz-go settles it, so
+		// no later status can be emitted before it lands.
+		e.m.produce.Observe(time.Since(start).Seconds())
+		e.settleLate(ctx, trs, tokens, stop, func() []error { return []error{<-done} })
+		return 0, fmt.Errorf("%w: kafka produce: %w", errUnavailable, pctx.Err())
 	}
 	e.m.produce.Observe(time.Since(start).Seconds())
 	ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer ecancel()
 	if err != nil {
+		if errors.Is(err, kgo.ErrClientClosed) {
+			// Closed with the record perhaps sent: leave the attempt, whose
+			// lease runs out, rather than free the key at once.
+			return 0, fmt.Errorf("%w: kafka produce: %w", errUnavailable, err)
+		}
 		if aerr := e.statuses.end(ectx, *tr, token, false); aerr != nil {
 			e.log.Warn("track: abandon attempt", "kind", tr.kind, "id", tr.id, "err", aerr)
 		}
@@ -462,6 +477,57 @@ func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, sour
 	e.m.railTransitions.WithLabelValues(tr.rail, string(tr.kind), source, tr.to).Inc()
 	e.log.Debug("track: transition emitted", "kind", tr.kind, "id", tr.id, "status", tr.to, "previous", from, "source", source)
 	return emitNew, nil
+}
+
+// settleLate ends, in the background, attempts whose produce outlasted
+// ProduceTimeout: it keeps their leases alive (stop ends that) until result
+// gives each record's outcome from franz-go (blocking until it has them all), then confirms what Kafka has
+// and abandons what it refused. Abandoning at the timeout instead would
+// free the keys while the records may still be written, and another worker
+// could emit a later status that they then follow on the topic. A record
+// failed by the client's close may have been sent: its attempt is left to
+// its lease.
+func (e *Engine) settleLate(ctx context.Context, trs []transition, tokens []string, stop func(), results func() []error) {
+	e.late.Add(1)
+	go func() {
+		defer e.late.Done()
+		ok := make([]bool, len(trs))
+		var endTrs []transition
+		var endTokens []string
+		var endOK []bool
+		for i, err := range results() {
+			if errors.Is(err, kgo.ErrClientClosed) {
+				continue
+			}
+			ok[i] = err == nil
+			endTrs, endTokens, endOK = append(endTrs, trs[i]), append(endTokens, tokens[i]), append(endOK, ok[i])
+		}
+		stop()
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if len(endTrs) > 0 {
+			if err := e.statuses.endMany(ectx, endTrs, endTokens, endOK); err != nil {
+				e.log.Warn("track: end late attempts", "transitions", len(endTrs), "err", err)
+			}
+		}
+		e.log.Warn("track: produce outlasted its timeout; settled", "transitions", len(trs), "produced", countTrue(ok))
+	}()
+}
+
+func countTrue(b []bool) int {
+	n := 0
+	for _, v := range b {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
+// leaseLost logs and counts a renewal that could not keep every lease.
+func (e *Engine) leaseLost(held, want int, err error) {
+	e.m.leasesLost.Add(float64(want - held))
+	e.log.Warn("track: status lease not kept during a produce", "err", leaseLostError(held, want, err))
 }
 
 // settled reports whether a request status of the given rail can change no

@@ -24,13 +24,21 @@ import (
 // tracker's (REDIS_PREFIX, the tracker's status TTL).
 type Gate struct {
 	s *statusStore
+	// LeaseLost, if set, is told of a renewal that could not keep every
+	// lease of a ticket (err is Redis's error, or nil when a key was taken
+	// over): another worker may then emit a later status before the
+	// ticket's produce lands. Set it before the first Begin.
+	LeaseLost func(held, want int, err error)
 }
 
 // DefaultStatusTTL is how long the tracker keeps a last-known status.
 const DefaultStatusTTL = 30 * 24 * time.Hour
 
-// NewGate returns a gate on the tracker's status keys. lease bounds how long
-// a transition may stay in flight (it must outlast one produce).
+// NewGate returns a gate on the tracker's status keys. lease is how long a
+// ticket's keys stay held after their holder stops renewing them (it dies):
+// while a ticket is open (from Begin to End) its leases are renewed, so a
+// slow produce, or a wait for another ticket's keys, never lets another
+// worker emit a later status first.
 func NewGate(rdb redis.UniversalClient, prefix string, lease time.Duration) *Gate {
 	return &Gate{s: newStatusStore(rdb, prefix, DefaultStatusTTL, lease)}
 }
@@ -70,6 +78,7 @@ type GateTicket struct {
 	// Previous holds each Ours item's confirmed status before it ("" for
 	// none): the event's previousStatus.
 	Previous []string
+	stop     func() // ends the renewal of the Ours items' leases
 }
 
 // Epoch returns the tracker's Redis-loss marker as last seen; pass it to
@@ -101,10 +110,12 @@ func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*Gate
 		return nil, fmt.Errorf("track: gate begin: %w", err)
 	}
 	t.Previous = froms
+	var ours []int
 	for i, o := range outs {
 		switch o {
 		case outcomeOK:
 			t.Verdicts[i] = GateOurs
+			ours = append(ours, i)
 		case outcomeBusy:
 			t.Verdicts[i] = GateBusy
 		default:
@@ -112,13 +123,17 @@ func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*Gate
 			t.Previous[i] = ""
 		}
 	}
+	t.stop = g.s.keepAlive(pick(t.trs, ours), pick(t.tokens, ours), g.LeaseLost)
 	return t, nil
 }
 
 // End confirms (produced) or abandons every Ours item of t in one pipelined
-// round trip. An abandoned transition may be emitted again later with the
-// same eventId; it never lets an earlier status follow it.
+// round trip, and stops renewing their leases. An abandoned transition may
+// be emitted again later with the same eventId; it never lets an earlier
+// status follow it. Abandon only what is known not to be written: a
+// produce whose outcome is unknown (the client closed) is left to Leave.
 func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
+	t.stop()
 	var trs []transition
 	var tokens []string
 	var ok []bool
@@ -136,4 +151,11 @@ func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
 		return fmt.Errorf("track: gate end: %w", err)
 	}
 	return nil
+}
+
+// Leave stops renewing t's leases without ending its items: for a produce
+// whose outcome is unknown, the keys stay held for one lease and then free,
+// where End(false) would free them at once while the events may still land.
+func (g *Gate) Leave(t *GateTicket) {
+	t.stop()
 }

@@ -2,6 +2,7 @@ package track
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -84,43 +85,71 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange, s
 			firstErr = cmpErr(firstErr, fmt.Errorf("track: begin script answered %q", out))
 		}
 	}
+	stop := e.statuses.keepAlive(pick(trs, ours), pick(tokens, ours), e.leaseLost)
 	produced := make([]bool, len(scs))
 	errs := make([]error, len(scs))
-	for _, i := range ours {
-		errs[i] = context.DeadlineExceeded // unless its result arrives
-	}
+	answered := make([]bool, len(scs))
+	waiting := len(ours)
 wait:
-	for got := 0; got < len(ours); got++ {
+	for ; waiting > 0; waiting-- {
 		select {
 		case r := <-results:
-			errs[r.i] = r.err
+			errs[r.i], answered[r.i] = r.err, true
 		case <-pctx.Done():
-			// Records still in flight may be written later: their attempts
-			// are abandoned, which refuses older statuses and allows this
-			// one again.
 			break wait
 		}
 	}
+	stop()
 	elapsed := time.Since(start).Seconds()
+	var late []int
 	for _, i := range ours {
+		if !answered[i] {
+			// Still in flight, and perhaps written yet: settled in the
+			// background, its key held until franz-go settles it (see
+			// settleLate), so no later status can be emitted before it.
+			late = append(late, i)
+			errs[i] = pctx.Err()
+			continue
+		}
 		produced[i] = errs[i] == nil
 		e.m.produce.Observe(elapsed)
+	}
+	if len(late) > 0 {
+		at := make(map[int]int, len(late))
+		for k, i := range late {
+			at[i] = k
+		}
+		lateStop := e.statuses.keepAlive(pick(trs, late), pick(tokens, late), e.leaseLost)
+		e.settleLate(ctx, pick(trs, late), pick(tokens, late), lateStop, func() []error {
+			out := make([]error, len(late))
+			for range late {
+				r := <-results
+				out[at[r.i]] = r.err
+			}
+			return out
+		})
 	}
 
 	// Confirm what Kafka has, abandon the rest, in one round trip.
 	ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer ecancel()
-	if len(ours) > 0 {
-		endTrs := make([]transition, len(ours))
-		endTokens := make([]string, len(ours))
-		endOK := make([]bool, len(ours))
-		for k, i := range ours {
-			endTrs[k], endTokens[k], endOK[k] = trs[i], tokens[i], produced[i]
+	var endTrs []transition
+	var endTokens []string
+	var endOK []bool
+	for _, i := range ours {
+		if !answered[i] {
+			continue
 		}
+		if errors.Is(errs[i], kgo.ErrClientClosed) {
+			continue // perhaps sent: left to its lease
+		}
+		endTrs, endTokens, endOK = append(endTrs, trs[i]), append(endTokens, tokens[i]), append(endOK, produced[i])
+	}
+	if len(endTrs) > 0 {
 		if err := e.statuses.endMany(ectx, endTrs, endTokens, endOK); err != nil {
 			// Produced but not confirmed: the leases expire, a retry emits
 			// the same eventIds again at worst.
-			e.log.Warn("track: confirm statuses", "transitions", len(ours), "err", err)
+			e.log.Warn("track: confirm statuses", "transitions", len(endTrs), "err", err)
 		}
 	}
 	n := 0
@@ -145,6 +174,15 @@ wait:
 		}
 	}
 	return n, firstErr
+}
+
+// pick returns xs[i] for every i of idx.
+func pick[T any](xs []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for k, i := range idx {
+		out[k] = xs[i]
+	}
+	return out
 }
 
 // beginMany runs begin for every transition in one pipelined round trip:

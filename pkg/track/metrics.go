@@ -35,6 +35,7 @@ type metrics struct {
 	rereads         *prometheus.CounterVec
 	polls           *prometheus.CounterVec
 	rebuilds        prometheus.Counter
+	leasesLost      prometheus.Counter
 	produce         prometheus.Histogram
 	handle          prometheus.Histogram
 }
@@ -89,6 +90,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "payouts_tracker_poll_rebuilds_total",
 			Help: "Rebuilds of the polling schedule from GET /payouts after a Redis loss.",
 		}),
+		leasesLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payouts_tracker_status_leases_lost_total",
+			Help: "Renewals of a status key's lease, during a produce that outlasts a third of a lease, that failed (Redis unreachable) or found the key taken over. Any is worth a look: another worker may then emit a later status before this produce lands.",
+		}),
 		produce: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "payouts_tracker_produce_seconds",
 			Help:    "Latency of one synchronous acks=all produce of a status event.",
@@ -101,7 +106,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.webhooks, m.railWebhooks, m.railTransitions, m.unknownStatuses, m.sigFailures, m.skew, m.transitions, m.regressions,
-		m.duplicates, m.rereads, m.polls, m.rebuilds, m.produce, m.handle} {
+		m.duplicates, m.rereads, m.polls, m.rebuilds, m.leasesLost, m.produce, m.handle} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,247 @@
+package track
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+)
+
+// A ticket the dispatcher holds while it waits for another ticket's keys,
+// or while its produce is slow, keeps its keys for as long as it is open:
+// with a lease that ran out, a webhook's later status would be emitted
+// first and the pending SUBMITTED would follow it on the topic.
+func TestGateHoldsKeysWhileTicketOpen(t *testing.T) {
+	rs := testenv.Redis(t)
+	const lease = 300 * time.Millisecond
+	g := NewGate(rs.Client(), rs.Prefix(), lease)
+	var lost []string
+	var mu sync.Mutex
+	g.LeaseLost = func(held, want int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		lost = append(lost, fmt.Sprint(held, want, err))
+	}
+	tracker := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ctx := context.Background()
+	since, err := g.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// r-busy is held by a tracker attempt, so the dispatcher's ticket gets
+	// r-1 and waits for r-busy, longer than a lease.
+	busy := transition{kind: kindRequest, id: "r-busy", to: string(payout.StatusApproved), ref: "tx-b", final: true, verified: true, since: since}
+	if out, _, err := tracker.begin(ctx, busy, "tracker-a"); err != nil || out != outcomeOK {
+		t.Fatalf("tracker begin: %s %v", out, err)
+	}
+	tk, err := g.Begin(ctx, since, []GateItem{{ID: "r-1", To: string(payout.StatusSubmitted), Ref: "tx-1"},
+		{ID: "r-busy", To: string(payout.StatusSubmitted), Ref: "tx-b"}})
+	if err != nil || tk.Verdicts[0] != GateOurs || tk.Verdicts[1] != GateBusy {
+		t.Fatalf("begin: %+v %v", tk, err)
+	}
+	approved := transition{kind: kindRequest, id: "r-1", to: string(payout.StatusApproved), ref: "tx-1", final: true, verified: true, since: since}
+	for range 4 {
+		time.Sleep(lease)
+		if out, _, err := tracker.begin(ctx, approved, "tracker-b"); err != nil || out != outcomeBusy {
+			t.Fatalf("APPROVED while the dispatcher's SUBMITTED is pending: %s %v, want busy", out, err)
+		}
+	}
+	if err := g.End(ctx, tk, true); err != nil {
+		t.Fatal(err)
+	}
+	out, from, err := tracker.begin(ctx, approved, "tracker-b")
+	if err != nil || out != outcomeOK || from != string(payout.StatusSubmitted) {
+		t.Fatalf("APPROVED after SUBMITTED was confirmed: %s %q %v", out, from, err)
+	}
+	// Ended: nothing renews it any more (a renewal after the end would
+	// find it gone and report a loss).
+	time.Sleep(lease)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lost) != 0 {
+		t.Fatalf("leases reported lost: %v", lost)
+	}
+}
+
+// A ticket left (the client closed with its events perhaps sent) keeps its
+// keys one lease more, then frees them; a renewal that finds a key taken
+// over is reported.
+func TestGateLeaveAndLostLease(t *testing.T) {
+	rs := testenv.Redis(t)
+	const lease = 300 * time.Millisecond
+	g := NewGate(rs.Client(), rs.Prefix(), lease)
+	lost := make(chan string, 10)
+	g.LeaseLost = func(held, want int, err error) { lost <- fmt.Sprint(held, "/", want, " ", err) }
+	tracker := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ctx := context.Background()
+	since, _ := g.Epoch(ctx)
+	tk, err := g.Begin(ctx, since, []GateItem{{ID: "r-2", To: string(payout.StatusSubmitted), Ref: "tx-2"}})
+	if err != nil || tk.Verdicts[0] != GateOurs {
+		t.Fatalf("begin: %+v %v", tk, err)
+	}
+	g.Leave(tk)
+	approved := transition{kind: kindRequest, id: "r-2", to: string(payout.StatusApproved), ref: "tx-2", final: true, verified: true, since: since}
+	if out, _, _ := tracker.begin(ctx, approved, "t"); out != outcomeBusy {
+		t.Fatalf("APPROVED just after Leave: %s, want busy", out)
+	}
+	time.Sleep(lease + 50*time.Millisecond)
+	if out, _, err := tracker.begin(ctx, approved, "t"); err != nil || out != outcomeOK {
+		t.Fatalf("APPROVED a lease after Leave: %s %v, want ok", out, err)
+	}
+	// A ticket whose key was taken over (as if its holder had been cut off
+	// from Redis for a lease): the next renewal reports it.
+	tk, err = g.Begin(ctx, since, []GateItem{{ID: "r-3", To: string(payout.StatusSubmitted), Ref: "tx-3"}})
+	if err != nil || tk.Verdicts[0] != GateOurs {
+		t.Fatalf("begin: %+v %v", tk, err)
+	}
+	key := tracker.key(kindRequest, "r-3")
+	v, err := readStatusKey(ctx, rs.Client(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.flt = "someone-else"
+	rs.Client().Set(ctx, key, formatStatusValue(v), 0)
+	select {
+	case got := <-lost:
+		if got != "0/1 <nil>" {
+			t.Fatalf("lost lease reported as %q", got)
+		}
+	case <-time.After(2 * lease):
+		t.Fatal("a taken-over lease was not reported")
+	}
+	_ = g.End(ctx, tk, false)
+}
+
+// stallConn holds back the Produce requests written to it while stalled.
+type stallConn struct {
+	net.Conn
+	s *stall
+}
+
+type stall struct {
+	mu      sync.Mutex
+	on      bool
+	release chan struct{}
+	held    chan struct{} // one value per Produce request held
+}
+
+func (c stallConn) Write(p []byte) (int, error) {
+	// A request starts with its length (int32) and its API key (int16);
+	// Produce is key 0. franz-go writes each request whole.
+	if len(p) >= 6 && binary.BigEndian.Uint16(p[4:6]) == 0 {
+		c.s.mu.Lock()
+		on, release := c.s.on, c.s.release
+		c.s.mu.Unlock()
+		if on {
+			c.s.held <- struct{}{}
+			<-release
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// Two faults together: a tracker's produce outlasts ProduceTimeout (a slow
+// broker), and meanwhile another replica reads a later status. The
+// timed-out record is still in flight and lands later: had the first
+// attempt been abandoned at the timeout, the later status would have been
+// emitted first and the earlier one would follow it on the topic. The key
+// stays held until franz-go settles the record, so the topic reads PENDING
+// then APPROVED.
+func TestTimedOutProduceKeepsKeyUntilSettled(t *testing.T) {
+	for _, many := range []bool{false, true} {
+		t.Run(map[bool]string{false: "webhook", true: "poll page"}[many], func(t *testing.T) {
+			testTimedOutProduce(t, many)
+		})
+	}
+}
+
+func testTimedOutProduce(t *testing.T, many bool) {
+	f := newFixture(t, fixtureOpts{})
+	st := &stall{release: make(chan struct{}), held: make(chan struct{}, 16)}
+	dialer := func(ctx context.Context, network, host string) (net.Conn, error) {
+		c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, host)
+		if err != nil {
+			return nil, err
+		}
+		return stallConn{Conn: c, s: st}, nil
+	}
+	const lease = 1500 * time.Millisecond
+	slow, _ := f.engine(func(c *Config) {
+		c.Kafka = append(c.Kafka, kgo.Dialer(dialer))
+		c.ProduceTimeout, c.Lease = time.Second, lease
+	})
+	other, _ := f.engine(func(c *Config) { c.ProduceTimeout, c.Lease = time.Second, lease })
+	ctx := context.Background()
+	since := mustEpoch(t, slow.statuses)
+	ref := singleRef{requestID: "req-slow", batchID: "batch-s", amount: 1000, originAccountID: "acc-1"}
+	// Warm up: the slow engine's connections and metadata are ready.
+	warm := singleChange(rail.WEpayout, "wp-0", singleRef{requestID: "req-warm", batchID: "batch-s", amount: 1, originAccountID: "acc-1"},
+		payout.StatusPending, "", f.clock.Now(), payout.SourceWebhook)
+	if res, err := slow.emitRequest(ctx, warm, true, since, nil); err != nil || res != emitNew {
+		t.Fatalf("warm-up: %v %v", res, err)
+	}
+
+	st.mu.Lock()
+	st.on = true
+	st.mu.Unlock()
+	pending := singleChange(rail.WEpayout, "wp-1", ref, payout.StatusPending, "", f.clock.Now(), payout.SourceWebhook)
+	if many {
+		// The poll's path: a page of transitions produced together.
+		if _, err := slow.emitRequests(ctx, []*payout.StatusChange{pending}, since); !errors.Is(err, errUnavailable) {
+			t.Fatalf("stalled PENDING: %v, want unavailable after ProduceTimeout", err)
+		}
+	} else if _, err := slow.emitRequest(ctx, pending, true, since, nil); !errors.Is(err, errUnavailable) {
+		t.Fatalf("stalled PENDING: %v, want unavailable after ProduceTimeout", err)
+	}
+	select {
+	case <-st.held:
+	default:
+		t.Fatal("the PENDING produce was not held in flight")
+	}
+	// Another replica reads APPROVED while PENDING is in flight: it may
+	// not emit it, for longer than the lease.
+	approved := singleChange(rail.WEpayout, "wp-1", ref, payout.StatusApproved, "", f.clock.Now(), payout.SourcePoll)
+	if res, err := other.emitRequest(ctx, approved, true, since, nil); !errors.Is(err, errUnavailable) {
+		t.Fatalf("APPROVED while PENDING is in flight: %v %v, want unavailable (key held)", res, err)
+	}
+	// The broker answers at last: PENDING lands and is confirmed.
+	st.mu.Lock()
+	st.on = false
+	close(st.release)
+	st.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		last, err := slow.statuses.last(ctx, kindRequest, ref.requestID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last == string(payout.StatusPending) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("late PENDING not confirmed: key holds %q", last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	approved = singleChange(rail.WEpayout, "wp-1", ref, payout.StatusApproved, "", f.clock.Now(), payout.SourcePoll)
+	if res, err := other.emitRequest(ctx, approved, true, since, nil); err != nil || res != emitNew {
+		t.Fatalf("APPROVED after PENDING landed: %v %v", res, err)
+	}
+	if got := statusesOf(f.statusEvents(), ref.requestID); fmt.Sprint(got) != "[PENDING APPROVED]" {
+		t.Fatalf("topic reads %v, want [PENDING APPROVED]", got)
+	}
+	if n := testutil.ToFloat64(slow.m.leasesLost); n != 0 {
+		t.Fatalf("leases lost: %v", n)
+	}
+}
