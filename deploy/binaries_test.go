@@ -43,10 +43,13 @@ type binary struct {
 	defaults map[string]string // built-in default of each variable
 }
 
+// goRuntimeVars are read by the Go runtime of every binary.
+var goRuntimeVars = map[string]bool{"GOMEMLIMIT": true, "GOGC": true, "GOMAXPROCS": true}
+
 // accepts reports whether the binary reads env variable v, directly or as
 // the _FILE variant of a secret.
 func (b *binary) accepts(v string) bool {
-	if b.vars[v] {
+	if b.vars[v] || goRuntimeVars[v] {
 		return true
 	}
 	base, ok := strings.CutSuffix(v, "_FILE")

@@ -676,6 +676,13 @@ func TestK8sSecurityAndResources(t *testing.T) {
 				t.Errorf("%s: resources.requests and .limits must set %s", w.obj.id(), res)
 			}
 		}
+		// A soft memory limit at or above the container's would never act
+		// before the OOM killer does.
+		if gml, lim := w.env["GOMEMLIMIT"].value, w.c.Resources.Limits["memory"]; gml == "" {
+			t.Errorf("%s: GOMEMLIMIT is not set (about 85%% of resources.limits.memory)", w.obj.id())
+		} else if g, l := quantityBytes(t, gml), quantityBytes(t, lim); g <= 0 || g >= l*95/100 {
+			t.Errorf("%s: GOMEMLIMIT %s must be below 95%% of the memory limit %s", w.obj.id(), gml, lim)
+		}
 	}
 	ns := m.get("Namespace", m.kust.Namespace)
 	if ns == nil {
@@ -809,5 +816,27 @@ func boolInt(b bool) int {
 	if b {
 		return 1
 	}
+	return 0
+}
+
+// quantityBytes reads a memory size as Kubernetes (Mi, Gi) or Go's
+// GOMEMLIMIT (MiB, GiB) writes it.
+func quantityBytes(t *testing.T, q string) int64 {
+	t.Helper()
+	units := []struct {
+		suffix string
+		mul    int64
+	}{{"MiB", 1 << 20}, {"GiB", 1 << 30}, {"Mi", 1 << 20}, {"Gi", 1 << 30}}
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(q, u.suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			if err != nil {
+				t.Errorf("memory size %q: %v", q, err)
+				return 0
+			}
+			return v * u.mul
+		}
+	}
+	t.Errorf("memory size %q: unknown unit", q)
 	return 0
 }

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -22,16 +25,20 @@ import (
 type LoadFigures struct {
 	// Rail is the rail every request went to: "wompi" (batches) or a
 	// single-payout rail (one payout per request).
-	Rail              string
-	Requests          int
-	Batches           int
-	Publish           time.Duration // producing every request
-	Pipeline          time.Duration // first publish to last SUBMITTED
-	RequestsPerSec    float64
-	BatchesPerSec     float64
-	RedisCommands     float64 // dispatcher Redis commands per batch
-	RedisRoundTrips   float64 // dispatcher Redis round trips per batch
-	PeakRSS           int64   // bytes, this process (the workers)
+	Rail            string
+	Requests        int
+	Batches         int
+	Publish         time.Duration // producing every request
+	Pipeline        time.Duration // first publish to last SUBMITTED
+	RequestsPerSec  float64
+	BatchesPerSec   float64
+	RedisCommands   float64 // dispatcher Redis commands per batch
+	RedisRoundTrips float64 // dispatcher Redis round trips per batch
+	PeakRSS         int64   // bytes, this process (the workers)
+	// MemoryLimit is the workers' process's soft memory limit (GOMEMLIMIT;
+	// math.MaxInt64 when none) and GOGC its GC setting ("" for the default).
+	MemoryLimit       int64
+	GOGC              string
 	ChildRSS          map[string]int64
 	RawConsumePerSec  float64 // a plain franz-go group consume of the request topic
 	PipelineOverRawPc float64
@@ -109,7 +116,7 @@ func (l *LoadFigures) Print(w io.Writer) {
 			fmt.Fprintf(w, "    all, without the load run's part %5.1f µs\n", l.perRequest(l.PipelineWorkersCPU()+redis+l.SimulatorCPU()+d))
 		}
 	}
-	fmt.Fprintf(w, "  peak RSS (workers' process)      %.1f MiB\n", float64(l.PeakRSS)/(1<<20))
+	fmt.Fprintf(w, "  peak RSS (workers' process)      %.1f MiB (%s)\n", float64(l.PeakRSS)/(1<<20), l.memorySettings())
 	for _, name := range slices.Sorted(maps.Keys(l.ChildRSS)) {
 		rss := l.ChildRSS[name]
 		fmt.Fprintf(w, "  peak RSS of the %-15s child %.1f MiB (not the pipeline's)\n", name, float64(rss)/(1<<20))
@@ -122,9 +129,23 @@ func (l *LoadFigures) Print(w io.Writer) {
 	fmt.Fprintf(w, "  pipeline / raw consume           %.1f%%\n", l.PipelineOverRawPc)
 }
 
+// memorySettings says under which Go memory settings PeakRSS was taken.
+func (l *LoadFigures) memorySettings() string {
+	limit := "no GOMEMLIMIT"
+	if l.MemoryLimit > 0 && l.MemoryLimit < math.MaxInt64 {
+		limit = fmt.Sprintf("GOMEMLIMIT %.0f MiB", float64(l.MemoryLimit)/(1<<20))
+	}
+	gc := "GOGC 100"
+	if l.GOGC != "" {
+		gc = "GOGC " + l.GOGC
+	}
+	return limit + ", " + gc
+}
+
 func (s *Stack) loadFigures(ctx context.Context, o Options, batches int, publish, pipeline time.Duration, before, after cpuSample) *LoadFigures {
 	requests := o.Requests
 	l := &LoadFigures{Rail: o.Rail, Requests: requests, Batches: batches, Publish: publish, Pipeline: pipeline, PeakRSS: peakRSS(),
+		MemoryLimit: debug.SetMemoryLimit(-1), GOGC: os.Getenv("GOGC"),
 		WorkersCPU: after.workers - before.workers, RedisCPU: -1, ChildCPU: map[string]time.Duration{}, LoadGenCPU: -1}
 	if l.Rail == "" {
 		l.Rail = "wompi"

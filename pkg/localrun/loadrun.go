@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -111,8 +112,26 @@ func singleSimRole(name rail.Name) (string, func(*Options) *string) {
 	return "", nil
 }
 
+// workersOnly are the Go runtime's memory settings: given to the load run,
+// they are the workers' (GOMEMLIMIT=240MiB payouts-local --load measures
+// the workers as deployed with a soft memory limit), not the harness
+// children's (Kafka, the simulators), whose memory is not the pipeline's.
+var workersOnly = []string{"GOMEMLIMIT=", "GOGC="}
+
+// childEnv is env without workersOnly.
+func childEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !slices.ContainsFunc(workersOnly, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 func startChild(ctx context.Context, self, role, arg string) (*exec.Cmd, string, error) {
 	cmd := exec.CommandContext(ctx, self, RoleFlag, role, arg)
+	cmd.Env = childEnv(os.Environ())
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()

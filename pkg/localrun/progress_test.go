@@ -2,6 +2,7 @@ package localrun
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -46,4 +47,22 @@ func TestReportLedgerRowHasNoCount(t *testing.T) {
 		}
 	}
 	t.Fatalf("no ledger row in\n%s", out.String())
+}
+
+// The workers' Go memory settings stay with the workers: the harness's
+// children (Kafka, the simulators) run on the defaults, and the report
+// says which settings its peak RSS was taken under.
+func TestLoadRunMemorySettingsAreTheWorkers(t *testing.T) {
+	got := childEnv([]string{"PATH=/bin", "GOMEMLIMIT=240MiB", "GOGC=50", "GOGCX=1", "HOME=/root"})
+	if strings.Join(got, " ") != "PATH=/bin GOGCX=1 HOME=/root" {
+		t.Fatalf("children's env: %q", got)
+	}
+	l := &LoadFigures{MemoryLimit: math.MaxInt64}
+	if s := l.memorySettings(); s != "no GOMEMLIMIT, GOGC 100" {
+		t.Fatalf("default settings reported as %q", s)
+	}
+	l = &LoadFigures{MemoryLimit: 240 << 20, GOGC: "50"}
+	if s := l.memorySettings(); s != "GOMEMLIMIT 240 MiB, GOGC 50" {
+		t.Fatalf("settings reported as %q", s)
+	}
 }
