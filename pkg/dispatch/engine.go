@@ -151,6 +151,10 @@ func New(cfg Config) (*Engine, error) {
 	if e.cl, err = kgo.NewClient(opts...); err != nil {
 		return nil, fmt.Errorf("dispatch: kafka client: %w", err)
 	}
+	if err := track.CheckIdempotentProducer(e.cl); err != nil {
+		e.cl.Close()
+		return nil, fmt.Errorf("dispatch: kafka client: %w", err)
+	}
 	return e, nil
 }
 

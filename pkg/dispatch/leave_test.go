@@ -27,7 +27,11 @@ func TestClosedClientLeavesGatedKeysHeld(t *testing.T) {
 	j := &job{e: e, log: testLogger(), soft: ctx, hard: ctx, statusSince: since}
 	e.Close()
 	rec := &kgo.Record{Topic: f.topics.Status, Key: []byte("req-closed"), Value: []byte("x")}
-	err = j.produceGated([]*kgo.Record{rec}, []track.GateItem{{ID: "req-closed", To: string(payout.StatusSubmitted), Ref: "tx-closed"}}, nil)
+	// The first record fails for another reason (no topic): the close of
+	// the second must still be seen.
+	other := &kgo.Record{Key: []byte("other"), Value: []byte("x")}
+	err = j.produceGated([]*kgo.Record{rec}, []track.GateItem{{ID: "req-closed", To: string(payout.StatusSubmitted), Ref: "tx-closed"}},
+		[]*kgo.Record{other})
 	if !errors.Is(err, kgo.ErrClientClosed) {
 		t.Fatalf("produce on a closed client: %v", err)
 	}

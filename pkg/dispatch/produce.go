@@ -21,8 +21,19 @@ func (e *Engine) produce(ctx context.Context, recs ...*kgo.Record) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := e.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	res := e.cl.ProduceSync(ctx, recs...)
+	if err := res.FirstErr(); err != nil {
 		e.m.retries.WithLabelValues("kafka").Inc()
+		// franz-go fails a record only once it is known not to be written,
+		// except at the client's close, which fails even records already
+		// sent: report that one whichever record failed first, so that the
+		// caller treats the whole produce as perhaps written.
+		for _, r := range res {
+			if errors.Is(r.Err, kgo.ErrClientClosed) {
+				err = r.Err
+				break
+			}
+		}
 		return fmt.Errorf("dispatch: produce: %w", err)
 	}
 	return nil

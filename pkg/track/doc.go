@@ -81,7 +81,8 @@
 //
 // A lease is held, not merely taken: while its produce runs (or, for the
 // dispatcher's gate, while it waits for another attempt's keys) the holder
-// renews it every third of a lease. A produce that outlasts ProduceTimeout
+// renews it every quarter of a lease, at a fixed rate, each renewal given
+// up after an eighth. A produce that outlasts ProduceTimeout
 // is answered 503, but its attempt is not abandoned then: the record may
 // still land, and a freed key would let another replica emit a later
 // status that the late record then follows on the topic. The key stays
@@ -90,10 +91,12 @@
 // abandoned. A holder that dies stops renewing and its keys are free one
 // lease later; a record failed by the client's close is left to its lease
 // the same way. The one case a lease cannot cover is a holder cut off from
-// Redis for a whole lease while its produce is still pending:
+// Redis for three renewals in a row while its produce is still pending:
 // payouts_tracker_status_leases_lost_total and
 // payouts_dispatcher_status_leases_lost_total count the renewals that
-// failed or found the key taken over.
+// failed or found the key taken over. Both workers refuse a Kafka client
+// configured to fail records whose outcome is unknown (franz-go's
+// DisableIdempotentWrite, AllowIdempotentProduceCancellation).
 //
 // eventIds are deterministic: payout.EventID("status", requestId, status,
 // transactionId) and payout.EventID("batch", batchId, status, payoutId).

@@ -221,6 +221,10 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("track: kafka producer: %w", err)
 	}
+	if err := CheckIdempotentProducer(cl); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("track: kafka producer: %w", err)
+	}
 	return &Engine{
 		cfg: cfg, m: m, log: cfg.Logger, producer: cl,
 		statuses: newStatusStore(cfg.Redis, cfg.Prefix, cfg.StatusTTL, cfg.Lease),
@@ -440,17 +444,17 @@ func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, sour
 	start := time.Now()
 	done := make(chan error, 1)
 	trs, tokens := []transition{*tr}, []string{token}
-	stop := e.statuses.keepAlive(trs, tokens, e.leaseLost)
+	ka := e.statuses.keepAlive(trs, tokens, e.leaseLost)
 	e.producer.Produce(pctx, &kgo.Record{Topic: topic, Key: key, Value: value}, func(_ *kgo.Record, err error) { done <- err })
 	select {
 	case err = <-done:
-		stop()
+		ka.stop()
 	case <-pctx.Done():
 		// The record may still be written: franz-go fails it only once
 		// that is safe. The key stays held until franz-go settles it, so
 		// no later status can be emitted before it lands.
 		e.m.produce.Observe(time.Since(start).Seconds())
-		e.settleLate(ctx, trs, tokens, stop, func() []error { return []error{<-done} })
+		e.settleLate(ctx, trs, tokens, ka, func() []error { return []error{<-done} })
 		return 0, fmt.Errorf("%w: kafka produce: %w", errUnavailable, pctx.Err())
 	}
 	e.m.produce.Observe(time.Since(start).Seconds())
@@ -480,14 +484,14 @@ func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, sour
 }
 
 // settleLate ends, in the background, attempts whose produce outlasted
-// ProduceTimeout: it keeps their leases alive (stop ends that) until result
+// ProduceTimeout: ka keeps their leases alive until results
 // gives each record's outcome from franz-go (blocking until it has them all), then confirms what Kafka has
 // and abandons what it refused. Abandoning at the timeout instead would
 // free the keys while the records may still be written, and another worker
 // could emit a later status that they then follow on the topic. A record
 // failed by the client's close may have been sent: its attempt is left to
 // its lease.
-func (e *Engine) settleLate(ctx context.Context, trs []transition, tokens []string, stop func(), results func() []error) {
+func (e *Engine) settleLate(ctx context.Context, trs []transition, tokens []string, ka *holder, results func() []error) {
 	e.late.Add(1)
 	go func() {
 		defer e.late.Done()
@@ -502,7 +506,7 @@ func (e *Engine) settleLate(ctx context.Context, trs []transition, tokens []stri
 			ok[i] = err == nil
 			endTrs, endTokens, endOK = append(endTrs, trs[i]), append(endTokens, tokens[i]), append(endOK, ok[i])
 		}
-		stop()
+		ka.stop()
 		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		if len(endTrs) > 0 {

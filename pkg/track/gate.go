@@ -27,7 +27,8 @@ type Gate struct {
 	// LeaseLost, if set, is told of a renewal that could not keep every
 	// lease of a ticket (err is Redis's error, or nil when a key was taken
 	// over): another worker may then emit a later status before the
-	// ticket's produce lands. Set it before the first Begin.
+	// ticket's produce lands. Set it before the first Begin; it must not
+	// call End or Leave.
 	LeaseLost func(held, want int, err error)
 }
 
@@ -78,7 +79,7 @@ type GateTicket struct {
 	// Previous holds each Ours item's confirmed status before it ("" for
 	// none): the event's previousStatus.
 	Previous []string
-	stop     func() // ends the renewal of the Ours items' leases
+	hold     *holder // renews the Ours items' leases until End or Leave
 }
 
 // Epoch returns the tracker's Redis-loss marker as last seen; pass it to
@@ -123,7 +124,7 @@ func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*Gate
 			t.Previous[i] = ""
 		}
 	}
-	t.stop = g.s.keepAlive(pick(t.trs, ours), pick(t.tokens, ours), g.LeaseLost)
+	t.hold = g.s.keepAlive(pick(t.trs, ours), pick(t.tokens, ours), g.LeaseLost)
 	return t, nil
 }
 
@@ -133,7 +134,7 @@ func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*Gate
 // status follow it. Abandon only what is known not to be written: a
 // produce whose outcome is unknown (the client closed) is left to Leave.
 func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
-	t.stop()
+	t.hold.stop()
 	var trs []transition
 	var tokens []string
 	var ok []bool
@@ -157,5 +158,5 @@ func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
 // whose outcome is unknown, the keys stay held for one lease and then free,
 // where End(false) would free them at once while the events may still land.
 func (g *Gate) Leave(t *GateTicket) {
-	t.stop()
+	t.hold.stop()
 }

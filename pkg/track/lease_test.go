@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
@@ -24,7 +25,7 @@ import (
 // first and the pending SUBMITTED would follow it on the topic.
 func TestGateHoldsKeysWhileTicketOpen(t *testing.T) {
 	rs := testenv.Redis(t)
-	const lease = 300 * time.Millisecond
+	const lease = time.Second
 	g := NewGate(rs.Client(), rs.Prefix(), lease)
 	var lost []string
 	var mu sync.Mutex
@@ -51,7 +52,7 @@ func TestGateHoldsKeysWhileTicketOpen(t *testing.T) {
 		t.Fatalf("begin: %+v %v", tk, err)
 	}
 	approved := transition{kind: kindRequest, id: "r-1", to: string(payout.StatusApproved), ref: "tx-1", final: true, verified: true, since: since}
-	for range 4 {
+	for range 3 {
 		time.Sleep(lease)
 		if out, _, err := tracker.begin(ctx, approved, "tracker-b"); err != nil || out != outcomeBusy {
 			t.Fatalf("APPROVED while the dispatcher's SUBMITTED is pending: %s %v, want busy", out, err)
@@ -243,5 +244,79 @@ func testTimedOutProduce(t *testing.T, many bool) {
 	}
 	if n := testutil.ToFloat64(slow.m.leasesLost); n != 0 {
 		t.Fatalf("leases lost: %v", n)
+	}
+}
+
+// A producer that could fail a record whose outcome is unknown is refused.
+func TestNonIdempotentProducerRefused(t *testing.T) {
+	for _, opt := range []kgo.Opt{kgo.DisableIdempotentWrite(), kgo.AllowIdempotentProduceCancellation()} {
+		cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckIdempotentProducer(cl); err == nil {
+			t.Errorf("%T accepted", opt)
+		}
+		cl.Close()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := CheckIdempotentProducer(cl); err != nil {
+		t.Fatalf("default client refused: %v", err)
+	}
+}
+
+// A renewal to a Redis that does not answer gives up within its slot, so
+// that the renewals keep their rate: one that waited for a client-wide
+// timeout (seconds) would let a lease run out between two of them.
+func TestRenewalGivesUpWithinItsSlot(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+		DialTimeout: time.Second, MaxRetries: -1, Protocol: 2, DisableIdentity: true})
+	defer rdb.Close()
+	const lease = 2 * time.Second
+	s := newStatusStore(rdb, "p:", time.Hour, lease)
+	lost := make(chan error, 10)
+	start := time.Now()
+	h := s.keepAlive([]transition{{kind: kindRequest, id: "r", to: "SUBMITTED"}}, []string{"tok"},
+		func(held, want int, err error) { lost <- err })
+	defer h.stop()
+	select {
+	case err := <-lost:
+		if err == nil {
+			t.Fatal("renewal reported a takeover, want a timeout")
+		}
+		if d := time.Since(start); d > lease/2 {
+			t.Fatalf("the first renewal gave up after %v, past half a lease", d)
+		}
+	case <-time.After(lease):
+		t.Fatal("a renewal to an unanswering Redis did not give up within a lease")
 	}
 }

@@ -43,6 +43,15 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange, s
 		i   int
 		err error
 	}
+	// The granted leases are held from here on: Produce itself may block
+	// while franz-go's buffer is full (a stalled broker).
+	var granted []int
+	for i, out := range outs {
+		if out == outcomeOK {
+			granted = append(granted, i)
+		}
+	}
+	ka := e.statuses.keepAlive(pick(trs, granted), pick(tokens, granted), e.leaseLost)
 	pctx, cancel := context.WithTimeout(ctx, e.cfg.ProduceTimeout)
 	defer cancel()
 	results := make(chan result, len(scs))
@@ -85,7 +94,6 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange, s
 			firstErr = cmpErr(firstErr, fmt.Errorf("track: begin script answered %q", out))
 		}
 	}
-	stop := e.statuses.keepAlive(pick(trs, ours), pick(tokens, ours), e.leaseLost)
 	produced := make([]bool, len(scs))
 	errs := make([]error, len(scs))
 	answered := make([]bool, len(scs))
@@ -99,11 +107,11 @@ wait:
 			break wait
 		}
 	}
-	stop()
 	elapsed := time.Since(start).Seconds()
-	var late []int
-	for _, i := range ours {
+	var late, latePos []int // ours is granted, in the same order
+	for k, i := range ours {
 		if !answered[i] {
+			latePos = append(latePos, k)
 			// Still in flight, and perhaps written yet: settled in the
 			// background, its key held until franz-go settles it (see
 			// settleLate), so no later status can be emitted before it.
@@ -119,8 +127,8 @@ wait:
 		for k, i := range late {
 			at[i] = k
 		}
-		lateStop := e.statuses.keepAlive(pick(trs, late), pick(tokens, late), e.leaseLost)
-		e.settleLate(ctx, pick(trs, late), pick(tokens, late), lateStop, func() []error {
+		ka.keep(latePos)
+		e.settleLate(ctx, pick(trs, late), pick(tokens, late), ka, func() []error {
 			out := make([]error, len(late))
 			for range late {
 				r := <-results
@@ -128,6 +136,8 @@ wait:
 			}
 			return out
 		})
+	} else {
+		ka.stop()
 	}
 
 	// Confirm what Kafka has, abandon the rest, in one round trip.
