@@ -126,6 +126,13 @@ type Config struct {
 	// was lost has landed or failed. It must be longer than HTTPTimeout;
 	// default HTTPTimeout + 5 s.
 	RecoveryGrace time.Duration
+	// StatusLossGrace is how long after the tracker's status epoch marker
+	// was written (a first start or a Redis data loss) no SUBMITTED or
+	// DEFERRED is emitted on a request whose status key holds nothing, so
+	// that an attempt still being produced when Redis lost its lease can
+	// write it back first (track.DefaultLossGrace unless set; negative for
+	// none, in tests of other things).
+	StatusLossGrace time.Duration
 	// DedupeWindow is how long a requestId is single-use (across accounts
 	// and rails): the duplicate index's TTL, and how far back a recovery
 	// lists payouts to rebuild it. Default DefaultDedupeWindow.

@@ -86,6 +86,7 @@ func (f *fixture) trackerEmitted(b payout.Batch, i int, st payout.Status) {
 	ctx := context.Background()
 	rid := b.Transactions[i].RequestID
 	g := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+	g.SetLossGrace(-1) // a new marker per test (pkg/track tests the grace)
 	ep, err := g.Epoch(ctx)
 	if err != nil {
 		f.t.Fatal(err)

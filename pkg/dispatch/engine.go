@@ -114,6 +114,9 @@ func New(cfg Config) (*Engine, error) {
 	// The gate's lease outlasts one produce (60 s), so a webhook never
 	// slips a later status in front of an in-flight SUBMITTED.
 	e.gate = track.NewGate(cfg.Redis, cfg.Prefix, 70*time.Second)
+	if cfg.StatusLossGrace != 0 {
+		e.gate.SetLossGrace(cfg.StatusLossGrace)
+	}
 	e.gate.LeaseLost = func(held, want int, err error) {
 		e.m.leasesLost.Add(float64(want - held))
 		e.log.Warn("dispatch: status lease not kept while SUBMITTED was pending", "held", held, "want", want, "err", err)
@@ -198,6 +201,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer killRun(nil)
 	e.killRun = killRun
 
+	// The status epoch marker, written now if missing, so that a first
+	// start's loss grace runs out during the start-up rather than at the
+	// first batch (track.Gate.SetLossGrace).
+	if _, err := e.gate.Epoch(runCtx); err != nil {
+		e.log.Warn("dispatch: read the status epoch marker", "err", err)
+	}
 	e.health.check(runCtx)
 	var bg sync.WaitGroup
 	bg.Go(func() { e.health.run(e.hard) })

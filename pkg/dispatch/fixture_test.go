@@ -106,25 +106,28 @@ func testLogger() *slog.Logger {
 func (f *fixture) engine(mutate func(*Config)) *Engine {
 	f.t.Helper()
 	cfg := Config{
-		Kafka:          []kgo.Opt{kgo.SeedBrokers(f.kafka.Brokers()...), kgo.HeartbeatInterval(200 * time.Millisecond)},
-		Codec:          f.codec,
-		Topics:         f.topics,
-		Group:          f.group,
-		Redis:          f.redis.NewClient(f.t),
-		Prefix:         f.redis.Prefix(),
-		Wompi:          wompi.NewRail(f.sim.Client(&http.Client{Transport: f.tap}), wompi.RailConfig{}),
-		HTTPTimeout:    2 * time.Second,
-		RecoveryGrace:  2200 * time.Millisecond,
-		RatePerSecond:  10000,
-		RateBurst:      100,
-		LeaseTTL:       2 * time.Second,
-		HealthInterval: 20 * time.Millisecond,
-		RetryBase:      5 * time.Millisecond,
-		RetryMax:       50 * time.Millisecond,
-		PollInterval:   20 * time.Millisecond,
-		Now:            f.clock.Now,
-		Logger:         testLogger(),
-		Registerer:     prometheus.NewRegistry(),
+		Kafka:         []kgo.Opt{kgo.SeedBrokers(f.kafka.Brokers()...), kgo.HeartbeatInterval(200 * time.Millisecond)},
+		Codec:         f.codec,
+		Topics:        f.topics,
+		Group:         f.group,
+		Redis:         f.redis.NewClient(f.t),
+		Prefix:        f.redis.Prefix(),
+		Wompi:         wompi.NewRail(f.sim.Client(&http.Client{Transport: f.tap}), wompi.RailConfig{}),
+		HTTPTimeout:   2 * time.Second,
+		RecoveryGrace: 2200 * time.Millisecond,
+		// Each test starts on a new status epoch marker: no loss grace
+		// (pkg/track tests it).
+		StatusLossGrace: -1,
+		RatePerSecond:   10000,
+		RateBurst:       100,
+		LeaseTTL:        2 * time.Second,
+		HealthInterval:  20 * time.Millisecond,
+		RetryBase:       5 * time.Millisecond,
+		RetryMax:        50 * time.Millisecond,
+		PollInterval:    20 * time.Millisecond,
+		Now:             f.clock.Now,
+		Logger:          testLogger(),
+		Registerer:      prometheus.NewRegistry(),
 	}
 	if mutate != nil {
 		mutate(&cfg)

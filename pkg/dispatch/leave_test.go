@@ -36,6 +36,7 @@ func TestClosedClientLeavesGatedKeysHeld(t *testing.T) {
 		t.Fatalf("produce on a closed client: %v", err)
 	}
 	tracker := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+	tracker.SetLossGrace(-1)
 	tk, err := tracker.Begin(ctx, since, []track.GateItem{{ID: "req-closed", To: string(payout.StatusApproved), Ref: "tx-closed"}})
 	if err != nil {
 		t.Fatal(err)

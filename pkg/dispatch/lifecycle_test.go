@@ -143,6 +143,7 @@ func TestLateSubmittedIsNotEmittedAfterWebhook(t *testing.T) {
 	b := simpleBatch("late-sub", 2)
 	early := b.Transactions[0].RequestID
 	g := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+	g.SetLossGrace(-1) // a new marker per test (pkg/track tests the grace)
 	ctx := context.Background()
 	tk, err := g.Begin(ctx, "", []track.GateItem{{ID: early, To: string(payout.StatusApproved), Ref: "tx-by-webhook"}})
 	if err != nil || tk.Verdicts[0] != track.GateOurs {

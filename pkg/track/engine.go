@@ -83,6 +83,11 @@ type Config struct {
 	// Lease is how long one attempt holds a status key before another may
 	// take over; default ProduceTimeout + 5 s.
 	Lease time.Duration
+	// LossGrace is how long after the status epoch marker was written (a
+	// first start or a Redis data loss) no status is emitted on a key that
+	// holds none (see checkEpoch); default DefaultLossGrace, negative for
+	// none (tests of other things).
+	LossGrace time.Duration
 
 	// PollInterval is the pause between two polling rounds; default 5 s.
 	PollInterval time.Duration
@@ -150,6 +155,9 @@ func (c *Config) setDefaults() error {
 	def(&c.FutureSkew, 5*time.Minute)
 	def(&c.StatusTTL, 30*24*time.Hour)
 	def(&c.Lease, c.ProduceTimeout+5*time.Second)
+	if c.LossGrace == 0 {
+		c.LossGrace = defaultLossGrace
+	}
 	def(&c.PollInterval, 5*time.Second)
 	def(&c.PollMaxBackoff, 30*time.Minute)
 	def(&c.PollLease, 2*time.Minute)
@@ -227,7 +235,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	return &Engine{
 		cfg: cfg, m: m, log: cfg.Logger, producer: cl,
-		statuses: newStatusStore(cfg.Redis, cfg.Prefix, cfg.StatusTTL, cfg.Lease),
+		statuses: newStatusStore(cfg.Redis, cfg.Prefix, cfg.StatusTTL, cfg.Lease).withLossGrace(cfg.LossGrace),
 		sub:      submitted.New(cfg.Redis, cfg.Prefix, 0),
 		hooks:    make(chan struct{}, cfg.MaxConcurrentWebhooks),
 	}, nil
@@ -444,7 +452,7 @@ func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, sour
 	start := time.Now()
 	done := make(chan error, 1)
 	trs, tokens := []transition{*tr}, []string{token}
-	ka := e.statuses.keepAlive(trs, tokens, e.leaseLost)
+	ka := e.statuses.keepAlive(trs, tokens, []string{from}, e.leaseLost)
 	e.producer.Produce(pctx, &kgo.Record{Topic: topic, Key: key, Value: value}, func(_ *kgo.Record, err error) { done <- err })
 	select {
 	case err = <-done:

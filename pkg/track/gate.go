@@ -124,7 +124,7 @@ func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*Gate
 			t.Previous[i] = ""
 		}
 	}
-	t.hold = g.s.keepAlive(pick(t.trs, ours), pick(t.tokens, ours), g.LeaseLost)
+	t.hold = g.s.keepAlive(pick(t.trs, ours), pick(t.tokens, ours), pick(t.Previous, ours), g.LeaseLost)
 	return t, nil
 }
 
@@ -159,4 +159,11 @@ func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
 // where End(false) would free them at once while the events may still land.
 func (g *Gate) Leave(t *GateTicket) {
 	t.hold.stop()
+}
+
+// SetLossGrace sets how long after the status epoch marker was written no
+// status is emitted on a key that holds none; DefaultLossGrace unless set,
+// negative for none. Set it before the first Begin.
+func (g *Gate) SetLossGrace(d time.Duration) {
+	g.s.withLossGrace(d)
 }

@@ -99,6 +99,6 @@ func BenchmarkKeepAliveShortAttempt(b *testing.B) {
 	tokens := []string{"tok"}
 	b.ReportAllocs()
 	for b.Loop() {
-		s.keepAlive(trs, tokens, nil).stop()
+		s.keepAlive(trs, tokens, []string{""}, nil).stop()
 	}
 }

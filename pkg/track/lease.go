@@ -12,16 +12,28 @@ import (
 )
 
 // renewScript extends the leases of live attempts: ARGV[1] is the lease in
-// ms, then one token per key. A key whose attempt is no longer ours (ended,
-// abandoned, or taken over after the lease ran out) is left alone; the
-// answer is how many leases were extended.
+// ms, ARGV[2] the status TTL in ms, then four per key: token, status, its
+// previous status, transaction id. A key whose attempt is no longer ours
+// (ended, abandoned, or taken over after the lease ran out) is left alone.
+// A missing key lost its attempt with a Redis data loss while the event was
+// still being produced: it is written back, holding only the attempt (the
+// confirmed status was lost with it), so that no status emitted after the
+// loss can precede the pending one. The answer is how many leases are
+// still ours.
 var renewScript = redis.NewScript(luaStatus + luaBegin + `
-local lease, t, n = tonumber(ARGV[1]), now(), 0
+local lease, ttl, t, n = tonumber(ARGV[1]), tonumber(ARGV[2]), now(), 0
 for i = 1, #KEYS do
-  local st, tx, fl, flp, flt, fle, flx = load(KEYS[i])
-  if fl ~= '' and flt == ARGV[i + 1] and fle ~= '0' then
-    save(KEYS[i], nil, st, tx, fl, flp, flt, string.format('%d', t + lease), flx)
+  local a = 3 + 4 * (i - 1)
+  local tok, to, from, ref = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    save(KEYS[i], ttl, '', '', to, from, tok, string.format('%d', t + lease), ref)
     n = n + 1
+  else
+    local st, tx, fl, flp, flt, fle, flx = load(KEYS[i])
+    if fl ~= '' and flt == tok and fle ~= '0' then
+      save(KEYS[i], nil, st, tx, fl, flp, flt, string.format('%d', t + lease), flx)
+      n = n + 1
+    end
   end
 end
 return n
@@ -31,16 +43,16 @@ return n
 // call per chunk of keys, within ctx (not through the coalescer, whose own
 // deadline would outlast a renewal's), and returns how many of them are
 // still ours.
-func (s *statusStore) renew(ctx context.Context, trs []transition, tokens []string) (int, error) {
+func (s *statusStore) renew(ctx context.Context, trs []transition, tokens, froms []string) (int, error) {
 	n := 0
 	for lo := 0; lo < len(trs); lo += s.chunk {
 		hi := min(lo+s.chunk, len(trs))
 		keys := make([]string, 0, hi-lo)
-		args := make([]any, 0, 1+hi-lo)
-		args = append(args, s.lease.Milliseconds())
+		args := make([]any, 0, 2+4*(hi-lo))
+		args = append(args, s.lease.Milliseconds(), s.ttl.Milliseconds())
 		for i := lo; i < hi; i++ {
 			keys = append(keys, s.key(trs[i].kind, trs[i].id))
-			args = append(args, tokens[i])
+			args = append(args, tokens[i], trs[i].to, froms[i], trs[i].ref)
 		}
 		k, err := renewScript.Run(ctx, s.rdb, keys, args...).Int()
 		if err != nil {
@@ -63,18 +75,31 @@ type holder struct {
 	mu     sync.Mutex
 	trs    []transition
 	tokens []string
+	froms  []string // each attempt's previous status, to write it back
 	timer  *time.Timer
 	next   time.Time // when the renewal in progress (or the next one) was due
 	done   bool
 }
 
-// renewsPerLease is how many renewals a lease spans: a holder cut off from
-// Redis loses its keys only after renewsPerLease-1 renewals in a row failed.
+// renewsPerLease is how many renewals a lease spans at least: a holder cut
+// off from Redis loses its keys only after renewsPerLease-1 renewals in a
+// row failed.
 const renewsPerLease = 4
 
-// keepAlive extends the leases of the attempts every quarter of a lease,
-// at a fixed rate from now and each call bounded by an eighth of a lease,
-// until stop: an attempt whose produce, or whose wait for another key,
+// maxRenewEvery bounds the pause between two renewals, whatever the lease:
+// after a Redis data loss a holder writes its attempt back at its next
+// renewal, which must come well within DefaultLossGrace.
+const maxRenewEvery = 1500 * time.Millisecond
+
+// renewEvery is the pause between two renewals of a lease.
+func (s *statusStore) renewEvery() time.Duration {
+	return min(s.lease/renewsPerLease, maxRenewEvery)
+}
+
+// keepAlive extends the leases of the attempts (froms[i] is each one's
+// previous status) every quarter of a lease or maxRenewEvery, whichever is
+// shorter, at a fixed rate from now and each call bounded by half that
+// pause, until stop: an attempt whose produce, or whose wait for another key,
 // outlasts its lease keeps its key. A lease that ran out would let another
 // worker emit a later status that the still pending produce then follows
 // on the topic. Nothing runs before the first quarter of a lease, so the
@@ -84,13 +109,13 @@ const renewsPerLease = 4
 // holder cut off from Redis for three renewals in a row loses them: lost is
 // told of every renewal that failed or found a key taken over (the one case
 // the lease cannot cover; see the package documentation).
-func (s *statusStore) keepAlive(trs []transition, tokens []string, lost leaseLost) *holder {
-	h := &holder{s: s, lost: lost, trs: trs, tokens: tokens}
+func (s *statusStore) keepAlive(trs []transition, tokens, froms []string, lost leaseLost) *holder {
+	h := &holder{s: s, lost: lost, trs: trs, tokens: tokens, froms: froms}
 	if len(trs) == 0 {
 		h.done = true
 		return h
 	}
-	every := s.lease / renewsPerLease
+	every := s.renewEvery()
 	h.mu.Lock()
 	h.next = time.Now().Add(every)
 	h.timer = time.AfterFunc(every, h.renew)
@@ -99,15 +124,15 @@ func (s *statusStore) keepAlive(trs []transition, tokens []string, lost leaseLos
 }
 
 func (h *holder) renew() {
-	every := h.s.lease / renewsPerLease
+	every := h.s.renewEvery()
 	h.mu.Lock()
 	if h.done {
 		h.mu.Unlock()
 		return
 	}
-	trs, tokens := h.trs, h.tokens
+	trs, tokens, froms := h.trs, h.tokens, h.froms
 	h.mu.Unlock()
-	held, err := h.renewWithin(every/2, trs, tokens)
+	held, err := h.renewWithin(every/2, trs, tokens, froms)
 	h.mu.Lock()
 	if h.done {
 		h.mu.Unlock()
@@ -128,7 +153,7 @@ func (h *holder) renew() {
 // socket timeouts (seconds), not by the context, unless the client was
 // built with ContextTimeoutEnabled. A call given up on may still land, and
 // extend only a lease that is still ours.
-func (h *holder) renewWithin(d time.Duration, trs []transition, tokens []string) (int, error) {
+func (h *holder) renewWithin(d time.Duration, trs []transition, tokens, froms []string) (int, error) {
 	type result struct {
 		held int
 		err  error
@@ -137,7 +162,7 @@ func (h *holder) renewWithin(d time.Duration, trs []transition, tokens []string)
 	defer cancel()
 	ch := make(chan result, 1)
 	go func() {
-		n, err := h.s.renew(ctx, trs, tokens)
+		n, err := h.s.renew(ctx, trs, tokens, froms)
 		ch <- result{n, err}
 	}()
 	select {
@@ -153,7 +178,7 @@ func (h *holder) renewWithin(d time.Duration, trs []transition, tokens []string)
 func (h *holder) keep(idx []int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.trs, h.tokens = pick(h.trs, idx), pick(h.tokens, idx)
+	h.trs, h.tokens, h.froms = pick(h.trs, idx), pick(h.tokens, idx), pick(h.froms, idx)
 	if len(h.trs) == 0 {
 		h.stopLocked()
 	}

@@ -305,7 +305,7 @@ func TestRenewalGivesUpWithinItsSlot(t *testing.T) {
 	s := newStatusStore(rdb, "p:", time.Hour, lease)
 	lost := make(chan error, 10)
 	start := time.Now()
-	h := s.keepAlive([]transition{{kind: kindRequest, id: "r", to: "SUBMITTED"}}, []string{"tok"},
+	h := s.keepAlive([]transition{{kind: kindRequest, id: "r", to: "SUBMITTED"}}, []string{"tok"}, []string{""},
 		func(held, want int, err error) { lost <- err })
 	defer h.stop()
 	select {
@@ -318,5 +318,53 @@ func TestRenewalGivesUpWithinItsSlot(t *testing.T) {
 		}
 	case <-time.After(lease):
 		t.Fatal("a renewal to an unanswering Redis did not give up within a lease")
+	}
+}
+
+// Two faults together (the chaos suite's seed 2 on a real Kafka): the
+// dispatcher's SUBMITTED is being produced (a broker fails over), and Redis
+// loses its data, the attempt's lease with it. A webhook's APPROVED then
+// finds an empty key. Emitted at once, it would precede the SUBMITTED still
+// in flight. The grace after the new epoch marker holds it off until the
+// holder has written its attempt back at its next renewal; the key is then
+// busy until the SUBMITTED is confirmed, and APPROVED follows it.
+func TestRedisLossDuringAttemptKeepsOrder(t *testing.T) {
+	rs := testenv.RedisOwn(t)
+	const lease, grace = time.Second, time.Second
+	g := NewGate(rs.Client(), rs.Prefix(), lease)
+	g.SetLossGrace(grace)
+	tracker := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second).withLossGrace(grace)
+	ctx := context.Background()
+	since, err := g.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := []GateItem{{ID: "r-1", To: string(payout.StatusSubmitted), Ref: "tx-1"}}
+	// A first start pays the grace once.
+	tk, err := g.Begin(ctx, since, item)
+	if err != nil || tk.Verdicts[0] != GateBusy {
+		t.Fatalf("SUBMITTED on a marker younger than the grace: %+v %v, want busy", tk, err)
+	}
+	time.Sleep(grace + 100*time.Millisecond)
+	if tk, err = g.Begin(ctx, since, item); err != nil || tk.Verdicts[0] != GateOurs {
+		t.Fatalf("SUBMITTED after the grace: %+v %v", tk, err)
+	}
+	if err := rs.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	approved := transition{kind: kindRequest, id: "r-1", to: string(payout.StatusApproved), ref: "tx-1", final: true, verified: true, since: since}
+	if out, _, err := tracker.begin(ctx, approved, "t-1"); err != nil || out != outcomeBusy {
+		t.Fatalf("APPROVED just after the loss: %s %v, want busy (grace)", out, err)
+	}
+	time.Sleep(grace + 200*time.Millisecond)
+	if out, _, err := tracker.begin(ctx, approved, "t-2"); err != nil || out != outcomeBusy {
+		t.Fatalf("APPROVED after the grace, SUBMITTED still in flight: %s %v, want busy (lease written back)", out, err)
+	}
+	if err := g.End(ctx, tk, true); err != nil {
+		t.Fatal(err)
+	}
+	out, from, err := tracker.begin(ctx, approved, "t-3")
+	if err != nil || out != outcomeOK || from != string(payout.StatusSubmitted) {
+		t.Fatalf("APPROVED after SUBMITTED was confirmed: %s %q %v", out, from, err)
 	}
 }

@@ -51,7 +51,7 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange, s
 			granted = append(granted, i)
 		}
 	}
-	ka := e.statuses.keepAlive(pick(trs, granted), pick(tokens, granted), e.leaseLost)
+	ka := e.statuses.keepAlive(pick(trs, granted), pick(tokens, granted), pick(froms, granted), e.leaseLost)
 	pctx, cancel := context.WithTimeout(ctx, e.cfg.ProduceTimeout)
 	defer cancel()
 	results := make(chan result, len(scs))

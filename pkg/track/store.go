@@ -217,6 +217,8 @@ type statusStore struct {
 	prefix string
 	ttl    time.Duration
 	lease  time.Duration
+	// lossGrace: see checkEpoch (DefaultLossGrace).
+	lossGrace time.Duration
 	// chunk is how many keys one script call of beginMany and endMany
 	// takes: manyChunk on one Redis (a *redis.Client, Sentinel's included),
 	// 1 on anything else, such as a Redis Cluster, where one call's keys
@@ -259,43 +261,97 @@ func (s *statusStore) epoch(ctx context.Context) (string, error) {
 // currentEpoch reads the marker from Redis, writing a new one when it is
 // missing.
 func (s *statusStore) currentEpoch(ctx context.Context) (string, error) {
-	fresh := newToken()
-	v, err := s.rdb.SetArgs(ctx, s.epochKey(), fresh, redis.SetArgs{Mode: "NX", Get: true}).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		v = fresh
-	case err != nil:
-		return "", err
-	}
-	s.epochCache.Store(&v)
-	return v, nil
+	v, _, err := s.currentEpochAt(ctx)
+	return v, err
 }
 
-// checkEpoch turns every granted attempt that needs the check (a verified,
-// non-final status on an empty key) into outcomeReread when the epoch
-// marker no longer holds its since, releasing the attempt. One GET when any
-// needs the check, one pipelined release when any fails it.
+// epochScript answers the epoch marker, writing a new one when it is
+// missing, and Redis's clock (unix ms). A new marker starts with its
+// creation time: "<unix ms>.<token>".
+var epochScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = redis.call('GET', KEYS[1])
+if not v then
+  v = string.format('%d', now) .. '.' .. ARGV[1]
+  redis.call('SET', KEYS[1], v)
+end
+return {v, now}
+`)
+
+// currentEpochAt is currentEpoch with Redis's clock (unix ms).
+func (s *statusStore) currentEpochAt(ctx context.Context) (string, int64, error) {
+	res, err := epochScript.Run(ctx, s.rdb, []string{s.epochKey()}, newToken()).Slice()
+	if err != nil {
+		return "", 0, err
+	}
+	if len(res) != 2 {
+		return "", 0, fmt.Errorf("track: epoch script answered %d values", len(res))
+	}
+	v, _ := res[0].(string)
+	now, _ := res[1].(int64)
+	if v == "" {
+		return "", 0, errors.New("track: epoch script answered no marker")
+	}
+	s.epochCache.Store(&v)
+	return v, now, nil
+}
+
+// epochCreated is when a marker was written (unix ms), 0 for a marker
+// written by an earlier version (a bare token).
+func epochCreated(marker string) int64 {
+	ms, _, ok := strings.Cut(marker, ".")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// checkEpoch runs after a begin, on the attempts it granted on a key with
+// no confirmed status (a request's first status, or any status after a
+// Redis data loss), with one call that reads the epoch marker (writing it
+// when missing) and Redis's clock, and one pipelined release when any
+// attempt must not go on:
+//
+//   - a verified, non-final status whose since the marker no longer holds
+//     becomes outcomeReread: it was read before a Redis data loss;
+//   - any status, while the marker is younger than the loss grace, becomes
+//     outcomeBusy. A loss also wipes the leases of attempts still being
+//     produced; their holders write them back at their next renewal
+//     (keepAlive), well within the grace. Until then an empty key proves
+//     nothing, and a status emitted on it could precede a pending one on
+//     the topic. A first start pays the grace once.
 func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens []string, outs []outcome, froms []string) error {
-	var check []int
-	for i, tr := range trs {
-		if outs[i] == outcomeOK && froms[i] == "" && tr.verified && !tr.final {
-			check = append(check, i)
+	var first []int
+	for i := range trs {
+		if outs[i] == outcomeOK && froms[i] == "" {
+			first = append(first, i)
 		}
 	}
-	if len(check) == 0 {
+	if len(first) == 0 {
 		return nil
 	}
-	cur, err := s.currentEpoch(ctx)
+	cur, now, err := s.currentEpochAt(ctx)
 	if err != nil {
 		return err
 	}
+	young := now-epochCreated(cur) < s.lossGrace.Milliseconds()
 	var keys [][]string
 	var args [][]any
-	for _, i := range check {
-		if trs[i].since == cur {
+	for _, i := range first {
+		tr := trs[i]
+		switch {
+		case tr.verified && !tr.final && tr.since != cur:
+			outs[i] = outcomeReread
+		case young:
+			outs[i] = outcomeBusy
+		default:
 			continue
 		}
-		outs[i] = outcomeReread
 		keys = append(keys, []string{s.key(trs[i].kind, trs[i].id)})
 		args = append(args, []any{tokens[i]})
 	}
@@ -305,12 +361,29 @@ func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens [
 	return s.runPipelined(ctx, releaseScript, keys, args)
 }
 
+// DefaultLossGrace is how long after the epoch marker was written (a first
+// start, or a Redis data loss) no status is emitted on a key that holds
+// none: long enough for every attempt still being produced to write its
+// lease back (maxRenewEvery plus its call's bound).
+const DefaultLossGrace = 4 * time.Second
+
+// defaultLossGrace is what a new store starts with: DefaultLossGrace, which
+// this package's tests turn off (TestMain) but for the tests of the grace.
+var defaultLossGrace = DefaultLossGrace
+
+// withLossGrace sets the loss grace (negative: none) and returns s.
+func (s *statusStore) withLossGrace(d time.Duration) *statusStore {
+	s.lossGrace = max(d, 0)
+	return s
+}
+
 // manyChunk bounds the keys of one many-key script call, so that one call
 // holds Redis for about a millisecond at most.
 const manyChunk = 256
 
 func newStatusStore(rdb redis.UniversalClient, prefix string, ttl, lease time.Duration) *statusStore {
 	s := &statusStore{rdb: rdb, co: &coalescer{rdb: rdb}, prefix: prefix, ttl: ttl, lease: lease, chunk: manyChunk,
+		lossGrace: defaultLossGrace,
 		requestFrom: map[payout.Status][]any{}, batchFrom: map[payout.BatchStatus][]any{}}
 	for _, to := range payout.Statuses {
 		var from []any
