@@ -383,7 +383,7 @@ const manyChunk = 256
 
 func newStatusStore(rdb redis.UniversalClient, prefix string, ttl, lease time.Duration) *statusStore {
 	s := &statusStore{rdb: rdb, co: &coalescer{rdb: rdb}, prefix: prefix, ttl: ttl, lease: lease, chunk: manyChunk,
-		lossGrace: defaultLossGrace,
+		lossGrace:   defaultLossGrace,
 		requestFrom: map[payout.Status][]any{}, batchFrom: map[payout.BatchStatus][]any{}}
 	for _, to := range payout.Statuses {
 		var from []any
