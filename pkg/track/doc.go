@@ -123,6 +123,17 @@
 // noeviction: an evicted status key costs a Wompi call, an evicted
 // schedule entry costs polling of that payout until a rebuild.
 //
+// A loss also wipes the leases of attempts whose events are still being
+// produced (a broker failing over can hold a produce for seconds). An
+// emitter that found such a key empty could put a later status on the
+// topic before the pending one lands. So the epoch marker carries its
+// creation time, and for LossGrace after it (DefaultLossGrace, 4 s) no
+// status is emitted on a key that holds none: the attempt waits and
+// retries. Meanwhile every holder's renewal (at most every 1.5 s) finds its
+// key missing and writes its attempt back, so the key is busy until the
+// pending event is confirmed. The dispatcher and the tracker write the
+// marker when they start, so a first start pays the grace during start-up.
+//
 // # Polling
 //
 // RunPoller claims due payouts with submitted.ClaimDue (leased, so replicas
