@@ -92,7 +92,7 @@ func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
 }
 
 // BenchmarkKeepAliveShortAttempt is what holding a lease costs an attempt
-// that ends before a quarter of its lease: one timer armed and stopped.
+// that ends before its first renewal: one timer armed and stopped.
 func BenchmarkKeepAliveShortAttempt(b *testing.B) {
 	s := &statusStore{lease: time.Minute, chunk: manyChunk}
 	trs := []transition{{kind: kindRequest, id: "r-1", to: "SUBMITTED"}}

@@ -92,7 +92,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		leasesLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "payouts_tracker_status_leases_lost_total",
-			Help: "Renewals of a status key's lease, during a produce that outlasts a quarter of a lease, that failed (Redis unreachable) or found the key taken over. Any is worth a look: another worker may then emit a later status before this produce lands.",
+			Help: "Renewals of a status key's lease, during a produce that outlasts its first renewal, that failed (Redis unreachable) or found the key taken over. Any is worth a look: another worker may then emit a later status before this produce lands.",
 		}),
 		produce: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "payouts_tracker_produce_seconds",
