@@ -127,12 +127,18 @@
 // produced (a broker failing over can hold a produce for seconds). An
 // emitter that found such a key empty could put a later status on the
 // topic before the pending one lands. So the epoch marker carries its
-// creation time, and for LossGrace after it (DefaultLossGrace, 4 s) no
+// creation time, and for LossGrace after it (DefaultLossGrace, 5 s) no
 // status is emitted on a key that holds none: the attempt waits and
-// retries. Meanwhile every holder's renewal (at most every 1.5 s) finds its
+// retries. Meanwhile every holder's renewal (at most every second) finds its
 // key missing and writes its attempt back, so the key is busy until the
 // pending event is confirmed. The dispatcher and the tracker write the
 // marker when they start, so a first start pays the grace during start-up.
+// The begin scripts answer busy for such a key without writing to it; only
+// the first begin after a loss, before the new marker is seen, is granted
+// and then released by checkEpoch. A loss that keeps the marker is not
+// seen: a failover to a replica that missed the last writes (Sentinel,
+// Cluster), or on a Cluster a master without the marker losing its data.
+// There the holders' write-back within a second is the only guard.
 //
 // # Polling
 //

@@ -192,7 +192,9 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 		}
 		var want []string
 		for i, tr := range trs {
-			res, err := hashBeginScript.Run(ctx, rdb, []string{ref.key(tr.kind, tr.id)}, ref.beginArgs(tr, tokens[i])...).StringSlice()
+			args := ref.beginArgs(tr, tokens[i])
+			args = append(args[:8:8], args[10:]...) // the reference predates the loss grace's window
+			res, err := hashBeginScript.Run(ctx, rdb, []string{ref.key(tr.kind, tr.id)}, args...).StringSlice()
 			if err != nil {
 				t.Fatal(err)
 			}

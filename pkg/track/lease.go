@@ -89,7 +89,7 @@ const renewsPerLease = 4
 // maxRenewEvery bounds the pause between two renewals, whatever the lease:
 // after a Redis data loss a holder writes its attempt back at its next
 // renewal, which must come well within DefaultLossGrace.
-const maxRenewEvery = 1500 * time.Millisecond
+const maxRenewEvery = time.Second
 
 // renewEvery is the pause between two renewals of a lease.
 func (s *statusStore) renewEvery() time.Duration {

@@ -368,3 +368,34 @@ func TestRedisLossDuringAttemptKeepsOrder(t *testing.T) {
 		t.Fatalf("APPROVED after SUBMITTED was confirmed: %s %q %v", out, from, err)
 	}
 }
+
+// Within the loss grace a begin on a key that holds no status answers busy
+// without writing to it: a key holding only an abandoned attempt (its event
+// may be on the topic) keeps it, so a lower status is still refused after
+// the grace. Granting and then releasing would delete it.
+func TestLossGraceLeavesTheKeyAsItWas(t *testing.T) {
+	rs := testenv.RedisOwn(t)
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second).withLossGrace(time.Second)
+	ctx := context.Background()
+	cur, _, err := s.currentEpochAt(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := s.key(kindRequest, "r-9")
+	abandoned := formatStatusValue(statusValue{fl: "APPROVED", flt: "old", fle: "0", flx: "tx-9"})
+	if err := rs.Client().Set(ctx, key, abandoned, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	approved := transition{kind: kindRequest, id: "r-9", to: string(payout.StatusApproved), ref: "tx-9", final: true, verified: true, since: cur}
+	if out, _, err := s.begin(ctx, approved, "poll"); err != nil || out != outcomeBusy {
+		t.Fatalf("APPROVED within the grace: %s %v, want busy", out, err)
+	}
+	if got, err := rs.Client().Get(ctx, key).Result(); err != nil || got != abandoned {
+		t.Fatalf("key after a begin within the grace: %q %v, want it unchanged", got, err)
+	}
+	time.Sleep(time.Second + 100*time.Millisecond)
+	submitted := transition{kind: kindRequest, id: "r-9", to: string(payout.StatusSubmitted), ref: "tx-9", verified: true, since: cur}
+	if out, _, err := s.begin(ctx, submitted, "dispatcher"); err != nil || out != outcomeStale {
+		t.Fatalf("SUBMITTED after the grace, APPROVED abandoned: %s %v, want stale", out, err)
+	}
+}

@@ -241,7 +241,8 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 		to   string
 	}
 	groups := map[group]int{}
-	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), len(requestRestart)}
+	gfrom, guntil := s.graceWindow()
+	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), gfrom, guntil, len(requestRestart)}
 	head = append(head, requestRestart...)
 	var defs []any
 	keys := make([]string, len(trs))

@@ -74,11 +74,12 @@ const (
 // can follow from it.
 var beginScript = redis.NewScript(luaStatus + luaBegin + `
 local nr = tonumber(ARGV[8])
+local grace = {tonumber(ARGV[9]), tonumber(ARGV[10])}
 local restart, allowed = {}, {}
-for i = 9, 8 + nr do restart[ARGV[i]] = true end
-for i = 9 + nr, #ARGV do allowed[ARGV[i]] = true end
+for i = 11, 10 + nr do restart[ARGV[i]] = true end
+for i = 11 + nr, #ARGV do allowed[ARGV[i]] = true end
 local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]),
-  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, now())
+  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, now(), grace)
 return {o, from}
 `)
 
@@ -115,9 +116,12 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, allowed, now)
+local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, allowed, now, grace)
   local st, stx, fl, _, _, fle, flx = load(k)
   if fl ~= '' and tonumber(fle) > now then return 'busy', st end
+  -- The loss grace (checkEpoch): nothing is emitted on a key that holds
+  -- no status, and nothing is written to it, until the grace has passed.
+  if st == '' and now >= grace[1] and now < grace[2] then return 'busy', '' end
   local from = st
   -- A new life needs a new transaction: a transition without one (a
   -- DEFERRED, a SUBMITTED the provider did not list) never restarts one.
@@ -135,14 +139,16 @@ end
 // beginManyScript runs the begin step for every key of one call, so that a
 // batch's transitions cost one script call instead of one each. Each key
 // keeps its own decision; the call is atomic as a whole, which is only
-// stricter. ARGV: lease, ttl, the restart statuses (count, then each), the
+// stricter. ARGV: lease, ttl, the loss grace's window (from, until: Redis
+// ms), the restart statuses (count, then each), the
 // groups (count, then per group: to, 1 when it is a request's, the allowed
 // statuses' count, then each), then five per key: group number (from 1),
 // transaction id, token, verified, final. It answers outcome and previous
 // status per key, flat.
 var beginManyScript = redis.NewScript(luaStatus + luaBegin + `
 local lease, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local i = 3
+local grace = {tonumber(ARGV[3]), tonumber(ARGV[4])}
+local i = 5
 local restart, none = {}, {}
 for _ = 1, tonumber(ARGV[i]) do i = i + 1; restart[ARGV[i]] = true end
 i = i + 1
@@ -159,7 +165,7 @@ local t, out = now(), {}
 for n = 1, #KEYS do
   local g = groups[tonumber(ARGV[i])]
   local o, from = begin(KEYS[n], g.to, ARGV[i + 1], ARGV[i + 2], lease, ttl,
-    ARGV[i + 3] == '1', ARGV[i + 4] == '1', g.restart, g.allowed, t)
+    ARGV[i + 3] == '1', ARGV[i + 4] == '1', g.restart, g.allowed, t, grace)
   i = i + 5
   out[#out + 1] = o
   out[#out + 1] = from
@@ -297,6 +303,23 @@ func (s *statusStore) currentEpochAt(ctx context.Context) (string, int64, error)
 	return v, now, nil
 }
 
+// graceWindow is the loss grace of the epoch marker last seen, in Redis
+// ms, for the begin scripts: they answer busy, without writing, for a key
+// that holds no status within it. The first begin after a loss, before
+// the new marker is seen, is caught by checkEpoch instead. (0, 0) when
+// there is none.
+func (s *statusStore) graceWindow() (int64, int64) {
+	v := s.epochCache.Load()
+	if v == nil || s.lossGrace <= 0 {
+		return 0, 0
+	}
+	created := epochCreated(*v)
+	if created == 0 {
+		return 0, 0
+	}
+	return created, created + s.lossGrace.Milliseconds()
+}
+
 // epochCreated is when a marker was written (unix ms), 0 for a marker
 // written by an earlier version (a bare token).
 func epochCreated(marker string) int64 {
@@ -339,7 +362,10 @@ func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens [
 	if err != nil {
 		return err
 	}
-	young := now-epochCreated(cur) < s.lossGrace.Milliseconds()
+	// A marker dated after Redis's clock (a failover to a node whose clock
+	// is behind) starts no grace: it would last as long as the skew.
+	age := now - epochCreated(cur)
+	young := age >= 0 && age < s.lossGrace.Milliseconds()
 	var keys [][]string
 	var args [][]any
 	for _, i := range first {
@@ -365,7 +391,7 @@ func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens [
 // start, or a Redis data loss) no status is emitted on a key that holds
 // none: long enough for every attempt still being produced to write its
 // lease back (maxRenewEvery plus its call's bound).
-const DefaultLossGrace = 4 * time.Second
+const DefaultLossGrace = 5 * time.Second
 
 // defaultLossGrace is what a new store starts with: DefaultLossGrace, which
 // this package's tests turn off (TestMain) but for the tests of the grace.
@@ -468,9 +494,10 @@ func (s *statusStore) beginArgs(tr transition, token string) []any {
 		from = s.requestFrom[payout.Status(tr.to)]
 		restart = requestRestart
 	}
-	args := make([]any, 0, 8+len(restart)+len(from))
+	gfrom, guntil := s.graceWindow()
+	args := make([]any, 0, 10+len(restart)+len(from))
 	args = append(args, tr.to, tr.ref, token, s.lease.Milliseconds(), s.ttl.Milliseconds(),
-		boolArg(tr.verified), boolArg(tr.final), len(restart))
+		boolArg(tr.verified), boolArg(tr.final), len(restart), gfrom, guntil)
 	args = append(args, restart...)
 	return append(args, from...)
 }
