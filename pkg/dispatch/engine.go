@@ -201,9 +201,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer killRun(nil)
 	e.killRun = killRun
 
-	// The status epoch marker, written now if missing, so that a first
-	// start's loss grace runs out during the start-up rather than at the
-	// first batch (track.Gate.SetLossGrace).
+	// The status epoch marker, written now if missing: this process then
+	// knows it, and a marker missing later is a loss (track.Gate.SetLossGrace).
 	if _, err := e.gate.Epoch(runCtx); err != nil {
 		e.log.Warn("dispatch: read the status epoch marker", "err", err)
 	}

@@ -131,8 +131,12 @@
 // status is emitted on a key that holds none: the attempt waits and
 // retries. Meanwhile every holder's renewal (at most every second) finds its
 // key missing and writes its attempt back, so the key is busy until the
-// pending event is confirmed. The dispatcher and the tracker write the
-// marker when they start, so a first start pays the grace during start-up.
+// pending event is confirmed. Only a marker written by a process that had
+// seen one before (so the marker went missing: a loss) starts the grace; a
+// process that never saw one cannot tell a first start from a loss and
+// writes a marker that starts none (the dispatcher and the tracker write it
+// when they start). If such a process is the first to notice a loss, the
+// holders' write-back is the only guard.
 // The begin scripts answer busy for such a key without writing to it; only
 // the first begin after a loss, before the new marker is seen, is granted
 // and then released by checkEpoch. A loss that keeps the marker is not

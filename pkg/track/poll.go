@@ -27,8 +27,8 @@ type PollResult struct {
 // RunPoller runs a polling round every PollInterval until ctx is done. A
 // failed round is logged and the loop goes on.
 func (e *Engine) RunPoller(ctx context.Context) error {
-	// The status epoch marker, written now if missing, so that a first
-	// start's loss grace (Config.LossGrace) runs out early.
+	// The status epoch marker, written now if missing: this process then
+	// knows it, and a marker missing later is a loss (Config.LossGrace).
 	if _, err := e.statuses.epoch(ctx); err != nil {
 		e.log.Warn("track: read the status epoch marker", "err", err)
 	}

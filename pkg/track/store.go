@@ -272,22 +272,29 @@ func (s *statusStore) currentEpoch(ctx context.Context) (string, error) {
 }
 
 // epochScript answers the epoch marker, writing a new one when it is
-// missing, and Redis's clock (unix ms). A new marker starts with its
-// creation time: "<unix ms>.<token>".
+// missing, and Redis's clock (unix ms). A marker written after a loss
+// (ARGV[2] = '1') starts with its creation time, "<unix ms>.<token>", which
+// starts the loss grace (checkEpoch); one written by a process that never
+// saw a marker (a first start) is a bare token, and starts none.
 var epochScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local v = redis.call('GET', KEYS[1])
 if not v then
-  v = string.format('%d', now) .. '.' .. ARGV[1]
+  v = ARGV[1]
+  if ARGV[2] == '1' then v = string.format('%d', now) .. '.' .. v end
   redis.call('SET', KEYS[1], v)
 end
 return {v, now}
 `)
 
-// currentEpochAt is currentEpoch with Redis's clock (unix ms).
+// currentEpochAt is currentEpoch with Redis's clock (unix ms). A marker it
+// writes starts the loss grace if this store had seen one before: the
+// marker went missing since, so Redis lost its data. A store that never
+// saw one (a process starting) cannot tell a first start from a loss; it
+// starts no grace, and the holders' write-back is the guard then.
 func (s *statusStore) currentEpochAt(ctx context.Context) (string, int64, error) {
-	res, err := epochScript.Run(ctx, s.rdb, []string{s.epochKey()}, newToken()).Slice()
+	res, err := epochScript.Run(ctx, s.rdb, []string{s.epochKey()}, newToken(), boolArg(s.epochCache.Load() != nil)).Slice()
 	if err != nil {
 		return "", 0, err
 	}
