@@ -127,7 +127,7 @@ type Config struct {
 	// default HTTPTimeout + 5 s.
 	RecoveryGrace time.Duration
 	// StatusLossGrace is how long after the tracker's status epoch marker
-	// was written (a first start or a Redis data loss) no SUBMITTED or
+	// was written anew after a Redis data loss no SUBMITTED or
 	// DEFERRED is emitted on a request whose status key holds nothing, so
 	// that an attempt still being produced when Redis lost its lease can
 	// write it back first (track.DefaultLossGrace unless set; negative for

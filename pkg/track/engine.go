@@ -83,8 +83,8 @@ type Config struct {
 	// Lease is how long one attempt holds a status key before another may
 	// take over; default ProduceTimeout + 5 s.
 	Lease time.Duration
-	// LossGrace is how long after the status epoch marker was written (a
-	// first start or a Redis data loss) no status is emitted on a key that
+	// LossGrace is how long after the status epoch marker was written
+	// anew after a Redis data loss no status is emitted on a key that
 	// holds none (see checkEpoch); default DefaultLossGrace, negative for
 	// none (tests of other things).
 	LossGrace time.Duration
@@ -469,7 +469,7 @@ func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, sour
 	ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer ecancel()
 	if err != nil {
-		if errors.Is(err, kgo.ErrClientClosed) {
+		if perhapsWritten(err) {
 			// Closed with the record perhaps sent: leave the attempt, whose
 			// lease runs out, rather than free the key at once.
 			return 0, fmt.Errorf("%w: kafka produce: %w", errUnavailable, err)
@@ -508,7 +508,7 @@ func (e *Engine) settleLate(ctx context.Context, trs []transition, tokens []stri
 		var endTokens []string
 		var endOK []bool
 		for i, err := range results() {
-			if errors.Is(err, kgo.ErrClientClosed) {
+			if perhapsWritten(err) {
 				continue
 			}
 			ok[i] = err == nil

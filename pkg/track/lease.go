@@ -218,3 +218,11 @@ func CheckIdempotentProducer(cl *kgo.Client) error {
 	}
 	return nil
 }
+
+// perhapsWritten reports a produce failure after which the record may
+// still be in Kafka: franz-go fails a record only once it is known not to
+// be written, except at the client's close. Such an attempt is left to its
+// lease, never abandoned.
+func perhapsWritten(err error) bool {
+	return errors.Is(err, kgo.ErrClientClosed)
+}

@@ -2,7 +2,6 @@ package track
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -150,7 +149,7 @@ wait:
 		if !answered[i] {
 			continue
 		}
-		if errors.Is(errs[i], kgo.ErrClientClosed) {
+		if perhapsWritten(errs[i]) {
 			continue // perhaps sent: left to its lease
 		}
 		endTrs, endTokens, endOK = append(endTrs, trs[i]), append(endTokens, tokens[i]), append(endOK, produced[i])

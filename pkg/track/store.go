@@ -354,7 +354,8 @@ func epochCreated(marker string) int64 {
 //     produced; their holders write them back at their next renewal
 //     (keepAlive), well within the grace. Until then an empty key proves
 //     nothing, and a status emitted on it could precede a pending one on
-//     the topic. A first start pays the grace once.
+//     the topic. A marker written at a first start starts no grace
+//     (currentEpochAt).
 func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens []string, outs []outcome, froms []string) error {
 	var first []int
 	for i := range trs {
@@ -394,9 +395,8 @@ func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens [
 	return s.runPipelined(ctx, releaseScript, keys, args)
 }
 
-// DefaultLossGrace is how long after the epoch marker was written (a first
-// start, or a Redis data loss) no status is emitted on a key that holds
-// none: long enough for every attempt still being produced to write its
+// DefaultLossGrace is how long after the epoch marker was written anew
+// after a Redis data loss no status is emitted on a key that holds none: long enough for every attempt still being produced to write its
 // lease back (maxRenewEvery plus its call's bound).
 const DefaultLossGrace = 5 * time.Second
 
