@@ -452,7 +452,7 @@ func (e *Engine) produce(ctx context.Context, tr *transition, token, topic, sour
 	start := time.Now()
 	done := make(chan error, 1)
 	trs, tokens := []transition{*tr}, []string{token}
-	ka := e.statuses.keepAlive(trs, tokens, []string{from}, e.leaseLost)
+	ka := e.statuses.keepAlive(trs, tokens, []string{from}, false, e.leaseLost)
 	e.producer.Produce(pctx, &kgo.Record{Topic: topic, Key: key, Value: value}, func(_ *kgo.Record, err error) { done <- err })
 	select {
 	case err = <-done:
@@ -518,6 +518,8 @@ func (e *Engine) settleLate(ctx context.Context, trs []transition, tokens []stri
 		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		if len(endTrs) > 0 {
+			// Key by key: the attempts ended before these, under the same
+			// token, were too (endGranted), so no confirmation key covers them.
 			if err := e.statuses.endMany(ectx, endTrs, endTokens, endOK); err != nil {
 				e.log.Warn("track: end late attempts", "transitions", len(endTrs), "err", err)
 			}

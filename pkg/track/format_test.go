@@ -80,7 +80,8 @@ return 1
 // formatStatusValue writes v as a status key's string (the layout at
 // beginScript).
 func formatStatusValue(v statusValue) string {
-	return v.st + "|" + v.fl + "|" + v.flp + "|" + v.fle + "|" + v.flt + "|" + strconv.Itoa(len(v.tx)) + "|" + v.tx + v.flx
+	return v.st + "|" + v.fl + "|" + v.flp + "|" + v.fle + "|" + v.flt + "|" + strconv.Itoa(len(v.tx)) + "|" +
+		strconv.Itoa(len(v.flc)) + "|" + v.tx + v.flc + v.flx
 }
 
 // hashFields are v's non-empty fields, as the hash scripts kept them.
@@ -132,6 +133,7 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 		if v.fle != "" && v.fle != "0" {
 			v.fle = "live"
 		}
+		v.flc = "" // the hash scripts had none
 		return v, rdb.PTTL(ctx, key).Val() > 0
 	}
 	compare := func(when string) {
@@ -189,7 +191,11 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 			trs[i] = transition{kind: k, id: fmt.Sprint("id-", rng.IntN(ids)), to: to, ref: refs[rng.IntN(len(refs))],
 				final: final, verified: rng.IntN(4) > 0, since: ep}
 			tokens[i] = fmt.Sprint("tok-", round, "-", i)
+			if round%2 == 0 {
+				tokens[i] = fmt.Sprint("tok-", round) // one per call, as the engine and the gate give
+			}
 		}
+		distinctTokens(trs, tokens) // as beginMany does, so that the reference sees the same tokens
 		var want []string
 		for i, tr := range trs {
 			args := ref.beginArgs(tr, tokens[i])
@@ -212,7 +218,7 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 		}
 		compare(fmt.Sprint("round ", round, " after begin"))
 
-		// Confirm, abandon or release every granted attempt.
+		// Release, confirm or abandon every granted attempt.
 		var ends, rels []transition
 		var endTokens, relTokens []string
 		var oks []bool
@@ -231,14 +237,9 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 				ends, endTokens, oks = append(ends, trs[i]), append(endTokens, tokens[i]), append(oks, rng.IntN(2) == 0)
 			}
 		}
-		for i, tr := range ends {
-			if err := hashEndScript.Run(ctx, rdb, []string{ref.key(tr.kind, tr.id)}, endTokens[i], endResult(oks[i])).Err(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := cur.endMany(ctx, ends, endTokens, oks); err != nil {
-			t.Fatal(err)
-		}
+		// Releases first, as checkEpoch releases before anything is produced
+		// (an attempt of a token must be released or ended before the token's
+		// confirmation is written).
 		for i, tr := range rels {
 			if err := hashReleaseScript.Run(ctx, rdb, []string{ref.key(tr.kind, tr.id)}, relTokens[i]).Err(); err != nil {
 				t.Fatal(err)
@@ -246,6 +247,14 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 			if err := releaseScript.Run(ctx, rdb, []string{cur.key(tr.kind, tr.id)}, relTokens[i]).Err(); err != nil {
 				t.Fatal(err)
 			}
+		}
+		for i, tr := range ends {
+			if err := hashEndScript.Run(ctx, rdb, []string{ref.key(tr.kind, tr.id)}, endTokens[i], endResult(oks[i])).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cur.endAll(ctx, ends, endTokens, oks); err != nil {
+			t.Fatal(err)
 		}
 		compare(fmt.Sprint("round ", round, " after end"))
 	}
@@ -257,12 +266,12 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 // A status key's string holds provider ids of any bytes, the separator
 // included; a value that is not the layout is an error, never a status.
 func TestParseStatusValue(t *testing.T) {
-	v := statusValue{st: "SUBMITTED", tx: "a|b|", fl: "PENDING", flp: "SUBMITTED", flt: "tok", fle: "0", flx: "|x|"}
+	v := statusValue{st: "SUBMITTED", tx: "a|b|", fl: "PENDING", flp: "SUBMITTED", flt: "tok", fle: "0", flx: "|x|", flc: "p|track:done:tok"}
 	got, err := parseStatusValue(formatStatusValue(v))
 	if err != nil || got != v {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
-	for _, bad := range []string{"", "SUBMITTED", "a|b|c|d|e|f|g", "a|b|c|d|e|9|short", "a|b|c|d|e|-1|x"} {
+	for _, bad := range []string{"", "SUBMITTED", "a|b|c|d|e|f|g|h", "a|b|c|d|e|9|0|short", "a|b|c|d|e|0|9|short", "a|b|c|d|e|-1|0|x", "a|b|c|d|e|1|x"} {
 		if _, err := parseStatusValue(bad); err == nil || !strings.Contains(err.Error(), "unreadable") {
 			t.Errorf("%q: %v", bad, err)
 		}

@@ -98,13 +98,14 @@ func (g *Gate) Epoch(ctx context.Context) (string, error) {
 func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*GateTicket, error) {
 	t := &GateTicket{items: items, trs: make([]transition, len(items)), tokens: make([]string, len(items)),
 		Verdicts: make([]GateVerdict, len(items))}
+	token := newToken()
 	for i, it := range items {
 		k, final := kindRequest, payout.Status(it.To).Final()
 		if it.Batch {
 			k, final = kindBatch, payout.BatchStatus(it.To).Final()
 		}
 		t.trs[i] = transition{kind: k, id: it.ID, to: it.To, ref: it.Ref, final: final, verified: true, since: since}
-		t.tokens[i] = newToken()
+		t.tokens[i] = token // one per Begin: End confirms them with one key
 	}
 	outs, froms, err := g.s.beginMany(ctx, t.trs, t.tokens)
 	if err != nil {
@@ -124,7 +125,7 @@ func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*Gate
 			t.Previous[i] = ""
 		}
 	}
-	t.hold = g.s.keepAlive(pick(t.trs, ours), pick(t.tokens, ours), pick(t.Previous, ours), g.LeaseLost)
+	t.hold = g.s.keepAlive(pick(t.trs, ours), pick(t.tokens, ours), pick(t.Previous, ours), true, g.LeaseLost)
 	return t, nil
 }
 
@@ -148,7 +149,8 @@ func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
 	if len(trs) == 0 {
 		return nil
 	}
-	if err := g.s.endMany(ctx, trs, tokens, ok); err != nil {
+	// Every Ours item, so every attempt granted under the ticket's token.
+	if err := g.s.endAll(ctx, trs, tokens, ok); err != nil {
 		return fmt.Errorf("track: gate end: %w", err)
 	}
 	return nil

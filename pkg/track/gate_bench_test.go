@@ -17,7 +17,7 @@ import (
 // BenchmarkStatusGate measures the status gate's cost in Redis, the largest
 // CPU cost of the load run: each request of a batch goes SUBMITTED (the
 // dispatcher) then PENDING (the tracker's first poll), each a begin and an
-// end through beginMany and endMany. It reports redis-server's CPU per
+// end through beginMany and endAll. It reports redis-server's CPU per
 // transition (INFO cpu before and after), the figure the load run adds up.
 func BenchmarkStatusGate(b *testing.B) {
 	ctx := context.Background()
@@ -30,9 +30,10 @@ func BenchmarkStatusGate(b *testing.B) {
 	move := func(ids []string, to payout.Status) {
 		trs := make([]transition, len(ids))
 		tokens := make([]string, len(ids))
+		token := newToken() // one per call, as the engine and the gate give
 		for i, id := range ids {
 			trs[i] = transition{kind: kindRequest, id: id, to: string(to), ref: "tx-" + id, verified: true}
-			tokens[i] = newToken()
+			tokens[i] = token
 		}
 		epoch, err := s.epoch(ctx)
 		if err != nil {
@@ -52,7 +53,7 @@ func BenchmarkStatusGate(b *testing.B) {
 			}
 			ok[i] = true
 		}
-		if err := s.endMany(ctx, trs, tokens, ok); err != nil {
+		if err := s.endAll(ctx, trs, tokens, ok); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -99,6 +100,6 @@ func BenchmarkKeepAliveShortAttempt(b *testing.B) {
 	tokens := []string{"tok"}
 	b.ReportAllocs()
 	for b.Loop() {
-		s.keepAlive(trs, tokens, []string{""}, nil).stop()
+		s.keepAlive(trs, tokens, []string{""}, true, nil).stop()
 	}
 }

@@ -12,26 +12,28 @@ import (
 )
 
 // renewScript extends the leases of live attempts: ARGV[1] is the lease in
-// ms, ARGV[2] the status TTL in ms, then four per key: token, status, its
-// previous status, transaction id. A key whose attempt is no longer ours
-// (ended, abandoned, or taken over after the lease ran out) is left alone.
-// A missing key lost its attempt with a Redis data loss while the event was
+// ms, ARGV[2] the status TTL in ms, then five per key: token, status, its
+// previous status, transaction id, confirmation key ("" for none). A key
+// whose attempt is no longer ours (ended, confirmed by its batch's key,
+// abandoned, or taken over after the lease ran out) is left alone. A
+// missing key lost its attempt with a Redis data loss while the event was
 // still being produced: it is written back, holding only the attempt (the
 // confirmed status was lost with it), so that no status emitted after the
 // loss can precede the pending one. The answer is how many leases are
 // still ours.
 var renewScript = redis.NewScript(luaStatus + luaBegin + `
 local lease, ttl, t, n = tonumber(ARGV[1]), tonumber(ARGV[2]), now(), 0
+local leaseEnd = string.format('%d', t + lease)
 for i = 1, #KEYS do
-  local a = 3 + 4 * (i - 1)
-  local tok, to, from, ref = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local a = 3 + 5 * (i - 1)
+  local tok, to, from, ref, flc = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   if redis.call('EXISTS', KEYS[i]) == 0 then
-    save(KEYS[i], ttl, '', '', to, from, tok, string.format('%d', t + lease), ref)
+    save(KEYS[i], ttl, '', '', to, from, tok, leaseEnd, ref, flc)
     n = n + 1
   else
-    local st, tx, fl, flp, flt, fle, flx = load(KEYS[i])
+    local st, tx, fl, flp, flt, fle, flx, kflc = load(KEYS[i])
     if fl ~= '' and flt == tok and fle ~= '0' then
-      save(KEYS[i], nil, st, tx, fl, flp, flt, string.format('%d', t + lease), flx)
+      save(KEYS[i], nil, st, tx, fl, flp, flt, leaseEnd, flx, kflc)
       n = n + 1
     end
   end
@@ -42,17 +44,18 @@ return n
 // renew extends the leases of the attempts (trs[i], tokens[i]), one script
 // call per chunk of keys, within ctx (not through the coalescer, whose own
 // deadline would outlast a renewal's), and returns how many of them are
-// still ours.
-func (s *statusStore) renew(ctx context.Context, trs []transition, tokens, froms []string) (int, error) {
+// still ours. many says they were begun by beginMany, so that a key
+// written back names its token's confirmation key, as begin wrote it.
+func (s *statusStore) renew(ctx context.Context, trs []transition, tokens, froms []string, many bool) (int, error) {
 	n := 0
 	for lo := 0; lo < len(trs); lo += s.chunk {
 		hi := min(lo+s.chunk, len(trs))
 		keys := make([]string, 0, hi-lo)
-		args := make([]any, 0, 2+4*(hi-lo))
+		args := make([]any, 0, 2+5*(hi-lo))
 		args = append(args, s.lease.Milliseconds(), s.ttl.Milliseconds())
 		for i := lo; i < hi; i++ {
 			keys = append(keys, s.key(trs[i].kind, trs[i].id))
-			args = append(args, tokens[i], trs[i].to, froms[i], trs[i].ref)
+			args = append(args, tokens[i], trs[i].to, froms[i], trs[i].ref, s.confirmKey(tokens[i], many))
 		}
 		k, err := renewScript.Run(ctx, s.rdb, keys, args...).Int()
 		if err != nil {
@@ -76,6 +79,7 @@ type holder struct {
 	trs    []transition
 	tokens []string
 	froms  []string // each attempt's previous status, to write it back
+	many   bool     // begun by beginMany (statusStore.renew)
 	timer  *time.Timer
 	next   time.Time // when the renewal in progress (or the next one) was due
 	done   bool
@@ -97,7 +101,7 @@ func (s *statusStore) renewEvery() time.Duration {
 }
 
 // keepAlive extends the leases of the attempts (froms[i] is each one's
-// previous status) every quarter of a lease or maxRenewEvery, whichever is
+// previous status; many: begun by beginMany) every quarter of a lease or maxRenewEvery, whichever is
 // shorter, at a fixed rate from now and each call bounded by half that
 // pause, until stop: an attempt whose produce, or whose wait for another key,
 // outlasts its lease keeps its key. A lease that ran out would let another
@@ -109,8 +113,8 @@ func (s *statusStore) renewEvery() time.Duration {
 // holder cut off from Redis for three renewals in a row loses them: lost is
 // told of every renewal that failed or found a key taken over (the one case
 // the lease cannot cover; see the package documentation).
-func (s *statusStore) keepAlive(trs []transition, tokens, froms []string, lost leaseLost) *holder {
-	h := &holder{s: s, lost: lost, trs: trs, tokens: tokens, froms: froms}
+func (s *statusStore) keepAlive(trs []transition, tokens, froms []string, many bool, lost leaseLost) *holder {
+	h := &holder{s: s, lost: lost, trs: trs, tokens: tokens, froms: froms, many: many}
 	if len(trs) == 0 {
 		h.done = true
 		return h
@@ -162,7 +166,7 @@ func (h *holder) renewWithin(d time.Duration, trs []transition, tokens, froms []
 	defer cancel()
 	ch := make(chan result, 1)
 	go func() {
-		n, err := h.s.renew(ctx, trs, tokens, froms)
+		n, err := h.s.renew(ctx, trs, tokens, froms, h.many)
 		ch <- result{n, err}
 	}()
 	select {

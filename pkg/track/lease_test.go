@@ -305,7 +305,7 @@ func TestRenewalGivesUpWithinItsSlot(t *testing.T) {
 	s := newStatusStore(rdb, "p:", time.Hour, lease)
 	lost := make(chan error, 10)
 	start := time.Now()
-	h := s.keepAlive([]transition{{kind: kindRequest, id: "r", to: "SUBMITTED"}}, []string{"tok"}, []string{""},
+	h := s.keepAlive([]transition{{kind: kindRequest, id: "r", to: "SUBMITTED"}}, []string{"tok"}, []string{""}, false,
 		func(held, want int, err error) { lost <- err })
 	defer h.stop()
 	select {

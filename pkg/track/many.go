@@ -3,6 +3,7 @@ package track
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,10 +28,11 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange, s
 	}
 	trs := make([]transition, len(scs))
 	tokens := make([]string, len(scs))
+	token := newToken()
 	for i, sc := range scs {
 		trs[i] = transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: deref(sc.TransactionID),
 			final: settled(sc.Rail, sc.Status), verified: true, since: since, rail: deref(sc.Rail)}
-		tokens[i] = newToken()
+		tokens[i] = token // one per call: endGranted confirms them with one key
 	}
 	outs, froms, err := e.statuses.beginMany(ctx, trs, tokens)
 	if err != nil {
@@ -50,7 +52,7 @@ func (e *Engine) emitRequests(ctx context.Context, scs []*payout.StatusChange, s
 			granted = append(granted, i)
 		}
 	}
-	ka := e.statuses.keepAlive(pick(trs, granted), pick(tokens, granted), pick(froms, granted), e.leaseLost)
+	ka := e.statuses.keepAlive(pick(trs, granted), pick(tokens, granted), pick(froms, granted), true, e.leaseLost)
 	pctx, cancel := context.WithTimeout(ctx, e.cfg.ProduceTimeout)
 	defer cancel()
 	results := make(chan result, len(scs))
@@ -142,23 +144,22 @@ wait:
 	// Confirm what Kafka has, abandon the rest, in one round trip.
 	ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer ecancel()
-	var endTrs []transition
-	var endTokens []string
+	var ended []int // positions in ours
 	var endOK []bool
-	for _, i := range ours {
+	for k, i := range ours {
 		if !answered[i] {
 			continue
 		}
 		if perhapsWritten(errs[i]) {
 			continue // perhaps sent: left to its lease
 		}
-		endTrs, endTokens, endOK = append(endTrs, trs[i]), append(endTokens, tokens[i]), append(endOK, produced[i])
+		ended, endOK = append(ended, k), append(endOK, produced[i])
 	}
-	if len(endTrs) > 0 {
-		if err := e.statuses.endMany(ectx, endTrs, endTokens, endOK); err != nil {
+	if len(ended) > 0 {
+		if err := e.statuses.endGranted(ectx, pick(trs, ours), pick(tokens, ours), ended, endOK); err != nil {
 			// Produced but not confirmed: the leases expire, a retry emits
 			// the same eventIds again at worst.
-			e.log.Warn("track: confirm statuses", "transitions", len(endTrs), "err", err)
+			e.log.Warn("track: confirm statuses", "transitions", len(ended), "err", err)
 		}
 	}
 	n := 0
@@ -195,14 +196,21 @@ func pick[T any](xs []T, idx []int) []T {
 }
 
 // beginMany runs begin for every transition in one pipelined round trip:
-// one script call per chunk of keys (see statusStore.chunk).
+// one script call per chunk of keys (see statusStore.chunk). On one Redis
+// the attempts name their token's confirmation key, so give them one token
+// (see "Confirmation by batch" at beginScript); every attempt it grants
+// under a token must then be released (checkEpoch does, before returning)
+// or ended: all at once by endAll (the confirmation key), or, while some
+// are still in flight or left to their leases, key by key (endGranted
+// chooses; the engine's emitRequests and settleLate, and Gate.End).
 func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []string) ([]outcome, []string, error) {
+	distinctTokens(trs, tokens)
 	var calls []*coCall
 	var firsts []int // the index of each call's first transition
 	for lo := 0; lo < len(trs); lo += s.chunk {
 		hi := min(lo+s.chunk, len(trs))
 		firsts = append(firsts, lo)
-		if hi-lo == 1 {
+		if s.chunk == 1 {
 			calls = append(calls, &coCall{script: beginScript, keys: []string{s.key(trs[lo].kind, trs[lo].id)},
 				args: s.beginArgs(trs[lo], tokens[lo])})
 			continue
@@ -233,21 +241,53 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 	return outs, froms, nil
 }
 
+// distinctTokens gives every further copy of a key in trs whose token an
+// earlier copy already has a token of its own (that token, '#' and a
+// number), in tokens, in place; tokens already distinct are kept, so a
+// second call changes nothing. begin answers an attempt it already granted
+// to the same token with the same grant (a replayed call), so the copies of
+// one call must differ for the second to be busy while the first's attempt
+// is live, as one call's copies always were.
+func distinctTokens(trs []transition, tokens []string) {
+	seen := make(map[string]struct{}, len(trs))
+	for i, tr := range trs {
+		if _, again := seen[tr.id]; !again {
+			seen[tr.id] = struct{}{}
+			continue
+		}
+		// Rare: an earlier transition of the call has this id.
+		for n := 1; tokenUsed(trs[:i], tokens, tr, tokens[i]); n++ {
+			tokens[i] = tokens[i] + "#" + strconv.Itoa(n)
+		}
+	}
+}
+
+// tokenUsed reports whether a transition of earlier on tr's key has token.
+func tokenUsed(earlier []transition, tokens []string, tr transition, token string) bool {
+	for j, e := range earlier {
+		if e.id == tr.id && e.kind == tr.kind && tokens[j] == token {
+			return true
+		}
+	}
+	return false
+}
+
 // beginManyArgs are beginManyScript's keys and arguments for trs.
 func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string, []any) {
 	type group struct {
-		kind kind
-		to   string
+		kind            kind
+		to              string
+		verified, final bool
 	}
 	groups := map[group]int{}
 	gfrom, guntil := s.graceWindow()
-	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), gfrom, guntil, len(requestRestart)}
+	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), gfrom, guntil, s.doneKey(""), len(requestRestart)}
 	head = append(head, requestRestart...)
 	var defs []any
 	keys := make([]string, len(trs))
-	per := make([]any, 0, 5*len(trs))
+	per := make([]any, 0, 3*len(trs))
 	for i, tr := range trs {
-		g := group{tr.kind, tr.to}
+		g := group{tr.kind, tr.to, tr.verified, tr.final}
 		n, ok := groups[g]
 		if !ok {
 			n = len(groups) + 1
@@ -256,19 +296,21 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 			if tr.kind == kindBatch {
 				from = s.batchFrom[payout.BatchStatus(tr.to)]
 			}
-			defs = append(defs, tr.to, boolArg(tr.kind == kindRequest), len(from))
+			defs = append(defs, tr.to, boolArg(tr.kind == kindRequest), boolArg(tr.verified), boolArg(tr.final), len(from))
 			defs = append(defs, from...)
 		}
 		keys[i] = s.key(tr.kind, tr.id)
-		per = append(per, n, tr.ref, tokens[i], boolArg(tr.verified), boolArg(tr.final))
+		per = append(per, n, tr.ref, tokens[i])
 	}
 	args := make([]any, 0, len(head)+1+len(defs)+len(per))
 	args = append(append(append(append(args, head...), len(groups)), defs...), per...)
 	return keys, args
 }
 
-// endMany runs end for every transition in one pipelined round trip: one
-// script call per chunk of keys.
+// endMany ends every transition key by key, in one pipelined round trip:
+// one script call per chunk of keys. It is for part of a token's attempts
+// (the others still in flight, or left to their leases); endAll is cheaper
+// when every attempt its tokens hold ends at once.
 func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []string, ok []bool) error {
 	var calls []*coCall
 	for lo := 0; lo < len(trs); lo += s.chunk {
@@ -287,6 +329,56 @@ func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []st
 		calls = append(calls, &coCall{script: endManyScript, keys: keys, args: args})
 	}
 	return s.runCalls(ctx, calls)
+}
+
+// endGranted ends the attempts ended (indexes in trs) of every attempt
+// that beginMany granted under tokens, trs: ok[k] says whether ended[k]'s
+// event was produced. When they are all of them, it ends them with endAll;
+// otherwise (the others still in flight, or left to their leases) key by
+// key, with endMany: a token's confirmation key would also confirm its
+// attempts not ended here, whose events may never be produced.
+func (s *statusStore) endGranted(ctx context.Context, trs []transition, tokens []string, ended []int, ok []bool) error {
+	if len(ended) == len(trs) {
+		return s.endAll(ctx, pick(trs, ended), pick(tokens, ended), ok)
+	}
+	return s.endMany(ctx, pick(trs, ended), pick(tokens, ended), ok)
+}
+
+// endAll ends every attempt that beginMany granted under tokens, all of
+// them: on one Redis (chunk > 1) it abandons the failed ones and writes the
+// confirmation key of the others' tokens in one script call
+// (endConfirmScript). An attempt of one of those tokens left out would read
+// as confirmed with its event perhaps never produced: pass part of a
+// token's attempts to endMany instead. When the call would take more than a
+// chunk of keys (many failures, or many tokens), and on a Cluster, it ends
+// each key instead (endMany). One round trip.
+func (s *statusStore) endAll(ctx context.Context, trs []transition, tokens []string, ok []bool) error {
+	var abandon []int
+	var confirm []string
+	seen := map[string]bool{}
+	for i := range trs {
+		switch {
+		case !ok[i]:
+			abandon = append(abandon, i)
+		case !seen[tokens[i]]:
+			seen[tokens[i]] = true
+			confirm = append(confirm, tokens[i])
+		}
+	}
+	if s.chunk == 1 || len(abandon)+len(confirm) > s.chunk {
+		return s.endMany(ctx, trs, tokens, ok)
+	}
+	keys := make([]string, 0, len(abandon)+len(confirm))
+	args := make([]any, 0, 2+len(abandon))
+	args = append(args, len(abandon), s.ttl.Milliseconds())
+	for _, i := range abandon {
+		keys = append(keys, s.key(trs[i].kind, trs[i].id))
+		args = append(args, tokens[i])
+	}
+	for _, tok := range confirm {
+		keys = append(keys, s.doneKey(tok))
+	}
+	return s.runCalls(ctx, []*coCall{{script: endConfirmScript, keys: keys, args: args}})
 }
 
 // runPipelined runs script once per key set in one pipelined round trip.

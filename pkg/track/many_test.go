@@ -2,8 +2,10 @@ package track
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,10 +110,10 @@ func TestManyKeyScriptsMatchOneKeyScripts(t *testing.T) {
 		if len(ends) == 0 {
 			continue
 		}
-		if err := one.endMany(ctx, ends, endTokens, oks); err != nil {
+		if err := one.endAll(ctx, ends, endTokens, oks); err != nil {
 			t.Fatal(err)
 		}
-		if err := many.endMany(ctx, ends, endTokens, oks); err != nil {
+		if err := many.endAll(ctx, ends, endTokens, oks); err != nil {
 			t.Fatal(err)
 		}
 		compareKeys(t, rs.Client(), one, many, kinds, fmt.Sprint("round ", round, " after end"))
@@ -138,6 +140,7 @@ func compareKeys(t *testing.T, rdb redis.UniversalClient, a, b *statusStore, kin
 				if v.fle != "" && v.fle != "0" {
 					v.fle = "live"
 				}
+				v.flc = "" // one key per call names none
 			}
 			if va != vb {
 				t.Fatalf("%s: %s holds %+v, %s holds %+v", when, ka, va, kb, vb)
@@ -152,51 +155,78 @@ func TestManyKeyScriptsCallsPerChunk(t *testing.T) {
 	rs := testenv.Redis(t)
 	ctx := context.Background()
 	rdb := rs.NewClient(t)
-	var scripts atomic.Int64
-	rdb.AddHook(countScripts{&scripts})
+	var scripts, sets atomic.Int64
+	rdb.AddHook(countScripts{&scripts, &sets})
 	s := newStatusStore(rdb, rs.Prefix(), time.Hour, 10*time.Second)
 	ep := mustEpoch(t, s)
-	for _, sc := range []*redis.Script{beginManyScript, endManyScript} {
+	for _, sc := range []*redis.Script{beginManyScript, endConfirmScript, endManyScript, endScript} {
 		if err := sc.Load(ctx, rdb).Err(); err != nil { // no NOSCRIPT round to count
 			t.Fatal(err)
 		}
 	}
-	scripts.Store(0)
 	const n = 2*manyChunk + 10
-	trs := make([]transition, n)
-	tokens := make([]string, n)
-	for i := range trs {
-		trs[i] = transition{kind: kindRequest, id: fmt.Sprint("r-", i), to: string(payout.StatusSubmitted),
-			ref: "tx", verified: true, since: ep}
-		tokens[i] = newToken()
-	}
-	outs, _, err := s.beginMany(ctx, trs, tokens)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, o := range outs {
-		if o != outcomeOK {
-			t.Fatalf("transition %d: %s", i, o)
+	// failed is how many of the batch's produces failed: they are abandoned
+	// and the rest confirmed by one key, in one script call, or, past a
+	// chunk of keys, the keys are ended by one call per chunk.
+	for _, c := range []struct{ failed, endScripts int }{{0, 1}, {100, 1}, {manyChunk + 1, 3}} {
+		scripts.Store(0)
+		sets.Store(0)
+		trs := make([]transition, n)
+		tokens := make([]string, n)
+		token := newToken()
+		for i := range trs {
+			trs[i] = transition{kind: kindRequest, id: fmt.Sprint("r-", c.failed, "-", i), to: string(payout.StatusSubmitted),
+				ref: "tx", verified: true, since: ep}
+			tokens[i] = token
 		}
-	}
-	// Three calls of beginManyScript, and one of epochScript: every key
-	// was empty, so the epoch marker is read once (checkEpoch).
-	if got := scripts.Swap(0); got != 4 {
-		t.Errorf("begin of %d keys made %d script calls, want 4", n, got)
-	}
-	oks := make([]bool, n)
-	for i := range oks {
-		oks[i] = true
-	}
-	if err := s.endMany(ctx, trs, tokens, oks); err != nil {
-		t.Fatal(err)
-	}
-	if got := scripts.Swap(0); got != 3 {
-		t.Errorf("end of %d keys made %d script calls, want 3", n, got)
-	}
-	for _, i := range []int{0, manyChunk, n - 1} {
-		if st, err := s.last(ctx, kindRequest, trs[i].id); err != nil || st != string(payout.StatusSubmitted) {
-			t.Errorf("%s: confirmed %q (%v), want SUBMITTED", trs[i].id, st, err)
+		outs, _, err := s.beginMany(ctx, trs, tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range outs {
+			if o != outcomeOK {
+				t.Fatalf("transition %d: %s", i, o)
+			}
+		}
+		// Three calls of beginManyScript, and one of epochScript: every
+		// key was empty, so the epoch marker is read once (checkEpoch).
+		if got := scripts.Swap(0); got != 4 {
+			t.Errorf("begin of %d keys made %d script calls, want 4", n, got)
+		}
+		sets.Store(0) // the epoch check's
+		oks := make([]bool, n)
+		for i := range oks {
+			oks[i] = i >= c.failed
+		}
+		if err := s.endAll(ctx, trs, tokens, oks); err != nil {
+			t.Fatal(err)
+		}
+		// No SET outside the script: the confirmation is written with the
+		// abandons, never apart from them.
+		if got, sets := scripts.Swap(0), sets.Swap(0); got != int64(c.endScripts) || sets != 0 {
+			t.Errorf("end of %d keys, %d failed: %d script calls and %d SETs, want %d and 0", n, c.failed, got, sets, c.endScripts)
+		}
+		for _, i := range []int{0, manyChunk, manyChunk + 1, n - 1} {
+			want := string(payout.StatusSubmitted)
+			if i < c.failed {
+				want = "" // abandoned: never read as confirmed
+			}
+			if st, err := s.last(ctx, kindRequest, trs[i].id); err != nil || st != want {
+				t.Errorf("%s: confirmed %q (%v), want %q", trs[i].id, st, err, want)
+			}
+		}
+		// The scripts read them so too: the next transition's previous
+		// status is SUBMITTED only where SUBMITTED was produced.
+		next := []transition{trs[0], trs[n-1]}
+		for i := range next {
+			next[i].to = string(payout.StatusPending)
+		}
+		_, froms, err := s.beginMany(ctx, next, []string{"next", "next"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{true: "", false: string(payout.StatusSubmitted)}[c.failed > 0]; froms[0] != want || froms[1] != string(payout.StatusSubmitted) {
+			t.Errorf("PENDING after a batch with %d failed produces follows %q and %q", c.failed, froms[0], froms[1])
 		}
 	}
 
@@ -209,7 +239,7 @@ func TestManyKeyScriptsCallsPerChunk(t *testing.T) {
 
 // countScripts counts the script calls sent (EVALSHA and EVAL), pipelined
 // or not.
-type countScripts struct{ n *atomic.Int64 }
+type countScripts struct{ n, sets *atomic.Int64 }
 
 func (h countScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -232,6 +262,8 @@ func (h countScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 func (h countScripts) count(cmd redis.Cmder) {
 	if n := cmd.Name(); n == "evalsha" || n == "eval" {
 		h.n.Add(1)
+	} else if n == "set" && h.sets != nil {
+		h.sets.Add(1)
 	}
 }
 
@@ -265,6 +297,280 @@ func TestStatusKeysExpire(t *testing.T) {
 			if err != nil || d <= ttl-time.Minute || d > ttl {
 				t.Errorf("chunk %d, %s: TTL %v (%v), want about %v", chunk, tr.id, d, err, ttl)
 			}
+		}
+	}
+}
+
+// Two faults at once: some produces of a batch failed, and abandoning them
+// fails too (Redis refused the call). Nothing may then be confirmed: a
+// confirmation written anyway would make the failed ones read as emitted,
+// and their events would be lost. Every attempt stays unconfirmed, and once
+// the leases run out the statuses may be emitted again.
+func TestConfirmationNotWrittenWhenAbandonFails(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	rdb := rs.NewClient(t)
+	rdb.AddHook(failScript{endConfirmScript.Hash()})
+	lease := 300 * time.Millisecond
+	s := newStatusStore(rdb, rs.Prefix(), time.Hour, lease)
+	ep := mustEpoch(t, s)
+	const n = 10
+	trs := make([]transition, n)
+	tokens := make([]string, n)
+	token := newToken()
+	for i := range trs {
+		trs[i] = transition{kind: kindRequest, id: fmt.Sprint("r-", i), to: string(payout.StatusSubmitted), ref: "tx", verified: true, since: ep}
+		tokens[i] = token
+	}
+	if _, _, err := s.beginMany(ctx, trs, tokens); err != nil {
+		t.Fatal(err)
+	}
+	oks := make([]bool, n)
+	for i := range oks {
+		oks[i] = i%2 == 0
+	}
+	if err := s.endAll(ctx, trs, tokens, oks); err == nil {
+		t.Fatal("endAll succeeded although the abandon failed")
+	}
+	if got := rdb.Exists(ctx, s.doneKey(token)).Val(); got != 0 {
+		t.Fatal("the batch's confirmation was written although abandoning its failed produces failed")
+	}
+	time.Sleep(lease + 50*time.Millisecond)
+	for i, tr := range trs {
+		if st, err := s.last(ctx, kindRequest, tr.id); err != nil || st != "" {
+			t.Errorf("%s: confirmed %q (%v)", tr.id, st, err)
+		}
+		again := tr
+		out, _, err := s.begin(ctx, again, fmt.Sprint("retry-", i))
+		if err != nil || out != outcomeOK {
+			t.Errorf("%s: a retry after the lease got %s (%v), want ok", tr.id, out, err)
+		}
+	}
+}
+
+// failScript fails every command (or pipeline) that runs one script.
+type failScript struct{ sha string }
+
+func (h failScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h failScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.hit(cmd) {
+			cmd.SetErr(errors.New("injected: redis refused the script"))
+			return cmd.Err()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h failScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if h.hit(c) {
+				err := errors.New("injected: redis refused the script")
+				for _, c := range cmds {
+					c.SetErr(err)
+				}
+				return err
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h failScript) hit(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	return len(args) > 1 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") && (args[1] == h.sha || strings.Contains(fmt.Sprint(args[1]), "finish(KEYS[n]"))
+}
+
+// A replayed begin (the client lost the answer and sent the call again, as
+// go-redis does after a timeout or a broken connection) answers the same
+// grant for the attempts the first run granted, so the caller learns every
+// key its token holds; a key met twice in one call stays busy the second
+// time.
+func TestReplayedBeginAnswersTheSameGrant(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	other := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 200*time.Millisecond)
+	ep := mustEpoch(t, s)
+	tr := func(id string) transition {
+		return transition{kind: kindRequest, id: id, to: string(payout.StatusPending), ref: "tx-" + id, verified: true, since: ep}
+	}
+	if err := rs.Client().Set(ctx, s.key(kindRequest, "r1"), formatStatusValue(statusValue{st: "SUBMITTED", tx: "tx-r1"}), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := other.begin(ctx, tr("r2"), "webhook"); err != nil || out != outcomeOK {
+		t.Fatal(out, err)
+	}
+	trs := []transition{tr("r1"), tr("r2"), tr("r1")}
+	tokens := []string{"T", "T", "T"}
+	outs, froms, err := s.beginMany(ctx, trs, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%v %q", outs, froms) != `[ok busy busy] ["SUBMITTED" "" "SUBMITTED"]` {
+		t.Fatalf("first run: %v %q", outs, froms)
+	}
+	time.Sleep(300 * time.Millisecond) // r2's other attempt runs out
+	outs, froms, err = s.beginMany(ctx, trs, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%v %q", outs, froms) != `[ok ok busy] ["SUBMITTED" "" "SUBMITTED"]` {
+		t.Fatalf("replayed run: %v %q, want r1 granted again (from SUBMITTED), r2 granted, r1's second copy busy", outs, froms)
+	}
+	// Both produced and confirmed by the one key: both read PENDING.
+	if err := s.endAll(ctx, trs[:2], tokens[:2], []bool{true, true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"r1", "r2"} {
+		if st, err := s.last(ctx, kindRequest, id); err != nil || st != "PENDING" {
+			t.Errorf("%s: %q %v", id, st, err)
+		}
+	}
+}
+
+// replayBegin runs the first pipeline holding a beginManyScript call twice,
+// a pause apart, and answers the second run, as go-redis does when a
+// pipeline's reply times out or its connection breaks after Redis ran it.
+type replayBegin struct {
+	done  *atomic.Bool
+	pause time.Duration
+}
+
+func (h replayBegin) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h replayBegin) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h replayBegin) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		hit := false
+		for _, c := range cmds {
+			if c.Name() == "evalsha" && len(c.Args()) > 1 && c.Args()[1] == beginManyScript.Hash() {
+				hit = true
+			}
+		}
+		if !hit || !h.done.CompareAndSwap(false, true) {
+			return next(ctx, cmds)
+		}
+		_ = next(ctx, cmds) // the answer is lost
+		time.Sleep(h.pause)
+		return next(ctx, cmds)
+	}
+}
+
+// Two faults at once, on the poll's path: the answer of a batch's begin is
+// lost and the call replayed, and in between another attempt on one of its
+// keys ran out. Every key the batch's token holds must be produced (or
+// abandoned) before the token's confirmation is written: none may read as
+// emitted without its event on the topic.
+func TestReplayedBeginThenBatchConfirmLosesNothing(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	rdb := f.redis.NewClient(t)
+	rdb.AddHook(replayBegin{done: new(atomic.Bool), pause: 400 * time.Millisecond})
+	e, _ := f.engine(func(c *Config) { c.Redis = rdb })
+	ctx := context.Background()
+	since := mustEpoch(t, e.statuses)
+	for _, sc := range []*redis.Script{beginManyScript, beginScript, endConfirmScript, endScript} {
+		if err := sc.Load(ctx, f.redis.Client()).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// r2 is held by a webhook's attempt whose lease runs out between the
+	// two runs: busy in the first, free in the replay.
+	other := newStatusStore(f.redis.Client(), f.prefix, time.Hour, 200*time.Millisecond)
+	if out, _, err := other.begin(ctx, transition{kind: kindRequest, id: "r2", to: string(payout.StatusPending), ref: "tx2",
+		verified: true, since: since}, "webhook"); err != nil || out != outcomeOK {
+		t.Fatal(out, err)
+	}
+	mk := func(id, tx string) *payout.StatusChange {
+		return &payout.StatusChange{RequestID: id, TransactionID: optString(tx), Status: payout.StatusApproved,
+			AmountInCents: 100, OriginAccountID: "acc", OccurredAt: f.clock.Now(), Source: payout.SourcePoll, Rail: wompiRail()}
+	}
+	if _, err := e.emitRequests(ctx, []*payout.StatusChange{mk("r1", "tx1"), mk("r2", "tx2")}, since); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, ev := range f.statusEvents() {
+		got[ev.RequestID]++
+	}
+	for _, id := range []string{"r1", "r2"} {
+		st, err := e.statuses.last(ctx, kindRequest, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st == string(payout.StatusApproved) && got[id] == 0 {
+			t.Errorf("%s: APPROVED recorded as emitted, but no event on the topic (events: %v)", id, got)
+		}
+	}
+	if got["r1"] != 1 || got["r2"] != 1 {
+		t.Errorf("events per request: %v, want one each", got)
+	}
+}
+
+// Two faults at once on the poll's path: of a page's attempts under one
+// token, one produce fails and another is still in flight (past
+// ProduceTimeout) when the rest are ended. The token's confirmation key
+// must not be written then: it would make the one in flight read as
+// emitted, so another replica could emit a later status before it lands,
+// or, if it fails at last, its status would read as emitted without its
+// event. The on-time attempts are ended key by key, and the late one keeps
+// its key until it settles.
+func TestPartEndedBatchConfirmsNoOther(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	other := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ep := mustEpoch(t, s)
+	const token = "page"
+	var trs []transition
+	var tokens []string
+	for _, id := range []string{"on-time", "failed", "late"} {
+		trs = append(trs, transition{kind: kindRequest, id: id, to: string(payout.StatusPending), ref: "tx-" + id, verified: true, since: ep})
+		tokens = append(tokens, token)
+	}
+	outs, _, err := s.beginMany(ctx, trs, tokens)
+	if err != nil || fmt.Sprint(outs) != "[ok ok ok]" {
+		t.Fatalf("begin: %v %v", outs, err)
+	}
+	if err := s.endGranted(ctx, trs, tokens, []int{0, 1}, []bool{true, false}); err != nil {
+		t.Fatal(err)
+	}
+	if n := rs.Client().Exists(ctx, s.doneKey(token)).Val(); n != 0 {
+		t.Error("the page's confirmation key was written with an attempt still in flight")
+	}
+	approved := func(id string) transition {
+		return transition{kind: kindRequest, id: id, to: string(payout.StatusApproved), ref: "tx-" + id, final: true, verified: true, since: ep}
+	}
+	if out, _, err := other.begin(ctx, approved("late"), "other"); err != nil || out != outcomeBusy {
+		t.Fatalf("APPROVED while the late PENDING is in flight: %s %v, want busy", out, err)
+	}
+	for id, want := range map[string]string{"on-time": "PENDING", "failed": "", "late": ""} {
+		if st, err := s.last(ctx, kindRequest, id); err != nil || st != want {
+			t.Errorf("%s: confirmed %q (%v), want %q", id, st, err, want)
+		}
+	}
+	// The late produce fails at last: abandoned, never read as emitted.
+	if err := s.endMany(ctx, trs[2:], tokens[2:], []bool{false}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.last(ctx, kindRequest, "late"); err != nil || st != "" {
+		t.Errorf("late: confirmed %q (%v) after its produce failed", st, err)
+	}
+	// Every attempt of the page ended together: one confirmation key.
+	trs2 := []transition{approved("on-time"), approved("failed")}
+	tokens2 := []string{"page2", "page2"}
+	if outs, _, err := s.beginMany(ctx, trs2, tokens2); err != nil || fmt.Sprint(outs) != "[ok ok]" {
+		t.Fatalf("second page: %v %v", outs, err)
+	}
+	if err := s.endGranted(ctx, trs2, tokens2, []int{0, 1}, []bool{true, true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := rs.Client().Exists(ctx, s.doneKey("page2")).Val(); n != 1 {
+		t.Error("a page ended whole was not confirmed by its key")
+	}
+	for _, id := range []string{"on-time", "failed"} {
+		if st, err := s.last(ctx, kindRequest, id); err != nil || st != "APPROVED" {
+			t.Errorf("%s: confirmed %q (%v), want APPROVED", id, st, err)
 		}
 	}
 }

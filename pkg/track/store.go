@@ -47,16 +47,17 @@ const (
 // A status key, one per request or batch with the id in the hash tag so
 // every script touches one key (and one Cluster slot), holds one string:
 //
-//	st|fl|flp|fle|flt|n|<tx><flx>
+//	st|fl|flp|fle|flt|n|m|<tx><flc><flx>
 //
 //	st   last status whose event was produced (confirmed)
-//	tx   the transaction (or payout) id that status belongs to; n is its
-//	     length in bytes, since provider ids may hold any byte
+//	tx   the transaction (or payout) id that status belongs to (n bytes:
+//	     provider ids may hold any byte)
 //	fl   the status an attempt is emitting now, or abandoned ("" when none)
 //	flp  the confirmed status when that attempt began (its previousStatus)
 //	flt  the attempt's token
 //	fle  the attempt's lease expiry (Redis server time, unix ms); 0 once it
 //	     was abandoned (its produce failed or timed out)
+//	flc  the attempt's confirmation key (m bytes; "" for none, see below)
 //	flx  the attempt's transaction (or payout) id: the rest of the value
 //
 // Statuses, tokens and expiries never hold '|'. One string costs a script
@@ -64,7 +65,7 @@ const (
 // three (read, write, expire or delete): the status gate is most of the
 // pipeline's Redis CPU (BenchmarkStatusGate). Keys written as hashes by an
 // earlier version are read as such and rewritten as strings on their next
-// write (loadStatus).
+// write (load).
 //
 // A live attempt is a per-key lock: it serialises the transitions of one
 // request, so they reach Kafka in order. An abandoned attempt may or may not
@@ -72,35 +73,84 @@ const (
 // later status below it is refused, and the same status may be emitted again
 // (with the same deterministic eventId), so neither a regression nor a loss
 // can follow from it.
+//
+// Confirmation by batch: on one Redis, the attempts of one beginMany share
+// a token and name a confirmation key (P track:done:<token>). Once their
+// events are produced, endAll abandons the failed ones and writes that one
+// key in the same script call (endConfirmScript), instead of rewriting every
+// status key: an attempt whose confirmation key exists and that was not
+// abandoned reads as confirmed (st = fl), and the next write of its status
+// key stores it so. One call, so no Redis (a promoted replica, a replayed
+// AOF) holds the confirmation without the abandons, and a failed produce
+// never reads as confirmed; if the call fails, nothing is confirmed and the
+// leases run out (the attempts read as abandoned). Every attempt granted
+// under the token must be in that call, or the confirmation key would
+// confirm an attempt whose event may never be produced: when some are still
+// in flight (a produce past its timeout) or left to their leases (the
+// client closed), the others are ended key by key (endGranted), and so are
+// the late ones once settled. begin answers a replayed call (the client
+// lost the answer and sent it again) with the same grant, so the caller
+// knows every key its token holds. A holder's renewal that writes a lost key
+// back names the confirmation key too. On a Redis Cluster, where a script
+// may only touch its own slot, attempts have no confirmation key and are
+// ended key by key.
 var beginScript = redis.NewScript(luaStatus + luaBegin + `
 local nr = tonumber(ARGV[8])
 local grace = {tonumber(ARGV[9]), tonumber(ARGV[10])}
 local restart, allowed = {}, {}
 for i = 11, 10 + nr do restart[ARGV[i]] = true end
 for i = 11 + nr, #ARGV do allowed[ARGV[i]] = true end
-local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]),
-  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, now(), grace)
+local t = now()
+local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[5],
+  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, t, string.format('%d', t + tonumber(ARGV[4])), '', grace)
 return {o, from}
 `)
 
 // luaStatus reads and writes one status key (the layout above), for every
-// status script.
+// status script. load answers st, tx, fl, flp, flt, fle, flx, flc, with an
+// attempt confirmed by its confirmation key read as confirmed.
 const luaStatus = `
+local done, strs, nums = {}, {}, {}
+-- str and num convert small numbers (lengths) through a cache: Lua formats
+-- and parses every number with printf and strtod.
+local function str(n)
+  local s = strs[n]
+  if not s then s = tostring(n); strs[n] = s end
+  return s
+end
+local function num(s)
+  local n = nums[s]
+  if not n then n = tonumber(s); nums[s] = n end
+  return n
+end
+local function confirmed(flc)
+  local c = done[flc]
+  if c == nil then
+    c = redis.call('EXISTS', flc) == 1
+    done[flc] = c
+  end
+  return c
+end
 local function load(k)
   local v = redis.pcall('GET', k)
   if type(v) == 'table' then
     -- WRONGTYPE: a hash written by an earlier version.
     local h = redis.call('HMGET', k, 'st', 'tx', 'fl', 'flp', 'flt', 'fle', 'flx')
-    return h[1] or '', h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or ''
+    return h[1] or '', h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or '', ''
   end
-  if not v then return '', '', '', '', '', '', '' end
-  local st, fl, flp, fle, flt, n, p = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|()')
+  if not v then return '', '', '', '', '', '', '', '' end
+  local st, fl, flp, fle, flt, n, m, p = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|(%d+)|()')
   if not st then error('track: unreadable status key ' .. k) end
-  n = tonumber(n)
-  return st, string.sub(v, p, p + n - 1), fl, flp, flt, fle, string.sub(v, p + n)
+  n, m = num(n), num(m)
+  local tx, flc, flx = string.sub(v, p, p + n - 1), string.sub(v, p + n, p + n + m - 1), string.sub(v, p + n + m)
+  if flc ~= '' and fl ~= '' and fle ~= '0' and confirmed(flc) then
+    return fl, flx, '', '', '', '', '', ''
+  end
+  return st, tx, fl, flp, flt, fle, flx, flc
 end
-local function save(k, ttl, st, tx, fl, flp, flt, fle, flx)
-  local v = st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. string.len(tx) .. '|' .. tx .. flx
+local function save(k, ttl, st, tx, fl, flp, flt, fle, flx, flc)
+  local v = st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. str(string.len(tx)) .. '|' ..
+    str(string.len(flc)) .. '|' .. tx .. flc .. flx
   if ttl then
     redis.call('SET', k, v, 'PX', ttl)
   else
@@ -116,9 +166,16 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, allowed, now, grace)
-  local st, stx, fl, _, _, fle, flx = load(k)
-  if fl ~= '' and tonumber(fle) > now then return 'busy', st end
+local function begin(k, to, tx, tok, ttl, verified, toFinal, restart, allowed, now, leaseEnd, flc, grace)
+  local st, stx, fl, flp, flt, fle, flx = load(k)
+  if fl ~= '' and tonumber(fle) > now then
+    -- The same attempt again: the client re-sent a call whose answer it
+    -- lost (go-redis retries a pipeline after a timeout or a broken
+    -- connection), so it gets the same answer. (A key met twice in one
+    -- call has a token per copy: statusStore.distinctTokens.)
+    if flt == tok and fl == to and flx == tx then return 'ok', flp end
+    return 'busy', st
+  end
   -- The loss grace (checkEpoch): nothing is emitted on a key that holds
   -- no status, and nothing is written to it, until the grace has passed.
   if st == '' and now >= grace[1] and now < grace[2] then return 'busy', '' end
@@ -131,7 +188,7 @@ local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, all
   end
   if st == '' and fl == '' and not verified and not toFinal then return 'unknown', '' end
   if not allowed[from] then return 'stale', from end
-  save(k, ttl, st, stx, to, from, tok, string.format('%d', now + lease), tx)
+  save(k, ttl, st, stx, to, from, tok, leaseEnd, tx, flc)
   return 'ok', from
 end
 `
@@ -140,35 +197,42 @@ end
 // batch's transitions cost one script call instead of one each. Each key
 // keeps its own decision; the call is atomic as a whole, which is only
 // stricter. ARGV: lease, ttl, the loss grace's window (from, until: Redis
-// ms), the restart statuses (count, then each), the
-// groups (count, then per group: to, 1 when it is a request's, the allowed
-// statuses' count, then each), then five per key: group number (from 1),
-// transaction id, token, verified, final. It answers outcome and previous
+// ms), the prefix of the attempts' confirmation keys (the key is it and the
+// attempt's token), the restart statuses (count, then each), the groups
+// (count, then per group: to, 1 when it is a request's, verified, final,
+// the allowed statuses' count, then each), then three per key: group
+// number (from 1), transaction id, token. It answers outcome and previous
 // status per key, flat.
 var beginManyScript = redis.NewScript(luaStatus + luaBegin + `
-local lease, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local lease, ttl = tonumber(ARGV[1]), ARGV[2]
 local grace = {tonumber(ARGV[3]), tonumber(ARGV[4])}
-local i = 5
+local donePrefix = ARGV[5]
+local i = 6
 local restart, none = {}, {}
 for _ = 1, tonumber(ARGV[i]) do i = i + 1; restart[ARGV[i]] = true end
 i = i + 1
 local groups = {}
 local ng = tonumber(ARGV[i]); i = i + 1
 for g = 1, ng do
-  local to, req, na = ARGV[i], ARGV[i + 1] == '1', tonumber(ARGV[i + 2])
-  i = i + 3
+  local to, req, na = ARGV[i], ARGV[i + 1] == '1', tonumber(ARGV[i + 4])
+  local verified, final = ARGV[i + 2] == '1', ARGV[i + 3] == '1'
+  i = i + 5
   local allowed = {}
   for _ = 1, na do allowed[ARGV[i]] = true; i = i + 1 end
-  groups[g] = {to = to, restart = req and restart or none, allowed = allowed}
+  groups[tostring(g)] = {to = to, restart = req and restart or none, allowed = allowed, verified = verified, final = final}
 end
-local t, out = now(), {}
+local t, out, flcs = now(), {}, {}
+local leaseEnd = string.format('%d', t + lease)
 for n = 1, #KEYS do
-  local g = groups[tonumber(ARGV[i])]
-  local o, from = begin(KEYS[n], g.to, ARGV[i + 1], ARGV[i + 2], lease, ttl,
-    ARGV[i + 3] == '1', ARGV[i + 4] == '1', g.restart, g.allowed, t, grace)
-  i = i + 5
-  out[#out + 1] = o
-  out[#out + 1] = from
+  local g = groups[ARGV[i]]
+  local tok = ARGV[i + 2]
+  local flc = flcs[tok]
+  if not flc then flc = donePrefix .. tok; flcs[tok] = flc end
+  local o, from = begin(KEYS[n], g.to, ARGV[i + 1], tok, ttl,
+    g.verified, g.final, g.restart, g.allowed, t, leaseEnd, flc, grace)
+  i = i + 3
+  out[2 * n - 1] = o
+  out[2 * n] = from
 end
 return out
 `)
@@ -181,15 +245,16 @@ var endScript = redis.NewScript(luaStatus + luaEnd + `
 return finish(KEYS[1], ARGV[1], ARGV[2])
 `)
 
-// luaEnd is the end step of one key, shared by endScript and endManyScript.
+// luaEnd is the end step of one key, shared by endScript, endManyScript
+// and endConfirmScript.
 const luaEnd = `
 local function finish(k, tok, result)
-  local st, tx, fl, flp, flt, _, flx = load(k)
+  local st, tx, fl, flp, flt, _, flx, flc = load(k)
   if flt ~= tok then return 0 end
   if result == 'ok' then
-    save(k, nil, fl, flx, '', '', '', '', '')
+    save(k, nil, fl, flx, '', '', '', '', '', '')
   else
-    save(k, nil, st, tx, fl, flp, flt, '0', flx)
+    save(k, nil, st, tx, fl, flp, flt, '0', flx, flc)
   end
   return 1
 end
@@ -202,6 +267,19 @@ for n = 1, #KEYS do finish(KEYS[n], ARGV[2 * n - 1], ARGV[2 * n]) end
 return #KEYS
 `)
 
+// endConfirmScript abandons the failed attempts of a batch and writes the
+// confirmation keys of the others in one call, so that no Redis (a replica
+// promoted after a failover, an AOF replayed after a crash) can hold the
+// confirmation without the abandons: a failed produce must never read as
+// confirmed. KEYS: the keys to abandon, then the confirmation keys. ARGV:
+// how many to abandon, the confirmation keys' TTL, then their tokens.
+var endConfirmScript = redis.NewScript(luaStatus + luaEnd + `
+local na, ttl = tonumber(ARGV[1]), ARGV[2]
+for n = 1, na do finish(KEYS[n], ARGV[2 + n], 'abandon') end
+for n = na + 1, #KEYS do redis.call('SET', KEYS[n], '1', 'PX', ttl) end
+return na
+`)
+
 // releaseScript withdraws an attempt that begin granted but that must not be
 // emitted (outcomeReread), leaving the key as an empty key reads.
 var releaseScript = redis.NewScript(luaStatus + `
@@ -211,7 +289,7 @@ if flt ~= ARGV[1] then return 0 end
 if st == '' and tx == '' then
   redis.call('DEL', k)
 else
-  save(k, nil, st, tx, '', '', '', '', '')
+  save(k, nil, st, tx, '', '', '', '', '', '')
 end
 return 1
 `)
@@ -460,6 +538,20 @@ func (s *statusStore) key(k kind, id string) string {
 	return s.prefix + "track:req:{" + id + "}"
 }
 
+// doneKey is the confirmation key of the attempts holding token (see
+// "Confirmation by batch" at beginScript).
+func (s *statusStore) doneKey(token string) string { return s.prefix + "track:done:" + token }
+
+// confirmKey is the confirmation key an attempt holding token names: its
+// token's, when it was begun by beginMany on one Redis (chunk > 1), else
+// none.
+func (s *statusStore) confirmKey(token string, many bool) string {
+	if !many || s.chunk == 1 {
+		return ""
+	}
+	return s.doneKey(token)
+}
+
 // transition identifies one attempt to move a key.
 type transition struct {
 	kind     kind
@@ -529,28 +621,32 @@ func (s *statusStore) last(ctx context.Context, k kind, id string) (string, erro
 
 // statusValue is one status key's content (the layout at beginScript).
 type statusValue struct {
-	st, tx, fl, flp, flt, fle, flx string
+	st, tx, fl, flp, flt, fle, flx, flc string
 }
 
-// parseStatusValue reads a status key's string, as the scripts' load does.
+// parseStatusValue reads a status key's string, as the scripts' load does
+// (without resolving its confirmation key).
 func parseStatusValue(v string) (statusValue, error) {
-	p := strings.SplitN(v, "|", 7)
-	if len(p) != 7 {
+	p := strings.SplitN(v, "|", 8)
+	if len(p) != 8 {
 		return statusValue{}, errUnreadableStatus
 	}
-	n, err := strconv.Atoi(p[5])
-	if err != nil || n < 0 || n > len(p[6]) {
+	n, err1 := strconv.Atoi(p[5])
+	m, err2 := strconv.Atoi(p[6])
+	if err1 != nil || err2 != nil || n < 0 || m < 0 || n+m > len(p[7]) {
 		return statusValue{}, errUnreadableStatus
 	}
-	return statusValue{st: p[0], fl: p[1], flp: p[2], fle: p[3], flt: p[4], tx: p[6][:n], flx: p[6][n:]}, nil
+	return statusValue{st: p[0], fl: p[1], flp: p[2], fle: p[3], flt: p[4],
+		tx: p[7][:n], flc: p[7][n : n+m], flx: p[7][n+m:]}, nil
 }
 
 var errUnreadableStatus = errors.New("track: unreadable status key")
 
 // readStatusKey reads one status key, a string or, written by an earlier
-// version, a hash (zero when absent).
+// version, a hash (zero when absent), resolving its confirmation key as the
+// scripts do.
 func readStatusKey(ctx context.Context, rdb redis.Cmdable, key string) (statusValue, error) {
-	v, err := rdb.Get(ctx, key).Result()
+	raw, err := rdb.Get(ctx, key).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return statusValue{}, nil
@@ -567,7 +663,18 @@ func readStatusKey(ctx context.Context, rdb redis.Cmdable, key string) (statusVa
 	case err != nil:
 		return statusValue{}, err
 	}
-	return parseStatusValue(v)
+	v, err := parseStatusValue(raw)
+	if err != nil || v.flc == "" || v.fl == "" || v.fle == "0" {
+		return v, err
+	}
+	n, err := rdb.Exists(ctx, v.flc).Result()
+	if err != nil {
+		return statusValue{}, err
+	}
+	if n == 1 {
+		v = statusValue{st: v.fl, tx: v.flx}
+	}
+	return v, nil
 }
 
 func boolArg(b bool) string {
