@@ -80,8 +80,12 @@ return 1
 // formatStatusValue writes v as a status key's string (the layout at
 // beginScript).
 func formatStatusValue(v statusValue) string {
-	return v.st + "|" + v.fl + "|" + v.flp + "|" + v.fle + "|" + v.flt + "|" + strconv.Itoa(len(v.tx)) + "|" +
-		strconv.Itoa(len(v.flc)) + "|" + v.tx + v.flc + v.flx
+	c := ""
+	if v.flc != "" {
+		c = "c" + strconv.Itoa(len(v.flc)) + "|"
+	}
+	return v.st + "|" + v.fl + "|" + v.flp + "|" + v.fle + "|" + v.flt + "|" + c + strconv.Itoa(len(v.tx)) + "|" +
+		v.tx + v.flc + v.flx
 }
 
 // hashFields are v's non-empty fields, as the hash scripts kept them.
@@ -271,7 +275,12 @@ func TestParseStatusValue(t *testing.T) {
 	if err != nil || got != v {
 		t.Fatalf("round trip: %+v, %v", got, err)
 	}
-	for _, bad := range []string{"", "SUBMITTED", "a|b|c|d|e|f|g|h", "a|b|c|d|e|9|0|short", "a|b|c|d|e|0|9|short", "a|b|c|d|e|-1|0|x", "a|b|c|d|e|1|x"} {
+	v.flc = "" // the layout without a confirmation key
+	if got, err := parseStatusValue(formatStatusValue(v)); err != nil || got != v {
+		t.Fatalf("round trip without a confirmation key: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "SUBMITTED", "a|b|c|d|e|f|g", "a|b|c|d|e|9|short", "a|b|c|d|e|-1|x", "a|b|c|d|e|+1|x",
+		"a|b|c|d|e|c9|0|short", "a|b|c|d|e|c0|9|short", "a|b|c|d|e|c1|x", "a|b|c|d|e|cx|1|x", "a|b|c|d|e|c-1|1|x", "a|b|c|d|e|c|1|x"} {
 		if _, err := parseStatusValue(bad); err == nil || !strings.Contains(err.Error(), "unreadable") {
 			t.Errorf("%q: %v", bad, err)
 		}
@@ -307,5 +316,56 @@ func TestReadStatusBothLayouts(t *testing.T) {
 	tr := transition{kind: kindRequest, id: "bad", to: "PENDING", ref: "t", verified: true, since: mustEpoch(t, s)}
 	if _, _, err := s.begin(ctx, tr, "tok"); err == nil || !strings.Contains(err.Error(), "unreadable status key") {
 		t.Errorf("begin on an unreadable key: %v", err)
+	}
+}
+
+// oldLoad is the previous version's read of a status key (one string, no
+// confirmation key), as its scripts ran it.
+const oldLoad = `
+local v = redis.call('GET', KEYS[1])
+local st, fl, flp, fle, flt, n, p = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|()')
+if not st then error('track: unreadable status key ' .. KEYS[1]) end
+n = tonumber(n)
+return {st, string.sub(v, p, p + n - 1), fl, flp, flt, fle, string.sub(v, p + n)}
+`
+
+// During a rolling upgrade the previous version's workers read the keys
+// this one writes: a key without a confirmation key exactly as before, one
+// with a confirmation key not at all (their script fails and is retried,
+// as on a Redis outage): misread, its "c" field would shift every field
+// after it.
+func TestOldLayoutRefusesConfirmationKeys(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ep := mustEpoch(t, s)
+	old := redis.NewScript(oldLoad)
+	trs := []transition{
+		{kind: kindRequest, id: "one", to: string(payout.StatusSubmitted), ref: "tx|1", verified: true, since: ep},
+		{kind: kindRequest, id: "two", to: string(payout.StatusSubmitted), ref: "7|2", verified: true, since: ep},
+	}
+	if outs, _, err := s.beginMany(ctx, trs, []string{"tok", "tok"}); err != nil || fmt.Sprint(outs) != "[ok ok]" {
+		t.Fatalf("begin: %v %v", outs, err)
+	}
+	for _, tr := range trs {
+		if got, err := old.Run(ctx, rs.Client(), []string{s.key(tr.kind, tr.id)}).StringSlice(); err == nil || !strings.Contains(err.Error(), "unreadable") {
+			t.Errorf("%s: the previous version read a batch attempt as %q (%v), want an error", tr.id, got, err)
+		}
+	}
+	// Confirmed key by key: no confirmation key, the previous layout.
+	if err := s.endMany(ctx, trs[:1], []string{"tok"}, []bool{true}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := old.Run(ctx, rs.Client(), []string{s.key(kindRequest, "one")}).StringSlice()
+	if err != nil || fmt.Sprintf("%q", got) != `["SUBMITTED" "tx|1" "" "" "" "" ""]` {
+		t.Errorf("the previous version read a confirmed key as %q (%v)", got, err)
+	}
+	// A single begin names no confirmation key either.
+	tr := transition{kind: kindRequest, id: "three", to: string(payout.StatusApproved), ref: "tx-3", final: true, verified: true, since: ep}
+	if out, _, err := s.begin(ctx, tr, "single"); err != nil || out != outcomeOK {
+		t.Fatal(out, err)
+	}
+	if got, err := old.Run(ctx, rs.Client(), []string{s.key(kindRequest, "three")}).StringSlice(); err != nil || got[2] != "APPROVED" || got[4] != "single" || got[6] != "tx-3" {
+		t.Errorf("the previous version read a single attempt as %q (%v)", got, err)
 	}
 }

@@ -47,7 +47,8 @@ const (
 // A status key, one per request or batch with the id in the hash tag so
 // every script touches one key (and one Cluster slot), holds one string:
 //
-//	st|fl|flp|fle|flt|n|m|<tx><flc><flx>
+//	st|fl|flp|fle|flt|n|<tx><flx>            (no confirmation key)
+//	st|fl|flp|fle|flt|cm|n|<tx><flc><flx>    (with one, m bytes)
 //
 //	st   last status whose event was produced (confirmed)
 //	tx   the transaction (or payout) id that status belongs to (n bytes:
@@ -57,8 +58,15 @@ const (
 //	flt  the attempt's token
 //	fle  the attempt's lease expiry (Redis server time, unix ms); 0 once it
 //	     was abandoned (its produce failed or timed out)
-//	flc  the attempt's confirmation key (m bytes; "" for none, see below)
+//	flc  the attempt's confirmation key ("" for none, see below)
 //	flx  the attempt's transaction (or payout) id: the rest of the value
+//
+// A key without a confirmation key is written in the layout of the
+// previous version, which still reads it. One with a confirmation key (an
+// attempt of a batch, in flight or confirmed by its key) has a field more,
+// "c" and its length, where the previous version expects a length: its
+// scripts fail on it ("unreadable status key"), as on a Redis outage, and
+// retry, rather than misread it (TestOldLayoutRefusesConfirmationKeys).
 //
 // Statuses, tokens and expiries never hold '|'. One string costs a script
 // two Redis calls per step (GET, then SET with the TTL), where a hash cost
@@ -139,9 +147,14 @@ local function load(k)
     return h[1] or '', h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or '', ''
   end
   if not v then return '', '', '', '', '', '', '', '' end
-  local st, fl, flp, fle, flt, n, m, p = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|(%d+)|()')
-  if not st then error('track: unreadable status key ' .. k) end
-  n, m = num(n), num(m)
+  local st, fl, flp, fle, flt, n, p = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(%d+)|()')
+  local m = 0
+  if not st then
+    st, fl, flp, fle, flt, m, n, p = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|c(%d+)|(%d+)|()')
+    if not st then error('track: unreadable status key ' .. k) end
+    m = num(m)
+  end
+  n = num(n)
   local tx, flc, flx = string.sub(v, p, p + n - 1), string.sub(v, p + n, p + n + m - 1), string.sub(v, p + n + m)
   if flc ~= '' and fl ~= '' and fle ~= '0' and confirmed(flc) then
     return fl, flx, '', '', '', '', '', ''
@@ -149,8 +162,10 @@ local function load(k)
   return st, tx, fl, flp, flt, fle, flx, flc
 end
 local function save(k, ttl, st, tx, fl, flp, flt, fle, flx, flc)
-  local v = st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. str(string.len(tx)) .. '|' ..
-    str(string.len(flc)) .. '|' .. tx .. flc .. flx
+  local c = ''
+  if flc ~= '' then c = 'c' .. str(string.len(flc)) .. '|' end
+  local v = st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. c .. str(string.len(tx)) .. '|' ..
+    tx .. flc .. flx
   if ttl then
     redis.call('SET', k, v, 'PX', ttl)
   else
@@ -627,17 +642,36 @@ type statusValue struct {
 // parseStatusValue reads a status key's string, as the scripts' load does
 // (without resolving its confirmation key).
 func parseStatusValue(v string) (statusValue, error) {
-	p := strings.SplitN(v, "|", 8)
-	if len(p) != 8 {
+	p := strings.SplitN(v, "|", 7)
+	if len(p) != 7 {
 		return statusValue{}, errUnreadableStatus
 	}
-	n, err1 := strconv.Atoi(p[5])
-	m, err2 := strconv.Atoi(p[6])
-	if err1 != nil || err2 != nil || n < 0 || m < 0 || n+m > len(p[7]) {
+	lens, rest := p[5], p[6]
+	m := 0
+	if c, ok := strings.CutPrefix(lens, "c"); ok {
+		var err error
+		if m, err = digits(c); err != nil {
+			return statusValue{}, errUnreadableStatus
+		}
+		lens, rest, ok = strings.Cut(rest, "|")
+		if !ok {
+			return statusValue{}, errUnreadableStatus
+		}
+	}
+	n, err := digits(lens)
+	if err != nil || n+m > len(rest) {
 		return statusValue{}, errUnreadableStatus
 	}
 	return statusValue{st: p[0], fl: p[1], flp: p[2], fle: p[3], flt: p[4],
-		tx: p[7][:n], flc: p[7][n : n+m], flx: p[7][n+m:]}, nil
+		tx: rest[:n], flc: rest[n : n+m], flx: rest[n+m:]}, nil
+}
+
+// digits reads a length as the scripts' (%d+) does: digits only.
+func digits(s string) (int, error) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, errUnreadableStatus
+	}
+	return strconv.Atoi(s)
 }
 
 var errUnreadableStatus = errors.New("track: unreadable status key")
