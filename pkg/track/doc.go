@@ -79,6 +79,15 @@
 // refusing older ones while it may itself be emitted again, with the same
 // eventId.
 //
+// On one Redis the attempts of a poll page or of a dispatcher gate ticket
+// share a token, and are confirmed together by one key
+// (P track:done:<token>, with the status TTL) written in the same script
+// call that abandons the failed ones, instead of a write per status key;
+// each status key records the attempt as it began, and reads as confirmed
+// while that key exists. Only a call that ends every attempt of the token
+// writes it: while some are still in flight or left to their leases, the
+// others are ended key by key.
+//
 // A lease is held, not merely taken: while its produce runs (or, for the
 // dispatcher's gate, while it waits for another attempt's keys) the holder
 // renews it every quarter of a lease, at a fixed rate, each renewal given
