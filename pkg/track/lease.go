@@ -19,8 +19,9 @@ import (
 // missing key lost its attempt with a Redis data loss while the event was
 // still being produced: it is written back, holding only the attempt (the
 // confirmed status was lost with it), so that no status emitted after the
-// loss can precede the pending one. The answer is how many leases are
-// still ours.
+// loss can precede the pending one; if its batch's confirmation key exists
+// already (the renewal landed after the batch ended), it is written back
+// abandoned instead. The answer is how many leases are still ours.
 var renewScript = redis.NewScript(luaStatus + luaBegin + `
 local lease, ttl, t, n = tonumber(ARGV[1]), tonumber(ARGV[2]), now(), 0
 local leaseEnd = string.format('%d', t + lease)
@@ -28,8 +29,17 @@ for i = 1, #KEYS do
   local a = 3 + 5 * (i - 1)
   local tok, to, from, ref, flc = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   if redis.call('EXISTS', KEYS[i]) == 0 then
-    save(KEYS[i], ttl, '', '', to, from, tok, leaseEnd, ref, flc)
-    n = n + 1
+    if flc ~= '' and redis.call('EXISTS', flc) == 1 then
+      -- The attempt's batch has ended since the loss (this renewal landed
+      -- late): whether its event was produced is unknown here. Written
+      -- back live, the confirmation key would make it read as emitted
+      -- even if its produce failed; abandoned, it refuses lower statuses
+      -- and may be emitted again.
+      save(KEYS[i], ttl, '', '', to, from, tok, '0', ref, flc)
+    else
+      save(KEYS[i], ttl, '', '', to, from, tok, leaseEnd, ref, flc)
+      n = n + 1
+    end
   else
     local st, tx, fl, flp, flt, fle, flx, kflc = load(KEYS[i])
     if fl ~= '' and flt == tok and fle ~= '0' then

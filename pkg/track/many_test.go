@@ -574,3 +574,47 @@ func TestPartEndedBatchConfirmsNoOther(t *testing.T) {
 		}
 	}
 }
+
+// Two faults at once: Redis loses a page's keys while their events are
+// being produced, and one produce fails; the page ends (its confirmation
+// key written, the failed attempt's abandon finding no key) before a
+// renewal sent earlier lands and writes the lost keys back. The failed
+// attempt must not then read as confirmed by the page's key: its status
+// would be refused forever, never emitted. Written back abandoned, it may
+// be emitted again.
+func TestLateWriteBackAfterBatchEndedIsAbandoned(t *testing.T) {
+	rs := testenv.RedisOwn(t)
+	ctx := context.Background()
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ep := mustEpoch(t, s)
+	var trs []transition
+	for _, id := range []string{"produced", "failed"} {
+		trs = append(trs, transition{kind: kindRequest, id: id, to: string(payout.StatusApproved), ref: "tx-" + id, final: true, verified: true, since: ep})
+	}
+	tokens := []string{"T", "T"}
+	if outs, _, err := s.beginMany(ctx, trs, tokens); err != nil || fmt.Sprint(outs) != "[ok ok]" {
+		t.Fatalf("begin: %v %v", outs, err)
+	}
+	if err := rs.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.endGranted(ctx, trs, tokens, []int{0, 1}, []bool{true, false}); err != nil {
+		t.Fatal(err)
+	}
+	if n := rs.Client().Exists(ctx, s.doneKey("T")).Val(); n != 1 {
+		t.Fatal("the page's confirmation key was not written")
+	}
+	held, err := s.renew(ctx, trs, tokens, []string{"", ""}, true) // the late renewal
+	if err != nil || held != 0 {
+		t.Fatalf("late renewal: %d held (%v), want 0", held, err)
+	}
+	if st, err := s.last(ctx, kindRequest, "failed"); err != nil || st != "" {
+		t.Fatalf("failed produce reads as confirmed %q (%v) after a late write-back", st, err)
+	}
+	for i, tr := range trs {
+		// Abandoned: the same status may be emitted again (the same eventId).
+		if out, _, err := s.begin(ctx, tr, fmt.Sprint("again-", i)); err != nil || out != outcomeOK {
+			t.Errorf("%s: APPROVED again after the late write-back: %s %v, want ok", tr.id, out, err)
+		}
+	}
+}
