@@ -117,8 +117,14 @@ func (c *coalescer) lead(ctx context.Context) {
 func (c *coalescer) exec(ctx context.Context, batch []*coCall) {
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), coalesceLimit)
 	defer cancel()
+	execScripts(ectx, c.rdb, batch)
+}
+
+// execScripts sends batch in one pipeline (EVALSHA) within ctx, then again
+// those calls Redis refused with NOSCRIPT once the scripts are loaded.
+func execScripts(ectx context.Context, rdb redis.UniversalClient, batch []*coCall) {
 	for attempt := 0; len(batch) > 0; attempt++ {
-		pipe := c.rdb.Pipeline()
+		pipe := rdb.Pipeline()
 		for _, b := range batch {
 			b.cmd = b.script.EvalSha(ectx, pipe, b.keys, b.args...)
 		}
@@ -132,7 +138,7 @@ func (c *coalescer) exec(ctx context.Context, batch []*coCall) {
 			if err := b.cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 				if !loaded[b.script] {
 					loaded[b.script] = true
-					_ = b.script.Load(ectx, c.rdb).Err()
+					_ = b.script.Load(ectx, rdb).Err()
 				}
 				again = append(again, b)
 			}

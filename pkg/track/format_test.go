@@ -280,7 +280,8 @@ func TestParseStatusValue(t *testing.T) {
 		t.Fatalf("round trip without a confirmation key: %+v, %v", got, err)
 	}
 	for _, bad := range []string{"", "SUBMITTED", "a|b|c|d|e|f|g", "a|b|c|d|e|9|short", "a|b|c|d|e|-1|x", "a|b|c|d|e|+1|x",
-		"a|b|c|d|e|c9|0|short", "a|b|c|d|e|c0|9|short", "a|b|c|d|e|c1|x", "a|b|c|d|e|cx|1|x", "a|b|c|d|e|c-1|1|x", "a|b|c|d|e|c|1|x"} {
+		"a|b|c|d|e|c9|0|short", "a|b|c|d|e|c0|9|short", "a|b|c|d|e|c1|x", "a|b|c|d|e|cx|1|x", "a|b|c|d|e|c-1|1|x", "a|b|c|d|e|c|1|x",
+		"a|b|c|d|e|9223372036854775807|x", "a|b|c|d|e|c1|9223372036854775807|x", "a|b|c|d|e|c9223372036854775807|1|x"} {
 		if _, err := parseStatusValue(bad); err == nil || !strings.Contains(err.Error(), "unreadable") {
 			t.Errorf("%q: %v", bad, err)
 		}
@@ -359,6 +360,13 @@ func TestOldLayoutRefusesConfirmationKeys(t *testing.T) {
 	got, err := old.Run(ctx, rs.Client(), []string{s.key(kindRequest, "one")}).StringSlice()
 	if err != nil || fmt.Sprintf("%q", got) != `["SUBMITTED" "tx|1" "" "" "" "" ""]` {
 		t.Errorf("the previous version read a confirmed key as %q (%v)", got, err)
+	}
+	// An attempt abandoned by its batch's end names none either.
+	if err := s.endAll(ctx, trs[1:], []string{"tok"}, []bool{false}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := old.Run(ctx, rs.Client(), []string{s.key(kindRequest, "two")}).StringSlice(); err != nil || got[2] != "SUBMITTED" || got[5] != "0" || got[6] != "7|2" {
+		t.Errorf("the previous version read an abandoned attempt as %q (%v)", got, err)
 	}
 	// A single begin names no confirmation key either.
 	tr := transition{kind: kindRequest, id: "three", to: string(payout.StatusApproved), ref: "tx-3", final: true, verified: true, since: ep}

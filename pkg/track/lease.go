@@ -1,6 +1,7 @@
 package track
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,12 +53,13 @@ return n
 `)
 
 // renew extends the leases of the attempts (trs[i], tokens[i]), one script
-// call per chunk of keys, within ctx (not through the coalescer, whose own
-// deadline would outlast a renewal's), and returns how many of them are
-// still ours. many says they were begun by beginMany, so that a key
-// written back names its token's confirmation key, as begin wrote it.
+// call per chunk of keys, all in one pipeline (on a Cluster, one call per
+// key), within ctx (not through the coalescer, whose own deadline would
+// outlast a renewal's), and returns how many of them are still ours. many
+// says they were begun by beginMany, so that a key written back names its
+// token's confirmation key, as begin wrote it.
 func (s *statusStore) renew(ctx context.Context, trs []transition, tokens, froms []string, many bool) (int, error) {
-	n := 0
+	var calls []*coCall
 	for lo := 0; lo < len(trs); lo += s.chunk {
 		hi := min(lo+s.chunk, len(trs))
 		keys := make([]string, 0, hi-lo)
@@ -67,13 +69,20 @@ func (s *statusStore) renew(ctx context.Context, trs []transition, tokens, froms
 			keys = append(keys, s.key(trs[i].kind, trs[i].id))
 			args = append(args, tokens[i], trs[i].to, froms[i], trs[i].ref, s.confirmKey(tokens[i], many))
 		}
-		k, err := renewScript.Run(ctx, s.rdb, keys, args...).Int()
+		calls = append(calls, &coCall{script: renewScript, keys: keys, args: args})
+	}
+	execScripts(ctx, s.rdb, calls)
+	n := 0
+	var first error
+	for _, c := range calls {
+		k, err := c.cmd.Int()
 		if err != nil {
-			return n, err
+			first = cmp.Or(first, err)
+			continue
 		}
 		n += k
 	}
-	return n, nil
+	return n, first
 }
 
 // leaseLost reports a renewal that could not keep every attempt's lease:

@@ -618,3 +618,163 @@ func TestLateWriteBackAfterBatchEndedIsAbandoned(t *testing.T) {
 		}
 	}
 }
+
+// Two faults after a Redis loss: a RETURNED (after a confirmed APPROVED) is
+// being produced when Redis loses its data; its holder writes the key back
+// (holding only the attempt, and APPROVED as the status before it), and
+// then the produce fails and the attempt is abandoned. RETURNED follows
+// APPROVED only: a retry must still start from APPROVED, not from the
+// empty confirmed status, or it would be refused until the key expires.
+func TestReturnedAfterLossAndFailedProduce(t *testing.T) {
+	rs := testenv.RedisOwn(t)
+	ctx := context.Background()
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ep := mustEpoch(t, s)
+	key := s.key(kindRequest, "r")
+	if err := rs.Client().Set(ctx, key, formatStatusValue(statusValue{st: "APPROVED", tx: "tx"}), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	returned := transition{kind: kindRequest, id: "r", to: string(payout.StatusReturned), ref: "tx", final: true, verified: true, since: ep}
+	out, from, err := s.begin(ctx, returned, "ret")
+	if err != nil || out != outcomeOK || from != "APPROVED" {
+		t.Fatalf("RETURNED: %s %q %v", out, from, err)
+	}
+	if err := rs.Client().FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := s.renew(ctx, []transition{returned}, []string{"ret"}, []string{from}, false); err != nil || held != 1 {
+		t.Fatalf("write-back: %d %v", held, err)
+	}
+	if err := s.end(ctx, returned, "ret", false); err != nil { // the produce failed
+		t.Fatal(err)
+	}
+	out, from, err = s.begin(ctx, returned, "ret-2")
+	if err != nil || out != outcomeOK || from != "APPROVED" {
+		t.Fatalf("RETURNED again: %s %q %v, want ok from APPROVED", out, from, err)
+	}
+}
+
+// On a Redis Cluster (one call per key) a holder's renewal sends its calls
+// in one pipeline: one at a time, a large page's last keys would not be
+// reached within the renewal's slot.
+func TestRenewalIsOnePipeline(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	rdb := rs.NewClient(t)
+	var pipes, singles atomic.Int64
+	rdb.AddHook(countRoundTrips{&pipes, &singles})
+	s := newStatusStore(rdb, rs.Prefix(), time.Hour, 10*time.Second)
+	s.chunk = 1
+	ep := mustEpoch(t, s)
+	const n = 50
+	trs := make([]transition, n)
+	tokens := make([]string, n)
+	froms := make([]string, n)
+	for i := range trs {
+		trs[i] = transition{kind: kindRequest, id: fmt.Sprint("r-", i), to: string(payout.StatusSubmitted), ref: "tx", verified: true, since: ep}
+		tokens[i] = fmt.Sprint("t-", i)
+	}
+	if _, _, err := s.beginMany(ctx, trs, tokens); err != nil {
+		t.Fatal(err)
+	}
+	if err := renewScript.Load(ctx, rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	pipes.Store(0)
+	singles.Store(0)
+	held, err := s.renew(ctx, trs, tokens, froms, true)
+	if err != nil || held != n {
+		t.Fatalf("renewed %d of %d: %v", held, n, err)
+	}
+	if p, one := pipes.Load(), singles.Load(); p != 1 || one != 0 {
+		t.Errorf("renewal of %d keys, one call each: %d pipelines and %d single calls, want 1 and 0", n, p, one)
+	}
+}
+
+// countRoundTrips counts pipelines and single commands sent.
+type countRoundTrips struct{ pipes, singles *atomic.Int64 }
+
+func (h countRoundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h countRoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.singles.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h countRoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.pipes.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// The operator's read of a status key (payoutsctl) reads the key again
+// after its batch's confirmation key: an attempt abandoned in between is
+// shown abandoned, not confirmed.
+func TestReadStatusKeyRereadsAfterConfirmation(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	rdb := rs.NewClient(t)
+	s := newStatusStore(rdb, rs.Prefix(), time.Hour, 10*time.Second)
+	key := s.key(kindRequest, "r")
+	live := statusValue{fl: "APPROVED", flt: "T", fle: fmt.Sprint(time.Now().Add(time.Hour).UnixMilli()), flx: "tx", flc: s.doneKey("T")}
+	abandoned := statusValue{fl: "APPROVED", flt: "T", fle: "0", flx: "tx"}
+	if err := rdb.Set(ctx, key, formatStatusValue(live), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Between the key's read and the confirmation key's, the batch ends:
+	// this attempt abandoned, the others confirmed.
+	var once atomic.Bool
+	rdb.AddHook(beforeExists{func() {
+		if once.CompareAndSwap(false, true) {
+			rs.Client().Set(ctx, key, formatStatusValue(abandoned), 0)
+			rs.Client().Set(ctx, s.doneKey("T"), "1", 0)
+		}
+	}})
+	v, err := readStatusKey(ctx, rdb, key)
+	if err != nil || v.st != "" || v.fle != "0" {
+		t.Fatalf("read %+v (%v), want the abandoned attempt", v, err)
+	}
+}
+
+// beforeExists runs f before every EXISTS command.
+type beforeExists struct{ f func() }
+
+func (h beforeExists) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h beforeExists) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "exists" {
+			h.f()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h beforeExists) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A status key whose lengths run past its end is refused by the scripts as
+// by the Go reader, never read truncated.
+func TestScriptsRefuseShortStatusKey(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	ep := mustEpoch(t, s)
+	for i, bad := range []string{"SUBMITTED|||||9|tx", "SUBMITTED|||||c40|2|tx"} {
+		id := fmt.Sprint("short-", i)
+		if err := rs.Client().Set(ctx, s.key(kindRequest, id), bad, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		tr := transition{kind: kindRequest, id: id, to: string(payout.StatusPending), ref: "tx", verified: true, since: ep}
+		if _, _, err := s.begin(ctx, tr, "t"); err == nil || !strings.Contains(err.Error(), "unreadable") {
+			t.Errorf("%q: begin answered %v, want unreadable", bad, err)
+		}
+		if _, err := parseStatusValue(bad); err == nil {
+			t.Errorf("%q: parsed", bad)
+		}
+	}
+}

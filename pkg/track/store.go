@@ -155,6 +155,7 @@ local function load(k)
     m = num(m)
   end
   n = num(n)
+  if p + n + m - 1 > string.len(v) then error('track: unreadable status key ' .. k) end
   local tx, flc, flx = string.sub(v, p, p + n - 1), string.sub(v, p + n, p + n + m - 1), string.sub(v, p + n + m)
   if flc ~= '' and fl ~= '' and fle ~= '0' and confirmed(flc) then
     return fl, flx, '', '', '', '', '', ''
@@ -195,6 +196,11 @@ local function begin(k, to, tx, tok, ttl, verified, toFinal, restart, allowed, n
   -- no status, and nothing is written to it, until the grace has passed.
   if st == '' and now >= grace[1] and now < grace[2] then return 'busy', '' end
   local from = st
+  -- A key written back after a loss (renewScript) holds no confirmed
+  -- status, only the attempt and the status confirmed before it (flp); if
+  -- that attempt was abandoned since, flp is still the last status known
+  -- emitted: a RETURNED, which follows APPROVED only, may follow it.
+  if st == '' and fl ~= '' and fle == '0' then from = flp end
   -- A new life needs a new transaction: a transition without one (a
   -- DEFERRED, a SUBMITTED the provider did not list) never restarts one.
   if st ~= '' and tx ~= '' and stx ~= tx and restart[st] then from = '' end
@@ -269,7 +275,9 @@ local function finish(k, tok, result)
   if result == 'ok' then
     save(k, nil, fl, flx, '', '', '', '', '', '')
   else
-    save(k, nil, st, tx, fl, flp, flt, '0', flx, flc)
+    -- An abandoned attempt is never confirmed by a key, so it names none
+    -- (and keeps the previous version's layout).
+    save(k, nil, st, tx, fl, flp, flt, '0', flx, '')
   end
   return 1
 end
@@ -659,7 +667,7 @@ func parseStatusValue(v string) (statusValue, error) {
 		}
 	}
 	n, err := digits(lens)
-	if err != nil || n+m > len(rest) {
+	if err != nil || n > len(rest) || m > len(rest)-n {
 		return statusValue{}, errUnreadableStatus
 	}
 	return statusValue{st: p[0], fl: p[1], flp: p[2], fle: p[3], flt: p[4],
@@ -679,36 +687,58 @@ var errUnreadableStatus = errors.New("track: unreadable status key")
 // readStatusKey reads one status key, a string or, written by an earlier
 // version, a hash (zero when absent), resolving its confirmation key as the
 // scripts do.
+//
+// A key naming a confirmation key is read again after it, until it reads
+// the same, so that an attempt abandoned in between is not shown as
+// confirmed by its batch's key.
 func readStatusKey(ctx context.Context, rdb redis.Cmdable, key string) (statusValue, error) {
+	for {
+		v, raw, err := readStatusOnce(ctx, rdb, key)
+		if err != nil || raw == "" {
+			return v, err
+		}
+		again, err := rdb.Get(ctx, key).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return statusValue{}, err
+		}
+		if again == raw {
+			return v, nil
+		}
+	}
+}
+
+// readStatusOnce reads a status key and the confirmation key it names; raw
+// is the key's string when the confirmation key was read ("" otherwise).
+func readStatusOnce(ctx context.Context, rdb redis.Cmdable, key string) (statusValue, string, error) {
 	raw, err := rdb.Get(ctx, key).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return statusValue{}, nil
+		return statusValue{}, "", nil
 	case err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE"):
 		h, err := rdb.HMGet(ctx, key, "st", "tx", "fl", "flp", "flt", "fle", "flx").Result()
 		if err != nil {
-			return statusValue{}, err
+			return statusValue{}, "", err
 		}
 		f := make([]string, len(h))
 		for i := range h {
 			f[i], _ = h[i].(string)
 		}
-		return statusValue{st: f[0], tx: f[1], fl: f[2], flp: f[3], flt: f[4], fle: f[5], flx: f[6]}, nil
+		return statusValue{st: f[0], tx: f[1], fl: f[2], flp: f[3], flt: f[4], fle: f[5], flx: f[6]}, "", nil
 	case err != nil:
-		return statusValue{}, err
+		return statusValue{}, "", err
 	}
 	v, err := parseStatusValue(raw)
 	if err != nil || v.flc == "" || v.fl == "" || v.fle == "0" {
-		return v, err
+		return v, "", err // nothing read beside the key
 	}
 	n, err := rdb.Exists(ctx, v.flc).Result()
 	if err != nil {
-		return statusValue{}, err
+		return statusValue{}, "", err
 	}
 	if n == 1 {
 		v = statusValue{st: v.fl, tx: v.flx}
 	}
-	return v, nil
+	return v, raw, nil
 }
 
 func boolArg(b bool) string {
