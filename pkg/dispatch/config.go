@@ -133,6 +133,10 @@ type Config struct {
 	// write it back first (track.DefaultLossGrace unless set; negative for
 	// none, in tests of other things).
 	StatusLossGrace time.Duration
+	// StatusKeyByKey makes the SUBMITTED of a batch confirmed key by key
+	// rather than by one confirmation key (STATUS_CONFIRM_KEYS=false; see
+	// track.Config.KeyByKey).
+	StatusKeyByKey bool
 	// DedupeWindow is how long a requestId is single-use (across accounts
 	// and rails): the duplicate index's TTL, and how far back a recovery
 	// lists payouts to rebuild it. Default DefaultDedupeWindow.

@@ -117,6 +117,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.StatusLossGrace != 0 {
 		e.gate.SetLossGrace(cfg.StatusLossGrace)
 	}
+	e.gate.SetKeyByKey(cfg.StatusKeyByKey)
 	e.gate.LeaseLost = func(held, want int, err error) {
 		e.m.leasesLost.Add(float64(want - held))
 		e.log.Warn("dispatch: status lease not kept while SUBMITTED was pending", "held", held, "want", want, "err", err)

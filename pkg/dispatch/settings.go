@@ -35,8 +35,11 @@ type Settings struct {
 	WompiPrincipalID string
 	HTTPTimeout      time.Duration
 	RecoveryGrace    time.Duration
-	RatePerSecond    float64
-	RateBurst        int
+	// StatusConfirmKeys is STATUS_CONFIRM_KEYS (Config.StatusKeyByKey,
+	// inverted).
+	StatusConfirmKeys bool
+	RatePerSecond     float64
+	RateBurst         int
 	// The single-payout rails' API rate limits (lookups and POSTs).
 	SmartFastPayRate, WEpayoutRate ratelimit.RailRate
 	DailyLimitCents                int64
@@ -157,6 +160,8 @@ func BindConfig(s *config.Set) *Settings {
 	s.Duration(&st.BanksRefresh, "banks-refresh", "WOMPI_BANKS_REFRESH", DefaultBanksRefresh, "age at which the cached GET /banks is refreshed").
 		Check(func() error { return config.CheckPositive(st.BanksRefresh) })
 	s.String(&st.InstanceID, "instance-id", "DISPATCHER_INSTANCE_ID", "", "owner id of this replica's leases (default: random per start)")
+	s.Bool(&st.StatusConfirmKeys, "status-confirm-keys", "STATUS_CONFIRM_KEYS", true,
+		"confirm a batch's or poll page's status records with one key (P track:done:<token>); false while replicas of a version before it still run (they cannot read such records), on every tracker and dispatcher")
 	st.Rails = railconfig.Bind(s, railconfig.Dispatcher)
 	return st
 }
@@ -205,7 +210,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		Redis: rdb, Prefix: st.RedisPrefix,
 		Wompi:       wompi.NewRail(wc, wompi.RailConfig{BanksTTL: st.BanksRefresh, CallTimeout: st.HTTPTimeout}),
 		HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeWindow: st.DedupeWindow, LookupPatience: st.LookupPatience, RailPatience: st.RailPatience,
-		KeyMaxAge:     st.KeyMaxAge,
+		KeyMaxAge: st.KeyMaxAge, StatusKeyByKey: !st.StatusConfirmKeys,
 		RatePerSecond: st.RatePerSecond, RateBurst: st.RateBurst,
 		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,
 		LeaseTTL: st.LeaseTTL, RetryBase: st.RetryBase, RetryMax: st.RetryMax, HealthInterval: st.HealthInterval,

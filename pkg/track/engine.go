@@ -88,6 +88,11 @@ type Config struct {
 	// holds none (see checkEpoch); default DefaultLossGrace, negative for
 	// none (tests of other things).
 	LossGrace time.Duration
+	// KeyByKey makes a poll page's statuses confirmed key by key rather
+	// than by one confirmation key per page (STATUS_CONFIRM_KEYS=false): set
+	// it on every tracker and dispatcher while a version before
+	// confirmation keys still runs beside this one, which cannot read them.
+	KeyByKey bool
 
 	// PollInterval is the pause between two polling rounds; default 5 s.
 	PollInterval time.Duration
@@ -235,7 +240,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	return &Engine{
 		cfg: cfg, m: m, log: cfg.Logger, producer: cl,
-		statuses: newStatusStore(cfg.Redis, cfg.Prefix, cfg.StatusTTL, cfg.Lease).withLossGrace(cfg.LossGrace),
+		statuses: newStatusStore(cfg.Redis, cfg.Prefix, cfg.StatusTTL, cfg.Lease).withLossGrace(cfg.LossGrace).withKeyByKey(cfg.KeyByKey),
 		sub:      submitted.New(cfg.Redis, cfg.Prefix, 0),
 		hooks:    make(chan struct{}, cfg.MaxConcurrentWebhooks),
 	}, nil

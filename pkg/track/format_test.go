@@ -377,3 +377,39 @@ func TestOldLayoutRefusesConfirmationKeys(t *testing.T) {
 		t.Errorf("the previous version read a single attempt as %q (%v)", got, err)
 	}
 }
+
+// With STATUS_CONFIRM_KEYS=false (a rolling upgrade from the previous
+// version) a batch's attempts name no confirmation key and are ended key
+// by key: every key, in flight or ended, is one the previous version reads.
+func TestKeyByKeyKeepsThePreviousLayout(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second).withKeyByKey(true)
+	ep := mustEpoch(t, s)
+	old := redis.NewScript(oldLoad)
+	trs := []transition{
+		{kind: kindRequest, id: "a", to: string(payout.StatusSubmitted), ref: "tx-a", verified: true, since: ep},
+		{kind: kindRequest, id: "b", to: string(payout.StatusSubmitted), ref: "tx-b", verified: true, since: ep},
+	}
+	tokens := []string{"tok", "tok"}
+	if outs, _, err := s.beginMany(ctx, trs, tokens); err != nil || fmt.Sprint(outs) != "[ok ok]" {
+		t.Fatalf("begin: %v %v", outs, err)
+	}
+	for _, tr := range trs {
+		if got, err := old.Run(ctx, rs.Client(), []string{s.key(tr.kind, tr.id)}).StringSlice(); err != nil || got[2] != "SUBMITTED" || got[4] != "tok" {
+			t.Errorf("%s in flight: the previous version read %q (%v)", tr.id, got, err)
+		}
+	}
+	if err := s.endAll(ctx, trs, tokens, []bool{true, false}); err != nil {
+		t.Fatal(err)
+	}
+	if n := rs.Client().Exists(ctx, s.doneKey("tok")).Val(); n != 0 {
+		t.Error("a confirmation key was written")
+	}
+	for id, want := range map[string]string{"a": "SUBMITTED", "b": ""} {
+		got, err := old.Run(ctx, rs.Client(), []string{s.key(kindRequest, id)}).StringSlice()
+		if err != nil || got[0] != want {
+			t.Errorf("%s ended: the previous version read %q (%v), want confirmed %q", id, got, err, want)
+		}
+	}
+}

@@ -163,6 +163,12 @@ func (g *Gate) Leave(t *GateTicket) {
 	t.hold.stop()
 }
 
+// SetKeyByKey makes a ticket's statuses confirmed key by key rather than by
+// one confirmation key (Config.KeyByKey). Set it before the first Begin.
+func (g *Gate) SetKeyByKey(on bool) {
+	g.s.withKeyByKey(on)
+}
+
 // SetLossGrace sets how long after the status epoch marker was written no
 // status is emitted on a key that holds none; DefaultLossGrace unless set,
 // negative for none. Set it before the first Begin.

@@ -281,7 +281,7 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 	}
 	groups := map[group]int{}
 	gfrom, guntil := s.graceWindow()
-	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), gfrom, guntil, s.doneKey(""), len(requestRestart)}
+	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), gfrom, guntil, s.confirmKey("", true), len(requestRestart)}
 	head = append(head, requestRestart...)
 	var defs []any
 	keys := make([]string, len(trs))
@@ -350,8 +350,8 @@ func (s *statusStore) endGranted(ctx context.Context, trs []transition, tokens [
 // (endConfirmScript). An attempt of one of those tokens left out would read
 // as confirmed with its event perhaps never produced: pass part of a
 // token's attempts to endMany instead. When the call would take more than a
-// chunk of keys (many failures, or many tokens), and on a Cluster, it ends
-// each key instead (endMany). One round trip.
+// chunk of keys (many failures, or many tokens), on a Cluster, and with
+// keyByKey, it ends each key instead (endMany). One round trip.
 func (s *statusStore) endAll(ctx context.Context, trs []transition, tokens []string, ok []bool) error {
 	var abandon []int
 	var confirm []string
@@ -365,7 +365,7 @@ func (s *statusStore) endAll(ctx context.Context, trs []transition, tokens []str
 			confirm = append(confirm, tokens[i])
 		}
 	}
-	if s.chunk == 1 || len(abandon)+len(confirm) > s.chunk {
+	if s.chunk == 1 || s.keyByKey || len(abandon)+len(confirm) > s.chunk {
 		return s.endMany(ctx, trs, tokens, ok)
 	}
 	keys := make([]string, 0, len(abandon)+len(confirm))

@@ -40,6 +40,8 @@ type Settings struct {
 	// MaxConcurrentWebhooks is TRACKER_MAX_CONCURRENT_WEBHOOKS (see
 	// Config.MaxConcurrentWebhooks).
 	MaxConcurrentWebhooks int
+	// StatusConfirmKeys is STATUS_CONFIRM_KEYS (Config.KeyByKey, inverted).
+	StatusConfirmKeys bool
 	// Rails: SMARTFASTPAY_* and WEPAYOUT_* (pkg/railconfig), which decide
 	// the enabled rails. Run builds a client for each enabled one: its
 	// webhook path and its handed-off payouts are tracked; a rail not
@@ -92,6 +94,8 @@ func BindConfig(s *config.Set) *Settings {
 	s.Int(&st.MaxConcurrentWebhooks, "max-concurrent-webhooks", "TRACKER_MAX_CONCURRENT_WEBHOOKS", DefaultMaxConcurrentWebhooks,
 		"webhooks handled at once by one replica; one more gets 503 with Retry-After").
 		Check(func() error { return config.CheckPositive(st.MaxConcurrentWebhooks) })
+	s.Bool(&st.StatusConfirmKeys, "status-confirm-keys", "STATUS_CONFIRM_KEYS", true,
+		"confirm a batch's or poll page's status records with one key (P track:done:<token>); false while replicas of a version before it still run (they cannot read such records), on every tracker and dispatcher")
 	st.Rails = railconfig.Bind(s, railconfig.Tracker)
 	return st
 }
@@ -132,6 +136,7 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 		Wompi:          wompi.NewRail(wc, wompi.RailConfig{EventsSecret: st.WompiEventsSecret}),
 		ProduceTimeout: st.ProduceTimeout, PollInterval: st.PollInterval, PollMaxBackoff: st.PollMaxBackoff,
 		MaxConcurrentWebhooks: st.MaxConcurrentWebhooks, Logger: logger, Registerer: reg,
+		KeyByKey: !st.StatusConfirmKeys,
 	}
 	if err := st.singleRails(&cfg, logger); err != nil {
 		return err

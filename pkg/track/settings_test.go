@@ -206,3 +206,23 @@ func getBody(url string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// STATUS_CONFIRM_KEYS is on unless set false (the first step of a rolling
+// upgrade from a version without confirmation keys).
+func TestStatusConfirmKeysSetting(t *testing.T) {
+	for env, want := range map[string]bool{"": true, "false": false, "true": true} {
+		envs := map[string]string{"KAFKA_BROKERS": "127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1", "WOMPI_API_KEY": "k",
+			"WOMPI_PRINCIPAL_ID": "p", "WOMPI_EVENTS_SECRET": "s"}
+		if env != "" {
+			envs["STATUS_CONFIRM_KEYS"] = env
+		}
+		set := config.New("tracker", func(k string) (string, bool) { v, ok := envs[k]; return v, ok })
+		st := BindConfig(set)
+		if err := set.Parse(nil); err != nil {
+			t.Fatal(err)
+		}
+		if st.StatusConfirmKeys != want {
+			t.Errorf("STATUS_CONFIRM_KEYS=%q: %v, want %v", env, st.StatusConfirmKeys, want)
+		}
+	}
+}

@@ -219,7 +219,7 @@ end
 // keeps its own decision; the call is atomic as a whole, which is only
 // stricter. ARGV: lease, ttl, the loss grace's window (from, until: Redis
 // ms), the prefix of the attempts' confirmation keys (the key is it and the
-// attempt's token), the restart statuses (count, then each), the groups
+// attempt's token; "" for none), the restart statuses (count, then each), the groups
 // (count, then per group: to, 1 when it is a request's, verified, final,
 // the allowed statuses' count, then each), then three per key: group
 // number (from 1), transaction id, token. It answers outcome and previous
@@ -248,7 +248,11 @@ for n = 1, #KEYS do
   local g = groups[ARGV[i]]
   local tok = ARGV[i + 2]
   local flc = flcs[tok]
-  if not flc then flc = donePrefix .. tok; flcs[tok] = flc end
+  if not flc then
+    flc = ''
+    if donePrefix ~= '' then flc = donePrefix .. tok end
+    flcs[tok] = flc
+  end
   local o, from = begin(KEYS[n], g.to, ARGV[i + 1], tok, ttl,
     g.verified, g.final, g.restart, g.allowed, t, leaseEnd, flc, grace)
   i = i + 3
@@ -326,6 +330,9 @@ type statusStore struct {
 	lease  time.Duration
 	// lossGrace: see checkEpoch (DefaultLossGrace).
 	lossGrace time.Duration
+	// keyByKey: a batch's attempts name no confirmation key and are ended
+	// key by key, in the previous version's layout (withKeyByKey).
+	keyByKey bool
 	// chunk is how many keys one script call of beginMany and endMany
 	// takes: manyChunk on one Redis (a *redis.Client, Sentinel's included),
 	// 1 on anything else, such as a Redis Cluster, where one call's keys
@@ -505,6 +512,14 @@ const DefaultLossGrace = 5 * time.Second
 // this package's tests turn off (TestMain) but for the tests of the grace.
 var defaultLossGrace = DefaultLossGrace
 
+// withKeyByKey makes the attempts of a batch name no confirmation key, so
+// that they are ended key by key and every key keeps the previous
+// version's layout (a rolling upgrade from it), and returns s.
+func (s *statusStore) withKeyByKey(on bool) *statusStore {
+	s.keyByKey = on
+	return s
+}
+
 // withLossGrace sets the loss grace (negative: none) and returns s.
 func (s *statusStore) withLossGrace(d time.Duration) *statusStore {
 	s.lossGrace = max(d, 0)
@@ -569,7 +584,7 @@ func (s *statusStore) doneKey(token string) string { return s.prefix + "track:do
 // token's, when it was begun by beginMany on one Redis (chunk > 1), else
 // none.
 func (s *statusStore) confirmKey(token string, many bool) string {
-	if !many || s.chunk == 1 {
+	if !many || s.chunk == 1 || s.keyByKey {
 		return ""
 	}
 	return s.doneKey(token)
