@@ -1285,6 +1285,7 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 	e := j.e
 	out := append([]*kgo.Record(nil), ungated...)
 	var tickets []*track.GateTicket
+	var ticketRecs [][]*kgo.Record // per ticket, the record of each Ours item
 	end := func(produced bool) error {
 		var first error
 		for _, t := range tickets {
@@ -1320,11 +1321,13 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 			return fmt.Errorf("dispatch: %w", err)
 		}
 		tickets = append(tickets, t)
+		ticketRecs = append(ticketRecs, make([]*kgo.Record, len(items)))
 		var busy []int
 		for k, v := range t.Verdicts {
 			switch v {
 			case track.GateOurs:
 				out = append(out, recs[pending[k]])
+				ticketRecs[len(ticketRecs)-1][k] = recs[pending[k]]
 			case track.GateBusy:
 				busy = append(busy, pending[k])
 			default:
@@ -1339,7 +1342,8 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 			}
 		}
 	}
-	if err := e.produce(j.hard, out...); err != nil {
+	res, err := e.produceEach(j.hard, out...)
+	if err != nil {
 		if errors.Is(err, kgo.ErrClientClosed) {
 			// Closed with the events perhaps sent: the keys stay held for
 			// one lease, so no later status can be emitted before them.
@@ -1348,7 +1352,19 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 			}
 			return err
 		}
-		_ = end(false)
+		// Some records failed (franz-go fails one only once it is known
+		// not to be written): those are abandoned, the others confirmed,
+		// so that an abandoned status is never one on the topic.
+		failed := make(map[*kgo.Record]bool, len(res))
+		for _, r := range res {
+			if r.Err != nil {
+				failed[r.Record] = true
+			}
+		}
+		for n, t := range tickets {
+			recsOf := ticketRecs[n]
+			_ = e.gate.EndEach(context.WithoutCancel(j.hard), t, func(i int) bool { return !failed[recsOf[i]] })
+		}
 		return err
 	}
 	return end(true)

@@ -46,3 +46,43 @@ func TestClosedClientLeavesGatedKeysHeld(t *testing.T) {
 		t.Fatalf("APPROVED after the dispatcher's produce ended with the client's close: verdict %v, want busy (key held)", tk.Verdicts[0])
 	}
 }
+
+// A produce in which some SUBMITTED records were written and others failed
+// confirms the written ones and abandons only the failed ones: an
+// abandoned status means one known not to be on the topic (franz-go fails
+// a record only then), which the status gate relies on after a Redis loss.
+func TestPartlyFailedProduceConfirmsWhatWasWritten(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	ctx := context.Background()
+	since, err := e.gate.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &job{e: e, log: testLogger(), soft: ctx, hard: ctx, statusSince: since}
+	written := &kgo.Record{Topic: f.topics.Status, Key: []byte("req-written"), Value: []byte("x")}
+	failed := &kgo.Record{Key: []byte("req-failed"), Value: []byte("x")} // no topic: fails at once
+	items := []track.GateItem{
+		{ID: "req-written", To: string(payout.StatusSubmitted), Ref: "tx-w"},
+		{ID: "req-failed", To: string(payout.StatusSubmitted), Ref: "tx-f"},
+	}
+	if err := j.produceGated([]*kgo.Record{written, failed}, items, nil); err == nil {
+		t.Fatal("a produce with a failed record succeeded")
+	}
+	tracker := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+	tracker.SetLossGrace(-1)
+	tk, err := tracker.Begin(ctx, since, []track.GateItem{
+		{ID: "req-written", To: string(payout.StatusPending), Ref: "tx-w"},
+		{ID: "req-failed", To: string(payout.StatusPending), Ref: "tx-f"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tracker.End(ctx, tk, false) }()
+	if tk.Verdicts[0] != track.GateOurs || tk.Previous[0] != string(payout.StatusSubmitted) {
+		t.Errorf("PENDING after a written SUBMITTED: verdict %v, previous %q, want ours after SUBMITTED", tk.Verdicts[0], tk.Previous[0])
+	}
+	if tk.Verdicts[1] != track.GateOurs || tk.Previous[1] != "" {
+		t.Errorf("PENDING after a failed SUBMITTED: verdict %v, previous %q, want ours after nothing", tk.Verdicts[1], tk.Previous[1])
+	}
+}

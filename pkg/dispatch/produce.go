@@ -16,8 +16,15 @@ import (
 
 // produce writes recs with acks=all and waits for every one.
 func (e *Engine) produce(ctx context.Context, recs ...*kgo.Record) error {
+	_, err := e.produceEach(ctx, recs...)
+	return err
+}
+
+// produceEach is produce, answering each record's result too (nil when
+// every record was written).
+func (e *Engine) produceEach(ctx context.Context, recs ...*kgo.Record) (kgo.ProduceResults, error) {
 	if len(recs) == 0 {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -34,9 +41,9 @@ func (e *Engine) produce(ctx context.Context, recs ...*kgo.Record) error {
 				break
 			}
 		}
-		return fmt.Errorf("dispatch: produce: %w", err)
+		return res, fmt.Errorf("dispatch: produce: %w", err)
 	}
-	return nil
+	return nil, nil
 }
 
 func optString(s string) *string {

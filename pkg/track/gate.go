@@ -135,6 +135,14 @@ func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*Gate
 // status follow it. Abandon only what is known not to be written: a
 // produce whose outcome is unknown (the client closed) is left to Leave.
 func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
+	return g.EndEach(ctx, t, func(int) bool { return produced })
+}
+
+// EndEach is End with an outcome per item: produced(i) says whether the
+// event of Ours item i (an index in t's items) was written. Confirm what
+// was written and abandon only what is known not to be: an abandoned
+// status may be on the topic only if its record may have been written.
+func (g *Gate) EndEach(ctx context.Context, t *GateTicket, produced func(i int) bool) error {
 	t.hold.stop()
 	var trs []transition
 	var tokens []string
@@ -143,7 +151,7 @@ func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
 		if v == GateOurs {
 			trs = append(trs, t.trs[i])
 			tokens = append(tokens, t.tokens[i])
-			ok = append(ok, produced)
+			ok = append(ok, produced(i))
 		}
 	}
 	if len(trs) == 0 {

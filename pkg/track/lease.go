@@ -36,7 +36,7 @@ for i = 1, #KEYS do
       -- back live, the confirmation key would make it read as emitted
       -- even if its produce failed; abandoned, it refuses lower statuses
       -- and may be emitted again.
-      save(KEYS[i], ttl, '', '', to, from, tok, '0', ref, flc)
+      save(KEYS[i], ttl, '', '', to, from, tok, '0', ref, '')
     else
       save(KEYS[i], ttl, '', '', to, from, tok, leaseEnd, ref, flc)
       n = n + 1

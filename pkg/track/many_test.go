@@ -611,6 +611,10 @@ func TestLateWriteBackAfterBatchEndedIsAbandoned(t *testing.T) {
 	if st, err := s.last(ctx, kindRequest, "failed"); err != nil || st != "" {
 		t.Fatalf("failed produce reads as confirmed %q (%v) after a late write-back", st, err)
 	}
+	// Abandoned, it names no confirmation key: the previous layout.
+	if raw := rs.Client().Get(ctx, s.key(kindRequest, "failed")).Val(); strings.Contains(raw, "track:done:") {
+		t.Errorf("abandoned write-back names a confirmation key: %q", raw)
+	}
 	for i, tr := range trs {
 		// Abandoned: the same status may be emitted again (the same eventId).
 		if out, _, err := s.begin(ctx, tr, fmt.Sprint("again-", i)); err != nil || out != outcomeOK {
@@ -622,13 +626,25 @@ func TestLateWriteBackAfterBatchEndedIsAbandoned(t *testing.T) {
 // Two faults after a Redis loss: a RETURNED (after a confirmed APPROVED) is
 // being produced when Redis loses its data; its holder writes the key back
 // (holding only the attempt, and APPROVED as the status before it), and
-// then the produce fails and the attempt is abandoned. RETURNED follows
+// then the produce fails and the attempt is abandoned, or its end never
+// lands and its lease runs out. RETURNED follows
 // APPROVED only: a retry must still start from APPROVED, not from the
 // empty confirmed status, or it would be refused until the key expires.
 func TestReturnedAfterLossAndFailedProduce(t *testing.T) {
+	for _, abandoned := range []bool{true, false} {
+		// Abandoned: the produce failed and was ended; otherwise its end
+		// never landed (a crash, the client's close) and the lease ran out.
+		t.Run(map[bool]string{true: "abandoned", false: "lease ran out"}[abandoned], func(t *testing.T) {
+			testReturnedAfterLoss(t, abandoned)
+		})
+	}
+}
+
+func testReturnedAfterLoss(t *testing.T, abandoned bool) {
 	rs := testenv.RedisOwn(t)
 	ctx := context.Background()
-	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
+	const lease = 300 * time.Millisecond
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, lease)
 	ep := mustEpoch(t, s)
 	key := s.key(kindRequest, "r")
 	if err := rs.Client().Set(ctx, key, formatStatusValue(statusValue{st: "APPROVED", tx: "tx"}), 0).Err(); err != nil {
@@ -645,8 +661,12 @@ func TestReturnedAfterLossAndFailedProduce(t *testing.T) {
 	if held, err := s.renew(ctx, []transition{returned}, []string{"ret"}, []string{from}, false); err != nil || held != 1 {
 		t.Fatalf("write-back: %d %v", held, err)
 	}
-	if err := s.end(ctx, returned, "ret", false); err != nil { // the produce failed
-		t.Fatal(err)
+	if abandoned {
+		if err := s.end(ctx, returned, "ret", false); err != nil { // the produce failed
+			t.Fatal(err)
+		}
+	} else {
+		time.Sleep(lease + 100*time.Millisecond)
 	}
 	out, from, err = s.begin(ctx, returned, "ret-2")
 	if err != nil || out != outcomeOK || from != "APPROVED" {

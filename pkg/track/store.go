@@ -198,9 +198,11 @@ local function begin(k, to, tx, tok, ttl, verified, toFinal, restart, allowed, n
   local from = st
   -- A key written back after a loss (renewScript) holds no confirmed
   -- status, only the attempt and the status confirmed before it (flp); if
-  -- that attempt was abandoned since, flp is still the last status known
-  -- emitted: a RETURNED, which follows APPROVED only, may follow it.
-  if st == '' and fl ~= '' and fle == '0' then from = flp end
+  -- that attempt was abandoned since, or its lease ran out (a live one
+  -- answered busy above), flp is still the last status known emitted: a
+  -- RETURNED, which follows APPROVED only, may follow it. (On any other
+  -- key with no confirmed status flp is empty.)
+  if st == '' and fl ~= '' then from = flp end
   -- A new life needs a new transaction: a transition without one (a
   -- DEFERRED, a SUBMITTED the provider did not list) never restarts one.
   if st ~= '' and tx ~= '' and stx ~= tx and restart[st] then from = '' end
@@ -449,9 +451,10 @@ func epochCreated(marker string) int64 {
 	return n
 }
 
-// checkEpoch runs after a begin, on the attempts it granted on a key with
-// no confirmed status (a request's first status, or any status after a
-// Redis data loss), with one call that reads the epoch marker (writing it
+// checkEpoch runs after a begin, on the attempts it granted with no
+// previous status (a request's first status, or any status after a Redis
+// data loss but on a key its holder wrote back, which kept the status
+// before its attempt), with one call that reads the epoch marker (writing it
 // when missing) and Redis's clock, and one pipelined release when any
 // attempt must not go on:
 //
@@ -707,7 +710,7 @@ var errUnreadableStatus = errors.New("track: unreadable status key")
 // the same, so that an attempt abandoned in between is not shown as
 // confirmed by its batch's key.
 func readStatusKey(ctx context.Context, rdb redis.Cmdable, key string) (statusValue, error) {
-	for {
+	for range 5 {
 		v, raw, err := readStatusOnce(ctx, rdb, key)
 		if err != nil || raw == "" {
 			return v, err
@@ -720,6 +723,7 @@ func readStatusKey(ctx context.Context, rdb redis.Cmdable, key string) (statusVa
 			return v, nil
 		}
 	}
+	return statusValue{}, errors.New("track: status key kept changing while read; try again")
 }
 
 // readStatusOnce reads a status key and the confirmation key it names; raw
