@@ -1284,17 +1284,23 @@ func (j *job) finish(payoutID string) error {
 func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated []*kgo.Record) error {
 	e := j.e
 	out := append([]*kgo.Record(nil), ungated...)
-	var tickets []*track.GateTicket
-	var ticketRecs [][]*kgo.Record // per ticket, the record of each Ours item
-	end := func(produced bool) error {
+	type ticket struct {
+		t    *track.GateTicket
+		recs []*kgo.Record // the record of each Ours item
+	}
+	var tickets []ticket
+	// end ends every ticket: written(r) says whether record r was written.
+	end := func(written func(*kgo.Record) bool) error {
 		var first error
-		for _, t := range tickets {
-			if err := e.gate.End(context.WithoutCancel(j.hard), t, produced); err != nil && first == nil {
+		for _, tk := range tickets {
+			err := e.gate.EndEach(context.WithoutCancel(j.hard), tk.t, func(i int) bool { return written(tk.recs[i]) })
+			if err != nil && first == nil {
 				first = err
 			}
 		}
 		return first
 	}
+	none := func(*kgo.Record) bool { return false }
 	pending := make([]int, len(gated))
 	for i := range pending {
 		pending[i] = i
@@ -1317,17 +1323,17 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 		}
 		t, err := e.gate.Begin(j.hard, j.statusSince, items)
 		if err != nil {
-			_ = end(false)
+			_ = end(none)
 			return fmt.Errorf("dispatch: %w", err)
 		}
-		tickets = append(tickets, t)
-		ticketRecs = append(ticketRecs, make([]*kgo.Record, len(items)))
+		tk := ticket{t: t, recs: make([]*kgo.Record, len(items))}
+		tickets = append(tickets, tk)
 		var busy []int
 		for k, v := range t.Verdicts {
 			switch v {
 			case track.GateOurs:
 				out = append(out, recs[pending[k]])
-				ticketRecs[len(ticketRecs)-1][k] = recs[pending[k]]
+				tk.recs[k] = recs[pending[k]]
 			case track.GateBusy:
 				busy = append(busy, pending[k])
 			default:
@@ -1337,7 +1343,7 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 		pending = busy
 		if len(pending) > 0 {
 			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
-				_ = end(false)
+				_ = end(none)
 				return err
 			}
 		}
@@ -1347,8 +1353,8 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 		if errors.Is(err, kgo.ErrClientClosed) {
 			// Closed with the events perhaps sent: the keys stay held for
 			// one lease, so no later status can be emitted before them.
-			for _, t := range tickets {
-				e.gate.Leave(t)
+			for _, tk := range tickets {
+				e.gate.Leave(tk.t)
 			}
 			return err
 		}
@@ -1361,13 +1367,10 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 				failed[r.Record] = true
 			}
 		}
-		for n, t := range tickets {
-			recsOf := ticketRecs[n]
-			_ = e.gate.EndEach(context.WithoutCancel(j.hard), t, func(i int) bool { return !failed[recsOf[i]] })
-		}
+		_ = end(func(r *kgo.Record) bool { return !failed[r] })
 		return err
 	}
-	return end(true)
+	return end(func(*kgo.Record) bool { return true })
 }
 
 func deref(s *string) string {

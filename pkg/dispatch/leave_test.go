@@ -12,11 +12,9 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/track"
 )
 
-// A SUBMITTED whose produce ended with the client's close may have been
-// sent: its key stays held for the gate's lease, so the tracker cannot put
-// APPROVED on the topic before it lands. Abandoning it (End(false)) would
-// free the key at once.
-func TestClosedClientLeavesGatedKeysHeld(t *testing.T) {
+// gatedJob is a job of a fresh engine, ready for produceGated.
+func gatedJob(t *testing.T) (*fixture, *Engine, *job) {
+	t.Helper()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	ctx := context.Background()
@@ -24,13 +22,22 @@ func TestClosedClientLeavesGatedKeysHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := &job{e: e, log: testLogger(), soft: ctx, hard: ctx, statusSince: since}
+	return f, e, &job{e: e, log: testLogger(), soft: ctx, hard: ctx, statusSince: since}
+}
+
+// A SUBMITTED whose produce ended with the client's close may have been
+// sent: its key stays held for the gate's lease, so the tracker cannot put
+// APPROVED on the topic before it lands. Abandoning it (End(false)) would
+// free the key at once.
+func TestClosedClientLeavesGatedKeysHeld(t *testing.T) {
+	f, e, j := gatedJob(t)
+	ctx, since := j.hard, j.statusSince
 	e.Close()
 	rec := &kgo.Record{Topic: f.topics.Status, Key: []byte("req-closed"), Value: []byte("x")}
 	// The first record fails for another reason (no topic): the close of
 	// the second must still be seen.
 	other := &kgo.Record{Key: []byte("other"), Value: []byte("x")}
-	err = j.produceGated([]*kgo.Record{rec}, []track.GateItem{{ID: "req-closed", To: string(payout.StatusSubmitted), Ref: "tx-closed"}},
+	err := j.produceGated([]*kgo.Record{rec}, []track.GateItem{{ID: "req-closed", To: string(payout.StatusSubmitted), Ref: "tx-closed"}},
 		[]*kgo.Record{other})
 	if !errors.Is(err, kgo.ErrClientClosed) {
 		t.Fatalf("produce on a closed client: %v", err)
@@ -52,14 +59,8 @@ func TestClosedClientLeavesGatedKeysHeld(t *testing.T) {
 // abandoned status means one known not to be on the topic (franz-go fails
 // a record only then), which the status gate relies on after a Redis loss.
 func TestPartlyFailedProduceConfirmsWhatWasWritten(t *testing.T) {
-	f := newFixture(t, fixtureOpt{})
-	e := f.engine(nil)
-	ctx := context.Background()
-	since, err := e.gate.Epoch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j := &job{e: e, log: testLogger(), soft: ctx, hard: ctx, statusSince: since}
+	f, _, j := gatedJob(t)
+	ctx, since := j.hard, j.statusSince
 	written := &kgo.Record{Topic: f.topics.Status, Key: []byte("req-written"), Value: []byte("x")}
 	failed := &kgo.Record{Key: []byte("req-failed"), Value: []byte("x")} // no topic: fails at once
 	items := []track.GateItem{

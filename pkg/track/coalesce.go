@@ -122,13 +122,13 @@ func (c *coalescer) exec(ctx context.Context, batch []*coCall) {
 
 // execScripts sends batch in one pipeline (EVALSHA) within ctx, then again
 // those calls Redis refused with NOSCRIPT once the scripts are loaded.
-func execScripts(ectx context.Context, rdb redis.UniversalClient, batch []*coCall) {
+func execScripts(ctx context.Context, rdb redis.UniversalClient, batch []*coCall) {
 	for attempt := 0; len(batch) > 0; attempt++ {
 		pipe := rdb.Pipeline()
 		for _, b := range batch {
-			b.cmd = b.script.EvalSha(ectx, pipe, b.keys, b.args...)
+			b.cmd = b.script.EvalSha(ctx, pipe, b.keys, b.args...)
 		}
-		_, _ = pipe.Exec(ectx) // each call carries its own error
+		_, _ = pipe.Exec(ctx) // each call carries its own error
 		if attempt > 0 {
 			return
 		}
@@ -138,7 +138,7 @@ func execScripts(ectx context.Context, rdb redis.UniversalClient, batch []*coCal
 			if err := b.cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 				if !loaded[b.script] {
 					loaded[b.script] = true
-					_ = b.script.Load(ectx, rdb).Err()
+					_ = b.script.Load(ctx, rdb).Err()
 				}
 				again = append(again, b)
 			}

@@ -30,7 +30,7 @@ for i = 1, #KEYS do
   local a = 3 + 5 * (i - 1)
   local tok, to, from, ref, flc = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   if redis.call('EXISTS', KEYS[i]) == 0 then
-    if flc ~= '' and redis.call('EXISTS', flc) == 1 then
+    if flc ~= '' and confirmed(flc) then
       -- The attempt's batch has ended since the loss (this renewal landed
       -- late): whether its event was produced is unknown here. Written
       -- back live, the confirmation key would make it read as emitted
@@ -120,9 +120,9 @@ func (s *statusStore) renewEvery() time.Duration {
 }
 
 // keepAlive extends the leases of the attempts (froms[i] is each one's
-// previous status; many: begun by beginMany) every quarter of a lease or maxRenewEvery, whichever is
-// shorter, at a fixed rate from now and each call bounded by half that
-// pause, until stop: an attempt whose produce, or whose wait for another key,
+// previous status; many: begun by beginMany) every quarter of a lease or
+// maxRenewEvery, whichever is shorter, at a fixed rate from now and each
+// call bounded by half that pause, until stop: an attempt whose produce, or whose wait for another key,
 // outlasts its lease keeps its key. A lease that ran out would let another
 // worker emit a later status that the still pending produce then follows
 // on the topic. Nothing runs before the first quarter of a lease, so the

@@ -144,22 +144,23 @@ wait:
 	// Confirm what Kafka has, abandon the rest, in one round trip.
 	ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer ecancel()
-	var ended []int // positions in ours
+	var endTrs []transition
+	var endTokens []string
 	var endOK []bool
-	for k, i := range ours {
+	for _, i := range ours {
 		if !answered[i] {
 			continue
 		}
 		if perhapsWritten(errs[i]) {
 			continue // perhaps sent: left to its lease
 		}
-		ended, endOK = append(ended, k), append(endOK, produced[i])
+		endTrs, endTokens, endOK = append(endTrs, trs[i]), append(endTokens, tokens[i]), append(endOK, produced[i])
 	}
-	if len(ended) > 0 {
-		if err := e.statuses.endGranted(ectx, pick(trs, ours), pick(tokens, ours), ended, endOK); err != nil {
+	if len(endTrs) > 0 {
+		if err := e.statuses.endGranted(ectx, len(ours), endTrs, endTokens, endOK); err != nil {
 			// Produced but not confirmed: the leases expire, a retry emits
 			// the same eventIds again at worst.
-			e.log.Warn("track: confirm statuses", "transitions", len(ended), "err", err)
+			e.log.Warn("track: confirm statuses", "transitions", len(endTrs), "err", err)
 		}
 	}
 	n := 0
@@ -331,17 +332,17 @@ func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []st
 	return s.runCalls(ctx, calls)
 }
 
-// endGranted ends the attempts ended (indexes in trs) of every attempt
-// that beginMany granted under tokens, trs: ok[k] says whether ended[k]'s
-// event was produced. When they are all of them, it ends them with endAll;
-// otherwise (the others still in flight, or left to their leases) key by
-// key, with endMany: a token's confirmation key would also confirm its
-// attempts not ended here, whose events may never be produced.
-func (s *statusStore) endGranted(ctx context.Context, trs []transition, tokens []string, ended []int, ok []bool) error {
-	if len(ended) == len(trs) {
-		return s.endAll(ctx, pick(trs, ended), pick(tokens, ended), ok)
+// endGranted ends the attempts trs (ok[i]: trs[i]'s event was produced)
+// of the granted ones that beginMany granted under their tokens. When they
+// are all of them, it ends them with endAll; otherwise (the others still
+// in flight, or left to their leases) key by key, with endMany: a token's
+// confirmation key would also confirm its attempts not ended here, whose
+// events may never be produced.
+func (s *statusStore) endGranted(ctx context.Context, granted int, trs []transition, tokens []string, ok []bool) error {
+	if len(trs) == granted {
+		return s.endAll(ctx, trs, tokens, ok)
 	}
-	return s.endMany(ctx, pick(trs, ended), pick(tokens, ended), ok)
+	return s.endMany(ctx, trs, tokens, ok)
 }
 
 // endAll ends every attempt that beginMany granted under tokens, all of

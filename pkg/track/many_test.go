@@ -532,7 +532,7 @@ func TestPartEndedBatchConfirmsNoOther(t *testing.T) {
 	if err != nil || fmt.Sprint(outs) != "[ok ok ok]" {
 		t.Fatalf("begin: %v %v", outs, err)
 	}
-	if err := s.endGranted(ctx, trs, tokens, []int{0, 1}, []bool{true, false}); err != nil {
+	if err := s.endGranted(ctx, len(trs), trs[:2], tokens[:2], []bool{true, false}); err != nil {
 		t.Fatal(err)
 	}
 	if n := rs.Client().Exists(ctx, s.doneKey(token)).Val(); n != 0 {
@@ -562,7 +562,7 @@ func TestPartEndedBatchConfirmsNoOther(t *testing.T) {
 	if outs, _, err := s.beginMany(ctx, trs2, tokens2); err != nil || fmt.Sprint(outs) != "[ok ok]" {
 		t.Fatalf("second page: %v %v", outs, err)
 	}
-	if err := s.endGranted(ctx, trs2, tokens2, []int{0, 1}, []bool{true, true}); err != nil {
+	if err := s.endGranted(ctx, len(trs2), trs2, tokens2, []bool{true, true}); err != nil {
 		t.Fatal(err)
 	}
 	if n := rs.Client().Exists(ctx, s.doneKey("page2")).Val(); n != 1 {
@@ -598,7 +598,7 @@ func TestLateWriteBackAfterBatchEndedIsAbandoned(t *testing.T) {
 	if err := rs.Client().FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.endGranted(ctx, trs, tokens, []int{0, 1}, []bool{true, false}); err != nil {
+	if err := s.endGranted(ctx, len(trs), trs[:2], tokens[:2], []bool{true, false}); err != nil {
 		t.Fatal(err)
 	}
 	if n := rs.Client().Exists(ctx, s.doneKey("T")).Val(); n != 1 {
