@@ -5,6 +5,7 @@ import (
 	"context"
 	"runtime/pprof"
 	"slices"
+	"time"
 
 	"github.com/google/pprof/profile"
 )
@@ -57,7 +58,13 @@ func (s *cpuSplit) stop() (share float64, ok bool) {
 	return loadGenShare(p)
 }
 
-// loadGenShare is the share of p's CPU samples labelled part=loadgen.
+// minSplitCPU is the sampled CPU below which the split is not measured: at
+// the profiler's 100 samples a second, a small run's few samples can miss
+// the load generator's goroutines entirely.
+const minSplitCPU = int64(time.Second)
+
+// loadGenShare is the share of p's CPU samples labelled part=loadgen; ok is
+// false when p holds less than minSplitCPU of samples.
 func loadGenShare(p *profile.Profile) (float64, bool) {
 	idx := -1
 	for i, st := range p.SampleType {
@@ -76,7 +83,7 @@ func loadGenShare(p *profile.Profile) (float64, bool) {
 			gen += v
 		}
 	}
-	if total == 0 {
+	if total < minSplitCPU {
 		return 0, false
 	}
 	return float64(gen) / float64(total), true

@@ -97,7 +97,7 @@ func (l *LoadFigures) Print(w io.Writer) {
 		fmt.Fprintf(w, "      the load run's own part      %7.1f µs (marketplace, publisher, status follower, tally: CPU-profile labels)\n", l.perRequest(l.LoadGenCPU))
 		fmt.Fprintf(w, "      the workers alone            %7.1f µs (the garbage collector's work counted here)\n", l.perRequest(l.PipelineWorkersCPU()))
 	} else {
-		fmt.Fprintf(w, "      the load run's own part            ? (not measured: another CPU profile was running)\n")
+		fmt.Fprintf(w, "      the load run's own part            ? (not measured: another CPU profile was running, or under 1 s of CPU sampled)\n")
 	}
 	if l.RedisCPU >= 0 {
 		fmt.Fprintf(w, "    redis-server                   %7.1f µs (INFO cpu)\n", l.perRequest(l.RedisCPU))
