@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -1191,7 +1192,7 @@ func (j *job) finish(payoutID string) error {
 	for _, i := range j.keep {
 		want[b.Transactions[i].RequestID] = i
 	}
-	txByRef, err := j.transactions(payoutID, want)
+	txByRef, listed, err := j.transactions(payoutID, want)
 	if err != nil {
 		return err
 	}
@@ -1218,15 +1219,17 @@ func (j *job) finish(payoutID string) error {
 	missing := 0
 	mapping := make([]submitted.Transaction, 0, len(submittedPos))
 	recs := make([]*kgo.Record, 0, len(submittedPos)+len(drops)+1)
+	then := make([]*kgo.Record, 0, len(submittedPos)+1)
 	gate := make([]track.GateItem, 0, len(submittedPos)+1)
 	var total int64
 	for _, i := range submittedPos {
 		t := &b.Transactions[i]
 		total += t.AmountInCents
 		var txID *string
-		if id, ok := txByRef[t.RequestID]; ok {
-			txID = &id
-			mapping = append(mapping, submitted.Transaction{TransactionID: id, RequestID: t.RequestID, BatchID: b.BatchID,
+		tx, listedTx := txByRef[t.RequestID]
+		if listedTx {
+			txID = &tx.ProviderID
+			mapping = append(mapping, submitted.Transaction{TransactionID: tx.ProviderID, RequestID: t.RequestID, BatchID: b.BatchID,
 				PayoutID: payoutID, AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID})
 		} else {
 			missing++
@@ -1237,7 +1240,30 @@ func (j *job) finish(payoutID string) error {
 			return err
 		}
 		recs = append(recs, r)
-		gate = append(gate, track.GateItem{ID: t.RequestID, To: string(payout.StatusSubmitted), Ref: deref(txID)})
+		// The listing is a poll: a transaction it read PENDING gets its
+		// PENDING here, after SUBMITTED and under the same gate attempt
+		// (one compare-and-set for both), with the eventId the tracker's
+		// poll would give it.
+		var p *kgo.Record
+		to := payout.StatusSubmitted
+		if listedTx && tx.Status == payout.StatusPending {
+			to = payout.StatusPending
+			if p, err = e.pendingRecord(b, t, payoutID, tx.ProviderID); err != nil {
+				return err
+			}
+		}
+		then = append(then, p)
+		gate = append(gate, track.GateItem{ID: t.RequestID, To: string(to), Ref: deref(txID)})
+	}
+	// The listing serves as the payout's first poll when it read every
+	// transaction PENDING, each one a request of this batch: the tracker's
+	// first poll then comes one poll interval later, and once every
+	// PENDING is emitted the hand-off holds the listing's digest, so a poll
+	// that reads the same emits nothing again.
+	asFirstPoll := listed.pending && missing == 0 && listed.n == len(submittedPos)
+	firstPoll := e.now()
+	if asFirstPoll {
+		firstPoll = firstPoll.Add(listedFirstPollDelay)
 	}
 	if missing > 0 {
 		j.log.Error("dispatch: Wompi does not list some transactions of the payout; SUBMITTED without transaction id",
@@ -1245,7 +1271,7 @@ func (j *job) finish(payoutID string) error {
 	}
 	if err := e.handoff.Record(j.hard, submitted.Payout{PayoutID: payoutID, BatchID: b.BatchID, OriginAccountID: b.OriginAccountID,
 		PaymentType: string(b.PaymentType), TotalAmountInCents: total, TransactionCount: len(submittedPos), SubmittedAt: e.now()},
-		mapping, e.now()); err != nil {
+		mapping, firstPoll); err != nil {
 		return fmt.Errorf("dispatch: record hand-off: %w", err)
 	}
 	t = e.m.stage("record", t)
@@ -1258,11 +1284,20 @@ func (j *job) finish(payoutID string) error {
 		return err
 	}
 	recs = append(recs, bs)
+	then = append(then, nil)
 	gate = append(gate, track.GateItem{Batch: true, ID: b.BatchID, To: string(payout.BatchPending), Ref: payoutID})
-	if err := j.produceGated(recs, gate, dr); err != nil {
+	confirmed, err := j.produceGatedThen(recs, then, gate, dr)
+	if err != nil {
 		return err
 	}
 	t = e.m.stage("produce", t)
+	if asFirstPoll && confirmed == len(gate) {
+		// Every status is on the topic: the tracker's poll need not emit
+		// them again. Otherwise it does (its attempts skip what is known).
+		if err := e.handoff.SetPollDigest(j.hard, payoutID, listed.digest); err != nil {
+			j.log.Warn("dispatch: record the listing's poll digest", "payout_id", payoutID, "err", err)
+		}
+	}
 	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosted}, stateDone); err != nil {
 		return err
 	}
@@ -1282,11 +1317,27 @@ func (j *job) finish(payoutID string) error {
 // gate) while busy ones are waited for and while the produce runs, however
 // long either takes.
 func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated []*kgo.Record) error {
+	_, err := j.produceGatedThen(recs, nil, gated, ungated)
+	return err
+}
+
+// produceGatedThen is produceGated where an item may carry two events:
+// then[i], when not nil, is the event of gated[i]'s status (a PENDING the
+// payout's listing read) and recs[i] the SUBMITTED before it. The first
+// events go in one produce; each then-event goes in a second one, and only
+// once its SUBMITTED is known written, so the topic never holds such a
+// PENDING without its SUBMITTED before it. An item counts as written when
+// the event of its status was: an abandoned attempt is still one known not
+// written (a SUBMITTED written before a failed PENDING is below any status
+// that may follow; a retry emits it again under the same eventId). It
+// returns how many items were emitted and confirmed.
+func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem, ungated []*kgo.Record) (int, error) {
 	e := j.e
 	out := append([]*kgo.Record(nil), ungated...)
 	type ticket struct {
-		t    *track.GateTicket
-		recs []*kgo.Record // the record of each Ours item
+		t     *track.GateTicket
+		first []*kgo.Record // the first event of each Ours item
+		recs  []*kgo.Record // the event of each Ours item's status
 	}
 	var tickets []ticket
 	// end ends every ticket: written(r) says whether record r was written.
@@ -1299,6 +1350,13 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 			}
 		}
 		return first
+	}
+	leave := func() {
+		// Closed with the events perhaps sent: the keys stay held for one
+		// lease, so no later status can be emitted before them.
+		for _, tk := range tickets {
+			e.gate.Leave(tk.t)
+		}
 	}
 	none := func(*kgo.Record) bool { return false }
 	pending := make([]int, len(gated))
@@ -1324,16 +1382,20 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 		t, err := e.gate.Begin(j.hard, j.statusSince, items)
 		if err != nil {
 			_ = end(none)
-			return fmt.Errorf("dispatch: %w", err)
+			return 0, fmt.Errorf("dispatch: %w", err)
 		}
-		tk := ticket{t: t, recs: make([]*kgo.Record, len(items))}
+		tk := ticket{t: t, first: make([]*kgo.Record, len(items)), recs: make([]*kgo.Record, len(items))}
 		tickets = append(tickets, tk)
 		var busy []int
 		for k, v := range t.Verdicts {
 			switch v {
 			case track.GateOurs:
-				out = append(out, recs[pending[k]])
-				tk.recs[k] = recs[pending[k]]
+				i := pending[k]
+				out = append(out, recs[i])
+				tk.first[k], tk.recs[k] = recs[i], recs[i]
+				if then != nil && then[i] != nil {
+					tk.recs[k] = then[i]
+				}
 			case track.GateBusy:
 				busy = append(busy, pending[k])
 			default:
@@ -1344,33 +1406,62 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 		if len(pending) > 0 {
 			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
 				_ = end(none)
-				return err
+				return 0, err
 			}
 		}
 	}
-	res, err := e.produceEach(j.hard, out...)
-	if err != nil {
-		if errors.Is(err, kgo.ErrClientClosed) {
-			// Closed with the events perhaps sent: the keys stay held for
-			// one lease, so no later status can be emitted before them.
-			for _, tk := range tickets {
-				e.gate.Leave(tk.t)
-			}
-			return err
+	// Some records may fail (franz-go fails one only once it is known not
+	// to be written): those are abandoned, the others confirmed, so that
+	// an abandoned status is never one on the topic.
+	sent := make(map[*kgo.Record]bool, len(out))
+	failed := map[*kgo.Record]bool{}
+	produce := func(rs []*kgo.Record) error {
+		for _, r := range rs {
+			sent[r] = true
 		}
-		// Some records failed (franz-go fails one only once it is known
-		// not to be written): those are abandoned, the others confirmed,
-		// so that an abandoned status is never one on the topic.
-		failed := make(map[*kgo.Record]bool, len(res))
+		res, err := e.produceEach(j.hard, rs...)
 		for _, r := range res {
 			if r.Err != nil {
 				failed[r.Record] = true
 			}
 		}
-		_ = end(func(r *kgo.Record) bool { return !failed[r] })
 		return err
 	}
-	return end(func(*kgo.Record) bool { return true })
+	firstErr := produce(out)
+	if errors.Is(firstErr, kgo.ErrClientClosed) {
+		leave()
+		return 0, firstErr
+	}
+	var second []*kgo.Record
+	for _, tk := range tickets {
+		for k, r := range tk.recs {
+			if r != nil && r != tk.first[k] && !failed[tk.first[k]] {
+				second = append(second, r)
+			}
+		}
+	}
+	if len(second) > 0 {
+		if err := produce(second); err != nil {
+			if errors.Is(err, kgo.ErrClientClosed) {
+				leave()
+				return 0, err
+			}
+			firstErr = cmp.Or(firstErr, err)
+		}
+	}
+	written := func(r *kgo.Record) bool { return sent[r] && !failed[r] }
+	confirmed := 0
+	for _, tk := range tickets {
+		for _, r := range tk.recs {
+			if r != nil && written(r) {
+				confirmed++
+			}
+		}
+	}
+	if err := end(written); err != nil {
+		return 0, cmp.Or(firstErr, err)
+	}
+	return confirmed, firstErr
 }
 
 func deref(s *string) string {
@@ -1380,13 +1471,26 @@ func deref(s *string) string {
 	return *s
 }
 
-// transactions maps reference (requestId) -> Wompi transaction id for the
-// payout, asking again a few times while some wanted reference is missing.
-func (j *job) transactions(payoutID string, want map[string]int) (map[string]string, error) {
+// listing is what the payout's transactions listing read, beyond the
+// mapping: the digest a poll would compute from it (track.PollDigest), how
+// many transactions it held, and whether every one was PENDING (mapped)
+// with a reference.
+type listing struct {
+	digest  string
+	n       int
+	pending bool
+}
+
+// transactions maps reference (requestId) -> Wompi transaction (its id and
+// status) for the payout, asking again a few times while some wanted
+// reference is missing.
+func (j *job) transactions(payoutID string, want map[string]int) (map[string]rail.ItemRef, listing, error) {
 	const tries = 5
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		out := make(map[string]string, len(want))
+		out := make(map[string]rail.ItemRef, len(want))
+		var digest track.PollDigest
+		l := listing{pending: true}
 		var err error
 		ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)
 		for tx, terr := range j.e.batchRail.ItemRefs(ctx, payoutID) {
@@ -1394,11 +1498,17 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]str
 				err = terr
 				break
 			}
+			// As the tracker's poll sums it up: a PENDING transaction has
+			// no failure code.
+			digest.Add(tx.ProviderID, tx.ProviderStatus, tx.ID, "")
+			l.n++
+			l.pending = l.pending && tx.Status == payout.StatusPending && tx.ID != ""
 			if tx.ID != "" {
-				out[tx.ID] = tx.ProviderID
+				out[tx.ID] = tx
 			}
 		}
 		cancel()
+		l.digest = digest.String()
 		j.e.m.observe("payout_transactions", start, err)
 		complete := err == nil
 		for ref := range want {
@@ -1408,12 +1518,12 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]str
 			}
 		}
 		if complete || (err == nil && attempt >= tries) {
-			return out, nil
+			return out, l, nil
 		}
 		j.e.m.retries.WithLabelValues("transactions").Inc()
 		// soft: giving up here is safe, the record says "posted".
 		if err := sleep(j.soft, j.e.backoff(attempt)); err != nil {
-			return nil, err
+			return nil, listing{}, err
 		}
 	}
 }

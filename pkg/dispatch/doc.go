@@ -128,7 +128,13 @@
 //     id; the hand-off is stored (submitted.Store.Record, one pipeline);
 //     SUBMITTED per request (eventId EventID("status", requestId,
 //     "SUBMITTED", batchId)) and one BatchStatusChanged PENDING are produced
-//     with acks=all; state "done"; the offset is committed.
+//     with acks=all; state "done"; the offset is committed. The listing is
+//     the payout's first poll: a request whose transaction it read PENDING
+//     goes through the status gate once, to PENDING, and its PENDING
+//     (the tracker's eventId) is produced after its SUBMITTED is written
+//     (produceGatedThen). When every transaction read PENDING and every
+//     status was written, the hand-off gets the listing's poll digest and
+//     the tracker's first poll is due 10 s later.
 //
 // Redis work per batch is a constant number of round trips whatever its
 // size (about ten; see TestConstantRedisRoundTrips).

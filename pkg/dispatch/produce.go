@@ -70,6 +70,31 @@ func (e *Engine) statusRecord(b *payout.Batch, t *payout.Transaction, status pay
 	return &kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(t.RequestID), Value: v}, nil
 }
 
+// listedFirstPollDelay is when the tracker first polls a payout whose
+// listing served as its first poll (the dispatcher emitted its PENDING
+// statuses): the tracker's first interval (track backoff).
+const listedFirstPollDelay = 10 * time.Second
+
+// pendingRecord builds the PENDING event of a transaction the payout's
+// listing read PENDING (source DISPATCHER, previousStatus SUBMITTED), with
+// the eventId the tracker gives a polled PENDING, so that a copy the
+// tracker emits too (after a Redis loss) is deduplicated by consumers.
+func (e *Engine) pendingRecord(b *payout.Batch, t *payout.Transaction, payoutID, txID string) (*kgo.Record, error) {
+	batchID, prev := b.BatchID, payout.StatusSubmitted
+	sc := payout.StatusChange{
+		EventID:   payout.EventID("status", t.RequestID, string(payout.StatusPending), txID),
+		RequestID: t.RequestID, BatchID: &batchID, PayoutID: &payoutID, TransactionID: &txID,
+		Status: payout.StatusPending, PreviousStatus: &prev,
+		AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: e.now(), Source: payout.SourceDispatcher,
+		Rail: batchRail(b),
+	}
+	v, err := e.cfg.Codec.AppendStatusChange(nil, &sc)
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: encode status: %w", err)
+	}
+	return &kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(t.RequestID), Value: v}, nil
+}
+
 // dropRecords builds the records of the dropped transactions: REJECTED
 // events, and for a republished copy (DUPLICATE_REQUEST) a DLQ record
 // instead: a copy never adds an event to the status topic, whose lifecycle

@@ -4,6 +4,8 @@ import (
 	"context"
 	"iter"
 	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
 
 // What the dispatcher needs of a batch rail besides BatchPayouts: the
@@ -103,10 +105,13 @@ type BankDirectory interface {
 	BankIDs(ctx context.Context, bg Background, codes []string) ([]string, error)
 }
 
-// ItemRef maps one item of a batch back to our request.
+// ItemRef maps one item of a batch back to our request, with its status as
+// the same listing read it.
 type ItemRef struct {
-	ID         string // our requestId, "" when the rail does not hold it
-	ProviderID string
+	ID             string // our requestId, "" when the rail does not hold it
+	ProviderID     string
+	Status         payout.Status // mapped, as Items maps it; "" while the provider status maps to nothing known
+	ProviderStatus string        // as the provider says it
 }
 
 // ItemIndex is a batch rail that can walk a batch's item ids more cheaply

@@ -140,12 +140,12 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	allFinal := true
 	var firstErr error
 	var txs []*payout.StatusChange
-	var digest pollDigest
+	var digest PollDigest
 	for tx, err := range e.cfg.Wompi.Items(ctx, payoutID) {
 		if err != nil {
 			return retry(err)
 		}
-		digest.add(tx.ProviderID, tx.ProviderStatus, tx.ID, tx.Reason)
+		digest.Add(tx.ProviderID, tx.ProviderStatus, tx.ID, tx.Reason)
 		st := tx.Status
 		if st == "" {
 			e.log.Warn("track: unknown transaction status", "payoutId", payoutID, "transactionId", tx.ProviderID, "status", truncate(tx.ProviderStatus, 32))
@@ -280,15 +280,20 @@ func (e *Engine) sweepSchedule(ctx context.Context, now time.Time) (int, error) 
 // pollEmitBatch is how many polled transitions are emitted together.
 const pollEmitBatch = 500
 
-// pollDigest sums up a payout's transactions as one poll read them: the same
+// PollDigest sums up a payout's transactions as one poll read them: the same
 // set of (id, status, reference, failure code) gives the same digest, in any
-// order.
-type pollDigest struct {
+// order. A poll whose transactions read as the digest the hand-off holds
+// (submitted.Payout.PollDigest) emits nothing for them: the dispatcher
+// records the digest of its own listing once it emitted each transaction's
+// PENDING, so that listing serves as the first poll.
+type PollDigest struct {
 	n        int
 	sum, xor uint64
 }
 
-func (d *pollDigest) add(fields ...string) {
+// Add adds one transaction: its provider id, provider status, reference
+// and failure code, as rail.Payout holds them.
+func (d *PollDigest) Add(fields ...string) {
 	h := fnv.New64a()
 	for _, f := range fields {
 		h.Write([]byte(f))
@@ -300,7 +305,7 @@ func (d *pollDigest) add(fields ...string) {
 	d.xor ^= v*0x9E3779B97F4A7C15 + 1
 }
 
-func (d *pollDigest) String() string {
+func (d *PollDigest) String() string {
 	return fmt.Sprintf("%d-%x-%x", d.n, d.sum, d.xor)
 }
 

@@ -114,7 +114,8 @@ func (r *Rail) BatchesListedOn(ctx context.Context, day string) (int, error) {
 const itemRefsPage = 1000
 
 // ItemRefs walks GET /payouts/{id}/transactions in pages of 1,000,
-// decoding only each transaction's id and reference (our requestId).
+// decoding only each transaction's id, reference (our requestId) and
+// status.
 func (r *Rail) ItemRefs(ctx context.Context, providerBatchID string) iter.Seq2[rail.ItemRef, error] {
 	return func(yield func(rail.ItemRef, error) bool) {
 		for t, err := range r.c.PayoutTransactionRefs(ctx, providerBatchID, TransactionsFilter{Limit: itemRefsPage}) {
@@ -122,7 +123,8 @@ func (r *Rail) ItemRefs(ctx context.Context, providerBatchID string) iter.Seq2[r
 				yield(rail.ItemRef{}, railError("items", err))
 				return
 			}
-			if !yield(rail.ItemRef{ID: t.Reference, ProviderID: t.ID}, nil) {
+			if !yield(rail.ItemRef{ID: t.Reference, ProviderID: t.ID, Status: ItemStatusOf(t.Status),
+				ProviderStatus: string(t.Status)}, nil) {
 				return
 			}
 		}

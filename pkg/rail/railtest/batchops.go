@@ -153,14 +153,14 @@ func RunBatchRail(t *testing.T, h BatchRailHarness) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]string{}
+		want := map[string]rail.ItemRef{}
 		for p, err := range c.Items(ctx, b.ProviderID) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want[p.ID] = p.ProviderID
+			want[p.ID] = rail.ItemRef{ID: p.ID, ProviderID: p.ProviderID, Status: p.Status, ProviderStatus: p.ProviderStatus}
 		}
-		got := map[string]string{}
+		got := map[string]rail.ItemRef{}
 		for ir, err := range c.ItemRefs(ctx, b.ProviderID) {
 			if err != nil {
 				t.Fatal(err)
@@ -168,14 +168,16 @@ func RunBatchRail(t *testing.T, h BatchRailHarness) {
 			if _, dup := got[ir.ID]; dup {
 				t.Fatalf("%s listed twice", ir.ID)
 			}
-			got[ir.ID] = ir.ProviderID
+			got[ir.ID] = ir
 		}
 		if len(got) != n {
 			t.Fatalf("%d item refs, want %d", len(got), n)
 		}
 		for _, id := range rids {
-			if got[id] == "" || got[id] != want[id] {
-				t.Fatalf("item %s: ref %q, Items says %q", id, got[id], want[id])
+			// The status too: the dispatcher emits PENDING from it, as
+			// the tracker would from Items.
+			if got[id].ProviderID == "" || got[id] != want[id] || got[id].Status == "" {
+				t.Fatalf("item %s: ref %+v, Items says %+v", id, got[id], want[id])
 			}
 		}
 	})
