@@ -1244,16 +1244,16 @@ func (j *job) finish(payoutID string) error {
 		// PENDING here, after SUBMITTED and under the same gate attempt
 		// (one compare-and-set for both), with the eventId the tracker's
 		// poll would give it.
+		item := track.GateItem{ID: t.RequestID, To: string(payout.StatusSubmitted), Ref: deref(txID)}
 		var p *kgo.Record
-		to := payout.StatusSubmitted
 		if listedTx && tx.Status == payout.StatusPending {
-			to = payout.StatusPending
+			item.To, item.Via = string(payout.StatusPending), string(payout.StatusSubmitted)
 			if p, err = e.pendingRecord(b, t, payoutID, tx.ProviderID); err != nil {
 				return err
 			}
 		}
 		then = append(then, p)
-		gate = append(gate, track.GateItem{ID: t.RequestID, To: string(to), Ref: deref(txID)})
+		gate = append(gate, item)
 	}
 	// The listing serves as the payout's first poll when it read every
 	// transaction PENDING, each one a request of this batch: the tracker's
@@ -1291,11 +1291,18 @@ func (j *job) finish(payoutID string) error {
 		return err
 	}
 	t = e.m.stage("produce", t)
-	if asFirstPoll && confirmed == len(gate) {
+	switch {
+	case asFirstPoll && confirmed == len(gate):
 		// Every status is on the topic: the tracker's poll need not emit
-		// them again. Otherwise it does (its attempts skip what is known).
+		// them again.
 		if err := e.handoff.SetPollDigest(j.hard, payoutID, listed.digest); err != nil {
 			j.log.Warn("dispatch: record the listing's poll digest", "payout_id", payoutID, "err", err)
+		}
+	case asFirstPoll:
+		// Some status was refused (another worker's is further along, or
+		// perhaps written): the tracker polls now and emits what it reads.
+		if err := e.handoff.Reschedule(j.hard, payoutID, e.now()); err != nil {
+			j.log.Warn("dispatch: move the first poll to now", "payout_id", payoutID, "err", err)
 		}
 	}
 	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosted}, stateDone); err != nil {
@@ -1441,6 +1448,9 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 		}
 	}
 	if len(second) > 0 {
+		if e.betweenProduces != nil {
+			e.betweenProduces()
+		}
 		if err := produce(second); err != nil {
 			if errors.Is(err, kgo.ErrClientClosed) {
 				leave()
@@ -1473,8 +1483,8 @@ func deref(s *string) string {
 
 // listing is what the payout's transactions listing read, beyond the
 // mapping: the digest a poll would compute from it (track.PollDigest), how
-// many transactions it held, and whether every one was PENDING (mapped)
-// with a reference.
+// many transactions it held (with or without a reference), and whether
+// every one was PENDING (mapped).
 type listing struct {
 	digest  string
 	n       int
@@ -1502,7 +1512,7 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]rai
 			// no failure code.
 			digest.Add(tx.ProviderID, tx.ProviderStatus, tx.ID, "")
 			l.n++
-			l.pending = l.pending && tx.Status == payout.StatusPending && tx.ID != ""
+			l.pending = l.pending && tx.Status == payout.StatusPending
 			if tx.ID != "" {
 				out[tx.ID] = tx
 			}

@@ -65,8 +65,9 @@ type Engine struct {
 	closed   sync.Once
 
 	// Test hooks (nil in production).
-	afterPost  func(batchID string) error // after Wompi accepted the batch, before anything is recorded
-	beforePost func(batchID string)       // just before each POST attempt
+	afterPost       func(batchID string) error // after Wompi accepted the batch, before anything is recorded
+	beforePost      func(batchID string)       // just before each POST attempt
+	betweenProduces func()                     // produceGatedThen: after the first produce, before the second
 }
 
 type tp struct {

@@ -2,6 +2,8 @@ package dispatch
 
 import (
 	"context"
+	"errors"
+	"iter"
 	"net/http"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/track"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
@@ -221,4 +224,196 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name, kind string) float
 		}
 	}
 	return n
+}
+
+// Two faults (a review's find): the tracker's PENDING for a request may be
+// on the topic (its holder closed after the produce; the lease ran out)
+// when the dispatcher's item for it, SUBMITTED then PENDING, begins. The
+// item is granted only where SUBMITTED may follow, so neither event is
+// emitted: SUBMITTED after that PENDING would break the lifecycle.
+func TestSubmittedNeverFollowsAPerhapsWrittenPending(t *testing.T) {
+	f, _, j := gatedJob(t)
+	ctx, since := j.hard, j.statusSince
+	const id = "req-race"
+	tracker := track.NewGate(f.redis.Client(), f.redis.Prefix(), 300*time.Millisecond)
+	tracker.SetLossGrace(-1)
+	tk, err := tracker.Begin(ctx, since, []track.GateItem{{ID: id, To: string(payout.StatusPending), Ref: "tx-1"}})
+	if err != nil || tk.Verdicts[0] != track.GateOurs {
+		t.Fatalf("tracker begin: %v %v", tk, err)
+	}
+	tracker.Leave(tk) // PENDING perhaps written; the lease runs out
+	time.Sleep(600 * time.Millisecond)
+	sub := &kgo.Record{Topic: f.topics.Status, Key: []byte(id), Value: []byte("SUBMITTED")}
+	pend := &kgo.Record{Topic: f.topics.Status, Key: []byte(id), Value: []byte("PENDING")}
+	n, err := j.produceGatedThen([]*kgo.Record{sub}, []*kgo.Record{pend},
+		[]track.GateItem{{ID: id, To: string(payout.StatusPending), Via: string(payout.StatusSubmitted), Ref: "tx-1"}}, nil)
+	if err != nil || n != 0 {
+		t.Fatalf("dispatcher's item: %d confirmed, %v; want none and no error", n, err)
+	}
+	f.kafka.Settle(t, 5*time.Second, f.topics.Status)
+	for _, r := range f.kafka.ReadAll(t, f.topics.Status) {
+		if string(r.Key) == id {
+			t.Fatalf("%s emitted after a perhaps-written PENDING", r.Value)
+		}
+	}
+}
+
+// The same two faults through a whole batch: the request whose PENDING the
+// tracker perhaps wrote gets neither SUBMITTED nor PENDING from the
+// dispatcher, the others both, and no poll digest is recorded (the tracker
+// polls at once and emits what it reads).
+func TestBatchSkipsARequestWithAPerhapsWrittenPending(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	b := simpleBatch("racebatch", 2)
+	early := b.Transactions[0].RequestID
+	ctx := context.Background()
+	tracker := track.NewGate(f.redis.Client(), f.redis.Prefix(), 300*time.Millisecond)
+	tracker.SetLossGrace(-1)
+	since, err := tracker.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := tracker.Begin(ctx, since, []track.GateItem{{ID: early, To: string(payout.StatusPending), Ref: "tx-by-webhook"}})
+	if err != nil || tk.Verdicts[0] != track.GateOurs {
+		t.Fatalf("tracker's PENDING: %v %v", tk, err)
+	}
+	tracker.Leave(tk)
+	time.Sleep(600 * time.Millisecond)
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	idx := byStatus(f.statuses())
+	if n := len(idx[early][payout.StatusSubmitted]) + len(idx[early][payout.StatusPending]); n != 0 {
+		t.Fatalf("%s: %d events from the dispatcher after a perhaps-written PENDING", early, n)
+	}
+	other := idx[b.Transactions[1].RequestID]
+	if len(other[payout.StatusSubmitted]) != 1 || len(other[payout.StatusPending]) != 1 {
+		t.Fatalf("the other request: %d SUBMITTED, %d PENDING; want 1 each", len(other[payout.StatusSubmitted]), len(other[payout.StatusPending]))
+	}
+	payoutID := *other[payout.StatusPending][0].PayoutID
+	hand, found, err := submitted.New(f.redis.Client(), f.redis.Prefix(), 0).Payout(ctx, payoutID)
+	if err != nil || !found || hand.PollDigest != "" {
+		t.Fatalf("hand-off: found %v, digest %q, %v; want no digest (a status was refused)", found, hand.PollDigest, err)
+	}
+	due, err := f.redis.Client().ZScore(ctx, f.redis.Prefix()+"{poll}", payoutID).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at := time.UnixMilli(int64(due)); at.After(f.clock.Now()) {
+		t.Fatalf("first poll due at %v, want at once (%v): nothing serves as the first poll", at, f.clock.Now())
+	}
+}
+
+// listingRail is a batch rail whose listing of a payout's transactions
+// edit rewrites.
+type listingRail struct {
+	rail.BatchRail
+	edit func([]rail.ItemRef) []rail.ItemRef
+}
+
+func (r listingRail) ItemRefs(ctx context.Context, providerBatchID string) iter.Seq2[rail.ItemRef, error] {
+	return func(yield func(rail.ItemRef, error) bool) {
+		var refs []rail.ItemRef
+		for ir, err := range r.BatchRail.ItemRefs(ctx, providerBatchID) {
+			if err != nil {
+				yield(rail.ItemRef{}, err)
+				return
+			}
+			refs = append(refs, ir)
+		}
+		for _, ir := range r.edit(refs) {
+			if !yield(ir, nil) {
+				return
+			}
+		}
+	}
+}
+
+// A listing that does not match the batch one to one (a transaction of no
+// request of the batch, one without a reference, a request not listed) is
+// not the payout's first poll: the dispatcher emits what it can, records no
+// digest, and the tracker polls at once.
+func TestListingThatDoesNotMatchTheBatchIsNoPoll(t *testing.T) {
+	pending := rail.ItemRef{Status: payout.StatusPending, ProviderStatus: "PENDING"}
+	cases := map[string]func([]rail.ItemRef) []rail.ItemRef{
+		"another request's": func(r []rail.ItemRef) []rail.ItemRef {
+			x := pending
+			x.ID, x.ProviderID = "not-of-this-batch", "tx-extra"
+			return append(r, x)
+		},
+		"no reference": func(r []rail.ItemRef) []rail.ItemRef {
+			x := pending
+			x.ProviderID = "tx-anonymous"
+			return append(r, x)
+		},
+		"a request not listed": func(r []rail.ItemRef) []rail.ItemRef { return r[1:] },
+		"one not listed, another's instead": func(r []rail.ItemRef) []rail.ItemRef {
+			x := pending
+			x.ID, x.ProviderID = "not-of-this-batch", "tx-extra"
+			return append(r[1:], x)
+		},
+	}
+	for name, edit := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			e := f.engine(func(c *Config) { c.Wompi = listingRail{BatchRail: c.Wompi, edit: edit} })
+			b := simpleBatch("mismatch", 2)
+			f.produce(f.topics.Batches, b)
+			stop, _ := f.run(e)
+			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			var payoutID string
+			for _, s := range f.statuses() {
+				if s.Status == payout.StatusSubmitted && s.PayoutID != nil {
+					payoutID = *s.PayoutID
+				}
+			}
+			ctx := context.Background()
+			hand, found, err := submitted.New(f.redis.Client(), f.redis.Prefix(), 0).Payout(ctx, payoutID)
+			if err != nil || !found || hand.PollDigest != "" {
+				t.Fatalf("hand-off of %q: found %v, digest %q, %v; want no digest", payoutID, found, hand.PollDigest, err)
+			}
+			due, err := f.redis.Client().ZScore(ctx, f.redis.Prefix()+"{poll}", payoutID).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if at := time.UnixMilli(int64(due)); at.After(f.clock.Now()) {
+				t.Fatalf("first poll due at %v, want at once (%v)", at, f.clock.Now())
+			}
+			f.checkLifecycles()
+		})
+	}
+}
+
+// A client closed between the two produces (a deploy): the SUBMITTED are
+// written, the PENDING may have been sent. Every key stays held for the
+// gate's lease, so the tracker cannot put APPROVED on the topic before a
+// PENDING that may still land.
+func TestClosedClientBetweenTheProducesLeavesKeysHeld(t *testing.T) {
+	f, e, j := gatedJob(t)
+	ctx, since := j.hard, j.statusSince
+	e.betweenProduces = e.Close
+	sub := &kgo.Record{Topic: f.topics.Status, Key: []byte("req-c"), Value: []byte("SUBMITTED")}
+	pend := &kgo.Record{Topic: f.topics.Status, Key: []byte("req-c"), Value: []byte("PENDING")}
+	_, err := j.produceGatedThen([]*kgo.Record{sub}, []*kgo.Record{pend},
+		[]track.GateItem{{ID: "req-c", To: string(payout.StatusPending), Via: string(payout.StatusSubmitted), Ref: "tx-c"}}, nil)
+	if !errors.Is(err, kgo.ErrClientClosed) {
+		t.Fatalf("second produce on a closed client: %v", err)
+	}
+	tracker := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+	tracker.SetLossGrace(-1)
+	tk, err := tracker.Begin(ctx, since, []track.GateItem{{ID: "req-c", To: string(payout.StatusApproved), Ref: "tx-c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tracker.End(ctx, tk, false) }()
+	if tk.Verdicts[0] != track.GateBusy {
+		t.Fatalf("APPROVED after a close between the produces: verdict %v, want busy (key held)", tk.Verdicts[0])
+	}
 }

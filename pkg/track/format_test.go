@@ -192,8 +192,9 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 		for i := range trs {
 			k := kinds[rng.IntN(2)]
 			to, final := pick(k)
+			// fresh (a SET NX before the read) must not change any answer.
 			trs[i] = transition{kind: k, id: fmt.Sprint("id-", rng.IntN(ids)), to: to, ref: refs[rng.IntN(len(refs))],
-				final: final, verified: rng.IntN(4) > 0, since: ep}
+				final: final, verified: rng.IntN(4) > 0, since: ep, fresh: rng.IntN(2) == 0}
 			tokens[i] = fmt.Sprint("tok-", round, "-", i)
 			if round%2 == 0 {
 				tokens[i] = fmt.Sprint("tok-", round) // one per call, as the engine and the gate give
@@ -203,7 +204,7 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 		var want []string
 		for i, tr := range trs {
 			args := ref.beginArgs(tr, tokens[i])
-			args = append(args[:8:8], args[10:]...) // the reference predates the loss grace's window
+			args = append(args[:8:8], args[12:]...) // the reference predates the loss grace's window, via and fresh
 			res, err := hashBeginScript.Run(ctx, rdb, []string{ref.key(tr.kind, tr.id)}, args...).StringSlice()
 			if err != nil {
 				t.Fatal(err)

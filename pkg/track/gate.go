@@ -46,11 +46,16 @@ func NewGate(rdb redis.UniversalClient, prefix string, lease time.Duration) *Gat
 
 // GateItem is one transition to emit: a request's status (Batch false) or a
 // batch's (Batch true). Ref is the transaction id (request) or payout id
-// (batch) the status belongs to.
+// (batch) the status belongs to. Via, when set (a request's only), is a
+// status the caller emits before To under the same attempt (the
+// dispatcher's SUBMITTED before the PENDING its listing read): the item is
+// granted only where Via itself may follow, so Via never follows a status
+// that may be on the topic; Previous is then Via's previous status.
 type GateItem struct {
 	Batch bool
 	ID    string
 	To    string
+	Via   string
 	Ref   string
 }
 
@@ -104,7 +109,10 @@ func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*Gate
 		if it.Batch {
 			k, final = kindBatch, payout.BatchStatus(it.To).Final()
 		}
-		t.trs[i] = transition{kind: k, id: it.ID, to: it.To, ref: it.Ref, final: final, verified: true, since: since}
+		t.trs[i] = transition{kind: k, id: it.ID, to: it.To, ref: it.Ref, final: final, verified: true, since: since, fresh: true}
+		if !it.Batch {
+			t.trs[i].via = it.Via
+		}
 		t.tokens[i] = token // one per Begin: End confirms them with one key
 	}
 	outs, froms, err := g.s.beginMany(ctx, t.trs, t.tokens)

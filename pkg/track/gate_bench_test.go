@@ -19,7 +19,19 @@ import (
 // dispatcher) then PENDING (the tracker's first poll), each a begin and an
 // end through beginMany and endAll. It reports redis-server's CPU per
 // transition (INFO cpu before and after), the figure the load run adds up.
+// first=fresh begins the first transition as the dispatcher's gate does
+// (transition.fresh: SET NX before any read), first=read as before it.
 func BenchmarkStatusGate(b *testing.B) {
+	for _, fresh := range []bool{false, true} {
+		name := "first=read"
+		if fresh {
+			name = "first=fresh"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkStatusGate(b, fresh) })
+	}
+}
+
+func benchmarkStatusGate(b *testing.B, fresh bool) {
 	ctx := context.Background()
 	rs := testenv.RedisOwn(b)
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
@@ -27,12 +39,12 @@ func BenchmarkStatusGate(b *testing.B) {
 	s := newStatusStore(rdb, rs.Prefix(), 24*time.Hour, time.Minute)
 	const batch = 2000
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	move := func(ids []string, to payout.Status) {
+	move := func(ids []string, to payout.Status, fresh bool) {
 		trs := make([]transition, len(ids))
 		tokens := make([]string, len(ids))
 		token := newToken() // one per call, as the engine and the gate give
 		for i, id := range ids {
-			trs[i] = transition{kind: kindRequest, id: id, to: string(to), ref: "tx-" + id, verified: true}
+			trs[i] = transition{kind: kindRequest, id: id, to: string(to), ref: "tx-" + id, verified: true, fresh: fresh}
 			tokens[i] = token
 		}
 		epoch, err := s.epoch(ctx)
@@ -65,8 +77,8 @@ func BenchmarkStatusGate(b *testing.B) {
 		for i := range ids {
 			ids[i] = fmt.Sprintf("gate-%s-%d", run, lo+i)
 		}
-		move(ids, payout.StatusSubmitted)
-		move(ids, payout.StatusPending)
+		move(ids, payout.StatusSubmitted, fresh)
+		move(ids, payout.StatusPending, false)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64((redisCPU(b, rdb)-cpu0).Microseconds())/float64(2*b.N), "redis-µs/transition")

@@ -1,6 +1,7 @@
 package track
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -276,9 +277,9 @@ func tokenUsed(earlier []transition, tokens []string, tr transition, token strin
 // beginManyArgs are beginManyScript's keys and arguments for trs.
 func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string, []any) {
 	type group struct {
-		kind            kind
-		to              string
-		verified, final bool
+		kind                   kind
+		to, via                string
+		verified, final, fresh bool
 	}
 	groups := map[group]int{}
 	gfrom, guntil := s.graceWindow()
@@ -288,16 +289,17 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 	keys := make([]string, len(trs))
 	per := make([]any, 0, 3*len(trs))
 	for i, tr := range trs {
-		g := group{tr.kind, tr.to, tr.verified, tr.final}
+		g := group{tr.kind, tr.to, tr.via, tr.verified, tr.final, tr.fresh}
 		n, ok := groups[g]
 		if !ok {
 			n = len(groups) + 1
 			groups[g] = n
-			from := s.requestFrom[payout.Status(tr.to)]
+			from := s.requestFrom[payout.Status(cmp.Or(tr.via, tr.to))]
 			if tr.kind == kindBatch {
 				from = s.batchFrom[payout.BatchStatus(tr.to)]
 			}
-			defs = append(defs, tr.to, boolArg(tr.kind == kindRequest), boolArg(tr.verified), boolArg(tr.final), len(from))
+			defs = append(defs, tr.to, boolArg(tr.kind == kindRequest), boolArg(tr.verified), boolArg(tr.final), boolArg(tr.fresh),
+				tr.via, len(from))
 			defs = append(defs, from...)
 		}
 		keys[i] = s.key(tr.kind, tr.id)

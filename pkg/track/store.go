@@ -1,6 +1,7 @@
 package track
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,11 +107,12 @@ var beginScript = redis.NewScript(luaStatus + luaBegin + `
 local nr = tonumber(ARGV[8])
 local grace = {tonumber(ARGV[9]), tonumber(ARGV[10])}
 local restart, allowed = {}, {}
-for i = 11, 10 + nr do restart[ARGV[i]] = true end
-for i = 11 + nr, #ARGV do allowed[ARGV[i]] = true end
+for i = 13, 12 + nr do restart[ARGV[i]] = true end
+for i = 13 + nr, #ARGV do allowed[ARGV[i]] = true end
 local t = now()
 local o, from = begin(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[5],
-  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, t, string.format('%d', t + tonumber(ARGV[4])), '', grace)
+  ARGV[6] == '1', ARGV[7] == '1', restart, allowed, t, string.format('%d', t + tonumber(ARGV[4])), '', grace,
+  ARGV[12] == '1', ARGV[11])
 return {o, from}
 `)
 
@@ -162,11 +164,14 @@ local function load(k)
   end
   return st, tx, fl, flp, flt, fle, flx, flc
 end
-local function save(k, ttl, st, tx, fl, flp, flt, fle, flx, flc)
+local function enc(st, tx, fl, flp, flt, fle, flx, flc)
   local c = ''
   if flc ~= '' then c = 'c' .. str(string.len(flc)) .. '|' end
-  local v = st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. c .. str(string.len(tx)) .. '|' ..
+  return st .. '|' .. fl .. '|' .. flp .. '|' .. fle .. '|' .. flt .. '|' .. c .. str(string.len(tx)) .. '|' ..
     tx .. flc .. flx
+end
+local function save(k, ttl, st, tx, fl, flp, flt, fle, flx, flc)
+  local v = enc(st, tx, fl, flp, flt, fle, flx, flc)
   if ttl then
     redis.call('SET', k, v, 'PX', ttl)
   else
@@ -182,7 +187,17 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function begin(k, to, tx, tok, ttl, verified, toFinal, restart, allowed, now, leaseEnd, flc, grace)
+-- via, when not '', is a status emitted before to under the same attempt
+-- (the dispatcher's SUBMITTED before a PENDING its listing read): allowed is
+-- via's, and an attempt at a status via may not follow refuses it even
+-- when that status is to (it may be on the topic: via would follow it).
+local function begin(k, to, tx, tok, ttl, verified, toFinal, restart, allowed, now, leaseEnd, flc, grace, fresh, via)
+  -- A key the caller expects new (the dispatcher's): written only if
+  -- absent, in one call, with what the steps below write on an absent key
+  -- outside the loss grace; a key that exists takes the steps below.
+  if fresh and allowed[''] and (verified or toFinal) and not (now >= grace[1] and now < grace[2]) then
+    if redis.call('SET', k, enc('', '', to, '', tok, leaseEnd, tx, flc), 'PX', ttl, 'NX') then return 'ok', '' end
+  end
   local st, stx, fl, flp, flt, fle, flx = load(k)
   if fl ~= '' and tonumber(fle) > now then
     -- The same attempt again: the client re-sent a call whose answer it
@@ -207,7 +222,9 @@ local function begin(k, to, tx, tok, ttl, verified, toFinal, restart, allowed, n
   -- DEFERRED, a SUBMITTED the provider did not list) never restarts one.
   if st ~= '' and tx ~= '' and stx ~= tx and restart[st] then from = '' end
   if fl ~= '' and not (tx ~= '' and flx ~= tx and restart[fl]) then
-    if fl ~= to and not allowed[fl] then return 'stale', fl end
+    local same = to
+    if via ~= '' then same = via end
+    if fl ~= same and not allowed[fl] then return 'stale', fl end
   end
   if st == '' and fl == '' and not verified and not toFinal then return 'unknown', '' end
   if not allowed[from] then return 'stale', from end
@@ -223,7 +240,7 @@ end
 // ms), the prefix of the attempts' confirmation keys (the key is it and the
 // attempt's token; "" for none), the restart statuses (count, then each), the groups
 // (count, then per group: to, 1 when it is a request's, verified, final,
-// the allowed statuses' count, then each), then three per key: group
+// fresh, via, the allowed statuses' count, then each), then three per key: group
 // number (from 1), transaction id, token. It answers outcome and previous
 // status per key, flat.
 var beginManyScript = redis.NewScript(luaStatus + luaBegin + `
@@ -237,12 +254,13 @@ i = i + 1
 local groups = {}
 local ng = tonumber(ARGV[i]); i = i + 1
 for g = 1, ng do
-  local to, req, na = ARGV[i], ARGV[i + 1] == '1', tonumber(ARGV[i + 4])
-  local verified, final = ARGV[i + 2] == '1', ARGV[i + 3] == '1'
-  i = i + 5
+  local to, req, na = ARGV[i], ARGV[i + 1] == '1', tonumber(ARGV[i + 6])
+  local verified, final, fresh, via = ARGV[i + 2] == '1', ARGV[i + 3] == '1', ARGV[i + 4] == '1', ARGV[i + 5]
+  i = i + 7
   local allowed = {}
   for _ = 1, na do allowed[ARGV[i]] = true; i = i + 1 end
-  groups[tostring(g)] = {to = to, restart = req and restart or none, allowed = allowed, verified = verified, final = final}
+  groups[tostring(g)] = {to = to, restart = req and restart or none, allowed = allowed, verified = verified, final = final,
+    fresh = fresh, via = via}
 end
 local t, out, flcs = now(), {}, {}
 local leaseEnd = string.format('%d', t + lease)
@@ -256,7 +274,7 @@ for n = 1, #KEYS do
     flcs[tok] = flc
   end
   local o, from = begin(KEYS[n], g.to, ARGV[i + 1], tok, ttl,
-    g.verified, g.final, g.restart, g.allowed, t, leaseEnd, flc, grace)
+    g.verified, g.final, g.restart, g.allowed, t, leaseEnd, flc, grace, g.fresh, g.via)
   i = i + 3
   out[2 * n - 1] = o
   out[2 * n] = from
@@ -606,6 +624,13 @@ type transition struct {
 	since string
 	// rail names the transition's rail, for the metrics only.
 	rail string
+	// fresh: the key is expected to hold no status yet (the dispatcher's
+	// first status of a request or batch); begin then tries to write it
+	// only if absent, in one Redis call, before it reads the key.
+	fresh bool
+	// via is a status emitted before to under the same attempt (GateItem.Via):
+	// the attempt is granted only where via may follow.
+	via string
 }
 
 // begin runs the begin script; token identifies the attempt.
@@ -631,13 +656,13 @@ func (s *statusStore) beginArgs(tr transition, token string) []any {
 	if tr.kind == kindBatch {
 		from = s.batchFrom[payout.BatchStatus(tr.to)]
 	} else {
-		from = s.requestFrom[payout.Status(tr.to)]
+		from = s.requestFrom[payout.Status(cmp.Or(tr.via, tr.to))]
 		restart = requestRestart
 	}
 	gfrom, guntil := s.graceWindow()
-	args := make([]any, 0, 10+len(restart)+len(from))
+	args := make([]any, 0, 12+len(restart)+len(from))
 	args = append(args, tr.to, tr.ref, token, s.lease.Milliseconds(), s.ttl.Milliseconds(),
-		boolArg(tr.verified), boolArg(tr.final), len(restart), gfrom, guntil)
+		boolArg(tr.verified), boolArg(tr.final), len(restart), gfrom, guntil, tr.via, boolArg(tr.fresh))
 	args = append(args, restart...)
 	return append(args, from...)
 }
