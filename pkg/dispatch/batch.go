@@ -1334,9 +1334,11 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 // events go in one produce; each then-event goes in a second one, and only
 // once its SUBMITTED is known written, so the topic never holds such a
 // PENDING without its SUBMITTED before it. An item counts as written when
-// the event of its status was: an abandoned attempt is still one known not
-// written (a SUBMITTED written before a failed PENDING is below any status
-// that may follow; a retry emits it again under the same eventId). It
+// the event of its status was; otherwise it is abandoned at the highest
+// status whose event went to the producer: at PENDING when the PENDING
+// failed (a retry then emits neither event, SUBMITTED may not follow it,
+// and the tracker's poll emits PENDING), at SUBMITTED when the PENDING was
+// never sent (a retry emits both again, under the same eventIds). It
 // returns how many items were emitted and confirmed.
 func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem, ungated []*kgo.Record) (int, error) {
 	e := j.e
@@ -1347,11 +1349,28 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 		recs  []*kgo.Record // the event of each Ours item's status
 	}
 	var tickets []ticket
-	// end ends every ticket: written(r) says whether record r was written.
-	end := func(written func(*kgo.Record) bool) error {
+	// Some records may fail (franz-go fails one only once it is known not
+	// to be written): those are abandoned, the others confirmed, so that
+	// an abandoned status is never one on the topic.
+	sent := map[*kgo.Record]bool{}
+	failed := map[*kgo.Record]bool{}
+	written := func(r *kgo.Record) bool { return sent[r] && !failed[r] }
+	// end ends every ticket as its records ended: an item whose status
+	// event was written is confirmed; one whose status event (a PENDING
+	// after its SUBMITTED) was never sent is abandoned at its Via, since at
+	// most the SUBMITTED went out; any other is abandoned.
+	end := func() error {
 		var first error
 		for _, tk := range tickets {
-			err := e.gate.EndEach(context.WithoutCancel(j.hard), tk.t, func(i int) bool { return written(tk.recs[i]) })
+			err := e.gate.EndAs(context.WithoutCancel(j.hard), tk.t, func(i int) track.GateEnd {
+				switch r := tk.recs[i]; {
+				case written(r):
+					return track.GateWritten
+				case r != tk.first[i] && !sent[r]:
+					return track.GateViaOnly
+				}
+				return track.GateFailed
+			})
 			if err != nil && first == nil {
 				first = err
 			}
@@ -1365,7 +1384,6 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			e.gate.Leave(tk.t)
 		}
 	}
-	none := func(*kgo.Record) bool { return false }
 	pending := make([]int, len(gated))
 	for i := range pending {
 		pending[i] = i
@@ -1388,7 +1406,7 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 		}
 		t, err := e.gate.Begin(j.hard, j.statusSince, items)
 		if err != nil {
-			_ = end(none)
+			_ = end()
 			return 0, fmt.Errorf("dispatch: %w", err)
 		}
 		tk := ticket{t: t, first: make([]*kgo.Record, len(items)), recs: make([]*kgo.Record, len(items))}
@@ -1412,16 +1430,11 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 		pending = busy
 		if len(pending) > 0 {
 			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
-				_ = end(none)
+				_ = end()
 				return 0, err
 			}
 		}
 	}
-	// Some records may fail (franz-go fails one only once it is known not
-	// to be written): those are abandoned, the others confirmed, so that
-	// an abandoned status is never one on the topic.
-	sent := make(map[*kgo.Record]bool, len(out))
-	failed := map[*kgo.Record]bool{}
 	produce := func(rs []*kgo.Record) error {
 		for _, r := range rs {
 			sent[r] = true
@@ -1459,7 +1472,6 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			firstErr = cmp.Or(firstErr, err)
 		}
 	}
-	written := func(r *kgo.Record) bool { return sent[r] && !failed[r] }
 	confirmed := 0
 	for _, tk := range tickets {
 		for _, r := range tk.recs {
@@ -1468,7 +1480,7 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			}
 		}
 	}
-	if err := end(written); err != nil {
+	if err := end(); err != nil {
 		return 0, cmp.Or(firstErr, err)
 	}
 	return confirmed, firstErr

@@ -150,9 +150,11 @@ func TestListingWithAFinalTransactionLeavesTheFirstPoll(t *testing.T) {
 }
 
 // A PENDING goes out only once its SUBMITTED is known written: a failed
-// SUBMITTED takes its PENDING with it (not produced), and a failed PENDING
-// after a written SUBMITTED is abandoned. Either way the attempt is one
-// known not written, and the tracker may emit PENDING later.
+// SUBMITTED takes its PENDING with it (not produced) and its item is
+// abandoned at SUBMITTED, so a retry may emit both; a failed PENDING after
+// a written SUBMITTED is abandoned at PENDING, so a retry emits neither
+// (SUBMITTED may not follow a PENDING that may be written) and the
+// tracker's PENDING still may.
 func TestPendingFollowsOnlyAWrittenSubmitted(t *testing.T) {
 	f, _, j := gatedJob(t)
 	ctx, since := j.hard, j.statusSince
@@ -162,11 +164,10 @@ func TestPendingFollowsOnlyAWrittenSubmitted(t *testing.T) {
 	noTopic := func(key string) *kgo.Record { return &kgo.Record{Key: []byte(key), Value: []byte("x")} } // fails at once
 	recs := []*kgo.Record{status("req-both"), noTopic("req-subfail"), status("req-pendfail")}
 	then := []*kgo.Record{status("req-both"), status("req-subfail"), noTopic("req-pendfail")}
-	items := []track.GateItem{
-		{ID: "req-both", To: string(payout.StatusPending), Ref: "tx-b"},
-		{ID: "req-subfail", To: string(payout.StatusPending), Ref: "tx-s"},
-		{ID: "req-pendfail", To: string(payout.StatusPending), Ref: "tx-p"},
+	item := func(id string) track.GateItem {
+		return track.GateItem{ID: id, To: string(payout.StatusPending), Via: string(payout.StatusSubmitted), Ref: "tx-" + id}
 	}
+	items := []track.GateItem{item("req-both"), item("req-subfail"), item("req-pendfail")}
 	n, err := j.produceGatedThen(recs, then, items, nil)
 	if err == nil {
 		t.Fatal("a produce with failed records succeeded")
@@ -185,21 +186,28 @@ func TestPendingFollowsOnlyAWrittenSubmitted(t *testing.T) {
 	if onTopic["req-subfail"] != 0 {
 		t.Fatal("PENDING produced although its SUBMITTED failed")
 	}
-	tracker := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
-	tracker.SetLossGrace(-1)
-	tk, err := tracker.Begin(ctx, since, items)
+	other := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+	other.SetLossGrace(-1)
+	retry, err := other.Begin(ctx, since, items)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = tracker.End(ctx, tk, false) }()
-	if tk.Verdicts[0] != track.GateSkip {
-		t.Errorf("PENDING again after a written PENDING: verdict %v, want skip", tk.Verdicts[0])
-	}
-	for i := 1; i < 3; i++ {
-		if tk.Verdicts[i] != track.GateOurs || tk.Previous[i] != "" {
-			t.Errorf("%s: PENDING after an abandoned attempt: verdict %v, previous %q, want ours after nothing",
-				items[i].ID, tk.Verdicts[i], tk.Previous[i])
+	want := []track.GateVerdict{track.GateSkip, track.GateOurs, track.GateSkip}
+	for i, v := range retry.Verdicts {
+		if v != want[i] {
+			t.Errorf("%s: the dispatcher's retry got %v, want %v", items[i].ID, v, want[i])
 		}
+	}
+	if err := other.End(ctx, retry, false); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := other.Begin(ctx, since, []track.GateItem{{ID: "req-pendfail", To: string(payout.StatusPending), Ref: "tx-req-pendfail"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.End(ctx, tk, false) }()
+	if tk.Verdicts[0] != track.GateOurs {
+		t.Errorf("the tracker's PENDING after a failed one: %v, want ours", tk.Verdicts[0])
 	}
 }
 

@@ -98,8 +98,11 @@ func (g *Gate) Epoch(ctx context.Context) (string, error) {
 }
 
 // Begin runs the compare-and-set for every item in one pipelined round
-// trip (and one GET more when a key was empty). The statuses are verified:
-// the caller read them from the provider after taking since from Epoch.
+// trip (and one GET of the epoch marker more when a key held no status).
+// The statuses are verified: the caller read them from the provider after
+// taking since from Epoch. Its keys are expected to hold no status yet:
+// each is written by one SET NX before any read (transition.fresh), and
+// read only when it exists.
 func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*GateTicket, error) {
 	t := &GateTicket{items: items, trs: make([]transition, len(items)), tokens: make([]string, len(items)),
 		Verdicts: make([]GateVerdict, len(items))}
@@ -151,22 +154,70 @@ func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
 // was written and abandon only what is known not to be: an abandoned
 // status may be on the topic only if its record may have been written.
 func (g *Gate) EndEach(ctx context.Context, t *GateTicket, produced func(i int) bool) error {
+	return g.EndAs(ctx, t, func(i int) GateEnd {
+		if produced(i) {
+			return GateWritten
+		}
+		return GateFailed
+	})
+}
+
+// GateEnd is how the events of one Ours item of a ticket ended (EndAs).
+type GateEnd int
+
+// The ends of an item's events.
+const (
+	// GateWritten: the event of its To was written; the item is confirmed.
+	GateWritten GateEnd = iota
+	// GateFailed: the event of its To is known not written, or was never
+	// given to the producer; the item is abandoned at To, so a status
+	// below To stays refused.
+	GateFailed
+	// GateViaOnly: of an item with a Via, at most the event of its Via was
+	// given to the producer (To's never was): the item is abandoned at Via,
+	// so that it may be granted again (abandoned at To it would refuse its
+	// own Via). Without a Via it is GateFailed.
+	GateViaOnly
+)
+
+// EndAs ends every Ours item of t as how(i) says (i an index in t's
+// items), in one round trip, and stops renewing their leases. Confirm only
+// what was written, and abandon at the status whose event may have been
+// sent: an abandoned status may be on the topic only if its record may
+// have been written.
+func (g *Gate) EndAs(ctx context.Context, t *GateTicket, how func(i int) GateEnd) error {
 	t.hold.stop()
 	var trs []transition
 	var tokens []string
 	var ok []bool
+	var results []string
+	atVia := false
 	for i, v := range t.Verdicts {
-		if v == GateOurs {
-			trs = append(trs, t.trs[i])
-			tokens = append(tokens, t.tokens[i])
-			ok = append(ok, produced(i))
+		if v != GateOurs {
+			continue
 		}
+		end := how(i)
+		r := endResult(end == GateWritten)
+		if end == GateViaOnly && t.trs[i].via != "" {
+			r, atVia = "at:"+t.trs[i].via, true
+		}
+		trs = append(trs, t.trs[i])
+		tokens = append(tokens, t.tokens[i])
+		ok = append(ok, end == GateWritten)
+		results = append(results, r)
 	}
 	if len(trs) == 0 {
 		return nil
 	}
-	// Every Ours item, so every attempt granted under the ticket's token.
-	if err := g.s.endAll(ctx, trs, tokens, ok); err != nil {
+	var err error
+	if atVia {
+		// Key by key: the confirmation key's call abandons at To only.
+		err = g.s.endManyAs(ctx, trs, tokens, results)
+	} else {
+		// Every Ours item, so every attempt granted under the ticket's token.
+		err = g.s.endAll(ctx, trs, tokens, ok)
+	}
+	if err != nil {
 		return fmt.Errorf("track: gate end: %w", err)
 	}
 	return nil

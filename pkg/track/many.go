@@ -315,19 +315,30 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 // (the others still in flight, or left to their leases); endAll is cheaper
 // when every attempt its tokens hold ends at once.
 func (s *statusStore) endMany(ctx context.Context, trs []transition, tokens []string, ok []bool) error {
+	results := make([]string, len(ok))
+	for i := range ok {
+		results[i] = endResult(ok[i])
+	}
+	return s.endManyAs(ctx, trs, tokens, results)
+}
+
+// endManyAs is endMany with each key's end script result: "ok" confirms,
+// "at:<status>" abandons the attempt at that status, anything else abandons
+// it at its own.
+func (s *statusStore) endManyAs(ctx context.Context, trs []transition, tokens []string, results []string) error {
 	var calls []*coCall
 	for lo := 0; lo < len(trs); lo += s.chunk {
 		hi := min(lo+s.chunk, len(trs))
 		if hi-lo == 1 {
 			calls = append(calls, &coCall{script: endScript, keys: []string{s.key(trs[lo].kind, trs[lo].id)},
-				args: []any{tokens[lo], endResult(ok[lo])}})
+				args: []any{tokens[lo], results[lo]}})
 			continue
 		}
 		keys := make([]string, 0, hi-lo)
 		args := make([]any, 0, 2*(hi-lo))
 		for i := lo; i < hi; i++ {
 			keys = append(keys, s.key(trs[i].kind, trs[i].id))
-			args = append(args, tokens[i], endResult(ok[i]))
+			args = append(args, tokens[i], results[i])
 		}
 		calls = append(calls, &coCall{script: endManyScript, keys: keys, args: args})
 	}

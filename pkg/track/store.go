@@ -300,7 +300,10 @@ local function finish(k, tok, result)
     save(k, nil, fl, flx, '', '', '', '', '', '')
   else
     -- An abandoned attempt is never confirmed by a key, so it names none
-    -- (and keeps the previous version's layout).
+    -- (and keeps the previous version's layout). 'at:<status>' abandons
+    -- it at that status instead of its own: an attempt of which only the
+    -- event of its Via was given to the producer.
+    if string.sub(result, 1, 3) == 'at:' then fl = string.sub(result, 4) end
     save(k, nil, st, tx, fl, flp, flt, '0', flx, '')
   end
   return 1
