@@ -1292,9 +1292,10 @@ func (j *job) finish(payoutID string) error {
 	}
 	t = e.m.stage("produce", t)
 	switch {
-	case asFirstPoll && confirmed == len(gate):
-		// Every status is on the topic: the tracker's poll need not emit
-		// them again.
+	case asFirstPoll && confirmed == len(submittedPos):
+		// Every request's PENDING is on the topic: the tracker's poll need
+		// not emit them again. (The batch's own status is read at every
+		// poll; a webhook often emits its PENDING first.)
 		if err := e.handoff.SetPollDigest(j.hard, payoutID, listed.digest); err != nil {
 			j.log.Warn("dispatch: record the listing's poll digest", "payout_id", payoutID, "err", err)
 		}
@@ -1339,7 +1340,7 @@ func (j *job) produceGated(recs []*kgo.Record, gated []track.GateItem, ungated [
 // failed (a retry then emits neither event, SUBMITTED may not follow it,
 // and the tracker's poll emits PENDING), at SUBMITTED when the PENDING was
 // never sent (a retry emits both again, under the same eventIds). It
-// returns how many items were emitted and confirmed.
+// returns how many of the items with a then-event were confirmed.
 func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem, ungated []*kgo.Record) (int, error) {
 	e := j.e
 	out := append([]*kgo.Record(nil), ungated...)
@@ -1474,8 +1475,8 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 	}
 	confirmed := 0
 	for _, tk := range tickets {
-		for _, r := range tk.recs {
-			if r != nil && written(r) {
+		for k, r := range tk.recs {
+			if r != nil && r != tk.first[k] && written(r) {
 				confirmed++
 			}
 		}

@@ -24,9 +24,33 @@ import (
 // first poll comes an interval later, and that poll, reading the same
 // transactions, emits nothing and asks the status gate nothing.
 func TestListingServesAsFirstPoll(t *testing.T) {
+	t.Run("batch PENDING from the dispatcher", func(t *testing.T) { testListingServesAsFirstPoll(t, false) })
+	// The provider's webhook for a new payout (payout.updated, PENDING)
+	// often reaches the tracker before the dispatcher's own batch PENDING,
+	// which is then refused: the requests' statuses are what counts.
+	t.Run("batch PENDING from a webhook first", func(t *testing.T) { testListingServesAsFirstPoll(t, true) })
+}
+
+func testListingServesAsFirstPoll(t *testing.T, webhookFirst bool) {
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	b := simpleBatch("listpoll", 3)
+	if webhookFirst {
+		g := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+		g.SetLossGrace(-1)
+		ctx := context.Background()
+		since, err := g.Epoch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk, err := g.Begin(ctx, since, []track.GateItem{{Batch: true, ID: b.BatchID, To: string(payout.BatchPending), Ref: "payout-by-webhook"}})
+		if err != nil || tk.Verdicts[0] != track.GateOurs {
+			t.Fatalf("the webhook's batch PENDING: %v %v", tk, err)
+		}
+		if err := g.End(ctx, tk, true); err != nil {
+			t.Fatal(err)
+		}
+	}
 	f.produce(f.topics.Batches, b)
 	stop, _ := f.run(e)
 	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
