@@ -225,13 +225,21 @@ func TestPendingFollowsOnlyAWrittenSubmitted(t *testing.T) {
 	if err := other.End(ctx, retry, false); err != nil {
 		t.Fatal(err)
 	}
-	tk, err := other.Begin(ctx, since, []track.GateItem{{ID: "req-pendfail", To: string(payout.StatusPending), Ref: "tx-req-pendfail"}})
+	tk, err := other.Begin(ctx, since, []track.GateItem{
+		{ID: "req-pendfail", To: string(payout.StatusPending), Ref: "tx-req-pendfail"},
+		{ID: "req-both", To: string(payout.StatusApproved), Ref: "tx-req-both"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = other.End(ctx, tk, false) }()
 	if tk.Verdicts[0] != track.GateOurs {
 		t.Errorf("the tracker's PENDING after a failed one: %v, want ours", tk.Verdicts[0])
+	}
+	// Confirmed at PENDING, key by key (the ticket also ended one at its
+	// Via): APPROVED follows PENDING.
+	if tk.Verdicts[1] != track.GateOurs || tk.Previous[1] != string(payout.StatusPending) {
+		t.Errorf("APPROVED after a written PENDING: %v after %q, want ours after PENDING", tk.Verdicts[1], tk.Previous[1])
 	}
 }
 

@@ -77,3 +77,26 @@ func TestGateViaItems(t *testing.T) {
 		})
 	}
 }
+
+// An end result "at:" with no status abandons the attempt at its own
+// status: it never erases the floor an abandoned attempt leaves.
+func TestEndAtNothingKeepsTheFloor(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, time.Minute)
+	since, err := s.epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := transition{kind: kindRequest, id: "r-at", to: string(payout.StatusPending), ref: "tx-at", verified: true, since: since}
+	if out, _, err := s.begin(ctx, pending, "tok-at"); err != nil || out != outcomeOK {
+		t.Fatalf("begin: %s %v", out, err)
+	}
+	if err := s.endManyAs(ctx, []transition{pending}, []string{"tok-at"}, []string{"at:"}); err != nil {
+		t.Fatal(err)
+	}
+	sub := transition{kind: kindRequest, id: "r-at", to: string(payout.StatusSubmitted), ref: "tx-at", verified: true, since: since}
+	if out, _, err := s.begin(ctx, sub, "tok-sub"); err != nil || out != outcomeStale {
+		t.Fatalf("SUBMITTED after PENDING abandoned by \"at:\": %s %v, want stale", out, err)
+	}
+}

@@ -54,7 +54,9 @@ const (
 //	st   last status whose event was produced (confirmed)
 //	tx   the transaction (or payout) id that status belongs to (n bytes:
 //	     provider ids may hold any byte)
-//	fl   the status an attempt is emitting now, or abandoned ("" when none)
+//	fl   the status an attempt is emitting now, or abandoned ("" when none;
+//	     an attempt with a Via whose own event was never sent is abandoned
+//	     at its Via, GateViaOnly)
 //	flp  the confirmed status when that attempt began (its previousStatus)
 //	flt  the attempt's token
 //	fle  the attempt's lease expiry (Redis server time, unix ms); 0 once it
@@ -303,7 +305,7 @@ local function finish(k, tok, result)
     -- (and keeps the previous version's layout). 'at:<status>' abandons
     -- it at that status instead of its own: an attempt of which only the
     -- event of its Via was given to the producer.
-    if string.sub(result, 1, 3) == 'at:' then fl = string.sub(result, 4) end
+    if string.sub(result, 1, 3) == 'at:' and string.len(result) > 3 then fl = string.sub(result, 4) end
     save(k, nil, st, tx, fl, flp, flt, '0', flx, '')
   end
   return 1
