@@ -110,8 +110,8 @@
 // eventIds are deterministic: payout.EventID("status", requestId, status,
 // transactionId) and payout.EventID("batch", batchId, status, payoutId).
 // The same transition always gets the same id, whichever replica or source
-// (WEBHOOK, POLL) emits it and whether or not Redis remembers it, so
-// consumers dedupe on it. previousStatus is the status the tracker itself
+// (WEBHOOK, POLL, or the dispatcher for the PENDING its listing read) emits
+// it and whether or not Redis remembers it, so consumers dedupe on it. previousStatus is the status the tracker itself
 // last emitted, when it knows it. A CANCELLED or FAILED request whose
 // payment Wompi receives again under a new transaction id starts a new
 // life (its transitions have new ids).
@@ -162,7 +162,11 @@
 // after a backoff that grows with its age (10 s, 30 s, 1 min, 5 min, 15 min,
 // then every 30 min: ACH may take 24 h), at its dispersion time if
 // scheduled, and leaves the schedule once the batch is final (TOTAL_PAYMENT,
-// REJECTED, AFE_REJECTED) and all its transactions are.
+// REJECTED, AFE_REJECTED) and all its transactions are. A poll whose
+// transactions read as the hand-off's digest (PollDigest: those of the
+// last complete poll, or of the dispatcher's listing once it emitted every
+// PENDING, when the first poll is due 10 s after the hand-off) emits no
+// request status.
 //
 // # Single-payout rails
 //
