@@ -1259,11 +1259,13 @@ func (j *job) finish(payoutID string) error {
 	// transaction PENDING, each one a request of this batch: the tracker's
 	// first poll then comes one poll interval later, and once every
 	// PENDING is emitted the hand-off holds the listing's digest, so a poll
-	// that reads the same emits nothing again.
+	// that reads the same emits nothing again. (A request not listed would
+	// leave its PENDING unemitted, so no digest either: missing == 0 only
+	// spares scheduling the first poll late and moving it back.)
 	asFirstPoll := listed.pending && missing == 0 && listed.n == len(submittedPos)
 	firstPoll := e.now()
 	if asFirstPoll {
-		firstPoll = firstPoll.Add(listedFirstPollDelay)
+		firstPoll = firstPoll.Add(track.FirstPollInterval)
 	}
 	if missing > 0 {
 		j.log.Error("dispatch: Wompi does not list some transactions of the payout; SUBMITTED without transaction id",
@@ -1287,6 +1289,7 @@ func (j *job) finish(payoutID string) error {
 	then = append(then, nil)
 	gate = append(gate, track.GateItem{Batch: true, ID: b.BatchID, To: string(payout.BatchPending), Ref: payoutID})
 	confirmed, err := j.produceGatedThen(recs, then, gate, dr)
+	e.m.listedPending.Add(float64(confirmed))
 	if err != nil {
 		return err
 	}
@@ -1385,9 +1388,9 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			e.gate.Leave(tk.t)
 		}
 	}
-	pending := make([]int, len(gated))
-	for i := range pending {
-		pending[i] = i
+	waiting := make([]int, len(gated)) // the items still without a verdict
+	for i := range waiting {
+		waiting[i] = i
 	}
 	if j.foundAfterLoss {
 		// Redis lost our records after the payout was created: the tracker
@@ -1398,11 +1401,11 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 		j.log.Warn("dispatch: batch found at Wompi after a Redis data loss; SUBMITTED and the batch's PENDING are not emitted",
 			"statuses", len(gated))
 		e.m.lateSkipped.Add(float64(len(gated)))
-		pending = nil
+		waiting = nil
 	}
-	for attempt := 0; len(pending) > 0; attempt++ {
-		items := make([]track.GateItem, len(pending))
-		for k, i := range pending {
+	for attempt := 0; len(waiting) > 0; attempt++ {
+		items := make([]track.GateItem, len(waiting))
+		for k, i := range waiting {
 			items[k] = gated[i]
 		}
 		t, err := e.gate.Begin(j.hard, j.statusSince, items)
@@ -1416,20 +1419,20 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 		for k, v := range t.Verdicts {
 			switch v {
 			case track.GateOurs:
-				i := pending[k]
+				i := waiting[k]
 				out = append(out, recs[i])
 				tk.first[k], tk.recs[k] = recs[i], recs[i]
 				if then != nil && then[i] != nil {
 					tk.recs[k] = then[i]
 				}
 			case track.GateBusy:
-				busy = append(busy, pending[k])
+				busy = append(busy, waiting[k])
 			default:
 				e.m.lateSkipped.Inc()
 			}
 		}
-		pending = busy
-		if len(pending) > 0 {
+		waiting = busy
+		if len(waiting) > 0 {
 			if err := sleep(j.soft, e.backoff(attempt)); err != nil {
 				_ = end()
 				return 0, err

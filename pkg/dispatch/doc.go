@@ -133,11 +133,12 @@
 //     goes through the status gate once, to PENDING, and its PENDING
 //     (the tracker's eventId) is produced after its SUBMITTED is written
 //     (produceGatedThen). When every transaction read PENDING and every
-//     status was written, the hand-off gets the listing's poll digest and
-//     the tracker's first poll is due 10 s later.
+//     request's PENDING was written, the hand-off gets the listing's poll
+//     digest and the tracker's first poll is due 10 s later
+//     (track.FirstPollInterval).
 //
 // Redis work per batch is a constant number of round trips whatever its
-// size (about ten; see TestConstantRedisRoundTrips).
+// size (about fifteen; see TestConstantRedisRoundTrips).
 //
 // # Recovery after a Redis loss
 //

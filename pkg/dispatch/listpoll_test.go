@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
@@ -77,6 +78,9 @@ func testListingServesAsFirstPoll(t *testing.T, webhookFirst bool) {
 		}
 	}
 	f.checkLifecycles() // SUBMITTED before PENDING, per request
+	if n := testutil.ToFloat64(e.m.listedPending); n != float64(len(b.Transactions)) {
+		t.Fatalf("listed PENDING counted %v, want %d", n, len(b.Transactions))
+	}
 
 	ctx := context.Background()
 	rdb := f.redis.Client()
@@ -99,7 +103,7 @@ func testListingServesAsFirstPoll(t *testing.T, webhookFirst bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if at := time.UnixMilli(int64(due)); at.Before(f.clock.Now().Add(listedFirstPollDelay - time.Second)) {
+	if at := time.UnixMilli(int64(due)); at.Before(f.clock.Now().Add(track.FirstPollInterval - time.Second)) {
 		t.Fatalf("first poll due at %v, want one interval after the listing (%v)", at, f.clock.Now())
 	}
 
@@ -108,7 +112,7 @@ func testListingServesAsFirstPoll(t *testing.T, webhookFirst bool) {
 	tr, err := track.New(track.Config{
 		Kafka: []kgo.Opt{kgo.SeedBrokers(f.kafka.Brokers()...)}, Codec: f.codec, Topics: f.topics,
 		Redis: rdb, Prefix: f.redis.Prefix(), Wompi: rl, LossGrace: -1,
-		Now:    func() time.Time { return f.clock.Now().Add(listedFirstPollDelay + time.Second) },
+		Now:    func() time.Time { return f.clock.Now().Add(track.FirstPollInterval + time.Second) },
 		Logger: testLogger(), Registerer: reg,
 	})
 	if err != nil {
@@ -139,7 +143,6 @@ func TestListingWithAFinalTransactionLeavesTheFirstPoll(t *testing.T) {
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	b := simpleBatch("listfinal", 2)
-	ctx := context.Background()
 	// Every transaction settles between the POST and the listing.
 	f.tap.afterPost = func(int) { f.sim.SettleAll() }
 	f.produce(f.topics.Batches, b)
@@ -160,17 +163,7 @@ func TestListingWithAFinalTransactionLeavesTheFirstPoll(t *testing.T) {
 		}
 		payoutID = *subs[0].PayoutID
 	}
-	hand, found, err := submitted.New(f.redis.Client(), f.redis.Prefix(), 0).Payout(ctx, payoutID)
-	if err != nil || !found || hand.PollDigest != "" {
-		t.Fatalf("hand-off: found %v, digest %q, %v; want no digest", found, hand.PollDigest, err)
-	}
-	due, err := f.redis.Client().ZScore(ctx, f.redis.Prefix()+"{poll}", payoutID).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if at := time.UnixMilli(int64(due)); at.After(f.clock.Now()) {
-		t.Fatalf("first poll due at %v, want at once (%v)", at, f.clock.Now())
-	}
+	f.noListedFirstPoll(payoutID)
 }
 
 // A PENDING goes out only once its SUBMITTED is known written: a failed
@@ -240,6 +233,25 @@ func TestPendingFollowsOnlyAWrittenSubmitted(t *testing.T) {
 	// Via): APPROVED follows PENDING.
 	if tk.Verdicts[1] != track.GateOurs || tk.Previous[1] != string(payout.StatusPending) {
 		t.Errorf("APPROVED after a written PENDING: %v after %q, want ours after PENDING", tk.Verdicts[1], tk.Previous[1])
+	}
+}
+
+// noListedFirstPoll asserts that the listing did not serve as the payout's
+// first poll: the hand-off holds no digest and the tracker's first poll is
+// due at once.
+func (f *fixture) noListedFirstPoll(payoutID string) {
+	f.t.Helper()
+	ctx := context.Background()
+	hand, found, err := submitted.New(f.redis.Client(), f.redis.Prefix(), 0).Payout(ctx, payoutID)
+	if err != nil || !found || hand.PollDigest != "" {
+		f.t.Fatalf("hand-off of %q: found %v, digest %q, %v; want no digest", payoutID, found, hand.PollDigest, err)
+	}
+	due, err := f.redis.Client().ZScore(ctx, f.redis.Prefix()+"{poll}", payoutID).Result()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if at := time.UnixMilli(int64(due)); at.After(f.clock.Now()) {
+		f.t.Fatalf("first poll due at %v, want at once (%v)", at, f.clock.Now())
 	}
 }
 
@@ -331,21 +343,14 @@ func TestBatchSkipsARequestWithAPerhapsWrittenPending(t *testing.T) {
 		t.Fatalf("%s: %d events from the dispatcher after a perhaps-written PENDING", early, n)
 	}
 	other := idx[b.Transactions[1].RequestID]
+	if n := testutil.ToFloat64(e.m.listedPending); n != 1 {
+		t.Fatalf("listed PENDING counted %v, want 1", n)
+	}
 	if len(other[payout.StatusSubmitted]) != 1 || len(other[payout.StatusPending]) != 1 {
 		t.Fatalf("the other request: %d SUBMITTED, %d PENDING; want 1 each", len(other[payout.StatusSubmitted]), len(other[payout.StatusPending]))
 	}
 	payoutID := *other[payout.StatusPending][0].PayoutID
-	hand, found, err := submitted.New(f.redis.Client(), f.redis.Prefix(), 0).Payout(ctx, payoutID)
-	if err != nil || !found || hand.PollDigest != "" {
-		t.Fatalf("hand-off: found %v, digest %q, %v; want no digest (a status was refused)", found, hand.PollDigest, err)
-	}
-	due, err := f.redis.Client().ZScore(ctx, f.redis.Prefix()+"{poll}", payoutID).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if at := time.UnixMilli(int64(due)); at.After(f.clock.Now()) {
-		t.Fatalf("first poll due at %v, want at once (%v): nothing serves as the first poll", at, f.clock.Now())
-	}
+	f.noListedFirstPoll(payoutID)
 }
 
 // listingRail is a batch rail whose listing of a payout's transactions
@@ -414,18 +419,7 @@ func TestListingThatDoesNotMatchTheBatchIsNoPoll(t *testing.T) {
 					payoutID = *s.PayoutID
 				}
 			}
-			ctx := context.Background()
-			hand, found, err := submitted.New(f.redis.Client(), f.redis.Prefix(), 0).Payout(ctx, payoutID)
-			if err != nil || !found || hand.PollDigest != "" {
-				t.Fatalf("hand-off of %q: found %v, digest %q, %v; want no digest", payoutID, found, hand.PollDigest, err)
-			}
-			due, err := f.redis.Client().ZScore(ctx, f.redis.Prefix()+"{poll}", payoutID).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if at := time.UnixMilli(int64(due)); at.After(f.clock.Now()) {
-				t.Fatalf("first poll due at %v, want at once (%v)", at, f.clock.Now())
-			}
+			f.noListedFirstPoll(payoutID)
 			f.checkLifecycles()
 		})
 	}

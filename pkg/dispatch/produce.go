@@ -57,23 +57,23 @@ func optString(s string) *string {
 func (e *Engine) statusRecord(b *payout.Batch, t *payout.Transaction, status payout.Status, reason, msg string,
 	payoutID, txID *string, eventID string) (*kgo.Record, error) {
 	batchID := b.BatchID
-	sc := payout.StatusChange{
+	return e.statusChangeRecord(&payout.StatusChange{
 		EventID: eventID, RequestID: t.RequestID, BatchID: &batchID, PayoutID: payoutID, TransactionID: txID,
 		Status: status, ReasonCode: optString(reason), ReasonMessage: optString(msg),
 		AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: e.now(), Source: payout.SourceDispatcher,
 		Rail: batchRail(b),
-	}
-	v, err := e.cfg.Codec.AppendStatusChange(nil, &sc)
+	})
+}
+
+// statusChangeRecord encodes sc as a record of the status topic, keyed by
+// its requestId.
+func (e *Engine) statusChangeRecord(sc *payout.StatusChange) (*kgo.Record, error) {
+	v, err := e.cfg.Codec.AppendStatusChange(nil, sc)
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: encode status: %w", err)
 	}
-	return &kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(t.RequestID), Value: v}, nil
+	return &kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(sc.RequestID), Value: v}, nil
 }
-
-// listedFirstPollDelay is when the tracker first polls a payout whose
-// listing served as its first poll (the dispatcher emitted its PENDING
-// statuses): the tracker's first interval (track backoff).
-const listedFirstPollDelay = 10 * time.Second
 
 // pendingRecord builds the PENDING event of a transaction the payout's
 // listing read PENDING (source DISPATCHER, previousStatus SUBMITTED), with
@@ -81,18 +81,13 @@ const listedFirstPollDelay = 10 * time.Second
 // tracker emits too (after a Redis loss) is deduplicated by consumers.
 func (e *Engine) pendingRecord(b *payout.Batch, t *payout.Transaction, payoutID, txID string) (*kgo.Record, error) {
 	batchID, prev := b.BatchID, payout.StatusSubmitted
-	sc := payout.StatusChange{
+	return e.statusChangeRecord(&payout.StatusChange{
 		EventID:   payout.EventID("status", t.RequestID, string(payout.StatusPending), txID),
 		RequestID: t.RequestID, BatchID: &batchID, PayoutID: &payoutID, TransactionID: &txID,
 		Status: payout.StatusPending, PreviousStatus: &prev,
 		AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: e.now(), Source: payout.SourceDispatcher,
 		Rail: batchRail(b),
-	}
-	v, err := e.cfg.Codec.AppendStatusChange(nil, &sc)
-	if err != nil {
-		return nil, fmt.Errorf("dispatch: encode status: %w", err)
-	}
-	return &kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(t.RequestID), Value: v}, nil
+	})
 }
 
 // dropRecords builds the records of the dropped transactions: REJECTED

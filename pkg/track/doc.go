@@ -111,8 +111,9 @@
 // transactionId) and payout.EventID("batch", batchId, status, payoutId).
 // The same transition always gets the same id, whichever replica or source
 // (WEBHOOK, POLL, or the dispatcher for the PENDING its listing read) emits
-// it and whether or not Redis remembers it, so consumers dedupe on it. previousStatus is the status the tracker itself
-// last emitted, when it knows it. A CANCELLED or FAILED request whose
+// it and whether or not Redis remembers it, so consumers dedupe on it.
+// previousStatus is the status last emitted before it (by the tracker, or
+// SUBMITTED for the dispatcher's PENDING), when it is known. A CANCELLED or FAILED request whose
 // payment Wompi receives again under a new transaction id starts a new
 // life (its transitions have new ids).
 //

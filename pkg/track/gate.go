@@ -100,9 +100,9 @@ func (g *Gate) Epoch(ctx context.Context) (string, error) {
 // Begin runs the compare-and-set for every item in one pipelined round
 // trip (and one GET of the epoch marker more when a key held no status).
 // The statuses are verified: the caller read them from the provider after
-// taking since from Epoch. Its keys are expected to hold no status yet:
-// each is written by one SET NX before any read (transition.fresh), and
-// read only when it exists.
+// taking since from Epoch. Its keys usually hold no status yet: each is
+// written by one SET NX before any read (transition.fresh), and read only
+// when it exists.
 func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*GateTicket, error) {
 	t := &GateTicket{items: items, trs: make([]transition, len(items)), tokens: make([]string, len(items)),
 		Verdicts: make([]GateVerdict, len(items))}

@@ -277,6 +277,11 @@ func (e *Engine) sweepSchedule(ctx context.Context, now time.Time) (int, error) 
 	return n, nil
 }
 
+// FirstPollInterval is the pause between polls of a payout in its first
+// minute, and how long after the hand-off the first poll comes when the
+// dispatcher's listing served as the first one (PollDigest).
+const FirstPollInterval = 10 * time.Second
+
 // pollEmitBatch is how many polled transitions are emitted together.
 const pollEmitBatch = 500
 
@@ -322,7 +327,7 @@ func cmpErr(first, err error) error {
 func backoff(age time.Duration) time.Duration {
 	switch {
 	case age < time.Minute:
-		return 10 * time.Second
+		return FirstPollInterval
 	case age < 5*time.Minute:
 		return 30 * time.Second
 	case age < 30*time.Minute:
