@@ -1350,7 +1350,7 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 	type ticket struct {
 		t     *track.GateTicket
 		first []*kgo.Record // the first event of each Ours item
-		recs  []*kgo.Record // the event of each Ours item's status
+		then  []*kgo.Record // the event of its status after first, when it has one (nil otherwise)
 	}
 	var tickets []ticket
 	// Some records may fail (franz-go fails one only once it is known not
@@ -1367,10 +1367,10 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 		var first error
 		for _, tk := range tickets {
 			err := e.gate.EndAs(context.WithoutCancel(j.hard), tk.t, func(i int) track.GateEnd {
-				switch r := tk.recs[i]; {
+				switch r := cmp.Or(tk.then[i], tk.first[i]); {
 				case written(r):
 					return track.GateWritten
-				case r != tk.first[i] && !sent[r]:
+				case tk.then[i] != nil && !sent[r]:
 					return track.GateViaOnly
 				}
 				return track.GateFailed
@@ -1413,7 +1413,7 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			_ = end()
 			return 0, fmt.Errorf("dispatch: %w", err)
 		}
-		tk := ticket{t: t, first: make([]*kgo.Record, len(items)), recs: make([]*kgo.Record, len(items))}
+		tk := ticket{t: t, first: make([]*kgo.Record, len(items)), then: make([]*kgo.Record, len(items))}
 		tickets = append(tickets, tk)
 		var busy []int
 		for k, v := range t.Verdicts {
@@ -1421,9 +1421,9 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			case track.GateOurs:
 				i := waiting[k]
 				out = append(out, recs[i])
-				tk.first[k], tk.recs[k] = recs[i], recs[i]
-				if then != nil && then[i] != nil {
-					tk.recs[k] = then[i]
+				tk.first[k] = recs[i]
+				if then != nil {
+					tk.then[k] = then[i]
 				}
 			case track.GateBusy:
 				busy = append(busy, waiting[k])
@@ -1458,8 +1458,8 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 	}
 	var second []*kgo.Record
 	for _, tk := range tickets {
-		for k, r := range tk.recs {
-			if r != nil && r != tk.first[k] && !failed[tk.first[k]] {
+		for k, r := range tk.then {
+			if r != nil && !failed[tk.first[k]] {
 				second = append(second, r)
 			}
 		}
@@ -1478,8 +1478,8 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 	}
 	confirmed := 0
 	for _, tk := range tickets {
-		for k, r := range tk.recs {
-			if r != nil && r != tk.first[k] && written(r) {
+		for _, r := range tk.then {
+			if r != nil && written(r) {
 				confirmed++
 			}
 		}

@@ -145,21 +145,13 @@ func (g *Gate) Begin(ctx context.Context, since string, items []GateItem) (*Gate
 // be emitted again later with the same eventId; it never lets an earlier
 // status follow it. Abandon only what is known not to be written: a
 // produce whose outcome is unknown (the client closed) is left to Leave.
+// EndAs ends each item as its own events ended.
 func (g *Gate) End(ctx context.Context, t *GateTicket, produced bool) error {
-	return g.EndEach(ctx, t, func(int) bool { return produced })
-}
-
-// EndEach is End with an outcome per item: produced(i) says whether the
-// event of Ours item i (an index in t's items) was written. Confirm what
-// was written and abandon only what is known not to be: an abandoned
-// status may be on the topic only if its record may have been written.
-func (g *Gate) EndEach(ctx context.Context, t *GateTicket, produced func(i int) bool) error {
-	return g.EndAs(ctx, t, func(i int) GateEnd {
-		if produced(i) {
-			return GateWritten
-		}
-		return GateFailed
-	})
+	end := GateFailed
+	if produced {
+		end = GateWritten
+	}
+	return g.EndAs(ctx, t, func(int) GateEnd { return end })
 }
 
 // GateEnd is how the events of one Ours item of a ticket ended (EndAs).
