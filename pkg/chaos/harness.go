@@ -229,7 +229,8 @@ type RedisClusterSpec struct {
 }
 
 // Topics are the topics the workers use, created by StartCluster.
-var Topics = []string{"payouts.requests.v1", "payouts.batches.v1", "payouts.batches.deferred.v1", "payouts.status.v1", "payouts.batch-status.v1", "payouts.requests.dlq.v1"}
+var Topics = []string{"payouts.requests.v1", "payouts.batches.v1", "payouts.batches.deferred.v1", "payouts.status.v1", "payouts.batch-status.v1", "payouts.requests.dlq.v1",
+	"payouts.dispatcher.starts.v1"}
 
 // StartCluster starts the broker, Redis, the simulator and the workers.
 func StartCluster(ctx context.Context, o Options) (*Cluster, error) {

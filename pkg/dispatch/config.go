@@ -68,7 +68,8 @@ type Config struct {
 	Codec *events.Codec
 	// Topics: Batches and BatchesDeferred are consumed; BatchesDeferred,
 	// Status, BatchStatus and RequestsDLQ (undecodable batches) are produced
-	// to. Default events.DefaultTopics().
+	// to, and DispatcherStarts gets one record per process (starts.go).
+	// Default events.DefaultTopics().
 	Topics events.Topics
 	// Group is the consumer group; default DefaultGroup.
 	Group string

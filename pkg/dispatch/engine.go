@@ -61,7 +61,10 @@ type Engine struct {
 	killRun  context.CancelCauseFunc
 	crashed  atomic.Bool
 	jobSeq   atomic.Int64
-	boot     string // random per process start: a restart never inherits a predecessor's lease owner id
+	boot     string                   // random per process start: a restart never inherits a predecessor's lease owner id
+	started  atomic.Pointer[startPos] // this process's start record, once written (starts.go)
+	startMu  sync.Mutex               // one start record per process
+	hadEpoch atomic.Bool              // ensureEpoch has handed out an epoch: this process may have claimed
 	closed   sync.Once
 
 	// Test hooks (nil in production).
@@ -208,6 +211,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	if _, err := e.gate.Epoch(runCtx); err != nil {
 		e.log.Warn("dispatch: read the status epoch marker", "err", err)
 	}
+	// The start record, before anything can be claimed (starts.go).
+	e.announceBeforeConsuming(runCtx)
 	e.health.check(runCtx)
 	var bg sync.WaitGroup
 	bg.Go(func() { e.health.run(e.hard) })

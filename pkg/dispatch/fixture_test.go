@@ -70,12 +70,13 @@ func newFixture(t testing.TB, o fixtureOpt) *fixture {
 	}
 	f.codec = c
 	f.topics = events.Topics{
-		Requests:        f.kafka.Topic(t, "requests", 1),
-		Batches:         f.kafka.Topic(t, "batches", o.partitions),
-		BatchesDeferred: f.kafka.Topic(t, "deferred", 1),
-		Status:          f.kafka.Topic(t, "status", 2),
-		BatchStatus:     f.kafka.Topic(t, "batch-status", 1),
-		RequestsDLQ:     f.kafka.Topic(t, "dlq", 1),
+		Requests:         f.kafka.Topic(t, "requests", 1),
+		Batches:          f.kafka.Topic(t, "batches", o.partitions),
+		BatchesDeferred:  f.kafka.Topic(t, "deferred", 1),
+		Status:           f.kafka.Topic(t, "status", 2),
+		BatchStatus:      f.kafka.Topic(t, "batch-status", 1),
+		RequestsDLQ:      f.kafka.Topic(t, "dlq", 1),
+		DispatcherStarts: f.kafka.Topic(t, "starts", 1),
 	}
 	f.group = "dispatch-" + f.topics.Batches
 	o.sim.Clock = f.clock

@@ -30,6 +30,7 @@ type metrics struct {
 	unhealthy         prometheus.Gauge
 	healthWaits       prometheus.Counter
 	recoveries        prometheus.Counter
+	firstStarts       prometheus.Counter
 	postBlocked       *prometheus.CounterVec // code: 401, 403, 404
 	duplicateRequests *prometheus.CounterVec // stage (the shared series of ops.DuplicateRequests)
 	restarts          prometheus.Counter
@@ -75,7 +76,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		healthWaits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "health_waits_total",
 			Help: "Times a POST waited because Wompi was UNHEALTHY."}),
 		recoveries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "redis_recoveries_total",
-			Help: "Recoveries run after Redis lost the dispatcher's state."}),
+			Help: "Recoveries run after Redis lost the dispatcher's state, or found none."}),
+		firstStarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "redis_first_starts_total",
+			Help: "Recoveries that skipped RECOVERY_GRACE: a first start, where the only record ever written to TOPIC_DISPATCHER_STARTS is this process's."}),
 		postBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "post_blocked_total",
 			Help: "POST /payouts answered 401, 403 or 404, by code: no retry fixes these (a wrong or rotated API key, a missing permission, a wrong base URL). The batch waits with the longest backoff and never outlives its idempotency key; an alert fires."}, []string{"code"}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batch_restarts_total",
@@ -106,7 +109,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"rail", "cause"}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
-		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.postBlocked, m.restarts, m.lateSkipped, m.listedPending, m.leasesLost,
+		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.postBlocked, m.restarts, m.lateSkipped, m.listedPending, m.leasesLost,
 		m.reconciled, m.providerDupes, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)

@@ -13,8 +13,22 @@ import (
 // ensureEpoch returns the current, ready epoch id. When Redis has none (a
 // fresh or flushed Redis) one replica runs the recovery under a lock while
 // the others wait for it; a recovery whose replica died is taken over once
-// its lock expires.
+// its lock expires. No epoch, and so no claim, comes before this process's
+// start record (starts.go).
 func (e *Engine) ensureEpoch(ctx context.Context) (string, error) {
+	if err := e.announce(ctx); err != nil {
+		return "", err
+	}
+	id, err := e.readyEpoch(ctx)
+	if err != nil {
+		return "", err
+	}
+	e.hadEpoch.Store(true)
+	return id, nil
+}
+
+// readyEpoch is ensureEpoch's wait for a ready epoch.
+func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 	for {
 		id, ready, err := e.st.epoch(ctx)
 		if err != nil {
@@ -45,8 +59,8 @@ func (e *Engine) ensureEpoch(ctx context.Context) (string, error) {
 
 // recover runs while holding the recovery lock: it writes a new epoch in
 // state "rebuilding", waits the grace period so any POST started before
-// the loss has landed or failed, rebuilds the duplicate index from Wompi,
-// and marks the epoch ready.
+// the loss has landed or failed (not on a first start: starts.go),
+// rebuilds the duplicate index from Wompi, and marks the epoch ready.
 func (e *Engine) recover(ctx context.Context) (string, error) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -69,16 +83,26 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 		"startedAt", e.cfg.Now().UnixMilli()).Err(); err != nil {
 		return "", fmt.Errorf("dispatch: write epoch: %w", err)
 	}
+	// Read only now, with the epoch written (starts.go).
+	grace := e.cfg.RecoveryGrace
+	first, why := e.firstStart(ctx)
 	e.m.recoveries.Inc()
-	e.log.Warn("dispatch: Redis state missing: recovering (new epoch, grace wait, rebuild of the duplicate index from Wompi)",
-		"epoch", epoch, "grace", e.cfg.RecoveryGrace, "window", e.cfg.DedupeWindow)
+	if first {
+		grace = 0
+		e.m.firstStarts.Inc()
+		e.log.Info("dispatch: Redis holds no state and no other dispatcher has ever started on this Kafka: a first start, no grace wait",
+			"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
+	} else {
+		e.log.Warn("dispatch: Redis state missing: recovering (new epoch, grace wait, rebuild of the duplicate index from Wompi)",
+			"epoch", epoch, "grace", grace, "window", e.cfg.DedupeWindow, "not_a_first_start", why)
+	}
 
 	select {
 	case <-ctx.Done():
 		return "", ctx.Err()
 	case <-lost:
 		return "", errors.New("dispatch: recovery lock lost during the grace period")
-	case <-time.After(e.cfg.RecoveryGrace):
+	case <-time.After(grace):
 	}
 
 	n, err := e.rebuildIndex(ctx)

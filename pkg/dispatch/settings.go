@@ -89,7 +89,7 @@ func BindConfig(s *config.Set) *Settings {
 	s.Duration(&st.HTTPTimeout, "wompi-http-timeout", "WOMPI_HTTP_TIMEOUT", DefaultHTTPTimeout, "bound of one Wompi call").
 		Check(func() error { return config.CheckPositive(st.HTTPTimeout) })
 	s.Duration(&st.RecoveryGrace, "recovery-grace", "RECOVERY_GRACE", 0,
-		"wait after a Redis loss before rebuilding from Wompi; must exceed WOMPI_HTTP_TIMEOUT (0: timeout + 5s)").
+		"wait after a Redis loss before rebuilding from Wompi (none on a first start: TOPIC_DISPATCHER_STARTS); must exceed WOMPI_HTTP_TIMEOUT (0: timeout + 5s)").
 		Check(func() error {
 			if st.RecoveryGrace != 0 && st.RecoveryGrace <= st.HTTPTimeout {
 				return fmt.Errorf("must be longer than WOMPI_HTTP_TIMEOUT (%v)", st.HTTPTimeout)
@@ -245,7 +245,7 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(m
 	w := st.Worker(reg, st.Group, engine.Ready, logger, started)
 	w.Topics = []ops.Topic{{Name: st.Topics.Batches, Setting: "TOPIC_BATCHES"}, {Name: st.Topics.BatchesDeferred, Setting: "TOPIC_BATCHES_DEFERRED"},
 		{Name: st.Topics.Status, Setting: "TOPIC_STATUS"}, {Name: st.Topics.BatchStatus, Setting: "TOPIC_BATCH_STATUS"},
-		{Name: st.Topics.RequestsDLQ, Setting: "TOPIC_REQUESTS_DLQ"}}
+		{Name: st.Topics.RequestsDLQ, Setting: "TOPIC_REQUESTS_DLQ"}, {Name: st.Topics.DispatcherStarts, Setting: "TOPIC_DISPATCHER_STARTS"}}
 	// Claims, leases and the daily budget live in Redis.
 	w.Dependencies = []ops.Dependency{{Name: "redis (REDIS_URL)", Check: func(ctx context.Context) error { return engine.cfg.Redis.Ping(ctx).Err() }}}
 	return w.Run(ctx, func(ctx context.Context) error {

@@ -14,27 +14,32 @@ type Topics struct {
 	Status          string // PayoutStatusChanged, keyed by requestId
 	BatchStatus     string // BatchStatusChanged, keyed by batchId
 	RequestsDLQ     string // undecodable requests: original key and bytes, DLQ headers
+	// DispatcherStarts gets one record from each dispatcher process before
+	// its first claim: how a recovery tells a first start from a Redis loss.
+	DispatcherStarts string
 }
 
 // The default topic names.
 const (
-	DefaultTopicRequests        = "payouts.requests.v1"
-	DefaultTopicBatches         = "payouts.batches.v1"
-	DefaultTopicBatchesDeferred = "payouts.batches.deferred.v1"
-	DefaultTopicStatus          = "payouts.status.v1"
-	DefaultTopicBatchStatus     = "payouts.batch-status.v1"
-	DefaultTopicRequestsDLQ     = "payouts.requests.dlq.v1"
+	DefaultTopicRequests         = "payouts.requests.v1"
+	DefaultTopicBatches          = "payouts.batches.v1"
+	DefaultTopicBatchesDeferred  = "payouts.batches.deferred.v1"
+	DefaultTopicStatus           = "payouts.status.v1"
+	DefaultTopicBatchStatus      = "payouts.batch-status.v1"
+	DefaultTopicRequestsDLQ      = "payouts.requests.dlq.v1"
+	DefaultTopicDispatcherStarts = "payouts.dispatcher.starts.v1"
 )
 
 // DefaultTopics returns the default topic names.
 func DefaultTopics() Topics {
 	return Topics{
-		Requests:        DefaultTopicRequests,
-		Batches:         DefaultTopicBatches,
-		BatchesDeferred: DefaultTopicBatchesDeferred,
-		Status:          DefaultTopicStatus,
-		BatchStatus:     DefaultTopicBatchStatus,
-		RequestsDLQ:     DefaultTopicRequestsDLQ,
+		Requests:         DefaultTopicRequests,
+		Batches:          DefaultTopicBatches,
+		BatchesDeferred:  DefaultTopicBatchesDeferred,
+		Status:           DefaultTopicStatus,
+		BatchStatus:      DefaultTopicBatchStatus,
+		RequestsDLQ:      DefaultTopicRequestsDLQ,
+		DispatcherStarts: DefaultTopicDispatcherStarts,
 	}
 }
 
@@ -56,6 +61,7 @@ func (t *Topics) Bindings() []TopicBinding {
 		{"TOPIC_STATUS", DefaultTopicStatus, &t.Status},
 		{"TOPIC_BATCH_STATUS", DefaultTopicBatchStatus, &t.BatchStatus},
 		{"TOPIC_REQUESTS_DLQ", DefaultTopicRequestsDLQ, &t.RequestsDLQ},
+		{"TOPIC_DISPATCHER_STARTS", DefaultTopicDispatcherStarts, &t.DispatcherStarts},
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 
 func TestTopicsDefaultsAndEnv(t *testing.T) {
 	d := DefaultTopics()
-	want := Topics{"payouts.requests.v1", "payouts.batches.v1", "payouts.batches.deferred.v1", "payouts.status.v1", "payouts.batch-status.v1", "payouts.requests.dlq.v1"}
+	want := Topics{"payouts.requests.v1", "payouts.batches.v1", "payouts.batches.deferred.v1", "payouts.status.v1", "payouts.batch-status.v1", "payouts.requests.dlq.v1",
+		"payouts.dispatcher.starts.v1"}
 	if d != want {
 		t.Fatalf("defaults = %+v", d)
 	}
@@ -35,7 +36,7 @@ func TestTopicsDefaultsAndEnv(t *testing.T) {
 	if tp != DefaultTopics() {
 		t.Fatalf("bindings do not cover every field: %+v", tp)
 	}
-	if strings.Join(names, ",") != "TOPIC_REQUESTS,TOPIC_BATCHES,TOPIC_BATCHES_DEFERRED,TOPIC_STATUS,TOPIC_BATCH_STATUS,TOPIC_REQUESTS_DLQ" {
+	if strings.Join(names, ",") != "TOPIC_REQUESTS,TOPIC_BATCHES,TOPIC_BATCHES_DEFERRED,TOPIC_STATUS,TOPIC_BATCH_STATUS,TOPIC_REQUESTS_DLQ,TOPIC_DISPATCHER_STARTS" {
 		t.Fatalf("env names = %v", names)
 	}
 }

@@ -70,12 +70,13 @@ func newFixture(t *testing.T, partitions int) *fixture {
 	k := testenv.Kafka(t)
 	f := &fixture{t: t, kafka: k, redis: testenv.Redis(t), codec: newCodec(t)}
 	f.topics = events.Topics{
-		Requests:        k.Topic(t, "requests", partitions),
-		Batches:         k.Topic(t, "batches", 3),
-		BatchesDeferred: k.Topic(t, "deferred", 1),
-		Status:          k.Topic(t, "status", 3),
-		BatchStatus:     k.Topic(t, "batch-status", 1),
-		RequestsDLQ:     k.Topic(t, "dlq", 1),
+		Requests:         k.Topic(t, "requests", partitions),
+		Batches:          k.Topic(t, "batches", 3),
+		BatchesDeferred:  k.Topic(t, "deferred", 1),
+		DispatcherStarts: k.Topic(t, "starts", 1),
+		Status:           k.Topic(t, "status", 3),
+		BatchStatus:      k.Topic(t, "batch-status", 1),
+		RequestsDLQ:      k.Topic(t, "dlq", 1),
 	}
 	f.group = "ingest-" + f.topics.Requests
 	return f

@@ -219,7 +219,7 @@ func RunRole(role string, args []string) int {
 		partitions, _ := strconv.Atoi(first(args))
 		t := events.DefaultTopics()
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(max(1, partitions)),
-			kfake.SeedTopics(int32(max(1, partitions)), t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ))
+			kfake.SeedTopics(int32(max(1, partitions)), t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ, t.DispatcherStarts))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "kfake:", err)
 			return 1

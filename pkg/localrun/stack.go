@@ -147,7 +147,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	} else {
 		t := s.Topics
 		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(o.Partitions),
-			kfake.SeedTopics(int32(o.Partitions), t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ))
+			kfake.SeedTopics(int32(o.Partitions), t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ, t.DispatcherStarts))
 		if err != nil {
 			return nil, fmt.Errorf("kfake: %w", err)
 		}
@@ -519,7 +519,7 @@ func checkTopicsEmpty(ctx context.Context, brokers []string, t events.Topics) er
 		return err
 	}
 	defer done()
-	topics := []string{t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ}
+	topics := []string{t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ, t.DispatcherStarts}
 	starts, err := adm.ListStartOffsets(ctx, topics...)
 	if err != nil {
 		return fmt.Errorf("kafka: list offsets: %w", err)
@@ -564,7 +564,7 @@ func ensureTopics(ctx context.Context, brokers []string, partitions int, t event
 	}
 	defer done()
 	resp, err := adm.CreateTopics(ctx, int32(max(1, partitions)), -1, nil,
-		t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ)
+		t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ, t.DispatcherStarts)
 	if err != nil {
 		return fmt.Errorf("kafka: create topics on %s: %w", strings.Join(brokers, ","), err)
 	}
