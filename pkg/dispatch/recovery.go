@@ -84,30 +84,40 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("dispatch: write epoch: %w", err)
 	}
 	// Read only now, with the epoch written (starts.go).
-	grace := e.cfg.RecoveryGrace
 	first, why := e.firstStart(ctx)
 	e.m.recoveries.Inc()
+	var n int
 	if first {
-		grace = 0
-		e.m.firstStarts.Inc()
-		e.log.Info("dispatch: Redis holds no state and no other dispatcher has ever started on this Kafka: a first start, no grace wait",
-			"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
-	} else {
+		// Wompi must list nothing either: a dispatcher of a version from
+		// before the start records, or one given another
+		// TOPIC_DISPATCHER_STARTS, writes no record here.
+		payouts, indexed, err := e.rebuildIndex(ctx)
+		if err != nil {
+			return "", err
+		}
+		if payouts == 0 {
+			n = indexed
+			e.m.firstStarts.Inc()
+			e.log.Info("dispatch: Redis holds no state, no other dispatcher has ever started on this Kafka and Wompi lists no payout: a first start, no grace wait",
+				"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
+		} else {
+			first, why = false, fmt.Sprintf("Wompi lists %d payouts in the dedupe window", payouts)
+		}
+	}
+	if !first {
 		e.log.Warn("dispatch: Redis state missing: recovering (new epoch, grace wait, rebuild of the duplicate index from Wompi)",
-			"epoch", epoch, "grace", grace, "window", e.cfg.DedupeWindow, "not_a_first_start", why)
-	}
-
-	select {
-	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-lost:
-		return "", errors.New("dispatch: recovery lock lost during the grace period")
-	case <-time.After(grace):
-	}
-
-	n, err := e.rebuildIndex(ctx)
-	if err != nil {
-		return "", err
+			"epoch", epoch, "grace", e.cfg.RecoveryGrace, "window", e.cfg.DedupeWindow, "not_a_first_start", why)
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-lost:
+			return "", errors.New("dispatch: recovery lock lost during the grace period")
+		case <-time.After(e.cfg.RecoveryGrace):
+		}
+		var err error
+		if _, n, err = e.rebuildIndex(ctx); err != nil {
+			return "", err
+		}
 	}
 	select {
 	case <-lost:
@@ -151,8 +161,9 @@ func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
 // overwrites: what Wompi holds beats any claim made since. The window is the
 // same as the index's TTL, so a Redis loss never narrows the span in which a
 // requestId is single-use. It needs nothing but the published listing
-// fields (id, reference; the transactions' reference).
-func (e *Engine) rebuildIndex(ctx context.Context) (int, error) {
+// fields (id, reference; the transactions' reference). It returns how many
+// payouts it listed and how many requests it indexed.
+func (e *Engine) rebuildIndex(ctx context.Context) (payouts, indexed int, err error) {
 	from := payout.DayIn(e.cfg.Now().Add(-e.cfg.DedupeWindow), rail.Location(rail.Wompi)).String()
 	pipe := e.st.rdb.Pipeline()
 	flush := func() error {
@@ -163,30 +174,30 @@ func (e *Engine) rebuildIndex(ctx context.Context) (int, error) {
 		return err
 	}
 	ttl := time.Duration(e.st.reqTTLms) * time.Millisecond
-	n := 0
 	// The rail lists by its business day: from that day's start.
 	for p, err := range e.batchRail.ListBatches(ctx, payout.Day(from).StartIn(rail.Location(rail.Wompi))) {
 		if err != nil {
-			return 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
+			return 0, 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
 		}
+		payouts++
 		for tx, err := range e.batchRail.Items(ctx, p.ProviderID) {
 			if err != nil {
-				return 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ProviderID, err)
+				return 0, 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ProviderID, err)
 			}
 			if tx.ID == "" {
 				continue
 			}
 			pipe.Set(ctx, e.st.reqKey(tx.ID), p.Reference, ttl)
-			n++
+			indexed++
 			if pipe.Len() >= 1000 {
 				if err := flush(); err != nil {
-					return 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
+					return 0, 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
 				}
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
+		return 0, 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
 	}
-	return n, nil
+	return payouts, indexed, nil
 }

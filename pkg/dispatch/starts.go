@@ -30,9 +30,16 @@ import (
 // that claim, so before the loss, so before the recovery read the end
 // offsets; a high watermark never moves back, and retention does not lower
 // it. Anything else (another record, a second copy of ours, an error, a
-// missing topic) waits the grace. The one thing that defeats this is
-// deleting and re-creating the topic while dispatchers run: the docs say
-// never to.
+// missing topic) waits the grace.
+//
+// A dispatcher of a version from before the start records writes none, nor
+// does one given another TOPIC_DISPATCHER_STARTS: so the recovery also
+// rebuilds the index first, and skips the grace only if Wompi lists no
+// payout in the dedupe window (recover). Deleting and re-creating the topic
+// while dispatchers run, or a deposed Kafka leader answering with an old
+// high watermark, would defeat the first condition; the second still holds
+// unless the POST in flight is the first in the window. The operations
+// guide says to seed the topic when upgrading an installation.
 
 // startRecord is the value of a start record: who started, for people
 // reading the topic. Only the record's existence and offset matter.
@@ -103,15 +110,17 @@ func (e *Engine) firstStart(ctx context.Context) (bool, string) {
 	defer cancel()
 	topic := e.cfg.Topics.DispatcherStarts
 	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, topic)
+	return onlyStart(*mine, topic, ends, err)
+}
+
+// onlyStart reports whether the end offsets of topic, as ListEndOffsets
+// returned them, count one record ever written, the one at mine. A
+// partition whose leader could not be asked is missing from ends and
+// reported in err.
+func onlyStart(mine startPos, topic string, ends kadm.ListedOffsets, err error) (bool, string) {
 	if err != nil {
 		return false, "list the end offsets of " + topic + ": " + err.Error()
 	}
-	return onlyStart(*mine, topic, ends)
-}
-
-// onlyStart reports whether the end offsets of topic count one record
-// ever written, the one at mine.
-func onlyStart(mine startPos, topic string, ends kadm.ListedOffsets) (bool, string) {
 	if err := ends.Error(); err != nil {
 		return false, "end offsets of " + topic + ": " + err.Error()
 	}
