@@ -51,6 +51,9 @@ type job struct {
 	// statusSince is the tracker's Redis-loss marker taken when the job
 	// began, before anything it emits was observed (track.Gate).
 	statusSince string
+	// graceUntil: the end of the recovery grace a first start skipped
+	// (zero when it was waited); runSingle waits for it.
+	graceUntil time.Time
 	// foundAfterLoss: the claim record was new, yet Wompi already held the
 	// batch: Redis lost our records after an earlier POST, and the
 	// tracker's statuses for the batch may have been lost with them.
@@ -84,7 +87,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		return nil
 	}
 	// Step 1: the Redis epoch (recovery when Redis lost our state).
-	epoch, err := e.ensureEpoch(soft)
+	epoch, graceUntil, err := e.ensureEpoch(soft)
 	if err != nil {
 		return err
 	}
@@ -93,7 +96,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		return err
 	}
 	j := &job{e: e, b: b, src: src, log: log, soft: soft, hard: e.hard, epoch: epoch, acct: b.OriginAccountID,
-		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10), statusSince: statusSince}
+		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10), statusSince: statusSince, graceUntil: graceUntil}
 
 	// Step 2: claim with a lease.
 	t := time.Now()

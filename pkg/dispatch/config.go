@@ -124,7 +124,8 @@ type Config struct {
 	HTTPTimeout time.Duration
 	// RecoveryGrace is how long recovery waits, after writing a new epoch,
 	// before it lists Wompi's payouts, so that any POST started before Redis
-	// was lost has landed or failed. It must be longer than HTTPTimeout;
+	// was lost has landed or failed (a first start waits it only before
+	// single-payout lookups: starts.go). It must be longer than HTTPTimeout;
 	// default HTTPTimeout + 5 s.
 	RecoveryGrace time.Duration
 	// StatusLossGrace is how long after the tracker's status epoch marker

@@ -145,7 +145,10 @@
 // Under the recovery lock, the recovering replica writes a new epoch in
 // state "rebuilding", then waits RecoveryGrace (longer than the HTTP
 // timeout of one POST attempt) so that any POST started before the loss has
-// landed or failed. It then lists every payout Wompi created in the last
+// landed or failed. A first start (starts.go: this process's start record is
+// the only one on TOPIC_DISPATCHER_STARTS, and Wompi lists no payout) skips
+// that wait for Wompi; single-payout jobs still wait it out before their
+// first lookup. It then lists every payout Wompi created in the last
 // DedupeWindow (the same span as the index's TTL, so a loss never narrows
 // it) and each one's transactions, and indexes every transaction reference
 // as owned by the payout's reference (overwriting: what Wompi holds beats

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
@@ -15,44 +16,48 @@ import (
 // the others wait for it; a recovery whose replica died is taken over once
 // its lock expires. No epoch, and so no claim, comes before this process's
 // start record (starts.go).
-func (e *Engine) ensureEpoch(ctx context.Context) (string, error) {
+//
+// graceUntil is not zero when the epoch's recovery skipped the grace on a
+// first start: a single-payout rail's job waits until then before its first
+// lookup (starts.go).
+func (e *Engine) ensureEpoch(ctx context.Context) (id string, graceUntil time.Time, err error) {
 	if err := e.announce(ctx); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	id, err := e.readyEpoch(ctx)
+	id, graceUntil, err = e.readyEpoch(ctx)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	e.hadEpoch.Store(true)
-	return id, nil
+	return id, graceUntil, nil
 }
 
 // readyEpoch is ensureEpoch's wait for a ready epoch.
-func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
+func (e *Engine) readyEpoch(ctx context.Context) (string, time.Time, error) {
 	for {
-		id, ready, err := e.st.epoch(ctx)
+		id, ready, graceUntil, err := e.st.epochGrace(ctx)
 		if err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 		if ready {
-			return id, nil
+			return id, graceUntil, nil
 		}
 		ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), e.st.owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
 		if err != nil {
-			return "", fmt.Errorf("dispatch: recovery lock: %w", err)
+			return "", time.Time{}, fmt.Errorf("dispatch: recovery lock: %w", err)
 		}
 		if ok {
-			id, err := e.recover(ctx)
+			id, graceUntil, err := e.recover(ctx)
 			if err == nil {
-				return id, nil
+				return id, graceUntil, nil
 			}
 			if ctx.Err() != nil {
-				return "", err
+				return "", time.Time{}, err
 			}
 			e.log.Error("dispatch: recovery failed; will retry", "err", err)
 		}
 		if err := sleep(ctx, e.cfg.PollInterval); err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 	}
 }
@@ -61,7 +66,7 @@ func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 // state "rebuilding", waits the grace period so any POST started before
 // the loss has landed or failed (not on a first start: starts.go),
 // rebuilds the duplicate index from Wompi, and marks the epoch ready.
-func (e *Engine) recover(ctx context.Context) (string, error) {
+func (e *Engine) recover(ctx context.Context) (string, time.Time, error) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lost := make(chan struct{})
@@ -72,33 +77,37 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 
 	// Another replica may have finished a recovery between our read and
 	// our lock.
-	if id, ready, err := e.st.epoch(ctx); err != nil {
-		return "", err
+	if id, ready, graceUntil, err := e.st.epochGrace(ctx); err != nil {
+		return "", time.Time{}, err
 	} else if ready {
-		return id, nil
+		return id, graceUntil, nil
 	}
 	epoch := randomID()
 	start := time.Now()
 	if err := e.st.rdb.HSet(ctx, e.st.epochKey(), "id", epoch, "state", "rebuilding", "layout", epochLayout,
 		"startedAt", e.cfg.Now().UnixMilli()).Err(); err != nil {
-		return "", fmt.Errorf("dispatch: write epoch: %w", err)
+		return "", time.Time{}, fmt.Errorf("dispatch: write epoch: %w", err)
 	}
 	// Read only now, with the epoch written (starts.go).
 	first, why := e.firstStart(ctx)
 	e.m.recoveries.Inc()
 	var n int
+	var graceUntil time.Time
 	if first {
 		// Wompi must list nothing either: a dispatcher of a version from
 		// before the start records, or one given another
 		// TOPIC_DISPATCHER_STARTS, writes no record here.
 		payouts, indexed, err := e.rebuildIndex(ctx)
 		if err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 		if payouts == 0 {
 			n = indexed
+			// Such a dispatcher's single-payout POSTs are not in Wompi's
+			// listing: their jobs wait out the grace before any lookup.
+			graceUntil = start.Add(e.cfg.RecoveryGrace)
 			e.m.firstStarts.Inc()
-			e.log.Info("dispatch: Redis holds no state, no other dispatcher has ever started on this Kafka and Wompi lists no payout: a first start, no grace wait",
+			e.log.Info("dispatch: Redis holds no state, no other dispatcher has ever started on this Kafka and Wompi lists no payout: a first start, no grace wait for Wompi",
 				"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
 		} else {
 			first, why = false, fmt.Sprintf("Wompi lists %d payouts in the dedupe window", payouts)
@@ -109,31 +118,35 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 			"epoch", epoch, "grace", e.cfg.RecoveryGrace, "window", e.cfg.DedupeWindow, "not_a_first_start", why)
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", time.Time{}, ctx.Err()
 		case <-lost:
-			return "", errors.New("dispatch: recovery lock lost during the grace period")
+			return "", time.Time{}, errors.New("dispatch: recovery lock lost during the grace period")
 		case <-time.After(e.cfg.RecoveryGrace):
 		}
 		var err error
 		if _, n, err = e.rebuildIndex(ctx); err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 	}
 	select {
 	case <-lost:
-		return "", errors.New("dispatch: recovery lock lost during the rebuild")
+		return "", time.Time{}, errors.New("dispatch: recovery lock lost during the rebuild")
 	default:
 	}
-	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}, epoch).Int()
+	until := ""
+	if !graceUntil.IsZero() {
+		until = strconv.FormatInt(graceUntil.UnixMilli(), 10)
+	}
+	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}, epoch, until).Int()
 	if err != nil {
-		return "", fmt.Errorf("dispatch: finish recovery: %w", err)
+		return "", time.Time{}, fmt.Errorf("dispatch: finish recovery: %w", err)
 	}
 	if ok != 1 {
-		return "", errors.New("dispatch: the epoch changed during recovery")
+		return "", time.Time{}, errors.New("dispatch: the epoch changed during recovery")
 	}
 	e.log.Info("dispatch: recovery done", "epoch", epoch, "requests_indexed", n,
 		"took", time.Since(start).Round(time.Millisecond))
-	return epoch, nil
+	return epoch, graceUntil, nil
 }
 
 // holdLock renews the recovery lock until ctx ends; it closes lost if the

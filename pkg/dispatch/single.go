@@ -105,6 +105,16 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)); err != nil {
 		return err
 	}
+	if wait := time.Until(j.graceUntil); wait > 0 {
+		// The epoch's recovery skipped the grace (a first start), which
+		// Wompi's listing proves safe for Wompi only: a dispatcher of an
+		// earlier version may have a POST to this rail in flight.
+		j.log.Info("dispatch: first start: waiting out the recovery grace before looking payees up",
+			"rail", cl.Rail(), "wait", wait.Round(time.Millisecond))
+		if err := sleep(j.soft, wait); err != nil {
+			return err
+		}
+	}
 	if maybeSent {
 		wait := e.cfg.RecoveryGrace + e.cfg.LeaseTTL
 		j.log.Warn("dispatch: an earlier attempt may have posted some payees: waiting for its calls to land before looking them up",

@@ -33,13 +33,16 @@ import (
 // missing topic) waits the grace.
 //
 // A dispatcher of a version from before the start records writes none, nor
-// does one given another TOPIC_DISPATCHER_STARTS: so the recovery also
+// does one given another TOPIC_DISPATCHER_STARTS. So the recovery also
 // rebuilds the index first, and skips the grace only if Wompi lists no
-// payout in the dedupe window (recover). Deleting and re-creating the topic
-// while dispatchers run, or a deposed Kafka leader answering with an old
-// high watermark, would defeat the first condition; the second still holds
-// unless the POST in flight is the first in the window. The operations
-// guide says to seed the topic when upgrading an installation.
+// payout in the dedupe window (recover); and since the single-payout rails'
+// POSTs are not in Wompi's listing, the epoch then carries graceUntil, and a
+// single-payout job waits until then before its first lookup (runSingle):
+// the skip is for Wompi batches only. What would still defeat it: a
+// dispatcher that writes no start record (the previous version, the topic
+// deleted and re-created, a deposed Kafka leader answering with an old high
+// watermark) with its first Wompi POST of the dedupe window in flight at the
+// Redis loss. The operations guide says to seed the topic when upgrading.
 
 // startRecord is the value of a start record: who started, for people
 // reading the topic. Only the record's existence and offset matter.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,28 +122,25 @@ func TestAnotherStartRecordMeansGrace(t *testing.T) {
 	}
 }
 
-// A pair of faults: the process started first (no grace), paid, and then
-// Redis is lost while one of its own POSTs is in flight, and a copy of
-// that POST's request comes in another batch. The second recovery is not a
-// first start: it waits the grace, so the in-flight POST lands before the
-// index is rebuilt from Wompi, and the copy is a duplicate. Without the
-// grace the rebuilt index would miss the request and the copy would pay it
-// again.
+// A pair of faults: the process started first (no grace) and paid a
+// WEpayout payee, which Wompi's listing does not show; then Redis is lost
+// while one of its own Wompi POSTs is in flight, and a copy of that POST's
+// request comes in another batch. The second recovery is not a first start
+// (this process was handed an epoch), though its start record is still the
+// only one and Wompi still lists nothing: it waits the grace, so the
+// in-flight POST lands before the index is rebuilt from Wompi, and the copy
+// is a duplicate. Without the guard the rebuilt index would miss the request
+// and the copy would pay it again.
 func TestLossAfterFirstStartWaitsTheGrace(t *testing.T) {
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
-	amounts := map[string]int64{"fs-1": 100_000, "fs-2": 200_000}
-	held := make(chan struct{})
-	release := make(chan struct{})
+	wep := singleRails(t)[1](t)
+	a := singleBatch(wep, "fs-a", 1)
+	amounts := map[string]int64{"fs-2": 200_000}
 	b := batch("fs-b", amounts, "fs-2")
 	cp := batch("fs-copy", amounts, "fs-2")
-	e := f.engine(func(c *Config) { c.RecoveryGrace = 5 * time.Second })
-	e.beforePost = func(batchID string) {
-		if batchID == b.BatchID {
-			close(held)
-			<-release
-		}
-	}
-	f.produce(f.topics.Batches, batch("fs-a", amounts, "fs-1"))
+	e := wep.engine(f, func(c *Config) { c.RecoveryGrace = 5 * time.Second })
+	held, release := holdPost(e, b.BatchID)
+	f.produce(f.topics.Batches, a)
 	stop, _ := f.run(e)
 	eventually(t, "batch a submitted", func() bool { return outcome(e, "submitted") == 1 })
 	if n := testutil.ToFloat64(e.m.firstStarts); n != 1 {
@@ -158,23 +156,16 @@ func TestLossAfterFirstStartWaitsTheGrace(t *testing.T) {
 	// runs while batch b's POST is held.
 	f.produce(f.topics.BatchesDeferred, cp)
 	eventually(t, "the second recovery started", func() bool { return testutil.ToFloat64(e.m.recoveries) == 2 })
-	// The POST is let go within the grace; without it, as soon as the
-	// rebuild is done.
-	ready := func() bool {
-		_, ok, err := e.st.epoch(context.Background())
-		return err == nil && ok
-	}
-	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline) && !ready(); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(release)
-	eventually(t, "batch b submitted and the copy refused", func() bool {
-		return outcome(e, "submitted") == 2 && outcome(e, "duplicate") == 1
+	// The POST is let go within the grace; without it, once the copy has
+	// been handled.
+	releaseWithin(2500*time.Millisecond, release, func() bool { return outcome(e, "submitted")+outcome(e, "duplicate") > 1 })
+	eventually(t, "batch b and the copy handled", func() bool {
+		return outcome(e, "submitted")+outcome(e, "duplicate") == 3
 	})
 	_ = stop()
 	f.noDoublePayment()
-	if n := testutil.ToFloat64(e.m.firstStarts); n != 1 {
-		t.Fatalf("first starts %v, want 1: the second recovery is not one", n)
+	if n, m := outcome(e, "duplicate"), testutil.ToFloat64(e.m.firstStarts); n != 1 || m != 1 {
+		t.Fatalf("duplicates %v, first starts %v; want 1 and 1: the second recovery is not a first start", n, m)
 	}
 	if dlq := f.duplicateCopies(); dlq["fs-2"] != cp.BatchID || len(dlq) != 1 {
 		t.Fatalf("DLQ copies %v, want fs-2 from the copy", dlq)
@@ -189,7 +180,7 @@ func TestEpochOnlyAfterTheStartRecord(t *testing.T) {
 	missing := f.engine(func(c *Config) { c.Topics.DispatcherStarts = "no-such-topic-" + f.topics.Batches })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := missing.ensureEpoch(ctx); err == nil || !strings.Contains(err.Error(), "TOPIC_DISPATCHER_STARTS") {
+	if _, _, err := missing.ensureEpoch(ctx); err == nil || !strings.Contains(err.Error(), "TOPIC_DISPATCHER_STARTS") {
 		t.Fatalf("ensureEpoch with no start record written: %v, want the start record's error", err)
 	}
 	if missing.hadEpoch.Load() || missing.started.Load() != nil {
@@ -198,7 +189,7 @@ func TestEpochOnlyAfterTheStartRecord(t *testing.T) {
 
 	e := f.engine(nil)
 	for range 2 {
-		if _, err := e.ensureEpoch(context.Background()); err != nil {
+		if _, _, err := e.ensureEpoch(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -225,15 +216,8 @@ func TestOlderVersionPeerMeansGrace(t *testing.T) {
 	a := batch("up-a", amounts, "up-1")
 	b := batch("up-b", amounts, "up-2")
 	cp := batch("up-copy", amounts, "up-2")
-	held := make(chan struct{})
-	release := make(chan struct{})
 	older := f.engine(func(c *Config) { c.Topics.DispatcherStarts = f.kafka.Topic(t, "older-starts", 1) })
-	older.beforePost = func(batchID string) {
-		if batchID == b.BatchID {
-			close(held)
-			<-release
-		}
-	}
+	held, release := holdPost(older, b.BatchID)
 	f.produce(f.topics.Batches, a)
 	stopOlder, _ := f.run(older)
 	eventually(t, "batch a submitted by the older version", func() bool { return outcome(older, "submitted") == 1 })
@@ -255,10 +239,7 @@ func TestOlderVersionPeerMeansGrace(t *testing.T) {
 	eventually(t, "the new version's recovery started", func() bool { return testutil.ToFloat64(newer.m.recoveries) == 1 })
 	// The held POST is let go within the grace; without it, once the new
 	// version has handled the copy.
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && outcome(newer, "submitted")+outcome(newer, "duplicate") == 0; {
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(release)
+	releaseWithin(2500*time.Millisecond, release, func() bool { return outcome(newer, "submitted")+outcome(newer, "duplicate") > 0 })
 	eventually(t, "the copy and batch b handled", func() bool {
 		return outcome(newer, "submitted")+outcome(newer, "duplicate") == 1 && outcome(older, "submitted")+outcome(older, "duplicate") == 2
 	})
@@ -271,4 +252,75 @@ func TestOlderVersionPeerMeansGrace(t *testing.T) {
 	if n := testutil.ToFloat64(newer.m.firstStarts); n != 0 {
 		t.Fatalf("first starts %v: Wompi lists the older version's payouts", n)
 	}
+}
+
+// releaseWithin closes release once done holds, or after at most d (half
+// the tests' 5 s grace: the held POST then has the other half to land).
+func releaseWithin(d time.Duration, release chan struct{}, done func() bool) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline) && !done(); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+}
+
+// The single-payout rails' side of the upgrade pair: a dispatcher of the
+// previous version has its first POST to SmartFastPay or WEpayout in
+// flight when Redis is lost, and the first new replica gets a copy of that
+// payee. Wompi lists nothing, so the recovery skips the grace, but the
+// rails' POSTs are not in Wompi's listing: the new replica's single-payout
+// job waits out the grace before it looks the payee up, the held POST lands
+// within it, and the lookup finds it. Without that wait the copy is paid
+// again. (Found by a helper review.)
+func TestFirstStartSingleRailWaitsTheGrace(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
+			b := singleBatch(r, "fs-"+string(r.name), 1)
+			cp := b
+			cp.BatchID = b.BatchID + "-copy"
+			older := r.engine(f, func(c *Config) { c.Topics.DispatcherStarts = f.kafka.Topic(t, "older-starts", 1) })
+			held, release := holdPost(older, b.BatchID)
+			f.produce(f.topics.Batches, b)
+			stopOlder, _ := f.run(older)
+			<-held
+			if err := f.redis.FlushAll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			mine := f.kafka.Topic(t, "newer-batches", 1)
+			f.produce(mine, cp)
+			newer := r.engine(f, func(c *Config) {
+				c.RecoveryGrace = 5 * time.Second
+				c.Topics.Batches = mine
+				c.Group = f.group + "-newer"
+			})
+			stopNewer, _ := f.run(newer)
+			eventually(t, "the new version's recovery started", func() bool { return testutil.ToFloat64(newer.m.recoveries) == 1 })
+			releaseWithin(2500*time.Millisecond, release, func() bool { return outcome(newer, "submitted") > 0 })
+			eventually(t, "the copy handled", func() bool { return outcome(newer, "submitted") == 1 })
+			_ = stopNewer()
+			_ = stopOlder()
+			id := b.Transactions[0].RequestID
+			if n := r.sim.Accepted(id); n != 1 {
+				t.Fatalf("%s accepted %d times, want once", id, n)
+			}
+			if n := testutil.ToFloat64(newer.m.firstStarts); n != 1 {
+				t.Fatalf("first starts %v, want 1 (Wompi lists nothing)", n)
+			}
+		})
+	}
+}
+
+// holdPost makes e's POSTs of batchID wait until release is closed; held
+// is closed when the first one starts waiting.
+func holdPost(e *Engine, batchID string) (held, release chan struct{}) {
+	held, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	e.beforePost = func(id string) {
+		if id == batchID {
+			once.Do(func() { close(held) })
+			<-release
+		}
+	}
+	return held, release
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -160,10 +161,12 @@ end
 return {'ok', table.concat(out)}
 `)
 
-// finishRecoveryScript: KEYS epoch; ARGV id.
+// finishRecoveryScript: KEYS epoch; ARGV id, graceUntil (ms; "" when the
+// grace was waited).
 var finishRecoveryScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'state', 'ready')
+  if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'graceUntil', ARGV[2]) end
   return 1
 end
 return 0
@@ -293,12 +296,27 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, reques
 // epoch returns the current epoch id and whether it is ready (in this
 // layout).
 func (s *store) epoch(ctx context.Context) (id string, ready bool, err error) {
-	vals, err := s.rdb.HMGet(ctx, s.epochKey(), "id", "state", "layout").Result()
+	id, ready, _, err = s.epochGrace(ctx)
+	return id, ready, err
+}
+
+// epochGrace is epoch, plus the end of the grace a first start skipped
+// (zero when it waited it): single-payout rails wait for it (starts.go).
+func (s *store) epochGrace(ctx context.Context) (id string, ready bool, graceUntil time.Time, err error) {
+	vals, err := s.rdb.HMGet(ctx, s.epochKey(), "id", "state", "layout", "graceUntil").Result()
 	if err != nil {
-		return "", false, fmt.Errorf("dispatch: read epoch: %w", err)
+		return "", false, time.Time{}, fmt.Errorf("dispatch: read epoch: %w", err)
 	}
 	id, _ = vals[0].(string)
 	st, _ := vals[1].(string)
 	layout, _ := vals[2].(string)
-	return id, id != "" && st == "ready" && layout == epochLayout, nil
+	if g, _ := vals[3].(string); g != "" {
+		ms, perr := strconv.ParseInt(g, 10, 64)
+		if perr != nil {
+			// Unreadable: wait a whole grace from now rather than none.
+			ms = math.MaxInt64
+		}
+		graceUntil = time.UnixMilli(min(ms, time.Now().Add(24*time.Hour).UnixMilli()))
+	}
+	return id, id != "" && st == "ready" && layout == epochLayout, graceUntil, nil
 }

@@ -658,7 +658,22 @@ func (c *Codec) DecodeStatusChange(v []byte, s *payout.StatusChange) error {
 		return errNil
 	}
 	*s = payout.StatusChange{}
-	return c.decodeSimple(RecordStatusChange, v, s, func() { *s = payout.StatusChange{} })
+	rc := &c.recs[RecordStatusChange]
+	schema, body, err := c.readSchema(rc, v)
+	if err != nil {
+		return err
+	}
+	if schema != rc.schema {
+		return c.decodeSimple(RecordStatusChange, v, s, func() { *s = payout.StatusChange{} })
+	}
+	if err := decodeStatusChangeFast(body, s); err != nil {
+		*s = payout.StatusChange{}
+		if errors.Is(err, errFastTruncated) {
+			return fmt.Errorf("events: decode %s: %w: %v", rc.t, ErrTruncated, err)
+		}
+		return fmt.Errorf("events: decode %s: %w: %v", rc.t, ErrMalformed, err)
+	}
+	return nil
 }
 
 // AppendBatchStatusChange appends the framed encoding of s to dst.
