@@ -125,7 +125,13 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 	k.publish(okA, okB, bad, low)
 
 	trA := k.waitStatus(okA.RequestID, payout.StatusSubmitted)
-	k.waitStatus(okB.RequestID, payout.StatusSubmitted)
+	trB := k.waitStatus(okB.RequestID, payout.StatusSubmitted)
+	// Ingest puts the two in one batch when they reach it in one window,
+	// which a loaded machine does not always give.
+	wantTxs, wantAmount := 2, okA.AmountInCents+okB.AmountInCents
+	if trB.Events[1].BatchID != trA.Events[1].BatchID {
+		wantTxs, wantAmount = 1, okA.AmountInCents
+	}
 
 	t.Run("trace of a submitted request", func(t *testing.T) {
 		tr := trA
@@ -215,7 +221,7 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 			t.Fatalf("the pending payout %s is not listed: %+v", trA.Events[1].PayoutID, fresh.Items)
 		}
 		if it.Rail != "wompi" || it.BatchID != trA.Events[1].BatchID || it.OriginAccountID != wompitest.AccountMain ||
-			it.Transactions != 2 || it.AmountInCents != okA.AmountInCents+okB.AmountInCents || it.Age < 0 || it.Age > time.Hour {
+			it.Transactions != wantTxs || it.AmountInCents != wantAmount || it.Age < 0 || it.Age > time.Hour {
 			t.Fatalf("stuck item %+v", it)
 		}
 		if it.Status != "PENDING" && it.Status != "SUBMITTED" {

@@ -51,9 +51,6 @@ type job struct {
 	// statusSince is the tracker's Redis-loss marker taken when the job
 	// began, before anything it emits was observed (track.Gate).
 	statusSince string
-	// graceUntil: the end of the recovery grace a first start skipped
-	// (zero when it was waited); runSingle waits for it.
-	graceUntil time.Time
 	// foundAfterLoss: the claim record was new, yet Wompi already held the
 	// batch: Redis lost our records after an earlier POST, and the
 	// tracker's statuses for the batch may have been lost with them.
@@ -87,7 +84,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		return nil
 	}
 	// Step 1: the Redis epoch (recovery when Redis lost our state).
-	epoch, graceUntil, err := e.ensureEpoch(soft)
+	epoch, err := e.ensureEpoch(soft)
 	if err != nil {
 		return err
 	}
@@ -96,7 +93,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		return err
 	}
 	j := &job{e: e, b: b, src: src, log: log, soft: soft, hard: e.hard, epoch: epoch, acct: b.OriginAccountID,
-		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10), statusSince: statusSince, graceUntil: graceUntil}
+		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10), statusSince: statusSince}
 
 	// Step 2: claim with a lease.
 	t := time.Now()
@@ -343,11 +340,14 @@ func newReservation(b *payout.Batch, acct string, amount int64, now time.Time) r
 		AmountInCents: amount}
 }
 
+// renewEvery is how often a job renews its lease: a third of it.
+func renewEvery(lease time.Duration) time.Duration { return max(lease/3, 10*time.Millisecond) }
+
 // keepLease renews the claim every third of the lease; a lost lease ends
 // the job's soft context so nothing more is attempted.
 func (j *job) keepLease(ctx context.Context, stop context.CancelCauseFunc, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(max(j.e.cfg.LeaseTTL/3, 10*time.Millisecond))
+	t := time.NewTicker(renewEvery(j.e.cfg.LeaseTTL))
 	defer t.Stop()
 	for {
 		select {

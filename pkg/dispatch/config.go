@@ -124,9 +124,10 @@ type Config struct {
 	HTTPTimeout time.Duration
 	// RecoveryGrace is how long recovery waits, after writing a new epoch,
 	// before it lists Wompi's payouts, so that any POST started before Redis
-	// was lost has landed or failed (a first start waits it only before
-	// single-payout lookups: starts.go). It must be longer than HTTPTimeout;
-	// default HTTPTimeout + 5 s.
+	// was lost has landed or failed; a third of LeaseTTL is added, the time a
+	// job may go on calling before its lease renewal tells it of the loss
+	// (a first start waits it only before single-payout lookups: starts.go).
+	// It must be longer than HTTPTimeout; default HTTPTimeout + 5 s.
 	RecoveryGrace time.Duration
 	// StatusLossGrace is how long after the tracker's status epoch marker
 	// was written anew after a Redis data loss no SUBMITTED or

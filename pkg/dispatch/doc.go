@@ -144,8 +144,9 @@
 //
 // Under the recovery lock, the recovering replica writes a new epoch in
 // state "rebuilding", then waits RecoveryGrace (longer than the HTTP
-// timeout of one POST attempt) so that any POST started before the loss has
-// landed or failed. A first start (starts.go: this process's start record is
+// timeout of one POST attempt) plus a third of the lease (a job learns of
+// the loss at its next lease renewal) so that any POST started before the
+// loss has landed or failed. A first start (starts.go: this process's start record is
 // the only one on TOPIC_DISPATCHER_STARTS, and Wompi lists no payout) skips
 // that wait for Wompi; single-payout jobs still wait it out before their
 // first lookup. It then lists every payout Wompi created in the last

@@ -16,48 +16,51 @@ import (
 // the others wait for it; a recovery whose replica died is taken over once
 // its lock expires. No epoch, and so no claim, comes before this process's
 // start record (starts.go).
-//
-// graceUntil is not zero when the epoch's recovery skipped the grace on a
-// first start: a single-payout rail's job waits until then before its first
-// lookup (starts.go).
-func (e *Engine) ensureEpoch(ctx context.Context) (id string, graceUntil time.Time, err error) {
+func (e *Engine) ensureEpoch(ctx context.Context) (string, error) {
 	if err := e.announce(ctx); err != nil {
-		return "", time.Time{}, err
+		return "", err
 	}
-	id, graceUntil, err = e.readyEpoch(ctx)
+	id, err := e.readyEpoch(ctx)
 	if err != nil {
-		return "", time.Time{}, err
+		return "", err
 	}
 	e.hadEpoch.Store(true)
-	return id, graceUntil, nil
+	return id, nil
+}
+
+// recoveryWait is how long after a Redis loss a POST begun before it may
+// still land: RecoveryGrace (longer than one call) plus the time a job may
+// go on calling before its lease renewal tells it the epoch is gone.
+func (e *Engine) recoveryWait() time.Duration {
+	return e.cfg.RecoveryGrace + renewEvery(e.cfg.LeaseTTL)
 }
 
 // readyEpoch is ensureEpoch's wait for a ready epoch.
-func (e *Engine) readyEpoch(ctx context.Context) (string, time.Time, error) {
+func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 	for {
-		id, ready, graceUntil, err := e.st.epochGrace(ctx)
+		id, ready, err := e.st.epoch(ctx)
 		if err != nil {
-			return "", time.Time{}, err
+			return "", err
 		}
 		if ready {
-			return id, graceUntil, nil
+			return id, nil
 		}
 		ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), e.st.owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
 		if err != nil {
-			return "", time.Time{}, fmt.Errorf("dispatch: recovery lock: %w", err)
+			return "", fmt.Errorf("dispatch: recovery lock: %w", err)
 		}
 		if ok {
-			id, graceUntil, err := e.recover(ctx)
+			id, err := e.recover(ctx)
 			if err == nil {
-				return id, graceUntil, nil
+				return id, nil
 			}
 			if ctx.Err() != nil {
-				return "", time.Time{}, err
+				return "", err
 			}
 			e.log.Error("dispatch: recovery failed; will retry", "err", err)
 		}
 		if err := sleep(ctx, e.cfg.PollInterval); err != nil {
-			return "", time.Time{}, err
+			return "", err
 		}
 	}
 }
@@ -66,7 +69,7 @@ func (e *Engine) readyEpoch(ctx context.Context) (string, time.Time, error) {
 // state "rebuilding", waits the grace period so any POST started before
 // the loss has landed or failed (not on a first start: starts.go),
 // rebuilds the duplicate index from Wompi, and marks the epoch ready.
-func (e *Engine) recover(ctx context.Context) (string, time.Time, error) {
+func (e *Engine) recover(ctx context.Context) (string, error) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lost := make(chan struct{})
@@ -77,35 +80,35 @@ func (e *Engine) recover(ctx context.Context) (string, time.Time, error) {
 
 	// Another replica may have finished a recovery between our read and
 	// our lock.
-	if id, ready, graceUntil, err := e.st.epochGrace(ctx); err != nil {
-		return "", time.Time{}, err
+	if id, ready, err := e.st.epoch(ctx); err != nil {
+		return "", err
 	} else if ready {
-		return id, graceUntil, nil
+		return id, nil
 	}
 	epoch := randomID()
 	start := time.Now()
 	if err := e.st.rdb.HSet(ctx, e.st.epochKey(), "id", epoch, "state", "rebuilding", "layout", epochLayout,
 		"startedAt", e.cfg.Now().UnixMilli()).Err(); err != nil {
-		return "", time.Time{}, fmt.Errorf("dispatch: write epoch: %w", err)
+		return "", fmt.Errorf("dispatch: write epoch: %w", err)
 	}
 	// Read only now, with the epoch written (starts.go).
 	first, why := e.firstStart(ctx)
 	e.m.recoveries.Inc()
 	var n int
-	var graceUntil time.Time
+	skipped := time.Duration(0)
 	if first {
 		// Wompi must list nothing either: a dispatcher of a version from
 		// before the start records, or one given another
 		// TOPIC_DISPATCHER_STARTS, writes no record here.
 		payouts, indexed, err := e.rebuildIndex(ctx)
 		if err != nil {
-			return "", time.Time{}, err
+			return "", err
 		}
 		if payouts == 0 {
 			n = indexed
 			// Such a dispatcher's single-payout POSTs are not in Wompi's
 			// listing: their jobs wait out the grace before any lookup.
-			graceUntil = start.Add(e.cfg.RecoveryGrace)
+			skipped = e.recoveryWait() - time.Since(start)
 			e.m.firstStarts.Inc()
 			e.log.Info("dispatch: Redis holds no state, no other dispatcher has ever started on this Kafka and Wompi lists no payout: a first start, no grace wait for Wompi",
 				"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
@@ -115,38 +118,38 @@ func (e *Engine) recover(ctx context.Context) (string, time.Time, error) {
 	}
 	if !first {
 		e.log.Warn("dispatch: Redis state missing: recovering (new epoch, grace wait, rebuild of the duplicate index from Wompi)",
-			"epoch", epoch, "grace", e.cfg.RecoveryGrace, "window", e.cfg.DedupeWindow, "not_a_first_start", why)
+			"epoch", epoch, "grace", e.recoveryWait(), "window", e.cfg.DedupeWindow, "not_a_first_start", why)
 		select {
 		case <-ctx.Done():
-			return "", time.Time{}, ctx.Err()
+			return "", ctx.Err()
 		case <-lost:
-			return "", time.Time{}, errors.New("dispatch: recovery lock lost during the grace period")
-		case <-time.After(e.cfg.RecoveryGrace):
+			return "", errors.New("dispatch: recovery lock lost during the grace period")
+		case <-time.After(e.recoveryWait()):
 		}
 		var err error
 		if _, n, err = e.rebuildIndex(ctx); err != nil {
-			return "", time.Time{}, err
+			return "", err
 		}
 	}
 	select {
 	case <-lost:
-		return "", time.Time{}, errors.New("dispatch: recovery lock lost during the rebuild")
+		return "", errors.New("dispatch: recovery lock lost during the rebuild")
 	default:
 	}
-	until := ""
-	if !graceUntil.IsZero() {
-		until = strconv.FormatInt(graceUntil.UnixMilli(), 10)
+	grace := ""
+	if skipped > 0 {
+		grace = strconv.FormatInt(max(skipped.Milliseconds(), 1), 10)
 	}
-	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}, epoch, until).Int()
+	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch, grace).Int()
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("dispatch: finish recovery: %w", err)
+		return "", fmt.Errorf("dispatch: finish recovery: %w", err)
 	}
 	if ok != 1 {
-		return "", time.Time{}, errors.New("dispatch: the epoch changed during recovery")
+		return "", errors.New("dispatch: the epoch changed during recovery")
 	}
 	e.log.Info("dispatch: recovery done", "epoch", epoch, "requests_indexed", n,
 		"took", time.Since(start).Round(time.Millisecond))
-	return epoch, graceUntil, nil
+	return epoch, nil
 }
 
 // holdLock renews the recovery lock until ctx ends; it closes lost if the

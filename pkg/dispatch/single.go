@@ -74,6 +74,20 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	if len(j.keep) == 0 {
 		return j.nothingToPay()
 	}
+	// A first start skipped the recovery grace, which Wompi's listing
+	// proves safe for Wompi only: a dispatcher of an earlier version may
+	// have a POST to this rail in flight (starts.go). Waited before the
+	// batch is marked posting, so that an interrupted wait leaves nothing
+	// that looks sent.
+	if wait, err := e.st.firstStartWait(j.soft); err != nil {
+		return err
+	} else if wait > 0 {
+		j.log.Info("dispatch: first start: waiting out the recovery grace before looking payees up",
+			"rail", cl.Rail(), "wait", wait.Round(time.Millisecond))
+		if err := sleep(j.soft, wait); err != nil {
+			return err
+		}
+	}
 	var amount int64
 	for _, i := range j.keep {
 		amount += b.Transactions[i].AmountInCents
@@ -104,16 +118,6 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		[]string{stateClaimed, stateDeferred, statePosting}, statePosting,
 		"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)); err != nil {
 		return err
-	}
-	if wait := time.Until(j.graceUntil); wait > 0 {
-		// The epoch's recovery skipped the grace (a first start), which
-		// Wompi's listing proves safe for Wompi only: a dispatcher of an
-		// earlier version may have a POST to this rail in flight.
-		j.log.Info("dispatch: first start: waiting out the recovery grace before looking payees up",
-			"rail", cl.Rail(), "wait", wait.Round(time.Millisecond))
-		if err := sleep(j.soft, wait); err != nil {
-			return err
-		}
 	}
 	if maybeSent {
 		wait := e.cfg.RecoveryGrace + e.cfg.LeaseTTL

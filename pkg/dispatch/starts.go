@@ -36,9 +36,10 @@ import (
 // does one given another TOPIC_DISPATCHER_STARTS. So the recovery also
 // rebuilds the index first, and skips the grace only if Wompi lists no
 // payout in the dedupe window (recover); and since the single-payout rails'
-// POSTs are not in Wompi's listing, the epoch then carries graceUntil, and a
-// single-payout job waits until then before its first lookup (runSingle):
-// the skip is for Wompi batches only. What would still defeat it: a
+// POSTs are not in Wompi's listing, the recovery then sets a key that lives
+// for the grace it skipped (store.graceKey, on Redis's clock), and a
+// single-payout job waits out its life before it looks anyone up
+// (runSingle): the skip is for Wompi batches only. What would still defeat it: a
 // dispatcher that writes no start record (the previous version, the topic
 // deleted and re-created, a deposed Kafka leader answering with an old high
 // watermark) with its first Wompi POST of the dedupe window in flight at the

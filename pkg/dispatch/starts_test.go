@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,7 +181,7 @@ func TestEpochOnlyAfterTheStartRecord(t *testing.T) {
 	missing := f.engine(func(c *Config) { c.Topics.DispatcherStarts = "no-such-topic-" + f.topics.Batches })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, _, err := missing.ensureEpoch(ctx); err == nil || !strings.Contains(err.Error(), "TOPIC_DISPATCHER_STARTS") {
+	if _, err := missing.ensureEpoch(ctx); err == nil || !strings.Contains(err.Error(), "TOPIC_DISPATCHER_STARTS") {
 		t.Fatalf("ensureEpoch with no start record written: %v, want the start record's error", err)
 	}
 	if missing.hadEpoch.Load() || missing.started.Load() != nil {
@@ -189,7 +190,7 @@ func TestEpochOnlyAfterTheStartRecord(t *testing.T) {
 
 	e := f.engine(nil)
 	for range 2 {
-		if _, _, err := e.ensureEpoch(context.Background()); err != nil {
+		if _, err := e.ensureEpoch(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -323,4 +324,59 @@ func holdPost(e *Engine, batchID string) (held, release chan struct{}) {
 		}
 	}
 	return held, release
+}
+
+// A pair of faults on a single-payout rail: Redis is lost in the middle of
+// a batch, the job goes on to its next payee before its lease renewal
+// notices (up to a third of the lease later) and that POST lands late; a
+// copy of the payee arrives meanwhile. The recovery waits RecoveryGrace plus
+// the renewal interval, so the copy's lookup comes after the late POST has
+// landed and finds it. With RecoveryGrace alone (longer than one call, but
+// not than the renewal interval and one call), the copy pays it again.
+// (Found by a helper review.)
+func TestLateCallAfterALossIsWaitedFor(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
+	wep := singleRails(t)[1](t)
+	b := singleBatch(wep, "late", 2)
+	// The copy holds both payees: the job posts them in no set order, and
+	// the one it posts second is the late one.
+	cp := b
+	cp.BatchID = b.BatchID + "-copy"
+	e := wep.engine(f, func(c *Config) {
+		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = 2*time.Second, 2100*time.Millisecond, 12*time.Second
+	})
+	var posts atomic.Int32
+	release := make(chan struct{})
+	e.beforePost = func(id string) {
+		if id != b.BatchID {
+			return
+		}
+		switch posts.Add(1) {
+		case 1: // Redis is lost just before the first payee's POST
+			if err := f.redis.FlushAll(context.Background()); err != nil {
+				t.Error(err)
+			}
+			f.produce(f.topics.BatchesDeferred, cp)
+		case 2: // the next payee's POST, sent before the renewal noticed, lands late
+			<-release
+		}
+	}
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "the recovery started", func() bool { return testutil.ToFloat64(e.m.recoveries) == 1 })
+	// Well past RecoveryGrace (2.1 s), within RecoveryGrace + the renewal
+	// interval (6.1 s), and within the renewal interval + one call (6 s).
+	time.Sleep(4500 * time.Millisecond)
+	close(release)
+	// Both batches handled: the batch after its late POST, the copy after
+	// its lookup.
+	eventually(t, "the batch and its copy handled", func() bool {
+		return outcome(e, "submitted")+outcome(e, "duplicate") >= 2
+	})
+	_ = stop()
+	for _, tx := range b.Transactions {
+		if n := wep.sim.Accepted(tx.RequestID); n != 1 {
+			t.Fatalf("%s accepted %d times, want once", tx.RequestID, n)
+		}
+	}
 }

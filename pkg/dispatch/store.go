@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +51,7 @@ const epochLayout = "2"
 
 func (s *store) epochKey() string               { return s.prefix + "{dispatch}:epoch" }
 func (s *store) lockKey() string                { return s.prefix + "{dispatch}:recovery" }
+func (s *store) graceKey() string               { return s.prefix + "{dispatch}:first-start-grace" }
 func (s *store) batchKey(batchID string) string { return s.prefix + "{dispatch}:batch:" + batchID }
 
 // reqKey is the duplicate index entry of a requestId: one per deployment,
@@ -161,12 +161,13 @@ end
 return {'ok', table.concat(out)}
 `)
 
-// finishRecoveryScript: KEYS epoch; ARGV id, graceUntil (ms; "" when the
-// grace was waited).
+// finishRecoveryScript: KEYS epoch, first start's grace; ARGV id, the
+// grace a first start skipped in ms ("" when it was waited), which
+// single-payout jobs still wait out (the key's life, on Redis's clock).
 var finishRecoveryScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'state', 'ready')
-  if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'graceUntil', ARGV[2]) end
+  if ARGV[2] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
   return 1
 end
 return 0
@@ -296,27 +297,23 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, reques
 // epoch returns the current epoch id and whether it is ready (in this
 // layout).
 func (s *store) epoch(ctx context.Context) (id string, ready bool, err error) {
-	id, ready, _, err = s.epochGrace(ctx)
-	return id, ready, err
-}
-
-// epochGrace is epoch, plus the end of the grace a first start skipped
-// (zero when it waited it): single-payout rails wait for it (starts.go).
-func (s *store) epochGrace(ctx context.Context) (id string, ready bool, graceUntil time.Time, err error) {
-	vals, err := s.rdb.HMGet(ctx, s.epochKey(), "id", "state", "layout", "graceUntil").Result()
+	vals, err := s.rdb.HMGet(ctx, s.epochKey(), "id", "state", "layout").Result()
 	if err != nil {
-		return "", false, time.Time{}, fmt.Errorf("dispatch: read epoch: %w", err)
+		return "", false, fmt.Errorf("dispatch: read epoch: %w", err)
 	}
 	id, _ = vals[0].(string)
 	st, _ := vals[1].(string)
 	layout, _ := vals[2].(string)
-	if g, _ := vals[3].(string); g != "" {
-		ms, perr := strconv.ParseInt(g, 10, 64)
-		if perr != nil {
-			// Unreadable: wait a whole grace from now rather than none.
-			ms = math.MaxInt64
-		}
-		graceUntil = time.UnixMilli(min(ms, time.Now().Add(24*time.Hour).UnixMilli()))
+	return id, id != "" && st == "ready" && layout == epochLayout, nil
+}
+
+// firstStartWait is how long single-payout jobs must still wait after a
+// first start skipped the recovery grace (starts.go), by the Redis server's
+// clock: the remaining life of graceKey, 0 when there is none.
+func (s *store) firstStartWait(ctx context.Context) (time.Duration, error) {
+	d, err := s.rdb.PTTL(ctx, s.graceKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("dispatch: read the first start's grace: %w", err)
 	}
-	return id, id != "" && st == "ready" && layout == epochLayout, graceUntil, nil
+	return max(d, 0), nil
 }
