@@ -428,7 +428,7 @@ func StartCluster(ctx context.Context, o Options) (*Cluster, error) {
 		}
 		d, err := newProc(fmt.Sprintf("dispatcher-%d", i), filepath.Join(o.BinDir, "dispatcher"), with(map[string]string{
 			"METRICS_ADDR": "127.0.0.1:" + strconv.Itoa(mp), "WOMPI_RATE_PER_SECOND": "200", "WOMPI_RATE_BURST": "20",
-			"WOMPI_HTTP_TIMEOUT": "2s", "RECOVERY_GRACE": "3s", "DISPATCHER_LEASE_TTL": "3s", "WOMPI_HEALTH_INTERVAL": "2s",
+			"WOMPI_HTTP_TIMEOUT": "2s", "RECOVERY_GRACE": "4s", "DISPATCHER_LEASE_TTL": "3s", "WOMPI_HEALTH_INTERVAL": "2s",
 			"DISPATCHER_INSTANCE_ID": fmt.Sprintf("chaos-dispatcher-%d", i), "DISPATCHER_KEY_MAX_AGE": KeyMaxAge.String(),
 			"SMARTFASTPAY_RATE_PER_SECOND": "400", "SMARTFASTPAY_RATE_BURST": "40",
 			"WEPAYOUT_RATE_PER_SECOND": "400", "WEPAYOUT_RATE_BURST": "40",

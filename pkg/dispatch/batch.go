@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,6 +43,10 @@ type job struct {
 	epoch string
 	acct  string
 	owner string // this attempt: leases are exclusive even between workers of one replica
+	// leaseSeen is when the last Redis call that confirmed this job's lease
+	// (its claim, then each renewal) started, in unix nanoseconds: see
+	// leaseFresh.
+	leaseSeen atomic.Int64
 
 	// firstPostAt is when a POST of this batch first went out (zero when
 	// none did): the idempotency key's age, and the proof that an earlier
@@ -99,9 +104,11 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 	t := time.Now()
 	var c claim
 	for {
+		began := time.Now()
 		if c, err = e.st.claim(j.hard, j.owner, epoch, b.BatchID); err != nil {
 			return err
 		}
+		j.leaseSeen.Store(began.UnixNano())
 		switch c.code {
 		case "noepoch":
 			// Redis lost our state, or a recovery started, since step 1:
@@ -343,6 +350,24 @@ func newReservation(b *payout.Batch, acct string, amount int64, now time.Time) r
 // renewEvery is how often a job renews its lease: a third of it.
 func renewEvery(lease time.Duration) time.Duration { return max(lease/3, 10*time.Millisecond) }
 
+// leaseFresh reports whether the job may still send a POST: its lease was
+// confirmed recently enough that, were Redis lost just after, the POST
+// would land within the recovery's wait (recoveryWait, counted from the
+// loss): at most a renewal interval plus RecoveryGrace minus one call ago.
+// A renewal that fails without an answer (Redis unreachable) does not end
+// the soft context, so a replica cut off from a Redis that is lost and
+// restarted empty would otherwise go on posting. Every POST checks it just
+// before it is sent.
+func (j *job) leaseFresh() error {
+	e := j.e
+	limit := renewEvery(e.cfg.LeaseTTL) + e.cfg.RecoveryGrace - e.cfg.HTTPTimeout
+	if age := time.Since(time.Unix(0, j.leaseSeen.Load())); age > limit {
+		return fmt.Errorf("%w: lease of %s last confirmed %v ago (more than %v): no POST until Redis answers",
+			errStale, j.b.BatchID, age.Round(time.Millisecond), limit)
+	}
+	return j.soft.Err()
+}
+
 // keepLease renews the claim every third of the lease; a lost lease ends
 // the job's soft context so nothing more is attempted.
 func (j *job) keepLease(ctx context.Context, stop context.CancelCauseFunc, done chan<- struct{}) {
@@ -354,7 +379,12 @@ func (j *job) keepLease(ctx context.Context, stop context.CancelCauseFunc, done 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := j.e.st.renew(j.hard, j.owner, j.epoch, j.b.BatchID); err != nil {
+			began := time.Now()
+			err := j.e.st.renew(j.hard, j.owner, j.epoch, j.b.BatchID)
+			if err == nil {
+				j.leaseSeen.Store(began.UnixNano())
+			}
+			if err != nil {
 				if errors.Is(err, errStale) {
 					j.log.Warn("dispatch: lease lost", "err", err)
 					stop(err)
@@ -807,12 +837,14 @@ func (j *job) post() error {
 		// Every attempt first proves, atomically, that the epoch is still
 		// current and the lease still ours: after a Redis loss no attempt
 		// starts without the recovery seeing it (the grace period).
+		began := time.Now()
 		first, err := e.st.transition(j.hard, j.owner, j.epoch, j.b.BatchID,
 			[]string{stateClaimed, stateDeferred, statePosting}, statePosting,
 			"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10))
 		if err != nil {
 			return err
 		}
+		j.leaseSeen.Store(began.UnixNano())
 		if j.soft.Err() != nil {
 			return j.soft.Err()
 		}
@@ -845,6 +877,12 @@ func (j *job) post() error {
 			if deferred, err := j.followDay(maybeSent); err != nil || deferred {
 				return err
 			}
+		}
+		if err := j.leaseFresh(); err != nil {
+			return err
+		}
+		if e.whileSending != nil {
+			e.whileSending(j.b.BatchID)
 		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)

@@ -39,6 +39,8 @@
 //
 //	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt: the Redis epoch
 //	P{dispatch}:recovery          the recovery lock (SET NX PX, renewed)
+//	P{dispatch}:first-start-grace set (PX: the wait skipped) only when a first start skipped the recovery's wait:
+//	                              single-payout jobs wait out its life before their first lookup (starts.go)
 //	P{dispatch}:batch:<batchId>   hash state, owner, lease (Redis TIME ms), epoch, payoutId, firstPostAt
 //	P{dispatch}:req:<requestId>   the batch id that owns the request (the one duplicate index), TTL DedupeWindow
 //	P{budget}:<day>               daily budgets, one tag for all days (pkg/ratelimit)
@@ -146,10 +148,14 @@
 // state "rebuilding", then waits RecoveryGrace (longer than the HTTP
 // timeout of one POST attempt) plus a third of the lease (a job learns of
 // the loss at its next lease renewal) so that any POST started before the
-// loss has landed or failed. A first start (starts.go: this process's start record is
-// the only one on TOPIC_DISPATCHER_STARTS, and Wompi lists no payout) skips
-// that wait for Wompi; single-payout jobs still wait it out before their
-// first lookup. It then lists every payout Wompi created in the last
+// loss has landed or failed. A job sends no POST once its lease was last
+// confirmed (claim, renewal, or the Wompi attempt's epoch-checked step)
+// longer ago than a renewal interval plus RecoveryGrace minus one call
+// (leaseFresh): a replica cut off from Redis stops posting before a
+// recovery elsewhere stops waiting. A first start (starts.go: this
+// process's start record is the only one on TOPIC_DISPATCHER_STARTS, and
+// Wompi lists no payout) skips the wait for Wompi; single-payout jobs still
+// wait it out before their first lookup. It then lists every payout Wompi created in the last
 // DedupeWindow (the same span as the index's TTL, so a loss never narrows
 // it) and each one's transactions, and indexes every transaction reference
 // as owned by the payout's reference (overwriting: what Wompi holds beats

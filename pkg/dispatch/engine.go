@@ -70,6 +70,7 @@ type Engine struct {
 	// Test hooks (nil in production).
 	afterPost       func(batchID string) error // after Wompi accepted the batch, before anything is recorded
 	beforePost      func(batchID string)       // just before each POST attempt
+	whileSending    func(batchID string)       // after the last check, as each POST goes out
 	betweenProduces func()                     // produceGatedThen: after the first produce, before the second
 }
 

@@ -115,7 +115,7 @@ func (f *fixture) engine(mutate func(*Config)) *Engine {
 		Prefix:        f.redis.Prefix(),
 		Wompi:         wompi.NewRail(f.sim.Client(&http.Client{Transport: f.tap}), wompi.RailConfig{}),
 		HTTPTimeout:   2 * time.Second,
-		RecoveryGrace: 2200 * time.Millisecond,
+		RecoveryGrace: 3 * time.Second,
 		// Each test starts on a new status epoch marker: no loss grace
 		// (pkg/track tests it).
 		StatusLossGrace: -1,

@@ -271,6 +271,12 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, crashHook
 		if e.beforePost != nil {
 			e.beforePost(j.b.BatchID)
 		}
+		if err := j.leaseFresh(); err != nil {
+			return singleOutcome{}, err
+		}
+		if e.whileSending != nil {
+			e.whileSending(j.b.BatchID)
+		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)
 		p, err := cl.Create(ctx, req)

@@ -11,8 +11,10 @@ import (
 )
 
 // A fresh Redis and a lost one look the same: neither holds an epoch. A
-// recovery waits out RecoveryGrace so that every POST begun before a loss
-// has landed (or failed) before the index is rebuilt from Wompi. Only a
+// recovery waits out RecoveryGrace plus a renewal interval (recoveryWait)
+// so that every POST begun before a loss, or before its job's renewal
+// noticed it, has landed (or failed) before the index is rebuilt from
+// Wompi. Only a
 // POST can be in flight, and only after a claim, so the wait is needed
 // only where some dispatcher may have claimed against the Redis that was
 // lost.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -312,12 +313,12 @@ func TestFirstStartSingleRailWaitsTheGrace(t *testing.T) {
 	}
 }
 
-// holdPost makes e's POSTs of batchID wait until release is closed; held
-// is closed when the first one starts waiting.
+// holdPost holds e's POSTs of batchID on the wire (past every check) until
+// release is closed; held is closed when the first one is held.
 func holdPost(e *Engine, batchID string) (held, release chan struct{}) {
 	held, release = make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	e.beforePost = func(id string) {
+	e.whileSending = func(id string) {
 		if id == batchID {
 			once.Do(func() { close(held) })
 			<-release
@@ -327,52 +328,132 @@ func holdPost(e *Engine, batchID string) (held, release chan struct{}) {
 }
 
 // A pair of faults on a single-payout rail: Redis is lost in the middle of
-// a batch, the job goes on to its next payee before its lease renewal
-// notices (up to a third of the lease later) and that POST lands late; a
-// copy of the payee arrives meanwhile. The recovery waits RecoveryGrace plus
-// the renewal interval, so the copy's lookup comes after the late POST has
-// landed and finds it. With RecoveryGrace alone (longer than one call, but
-// not than the renewal interval and one call), the copy pays it again.
-// (Found by a helper review.)
+// a batch; the job, slow to go on, sends its next payee's POST before its
+// lease renewal notices (up to a third of the lease later), and that POST
+// takes its time to land; a copy of the batch arrives meanwhile. The
+// recovery waits RecoveryGrace plus the renewal interval, so the copy's
+// lookups come after the late POST has landed and find it. With
+// RecoveryGrace alone (longer than one call, but not than the renewal
+// interval and one call), the copy pays that payee again. (Found by a
+// helper review.)
 func TestLateCallAfterALossIsWaitedFor(t *testing.T) {
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
 	wep := singleRails(t)[1](t)
 	b := singleBatch(wep, "late", 2)
-	// The copy holds both payees: the job posts them in no set order, and
-	// the one it posts second is the late one.
+	// The copy holds both payees: the job posts them in no set order.
 	cp := b
 	cp.BatchID = b.BatchID + "-copy"
 	e := wep.engine(f, func(c *Config) {
+		// Renewals every 4 s; the recovery waits 2.1 + 4 s.
 		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = 2*time.Second, 2100*time.Millisecond, 12*time.Second
 	})
 	var posts atomic.Int32
-	release := make(chan struct{})
 	e.beforePost = func(id string) {
-		if id != b.BatchID {
-			return
-		}
-		switch posts.Add(1) {
-		case 1: // Redis is lost just before the first payee's POST
+		if id == b.BatchID && posts.Add(1) == 1 {
+			// Redis is lost just before the first payee's POST, and the
+			// job is slow to go on.
 			if err := f.redis.FlushAll(context.Background()); err != nil {
 				t.Error(err)
 			}
 			f.produce(f.topics.BatchesDeferred, cp)
-		case 2: // the next payee's POST, sent before the renewal noticed, lands late
-			<-release
+			time.Sleep(1500 * time.Millisecond)
+		}
+	}
+	e.whileSending = func(id string) {
+		if id == b.BatchID && posts.Load() == 2 {
+			// The second POST, sent 1.5 s after the loss (before the
+			// renewal noticed), takes most of a call to land: 3.4 s after
+			// the loss, past RecoveryGrace alone.
+			time.Sleep(1900 * time.Millisecond)
 		}
 	}
 	f.produce(f.topics.Batches, b)
 	stop, _ := f.run(e)
-	eventually(t, "the recovery started", func() bool { return testutil.ToFloat64(e.m.recoveries) == 1 })
-	// Well past RecoveryGrace (2.1 s), within RecoveryGrace + the renewal
-	// interval (6.1 s), and within the renewal interval + one call (6 s).
-	time.Sleep(4500 * time.Millisecond)
-	close(release)
-	// Both batches handled: the batch after its late POST, the copy after
-	// its lookup.
 	eventually(t, "the batch and its copy handled", func() bool {
 		return outcome(e, "submitted")+outcome(e, "duplicate") >= 2
 	})
+	_ = stop()
+	if n := posts.Load(); n < 2 {
+		t.Fatalf("%d POSTs of the batch before the renewal noticed, want 2", n)
+	}
+	for _, tx := range b.Transactions {
+		if n := wep.sim.Accepted(tx.RequestID); n != 1 {
+			t.Fatalf("%s accepted %d times, want once", tx.RequestID, n)
+		}
+	}
+}
+
+// cutRedis makes every command of the client it hooks fail while cut is
+// set: a replica cut off from Redis.
+type cutRedis struct{ cut *atomic.Bool }
+
+var errCut = errors.New("test: Redis unreachable")
+
+func (c cutRedis) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c cutRedis) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if c.cut.Load() {
+			cmd.SetErr(errCut)
+			return errCut
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c cutRedis) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if c.cut.Load() {
+			for _, cmd := range cmds {
+				cmd.SetErr(errCut)
+			}
+			return errCut
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A replica cut off from Redis: its renewals fail without an answer, so
+// nothing tells its job the lease is gone (Redis may meanwhile be lost and
+// restarted empty, and another replica recover and wait only its grace).
+// The job sends no POST once its lease was last confirmed longer ago than a
+// renewal interval plus RecoveryGrace minus one call; it resumes once Redis
+// answers, and every payee is paid once.
+func TestCutOffReplicaStopsPosting(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
+	wep := singleRails(t)[1](t)
+	b := singleBatch(wep, "cut", 3)
+	var cut atomic.Bool
+	var cutAt atomic.Int64
+	var posts, late atomic.Int32
+	const fence = 1500 * time.Millisecond
+	e := wep.engine(f, func(c *Config) {
+		// The fence: 1 s (renewals) + 1.5 s - 1 s = 1.5 s.
+		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 1500*time.Millisecond, 3*time.Second
+		c.Redis.AddHook(cutRedis{&cut})
+	})
+	e.beforePost = func(id string) {
+		if id == b.BatchID && posts.Add(1) == 2 {
+			cutAt.Store(time.Now().UnixNano())
+			cut.Store(true)
+			time.Sleep(2 * time.Second) // past the fence, the renewals failing
+		}
+	}
+	// Payees go out in parallel: a POST that passed the fence before it
+	// closed may still go out; none may after. The last confirmation of the
+	// lease came before the cut.
+	e.whileSending = func(id string) {
+		if id == b.BatchID && cut.Load() && time.Since(time.Unix(0, cutAt.Load())) > fence {
+			late.Add(1)
+		}
+	}
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "the second POST held past the fence", func() bool { return posts.Load() >= 2 })
+	time.Sleep(2500 * time.Millisecond)
+	if n := late.Load(); n != 0 {
+		t.Fatalf("%d POSTs sent while cut off from Redis, past the fence", n)
+	}
+	cut.Store(false)
+	eventually(t, "the batch paid once Redis answers", func() bool { return outcome(e, "submitted") == 1 })
 	_ = stop()
 	for _, tx := range b.Transactions {
 		if n := wep.sim.Accepted(tx.RequestID); n != 1 {
