@@ -44,7 +44,8 @@ type job struct {
 	acct  string
 	owner string // this attempt: leases are exclusive even between workers of one replica
 	// leaseSeen is when the last Redis call that confirmed this job's lease
-	// (its claim, then each renewal) started, in unix nanoseconds: see
+	// (its claim, each renewal, each Wompi attempt's epoch-checked step)
+	// started, as the engine's monotonic clock reads it (Engine.since): see
 	// leaseFresh.
 	leaseSeen atomic.Int64
 
@@ -108,7 +109,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		if c, err = e.st.claim(j.hard, j.owner, epoch, b.BatchID); err != nil {
 			return err
 		}
-		j.leaseSeen.Store(began.UnixNano())
+		j.sawLease(began)
 		switch c.code {
 		case "noepoch":
 			// Redis lost our state, or a recovery started, since step 1:
@@ -357,15 +358,35 @@ func renewEvery(lease time.Duration) time.Duration { return max(lease/3, 10*time
 // A renewal that fails without an answer (Redis unreachable) does not end
 // the soft context, so a replica cut off from a Redis that is lost and
 // restarted empty would otherwise go on posting. Every POST checks it just
-// before it is sent.
+// before it is sent; past the limit it first tries one renewal itself, so
+// that a single late or failed renewal does not stop a healthy job.
 func (j *job) leaseFresh() error {
 	e := j.e
 	limit := renewEvery(e.cfg.LeaseTTL) + e.cfg.RecoveryGrace - e.cfg.HTTPTimeout
-	if age := time.Since(time.Unix(0, j.leaseSeen.Load())); age > limit {
-		return fmt.Errorf("%w: lease of %s last confirmed %v ago (more than %v): no POST until Redis answers",
-			errStale, j.b.BatchID, age.Round(time.Millisecond), limit)
+	if age := e.since() - time.Duration(j.leaseSeen.Load()); age > limit {
+		began := time.Now()
+		ctx, cancel := context.WithTimeout(j.soft, limit)
+		err := e.st.renew(ctx, j.owner, j.epoch, j.b.BatchID)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w: lease of %s last confirmed %v ago (more than %v), and a renewal failed: no POST until Redis answers: %w",
+				errStale, j.b.BatchID, age.Round(time.Millisecond), limit, err)
+		}
+		j.sawLease(began)
 	}
 	return j.soft.Err()
+}
+
+// sawLease records that a Redis call begun at began confirmed the lease;
+// an older confirmation never replaces a newer one.
+func (j *job) sawLease(began time.Time) {
+	at := int64(began.Sub(j.e.base))
+	for {
+		cur := j.leaseSeen.Load()
+		if at <= cur || j.leaseSeen.CompareAndSwap(cur, at) {
+			return
+		}
+	}
 }
 
 // keepLease renews the claim every third of the lease; a lost lease ends
@@ -382,7 +403,7 @@ func (j *job) keepLease(ctx context.Context, stop context.CancelCauseFunc, done 
 			began := time.Now()
 			err := j.e.st.renew(j.hard, j.owner, j.epoch, j.b.BatchID)
 			if err == nil {
-				j.leaseSeen.Store(began.UnixNano())
+				j.sawLease(began)
 			}
 			if err != nil {
 				if errors.Is(err, errStale) {
@@ -844,7 +865,7 @@ func (j *job) post() error {
 		if err != nil {
 			return err
 		}
-		j.leaseSeen.Store(began.UnixNano())
+		j.sawLease(began)
 		if j.soft.Err() != nil {
 			return j.soft.Err()
 		}

@@ -62,6 +62,7 @@ type Engine struct {
 	crashed  atomic.Bool
 	jobSeq   atomic.Int64
 	boot     string                   // random per process start: a restart never inherits a predecessor's lease owner id
+	base     time.Time                // New's time, with its monotonic reading: since
 	started  atomic.Pointer[startPos] // this process's start record, once written (starts.go)
 	startMu  sync.Mutex               // one start record per process
 	hadEpoch atomic.Bool              // ensureEpoch has handed out an epoch: this process may have claimed
@@ -89,7 +90,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8]}
+	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now()}
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
 		reqTTLms: cfg.DedupeWindow.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}
@@ -188,6 +189,10 @@ func (e *Engine) Ready() bool { return e.ready.Load() }
 func (e *Engine) Assigned() int { return int(e.assigned.Load()) }
 
 func (e *Engine) now() time.Time { return e.cfg.Now() }
+
+// since is the time since New on the monotonic clock: durations between
+// two of its readings do not move when the wall clock is stepped.
+func (e *Engine) since() time.Duration { return time.Since(e.base) }
 
 // Close releases the Kafka client of an engine that was never Run. Run
 // closes it itself.

@@ -461,3 +461,44 @@ func TestCutOffReplicaStopsPosting(t *testing.T) {
 		}
 	}
 }
+
+// TestCutOffReplicaStopsPosting for a Wompi batch: the attempt's
+// epoch-checked step confirmed the lease, then the replica is cut off from
+// Redis before its POST goes out; past the fence (its own renewal failing)
+// the POST is not sent, and once Redis answers the batch is paid once.
+func TestCutOffReplicaStopsPostingWompi(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
+	b := simpleBatch("cutw", 2)
+	var cut atomic.Bool
+	var held, sentWhileCut atomic.Int32
+	e := f.engine(func(c *Config) {
+		// The fence: 1 s (renewals) + 1.5 s - 1 s = 1.5 s.
+		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 1500*time.Millisecond, 3*time.Second
+		c.Redis.AddHook(cutRedis{&cut})
+	})
+	e.beforePost = func(id string) {
+		if id == b.BatchID && held.Add(1) == 1 {
+			cut.Store(true)
+			time.Sleep(2 * time.Second) // past the fence
+		}
+	}
+	e.whileSending = func(id string) {
+		if id == b.BatchID && cut.Load() {
+			sentWhileCut.Add(1)
+		}
+	}
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "the first attempt held past the fence", func() bool { return held.Load() >= 1 })
+	time.Sleep(2500 * time.Millisecond)
+	if n := sentWhileCut.Load(); n != 0 {
+		t.Fatalf("%d POSTs sent while cut off from Redis, past the fence", n)
+	}
+	if n := len(f.tap.snapshot()); n != 0 {
+		t.Fatalf("%d POSTs reached Wompi while cut off", n)
+	}
+	cut.Store(false)
+	eventually(t, "the batch submitted once Redis answers", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	f.noDoublePayment()
+}
