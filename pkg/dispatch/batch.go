@@ -372,6 +372,13 @@ func (j *job) leaseFresh() error {
 			return fmt.Errorf("%w: lease of %s last confirmed %v ago (more than %v), and a renewal failed: no POST until Redis answers: %w",
 				errStale, j.b.BatchID, age.Round(time.Millisecond), limit, err)
 		}
+		// go-redis may answer past the context's deadline (a reply is read
+		// up to its ReadTimeout): the renewal counts only if it came back
+		// within the limit.
+		if took := time.Since(began); took > limit {
+			return fmt.Errorf("%w: lease of %s renewed, but the renewal took %v (more than %v)", errStale, j.b.BatchID,
+				took.Round(time.Millisecond), limit)
+		}
 		j.sawLease(began)
 	}
 	return j.soft.Err()
