@@ -289,10 +289,13 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		"DEFER_BALANCE_RETRY":   "3s",
 		"DISPATCHER_RETRY_BASE": "100ms",
 		"DISPATCHER_RETRY_MAX":  "2s",
-		// A fresh Redis looks like a lost one: recovery waits out the
-		// longest possible in-flight call (WOMPI_HTTP_TIMEOUT, which also
-		// bounds the single-payout rails' calls). Locally that is short.
-		"RECOVERY_GRACE": "4s",
+		// After a Redis loss (and on a first start, before single-payout
+		// lookups) recovery waits out the longest possible in-flight call
+		// (WOMPI_HTTP_TIMEOUT, which also bounds the single-payout rails'
+		// calls) plus a lease renewal interval (a third of the lease).
+		// Locally both are short: one dispatcher, nothing to take over.
+		"RECOVERY_GRACE":       "4s",
+		"DISPATCHER_LEASE_TTL": "6s",
 	})
 	for _, r := range []string{"SMARTFASTPAY", "WEPAYOUT"} {
 		denv[r+"_RATE_PER_SECOND"], denv[r+"_RATE_BURST"] = "500", "50"
