@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -230,17 +231,45 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 		if err != nil {
 			return nil, nil, err
 		}
-		if len(res) != 2*len(call.keys) {
-			return nil, nil, fmt.Errorf("track: begin script answered %d values for %d keys", len(res), len(call.keys))
+		if call.script == beginScript {
+			if len(res) != 2 {
+				return nil, nil, fmt.Errorf("track: begin script answered %d values for 1 key", len(res))
+			}
+			outs[firsts[c]], froms[firsts[c]] = outcome(res[0]), res[1]
+			continue
 		}
-		for k := range call.keys {
-			outs[firsts[c]+k], froms[firsts[c]+k] = outcome(res[2*k]), res[2*k+1]
+		if err := parseBeginMany(res, outs[firsts[c]:firsts[c]+len(call.keys)], froms[firsts[c]:firsts[c]+len(call.keys)]); err != nil {
+			return nil, nil, err
 		}
 	}
 	if err := s.checkEpoch(ctx, trs, tokens, outs, froms); err != nil {
 		return nil, nil, err
 	}
 	return outs, froms, nil
+}
+
+// beginOutcomes are beginManyScript's outcome letters.
+var beginOutcomes = [256]outcome{'o': outcomeOK, 's': outcomeStale, 'u': outcomeUnknown, 'b': outcomeBusy}
+
+// parseBeginMany reads beginManyScript's answer (its two strings: one
+// outcome letter per key, and the previous statuses joined with '|') into
+// outs and froms, one per key of the call. An answer of another shape, or
+// with a letter begin never answers, is an error: nothing of it is used.
+func parseBeginMany(res []string, outs []outcome, froms []string) error {
+	if len(res) != 2 || len(res[0]) != len(outs) || strings.Count(res[1], "|") != len(outs)-1 {
+		return fmt.Errorf("track: begin script answered a reply of another shape for %d keys", len(outs))
+	}
+	rest := res[1]
+	for k := range outs {
+		o := beginOutcomes[res[0][k]]
+		if o == "" {
+			return fmt.Errorf("track: begin script answered outcome %q", res[0][k])
+		}
+		outs[k] = o
+		from, next, _ := strings.Cut(rest, "|")
+		froms[k], rest = from, next
+	}
+	return nil
 }
 
 // distinctTokens gives every further copy of a key in trs whose token an
@@ -285,9 +314,14 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 	gfrom, guntil := s.graceWindow()
 	head := []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), gfrom, guntil, s.confirmKey("", true), len(requestRestart)}
 	head = append(head, requestRestart...)
-	var defs []any
+	type slot struct {
+		group int
+		token string
+	}
+	slots := map[slot]int{}
+	var defs, slotDefs []any
 	keys := make([]string, len(trs))
-	per := make([]any, 0, 3*len(trs))
+	per := make([]any, 0, 2*len(trs))
 	for i, tr := range trs {
 		g := group{tr.kind, tr.to, tr.via, tr.verified, tr.final, tr.fresh}
 		n, ok := groups[g]
@@ -302,11 +336,19 @@ func (s *statusStore) beginManyArgs(trs []transition, tokens []string) ([]string
 				tr.via, len(from))
 			defs = append(defs, from...)
 		}
+		sl := slot{n, tokens[i]}
+		m, ok := slots[sl]
+		if !ok {
+			m = len(slots) + 1
+			slots[sl] = m
+			slotDefs = append(slotDefs, n, tokens[i])
+		}
 		keys[i] = s.key(tr.kind, tr.id)
-		per = append(per, n, tr.ref, tokens[i])
+		per = append(per, m, tr.ref)
 	}
-	args := make([]any, 0, len(head)+1+len(defs)+len(per))
-	args = append(append(append(append(args, head...), len(groups)), defs...), per...)
+	args := make([]any, 0, len(head)+2+len(defs)+len(slotDefs)+len(per))
+	args = append(append(append(append(args, head...), len(groups)), defs...), len(slots))
+	args = append(append(args, slotDefs...), per...)
 	return keys, args
 }
 
