@@ -1290,6 +1290,9 @@ func (j *job) finish(payoutID string) error {
 	recs := make([]*kgo.Record, 0, len(submittedPos)+len(drops)+1)
 	then := make([]*kgo.Record, 0, len(submittedPos)+1)
 	gate := make([]track.GateItem, 0, len(submittedPos)+1)
+	// The batch's events share one arena and one occurredAt: they are
+	// the outcome of one POST and one listing.
+	arena, at := newRecordArena(2*len(submittedPos)), e.now()
 	var total int64
 	for _, i := range submittedPos {
 		t := &b.Transactions[i]
@@ -1303,7 +1306,7 @@ func (j *job) finish(payoutID string) error {
 		} else {
 			missing++
 		}
-		r, err := e.statusRecord(b, t, payout.StatusSubmitted, "", "", &payoutID, txID,
+		r, err := e.statusRecordIn(arena, at, b, t, payout.StatusSubmitted, "", "", &payoutID, txID,
 			payout.EventID("status", t.RequestID, string(payout.StatusSubmitted), b.BatchID))
 		if err != nil {
 			return err
@@ -1317,7 +1320,7 @@ func (j *job) finish(payoutID string) error {
 		var p *kgo.Record
 		if listedTx && tx.Status == payout.StatusPending {
 			item.To, item.Via = string(payout.StatusPending), string(payout.StatusSubmitted)
-			if p, err = e.pendingRecord(b, t, payoutID, tx.ProviderID); err != nil {
+			if p, err = e.pendingRecord(arena, at, b, t, &payoutID, txID); err != nil {
 				return err
 			}
 		}
