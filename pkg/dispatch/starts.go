@@ -26,7 +26,10 @@ import (
 //   - this process has never been handed an epoch (it has claimed nothing
 //     itself), and
 //   - the topic's end offsets, read after the recovery wrote its epoch,
-//     count exactly one record ever written: this process's, at offset 0.
+//     count exactly one record ever written: this process's, at offset 0;
+//   - the dispatchers' consumer group has committed no offset: no
+//     dispatcher, of this version or an earlier one, has ever finished a
+//     batch (noCommits).
 //
 // A process that claimed against the lost Redis wrote its record before
 // that claim, so before the loss, so before the recovery read the end
@@ -44,8 +47,9 @@ import (
 // (runSingle): the skip is for Wompi batches only. What would still defeat it: a
 // dispatcher that writes no start record (the previous version, the topic
 // deleted and re-created, a deposed Kafka leader answering with an old high
-// watermark) with its first Wompi POST of the dedupe window in flight at the
-// Redis loss. The operations guide says to seed the topic when upgrading.
+// watermark) and has never finished a batch under the group, with its first
+// batch's Wompi POST in flight at the Redis loss. The operations guide says
+// to seed the topic when upgrading.
 
 // startRecord is the value of a start record: who started, for people
 // reading the topic. Only the record's existence and offset matter.
@@ -115,8 +119,40 @@ func (e *Engine) firstStart(ctx context.Context) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	topic := e.cfg.Topics.DispatcherStarts
-	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, topic)
-	return onlyStart(*mine, topic, ends, err)
+	adm := kadm.NewClient(e.cl)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if ok, why := onlyStart(*mine, topic, ends, err); !ok {
+		return false, why
+	}
+	offs, err := adm.FetchOffsets(ctx, e.cfg.Group)
+	return noCommits(e.cfg.Group, offs, err)
+}
+
+// noCommits reports whether the dispatchers' consumer group, as
+// FetchOffsets answered for it, has committed no offset: no dispatcher of
+// any version has finished a batch under it. A group that has is not on
+// its first start, whatever the start records say: a dispatcher of a
+// version from before them writes none, and during a rolling upgrade it
+// shares the group. Any error means it may have.
+func noCommits(group string, offs kadm.OffsetResponses, err error) (bool, string) {
+	if err != nil {
+		return false, "fetch the committed offsets of group " + group + ": " + err.Error()
+	}
+	if err := offs.Error(); err != nil {
+		return false, "committed offsets of group " + group + ": " + err.Error()
+	}
+	n := 0
+	for _, ps := range offs {
+		for _, o := range ps {
+			if o.At >= 0 {
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		return false, fmt.Sprintf("group %s has committed offsets on %d partitions: dispatchers have finished batches before", group, n)
+	}
+	return true, ""
 }
 
 // onlyStart reports whether the end offsets of topic, as ListEndOffsets

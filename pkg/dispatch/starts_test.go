@@ -507,3 +507,95 @@ func TestCutOffReplicaStopsPostingWompi(t *testing.T) {
 	}
 	f.noDoublePayment()
 }
+
+func TestNoCommits(t *testing.T) {
+	const group = "dispatchers"
+	offs := func(at ...int64) kadm.OffsetResponses {
+		m := map[int32]kadm.OffsetResponse{}
+		for p, o := range at {
+			m[int32(p)] = kadm.OffsetResponse{Offset: kadm.Offset{Topic: "batches", Partition: int32(p), At: o}}
+		}
+		return kadm.OffsetResponses{"batches": m}
+	}
+	broken := offs(-1, -1)
+	broken["batches"][1] = kadm.OffsetResponse{Err: errors.New("UNSTABLE_OFFSET_COMMIT")}
+	for _, c := range []struct {
+		name string
+		offs kadm.OffsetResponses
+		err  error
+		want bool
+	}{
+		{"no topic", kadm.OffsetResponses{}, nil, true},
+		{"none committed", offs(-1, -1, -1), nil, true},
+		{"one committed", offs(-1, 4, -1), nil, false},
+		{"committed at 0", offs(0), nil, false},
+		{"a partition's error", broken, nil, false},
+		{"the request's error", nil, errors.New("GROUP_AUTHORIZATION_FAILED"), false},
+	} {
+		got, why := noCommits(group, c.offs, c.err)
+		if got != c.want || got == (why != "") {
+			t.Errorf("%s: noCommits = %v (%q), want %v", c.name, got, why, c.want)
+		}
+	}
+}
+
+// A dispatcher of the previous version (it writes no start record) shares
+// the consumer group during a rolling upgrade. It has finished a batch
+// before, on SmartFastPay, which Wompi's listing does not show, and its
+// first Wompi POST is in flight when Redis is lost; the first new replica
+// gets a copy of that payee. The start records count one and Wompi lists
+// nothing, but the group's committed offset says dispatchers ran before:
+// the recovery waits the grace, the held POST lands within it, and the
+// copy is a duplicate. Without the committed-offset check the copy is paid
+// again.
+func TestEarlierCommitsMeanGrace(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
+	sfp := singleRails(t)[0](t)
+	a := singleBatch(sfp, "ec-sfp", 1)
+	amounts := map[string]int64{"ec-1": 100_000}
+	b := batch("ec-b", amounts, "ec-1")
+	cp := batch("ec-copy", amounts, "ec-1")
+	older := sfp.engine(f, func(c *Config) { c.Topics.DispatcherStarts = f.kafka.Topic(t, "older-starts", 1) })
+	held, release := holdPost(older, b.BatchID)
+	f.produce(f.topics.Batches, a)
+	stopOlder, _ := f.run(older)
+	eventually(t, "the SmartFastPay batch submitted by the older version", func() bool { return outcome(older, "submitted") == 1 })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.kafka.Brokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	eventually(t, "its offset committed", func() bool {
+		offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), f.group)
+		o, ok := offs.Lookup(f.topics.Batches, 0)
+		return err == nil && ok && o.At == 1
+	})
+	f.produce(f.topics.Batches, b)
+	<-held
+	if err := f.redis.FlushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The new version joins the same group; its own topic holds the copy.
+	mine := f.kafka.Topic(t, "newer-batches", 1)
+	f.produce(mine, cp)
+	newer := f.engine(func(c *Config) {
+		c.RecoveryGrace = 5 * time.Second
+		c.Topics.Batches = mine
+	})
+	stopNewer, _ := f.run(newer)
+	eventually(t, "the new version's recovery started", func() bool { return testutil.ToFloat64(newer.m.recoveries) == 1 })
+	releaseWithin(2500*time.Millisecond, release, func() bool { return outcome(newer, "submitted")+outcome(newer, "duplicate") > 0 })
+	eventually(t, "the copy and batch b handled", func() bool {
+		return outcome(newer, "submitted")+outcome(newer, "duplicate") == 1 && outcome(older, "submitted")+outcome(older, "duplicate") == 2
+	})
+	_ = stopNewer()
+	_ = stopOlder()
+	f.noDoublePayment()
+	if n, m := outcome(newer, "duplicate"), outcome(older, "submitted"); n != 1 || m != 2 {
+		t.Fatalf("the copy a duplicate %v times, batches submitted by the older version %v; want 1 and 2", n, m)
+	}
+	if n := testutil.ToFloat64(newer.m.firstStarts); n != 0 {
+		t.Fatalf("first starts %v: the group has committed offsets", n)
+	}
+}
