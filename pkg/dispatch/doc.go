@@ -153,8 +153,9 @@
 // longer ago than a renewal interval plus RecoveryGrace minus one call
 // (leaseFresh): a replica cut off from Redis stops posting before a
 // recovery elsewhere stops waiting. A first start (starts.go: this
-// process's start record is the only one on TOPIC_DISPATCHER_STARTS, and
-// Wompi lists no payout) skips the wait for Wompi; single-payout jobs still
+// process's start record is the only one on TOPIC_DISPATCHER_STARTS, its
+// consumer group has never committed an offset, and Wompi lists no payout)
+// skips the wait for Wompi; single-payout jobs still
 // wait it out before their first lookup. It then lists every payout Wompi created in the last
 // DedupeWindow (the same span as the index's TTL, so a loss never narrows
 // it) and each one's transactions, and indexes every transaction reference
