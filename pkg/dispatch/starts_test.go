@@ -14,6 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
 
 func TestOnlyStart(t *testing.T) {
@@ -223,19 +225,30 @@ func TestOlderVersionPeerMeansGrace(t *testing.T) {
 	f.produce(f.topics.Batches, a)
 	stopOlder, _ := f.run(older)
 	eventually(t, "batch a submitted by the older version", func() bool { return outcome(older, "submitted") == 1 })
+	copyDuringOlderPost(t, f, older, stopOlder, held, release, b, cp, f.group+"-newer", "Wompi lists the older version's payouts")
+}
+
+// copyDuringOlderPost is the second half of the upgrade pairs: batch b goes
+// to the older dispatcher, whose Wompi POST of it is held; Redis is lost;
+// a new-version dispatcher in consumer group group gets cp, a copy of b's
+// payee, on a topic of its own. The held POST is let go within the grace
+// (or once the copy is handled), and the payee must be paid once: the copy
+// a duplicate, both of the older's batches submitted, and no first start
+// counted (why: what shows the new version that dispatchers ran before).
+func copyDuringOlderPost(t *testing.T, f *fixture, older *Engine, stopOlder func() error, held, release chan struct{},
+	b, cp payout.Batch, group, why string) {
+	t.Helper()
 	f.produce(f.topics.Batches, b)
 	<-held
 	if err := f.redis.FlushAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-
-	// The new version's partition holds the copy.
 	mine := f.kafka.Topic(t, "newer-batches", 1)
 	f.produce(mine, cp)
 	newer := f.engine(func(c *Config) {
 		c.RecoveryGrace = 5 * time.Second
 		c.Topics.Batches = mine
-		c.Group = f.group + "-newer"
+		c.Group = group
 	})
 	stopNewer, _ := f.run(newer)
 	eventually(t, "the new version's recovery started", func() bool { return testutil.ToFloat64(newer.m.recoveries) == 1 })
@@ -252,7 +265,7 @@ func TestOlderVersionPeerMeansGrace(t *testing.T) {
 		t.Fatalf("the copy a duplicate %v times, batches submitted by the older version %v; want 1 and 2", n, m)
 	}
 	if n := testutil.ToFloat64(newer.m.firstStarts); n != 0 {
-		t.Fatalf("first starts %v: Wompi lists the older version's payouts", n)
+		t.Fatalf("first starts %v: %s", n, why)
 	}
 }
 
@@ -570,32 +583,6 @@ func TestEarlierCommitsMeanGrace(t *testing.T) {
 		o, ok := offs.Lookup(f.topics.Batches, 0)
 		return err == nil && ok && o.At == 1
 	})
-	f.produce(f.topics.Batches, b)
-	<-held
-	if err := f.redis.FlushAll(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-
-	// The new version joins the same group; its own topic holds the copy.
-	mine := f.kafka.Topic(t, "newer-batches", 1)
-	f.produce(mine, cp)
-	newer := f.engine(func(c *Config) {
-		c.RecoveryGrace = 5 * time.Second
-		c.Topics.Batches = mine
-	})
-	stopNewer, _ := f.run(newer)
-	eventually(t, "the new version's recovery started", func() bool { return testutil.ToFloat64(newer.m.recoveries) == 1 })
-	releaseWithin(2500*time.Millisecond, release, func() bool { return outcome(newer, "submitted")+outcome(newer, "duplicate") > 0 })
-	eventually(t, "the copy and batch b handled", func() bool {
-		return outcome(newer, "submitted")+outcome(newer, "duplicate") == 1 && outcome(older, "submitted")+outcome(older, "duplicate") == 2
-	})
-	_ = stopNewer()
-	_ = stopOlder()
-	f.noDoublePayment()
-	if n, m := outcome(newer, "duplicate"), outcome(older, "submitted"); n != 1 || m != 2 {
-		t.Fatalf("the copy a duplicate %v times, batches submitted by the older version %v; want 1 and 2", n, m)
-	}
-	if n := testutil.ToFloat64(newer.m.firstStarts); n != 0 {
-		t.Fatalf("first starts %v: the group has committed offsets", n)
-	}
+	// The new version joins the same group, as in a rolling upgrade.
+	copyDuringOlderPost(t, f, older, stopOlder, held, release, b, cp, f.group, "the group has committed offsets")
 }
