@@ -37,7 +37,8 @@
 // one hash tag, {dispatch}, so every script runs on Redis Cluster and can
 // check the epoch in the same atomic step as its own work:
 //
-//	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt: the Redis epoch
+//	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt, server: the Redis epoch,
+//	                              ready only on the Redis process (run id) that stamped it (store.luaServer)
 //	P{dispatch}:recovery          the recovery lock (SET NX PX, renewed)
 //	P{dispatch}:first-start-grace set (PX: the wait skipped) only when a first start skipped the recovery's wait:
 //	                              single-payout jobs wait out its life before their first lookup (starts.go)
@@ -50,8 +51,11 @@
 // The steps:
 //
 //  1. Epoch. The batch starts under the current ready epoch. If Redis has
-//     none (fresh, flushed, restarted without persistence), one replica
-//     recovers (below) while the others wait.
+//     none (fresh, flushed, restarted without persistence), or only one
+//     stamped by another Redis process (restarted from a snapshot or an
+//     fsync that may predate its last writes, or failed over to a replica
+//     that may have missed them), one replica recovers (below) while the
+//     others wait.
 //  2. Claim (one Lua call): no record → "claimed" (fresh); done or rejected →
 //     skip and commit; another owner with a live lease → wait and retry, so
 //     two workers never post one batch at once; else take it over (resume).

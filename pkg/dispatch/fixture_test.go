@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
@@ -91,9 +92,27 @@ func newFixture(t testing.TB, o fixtureOpt) *fixture {
 // seedEpoch writes a ready epoch: the state a finished recovery leaves on
 // an empty Wompi. Tests about recovery leave it out.
 func (f *fixture) seedEpoch() {
-	if err := f.redis.Client().HSet(context.Background(), f.redis.Prefix()+"{dispatch}:epoch", "id", "e0", "state", "ready", "layout", epochLayout).Err(); err != nil {
+	if err := f.redis.Client().HSet(context.Background(), f.redis.Prefix()+"{dispatch}:epoch", "id", "e0", "state", "ready", "layout", epochLayout,
+		"server", redisRunID(f.t, f.redis.Client())).Err(); err != nil {
 		f.t.Fatal(err)
 	}
+}
+
+// redisRunID is the run id of the Redis process rdb talks to, as an epoch
+// is stamped with it (luaServer).
+func redisRunID(t testing.TB, rdb redis.UniversalClient) string {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+			return v
+		}
+	}
+	t.Fatal("INFO server has no run_id")
+	return ""
 }
 
 func testLogger() *slog.Logger {

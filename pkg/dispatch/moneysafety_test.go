@@ -170,7 +170,8 @@ func TestStaleEpochCannotClaimOrDedupe(t *testing.T) {
 		t.Fatalf("move to posting under the dead epoch: %v, want errStale", err)
 	}
 	// A recovery has written e1 but not finished its rebuild.
-	if err := f.redis.Client().HSet(ctx, f.redis.Prefix()+"{dispatch}:epoch", "id", "e1", "state", "rebuilding", "layout", epochLayout).Err(); err != nil {
+	if err := f.redis.Client().HSet(ctx, f.redis.Prefix()+"{dispatch}:epoch", "id", "e1", "state", "rebuilding", "layout", epochLayout,
+		"server", redisRunID(t, f.redis.Client())).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := e.st.claim(ctx, "w2", "e1", "b-other"); err != nil || c.code != "noepoch" {

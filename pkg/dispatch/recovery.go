@@ -87,8 +87,8 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 	}
 	epoch := randomID()
 	start := time.Now()
-	if err := e.st.rdb.HSet(ctx, e.st.epochKey(), "id", epoch, "state", "rebuilding", "layout", epochLayout,
-		"startedAt", e.cfg.Now().UnixMilli()).Err(); err != nil {
+	if err := recoveryStartScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}, epoch, epochLayout,
+		e.cfg.Now().UnixMilli()).Err(); err != nil {
 		return "", fmt.Errorf("dispatch: write epoch: %w", err)
 	}
 	// Read only now, with the epoch written (starts.go).

@@ -65,13 +65,47 @@ const luaNow = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// epochOK sets epochOK: KEYS[1] (the epoch hash) names ARGV[1] as the
-// current epoch, ready, in this layout. Every script starts with it, so
-// after a Redis loss, or while a recovery rebuilds the index, no claim,
-// dedupe or POST step of an older or unfinished epoch goes through.
-const epochOK = `local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout')
-local epochOK = ep[1] == ARGV[1] and ep[2] == 'ready' and ep[3] == '` + epochLayout + `'
+// luaServer sets server: the run id of the Redis process running the
+// script (INFO server), "" where INFO has no such section (miniredis, the
+// local run's last fallback, which never restarts or fails over). A Redis
+// restarted, from whatever persistence, or failed over to a replica is
+// another process with another run id; either may have lost the last
+// writes (an fsync once a second, an RDB snapshot, asynchronous
+// replication) while keeping the epoch hash. An epoch is ready only on the
+// process that stamped it (recoveryStartScript), so such a partial loss is
+// taken for a loss: a new recovery, with its wait and its rebuild from
+// Wompi. It costs one INFO (about 7 µs of Redis CPU) per guarded step, a
+// few per batch.
+const luaServer = `local server = ''
+do
+  local info = redis.pcall('INFO', 'server')
+  if type(info) == 'string' then server = string.match(info, 'run_id:(%x+)') or '' end
+end
 `
+
+// epochOK sets epochOK: KEYS[1] (the epoch hash) names ARGV[1] as the
+// current epoch, ready, in this layout, and stamped by the Redis process
+// running the script (luaServer). Every script starts with it, so after a
+// Redis loss (whole, or partial with a restart or a failover), or while a
+// recovery rebuilds the index, no claim, dedupe or POST step of an older
+// or unfinished epoch goes through.
+const epochOK = luaServer + `local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server')
+local epochOK = ep[1] == ARGV[1] and ep[2] == 'ready' and ep[3] == '` + epochLayout + `' and ep[4] == server
+`
+
+// epochScript: KEYS epoch. Reply {id, state, layout, its server stamp,
+// the server running the script}.
+var epochScript = redis.NewScript(luaServer + `
+local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server')
+return {ep[1] or '', ep[2] or '', ep[3] or '', ep[4] or '', server}
+`)
+
+// recoveryStartScript: KEYS epoch; ARGV id, layout, startedAt (ms). It
+// writes a new epoch, rebuilding, stamped with the server running it.
+var recoveryStartScript = redis.NewScript(luaServer + `
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'rebuilding', 'layout', ARGV[2], 'startedAt', ARGV[3], 'server', server)
+return 1
+`)
 
 // claimScript: KEYS epoch, batch record; ARGV epoch, owner, leaseMs,
 // recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs}.
@@ -164,8 +198,12 @@ return {'ok', table.concat(out)}
 // finishRecoveryScript: KEYS epoch, first start's grace; ARGV id, the
 // grace a first start skipped in ms ("" when it was waited), which
 // single-payout jobs still wait out (the key's life, on Redis's clock).
-var finishRecoveryScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
+// It marks the epoch ready only if the server that stamped it at the
+// recovery's start still runs: a restart or a failover during the rebuild
+// may have lost part of it, and the next recovery redoes it.
+var finishRecoveryScript = redis.NewScript(luaServer + `
+local ep = redis.call('HMGET', KEYS[1], 'id', 'server')
+if ep[1] == ARGV[1] and ep[2] == server then
   redis.call('HSET', KEYS[1], 'state', 'ready')
   if ARGV[2] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
   return 1
@@ -297,14 +335,15 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, reques
 // epoch returns the current epoch id and whether it is ready (in this
 // layout).
 func (s *store) epoch(ctx context.Context) (id string, ready bool, err error) {
-	vals, err := s.rdb.HMGet(ctx, s.epochKey(), "id", "state", "layout").Result()
+	vals, err := epochScript.Run(ctx, s.rdb, []string{s.epochKey()}).StringSlice()
 	if err != nil {
 		return "", false, fmt.Errorf("dispatch: read epoch: %w", err)
 	}
-	id, _ = vals[0].(string)
-	st, _ := vals[1].(string)
-	layout, _ := vals[2].(string)
-	return id, id != "" && st == "ready" && layout == epochLayout, nil
+	if len(vals) != 5 {
+		return "", false, fmt.Errorf("dispatch: read epoch: %d values", len(vals))
+	}
+	id, st, layout, stamp, server := vals[0], vals[1], vals[2], vals[3], vals[4]
+	return id, id != "" && st == "ready" && layout == epochLayout && stamp == server, nil
 }
 
 // firstStartWait is how long single-payout jobs must still wait after a

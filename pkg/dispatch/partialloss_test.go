@@ -1,0 +1,159 @@
+package dispatch
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+)
+
+// restartKeepingEpoch restarts the fixture's redis-server with only the
+// dispatcher's epoch hash carried over: a Redis restarted from a snapshot
+// (or an fsync) older than its last writes, or failed over to a replica
+// that missed them. The epoch survives, the batch records and the
+// duplicate index entries written since are gone.
+func (f *fixture) restartKeepingEpoch() {
+	f.t.Helper()
+	ctx := context.Background()
+	key := f.redis.Prefix() + "{dispatch}:epoch"
+	dump, err := f.redis.Client().Dump(ctx, key).Result()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.redis.Restart(ctx); err != nil {
+		f.t.Fatal(err)
+	}
+	for try := 0; ; try++ {
+		// The pool's connections died with the old server.
+		err = f.redis.Client().Restore(ctx, key, 0, dump).Err()
+		if err == nil {
+			return
+		}
+		if try == 20 {
+			f.t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Two faults together on a single-payout rail: a payee's POST times out on
+// our side and the provider applies it a moment later, and Redis restarts
+// in between keeping its epoch but not the batch record that said the
+// batch was posting (a failover to a replica that missed it, a restart
+// from an older snapshot). The epoch names the Redis process that stamped
+// it, so the restarted one is taken for a loss: the job's renewal is
+// stale, a recovery waits out the grace, and the retry's lookup finds the
+// payout that landed. Without the stamp the retry claims the batch afresh,
+// looks the payee up before the late POST has landed, and pays again.
+// (Found by a helper review.)
+func TestRestartKeepingTheEpochIsALoss(t *testing.T) {
+	late := &lateLanding{delay: 2500 * time.Millisecond}
+	hc := &http.Client{Transport: late}
+	r := singleRails(t)[0](t)
+	cb := sink(t)
+	r.client = r.sim.(*sfptest.Server).Client(func(c *sfp.Config) { c.CallbackURL = cb; c.HTTPClient = hc })
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	b := singleBatch(r, "rk", 1)
+	e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+	var once sync.Once
+	e.whileSending = func(string) { once.Do(f.restartKeepingEpoch) }
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	late.sent.Wait()
+	// Found at the provider on a new claim after a loss, the payee gets no
+	// SUBMITTED from the dispatcher (the tracker's rebuilt schedule follows
+	// it): what matters is that it was paid once.
+	if id := b.Transactions[0].RequestID; r.sim.Accepted(id) != 1 {
+		t.Fatalf("%s accepted %d times, want 1", id, r.sim.Accepted(id))
+	}
+	if n := testutil.ToFloat64(e.m.recoveries); n != 1 {
+		t.Fatalf("recoveries %v, want 1: the restarted Redis is a loss", n)
+	}
+}
+
+// The Wompi side: a batch is paid, then Redis restarts keeping its epoch
+// but not the duplicate index entries; a copy of one payee comes in
+// another batch. The claim of the copy finds the epoch stamped by another
+// Redis process: a recovery rebuilds the index from Wompi, and the copy is
+// a duplicate. Without the stamp the copy's index entry is taken afresh
+// and the payee is paid twice. (Found by a helper review.)
+func TestRestartKeepingTheEpochRebuildsTheIndex(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
+	amounts := map[string]int64{"rk-1": 100_000, "rk-2": 200_000}
+	b := batch("rk-b", amounts, "rk-1", "rk-2")
+	cp := batch("rk-copy", amounts, "rk-1")
+	e := f.engine(nil)
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch b submitted", func() bool { return outcome(e, "submitted") == 1 })
+	f.restartKeepingEpoch()
+	f.produce(f.topics.Batches, cp)
+	eventually(t, "the copy handled", func() bool { return outcome(e, "submitted")+outcome(e, "duplicate") == 2 })
+	_ = stop()
+	f.noDoublePayment()
+	if n := outcome(e, "duplicate"); n != 1 {
+		t.Fatalf("the copy a duplicate %v times, want 1", n)
+	}
+	if n := testutil.ToFloat64(e.m.recoveries); n != 1 {
+		t.Fatalf("recoveries %v, want 1: the restarted Redis is a loss", n)
+	}
+}
+
+// A recovery stamps its epoch with the Redis process that runs it, and
+// finishes only on that process: a restart or a failover during the
+// rebuild may have lost part of what it wrote, and the epoch must not
+// turn ready over that.
+func TestRecoveryFinishesOnTheServerItStarted(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+	e := f.engine(nil)
+	defer e.Close()
+	ctx := context.Background()
+	rdb, key := f.redis.Client(), f.redis.Prefix()+"{dispatch}:epoch"
+	if err := recoveryStartScript.Run(ctx, rdb, []string{key}, "e9", epochLayout, 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rdb.HGet(ctx, key, "server").Val(), redisRunID(t, rdb); got != want {
+		t.Fatalf("epoch stamped %q, want this server's run id %q", got, want)
+	}
+	if _, ready, err := e.st.epoch(ctx); err != nil || ready {
+		t.Fatalf("a rebuilding epoch read ready=%v (%v)", ready, err)
+	}
+	// The server that started the rebuild is gone.
+	if err := rdb.HSet(ctx, key, "server", "0123456789abcdef").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := finishRecoveryScript.Run(ctx, rdb, []string{key, e.st.graceKey()}, "e9", "").Int(); err != nil || n != 0 {
+		t.Fatalf("finish on another server: %d %v, want 0", n, err)
+	}
+	if _, ready, _ := e.st.epoch(ctx); ready {
+		t.Fatal("the epoch turned ready on another server than the one that rebuilt it")
+	}
+	// A ready epoch stamped by another server is not ready either.
+	if err := rdb.HSet(ctx, key, "state", "ready").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ready, _ := e.st.epoch(ctx); ready {
+		t.Fatal("an epoch stamped by another server reads ready")
+	}
+	if c, err := e.st.claim(ctx, "w1", "e9", "b-1"); err != nil || c.code != "noepoch" {
+		t.Fatalf("claim under an epoch of another server: %+v %v, want noepoch", c, err)
+	}
+	// Stamped by this one, it is.
+	if err := rdb.HSet(ctx, key, "server", redisRunID(t, rdb), "state", "rebuilding").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := finishRecoveryScript.Run(ctx, rdb, []string{key, e.st.graceKey()}, "e9", "").Int(); err != nil || n != 1 {
+		t.Fatalf("finish on the same server: %d %v, want 1", n, err)
+	}
+	if id, ready, err := e.st.epoch(ctx); err != nil || !ready || id != "e9" {
+		t.Fatalf("epoch %q ready=%v (%v), want e9 ready", id, ready, err)
+	}
+}
