@@ -122,12 +122,14 @@ type Config struct {
 	// HTTPTimeout bounds one Wompi call (each POST attempt gets its own
 	// context with this deadline). Default DefaultHTTPTimeout.
 	HTTPTimeout time.Duration
-	// RecoveryGrace is how long recovery waits, after writing a new epoch,
-	// before it lists Wompi's payouts, so that any POST started before Redis
-	// was lost has landed or failed; a third of LeaseTTL is added, the time a
-	// job may go on calling before its lease renewal tells it of the loss
-	// (a first start waits it only before single-payout lookups: starts.go).
-	// It must be longer than HTTPTimeout; default HTTPTimeout + 5 s.
+	// RecoveryGrace is how long a POST may take to land (or fail) after it
+	// went out, its client's timeout included: recovery waits it, after
+	// writing a new epoch, before it lists Wompi's payouts, plus a third of
+	// LeaseTTL (the time a job may go on calling before its lease renewal
+	// tells it of the loss) plus RecoveryGrace - HTTPTimeout (the lease
+	// fence's slack: recoveryWait). A first start waits it only before
+	// single-payout lookups (starts.go). It must be longer than
+	// HTTPTimeout; default HTTPTimeout + 5 s.
 	RecoveryGrace time.Duration
 	// StatusLossGrace is how long after the tracker's status epoch marker
 	// was written anew after a Redis data loss no SUBMITTED or

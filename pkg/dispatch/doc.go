@@ -151,7 +151,8 @@
 // Under the recovery lock, the recovering replica writes a new epoch in
 // state "rebuilding", then waits RecoveryGrace (longer than the HTTP
 // timeout of one POST attempt) plus a third of the lease (a job learns of
-// the loss at its next lease renewal) so that any POST started before the
+// the loss at its next lease renewal) plus RecoveryGrace - HTTPTimeout
+// (the lease fence's slack, below) so that any POST started before the
 // loss has landed or failed. A job sends no POST once its lease was last
 // confirmed (claim, renewal, or the Wompi attempt's epoch-checked step)
 // longer ago than a renewal interval plus RecoveryGrace minus one call

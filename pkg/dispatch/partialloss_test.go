@@ -1,9 +1,13 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 
 	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // restartKeepingEpoch restarts the fixture's redis-server with only the
@@ -155,5 +160,105 @@ func TestRecoveryFinishesOnTheServerItStarted(t *testing.T) {
 	}
 	if id, ready, err := e.st.epoch(ctx); err != nil || !ready || id != "e9" {
 		t.Fatalf("epoch %q ready=%v (%v), want e9 ready", id, ready, err)
+	}
+}
+
+// lateApplied holds the first Wompi POST: its client gives up at its own
+// deadline, and the provider applies it delay after it went out.
+type lateApplied struct {
+	base  http.RoundTripper
+	delay time.Duration
+	once  sync.Once
+	sent  sync.WaitGroup
+}
+
+func (l *lateApplied) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/payouts") {
+		return l.base.RoundTrip(req)
+	}
+	first := false
+	l.once.Do(func() { first = true })
+	if !first {
+		return l.base.RoundTrip(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	clone := req.Clone(context.Background())
+	clone.Body = io.NopCloser(bytes.NewReader(body))
+	l.sent.Add(1)
+	go func() {
+		defer l.sent.Done()
+		time.Sleep(l.delay)
+		if resp, err := l.base.RoundTrip(clone); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-req.Context().Done()
+	return nil, req.Context().Err()
+}
+
+// Three faults lined up: a replica is cut off from Redis just before its
+// POST, Redis is lost, and the POST, sent just inside the lease fence, is
+// applied by Wompi after its client gave up (within RecoveryGrace of going
+// out); a copy of one of its payees reaches another replica, which
+// recovers. The recovery waits the fence's limit plus RecoveryGrace, so
+// its rebuild lists the late payout and the copy is a duplicate. With the
+// wait one margin (RecoveryGrace - HTTPTimeout) shorter, the rebuild comes
+// before the payout lands and the copy pays the payee again. (Found by a
+// helper review.)
+func TestPostAppliedLateAtTheFenceIsWaitedFor(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
+	amounts := map[string]int64{"lf-1": 100_000, "lf-2": 200_000}
+	b := batch("lf-b", amounts, "lf-1", "lf-2")
+	cp := batch("lf-copy", amounts, "lf-1")
+	// The fence: 1 s (renewals) + 3 s - 1 s = 3 s; the recovery's wait:
+	// 3 s + 1 s + 2 s = 6 s (4 s without the margin).
+	timing := func(c *Config) {
+		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 3*time.Second, 3*time.Second
+	}
+	late := &lateApplied{base: f.tap, delay: 2500 * time.Millisecond}
+	var cut atomic.Bool
+	a := f.engine(func(c *Config) {
+		timing(c)
+		c.Wompi = wompi.NewRail(f.sim.Client(&http.Client{Transport: late}), wompi.RailConfig{})
+		c.Redis.AddHook(cutRedis{&cut})
+	})
+	mine := f.kafka.Topic(t, "copy-batches", 1)
+	other := f.engine(func(c *Config) {
+		timing(c)
+		c.Topics.Batches = mine
+		c.Group = f.group + "-other"
+	})
+	var once sync.Once
+	a.beforePost = func(id string) {
+		if id != b.BatchID {
+			return
+		}
+		once.Do(func() {
+			cut.Store(true)
+			if err := f.redis.FlushAll(context.Background()); err != nil {
+				t.Error(err)
+			}
+			f.produce(mine, cp)
+			// Inside the fence (3 s since the posting step confirmed the
+			// lease): the POST goes out about 2.4 s after the loss and lands
+			// 2.5 s later, past a 4 s wait, within a 6 s one.
+			time.Sleep(2400 * time.Millisecond)
+		})
+	}
+	stopOther, _ := f.run(other)
+	f.produce(f.topics.Batches, b)
+	stopA, _ := f.run(a)
+	eventually(t, "the copy handled", func() bool { return outcome(other, "submitted")+outcome(other, "duplicate") == 1 })
+	late.sent.Wait()
+	cut.Store(false)
+	eventually(t, "batch b handled", func() bool { return outcome(a, "submitted")+outcome(a, "duplicate") >= 1 })
+	_ = stopA()
+	_ = stopOther()
+	f.noDoublePayment()
+	if n := outcome(other, "duplicate"); n != 1 {
+		t.Fatalf("the copy a duplicate %v times, want 1", n)
 	}
 }

@@ -29,10 +29,17 @@ func (e *Engine) ensureEpoch(ctx context.Context) (string, error) {
 }
 
 // recoveryWait is how long after a Redis loss a POST begun before it may
-// still land: RecoveryGrace (longer than one call) plus the time a job may
-// go on calling before its lease renewal tells it the epoch is gone.
+// still land. A job sends a POST only while its lease was confirmed at
+// most leaseFresh's limit ago (a renewal interval plus RecoveryGrace minus
+// HTTPTimeout), and the confirmation came before the loss; a POST lands
+// (or fails) within RecoveryGrace of going out, even one its client gave
+// up on (the provider may apply it after the timeout). So: the limit plus
+// RecoveryGrace, which is RecoveryGrace plus a renewal interval plus the
+// margin RecoveryGrace - HTTPTimeout. (Without the margin, a POST sent by
+// a replica cut off from Redis at the fence's limit and applied late
+// could land after the rebuild: a helper review.)
 func (e *Engine) recoveryWait() time.Duration {
-	return e.cfg.RecoveryGrace + renewEvery(e.cfg.LeaseTTL)
+	return e.cfg.RecoveryGrace + renewEvery(e.cfg.LeaseTTL) + e.cfg.RecoveryGrace - e.cfg.HTTPTimeout
 }
 
 // readyEpoch is ensureEpoch's wait for a ready epoch.

@@ -89,7 +89,7 @@ func BindConfig(s *config.Set) *Settings {
 	s.Duration(&st.HTTPTimeout, "wompi-http-timeout", "WOMPI_HTTP_TIMEOUT", DefaultHTTPTimeout, "bound of one Wompi call").
 		Check(func() error { return config.CheckPositive(st.HTTPTimeout) })
 	s.Duration(&st.RecoveryGrace, "recovery-grace", "RECOVERY_GRACE", 0,
-		"wait after a Redis loss, plus a third of DISPATCHER_LEASE_TTL, before rebuilding from Wompi (skipped for Wompi batches on a first start: TOPIC_DISPATCHER_STARTS); must exceed WOMPI_HTTP_TIMEOUT (0: timeout + 5s)").
+		"wait after a Redis loss, plus a third of DISPATCHER_LEASE_TTL and RECOVERY_GRACE - WOMPI_HTTP_TIMEOUT again, before rebuilding from Wompi (skipped for Wompi batches on a first start: TOPIC_DISPATCHER_STARTS); must exceed WOMPI_HTTP_TIMEOUT (0: timeout + 5s)").
 		Check(func() error {
 			if st.RecoveryGrace != 0 && st.RecoveryGrace <= st.HTTPTimeout {
 				return fmt.Errorf("must be longer than WOMPI_HTTP_TIMEOUT (%v)", st.HTTPTimeout)

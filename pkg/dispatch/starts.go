@@ -11,7 +11,8 @@ import (
 )
 
 // A fresh Redis and a lost one look the same: neither holds an epoch. A
-// recovery waits out RecoveryGrace plus a renewal interval (recoveryWait)
+// recovery waits out RecoveryGrace plus a renewal interval and the lease
+// fence's slack (recoveryWait)
 // so that every POST begun before a loss, or before its job's renewal
 // noticed it, has landed (or failed) before the index is rebuilt from
 // Wompi. Only a

@@ -291,9 +291,11 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		"DISPATCHER_RETRY_MAX":  "2s",
 		// After a Redis loss (and on a first start, before single-payout
 		// lookups) recovery waits out the longest possible in-flight call
-		// (WOMPI_HTTP_TIMEOUT, which also bounds the single-payout rails'
-		// calls) plus a lease renewal interval (a third of the lease).
-		// Locally both are short: one dispatcher, nothing to take over.
+		// (RECOVERY_GRACE: WOMPI_HTTP_TIMEOUT, which also bounds the
+		// single-payout rails' calls, and a late landing) plus a lease
+		// renewal interval (a third of the lease) plus the lease fence's
+		// slack (RECOVERY_GRACE - WOMPI_HTTP_TIMEOUT): 4 + 2 + 1 = 7 s.
+		// Locally all are short: one dispatcher, nothing to take over.
 		"RECOVERY_GRACE":       "4s",
 		"DISPATCHER_LEASE_TTL": "6s",
 	})
