@@ -217,6 +217,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if _, err := e.gate.Epoch(runCtx); err != nil {
 		e.log.Warn("dispatch: read the status epoch marker", "err", err)
 	}
+	e.checkRunID(runCtx)
 	// The start record, before anything can be claimed (starts.go).
 	e.announceBeforeConsuming(runCtx)
 	e.health.check(runCtx)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
@@ -237,15 +238,17 @@ func TestPostAppliedLateAtTheFenceIsWaitedFor(t *testing.T) {
 			return
 		}
 		once.Do(func() {
+			// The posting step confirmed the lease just before.
+			confirmed := time.Now()
 			cut.Store(true)
 			if err := f.redis.FlushAll(context.Background()); err != nil {
 				t.Error(err)
 			}
 			f.produce(mine, cp)
-			// Inside the fence (3 s since the posting step confirmed the
-			// lease): the POST goes out about 2.4 s after the loss and lands
-			// 2.5 s later, past a 4 s wait, within a 6 s one.
-			time.Sleep(2400 * time.Millisecond)
+			// Inside the fence (3 s since that confirmation): the POST goes
+			// out about 2.4 s after the loss and lands 2.5 s later, past a
+			// 4 s wait, within a 6 s one.
+			time.Sleep(time.Until(confirmed.Add(2400 * time.Millisecond)))
 		})
 	}
 	stopOther, _ := f.run(other)
@@ -260,5 +263,47 @@ func TestPostAppliedLateAtTheFenceIsWaitedFor(t *testing.T) {
 	f.noDoublePayment()
 	if n := outcome(other, "duplicate"); n != 1 {
 		t.Fatalf("the copy a duplicate %v times, want 1", n)
+	}
+}
+
+// Where Redis gives no run id (INFO refused by an ACL; miniredis has no
+// server section either), an epoch without a stamp, as the previous
+// version writes it, must read the same on both sides: the Go check that
+// decides whether to recover and the scripts that guard every step. Were
+// they to disagree, every claim would answer "noepoch" while no recovery
+// ever ran: the pipeline would stall for good. The dispatcher says at
+// start that it cannot notice a restart or a failover there. (Found by a
+// helper review.)
+func TestNoRunIDReadsTheSameEverywhere(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+	ctx := context.Background()
+	admin := f.redis.Client()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "noinfo", "on", ">pw", "~*", "&*", "+@all", "-info").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: f.redis.Addr(), Username: "noinfo", Password: "pw"})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Info(ctx, "server").Err(); err == nil {
+		t.Fatal("INFO allowed to the test's user: the test needs it refused")
+	}
+	e := f.engine(func(c *Config) { c.Redis = rdb })
+	defer e.Close()
+	if err := admin.HSet(ctx, f.redis.Prefix()+"{dispatch}:epoch", "id", "e0", "state", "ready", "layout", epochLayout).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, ready, err := e.st.epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.st.claim(ctx, "w1", "e0", "b-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ready || c.code != "fresh" {
+		t.Fatalf("epoch ready=%v, claim %q: the reading of an unstamped epoch differs between Go and the scripts", ready, c.code)
+	}
+	e.checkRunID(ctx)
+	if v := testutil.ToFloat64(e.m.runIDUnknown); v != 1 {
+		t.Fatalf("payouts_dispatcher_redis_run_id_unknown = %v, want 1", v)
 	}
 }

@@ -28,12 +28,34 @@ func (e *Engine) ensureEpoch(ctx context.Context) (string, error) {
 	return id, nil
 }
 
+// checkRunID says, once at start, when Redis gives no run id (luaServer):
+// the epoch is then stamped "" and a Redis restarted from an older
+// snapshot, or failed over to a replica that missed the last writes,
+// cannot be told from a healthy one.
+func (e *Engine) checkRunID(ctx context.Context) {
+	vals, err := epochScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}).StringSlice()
+	if err != nil || len(vals) != 5 {
+		e.log.Warn("dispatch: read Redis's run id", "err", err)
+		return
+	}
+	if vals[4] != "" {
+		e.m.runIDUnknown.Set(0)
+		return
+	}
+	e.m.runIDUnknown.Set(1)
+	e.log.Error("dispatch: Redis gives no run id (INFO server refused by an ACL or a renamed command, or not a redis-server): " +
+		"a Redis restarted from an older snapshot or failed over to a replica that missed the last writes cannot be told " +
+		"from a healthy one; allow INFO (+info) to the dispatcher's Redis user")
+}
+
 // recoveryWait is how long after a Redis loss a POST begun before it may
-// still land. A job sends a POST only while its lease was confirmed at
-// most leaseFresh's limit ago (a renewal interval plus RecoveryGrace minus
-// HTTPTimeout), and the confirmation came before the loss; a POST lands
-// (or fails) within RecoveryGrace of going out, even one its client gave
-// up on (the provider may apply it after the timeout). So: the limit plus
+// still land. A job starts a call that POSTs only while its lease was
+// confirmed at most leaseFresh's limit ago (a renewal interval plus
+// RecoveryGrace minus HTTPTimeout), and the confirmation came before the
+// loss. The call gives up after HTTPTimeout (a single-payout create may
+// fetch a token before its POST, within the same deadline), and the
+// provider may still apply the POST up to RecoveryGrace - HTTPTimeout
+// after that: within RecoveryGrace of the call's start. So: the limit plus
 // RecoveryGrace, which is RecoveryGrace plus a renewal interval plus the
 // margin RecoveryGrace - HTTPTimeout. (Without the margin, a POST sent by
 // a replica cut off from Redis at the fence's limit and applied late

@@ -67,7 +67,11 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 // luaServer sets server: the run id of the Redis process running the
 // script (INFO server), "" where INFO has no such section (miniredis, the
-// local run's last fallback, which never restarts or fails over). A Redis
+// local run's last fallback, which never restarts or fails over) or is
+// refused (an ACL without +info: the dispatcher then logs an error at
+// start, checkRunID). A missing stamp reads as "" everywhere (epochOK,
+// epochScript, finishRecoveryScript), so the Go side and the scripts
+// always agree on whether an epoch is ready. A Redis
 // restarted, from whatever persistence, or failed over to a replica is
 // another process with another run id; either may have lost the last
 // writes (an fsync once a second, an RDB snapshot, asynchronous
@@ -90,7 +94,7 @@ end
 // recovery rebuilds the index, no claim, dedupe or POST step of an older
 // or unfinished epoch goes through.
 const epochOK = luaServer + `local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server')
-local epochOK = ep[1] == ARGV[1] and ep[2] == 'ready' and ep[3] == '` + epochLayout + `' and ep[4] == server
+local epochOK = ep[1] == ARGV[1] and ep[2] == 'ready' and ep[3] == '` + epochLayout + `' and (ep[4] or '') == server
 `
 
 // epochScript: KEYS epoch. Reply {id, state, layout, its server stamp,
@@ -203,7 +207,7 @@ return {'ok', table.concat(out)}
 // may have lost part of it, and the next recovery redoes it.
 var finishRecoveryScript = redis.NewScript(luaServer + `
 local ep = redis.call('HMGET', KEYS[1], 'id', 'server')
-if ep[1] == ARGV[1] and ep[2] == server then
+if ep[1] == ARGV[1] and (ep[2] or '') == server then
   redis.call('HSET', KEYS[1], 'state', 'ready')
   if ARGV[2] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
   return 1
