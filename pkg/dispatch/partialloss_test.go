@@ -1,9 +1,7 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -182,20 +180,9 @@ func (l *lateApplied) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !first {
 		return l.base.RoundTrip(req)
 	}
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
+	if err := forwardLater(l.base, req, l.delay, &l.sent); err != nil {
 		return nil, err
 	}
-	clone := req.Clone(context.Background())
-	clone.Body = io.NopCloser(bytes.NewReader(body))
-	l.sent.Add(1)
-	go func() {
-		defer l.sent.Done()
-		time.Sleep(l.delay)
-		if resp, err := l.base.RoundTrip(clone); err == nil {
-			resp.Body.Close()
-		}
-	}()
 	<-req.Context().Done()
 	return nil, req.Context().Err()
 }

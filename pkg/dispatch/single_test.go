@@ -274,21 +274,31 @@ func (l *lateLanding) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !late {
 		return http.DefaultTransport.RoundTrip(req)
 	}
+	if err := forwardLater(http.DefaultTransport, req, l.delay, &l.sent); err != nil {
+		return nil, err
+	}
+	return nil, context.DeadlineExceeded
+}
+
+// forwardLater sends a copy of req through base delay from now, in the
+// background (sent counts it until it is answered): a request the
+// provider applies later than its client gave up on it.
+func forwardLater(base http.RoundTripper, req *http.Request, delay time.Duration, sent *sync.WaitGroup) error {
 	body, err := io.ReadAll(req.Body)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	clone := req.Clone(context.Background())
 	clone.Body = io.NopCloser(bytes.NewReader(body))
-	l.sent.Add(1)
+	sent.Add(1)
 	go func() {
-		defer l.sent.Done()
-		time.Sleep(l.delay)
-		if resp, err := http.DefaultTransport.RoundTrip(clone); err == nil {
+		defer sent.Done()
+		time.Sleep(delay)
+		if resp, err := base.RoundTrip(clone); err == nil {
 			resp.Body.Close()
 		}
 	}()
-	return nil, context.DeadlineExceeded
+	return nil
 }
 
 // Two faults together: a create times out on our side, and the provider
