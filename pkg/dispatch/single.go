@@ -120,7 +120,13 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		return err
 	}
 	if maybeSent {
-		wait := e.cfg.RecoveryGrace + e.cfg.LeaseTTL
+		// The earlier attempt's lease ran out at most LeaseTTL after it
+		// was last confirmed, and its last POST may have started up to
+		// leaseFresh's limit after that confirmation and land RecoveryGrace
+		// later: recoveryWait covers that from the confirmation (a helper
+		// review found RecoveryGrace + LeaseTTL short when RecoveryGrace is
+		// set far above HTTPTimeout).
+		wait := max(e.cfg.RecoveryGrace+e.cfg.LeaseTTL, e.recoveryWait())
 		j.log.Warn("dispatch: an earlier attempt may have posted some payees: waiting for its calls to land before looking them up",
 			"rail", cl.Rail(), "wait", wait)
 		if err := sleep(j.soft, wait); err != nil {
@@ -298,12 +304,11 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, crashHook
 			return singleOutcome{rejected: re}, nil
 		case rail.Deferred:
 			return singleOutcome{deferred: re}, nil
-		case rail.AlreadyExists:
-			// The lookup just before said absent: it shows up shortly.
-			if werr := j.railWait(e.backoff(attempt)); werr != nil {
-				return patienceOr(werr, err)
-			}
-		case rail.OutcomeUnknown:
+		case rail.AlreadyExists, rail.OutcomeUnknown:
+			// A 409 after a lookup that said absent: the provider holds a
+			// create it has not listed yet, or one it is still applying.
+			// Neither rail says which, so it is an unknown outcome: no
+			// lookup (and so no POST) before any POST in flight has landed.
 			e.m.retries.WithLabelValues("post").Inc()
 			j.log.Warn("dispatch: single payout's outcome unknown; looking it up once any POST in flight has landed",
 				"rail", name, "request_id", t.RequestID, "err", err, "wait", e.cfg.RecoveryGrace)
