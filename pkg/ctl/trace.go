@@ -172,19 +172,21 @@ func (t *Tool) traceRedis(ctx context.Context, res *TraceResult, batches map[str
 	} else {
 		add("ingest", "seen index", "absent")
 	}
-	batchID, rejected, found, err := dispatch.RequestOwner(ctx, rdb, p, id)
+	owner, found, err := dispatch.RequestOwner(ctx, rdb, p, id)
 	if err != nil {
 		return err
 	}
 	switch {
 	case !found:
 		add("dispatcher", "duplicate index", "absent")
-	case rejected:
-		add("dispatcher", "duplicate index", "owned by batch "+batchID+", rejected by it")
-		batches[batchID] = true
+	case owner.ListedOn != "":
+		add("dispatcher", "duplicate index", "listed by "+string(owner.ListedOn)+" when a recovery rebuilt the index (its batch unknown)")
+	case owner.Rejected:
+		add("dispatcher", "duplicate index", "owned by batch "+owner.BatchID+", rejected by it")
+		batches[owner.BatchID] = true
 	default:
-		add("dispatcher", "duplicate index", "owned by batch "+batchID)
-		batches[batchID] = true
+		add("dispatcher", "duplicate index", "owned by batch "+owner.BatchID)
+		batches[owner.BatchID] = true
 	}
 	for _, b := range sortedKeys(batches) {
 		rec, ok, err := dispatch.ReadBatch(ctx, rdb, p, b)

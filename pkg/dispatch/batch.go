@@ -492,7 +492,7 @@ func (j *job) dedupe() error {
 	var verdicts []byte
 	if len(ids) > 0 {
 		var err error
-		if verdicts, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, ids, modes); err != nil {
+		if verdicts, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, railName(j.b), ids, modes); err != nil {
 			return err
 		}
 	}
@@ -507,7 +507,7 @@ func (j *job) dedupe() error {
 				eventID: payout.EventID("status", rid, "UNKNOWN_BANK", j.b.BatchID)})
 		default: // verdictOther
 			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonDuplicateRequest,
-				message: "the requestId is already owned by another batch; this copy is dropped"})
+				message: "the requestId is already owned by another batch, or paid on another rail; this copy is dropped"})
 		}
 	}
 	if n := len(j.drops); n > 0 {

@@ -202,11 +202,10 @@ func TestCommitThenDropResponse(t *testing.T) {
 	f.noDoublePayment()
 }
 
-// crashAfterPost runs an engine that "crashes" right after Wompi accepted
-// the batch (before anything is recorded or committed).
-func crashAfterPost(t *testing.T, f *fixture, b payout.Batch) {
+// untilCrash runs e on b until it "crashes" right after its first
+// answered POST (before anything is recorded or committed).
+func untilCrash(t *testing.T, f *fixture, e *Engine, b payout.Batch) {
 	t.Helper()
-	e := f.engine(nil)
 	e.afterPost = func(string) error { return errors.New("boom") }
 	f.produce(f.topics.Batches, b)
 	stop, done := f.run(e)
@@ -218,6 +217,13 @@ func crashAfterPost(t *testing.T, f *fixture, b payout.Batch) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("engine did not crash")
 	}
+}
+
+// crashAfterPost runs an engine that "crashes" right after Wompi accepted
+// the batch (before anything is recorded or committed).
+func crashAfterPost(t *testing.T, f *fixture, b payout.Batch) {
+	t.Helper()
+	untilCrash(t, f, f.engine(nil), b)
 	if got := f.sim.BatchLedger()[b.BatchID].Accepted; got != 1 {
 		t.Fatalf("before the restart Wompi holds the batch %d times, want 1", got)
 	}

@@ -43,7 +43,8 @@
 //	P{dispatch}:first-start-grace set (PX: the wait skipped) only when a first start skipped the recovery's wait:
 //	                              single-payout jobs wait out its life before their first lookup (starts.go)
 //	P{dispatch}:batch:<batchId>   hash state, owner, lease (Redis TIME ms), epoch, payoutId, firstPostAt
-//	P{dispatch}:req:<requestId>   the batch id that owns the request (the one duplicate index), TTL DedupeWindow
+//	P{dispatch}:req:<requestId>   the batch id that owns the request (the one duplicate index), TTL DedupeWindow;
+//	                              or ~<rail> (listedMark): a recovery found it in that single-payout rail's listing
 //	P{budget}:<day>               daily budgets, one tag for all days (pkg/ratelimit)
 //	rate:{P<rail>-post}        the POST rate limiter, one bucket per rail (pkg/ratelimit)
 //	Ppayout:{…}, P{poll}       the hand-off to the tracker (pkg/submitted)
@@ -159,14 +160,18 @@
 // (leaseFresh): a replica cut off from Redis stops posting before a
 // recovery elsewhere stops waiting. A first start (starts.go: this
 // process's start record is the only one on TOPIC_DISPATCHER_STARTS, its
-// consumer group has never committed an offset, and Wompi lists no payout)
-// skips the wait for Wompi; single-payout jobs still
-// wait it out before their first lookup. It then lists every payout Wompi created in the last
-// DedupeWindow (the same span as the index's TTL, so a loss never narrows
-// it) and each one's transactions, and indexes every transaction reference
-// as owned by the payout's reference (overwriting: what Wompi holds beats
-// any claim), then sets the epoch "ready". It reads only published fields
-// (the payout's id and reference, the transactions' reference). Budgets are
+// consumer group has never committed an offset, and no rail lists a
+// payout) skips the wait for Wompi; single-payout jobs still wait it out
+// before their first lookup. It then lists every payout each single-payout
+// rail created in the last DedupeWindow (the same span as the index's TTL,
+// so a loss never narrows it) and indexes each one's requestId under the
+// rail's mark (a batch of another rail drops it as a duplicate; one of the
+// same rail takes it over and its lookup adopts the payout), then every
+// payout Wompi created in the window and each one's transactions, indexing
+// every transaction reference as owned by the payout's reference
+// (overwriting: what Wompi holds beats any claim), and sets the epoch
+// "ready". It reads only published fields (the payout's id and reference,
+// the transactions' reference, a single payout's our id). Budgets are
 // re-seeded lazily from GET /limits.
 //
 // Every step of a batch (claim, dedupe, each move of its record) checks,

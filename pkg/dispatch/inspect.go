@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // This file is a read-only view of the dispatcher's Redis state for
@@ -33,21 +35,36 @@ type BatchRecord struct {
 // batch (done or rejected).
 func (r BatchRecord) Final() bool { return r.State == stateDone || r.State == stateRejected }
 
-// RequestOwner reads the duplicate index entry of requestID: the batch that
-// owns it, and whether that batch rejected it. found is false when the
-// index holds nothing (never dispatched, expired after DEDUPE_WINDOW, or
-// lost with Redis).
-func RequestOwner(ctx context.Context, rdb redis.UniversalClient, prefix, requestID string) (batchID string, rejected, found bool, err error) {
+// Owner is a requestId's entry in the duplicate index.
+type Owner struct {
+	// BatchID is the batch that owns the request; "" when ListedOn says
+	// where it was found instead.
+	BatchID string
+	// Rejected: that batch rejected the request (REJECTED is final).
+	Rejected bool
+	// ListedOn is the single-payout rail whose listing held the request
+	// when a recovery rebuilt the index after a Redis loss (such a payout
+	// does not name our batch); "" otherwise.
+	ListedOn rail.Name
+}
+
+// RequestOwner reads the duplicate index entry of requestID. found is
+// false when the index holds nothing (never dispatched, expired after
+// DEDUPE_WINDOW, or lost with Redis).
+func RequestOwner(ctx context.Context, rdb redis.UniversalClient, prefix, requestID string) (o Owner, found bool, err error) {
 	s := &store{prefix: prefix}
 	v, err := rdb.Get(ctx, s.reqKey(requestID)).Result()
 	if errors.Is(err, redis.Nil) {
-		return "", false, false, nil
+		return Owner{}, false, nil
 	}
 	if err != nil {
-		return "", false, false, fmt.Errorf("dispatch: read duplicate index: %w", err)
+		return Owner{}, false, fmt.Errorf("dispatch: read duplicate index: %w", err)
 	}
-	batchID, rejected = strings.CutSuffix(v, "#r")
-	return batchID, rejected, true, nil
+	if n, ok := strings.CutPrefix(v, listedMark("")); ok {
+		return Owner{ListedOn: rail.Name(n)}, true, nil
+	}
+	o.BatchID, o.Rejected = strings.CutSuffix(v, "#r")
+	return o, true, nil
 }
 
 // ReadBatch reads the record of one batch; found is false when Redis holds

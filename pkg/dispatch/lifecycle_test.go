@@ -182,15 +182,15 @@ func TestUnknownBankRejectionIsSticky(t *testing.T) {
 			t.Fatalf("claim %s: %+v %v", b, c, err)
 		}
 	}
-	v, err := e.st.dedupe(ctx, "w", "e0", "b-bank", []string{"r-bank"}, []byte{modeReject})
+	v, err := e.st.dedupe(ctx, "w", "e0", "b-bank", rail.Wompi, []string{"r-bank"}, []byte{modeReject})
 	if err != nil || string(v) != "r" {
 		t.Fatalf("first attempt: %q %v, want rejected", v, err)
 	}
-	v, err = e.st.dedupe(ctx, "w", "e0", "b-bank", []string{"r-bank"}, []byte{modeKeep})
+	v, err = e.st.dedupe(ctx, "w", "e0", "b-bank", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
 	if err != nil || string(v) != "r" {
 		t.Fatalf("later attempt with the bank known: %q %v, want still rejected", v, err)
 	}
-	v, err = e.st.dedupe(ctx, "w", "e0", "b-other", []string{"r-bank"}, []byte{modeKeep})
+	v, err = e.st.dedupe(ctx, "w", "e0", "b-other", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
 	if err != nil || string(v) != "d" {
 		t.Fatalf("another batch's copy: %q %v, want duplicate", v, err)
 	}

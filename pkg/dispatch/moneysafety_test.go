@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -163,7 +164,7 @@ func TestStaleEpochCannotClaimOrDedupe(t *testing.T) {
 	if c, err := e.st.claim(ctx, "w2", "e0", "b-other"); err != nil || c.code != "noepoch" {
 		t.Fatalf("claim under the dead epoch after the flush: %+v %v, want noepoch", c, err)
 	}
-	if _, err := e.st.dedupe(ctx, "w1", "e0", "b-held", []string{"r-1"}, []byte{modeKeep}); !errors.Is(err, errStale) {
+	if _, err := e.st.dedupe(ctx, "w1", "e0", "b-held", rail.Wompi, []string{"r-1"}, []byte{modeKeep}); !errors.Is(err, errStale) {
 		t.Fatalf("dedupe under the dead epoch: %v, want errStale", err)
 	}
 	if _, err := e.st.transition(ctx, "w1", "e0", "b-held", []string{stateClaimed}, statePosting); !errors.Is(err, errStale) {

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
@@ -97,7 +101,8 @@ func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 // recover runs while holding the recovery lock: it writes a new epoch in
 // state "rebuilding", waits the grace period so any POST started before
 // the loss has landed or failed (not on a first start: starts.go),
-// rebuilds the duplicate index from Wompi, and marks the epoch ready.
+// rebuilds the duplicate index from the rails' listings, and marks the
+// epoch ready.
 func (e *Engine) recover(ctx context.Context) (string, error) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -126,8 +131,8 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 	var n int
 	skipped := time.Duration(0)
 	if first {
-		// Wompi must list nothing either: a dispatcher of a version from
-		// before the start records, or one given another
+		// The rails must list nothing either: a dispatcher of a version
+		// from before the start records, or one given another
 		// TOPIC_DISPATCHER_STARTS, writes no record here.
 		payouts, indexed, err := e.rebuildIndex(ctx)
 		if err != nil {
@@ -139,14 +144,14 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 			// listing: their jobs wait out the grace before any lookup.
 			skipped = e.recoveryWait() - time.Since(start)
 			e.m.firstStarts.Inc()
-			e.log.Info("dispatch: Redis holds no state, no other dispatcher has ever started on this Kafka and Wompi lists no payout: a first start, no grace wait for Wompi",
+			e.log.Info("dispatch: Redis holds no state, no other dispatcher has ever started on this Kafka and no rail lists a payout: a first start, no grace wait for Wompi",
 				"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
 		} else {
-			first, why = false, fmt.Sprintf("Wompi lists %d payouts in the dedupe window", payouts)
+			first, why = false, fmt.Sprintf("the rails list %d payouts in the dedupe window", payouts)
 		}
 	}
 	if !first {
-		e.log.Warn("dispatch: Redis state missing: recovering (new epoch, grace wait, rebuild of the duplicate index from Wompi)",
+		e.log.Warn("dispatch: Redis state missing: recovering (new epoch, grace wait, rebuild of the duplicate index from the rails' listings)",
 			"epoch", epoch, "grace", e.recoveryWait(), "window", e.cfg.DedupeWindow, "not_a_first_start", why)
 		select {
 		case <-ctx.Done():
@@ -200,27 +205,49 @@ func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
 	}
 }
 
-// rebuildIndex lists every payout created in the dedupe window and each
-// one's transactions, and indexes every transaction reference (a requestId
-// Wompi has accepted) as owned by the payout's reference (our batch id). It
-// overwrites: what Wompi holds beats any claim made since. The window is the
-// same as the index's TTL, so a Redis loss never narrows the span in which a
-// requestId is single-use. It needs nothing but the published listing
-// fields (id, reference; the transactions' reference). It returns how many
-// payouts it listed and how many requests it indexed.
+// rebuildIndex lists every payout created in the dedupe window, on every
+// rail this dispatcher pays through, and indexes each requestId a rail
+// holds. It returns how many payouts (Wompi's batches, the single-payout
+// rails' payouts) it listed and how many requests it indexed.
+//
+// The single-payout rails come first. Their payouts name our requestId but
+// not our batch, so each is indexed under its rail's mark (listedMark): a
+// batch of another rail takes it for a duplicate, and a batch of the same
+// rail takes it over and its lookup adopts the payout (the batch that paid
+// it, redelivered, or a copy: neither POSTs). Without them, a requestId
+// paid on one of these rails and sent again on another after a Redis loss
+// was paid twice.
+//
+// Wompi comes last and overwrites: each transaction reference (a requestId
+// Wompi has accepted) is indexed as owned by the payout's reference (our
+// batch id), and what Wompi holds beats any claim made since. The window is
+// the same as the index's TTL, so a Redis loss never narrows the span in
+// which a requestId is single-use. It needs nothing but the published
+// listing fields (id, reference; the transactions' reference; a single
+// payout's our id).
 func (e *Engine) rebuildIndex(ctx context.Context) (payouts, indexed int, err error) {
-	from := payout.DayIn(e.cfg.Now().Add(-e.cfg.DedupeWindow), rail.Location(rail.Wompi)).String()
-	pipe := e.st.rdb.Pipeline()
-	flush := func() error {
-		if pipe.Len() == 0 {
-			return nil
+	w := &indexWriter{pipe: e.st.rdb.Pipeline(), ttl: time.Duration(e.st.reqTTLms) * time.Millisecond}
+	since := e.cfg.Now().Add(-e.cfg.DedupeWindow)
+	for _, n := range slices.Sorted(maps.Keys(e.cfg.Singles)) {
+		// Each rail lists by its business day: from that day's start.
+		from := payout.DayIn(since, rail.Location(n)).StartIn(rail.Location(n))
+		mark := listedMark(n)
+		for p, err := range e.cfg.Singles[n].List(ctx, rail.ListFilter{From: from}) {
+			if err != nil {
+				return 0, 0, fmt.Errorf("dispatch: rebuild: list %s payouts: %w", n, err)
+			}
+			payouts++
+			if p.ID == "" {
+				continue
+			}
+			if err := w.set(ctx, e.st.reqKey(p.ID), mark); err != nil {
+				return 0, 0, err
+			}
+			indexed++
 		}
-		_, err := pipe.Exec(ctx)
-		return err
 	}
-	ttl := time.Duration(e.st.reqTTLms) * time.Millisecond
-	// The rail lists by its business day: from that day's start.
-	for p, err := range e.batchRail.ListBatches(ctx, payout.Day(from).StartIn(rail.Location(rail.Wompi))) {
+	from := payout.DayIn(since, rail.Location(rail.Wompi)).StartIn(rail.Location(rail.Wompi))
+	for p, err := range e.batchRail.ListBatches(ctx, from) {
 		if err != nil {
 			return 0, 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
 		}
@@ -232,17 +259,38 @@ func (e *Engine) rebuildIndex(ctx context.Context) (payouts, indexed int, err er
 			if tx.ID == "" {
 				continue
 			}
-			pipe.Set(ctx, e.st.reqKey(tx.ID), p.Reference, ttl)
-			indexed++
-			if pipe.Len() >= 1000 {
-				if err := flush(); err != nil {
-					return 0, 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
-				}
+			if err := w.set(ctx, e.st.reqKey(tx.ID), p.Reference); err != nil {
+				return 0, 0, err
 			}
+			indexed++
 		}
 	}
-	if err := flush(); err != nil {
-		return 0, 0, fmt.Errorf("dispatch: rebuild: write index: %w", err)
+	if err := w.flush(ctx); err != nil {
+		return 0, 0, err
 	}
 	return payouts, indexed, nil
+}
+
+// indexWriter writes the rebuilt index in pipelines of a thousand SETs.
+type indexWriter struct {
+	pipe redis.Pipeliner
+	ttl  time.Duration
+}
+
+func (w *indexWriter) set(ctx context.Context, key, value string) error {
+	w.pipe.Set(ctx, key, value, w.ttl)
+	if w.pipe.Len() >= 1000 {
+		return w.flush(ctx)
+	}
+	return nil
+}
+
+func (w *indexWriter) flush(ctx context.Context) error {
+	if w.pipe.Len() == 0 {
+		return nil
+	}
+	if _, err := w.pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("dispatch: rebuild: write index: %w", err)
+	}
+	return nil
 }

@@ -3,7 +3,6 @@ package dispatch
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -162,17 +161,7 @@ func TestSingleLostAnswerThenCrashPaysOnce(t *testing.T) {
 			b := singleBatch(r, "lost-"+string(r.name), 3)
 			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
 			r.sim.DropNextCreateResponse()
-			e.afterPost = func(string) error { return errors.New("boom") }
-			f.produce(f.topics.Batches, b)
-			stop, done := f.run(e)
-			select {
-			case <-done:
-				if err := stop(); !errors.Is(err, errCrashed) {
-					t.Fatalf("Run: %v, want the simulated crash", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("engine did not crash")
-			}
+			untilCrash(t, f, e, b)
 			paid := 0
 			for _, tx := range b.Transactions {
 				paid += r.sim.Accepted(tx.RequestID)

@@ -15,8 +15,7 @@ import (
 // fence's slack (recoveryWait)
 // so that every POST begun before a loss, or before its job's renewal
 // noticed it, has landed (or failed) before the index is rebuilt from
-// Wompi. Only a
-// POST can be in flight, and only after a claim, so the wait is needed
+// the rails' listings. Only a POST can be in flight, and only after a claim, so the wait is needed
 // only where some dispatcher may have claimed against the Redis that was
 // lost.
 //
@@ -40,17 +39,19 @@ import (
 //
 // A dispatcher of a version from before the start records writes none, nor
 // does one given another TOPIC_DISPATCHER_STARTS. So the recovery also
-// rebuilds the index first, and skips the grace only if Wompi lists no
-// payout in the dedupe window (recover); and since the single-payout rails'
-// POSTs are not in Wompi's listing, the recovery then sets a key that lives
-// for the grace it skipped (store.graceKey, on Redis's clock), and a
-// single-payout job waits out its life before it looks anyone up
-// (runSingle): the skip is for Wompi batches only. What would still defeat it: a
-// dispatcher that writes no start record (the previous version, the topic
-// deleted and re-created, a deposed Kafka leader answering with an old high
-// watermark) and has never finished a batch under the group, with its first
-// batch's Wompi POST in flight at the Redis loss. The operations guide says
-// to seed the topic when upgrading.
+// rebuilds the index first, and skips the grace only if no rail lists a
+// payout in the dedupe window (recover); and since a single-payout POST
+// in flight may land after its rail was listed, the recovery then sets a
+// key that lives for the grace it skipped (store.graceKey, on Redis's
+// clock), and a single-payout job waits out its life before it looks
+// anyone up (runSingle): the skip is for Wompi batches only. What would
+// still defeat it: a dispatcher that writes no start record (the previous
+// version, the topic deleted and re-created, a deposed Kafka leader
+// answering with an old high watermark) and has never finished a batch
+// under the group, with its first batch's POST in flight at the Redis loss
+// (a Wompi one, or a single-payout one whose requestId a Wompi batch then
+// carries too). The operations guide says to seed the topic when
+// upgrading.
 
 // startRecord is the value of a start record: who started, for people
 // reading the topic. Only the record's existence and offset matter.

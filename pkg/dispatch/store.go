@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Batch record states (the "state" field of P{acct}:batch:<batchId>).
@@ -176,12 +178,16 @@ return 0
 
 // dedupeScript: KEYS epoch, record, then one duplicate-index key per
 // requestId; ARGV epoch, owner, batchId, ttlMs, modes (one byte per
-// requestId: 'k' to keep it, 'r' to reject it for an unknown bank). Each
-// requestId not yet indexed becomes this batch's: the value is the batch id,
-// or the batch id + "#r" for a rejected one. The reply is 'ok' then one
-// verdict byte per requestId: 'k' keep, 'r' rejected by this batch (now or
-// in an earlier attempt: REJECTED is final), 'd' owned by another batch.
-// Entries never leave the index: a REJECTED or paid requestId is consumed.
+// requestId: 'k' to keep it, 'r' to reject it for an unknown bank), and the
+// listing mark of the batch's rail (listedMark). Each requestId not yet
+// indexed becomes this batch's: the value is the batch id, or the batch id
+// + "#r" for a rejected one. So does one a recovery found listed by the
+// batch's own rail (its mark): the rail's lookup before any POST finds that
+// payout and adopts it. The reply is 'ok' then one verdict byte per
+// requestId: 'k' keep, 'r' rejected by this batch (now or in an earlier
+// attempt: REJECTED is final), 'd' owned by another batch or listed by
+// another rail. Entries never leave the index: a REJECTED or paid
+// requestId is consumed.
 var dedupeScript = redis.NewScript(guard + `
 local rej = ARGV[3] .. '#r'
 local out = {}
@@ -190,7 +196,13 @@ for i = 3, #KEYS do
   local mine = ARGV[3]
   if mode == 'r' then mine = rej end
   local v = mine
-  if not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then v = redis.call('GET', KEYS[i]) end
+  if not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then
+    v = redis.call('GET', KEYS[i])
+    if v == ARGV[6] then
+      redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
+      v = mine
+    end
+  end
   if v == rej then out[#out + 1] = 'r'
   elseif v == ARGV[3] then
     if mode == 'r' then out[#out + 1] = 'r' else out[#out + 1] = 'k' end
@@ -313,15 +325,21 @@ const (
 	verdictOther    = 'd'
 )
 
+// listedMark is the duplicate index's value for a requestId a recovery
+// found in the listing of a single-payout rail, whose payouts do not name
+// our batch (rebuildIndex). A batch id never starts with '~'.
+func listedMark(n rail.Name) string { return "~" + string(n) }
+
 // dedupe indexes the batch's requestIds (modes: one modeKeep or modeReject
-// each) and returns one verdict per requestId. One round trip.
-func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, requestIDs []string, modes []byte) ([]byte, error) {
+// each) for a batch of rail n and returns one verdict per requestId. One
+// round trip.
+func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) ([]byte, error) {
 	keys := make([]string, 0, 2+len(requestIDs))
 	keys = append(keys, s.epochKey(), s.batchKey(batchID))
 	for _, id := range requestIDs {
 		keys = append(keys, s.reqKey(id))
 	}
-	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes)).Slice()
+	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes), listedMark(n)).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
 	if err != nil {
 		return nil, err

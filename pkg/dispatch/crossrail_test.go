@@ -1,0 +1,128 @@
+package dispatch
+
+import (
+	"context"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+)
+
+// onRail makes b a batch of r, its payees r's.
+func onRail(r singleRail, b payout.Batch) payout.Batch {
+	name := string(r.name)
+	b.Rail = &name
+	for i := range b.Transactions {
+		b.Transactions[i].Beneficiary = r.payee(i)
+	}
+	return b
+}
+
+// bothSingles wires the two single-payout rails into one dispatcher.
+func bothSingles(rs []singleRail) func(*Config) {
+	return func(c *Config) {
+		c.Singles = map[rail.Name]rail.SinglePayouts{}
+		for _, r := range rs {
+			c.Singles[r.name] = r.client
+		}
+	}
+}
+
+// A requestId paid on a single-payout rail, then sent again on another
+// rail after Redis lost the duplicate index, is a duplicate: the recovery
+// rebuilds the index from every rail's listing, not Wompi's alone. (Before,
+// the copy was paid on the second rail: a payee paid twice.)
+func TestPaidOnASingleRailStaysUsedAfterARedisLoss(t *testing.T) {
+	mks := singleRails(t)
+	for _, first := range []int{0, 1} {
+		for _, second := range []string{"wompi", "other"} {
+			rs := []singleRail{mks[0](t), mks[1](t)}
+			r1 := rs[first]
+			t.Run(string(r1.name)+"-then-"+second, func(t *testing.T) {
+				f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+				amounts := map[string]int64{"x-1": 100_000, "x-2": 200_000, "y-1": 300_000}
+				a := onRail(r1, batch("x-a", amounts, "x-1", "x-2"))
+				c := batch("x-c", amounts, "x-2", "y-1")
+				paidOnSecond := func(id string) int {
+					le, _ := f.sim.LedgerEntry(id)
+					return le.Accepted
+				}
+				if second == "other" {
+					r2 := rs[1-first]
+					c = onRail(r2, c)
+					paidOnSecond = r2.sim.Accepted
+				}
+				e := f.engine(bothSingles(rs))
+				f.produce(f.topics.Batches, a)
+				stop, _ := f.run(e)
+				eventually(t, "batch a submitted", func() bool { return outcome(e, "submitted") == 1 })
+				_ = stop()
+				if err := f.redis.FlushAll(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				e = f.engine(bothSingles(rs))
+				f.produce(f.topics.Batches, c)
+				stop, _ = f.run(e)
+				eventually(t, "batch c submitted", func() bool { return outcome(e, "submitted") == 1 })
+				_ = stop()
+				for _, id := range []string{"x-1", "x-2"} {
+					if n := r1.sim.Accepted(id); n != 1 {
+						t.Fatalf("%s paid %d times on %s, want 1", id, n, r1.name)
+					}
+				}
+				if n := paidOnSecond("x-2"); n != 0 {
+					t.Fatalf("x-2, paid on %s before the Redis loss, was paid %d more times on the second rail", r1.name, n)
+				}
+				if n := paidOnSecond("y-1"); n != 1 {
+					t.Fatalf("y-1 paid %d times on the second rail, want 1", n)
+				}
+				if dlq := f.duplicateCopies(); dlq["x-2"] != c.BatchID || len(dlq) != 1 {
+					t.Fatalf("DLQ copies %v: want x-2 from batch c only", dlq)
+				}
+				if n := testutil.ToFloat64(e.m.recoveries); n != 1 {
+					t.Fatalf("recoveries %v, want 1", n)
+				}
+				// The request no batch claimed since reads as the rail's.
+				o, found, err := RequestOwner(context.Background(), f.redis.Client(), f.redis.Prefix(), "x-1")
+				if err != nil || !found || o.ListedOn != r1.name || o.BatchID != "" {
+					t.Fatalf("x-1 in the index: %+v found=%v err=%v, want listed on %s", o, found, err, r1.name)
+				}
+			})
+		}
+	}
+}
+
+// A single-payout batch that paid a payee, then lost Redis before it was
+// done, is redelivered: its own rail's listing marks the payee, which the
+// batch takes over (not a duplicate), and its lookup adopts the payout.
+func TestSingleBatchResumedAfterARedisLossPaysOnce(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+			b := singleBatch(r, "resume-"+string(r.name), 3)
+			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+			untilCrash(t, f, e, b)
+			if err := f.redis.FlushAll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			e2 := r.engine(f, nil)
+			stop2, _ := f.run(e2)
+			eventually(t, "batch submitted after the restart", func() bool { return outcome(e2, "submitted") == 1 })
+			_ = stop2()
+			for _, tx := range b.Transactions {
+				if n := r.sim.Accepted(tx.RequestID); n != 1 {
+					t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
+				}
+			}
+			if dlq := f.duplicateCopies(); len(dlq) != 0 {
+				t.Fatalf("DLQ copies %v: the batch's own payee taken for a duplicate", dlq)
+			}
+			if n := testutil.ToFloat64(e2.m.duplicates); n != 0 {
+				t.Fatalf("duplicates %v, want 0", n)
+			}
+		})
+	}
+}
