@@ -126,3 +126,64 @@ func TestSingleBatchResumedAfterARedisLossPaysOnce(t *testing.T) {
 		})
 	}
 }
+
+// The rebuild keeps an index entry that still names a batch (a partial
+// loss: that batch, redelivered, must keep its payee, and a same-rail copy
+// must not take it over), marks the rest, and writes nothing once its epoch
+// is no longer the one rebuilding (a recovery that lost its lock).
+func TestRebuildKeepsSurvivingOwnersAndStopsWhenItsEpochIsGone(t *testing.T) {
+	r := singleRails(t)[0](t)
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+	ctx := context.Background()
+	b := singleBatch(r, "kept", 3)
+	for i := range b.Transactions {
+		if _, err := r.client.Create(ctx, singleRequest(r.name, &b.Transactions[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := r.engine(f, nil)
+	rdb, key := f.redis.Client(), e.st.reqKey
+	if err := rdb.Set(ctx, key("kept-0"), "b-survivor", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := func(epoch string) {
+		if err := recoveryStartScript.Run(ctx, rdb, []string{e.st.epochKey()}, epoch, epochLayout, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start("ep-1")
+	if _, n, err := e.rebuildIndex(ctx, "ep-1"); err != nil || n != 3 {
+		t.Fatalf("rebuild: %d indexed, %v; want 3", n, err)
+	}
+	want := map[string]string{"kept-0": "b-survivor", "kept-1": listedMark(r.name), "kept-2": listedMark(r.name)}
+	for id, v := range want {
+		if got, err := rdb.Get(ctx, key(id)).Result(); err != nil || got != v {
+			t.Fatalf("%s indexed as %q (%v), want %q", id, got, err, v)
+		}
+	}
+	// A same-rail copy does not take the survivor's payee; the survivor
+	// keeps it.
+	if err := rdb.HSet(ctx, e.st.epochKey(), "state", "ready").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ batch, want string }{{"b-copy", "d"}, {"b-survivor", "k"}} {
+		if _, err := e.st.claim(ctx, "w", "ep-1", c.batch); err != nil {
+			t.Fatal(err)
+		}
+		v, err := e.st.dedupe(ctx, "w", "ep-1", c.batch, r.name, []string{"kept-0"}, []byte{modeKeep})
+		if err != nil || string(v) != c.want {
+			t.Fatalf("batch %s: verdict %q (%v), want %q", c.batch, v, err, c.want)
+		}
+	}
+	// A newer recovery began: the older one's rebuild writes nothing.
+	if err := rdb.Del(ctx, key("kept-1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start("ep-2")
+	if _, _, err := e.rebuildIndex(ctx, "ep-1"); err == nil {
+		t.Fatal("a rebuild whose epoch was replaced went on")
+	}
+	if n, err := rdb.Exists(ctx, key("kept-1")).Result(); err != nil || n != 0 {
+		t.Fatalf("kept-1 written by a rebuild whose epoch was replaced (%d, %v)", n, err)
+	}
+}

@@ -31,6 +31,7 @@ type metrics struct {
 	healthWaits       prometheus.Counter
 	recoveries        prometheus.Counter
 	firstStarts       prometheus.Counter
+	unindexed         *prometheus.CounterVec
 	runIDUnknown      prometheus.Gauge
 	postBlocked       *prometheus.CounterVec // code: 401, 403, 404
 	duplicateRequests *prometheus.CounterVec // stage (the shared series of ops.DuplicateRequests)
@@ -81,7 +82,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		runIDUnknown: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "redis_run_id_unknown",
 			Help: "1 when Redis gives no run id (INFO server refused or unsupported): a restart or failover that loses the last writes is not noticed."}),
 		firstStarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "redis_first_starts_total",
-			Help: "Recoveries that skipped RECOVERY_GRACE for Wompi: a first start, where the only record ever written to TOPIC_DISPATCHER_STARTS is this process's and Wompi lists no payout in the dedupe window (single-payout jobs still wait it out before they reserve or look anyone up)."}),
+			Help: "Recoveries that skipped RECOVERY_GRACE for Wompi: a first start, where the only record ever written to TOPIC_DISPATCHER_STARTS is this process's and no rail lists a payout in the dedupe window (single-payout jobs still wait it out before they reserve or look anyone up)."}),
+		unindexed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rebuild_unindexed_total",
+			Help: "Payouts a single-payout rail listed, during a recovery's rebuild of the duplicate index, without our requestId: they cannot be indexed, so a copy of their request sent on another rail would not be recognised."}, []string{"rail"}),
 		postBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "post_blocked_total",
 			Help: "POST /payouts answered 401, 403 or 404, by code: no retry fixes these (a wrong or rotated API key, a missing permission, a wrong base URL). The batch waits with the longest backoff and never outlives its idempotency key; an alert fires."}, []string{"code"}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batch_restarts_total",
@@ -112,7 +115,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"rail", "cause"}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
-		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.runIDUnknown, m.postBlocked, m.restarts, m.lateSkipped, m.listedPending, m.leasesLost,
+		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.runIDUnknown, m.postBlocked, m.restarts, m.lateSkipped, m.listedPending, m.leasesLost,
 		m.reconciled, m.providerDupes, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)

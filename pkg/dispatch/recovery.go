@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
@@ -134,7 +132,7 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 		// The rails must list nothing either: a dispatcher of a version
 		// from before the start records, or one given another
 		// TOPIC_DISPATCHER_STARTS, writes no record here.
-		payouts, indexed, err := e.rebuildIndex(ctx)
+		payouts, indexed, err := e.rebuildIndex(ctx, epoch)
 		if err != nil {
 			return "", err
 		}
@@ -161,7 +159,7 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 		case <-time.After(e.recoveryWait()):
 		}
 		var err error
-		if _, n, err = e.rebuildIndex(ctx); err != nil {
+		if _, n, err = e.rebuildIndex(ctx, epoch); err != nil {
 			return "", err
 		}
 	}
@@ -207,16 +205,18 @@ func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
 
 // rebuildIndex lists every payout created in the dedupe window, on every
 // rail this dispatcher pays through, and indexes each requestId a rail
-// holds. It returns how many payouts (Wompi's batches, the single-payout
-// rails' payouts) it listed and how many requests it indexed.
+// holds, for the recovery of epoch. It returns how many payouts (Wompi's
+// batches, the single-payout rails' payouts) it listed and how many
+// requests it indexed.
 //
 // The single-payout rails come first. Their payouts name our requestId but
-// not our batch, so each is indexed under its rail's mark (listedMark): a
-// batch of another rail takes it for a duplicate, and a batch of the same
-// rail takes it over and its lookup adopts the payout (the batch that paid
-// it, redelivered, or a copy: neither POSTs). Without them, a requestId
-// paid on one of these rails and sent again on another after a Redis loss
-// was paid twice.
+// not our batch, so each is indexed under its rail's mark (listedMark),
+// unless the index still names a batch (a partial loss: that batch is the
+// better owner). A batch of another rail takes a mark for a duplicate, and
+// a batch of the same rail takes it over and its lookup adopts the payout
+// (the batch that paid it, redelivered, or a copy that comes first:
+// neither POSTs). Without them, a requestId paid on one of these rails and
+// sent again on another after a Redis loss was paid twice.
 //
 // Wompi comes last and overwrites: each transaction reference (a requestId
 // Wompi has accepted) is indexed as owned by the payout's reference (our
@@ -224,9 +224,10 @@ func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
 // the same as the index's TTL, so a Redis loss never narrows the span in
 // which a requestId is single-use. It needs nothing but the published
 // listing fields (id, reference; the transactions' reference; a single
-// payout's our id).
-func (e *Engine) rebuildIndex(ctx context.Context) (payouts, indexed int, err error) {
-	w := &indexWriter{pipe: e.st.rdb.Pipeline(), ttl: time.Duration(e.st.reqTTLms) * time.Millisecond}
+// payout's our id). Every write checks that epoch is still the one
+// rebuilding: a recovery that lost its lock writes nothing more.
+func (e *Engine) rebuildIndex(ctx context.Context, epoch string) (payouts, indexed int, err error) {
+	w := &indexWriter{st: e.st, epoch: epoch}
 	since := e.cfg.Now().Add(-e.cfg.DedupeWindow)
 	for _, n := range slices.Sorted(maps.Keys(e.cfg.Singles)) {
 		// Each rail lists by its business day: from that day's start.
@@ -238,9 +239,10 @@ func (e *Engine) rebuildIndex(ctx context.Context) (payouts, indexed int, err er
 			}
 			payouts++
 			if p.ID == "" {
+				e.m.unindexed.WithLabelValues(string(n)).Inc()
 				continue
 			}
-			if err := w.set(ctx, e.st.reqKey(p.ID), mark); err != nil {
+			if err := w.set(ctx, p.ID, mark, true); err != nil {
 				return 0, 0, err
 			}
 			indexed++
@@ -259,7 +261,7 @@ func (e *Engine) rebuildIndex(ctx context.Context) (payouts, indexed int, err er
 			if tx.ID == "" {
 				continue
 			}
-			if err := w.set(ctx, e.st.reqKey(tx.ID), p.Reference); err != nil {
+			if err := w.set(ctx, tx.ID, p.Reference, false); err != nil {
 				return 0, 0, err
 			}
 			indexed++
@@ -271,26 +273,47 @@ func (e *Engine) rebuildIndex(ctx context.Context) (payouts, indexed int, err er
 	return payouts, indexed, nil
 }
 
-// indexWriter writes the rebuilt index in pipelines of a thousand SETs.
+// indexWriter writes the rebuilt index a thousand entries per round trip
+// (rebuildScript), all of one kind (nx: keep an entry the index holds).
 type indexWriter struct {
-	pipe redis.Pipeliner
-	ttl  time.Duration
+	st     *store
+	epoch  string
+	nx     bool
+	keys   []string
+	values []any
 }
 
-func (w *indexWriter) set(ctx context.Context, key, value string) error {
-	w.pipe.Set(ctx, key, value, w.ttl)
-	if w.pipe.Len() >= 1000 {
+func (w *indexWriter) set(ctx context.Context, requestID, value string, nx bool) error {
+	if nx != w.nx {
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+		w.nx = nx
+	}
+	w.keys = append(w.keys, w.st.reqKey(requestID))
+	w.values = append(w.values, value)
+	if len(w.keys) >= 1000 {
 		return w.flush(ctx)
 	}
 	return nil
 }
 
 func (w *indexWriter) flush(ctx context.Context) error {
-	if w.pipe.Len() == 0 {
+	if len(w.keys) == 0 {
 		return nil
 	}
-	if _, err := w.pipe.Exec(ctx); err != nil {
+	nx := ""
+	if w.nx {
+		nx = "nx"
+	}
+	ok, err := rebuildScript.Run(ctx, w.st.rdb, append([]string{w.st.epochKey()}, w.keys...),
+		append([]any{w.epoch, w.st.reqTTLms, nx}, w.values...)...).Int()
+	if err != nil {
 		return fmt.Errorf("dispatch: rebuild: write index: %w", err)
 	}
+	if ok != 1 {
+		return errors.New("dispatch: rebuild: the epoch changed during the rebuild")
+	}
+	w.keys, w.values = w.keys[:0], w.values[:0]
 	return nil
 }

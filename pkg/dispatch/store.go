@@ -211,6 +211,23 @@ end
 return {'ok', table.concat(out)}
 `)
 
+// rebuildScript: KEYS epoch, then duplicate-index keys; ARGV the epoch
+// being rebuilt, ttlMs, "nx" to keep an entry the index holds ("" to
+// overwrite), then one value per key. It writes nothing, and returns 0,
+// unless that epoch is the current one and still rebuilding.
+var rebuildScript = redis.NewScript(`
+local ep = redis.call('HMGET', KEYS[1], 'id', 'state')
+if ep[1] ~= ARGV[1] or ep[2] ~= 'rebuilding' then return 0 end
+for i = 2, #KEYS do
+  if ARGV[3] == 'nx' then
+    redis.call('SET', KEYS[i], ARGV[i + 2], 'NX', 'PX', ARGV[2])
+  else
+    redis.call('SET', KEYS[i], ARGV[i + 2], 'PX', ARGV[2])
+  end
+end
+return 1
+`)
+
 // finishRecoveryScript: KEYS epoch, first start's grace; ARGV id, the
 // grace a first start skipped in ms ("" when it was waited), which
 // single-payout jobs still wait out (the key's life, on Redis's clock).
