@@ -64,6 +64,11 @@ type Config struct {
 	// hooks): events.KafkaConfig.Opts. The engine adds the consumer group,
 	// manual commits and read_committed. Required.
 	Kafka []kgo.Opt
+	// ReadKafka are the same base options without metric hooks (kprom
+	// registers its collectors once per client): a recovery reads
+	// Topics.DispatcherStarts with a short-lived client of its own built
+	// from them. Default Kafka, which must then carry no kprom hook.
+	ReadKafka []kgo.Opt
 	// Codec decodes batches and encodes batches and status events. Required.
 	Codec *events.Codec
 	// Topics: Batches and BatchesDeferred are consumed; BatchesDeferred,
@@ -90,6 +95,12 @@ type Config struct {
 	// pays through (SmartFastPay, WEpayout), one per enabled rail. A batch
 	// of a rail without a client here is deferred with RAIL_NOT_CONFIGURED.
 	Singles map[rail.Name]rail.SinglePayouts
+	// RetiredRails are single-payout rails a recovery after a Redis loss
+	// need not list although a dispatcher that paid through them has
+	// started on this Kafka (starts.go): rails nobody holds credentials
+	// for any more. A requestId paid on one of them within the dedupe
+	// window and sent again on another rail after the loss is paid again.
+	RetiredRails []rail.Name
 	// SingleRatePerSecond and SingleRateBurst are each single-payout rail's
 	// API rate limit (creates and lookups), shared by every replica, unless
 	// SingleRates names the rail. Defaults 10/s, burst 5.

@@ -2,12 +2,22 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
 )
 
 // onRail makes b a batch of r, its payees r's.
@@ -127,20 +137,27 @@ func TestSingleBatchResumedAfterARedisLossPaysOnce(t *testing.T) {
 	}
 }
 
+// paidBeforeTheLoss pays n payees named prefix-0..n-1 on SmartFastPay
+// directly, with Redis empty (no epoch): what a recovery finds listed.
+func paidBeforeTheLoss(t *testing.T, prefix string, n int) (singleRail, *fixture) {
+	r := singleRails(t)[0](t)
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+	b := singleBatch(r, prefix, n)
+	for i := range b.Transactions {
+		if _, err := r.client.Create(context.Background(), singleRequest(r.name, &b.Transactions[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r, f
+}
+
 // The rebuild keeps an index entry that still names a batch (a partial
 // loss: that batch, redelivered, must keep its payee, and a same-rail copy
 // must not take it over), marks the rest, and writes nothing once its epoch
 // is no longer the one rebuilding (a recovery that lost its lock).
 func TestRebuildKeepsSurvivingOwnersAndStopsWhenItsEpochIsGone(t *testing.T) {
-	r := singleRails(t)[0](t)
-	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+	r, f := paidBeforeTheLoss(t, "kept", 3)
 	ctx := context.Background()
-	b := singleBatch(r, "kept", 3)
-	for i := range b.Transactions {
-		if _, err := r.client.Create(ctx, singleRequest(r.name, &b.Transactions[i])); err != nil {
-			t.Fatal(err)
-		}
-	}
 	e := r.engine(f, nil)
 	rdb, key := f.redis.Client(), e.st.reqKey
 	if err := rdb.Set(ctx, key("kept-0"), "b-survivor", 0).Err(); err != nil {
@@ -186,4 +203,141 @@ func TestRebuildKeepsSurvivingOwnersAndStopsWhenItsEpochIsGone(t *testing.T) {
 	if n, err := rdb.Exists(ctx, key("kept-1")).Result(); err != nil || n != 0 {
 		t.Fatalf("kept-1 written by a rebuild whose epoch was replaced (%d, %v)", n, err)
 	}
+}
+
+// The rebuild reads a single rail's listing page by page: a page that
+// fails is asked for again, not the whole recovery (which would start over,
+// grace wait and all, at any failed page of thousands: a helper review).
+func TestRebuildReadsThroughAFlakySingleListing(t *testing.T) {
+	r, f := paidBeforeTheLoss(t, "flk", 20)
+	flaky := &flakyReads{base: http.DefaultTransport, share: 0.2, rng: rand.New(rand.NewPCG(9, 9))}
+	r.client = r.sim.(*sfptest.Server).Client(func(c *sfp.Config) {
+		c.PageSize = 3
+		c.HTTPClient = &http.Client{Transport: flaky, Timeout: 2 * time.Second}
+	})
+	e := r.engine(f, nil)
+	amounts := map[string]int64{"flk-7": 100_000, "fresh-1": 100_000}
+	c := batch("flk-copy", amounts, "flk-7", "fresh-1")
+	f.produce(f.topics.Batches, c)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	flaky.mu.Lock()
+	gets, fails := flaky.gets, flaky.fails
+	flaky.mu.Unlock()
+	if fails == 0 || gets < 7 {
+		t.Fatalf("the rebuild met %d failed reads in %d: the test exercised nothing", fails, gets)
+	}
+	if n := testutil.ToFloat64(e.m.recoveries); n != 1 {
+		t.Fatalf("recoveries %v, want 1 (a failed page restarted the rebuild)", n)
+	}
+	if le, _ := f.sim.LedgerEntry("flk-7"); le.Accepted != 0 {
+		t.Fatalf("flk-7, paid on %s, paid %d more times on Wompi", r.name, le.Accepted)
+	}
+	if dlq := f.duplicateCopies(); dlq["flk-7"] != c.BatchID || len(dlq) != 1 {
+		t.Fatalf("DLQ copies %v: want flk-7 from the copy's batch only", dlq)
+	}
+}
+
+// A replica without a rail's credentials does not run the recovery when a
+// dispatcher that pays through that rail has started on this Kafka: its
+// rebuild could not list what that rail paid, and a copy sent on its own
+// rails would be paid again (a rolling change of credentials: a helper
+// review). It waits for a replica that can; DISPATCHER_RETIRED_RAILS lets
+// it go on alone.
+func TestRecoveryWaitsForAReplicaThatCanListEveryRail(t *testing.T) {
+	r := singleRails(t)[0](t)
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+	amounts := map[string]int64{"x-1": 100_000, "y-1": 100_000, "z-1": 100_000}
+	a := onRail(r, batch("x-a", amounts, "x-1"))
+	e := r.engine(f, nil)
+	f.produce(f.topics.Batches, a)
+	stop, _ := f.run(e)
+	eventually(t, "batch a submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	if err := f.redis.FlushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A Wompi-only replica alone: no recovery, nothing paid.
+	c := batch("x-c", amounts, "x-1", "y-1")
+	wompiOnly := f.engine(nil)
+	f.produce(f.topics.Batches, c)
+	stopW, _ := f.run(wompiOnly)
+	eventually(t, "the Wompi-only replica misses smartfastpay", func() bool {
+		return testutil.ToFloat64(wompiOnly.m.railsMissing.WithLabelValues(string(r.name))) == 1
+	})
+	time.Sleep(2 * time.Second)
+	if n := testutil.ToFloat64(wompiOnly.m.recoveries); n != 0 || len(f.tap.snapshot()) != 0 {
+		t.Fatalf("a replica that cannot list smartfastpay recovered (%v) or posted (%d)", n, len(f.tap.snapshot()))
+	}
+
+	// A replica that can list it joins: the recovery runs, and the copy is
+	// dropped whichever replica gets batch c.
+	full := r.engine(f, nil)
+	stopF, _ := f.run(full)
+	eventually(t, "batch c submitted", func() bool { return outcome(wompiOnly, "submitted")+outcome(full, "submitted") == 1 })
+	_ = stopF()
+	_ = stopW()
+	if le, _ := f.sim.LedgerEntry("x-1"); le.Accepted != 0 {
+		t.Fatalf("x-1, paid on %s, paid %d more times on Wompi", r.name, le.Accepted)
+	}
+	if le, _ := f.sim.LedgerEntry("y-1"); le.Accepted != 1 {
+		t.Fatalf("y-1 paid %d times on Wompi, want 1", le.Accepted)
+	}
+	if n := testutil.CollectAndCount(wompiOnly.m.railsMissing); n != 0 {
+		t.Fatalf("%d rails still missing on the Wompi-only replica after the recovery", n)
+	}
+
+	// The rail retired: a Wompi-only replica recovers alone.
+	if err := f.redis.FlushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	retired := f.engine(func(c *Config) { c.RetiredRails = []rail.Name{r.name} })
+	f.produce(f.topics.Batches, batch("z-c", amounts, "z-1"))
+	stopR, _ := f.run(retired)
+	eventually(t, "batch z submitted", func() bool { return outcome(retired, "submitted") == 1 })
+	_ = stopR()
+}
+
+// A running dispatcher writes its record again every railsRecordEvery, so
+// that a recovery still sees the rails of a process older than the topic's
+// retention.
+func TestStartRecordIsWrittenAgain(t *testing.T) {
+	r := singleRails(t)[0](t)
+	f := newFixture(t, fixtureOpt{})
+	e := r.engine(f, nil)
+	e.railsEvery = 100 * time.Millisecond
+	stop, _ := f.run(e)
+	eventually(t, "three start records", func() bool { return len(f.kafka.ReadAll(t, f.topics.DispatcherStarts)) >= 3 })
+	_ = stop()
+	for _, rec := range f.kafka.ReadAll(t, f.topics.DispatcherStarts) {
+		var sr startRecord
+		if err := json.Unmarshal(rec.Value, &sr); err != nil || !slices.Equal(sr.Rails, []rail.Name{rail.Wompi, r.name}) {
+			t.Fatalf("start record %s (%v): want the rails wompi and %s", rec.Value, err, r.name)
+		}
+	}
+}
+
+// Base options that carry hooks (kprom) need ReadKafka: a recovery's own
+// client built from them would register the hook's collectors again, and
+// panic.
+func TestKafkaHooksNeedReadKafka(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	var cfg Config
+	f.engine(func(c *Config) { cfg = *c })
+	hook := kprom.NewMetrics("dispatch_test", kprom.Registerer(prometheus.NewRegistry()))
+	cfg.Kafka = append(cfg.Kafka[:len(cfg.Kafka):len(cfg.Kafka)], kgo.WithHooks(hook))
+	cfg.Registerer = prometheus.NewRegistry()
+	if e, err := New(cfg); err == nil {
+		e.Close()
+		t.Fatal("hooks without ReadKafka accepted")
+	}
+	cfg.ReadKafka = []kgo.Opt{kgo.SeedBrokers(f.kafka.Brokers()...)}
+	cfg.Registerer = prometheus.NewRegistry()
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
 }

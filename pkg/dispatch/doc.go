@@ -149,7 +149,11 @@
 //
 // # Recovery after a Redis loss
 //
-// Under the recovery lock, the recovering replica writes a new epoch in
+// Under the recovery lock, the recovering replica first checks that it can
+// list every rail a dispatcher on this Kafka has started with (the start
+// records name them: missingRails); a replica without a rail's
+// credentials releases the lock and waits for one that has them, since its
+// rebuild would miss what that rail paid. It then writes a new epoch in
 // state "rebuilding", then waits RecoveryGrace (longer than the HTTP
 // timeout of one POST attempt) plus a third of the lease (a job learns of
 // the loss at its next lease renewal) plus RecoveryGrace - HTTPTimeout

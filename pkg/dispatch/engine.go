@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +67,11 @@ type Engine struct {
 	started  atomic.Pointer[startPos] // this process's start record, once written (starts.go)
 	startMu  sync.Mutex               // one start record per process
 	hadEpoch atomic.Bool              // ensureEpoch has handed out an epoch: this process may have claimed
-	closed   sync.Once
+	// railsMissing: a recovery here found a rail it must list and cannot
+	// (missingRails); the process leaves recoveries to other replicas.
+	railsMissing atomic.Bool
+	railsEvery   time.Duration // railsRecordEvery (tests shorten it)
+	closed       sync.Once
 
 	// Test hooks (nil in production).
 	afterPost       func(batchID string) error // after Wompi accepted the batch, before anything is recorded
@@ -90,7 +95,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now()}
+	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery}
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
 		reqTTLms: cfg.DedupeWindow.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}
@@ -165,7 +170,24 @@ func New(cfg Config) (*Engine, error) {
 		e.cl.Close()
 		return nil, fmt.Errorf("dispatch: kafka client: %w", err)
 	}
+	if cfg.ReadKafka == nil && hasHooks(e.cl) {
+		// A second client built from these options would register the
+		// kprom hook's collectors again, and panic.
+		e.cl.Close()
+		return nil, errors.New("dispatch: Kafka carries hooks (kprom): set ReadKafka to the same base options without them")
+	}
 	return e, nil
+}
+
+// hasHooks reports whether cl was given hooks (kgo.WithHooks): the value
+// is a slice of an unexported type.
+func hasHooks(cl *kgo.Client) bool {
+	for _, v := range cl.OptValues(kgo.WithHooks) {
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Len() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // fetchMaxWait bounds the broker's long poll of one fetch (see New).
@@ -223,6 +245,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.health.check(runCtx)
 	var bg sync.WaitGroup
 	bg.Go(func() { e.health.run(e.hard) })
+	if e.started.Load() != nil {
+		bg.Go(func() { e.checkStartsTopic(e.hard) })
+		bg.Go(func() { e.keepAnnouncing(e.hard) })
+	}
 	defer bg.Wait()
 	defer e.killHard(context.Canceled)
 

@@ -32,6 +32,7 @@ type metrics struct {
 	recoveries        prometheus.Counter
 	firstStarts       prometheus.Counter
 	unindexed         *prometheus.CounterVec
+	railsMissing      *prometheus.GaugeVec
 	runIDUnknown      prometheus.Gauge
 	postBlocked       *prometheus.CounterVec // code: 401, 403, 404
 	duplicateRequests *prometheus.CounterVec // stage (the shared series of ops.DuplicateRequests)
@@ -85,6 +86,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Recoveries that skipped RECOVERY_GRACE for Wompi: a first start, where the only record ever written to TOPIC_DISPATCHER_STARTS is this process's and no rail lists a payout in the dedupe window (single-payout jobs still wait it out before they reserve or look anyone up)."}),
 		unindexed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rebuild_unindexed_total",
 			Help: "Payouts a single-payout rail listed, during a recovery's rebuild of the duplicate index, without our requestId: they cannot be indexed, so a copy of their request sent on another rail would not be recognised."}, []string{"rail"}),
+		railsMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "recovery_rails_missing",
+			Help: "1 for a rail this replica's last recovery attempt had to list and could not: a dispatcher that pays through it has started on this Kafka, and this replica has no credentials for it. The recovery waits for a replica that has them; no batch is dispatched meanwhile."}, []string{"rail"}),
 		postBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "post_blocked_total",
 			Help: "POST /payouts answered 401, 403 or 404, by code: no retry fixes these (a wrong or rotated API key, a missing permission, a wrong base URL). The batch waits with the longest backoff and never outlives its idempotency key; an alert fires."}, []string{"code"}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batch_restarts_total",
@@ -115,7 +118,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"rail", "cause"}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
-		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.runIDUnknown, m.postBlocked, m.restarts, m.lateSkipped, m.listedPending, m.leasesLost,
+		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.postBlocked, m.restarts, m.lateSkipped, m.listedPending, m.leasesLost,
 		m.reconciled, m.providerDupes, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)

@@ -74,7 +74,19 @@ func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 			return "", err
 		}
 		if ready {
+			if e.railsMissing.Swap(false) { // a recovery ran elsewhere
+				e.m.railsMissing.Reset()
+			}
 			return id, nil
+		}
+		if e.railsMissing.Load() {
+			// This process cannot recover (missingRails): the rails it
+			// lacks and those the start records name do not change while
+			// it runs. It leaves the lock to the replicas that can.
+			if err := sleep(ctx, e.cfg.PollInterval); err != nil {
+				return "", err
+			}
+			continue
 		}
 		ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), e.st.owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
 		if err != nil {
@@ -116,6 +128,23 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 		return "", err
 	} else if ready {
 		return id, nil
+	}
+	// Every rail a dispatcher has paid through must be listed.
+	missing, err := e.missingRails(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(missing) > 0 {
+		e.m.railsMissing.Reset()
+		for _, n := range missing {
+			e.m.railsMissing.WithLabelValues(string(n)).Set(1)
+		}
+		if !e.railsMissing.Swap(true) {
+			e.reads.Go(e.watchRecovered)
+		}
+		return "", fmt.Errorf("dispatch: this replica cannot run the recovery: dispatchers that pay through %v have started on this Kafka "+
+			"(TOPIC_DISPATCHER_STARTS), and this one has no credentials to list what those rails paid; a replica that has them must run it "+
+			"(or, if those rails are retired for good, name them in DISPATCHER_RETIRED_RAILS)", missing)
 	}
 	epoch := randomID()
 	start := time.Now()
@@ -182,6 +211,20 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 	e.log.Info("dispatch: recovery done", "epoch", epoch, "requests_indexed", n,
 		"took", time.Since(start).Round(time.Millisecond))
 	return epoch, nil
+}
+
+// watchRecovered clears payouts_dispatcher_recovery_rails_missing once
+// another replica has recovered (an epoch is ready), whether or not this
+// one has a batch waiting for it.
+func (e *Engine) watchRecovered() {
+	for sleep(e.hard, e.cfg.PollInterval) == nil {
+		if _, ready, err := e.st.epoch(e.hard); err == nil && ready {
+			if e.railsMissing.Swap(false) {
+				e.m.railsMissing.Reset()
+			}
+			return
+		}
+	}
 }
 
 // holdLock renews the recovery lock until ctx ends; it closes lost if the

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -55,6 +56,9 @@ type Settings struct {
 	HealthInterval                 time.Duration
 	BanksRefresh                   time.Duration
 	InstanceID                     string
+	// RetiredRails is DISPATCHER_RETIRED_RAILS (Config.RetiredRails).
+	RetiredRails    []rail.Name
+	retiredRailsRaw string
 	// Rails: SMARTFASTPAY_* and WEPAYOUT_* (pkg/railconfig), which decide
 	// the enabled rails.
 	Rails *railconfig.Settings
@@ -67,6 +71,9 @@ type Settings struct {
 	// and it must call next, or the dispatcher's Redis calls never happen.
 	RedisHooks []redis.Hook
 }
+
+// railNameForm is the form of a rail's name.
+var railNameForm = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 // BindConfig binds the dispatcher settings on s: the shared Kafka, topic,
 // registry, metrics and logging variables, then the dispatcher's own.
@@ -89,7 +96,7 @@ func BindConfig(s *config.Set) *Settings {
 	s.Duration(&st.HTTPTimeout, "wompi-http-timeout", "WOMPI_HTTP_TIMEOUT", DefaultHTTPTimeout, "bound of one Wompi call").
 		Check(func() error { return config.CheckPositive(st.HTTPTimeout) })
 	s.Duration(&st.RecoveryGrace, "recovery-grace", "RECOVERY_GRACE", 0,
-		"wait after a Redis loss, plus a third of DISPATCHER_LEASE_TTL and RECOVERY_GRACE - WOMPI_HTTP_TIMEOUT again, before rebuilding from Wompi (skipped for Wompi batches on a first start: TOPIC_DISPATCHER_STARTS); must exceed WOMPI_HTTP_TIMEOUT (0: timeout + 5s)").
+		"wait after a Redis loss, plus a third of DISPATCHER_LEASE_TTL and RECOVERY_GRACE - WOMPI_HTTP_TIMEOUT again, before rebuilding the duplicate index from the rails' listings (skipped for Wompi batches on a first start: TOPIC_DISPATCHER_STARTS); must exceed WOMPI_HTTP_TIMEOUT (0: timeout + 5s)").
 		Check(func() error {
 			if st.RecoveryGrace != 0 && st.RecoveryGrace <= st.HTTPTimeout {
 				return fmt.Errorf("must be longer than WOMPI_HTTP_TIMEOUT (%v)", st.HTTPTimeout)
@@ -119,13 +126,32 @@ func BindConfig(s *config.Set) *Settings {
 		"wait before retrying a batch refused for insufficient balance (EXC_008)").
 		Check(func() error { return config.CheckPositive(st.DeferBalanceRetry) })
 	s.Duration(&st.DedupeWindow, "dedupe-window", "DEDUPE_WINDOW", DefaultDedupeWindow,
-		"how long a requestId is single-use: the duplicate index keeps it that long, and a recovery after a Redis loss rebuilds that span from Wompi").
+		"how long a requestId is single-use: the duplicate index keeps it that long, and a recovery after a Redis loss rebuilds that span from every rail's listing").
 		Check(func() error { return config.CheckPositive(st.DedupeWindow) })
 	s.Duration(&st.DedupeLookback, "dedupe-lookback", "DEDUPE_LOOKBACK", 0,
 		"removed: use DEDUPE_WINDOW (one window for the index and its rebuild)").
 		Check(func() error {
 			if st.DedupeLookback != 0 {
 				return errors.New("was replaced by DEDUPE_WINDOW, which is both how long a requestId stays single-use and how far back a recovery rebuilds; set DEDUPE_WINDOW instead")
+			}
+			return nil
+		})
+	s.String(&st.retiredRailsRaw, "retired-rails", "DISPATCHER_RETIRED_RAILS", "",
+		"comma list of single-payout rails (smartfastpay, wepayout, or a newer version's) that a recovery after a Redis loss need not list although a dispatcher with their credentials has started on this Kafka: rails retired for good. A requestId paid on one within DEDUPE_WINDOW and sent again on another rail after the loss is paid again").
+		Check(func() error {
+			st.RetiredRails = nil
+			for _, f := range strings.Split(st.retiredRailsRaw, ",") {
+				n := rail.Name(strings.TrimSpace(f))
+				if n == "" {
+					continue
+				}
+				// A name this version does not know is taken too: a newer
+				// version's rail, named by its start records after a
+				// rollback, must be retirable.
+				if n == rail.Wompi || !railNameForm.MatchString(string(n)) {
+					return fmt.Errorf("%q is not a single-payout rail's name (smartfastpay, wepayout)", n)
+				}
+				st.RetiredRails = append(st.RetiredRails, n)
 			}
 			return nil
 		})
@@ -205,8 +231,13 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		return nil, nil, err
 	}
 	opts = append(opts, kgo.WithLogger(ops.KgoLogger(logger)))
+	read, err := st.Kafka.Opts(nil, "")
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
 	e, err := New(Config{
-		Kafka: opts, Codec: codec, Topics: st.Topics, Group: st.Group,
+		Kafka: opts, ReadKafka: append(read, kgo.WithLogger(ops.KgoLogger(logger))), Codec: codec, RetiredRails: st.RetiredRails, Topics: st.Topics, Group: st.Group,
 		Redis: rdb, Prefix: st.RedisPrefix,
 		Wompi:       wompi.NewRail(wc, wompi.RailConfig{BanksTTL: st.BanksRefresh, CallTimeout: st.HTTPTimeout}),
 		HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeWindow: st.DedupeWindow, LookupPatience: st.LookupPatience, RailPatience: st.RailPatience,

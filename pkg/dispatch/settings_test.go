@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
 
@@ -88,6 +90,44 @@ func TestSettingsRetryBackoff(t *testing.T) {
 			defer closeDeps()
 			if e.cfg.RetryBase != tc.base || e.cfg.RetryMax != tc.max {
 				t.Fatalf("engine retries %v..%v, want %v..%v", e.cfg.RetryBase, e.cfg.RetryMax, tc.base, tc.max)
+			}
+		})
+	}
+}
+
+// DISPATCHER_RETIRED_RAILS reaches the engine; Wompi or an unknown rail is
+// refused.
+func TestSettingsRetiredRails(t *testing.T) {
+	cases := []struct {
+		name, value string
+		want        []rail.Name
+		err         bool
+	}{
+		{"unset", "", nil, false},
+		{"two", "smartfastpay, wepayout", []rail.Name{rail.SmartFastPay, rail.WEpayout}, false},
+		{"wompi", "wompi", nil, true},
+		{"a newer version's rail", "pix-br", []rail.Name{"pix-br"}, false},
+		{"not a name", "Smart FastPay", nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := parseSettings(t, map[string]string{"DISPATCHER_RETIRED_RAILS": tc.value})
+			if tc.err {
+				if err == nil || !strings.Contains(err.Error(), "DISPATCHER_RETIRED_RAILS") {
+					t.Fatalf("err = %v, want one naming DISPATCHER_RETIRED_RAILS", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, closeDeps, err := st.Engine(context.Background(), prometheus.NewRegistry(), testLogger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeDeps()
+			if !slices.Equal(e.cfg.RetiredRails, tc.want) || e.cfg.ReadKafka == nil {
+				t.Fatalf("retired rails %v (read options %d), want %v", e.cfg.RetiredRails, len(e.cfg.ReadKafka), tc.want)
 			}
 		})
 	}

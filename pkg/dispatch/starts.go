@@ -4,10 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // A fresh Redis and a lost one look the same: neither holds an epoch. A
@@ -53,12 +59,128 @@ import (
 // carries too). The operations guide says to seed the topic when
 // upgrading.
 
-// startRecord is the value of a start record: who started, for people
-// reading the topic. Only the record's existence and offset matter.
+// startRecord is the value of a start record: who started, and the rails
+// it pays through. For the first start, only the record's existence and
+// offset matter; a recovery lists every rail any start record names
+// (missingRails).
 type startRecord struct {
-	Instance  string    `json:"instance"`
-	Boot      string    `json:"boot"`
-	StartedAt time.Time `json:"startedAt"`
+	Instance  string      `json:"instance"`
+	Boot      string      `json:"boot"`
+	StartedAt time.Time   `json:"startedAt"`
+	Rails     []rail.Name `json:"rails,omitempty"`
+}
+
+// payRails are the rails this process pays through, in a stable order.
+func (e *Engine) payRails() []rail.Name {
+	return append([]rail.Name{rail.Wompi}, slices.Sorted(maps.Keys(e.cfg.Singles))...)
+}
+
+// missingRails returns the single-payout rails that a start record on
+// Topics.DispatcherStarts names and this process cannot list (it has no
+// client for them) and that are not retired (Config.RetiredRails). A
+// recovery that lists only the rails it knows would leave a requestId paid
+// on another one free for a copy on its own rails (a replica started
+// before that rail's credentials reached it, in a rolling change of
+// configuration): it must be run by a replica that has them. A start
+// record comes before any claim of its process, so before a loss that
+// claim could precede, so before this read. Records of versions that wrote
+// no rails name none.
+func (e *Engine) missingRails(ctx context.Context) ([]rail.Name, error) {
+	if len(e.cfg.Singles) == len(rail.Names)-1 {
+		return nil, nil // this process lists every rail there is
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	topic := e.cfg.Topics.DispatcherStarts
+	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: list the partitions of %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
+	}
+	parts := slices.Sorted(maps.Keys(ends[topic]))
+	named := map[rail.Name]bool{}
+	if _, err := events.Scan(ctx, e.readOpts(), topic, parts, nil, func(r *kgo.Record) error {
+		var sr startRecord
+		if json.Unmarshal(r.Value, &sr) == nil {
+			for _, n := range sr.Rails {
+				named[n] = true
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("dispatch: read the start records on %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
+	}
+	var missing []rail.Name
+	for _, n := range slices.Sorted(maps.Keys(named)) {
+		if n != rail.Wompi && e.cfg.Singles[n] == nil && !slices.Contains(e.cfg.RetiredRails, n) {
+			missing = append(missing, n)
+		}
+	}
+	return missing, nil
+}
+
+// railsRecordEvery is how often a running dispatcher writes its start
+// record again: a recovery must see the rails of every process that may
+// have paid within the dedupe window, and a long-lived process's first
+// record may be older than the topic's retention. The topic must keep
+// records for DEDUPE_WINDOW plus this (checkStartsTopic).
+const railsRecordEvery = 24 * time.Hour
+
+// keepAnnouncing writes this process's record again every
+// railsRecordEvery until ctx ends.
+func (e *Engine) keepAnnouncing(ctx context.Context) {
+	t := time.NewTicker(e.railsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.writeStart(ctx); err != nil {
+				e.log.Error("dispatch: write the daily start record (the rails this process pays through)", "err", err)
+			}
+		}
+	}
+}
+
+// checkStartsTopic says, once at start, what would make a recovery after a
+// Redis loss unsafe or impossible on Topics.DispatcherStarts: a retention
+// shorter than DEDUPE_WINDOW plus a day (a process's rails could be
+// forgotten while what it paid is still in the window), or records this
+// process cannot read (a Read ACL). Both are logged as errors.
+func (e *Engine) checkStartsTopic(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	topic := e.cfg.Topics.DispatcherStarts
+	if cfgs, err := kadm.NewClient(e.cl).DescribeTopicConfigs(ctx, topic); err != nil {
+		e.log.Warn("dispatch: cannot read the retention of the start records' topic", "topic", topic, "err", err)
+	} else if rc, err := cfgs.On(topic, nil); err == nil && rc.Err == nil {
+		for _, c := range rc.Configs {
+			if c.Key != "retention.ms" || c.Value == nil {
+				continue
+			}
+			ms, err := strconv.ParseInt(*c.Value, 10, 64)
+			if need := e.cfg.DedupeWindow + railsRecordEvery; err == nil && ms >= 0 && time.Duration(ms)*time.Millisecond < need {
+				e.log.Error("dispatch: the start records' topic keeps records for less than DEDUPE_WINDOW plus a day: "+
+					"a recovery after a Redis loss may forget a rail a dispatcher paid through, and a replica without it could let a copy be paid twice; "+
+					"set retention.ms=-1 on the topic", "topic", topic, "retention", time.Duration(ms)*time.Millisecond, "need", need)
+			}
+		}
+	}
+	if _, err := e.missingRails(ctx); err != nil {
+		e.log.Error("dispatch: cannot read the start records: a recovery after a Redis loss will fail until this is fixed (the dispatcher needs Read on the topic)",
+			"topic", topic, "err", err)
+	}
+}
+
+// readOpts are the base options of a short-lived client (Config.ReadKafka).
+func (e *Engine) readOpts() []kgo.Opt {
+	if e.cfg.ReadKafka != nil {
+		return e.cfg.ReadKafka
+	}
+	return e.cfg.Kafka
 }
 
 // startPos is where this process's start record landed.
@@ -79,17 +201,31 @@ func (e *Engine) announce(ctx context.Context) error {
 	if e.started.Load() != nil {
 		return nil
 	}
-	v, err := json.Marshal(startRecord{Instance: e.cfg.InstanceID, Boot: e.boot, StartedAt: time.Now().UTC()})
+	r, err := e.writeStartRecord(ctx)
 	if err != nil {
 		return err
+	}
+	e.started.Store(&startPos{partition: r.Partition, offset: r.Offset})
+	return nil
+}
+
+// writeStart writes a start record (announce, keepAnnouncing).
+func (e *Engine) writeStart(ctx context.Context) error {
+	_, err := e.writeStartRecord(ctx)
+	return err
+}
+
+func (e *Engine) writeStartRecord(ctx context.Context) (*kgo.Record, error) {
+	v, err := json.Marshal(startRecord{Instance: e.cfg.InstanceID, Boot: e.boot, StartedAt: time.Now().UTC(), Rails: e.payRails()})
+	if err != nil {
+		return nil, err
 	}
 	topic := e.cfg.Topics.DispatcherStarts
 	r, err := e.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(e.cfg.InstanceID + "/" + e.boot), Value: v}).First()
 	if err != nil {
-		return fmt.Errorf("dispatch: write this process's start record to %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
+		return nil, fmt.Errorf("dispatch: write this process's start record to %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
 	}
-	e.started.Store(&startPos{partition: r.Partition, offset: r.Offset})
-	return nil
+	return r, nil
 }
 
 // announceBeforeConsuming retries announce until it succeeds or ctx ends,

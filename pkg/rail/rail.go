@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"net/http"
 	"strings"
 	"time"
 	_ "time/tzdata" // the rails' zones must resolve in scratch images with no zoneinfo
@@ -294,5 +295,45 @@ func PayeeOf(b *payout.Beneficiary) Payee {
 		PixKey: deref(b.PixKey), BankCode: b.BankCode,
 		Branch: deref(b.Branch), BranchDigit: deref(b.BranchDigit),
 		AccountNumber: b.AccountNumber, AccountDigit: deref(b.AccountDigit), AccountType: string(b.AccountType),
+	}
+}
+
+// ListPageRetries is how many more times a single-payout client asks for
+// a page of a listing whose GET failed retryably [ours], and
+// ListPageBackoff the first wait, doubled each time. A listing walks
+// pages one by one and stops at its first error, so without them one
+// failed page of thousands (a recovery's rebuild over the dedupe window)
+// would end the whole walk.
+const (
+	ListPageRetries = 4
+	ListPageBackoff = 100 * time.Millisecond
+)
+
+// ReadPage runs read, one page's GET, and repeats it up to ListPageRetries
+// times, with backoff, while it fails with class Retryable or
+// OutcomeUnknown (a GET changes nothing), but not a 429, and ctx lives.
+func ReadPage[T any](ctx context.Context, read func() (T, error)) (T, error) {
+	wait := ListPageBackoff
+	for try := 0; ; try++ {
+		v, err := read()
+		if err == nil || try >= ListPageRetries || ctx.Err() != nil {
+			return v, err
+		}
+		if c := ClassOf(err); c != Retryable && c != OutcomeUnknown {
+			return v, err
+		}
+		// A 429 is the provider's rate limit: asking again at once would
+		// only spend calls the shared limit did not grant.
+		if re := (*Error)(nil); errors.As(err, &re) && re.HTTPStatus == http.StatusTooManyRequests {
+			return v, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+		wait *= 2
 	}
 }

@@ -401,8 +401,9 @@ type ListQuery struct {
 }
 
 // ListPayouts walks GET /v1/payouts page by page (limit = the page size,
-// sort = ListSort) until a page is short [ours]. It stops at the first
-// error, which it yields.
+// sort = ListSort) until a page is short [ours]. A page that fails
+// retryably is asked for again (rail.ReadPage); it stops at the first
+// error that outlasts that, which it yields.
 func (c *Client) ListPayouts(ctx context.Context, q ListQuery) iter.Seq2[rail.Payout, error] {
 	return func(yield func(rail.Payout, error) bool) {
 		v := url.Values{}
@@ -435,15 +436,22 @@ func (c *Client) ListPayouts(ctx context.Context, q ListQuery) iter.Seq2[rail.Pa
 		var prevFirst string
 		for page := 1; ; page++ {
 			v.Set("page", strconv.Itoa(page))
-			raw, rerr := c.do(ctx, call{op: "list", method: http.MethodGet, path: PathPayouts, query: v})
-			if rerr != nil {
-				yield(rail.Payout{}, rerr)
-				return
-			}
-			var recs []PayoutRecord
-			if err := json.Unmarshal(unwrap(raw), &recs); err != nil {
-				yield(rail.Payout{}, &rail.Error{Rail: rail.SmartFastPay, Op: "list", HTTPStatus: http.StatusOK,
-					Message: "unreadable page", Class: rail.Retryable, Err: err})
+			// A page that failed retryably, or came back unreadable, is
+			// asked for again (rail.ReadPage).
+			recs, err := rail.ReadPage(ctx, func() ([]PayoutRecord, error) {
+				raw, rerr := c.do(ctx, call{op: "list", method: http.MethodGet, path: PathPayouts, query: v})
+				if rerr != nil {
+					return nil, rerr
+				}
+				var recs []PayoutRecord
+				if err := json.Unmarshal(unwrap(raw), &recs); err != nil {
+					return nil, &rail.Error{Rail: rail.SmartFastPay, Op: "list", HTTPStatus: http.StatusOK,
+						Message: "unreadable page", Class: rail.Retryable, Err: err}
+				}
+				return recs, nil
+			})
+			if err != nil {
+				yield(rail.Payout{}, err)
 				return
 			}
 			if len(recs) > 0 {

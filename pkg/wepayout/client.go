@@ -294,8 +294,9 @@ func (c *Client) listPage(ctx context.Context, op string, q ListQuery) (*Payment
 // Payments walks every page of the listing from q.Page (default 1):
 // meta.last_page says when to stop; without meta, a short page does
 // [ours]. A page that shows nothing new (a server ignoring page) is an
-// error rather than an endless walk. It stops at the first error, which it
-// yields.
+// error rather than an endless walk. A page that fails retryably is asked
+// for again (rail.ReadPage); it stops at the first error that outlasts
+// that, which it yields.
 func (c *Client) Payments(ctx context.Context, q ListQuery) iter.Seq2[Payment, error] {
 	return c.walk(ctx, opList, q)
 }
@@ -310,7 +311,7 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 		}
 		seen := map[ID]bool{}
 		for {
-			pg, err := c.listPage(ctx, op, q)
+			pg, err := rail.ReadPage(ctx, func() (*PaymentPage, error) { return c.listPage(ctx, op, q) })
 			if err != nil {
 				yield(Payment{}, err)
 				return

@@ -200,6 +200,13 @@ func RunSinglePayouts(t *testing.T, h Harness) {
 		}
 		for _, tc := range cases {
 			sim.FailNext(tc.status)
+			if !tc.create && tc.status != http.StatusTooManyRequests && tc.want == rail.Retryable {
+				// A listing page is asked for again ListPageRetries times
+				// (not after a 429).
+				for range rail.ListPageRetries {
+					sim.FailNext(tc.status)
+				}
+			}
 			var err error
 			if tc.create {
 				_, err = c.Create(ctx, h.Request(id(t, "class"), 100_00))
@@ -209,6 +216,10 @@ func RunSinglePayouts(t *testing.T, h Harness) {
 			if err == nil || rail.ClassOf(err) != tc.want {
 				t.Errorf("%s: %v (class %s), want %s", tc.name, err, rail.ClassOf(err), tc.want)
 			}
+		}
+		sim.FailNext(http.StatusServiceUnavailable)
+		if _, err := c.Find(ctx, id(t, "class")); err != nil {
+			t.Errorf("a lookup whose page failed once: %v, want the page asked for again", err)
 		}
 		rid := id(t, "invalid")
 		_, err := c.Create(ctx, h.Invalid(rid))

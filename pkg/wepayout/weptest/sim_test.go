@@ -412,7 +412,7 @@ func TestFaults(t *testing.T) {
 	if len(rc.all()) != before+1 {
 		t.Fatalf("released webhook did not arrive")
 	}
-	if fc := s.InjectedFaults(); fc.DroppedAnswers != 1 || fc.Errors != 2 || fc.TooManyRequests != 1 {
+	if fc := s.InjectedFaults(); fc.DroppedAnswers != 1 || fc.Errors != 2 || fc.TooManyRequests != 1 { // a 429'd page is not asked for again at once
 		t.Fatalf("fault counts %+v", fc)
 	}
 }

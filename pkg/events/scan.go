@@ -1,0 +1,101 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ScanStats counts what a Scan read.
+type ScanStats struct {
+	Records int64 // data records read (committed, in the partitions asked)
+}
+
+// Scan reads the given partitions of topic from their start to their last
+// stable offset as of the call, read_committed, and calls fn with every
+// data record whose key equals key (every record when key is nil). It
+// stops at the end: control records (transaction markers) are kept so
+// that the scan sees the last offset and knows it is done.
+func Scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key []byte, fn func(*kgo.Record) error) (ScanStats, error) {
+	var st ScanStats
+	adm, err := kgo.NewClient(opts...)
+	if err != nil {
+		return st, err
+	}
+	defer adm.Close()
+	ka := kadm.NewClient(adm)
+	starts, err := ka.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return st, fmt.Errorf("kafka: start offsets of %s: %w", topic, err)
+	}
+	ends, err := ka.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return st, fmt.Errorf("kafka: last stable offsets of %s: %w", topic, err)
+	}
+	want := map[int32]kgo.Offset{}
+	end := map[int32]int64{}
+	for _, p := range parts {
+		s, ok1 := starts.Lookup(topic, p)
+		e, ok2 := ends.Lookup(topic, p)
+		if !ok1 || !ok2 || s.Err != nil || e.Err != nil {
+			return st, fmt.Errorf("kafka: offsets of %s/%d: %w", topic, p, errors.Join(s.Err, e.Err))
+		}
+		if e.Offset > s.Offset {
+			want[p] = kgo.NewOffset().At(s.Offset)
+			end[p] = e.Offset
+		}
+	}
+	if len(want) == 0 {
+		return st, nil
+	}
+	cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)],
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: want}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(64<<20),
+	)...)
+	if err != nil {
+		return st, err
+	}
+	defer cl.Close()
+	for len(end) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return st, fmt.Errorf("kafka: reading %s stopped before its end: %w", topic, err)
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if ferr == nil {
+				ferr = fmt.Errorf("kafka: fetch %s/%d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return st, ferr
+		}
+		var cbErr error
+		fs.EachRecord(func(r *kgo.Record) {
+			e, open := end[r.Partition]
+			if !open || cbErr != nil {
+				return
+			}
+			if r.Offset >= e-1 {
+				delete(end, r.Partition)
+			}
+			if r.Offset >= e || r.Attrs.IsControl() {
+				return
+			}
+			st.Records++
+			if key == nil || bytes.Equal(r.Key, key) {
+				cbErr = fn(r)
+			}
+		})
+		if cbErr != nil {
+			return st, cbErr
+		}
+	}
+	return st, nil
+}
