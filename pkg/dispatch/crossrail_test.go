@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -340,4 +341,24 @@ func TestKafkaHooksNeedReadKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Close()
+}
+
+// A single-payout batch that fails for good once its payees may be paid is
+// not ended with REJECTED for all of them (some are paid, and no lookup by
+// reference finds them): it is retried.
+func TestPoisonAfterSinglePostsRejectsNobody(t *testing.T) {
+	r := singleRails(t)[0](t)
+	f := newFixture(t, fixtureOpt{})
+	e := r.engine(f, nil)
+	b := singleBatch(r, "poisoned", 2)
+	j := &job{e: e, b: &b, log: testLogger(), soft: context.Background(), hard: context.Background(), epoch: "e0",
+		owner: "w", firstPostAt: time.Now(), keep: []int{0, 1}}
+	err := j.poison(&PermanentError{Reason: payout.ReasonDispatchFailed, Err: errors.New("encode deferred batch: boom")})
+	if err == nil || IsPermanent(err) {
+		t.Fatalf("poison: %v, want a retryable error", err)
+	}
+	f.kafka.Settle(t, time.Second, f.topics.Status)
+	if ss := f.statuses(); len(ss) != 0 {
+		t.Fatalf("%d statuses produced for a batch whose payees may be paid: %+v", len(ss), ss)
+	}
 }

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -76,6 +77,15 @@ func postPermanent(err error) bool {
 // batch.
 func (j *job) poison(p *PermanentError) error {
 	e, b := j.e, j.b
+	if railName(b) != rail.Wompi && !j.firstPostAt.IsZero() {
+		// Some payees of a single-payout batch may be paid, and no lookup
+		// by reference finds them all: REJECTED would be false for them.
+		// The batch is retried from its claim (each payee's lookup adopts
+		// what was paid), loudly, rather than ended.
+		j.log.Error("dispatch: a single-payout batch whose payees may be paid failed for good: retried, never rejected whole",
+			"reason", p.Reason, "err", p.Err)
+		return fmt.Errorf("dispatch: batch %s failed after its payees may have been paid (retried): %w", b.BatchID, p.Err)
+	}
 	j.log.Error("dispatch: batch failed for good: ending it", "reason", p.Reason, "err", p.Err)
 	if !j.firstPostAt.IsZero() {
 		id, err := j.lookup()

@@ -119,6 +119,9 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)); err != nil {
 		return err
 	}
+	if j.firstPostAt.IsZero() {
+		j.firstPostAt = e.now() // payees may be paid from here on (poison)
+	}
 	if maybeSent {
 		// The earlier attempt's lease ran out at most LeaseTTL after it
 		// was last confirmed, and its last POST may have started up to
