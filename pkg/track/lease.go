@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -248,4 +249,17 @@ func CheckIdempotentProducer(cl *kgo.Client) error {
 // lease, never abandoned.
 func perhapsWritten(err error) bool {
 	return errors.Is(err, kgo.ErrClientClosed)
+}
+
+// IsLeaseRenewal reports whether cmd renews status keys' leases: a call
+// driven by time (a produce that outlasts a renewal interval), not by the
+// work a batch holds. Tests that count round trips per batch leave it out.
+func IsLeaseRenewal(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if len(args) < 2 {
+		return false
+	}
+	name, _ := args[0].(string)
+	sha, _ := args[1].(string)
+	return strings.EqualFold(name, "evalsha") && sha == renewScript.Hash()
 }
