@@ -3,6 +3,8 @@ package track
 import (
 	"cmp"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -24,7 +26,9 @@ import (
 // loss can precede the pending one; if its batch's confirmation key exists
 // already (the renewal landed after the batch ended), it is written back
 // abandoned instead. The answer is how many leases are still ours.
-var renewScript = redis.NewScript(luaStatus + luaBegin + `
+var renewScript = redis.NewScript(renewLua)
+
+const renewLua = luaStatus + luaBegin + `
 local lease, ttl, t, n = tonumber(ARGV[1]), tonumber(ARGV[2]), now(), 0
 local leaseEnd = string.format('%d', t + lease)
 for i = 1, #KEYS do
@@ -51,7 +55,7 @@ for i = 1, #KEYS do
   end
 end
 return n
-`)
+`
 
 // renew extends the leases of the attempts (trs[i], tokens[i]), one script
 // call per chunk of keys, all in one pipeline (on a Cluster, one call per
@@ -251,15 +255,24 @@ func perhapsWritten(err error) bool {
 	return errors.Is(err, kgo.ErrClientClosed)
 }
 
-// IsLeaseRenewal reports whether cmd renews status keys' leases: a call
-// driven by time (a produce that outlasts a renewal interval), not by the
-// work a batch holds. Tests that count round trips per batch leave it out.
+// IsLeaseRenewal reports whether cmd renews status keys' leases, or loads
+// the renewal's script for it: a call driven by time (a produce that
+// outlasts a renewal interval), not by the work a batch holds. Tests that
+// count round trips per batch leave it out.
 func IsLeaseRenewal(cmd redis.Cmder) bool {
 	args := cmd.Args()
 	if len(args) < 2 {
 		return false
 	}
 	name, _ := args[0].(string)
-	sha, _ := args[1].(string)
-	return strings.EqualFold(name, "evalsha") && sha == renewScript.Hash()
+	arg, _ := args[1].(string)
+	switch {
+	case strings.EqualFold(name, "evalsha"):
+		return arg == renewScript.Hash()
+	case strings.EqualFold(name, "script") && strings.EqualFold(arg, "load") && len(args) > 2:
+		src, _ := args[2].(string)
+		sum := sha1.Sum([]byte(src))
+		return hex.EncodeToString(sum[:]) == renewScript.Hash()
+	}
+	return false
 }
