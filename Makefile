@@ -37,6 +37,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateAgreesWithSimulator$$' -fuzztime $(FUZZTIME) ./pkg/wompi/wompitest
 	$(GO) test -run '^$$' -fuzz '^FuzzSmartFastPayWebhook$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateAnswerMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay
 	$(GO) test -run '^$$' -fuzz '^FuzzWEpayoutWebhook$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 
 rules:

@@ -356,7 +356,7 @@ func (c *Client) Create(ctx context.Context, r rail.PayoutRequest) (rail.Payout,
 	if rerr != nil {
 		return rail.Payout{}, rerr
 	}
-	b, err := json.Marshal(body)
+	b, err := appendCreateBody(make([]byte, 0, 384), &body)
 	if err != nil {
 		return rail.Payout{}, invalid("create", ErrInvalidRequest, "cannot encode the body")
 	}
@@ -364,12 +364,14 @@ func (c *Client) Create(ctx context.Context, r rail.PayoutRequest) (rail.Payout,
 	if rerr != nil {
 		return rail.Payout{}, rerr
 	}
-	var res CreateResult
-	if err := json.Unmarshal(unwrap(raw), &res); err != nil || res.ID == "" {
-		return rail.Payout{}, &rail.Error{Rail: rail.SmartFastPay, Op: "create", HTTPStatus: http.StatusOK,
-			Message: "answer without a payout id", Class: rail.OutcomeUnknown, Err: err}
+	res, ok := readCreateAnswer(raw)
+	if !ok {
+		if res, err = decodeCreateAnswer(raw); err != nil || res.id == "" {
+			return rail.Payout{}, &rail.Error{Rail: rail.SmartFastPay, Op: "create", HTTPStatus: http.StatusOK,
+				Message: "answer without a payout id", Class: rail.OutcomeUnknown, Err: err}
+		}
 	}
-	p := c.mapped(string(res.ID), res.Status)
+	p := c.mapped(res.id, res.status)
 	p.ID, p.AmountInCents, p.CreatedAt = r.ID, r.AmountInCents, c.now()
 	return p, nil
 }
