@@ -39,6 +39,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSmartFastPayWebhook$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateAnswerMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay/sfptest
+	$(GO) test -run '^$$' -fuzz '^FuzzValueMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/plainjson
 	$(GO) test -run '^$$' -fuzz '^FuzzWEpayoutWebhook$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 
 rules:

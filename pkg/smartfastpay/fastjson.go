@@ -1,6 +1,10 @@
 package smartfastpay
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/wompi-payouts/pipeline/pkg/plainjson"
+)
 
 // The create's body and answer are the rail's per-payee JSON: encoding/json
 // took 14% of the workers' CPU in the SmartFastPay load run (reflection,
@@ -76,229 +80,83 @@ type createAnswer struct {
 // readCreateAnswer reads the two shapes SmartFastPay answers a create with,
 // bare {"id", "status", "total", "subtotal", "exchange", "fee"} [seed] or
 // wrapped {"requestId", "data": {...}} [doc], when they are written
-// plainly: each key at most once and spelled exactly, strings of printable
-// ASCII without escapes, amounts that ParseAmount takes, no nulls. It
-// declines (ok false) anything else, and decodeCreateAnswer, the
-// encoding/json path, reads it. When it accepts, encoding/json reads the
-// same id and status and no error.
+// plainly (plainjson): each key at most once and spelled exactly, amounts
+// that ParseAmount takes, no nulls. It declines (ok false) anything else,
+// and decodeCreateAnswer, the encoding/json path, reads it. When it
+// accepts, encoding/json reads the same id and status and no error.
 func readCreateAnswer(raw []byte) (a createAnswer, ok bool) {
-	p := scanner{b: raw}
-	p.space()
-	if !p.byte('{') {
+	p := plainjson.Scanner{B: raw}
+	p.Space()
+	if !p.Byte('{') {
 		return a, false
 	}
-	top := p.i
-	p.space()
-	if key, _ := p.raw(); string(key) != "data" && string(key) != "requestId" {
-		// A bare answer: the payout's members from the top.
-		p.i = top
-		if a, ok = p.payout(); !ok {
-			return a, false
-		}
-	} else if a, ok = p.envelope(top); !ok {
-		return a, false
+	top := p.I
+	if key, _ := p.Key(); string(key) != "data" && string(key) != "requestId" {
+		p.I = top // a bare answer: the payout's members from the top
+		ok = readPayout(&p, &a)
+	} else {
+		p.I = top
+		ok = readEnvelope(&p, &a)
 	}
-	p.space()
-	return a, ok && p.i == len(p.b) && a.id != ""
+	return a, ok && p.End() && a.id != ""
 }
 
-// envelope reads the members of {"requestId", "data"} from top, just after
-// its '{', up to and including its '}'. data must be there.
-func (p *scanner) envelope(top int) (a createAnswer, ok bool) {
-	p.i = top
+// readEnvelope reads the members of {"requestId", "data"}, its '{' already
+// read. data must be there.
+func readEnvelope(p *plainjson.Scanner, a *createAnswer) bool {
 	var data, requestID bool
-	for {
-		p.space()
-		key, ok := p.raw()
-		if !ok {
-			return a, false
-		}
-		p.space()
-		if !p.byte(':') {
-			return a, false
-		}
-		p.space()
+	return p.Object(func(key []byte) bool {
 		switch {
 		case string(key) == "data" && !data:
 			data = true
-			if !p.byte('{') {
-				return a, false
-			}
-			if a, ok = p.payout(); !ok {
-				return a, false
-			}
+			return p.Byte('{') && readPayout(p, a)
 		case string(key) == "requestId" && !requestID:
 			requestID = true
-			if _, ok := p.raw(); !ok {
-				return a, false
-			}
-		default:
-			return a, false
+			_, ok := p.Raw()
+			return ok
 		}
-		p.space()
-		if p.byte('}') {
-			return a, data
-		}
-		if !p.byte(',') {
-			return a, false
-		}
-	}
+		return false
+	}) && data
 }
 
-// payout reads the members of a create's payout object, its '{' already
-// read, up to and including its '}'.
-func (p *scanner) payout() (a createAnswer, ok bool) {
+// readPayout reads the members of a create's payout object, its '{'
+// already read.
+func readPayout(p *plainjson.Scanner, a *createAnswer) bool {
 	var seen [6]bool
-	p.space()
-	if p.byte('}') {
-		return a, true
-	}
-	for {
-		p.space()
-		key, ok := p.raw()
-		if !ok {
-			return a, false
-		}
-		p.space()
-		if !p.byte(':') {
-			return a, false
-		}
-		p.space()
-		k := -1
+	return p.Object(func(key []byte) bool {
+		var k int
+		var ok bool
 		switch string(key) {
 		case "id":
-			k = 0
-			a.id, ok = p.text()
+			var b []byte
+			b, ok = p.Text()
+			a.id = string(b)
 		case "status":
 			k = 1
-			a.status, ok = p.str()
+			a.status, ok = p.Str()
 		case "exchange":
 			k = 2
-			_, ok = p.textBytes()
+			_, ok = p.Text()
 		case "total":
-			k = 3
-			ok = p.amount()
+			k, ok = 3, amount(p)
 		case "subtotal":
-			k = 4
-			ok = p.amount()
+			k, ok = 4, amount(p)
 		case "fee":
-			k = 5
-			ok = p.amount()
+			k, ok = 5, amount(p)
+		default:
+			return false
 		}
-		if k < 0 || !ok || seen[k] {
-			return a, false
+		if !ok || seen[k] {
+			return false
 		}
 		seen[k] = true
-		p.space()
-		if p.byte('}') {
-			return a, true
-		}
-		if !p.byte(',') {
-			return a, false
-		}
-	}
-}
-
-// scanner reads JSON tokens from b at i.
-type scanner struct {
-	b []byte
-	i int
-}
-
-func (p *scanner) space() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
-
-func (p *scanner) byte(c byte) bool {
-	if p.i < len(p.b) && p.b[p.i] == c {
-		p.i++
 		return true
-	}
-	return false
-}
-
-// str reads a string of plain bytes (see plainByte).
-func (p *scanner) str() (string, bool) {
-	b, ok := p.raw()
-	return string(b), ok
-}
-
-// raw reads a string of plain bytes and returns its bytes, unquoted.
-func (p *scanner) raw() ([]byte, bool) {
-	if !p.byte('"') {
-		return nil, false
-	}
-	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		if c == '"' {
-			p.i++
-			return p.b[start : p.i-1], true
-		}
-		if !plainByte(c) {
-			return nil, false
-		}
-		p.i++
-	}
-	return nil, false
-}
-
-// number reads a JSON number literal and returns its text.
-func (p *scanner) number() ([]byte, bool) {
-	start := p.i
-	p.byte('-')
-	switch {
-	case p.byte('0'):
-	case p.i < len(p.b) && p.b[p.i] >= '1' && p.b[p.i] <= '9':
-		p.digits()
-	default:
-		return nil, false
-	}
-	if p.byte('.') && !p.digits() {
-		return nil, false
-	}
-	if p.byte('e') || p.byte('E') {
-		if !p.byte('+') {
-			p.byte('-')
-		}
-		if !p.digits() {
-			return nil, false
-		}
-	}
-	return p.b[start:p.i], true
-}
-
-func (p *scanner) digits() bool {
-	start := p.i
-	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
-		p.i++
-	}
-	return p.i > start
-}
-
-// text reads what Text reads: a string's content or a number's literal.
-func (p *scanner) text() (string, bool) {
-	b, ok := p.textBytes()
-	return string(b), ok
-}
-
-func (p *scanner) textBytes() ([]byte, bool) {
-	if p.i < len(p.b) && p.b[p.i] == '"' {
-		return p.raw()
-	}
-	return p.number()
+	})
 }
 
 // amount reads what Amount reads without an error.
-func (p *scanner) amount() bool {
-	b, ok := p.textBytes()
+func amount(p *plainjson.Scanner) bool {
+	b, ok := p.Text()
 	if !ok {
 		return false
 	}

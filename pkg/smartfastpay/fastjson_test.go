@@ -108,6 +108,7 @@ func TestCreateAnswerFastPath(t *testing.T) {
 		`{"requestId":"r","data":{"id":"9","status":"success"}}`: {"9", "success"},
 		`{"id":1e3,"status":"pending"}`:                          {"1e3", "pending"},
 		`{"id":-0.5,"status":"pending"}`:                         {"-0.5", "pending"},
+		`{"id":"é","status":"pending"}`:                          {"é", "pending"},
 	}
 	for _, a := range trickyAnswers {
 		got, ok := readCreateAnswer([]byte(a))

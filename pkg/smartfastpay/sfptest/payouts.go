@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -175,9 +176,12 @@ func plausibleEmail(s string) bool {
 // handleCreate is POST /v1/payout [seed]. It never deduplicates: a second
 // POST with the same transaction.id makes a second payout, which pays.
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
-	var cw createWire
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	if err := dec.Decode(&cw); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	cw, plain := readCreateBody(body)
+	if err == nil && !plain {
+		err = json.NewDecoder(bytes.NewReader(body)).Decode(&cw)
+	}
+	if err != nil {
 		s.refuse()
 		s.writeError(w, http.StatusBadRequest, "body is not a JSON object")
 		return
@@ -202,7 +206,13 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	s.byTx[rec.txID] = append(s.byTx[rec.txID], rec)
 	s.balance -= rec.amount
 	s.schedule(rec, now)
-	answer := s.createAnswer(rec)
+	var answer map[string]any
+	var plainAnswer []byte
+	if s.cfg.WrapCreate {
+		answer = s.createAnswer(rec)
+	} else {
+		plainAnswer = s.appendCreateAnswer(make([]byte, 0, 128), rec)
+	}
 	dup := len(s.byTx[rec.txID]) > 1
 	s.mu.Unlock()
 	if dup {
@@ -215,7 +225,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeData(w, http.StatusOK, answer)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, answer)
+	s.writeBytes(w, http.StatusOK, plainAnswer)
 }
 
 func (s *Server) refuse() {

@@ -425,6 +425,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"moreInformation":"encode"}`, http.StatusInternalServerError)
 		return
 	}
+	s.writeBytes(w, status, b)
+}
+
+// writeBytes answers b, a JSON document.
+func (s *Server) writeBytes(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
