@@ -33,6 +33,7 @@ type Server struct {
 	mu        sync.Mutex
 	payments  []*payment // by id order
 	active    []*payment // a step pending
+	due       time.Time  // no payment of active has a step due before it
 	byID      map[int64]*payment
 	byInvoice map[string][]*payment
 	nextID    int64
