@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay/sfptest
 	$(GO) test -run '^$$' -fuzz '^FuzzValueMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/plainjson
 	$(GO) test -run '^$$' -fuzz '^FuzzWEpayoutWebhook$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
+	$(GO) test -run '^$$' -fuzz '^FuzzEmptyPageMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 
 rules:
 	promtool check rules deploy/prometheus/alerts.yml

@@ -160,3 +160,141 @@ func (p *Scanner) Object(member func(key []byte) bool) bool {
 		}
 	}
 }
+
+// Int reads an integer literal without a fraction or an exponent, of at
+// most 15 digits: what encoding/json decodes into an int unchanged.
+func (p *Scanner) Int() (int, bool) {
+	start := p.I
+	neg := p.Byte('-')
+	digits := p.I
+	n := 0
+	for p.I < len(p.B) && p.B[p.I] >= '0' && p.B[p.I] <= '9' {
+		n = n*10 + int(p.B[p.I]-'0')
+		p.I++
+	}
+	d := p.I - digits
+	if d == 0 || d > 15 || d > 1 && p.B[digits] == '0' || p.Next('.') || p.Next('e') || p.Next('E') {
+		p.I = start
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// Null reads the literal null.
+func (p *Scanner) Null() bool {
+	if len(p.B)-p.I >= 4 && string(p.B[p.I:p.I+4]) == "null" {
+		p.I += 4
+		return true
+	}
+	return false
+}
+
+// Skip reads any JSON value, escapes and all, checking its syntax as
+// encoding/json does (objects and arrays nested at most 64 deep): what
+// encoding/json does with the value of a key it has no field for.
+func (p *Scanner) Skip() bool { return p.skip(0) }
+
+func (p *Scanner) skip(depth int) bool {
+	if depth > 64 || p.I >= len(p.B) {
+		return false
+	}
+	switch c := p.B[p.I]; {
+	case c == '{':
+		p.I++
+		return p.members('}', depth, func() bool {
+			if !p.skipString() {
+				return false
+			}
+			p.Space()
+			if !p.Byte(':') {
+				return false
+			}
+			p.Space()
+			return p.skip(depth + 1)
+		})
+	case c == '[':
+		p.I++
+		return p.members(']', depth, func() bool { return p.skip(depth + 1) })
+	case c == '"':
+		return p.skipString()
+	case c == 't':
+		return p.word("true")
+	case c == 'f':
+		return p.word("false")
+	case c == 'n':
+		return p.Null()
+	default:
+		_, ok := p.Number()
+		return ok
+	}
+}
+
+// members reads comma-separated members up to the closing byte.
+func (p *Scanner) members(closing byte, depth int, member func() bool) bool {
+	p.Space()
+	if p.Byte(closing) {
+		return true
+	}
+	for {
+		p.Space()
+		if !member() {
+			return false
+		}
+		p.Space()
+		if p.Byte(closing) {
+			return true
+		}
+		if !p.Byte(',') {
+			return false
+		}
+	}
+}
+
+func (p *Scanner) word(w string) bool {
+	if len(p.B)-p.I >= len(w) && string(p.B[p.I:p.I+len(w)]) == w {
+		p.I += len(w)
+		return true
+	}
+	return false
+}
+
+// skipString reads any JSON string: escapes, and any byte from 0x20 up.
+func (p *Scanner) skipString() bool {
+	if !p.Byte('"') {
+		return false
+	}
+	for p.I < len(p.B) {
+		c := p.B[p.I]
+		p.I++
+		switch {
+		case c == '"':
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			if p.I >= len(p.B) {
+				return false
+			}
+			switch p.B[p.I] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.I++
+			case 'u':
+				if len(p.B)-p.I < 5 {
+					return false
+				}
+				for _, h := range p.B[p.I+1 : p.I+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				p.I += 5
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}

@@ -10,7 +10,8 @@ import (
 // encoding/json reads with the same text.
 func FuzzValueMatchesEncodingJSON(f *testing.F) {
 	for _, s := range []string{`"abc"`, `"a\"b"`, `"Gómez"`, "\"\xff\"", "\"a\x01\"", `"<&>"`, `"\u00e9"`, `""`, `"`,
-		`0`, `-0`, `01`, `1.5e-3`, `-`, `1.`, `.5`, `1e`, `12345678901234567890`, "\"\u2028\""} {
+		`0`, `-0`, `01`, `1.5e-3`, `-`, `1.`, `.5`, `1e`, `12345678901234567890`, "\"\u2028\"", `{"a":[1,true,null,"x\u00e9\n"],"b":{}}`, `[1,]`, `{"a" 1}`, `"\u12g4"`,
+		`999999999999999`, `-12`, `1.0`, `[[[[]]]]`, `tru`, `{"a":1,}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -19,6 +20,17 @@ func FuzzValueMatchesEncodingJSON(f *testing.F) {
 			var want string
 			if err := json.Unmarshal(b, &want); err != nil || want != string(got) {
 				t.Fatalf("Raw read %q from %q; encoding/json %q, %v", got, b, want, err)
+			}
+		}
+		p = Scanner{B: b}
+		if p.Skip() && p.End() && !json.Valid(b) {
+			t.Fatalf("Skip read %q, which encoding/json refuses", b)
+		}
+		p = Scanner{B: b}
+		if got, ok := p.Int(); ok && p.End() {
+			var want int
+			if err := json.Unmarshal(b, &want); err != nil || want != got {
+				t.Fatalf("Int read %d from %q; encoding/json %d, %v", got, b, want, err)
 			}
 		}
 		p = Scanner{B: b}

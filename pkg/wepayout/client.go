@@ -278,6 +278,9 @@ func (c *Client) listPage(ctx context.Context, op string, q ListQuery) (*Payment
 	if err != nil {
 		return nil, err
 	}
+	if pg, ok := readEmptyPage(raw); ok {
+		return &pg, nil
+	}
 	var pg PaymentPage
 	t := bytes.TrimSpace(raw)
 	if len(t) > 0 && t[0] == '[' { // a bare array [ours: accepted in case]

@@ -1,0 +1,64 @@
+package wepayout_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
+)
+
+// listingRecorder keeps the bodies of the listing answers a client reads.
+type listingRecorder struct {
+	mu      sync.Mutex
+	answers [][]byte
+}
+
+func (l *listingRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/v2/payout/payments") {
+		return resp, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.answers = append(l.answers, b)
+	l.mu.Unlock()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return resp, nil
+}
+
+// TestSimulatorEmptyPageTakesTheFastPath: the page the simulator answers a
+// lookup of an id it never saw is read by the hand-written reader (else
+// the load run would measure encoding/json again), and a page that lists
+// the payment is not.
+func TestSimulatorEmptyPageTakesTheFastPath(t *testing.T) {
+	rec := &listingRecorder{}
+	_, c, _ := newSim(t, weptest.Config{}, wepayout.Config{HTTPClient: &http.Client{Transport: rec}})
+	if found, err := c.Find(context.Background(), "never-sent"); err != nil || len(found) != 0 {
+		t.Fatalf("Find = %v, %v", found, err)
+	}
+	if _, err := c.Create(context.Background(), pixRequest("sent-once", 5_000)); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := c.Find(context.Background(), "sent-once"); err != nil || len(found) != 1 {
+		t.Fatalf("Find = %v, %v; want the payment", found, err)
+	}
+	if len(rec.answers) != 2 {
+		t.Fatalf("%d listing answers recorded, want 2", len(rec.answers))
+	}
+	if !wepayout.ReadEmptyPage(rec.answers[0]) {
+		t.Errorf("the simulator's empty page %s does not take the fast path", rec.answers[0])
+	}
+	if wepayout.ReadEmptyPage(rec.answers[1]) {
+		t.Errorf("a page listing a payment, %s, was read as empty", rec.answers[1])
+	}
+}
