@@ -53,14 +53,14 @@ func FuzzEmptyPageMatchesEncodingJSON(f *testing.F) {
 func TestReadEmptyPage(t *testing.T) {
 	for raw, want := range map[string]bool{
 		`{"data":[],"links":{"first":"http://h/?a=1\u0026page=1","next":null},"meta":{"current_page":1,"last_page":1,"per_page":100,"total":0}}`: true,
-		`{"data":[],"meta":null}`:                          true,
-		`{"data":[{"id":1,"invoice":"x"}]}`:                false,
-		`{"data":[],"Data":[{"id":1}]}`:                    false,
-		`{"data":[],"data":[{"id":1}]}`:                    false,
-		`{"data":[],"meta":{"laſt_page":2}}`:               false,
-		`{"data":[],"meta":{"total":1.0}}`:                 false,
-		`{"links":{},"meta":{"total":0}}`:                  false,
-		`{"data":[],"meta":{"total":0,"from":null}} `:      true,
+		`{"data":[],"meta":null}`:                         true,
+		`{"data":[{"id":1,"invoice":"x"}]}`:               false,
+		`{"data":[],"Data":[{"id":1}]}`:                   false,
+		`{"data":[],"data":[{"id":1}]}`:                   false,
+		`{"data":[],"meta":{"laſt_page":2}}`:              false,
+		`{"data":[],"meta":{"total":1.0}}`:                false,
+		`{"links":{},"meta":{"total":0}}`:                 false,
+		`{"data":[],"meta":{"total":0,"from":null}} `:     true,
 		"{\"data\":[],\"links\":{\"x\":\"\\ud800\"}}\n\t": true,
 	} {
 		pg, ok := readEmptyPage([]byte(raw))
