@@ -269,10 +269,13 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	var b createBody
-	if err := json.Unmarshal(raw, &b); err != nil {
-		writeMessage(w, http.StatusBadRequest, "The request body is not valid JSON.")
-		return
+	b, plain := readCreateBody(raw)
+	if !plain {
+		b = createBody{}
+		if err := json.Unmarshal(raw, &b); err != nil {
+			writeMessage(w, http.StatusBadRequest, "The request body is not valid JSON.")
+			return
+		}
 	}
 	p, msg := s.validate(&b)
 	if msg != "" {
