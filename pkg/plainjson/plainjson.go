@@ -9,7 +9,10 @@
 // encoding/json with a differential fuzz target.
 package plainjson
 
-import "unicode/utf8"
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // Scanner reads JSON tokens from B, starting at I.
 type Scanner struct {
@@ -297,4 +300,20 @@ func (p *Scanner) skipString() bool {
 		}
 	}
 	return false
+}
+
+// AppendString appends s quoted exactly as json.Marshal quotes it. Plain
+// printable ASCII is copied; anything else (escapes, the HTML characters
+// json.Marshal escapes, control bytes, non-ASCII, invalid UTF-8) goes
+// through json.Marshal, so the bytes are its own.
+func AppendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always encodes
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }

@@ -19,19 +19,19 @@ import (
 // appendCreateBody appends json.Marshal(r)'s bytes to dst.
 func appendCreateBody(dst []byte, r *CreateRequest) ([]byte, error) {
 	dst = append(dst, `{"customer_id":`...)
-	dst = appendJSONString(dst, r.CustomerID)
+	dst = plainjson.AppendString(dst, r.CustomerID)
 	if r.Branch != "" {
 		dst = append(dst, `,"branch":`...)
-		dst = appendJSONString(dst, r.Branch)
+		dst = plainjson.AppendString(dst, r.Branch)
 	}
 	dst = append(dst, `,"name":`...)
-	dst = appendJSONString(dst, r.Name)
+	dst = plainjson.AppendString(dst, r.Name)
 	dst = append(dst, `,"email":`...)
-	dst = appendJSONString(dst, r.Email)
+	dst = plainjson.AppendString(dst, r.Email)
 	dst = append(dst, `,"document":`...)
-	dst = appendJSONString(dst, r.Document)
+	dst = plainjson.AppendString(dst, r.Document)
 	dst = append(dst, `,"phone":`...)
-	dst = appendJSONString(dst, r.Phone)
+	dst = plainjson.AppendString(dst, r.Phone)
 	amount, err := FormatAmount(int64(r.Amount))
 	if err != nil {
 		return dst, err
@@ -39,37 +39,14 @@ func appendCreateBody(dst []byte, r *CreateRequest) ([]byte, error) {
 	dst = append(dst, `,"amount":`...)
 	dst = append(dst, amount...)
 	dst = append(dst, `,"currency":`...)
-	dst = appendJSONString(dst, r.Currency)
+	dst = plainjson.AppendString(dst, r.Currency)
 	dst = append(dst, `,"country":`...)
-	dst = appendJSONString(dst, r.Country)
+	dst = plainjson.AppendString(dst, r.Country)
 	dst = append(dst, `,"callback":`...)
-	dst = appendJSONString(dst, r.Callback)
+	dst = plainjson.AppendString(dst, r.Callback)
 	dst = append(dst, `,"transaction":{"id":`...)
-	dst = appendJSONString(dst, r.Transaction.ID)
+	dst = plainjson.AppendString(dst, r.Transaction.ID)
 	return append(dst, "}}"...), nil
-}
-
-// appendJSONString appends s quoted as encoding/json quotes it. Plain
-// printable ASCII is copied; anything else (escapes, HTML characters,
-// control bytes, non-ASCII, invalid UTF-8) goes through json.Marshal, so
-// the bytes are its own.
-func appendJSONString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if !plainByte(s[i]) {
-			b, _ := json.Marshal(s) // a string always encodes
-			return append(dst, b...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
-}
-
-// plainByte reports whether encoding/json writes c as itself inside a
-// string, and decodes it as itself: printable ASCII except the quote, the
-// backslash and the HTML characters it escapes.
-func plainByte(c byte) bool {
-	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
 }
 
 // createAnswer is what Create reads from its answer.

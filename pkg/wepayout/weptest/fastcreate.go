@@ -3,8 +3,10 @@ package weptest
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 
 	"github.com/wompi-payouts/pipeline/pkg/plainjson"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
 )
 
 // readCreateBody reads a create's body written plainly (plainjson): each
@@ -20,94 +22,137 @@ func readCreateBody(raw []byte) (b createBody, ok bool) {
 	if !p.Byte('{') {
 		return b, false
 	}
-	str := map[string]*string{
-		"payment_method": &b.PaymentMethod, "currency": &b.Currency, "country": &b.Country, "invoice": &b.Invoice,
-		"bank_code": &b.BankCode, "bank_branch": &b.BankBranch, "bank_branch_digit": &b.BankBranchDigit,
-		"account": &b.Account, "account_digit": &b.AccountDigit, "account_type": &b.AccountType,
-		"description": &b.Description, "notification_url": &b.NotificationURL, "purpose": &b.Purpose,
-	}
-	names := []string{"amount", "merchant_id", "beneficiary", "pix"}
-	for k := range str {
-		names = append(names, k)
-	}
-	seen := map[string]bool{}
+	var seen uint32
 	ok = p.Object(func(key []byte) bool {
-		k := string(key)
-		if seen[k] {
+		k, dst := bodyField(&b, key)
+		if k < 0 {
+			return !foldsToAny(key, bodyKeys) && p.Skip()
+		}
+		if seen&(1<<k) != 0 {
 			return false
 		}
-		seen[k] = true
-		if dst := str[k]; dst != nil {
+		seen |= 1 << k
+		if dst != nil {
 			s, ok := p.Str()
 			*dst = s
 			return ok
 		}
-		switch k {
+		switch string(key) {
 		case "amount", "merchant_id":
 			start := p.I
 			if _, ok := p.Text(); !ok {
 				return false
 			}
-			v := json.RawMessage(raw[start:p.I])
-			if k == "amount" {
+			if v := json.RawMessage(raw[start:p.I]); key[0] == 'a' {
 				b.Amount = v
 			} else {
 				b.MerchantID = v
 			}
 			return true
 		case "beneficiary":
-			b.Beneficiary = &struct {
-				Name     string `json:"name"`
-				Document *struct {
-					Type   string `json:"type"`
-					Number string `json:"number"`
-				} `json:"document"`
-			}{}
-			return p.Byte('{') && readMembers(&p, map[string]func() bool{
-				"name": func() bool { s, ok := p.Str(); b.Beneficiary.Name = s; return ok },
-				"document": func() bool {
-					d := &struct {
-						Type   string `json:"type"`
-						Number string `json:"number"`
-					}{}
-					b.Beneficiary.Document = d
-					return p.Byte('{') && readMembers(&p, map[string]func() bool{
-						"type":   func() bool { s, ok := p.Str(); d.Type = s; return ok },
-						"number": func() bool { s, ok := p.Str(); d.Number = s; return ok },
-					})
-				},
-			})
+			b.Beneficiary = &beneficiaryWire{}
+			return p.Byte('{') && readBeneficiary(&p, b.Beneficiary)
 		case "pix":
-			b.PIX = &struct {
-				Key string `json:"pix_key"`
-			}{}
-			return p.Byte('{') && readMembers(&p, map[string]func() bool{
-				"pix_key": func() bool { s, ok := p.Str(); b.PIX.Key = s; return ok },
+			b.PIX = &pixWire{}
+			var key bool
+			return p.Byte('{') && p.Object(func(k []byte) bool {
+				switch {
+				case string(k) == "pix_key" && !key:
+					key = true
+					s, ok := p.Str()
+					b.PIX.Key = s
+					return ok
+				case bytes.EqualFold(k, []byte("pix_key")):
+					return false
+				}
+				return p.Skip()
 			})
 		}
-		return !foldsToAny(key, names) && p.Skip()
+		return false
 	})
 	return b, ok && p.End()
 }
 
-// readMembers reads an object's members, its '{' already read: a key of
-// fields with its reader, each at most once; another key is skipped unless
-// it differs from one of fields' only in case.
-func readMembers(p *plainjson.Scanner, fields map[string]func() bool) bool {
-	seen := map[string]bool{}
-	names := make([]string, 0, len(fields))
-	for k := range fields {
-		names = append(names, k)
+// bodyKeys are createBody's keys.
+var bodyKeys = []string{"payment_method", "currency", "country", "invoice", "bank_code", "bank_branch",
+	"bank_branch_digit", "account", "account_digit", "account_type", "description", "notification_url", "purpose",
+	"amount", "merchant_id", "beneficiary", "pix"}
+
+// bodyField returns key's index in bodyKeys (-1: none) and, for a string
+// field, where it goes.
+func bodyField(b *createBody, key []byte) (int, *string) {
+	switch string(key) {
+	case "payment_method":
+		return 0, &b.PaymentMethod
+	case "currency":
+		return 1, &b.Currency
+	case "country":
+		return 2, &b.Country
+	case "invoice":
+		return 3, &b.Invoice
+	case "bank_code":
+		return 4, &b.BankCode
+	case "bank_branch":
+		return 5, &b.BankBranch
+	case "bank_branch_digit":
+		return 6, &b.BankBranchDigit
+	case "account":
+		return 7, &b.Account
+	case "account_digit":
+		return 8, &b.AccountDigit
+	case "account_type":
+		return 9, &b.AccountType
+	case "description":
+		return 10, &b.Description
+	case "notification_url":
+		return 11, &b.NotificationURL
+	case "purpose":
+		return 12, &b.Purpose
+	case "amount":
+		return 13, nil
+	case "merchant_id":
+		return 14, nil
+	case "beneficiary":
+		return 15, nil
+	case "pix":
+		return 16, nil
 	}
+	return -1, nil
+}
+
+// readBeneficiary reads beneficiary's members, its '{' already read.
+func readBeneficiary(p *plainjson.Scanner, w *beneficiaryWire) bool {
+	var name, doc bool
 	return p.Object(func(key []byte) bool {
-		if read := fields[string(key)]; read != nil {
-			if seen[string(key)] {
-				return false
-			}
-			seen[string(key)] = true
-			return read()
+		var ok bool
+		switch {
+		case string(key) == "name" && !name:
+			name = true
+			w.Name, ok = p.Str()
+			return ok
+		case string(key) == "document" && !doc:
+			doc = true
+			w.Document = &documentWire{}
+			var typ, num bool
+			return p.Byte('{') && p.Object(func(k []byte) bool {
+				switch {
+				case string(k) == "type" && !typ:
+					typ = true
+					w.Document.Type, ok = p.Str()
+					return ok
+				case string(k) == "number" && !num:
+					num = true
+					w.Document.Number, ok = p.Str()
+					return ok
+				case bytes.EqualFold(k, []byte("type")), bytes.EqualFold(k, []byte("number")):
+					return false
+				}
+				return p.Skip()
+			})
+		case bytes.EqualFold(key, []byte("name")), bytes.EqualFold(key, []byte("document")):
+			return false
 		}
-		return !foldsToAny(key, names) && p.Skip()
+		return p.Skip()
 	})
 }
 
@@ -120,4 +165,50 @@ func foldsToAny(key []byte, names []string) bool {
 		}
 	}
 	return false
+}
+
+// appendCreateView appends json.Marshal(s.createView(p))'s bytes
+// (TestCreateViewBytes). s.mu held.
+func (s *Server) appendCreateView(dst []byte, p *payment) []byte {
+	dst = append(dst, `{"amount":`...)
+	dst = plainjson.AppendString(dst, "R$"+wepayout.FormatReais(p.cents))
+	dst = append(dst, `,"created_at":`...)
+	dst = plainjson.AppendString(dst, apiTime(p.createdAt))
+	dst = append(dst, `,"currency":"BRL","id":`...)
+	dst = strconv.AppendInt(dst, p.id, 10)
+	dst = append(dst, `,"invoice":`...)
+	dst = plainjson.AppendString(dst, p.invoice)
+	dst = append(dst, `,"status":{"id":`...)
+	dst = strconv.AppendInt(dst, int64(p.status), 10)
+	dst = append(dst, `,"name":`...)
+	dst = plainjson.AppendString(dst, statusName(p.status))
+	return append(dst, "}}"...)
+}
+
+// appendEmptyPage appends json.Marshal(pageView(empty, ...))'s bytes
+// (TestEmptyPageBytes).
+func appendEmptyPage(dst []byte, page, per, last, total int, link func(int) any) []byte {
+	appendLink := func(dst []byte, n int) []byte {
+		if l, ok := link(n).(string); ok {
+			return plainjson.AppendString(dst, l)
+		}
+		return append(dst, "null"...)
+	}
+	dst = append(dst, `{"data":[],"links":{"first":`...)
+	dst = appendLink(dst, 1)
+	dst = append(dst, `,"last":`...)
+	dst = appendLink(dst, last)
+	dst = append(dst, `,"next":`...)
+	dst = appendLink(dst, page+1)
+	dst = append(dst, `,"prev":`...)
+	dst = appendLink(dst, page-1)
+	dst = append(dst, `},"meta":{"current_page":`...)
+	dst = strconv.AppendInt(dst, int64(page), 10)
+	dst = append(dst, `,"last_page":`...)
+	dst = strconv.AppendInt(dst, int64(last), 10)
+	dst = append(dst, `,"per_page":`...)
+	dst = strconv.AppendInt(dst, int64(per), 10)
+	dst = append(dst, `,"total":`...)
+	dst = strconv.AppendInt(dst, int64(total), 10)
+	return append(dst, "}}"...)
 }

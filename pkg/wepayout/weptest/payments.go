@@ -63,31 +63,37 @@ type payment struct {
 
 // createBody is POST /v2/payout/payments [doc].
 type createBody struct {
-	PaymentMethod string          `json:"payment_method"`
-	Currency      string          `json:"currency"`
-	Country       string          `json:"country"`
-	Amount        json.RawMessage `json:"amount"`
-	Invoice       string          `json:"invoice"`
-	Beneficiary   *struct {
-		Name     string `json:"name"`
-		Document *struct {
-			Type   string `json:"type"`
-			Number string `json:"number"`
-		} `json:"document"`
-	} `json:"beneficiary"`
-	PIX *struct {
-		Key string `json:"pix_key"`
-	} `json:"pix"`
-	BankCode        string          `json:"bank_code"`
-	BankBranch      string          `json:"bank_branch"`
-	BankBranchDigit string          `json:"bank_branch_digit"`
-	Account         string          `json:"account"`
-	AccountDigit    string          `json:"account_digit"`
-	AccountType     string          `json:"account_type"`
-	MerchantID      json.RawMessage `json:"merchant_id"`
-	Description     string          `json:"description"`
-	NotificationURL string          `json:"notification_url"`
-	Purpose         string          `json:"purpose"`
+	PaymentMethod   string           `json:"payment_method"`
+	Currency        string           `json:"currency"`
+	Country         string           `json:"country"`
+	Amount          json.RawMessage  `json:"amount"`
+	Invoice         string           `json:"invoice"`
+	Beneficiary     *beneficiaryWire `json:"beneficiary"`
+	PIX             *pixWire         `json:"pix"`
+	BankCode        string           `json:"bank_code"`
+	BankBranch      string           `json:"bank_branch"`
+	BankBranchDigit string           `json:"bank_branch_digit"`
+	Account         string           `json:"account"`
+	AccountDigit    string           `json:"account_digit"`
+	AccountType     string           `json:"account_type"`
+	MerchantID      json.RawMessage  `json:"merchant_id"`
+	Description     string           `json:"description"`
+	NotificationURL string           `json:"notification_url"`
+	Purpose         string           `json:"purpose"`
+}
+
+type beneficiaryWire struct {
+	Name     string        `json:"name"`
+	Document *documentWire `json:"document"`
+}
+
+type documentWire struct {
+	Type   string `json:"type"`
+	Number string `json:"number"`
+}
+
+type pixWire struct {
+	Key string `json:"pix_key"`
 }
 
 // parseAmount reads a JSON number of decimal reais ("50.34") from its text,
@@ -300,7 +306,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	s.byID[p.id] = p
 	s.byInvoice[p.invoice] = append(s.byInvoice[p.invoice], p)
 	s.balance -= p.cents
-	answer := s.createView(p)
+	answer := s.appendCreateView(make([]byte, 0, 192), p)
 	s.mu.Unlock()
 	s.log.Info("wepayoutsim: payment created", "id", p.id, "accepted", s.Accepted(p.invoice))
 	if s.rollDropResponse() {
@@ -308,7 +314,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("wepayoutsim: fault: dropping the answer", "id", p.id)
 		panic(http.ErrAbortHandler)
 	}
-	writeJSON(w, http.StatusCreated, answer)
+	writeBytes(w, http.StatusCreated, answer)
 }
 
 // createView is the create answer [doc]: the amount as "R$43.34".
@@ -435,11 +441,22 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		u.RawQuery = qq.Encode()
 		return u.String()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	if len(data) == 0 {
+		// A lookup of a payee not yet paid: the listing's most frequent
+		// answer, written by hand (appendEmptyPage).
+		writeBytes(w, http.StatusOK, appendEmptyPage(make([]byte, 0, 384), page, per, last, total, link))
+		return
+	}
+	writeJSON(w, http.StatusOK, pageView(data, page, per, last, total, link))
+}
+
+// pageView is a page of the listing [seed].
+func pageView(data []map[string]any, page, per, last, total int, link func(int) any) map[string]any {
+	return map[string]any{
 		"data":  data,
 		"meta":  map[string]int{"current_page": page, "last_page": last, "per_page": per, "total": total},
 		"links": map[string]any{"first": link(1), "last": link(last), "prev": link(page - 1), "next": link(page + 1)},
-	})
+	}
 }
 
 func (s *Server) handleBalance(w http.ResponseWriter, r *http.Request) {

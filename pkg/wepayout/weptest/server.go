@@ -313,6 +313,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"message":"encode"}`, http.StatusInternalServerError)
 		return
 	}
+	writeBytes(w, status, b)
+}
+
+// writeBytes answers b, a JSON document.
+func writeBytes(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
