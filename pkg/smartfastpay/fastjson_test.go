@@ -45,6 +45,7 @@ var trickyAnswers = []string{
 	`{"id":"1","status":"pending","ID":"2"}`,
 	`{"id":"1","id":"2","status":"pending"}`,
 	`{"data":{"id":"1"},"data":{"id":"2"}}`,
+	`{"data":{"id":"1","status":"pending"},"data":{}}`,
 	`{"Data":{"id":"1","status":"x"}}`,
 	`{"data":null,"id":"4","status":"pending"}`,
 	`{"id":"4","status":"pending","data":{"id":"5"}}`,

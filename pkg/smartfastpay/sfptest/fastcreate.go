@@ -2,7 +2,6 @@ package sfptest
 
 import (
 	"encoding/json"
-	"strconv"
 
 	"github.com/wompi-payouts/pipeline/pkg/plainjson"
 	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
@@ -92,16 +91,16 @@ func (s *Server) appendCreateAnswer(dst []byte, p *payoutRec) []byte {
 		if s.cfg.NumericAmounts {
 			return append(dst, a...)
 		}
-		return strconv.AppendQuote(dst, a)
+		return plainjson.AppendString(dst, a)
 	}
 	dst = append(dst, `{"exchange":`...)
 	dst = amount(dst, 100)
 	dst = append(dst, `,"fee":`...)
 	dst = amount(dst, 0)
 	dst = append(dst, `,"id":`...)
-	dst = strconv.AppendQuote(dst, p.id)
+	dst = plainjson.AppendString(dst, p.id)
 	dst = append(dst, `,"status":`...)
-	dst = strconv.AppendQuote(dst, p.status)
+	dst = plainjson.AppendString(dst, p.status)
 	dst = append(dst, `,"subtotal":`...)
 	dst = amount(dst, p.amount)
 	dst = append(dst, `,"total":`...)

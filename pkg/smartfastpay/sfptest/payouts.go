@@ -176,9 +176,13 @@ func plausibleEmail(s string) bool {
 // handleCreate is POST /v1/payout [seed]. It never deduplicates: a second
 // POST with the same transaction.id makes a second payout, which pays.
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	// Past maxBody the body is cut there; as before, its first JSON value
+	// is what counts.
+	body, _ := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	cw, plain := readCreateBody(body)
-	if err == nil && !plain {
+	var err error
+	if !plain {
+		cw = createWire{}
 		err = json.NewDecoder(bytes.NewReader(body)).Decode(&cw)
 	}
 	if err != nil {
