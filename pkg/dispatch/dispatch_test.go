@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -610,33 +611,80 @@ func TestConstantRedisRoundTrips(t *testing.T) {
 	})
 	log := testLogger()
 	ctx := context.Background()
-	run := func(b payout.Batch) int {
+	run := func(b payout.Batch) (int, []string) {
 		t.Helper()
-		counter.n.Store(0)
+		counter.reset()
 		if err := e.process(ctx, &b, nil, log); err != nil {
 			t.Fatal(err)
 		}
-		return int(counter.n.Load())
+		n := int(counter.n.Load())
+		return n, counter.reset()
 	}
 	run(simpleBatch("warm", 2)) // seeds the day's budget, loads the scripts and the bank table
-	small := run(simpleBatch("rt-small", 10))
-	large := run(simpleBatch("rt-large", 10_000))
-	t.Logf("Redis round trips per batch: %d for 10 transactions, %d for 10,000", small, large)
-	if small != large || small > 15 {
-		t.Fatalf("round trips: %d (10 tx) vs %d (10,000 tx): must be equal and small", small, large)
+	// A loaded machine can add a round trip that depends on time, not on
+	// size (one CI run counted 14 and 16): the pair is measured again, up
+	// to three times, and must come out equal once. Round trips that grew
+	// with the batch would differ every time.
+	batches := 1
+	for attempt := 1; ; attempt++ {
+		small, smallCmds := run(simpleBatch(fmt.Sprintf("rt-small-%d", attempt), 10))
+		large, largeCmds := run(simpleBatch(fmt.Sprintf("rt-large-%d", attempt), 10_000))
+		batches += 2
+		t.Logf("Redis round trips per batch: %d for 10 transactions, %d for 10,000\n 10 tx:     %v\n 10,000 tx: %v",
+			small, large, smallCmds, largeCmds)
+		if small > 15 {
+			t.Fatalf("%d round trips for a batch of 10: must be small", small)
+		}
+		if small == large {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("round trips: %d (10 tx) vs %d (10,000 tx) on the third try: must be equal", small, large)
+		}
 	}
-	if got := f.sim.BatchLedger(); len(got) != 3 {
-		t.Fatalf("Wompi holds %d batches, want 3", len(got))
+	if got := f.sim.BatchLedger(); len(got) != batches {
+		t.Fatalf("Wompi holds %d batches, want %d", len(got), batches)
 	}
 }
 
-type commandCounter struct{ n atomicInt }
+type commandCounter struct {
+	n   atomicInt
+	mu  sync.Mutex
+	log []string // what was counted, for a failure's message
+}
+
+func (c *commandCounter) count(what string) {
+	c.n.Add(1)
+	c.mu.Lock()
+	c.log = append(c.log, what)
+	c.mu.Unlock()
+}
+
+// reset zeroes the count and returns what was counted since the last reset.
+func (c *commandCounter) reset() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n.Store(0)
+	log := c.log
+	c.log = nil
+	return log
+}
+
+// cmdName names a command: EVALSHA with its script's SHA prefix.
+func cmdName(cmd redisCmder) string {
+	if args := cmd.Args(); cmd.Name() == "evalsha" && len(args) > 1 {
+		if sha, ok := args[1].(string); ok && len(sha) >= 8 {
+			return "evalsha:" + sha[:8]
+		}
+	}
+	return cmd.Name()
+}
 
 func (c *commandCounter) DialHook(next redisDialHook) redisDialHook { return next }
 func (c *commandCounter) ProcessHook(next redisProcessHook) redisProcessHook {
 	return func(ctx context.Context, cmd redisCmder) error {
 		if !track.IsLeaseRenewal(cmd) {
-			c.n.Add(1)
+			c.count(cmdName(cmd))
 		}
 		return next(ctx, cmd)
 	}
@@ -650,7 +698,11 @@ func (c *commandCounter) ProcessPipelineHook(next redisPipelineHook) redisPipeli
 		if !slices.ContainsFunc(cmds, func(cmd redisCmder) bool { return !track.IsLeaseRenewal(cmd) }) {
 			return next(ctx, cmds)
 		}
-		c.n.Add(1)
+		names := map[string]int{}
+		for _, cmd := range cmds {
+			names[cmdName(cmd)]++
+		}
+		c.count(fmt.Sprintf("pipeline%v", names))
 		return next(ctx, cmds)
 	}
 }
