@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzValueMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/plainjson
 	$(GO) test -run '^$$' -fuzz '^FuzzWEpayoutWebhook$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 	$(GO) test -run '^$$' -fuzz '^FuzzEmptyPageMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
+	$(GO) test -run '^$$' -fuzz '^FuzzPaymentMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout/weptest
 
 rules:

@@ -171,8 +171,8 @@ func (c *Client) CreatePayment(ctx context.Context, body *CreatePaymentRequest) 
 	if err != nil {
 		return nil, err
 	}
-	var p Payment
-	if err := json.Unmarshal(payload(raw), &p); err != nil {
+	p, err := decodePayment(raw)
+	if err != nil {
 		return nil, badAnswer(opCreate, err)
 	}
 	if p.ID == "" {
@@ -230,8 +230,8 @@ func (c *Client) GetPayment(ctx context.Context, id string) (*Payment, error) {
 	if err != nil {
 		return nil, err
 	}
-	var p Payment
-	if err := json.Unmarshal(payload(raw), &p); err != nil {
+	p, err := decodePayment(raw)
+	if err != nil {
 		return nil, badAnswer(opGet, err)
 	}
 	return &p, nil

@@ -6,3 +6,9 @@ func ReadEmptyPage(raw []byte) bool {
 	_, ok := readEmptyPage(raw)
 	return ok
 }
+
+// ReadPaymentAnswer reports whether readPaymentAnswer takes raw.
+func ReadPaymentAnswer(raw []byte) bool {
+	_, ok := readPaymentAnswer(raw)
+	return ok
+}

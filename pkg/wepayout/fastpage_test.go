@@ -69,3 +69,70 @@ func TestReadEmptyPage(t *testing.T) {
 		}
 	}
 }
+
+// paymentAnswers are answers a create or a GET may get: the simulator's
+// shapes first, then shapes to decline or read like encoding/json.
+var paymentAnswers = []string{
+	`{"amount":"R$50.34","created_at":"2026-12-02T10:00:00.123456Z","currency":"BRL","id":1,"invoice":"req-1","status":{"id":1,"name":"Created"}}`,
+	`{"amount":5034,"country":"BR","created_at":"2026-12-02T10:00:00.000000Z","currency":"BRL","description":"d","external_id":"req-1","id":7,"merchant_id":1001,"notification_url":"https://e/x","recipient":{"document":{"number":"52998224725","type":"CPF"},"name":"Maria","pix":{"pix_key":"k"}},"status":{"id":3,"name":"Paid"},"status_detail":{"code":"WE0001","detail":"x"},"updated_at":"2026-12-02T11:00:00.000000Z"}`,
+	`{"data":{"id":"9","invoice":"a","status":{"id":"7","name":"Awaiting"},"amount":"12.30","created_at":"2024-09-25 15:55:18"}}`,
+	`{"id":5,"data":{"id":6}}`,
+	`{"data":5,"id":3}`,
+	`{"data":[1],"invoice":"x"}`,
+	`{"Data":{"id":1}}`,
+	`{"ID":2,"id":1}`,
+	`{"id":1,"id":2}`,
+	`{"id":1,"invoice":"a\u0062"}`,
+	`{"id":1,"invoice":null}`,
+	`{"id":1,"amount":"1e3"}`,
+	`{"id":1,"amount":1e3}`,
+	`{"id":1,"status":"3"}`,
+	`{"id":1,"status":{"id":"x"}}`,
+	`{"id":1,"status_detail":null}`,
+	`{"id":1,"status_detail":"x"}`,
+	`{"id":1,"created_at":"not a time"}`,
+	`{"id":1,"created_at":null}`,
+	`{"id":null}`,
+	`{"id":1} x`,
+	`{"id":1,"Status":{"id":3}}`,
+	`{"id":1,"ſtatus":{"id":3}}`,
+	`{"id":{"a":1}}`,
+	`{}`,
+}
+
+// FuzzPaymentMatchesEncodingJSON: whenever the hand-written reader accepts
+// a payment answer, encoding/json (the path before it: payload, then
+// json.Unmarshal) reads the same Payment without an error.
+func FuzzPaymentMatchesEncodingJSON(f *testing.F) {
+	for _, a := range paymentAnswers {
+		f.Add([]byte(a))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, ok := readPaymentAnswer(raw)
+		if !ok {
+			return
+		}
+		var want Payment
+		if err := json.Unmarshal(payload(raw), &want); err != nil {
+			t.Fatalf("ours read %q; encoding/json: %v", raw, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("from %q\n ours %+v\n json %+v", raw, got, want)
+		}
+	})
+}
+
+// TestReadPaymentAnswer: the simulator's and the docs' shapes take the
+// fast path; the odd ones are declined.
+func TestReadPaymentAnswer(t *testing.T) {
+	accepted := map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 15: true, 18: true, 19: true, 24: true}
+	for i, a := range paymentAnswers {
+		if _, ok := readPaymentAnswer([]byte(a)); ok != accepted[i] {
+			t.Errorf("%s: accepted %v, want %v", a, ok, accepted[i])
+		}
+	}
+	p, ok := readPaymentAnswer([]byte(paymentAnswers[2]))
+	if !ok || p.ID != "9" || p.Invoice != "a" || p.Status.ID != 7 || p.Amount != 1230 || p.CreatedAt.IsZero() {
+		t.Fatalf("read %+v, %v", p, ok)
+	}
+}
