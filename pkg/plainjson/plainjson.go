@@ -10,6 +10,7 @@
 package plainjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -316,4 +317,17 @@ func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	dst = append(dst, s...)
 	return append(dst, '"')
+}
+
+// Folds reports whether key matches one of names the way encoding/json
+// matches a key to a field when no field is spelled exactly like it
+// (Unicode simple case folding): a reader that meets such a key declines,
+// since encoding/json would fill that field.
+func Folds(key []byte, names ...string) bool {
+	for _, n := range names {
+		if bytes.EqualFold(key, []byte(n)) {
+			return true
+		}
+	}
+	return false
 }

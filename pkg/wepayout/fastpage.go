@@ -1,7 +1,6 @@
 package wepayout
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 
@@ -44,7 +43,7 @@ func readEmptyPage(raw []byte) (pg PaymentPage, ok bool) {
 			}
 			pg.Meta = &PageMeta{}
 			return p.Byte('{') && readMeta(&p, pg.Meta)
-		case bytes.EqualFold(key, []byte("data")), bytes.EqualFold(key, []byte("meta")):
+		case plainjson.Folds(key, "data", "meta"):
 			return false
 		}
 		return p.Skip()
@@ -68,12 +67,7 @@ func readMeta(p *plainjson.Scanner, m *PageMeta) bool {
 		case "total":
 			k, dst = 3, &m.Total
 		default:
-			for _, name := range []string{"current_page", "last_page", "per_page", "total"} {
-				if bytes.EqualFold(key, []byte(name)) {
-					return false
-				}
-			}
-			return p.Skip()
+			return !plainjson.Folds(key, "current_page", "last_page", "per_page", "total") && p.Skip()
 		}
 		n, ok := p.Int()
 		if !ok || seen[k] {
@@ -110,7 +104,7 @@ func readPaymentAnswer(raw []byte) (p Payment, ok bool) {
 			ok := s.Skip()
 			dataEnd = s.I
 			return ok
-		case bytes.EqualFold(key, []byte("id")), bytes.EqualFold(key, []byte("data")):
+		case plainjson.Folds(key, "id", "data"):
 			return false
 		}
 		return s.Skip()
@@ -139,12 +133,7 @@ func readPayment(obj []byte, p *Payment) bool {
 	return s.Object(func(key []byte) bool {
 		k := slices.Index(paymentKeys, string(key))
 		if k < 0 {
-			for _, n := range paymentKeys {
-				if bytes.EqualFold(key, []byte(n)) {
-					return false
-				}
-			}
-			return s.Skip()
+			return !plainjson.Folds(key, paymentKeys...) && s.Skip()
 		}
 		if seen&(1<<k) != 0 {
 			return false

@@ -1,7 +1,6 @@
 package weptest
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 
@@ -26,7 +25,7 @@ func readCreateBody(raw []byte) (b createBody, ok bool) {
 	ok = p.Object(func(key []byte) bool {
 		k, dst := bodyField(&b, key)
 		if k < 0 {
-			return !foldsToAny(key, bodyKeys) && p.Skip()
+			return !plainjson.Folds(key, bodyKeys...) && p.Skip()
 		}
 		if seen&(1<<k) != 0 {
 			return false
@@ -62,7 +61,7 @@ func readCreateBody(raw []byte) (b createBody, ok bool) {
 					s, ok := p.Str()
 					b.PIX.Key = s
 					return ok
-				case bytes.EqualFold(k, []byte("pix_key")):
+				case plainjson.Folds(k, "pix_key"):
 					return false
 				}
 				return p.Skip()
@@ -144,27 +143,16 @@ func readBeneficiary(p *plainjson.Scanner, w *beneficiaryWire) bool {
 					num = true
 					w.Document.Number, ok = p.Str()
 					return ok
-				case bytes.EqualFold(k, []byte("type")), bytes.EqualFold(k, []byte("number")):
+				case plainjson.Folds(k, "type", "number"):
 					return false
 				}
 				return p.Skip()
 			})
-		case bytes.EqualFold(key, []byte("name")), bytes.EqualFold(key, []byte("document")):
+		case plainjson.Folds(key, "name", "document"):
 			return false
 		}
 		return p.Skip()
 	})
-}
-
-// foldsToAny reports whether key matches one of names under
-// encoding/json's case-insensitive field matching.
-func foldsToAny(key []byte, names []string) bool {
-	for _, n := range names {
-		if bytes.EqualFold(key, []byte(n)) {
-			return true
-		}
-	}
-	return false
 }
 
 // appendCreateView appends json.Marshal(s.createView(p))'s bytes
