@@ -36,11 +36,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./pkg/track
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateAgreesWithSimulator$$' -fuzztime $(FUZZTIME) ./pkg/wompi/wompitest
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wompi/wompitest
+	$(GO) test -run '^$$' -fuzz '^FuzzTxViewMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wompi/wompitest
 	$(GO) test -run '^$$' -fuzz '^FuzzSmartFastPayWebhook$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateAnswerMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/smartfastpay/sfptest
 	$(GO) test -run '^$$' -fuzz '^FuzzValueMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/plainjson
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendStringMatchesMarshal$$' -fuzztime $(FUZZTIME) ./pkg/plainjson
 	$(GO) test -run '^$$' -fuzz '^FuzzWEpayoutWebhook$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 	$(GO) test -run '^$$' -fuzz '^FuzzEmptyPageMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 	$(GO) test -run '^$$' -fuzz '^FuzzPaymentMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout

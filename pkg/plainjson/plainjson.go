@@ -58,26 +58,46 @@ func (p *Scanner) Raw() ([]byte, bool) {
 	if !p.Byte('"') {
 		return nil, false
 	}
-	start, high := p.I, false
-	for p.I < len(p.B) {
-		c := p.B[p.I]
-		switch {
-		case c == '"':
-			p.I++
-			s := p.B[start : p.I-1]
-			if high && !utf8.Valid(s) {
-				return nil, false
-			}
-			return s, true
-		case c == '\\' || c < 0x20:
-			return nil, false
-		case c >= utf8.RuneSelf:
-			high = true
+	var f byte
+	for i := p.I; i < len(p.B); i++ {
+		k := rawClass[p.B[i]]
+		if k == 0 {
+			continue
 		}
-		p.I++
+		if k != rawQuote {
+			f |= k
+			continue
+		}
+		s := p.B[p.I:i]
+		if f&rawRefused != 0 || f&rawHigh != 0 && !utf8.Valid(s) {
+			return nil, false
+		}
+		p.I = i + 1
+		return s, true
 	}
 	return nil, false
 }
+
+// rawClass classes a string's bytes for Raw: its closing quote, refused (a
+// control byte, a backslash: an escape) or high (part of a multi-byte
+// character, to be checked as UTF-8).
+var rawClass = func() (t [256]byte) {
+	for c := range 0x20 {
+		t[c] = rawRefused
+	}
+	t['\\'] = rawRefused
+	t['"'] = rawQuote
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = rawHigh
+	}
+	return t
+}()
+
+const (
+	rawRefused = 1 << iota
+	rawHigh
+	rawQuote
+)
 
 // Str is Raw as a string.
 func (p *Scanner) Str() (string, bool) {
@@ -304,19 +324,34 @@ func (p *Scanner) skipString() bool {
 }
 
 // AppendString appends s quoted exactly as json.Marshal quotes it. Plain
-// printable ASCII is copied; anything else (escapes, the HTML characters
-// json.Marshal escapes, control bytes, non-ASCII, invalid UTF-8) goes
-// through json.Marshal, so the bytes are its own.
+// printable ASCII and valid UTF-8 beyond it are copied; anything json.Marshal
+// changes (escapes, the HTML characters it escapes, control bytes, invalid
+// UTF-8, U+2028 and U+2029) sends the whole string through json.Marshal, so
+// the bytes are its own (FuzzAppendStringMatchesMarshal).
 func AppendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s) // a string always encodes
-			return append(dst, b...)
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return appendMarshaled(dst, s)
+			}
+			i++
+			continue
 		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			return appendMarshaled(dst, s)
+		}
+		i += size
 	}
 	dst = append(dst, '"')
 	dst = append(dst, s...)
 	return append(dst, '"')
+}
+
+func appendMarshaled(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // a string always encodes
+	return append(dst, b...)
 }
 
 // Folds reports whether key matches one of names the way encoding/json

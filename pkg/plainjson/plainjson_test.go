@@ -42,3 +42,22 @@ func FuzzValueMatchesEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendStringMatchesMarshal: AppendString writes json.Marshal's bytes
+// for any string, and keeps what was already in the buffer.
+func FuzzAppendStringMatchesMarshal(f *testing.F) {
+	for _, s := range []string{"", "plain", "Ana Pérez", "a\"b\\c", "<&>", "\x7f\x01", "\xff", "\xe2\x80", "\u2028\u2029",
+		"日本\U0001F600", "\ufffd", "\xed\xa0\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := AppendString([]byte("x"), s)
+		if string(got) != "x"+string(want) {
+			t.Fatalf("AppendString(%q) = %s; json.Marshal %s", s, got[1:], want)
+		}
+	})
+}

@@ -62,7 +62,9 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusBadRequest, wompi.CodeValidation, "cannot read body")
 		return
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
+	if fast, ok := readCreateBody(body); ok {
+		req = fast
+	} else if err := json.Unmarshal(body, &req); err != nil {
 		s.writeValidation(w, []string{"body is not valid JSON: " + jsonErr(err)})
 		return
 	}

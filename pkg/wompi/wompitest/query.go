@@ -320,20 +320,10 @@ func (s *Server) handlePayoutTransactions(w http.ResponseWriter, r *http.Request
 		}
 		match = append(match, t)
 	}
-	pv := s.txPage(match, limit, page)
+	bp := pagePool.Get().(*[]byte)
+	out := s.appendTxPage(*bp, s.traceID(), match, limit, page)
 	s.mu.Unlock()
-	s.writeData(w, http.StatusOK, pv)
-}
-
-// txPage must be called with s.mu held.
-func (s *Server) txPage(match []*txn, limit, page int) pageView {
-	lo, hi, pv := paginate(len(match), limit, page)
-	recs := make([]txView, 0, hi-lo)
-	for _, t := range match[lo:hi] {
-		recs = append(recs, s.viewTx(t))
-	}
-	pv.Records = recs
-	return pv
+	sendPage(w, bp, out)
 }
 
 func (s *Server) handleGetTransaction(w http.ResponseWriter, r *http.Request) {
@@ -383,9 +373,10 @@ func (s *Server) handleTransactionsByRef(w http.ResponseWriter, r *http.Request)
 			}
 		}
 	}
-	pv := s.txPage(match, limit, page)
+	bp := pagePool.Get().(*[]byte)
+	out := s.appendTxPage(*bp, s.traceID(), match, limit, page)
 	s.mu.Unlock()
-	s.writeData(w, http.StatusOK, pv)
+	sendPage(w, bp, out)
 }
 
 // handleHealth is GET /health [doc]. With the Unhealthy fault it answers
