@@ -23,6 +23,7 @@ var refPageSeeds = []string{
 	`{"data":{"page":1},"data":{"page":2}}`,
 	`[{"id":"tx-1"}]`,
 	`{"data":{"records":[{"id":"é"}]}}`,
+	"{\"data\":{\"records\":[{\"id\":\"a\",\"x\":\"b\x01c\"}]}}", // a control byte in a skipped string
 }
 
 // The fast path answers like encoding/json whenever it answers.
