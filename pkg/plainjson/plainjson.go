@@ -185,6 +185,11 @@ func (p *Scanner) Object(member func(key []byte) bool) bool {
 	}
 }
 
+// Array reads an array's elements, its '[' already read, up to and
+// including its ']': elem is called at each element and must read it. It
+// fails when elem does, or on a misplaced comma or bracket.
+func (p *Scanner) Array(elem func() bool) bool { return p.members(']', 0, elem) }
+
 // Int reads an integer literal without a fraction or an exponent, of at
 // most 15 digits: what encoding/json decodes into an int unchanged.
 func (p *Scanner) Int() (int, bool) {

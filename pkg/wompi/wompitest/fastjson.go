@@ -170,19 +170,13 @@ func txField(t *wireTx, key []byte) (int, *string) {
 // each element an object (a null element is declined).
 func readTransactions(p *plainjson.Scanner, str func() (string, bool), txs *[]wireTx) bool {
 	out := make([]wireTx, 0, 64)
-	p.Space()
-	if p.Byte(']') {
-		*txs = out
-		return true
-	}
-	for {
-		p.Space()
+	ok := p.Array(func() bool {
 		if !p.Byte('{') {
 			return false
 		}
 		out = append(out, wireTx{})
 		t := &out[len(out)-1]
-		if !p.Object(func(key []byte) bool {
+		return p.Object(func(key []byte) bool {
 			k, dst := txField(t, key)
 			if k < 0 {
 				return !plainjson.Folds(key, txKeys...) && p.Skip()
@@ -195,18 +189,10 @@ func readTransactions(p *plainjson.Scanner, str func() (string, bool), txs *[]wi
 			n, ok := p.Int()
 			t.Amount = int64(n)
 			return ok
-		}) {
-			return false
-		}
-		p.Space()
-		if p.Byte(']') {
-			*txs = out
-			return true
-		}
-		if !p.Byte(',') {
-			return false
-		}
-	}
+		})
+	})
+	*txs = out
+	return ok
 }
 
 // pagePool holds the buffers transactions pages are written in (a
