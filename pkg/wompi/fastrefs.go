@@ -93,10 +93,11 @@ func (s *refScanner) raw() ([]byte, bool) {
 }
 
 // foldsTo reports whether key equals one of names ignoring ASCII case but
-// not exactly (keys are ASCII here: raw refuses anything else).
+// not exactly (keys are ASCII here: raw refuses anything else, so a name of
+// another length never matches).
 func foldsTo(key []byte, names ...string) bool {
 	for _, n := range names {
-		if string(key) != n && strings.EqualFold(string(key), n) {
+		if len(key) == len(n) && string(key) != n && strings.EqualFold(string(key), n) {
 			return true
 		}
 	}
