@@ -46,7 +46,7 @@ func FuzzValueMatchesEncodingJSON(f *testing.F) {
 // FuzzAppendStringMatchesMarshal: AppendString writes json.Marshal's bytes
 // for any string, and keeps what was already in the buffer.
 func FuzzAppendStringMatchesMarshal(f *testing.F) {
-	for _, s := range []string{"", "plain", "Ana Pérez", "a\"b\\c", "<&>", "\x7f\x01", "\xff", "\xe2\x80", "\u2028\u2029",
+	for _, s := range []string{"", "plain", "Ana Pérez", "a\"b\\c", "<&>", "\x7f\x01", "\xff", "\xe2\x80", "\u2028\u2029", ">", "&", "\\", "\u2029",
 		"日本\U0001F600", "\ufffd", "\xed\xa0\x80"} {
 		f.Add(s)
 	}

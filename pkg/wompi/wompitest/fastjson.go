@@ -237,7 +237,7 @@ func (s *Server) appendTxPage(dst []byte, traceID string, match []*txn, limit, p
 	return append(dst, "]}}"...)
 }
 
-// appendTx appends json.Marshal(s.viewTx(t))'s bytes (TestTxViewBytes).
+// appendTx appends json.Marshal(s.viewTx(t))'s bytes (FuzzTxViewMatchesEncodingJSON).
 func (s *Server) appendTx(dst []byte, t *txn) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = plainjson.AppendString(dst, t.id)

@@ -71,6 +71,12 @@ func FuzzCreateBodyMatchesEncodingJSON(f *testing.F) {
 		`{"recurring":{"months":3,"months":6,"Interval":"x"}}`,
 		`{"accountıd":"x"}`,
 		`{"referencſ":"x"}`,
+		`{"tranſactions":[{"name":"x"}]}`,
+		"{\"transactions\":[{\"ban\u212aId\":\"x\"}]}", // a Kelvin sign, which folds to k
+		`{"recurring":{"monthſ":3}}`,
+		`{"transactions":[{"name":"a","name":null}]}`,
+		`{"recurring":{"interval":"m","interval":null}}`,
+		`{"transactions":[{"amount":5,"amount":null}]}`,
 		`{"reference":"a"} {}`,
 		`{"reference":"a"}x`,
 		`{"reference":"a",}`,
