@@ -24,7 +24,7 @@ var refPageSeeds = []string{
 	`[{"id":"tx-1"}]`,
 	`{"data":{"records":[{"id":"é"}]}}`,
 	"{\"data\":{\"records\":[{\"id\":\"a\",\"x\":\"b\x01c\"}]}}", // a control byte in a skipped string
-	`{"data":{"records":[{"id":"a","x":"\q"}]}}`, // an invalid escape in a skipped string
+	`{"data":{"records":[{"id":"a","x":"\q"}]}}`,                 // an invalid escape in a skipped string
 }
 
 // The fast path answers like encoding/json whenever it answers.
