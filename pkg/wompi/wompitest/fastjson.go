@@ -130,40 +130,40 @@ func readRecurring(p *plainjson.Scanner, str func() (string, bool), r *wireRecur
 	})
 }
 
-// txKeys are wireTx's keys, in txField's order.
+// txKeys are wireTx's keys.
 var txKeys = []string{"legalIdType", "legalId", "bankId", "accountType", "accountNumber", "name", "email",
 	"reference", "personType", "phone", "description", "amount"}
 
-// txField returns key's index in txKeys (-1: none) and, for a string field,
-// where it goes.
-func txField(t *wireTx, key []byte) (int, *string) {
+// txField reports whether key is one of txKeys and, for a string field,
+// where it goes (nil: the amount).
+func txField(t *wireTx, key []byte) (*string, bool) {
 	switch string(key) {
 	case "legalIdType":
-		return 0, &t.LegalIDType
+		return &t.LegalIDType, true
 	case "legalId":
-		return 1, &t.LegalID
+		return &t.LegalID, true
 	case "bankId":
-		return 2, &t.BankID
+		return &t.BankID, true
 	case "accountType":
-		return 3, &t.AccountType
+		return &t.AccountType, true
 	case "accountNumber":
-		return 4, &t.AccountNumber
+		return &t.AccountNumber, true
 	case "name":
-		return 5, &t.Name
+		return &t.Name, true
 	case "email":
-		return 6, &t.Email
+		return &t.Email, true
 	case "reference":
-		return 7, &t.Reference
+		return &t.Reference, true
 	case "personType":
-		return 8, &t.PersonType
+		return &t.PersonType, true
 	case "phone":
-		return 9, &t.Phone
+		return &t.Phone, true
 	case "description":
-		return 10, &t.Description
+		return &t.Description, true
 	case "amount":
-		return 11, nil
+		return nil, true
 	}
-	return -1, nil
+	return nil, false
 }
 
 // readTransactions reads the transactions array, its '[' already read:
@@ -177,8 +177,8 @@ func readTransactions(p *plainjson.Scanner, str func() (string, bool), txs *[]wi
 		out = append(out, wireTx{})
 		t := &out[len(out)-1]
 		return p.Object(func(key []byte) bool {
-			k, dst := txField(t, key)
-			if k < 0 {
+			dst, known := txField(t, key)
+			if !known {
 				return !plainjson.Folds(key, txKeys...) && p.Skip()
 			}
 			if dst != nil {
@@ -199,13 +199,14 @@ func readTransactions(p *plainjson.Scanner, str func() (string, bool), txs *[]wi
 // 2,000-transaction page is about 1 MB).
 var pagePool = sync.Pool{New: func() any { return new([]byte) }}
 
-// sendPage answers b, a page appendTxPage wrote into bp, and gives the
-// buffer back to the pool.
-func sendPage(w http.ResponseWriter, bp *[]byte, b []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+// unlockAndSendPage answers a transactions page of match: it is written
+// with s.mu held (the transactions as they are now), then s.mu is released
+// before the answer goes out.
+func (s *Server) unlockAndSendPage(w http.ResponseWriter, match []*txn, limit, page int) {
+	bp := pagePool.Get().(*[]byte)
+	b := s.appendTxPage(*bp, s.traceID(), match, limit, page)
+	s.mu.Unlock()
+	writeBytes(w, http.StatusOK, b)
 	if cap(b) <= 8<<20 {
 		*bp = b[:0]
 		pagePool.Put(bp)

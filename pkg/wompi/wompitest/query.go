@@ -320,10 +320,7 @@ func (s *Server) handlePayoutTransactions(w http.ResponseWriter, r *http.Request
 		}
 		match = append(match, t)
 	}
-	bp := pagePool.Get().(*[]byte)
-	out := s.appendTxPage(*bp, s.traceID(), match, limit, page)
-	s.mu.Unlock()
-	sendPage(w, bp, out)
+	s.unlockAndSendPage(w, match, limit, page)
 }
 
 func (s *Server) handleGetTransaction(w http.ResponseWriter, r *http.Request) {
@@ -373,10 +370,7 @@ func (s *Server) handleTransactionsByRef(w http.ResponseWriter, r *http.Request)
 			}
 		}
 	}
-	bp := pagePool.Get().(*[]byte)
-	out := s.appendTxPage(*bp, s.traceID(), match, limit, page)
-	s.mu.Unlock()
-	sendPage(w, bp, out)
+	s.unlockAndSendPage(w, match, limit, page)
 }
 
 // handleHealth is GET /health [doc]. With the Unhealthy fault it answers

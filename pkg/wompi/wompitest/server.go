@@ -397,6 +397,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"status":500,"code":"INTERNAL","message":"encode"}`, http.StatusInternalServerError)
 		return
 	}
+	writeBytes(w, status, b)
+}
+
+// writeBytes answers b, a JSON document, with status.
+func writeBytes(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
