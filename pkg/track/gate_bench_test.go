@@ -127,3 +127,48 @@ func BenchmarkKeepAliveShortAttempt(b *testing.B) {
 		s.keepAlive(trs, tokens, []string{""}, true, nil).stop()
 	}
 }
+
+// BenchmarkDispatcherGate measures the status gate as the Wompi dispatcher
+// uses it after a batch's POST and listing: one Begin of a batch's
+// requests, each a new key going to PENDING via SUBMITTED under one token,
+// then one End confirming them all. It reports redis-server's CPU per
+// request, the largest part of Redis's cost per request in the load run.
+func BenchmarkDispatcherGate(b *testing.B) {
+	ctx := context.Background()
+	rs := testenv.RedisOwn(b)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	g := NewGate(rdb, rs.Prefix(), time.Minute)
+	const batch = 2000
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	cpu0, self0 := redisCPU(b, rdb), selfCPU()
+	b.ResetTimer()
+	for lo := 0; lo < b.N; lo += batch {
+		n := min(batch, b.N-lo)
+		items := make([]GateItem, n)
+		for i := range items {
+			id := fmt.Sprintf("r-%s-%d", run, lo+i)
+			items[i] = GateItem{ID: id, To: string(payout.StatusPending), Via: string(payout.StatusSubmitted),
+				Ref: "tx-" + id}
+		}
+		since, err := g.Epoch(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t, err := g.Begin(ctx, since, items)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, v := range t.Verdicts {
+			if v != GateOurs {
+				b.Fatalf("%s: verdict %v", items[i].ID, v)
+			}
+		}
+		if err := g.End(ctx, t, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((redisCPU(b, rdb)-cpu0).Microseconds())/float64(b.N), "redis-µs/request")
+	b.ReportMetric(float64((selfCPU()-self0).Microseconds())/float64(b.N), "client-µs/request")
+}

@@ -270,25 +270,40 @@ for g = 1, ng do
   groups[tostring(g)] = {to = to, restart = req and restart or none, allowed = allowed, verified = verified, final = final,
     fresh = fresh, via = via}
 end
+local t = now()
+local leaseEnd = string.format('%d', t + lease)
+local inGrace = t >= grace[1] and t < grace[2]
 local slots = {}
 local ns = tonumber(ARGV[i]); i = i + 1
 for n = 1, ns do
-  local tok = ARGV[i + 1]
+  local g, tok = groups[ARGV[i]], ARGV[i + 1]
   local flc = ''
   if donePrefix ~= '' then flc = donePrefix .. tok end
-  slots[tostring(n)] = {g = groups[ARGV[i]], tok = tok, flc = flc}
+  -- pre: the value begin's first step writes on a new key, but its
+  -- transaction id (the value's last part), when that step applies to the
+  -- slot's keys: the step depends only on the group, the call and the slot.
+  local pre = false
+  if g.fresh and g.allowed[''] and (g.verified or g.final) and not inGrace then
+    pre = enc('', '', g.to, '', tok, leaseEnd, '', flc)
+  end
+  slots[tostring(n)] = {g = g, tok = tok, flc = flc, pre = pre}
   i = i + 2
 end
-local t, codes, froms = now(), {}, {}
-local leaseEnd = string.format('%d', t + lease)
+local codes, froms = {}, {}
 for n = 1, #KEYS do
   local sl = slots[ARGV[i]]
   local g = sl.g
-  local o, from = begin(KEYS[n], g.to, ARGV[i + 1], sl.tok, ttl,
-    g.verified, g.final, g.restart, g.allowed, t, leaseEnd, sl.flc, grace, g.fresh, g.via)
+  if sl.pre and redis.call('SET', KEYS[n], sl.pre .. ARGV[i + 1], 'PX', ttl, 'NX') then
+    codes[n], froms[n] = 'o', ''
+  else
+    -- The key exists (a failed SET NX changed nothing), or begin's first
+    -- step does not apply: the steps that read it.
+    local o, from = begin(KEYS[n], g.to, ARGV[i + 1], sl.tok, ttl,
+      g.verified, g.final, g.restart, g.allowed, t, leaseEnd, sl.flc, grace, false, g.via)
+    codes[n] = string.sub(o, 1, 1)
+    froms[n] = from
+  end
   i = i + 2
-  codes[n] = string.sub(o, 1, 1)
-  froms[n] = from
 end
 return {table.concat(codes), table.concat(froms, '|')}
 `)
