@@ -50,17 +50,32 @@ type seenIndex struct {
 	prefix string
 	ttl    time.Duration
 
-	cmds []*redis.StatusCmd
+	// One claim's commands, keys and arguments, kept for the next claim
+	// (a worker's claims never overlap: its window loop makes them one at
+	// a time). A command's arguments point into keys and into the caller's
+	// values, so that a claim allocates its keys once, not per request.
+	cmds []redis.StatusCmd
+	keys []string
+	ends []int
+	args []any
 }
 
 // key returns the key of requestID. A requestId that is not a valid
 // reference (too long, or with characters such as braces that would break
 // the hash tag; validation rejects it anyway) is keyed by its hash.
 func (s *seenIndex) key(requestID string) string {
+	return string(s.appendKey(nil, requestID))
+}
+
+// appendKey appends the key of requestID to dst.
+func (s *seenIndex) appendKey(dst []byte, requestID string) []byte {
+	dst = append(append(dst, s.prefix...), "ingest:{"...)
 	if payout.ValidReference(requestID) {
-		return s.prefix + "ingest:{" + requestID + "}"
+		dst = append(dst, requestID...)
+	} else {
+		dst = append(append(dst, '#'), payout.EventID(requestID)...)
 	}
-	return s.prefix + "ingest:{#" + payout.EventID(requestID) + "}"
+	return append(dst, '}')
 }
 
 // seenValue is the value a record writes: "<partition>:<offset>".
@@ -81,14 +96,20 @@ func seenValue(partition int32, offset int64) string {
 func (s *seenIndex) claim(ctx context.Context, ids, values []string, copies []bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), seenTimeout)
 	defer cancel()
-	s.cmds = s.cmds[:0]
+	s.slots(ids)
+	// SET <key> <value> PX <ttl> NX GET: what SetArgs with Mode NX, Get and
+	// TTL sends, built here without its per-command argument slices. The
+	// TTL is at least 1 ms, as SetArgs rounds it.
+	ttl := any(max(1, s.ttl.Milliseconds()))
 	pipe := s.rdb.Pipeline()
 	for i, id := range ids {
 		if id == "" {
-			s.cmds = append(s.cmds, nil)
 			continue
 		}
-		s.cmds = append(s.cmds, pipe.SetArgs(ctx, s.key(id), values[i], redis.SetArgs{Mode: "NX", Get: true, TTL: s.ttl}))
+		a := s.args[7*i : 7*i+7 : 7*i+7]
+		a[0], a[1], a[2], a[3], a[4], a[5], a[6] = "set", &s.keys[i], &values[i], "px", ttl, "nx", "get"
+		s.cmds[i] = *redis.NewStatusCmd(ctx, a...)
+		_ = pipe.Process(ctx, &s.cmds[i])
 	}
 	if pipe.Len() == 0 {
 		return nil
@@ -96,12 +117,12 @@ func (s *seenIndex) claim(ctx context.Context, ids, values []string, copies []bo
 	// Exec reports the first failed command; a free key (redis.Nil) is no
 	// failure, so every command is read below instead.
 	_, _ = pipe.Exec(ctx)
-	for i, c := range s.cmds {
+	for i, id := range ids {
 		copies[i] = false
-		if c == nil {
+		if id == "" {
 			continue
 		}
-		held, err := c.Result()
+		held, err := s.cmds[i].Result()
 		switch {
 		case errors.Is(err, redis.Nil):
 			// Free: this record holds the requestId now.
@@ -112,4 +133,31 @@ func (s *seenIndex) claim(ctx context.Context, ids, values []string, copies []bo
 		}
 	}
 	return nil
+}
+
+// slots sizes the claim's commands and arguments for ids, and writes the
+// key of each requestId into one string: keys[i] is ids[i]'s ("" for none).
+func (s *seenIndex) slots(ids []string) {
+	if cap(s.cmds) < len(ids) {
+		s.cmds = make([]redis.StatusCmd, len(ids))
+		s.keys = make([]string, len(ids))
+		s.ends = make([]int, len(ids))
+		s.args = make([]any, 7*len(ids))
+	}
+	s.cmds, s.keys, s.ends, s.args = s.cmds[:len(ids)], s.keys[:len(ids)], s.ends[:len(ids)], s.args[:7*len(ids)]
+	size := 0
+	for _, id := range ids {
+		size += len(s.prefix) + len("ingest:{}") + len(id)
+	}
+	buf := make([]byte, 0, size)
+	for i, id := range ids {
+		if id != "" {
+			buf = s.appendKey(buf, id)
+		}
+		s.ends[i] = len(buf)
+	}
+	all, lo := string(buf), 0
+	for i, end := range s.ends {
+		s.keys[i], lo = all[lo:end], end
+	}
 }

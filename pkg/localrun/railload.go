@@ -11,9 +11,9 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/wompi-payouts/pipeline/pkg/cpustat"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
@@ -54,50 +54,27 @@ type cpuSample struct {
 // sampleCPU reads the CPU time of the workers' process, of Redis and of the
 // load run's children.
 func (s *Stack) sampleCPU(ctx context.Context, children []child) cpuSample {
-	c := cpuSample{workers: selfCPU(), redis: s.redisCPU(ctx), children: map[string]time.Duration{}}
+	c := cpuSample{workers: cpustat.Self(), redis: s.redisCPU(ctx), children: map[string]time.Duration{}}
 	for _, ch := range children {
 		c.children[ch.role] = procCPU(ch.cmd.Process.Pid)
 	}
 	return c
 }
 
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// redisCPU is used_cpu_sys + used_cpu_user of INFO cpu: the whole server's,
-// so a REDIS_URL shared with other work counts that work too.
+// redisCPU is redis-server's CPU so far (cpustat.Redis), -1 when it cannot
+// be read: the whole server's, so a REDIS_URL shared with other work counts
+// that work too.
 func (s *Stack) redisCPU(ctx context.Context) time.Duration {
 	c, err := s.Redis.Client()
 	if err != nil {
 		return -1
 	}
 	defer c.Close()
-	info, err := c.Info(ctx, "cpu").Result()
+	d, err := cpustat.Redis(ctx, c)
 	if err != nil {
 		return -1
 	}
-	var sum float64
-	found := 0
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return -1
-			}
-			sum += f
-			found++
-		}
-	}
-	if found != 2 {
-		return -1
-	}
-	return time.Duration(sum * float64(time.Second))
+	return d
 }
 
 // clockTicks is Linux's USER_HZ, the unit of utime and stime in

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,8 +68,7 @@ func benchmarkStatusGate(b *testing.B, fresh bool) {
 			b.Fatal(err)
 		}
 	}
-	cpu0, self0 := redisCPU(b, rdb), selfCPU()
-	b.ResetTimer()
+	cpu := testenv.StartCPU(b, rdb)
 	for lo := 0; lo < b.N; lo += batch {
 		n := min(batch, b.N-lo)
 		ids := make([]string, n)
@@ -81,39 +78,7 @@ func benchmarkStatusGate(b *testing.B, fresh bool) {
 		move(ids, payout.StatusSubmitted, fresh)
 		move(ids, payout.StatusPending, false)
 	}
-	b.StopTimer()
-	b.ReportMetric(float64((redisCPU(b, rdb)-cpu0).Microseconds())/float64(2*b.N), "redis-µs/transition")
-	b.ReportMetric(float64((selfCPU()-self0).Microseconds())/float64(2*b.N), "client-µs/transition")
-}
-
-// selfCPU is this process's CPU so far (user and system): the client's
-// side of the gate, with the benchmark's own bookkeeping.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// redisCPU is redis-server's CPU so far (user and system), from INFO cpu.
-func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var sum float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			sum += f
-		}
-	}
-	return time.Duration(sum * float64(time.Second))
+	cpu.Report(2*b.N, "transition")
 }
 
 // BenchmarkKeepAliveShortAttempt is what holding a lease costs an attempt
@@ -141,8 +106,7 @@ func BenchmarkDispatcherGate(b *testing.B) {
 	g := NewGate(rdb, rs.Prefix(), time.Minute)
 	const batch = 2000
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	cpu0, self0 := redisCPU(b, rdb), selfCPU()
-	b.ResetTimer()
+	cpu := testenv.StartCPU(b, rdb)
 	for lo := 0; lo < b.N; lo += batch {
 		n := min(batch, b.N-lo)
 		items := make([]GateItem, n)
@@ -168,7 +132,5 @@ func BenchmarkDispatcherGate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	b.ReportMetric(float64((redisCPU(b, rdb)-cpu0).Microseconds())/float64(b.N), "redis-µs/request")
-	b.ReportMetric(float64((selfCPU()-self0).Microseconds())/float64(b.N), "client-µs/request")
+	cpu.Report(b.N, "request")
 }

@@ -1,0 +1,3 @@
+package cpustat
+
+var ParseInfoCPU = parseInfoCPU
