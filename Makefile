@@ -47,6 +47,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWEpayoutWebhook$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 	$(GO) test -run '^$$' -fuzz '^FuzzEmptyPageMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 	$(GO) test -run '^$$' -fuzz '^FuzzPaymentMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
+	$(GO) test -run '^$$' -fuzz '^FuzzPaymentFieldMatchesUnmarshalJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesMarshal$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout/weptest
 
 rules:

@@ -17,16 +17,18 @@ var ErrAmount = errors.New("wepayout: invalid amount")
 // FormatReais renders cents as decimal reais with a dot and exactly two
 // decimals, the form WEpayout takes [doc]: 5034 -> "50.34", 7 -> "0.07".
 // Integer arithmetic only.
-func FormatReais(cents int64) string {
-	var b []byte
+func FormatReais(cents int64) string { return string(appendReais(nil, cents)) }
+
+// appendReais appends FormatReais(cents) to dst.
+func appendReais(dst []byte, cents int64) []byte {
 	u := uint64(cents)
 	if cents < 0 {
-		b = append(b, '-')
+		dst = append(dst, '-')
 		u = uint64(-(cents + 1)) + 1 // MinInt64 safe
 	}
-	b = strconv.AppendUint(b, u/100, 10)
+	dst = strconv.AppendUint(dst, u/100, 10)
 	f := u % 100
-	return string(append(b, '.', byte('0'+f/10), byte('0'+f%10)))
+	return append(dst, '.', byte('0'+f/10), byte('0'+f%10))
 }
 
 // ParseReais parses a decimal amount of reais into cents with integer
@@ -153,4 +155,4 @@ func (c *Cents) UnmarshalJSON(b []byte) error {
 }
 
 // MarshalJSON writes decimal reais as a JSON number: 5034 -> 50.34.
-func (c Cents) MarshalJSON() ([]byte, error) { return []byte(FormatReais(int64(c))), nil }
+func (c Cents) MarshalJSON() ([]byte, error) { return appendReais(nil, int64(c)), nil }

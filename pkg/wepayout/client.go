@@ -157,15 +157,19 @@ func (c *Client) NewCreatePaymentRequest(r rail.PayoutRequest) (*CreatePaymentRe
 	return body, nil
 }
 
-// CreatePayment sends POST /v2/payout/payments once. On failure the
+// CreatePayment sends POST /v2/payout/payments once, its body written by
+// appendCreateBody (json.Marshal for a body it declines). On failure the
 // *rail.Error's Class says whether the payment may exist: OutcomeUnknown
 // (a 5xx, a 429, a timeout, a reset, an unreadable 2xx): never send it
 // again before Find proves it absent.
 func (c *Client) CreatePayment(ctx context.Context, body *CreatePaymentRequest) (*Payment, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, &rail.Error{Rail: rail.WEpayout, Op: opCreate, Class: rail.Rejected, Code: CodeInvalidRequest,
-			Message: "cannot encode the request", Err: ErrInvalidRequest}
+	b, ok := appendCreateBody(make([]byte, 0, 512), body)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return nil, &rail.Error{Rail: rail.WEpayout, Op: opCreate, Class: rail.Rejected, Code: CodeInvalidRequest,
+				Message: "cannot encode the request", Err: ErrInvalidRequest}
+		}
 	}
 	raw, err := c.do(ctx, opCreate, http.MethodPost, "/v2/payout/payments", nil, b, body.pii())
 	if err != nil {

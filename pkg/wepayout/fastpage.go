@@ -1,6 +1,7 @@
 package wepayout
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 
@@ -81,9 +82,10 @@ func readMeta(p *plainjson.Scanner, m *PageMeta) bool {
 // readPaymentAnswer is the fast path of decodePayment for a payment
 // written plainly: the answer's object, bare or wrapped in {"data": {...}}
 // as payload takes it, each of Payment's keys at most once and spelled
-// exactly, strings without escapes. The typed fields go through their own
-// UnmarshalJSON with the value's bytes, as encoding/json calls it; other
-// keys are skipped with their syntax checked. It declines anything else,
+// exactly, strings without escapes. The typed fields are read by the plain
+// readers below (setField), else by their own UnmarshalJSON with the
+// value's bytes, as encoding/json calls it; other keys are skipped with
+// their syntax checked. It declines anything else,
 // and decodePayment reads the answer with encoding/json.
 // FuzzPaymentMatchesEncodingJSON holds it to encoding/json.
 func readPaymentAnswer(raw []byte) (p Payment, ok bool) {
@@ -166,13 +168,13 @@ func readPayment(obj []byte, p *Payment) bool {
 		v := obj[at:s.I]
 		switch k {
 		case 0:
-			return p.ID.UnmarshalJSON(v) == nil
+			return setField(&p.ID, v, plainID)
 		case 1:
-			return p.MerchantID.UnmarshalJSON(v) == nil
+			return setField(&p.MerchantID, v, plainID)
 		case 4:
-			return p.Amount.UnmarshalJSON(v) == nil
+			return setField(&p.Amount, v, plainCents)
 		case 8:
-			return p.Status.UnmarshalJSON(v) == nil
+			return setField(&p.Status, v, plainStatus)
 		case 9:
 			if string(v) == "null" {
 				p.StatusDetail = nil
@@ -180,12 +182,154 @@ func readPayment(obj []byte, p *Payment) bool {
 			}
 			return v[0] == '{' && json.Unmarshal(v, &p.StatusDetail) == nil
 		case 11:
-			return p.CreatedAt.UnmarshalJSON(v) == nil
+			return setField(&p.CreatedAt, v, plainTime)
 		case 12:
-			return p.UpdatedAt.UnmarshalJSON(v) == nil
+			return setField(&p.UpdatedAt, v, plainTime)
 		}
 		return false
 	})
+}
+
+// The typed fields of a payment (ID, Cents, StatusRef, Time) cost
+// readPayment most of its time through their UnmarshalJSON methods, each
+// a json.Unmarshal. plainID, plainCents, plainStatus and plainTime read
+// the shapes WEpayout writes plainly, and give what the method gives; they
+// decline (ok false) anything else, and setField calls the method as
+// before, so a value they decline and every error are the method's.
+// FuzzPaymentFieldMatchesUnmarshalJSON holds each to json.Unmarshal into
+// its type; TestPlainPaymentFields pins which shapes they take.
+
+// setField sets *dst from the value v: plain's reading when it takes v,
+// else dst's UnmarshalJSON, as encoding/json calls it. It reports whether
+// v was read without an error.
+func setField[T any, PT interface {
+	*T
+	UnmarshalJSON([]byte) error
+}](dst PT, v []byte, plain func([]byte) (T, bool)) bool {
+	if x, ok := plain(v); ok {
+		*dst = x
+		return true
+	}
+	return dst.UnmarshalJSON(v) == nil
+}
+
+// plainID reads an id written as a number literal (kept as written, as
+// json.Number keeps it) or a string without escapes.
+func plainID(v []byte) (ID, bool) {
+	s := plainjson.Scanner{B: v}
+	s.Space()
+	t, ok := s.Text()
+	if !ok || !s.End() {
+		return "", false
+	}
+	return ID(t), true
+}
+
+// plainCents reads the amounts WEpayout writes: GET's integer cents
+// (5034), the create answer's reais string ("R$50.34", "50.34", "50") and
+// a reais number with one or two decimals (50.34), at most 15 digits
+// before the point. It declines a sign, a separator other than the one
+// decimal point, a space, an exponent, null and a leading zero in a number
+// (not JSON), which Cents.UnmarshalJSON reads or refuses.
+func plainCents(v []byte) (Cents, bool) {
+	quoted := len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"'
+	if quoted {
+		v = v[1 : len(v)-1]
+		if len(v) >= 2 && v[0] == 'R' && v[1] == '$' {
+			v = v[2:]
+		}
+	}
+	whole, frac, dot := v, v[:0], false
+	if i := bytes.IndexByte(v, '.'); i >= 0 {
+		whole, frac, dot = v[:i], v[i+1:], true
+	}
+	n, ok := plainDigits(whole, 15)
+	if !ok || !quoted && len(whole) > 1 && whole[0] == '0' {
+		return 0, false
+	}
+	if !dot {
+		if !quoted {
+			return Cents(n), numberAmountIsCents
+		}
+		return Cents(n * 100), true
+	}
+	f, ok := plainDigits(frac, 2)
+	if !ok {
+		return 0, false
+	}
+	if len(frac) == 1 {
+		f *= 10
+	}
+	return Cents(n*100 + f), true
+}
+
+// plainDigits reads b, one to max ASCII digits, as a number.
+func plainDigits(b []byte, max int) (int64, bool) {
+	if len(b) < 1 || len(b) > max {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// plainStatus reads a status object whose members are only "id", an
+// integer of at most 15 digits or a string of such digits, and "name", a
+// string without escapes. A repeated member is read again: the last one
+// counts, as for encoding/json. Any other member (a key in another case
+// among them), a null, a fraction, a sign in a string are declined.
+func plainStatus(v []byte) (StatusRef, bool) {
+	var st StatusRef
+	s := plainjson.Scanner{B: v}
+	s.Space()
+	if !s.Byte('{') {
+		return st, false
+	}
+	ok := s.Object(func(key []byte) bool {
+		var ok bool
+		switch string(key) {
+		case "id":
+			st.ID, ok = plainStatusID(&s)
+		case "name":
+			st.Name, ok = s.Str()
+		}
+		return ok
+	})
+	return st, ok && s.End()
+}
+
+// plainStatusID reads a status id: an integer literal, or a string of
+// digits.
+func plainStatusID(s *plainjson.Scanner) (int, bool) {
+	if !s.Next('"') {
+		return s.Int()
+	}
+	b, ok := s.Raw()
+	if !ok {
+		return 0, false
+	}
+	n, ok := plainDigits(b, 15)
+	return int(n), ok
+}
+
+// plainTime reads a time string without escapes that ParseTime takes.
+func plainTime(v []byte) (Time, bool) {
+	s := plainjson.Scanner{B: v}
+	s.Space()
+	str, ok := s.Str()
+	if !ok || !s.End() {
+		return Time{}, false
+	}
+	t, err := ParseTime(str)
+	if err != nil {
+		return Time{}, false
+	}
+	return Time{t}, true
 }
 
 // decodePayment reads a payment answer: readPaymentAnswer, else

@@ -44,10 +44,10 @@ func (l *listingRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // TestSimulatorAnswersTakeTheFastPaths: the page the simulator answers a
-// lookup of an id it never saw, its create answer and its GET answer are
-// read by the hand-written readers (else the load run would measure
-// encoding/json again), and a page that lists the payment is not read as
-// empty.
+// lookup of an id it never saw, its create answer and its GET answer (each
+// typed member too) are read by the hand-written readers (else the load
+// run would measure encoding/json again), and a page that lists the
+// payment is not read as empty.
 func TestSimulatorAnswersTakeTheFastPaths(t *testing.T) {
 	rec := &listingRecorder{}
 	_, c, _ := newSim(t, weptest.Config{}, wepayout.Config{HTTPClient: &http.Client{Transport: rec}})
@@ -73,13 +73,17 @@ func TestSimulatorAnswersTakeTheFastPaths(t *testing.T) {
 	if wepayout.ReadEmptyPage(rec.answers[1]) {
 		t.Errorf("a page listing a payment, %s, was read as empty", rec.answers[1])
 	}
-	// The create's answer and GET's take the payment reader.
+	// The create's answer and GET's take the payment reader, and their
+	// typed members the plain readers.
 	if len(rec.others) != 2 {
 		t.Fatalf("%d other answers recorded, want the create's and GET's", len(rec.others))
 	}
 	for _, a := range rec.others {
 		if !wepayout.ReadPaymentAnswer(a) {
 			t.Errorf("the simulator's payment answer %s does not take the fast path", a)
+		}
+		if !wepayout.PlainPaymentFields(a) {
+			t.Errorf("a typed member of the simulator's payment answer %s is read by its UnmarshalJSON", a)
 		}
 	}
 }
