@@ -50,6 +50,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPaymentFieldMatchesUnmarshalJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesMarshal$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout/weptest
+	$(GO) test -run '^$$' -fuzz '^FuzzPageLinksMatchValuesEncode$$' -fuzztime $(FUZZTIME) ./pkg/wepayout/weptest
 
 rules:
 	promtool check rules deploy/prometheus/alerts.yml

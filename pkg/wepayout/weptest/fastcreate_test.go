@@ -3,7 +3,9 @@ package weptest
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -138,4 +140,61 @@ func TestEmptyPageBytes(t *testing.T) {
 			t.Errorf("%+v:\n ours %s\n json %s", c, got, want)
 		}
 	}
+}
+
+// oldPageLink is the listing's link as it was built for every link: the
+// request's query parsed, its page set, encoded again.
+func oldPageLink(u *url.URL, last, n int) any {
+	if n < 1 || n > last {
+		return nil
+	}
+	v := *u
+	q := v.Query()
+	q.Set("page", strconv.Itoa(n))
+	v.RawQuery = q.Encode()
+	return v.String()
+}
+
+// TestPageLinksMatchValuesEncode holds pageLinks, which parses and encodes
+// the query once, to building each link with url.Values: keys before and
+// after "page" in sort order, keys that contain "page", repeated keys,
+// escapes, an empty query, a trailing "?", pages outside 1..last.
+func TestPageLinksMatchValuesEncode(t *testing.T) {
+	for _, raw := range pageLinkSeeds {
+		checkPageLinks(t, raw)
+	}
+}
+
+var pageLinkSeeds = []string{
+	"/v2/payout/payments?external_id=req-1",
+	"/v2/payout/payments?external_id=req-1&page=3&per_page=100",
+	"/v2/payout/payments?apage=%00&page=2&zpage=x&page=9",
+	"/v2/payout/payments?pag=1&pagf=2&page&pagea=3&Page=4",
+	"/v2/payout/payments?",
+	"/v2/payout/payments",
+	"/v2/payout/pay%20ments?a=%E2%80%A8&b=%3C%3E%26&c=+&c=%2B&d=",
+	"/v2/payout/payments?x=1;y=2&z=%zz",
+}
+
+func checkPageLinks(t *testing.T, raw string) {
+	t.Helper()
+	u, err := url.ParseRequestURI(raw)
+	if err != nil {
+		return
+	}
+	for _, last := range []int{1, 2, 5} {
+		got := pageLinks(u, last)
+		for n := -1; n <= last+1; n++ {
+			if g, w := got(n), oldPageLink(u, last, n); g != w {
+				t.Fatalf("%q last %d page %d: got %v, want %v", raw, last, n, g, w)
+			}
+		}
+	}
+}
+
+func FuzzPageLinksMatchValuesEncode(f *testing.F) {
+	for _, s := range pageLinkSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) { checkPageLinks(t, raw) })
 }

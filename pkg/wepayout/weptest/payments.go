@@ -431,16 +431,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		data = append(data, s.readView(match[i]))
 	}
 	s.mu.Unlock()
-	link := func(n int) any {
-		if n < 1 || n > last {
-			return nil
-		}
-		u := *r.URL
-		qq := u.Query()
-		qq.Set("page", strconv.Itoa(n))
-		u.RawQuery = qq.Encode()
-		return u.String()
-	}
+	link := pageLinks(r.URL, last)
 	if len(data) == 0 {
 		// A lookup of a payee not yet paid: the listing's most frequent
 		// answer, written by hand (appendEmptyPage).
@@ -448,6 +439,42 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, pageView(data, page, per, last, total, link))
+}
+
+// pageLinks returns the listing's link to page n of 1..last (nil outside):
+// the request's URL with its query's page set to n, the query re-encoded
+// (keys sorted), as setting it with url.Values and encoding the query for
+// every link would write it (TestPageLinksMatchValuesEncode). The query is
+// parsed and encoded once, not once per link: the lookups of payees not
+// yet paid, each an empty page with two links, are most of the listings.
+func pageLinks(u *url.URL, last int) func(n int) any {
+	// Encode sorts the keys: the other keys before "page" make the head,
+	// those after it the tail.
+	before, after := url.Values{}, url.Values{}
+	for k, vs := range u.Query() {
+		switch {
+		case k < "page":
+			before[k] = vs
+		case k > "page":
+			after[k] = vs
+		}
+	}
+	head, tail := before.Encode(), after.Encode()
+	if head != "" {
+		head += "&"
+	}
+	if tail != "" {
+		tail = "&" + tail
+	}
+	base := *u
+	base.RawQuery, base.ForceQuery = "", false
+	prefix := base.String() + "?" + head + "page="
+	return func(n int) any {
+		if n < 1 || n > last {
+			return nil
+		}
+		return prefix + strconv.Itoa(n) + tail
+	}
 }
 
 // pageView is a page of the listing [seed].
