@@ -11,7 +11,6 @@ package plainjson
 
 import (
 	"bytes"
-	"encoding/json"
 	"unicode/utf8"
 )
 
@@ -335,36 +334,71 @@ func (p *Scanner) skipString() bool {
 	return false
 }
 
-// AppendString appends s quoted exactly as json.Marshal quotes it. Plain
-// printable ASCII and valid UTF-8 beyond it are copied; anything json.Marshal
-// changes (escapes, the HTML characters it escapes, control bytes, invalid
-// UTF-8, U+2028 and U+2029) sends the whole string through json.Marshal, so
-// the bytes are its own (FuzzAppendStringMatchesMarshal).
+// AppendString appends s quoted exactly as json.Marshal quotes it: plain
+// printable ASCII and valid UTF-8 beyond it copied; '"' and '\\' escaped
+// with a backslash, and the control bytes json.Marshal writes short (\b,
+// \f, \n, \r, \t) so; other control bytes and the HTML characters <, >
+// and & as \u00XX; invalid UTF-8 as \ufffd; U+2028 and U+2029 as \u2028
+// and \u2029 (FuzzAppendStringMatchesMarshal).
 func AppendString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-				return appendMarshaled(dst, s)
+			if asIs[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}
 			i++
+			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-			return appendMarshaled(dst, s)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
 		}
 		i += size
+		start = i
 	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
+	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
 
-func appendMarshaled(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s) // a string always encodes
-	return append(dst, b...)
-}
+// asIs says which ASCII bytes json.Marshal writes in a string as they are:
+// the printable ones but '"', '\\' and the HTML characters <, > and &.
+var asIs = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // Folds reports whether key matches one of names the way encoding/json
 // matches a key to a field when no field is spelled exactly like it

@@ -47,7 +47,8 @@ func FuzzValueMatchesEncodingJSON(f *testing.F) {
 // for any string, and keeps what was already in the buffer.
 func FuzzAppendStringMatchesMarshal(f *testing.F) {
 	for _, s := range []string{"", "plain", "Ana Pérez", "a\"b\\c", "<&>", "\x7f\x01", "\xff", "\xe2\x80", "\u2028\u2029", ">", "&", "\\", "\u2029",
-		"日本\U0001F600", "\ufffd", "\xed\xa0\x80"} {
+		"日本\U0001F600", "\ufffd", "\xed\xa0\x80",
+		"\b\f\n\r\t", "\x00\x1f\x0b", "a<b>c&d", "x\u2028y\xffz", "é\"ü\\", "/v2/x?a=1&page=2", "\x7f"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -58,6 +59,32 @@ func FuzzAppendStringMatchesMarshal(f *testing.F) {
 		got := AppendString([]byte("x"), s)
 		if string(got) != "x"+string(want) {
 			t.Fatalf("AppendString(%q) = %s; json.Marshal %s", s, got[1:], want)
+		}
+	})
+}
+
+// BenchmarkAppendString quotes a listing link (its '&' escaped as \u0026),
+// a name with accents, and, for comparison, the link through json.Marshal.
+func BenchmarkAppendString(b *testing.B) {
+	link := "/v2/payout/payments?external_id=req-7f3a9c1e-0001&page=1&per_page=100"
+	buf := make([]byte, 0, 256)
+	b.Run("link", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = AppendString(buf[:0], link)
+		}
+	})
+	b.Run("accented", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = AppendString(buf[:0], "José Ñandú Pérez")
+		}
+	})
+	b.Run("link-json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m, _ := json.Marshal(link)
+			buf = append(buf[:0], m...)
 		}
 	})
 }
