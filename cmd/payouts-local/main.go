@@ -46,6 +46,7 @@ func run(args []string) int {
 		railName            string
 		kafkaBrokers        string
 		cpuProfile, memProf string
+		loadJSON            string
 	)
 	set := config.New("payouts-local", os.LookupEnv)
 	set.Int(&n, "n", "LOCAL_REQUESTS", 10000, "payout requests the synthetic marketplace publishes (--load: default 1,000,000)")
@@ -61,11 +62,16 @@ func run(args []string) int {
 	set.String(&logPath, "log-file", "LOCAL_LOG_FILE", filepath.Join(os.TempDir(), "payouts-local.log"), "where the workers' logs go")
 	set.String(&cpuProfile, "cpuprofile", "LOCAL_CPUPROFILE", "", "write a CPU profile of the workers' process to this file (go tool pprof)")
 	set.String(&memProf, "memprofile", "LOCAL_MEMPROFILE", "", "write a heap profile of the workers' process, taken when its live heap peaks, to this file")
+	set.String(&loadJSON, "load-json", "LOCAL_LOAD_JSON", "", "with --load: also write the load run's figures as one JSON object to this file")
 	if err := set.Parse(args); err != nil {
 		if errors.Is(err, config.ErrHelp) {
 			return 0
 		}
 		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if loadJSON != "" && !load {
+		fmt.Fprintln(os.Stderr, "config: LOCAL_LOAD_JSON/--load-json: needs --load")
 		return 2
 	}
 	if railName != "" {
@@ -136,6 +142,12 @@ func run(args []string) int {
 	}
 	if report != nil {
 		report.Print(os.Stdout)
+		if loadJSON != "" && report.Load != nil {
+			if werr := writeLoadJSON(loadJSON, report); werr != nil {
+				fmt.Fprintln(os.Stderr, "payouts-local: LOCAL_LOAD_JSON:", werr)
+				return 1
+			}
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "payouts-local:", err)
@@ -145,6 +157,19 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// writeLoadJSON writes the load run's figures as JSON to path.
+func writeLoadJSON(path string, report *localrun.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := report.WriteLoadJSON(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func isTerminal(f *os.File) bool {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -271,4 +272,73 @@ func (t *Tally) fetchLedger(ctx context.Context, baseURL string) (*ledgerView, e
 		}
 	}
 	return v, nil
+}
+
+// LoadSummary is the load run's figures in one JSON object
+// (payouts-local --load --load-json FILE), for comparing runs by script:
+// every CPU figure is microseconds per request (per payout on a
+// single-payout rail) from the first publish to the last SUBMITTED, as the
+// printed report gives it. A figure that was not measured is null.
+type LoadSummary struct {
+	Rail            string  `json:"rail"`
+	Requests        int     `json:"requests"`
+	Batches         int     `json:"batches"`
+	PipelineSeconds float64 `json:"pipeline_seconds"`
+	PerSecond       float64 `json:"per_second"`
+	RedisCommands   float64 `json:"dispatcher_redis_commands_per_batch"`
+	RedisRoundTrips float64 `json:"dispatcher_redis_round_trips_per_batch"`
+	CPU             struct {
+		WorkersProcess   float64            `json:"workers_process"`
+		LoadRun          *float64           `json:"load_run"`
+		WorkersAlone     *float64           `json:"workers_alone"`
+		Redis            *float64           `json:"redis"`
+		Children         map[string]float64 `json:"children"`
+		Simulators       float64            `json:"simulators"`
+		WorkersRedisSims float64            `json:"workers_redis_simulators"`
+	} `json:"cpu_us_per_request"`
+	PeakRSSMiB       float64            `json:"peak_rss_mib"`
+	MemorySettings   string             `json:"memory_settings"`
+	ChildRSSMiB      map[string]float64 `json:"child_peak_rss_mib"`
+	RawConsumePerSec *float64           `json:"raw_consume_per_second"`
+	Reconciled       bool               `json:"reconciled"`
+}
+
+// Summary is l as a LoadSummary; reconciled is the run's verdict.
+func (l *LoadFigures) Summary(reconciled bool) LoadSummary {
+	s := LoadSummary{Rail: l.Rail, Requests: l.Requests, Batches: l.Batches, PipelineSeconds: l.Pipeline.Seconds(),
+		PerSecond: l.RequestsPerSec, RedisCommands: l.RedisCommands, RedisRoundTrips: l.RedisRoundTrips,
+		PeakRSSMiB: float64(l.PeakRSS) / (1 << 20), MemorySettings: l.memorySettings(), ChildRSSMiB: map[string]float64{},
+		Reconciled: reconciled}
+	us := func(d time.Duration) *float64 { v := l.perRequest(d); return &v }
+	if l.RawConsumePerSec > 0 {
+		s.RawConsumePerSec = &l.RawConsumePerSec
+	}
+	s.CPU.WorkersProcess = l.perRequest(l.WorkersCPU)
+	if l.LoadGenCPU >= 0 {
+		s.CPU.LoadRun, s.CPU.WorkersAlone = us(l.LoadGenCPU), us(l.PipelineWorkersCPU())
+	}
+	if l.RedisCPU >= 0 {
+		s.CPU.Redis = us(l.RedisCPU)
+	}
+	s.CPU.Children = map[string]float64{}
+	for role, d := range l.ChildCPU {
+		s.CPU.Children[role] = l.perRequest(d)
+	}
+	s.CPU.Simulators = l.perRequest(l.SimulatorCPU())
+	s.CPU.WorkersRedisSims = l.perRequest(l.WorkersCPU + max(0, l.RedisCPU) + l.SimulatorCPU())
+	for name, rss := range l.ChildRSS {
+		s.ChildRSSMiB[name] = float64(rss) / (1 << 20)
+	}
+	return s
+}
+
+// WriteLoadJSON writes the load run's LoadSummary, indented, to w; an error
+// when the report holds no load figures (not a load run).
+func (r *Report) WriteLoadJSON(w io.Writer) error {
+	if r.Load == nil {
+		return errors.New("localrun: no load figures: not a load run")
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r.Load.Summary(r.OK()))
 }
