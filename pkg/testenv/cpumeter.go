@@ -30,10 +30,13 @@ func StartCPU(b *testing.B, rdb redis.Cmdable) *CPUMeter {
 }
 
 // Report stops b's timer and reports redis-µs/<unit> and client-µs/<unit>
-// over n units of work (requests, transitions, ...).
+// over n units of work (requests, transitions, ...); n must be positive.
 func (m *CPUMeter) Report(n int, unit string) {
 	m.b.Helper()
 	m.b.StopTimer()
+	if n <= 0 {
+		m.b.Fatalf("testenv: CPUMeter.Report over %d %ss", n, unit)
+	}
 	self := cpustat.Self() - m.self0
 	red := redisCPU(m.b, m.rdb) - m.redis0
 	m.b.ReportMetric(float64(red.Microseconds())/float64(n), "redis-µs/"+unit)

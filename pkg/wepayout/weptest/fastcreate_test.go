@@ -174,19 +174,25 @@ var pageLinkSeeds = []string{
 	"/v2/payout/payments",
 	"/v2/payout/pay%20ments?a=%E2%80%A8&b=%3C%3E%26&c=+&c=%2B&d=",
 	"/v2/payout/payments?x=1;y=2&z=%zz",
+	"/v2/payout/payments?external_id=r-1#frag%20ment",
+	"/v2/payout/payments#only-a-fragment",
 }
 
 func checkPageLinks(t *testing.T, raw string) {
 	t.Helper()
-	u, err := url.ParseRequestURI(raw)
-	if err != nil {
-		return
-	}
-	for _, last := range []int{1, 2, 5} {
-		got := pageLinks(u, last)
-		for n := -1; n <= last+1; n++ {
-			if g, w := got(n), oldPageLink(u, last, n); g != w {
-				t.Fatalf("%q last %d page %d: got %v, want %v", raw, last, n, g, w)
+	// A server's request URL (ParseRequestURI: no fragment), and any URL
+	// (Parse: a fragment too).
+	for _, parse := range []func(string) (*url.URL, error){url.ParseRequestURI, url.Parse} {
+		u, err := parse(raw)
+		if err != nil {
+			continue
+		}
+		for _, last := range []int{1, 2, 5} {
+			got := pageLinks(u, last)
+			for n := -1; n <= last+1; n++ {
+				if g, w := got(n), oldPageLink(u, last, n); g != w {
+					t.Fatalf("%q last %d page %d: got %v, want %v", raw, last, n, g, w)
+				}
 			}
 		}
 	}

@@ -468,7 +468,11 @@ func pageLinks(u *url.URL, last int) func(n int) any {
 	}
 	base := *u
 	base.RawQuery, base.ForceQuery = "", false
+	base.Fragment, base.RawFragment = "", ""
 	prefix := base.String() + "?" + head + "page="
+	if u.Fragment != "" {
+		tail += "#" + u.EscapedFragment()
+	}
 	return func(n int) any {
 		if n < 1 || n > last {
 			return nil
