@@ -62,8 +62,13 @@ type job struct {
 	// tracker's statuses for the batch may have been lost with them.
 	foundAfterLoss bool
 
-	keep     []int    // positions of the transactions to pay
-	bankIDs  []string // per position
+	keep    []int    // positions of the transactions to pay
+	bankIDs []string // per position
+	// unposted, per position: dedupe indexed the requestId for the first
+	// time in a complete epoch (newPayeeProof); nil when none was.
+	unposted []bool
+	// complete: the epoch was complete at the dedupe.
+	complete bool
 	drops    []drop
 	res      ratelimit.Reservation
 	reserved bool // res is held in Redis
@@ -489,18 +494,26 @@ func (j *job) dedupe() error {
 			modes = append(modes, modeKeep)
 		}
 	}
-	var verdicts []byte
+	var verdicts, news []byte
+	complete := false
 	if len(ids) > 0 {
 		var err error
-		if verdicts, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, railName(j.b), ids, modes); err != nil {
+		if verdicts, news, complete, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, railName(j.b), ids, modes); err != nil {
 			return err
 		}
 	}
+	j.unposted, j.complete = nil, complete
 	for p, i := range cand {
 		rid := txs[i].RequestID
 		switch verdicts[p] {
 		case verdictKeep:
 			j.keep = append(j.keep, i)
+			if news[p] == newPayee {
+				if j.unposted == nil {
+					j.unposted = make([]bool, len(txs))
+				}
+				j.unposted[i] = true
+			}
 		case verdictRejected:
 			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonUnknownBankID,
 				message: "GET /banks has no bankId for the beneficiary's bank code",

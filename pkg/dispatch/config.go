@@ -123,6 +123,11 @@ type Config struct {
 	// SingleConcurrency bounds the payees of one batch sent at once on a
 	// single-payout rail; default 8.
 	SingleConcurrency int
+	// LookupEveryPayee makes every single-payout POST wait for a lookup by
+	// our id, even for a payee the duplicate index proves no dispatcher
+	// has posted (newPayeeProof): for a rail account that something other
+	// than this deployment may pay our requestIds through.
+	LookupEveryPayee bool
 
 	// Wompi is Wompi's batch rail (package wompi's NewRail over its
 	// Client): the dispatcher knows it only through the rail seam. Its HTTP

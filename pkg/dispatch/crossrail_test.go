@@ -188,9 +188,9 @@ func TestRebuildKeepsSurvivingOwnersAndStopsWhenItsEpochIsGone(t *testing.T) {
 		if _, err := e.st.claim(ctx, "w", "ep-1", c.batch); err != nil {
 			t.Fatal(err)
 		}
-		v, err := e.st.dedupe(ctx, "w", "ep-1", c.batch, r.name, []string{"kept-0"}, []byte{modeKeep})
-		if err != nil || string(v) != c.want {
-			t.Fatalf("batch %s: verdict %q (%v), want %q", c.batch, v, err, c.want)
+		v, news, _, err := e.st.dedupe(ctx, "w", "ep-1", c.batch, r.name, []string{"kept-0"}, []byte{modeKeep})
+		if err != nil || string(v) != c.want || string(news) != "-" {
+			t.Fatalf("batch %s: verdict %q, new %q (%v), want %q and not new", c.batch, v, news, err, c.want)
 		}
 	}
 	// A newer recovery began: the older one's rebuild writes nothing.

@@ -71,6 +71,7 @@ type Engine struct {
 	// (missingRails); the process leaves recoveries to other replicas.
 	railsMissing atomic.Bool
 	railsEvery   time.Duration // railsRecordEvery (tests shorten it)
+	completing   atomic.Bool   // completeEpoch is running
 	closed       sync.Once
 
 	// Test hooks (nil in production).

@@ -89,10 +89,10 @@ func newFixture(t testing.TB, o fixtureOpt) *fixture {
 	return f
 }
 
-// seedEpoch writes a ready epoch: the state a finished recovery leaves on
-// an empty Wompi. Tests about recovery leave it out.
+// seedEpoch writes a ready, complete epoch: the state a finished recovery
+// leaves on empty rails. Tests about recovery leave it out.
 func (f *fixture) seedEpoch() {
-	if err := f.redis.Client().HSet(context.Background(), f.redis.Prefix()+"{dispatch}:epoch", "id", "e0", "state", "ready", "layout", epochLayout,
+	if err := f.redis.Client().HSet(context.Background(), f.redis.Prefix()+"{dispatch}:epoch", "id", "e0", "state", "ready", "layout", epochLayout, "complete", "e0",
 		"server", redisRunID(f.t, f.redis.Client())).Err(); err != nil {
 		f.t.Fatal(err)
 	}

@@ -182,17 +182,17 @@ func TestUnknownBankRejectionIsSticky(t *testing.T) {
 			t.Fatalf("claim %s: %+v %v", b, c, err)
 		}
 	}
-	v, err := e.st.dedupe(ctx, "w", "e0", "b-bank", rail.Wompi, []string{"r-bank"}, []byte{modeReject})
-	if err != nil || string(v) != "r" {
-		t.Fatalf("first attempt: %q %v, want rejected", v, err)
+	v, news, _, err := e.st.dedupe(ctx, "w", "e0", "b-bank", rail.Wompi, []string{"r-bank"}, []byte{modeReject})
+	if err != nil || string(v) != "r" || string(news) != "-" {
+		t.Fatalf("first attempt: %q %q %v, want rejected, not new", v, news, err)
 	}
-	v, err = e.st.dedupe(ctx, "w", "e0", "b-bank", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
-	if err != nil || string(v) != "r" {
-		t.Fatalf("later attempt with the bank known: %q %v, want still rejected", v, err)
+	v, news, _, err = e.st.dedupe(ctx, "w", "e0", "b-bank", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
+	if err != nil || string(v) != "r" || string(news) != "-" {
+		t.Fatalf("later attempt with the bank known: %q %q %v, want still rejected", v, news, err)
 	}
-	v, err = e.st.dedupe(ctx, "w", "e0", "b-other", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
-	if err != nil || string(v) != "d" {
-		t.Fatalf("another batch's copy: %q %v, want duplicate", v, err)
+	v, news, _, err = e.st.dedupe(ctx, "w", "e0", "b-other", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
+	if err != nil || string(v) != "d" || string(news) != "-" {
+		t.Fatalf("another batch's copy: %q %q %v, want duplicate", v, news, err)
 	}
 }
 

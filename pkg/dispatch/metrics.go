@@ -42,6 +42,7 @@ type metrics struct {
 	leasesLost        prometheus.Counter
 	reconciled        *prometheus.CounterVec   // found
 	providerDupes     *prometheus.CounterVec   // rail
+	lookupsSkipped    *prometheus.CounterVec   // rail
 	railLatency       *prometheus.HistogramVec // rail, endpoint, class: the single-payout rails' calls
 	railErrors        *prometheus.CounterVec   // rail, endpoint, class
 	railBlocked       *prometheus.CounterVec   // rail, code
@@ -101,7 +102,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "reconciliations_total",
 			Help: "Lookups by reference before a POST, by whether the batch was already in Wompi."}, []string{"found"}),
 		providerDupes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "provider_duplicates_total",
-			Help: "Lookups by requestId that found more than one payout at a single-payout rail (someone posted our id twice; never the dispatcher: each of its POSTs follows a lookup that found nothing), by rail."}, []string{"rail"}),
+			Help: "Lookups by requestId that found more than one payout at a single-payout rail (someone posted our id twice; never the dispatcher: each of its POSTs follows a lookup that found nothing, or the duplicate index's proof that no dispatcher posted it), by rail."}, []string{"rail"}),
+		lookupsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lookups_skipped_total",
+			Help: "Single-payout payees posted without a lookup first, by rail: the duplicate index proved no dispatcher had posted them (indexed for the first time in a complete epoch; DISPATCHER_LOOKUP_EVERY_PAYEE=true turns it off)."}, []string{"rail"}),
 		railLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "rail_request_seconds",
 			Help:    "Latency of the single-payout rails' calls (create, find), by rail, endpoint and class (ok, or the rail's error class).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}, []string{"rail", "endpoint", "class"}),
@@ -119,7 +122,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
 		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.postBlocked, m.restarts, m.lateSkipped, m.listedPending, m.leasesLost,
-		m.reconciled, m.providerDupes, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
+		m.reconciled, m.providerDupes, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)
 		}

@@ -201,7 +201,15 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 	if skipped > 0 {
 		grace = strconv.FormatInt(max(skipped.Milliseconds(), 1), 10)
 	}
-	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch, grace).Int()
+	// The rails were listed after the grace only when it was waited: then
+	// the index holds every payout posted before this epoch began
+	// (newPayeeProof). A first start's epoch is completed later
+	// (completeEpoch).
+	complete := ""
+	if !first {
+		complete = "complete"
+	}
+	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch, grace, complete).Int()
 	if err != nil {
 		return "", fmt.Errorf("dispatch: finish recovery: %w", err)
 	}
@@ -246,6 +254,90 @@ func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
 	}
 }
 
+// listSingles indexes, under each rail's mark, every payout each
+// single-payout rail created in the dedupe window (rebuildIndex). It
+// returns how many payouts it listed and how many it indexed.
+func (e *Engine) listSingles(ctx context.Context, w *indexWriter) (payouts, indexed int, err error) {
+	since := e.cfg.Now().Add(-e.cfg.DedupeWindow)
+	for _, n := range slices.Sorted(maps.Keys(e.cfg.Singles)) {
+		// Each rail lists by its business day: from that day's start.
+		from := payout.DayIn(since, rail.Location(n)).StartIn(rail.Location(n))
+		mark := listedMark(n)
+		for p, err := range e.cfg.Singles[n].List(ctx, rail.ListFilter{From: from}) {
+			if err != nil {
+				return 0, 0, fmt.Errorf("dispatch: rebuild: list %s payouts: %w", n, err)
+			}
+			payouts++
+			if p.ID == "" {
+				e.m.unindexed.WithLabelValues(string(n)).Inc()
+				continue
+			}
+			if err := w.set(ctx, p.ID, mark, true); err != nil {
+				return 0, 0, err
+			}
+			indexed++
+		}
+	}
+	return payouts, indexed, nil
+}
+
+// completeEpoch completes a first start's epoch (newPayeeProof), once its
+// grace is over: it lists the single-payout rails again, indexes what they
+// hold under their marks without overwriting any entry (a dispatcher of an
+// earlier version, which writes no start record, may have had a POST in
+// flight at the first start that landed after its listing), and marks the
+// epoch complete. Until then every payee is looked up before its POST. It
+// runs under the recovery lock, one call at a time per process, and gives
+// up quietly (to be tried again by a later batch) when the lock is taken,
+// the grace is not over, a rail is missing or the epoch changed.
+func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
+	if !e.completing.CompareAndSwap(false, true) {
+		return
+	}
+	defer e.completing.Store(false)
+	if wait, err := e.st.firstStartWait(ctx); err != nil || wait > 0 {
+		return
+	}
+	ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), e.st.owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
+	if err != nil || !ok {
+		return
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lost := make(chan struct{})
+	go e.holdLock(lctx, lost)
+	defer func() {
+		_ = lockScript.Run(context.WithoutCancel(ctx), e.st.rdb, []string{e.st.lockKey()}, e.st.owner, e.st.lockTTLms, "release").Err()
+	}()
+	if missing, err := e.missingRails(ctx); err != nil || len(missing) > 0 {
+		e.log.Warn("dispatch: the epoch cannot be completed by this replica: every single-payout payee is still looked up before its POST",
+			"missing_rails", missing, "err", err)
+		return
+	}
+	start := time.Now()
+	w := &indexWriter{st: e.st, epoch: epoch, live: true}
+	payouts, indexed, err := e.listSingles(lctx, w)
+	if err == nil {
+		err = w.flush(lctx)
+	}
+	if err != nil {
+		e.log.Warn("dispatch: completing the epoch failed; a later batch tries again", "epoch", epoch, "err", err)
+		return
+	}
+	select {
+	case <-lost:
+		return
+	default:
+	}
+	n, err := completeScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch).Int()
+	if err != nil || n != 1 {
+		e.log.Warn("dispatch: completing the epoch refused; a later batch tries again", "epoch", epoch, "err", err)
+		return
+	}
+	e.log.Info("dispatch: epoch complete: payees indexed here for the first time are posted without a lookup",
+		"epoch", epoch, "payouts_listed", payouts, "requests_indexed", indexed, "took", time.Since(start).Round(time.Millisecond))
+}
+
 // rebuildIndex lists every payout created in the dedupe window, on every
 // rail this dispatcher pays through, and indexes each requestId a rail
 // holds, for the recovery of epoch. It returns how many payouts (Wompi's
@@ -271,26 +363,11 @@ func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
 // rebuilding: a recovery that lost its lock writes nothing more.
 func (e *Engine) rebuildIndex(ctx context.Context, epoch string) (payouts, indexed int, err error) {
 	w := &indexWriter{st: e.st, epoch: epoch}
-	since := e.cfg.Now().Add(-e.cfg.DedupeWindow)
-	for _, n := range slices.Sorted(maps.Keys(e.cfg.Singles)) {
-		// Each rail lists by its business day: from that day's start.
-		from := payout.DayIn(since, rail.Location(n)).StartIn(rail.Location(n))
-		mark := listedMark(n)
-		for p, err := range e.cfg.Singles[n].List(ctx, rail.ListFilter{From: from}) {
-			if err != nil {
-				return 0, 0, fmt.Errorf("dispatch: rebuild: list %s payouts: %w", n, err)
-			}
-			payouts++
-			if p.ID == "" {
-				e.m.unindexed.WithLabelValues(string(n)).Inc()
-				continue
-			}
-			if err := w.set(ctx, p.ID, mark, true); err != nil {
-				return 0, 0, err
-			}
-			indexed++
-		}
+	payouts, indexed, err = e.listSingles(ctx, w)
+	if err != nil {
+		return 0, 0, err
 	}
+	since := e.cfg.Now().Add(-e.cfg.DedupeWindow)
 	from := payout.DayIn(since, rail.Location(rail.Wompi)).StartIn(rail.Location(rail.Wompi))
 	for p, err := range e.batchRail.ListBatches(ctx, from) {
 		if err != nil {
@@ -317,10 +394,12 @@ func (e *Engine) rebuildIndex(ctx context.Context, epoch string) (payouts, index
 }
 
 // indexWriter writes the rebuilt index a thousand entries per round trip
-// (rebuildScript), all of one kind (nx: keep an entry the index holds).
+// (rebuildScript, or relistScript when live), all of one kind (nx: keep an
+// entry the index holds).
 type indexWriter struct {
 	st     *store
 	epoch  string
+	live   bool // the epoch is ready: completeEpoch's marks
 	nx     bool
 	keys   []string
 	values []any
@@ -349,7 +428,11 @@ func (w *indexWriter) flush(ctx context.Context) error {
 	if w.nx {
 		nx = "nx"
 	}
-	ok, err := rebuildScript.Run(ctx, w.st.rdb, append([]string{w.st.epochKey()}, w.keys...),
+	script := rebuildScript
+	if w.live {
+		script = relistScript
+	}
+	ok, err := script.Run(ctx, w.st.rdb, append([]string{w.st.epochKey()}, w.keys...),
 		append([]any{w.epoch, w.st.reqTTLms, nx}, w.values...)...).Int()
 	if err != nil {
 		return fmt.Errorf("dispatch: rebuild: write index: %w", err)

@@ -39,8 +39,11 @@ type Settings struct {
 	// StatusConfirmKeys is STATUS_CONFIRM_KEYS (Config.StatusKeyByKey,
 	// inverted).
 	StatusConfirmKeys bool
-	RatePerSecond     float64
-	RateBurst         int
+	// LookupEveryPayee is DISPATCHER_LOOKUP_EVERY_PAYEE
+	// (Config.LookupEveryPayee).
+	LookupEveryPayee bool
+	RatePerSecond    float64
+	RateBurst        int
 	// The single-payout rails' API rate limits (lookups and POSTs).
 	SmartFastPayRate, WEpayoutRate ratelimit.RailRate
 	DailyLimitCents                int64
@@ -188,6 +191,8 @@ func BindConfig(s *config.Set) *Settings {
 	s.String(&st.InstanceID, "instance-id", "DISPATCHER_INSTANCE_ID", "", "owner id of this replica's leases (default: random per start)")
 	s.Bool(&st.StatusConfirmKeys, "status-confirm-keys", "STATUS_CONFIRM_KEYS", true,
 		"confirm a batch's or poll page's status records with one key (P track:done:<token>); false while replicas of a version before it still run (they cannot read such records), on every tracker and dispatcher")
+	s.Bool(&st.LookupEveryPayee, "lookup-every-payee", "DISPATCHER_LOOKUP_EVERY_PAYEE", false,
+		"look every single-payout payee up by our id before its POST, even one the duplicate index proves no dispatcher has posted; for a SmartFastPay or WEpayout account that something other than this deployment may pay our requestIds through")
 	st.Rails = railconfig.Bind(s, railconfig.Dispatcher)
 	return st
 }
@@ -241,7 +246,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		Redis: rdb, Prefix: st.RedisPrefix,
 		Wompi:       wompi.NewRail(wc, wompi.RailConfig{BanksTTL: st.BanksRefresh, CallTimeout: st.HTTPTimeout}),
 		HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeWindow: st.DedupeWindow, LookupPatience: st.LookupPatience, RailPatience: st.RailPatience,
-		KeyMaxAge: st.KeyMaxAge, StatusKeyByKey: !st.StatusConfirmKeys,
+		KeyMaxAge: st.KeyMaxAge, StatusKeyByKey: !st.StatusConfirmKeys, LookupEveryPayee: st.LookupEveryPayee,
 		RatePerSecond: st.RatePerSecond, RateBurst: st.RateBurst,
 		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,
 		LeaseTTL: st.LeaseTTL, RetryBase: st.RetryBase, RetryMax: st.RetryMax, HealthInterval: st.HealthInterval,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,8 +25,12 @@ import (
 //
 //   - every POST is preceded by a lookup by our own id (the requestId, the
 //     provider's transaction id or invoice): found, the payout is adopted;
-//     only a lookup that proves it absent lets a POST go out. After a Redis
-//     loss this lookup is the only proof left, so it is never skipped;
+//     only a lookup that proves it absent lets a POST go out. The one
+//     exception is a payee the duplicate index itself proves no dispatcher
+//     has posted (newPayeeProof): its first POST goes out without a lookup.
+//     Every retry, every payee of a batch that may have sent a POST, and
+//     every payee after a Redis loss until the rails were listed again,
+//     is looked up first;
 //   - a POST whose outcome is unknown (a timeout, a 5xx, a lost answer) is
 //     followed by a wait of RecoveryGrace (the longest a POST started
 //     before can still land) before the next lookup;
@@ -88,6 +93,13 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 			return err
 		}
 	}
+	if !j.complete {
+		// A first start's epoch, or one a previous version wrote: list the
+		// rails again, in the background, so later batches may use the
+		// proof.
+		epoch := j.epoch
+		e.reads.Go(func() { e.completeEpoch(e.hard, epoch) })
+	}
 	var amount int64
 	for _, i := range j.keep {
 		amount += b.Transactions[i].AmountInCents
@@ -140,16 +152,25 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	// Payees are looked up a group at a time: on a rail that looks many ids
 	// up in one call (rail.ManyFinder), one lookup per group, made just
 	// before the group's payees are posted (the group is as large as one
-	// lookup takes); elsewhere each payee looks itself up.
+	// lookup takes); elsewhere each payee looks itself up. A payee no
+	// dispatcher can have posted is not looked up (newPayeeProof).
+	unposted := j.provenUnposted(maybeSent)
+	ask := func(i int) bool { return unposted == nil || !unposted[i] }
 	mf, _ := cl.(rail.ManyFinder)
 	group := 1
 	if mf != nil {
 		group = max(1, mf.MaxFindMany())
 	}
-	// Every call the batch will make (a POST per payee, a lookup per group)
-	// is reserved from the rail's rate limit in one round trip; a retry
-	// reserves one more.
-	pacer, err := e.bulk[cl.Rail()].Reserve(j.soft, len(j.keep)+(len(j.keep)+group-1)/group)
+	// Every call the batch will make (a POST per payee, a lookup per group
+	// that has a payee to look up) is reserved from the rail's rate limit
+	// in one round trip; a retry reserves one more.
+	calls := len(j.keep)
+	for lo := 0; lo < len(j.keep); lo += group {
+		if slices.ContainsFunc(j.keep[lo:min(lo+group, len(j.keep))], ask) {
+			calls++
+		}
+	}
+	pacer, err := e.bulk[cl.Rail()].Reserve(j.soft, calls)
 	if err != nil {
 		return err
 	}
@@ -177,7 +198,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	// SmartFastPay load run).
 	type payee struct {
 		i   int
-		pre *[]rail.Payout
+		pre *[]rail.Payout // the group's lookup; nil: none made (unposted says why)
 	}
 	work := make(chan payee)
 	var wg sync.WaitGroup
@@ -186,7 +207,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		go func() {
 			defer wg.Done()
 			for p := range work {
-				outs[p.i], errs[p.i] = j.payOne(cl, p.i, p.pre, afterPost)
+				outs[p.i], errs[p.i] = j.payOne(cl, p.i, p.pre, !ask(p.i), afterPost)
 			}
 		}()
 	}
@@ -194,11 +215,15 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	for lo := 0; lo < len(j.keep) && lookupErr == nil; lo += group {
 		part := j.keep[lo:min(lo+group, len(j.keep))]
 		var found map[string][]rail.Payout // nil: each payee of part looks itself up
+		var ids []string
 		if mf != nil {
-			ids := make([]string, len(part))
-			for k, i := range part {
-				ids[k] = b.Transactions[i].RequestID
+			for _, i := range part {
+				if ask(i) {
+					ids = append(ids, b.Transactions[i].RequestID)
+				}
 			}
+		}
+		if len(ids) > 0 {
 			found, err = j.findMany(cl.Rail(), mf, ids)
 			if errors.Is(err, errPatience) {
 				for _, i := range part {
@@ -213,7 +238,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		}
 		for _, i := range part {
 			p := payee{i: i}
-			if found != nil {
+			if found != nil && ask(i) {
 				ps := found[b.Transactions[i].RequestID]
 				p.pre = &ps
 			}
@@ -249,9 +274,11 @@ func (j *job) reserveSingle() (ratelimit.Grant, error) {
 }
 
 // payOne pays payee i exactly once: lookup, and only when the provider
-// proves it holds nothing for our id, a POST. crashHook runs after the
-// first answered POST (tests).
-func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, crashHook func() error) (singleOutcome, error) {
+// proves it holds nothing for our id, a POST; or, when unposted (the
+// duplicate index proves no dispatcher has posted it: newPayeeProof), a
+// first POST without a lookup. Any later try looks it up first.
+// crashHook runs after the first answered POST (tests).
+func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted bool, crashHook func() error) (singleOutcome, error) {
 	e := j.e
 	t := &j.b.Transactions[i]
 	name := cl.Rail()
@@ -259,7 +286,9 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, crashHook
 	for attempt := 0; ; attempt++ {
 		var found []rail.Payout
 		var err error
-		if attempt == 0 && pre != nil {
+		if attempt == 0 && unposted {
+			e.m.lookupsSkipped.WithLabelValues(string(name)).Inc()
+		} else if attempt == 0 && pre != nil {
 			found = *pre // the group's lookup, just made
 		} else {
 			found, err = j.findSingle(cl, t.RequestID)
@@ -282,7 +311,9 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, crashHook
 			p := earliest(found)
 			return singleOutcome{paid: &p, found: attempt == 0}, nil
 		}
-		e.m.reconciled.WithLabelValues("false").Inc()
+		if attempt > 0 || !unposted {
+			e.m.reconciled.WithLabelValues("false").Inc()
+		}
 		if err := j.callToken(name); err != nil {
 			return singleOutcome{}, err
 		}
@@ -351,6 +382,44 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, crashHook
 			}
 		}
 	}
+}
+
+// provenUnposted returns, per position, whether the payee may be posted
+// without a lookup (nil when none may). newPayeeProof: a payee no
+// dispatcher can have posted is one that
+//
+//   - this attempt's dedupe indexed for the first time (its SET NX wrote
+//     the entry: no batch of this epoch owned it, and no listing marked it);
+//   - in a complete epoch: one whose index holds every payout the
+//     single-payout rails listed once every POST from before the epoch had
+//     landed (a recovery that waited its grace before listing them, or a
+//     first start listed again after its grace: completeEpoch). Each POST
+//     of a dispatcher is preceded by its entry in the index of a ready
+//     epoch, and no POST goes out past the lease fence (leaseFresh), so in
+//     such an epoch a requestId without an entry was never posted in the
+//     dedupe window;
+//   - of a batch no earlier attempt may have posted (maybeSent: its record
+//     is not posting or posted and has no firstPostAt), so no entry that
+//     expired or was lost leaves a POST of this batch unaccounted for;
+//   - of a batch created within the dedupe window, less a day (or a
+//     quarter of the window) for the clocks: an entry lives the window from
+//     its batch's dedupe, which came after the batch was created, so a
+//     batch that young cannot have outlived the entry of an earlier POST
+//     (a batch redelivered from far back, an offset reset, is looked up).
+//
+// DISPATCHER_LOOKUP_EVERY_PAYEE turns the proof off: it holds only when
+// nothing but this deployment posts our requestIds to the rail's account.
+func (j *job) provenUnposted(maybeSent bool) []bool {
+	e := j.e
+	if e.cfg.LookupEveryPayee || maybeSent || j.unposted == nil {
+		return nil
+	}
+	margin := min(24*time.Hour, e.cfg.DedupeWindow/4)
+	age := e.now().Sub(j.b.CreatedAt)
+	if age < -margin || age > e.cfg.DedupeWindow-margin {
+		return nil
+	}
+	return j.unposted
 }
 
 // findSingle looks our id up, asking again with backoff while the provider

@@ -386,6 +386,11 @@ func TestSingleFoundOnFreshClaimGetsNoSubmitted(t *testing.T) {
 			if err := f.redis.Client().Del(context.Background(), f.redis.Prefix()+"track:req:{"+early+"}").Err(); err != nil {
 				t.Fatal(err) // the tracker's record of it, lost with Redis
 			}
+			// What the recovery after that loss left in the index: the
+			// payee, found in the rail's listing, under the rail's mark.
+			if err := f.redis.Client().Set(context.Background(), f.redis.Prefix()+"{dispatch}:req:"+early, listedMark(r.name), 0).Err(); err != nil {
+				t.Fatal(err)
+			}
 			e := r.engine(f, nil)
 			f.produce(f.topics.Batches, b)
 			stop, _ := f.run(e)
@@ -470,7 +475,10 @@ func TestSingleLookupsOnePerGroup(t *testing.T) {
 		c.HTTPClient = &http.Client{Transport: calls, Timeout: 10 * time.Second}
 	})
 	f := newFixture(t, fixtureOpt{})
-	e := r.engine(f, func(c *Config) { c.SingleRatePerSecond, c.SingleRateBurst = 100_000, 1000 })
+	e := r.engine(f, func(c *Config) {
+		c.SingleRatePerSecond, c.SingleRateBurst = 100_000, 1000
+		c.LookupEveryPayee = true // else new payees are not looked up (TestNewPayeesAreNotLookedUp)
+	})
 	const n = sfp.MaxFindMany + 5
 	b := singleBatch(r, "groups", n)
 	f.produce(f.topics.Batches, b)

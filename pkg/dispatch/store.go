@@ -186,17 +186,25 @@ return 0
 // payout and adopts it. The reply is 'ok' then one verdict byte per
 // requestId: 'k' keep, 'r' rejected by this batch (now or in an earlier
 // attempt: REJECTED is final), 'd' owned by another batch or listed by
-// another rail. Entries never leave the index: a REJECTED or paid
-// requestId is consumed.
+// another rail; then one byte per requestId, 'n' for a kept one this call
+// indexed for the first time (its SET NX wrote it) in a complete epoch
+// (the epoch hash's complete field names it: its index holds every payout
+// the single-payout rails listed once any POST from before the epoch had
+// landed), '-' otherwise (newPayeeProof); then "1" when the epoch is
+// complete, "0" when not. Entries never leave the index: a
+// REJECTED or paid requestId is consumed.
 var dedupeScript = redis.NewScript(guard + `
 local rej = ARGV[3] .. '#r'
-local out = {}
+local complete = redis.call('HGET', KEYS[1], 'complete') == ARGV[1]
+local out, news = {}, {}
 for i = 3, #KEYS do
   local mode = string.sub(ARGV[5], i - 2, i - 2)
   local mine = ARGV[3]
   if mode == 'r' then mine = rej end
   local v = mine
+  local new = complete and mode == 'k'
   if not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then
+    new = false
     v = redis.call('GET', KEYS[i])
     if v == ARGV[6] then
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
@@ -207,8 +215,11 @@ for i = 3, #KEYS do
   elseif v == ARGV[3] then
     if mode == 'r' then out[#out + 1] = 'r' else out[#out + 1] = 'k' end
   else out[#out + 1] = 'd' end
+  if new then news[#news + 1] = 'n' else news[#news + 1] = '-' end
 end
-return {'ok', table.concat(out)}
+local c = '0'
+if complete then c = '1' end
+return {'ok', table.concat(out), table.concat(news), c}
 `)
 
 // rebuildScript: KEYS epoch, then duplicate-index keys; ARGV the epoch
@@ -218,6 +229,17 @@ return {'ok', table.concat(out)}
 var rebuildScript = redis.NewScript(`
 local ep = redis.call('HMGET', KEYS[1], 'id', 'state')
 if ep[1] ~= ARGV[1] or ep[2] ~= 'rebuilding' then return 0 end
+` + indexWrites)
+
+// relistScript is rebuildScript for an epoch that is ready (epochOK):
+// the listing that completes a first start's epoch (completeEpoch). Its
+// writes are always "nx".
+var relistScript = redis.NewScript(epochOK + `
+if not epochOK then return 0 end
+` + indexWrites)
+
+// indexWrites is the tail of rebuildScript and relistScript.
+const indexWrites = `
 for i = 2, #KEYS do
   if ARGV[3] == 'nx' then
     redis.call('SET', KEYS[i], ARGV[i + 2], 'NX', 'PX', ARGV[2])
@@ -226,22 +248,35 @@ for i = 2, #KEYS do
   end
 end
 return 1
-`)
+`
 
 // finishRecoveryScript: KEYS epoch, first start's grace; ARGV id, the
 // grace a first start skipped in ms ("" when it was waited), which
-// single-payout jobs still wait out (the key's life, on Redis's clock).
-// It marks the epoch ready only if the server that stamped it at the
-// recovery's start still runs: a restart or a failover during the rebuild
-// may have lost part of it, and the next recovery redoes it.
+// single-payout jobs still wait out (the key's life, on Redis's clock),
+// and "complete" when the rebuild listed the rails after the grace (the
+// epoch's complete field then names it: newPayeeProof). It marks the epoch
+// ready only if the server that stamped it at the recovery's start still
+// runs: a restart or a failover during the rebuild may have lost part of
+// it, and the next recovery redoes it.
 var finishRecoveryScript = redis.NewScript(luaServer + `
 local ep = redis.call('HMGET', KEYS[1], 'id', 'server')
 if ep[1] == ARGV[1] and (ep[2] or '') == server then
   redis.call('HSET', KEYS[1], 'state', 'ready')
   if ARGV[2] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
+  if ARGV[3] == 'complete' then redis.call('HSET', KEYS[1], 'complete', ARGV[1]) end
   return 1
 end
 return 0
+`)
+
+// completeScript: KEYS epoch, first start's grace; ARGV id. It marks a
+// first start's epoch complete once its relisting is done (completeEpoch):
+// only while that epoch is current and ready on the server that stamped
+// it, and its grace is over.
+var completeScript = redis.NewScript(epochOK + `
+if not epochOK or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'complete', ARGV[1])
+return 1
 `)
 
 // lockScript: KEYS lock; ARGV owner, ttlMs, op ("renew" or "release").
@@ -348,9 +383,10 @@ const (
 func listedMark(n rail.Name) string { return "~" + string(n) }
 
 // dedupe indexes the batch's requestIds (modes: one modeKeep or modeReject
-// each) for a batch of rail n and returns one verdict per requestId. One
-// round trip.
-func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) ([]byte, error) {
+// each) for a batch of rail n and returns one verdict per requestId, and
+// one byte per requestId, newPayee for a kept one no dispatcher can have
+// posted (dedupeScript). One round trip.
+func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) (verdicts, news []byte, complete bool, err error) {
 	keys := make([]string, 0, 2+len(requestIDs))
 	keys = append(keys, s.epochKey(), s.batchKey(batchID))
 	for _, id := range requestIDs {
@@ -359,17 +395,23 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail
 	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes), listedMark(n)).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
-	var v string
-	if len(rest) == 1 {
+	var v, nw, c string
+	if len(rest) == 3 {
 		v, _ = rest[0].(string)
+		nw, _ = rest[1].(string)
+		c, _ = rest[2].(string)
 	}
-	if len(v) != len(requestIDs) {
-		return nil, fmt.Errorf("dispatch: dedupe batch %s: %d verdicts for %d requests", batchID, len(v), len(requestIDs))
+	if len(v) != len(requestIDs) || len(nw) != len(requestIDs) {
+		return nil, nil, false, fmt.Errorf("dispatch: dedupe batch %s: %d verdicts and %d marks for %d requests", batchID, len(v), len(nw), len(requestIDs))
 	}
-	return []byte(v), nil
+	return []byte(v), []byte(nw), c == "1", nil
 }
+
+// newPayee marks, in dedupe's second reply, a requestId no dispatcher can
+// have posted: see newPayeeProof.
+const newPayee = 'n'
 
 // epoch returns the current epoch id and whether it is ready (in this
 // layout).

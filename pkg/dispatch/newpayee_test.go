@@ -1,0 +1,292 @@
+package dispatch
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+)
+
+// These tests hold newPayeeProof: a single-payout payee goes out without a
+// lookup only when the duplicate index proves no dispatcher has posted it.
+// Each guard of the proof has a test here that pays a payee twice without
+// it.
+
+// epochField reads a field of the dispatcher's epoch hash.
+func (f *fixture) epochField(field string) string {
+	f.t.Helper()
+	v, err := f.redis.Client().HGet(context.Background(), f.redis.Prefix()+"{dispatch}:epoch", field).Result()
+	if err != nil && err.Error() != "redis: nil" {
+		f.t.Fatal(err)
+	}
+	return v
+}
+
+func lookedUp(e *Engine) float64 {
+	return testutil.ToFloat64(e.m.reconciled.WithLabelValues("false")) + testutil.ToFloat64(e.m.reconciled.WithLabelValues("true"))
+}
+
+// In a complete epoch the payees of a fresh batch are posted without a
+// lookup, each once; DISPATCHER_LOOKUP_EVERY_PAYEE looks each one up.
+func TestNewPayeesAreNotLookedUp(t *testing.T) {
+	for _, every := range []bool{false, true} {
+		for _, mk := range singleRails(t) {
+			r := mk(t)
+			name := string(r.name)
+			if every {
+				name += "/lookup-every-payee"
+			}
+			t.Run(name, func(t *testing.T) {
+				f := newFixture(t, fixtureOpt{})
+				e := r.engine(f, func(c *Config) { c.LookupEveryPayee = every })
+				b := singleBatch(r, "new-"+string(r.name), 5)
+				f.produce(f.topics.Batches, b)
+				stop, _ := f.run(e)
+				eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+				_ = stop()
+				f.checkSinglePaid(r, b, nil)
+				skipped := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name)))
+				wantSkipped, wantLooked := 5.0, 0.0
+				if every {
+					wantSkipped, wantLooked = 0, 5
+				}
+				if skipped != wantSkipped || lookedUp(e) != wantLooked {
+					t.Fatalf("lookups skipped %v, payees looked up %v; want %v and %v", skipped, lookedUp(e), wantSkipped, wantLooked)
+				}
+			})
+		}
+	}
+}
+
+// The dedupe's second reply: 'n' only for a kept requestId this call
+// indexed for the first time, in an epoch complete under its own id.
+func TestDedupeMarksOnlyNewPayees(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	e := f.engine(nil)
+	ctx := context.Background()
+	rdb := f.redis.Client()
+	for _, b := range []string{"b-1", "b-2", "b-3"} {
+		if c, err := e.st.claim(ctx, "w", "e0", b); err != nil || c.code != "fresh" {
+			t.Fatalf("claim %s: %+v %v", b, c, err)
+		}
+	}
+	if err := rdb.Set(ctx, e.st.reqKey("listed"), listedMark(rail.WEpayout), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	dedupe := func(batch string, ids []string, modes string) (string, string, bool) {
+		t.Helper()
+		v, news, complete, err := e.st.dedupe(ctx, "w", "e0", batch, rail.WEpayout, ids, []byte(modes))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(v), string(news), complete
+	}
+	// new, new-rejected, the recovery's mark of this rail (taken over).
+	if v, n, c := dedupe("b-1", []string{"a", "r", "listed"}, "krk"); v != "krk" || n != "n--" || !c {
+		t.Fatalf("first dedupe: %q %q complete=%v, want krk, n-- and complete", v, n, c)
+	}
+	// The same batch again: its own entries, no longer new.
+	if v, n, _ := dedupe("b-1", []string{"a", "listed"}, "kk"); v != "kk" || n != "--" {
+		t.Fatalf("the batch again: %q %q, want kk and --", v, n)
+	}
+	// Another batch: duplicates.
+	if v, n, _ := dedupe("b-2", []string{"a", "b"}, "kk"); v != "dk" || n != "-n" {
+		t.Fatalf("another batch: %q %q, want dk and -n", v, n)
+	}
+	// The epoch's complete field names another epoch (an earlier one): not
+	// complete; nor is an epoch without it.
+	for _, val := range []string{"e-old", ""} {
+		if val == "" {
+			if err := rdb.HDel(ctx, e.st.epochKey(), "complete").Err(); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := rdb.HSet(ctx, e.st.epochKey(), "complete", val).Err(); err != nil {
+			t.Fatal(err)
+		}
+		id := "c" + val
+		if v, n, c := dedupe("b-3", []string{id}, "k"); v != "k" || n != "-" || c {
+			t.Fatalf("complete=%q: %q %q complete=%v, want k, - and not complete", val, v, n, c)
+		}
+	}
+}
+
+// A batch was posting (one payee paid, the answer recorded nowhere) when
+// its index entries were lost while its record stayed: the redelivered
+// batch indexes them anew, in a complete epoch, but its record says a POST
+// may have gone out, so every payee is looked up and the paid one is
+// adopted. Without that guard it is paid twice.
+func TestEntriesLostUnderAPostingBatchAreLookedUp(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			b := singleBatch(r, "lost-entries-"+string(r.name), 3)
+			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+			untilCrash(t, f, e, b)
+			ctx := context.Background()
+			for _, tx := range b.Transactions {
+				if err := f.redis.Client().Del(ctx, e.st.reqKey(tx.RequestID)).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e2 := r.engine(f, nil)
+			stop, _ := f.run(e2)
+			eventually(t, "batch submitted after the restart", func() bool { return outcome(e2, "submitted") == 1 })
+			_ = stop()
+			for _, tx := range b.Transactions {
+				if n := r.sim.Accepted(tx.RequestID); n != 1 {
+					t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
+				}
+			}
+			if n := testutil.ToFloat64(e2.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
+				t.Fatalf("%v lookups skipped after a POST may have gone out, want 0", n)
+			}
+		})
+	}
+}
+
+// A batch older than the dedupe window is redelivered (an offset reset)
+// after its record and index entries expired: its payees are looked up and
+// adopted, not paid again, although the index calls them new.
+func TestOldBatchRedeliveredIsLookedUp(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			b := singleBatch(r, "old-"+string(r.name), 2)
+			b.CreatedAt = testStart.Add(-DefaultDedupeWindow - time.Hour)
+			e := r.engine(f, nil)
+			f.produce(f.topics.Batches, b)
+			stop, _ := f.run(e)
+			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+			_ = stop()
+			ctx := context.Background()
+			keys := []string{e.st.batchKey(b.BatchID)}
+			for _, tx := range b.Transactions {
+				keys = append(keys, e.st.reqKey(tx.RequestID))
+			}
+			if err := f.redis.Client().Del(ctx, keys...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			e2 := r.engine(f, func(c *Config) { c.Group = f.group + "-replay" })
+			stop, _ = f.run(e2)
+			eventually(t, "the redelivered batch handled", func() bool { return outcome(e2, "submitted") == 1 })
+			_ = stop()
+			for _, tx := range b.Transactions {
+				if n := r.sim.Accepted(tx.RequestID); n != 1 {
+					t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
+				}
+			}
+			if n := testutil.ToFloat64(e2.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
+				t.Fatalf("%v lookups skipped for a batch older than the window, want 0", n)
+			}
+		})
+	}
+}
+
+// A first start lists the rails before its grace is over, so its epoch is
+// not complete: a POST of a dispatcher of an earlier version (which writes
+// no start record) lands within the grace. Once the grace is over a batch
+// has the rails listed again (completeEpoch): that payout is marked, and a
+// copy of its payee that comes after is adopted, not paid again. A payee
+// indexed after that goes out without a lookup.
+func TestFirstStartIsCompletedByListingAgain(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
+			first := singleBatch(r, "fs1-"+string(r.name), 3)
+			landed := first.Transactions[2]
+			first.Transactions = first.Transactions[:2]
+			e := r.engine(f, nil)
+			f.produce(f.topics.Batches, first)
+			stop, _ := f.run(e)
+			eventually(t, "the first start's recovery done", func() bool { return testutil.ToFloat64(e.m.firstStarts) == 1 })
+			if c := f.epochField("complete"); c != "" {
+				t.Fatalf("a first start's epoch is complete (%q) before its grace is over", c)
+			}
+			// The earlier version's POST lands within the grace.
+			if _, err := r.client.Create(context.Background(), singleRequest(r.name, &landed)); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the first batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+			eventually(t, "the epoch completed", func() bool { return f.epochField("complete") == f.epochField("id") })
+			if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
+				t.Fatalf("%v lookups skipped in a first start's epoch before it was complete", n)
+			}
+			second := singleBatch(r, "fs2-"+string(r.name), 3)
+			second.Transactions[0] = landed // a copy of the landed payee
+			f.produce(f.topics.Batches, second)
+			eventually(t, "the second batch submitted", func() bool { return outcome(e, "submitted") == 2 })
+			_ = stop()
+			if n := r.sim.Accepted(landed.RequestID); n != 1 {
+				t.Fatalf("the payee whose POST landed within the grace was paid %d times, want 1", n)
+			}
+			for _, tx := range append(first.Transactions, second.Transactions[1:]...) {
+				if n := r.sim.Accepted(tx.RequestID); n != 1 {
+					t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
+				}
+			}
+			if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 2 {
+				t.Fatalf("%v lookups skipped, want 2 (the second batch's new payees)", n)
+			}
+		})
+	}
+}
+
+// completeEpoch does nothing while a first start's grace lasts, and
+// completeScript refuses then, and for an epoch that is not the current
+// one; a recovery that waited its grace leaves its epoch complete.
+func TestCompleteEpochWaitsForTheGrace(t *testing.T) {
+	r := singleRails(t)[1](t)
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	e := r.engine(f, nil)
+	ctx := context.Background()
+	rdb := f.redis.Client()
+	if err := rdb.HDel(ctx, e.st.epochKey(), "complete").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, e.st.graceKey(), "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.completeEpoch(ctx, "e0")
+	if c := f.epochField("complete"); c != "" {
+		t.Fatalf("completed (%q) while the first start's grace lasts", c)
+	}
+	if n, err := completeScript.Run(ctx, rdb, []string{e.st.epochKey(), e.st.graceKey()}, "e0").Int(); err != nil || n != 0 {
+		t.Fatalf("completeScript during the grace: %d %v, want 0", n, err)
+	}
+	if err := rdb.Del(ctx, e.st.graceKey()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := completeScript.Run(ctx, rdb, []string{e.st.epochKey(), e.st.graceKey()}, "e-other").Int(); err != nil || n != 0 {
+		t.Fatalf("completeScript for another epoch: %d %v, want 0", n, err)
+	}
+	e.completeEpoch(ctx, "e0")
+	if c := f.epochField("complete"); c != "e0" {
+		t.Fatalf("complete %q after the grace, want e0", c)
+	}
+
+	// A loss: the rails list a payout, so the recovery waits its grace,
+	// lists them after it and leaves the epoch complete.
+	if err := f.redis.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	paid := singleBatch(r, "before-loss", 1)
+	if _, err := r.client.Create(ctx, singleRequest(r.name, &paid.Transactions[0])); err != nil {
+		t.Fatal(err)
+	}
+	id, err := e.ensureEpoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := f.epochField("complete"); c != id {
+		t.Fatalf("after a recovery that waited its grace: complete %q, want %q", c, id)
+	}
+	if n := testutil.ToFloat64(e.m.firstStarts); n != 0 {
+		t.Fatalf("first starts %v, want 0 (the rail lists a payout)", n)
+	}
+}
