@@ -38,7 +38,9 @@
 // check the epoch in the same atomic step as its own work:
 //
 //	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt, server: the Redis epoch,
-//	                              ready only on the Redis process (run id) that stamped it (store.luaServer)
+//	                              ready only on the Redis process (run id) that stamped it (store.luaServer);
+//	                              complete (the id, once the single-payout rails were listed after every POST
+//	                              from before the epoch had landed: newPayeeProof, completeEpoch)
 //	P{dispatch}:recovery          the recovery lock (SET NX PX, renewed)
 //	P{dispatch}:first-start-grace set (PX: the wait skipped) only when a first start skipped the recovery's wait:
 //	                              single-payout jobs wait out its life before their first lookup (starts.go)
