@@ -72,7 +72,10 @@ type Engine struct {
 	railsMissing atomic.Bool
 	railsEvery   time.Duration // railsRecordEvery (tests shorten it)
 	completing   atomic.Bool   // completeEpoch is running
-	closed       sync.Once
+	// completeAfter: completeEpoch failed; no new try before this
+	// reading of since (ns).
+	completeAfter atomic.Int64
+	closed        sync.Once
 
 	// Test hooks (nil in production).
 	afterPost       func(batchID string) error // after Wompi accepted the batch, before anything is recorded

@@ -102,7 +102,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "reconciliations_total",
 			Help: "Lookups by reference before a POST, by whether the batch was already in Wompi."}, []string{"found"}),
 		providerDupes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "provider_duplicates_total",
-			Help: "Lookups by requestId that found more than one payout at a single-payout rail (someone posted our id twice; never the dispatcher: each of its POSTs follows a lookup that found nothing, or the duplicate index's proof that no dispatcher posted it), by rail."}, []string{"rail"}),
+			Help: "Lookups by requestId that found more than one payout at a single-payout rail (someone posted our id twice: not the dispatcher within DEDUPE_WINDOW, since each of its POSTs follows a lookup that found nothing or the duplicate index's proof that no dispatcher posted it), by rail."}, []string{"rail"}),
 		lookupsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lookups_skipped_total",
 			Help: "Single-payout payees posted without a lookup first, by rail: the duplicate index proved no dispatcher had posted them (indexed for the first time in a complete epoch; DISPATCHER_LOOKUP_EVERY_PAYEE=true turns it off)."}, []string{"rail"}),
 		railLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "rail_request_seconds",

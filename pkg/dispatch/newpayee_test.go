@@ -1,13 +1,21 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 )
 
 // These tests hold newPayeeProof: a single-payout payee goes out without a
@@ -288,5 +296,154 @@ func TestCompleteEpochWaitsForTheGrace(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(e.m.firstStarts); n != 0 {
 		t.Fatalf("first starts %v, want 0 (the rail lists a payout)", n)
+	}
+}
+
+// A requestId paid on a single-payout rail is published again as it was
+// (the same requestedAt) once its index entry has expired: the new batch
+// is young and indexes it anew in a complete epoch, but the request is
+// older than the window, so it is looked up and the payout adopted. (Found
+// by a helper review: the batch's age alone let it through.) The window is
+// 3 s here, so that Redis expires the entry for real.
+func TestCopyAfterTheWindowIsLookedUp(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{})
+			const window = 3 * time.Second
+			mut := func(c *Config) { c.DedupeWindow = window }
+			orig := singleBatch(r, "win-orig-"+string(r.name), 1)
+			rid := orig.Transactions[0].RequestID
+			e := r.engine(f, mut)
+			f.produce(f.topics.Batches, orig)
+			stop, _ := f.run(e)
+			eventually(t, "the original submitted", func() bool { return outcome(e, "submitted") == 1 })
+			_ = stop()
+			if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 1 {
+				t.Fatalf("original: %v lookups skipped, want 1", n)
+			}
+			time.Sleep(window + 500*time.Millisecond)
+			f.clock.Advance(window + 500*time.Millisecond)
+			if n, _ := f.redis.Client().Exists(context.Background(), e.st.reqKey(rid)).Result(); n != 0 {
+				t.Fatal("the index entry has not expired")
+			}
+			cp := singleBatch(r, "win-copy-"+string(r.name), 1)
+			cp.Transactions[0] = orig.Transactions[0]
+			cp.CreatedAt = f.clock.Now()
+			e2 := r.engine(f, mut)
+			f.produce(f.topics.Batches, cp)
+			stop, _ = f.run(e2)
+			eventually(t, "the copy handled", func() bool { return outcome(e2, "submitted") == 1 })
+			_ = stop()
+			if n := r.sim.Accepted(rid); n != 1 {
+				t.Fatalf("%s paid %d times, want 1", rid, n)
+			}
+			if n := testutil.ToFloat64(e2.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
+				t.Fatalf("copy: %v lookups skipped, want 0", n)
+			}
+		})
+	}
+}
+
+// stripOurIDs answers WEpayout's listing without our id (external_id null
+// on every item): the case the client's Find refuses to prove an absence
+// for, and the rebuild counts as unindexed.
+type stripOurIDs struct {
+	base http.RoundTripper
+	on   *atomic.Bool
+}
+
+var externalID = regexp.MustCompile(`"external_id":"[^"]*"`)
+
+func (s stripOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.base.RoundTrip(req)
+	if err != nil || !s.on.Load() || req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/v2/payout/payments") {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	body = externalID.ReplaceAll(body, []byte(`"external_id":null`))
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// A WEpayout payee is paid and the dispatcher crashes before recording
+// it; Redis is lost. The recovery waits its grace and lists the rail, but
+// the listing shows that payout without our id (counted in
+// payouts_dispatcher_rebuild_unindexed_total): the index cannot prove a
+// payee new, so the epoch is not complete, the redelivered batch looks its
+// payee up (the client's Find refuses to prove an absence then, and the
+// payee waits, RAIL_UNAVAILABLE) and nothing is paid twice. (Found by a
+// helper review: the epoch was marked complete and the payee paid again.)
+func TestUnindexedListingLeavesTheEpochIncomplete(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	sim := weptest.NewTestServer(t, weptest.Config{})
+	var strip atomic.Bool
+	cl := sim.Client(wepayout.Config{NotificationURL: sink(t),
+		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: stripOurIDs{base: http.DefaultTransport, on: &strip}}})
+	r := singleRails(t)[1](t)
+	r.client, r.sim = cl, sim
+	b := singleBatch(r, "unindexed", 1)
+	rid := b.Transactions[0].RequestID
+	e := r.engine(f, nil)
+	untilCrash(t, f, e, b)
+	strip.Store(true)
+	if err := f.redis.FlushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e2 := r.engine(f, func(c *Config) { c.RailPatience = 2 * time.Second })
+	stop, _ := f.run(e2)
+	eventually(t, "the redelivered batch handled", func() bool {
+		return outcome(e2, "submitted")+outcome(e2, "deferred") >= 1
+	})
+	_ = stop()
+	if n := testutil.ToFloat64(e2.m.unindexed.WithLabelValues(string(rail.WEpayout))); n == 0 {
+		t.Fatal("the listing was indexed: the test did not strip our ids")
+	}
+	if c := f.epochField("complete"); c != "" {
+		t.Fatalf("epoch complete (%q) although a listed payout could not be indexed", c)
+	}
+	if n := sim.Accepted(rid); n != 1 {
+		t.Fatalf("%s paid %d times, want 1", rid, n)
+	}
+	if n := testutil.ToFloat64(e2.m.lookupsSkipped.WithLabelValues(string(rail.WEpayout))); n != 0 {
+		t.Fatalf("%v lookups skipped, want 0", n)
+	}
+}
+
+// completeEpoch leaves the epoch incomplete when a rail lists a payout
+// without our id, as the recovery does.
+func TestCompleteEpochRefusesAnUnindexedListing(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	sim := weptest.NewTestServer(t, weptest.Config{})
+	var strip atomic.Bool
+	cl := sim.Client(wepayout.Config{NotificationURL: sink(t),
+		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: stripOurIDs{base: http.DefaultTransport, on: &strip}}})
+	r := singleRails(t)[1](t)
+	r.client, r.sim = cl, sim
+	e := r.engine(f, nil)
+	ctx := context.Background()
+	if err := f.redis.Client().HDel(ctx, e.st.epochKey(), "complete").Err(); err != nil {
+		t.Fatal(err)
+	}
+	paid := singleBatch(r, "unindexed-relist", 1)
+	if _, err := r.client.Create(ctx, singleRequest(r.name, &paid.Transactions[0])); err != nil {
+		t.Fatal(err)
+	}
+	strip.Store(true)
+	e.completeEpoch(ctx, "e0")
+	if c := f.epochField("complete"); c != "" {
+		t.Fatalf("complete %q after a listing without our ids, want none", c)
+	}
+	strip.Store(false)
+	e.completeAfter.Store(0) // the minute's wait after a failure
+	e.completeEpoch(ctx, "e0")
+	if c := f.epochField("complete"); c != "e0" {
+		t.Fatalf("complete %q after a full listing, want e0", c)
 	}
 }

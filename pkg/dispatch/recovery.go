@@ -117,7 +117,7 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lost := make(chan struct{})
-	go e.holdLock(lctx, lost)
+	go e.holdLock(lctx, e.st.owner, lost)
 	defer func() {
 		_ = lockScript.Run(context.WithoutCancel(ctx), e.st.rdb, []string{e.st.lockKey()}, e.st.owner, e.st.lockTTLms, "release").Err()
 	}()
@@ -155,13 +155,13 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 	// Read only now, with the epoch written (starts.go).
 	first, why := e.firstStart(ctx)
 	e.m.recoveries.Inc()
-	var n int
+	var n, unindexed int
 	skipped := time.Duration(0)
 	if first {
 		// The rails must list nothing either: a dispatcher of a version
 		// from before the start records, or one given another
 		// TOPIC_DISPATCHER_STARTS, writes no record here.
-		payouts, indexed, err := e.rebuildIndex(ctx, epoch)
+		payouts, indexed, _, err := e.rebuildIndex(ctx, epoch)
 		if err != nil {
 			return "", err
 		}
@@ -188,7 +188,7 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 		case <-time.After(e.recoveryWait()):
 		}
 		var err error
-		if _, n, err = e.rebuildIndex(ctx, epoch); err != nil {
+		if _, n, unindexed, err = e.rebuildIndex(ctx, epoch); err != nil {
 			return "", err
 		}
 	}
@@ -203,11 +203,14 @@ func (e *Engine) recover(ctx context.Context) (string, error) {
 	}
 	// The rails were listed after the grace only when it was waited: then
 	// the index holds every payout posted before this epoch began
-	// (newPayeeProof). A first start's epoch is completed later
-	// (completeEpoch).
+	// (newPayeeProof), unless a rail listed a payout without our id. A
+	// first start's epoch is completed later (completeEpoch).
 	complete := ""
-	if !first {
+	if !first && unindexed == 0 {
 		complete = "complete"
+	} else if unindexed > 0 {
+		e.log.Warn("dispatch: a single-payout rail listed payouts without our id: the epoch is not complete, every single-payout payee is looked up before its POST",
+			"epoch", epoch, "unindexed", unindexed)
 	}
 	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch, grace, complete).Int()
 	if err != nil {
@@ -235,9 +238,9 @@ func (e *Engine) watchRecovered() {
 	}
 }
 
-// holdLock renews the recovery lock until ctx ends; it closes lost if the
-// lock was taken from us.
-func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
+// holdLock renews the recovery lock, held as owner, until ctx ends; it
+// closes lost if the lock was taken from us.
+func (e *Engine) holdLock(ctx context.Context, owner string, lost chan<- struct{}) {
 	t := time.NewTicker(time.Duration(e.st.lockTTLms/3) * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -245,7 +248,7 @@ func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := lockScript.Run(ctx, e.st.rdb, []string{e.st.lockKey()}, e.st.owner, e.st.lockTTLms, "renew").Int()
+			n, err := lockScript.Run(ctx, e.st.rdb, []string{e.st.lockKey()}, owner, e.st.lockTTLms, "renew").Int()
 			if err == nil && n == 0 {
 				close(lost)
 				return
@@ -256,8 +259,10 @@ func (e *Engine) holdLock(ctx context.Context, lost chan<- struct{}) {
 
 // listSingles indexes, under each rail's mark, every payout each
 // single-payout rail created in the dedupe window (rebuildIndex). It
-// returns how many payouts it listed and how many it indexed.
-func (e *Engine) listSingles(ctx context.Context, w *indexWriter) (payouts, indexed int, err error) {
+// returns how many payouts it listed, how many it indexed, and how many it
+// could not (listed without our id: an epoch is then not complete, since
+// the index cannot prove such a payee new).
+func (e *Engine) listSingles(ctx context.Context, w *indexWriter) (payouts, indexed, unindexed int, err error) {
 	since := e.cfg.Now().Add(-e.cfg.DedupeWindow)
 	for _, n := range slices.Sorted(maps.Keys(e.cfg.Singles)) {
 		// Each rail lists by its business day: from that day's start.
@@ -265,20 +270,21 @@ func (e *Engine) listSingles(ctx context.Context, w *indexWriter) (payouts, inde
 		mark := listedMark(n)
 		for p, err := range e.cfg.Singles[n].List(ctx, rail.ListFilter{From: from}) {
 			if err != nil {
-				return 0, 0, fmt.Errorf("dispatch: rebuild: list %s payouts: %w", n, err)
+				return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list %s payouts: %w", n, err)
 			}
 			payouts++
 			if p.ID == "" {
 				e.m.unindexed.WithLabelValues(string(n)).Inc()
+				unindexed++
 				continue
 			}
 			if err := w.set(ctx, p.ID, mark, true); err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 			indexed++
 		}
 	}
-	return payouts, indexed, nil
+	return payouts, indexed, unindexed, nil
 }
 
 // completeEpoch completes a first start's epoch (newPayeeProof), once its
@@ -287,40 +293,53 @@ func (e *Engine) listSingles(ctx context.Context, w *indexWriter) (payouts, inde
 // earlier version, which writes no start record, may have had a POST in
 // flight at the first start that landed after its listing), and marks the
 // epoch complete. Until then every payee is looked up before its POST. It
-// runs under the recovery lock, one call at a time per process, and gives
-// up quietly (to be tried again by a later batch) when the lock is taken,
-// the grace is not over, a rail is missing or the epoch changed.
+// runs under the recovery lock (as its own owner, so that a recovery this
+// process starts meanwhile keeps its lock), one call at a time per process,
+// and gives up quietly (to be tried again by a later batch) when the lock
+// is taken, the grace is not over or the epoch changed; after a failure
+// (a rail missing here, a listing that failed or lacked our ids) this
+// process tries again a minute later at the earliest.
 func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 	if !e.completing.CompareAndSwap(false, true) {
 		return
 	}
 	defer e.completing.Store(false)
+	if e.since() < time.Duration(e.completeAfter.Load()) {
+		return
+	}
 	if wait, err := e.st.firstStartWait(ctx); err != nil || wait > 0 {
 		return
 	}
-	ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), e.st.owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
+	owner := e.st.owner + "/complete"
+	ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
 	if err != nil || !ok {
 		return
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lost := make(chan struct{})
-	go e.holdLock(lctx, lost)
+	go e.holdLock(lctx, owner, lost)
 	defer func() {
-		_ = lockScript.Run(context.WithoutCancel(ctx), e.st.rdb, []string{e.st.lockKey()}, e.st.owner, e.st.lockTTLms, "release").Err()
+		_ = lockScript.Run(context.WithoutCancel(ctx), e.st.rdb, []string{e.st.lockKey()}, owner, e.st.lockTTLms, "release").Err()
 	}()
+	later := func() { e.completeAfter.Store(int64(e.since() + time.Minute)) }
 	if missing, err := e.missingRails(ctx); err != nil || len(missing) > 0 {
+		later()
 		e.log.Warn("dispatch: the epoch cannot be completed by this replica: every single-payout payee is still looked up before its POST",
 			"missing_rails", missing, "err", err)
 		return
 	}
 	start := time.Now()
 	w := &indexWriter{st: e.st, epoch: epoch, live: true}
-	payouts, indexed, err := e.listSingles(lctx, w)
+	payouts, indexed, unindexed, err := e.listSingles(lctx, w)
 	if err == nil {
 		err = w.flush(lctx)
 	}
+	if err == nil && unindexed > 0 {
+		err = fmt.Errorf("%d payouts listed without our id (payouts_dispatcher_rebuild_unindexed_total): the index cannot prove a payee new", unindexed)
+	}
 	if err != nil {
+		later()
 		e.log.Warn("dispatch: completing the epoch failed; a later batch tries again", "epoch", epoch, "err", err)
 		return
 	}
@@ -361,36 +380,36 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 // listing fields (id, reference; the transactions' reference; a single
 // payout's our id). Every write checks that epoch is still the one
 // rebuilding: a recovery that lost its lock writes nothing more.
-func (e *Engine) rebuildIndex(ctx context.Context, epoch string) (payouts, indexed int, err error) {
+func (e *Engine) rebuildIndex(ctx context.Context, epoch string) (payouts, indexed, unindexed int, err error) {
 	w := &indexWriter{st: e.st, epoch: epoch}
-	payouts, indexed, err = e.listSingles(ctx, w)
+	payouts, indexed, unindexed, err = e.listSingles(ctx, w)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	since := e.cfg.Now().Add(-e.cfg.DedupeWindow)
 	from := payout.DayIn(since, rail.Location(rail.Wompi)).StartIn(rail.Location(rail.Wompi))
 	for p, err := range e.batchRail.ListBatches(ctx, from) {
 		if err != nil {
-			return 0, 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
+			return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
 		}
 		payouts++
 		for tx, err := range e.batchRail.Items(ctx, p.ProviderID) {
 			if err != nil {
-				return 0, 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ProviderID, err)
+				return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ProviderID, err)
 			}
 			if tx.ID == "" {
 				continue
 			}
 			if err := w.set(ctx, tx.ID, p.Reference, false); err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 			indexed++
 		}
 	}
 	if err := w.flush(ctx); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return payouts, indexed, nil
+	return payouts, indexed, unindexed, nil
 }
 
 // indexWriter writes the rebuilt index a thousand entries per round trip

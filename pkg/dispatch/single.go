@@ -302,8 +302,9 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 		if len(found) > 0 {
 			e.m.reconciled.WithLabelValues("true").Inc()
 			if len(found) > 1 {
-				// Someone posted our id twice: not us (every POST follows a
-				// lookup that found nothing), but it must be seen.
+				// Someone posted our id twice: not us within the dedupe
+				// window (every POST follows a lookup that found nothing, or
+				// newPayeeProof), but it must be seen.
 				e.m.providerDupes.WithLabelValues(string(name)).Inc()
 				j.log.Error("dispatch: the provider holds more than one payout for one requestId; the earliest is adopted",
 					"rail", name, "request_id", t.RequestID, "payouts", len(found))
@@ -401,25 +402,44 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 //   - of a batch no earlier attempt may have posted (maybeSent: its record
 //     is not posting or posted and has no firstPostAt), so no entry that
 //     expired or was lost leaves a POST of this batch unaccounted for;
-//   - of a batch created within the dedupe window, less a day (or a
-//     quarter of the window) for the clocks: an entry lives the window from
-//     its batch's dedupe, which came after the batch was created, so a
-//     batch that young cannot have outlived the entry of an earlier POST
-//     (a batch redelivered from far back, an offset reset, is looked up).
+//   - of a batch created, and requested (the request's requestedAt), within
+//     the dedupe window, less a day (or a quarter of the window) for the
+//     clocks: an entry lives the window from its batch's dedupe, which came
+//     after the request and its batch were made, so a request that young
+//     cannot have outlived the entry of an earlier POST of it. A batch
+//     redelivered from far back (an offset reset), or a request published
+//     again as it was (its requestedAt) after the window, is looked up.
 //
-// DISPATCHER_LOOKUP_EVERY_PAYEE turns the proof off: it holds only when
-// nothing but this deployment posts our requestIds to the rail's account.
+// What the proof does not cover: a requestId republished with a new
+// requestedAt more than DEDUPE_WINDOW after an earlier payout of it (the
+// window in which a requestId is single-use; Wompi's batches are paid again
+// then too), and anything but this deployment posting our requestIds to
+// the rail's account. DISPATCHER_LOOKUP_EVERY_PAYEE turns the proof off
+// for such accounts.
 func (j *job) provenUnposted(maybeSent bool) []bool {
 	e := j.e
 	if e.cfg.LookupEveryPayee || maybeSent || j.unposted == nil {
 		return nil
 	}
+	now := e.now()
 	margin := min(24*time.Hour, e.cfg.DedupeWindow/4)
-	age := e.now().Sub(j.b.CreatedAt)
-	if age < -margin || age > e.cfg.DedupeWindow-margin {
+	young := func(t time.Time) bool {
+		age := now.Sub(t)
+		return age >= -margin && age <= e.cfg.DedupeWindow-margin
+	}
+	if !young(j.b.CreatedAt) {
 		return nil
 	}
-	return j.unposted
+	var out []bool
+	for i, u := range j.unposted {
+		if u && young(j.b.Transactions[i].RequestedAt) {
+			if out == nil {
+				out = make([]bool, len(j.unposted))
+			}
+			out[i] = true
+		}
+	}
+	return out
 }
 
 // findSingle looks our id up, asking again with backoff while the provider
