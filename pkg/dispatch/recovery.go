@@ -258,17 +258,18 @@ func (e *Engine) holdLock(ctx context.Context, owner string, lost chan<- struct{
 }
 
 // listSingles indexes, under each rail's mark, every payout each
-// single-payout rail created in the dedupe window (rebuildIndex). It
+// single-payout rail created in the dedupe window, up to to (none when
+// zero) (rebuildIndex, completeEpoch). It
 // returns how many payouts it listed, how many it indexed, and how many it
 // could not (listed without our id: an epoch is then not complete, since
 // the index cannot prove such a payee new).
-func (e *Engine) listSingles(ctx context.Context, w *indexWriter) (payouts, indexed, unindexed int, err error) {
+func (e *Engine) listSingles(ctx context.Context, w *indexWriter, to time.Time) (payouts, indexed, unindexed int, err error) {
 	since := e.cfg.Now().Add(-e.cfg.DedupeWindow)
 	for _, n := range slices.Sorted(maps.Keys(e.cfg.Singles)) {
 		// Each rail lists by its business day: from that day's start.
 		from := payout.DayIn(since, rail.Location(n)).StartIn(rail.Location(n))
 		mark := listedMark(n)
-		for p, err := range e.cfg.Singles[n].List(ctx, rail.ListFilter{From: from}) {
+		for p, err := range e.cfg.Singles[n].List(ctx, rail.ListFilter{From: from, To: to}) {
 			if err != nil {
 				return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list %s payouts: %w", n, err)
 			}
@@ -330,8 +331,15 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 		return
 	}
 	start := time.Now()
+	e.log.Info("dispatch: listing the single-payout rails again to complete a first start's epoch", "epoch", epoch)
 	w := &indexWriter{st: e.st, epoch: epoch, live: true}
-	payouts, indexed, unindexed, err := e.listSingles(lctx, w)
+	// Only what was posted before the grace ended is needed: every later
+	// POST follows its entry in this epoch's index. The listing stops at
+	// now plus RecoveryGrace, a margin for a rail's clock running ahead of
+	// ours (its created_at is its clock's), so that a relisting under a
+	// high rate of new payouts does not chase their tail.
+	to := time.Now().Add(e.cfg.RecoveryGrace)
+	payouts, indexed, unindexed, err := e.listSingles(lctx, w, to)
 	if err == nil {
 		err = w.flush(lctx)
 	}
@@ -382,7 +390,7 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 // rebuilding: a recovery that lost its lock writes nothing more.
 func (e *Engine) rebuildIndex(ctx context.Context, epoch string) (payouts, indexed, unindexed int, err error) {
 	w := &indexWriter{st: e.st, epoch: epoch}
-	payouts, indexed, unindexed, err = e.listSingles(ctx, w)
+	payouts, indexed, unindexed, err = e.listSingles(ctx, w, time.Time{})
 	if err != nil {
 		return 0, 0, 0, err
 	}
