@@ -75,6 +75,7 @@ type Engine struct {
 	// completeAfter: completeEpoch failed; no new try before this
 	// reading of since (ns).
 	completeAfter atomic.Int64
+	completeFails atomic.Int64 // completeEpoch's failed tries
 	closed        sync.Once
 
 	// Test hooks (nil in production).

@@ -299,7 +299,8 @@ func (e *Engine) listSingles(ctx context.Context, w *indexWriter, to time.Time) 
 // and gives up quietly (to be tried again by a later batch) when the lock
 // is taken, the grace is not over or the epoch changed; after a failure
 // (a rail missing here, a listing that failed or lacked our ids) this
-// process tries again a minute later at the earliest.
+// process tries again a minute later at the earliest (doubled after each
+// further failure, up to an hour).
 func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 	if !e.completing.CompareAndSwap(false, true) {
 		return
@@ -323,7 +324,13 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 	defer func() {
 		_ = lockScript.Run(context.WithoutCancel(ctx), e.st.rdb, []string{e.st.lockKey()}, owner, e.st.lockTTLms, "release").Err()
 	}()
-	later := func() { e.completeAfter.Store(int64(e.since() + time.Minute)) }
+	later := func() {
+		// A minute, doubled after each failure up to an hour: a rail
+		// whose listing keeps lacking our ids is not listed whole every
+		// minute.
+		n := min(e.completeFails.Add(1)-1, 6)
+		e.completeAfter.Store(int64(e.since() + min(time.Hour, time.Minute<<n)))
+	}
 	if missing, err := e.missingRails(ctx); err != nil || len(missing) > 0 {
 		later()
 		e.log.Warn("dispatch: the epoch cannot be completed by this replica: every single-payout payee is still looked up before its POST",
