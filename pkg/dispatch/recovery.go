@@ -88,12 +88,13 @@ func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 			}
 			continue
 		}
-		ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), e.st.owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
+		lost, release, err := e.takeRecoveryLock(ctx, e.st.owner)
 		if err != nil {
-			return "", fmt.Errorf("dispatch: recovery lock: %w", err)
+			return "", err
 		}
-		if ok {
-			id, err := e.recover(ctx)
+		if lost != nil {
+			id, err := e.recover(ctx, lost)
+			release()
 			if err == nil {
 				return id, nil
 			}
@@ -108,20 +109,12 @@ func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 	}
 }
 
-// recover runs while holding the recovery lock: it writes a new epoch in
-// state "rebuilding", waits the grace period so any POST started before
-// the loss has landed or failed (not on a first start: starts.go),
-// rebuilds the duplicate index from the rails' listings, and marks the
-// epoch ready.
-func (e *Engine) recover(ctx context.Context) (string, error) {
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	lost := make(chan struct{})
-	go e.holdLock(lctx, e.st.owner, lost)
-	defer func() {
-		_ = lockScript.Run(context.WithoutCancel(ctx), e.st.rdb, []string{e.st.lockKey()}, e.st.owner, e.st.lockTTLms, "release").Err()
-	}()
-
+// recover runs while holding the recovery lock (lost is closed if it is
+// taken from us): it writes a new epoch in state "rebuilding", waits the
+// grace period so any POST started before the loss has landed or failed
+// (not on a first start: starts.go), rebuilds the duplicate index from the
+// rails' listings, and marks the epoch ready.
+func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, error) {
 	// Another replica may have finished a recovery between our read and
 	// our lock.
 	if id, ready, err := e.st.epoch(ctx); err != nil {
@@ -238,6 +231,34 @@ func (e *Engine) watchRecovered() {
 	}
 }
 
+// takeRecoveryLock takes the recovery lock as owner when no one holds it,
+// and keeps renewing it until release is called (which gives it up). lost
+// is nil when the lock is held by someone else, and is closed if the lock
+// is taken from us while we hold it. A recovery (readyEpoch) and a
+// completion (completeEpoch) take it as different owners, so that neither
+// renews or releases the other's.
+func (e *Engine) takeRecoveryLock(ctx context.Context, owner string) (lost <-chan struct{}, release func(), err error) {
+	ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("dispatch: recovery lock: %w", err)
+	}
+	if !ok {
+		return nil, func() {}, nil
+	}
+	hctx, stop := context.WithCancel(ctx)
+	l := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.holdLock(hctx, owner, l)
+	}()
+	return l, func() {
+		stop()
+		<-done
+		_ = lockScript.Run(context.WithoutCancel(ctx), e.st.rdb, []string{e.st.lockKey()}, owner, e.st.lockTTLms, "release").Err()
+	}, nil
+}
+
 // holdLock renews the recovery lock, held as owner, until ctx ends; it
 // closes lost if the lock was taken from us.
 func (e *Engine) holdLock(ctx context.Context, owner string, lost chan<- struct{}) {
@@ -312,18 +333,11 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 	if wait, err := e.st.firstStartWait(ctx); err != nil || wait > 0 {
 		return
 	}
-	owner := e.st.owner + "/complete"
-	ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
-	if err != nil || !ok {
+	lost, release, err := e.takeRecoveryLock(ctx, e.st.owner+"/complete")
+	if err != nil || lost == nil {
 		return
 	}
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	lost := make(chan struct{})
-	go e.holdLock(lctx, owner, lost)
-	defer func() {
-		_ = lockScript.Run(context.WithoutCancel(ctx), e.st.rdb, []string{e.st.lockKey()}, owner, e.st.lockTTLms, "release").Err()
-	}()
+	defer release()
 	later := func() {
 		// A minute, doubled after each failure up to an hour: a rail
 		// whose listing keeps lacking our ids is not listed whole every
@@ -346,9 +360,9 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 	// ours (its created_at is its clock's), so that a relisting under a
 	// high rate of new payouts does not chase their tail.
 	to := time.Now().Add(e.cfg.RecoveryGrace)
-	payouts, indexed, unindexed, err := e.listSingles(lctx, w, to)
+	payouts, indexed, unindexed, err := e.listSingles(ctx, w, to)
 	if err == nil {
-		err = w.flush(lctx)
+		err = w.flush(ctx)
 	}
 	if err == nil && unindexed > 0 {
 		err = fmt.Errorf("%d payouts listed without our id (payouts_dispatcher_rebuild_unindexed_total): the index cannot prove a payee new", unindexed)

@@ -1,0 +1,66 @@
+package dispatch
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// The recovery lock (takeRecoveryLock): one owner at a time, kept past its
+// TTL while held, given up on release, released by its own owner only, and
+// lost (the channel closed) when taken from its holder. A recovery and a
+// completion of the epoch take it as different owners.
+func TestRecoveryLockIsHeldRenewedAndReleased(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	e := f.engine(nil)
+	e.st.lockTTLms = 300 // renewed every 100 ms
+	ctx := context.Background()
+	rdb := f.redis.Client()
+	holder := func() string {
+		t.Helper()
+		v, err := rdb.Get(ctx, e.st.lockKey()).Result()
+		if err != nil && err.Error() != "redis: nil" {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	lostA, releaseA, err := e.takeRecoveryLock(ctx, "a")
+	if err != nil || lostA == nil {
+		t.Fatalf("a free lock not taken: %v", err)
+	}
+	if lost, _, err := e.takeRecoveryLock(ctx, "a/complete"); err != nil || lost != nil {
+		t.Fatalf("a held lock taken by another owner (%v)", err)
+	}
+	time.Sleep(time.Second) // more than three TTLs
+	if h := holder(); h != "a" {
+		t.Fatalf("the lock is held by %q after its TTL, want a (renewed)", h)
+	}
+	select {
+	case <-lostA:
+		t.Fatal("a held lock reported lost")
+	default:
+	}
+	releaseA()
+	if h := holder(); h != "" {
+		t.Fatalf("the lock is held by %q after its release", h)
+	}
+
+	lostB, releaseB, err := e.takeRecoveryLock(ctx, "a/complete")
+	if err != nil || lostB == nil {
+		t.Fatalf("a released lock not taken: %v", err)
+	}
+	// Taken from b (its TTL ran out while b was cut off, and c took it).
+	if err := rdb.Set(ctx, e.st.lockKey(), "c", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lostB:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lock taken from its holder was not reported lost")
+	}
+	releaseB()
+	if h := holder(); h != "c" {
+		t.Fatalf("the lock is held by %q after b released it, want c's kept", h)
+	}
+}
