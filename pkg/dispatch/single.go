@@ -83,17 +83,19 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	// proves safe for Wompi only: a dispatcher of an earlier version may
 	// have a POST to this rail in flight (starts.go). Waited before the
 	// batch is marked posting, so that an interrupted wait leaves nothing
-	// that looks sent.
-	if wait, err := e.st.firstStartWait(j.soft); err != nil {
-		return err
-	} else if wait > 0 {
-		j.log.Info("dispatch: first start: waiting out the recovery grace before looking payees up",
-			"rail", cl.Rail(), "wait", wait.Round(time.Millisecond))
-		if err := sleep(j.soft, wait); err != nil {
-			return err
-		}
-	}
+	// that looks sent. A complete epoch's rails were listed after a grace
+	// (a recovery's, or a first start's by completeEpoch), so it has none
+	// left to wait.
 	if !j.complete {
+		if wait, err := e.st.firstStartWait(j.soft); err != nil {
+			return err
+		} else if wait > 0 {
+			j.log.Info("dispatch: first start: waiting out the recovery grace before looking payees up",
+				"rail", cl.Rail(), "wait", wait.Round(time.Millisecond))
+			if err := sleep(j.soft, wait); err != nil {
+				return err
+			}
+		}
 		// A first start's epoch, or one a previous version wrote: list the
 		// rails again, in the background, so later batches may use the
 		// proof.
