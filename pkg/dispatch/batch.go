@@ -508,7 +508,7 @@ func (j *job) dedupe() error {
 		switch verdicts[p] {
 		case verdictKeep:
 			j.keep = append(j.keep, i)
-			if news[p] == newPayee {
+			if news != nil && news[p] == newPayee {
 				if j.unposted == nil {
 					j.unposted = make([]bool, len(txs))
 				}

@@ -178,23 +178,26 @@ return 0
 
 // dedupeScript: KEYS epoch, record, then one duplicate-index key per
 // requestId; ARGV epoch, owner, batchId, ttlMs, modes (one byte per
-// requestId: 'k' to keep it, 'r' to reject it for an unknown bank), and the
-// listing mark of the batch's rail (listedMark). Each requestId not yet
+// requestId: 'k' to keep it, 'r' to reject it for an unknown bank), the
+// listing mark of the batch's rail (listedMark), and "1" when the rail
+// takes one POST per payee (its new payees are marked). Each requestId not yet
 // indexed becomes this batch's: the value is the batch id, or the batch id
 // + "#r" for a rejected one. So does one a recovery found listed by the
 // batch's own rail (its mark): the rail's lookup before any POST finds that
 // payout and adopts it. The reply is 'ok' then one verdict byte per
 // requestId: 'k' keep, 'r' rejected by this batch (now or in an earlier
 // attempt: REJECTED is final), 'd' owned by another batch or listed by
-// another rail; then one byte per requestId, 'n' for a kept one this call
-// indexed for the first time (its SET NX wrote it) in a complete epoch
-// (the epoch hash's complete field names it: its index holds every payout
-// the single-payout rails listed once any POST from before the epoch had
-// landed), '-' otherwise (newPayeeProof); then "1" when the epoch is
-// complete, "0" when not. Entries never leave the index: a
+// another rail; then, for a single-payout rail, one byte per requestId,
+// 'n' for a kept one this call indexed for the first time (its SET NX
+// wrote it) in a complete epoch (the epoch hash's complete field names it:
+// its index holds every payout the single-payout rails listed once any
+// POST from before the epoch had landed), '-' otherwise (newPayeeProof),
+// and for Wompi "" (a batch rail's POST carries every payee, and its
+// lookup is by batch); then "1" when the epoch is complete, "0" when not. Entries never leave the index: a
 // REJECTED or paid requestId is consumed.
 var dedupeScript = redis.NewScript(guard + `
 local rej = ARGV[3] .. '#r'
+local marks = ARGV[7] == '1'
 local complete = redis.call('HGET', KEYS[1], 'complete') == ARGV[1]
 local out, news = {}, {}
 for i = 3, #KEYS do
@@ -215,7 +218,9 @@ for i = 3, #KEYS do
   elseif v == ARGV[3] then
     if mode == 'r' then out[#out + 1] = 'r' else out[#out + 1] = 'k' end
   else out[#out + 1] = 'd' end
-  if new then news[#news + 1] = 'n' else news[#news + 1] = '-' end
+  if marks then
+    if new then news[#news + 1] = 'n' else news[#news + 1] = '-' end
+  end
 end
 local c = '0'
 if complete then c = '1' end
@@ -384,15 +389,20 @@ func listedMark(n rail.Name) string { return "~" + string(n) }
 
 // dedupe indexes the batch's requestIds (modes: one modeKeep or modeReject
 // each) for a batch of rail n and returns one verdict per requestId, and
-// one byte per requestId, newPayee for a kept one no dispatcher can have
-// posted (dedupeScript). One round trip.
+// for a single-payout rail one byte per requestId, newPayee for a kept one
+// no dispatcher can have posted (nil for Wompi) (dedupeScript). One round
+// trip.
 func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) (verdicts, news []byte, complete bool, err error) {
 	keys := make([]string, 0, 2+len(requestIDs))
 	keys = append(keys, s.epochKey(), s.batchKey(batchID))
 	for _, id := range requestIDs {
 		keys = append(keys, s.reqKey(id))
 	}
-	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes), listedMark(n)).Slice()
+	marks := "0"
+	if n != rail.Wompi {
+		marks = "1"
+	}
+	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes), listedMark(n), marks).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
 	if err != nil {
 		return nil, nil, false, err
@@ -403,8 +413,15 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail
 		nw, _ = rest[1].(string)
 		c, _ = rest[2].(string)
 	}
-	if len(v) != len(requestIDs) || len(nw) != len(requestIDs) {
+	wantMarks := len(requestIDs)
+	if marks == "0" {
+		wantMarks = 0
+	}
+	if len(v) != len(requestIDs) || len(nw) != wantMarks {
 		return nil, nil, false, fmt.Errorf("dispatch: dedupe batch %s: %d verdicts and %d marks for %d requests", batchID, len(v), len(nw), len(requestIDs))
+	}
+	if wantMarks == 0 {
+		return []byte(v), nil, c == "1", nil
 	}
 	return []byte(v), []byte(nw), c == "1", nil
 }
