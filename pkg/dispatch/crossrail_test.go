@@ -120,14 +120,7 @@ func TestSingleBatchResumedAfterARedisLossPaysOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			e2 := r.engine(f, nil)
-			stop2, _ := f.run(e2)
-			eventually(t, "batch submitted after the restart", func() bool { return outcome(e2, "submitted") == 1 })
-			_ = stop2()
-			for _, tx := range b.Transactions {
-				if n := r.sim.Accepted(tx.RequestID); n != 1 {
-					t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
-				}
-			}
+			r.runUntilPaidOnce(t, f, e2, b)
 			if dlq := f.duplicateCopies(); len(dlq) != 0 {
 				t.Fatalf("DLQ copies %v: the batch's own payee taken for a duplicate", dlq)
 			}

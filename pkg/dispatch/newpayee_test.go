@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
@@ -121,6 +122,17 @@ func TestDedupeMarksOnlyNewPayees(t *testing.T) {
 	}
 }
 
+// paysOnceLookingUp runs e until b is submitted, and fails unless each of
+// b's payees was paid exactly once and none was posted without a lookup
+// (why: the case, for the failure's message).
+func (r singleRail) paysOnceLookingUp(t *testing.T, f *fixture, e *Engine, b payout.Batch, why string) {
+	t.Helper()
+	r.runUntilPaidOnce(t, f, e, b)
+	if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
+		t.Fatalf("%v lookups skipped %s, want 0", n, why)
+	}
+}
+
 // A batch was posting (one payee paid, the answer recorded nowhere) when
 // its index entries were lost while its record stayed: the redelivered
 // batch indexes them anew, in a complete epoch, but its record says a POST
@@ -140,18 +152,7 @@ func TestEntriesLostUnderAPostingBatchAreLookedUp(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e2 := r.engine(f, nil)
-			stop, _ := f.run(e2)
-			eventually(t, "batch submitted after the restart", func() bool { return outcome(e2, "submitted") == 1 })
-			_ = stop()
-			for _, tx := range b.Transactions {
-				if n := r.sim.Accepted(tx.RequestID); n != 1 {
-					t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
-				}
-			}
-			if n := testutil.ToFloat64(e2.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
-				t.Fatalf("%v lookups skipped after a POST may have gone out, want 0", n)
-			}
+			r.paysOnceLookingUp(t, f, r.engine(f, nil), b, "after a POST may have gone out")
 		})
 	}
 }
@@ -180,17 +181,7 @@ func TestOldBatchRedeliveredIsLookedUp(t *testing.T) {
 				t.Fatal(err)
 			}
 			e2 := r.engine(f, func(c *Config) { c.Group = f.group + "-replay" })
-			stop, _ = f.run(e2)
-			eventually(t, "the redelivered batch handled", func() bool { return outcome(e2, "submitted") == 1 })
-			_ = stop()
-			for _, tx := range b.Transactions {
-				if n := r.sim.Accepted(tx.RequestID); n != 1 {
-					t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
-				}
-			}
-			if n := testutil.ToFloat64(e2.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
-				t.Fatalf("%v lookups skipped for a batch older than the window, want 0", n)
-			}
+			r.paysOnceLookingUp(t, f, e2, b, "for a batch older than the window")
 		})
 	}
 }

@@ -107,6 +107,20 @@ func (r singleRail) engine(f *fixture, mutate func(*Config)) *Engine {
 	})
 }
 
+// runUntilPaidOnce runs e until b is submitted, and fails unless each of
+// b's payees was paid exactly once.
+func (r singleRail) runUntilPaidOnce(t *testing.T, f *fixture, e *Engine, b payout.Batch) {
+	t.Helper()
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	for _, tx := range b.Transactions {
+		if n := r.sim.Accepted(tx.RequestID); n != 1 {
+			t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
+		}
+	}
+}
+
 // checkSinglePaid asserts that every request of b (but skip) was paid once,
 // got one SUBMITTED naming the provider's payout, and is handed off to the
 // tracker under rail.HandOffID.
