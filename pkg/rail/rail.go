@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"net/http"
 	"strings"
@@ -335,5 +336,33 @@ func ReadPage[T any](ctx context.Context, read func() (T, error)) (T, error) {
 		case <-t.C:
 		}
 		wait *= 2
+	}
+}
+
+// ReadBody reads an answer's body, at most limit bytes (what io.ReadAll of
+// an io.LimitReader returns), into one buffer sized by the answer's
+// Content-Length when it announces one within the limit: a listing page of
+// hundreds of kilobytes is then read without the doubling copies (and
+// their zeroing) of io.ReadAll.
+func ReadBody(resp *http.Response, limit int64) ([]byte, error) {
+	r := io.LimitReader(resp.Body, limit)
+	n := resp.ContentLength
+	if n < 0 || n > limit {
+		return io.ReadAll(r)
+	}
+	// One byte more, so that the read which meets the end needs no growth.
+	b := make([]byte, 0, n+1)
+	for {
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
 	}
 }

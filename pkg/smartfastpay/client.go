@@ -196,7 +196,7 @@ func (c *Client) roundTrip(req *http.Request, op string, create bool) ([]byte, i
 		return nil, 0, transportError(op, create, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	raw, err := rail.ReadBody(resp, MaxResponseBytes)
 	if err != nil {
 		// The status line came, the body did not: a create may exist.
 		return nil, 0, transportError(op, create, err)

@@ -87,7 +87,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 		return nil, transportError(op, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	raw, err := rail.ReadBody(resp, MaxResponseBytes)
 	if err != nil {
 		// The status line came, the body did not: a create may exist.
 		return nil, transportError(op, err)

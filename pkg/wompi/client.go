@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // envelope is Wompi's answer wrapper [sdk]. Status may be a number or a
@@ -137,7 +139,7 @@ func (c *Client) once(ctx context.Context, cl call) ([]byte, int, error) {
 		return nil, 0, c.transportError(cl, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	raw, err := rail.ReadBody(resp, MaxResponseBytes)
 	if err != nil {
 		// The status line arrived but the body did not: for a POST the
 		// batch may exist.
