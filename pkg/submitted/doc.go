@@ -13,8 +13,7 @@
 // Keys (P is the configured prefix):
 //
 //	Ppayout:{<payoutId>}    hash: batchId, originAccountId, paymentType, totalAmountInCents, transactionCount,
-//	                        submittedAt, pollDigest, pollStamp (the tracker's), final (set by the tracker
-//	                        once the payout ended),
+//	                        submittedAt, pollDigest, final (set by the tracker once the payout ended),
 //	                        and one field per transaction:
 //	                        t:<transactionId> = "<amountInCents>|<requestId>"
 //	P{poll}                 sorted set: payoutId scored by the next poll time (unix ms)

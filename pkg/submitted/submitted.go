@@ -34,11 +34,6 @@ type Payout struct {
 	// last complete poll of the payout emitted: a poll that reads the same
 	// statuses again has nothing to emit.
 	PollDigest string
-	// PollStamp is what the tracker's last complete poll read, as the rail
-	// stamped its pages (rail.StampedItems), with the digest and the
-	// finality those pages gave (the tracker's to parse): a poll that
-	// reads the same pages need not decode them.
-	PollStamp string
 }
 
 // DefaultPrefix is the key prefix the dispatcher and the tracker share by
@@ -137,7 +132,7 @@ func (s *Store) Lookup(ctx context.Context, payoutID, transactionID string) (t T
 
 // Payout returns what the dispatcher recorded about a payout.
 func (s *Store) Payout(ctx context.Context, payoutID string) (p Payout, ok bool, err error) {
-	fields := append(payoutFields[:len(payoutFields):len(payoutFields)], "pollDigest", "pollStamp")
+	fields := append(payoutFields[:len(payoutFields):len(payoutFields)], "pollDigest")
 	v, err := s.rdb.HMGet(ctx, s.payoutKey(payoutID), fields...).Result()
 	if err != nil || len(v) != len(fields) {
 		return Payout{}, false, err
@@ -150,7 +145,7 @@ func (s *Store) Payout(ctx context.Context, payoutID string) (p Payout, ok bool,
 	n, _ := strconv.Atoi(str(4))
 	at, _ := strconv.ParseInt(str(5), 10, 64)
 	return Payout{PayoutID: payoutID, BatchID: str(0), OriginAccountID: str(1), PaymentType: str(2),
-		TotalAmountInCents: total, TransactionCount: n, SubmittedAt: time.UnixMilli(at), PollDigest: str(6), PollStamp: str(7)}, true, nil
+		TotalAmountInCents: total, TransactionCount: n, SubmittedAt: time.UnixMilli(at), PollDigest: str(6)}, true, nil
 }
 
 // SetPollDigest records the digest of the transaction statuses the last
@@ -159,17 +154,6 @@ func (s *Store) SetPollDigest(ctx context.Context, payoutID, digest string) erro
 	pk := s.payoutKey(payoutID)
 	pipe := s.rdb.Pipeline()
 	pipe.HSet(ctx, pk, "pollDigest", digest)
-	pipe.Expire(ctx, pk, s.ttl)
-	_, err := pipe.Exec(ctx)
-	return err
-}
-
-// SetPollStamp records the digest and the stamp of the last complete poll
-// of a payout (see Payout.PollDigest and Payout.PollStamp).
-func (s *Store) SetPollStamp(ctx context.Context, payoutID, digest, stamp string) error {
-	pk := s.payoutKey(payoutID)
-	pipe := s.rdb.Pipeline()
-	pipe.HSet(ctx, pk, "pollDigest", digest, "pollStamp", stamp)
 	pipe.Expire(ctx, pk, s.ttl)
 	_, err := pipe.Exec(ctx)
 	return err

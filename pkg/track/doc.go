@@ -167,10 +167,7 @@
 // transactions read as the hand-off's digest (PollDigest: those of the
 // last complete poll, or of the dispatcher's listing once it emitted every
 // PENDING, when the first poll is due 10 s after the hand-off) emits no
-// request status. A poll whose pages read byte for byte as those of the
-// last complete poll (rail.StampedItems: the hand-off's pollStamp names
-// them, with the digest they gave, which the hand-off must still hold)
-// decodes nothing: it would emit nothing either.
+// request status.
 //
 // # Single-payout rails
 //

@@ -34,7 +34,6 @@ type metrics struct {
 	duplicates      *prometheus.CounterVec
 	rereads         *prometheus.CounterVec
 	polls           *prometheus.CounterVec
-	pollsUnchanged  prometheus.Counter
 	rebuilds        prometheus.Counter
 	leasesLost      prometheus.Counter
 	produce         prometheus.Histogram
@@ -87,10 +86,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "payouts_tracker_polls_total",
 			Help: "Payouts polled, by result (pending, done, error).",
 		}, []string{"result"}),
-		pollsUnchanged: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "payouts_tracker_polls_unchanged_total",
-			Help: "Polls of a Wompi payout whose transaction pages read byte for byte as at its last complete poll, and were not decoded.",
-		}),
 		rebuilds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "payouts_tracker_poll_rebuilds_total",
 			Help: "Rebuilds of the polling schedule from GET /payouts after a Redis loss.",
@@ -111,7 +106,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.webhooks, m.railWebhooks, m.railTransitions, m.unknownStatuses, m.sigFailures, m.skew, m.transitions, m.regressions,
-		m.duplicates, m.rereads, m.polls, m.pollsUnchanged, m.rebuilds, m.leasesLost, m.produce, m.handle} {
+		m.duplicates, m.rereads, m.polls, m.rebuilds, m.leasesLost, m.produce, m.handle} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"strings"
 	"sync"
 	"time"
 
@@ -142,64 +141,35 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	var firstErr error
 	var txs []*payout.StatusChange
 	var digest PollDigest
-	take := func(tx *rail.Payout) {
+	for tx, err := range e.cfg.Wompi.Items(ctx, payoutID) {
+		if err != nil {
+			return retry(err)
+		}
 		digest.Add(tx.ProviderID, tx.ProviderStatus, tx.ID, tx.Reason)
 		st := tx.Status
 		if st == "" {
 			e.log.Warn("track: unknown transaction status", "payoutId", payoutID, "transactionId", tx.ProviderID, "status", truncate(tx.ProviderStatus, 32))
 			allFinal = false
-			return
+			continue
 		}
 		if !st.Final() {
 			allFinal = false
 		}
 		if tx.ID == "" {
 			e.log.Error("track: polled transaction has no reference", "payoutId", payoutID, "transactionId", tx.ProviderID)
-			return
+			continue
 		}
 		sc := &payout.StatusChange{
 			RequestID: tx.ID, BatchID: optString(batchID), PayoutID: optString(payoutID),
 			TransactionID: optString(tx.ProviderID), Status: st, AmountInCents: tx.AmountInCents, OriginAccountID: origin,
 			OccurredAt: now, Source: payout.SourcePoll, Rail: wompiRail(),
 		}
-		setReason(sc, failureOf(tx))
+		setReason(sc, failureOf(&tx))
 		txs = append(txs, sc)
-	}
-	stamps, _ := e.cfg.Wompi.(rail.StampedItems)
-	last := parsePollStamp(sp.PollStamp)
-	unchanged, next := false, ""
-	if stamps == nil {
-		for tx, err := range e.cfg.Wompi.Items(ctx, payoutID) {
-			if err != nil {
-				return retry(err)
-			}
-			take(&tx)
-		}
-	} else {
-		ask := ""
-		if found && last.digest == sp.PollDigest {
-			ask = last.stamp
-		}
-		items, nx, same, err := stamps.ItemsStamped(ctx, payoutID, ask)
-		if err != nil {
-			return retry(err)
-		}
-		for i := range items {
-			take(&items[i])
-		}
-		unchanged, next = same, nx
-	}
-	sum := digest.String()
-	if unchanged {
-		// The pages read byte for byte as at the last complete poll,
-		// which read them as the digest the hand-off holds: decoded, they
-		// would give that digest and that finality again.
-		sum, allFinal = last.digest, last.final
-		e.m.pollsUnchanged.Inc()
 	}
 	// The transactions read the same as at the last complete poll: every
 	// transition among them was emitted (or refused) then; skip them.
-	handled := pollStamp{stamp: next, digest: sum, final: allFinal}.String()
+	sum := digest.String()
 	if !found || sp.PollDigest != sum {
 		for start := 0; start < len(txs); start += pollEmitBatch {
 			got, err := e.emitRequests(ctx, txs[start:min(start+pollEmitBatch, len(txs))], since)
@@ -209,15 +179,9 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 			}
 		}
 		if firstErr == nil && found {
-			if err := e.recordPoll(ctx, stamps != nil, payoutID, sum, handled); err != nil {
+			if err := e.sub.SetPollDigest(ctx, payoutID, sum); err != nil {
 				e.log.Warn("track: record poll digest", "payoutId", payoutID, "err", err)
 			}
-		}
-	} else if stamps != nil && !unchanged && next != "" && sp.PollStamp != handled {
-		// Nothing to emit, and the stamp of these pages not yet recorded
-		// (the first poll after the dispatcher's listing).
-		if err := e.recordPoll(ctx, true, payoutID, sum, handled); err != nil {
-			e.log.Warn("track: record poll stamp", "payoutId", payoutID, "err", err)
 		}
 	}
 	if batchID != "" && wp.Status.Valid() {
@@ -320,48 +284,6 @@ const FirstPollInterval = 10 * time.Second
 
 // pollEmitBatch is how many polled transitions are emitted together.
 const pollEmitBatch = 500
-
-// pollStamp is submitted.Payout.PollStamp: the stamp of the pages a
-// complete poll read (rail.StampedItems), the digest they gave and whether
-// every transaction in them was final, as "<stamp>|<digest>|<f or p>".
-type pollStamp struct {
-	stamp, digest string
-	final         bool
-}
-
-func (p pollStamp) String() string {
-	f := "p"
-	if p.final {
-		f = "f"
-	}
-	return p.stamp + "|" + p.digest + "|" + f
-}
-
-// parsePollStamp reads a pollStamp; anything else reads as none.
-func parsePollStamp(v string) pollStamp {
-	rest, f, ok1 := cutLast(v, "|")
-	stamp, digest, ok2 := cutLast(rest, "|")
-	if !ok1 || !ok2 || stamp == "" || digest == "" || (f != "f" && f != "p") {
-		return pollStamp{}
-	}
-	return pollStamp{stamp: stamp, digest: digest, final: f == "f"}
-}
-
-func cutLast(s, sep string) (before, after string, found bool) {
-	if i := strings.LastIndex(s, sep); i >= 0 {
-		return s[:i], s[i+len(sep):], true
-	}
-	return s, "", false
-}
-
-// recordPoll records, after a complete poll of a payout, the digest of its
-// transactions and, when the rail stamps its pages, the poll's stamp.
-func (e *Engine) recordPoll(ctx context.Context, stamped bool, payoutID, digest, stamp string) error {
-	if !stamped {
-		return e.sub.SetPollDigest(ctx, payoutID, digest)
-	}
-	return e.sub.SetPollStamp(ctx, payoutID, digest, stamp)
-}
 
 // PollDigest sums up a payout's transactions as one poll read them: the same
 // set of (id, status, reference, failure code) gives the same digest, in any

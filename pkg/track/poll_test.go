@@ -41,10 +41,6 @@ func TestDroppedWebhooksCaughtByPoll(t *testing.T) {
 	if got := testutil.ToFloat64(e.m.duplicates.WithLabelValues(string(kindRequest))); got != dups {
 		t.Fatalf("an unchanged poll ran the status CAS of %v transactions", got-dups)
 	}
-	// Its pages read byte for byte as the first poll's: not decoded.
-	if got := testutil.ToFloat64(e.m.pollsUnchanged); got != 1 {
-		t.Fatalf("unchanged polls %v, want 1", got)
-	}
 	f.sim.SettleAll()
 	f.waitHooks()
 	if st := f.sim.WebhookStats(); st.Dropped == 0 || st.Delivered != 0 {
@@ -88,75 +84,6 @@ func TestDroppedWebhooksCaughtByPoll(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(e.m.polls.WithLabelValues("done")); got != 1 {
 		t.Fatalf("polls done metric: %v", got)
-	}
-	if got := testutil.ToFloat64(e.m.pollsUnchanged); got != 1 {
-		t.Fatalf("unchanged polls %v after the settlement's, want still 1", got)
-	}
-}
-
-// A poll skips decoding pages that read as its last complete poll's only
-// while the hand-off still holds the digest that poll recorded: when
-// another digest was written since (as the dispatcher's listing writes
-// one), the pages are decoded and every transaction passes the status
-// gate again; and when they change, their transitions are emitted.
-func TestUnchangedPagesNeedTheHandOffsDigest(t *testing.T) {
-	f := newFixture(t, fixtureOpts{pageSize: 2, sim: wompitest.Config{Faults: wompitest.Faults{WebhookDropRate: 1}}})
-	e, srv := f.engine(nil)
-	f.sim.SetWebhookURL(srv.URL + WebhookPath)
-	ctx := context.Background()
-	c := f.submit(true, f.payee("1234567890"), f.payee("1234567891"), f.payee("1234567892"))
-	poll := func(what string) PollResult {
-		t.Helper()
-		res, err := e.PollOnce(ctx)
-		if err != nil || res.Claimed != 1 {
-			t.Fatalf("%s: %+v %v", what, res, err)
-		}
-		f.clock.Advance(backoff(0))
-		return res
-	}
-	unchanged := func() float64 { return testutil.ToFloat64(e.m.pollsUnchanged) }
-	gated := func() float64 { return testutil.ToFloat64(e.m.duplicates.WithLabelValues(string(kindRequest))) }
-	poll("first poll")
-	// A hand-off with a digest and no stamp, as the dispatcher's listing
-	// leaves it: the next poll decodes, emits nothing, and records the
-	// stamp for the one after.
-	if err := f.redis.Client().HDel(ctx, f.prefix+"payout:{"+c.payoutID+"}", "pollStamp").Err(); err != nil {
-		t.Fatal(err)
-	}
-	before := gated()
-	poll("poll after the dispatcher's digest")
-	if unchanged() != 0 || gated() != before {
-		t.Fatalf("after the dispatcher's digest: unchanged polls %v (want 0), %v transactions gated (want 0)", unchanged(), gated()-before)
-	}
-	poll("unchanged poll")
-	if unchanged() != 1 {
-		t.Fatalf("unchanged polls %v, want 1", unchanged())
-	}
-	if err := f.sub.SetPollDigest(ctx, c.payoutID, "another-digest"); err != nil {
-		t.Fatal(err)
-	}
-	before = gated()
-	poll("poll after another digest")
-	if unchanged() != 1 || gated()-before != 3 {
-		t.Fatalf("after another digest: unchanged polls %v (want 1), %v transactions gated (want 3)", unchanged(), gated()-before)
-	}
-	poll("unchanged poll again")
-	if unchanged() != 2 {
-		t.Fatalf("unchanged polls %v, want 2: the decoded poll recorded its stamp", unchanged())
-	}
-	f.sim.SettleAll()
-	f.waitHooks()
-	if res := poll("poll after settlement"); res.Done != 1 || res.Transitions < 3 {
-		t.Fatalf("poll after settlement: %+v, want done with the 3 transitions", res)
-	}
-	if unchanged() != 2 {
-		t.Fatalf("unchanged polls %v after the settlement's, want still 2", unchanged())
-	}
-	byKey := transitions(f.statusEvents())
-	for _, tx := range c.txs {
-		if got := byKey[tx.Reference+"/APPROVED"]; len(got) != 1 {
-			t.Fatalf("%s APPROVED emitted %d times, want once", tx.Reference, len(got))
-		}
 	}
 }
 
