@@ -34,20 +34,6 @@ type BatchTracking interface {
 	BatchesByStatus(ctx context.Context, since time.Time, statuses ...payout.BatchStatus) iter.Seq2[Batch, error]
 }
 
-// StampedItems is a BatchTracking rail that can tell, without decoding
-// them, that a batch's items read byte for byte as they did at an earlier
-// walk (a poll of a payout still pending reads the same pages again and
-// again).
-type StampedItems interface {
-	// ItemsStamped walks a batch's items as BatchPayouts.Items does and
-	// returns them with a stamp of the pages it read, unless the provider
-	// answered every page byte for byte as it did for the walk that
-	// returned stamp: then unchanged is true, items is nil and the stamp
-	// is returned as it came. An empty stamp matches no walk; a walk too
-	// long to stamp returns an empty one.
-	ItemsStamped(ctx context.Context, providerBatchID, stamp string) (items []Payout, next string, unchanged bool, err error)
-}
-
 // ErrNotFound is wrapped by the error of GetBatch and Item when the
 // provider does not know the id (Wompi: a 404). The error is still a
 // *Error with its Class.

@@ -216,11 +216,6 @@ func getPage[T any](ctx context.Context, c *Client, path string, q url.Values) (
 	if err != nil {
 		return Page[T]{}, err
 	}
-	return decodePage[T](cl, raw)
-}
-
-// decodePage decodes the answer of getPage's call cl.
-func decodePage[T any](cl call, raw []byte) (Page[T], error) {
 	var fast Page[T]
 	if refs, ok := any(&fast).(*Page[TransactionRef]); ok {
 		if page, ok := decodeRefPage(raw); ok {
@@ -241,7 +236,7 @@ func decodePage[T any](cl call, raw []byte) (Page[T], error) {
 		return Page[T](*wrapped.Data), nil
 	}
 	var p Page[T]
-	_, err := decodeInto(cl, raw, &p)
+	_, err = decodeInto(cl, raw, &p)
 	return p, err
 }
 
@@ -375,26 +370,16 @@ func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, 
 					return
 				}
 			}
-			if lastPage(len(p.Records), p.Pages, page, limit) {
+			switch {
+			case len(p.Records) == 0:
+				return
+			case p.Pages > 0 && page >= p.Pages:
+				return
+			case p.Pages == 0 && (limit <= 0 || len(p.Records) < limit):
 				return
 			}
 			page++
 		}
-	}
-}
-
-// lastPage says whether page, which held n records and named pages as the
-// walk's page count (0: not given), ends a walk asking limit records per
-// page: the last page, or the first short or empty one when pages is not
-// given.
-func lastPage(n, pages, page, limit int) bool {
-	switch {
-	case n == 0:
-		return true
-	case pages > 0 && page >= pages:
-		return true
-	default:
-		return pages == 0 && (limit <= 0 || n < limit)
 	}
 }
 
