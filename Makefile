@@ -33,6 +33,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzErrorDecoding$$' -fuzztime $(FUZZTIME) ./pkg/wompi
 	$(GO) test -run '^$$' -fuzz '^FuzzRefPage$$' -fuzztime $(FUZZTIME) ./pkg/wompi
 	$(GO) test -run '^$$' -fuzz '^FuzzItemPage$$' -fuzztime $(FUZZTIME) ./pkg/wompi
+	$(GO) test -run '^$$' -fuzz '^FuzzTimeFastPath$$' -fuzztime $(FUZZTIME) ./pkg/wompi
+	$(GO) test -run '^$$' -fuzz '^FuzzReadBody$$' -fuzztime $(FUZZTIME) ./pkg/rail
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhook$$' -fuzztime $(FUZZTIME) ./pkg/track
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateAgreesWithSimulator$$' -fuzztime $(FUZZTIME) ./pkg/wompi/wompitest
