@@ -199,6 +199,10 @@ func (c *Config) setDefaults() error {
 // polling fallback (RunPoller, PollOnce). Replicas share Redis and Kafka
 // and need nothing else in common.
 type Engine struct {
+	// beforeImpliedApproved, in tests only, runs between a RETURNED
+	// refused as older and the APPROVED it implies (emitRequest).
+	beforeImpliedApproved func()
+
 	cfg      Config
 	m        *metrics
 	log      *slog.Logger
@@ -301,13 +305,25 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 	if err != nil || res != emitRegression || sc.Status != payout.StatusReturned {
 		return res, err
 	}
+	if e.beforeImpliedApproved != nil {
+		e.beforeImpliedApproved()
+	}
 	ap := *sc
 	ap.Status, ap.ReasonCode, ap.ReasonMessage = payout.StatusApproved, nil, nil
 	ares, err := e.emitRequestOnce(ctx, &ap, true, since, nil)
-	if err != nil || ares != emitNew {
-		return res, err // the known status is not one APPROVED may follow
+	switch {
+	case err != nil:
+		return res, err
+	case ares == emitNew:
+		e.log.Info("track: RETURNED without APPROVED known: the APPROVED it implies was emitted first", "id", sc.RequestID)
+	case ares == emitDuplicate:
+		// Another emitter (a late success callback, another replica)
+		// emitted the APPROVED since the RETURNED was refused: RETURNED
+		// may follow it now. Refused again, it would be lost for good,
+		// since a poll that read it takes the payout off the schedule.
+	default:
+		return res, nil // the known status is not one APPROVED may follow
 	}
-	e.log.Info("track: RETURNED without APPROVED known: the APPROVED it implies was emitted first", "id", sc.RequestID)
 	return e.emitRequestOnce(ctx, sc, true, since, nil)
 }
 

@@ -246,3 +246,40 @@ func TestReturnedWithoutApprovedKnownEmitsTheApprovedFirst(t *testing.T) {
 		t.Fatalf("RETURNED on an empty key: %v, want APPROVED RETURNED", got)
 	}
 }
+
+// Two emitters together (seen in the chaos suite): a poll reads a
+// SmartFastPay payout refunded while the tracker knows PENDING, and the
+// payout's late success callback emits APPROVED between the RETURNED's
+// refusal and the APPROVED it implies. That APPROVED is then a duplicate,
+// and the RETURNED must still follow it: refused, it would be lost for
+// good, since the poll takes the payout off the schedule once it read a
+// final status.
+func TestReturnedFollowsAnApprovedEmittedMeanwhile(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	e, _ := f.engine(nil)
+	ctx := context.Background()
+	ref := singleRef{requestID: "req-race", batchID: "batch-r", amount: 250_000, originAccountID: "acc-1"}
+	since := mustEpoch(t, e.statuses)
+	pending := singleChange(rail.SmartFastPay, "900010", ref, payout.StatusPending, "", f.clock.Now(), payout.SourceWebhook)
+	if res, err := e.emitRequest(ctx, pending, true, since, nil); err != nil || res != emitNew {
+		t.Fatalf("PENDING: %v %v", res, err)
+	}
+	e.beforeImpliedApproved = func() {
+		e.beforeImpliedApproved = nil
+		late := singleChange(rail.SmartFastPay, "900010", ref, payout.StatusApproved, "", f.clock.Now(), payout.SourceWebhook)
+		if res, err := e.emitRequest(ctx, late, true, since, nil); err != nil || res != emitNew {
+			t.Errorf("the late callback's APPROVED: %v %v", res, err)
+		}
+	}
+	returned := singleChange(rail.SmartFastPay, "900010", ref, payout.StatusReturned, "", f.clock.Now(), payout.SourcePoll)
+	if res, err := e.emitRequest(ctx, returned, true, since, nil); err != nil || res != emitNew {
+		t.Fatalf("RETURNED: %v %v, want it emitted after the APPROVED", res, err)
+	}
+	evs := f.statusEvents()
+	if got := statusesOf(evs, ref.requestID); fmt.Sprint(got) != "[PENDING APPROVED RETURNED]" {
+		t.Fatalf("events %v, want PENDING APPROVED RETURNED", got)
+	}
+	if err := payout.CheckLifecycles(evs); err != nil {
+		t.Fatal(err)
+	}
+}
