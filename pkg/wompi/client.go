@@ -485,18 +485,16 @@ func (c *Client) PayoutTransactionRefs(ctx context.Context, payoutID string, f T
 // Transaction but the payee's data, which the pipeline does not need after
 // the POST (and keeps out of its memory), and which is most of the bytes.
 type transactionItem struct {
-	ID            string            `json:"id"`
-	Reference     string            `json:"reference"`
-	Status        TransactionStatus `json:"status"`
-	AmountInCents int64             `json:"amountInCents"`
-	FailureReason FailureReason     `json:"failureReason"`
-	AppliedAt     Time              `json:"appliedAt"`
-	CreatedAt     Time              `json:"createdAt"`
+	TransactionRef               // id, reference, status
+	AmountInCents  int64         `json:"amountInCents"`
+	FailureReason  FailureReason `json:"failureReason"`
+	AppliedAt      Time          `json:"appliedAt"`
+	CreatedAt      Time          `json:"createdAt"`
 }
 
 // item is t without the payee's data.
 func (t *Transaction) item() transactionItem {
-	return transactionItem{ID: t.ID, Reference: t.Reference, Status: t.Status, AmountInCents: t.AmountInCents,
+	return transactionItem{TransactionRef: TransactionRef{ID: t.ID, Reference: t.Reference, Status: t.Status}, AmountInCents: t.AmountInCents,
 		FailureReason: t.FailureReason, AppliedAt: t.AppliedAt, CreatedAt: t.CreatedAt}
 }
 

@@ -25,11 +25,25 @@ var refPageSeeds = []string{
 	`{"data":{"records":[{"id":"é"}]}}`,
 	"{\"data\":{\"records\":[{\"id\":\"a\",\"x\":\"b\x01c\"}]}}", // a control byte in a skipped string
 	`{"data":{"records":[{"id":"a","x":"\q"}]}}`,                 // an invalid escape in a skipped string
+	`{"data":{"records":[{"id":"a"]}}`,                           // a record left open
+	`{"data":{"records":[{"id":"a" "reference":"b"}]}}`,          // a missing comma
+	// Long strings, with what ends their plain run at several offsets.
+	`{"data":{"records":[{"id":"0123456789abcdefghij","reference":"0123456789abcdef\u00e9","x":"01234567\"89abcdef\\0123456"}]}}`,
+	"{\"data\":{\"records\":[{\"id\":\"0123456789ab\x7fcdef\",\"x\":\"0123456789a\x1fbcdef\"}]}}",
+	"{\"data\":{\"records\":[{\"id\":\"0123456789abcd\xc3\xa9\"}]}}",
+}
+
+// longStringPages are pages the fast path takes whose strings are long, with
+// escapes and bytes beyond ASCII at several offsets.
+var longStringPages = []string{
+	"{\"data\":{\"records\":[{\"id\":\"tx-1\",\"x\":\"0123456789abcdef\xc3\xa9 0123456789 \xff\"}]}}",
+	`{"data":{"records":[{"id":"01234567","reference":"0123456","status":"012345678"}]}}`,
+	`{"data":{"records":[{"id":"0123456789abcdefghijklmno","reference":"r","x":"0123456789abcdefghijklmnop\"q\\rstuvwx"}]}}`,
 }
 
 // The fast path answers like encoding/json whenever it answers.
 func FuzzRefPage(f *testing.F) {
-	for _, s := range refPageSeeds {
+	for _, s := range append(refPageSeeds, longStringPages...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -61,6 +75,13 @@ func TestRefPageFastPathScope(t *testing.T) {
 	for _, s := range refPageSeeds[3:] {
 		if _, ok := decodeRefPage([]byte(s)); ok {
 			t.Errorf("fast path took %s", s)
+		}
+	}
+	want := []TransactionRef{{ID: "tx-1"}, {ID: "01234567", Reference: "0123456", Status: "012345678"},
+		{ID: "0123456789abcdefghijklmno", Reference: "r"}}
+	for i, s := range longStringPages {
+		if p, ok := decodeRefPage([]byte(s)); !ok || len(p.Records) != 1 || p.Records[0] != want[i] {
+			t.Errorf("fast path read %q as %+v, %v", s, p, ok)
 		}
 	}
 }
@@ -119,7 +140,7 @@ var itemPageSeeds = append([]string{
 // The transaction items' fast path answers like encoding/json whenever it
 // answers.
 func FuzzItemPage(f *testing.F) {
-	for _, s := range itemPageSeeds {
+	for _, s := range append(itemPageSeeds, longStringPages...) {
 		f.Add([]byte(s))
 	}
 	f.Add(refPageOf(3))
