@@ -98,7 +98,7 @@ func (f *fixture) trackerEmitted(b payout.Batch, i int, st payout.Status) {
 		f.t.Fatalf("tracker's %s: %+v %v", st, tk, err)
 	}
 	sc := &payout.StatusChange{EventID: payout.EventID("status", rid, string(st), "tx-by-webhook"),
-		RequestID: rid, BatchID: &b.BatchID, TransactionID: optString("tx-by-webhook"), Status: st,
+		RequestID: rid, BatchID: &b.BatchID, TransactionID: payout.OptString("tx-by-webhook"), Status: st,
 		AmountInCents: b.Transactions[i].AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: testStart,
 		Source: payout.SourceWebhook}
 	v, err := f.codec.AppendStatusChange(nil, sc)

@@ -46,13 +46,6 @@ func (e *Engine) produceEach(ctx context.Context, recs ...*kgo.Record) (kgo.Prod
 	return nil, nil
 }
 
-func optString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
 // statusRecord builds one PayoutStatusChanged record (source DISPATCHER).
 func (e *Engine) statusRecord(b *payout.Batch, t *payout.Transaction, status payout.Status, reason, msg string,
 	payoutID, txID *string, eventID string) (*kgo.Record, error) {
@@ -66,7 +59,7 @@ func (e *Engine) statusRecordIn(a *recordArena, at time.Time, b *payout.Batch, t
 	sc := a.event()
 	*sc = payout.StatusChange{
 		EventID: eventID, RequestID: t.RequestID, BatchID: &b.BatchID, PayoutID: payoutID, TransactionID: txID,
-		Status: status, ReasonCode: optString(reason), ReasonMessage: optString(msg),
+		Status: status, ReasonCode: payout.OptString(reason), ReasonMessage: payout.OptString(msg),
 		AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: at, Source: payout.SourceDispatcher,
 		Rail: a.rail(b),
 	}

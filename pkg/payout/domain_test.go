@@ -172,3 +172,23 @@ func TestCheckLifecycles(t *testing.T) {
 		}
 	}
 }
+
+// OptString gives nil for "" without allocating, and its own copy of any
+// other string.
+func TestOptString(t *testing.T) {
+	if OptString("") != nil {
+		t.Fatal(`OptString("") is not nil`)
+	}
+	if p := OptString("tx-1"); p == nil || *p != "tx-1" {
+		t.Fatalf(`OptString("tx-1") = %v`, p)
+	}
+	empty, full := "", "tx-1"
+	if n := testing.AllocsPerRun(100, func() { sink = OptString(empty) }); n != 0 {
+		t.Errorf(`OptString("") allocates %v times`, n)
+	}
+	if n := testing.AllocsPerRun(100, func() { sink = OptString(full) }); n != 1 {
+		t.Errorf(`OptString("tx-1") allocates %v times, want 1`, n)
+	}
+}
+
+var sink *string

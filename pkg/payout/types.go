@@ -209,3 +209,15 @@ type BatchStatusChange struct {
 	// before rails existed (Wompi's).
 	Rail *string `avro:"rail"`
 }
+
+// OptString returns a pointer to s, for an optional field, or nil for "".
+// The copy is allocated only when s is not empty (&s of the parameter would
+// move it to the heap on every call, empty or not).
+func OptString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	p := new(string)
+	*p = s
+	return p
+}

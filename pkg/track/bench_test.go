@@ -138,3 +138,29 @@ func BenchmarkWebhook(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50_ms")
 	b.ReportMetric(pct(0.99), "p99_ms")
 }
+
+// BenchmarkPollUnchanged polls a 1,000-transaction payout whose
+// transactions read as at its last complete poll (the digest recorded):
+// Wompi's GET of the payout and of its transaction page, the hand-off's
+// read and the reschedule, on a real Redis and the Wompi simulator over
+// loopback HTTP. No event is emitted. It reports the cost per transaction.
+func BenchmarkPollUnchanged(b *testing.B) {
+	f := newFixture(b, fixtureOpts{pageSize: 1000})
+	e, _ := f.engine(nil)
+	txs := make([]wompi.TransactionRequest, 1000)
+	for i := range txs {
+		txs[i] = f.payee(fmt.Sprintf("1234%05d0", i)) // none ends in a failing suffix
+	}
+	f.submit(true, txs...)
+	ctx := context.Background()
+	if res, err := e.PollOnce(ctx); err != nil || res.Claimed != 1 || res.Transitions != len(txs)+1 { // and the batch's PENDING
+		b.Fatalf("first poll: %+v %v", res, err)
+	}
+	for b.Loop() {
+		f.clock.Advance(e.cfg.PollMaxBackoff)
+		if res, err := e.PollOnce(ctx); err != nil || res.Claimed != 1 || res.Transitions != 0 {
+			b.Fatalf("unchanged poll: %+v %v", res, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(txs)), "ns/transaction")
+}

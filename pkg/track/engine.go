@@ -356,7 +356,7 @@ func (e *Engine) emitRequestOnce(ctx context.Context, sc *payout.StatusChange, v
 		}
 		if payout.CanTransition(sc.Status, st) { // Wompi is further along: emit the truth
 			sc.Status, sc.OccurredAt = st, e.cfg.Now()
-			sc.ReasonCode, sc.ReasonMessage = optString(reason.code), optString(reason.message)
+			sc.ReasonCode, sc.ReasonMessage = payout.OptString(reason.code), payout.OptString(reason.message)
 			tr.to, tr.final = string(st), settled(sc.Rail, st)
 		}
 		tr.verified, tr.since = true, since
@@ -590,11 +590,4 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
-}
-
-func optString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }

@@ -39,7 +39,7 @@ func TestTrackerErrorsKeepTheirCauses(t *testing.T) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	sc := &payout.StatusChange{RequestID: "req-held", TransactionID: optString("tx-1"), Status: payout.StatusApproved,
+	sc := &payout.StatusChange{RequestID: "req-held", TransactionID: payout.OptString("tx-1"), Status: payout.StatusApproved,
 		AmountInCents: 1, OccurredAt: f.clock.Now(), Source: payout.SourceWebhook}
 	_, err = e.emitRequest(dctx, sc, true, mustEpoch(t, e.statuses), nil)
 	if !errors.Is(err, errUnavailable) || !errors.Is(err, context.DeadlineExceeded) {

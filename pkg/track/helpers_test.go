@@ -34,7 +34,7 @@ var t0 = time.Date(2026, 3, 10, 15, 0, 0, 0, time.UTC)
 // (testenv), the Wompi simulator on a manual clock, and the dispatcher's
 // hand-off store.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	kafka  *testenv.Cluster
 	redis  *testenv.RedisServer
 	clock  *wompitest.ManualClock
@@ -53,7 +53,7 @@ type fixtureOpts struct {
 	pageSize int
 }
 
-func newFixture(t *testing.T, o fixtureOpts) *fixture {
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	f := &fixture{t: t, kafka: testenv.Kafka(t), clock: wompitest.NewManualClock(t0)}
 	if o.ownRedis {
@@ -142,7 +142,7 @@ func (f *fixture) payee(account string) wompi.TransactionRequest {
 		Amount: int64(100000 * f.seq), Reference: fmt.Sprintf("req-%s-%d", shortName(f.t), f.seq)}
 }
 
-func shortName(t *testing.T) string {
+func shortName(t testing.TB) string {
 	n := strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())
 	if len(n) > 30 {
 		n = n[len(n)-30:]

@@ -483,7 +483,7 @@ func TestReplayedBeginThenBatchConfirmLosesNothing(t *testing.T) {
 		t.Fatal(out, err)
 	}
 	mk := func(id, tx string) *payout.StatusChange {
-		return &payout.StatusChange{RequestID: id, TransactionID: optString(tx), Status: payout.StatusApproved,
+		return &payout.StatusChange{RequestID: id, TransactionID: payout.OptString(tx), Status: payout.StatusApproved,
 			AmountInCents: 100, OriginAccountID: "acc", OccurredAt: f.clock.Now(), Source: payout.SourcePoll, Rail: wompiRail()}
 	}
 	if _, err := e.emitRequests(ctx, []*payout.StatusChange{mk("r1", "tx1"), mk("r2", "tx2")}, since); err != nil {

@@ -139,7 +139,12 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	}
 	allFinal := true
 	var firstErr error
-	var txs []*payout.StatusChange
+	// The events are built as values in one array, their fields that are
+	// the same for every transaction of the payout sharing one pointer:
+	// a poll that reads the same statuses again (the digest below) emits
+	// none of them, and most polls of a pending payout do.
+	scs := make([]payout.StatusChange, 0, min(max(wp.ItemCount, 0), maxPollPresize))
+	batchRef, payoutRef, railRef := payout.OptString(batchID), payout.OptString(payoutID), wompiRail()
 	var digest PollDigest
 	for tx, err := range e.cfg.Wompi.Items(ctx, payoutID) {
 		if err != nil {
@@ -159,18 +164,21 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 			e.log.Error("track: polled transaction has no reference", "payoutId", payoutID, "transactionId", tx.ProviderID)
 			continue
 		}
-		sc := &payout.StatusChange{
-			RequestID: tx.ID, BatchID: optString(batchID), PayoutID: optString(payoutID),
-			TransactionID: optString(tx.ProviderID), Status: st, AmountInCents: tx.AmountInCents, OriginAccountID: origin,
-			OccurredAt: now, Source: payout.SourcePoll, Rail: wompiRail(),
-		}
-		setReason(sc, failureOf(&tx))
-		txs = append(txs, sc)
+		scs = append(scs, payout.StatusChange{
+			RequestID: tx.ID, BatchID: batchRef, PayoutID: payoutRef,
+			TransactionID: payout.OptString(tx.ProviderID), Status: st, AmountInCents: tx.AmountInCents, OriginAccountID: origin,
+			OccurredAt: now, Source: payout.SourcePoll, Rail: railRef,
+		})
+		setReason(&scs[len(scs)-1], failureOf(&tx))
 	}
 	// The transactions read the same as at the last complete poll: every
 	// transition among them was emitted (or refused) then; skip them.
 	sum := digest.String()
 	if !found || sp.PollDigest != sum {
+		txs := make([]*payout.StatusChange, len(scs))
+		for i := range scs {
+			txs[i] = &scs[i]
+		}
 		for start := 0; start < len(txs); start += pollEmitBatch {
 			got, err := e.emitRequests(ctx, txs[start:min(start+pollEmitBatch, len(txs))], since)
 			n += got
@@ -186,9 +194,9 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	}
 	if batchID != "" && wp.Status.Valid() {
 		bc := &payout.BatchStatusChange{
-			BatchID: batchID, PayoutID: optString(payoutID), OriginAccountID: origin,
+			BatchID: batchID, PayoutID: payout.OptString(payoutID), OriginAccountID: origin,
 			PaymentType: e.paymentType(paymentType, payoutID), Schedule: scheduleOf(wp.DispersionAt, wp.Recurring),
-			Status: wp.Status, StatusMessage: optString(wp.StatusMessage),
+			Status: wp.Status, StatusMessage: payout.OptString(wp.StatusMessage),
 			TotalAmountInCents: wp.AmountInCents, TransactionCount: int32(wp.ItemCount),
 			OccurredAt: now, Source: payout.SourcePoll, Rail: wompiRail(),
 		}
@@ -284,6 +292,10 @@ const FirstPollInterval = 10 * time.Second
 
 // pollEmitBatch is how many polled transitions are emitted together.
 const pollEmitBatch = 500
+
+// maxPollPresize caps the events a poll allocates room for up front from
+// the payout's transaction count, a number the provider gives.
+const maxPollPresize = 5000
 
 // PollDigest sums up a payout's transactions as one poll read them: the same
 // set of (id, status, reference, failure code) gives the same digest, in any

@@ -103,12 +103,12 @@ func singleChange(name rail.Name, providerID string, ref singleRef, st payout.St
 	at time.Time, src payout.Source) *payout.StatusChange {
 	n := string(name)
 	sc := &payout.StatusChange{
-		RequestID: ref.requestID, BatchID: optString(ref.batchID), TransactionID: &providerID,
+		RequestID: ref.requestID, BatchID: payout.OptString(ref.batchID), TransactionID: &providerID,
 		Status: st, AmountInCents: ref.amount, OriginAccountID: ref.originAccountID,
 		OccurredAt: at, Source: src, Rail: &n,
 	}
 	if st == payout.StatusFailed || st == payout.StatusCancelled {
-		sc.ReasonCode = optString(reason)
+		sc.ReasonCode = payout.OptString(reason)
 	}
 	return sc
 }

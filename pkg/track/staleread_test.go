@@ -156,8 +156,8 @@ func TestPollReadBeforeRedisLossDoesNotRegress(t *testing.T) {
 			t.Errorf("transaction after settling: %+v %v", tx, err)
 			return
 		}
-		sc := &payout.StatusChange{RequestID: tx.Reference, BatchID: optString(c.batchID), PayoutID: optString(c.payoutID),
-			TransactionID: optString(tx.ID), Status: payout.StatusApproved, AmountInCents: tx.AmountInCents,
+		sc := &payout.StatusChange{RequestID: tx.Reference, BatchID: payout.OptString(c.batchID), PayoutID: payout.OptString(c.payoutID),
+			TransactionID: payout.OptString(tx.ID), Status: payout.StatusApproved, AmountInCents: tx.AmountInCents,
 			OriginAccountID: wompitest.AccountMain, OccurredAt: f.clock.Now(), Source: payout.SourceWebhook, Rail: wompiRail()}
 		if res, err := e.emitRequest(context.Background(), sc, false, "", nil); err != nil || res != emitNew {
 			t.Errorf("webhook's APPROVED: %v %v", res, err)

@@ -226,8 +226,8 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 		return 0, fmt.Errorf("%w: transaction %s: amount %d, recorded %d", errForged, tx.ProviderID, tx.AmountInCents, ref.amount)
 	}
 	sc := &payout.StatusChange{
-		RequestID: ref.requestID, BatchID: optString(ref.batchID), PayoutID: optString(payoutID),
-		TransactionID: optString(tx.ProviderID), Status: st, AmountInCents: ref.amount, OriginAccountID: ref.originAccountID,
+		RequestID: ref.requestID, BatchID: payout.OptString(ref.batchID), PayoutID: payout.OptString(payoutID),
+		TransactionID: payout.OptString(tx.ProviderID), Status: st, AmountInCents: ref.amount, OriginAccountID: ref.originAccountID,
 		OccurredAt: at, Source: payout.SourceWebhook, Rail: wompiRail(),
 	}
 	setReason(sc, failureOf(tx))
@@ -377,7 +377,7 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 		dispersion = wp.DispersionAt
 	}
 	bc := &payout.BatchStatusChange{
-		BatchID: batchID, PayoutID: optString(p.ProviderID), OriginAccountID: origin,
+		BatchID: batchID, PayoutID: payout.OptString(p.ProviderID), OriginAccountID: origin,
 		PaymentType: e.paymentType(paymentType, p.ProviderID), Schedule: scheduleOf(dispersion, nil),
 		Status: st, TotalAmountInCents: p.AmountInCents, TransactionCount: int32(count),
 		OccurredAt: at, Source: payout.SourceWebhook, Rail: wompiRail(),
@@ -387,7 +387,7 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 		if ws := wp.Status; payout.CanBatchTransition(bc.Status, ws) {
 			bc.Status, bc.OccurredAt = ws, e.cfg.Now()
 		}
-		bc.StatusMessage = optString(wp.StatusMessage)
+		bc.StatusMessage = payout.OptString(wp.StatusMessage)
 		verified = true
 	}
 	return e.emitBatch(ctx, bc, verified, since, func(ctx context.Context) (payout.BatchStatus, error) {
@@ -422,7 +422,7 @@ func scheduleOf(dispersion time.Time, rec *rail.Recurring) payout.Schedule {
 		if rec.Interval == string(payout.IntervalBiweek) {
 			iv = payout.IntervalBiweek
 		}
-		s.Recurring = &payout.Recurring{Interval: iv, Months: int32(rec.Months), Description: optString(rec.Description)}
+		s.Recurring = &payout.Recurring{Interval: iv, Months: int32(rec.Months), Description: payout.OptString(rec.Description)}
 	}
 	return s
 }
@@ -434,7 +434,7 @@ func failureOf(p *rail.Payout) failure { return failure{code: p.Reason, message:
 // (D07...) and message into the event.
 func setReason(sc *payout.StatusChange, fr failure) {
 	fr = reasonFor(sc.Status, fr)
-	sc.ReasonCode, sc.ReasonMessage = optString(fr.code), optString(fr.message)
+	sc.ReasonCode, sc.ReasonMessage = payout.OptString(fr.code), payout.OptString(fr.message)
 }
 
 func reasonFor(st payout.Status, fr failure) failure {

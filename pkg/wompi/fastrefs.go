@@ -144,11 +144,13 @@ func scanRecords[T any](s *refScanner, p *Page[T], rec func(*refScanner, *T) boo
 	}
 	for {
 		s.ws()
-		var r T
-		if !rec(s, &r) {
+		// Read in place: a record read into a local and appended would
+		// be moved to the heap, one allocation per record.
+		var zero T
+		p.Records = append(p.Records, zero)
+		if !rec(s, &p.Records[len(p.Records)-1]) {
 			return false
 		}
-		p.Records = append(p.Records, r)
 		s.ws()
 		if s.eat(',') {
 			continue
