@@ -199,7 +199,7 @@ func (s *refScanner) item(r *transactionItem) bool { return s.record(&r.Transact
 // first three (refFields) without it. Another key is skipped; a key of
 // interest twice, or a key that differs from one only in case
 // (encoding/json would take it), refuses the object. It walks the object
-// without a callback: a closure per key made the page's reading 10-15%
+// without a callback: a closure per key made the page's reading about 10%
 // slower (BenchmarkItemPage).
 func (s *refScanner) record(ref *TransactionRef, it *transactionItem) bool {
 	names := itemFields
