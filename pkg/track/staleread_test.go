@@ -198,15 +198,8 @@ func TestPollReadBeforeRedisLossDoesNotRegress(t *testing.T) {
 // APPROVED only, so refusing it would leave the request at PENDING for
 // good. The APPROVED it implies is emitted first, then the RETURNED.
 func TestReturnedWithoutApprovedKnownEmitsTheApprovedFirst(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
-	e, _ := f.engine(nil)
+	f, e, ref, since := pendingSmartFastPay(t, "req-returned", "900001")
 	ctx := context.Background()
-	ref := singleRef{requestID: "req-returned", batchID: "batch-r", amount: 250_000, originAccountID: "acc-1"}
-	since := mustEpoch(t, e.statuses)
-	pending := singleChange(rail.SmartFastPay, "900001", ref, payout.StatusPending, "", f.clock.Now(), payout.SourceWebhook)
-	if res, err := e.emitRequest(ctx, pending, true, since, nil); err != nil || res != emitNew {
-		t.Fatalf("PENDING: %v %v", res, err)
-	}
 	returned := singleChange(rail.SmartFastPay, "900001", ref, payout.StatusReturned, "", f.clock.Now(), payout.SourcePoll)
 	if res, err := e.emitRequest(ctx, returned, true, since, nil); err != nil || res != emitNew {
 		t.Fatalf("RETURNED: %v %v", res, err)
@@ -255,15 +248,8 @@ func TestReturnedWithoutApprovedKnownEmitsTheApprovedFirst(t *testing.T) {
 // good, since the poll takes the payout off the schedule once it read a
 // final status.
 func TestReturnedFollowsAnApprovedEmittedMeanwhile(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
-	e, _ := f.engine(nil)
+	f, e, ref, since := pendingSmartFastPay(t, "req-race", "900010")
 	ctx := context.Background()
-	ref := singleRef{requestID: "req-race", batchID: "batch-r", amount: 250_000, originAccountID: "acc-1"}
-	since := mustEpoch(t, e.statuses)
-	pending := singleChange(rail.SmartFastPay, "900010", ref, payout.StatusPending, "", f.clock.Now(), payout.SourceWebhook)
-	if res, err := e.emitRequest(ctx, pending, true, since, nil); err != nil || res != emitNew {
-		t.Fatalf("PENDING: %v %v", res, err)
-	}
 	e.beforeImpliedApproved = func() {
 		e.beforeImpliedApproved = nil
 		late := singleChange(rail.SmartFastPay, "900010", ref, payout.StatusApproved, "", f.clock.Now(), payout.SourceWebhook)
@@ -282,4 +268,20 @@ func TestReturnedFollowsAnApprovedEmittedMeanwhile(t *testing.T) {
 	if err := payout.CheckLifecycles(evs); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pendingSmartFastPay starts a tracker on a fixture and emits PENDING for
+// SmartFastPay payout providerID of request requestID (250,000 cents); it
+// returns the epoch marker the emission was made under.
+func pendingSmartFastPay(t *testing.T, requestID, providerID string) (*fixture, *Engine, singleRef, string) {
+	t.Helper()
+	f := newFixture(t, fixtureOpts{})
+	e, _ := f.engine(nil)
+	ref := singleRef{requestID: requestID, batchID: "batch-r", amount: 250_000, originAccountID: "acc-1"}
+	since := mustEpoch(t, e.statuses)
+	pending := singleChange(rail.SmartFastPay, providerID, ref, payout.StatusPending, "", f.clock.Now(), payout.SourceWebhook)
+	if res, err := e.emitRequest(context.Background(), pending, true, since, nil); err != nil || res != emitNew {
+		t.Fatalf("PENDING: %v %v", res, err)
+	}
+	return f, e, ref, since
 }
