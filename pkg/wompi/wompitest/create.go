@@ -57,7 +57,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req wireCreate
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	body, err := readBody(r)
 	if err != nil {
 		s.writeError(w, http.StatusBadRequest, wompi.CodeValidation, "cannot read body")
 		return
@@ -69,6 +69,18 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.create(w, &req, key, "json", nil)
+}
+
+// readBody reads the first maxBody bytes of r's body (as
+// io.ReadAll(io.LimitReader(r.Body, maxBody)) does) into one buffer, sized
+// by the Content-Length the client announced, if any.
+func readBody(r *http.Request) ([]byte, error) {
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= maxBody {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, maxBody))
+	return buf.Bytes(), err
 }
 
 func jsonErr(err error) string {
@@ -185,6 +197,9 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 	if req.DispersionDatetime != nil {
 		b.dispersion = *req.DispersionDatetime
 	}
+	// The transactions live in one array (the ledger keeps them for the
+	// server's life): one allocation per batch, not one per transaction.
+	slab := make([]txn, len(req.Transactions))
 	b.txs = make([]*txn, 0, len(req.Transactions))
 	var total int64
 	refs := make(map[string]bool, len(req.Transactions))
@@ -213,7 +228,9 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 			continue
 		}
 		total += t.Amount
-		b.txs = append(b.txs, &txn{w: *t, bank: bank, status: wompi.TransactionPending, createdAt: now, updatedAt: now})
+		x := &slab[len(b.txs)]
+		*x = txn{w: *t, bank: bank, status: wompi.TransactionPending, createdAt: now, updatedAt: now}
+		b.txs = append(b.txs, x)
 	}
 	if len(msgs) > 0 {
 		return nil, msgs
@@ -235,9 +252,10 @@ func (s *Server) validate(req *wireCreate, now time.Time, fileBanks []*bankEntry
 	b.id = s.newID()
 	b.endStatus = s.batchOutcome(b.reference)
 	acctBank := s.accounts[b.accountID].BankCode
-	for _, t := range b.txs {
+	ids := s.newIDs(len(b.txs))
+	for i, t := range b.txs {
 		t.b = b
-		t.id = s.newID()
+		t.id = ids[i*idLen : (i+1)*idLen]
 		t.dueAt = start.Add(s.settleDelay(t.w.Reference, t.bank.code == acctBank))
 		t.outcome, t.reason = s.outcome(b.forced, &t.w)
 		switch b.endStatus {
@@ -461,7 +479,7 @@ func (s *Server) commit(b *batch, now time.Time) *apiError {
 	}
 	for _, t := range b.txs {
 		t.order = s.seq.Add(1)
-		s.byTxRef[t.w.Reference] = append(s.byTxRef[t.w.Reference], t)
+		s.addByRef(t)
 		if b.status != wompi.BatchAFEOnHold {
 			heap.Push(&s.due, t)
 		}
@@ -470,6 +488,20 @@ func (s *Server) commit(b *batch, now time.Time) *apiError {
 	s.mu.Unlock()
 	s.hooks.enqueue(ev)
 	return nil
+}
+
+// addByRef adds t to byTxRef, after every transaction accepted before with
+// its reference. s.mu held.
+func (s *Server) addByRef(t *txn) {
+	first, ok := s.byTxRef[t.w.Reference]
+	if !ok {
+		s.byTxRef[t.w.Reference] = t
+		return
+	}
+	for first.sameRef != nil {
+		first = first.sameRef
+	}
+	first.sameRef = t
 }
 
 func (s *Server) dayUsage(day string) *dayUsage {

@@ -169,7 +169,10 @@ func txField(t *wireTx, key []byte) (*string, bool) {
 // readTransactions reads the transactions array, its '[' already read:
 // each element an object (a null element is declined).
 func readTransactions(p *plainjson.Scanner, str func() (string, bool), txs *[]wireTx) bool {
-	out := make([]wireTx, 0, 64)
+	// A transaction as clients write it takes about 280 bytes: this
+	// capacity holds the array without growing it, or grows it once for
+	// a body of shorter ones.
+	out := make([]wireTx, 0, max(64, (len(p.B)-p.I)/160))
 	ok := p.Array(func() bool {
 		if !p.Byte('{') {
 			return false
@@ -229,17 +232,19 @@ func (s *Server) appendTxPage(dst []byte, traceID string, match []*txn, limit, p
 	dst = append(dst, `,"pages":`...)
 	dst = strconv.AppendInt(dst, int64(pv.Pages), 10)
 	dst = append(dst, `,"records":[`...)
+	var times txTimes
 	for i, t := range match[lo:hi] {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = s.appendTx(dst, t)
+		dst = s.appendTx(dst, t, &times)
 	}
 	return append(dst, "]}}"...)
 }
 
 // appendTx appends json.Marshal(s.viewTx(t))'s bytes (FuzzTxViewMatchesEncodingJSON).
-func (s *Server) appendTx(dst []byte, t *txn) []byte {
+// times holds the last times written, for the next transaction of the page.
+func (s *Server) appendTx(dst []byte, t *txn, times *txTimes) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = plainjson.AppendString(dst, t.id)
 	if !s.cfg.PublishedOnly && t.b.id != "" {
@@ -279,10 +284,32 @@ func (s *Server) appendTx(dst []byte, t *txn) []byte {
 		dst = append(dst, "null"...)
 	}
 	dst = append(dst, `,"appliedAt":`...)
-	dst = appendTime(dst, t.appliedAt)
+	dst = times.applied.append(dst, t.appliedAt)
 	dst = append(dst, `,"createdAt":`...)
-	dst = appendTime(dst, t.createdAt)
+	dst = times.created.append(dst, t.createdAt)
 	return append(dst, '}')
+}
+
+// txTimes remembers the times a page wrote last. A page's transactions
+// mostly share them: a batch's are created at one instant, and its pending
+// ones have no appliedAt.
+type txTimes struct{ applied, created timeMemo }
+
+// timeMemo is one time as appendTime writes it, kept for the next call.
+type timeMemo struct {
+	t   time.Time
+	b   []byte // appendTime's bytes for t; nil before the first call
+	buf [32]byte
+}
+
+// append appends appendTime(t), formatting it only when t is not the
+// instant of the last call (the layout is in UTC, so an equal instant in
+// another zone writes the same bytes).
+func (m *timeMemo) append(dst []byte, t time.Time) []byte {
+	if m.b == nil || !t.Equal(m.t) {
+		m.t, m.b = t, appendTime(m.buf[:0], t)
+	}
+	return append(dst, m.b...)
 }
 
 // appendTime appends fmtTime(t) as json.Marshal writes it: null for the

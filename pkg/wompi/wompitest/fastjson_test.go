@@ -127,7 +127,8 @@ func TestCreateBodyFastPath(t *testing.T) {
 }
 
 // pageTxns are transactions in every state a page shows, with strings
-// that need each kind of escape.
+// that need each kind of escape, and times equal to and different from
+// the one before.
 func pageTxns() []*txn {
 	b := &batch{id: "payout-<1>"}
 	at := time.Date(2026, 3, 10, 15, 4, 5, 6_000_000, time.UTC)
@@ -140,6 +141,9 @@ func pageTxns() []*txn {
 			createdAt: at, reason: FailureRule{Code: "D07", Message: "cuenta <inválida>"}}
 		if i > 0 {
 			t.appliedAt = at.Add(time.Duration(i) * time.Hour).In(time.FixedZone("x", -5*3600))
+		}
+		if i == 3 { // a page's times are written from a memo: one that differs
+			t.createdAt = at.Add(time.Second)
 		}
 		if i == 4 {
 			t.reason.Code = ""
@@ -194,7 +198,7 @@ func FuzzTxViewMatchesEncodingJSON(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := s.appendTx(nil, tx); !bytes.Equal(got, want) {
+		if got := s.appendTx(nil, tx, &txTimes{}); !bytes.Equal(got, want) {
 			t.Fatalf("\n ours %s\n json %s", got, want)
 		}
 	})

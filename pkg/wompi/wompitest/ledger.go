@@ -49,9 +49,12 @@ type LedgerTotals struct {
 	ApprovedAmountInCent int64 `json:"approvedAmountInCents"`
 }
 
-func entryOf(ref string, ts []*txn) LedgerEntry {
-	e := LedgerEntry{Reference: ref, Accepted: len(ts)}
-	for _, t := range ts {
+// entryOf is the ledger entry of reference ref, whose first accepted
+// transaction is first.
+func entryOf(ref string, first *txn) LedgerEntry {
+	e := LedgerEntry{Reference: ref}
+	for t := first; t != nil; t = t.sameRef {
+		e.Accepted++
 		e.PayoutIDs = append(e.PayoutIDs, t.b.id)
 		e.TransactionIDs = append(e.TransactionIDs, t.id)
 		e.BatchReferences = append(e.BatchReferences, t.b.reference)
@@ -69,8 +72,8 @@ func (s *Server) Ledger() map[string]LedgerEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make(map[string]LedgerEntry, len(s.byTxRef))
-	for ref, ts := range s.byTxRef {
-		out[ref] = entryOf(ref, ts)
+	for ref, first := range s.byTxRef {
+		out[ref] = entryOf(ref, first)
 	}
 	return out
 }
@@ -79,11 +82,11 @@ func (s *Server) Ledger() map[string]LedgerEntry {
 func (s *Server) LedgerEntry(reference string) (LedgerEntry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ts, ok := s.byTxRef[reference]
+	first, ok := s.byTxRef[reference]
 	if !ok {
 		return LedgerEntry{}, false
 	}
-	return entryOf(reference, ts), true
+	return entryOf(reference, first), true
 }
 
 // BatchLedger returns a snapshot of the ledger by batch reference.
@@ -111,8 +114,8 @@ func (s *Server) Duplicates() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	for ref, ts := range s.byTxRef {
-		if len(ts) > 1 {
+	for ref, first := range s.byTxRef {
+		if first.sameRef != nil {
 			out = append(out, ref)
 		}
 	}
@@ -126,9 +129,9 @@ func (s *Server) PaidMoreThanOnce() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	for ref, ts := range s.byTxRef {
+	for ref, first := range s.byTxRef {
 		n := 0
-		for _, t := range ts {
+		for t := first; t != nil; t = t.sameRef {
 			if t.status == wompi.TransactionApproved {
 				n++
 			}
@@ -210,9 +213,9 @@ func (s *Server) WriteLedgerAmounts(w io.Writer) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var line LedgerAmounts
-	for ref, ts := range s.byTxRef {
+	for ref, first := range s.byTxRef {
 		line.Reference, line.Approved, line.AmountsInCents = ref, 0, line.AmountsInCents[:0]
-		for _, t := range ts {
+		for t := first; t != nil; t = t.sameRef {
 			line.AmountsInCents = append(line.AmountsInCents, t.w.Amount)
 			if t.status == wompi.TransactionApproved {
 				line.Approved++

@@ -76,6 +76,10 @@ type txn struct {
 	appliedAt time.Time
 	updatedAt time.Time
 	index     int // heap index
+	// sameRef is the next transaction accepted with the same reference
+	// (Server.byTxRef holds the first): a chain, since a reference is
+	// almost always accepted once.
+	sameRef *txn
 }
 
 // dueHeap orders pending transactions by due time, then creation order.

@@ -312,6 +312,10 @@ func (s *Server) handlePayoutTransactions(w http.ResponseWriter, r *http.Request
 		s.writeError(w, http.StatusNotFound, wompi.CodeNotFound, "payout not found")
 		return
 	}
+	if st == "" && ref == "" && acct == "" && name == "" {
+		s.unlockAndSendPage(w, b.txs, limit, page) // unfiltered: the batch's own list
+		return
+	}
 	var match []*txn
 	for _, t := range b.txs {
 		if (st != "" && string(t.status) != st) || (ref != "" && t.w.Reference != ref) ||

@@ -399,11 +399,16 @@ func TestScheduledBatchSettlesAfterDispersion(t *testing.T) {
 func TestDuplicateReferencesAreAcceptedAndAudited(t *testing.T) {
 	s, c, _ := start(t, wompitest.Config{})
 	ctx := context.Background()
-	for i := range 2 {
-		if _, err := c.CreatePayout(ctx, fmt.Sprintf("dup-%d", i), batchr("dup-batch", wompitest.AccountMain,
-			txr("payee-1", "1234567890", 5000), txr(fmt.Sprintf("other-%d", i), "1234567891", 10))); err != nil {
+	// Three times: the ledger keeps every acceptance of a reference, in
+	// order, after the first.
+	var payouts []string
+	for i := range 3 {
+		res, err := c.CreatePayout(ctx, fmt.Sprintf("dup-%d", i), batchr("dup-batch", wompitest.AccountMain,
+			txr("payee-1", "1234567890", 5000), txr(fmt.Sprintf("other-%d", i), "1234567891", 10)))
+		if err != nil {
 			t.Fatalf("a reused reference must be accepted: %v", err)
 		}
+		payouts = append(payouts, res.PayoutID)
 	}
 	if d := s.Duplicates(); !slices.Equal(d, []string{"payee-1"}) {
 		t.Fatalf("Duplicates = %v", d)
@@ -419,8 +424,8 @@ func TestDuplicateReferencesAreAcceptedAndAudited(t *testing.T) {
 		t.Fatalf("PaidMoreThanOnce = %v", p)
 	}
 	e := s.Ledger()["payee-1"]
-	if e.Accepted != 2 || e.Approved != 2 || len(e.PayoutIDs) != 2 || e.PayoutIDs[0] == e.PayoutIDs[1] ||
-		!slices.Equal(e.AmountsInCents, []int64{5000, 5000}) || !slices.Equal(e.BatchReferences, []string{"dup-batch", "dup-batch"}) {
+	if e.Accepted != 3 || e.Approved != 3 || !slices.Equal(e.PayoutIDs, payouts) || len(slices.Compact(slices.Clone(e.TransactionIDs))) != 3 ||
+		!slices.Equal(e.AmountsInCents, []int64{5000, 5000, 5000}) || !slices.Equal(e.BatchReferences, []string{"dup-batch", "dup-batch", "dup-batch"}) {
 		t.Fatalf("ledger entry %+v", e)
 	}
 	status, body := raw(t, s, "GET", "/_sim/ledger", nil, nil)
@@ -442,12 +447,51 @@ func TestDuplicateReferencesAreAcceptedAndAudited(t *testing.T) {
 		}
 		lines[l.Reference] = l
 	}
-	if l := lines["payee-1"]; len(lines) != 3 || l.Approved != 2 || !slices.Equal(l.AmountsInCents, []int64{5000, 5000}) ||
+	if l := lines["payee-1"]; len(lines) != 4 || l.Approved != 3 || !slices.Equal(l.AmountsInCents, []int64{5000, 5000, 5000}) ||
 		!slices.Equal(lines["other-1"].AmountsInCents, []int64{10}) {
 		t.Fatalf("/_sim/ledger/amounts: %+v", lines)
 	}
-	if tot := s.Totals(); tot.Batches != 2 || tot.Transactions != 4 || tot.Approved != 4 {
+	if tot := s.Totals(); tot.Batches != 3 || tot.Transactions != 6 || tot.Approved != 6 {
 		t.Fatalf("totals %+v", tot)
+	}
+}
+
+// TestPayoutTransactionsFilters: each filter of a payout's transactions
+// narrows the listing on its own; with none, every transaction is listed.
+func TestPayoutTransactionsFilters(t *testing.T) {
+	_, c, _ := start(t, wompitest.Config{})
+	ctx := context.Background()
+	a, b, x := txr("flt-a", "1111111111", 100), txr("flt-b", "2222222222", 200), txr("flt-c", "3333333333", 300)
+	b.Name, x.Name = "Bruno Díaz", "Carla Gómez"
+	res, err := c.CreatePayout(ctx, "flt", batchr("flt", wompitest.AccountMain, a, b, x))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := func(f wompi.TransactionsFilter) []string {
+		var out []string
+		for tx, err := range c.PayoutTransactions(ctx, res.PayoutID, f) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, tx.Reference)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct {
+		f    wompi.TransactionsFilter
+		want []string
+	}{
+		{wompi.TransactionsFilter{}, []string{"flt-a", "flt-b", "flt-c"}},
+		{wompi.TransactionsFilter{Limit: 2, Page: 2}, []string{"flt-c"}},
+		{wompi.TransactionsFilter{Reference: "flt-b"}, []string{"flt-b"}},
+		{wompi.TransactionsFilter{AccountNumber: "3333333333"}, []string{"flt-c"}},
+		{wompi.TransactionsFilter{PayeeName: "díaz"}, []string{"flt-b"}},
+		{wompi.TransactionsFilter{Status: wompi.TransactionApproved}, nil},
+	} {
+		if got := refs(tc.f); !slices.Equal(got, tc.want) {
+			t.Errorf("filter %+v: %v, want %v", tc.f, got, tc.want)
+		}
 	}
 }
 

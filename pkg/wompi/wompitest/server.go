@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,7 +63,7 @@ type Server struct {
 	payouts     []*batch
 	payoutByID  map[string]*batch
 	byBatchRef  map[string][]*batch
-	byTxRef     map[string][]*txn
+	byTxRef     map[string]*txn // by reference: the first accepted, then txn.sameRef
 	idem        map[string]time.Time
 	days        map[string]*dayUsage
 	due         dueHeap
@@ -103,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 		accounts:   map[string]*account{},
 		payoutByID: map[string]*batch{},
 		byBatchRef: map[string][]*batch{},
-		byTxRef:    map[string][]*txn{},
+		byTxRef:    map[string]*txn{},
 		idem:       map[string]time.Time{},
 		days:       map[string]*dayUsage{},
 		closing:    make(chan struct{}),
@@ -430,6 +431,28 @@ func (s *Server) writeValidation(w http.ResponseWriter, msgs []string) {
 
 // newID returns a UUID-shaped id: the instance prefix and a counter.
 func (s *Server) newID() string {
+	var out [36]byte
+	return string(s.appendID(out[:0]))
+}
+
+// idLen is the length of an id newID gives.
+const idLen = 36
+
+// newIDs gives n new ids in one string, the i-th at [i*idLen, (i+1)*idLen):
+// a batch's transactions get theirs with one allocation.
+func (s *Server) newIDs(n int) string {
+	var sb strings.Builder
+	sb.Grow(n * idLen)
+	var buf [idLen]byte
+	for range n {
+		sb.Write(s.appendID(buf[:0]))
+	}
+	return sb.String()
+}
+
+// appendID appends a new id: a version 4 UUID whose last 8 bytes are the
+// sequence.
+func (s *Server) appendID(dst []byte) []byte {
 	var b [16]byte
 	copy(b[:8], s.idPrefix[:])
 	binary.BigEndian.PutUint64(b[8:], s.seq.Add(1))
@@ -445,7 +468,7 @@ func (s *Server) newID() string {
 	hex.Encode(out[19:23], b[8:10])
 	out[23] = '-'
 	hex.Encode(out[24:], b[10:])
-	return string(out[:])
+	return append(dst, out[:]...)
 }
 
 const simTimeLayout = "2006-01-02T15:04:05.000Z"
