@@ -88,13 +88,13 @@ func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 			}
 			continue
 		}
-		lost, release, err := e.takeRecoveryLock(ctx, e.st.owner)
+		lock, ok, err := e.takeRecoveryLock(ctx, e.st.owner)
 		if err != nil {
 			return "", err
 		}
-		if lost != nil {
-			id, err := e.recover(ctx, lost)
-			release()
+		if ok {
+			id, err := e.recover(ctx, lock.lost)
+			lock.release()
 			if err == nil {
 				return id, nil
 			}
@@ -231,19 +231,26 @@ func (e *Engine) watchRecovered() {
 	}
 }
 
-// takeRecoveryLock takes the recovery lock as owner when no one holds it,
-// and keeps renewing it until release is called (which gives it up). lost
-// is nil when the lock is held by someone else, and is closed if the lock
-// is taken from us while we hold it. A recovery (readyEpoch) and a
-// completion (completeEpoch) take it as different owners, so that neither
-// renews or releases the other's.
-func (e *Engine) takeRecoveryLock(ctx context.Context, owner string) (lost <-chan struct{}, release func(), err error) {
-	ok, err := e.st.rdb.SetNX(ctx, e.st.lockKey(), owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
+// heldLock is the recovery lock while this replica holds it.
+type heldLock struct {
+	// lost is closed if the lock is taken from us while we hold it.
+	lost <-chan struct{}
+	// release stops renewing the lock and gives it up.
+	release func()
+}
+
+// takeRecoveryLock takes the recovery lock as owner when no one holds it
+// (ok), and keeps renewing it until lock.release is called. ok is false
+// when someone else holds it. A recovery (readyEpoch) and a completion
+// (completeEpoch) take it as different owners, so that neither renews or
+// releases the other's.
+func (e *Engine) takeRecoveryLock(ctx context.Context, owner string) (lock heldLock, ok bool, err error) {
+	ok, err = e.st.rdb.SetNX(ctx, e.st.lockKey(), owner, time.Duration(e.st.lockTTLms)*time.Millisecond).Result()
 	if err != nil {
-		return nil, nil, fmt.Errorf("dispatch: recovery lock: %w", err)
+		return heldLock{}, false, fmt.Errorf("dispatch: recovery lock: %w", err)
 	}
 	if !ok {
-		return nil, func() {}, nil
+		return heldLock{}, false, nil
 	}
 	hctx, stop := context.WithCancel(ctx)
 	l := make(chan struct{})
@@ -252,11 +259,11 @@ func (e *Engine) takeRecoveryLock(ctx context.Context, owner string) (lost <-cha
 		defer close(done)
 		e.holdLock(hctx, owner, l)
 	}()
-	return l, func() {
+	return heldLock{lost: l, release: func() {
 		stop()
 		<-done
 		_ = lockScript.Run(context.WithoutCancel(ctx), e.st.rdb, []string{e.st.lockKey()}, owner, e.st.lockTTLms, "release").Err()
-	}, nil
+	}}, true, nil
 }
 
 // holdLock renews the recovery lock, held as owner, until ctx ends; it
@@ -333,11 +340,11 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 	if wait, err := e.st.firstStartWait(ctx); err != nil || wait > 0 {
 		return
 	}
-	lost, release, err := e.takeRecoveryLock(ctx, e.st.owner+"/complete")
-	if err != nil || lost == nil {
+	lock, ok, err := e.takeRecoveryLock(ctx, e.st.owner+"/complete")
+	if err != nil || !ok {
 		return
 	}
-	defer release()
+	defer lock.release()
 	later := func() {
 		// A minute, doubled after each failure up to an hour: a rail
 		// whose listing keeps lacking our ids is not listed whole every
@@ -373,7 +380,7 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 		return
 	}
 	select {
-	case <-lost:
+	case <-lock.lost:
 		return
 	default:
 	}

@@ -25,11 +25,11 @@ func TestRecoveryLockIsHeldRenewedAndReleased(t *testing.T) {
 		return v
 	}
 
-	lostA, releaseA, err := e.takeRecoveryLock(ctx, "a")
-	if err != nil || lostA == nil {
+	lockA, ok, err := e.takeRecoveryLock(ctx, "a")
+	if err != nil || !ok {
 		t.Fatalf("a free lock not taken: %v", err)
 	}
-	if lost, _, err := e.takeRecoveryLock(ctx, "a/complete"); err != nil || lost != nil {
+	if _, ok, err := e.takeRecoveryLock(ctx, "a/complete"); err != nil || ok {
 		t.Fatalf("a held lock taken by another owner (%v)", err)
 	}
 	time.Sleep(time.Second) // more than three TTLs
@@ -37,17 +37,17 @@ func TestRecoveryLockIsHeldRenewedAndReleased(t *testing.T) {
 		t.Fatalf("the lock is held by %q after its TTL, want a (renewed)", h)
 	}
 	select {
-	case <-lostA:
+	case <-lockA.lost:
 		t.Fatal("a held lock reported lost")
 	default:
 	}
-	releaseA()
+	lockA.release()
 	if h := holder(); h != "" {
 		t.Fatalf("the lock is held by %q after its release", h)
 	}
 
-	lostB, releaseB, err := e.takeRecoveryLock(ctx, "a/complete")
-	if err != nil || lostB == nil {
+	lockB, ok, err := e.takeRecoveryLock(ctx, "a/complete")
+	if err != nil || !ok {
 		t.Fatalf("a released lock not taken: %v", err)
 	}
 	// Taken from b (its TTL ran out while b was cut off, and c took it).
@@ -55,11 +55,11 @@ func TestRecoveryLockIsHeldRenewedAndReleased(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-lostB:
+	case <-lockB.lost:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a lock taken from its holder was not reported lost")
 	}
-	releaseB()
+	lockB.release()
 	if h := holder(); h != "c" {
 		t.Fatalf("the lock is held by %q after b released it, want c's kept", h)
 	}
