@@ -53,7 +53,7 @@ type LedgerTotals struct {
 // transaction is first.
 func entryOf(ref string, first *txn) LedgerEntry {
 	e := LedgerEntry{Reference: ref}
-	for t := first; t != nil; t = t.sameRef {
+	for t := range first.acceptances() {
 		e.Accepted++
 		e.PayoutIDs = append(e.PayoutIDs, t.b.id)
 		e.TransactionIDs = append(e.TransactionIDs, t.id)
@@ -131,7 +131,7 @@ func (s *Server) PaidMoreThanOnce() []string {
 	var out []string
 	for ref, first := range s.byTxRef {
 		n := 0
-		for t := first; t != nil; t = t.sameRef {
+		for t := range first.acceptances() {
 			if t.status == wompi.TransactionApproved {
 				n++
 			}
@@ -215,7 +215,7 @@ func (s *Server) WriteLedgerAmounts(w io.Writer) error {
 	var line LedgerAmounts
 	for ref, first := range s.byTxRef {
 		line.Reference, line.Approved, line.AmountsInCents = ref, 0, line.AmountsInCents[:0]
-		for t := first; t != nil; t = t.sameRef {
+		for t := range first.acceptances() {
 			line.AmountsInCents = append(line.AmountsInCents, t.w.Amount)
 			if t.status == wompi.TransactionApproved {
 				line.Approved++

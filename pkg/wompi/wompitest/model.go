@@ -2,6 +2,7 @@ package wompitest
 
 import (
 	"container/heap"
+	"iter"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
@@ -80,6 +81,18 @@ type txn struct {
 	// (Server.byTxRef holds the first): a chain, since a reference is
 	// almost always accepted once.
 	sameRef *txn
+}
+
+// acceptances yields t, the first transaction accepted with its reference
+// (byTxRef), then every later one, in acceptance order.
+func (t *txn) acceptances() iter.Seq[*txn] {
+	return func(yield func(*txn) bool) {
+		for x := t; x != nil; x = x.sameRef {
+			if !yield(x) {
+				return
+			}
+		}
+	}
 }
 
 // dueHeap orders pending transactions by due time, then creation order.

@@ -345,7 +345,7 @@ func (s *Server) apiMiddleware(next http.Handler) http.Handler {
 			// Read the body first: only then does net/http watch the
 			// connection and cancel the context when the client leaves.
 			if r.Body != nil {
-				body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+				body, err := readBody(r)
 				if err != nil {
 					return
 				}
