@@ -53,6 +53,11 @@ type job struct {
 	// none did): the idempotency key's age, and the proof that an earlier
 	// attempt may have reached Wompi.
 	firstPostAt time.Time
+	// lastPost is when this job's latest POST went out (wall clock; zero
+	// when it sent none). Until RecoveryGrace after it, that POST may still
+	// be applied (its answer lost, or Go's transport replaying it), so no
+	// lookup proves the batch absent before then: lookupSettled.
+	lastPost time.Time
 
 	// statusSince is the tracker's Redis-loss marker taken when the job
 	// began, before anything it emits was observed (track.Gate).
@@ -576,6 +581,40 @@ func (j *job) lookup() (string, error) {
 	}
 }
 
+// lookupSettled is lookup once no POST this job sent can still land: a
+// lookup that finds nothing proves the batch absent only when it begins
+// RecoveryGrace or more after the job's latest POST went out (a POST
+// whose answer was lost, or that Go's transport replayed, may be applied
+// until then, even after a later attempt was refused). Until then it asks
+// again, with backoff, and adopts the payout as soon as it shows.
+func (j *job) lookupSettled() (string, error) {
+	horizon := j.postHorizon()
+	for attempt := 0; ; attempt++ {
+		proof := !time.Now().Before(horizon)
+		id, err := j.lookup()
+		if err != nil || id != "" || proof {
+			return id, err
+		}
+		if attempt == 0 {
+			j.log.Warn("dispatch: the batch is not in Wompi, but a POST of it may still land: asking again until none can",
+				"wait", time.Until(horizon).Round(time.Millisecond))
+		}
+		j.e.m.retries.WithLabelValues("lookup").Inc()
+		if err := sleep(j.soft, min(j.e.backoff(attempt), time.Until(horizon))); err != nil {
+			return "", err
+		}
+	}
+}
+
+// postHorizon is when no POST this job sent can land any more: its latest
+// POST's start plus RecoveryGrace (zero when it sent none).
+func (j *job) postHorizon() time.Time {
+	if j.lastPost.IsZero() {
+		return time.Time{}
+	}
+	return j.lastPost.Add(j.e.cfg.RecoveryGrace)
+}
+
 // awaitVisible follows a 409 EXC_022 (Wompi holds the key): it asks for the
 // payout by reference, with backoff, for at most LookupPatience. It returns
 // "" when the payout never showed up; the caller moves the batch aside
@@ -894,7 +933,7 @@ func (j *job) post() error {
 			// or restart the key's life.
 			j.log.Warn("dispatch: the idempotency key is near its 24 h lifetime: looking the batch up before posting again",
 				"first_post_at", first.UTC(), "key_max_age", e.cfg.KeyMaxAge)
-			id, err := j.lookup()
+			id, err := j.lookupSettled()
 			if err != nil {
 				return err
 			}
@@ -926,6 +965,7 @@ func (j *job) post() error {
 			e.whileSending(j.b.BatchID)
 		}
 		start := time.Now()
+		j.lastPost = start
 		ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)
 		res, err := e.batchRail.CreateBatch(ctx, key, req)
 		cancel()
@@ -948,8 +988,11 @@ func (j *job) post() error {
 			// 23:59:50, refused at 00:00:50 because its dispersion date went
 			// stale), and even this attempt's answer may be to a replay:
 			// Go's HTTP transport itself resends a POST that carries an
-			// Idempotency-Key when a reused connection breaks. One GET per
-			// refusal settles it.
+			// Idempotency-Key when a reused connection breaks. A GET now
+			// adopts a batch already listed; one that finds nothing proves
+			// nothing while a POST may still land, so a refusal that ends
+			// the batch is taken only after lookupSettled, and a refusal
+			// for now keeps the reservation (wompiDeferred).
 			j.log.Warn("dispatch: POST refused: looking the batch up by reference before taking the refusal", "err", err)
 			id, lerr := j.lookup()
 			if lerr != nil {
@@ -975,8 +1018,15 @@ func (j *job) post() error {
 		case postDeferred:
 			return j.wompiDeferred(err)
 		case postRejected:
-			return j.reject(err)
-		case postFailed:
+			id, lerr := j.lookupSettled()
+			if lerr != nil {
+				return lerr
+			}
+			if id == "" {
+				return j.reject(err)
+			}
+			payoutID = id
+		case postFailed: // poison looks the batch up once no POST can land
 			return &PermanentError{Reason: payout.ReasonDispatchFailed, Err: err}
 		default: // postRetry
 			e.m.retries.WithLabelValues("post").Inc()
@@ -1111,15 +1161,22 @@ func refused(err error) bool {
 // wompiDeferred handles a refusal for now (Wompi's EXC_017, EXC_008 and
 // DAILY_BATCH_LIMIT): the batch was not created; the reservation goes back
 // and the batch waits, for the reason the rail gives.
+//
+// The reservation is kept: the refused POST, or an earlier one whose
+// answer was lost, may still land (postHorizon), and the lookup before
+// this one proved nothing. The copy waits at least until none can land
+// (deferBatch), looks the batch up first, and then either adopts the
+// payout or replaces the reservation (reserveSeeding).
 func (j *job) wompiDeferred(err error) error {
 	re, _ := railError(err)
+	const release = false
 	switch re.Reason {
 	case payout.ReasonInsufficientBalance:
-		return j.deferBatch(payout.ReasonInsufficientBalance, j.e.now().Add(j.e.cfg.DeferBalanceRetry), true, re.Message)
+		return j.deferBatch(payout.ReasonInsufficientBalance, j.e.now().Add(j.e.cfg.DeferBalanceRetry), release, re.Message)
 	case payout.ReasonBatchBudget:
-		return j.deferBatch(payout.ReasonBatchBudget, j.nextDayStart(), true, re.Message)
+		return j.deferBatch(payout.ReasonBatchBudget, j.nextDayStart(), release, re.Message)
 	default:
-		return j.deferBatch(payout.ReasonDailyLimit, j.nextDayStart(), true, re.Message)
+		return j.deferBatch(payout.ReasonDailyLimit, j.nextDayStart(), release, re.Message)
 	}
 }
 
@@ -1140,6 +1197,13 @@ func (j *job) nextDayStart() time.Time {
 // gate and is not emitted after a later status.
 func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool, why string) error {
 	e, b := j.e, j.b
+	if left := time.Until(j.postHorizon()); left > 0 {
+		// A POST of this job may still land: the copy's lookup must not
+		// run before it can no longer.
+		if at := e.now().Add(left); at.After(notBefore) {
+			notBefore = at
+		}
+	}
 	if release {
 		if _, err := e.budget.Release(j.hard, j.res); err != nil {
 			return err

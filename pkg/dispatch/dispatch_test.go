@@ -569,7 +569,9 @@ func TestUnknownBankIsRejected(t *testing.T) {
 }
 
 // Insufficient balance (EXC_008): deferred by DEFER_BALANCE_RETRY, with the
-// reservation released, then posted once the balance is topped up.
+// reservation kept (the refused POST may yet be applied: see
+// TestLateAppliedPostThenRefusalForNow), then posted once the balance is
+// topped up, its reservation counted once.
 func TestInsufficientBalanceDefers(t *testing.T) {
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(func(c *Config) { c.DeferBalanceRetry = 5 * time.Minute })
@@ -581,8 +583,8 @@ func TestInsufficientBalanceDefers(t *testing.T) {
 	stop, _ := f.run(e)
 	eventually(t, "batch deferred", func() bool { return outcome(e, "deferred") == 1 })
 	u, err := e.budget.Usage(context.Background(), rail.Wompi, payout.DayIn(testStart, bogota).String(), wompitest.AccountLow)
-	if err != nil || u.AmountInCents != 0 || u.Batches != 0 {
-		t.Fatalf("usage %+v %v: the reservation was not released", u, err)
+	if err != nil || u.AmountInCents != b.TotalAmountInCents || u.Batches != 1 {
+		t.Fatalf("usage %+v %v: the reservation was not kept", u, err)
 	}
 	d := byStatus(f.statuses())["low-0"][payout.StatusDeferred]
 	if len(d) != 1 || *d[0].ReasonCode != string(payout.ReasonInsufficientBalance) {
@@ -595,6 +597,10 @@ func TestInsufficientBalanceDefers(t *testing.T) {
 	eventually(t, "batch submitted after the top-up", func() bool { return outcome(e, "submitted") == 1 })
 	_ = stop()
 	f.checkSubmitted(b)
+	u, err = e.budget.Usage(context.Background(), rail.Wompi, payout.DayIn(testStart, bogota).String(), wompitest.AccountLow)
+	if err != nil || u.AmountInCents != b.TotalAmountInCents || u.Batches != 1 {
+		t.Fatalf("usage %+v %v once paid: want the batch counted once", u, err)
+	}
 }
 
 // The state machine's Redis work per batch does not grow with its size.

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -302,6 +303,10 @@ type tap struct {
 	// afterPost, when set, runs once a forwarded POST was answered, before
 	// the dispatcher reads the answer.
 	afterPost func(n int)
+	// lateBy is how long after it was sent a faultLateApply POST reaches
+	// Wompi; late is closed once it has.
+	lateBy time.Duration
+	late   chan struct{}
 }
 
 type tapPost struct {
@@ -320,6 +325,9 @@ const (
 	fault400                 // answer a 400 validation refusal without forwarding
 	fault409                 // answer 409 EXC_022 without forwarding (a key Wompi holds for a payout it does not list)
 	faultCommit400           // forward (the batch is created), then answer a 400: the answer to a transport replay
+	faultLateApply           // never answer; forward the POST lateBy after it was sent: applied after its client gave up
+	faultBalance400          // answer a 400 EXC_008 (insufficient balance: refused for now) without forwarding
+	fault415                 // answer a 415 (refused for good: Permanent) without forwarding
 )
 
 func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -346,7 +354,21 @@ func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Content-Type": {"application/json"}},
 			Body:    io.NopCloser(strings.NewReader(`{"status":503,"code":"SERVICE_UNAVAILABLE","message":"injected"}`)),
 			Request: req}, nil
-	case fault401, fault400, fault409:
+	case faultLateApply:
+		body, _ := io.ReadAll(req.Body)
+		req.Body.Close()
+		late := req.Clone(context.Background())
+		late.Body, late.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		go func() {
+			defer close(t.late)
+			time.Sleep(t.lateBy)
+			if resp, err := t.base.RoundTrip(late); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		<-req.Context().Done()
+		return nil, req.Context().Err()
+	case fault401, fault400, fault409, faultBalance400, fault415:
 		if req.Body != nil {
 			req.Body.Close()
 		}
@@ -356,6 +378,10 @@ func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
 			body, code = `{"status":400,"code":"VALIDATION_ERROR","message":"injected: dispersionDatetime must be at least the next day"}`, http.StatusBadRequest
 		case fault409:
 			body, code = `{"status":409,"code":"EXC_022","message":"injected: idempotency-key was already used"}`, http.StatusConflict
+		case faultBalance400:
+			body, code = `{"status":400,"code":"EXC_008","message":"injected: insufficient balance"}`, http.StatusBadRequest
+		case fault415:
+			body, code = `{"status":415,"code":"UNSUPPORTED_MEDIA_TYPE","message":"injected"}`, http.StatusUnsupportedMediaType
 		}
 		return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
 			Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil

@@ -88,7 +88,7 @@ func (j *job) poison(p *PermanentError) error {
 	}
 	j.log.Error("dispatch: batch failed for good: ending it", "reason", p.Reason, "err", p.Err)
 	if !j.firstPostAt.IsZero() {
-		id, err := j.lookup()
+		id, err := j.lookupSettled()
 		if err != nil {
 			return err
 		}

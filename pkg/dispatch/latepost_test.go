@@ -1,0 +1,178 @@
+package dispatch
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// Two faults lined up: a POST whose answer is lost and that Wompi applies
+// late (after its client gave up, within RecoveryGrace of its start), then
+// a refusal of the retry under the same key. The lookup that follows the
+// refusal runs before the first POST has landed, so it finds nothing; a
+// refusal taken on that lookup's word ends (or defers) a batch Wompi then
+// pays. Every refusal below waits for a lookup begun once no POST of the
+// job can land (lookupSettled).
+
+// lateThenRefused runs one two-payee batch whose first POST is applied one
+// second late (its client times out after half a second) and whose second
+// POST gets refusal. It returns the engine once Wompi holds the late POST
+// and the batch has an outcome.
+func lateThenRefused(t *testing.T, refusal fault, outcomes ...string) (*fixture, *Engine, payout.Batch, func() error) {
+	t.Helper()
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	f.tap.lateBy, f.tap.late = time.Second, make(chan struct{})
+	f.tap.fault = func(n int) fault {
+		switch n {
+		case 1:
+			return faultLateApply
+		case 2:
+			return refusal
+		}
+		return faultNone
+	}
+	// RecoveryGrace is the fixture's 3 s: the first POST lands 1 s after
+	// its start, well inside it.
+	e := f.engine(func(c *Config) {
+		c.HTTPTimeout = 500 * time.Millisecond
+		c.DeferBalanceRetry = 100 * time.Millisecond
+	})
+	b := simpleBatch("late-"+string(rune('a'+int(refusal))), 2)
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch handled", func() bool {
+		n := 0
+		for _, o := range outcomes {
+			n += outcome(e, o)
+		}
+		return n == 1
+	})
+	select {
+	case <-f.tap.late:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the late POST never reached Wompi")
+	}
+	return f, e, b, stop
+}
+
+// The refusal is a validation 400: the batch Wompi pays ends SUBMITTED,
+// never REJECTED.
+func TestLateAppliedPostThenValidationRefusal(t *testing.T) {
+	f, e, b, stop := lateThenRefused(t, fault400, "submitted", "rejected")
+	_ = stop()
+	f.noDoublePayment()
+	if n := outcome(e, "rejected"); n != 0 {
+		t.Fatalf("Wompi holds the batch, yet it was REJECTED: the refusal's lookup ran before the first POST could land")
+	}
+	for _, s := range f.statuses() {
+		if s.Status == payout.StatusRejected {
+			t.Fatalf("REJECTED on a paid request: %+v", s)
+		}
+	}
+	f.checkSubmitted(b)
+	if n := len(f.tap.snapshot()); n != 2 {
+		t.Fatalf("%d POSTs, want 2 (the late one and the refused one)", n)
+	}
+}
+
+// The refusal is for good (a 415): the batch is adopted, not poisoned
+// (no REJECTED, no dead letter).
+func TestLateAppliedPostThenPermanentRefusal(t *testing.T) {
+	f, e, b, stop := lateThenRefused(t, fault415, "submitted", "failed")
+	_ = stop()
+	f.noDoublePayment()
+	if n := outcome(e, "failed"); n != 0 {
+		t.Fatalf("Wompi holds the batch, yet it was ended as failed (poisoned)")
+	}
+	if dlq := f.kafka.ReadAll(t, f.topics.RequestsDLQ); len(dlq) != 0 {
+		t.Fatalf("%d dead letters for a batch Wompi pays", len(dlq))
+	}
+	f.checkSubmitted(b)
+}
+
+// The refusal is for now (EXC_008, insufficient balance): the batch is
+// deferred with its reservation kept, and its copy is not due before the
+// first POST can have landed; the copy then finds the payout and adopts it.
+func TestLateAppliedPostThenRefusalForNow(t *testing.T) {
+	f, e, b, stop := lateThenRefused(t, faultBalance400, "deferred")
+	defer func() { _ = stop() }()
+	day := payout.DayIn(testStart, bogota).String()
+	u, err := e.budget.Usage(context.Background(), rail.Wompi, day, wompitest.AccountMain)
+	if err != nil || u.AmountInCents != b.TotalAmountInCents || u.Batches != 1 {
+		t.Fatalf("usage %+v %v after a refusal for now that a late POST may answer: the reservation went back", u, err)
+	}
+	deferred := f.kafka.ReadAll(t, f.topics.BatchesDeferred)
+	if len(deferred) != 1 {
+		t.Fatalf("%d deferred records, want 1", len(deferred))
+	}
+	var cp payout.Batch
+	if err := f.codec.DecodeBatch(deferred[0].Value, &cp); err != nil {
+		t.Fatal(err)
+	}
+	// DeferBalanceRetry is 100 ms; the clock stands at testStart. The
+	// refused POST went out at most a second before the deferral, so the
+	// copy waits at least the rest of RecoveryGrace (3 s) from it.
+	if cp.NotBefore == nil || cp.NotBefore.Before(testStart.Add(time.Second)) {
+		t.Fatalf("the copy is due at %v, before a POST sent at %v can have landed", cp.NotBefore, testStart)
+	}
+	f.clock.Advance(time.Minute)
+	eventually(t, "the copy adopted the payout", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	f.noDoublePayment()
+	f.checkSubmitted(b)
+	u, err = e.budget.Usage(context.Background(), rail.Wompi, day, wompitest.AccountMain)
+	if err != nil || u.AmountInCents != b.TotalAmountInCents || u.Batches != 1 {
+		t.Fatalf("usage %+v %v once the copy adopted the payout, want the batch's amount and one batch", u, err)
+	}
+}
+
+// ingest writes batches in Kafka transactions, each leaving a commit marker
+// after its records. Once the dispatcher has handled every batch, its
+// group's committed offset reaches the end of the topic: an idle group
+// shows no lag (payouts_consumer_group_lag, which PayoutsConsumerStalled
+// alerts on), and no marker is read as a batch.
+func TestIdleGroupHasNoLagAfterTransactionalBatches(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(nil)
+	b := simpleBatch("txn-marker", 2)
+	v, err := f.codec.AppendBatch(nil, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := f.kafka.Client(t, kgo.TransactionalID("ingest-like-"+f.group), kgo.DefaultProduceTopic(f.topics.Batches))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(b.BatchID), Value: v}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	stop, _ := f.run(e)
+	defer func() { _ = stop() }()
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	adm := f.kafka.Admin(t)
+	var lag int64 = -1
+	eventually(t, "no lag on the batches topic", func() bool {
+		lags, err := adm.Lag(ctx, f.group)
+		gl, ok := lags[f.group]
+		if err != nil || !ok || gl.Error() != nil {
+			return false
+		}
+		lag = gl.Lag.TotalByTopic()[f.topics.Batches].Lag
+		return lag == 0
+	})
+	if n := outcome(e, "skipped") + outcome(e, "dlq"); n != 0 {
+		t.Fatalf("%d records read as something other than a batch", n)
+	}
+	f.checkSubmitted(b)
+}
