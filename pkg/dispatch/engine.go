@@ -156,6 +156,12 @@ func New(cfg Config) (*Engine, error) {
 		kgo.DisableAutoCommit(),
 		// ingest writes batches in Kafka transactions.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Each transaction leaves a commit marker after its batches. Kept,
+		// a marker the worker reaches with nothing behind it is committed
+		// (worker.run): otherwise an idle group's committed offset stays
+		// one below the end, and its lag (payouts_consumer_group_lag)
+		// reads 1 per partition for ever.
+		kgo.KeepControlRecords(),
 		// Workers pause their partition while its queue is full. A resumed
 		// partition joins the next fetch request only: with the default 5 s
 		// long poll on the partitions that have nothing new (the deferred
@@ -410,6 +416,13 @@ func (w *worker) push(recs []*kgo.Record) {
 	}
 }
 
+// queued is the number of records waiting in the worker's queue.
+func (w *worker) queued() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue)
+}
+
 func (w *worker) pop() *kgo.Record {
 	for {
 		w.mu.Lock()
@@ -463,6 +476,15 @@ func (w *worker) run() {
 		rec := w.pop()
 		if rec == nil {
 			return
+		}
+		if rec.Attrs.IsControl() {
+			// A transaction's marker: nothing to pay. The commit of the
+			// record behind it covers it; with none queued, it is
+			// committed itself.
+			if w.queued() == 0 && !w.commit(rec) {
+				return
+			}
+			continue
 		}
 		if !w.handle(rec) {
 			return

@@ -367,6 +367,13 @@ func (e *Engine) runSession(ctx context.Context) error {
 		kgo.TransactionalID(e.cfg.TransactionalID),
 		kgo.TransactionTimeout(e.cfg.TransactionTimeout),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A marketplace that publishes in transactions leaves a commit
+		// marker after its records. Kept, the marker moves the committed
+		// offset past itself, to the last stable offset: otherwise an idle
+		// instance's committed offset stays one below it, and the stall
+		// watchdog takes the marker for a request waiting (checkStall).
+		// Markers are never handed to process (runWindow).
+		kgo.KeepControlRecords(),
 		kgo.RequireStableFetchOffsets(),
 		kgo.FetchMaxPartitionBytes(e.cfg.FetchMaxPartitionBytes),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
@@ -626,7 +633,11 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 		})
 		e.ready.Store(true)
 		e.polled = e.polled[:0]
-		fetches.EachRecord(func(r *kgo.Record) { e.polled = append(e.polled, r) })
+		fetches.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() { // a transaction's marker: no request
+				e.polled = append(e.polled, r)
+			}
+		})
 		if len(e.polled) > 0 && !e.handle(ctx, e.polled, e.cfg.Now()) {
 			transient = true
 		}
