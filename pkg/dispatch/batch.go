@@ -162,7 +162,13 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		err = j.run(c, t)
 	}
 	if p := asPermanent(err); p != nil {
-		return j.poison(p)
+		err = j.poison(p)
+		if errors.Is(err, errPatience) && railName(b) == rail.Wompi {
+			// poison's lookup met a Wompi failing past its patience:
+			// the batch waits like any other (run), rather than be
+			// retried in place and posted again at once.
+			return j.wompiUnavailable(c, err)
+		}
 	}
 	return err
 }
@@ -589,6 +595,12 @@ func (j *job) lookup() (string, error) {
 // again, with backoff, and adopts the payout as soon as it shows.
 func (j *job) lookupSettled() (string, error) {
 	horizon := j.postHorizon()
+	// The wait is no failure of Wompi's: its lookups get RailPatience
+	// from the horizon, not from the job's start (which the wait alone
+	// may outlast: RecoveryGrace is longer than the default patience).
+	if d := horizon.Add(j.e.cfg.RailPatience); d.After(j.railDeadline) {
+		j.railDeadline = d
+	}
 	for attempt := 0; ; attempt++ {
 		proof := !time.Now().Before(horizon)
 		id, err := j.lookup()

@@ -2,6 +2,10 @@ package dispatch
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,6 +13,7 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -175,4 +180,81 @@ func TestIdleGroupHasNoLagAfterTransactionalBatches(t *testing.T) {
 		t.Fatalf("%d records read as something other than a batch", n)
 	}
 	f.checkSubmitted(b)
+}
+
+// failLookups answers 503 to GET /payouts?reference= from `from` to `to`
+// after the first POST went out.
+type failLookups struct {
+	base     http.RoundTripper
+	mu       sync.Mutex
+	post     time.Time
+	from, to time.Duration
+}
+
+func (t *failLookups) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.mu.Lock()
+	if req.Method == http.MethodPost && t.post.IsZero() {
+		t.post = time.Now()
+	}
+	post := t.post
+	t.mu.Unlock()
+	if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/payouts") && req.URL.Query().Get("reference") != "" && !post.IsZero() {
+		if d := time.Since(post); d >= t.from && d < t.to {
+			return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(`{"status":503,"code":"SERVICE_UNAVAILABLE","message":"injected"}`)), Request: req}, nil
+		}
+	}
+	return t.base.RoundTrip(req)
+}
+
+// refusedThenLookupsFail runs one batch whose every POST gets refusal while
+// Wompi's lookups fail from `from` to `to` after the first POST, with
+// RailPatience 2 s below RecoveryGrace's 3 s (as the defaults have them:
+// 30 s and 35 s).
+func refusedThenLookupsFail(t *testing.T, refusal fault, from, to time.Duration, outcomes ...string) (*fixture, *Engine, func() error) {
+	t.Helper()
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	f.tap.fault = func(int) fault { return refusal }
+	fl := &failLookups{base: f.tap, from: from, to: to}
+	e := f.engine(func(c *Config) {
+		c.RailPatience = 2 * time.Second
+		c.Wompi = wompi.NewRail(f.sim.Client(&http.Client{Transport: fl}), wompi.RailConfig{})
+	})
+	f.produce(f.topics.Batches, simpleBatch("patience", 2))
+	stop, _ := f.run(e)
+	eventually(t, "batch handled", func() bool {
+		n := 0
+		for _, o := range outcomes {
+			n += outcome(e, o)
+		}
+		return n >= 1
+	})
+	return f, e, stop
+}
+
+// The wait for a refused POST's earlier attempts to land is no failure of
+// Wompi's: a short lookup failure late in it (past the job's patience,
+// counted from its start) is ridden out, and the batch ends REJECTED.
+func TestSettleWaitDoesNotSpendRailPatience(t *testing.T) {
+	_, e, stop := refusedThenLookupsFail(t, fault400, 2100*time.Millisecond, 2500*time.Millisecond, "rejected", "deferred")
+	_ = stop()
+	if outcome(e, "deferred") != 0 || outcome(e, "rejected") != 1 {
+		t.Fatalf("rejected %d, deferred %d: a 0.4 s lookup failure during the settle wait deferred the batch RAIL_UNAVAILABLE",
+			outcome(e, "rejected"), outcome(e, "deferred"))
+	}
+}
+
+// A batch refused for good whose settle wait meets a Wompi failing past its
+// patience (RecoveryGrace 3 s plus RailPatience 2 s after the POST) waits
+// on the deferred topic (RAIL_UNAVAILABLE), like any batch of a failing
+// Wompi, rather than be retried in place and, once the lookups answer
+// again (here 5.5 s after the POST), posted again at once.
+func TestPoisonLookupPastPatienceDefers(t *testing.T) {
+	f, e, stop := refusedThenLookupsFail(t, fault415, 2100*time.Millisecond, 5500*time.Millisecond, "failed", "deferred")
+	time.Sleep(time.Second) // a retry in place would post again by now
+	_ = stop()
+	if n := len(f.tap.snapshot()); n != 1 || outcome(e, "deferred") != 1 {
+		t.Fatalf("%d POSTs (want 1), deferred %d (want 1), failed %d", n, outcome(e, "deferred"), outcome(e, "failed"))
+	}
+	f.deferredUnavailable(simpleBatch("patience", 2))
 }
