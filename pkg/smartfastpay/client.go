@@ -480,7 +480,9 @@ func (c *Client) ListPayouts(ctx context.Context, q ListQuery) iter.Seq2[rail.Pa
 // Find implements rail.SinglePayouts: every payout the listing holds under
 // our id (transaction_id), read to the last page and matched exactly.
 // None proves absence only once no earlier attempt can still land (see
-// pkg/rail).
+// pkg/rail). A listed payout without a transaction_id, or naming our id
+// in another case or with spaces around it, proves nothing: Find fails
+// (unprovable) rather than call the payee absent.
 func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 	if !ValidID(id) {
 		return nil, invalid("find", ErrInvalidRequest, "our id is not 1-64 of [A-Za-z0-9-]")
@@ -495,9 +497,28 @@ func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 		}
 		if p.ID == id {
 			out = append(out, p)
+		} else if err := unprovable(p.ID, func(folded string) bool { return folded == strings.ToLower(id) }); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// unprovable fails a lookup whose listing holds a payout that may be ours
+// although its transaction_id is not one of our ids exactly: none at all,
+// or one that ours matches once case and surrounding spaces are ignored
+// (ours reports whether a lower-cased, trimmed id is one of ours). Calling
+// the payee absent then could pay it twice.
+func unprovable(listed string, ours func(folded string) bool) error {
+	switch {
+	case listed == "":
+		return &rail.Error{Rail: rail.SmartFastPay, Op: "find", HTTPStatus: http.StatusOK, Class: rail.Permanent,
+			Message: "a listed payout carries no transaction_id: absence cannot be proven"}
+	case ours(strings.ToLower(strings.TrimSpace(listed))):
+		return &rail.Error{Rail: rail.SmartFastPay, Op: "find", HTTPStatus: http.StatusOK, Class: rail.Permanent,
+			Message: "a listed payout names one of our ids in another case or with spaces: absence cannot be proven"}
+	}
+	return nil
 }
 
 // FindMany implements rail.ManyFinder: Find for up to MaxFindMany ids in one
@@ -508,11 +529,13 @@ func (c *Client) FindMany(ctx context.Context, ids []string) (map[string][]rail.
 		return nil, invalid("find", ErrInvalidRequest, "more than "+strconv.Itoa(MaxFindMany)+" ids in one lookup")
 	}
 	want := make(map[string]bool, len(ids))
+	folded := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		if !ValidID(id) {
 			return nil, invalid("find", ErrInvalidRequest, "our id is not 1-64 of [A-Za-z0-9-]")
 		}
 		want[id] = true
+		folded[strings.ToLower(id)] = true
 	}
 	out := map[string][]rail.Payout{}
 	if len(ids) == 0 {
@@ -527,6 +550,8 @@ func (c *Client) FindMany(ctx context.Context, ids []string) (map[string][]rail.
 		}
 		if want[p.ID] {
 			out[p.ID] = append(out[p.ID], p)
+		} else if err := unprovable(p.ID, func(f string) bool { return folded[f] }); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -527,3 +527,36 @@ func TestListTimeRangeKeepsSubSecondEdges(t *testing.T) {
 		t.Fatalf("listing %v around a payout made at %s", got, created.Format(time.RFC3339Nano))
 	}
 }
+
+// TestFindRefusesToProveAbsenceFromAnItemItCannotCompare: a listed payout
+// without transaction_id, or naming our id in another case or with spaces,
+// may be ours: Find and FindMany fail (Permanent) rather than call the
+// payee absent, which would pay it twice. An id that merely starts like
+// ours is another payee's, and is skipped.
+func TestFindRefusesToProveAbsenceFromAnItemItCannotCompare(t *testing.T) {
+	item := func(txID string) string {
+		return `{"data":[{"id":"7","transaction_id":` + txID + `,"amount":"2.00","status":"paid"}]}`
+	}
+	for name, tc := range map[string]struct {
+		txID string
+		fail bool
+	}{
+		"no transaction_id": {`""`, true},
+		"null":              {`null`, true},
+		"upper case":        {`"REQ-42"`, true},
+		"spaces":            {`" req-42 "`, true},
+		"another payee":     {`"req-42x"`, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newStub(t, &stub{api: answer(200, item(tc.txID))})
+			got, err := c.Find(ctx, "req-42")
+			if tc.fail != (err != nil) || (err != nil && rail.ClassOf(err) != rail.Permanent) || len(got) != 0 {
+				t.Fatalf("Find: %+v %v (want failure: %v)", got, err, tc.fail)
+			}
+			many, err := c.FindMany(ctx, []string{"req-41", "req-42"})
+			if tc.fail != (err != nil) || (err != nil && rail.ClassOf(err) != rail.Permanent) || len(many) != 0 {
+				t.Fatalf("FindMany: %+v %v (want failure: %v)", many, err, tc.fail)
+			}
+		})
+	}
+}

@@ -357,7 +357,8 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 // Find implements rail.SinglePayouts: every payment WEpayout holds under
 // our id, looked up by external_id over every page. It filters the answer
 // itself, and fails (class Permanent) rather than prove an absence when an
-// item carries no id of ours to compare.
+// item carries no id of ours to compare, or names ours in another case or
+// with spaces around it.
 func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, &rail.Error{Rail: rail.WEpayout, Op: opFind, Class: rail.Permanent, Code: CodeInvalidRequest,
@@ -373,7 +374,14 @@ func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 			return nil, &rail.Error{Rail: rail.WEpayout, Op: opFind, Class: rail.Permanent, Code: CodeBadAnswer,
 				Message: "a listed payment carries neither invoice nor external_id: absence cannot be proven"}
 		}
-		if p.OurID() != id || seen[p.ID] {
+		if p.OurID() != id {
+			if strings.EqualFold(strings.TrimSpace(p.OurID()), id) {
+				return nil, &rail.Error{Rail: rail.WEpayout, Op: opFind, Class: rail.Permanent, Code: CodeBadAnswer,
+					Message: "a listed payment names our id in another case or with spaces: absence cannot be proven"}
+			}
+			continue
+		}
+		if seen[p.ID] {
 			continue
 		}
 		seen[p.ID] = true

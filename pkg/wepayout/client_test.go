@@ -433,3 +433,17 @@ func TestWalkStopsOnARepeatingPage(t *testing.T) {
 		t.Fatalf("find over a repeating page: %v %v after %d calls, want an error after 2", got, err, calls.Load())
 	}
 }
+
+// TestFindRefusesAnIDInAnotherCase: a listed payment naming our id in
+// another case or with spaces may be ours: Find fails rather than prove
+// the payee absent.
+func TestFindRefusesAnIDInAnotherCase(t *testing.T) {
+	for _, ext := range []string{"INV-1", " inv-1"} {
+		c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, `{"data": [{"id": 1, "external_id": %q, "amount": 100, "status": {"id": 3}}], "meta": {"current_page": 1, "last_page": 1}}`, ext)
+		})
+		if got, err := c.Find(context.Background(), "inv-1"); err == nil || rail.ClassOf(err) != rail.Permanent {
+			t.Fatalf("external_id %q: %+v %v, want a Permanent failure", ext, got, err)
+		}
+	}
+}
