@@ -288,6 +288,10 @@ A dead letter is refused, with the reason printed, when
     dead-lettered, bytes that are still bad, a value left out for size);
   - its requestId has any event on the status topic: it was batched,
     rejected or paid, so a replay could only be a duplicate;
+  - retention has removed events of the status topic, in the requestId's
+    partition, written after DEDUPE_WINDOW before the dead letter: then no
+    event proves nothing (the original a copy was dead-lettered for may
+    have been paid up to DEDUPE_WINDOW earlier);
   - the request topic holds a record with replayed-from naming it: an
     earlier replay sent it, and ingest may not have processed it yet;
   - the request topic holds another record keyed by its requestId: the
@@ -327,9 +331,19 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 			ids = append(ids, []byte(d.RequestID))
 		}
 	}
-	statuses, err := keysOn(ctx, opts, t.st.Topics.Status, ids, nil)
+	hist := statusHistory{oldest: map[int32]time.Time{}}
+	statuses, err := keysOn(ctx, opts, t.st.Topics.Status, ids, func(r *kgo.Record) {
+		if _, ok := hist.oldest[r.Partition]; !ok {
+			hist.oldest[r.Partition] = r.Timestamp
+		}
+	})
 	if err != nil {
 		return nil, err
+	}
+	if len(ids) > 0 {
+		if err := hist.load(ctx, opts, t.st.Topics.Status); err != nil {
+			return nil, err
+		}
 	}
 	// replayed maps a dead letter to the request record carrying its
 	// replayed-from, and back.
@@ -351,6 +365,10 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 	for _, d := range chosen {
 		it := ReplayItem{Partition: d.Partition, Offset: d.Offset, Code: d.Code, RequestID: d.RequestID}
 		it.Reason = t.refusal(&d, statuses, onRequests, replayed, taken)
+		if it.Reason == "" && !hist.covers(t.st.Topics.Status, d.RequestID, d.Timestamp.Add(-t.st.DedupeWindow)) {
+			it.Reason = fmt.Sprintf("retention has removed %s's events of this requestId's partition from DEDUPE_WINDOW (%v) before the dead letter: "+
+				"nothing proves it was never batched or paid (only the producer can send it again)", t.st.Topics.Status, t.st.DedupeWindow)
+		}
 		if it.Reason != "" {
 			it.Verdict = VerdictRefused
 			res.Items = append(res.Items, it)
@@ -440,6 +458,58 @@ func replayRecord(d *DeadLetter, topic string) *kgo.Record {
 	}
 	hs = append(hs, kgo.RecordHeader{Key: HeaderReplayedFrom, Value: []byte(d.at())})
 	return &kgo.Record{Topic: topic, Key: []byte(d.RequestID), Value: d.rec.Value, Headers: hs}
+}
+
+// statusHistory says how far back the status topic's partitions still
+// reach: rule 3 (no event of the requestId) proves a request was never
+// handled only if retention kept its partition's events from when its
+// original may have been handled, up to DEDUPE_WINDOW before the dead
+// letter (a copy is dead-lettered only while ingest remembers the
+// original).
+type statusHistory struct {
+	n       int
+	trimmed map[int32]bool      // retention deleted records (log start > 0)
+	oldest  map[int32]time.Time // the oldest record kept, per partition read
+}
+
+// load reads the partition count and the log start offsets of topic.
+func (h *statusHistory) load(ctx context.Context, opts []kgo.Opt, topic string) error {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if h.n, err = partitions(ctx, adm, topic); err != nil {
+		return err
+	}
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("kafka: start offsets of %s: %w", topic, err)
+	}
+	h.trimmed = map[int32]bool{}
+	var lerr error
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			lerr = fmt.Errorf("kafka: start offset of %s/%d: %w", topic, o.Partition, o.Err)
+		}
+		h.trimmed[o.Partition] = o.Offset > 0
+	})
+	return lerr
+}
+
+// covers reports whether the status topic still holds every event of id
+// written since then: its partition was never trimmed, or its oldest
+// record kept is from then or before.
+func (h *statusHistory) covers(topic, id string, since time.Time) bool {
+	p := partitionOf(topic, []byte(id), h.n)
+	if trimmed, known := h.trimmed[p]; !known {
+		return false
+	} else if !trimmed {
+		return true
+	}
+	oldest, ok := h.oldest[p]
+	return ok && !oldest.After(since)
 }
 
 // keysOn reads the partitions of topic that keys fall in (as the workers'

@@ -26,6 +26,7 @@ type Settings struct {
 	DailyLimitCents  int64
 	DailyBatchCap    int
 	LeaseTTL         time.Duration
+	DedupeWindow     time.Duration
 
 	// Flags of the tool.
 	Output  string        // table or json
@@ -75,6 +76,10 @@ func Bind(s *config.Set) *Settings {
 		Check(func() error { return config.CheckPositive(st.DailyBatchCap) })
 	s.Duration(&st.LeaseTTL, "lease-ttl", "DISPATCHER_LEASE_TTL", dispatch.DefaultLeaseTTL, "the dispatcher's lease (dates a batch's last step)").
 		Check(func() error { return config.CheckPositive(st.LeaseTTL) })
+
+	s.Duration(&st.DedupeWindow, "dedupe-window", "DEDUPE_WINDOW", dispatch.DefaultDedupeWindow,
+		"how long a requestId is single-use, as the workers have it: dlq replay refuses a dead letter whose status history from that long before it has left the status topic").
+		Check(func() error { return config.CheckPositive(st.DedupeWindow) })
 
 	s.String(&st.Output, "output", "PAYOUTSCTL_OUTPUT", "table", "table or json").Check(func() error {
 		if st.Output != "table" && st.Output != "json" {

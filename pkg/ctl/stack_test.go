@@ -134,7 +134,21 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 	}
 
 	t.Run("trace of a submitted request", func(t *testing.T) {
+		// SUBMITTED is produced before the batch record moves from posted
+		// to done: trace again until it has.
 		tr := trA
+		for deadline := time.Now().Add(30 * time.Second); ; tr = k.trace(okA.RequestID) {
+			done := false
+			for _, f := range tr.Redis {
+				if strings.HasPrefix(f.What, "batch ") && strings.HasPrefix(f.Value, "state done") {
+					done = true
+				}
+			}
+			if done || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		var statuses []string
 		for _, e := range tr.Events {
 			statuses = append(statuses, e.Status)

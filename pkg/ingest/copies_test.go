@@ -138,8 +138,9 @@ func TestValidCopyOfARejectedRequestIsDeadLettered(t *testing.T) {
 	dup := string(payout.ReasonDuplicateRequest)
 	if len(o.dlq) != 4 || len(errs[bad.RequestID]) != 1 || errs[bad.RequestID][0] != dup ||
 		len(errs[garbled.RequestID]) != 2 || errs[garbled.RequestID][1] != dup ||
-		len(errs[paid.RequestID]) != 1 || errs[paid.RequestID][0] == dup {
-		t.Fatalf("DLQ = %v, want: the fixed copy and the decodable copy of the garbled request as DUPLICATE_REQUEST, both garbage records with their decode error", errs)
+		len(errs[paid.RequestID]) != 1 || !strings.HasPrefix(errs[paid.RequestID][0], dup+": ") ||
+		len(errs[garbled.RequestID][0]) == 0 || strings.HasPrefix(errs[garbled.RequestID][0], dup) {
+		t.Fatalf("DLQ = %v, want: the fixed copy and the decodable copy of the garbled request as DUPLICATE_REQUEST, the first garbage record with its decode error, and the garbage copy of the paid request as DUPLICATE_REQUEST with its decode error", errs)
 	}
 	if n := duplicates(e); n != 2 {
 		t.Fatalf("payouts_duplicate_requests_total{stage=ingest} = %v, want 2", n)

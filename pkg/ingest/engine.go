@@ -811,6 +811,14 @@ func (e *Engine) process(r *kgo.Record, req *payout.Request, decErr error, isCop
 			e.cfg.Logger.Warn("transient decode failure; aborting the window", "err", decErr)
 			return false
 		}
+		if isCopy {
+			// Another record holds its key's requestId: whatever these
+			// bytes are, they are marked a copy, which payoutsctl never
+			// replays (a replay past DEDUPE_WINDOW, once the status
+			// topic's history of the original has aged out, would pay it
+			// again).
+			decErr = fmt.Errorf("%w: %w", errDuplicateRequest, decErr)
+		}
 		e.produce(e.dlqRecord(r, decErr))
 		e.m.pend("dlq")
 		// The key of a request is its requestId: when it is one, the
