@@ -156,6 +156,22 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	// before the group's payees are posted (the group is as large as one
 	// lookup takes); elsewhere each payee looks itself up. A payee no
 	// dispatcher can have posted is not looked up (newPayeeProof).
+	// A payee its rail refused in an earlier attempt of this batch (read
+	// again: its offset was not committed) is neither looked up nor
+	// posted again: its REJECTED, perhaps on the topic already, is final.
+	// It is emitted again, under the same eventId.
+	var refusedBefore []int
+	if len(c.refused) > 0 {
+		kept := make([]int, 0, len(j.keep))
+		for _, i := range j.keep {
+			if _, ok := c.refused[b.Transactions[i].RequestID]; ok {
+				refusedBefore = append(refusedBefore, i)
+			} else {
+				kept = append(kept, i)
+			}
+		}
+		j.keep = kept
+	}
 	unposted := j.provenUnposted(maybeSent)
 	ask := func(i int) bool { return unposted == nil || !unposted[i] }
 	mf, _ := cl.(rail.ManyFinder)
@@ -172,11 +188,12 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 			calls++
 		}
 	}
-	pacer, err := e.bulk[cl.Rail()].Reserve(j.soft, calls)
-	if err != nil {
-		return err
+	var err error
+	if calls > 0 { // none when every payee left was refused before
+		if j.pacer, err = e.bulk[cl.Rail()].Reserve(j.soft, calls); err != nil {
+			return err
+		}
 	}
-	j.pacer = pacer
 	j.railDeadline = time.Now().Add(e.cfg.RailPatience)
 	outs := make([]singleOutcome, len(b.Transactions))
 	errs := make([]error, len(b.Transactions))
@@ -253,6 +270,11 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		// The payees already paid are found by the next attempt's lookups.
 		return err
 	}
+	for _, i := range refusedBefore {
+		r := c.refused[b.Transactions[i].RequestID]
+		outs[i] = singleOutcome{rejected: &rail.Error{Rail: cl.Rail(), Op: "create", Class: rail.Rejected, Code: r.code, Message: r.message}}
+	}
+	j.keep = append(j.keep, refusedBefore...)
 	return j.finishSingle(cl.Rail(), outs, c.code == "fresh")
 }
 
@@ -568,6 +590,7 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 	var recs []*kgo.Record
 	var gate []track.GateItem
 	var rejected []*kgo.Record
+	refused := map[string]refusal{}
 	var deferred []int
 	var deferReason *rail.Error
 	unavailable := 0
@@ -610,6 +633,7 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 			if code == "" {
 				code = string(payout.ReasonDispatchFailed)
 			}
+			refused[t.RequestID] = refusal{code: code, message: o.rejected.Message}
 			r, err := e.statusRecord(b, t, payout.StatusRejected, code, o.rejected.Message, nil, nil,
 				payout.EventID("status", t.RequestID, string(payout.StatusRejected), b.BatchID))
 			if err != nil {
@@ -627,6 +651,14 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 	}
 	ungated := append(dr, rejected...)
 	if len(deferred) == 0 {
+		// The refusals are recorded before their REJECTED goes out: the
+		// batch read again posts none of them (runSingle).
+		if len(refused) > 0 {
+			if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosting}, statePosting,
+				refusedFields(refused)...); err != nil {
+				return err
+			}
+		}
 		if err := j.produceGated(recs, gate, ungated); err != nil {
 			return err
 		}
@@ -653,7 +685,7 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 		j.log.Warn("dispatch: rail unavailable: its unsettled payees wait on the deferred topic",
 			"rail", name, "waiting", len(deferred), "paid", len(ps), "retry_at", notBefore.UTC())
 	}
-	return j.deferSingle(recs, gate, ungated, deferred, reason, msg, notBefore, len(ps))
+	return j.deferSingle(recs, gate, ungated, deferred, reason, msg, notBefore, len(ps), refused)
 }
 
 // deferSingle settles what is settled (recs through the gate, ungated as
@@ -663,9 +695,12 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 // provider's webhook: so its DEFERRED goes through the status gate too,
 // and is not emitted after a later status.
 func (j *job) deferSingle(recs []*kgo.Record, gate []track.GateItem, ungated []*kgo.Record, wait []int,
-	reason payout.Reason, msg string, notBefore time.Time, paid int) error {
+	reason payout.Reason, msg string, notBefore time.Time, paid int, refused map[string]refusal) error {
 	e, b := j.e, j.b
-	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosting}, stateDeferred); err != nil {
+	// The refusals are recorded with the move, before their REJECTED goes
+	// out (runSingle).
+	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosting}, stateDeferred,
+		refusedFields(refused)...); err != nil {
 		return err
 	}
 	copyRec, statuses, next, err := j.deferredCopy(wait, reason, msg, notBefore)

@@ -114,26 +114,58 @@ return 1
 `)
 
 // claimScript: KEYS epoch, batch record; ARGV epoch, owner, leaseMs,
-// recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs}.
+// recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs,
+// refused}, refused (on a resume) being the record's refusedPrefix fields
+// as {requestId, value, ...}.
 var claimScript = redis.NewScript(luaNow + epochOK + `
-if not epochOK then return {'noepoch', '', '', '', 0} end
+if not epochOK then return {'noepoch', '', '', '', 0, {}} end
 local lease = now + tonumber(ARGV[3])
 local st = redis.call('HGET', KEYS[2], 'state')
 if not st then
   redis.call('HSET', KEYS[2], 'state', 'claimed', 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  return {'fresh', 'claimed', '', '', 0}
+  return {'fresh', 'claimed', '', '', 0, {}}
 end
 local f = redis.call('HMGET', KEYS[2], 'owner', 'lease', 'payoutId', 'firstPostAt')
-if st == 'done' or st == 'rejected' then return {'final', st, f[3] or '', f[4] or '', 0} end
+if st == 'done' or st == 'rejected' then return {'final', st, f[3] or '', f[4] or '', 0, {}} end
 local owner, till = f[1] or '', tonumber(f[2] or '0')
 if owner ~= '' and owner ~= ARGV[2] and till > now then
-  return {'busy', st, '', '', till - now}
+  return {'busy', st, '', '', till - now, {}}
 end
 redis.call('HSET', KEYS[2], 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return {'resume', st, f[3] or '', f[4] or '', 0}
+local refused = {}
+if st ~= 'claimed' then
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 8) == 'refused:' then
+      refused[#refused + 1] = string.sub(all[i], 9)
+      refused[#refused + 1] = all[i + 1]
+    end
+  end
+end
+return {'resume', st, f[3] or '', f[4] or '', 0, refused}
 `)
+
+// refusedPrefix starts the batch record's field of each payee a
+// single-payout rail refused ("refused:<requestId>" = code, 0x1f, message):
+// written before the payee's REJECTED is produced, so that an attempt that
+// reads the batch again (its offset not committed) neither looks the payee
+// up nor posts it again, and emits the same REJECTED (refusedFields).
+const refusedPrefix = "refused:"
+
+// refusal is a payee's refusal by its rail, as the batch record keeps it.
+type refusal struct{ code, message string }
+
+// refusedFields are the transition's fields that record refusals, by
+// requestId.
+func refusedFields(rs map[string]refusal) []string {
+	out := make([]string, 0, 2*len(rs))
+	for id, r := range rs {
+		out = append(out, refusedPrefix+id, r.code+"\x1f"+r.message)
+	}
+	return out
+}
 
 // guard is the common head of every later step: the epoch is current and
 // ready, and the record is still ours.
@@ -183,8 +215,9 @@ return 0
 // takes one POST per payee (its new payees are marked). Each requestId not yet
 // indexed becomes this batch's: the value is the batch id, or the batch id
 // + "#r" for a rejected one. So does one a recovery found listed by the
-// batch's own rail (its mark): the rail's lookup before any POST finds that
-// payout and adopts it. The reply is 'ok' then one verdict byte per
+// batch's own rail (its mark), or one a recovery marked suspect
+// (suspectMark): the rail's lookup before any POST finds that payout and
+// adopts it. The reply is 'ok' then one verdict byte per
 // requestId: 'k' keep, 'r' rejected by this batch (now or in an earlier
 // attempt: REJECTED is final), 'd' owned by another batch or listed by
 // another rail; then, for a single-payout rail, one byte per requestId,
@@ -209,7 +242,7 @@ for i = 3, #KEYS do
   if not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then
     new = false
     v = redis.call('GET', KEYS[i])
-    if v == ARGV[6] then
+    if v == ARGV[6] or v == '` + suspectMark + `' then
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
       v = mine
     end
@@ -298,6 +331,7 @@ type claim struct {
 	payoutID    string
 	firstPostAt time.Time // zero when never posted
 	wait        time.Duration
+	refused     map[string]refusal // payees their rail refused in an earlier attempt (refusedPrefix)
 }
 
 func parseMillis(v any) time.Time {
@@ -315,7 +349,7 @@ func (s *store) claim(ctx context.Context, owner, epoch, batchID string) (claim,
 	if err != nil {
 		return claim{}, fmt.Errorf("dispatch: claim batch %s: %w", batchID, err)
 	}
-	if len(res) != 5 {
+	if len(res) != 6 {
 		return claim{}, fmt.Errorf("dispatch: claim batch %s: unexpected reply %v", batchID, res)
 	}
 	c := claim{}
@@ -325,6 +359,15 @@ func (s *store) claim(ctx context.Context, owner, epoch, batchID string) (claim,
 	c.firstPostAt = parseMillis(res[3])
 	w, _ := res[4].(int64)
 	c.wait = time.Duration(w) * time.Millisecond
+	if rs, _ := res[5].([]any); len(rs) > 0 {
+		c.refused = make(map[string]refusal, len(rs)/2)
+		for i := 0; i+1 < len(rs); i += 2 {
+			id, _ := rs[i].(string)
+			v, _ := rs[i+1].(string)
+			code, msg, _ := strings.Cut(v, "\x1f")
+			c.refused[id] = refusal{code: code, message: msg}
+		}
+	}
 	return c, nil
 }
 
@@ -386,6 +429,13 @@ const (
 // found in the listing of a single-payout rail, whose payouts do not name
 // our batch (rebuildIndex). A batch id never starts with '~'.
 func listedMark(n rail.Name) string { return "~" + string(n) }
+
+// suspectMark is the duplicate-index value a rebuild writes under the
+// lower-case form of an id a single-payout rail listed in upper or mixed
+// case: perhaps one of our requestIds echoed in another case. A batch of
+// any rail takes such an entry over, as its own rail's listedMark, so its
+// payee is looked up before any POST and never proven new (dedupeScript).
+const suspectMark = "~?"
 
 // dedupe indexes the batch's requestIds (modes: one modeKeep or modeReject
 // each) for a batch of rail n and returns one verdict per requestId, and

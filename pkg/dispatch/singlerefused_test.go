@@ -1,0 +1,195 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
+)
+
+// refuseOnce answers the first POST naming refuse with a 400 (the rail
+// refuses the payee; nothing is created; a later POST is accepted, as when
+// the refusal's cause has passed) and every POST naming down with a 503
+// (nothing created) while down is set. Everything else reaches the
+// simulator.
+type refuseOnce struct {
+	refuse, downID string
+	down           atomic.Bool
+	once           sync.Once
+	posts          atomic.Int32 // POSTs naming refuse
+}
+
+func (r *refuseOnce) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || req.Body == nil {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	answer := func(code int, msg string) (*http.Response, error) {
+		return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(`{"message":"` + msg + `","code":"` + msg + `"}`)), Request: req}, nil
+	}
+	if bytes.Contains(body, []byte(`"`+r.refuse+`"`)) {
+		r.posts.Add(1)
+		refused := false
+		r.once.Do(func() { refused = true })
+		if refused {
+			return answer(http.StatusBadRequest, "beneficiary refused")
+		}
+	}
+	if bytes.Contains(body, []byte(`"`+r.downID+`"`)) && r.down.Load() {
+		return answer(http.StatusServiceUnavailable, "down")
+	}
+	clone := req.Clone(req.Context())
+	clone.Body, clone.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	return http.DefaultTransport.RoundTrip(clone)
+}
+
+// through returns r with its client's calls going through tr.
+func (r singleRail) through(t *testing.T, tr http.RoundTripper) singleRail {
+	hc := &http.Client{Transport: tr}
+	switch s := r.sim.(type) {
+	case *sfptest.Server:
+		cb := sink(t)
+		r.client = s.Client(func(c *sfp.Config) { c.CallbackURL, c.HTTPClient = cb, hc })
+	case *weptest.Server:
+		r.client = s.Client(wepayout.Config{NotificationURL: sink(t), HTTPClient: hc})
+	default:
+		t.Fatalf("no client for %T", r.sim)
+	}
+	return r
+}
+
+// A payee of a single-payout batch is refused (REJECTED, final) while
+// another payee's rail stays down past RailPatience, so the batch is
+// deferred, its copy holding the unsettled payee only. Second fault: the
+// original batch record is read again (its offset commit lost to a crash
+// or a revocation after the produce). The refused payee is neither posted
+// again nor given a second lifecycle; its REJECTED is the same event.
+func TestRefusedPayeeNotPostedAgainWhenTheBatchIsReadAgain(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{partitions: 1})
+			b := singleBatch(r, "refused-again", 3)
+			refused, down := b.Transactions[1].RequestID, b.Transactions[2].RequestID
+			tr := &refuseOnce{refuse: refused, downID: down}
+			tr.down.Store(true)
+			timing := func(c *Config) { c.RailPatience, c.SingleConcurrency = 500*time.Millisecond, 1 }
+			e1 := r.through(t, tr).engine(f, timing)
+			bb := b
+			if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
+				t.Fatalf("first attempt: %v", err)
+			}
+			idx := byStatus(f.statuses())
+			if len(idx[refused][payout.StatusRejected]) != 1 || len(idx[down][payout.StatusDeferred]) != 1 {
+				t.Fatalf("first attempt: refused %v, down %v", idx[refused], idx[down])
+			}
+			// The original is read again, the rail healthy.
+			tr.down.Store(false)
+			e2 := r.through(t, tr).engine(f, timing)
+			bb = b
+			if err := e2.process(context.Background(), &bb, nil, testLogger()); err != nil {
+				t.Fatalf("the original read again: %v", err)
+			}
+			idx = byStatus(f.statuses())
+			if n := tr.posts.Load(); n != 1 || r.sim.Accepted(refused) != 0 {
+				t.Fatalf("the refused payee was posted %d times, paid %d: a REJECTED payee posted again", n, r.sim.Accepted(refused))
+			}
+			if rj := idx[refused][payout.StatusRejected]; len(rj) != 2 || rj[0].EventID != rj[1].EventID ||
+				len(idx[refused][payout.StatusSubmitted]) != 0 {
+				t.Fatalf("refused payee's events %v: want its one REJECTED again, and nothing else", idx[refused])
+			}
+			if r.sim.Accepted(down) != 1 || r.sim.Accepted(b.Transactions[0].RequestID) != 1 {
+				t.Fatalf("the others paid %d and %d times, want once each", r.sim.Accepted(b.Transactions[0].RequestID), r.sim.Accepted(down))
+			}
+			f.checkLifecycles()
+		})
+	}
+}
+
+// The same with no payee deferred: the batch is read again after its
+// statuses went out but before its record moved to done (a crash in
+// between; here the record is put back to posting).
+func TestRefusedPayeeNotPostedAgainAfterACrashBeforeDone(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{partitions: 1})
+			b := singleBatch(r, "refused-crash", 2)
+			refused := b.Transactions[1].RequestID
+			tr := &refuseOnce{refuse: refused}
+			e1 := r.through(t, tr).engine(f, nil)
+			bb := b
+			if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
+				t.Fatalf("first attempt: %v", err)
+			}
+			key := e1.st.batchKey(b.BatchID)
+			if err := f.redis.Client().HSet(context.Background(), key, "state", statePosting, "owner", "", "lease", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			e2 := r.through(t, tr).engine(f, nil)
+			bb = b
+			if err := e2.process(context.Background(), &bb, nil, testLogger()); err != nil {
+				t.Fatalf("the batch read again: %v", err)
+			}
+			if n := tr.posts.Load(); n != 1 || r.sim.Accepted(refused) != 0 {
+				t.Fatalf("the refused payee was posted %d times, paid %d", n, r.sim.Accepted(refused))
+			}
+			idx := byStatus(f.statuses())
+			if len(idx[refused][payout.StatusSubmitted]) != 0 || len(idx[refused][payout.StatusRejected]) == 0 {
+				t.Fatalf("refused payee's events %v", idx[refused])
+			}
+			if c := idx[refused][payout.StatusRejected][0].ReasonCode; c == nil || *c == "" {
+				t.Fatalf("REJECTED without the rail's code")
+			}
+			f.checkLifecycles()
+		})
+	}
+}
+
+// Every payee left in the batch was refused before it was read again: with
+// nothing to look up or post (no rate-limit call to reserve), the attempt
+// re-emits the REJECTED and ends, rather than fail and be retried for
+// ever, holding its partition.
+func TestEveryPayeeRefusedBeforeTheBatchIsReadAgain(t *testing.T) {
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{partitions: 1})
+			b := singleBatch(r, "all-refused", 1)
+			refused := b.Transactions[0].RequestID
+			tr := &refuseOnce{refuse: refused}
+			e1 := r.through(t, tr).engine(f, nil)
+			bb := b
+			if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
+				t.Fatalf("first attempt: %v", err)
+			}
+			if err := f.redis.Client().HSet(context.Background(), e1.st.batchKey(b.BatchID), "state", statePosting, "owner", "", "lease", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			e2 := r.through(t, tr).engine(f, nil)
+			bb = b
+			if err := e2.process(context.Background(), &bb, nil, testLogger()); err != nil {
+				t.Fatalf("the batch read again: %v (the worker would retry it for ever)", err)
+			}
+			if rj := byStatus(f.statuses())[refused][payout.StatusRejected]; len(rj) != 2 || rj[0].EventID != rj[1].EventID || tr.posts.Load() != 1 {
+				t.Fatalf("refused payee: REJECTED %d, POSTs %d", len(rj), tr.posts.Load())
+			}
+		})
+	}
+}
