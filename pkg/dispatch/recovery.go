@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
@@ -302,13 +303,24 @@ func (e *Engine) listSingles(ctx context.Context, w *indexWriter, to time.Time) 
 				return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list %s payouts: %w", n, err)
 			}
 			payouts++
-			if p.ID == "" {
+			if !payout.ValidReference(p.ID) {
+				// No id, or one no requestId of ours can be (spaces
+				// around it, say): the index cannot name it.
 				e.m.unindexed.WithLabelValues(string(n)).Inc()
 				unindexed++
 				continue
 			}
 			if err := w.set(ctx, p.ID, mark, true); err != nil {
 				return 0, 0, 0, err
+			}
+			if folded := strings.ToLower(p.ID); folded != p.ID {
+				// The rail may echo our id in another case: the id in
+				// lower case is marked suspect, so a payee under it is
+				// looked up before any POST (never proven new), and the
+				// lookup refuses to call it absent.
+				if err := w.set(ctx, folded, suspectMark, true); err != nil {
+					return 0, 0, 0, err
+				}
 			}
 			indexed++
 		}
