@@ -66,6 +66,7 @@ type Engine struct {
 	base     time.Time                // New's time, with its monotonic reading: since
 	started  atomic.Pointer[startPos] // this process's start record, once written (starts.go)
 	startMu  sync.Mutex               // one start record per process
+	mayEvict atomic.Bool              // Redis may evict our keys: no new-payee proof (checkEviction)
 	hadEpoch atomic.Bool              // ensureEpoch has handed out an epoch: this process may have claimed
 	// railsMissing: a recovery here found a rail it must list and cannot
 	// (missingRails); the process leaves recoveries to other replicas.
@@ -251,11 +252,24 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.log.Warn("dispatch: read the status epoch marker", "err", err)
 	}
 	e.checkRunID(runCtx)
+	e.checkEviction(runCtx)
 	// The start record, before anything can be claimed (starts.go).
 	e.announceBeforeConsuming(runCtx)
 	e.health.check(runCtx)
 	var bg sync.WaitGroup
 	bg.Go(func() { e.health.run(e.hard) })
+	bg.Go(func() {
+		t := time.NewTicker(evictionCheckEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.hard.Done():
+				return
+			case <-t.C:
+				e.checkEviction(e.hard)
+			}
+		}
+	})
 	if e.started.Load() != nil {
 		bg.Go(func() { e.checkStartsTopic(e.hard) })
 		bg.Go(func() { e.keepAnnouncing(e.hard) })

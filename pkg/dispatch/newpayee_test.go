@@ -438,3 +438,39 @@ func TestCompleteEpochRefusesAnUnindexedListing(t *testing.T) {
 		t.Fatalf("complete %q after a full listing, want e0", c)
 	}
 }
+
+// A Redis that may evict keys (maxmemory with a policy other than
+// noeviction) could drop a paid payee's duplicate-index entry: the next SET
+// NX would index it "for the first time" and prove it new. While Redis may
+// evict, every payee is looked up; with noeviction the proof holds again.
+func TestEvictingRedisTurnsTheNewPayeeProofOff(t *testing.T) {
+	for _, policy := range []string{"allkeys-lru", "volatile-ttl", "noeviction"} {
+		t.Run(policy, func(t *testing.T) {
+			r := singleRails(t)[1](t)
+			f := newFixture(t, fixtureOpt{ownRedis: true})
+			rdb := f.redis.Client()
+			ctx := context.Background()
+			if err := rdb.ConfigSet(ctx, "maxmemory", "1gb").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.ConfigSet(ctx, "maxmemory-policy", policy).Err(); err != nil {
+				t.Fatal(err)
+			}
+			e := r.engine(f, nil)
+			b := singleBatch(r, "evict-"+policy, 3)
+			f.produce(f.topics.Batches, b)
+			stop, _ := f.run(e)
+			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+			_ = stop()
+			f.checkSinglePaid(r, b, nil)
+			skipped, gauge := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))), testutil.ToFloat64(e.m.mayEvict)
+			want, wantGauge := 0.0, 1.0
+			if policy == "noeviction" {
+				want, wantGauge = 3, 0
+			}
+			if skipped != want || gauge != wantGauge {
+				t.Fatalf("maxmemory-policy %s: lookups skipped %v (want %v), redis_may_evict %v (want %v)", policy, skipped, want, gauge, wantGauge)
+			}
+		})
+	}
+}

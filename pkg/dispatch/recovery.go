@@ -51,6 +51,44 @@ func (e *Engine) checkRunID(ctx context.Context) {
 		"from a healthy one; allow INFO (+info) to the dispatcher's Redis user")
 }
 
+// checkEviction reads, from INFO memory, whether Redis may evict keys
+// (maxmemory set and a policy other than noeviction), and turns the new-
+// payee proof off while it may: an evicted duplicate-index entry would let
+// SET NX index a paid payee "for the first time" and post it without a
+// lookup (newPayeeProof). An answer it cannot read counts as "may evict".
+// It runs at start and every evictionCheckEvery after.
+func (e *Engine) checkEviction(ctx context.Context) {
+	info, err := e.st.rdb.Info(ctx, "memory").Result()
+	policy, limit := "", ""
+	for line := range strings.SplitSeq(info, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+		switch k {
+		case "maxmemory_policy":
+			policy = v
+		case "maxmemory":
+			limit = v
+		}
+	}
+	safe := err == nil && (limit == "0" || (limit != "" && policy == "noeviction"))
+	was := e.mayEvict.Swap(!safe)
+	if safe {
+		e.m.mayEvict.Set(0)
+		if was {
+			e.log.Info("dispatch: Redis evicts no keys: single-payout payees the duplicate index proves new are posted without a lookup again")
+		}
+		return
+	}
+	e.m.mayEvict.Set(1)
+	if !was {
+		e.log.Error("dispatch: Redis may evict keys (maxmemory set with a policy other than noeviction, or INFO memory unreadable): "+
+			"every single-payout payee is looked up before its POST until it cannot; set maxmemory-policy noeviction and allow INFO (+info)",
+			"maxmemory_policy", policy, "err", err)
+	}
+}
+
+// evictionCheckEvery is how often checkEviction reads Redis's policy again.
+const evictionCheckEvery = time.Minute
+
 // recoveryWait is how long after a Redis loss a POST begun before it may
 // still land. A job starts a call that POSTs only while its lease was
 // confirmed at most leaseFresh's limit ago (a renewal interval plus

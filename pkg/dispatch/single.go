@@ -442,7 +442,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 // for such accounts.
 func (j *job) provenUnposted(maybeSent bool) []bool {
 	e := j.e
-	if e.cfg.LookupEveryPayee || maybeSent || j.unposted == nil {
+	if e.cfg.LookupEveryPayee || e.mayEvict.Load() || maybeSent || j.unposted == nil {
 		return nil
 	}
 	now := e.now()
