@@ -994,7 +994,10 @@ func (j *job) post() error {
 				Message: "answer without payoutId", Class: rail.OutcomeUnknown}
 		}
 		lookupFirst, verdict := judgePost(err)
-		if lookupFirst {
+		// A refusal that ends the batch is looked up by lookupSettled
+		// (postRejected below, poison for postFailed), whose first GET is
+		// made at once: this one would only repeat it.
+		if lookupFirst && verdict != postRejected && verdict != postFailed {
 			// No refusal is taken at its word: the batch may already be in
 			// Wompi. An earlier attempt may have landed (created at
 			// 23:59:50, refused at 00:00:50 because its dispersion date went

@@ -2,19 +2,15 @@ package dispatch
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/wepayout"
-	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 )
 
 // foldOurIDs rewrites WEpayout's listing, while on, to name our ids as a
@@ -62,26 +58,9 @@ func TestFoldedListingIDIsNeverProvenNew(t *testing.T) {
 			name = "spaces"
 		}
 		t.Run(name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{ownRedis: true})
-			sim := weptest.NewTestServer(t, weptest.Config{})
-			var on atomic.Bool
-			cl := sim.Client(wepayout.Config{NotificationURL: sink(t),
-				HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: foldOurIDs{base: http.DefaultTransport, on: &on, space: space}}})
-			r := singleRails(t)[1](t)
-			r.client, r.sim = cl, sim
-			b := singleBatch(r, "folded-"+name, 1)
-			rid := b.Transactions[0].RequestID
-			untilCrash(t, f, r.engine(f, nil), b)
-			on.Store(true)
-			if err := f.redis.FlushAll(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			e := r.engine(f, func(c *Config) { c.RailPatience = 2 * time.Second })
-			stop, _ := f.run(e)
-			eventually(t, "the batch read again handled", func() bool {
-				return outcome(e, "submitted")+outcome(e, "deferred") >= 1
+			f, e, sim, rid := paidThenListedAfterLoss(t, "folded-"+name, func(on *atomic.Bool) http.RoundTripper {
+				return foldOurIDs{base: http.DefaultTransport, on: on, space: space}
 			})
-			_ = stop()
 			if n := sim.Accepted(rid); n != 1 {
 				t.Fatalf("%s paid %d times, want 1 (complete epoch %q, lookups skipped %v)", rid, n, f.epochField("complete"),
 					testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(rail.WEpayout))))

@@ -372,27 +372,9 @@ func (s stripOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 // payee waits, RAIL_UNAVAILABLE) and nothing is paid twice. (Found by a
 // helper review: the epoch was marked complete and the payee paid again.)
 func TestUnindexedListingLeavesTheEpochIncomplete(t *testing.T) {
-	f := newFixture(t, fixtureOpt{ownRedis: true})
-	sim := weptest.NewTestServer(t, weptest.Config{})
-	var strip atomic.Bool
-	cl := sim.Client(wepayout.Config{NotificationURL: sink(t),
-		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: stripOurIDs{base: http.DefaultTransport, on: &strip}}})
-	r := singleRails(t)[1](t)
-	r.client, r.sim = cl, sim
-	b := singleBatch(r, "unindexed", 1)
-	rid := b.Transactions[0].RequestID
-	e := r.engine(f, nil)
-	untilCrash(t, f, e, b)
-	strip.Store(true)
-	if err := f.redis.FlushAll(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e2 := r.engine(f, func(c *Config) { c.RailPatience = 2 * time.Second })
-	stop, _ := f.run(e2)
-	eventually(t, "the redelivered batch handled", func() bool {
-		return outcome(e2, "submitted")+outcome(e2, "deferred") >= 1
+	f, e2, sim, rid := paidThenListedAfterLoss(t, "unindexed", func(on *atomic.Bool) http.RoundTripper {
+		return stripOurIDs{base: http.DefaultTransport, on: on}
 	})
-	_ = stop()
 	if n := testutil.ToFloat64(e2.m.unindexed.WithLabelValues(string(rail.WEpayout))); n == 0 {
 		t.Fatal("the listing was indexed: the test did not strip our ids")
 	}
@@ -405,6 +387,34 @@ func TestUnindexedListingLeavesTheEpochIncomplete(t *testing.T) {
 	if n := testutil.ToFloat64(e2.m.lookupsSkipped.WithLabelValues(string(rail.WEpayout))); n != 0 {
 		t.Fatalf("%v lookups skipped, want 0", n)
 	}
+}
+
+// paidThenListedAfterLoss pays a one-payee WEpayout batch and crashes
+// before recording it, loses Redis, and reads the batch again with an
+// engine whose recovery lists WEpayout through listing(on), on set from
+// the loss. It returns once the batch read again is handled.
+func paidThenListedAfterLoss(t *testing.T, prefix string, listing func(on *atomic.Bool) http.RoundTripper) (*fixture, *Engine, *weptest.Server, string) {
+	t.Helper()
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	sim := weptest.NewTestServer(t, weptest.Config{})
+	var on atomic.Bool
+	r := singleRails(t)[1](t)
+	r.client = sim.Client(wepayout.Config{NotificationURL: sink(t),
+		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: listing(&on)}})
+	r.sim = sim
+	b := singleBatch(r, prefix, 1)
+	untilCrash(t, f, r.engine(f, nil), b)
+	on.Store(true)
+	if err := f.redis.FlushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := r.engine(f, func(c *Config) { c.RailPatience = 2 * time.Second })
+	stop, _ := f.run(e)
+	eventually(t, "the batch read again handled", func() bool {
+		return outcome(e, "submitted")+outcome(e, "deferred") >= 1
+	})
+	_ = stop()
+	return f, e, sim, b.Transactions[0].RequestID
 }
 
 // completeEpoch leaves the epoch incomplete when a rail lists a payout

@@ -122,6 +122,26 @@ func TestRefusedPayeeNotPostedAgainWhenTheBatchIsReadAgain(t *testing.T) {
 	}
 }
 
+// readAgainBeforeDone pays b through r, then puts its record back to
+// posting (a crash after its statuses went out, before the move to done)
+// and has another engine read it again. Each attempt must end without an
+// error: one that fails is retried by the worker for ever.
+func readAgainBeforeDone(t *testing.T, f *fixture, r singleRail, b payout.Batch) {
+	t.Helper()
+	e1 := r.engine(f, nil)
+	bb := b
+	if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
+		t.Fatalf("first attempt: %v", err)
+	}
+	if err := f.redis.Client().HSet(context.Background(), e1.st.batchKey(b.BatchID), "state", statePosting, "owner", "", "lease", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	bb = b
+	if err := r.engine(f, nil).process(context.Background(), &bb, nil, testLogger()); err != nil {
+		t.Fatalf("the batch read again: %v (the worker would retry it for ever)", err)
+	}
+}
+
 // The same with no payee deferred: the batch is read again after its
 // statuses went out but before its record moved to done (a crash in
 // between; here the record is put back to posting).
@@ -133,20 +153,7 @@ func TestRefusedPayeeNotPostedAgainAfterACrashBeforeDone(t *testing.T) {
 			b := singleBatch(r, "refused-crash", 2)
 			refused := b.Transactions[1].RequestID
 			tr := &refuseOnce{refuse: refused}
-			e1 := r.through(t, tr).engine(f, nil)
-			bb := b
-			if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("first attempt: %v", err)
-			}
-			key := e1.st.batchKey(b.BatchID)
-			if err := f.redis.Client().HSet(context.Background(), key, "state", statePosting, "owner", "", "lease", 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			e2 := r.through(t, tr).engine(f, nil)
-			bb = b
-			if err := e2.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("the batch read again: %v", err)
-			}
+			readAgainBeforeDone(t, f, r.through(t, tr), b)
 			if n := tr.posts.Load(); n != 1 || r.sim.Accepted(refused) != 0 {
 				t.Fatalf("the refused payee was posted %d times, paid %d", n, r.sim.Accepted(refused))
 			}
@@ -174,19 +181,7 @@ func TestEveryPayeeRefusedBeforeTheBatchIsReadAgain(t *testing.T) {
 			b := singleBatch(r, "all-refused", 1)
 			refused := b.Transactions[0].RequestID
 			tr := &refuseOnce{refuse: refused}
-			e1 := r.through(t, tr).engine(f, nil)
-			bb := b
-			if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("first attempt: %v", err)
-			}
-			if err := f.redis.Client().HSet(context.Background(), e1.st.batchKey(b.BatchID), "state", statePosting, "owner", "", "lease", 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			e2 := r.through(t, tr).engine(f, nil)
-			bb = b
-			if err := e2.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("the batch read again: %v (the worker would retry it for ever)", err)
-			}
+			readAgainBeforeDone(t, f, r.through(t, tr), b)
 			if rj := byStatus(f.statuses())[refused][payout.StatusRejected]; len(rj) != 2 || rj[0].EventID != rj[1].EventID || tr.posts.Load() != 1 {
 				t.Fatalf("refused payee: REJECTED %d, POSTs %d", len(rj), tr.posts.Load())
 			}
