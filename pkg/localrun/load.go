@@ -26,13 +26,16 @@ import (
 type LoadFigures struct {
 	// Rail is the rail every request went to: "wompi" (batches) or a
 	// single-payout rail (one payout per request).
-	Rail            string
-	Requests        int
-	Batches         int
-	Publish         time.Duration // producing every request
-	Pipeline        time.Duration // first publish to last SUBMITTED
-	RequestsPerSec  float64
-	BatchesPerSec   float64
+	Rail           string
+	Requests       int
+	Batches        int
+	Publish        time.Duration // producing every request
+	Pipeline       time.Duration // first publish to last SUBMITTED
+	RequestsPerSec float64
+	BatchesPerSec  float64
+	// SteadyPerSec is the tally's rate between the tenth and ninetieth
+	// percentile of the SUBMITTED times (Report.SteadyPerSec).
+	SteadyPerSec    float64
 	RedisCommands   float64 // dispatcher Redis commands per batch
 	RedisRoundTrips float64 // dispatcher Redis round trips per batch
 	PeakRSS         int64   // bytes, this process (the workers)
@@ -91,6 +94,9 @@ func (l *LoadFigures) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nLoad run (%s): %d requests in %d batches\n", l.Rail, l.Requests, l.Batches)
 	fmt.Fprintf(w, "  publish                         %v (%.0f requests/s)\n", l.Publish.Round(time.Millisecond), float64(l.Requests)/l.Publish.Seconds())
 	fmt.Fprintf(w, "  pipeline (publish -> SUBMITTED)  %v: %.0f %ss/s, %.1f batches/s\n", l.Pipeline.Round(time.Millisecond), l.RequestsPerSec, unit, l.BatchesPerSec)
+	if l.SteadyPerSec > 0 {
+		fmt.Fprintf(w, "  steady (10-90%% of SUBMITTED)    %.0f %ss/s (without the start, e.g. a first start's grace, and the tail)\n", l.SteadyPerSec, unit)
+	}
 	fmt.Fprintf(w, "  dispatcher Redis per batch       %.1f commands, %.1f round trips\n", l.RedisCommands, l.RedisRoundTrips)
 	fmt.Fprintf(w, "  CPU per %-7s                  (publish -> SUBMITTED)\n", unit)
 	fmt.Fprintf(w, "    workers' process               %7.1f µs (ingest, dispatcher, tracker, and the load run's publisher and tally)\n", l.perRequest(l.WorkersCPU))
@@ -280,13 +286,14 @@ func (t *Tally) fetchLedger(ctx context.Context, baseURL string) (*ledgerView, e
 // single-payout rail) from the first publish to the last SUBMITTED, as the
 // printed report gives it. A figure that was not measured is null.
 type LoadSummary struct {
-	Rail            string  `json:"rail"`
-	Requests        int     `json:"requests"`
-	Batches         int     `json:"batches"`
-	PipelineSeconds float64 `json:"pipeline_seconds"`
-	PerSecond       float64 `json:"per_second"`
-	RedisCommands   float64 `json:"dispatcher_redis_commands_per_batch"`
-	RedisRoundTrips float64 `json:"dispatcher_redis_round_trips_per_batch"`
+	Rail            string   `json:"rail"`
+	Requests        int      `json:"requests"`
+	Batches         int      `json:"batches"`
+	PipelineSeconds float64  `json:"pipeline_seconds"`
+	PerSecond       float64  `json:"per_second"`
+	SteadyPerSecond *float64 `json:"steady_per_second"`
+	RedisCommands   float64  `json:"dispatcher_redis_commands_per_batch"`
+	RedisRoundTrips float64  `json:"dispatcher_redis_round_trips_per_batch"`
 	CPU             struct {
 		WorkersProcess   float64            `json:"workers_process"`
 		LoadRun          *float64           `json:"load_run"`
@@ -310,6 +317,9 @@ func (l *LoadFigures) Summary(reconciled bool) LoadSummary {
 		PeakRSSMiB: float64(l.PeakRSS) / (1 << 20), MemorySettings: l.memorySettings(), ChildRSSMiB: map[string]float64{},
 		Reconciled: reconciled}
 	us := func(d time.Duration) *float64 { v := l.perRequest(d); return &v }
+	if l.SteadyPerSec > 0 {
+		s.SteadyPerSecond = &l.SteadyPerSec
+	}
 	if l.RawConsumePerSec > 0 {
 		s.RawConsumePerSec = &l.RawConsumePerSec
 	}

@@ -12,7 +12,7 @@ import (
 // report: the same per-request CPU figures, sums and rates, null for what
 // was not measured, and the reconciliation verdict.
 func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
-	l := &LoadFigures{Rail: "wompi", Requests: 1000, Batches: 2, Pipeline: 2 * time.Second, RequestsPerSec: 500,
+	l := &LoadFigures{Rail: "wompi", Requests: 1000, Batches: 2, Pipeline: 2 * time.Second, RequestsPerSec: 500, SteadyPerSec: 640,
 		RedisCommands: 24.5, RedisRoundTrips: 14, PeakRSS: 300 << 20, MemoryLimit: 240 << 20,
 		WorkersCPU: 30 * time.Millisecond, RedisCPU: 20 * time.Millisecond, LoadGenCPU: 8 * time.Millisecond,
 		ChildCPU: map[string]time.Duration{"kfake": 3 * time.Millisecond, "wompisim": 11 * time.Millisecond},
@@ -28,7 +28,7 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 	cpu, _ := got["cpu_us_per_request"].(map[string]any)
 	children, _ := cpu["children"].(map[string]any)
 	for name, want := range map[string]any{
-		"rail": "wompi", "requests": 1000.0, "batches": 2.0, "pipeline_seconds": 2.0, "per_second": 500.0,
+		"rail": "wompi", "requests": 1000.0, "batches": 2.0, "pipeline_seconds": 2.0, "per_second": 500.0, "steady_per_second": 640.0,
 		"dispatcher_redis_commands_per_batch": 24.5, "dispatcher_redis_round_trips_per_batch": 14.0,
 		"peak_rss_mib": 300.0, "memory_settings": "GOMEMLIMIT 240 MiB, GOGC 100", "raw_consume_per_second": 800000.0,
 		"cpu.workers_process": 30.0, "cpu.load_run": 8.0, "cpu.workers_alone": 22.0, "cpu.redis": 20.0,
@@ -55,8 +55,9 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 		t.Errorf("reconciled = %v for a report with nothing wrong", got["reconciled"])
 	}
 
-	// Not measured: the load run's share, Redis's CPU, the raw consume.
-	l.LoadGenCPU, l.RedisCPU, l.RawConsumePerSec = -1, -1, 0
+	// Not measured: the load run's share, Redis's CPU, the raw consume,
+	// the steady rate.
+	l.LoadGenCPU, l.RedisCPU, l.RawConsumePerSec, l.SteadyPerSec = -1, -1, 0, 0
 	out.Reset()
 	if err := (&Report{Load: l, DuplicatesPaid: []string{"r-1"}}).WriteLoadJSON(&out); err != nil {
 		t.Fatal(err)
@@ -71,8 +72,10 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 			t.Errorf("cpu %s = %v (present %v), want null", k, v, ok)
 		}
 	}
-	if v, ok := got["raw_consume_per_second"]; !ok || v != nil {
-		t.Errorf("raw_consume_per_second = %v, want null", v)
+	for _, k := range []string{"raw_consume_per_second", "steady_per_second"} {
+		if v, ok := got[k]; !ok || v != nil {
+			t.Errorf("%s = %v (present %v), want null", k, v, ok)
+		}
 	}
 	if w, _ := cpu["workers_redis_simulators"].(float64); w != 41 {
 		t.Errorf("workers_redis_simulators = %v, want 41 (no Redis figure counts as 0, as printed)", w)
@@ -83,5 +86,28 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 
 	if err := (&Report{}).WriteLoadJSON(&out); err == nil {
 		t.Error("a report without load figures wrote JSON")
+	}
+}
+
+// TestSteadyRateLeavesOutTheStartAndTheTail: a run that waits 5 s before
+// its first SUBMITTED, then makes 1,000 a second, is timed at 1,000 a
+// second; times too close together give no figure.
+func TestSteadyRateLeavesOutTheStartAndTheTail(t *testing.T) {
+	var ms []int64
+	for i := range 10000 {
+		ms = append(ms, 5000+int64(i)) // one per ms from t=5 s
+	}
+	ms = append(ms, 60000) // a straggler
+	// Any order: the tally sees events as the status topic's partitions
+	// interleave them.
+	ms[0], ms[9999] = ms[9999], ms[0]
+	if got := steadyRate(ms); math.Abs(got-1000) > 5 {
+		t.Errorf("steadyRate = %.1f/s, want 1000/s", got)
+	}
+	if got := steadyRate([]int64{1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2}); got != 0 {
+		t.Errorf("steadyRate over 1 ms = %v, want 0 (not timed)", got)
+	}
+	if got := steadyRate([]int64{1, 2}); got != 0 {
+		t.Errorf("steadyRate of 2 events = %v, want 0", got)
 	}
 }

@@ -35,6 +35,7 @@ type Tally struct {
 	lifecycle   []string // events that break one forward-only lifecycle per requestId
 	reasons     map[payout.Status]map[string]int
 	latencies   []time.Duration // publish -> SUBMITTED
+	submittedAt []int64         // each request's first SUBMITTED, Unix ms (its occurredAt)
 	payouts     map[string]struct{}
 	singles     map[string]int // rail -> single payouts SUBMITTED
 	// names interns batch and payout ids: a million requests share a few
@@ -139,6 +140,7 @@ func (t *Tally) Observe(sc *payout.StatusChange) {
 				}
 				t.submitted++
 				t.latencies = append(t.latencies, sc.OccurredAt.Sub(time.UnixMilli(t.published[i])))
+				t.submittedAt = append(t.submittedAt, sc.OccurredAt.UnixMilli())
 			}
 		}
 	}
@@ -214,8 +216,13 @@ type Report struct {
 	LostAt         map[string]payout.Status
 	AmountMismatch []string
 	Latency        Percentiles
-	Elapsed        time.Duration
-	Load           *LoadFigures
+	// SteadyPerSec is the rate of first SUBMITTEDs between the tenth and
+	// the ninetieth percentile of their times: the run without its start
+	// (a first start's grace, the first batch filling) and its tail. 0 when
+	// those times are under 10 ms apart (too few to time).
+	SteadyPerSec float64
+	Elapsed      time.Duration
+	Load         *LoadFigures
 }
 
 // OK reports whether the reconciliation holds: nothing paid twice, nothing
@@ -235,6 +242,23 @@ func percentiles(d []time.Duration) Percentiles {
 	slices.Sort(s)
 	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
 	return Percentiles{at(0.50), at(0.90), at(0.99), s[len(s)-1]}
+}
+
+// steadyRate is the rate of the events at times ms (Unix ms, any order)
+// between their tenth and ninetieth percentiles; 0 when those are under
+// 10 ms apart.
+func steadyRate(ms []int64) float64 {
+	if len(ms) < 10 {
+		return 0
+	}
+	s := slices.Clone(ms)
+	slices.Sort(s)
+	lo, hi := len(s)/10, len(s)*9/10
+	span := s[hi] - s[lo]
+	if span < 10 {
+		return 0
+	}
+	return float64(hi-lo) / (float64(span) / 1000)
 }
 
 // Reconcile compares the tally with the in-process simulators' audit
@@ -342,6 +366,7 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 		}
 	}
 	r.Latency = percentiles(t.latencies)
+	r.SteadyPerSec = steadyRate(t.submittedAt)
 	return r
 }
 

@@ -218,6 +218,7 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 			batches = rep.IngestBatches
 		}
 		rep.Load = s.loadFigures(ctx, o, batches, published, elapsed, cpuBefore, cpuAfter)
+		rep.Load.SteadyPerSec = rep.SteadyPerSec
 		if splitOK {
 			rep.Load.LoadGenCPU = time.Duration(loadGenShare * float64(rep.Load.WorkersCPU))
 		}
