@@ -62,7 +62,7 @@ type job struct {
 	// statusSince is the tracker's Redis-loss marker taken when the job
 	// began, before anything it emits was observed (track.Gate).
 	statusSince string
-	// foundAfterLoss: the claim record was new, yet Wompi already held the
+	// foundAfterLoss: the claim record was unproved, yet Wompi already held the
 	// batch: Redis lost our records after an earlier POST, and the
 	// tracker's statuses for the batch may have been lost with them.
 	foundAfterLoss bool
@@ -84,7 +84,7 @@ type job struct {
 	// instead, so that one rail's outage holds no other rail's batches.
 	railDeadline time.Time
 	// unsettled: the rail may hold the batch although this attempt could
-	// not find out (a lookup that kept failing on a fresh claim).
+	// not find out (a lookup that kept failing on an unproved claim).
 	unsettled bool
 	screened  bool // keep and drops are known (step 3 ran)
 }
@@ -240,7 +240,7 @@ func (j *job) run(c claim, t time.Time) error {
 // Wompi's for it.
 func (j *job) wompiUnavailable(c claim, cause error) error {
 	e := j.e
-	j.unsettled = c.code == "fresh" && j.firstPostAt.IsZero()
+	j.unsettled = c.unproved() && j.firstPostAt.IsZero()
 	release := j.reserved && j.firstPostAt.IsZero()
 	j.log.Warn("dispatch: Wompi kept failing past the dispatcher's patience: the batch waits on the deferred topic",
 		"patience", e.cfg.RailPatience, "retry_in", e.railRetryAfter(j.b.Attempt), "maybe_posted", !j.firstPostAt.IsZero(), "err", cause)
@@ -283,15 +283,15 @@ func (j *job) pay(c claim, t time.Time) error {
 	if payoutID == "" {
 		// Step 4, reconcile: a POST whose outcome is unknown is never
 		// repeated before a lookup by reference proves the payout absent.
-		// The record is new (or Redis lost it), or an earlier attempt sent
-		// a POST.
-		if c.code == "fresh" || c.state == statePosting || !c.firstPostAt.IsZero() {
+		// The record is new (or Redis lost it), the attempt that made it
+		// ended before its lookup did, or an earlier attempt sent a POST.
+		if c.unproved() || c.state == statePosting || !c.firstPostAt.IsZero() {
 			found, err := j.lookup()
 			if err != nil {
 				return err
 			}
 			payoutID = found
-			j.foundAfterLoss = found != "" && c.code == "fresh"
+			j.foundAfterLoss = found != "" && c.unproved()
 		}
 		t = e.m.stage("reconcile", t)
 	}

@@ -355,3 +355,40 @@ func TestPoisonAfterSinglePostsRejectsNobody(t *testing.T) {
 		t.Fatalf("%d statuses produced for a batch whose payees may be paid: %+v", len(ss), ss)
 	}
 }
+
+// The replica that cannot run the recovery holds the only partition, with
+// the work, and the one that can joins with nothing assigned: it runs the
+// recovery all the same, because the first asks for it, and the batch is
+// paid. Without the request, neither replica would ever recover.
+func TestIdleReplicaRunsTheRecoveryAnotherAsksFor(t *testing.T) {
+	r := singleRails(t)[0](t)
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
+	amounts := map[string]int64{"w-1": 100_000, "w-2": 100_000}
+	first := r.engine(f, nil)
+	f.produce(f.topics.Batches, onRail(r, batch("w-a", amounts, "w-1")))
+	stop, _ := f.run(first)
+	eventually(t, "batch a submitted", func() bool { return outcome(first, "submitted") == 1 })
+	_ = stop()
+	if err := f.redis.FlushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	wompiOnly := f.engine(nil)
+	f.produce(f.topics.Batches, batch("w-c", amounts, "w-2"))
+	stopW, _ := f.run(wompiOnly)
+	eventually(t, "the Wompi-only replica misses "+string(r.name), func() bool {
+		return testutil.ToFloat64(wompiOnly.m.railsMissing.WithLabelValues(string(r.name))) == 1
+	})
+	full := r.engine(f, nil)
+	stopF, _ := f.run(full)
+	eventually(t, "batch c submitted", func() bool { return outcome(wompiOnly, "submitted")+outcome(full, "submitted") == 1 })
+	_ = stopF()
+	_ = stopW()
+	if n := testutil.ToFloat64(full.m.recoveries); n != 1 {
+		t.Fatalf("the replica that can list every rail ran %v recoveries, want 1", n)
+	}
+	if n := outcome(full, "submitted"); n != 0 {
+		t.Fatalf("the idle replica was handed the batch (%v submitted): the test did not keep it idle", n)
+	}
+	f.noDoublePayment()
+}

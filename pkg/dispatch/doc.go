@@ -76,9 +76,10 @@
 //     retry of the same batch keeps its own requests. If nothing is left,
 //     the batch is done without a POST.
 //  4. Reconcile. Before any POST, if the record was not found at the claim
-//     (fresh, or lost with Redis), or was left "posting", or any earlier
-//     attempt sent a POST (firstPostAt is set), the batch is looked up by
-//     reference (its batch id). Found: it is posted; skip to 9.
+//     (fresh, or lost with Redis), or was left "claimed" (the attempt that
+//     made it ended before its lookup did), or was left "posting", or any
+//     earlier attempt sent a POST (firstPostAt is set), the batch is looked
+//     up by reference (its batch id). Found: it is posted; skip to 9.
 //  5. Budget (pkg/ratelimit, one Lua call), in the budgets of the batch's
 //     rail and in its rail's days (Bogota for Wompi): the kept amount
 //     against the account's daily limit on the budget day (the dispersion
@@ -115,8 +116,8 @@
 //     batches, of every rail, go on. A batch no POST of which went out
 //     releases its reservation; one whose POST may have landed keeps it and
 //     gates its DEFERRED (the tracker may have emitted a later status); a
-//     fresh claim whose lookup kept failing is marked as posted, so its next
-//     attempt looks it up first (step 4).
+//     claim of step 4's first two kinds whose lookup kept failing is marked
+//     as posted, so its next attempt looks it up first (step 4).
 //  8. Refusals. No refusal is taken at its word: an earlier attempt may
 //     have landed, and even this attempt's answer may be to a replay (Go's
 //     HTTP transport resends a POST carrying an Idempotency-Key when a

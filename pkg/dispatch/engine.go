@@ -270,6 +270,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		}
 	})
+	bg.Go(func() { e.answerRecoveryWanted(e.hard) })
 	if e.started.Load() != nil {
 		bg.Go(func() { e.checkStartsTopic(e.hard) })
 		bg.Go(func() { e.keepAnnouncing(e.hard) })

@@ -121,7 +121,12 @@ func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 		if e.railsMissing.Load() {
 			// This process cannot recover (missingRails): the rails it
 			// lacks and those the start records name do not change while
-			// it runs. It leaves the lock to the replicas that can.
+			// it runs. It leaves the lock to the replicas that can, and
+			// asks them to run it: they may have no batch that needs it
+			// (this process may hold every partition with work).
+			if err := e.st.rdb.Set(ctx, e.st.wantedKey(), e.st.owner, wantedFor*e.cfg.PollInterval).Err(); err != nil {
+				e.log.Warn("dispatch: ask the other replicas for a recovery", "err", err)
+			}
 			if err := sleep(ctx, e.cfg.PollInterval); err != nil {
 				return "", err
 			}
@@ -144,6 +149,29 @@ func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 		}
 		if err := sleep(ctx, e.cfg.PollInterval); err != nil {
 			return "", err
+		}
+	}
+}
+
+// wantedFor is how many poll intervals a request for a recovery
+// (store.wantedKey) lives after the last replica that asked for it.
+const wantedFor = 5
+
+// answerRecoveryWanted runs the recovery, once every poll interval at
+// most, while another replica asks for one it cannot run (readyEpoch) and
+// this replica can list every rail: without it, a replica that can recover
+// but holds no partition with work would never recover, and the one that
+// holds the work would wait for ever. One EXISTS per poll interval.
+func (e *Engine) answerRecoveryWanted(ctx context.Context) {
+	for sleep(ctx, e.cfg.PollInterval) == nil {
+		if e.railsMissing.Load() {
+			continue
+		}
+		if n, err := e.st.rdb.Exists(ctx, e.st.wantedKey()).Result(); err != nil || n == 0 {
+			continue
+		}
+		if _, err := e.ensureEpoch(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("dispatch: the recovery another replica asked for failed; will retry", "err", err)
 		}
 	}
 }

@@ -54,6 +54,12 @@ const epochLayout = "2"
 func (s *store) epochKey() string               { return s.prefix + "{dispatch}:epoch" }
 func (s *store) lockKey() string                { return s.prefix + "{dispatch}:recovery" }
 func (s *store) graceKey() string               { return s.prefix + "{dispatch}:first-start-grace" }
+
+// wantedKey is set, for a few poll intervals at a time, by a replica that
+// waits for a recovery it cannot run (missingRails): a replica that can
+// runs it then, although no batch of its own needs an epoch
+// (answerRecoveryWanted).
+func (s *store) wantedKey() string { return s.prefix + "{dispatch}:recovery-wanted" }
 func (s *store) batchKey(batchID string) string { return s.prefix + "{dispatch}:batch:" + batchID }
 
 // reqKey is the duplicate index entry of a requestId: one per deployment,
@@ -333,6 +339,13 @@ type claim struct {
 	wait        time.Duration
 	refused     map[string]refusal // payees their rail refused in an earlier attempt (refusedPrefix)
 }
+
+// unproved reports whether no attempt on the record has looked its batch
+// up since the record began: the record is new (or Redis lost it), or the
+// attempt that made it ended before its lookup did (a crash, a lost lease,
+// a failing lookup retried by a later claim) and left it "claimed". An
+// earlier POST of the batch, from before the record, may have landed.
+func (c claim) unproved() bool { return c.code == "fresh" || c.state == stateClaimed }
 
 func parseMillis(v any) time.Time {
 	if fp, _ := v.(string); fp != "" {
