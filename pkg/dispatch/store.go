@@ -51,15 +51,15 @@ type store struct {
 // rebuilds the one index from Wompi.
 const epochLayout = "2"
 
-func (s *store) epochKey() string               { return s.prefix + "{dispatch}:epoch" }
-func (s *store) lockKey() string                { return s.prefix + "{dispatch}:recovery" }
-func (s *store) graceKey() string               { return s.prefix + "{dispatch}:first-start-grace" }
+func (s *store) epochKey() string { return s.prefix + "{dispatch}:epoch" }
+func (s *store) lockKey() string  { return s.prefix + "{dispatch}:recovery" }
+func (s *store) graceKey() string { return s.prefix + "{dispatch}:first-start-grace" }
 
 // wantedKey is set, for a few poll intervals at a time, by a replica that
 // waits for a recovery it cannot run (missingRails): a replica that can
 // runs it then, although no batch of its own needs an epoch
 // (answerRecoveryWanted).
-func (s *store) wantedKey() string { return s.prefix + "{dispatch}:recovery-wanted" }
+func (s *store) wantedKey() string              { return s.prefix + "{dispatch}:recovery-wanted" }
 func (s *store) batchKey(batchID string) string { return s.prefix + "{dispatch}:batch:" + batchID }
 
 // reqKey is the duplicate index entry of a requestId: one per deployment,
