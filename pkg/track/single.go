@@ -379,8 +379,17 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 	p, err := c.Get(ctx, providerID)
 	if err != nil {
 		if notAtProvider(err) {
-			e.log.Error("track: polled payout unknown to its provider, dropped from the schedule", "rail", name, "payoutId", id)
-			return true, 0, e.done(ctx, id)
+			// Every scheduled id came from the provider (its create's
+			// answer, its listing, a read of it): a 404 is a read behind
+			// the write, or a wrong base URL, never proof that the payout
+			// does not exist. Dropped, a payout whose webhooks are lost
+			// would never leave SUBMITTED. Polled again at the longest
+			// backoff, loudly.
+			e.log.Error("track: polled payout unknown to its provider; polled again at the longest backoff", "rail", name, "payoutId", id)
+			if err := e.sub.Reschedule(context.WithoutCancel(ctx), id, now.Add(e.cfg.PollMaxBackoff)); err != nil {
+				return false, 0, err
+			}
+			return false, 0, railErr(err)
 		}
 		return retry(railErr(err))
 	}

@@ -291,6 +291,11 @@ func (c *Client) listPage(ctx context.Context, op string, q ListQuery) (*Payment
 		err = json.Unmarshal(t, &pg.Data)
 	} else {
 		err = json.Unmarshal(t, &pg)
+		if err == nil && pg.Data == nil {
+			// {}, null, "data": null, a gateway's {"message": ...}: not
+			// an empty listing, and never a proof of absence.
+			err = fmt.Errorf("the answer has no data array")
+		}
 	}
 	if err != nil {
 		return nil, badAnswer(op, err)
@@ -301,9 +306,12 @@ func (c *Client) listPage(ctx context.Context, op string, q ListQuery) (*Payment
 // Payments walks every page of the listing from q.Page (default 1):
 // meta.last_page says when to stop; without meta, a short page does
 // [ours]. A page that shows nothing new (a server ignoring page) is an
-// error rather than an endless walk. A page that fails retryably is asked
-// for again (rail.ReadPage); it stops at the first error that outlasts
-// that, which it yields.
+// error rather than an endless walk. An empty page that a meta announced
+// payments on (below a last_page, or within a total) is an error too:
+// payments are never deleted, so it is a page the server failed to fill,
+// not the end. A page that fails retryably is asked for again
+// (rail.ReadPage); it stops at the first error that outlasts that, which
+// it yields.
 func (c *Client) Payments(ctx context.Context, q ListQuery) iter.Seq2[Payment, error] {
 	return c.walk(ctx, opList, q)
 }
@@ -317,8 +325,23 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 			q.PerPage = c.cfg.PageSize
 		}
 		seen := map[ID]bool{}
+		last := 0 // the highest last_page a page announced
 		for {
-			pg, err := rail.ReadPage(ctx, func() (*PaymentPage, error) { return c.listPage(ctx, op, q) })
+			pg, err := rail.ReadPage(ctx, func() (*PaymentPage, error) {
+				pg, err := c.listPage(ctx, op, q)
+				if err != nil || len(pg.Data) > 0 || pg.Meta == nil {
+					return pg, err
+				}
+				per := pg.Meta.PerPage
+				if per <= 0 {
+					per = q.PerPage
+				}
+				if l := max(last, pg.Meta.LastPage); q.Page < l || (q.Page > 1 && q.Page <= l) || pg.Meta.Total > (q.Page-1)*per {
+					return nil, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Retryable, Code: CodeBadAnswer,
+						Message: fmt.Sprintf("page %d is empty, its meta announcing %d pages, %d payments", q.Page, l, pg.Meta.Total)}
+				}
+				return pg, nil
+			})
 			if err != nil {
 				yield(Payment{}, err)
 				return
@@ -341,6 +364,9 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 				yield(Payment{}, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Permanent, Code: CodeBadAnswer,
 					Message: fmt.Sprintf("page %d repeats the payments already listed", q.Page)})
 				return
+			}
+			if pg.Meta != nil {
+				last = max(last, pg.Meta.LastPage)
 			}
 			if pg.Meta != nil && pg.Meta.LastPage > 0 {
 				if q.Page >= pg.Meta.LastPage {
