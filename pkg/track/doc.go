@@ -188,10 +188,12 @@
 // rail.ParseHandOffID to a GET of the payout. SmartFastPay may refund an
 // APPROVED payout (RETURNED): for the status store that APPROVED is not
 // settled, so a late APPROVED after a Redis loss is read again rather than
-// emitted after the RETURNED. The schedule rebuilt after a Redis loss lists
-// Wompi's payouts only: a single payout whose hand-off was lost is tracked
-// again when its next webhook arrives (resolved through the provider and
-// put back on the schedule while not final). A rail without a client
+// emitted after the RETURNED. The schedule rebuilt after a Redis loss also
+// lists the single payouts created within RebuildLookback, final ones
+// included (a final status whose webhook was lost is still emitted); one
+// whose hand-off was lost is also tracked again when its next webhook
+// arrives (resolved through the provider and put back on the schedule
+// while not final). A rail without a client
 // (not enabled) answers its webhooks 404, and its scheduled payouts are
 // rescheduled PollMaxBackoff later with a warning.
 //

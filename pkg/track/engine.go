@@ -311,9 +311,23 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 	ap := *sc
 	ap.Status, ap.ReasonCode, ap.ReasonMessage = payout.StatusApproved, nil, nil
 	ares, err := e.emitRequestOnce(ctx, &ap, true, since, nil)
+	if err == nil && ares == emitReread {
+		// since predates a Redis data loss (begin's check just read the
+		// new marker). The APPROVED is implied by the RETURNED, which is
+		// final: no later read can contradict it, and the only status that
+		// may have followed that APPROVED before the loss is this RETURNED.
+		// Checked against the marker as it is now, it goes on; refused
+		// again, the RETURNED would be answered as a duplicate and lost.
+		var cur string
+		if cur, err = e.statuses.epoch(ctx); err == nil {
+			ares, err = e.emitRequestOnce(ctx, &ap, true, cur, nil)
+		}
+	}
 	switch {
 	case err != nil:
 		return res, err
+	case ares == emitReread:
+		return res, fmt.Errorf("%w: %w", errUnavailable, errNoReread)
 	case ares == emitNew:
 		e.log.Info("track: RETURNED without APPROVED known: the APPROVED it implies was emitted first", "id", sc.RequestID)
 	case ares == emitDuplicate:

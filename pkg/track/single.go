@@ -444,10 +444,13 @@ func mayReverse(name rail.Name, st payout.Status) bool {
 }
 
 // rebuildSingles puts back on the polling schedule, after a Redis loss,
-// every payout the single-payout rails created within RebuildLookback
-// that may still change (not final, or paid and possibly refunded): their
-// hand-off is gone with Redis, and a lost webhook would leave them
-// untracked. Their polls take our id from the provider.
+// every payout the single-payout rails created within RebuildLookback:
+// their hand-off is gone with Redis, and a lost webhook would leave them
+// untracked. The final ones too, as for Wompi's: a final status whose
+// webhook was lost while Redis was gone (or before the poll that would
+// have read it) is still emitted, again with the same eventId if it was;
+// their first poll takes them off. Their polls take our id from the
+// provider.
 func (e *Engine) rebuildSingles(ctx context.Context, now time.Time) (int, error) {
 	if e.cfg.RebuildLookback <= 0 {
 		return 0, nil
@@ -462,10 +465,14 @@ func (e *Engine) rebuildSingles(ctx context.Context, now time.Time) (int, error)
 			if err != nil {
 				return n, fmt.Errorf("%s: %w", name, err)
 			}
+			// A final one a millisecond later: the schedule is polled in
+			// due order, so after a loss with many settled payouts in the
+			// lookback, those that may still change are polled first.
+			at := now
 			if p.Status != "" && p.Status.Final() && !mayReverse(name, p.Status) {
-				continue
+				at = now.Add(time.Millisecond)
 			}
-			if err := e.sub.Schedule(ctx, rail.HandOffID(name, p.ProviderID), now); err != nil {
+			if err := e.sub.Schedule(ctx, rail.HandOffID(name, p.ProviderID), at); err != nil {
 				return n, err
 			}
 			n++

@@ -227,6 +227,9 @@ func ParseEvent(body []byte, headerChecksum, secret string) (*Event, error) {
 			return nil, fmt.Errorf("%w: %s.%s is not signed", ErrUnsignedField, entity, f)
 		}
 	}
+	if err := statusDelimited(data, ev.Signature.Properties, entity+".status"); err != nil {
+		return nil, err
+	}
 	switch entity {
 	case "transaction":
 		ev.Transaction, err = transactionEvent(obj)
@@ -237,6 +240,43 @@ func ParseEvent(body []byte, headerChecksum, secret string) (*Event, error) {
 		return nil, err
 	}
 	return &ev, nil
+}
+
+// statusDelimited refuses a property list in which the signed status
+// touches a neighbouring signed value that could take part of it. The
+// checksum concatenates the values with no separator and the list is the
+// body's own, so a genuine AFE_REJECTED signed as id, status, amount
+// verifies just as well as id, x = "AFE_", status = "REJECTED", amount
+// (and PENDING_APPROVAL as PENDING, "_APPROVAL"). Statuses are upper case
+// and '_' only: when the nearest non-empty values before and after the
+// status (the timestamp, digits, after the last) neither end nor start
+// with one of those, the status is a whole run of the signed string and
+// cannot be cut another way. Wompi's documented list (a lower-case uuid,
+// the status, a number) passes.
+func statusDelimited(data map[string]any, properties []string, status string) error {
+	statusByte := func(b byte) bool { return b == '_' || b >= 'A' && b <= 'Z' }
+	for i, p := range properties {
+		if p != status {
+			continue
+		}
+		for j := i - 1; j >= 0; j-- {
+			if v, _ := render(lookup(data, properties[j])); v != "" {
+				if statusByte(v[len(v)-1]) {
+					return fmt.Errorf("%w: %s is not delimited from %q", ErrUnsignedField, status, truncateKey(properties[j]))
+				}
+				break
+			}
+		}
+		for j := i + 1; j < len(properties); j++ {
+			if v, _ := render(lookup(data, properties[j])); v != "" {
+				if statusByte(v[0]) {
+					return fmt.Errorf("%w: %s is not delimited from %q", ErrUnsignedField, status, truncateKey(properties[j]))
+				}
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // exactFields are the entity fields decoded by their exact-case key; the
