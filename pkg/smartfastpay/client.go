@@ -450,6 +450,12 @@ func (c *Client) ListPayouts(ctx context.Context, q ListQuery) iter.Seq2[rail.Pa
 					return nil, &rail.Error{Rail: rail.SmartFastPay, Op: "list", HTTPStatus: http.StatusOK,
 						Message: "unreadable page", Class: rail.Retryable, Err: err}
 				}
+				if recs == nil {
+					// null (bare, or as data): no array at all, which is
+					// not an empty page and never a proof of absence.
+					return nil, &rail.Error{Rail: rail.SmartFastPay, Op: "list", HTTPStatus: http.StatusOK,
+						Message: "unreadable page: no array", Class: rail.Retryable}
+				}
 				return recs, nil
 			})
 			if err != nil {

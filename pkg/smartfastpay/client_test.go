@@ -560,3 +560,24 @@ func TestFindRefusesToProveAbsenceFromAnItemItCannotCompare(t *testing.T) {
 		})
 	}
 }
+
+// A 200 whose body holds no array (null, bare or as data; an object) is an
+// unreadable answer, never an empty listing: taken for "none", a lookup
+// after a lost answer would prove a paid payee absent. An empty array is
+// an empty listing.
+func TestFindRefusesAnAnswerWithoutAnArray(t *testing.T) {
+	for body, fail := range map[string]bool{
+		`null`:                          true,
+		`{"requestId":"r","data":null}`: true,
+		`{"requestId":"r"}`:             true,
+		`{}`:                            true,
+		`[]`:                            false,
+		`{"requestId":"r","data":[]}`:   false,
+	} {
+		c := newStub(t, &stub{api: answer(200, body)})
+		got, err := c.Find(ctx, "req-42")
+		if fail != (err != nil) || len(got) != 0 {
+			t.Errorf("Find on %s: %+v %v (want failure: %v)", body, got, err, fail)
+		}
+	}
+}
