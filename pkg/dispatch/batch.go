@@ -79,6 +79,7 @@ type job struct {
 	reserved bool // res is held in Redis
 
 	pacer *ratelimit.Pacer // a single-payout batch's reserved API calls
+	sday  *singleDay       // a single-payout batch's POSTs against its reservation's day
 	// railDeadline is when the batch stops retrying a failing rail (a
 	// lookup, the health gate, a POST) and waits on the deferred topic
 	// instead, so that one rail's outage holds no other rail's batches.
@@ -690,11 +691,13 @@ func pickPayout(bs []rail.Batch) string {
 
 // reserve takes the batch's reservation, seeding its days from Wompi when
 // Redis does not know them.
-func (j *job) reserve() (ratelimit.Grant, error) { return j.reserveSeeding(j.seed) }
+func (j *job) reserve() (ratelimit.Grant, error) { return j.reserveSeeding(false, j.seed) }
 
 // reserveSeeding takes the batch's reservation, calling seed for what Redis
-// does not know yet.
-func (j *job) reserveSeeding(seed func(*ratelimit.NotSeededError) error) (ratelimit.Grant, error) {
+// does not know yet. keepHeld: a different reservation the batch holds on
+// the amount day is kept and taken as covering this one (AlreadyHeld),
+// rather than released and replaced.
+func (j *job) reserveSeeding(keepHeld bool, seed func(*ratelimit.NotSeededError) error) (ratelimit.Grant, error) {
 	e := j.e
 	for attempt := 0; ; attempt++ {
 		g, err := e.budget.Reserve(j.hard, j.res)
@@ -708,6 +711,9 @@ func (j *job) reserveSeeding(seed func(*ratelimit.NotSeededError) error) (rateli
 			if err := seed(ns); err != nil {
 				return g, err
 			}
+		case keepHeld && errors.Is(err, ratelimit.ErrReservationConflict):
+			j.log.Info("dispatch: the batch's earlier reservation on the day covers its rest", "err", err)
+			return ratelimit.Grant{Granted: true, AlreadyHeld: true}, nil
 		case errors.Is(err, ratelimit.ErrReservationConflict):
 			// The batch's kept transactions, or its slot day, changed since
 			// its earlier reservation. It is not in Wompi (we are before

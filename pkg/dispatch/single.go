@@ -107,18 +107,15 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		amount += b.Transactions[i].AmountInCents
 	}
 	j.res = newReservation(b, j.acct, amount, e.now())
-	g := ratelimit.Grant{Granted: true}
-	if c.state == stateDeferred && !c.firstPostAt.IsZero() {
-		// The rest of a batch an earlier attempt had started paying: that
-		// attempt's reservation, of the whole batch, still holds (a new
-		// one for the rest would replace it and forget what was paid).
-	} else {
-		var err error
-		g, err = j.reserveSingle()
-		j.reserved = err == nil
-		if err != nil {
-			return err
-		}
+	// A batch an earlier attempt may have started paying (its rest, or
+	// the whole batch read again): that attempt's reservation, of the
+	// whole batch, still holds on its day, and a new one for what is left
+	// must not replace it (it would forget what was paid). On a later day
+	// what is left is paid on that day, so it is reserved there.
+	g, err := j.reserveSingle(maybeSent)
+	j.reserved = err == nil
+	if err != nil {
+		return err
 	}
 	if !g.Granted {
 		reason := payout.ReasonDailyLimit
@@ -188,13 +185,13 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 			calls++
 		}
 	}
-	var err error
 	if calls > 0 { // none when every payee left was refused before
 		if j.pacer, err = e.bulk[cl.Rail()].Reserve(j.soft, calls); err != nil {
 			return err
 		}
 	}
 	j.railDeadline = time.Now().Add(e.cfg.RailPatience)
+	j.sday = &singleDay{posted: make([]bool, len(b.Transactions))}
 	outs := make([]singleOutcome, len(b.Transactions))
 	errs := make([]error, len(b.Transactions))
 	var crashOnce sync.Once
@@ -280,9 +277,12 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 
 // reserveSingle is reserve for a rail whose provider publishes no figures of
 // what was already spent today: the budgets are seeded from our own
-// reservations only.
-func (j *job) reserveSingle() (ratelimit.Grant, error) {
-	return j.reserveSeeding(func(ns *ratelimit.NotSeededError) error {
+// reservations only. rest: j.res is the rest of a batch an earlier attempt
+// started paying; a reservation the batch already holds on the amount day
+// (the whole batch's, or an earlier rest's, never smaller) covers it and
+// is kept, not replaced.
+func (j *job) reserveSingle(rest bool) (ratelimit.Grant, error) {
+	return j.reserveSeeding(rest, func(ns *ratelimit.NotSeededError) error {
 		if ns.AmountDay != "" {
 			if _, err := j.e.budget.SeedAmount(j.hard, ns.Rail, ns.AmountDay, ns.AccountID, 0); err != nil {
 				return err
@@ -295,6 +295,58 @@ func (j *job) reserveSingle() (ratelimit.Grant, error) {
 		}
 		return nil
 	})
+}
+
+// singleDay is what the POSTs of a single-payout batch have counted on
+// their rail's day (followSingleDay).
+type singleDay struct {
+	mu     sync.Mutex
+	posted []bool      // per position: a POST of the payee went out (counted on its day)
+	denied *rail.Error // a later day had no room: the payees not posted wait
+}
+
+// followSingleDay keeps a single-payout batch's reservation on the day its
+// POSTs go out, as followDay does for a Wompi batch: the rail pays each
+// payee on the day of its POST. Once a POST would go out on a later day
+// than j.res's, the payees not posted yet (and i) are reserved on that
+// day, once for the batch; the earlier day keeps its reservation (its
+// payees were paid there, and the day is past). A payee found paid by a
+// lookup is counted again, never too few. When the new day has no room,
+// i and every later payee wait (a refusal for now, re is not nil): their
+// copy is reserved on its own day.
+func (j *job) followSingleDay(i int) (re *rail.Error, err error) {
+	s := j.sday
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.denied != nil {
+		return s.denied, nil
+	}
+	day, slot := budgetDays(j.b, j.e.now())
+	if slot != j.res.SlotDay {
+		var amount int64
+		for _, k := range j.keep {
+			if !s.posted[k] || k == i {
+				amount += j.b.Transactions[k].AmountInCents
+			}
+		}
+		prev := j.res
+		j.res.Day, j.res.SlotDay, j.res.AmountInCents = day, slot, amount
+		g, err := j.reserveSingle(true)
+		if err != nil {
+			j.res = prev
+			return nil, err
+		}
+		if !g.Granted {
+			j.res = prev
+			s.denied = &rail.Error{Rail: railName(j.b), Op: "create", Class: rail.Deferred, Reason: payout.ReasonDailyLimit,
+				Message: "our daily budget is used up (" + string(g.Denied) + ") on the day the POST goes out"}
+			return s.denied, nil
+		}
+		j.log.Info("dispatch: single payouts go out on a later day than reserved: the payees left are reserved there",
+			"slot_day", slot, "amount_day", day, "amount", amount)
+	}
+	s.posted[i] = true
+	return nil, nil
 }
 
 // payOne pays payee i exactly once: lookup, and only when the provider
@@ -347,6 +399,11 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 		}
 		if e.beforePost != nil {
 			e.beforePost(j.b.BatchID)
+		}
+		if re, err := j.followSingleDay(i); err != nil {
+			return singleOutcome{}, err
+		} else if re != nil {
+			return singleOutcome{deferred: re}, nil
 		}
 		if err := j.leaseFresh(); err != nil {
 			return singleOutcome{}, err
