@@ -38,6 +38,43 @@ func paidOf(r singleRail, bs ...payout.Batch) int64 {
 	return sum
 }
 
+// partlyPaid is a two-payee batch of rail r that its first attempt paid in
+// part, at 10:00 on the test's day under a daily limit: payee 0 paid, payee
+// 1 deferred (its rail down past RailPatience). Its rail is back up when it
+// returns; timing configures later engines alike.
+type partlyPaid struct {
+	f      *fixture
+	tr     *refuseOnce
+	timing func(*Config)
+	b      payout.Batch
+	down   string // payee 1's requestId
+	loc    *time.Location
+	today  payout.Day
+}
+
+func payPartly(t *testing.T, r singleRail, prefix string, limit int64) *partlyPaid {
+	t.Helper()
+	p := &partlyPaid{f: newFixture(t, fixtureOpt{partitions: 1}), loc: rail.Location(r.name)}
+	p.today = payout.DayIn(testStart, p.loc)
+	p.f.clock.Set(p.today.StartIn(p.loc).Add(10 * time.Hour))
+	p.b = singleBatch(r, prefix, 2)
+	p.down = p.b.Transactions[1].RequestID
+	p.tr = &refuseOnce{refuse: "no-such-request", downID: p.down}
+	p.tr.down.Store(true)
+	p.timing = func(c *Config) {
+		c.RailPatience, c.SingleConcurrency, c.DailyLimitCents = 500*time.Millisecond, 1, limit
+	}
+	bb := p.b
+	if err := r.through(t, p.tr).engine(p.f, p.timing).process(context.Background(), &bb, nil, testLogger()); err != nil {
+		t.Fatalf("first attempt: %v", err)
+	}
+	if r.sim.Accepted(p.b.Transactions[0].RequestID) != 1 || r.sim.Accepted(p.down) != 0 {
+		t.Fatalf("first attempt: want payee 0 paid and payee 1 deferred")
+	}
+	p.tr.down.Store(false)
+	return p
+}
+
 // Two faults together: a single-payout batch is partly paid on day D (one
 // payee paid, the other's rail down past RailPatience: that payee waits on
 // the deferred topic), and its copy comes back on day D+1 (the rail's
@@ -50,31 +87,13 @@ func TestPartlyPaidSingleBatchResumedNextDayCountsOnThatDay(t *testing.T) {
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1})
-			loc := rail.Location(r.name)
-			today := payout.DayIn(testStart, loc)
-			f.clock.Set(today.StartIn(loc).Add(10 * time.Hour))
-			b := singleBatch(r, "partly", 2)
-			down := b.Transactions[1].RequestID
-			tr := &refuseOnce{refuse: "no-such-request", downID: down}
-			tr.down.Store(true)
 			const limit = 200_000
-			timing := func(c *Config) {
-				c.RailPatience, c.SingleConcurrency, c.DailyLimitCents = 500*time.Millisecond, 1, limit
-			}
-			e1 := r.through(t, tr).engine(f, timing)
-			bb := b
-			if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("first attempt: %v", err)
-			}
-			if r.sim.Accepted(b.Transactions[0].RequestID) != 1 || r.sim.Accepted(down) != 0 {
-				t.Fatalf("first attempt: want payee 0 paid and payee 1 deferred")
-			}
+			p := payPartly(t, r, "partly", limit)
+			f, tr, timing, b, down := p.f, p.tr, p.timing, p.b, p.down
 			// The next day: another batch of the account uses the whole
 			// day's limit, then the rest of the first batch comes back.
-			tomorrow := today.Next()
-			f.clock.Set(tomorrow.StartIn(loc).Add(10 * time.Hour))
-			tr.down.Store(false)
+			tomorrow := p.today.Next()
+			f.clock.Set(tomorrow.StartIn(p.loc).Add(10 * time.Hour))
 			e2 := r.through(t, tr).engine(f, timing)
 			other := singleBatch(r, "other", 2)
 			for i := range other.Transactions {
@@ -114,23 +133,8 @@ func TestPartlyPaidSingleBatchResumedSameDayHoldsOnce(t *testing.T) {
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1})
-			loc := rail.Location(r.name)
-			today := payout.DayIn(testStart, loc)
-			f.clock.Set(today.StartIn(loc).Add(10 * time.Hour))
-			b := singleBatch(r, "partly-same", 2)
-			down := b.Transactions[1].RequestID
-			tr := &refuseOnce{refuse: "no-such-request", downID: down}
-			tr.down.Store(true)
-			timing := func(c *Config) {
-				c.RailPatience, c.SingleConcurrency, c.DailyLimitCents = 500*time.Millisecond, 1, 200_000
-			}
-			e1 := r.through(t, tr).engine(f, timing)
-			bb := b
-			if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("first attempt: %v", err)
-			}
-			tr.down.Store(false)
+			p := payPartly(t, r, "partly-same", 200_000)
+			f, tr, timing, b, down, today := p.f, p.tr, p.timing, p.b, p.down, p.today
 			f.clock.Set(f.clock.Now().Add(time.Hour))
 			e2 := r.through(t, tr).engine(f, timing)
 			rest := restOf(b, 1)
@@ -245,24 +249,9 @@ func TestPartlyPaidSingleBatchCrashOnResumeKeepsItsReservation(t *testing.T) {
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1})
-			loc := rail.Location(r.name)
-			today := payout.DayIn(testStart, loc)
-			f.clock.Set(today.StartIn(loc).Add(10 * time.Hour))
-			b := singleBatch(r, "partly-crash", 2)
-			down := b.Transactions[1].RequestID
-			tr := &refuseOnce{refuse: "no-such-request", downID: down}
-			tr.down.Store(true)
 			const limit = 300_000
-			timing := func(c *Config) {
-				c.RailPatience, c.SingleConcurrency, c.DailyLimitCents = 500*time.Millisecond, 1, limit
-			}
-			e1 := r.through(t, tr).engine(f, timing)
-			bb := b
-			if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("first attempt: %v", err)
-			}
-			tr.down.Store(false)
+			p := payPartly(t, r, "partly-crash", limit)
+			f, tr, timing, b, today := p.f, p.tr, p.timing, p.b, p.today
 			e2 := r.through(t, tr).engine(f, timing)
 			e2.afterPost = func(string) error { return errors.New("crash after the rest's POST") }
 			rest := restOf(b, 1)

@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -28,16 +27,7 @@ func TestClaimLeftBeforeItsLookupIsLookedUpFirst(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{IdempotencyTTL: time.Hour}})
 			b := simpleBatch("claimdied", 2)
-			req := &wompi.CreatePayoutRequest{Reference: b.BatchID, AccountID: b.OriginAccountID, PaymentType: string(b.PaymentType)}
-			for _, tx := range b.Transactions {
-				p := tx.Beneficiary
-				req.Transactions = append(req.Transactions, wompi.TransactionRequest{LegalIDType: string(p.LegalIDType), LegalID: p.LegalID,
-					BankID: wompitest.BankID(p.BankCode), AccountType: string(p.AccountType), AccountNumber: p.AccountNumber,
-					Name: p.Name, Email: p.Email, Amount: tx.AmountInCents, Reference: tx.RequestID})
-			}
-			if _, err := f.sim.Client(nil).CreatePayout(t.Context(), idempotencyKey(b.BatchID), req); err != nil {
-				t.Fatal(err)
-			}
+			f.wompiHolds(b)
 			f.clock.Advance(2 * time.Hour) // Wompi forgot the key
 			e := f.engine(func(c *Config) { c.RailPatience, c.RailRetry = time.Second, 2*time.Second })
 

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,6 +132,22 @@ func TestLostAnswerThenWompiOutagePaysOnce(t *testing.T) {
 	f.paidOnceAfterOutage(e, stop, b)
 }
 
+// wompiHolds creates b at the simulator as the dispatcher would have
+// posted it, under its idempotency key: a POST from before a Redis loss.
+func (f *fixture) wompiHolds(b payout.Batch) {
+	f.t.Helper()
+	req := &wompi.CreatePayoutRequest{Reference: b.BatchID, AccountID: b.OriginAccountID, PaymentType: string(b.PaymentType)}
+	for _, tx := range b.Transactions {
+		p := tx.Beneficiary
+		req.Transactions = append(req.Transactions, wompi.TransactionRequest{LegalIDType: string(p.LegalIDType), LegalID: p.LegalID,
+			BankID: wompitest.BankID(p.BankCode), AccountType: string(p.AccountType), AccountNumber: p.AccountNumber,
+			Name: p.Name, Email: p.Email, Amount: tx.AmountInCents, Reference: tx.RequestID})
+	}
+	if _, err := f.sim.Client(nil).CreatePayout(context.Background(), idempotencyKey(b.BatchID), req); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // Two faults: Redis lost the record of a batch Wompi already holds (its
 // claim is fresh), and Wompi fails every lookup for longer than the
 // dispatcher's patience. The batch waits on the deferred topic, and when it
@@ -140,16 +157,7 @@ func TestLostAnswerThenWompiOutagePaysOnce(t *testing.T) {
 func TestFreshClaimDeferredByOutageIsLookedUpFirst(t *testing.T) {
 	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{IdempotencyTTL: time.Hour}})
 	b := simpleBatch("forgotten", 2)
-	req := &wompi.CreatePayoutRequest{Reference: b.BatchID, AccountID: b.OriginAccountID, PaymentType: string(b.PaymentType)}
-	for _, tx := range b.Transactions {
-		p := tx.Beneficiary
-		req.Transactions = append(req.Transactions, wompi.TransactionRequest{LegalIDType: string(p.LegalIDType), LegalID: p.LegalID,
-			BankID: wompitest.BankID(p.BankCode), AccountType: string(p.AccountType), AccountNumber: p.AccountNumber,
-			Name: p.Name, Email: p.Email, Amount: tx.AmountInCents, Reference: tx.RequestID})
-	}
-	if _, err := f.sim.Client(nil).CreatePayout(t.Context(), idempotencyKey(b.BatchID), req); err != nil {
-		t.Fatal(err)
-	}
+	f.wompiHolds(b)
 	f.clock.Advance(2 * time.Hour) // Wompi forgot the key
 	f.wompiDown(true)
 	e := f.engine(func(c *Config) { c.RailPatience, c.RailRetry = time.Second, 2*time.Second })
