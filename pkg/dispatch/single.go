@@ -272,7 +272,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		outs[i] = singleOutcome{rejected: &rail.Error{Rail: cl.Rail(), Op: "create", Class: rail.Rejected, Code: r.code, Message: r.message}}
 	}
 	j.keep = append(j.keep, refusedBefore...)
-	return j.finishSingle(cl.Rail(), outs, c.code == "fresh")
+	return j.finishSingle(cl.Rail(), outs, c.unproved())
 }
 
 // reserveSingle is reserve for a rail whose provider publishes no figures of
@@ -633,7 +633,8 @@ func singleRequest(name rail.Name, t *payout.Transaction) rail.PayoutRequest {
 // the drops, then state done; or, when some were deferred, those in a
 // smaller copy of the batch on the deferred topic.
 //
-// fresh says the claim record was new. A payee the provider already held
+// fresh says the claim record was new, or left "claimed" by an attempt
+// that ended before its lookups (claim.unproved). A payee the provider already held
 // then was paid before Redis lost our records (or by the original of a copy
 // republished after that loss): the tracker may have emitted its later
 // statuses already, and its record of them is gone too, so no SUBMITTED is

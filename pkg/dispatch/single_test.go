@@ -384,40 +384,60 @@ func TestSingleBatchRedisRoundTripsDoNotGrow(t *testing.T) {
 // Two faults together: the provider already holds a payee's payout (paid
 // before Redis lost our records, or the original of a copy republished
 // after that loss) and the tracker had emitted its APPROVED; the batch
-// comes (again) on a new claim. The payee is adopted, never posted again,
-// and gets no SUBMITTED: it would follow the APPROVED. The others are paid.
+// comes (again) on a new claim, or on the claim of a replica that died
+// before its lookups (the record left "claimed"). The payee is adopted,
+// never posted again, and gets no SUBMITTED: it would follow the APPROVED.
+// The others are paid.
 func TestSingleFoundOnFreshClaimGetsNoSubmitted(t *testing.T) {
 	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{})
-			b := singleBatch(r, "fresh-found-"+string(r.name), 2)
-			early := b.Transactions[0].RequestID
-			if _, err := r.client.Create(context.Background(), singleRequest(r.name, &b.Transactions[0])); err != nil {
-				t.Fatal(err)
+		for _, died := range []bool{false, true} {
+			r := mk(t)
+			name := string(r.name)
+			if died {
+				name += "/claim-left-by-a-dead-replica"
 			}
-			f.trackerEmitted(b, 0, payout.StatusApproved)
-			if err := f.redis.Client().Del(context.Background(), f.redis.Prefix()+"track:req:{"+early+"}").Err(); err != nil {
-				t.Fatal(err) // the tracker's record of it, lost with Redis
-			}
-			// What the recovery after that loss left in the index: the
-			// payee, found in the rail's listing, under the rail's mark.
-			if err := f.redis.Client().Set(context.Background(), f.redis.Prefix()+"{dispatch}:req:"+early, listedMark(r.name), 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			e := r.engine(f, nil)
-			f.produce(f.topics.Batches, b)
-			stop, _ := f.run(e)
-			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
-			_ = stop()
-			if n := r.sim.Accepted(early); n != 1 {
-				t.Fatalf("the payee the provider held was paid %d times", n)
-			}
-			if ss := byStatus(f.statuses())[early][payout.StatusSubmitted]; len(ss) != 0 {
-				t.Fatalf("SUBMITTED after the tracker's APPROVED: %+v", ss)
-			}
-			f.checkSinglePaid(r, b, map[string]bool{early: true})
-		})
+			t.Run(name, func(t *testing.T) {
+				f := newFixture(t, fixtureOpt{})
+				b := singleBatch(r, "fresh-found-"+string(r.name), 2)
+				early := b.Transactions[0].RequestID
+				if _, err := r.client.Create(context.Background(), singleRequest(r.name, &b.Transactions[0])); err != nil {
+					t.Fatal(err)
+				}
+				f.trackerEmitted(b, 0, payout.StatusApproved)
+				if err := f.redis.Client().Del(context.Background(), f.redis.Prefix()+"track:req:{"+early+"}").Err(); err != nil {
+					t.Fatal(err) // the tracker's record of it, lost with Redis
+				}
+				// What the recovery after that loss left in the index: the
+				// payee, found in the rail's listing, under the rail's mark.
+				if err := f.redis.Client().Set(context.Background(), f.redis.Prefix()+"{dispatch}:req:"+early, listedMark(r.name), 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+				e := r.engine(f, nil)
+				if died {
+					epoch, _, err := e.st.epoch(t.Context())
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := e.st.claim(t.Context(), "died-after-claim", epoch, b.BatchID); err != nil {
+						t.Fatal(err)
+					}
+					if err := e.st.rdb.HSet(t.Context(), e.st.batchKey(b.BatchID), "lease", 0).Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				f.produce(f.topics.Batches, b)
+				stop, _ := f.run(e)
+				eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+				_ = stop()
+				if n := r.sim.Accepted(early); n != 1 {
+					t.Fatalf("the payee the provider held was paid %d times", n)
+				}
+				if ss := byStatus(f.statuses())[early][payout.StatusSubmitted]; len(ss) != 0 {
+					t.Fatalf("SUBMITTED after the tracker's APPROVED: %+v", ss)
+				}
+				f.checkSinglePaid(r, b, map[string]bool{early: true})
+			})
+		}
 	}
 }
 
