@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -234,12 +235,25 @@ return 0
 // and for Wompi "" (a batch rail's POST carries every payee, and its
 // lookup is by batch); then "1" when the epoch is complete, "0" when not. Entries never leave the index: a
 // REJECTED or paid requestId is consumed.
+//
+// ARGV[8], for a single-payout rail, is "" or one byte per requestId: 'f'
+// for one with upper-case letters, whose lower-case form's key follows
+// the requestIds' keys (in the same order). A requestId whose lower-case
+// form the index holds is never new: a rail that echoed our id in lower
+// case to a recovery left it there (listSingles), so the payee is looked
+// up first, and the lookup refuses to call it absent.
 var dedupeScript = redis.NewScript(guard + `
 local rej = ARGV[3] .. '#r'
 local marks = ARGV[7] == '1'
 local complete = redis.call('HGET', KEYS[1], 'complete') == ARGV[1]
 local out, news = {}, {}
-for i = 3, #KEYS do
+local fold = ARGV[8] or ''
+local nreq, fk = #KEYS - 2, 0
+if fold ~= '' then
+  nreq = string.len(fold)
+  fk = 2 + nreq
+end
+for i = 3, nreq + 2 do
   local mode = string.sub(ARGV[5], i - 2, i - 2)
   local mine = ARGV[3]
   if mode == 'r' then mine = rej end
@@ -257,6 +271,10 @@ for i = 3, #KEYS do
   elseif v == ARGV[3] then
     if mode == 'r' then out[#out + 1] = 'r' else out[#out + 1] = 'k' end
   else out[#out + 1] = 'd' end
+  if fk > 0 and string.sub(fold, i - 2, i - 2) == 'f' then
+    fk = fk + 1
+    if new and redis.call('EXISTS', KEYS[fk]) == 1 then new = false end
+  end
   if marks then
     if new then news[#news + 1] = 'n' else news[#news + 1] = '-' end
   end
@@ -461,11 +479,20 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail
 	for _, id := range requestIDs {
 		keys = append(keys, s.reqKey(id))
 	}
-	marks := "0"
+	marks, fold := "0", []byte(nil)
 	if n != rail.Wompi {
 		marks = "1"
+		for i, id := range requestIDs {
+			if l := strings.ToLower(id); l != id {
+				if fold == nil {
+					fold = bytes.Repeat([]byte{'-'}, len(requestIDs))
+				}
+				fold[i] = 'f'
+				keys = append(keys, s.reqKey(l))
+			}
+		}
 	}
-	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes), listedMark(n), marks).Slice()
+	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes), listedMark(n), marks, string(fold)).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
 	if err != nil {
 		return nil, nil, false, err
