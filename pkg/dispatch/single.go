@@ -241,6 +241,17 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		}
 		if len(ids) > 0 {
 			found, err = j.findMany(cl.Rail(), mf, ids)
+			if errors.Is(err, errUnprovable) {
+				// One listed item proves nothing for the group (no id of
+				// ours, or one in another case): each payee of part
+				// looks itself up alone, so that only the payees that
+				// item may be stay unproven (their own lookups fail the
+				// same way, and they wait), not the whole group.
+				j.log.Warn("dispatch: a group lookup listed a payout it cannot compare; each payee of the group is looked up alone",
+					"rail", cl.Rail(), "payees", len(ids), "err", err)
+				e.m.retries.WithLabelValues("lookup_alone").Inc()
+				found, err = nil, nil
+			}
 			if errors.Is(err, errPatience) {
 				for _, i := range part {
 					outs[i] = singleOutcome{unavailable: err}
@@ -530,9 +541,23 @@ func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error
 }
 
 // findMany looks ids up in one call of mf, retrying as findSingle does.
+//
+// A listing it cannot compare with our ids (rail.Permanent: an item
+// without our id, or naming one in another case) ends it at once with
+// errUnprovable: the group's payees then look themselves up alone.
 func (j *job) findMany(name rail.Name, mf rail.ManyFinder, ids []string) (map[string][]rail.Payout, error) {
-	return lookup(j, name, func(ctx context.Context) (map[string][]rail.Payout, error) { return mf.FindMany(ctx, ids) })
+	return lookup(j, name, func(ctx context.Context) (map[string][]rail.Payout, error) {
+		found, err := mf.FindMany(ctx, ids)
+		if err != nil && rail.ClassOf(err) == rail.Permanent {
+			return nil, fmt.Errorf("%w: %w", errUnprovable, err)
+		}
+		return found, err
+	})
 }
+
+// errUnprovable ends a group lookup whose listing proves nothing for the
+// group (findMany).
+var errUnprovable = errors.New("dispatch: the group lookup's listing cannot prove absence")
 
 // lookup makes one lookup call on a single-payout rail (a rate-limit token,
 // the HTTP timeout, the metrics), asking again after a failure until the
@@ -551,6 +576,9 @@ func lookup[T any](j *job, name rail.Name, find func(ctx context.Context) (T, er
 		e.m.observeRail(name, "find", start, err)
 		if err == nil {
 			return ps, nil
+		}
+		if errors.Is(err, errUnprovable) {
+			return zero, err
 		}
 		if rail.ClassOf(err) == rail.Unauthorized {
 			code := "401"
