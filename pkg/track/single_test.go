@@ -270,41 +270,57 @@ func TestSingleRailWebhooksRefuseBadBodies(t *testing.T) {
 
 // A refund after APPROVED ends RETURNED. After a Redis loss that forgets
 // it, a late APPROVED callback (genuine, but older) is read again from
-// SmartFastPay rather than emitted after the RETURNED.
+// SmartFastPay rather than emitted after the RETURNED; whether or not the
+// replica has seen the loss before it (its epoch marker cache refreshed, as
+// any first status of another request does). The loss forgot whether
+// RETURNED was emitted: the APPROVED it implies and the RETURNED may be
+// emitted again, with their eventIds, so the contract is checked after
+// dedupe by eventId, with RETURNED last
+// (TestReturnedFirstAfterRedisLossIsNotDropped).
 func TestSmartFastPayLateApprovedAfterRedisLossNotEmittedAfterReturned(t *testing.T) {
-	f := newFixture(t, fixtureOpts{ownRedis: true})
-	s := newSingles(t)
-	_, srv := f.singleEngine(s, nil)
-	r := f.sfpPayout(srv.URL, "21")
-	providerID := f.handOff(s.sfpc, r)
-	for range 5 {
-		s.sfp.Advance(time.Second)
-		s.wait(t)
-	}
-	if got := statusesOf(f.statusEvents(), r.ID); fmt.Sprint(got) != "[PENDING APPROVED RETURNED]" {
-		t.Fatalf("before the loss: %v", got)
-	}
-	ctx := context.Background()
-	if err := f.redis.FlushAll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// The dispatcher's hand-off is back (recorded again); the status is not.
-	f.handOffRecord(rail.SmartFastPay, providerID, r)
-	body, _ := json.Marshal(map[string]any{"requestId": "x", "data": []map[string]any{{"id": providerID, "customer_id": "cust-1",
-		"transaction_id": r.ID, "amount": float64(r.AmountInCents) / 100, "status": "paid", "type": "payout", "payout_status": "success"}}})
-	h := http.Header{smartfastpay.HeaderSignature: {smartfastpay.Sign(s.sfp.Config().WebhookSecret, t0, body)}}
-	if code := postTo(t, srv.URL, SmartFastPayWebhookPath, h, body); code != http.StatusOK {
-		t.Fatalf("late APPROVED: %d", code)
-	}
-	evs := f.statusEvents()
-	// The loss forgot whether RETURNED was emitted: the APPROVED it implies
-	// and the RETURNED may be emitted again, with their eventIds, so the
-	// contract is checked after dedupe (TestReturnedFirstAfterRedisLossIsNotDropped).
-	if err := payout.CheckLifecycles(evs); err != nil {
-		t.Fatal(err)
-	}
-	if got := statusesOf(evs, r.ID); got[len(got)-1] != payout.StatusReturned {
-		t.Fatalf("after the late APPROVED: %v, want RETURNED last", got)
+	for _, seen := range []bool{false, true} {
+		name := "loss-unseen"
+		if seen {
+			name = "loss-seen"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{ownRedis: true})
+			s := newSingles(t)
+			e, srv := f.singleEngine(s, nil)
+			r := f.sfpPayout(srv.URL, "21")
+			providerID := f.handOff(s.sfpc, r)
+			for range 5 {
+				s.sfp.Advance(time.Second)
+				s.wait(t)
+			}
+			if got := statusesOf(f.statusEvents(), r.ID); fmt.Sprint(got) != "[PENDING APPROVED RETURNED]" {
+				t.Fatalf("before the loss: %v", got)
+			}
+			ctx := context.Background()
+			if err := f.redis.FlushAll(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if seen {
+				if _, err := e.statuses.currentEpoch(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The dispatcher's hand-off is back (recorded again); the status is not.
+			f.handOffRecord(rail.SmartFastPay, providerID, r)
+			body, _ := json.Marshal(map[string]any{"requestId": "x", "data": []map[string]any{{"id": providerID, "customer_id": "cust-1",
+				"transaction_id": r.ID, "amount": float64(r.AmountInCents) / 100, "status": "paid", "type": "payout", "payout_status": "success"}}})
+			h := http.Header{smartfastpay.HeaderSignature: {smartfastpay.Sign(s.sfp.Config().WebhookSecret, t0, body)}}
+			if code := postTo(t, srv.URL, SmartFastPayWebhookPath, h, body); code != http.StatusOK {
+				t.Fatalf("late APPROVED: %d", code)
+			}
+			evs := f.statusEvents()
+			if err := payout.CheckLifecycles(evs); err != nil {
+				t.Fatal(err)
+			}
+			if got := statusesOf(evs, r.ID); got[len(got)-1] != payout.StatusReturned {
+				t.Fatalf("after the late APPROVED: %v, want RETURNED last", got)
+			}
+		})
 	}
 }
 
