@@ -191,7 +191,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		}
 	}
 	j.railDeadline = time.Now().Add(e.cfg.RailPatience)
-	j.sday = &singleDay{posted: make([]bool, len(b.Transactions))}
+	j.sday = &singleDay{paid: make([]bool, len(b.Transactions))}
 	outs := make([]singleOutcome, len(b.Transactions))
 	errs := make([]error, len(b.Transactions))
 	var crashOnce sync.Once
@@ -311,16 +311,22 @@ func (j *job) reserveSingle(rest bool) (ratelimit.Grant, error) {
 // singleDay is what the POSTs of a single-payout batch have counted on
 // their rail's day (followSingleDay).
 type singleDay struct {
-	mu     sync.Mutex
-	posted []bool      // per position: a POST of the payee went out (counted on its day)
+	mu sync.Mutex
+	// paid, per position: a POST of this attempt paid the payee (counted
+	// on the day it went out). A payee posted on an earlier day and not
+	// paid (refused for now, its rail down, its outcome unknown) may be
+	// paid on the new day, by this attempt or by its copy, whose
+	// reservation there is kept as covering it (reserveSingle's rest).
+	paid   []bool
 	denied *rail.Error // a later day had no room: the payees not posted wait
 }
 
 // followSingleDay keeps a single-payout batch's reservation on the day its
 // POSTs go out, as followDay does for a Wompi batch: the rail pays each
 // payee on the day of its POST. Once a POST would go out on a later day
-// than j.res's, the payees not posted yet (and i) are reserved on that
-// day, once for the batch; the earlier day keeps its reservation (its
+// than j.res's, the payees this attempt has not paid yet (and i) are
+// reserved on that day, once for the batch (one posted on the earlier day
+// and not paid may be paid on this one, or by its copy); the earlier day keeps its reservation (its
 // payees were paid there, and the day is past). A payee found paid by a
 // lookup is counted again, never too few. When the new day has no room,
 // i and every later payee wait (a refusal for now, re is not nil): their
@@ -336,7 +342,7 @@ func (j *job) followSingleDay(i int) (re *rail.Error, err error) {
 	if slot != j.res.SlotDay {
 		var amount int64
 		for _, k := range j.keep {
-			if !s.posted[k] || k == i {
+			if !s.paid[k] {
 				amount += j.b.Transactions[k].AmountInCents
 			}
 		}
@@ -356,8 +362,15 @@ func (j *job) followSingleDay(i int) (re *rail.Error, err error) {
 		j.log.Info("dispatch: single payouts go out on a later day than reserved: the payees left are reserved there",
 			"slot_day", slot, "amount_day", day, "amount", amount)
 	}
-	s.posted[i] = true
 	return nil, nil
+}
+
+// paidOn records that a POST of this attempt paid payee i
+// (followSingleDay).
+func (s *singleDay) paidOn(i int) {
+	s.mu.Lock()
+	s.paid[i] = true
+	s.mu.Unlock()
 }
 
 // payOne pays payee i exactly once: lookup, and only when the provider
@@ -431,6 +444,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 			return singleOutcome{}, herr
 		}
 		if err == nil {
+			j.sday.paidOn(i)
 			return singleOutcome{paid: &p}, nil
 		}
 		var re *rail.Error
