@@ -199,6 +199,11 @@ const (
 	// its value: the batch header (61 bytes), the record's varints and a key
 	// of up to 64 bytes, rounded up.
 	RecordOverhead = 512
+	// MaxRejectedBytes bounds a REJECTED event: one that repeats a
+	// requestId or originAccountId so long (each is up to 256 KiB when
+	// invalid) that the event would be larger is not sent, and the request
+	// is dead-lettered instead. Valid fields make events under 2 KB.
+	MaxRejectedBytes = 16 << 10
 	// DefaultMaxBatchBytes is BATCH_MAX_BYTES's default: room for 5,000
 	// transactions of about 180 bytes, and 10% under ProducerMaxBytes.
 	DefaultMaxBatchBytes = 900_000
@@ -266,8 +271,15 @@ type Engine struct {
 	failures   int // windows aborted in a row for a transient or produce error
 
 	// limits holds the max.message.bytes of each output topic, as the
-	// brokers reported it at the session's start (missing: unknown).
+	// brokers reported it at the session's start (missing: unknown),
+	// lowered to what refused records taught (learned).
 	limits atomic.Pointer[map[string]int32]
+	// learned holds, per output topic, a limit guessed from a record the
+	// brokers refused as too large (see learnLimit): kept across sessions,
+	// so that a limit the brokers will not describe is still found.
+	learnedMu sync.Mutex
+	learned   map[string]int32
+	refused   map[string]int // the largest record refused this window, per topic
 
 	// sessions counts the Kafka sessions started; onSession, a test hook,
 	// sees each new session's client.
@@ -433,7 +445,7 @@ func (e *Engine) runSession(ctx context.Context) error {
 // per-topic caps (producerLimit, read when a partition is first used) see
 // the limits too. When the brokers do not answer (no DescribeConfigs
 // permission), it keeps the configured caps and says so: a topic set below
-// them is then found by the first record it refuses (see errTooLarge).
+// them is then found by the records it refuses (errTooLarge, learnLimits).
 func (e *Engine) readLimits(ctx context.Context) error {
 	topics := []string{e.cfg.Topics.Batches, e.cfg.Topics.Status, e.cfg.Topics.RequestsDLQ}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -457,6 +469,14 @@ func (e *Engine) readLimits(ctx context.Context) error {
 			}
 		}
 	}
+	e.learnedMu.Lock()
+	for t, l := range e.learned {
+		if d, ok := limits[t]; !ok || l < d {
+			e.cfg.Logger.Warn("ingest: using a limit learned from a record the topic refused", "topic", t, "max_message_bytes", l)
+			limits[t] = l
+		}
+	}
+	e.learnedMu.Unlock()
 	e.limits.Store(&limits)
 	batchCap := min(e.cfg.MaxBatchBytes, int(e.producerLimit(e.cfg.Topics.Batches))-RecordOverhead)
 	if batchCap < MinBatchBytes {
@@ -469,6 +489,53 @@ func (e *Engine) readLimits(ctx context.Context) error {
 	}
 	e.agg.maxBytes = batchCap
 	return nil
+}
+
+// noteRefused keeps, per topic, the largest record the brokers refused as
+// too large this window; learnLimits turns them into limits when the
+// window has aborted.
+func (e *Engine) noteRefused(r *kgo.Record) {
+	size := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		size += len(h.Key) + len(h.Value)
+	}
+	e.learnedMu.Lock()
+	defer e.learnedMu.Unlock()
+	if e.refused == nil {
+		e.refused = map[string]int{}
+	}
+	e.refused[r.Topic] = max(e.refused[r.Topic], size)
+}
+
+// learnLimits lowers the limit assumed for each topic that refused a
+// record this window: to the largest record it refused, and at least by
+// half (a refused record may only have been batched with others), never
+// below the topic's floor; for the batches topic the floor is the smallest
+// batch allowed (MinBatchBytes), and a batch of that size refused puts the
+// limit below it, so that readLimits stops the worker with its error. The
+// next session batches below the learned limits. Without them, a limit the
+// brokers will not describe (no DescribeConfigs permission) made every
+// window build the same record and abort on it, for ever.
+func (e *Engine) learnLimits() {
+	e.learnedMu.Lock()
+	defer e.learnedMu.Unlock()
+	for topic, size := range e.refused {
+		floor := 512 // franz-go's floor
+		if topic == e.cfg.Topics.Batches {
+			floor = MinBatchBytes + RecordOverhead
+		}
+		guess := max(floor, min(int(e.producerLimit(topic))/2, size))
+		if size <= floor {
+			guess = floor - 1
+		}
+		if e.learned == nil {
+			e.learned = map[string]int32{}
+		}
+		if l, ok := e.learned[topic]; !ok || int32(guess) < l {
+			e.learned[topic] = int32(guess)
+		}
+	}
+	clear(e.refused)
 }
 
 // producerLimit is the producer's record-batch cap for topic:
@@ -718,6 +785,7 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	case <-time.After(backoff):
 	}
 	if e.tooLarge.Load() && ctx.Err() == nil {
+		e.learnLimits()
 		return 0, errTooLarge
 	}
 	return activeKeys, nil
@@ -829,7 +897,7 @@ func (e *Engine) process(r *kgo.Record, req *payout.Request, decErr error, isCop
 			if errors.Is(decErr, events.ErrUnknownSchema) {
 				code = ReasonSchemaNotFound
 			}
-			e.reject(id, 0, "", code, "the request could not be decoded; its bytes are in the dead-letter topic", now)
+			e.reject(r, id, 0, "", code, "the request could not be decoded; its bytes are in the dead-letter topic", now)
 			e.m.rejectedReason(string(code))
 		}
 		return true
@@ -846,14 +914,14 @@ func (e *Engine) process(r *kgo.Record, req *payout.Request, decErr error, isCop
 		if ok {
 			code, msg = rail.ReasonRailNotAvailable, "this release does not pay through rail "+string(name)
 		}
-		e.reject(req.RequestID, req.AmountInCents, req.OriginAccountID, code, msg, now)
+		e.reject(r, req.RequestID, req.AmountInCents, req.OriginAccountID, code, msg, now)
 		e.m.pend("rejected")
 		e.m.rejectedReason(string(code))
 		return true
 	}
 	req.Rail = railName(name)
 	if vs := validateFor(name, req, now); vs != nil {
-		e.reject(req.RequestID, req.AmountInCents, req.OriginAccountID, vs.Reason(), vs.Message(), now)
+		e.reject(r, req.RequestID, req.AmountInCents, req.OriginAccountID, vs.Reason(), vs.Message(), now)
 		e.m.pend("rejected")
 		e.m.rejectedReason(string(vs.Reason()))
 		return true
@@ -863,7 +931,7 @@ func (e *Engine) process(r *kgo.Record, req *payout.Request, decErr error, isCop
 		e.emit(closed, now, reason)
 	}
 	if !fits {
-		e.reject(req.RequestID, req.AmountInCents, req.OriginAccountID, ReasonRequestTooLarge,
+		e.reject(r, req.RequestID, req.AmountInCents, req.OriginAccountID, ReasonRequestTooLarge,
 			fmt.Sprintf("the request does not fit alone in a batch record of %d bytes", e.agg.maxBytes), now)
 		e.m.pend("rejected")
 		e.m.rejectedReason(string(ReasonRequestTooLarge))
@@ -873,8 +941,12 @@ func (e *Engine) process(r *kgo.Record, req *payout.Request, decErr error, isCop
 	return true
 }
 
-// reject produces a REJECTED status event for the request.
-func (e *Engine) reject(requestID string, amount int64, origin string, reason payout.Reason, msg string, now time.Time) {
+// reject produces a REJECTED status event for the request of record r. An
+// event too large for the status topic (it repeats the request's
+// requestId and originAccountId, which may be invalid and up to 256 KiB
+// each) would be refused on every re-read of the window: the request is
+// dead-lettered instead, with the reason in its error header.
+func (e *Engine) reject(r *kgo.Record, requestID string, amount int64, origin string, reason payout.Reason, msg string, now time.Time) {
 	code := string(reason)
 	sc := payout.StatusChange{
 		// Content-derived: a republished copy of the same rejected request
@@ -888,6 +960,16 @@ func (e *Engine) reject(requestID string, amount int64, origin string, reason pa
 		OriginAccountID: origin,
 		OccurredAt:      now,
 		Source:          payout.SourceIngest,
+	}
+	// Its key and its value both carry requestID; the rest of the value
+	// (eventId, status, source, times, amount) is under 256 bytes.
+	limit := min(MaxRejectedBytes, int(e.producerLimit(e.cfg.Topics.Status))-RecordOverhead)
+	if size := 2*len(requestID) + len(origin) + len(msg) + len(code) + 256; size > limit {
+		e.produce(e.dlqRecord(r, fmt.Errorf("%s: %s; its REJECTED event (about %d bytes) is above the status topic's limit of %d, so the request is dead-lettered instead",
+			code, msg, size, limit)))
+		e.cfg.Logger.Warn("ingest: a REJECTED event too large for the status topic; the request is dead-lettered instead",
+			"reason", code, "bytes", size, "limit", limit, "partition", r.Partition, "offset", r.Offset)
+		return
 	}
 	e.produceStatus(&sc)
 }
@@ -963,6 +1045,7 @@ func (e *Engine) produce(r *kgo.Record) {
 		if err != nil {
 			if errors.Is(err, kerr.MessageTooLarge) {
 				e.tooLarge.Store(true)
+				e.noteRefused(r)
 			}
 			e.fail(fmt.Errorf("produce to %s: %w", r.Topic, err))
 		}

@@ -94,6 +94,10 @@ func seenValue(partition int32, offset int64) string {
 // have been written, which is harmless (each names its own record, which
 // the re-read finds).
 func (s *seenIndex) claim(ctx context.Context, ids, values []string, copies []bool) error {
+	// The caller reuses copies from poll to poll: a poll with no id to
+	// claim must not keep the marks of the last one (a record with none
+	// would be dead-lettered as a copy of a request that was never sent).
+	clear(copies)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), seenTimeout)
 	defer cancel()
 	s.slots(ids)
@@ -118,7 +122,6 @@ func (s *seenIndex) claim(ctx context.Context, ids, values []string, copies []bo
 	// failure, so every command is read below instead.
 	_, _ = pipe.Exec(ctx)
 	for i, id := range ids {
-		copies[i] = false
 		if id == "" {
 			continue
 		}

@@ -339,6 +339,13 @@ func (e *Engine) onWEpayout(ctx context.Context, h http.Header, body []byte, wh 
 		}
 		read = &p
 	}
+	if read.ProviderID != providerID {
+		// The payment id is not signed: WEpayout may resolve another text
+		// of it ("0100001") to the payment. Only its own text names the
+		// transaction the status key knows; another would start a new
+		// life there and repeat a final status under a new eventId.
+		return 0, fmt.Errorf("%w: payment id %q is answered as payment %q", errForged, truncate(providerID, 32), truncate(read.ProviderID, 32))
+	}
 	if read.Status == "" {
 		e.m.unknownStatuses.WithLabelValues(string(rail.WEpayout), string(payout.SourceWebhook)).Inc()
 		return 0, fmt.Errorf("%w: payment %s: %q", errUnknownStatus, providerID, truncate(read.ProviderStatus, 32))
@@ -392,6 +399,18 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 			return false, 0, railErr(err)
 		}
 		return retry(railErr(err))
+	}
+	if p.ProviderID != providerID {
+		// Another text of the id (an earlier tracker enrolled one from an
+		// unsigned webhook field): its statuses belong to the payout's own
+		// id, which is tracked apart. Emitted under this one, they would
+		// repeat its final status under a new eventId.
+		e.log.Error("track: polled payout answers under another id; nothing emitted, polled again at the longest backoff",
+			"rail", name, "payoutId", truncate(id, 48))
+		if err := e.sub.Reschedule(context.WithoutCancel(ctx), id, now.Add(e.cfg.PollMaxBackoff)); err != nil {
+			return false, 0, err
+		}
+		return false, 0, fmt.Errorf("%w: payout %s answers as %s", errForged, truncate(id, 48), truncate(p.ProviderID, 32))
 	}
 	ref, err := e.lookupSingle(ctx, name, providerID)
 	if err != nil {
