@@ -332,7 +332,10 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 		}
 	}
 	hist := statusHistory{oldest: map[int32]time.Time{}}
-	statuses, err := keysOn(ctx, opts, t.st.Topics.Status, ids, func(r *kgo.Record) {
+	// Every partition a request's key fell in at any partition count up to
+	// today's (keyPartitions): one added since its events were written
+	// moves the key, and the partition of today's count would hold none.
+	statuses, err := keysOn(ctx, opts, t.st.Topics.Status, ids, true, func(r *kgo.Record) {
 		if _, ok := hist.oldest[r.Partition]; !ok {
 			hist.oldest[r.Partition] = r.Timestamp
 		}
@@ -348,7 +351,7 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 	// replayed maps a dead letter to the request record carrying its
 	// replayed-from, and back.
 	replayed := map[string]string{}
-	onRequests, err := keysOn(ctx, opts, t.st.Topics.Requests, ids, func(r *kgo.Record) {
+	onRequests, err := keysOn(ctx, opts, t.st.Topics.Requests, ids, false, func(r *kgo.Record) {
 		for _, h := range r.Headers {
 			if h.Key == HeaderReplayedFrom {
 				at := position(r.Partition, r.Offset)
@@ -499,24 +502,29 @@ func (h *statusHistory) load(ctx context.Context, opts []kgo.Opt, topic string) 
 }
 
 // covers reports whether the status topic still holds every event of id
-// written since then: its partition was never trimmed, or its oldest
-// record kept is from then or before.
+// written since then: each partition id's key may have fallen in
+// (keyPartitions: partitions added since an event was written move its
+// key, and the event stays where it was) was never trimmed, or the oldest
+// record it keeps is from then or before.
 func (h *statusHistory) covers(topic, id string, since time.Time) bool {
-	p := partitionOf(topic, []byte(id), h.n)
-	if trimmed, known := h.trimmed[p]; !known {
-		return false
-	} else if !trimmed {
-		return true
+	for _, p := range keyPartitions(topic, []byte(id), h.n) {
+		trimmed, known := h.trimmed[p]
+		if !known {
+			return false
+		}
+		if oldest, ok := h.oldest[p]; trimmed && (!ok || oldest.After(since)) {
+			return false
+		}
 	}
-	oldest, ok := h.oldest[p]
-	return ok && !oldest.After(since)
+	return h.n > 0
 }
 
 // keysOn reads the partitions of topic that keys fall in (as the workers'
-// producers partition them) and returns, for each of keys, the positions
-// (partition/offset) of the records keyed by it. each, when set, sees
-// every record of those partitions.
-func keysOn(ctx context.Context, opts []kgo.Opt, topic string, keys [][]byte, each func(*kgo.Record)) (map[string][]string, error) {
+// producers partition them; with grown set, at any partition count up to
+// today's, see keyPartitions) and returns, for each of keys, the positions (partition/offset) of the
+// records keyed by it. each, when set, sees every record of those
+// partitions.
+func keysOn(ctx context.Context, opts []kgo.Opt, topic string, keys [][]byte, grown bool, each func(*kgo.Record)) (map[string][]string, error) {
 	found := map[string][]string{}
 	if len(keys) == 0 {
 		return found, nil
@@ -535,9 +543,15 @@ func keysOn(ctx context.Context, opts []kgo.Opt, topic string, keys [][]byte, ea
 	var parts []int32
 	for _, k := range keys {
 		want[string(k)] = true
-		if p := partitionOf(topic, k, n); !seen[p] {
-			seen[p] = true
-			parts = append(parts, p)
+		ps := []int32{partitionOf(topic, k, n)}
+		if grown {
+			ps = keyPartitions(topic, k, n)
+		}
+		for _, p := range ps {
+			if !seen[p] {
+				seen[p] = true
+				parts = append(parts, p)
+			}
 		}
 	}
 	_, err = scan(ctx, opts, topic, parts, nil, func(r *kgo.Record) error {

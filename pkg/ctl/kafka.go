@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -16,6 +17,20 @@ import (
 // producer of the pipeline uses.
 func partitionOf(topic string, key []byte, n int) int32 {
 	return int32(kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(&kgo.Record{Topic: topic, Key: key}, n))
+}
+
+// keyPartitions returns every partition key may have been written to in a
+// topic of n partitions now: its partition at each count from n down to 1,
+// each once, today's first. Partitions are only ever added, so a record
+// written when the topic had fewer is in one of these.
+func keyPartitions(topic string, key []byte, n int) []int32 {
+	var ps []int32
+	for m := n; m >= 1; m-- {
+		if p := partitionOf(topic, key, m); !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 // partitions returns the partition count of topic.

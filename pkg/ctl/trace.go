@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -37,6 +38,10 @@ type TraceResult struct {
 
 // TraceEvent is one PayoutStatusChanged of the request.
 type TraceEvent struct {
+	// Partition is the event's partition: the request's partition
+	// (TraceResult.Partition), or one its key fell in before partitions
+	// were added to the topic.
+	Partition       int32     `json:"partition"`
 	Offset          int64     `json:"offset"`
 	OccurredAt      time.Time `json:"occurredAt"`
 	Rail            string    `json:"rail"`
@@ -131,26 +136,53 @@ func (t *Tool) traceEvents(ctx context.Context, res *TraceResult) error {
 	res.Partition = partitionOf(res.Topic, key, n)
 	m := t.mask()
 	start := time.Now()
-	st, err := scan(ctx, opts, res.Topic, []int32{res.Partition}, key, func(r *kgo.Record) error {
-		var sc payout.StatusChange
-		if err := codec.DecodeStatusChange(r.Value, &sc); err != nil {
-			res.Notes = append(res.Notes, fmt.Sprintf("offset %d: undecodable status event: %v", r.Offset, err))
+	read := func(parts []int32) error {
+		st, err := scan(ctx, opts, res.Topic, parts, key, func(r *kgo.Record) error {
+			var sc payout.StatusChange
+			if err := codec.DecodeStatusChange(r.Value, &sc); err != nil {
+				res.Notes = append(res.Notes, fmt.Sprintf("partition %d offset %d: undecodable status event: %v", r.Partition, r.Offset, err))
+				return nil
+			}
+			if sc.RequestID != res.RequestID {
+				return nil
+			}
+			e := TraceEvent{Partition: r.Partition, Offset: r.Offset, OccurredAt: sc.OccurredAt, Rail: deref(sc.Rail), Status: string(sc.Status),
+				Source: string(sc.Source), ReasonCode: deref(sc.ReasonCode), ReasonMessage: m.text(deref(sc.ReasonMessage)),
+				BatchID: deref(sc.BatchID), PayoutID: deref(sc.PayoutID), TransactionID: deref(sc.TransactionID),
+				AmountInCents: sc.AmountInCents, OriginAccountID: sc.OriginAccountID, EventID: sc.EventID}
+			if sc.PreviousStatus != nil {
+				e.PreviousStatus = string(*sc.PreviousStatus)
+			}
+			res.Events = append(res.Events, e)
 			return nil
+		})
+		res.RecordsScanned += st.Records
+		return err
+	}
+	err = read([]int32{res.Partition})
+	// A lifecycle starts with an event without a previous status (ingest's
+	// BATCHED or REJECTED). Missing from the request's partition, it may be
+	// in a partition the key fell in before partitions were added to the
+	// topic (events stay where they were written): read those too, oldest
+	// first (keyPartitions lists today's count first).
+	parts := keyPartitions(res.Topic, key, n)
+	if err == nil && len(parts) > 1 && !slices.ContainsFunc(res.Events, func(e TraceEvent) bool { return e.PreviousStatus == "" }) {
+		err = read(parts[1:])
+		rank := func(p int32) int { return -slices.Index(parts, p) }
+		slices.SortStableFunc(res.Events, func(a, b TraceEvent) int {
+			if c := cmp.Compare(rank(a.Partition), rank(b.Partition)); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Offset, b.Offset)
+		})
+		for _, e := range res.Events {
+			if e.Partition != res.Partition {
+				res.Notes = append(res.Notes, "some events are in another partition than the request's: partitions were added to the topic after they were written")
+				break
+			}
 		}
-		if sc.RequestID != res.RequestID {
-			return nil
-		}
-		e := TraceEvent{Offset: r.Offset, OccurredAt: sc.OccurredAt, Rail: deref(sc.Rail), Status: string(sc.Status),
-			Source: string(sc.Source), ReasonCode: deref(sc.ReasonCode), ReasonMessage: m.text(deref(sc.ReasonMessage)),
-			BatchID: deref(sc.BatchID), PayoutID: deref(sc.PayoutID), TransactionID: deref(sc.TransactionID),
-			AmountInCents: sc.AmountInCents, OriginAccountID: sc.OriginAccountID, EventID: sc.EventID}
-		if sc.PreviousStatus != nil {
-			e.PreviousStatus = string(*sc.PreviousStatus)
-		}
-		res.Events = append(res.Events, e)
-		return nil
-	})
-	res.ScanTook, res.RecordsScanned = time.Since(start), st.Records
+	}
+	res.ScanTook = time.Since(start)
 	return err
 }
 

@@ -1,0 +1,180 @@
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+)
+
+// growTopic adds partitions to topic until it has n, and waits until they
+// are listed.
+func growTopic(t *testing.T, cl *kgo.Client, topic string, n int) {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.UpdatePartitions(context.Background(), n, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Error(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := partitions(context.Background(), adm, topic)
+		if err == nil && got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still has %d partitions (%v)", topic, got, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// movedKey returns a requestId whose partition differs between a topic of
+// before and of after partitions.
+func movedKey(topic string, before, after int) string {
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("paid-before-growth-%d", i)
+		if partitionOf(topic, []byte(k), before) != partitionOf(topic, []byte(k), after) {
+			return k
+		}
+	}
+}
+
+// dlq replay's rule 3 ("its requestId has any event on the status topic")
+// read only the partition the requestId hashes to under the status topic's
+// partition count now. Once partitions are added to payouts.status.v1, the
+// events of every request produced before lie in the partition of the old
+// count, and the check read another one.
+//
+// Sequence: R was batched, submitted and approved (events on the status
+// topic, 3 partitions). A copy of R under a wrong key, in bytes ingest could
+// not decode then, sits in the DLQ (SCHEMA_NOT_FOUND; ingest rejected the
+// key, not R). The status topic grows to 6 partitions. Past DEDUPE_WINDOW
+// (or after a Redis loss) ingest's seen index and the dispatcher's
+// duplicate index no longer hold R: the status-topic check is the only
+// guard, and it read the wrong partition and replayed R: paid twice.
+func TestReplayAfterStatusTopicGrewIsRefused(t *testing.T) {
+	e := newDLQEnv(t)
+	const before, after = 3, 6 // newDLQEnv's status topic has 3 partitions
+	id := movedKey(e.topics.Status, before, after)
+	for _, st := range []payout.Status{payout.StatusBatched, payout.StatusSubmitted, payout.StatusApproved} {
+		e.produce(statusRecord(t, e.codec, e.topics.Status, id, st, time.Now()))
+	}
+	at := e.deadLetter("wrong-key", e.value(piiRequest(id)), fmt.Errorf("decode: %w", events.ErrUnknownSchema))
+
+	// While the topic has its original partition count the replay is refused.
+	if it := e.replay("--offset", at, "--dry-run")[at]; it.Verdict != VerdictRefused {
+		t.Fatalf("before the status topic grew: %s %q, want refused", it.Verdict, it.Reason)
+	}
+
+	growTopic(t, e.cl, e.topics.Status, after)
+
+	it := e.replay("--offset", at)[at]
+	if it.Verdict != VerdictRefused {
+		t.Errorf("R has BATCHED, SUBMITTED and APPROVED on %s (partition %d of %d), yet after the topic grew to %d partitions dlq replay says %q (%q)",
+			e.topics.Status, partitionOf(e.topics.Status, []byte(id), before), before, after, it.Verdict, it.ReplayedTo)
+	}
+	if n := len(e.replayed()); n != 0 {
+		t.Errorf("%d record(s) of the paid request %s republished to %s", n, id, e.topics.Requests)
+	}
+}
+
+// trace shows a request's whole lifecycle when partitions were added to the
+// status topic in the middle of it: the events written before stay in the
+// partition of the old count, those after land in today's.
+func TestTraceFindsEventsWrittenBeforeTheTopicGrew(t *testing.T) {
+	k := testenv.Kafka(t)
+	topic := k.Topic(t, "status", 3)
+	c, err := events.NewCodec(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := k.Client(t)
+	id := movedKey(topic, 3, 6)
+	event := func(st, prev payout.Status) *kgo.Record {
+		sc := payout.StatusChange{EventID: payout.EventID("status", id, string(st)), RequestID: id, Status: st, AmountInCents: 123_400,
+			OriginAccountID: "acct-1", OccurredAt: time.Now(), Source: payout.SourceIngest}
+		if prev != "" {
+			sc.PreviousStatus = &prev
+		}
+		v, err := c.AppendStatusChange(nil, &sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgo.Record{Topic: topic, Key: []byte(id), Value: v}
+	}
+	k.Produce(t, topic, event(payout.StatusBatched, ""), event(payout.StatusSubmitted, payout.StatusBatched))
+	growTopic(t, cl, topic, 6)
+	k.Produce(t, topic, event(payout.StatusApproved, payout.StatusSubmitted))
+
+	tool := New(testConfig(map[string]string{"KAFKA_BROKERS": k.BrokersCSV(), "TOPIC_STATUS": topic}), nil)
+	res := &TraceResult{RequestID: id, Topic: topic}
+	if err := tool.traceEvents(context.Background(), res); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range res.Events {
+		got = append(got, e.Status)
+	}
+	if fmt.Sprint(got) != "[BATCHED SUBMITTED APPROVED]" {
+		t.Fatalf("trace of %s shows %v, want [BATCHED SUBMITTED APPROVED] (partition %d now, %d before)", id, got,
+			partitionOf(topic, []byte(id), 6), partitionOf(topic, []byte(id), 3))
+	}
+	if len(res.Notes) == 0 {
+		t.Errorf("no note says the events span partitions")
+	}
+}
+
+// Rule 3b after the status topic grew: a request's events may be in any
+// partition its key fell in at a smaller count, so the history covers the
+// dead letter only if each of those partitions still reaches back far
+// enough. Today's partition reaching back 40 days is not enough when
+// another of them was trimmed with nothing older kept.
+func TestReplayAfterGrowthNeedsEveryPartitionOfTheKeyToCover(t *testing.T) {
+	e := newDLQEnv(t)
+	const n = 3 // the status topic's partitions (newDLQEnv)
+	id := ""
+	for i := 0; id == ""; i++ {
+		if k := fmt.Sprintf("never-handled-%d", i); len(keyPartitions(e.topics.Status, []byte(k), n)) > 1 {
+			id = k
+		}
+	}
+	parts := keyPartitions(e.topics.Status, []byte(id), n)
+	filler := func(p int32) string {
+		for i := 0; ; i++ {
+			if k := fmt.Sprintf("filler-%d", i); partitionOf(e.topics.Status, []byte(k), n) == p {
+				return k
+			}
+		}
+	}
+	old := func(p int32) {
+		r := statusRecord(t, e.codec, e.topics.Status, filler(p), payout.StatusApproved, time.Now())
+		r.Timestamp = time.Now().Add(-40 * 24 * time.Hour)
+		e.produce(r)
+	}
+	for _, p := range parts {
+		e.produce(statusRecord(t, e.codec, e.topics.Status, filler(p), payout.StatusBatched, time.Now()))
+	}
+	e.trimStatus()
+	old(parts[0]) // today's partition reaches 40 days back; the others keep nothing
+	at := e.deadLetter(id, e.value(piiRequest(id)), fmt.Errorf("decode: %w", events.ErrUnknownSchema))
+	if it := e.replay("--offset", at, "--dry-run")[at]; it.Verdict != VerdictRefused {
+		t.Fatalf("partitions %v of %s, only %d reaching back: %s %q, want refused", parts, id, parts[0], it.Verdict, it.Reason)
+	}
+	for _, p := range parts[1:] {
+		old(p)
+	}
+	if it := e.replay("--offset", at)[at]; it.Verdict != VerdictReplayed {
+		t.Fatalf("every partition of %s reaches 40 days back: %s %q, want replayed", id, it.Verdict, it.Reason)
+	}
+}
