@@ -279,7 +279,7 @@ type Engine struct {
 	// so that a limit the brokers will not describe is still found.
 	learnedMu sync.Mutex
 	learned   map[string]int32
-	refused   map[string]int // the largest record refused this window, per topic
+	refused   map[string]map[int32]int // bytes refused this window, per topic and partition
 
 	// sessions counts the Kafka sessions started; onSession, a test hook,
 	// sees each new session's client.
@@ -491,9 +491,11 @@ func (e *Engine) readLimits(ctx context.Context) error {
 	return nil
 }
 
-// noteRefused keeps, per topic, the largest record the brokers refused as
-// too large this window; learnLimits turns them into limits when the
-// window has aborted.
+// noteRefused adds r, refused by the brokers as too large this window, to
+// its partition's refused bytes: the brokers refuse a partition's records
+// sent together as one, so a partition's sum approximates the group that
+// was too large, and a small record says nothing of the limit alone.
+// learnLimits turns them into limits when the window has aborted.
 func (e *Engine) noteRefused(r *kgo.Record) {
 	size := len(r.Key) + len(r.Value)
 	for _, h := range r.Headers {
@@ -502,31 +504,41 @@ func (e *Engine) noteRefused(r *kgo.Record) {
 	e.learnedMu.Lock()
 	defer e.learnedMu.Unlock()
 	if e.refused == nil {
-		e.refused = map[string]int{}
+		e.refused = map[string]map[int32]int{}
 	}
-	e.refused[r.Topic] = max(e.refused[r.Topic], size)
+	if e.refused[r.Topic] == nil {
+		e.refused[r.Topic] = map[int32]int{}
+	}
+	e.refused[r.Topic][r.Partition] += size
 }
 
-// learnLimits lowers the limit assumed for each topic that refused a
-// record this window: to the largest record it refused, and at least by
-// half (a refused record may only have been batched with others), never
-// below the topic's floor; for the batches topic the floor is the smallest
-// batch allowed (MinBatchBytes), and a batch of that size refused puts the
-// limit below it, so that readLimits stops the worker with its error. The
-// next session batches below the learned limits. Without them, a limit the
-// brokers will not describe (no DescribeConfigs permission) made every
-// window build the same record and abort on it, for ever.
+// learnLimits lowers the limit assumed for each topic that refused records
+// this window: to half the largest refused group (or half the current
+// limit, if lower), never below the topic's floor (franz-go's 512 bytes;
+// for the batches topic, the smallest batch allowed, MinBatchBytes). The
+// next session sends below it: the producer's record-batch cap, and the
+// caps of batches, dead letters and REJECTED events derive from it. A
+// refusal at the batches topic's floor puts its limit below it, so that
+// readLimits stops the worker with its error. Without learning, a limit
+// the brokers will not describe (no DescribeConfigs permission) made every
+// window build the same records and abort on them, for ever.
 func (e *Engine) learnLimits() {
 	e.learnedMu.Lock()
 	defer e.learnedMu.Unlock()
-	for topic, size := range e.refused {
+	for topic, parts := range e.refused {
+		group := 0
+		for _, n := range parts {
+			group = max(group, n)
+		}
 		floor := 512 // franz-go's floor
 		if topic == e.cfg.Topics.Batches {
 			floor = MinBatchBytes + RecordOverhead
 		}
-		guess := max(floor, min(int(e.producerLimit(topic))/2, size))
-		if size <= floor {
+		cur := int(e.producerLimit(topic))
+		guess := max(floor, min(cur, group)/2)
+		if cur <= floor {
 			guess = floor - 1
+			e.cfg.Logger.Error("ingest: a topic refused records at the smallest size ingest sends; raise its max.message.bytes", "topic", topic)
 		}
 		if e.learned == nil {
 			e.learned = map[string]int32{}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -211,4 +212,159 @@ func denyDescribeConfigs(t *testing.T, f *fixture) {
 		}
 		return resp, nil, true
 	})
+}
+
+func learnedLimits(e *Engine) map[string]int32 {
+	e.learnedMu.Lock()
+	defer e.learnedMu.Unlock()
+	out := map[string]int32{}
+	for k, v := range e.learned {
+		out[k] = v
+	}
+	return out
+}
+
+// The status topic's max.message.bytes (4 KiB) is not described (no
+// DescribeConfigs) and is below the producer's 1 MB record-batch cap. A
+// window's BATCHED events, each about 200 bytes, go out in one record
+// batch per partition above 4 KiB: the broker refuses the whole batch, so
+// every record of it fails with MESSAGE_TOO_LARGE though each is tiny.
+// Learning the limit from the largest record refused (under 512 bytes)
+// capped the status topic at 512 bytes and reject's limit at 0: every
+// invalid request, whose REJECTED event the topic takes, was dead-lettered
+// instead of rejected. The limit is learned from the refused group now.
+func TestSmallRecordsRefusedTogetherTeachTheGroupNotTheRecord(t *testing.T) {
+	f := newFixture(t, 1)
+	f.limitTopic(&f.topics.Status, 4<<10)
+	denyDescribeConfigs(t, f)
+	var reqs []payout.Request
+	var valid []string
+	for i := range 300 {
+		r := request(i, fmt.Sprintf("acc-%d", i%3), 0)
+		reqs = append(reqs, r)
+		valid = append(valid, r.RequestID)
+	}
+	bad := request(1000, "acc-a", 0)
+	bad.Beneficiary.AccountNumber = "0000000" // INVALID_ACCOUNT_NUMBER: a small REJECTED
+	reqs = append(reqs, bad)
+	f.produce(reqs)
+	e := f.engine("ingest-r21-status", func(c *Config) { c.MaxTransactions, c.MaxWait, c.MaxWindow = 1000, 2*time.Second, 2*time.Second })
+	stop := f.run(e)
+
+	deadline := time.Now().Add(60 * time.Second)
+	var st, dlq []*kgo.Record
+	for time.Now().Before(deadline) {
+		st = f.kafka.ReadAll(t, f.topics.Status)
+		dlq = f.kafka.ReadAll(t, f.topics.RequestsDLQ)
+		if len(st)+len(dlq) >= len(reqs) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	stop()
+	learned := learnedLimits(e)
+	t.Logf("learned limits: %v; status events %d, dead letters %d", learned, len(st), len(dlq))
+	if _, ok := learned[f.topics.Status]; !ok {
+		t.Fatal("setup: the status topic refused nothing, the test tested nothing")
+	}
+	var rejected bool
+	for _, r := range st {
+		var sc payout.StatusChange
+		if err := f.codec.DecodeStatusChange(r.Value, &sc); err != nil {
+			t.Fatal(err)
+		}
+		if sc.RequestID == bad.RequestID && sc.Status == payout.StatusRejected {
+			rejected = true
+		}
+	}
+	for _, r := range dlq {
+		for _, h := range r.Headers {
+			if h.Key == "error" {
+				t.Logf("dead letter %s: error=%q", r.Key, h.Value)
+			}
+		}
+	}
+	if !rejected || len(dlq) != 0 {
+		t.Fatalf("invalid %s: REJECTED event emitted=%v, %d dead letters; want its REJECTED (about 300 bytes, the topic takes 4 KiB) and no dead letter: the learned limit %d for %s comes from a 200-byte record refused only because it was batched with others",
+			bad.RequestID, rejected, len(dlq), learned[f.topics.Status], f.topics.Status)
+	}
+}
+
+// The batches topic's max.message.bytes (16 KiB) is not described and is
+// above what batches need (BATCH_MAX_BYTES 4 KiB here). A window closes many
+// small batches (one per origin account, about 1 KB each); the producer puts
+// a partition's batch records in one record batch up to its 1 MB cap, above
+// 16 KiB, and the broker refuses it: every batch record in it fails with
+// MESSAGE_TOO_LARGE though each is 1 KB. Learned from the largest record,
+// the limit fell below the smallest batch and readLimits stopped the
+// worker ("too small for batches: raise it") though the topic takes every
+// batch this worker forms.
+func TestSmallBatchesRefusedTogetherDoNotStopTheWorker(t *testing.T) {
+	f := newFixture(t, 1)
+	f.limitBatches(16 << 10)
+	denyDescribeConfigs(t, f)
+	var reqs []payout.Request
+	for a := range 150 {
+		rs, _ := bulky(3, 3*a)
+		for i := range rs {
+			rs[i].OriginAccountID = fmt.Sprintf("acc-%03d", a)
+		}
+		reqs = append(reqs, rs...)
+	}
+	f.produce(reqs)
+	e := f.engine("ingest-r21-batches", func(c *Config) {
+		c.MaxTransactions, c.MaxBatchBytes, c.MaxWait, c.MaxWindow = 1000, MinBatchBytes, 2*time.Second, 2*time.Second
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	deadline := time.After(60 * time.Second)
+	var st []*kgo.Record
+	for {
+		select {
+		case err := <-done:
+			st = f.kafka.ReadAll(t, f.topics.Status)
+			t.Fatalf("the worker stopped with %v after %d of %d requests committed; learned limits %v (the topic takes 16 KiB, batches are capped at %d)",
+				err, len(st), len(reqs), learnedLimits(e), MinBatchBytes)
+		case <-deadline:
+			cancel()
+			<-done
+			t.Fatalf("after 60s %d of %d requests committed; learned %v", len(st), len(reqs), learnedLimits(e))
+		case <-time.After(time.Second):
+		}
+		if st = f.kafka.ReadAll(t, f.topics.Status); len(st) >= len(reqs) {
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("engine: %v", err)
+	}
+	t.Logf("all %d committed; learned limits %v", len(st), learnedLimits(e))
+}
+
+// A batches topic below the smallest batch ingest forms (MinBatchBytes plus
+// the record's framing), not described: the learned limit falls to that
+// floor, a batch is refused there too, and the worker stops with the error
+// that names the topic, rather than refusing the same batch for ever.
+func TestBatchesTopicBelowTheSmallestBatchStopsTheWorker(t *testing.T) {
+	f := newFixture(t, 1)
+	f.limitBatches(1500)
+	denyDescribeConfigs(t, f)
+	reqs, _ := bulky(200, 0)
+	f.produce(reqs)
+	e := f.engine("ingest-below-floor", func(c *Config) { c.MaxWait, c.MaxWindow = time.Second, time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	err := e.Run(ctx)
+	if ctx.Err() != nil {
+		t.Fatalf("the worker kept running for 90s (learned %v)", learnedLimits(e))
+	}
+	if err == nil || !strings.Contains(err.Error(), f.topics.Batches) || !strings.Contains(err.Error(), "raise it") {
+		t.Fatalf("the worker stopped with %v, want the error naming %s and saying to raise it", err, f.topics.Batches)
+	}
+	if st := f.kafka.ReadAll(t, f.topics.Status); len(st) != 0 {
+		t.Fatalf("%d status events committed, want none: no batch fits", len(st))
+	}
 }
