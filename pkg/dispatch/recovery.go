@@ -101,8 +101,12 @@ const evictionCheckEvery = time.Minute
 // margin RecoveryGrace - HTTPTimeout. (Without the margin, a POST sent by
 // a replica cut off from Redis at the fence's limit and applied late
 // could land after the rebuild: a helper review.)
+//
+// That is this process's own; a recovery waits the longest of any live
+// dispatcher's (peerWaits).
 func (e *Engine) recoveryWait() time.Duration {
-	return e.cfg.RecoveryGrace + renewEvery(e.cfg.LeaseTTL) + e.cfg.RecoveryGrace - e.cfg.HTTPTimeout
+	w, _ := e.waitsOf(e.cfg.HTTPTimeout, e.cfg.RecoveryGrace, e.cfg.LeaseTTL)
+	return w
 }
 
 // readyEpoch is ensureEpoch's wait for a ready epoch.
@@ -214,6 +218,10 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 	}
 	// Read only now, with the epoch written (starts.go).
 	first, why := e.firstStart(ctx)
+	wait, _, err := e.peerWaits(ctx)
+	if err != nil {
+		return "", err
+	}
 	e.m.recoveries.Inc()
 	var n, unindexed int
 	skipped := time.Duration(0)
@@ -229,7 +237,7 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 			n = indexed
 			// Such a dispatcher's single-payout POSTs are not in Wompi's
 			// listing: their jobs wait out the grace before any lookup.
-			skipped = e.recoveryWait() - time.Since(start)
+			skipped = wait - time.Since(start)
 			e.m.firstStarts.Inc()
 			e.log.Info("dispatch: Redis holds no state, no other dispatcher has ever started on this Kafka and no rail lists a payout: a first start, no grace wait for Wompi",
 				"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
@@ -239,13 +247,13 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 	}
 	if !first {
 		e.log.Warn("dispatch: Redis state missing: recovering (new epoch, grace wait, rebuild of the duplicate index from the rails' listings)",
-			"epoch", epoch, "grace", e.recoveryWait(), "window", e.cfg.DedupeWindow, "not_a_first_start", why)
+			"epoch", epoch, "grace", wait, "window", e.cfg.DedupeWindow, "not_a_first_start", why)
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-lost:
 			return "", errors.New("dispatch: recovery lock lost during the grace period")
-		case <-time.After(e.recoveryWait()):
+		case <-time.After(wait):
 		}
 		var err error
 		if _, n, unindexed, err = e.rebuildIndex(ctx, epoch); err != nil {

@@ -140,7 +140,12 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		// later: recoveryWait covers that from the confirmation (a helper
 		// review found RecoveryGrace + LeaseTTL short when RecoveryGrace is
 		// set far above HTTPTimeout).
-		wait := max(e.cfg.RecoveryGrace+e.cfg.LeaseTTL, e.recoveryWait())
+		// The wait is the longest any live dispatcher's timings need: the
+		// earlier attempt may have been a replica's with longer ones.
+		_, wait, err := e.peerWaits(j.soft)
+		if err != nil {
+			return err
+		}
 		j.log.Warn("dispatch: an earlier attempt may have posted some payees: waiting for its calls to land before looking them up",
 			"rail", cl.Rail(), "wait", wait)
 		if err := sleep(j.soft, wait); err != nil {

@@ -68,6 +68,14 @@ type startRecord struct {
 	Boot      string      `json:"boot"`
 	StartedAt time.Time   `json:"startedAt"`
 	Rails     []rail.Name `json:"rails,omitempty"`
+	// The timings that bound how late this process's POSTs may land
+	// (WOMPI_HTTP_TIMEOUT, RECOVERY_GRACE, DISPATCHER_LEASE_TTL), in
+	// milliseconds; a process that waits for another's POSTs waits the
+	// longest any live process's timings need (peerWaits). Records of
+	// versions that wrote none count as this process's own.
+	HTTPTimeoutMs   int64 `json:"httpTimeoutMs,omitempty"`
+	RecoveryGraceMs int64 `json:"recoveryGraceMs,omitempty"`
+	LeaseTTLMs      int64 `json:"leaseTtlMs,omitempty"`
 }
 
 // payRails are the rails this process pays through, in a stable order.
@@ -119,6 +127,51 @@ func (e *Engine) missingRails(ctx context.Context) ([]rail.Name, error) {
 		}
 	}
 	return missing, nil
+}
+
+// peerWaits returns how long to wait for POSTs another dispatcher may have
+// in flight: after a Redis loss (recovery) and before looking up the
+// payees of a batch another attempt was posting (takeover). Each is the
+// longest that this process's timings or those of any start record
+// written in the last railsEvery and an hour need (a live process writes
+// one at least that often; a process dead for longer has no POST in
+// flight). Replicas with different WOMPI_HTTP_TIMEOUT, RECOVERY_GRACE or
+// DISPATCHER_LEASE_TTL (a rolling change) each wait for the slowest: from
+// its own timings alone, a replica with shorter ones looked a payee up
+// before a slower replica's POST landed, and paid it again.
+func (e *Engine) peerWaits(ctx context.Context) (recovery, takeover time.Duration, err error) {
+	recovery, takeover = e.waitsOf(e.cfg.HTTPTimeout, e.cfg.RecoveryGrace, e.cfg.LeaseTTL)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	topic := e.cfg.Topics.DispatcherStarts
+	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("dispatch: list the partitions of %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
+	}
+	since := time.Now().Add(-e.railsEvery - time.Hour)
+	if _, err := events.Scan(ctx, e.readOpts(), topic, slices.Sorted(maps.Keys(ends[topic])), nil, func(r *kgo.Record) error {
+		var sr startRecord
+		if json.Unmarshal(r.Value, &sr) != nil || sr.StartedAt.Before(since) || sr.HTTPTimeoutMs <= 0 || sr.RecoveryGraceMs <= 0 || sr.LeaseTTLMs <= 0 {
+			return nil
+		}
+		rw, tw := e.waitsOf(time.Duration(sr.HTTPTimeoutMs)*time.Millisecond, time.Duration(sr.RecoveryGraceMs)*time.Millisecond,
+			time.Duration(sr.LeaseTTLMs)*time.Millisecond)
+		recovery, takeover = max(recovery, rw), max(takeover, tw)
+		return nil
+	}); err != nil {
+		return 0, 0, fmt.Errorf("dispatch: read the start records on %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
+	}
+	return recovery, takeover, nil
+}
+
+// waitsOf returns, for a process with these timings, recoveryWait's wait
+// and a takeover's (recoveryWait, and at least its grace plus its lease).
+func (e *Engine) waitsOf(httpTimeout, grace, lease time.Duration) (recovery, takeover time.Duration) {
+	recovery = grace + renewEvery(lease) + grace - httpTimeout
+	return recovery, max(grace+lease, recovery)
 }
 
 // railsRecordEvery is how often a running dispatcher writes its start
@@ -221,7 +274,8 @@ func (e *Engine) writeStart(ctx context.Context) error {
 }
 
 func (e *Engine) writeStartRecord(ctx context.Context) (*kgo.Record, error) {
-	v, err := json.Marshal(startRecord{Instance: e.cfg.InstanceID, Boot: e.boot, StartedAt: time.Now().UTC(), Rails: e.payRails()})
+	v, err := json.Marshal(startRecord{Instance: e.cfg.InstanceID, Boot: e.boot, StartedAt: time.Now().UTC(), Rails: e.payRails(),
+		HTTPTimeoutMs: e.cfg.HTTPTimeout.Milliseconds(), RecoveryGraceMs: e.cfg.RecoveryGrace.Milliseconds(), LeaseTTLMs: e.cfg.LeaseTTL.Milliseconds()})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,113 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+)
+
+// Replicas with different WOMPI_HTTP_TIMEOUT, RECOVERY_GRACE or
+// DISPATCHER_LEASE_TTL (each valid on its own, as in a rolling change),
+// end to end on SmartFastPay (no provider-side idempotency): replica A
+// (HTTPTimeout 10 s, RecoveryGrace 11 s) sends a payee's create, which
+// SmartFastPay applies 8 s later (inside A's own timeout), and A dies with
+// that POST on the wire. Replica B, with shorter timings (HTTPTimeout
+// 0.5 s, RecoveryGrace 1 s), takes the batch over once A's lease runs out.
+// Waiting only its own max(G+L, recoveryWait) = 2 s, it looked the payee up
+// before A's POST landed and posted it again: paid twice. It now waits what
+// A's start record's timings need (peerWaits). The control run gives B A's
+// timings.
+func TestReplicaWithShorterTimingsWaitsForTheSlowestPOST(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		bTimeout time.Duration
+		bGrace   time.Duration
+	}{
+		{"same-timings", 10 * time.Second, 11 * time.Second},
+		{"B-shorter-timings", 500 * time.Millisecond, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := singleRails(t)[0](t) // SmartFastPay
+			sim := r.sim.(*sfptest.Server)
+			cb := sink(t)
+			late := &lateLanding{delay: 8 * time.Second}
+			aClient := sim.Client(func(c *sfp.Config) { c.CallbackURL = cb; c.HTTPClient = &http.Client{Transport: late} })
+
+			f := newFixture(t, fixtureOpt{partitions: 1})
+			b := singleBatch(r, "r22mix-"+tc.name, 1)
+			rid := b.Transactions[0].RequestID
+
+			// Replica A: WOMPI_HTTP_TIMEOUT=10s RECOVERY_GRACE=11s
+			// DISPATCHER_LEASE_TTL=1s. Its create lands 8 s after it
+			// went out; A crashes right after sending it.
+			ra := r
+			ra.client = aClient
+			eA := ra.engine(f, func(c *Config) {
+				c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = 10*time.Second, 11*time.Second, time.Second
+				c.SingleConcurrency = 1
+			})
+			untilCrash(t, f, eA, b)
+			sent := time.Now()
+
+			// Replica B: its own (valid) timings.
+			eB := r.engine(f, func(c *Config) {
+				c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = tc.bTimeout, tc.bGrace, time.Second
+				c.SingleConcurrency = 1
+			})
+			stop, _ := f.run(eB)
+			eventually(t, "batch submitted by replica B", func() bool { return outcome(eB, "submitted") == 1 })
+			_ = stop()
+			late.sent.Wait() // A's create has been applied
+			t.Logf("A's create was applied %v after A crashed; B's batch was submitted before that was checked", time.Since(sent).Round(100*time.Millisecond))
+
+			if n := sim.Accepted(rid); n != 1 {
+				t.Errorf("SmartFastPay paid %s %d times, want 1: replica B (WOMPI_HTTP_TIMEOUT=%v RECOVERY_GRACE=%v) took over a batch replica A "+
+					"(WOMPI_HTTP_TIMEOUT=10s RECOVERY_GRACE=11s) was posting", rid, n, tc.bTimeout, tc.bGrace)
+			}
+		})
+	}
+}
+
+// A start record carries its process's timings, and peerWaits takes the
+// longest any recent record's need; records older than a process rewrites
+// its own, and those without timings (older versions), count for nothing
+// more than this process's own.
+func TestPeerWaitsTakeTheLongestRecentTimings(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(func(c *Config) {
+		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 2*time.Second, 300*time.Millisecond
+	})
+	ownRecovery, ownTakeover := e.waitsOf(time.Second, 2*time.Second, 300*time.Millisecond)
+	put := func(sr startRecord) {
+		v, err := json.Marshal(sr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.kafka.Produce(t, f.topics.DispatcherStarts, &kgo.Record{Key: []byte(sr.Instance), Value: v})
+	}
+	check := func(what string, wantRecovery, wantTakeover time.Duration) {
+		t.Helper()
+		r, tk, err := e.peerWaits(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r != wantRecovery || tk != wantTakeover {
+			t.Fatalf("%s: waits %v / %v, want %v / %v", what, r, tk, wantRecovery, wantTakeover)
+		}
+	}
+	check("no record", ownRecovery, ownTakeover)
+	put(startRecord{Instance: "old-version", StartedAt: time.Now()}) // no timings
+	put(startRecord{Instance: "long-gone", StartedAt: time.Now().Add(-e.railsEvery - 2*time.Hour),
+		HTTPTimeoutMs: 600_000, RecoveryGraceMs: 700_000, LeaseTTLMs: 30_000})
+	check("records without timings, or too old", ownRecovery, ownTakeover)
+	put(startRecord{Instance: "slower", StartedAt: time.Now(), HTTPTimeoutMs: 10_000, RecoveryGraceMs: 11_000, LeaseTTLMs: 1_000})
+	wantRecovery, wantTakeover := e.waitsOf(10*time.Second, 11*time.Second, time.Second)
+	check("a live replica with longer timings", wantRecovery, wantTakeover)
+}
