@@ -3,6 +3,7 @@ package ctl
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
@@ -66,7 +67,13 @@ func Bind(s *config.Set) *Settings {
 			}
 			return config.CheckRedisURL(st.RedisURL)
 		})
-	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", submitted.DefaultPrefix, "prefix of every Redis key (the workers')")
+	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", submitted.DefaultPrefix, "prefix of every Redis key (the workers')").
+		Check(func() error {
+			if st.RedisPrefix == "" || strings.ContainsAny(st.RedisPrefix, "{}") {
+				return errors.New("must be non-empty and free of braces, as the dispatcher's")
+			}
+			return nil
+		})
 	s.String(&st.WompiBaseURL, "wompi-base-url", "WOMPI_BASE_URL", wompi.SandboxBaseURL, "Wompi payouts API root, including /v1")
 	s.Secret(&st.WompiAPIKey, "wompi-api-key", "WOMPI_API_KEY", "Wompi x-api-key")
 	s.Secret(&st.WompiPrincipalID, "wompi-principal-id", "WOMPI_PRINCIPAL_ID", "Wompi user-principal-id")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,7 +70,13 @@ func BindConfig(s *config.Set) *Settings {
 	config.BindCommon(s, &st.Common, "payouts-tracker")
 	s.String(&st.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://): last-known statuses, the submitted hand-off, the polling schedule").
 		Required().Check(func() error { return config.CheckRedisURL(st.RedisURL) })
-	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", submitted.DefaultPrefix, "prefix of every Redis key (the same as the dispatcher's)")
+	s.String(&st.RedisPrefix, "redis-prefix", "REDIS_PREFIX", submitted.DefaultPrefix, "prefix of every Redis key (the same as the dispatcher's)").
+		Check(func() error {
+			if st.RedisPrefix == "" || strings.ContainsAny(st.RedisPrefix, "{}") {
+				return errors.New("must be non-empty and free of braces, as the dispatcher's")
+			}
+			return nil
+		})
 	s.String(&st.WompiBaseURL, "wompi-base-url", "WOMPI_BASE_URL", wompi.SandboxBaseURL, "Wompi payouts API root, with the version").
 		Check(func() error {
 			u, err := url.Parse(st.WompiBaseURL)

@@ -226,3 +226,19 @@ func TestStatusConfirmKeysSetting(t *testing.T) {
 		}
 	}
 }
+
+// REDIS_PREFIX is the dispatcher's too (the status gate's keys): the
+// tracker refuses what the dispatcher refuses, naming the variable, rather
+// than running on keys no dispatcher writes.
+func TestRedisPrefixRefusedAsTheDispatcherRefusesIt(t *testing.T) {
+	for _, prefix := range []string{"pay{outs}:", "{x"} {
+		envs := map[string]string{"KAFKA_BROKERS": "127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1", "WOMPI_API_KEY": "k",
+			"WOMPI_PRINCIPAL_ID": "p", "WOMPI_EVENTS_SECRET": "s", "REDIS_PREFIX": prefix}
+		set := config.New("tracker", func(k string) (string, bool) { v, ok := envs[k]; return v, ok })
+		BindConfig(set)
+		err := set.Parse(nil)
+		if err == nil || !strings.Contains(err.Error(), "REDIS_PREFIX") {
+			t.Errorf("REDIS_PREFIX=%q: %v, want an error naming REDIS_PREFIX", prefix, err)
+		}
+	}
+}
