@@ -197,25 +197,33 @@ func (l *lateApplied) RoundTrip(req *http.Request) (*http.Response, error) {
 // before the payout lands and the copy pays the payee again. (Found by a
 // helper review.)
 func TestPostAppliedLateAtTheFenceIsWaitedFor(t *testing.T) {
-	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
-	amounts := map[string]int64{"lf-1": 100_000, "lf-2": 200_000}
-	b := batch("lf-b", amounts, "lf-1", "lf-2")
-	cp := batch("lf-copy", amounts, "lf-1")
 	// The fence: 1 s (renewals) + 3 s - 1 s = 3 s; the recovery's wait:
 	// 3 s + 1 s + 2 s = 6 s (4 s without the margin).
 	timing := func(c *Config) {
 		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 3*time.Second, 3*time.Second
 	}
+	lateAtTheFence(t, "lf", timing, timing)
+}
+
+// lateAtTheFence runs the faults above: replica a, with timingA, posts a
+// batch just inside its lease fence after Redis was lost, and Wompi applies
+// the POST 2.5 s later; the replica with timingOther recovers and gets a
+// copy of one payee. The copy must be a duplicate, the payee paid once.
+func lateAtTheFence(t *testing.T, prefix string, timingA, timingOther func(*Config)) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
+	amounts := map[string]int64{prefix + "-1": 100_000, prefix + "-2": 200_000}
+	b := batch(prefix+"-b", amounts, prefix+"-1", prefix+"-2")
+	cp := batch(prefix+"-copy", amounts, prefix+"-1")
 	late := &lateApplied{base: f.tap, delay: 2500 * time.Millisecond}
 	var cut atomic.Bool
 	a := f.engine(func(c *Config) {
-		timing(c)
+		timingA(c)
 		c.Wompi = wompi.NewRail(f.sim.Client(&http.Client{Transport: late}), wompi.RailConfig{})
 		c.Redis.AddHook(cutRedis{&cut})
 	})
 	mine := f.kafka.Topic(t, "copy-batches", 1)
 	other := f.engine(func(c *Config) {
-		timing(c)
+		timingOther(c)
 		c.Topics.Batches = mine
 		c.Group = f.group + "-other"
 	})
@@ -232,9 +240,9 @@ func TestPostAppliedLateAtTheFenceIsWaitedFor(t *testing.T) {
 				t.Error(err)
 			}
 			f.produce(mine, cp)
-			// Inside the fence (3 s since that confirmation): the POST goes
-			// out about 2.4 s after the loss and lands 2.5 s later, past a
-			// 4 s wait, within a 6 s one.
+			// Inside a's fence (3 s since that confirmation with the
+			// timings above): the POST goes out about 2.4 s after the loss
+			// and lands 2.5 s later, past a 4 s wait, within a 6 s one.
 			time.Sleep(time.Until(confirmed.Add(2400 * time.Millisecond)))
 		})
 	}

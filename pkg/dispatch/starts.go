@@ -97,28 +97,13 @@ func (e *Engine) missingRails(ctx context.Context) ([]rail.Name, error) {
 	if len(e.cfg.Singles) == len(rail.Names)-1 {
 		return nil, nil // this process lists every rail there is
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	topic := e.cfg.Topics.DispatcherStarts
-	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("dispatch: list the partitions of %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
-	}
-	parts := slices.Sorted(maps.Keys(ends[topic]))
 	named := map[rail.Name]bool{}
-	if _, err := events.Scan(ctx, e.readOpts(), topic, parts, nil, func(r *kgo.Record) error {
-		var sr startRecord
-		if json.Unmarshal(r.Value, &sr) == nil {
-			for _, n := range sr.Rails {
-				named[n] = true
-			}
+	if err := e.readStarts(ctx, func(sr *startRecord) {
+		for _, n := range sr.Rails {
+			named[n] = true
 		}
-		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("dispatch: read the start records on %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
+		return nil, err
 	}
 	var missing []rail.Name
 	for _, n := range slices.Sorted(maps.Keys(named)) {
@@ -141,6 +126,23 @@ func (e *Engine) missingRails(ctx context.Context) ([]rail.Name, error) {
 // before a slower replica's POST landed, and paid it again.
 func (e *Engine) peerWaits(ctx context.Context) (recovery, takeover time.Duration, err error) {
 	recovery, takeover = e.waitsOf(e.cfg.HTTPTimeout, e.cfg.RecoveryGrace, e.cfg.LeaseTTL)
+	since := time.Now().Add(-e.railsEvery - time.Hour)
+	if err := e.readStarts(ctx, func(sr *startRecord) {
+		if sr.StartedAt.Before(since) || sr.HTTPTimeoutMs <= 0 || sr.RecoveryGraceMs <= 0 || sr.LeaseTTLMs <= 0 {
+			return
+		}
+		rw, tw := e.waitsOf(time.Duration(sr.HTTPTimeoutMs)*time.Millisecond, time.Duration(sr.RecoveryGraceMs)*time.Millisecond,
+			time.Duration(sr.LeaseTTLMs)*time.Millisecond)
+		recovery, takeover = max(recovery, rw), max(takeover, tw)
+	}); err != nil {
+		return 0, 0, err
+	}
+	return recovery, takeover, nil
+}
+
+// readStarts calls each with every readable start record on
+// Topics.DispatcherStarts, read to its end offsets.
+func (e *Engine) readStarts(ctx context.Context, each func(*startRecord)) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	topic := e.cfg.Topics.DispatcherStarts
@@ -149,22 +151,18 @@ func (e *Engine) peerWaits(ctx context.Context) (recovery, takeover time.Duratio
 		err = ends.Error()
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("dispatch: list the partitions of %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
+		return fmt.Errorf("dispatch: list the partitions of %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
 	}
-	since := time.Now().Add(-e.railsEvery - time.Hour)
 	if _, err := events.Scan(ctx, e.readOpts(), topic, slices.Sorted(maps.Keys(ends[topic])), nil, func(r *kgo.Record) error {
 		var sr startRecord
-		if json.Unmarshal(r.Value, &sr) != nil || sr.StartedAt.Before(since) || sr.HTTPTimeoutMs <= 0 || sr.RecoveryGraceMs <= 0 || sr.LeaseTTLMs <= 0 {
-			return nil
+		if json.Unmarshal(r.Value, &sr) == nil {
+			each(&sr)
 		}
-		rw, tw := e.waitsOf(time.Duration(sr.HTTPTimeoutMs)*time.Millisecond, time.Duration(sr.RecoveryGraceMs)*time.Millisecond,
-			time.Duration(sr.LeaseTTLMs)*time.Millisecond)
-		recovery, takeover = max(recovery, rw), max(takeover, tw)
 		return nil
 	}); err != nil {
-		return 0, 0, fmt.Errorf("dispatch: read the start records on %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
+		return fmt.Errorf("dispatch: read the start records on %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
 	}
-	return recovery, takeover, nil
+	return nil
 }
 
 // waitsOf returns, for a process with these timings, recoveryWait's wait

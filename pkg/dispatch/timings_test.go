@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +11,6 @@ import (
 
 	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // Replicas with different WOMPI_HTTP_TIMEOUT, RECOVERY_GRACE or
@@ -123,52 +120,11 @@ func TestPeerWaitsTakeTheLongestRecentTimings(t *testing.T) {
 // before A's payout was listed, and a copy of one of A's payees in another
 // batch was paid again. It now waits A's 6 s (A's start record).
 func TestRecoveryWaitsForASlowerReplicasPOST(t *testing.T) {
-	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
-	amounts := map[string]int64{"st-1": 100_000, "st-2": 200_000}
-	b := batch("st-b", amounts, "st-1", "st-2")
-	cp := batch("st-copy", amounts, "st-1")
-	late := &lateApplied{base: f.tap, delay: 2500 * time.Millisecond}
-	var cut atomic.Bool
-	a := f.engine(func(c *Config) {
-		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 3*time.Second, 3*time.Second
-		c.Wompi = wompi.NewRail(f.sim.Client(&http.Client{Transport: late}), wompi.RailConfig{})
-		c.Redis.AddHook(cutRedis{&cut})
-	})
-	mine := f.kafka.Topic(t, "copy-batches", 1)
-	other := f.engine(func(c *Config) {
-		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = 500*time.Millisecond, time.Second, 3*time.Second
-		c.Topics.Batches = mine
-		c.Group = f.group + "-other"
-	})
-	var once sync.Once
-	a.beforePost = func(id string) {
-		if id != b.BatchID {
-			return
-		}
-		once.Do(func() {
-			confirmed := time.Now()
-			cut.Store(true)
-			if err := f.redis.FlushAll(context.Background()); err != nil {
-				t.Error(err)
-			}
-			f.produce(mine, cp)
-			// Inside A's fence (3 s since that confirmation): the POST
-			// goes out about 2.4 s after the loss and lands 2.5 s later,
-			// past other's own 2.5 s wait, within A's 6 s.
-			time.Sleep(time.Until(confirmed.Add(2400 * time.Millisecond)))
+	lateAtTheFence(t, "st",
+		func(c *Config) {
+			c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 3*time.Second, 3*time.Second
+		},
+		func(c *Config) {
+			c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = 500*time.Millisecond, time.Second, 3*time.Second
 		})
-	}
-	stopOther, _ := f.run(other)
-	f.produce(f.topics.Batches, b)
-	stopA, _ := f.run(a)
-	eventually(t, "the copy handled", func() bool { return outcome(other, "submitted")+outcome(other, "duplicate") == 1 })
-	late.sent.Wait()
-	cut.Store(false)
-	eventually(t, "batch b handled", func() bool { return outcome(a, "submitted")+outcome(a, "duplicate") >= 1 })
-	_ = stopA()
-	_ = stopOther()
-	f.noDoublePayment()
-	if n := outcome(other, "duplicate"); n != 1 {
-		t.Fatalf("the copy a duplicate %v times, want 1", n)
-	}
 }
