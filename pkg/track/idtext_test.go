@@ -76,80 +76,58 @@ func TestWEpayoutWebhookWithAnotherTextOfTheIDIsRefused(t *testing.T) {
 // variant must not be enrolled on the polling schedule as a payout without
 // a hand-off ("wepayout:0<id>"): when WEpayout later failed the payment,
 // the genuine webhook emitted FAILED and the poll of the enrolled variant
-// a second FAILED under another transaction id and eventId.
-func TestWEpayoutIDVariantWhilePendingIsNeverEnrolled(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
-	s := newSingles(t)
-	e, srv := f.singleEngine(s, nil)
-	ctx := context.Background()
-	r := f.wepPayout(srv.URL, "99") // stays processing
-	pid := f.handOff(s.wepc, r)
-	s.wep.Advance(time.Second)
-	s.wait(t)
-	h, body, err := s.wep.SignedWebhook(r.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	variant := bytes.Replace(body, []byte(`"id":`+pid), []byte(`"id":"0`+pid+`"`), 1)
-	code := postTo(t, srv.URL, WEpayoutWebhookPath, h, variant)
-	n, _ := f.sub.Scheduled(ctx)
-	t.Logf("replay while pending: HTTP %d; payouts scheduled %d", code, n)
-	if n != 1 {
-		t.Errorf("%d payouts scheduled after the replay, want 1 (the hand-off's; the variant is never enrolled)", n)
-	}
-	if err := s.wep.SetStatus(r.ID, "4"); err != nil {
-		t.Fatal(err)
-	}
-	s.wait(t)
-	f.clock.Advance(time.Minute)
-	res, err := e.PollOnce(ctx)
-	t.Logf("poll: %+v %v", res, err)
-	evs := f.statusEvents()
-	for _, ev := range evs {
-		if ev.RequestID == r.ID {
-			t.Logf("  %s tx=%s source=%s eventId=%s", ev.Status, deref(ev.TransactionID), ev.Source, ev.EventID)
-		}
-	}
-	if err := payout.CheckLifecycles(evs); err != nil {
-		t.Error(err)
-	}
-}
-
-// A variant of a payment id already on the schedule (enrolled by a tracker
-// from before the check above) is polled, and WEpayout answers it as the
-// payment: its statuses are the payment's own, emitted under its own id.
-// Emitted under the variant, the payment's FAILED would come twice.
-func TestPolledIDVariantEmitsNothing(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
-	s := newSingles(t)
-	e, srv := f.singleEngine(s, nil)
-	ctx := context.Background()
-	r := f.wepPayout(srv.URL, "99") // stays processing
-	pid := f.handOff(s.wepc, r)
-	s.wep.Advance(time.Second)
-	s.wait(t)
-	e.enroll(ctx, rail.WEpayout, "0"+pid, payout.StatusPending)
-	if n, _ := f.sub.Scheduled(ctx); n != 2 {
-		t.Fatalf("setup: %d payouts scheduled, want 2", n)
-	}
-	if err := s.wep.SetStatus(r.ID, "4"); err != nil {
-		t.Fatal(err)
-	}
-	s.wait(t)
-	f.clock.Advance(time.Minute)
-	if _, err := e.PollOnce(ctx); err != nil {
-		t.Logf("poll: %v", err)
-	}
-	evs := f.statusEvents()
-	if got := statusesOf(evs, r.ID); fmt.Sprint(got) != "[PENDING FAILED]" {
-		t.Errorf("statuses %v, want [PENDING FAILED]", got)
-	}
-	for _, ev := range evs {
-		if ev.RequestID == r.ID && deref(ev.TransactionID) != pid {
-			t.Errorf("%s emitted under transaction %s, want %s", ev.Status, deref(ev.TransactionID), pid)
-		}
-	}
-	if err := payout.CheckLifecycles(evs); err != nil {
-		t.Error(err)
+// a second FAILED under another transaction id and eventId. A variant
+// already on the schedule (enrolled by a tracker from before the check)
+// is polled, and WEpayout answers it as the payment: nothing is emitted
+// under it.
+func TestWEpayoutIDVariantNeverEmits(t *testing.T) {
+	for _, how := range []string{"replayed webhook", "enrolled before"} {
+		t.Run(how, func(t *testing.T) {
+			f := newFixture(t, fixtureOpts{})
+			s := newSingles(t)
+			e, srv := f.singleEngine(s, nil)
+			ctx := context.Background()
+			r := f.wepPayout(srv.URL, "99") // stays processing
+			pid := f.handOff(s.wepc, r)
+			s.wep.Advance(time.Second)
+			s.wait(t)
+			wantScheduled := int64(1)
+			if how == "replayed webhook" {
+				h, body, err := s.wep.SignedWebhook(r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				variant := bytes.Replace(body, []byte(`"id":`+pid), []byte(`"id":"0`+pid+`"`), 1)
+				if code := postTo(t, srv.URL, WEpayoutWebhookPath, h, variant); code != http.StatusUnauthorized {
+					t.Errorf("replay while pending answered %d, want 401", code)
+				}
+			} else {
+				e.enroll(ctx, rail.WEpayout, "0"+pid, payout.StatusPending)
+				wantScheduled = 2
+			}
+			if n, _ := f.sub.Scheduled(ctx); n != wantScheduled {
+				t.Errorf("%d payouts scheduled, want %d", n, wantScheduled)
+			}
+			if err := s.wep.SetStatus(r.ID, "4"); err != nil {
+				t.Fatal(err)
+			}
+			s.wait(t)
+			f.clock.Advance(time.Minute)
+			if _, err := e.PollOnce(ctx); err != nil {
+				t.Logf("poll: %v", err)
+			}
+			evs := f.statusEvents()
+			if got := statusesOf(evs, r.ID); fmt.Sprint(got) != "[PENDING FAILED]" {
+				t.Errorf("statuses %v, want [PENDING FAILED]", got)
+			}
+			for _, ev := range evs {
+				if ev.RequestID == r.ID && deref(ev.TransactionID) != pid {
+					t.Errorf("%s emitted under transaction %s, want %s", ev.Status, deref(ev.TransactionID), pid)
+				}
+			}
+			if err := payout.CheckLifecycles(evs); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 }
