@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -306,7 +307,7 @@ func (j *job) pay(c claim, t time.Time) error {
 	// Step 5: daily budgets.
 	var amount int64
 	for _, i := range j.keep {
-		amount += b.Transactions[i].AmountInCents
+		amount = addCapped(amount, b.Transactions[i].AmountInCents)
 	}
 	j.res = newReservation(b, j.acct, amount, e.now())
 	g, err := j.reserve()
@@ -1722,4 +1723,14 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]rai
 			return nil, listing{}, err
 		}
 	}
+}
+
+// addCapped adds a payee's amount to a reservation's, capped at the
+// largest int64: a sum that would overflow (a batch of an older ingest)
+// reserves more than any daily limit grants, never a wrapped, small amount.
+func addCapped(sum, amount int64) int64 {
+	if s, ok := payout.AddCents(sum, amount); ok {
+		return s
+	}
+	return math.MaxInt64
 }

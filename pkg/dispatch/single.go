@@ -104,7 +104,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	}
 	var amount int64
 	for _, i := range j.keep {
-		amount += b.Transactions[i].AmountInCents
+		amount = addCapped(amount, b.Transactions[i].AmountInCents)
 	}
 	j.res = newReservation(b, j.acct, amount, e.now())
 	// A batch an earlier attempt may have started paying (its rest, or
@@ -348,7 +348,7 @@ func (j *job) followSingleDay(i int) (re *rail.Error, err error) {
 		var amount int64
 		for _, k := range j.keep {
 			if !s.paid[k] {
-				amount += j.b.Transactions[k].AmountInCents
+				amount = addCapped(amount, j.b.Transactions[k].AmountInCents)
 			}
 		}
 		prev := j.res

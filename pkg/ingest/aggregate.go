@@ -112,7 +112,7 @@ func (a *aggregator) add(r *payout.Request, partition int32, offset int64, size 
 	}
 	switch {
 	case ob == nil:
-	case ob.batch.TotalAmountInCents+r.AmountInCents > a.maxAmount:
+	case !fitsAmount(ob.batch.TotalAmountInCents, r.AmountInCents, a.maxAmount):
 		closed, reason = ob, CloseAmount
 	case ob.size+txSize > a.maxBytes:
 		closed, reason = ob, CloseBytes
@@ -236,4 +236,11 @@ func Window(minWait, maxWindow time.Duration, activeKeys, budget, assigned, tota
 		w = max(w, need)
 	}
 	return min(w, maxWindow)
+}
+
+// fitsAmount reports whether adding amount to total stays within max, an
+// int64 overflow counting as not (a wrapped total would pass any check).
+func fitsAmount(total, amount, max int64) bool {
+	sum, ok := payout.AddCents(total, amount)
+	return ok && sum <= max
 }

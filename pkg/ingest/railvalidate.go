@@ -31,5 +31,5 @@ func validateFor(name rail.Name, req *payout.Request, now time.Time) payout.Viol
 	if name == rail.SmartFastPay {
 		return append(vs, smartfastpay.Validate(req.Currency, req.AmountInCents, payee)...)
 	}
-	return append(vs, wepayout.Validate(req.Currency, payee)...)
+	return append(vs, wepayout.Validate(req.Currency, req.AmountInCents, payee)...)
 }

@@ -13,7 +13,7 @@ import (
 // REJECTED reasonCode. The generic ones are payout's.
 const (
 	ReasonInvalidCurrency      = payout.ReasonInvalidCurrency    // not BRL
-	ReasonInvalidAmount        = payout.ReasonInvalidAmount      // not positive
+	ReasonInvalidAmount        = payout.ReasonInvalidAmount      // not positive, or above MaxAmountInCents
 	ReasonInvalidLegalIDType   = payout.ReasonInvalidLegalIDType // not CPF or CNPJ
 	ReasonInvalidName          = payout.ReasonInvalidName        // empty, or over 100 characters
 	ReasonInvalidAccountNumber = payout.ReasonInvalidAccountNumber
@@ -144,14 +144,22 @@ func HasBankFields(p rail.Payee) bool {
 	return p.BankCode != "" || p.Branch != "" || p.BranchDigit != "" || p.AccountNumber != "" || p.AccountDigit != ""
 }
 
-// Validate checks a payee and currency against this rail's rules and
-// returns every violation in a stable order; nil means payable here.
-// Messages never contain the personal data they are about.
-func Validate(currency string, p rail.Payee) payout.Violations {
+// MaxAmountInCents is the largest amount sent to WEpayout [ours: WEpayout
+// publishes no maximum; twelve digits of reais, as our simulator takes].
+// It also keeps any batch's sum of amounts far from int64's limit.
+const MaxAmountInCents = 999_999_999_999_99
+
+// Validate checks an amount, a payee and a currency against this rail's
+// rules and returns every violation in a stable order; nil means payable
+// here. Messages never contain the personal data they are about.
+func Validate(currency string, amountInCents int64, p rail.Payee) payout.Violations {
 	var vs payout.Violations
 	add := func(r payout.Reason, msg string) { vs = append(vs, payout.Violation{Reason: r, Message: msg}) }
 	if currency != CurrencyBRL {
 		add(ReasonInvalidCurrency, "wepayout pays BRL only")
+	}
+	if amountInCents > MaxAmountInCents {
+		add(ReasonInvalidAmount, "amount must be at most 999,999,999,999.99 BRL on wepayout")
 	}
 	switch p.LegalIDType {
 	case DocumentCPF:
@@ -211,7 +219,7 @@ func ValidateRequest(r rail.PayoutRequest) payout.Violations {
 	if r.AmountInCents <= 0 {
 		vs = append(vs, payout.Violation{Reason: ReasonInvalidAmount, Message: "amount must be positive"})
 	}
-	return append(vs, Validate(r.Currency, r.Payee)...)
+	return append(vs, Validate(r.Currency, r.AmountInCents, r.Payee)...)
 }
 
 // ValidNotificationURL reports whether u is an absolute http(s) URL, the

@@ -81,7 +81,7 @@ func TestValidate(t *testing.T) {
 	} {
 		p := tc.base
 		tc.mut(&p)
-		vs := Validate(tc.currency, p)
+		vs := Validate(tc.currency, 100, p)
 		var got []payout.Reason
 		for _, v := range vs {
 			got = append(got, v.Reason)
@@ -102,5 +102,19 @@ func TestValidate(t *testing.T) {
 	}
 	if !ValidNotificationURL("https://x.example/webhooks/wepayout") || ValidNotificationURL("") || ValidNotificationURL("/webhooks") {
 		t.Error("ValidNotificationURL")
+	}
+}
+
+// WEpayout publishes no maximum; ours (MaxAmountInCents) keeps a batch's
+// total far from int64's limit and the amount within the simulator's
+// twelve digits of reais.
+func TestValidateAmountMaximum(t *testing.T) {
+	p := rail.Payee{LegalIDType: DocumentCPF, LegalID: "52998224725", Name: "Maria Souza", PixKey: "maria@example.com"}
+	if vs := Validate(CurrencyBRL, MaxAmountInCents, p); len(vs) != 0 {
+		t.Fatalf("the maximum itself: %v", vs)
+	}
+	vs := Validate(CurrencyBRL, MaxAmountInCents+1, p)
+	if len(vs) != 1 || vs[0].Reason != ReasonInvalidAmount {
+		t.Fatalf("one cent above the maximum: %v, want INVALID_AMOUNT", vs)
 	}
 }
