@@ -163,7 +163,7 @@ func TestRebuildKeepsSurvivingOwnersAndStopsWhenItsEpochIsGone(t *testing.T) {
 		}
 	}
 	start("ep-1")
-	if _, n, _, err := e.rebuildIndex(ctx, "ep-1"); err != nil || n != 3 {
+	if _, n, _, err := e.rebuildIndex(ctx, "ep-1", nil); err != nil || n != 3 {
 		t.Fatalf("rebuild: %d indexed, %v; want 3", n, err)
 	}
 	want := map[string]string{"kept-0": "b-survivor", "kept-1": listedMark(r.name), "kept-2": listedMark(r.name)}
@@ -191,7 +191,7 @@ func TestRebuildKeepsSurvivingOwnersAndStopsWhenItsEpochIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	start("ep-2")
-	if _, _, _, err := e.rebuildIndex(ctx, "ep-1"); err == nil {
+	if _, _, _, err := e.rebuildIndex(ctx, "ep-1", nil); err == nil {
 		t.Fatal("a rebuild whose epoch was replaced went on")
 	}
 	if n, err := rdb.Exists(ctx, key("kept-1")).Result(); err != nil || n != 0 {

@@ -229,7 +229,7 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 		// The rails must list nothing either: a dispatcher of a version
 		// from before the start records, or one given another
 		// TOPIC_DISPATCHER_STARTS, writes no record here.
-		payouts, indexed, _, err := e.rebuildIndex(ctx, epoch)
+		payouts, indexed, _, err := e.rebuildIndex(ctx, epoch, nil)
 		if err != nil {
 			return "", err
 		}
@@ -255,8 +255,13 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 			return "", errors.New("dispatch: recovery lock lost during the grace period")
 		case <-time.After(wait):
 		}
+		spent := newListedSpend(e.now())
 		var err error
-		if _, n, unindexed, err = e.rebuildIndex(ctx, epoch); err != nil {
+		if _, n, unindexed, err = e.rebuildIndex(ctx, epoch, spent); err != nil {
+			return "", err
+		}
+		// Before the epoch is ready, so before any batch of it reserves.
+		if err := e.noteListed(ctx, spent); err != nil {
 			return "", err
 		}
 	}
@@ -362,11 +367,12 @@ func (e *Engine) holdLock(ctx context.Context, owner string, lost chan<- struct{
 
 // listSingles indexes, under each rail's mark, every payout each
 // single-payout rail created in the dedupe window, up to to (none when
-// zero) (rebuildIndex, completeEpoch). It
+// zero) (rebuildIndex, completeEpoch), and adds each to spent (when not
+// nil). It
 // returns how many payouts it listed, how many it indexed, and how many it
 // could not (listed without our id: an epoch is then not complete, since
 // the index cannot prove such a payee new).
-func (e *Engine) listSingles(ctx context.Context, w *indexWriter, to time.Time) (payouts, indexed, unindexed int, err error) {
+func (e *Engine) listSingles(ctx context.Context, w *indexWriter, to time.Time, spent *listedSpend) (payouts, indexed, unindexed int, err error) {
 	since := e.cfg.Now().Add(-e.cfg.DedupeWindow)
 	for _, n := range slices.Sorted(maps.Keys(e.cfg.Singles)) {
 		// Each rail lists by its business day: from that day's start.
@@ -377,6 +383,7 @@ func (e *Engine) listSingles(ctx context.Context, w *indexWriter, to time.Time) 
 				return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list %s payouts: %w", n, err)
 			}
 			payouts++
+			spent.add(n, p)
 			if !payout.ValidReference(p.ID) {
 				// No id, or one no requestId of ours can be (spaces
 				// around it, say): the index cannot name it.
@@ -453,7 +460,7 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 	// ours (its created_at is its clock's), so that a relisting under a
 	// high rate of new payouts does not chase their tail.
 	to := time.Now().Add(e.cfg.RecoveryGrace)
-	payouts, indexed, unindexed, err := e.listSingles(ctx, w, to)
+	payouts, indexed, unindexed, err := e.listSingles(ctx, w, to, nil)
 	if err == nil {
 		err = w.flush(ctx)
 	}
@@ -501,10 +508,11 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 // which a requestId is single-use. It needs nothing but the published
 // listing fields (id, reference; the transactions' reference; a single
 // payout's our id). Every write checks that epoch is still the one
-// rebuilding: a recovery that lost its lock writes nothing more.
-func (e *Engine) rebuildIndex(ctx context.Context, epoch string) (payouts, indexed, unindexed int, err error) {
+// rebuilding: a recovery that lost its lock writes nothing more. The
+// single-payout rails' payouts are added to spent (when not nil).
+func (e *Engine) rebuildIndex(ctx context.Context, epoch string, spent *listedSpend) (payouts, indexed, unindexed int, err error) {
 	w := &indexWriter{st: e.st, epoch: epoch}
-	payouts, indexed, unindexed, err = e.listSingles(ctx, w, time.Time{})
+	payouts, indexed, unindexed, err = e.listSingles(ctx, w, time.Time{}, spent)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -582,5 +590,58 @@ func (w *indexWriter) flush(ctx context.Context) error {
 		return errors.New("dispatch: rebuild: the epoch changed during the rebuild")
 	}
 	w.keys, w.values = w.keys[:0], w.values[:0]
+	return nil
+}
+
+// listedSpend sums, per single-payout rail and business day, the amounts a
+// recovery's listing shows the rail paid on the day the recovery began or
+// later (each day in the rail's zone). Those days' budgets may have held
+// reservations the loss took, and these rails publish no figure of their
+// own; the days before are over, so no reservation counts on them again.
+type listedSpend struct {
+	at   time.Time // the recovery's start, by our clock
+	days map[rail.Name]map[payout.Day]int64
+}
+
+func newListedSpend(at time.Time) *listedSpend {
+	return &listedSpend{at: at, days: map[rail.Name]map[payout.Day]int64{}}
+}
+
+// add counts p, listed by rail n. A payout listed without a creation time
+// counts on the recovery's day: never too little.
+func (s *listedSpend) add(n rail.Name, p rail.Payout) {
+	if s == nil || p.AmountInCents <= 0 {
+		return
+	}
+	loc := rail.Location(n)
+	first := payout.DayIn(s.at, loc)
+	day := first
+	if !p.CreatedAt.IsZero() {
+		if day = payout.DayIn(p.CreatedAt, loc); day < first {
+			return
+		}
+	}
+	if s.days[n] == nil {
+		s.days[n] = map[payout.Day]int64{}
+	}
+	s.days[n][day] = addCapped(s.days[n][day], p.AmountInCents)
+}
+
+// noteListed writes spent into the rails' budgets (ratelimit's NoteListed):
+// after a Redis loss, every account starts the day at least at what its
+// rail listed as paid, since the rail names none of our accounts. Without
+// it a single-payout account could be paid its daily limit twice on the
+// day of a loss.
+func (e *Engine) noteListed(ctx context.Context, spent *listedSpend) error {
+	for _, n := range slices.Sorted(maps.Keys(spent.days)) {
+		for _, day := range slices.Sorted(maps.Keys(spent.days[n])) {
+			cents := spent.days[n][day]
+			if _, err := e.budget.NoteListed(ctx, n, day.String(), cents); err != nil {
+				return fmt.Errorf("dispatch: recovery: budget of %s on %s: %w", n, day, err)
+			}
+			e.log.Warn("dispatch: recovery: the rail listed payouts of the day our lost budget held: every account of the rail counts them on that day",
+				"rail", n, "day", day.String(), "listed_cents", cents)
+		}
+	}
 	return nil
 }

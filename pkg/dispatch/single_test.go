@@ -23,6 +23,7 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
 // singleSim is what these tests need of a single-payout rail's simulator.
@@ -51,10 +52,20 @@ func sink(t *testing.T) string {
 }
 
 func singleRails(t *testing.T) []func(t *testing.T) singleRail {
+	return singleRailsAt(t, nil)
+}
+
+// singleRailsAt is singleRails with simulators that tell the time by clock
+// (the real clock when nil).
+func singleRailsAt(t *testing.T, clock *wompitest.ManualClock) []func(t *testing.T) singleRail {
 	return []func(t *testing.T) singleRail{
 		func(t *testing.T) singleRail {
 			cb := sink(t)
-			s := sfptest.NewTestServer(t, sfptest.Config{Seed: 1})
+			cfg := sfptest.Config{Seed: 1}
+			if clock != nil {
+				cfg.Clock = clock
+			}
+			s := sfptest.NewTestServer(t, cfg)
 			return singleRail{name: rail.SmartFastPay, sim: s,
 				client: s.Client(func(c *sfp.Config) { c.CallbackURL = cb }),
 				payee: func(i int) payout.Beneficiary {
@@ -66,7 +77,11 @@ func singleRails(t *testing.T) []func(t *testing.T) singleRail {
 			}
 		},
 		func(t *testing.T) singleRail {
-			s := weptest.NewTestServer(t, weptest.Config{})
+			cfg := weptest.Config{}
+			if clock != nil {
+				cfg.Clock = clock
+			}
+			s := weptest.NewTestServer(t, cfg)
 			return singleRail{name: rail.WEpayout, sim: s,
 				client: s.Client(wepayout.Config{NotificationURL: sink(t)}),
 				payee: func(i int) payout.Beneficiary {

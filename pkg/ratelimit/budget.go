@@ -68,6 +68,7 @@ type BudgetConfig struct {
 //	<r>amt:<accountId>     cents reserved (or consumed, per Seed) by the account
 //	<r>slots-seeded        the rail's batch count on the day is known (Seed, SeedBatches)
 //	<r>batches             batch slots reserved (or consumed) through the rail
+//	<r>listed              cents the rail listed as paid that no counter held (NoteListed)
 //	res:<batchId>          "<r><amount>:<slotDay>:<accountId>", the batch's reservation,
 //	                       in the hash of its amount day
 //
@@ -362,7 +363,8 @@ return {1, ''}
 
 // seedScript: KEYS[1] day hash; ARGV accountId ("" leaves the amount
 // alone), amount, batches (-1 leaves the count alone), ttlMs, the rail's
-// field prefix. Reply {usedAmount, usedBatches}.
+// field prefix. An account's amount is seeded with at least the rail's
+// listed figure (NoteListed). Reply {usedAmount, usedBatches}.
 var seedScript = redis.NewScript(`
 local h, fp = KEYS[1], ARGV[5]
 local batchField = fp .. 'batches'
@@ -371,9 +373,13 @@ local batches = tonumber(redis.call('HGET', h, batchField) or '0')
 if ARGV[1] ~= '' then
   local amtField = fp .. 'amt:' .. ARGV[1]
   used = tonumber(redis.call('HGET', h, amtField) or '0')
-  local amount = tonumber(ARGV[2])
+  local given, amount = ARGV[2], tonumber(ARGV[2])
+  local listed = redis.call('HGET', h, fp .. 'listed')
+  if listed and tonumber(listed) > amount then
+    given, amount = listed, tonumber(listed)
+  end
   if amount > used then
-    redis.call('HSET', h, amtField, ARGV[2])
+    redis.call('HSET', h, amtField, given)
     used = amount
   end
   redis.call('HSET', h, fp .. 'seeded:' .. ARGV[1], '1')
@@ -629,6 +635,59 @@ func (b *Budget) seed(ctx context.Context, r rail.Name, day, accountID string, a
 		return Usage{}, fmt.Errorf("ratelimit: seed day %s: unexpected reply %v", day, res)
 	}
 	return Usage{AmountInCents: res[0], Batches: int(res[1])}, nil
+}
+
+// MaxListedInCents bounds NoteListed's figure: Redis's Lua counts in
+// doubles, exact to 2^53; a day's spend above this (10^13 currency units)
+// is noted as this, which still blocks any account limit below it.
+const MaxListedInCents = 1_000_000_000_000_000
+
+// noteListedScript: KEYS[1] day hash; ARGV cents, ttlMs, the rail's field
+// prefix. Reply: the listed figure after the call.
+var noteListedScript = redis.NewScript(`
+local h, fp = KEYS[1], ARGV[3]
+local new = tonumber(ARGV[1])
+local old = tonumber(redis.call('HGET', h, fp .. 'listed') or '0')
+if new <= old then
+  return old
+end
+redis.call('HSET', h, fp .. 'listed', ARGV[1])
+local seeded = fp .. 'seeded:'
+for _, k in ipairs(redis.call('HKEYS', h)) do
+  if string.sub(k, 1, #seeded) == seeded then
+    redis.call('HINCRBY', h, fp .. 'amt:' .. string.sub(k, #seeded + 1), new - old)
+  end
+end
+redis.call('PEXPIRE', h, ARGV[2])
+return new
+`)
+
+// NoteListed records, in the rail's budgets for day, cents the rail's own
+// listing shows as paid on day that no account's counter may hold: what a
+// recovery after a Redis loss found paid before the loss. The rail names
+// no account of ours, so the figure counts against every account: an
+// account seeded later on day starts at it (seedScript), and one already
+// seeded (by a batch that reserved in the moments between the loss and
+// the recovery) has the figure's increase added. The figure only grows.
+// The counters then err on too much, never too little: another account's
+// spend counts too, and so do payees the recovery listed that a counter
+// already held (a loss of part of the keys).
+func (b *Budget) NoteListed(ctx context.Context, r rail.Name, day string, cents int64) (int64, error) {
+	if err := validDay(day); err != nil {
+		return 0, err
+	}
+	if err := validRail(r); err != nil {
+		return 0, err
+	}
+	if cents < 0 {
+		return 0, fmt.Errorf("%w: negative listed amount %d cents", ErrInvalid, cents)
+	}
+	cents = min(cents, MaxListedInCents)
+	n, err := noteListedScript.Run(ctx, b.rdb, []string{b.key(day)}, cents, b.ttlMs(day), fieldPrefix(r)).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("ratelimit: note listed day %s: %w", day, err)
+	}
+	return n, nil
 }
 
 // Usage returns, in the rail's budgets ("" is Wompi), the day's reserved
