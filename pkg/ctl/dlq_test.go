@@ -229,6 +229,9 @@ func TestDLQReplaySafetyRules(t *testing.T) {
 	if n := len(e.replayed()); n != 0 {
 		t.Fatalf("--dry-run produced %d records", n)
 	}
+	if it := e.replay(append(sel, "--dry-run", "true")...)[at["ok"]]; it.Verdict != VerdictWouldReplay || len(e.replayed()) != 0 {
+		t.Fatalf("--dry-run true: %+v, %d records produced", it, len(e.replayed()))
+	}
 
 	first := e.replay(sel...)
 	refused := map[string]string{
