@@ -163,11 +163,7 @@ func TestSingleBatchPostedPastMidnightCountsOnTheNewDay(t *testing.T) {
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1})
-			loc := rail.Location(r.name)
-			today := payout.DayIn(testStart, loc)
-			tomorrow := today.Next()
-			f.clock.Set(tomorrow.StartIn(loc).Add(-time.Minute))
+			f, loc, today, tomorrow := beforeMidnight(t, r)
 			const limit = 200_000
 			e := r.engine(f, func(c *Config) { c.SingleConcurrency, c.DailyLimitCents = 1, limit })
 			var once sync.Once
@@ -204,10 +200,7 @@ func TestSingleBatchPostedPastMidnightIntoAFullDayWaits(t *testing.T) {
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1})
-			loc := rail.Location(r.name)
-			tomorrow := payout.DayIn(testStart, loc).Next()
-			f.clock.Set(tomorrow.StartIn(loc).Add(-time.Minute))
+			f, loc, _, tomorrow := beforeMidnight(t, r)
 			const limit = 200_000
 			e := r.engine(f, func(c *Config) { c.SingleConcurrency, c.DailyLimitCents = 1, limit })
 			b := singleBatch(r, "midnight-full", 2)

@@ -52,10 +52,7 @@ func TestSingleDayMoveCountsAPayeePostedBeforeMidnightThatWaits(t *testing.T) {
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1})
-			loc := rail.Location(r.name)
-			tomorrow := payout.DayIn(testStart, loc).Next()
-			f.clock.Set(tomorrow.StartIn(loc).Add(-time.Minute))
+			f, loc, _, tomorrow := beforeMidnight(t, r)
 			const limit = 200_000
 			timing := func(c *Config) {
 				c.SingleConcurrency, c.DailyLimitCents, c.RailPatience, c.LookupEveryPayee = 1, limit, 500*time.Millisecond, true
@@ -115,11 +112,7 @@ func TestSingleBatchCrossingMidnightCountsEachPaidPayeeOnce(t *testing.T) {
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1})
-			loc := rail.Location(r.name)
-			today := payout.DayIn(testStart, loc)
-			tomorrow := today.Next()
-			f.clock.Set(tomorrow.StartIn(loc).Add(-time.Minute))
+			f, loc, today, tomorrow := beforeMidnight(t, r)
 			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
 			var posts atomic.Int32
 			e.beforePost = func(string) {
@@ -142,4 +135,17 @@ func TestSingleBatchCrossingMidnightCountsEachPaidPayeeOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// beforeMidnight is a one-partition fixture whose clock stands one minute
+// before the end of the test's day in rail r's zone: that zone, the day
+// and the next one.
+func beforeMidnight(t *testing.T, r singleRail) (f *fixture, loc *time.Location, today, tomorrow payout.Day) {
+	t.Helper()
+	f = newFixture(t, fixtureOpt{partitions: 1})
+	loc = rail.Location(r.name)
+	today = payout.DayIn(testStart, loc)
+	tomorrow = today.Next()
+	f.clock.Set(tomorrow.StartIn(loc).Add(-time.Minute))
+	return f, loc, today, tomorrow
 }
