@@ -51,7 +51,8 @@ type Engine struct {
 	cl        *kgo.Client
 
 	limitsMu   sync.Mutex
-	acctLimits map[string]int64 // Wompi's per-account daily limit, when known
+	lists      map[rail.Name]*dayLister // listDay's, per single-payout rail
+	acctLimits map[string]int64         // Wompi's per-account daily limit, when known
 
 	ready    atomic.Bool
 	assigned atomic.Int64
@@ -114,7 +115,9 @@ func New(cfg Config) (*Engine, error) {
 	// Each single-payout rail's API calls (lookups and POSTs) draw from a
 	// bucket of their own, reserved a batch at a time.
 	e.bulk = map[rail.Name]*ratelimit.Bulk{}
+	e.lists = map[rail.Name]*dayLister{}
 	for n := range cfg.Singles {
+		e.lists[n] = &dayLister{}
 		rate := ratelimit.RailRate{PerSecond: cfg.SingleRatePerSecond, Burst: cfg.SingleRateBurst}
 		if r, ok := cfg.SingleRates[n]; ok {
 			rate = r
@@ -214,6 +217,30 @@ func (e *Engine) accountLimit(acct string) int64 {
 		return min(v, e.cfg.DailyLimitCents)
 	}
 	return e.cfg.DailyLimitCents
+}
+
+// tooFarAhead reports a NotBefore further ahead of now than any deferral
+// sets: a clock stepped forward when it was set (or stepped back since),
+// or a record written by hand. Waiting for it would stall the partition
+// and every copy behind it, so the batch is looked at now: the claim,
+// lookups and budget decide again, as for a redelivery.
+func (e *Engine) tooFarAhead(notBefore time.Time, log *slog.Logger) bool {
+	ahead := notBefore.Sub(e.now())
+	if ahead <= e.maxDeferral() {
+		return false
+	}
+	log.Error("dispatch: deferred batch due further ahead than any deferral sets (a clock stepped when it was deferred?): handled now",
+		"not_before", notBefore.UTC(), "ahead", ahead.Round(time.Second), "bound", e.maxDeferral())
+	e.m.notBeforeIgnored.Inc()
+	return true
+}
+
+// maxDeferral bounds how far ahead of now a deferral sets a batch's
+// NotBefore: the next business day's start (at most a day, plus an hour's
+// margin for a zone's offset change), the balance retry, the lookup
+// patience, the longest rail retry, railRetry.
+func (e *Engine) maxDeferral() time.Duration {
+	return max(25*time.Hour, e.cfg.DeferBalanceRetry, e.cfg.LookupPatience, e.railRetryAfter(4), railRetry) + time.Hour
 }
 
 // Ready reports whether the engine has joined its group and is consuming.
@@ -544,7 +571,7 @@ func (w *worker) handle(rec *kgo.Record) bool {
 	if b.NotBefore != nil && e.now().Before(*b.NotBefore) {
 		log.Info("dispatch: deferred batch not due yet: partition paused", "not_before", b.NotBefore.UTC())
 		w.setNotDue(true)
-		for e.now().Before(*b.NotBefore) {
+		for e.now().Before(*b.NotBefore) && !e.tooFarAhead(*b.NotBefore, log) {
 			if sleep(w.soft, e.cfg.PollInterval) != nil {
 				w.setNotDue(false)
 				return false

@@ -607,8 +607,10 @@ func newListedSpend(at time.Time) *listedSpend {
 	return &listedSpend{at: at, days: map[rail.Name]map[payout.Day]int64{}}
 }
 
-// add counts p, listed by rail n. A payout listed without a creation time
-// counts on the recovery's day: never too little.
+// add counts p, listed by rail n. A payout listed without a creation
+// time, or with one no payout can have (before 2000, or more than two
+// days after s.at: a rail's numeric time read in the wrong unit), counts
+// on s.at's day: never too little, and never a day that is not a date.
 func (s *listedSpend) add(n rail.Name, p rail.Payout) {
 	if s == nil || p.AmountInCents <= 0 {
 		return
@@ -616,8 +618,8 @@ func (s *listedSpend) add(n rail.Name, p rail.Payout) {
 	loc := rail.Location(n)
 	first := payout.DayIn(s.at, loc)
 	day := first
-	if !p.CreatedAt.IsZero() {
-		if day = payout.DayIn(p.CreatedAt, loc); day < first {
+	if at := p.CreatedAt; at.Year() >= 2000 && !at.After(s.at.Add(48*time.Hour)) {
+		if day = payout.DayIn(at, loc); day < first {
 			return
 		}
 	}
@@ -633,14 +635,25 @@ func (s *listedSpend) add(n rail.Name, p rail.Payout) {
 // it a single-payout account could be paid its daily limit twice on the
 // day of a loss.
 func (e *Engine) noteListed(ctx context.Context, spent *listedSpend) error {
+	for n := range e.cfg.Singles {
+		// The recovery's day is listed, even when at 0: its first seed
+		// need not list it again (listDay).
+		if spent.days[n] == nil {
+			spent.days[n] = map[payout.Day]int64{}
+		}
+		first := payout.DayIn(spent.at, rail.Location(n))
+		spent.days[n][first] += 0
+	}
 	for _, n := range slices.Sorted(maps.Keys(spent.days)) {
 		for _, day := range slices.Sorted(maps.Keys(spent.days[n])) {
 			cents := spent.days[n][day]
 			if _, err := e.budget.NoteListed(ctx, n, day.String(), cents); err != nil {
 				return fmt.Errorf("dispatch: recovery: budget of %s on %s: %w", n, day, err)
 			}
-			e.log.Warn("dispatch: recovery: the rail listed payouts of the day our lost budget held: every account of the rail counts them on that day",
-				"rail", n, "day", day.String(), "listed_cents", cents)
+			if cents > 0 {
+				e.log.Warn("dispatch: recovery: the rail listed payouts of the day our lost budget held: every account of the rail counts them on that day",
+					"rail", n, "day", day.String(), "listed_cents", cents)
+			}
 		}
 	}
 	return nil

@@ -114,6 +114,14 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	// what is left is paid on that day, so it is reserved there.
 	g, err := j.reserveSingle(maybeSent)
 	j.reserved = err == nil
+	if errors.Is(err, errPatience) && !maybeSent {
+		// The rail's listing of the day, which its budget needs first,
+		// kept failing: nothing was posted, the batch waits as for a rail
+		// down (a batch that may have posted retries in place).
+		j.log.Warn("dispatch: the rail's listing of the day kept failing: the batch waits on the deferred topic", "rail", cl.Rail(), "err", err)
+		return j.deferBatch(rail.ReasonRailUnavailable, e.now().Add(e.railRetryAfter(b.Attempt)), false,
+			"the rail's listing of the day, which its daily budget needs, kept failing for longer than the dispatcher's patience")
+	}
 	if err != nil {
 		return err
 	}
@@ -292,14 +300,18 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 }
 
 // reserveSingle is reserve for a rail whose provider publishes no figures of
-// what was already spent today: the budgets are seeded from our own
-// reservations only. rest: j.res is the rest of a batch an earlier attempt
+// what was already spent today: an account's amount is seeded from what
+// the rail listed on the day before any account of it was seeded there
+// (listDay), and from our own reservations. rest: j.res is the rest of a batch an earlier attempt
 // started paying; a reservation the batch already holds on the amount day
 // (the whole batch's, or an earlier rest's, never smaller) covers it and
 // is kept, not replaced.
 func (j *job) reserveSingle(rest bool) (ratelimit.Grant, error) {
 	return j.reserveSeeding(rest, func(ns *ratelimit.NotSeededError) error {
 		if ns.AmountDay != "" {
+			if err := j.e.listDay(j.soft, ns.Rail, payout.Day(ns.AmountDay)); err != nil {
+				return err
+			}
 			if _, err := j.e.budget.SeedAmount(j.hard, ns.Rail, ns.AmountDay, ns.AccountID, 0); err != nil {
 				return err
 			}
@@ -311,6 +323,94 @@ func (j *job) reserveSingle(rest bool) (ratelimit.Grant, error) {
 		}
 		return nil
 	})
+}
+
+// dayLister is listDay's state for one rail.
+type dayLister struct {
+	mu       sync.Mutex // one listing at a time
+	failedAt time.Time  // when the last listing ran out of patience
+}
+
+// listDay notes, once per rail and day, what the rail's listing shows
+// created on that day (its business day) before the day's first account is
+// seeded (ratelimit's NoteListed): every account of the rail then starts
+// the day at that figure. On a normal day it is listed just after midnight
+// and holds next to nothing. When the day's budget was lost (a Redis
+// loss, or on a Redis Cluster the budgets' master alone, which no epoch
+// notices) it holds what was paid before the loss, which these rails
+// publish nowhere else: without it an account could be paid its daily
+// limit twice. A recovery notes its own day itself, after its grace.
+//
+// One listing at a time per rail and process; the others wait for it and
+// read its figure. A listing that keeps failing ends with errPatience
+// after RailPatience, and so do at once the batches that waited for it:
+// the rail is down, and its batches wait on the deferred topic rather
+// than hold their partitions.
+func (e *Engine) listDay(ctx context.Context, n rail.Name, day payout.Day) error {
+	if _, ok, err := e.budget.Listed(ctx, n, day.String()); err != nil || ok {
+		return err
+	}
+	l, ok := e.lists[n]
+	if !ok {
+		return fmt.Errorf("dispatch: no client of rail %s to list the payouts of %s for its budget", n, day)
+	}
+	arrived := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok, err := e.budget.Listed(ctx, n, day.String()); err != nil || ok {
+		return err
+	}
+	if l.failedAt.After(arrived) {
+		return fmt.Errorf("%w: the rail's listing of %s, needed for its budget, ran out of patience while this batch waited for it", errPatience, day)
+	}
+	start := time.Now()
+	loc := rail.Location(n)
+	var cents int64
+	var payouts int
+	for attempt := 0; ; attempt++ {
+		var err error
+		if cents, payouts, err = e.spentOn(ctx, n, day); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		e.m.retries.WithLabelValues("list_day").Inc()
+		d := e.backoff(attempt)
+		if time.Since(start)+d > e.cfg.RailPatience {
+			l.failedAt = time.Now()
+			return fmt.Errorf("%w: %w", errPatience, err)
+		}
+		e.log.Warn("dispatch: listing the rail's payouts of the day for its budget failed; asking again", "rail", n, "day", day.String(), "err", err)
+		if err := sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+	l.failedAt = time.Time{}
+	if _, err := e.budget.NoteListed(ctx, n, day.String(), cents); err != nil {
+		return err
+	}
+	e.log.Info("dispatch: the rail's payouts of the day listed before its first account's budget: every account of the rail counts them",
+		"rail", n, "day", day.String(), "zone", loc.String(), "payouts", payouts, "listed_cents", cents, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// spentOn sums what rail n lists created on day (its business day): one
+// walk of its listing, from the day's start to the next day's.
+func (e *Engine) spentOn(ctx context.Context, n rail.Name, day payout.Day) (cents int64, payouts int, err error) {
+	loc := rail.Location(n)
+	spent := newListedSpend(day.StartIn(loc))
+	begin := time.Now()
+	for p, err := range e.cfg.Singles[n].List(ctx, rail.ListFilter{From: day.StartIn(loc), To: day.Next().StartIn(loc)}) {
+		if err != nil {
+			e.m.observeRail(n, "list", begin, err)
+			return 0, 0, fmt.Errorf("dispatch: list %s payouts of %s for its budget: %w", n, day, err)
+		}
+		payouts++
+		spent.add(n, p)
+	}
+	e.m.observeRail(n, "list", begin, nil)
+	return spent.days[n][day], payouts, nil
 }
 
 // singleDay is what the POSTs of a single-payout batch have counted on

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -647,8 +648,9 @@ const MaxListedInCents = 1_000_000_000_000_000
 var noteListedScript = redis.NewScript(`
 local h, fp = KEYS[1], ARGV[3]
 local new = tonumber(ARGV[1])
-local old = tonumber(redis.call('HGET', h, fp .. 'listed') or '0')
-if new <= old then
+local cur = redis.call('HGET', h, fp .. 'listed')
+local old = tonumber(cur or '0')
+if cur and new <= old then
   return old
 end
 redis.call('HSET', h, fp .. 'listed', ARGV[1])
@@ -669,6 +671,7 @@ return new
 // account seeded later on day starts at it (seedScript), and one already
 // seeded (by a batch that reserved in the moments between the loss and
 // the recovery) has the figure's increase added. The figure only grows.
+// Once noted, even at 0, the day is listed ([Budget.Listed]).
 // The counters then err on too much, never too little: another account's
 // spend counts too, and so do payees the recovery listed that a counter
 // already held (a loss of part of the keys).
@@ -688,6 +691,28 @@ func (b *Budget) NoteListed(ctx context.Context, r rail.Name, day string, cents 
 		return 0, fmt.Errorf("ratelimit: note listed day %s: %w", day, err)
 	}
 	return n, nil
+}
+
+// Listed reports whether the rail's day has a listed figure
+// ([Budget.NoteListed]), and the figure.
+func (b *Budget) Listed(ctx context.Context, r rail.Name, day string) (cents int64, ok bool, err error) {
+	if err := validDay(day); err != nil {
+		return 0, false, err
+	}
+	if err := validRail(r); err != nil {
+		return 0, false, err
+	}
+	v, err := b.rdb.HGet(ctx, b.key(day), fieldPrefix(r)+"listed").Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("ratelimit: listed day %s: %w", day, err)
+	}
+	if cents, err = strconv.ParseInt(v, 10, 64); err != nil {
+		return 0, false, fmt.Errorf("ratelimit: listed day %s: %q: %w", day, v, err)
+	}
+	return cents, true, nil
 }
 
 // Usage returns, in the rail's budgets ("" is Wompi), the day's reserved

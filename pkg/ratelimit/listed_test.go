@@ -82,6 +82,22 @@ func TestNoteListedCountsAgainstEveryAccountOfTheRail(t *testing.T) {
 	if _, err := b.NoteListed(ctx, "nosuchrail", day, 1); !errors.Is(err, ratelimit.ErrInvalid) {
 		t.Fatalf("unknown rail: %v", err)
 	}
+	// A day is listed once noted, even at 0; until then it is not.
+	if _, ok, err := b.Listed(ctx, sfp, "2026-11-24"); err != nil || ok {
+		t.Fatalf("a day never noted reads as listed: %v %v", ok, err)
+	}
+	if _, err := b.NoteListed(ctx, sfp, "2026-11-24", 0); err != nil {
+		t.Fatal(err)
+	}
+	if cents, ok, err := b.Listed(ctx, sfp, "2026-11-24"); err != nil || !ok || cents != 0 {
+		t.Fatalf("a day noted at 0: %d %v %v, want listed at 0", cents, ok, err)
+	}
+	if cents, ok, err := b.Listed(ctx, sfp, day); err != nil || !ok || cents != 650 {
+		t.Fatalf("listed %d %v %v, want 650", cents, ok, err)
+	}
+	if _, ok, err := b.Listed(ctx, rail.WEpayout, day); err != nil || ok {
+		t.Fatalf("another rail reads as listed: %v %v", ok, err)
+	}
 	// A figure above what Lua counts exactly is noted at the bound.
 	if n, err := b.NoteListed(ctx, sfp, "2026-11-23", 1<<62); err != nil || n != ratelimit.MaxListedInCents {
 		t.Fatalf("huge note: %d %v", n, err)
