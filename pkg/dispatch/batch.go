@@ -1297,7 +1297,11 @@ func (j *job) deferredCopy(wait []int, reason payout.Reason, msg string, notBefo
 		}
 		statuses = append(statuses, r)
 	}
-	return &kgo.Record{Topic: e.cfg.Topics.BatchesDeferred, Key: []byte(b.BatchID), Value: v}, statuses, nb.Attempt, nil
+	rec := &kgo.Record{Topic: e.cfg.Topics.BatchesDeferred, Key: []byte(b.BatchID), Value: v}
+	if !notBefore.Before(j.nextDayStart()) {
+		rec.Context = context.WithValue(context.Background(), waitsLong{}, true)
+	}
+	return rec, statuses, nb.Attempt, nil
 }
 
 // reject handles a validation refusal: nothing was created; the

@@ -174,6 +174,7 @@ func New(cfg Config) (*Engine, error) {
 		kgo.FetchMaxWait(fetchMaxWait),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchMaxBytes(MaxRecordBytes),
+		kgo.RecordPartitioner(waitPartitioner{Partitioner: kgo.UniformBytesPartitioner(64<<10, true, true, nil), deferred: cfg.Topics.BatchesDeferred}),
 		kgo.OnPartitionsAssigned(e.onAssigned),
 		kgo.OnPartitionsRevoked(e.onRevoked),
 		kgo.OnPartitionsLost(e.onRevoked),

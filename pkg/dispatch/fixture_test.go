@@ -53,6 +53,7 @@ type fixtureOpt struct {
 	partitions int
 	sim        wompitest.Config
 	noEpoch    bool // leave Redis empty: the first batch runs the recovery
+	deferred   int  // the deferred topic's partitions (default 1)
 }
 
 func newFixture(t testing.TB, o fixtureOpt) *fixture {
@@ -74,7 +75,7 @@ func newFixture(t testing.TB, o fixtureOpt) *fixture {
 	f.topics = events.Topics{
 		Requests:         f.kafka.Topic(t, "requests", 1),
 		Batches:          f.kafka.Topic(t, "batches", o.partitions),
-		BatchesDeferred:  f.kafka.Topic(t, "deferred", 1),
+		BatchesDeferred:  f.kafka.Topic(t, "deferred", max(1, o.deferred)),
 		Status:           f.kafka.Topic(t, "status", 2),
 		BatchStatus:      f.kafka.Topic(t, "batch-status", 1),
 		RequestsDLQ:      f.kafka.Topic(t, "dlq", 1),

@@ -28,6 +28,13 @@ func (e *Engine) produceEach(ctx context.Context, recs ...*kgo.Record) (kgo.Prod
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	for _, r := range recs {
+		if r.Context != nil && r.Context.Value(waitsLong{}) != nil {
+			// The mark stays (waitPartitioner reads it), on this call's
+			// context: the record is given up with it.
+			r.Context = context.WithValue(ctx, waitsLong{}, true)
+		}
+	}
 	res := e.cl.ProduceSync(ctx, recs...)
 	if err := res.FirstErr(); err != nil {
 		e.m.retries.WithLabelValues("kafka").Inc()
@@ -268,4 +275,47 @@ func batchRail(b *payout.Batch) *string {
 	}
 	w := string(rail.Wompi)
 	return &w
+}
+
+// waitPartitioner places each deferred copy by how long it waits, so that
+// a copy due in minutes never queues behind one due the next day: a
+// deferred partition is handled in offset order, and its head waits for
+// its notBefore with the partition paused. Copies due from the next
+// business day on (DAILY_LIMIT, DAILY_BATCH_BUDGET) go to the first half
+// of the deferred topic's partitions, the others (a balance, a rail that
+// is down, a payout not yet visible) to the second half, each by its key's
+// hash as Kafka's default partitioner would (murmur2) within its half. A
+// topic of one partition holds both. Every other topic keeps franz-go's
+// default partitioner (Partitioner).
+type waitPartitioner struct {
+	kgo.Partitioner
+	deferred string
+}
+
+// waitsLong marks, in a record's Context, a deferred copy due the next
+// business day or later (waitPartitioner). produceEach puts the mark on
+// the context of its call.
+type waitsLong struct{}
+
+func (p waitPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if topic != p.deferred {
+		return p.Partitioner.ForTopic(topic)
+	}
+	return waitClasses{keyed: kgo.StickyKeyPartitioner(nil).ForTopic(topic)}
+}
+
+type waitClasses struct{ keyed kgo.TopicPartitioner }
+
+func (waitClasses) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (w waitClasses) Partition(r *kgo.Record, n int) int {
+	long := n / 2
+	switch {
+	case long == 0:
+		return w.keyed.Partition(r, n)
+	case r.Context != nil && r.Context.Value(waitsLong{}) != nil:
+		return w.keyed.Partition(r, long)
+	default:
+		return long + w.keyed.Partition(r, n-long)
+	}
 }
