@@ -239,9 +239,10 @@ func (e *Engine) tooFarAhead(notBefore time.Time, log *slog.Logger) bool {
 // maxDeferral bounds how far ahead of now a deferral sets a batch's
 // NotBefore: the next business day's start (at most a day, plus an hour's
 // margin for a zone's offset change), the balance retry, the lookup
-// patience, the longest rail retry, railRetry.
+// patience, the longest rail retry, railRetry, and RecoveryGrace (a copy
+// waits that long after its last POST: postHorizon).
 func (e *Engine) maxDeferral() time.Duration {
-	return max(25*time.Hour, e.cfg.DeferBalanceRetry, e.cfg.LookupPatience, e.railRetryAfter(4), railRetry) + time.Hour
+	return max(25*time.Hour, e.cfg.DeferBalanceRetry, e.cfg.LookupPatience, e.railRetryAfter(4), railRetry, e.cfg.RecoveryGrace) + time.Hour
 }
 
 // Ready reports whether the engine has joined its group and is consuming.

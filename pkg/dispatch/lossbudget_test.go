@@ -3,8 +3,13 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"iter"
+	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -321,5 +326,75 @@ func TestBatchesWaitingForAFailedDayListingEndWithIt(t *testing.T) {
 	defer l.mu.Unlock()
 	if l.calls["waiter"] != 0 || l.calls["later"] == 0 {
 		t.Fatalf("listing calls %v: want none from the batch that waited for the failed listing, some from the later one", l.calls)
+	}
+}
+
+// downAll answers 503 to every call while on, and otherwise defers to fb.
+type downAll struct {
+	fb   *forbidOne
+	down atomic.Bool
+}
+
+func (d *downAll) RoundTrip(req *http.Request) (*http.Response, error) {
+	if d.down.Load() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(`{"message":"down","code":"down"}`)), Request: req}, nil
+	}
+	return d.fb.RoundTrip(req)
+}
+
+// A single-payout batch partly posted before midnight waits (one payee
+// refused for now); its copy is the rail's first batch of the new day, and
+// the rail is down. The day's listing (listDay) fails past RailPatience:
+// the copy, which an earlier attempt may have posted, waits on the
+// deferred topic again (RAIL_UNAVAILABLE), as it does when the day was
+// listed before and its lookups fail. A review found it returned the
+// error instead, and the worker retried it in place: the partition
+// stalled for as long as the rail was down.
+func TestCopyOnANewDayWithItsRailDownWaits(t *testing.T) {
+	for _, listed := range []bool{false, true} {
+		for _, mk := range singleRails(t) {
+			r := mk(t)
+			t.Run(fmt.Sprintf("%s/day listed=%v", r.name, listed), func(t *testing.T) {
+				f, loc, _, tomorrow := beforeMidnight(t, r)
+				timing := func(c *Config) {
+					c.SingleConcurrency, c.RailPatience, c.LookupEveryPayee = 1, 300*time.Millisecond, true
+					c.RetryMax = 100 * time.Millisecond
+				}
+				b := singleBatch(r, "r23", 2)
+				tr := &downAll{fb: &forbidOne{id: b.Transactions[0].RequestID}}
+				tr.fb.on.Store(true)
+				e := r.through(t, tr).engine(f, timing)
+				bb := b
+				if err := e.process(context.Background(), &bb, nil, testLogger()); err != nil {
+					t.Fatalf("batch: %v", err)
+				}
+				if r.sim.Accepted(b.Transactions[0].RequestID) != 0 || r.sim.Accepted(b.Transactions[1].RequestID) != 1 {
+					t.Fatal("want payee 1 paid and payee 0 waiting")
+				}
+				tr.fb.on.Store(false)
+				tr.down.Store(true)
+				f.clock.Set(tomorrow.StartIn(loc).Add(time.Hour))
+				if listed {
+					if _, err := e.budget.NoteListed(context.Background(), r.name, tomorrow.String(), 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				rest := restOf(b, 0)
+				before := testutil.ToFloat64(e.m.deferred.WithLabelValues(string(rail.ReasonRailUnavailable)))
+				if err := e.process(context.Background(), &rest, nil, testLogger()); err != nil {
+					t.Fatalf("copy with the rail down on a new day: %v (the worker retries it in place: the partition stalls until the rail answers)", err)
+				}
+				if n := testutil.ToFloat64(e.m.deferred.WithLabelValues(string(rail.ReasonRailUnavailable))) - before; n != 1 {
+					t.Fatalf("deferred RAIL_UNAVAILABLE %v times, want the copy once", n)
+				}
+				if r.sim.Accepted(b.Transactions[0].RequestID) != 0 || r.sim.Accepted(b.Transactions[1].RequestID) != 1 {
+					t.Fatal("want payee 1 paid once and payee 0 still waiting")
+				}
+			})
+		}
 	}
 }

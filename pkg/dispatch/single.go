@@ -114,10 +114,13 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	// what is left is paid on that day, so it is reserved there.
 	g, err := j.reserveSingle(maybeSent)
 	j.reserved = err == nil
-	if errors.Is(err, errPatience) && !maybeSent {
+	if errors.Is(err, errPatience) {
 		// The rail's listing of the day, which its budget needs first,
-		// kept failing: nothing was posted, the batch waits as for a rail
-		// down (a batch that may have posted retries in place).
+		// kept failing: nothing was posted by this attempt, and the batch
+		// waits as for a rail down. One an earlier attempt may have
+		// posted keeps its reservation; its DEFERRED go through the
+		// status gate (deferBatch), and its copy looks its payees up
+		// before any POST.
 		j.log.Warn("dispatch: the rail's listing of the day kept failing: the batch waits on the deferred topic", "rail", cl.Rail(), "err", err)
 		return j.deferBatch(rail.ReasonRailUnavailable, e.now().Add(e.railRetryAfter(b.Attempt)), false,
 			"the rail's listing of the day, which its daily budget needs, kept failing for longer than the dispatcher's patience")
