@@ -69,8 +69,8 @@ func isNil(r Result) bool {
 }
 
 // split separates positional arguments from flags, so that flags may come
-// before or after them. A flag that takes no value followed by true or
-// false takes that word as its value.
+// before or after them. A flag that takes no value (but --help) followed
+// by true or false takes that word as its value.
 func split(args []string) (pos, flags []string) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -82,7 +82,7 @@ func split(args []string) (pos, flags []string) {
 			continue
 		}
 		name := strings.TrimLeft(a, "-")
-		if boolFlags[name] && i+1 < len(args) && (args[i+1] == "true" || args[i+1] == "false") {
+		if boolFlags[name] && !wantsHelp([]string{a}) && i+1 < len(args) && (args[i+1] == "true" || args[i+1] == "false") {
 			// --dry-run false means what it says, not a positional
 			// "false" and a dry run.
 			i++

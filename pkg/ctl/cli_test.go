@@ -17,6 +17,8 @@ func TestSplitTakesTrueOrFalseAfterAFlagWithoutValue(t *testing.T) {
 			[]string{"dlq", "replay"}, []string{"--dry-run=true", "--offset", "1/2"}},
 		{[]string{"--dry-run", "false", "dlq", "replay"},
 			[]string{"dlq", "replay"}, []string{"--dry-run=false"}},
+		{[]string{"dlq", "--help", "false"},
+			[]string{"dlq", "false"}, []string{"--help"}},
 		{[]string{"trace", "--reveal", "req-1"},
 			[]string{"trace", "req-1"}, []string{"--reveal"}},
 		{[]string{"trace", "--output", "json", "req-1", "--", "-x"},
