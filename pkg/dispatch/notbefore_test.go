@@ -148,10 +148,14 @@ func TestShortDeferralDoesNotWaitBehindTheNextDays(t *testing.T) {
 	same := func(a, b payout.Batch) bool {
 		return keyed.Partition(&kgo.Record{Key: []byte(a.BatchID)}, 2) == keyed.Partition(&kgo.Record{Key: []byte(b.BatchID)}, 2)
 	}
-	full := batch("day-full", map[string]int64{"full-0": 99_900_000}, "full-0") // AccountMain, most of its day
+	// AccountMain spends 40M of its 100M, and a batch of 61M waits for the next
+	// day; AccountLow's 50M fits even where GET /limits gives only the
+	// client's consumption (WOMPITEST_PUBLISHED_ONLY), and Wompi refuses it
+	// for its balance.
+	full := batch("day-full", map[string]int64{"full-0": 40_000_000}, "full-0")
 	var long, short payout.Batch
 	for i := 0; ; i++ {
-		long = batch(fmt.Sprintf("over-%d", i), map[string]int64{fmt.Sprintf("over-%d-0", i): 200_000}, fmt.Sprintf("over-%d-0", i))
+		long = batch(fmt.Sprintf("over-%d", i), map[string]int64{fmt.Sprintf("over-%d-0", i): 61_000_000}, fmt.Sprintf("over-%d-0", i))
 		short = lowBalanceBatch(fmt.Sprintf("low-%d", i))
 		if same(long, short) {
 			break
