@@ -198,8 +198,10 @@ func pick[T any](xs []T, idx []int) []T {
 	return out
 }
 
-// beginMany runs begin for every transition in one pipelined round trip:
-// one script call per chunk of keys (see statusStore.chunk). On one Redis
+// beginMany runs begin for every transition: the keys expected new by one
+// pipelined SET NX each after a read of Redis's clock (beginFresh, two
+// round trips), the others by one script call per chunk of keys (see
+// statusStore.chunk) in one pipelined round trip. On one Redis
 // the attempts name their token's confirmation key, so give them one token
 // (see "Confirmation by batch" at beginScript); every attempt it grants
 // under a token must then be released (checkEpoch does, before returning)
@@ -208,6 +210,41 @@ func pick[T any](xs []T, idx []int) []T {
 // chooses; the engine's emitRequests and settleLate, and Gate.End).
 func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []string) ([]outcome, []string, error) {
 	distinctTokens(trs, tokens)
+	outs := make([]outcome, len(trs))
+	froms := make([]string, len(trs))
+	// The keys expected new are written first, without a script
+	// (beginFresh); the script begins the others.
+	rest, err := s.beginFresh(ctx, trs, tokens, outs, froms)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(rest) > 0 {
+		all := len(rest) == len(trs)
+		strs, stoks := trs, tokens
+		if !all {
+			strs, stoks = pick(trs, rest), pick(tokens, rest)
+		}
+		souts, sfroms, err := s.beginScripted(ctx, strs, stoks)
+		if err != nil {
+			return nil, nil, err
+		}
+		if all {
+			outs, froms = souts, sfroms
+		} else {
+			for k, i := range rest {
+				outs[i], froms[i] = souts[k], sfroms[k]
+			}
+		}
+	}
+	if err := s.checkEpoch(ctx, trs, tokens, outs, froms); err != nil {
+		return nil, nil, err
+	}
+	return outs, froms, nil
+}
+
+// beginScripted runs the begin script for every transition, one script
+// call per chunk of keys, in one pipelined round trip.
+func (s *statusStore) beginScripted(ctx context.Context, trs []transition, tokens []string) ([]outcome, []string, error) {
 	var calls []*coCall
 	var firsts []int // the index of each call's first transition
 	for lo := 0; lo < len(trs); lo += s.chunk {
@@ -241,9 +278,6 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 		if err := parseBeginMany(res, outs[firsts[c]:firsts[c]+len(call.keys)], froms[firsts[c]:firsts[c]+len(call.keys)]); err != nil {
 			return nil, nil, err
 		}
-	}
-	if err := s.checkEpoch(ctx, trs, tokens, outs, froms); err != nil {
-		return nil, nil, err
 	}
 	return outs, froms, nil
 }

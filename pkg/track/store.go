@@ -626,6 +626,17 @@ func (s *statusStore) key(k kind, id string) string {
 	return s.prefix + "track:req:{" + id + "}"
 }
 
+// appendKey appends key(k, id) to dst.
+func (s *statusStore) appendKey(dst []byte, k kind, id string) []byte {
+	dst = append(dst, s.prefix...)
+	if k == kindBatch {
+		dst = append(dst, "track:batch:{"...)
+	} else {
+		dst = append(dst, "track:req:{"...)
+	}
+	return append(append(dst, id...), '}')
+}
+
 // doneKey is the confirmation key of the attempts holding token (see
 // "Confirmation by batch" at beginScript).
 func (s *statusStore) doneKey(token string) string { return s.prefix + "track:done:" + token }
