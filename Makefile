@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesMarshal$$' -fuzztime $(FUZZTIME) ./pkg/wepayout
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateBodyMatchesEncodingJSON$$' -fuzztime $(FUZZTIME) ./pkg/wepayout/weptest
 	$(GO) test -run '^$$' -fuzz '^FuzzPageLinksMatchValuesEncode$$' -fuzztime $(FUZZTIME) ./pkg/wepayout/weptest
+	$(GO) test -run '^$$' -fuzz '^FuzzFindEntry$$' -fuzztime $(FUZZTIME) ./pkg/submitted
 
 rules:
 	promtool check rules deploy/prometheus/alerts.yml

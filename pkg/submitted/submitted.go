@@ -69,6 +69,90 @@ func (s *Store) readyKey() string           { return s.prefix + "{poll}:ready" }
 // is kept whole).
 func txField(transactionID string) string { return "t:" + transactionID }
 
+// A payout of more than bucketsFrom transactions keeps their mapping in
+// buckets instead: nBuckets fields "b:<n>" at most, each holding the
+// transactions whose id hashes to n (bucketOf), one after another as
+//
+//	<len(transactionId)>:<transactionId><len(value)>:<value>
+//
+// with value as a txField's. Redis stores a hash field about as dearly as
+// a key, and a Wompi payout has thousands of transactions: a few dozen
+// fields cost it a fraction of what one per transaction did (see
+// docs/performance.md), and a lookup still reads one field, in the same
+// HMGET. Lookup reads both layouts: payouts recorded by an earlier version,
+// and single payouts, keep one field per transaction. A tracker of an
+// earlier version finds no mapping for a bucketed payout and asks the
+// provider instead, as after a Redis loss: upgrade trackers first.
+const (
+	bucketsFrom = 128
+	nBuckets    = 64
+)
+
+// bucketOf is the bucket of a transaction id: FNV-1a (32 bits) modulo
+// nBuckets. It is part of the stored layout: never change it.
+func bucketOf(transactionID string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(transactionID); i++ {
+		h ^= uint32(transactionID[i])
+		h *= 16777619
+	}
+	return int(h % nBuckets)
+}
+
+// bucketField is the payout hash's field of bucket n.
+func bucketField(n int) string { return "b:" + strconv.Itoa(n) }
+
+// appendEntry appends one transaction's entry to a bucket's value.
+func appendEntry(dst []byte, transactionID string, amountInCents int64, requestID string) []byte {
+	dst = strconv.AppendInt(dst, int64(len(transactionID)), 10)
+	dst = append(dst, ':')
+	dst = append(dst, transactionID...)
+	var num [20]byte
+	amount := strconv.AppendInt(num[:0], amountInCents, 10)
+	dst = strconv.AppendInt(dst, int64(len(amount)+1+len(requestID)), 10)
+	dst = append(dst, ':')
+	dst = append(dst, amount...)
+	dst = append(dst, '|')
+	return append(dst, requestID...)
+}
+
+// findEntry returns the value of transactionID's entry in a bucket's value
+// (the last one, as a field written twice keeps the last), and false when
+// there is none or the bucket does not read as entries (then the mapping is
+// unknown, and the tracker asks the provider).
+func findEntry(bucket, transactionID string) (string, bool) {
+	var found string
+	ok := false
+	for rest := bucket; rest != ""; {
+		id, next, good := cutLen(rest)
+		if !good {
+			return "", false
+		}
+		val, after, good := cutLen(next)
+		if !good {
+			return "", false
+		}
+		if id == transactionID {
+			found, ok = val, true
+		}
+		rest = after
+	}
+	return found, ok
+}
+
+// cutLen reads "<n>:" and the n bytes after it from s.
+func cutLen(s string) (field, rest string, ok bool) {
+	digits, after, found := strings.Cut(s, ":")
+	if !found || digits == "" || len(digits) > 9 || strings.TrimLeft(digits, "0123456789") != "" {
+		return "", "", false
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil || n > len(after) {
+		return "", "", false
+	}
+	return after[:n], after[n:], true
+}
+
 // payoutFields are the payout hash's fixed fields, in Payout's order.
 var payoutFields = []string{"batchId", "originAccountId", "paymentType", "totalAmountInCents", "transactionCount", "submittedAt"}
 
@@ -96,11 +180,15 @@ func (s *Store) RecordMany(ctx context.Context, ps []Payout, txs [][]Transaction
 		args := make([]any, 0, 12+2*len(txs[i]))
 		args = append(args, "batchId", p.BatchID, "originAccountId", p.OriginAccountID, "paymentType", p.PaymentType,
 			"totalAmountInCents", p.TotalAmountInCents, "transactionCount", p.TransactionCount, "submittedAt", p.SubmittedAt.UnixMilli())
-		for _, t := range txs[i] {
-			buf = strconv.AppendInt(buf[:0], t.AmountInCents, 10)
-			buf = append(buf, '|')
-			buf = append(buf, t.RequestID...)
-			args = append(args, txField(t.TransactionID), string(buf))
+		if len(txs[i]) > bucketsFrom {
+			args = appendBuckets(args, txs[i])
+		} else {
+			for _, t := range txs[i] {
+				buf = strconv.AppendInt(buf[:0], t.AmountInCents, 10)
+				buf = append(buf, '|')
+				buf = append(buf, t.RequestID...)
+				args = append(args, txField(t.TransactionID), string(buf))
+			}
 		}
 		pipe.HSet(ctx, pk, args...)
 		pipe.Expire(ctx, pk, s.ttl)
@@ -110,22 +198,42 @@ func (s *Store) RecordMany(ctx context.Context, ps []Payout, txs [][]Transaction
 	return err
 }
 
+// appendBuckets appends to args the bucket fields of txs (bucketsFrom).
+func appendBuckets(args []any, txs []Transaction) []any {
+	var buckets [nBuckets][]byte
+	for _, t := range txs {
+		n := bucketOf(t.TransactionID)
+		buckets[n] = appendEntry(buckets[n], t.TransactionID, t.AmountInCents, t.RequestID)
+	}
+	for n, b := range buckets {
+		if b != nil {
+			args = append(args, bucketField(n), b)
+		}
+	}
+	return args
+}
+
 // Lookup returns the request that Wompi transaction transactionID of payout
 // payoutID pays, in one round trip; ok is false when the mapping is unknown
 // (never stored, expired, or Redis lost it).
 func (s *Store) Lookup(ctx context.Context, payoutID, transactionID string) (t Transaction, ok bool, err error) {
-	v, err := s.rdb.HMGet(ctx, s.payoutKey(payoutID), txField(transactionID), "batchId", "originAccountId").Result()
-	if err != nil || len(v) != 3 {
+	v, err := s.rdb.HMGet(ctx, s.payoutKey(payoutID), txField(transactionID), bucketField(bucketOf(transactionID)),
+		"batchId", "originAccountId").Result()
+	if err != nil || len(v) != 4 {
 		return Transaction{}, false, err
 	}
 	val, _ := v[0].(string)
+	if val == "" {
+		bucket, _ := v[1].(string)
+		val, _ = findEntry(bucket, transactionID)
+	}
 	amount, requestID, found := strings.Cut(val, "|")
 	if !found || requestID == "" {
 		return Transaction{}, false, nil
 	}
 	cents, _ := strconv.ParseInt(amount, 10, 64)
-	batchID, _ := v[1].(string)
-	origin, _ := v[2].(string)
+	batchID, _ := v[2].(string)
+	origin, _ := v[3].(string)
 	return Transaction{TransactionID: transactionID, RequestID: requestID, BatchID: batchID, PayoutID: payoutID,
 		AmountInCents: cents, OriginAccountID: origin}, true, nil
 }
