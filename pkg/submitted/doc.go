@@ -16,14 +16,17 @@
 //	                        submittedAt, pollDigest, final (set by the tracker once the payout ended),
 //	                        and one field per transaction:
 //	                        t:<transactionId> = "<amountInCents>|<requestId>"
-//	                        or, for a payout of more than 128 transactions, at
-//	                        most 64 bucket fields b:<n>, each the entries of the
-//	                        transactions whose id hashes to n (bucketsFrom)
+//	                        or, for a recording of more than 128 transactions,
+//	                        at most 64 bucket fields b:<n>, each the entries of
+//	                        the transactions whose id hashes to n, appended to
+//	                        by a later recording (bucketsFrom); a payout
+//	                        recorded twice may hold both layouts
 //	P{poll}                 sorted set: payoutId scored by the next poll time (unix ms)
 //	P{poll}:ready           marker: the polling schedule is complete (absent after a Redis loss)
 //
 // A payout and its transactions are one hash, so Record is three commands
-// (HSET, EXPIRE, ZADD) whatever the batch size, and a lookup is one HMGET
+// (HSET, EXPIRE, ZADD; and one script appending the buckets of a large
+// payout) whatever the batch size, and a lookup is one HMGET
 // (of both layouts' fields):
 // Wompi's transaction events carry the payoutId. Each payout is its own hash
 // slot (its id is the hash tag), so payouts spread over a Redis Cluster.

@@ -181,7 +181,7 @@ func (s *Store) RecordMany(ctx context.Context, ps []Payout, txs [][]Transaction
 		args = append(args, "batchId", p.BatchID, "originAccountId", p.OriginAccountID, "paymentType", p.PaymentType,
 			"totalAmountInCents", p.TotalAmountInCents, "transactionCount", p.TransactionCount, "submittedAt", p.SubmittedAt.UnixMilli())
 		if len(txs[i]) > bucketsFrom {
-			args = appendBuckets(args, txs[i])
+			appendBuckets.Eval(ctx, pipe, []string{pk}, bucketArgs(txs[i])...)
 		} else {
 			for _, t := range txs[i] {
 				buf = strconv.AppendInt(buf[:0], t.AmountInCents, 10)
@@ -198,13 +198,32 @@ func (s *Store) RecordMany(ctx context.Context, ps []Payout, txs [][]Transaction
 	return err
 }
 
-// appendBuckets appends to args the bucket fields of txs (bucketsFrom).
-func appendBuckets(args []any, txs []Transaction) []any {
+// appendBuckets appends each bucket's new entries (ARGV: field, entries,
+// ...) to what the payout's hash holds under that field: a payout recorded
+// again (a batch finished again after a crash, with a listing that came
+// back shorter) keeps the mappings of the first recording, as fields of
+// one transaction each are kept by HSET, and the later entry of an id
+// wins (findEntry). One key, so one Cluster slot.
+var appendBuckets = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if old then
+    redis.call('HSET', KEYS[1], ARGV[i], old .. ARGV[i + 1])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 0
+`)
+
+// bucketArgs are appendBuckets' arguments for txs (bucketsFrom).
+func bucketArgs(txs []Transaction) []any {
 	var buckets [nBuckets][]byte
 	for _, t := range txs {
 		n := bucketOf(t.TransactionID)
 		buckets[n] = appendEntry(buckets[n], t.TransactionID, t.AmountInCents, t.RequestID)
 	}
+	var args []any
 	for n, b := range buckets {
 		if b != nil {
 			args = append(args, bucketField(n), b)
@@ -223,9 +242,14 @@ func (s *Store) Lookup(ctx context.Context, payoutID, transactionID string) (t T
 		return Transaction{}, false, err
 	}
 	val, _ := v[0].(string)
-	if val == "" {
-		bucket, _ := v[1].(string)
-		val, _ = findEntry(bucket, transactionID)
+	bucket, _ := v[1].(string)
+	if inBucket, found := findEntry(bucket, transactionID); found {
+		// Both layouts hold it (recorded twice, once small, once large):
+		// they must agree, else the provider is asked.
+		if val != "" && val != inBucket {
+			return Transaction{}, false, nil
+		}
+		val = inBucket
 	}
 	amount, requestID, found := strings.Cut(val, "|")
 	if !found || requestID == "" {
