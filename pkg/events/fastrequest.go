@@ -35,6 +35,10 @@ type fastReader struct {
 	str string
 	pos int
 	err error
+	// slab, when not nil, holds what optString's pointers point to, a
+	// chunk at a time (a batch's many optional fields), instead of one
+	// allocation each.
+	slab []string
 }
 
 func (r *fastReader) fail(err error) {
@@ -110,6 +114,18 @@ func (r *fastReader) enumIndex(n int) int {
 	return int(i)
 }
 
+// blockCount reads the header of an array's or a map's block: its entry
+// count, 0 at the end. The byte size a negative count brings is skipped.
+// A count of -2^63 stays negative.
+func (r *fastReader) blockCount() int64 {
+	n := r.long()
+	if n < 0 {
+		n = -n
+		r.long() // the block's byte size, which we do not need
+	}
+	return n
+}
+
 // union reads the branch index of a ["null", T] union: false for null.
 func (r *fastReader) union() bool {
 	return r.enumIndex(2) == 1
@@ -124,8 +140,15 @@ func (r *fastReader) optString() *string {
 	if !r.union() {
 		return nil
 	}
-	s := r.string()
-	return &s
+	if r.slab == nil {
+		s := r.string()
+		return &s
+	}
+	if len(r.slab) == cap(r.slab) {
+		r.slab = make([]string, 0, cap(r.slab))
+	}
+	r.slab = append(r.slab, r.string())
+	return &r.slab[len(r.slab)-1]
 }
 
 // decodeRequestFast decodes body, written with the current PayoutRequested
@@ -139,46 +162,17 @@ func decodeRequestFast(body []byte, r *payout.Request, skipMeta bool) error {
 	r.RequestID = rd.string()
 	r.OriginAccountID = rd.string()
 	r.PaymentType = paymentTypeSyms[rd.enumIndex(len(paymentTypeSyms))]
-	b := &r.Beneficiary
-	b.LegalIDType = legalIDTypeSyms[rd.enumIndex(len(legalIDTypeSyms))]
-	b.LegalID = rd.string()
-	b.Name = rd.string()
-	b.Email = rd.string()
-	b.BankCode = rd.string()
-	b.BankID = rd.optString()
-	b.AccountType = accountTypeSyms[rd.enumIndex(len(accountTypeSyms))]
-	b.AccountNumber = rd.string()
-	b.Phone = rd.optString()
-	b.PixKey = rd.optString()
-	b.Branch = rd.optString()
-	b.BranchDigit = rd.optString()
-	b.AccountDigit = rd.optString()
+	rd.readBeneficiary(&r.Beneficiary)
 	r.AmountInCents = rd.long()
 	r.Currency = rd.string()
-	if rd.union() {
-		t := rd.millis()
-		r.DispersionDatetime = &t
-	}
-	if rd.union() {
-		rc := &payout.Recurring{}
-		rc.Interval = intervalSyms[rd.enumIndex(len(intervalSyms))]
-		rc.Months = rd.int32()
-		if rd.union() {
-			s := rd.string()
-			rc.Description = &s
-		}
-		r.Recurring = rc
-	}
+	r.DispersionDatetime = rd.optMillis()
+	r.Recurring = rd.optRecurring()
 	r.RequestedAt = rd.millis()
 	// metadata: blocks of (count, [size,] entries), ended by a 0 count.
 	for rd.err == nil {
-		n := rd.long()
+		n := rd.blockCount()
 		if n == 0 {
 			break
-		}
-		if n < 0 {
-			n = -n
-			rd.long() // the block's byte size, which we do not need
 		}
 		if n > int64(len(body)) { // each entry takes at least two bytes
 			rd.fail(errFastMalformed)
