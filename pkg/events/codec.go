@@ -661,7 +661,16 @@ func (c *Codec) DecodeBatch(v []byte, b *payout.Batch) error {
 		}
 		return nil
 	}
-	return c.decodeSimple(RecordBatch, v, b, func() { *b = payout.Batch{} })
+	if err := c.decodeSimple(RecordBatch, v, b, func() { *b = payout.Batch{} }); err != nil {
+		return err
+	}
+	// hamba reads a block count of -2^63 as a slice length of -2^63, with
+	// no error (the length, as a uint, is past any it allows).
+	if uint(len(b.Transactions)) > MaxTransactions {
+		*b = payout.Batch{}
+		return fmt.Errorf("events: decode %s: %w: an array block count of -2^63", rc.t, ErrMalformed)
+	}
+	return nil
 }
 
 // AppendStatusChange appends the framed encoding of s to dst.

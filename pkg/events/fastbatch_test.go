@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -291,6 +292,24 @@ func TestFastBatchDecodeRefuses(t *testing.T) {
 		if !errors.Is(err, tc.want) || !reflect.DeepEqual(got, payout.Batch{}) {
 			t.Fatalf("%s: %v (%+v), want %v", name, err, got, tc.want)
 		}
+	}
+}
+
+// TestOlderBatchNegativeCount: a batch written with the previous PayoutBatch
+// schema, which hamba reads, with a block count of -2^63 is refused, not
+// handed on with a negative number of transactions.
+func TestOlderBatchNegativeCount(t *testing.T) {
+	c := newSOECodec(t)
+	var body []byte
+	body = appendString(body, "b")
+	body = appendString(body, "a")
+	body = append(body, 0, 0, 0) // PAYROLL, no schedule
+	body = appendLong(body, -1<<63)
+	body = append(body, 0, 0, 0, 0, 0, 0, 0) // size, end, total, count, createdAt, attempt, notBefore: no rail before
+	v := binary.LittleEndian.AppendUint64([]byte{soeMagic0, soeMagic1}, previousFingerprints[RecordBatch])
+	got := payout.Batch{BatchID: "stale"}
+	if err := c.DecodeBatch(append(v, body...), &got); !errors.Is(err, ErrMalformed) || !reflect.DeepEqual(got, payout.Batch{}) {
+		t.Fatalf("%v (%d transactions)", err, len(got.Transactions))
 	}
 }
 
