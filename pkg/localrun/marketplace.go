@@ -119,13 +119,11 @@ func (m *Marketplace) Next(i int, r *payout.Request) Kind {
 		r.OriginAccountID = wompitest.AccountSecondary
 		r.Beneficiary.AccountType = payout.AccountCorriente
 	}
-	bogota := rail.Location(rail.Wompi)
-	tomorrow := payout.DayIn(now, bogota).Next().StartIn(bogota).Add(9 * time.Hour)
 	switch k {
 	case KindScheduled:
-		r.DispersionDatetime = &tomorrow
+		r.DispersionDatetime = tomorrowAtNine(now)
 	case KindRecurring:
-		r.DispersionDatetime = &tomorrow
+		r.DispersionDatetime = tomorrowAtNine(now)
 		r.Recurring = &payout.Recurring{Interval: payout.IntervalMonth, Months: 3}
 	case KindInvalid:
 		switch i % 4 {
@@ -168,6 +166,15 @@ func (m *Marketplace) Next(i int, r *payout.Request) Kind {
 }
 
 const smartFastPayRail = "smartfastpay"
+
+// tomorrowAtNine is 09:00 in Bogotá on the day after now's there: a
+// scheduled request's dispersion time. Only scheduled and recurring
+// requests compute it (its day arithmetic formats and parses dates).
+func tomorrowAtNine(now time.Time) *time.Time {
+	bogota := rail.Location(rail.Wompi)
+	t := payout.DayIn(now, bogota).Next().StartIn(bogota).Add(9 * time.Hour)
+	return &t
+}
 
 // The simulators' outcomes by the payee's last digits: mostly paid, a few
 // refusals (docs/rails/smartfastpay.md, docs/rails/wepayout.md).
