@@ -181,8 +181,7 @@ func (s *statusStore) renewFresh(ctx context.Context, trs []transition, tokens [
 		}
 		idx = append(idx, i)
 		calls = append(calls, &coCall{script: renewScript, keys: []string{s.key(trs[i].kind, trs[i].id)},
-			args: []any{s.lease.Milliseconds(), s.ttl.Milliseconds(), tokens[i], trs[i].to, "", trs[i].ref,
-				s.confirmKey(tokens[i], true)}})
+			args: s.appendRenewArgs([]any{s.lease.Milliseconds(), s.ttl.Milliseconds()}, trs[i], tokens[i], "", true)})
 	}
 	execScripts(ctx, s.rdb, calls)
 	for k, c := range calls {

@@ -72,7 +72,7 @@ func (s *statusStore) renew(ctx context.Context, trs []transition, tokens, froms
 		args = append(args, s.lease.Milliseconds(), s.ttl.Milliseconds())
 		for i := lo; i < hi; i++ {
 			keys = append(keys, s.key(trs[i].kind, trs[i].id))
-			args = append(args, tokens[i], trs[i].to, froms[i], trs[i].ref, s.confirmKey(tokens[i], many))
+			args = s.appendRenewArgs(args, trs[i], tokens[i], froms[i], many)
 		}
 		calls = append(calls, &coCall{script: renewScript, keys: keys, args: args})
 	}
@@ -88,6 +88,13 @@ func (s *statusStore) renew(ctx context.Context, trs []transition, tokens, froms
 		n += k
 	}
 	return n, first
+}
+
+// appendRenewArgs appends one key's arguments to renewScript's: the
+// attempt's token, status, previous status and transaction id, and its
+// confirmation key.
+func (s *statusStore) appendRenewArgs(args []any, tr transition, token, from string, many bool) []any {
+	return append(args, token, tr.to, from, tr.ref, s.confirmKey(token, many))
 }
 
 // leaseLost reports a renewal that could not keep every attempt's lease:
