@@ -31,6 +31,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFastBatch$$' -fuzztime $(FUZZTIME) ./pkg/events
 	$(GO) test -run '^$$' -fuzz '^FuzzValidate$$' -fuzztime $(FUZZTIME) ./pkg/wompi
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME) ./pkg/wompi
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStrict$$' -fuzztime $(FUZZTIME) ./pkg/wompi
+	$(GO) test -run '^$$' -fuzz '^FuzzFoldKeyFast$$' -fuzztime $(FUZZTIME) ./pkg/wompi
 	$(GO) test -run '^$$' -fuzz '^FuzzErrorDecoding$$' -fuzztime $(FUZZTIME) ./pkg/wompi
 	$(GO) test -run '^$$' -fuzz '^FuzzRefPage$$' -fuzztime $(FUZZTIME) ./pkg/wompi
 	$(GO) test -run '^$$' -fuzz '^FuzzItemPage$$' -fuzztime $(FUZZTIME) ./pkg/wompi

@@ -1,7 +1,6 @@
 package wompi
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -283,6 +282,15 @@ func statusDelimited(data map[string]any, properties []string, status string) er
 // rest of an entity goes through encoding/json (unsigned, informative).
 var exactFields = []string{"id", "status", "amountInCents", "payoutId", "reference"}
 
+// exactFolded are the exactFields folded (foldKey).
+var exactFolded = func() []string {
+	f := make([]string, len(exactFields))
+	for i, k := range exactFields {
+		f[i] = foldKey(k)
+	}
+	return f
+}()
+
 // decodeRest decodes the entity obj into dst without the exactFields (nor
 // any key folding to one of them: there is none, decodeStrict refused
 // case variants, but a lone "ID" would still reach ID through
@@ -290,7 +298,7 @@ var exactFields = []string{"id", "status", "amountInCents", "payoutId", "referen
 func decodeRest(obj map[string]any, dst any) error {
 	rest := make(map[string]any, len(obj))
 	for k, v := range obj {
-		if !slices.ContainsFunc(exactFields, func(f string) bool { return foldKey(f) == foldKey(k) }) {
+		if !slices.Contains(exactFolded, foldKeyFast(k)) {
 			rest[k] = v
 		}
 	}
@@ -407,74 +415,6 @@ func stringList(v any) ([]string, error) {
 		out[i] = s
 	}
 	return out, nil
-}
-
-// decodeStrict parses one JSON value (numbers as json.Number), refusing a
-// repeated or case-variant key in any object (ErrAmbiguousEvent), nesting
-// deeper than maxEventDepth, and trailing data.
-func decodeStrict(body []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	v, err := strictValue(dec, 0)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the event object", ErrMalformedEvent)
-	}
-	return v, nil
-}
-
-func strictValue(dec *json.Decoder, depth int) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return tok, nil
-	}
-	if depth >= maxEventDepth {
-		return nil, fmt.Errorf("%w: nested deeper than %d", ErrMalformedEvent, maxEventDepth)
-	}
-	switch d {
-	case '{':
-		m := map[string]any{}
-		seen := map[string]struct{}{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
-			}
-			k, _ := kt.(string)
-			fk := foldKey(k)
-			if _, dup := seen[fk]; dup {
-				return nil, fmt.Errorf("%w: key %q", ErrAmbiguousEvent, truncateKey(k))
-			}
-			seen[fk] = struct{}{}
-			if m[k], err = strictValue(dec, depth+1); err != nil {
-				return nil, err
-			}
-		}
-		if _, err := dec.Token(); err != nil { // '}'
-			return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
-		}
-		return m, nil
-	case '[':
-		a := []any{}
-		for dec.More() {
-			v, err := strictValue(dec, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			a = append(a, v)
-		}
-		if _, err := dec.Token(); err != nil { // ']'
-			return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
-		}
-		return a, nil
-	}
-	return nil, fmt.Errorf("%w: unexpected %v", ErrMalformedEvent, d)
 }
 
 // foldKey maps a key to one representative of its case-folding class (the

@@ -1,0 +1,78 @@
+package wompi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// decodeStrictTokens is the parser decodeStrict replaced, on encoding/json's
+// Decoder.Token, kept as FuzzDecodeStrict's reference: one JSON value
+// (numbers as json.Number), refusing a repeated or case-variant key in any
+// object (ErrAmbiguousEvent), nesting deeper than maxEventDepth, and
+// trailing data.
+func decodeStrictTokens(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	v, err := tokenValue(dec, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the event object", ErrMalformedEvent)
+	}
+	return v, nil
+}
+
+func tokenValue(dec *json.Decoder, depth int) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil
+	}
+	if depth >= maxEventDepth {
+		return nil, fmt.Errorf("%w: nested deeper than %d", ErrMalformedEvent, maxEventDepth)
+	}
+	switch d {
+	case '{':
+		m := map[string]any{}
+		seen := map[string]struct{}{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+			}
+			k, _ := kt.(string)
+			fk := foldKey(k)
+			if _, dup := seen[fk]; dup {
+				return nil, fmt.Errorf("%w: key %q", ErrAmbiguousEvent, truncateKey(k))
+			}
+			seen[fk] = struct{}{}
+			if m[k], err = tokenValue(dec, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // '}'
+			return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+		}
+		return m, nil
+	case '[':
+		a := []any{}
+		for dec.More() {
+			v, err := tokenValue(dec, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		if _, err := dec.Token(); err != nil { // ']'
+			return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("%w: unexpected %v", ErrMalformedEvent, d)
+}
