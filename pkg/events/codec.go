@@ -196,6 +196,31 @@ type recordCodec struct {
 	mu  sync.Mutex                             // serialises writers of soe and ids
 	soe atomic.Pointer[map[uint64]avro.Schema] // other writer fingerprints → read schema
 	ids atomic.Pointer[map[uint32]idEntry]     // Confluent ids → read schema or permanent error
+	// writers maps each read schema of soe and ids to its writer schema
+	// (checkBlocks walks a body by it).
+	writers atomic.Pointer[map[avro.Schema]avro.Schema]
+}
+
+// storeWriter remembers that read schema s resolves writer schema w. The
+// caller holds rc.mu.
+func (rc *recordCodec) storeWriter(s, w avro.Schema) {
+	m := map[avro.Schema]avro.Schema{}
+	if old := rc.writers.Load(); old != nil {
+		maps.Copy(m, *old)
+	}
+	m[s] = w
+	rc.writers.Store(&m)
+}
+
+// writerOf returns the writer schema of read schema s, nil if unknown.
+func (rc *recordCodec) writerOf(s avro.Schema) avro.Schema {
+	if s == rc.schema {
+		return s
+	}
+	if m := rc.writers.Load(); m != nil {
+		return (*m)[s]
+	}
+	return nil
 }
 
 type idEntry struct {
@@ -379,6 +404,7 @@ func (c *Codec) RegisterWriterSchema(schemaJSON string) error {
 		}
 		m[fp] = s
 		rc.soe.Store(&m)
+		rc.storeWriter(s, w)
 		return nil
 	}
 	return fmt.Errorf("events: writer schema %s: %w: not one of our records", name, ErrIncompatibleSchema)
@@ -468,6 +494,10 @@ func (c *Codec) schemaByID(rc *recordCodec, id uint32) (avro.Schema, error) {
 	e := idEntry{}
 	if e.schema, err = avro.NewSchemaCompatibility().Resolve(rc.schema, w); err != nil {
 		e = idEntry{err: fmt.Errorf("events: decode %s: %w: schema id %d: %w", rc.t, ErrIncompatibleSchema, id, err)}
+	} else {
+		rc.mu.Lock()
+		rc.storeWriter(e.schema, w)
+		rc.mu.Unlock()
 	}
 	rc.storeID(id, e)
 	return e.schema, e.err
@@ -536,7 +566,8 @@ func (c *Codec) encode(dst []byte, rc *recordCodec, v any) (out []byte, err erro
 var errNil = errors.New("events: nil record")
 
 // AppendRequest appends the framed encoding of r to dst and returns the
-// extended slice. On error dst is returned unchanged.
+// extended slice. On error dst is returned unchanged (its spare capacity
+// may have been written).
 func (c *Codec) AppendRequest(dst []byte, r *payout.Request) ([]byte, error) {
 	if r == nil {
 		return dst, errNil
@@ -600,10 +631,7 @@ func (c *Codec) decodeRequest(b []byte, r *payout.Request, skipMeta bool) error 
 		*r = payout.Request{}
 		if err := decodeRequestFast(body, r, skipMeta); err != nil {
 			*r = payout.Request{}
-			if errors.Is(err, errFastTruncated) {
-				return fmt.Errorf("events: decode %s: %w: %v", rc.t, ErrTruncated, err)
-			}
-			return fmt.Errorf("events: decode %s: %w: %v", rc.t, ErrMalformed, err)
+			return fastErr(rc.t, err)
 		}
 		return nil
 	}
@@ -625,7 +653,19 @@ func (c *Codec) decodeRequest(b []byte, r *payout.Request, skipMeta bool) error 
 	return err
 }
 
-// AppendBatch appends the framed encoding of b to dst.
+// fastErr is the decode error of an error of the hand-written readers
+// (fastReader): ErrTruncated when the body ended inside the record, else
+// ErrMalformed.
+func fastErr(t RecordType, err error) error {
+	if errors.Is(err, errFastTruncated) {
+		return fmt.Errorf("events: decode %s: %w: %v", t, ErrTruncated, err)
+	}
+	return fmt.Errorf("events: decode %s: %w: %v", t, ErrMalformed, err)
+}
+
+// AppendBatch appends the framed encoding of b to dst and returns the
+// extended slice. On error dst is returned unchanged (its spare capacity
+// may have been written).
 func (c *Codec) AppendBatch(dst []byte, b *payout.Batch) ([]byte, error) {
 	if b == nil {
 		return dst, errNil
@@ -654,23 +694,19 @@ func (c *Codec) DecodeBatch(v []byte, b *payout.Batch) error {
 	if schema == rc.schema {
 		if err := decodeBatchFast(body, b); err != nil {
 			*b = payout.Batch{}
-			if errors.Is(err, errFastTruncated) {
-				return fmt.Errorf("events: decode %s: %w: %v", rc.t, ErrTruncated, err)
-			}
-			return fmt.Errorf("events: decode %s: %w: %v", rc.t, ErrMalformed, err)
+			return fastErr(rc.t, err)
 		}
 		return nil
 	}
-	if err := c.decodeSimple(RecordBatch, v, b, func() { *b = payout.Batch{} }); err != nil {
-		return err
+	// Another writer schema: hamba reads it once checkBlocks has (blocks.go).
+	w := rc.writerOf(schema)
+	if w == nil {
+		return fmt.Errorf("events: decode %s: %w: no writer schema for the record's schema", rc.t, ErrMalformed)
 	}
-	// hamba reads a block count of -2^63 as a slice length of -2^63, with
-	// no error (the length, as a uint, is past any it allows).
-	if uint(len(b.Transactions)) > MaxTransactions {
-		*b = payout.Batch{}
-		return fmt.Errorf("events: decode %s: %w: an array block count of -2^63", rc.t, ErrMalformed)
+	if err := checkBlocks(w, body); err != nil {
+		return fastErr(rc.t, err)
 	}
-	return nil
+	return c.decodeSimple(RecordBatch, v, b, func() { *b = payout.Batch{} })
 }
 
 // AppendStatusChange appends the framed encoding of s to dst.
@@ -719,10 +755,7 @@ func (c *Codec) DecodeStatusChange(v []byte, s *payout.StatusChange) error {
 	}
 	if err := decodeStatusChangeFast(body, s); err != nil {
 		*s = payout.StatusChange{}
-		if errors.Is(err, errFastTruncated) {
-			return fmt.Errorf("events: decode %s: %w: %v", rc.t, ErrTruncated, err)
-		}
-		return fmt.Errorf("events: decode %s: %w: %v", rc.t, ErrMalformed, err)
+		return fastErr(rc.t, err)
 	}
 	return nil
 }
