@@ -390,10 +390,23 @@ func exactInt(m map[string]any, k string) (int64, error) {
 	return v, nil
 }
 
+// timestampOf reads an event's timestamp: unix milliseconds of thirteen
+// digits (September 2001 to November 2286). The checksum concatenates the
+// signed values and the timestamp with no separator, so with a timestamp of
+// any length a review re-cut Wompi's genuine example into amount 75000001
+// and timestamp 747673128600, or a timestamp of 1971 after a new signed
+// value "17": with thirteen digits the signed string ends with exactly the
+// timestamp, and no value before it can take or give some of its digits.
+// (A signed amount can still be re-cut against a new neighbouring value;
+// the tracker compares every amount with its own records.)
 func timestampOf(ts json.Number) (int64, error) {
-	v, err := strconv.ParseInt(renderNumber(ts.String()), 10, 64)
+	text := renderNumber(ts.String())
+	v, err := strconv.ParseInt(text, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("%w: timestamp is not an integer", ErrMalformedEvent)
+	}
+	if len(text) != 13 || text[0] < '1' || text[0] > '9' {
+		return 0, fmt.Errorf("%w: timestamp is not thirteen digits of unix milliseconds", ErrMalformedEvent)
 	}
 	return v, nil
 }

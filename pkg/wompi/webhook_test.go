@@ -60,22 +60,22 @@ func TestVerifyEventVectors(t *testing.T) {
 func TestVerifyEventUsesTheEventsPropertyList(t *testing.T) {
 	data := json.RawMessage(`{"transaction":{"id":"abc","payoutId":"p","status":"APPROVED","amountInCents":10}}`)
 	props := []string{"transaction.amountInCents", "transaction.payoutId", "transaction.status", "transaction.id"}
-	sum, err := EventChecksum(data, props, 1, "s")
+	sum, err := EventChecksum(data, props, 1747673128600, "s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	list, _ := json.Marshal(props)
-	body := `{"event":"transaction.updated","data":` + string(data) + `,"signature":{"properties":` + string(list) + `,"checksum":"` + sum + `"},"timestamp":1}`
+	body := `{"event":"transaction.updated","data":` + string(data) + `,"signature":{"properties":` + string(list) + `,"checksum":"` + sum + `"},"timestamp":1747673128600}`
 	if err := VerifyEvent([]byte(body), "", "s"); err != nil {
 		t.Fatalf("four properties: %v", err)
 	}
-	full, _ := EventChecksum(data, []string{"transaction.id", "transaction.status", "transaction.amountInCents"}, 1, "s")
+	full, _ := EventChecksum(data, []string{"transaction.id", "transaction.status", "transaction.amountInCents"}, 1747673128600, "s")
 	if full == sum {
 		t.Fatal("checksums over different property lists must differ")
 	}
 	// An event name we do not handle needs no particular property.
-	one, _ := EventChecksum(data, []string{"transaction.status"}, 1, "s")
-	other := `{"event":"transaction.created","data":` + string(data) + `,"signature":{"properties":["transaction.status"],"checksum":"` + one + `"},"timestamp":1}`
+	one, _ := EventChecksum(data, []string{"transaction.status"}, 1747673128600, "s")
+	other := `{"event":"transaction.created","data":` + string(data) + `,"signature":{"properties":["transaction.status"],"checksum":"` + one + `"},"timestamp":1747673128600}`
 	if err := VerifyEvent([]byte(other), "", "s"); err != nil {
 		t.Fatalf("unknown event, one property: %v", err)
 	}
@@ -149,7 +149,7 @@ func TestParseEventRefusesForgeries(t *testing.T) {
 		t.Fatalf("genuine: %v", err)
 	}
 	pay, psum, err := SignEvent(EventPayoutUpdated, map[string]any{"payout": map[string]any{"id": "p-1", "status": "PENDING", "amountInCents": 7500000}},
-		[]string{"payout.id", "payout.status", "payout.amountInCents"}, time.UnixMilli(1), vectorSecret)
+		[]string{"payout.id", "payout.status", "payout.amountInCents"}, time.UnixMilli(1747673128600), vectorSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
