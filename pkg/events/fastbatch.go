@@ -24,45 +24,13 @@ import (
 // an array or a map one block holds.
 const blockLength = 1000
 
-func paymentTypeIndex(p payout.PaymentType) (int64, bool) {
-	switch p {
-	case payout.PaymentPayroll:
-		return 0, true
-	case payout.PaymentProviders:
-		return 1, true
-	case payout.PaymentOther:
-		return 2, true
-	}
-	return 0, false
-}
-
-func legalIDTypeIndex(t payout.LegalIDType) (int64, bool) {
-	for i, s := range legalIDTypeSyms {
-		if s == t {
+// symIndex is v's index in syms, an enum's symbols in schema order (the
+// decoders' tables): false for a value outside them.
+func symIndex[T comparable](syms []T, v T) (int64, bool) {
+	for i, s := range syms {
+		if s == v {
 			return int64(i), true
 		}
-	}
-	return 0, false
-}
-
-func accountTypeIndex(t payout.AccountType) (int64, bool) {
-	switch t {
-	case payout.AccountAhorros:
-		return 0, true
-	case payout.AccountCorriente:
-		return 1, true
-	case payout.AccountDepositoElectronico:
-		return 2, true
-	}
-	return 0, false
-}
-
-func intervalIndex(i payout.Interval) (int64, bool) {
-	switch i {
-	case payout.IntervalBiweek:
-		return 0, true
-	case payout.IntervalMonth:
-		return 1, true
 	}
 	return 0, false
 }
@@ -86,11 +54,11 @@ func appendOptMillis(b []byte, t *time.Time) []byte {
 }
 
 func appendBeneficiary(b []byte, ben *payout.Beneficiary, record string) ([]byte, error) {
-	lt, ok := legalIDTypeIndex(ben.LegalIDType)
+	lt, ok := symIndex(legalIDTypeSyms[:], ben.LegalIDType)
 	if !ok {
 		return b, errEnum(record, "legalIdType", string(ben.LegalIDType))
 	}
-	at, ok := accountTypeIndex(ben.AccountType)
+	at, ok := symIndex(accountTypeSyms[:], ben.AccountType)
 	if !ok {
 		return b, errEnum(record, "accountType", string(ben.AccountType))
 	}
@@ -114,7 +82,7 @@ func appendOptRecurring(b []byte, r *payout.Recurring, record string) ([]byte, e
 	if r == nil {
 		return append(b, 0), nil
 	}
-	iv, ok := intervalIndex(r.Interval)
+	iv, ok := symIndex(intervalSyms[:], r.Interval)
 	if !ok {
 		return b, errEnum(record, "recurring interval", string(r.Interval))
 	}
@@ -141,7 +109,7 @@ func closeBlock(b []byte, start int, count int64) []byte {
 // returned slice is to be dropped.
 func appendBatchFast(dst []byte, b *payout.Batch) ([]byte, error) {
 	const record = "PayoutBatch"
-	pt, ok := paymentTypeIndex(b.PaymentType)
+	pt, ok := symIndex(paymentTypeSyms[:], b.PaymentType)
 	if !ok {
 		return dst, errEnum(record, "paymentType", string(b.PaymentType))
 	}
@@ -182,7 +150,7 @@ func appendBatchFast(dst []byte, b *payout.Batch) ([]byte, error) {
 // the returned slice is to be dropped.
 func appendRequestFast(dst []byte, r *payout.Request) ([]byte, error) {
 	const record = "PayoutRequested"
-	pt, ok := paymentTypeIndex(r.PaymentType)
+	pt, ok := symIndex(paymentTypeSyms[:], r.PaymentType)
 	if !ok {
 		return dst, errEnum(record, "paymentType", string(r.PaymentType))
 	}
