@@ -225,6 +225,10 @@ func RunRole(role string, args []string) int {
 			return 1
 		}
 		defer c.Close()
+		if err := keepStartRecords(ctx, c.ListenAddrs(), t.DispatcherStarts); err != nil {
+			fmt.Fprintln(os.Stderr, "kfake:", err)
+			return 1
+		}
 		fmt.Println(strings.Join(c.ListenAddrs(), ","))
 	case "wompisim":
 		seed, _ := strconv.ParseUint(first(args), 10, 64)

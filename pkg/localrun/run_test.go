@@ -45,6 +45,9 @@ func TestLocalRunPaysThroughEveryRail(t *testing.T) {
 	if rep.Batches == 0 || rep.Approved == 0 {
 		t.Fatalf("no Wompi batch or no approved payout:\n%s", out.String())
 	}
+	if r := retention(t, s.Brokers, s.Topics.DispatcherStarts); r != "-1" {
+		t.Errorf("the start records' topic keeps records for retention.ms=%s, want -1 (the dispatcher logs an error)", r)
+	}
 	promtool, perr := exec.LookPath("promtool")
 	if perr != nil && os.Getenv("CI") != "" {
 		t.Fatal("promtool is not installed: CI installs it (.ci/run)")

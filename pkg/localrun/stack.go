@@ -152,6 +152,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 			return nil, fmt.Errorf("kfake: %w", err)
 		}
 		s.fake, s.Brokers = fake, fake.ListenAddrs()
+		if err := keepStartRecords(ctx, s.Brokers, t.DispatcherStarts); err != nil {
+			return nil, err
+		}
 	}
 
 	// Redis.
@@ -569,14 +572,43 @@ func ensureTopics(ctx context.Context, brokers []string, partitions int, t event
 	}
 	defer done()
 	resp, err := adm.CreateTopics(ctx, int32(max(1, partitions)), -1, nil,
-		t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ, t.DispatcherStarts)
+		t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ)
 	if err != nil {
 		return fmt.Errorf("kafka: create topics on %s: %w", strings.Join(brokers, ","), err)
 	}
-	for _, r := range resp.Sorted() {
+	// The start records are kept for good (docs/operations.md): a
+	// recovery after a Redis loss reads every rail they name.
+	starts, err := adm.CreateTopics(ctx, 1, -1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}, t.DispatcherStarts)
+	if err != nil {
+		return fmt.Errorf("kafka: create topics on %s: %w", strings.Join(brokers, ","), err)
+	}
+	for _, r := range append(resp.Sorted(), starts.Sorted()...) {
 		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("kafka: create topic %s: %w", r.Topic, r.Err)
 		}
+	}
+	return nil
+}
+
+// keepStartRecords sets retention.ms=-1 on the start records' topic of a
+// kfake cluster this process seeded (SeedTopics takes no configs), as
+// docs/operations.md asks of every deployment; else the dispatcher logs,
+// rightly, that a recovery could forget a rail.
+func keepStartRecords(ctx context.Context, brokers []string, topic string) error {
+	adm, ctx, done, err := adminClient(ctx, brokers)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("-1")}}, topic)
+	if err == nil {
+		var r kadm.AlterConfigsResponse
+		if r, err = resp.On(topic, nil); err == nil {
+			err = r.Err
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: keep the records of %s: %w", topic, err)
 	}
 	return nil
 }
