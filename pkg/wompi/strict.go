@@ -3,12 +3,14 @@ package wompi
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
 // decodeStrict parses one JSON value (numbers as json.Number), refusing a
 // repeated or case-variant key in any object (ErrAmbiguousEvent), nesting
-// deeper than maxEventDepth, and trailing data.
+// deeper than maxEventDepth, more than maxEventValues values, and trailing
+// data.
 //
 // Every webhook goes through it, so it reads the body in one pass instead
 // of through encoding/json's Decoder.Token, which cost about a third of the
@@ -31,9 +33,12 @@ func decodeStrict(body []byte) (any, error) {
 }
 
 type strictParser struct {
-	b   []byte
-	pos int
+	b      []byte
+	pos    int
+	values int // read so far, against maxEventValues
 }
+
+var errTooManyValues = fmt.Errorf("%w: more than %d JSON values", ErrMalformedEvent, maxEventValues)
 
 // syntax is the error of a byte where JSON allows none of what it is.
 func (p *strictParser) syntax(what string) error {
@@ -57,6 +62,9 @@ func (p *strictParser) space() {
 func (p *strictParser) value(depth int) (any, error) {
 	if p.pos >= len(p.b) {
 		return nil, p.syntax("a value")
+	}
+	if p.values++; p.values > maxEventValues {
+		return nil, errTooManyValues
 	}
 	switch c := p.b[p.pos]; {
 	case c == '{' || c == '[':
@@ -279,11 +287,14 @@ func foldKeyFast(k string) string {
 	if !lower {
 		return k
 	}
-	b := []byte(k)
-	for i, c := range b {
+	var b strings.Builder // one allocation, where []byte then string made two
+	b.Grow(len(k))
+	for i := 0; i < len(k); i++ {
+		c := k[i]
 		if c >= 'a' && c <= 'z' {
-			b[i] = c - ('a' - 'A')
+			c -= 'a' - 'A'
 		}
+		b.WriteByte(c)
 	}
-	return string(b)
+	return b.String()
 }

@@ -10,12 +10,13 @@ import (
 // decodeStrictTokens is the parser decodeStrict replaced, on encoding/json's
 // Decoder.Token, kept as FuzzDecodeStrict's reference: one JSON value
 // (numbers as json.Number), refusing a repeated or case-variant key in any
-// object (ErrAmbiguousEvent), nesting deeper than maxEventDepth, and
-// trailing data.
+// object (ErrAmbiguousEvent), nesting deeper than maxEventDepth, more
+// than maxEventValues values, and trailing data.
 func decodeStrictTokens(body []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
-	v, err := tokenValue(dec, 0)
+	values := 0
+	v, err := tokenValue(dec, 0, &values)
 	if err != nil {
 		return nil, err
 	}
@@ -25,10 +26,13 @@ func decodeStrictTokens(body []byte) (any, error) {
 	return v, nil
 }
 
-func tokenValue(dec *json.Decoder, depth int) (any, error) {
+func tokenValue(dec *json.Decoder, depth int, values *int) (any, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+	}
+	if *values++; *values > maxEventValues {
+		return nil, fmt.Errorf("%w: more than %d JSON values", ErrMalformedEvent, maxEventValues)
 	}
 	d, ok := tok.(json.Delim)
 	if !ok {
@@ -52,7 +56,7 @@ func tokenValue(dec *json.Decoder, depth int) (any, error) {
 				return nil, fmt.Errorf("%w: key %q", ErrAmbiguousEvent, truncateKey(k))
 			}
 			seen[fk] = struct{}{}
-			if m[k], err = tokenValue(dec, depth+1); err != nil {
+			if m[k], err = tokenValue(dec, depth+1, values); err != nil {
 				return nil, err
 			}
 		}
@@ -63,7 +67,7 @@ func tokenValue(dec *json.Decoder, depth int) (any, error) {
 	case '[':
 		a := []any{}
 		for dec.More() {
-			v, err := tokenValue(dec, depth+1)
+			v, err := tokenValue(dec, depth+1, values)
 			if err != nil {
 				return nil, err
 			}

@@ -2,6 +2,7 @@ package wompi
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -116,5 +117,47 @@ func BenchmarkParseEvent(b *testing.B) {
 		if _, err := ParseEvent(body, "", "prod_events_7b193c8afd7b47949f90d443cb1e1742"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// valuesBody is an event-shaped body of n JSON values in all: the root, an
+// array and n-2 zeros in it.
+func valuesBody(n int) string {
+	return `{"a":[` + strings.TrimSuffix(strings.Repeat("0,", n-2), ",") + `]}`
+}
+
+// A body of maxEventValues values parses; one more is refused as
+// malformed, by the one-pass parser and its reference alike.
+func TestEventValueCap(t *testing.T) {
+	at, over := valuesBody(maxEventValues), valuesBody(maxEventValues+1)
+	if _, err := decodeStrict([]byte(at)); err != nil {
+		t.Fatalf("%d values: %v", maxEventValues, err)
+	}
+	_, err := decodeStrict([]byte(over))
+	if !errors.Is(err, ErrMalformedEvent) || !strings.Contains(err.Error(), "more than 4096 JSON values") {
+		t.Fatalf("%d values: %v", maxEventValues+1, err)
+	}
+	checkStrict(t, []byte(at))
+	checkStrict(t, []byte(over))
+	// Counted across objects and nesting too: keys are not values, their
+	// values are.
+	obj := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`{"o":{`)
+		for i := range n {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `"k%d":[{}]`, i)
+		}
+		b.WriteString("}}")
+		return b.String()
+	}
+	n := (maxEventValues - 2) / 2 // the root, "o"'s object, and two per key
+	if _, err := decodeStrict([]byte(obj(n))); err != nil {
+		t.Fatalf("%d values: %v", 2+2*n, err)
+	}
+	if _, err := decodeStrict([]byte(obj(n + 1))); !errors.Is(err, ErrMalformedEvent) {
+		t.Fatalf("%d values: %v", 2+2*(n+1), err)
 	}
 }

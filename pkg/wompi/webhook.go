@@ -92,6 +92,15 @@ const (
 	MaxSignedBytes = 16 << 10
 	// maxEventDepth bounds the nesting of a webhook body.
 	maxEventDepth = 32
+	// maxEventValues bounds the JSON values of a webhook body (objects,
+	// arrays and scalars alike, the body itself included). The body is
+	// parsed before its checksum can be checked, and a parsed value takes
+	// up to 50 times the bytes it is written in (a 1 MiB body of zeros
+	// made 53 MB of maps, slices and numbers): an unsigned body could make
+	// each webhook being handled hold that much. A documented event has
+	// about 25; a body with more is refused as malformed (400), and the
+	// poller reads what it would have said.
+	maxEventValues = 4096
 )
 
 // Refusals of a webhook beyond a wrong checksum. Both wrap one of the two

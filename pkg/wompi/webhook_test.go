@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,6 +227,46 @@ func amplificationBody(value, times int) []byte {
 	list, _ := json.Marshal(props)
 	return []byte(`{"event":"transaction.updated","data":{"big":{"blob":"` + strings.Repeat("x", value) + `"}},` +
 		`"signature":{"properties":` + string(list) + `,"checksum":"00"},"timestamp":1}`)
+}
+
+// An unsigned body of many small values, each of which a parse would turn
+// into a map, a slice or a boxed number many times its size (53 MB for a
+// MiB of zeros before maxEventValues), is refused after bounded work: no
+// more than a few times its own size is allocated.
+func TestParseEventManyValuesBounded(t *testing.T) {
+	fill := func(prefix, elem, suffix string) []byte {
+		var b strings.Builder
+		b.WriteString(prefix)
+		for i := 0; b.Len() < 1<<20-len(suffix)-len(elem)-20; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString(strings.ReplaceAll(elem, "%d", strconv.Itoa(i)))
+		}
+		b.WriteString(suffix)
+		return []byte(b.String())
+	}
+	for name, body := range map[string][]byte{
+		"zeros":         fill(`{"data":[`, `0`, `]}`),
+		"empty objects": fill(`{"data":[`, `{}`, `]}`),
+		"empty arrays":  fill(`{"data":[`, `[]`, `]}`),
+		"empty strings": fill(`{"data":[`, `""`, `]}`),
+		"nulls":         fill(`{"data":[`, `null`, `]}`),
+		"short keys":    fill(`{"data":{`, `"%d":0`, `}}`),
+		"long keys":     fill(`{"data":{`, `"%d`+strings.Repeat("k", 250)+`":0`, `}}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var err error
+			allocs := allocatedBytes(func() { _, err = ParseEvent(body, strings.Repeat("0", 64), vectorSecret) })
+			if !errors.Is(err, ErrMalformedEvent) {
+				t.Fatalf("accepted or odd error: %v", err)
+			}
+			if limit := uint64(4 * len(body)); allocs > limit {
+				t.Fatalf("a %d-byte body allocated %d bytes (limit %d): %v", len(body), allocs, limit, err)
+			}
+			t.Logf("%d-byte body: %d bytes allocated, %v", len(body), allocs, err)
+		})
+	}
 }
 
 func allocatedBytes(fn func()) uint64 {
