@@ -620,21 +620,22 @@ func newStatusStore(rdb redis.UniversalClient, prefix string, ttl, lease time.Du
 var requestRestart = []any{string(payout.StatusCancelled), string(payout.StatusFailed)}
 
 func (s *statusStore) key(k kind, id string) string {
-	if k == kindBatch {
-		return s.prefix + "track:batch:{" + id + "}"
-	}
-	return s.prefix + "track:req:{" + id + "}"
+	return s.prefix + keyKind(k) + id + "}"
 }
 
 // appendKey appends key(k, id) to dst.
 func (s *statusStore) appendKey(dst []byte, k kind, id string) []byte {
-	dst = append(dst, s.prefix...)
-	if k == kindBatch {
-		dst = append(dst, "track:batch:{"...)
-	} else {
-		dst = append(dst, "track:req:{"...)
-	}
+	dst = append(append(dst, s.prefix...), keyKind(k)...)
 	return append(append(dst, id...), '}')
+}
+
+// keyKind is the part of a status key between the prefix and the id,
+// which the key's closing brace follows (a Redis Cluster hash tag).
+func keyKind(k kind) string {
+	if k == kindBatch {
+		return "track:batch:{"
+	}
+	return "track:req:{"
 }
 
 // doneKey is the confirmation key of the attempts holding token (see
