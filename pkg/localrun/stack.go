@@ -603,8 +603,11 @@ func keepStartRecords(ctx context.Context, brokers []string, topic string) error
 	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("-1")}}, topic)
 	if err == nil {
 		var r kadm.AlterConfigsResponse
-		if r, err = resp.On(topic, nil); err == nil {
+		if r, err = resp.On(topic, nil); err == nil && r.Err != nil {
 			err = r.Err
+			if r.ErrMessage != "" {
+				err = fmt.Errorf("%w (%s)", r.Err, r.ErrMessage)
+			}
 		}
 	}
 	if err != nil {

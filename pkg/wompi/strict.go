@@ -4,13 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
 // decodeStrict parses one JSON value (numbers as json.Number), refusing a
 // repeated or case-variant key in any object (ErrAmbiguousEvent), nesting
-// deeper than maxEventDepth, more than maxEventValues values, and trailing
-// data.
+// deeper than maxEventDepth, more than maxEventValues values, a body that
+// is not UTF-8, and trailing data.
 //
 // Every webhook goes through it, so it reads the body in one pass instead
 // of through encoding/json's Decoder.Token, which cost about a third of the
@@ -20,6 +22,9 @@ import (
 // UTF-8 is handed to encoding/json, so strings read exactly as it reads
 // them. FuzzDecodeStrict holds it to the Decoder.Token parser it replaced.
 func decodeStrict(body []byte) (any, error) {
+	if !utf8.Valid(body) {
+		return nil, errNotUTF8
+	}
 	p := strictParser{b: body}
 	p.space()
 	v, err := p.value(0)
@@ -38,7 +43,13 @@ type strictParser struct {
 	values int // read so far, against maxEventValues
 }
 
-var errTooManyValues = fmt.Errorf("%w: more than %d JSON values", ErrMalformedEvent, maxEventValues)
+var (
+	errTooManyValues = fmt.Errorf("%w: more than %d JSON values", ErrMalformedEvent, maxEventValues)
+	// JSON between systems is UTF-8 (RFC 8259 §8.1). Refused whole, a
+	// body's invalid bytes are not each turned into a three-byte U+FFFD
+	// (encoding/json's way), which made an unsigned MiB of them tens of MB.
+	errNotUTF8 = fmt.Errorf("%w: the body is not UTF-8", ErrMalformedEvent)
+)
 
 // syntax is the error of a byte where JSON allows none of what it is.
 func (p *strictParser) syntax(what string) error {
@@ -191,13 +202,13 @@ func (p *strictParser) array(depth int) (any, error) {
 	}
 }
 
-// string reads the string at p.pos (its opening quote). A plain one
-// (printable, valid UTF-8, no escape) is copied as is; any other is
-// unquoted by encoding/json, as Decoder.Token would.
+// string reads the string at p.pos (its opening quote). A plain one (no
+// escape, no control byte) is copied as is; any other is unquoted as
+// encoding/json unquotes it (the body is valid UTF-8: decodeStrict).
 func (p *strictParser) string() (string, error) {
 	start := p.pos
 	i := start + 1
-	plain, ascii := true, true
+	plain := true
 	for ; i < len(p.b); i++ {
 		c := p.b[i]
 		if c == '"' {
@@ -209,8 +220,6 @@ func (p *strictParser) string() (string, error) {
 			i++ // the escaped byte cannot end the string
 		case c < 0x20:
 			plain = false
-		case c >= utf8.RuneSelf:
-			ascii = false
 		}
 	}
 	if i >= len(p.b) {
@@ -219,14 +228,91 @@ func (p *strictParser) string() (string, error) {
 	}
 	p.pos = i + 1
 	raw := p.b[start+1 : i]
-	if plain && (ascii || utf8.Valid(raw)) {
+	if plain {
 		return string(raw), nil
 	}
-	var s string
-	if err := json.Unmarshal(p.b[start:p.pos], &s); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrMalformedEvent, err)
+	return unquote(raw)
+}
+
+// unquote decodes the inside of a JSON string of valid UTF-8, as
+// encoding/json does: the escapes \" \\ \/ \b \f \n \r \t and \uXXXX (a
+// surrogate pair as one rune, a lone surrogate as U+FFFD); a control byte
+// or any other escape is an error. No escape decodes to more bytes than it
+// is written in, so the result takes one allocation of at most len(raw).
+func unquote(raw []byte) (string, error) {
+	var b strings.Builder
+	b.Grow(len(raw))
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c < 0x20 {
+			return "", fmt.Errorf("%w: control byte %#x in a string", ErrMalformedEvent, c)
+		}
+		if c != '\\' {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		if i+1 >= len(raw) {
+			return "", fmt.Errorf("%w: a string ends in a backslash", ErrMalformedEvent)
+		}
+		switch e := raw[i+1]; e {
+		case '"', '\\', '/':
+			b.WriteByte(e)
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r := hex4(raw[i:])
+			if r < 0 {
+				return "", fmt.Errorf("%w: a \\u escape without four hex digits", ErrMalformedEvent)
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if pair := utf16.DecodeRune(r, hex4(raw[i:])); pair != unicode.ReplacementChar {
+					r = pair
+					i += 6
+				} else {
+					r = unicode.ReplacementChar
+				}
+			}
+			b.WriteRune(r)
+			continue
+		default:
+			return "", fmt.Errorf("%w: invalid escape %q in a string", ErrMalformedEvent, "\\"+string(rune(e)))
+		}
+		i += 2
 	}
-	return s, nil
+	return b.String(), nil
+}
+
+// hex4 is the rune of a \uXXXX escape at the start of s, -1 if s does not
+// start with one.
+func hex4(s []byte) rune {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for _, c := range s[2:6] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // number reads a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?

@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // decodeStrictTokens is the parser decodeStrict replaced, on encoding/json's
 // Decoder.Token, kept as FuzzDecodeStrict's reference: one JSON value
 // (numbers as json.Number), refusing a repeated or case-variant key in any
 // object (ErrAmbiguousEvent), nesting deeper than maxEventDepth, more
-// than maxEventValues values, and trailing data.
+// than maxEventValues values, a body that is not UTF-8, and trailing data.
 func decodeStrictTokens(body []byte) (any, error) {
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("%w: the body is not UTF-8", ErrMalformedEvent)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	values := 0

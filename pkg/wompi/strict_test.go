@@ -30,6 +30,12 @@ func strictCases() []string {
 		`{"a":{"b":1,"B":2}}`, `[{"a":1},{"a":2}]`, many(20, "K0"), many(20, "k"), many(3, "kxx"), many(40, "KXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"),
 		deep(maxEventDepth - 1), deep(maxEventDepth), deep(maxEventDepth + 1), `[` + deep(maxEventDepth-1) + `]`,
 		`{"a":[` + strings.Repeat("[", 40) + `x`, "\ufeff{}", `{"a":1}` + "\x00", `{"":1,"":2}`, `{"a\u0000":1}`,
+		// The unquoting of escapes: surrogates paired, lone, reversed or
+		// followed by a non-escape; hex digits of both cases; bad ones.
+		`{"a":"\uD83D\uDE00"}`, `{"a":"\ude00\ud83d"}`, `{"a":"\ud83d\ud83d\ude00"}`, `{"a":"\ud83d\u0041"}`, `{"a":"\ud83dx"}`,
+		`{"a":"\ud83d\n"}`, `{"a":"\ud83d"}`, `{"a":"x\udfff"}`, `{"a":"\u00E9\u00e9\u20AC"}`, `{"a":"\u00g0"}`, `{"a":"\u00"}`,
+		`{"a":"\a"}`, `{"a":"\\\/\"\b"}`, `{"\u0061":1,"a":2}`, `{"a\n":1,"A\n":2}`, `{"a":"caf\u00e9 caf` + "\u00e9" + `"}`,
+		"{\"a\":\"\\u0041\t\"}", "{\"a\":\"\\n\x1f\"}",
 	}
 }
 
