@@ -18,9 +18,9 @@ import (
 // of through encoding/json's Decoder.Token, which cost about a third of the
 // tracker's webhook handling: the same values (map[string]any, []any,
 // string, json.Number, bool, nil), the same refusals, found in the same
-// left-to-right order. A string with an escape, a control byte or invalid
-// UTF-8 is handed to encoding/json, so strings read exactly as it reads
-// them. FuzzDecodeStrict holds it to the Decoder.Token parser it replaced.
+// left-to-right order, but for a body that is not UTF-8, refused whole.
+// A string with an escape is unquoted as encoding/json unquotes it.
+// FuzzDecodeStrict holds it to the Decoder.Token parser it replaced.
 func decodeStrict(body []byte) (any, error) {
 	if !utf8.Valid(body) {
 		return nil, errNotUTF8
