@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +174,28 @@ func TestMapStatus(t *testing.T) {
 		if st.Final() && !known {
 			t.Errorf("unknown %d is final", tc.id)
 		}
+	}
+}
+
+// A webhook body that is not UTF-8 is refused before it is decoded: an
+// unsigned MiB of invalid bytes in the invoice made encoding/json allocate
+// 11 MB. A body of valid UTF-8 beyond ASCII still parses.
+func TestParseWebhookRefusesNonUTF8(t *testing.T) {
+	body := []byte(`{"id":1,"invoice":"` + strings.Repeat("\xff", 1<<20-64) + `","status":{"id":1}}`)
+	var err error
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = wepayout.ParseWebhook(body)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, wepayout.ErrMalformedWebhook) || !strings.Contains(err.Error(), "not UTF-8") {
+		t.Fatalf("invalid UTF-8: %v", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > uint64(len(body)) {
+		t.Fatalf("a %d-byte body allocated %d bytes before it was refused", len(body), n)
+	}
+	w, err := wepayout.ParseWebhook([]byte(`{"id":1,"invoice":"req-1","status":{"id":6},"status_detail":{"code":"WE0001","detail":"Transação não autorizada"}}`))
+	if err != nil || w.StatusDetail == nil || w.StatusDetail.Detail != "Transação não autorizada" {
+		t.Fatalf("valid UTF-8: %+v %v", w, err)
 	}
 }
