@@ -20,6 +20,13 @@ import (
 // maxWebhookBytes bounds a webhook body the parser reads.
 const maxWebhookBytes = 1 << 20
 
+// maxWebhookSeparators bounds the commas, colons and opening brackets
+// outside strings of a webhook body, that is about its number of values. A
+// documented event has about 15. The body is decoded before its signature
+// can be checked, and encoding/json lets a key repeat (in any case), each
+// repeat of "id":1 decoded anew: an unsigned MiB of them took 24 MB.
+const maxWebhookSeparators = 256
+
 // Webhook is a payment event WEpayout POSTs to a payment's notification_url
 // [doc]. It carries neither the amount nor the currency.
 type Webhook struct {
@@ -63,6 +70,9 @@ func ParseWebhook(body []byte) (*Webhook, error) {
 	if !utf8.Valid(t) {
 		return nil, fmt.Errorf("%w: the body is not UTF-8", ErrMalformedWebhook)
 	}
+	if n := separators(t); n > maxWebhookSeparators {
+		return nil, fmt.Errorf("%w: more than %d values", ErrMalformedWebhook, maxWebhookSeparators)
+	}
 	var w Webhook
 	if err := json.Unmarshal(t, &w); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedWebhook, maskText(err.Error(), nil))
@@ -71,6 +81,31 @@ func ParseWebhook(body []byte) (*Webhook, error) {
 		return nil, fmt.Errorf("%w: id, invoice and status.id are required", ErrMalformedWebhook)
 	}
 	return &w, nil
+}
+
+// separators counts the commas, colons and opening brackets of a JSON
+// text outside its strings.
+func separators(b []byte) int {
+	n, in := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if in {
+			switch c {
+			case '\\':
+				i++ // the escaped byte neither ends the string nor counts
+			case '"':
+				in = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			in = true
+		case ',', ':', '{', '[':
+			n++
+		}
+	}
+	return n
 }
 
 // WebhookSignature returns the hex signature WEpayout sends for a payment

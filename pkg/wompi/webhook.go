@@ -98,8 +98,8 @@ const (
 	// up to 50 times the bytes it is written in (a 1 MiB body of zeros
 	// made 53 MB of maps, slices and numbers): an unsigned body could make
 	// each webhook being handled hold that much. A documented event has
-	// about 25; a body with more is refused as malformed (400), and the
-	// poller reads what it would have said.
+	// about 25; a body with more is refused as malformed (the tracker
+	// answers 401), and the poller reads what it would have said.
 	maxEventValues = 4096
 )
 
