@@ -19,6 +19,74 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/events"
 )
 
+// retention is the retention.ms that brokers answer for topic.
+func retention(t *testing.T, brokers []string, topic string) string {
+	t.Helper()
+	adm, ctx, done, err := adminClient(context.Background(), brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	cfgs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := cfgs.On(topic, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "retention.ms" && c.Value != nil {
+			return *c.Value
+		}
+	}
+	t.Fatalf("%s: no retention.ms", topic)
+	return ""
+}
+
+// The local run's topics on an external cluster: the start records' topic
+// is created keeping its records for good, the others with the broker's
+// defaults; and on a kfake cluster the run seeds, keepStartRecords sets it.
+func TestStartRecordsAreKeptForGood(t *testing.T) {
+	ctx := context.Background()
+	topics := events.DefaultTopics()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := ensureTopics(ctx, c.ListenAddrs(), 3, topics); err != nil {
+		t.Fatal(err)
+	}
+	if r := retention(t, c.ListenAddrs(), topics.DispatcherStarts); r != "-1" {
+		t.Errorf("created: retention.ms=%s, want -1", r)
+	}
+	if r := retention(t, c.ListenAddrs(), topics.Batches); r == "-1" {
+		t.Errorf("%s: retention.ms=-1, want the broker's default", topics.Batches)
+	}
+	if err := ensureTopics(ctx, c.ListenAddrs(), 3, topics); err != nil {
+		t.Fatalf("topics that exist: %v", err)
+	}
+
+	seeded, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics.DispatcherStarts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seeded.Close()
+	if r := retention(t, seeded.ListenAddrs(), topics.DispatcherStarts); r == "-1" {
+		t.Fatalf("seeded: retention.ms=-1 already; the test proves nothing")
+	}
+	if err := keepStartRecords(ctx, seeded.ListenAddrs(), topics.DispatcherStarts); err != nil {
+		t.Fatal(err)
+	}
+	if r := retention(t, seeded.ListenAddrs(), topics.DispatcherStarts); r != "-1" {
+		t.Errorf("seeded, then kept: retention.ms=%s, want -1", r)
+	}
+}
+
 // partitionsOf is how many partitions brokers report for topic.
 func partitionsOf(t *testing.T, brokers []string, topic string) int {
 	t.Helper()
