@@ -165,7 +165,11 @@ func (s *Store) Record(ctx context.Context, p Payout, txs []Transaction, firstPo
 
 // RecordMany is Record for many payouts (ps[i] with txs[i]) in one
 // pipelined round trip: a single-payout rail's batch hands off one payout
-// per payee.
+// per payee. The pipeline writes every payout's hash (HSET, EXPIRE), then
+// one ZADD NX schedules them all at firstPoll (a payout already scheduled
+// keeps its time). One ZADD per call rather than one per payout:
+// BenchmarkRecordMany measured about 1 µs less Redis CPU and 1 µs less of
+// the caller's per payout of a single-payout batch.
 func (s *Store) RecordMany(ctx context.Context, ps []Payout, txs [][]Transaction, firstPoll time.Time) error {
 	if len(ps) != len(txs) {
 		return fmt.Errorf("submitted: %d payouts, %d transaction lists", len(ps), len(txs))
@@ -175,7 +179,10 @@ func (s *Store) RecordMany(ctx context.Context, ps []Payout, txs [][]Transaction
 	}
 	pipe := s.rdb.Pipeline()
 	var buf []byte
+	due := make([]redis.Z, len(ps))
+	score := float64(firstPoll.UnixMilli())
 	for i, p := range ps {
+		due[i] = redis.Z{Score: score, Member: p.PayoutID}
 		pk := s.payoutKey(p.PayoutID)
 		args := make([]any, 0, 12+2*len(txs[i]))
 		args = append(args, "batchId", p.BatchID, "originAccountId", p.OriginAccountID, "paymentType", p.PaymentType,
@@ -192,8 +199,8 @@ func (s *Store) RecordMany(ctx context.Context, ps []Payout, txs [][]Transaction
 		}
 		pipe.HSet(ctx, pk, args...)
 		pipe.Expire(ctx, pk, s.ttl)
-		pipe.ZAddNX(ctx, s.pollKey(), redis.Z{Score: float64(firstPoll.UnixMilli()), Member: p.PayoutID})
 	}
+	pipe.ZAddNX(ctx, s.pollKey(), due...)
 	_, err := pipe.Exec(ctx)
 	return err
 }
