@@ -26,8 +26,9 @@
 //
 // A payout and its transactions are one hash, so Record is three commands
 // (HSET, EXPIRE, ZADD; and one script appending the buckets of a large
-// payout) whatever the batch size, and a lookup is one HMGET
-// (of both layouts' fields):
+// payout) whatever the batch size (RecordMany, a single-payout batch's
+// hand-off: an HSET and an EXPIRE per payout and one ZADD for them all),
+// and a lookup is one HMGET (of both layouts' fields):
 // Wompi's transaction events carry the payoutId. Each payout is its own hash
 // slot (its id is the hash tag), so payouts spread over a Redis Cluster.
 package submitted
