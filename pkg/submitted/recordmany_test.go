@@ -36,14 +36,26 @@ func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 // writes each payout's hash with its TTL and schedules every payout at
 // firstPoll with one ZADD NX in the same round trip; a payout already on
 // the schedule keeps its time, and every transaction maps back to its
-// request.
+// request. On a Redis Cluster too, where the payouts' hashes spread over
+// every slot and the schedule is one key.
 func TestRecordManySchedulesEveryPayoutOnce(t *testing.T) {
-	rs := testenv.Redis(t)
+	t.Run("redis", func(t *testing.T) {
+		rs := testenv.Redis(t)
+		cl := rs.NewClient(t)
+		testRecordMany(t, cl, cl.AddHook, rs.Prefix())
+	})
+	t.Run("cluster", func(t *testing.T) {
+		rc := testenv.RedisCluster(t)
+		cl := rc.NewClient(t)
+		testRecordMany(t, cl, cl.AddHook, rc.Prefix())
+	})
+}
+
+func testRecordMany(t *testing.T, cl redis.UniversalClient, addHook func(redis.Hook), prefix string) {
 	ctx := context.Background()
-	cl := rs.NewClient(t)
 	count := &pipelineCounter{commands: map[string]int{}}
-	cl.AddHook(count)
-	s := New(cl, rs.Prefix(), time.Hour)
+	addHook(count)
+	s := New(cl, prefix, time.Hour)
 	now := time.UnixMilli(1_800_000_000_000)
 	later := now.Add(time.Hour)
 
