@@ -128,6 +128,14 @@ type Config struct {
 	// has posted (newPayeeProof): for a rail account that something other
 	// than this deployment may pay our requestIds through.
 	LookupEveryPayee bool
+	// FreshKafka says that the program starting this dispatcher created
+	// its Kafka cluster itself, moments before (the local run on its own
+	// kfake), so no dispatcher of a version from before the start records
+	// (which writes none) can have claimed through it. A first start
+	// (starts.go) then skips the single-payout rails' wait too, and its
+	// epoch is complete at once (newPayeeProof). No variable or flag sets
+	// it: a deployment cannot know that of its cluster.
+	FreshKafka bool
 
 	// Wompi is Wompi's batch rail (package wompi's NewRail over its
 	// Client): the dispatcher knows it only through the rail seam. Its HTTP

@@ -235,12 +235,22 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 		}
 		if payouts == 0 {
 			n = indexed
-			// Such a dispatcher's single-payout POSTs are not in Wompi's
-			// listing: their jobs wait out the grace before any lookup.
-			skipped = wait - time.Since(start)
 			e.m.firstStarts.Inc()
-			e.log.Info("dispatch: Redis holds no state, no other dispatcher has ever started on this Kafka and no rail lists a payout: a first start, no grace wait for Wompi",
-				"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
+			if e.cfg.FreshKafka {
+				// This program created the Kafka cluster: every dispatcher
+				// that ever used it wrote a start record, and there is
+				// only ours. No POST can be in flight on any rail.
+				e.log.Info("dispatch: Redis holds no state, this program created its Kafka cluster and no rail lists a payout: a first start, no grace wait on any rail",
+					"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
+			} else {
+				// A single-payout POST of a dispatcher from before the
+				// start records, in flight, may land after its rail was
+				// listed: those rails' jobs wait out the grace before any
+				// lookup (starts.go).
+				skipped = wait - time.Since(start)
+				e.log.Info("dispatch: Redis holds no state, no other dispatcher has ever started on this Kafka and no rail lists a payout: a first start, no grace wait for Wompi",
+					"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
+			}
 		} else {
 			first, why = false, fmt.Sprintf("the rails list %d payouts in the dedupe window", payouts)
 		}
@@ -277,9 +287,11 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 	// The rails were listed after the grace only when it was waited: then
 	// the index holds every payout posted before this epoch began
 	// (newPayeeProof), unless a rail listed a payout without our id. A
-	// first start's epoch is completed later (completeEpoch).
+	// first start's epoch is completed later (completeEpoch), unless no
+	// POST from before it can exist at all (FreshKafka; its rails listed
+	// no payout, so none without our id either).
 	complete := ""
-	if !first && unindexed == 0 {
+	if (!first || e.cfg.FreshKafka) && unindexed == 0 {
 		complete = "complete"
 	} else if unindexed > 0 {
 		e.log.Warn("dispatch: a single-payout rail listed payouts without our id: the epoch is not complete, every single-payout payee is looked up before its POST",

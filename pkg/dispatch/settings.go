@@ -73,6 +73,10 @@ type Settings struct {
 	// every partition worker: it must be safe for concurrent use and cheap,
 	// and it must call next, or the dispatcher's Redis calls never happen.
 	RedisHooks []redis.Hook
+	// FreshKafka is Config.FreshKafka. No variable or flag sets it: a
+	// program that creates the Kafka cluster itself just before starting
+	// the dispatcher (the local run) sets it after Parse.
+	FreshKafka bool
 }
 
 // railNameForm is the form of a rail's name.
@@ -247,6 +251,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		Wompi:       wompi.NewRail(wc, wompi.RailConfig{BanksTTL: st.BanksRefresh, CallTimeout: st.HTTPTimeout}),
 		HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeWindow: st.DedupeWindow, LookupPatience: st.LookupPatience, RailPatience: st.RailPatience,
 		KeyMaxAge: st.KeyMaxAge, StatusKeyByKey: !st.StatusConfirmKeys, LookupEveryPayee: st.LookupEveryPayee,
+		FreshKafka:    st.FreshKafka,
 		RatePerSecond: st.RatePerSecond, RateBurst: st.RateBurst,
 		DailyLimitCents: st.DailyLimitCents, DailyBatchCap: st.DailyBatchCap, DeferBalanceRetry: st.DeferBalanceRetry,
 		LeaseTTL: st.LeaseTTL, RetryBase: st.RetryBase, RetryMax: st.RetryMax, HealthInterval: st.HealthInterval,

@@ -68,7 +68,7 @@ func RunLoad(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("kfake child: %w", err)
 		}
 		defer stopChild(kafka)
-		o.KafkaBrokers = strings.Split(brokers, ",")
+		o.KafkaBrokers, o.kafkaChild = strings.Split(brokers, ","), true
 		o.children = append(o.children, child{"kfake", kafka})
 	}
 	// The Wompi simulator runs in every mode: the dispatcher requires

@@ -48,6 +48,11 @@ func TestLoadRunPaysEveryRequestThroughTheChosenRail(t *testing.T) {
 			if r == rail.WEpayout {
 				other = rail.SmartFastPay
 			}
+			// The load run started its kfake child: the dispatcher's first
+			// start waits for no older dispatcher's POST on this rail.
+			if logs, err := os.ReadFile(logPath); err != nil || !strings.Contains(string(logs), "this program created its Kafka cluster") {
+				t.Fatalf("the workers' log does not show a first start on a fresh Kafka cluster (%v)", err)
+			}
 			if rep.Submitted != n || rep.Singles[string(r)] != n || rep.Singles[string(other)] != 0 || rep.Batches != 0 {
 				t.Fatalf("submitted %d, %s %d, %s %d, Wompi batches %d: want all %d on %s:\n%s", rep.Submitted, r, rep.Singles[string(r)],
 					other, rep.Singles[string(other)], rep.Batches, n, r, out.String())

@@ -45,6 +45,9 @@ func TestLocalRunPaysThroughEveryRail(t *testing.T) {
 	if rep.Batches == 0 || rep.Approved == 0 {
 		t.Fatalf("no Wompi batch or no approved payout:\n%s", out.String())
 	}
+	if !s.freshKafka {
+		t.Error("the stack created its kfake, but did not tell the dispatcher its Kafka is fresh")
+	}
 	if r := retention(t, s.Brokers, s.Topics.DispatcherStarts); r != "-1" {
 		t.Errorf("the start records' topic keeps records for retention.ms=%s, want -1 (the dispatcher logs an error)", r)
 	}

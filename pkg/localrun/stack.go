@@ -79,6 +79,9 @@ type Options struct {
 	// stack enables exactly the rails given here, Wompi always.
 	SmartFastPayURL, WEpayoutURL string
 
+	// kafkaChild: KafkaBrokers is the load run's own kfake child, started
+	// just before the stack.
+	kafkaChild bool
 	// children are the load run's child processes, whose CPU the load
 	// report counts.
 	children []child
@@ -102,6 +105,8 @@ type Stack struct {
 	Codec                        *events.Codec
 
 	redisCalls *callCounter
+	// freshKafka: this program created the Kafka cluster (ownsKafka).
+	freshKafka bool
 	fake       *kfake.Cluster
 	wg         sync.WaitGroup
 	errs       chan error
@@ -328,6 +333,8 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	s.redisCalls = &callCounter{}
 	dst.RedisHooks = append(dst.RedisHooks, s.redisCalls)
+	s.freshKafka = ownsKafka(s.fake != nil, o)
+	dst.FreshKafka = s.freshKafka
 	if err := s.startWorker(ctx, "dispatcher", func(ctx context.Context, started func()) error {
 		return dst.Run(ctx, logger.With("worker", "dispatcher"), func(m net.Addr) { s.Metrics["dispatcher"] = m.String(); started() })
 	}); err != nil {
@@ -335,6 +342,16 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// ownsKafka reports whether this program created the stack's Kafka
+// cluster moments ago: the embedded kfake (embedded), or the load run's
+// kfake child. Such a cluster has seen no dispatcher but ours, so a first
+// start need not wait for a POST of an older one on any rail
+// (dispatch.Config.FreshKafka). A cluster named by KafkaBrokers is not,
+// unless the load run started it.
+func ownsKafka(embedded bool, o Options) bool {
+	return embedded || (o.kafkaChild && !o.ExternalKafka)
 }
 
 // startTimeout bounds how long Start waits for one worker that neither

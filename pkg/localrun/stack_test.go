@@ -143,3 +143,25 @@ func TestLoadRunRefusesTopicsWithRecords(t *testing.T) {
 		t.Fatalf("a topic with a record: %v", err)
 	}
 }
+
+// Only a Kafka cluster this program created (the embedded kfake, or the
+// load run's kfake child) is fresh to the dispatcher: never a cluster the
+// user named, which a dispatcher of an older version may have used.
+func TestOwnsKafkaOnlyForItsOwnCluster(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		embedded bool
+		o        Options
+		want     bool
+	}{
+		{"embedded kfake", true, Options{}, true},
+		{"the load run's kfake child", false, Options{KafkaBrokers: []string{"127.0.0.1:1"}, kafkaChild: true}, true},
+		{"KAFKA_BROKERS", false, Options{KafkaBrokers: []string{"127.0.0.1:1"}, ExternalKafka: true}, false},
+		{"brokers given by a caller", false, Options{KafkaBrokers: []string{"127.0.0.1:1"}}, false},
+		{"a child marked external", false, Options{KafkaBrokers: []string{"127.0.0.1:1"}, kafkaChild: true, ExternalKafka: true}, false},
+	} {
+		if got := ownsKafka(c.embedded, c.o); got != c.want {
+			t.Errorf("%s: ownsKafka = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
