@@ -129,12 +129,15 @@ type Config struct {
 	// than this deployment may pay our requestIds through.
 	LookupEveryPayee bool
 	// FreshKafka says that the program starting this dispatcher created
-	// its Kafka cluster itself, moments before (the local run on its own
-	// kfake), so no dispatcher of a version from before the start records
-	// (which writes none) can have claimed through it. A first start
-	// (starts.go) then skips the single-payout rails' wait too, and its
-	// epoch is complete at once (newPayeeProof). No variable or flag sets
-	// it: a deployment cannot know that of its cluster.
+	// its Kafka cluster and its Redis itself, moments before, and that
+	// nothing else can reach either before this dispatcher's first start
+	// (the local run on its own kfake and redis-server): no other
+	// dispatcher, of a version from before the start records (which
+	// writes none) or of another deployment (whose start records are on
+	// its own cluster), can have claimed against this Redis. A first
+	// start (starts.go) then skips the single-payout rails' wait too, and
+	// its epoch is complete at once (newPayeeProof). No variable or flag
+	// sets it: a deployment cannot know that of its cluster and its Redis.
 	FreshKafka bool
 
 	// Wompi is Wompi's batch rail (package wompi's NewRail over its

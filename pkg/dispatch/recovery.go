@@ -237,10 +237,11 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 			n = indexed
 			e.m.firstStarts.Inc()
 			if e.cfg.FreshKafka {
-				// This program created the Kafka cluster: every dispatcher
-				// that ever used it wrote a start record, and there is
-				// only ours. No POST can be in flight on any rail.
-				e.log.Info("dispatch: Redis holds no state, this program created its Kafka cluster and no rail lists a payout: a first start, no grace wait on any rail",
+				// This program created the Kafka cluster and the Redis:
+				// every dispatcher that ever claimed against this Redis
+				// wrote a start record on this cluster, and there is only
+				// ours. No POST can be in flight on any rail.
+				e.log.Info("dispatch: Redis holds no state, this program created its Kafka cluster and its Redis, and no rail lists a payout: a first start, no grace wait on any rail",
 					"epoch", epoch, "topic", e.cfg.Topics.DispatcherStarts)
 			} else {
 				// A single-payout POST of a dispatcher from before the

@@ -74,8 +74,8 @@ type Settings struct {
 	// and it must call next, or the dispatcher's Redis calls never happen.
 	RedisHooks []redis.Hook
 	// FreshKafka is Config.FreshKafka. No variable or flag sets it: a
-	// program that creates the Kafka cluster itself just before starting
-	// the dispatcher (the local run) sets it after Parse.
+	// program that creates the Kafka cluster and the Redis itself just
+	// before starting the dispatcher (the local run) sets it after Parse.
 	FreshKafka bool
 }
 

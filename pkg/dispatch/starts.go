@@ -57,10 +57,10 @@ import (
 // under the group, with its first batch's POST in flight at the Redis loss
 // (a Wompi one, or a single-payout one whose requestId a Wompi batch then
 // carries too). The operations guide says to seed the topic when
-// upgrading. A program that created the Kafka cluster itself moments
-// before (Config.FreshKafka: the local run) knows no such dispatcher can
-// exist: its first start waits on no rail, and its epoch is complete at
-// once.
+// upgrading. A program that created the Kafka cluster and the Redis
+// itself moments before (Config.FreshKafka: the local run) knows no such
+// dispatcher can exist: its first start waits on no rail, and its epoch is
+// complete at once.
 
 // startRecord is the value of a start record: who started, and the rails
 // it pays through. For the first start, only the record's existence and

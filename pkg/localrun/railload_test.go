@@ -48,9 +48,10 @@ func TestLoadRunPaysEveryRequestThroughTheChosenRail(t *testing.T) {
 			if r == rail.WEpayout {
 				other = rail.SmartFastPay
 			}
-			// The load run started its kfake child: the dispatcher's first
-			// start waits for no older dispatcher's POST on this rail.
-			if logs, err := os.ReadFile(logPath); err != nil || !strings.Contains(string(logs), "this program created its Kafka cluster") {
+			// The load run started its kfake child and its redis-server: the
+			// dispatcher's first start waits for no other dispatcher's POST
+			// on this rail.
+			if logs, err := os.ReadFile(logPath); err != nil || !strings.Contains(string(logs), "this program created its Kafka cluster and its Redis") {
 				t.Fatalf("the workers' log does not show a first start on a fresh Kafka cluster (%v)", err)
 			}
 			if rep.Submitted != n || rep.Singles[string(r)] != n || rep.Singles[string(other)] != 0 || rep.Batches != 0 {

@@ -46,7 +46,7 @@ func TestLocalRunPaysThroughEveryRail(t *testing.T) {
 		t.Fatalf("no Wompi batch or no approved payout:\n%s", out.String())
 	}
 	if !s.freshKafka {
-		t.Error("the stack created its kfake, but did not tell the dispatcher its Kafka is fresh")
+		t.Errorf("the stack created its kfake and its Redis (%s), but did not tell the dispatcher they are fresh", s.Redis.Kind)
 	}
 	if r := retention(t, s.Brokers, s.Topics.DispatcherStarts); r != "-1" {
 		t.Errorf("the start records' topic keeps records for retention.ms=%s, want -1 (the dispatcher logs an error)", r)

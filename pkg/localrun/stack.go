@@ -105,7 +105,8 @@ type Stack struct {
 	Codec                        *events.Codec
 
 	redisCalls *callCounter
-	// freshKafka: this program created the Kafka cluster (ownsKafka).
+	// freshKafka: this program created the Kafka cluster and Redis
+	// (ownsState).
 	freshKafka bool
 	fake       *kfake.Cluster
 	wg         sync.WaitGroup
@@ -333,7 +334,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	}
 	s.redisCalls = &callCounter{}
 	dst.RedisHooks = append(dst.RedisHooks, s.redisCalls)
-	s.freshKafka = ownsKafka(s.fake != nil, o)
+	s.freshKafka = ownsState(s.fake != nil, s.Redis.Kind, o)
 	dst.FreshKafka = s.freshKafka
 	if err := s.startWorker(ctx, "dispatcher", func(ctx context.Context, started func()) error {
 		return dst.Run(ctx, logger.With("worker", "dispatcher"), func(m net.Addr) { s.Metrics["dispatcher"] = m.String(); started() })
@@ -344,14 +345,22 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	return s, nil
 }
 
-// ownsKafka reports whether this program created the stack's Kafka
-// cluster moments ago: the embedded kfake (embedded), or the load run's
-// kfake child. Such a cluster has seen no dispatcher but ours, so a first
-// start need not wait for a POST of an older one on any rail
-// (dispatch.Config.FreshKafka). A cluster named by KafkaBrokers is not,
-// unless the load run started it.
-func ownsKafka(embedded bool, o Options) bool {
-	return embedded || (o.kafkaChild && !o.ExternalKafka)
+// ownsState reports whether this program created the stack's Kafka
+// cluster and its Redis moments ago, and the run's first start comes
+// before anything else can reach them: the embedded kfake (embedded) or
+// the load run's kfake child, with the redis-server child or miniredis
+// (redisKind), and not --serve (whose first batch may come hours later,
+// from dispatchers pointed at the published addresses). Only then has the
+// state a first start rebuilds been seen by no dispatcher but ours, so it
+// need not wait for another's POST on any rail (dispatch.Config.FreshKafka).
+// A cluster named by KafkaBrokers is not the program's, unless the load
+// run started it; a Redis named by REDIS_URL may be shared with a
+// dispatcher on another Kafka cluster, whose start records this run never
+// sees (a helper review reproduced a payee paid twice that way).
+func ownsState(embedded bool, redisKind string, o Options) bool {
+	ownKafka := embedded || (o.kafkaChild && !o.ExternalKafka)
+	ownRedis := redisKind == "redis-server" || redisKind == "miniredis"
+	return ownKafka && ownRedis && !o.Serve
 }
 
 // startTimeout bounds how long Start waits for one worker that neither

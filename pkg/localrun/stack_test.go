@@ -144,24 +144,32 @@ func TestLoadRunRefusesTopicsWithRecords(t *testing.T) {
 	}
 }
 
-// Only a Kafka cluster this program created (the embedded kfake, or the
-// load run's kfake child) is fresh to the dispatcher: never a cluster the
-// user named, which a dispatcher of an older version may have used.
-func TestOwnsKafkaOnlyForItsOwnCluster(t *testing.T) {
+// Only a Kafka cluster and a Redis this program created (the embedded
+// kfake or the load run's kfake child; the redis-server child or
+// miniredis), in a run that is not --serve, are fresh to the dispatcher:
+// never a cluster or a Redis the user named, which a dispatcher of an older
+// version, or of another deployment, may have used.
+func TestOwnsStateOnlyForItsOwnKafkaAndRedis(t *testing.T) {
+	child := []string{"127.0.0.1:1"}
 	for _, c := range []struct {
 		name     string
 		embedded bool
+		redis    string
 		o        Options
 		want     bool
 	}{
-		{"embedded kfake", true, Options{}, true},
-		{"the load run's kfake child", false, Options{KafkaBrokers: []string{"127.0.0.1:1"}, kafkaChild: true}, true},
-		{"KAFKA_BROKERS", false, Options{KafkaBrokers: []string{"127.0.0.1:1"}, ExternalKafka: true}, false},
-		{"brokers given by a caller", false, Options{KafkaBrokers: []string{"127.0.0.1:1"}}, false},
-		{"a child marked external", false, Options{KafkaBrokers: []string{"127.0.0.1:1"}, kafkaChild: true, ExternalKafka: true}, false},
+		{"embedded kfake, redis-server child", true, "redis-server", Options{}, true},
+		{"embedded kfake, miniredis", true, "miniredis", Options{}, true},
+		{"the load run's kfake child", false, "redis-server", Options{KafkaBrokers: child, kafkaChild: true}, true},
+		{"KAFKA_BROKERS", false, "redis-server", Options{KafkaBrokers: child, ExternalKafka: true}, false},
+		{"brokers given by a caller", false, "redis-server", Options{KafkaBrokers: child}, false},
+		{"a child marked external", false, "redis-server", Options{KafkaBrokers: child, kafkaChild: true, ExternalKafka: true}, false},
+		{"REDIS_URL with the embedded kfake", true, "REDIS_URL", Options{}, false},
+		{"REDIS_URL with the load run's child", false, "REDIS_URL", Options{KafkaBrokers: child, kafkaChild: true}, false},
+		{"--serve", true, "redis-server", Options{Serve: true}, false},
 	} {
-		if got := ownsKafka(c.embedded, c.o); got != c.want {
-			t.Errorf("%s: ownsKafka = %v, want %v", c.name, got, c.want)
+		if got := ownsState(c.embedded, c.redis, c.o); got != c.want {
+			t.Errorf("%s: ownsState = %v, want %v", c.name, got, c.want)
 		}
 	}
 }
