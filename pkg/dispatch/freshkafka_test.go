@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -88,15 +87,7 @@ func TestFreshKafkaLossAfterFirstStartWaitsTheGrace(t *testing.T) {
 	if n := testutil.ToFloat64(e.m.firstStarts); n != 1 {
 		t.Fatalf("first starts %v, want 1", n)
 	}
-	f.produce(f.topics.Batches, b)
-	<-held
-	if err := f.redis.FlushAll(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// The copy comes on the other topic: another worker, so the recovery
-	// runs while batch b's POST is held.
-	f.produce(f.topics.BatchesDeferred, cp)
-	eventually(t, "the second recovery started", func() bool { return testutil.ToFloat64(e.m.recoveries) == 2 })
+	loseRedisWhileHeld(t, f, e, b, cp, held)
 	// The POST is let go within the grace; without it, once the copy has
 	// been handled.
 	id := b.Transactions[0].RequestID

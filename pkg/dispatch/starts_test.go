@@ -151,15 +151,7 @@ func TestLossAfterFirstStartWaitsTheGrace(t *testing.T) {
 		t.Fatalf("first starts %v, want 1", n)
 	}
 
-	f.produce(f.topics.Batches, b)
-	<-held
-	if err := f.redis.FlushAll(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// The copy comes on the other topic: another worker, so the recovery
-	// runs while batch b's POST is held.
-	f.produce(f.topics.BatchesDeferred, cp)
-	eventually(t, "the second recovery started", func() bool { return testutil.ToFloat64(e.m.recoveries) == 2 })
+	loseRedisWhileHeld(t, f, e, b, cp, held)
 	// The POST is let go within the grace; without it, once the copy has
 	// been handled.
 	releaseWithin(2500*time.Millisecond, release, func() bool { return outcome(e, "submitted")+outcome(e, "duplicate") > 1 })
@@ -324,6 +316,21 @@ func TestFirstStartSingleRailWaitsTheGrace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loseRedisWhileHeld produces batch b to e's batches topic, waits until
+// its POST is held (holdPost), loses Redis, and produces cp, a copy, on the
+// deferred topic (another worker, so the recovery runs while b's POST is
+// held); it returns once e's second recovery has started.
+func loseRedisWhileHeld(t *testing.T, f *fixture, e *Engine, b, cp payout.Batch, held <-chan struct{}) {
+	t.Helper()
+	f.produce(f.topics.Batches, b)
+	<-held
+	if err := f.redis.FlushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.produce(f.topics.BatchesDeferred, cp)
+	eventually(t, "the second recovery started", func() bool { return testutil.ToFloat64(e.m.recoveries) == 2 })
 }
 
 // holdPost holds e's POSTs of batchID on the wire (past every check) until
