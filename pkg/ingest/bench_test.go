@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wompi-payouts/pipeline/pkg/cpustat"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
@@ -52,7 +54,9 @@ func BenchmarkHotPath(b *testing.B) {
 
 // BenchmarkIngestThroughput pushes requests through a real engine on kfake:
 // decode, validate, batch, produce batches and one status event per request,
-// commit transactions. It reports requests/s.
+// commit transactions. It reports requests/s, and the process's CPU and
+// allocations per request (with the Kafka test broker's when it runs in this
+// process, as kfake does).
 func BenchmarkIngestThroughput(b *testing.B) {
 	const perIter = 100_000
 	k := testenv.Kafka(b)
@@ -88,6 +92,9 @@ func BenchmarkIngestThroughput(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	cpu0 := cpustat.Self()
 	b.ResetTimer()
 	start := time.Now()
 	go func() { done <- e.Run(ctx) }()
@@ -95,12 +102,16 @@ func BenchmarkIngestThroughput(b *testing.B) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	cpu := cpustat.Self() - cpu0
+	runtime.ReadMemStats(&ms1)
 	b.StopTimer()
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "requests/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(total), "cpu-µs/request")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(total), "allocs/request")
 }
 
 // BenchmarkSeenClaim measures the seen index's claim of one poll of 10,000

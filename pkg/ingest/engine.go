@@ -259,6 +259,8 @@ type Engine struct {
 	decErrs []error
 	ids     []string
 	values  []string
+	valBuf  []byte // the seen-index values of the poll, one after another
+	valEnds []int  // where each record's value ends in valBuf
 	copies  []bool
 	// afterClaim, a test hook, runs after each successful claim; an error
 	// aborts the window there, the claims written (a crash between the
@@ -286,10 +288,15 @@ type Engine struct {
 	sessions  int
 	onSession func(n int, cl *kgo.Client)
 
-	// slab holds encoded values of the current window's records, in
-	// chunks that never move once written (a full chunk is set aside, not
-	// copied into a bigger one); chunks are reused window after window.
+	// slab holds encoded values and keys of the current window's status
+	// records, in chunks that never move once written (a full chunk is set
+	// aside, not copied into a bigger one); chunks are reused window after
+	// window. recs holds those records themselves, for as long.
 	slab slab
+	recs recordArena
+	// promise is every produced record's promise, made once (a closure per
+	// record would be an allocation per request).
+	promise func(*kgo.Record, error)
 }
 
 // New validates cfg and returns an engine.
@@ -301,8 +308,10 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, m: m, agg: newAggregator(cfg.Topics.Requests, cfg.MaxTransactions, cfg.MaxAmountCents, cfg.MaxBatchBytes),
-		index: seenIndex{rdb: cfg.Redis, prefix: cfg.RedisPrefix, ttl: cfg.DedupeWindow}}, nil
+	e := &Engine{cfg: cfg, m: m, agg: newAggregator(cfg.Topics.Requests, cfg.MaxTransactions, cfg.MaxAmountCents, cfg.MaxBatchBytes),
+		index: seenIndex{rdb: cfg.Redis, prefix: cfg.RedisPrefix, ttl: cfg.DedupeWindow}}
+	e.promise = e.produced
+	return e, nil
 }
 
 // Committed returns how many requests (batched, rejected or dead-lettered)
@@ -684,6 +693,12 @@ func (e *Engine) window(ctx context.Context, activeKeys int) time.Duration {
 // then flush and commit. It returns the number of groups that were open at
 // the end of the window.
 func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, error) {
+	// Every promise of an earlier window must have run first: the slab and
+	// the record arena are reused below, and a late failure would be taken
+	// for this window's. After a window that ended in an error, the closed
+	// session fails its buffered records, and their promises may run after
+	// Close returned (franz-go finishes them on a goroutine of its own).
+	e.pending.Wait()
 	if err := e.sess.Begin(); err != nil {
 		return 0, fmt.Errorf("ingest: begin transaction: %w", err)
 	}
@@ -691,6 +706,7 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	e.produceErr.Store(nil)
 	e.tooLarge.Store(false)
 	e.slab.reset()
+	e.recs.reset()
 	e.windowReqs = 0
 	// Windows run on the wall clock; Now (injectable) dates the records and
 	// decides the Bogota day of validation.
@@ -841,7 +857,9 @@ func (e *Engine) handle(ctx context.Context, recs []*kgo.Record, now time.Time) 
 		e.ids = make([]string, n)
 		e.values = make([]string, n)
 		e.copies = make([]bool, n)
+		e.valEnds = make([]int, n)
 	}
+	e.valBuf = e.valBuf[:0]
 	for i, r := range recs {
 		err := e.cfg.Codec.DecodeRequestWithoutMetadata(r.Value, &e.decoded[i])
 		e.decErrs[i], e.ids[i] = err, ""
@@ -855,10 +873,17 @@ func (e *Engine) handle(ctx context.Context, recs []*kgo.Record, now time.Time) 
 			// REJECTED under that id, so it claims the id too.
 			e.ids[i] = string(r.Key)
 		}
-		e.values[i] = seenValue(r.Partition, r.Offset)
+		e.valBuf = appendSeenValue(e.valBuf, r.Partition, r.Offset)
+		e.valEnds[i] = len(e.valBuf)
 		if n == i+1 {
 			break
 		}
+	}
+	// The values share one string: one allocation per poll, not one per
+	// record.
+	all, start := string(e.valBuf), 0
+	for i := range n {
+		e.values[i], start = all[start:e.valEnds[i]], e.valEnds[i]
 	}
 	if err := e.index.claim(ctx, e.ids[:n], e.values[:n], e.copies[:n]); err != nil {
 		e.m.seenErrors.Inc()
@@ -1048,24 +1073,58 @@ func (e *Engine) produceStatus(sc *payout.StatusChange) {
 		e.fail(fmt.Errorf("encode status: %w", err))
 		return
 	}
-	e.produce(&kgo.Record{Topic: e.cfg.Topics.Status, Key: []byte(sc.RequestID), Value: e.slab.took(buf, start)})
+	value := e.slab.took(buf, start)
+	key := e.slab.copy(sc.RequestID)
+	r := e.recs.next()
+	*r = kgo.Record{Topic: e.cfg.Topics.Status, Key: key, Value: value}
+	e.produce(r)
 }
 
 func (e *Engine) produce(r *kgo.Record) {
 	e.pending.Add(1)
-	e.sess.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
-		if err != nil {
-			if errors.Is(err, kerr.MessageTooLarge) {
-				e.tooLarge.Store(true)
-				e.noteRefused(r)
-			}
-			e.fail(fmt.Errorf("produce to %s: %w", r.Topic, err))
+	e.sess.Produce(context.Background(), r, e.promise)
+}
+
+// produced is every record's promise.
+func (e *Engine) produced(r *kgo.Record, err error) {
+	if err != nil {
+		if errors.Is(err, kerr.MessageTooLarge) {
+			e.tooLarge.Store(true)
+			e.noteRefused(r)
 		}
-		e.pending.Done()
-	})
+		e.fail(fmt.Errorf("produce to %s: %w", r.Topic, err))
+	}
+	e.pending.Done()
 }
 
 func (e *Engine) fail(err error) { e.produceErr.CompareAndSwap(nil, &err) }
+
+// recordChunk is the number of records in one chunk of a recordArena.
+const recordChunk = 4096
+
+// recordArena hands out one window's records from chunks that never move
+// (a record's address is held by the producer until its promise runs);
+// chunks are reused window after window.
+type recordArena struct {
+	chunks [][]kgo.Record
+	cur    int // chunks[cur] is being handed out
+	n      int // records handed out of chunks[cur]
+}
+
+func (a *recordArena) reset() { a.cur, a.n = 0, 0 }
+
+// next returns a record of the arena, its fields as the last window left
+// them: the caller sets every one.
+func (a *recordArena) next() *kgo.Record {
+	if a.cur < len(a.chunks) && a.n == len(a.chunks[a.cur]) {
+		a.cur, a.n = a.cur+1, 0
+	}
+	if a.cur == len(a.chunks) {
+		a.chunks = append(a.chunks, make([]kgo.Record, recordChunk))
+	}
+	a.n++
+	return &a.chunks[a.cur][a.n-1]
+}
 
 // slabChunk is the size of one slab chunk.
 const slabChunk = 1 << 20
@@ -1098,6 +1157,12 @@ func (s *slab) room(n int) []byte {
 		s.chunks = append(s.chunks, make([]byte, 0, max(slabChunk, n)))
 	}
 	return s.chunks[s.cur]
+}
+
+// copy returns a copy of str in the slab.
+func (s *slab) copy(str string) []byte {
+	buf := s.room(len(str))
+	return s.took(append(buf, str...), len(buf))
 }
 
 // took records that buf (the chunk room returned, appended to) now holds a

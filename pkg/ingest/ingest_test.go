@@ -165,6 +165,11 @@ func (f *fixture) read(wantStatuses int) outcome {
 		if err := f.codec.DecodeStatusChange(r.Value, &s); err != nil {
 			f.t.Fatal(err)
 		}
+		// A request's events share its key, so they share a partition and
+		// keep their order there.
+		if string(r.Key) != s.RequestID {
+			f.t.Errorf("status event %s of %s is keyed %q", s.Status, s.RequestID, r.Key)
+		}
 		o.statuses[s.RequestID] = append(o.statuses[s.RequestID], s)
 	}
 	// A window's commit markers reach the status, batches and DLQ

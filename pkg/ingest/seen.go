@@ -81,9 +81,14 @@ func (s *seenIndex) appendKey(dst []byte, requestID string) []byte {
 // seenValue is the value a record writes: "<partition>:<offset>".
 func seenValue(partition int32, offset int64) string {
 	var b [32]byte
-	v := strconv.AppendInt(b[:0], int64(partition), 10)
-	v = append(v, ':')
-	return string(strconv.AppendInt(v, offset, 10))
+	return string(appendSeenValue(b[:0], partition, offset))
+}
+
+// appendSeenValue appends the value a record writes to dst.
+func appendSeenValue(dst []byte, partition int32, offset int64) []byte {
+	dst = strconv.AppendInt(dst, int64(partition), 10)
+	dst = append(dst, ':')
+	return strconv.AppendInt(dst, offset, 10)
 }
 
 // claim claims, in one pipelined round trip, the requestId of every polled
