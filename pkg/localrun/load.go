@@ -57,6 +57,10 @@ type LoadFigures struct {
 	// (its goroutines' share of a CPU profile of the window, cpusplit.go);
 	// -1 when not measured.
 	LoadGenCPU time.Duration
+	// HeapObjects and HeapBytes are what the workers' process allocated on
+	// the heap, and GCCycles the collections it ran, over the same window:
+	// the three workers and the load run's own part together.
+	HeapObjects, HeapBytes, GCCycles uint64
 }
 
 // PipelineWorkersCPU is WorkersCPU without the load generator's part (all
@@ -71,6 +75,11 @@ func (l *LoadFigures) PipelineWorkersCPU() time.Duration {
 // perRequest is d per request, in microseconds.
 func (l *LoadFigures) perRequest(d time.Duration) float64 {
 	return float64(d.Microseconds()) / float64(max(1, l.Requests))
+}
+
+// perRequestCount is n per request.
+func (l *LoadFigures) perRequestCount(n uint64) float64 {
+	return float64(n) / float64(max(1, l.Requests))
 }
 
 // SimulatorCPU sums the CPU of the simulator children (every child but
@@ -123,6 +132,10 @@ func (l *LoadFigures) Print(w io.Writer) {
 			fmt.Fprintf(w, "    all, without the load run's part %5.1f µs\n", l.perRequest(l.PipelineWorkersCPU()+redis+l.SimulatorCPU()+d))
 		}
 	}
+	if l.HeapObjects > 0 {
+		fmt.Fprintf(w, "  heap allocations per %-7s    %.1f objects, %.0f bytes (workers' process, with the load run's part; %d GC cycles)\n",
+			unit, l.perRequestCount(l.HeapObjects), l.perRequestCount(l.HeapBytes), l.GCCycles)
+	}
 	fmt.Fprintf(w, "  peak RSS (workers' process)      %.1f MiB (%s)\n", float64(l.PeakRSS)/(1<<20), l.memorySettings())
 	for _, name := range slices.Sorted(maps.Keys(l.ChildRSS)) {
 		rss := l.ChildRSS[name]
@@ -153,7 +166,9 @@ func (s *Stack) loadFigures(ctx context.Context, o Options, batches int, publish
 	requests := o.Requests
 	l := &LoadFigures{Rail: o.Rail, Requests: requests, Batches: batches, Publish: publish, Pipeline: pipeline, PeakRSS: peakRSS(),
 		MemoryLimit: debug.SetMemoryLimit(-1), GOGC: os.Getenv("GOGC"),
-		WorkersCPU: after.workers - before.workers, RedisCPU: -1, ChildCPU: map[string]time.Duration{}, LoadGenCPU: -1}
+		WorkersCPU: after.workers - before.workers, RedisCPU: -1, ChildCPU: map[string]time.Duration{}, LoadGenCPU: -1,
+		HeapObjects: after.heap.objects - before.heap.objects, HeapBytes: after.heap.bytes - before.heap.bytes,
+		GCCycles: after.heap.gcs - before.heap.gcs}
 	if l.Rail == "" {
 		l.Rail = "wompi"
 	}
@@ -303,11 +318,16 @@ type LoadSummary struct {
 		Simulators       float64            `json:"simulators"`
 		WorkersRedisSims float64            `json:"workers_redis_simulators"`
 	} `json:"cpu_us_per_request"`
-	PeakRSSMiB       float64            `json:"peak_rss_mib"`
-	MemorySettings   string             `json:"memory_settings"`
-	ChildRSSMiB      map[string]float64 `json:"child_peak_rss_mib"`
-	RawConsumePerSec *float64           `json:"raw_consume_per_second"`
-	Reconciled       bool               `json:"reconciled"`
+	// Heap allocations of the workers' process per request (with the
+	// load run's part), and its collections; null when not measured.
+	HeapObjectsPerRequest *float64           `json:"heap_objects_per_request"`
+	HeapBytesPerRequest   *float64           `json:"heap_bytes_per_request"`
+	GCCycles              *uint64            `json:"gc_cycles"`
+	PeakRSSMiB            float64            `json:"peak_rss_mib"`
+	MemorySettings        string             `json:"memory_settings"`
+	ChildRSSMiB           map[string]float64 `json:"child_peak_rss_mib"`
+	RawConsumePerSec      *float64           `json:"raw_consume_per_second"`
+	Reconciled            bool               `json:"reconciled"`
 }
 
 // Summary is l as a LoadSummary; reconciled is the run's verdict.
@@ -329,6 +349,10 @@ func (l *LoadFigures) Summary(reconciled bool) LoadSummary {
 	}
 	if l.RedisCPU >= 0 {
 		s.CPU.Redis = us(l.RedisCPU)
+	}
+	if l.HeapObjects > 0 {
+		objects, bytes, gcs := l.perRequestCount(l.HeapObjects), l.perRequestCount(l.HeapBytes), l.GCCycles
+		s.HeapObjectsPerRequest, s.HeapBytesPerRequest, s.GCCycles = &objects, &bytes, &gcs
 	}
 	s.CPU.Children = map[string]float64{}
 	for role, d := range l.ChildCPU {

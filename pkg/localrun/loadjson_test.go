@@ -16,7 +16,8 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 		RedisCommands: 24.5, RedisRoundTrips: 14, PeakRSS: 300 << 20, MemoryLimit: 240 << 20,
 		WorkersCPU: 30 * time.Millisecond, RedisCPU: 20 * time.Millisecond, LoadGenCPU: 8 * time.Millisecond,
 		ChildCPU: map[string]time.Duration{"kfake": 3 * time.Millisecond, "wompisim": 11 * time.Millisecond},
-		ChildRSS: map[string]int64{"kfake": 64 << 20}, RawConsumePerSec: 800000}
+		ChildRSS: map[string]int64{"kfake": 64 << 20}, RawConsumePerSec: 800000,
+		HeapObjects: 13_500, HeapBytes: 2_900_000, GCCycles: 42}
 	var out bytes.Buffer
 	if err := (&Report{Load: l}).WriteLoadJSON(&out); err != nil {
 		t.Fatal(err)
@@ -31,6 +32,7 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 		"rail": "wompi", "requests": 1000.0, "batches": 2.0, "pipeline_seconds": 2.0, "per_second": 500.0, "steady_per_second": 640.0,
 		"dispatcher_redis_commands_per_batch": 24.5, "dispatcher_redis_round_trips_per_batch": 14.0,
 		"peak_rss_mib": 300.0, "memory_settings": "GOMEMLIMIT 240 MiB, GOGC 100", "raw_consume_per_second": 800000.0,
+		"heap_objects_per_request": 13.5, "heap_bytes_per_request": 2900.0, "gc_cycles": 42.0,
 		"cpu.workers_process": 30.0, "cpu.load_run": 8.0, "cpu.workers_alone": 22.0, "cpu.redis": 20.0,
 		"cpu.simulators": 11.0, "cpu.workers_redis_simulators": 61.0, "children.kfake": 3.0, "children.wompisim": 11.0,
 	} {
@@ -57,7 +59,7 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 
 	// Not measured: the load run's share, Redis's CPU, the raw consume,
 	// the steady rate.
-	l.LoadGenCPU, l.RedisCPU, l.RawConsumePerSec, l.SteadyPerSec = -1, -1, 0, 0
+	l.LoadGenCPU, l.RedisCPU, l.RawConsumePerSec, l.SteadyPerSec, l.HeapObjects = -1, -1, 0, 0, 0
 	out.Reset()
 	if err := (&Report{Load: l, DuplicatesPaid: []string{"r-1"}}).WriteLoadJSON(&out); err != nil {
 		t.Fatal(err)
@@ -72,7 +74,7 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 			t.Errorf("cpu %s = %v (present %v), want null", k, v, ok)
 		}
 	}
-	for _, k := range []string{"raw_consume_per_second", "steady_per_second"} {
+	for _, k := range []string{"raw_consume_per_second", "steady_per_second", "heap_objects_per_request", "heap_bytes_per_request", "gc_cycles"} {
 		if v, ok := got[k]; !ok || v != nil {
 			t.Errorf("%s = %v (present %v), want null", k, v, ok)
 		}

@@ -1,7 +1,6 @@
 package localrun
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -57,6 +56,7 @@ type Marketplace struct {
 	Mix   Mix
 	Now   func() time.Time
 	rng   *rand.Rand
+	buf   []byte // Next's scratch
 }
 
 // NewMarketplace returns a generator; runID prefixes every requestId.
@@ -94,24 +94,69 @@ var bankCodes = []string{"1007", "1001", "1051", "1507", "1551", "1809", "1023",
 var failSuffixes = []string{"007", "010", "019", "021", "002"}
 var firstNames = []string{"María", "José", "Luisa", "Andrés", "Camila", "Juan", "Valentina", "Santiago"}
 
-// Next fills r with the i-th request and returns its kind.
+// Next fills r with the i-th request and returns its kind. The request's
+// generated strings share one allocation (the load run publishes a million
+// of them, and its garbage is collected on the workers' time).
 func (m *Marketplace) Next(i int, r *payout.Request) Kind {
 	k := m.kind()
 	now := m.Now()
+	// The random draws, in the order the requests have always drawn them.
+	legalID := 10_000_000 + m.rng.IntN(89_999_999)
+	bank := bankCodes[m.rng.IntN(len(bankCodes))]
+	acctLead, acctBody := 3+m.rng.IntN(6), m.rng.IntN(10_000_000)
+	amount := int64(50_000 + m.rng.IntN(5_000_000)) // $500 to $50,500
+
+	b := append(m.buf[:0], m.RunID...)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(i), 10)
+	endID := len(b)
+	b = strconv.AppendInt(b, int64(legalID), 10)
+	endLegal := len(b)
+	b = append(append(b, firstNames[i%len(firstNames)]...), " Payee "...)
+	b = strconv.AppendInt(b, int64(i), 10)
+	endName := len(b)
+	b = strconv.AppendInt(append(b, "payee"...), int64(i), 10)
+	b = append(b, "@example.co"...)
+	endEmail := len(b)
+	b = strconv.AppendInt(b, int64(acctLead), 10)
+	b = appendPadded(b, int64(acctBody), 7)
+	b = append(b, '4')
+	endAcct := len(b)
+	// A rail's payee: SmartFastPay's 11-digit document and Colombian
+	// mobile (its last two digits steer the simulator; 13: failed), or
+	// WEpayout's PIX key (05: rejected, 06: cancelled).
+	var endExtra1, endExtra2 int
+	switch k {
+	case KindSmartFastPay:
+		b = appendPadded(b, 10_000_000_000+int64(m.rng.IntN(89_999_999))*100+int64(i%100), 11)
+		endExtra1 = len(b)
+		b = appendPadded(append(b, "5730"...), int64(m.rng.IntN(1_000_000)), 6)
+		b = appendPadded(b, int64(sfpPhoneEndings[i%len(sfpPhoneEndings)]), 2)
+		endExtra2 = len(b)
+	case KindWEpayout:
+		amount = int64(1_000 + m.rng.IntN(500_000)) // R$10 to R$5,010
+		b = strconv.AppendInt(append(b, "payee"...), int64(i), 10)
+		b = appendPadded(b, int64(wepKeyEndings[i%len(wepKeyEndings)]), 2)
+		b = append(b, "@example.com"...)
+		endExtra1 = len(b)
+	}
+	m.buf = b
+	str := string(b)
+
 	*r = payout.Request{
-		RequestID:       m.RequestID(i),
+		RequestID:       str[:endID],
 		OriginAccountID: wompitest.AccountMain,
 		PaymentType:     paymentTypes[i%len(paymentTypes)],
 		Beneficiary: payout.Beneficiary{
 			LegalIDType:   payout.LegalCC,
-			LegalID:       strconv.Itoa(10_000_000 + m.rng.IntN(89_999_999)),
-			Name:          firstNames[i%len(firstNames)] + " Payee " + strconv.Itoa(i),
-			Email:         "payee" + strconv.Itoa(i) + "@example.co",
-			BankCode:      bankCodes[m.rng.IntN(len(bankCodes))],
+			LegalID:       str[endID:endLegal],
+			Name:          str[endLegal:endName],
+			Email:         str[endName:endEmail],
+			BankCode:      bank,
 			AccountType:   payout.AccountAhorros,
-			AccountNumber: fmt.Sprintf("%d%07d4", 3+m.rng.IntN(6), m.rng.IntN(10_000_000)),
+			AccountNumber: str[endEmail:endAcct],
 		},
-		AmountInCents: int64(50_000 + m.rng.IntN(5_000_000)), // $500 to $50,500
+		AmountInCents: amount,
 		Currency:      rail.Currency(rail.Wompi),
 		RequestedAt:   now,
 	}
@@ -144,25 +189,32 @@ func (m *Marketplace) Next(i int, r *payout.Request) Kind {
 	case KindLowBalance:
 		r.OriginAccountID = wompitest.AccountLow
 	case KindSmartFastPay:
-		// SmartFastPay: an 11-digit document and a Colombian mobile; the
-		// phone's last two digits steer the simulator (13: failed).
 		name := smartFastPayRail
 		r.Rail = &name
-		r.Beneficiary.LegalID = fmt.Sprintf("%011d", 10_000_000_000+int64(m.rng.IntN(89_999_999))*100+int64(i%100))
-		phone := fmt.Sprintf("5730%06d%02d", m.rng.IntN(1_000_000), sfpPhoneEndings[i%len(sfpPhoneEndings)])
+		r.Beneficiary.LegalID = str[endAcct:endExtra1]
+		phone := str[endExtra1:endExtra2]
 		r.Beneficiary.Phone = &phone
 	case KindWEpayout:
-		// WEpayout: BRL (routed by currency), a CPF and a PIX key whose last
-		// two digits steer the simulator (05: rejected, 06: cancelled).
+		// BRL: routed by currency.
 		r.Currency = "BRL"
-		r.AmountInCents = int64(1_000 + m.rng.IntN(500_000)) // R$10 to R$5,010
 		r.Beneficiary.LegalIDType = payout.LegalCPF
 		r.Beneficiary.LegalID = "52998224725"
 		r.Beneficiary.BankCode, r.Beneficiary.AccountNumber = "", ""
-		key := fmt.Sprintf("payee%d%02d@example.com", i, wepKeyEndings[i%len(wepKeyEndings)])
+		key := str[endAcct:endExtra1]
 		r.Beneficiary.PixKey = &key
 	}
 	return k
+}
+
+// appendPadded appends v (not negative) in decimal, zero-padded to width
+// digits: fmt's %0<width>d.
+func appendPadded(dst []byte, v int64, width int) []byte {
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], v, 10)
+	for range width - len(d) {
+		dst = append(dst, '0')
+	}
+	return append(dst, d...)
 }
 
 const smartFastPayRail = "smartfastpay"

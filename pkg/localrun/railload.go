@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
@@ -49,12 +50,37 @@ type cpuSample struct {
 	workers  time.Duration            // this process: the three workers, the publisher and the tally
 	redis    time.Duration            // redis-server, from INFO cpu (-1: unknown)
 	children map[string]time.Duration // by role, from /proc/<pid>/stat
+	heap     heapSample               // this process's allocations so far
+}
+
+// heapSample is the workers' process's heap allocations and garbage
+// collections so far (runtime/metrics): unlike CPU time, a count the
+// machine's speed does not move.
+type heapSample struct {
+	objects, bytes, gcs uint64
+}
+
+var heapMetrics = []string{"/gc/heap/allocs:objects", "/gc/heap/allocs:bytes", "/gc/cycles/total:gc-cycles"}
+
+func sampleHeap() heapSample {
+	ms := make([]metrics.Sample, len(heapMetrics))
+	for i, name := range heapMetrics {
+		ms[i].Name = name
+	}
+	metrics.Read(ms)
+	var v [3]uint64
+	for i := range ms {
+		if ms[i].Value.Kind() == metrics.KindUint64 {
+			v[i] = ms[i].Value.Uint64()
+		}
+	}
+	return heapSample{objects: v[0], bytes: v[1], gcs: v[2]}
 }
 
 // sampleCPU reads the CPU time of the workers' process, of Redis and of the
 // load run's children.
 func (s *Stack) sampleCPU(ctx context.Context, children []child) cpuSample {
-	c := cpuSample{workers: cpustat.Self(), redis: s.redisCPU(ctx), children: map[string]time.Duration{}}
+	c := cpuSample{workers: cpustat.Self(), redis: s.redisCPU(ctx), children: map[string]time.Duration{}, heap: sampleHeap()}
 	for _, ch := range children {
 		c.children[ch.role] = procCPU(ch.cmd.Process.Pid)
 	}

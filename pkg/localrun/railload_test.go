@@ -69,6 +69,11 @@ func TestLoadRunPaysEveryRequestThroughTheChosenRail(t *testing.T) {
 				t.Fatalf("CPU figures: workers %v, redis %v, children %v: want the workers', Redis's and the %s simulator's",
 					l.WorkersCPU, l.RedisCPU, l.ChildCPU, r)
 			}
+			// Every request is decoded, batched and posted on the heap of the
+			// workers' process: at least one allocation of 8 bytes each.
+			if l.HeapObjects < n || l.HeapBytes < 8*l.HeapObjects || !strings.Contains(out.String(), "heap allocations per payout") {
+				t.Fatalf("heap figures: %d objects, %d bytes for %d payouts, or not printed:\n%s", l.HeapObjects, l.HeapBytes, n, out.String())
+			}
 			// Measured from CPU-profile samples: a run this small may sample
 			// under a second of CPU, too few to split (loadGenShare).
 			measured := l.LoadGenCPU >= 0

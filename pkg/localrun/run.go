@@ -111,13 +111,12 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 		}
 	}()
 
-	pub, err := s.NewPublisher()
+	var pubErr atomic.Pointer[error]
+	pub, err := s.NewPublisher(func(err error) { pubErr.CompareAndSwap(nil, &err) })
 	if err != nil {
 		return nil, err
 	}
 	defer pub.Close()
-	var pubErr atomic.Pointer[error]
-	onErr := func(err error) { pubErr.CompareAndSwap(nil, &err) }
 	var cpuBefore cpuSample
 	var split *cpuSplit
 	if o.Load {
@@ -129,7 +128,7 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 	for i := range o.Requests {
 		k := m.Next(i, &req)
 		tally.Published(i, k, req.AmountInCents, time.Now())
-		if err := pub.Publish(ctx, &req, onErr); err != nil {
+		if err := pub.Publish(ctx, &req); err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
 		if i > 0 && i%(max(1, o.Requests/max(1, o.Garbage+1))) == 0 && o.Garbage > 0 && i/(o.Requests/(o.Garbage+1)) <= o.Garbage {

@@ -502,33 +502,61 @@ func postJSON(ctx context.Context, url, body string) error {
 
 // Publisher produces the marketplace's requests.
 type Publisher struct {
-	cl    *kgo.Client
-	codec *events.Codec
-	topic string
+	cl      *kgo.Client
+	codec   *events.Codec
+	topic   string
+	promise func(*kgo.Record, error)
+	// The records, and their values and keys, are carved from chunks, each
+	// freed once its last record is produced: a million requests' garbage
+	// is collected on the workers' time, in the same process.
+	buf  []byte
+	recs []kgo.Record
 }
 
-// NewPublisher returns a producer of requests (acks=all, idempotent).
-func (s *Stack) NewPublisher() (*Publisher, error) {
+// NewPublisher returns a producer of requests (acks=all, idempotent); a
+// request it fails to produce is reported through onErr (never silently
+// dropped).
+func (s *Stack) NewPublisher(onErr func(error)) (*Publisher, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Brokers...), kgo.ProducerLinger(2*time.Millisecond),
 		kgo.MaxBufferedRecords(20_000), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
 	if err != nil {
 		return nil, err
 	}
-	return &Publisher{cl: cl, codec: s.Codec, topic: s.Topics.Requests}, nil
-}
-
-// Publish encodes and produces one request; failures are reported through
-// onErr (never silently dropped).
-func (p *Publisher) Publish(ctx context.Context, r *payout.Request, onErr func(error)) error {
-	v, err := p.codec.AppendRequest(nil, r)
-	if err != nil {
-		return err
-	}
-	p.cl.Produce(ctx, &kgo.Record{Topic: p.topic, Key: []byte(r.RequestID), Value: v}, func(_ *kgo.Record, err error) {
+	return &Publisher{cl: cl, codec: s.Codec, topic: s.Topics.Requests, promise: func(_ *kgo.Record, err error) {
 		if err != nil {
 			onErr(err)
 		}
-	})
+	}}, nil
+}
+
+// Publisher's chunk sizes.
+const (
+	publishChunk     = 1 << 20 // bytes of values and keys
+	publishRecords   = 4096    // records
+	publishRoomFloor = 4096    // a chunk with less room left is replaced
+)
+
+// Publish encodes and produces one request.
+func (p *Publisher) Publish(ctx context.Context, r *payout.Request) error {
+	// Bytes handed out are never written again: a new chunk replaces a
+	// full one, and appends only write past the end.
+	if cap(p.buf)-len(p.buf) < publishRoomFloor {
+		p.buf = make([]byte, 0, publishChunk)
+	}
+	start := len(p.buf)
+	buf, err := p.codec.AppendRequest(p.buf, r)
+	if err != nil {
+		return err
+	}
+	value := buf[start:len(buf):len(buf)]
+	start = len(buf)
+	p.buf = append(buf, r.RequestID...)
+	key := p.buf[start:len(p.buf):len(p.buf)]
+	if len(p.recs) == cap(p.recs) {
+		p.recs = make([]kgo.Record, 0, publishRecords)
+	}
+	p.recs = append(p.recs, kgo.Record{Topic: p.topic, Key: key, Value: value})
+	p.cl.Produce(ctx, &p.recs[len(p.recs)-1], p.promise)
 	return nil
 }
 
