@@ -55,7 +55,7 @@ func BenchmarkHotPath(b *testing.B) {
 // BenchmarkIngestThroughput pushes requests through a real engine on kfake:
 // decode, validate, batch, produce batches and one status event per request,
 // commit transactions. It reports requests/s, and the process's CPU and
-// allocations per request (with the Kafka test broker's when it runs in this
+// heap allocations (count and bytes) per request (with the Kafka test broker's when it runs in this
 // process, as kfake does).
 func BenchmarkIngestThroughput(b *testing.B) {
 	const perIter = 100_000
@@ -112,6 +112,7 @@ func BenchmarkIngestThroughput(b *testing.B) {
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "requests/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(total), "cpu-µs/request")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(total), "allocs/request")
+	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(total), "B/request")
 }
 
 // BenchmarkSeenClaim measures the seen index's claim of one poll of 10,000

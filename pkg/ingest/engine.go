@@ -1031,10 +1031,12 @@ func (e *Engine) dlqRecord(r *kgo.Record, err error) *kgo.Record {
 // emit produces a closed batch and one BATCHED event per request, then
 // recycles the batch.
 func (e *Engine) emit(ob *openBatch, now time.Time, reason CloseReason) {
-	b := e.agg.seal(ob, now)
 	// A batch value is large and of its own size: its own buffer, not the
-	// slab's chunks.
-	value, err := e.cfg.Codec.AppendBatch(make([]byte, 0, 256+len(b.Transactions)*384), b)
+	// slab's chunks, of the aggregator's bound of the encoding (exact for
+	// the transactions, events.BatchOverhead for the rest).
+	size := ob.size
+	b := e.agg.seal(ob, now)
+	value, err := e.cfg.Codec.AppendBatch(make([]byte, 0, size), b)
 	if err != nil {
 		e.fail(fmt.Errorf("encode batch: %w", err))
 		e.agg.recycle(ob)
