@@ -3,7 +3,9 @@ package dispatch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,5 +103,43 @@ func BenchmarkBatchEvents(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch.Transactions)), "ns/request")
 		})
+	}
+}
+
+// freeArenas is how many record arenas e keeps for the next batches.
+func freeArenas(e *Engine) int {
+	e.arenasMu.Lock()
+	defer e.arenasMu.Unlock()
+	return len(e.arenas)
+}
+
+// A batch's record arena is kept for the next batch only once every record
+// given to the producer finished: after a batch submitted, but not after a
+// produce that failed, whose records the producer may still hold (a closed
+// client's; the next batch would write over them).
+func TestBatchArenaKeptOnlyAfterItsRecordsFinished(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	var produces atomic.Int32
+	e.betweenProduces = func() {
+		if produces.Add(1) == 2 {
+			// The second batch: shut down hard between its produces.
+			e.killHard(errors.New("test: shutdown between the produces"))
+		}
+	}
+	f.produce(f.topics.Batches, simpleBatch("arena-a", 40))
+	stop, _ := f.run(e)
+	eventually(t, "the first batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	if n := freeArenas(e); n != 1 {
+		t.Fatalf("%d arenas kept after a batch submitted, want its one", n)
+	}
+	f.produce(f.topics.Batches, simpleBatch("arena-b", 40))
+	eventually(t, "the second batch's produces", func() bool { return produces.Load() == 2 })
+	_ = stop()
+	if n := outcome(e, "submitted"); n != 1 {
+		t.Fatalf("%d batches submitted, want the first only", n)
+	}
+	if n := freeArenas(e); n != 0 {
+		t.Fatalf("%d arenas kept after a failed produce, want none (the second batch took the first's)", n)
 	}
 }

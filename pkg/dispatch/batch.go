@@ -1374,7 +1374,7 @@ func (j *job) finish(payoutID string) error {
 	// leave out), and a kept request Wompi does not list is SUBMITTED
 	// without a transaction id for the tracker to resolve.
 	submittedPos := make([]int, 0, len(j.keep))
-	inPayout := map[int]bool{}
+	inPayout := make([]bool, len(b.Transactions))
 	for _, i := range j.keep {
 		submittedPos = append(submittedPos, i)
 		inPayout[i] = true
@@ -1395,7 +1395,7 @@ func (j *job) finish(payoutID string) error {
 	gate := make([]track.GateItem, 0, len(submittedPos)+1)
 	// The batch's events share one arena and one occurredAt: they are
 	// the outcome of one POST and one listing.
-	arena, at := newRecordArena(2*len(submittedPos)), e.now()
+	arena, at := e.takeArena(2*len(submittedPos)), e.now()
 	var total int64
 	for _, i := range submittedPos {
 		t := &b.Transactions[i]
@@ -1466,8 +1466,13 @@ func (j *job) finish(payoutID string) error {
 	confirmed, err := j.produceGatedThen(recs, then, gate, dr)
 	e.m.listedPending.Add(float64(confirmed))
 	if err != nil {
+		// A record may still be the producer's (a closed client fails
+		// records it may have sent): the arena is left to the collector.
 		return err
 	}
+	// Every record of the arena given to the producer finished: the next
+	// batch may write over them.
+	e.putArena(arena)
 	t = e.m.stage("produce", t)
 	switch {
 	case asFirstPoll && confirmed == len(submittedPos):
@@ -1531,7 +1536,7 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 	// Some records may fail (franz-go fails one only once it is known not
 	// to be written): those are abandoned, the others confirmed, so that
 	// an abandoned status is never one on the topic.
-	sent := map[*kgo.Record]bool{}
+	sent := make(map[*kgo.Record]bool, len(recs)+len(then)+len(ungated))
 	failed := map[*kgo.Record]bool{}
 	written := func(r *kgo.Record) bool { return sent[r] && !failed[r] }
 	// end ends every ticket as its records ended: an item whose status

@@ -35,6 +35,12 @@ const MaxRecordBytes = 32 << 20
 // Run. Replicas in the same group share the partitions; Redis and Wompi's
 // idempotency keep any batch from being paid twice.
 type Engine struct {
+	// arenas holds the record arenas of batches whose events all finished,
+	// for the next batches (takeArena, putArena): a Wompi batch's is about
+	// a megabyte.
+	arenasMu sync.Mutex
+	arenas   []*recordArena
+
 	cfg       Config
 	log       *slog.Logger
 	m         *metrics

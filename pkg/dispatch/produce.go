@@ -153,6 +153,37 @@ func newRecordArena(n int) *recordArena {
 	return &recordArena{recs: make([]kgo.Record, 0, n), buf: make([]byte, 0, n*arenaRecordBytes)}
 }
 
+// maxFreeArenas bounds the arenas kept for reuse: one per partition worker
+// busy at once is enough.
+const maxFreeArenas = 8
+
+// takeArena returns an arena for n records: a recycled one when it is
+// large enough, emptied, or a new one.
+func (e *Engine) takeArena(n int) *recordArena {
+	e.arenasMu.Lock()
+	var a *recordArena
+	if k := len(e.arenas); k > 0 {
+		a, e.arenas = e.arenas[k-1], e.arenas[:k-1]
+	}
+	e.arenasMu.Unlock()
+	if a == nil || cap(a.recs) < n {
+		return newRecordArena(n)
+	}
+	a.recs, a.buf = a.recs[:0], a.buf[:0]
+	return a
+}
+
+// putArena keeps a for a later batch, which writes over its records and
+// bytes. Only for an arena none of whose records the producer may still
+// hold: every record given to it finished (its promise ran).
+func (e *Engine) putArena(a *recordArena) {
+	e.arenasMu.Lock()
+	defer e.arenasMu.Unlock()
+	if len(e.arenas) < maxFreeArenas {
+		e.arenas = append(e.arenas, a)
+	}
+}
+
 // arenaRecordBytes is about one status event's value and key.
 const arenaRecordBytes = 192
 

@@ -179,10 +179,20 @@ const (
 // have been written.
 func (g *Gate) EndAs(ctx context.Context, t *GateTicket, how func(i int) GateEnd) error {
 	t.hold.stop()
-	var trs []transition
-	var tokens []string
-	var ok []bool
-	var results []string
+	ours := 0
+	for _, v := range t.Verdicts {
+		if v == GateOurs {
+			ours++
+		}
+	}
+	// Every item Ours, the usual case: the ticket's own transitions and
+	// tokens (read, never written), not copies.
+	all := ours == len(t.Verdicts)
+	trs, tokens := t.trs, t.tokens
+	if !all {
+		trs, tokens = make([]transition, 0, ours), make([]string, 0, ours)
+	}
+	ok, results := make([]bool, 0, ours), make([]string, 0, ours)
 	atVia := false
 	for i, v := range t.Verdicts {
 		if v != GateOurs {
@@ -193,8 +203,10 @@ func (g *Gate) EndAs(ctx context.Context, t *GateTicket, how func(i int) GateEnd
 		if end == GateViaOnly && t.trs[i].via != "" {
 			r, atVia = "at:"+t.trs[i].via, true
 		}
-		trs = append(trs, t.trs[i])
-		tokens = append(tokens, t.tokens[i])
+		if !all {
+			trs = append(trs, t.trs[i])
+			tokens = append(tokens, t.tokens[i])
+		}
 		ok = append(ok, end == GateWritten)
 		results = append(results, r)
 	}
