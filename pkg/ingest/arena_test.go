@@ -78,3 +78,34 @@ func TestWindowWaitsTheLatePromisesOfTheLastOne(t *testing.T) {
 		t.Fatalf("%v windows aborted: the late promise of the last window was taken for this one's", got)
 	}
 }
+
+// A burst's window may fill many chunks; the next window keeps only
+// keptChunks of them (the rest would pin the live heap, and under a memory
+// limit make every later collection come sooner), and starts over at the
+// first.
+func TestArenasKeepFewChunksAcrossWindows(t *testing.T) {
+	var a recordArena
+	first := a.next()
+	for range (keptChunks+3)*recordChunk - 1 {
+		a.next()
+	}
+	var s slab
+	for range keptChunks + 3 {
+		s.took(append(s.room(slabChunk), make([]byte, slabChunk)...), 0)
+	}
+	if len(a.chunks) != keptChunks+3 || len(s.chunks) != keptChunks+3 {
+		t.Fatalf("%d record chunks and %d slab chunks filled, want %d each", len(a.chunks), len(s.chunks), keptChunks+3)
+	}
+	a.reset()
+	s.reset()
+	if len(a.chunks) != keptChunks || cap(a.chunks) < keptChunks+3 || a.chunks[:cap(a.chunks)][keptChunks] != nil {
+		t.Fatalf("after reset: %d record chunks kept (want %d), the others still referenced: %v", len(a.chunks), keptChunks,
+			a.chunks[:cap(a.chunks)][keptChunks] != nil)
+	}
+	if len(s.chunks) != keptChunks || s.chunks[:cap(s.chunks)][keptChunks] != nil || s.size != 0 || len(s.room(1)) != 0 {
+		t.Fatalf("after reset: %d slab chunks kept (want %d, emptied)", len(s.chunks), keptChunks)
+	}
+	if a.next() != first {
+		t.Fatal("the next window does not start at the arena's first record")
+	}
+}

@@ -1104,6 +1104,11 @@ func (e *Engine) fail(err error) { e.produceErr.CompareAndSwap(nil, &err) }
 // recordChunk is the number of records in one chunk of a recordArena.
 const recordChunk = 4096
 
+// keptChunks is how many chunks the slab and the record arena keep from one
+// window to the next: a steady window's worth (4 MiB of values, 16,384
+// records), not a burst's.
+const keptChunks = 4
+
 // recordArena hands out one window's records from chunks that never move
 // (a record's address is held by the producer until its promise runs);
 // chunks are reused window after window.
@@ -1113,7 +1118,15 @@ type recordArena struct {
 	n      int // records handed out of chunks[cur]
 }
 
-func (a *recordArena) reset() { a.cur, a.n = 0, 0 }
+// reset makes the arena's records free for the next window, and lets the
+// collector have the chunks past the first keptChunks: a window of a burst
+// may need many, and the live heap they would pin shrinks a memory limit's
+// headroom for every later collection.
+func (a *recordArena) reset() {
+	clear(a.chunks[min(len(a.chunks), keptChunks):])
+	a.chunks = a.chunks[:min(len(a.chunks), keptChunks)]
+	a.cur, a.n = 0, 0
+}
 
 // next returns a record of the arena, its fields as the last window left
 // them: the caller sets every one.
@@ -1138,7 +1151,11 @@ type slab struct {
 	size   int // bytes handed out this window
 }
 
+// reset empties the slab for the next window, keeping its first keptChunks
+// chunks (the others go to the collector, as the record arena's).
 func (s *slab) reset() {
+	clear(s.chunks[min(len(s.chunks), keptChunks):])
+	s.chunks = s.chunks[:min(len(s.chunks), keptChunks)]
 	for i := range s.chunks {
 		s.chunks[i] = s.chunks[i][:0]
 	}
