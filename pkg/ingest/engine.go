@@ -778,11 +778,14 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 		}
 	}
 	committed, err := e.sess.End(ectx, commit)
-	e.pending.Wait()
 	if err != nil {
+		// Not waiting for this window's promises here: End ran out of time
+		// with records still at the broker, and only closing the session
+		// (Run, on this error) fails them. The next window waits for them.
 		e.m.txns.WithLabelValues("error").Inc()
 		return 0, fmt.Errorf("ingest: end transaction: %w", err)
 	}
+	e.pending.Wait()
 	e.agg.reset()
 	if committed {
 		e.m.txns.WithLabelValues("committed").Inc()

@@ -109,7 +109,7 @@ func srcOffset(r *kgo.Record) string {
 // same batch was formed and refused, and every window aborted for ever.
 // Now each refused batch halves the cap the next session batches under.
 func TestTooLargeBatchWithoutDescribeConfigsIsLearned(t *testing.T) {
-	f := newFixture(t, 1)
+	f := newFixture(t, 1, testenv.WithKFake())
 	f.limitBatches(6000)
 	denyDescribeConfigs(t, f)
 	reqs, ids := bulky(200, 0)
@@ -153,7 +153,11 @@ func TestOversizedRejectedEventIsDeadLettered(t *testing.T) {
 		{"above a learned limit", 4 << 10, 7_000, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, 1)
+			var opts []testenv.KafkaOption
+			if !tc.described {
+				opts = append(opts, testenv.WithKFake()) // kfake denies DescribeConfigs
+			}
+			f := newFixture(t, 1, opts...)
 			f.limitTopic(&f.topics.Status, tc.limit)
 			if !tc.described {
 				denyDescribeConfigs(t, f)
@@ -198,7 +202,7 @@ func TestOversizedRejectedEventIsDeadLettered(t *testing.T) {
 func denyDescribeConfigs(t *testing.T, f *fixture) {
 	fake := f.kafka.Fake()
 	if fake == nil {
-		t.Skip("needs kfake to deny DescribeConfigs")
+		t.Fatal("denyDescribeConfigs needs a fixture on kfake (testenv.WithKFake)")
 	}
 	fake.ControlKey(int16(kmsg.DescribeConfigs), func(kr kmsg.Request) (kmsg.Response, error, bool) {
 		fake.KeepControl()
@@ -234,7 +238,7 @@ func learnedLimits(e *Engine) map[string]int32 {
 // invalid request, whose REJECTED event the topic takes, was dead-lettered
 // instead of rejected. The limit is learned from the refused group now.
 func TestSmallRecordsRefusedTogetherTeachTheGroupNotTheRecord(t *testing.T) {
-	f := newFixture(t, 1)
+	f := newFixture(t, 1, testenv.WithKFake())
 	f.limitTopic(&f.topics.Status, 4<<10)
 	denyDescribeConfigs(t, f)
 	var reqs []payout.Request
@@ -300,7 +304,7 @@ func TestSmallRecordsRefusedTogetherTeachTheGroupNotTheRecord(t *testing.T) {
 // worker ("too small for batches: raise it") though the topic takes every
 // batch this worker forms.
 func TestSmallBatchesRefusedTogetherDoNotStopTheWorker(t *testing.T) {
-	f := newFixture(t, 1)
+	f := newFixture(t, 1, testenv.WithKFake())
 	f.limitBatches(16 << 10)
 	denyDescribeConfigs(t, f)
 	var reqs []payout.Request
@@ -349,7 +353,7 @@ func TestSmallBatchesRefusedTogetherDoNotStopTheWorker(t *testing.T) {
 // floor, a batch is refused there too, and the worker stops with the error
 // that names the topic, rather than refusing the same batch for ever.
 func TestBatchesTopicBelowTheSmallestBatchStopsTheWorker(t *testing.T) {
-	f := newFixture(t, 1)
+	f := newFixture(t, 1, testenv.WithKFake())
 	f.limitBatches(1500)
 	denyDescribeConfigs(t, f)
 	reqs, _ := bulky(200, 0)

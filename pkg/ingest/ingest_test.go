@@ -66,8 +66,11 @@ type fixture struct {
 	engines sync.WaitGroup
 }
 
-func newFixture(t *testing.T, partitions int) *fixture {
-	k := testenv.Kafka(t)
+// newFixture sets up topics on the test Kafka (a real broker in CI), or on
+// kfake when opts say so: tests that inject faults through kfake's control
+// functions pass testenv.WithKFake, so they run in CI too.
+func newFixture(t *testing.T, partitions int, opts ...testenv.KafkaOption) *fixture {
+	k := testenv.Kafka(t, opts...)
 	f := &fixture{t: t, kafka: k, redis: testenv.Redis(t), codec: newCodec(t)}
 	f.topics = events.Topics{
 		Requests:         k.Topic(t, "requests", partitions),
