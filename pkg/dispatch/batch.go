@@ -1632,7 +1632,7 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 		return err
 	}
 	firstErr := produce(out)
-	if errors.Is(firstErr, kgo.ErrClientClosed) {
+	if perhapsWritten(firstErr) {
 		leave()
 		return 0, firstErr
 	}
@@ -1649,7 +1649,7 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			e.betweenProduces()
 		}
 		if err := produce(second); err != nil {
-			if errors.Is(err, kgo.ErrClientClosed) {
+			if perhapsWritten(err) {
 				leave()
 				return 0, err
 			}

@@ -85,6 +85,8 @@ type Engine struct {
 	completeAfter atomic.Int64
 	completeFails atomic.Int64 // completeEpoch's failed tries
 	closed        sync.Once
+	// produceTimeout is produceTimeout (tests shorten it).
+	produceTimeout time.Duration
 
 	// Test hooks (nil in production).
 	afterPost       func(batchID string) error // after Wompi accepted the batch, before anything is recorded
@@ -108,7 +110,8 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery}
+	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery,
+		produceTimeout: produceTimeout}
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
 		reqTTLms: cfg.DedupeWindow.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}

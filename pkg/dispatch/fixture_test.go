@@ -54,6 +54,7 @@ type fixtureOpt struct {
 	sim        wompitest.Config
 	noEpoch    bool // leave Redis empty: the first batch runs the recovery
 	deferred   int  // the deferred topic's partitions (default 1)
+	kfake      bool // on kfake whatever the environment says: for its fault injection
 }
 
 func newFixture(t testing.TB, o fixtureOpt) *fixture {
@@ -61,7 +62,11 @@ func newFixture(t testing.TB, o fixtureOpt) *fixture {
 	if o.partitions == 0 {
 		o.partitions = 2
 	}
-	f := &fixture{t: t, kafka: testenv.Kafka(t), clock: wompitest.NewManualClock(testStart)}
+	var kopts []testenv.KafkaOption
+	if o.kfake {
+		kopts = append(kopts, testenv.WithKFake())
+	}
+	f := &fixture{t: t, kafka: testenv.Kafka(t, kopts...), clock: wompitest.NewManualClock(testStart)}
 	if o.ownRedis {
 		f.redis = testenv.RedisOwn(t)
 	} else {

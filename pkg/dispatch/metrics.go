@@ -23,7 +23,8 @@ type metrics struct {
 	stages            *prometheus.HistogramVec // stage
 	wompiErrors       *prometheus.CounterVec   // endpoint, class
 	retries           *prometheus.CounterVec   // step
-	deferred          *prometheus.CounterVec   // reason
+	unanswered        prometheus.Counter
+	deferred          *prometheus.CounterVec // reason
 	duplicates        prometheus.Counter
 	unknownBanks      prometheus.Counter
 	budgetUsage       *prometheus.GaugeVec // kind: amount, batches
@@ -69,6 +70,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Failed Wompi API calls by endpoint and class (4xx, 5xx, 409, 429, transport, timeout)."}, []string{"endpoint", "class"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "retries_total",
 			Help: "Retries by step (post, lookup, transactions, redis, kafka, ...)."}, []string{"step"}),
+		unanswered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "produce_unanswered_total",
+			Help: "Records given up as perhaps written because the Kafka brokers had not answered their produce within a minute: their batch is not committed and is tried again, and their status keys stay held for one lease."}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deferred_total",
 			Help: "Batches deferred, by reason code."}, []string{"reason"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicates_dropped_total",
@@ -126,7 +129,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Batches deferred with RAIL_NOT_CONFIGURED, by rail and cause: not_enabled (no credentials here), not_implemented (credentials set, but this release cannot pay through the rail yet), unknown (rail label unknown too). Never paid, never lost: they retry every 15 minutes; an alert fires."},
 			[]string{"rail", "cause"}),
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.deferred,
+	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.unanswered, m.deferred,
 		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.postBlocked, m.restarts, m.lateSkipped, m.notBeforeIgnored, m.listedPending, m.leasesLost,
 		m.reconciled, m.providerDupes, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {

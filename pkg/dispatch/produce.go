@@ -20,13 +20,66 @@ func (e *Engine) produce(ctx context.Context, recs ...*kgo.Record) error {
 	return err
 }
 
+// produceTimeout bounds one produce (produceEach): past it, records not
+// sent yet are failed, and records sent but unanswered are given up as
+// perhaps written (produceSync).
+const produceTimeout = 60 * time.Second
+
+// unansweredGrace is how long produceSync waits, once its context is done,
+// for franz-go to fail the records it has not sent.
+const unansweredGrace = 5 * time.Second
+
+// errUnanswered fails the records of a produce that the brokers have not
+// answered by its end (produceSync). Like franz-go's ErrClientClosed, it
+// leaves them perhaps written.
+var errUnanswered = errors.New("the brokers did not answer in time; the records are perhaps written")
+
+// perhapsWritten reports whether a produce's error leaves its records
+// perhaps written: failed without an answer from the brokers.
+func perhapsWritten(err error) bool {
+	return errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, errUnanswered)
+}
+
+// produceSync is the client's ProduceSync, except that it returns once ctx
+// is done and unansweredGrace has passed, each record then failed with
+// errUnanswered. franz-go fails a record its context gave up only while the
+// record is not in flight: an idempotent producer never fails a record sent
+// and unanswered (its sequence number may be at the broker), until an
+// answer comes or the client closes. Waiting for that, a worker held up its
+// drain, a revoke (whose callback waits for the worker) and so the client's
+// Close, which alone would have failed the record: the process hung while
+// a broker did not answer. The records given up stay with franz-go and
+// must not be reused: they may still be written.
+func (e *Engine) produceSync(ctx context.Context, recs ...*kgo.Record) kgo.ProduceResults {
+	done := make(chan kgo.ProduceResults, 1)
+	go func() { done <- e.cl.ProduceSync(ctx, recs...) }()
+	select {
+	case res := <-done:
+		return res
+	case <-ctx.Done():
+	}
+	grace := time.NewTimer(unansweredGrace)
+	defer grace.Stop()
+	select {
+	case res := <-done:
+		return res
+	case <-grace.C:
+	}
+	e.m.unanswered.Add(float64(len(recs)))
+	res := make(kgo.ProduceResults, len(recs))
+	for i, r := range recs {
+		res[i] = kgo.ProduceResult{Record: r, Err: errUnanswered}
+	}
+	return res
+}
+
 // produceEach is produce, answering each record's result too (nil when
 // every record was written).
 func (e *Engine) produceEach(ctx context.Context, recs ...*kgo.Record) (kgo.ProduceResults, error) {
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, e.produceTimeout)
 	defer cancel()
 	for _, r := range recs {
 		if r.Context != nil && r.Context.Value(waitsLong{}) != nil {
@@ -35,15 +88,16 @@ func (e *Engine) produceEach(ctx context.Context, recs ...*kgo.Record) (kgo.Prod
 			r.Context = context.WithValue(ctx, waitsLong{}, true)
 		}
 	}
-	res := e.cl.ProduceSync(ctx, recs...)
+	res := e.produceSync(ctx, recs...)
 	if err := res.FirstErr(); err != nil {
 		e.m.retries.WithLabelValues("kafka").Inc()
 		// franz-go fails a record only once it is known not to be written,
 		// except at the client's close, which fails even records already
-		// sent: report that one whichever record failed first, so that the
-		// caller treats the whole produce as perhaps written.
+		// sent, and produceSync gives up unanswered ones: report that one
+		// whichever record failed first, so that the caller treats the
+		// whole produce as perhaps written.
 		for _, r := range res {
-			if errors.Is(r.Err, kgo.ErrClientClosed) {
+			if perhapsWritten(r.Err) {
 				err = r.Err
 				break
 			}

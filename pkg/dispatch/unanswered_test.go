@@ -1,0 +1,181 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// holdProduce makes kfake leave every produce to topic unanswered while
+// hold is set, counting them in held: the request is read and never
+// answered (its connection is dropped when the cluster closes). An
+// idempotent producer never fails such a record on its own.
+func holdProduce(f *fixture, topic string, hold *atomic.Bool, held *atomic.Int32) {
+	f.t.Helper()
+	fake := f.kafka.Fake()
+	td, err := f.kafka.Admin(f.t).ListTopics(context.Background(), topic)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	id := td[topic].ID
+	fake.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		fake.KeepControl()
+		if !hold.Load() {
+			return nil, nil, false
+		}
+		match := false
+		for _, t := range kr.(*kmsg.ProduceRequest).Topics {
+			// Recent produce versions name the topic by its id only.
+			match = match || t.Topic == topic || t.TopicID == id
+		}
+		if !match {
+			return nil, nil, false
+		}
+		held.Add(1)
+		fake.SleepControl(func() {})
+		return nil, errors.New("test: the unanswered produce's connection is gone"), true
+	})
+}
+
+// waitHeld waits until a produce is held.
+func waitHeld(t *testing.T, held *atomic.Int32, what string) {
+	t.Helper()
+	for start := time.Now(); held.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("no produce of %s reached the broker", what)
+		}
+	}
+}
+
+// unanswered is a dispatcher running with a batch of three requests whose
+// SUBMITTED events the brokers leave unanswered (held counts the requests).
+type unanswered struct {
+	f    *fixture
+	e    *Engine
+	b    payout.Batch
+	hold atomic.Bool
+	held atomic.Int32
+	stop func() error
+	done <-chan struct{}
+}
+
+func startUnanswered(t *testing.T, prefix string) *unanswered {
+	u := &unanswered{f: newFixture(t, fixtureOpt{kfake: true, partitions: 1}), b: simpleBatch(prefix, 3)}
+	u.hold.Store(true)
+	holdProduce(u.f, u.f.topics.Status, &u.hold, &u.held)
+	u.e = u.f.engine(nil)
+	u.e.produceTimeout = 2 * time.Second
+	u.stop, u.done = u.f.run(u.e)
+	u.f.produce(u.f.topics.Batches, u.b)
+	waitHeld(t, &u.held, "the status topic")
+	return u
+}
+
+// Two faults: the brokers stop answering the SUBMITTED events' produce,
+// and the dispatcher is told to drain. The worker waited for the produce's
+// answer, which never came and which only the client's close (after the
+// drain) would have ended: the process hung until killed. It now gives the
+// records up as perhaps written and the drain ends; the next dispatcher
+// finishes the batch without posting it again.
+func TestDrainWhileTheBrokersDoNotAnswerEnds(t *testing.T) {
+	u := startUnanswered(t, "unanswered")
+	f, e, b, hold, held, stop := u.f, u.e, u.b, &u.hold, &u.held, u.stop
+
+	drained := make(chan error, 1)
+	go func() { drained <- stop() }()
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatalf("drain: %v", err)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatalf("the drain has not ended 45 s after it began, with %d produce requests unanswered: the worker waits for an answer only the client's close gives", held.Load())
+	}
+	if n := testutil.ToFloat64(e.m.unanswered); n == 0 {
+		t.Fatal("no record counted as unanswered")
+	}
+
+	// The brokers answer again: the next dispatcher emits the batch's
+	// statuses once the status keys' lease (70 s) has run out, and posts
+	// nothing.
+	hold.Store(false)
+	e2 := f.engine(nil)
+	stop2, _ := f.run(e2)
+	for start := time.Now(); outcome(e2, "submitted") == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Since(start) > 150*time.Second {
+			t.Fatal("the next dispatcher has not submitted the batch in 150 s")
+		}
+	}
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	f.noDoublePayment()
+	if n := len(f.tap.snapshot()); n != 1 {
+		t.Fatalf("%d POSTs, want 1", n)
+	}
+	// The statuses given up are perhaps on the topic: they are never
+	// written again (a late copy could follow a later status), and the
+	// payout is in the hand-off, which the tracker polls to emit what
+	// follows (README: SUBMITTED may be missing from a path).
+	if n := testutil.ToFloat64(e2.m.lateSkipped); n != float64(len(b.Transactions)) {
+		t.Errorf("%v SUBMITTED skipped by the next dispatcher, want the %d perhaps written", n, len(b.Transactions))
+	}
+	for id, st := range byStatus(f.statuses()) {
+		if n := len(st[payout.StatusSubmitted]); n > 1 {
+			t.Errorf("%s has %d SUBMITTED", id, n)
+		}
+	}
+	open, err := e2.handoff.Open(context.Background())
+	if err != nil || len(open) != 1 {
+		t.Fatalf("the hand-off follows %v (err %v), want the batch's payout: nothing would poll it", open, err)
+	}
+}
+
+// The same unanswered produce, and the engine is closed meanwhile (a
+// worker's shutdown path; a rebalance runs the same revoke). The client's
+// Close leaves the group, whose revoke callback waits for the worker,
+// which waited for the answer only that Close would have ended.
+func TestCloseWhileTheBrokersDoNotAnswerReturns(t *testing.T) {
+	u := startUnanswered(t, "unanswered-close")
+	e, held, done := u.e, &u.held, u.done
+
+	closed := make(chan struct{})
+	go func() { e.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(45 * time.Second):
+		t.Fatalf("Close has not returned in 45 s with %d produce requests unanswered: its revoke waits for a worker that waits for it", held.Load())
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run has not returned 30 s after Close")
+	}
+}
+
+// The brokers do not answer the start record's produce, and the
+// dispatcher is stopped while it starts.
+func TestStopWhileTheStartRecordIsUnansweredEnds(t *testing.T) {
+	f := newFixture(t, fixtureOpt{kfake: true, partitions: 1})
+	var hold atomic.Bool
+	var held atomic.Int32
+	hold.Store(true)
+	holdProduce(f, f.topics.DispatcherStarts, &hold, &held)
+	e := f.engine(nil)
+	stop, _ := f.run(e)
+	waitHeld(t, &held, "the starts topic")
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	select {
+	case <-stopped:
+	case <-time.After(45 * time.Second):
+		t.Fatalf("the dispatcher has not stopped 45 s after it was told to, its start record unanswered (%d requests held)", held.Load())
+	}
+}
