@@ -35,12 +35,15 @@ type drop struct {
 
 // job is one attempt at one batch, from its claim to its outcome.
 type job struct {
-	e     *Engine
-	b     *payout.Batch
-	src   *kgo.Record // the batch record (DLQ headers); nil in some tests
-	log   *slog.Logger
-	soft  context.Context // waits and anything before the POST
-	hard  context.Context // the POST and what follows its success
+	e    *Engine
+	b    *payout.Batch
+	src  *kgo.Record // the batch record (DLQ headers); nil in some tests
+	log  *slog.Logger
+	soft context.Context // waits and anything before the POST
+	hard context.Context // the POST and what follows its success
+	// stop ends when the worker is stopped (a drain, a revoke): a produce
+	// then stops waiting for brokers that do not answer (produceSync).
+	stop  context.Context
 	epoch string
 	acct  string
 	owner string // this attempt: leases are exclusive even between workers of one replica
@@ -110,7 +113,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 	if err != nil {
 		return err
 	}
-	j := &job{e: e, b: b, src: src, log: log, soft: soft, hard: e.hard, epoch: epoch, acct: b.OriginAccountID,
+	j := &job{e: e, b: b, src: src, log: log, soft: soft, hard: e.hard, stop: soft, epoch: epoch, acct: b.OriginAccountID,
 		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10), statusSince: statusSince}
 
 	// Step 2: claim with a lease.
@@ -560,7 +563,7 @@ func (j *job) nothingToPay() error {
 	if err != nil {
 		return err
 	}
-	if err := j.e.produce(j.hard, recs...); err != nil {
+	if err := j.e.produce(j.hard, j.stop, recs...); err != nil {
 		return err
 	}
 	// posting: a POST of an earlier attempt that the reconcile did not find.
@@ -1256,7 +1259,7 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 		}
 		err = j.produceGated(statuses, gate, append([]*kgo.Record{copyRec}, drops...))
 	} else {
-		err = e.produce(j.hard, append(append([]*kgo.Record{copyRec}, statuses...), drops...)...)
+		err = e.produce(j.hard, j.stop, append(append([]*kgo.Record{copyRec}, statuses...), drops...)...)
 	}
 	if err != nil {
 		return err
@@ -1336,7 +1339,7 @@ func (j *job) reject(err error) error {
 	if err != nil {
 		return err
 	}
-	if err := e.produce(j.hard, append(recs, bs)...); err != nil {
+	if err := e.produce(j.hard, j.stop, append(recs, bs)...); err != nil {
 		return err
 	}
 	// The requestIds stay in the duplicate index: REJECTED is final, and a
@@ -1619,21 +1622,49 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			}
 		}
 	}
+	var late <-chan kgo.ProduceResults
 	produce := func(rs []*kgo.Record) error {
 		for _, r := range rs {
 			sent[r] = true
 		}
-		res, err := e.produceEach(j.hard, rs...)
+		res, l, err := e.produceEach(j.hard, j.stop, rs...)
 		for _, r := range res {
 			if r.Err != nil {
 				failed[r.Record] = true
 			}
 		}
+		late = l
 		return err
+	}
+	// unanswered handles a produce given up as perhaps written. After the
+	// client's close nothing more is written: the keys stay held for one
+	// lease. Given up by a stopped worker of a running client (a revoke),
+	// the records are still the producer's and may land at any time: the
+	// tickets keep their leases until franz-go has their results, and end
+	// as those say, so no later status can be emitted before them.
+	unanswered := func() {
+		if late == nil {
+			leave()
+			return
+		}
+		e.settling.Go(func() {
+			closed := false
+			for _, r := range <-late {
+				failed[r.Record] = r.Err != nil
+				closed = closed || errors.Is(r.Err, kgo.ErrClientClosed)
+			}
+			if closed {
+				leave()
+				return
+			}
+			if err := end(); err != nil {
+				j.log.Warn("dispatch: end the status keys of a produce answered late", "err", err)
+			}
+		})
 	}
 	firstErr := produce(out)
 	if perhapsWritten(firstErr) {
-		leave()
+		unanswered()
 		return 0, firstErr
 	}
 	var second []*kgo.Record
@@ -1650,7 +1681,7 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 		}
 		if err := produce(second); err != nil {
 			if perhapsWritten(err) {
-				leave()
+				unanswered()
 				return 0, err
 			}
 			firstErr = cmp.Or(firstErr, err)

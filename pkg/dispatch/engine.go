@@ -52,6 +52,7 @@ type Engine struct {
 	handoff   *submitted.Store
 	gate      *track.Gate    // SUBMITTED goes through the tracker's status compare-and-set
 	reads     sync.WaitGroup // the rail's background reads (its bank table), bound by hard
+	settling  sync.WaitGroup // status keys waiting for a produce given up unanswered (produceGatedThen)
 	health    *healthGate
 	rails     railconfig.Enabled // Config.Rails, Wompi always in
 	cl        *kgo.Client
@@ -271,7 +272,8 @@ func (e *Engine) since() time.Duration { return time.Since(e.base) }
 func (e *Engine) Close() {
 	e.closed.Do(func() { e.cl.Close() })
 	e.killHard(context.Canceled)
-	e.reads.Wait() // a GET /banks in flight ends with e.hard
+	e.reads.Wait()    // a GET /banks in flight ends with e.hard
+	e.settling.Wait() // the closed client has failed their records
 }
 
 // Run consumes batches until ctx ends, then drains: each partition worker
@@ -560,7 +562,7 @@ func (w *worker) handle(rec *kgo.Record) bool {
 		}
 		if events.Permanent(err) {
 			w.log.Error("dispatch: undecodable batch record: sent to the DLQ", "offset", rec.Offset, "err", err)
-			if perr := e.produce(e.hard, events.DLQRecord(rec, e.cfg.Topics.RequestsDLQ, err)); perr != nil {
+			if perr := e.produce(e.hard, w.soft, events.DLQRecord(rec, e.cfg.Topics.RequestsDLQ, err)); perr != nil {
 				w.log.Error("dispatch: DLQ produce failed; will retry", "err", perr)
 				if sleep(w.soft, e.backoff(attempt)) != nil {
 					return false

@@ -71,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "retries_total",
 			Help: "Retries by step (post, lookup, transactions, redis, kafka, ...)."}, []string{"step"}),
 		unanswered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "produce_unanswered_total",
-			Help: "Records given up as perhaps written because the Kafka brokers had not answered their produce within a minute: their batch is not committed and is tried again, and their status keys stay held for one lease."}),
+			Help: "Records a stopping worker (a drain, a revoke, a shutdown) gave up as perhaps written because the Kafka brokers had not answered their produce: their batch is not committed, and their status keys stay held until the records' results come (one lease after the client's close)."}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deferred_total",
 			Help: "Batches deferred, by reason code."}, []string{"reason"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicates_dropped_total",

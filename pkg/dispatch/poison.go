@@ -111,7 +111,7 @@ func (j *job) poison(p *PermanentError) error {
 		j.log.Error("dispatch: cannot build the REJECTED events of a failed batch: it is in the DLQ only", "err", err)
 	}
 	recs = append(recs, statuses...)
-	if err := e.produce(j.hard, recs...); err != nil {
+	if err := e.produce(j.hard, j.stop, recs...); err != nil {
 		return err
 	}
 	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,

@@ -14,25 +14,26 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
-// produce writes recs with acks=all and waits for every one.
-func (e *Engine) produce(ctx context.Context, recs ...*kgo.Record) error {
-	_, err := e.produceEach(ctx, recs...)
+// produce writes recs with acks=all and waits for every one; it gives up
+// waiting only once stop is done (produceSync).
+func (e *Engine) produce(ctx, stop context.Context, recs ...*kgo.Record) error {
+	_, _, err := e.produceEach(ctx, stop, recs...)
 	return err
 }
 
-// produceTimeout bounds one produce (produceEach): past it, records not
-// sent yet are failed, and records sent but unanswered are given up as
-// perhaps written (produceSync).
+// produceTimeout bounds one produce (produceEach): past it, franz-go fails
+// the records it has not sent. Records sent and unanswered are waited for
+// until their answer, or until the caller stops (produceSync).
 const produceTimeout = 60 * time.Second
 
-// unansweredGrace is how long produceSync waits, once its context is done,
-// for franz-go to fail the records it has not sent.
+// unansweredGrace is how long produceSync still waits once its caller
+// stops.
 const unansweredGrace = 5 * time.Second
 
-// errUnanswered fails the records of a produce that the brokers have not
-// answered by its end (produceSync). Like franz-go's ErrClientClosed, it
-// leaves them perhaps written.
-var errUnanswered = errors.New("the brokers did not answer in time; the records are perhaps written")
+// errUnanswered fails the records of a produce that the brokers had not
+// answered when its caller stopped (produceSync). Like franz-go's
+// ErrClientClosed, it leaves them perhaps written.
+var errUnanswered = errors.New("the brokers did not answer before the worker stopped; the records are perhaps written")
 
 // perhapsWritten reports whether a produce's error leaves its records
 // perhaps written: failed without an answer from the brokers.
@@ -40,44 +41,54 @@ func perhapsWritten(err error) bool {
 	return errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, errUnanswered)
 }
 
-// produceSync is the client's ProduceSync, except that it returns once ctx
-// is done and unansweredGrace has passed, each record then failed with
-// errUnanswered. franz-go fails a record its context gave up only while the
-// record is not in flight: an idempotent producer never fails a record sent
-// and unanswered (its sequence number may be at the broker), until an
-// answer comes or the client closes. Waiting for that, a worker held up its
-// drain, a revoke (whose callback waits for the worker) and so the client's
-// Close, which alone would have failed the record: the process hung while
-// a broker did not answer. The records given up stay with franz-go and
-// must not be reused: they may still be written.
-func (e *Engine) produceSync(ctx context.Context, recs ...*kgo.Record) kgo.ProduceResults {
+// produceSync is the client's ProduceSync, except that it stops waiting
+// unansweredGrace after stop is done (a drain, a revoke, the engine's
+// close; nil: never), each record then failed with errUnanswered, and late
+// gives the records' real results once franz-go has them.
+//
+// franz-go fails a record whose context ends only while the record is not
+// in flight: an idempotent producer never fails a record it sent and got
+// no answer for (its sequence number may be at the broker), until an
+// answer comes or the client closes. Waiting for that, a worker held up
+// its drain, a revoke (whose callback waits for the worker) and so the
+// client's Close, which alone would have failed the record: the process
+// hung while a broker did not answer. A running worker still waits: were
+// it to give up and try the batch again, its first records could land
+// after the second try's, and after later statuses. The records given up
+// stay with franz-go and must not be reused.
+func (e *Engine) produceSync(ctx, stop context.Context, recs ...*kgo.Record) (res kgo.ProduceResults, late <-chan kgo.ProduceResults) {
 	done := make(chan kgo.ProduceResults, 1)
 	go func() { done <- e.cl.ProduceSync(ctx, recs...) }()
+	var stopped <-chan struct{}
+	if stop != nil {
+		stopped = stop.Done()
+	}
 	select {
 	case res := <-done:
-		return res
-	case <-ctx.Done():
+		return res, nil
+	case <-stopped:
 	}
 	grace := time.NewTimer(unansweredGrace)
 	defer grace.Stop()
 	select {
 	case res := <-done:
-		return res
+		return res, nil
 	case <-grace.C:
 	}
 	e.m.unanswered.Add(float64(len(recs)))
-	res := make(kgo.ProduceResults, len(recs))
+	res = make(kgo.ProduceResults, len(recs))
 	for i, r := range recs {
 		res[i] = kgo.ProduceResult{Record: r, Err: errUnanswered}
 	}
-	return res
+	return res, done
 }
 
 // produceEach is produce, answering each record's result too (nil when
-// every record was written).
-func (e *Engine) produceEach(ctx context.Context, recs ...*kgo.Record) (kgo.ProduceResults, error) {
+// every record was written), and, when it gave up waiting, the channel
+// that gives their real results (produceSync).
+func (e *Engine) produceEach(ctx, stop context.Context, recs ...*kgo.Record) (kgo.ProduceResults, <-chan kgo.ProduceResults, error) {
 	if len(recs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.produceTimeout)
 	defer cancel()
@@ -88,7 +99,7 @@ func (e *Engine) produceEach(ctx context.Context, recs ...*kgo.Record) (kgo.Prod
 			r.Context = context.WithValue(ctx, waitsLong{}, true)
 		}
 	}
-	res := e.produceSync(ctx, recs...)
+	res, late := e.produceSync(ctx, stop, recs...)
 	if err := res.FirstErr(); err != nil {
 		e.m.retries.WithLabelValues("kafka").Inc()
 		// franz-go fails a record only once it is known not to be written,
@@ -102,9 +113,9 @@ func (e *Engine) produceEach(ctx context.Context, recs ...*kgo.Record) (kgo.Prod
 				break
 			}
 		}
-		return res, fmt.Errorf("dispatch: produce: %w", err)
+		return res, late, fmt.Errorf("dispatch: produce: %w", err)
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 // statusRecord builds one PayoutStatusChanged record (source DISPATCHER).

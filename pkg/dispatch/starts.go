@@ -281,11 +281,12 @@ func (e *Engine) writeStartRecord(ctx context.Context) (*kgo.Record, error) {
 		return nil, err
 	}
 	topic := e.cfg.Topics.DispatcherStarts
-	// Bounded as every produce of the dispatcher: a shutdown while the
-	// brokers do not answer must not wait for them (produceSync).
-	ctx, cancel := context.WithTimeout(ctx, e.produceTimeout)
+	// A shutdown while the brokers do not answer stops waiting for them
+	// (produceSync): no claim is made before this record is written.
+	pctx, cancel := context.WithTimeout(ctx, e.produceTimeout)
 	defer cancel()
-	r, err := e.produceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(e.cfg.InstanceID + "/" + e.boot), Value: v}).First()
+	res, _ := e.produceSync(pctx, ctx, &kgo.Record{Topic: topic, Key: []byte(e.cfg.InstanceID + "/" + e.boot), Value: v})
+	r, err := res.First()
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: write this process's start record to %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
 	}

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/track"
 )
 
 // holdProduce makes kfake leave every produce to topic unanswered while
@@ -71,7 +73,6 @@ func startUnanswered(t *testing.T, prefix string) *unanswered {
 	u.hold.Store(true)
 	holdProduce(u.f, u.f.topics.Status, &u.hold, &u.held)
 	u.e = u.f.engine(nil)
-	u.e.produceTimeout = 2 * time.Second
 	u.stop, u.done = u.f.run(u.e)
 	u.f.produce(u.f.topics.Batches, u.b)
 	waitHeld(t, &u.held, "the status topic")
@@ -135,6 +136,123 @@ func TestDrainWhileTheBrokersDoNotAnswerEnds(t *testing.T) {
 	open, err := e2.handoff.Open(context.Background())
 	if err != nil || len(open) != 1 {
 		t.Fatalf("the hand-off follows %v (err %v), want the batch's payout: nothing would poll it", open, err)
+	}
+}
+
+// gatedJobOnKFake is a job of a fresh engine on kfake whose status gate's
+// lease is lease, with the produces to the status topic held while hold
+// is set; stop is the job's (its worker's) stop.
+func gatedJobOnKFake(t *testing.T, lease time.Duration, hold *atomic.Bool, held *atomic.Int32, stop context.Context) (*fixture, *job) {
+	t.Helper()
+	f := newFixture(t, fixtureOpt{kfake: true, partitions: 1})
+	holdProduce(f, f.topics.Status, hold, held)
+	e := f.engine(nil)
+	e.gate = track.NewGate(f.redis.Client(), f.redis.Prefix(), lease)
+	e.gate.SetLossGrace(-1)
+	ctx := context.Background()
+	since, err := e.gate.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, &job{e: e, log: testLogger(), soft: ctx, hard: ctx, stop: stop, statusSince: since}
+}
+
+// produceSubmitted runs produceGated for one request's SUBMITTED in the
+// background.
+func produceSubmitted(f *fixture, j *job, rid string) <-chan error {
+	errc := make(chan error, 1)
+	rec := &kgo.Record{Topic: f.topics.Status, Key: []byte(rid), Value: []byte("x")}
+	go func() {
+		errc <- j.produceGated([]*kgo.Record{rec}, []track.GateItem{{ID: rid, To: string(payout.StatusSubmitted), Ref: "tx-" + rid}}, nil)
+	}()
+	return errc
+}
+
+// approvedAfter waits until the tracker's gate grants rid's APPROVED
+// (the dispatcher's key is no longer held) and returns the status it
+// follows.
+func approvedAfter(t *testing.T, f *fixture, j *job, rid string, within time.Duration) string {
+	t.Helper()
+	tracker := track.NewGate(f.redis.Client(), f.redis.Prefix(), time.Minute)
+	tracker.SetLossGrace(-1)
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		tk, err := tracker.Begin(context.Background(), j.statusSince, []track.GateItem{{ID: rid, To: string(payout.StatusApproved), Ref: "tx-" + rid}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk.Verdicts[0] != track.GateBusy {
+			if tk.Verdicts[0] != track.GateOurs {
+				t.Fatalf("APPROVED of %s: verdict %v", rid, tk.Verdicts[0])
+			}
+			return tk.Previous[0]
+		}
+		if time.Since(start) > within {
+			return "busy"
+		}
+	}
+}
+
+// A running worker whose produce the brokers do not answer keeps waiting:
+// were it to give the records up and try the batch again, the first
+// records could land after the second try's and after later statuses.
+// Only a stopped worker gives up (see the revoke below).
+func TestRunningWorkerWaitsForAnUnansweredProduce(t *testing.T) {
+	var hold atomic.Bool
+	var held atomic.Int32
+	hold.Store(true)
+	f, j := gatedJobOnKFake(t, 2*time.Second, &hold, &held, context.Background())
+	j.e.produceTimeout = time.Second
+	errc := produceSubmitted(f, j, "req-running")
+	waitHeld(t, &held, "the status topic")
+	select {
+	case err := <-errc:
+		t.Fatalf("a running worker gave its produce up: %v", err)
+	case <-time.After(time.Second + unansweredGrace + 2*time.Second):
+	}
+	hold.Store(false)
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("the produce answered late: %v", err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("the produce has not ended 90 s after the brokers answered again")
+	}
+	if prev := approvedAfter(t, f, j, "req-running", 5*time.Second); prev != string(payout.StatusSubmitted) {
+		t.Fatalf("APPROVED follows %q, want SUBMITTED", prev)
+	}
+}
+
+// A revoke while the client keeps running (a rebalance): the stopped
+// worker gives its produce up, but the records are still the producer's
+// and land once the brokers answer. The status keys must stay held until
+// then, beyond the gate's lease: freed after one lease, as after the
+// client's close, they let the tracker put APPROVED on the topic before
+// the SUBMITTED that lands later.
+func TestRevokedWorkerHoldsTheStatusKeysUntilItsRecordsLand(t *testing.T) {
+	var hold atomic.Bool
+	var held atomic.Int32
+	hold.Store(true)
+	const lease = 2 * time.Second
+	stop, revoke := context.WithCancel(context.Background())
+	f, j := gatedJobOnKFake(t, lease, &hold, &held, stop)
+	errc := produceSubmitted(f, j, "req-revoked")
+	waitHeld(t, &held, "the status topic")
+	revoke()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, errUnanswered) {
+			t.Fatalf("the stopped worker's produce: %v, want errUnanswered", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stopped worker has not given its produce up in 30 s")
+	}
+	if prev := approvedAfter(t, f, j, "req-revoked", 3*lease); prev != "busy" {
+		t.Fatalf("APPROVED granted (after %q) while the SUBMITTED may still land", prev)
+	}
+	hold.Store(false)
+	if prev := approvedAfter(t, f, j, "req-revoked", 90*time.Second); prev != string(payout.StatusSubmitted) {
+		t.Fatalf("APPROVED follows %q once the SUBMITTED landed, want SUBMITTED", prev)
 	}
 }
 
