@@ -16,9 +16,10 @@ import (
 )
 
 // holdProduce makes kfake leave every produce to topic unanswered while
-// hold is set, counting them in held: the request is read and never
-// answered (its connection is dropped when the cluster closes). An
-// idempotent producer never fails such a record on its own.
+// hold is set: each attempt is read, then its connection is closed without
+// an answer, and franz-go sends it again (held counts the attempts). An
+// idempotent producer never fails such a record on its own: its outcome
+// stays unknown until an attempt is answered or the client closes.
 func holdProduce(f *fixture, topic string, hold *atomic.Bool, held *atomic.Int32) {
 	f.t.Helper()
 	fake := f.kafka.Fake()
@@ -41,8 +42,7 @@ func holdProduce(f *fixture, topic string, hold *atomic.Bool, held *atomic.Int32
 			return nil, nil, false
 		}
 		held.Add(1)
-		fake.SleepControl(func() {})
-		return nil, errors.New("test: the unanswered produce's connection is gone"), true
+		return nil, errors.New("test: the produce's connection closes unanswered"), true
 	})
 }
 
