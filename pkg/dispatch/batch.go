@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +63,9 @@ type job struct {
 	// be applied (its answer lost, or Go's transport replaying it), so no
 	// lookup proves the batch absent before then: lookupSettled.
 	lastPost time.Time
+	// claimedAt is when the job's claim was granted (wall clock): every
+	// POST of an earlier attempt started before it.
+	claimedAt time.Time
 
 	// statusSince is the tracker's Redis-loss marker taken when the job
 	// began, before anything it emits was observed (track.Gate).
@@ -92,6 +96,17 @@ type job struct {
 	// not find out (a lookup that kept failing on an unproved claim).
 	unsettled bool
 	screened  bool // keep and drops are known (step 3 ran)
+
+	// landing guards what follows a produce of this job that may still
+	// write its records after the job ends (job.produceEach): perhaps
+	// tells that one did, late the results still to come of those given up
+	// unanswered by a stopped worker. The batch's lease is then kept
+	// (holdLease).
+	landing struct {
+		sync.Mutex
+		perhaps bool
+		late    []*lateResults
+	}
 }
 
 // process runs the batch through the state machine (see the package doc)
@@ -138,6 +153,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		}
 		break
 	}
+	j.claimedAt = time.Now()
 	if c.code == "final" {
 		log.Info("dispatch: batch already handled", "state", c.state)
 		e.m.batches.WithLabelValues("skipped").Inc()
@@ -145,15 +161,28 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 	}
 	leaseCtx, stopLease := context.WithCancelCause(soft)
 	j.soft = leaseCtx
+	// The lease is renewed until the job returns, not only while its
+	// worker runs: a stopped worker's job still finishes what follows a
+	// POST, or waits for a produce's answer, and owns the batch meanwhile.
+	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(soft))
 	renewDone := make(chan struct{})
-	go j.keepLease(leaseCtx, stopLease, renewDone)
+	go j.keepLease(renewCtx, stopLease, renewDone)
 	defer func() {
+		stopRenew()
 		stopLease(nil)
 		<-renewDone
-		if !e.crashed.Load() {
-			// Whatever happened, let another replica take over at once.
-			_ = e.st.releaseLease(context.WithoutCancel(j.hard), j.owner, b.BatchID)
+		if e.crashed.Load() {
+			return
 		}
+		j.landing.Lock()
+		perhaps, late := j.landing.perhaps, j.landing.late
+		j.landing.Unlock()
+		if perhaps {
+			e.settling.Go(func() { j.holdLease(late) })
+			return
+		}
+		// Let another replica take over at once.
+		_ = e.st.releaseLease(context.WithoutCancel(j.hard), j.owner, b.BatchID)
 	}()
 
 	t = e.m.stage("claim", t)
@@ -176,6 +205,87 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		}
 	}
 	return err
+}
+
+// produce writes recs (Engine.produce) for the job.
+func (j *job) produce(recs ...*kgo.Record) error {
+	_, _, err := j.produceEach(recs...)
+	return err
+}
+
+// produceEach is the engine's produceEach for the job. A produce that
+// fails with its records perhaps written (perhapsWritten) is noted, with
+// the results still to come when a stopped worker gave it up: its
+// records may land after the job ends, and the batch's lease is then kept
+// until they have (holdLease).
+func (j *job) produceEach(recs ...*kgo.Record) (kgo.ProduceResults, *lateResults, error) {
+	res, late, err := j.e.produceEach(j.hard, j.stop, recs...)
+	if perhapsWritten(err) {
+		j.landing.Lock()
+		j.landing.perhaps = true
+		if late != nil {
+			j.landing.late = append(j.landing.late, late)
+		}
+		j.landing.Unlock()
+	}
+	return res, late, err
+}
+
+// holdLease keeps the batch's lease of a job that ended with records
+// perhaps still to be written: given up unanswered by a stopped worker
+// (a revoke: the client runs on, and franz-go sends them until the brokers
+// answer), or failed by the client's close. Another worker that took the
+// batch meanwhile would emit its statuses, and a DEFERRED, a REJECTED or a
+// deferred copy of this job's could land after them: a DEFERRED after the
+// next attempt's SUBMITTED. The lease is renewed until franz-go has every
+// result, then released; after the client's close nothing more is sent,
+// and it is left to run out (one lease, as the status keys are).
+func (j *job) holdLease(late []*lateResults) {
+	e := j.e
+	ctx := context.WithoutCancel(j.hard)
+	began := time.Now()
+	renewing, told := true, false
+	renew := func() {
+		if !renewing || e.crashed.Load() {
+			return
+		}
+		err := e.st.renew(ctx, j.owner, j.epoch, j.b.BatchID)
+		switch {
+		case errors.Is(err, errStale):
+			// Redis lost the record, or its lease ran out while Redis did
+			// not answer: another worker may take the batch before the
+			// records land.
+			j.log.Error("dispatch: lease lost while records given up unanswered may still land; a status of the batch's next attempt may come before them", "err", err)
+			renewing = false
+		case err != nil:
+			j.log.Warn("dispatch: renew the lease of a batch whose records may still land", "err", err)
+		}
+		if held := time.Since(began); !told && held > e.produceTimeout {
+			told = true
+			j.log.Error("dispatch: the brokers have not answered records given up unanswered; the batch stays with this replica until they do, or until it restarts",
+				"held", held.Round(time.Second))
+		}
+	}
+	renew() // keepLease's last renewal may have failed
+	t := time.NewTicker(renewEvery(e.cfg.LeaseTTL))
+	defer t.Stop()
+	for _, l := range late {
+		for waiting := true; waiting; {
+			select {
+			case <-l.done:
+				waiting = false
+			case <-t.C:
+				renew()
+			}
+		}
+		if l.closed() {
+			return
+		}
+	}
+	if len(late) == 0 || !renewing || e.crashed.Load() {
+		return
+	}
+	_ = e.st.releaseLease(ctx, j.owner, j.b.BatchID)
 }
 
 // railRetry is how long a batch of a rail the dispatcher cannot pay
@@ -230,6 +340,13 @@ func (j *job) run(c claim, t time.Time) error {
 	j.railDeadline = time.Now().Add(j.e.cfg.RailPatience)
 	err := j.pay(c, t)
 	if errors.Is(err, errPatience) {
+		if len(c.refused) > 0 {
+			// Refused in an earlier attempt, its REJECTED perhaps on the
+			// topic (rejectedBefore), and Wompi's bank directory failing
+			// before that was known: retried in place, never DEFERRED
+			// after a REJECTED.
+			return err
+		}
 		return j.wompiUnavailable(c, err)
 	}
 	return err
@@ -282,6 +399,23 @@ func (j *job) pay(c claim, t time.Time) error {
 	t = e.m.stage("screen", t)
 
 	payoutID := c.payoutID
+	if r, ok := j.rejectedBefore(c); ok && payoutID == "" {
+		// An earlier attempt's POST was refused (reject) or failed for
+		// good (poison), and a lookup found nothing: its REJECTED may be
+		// on the topic already. The same ones again, never a POST after
+		// them.
+		log.Info("dispatch: the batch was refused or failed for good in an earlier attempt: ending it the same way again",
+			"code", r.code, "failed", r.poison)
+		var amount int64
+		for _, i := range j.keep {
+			amount = addCapped(amount, b.Transactions[i].AmountInCents)
+		}
+		j.res, j.reserved = newReservation(b, j.acct, amount, e.now()), true // Release is safe to repeat
+		if r.poison {
+			return j.endPoisoned(payout.Reason(r.code), r.message)
+		}
+		return j.rejectAs(r)
+	}
 	if len(j.keep) == 0 && c.state != statePosted && c.state != statePosting && c.firstPostAt.IsZero() {
 		return j.nothingToPay()
 	}
@@ -563,7 +697,7 @@ func (j *job) nothingToPay() error {
 	if err != nil {
 		return err
 	}
-	if err := j.e.produce(j.hard, j.stop, recs...); err != nil {
+	if err := j.produce(recs...); err != nil {
 		return err
 	}
 	// posting: a POST of an earlier attempt that the reconcile did not find.
@@ -592,14 +726,20 @@ func (j *job) lookup() (string, error) {
 	}
 }
 
-// lookupSettled is lookup once no POST this job sent can still land: a
+// lookupSettled is lookup once no POST of the batch can still land: a
 // lookup that finds nothing proves the batch absent only when it begins
-// RecoveryGrace or more after the job's latest POST went out (a POST
+// RecoveryGrace or more after the job's latest POST went out (after its
+// claim when only an earlier attempt posted) (a POST
 // whose answer was lost, or that Go's transport replayed, may be applied
 // until then, even after a later attempt was refused). Until then it asks
 // again, with backoff, and adopts the payout as soon as it shows.
 func (j *job) lookupSettled() (string, error) {
 	horizon := j.postHorizon()
+	if horizon.IsZero() && !j.firstPostAt.IsZero() {
+		// Only an earlier attempt posted: its POST started before this
+		// job's claim, and may land until RecoveryGrace after it.
+		horizon = j.claimedAt.Add(j.e.cfg.RecoveryGrace)
+	}
 	// The wait is no failure of Wompi's: its lookups get RailPatience
 	// from the horizon, not from the job's start (which the wait alone
 	// may outlast: RecoveryGrace is longer than the default patience).
@@ -1259,7 +1399,7 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 		}
 		err = j.produceGated(statuses, gate, append([]*kgo.Record{copyRec}, drops...))
 	} else {
-		err = e.produce(j.hard, j.stop, append(append([]*kgo.Record{copyRec}, statuses...), drops...)...)
+		err = j.produce(append(append([]*kgo.Record{copyRec}, statuses...), drops...)...)
 	}
 	if err != nil {
 		return err
@@ -1309,37 +1449,67 @@ func (j *job) deferredCopy(wait []int, reason payout.Reason, msg string, notBefo
 
 // reject handles a validation refusal: nothing was created; the
 // reservation goes back and every request gets REJECTED with Wompi's code.
+// The refusal is recorded in the batch's record before any REJECTED is
+// produced: an attempt that reads the batch again, while those REJECTED
+// are perhaps on the topic (their produce failed unanswered), emits the
+// same ones and never posts the batch again (rejectedBefore): a second
+// POST, accepted, would pay requests the topic says are REJECTED.
 func (j *job) reject(err error) error {
 	e, b := j.e, j.b
 	re, _ := railError(err)
-	code := re.Code
-	if code == "" {
-		code = string(payout.ReasonWompiRejected)
+	r := newRefusal(cmp.Or(re.Code, string(payout.ReasonWompiRejected)), re.Message, false)
+	refused := make(map[string]refusal, len(j.keep))
+	for _, i := range j.keep {
+		refused[b.Transactions[i].RequestID] = r
 	}
-	msg := re.Message
+	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosting}, statePosting,
+		refusedFields(refused)...); err != nil {
+		return err
+	}
+	j.log.Warn("dispatch: Wompi rejected the batch", "code", r.code, "message", r.message, "http_status", re.HTTPStatus)
+	return j.rejectAs(r)
+}
+
+// rejectedBefore returns the refusal an earlier attempt recorded for the
+// batch (reject, poison), if one did.
+func (j *job) rejectedBefore(c claim) (refusal, bool) {
+	for _, i := range j.keep {
+		if r, ok := c.refused[j.b.Transactions[i].RequestID]; ok {
+			return r, true
+		}
+	}
+	return refusal{}, false
+}
+
+// rejectAs gives the reservation back (Release is safe to repeat) and
+// emits REJECTED r for every kept request, with the batch's REJECTED, then
+// records the batch rejected.
+func (j *job) rejectAs(r refusal) error {
+	e, b := j.e, j.b
 	if _, rerr := e.budget.Release(j.hard, j.res); rerr != nil {
 		return rerr
 	}
 	var recs []*kgo.Record
 	for _, i := range j.keep {
 		t := &b.Transactions[i]
-		r, err := e.statusRecord(b, t, payout.StatusRejected, code, msg, nil, nil,
+		rec, err := e.statusRecord(b, t, payout.StatusRejected, r.code, r.message, nil, nil,
 			payout.EventID("status", t.RequestID, string(payout.StatusRejected), b.BatchID))
 		if err != nil {
 			return err
 		}
-		recs = append(recs, r)
+		recs = append(recs, rec)
 	}
 	drops, err := e.dropRecords(b, j.src, j.drops, nil)
 	if err != nil {
 		return err
 	}
 	recs = append(recs, drops...)
+	msg := r.message
 	bs, err := e.batchStatusRecord(b, nil, payout.BatchRejected, &msg, j.keep)
 	if err != nil {
 		return err
 	}
-	if err := e.produce(j.hard, j.stop, append(recs, bs)...); err != nil {
+	if err := j.produce(append(recs, bs)...); err != nil {
 		return err
 	}
 	// The requestIds stay in the duplicate index: REJECTED is final, and a
@@ -1349,7 +1519,6 @@ func (j *job) reject(err error) error {
 		return err
 	}
 	e.m.batches.WithLabelValues("rejected").Inc()
-	j.log.Warn("dispatch: Wompi rejected the batch", "code", code, "message", msg, "http_status", re.HTTPStatus)
 	return nil
 }
 
@@ -1622,12 +1791,12 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			}
 		}
 	}
-	var late <-chan kgo.ProduceResults
+	var late *lateResults
 	produce := func(rs []*kgo.Record) error {
 		for _, r := range rs {
 			sent[r] = true
 		}
-		res, l, err := e.produceEach(j.hard, j.stop, rs...)
+		res, l, err := j.produceEach(rs...)
 		for _, r := range res {
 			if r.Err != nil {
 				failed[r.Record] = true
@@ -1648,12 +1817,10 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			return
 		}
 		e.settling.Go(func() {
-			closed := false
-			for _, r := range <-late {
+			for _, r := range late.wait() {
 				failed[r.Record] = r.Err != nil
-				closed = closed || errors.Is(r.Err, kgo.ErrClientClosed)
 			}
-			if closed {
+			if late.closed() {
 				leave()
 				return
 			}

@@ -64,8 +64,12 @@
 //     two workers never post one batch at once; else take it over (resume).
 //     The owner is the attempt (replica id + sequence), not the replica, so
 //     two partitions of one replica holding the same batch also exclude each
-//     other. The lease is renewed every third of its TTL; a lost lease stops
-//     the attempt before its next step.
+//     other. The lease is renewed every third of its TTL, until the attempt
+//     returns, even once its worker is stopped; a lost lease stops the
+//     attempt before its next step. An attempt whose records may still land
+//     after it returns (a produce given up unanswered by a stopped worker,
+//     or failed at the client's close) keeps the lease until they have
+//     their results (job.holdLease).
 //  3. Banks, then duplicates. Bank codes resolve through the rail's bank
 //     directory, a cached GET /banks (an explicit bankId wins); an unknown code drops the transaction with
 //     REJECTED UNKNOWN_BANK_ID. Then one Lua call indexes every remaining
@@ -123,10 +127,14 @@
 //     HTTP transport resends a POST carrying an Idempotency-Key when a
 //     reused connection breaks). A lookup by reference decides, and a
 //     payout found is adopted (step 9). Only a refusal after a lookup proved
-//     the batch absent goes on: (a) 400/422 validation: the reservation is released,
-//     REJECTED per request with Wompi's code and masked message, state
-//     "rejected"; the requestIds stay in the duplicate index (REJECTED is
-//     final: a copy is a duplicate, never a second life). (b) EXC_017,
+//     the batch absent goes on: (a) 400/422 validation: the refusal is
+//     recorded in the batch record (refused:<requestId>), the reservation
+//     is released, REJECTED per request with Wompi's code and masked
+//     message, state "rejected"; an attempt that reads the record again
+//     (those REJECTED perhaps written) ends the batch the same way, never
+//     with a POST (job.rejectedBefore; a batch poison ends after a POST is
+//     recorded likewise). The requestIds stay in the duplicate index
+//     (REJECTED is final: a copy is a duplicate, never a second life). (b) EXC_017,
 //     DAILY_BATCH_LIMIT or our budget denial → next Bogota day; EXC_008 →
 //     now + DeferBalanceRetry: the reservation is released (when Wompi
 //     refused), state "deferred", and the batch (kept transactions,
@@ -214,6 +222,8 @@
 // at its next safe point: waits (lease, NotBefore, health, rate limit,
 // backoff) are interrupted and the record is left uncommitted for the next
 // owner, which resumes it through the claim and the reconcile; a POST in
-// flight and the steps after its success finish and commit. Then the replica
-// leaves the group.
+// flight and the steps after its success finish and commit. A produce the
+// brokers do not answer is given up 5 s after the stop (produceSync); its
+// batch's lease and status keys stay held until the client has the
+// records' results. Then the replica leaves the group.
 package dispatch

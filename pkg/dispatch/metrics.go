@@ -24,6 +24,7 @@ type metrics struct {
 	wompiErrors       *prometheus.CounterVec   // endpoint, class
 	retries           *prometheus.CounterVec   // step
 	unanswered        prometheus.Counter
+	awaited           prometheus.Gauge
 	deferred          *prometheus.CounterVec // reason
 	duplicates        prometheus.Counter
 	unknownBanks      prometheus.Counter
@@ -71,7 +72,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "retries_total",
 			Help: "Retries by step (post, lookup, transactions, redis, kafka, ...)."}, []string{"step"}),
 		unanswered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "produce_unanswered_total",
-			Help: "Records a stopping worker (a drain, a revoke, a shutdown) gave up as perhaps written because the Kafka brokers had not answered their produce: their batch is not committed, and their status keys stay held until the records' results come (one lease after the client's close)."}),
+			Help: "Records a stopping worker (a drain, a revoke, a shutdown) gave up as perhaps written because the Kafka brokers had not answered their produce: their batch is not committed, and its lease and status keys stay held until the records' results come (one lease after the client's close)."}),
+		awaited: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "produces_awaited",
+			Help: "Produces given up unanswered (produce_unanswered_total) whose records the Kafka client still holds and may still write. Until each has its answer, the lease and status keys of the batch it belongs to (if any) stay held, so no other worker emits a later status first. Above zero for long: this process's brokers do not answer it; restarting it releases them one lease later."}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deferred_total",
 			Help: "Batches deferred, by reason code."}, []string{"reason"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicates_dropped_total",
@@ -129,7 +132,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Batches deferred with RAIL_NOT_CONFIGURED, by rail and cause: not_enabled (no credentials here), not_implemented (credentials set, but this release cannot pay through the rail yet), unknown (rail label unknown too). Never paid, never lost: they retry every 15 minutes; an alert fires."},
 			[]string{"rail", "cause"}),
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.unanswered, m.deferred,
+	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.unanswered, m.awaited, m.deferred,
 		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.postBlocked, m.restarts, m.lateSkipped, m.notBeforeIgnored, m.listedPending, m.leasesLost,
 		m.reconciled, m.providerDupes, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {

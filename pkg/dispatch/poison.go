@@ -96,22 +96,42 @@ func (j *job) poison(p *PermanentError) error {
 			return j.finish(id)
 		}
 	}
+	r := newRefusal(string(p.Reason), safeMessage(p.Err), true)
+	if railName(b) == rail.Wompi && len(j.keep) > 0 {
+		// Recorded before any REJECTED is produced: an attempt that reads
+		// the batch again while they are perhaps on the topic ends it the
+		// same way, and never posts it after them (job.rejectedBefore).
+		refused := make(map[string]refusal, len(j.keep))
+		for _, i := range j.keep {
+			refused[b.Transactions[i].RequestID] = r
+		}
+		if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,
+			[]string{stateClaimed, stateDeferred, statePosting}, statePosting, refusedFields(refused)...); err != nil {
+			return err
+		}
+	}
+	return j.endPoisoned(payout.Reason(r.code), r.message)
+}
+
+// endPoisoned gives the reservation back, dead-letters the batch record and
+// emits REJECTED reason for its requests, then records the batch rejected.
+func (j *job) endPoisoned(reason payout.Reason, msg string) error {
+	e, b := j.e, j.b
 	if j.reserved {
 		if _, err := e.budget.Release(j.hard, j.res); err != nil {
 			return err
 		}
 	}
-	msg := safeMessage(p.Err)
 	var recs []*kgo.Record
 	if j.src != nil {
-		recs = append(recs, events.DLQRecord(j.src, e.cfg.Topics.RequestsDLQ, errors.New(string(p.Reason)+": "+msg)))
+		recs = append(recs, events.DLQRecord(j.src, e.cfg.Topics.RequestsDLQ, errors.New(string(reason)+": "+msg)))
 	}
-	statuses, err := j.poisonStatuses(p.Reason, msg)
+	statuses, err := j.poisonStatuses(reason, msg)
 	if err != nil {
 		j.log.Error("dispatch: cannot build the REJECTED events of a failed batch: it is in the DLQ only", "err", err)
 	}
 	recs = append(recs, statuses...)
-	if err := e.produce(j.hard, j.stop, recs...); err != nil {
+	if err := j.produce(recs...); err != nil {
 		return err
 	}
 	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,

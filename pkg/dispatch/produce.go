@@ -55,38 +55,72 @@ func perhapsWritten(err error) bool {
 // hung while a broker did not answer. A running worker still waits: were
 // it to give up and try the batch again, its first records could land
 // after the second try's, and after later statuses. The records given up
-// stay with franz-go and must not be reused.
-func (e *Engine) produceSync(ctx, stop context.Context, recs ...*kgo.Record) (res kgo.ProduceResults, late <-chan kgo.ProduceResults) {
-	done := make(chan kgo.ProduceResults, 1)
-	go func() { done <- e.cl.ProduceSync(ctx, recs...) }()
+// stay with franz-go and must not be reused; what they guard (the status
+// keys, the batch's lease) stays held until late has their results
+// (produceGatedThen, job.holdLease).
+func (e *Engine) produceSync(ctx, stop context.Context, recs ...*kgo.Record) (res kgo.ProduceResults, late *lateResults) {
+	l := &lateResults{done: make(chan struct{})}
+	go func() {
+		l.res = e.cl.ProduceSync(ctx, recs...)
+		close(l.done)
+	}()
 	var stopped <-chan struct{}
 	if stop != nil {
 		stopped = stop.Done()
 	}
 	select {
-	case res := <-done:
-		return res, nil
+	case <-l.done:
+		return l.res, nil
 	case <-stopped:
 	}
 	grace := time.NewTimer(unansweredGrace)
 	defer grace.Stop()
 	select {
-	case res := <-done:
-		return res, nil
+	case <-l.done:
+		return l.res, nil
 	case <-grace.C:
 	}
+	e.m.awaited.Inc()
 	e.m.unanswered.Add(float64(len(recs)))
+	e.settling.Go(func() {
+		<-l.done
+		e.m.awaited.Dec()
+	})
 	res = make(kgo.ProduceResults, len(recs))
 	for i, r := range recs {
 		res[i] = kgo.ProduceResult{Record: r, Err: errUnanswered}
 	}
-	return res, done
+	return res, l
+}
+
+// lateResults are the real results of a produce given up unanswered
+// (produceSync): done is closed once franz-go has them, in res.
+type lateResults struct {
+	done chan struct{}
+	res  kgo.ProduceResults
+}
+
+// wait returns the results once franz-go has them.
+func (l *lateResults) wait() kgo.ProduceResults {
+	<-l.done
+	return l.res
+}
+
+// closed reports whether the client's close failed any of the records:
+// perhaps written, they are no longer sent.
+func (l *lateResults) closed() bool {
+	for _, r := range l.wait() {
+		if errors.Is(r.Err, kgo.ErrClientClosed) {
+			return true
+		}
+	}
+	return false
 }
 
 // produceEach is produce, answering each record's result too (nil when
-// every record was written), and, when it gave up waiting, the channel
-// that gives their real results (produceSync).
-func (e *Engine) produceEach(ctx, stop context.Context, recs ...*kgo.Record) (kgo.ProduceResults, <-chan kgo.ProduceResults, error) {
+// every record was written), and, when it gave up waiting, their real
+// results to come (produceSync).
+func (e *Engine) produceEach(ctx, stop context.Context, recs ...*kgo.Record) (kgo.ProduceResults, *lateResults, error) {
 	if len(recs) == 0 {
 		return nil, nil, nil
 	}

@@ -841,8 +841,9 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 			if code == "" {
 				code = string(payout.ReasonDispatchFailed)
 			}
-			refused[t.RequestID] = refusal{code: code, message: o.rejected.Message}
-			r, err := e.statusRecord(b, t, payout.StatusRejected, code, o.rejected.Message, nil, nil,
+			rf := newRefusal(code, o.rejected.Message, false)
+			refused[t.RequestID] = rf
+			r, err := e.statusRecord(b, t, payout.StatusRejected, rf.code, rf.message, nil, nil,
 				payout.EventID("status", t.RequestID, string(payout.StatusRejected), b.BatchID))
 			if err != nil {
 				return err

@@ -162,16 +162,45 @@ return {'resume', st, f[3] or '', f[4] or '', 0, refused}
 const refusedPrefix = "refused:"
 
 // refusal is a payee's refusal by its rail, as the batch record keeps it.
-type refusal struct{ code, message string }
+// poison: the dispatcher ended the batch for good (job.poison), the code
+// being its reason.
+type refusal struct {
+	code, message string
+	poison        bool
+}
 
-// refusedFields are the transition's fields that record refusals, by
-// requestId.
+// newRefusal is a refusal as the batch record keeps it: without the
+// separator 0x1f in its code or message, so that the events emitted from
+// it and those emitted again from the record read the same.
+func newRefusal(code, message string, poison bool) refusal {
+	clean := func(s string) string { return strings.ReplaceAll(s, "\x1f", " ") }
+	return refusal{code: clean(code), message: clean(message), poison: poison}
+}
+
+// refusedFields are the transition's fields that record refusals
+// (newRefusal), by requestId: code, 0x1f, message, and for poison 0x1f
+// "poison".
 func refusedFields(rs map[string]refusal) []string {
 	out := make([]string, 0, 2*len(rs))
 	for id, r := range rs {
-		out = append(out, refusedPrefix+id, r.code+"\x1f"+r.message)
+		v := r.code + "\x1f" + r.message
+		if r.poison {
+			v += "\x1f" + poisonMark
+		}
+		out = append(out, refusedPrefix+id, v)
 	}
 	return out
+}
+
+// poisonMark ends the recorded refusal of a batch the dispatcher ended
+// for good (refusedFields).
+const poisonMark = "poison"
+
+// parseRefusal reads one recorded refusal (refusedFields).
+func parseRefusal(v string) refusal {
+	code, rest, _ := strings.Cut(v, "\x1f")
+	msg, mark, _ := strings.Cut(rest, "\x1f")
+	return refusal{code: code, message: msg, poison: mark == poisonMark}
 }
 
 // guard is the common head of every later step: the epoch is current and
@@ -395,8 +424,7 @@ func (s *store) claim(ctx context.Context, owner, epoch, batchID string) (claim,
 		for i := 0; i+1 < len(rs); i += 2 {
 			id, _ := rs[i].(string)
 			v, _ := rs[i+1].(string)
-			code, msg, _ := strings.Cut(v, "\x1f")
-			c.refused[id] = refusal{code: code, message: msg}
+			c.refused[id] = parseRefusal(v)
 		}
 	}
 	return c, nil

@@ -22,23 +22,29 @@ import (
 // stays unknown until an attempt is answered or the client closes.
 func holdProduce(f *fixture, topic string, hold *atomic.Bool, held *atomic.Int32) {
 	f.t.Helper()
-	fake := f.kafka.Fake()
 	td, err := f.kafka.Admin(f.t).ListTopics(context.Background(), topic)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	id := td[topic].ID
+	holdMatching(f, hold, held, func(req *kmsg.ProduceRequest) bool {
+		for _, t := range req.Topics {
+			// Recent produce versions name the topic by its id only.
+			if t.Topic == topic || t.TopicID == id {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// holdMatching leaves every produce request that match reports unanswered
+// while hold is set (holdProduce); held counts them.
+func holdMatching(f *fixture, hold *atomic.Bool, held *atomic.Int32, match func(*kmsg.ProduceRequest) bool) {
+	fake := f.kafka.Fake()
 	fake.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
 		fake.KeepControl()
-		if !hold.Load() {
-			return nil, nil, false
-		}
-		match := false
-		for _, t := range kr.(*kmsg.ProduceRequest).Topics {
-			// Recent produce versions name the topic by its id only.
-			match = match || t.Topic == topic || t.TopicID == id
-		}
-		if !match {
+		if !hold.Load() || !match(kr.(*kmsg.ProduceRequest)) {
 			return nil, nil, false
 		}
 		held.Add(1)
@@ -271,6 +277,11 @@ func TestCloseWhileTheBrokersDoNotAnswerReturns(t *testing.T) {
 	case <-time.After(45 * time.Second):
 		t.Fatalf("Close has not returned in 45 s with %d produce requests unanswered: its revoke waits for a worker that waits for it", held.Load())
 	}
+	// Close returns once what waited for the given-up records is done:
+	// the closed client failed them.
+	if n := testutil.ToFloat64(e.m.awaited); n != 0 {
+		t.Errorf("produces_awaited %v after Close, want 0", n)
+	}
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
@@ -296,4 +307,33 @@ func TestStopWhileTheStartRecordIsUnansweredEnds(t *testing.T) {
 	case <-time.After(45 * time.Second):
 		t.Fatalf("the dispatcher has not stopped 45 s after it was told to, its start record unanswered (%d requests held)", held.Load())
 	}
+}
+
+// Two faults: the brokers do not answer a running worker's SUBMITTED
+// events, and its batch's lease is lost meanwhile (taken by another
+// owner). The lost lease ends the job's own context, not its worker's: the
+// produce keeps waiting for its answer rather than give the records up and
+// let the batch be tried again before they land.
+func TestLostLeaseDoesNotGiveAnUnansweredProduceUp(t *testing.T) {
+	u := startUnanswered(t, "unanswered-lease")
+	f, e, b := u.f, u.e, u.b
+	rdb := f.redis.Client()
+	ctx := context.Background()
+	now, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, f.redis.Prefix()+"{dispatch}:batch:"+b.BatchID,
+		"owner", "another-replica/1", "lease", now.Add(3*time.Second).UnixMilli()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The next renewal (a third of the 2 s lease) finds the lease lost;
+	// a produce given up would be, unansweredGrace later.
+	time.Sleep(renewEvery(2*time.Second) + unansweredGrace + 3*time.Second)
+	if n := testutil.ToFloat64(e.m.unanswered); n != 0 {
+		t.Fatalf("%v records given up by a running worker whose lease was lost: they may land after the batch's next attempt", n)
+	}
+	u.hold.Store(false)
+	eventually(t, "the batch submitted", func() bool { return outcome(e, "submitted") > 0 })
+	f.noDoublePayment()
 }
