@@ -239,7 +239,9 @@ func (j *job) produceEach(recs ...*kgo.Record) (kgo.ProduceResults, *lateResults
 // deferred copy of this job's could land after them: a DEFERRED after the
 // next attempt's SUBMITTED. The lease is renewed until franz-go has every
 // result, then released; after the client's close nothing more is sent,
-// and it is left to run out (one lease, as the status keys are).
+// and it is left to run out (one lease, as the status keys are). Past
+// silentBrokersLimit the engine closes the client itself (silence), so
+// that no batch waits on brokers that do not answer this replica.
 func (j *job) holdLease(late []*lateResults) {
 	e := j.e
 	ctx := context.WithoutCancel(j.hard)
@@ -260,10 +262,13 @@ func (j *job) holdLease(late []*lateResults) {
 		case err != nil:
 			j.log.Warn("dispatch: renew the lease of a batch whose records may still land", "err", err)
 		}
-		if held := time.Since(began); !told && held > e.produceTimeout {
+		switch held := time.Since(began); {
+		case held > e.silentLimit:
+			e.silence()
+		case !told && held > e.produceTimeout:
 			told = true
-			j.log.Error("dispatch: the brokers have not answered records given up unanswered; the batch stays with this replica until they do, or until it restarts",
-				"held", held.Round(time.Second))
+			j.log.Error("dispatch: the brokers have not answered records given up unanswered; the batch stays with this replica until they do",
+				"held", held.Round(time.Second), "client_closed_after", e.silentLimit)
 		}
 	}
 	renew() // keepLease's last renewal may have failed

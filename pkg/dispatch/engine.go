@@ -88,6 +88,12 @@ type Engine struct {
 	closed        sync.Once
 	// produceTimeout is produceTimeout (tests shorten it).
 	produceTimeout time.Duration
+	// silentLimit is silentBrokersLimit (tests shorten it).
+	silentLimit time.Duration
+	// silenced is set, once, when this replica closed its own client
+	// because the brokers left records unanswered too long (job.holdLease):
+	// Run then returns it.
+	silenced atomic.Pointer[error]
 
 	// Test hooks (nil in production).
 	afterPost       func(batchID string) error // after Wompi accepted the batch, before anything is recorded
@@ -112,7 +118,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery,
-		produceTimeout: produceTimeout}
+		produceTimeout: produceTimeout, silentLimit: silentBrokersLimit}
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
 		reqTTLms: cfg.DedupeWindow.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}
@@ -352,8 +358,31 @@ func (e *Engine) Run(ctx context.Context) error {
 		return errCrashed
 	}
 	e.closed.Do(func() { e.cl.Close() }) // leaves the group
+	if err := e.silenced.Load(); err != nil {
+		return *err
+	}
 	e.log.Info("dispatch: drained")
 	return nil
+}
+
+// silentBrokersLimit is how long a replica keeps a batch for records given
+// up unanswered (job.holdLease) before it closes its Kafka client: the
+// close fails them, the batches move on one lease later, and Run returns
+// errBrokersSilent so that the process is restarted.
+const silentBrokersLimit = 2 * produceTimeout
+
+// errBrokersSilent is Run's error when the replica closed its client
+// because the brokers had not answered records for silentBrokersLimit.
+var errBrokersSilent = errors.New("dispatch: the Kafka brokers left records unanswered for too long; the client was closed so that this replica restarts and its batches move on")
+
+// silence closes the client (once) for errBrokersSilent.
+func (e *Engine) silence() {
+	err := errBrokersSilent
+	if e.silenced.CompareAndSwap(nil, &err) {
+		e.log.Error("dispatch: closing the Kafka client: records given up unanswered still hold their batches",
+			"after", e.silentLimit)
+		go e.closed.Do(func() { e.cl.Close() })
+	}
 }
 
 // crash simulates a process crash for tests: no lease release, no commit.

@@ -74,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		unanswered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "produce_unanswered_total",
 			Help: "Records a stopping worker (a drain, a revoke, a shutdown) gave up as perhaps written because the Kafka brokers had not answered their produce: their batch is not committed, and its lease and status keys stay held until the records' results come (one lease after the client's close)."}),
 		awaited: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "produces_awaited",
-			Help: "Produces given up unanswered (produce_unanswered_total) whose records the Kafka client still holds and may still write. Until each has its answer, the lease and status keys of the batch it belongs to (if any) stay held, so no other worker emits a later status first. Above zero for long: this process's brokers do not answer it; restarting it releases them one lease later."}),
+			Help: "Produces given up unanswered (produce_unanswered_total) whose records the Kafka client still holds and may still write. Until each has its answer, the lease and status keys of the batch it belongs to (if any) stay held, so no other worker emits a later status first. After 2 minutes the process closes its client, which fails them, and the dispatcher exits to be restarted."}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deferred_total",
 			Help: "Batches deferred, by reason code."}, []string{"reason"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "duplicates_dropped_total",

@@ -86,23 +86,85 @@ func onePerPartition(t *testing.T, prefix string, n int, amount int64) []payout.
 // batch's lease until its records land: nothing is posted before, and
 // DEFERRED comes first.
 func TestRevokedWorkerKeepsTheBatchUntilItsRecordsLand(t *testing.T) {
+	l := revokeWhileUnanswered(t, 0)
+	f, e1, e2 := l.f, l.e1, l.e2
+	// The second dispatcher has the moved batches, and waits.
+	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(50 * time.Millisecond) {
+		if n := len(f.tap.snapshot()); n > 0 {
+			t.Fatalf("%d POSTs while the first dispatcher's DEFERRED may still land", n)
+		}
+	}
+
+	l.hold.Store(false)
+	eventually(t, "a moved batch submitted by the second dispatcher", func() bool { return outcome(e2, "submitted") > 0 })
+	eventually(t, "the first dispatcher's records answered", func() bool { return testutil.ToFloat64(e1.m.awaited) == 0 })
+	if err := l.stop2(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.stop1(); err != nil {
+		t.Fatal(err)
+	}
+	l.check(t)
+}
+
+// The same two faults, and the brokers never answer the first dispatcher
+// again. Past its limit it closes its own client, which fails the records
+// it held (they never land), and its Run returns errBrokersSilent so that
+// the process is restarted; the second dispatcher pays the moved batches
+// once their leases run out. Without that, they waited for as long as the
+// brokers stayed silent to the first.
+func TestReplicaWhoseBrokersStaySilentClosesItsClient(t *testing.T) {
+	l := revokeWhileUnanswered(t, 3*time.Second)
+	select {
+	case <-l.done1:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first dispatcher still runs 30 s after its brokers stopped answering it")
+	}
+	if err := l.stop1(); !errors.Is(err, errBrokersSilent) {
+		t.Fatalf("the first dispatcher's Run returned %v, want errBrokersSilent", err)
+	}
+	eventually(t, "a moved batch submitted by the second dispatcher", func() bool { return outcome(l.e2, "submitted") > 0 })
+	if err := l.stop2(); err != nil {
+		t.Fatal(err)
+	}
+	l.check(t)
+}
+
+// landing is a first dispatcher (e1) whose produces the brokers leave
+// unanswered (while hold is set) after it deferred one batch per partition
+// of batches, and a second (e2) that joined, so that some of those
+// partitions moved to it; a worker of e1 has given its produce up.
+type landing struct {
+	f            *fixture
+	e1, e2       *Engine
+	hold         *atomic.Bool
+	stop1, stop2 func() error
+	done1        <-chan struct{}
+}
+
+// revokeWhileUnanswered sets a landing up; silentLimit, when not 0, is
+// e1's (silentBrokersLimit).
+func revokeWhileUnanswered(t *testing.T, silentLimit time.Duration) *landing {
 	// Four partitions of batches and one of deferred batches: the second
 	// dispatcher's share (two of five) holds at least one of batches.
 	const partitions = 4
 	f := newFixture(t, fixtureOpt{kfake: true, partitions: partitions})
 	bs := onePerPartition(t, "landing", partitions, 600_000)
+	l := &landing{f: f, hold: new(atomic.Bool)}
 
-	e1 := f.engine(func(c *Config) { c.DailyLimitCents = 100_000 })
-	stop1, _ := f.run(e1)
+	l.e1 = f.engine(func(c *Config) { c.DailyLimitCents = 100_000 })
+	if silentLimit != 0 {
+		l.e1.silentLimit = silentLimit
+	}
+	l.stop1, l.done1 = f.run(l.e1)
 	for start := time.Now(); len(f.kafka.ReadAll(t, f.topics.DispatcherStarts)) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Since(start) > 30*time.Second {
 			t.Fatal("the first dispatcher has not started in 30 s")
 		}
 	}
-	var hold atomic.Bool
 	var held atomic.Int32
-	hold.Store(true)
-	holdProducer(f, &hold, &held, f.topics.Status, f.topics.BatchesDeferred)
+	l.hold.Store(true)
+	holdProducer(f, l.hold, &held, f.topics.Status, f.topics.BatchesDeferred)
 	f.produce(f.topics.Batches, bs...)
 	// Every batch is deferred, and its records held.
 	rdb := f.redis.Client()
@@ -114,35 +176,26 @@ func TestRevokedWorkerKeepsTheBatchUntilItsRecordsLand(t *testing.T) {
 	}
 	waitHeld(t, &held, "the first dispatcher's records")
 
-	e2 := f.engine(func(c *Config) { c.DailyLimitCents = 100_000_000 })
-	stop2, _ := f.run(e2)
+	l.e2 = f.engine(func(c *Config) { c.DailyLimitCents = 100_000_000 })
+	l.stop2, _ = f.run(l.e2)
 	eventually(t, "a worker of the first dispatcher to give its produce up", func() bool {
-		return testutil.ToFloat64(e1.m.awaited) > 0
+		return testutil.ToFloat64(l.e1.m.awaited) > 0
 	})
-	// The second dispatcher has the moved batches, and waits.
-	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(50 * time.Millisecond) {
-		if n := len(f.tap.snapshot()); n > 0 {
-			t.Fatalf("%d POSTs while the first dispatcher's DEFERRED may still land", n)
-		}
-	}
+	return l
+}
 
-	hold.Store(false)
-	eventually(t, "a moved batch submitted by the second dispatcher", func() bool { return outcome(e2, "submitted") > 0 })
-	eventually(t, "the first dispatcher's records answered", func() bool { return testutil.ToFloat64(e1.m.awaited) == 0 })
-	if err := stop2(); err != nil {
-		t.Fatal(err)
-	}
-	if err := stop1(); err != nil {
-		t.Fatal(err)
-	}
-	f.noDoublePayment()
-	moved := outcome(e2, "submitted")
-	if n := len(f.tap.snapshot()); n != moved {
+// check verifies, once both dispatchers stopped, that each moved batch was
+// posted once and that no request reads DEFERRED after SUBMITTED.
+func (l *landing) check(t *testing.T) {
+	t.Helper()
+	l.f.noDoublePayment()
+	moved := outcome(l.e2, "submitted")
+	if n := len(l.f.tap.snapshot()); n != moved {
 		t.Fatalf("%d POSTs, want %d (the moved batches, once each)", n, moved)
 	}
 	submitted := 0
 	order := map[string][]payout.Status{}
-	for _, s := range f.statuses() {
+	for _, s := range l.f.statuses() {
 		order[s.RequestID] = append(order[s.RequestID], s.Status)
 	}
 	for id, sts := range order {
