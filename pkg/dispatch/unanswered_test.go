@@ -337,3 +337,42 @@ func TestLostLeaseDoesNotGiveAnUnansweredProduceUp(t *testing.T) {
 	eventually(t, "the batch submitted", func() bool { return outcome(e, "submitted") > 0 })
 	f.noDoublePayment()
 }
+
+// The SUBMITTED of a request is written, then its PENDING (the listing's,
+// in a second produce) goes unanswered, and the worker is revoked. The
+// given-up PENDING may still land: the status key stays held until it has,
+// so the tracker's APPROVED never comes before it.
+func TestRevokedWorkerHoldsTheStatusKeysUntilItsPendingLands(t *testing.T) {
+	var hold atomic.Bool
+	var held atomic.Int32
+	const lease = 2 * time.Second
+	stop, revoke := context.WithCancel(context.Background())
+	f, j := gatedJobOnKFake(t, lease, &hold, &held, stop)
+	j.e.betweenProduces = func() { hold.Store(true) } // the SUBMITTED went through
+	const rid = "req-pending"
+	sub := &kgo.Record{Topic: f.topics.Status, Key: []byte(rid), Value: []byte("submitted")}
+	pending := &kgo.Record{Topic: f.topics.Status, Key: []byte(rid), Value: []byte("pending")}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := j.produceGatedThen([]*kgo.Record{sub}, []*kgo.Record{pending},
+			[]track.GateItem{{ID: rid, To: string(payout.StatusPending), Via: string(payout.StatusSubmitted), Ref: "tx-" + rid}}, nil)
+		errc <- err
+	}()
+	waitHeld(t, &held, "the PENDING")
+	revoke()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, errUnanswered) {
+			t.Fatalf("the stopped worker's second produce: %v, want errUnanswered", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stopped worker has not given its second produce up in 30 s")
+	}
+	if prev := approvedAfter(t, f, j, rid, 3*lease); prev != "busy" {
+		t.Fatalf("APPROVED granted (after %q) while the PENDING may still land", prev)
+	}
+	hold.Store(false)
+	if prev := approvedAfter(t, f, j, rid, 90*time.Second); prev != string(payout.StatusPending) {
+		t.Fatalf("APPROVED follows %q once the PENDING landed, want PENDING", prev)
+	}
+}
