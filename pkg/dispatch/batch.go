@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -99,14 +100,24 @@ type job struct {
 
 	// landing guards what follows a produce of this job that may still
 	// write its records after the job ends (job.produceEach): perhaps
-	// tells that one did, late the results still to come of those given up
-	// unanswered by a stopped worker. The batch's lease is then kept
-	// (holdLease).
+	// tells that one did, late holds those a stopped worker gave up
+	// unanswered, with what to do once their results come. The batch's
+	// lease is then kept (holdLease).
 	landing struct {
 		sync.Mutex
 		perhaps bool
-		late    []*lateResults
+		late    []unsettled
 	}
+}
+
+// unsettled is a produce of a job given up unanswered (produceSync): its
+// results to come, and settle, when not nil, to run with them before the
+// batch's lease is let go (holdLease). closed tells that the client's
+// close failed some of the records: perhaps written, they are no longer
+// sent.
+type unsettled struct {
+	results *lateResults
+	settle  func(res kgo.ProduceResults, closed bool)
 }
 
 // process runs the batch through the state machine (see the package doc)
@@ -171,18 +182,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		stopRenew()
 		stopLease(nil)
 		<-renewDone
-		if e.crashed.Load() {
-			return
-		}
-		j.landing.Lock()
-		perhaps, late := j.landing.perhaps, j.landing.late
-		j.landing.Unlock()
-		if perhaps {
-			e.settling.Go(func() { j.holdLease(late) })
-			return
-		}
-		// Let another replica take over at once.
-		_ = e.st.releaseLease(context.WithoutCancel(j.hard), j.owner, b.BatchID)
+		j.letGo()
 	}()
 
 	t = e.m.stage("claim", t)
@@ -197,38 +197,65 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 	}
 	if p := asPermanent(err); p != nil {
 		err = j.poison(p)
-		if errors.Is(err, errPatience) && railName(b) == rail.Wompi {
+		if errors.Is(err, errPatience) && railName(b) == rail.Wompi && len(c.refused) == 0 {
 			// poison's lookup met a Wompi failing past its patience:
 			// the batch waits like any other (run), rather than be
-			// retried in place and posted again at once.
+			// retried in place and posted again at once; one refused
+			// in an earlier attempt is retried in place, as in run.
 			return j.wompiUnavailable(c, err)
 		}
 	}
 	return err
 }
 
+// letGo ends the job's hold on the batch once it returned: the lease is
+// released at once, so that another replica may take over, unless a
+// produce of the job may still write its records (holdLease).
+func (j *job) letGo() {
+	e := j.e
+	j.landing.Lock()
+	perhaps, late := j.landing.perhaps, j.landing.late
+	j.landing.Unlock()
+	if e.crashed.Load() {
+		// A crash (tests): nothing is released, and the status keys stop
+		// being renewed, to run out after one lease as a dead process's.
+		for _, u := range late {
+			if u.settle != nil {
+				u.settle(nil, true)
+			}
+		}
+		return
+	}
+	if perhaps {
+		e.settling.Go(func() { j.holdLease(late) })
+		return
+	}
+	_ = e.st.releaseLease(context.WithoutCancel(j.hard), j.owner, j.b.BatchID)
+}
+
 // produce writes recs (Engine.produce) for the job.
 func (j *job) produce(recs ...*kgo.Record) error {
-	_, _, err := j.produceEach(recs...)
+	_, _, err := j.produceEach(nil, recs...)
 	return err
 }
 
 // produceEach is the engine's produceEach for the job. A produce that
-// fails with its records perhaps written (perhapsWritten) is noted, with
-// the results still to come when a stopped worker gave it up: its
+// fails with its records perhaps written (perhapsWritten) is noted: its
 // records may land after the job ends, and the batch's lease is then kept
-// until they have (holdLease).
-func (j *job) produceEach(recs ...*kgo.Record) (kgo.ProduceResults, *lateResults, error) {
-	res, late, err := j.e.produceEach(j.hard, j.stop, recs...)
+// (holdLease). When a stopped worker gave it up unanswered (late), the
+// lease is kept until franz-go has its results, and settle, when not
+// nil, runs with them first.
+func (j *job) produceEach(settle func(res kgo.ProduceResults, closed bool), recs ...*kgo.Record) (res kgo.ProduceResults, late bool, err error) {
+	res, l, err := j.e.produceEach(j.hard, j.stop, recs...)
 	if perhapsWritten(err) {
 		j.landing.Lock()
 		j.landing.perhaps = true
-		if late != nil {
-			j.landing.late = append(j.landing.late, late)
+		if l != nil {
+			j.landing.late = append(j.landing.late, unsettled{results: l, settle: settle})
 		}
 		j.landing.Unlock()
 	}
-	return res, late, err
+	return res, l != nil, err
 }
 
 // holdLease keeps the batch's lease of a job that ended with records
@@ -241,8 +268,10 @@ func (j *job) produceEach(recs ...*kgo.Record) (kgo.ProduceResults, *lateResults
 // result, then released; after the client's close nothing more is sent,
 // and it is left to run out (one lease, as the status keys are). Past
 // silentBrokersLimit the engine closes the client itself (silence), so
-// that no batch waits on brokers that do not answer this replica.
-func (j *job) holdLease(late []*lateResults) {
+// that no batch waits on brokers that do not answer this replica. Each
+// produce's settle (the status keys it holds) runs with its results
+// before the lease is let go.
+func (j *job) holdLease(late []unsettled) {
 	e := j.e
 	ctx := context.WithoutCancel(j.hard)
 	began := time.Now()
@@ -274,20 +303,23 @@ func (j *job) holdLease(late []*lateResults) {
 	renew() // keepLease's last renewal may have failed
 	t := time.NewTicker(renewEvery(e.cfg.LeaseTTL))
 	defer t.Stop()
-	for _, l := range late {
+	closed := false
+	for _, u := range late {
 		for waiting := true; waiting; {
 			select {
-			case <-l.done:
+			case <-u.results.done:
 				waiting = false
 			case <-t.C:
 				renew()
 			}
 		}
-		if l.closed() {
-			return
+		c := u.results.closed()
+		closed = closed || c
+		if u.settle != nil {
+			u.settle(u.results.res, c)
 		}
 	}
-	if len(late) == 0 || !renewing || e.crashed.Load() {
+	if closed || len(late) == 0 || !renewing || e.crashed.Load() {
 		return
 	}
 	_ = e.st.releaseLease(ctx, j.owner, j.b.BatchID)
@@ -392,18 +424,35 @@ func (e *Engine) railRetryAfter(attempt int32) time.Duration {
 func (j *job) pay(c claim, t time.Time) error {
 	e, b, log := j.e, j.b, j.log
 	j.firstPostAt = c.firstPostAt
-	// Step 3: banks, then duplicates (every requestId is indexed; an
-	// unknown bank's as rejected).
-	if err := j.resolveBanks(); err != nil {
-		return err
+	payoutID := c.payoutID
+	if len(c.refused) > 0 && payoutID == "" {
+		// An earlier attempt recorded a refusal (below): its dedupe
+		// indexed every requestId, an unknown bank's as rejected, and its
+		// verdicts are read back (a peek, which writes nothing) without
+		// the bank directory, so that a batch that will not be posted
+		// does not wait on GET /banks. An entry gone (run out, or marked
+		// by a recovery), or no kept request refused, has the batch
+		// screened in full.
+		whole, err := j.dedupe(true)
+		if err != nil {
+			return err
+		}
+		_, again := j.rejectedBefore(c)
+		j.screened = whole && again
 	}
-	if err := j.dedupe(); err != nil {
-		return err
+	if !j.screened {
+		// Step 3: banks, then duplicates (every requestId is indexed; an
+		// unknown bank's as rejected).
+		if err := j.resolveBanks(); err != nil {
+			return err
+		}
+		if _, err := j.dedupe(false); err != nil {
+			return err
+		}
+		j.screened = true
 	}
-	j.screened = true
 	t = e.m.stage("screen", t)
 
-	payoutID := c.payoutID
 	if r, ok := j.rejectedBefore(c); ok && payoutID == "" {
 		// An earlier attempt's POST was refused (reject) or failed for
 		// good (poison), and a lookup found nothing: its REJECTED may be
@@ -411,11 +460,7 @@ func (j *job) pay(c claim, t time.Time) error {
 		// them.
 		log.Info("dispatch: the batch was refused or failed for good in an earlier attempt: ending it the same way again",
 			"code", r.code, "failed", r.poison)
-		var amount int64
-		for _, i := range j.keep {
-			amount = addCapped(amount, b.Transactions[i].AmountInCents)
-		}
-		j.res, j.reserved = newReservation(b, j.acct, amount, e.now()), true // Release is safe to repeat
+		j.res, j.reserved = newReservation(b, j.acct, j.keptAmount(), e.now()), true // Release is safe to repeat
 		if r.poison {
 			return j.endPoisoned(payout.Reason(r.code), r.message)
 		}
@@ -447,10 +492,7 @@ func (j *job) pay(c claim, t time.Time) error {
 	}
 
 	// Step 5: daily budgets.
-	var amount int64
-	for _, i := range j.keep {
-		amount = addCapped(amount, b.Transactions[i].AmountInCents)
-	}
+	amount := j.keptAmount()
 	j.res = newReservation(b, j.acct, amount, e.now())
 	g, err := j.reserve()
 	j.reserved = err == nil
@@ -478,6 +520,15 @@ func (j *job) pay(c claim, t time.Time) error {
 
 	// Steps 6 to 9: rate limit and health gate, post exactly once, refusals, success.
 	return j.post()
+}
+
+// keptAmount is the sum of the kept requests' amounts.
+func (j *job) keptAmount() int64 {
+	var amount int64
+	for _, i := range j.keep {
+		amount = addCapped(amount, j.b.Transactions[i].AmountInCents)
+	}
+	return amount
 }
 
 // railName is the rail a batch pays through: its own, else Wompi (batches
@@ -626,7 +677,12 @@ func (j *job) resolveBanks() error {
 // Every requestId of the batch is indexed, the unknown-bank ones too: a
 // REJECTED request is final, so its requestId is consumed, and a later
 // attempt of this batch keeps it REJECTED even if the bank became known.
-func (j *job) dedupe() error {
+//
+// peek only reads back what an earlier attempt of the batch indexed, and
+// needs no bank ids: it writes nothing, and reports whole false (keep and
+// drops are then not to be used) when some requestId's entry is neither
+// this batch's nor another's. Otherwise whole is true.
+func (j *job) dedupe(peek bool) (whole bool, err error) {
 	txs := j.b.Transactions
 	j.keep, j.drops = j.keep[:0], j.drops[:0]
 	seen := make(map[string]bool, len(txs))
@@ -643,19 +699,24 @@ func (j *job) dedupe() error {
 		seen[rid] = true
 		cand = append(cand, i)
 		ids = append(ids, rid)
-		if j.bankIDs[i] == "" {
+		switch {
+		case peek:
+			modes = append(modes, modePeek)
+		case j.bankIDs[i] == "":
 			modes = append(modes, modeReject)
-		} else {
+		default:
 			modes = append(modes, modeKeep)
 		}
 	}
 	var verdicts, news []byte
 	complete := false
 	if len(ids) > 0 {
-		var err error
 		if verdicts, news, complete, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, railName(j.b), ids, modes); err != nil {
-			return err
+			return false, err
 		}
+	}
+	if peek && bytes.IndexByte(verdicts, verdictMissing) >= 0 {
+		return false, nil
 	}
 	j.unposted, j.complete = nil, complete
 	for p, i := range cand {
@@ -673,9 +734,11 @@ func (j *job) dedupe() error {
 			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonUnknownBankID,
 				message: "GET /banks has no bankId for the beneficiary's bank code",
 				eventID: payout.EventID("status", rid, "UNKNOWN_BANK", j.b.BatchID)})
-		default: // verdictOther
+		case verdictOther:
 			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonDuplicateRequest,
 				message: "the requestId is already owned by another batch, or paid on another rail; this copy is dropped"})
+		default:
+			return false, fmt.Errorf("dispatch: dedupe batch %s: verdict %q", j.b.BatchID, verdicts[p])
 		}
 	}
 	if n := len(j.drops); n > 0 {
@@ -683,7 +746,7 @@ func (j *job) dedupe() error {
 		j.e.m.unknownBanks.Add(float64(countReason(j.drops, payout.ReasonUnknownBankID)))
 		j.log.Info("dispatch: requests dropped from the batch", "dropped", n, "kept", len(j.keep))
 	}
-	return nil
+	return true, nil
 }
 
 func countReason(ds []drop, r payout.Reason) int {
@@ -1796,47 +1859,42 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 			}
 		}
 	}
-	var late *lateResults
+	// A produce given up as perhaps written: after the client's close
+	// nothing more is written, and the keys stay held for one lease. Given
+	// up by a stopped worker of a running client (a revoke, late), the
+	// records are still the producer's and may land at any time: the
+	// tickets keep their leases until franz-go has their results, and end
+	// as those say (settle, run by holdLease before the batch's lease is
+	// let go), so no later status can be emitted before them.
+	settle := func(res kgo.ProduceResults, closed bool) {
+		for _, r := range res {
+			failed[r.Record] = r.Err != nil
+		}
+		if closed {
+			leave()
+			return
+		}
+		if err := end(); err != nil {
+			j.log.Warn("dispatch: end the status keys of a produce answered late", "err", err)
+		}
+	}
 	produce := func(rs []*kgo.Record) error {
 		for _, r := range rs {
 			sent[r] = true
 		}
-		res, l, err := j.produceEach(rs...)
+		res, late, err := j.produceEach(settle, rs...)
 		for _, r := range res {
 			if r.Err != nil {
 				failed[r.Record] = true
 			}
 		}
-		late = l
-		return err
-	}
-	// unanswered handles a produce given up as perhaps written. After the
-	// client's close nothing more is written: the keys stay held for one
-	// lease. Given up by a stopped worker of a running client (a revoke),
-	// the records are still the producer's and may land at any time: the
-	// tickets keep their leases until franz-go has their results, and end
-	// as those say, so no later status can be emitted before them.
-	unanswered := func() {
-		if late == nil {
+		if perhapsWritten(err) && !late {
 			leave()
-			return
 		}
-		e.settling.Go(func() {
-			for _, r := range late.wait() {
-				failed[r.Record] = r.Err != nil
-			}
-			if late.closed() {
-				leave()
-				return
-			}
-			if err := end(); err != nil {
-				j.log.Warn("dispatch: end the status keys of a produce answered late", "err", err)
-			}
-		})
+		return err
 	}
 	firstErr := produce(out)
 	if perhapsWritten(firstErr) {
-		unanswered()
 		return 0, firstErr
 	}
 	var second []*kgo.Record
@@ -1853,7 +1911,6 @@ func (j *job) produceGatedThen(recs, then []*kgo.Record, gated []track.GateItem,
 		}
 		if err := produce(second); err != nil {
 			if perhapsWritten(err) {
-				unanswered()
 				return 0, err
 			}
 			firstErr = cmp.Or(firstErr, err)

@@ -132,8 +132,9 @@
 //     is released, REJECTED per request with Wompi's code and masked
 //     message, state "rejected"; an attempt that reads the record again
 //     (those REJECTED perhaps written) ends the batch the same way, never
-//     with a POST (job.rejectedBefore; a batch poison ends after a POST is
-//     recorded likewise). The requestIds stay in the duplicate index
+//     with a POST and without reading the bank directory, whose verdicts
+//     the duplicate index holds (job.rejectedBefore; a batch poison ends
+//     after a POST is recorded likewise). The requestIds stay in the duplicate index
 //     (REJECTED is final: a copy is a duplicate, never a second life). (b) EXC_017,
 //     DAILY_BATCH_LIMIT or our budget denial → next Bogota day; EXC_008 →
 //     now + DeferBalanceRetry: the reservation is released (when Wompi

@@ -52,7 +52,7 @@ type Engine struct {
 	handoff   *submitted.Store
 	gate      *track.Gate    // SUBMITTED goes through the tracker's status compare-and-set
 	reads     sync.WaitGroup // the rail's background reads (its bank table), bound by hard
-	settling  sync.WaitGroup // produces given up unanswered, and the status keys and leases they hold (produceSync, produceGatedThen, job.holdLease)
+	settling  sync.WaitGroup // produces given up unanswered, and the leases and status keys they hold (produceSync, job.holdLease)
 	health    *healthGate
 	rails     railconfig.Enabled // Config.Rails, Wompi always in
 	cl        *kgo.Client

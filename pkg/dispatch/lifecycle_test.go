@@ -1,12 +1,15 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
@@ -193,6 +196,56 @@ func TestUnknownBankRejectionIsSticky(t *testing.T) {
 	v, news, _, err = e.st.dedupe(ctx, "w", "e0", "b-other", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
 	if err != nil || string(v) != "d" || news != nil {
 		t.Fatalf("another batch's copy: %q %q %v, want duplicate", v, news, err)
+	}
+}
+
+// A peek (a batch read again after its refusal) reads an earlier
+// attempt's verdicts back and writes nothing: an entry that is gone, or
+// that a recovery marked, answers missing and stays as it was, so the
+// batch is screened in full and an unknown bank's entry is written
+// rejected again, never "keep".
+func TestPeekReadsTheIndexWithoutWriting(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	ctx := context.Background()
+	rdb := f.redis.Client()
+	if c, err := e.st.claim(ctx, "w", "e0", "b-peek"); err != nil || c.code != "fresh" {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	if _, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-peek", rail.Wompi, []string{"p-kept", "p-bank"}, []byte{modeKeep, modeReject}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, e.st.reqKey("p-other"), "b-another", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, e.st.reqKey("p-listed"), listedMark(rail.Wompi), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, e.st.reqKey("p-suspect"), suspectMark, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// An empty value (a recovery indexed a listed transaction without a
+	// reference) is another's, in a peek as in a dedupe that writes.
+	if err := rdb.Set(ctx, e.st.reqKey("p-empty"), "", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"p-kept", "p-bank", "p-other", "p-listed", "p-gone", "p-suspect", "p-empty"}
+	v, news, _, err := e.st.dedupe(ctx, "w", "e0", "b-peek", rail.Wompi, ids, bytes.Repeat([]byte{modePeek}, len(ids)))
+	if err != nil || string(v) != "krdmmmd" || news != nil {
+		t.Fatalf("peek: %q %q %v, want krdmmmd", v, news, err)
+	}
+	if v, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-peek", rail.Wompi, []string{"p-empty"}, []byte{modeKeep}); err != nil || string(v) != "d" {
+		t.Fatalf("keep over an empty value: %q %v, want d", v, err)
+	}
+	for id, want := range map[string]string{"p-kept": "b-peek", "p-bank": "b-peek#r", "p-other": "b-another",
+		"p-listed": listedMark(rail.Wompi), "p-gone": "", "p-suspect": suspectMark, "p-empty": ""} {
+		got, err := rdb.Get(ctx, e.st.reqKey(id)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s after the peek: %q, want %q", id, got, want)
+		}
 	}
 }
 

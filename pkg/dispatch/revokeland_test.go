@@ -234,13 +234,29 @@ func TestRejectedBatchIsNotPostedAgainWhenItsRejectedWereUnanswered(t *testing.T
 		code    string
 		outcome string
 		// banksDown: the next dispatcher cannot read Wompi's bank
-		// directory for a while (a third fault): it must neither post nor
-		// defer the batch meanwhile (a DEFERRED after its REJECTED).
+		// directory (a third fault): it must neither post nor defer the
+		// batch (a DEFERRED after its REJECTED), nor wait for the
+		// directory, which it does not need to end the batch again.
 		banksDown bool
+		// bankGone: the batch's last request has a bank code Wompi does
+		// not know (REJECTED UNKNOWN_BANK_ID by the first attempt), and
+		// its duplicate-index entry is gone before the next dispatcher
+		// reads the batch (run out, or marked by a recovery): that one
+		// screens the batch in full, and the request stays rejected for
+		// its bank, under the same eventId.
+		bankGone bool
+		// elsewhere: the record's refusals name none of the batch's kept
+		// requests (their entries ran out and other batches took them, a
+		// request the first attempt dropped now kept): nothing recorded
+		// refuses this attempt's requests, so the batch is screened in
+		// full (the bank directory read) and paid like any other.
+		elsewhere bool
 	}{
-		{"validation", fault400, "VALIDATION_ERROR", "rejected", false},
-		{"refused for good", fault415, string(payout.ReasonDispatchFailed), "failed", false},
-		{"validation, banks down", fault400, "VALIDATION_ERROR", "rejected", true},
+		{"validation", fault400, "VALIDATION_ERROR", "rejected", false, false, false},
+		{"refused for good", fault415, string(payout.ReasonDispatchFailed), "failed", false, false, false},
+		{"validation, banks down", fault400, "VALIDATION_ERROR", "rejected", true, false, false},
+		{"validation, an unknown bank's entry gone", fault400, "VALIDATION_ERROR", "rejected", false, true, false},
+		{"refusals of other requests", fault400, "", "submitted", false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, fixtureOpt{kfake: true, partitions: 1})
@@ -255,6 +271,12 @@ func TestRejectedBatchIsNotPostedAgainWhenItsRejectedWereUnanswered(t *testing.T
 			hold.Store(true)
 			holdProduce(f, f.topics.Status, &hold, &held)
 			b := simpleBatch("rejected-unanswered", 2)
+			var unknown string
+			if tc.bankGone {
+				b = simpleBatch("rejected-unanswered", 3)
+				b.Transactions[2].Beneficiary.BankCode = "9999"
+				unknown = b.Transactions[2].RequestID
+			}
 
 			e1 := f.engine(nil)
 			stop1, _ := f.run(e1)
@@ -267,6 +289,22 @@ func TestRejectedBatchIsNotPostedAgainWhenItsRejectedWereUnanswered(t *testing.T
 				t.Fatal("no record given up unanswered")
 			}
 
+			if tc.bankGone {
+				if err := f.redis.Client().Del(context.Background(), e1.st.reqKey(unknown)).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.elsewhere {
+				key, rdb := f.redis.Prefix()+"{dispatch}:batch:"+b.BatchID, f.redis.Client()
+				for _, tx := range b.Transactions {
+					if err := rdb.HDel(context.Background(), key, refusedPrefix+tx.RequestID).Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := rdb.HSet(context.Background(), key, refusedFields(map[string]refusal{"another-request": newRefusal("VALIDATION_ERROR", "injected", false)})).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			hold.Store(false)
 			var banksDown atomic.Bool
 			banksDown.Store(tc.banksDown)
@@ -275,18 +313,20 @@ func TestRejectedBatchIsNotPostedAgainWhenItsRejectedWereUnanswered(t *testing.T
 				c.RailPatience, c.RailRetry = 300*time.Millisecond, time.Hour
 			})
 			stop2, _ := f.run(e2)
-			if tc.banksDown {
-				time.Sleep(3 * time.Second)
-				if n := outcome(e2, "deferred"); n > 0 {
-					t.Fatalf("%d batches deferred after their REJECTED", n)
-				}
-				banksDown.Store(false)
-			}
 			eventually(t, "the batch ended by the next dispatcher", func() bool {
 				return outcome(e2, tc.outcome) == 1 || len(f.tap.snapshot()) > 1
 			})
 			if err := stop2(); err != nil {
 				t.Fatal(err)
+			}
+			if tc.elsewhere {
+				if n := len(f.tap.snapshot()); n != 2 || outcome(e2, "submitted") != 1 {
+					t.Fatalf("%d POSTs and %v submitted, want the batch posted again and submitted", n, outcome(e2, "submitted"))
+				}
+				return
+			}
+			if n := outcome(e2, "deferred"); n > 0 {
+				t.Fatalf("%d batches deferred after their REJECTED", n)
 			}
 			if n := len(f.tap.snapshot()); n != 1 {
 				t.Fatalf("%d POSTs, want 1: the batch was posted again after its REJECTED may have been written", n)
@@ -294,6 +334,22 @@ func TestRejectedBatchIsNotPostedAgainWhenItsRejectedWereUnanswered(t *testing.T
 			idx := byStatus(f.statuses())
 			for _, tx := range b.Transactions {
 				st := idx[tx.RequestID]
+				if tx.RequestID == unknown {
+					r := st[payout.StatusRejected]
+					if len(r) == 0 {
+						t.Errorf("%s: no REJECTED", tx.RequestID)
+					}
+					for _, ev := range r {
+						if ev.ReasonCode == nil || *ev.ReasonCode != string(payout.ReasonUnknownBankID) ||
+							ev.EventID != payout.EventID("status", tx.RequestID, "UNKNOWN_BANK", b.BatchID) {
+							t.Errorf("%s: REJECTED %+v, want UNKNOWN_BANK_ID under its eventId", tx.RequestID, ev)
+						}
+					}
+					if v := f.redis.Client().Get(context.Background(), e2.st.reqKey(unknown)).Val(); v != b.BatchID+"#r" {
+						t.Errorf("%s: index entry %q, want the batch's, rejected", tx.RequestID, v)
+					}
+					continue
+				}
 				if n := len(st[payout.StatusSubmitted]); n > 0 {
 					t.Errorf("%s: %d SUBMITTED after its REJECTED", tx.RequestID, n)
 				}

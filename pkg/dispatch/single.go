@@ -71,7 +71,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	for i := range j.bankIDs {
 		j.bankIDs[i] = "-"
 	}
-	if err := j.dedupe(); err != nil {
+	if _, err := j.dedupe(false); err != nil {
 		return err
 	}
 	j.firstPostAt = c.firstPostAt
@@ -102,10 +102,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		epoch := j.epoch
 		e.reads.Go(func() { e.completeEpoch(e.hard, epoch) })
 	}
-	var amount int64
-	for _, i := range j.keep {
-		amount = addCapped(amount, b.Transactions[i].AmountInCents)
-	}
+	amount := j.keptAmount()
 	j.res = newReservation(b, j.acct, amount, e.now())
 	// A batch an earlier attempt may have started paying (its rest, or
 	// the whole batch read again): that attempt's reservation, of the

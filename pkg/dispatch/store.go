@@ -246,7 +246,9 @@ return 0
 
 // dedupeScript: KEYS epoch, record, then one duplicate-index key per
 // requestId; ARGV epoch, owner, batchId, ttlMs, modes (one byte per
-// requestId: 'k' to keep it, 'r' to reject it for an unknown bank), the
+// requestId: 'k' to keep it, 'r' to reject it for an unknown bank, 'p' to
+// only read what an earlier attempt indexed: nothing is written, and an
+// entry that is not this batch's or another's answers 'm'), the
 // listing mark of the batch's rail (listedMark), and "1" when the rail
 // takes one POST per payee (its new payees are marked). Each requestId not yet
 // indexed becomes this batch's: the value is the batch id, or the batch id
@@ -288,7 +290,12 @@ for i = 3, nreq + 2 do
   if mode == 'r' then mine = rej end
   local v = mine
   local new = complete and mode == 'k'
-  if not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then
+  local missing = false
+  if mode == 'p' then
+    new = false
+    v = redis.call('GET', KEYS[i])
+    missing = not v or v == ARGV[6] or v == '` + suspectMark + `'
+  elseif not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then
     new = false
     v = redis.call('GET', KEYS[i])
     if v == ARGV[6] or v == '` + suspectMark + `' then
@@ -296,7 +303,8 @@ for i = 3, nreq + 2 do
       v = mine
     end
   end
-  if v == rej then out[#out + 1] = 'r'
+  if missing then out[#out + 1] = 'm'
+  elseif v == rej then out[#out + 1] = 'r'
   elseif v == ARGV[3] then
     if mode == 'r' then out[#out + 1] = 'r' else out[#out + 1] = 'k' end
   else out[#out + 1] = 'd' end
@@ -479,9 +487,11 @@ func (s *store) releaseLease(ctx context.Context, owner, batchID string) error {
 const (
 	modeKeep        = 'k'
 	modeReject      = 'r'
+	modePeek        = 'p' // read only (job.dedupe's peek)
 	verdictKeep     = 'k'
 	verdictRejected = 'r'
 	verdictOther    = 'd'
+	verdictMissing  = 'm' // a peek found no entry of a batch (none, or a recovery's mark)
 )
 
 // listedMark is the duplicate index's value for a requestId a recovery
