@@ -71,6 +71,9 @@ type job struct {
 	// statusSince is the tracker's Redis-loss marker taken when the job
 	// began, before anything it emits was observed (track.Gate).
 	statusSince string
+	// epochBegan is when the recovery of the job's epoch began, after a
+	// loss of our state; zero for a first start's epoch (rejectedOnTopic).
+	epochBegan time.Time
 	// foundAfterLoss: the claim record was unproved, yet Wompi already held the
 	// batch: Redis lost our records after an earlier POST, and the
 	// tracker's statuses for the batch may have been lost with them.
@@ -131,7 +134,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		return nil
 	}
 	// Step 1: the Redis epoch (recovery when Redis lost our state).
-	epoch, err := e.ensureEpoch(soft)
+	epoch, epochBegan, err := e.ensureEpoch(soft)
 	if err != nil {
 		return err
 	}
@@ -140,7 +143,8 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		return err
 	}
 	j := &job{e: e, b: b, src: src, log: log, soft: soft, hard: e.hard, stop: soft, epoch: epoch, acct: b.OriginAccountID,
-		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10), statusSince: statusSince}
+		owner: e.cfg.InstanceID + "/" + e.boot + "/" + strconv.FormatInt(e.jobSeq.Add(1), 10), statusSince: statusSince,
+		epochBegan: epochBegan}
 
 	// Step 2: claim with a lease.
 	t := time.Now()
@@ -486,6 +490,25 @@ func (j *job) pay(c claim, t time.Time) error {
 	}
 	if payoutID != "" {
 		return j.finish(payoutID)
+	}
+	if len(j.keep) > 0 && j.readBeforeTheLoss() {
+		// Redis lost our state, and this batch was written before: an
+		// attempt of the lost state may have had it refused, its refusal
+		// recorded only in what was lost (the whole record, or its last
+		// writes when Redis came back from an older snapshot), its
+		// REJECTED on the topics.
+		r, found, err := j.rejectedOnTopic()
+		if err != nil {
+			return err
+		}
+		if found {
+			log.Warn("dispatch: the batch was rejected before a Redis data loss (its REJECTED is on the batch status topic): ending it the same way again, never posting it")
+			if err := j.recordRefusal(r, stateClaimed, stateDeferred, statePosting); err != nil {
+				return err
+			}
+			j.res, j.reserved = newReservation(b, j.acct, j.keptAmount(), e.now()), true // Release is safe to repeat
+			return j.rejectAs(r)
+		}
 	}
 	if len(j.keep) == 0 {
 		return j.nothingToPay()
@@ -1523,19 +1546,24 @@ func (j *job) deferredCopy(wait []int, reason payout.Reason, msg string, notBefo
 // same ones and never posts the batch again (rejectedBefore): a second
 // POST, accepted, would pay requests the topic says are REJECTED.
 func (j *job) reject(err error) error {
-	e, b := j.e, j.b
 	re, _ := railError(err)
 	r := newRefusal(cmp.Or(re.Code, string(payout.ReasonWompiRejected)), re.Message, false)
-	refused := make(map[string]refusal, len(j.keep))
-	for _, i := range j.keep {
-		refused[b.Transactions[i].RequestID] = r
-	}
-	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID, []string{statePosting}, statePosting,
-		refusedFields(refused)...); err != nil {
+	if err := j.recordRefusal(r, statePosting); err != nil {
 		return err
 	}
 	j.log.Warn("dispatch: Wompi rejected the batch", "code", r.code, "message", r.message, "http_status", re.HTTPStatus)
 	return j.rejectAs(r)
+}
+
+// recordRefusal records r as every kept request's refusal in the batch's
+// record, from one of the states from, which it moves to posting.
+func (j *job) recordRefusal(r refusal, from ...string) error {
+	refused := make(map[string]refusal, len(j.keep))
+	for _, i := range j.keep {
+		refused[j.b.Transactions[i].RequestID] = r
+	}
+	_, err := j.e.st.transition(j.hard, j.owner, j.epoch, j.b.BatchID, from, statePosting, refusedFields(refused)...)
+	return err
 }
 
 // rejectedBefore returns the refusal an earlier attempt recorded for the
@@ -1577,7 +1605,12 @@ func (j *job) rejectAs(r refusal) error {
 	if err != nil {
 		return err
 	}
-	if err := j.produce(append(recs, bs)...); err != nil {
+	// The batch's REJECTED first: a request's REJECTED on the topic
+	// implies it (rejectedOnTopic).
+	if err := j.produce(bs); err != nil {
+		return err
+	}
+	if err := j.produce(recs...); err != nil {
 		return err
 	}
 	// The requestIds stay in the duplicate index: REJECTED is final, and a

@@ -37,7 +37,7 @@
 // one hash tag, {dispatch}, so every script runs on Redis Cluster and can
 // check the epoch in the same atomic step as its own work:
 //
-//	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt, server: the Redis epoch,
+//	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt, server, afterLoss: the Redis epoch,
 //	                              ready only on the Redis process (run id) that stamped it (store.luaServer);
 //	                              complete (the id, once the single-payout rails were listed after every POST
 //	                              from before the epoch had landed: newPayeeProof, completeEpoch)
@@ -189,6 +189,19 @@
 // "ready". It reads only published fields (the payout's id and reference,
 // the transactions' reference, a single payout's our id). Budgets are
 // re-seeded lazily from GET /limits.
+//
+// A batch first written before the loss (its record's time or its
+// createdAt before the recovery began, give or take refusalScanSkew;
+// job.firstWritten) that the reconcile finds
+// absent at Wompi is looked for on the batch status topic before any POST
+// (job.rejectedOnTopic): an attempt of the lost state may have refused it,
+// its refusal recorded only in what was lost. A batch's REJECTED is
+// written, and acknowledged, before its requests' (rejectAs, endPoisoned),
+// so a request's REJECTED on the topic implies the batch's. Found, the
+// batch is ended the same way again (REJECTED under the same eventIds,
+// with WOMPI_REJECTED and the batch's message) and never posted. The
+// recovery records when it began in the epoch's afterLoss field; a first
+// start's epoch has none, and its batches are not looked for.
 //
 // Every step of a batch (claim, dedupe, each move of its record) checks,
 // inside its Lua script, that the epoch hash names the epoch the batch

@@ -88,6 +88,8 @@ type Engine struct {
 	closed        sync.Once
 	// produceTimeout is produceTimeout (tests shorten it).
 	produceTimeout time.Duration
+	// scanSkew is refusalScanSkew (tests set it to 0).
+	scanSkew time.Duration
 	// silentLimit is silentBrokersLimit (tests shorten it).
 	silentLimit time.Duration
 	// silenced is set, once, when this replica closed its own client
@@ -118,7 +120,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery,
-		produceTimeout: produceTimeout, silentLimit: silentBrokersLimit}
+		produceTimeout: produceTimeout, silentLimit: silentBrokersLimit, scanSkew: refusalScanSkew}
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
 		reqTTLms: cfg.DedupeWindow.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}

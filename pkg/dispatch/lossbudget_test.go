@@ -196,7 +196,7 @@ func TestFirstStartLateLandingCountsOnTheBudget(t *testing.T) {
 	const limit = 250_000
 	timing := func(c *Config) { c.DailyLimitCents = limit }
 	e := r.engine(f, timing)
-	epoch, err := e.ensureEpoch(ctx)
+	epoch, _, err := e.ensureEpoch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestOddCreationTimeDoesNotStallTheRecovery(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*e.recoveryWait()+5*time.Second)
 	defer cancel()
-	if _, err := e.ensureEpoch(ctx); err != nil {
+	if _, _, err := e.ensureEpoch(ctx); err != nil {
 		t.Fatalf("no ready epoch after %d recoveries: %v (every partition waits)", int(testutil.ToFloat64(e.m.recoveries)), err)
 	}
 }

@@ -41,6 +41,7 @@ type metrics struct {
 	duplicateRequests *prometheus.CounterVec // stage (the shared series of ops.DuplicateRequests)
 	restarts          prometheus.Counter
 	lateSkipped       prometheus.Counter
+	refusalScans      *prometheus.CounterVec // found
 	notBeforeIgnored  prometheus.Counter
 	listedPending     prometheus.Counter
 	leasesLost        prometheus.Counter
@@ -105,6 +106,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Batches restarted from the claim because the epoch changed or the lease was lost."}),
 		lateSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "late_statuses_skipped_total",
 			Help: "SUBMITTED (or a batch's PENDING) not emitted because the tracker had already emitted that status or a later one (a webhook beat the dispatcher), or may have before a Redis data loss; a request whose listed PENDING would have followed it counts once."}),
+		refusalScans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "refusal_scans_total",
+			Help: "Batches written before a Redis data loss, read again after it with nothing found at Wompi, whose REJECTED was looked for on the batch status topic before any POST; found=true: rejected before the loss, ended the same way again; found=error: the topic could not be read, and the batch is retried, never posted meanwhile."}, []string{"found"}),
 		notBeforeIgnored: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deferred_not_before_ignored_total",
 			Help: "Deferred batches whose notBefore lay further ahead than any deferral sets (a clock stepped forward when they were deferred, a record written by hand): handled at once rather than stalling their partition."}),
 		listedPending: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "listed_pending_total",
@@ -133,7 +136,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"rail", "cause"}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.unanswered, m.awaited, m.deferred,
-		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.postBlocked, m.restarts, m.lateSkipped, m.notBeforeIgnored, m.listedPending, m.leasesLost,
+		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.postBlocked, m.restarts, m.lateSkipped, m.refusalScans, m.notBeforeIgnored, m.listedPending, m.leasesLost,
 		m.reconciled, m.providerDupes, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)

@@ -278,7 +278,7 @@ func TestCompleteEpochWaitsForTheGrace(t *testing.T) {
 	if _, err := r.client.Create(ctx, singleRequest(r.name, &paid.Transactions[0])); err != nil {
 		t.Fatal(err)
 	}
-	id, err := e.ensureEpoch(ctx)
+	id, _, err := e.ensureEpoch(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,9 +126,16 @@ func (j *job) endPoisoned(reason payout.Reason, msg string) error {
 	if j.src != nil {
 		recs = append(recs, events.DLQRecord(j.src, e.cfg.Topics.RequestsDLQ, errors.New(string(reason)+": "+msg)))
 	}
-	statuses, err := j.poisonStatuses(reason, msg)
+	statuses, bs, err := j.poisonStatuses(reason, msg)
 	if err != nil {
 		j.log.Error("dispatch: cannot build the REJECTED events of a failed batch: it is in the DLQ only", "err", err)
+	}
+	if bs != nil {
+		// The batch's REJECTED first: a request's REJECTED on the topic
+		// implies it (rejectedOnTopic).
+		if err := j.produce(bs); err != nil {
+			return err
+		}
 	}
 	recs = append(recs, statuses...)
 	if err := j.produce(recs...); err != nil {
@@ -144,28 +151,27 @@ func (j *job) endPoisoned(reason payout.Reason, msg string) error {
 
 // poisonStatuses builds REJECTED for every request of the batch that this
 // batch owns (kept, or dropped for an unknown bank) and the DLQ records of
-// its duplicate copies.
-func (j *job) poisonStatuses(reason payout.Reason, msg string) ([]*kgo.Record, error) {
+// its duplicate copies, and the batch's REJECTED (bs).
+func (j *job) poisonStatuses(reason payout.Reason, msg string) (recs []*kgo.Record, bs *kgo.Record, err error) {
 	e, b := j.e, j.b
-	var recs []*kgo.Record
 	for _, i := range j.keep {
 		t := &b.Transactions[i]
 		r, err := e.statusRecord(b, t, payout.StatusRejected, string(reason), msg, nil, nil,
 			payout.EventID("status", t.RequestID, string(payout.StatusRejected), b.BatchID))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		recs = append(recs, r)
 	}
-	recs, err := e.dropRecords(b, j.src, j.drops, recs)
+	recs, err = e.dropRecords(b, j.src, j.drops, recs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	bs, err := e.batchStatusRecord(b, nil, payout.BatchRejected, &msg, j.keep)
+	bs, err = e.batchStatusRecord(b, nil, payout.BatchRejected, &msg, j.keep)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return append(recs, bs), nil
+	return recs, bs, nil
 }
 
 // safeMessage renders an error for an event or a DLQ header: Wompi's

@@ -19,16 +19,16 @@ import (
 // the others wait for it; a recovery whose replica died is taken over once
 // its lock expires. No epoch, and so no claim, comes before this process's
 // start record (starts.go).
-func (e *Engine) ensureEpoch(ctx context.Context) (string, error) {
+func (e *Engine) ensureEpoch(ctx context.Context) (id string, began time.Time, err error) {
 	if err := e.announce(ctx); err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	id, err := e.readyEpoch(ctx)
+	id, began, err = e.readyEpoch(ctx)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	e.hadEpoch.Store(true)
-	return id, nil
+	return id, began, nil
 }
 
 // checkRunID says, once at start, when Redis gives no run id (luaServer):
@@ -37,7 +37,7 @@ func (e *Engine) ensureEpoch(ctx context.Context) (string, error) {
 // cannot be told from a healthy one.
 func (e *Engine) checkRunID(ctx context.Context) {
 	vals, err := epochScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}).StringSlice()
-	if err != nil || len(vals) != 5 {
+	if err != nil || len(vals) != 6 {
 		e.log.Warn("dispatch: read Redis's run id", "err", err)
 		return
 	}
@@ -110,17 +110,17 @@ func (e *Engine) recoveryWait() time.Duration {
 }
 
 // readyEpoch is ensureEpoch's wait for a ready epoch.
-func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
+func (e *Engine) readyEpoch(ctx context.Context) (string, time.Time, error) {
 	for {
-		id, ready, err := e.st.epoch(ctx)
+		id, ready, began, err := e.st.epochBegun(ctx)
 		if err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 		if ready {
 			if e.railsMissing.Swap(false) { // a recovery ran elsewhere
 				e.m.railsMissing.Reset()
 			}
-			return id, nil
+			return id, began, nil
 		}
 		if e.railsMissing.Load() {
 			// This process cannot recover (missingRails): the rails it
@@ -132,27 +132,36 @@ func (e *Engine) readyEpoch(ctx context.Context) (string, error) {
 				e.log.Warn("dispatch: ask the other replicas for a recovery", "err", err)
 			}
 			if err := sleep(ctx, e.cfg.PollInterval); err != nil {
-				return "", err
+				return "", time.Time{}, err
 			}
 			continue
 		}
 		lock, ok, err := e.takeRecoveryLock(ctx, e.st.owner)
 		if err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 		if ok {
 			id, err := e.recover(ctx, lock.lost)
 			lock.release()
 			if err == nil {
-				return id, nil
+				// When the recovery began, from the epoch it made ready
+				// (a zero time would skip rejectedOnTopic's look).
+				rid, ready, began, rerr := e.st.epochBegun(ctx)
+				if rerr != nil {
+					return "", time.Time{}, rerr
+				}
+				if ready && rid == id {
+					return id, began, nil
+				}
+				continue // the epoch changed since: read it again
 			}
 			if ctx.Err() != nil {
-				return "", err
+				return "", time.Time{}, err
 			}
 			e.log.Error("dispatch: recovery failed; will retry", "err", err)
 		}
 		if err := sleep(ctx, e.cfg.PollInterval); err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 	}
 }
@@ -174,7 +183,7 @@ func (e *Engine) answerRecoveryWanted(ctx context.Context) {
 		if n, err := e.st.rdb.Exists(ctx, e.st.wantedKey()).Result(); err != nil || n == 0 {
 			continue
 		}
-		if _, err := e.ensureEpoch(ctx); err != nil && ctx.Err() == nil {
+		if _, _, err := e.ensureEpoch(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("dispatch: the recovery another replica asked for failed; will retry", "err", err)
 		}
 	}
@@ -298,7 +307,11 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 		e.log.Warn("dispatch: a single-payout rail listed payouts without our id: the epoch is not complete, every single-payout payee is looked up before its POST",
 			"epoch", epoch, "unindexed", unindexed)
 	}
-	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch, grace, complete).Int()
+	loss := ""
+	if !first {
+		loss = strconv.FormatInt(start.UnixMilli(), 10)
+	}
+	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch, grace, complete, loss).Int()
 	if err != nil {
 		return "", fmt.Errorf("dispatch: finish recovery: %w", err)
 	}

@@ -335,37 +335,20 @@ func TestRejectedBatchIsNotPostedAgainWhenItsRejectedWereUnanswered(t *testing.T
 			for _, tx := range b.Transactions {
 				st := idx[tx.RequestID]
 				if tx.RequestID == unknown {
-					r := st[payout.StatusRejected]
-					if len(r) == 0 {
-						t.Errorf("%s: no REJECTED", tx.RequestID)
-					}
-					for _, ev := range r {
-						if ev.ReasonCode == nil || *ev.ReasonCode != string(payout.ReasonUnknownBankID) ||
-							ev.EventID != payout.EventID("status", tx.RequestID, "UNKNOWN_BANK", b.BatchID) {
-							t.Errorf("%s: REJECTED %+v, want UNKNOWN_BANK_ID under its eventId", tx.RequestID, ev)
-						}
-					}
+					rejectedOnly(t, st, tx.RequestID, "UNKNOWN_BANK_ID under its eventId", func(ev payout.StatusChange) bool {
+						return ev.ReasonCode != nil && *ev.ReasonCode == string(payout.ReasonUnknownBankID) &&
+							ev.EventID == payout.EventID("status", tx.RequestID, "UNKNOWN_BANK", b.BatchID)
+					})
 					if v := f.redis.Client().Get(context.Background(), e2.st.reqKey(unknown)).Val(); v != b.BatchID+"#r" {
 						t.Errorf("%s: index entry %q, want the batch's, rejected", tx.RequestID, v)
 					}
 					continue
 				}
-				if n := len(st[payout.StatusSubmitted]); n > 0 {
-					t.Errorf("%s: %d SUBMITTED after its REJECTED", tx.RequestID, n)
-				}
-				// One REJECTED, perhaps delivered more than once (at least
-				// once, under one eventId).
-				r := st[payout.StatusRejected]
-				if len(r) == 0 {
-					t.Errorf("%s: no REJECTED", tx.RequestID)
-				}
-				for _, ev := range r {
-					if ev.ReasonCode == nil || *ev.ReasonCode != tc.code ||
-						ev.ReasonMessage == nil || !strings.Contains(*ev.ReasonMessage, "injected") ||
-						ev.EventID != payout.EventID("status", tx.RequestID, string(payout.StatusRejected), b.BatchID) {
-						t.Errorf("%s: REJECTED %+v, want %s with the refusal's message, under the batch's eventId", tx.RequestID, ev, tc.code)
-					}
-				}
+				rejectedOnly(t, st, tx.RequestID, tc.code+" with the refusal's message, under the batch's eventId", func(ev payout.StatusChange) bool {
+					return ev.ReasonCode != nil && *ev.ReasonCode == tc.code &&
+						ev.ReasonMessage != nil && strings.Contains(*ev.ReasonMessage, "injected") &&
+						ev.EventID == payout.EventID("status", tx.RequestID, string(payout.StatusRejected), b.BatchID)
+				})
 				if n := len(st[payout.StatusDeferred]); n > 0 {
 					t.Errorf("%s: %d DEFERRED after its REJECTED", tx.RequestID, n)
 				}
@@ -374,6 +357,25 @@ func TestRejectedBatchIsNotPostedAgainWhenItsRejectedWereUnanswered(t *testing.T
 				t.Error("the failed batch is not in the DLQ")
 			}
 		})
+	}
+}
+
+// rejectedOnly checks a request's statuses (st): no SUBMITTED, and one
+// REJECTED, perhaps delivered more than once (at least once, under one
+// eventId), each as ok wants (want says what).
+func rejectedOnly(t *testing.T, st map[payout.Status][]payout.StatusChange, rid, want string, ok func(payout.StatusChange) bool) {
+	t.Helper()
+	if n := len(st[payout.StatusSubmitted]); n > 0 {
+		t.Errorf("%s: %d SUBMITTED after its REJECTED", rid, n)
+	}
+	r := st[payout.StatusRejected]
+	if len(r) == 0 {
+		t.Errorf("%s: no REJECTED", rid)
+	}
+	for _, ev := range r {
+		if !ok(ev) {
+			t.Errorf("%s: REJECTED %+v, want %s", rid, ev, want)
+		}
 	}
 }
 

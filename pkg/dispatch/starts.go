@@ -149,14 +149,11 @@ func (e *Engine) readStarts(ctx context.Context, each func(*startRecord)) error 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	topic := e.cfg.Topics.DispatcherStarts
-	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	parts, err := e.partitions(ctx, topic, "TOPIC_DISPATCHER_STARTS")
 	if err != nil {
-		return fmt.Errorf("dispatch: list the partitions of %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
+		return err
 	}
-	if _, err := events.Scan(ctx, e.readOpts(), topic, slices.Sorted(maps.Keys(ends[topic])), nil, func(r *kgo.Record) error {
+	if _, err := events.Scan(ctx, e.readOpts(), topic, parts, nil, func(r *kgo.Record) error {
 		var sr startRecord
 		if json.Unmarshal(r.Value, &sr) == nil {
 			each(&sr)
@@ -166,6 +163,18 @@ func (e *Engine) readStarts(ctx context.Context, each func(*startRecord)) error 
 		return fmt.Errorf("dispatch: read the start records on %s (TOPIC_DISPATCHER_STARTS): %w", topic, err)
 	}
 	return nil
+}
+
+// partitions lists the partitions of topic (env names its setting).
+func (e *Engine) partitions(ctx context.Context, topic, env string) ([]int32, error) {
+	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dispatch: list the partitions of %s (%s): %w", topic, env, err)
+	}
+	return slices.Sorted(maps.Keys(ends[topic])), nil
 }
 
 // waitsOf returns, for a process with these timings, recoveryWait's wait

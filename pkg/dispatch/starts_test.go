@@ -176,7 +176,7 @@ func TestEpochOnlyAfterTheStartRecord(t *testing.T) {
 	missing := f.engine(func(c *Config) { c.Topics.DispatcherStarts = "no-such-topic-" + f.topics.Batches })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := missing.ensureEpoch(ctx); err == nil || !strings.Contains(err.Error(), "TOPIC_DISPATCHER_STARTS") {
+	if _, _, err := missing.ensureEpoch(ctx); err == nil || !strings.Contains(err.Error(), "TOPIC_DISPATCHER_STARTS") {
 		t.Fatalf("ensureEpoch with no start record written: %v, want the start record's error", err)
 	}
 	if missing.hadEpoch.Load() || missing.started.Load() != nil {
@@ -185,7 +185,7 @@ func TestEpochOnlyAfterTheStartRecord(t *testing.T) {
 
 	e := f.engine(nil)
 	for range 2 {
-		if _, err := e.ensureEpoch(context.Background()); err != nil {
+		if _, _, err := e.ensureEpoch(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -109,14 +109,15 @@ local epochOK = ep[1] == ARGV[1] and ep[2] == 'ready' and ep[3] == '` + epochLay
 // epochScript: KEYS epoch. Reply {id, state, layout, its server stamp,
 // the server running the script}.
 var epochScript = redis.NewScript(luaServer + `
-local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server')
-return {ep[1] or '', ep[2] or '', ep[3] or '', ep[4] or '', server}
+local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server', 'afterLoss')
+return {ep[1] or '', ep[2] or '', ep[3] or '', ep[4] or '', server, ep[5] or ''}
 `)
 
 // recoveryStartScript: KEYS epoch; ARGV id, layout, startedAt (ms). It
 // writes a new epoch, rebuilding, stamped with the server running it.
 var recoveryStartScript = redis.NewScript(luaServer + `
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'rebuilding', 'layout', ARGV[2], 'startedAt', ARGV[3], 'server', server)
+redis.call('HDEL', KEYS[1], 'afterLoss')
 return 1
 `)
 
@@ -353,7 +354,11 @@ return 1
 // grace a first start skipped in ms ("" when it was waited), which
 // single-payout jobs still wait out (the key's life, on Redis's clock),
 // and "complete" when the rebuild listed the rails after the grace (the
-// epoch's complete field then names it: newPayeeProof). It marks the epoch
+// epoch's complete field then names it: newPayeeProof), and, when the
+// recovery was not a first start, when it began (wall clock, ms; "" for
+// a first start): the epoch's afterLoss field (a batch an attempt of the
+// lost state refused may be read again, job.rejectedOnTopic). It marks
+// the epoch
 // ready only if the server that stamped it at the recovery's start still
 // runs: a restart or a failover during the rebuild may have lost part of
 // it, and the next recovery redoes it.
@@ -363,6 +368,7 @@ if ep[1] == ARGV[1] and (ep[2] or '') == server then
   redis.call('HSET', KEYS[1], 'state', 'ready')
   if ARGV[2] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
   if ARGV[3] == 'complete' then redis.call('HSET', KEYS[1], 'complete', ARGV[1]) end
+  if (ARGV[4] or '') ~= '' then redis.call('HSET', KEYS[1], 'afterLoss', ARGV[4]) end
   return 1
 end
 return 0
@@ -561,15 +567,23 @@ const newPayee = 'n'
 // epoch returns the current epoch id and whether it is ready (in this
 // layout).
 func (s *store) epoch(ctx context.Context) (id string, ready bool, err error) {
+	id, ready, _, err = s.epochBegun(ctx)
+	return id, ready, err
+}
+
+// epochBegun is epoch, with when the epoch's recovery began after a loss
+// of our state (the recovering dispatcher's wall clock): zero for a first
+// start's epoch, or one a version before the field wrote.
+func (s *store) epochBegun(ctx context.Context) (id string, ready bool, began time.Time, err error) {
 	vals, err := epochScript.Run(ctx, s.rdb, []string{s.epochKey()}).StringSlice()
 	if err != nil {
-		return "", false, fmt.Errorf("dispatch: read epoch: %w", err)
+		return "", false, time.Time{}, fmt.Errorf("dispatch: read epoch: %w", err)
 	}
-	if len(vals) != 5 {
-		return "", false, fmt.Errorf("dispatch: read epoch: %d values", len(vals))
+	if len(vals) != 6 {
+		return "", false, time.Time{}, fmt.Errorf("dispatch: read epoch: %d values", len(vals))
 	}
 	id, st, layout, stamp, server := vals[0], vals[1], vals[2], vals[3], vals[4]
-	return id, id != "" && st == "ready" && layout == epochLayout && stamp == server, nil
+	return id, id != "" && st == "ready" && layout == epochLayout && stamp == server, parseMillis(vals[5]), nil
 }
 
 // firstStartWait is how long single-payout jobs must still wait after a

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -21,6 +22,29 @@ type ScanStats struct {
 // stops at the end: control records (transaction markers) are kept so
 // that the scan sees the last offset and knows it is done.
 func Scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key []byte, fn func(*kgo.Record) error) (ScanStats, error) {
+	return scan(ctx, opts, topic, parts, key, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+		starts, err := ka.ListStartOffsets(ctx, topic)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: start offsets of %s: %w", topic, err)
+		}
+		return starts, nil
+	})
+}
+
+// ScanFrom is Scan from the first record of each partition whose
+// timestamp is at or after from, instead of from its start.
+func ScanFrom(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, key []byte, fn func(*kgo.Record) error) (ScanStats, error) {
+	return scan(ctx, opts, topic, parts, key, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+		starts, err := ka.ListOffsetsAfterMilli(ctx, from.UnixMilli(), topic)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: offsets of %s after %s: %w", topic, from.UTC().Format(time.RFC3339), err)
+		}
+		return starts, nil
+	})
+}
+
+func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key []byte, fn func(*kgo.Record) error,
+	first func(*kadm.Client) (kadm.ListedOffsets, error)) (ScanStats, error) {
 	var st ScanStats
 	adm, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -28,9 +52,9 @@ func Scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key 
 	}
 	defer adm.Close()
 	ka := kadm.NewClient(adm)
-	starts, err := ka.ListStartOffsets(ctx, topic)
+	starts, err := first(ka)
 	if err != nil {
-		return st, fmt.Errorf("kafka: start offsets of %s: %w", topic, err)
+		return st, err
 	}
 	ends, err := ka.ListCommittedOffsets(ctx, topic)
 	if err != nil {
