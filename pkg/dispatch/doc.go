@@ -37,7 +37,7 @@
 // one hash tag, {dispatch}, so every script runs on Redis Cluster and can
 // check the epoch in the same atomic step as its own work:
 //
-//	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt, server, afterLoss: the Redis epoch,
+//	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt, server, firstStart: the Redis epoch,
 //	                              ready only on the Redis process (run id) that stamped it (store.luaServer);
 //	                              complete (the id, once the single-payout rails were listed after every POST
 //	                              from before the epoch had landed: newPayeeProof, completeEpoch)
@@ -200,8 +200,8 @@
 // so a request's REJECTED on the topic implies the batch's. Found, the
 // batch is ended the same way again (REJECTED under the same eventIds,
 // with WOMPI_REJECTED and the batch's message) and never posted. The
-// recovery records when it began in the epoch's afterLoss field; a first
-// start's epoch has none, and its batches are not looked for.
+// epoch's startedAt says when its recovery began; a first start marks its
+// epoch firstStart, and its batches are not looked for.
 //
 // Every step of a batch (claim, dedupe, each move of its record) checks,
 // inside its Lua script, that the epoch hash names the epoch the batch

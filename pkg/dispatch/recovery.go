@@ -222,7 +222,7 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 	epoch := randomID()
 	start := time.Now()
 	if err := recoveryStartScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}, epoch, epochLayout,
-		e.cfg.Now().UnixMilli()).Err(); err != nil {
+		start.UnixMilli()).Err(); err != nil {
 		return "", fmt.Errorf("dispatch: write epoch: %w", err)
 	}
 	// Read only now, with the epoch written (starts.go).
@@ -307,11 +307,11 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 		e.log.Warn("dispatch: a single-payout rail listed payouts without our id: the epoch is not complete, every single-payout payee is looked up before its POST",
 			"epoch", epoch, "unindexed", unindexed)
 	}
-	loss := ""
-	if !first {
-		loss = strconv.FormatInt(start.UnixMilli(), 10)
+	firstMark := ""
+	if first {
+		firstMark = "first"
 	}
-	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch, grace, complete, loss).Int()
+	ok, err := finishRecoveryScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch, grace, complete, firstMark).Int()
 	if err != nil {
 		return "", fmt.Errorf("dispatch: finish recovery: %w", err)
 	}

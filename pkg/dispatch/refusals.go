@@ -12,11 +12,16 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
 
-// refusalScanSkew is how far the clock that stamped a batch's record
-// (ingest's host, or the dispatcher's that wrote a deferred copy) may be
-// ahead of the recovering dispatcher's (readBeforeTheLoss), and behind
-// the clock that stamped its REJECTED (rejectedOnTopic).
+// refusalScanSkew is how far the clock that stamped a batch's record and
+// its createdAt (ingest's host, or the dispatcher's that wrote a deferred
+// copy) may be ahead of the recovering dispatcher's (readBeforeTheLoss).
 const refusalScanSkew = 30 * time.Second
+
+// refusalScanBack is how much earlier than the batch was first written
+// rejectedOnTopic starts: the clock that stamped its REJECTED (a
+// dispatcher's) may be behind ingest's. Generous: the topic holds a few
+// events per batch.
+const refusalScanBack = time.Hour
 
 // refusalScanLimit bounds one look on the batch status topic. It holds a
 // few events per batch: a day of them reads in seconds.
@@ -61,11 +66,16 @@ func (j *job) rejectedOnTopic() (refusal, bool, error) {
 	}
 	var r refusal
 	found := false
-	_, err = events.ScanFrom(ctx, e.readOpts(), topic, parts, j.firstWritten().Add(-e.scanSkew),
+	_, err = events.ScanFrom(ctx, e.readOpts(), topic, parts, j.firstWritten().Add(-refusalScanBack),
 		[]byte(b.BatchID), func(rec *kgo.Record) error {
 			var bs payout.BatchStatusChange
-			if e.cfg.Codec.DecodeBatchStatusChange(rec.Value, &bs) != nil {
-				return nil
+			if err := e.cfg.Codec.DecodeBatchStatusChange(rec.Value, &bs); err != nil {
+				if events.Permanent(err) {
+					return nil // not an event of ours: not this batch's REJECTED
+				}
+				// The schema registry did not answer: the record may be
+				// the REJECTED, and is read again with the batch.
+				return fmt.Errorf("decode a status of the batch at offset %d: %w", rec.Offset, err)
 			}
 			if bs.BatchID == b.BatchID && bs.Status == payout.BatchRejected && bs.Source == payout.SourceDispatcher {
 				r, found = newRefusal(string(payout.ReasonWompiRejected), deref(bs.StatusMessage), false), true

@@ -109,15 +109,18 @@ local epochOK = ep[1] == ARGV[1] and ep[2] == 'ready' and ep[3] == '` + epochLay
 // epochScript: KEYS epoch. Reply {id, state, layout, its server stamp,
 // the server running the script}.
 var epochScript = redis.NewScript(luaServer + `
-local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server', 'afterLoss')
-return {ep[1] or '', ep[2] or '', ep[3] or '', ep[4] or '', server, ep[5] or ''}
+local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server', 'startedAt', 'firstStart')
+local began = ep[5] or ''
+if ep[6] == '1' then began = '' end
+return {ep[1] or '', ep[2] or '', ep[3] or '', ep[4] or '', server, began}
 `)
 
-// recoveryStartScript: KEYS epoch; ARGV id, layout, startedAt (ms). It
-// writes a new epoch, rebuilding, stamped with the server running it.
+// recoveryStartScript: KEYS epoch; ARGV id, layout, startedAt (wall
+// clock, ms). It writes a new epoch, rebuilding, stamped with the server
+// running it.
 var recoveryStartScript = redis.NewScript(luaServer + `
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'rebuilding', 'layout', ARGV[2], 'startedAt', ARGV[3], 'server', server)
-redis.call('HDEL', KEYS[1], 'afterLoss')
+redis.call('HDEL', KEYS[1], 'firstStart')
 return 1
 `)
 
@@ -354,11 +357,10 @@ return 1
 // grace a first start skipped in ms ("" when it was waited), which
 // single-payout jobs still wait out (the key's life, on Redis's clock),
 // and "complete" when the rebuild listed the rails after the grace (the
-// epoch's complete field then names it: newPayeeProof), and, when the
-// recovery was not a first start, when it began (wall clock, ms; "" for
-// a first start): the epoch's afterLoss field (a batch an attempt of the
-// lost state refused may be read again, job.rejectedOnTopic). It marks
-// the epoch
+// epoch's complete field then names it: newPayeeProof), and "first" for
+// a first start (the epoch's firstStart field: no state was lost, so no
+// batch an attempt of a lost state refused is read again,
+// job.rejectedOnTopic). It marks the epoch
 // ready only if the server that stamped it at the recovery's start still
 // runs: a restart or a failover during the rebuild may have lost part of
 // it, and the next recovery redoes it.
@@ -368,7 +370,7 @@ if ep[1] == ARGV[1] and (ep[2] or '') == server then
   redis.call('HSET', KEYS[1], 'state', 'ready')
   if ARGV[2] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
   if ARGV[3] == 'complete' then redis.call('HSET', KEYS[1], 'complete', ARGV[1]) end
-  if (ARGV[4] or '') ~= '' then redis.call('HSET', KEYS[1], 'afterLoss', ARGV[4]) end
+  if ARGV[4] == 'first' then redis.call('HSET', KEYS[1], 'firstStart', '1') end
   return 1
 end
 return 0
@@ -571,9 +573,10 @@ func (s *store) epoch(ctx context.Context) (id string, ready bool, err error) {
 	return id, ready, err
 }
 
-// epochBegun is epoch, with when the epoch's recovery began after a loss
-// of our state (the recovering dispatcher's wall clock): zero for a first
-// start's epoch, or one a version before the field wrote.
+// epochBegun is epoch, with when the epoch's recovery began (the
+// recovering dispatcher's wall clock): zero for a first start's epoch.
+// An epoch a version without the firstStart mark recovered counts as
+// after a loss.
 func (s *store) epochBegun(ctx context.Context) (id string, ready bool, began time.Time, err error) {
 	vals, err := epochScript.Run(ctx, s.rdb, []string{s.epochKey()}).StringSlice()
 	if err != nil {
