@@ -201,12 +201,11 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 	}
 	if p := asPermanent(err); p != nil {
 		err = j.poison(p)
-		if errors.Is(err, errPatience) && railName(b) == rail.Wompi && len(c.refused) == 0 {
+		if errors.Is(err, errPatience) && railName(b) == rail.Wompi {
 			// poison's lookup met a Wompi failing past its patience:
 			// the batch waits like any other (run), rather than be
-			// retried in place and posted again at once; one refused
-			// in an earlier attempt is retried in place, as in run.
-			return j.wompiUnavailable(c, err)
+			// retried in place and posted again at once.
+			return j.unavailable(c, err)
 		}
 	}
 	return err
@@ -381,16 +380,38 @@ func (j *job) run(c claim, t time.Time) error {
 	j.railDeadline = time.Now().Add(j.e.cfg.RailPatience)
 	err := j.pay(c, t)
 	if errors.Is(err, errPatience) {
-		if len(c.refused) > 0 {
-			// Refused in an earlier attempt, its REJECTED perhaps on the
-			// topic (rejectedBefore), and Wompi's bank directory failing
-			// before that was known: retried in place, never DEFERRED
-			// after a REJECTED.
-			return err
-		}
-		return j.wompiUnavailable(c, err)
+		return j.unavailable(c, err)
 	}
 	return err
+}
+
+// unavailable takes a Wompi batch whose Wompi kept failing past the
+// dispatcher's patience (cause) before it could end. Its REJECTED may be on
+// the topic, and are never followed by a DEFERRED: one refused in an
+// earlier attempt (rejectedBefore) is retried in place, and so is one whose
+// refusal Redis lost, found on the batch status topic (rejectedOnTopic).
+// That one is not ended here: Wompi's word comes first, and a REJECTED
+// that landed late may be of a batch Wompi holds. Its next attempts screen
+// it, look it up by reference and look for it again, as pay does; it ends
+// once Wompi answers. Any other batch waits on the deferred topic
+// (wompiUnavailable).
+func (j *job) unavailable(c claim, cause error) error {
+	if len(c.refused) > 0 {
+		return cause
+	}
+	if j.firstPostAt.IsZero() && j.readBeforeTheLoss() && (!j.screened || len(j.keep) > 0) {
+		// No POST of an attempt since the loss: all of them looked for
+		// the REJECTED first, and found none, or did not get that far.
+		_, found, err := j.rejectedOnTopic()
+		if err != nil {
+			return fmt.Errorf("%w (after: %v)", err, cause)
+		}
+		if found {
+			j.log.Warn("dispatch: the batch was rejected before a Redis data loss (its REJECTED is on the batch status topic), and Wompi is failing: retried in place until Wompi answers, never DEFERRED")
+			return cause
+		}
+	}
+	return j.wompiUnavailable(c, cause)
 }
 
 // wompiUnavailable defers a batch whose Wompi kept failing past the

@@ -199,8 +199,11 @@
 // written, and acknowledged, before its requests' (rejectAs, endPoisoned),
 // so a request's REJECTED on the topic implies the batch's. Found, the
 // batch is ended the same way again (REJECTED under the same eventIds,
-// with WOMPI_REJECTED and the batch's message) and never posted. The
-// epoch's startedAt says when its recovery began; a first start marks its
+// with WOMPI_REJECTED and the batch's message) and never posted. Such a
+// batch whose lookup or bank directory fails past RailPatience is looked
+// for before it is deferred (job.unavailable): found, it is retried in
+// place, never DEFERRED after its REJECTED, until Wompi's lookup decides.
+// The epoch's startedAt says when its recovery began; a first start marks its
 // epoch firstStart, and its batches are not looked for.
 //
 // Every step of a batch (claim, dedupe, each move of its record) checks,
