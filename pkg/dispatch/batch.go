@@ -100,6 +100,10 @@ type job struct {
 	// not find out (a lookup that kept failing on an unproved claim).
 	unsettled bool
 	screened  bool // keep and drops are known (step 3 ran)
+	// copyOnly: deferBatch writes the deferred copy without a DEFERRED
+	// per request (deferRail of a batch an earlier attempt may have
+	// settled in part).
+	copyOnly bool
 
 	// landing guards what follows a produce of this job that may still
 	// write its records after the job ends (job.produceEach): perhaps
@@ -193,7 +197,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 	if r := b.Rail; r != nil && rail.Name(*r) != rail.Wompi {
 		cl := e.cfg.Singles[rail.Name(*r)]
 		if cl == nil {
-			return j.deferRail(rail.Name(*r))
+			return j.deferRail(c, rail.Name(*r))
 		}
 		err = j.runSingle(c, cl)
 	} else {
@@ -353,7 +357,14 @@ const (
 // implemented, unknown rail) is in the reason message, the log and the
 // metric's label, so that an operator knows whether credentials are
 // missing or the release is.
-func (j *job) deferRail(name rail.Name) error {
+//
+// A batch an earlier attempt may have settled in part (c: a POST, a
+// refusal or a posting state on its record; or first written before a
+// Redis loss, which may have taken such a record) may hold payees whose
+// status is already SUBMITTED, REJECTED or later, which a DEFERRED must not
+// follow: only its copy is written, and the replica that holds the rail
+// emits what each payee's lookup, or recorded refusal, says.
+func (j *job) deferRail(c claim, name rail.Name) error {
 	e, b := j.e, j.b
 	label, cause, why := string(name), railNotEnabled, "the dispatcher has no credentials for rail "+string(name)
 	switch {
@@ -369,6 +380,8 @@ func (j *job) deferRail(name rail.Name) error {
 	for i := range b.Transactions {
 		j.keep = append(j.keep, i)
 	}
+	j.copyOnly = !c.firstPostAt.IsZero() || len(c.refused) > 0 || c.state == statePosting || c.state == statePosted ||
+		j.readBeforeTheLoss()
 	return j.deferBatch(rail.ReasonRailNotConfigured, e.now().Add(railRetry), false, why)
 }
 
@@ -1499,6 +1512,9 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 	copyRec, statuses, next, err := j.deferredCopy(j.keep, reason, why, notBefore)
 	if err != nil {
 		return err
+	}
+	if j.copyOnly {
+		statuses = nil
 	}
 	drops, err := e.dropRecords(b, j.src, j.drops, nil)
 	if err != nil {
