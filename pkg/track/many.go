@@ -204,8 +204,8 @@ func pick[T any](xs []T, idx []int) []T {
 // statusStore.chunk) in one pipelined round trip. On one Redis
 // the attempts name their token's confirmation key, so give them one token
 // (see "Confirmation by batch" at beginScript); every attempt it grants
-// under a token must then be released (checkEpoch does, before returning)
-// or ended: all at once by endAll (the confirmation key), or, while some
+// under a token must then be released (checkEpoch does, before returning,
+// and withdraw, when beginMany fails after a grant) or ended: all at once by endAll (the confirmation key), or, while some
 // are still in flight or left to their leases, key by key (endGranted
 // chooses; the engine's emitRequests and settleLate, and Gate.End).
 func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []string) ([]outcome, []string, error) {
@@ -216,7 +216,7 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 	// (beginFresh); the script begins the others.
 	rest, err := s.beginFresh(ctx, trs, tokens, outs, froms)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, s.withdraw(ctx, trs, tokens, granted(outs), err)
 	}
 	if len(rest) > 0 {
 		all := len(rest) == len(trs)
@@ -226,7 +226,7 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 		}
 		souts, sfroms, err := s.beginScripted(ctx, strs, stoks)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, s.withdraw(ctx, trs, tokens, granted(outs), err)
 		}
 		if all {
 			outs, froms = souts, sfroms
@@ -236,10 +236,44 @@ func (s *statusStore) beginMany(ctx context.Context, trs []transition, tokens []
 			}
 		}
 	}
+	ours := granted(outs)
 	if err := s.checkEpoch(ctx, trs, tokens, outs, froms); err != nil {
-		return nil, nil, err
+		return nil, nil, s.withdraw(ctx, trs, tokens, ours, err)
 	}
 	return outs, froms, nil
+}
+
+// granted returns the positions of the attempts outs grants.
+func granted(outs []outcome) []int {
+	var idx []int
+	for i, o := range outs {
+		if o == outcomeOK {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+// withdraw releases the attempts at positions idx, which beginMany granted
+// before it failed with cause: its caller produces nothing for them. Left
+// alone, each would outlive its lease as an attempt perhaps emitted, and
+// the same status asked again, or the one it passes through (via), would
+// be refused for good although no event was written. An attempt whose
+// grant was not read back (its answer lost) is left to its lease.
+func (s *statusStore) withdraw(ctx context.Context, trs []transition, tokens []string, idx []int, cause error) error {
+	if len(idx) == 0 {
+		return cause
+	}
+	keys, args := make([][]string, len(idx)), make([][]any, len(idx))
+	for k, i := range idx {
+		keys[k], args[k] = []string{s.key(trs[i].kind, trs[i].id)}, []any{tokens[i]}
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.lease)
+	defer cancel()
+	if err := s.runPipelined(rctx, releaseScript, keys, args); err != nil {
+		return fmt.Errorf("%w (and releasing its %d attempts: %v)", cause, len(idx), err)
+	}
+	return cause
 }
 
 // beginScripted runs the begin script for every transition, one script
