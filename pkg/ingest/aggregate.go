@@ -193,10 +193,14 @@ func (a *aggregator) reset() {
 
 // seal fills in the batch's identity and totals. The batch id is
 // deterministic: a hash of the grouping key, the source position of the
-// batch's first request, and its count and total. A request's position is
-// in exactly one committed batch, so two committed batches never share an
-// id, and the same inputs always give the same id. The id is 42 characters
-// of [a-z0-9-], valid as a Wompi reference and idempotency key.
+// batch's first request, its requestId, and the batch's count and total. A
+// request's position is in exactly one committed batch, so two committed
+// batches never share an id, and the same inputs always give the same id.
+// The first requestId keeps that true when the topic's positions start
+// again from 0 (the topic re-created, the pipeline moved to another Kafka
+// cluster) while Redis keeps the dispatcher's records of the old batches:
+// a requestId is single-use for as long as they live. The id is 42
+// characters of [a-z0-9-], valid as a Wompi reference and idempotency key.
 func (a *aggregator) seal(ob *openBatch, now time.Time) *payout.Batch {
 	b := &ob.batch
 	b.TransactionCount = int32(len(b.Transactions))
@@ -209,6 +213,9 @@ func (a *aggregator) seal(ob *openBatch, now time.Time) *payout.Batch {
 	binary.BigEndian.PutUint64(buf[24:], uint64(b.TotalAmountInCents))
 	h.Write([]byte(a.topic))
 	h.Write(buf[:])
+	if len(b.Transactions) > 0 {
+		h.Write([]byte(b.Transactions[0].RequestID))
+	}
 	var sum [sha256.Size]byte
 	b.BatchID = "b-" + hex.EncodeToString(h.Sum(sum[:0])[:20])
 	b.CreatedAt = now
