@@ -82,8 +82,10 @@
 //  4. Reconcile. Before any POST, if the record was not found at the claim
 //     (fresh, or lost with Redis), or was left "claimed" (the attempt that
 //     made it ended before its lookup did), or was left "posting", or any
-//     earlier attempt sent a POST (firstPostAt is set), the batch is looked
-//     up by reference (its batch id). Found: it is posted; skip to 9.
+//     earlier attempt sent a POST (firstPostAt is set), or was last claimed
+//     under an earlier epoch (claim.stale: it outlived a partial loss, and
+//     may be older than the last attempt), the batch is looked up by
+//     reference (its batch id). Found: it is posted; skip to 9.
 //  5. Budget (pkg/ratelimit, one Lua call), in the budgets of the batch's
 //     rail and in its rail's days (Bogota for Wompi): the kept amount
 //     against the account's daily limit on the budget day (the dispersion

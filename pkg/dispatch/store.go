@@ -126,23 +126,26 @@ return 1
 
 // claimScript: KEYS epoch, batch record; ARGV epoch, owner, leaseMs,
 // recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs,
-// refused}, refused (on a resume) being the record's refusedPrefix fields
-// as {requestId, value, ...}.
+// refused, stale}, refused (on a resume) being the record's refusedPrefix
+// fields as {requestId, value, ...}, and stale 1 when the record was last
+// claimed under another epoch (claim.stale).
 var claimScript = redis.NewScript(luaNow + epochOK + `
-if not epochOK then return {'noepoch', '', '', '', 0, {}} end
+if not epochOK then return {'noepoch', '', '', '', 0, {}, 0} end
 local lease = now + tonumber(ARGV[3])
 local st = redis.call('HGET', KEYS[2], 'state')
 if not st then
   redis.call('HSET', KEYS[2], 'state', 'claimed', 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  return {'fresh', 'claimed', '', '', 0, {}}
+  return {'fresh', 'claimed', '', '', 0, {}, 0}
 end
-local f = redis.call('HMGET', KEYS[2], 'owner', 'lease', 'payoutId', 'firstPostAt')
-if st == 'done' or st == 'rejected' then return {'final', st, f[3] or '', f[4] or '', 0, {}} end
+local f = redis.call('HMGET', KEYS[2], 'owner', 'lease', 'payoutId', 'firstPostAt', 'epoch')
+if st == 'done' or st == 'rejected' then return {'final', st, f[3] or '', f[4] or '', 0, {}, 0} end
 local owner, till = f[1] or '', tonumber(f[2] or '0')
 if owner ~= '' and owner ~= ARGV[2] and till > now then
-  return {'busy', st, '', '', till - now, {}}
+  return {'busy', st, '', '', till - now, {}, 0}
 end
+local stale = 0
+if (f[5] or '') ~= ARGV[1] then stale = 1 end
 redis.call('HSET', KEYS[2], 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local refused = {}
@@ -155,7 +158,7 @@ if st ~= 'claimed' then
     end
   end
 end
-return {'resume', st, f[3] or '', f[4] or '', 0, refused}
+return {'resume', st, f[3] or '', f[4] or '', 0, refused, stale}
 `)
 
 // refusedPrefix starts the batch record's field of each payee a
@@ -401,14 +404,22 @@ type claim struct {
 	firstPostAt time.Time // zero when never posted
 	wait        time.Duration
 	refused     map[string]refusal // payees their rail refused in an earlier attempt (refusedPrefix)
+	// stale: the record was last claimed under an earlier epoch. It
+	// outlived a loss of our state that took later writes (a restart from
+	// an older snapshot, a failover to a replica that missed them): its
+	// state and firstPostAt may be older than the batch's last attempt,
+	// which may have posted it. It proves nothing (unproved).
+	stale bool
 }
 
 // unproved reports whether no attempt on the record has looked its batch
 // up since the record began: the record is new (or Redis lost it), or the
 // attempt that made it ended before its lookup did (a crash, a lost lease,
 // a failing lookup retried by a later claim) and left it "claimed". An
-// earlier POST of the batch, from before the record, may have landed.
-func (c claim) unproved() bool { return c.code == "fresh" || c.state == stateClaimed }
+// earlier POST of the batch, from before the record, may have landed. So
+// may one of a stale record's batch, made after the record's last write
+// that Redis kept.
+func (c claim) unproved() bool { return c.code == "fresh" || c.stale || c.state == stateClaimed }
 
 func parseMillis(v any) time.Time {
 	if fp, _ := v.(string); fp != "" {
@@ -425,7 +436,7 @@ func (s *store) claim(ctx context.Context, owner, epoch, batchID string) (claim,
 	if err != nil {
 		return claim{}, fmt.Errorf("dispatch: claim batch %s: %w", batchID, err)
 	}
-	if len(res) != 6 {
+	if len(res) != 7 {
 		return claim{}, fmt.Errorf("dispatch: claim batch %s: unexpected reply %v", batchID, res)
 	}
 	c := claim{}
@@ -443,6 +454,8 @@ func (s *store) claim(ctx context.Context, owner, epoch, batchID string) (claim,
 			c.refused[id] = parseRefusal(v)
 		}
 	}
+	stale, _ := res[6].(int64)
+	c.stale = stale == 1
 	return c, nil
 }
 

@@ -1,0 +1,101 @@
+package dispatch
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
+)
+
+// Two faults: a batch our daily budget deferred (its record "deferred",
+// no firstPostAt) is posted the next day and Wompi accepts it; then Redis
+// comes back from a snapshot older than that attempt's writes (or fails
+// over to a replica that missed them), with the record as the deferral
+// left it. The recovery runs, but the retry resumed the old record, which
+// asked for no lookup: the batch was posted again. A record last claimed
+// under an earlier epoch now proves nothing, and the batch is looked up by
+// reference before any POST.
+func TestStaleRecordAfterASnapshotRestoreIsLookedUp(t *testing.T) {
+	t.Run("a rail that does not deduplicate", func(t *testing.T) {
+		// Wompi's idempotency keys live a nanosecond of the simulator's
+		// clock, which each POST moves on: only the lookup stops a second
+		// payout.
+		f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1, sim: wompitest.Config{IdempotencyTTL: time.Nanosecond}})
+		f.tap.onPost = func(int) { f.clock.Advance(time.Millisecond) }
+		staleAfterRestore(t, f, 400_000, func(e *Engine) {
+			f.clock.Set(payout.DayIn(testStart, bogota).Next().StartIn(bogota).Add(time.Minute))
+		})
+	})
+	t.Run("past Wompi's key lifetime", func(t *testing.T) {
+		// After the loss the day's budget is seeded from Wompi, whose
+		// figure holds the landed POST: the batch's own reservation is
+		// denied, and it is deferred a day, past its idempotency key.
+		f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
+		staleAfterRestore(t, f, 600_000, func(e *Engine) {
+			day1 := payout.DayIn(testStart, bogota).Next().StartIn(bogota)
+			f.clock.Set(day1.Add(time.Minute))
+			eventually(t, "the batch handled after the loss", func() bool {
+				return outcome(e, "deferred") == 2 || outcome(e, "submitted") == 2
+			})
+			f.clock.Set(payout.DayIn(day1, bogota).Next().StartIn(bogota).Add(2 * time.Minute))
+		})
+	})
+}
+
+// staleAfterRestore pays a batch of 700,000 cents against a daily limit of
+// 1,000,000, then one of amount, which is deferred to the next day; its
+// record as the deferral left it is restored with an older epoch while its
+// next day's POST is being sent, and then moves the clock on. Wompi must
+// have accepted the second batch once.
+func staleAfterRestore(t *testing.T, f *fixture, amount int64, then func(*Engine)) {
+	e := f.engine(func(c *Config) { c.DailyLimitCents = 1_000_000 })
+	b1 := batch("stale-1", map[string]int64{"stale-a": 700_000}, "stale-a")
+	b2 := batch("stale-2", map[string]int64{"stale-b": amount}, "stale-b")
+	f.produce(f.topics.Batches, b1)
+	stop, _ := f.run(e)
+	eventually(t, "the first batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	f.produce(f.topics.Batches, b2)
+	eventually(t, "the second batch deferred", func() bool { return outcome(e, "deferred") == 1 })
+	ctx := context.Background()
+	rec := e.st.batchKey(b2.BatchID)
+	var dump string
+	eventually(t, "the deferral's record", func() bool {
+		st, _ := f.redis.Client().HGet(ctx, rec, "state").Result()
+		return st == stateDeferred
+	})
+	dump, err := f.redis.Client().Dump(ctx, rec).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	e.whileSending = func(id string) {
+		if id != b2.BatchID {
+			return
+		}
+		once.Do(func() {
+			// Redis restarts from a snapshot older than the attempt.
+			f.restartKeepingEpoch()
+			if err := f.redis.Client().Restore(ctx, rec, 0, dump).Err(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	then(e)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && f.sim.BatchLedger()[b2.BatchID].Accepted < 2 && outcome(e, "submitted") < 2 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a second POST would land by now
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.sim.BatchLedger()[b2.BatchID].Accepted; n != 1 {
+		t.Fatalf("the second batch accepted %d times by Wompi, want 1", n)
+	}
+	if n := outcome(e, "submitted"); n != 2 {
+		t.Fatalf("%d batches submitted, want 2", n)
+	}
+}
