@@ -190,7 +190,9 @@
 // (overwriting: what Wompi holds beats any claim), and sets the epoch
 // "ready". It reads only published fields (the payout's id and reference,
 // the transactions' reference, a single payout's our id). Budgets are
-// re-seeded lazily from GET /limits.
+// re-seeded lazily from GET /limits; after a partial loss
+// that kept a day's budget (still seeded), each Wompi batch listed for the
+// day or later whose reservation is gone is booked again (bookWompi).
 //
 // A batch first written before the loss (its record's time or its
 // createdAt before the recovery began, give or take refusalScanSkew;

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 )
 
 // ensureEpoch returns the current, ready epoch id. When Redis has none (a
@@ -284,6 +285,9 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 		if err := e.noteListed(ctx, spent); err != nil {
 			return "", err
 		}
+		if err := e.bookWompi(ctx, spent); err != nil {
+			return "", err
+		}
 	}
 	select {
 	case <-lost:
@@ -549,6 +553,7 @@ func (e *Engine) rebuildIndex(ctx context.Context, epoch string, spent *listedSp
 			return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
 		}
 		payouts++
+		spent.addBatch(p)
 		for tx, err := range e.batchRail.Items(ctx, p.ProviderID) {
 			if err != nil {
 				return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ProviderID, err)
@@ -627,6 +632,8 @@ func (w *indexWriter) flush(ctx context.Context) error {
 type listedSpend struct {
 	at   time.Time // the recovery's start, by our clock
 	days map[rail.Name]map[payout.Day]int64
+	// wompi: Wompi's batches of the day and after, to book (addBatch).
+	wompi []ratelimit.Reservation
 }
 
 func newListedSpend(at time.Time) *listedSpend {
@@ -653,6 +660,66 @@ func (s *listedSpend) add(n rail.Name, p rail.Payout) {
 		s.days[n] = map[payout.Day]int64{}
 	}
 	s.days[n][day] = addCapped(s.days[n][day], p.AmountInCents)
+}
+
+// addBatch keeps Wompi's batch p to book (bookWompi): its amount day is
+// its dispersion day when scheduled, else the day it was created, and its
+// slot day the day it was created (Bogota). A batch whose days are over,
+// or whose listing names no account a budget can name, counts against
+// every account of the day instead (noteListed). Days before the
+// recovery's are over.
+func (s *listedSpend) addBatch(p rail.Batch) {
+	if s == nil || p.AmountInCents <= 0 {
+		return
+	}
+	loc := rail.Location(rail.Wompi)
+	today := payout.DayIn(s.at, loc)
+	slot, day := today, today
+	if p.CreatedAt.Year() >= 2000 {
+		slot = payout.DayIn(p.CreatedAt, loc)
+	}
+	day = slot
+	if !p.DispersionAt.IsZero() && p.DispersionAt.Year() >= 2000 {
+		day = payout.DayIn(p.DispersionAt, loc)
+	}
+	if day < today {
+		return
+	}
+	ref, acct := p.Reference, p.OriginAccountID
+	if !payout.ValidReference(ref) || acct == "" || len(acct) > 200 || strings.ContainsAny(acct, " \t\r\n") {
+		if s.days[rail.Wompi] == nil {
+			s.days[rail.Wompi] = map[payout.Day]int64{}
+		}
+		s.days[rail.Wompi][day] = addCapped(s.days[rail.Wompi][day], p.AmountInCents)
+		return
+	}
+	s.wompi = append(s.wompi, ratelimit.Reservation{BatchID: ref, Rail: rail.Wompi, AccountID: acct,
+		Day: day.String(), SlotDay: slot.String(), AmountInCents: p.AmountInCents})
+}
+
+// bookWompi books each of Wompi's batches of the day and after (addBatch)
+// whose reservation our budget no longer holds (ratelimit's BookListed). A
+// loss that kept the day's budget but took its last reservations (a restart
+// from an older snapshot, a failover to a replica that missed them) leaves
+// the day seeded, so GET /limits is not asked again, and the batches
+// posted in the lost moments would not count: an account could be paid
+// past its daily limit.
+func (e *Engine) bookWompi(ctx context.Context, spent *listedSpend) error {
+	booked := 0
+	for _, r := range spent.wompi {
+		ok, err := e.budget.BookListed(ctx, r)
+		if err != nil {
+			return fmt.Errorf("dispatch: recovery: book Wompi's batch %s: %w", r.BatchID, err)
+		}
+		if ok {
+			booked++
+		}
+	}
+	if booked > 0 {
+		e.log.Warn("dispatch: recovery: Wompi lists batches of the day our budget no longer held: counted again",
+			"batches", booked, "listed", len(spent.wompi))
+	}
+	return nil
 }
 
 // noteListed writes spent into the rails' budgets (ratelimit's NoteListed):

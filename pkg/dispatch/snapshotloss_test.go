@@ -2,11 +2,14 @@ package dispatch
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -97,5 +100,77 @@ func staleAfterRestore(t *testing.T, f *fixture, amount int64, then func(*Engine
 	}
 	if n := outcome(e, "submitted"); n != 2 {
 		t.Fatalf("%d batches submitted, want 2", n)
+	}
+}
+
+// A partial loss that keeps the day's budget but takes its last
+// reservations (here the budget as it was before the day's second batch,
+// and nothing else): the day still reads as seeded, so GET /limits is not
+// asked again. The recovery raises each seeded account to what Wompi
+// lists as paid from it on the day; without that, the third batch was paid
+// past the account's daily limit.
+func TestPartialLossRaisesWompiBudgetToItsListing(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
+	limit := func(c *Config) { c.DailyLimitCents = 1_000_000 }
+	e := f.engine(limit)
+	ctx := context.Background()
+	b0 := batch("budget-0", map[string]int64{"budget-a": 100_000}, "budget-a")
+	b1 := batch("budget-1", map[string]int64{"budget-b": 600_000}, "budget-b")
+	b2 := batch("budget-2", map[string]int64{"budget-c": 400_000}, "budget-c")
+	stop, _ := f.run(e)
+	f.produce(f.topics.Batches, b0)
+	eventually(t, "the first batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	key := f.redis.Prefix() + "{budget}:" + payout.DayIn(f.clock.Now(), bogota).String()
+	dump, err := f.redis.Client().Dump(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.produce(f.topics.Batches, b1)
+	eventually(t, "the second batch submitted", func() bool { return outcome(e, "submitted") == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	f.restartKeepingEpoch()
+	if err := f.redis.Client().Restore(ctx, key, 0, dump).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	e2 := f.engine(limit)
+	stop2, _ := f.run(e2)
+	f.produce(f.topics.Batches, b2)
+	eventually(t, "the third batch handled", func() bool { return outcome(e2, "deferred")+outcome(e2, "submitted") > 0 })
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.sim.BatchLedger()[b2.BatchID].Accepted; n != 0 {
+		t.Fatalf("the third batch was paid: 1,100,000 cents on a day whose limit is 1,000,000")
+	}
+	if n := outcome(e2, "deferred"); n != 1 {
+		t.Fatalf("the third batch deferred %d times, want 1 (DAILY_LIMIT)", n)
+	}
+}
+
+// addBatch keeps a Wompi batch of the day or after to book, on its amount
+// day (the dispersion day when scheduled) and its slot day (the day it was
+// created); one whose listing names no account counts against every
+// account; days before the recovery's are over.
+func TestListedSpendCountsWompiBatches(t *testing.T) {
+	at := time.Date(2026, 12, 5, 15, 0, 0, 0, bogota)
+	today, tomorrow := payout.DayIn(at, bogota), payout.DayIn(at.Add(24*time.Hour), bogota)
+	s := newListedSpend(at)
+	s.addBatch(rail.Batch{Reference: "b-today", AmountInCents: 100, CreatedAt: at.Add(-time.Hour), OriginAccountID: "acc-1"})
+	s.addBatch(rail.Batch{Reference: "b-over", AmountInCents: 20, CreatedAt: at.Add(-48 * time.Hour), OriginAccountID: "acc-1"})
+	s.addBatch(rail.Batch{Reference: "b-later", AmountInCents: 3, CreatedAt: at, DispersionAt: at.Add(24 * time.Hour), OriginAccountID: "acc-1"})
+	s.addBatch(rail.Batch{Reference: "b-none", AmountInCents: 7, CreatedAt: at})
+	s.addBatch(rail.Batch{Reference: "b-odd", AmountInCents: 9, CreatedAt: at, OriginAccountID: "not an id"})
+	want := []ratelimit.Reservation{
+		{BatchID: "b-today", Rail: rail.Wompi, AccountID: "acc-1", Day: today.String(), SlotDay: today.String(), AmountInCents: 100},
+		{BatchID: "b-later", Rail: rail.Wompi, AccountID: "acc-1", Day: tomorrow.String(), SlotDay: today.String(), AmountInCents: 3},
+	}
+	if !slices.Equal(s.wompi, want) {
+		t.Errorf("to book: %+v, want %+v", s.wompi, want)
+	}
+	if got := s.days[rail.Wompi][today]; got != 16 {
+		t.Errorf("against every account today: %d, want 16", got)
 	}
 }

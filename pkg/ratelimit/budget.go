@@ -638,6 +638,58 @@ func (b *Budget) seed(ctx context.Context, r rail.Name, day, accountID string, a
 	return Usage{AmountInCents: res[0], Batches: int(res[1])}, nil
 }
 
+// bookScript: KEYS[1] amount day, KEYS[2] slot day; ARGV batchId,
+// accountId, amount, slot day, ttlMs of KEYS[1], ttlMs of KEYS[2], the
+// rail's field prefix. Reply 1 when booked, 0 when the batch's reservation
+// is there already.
+var bookScript = redis.NewScript(`
+local field, fp = 'res:' .. ARGV[1], ARGV[7]
+if redis.call('HEXISTS', KEYS[1], field) == 1 then return 0 end
+redis.call('HINCRBY', KEYS[1], fp .. 'amt:' .. ARGV[2], ARGV[3])
+redis.call('HINCRBY', KEYS[2], fp .. 'batches', 1)
+redis.call('HSET', KEYS[1], field, fp .. ARGV[3] .. ':' .. ARGV[4] .. ':' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return 1
+`)
+
+// BookListed counts r, a batch its rail lists as created (paid, or to be
+// paid on r.Day), as reserved, unless its reservation is there already:
+// one a Redis loss took with the last writes while the day's budget
+// stayed (a restart from an older snapshot, a failover). It is then
+// counted as Reserve would have counted it, and a reservation of the same
+// batch later finds it held. It reports whether it booked r.
+func (b *Budget) BookListed(ctx context.Context, r Reservation) (bool, error) {
+	if err := validDay(r.Day); err != nil {
+		return false, err
+	}
+	slot := r.SlotDay
+	if slot == "" {
+		slot = r.Day
+	}
+	if err := validDay(slot); err != nil {
+		return false, err
+	}
+	if err := validRail(r.Rail); err != nil {
+		return false, err
+	}
+	if err := validID("batch id", r.BatchID); err != nil {
+		return false, err
+	}
+	if err := validID("account id", r.AccountID); err != nil {
+		return false, err
+	}
+	if r.AmountInCents < 0 {
+		return false, fmt.Errorf("%w: negative amount %d cents", ErrInvalid, r.AmountInCents)
+	}
+	n, err := bookScript.Run(ctx, b.rdb, []string{b.key(r.Day), b.key(slot)}, r.BatchID, r.AccountID, r.AmountInCents,
+		slot, b.ttlMs(r.Day), b.ttlMs(slot), fieldPrefix(r.Rail)).Int64()
+	if err != nil {
+		return false, fmt.Errorf("ratelimit: book listed batch %s: %w", r.BatchID, err)
+	}
+	return n == 1, nil
+}
+
 // MaxListedInCents bounds NoteListed's figure: Redis's Lua counts in
 // doubles, exact to 2^53; a day's spend above this (10^13 currency units)
 // is noted as this, which still blocks any account limit below it.
