@@ -1494,20 +1494,23 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 			notBefore = at
 		}
 	}
-	if release {
-		if _, err := e.budget.Release(j.hard, j.res); err != nil {
-			return err
-		}
-	}
 	var mark []string
 	if j.unsettled {
 		// The next attempt must look the batch up before any POST, as
 		// this one could not: the mark of a POST that may have gone out.
 		mark = []string{"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)}
 	}
+	// The move first: it fails when the lease is no longer ours (a replica
+	// cut off from Redis past its lease, whose batch another may have
+	// taken over and posted since), and then nothing is given back.
 	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,
 		[]string{stateClaimed, stateDeferred, statePosting}, stateDeferred, mark...); err != nil {
 		return err
+	}
+	if release {
+		if _, err := e.budget.Release(j.hard, j.res); err != nil {
+			return err
+		}
 	}
 	copyRec, statuses, next, err := j.deferredCopy(j.keep, reason, why, notBefore)
 	if err != nil {
