@@ -2,8 +2,6 @@ package track
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,24 +11,6 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
-
-// failScripts fails every script call (EVAL, EVALSHA) sent on its own
-// while on is set; pipelines pass.
-type failScripts struct{ on *atomic.Bool }
-
-func (h failScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h failScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.on.Load() && strings.HasPrefix(strings.ToLower(cmd.Name()), "eval") {
-			cmd.SetErr(errors.New("test: Redis failed the call"))
-			return cmd.Err()
-		}
-		return next(ctx, cmd)
-	}
-}
-func (h failScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
 
 // A Begin that fails after its keys were granted (here the read of the
 // epoch marker, after the SET NX of the new keys) produces nothing, and
@@ -44,7 +24,7 @@ func TestFailedBeginReleasesItsAttempts(t *testing.T) {
 	o := rs.Client().Options()
 	cl := redis.NewClient(&redis.Options{Addr: o.Addr, DB: o.DB})
 	t.Cleanup(func() { _ = cl.Close() })
-	cl.AddHook(failScripts{&on})
+	cl.AddHook(failScript{on: &on})
 	g := NewGate(cl, rs.Prefix(), time.Minute)
 	ctx := context.Background()
 	since, err := g.Epoch(ctx)

@@ -310,7 +310,7 @@ func TestConfirmationNotWrittenWhenAbandonFails(t *testing.T) {
 	rs := testenv.Redis(t)
 	ctx := context.Background()
 	rdb := rs.NewClient(t)
-	rdb.AddHook(failScript{endConfirmScript.Hash()})
+	rdb.AddHook(failScript{sha: endConfirmScript.Hash()})
 	lease := 300 * time.Millisecond
 	s := newStatusStore(rdb, rs.Prefix(), time.Hour, lease)
 	ep := mustEpoch(t, s)
@@ -348,8 +348,13 @@ func TestConfirmationNotWrittenWhenAbandonFails(t *testing.T) {
 	}
 }
 
-// failScript fails every command (or pipeline) that runs one script.
-type failScript struct{ sha string }
+// failScript fails every command (or pipeline) that runs one script. With
+// no sha it fails every script sent on its own, and pipelines pass. While
+// on is set, if on is given.
+type failScript struct {
+	sha string
+	on  *atomic.Bool
+}
 
 func (h failScript) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -364,6 +369,9 @@ func (h failScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 func (h failScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	if h.sha == "" {
+		return next
+	}
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		for _, c := range cmds {
 			if h.hit(c) {
@@ -379,8 +387,14 @@ func (h failScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 }
 
 func (h failScript) hit(cmd redis.Cmder) bool {
+	if h.on != nil && !h.on.Load() {
+		return false
+	}
 	args := cmd.Args()
-	return len(args) > 1 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") && (args[1] == h.sha || strings.Contains(fmt.Sprint(args[1]), "finish(KEYS[n]"))
+	if cmd.Name() != "evalsha" && cmd.Name() != "eval" {
+		return false
+	}
+	return h.sha == "" || len(args) > 1 && (args[1] == h.sha || strings.Contains(fmt.Sprint(args[1]), "finish(KEYS[n]"))
 }
 
 // A replayed begin (the client lost the answer and sent the call again, as
