@@ -987,7 +987,14 @@ func (j *job) reserveSeeding(keepHeld bool, seed func(*ratelimit.NotSeededError)
 			// The batch's kept transactions, or its slot day, changed since
 			// its earlier reservation. It is not in Wompi (we are before
 			// the POST, and any earlier POST was looked up and not found):
-			// the old reservation goes back, whatever its days.
+			// the old reservation goes back, whatever its days. Unless
+			// this replica lost its lease: the reservation may then be
+			// that of another replica, which took the batch over and
+			// posted it. The renewal proves the lease first, and keeps
+			// it for the Release and the Reserve after it.
+			if err := e.st.renew(j.hard, j.owner, j.epoch, j.b.BatchID); err != nil {
+				return g, fmt.Errorf("dispatch: the batch holds another reservation, and its lease could not be renewed: %w", err)
+			}
 			j.log.Warn("dispatch: replacing the batch's earlier reservation", "err", err)
 			if _, err := e.budget.Release(j.hard, j.res); err != nil {
 				return g, err

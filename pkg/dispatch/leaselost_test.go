@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -47,5 +48,58 @@ func TestDeferralWithALostLeaseGivesNothingBack(t *testing.T) {
 	}
 	if n := outcome(e, "deferred"); n != 0 {
 		t.Fatalf("deferred %d times by a replica without the lease", n)
+	}
+}
+
+// Two faults: a replica claims a batch and is cut off from Redis past its
+// lease; another replica takes the batch over, screens one request away as
+// a duplicate, reserves the rest and posts it. When the first reaches Redis
+// again, its reservation (every request) conflicts with the other's. It
+// gave the other's reservation back and took its own: the day counted the
+// batch at an amount that was not paid. The lease is now proved first;
+// the replica that holds it still replaces its own.
+func TestReservationConflictWithALostLeaseReplacesNothing(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(nil)
+	b := simpleBatch("conflict-lost", 2)
+	ctx := context.Background()
+	rdb := f.redis.Client()
+	if c, err := e.st.claim(ctx, "replica-a", "e0", b.BatchID); err != nil || c.code != "fresh" {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	newJob := func(owner string, keep ...int) *job {
+		j := &job{e: e, b: &b, log: testLogger(), soft: ctx, hard: ctx, stop: ctx, owner: owner, epoch: "e0",
+			acct: b.OriginAccountID, keep: keep}
+		j.res = newReservation(&b, j.acct, j.keptAmount(), e.now())
+		return j
+	}
+	first := newJob("replica-a", 0, 1)
+	far := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+	if err := rdb.HSet(ctx, e.st.batchKey(b.BatchID), "owner", "replica-b", "lease", far).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := newJob("replica-b", 1).reserve(); err != nil || !g.Granted {
+		t.Fatalf("the other replica's reservation: %+v %v", g, err)
+	}
+	budgetKey := e.budget.Key(first.res.Day)
+	field := "res:" + b.BatchID
+	theirs, err := rdb.HGet(ctx, budgetKey, field).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, reserveErr := first.reserve()
+	if now, err := rdb.HGet(ctx, budgetKey, field).Result(); err != nil || now != theirs {
+		t.Fatalf("the batch's reservation is %q (%v), was the other replica's %q: replaced by a replica without the lease", now, err, theirs)
+	}
+	if !errors.Is(reserveErr, errStale) {
+		t.Fatalf("reserve without the lease: %v, want the lease refused", reserveErr)
+	}
+	// The replica that holds the lease replaces its own reservation.
+	again := newJob("replica-b", 0, 1)
+	if g, err := again.reserve(); err != nil || !g.Granted {
+		t.Fatalf("the lease holder's new reservation: %+v %v", g, err)
+	}
+	if now, _ := rdb.HGet(ctx, budgetKey, field).Result(); now == theirs {
+		t.Fatalf("the lease holder's reservation was not replaced: %q", now)
 	}
 }
