@@ -192,3 +192,46 @@ func TestOptString(t *testing.T) {
 }
 
 var sink *string
+
+// A provider's status read again is taken when it lies beyond the event's:
+// every allowed transition, a RETURNED after any status not final, and for
+// batches another status of the same rank; never a status behind, or out of
+// a final one.
+func TestBeyond(t *testing.T) {
+	for _, c := range []struct {
+		from, to Status
+		want     bool
+	}{
+		{"", StatusPending, true},
+		{StatusPending, StatusApproved, true},
+		{StatusPending, StatusReturned, true},
+		{StatusSubmitted, StatusReturned, true},
+		{StatusApproved, StatusReturned, true},
+		{StatusApproved, StatusPending, false},
+		{StatusFailed, StatusReturned, false},
+		{StatusReturned, StatusApproved, false},
+		{StatusPending, StatusPending, false},
+		{StatusPending, "bogus", false},
+	} {
+		if got := Beyond(c.from, c.to); got != c.want {
+			t.Errorf("Beyond(%q, %q) = %v, want %v", c.from, c.to, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		from, to BatchStatus
+		want     bool
+	}{
+		{BatchAFEOnHold, BatchPending, true},
+		{BatchPending, BatchAFEOnHold, true},
+		{BatchNotApproved, BatchPartialPayment, true},
+		{BatchPending, BatchTotalPayment, true},
+		{BatchPending, BatchPending, false},
+		{BatchPartialPayment, BatchPending, false},
+		{BatchTotalPayment, BatchRejected, false},
+		{BatchPending, "bogus", false},
+	} {
+		if got := BatchBeyond(c.from, c.to); got != c.want {
+			t.Errorf("BatchBeyond(%q, %q) = %v, want %v", c.from, c.to, got, c.want)
+		}
+	}
+}

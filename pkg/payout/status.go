@@ -73,6 +73,17 @@ func CanTransition(from, to Status) bool {
 	return to.rank() > from.rank()
 }
 
+// Beyond reports whether a provider's status to lies further along a
+// request's life than from, the status an event was about to carry: a
+// transition from from to to, or a RETURNED after any status not final
+// (a RETURNED follows only an APPROVED, which the tracker then emits
+// first). The tracker takes the provider's status when it is beyond the
+// event's: a late PENDING read again as RETURNED is emitted as RETURNED,
+// never PENDING after it.
+func Beyond(from, to Status) bool {
+	return CanTransition(from, to) || (to == StatusReturned && from.Valid() && !from.Final())
+}
+
 // BatchStatus is a Wompi batch (payout) status.
 type BatchStatus string
 
@@ -107,6 +118,14 @@ func (s BatchStatus) rank() int {
 
 // Valid reports whether s is a known batch status.
 func (s BatchStatus) Valid() bool { return s.rank() >= 0 }
+
+// BatchBeyond is Beyond for batches: a transition from from to to, or
+// another status of the same rank out of one not final (AFE_ON_HOLD and
+// PENDING, NOT_APPROVED and PARTIAL_PAYMENT, neither of which may follow
+// the other).
+func BatchBeyond(from, to BatchStatus) bool {
+	return CanBatchTransition(from, to) || (to != from && from.Valid() && to.Valid() && !from.Final() && to.rank() == from.rank())
+}
 
 // Final reports whether s is final: REJECTED and TOTAL_PAYMENT [doc], and
 // AFE_REJECTED [ours: an anti-fraud rejection is not retried by Wompi].

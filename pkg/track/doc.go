@@ -122,8 +122,9 @@
 // Redis is a cache here. When it has no status for a key (fresh, flushed,
 // expired) and the new status is not final, the tracker first asks Wompi
 // for the transaction's (batch's) current status and emits that one if it
-// is further along, so a flush cannot make a late PENDING overwrite an
-// APPROVED. A lost hand-off is rebuilt per event from Wompi. The polling
+// is further along (payout.Beyond: a RETURNED after a PENDING counts, and
+// for batches another status of the same rank), so a flush cannot make a
+// late PENDING overwrite an APPROVED, or follow a RETURNED. A lost hand-off is rebuilt per event from Wompi. The polling
 // schedule (pkg/submitted) is rebuilt by one replica, under a lock, from
 // GET /payouts?status=PENDING,PARTIAL_PAYMENT,AFE_ON_HOLD and, within
 // RebuildLookback, the recent final payouts, so a final status whose webhook

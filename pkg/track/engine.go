@@ -368,7 +368,7 @@ func (e *Engine) emitRequestOnce(ctx context.Context, sc *payout.StatusChange, v
 		if err != nil {
 			return err
 		}
-		if payout.CanTransition(sc.Status, st) { // Wompi is further along: emit the truth
+		if payout.Beyond(sc.Status, st) { // the rail is further along: emit the truth
 			sc.Status, sc.OccurredAt = st, e.cfg.Now()
 			sc.ReasonCode, sc.ReasonMessage = payout.OptString(reason.code), payout.OptString(reason.message)
 			tr.to, tr.final = string(st), settled(sc.Rail, st)
@@ -407,7 +407,7 @@ func (e *Engine) emitBatch(ctx context.Context, bc *payout.BatchStatusChange, ve
 		if err != nil {
 			return err
 		}
-		if payout.CanBatchTransition(bc.Status, st) {
+		if payout.BatchBeyond(bc.Status, st) {
 			bc.Status, bc.OccurredAt = st, e.cfg.Now()
 			tr.to, tr.final = string(st), st.Final()
 		}

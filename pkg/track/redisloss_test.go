@@ -120,3 +120,55 @@ func TestRedisFlushLosesNothingAndKeepsEventIDs(t *testing.T) {
 		t.Errorf("%d distinct eventIds, want 7", len(distinct))
 	}
 }
+
+// A batch webhook's status read again from Wompi after a Redis loss: a
+// late AFE_ON_HOLD (genuine, older) for a batch Wompi holds PENDING, with
+// PENDING already on the topic. The two share a rank, so neither may follow
+// the other, and the tracker kept the webhook's AFE_ON_HOLD, now verified,
+// and emitted it after the PENDING. It now takes Wompi's status
+// (payout.BatchBeyond): PENDING again, under its first eventId.
+func TestLateBatchStatusOfTheSameRankAfterRedisLossTakesWompis(t *testing.T) {
+	f := newFixture(t, fixtureOpts{ownRedis: true})
+	_, srv := f.engine(nil)
+	secret := f.sim.Config().EventsSecret
+	ctx := context.Background()
+	c := f.submit(true, f.payee("1234567890"))
+	tx := c.txs[0]
+	if p, err := f.wompi.Payout(ctx, c.payoutID); err != nil || p.Status != wompi.BatchPending {
+		t.Fatalf("Wompi's batch %+v %v, want PENDING", p, err)
+	}
+	send := func(st string) {
+		body, sum := payoutWebhook(t, secret, c.payoutID, c.batchID, tx.AmountInCents, st, t0)
+		if code := post(t, srv.URL, body, sum); code != 200 {
+			t.Fatalf("batch %s: %d", st, code)
+		}
+	}
+	send("PENDING")
+	if err := f.redis.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The dispatcher's hand-off is back (recorded again); the status is not.
+	if err := f.sub.Record(ctx, submitted.Payout{PayoutID: c.payoutID, BatchID: c.batchID, OriginAccountID: wompitest.AccountMain,
+		PaymentType: wompi.PaymentTypeProviders, TotalAmountInCents: tx.AmountInCents, TransactionCount: 1, SubmittedAt: t0},
+		[]submitted.Transaction{{TransactionID: tx.ID, RequestID: tx.Reference, BatchID: c.batchID, PayoutID: c.payoutID,
+			AmountInCents: tx.AmountInCents, OriginAccountID: wompitest.AccountMain}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	send("AFE_ON_HOLD")
+	bevs := f.batchEvents()
+	var got []payout.BatchStatus
+	ids := map[payout.BatchStatus]map[string]bool{}
+	for _, ev := range bevs {
+		got = append(got, ev.Status)
+		if ids[ev.Status] == nil {
+			ids[ev.Status] = map[string]bool{}
+		}
+		ids[ev.Status][ev.EventID] = true
+	}
+	if len(got) == 0 || got[len(got)-1] != payout.BatchPending || len(ids[payout.BatchAFEOnHold]) != 0 {
+		t.Fatalf("batch statuses %v, want PENDING last and no AFE_ON_HOLD", got)
+	}
+	if len(ids[payout.BatchPending]) != 1 {
+		t.Fatalf("PENDING under %d eventIds, want its first", len(ids[payout.BatchPending]))
+	}
+}

@@ -225,7 +225,7 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 			return 0, err
 		}
 		ref = singleRef{requestID: gp.ID, amount: gp.AmountInCents}
-		if gp.Status != "" && (st == "" || payout.CanTransition(st, gp.Status)) {
+		if gp.Status != "" && (st == "" || payout.Beyond(st, gp.Status)) {
 			st, reason, at = gp.Status, gp.Reason, e.occurredAt(gp)
 		}
 		verified = true

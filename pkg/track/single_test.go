@@ -324,6 +324,75 @@ func TestSmartFastPayLateApprovedAfterRedisLossNotEmittedAfterReturned(t *testin
 	}
 }
 
+// A SmartFastPay payout paid, then refunded: APPROVED and RETURNED are on
+// the topic (its onhold callback was lost). Redis loses the status record,
+// and the older onhold callback comes again (a retry, or a replay). Read
+// again, SmartFastPay answers RETURNED, which cannot follow PENDING: the
+// tracker kept PENDING, now verified, and emitted it after the RETURNED.
+// It now takes the rail's RETURNED (payout.Beyond), with the APPROVED it
+// implies; with and without the dispatcher's hand-off.
+func TestSmartFastPayLateOnHoldAfterRedisLossNotEmittedAfterReturned(t *testing.T) {
+	for _, withHandOff := range []bool{true, false} {
+		name := "without-hand-off"
+		if withHandOff {
+			name = "with-hand-off"
+		}
+		t.Run(name, func(t *testing.T) { lateOnHoldAfterReturned(t, withHandOff) })
+	}
+}
+
+func lateOnHoldAfterReturned(t *testing.T, withHandOff bool) {
+	f := newFixture(t, fixtureOpts{ownRedis: true})
+	s := newSingles(t)
+	_, srv := f.singleEngine(s, nil)
+	// The simulator's own callbacks go nowhere: we deliver them by hand.
+	r := f.sfpPayout("http://127.0.0.1:1/nowhere", "21") // onhold, success, then refunded
+	providerID := f.handOff(s.sfpc, r)
+	for range 6 {
+		s.sfp.Advance(time.Second)
+	}
+	p, err := s.sfpc.Get(context.Background(), providerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status != payout.StatusReturned {
+		t.Fatalf("SmartFastPay's status %s (%s), want RETURNED", p.Status, p.ProviderStatus)
+	}
+	secret := s.sfp.Config().WebhookSecret
+	send := func(status string) int {
+		body, _ := json.Marshal(map[string]any{"requestId": "x", "data": []map[string]any{{"id": providerID, "customer_id": "cust-1",
+			"transaction_id": r.ID, "amount": float64(r.AmountInCents) / 100, "status": "paid", "type": "payout", "payout_status": status}}})
+		h := http.Header{smartfastpay.HeaderSignature: {smartfastpay.Sign(secret, t0, body)}}
+		return postTo(t, srv.URL, SmartFastPayWebhookPath, h, body)
+	}
+	// success then refunded delivered (the onhold callback was lost).
+	if c := send("success"); c != 200 {
+		t.Fatalf("success: %d", c)
+	}
+	if c := send("refunded"); c != 200 {
+		t.Fatalf("refunded: %d", c)
+	}
+	if got := statusesOf(f.statusEvents(), r.ID); fmt.Sprint(got) != "[APPROVED RETURNED]" {
+		t.Fatalf("before the loss: %v", got)
+	}
+	if err := f.redis.FlushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if withHandOff {
+		f.handOffRecord(rail.SmartFastPay, providerID, r) // hand-off back; status record not
+	}
+	if code := send("onhold"); code != http.StatusOK { // the older callback, retried by SmartFastPay
+		t.Fatalf("late onhold: %d", code)
+	}
+	evs := f.statusEvents()
+	if err := payout.CheckLifecycles(evs); err != nil {
+		t.Fatal(err)
+	}
+	if got := statusesOf(evs, r.ID); got[len(got)-1] != payout.StatusReturned {
+		t.Fatalf("after the late onhold: %v, want RETURNED last", got)
+	}
+}
+
 // handOffRecord records a hand-off again for a payout already created.
 func (f *fixture) handOffRecord(name rail.Name, providerID string, r rail.PayoutRequest) {
 	f.t.Helper()

@@ -233,7 +233,7 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 	setReason(sc, failureOf(tx))
 	verified := false
 	if wtx != nil { // just read from Wompi: use its status when further along
-		if wst := wtx.Status; wst != "" && payout.CanTransition(sc.Status, wst) {
+		if wst := wtx.Status; wst != "" && payout.Beyond(sc.Status, wst) {
 			sc.Status, sc.OccurredAt = wst, e.cfg.Now()
 			setReason(sc, failureOf(wtx))
 		}
@@ -384,7 +384,7 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 	}
 	verified := false
 	if wp != nil {
-		if ws := wp.Status; payout.CanBatchTransition(bc.Status, ws) {
+		if ws := wp.Status; payout.BatchBeyond(bc.Status, ws) {
 			bc.Status, bc.OccurredAt = ws, e.cfg.Now()
 		}
 		bc.StatusMessage = payout.OptString(wp.StatusMessage)
