@@ -174,3 +174,44 @@ func TestListedSpendCountsWompiBatches(t *testing.T) {
 		t.Errorf("against every account today: %d, want 16", got)
 	}
 }
+
+// Two faults after a restore from an older snapshot: the first claim of a
+// stale record moves it to the current epoch, and that attempt ends before
+// its lookup (the lookup fails until a rebalance stops the job, or the
+// replica crashes). The next claim read a record of the current epoch,
+// "deferred" with no firstPostAt, and posted the batch without a lookup.
+// The record keeps the mark for every later claim.
+func TestStaleMarkOutlivesTheFirstClaim(t *testing.T) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(nil)
+	ctx := context.Background()
+	rec := e.st.batchKey("stale-twice")
+	// The record as the older snapshot kept it.
+	if err := f.redis.Client().HSet(ctx, rec, "state", stateDeferred, "owner", "", "lease", 0, "epoch", "an-earlier-epoch").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, owner := range []string{"first-after-the-restore", "first-after-the-restore", "another-replica"} {
+		if i == 2 {
+			if err := e.st.releaseLease(ctx, "first-after-the-restore", "stale-twice"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := e.st.claim(ctx, owner, "e0", "stale-twice")
+		if err != nil || c.code != "resume" {
+			t.Fatalf("claim %d: %+v %v", i, c, err)
+		}
+		if !c.stale || !c.unproved() {
+			t.Fatalf("claim %d by %s: stale %v, unproved %v: a batch Wompi may hold would be posted without a lookup", i, owner, c.stale, c.unproved())
+		}
+	}
+	// A record claimed only under the current epoch is not stale.
+	if c, err := e.st.claim(ctx, "w", "e0", "never-stale"); err != nil || c.stale {
+		t.Fatalf("fresh claim: %+v %v", c, err)
+	}
+	if err := e.st.releaseLease(ctx, "w", "never-stale"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := e.st.claim(ctx, "w", "e0", "never-stale"); err != nil || c.stale {
+		t.Fatalf("second claim of a current record: %+v %v", c, err)
+	}
+}

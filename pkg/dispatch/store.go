@@ -128,7 +128,11 @@ return 1
 // recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs,
 // refused, stale}, refused (on a resume) being the record's refusedPrefix
 // fields as {requestId, value, ...}, and stale 1 when the record was last
-// claimed under another epoch (claim.stale).
+// claimed under another epoch, or ever was (claim.stale): the claim moves
+// the record to the current epoch, and its field "stale" keeps the mark
+// for every later claim, so that an attempt that ends before its lookup
+// (a lookup failing until the job is stopped, a rebalance, a crash) leaves
+// the next one the same lookup to make.
 var claimScript = redis.NewScript(luaNow + epochOK + `
 if not epochOK then return {'noepoch', '', '', '', 0, {}, 0} end
 local lease = now + tonumber(ARGV[3])
@@ -138,14 +142,17 @@ if not st then
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   return {'fresh', 'claimed', '', '', 0, {}, 0}
 end
-local f = redis.call('HMGET', KEYS[2], 'owner', 'lease', 'payoutId', 'firstPostAt', 'epoch')
+local f = redis.call('HMGET', KEYS[2], 'owner', 'lease', 'payoutId', 'firstPostAt', 'epoch', 'stale')
 if st == 'done' or st == 'rejected' then return {'final', st, f[3] or '', f[4] or '', 0, {}, 0} end
 local owner, till = f[1] or '', tonumber(f[2] or '0')
 if owner ~= '' and owner ~= ARGV[2] and till > now then
   return {'busy', st, '', '', till - now, {}, 0}
 end
 local stale = 0
-if (f[5] or '') ~= ARGV[1] then stale = 1 end
+if (f[5] or '') ~= ARGV[1] or f[6] == '1' then
+  stale = 1
+  redis.call('HSET', KEYS[2], 'stale', '1')
+end
 redis.call('HSET', KEYS[2], 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local refused = {}
@@ -408,7 +415,8 @@ type claim struct {
 	// outlived a loss of our state that took later writes (a restart from
 	// an older snapshot, a failover to a replica that missed them): its
 	// state and firstPostAt may be older than the batch's last attempt,
-	// which may have posted it. It proves nothing (unproved).
+	// which may have posted it. It proves nothing (unproved), for as long
+	// as the record lives.
 	stale bool
 }
 
