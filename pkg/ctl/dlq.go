@@ -297,6 +297,9 @@ A dead letter is refused, with the reason printed, when
   - the request topic holds another record keyed by its requestId: the
     producer sent it again, ingest handles that one;
   - another dead letter of the same run replays the same requestId.
+The two request-topic rules read every partition of it: a producer's
+partitioner may not be ours (kcat and librdkafka put a key where crc32
+says), and partitions added since move a key.
 
 Even a replay that slipped through these checks (two operators at the same
 moment) cannot pay twice within DEDUPE_WINDOW: ingest's seen index drops a
@@ -335,7 +338,7 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 	// Every partition a request's key fell in at any partition count up to
 	// today's (keyPartitions): one added since its events were written
 	// moves the key, and the partition of today's count would hold none.
-	statuses, err := keysOn(ctx, opts, t.st.Topics.Status, ids, true, func(r *kgo.Record) {
+	statuses, err := keysOn(ctx, opts, t.st.Topics.Status, ids, keyedPartitions, func(r *kgo.Record) {
 		if _, ok := hist.oldest[r.Partition]; !ok {
 			hist.oldest[r.Partition] = r.Timestamp
 		}
@@ -349,9 +352,12 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 		}
 	}
 	// replayed maps a dead letter to the request record carrying its
-	// replayed-from, and back.
+	// replayed-from, and back. Every partition of the request topic: its
+	// producers are not ours (kcat and librdkafka put a key where crc32
+	// says, not murmur2), and partitions added since an earlier replay
+	// move a key too.
 	replayed := map[string]string{}
-	onRequests, err := keysOn(ctx, opts, t.st.Topics.Requests, ids, false, func(r *kgo.Record) {
+	onRequests, err := keysOn(ctx, opts, t.st.Topics.Requests, ids, everyPartition, func(r *kgo.Record) {
 		for _, h := range r.Headers {
 			if h.Key == HeaderReplayedFrom {
 				at := position(r.Partition, r.Offset)
@@ -519,12 +525,22 @@ func (h *statusHistory) covers(topic, id string, since time.Time) bool {
 	return h.n > 0
 }
 
-// keysOn reads the partitions of topic that keys fall in (as the workers'
-// producers partition them; with grown set, at any partition count up to
-// today's, see keyPartitions) and returns, for each of keys, the positions (partition/offset) of the
-// records keyed by it. each, when set, sees every record of those
-// partitions.
-func keysOn(ctx context.Context, opts []kgo.Opt, topic string, keys [][]byte, grown bool, each func(*kgo.Record)) (map[string][]string, error) {
+// Which partitions of a topic keysOn reads.
+const (
+	// keyedPartitions: each partition a key fell in at any partition count
+	// up to today's (keyPartitions), for a topic only the workers write:
+	// their producers partition by franz-go's murmur2.
+	keyedPartitions = false
+	// everyPartition: all of them, for a topic other producers write with
+	// a partitioner of their own: where a key lands proves nothing.
+	everyPartition = true
+)
+
+// keysOn reads the partitions of topic that keys may be in (keyedPartitions
+// or everyPartition) and returns, for each of keys, the positions
+// (partition/offset) of the records keyed by it. each, when set, sees every
+// record of those partitions.
+func keysOn(ctx context.Context, opts []kgo.Opt, topic string, keys [][]byte, all bool, each func(*kgo.Record)) (map[string][]string, error) {
 	found := map[string][]string{}
 	if len(keys) == 0 {
 		return found, nil
@@ -543,9 +559,9 @@ func keysOn(ctx context.Context, opts []kgo.Opt, topic string, keys [][]byte, gr
 	var parts []int32
 	for _, k := range keys {
 		want[string(k)] = true
-		ps := []int32{partitionOf(topic, k, n)}
-		if grown {
-			ps = keyPartitions(topic, k, n)
+		ps := keyPartitions(topic, k, n)
+		if all {
+			ps = allOf(n)
 		}
 		for _, p := range ps {
 			if !seen[p] {
@@ -577,11 +593,16 @@ func allPartitions(ctx context.Context, opts []kgo.Opt, topic string) ([]int32, 
 	if err != nil {
 		return nil, err
 	}
+	return allOf(n), nil
+}
+
+// allOf lists the partitions of a topic of n.
+func allOf(n int) []int32 {
 	parts := make([]int32, n)
 	for i := range parts {
 		parts[i] = int32(i)
 	}
-	return parts, nil
+	return parts
 }
 
 // Tables renders the verdicts.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -388,4 +390,47 @@ func positions(l DLQListResult) string {
 		ps = append(ps, position(d.Partition, d.Offset))
 	}
 	return strings.Join(ps, ",")
+}
+
+// Rule 5 ("the request topic holds another record keyed by its requestId")
+// read only the partition franz-go's murmur2 gives the requestId, but the
+// request topic's producers are not ours: kcat and librdkafka (partitioner
+// consistent_random) put a keyed record at crc32(key) % partitions.
+//
+// Sequence: R sits in the DLQ under a wrong key (SCHEMA_NOT_FOUND, so
+// ingest never claimed R). The producer, fixed, sends R again with kcat:
+// it lands in R's crc32 partition, which is not its murmur2 one, and
+// ingest has not handled it yet (no status event). dlq replay looked in
+// the murmur2 partition only, found nothing and republished R: two records
+// of R on the request topic, two payments once the seen index has
+// forgotten R (past DEDUPE_WINDOW, or after a Redis loss).
+func TestReplayRefusedWhenTheProducerResentItThroughLibrdkafka(t *testing.T) {
+	e := newDLQEnv(t)
+	const n = 3 // newDLQEnv's request topic
+	id := ""
+	for i := 0; id == ""; i++ {
+		k := fmt.Sprintf("order-%d-seller-42", i)
+		// Not in any partition murmur2 gives it at n or fewer partitions.
+		if !slices.Contains(keyPartitions(e.topics.Requests, []byte(k), n), int32(crc32.ChecksumIEEE([]byte(k))%n)) {
+			id = k
+		}
+	}
+	at := e.deadLetter("wrong-key", e.value(piiRequest(id)), fmt.Errorf("decode: %w", events.ErrUnknownSchema))
+	p := int32(crc32.ChecksumIEEE([]byte(id)) % n)
+	kcat := e.k.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	res := kcat.ProduceSync(context.Background(), &kgo.Record{Topic: e.topics.Requests, Partition: p, Key: []byte(id),
+		Value: e.value(piiRequest(id))})
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	resent := position(res[0].Record.Partition, res[0].Record.Offset)
+
+	it := e.replay("--offset", at)[at]
+	if it.Verdict != VerdictRefused || !strings.Contains(it.Reason, "at "+resent+" (sent again)") {
+		t.Errorf("%s re-sent at %s (crc32; murmur2 says partitions %v): %s %q, want refused as sent again",
+			id, resent, keyPartitions(e.topics.Requests, []byte(id), n), it.Verdict, it.Reason)
+	}
+	if n := len(e.replayed()); n != 0 {
+		t.Errorf("%d copies of %s republished beside the producer's own", n, id)
+	}
 }

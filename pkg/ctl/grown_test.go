@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,5 +177,49 @@ func TestReplayAfterGrowthNeedsEveryPartitionOfTheKeyToCover(t *testing.T) {
 	}
 	if it := e.replay("--offset", at)[at]; it.Verdict != VerdictReplayed {
 		t.Fatalf("every partition of %s reaches 40 days back: %s %q, want replayed", id, it.Verdict, it.Reason)
+	}
+}
+
+// Rules 4 and 5 read the request topic only in the partition a requestId
+// hashes to at today's partition count. A record written before partitions
+// were added (operators scaling ingest during the incident) stays where it
+// was, and the check read another partition.
+//
+// Sequence, request topic at 3 partitions: dead letter A (request RA) is
+// replayed; the producer sends request RB of dead letter B again itself.
+// Ingest has not handled either yet (no status event). The request topic
+// grows to 6, moving both keys. A second dlq replay of A and B found
+// neither record and republished both: a second copy of RA and of RB.
+func TestReplayAfterRequestTopicGrewIsRefused(t *testing.T) {
+	e := newDLQEnv(t)
+	const before, after = 3, 6 // newDLQEnv's request topic has 3 partitions
+	moved := func(prefix string) string {
+		for i := 0; ; i++ {
+			k := fmt.Sprintf("%s-%d", prefix, i)
+			if partitionOf(e.topics.Requests, []byte(k), before) != partitionOf(e.topics.Requests, []byte(k), after) {
+				return k
+			}
+		}
+	}
+	ra, rb := moved("replayed-before-growth"), moved("resent-before-growth")
+	a := e.deadLetter("wrong-key-a", e.value(piiRequest(ra)), fmt.Errorf("decode: %w", events.ErrUnknownSchema))
+	b := e.deadLetter("wrong-key-b", e.value(piiRequest(rb)), fmt.Errorf("decode: %w", events.ErrUnknownSchema))
+	if it := e.replay("--offset", a)[a]; it.Verdict != VerdictReplayed {
+		t.Fatalf("first replay of %s: %s %q", a, it.Verdict, it.Reason)
+	}
+	resent := e.produce(&kgo.Record{Topic: e.topics.Requests, Key: []byte(rb), Value: e.value(piiRequest(rb))})
+
+	growTopic(t, e.cl, e.topics.Requests, after)
+
+	got := e.replay("--offset", a+","+b)
+	if it := got[a]; it.Verdict != VerdictRefused || !strings.Contains(it.Reason, "already replayed") {
+		t.Errorf("dead letter %s (%s) was replayed at %d partitions, yet at %d dlq replay says %s %q",
+			a, ra, before, after, it.Verdict, it.Reason)
+	}
+	if it := got[b]; it.Verdict != VerdictRefused || !strings.Contains(it.Reason, "at "+resent+" (sent again)") {
+		t.Errorf("the producer re-sent %s at %s before the topic grew, yet dlq replay says %s %q", rb, resent, it.Verdict, it.Reason)
+	}
+	if n := len(e.replayed()); n != 1 {
+		t.Errorf("%d replayed records on %s, want 1 (the first run's)", n, e.topics.Requests)
 	}
 }

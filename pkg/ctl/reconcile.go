@@ -24,7 +24,7 @@ const (
 	MissingInOurEvents = "missing in our events"      // the provider has it; no status event of ours names it submitted
 	StatusDiffers      = "status differs"             // both have it; the statuses do not agree
 	AmountDiffers      = "amount differs"             // both have it; the amounts do not agree
-	PaidMoreThanOnce   = "more than once at provider" // the provider holds two rows for one requestId
+	PaidMoreThanOnce   = "more than once at provider" // two payments of one requestId: two rows, or a row that is not the one our SUBMITTED names
 )
 
 // ReconcileResult compares one day of our status events with the
@@ -57,6 +57,10 @@ type Difference struct {
 	OurAmountInCents      int64  `json:"ourAmountInCents,omitempty"`
 	ProviderAmountInCents int64  `json:"providerAmountInCents,omitempty"`
 	ProviderID            string `json:"providerId,omitempty"` // the provider's transaction id
+	// OurRail and OurProviderID name the payment our SUBMITTED names, on a
+	// "more than once at provider" row that is not that payment.
+	OurRail       string `json:"ourRail,omitempty"`
+	OurProviderID string `json:"ourProviderId,omitempty"`
 }
 
 // Failed reports a difference: the command then exits 1.
@@ -77,7 +81,11 @@ credentials are set.
 
 Differences, by kind: missing at the provider, missing in our events, status
 differs (a status not final on both sides counts as agreeing), amount
-differs, more than once at provider. The command exits 1 on any difference.
+differs, more than once at provider. A provider row of a requestId we
+submitted is our payment only on the rail our events name and under the
+provider id our SUBMITTED carries (whatever day that was); any other row of
+it is a second payment, "more than once at provider". The command exits 1
+on any difference.
 `
 
 // ourRequest is what our status events say of one request.
@@ -353,8 +361,10 @@ func compareDay(n rail.Name, from, to time.Time, ours map[string]*ourRequest, ro
 	slices.Sort(ids)
 	rr.Ours = len(ids)
 	for _, id := range ids {
-		if _, ok := byID[id]; !ok {
-			o := ours[id]
+		o := ours[id]
+		if !slices.ContainsFunc(byID[id], func(r providerRow) bool { return r.providerID == o.providerID }) {
+			// No row of the day is our payment, even if others of the
+			// requestId are (those are reported below).
 			diffs = append(diffs, Difference{Rail: string(n), Kind: MissingAtProvider, RequestID: id, OurStatus: string(o.status),
 				OurAmountInCents: o.amount, ProviderID: o.providerID})
 		}
@@ -366,21 +376,40 @@ func compareDay(n rail.Name, from, to time.Time, ours map[string]*ourRequest, ro
 	slices.Sort(pids)
 	for _, id := range pids {
 		rs := byID[id]
-		if len(rs) > 1 {
-			diffs = append(diffs, Difference{Rail: string(n), Kind: PaidMoreThanOnce, RequestID: id, ProviderStatus: rs[0].status + " and others",
-				ProviderAmountInCents: rs[0].amount, ProviderID: rs[0].providerID})
-		}
-		for _, r := range rs {
-			o, ok := ours[id]
-			if !ok || o.submittedAt.IsZero() {
+		o, ok := ours[id]
+		if !ok || o.submittedAt.IsZero() {
+			if len(rs) > 1 {
+				diffs = append(diffs, moreThanOnce(n, id, rs))
+			}
+			for _, r := range rs {
 				d := Difference{Rail: string(n), Kind: MissingInOurEvents, RequestID: id, ProviderStatus: r.status,
 					ProviderAmountInCents: r.amount, ProviderID: r.providerID}
 				if ok {
 					d.OurStatus = string(o.status) // rejected or not submitted by us
 				}
 				diffs = append(diffs, d)
+			}
+			continue
+		}
+		// Our SUBMITTED names one payment: a rail and the provider's id.
+		// A row of the requestId on another rail, or under another id (on
+		// any day, ours may be of the day before), is a second payment.
+		var own []providerRow
+		var others int
+		for _, r := range rs {
+			if o.rail == n && r.providerID == o.providerID {
+				own = append(own, r)
 				continue
 			}
+			others++
+			diffs = append(diffs, Difference{Rail: string(n), Kind: PaidMoreThanOnce, RequestID: id, OurStatus: string(o.status),
+				ProviderStatus: r.status, OurAmountInCents: o.amount, ProviderAmountInCents: r.amount, ProviderID: r.providerID,
+				OurRail: string(o.rail), OurProviderID: o.providerID})
+		}
+		if len(own) > 1 && others == 0 {
+			diffs = append(diffs, moreThanOnce(n, id, own)) // our payment listed twice
+		}
+		for _, r := range own {
 			same := true
 			if !statusAgrees(o.status, r.mapped) {
 				same = false
@@ -398,6 +427,12 @@ func compareDay(n rail.Name, from, to time.Time, ours map[string]*ourRequest, ro
 		}
 	}
 	return diffs
+}
+
+// moreThanOnce is the difference of rs, two or more rows of one requestId.
+func moreThanOnce(n rail.Name, id string, rs []providerRow) Difference {
+	return Difference{Rail: string(n), Kind: PaidMoreThanOnce, RequestID: id, ProviderStatus: rs[0].status + " and others",
+		ProviderAmountInCents: rs[0].amount, ProviderID: rs[0].providerID}
 }
 
 // statusAgrees: a status not final on both sides agrees (the tracker has
@@ -442,7 +477,18 @@ func (r *ReconcileResult) Tables() []Table {
 			if d.Kind != MissingAtProvider {
 				pa = cents(d.ProviderAmountInCents)
 			}
-			tb.Rows = append(tb.Rows, []string{d.Rail, d.RequestID, orDash(d.OurStatus), orDash(d.ProviderStatus), oa, pa, orDash(d.ProviderID)})
+			row := []string{d.Rail, d.RequestID, orDash(d.OurStatus), orDash(d.ProviderStatus), oa, pa, orDash(d.ProviderID)}
+			if kind == PaidMoreThanOnce {
+				ourPayment := "-"
+				if d.OurProviderID != "" {
+					ourPayment = d.OurRail + " " + d.OurProviderID
+				}
+				row = append(row, ourPayment)
+			}
+			tb.Rows = append(tb.Rows, row)
+		}
+		if kind == PaidMoreThanOnce {
+			tb.Columns = append(tb.Columns, "OUR PAYMENT")
 		}
 		if len(tb.Rows) > 0 {
 			out = append(out, tb)

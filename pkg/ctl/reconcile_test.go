@@ -3,6 +3,7 @@ package ctl
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -334,5 +335,120 @@ func TestStatusAgrees(t *testing.T) {
 		if got := statusAgrees(c.ours, wompiStatus(c.theirs)); got != c.agree {
 			t.Errorf("ours %s, Wompi %s: agree %v, want %v", c.ours, c.theirs, got, c.agree)
 		}
+	}
+}
+
+// compareDay took any provider row of a requestId for our payment of it,
+// whatever its rail and its provider id. Our SUBMITTED names one payment,
+// a rail and the provider's id: any other row of the requestId is a second
+// payment, reported "more than once at provider" (with our payment named),
+// and a day whose rows hold only others is also "missing at the provider".
+//
+// Fault sequences: (a) req-x is submitted and paid on Wompi (wompi-tx-1)
+// and paid again, under the same requestId, on SmartFastPay (sfp-999):
+// SmartFastPay's day matched it. (b) req-y is submitted at 23:00 on day D
+// (wompi-tx-1); Wompi's report of D+1 holds req-y under wompi-tx-2, a
+// second payment: the D+1 reconcile matched it. A row of D+1 under our own
+// id (a payout created just past midnight) still matches.
+func TestReconcileReportsARowThatIsNotOurPayment(t *testing.T) {
+	d, err := payout.ParseDay(reconcileDay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dayD := d.StartIn(rail.Location(rail.Wompi)) // SmartFastPay's day too (Bogota)
+	ours := func(r rail.Name, at time.Time, providerID string) map[string]*ourRequest {
+		return map[string]*ourRequest{"req-x": {rail: r, status: payout.StatusApproved, submittedAt: at, amount: 500_000, providerID: providerID}}
+	}
+	row := func(providerID string) providerRow {
+		return providerRow{id: "req-x", providerID: providerID, status: "APPROVED", mapped: payout.StatusApproved, amount: 500_000}
+	}
+	for _, c := range []struct {
+		name    string
+		ours    map[string]*ourRequest
+		rail    rail.Name
+		day     int // 0: day D, 1: D+1
+		rows    []providerRow
+		want    []string // the kinds, in compareDay's order
+		other   string   // the provider id of the "more than once" row of a second payment
+		matched int
+	}{
+		{"our payment on its rail", ours(rail.Wompi, dayD.Add(2*time.Hour), "wompi-tx-1"), rail.Wompi, 0,
+			[]providerRow{row("wompi-tx-1")}, nil, "", 1},
+		{"paid again on another rail", ours(rail.Wompi, dayD.Add(2*time.Hour), "wompi-tx-1"), rail.SmartFastPay, 0,
+			[]providerRow{row("sfp-999")}, []string{PaidMoreThanOnce}, "sfp-999", 0},
+		{"another rail under our id", ours(rail.Wompi, dayD.Add(2*time.Hour), "tx-1"), rail.SmartFastPay, 0,
+			[]providerRow{row("tx-1")}, []string{PaidMoreThanOnce}, "tx-1", 0},
+		{"paid again the next day", ours(rail.Wompi, dayD.Add(23*time.Hour), "wompi-tx-1"), rail.Wompi, 1,
+			[]providerRow{row("wompi-tx-2")}, []string{PaidMoreThanOnce}, "wompi-tx-2", 0},
+		{"our payment created past midnight", ours(rail.Wompi, dayD.Add(24*time.Hour-time.Second), "wompi-tx-1"), rail.Wompi, 1,
+			[]providerRow{row("wompi-tx-1")}, nil, "", 1},
+		{"only another payment on our day", ours(rail.Wompi, dayD.Add(2*time.Hour), "wompi-tx-1"), rail.Wompi, 0,
+			[]providerRow{row("wompi-tx-2")}, []string{MissingAtProvider, PaidMoreThanOnce}, "wompi-tx-2", 0},
+		{"ours and another on our day", ours(rail.Wompi, dayD.Add(2*time.Hour), "wompi-tx-1"), rail.Wompi, 0,
+			[]providerRow{row("wompi-tx-1"), row("wompi-tx-2")}, []string{PaidMoreThanOnce}, "wompi-tx-2", 0},
+		{"ours listed twice", ours(rail.Wompi, dayD.Add(2*time.Hour), "wompi-tx-1"), rail.Wompi, 0,
+			[]providerRow{row("wompi-tx-1"), row("wompi-tx-1")}, []string{PaidMoreThanOnce}, "", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			from := dayD.AddDate(0, 0, c.day)
+			var rr RailReconcile
+			diffs := compareDay(c.rail, from, from.AddDate(0, 0, 1), c.ours, c.rows, &rr)
+			var kinds []string
+			for _, d := range diffs {
+				kinds = append(kinds, d.Kind)
+				if d.Kind == PaidMoreThanOnce && c.other != "" && (d.ProviderID != c.other || d.OurProviderID != c.ours["req-x"].providerID ||
+					d.OurRail != string(c.ours["req-x"].rail)) {
+					t.Errorf("the second payment's difference %+v, want provider id %s and ours named", d, c.other)
+				}
+			}
+			if !slices.Equal(kinds, c.want) || rr.Matched != c.matched {
+				t.Errorf("ours %+v, %s rows %+v: differences %q, matched %d; want %q, matched %d",
+					*c.ours["req-x"], c.rail, c.rows, kinds, rr.Matched, c.want, c.matched)
+			}
+		})
+	}
+}
+
+// The same through the Wompi simulator and the command: a requestId paid
+// on day D (our SUBMITTED names that transaction) and paid again in
+// another payout on D+1 is "more than once at provider" on D+1, the
+// table naming both payments; a payout of D+1 under the id our SUBMITTED
+// of D names (created just past midnight) matches.
+func TestReconcileNextDayReportsASecondPaymentOfARequest(t *testing.T) {
+	e := newReconcileEnv(t)
+	pid, txs := e.pay("batch-day-d", map[string]int64{"rec-twice": 600_000})
+	first := txs["rec-twice"]
+	e.history("rec-twice", pid, first.ID, 600_000, e.at, payout.StatusApproved)
+
+	e.clock.Advance(14*time.Hour + time.Second) // 00:00:01 of D+1 in Bogota
+	pid2, txs2 := e.pay("batch-day-d1", map[string]int64{"rec-twice": 600_000, "rec-late": 300_000})
+	second := txs2["rec-twice"]
+	// rec-late was submitted a second before midnight, its payout created
+	// a second after.
+	e.history("rec-late", pid2, txs2["rec-late"].ID, 300_000, e.at.Add(14*time.Hour-time.Second), payout.StatusApproved)
+	e.clock.Advance(24 * time.Hour) // D+1 is over
+
+	var out, errb bytes.Buffer
+	d1 := "2026-11-21"
+	lookup := func(s string) (string, bool) { v, ok := e.env[s]; return v, ok }
+	code := Main(context.Background(), []string{"reconcile", "--day", d1, "--output", "json"}, lookup, &out, &errb)
+	var r ReconcileResult
+	if code == 1 {
+		decode(t, out.String(), &r)
+	}
+	if code != 1 || len(r.Differences) != 1 {
+		t.Fatalf("reconcile --day %s: exit %d, %s %+v", d1, code, errb.String(), r.Differences)
+	}
+	if d := r.Differences[0]; d.Kind != PaidMoreThanOnce || d.RequestID != "rec-twice" || d.ProviderID != second.ID || d.OurProviderID != first.ID {
+		t.Errorf("rec-twice paid as %s on D and as %s on D+1: %+v", first.ID, second.ID, d)
+	}
+	if r.Rails[0].Matched != 1 {
+		t.Errorf("matched %d, want 1 (rec-late)", r.Rails[0].Matched)
+	}
+	out.Reset()
+	Main(context.Background(), []string{"reconcile", "--day", d1}, lookup, &out, &errb)
+	t.Logf("payoutsctl reconcile --day %s\n%s", d1, out.String())
+	if !strings.Contains(out.String(), "OUR PAYMENT") || !strings.Contains(out.String(), "wompi "+first.ID) {
+		t.Errorf("the table does not name our payment %s:\n%s", first.ID, out.String())
 	}
 }
