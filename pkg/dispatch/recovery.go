@@ -52,36 +52,41 @@ func (e *Engine) checkRunID(ctx context.Context) {
 		"from a healthy one; allow INFO (+info) to the dispatcher's Redis user")
 }
 
-// checkEviction reads, from INFO memory, whether Redis may evict keys
+// checkEviction reads (evictionScript) whether Redis may evict keys
 // (maxmemory set and a policy other than noeviction), and turns the new-
 // payee proof off while it may: an evicted duplicate-index entry would let
 // SET NX index a paid payee "for the first time" and post it without a
 // lookup (newPayeeProof). An answer it cannot read counts as "may evict".
-// It runs at start and every evictionCheckEvery after.
+// The script also takes the epoch's completeness away, for every replica,
+// while Redis may evict or once it has evicted keys since the epoch was
+// completed: the proof then waits for a relisting of the rails
+// (completeEpoch), which runs only while Redis evicts nothing. It runs at
+// start and every evictionCheckEvery after.
 func (e *Engine) checkEviction(ctx context.Context) {
-	info, err := e.st.rdb.Info(ctx, "memory").Result()
-	policy, limit := "", ""
-	for line := range strings.SplitSeq(info, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
-		switch k {
-		case "maxmemory_policy":
-			policy = v
-		case "maxmemory":
-			limit = v
-		}
+	res, err := evictionScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}).StringSlice()
+	policy, limit, evicted, dropped := "", "", "", ""
+	if err == nil && len(res) == 4 {
+		policy, limit, evicted, dropped = res[0], res[1], res[2], res[3]
+	} else if err == nil {
+		err = fmt.Errorf("unexpected reply %v", res)
 	}
-	safe := err == nil && (limit == "0" || (limit != "" && policy == "noeviction"))
+	if dropped == "1" {
+		e.log.Error("dispatch: Redis may evict keys, or evicted some since the epoch was completed: every single-payout payee is looked up "+
+			"before its POST until the rails are listed again with Redis evicting nothing",
+			"maxmemory_policy", policy, "evicted_keys", evicted)
+	}
+	safe := err == nil && evicted != "" && (limit == "0" || (limit != "" && policy == "noeviction"))
 	was := e.mayEvict.Swap(!safe)
 	if safe {
 		e.m.mayEvict.Set(0)
 		if was {
-			e.log.Info("dispatch: Redis evicts no keys: single-payout payees the duplicate index proves new are posted without a lookup again")
+			e.log.Info("dispatch: Redis evicts no keys: single-payout payees the duplicate index proves new are posted without a lookup again, once the epoch is complete")
 		}
 		return
 	}
 	e.m.mayEvict.Set(1)
 	if !was {
-		e.log.Error("dispatch: Redis may evict keys (maxmemory set with a policy other than noeviction, or INFO memory unreadable): "+
+		e.log.Error("dispatch: Redis may evict keys (maxmemory set with a policy other than noeviction, or INFO unreadable): "+
 			"every single-payout payee is looked up before its POST until it cannot; set maxmemory-policy noeviction and allow INFO (+info)",
 			"maxmemory_policy", policy, "err", err)
 	}
@@ -305,9 +310,13 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 	// POST from before it can exist at all (FreshKafka; its rails listed
 	// no payout, so none without our id either).
 	complete := ""
-	if (!first || e.cfg.FreshKafka) && unindexed == 0 {
+	switch {
+	case e.mayEvict.Load():
+		// Redis may evict what was just indexed: no proof from it
+		// (checkEviction).
+	case (!first || e.cfg.FreshKafka) && unindexed == 0:
 		complete = "complete"
-	} else if unindexed > 0 {
+	case unindexed > 0:
 		e.log.Warn("dispatch: a single-payout rail listed payouts without our id: the epoch is not complete, every single-payout payee is looked up before its POST",
 			"epoch", epoch, "unindexed", unindexed)
 	}
@@ -457,7 +466,7 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 		return
 	}
 	defer e.completing.Store(false)
-	if e.since() < time.Duration(e.completeAfter.Load()) {
+	if e.since() < time.Duration(e.completeAfter.Load()) || e.mayEvict.Load() {
 		return
 	}
 	if wait, err := e.st.firstStartWait(ctx); err != nil || wait > 0 {

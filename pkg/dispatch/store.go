@@ -374,12 +374,12 @@ return 1
 // ready only if the server that stamped it at the recovery's start still
 // runs: a restart or a failover during the rebuild may have lost part of
 // it, and the next recovery redoes it.
-var finishRecoveryScript = redis.NewScript(luaServer + `
+var finishRecoveryScript = redis.NewScript(luaServer + luaEvicted + `
 local ep = redis.call('HMGET', KEYS[1], 'id', 'server')
 if ep[1] == ARGV[1] and (ep[2] or '') == server then
   redis.call('HSET', KEYS[1], 'state', 'ready')
   if ARGV[2] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
-  if ARGV[3] == 'complete' then redis.call('HSET', KEYS[1], 'complete', ARGV[1]) end
+  if ARGV[3] == 'complete' then redis.call('HSET', KEYS[1], 'complete', ARGV[1], 'evicted', evicted) end
   if ARGV[4] == 'first' then redis.call('HSET', KEYS[1], 'firstStart', '1') end
   return 1
 end
@@ -390,10 +390,49 @@ return 0
 // first start's epoch complete once its relisting is done (completeEpoch):
 // only while that epoch is current and ready on the server that stamped
 // it, and its grace is over.
-var completeScript = redis.NewScript(epochOK + `
+var completeScript = redis.NewScript(epochOK + luaEvicted + `
 if not epochOK or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'complete', ARGV[1])
+redis.call('HSET', KEYS[1], 'complete', ARGV[1], 'evicted', evicted)
 return 1
+`)
+
+// luaEvicted sets evicted: Redis's count of evicted keys (INFO stats),
+// or "" when it cannot be read. A complete epoch keeps the count it was
+// completed at (its field "evicted"): evictionScript.
+const luaEvicted = `local evicted = ''
+do
+  local info = redis.pcall('INFO', 'stats')
+  if type(info) == 'string' then evicted = string.match(info, 'evicted_keys:(%d+)') or '' end
+end
+`
+
+// evictionScript: KEYS epoch. It reads Redis's memory policy and its count
+// of evicted keys, and takes the epoch's completeness away (its field
+// "complete") while Redis may evict keys (maxmemory set with a policy other
+// than noeviction, or INFO unreadable), or when Redis evicted keys since
+// the epoch was completed (a count other than its field "evicted": keys
+// evicted while no dispatcher watched, or under a policy set back since).
+// An evicted duplicate-index entry would let SET NX index a paid payee
+// "for the first time" (newPayeeProof); the relisting that completes the
+// epoch again (completeEpoch) writes back what the rails hold. Reply
+// {policy, maxmemory, evicted, 1 when it took completeness away}.
+var evictionScript = redis.NewScript(luaEvicted + `
+local policy, limit = '', ''
+do
+  local info = redis.pcall('INFO', 'memory')
+  if type(info) == 'string' then
+    policy = string.match(info, 'maxmemory_policy:([%w%-]+)') or ''
+    limit = string.match(info, 'maxmemory:(%d+)') or ''
+  end
+end
+local safe = evicted ~= '' and (limit == '0' or (limit ~= '' and policy == 'noeviction'))
+local done = '0'
+local c = redis.call('HMGET', KEYS[1], 'complete', 'evicted')
+if c[1] and (not safe or (c[2] or '0') ~= evicted) then
+  redis.call('HDEL', KEYS[1], 'complete')
+  done = '1'
+end
+return {policy, limit, evicted, done}
 `)
 
 // lockScript: KEYS lock; ARGV owner, ttlMs, op ("renew" or "release").
