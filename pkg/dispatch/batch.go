@@ -86,6 +86,10 @@ type job struct {
 	unposted []bool
 	// complete: the epoch was complete at the dedupe.
 	complete bool
+	// echoes, by position: the forms other than its own a single-payout
+	// rail may hold a payee's id in (a recovery listed it so:
+	// dedupeScript); looked up too before any POST (echoForms).
+	echoes   map[int]string
 	drops    []drop
 	res      ratelimit.Reservation
 	reserved bool // res is held in Redis
@@ -766,16 +770,23 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 		}
 	}
 	var verdicts, news []byte
+	var echoes map[int]string
 	complete := false
 	if len(ids) > 0 {
-		if verdicts, news, complete, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, railName(j.b), ids, modes); err != nil {
+		if verdicts, news, complete, echoes, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, railName(j.b), ids, modes); err != nil {
 			return false, err
 		}
 	}
 	if peek && bytes.IndexByte(verdicts, verdictMissing) >= 0 {
 		return false, nil
 	}
-	j.unposted, j.complete = nil, complete
+	j.unposted, j.complete, j.echoes = nil, complete, nil
+	for p, form := range echoes {
+		if j.echoes == nil {
+			j.echoes = map[int]string{}
+		}
+		j.echoes[cand[p]] = form
+	}
 	for p, i := range cand {
 		rid := txs[i].RequestID
 		switch verdicts[p] {

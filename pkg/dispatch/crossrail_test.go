@@ -181,7 +181,7 @@ func TestRebuildKeepsSurvivingOwnersAndStopsWhenItsEpochIsGone(t *testing.T) {
 		if _, err := e.st.claim(ctx, "w", "ep-1", c.batch); err != nil {
 			t.Fatal(err)
 		}
-		v, news, _, err := e.st.dedupe(ctx, "w", "ep-1", c.batch, r.name, []string{"kept-0"}, []byte{modeKeep})
+		v, news, _, _, err := e.st.dedupe(ctx, "w", "ep-1", c.batch, r.name, []string{"kept-0"}, []byte{modeKeep})
 		if err != nil || string(v) != c.want || string(news) != "-" {
 			t.Fatalf("batch %s: verdict %q, new %q (%v), want %q and not new", c.batch, v, news, err, c.want)
 		}

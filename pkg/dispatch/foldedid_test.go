@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -21,9 +24,29 @@ type foldOurIDs struct {
 	on    *atomic.Bool
 	space bool
 	lower bool // lower-cased instead of upper-cased
+	// exact: the provider keeps the id as it echoes it, and its
+	// external_id filter matches that form exactly: a lookup by our id
+	// finds nothing, one by the form echoed finds the payout. kept maps
+	// each form echoed to our id.
+	exact bool
+	kept  *sync.Map
 }
 
 func (s foldOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
+	if s.exact && s.on.Load() && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/v2/payout/payments") {
+		if v := req.URL.Query().Get("external_id"); v != "" {
+			ours, ok := s.kept.Load(v)
+			if !ok {
+				body := []byte(`{"data":[],"meta":{"current_page":1,"last_page":1,"per_page":100,"total":0}}`)
+				return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+					Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
+			}
+			req = req.Clone(req.Context())
+			q := req.URL.Query()
+			q.Set("external_id", ours.(string))
+			req.URL.RawQuery = q.Encode()
+		}
+	}
 	resp, err := s.base.RoundTrip(req)
 	if err != nil || !s.on.Load() || req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/v2/payout/payments") {
 		return resp, err
@@ -35,18 +58,26 @@ func (s foldOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	body = externalID.ReplaceAllFunc(body, func(m []byte) []byte {
 		v := string(m[len(`"external_id":"`) : len(m)-1])
-		if s.space {
-			return []byte(`"external_id":" ` + v + ` "`)
+		if s.kept != nil {
+			s.kept.Store(s.form(v), v)
 		}
-		if s.lower {
-			return []byte(`"external_id":"` + strings.ToLower(v) + `"`)
-		}
-		return []byte(`"external_id":"` + strings.ToUpper(v) + `"`)
+		return []byte(`"external_id":"` + s.form(v) + `"`)
 	})
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	resp.Header.Del("Content-Length")
 	return resp, nil
+}
+
+// form is id as the provider echoes it.
+func (s foldOurIDs) form(id string) string {
+	switch {
+	case s.space:
+		return " " + id + " "
+	case s.lower:
+		return strings.ToLower(id)
+	}
+	return strings.ToUpper(id)
 }
 
 // Two faults: a WEpayout payee is paid and the dispatcher crashes before
@@ -60,6 +91,12 @@ func (s foldOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 // A rail may also echo a mixed-case id of ours in lower case: the index
 // then holds the lower-case form, and the id itself is never proven new
 // while that form is indexed.
+//
+// Three faults ("exact"): the rail also keeps the id in the form it
+// echoes, and its filter matches that form only, so a lookup by our id
+// finds nothing. The payee is looked up under the form the recovery
+// listed too; a payout there proves nothing, and the payee waits instead
+// of being posted again.
 func TestFoldedListingIDIsNeverProvenNew(t *testing.T) {
 	for _, tc := range []struct {
 		name, prefix string
@@ -68,11 +105,13 @@ func TestFoldedListingIDIsNeverProvenNew(t *testing.T) {
 		{"upper", "folded-upper", foldOurIDs{}},
 		{"spaces", "folded-spaces", foldOurIDs{space: true}},
 		{"lower", "Folded-Lower", foldOurIDs{lower: true}},
+		{"upper exact", "folded-upper-exact", foldOurIDs{exact: true}},
+		{"lower exact", "Folded-Lower-Exact", foldOurIDs{lower: true, exact: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, e, sim, rid := paidThenListedAfterLoss(t, tc.prefix, func(on *atomic.Bool) http.RoundTripper {
 				fold := tc.fold
-				fold.base, fold.on = http.DefaultTransport, on
+				fold.base, fold.on, fold.kept = http.DefaultTransport, on, &sync.Map{}
 				return fold
 			})
 			if n := sim.Accepted(rid); n != 1 {
@@ -99,8 +138,49 @@ func TestDedupeReadsEachLowerCaseFormInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := []string{"Aa-1", "bb-2", "Cc-3", "Dd-4"}
-	v, news, complete, err := e.st.dedupe(ctx, "w", "e0", "b-fold", r.name, ids, bytes.Repeat([]byte{modeKeep}, len(ids)))
+	v, news, complete, _, err := e.st.dedupe(ctx, "w", "e0", "b-fold", r.name, ids, bytes.Repeat([]byte{modeKeep}, len(ids)))
 	if err != nil || string(v) != "kkkk" || string(news) != "nn-n" || !complete {
 		t.Fatalf("verdicts %q, new %q, complete %v (%v); want kkkk, nn-n (Cc-3's lower-case form is indexed), complete", v, news, complete, err)
+	}
+}
+
+// The form a recovery listed outlives the takeover of its suspect mark:
+// every later attempt of the batch (a deferred copy, a retry) is told it,
+// and a mixed-case id whose lower-case form the rail listed as is is told
+// "=", the lower-case form; other ids are told nothing.
+func TestDedupeTellsEveryAttemptTheListedForm(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	r := singleRails(t)[1](t)
+	e := r.engine(f, nil)
+	ctx := context.Background()
+	rdb := e.st.rdb
+	if err := rdb.Set(ctx, e.st.reqKey("echo-1"), suspectMark+"ECHO-1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, e.st.reqKey("mixed-2"), listedMark(r.name), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.claim(ctx, "w", "e0", "b-echo"); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"echo-1", "Mixed-2", "plain-3"}
+	want := map[int]string{0: "ECHO-1", 1: "="}
+	for _, modes := range []string{"kkk", "kkk", "ppp"} {
+		v, _, _, echoes, err := e.st.dedupe(ctx, "w", "e0", "b-echo", r.name, ids, []byte(modes))
+		if err != nil || string(v) != "kkk" {
+			t.Fatalf("%s: verdicts %q (%v)", modes, v, err)
+		}
+		if !maps.Equal(echoes, want) {
+			t.Fatalf("%s: echoes %v, want %v", modes, echoes, want)
+		}
+	}
+	if got := echoForms("echo-1", "ECHO-1"); !slices.Equal(got, []string{"ECHO-1"}) {
+		t.Errorf("forms %v", got)
+	}
+	if got := echoForms("Mixed-2", "="); !slices.Equal(got, []string{"mixed-2"}) {
+		t.Errorf("forms %v", got)
+	}
+	if got := echoForms("echo-1", ""); !slices.Equal(got, []string{"ECHO-1"}) {
+		t.Errorf("forms of a mark that kept no form %v, want the upper-case one", got)
 	}
 }

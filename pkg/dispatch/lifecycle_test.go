@@ -185,15 +185,15 @@ func TestUnknownBankRejectionIsSticky(t *testing.T) {
 			t.Fatalf("claim %s: %+v %v", b, c, err)
 		}
 	}
-	v, news, _, err := e.st.dedupe(ctx, "w", "e0", "b-bank", rail.Wompi, []string{"r-bank"}, []byte{modeReject})
+	v, news, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-bank", rail.Wompi, []string{"r-bank"}, []byte{modeReject})
 	if err != nil || string(v) != "r" || news != nil {
 		t.Fatalf("first attempt: %q %q %v, want rejected, not new", v, news, err)
 	}
-	v, news, _, err = e.st.dedupe(ctx, "w", "e0", "b-bank", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
+	v, news, _, _, err = e.st.dedupe(ctx, "w", "e0", "b-bank", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
 	if err != nil || string(v) != "r" || news != nil {
 		t.Fatalf("later attempt with the bank known: %q %q %v, want still rejected", v, news, err)
 	}
-	v, news, _, err = e.st.dedupe(ctx, "w", "e0", "b-other", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
+	v, news, _, _, err = e.st.dedupe(ctx, "w", "e0", "b-other", rail.Wompi, []string{"r-bank"}, []byte{modeKeep})
 	if err != nil || string(v) != "d" || news != nil {
 		t.Fatalf("another batch's copy: %q %q %v, want duplicate", v, news, err)
 	}
@@ -212,7 +212,7 @@ func TestPeekReadsTheIndexWithoutWriting(t *testing.T) {
 	if c, err := e.st.claim(ctx, "w", "e0", "b-peek"); err != nil || c.code != "fresh" {
 		t.Fatalf("claim: %+v %v", c, err)
 	}
-	if _, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-peek", rail.Wompi, []string{"p-kept", "p-bank"}, []byte{modeKeep, modeReject}); err != nil {
+	if _, _, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-peek", rail.Wompi, []string{"p-kept", "p-bank"}, []byte{modeKeep, modeReject}); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.Set(ctx, e.st.reqKey("p-other"), "b-another", 0).Err(); err != nil {
@@ -230,11 +230,11 @@ func TestPeekReadsTheIndexWithoutWriting(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := []string{"p-kept", "p-bank", "p-other", "p-listed", "p-gone", "p-suspect", "p-empty"}
-	v, news, _, err := e.st.dedupe(ctx, "w", "e0", "b-peek", rail.Wompi, ids, bytes.Repeat([]byte{modePeek}, len(ids)))
+	v, news, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-peek", rail.Wompi, ids, bytes.Repeat([]byte{modePeek}, len(ids)))
 	if err != nil || string(v) != "krdmmmd" || news != nil {
 		t.Fatalf("peek: %q %q %v, want krdmmmd", v, news, err)
 	}
-	if v, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-peek", rail.Wompi, []string{"p-empty"}, []byte{modeKeep}); err != nil || string(v) != "d" {
+	if v, _, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-peek", rail.Wompi, []string{"p-empty"}, []byte{modeKeep}); err != nil || string(v) != "d" {
 		t.Fatalf("keep over an empty value: %q %v, want d", v, err)
 	}
 	for id, want := range map[string]string{"p-kept": "b-peek", "p-bank": "b-peek#r", "p-other": "b-another",

@@ -164,7 +164,7 @@ func TestStaleEpochCannotClaimOrDedupe(t *testing.T) {
 	if c, err := e.st.claim(ctx, "w2", "e0", "b-other"); err != nil || c.code != "noepoch" {
 		t.Fatalf("claim under the dead epoch after the flush: %+v %v, want noepoch", c, err)
 	}
-	if _, _, _, err := e.st.dedupe(ctx, "w1", "e0", "b-held", rail.Wompi, []string{"r-1"}, []byte{modeKeep}); !errors.Is(err, errStale) {
+	if _, _, _, _, err := e.st.dedupe(ctx, "w1", "e0", "b-held", rail.Wompi, []string{"r-1"}, []byte{modeKeep}); !errors.Is(err, errStale) {
 		t.Fatalf("dedupe under the dead epoch: %v, want errStale", err)
 	}
 	if _, err := e.st.transition(ctx, "w1", "e0", "b-held", []string{stateClaimed}, statePosting); !errors.Is(err, errStale) {

@@ -87,7 +87,7 @@ func TestDedupeMarksOnlyNewPayees(t *testing.T) {
 	}
 	dedupe := func(batch string, ids []string, modes string) (string, string, bool) {
 		t.Helper()
-		v, news, complete, err := e.st.dedupe(ctx, "w", "e0", batch, rail.WEpayout, ids, []byte(modes))
+		v, news, complete, _, err := e.st.dedupe(ctx, "w", "e0", batch, rail.WEpayout, ids, []byte(modes))
 		if err != nil {
 			t.Fatal(err)
 		}

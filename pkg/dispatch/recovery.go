@@ -435,10 +435,11 @@ func (e *Engine) listSingles(ctx context.Context, w *indexWriter, to time.Time, 
 			}
 			if folded := strings.ToLower(p.ID); folded != p.ID {
 				// The rail may echo our id in another case: the id in
-				// lower case is marked suspect, so a payee under it is
-				// looked up before any POST (never proven new), and the
+				// lower case is marked suspect, with the form listed, so
+				// a payee under it is looked up before any POST (never
+				// proven new), under its id and that form, and the
 				// lookup refuses to call it absent.
-				if err := w.set(ctx, folded, suspectMark, true); err != nil {
+				if err := w.set(ctx, folded, suspectMark+p.ID, true); err != nil {
 					return 0, 0, 0, err
 				}
 			}

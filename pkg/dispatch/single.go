@@ -247,7 +247,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		var ids []string
 		if mf != nil {
 			for _, i := range part {
-				if ask(i) {
+				if _, echoed := j.echoes[i]; ask(i) && !echoed {
 					ids = append(ids, b.Transactions[i].RequestID)
 				}
 			}
@@ -278,7 +278,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		}
 		for _, i := range part {
 			p := payee{i: i}
-			if found != nil && ask(i) {
+			if _, echoed := j.echoes[i]; found != nil && ask(i) && !echoed {
 				ps := found[b.Transactions[i].RequestID]
 				p.pre = &ps
 			}
@@ -496,7 +496,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 		} else if attempt == 0 && pre != nil {
 			found = *pre // the group's lookup, just made
 		} else {
-			found, err = j.findSingle(cl, t.RequestID)
+			found, err = j.findPayee(cl, i)
 		}
 		if errors.Is(err, errPatience) {
 			return singleOutcome{unavailable: err}, nil
@@ -657,6 +657,64 @@ func (j *job) provenUnposted(maybeSent bool) []bool {
 // fails retryably: absence is never assumed.
 func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error) {
 	return lookup(j, cl.Rail(), func(ctx context.Context) ([]rail.Payout, error) { return cl.Find(ctx, id) })
+}
+
+// findPayee is findSingle for payee i, under its requestId and, when a
+// recovery listed a payout under a form of it in another case (j.echoes),
+// under that form too: a rail that keeps our id in another case may filter
+// by its own form only. A payout under another form proves nothing (ours
+// echoed, or another request's whose id differs only in case): the payee
+// is neither adopted nor posted, and waits as for an unanswered lookup.
+func (j *job) findPayee(cl rail.SinglePayouts, i int) ([]rail.Payout, error) {
+	id := j.b.Transactions[i].RequestID
+	form, echoed := j.echoes[i]
+	if !echoed {
+		return j.findSingle(cl, id)
+	}
+	forms := echoForms(id, form)
+	return lookup(j, cl.Rail(), func(ctx context.Context) ([]rail.Payout, error) {
+		ps, err := cl.Find(ctx, id)
+		if err != nil || len(ps) > 0 {
+			return ps, err
+		}
+		for _, f := range forms {
+			if err := j.callToken(cl.Rail()); err != nil {
+				return nil, err
+			}
+			other, err := cl.Find(ctx, f)
+			if err != nil {
+				return nil, err
+			}
+			if len(other) > 0 {
+				return nil, &rail.Error{Rail: cl.Rail(), Op: "find", Class: rail.Permanent, Code: "ECHOED_ID",
+					Message: "the rail holds a payout under our id in another case: absence cannot be proven"}
+			}
+		}
+		return nil, nil
+	})
+}
+
+// echoForms lists the forms, other than id, a payee's id may be held in
+// at its rail, from dedupe's echo: the form a recovery listed, the id in
+// lower case ("="), or, when the form was not kept (""), the id in upper
+// and in lower case.
+func echoForms(id, echo string) []string {
+	var forms []string
+	switch echo {
+	case "=":
+		forms = []string{strings.ToLower(id)}
+	case "":
+		forms = []string{strings.ToUpper(id), strings.ToLower(id)}
+	default:
+		forms = []string{echo}
+	}
+	out := forms[:0]
+	for _, f := range forms {
+		if f != id && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // findMany looks ids up in one call of mf, retrying as findSingle does.

@@ -287,17 +287,28 @@ return 0
 // form the index holds is never new: a rail that echoed our id in lower
 // case to a recovery left it there (listSingles), so the payee is looked
 // up first, and the lookup refuses to call it absent.
+//
+// The fifth reply lists the payees the rail may hold under our id in
+// another case (rail.Echo), as position (1-based) then form: the form a
+// recovery listed (the suspect mark's tail, "" when a version that kept
+// none wrote it), or "=" for the lower-case form the rail listed as is.
+// A suspect mark taken over leaves its form in the batch record's field
+// "echo:<requestId>" (ARGV[9] is the length of the keys' prefix before
+// the requestId), so that every later attempt of the batch looks that
+// form up too.
 var dedupeScript = redis.NewScript(guard + `
 local rej = ARGV[3] .. '#r'
 local marks = ARGV[7] == '1'
 local complete = redis.call('HGET', KEYS[1], 'complete') == ARGV[1]
-local out, news = {}, {}
+local out, news, echoes = {}, {}, {}
 local fold = ARGV[8] or ''
+local plen = tonumber(ARGV[9] or '0')
 local nreq, fk = #KEYS - 2, 0
 if fold ~= '' then
   nreq = string.len(fold)
   fk = 2 + nreq
 end
+local function suspect(v) return v and string.sub(v, 1, 2) == '` + suspectMark + `' end
 for i = 3, nreq + 2 do
   local mode = string.sub(ARGV[5], i - 2, i - 2)
   local mine = ARGV[3]
@@ -305,16 +316,27 @@ for i = 3, nreq + 2 do
   local v = mine
   local new = complete and mode == 'k'
   local missing = false
+  local echo = nil
+  local echoField = 'echo:' .. string.sub(KEYS[i], plen + 1)
   if mode == 'p' then
     new = false
     v = redis.call('GET', KEYS[i])
-    missing = not v or v == ARGV[6] or v == '` + suspectMark + `'
+    if suspect(v) then echo = string.sub(v, 3)
+    elseif marks and v == ARGV[3] then echo = redis.call('HGET', KEYS[2], echoField) or nil end
+    missing = not v or v == ARGV[6] or suspect(v)
   elseif not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then
     new = false
     v = redis.call('GET', KEYS[i])
-    if v == ARGV[6] or v == '` + suspectMark + `' then
+    if suspect(v) then
+      echo = string.sub(v, 3)
+      redis.call('HSET', KEYS[2], echoField, echo)
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
       v = mine
+    elseif v == ARGV[6] then
+      redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
+      v = mine
+    elseif marks and v == ARGV[3] then
+      echo = redis.call('HGET', KEYS[2], echoField) or nil
     end
   end
   if missing then out[#out + 1] = 'm'
@@ -324,15 +346,26 @@ for i = 3, nreq + 2 do
   else out[#out + 1] = 'd' end
   if fk > 0 and string.sub(fold, i - 2, i - 2) == 'f' then
     fk = fk + 1
-    if new and redis.call('EXISTS', KEYS[fk]) == 1 then new = false end
+    if mode ~= 'r' then
+      local w = redis.call('GET', KEYS[fk])
+      if w then
+        new = false
+        if echo == nil and w == ARGV[6] then echo = '='
+        elseif echo == nil and suspect(w) then echo = string.sub(w, 3) end
+      end
+    end
   end
   if marks then
     if new then news[#news + 1] = 'n' else news[#news + 1] = '-' end
   end
+  if echo ~= nil then
+    echoes[#echoes + 1] = tostring(i - 2)
+    echoes[#echoes + 1] = echo
+  end
 end
 local c = '0'
 if complete then c = '1' end
-return {'ok', table.concat(out), table.concat(news), c}
+return {'ok', table.concat(out), table.concat(news), c, echoes}
 `)
 
 // rebuildScript: KEYS epoch, then duplicate-index keys; ARGV the epoch
@@ -567,11 +600,12 @@ const (
 // our batch (rebuildIndex). A batch id never starts with '~'.
 func listedMark(n rail.Name) string { return "~" + string(n) }
 
-// suspectMark is the duplicate-index value a rebuild writes under the
+// suspectMark starts the duplicate-index value a rebuild writes under the
 // lower-case form of an id a single-payout rail listed in upper or mixed
-// case: perhaps one of our requestIds echoed in another case. A batch of
-// any rail takes such an entry over, as its own rail's listedMark, so its
-// payee is looked up before any POST and never proven new (dedupeScript).
+// case, followed by that id: perhaps one of our requestIds echoed in
+// another case. A batch of any rail takes such an entry over, as its own
+// rail's listedMark, so its payee is looked up before any POST and never
+// proven new, under its own id and under the form listed (dedupeScript).
 const suspectMark = "~?"
 
 // dedupe indexes the batch's requestIds (modes: one modeKeep or modeReject
@@ -579,7 +613,7 @@ const suspectMark = "~?"
 // for a single-payout rail one byte per requestId, newPayee for a kept one
 // no dispatcher can have posted (nil for Wompi) (dedupeScript). One round
 // trip.
-func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) (verdicts, news []byte, complete bool, err error) {
+func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) (verdicts, news []byte, complete bool, echoes map[int]string, err error) {
 	keys := make([]string, 0, 2+len(requestIDs))
 	keys = append(keys, s.epochKey(), s.batchKey(batchID))
 	for _, id := range requestIDs {
@@ -598,28 +632,44 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail
 			}
 		}
 	}
-	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes), listedMark(n), marks, string(fold)).Slice()
+	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes), listedMark(n), marks, string(fold),
+		len(s.reqKey(""))).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, false, nil, err
 	}
 	var v, nw, c string
-	if len(rest) == 3 {
+	var ec []any
+	if len(rest) == 4 {
 		v, _ = rest[0].(string)
 		nw, _ = rest[1].(string)
 		c, _ = rest[2].(string)
+		ec, _ = rest[3].([]any)
 	}
 	wantMarks := len(requestIDs)
 	if marks == "0" {
 		wantMarks = 0
 	}
-	if len(v) != len(requestIDs) || len(nw) != wantMarks {
-		return nil, nil, false, fmt.Errorf("dispatch: dedupe batch %s: %d verdicts and %d marks for %d requests", batchID, len(v), len(nw), len(requestIDs))
+	if len(v) != len(requestIDs) || len(nw) != wantMarks || len(ec)%2 != 0 {
+		return nil, nil, false, nil, fmt.Errorf("dispatch: dedupe batch %s: %d verdicts, %d marks and %d echo fields for %d requests",
+			batchID, len(v), len(nw), len(ec), len(requestIDs))
+	}
+	for k := 0; k < len(ec); k += 2 {
+		pos, _ := ec[k].(string)
+		form, _ := ec[k+1].(string)
+		p, err := strconv.Atoi(pos)
+		if err != nil || p < 1 || p > len(requestIDs) {
+			return nil, nil, false, nil, fmt.Errorf("dispatch: dedupe batch %s: echo position %q", batchID, pos)
+		}
+		if echoes == nil {
+			echoes = map[int]string{}
+		}
+		echoes[p-1] = form
 	}
 	if wantMarks == 0 {
-		return []byte(v), nil, c == "1", nil
+		return []byte(v), nil, c == "1", echoes, nil
 	}
-	return []byte(v), []byte(nw), c == "1", nil
+	return []byte(v), []byte(nw), c == "1", echoes, nil
 }
 
 // newPayee marks, in dedupe's second reply, a requestId no dispatcher can
