@@ -309,6 +309,7 @@ if fold ~= '' then
   fk = 2 + nreq
 end
 local function suspect(v) return v and string.sub(v, 1, 2) == '` + suspectMark + `' end
+local function echoField(i) return 'echo:' .. string.sub(KEYS[i], plen + 1) end
 for i = 3, nreq + 2 do
   local mode = string.sub(ARGV[5], i - 2, i - 2)
   local mine = ARGV[3]
@@ -317,26 +318,25 @@ for i = 3, nreq + 2 do
   local new = complete and mode == 'k'
   local missing = false
   local echo = nil
-  local echoField = 'echo:' .. string.sub(KEYS[i], plen + 1)
   if mode == 'p' then
     new = false
     v = redis.call('GET', KEYS[i])
     if suspect(v) then echo = string.sub(v, 3)
-    elseif marks and v == ARGV[3] then echo = redis.call('HGET', KEYS[2], echoField) or nil end
+    elseif marks and v == ARGV[3] then echo = redis.call('HGET', KEYS[2], echoField(i)) or nil end
     missing = not v or v == ARGV[6] or suspect(v)
   elseif not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then
     new = false
     v = redis.call('GET', KEYS[i])
     if suspect(v) then
       echo = string.sub(v, 3)
-      redis.call('HSET', KEYS[2], echoField, echo)
+      redis.call('HSET', KEYS[2], echoField(i), echo)
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
       v = mine
     elseif v == ARGV[6] then
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
       v = mine
     elseif marks and v == ARGV[3] then
-      echo = redis.call('HGET', KEYS[2], echoField) or nil
+      echo = redis.call('HGET', KEYS[2], echoField(i)) or nil
     end
   end
   if missing then out[#out + 1] = 'm'
