@@ -86,11 +86,14 @@ func (t *Tool) wompi() (*wompi.Client, error) {
 	return wc, nil
 }
 
+// events returns the codec, which only decodes: no command encodes a record
+// (dlq replay republishes a dead letter's bytes as they are), and a tool
+// that only reads must not register schemas in the shared registry.
 func (t *Tool) events(ctx context.Context) (*events.Codec, error) {
 	if t.codec != nil {
 		return t.codec, nil
 	}
-	c, err := events.NewCodec(ctx, events.WithRegistry(t.st.SchemaRegistryURL), events.WithTopics(t.st.Topics))
+	c, err := events.NewCodec(ctx, events.WithRegistry(t.st.SchemaRegistryURL), events.WithTopics(t.st.Topics), events.WithDecodeOnly())
 	if err != nil {
 		return nil, fmt.Errorf("SCHEMA_REGISTRY_URL: %w", err)
 	}

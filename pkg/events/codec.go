@@ -1,15 +1,19 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,6 +108,7 @@ type options struct {
 	timeout        time.Duration
 	writerSchemas  []string
 	noAutoRegister bool
+	decodeOnly     bool
 	notFoundRetry  time.Duration
 	now            func() time.Time
 }
@@ -117,7 +122,14 @@ func WithRegistry(url string, opts ...registry.ClientFunc) Option {
 }
 
 // WithRegistryClient makes the Codec use reg as its schema registry, e.g. a
-// registry.Client with auth or a custom http.Client.
+// registry.Client with auth or a custom http.Client. A Decode method tells a
+// registry that cannot answer (transient) from a schema it can never read
+// (permanent) by the error of reg.GetSchema: a registry.Error carries the
+// HTTP status, and a transport failure must wrap a *url.Error, a net.Error,
+// a context error or io.ErrUnexpectedEOF; any other error is taken as a
+// schema that does not parse (ErrIncompatibleSchema, cached). WithRegistry's
+// client also refuses, before parsing, a schema that is not Avro or that
+// has references; reg is trusted to hand back what hamba can parse.
 func WithRegistryClient(reg registry.Registry) Option {
 	return func(o *options) { o.registry = reg }
 }
@@ -135,8 +147,9 @@ func WithRegistryTimeout(d time.Duration) Option {
 }
 
 // WithNotFoundRetry sets how long a Confluent schema id that the registry
-// answers 404 for is treated as not known *yet* (a registry follower
-// lagging behind its leader, an ingress answering 404 while it restarts):
+// answers 404 (or another 4xx but 401, 403, 407, 408 and 429) for is
+// treated as not known *yet* (a registry follower lagging behind its
+// leader, an ingress answering 404 while it restarts):
 // from the first 404 for the id until d has passed, a Decode method returns
 // ErrSchemaNotYetFound, which is transient (Permanent is false), and asks
 // the registry again on the next decode; afterwards it returns
@@ -160,9 +173,22 @@ func WithWriterSchemas(schemaJSON ...string) Option {
 
 // WithoutAutoRegister makes NewCodec look up the ids of the current schemas
 // (which CI or an operator registered) instead of registering them. NewCodec
-// fails if a schema is not registered under its subject.
+// fails if a schema is not registered under its subject. WithDecodeOnly
+// overrides it.
 func WithoutAutoRegister() Option {
 	return func(o *options) { o.noAutoRegister = true }
+}
+
+// WithDecodeOnly makes a Codec for a tool that only reads (payoutsctl):
+// NewCodec registers nothing. With a registry it looks up the ids of the
+// current schemas (POST /subjects/{subject}, a lookup), so that values
+// written with them decode without a fetch and an unreachable registry
+// fails NewCodec; a subject or schema the registry does not hold is no
+// error, its values' ids are fetched when met, as any other writer schema.
+// The Append methods return ErrDecodeOnly. It overrides
+// WithoutAutoRegister.
+func WithDecodeOnly() Option {
+	return func(o *options) { o.decodeOnly = true }
 }
 
 // Codec encodes and decodes the pipeline's records. It is safe for concurrent
@@ -180,6 +206,8 @@ type Codec struct {
 	notFoundRetry time.Duration
 	now           func() time.Time
 	notFound      map[uint32]notFoundSpell // guarded by regMutex
+
+	decodeOnly bool // the Append methods refuse: see WithDecodeOnly
 }
 
 // notFoundSpell is a run of 404s for one schema id.
@@ -234,8 +262,9 @@ type decodeState struct {
 }
 
 // NewCodec builds a Codec from the embedded schemas. With a registry it
-// registers (or, WithoutAutoRegister, looks up) the current schemas under
-// their subjects, so a bad registry setting fails here, at start.
+// registers (or, WithoutAutoRegister and WithDecodeOnly, looks up) the
+// current schemas under their subjects, so a bad registry setting fails
+// here, at start.
 func NewCodec(ctx context.Context, opts ...Option) (*Codec, error) {
 	o := options{topics: DefaultTopics(), timeout: defaultRegistryTimeout, notFoundRetry: DefaultNotFoundRetry, now: time.Now}
 	for _, opt := range opts {
@@ -273,7 +302,8 @@ func NewCodec(ctx context.Context, opts ...Option) (*Codec, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, errors.New("events: SCHEMA_REGISTRY_URL must be an http(s) URL")
 		}
-		opts := append([]registry.ClientFunc{registry.WithHTTPClient(&http.Client{Timeout: o.timeout})}, o.registryOpts...)
+		hc := &http.Client{Timeout: o.timeout, Transport: schemaAnswers{next: http.DefaultTransport}}
+		opts := append([]registry.ClientFunc{registry.WithHTTPClient(hc)}, o.registryOpts...)
 		if c.reg, err = registry.NewClient(o.registryURL, opts...); err != nil {
 			return nil, fmt.Errorf("events: SCHEMA_REGISTRY_URL: %w", err)
 		}
@@ -288,7 +318,14 @@ func NewCodec(ctx context.Context, opts ...Option) (*Codec, error) {
 		if err := o.topics.Validate(); err != nil {
 			return nil, err
 		}
-		if err := c.registerAll(ctx, o.topics, !o.noAutoRegister); err != nil {
+		mode := registerSchemas
+		switch {
+		case o.decodeOnly:
+			mode = lookUpKnownSchemas
+		case o.noAutoRegister:
+			mode = lookUpSchemas
+		}
+		if err := c.registerAll(ctx, o.topics, mode); err != nil {
 			return nil, err
 		}
 		c.framing = FramingConfluent
@@ -305,6 +342,7 @@ func NewCodec(ctx context.Context, opts ...Option) (*Codec, error) {
 	if err := c.warmUp(); err != nil {
 		return nil, err
 	}
+	c.decodeOnly = o.decodeOnly // after warmUp, which encodes
 	return c, nil
 }
 
@@ -327,7 +365,16 @@ func subjects(t RecordType, topics Topics) []string {
 	return nil
 }
 
-func (c *Codec) registerAll(ctx context.Context, topics Topics, create bool) error {
+// How registerAll learns the current schemas' ids.
+type registerMode uint8
+
+const (
+	registerSchemas    registerMode = iota // register them (the workers' default)
+	lookUpSchemas                          // look them up; one not registered fails (WithoutAutoRegister)
+	lookUpKnownSchemas                     // look them up for decoding only; one not registered has no id (WithDecodeOnly)
+)
+
+func (c *Codec) registerAll(ctx context.Context, topics Topics, mode registerMode) error {
 	for _, t := range Records {
 		rc := &c.recs[t]
 		js := Schema(t)
@@ -335,17 +382,27 @@ func (c *Codec) registerAll(ctx context.Context, topics Topics, create bool) err
 			cctx, cancel := context.WithTimeout(ctx, c.timeout)
 			var id int
 			var err error
-			if create {
+			if mode == registerSchemas {
 				id, _, err = c.reg.CreateSchema(cctx, subject, js)
 			} else {
 				id, _, err = c.reg.IsRegistered(cctx, subject, js)
 			}
 			cancel()
+			var re registry.Error
+			if mode == lookUpKnownSchemas && errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+				continue // a reader meets no value of a schema nobody registered
+			}
 			if err != nil {
 				return fmt.Errorf("events: schema registry (SCHEMA_REGISTRY_URL): subject %s: %w", subject, err)
 			}
 			if id < 0 || int64(id) > int64(^uint32(0)) {
 				return fmt.Errorf("events: schema registry returned id %d for subject %s", id, subject)
+			}
+			if mode == lookUpKnownSchemas {
+				// Known for decoding, never written: the codec does not
+				// encode, so its header stays the SOE one warmUp uses.
+				rc.storeID(uint32(id), idEntry{schema: rc.schema})
+				continue
 			}
 			if i == 0 {
 				rc.id, rc.hasID = uint32(id), true
@@ -363,7 +420,7 @@ func (c *Codec) registerAll(ctx context.Context, topics Topics, create bool) err
 func (c *Codec) Framing() Framing { return c.framing }
 
 // SchemaID returns the Confluent schema id t is encoded with, if a registry
-// is configured.
+// is configured; never for a codec built WithDecodeOnly.
 func (c *Codec) SchemaID(t RecordType) (int, bool) {
 	if t >= numRecords || !c.recs[t].hasID {
 		return 0, false
@@ -472,23 +529,7 @@ func (c *Codec) schemaByID(rc *recordCodec, id uint32) (avro.Schema, error) {
 	defer cancel()
 	w, err := c.reg.GetSchema(ctx, int(id))
 	if err != nil {
-		var re registry.Error
-		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			// Not cached: a registry follower may lag behind its leader.
-			// Retry for notFoundRetry before calling the id unknown.
-			now := c.now()
-			spell, ok := c.notFound[id]
-			if !ok || now.Sub(spell.last) > notFoundQuiet {
-				spell.first = now
-			}
-			spell.last = now
-			c.notFound[id] = spell
-			if waited := now.Sub(spell.first); waited < c.notFoundRetry {
-				return nil, fmt.Errorf("events: decode %s: %w: schema id %d not in the registry for %v (retried up to %v)", rc.t, ErrSchemaNotYetFound, id, waited.Round(time.Millisecond), c.notFoundRetry)
-			}
-			return nil, fmt.Errorf("events: decode %s: %w: schema id %d not in the registry after %v", rc.t, ErrUnknownSchema, id, c.notFoundRetry)
-		}
-		return nil, fmt.Errorf("events: decode %s: %w: fetch schema id %d: %w", rc.t, ErrRegistryUnavailable, id, err)
+		return nil, c.fetchFailed(rc, id, err)
 	}
 	delete(c.notFound, id)
 	e := idEntry{}
@@ -501,6 +542,118 @@ func (c *Codec) schemaByID(rc *recordCodec, id uint32) (avro.Schema, error) {
 	}
 	rc.storeID(id, e)
 	return e.schema, e.err
+}
+
+// fetchFailed returns the decode error of a fetch of schema id that failed
+// with err, and caches it when it is permanent. The caller holds regMutex.
+//
+// Only a registry that could not answer is transient (ErrRegistryUnavailable):
+// a transport failure, a timeout, 5xx, 408 or 429, and 401, 403 or 407 (our
+// credentials or ACLs refused). A 404 or any other 4xx is retried for
+// notFoundRetry (ErrSchemaNotYetFound), then the id is unknown. A schema the registry did serve but this codec can never read
+// (not Avro, Avro with references, or text hamba cannot parse) is
+// ErrIncompatibleSchema: asking again would only get the same answer, and
+// a transient error would block the record's partition for ever.
+func (c *Codec) fetchFailed(rc *recordCodec, id uint32, err error) error {
+	var unreadable *unreadableSchemaError
+	var re registry.Error
+	why := err.Error()
+	switch {
+	case errors.As(err, &unreadable):
+		why = unreadable.what // without the client's wrapping, which names the URL
+	case errors.As(err, &re):
+		if code := re.StatusCode; code >= 500 || code < 400 || code == http.StatusRequestTimeout || code == http.StatusTooManyRequests ||
+			code == http.StatusUnauthorized || code == http.StatusForbidden || code == http.StatusProxyAuthRequired {
+			// The registry could not answer, or not to us: our
+			// credentials or ACLs, which no request can be blamed for.
+			return fmt.Errorf("events: decode %s: %w: fetch schema id %d: %w", rc.t, ErrRegistryUnavailable, id, err)
+		}
+		// Not cached: a registry follower may lag behind its leader, an
+		// ingress may refuse while it restarts. Retry for notFoundRetry
+		// before calling the id unknown.
+		now := c.now()
+		spell, ok := c.notFound[id]
+		if !ok || now.Sub(spell.last) > notFoundQuiet {
+			spell.first = now
+		}
+		spell.last = now
+		c.notFound[id] = spell
+		if waited := now.Sub(spell.first); waited < c.notFoundRetry {
+			return fmt.Errorf("events: decode %s: %w: schema id %d not in the registry (HTTP %d) for %v (retried up to %v)", rc.t, ErrSchemaNotYetFound, id, re.StatusCode, waited.Round(time.Millisecond), c.notFoundRetry)
+		}
+		return fmt.Errorf("events: decode %s: %w: schema id %d not in the registry (HTTP %d) after %v", rc.t, ErrUnknownSchema, id, re.StatusCode, c.notFoundRetry)
+	case transportFailure(err):
+		return fmt.Errorf("events: decode %s: %w: fetch schema id %d: %w", rc.t, ErrRegistryUnavailable, id, err)
+	}
+	// The registry answered, with a schema this codec can never read.
+	delete(c.notFound, id)
+	e := idEntry{err: fmt.Errorf("events: decode %s: %w: schema id %d is not an Avro schema this codec can read: %s", rc.t, ErrIncompatibleSchema, id, clip(why, 200))}
+	rc.storeID(id, e)
+	return e.err
+}
+
+// transportFailure reports whether err says the registry could not be
+// reached or its answer could not be read in full.
+func transportFailure(err error) bool {
+	var ue *url.Error
+	var ne net.Error
+	return errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// clip cuts s to at most n bytes: a parse error may quote a whole schema.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// unreadableSchemaError is schemaAnswers' refusal of a schema the registry
+// served that this codec cannot read.
+type unreadableSchemaError struct{ what string }
+
+func (e *unreadableSchemaError) Error() string { return e.what }
+
+// schemaAnswers is the transport of the registry client NewCodec builds.
+// It checks the registry's answer to a fetch by id (GET .../schemas/ids/N)
+// before hamba's client parses it, so that fetchFailed can tell an outage
+// from a schema it can never read: it reads the whole body, so that a body
+// cut short is a transport failure; a body that is not the registry's JSON
+// (a proxy's page) is one too; and it refuses a schema whose schemaType is
+// not AVRO (ids are global across the PROTOBUF, JSON and AVRO schemas of a
+// shared registry) or that has references (hamba's client parses a schema
+// alone).
+type schemaAnswers struct{ next http.RoundTripper }
+
+func (t schemaAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || !strings.Contains(req.URL.Path, "/schemas/ids/") ||
+		resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read the registry's answer: %w", err)
+	}
+	var p struct {
+		Schema     *string           `json:"schema"`
+		SchemaType string            `json:"schemaType"`
+		References []json.RawMessage `json:"references"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil || p.Schema == nil {
+		return nil, errors.New("the registry's answer is not a schema (its body is not the registry's JSON)")
+	}
+	switch {
+	case p.SchemaType != "" && p.SchemaType != "AVRO":
+		return nil, &unreadableSchemaError{what: "the registry's schema is a " + clip(p.SchemaType, 32) + " schema"}
+	case len(p.References) > 0:
+		return nil, &unreadableSchemaError{what: "the registry's schema is an Avro schema with references"}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	return resp, nil
 }
 
 // decode reads b into v (a pointer to the struct of rc), which the caller has
@@ -571,6 +724,9 @@ var errNil = errors.New("events: nil record")
 func (c *Codec) AppendRequest(dst []byte, r *payout.Request) ([]byte, error) {
 	if r == nil {
 		return dst, errNil
+	}
+	if c.decodeOnly {
+		return dst, ErrDecodeOnly
 	}
 	rc := &c.recs[RecordRequest]
 	if dst == nil {
@@ -670,6 +826,9 @@ func (c *Codec) AppendBatch(dst []byte, b *payout.Batch) ([]byte, error) {
 	if b == nil {
 		return dst, errNil
 	}
+	if c.decodeOnly {
+		return dst, ErrDecodeOnly
+	}
 	rc := &c.recs[RecordBatch]
 	out, err := appendBatchFast(append(dst, rc.header...), b)
 	if err != nil {
@@ -713,6 +872,9 @@ func (c *Codec) DecodeBatch(v []byte, b *payout.Batch) error {
 func (c *Codec) AppendStatusChange(dst []byte, s *payout.StatusChange) ([]byte, error) {
 	if s == nil {
 		return dst, errNil
+	}
+	if c.decodeOnly {
+		return dst, ErrDecodeOnly
 	}
 	rc := &c.recs[RecordStatusChange]
 	if dst == nil {
@@ -764,6 +926,9 @@ func (c *Codec) DecodeStatusChange(v []byte, s *payout.StatusChange) error {
 func (c *Codec) AppendBatchStatusChange(dst []byte, s *payout.BatchStatusChange) ([]byte, error) {
 	if s == nil {
 		return dst, errNil
+	}
+	if c.decodeOnly {
+		return dst, ErrDecodeOnly
 	}
 	return c.encode(dst, &c.recs[RecordBatchStatusChange], s)
 }

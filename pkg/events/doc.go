@@ -28,9 +28,12 @@
 //     the batches and the deferred-batches subjects). NewCodec registers the
 //     current schemas at start, so a bad registry stops the worker early.
 //     Unknown ids met while decoding are fetched from the registry once and
-//     cached. An id the registry answers 404 for is not cached: it may be a
+//     cached, and so is a schema this codec can never read (not Avro, Avro
+//     with references): ErrIncompatibleSchema. An id the registry answers
+//     404 (or another 4xx but 408 and 429) for is not cached: it may be a
 //     follower lagging behind its leader, so it is retried (see
-//     WithNotFoundRetry) before it is taken as unknown.
+//     WithNotFoundRetry) before it is taken as unknown. A tool that only
+//     reads builds its codec WithDecodeOnly: it registers nothing.
 //
 // Fingerprints are computed by hamba/avro, whose canonical form keeps
 // logicalType (the Avro spec drops it). A writer in another language that

@@ -49,6 +49,7 @@ type aggregator struct {
 	keyBuf    []byte
 	pending   int // bytes held by open batches
 	free      []*openBatch
+	idsBuf    []byte // seal's requestIds, kept for the next batch
 }
 
 func newAggregator(topic string, maxTx int, maxAmount int64, maxBytes int) *aggregator {
@@ -192,15 +193,18 @@ func (a *aggregator) reset() {
 }
 
 // seal fills in the batch's identity and totals. The batch id is
-// deterministic: a hash of the grouping key, the source position of the
-// batch's first request, its requestId, and the batch's count and total. A
-// request's position is in exactly one committed batch, so two committed
-// batches never share an id, and the same inputs always give the same id.
-// The first requestId keeps that true when the topic's positions start
-// again from 0 (the topic re-created, the pipeline moved to another Kafka
-// cluster) while Redis keeps the dispatcher's records of the old batches:
-// a requestId is single-use for as long as they live. The id is 42
-// characters of [a-z0-9-], valid as a Wompi reference and idempotency key.
+// deterministic: a hash of the grouping key, the topic, the source position
+// of the batch's first request, every requestId of the batch in order, and
+// the batch's count and total. The same inputs always give the same id, and
+// two batches that differ in any request get different ids. Hashing only the
+// first request was not enough: after the requests topic is re-created
+// (positions start again from 0) while Redis keeps the dispatcher's records
+// of finished batches, a batch [o, n] of a request o republished at its old
+// position got the id of the finished batch [o, a] whenever the amounts
+// matched, and the dispatcher skipped it as already handled: n was lost. A
+// batch of the very same requests gets the same id again, which the
+// dispatcher rightly skips. The id is 42 characters of [a-z0-9-], valid as a
+// Wompi reference and idempotency key.
 func (a *aggregator) seal(ob *openBatch, now time.Time) *payout.Batch {
 	b := &ob.batch
 	b.TransactionCount = int32(len(b.Transactions))
@@ -213,9 +217,16 @@ func (a *aggregator) seal(ob *openBatch, now time.Time) *payout.Batch {
 	binary.BigEndian.PutUint64(buf[24:], uint64(b.TotalAmountInCents))
 	h.Write([]byte(a.topic))
 	h.Write(buf[:])
-	if len(b.Transactions) > 0 {
-		h.Write([]byte(b.Transactions[0].RequestID))
+	// Length-prefixed, so that no two lists of ids hash the same bytes; one
+	// buffer kept across batches, so no allocation per request.
+	ids := a.idsBuf[:0]
+	for i := range b.Transactions {
+		id := b.Transactions[i].RequestID
+		ids = binary.AppendUvarint(ids, uint64(len(id)))
+		ids = append(ids, id...)
 	}
+	h.Write(ids)
+	a.idsBuf = ids
 	var sum [sha256.Size]byte
 	b.BatchID = "b-" + hex.EncodeToString(h.Sum(sum[:0])[:20])
 	b.CreatedAt = now

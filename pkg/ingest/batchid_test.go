@@ -1,6 +1,13 @@
 package ingest
 
-import "testing"
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+)
 
 // A batch id names its first request. It hashed the group key, the topic's
 // name, the first request's position, the count and the total only: when the
@@ -24,5 +31,84 @@ func TestBatchIDNamesItsFirstRequest(t *testing.T) {
 	}
 	if a, b := seal(1), seal(1); a != b {
 		t.Fatalf("the same batch sealed twice: %s and %s", a, b)
+	}
+}
+
+// A batch id names every request of the batch, not only the first. After
+// the requests topic is re-created, a request o republished at its old
+// position starts a batch [o, n] at the same position as the finished batch
+// [o, a]; with fixed-fee amounts the count and total match too, and the id
+// hashed only o: [o, n] got [o, a]'s id, the dispatcher skipped it as
+// already handled, and n was lost after BATCHED. A batch of the very same
+// requests still gets the same id.
+func TestBatchIDNamesEveryRequest(t *testing.T) {
+	seal := func(requestNs ...int) string {
+		a := newAggregator("payouts.requests.v1", 5000, 1<<60, DefaultMaxBatchBytes)
+		for i, n := range requestNs {
+			r := request(n, "acc-a", 0)
+			r.Rail = railName("wompi")
+			r.AmountInCents = 100_001
+			a.add(&r, 0, int64(i), 100)
+		}
+		return a.seal(a.drain()[0], testNow).BatchID
+	}
+	if oa, on := seal(1, 2), seal(1, 3); oa == on {
+		t.Fatalf("batches [o, a] and [o, n] at the same positions share the id %s", oa)
+	}
+	if x, y := seal(1, 2, 3), seal(1, 3, 2); x == y {
+		t.Fatalf("the same requests in another order share the id %s", x)
+	}
+	if x, y := seal(1, 2, 3), seal(1, 2, 3); x != y {
+		t.Fatalf("the same batch sealed twice: %s and %s", x, y)
+	}
+	// The kept buffer must not carry one batch's ids into the next.
+	a := newAggregator("payouts.requests.v1", 2, 1<<60, DefaultMaxBatchBytes)
+	var ids []string
+	for i, n := range []int{1, 2, 1, 3} {
+		r := request(n, "acc-a", 0)
+		r.Rail = railName("wompi")
+		r.AmountInCents = 100_001
+		if closed, _, _ := a.add(&r, 0, int64(i%2), 100); closed != nil {
+			ids = append(ids, a.seal(closed, testNow).BatchID)
+			a.recycle(closed)
+		}
+	}
+	if want := []string{seal(1, 2), seal(1, 3)}; len(ids) != 2 || ids[0] != want[0] || ids[1] != want[1] {
+		t.Fatalf("batches sealed one after the other: %v, want %v", ids, want)
+	}
+}
+
+// The whole path on a re-created topic: ingest batches o and a into [o, a];
+// the requests topic is deleted and created again; the marketplace
+// republishes o (it lands at o's old position) and sends n, of a's amount.
+// The batch holding n must not carry the id of the finished batch of a, or
+// the dispatcher skips it and n is never paid.
+func TestBatchAfterTheTopicIsRecreatedGetsANewID(t *testing.T) {
+	f := newFixture(t, 1, testenv.WithKFake())
+	window := func(c *Config) { c.MaxWait, c.MaxWindow = 2*time.Second, 2*time.Second }
+	o, a := request(1, "acc-a", 0), request(2, "acc-a", 0)
+	f.produce([]payout.Request{o, a})
+	stop1 := f.run(f.engine("ingest-recreated-1", window))
+	f.read(2)
+	stop1()
+
+	ctx := context.Background()
+	if _, err := f.kafka.Admin(t).DeleteTopics(ctx, f.topics.Requests); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	f.kafka.CreateTopic(t, f.topics.Requests, 1)
+	n := request(3, "acc-a", 0)
+	n.AmountInCents = a.AmountInCents
+	f.produce([]payout.Request{o, n})
+	stop2 := f.run(f.engine("ingest-recreated-2", window))
+	out := f.read(3)
+	stop2()
+
+	if len(out.batchOf[a.RequestID]) != 1 || len(out.batchOf[n.RequestID]) != 1 {
+		t.Fatalf("a in batches %v, n in %v: want one each", out.batchOf[a.RequestID], out.batchOf[n.RequestID])
+	}
+	if ida, idn := out.batchOf[a.RequestID][0], out.batchOf[n.RequestID][0]; ida == idn {
+		t.Fatalf("n is in batch %s, the id of a's finished batch: the dispatcher skips it", idn)
 	}
 }
