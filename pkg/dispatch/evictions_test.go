@@ -2,14 +2,18 @@ package dispatch
 
 import (
 	"context"
+	"iter"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Two faults: Redis runs for a while with an evicting policy (the proof is
@@ -42,8 +46,7 @@ func TestEvictingPolicySetBackKeepsTheProofOffUntilARelisting(t *testing.T) {
 		t.Fatal(err)
 	}
 	configSet(t, rdb, "maxmemory-policy", "noeviction")
-	copyOfPaid(t, f, r, b, rid)
-	eventually(t, "the epoch completed again by a relisting", func() bool { return f.epochField("complete") == "e0" })
+	copyOfPaid(t, f, r, b, rid, func() bool { return f.epochField("complete") == "e0" })
 }
 
 // Two faults: Redis evicts keys while no dispatcher runs (or between two
@@ -87,9 +90,98 @@ func TestEvictionsNoDispatcherSawKeepTheProofOff(t *testing.T) {
 	copyOfPaid(t, f, r, b, rid)
 }
 
+// hookedBatchRail runs hook once, after the first item Items yields was
+// consumed (the recovery's rebuild has flushed the single-payout rails'
+// entries by then: its first Wompi write switches the writer's mode).
+type hookedBatchRail struct {
+	rail.BatchRail
+	once sync.Once
+	hook func()
+}
+
+func (h *hookedBatchRail) Items(ctx context.Context, id string) iter.Seq2[rail.Payout, error] {
+	inner := h.BatchRail.Items(ctx, id)
+	return func(yield func(rail.Payout, error) bool) {
+		for p, err := range inner {
+			if !yield(p, err) {
+				return
+			}
+			if h.hook != nil {
+				h.once.Do(h.hook)
+			}
+		}
+	}
+}
+
+// Two faults: Redis evicts keys during a recovery, after the single-payout
+// rails were listed and indexed, and the operator sets noeviction back
+// before the recovery ends. The count of evicted keys was read at the end,
+// so those evictions became the epoch's baseline, the epoch was marked
+// complete, and a copy of a paid payee whose rebuilt entry was evicted was
+// proven new and posted again. The count is now read when the recovery
+// begins, and the epoch is complete only if it has not moved.
+func TestEvictionsDuringARecoveryLeaveItsEpochIncomplete(t *testing.T) {
+	r := singleRails(t)[1](t)
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+	rdb := f.redis.Client()
+	ctx := context.Background()
+	e := r.engine(f, nil)
+	amounts := map[string]int64{"w-1": 100_000}
+	w := batch("w", amounts, "w-1") // a Wompi batch, so the recovery lists one
+	b := singleBatch(r, "evict-rec", 1)
+	f.produce(f.topics.Batches, w)
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "both submitted", func() bool { return outcome(e, "submitted") == 2 })
+	_ = stop()
+	rid := b.Transactions[0].RequestID
+	if err := f.redis.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var e2 *Engine
+	hr := &hookedBatchRail{}
+	hr.hook = func() {
+		// The rebuilt entry of rid is in Redis now.
+		if v, _ := rdb.Get(ctx, e2.st.reqKey(rid)).Result(); v == "" {
+			t.Errorf("hook ran before rid's rebuilt entry was written")
+		}
+		used := infoInt(t, rdb, "memory", "used_memory")
+		configSet(t, rdb, "maxmemory-policy", "volatile-ttl", "maxmemory", strconv.FormatInt(used+4<<20, 10))
+		e2.checkEviction(ctx) // a replica's periodic check sees it: proof off
+		filler := strings.Repeat("x", 64<<10)
+		before := infoInt(t, rdb, "stats", "evicted_keys")
+		for i := 0; infoInt(t, rdb, "stats", "evicted_keys") == before; i++ {
+			if i > 1000 {
+				t.Error("Redis evicted nothing")
+				return
+			}
+			_ = rdb.Set(ctx, "filler:"+strconv.Itoa(i), filler, 10*time.Minute).Err()
+		}
+		// One of the evicted keys may have been rid's rebuilt entry.
+		_ = rdb.Del(ctx, e2.st.reqKey(rid)).Err()
+		configSet(t, rdb, "maxmemory", "0", "maxmemory-policy", "noeviction")
+		e2.checkEviction(ctx) // the next check: safe again
+	}
+	e2 = r.engine(f, func(c *Config) {
+		hr.BatchRail = c.Wompi
+		c.Wompi = hr
+	})
+	cp := b
+	cp.BatchID = b.BatchID + "-copy"
+	f.produce(f.topics.Batches, cp)
+	stop, _ = f.run(e2)
+	eventually(t, "the copy handled", func() bool { return outcome(e2, "submitted")+outcome(e2, "duplicate") >= 1 })
+	_ = stop()
+	if n := r.sim.Accepted(rid); n != 1 {
+		t.Fatalf("%s paid %d times, want 1 (epoch complete %q, lookups skipped %v)", rid, n, f.epochField("complete"),
+			testutil.ToFloat64(e2.m.lookupsSkipped.WithLabelValues(string(r.name))))
+	}
+}
+
 // copyOfPaid sends a copy of the paid single-payout batch b, under another
-// batch id, to a new dispatcher, and checks its payee rid was paid once.
-func copyOfPaid(t *testing.T, f *fixture, r singleRail, b payout.Batch, rid string) {
+// batch id, to a new dispatcher, and checks its payee rid was paid once;
+// each of until is waited for before the dispatcher stops.
+func copyOfPaid(t *testing.T, f *fixture, r singleRail, b payout.Batch, rid string, until ...func() bool) {
 	t.Helper()
 	e := r.engine(f, nil)
 	cp := b
@@ -97,6 +189,9 @@ func copyOfPaid(t *testing.T, f *fixture, r singleRail, b payout.Batch, rid stri
 	f.produce(f.topics.Batches, cp)
 	stop, _ := f.run(e)
 	eventually(t, "the copy handled", func() bool { return outcome(e, "submitted")+outcome(e, "duplicate") >= 1 })
+	for _, u := range until {
+		eventually(t, "the epoch completed again by a relisting", u)
+	}
 	_ = stop()
 	if n := r.sim.Accepted(rid); n != 1 {
 		t.Fatalf("%s paid %d times, want 1", rid, n)
@@ -130,4 +225,38 @@ func infoInt(t *testing.T, rdb redis.UniversalClient, section, field string) int
 	}
 	t.Fatalf("INFO %s has no %s", section, field)
 	return 0
+}
+
+// completeScript completes an epoch only while Redis evicts nothing, and
+// only if it evicted nothing since the relisting began: a key evicted
+// between the relisting's last write and the completion is one no listing
+// wrote back.
+func TestCompleteScriptRefusesWhileOrSinceRedisEvicted(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	rdb := f.redis.Client()
+	ctx := context.Background()
+	st := &store{rdb: rdb, prefix: f.redis.Prefix()}
+	if err := rdb.HDel(ctx, st.epochKey(), "complete").Err(); err != nil {
+		t.Fatal(err)
+	}
+	complete := func(base string) int {
+		t.Helper()
+		n, err := completeScript.Run(ctx, rdb, []string{st.epochKey(), st.graceKey()}, "e0", base).Int()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	now := strconv.FormatInt(infoInt(t, rdb, "stats", "evicted_keys"), 10)
+	if complete(now+"1") != 0 {
+		t.Fatal("completed although keys were evicted since the relisting began")
+	}
+	configSet(t, rdb, "maxmemory", "1gb", "maxmemory-policy", "allkeys-lru")
+	if complete(now) != 0 {
+		t.Fatal("completed while Redis may evict keys")
+	}
+	configSet(t, rdb, "maxmemory-policy", "noeviction")
+	if complete(now) != 1 || f.epochField("complete") != "e0" || f.epochField("evicted") != now {
+		t.Fatalf("not completed with Redis evicting nothing: complete %q, evicted %q", f.epochField("complete"), f.epochField("evicted"))
+	}
 }

@@ -24,6 +24,7 @@ type foldOurIDs struct {
 	on    *atomic.Bool
 	space bool
 	lower bool // lower-cased instead of upper-cased
+	title bool // its first letter upper-cased instead
 	// exact: the provider keeps the id as it echoes it, and its
 	// external_id filter matches that form exactly: a lookup by our id
 	// finds nothing, one by the form echoed finds the payout. kept maps
@@ -76,6 +77,8 @@ func (s foldOurIDs) form(id string) string {
 		return " " + id + " "
 	case s.lower:
 		return strings.ToLower(id)
+	case s.title:
+		return strings.ToUpper(id[:1]) + id[1:]
 	}
 	return strings.ToUpper(id)
 }
@@ -107,6 +110,7 @@ func TestFoldedListingIDIsNeverProvenNew(t *testing.T) {
 		{"lower", "Folded-Lower", foldOurIDs{lower: true}},
 		{"upper exact", "folded-upper-exact", foldOurIDs{exact: true}},
 		{"lower exact", "Folded-Lower-Exact", foldOurIDs{lower: true, exact: true}},
+		{"title exact", "folded-title-exact", foldOurIDs{title: true, exact: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, e, sim, rid := paidThenListedAfterLoss(t, tc.prefix, func(on *atomic.Bool) http.RoundTripper {
@@ -147,21 +151,33 @@ func TestDedupeReadsEachLowerCaseFormInOrder(t *testing.T) {
 // The form a recovery listed outlives the takeover of its suspect mark:
 // every later attempt of the batch (a deferred copy, a retry) is told it,
 // and a mixed-case id whose lower-case form the rail listed as is is told
-// "=", the lower-case form; other ids are told nothing.
+// "=", the lower-case form; other ids are told nothing. The mark itself
+// stays the bare one a dispatcher of an earlier version takes over (a
+// mark it cannot read would drop the payee as another batch's).
+//
+// Two faults: the rail listed "ABC"; batch Y of "Abc" learns the form
+// through the lower-case key, then batch X of "abc" (an id that differs
+// only in case) takes the suspect mark there over. Y's later attempts are
+// still told "ABC": the form learnt was kept in Y's record.
 func TestDedupeTellsEveryAttemptTheListedForm(t *testing.T) {
 	f := newFixture(t, fixtureOpt{})
 	r := singleRails(t)[1](t)
 	e := r.engine(f, nil)
 	ctx := context.Background()
 	rdb := e.st.rdb
-	if err := rdb.Set(ctx, e.st.reqKey("echo-1"), suspectMark+"ECHO-1", 0).Err(); err != nil {
+	for k, v := range map[string]string{e.st.reqKey("echo-1"): suspectMark, e.st.reqKey("mixed-2"): listedMark(r.name),
+		e.st.reqKey("ABC"): listedMark(r.name), e.st.reqKey("abc"): suspectMark} {
+		if err := rdb.Set(ctx, k, v, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.HSet(ctx, e.st.echoesKey(), "echo-1", "ECHO-1", "abc", "ABC").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.Set(ctx, e.st.reqKey("mixed-2"), listedMark(r.name), 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.st.claim(ctx, "w", "e0", "b-echo"); err != nil {
-		t.Fatal(err)
+	for _, b := range []string{"b-echo", "b-Y", "b-X"} {
+		if _, err := e.st.claim(ctx, "w", "e0", b); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ids := []string{"echo-1", "Mixed-2", "plain-3"}
 	want := map[int]string{0: "ECHO-1", 1: "="}
@@ -173,6 +189,23 @@ func TestDedupeTellsEveryAttemptTheListedForm(t *testing.T) {
 		if !maps.Equal(echoes, want) {
 			t.Fatalf("%s: echoes %v, want %v", modes, echoes, want)
 		}
+	}
+	dedupe := func(batch, id string) map[int]string {
+		t.Helper()
+		v, _, _, echoes, err := e.st.dedupe(ctx, "w", "e0", batch, r.name, []string{id}, []byte("k"))
+		if err != nil || string(v) != "k" {
+			t.Fatalf("%s of %s: verdicts %q (%v)", id, batch, v, err)
+		}
+		return echoes
+	}
+	if got := dedupe("b-Y", "Abc"); got[0] != "ABC" {
+		t.Fatalf("Y's first attempt: echoes %v, want ABC", got)
+	}
+	if got := dedupe("b-X", "abc"); got[0] != "ABC" {
+		t.Fatalf("X: echoes %v, want ABC", got)
+	}
+	if got := dedupe("b-Y", "Abc"); got[0] != "ABC" {
+		t.Fatalf("Y's later attempt after X took the mark over: echoes %v, want ABC", got)
 	}
 	if got := echoForms("echo-1", "ECHO-1"); !slices.Equal(got, []string{"ECHO-1"}) {
 		t.Errorf("forms %v", got)

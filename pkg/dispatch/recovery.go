@@ -439,7 +439,8 @@ func (e *Engine) listSingles(ctx context.Context, w *indexWriter, to time.Time, 
 				// a payee under it is looked up before any POST (never
 				// proven new), under its id and that form, and the
 				// lookup refuses to call it absent.
-				if err := w.set(ctx, folded, suspectMark+p.ID, true); err != nil {
+				w.echo(folded, p.ID)
+				if err := w.set(ctx, folded, suspectMark, true); err != nil {
 					return 0, 0, 0, err
 				}
 			}
@@ -491,6 +492,15 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 			"missing_rails", missing, "err", err)
 		return
 	}
+	// Redis's count of evicted keys before the listing: the epoch is
+	// completed only if no key went since (completeScript).
+	base, err := evictedScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}).StringSlice()
+	if err != nil || len(base) != 2 || base[1] != "1" {
+		later()
+		e.log.Warn("dispatch: the epoch cannot be completed while Redis may evict keys: every single-payout payee is still looked up before its POST",
+			"err", err)
+		return
+	}
 	start := time.Now()
 	e.log.Info("dispatch: listing the single-payout rails again to complete a first start's epoch", "epoch", epoch)
 	w := &indexWriter{st: e.st, epoch: epoch, live: true}
@@ -517,7 +527,7 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 		return
 	default:
 	}
-	n, err := completeScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch).Int()
+	n, err := completeScript.Run(ctx, e.st.rdb, []string{e.st.epochKey(), e.st.graceKey()}, epoch, base[0]).Int()
 	if err != nil || n != 1 {
 		e.log.Warn("dispatch: completing the epoch refused; a later batch tries again", "epoch", epoch, "err", err)
 		return
@@ -593,7 +603,12 @@ type indexWriter struct {
 	nx     bool
 	keys   []string
 	values []any
+	echoes []any // lower-case form, form listed: written before the keys
 }
+
+// echo keeps the form an id was listed in under its lower-case form
+// (echoesKey), for the suspect mark set next.
+func (w *indexWriter) echo(folded, listed string) { w.echoes = append(w.echoes, folded, listed) }
 
 func (w *indexWriter) set(ctx context.Context, requestID, value string, nx bool) error {
 	if nx != w.nx {
@@ -611,6 +626,18 @@ func (w *indexWriter) set(ctx context.Context, requestID, value string, nx bool)
 }
 
 func (w *indexWriter) flush(ctx context.Context) error {
+	if len(w.echoes) > 0 {
+		// First kept wins: several forms of one id are looked up as one.
+		pipe := w.st.rdb.Pipeline()
+		for i := 0; i+1 < len(w.echoes); i += 2 {
+			pipe.HSetNX(ctx, w.st.echoesKey(), w.echoes[i].(string), w.echoes[i+1])
+		}
+		pipe.PExpire(ctx, w.st.echoesKey(), time.Duration(w.st.reqTTLms)*time.Millisecond)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("dispatch: rebuild: write the listed forms: %w", err)
+		}
+		w.echoes = w.echoes[:0]
+	}
 	if len(w.keys) == 0 {
 		return nil
 	}

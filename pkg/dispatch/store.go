@@ -68,6 +68,10 @@ func (s *store) batchKey(batchID string) string { return s.prefix + "{dispatch}:
 // accounts (and rails).
 func (s *store) reqKey(requestID string) string { return s.prefix + "{dispatch}:req:" + requestID }
 
+// echoesKey is the hash of the forms a rebuild listed in upper or mixed
+// case, by their lower-case form (suspectMark).
+func (s *store) echoesKey() string { return s.prefix + "{dispatch}:echoes" }
+
 // luaNow is the Redis server's clock in ms: leases never depend on the
 // replicas' clocks agreeing.
 const luaNow = `local t = redis.call('TIME')
@@ -117,9 +121,9 @@ return {ep[1] or '', ep[2] or '', ep[3] or '', ep[4] or '', server, began}
 
 // recoveryStartScript: KEYS epoch; ARGV id, layout, startedAt (wall
 // clock, ms). It writes a new epoch, rebuilding, stamped with the server
-// running it.
-var recoveryStartScript = redis.NewScript(luaServer + `
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'rebuilding', 'layout', ARGV[2], 'startedAt', ARGV[3], 'server', server)
+// running it and with Redis's count of evicted keys (finishRecoveryScript).
+var recoveryStartScript = redis.NewScript(luaServer + luaEvicted + `
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'rebuilding', 'layout', ARGV[2], 'startedAt', ARGV[3], 'server', server, 'evicted', evicted)
 redis.call('HDEL', KEYS[1], 'firstStart')
 return 1
 `)
@@ -288,14 +292,15 @@ return 0
 // case to a recovery left it there (listSingles), so the payee is looked
 // up first, and the lookup refuses to call it absent.
 //
-// The fifth reply lists the payees the rail may hold under our id in
-// another case (rail.Echo), as position (1-based) then form: the form a
-// recovery listed (the suspect mark's tail, "" when a version that kept
-// none wrote it), or "=" for the lower-case form the rail listed as is.
-// A suspect mark taken over leaves its form in the batch record's field
-// "echo:<requestId>" (ARGV[9] is the length of the keys' prefix before
-// the requestId), so that every later attempt of the batch looks that
-// form up too.
+// The last key is the hash of the forms a recovery listed (echoesKey:
+// lower-case form -> the id as listed). The fifth reply lists the payees
+// the rail may hold under our id in another case, as position (1-based)
+// then form: the form listed ("" when no form was kept), or "=" for the
+// lower-case form the rail listed as is. A suspect mark taken over, or a
+// form learnt through the lower-case key, is kept in the batch record's
+// field "echo:<requestId>" (ARGV[9] is the length of the keys' prefix
+// before the requestId), so that every later attempt of the batch looks
+// that form up too, even once another batch took the mark over.
 var dedupeScript = redis.NewScript(guard + `
 local rej = ARGV[3] .. '#r'
 local marks = ARGV[7] == '1'
@@ -303,13 +308,16 @@ local complete = redis.call('HGET', KEYS[1], 'complete') == ARGV[1]
 local out, news, echoes = {}, {}, {}
 local fold = ARGV[8] or ''
 local plen = tonumber(ARGV[9] or '0')
-local nreq, fk = #KEYS - 2, 0
+local forms = KEYS[#KEYS]
+local nreq, fk = #KEYS - 3, 0
 if fold ~= '' then
   nreq = string.len(fold)
   fk = 2 + nreq
 end
 local function suspect(v) return v and string.sub(v, 1, 2) == '` + suspectMark + `' end
-local function echoField(i) return 'echo:' .. string.sub(KEYS[i], plen + 1) end
+local function idOf(k) return string.sub(k, plen + 1) end
+local function echoField(i) return 'echo:' .. idOf(KEYS[i]) end
+local function formOf(k) return redis.call('HGET', forms, idOf(k)) or '' end
 for i = 3, nreq + 2 do
   local mode = string.sub(ARGV[5], i - 2, i - 2)
   local mine = ARGV[3]
@@ -321,14 +329,14 @@ for i = 3, nreq + 2 do
   if mode == 'p' then
     new = false
     v = redis.call('GET', KEYS[i])
-    if suspect(v) then echo = string.sub(v, 3)
+    if suspect(v) then echo = formOf(KEYS[i])
     elseif marks and v == ARGV[3] then echo = redis.call('HGET', KEYS[2], echoField(i)) or nil end
     missing = not v or v == ARGV[6] or suspect(v)
   elseif not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then
     new = false
     v = redis.call('GET', KEYS[i])
     if suspect(v) then
-      echo = string.sub(v, 3)
+      echo = formOf(KEYS[i])
       redis.call('HSET', KEYS[2], echoField(i), echo)
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
       v = mine
@@ -350,8 +358,13 @@ for i = 3, nreq + 2 do
       local w = redis.call('GET', KEYS[fk])
       if w then
         new = false
-        if echo == nil and w == ARGV[6] then echo = '='
-        elseif echo == nil and suspect(w) then echo = string.sub(w, 3) end
+        local learnt = nil
+        if w == ARGV[6] then learnt = '='
+        elseif suspect(w) then learnt = formOf(KEYS[fk]) end
+        if learnt and echo == nil then
+          echo = learnt
+          if mode ~= 'p' then redis.call('HSETNX', KEYS[2], echoField(i), learnt) end
+        end
       end
     end
   end
@@ -400,7 +413,9 @@ return 1
 // grace a first start skipped in ms ("" when it was waited), which
 // single-payout jobs still wait out (the key's life, on Redis's clock),
 // and "complete" when the rebuild listed the rails after the grace (the
-// epoch's complete field then names it: newPayeeProof), and "first" for
+// epoch's complete field then names it: newPayeeProof, unless Redis may
+// evict keys now or evicted some since the recovery began: an entry the
+// rebuild wrote may be gone), and "first" for
 // a first start (the epoch's firstStart field: no state was lost, so no
 // batch an attempt of a lost state refused is read again,
 // job.rejectedOnTopic). It marks the epoch
@@ -412,31 +427,53 @@ local ep = redis.call('HMGET', KEYS[1], 'id', 'server')
 if ep[1] == ARGV[1] and (ep[2] or '') == server then
   redis.call('HSET', KEYS[1], 'state', 'ready')
   if ARGV[2] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
-  if ARGV[3] == 'complete' then redis.call('HSET', KEYS[1], 'complete', ARGV[1], 'evicted', evicted) end
+  if ARGV[3] == 'complete' and evictSafe and evicted == redis.call('HGET', KEYS[1], 'evicted') then
+    redis.call('HSET', KEYS[1], 'complete', ARGV[1])
+  end
   if ARGV[4] == 'first' then redis.call('HSET', KEYS[1], 'firstStart', '1') end
   return 1
 end
 return 0
 `)
 
-// completeScript: KEYS epoch, first start's grace; ARGV id. It marks a
-// first start's epoch complete once its relisting is done (completeEpoch):
-// only while that epoch is current and ready on the server that stamped
-// it, and its grace is over.
+// completeScript: KEYS epoch, first start's grace; ARGV id, the count of
+// evicted keys when the relisting began (evictedScript). It marks an
+// epoch complete once its relisting is done (completeEpoch): only while
+// that epoch is current and ready on the server that stamped it, its grace
+// is over, Redis evicts nothing, and evicted none since the relisting
+// began (an entry it wrote may be gone).
 var completeScript = redis.NewScript(epochOK + luaEvicted + `
 if not epochOK or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if not evictSafe or evicted ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'complete', ARGV[1], 'evicted', evicted)
 return 1
 `)
 
+// evictedScript: Redis's count of evicted keys, and "1" when it evicts
+// nothing now (luaEvicted): the baseline a relisting begins at
+// (completeEpoch).
+var evictedScript = redis.NewScript(luaEvicted + `
+local safe = '0'
+if evictSafe then safe = '1' end
+return {evicted, safe}
+`)
+
 // luaEvicted sets evicted: Redis's count of evicted keys (INFO stats),
-// or "" when it cannot be read. A complete epoch keeps the count it was
-// completed at (its field "evicted"): evictionScript.
-const luaEvicted = `local evicted = ''
+// or "" when it cannot be read; policy and limit (INFO memory); and
+// evictSafe: Redis evicts nothing (no maxmemory, or noeviction) and both
+// could be read. A complete epoch keeps the count its listing began at
+// (its field "evicted"): evictionScript.
+const luaEvicted = `local evicted, policy, limit = '', '', ''
 do
   local info = redis.pcall('INFO', 'stats')
   if type(info) == 'string' then evicted = string.match(info, 'evicted_keys:(%d+)') or '' end
+  local mem = redis.pcall('INFO', 'memory')
+  if type(mem) == 'string' then
+    policy = string.match(mem, 'maxmemory_policy:([%w%-]+)') or ''
+    limit = string.match(mem, 'maxmemory:(%d+)') or ''
+  end
 end
+local evictSafe = evicted ~= '' and (limit == '0' or (limit ~= '' and policy == 'noeviction'))
 `
 
 // evictionScript: KEYS epoch. It reads Redis's memory policy and its count
@@ -450,18 +487,9 @@ end
 // epoch again (completeEpoch) writes back what the rails hold. Reply
 // {policy, maxmemory, evicted, 1 when it took completeness away}.
 var evictionScript = redis.NewScript(luaEvicted + `
-local policy, limit = '', ''
-do
-  local info = redis.pcall('INFO', 'memory')
-  if type(info) == 'string' then
-    policy = string.match(info, 'maxmemory_policy:([%w%-]+)') or ''
-    limit = string.match(info, 'maxmemory:(%d+)') or ''
-  end
-end
-local safe = evicted ~= '' and (limit == '0' or (limit ~= '' and policy == 'noeviction'))
 local done = '0'
 local c = redis.call('HMGET', KEYS[1], 'complete', 'evicted')
-if c[1] and (not safe or (c[2] or '0') ~= evicted) then
+if c[1] and (not evictSafe or (c[2] or '0') ~= evicted) then
   redis.call('HDEL', KEYS[1], 'complete')
   done = '1'
 end
@@ -600,12 +628,13 @@ const (
 // our batch (rebuildIndex). A batch id never starts with '~'.
 func listedMark(n rail.Name) string { return "~" + string(n) }
 
-// suspectMark starts the duplicate-index value a rebuild writes under the
+// suspectMark is the duplicate-index value a rebuild writes under the
 // lower-case form of an id a single-payout rail listed in upper or mixed
-// case, followed by that id: perhaps one of our requestIds echoed in
-// another case. A batch of any rail takes such an entry over, as its own
-// rail's listedMark, so its payee is looked up before any POST and never
-// proven new, under its own id and under the form listed (dedupeScript).
+// case: perhaps one of our requestIds echoed in another case. A batch of
+// any rail takes such an entry over, as its own rail's listedMark, so its
+// payee is looked up before any POST and never proven new, under its own
+// id and under the form listed, which the rebuild keeps apart (echoesKey:
+// a dispatcher of a version before it reads the mark as it always did).
 const suspectMark = "~?"
 
 // dedupe indexes the batch's requestIds (modes: one modeKeep or modeReject
@@ -632,6 +661,7 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail
 			}
 		}
 	}
+	keys = append(keys, s.echoesKey())
 	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes), listedMark(n), marks, string(fold),
 		len(s.reqKey(""))).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
