@@ -64,6 +64,10 @@ type job struct {
 	// be applied (its answer lost, or Go's transport replaying it), so no
 	// lookup proves the batch absent before then: lookupSettled.
 	lastPost time.Time
+	// stale: the claim found the record stale (claim.stale); the batch
+	// was looked up before any POST, and the POST's transition clears the
+	// mark (the record is then this epoch's again).
+	stale bool
 	// claimedAt is when the job's claim was granted (wall clock): every
 	// POST of an earlier attempt started before it.
 	claimedAt time.Time
@@ -176,7 +180,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		}
 		break
 	}
-	j.claimedAt = time.Now()
+	j.claimedAt, j.stale = time.Now(), c.stale
 	if c.code == "final" {
 		log.Info("dispatch: batch already handled", "state", c.state)
 		e.m.batches.WithLabelValues("skipped").Inc()
@@ -1223,9 +1227,14 @@ func (j *job) post() error {
 		// current and the lease still ours: after a Redis loss no attempt
 		// starts without the recovery seeing it (the grace period).
 		began := time.Now()
+		fields := []string{"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)}
+		if j.stale {
+			// Looked up first (unproved): from here the record's
+			// posting state and firstPostAt call for the lookups.
+			fields = append(fields, "stale", "0")
+		}
 		first, err := e.st.transition(j.hard, j.owner, j.epoch, j.b.BatchID,
-			[]string{stateClaimed, stateDeferred, statePosting}, statePosting,
-			"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10))
+			[]string{stateClaimed, stateDeferred, statePosting}, statePosting, fields...)
 		if err != nil {
 			return err
 		}

@@ -204,6 +204,20 @@ func TestStaleMarkOutlivesTheFirstClaim(t *testing.T) {
 			t.Fatalf("claim %d by %s: stale %v, unproved %v: a batch Wompi may hold would be posted without a lookup", i, owner, c.stale, c.unproved())
 		}
 	}
+	// The POST's transition, after the lookup, clears the mark: the
+	// record's posting state calls for the lookups from then on, and a
+	// payout found by them is not taken for one posted before the loss
+	// (whose SUBMITTED would be left out).
+	if _, err := e.st.transition(ctx, "another-replica", "e0", "stale-twice", []string{stateDeferred}, statePosting,
+		"?firstPostAt", "1", "stale", "0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.releaseLease(ctx, "another-replica", "stale-twice"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := e.st.claim(ctx, "a-third-replica", "e0", "stale-twice"); err != nil || c.stale || c.state != statePosting {
+		t.Fatalf("claim after the POST's transition: %+v %v, want posting and not stale", c, err)
+	}
 	// A record claimed only under the current epoch is not stale.
 	if c, err := e.st.claim(ctx, "w", "e0", "never-stale"); err != nil || c.stale {
 		t.Fatalf("fresh claim: %+v %v", c, err)
@@ -213,5 +227,31 @@ func TestStaleMarkOutlivesTheFirstClaim(t *testing.T) {
 	}
 	if c, err := e.st.claim(ctx, "w", "e0", "never-stale"); err != nil || c.stale {
 		t.Fatalf("second claim of a current record: %+v %v", c, err)
+	}
+}
+
+// Two faults: the first attempt on a record found stale after a restore
+// looks the batch up, finds nothing, posts it, and crashes before it
+// records the payout. The next attempt finds the payout by reference. Were
+// the record still stale, that payout would be taken for one posted before
+// the loss, and the batch's SUBMITTED left out; the POST's transition made
+// the record this epoch's again, and SUBMITTED is emitted.
+func TestStaleRecordPostedThenCrashedEmitsSubmitted(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	b := simpleBatch("stale-crash", 2)
+	ctx := context.Background()
+	st := &store{prefix: f.redis.Prefix()}
+	if err := f.redis.Client().HSet(ctx, st.batchKey(b.BatchID), "state", stateDeferred, "owner", "", "lease", 0, "epoch", "an-earlier-epoch").Err(); err != nil {
+		t.Fatal(err)
+	}
+	crashAfterPost(t, f, b)
+	e := f.engine(nil)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted after the restart", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	f.checkSubmitted(b)
+	f.noDoublePayment()
+	if n := len(f.tap.snapshot()); n != 1 {
+		t.Fatalf("%d POSTs, want 1", n)
 	}
 }
