@@ -22,7 +22,9 @@
 //	                        by a later recording (bucketsFrom); a payout
 //	                        recorded twice may hold both layouts
 //	P{poll}                 sorted set: payoutId scored by the next poll time (unix ms)
-//	P{poll}:ready           marker: the polling schedule is complete (absent after a Redis loss)
+//	P{poll}:ready           marker: the polling schedule is complete, "<ms>:<run id>"
+//	                        of the Redis process it was written on (absent after
+//	                        a Redis loss; another process: Ready is false)
 //
 // A payout and its transactions are one hash, so Record is three commands
 // (HSET, EXPIRE, ZADD; and one script appending the buckets of a large

@@ -342,17 +342,49 @@ func (s *Store) Scheduled(ctx context.Context) (int64, error) {
 	return s.rdb.ZCard(ctx, s.pollKey()).Result()
 }
 
+// luaRunID sets server: the run id of the Redis process running the
+// script (INFO server), "" when INFO is refused.
+const luaRunID = `local server = ''
+do
+  local info = redis.pcall('INFO', 'server')
+  if type(info) == 'string' then server = string.match(info, 'run_id:(%x+)') or '' end
+end
+`
+
+// readyScript: KEYS ready marker. 1 when the marker exists and names the
+// Redis process running the script, or names none while INFO is refused.
+var readyScript = redis.NewScript(luaRunID + `
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local _, _, stamp = string.find(v, ':(%x*)$')
+if not stamp then return 0 end
+if stamp ~= server then return 0 end
+return 1
+`)
+
+// markReadyScript: KEYS ready marker; ARGV wall clock (ms). The marker
+// names the Redis process that holds the schedule.
+var markReadyScript = redis.NewScript(luaRunID + `
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. server)
+return 1
+`)
+
 // Ready reports whether the polling schedule is known to be complete. It is
-// false on a fresh or flushed Redis: the tracker must then rebuild it from
-// Wompi (GET /payouts?status=PENDING,PARTIAL_PAYMENT) and call MarkReady.
+// false on a fresh or flushed Redis, and on one whose process changed since
+// the schedule was marked (a restart from an older snapshot, a failover to
+// a replica that missed the last writes: the schedule entries and the
+// hand-offs written after it are gone, the marker is not): the tracker must
+// then rebuild it from the rails and call MarkReady. A marker of a version
+// that did not name the process counts as missing (one rebuild).
 func (s *Store) Ready(ctx context.Context) (bool, error) {
-	n, err := s.rdb.Exists(ctx, s.readyKey()).Result()
+	n, err := readyScript.Run(ctx, s.rdb, []string{s.readyKey()}).Int()
 	return n == 1, err
 }
 
-// MarkReady records that the polling schedule is complete.
+// MarkReady records that the polling schedule is complete, on this Redis
+// process.
 func (s *Store) MarkReady(ctx context.Context) error {
-	return s.rdb.Set(ctx, s.readyKey(), time.Now().UnixMilli(), 0).Err()
+	return markReadyScript.Run(ctx, s.rdb, []string{s.readyKey()}, time.Now().UnixMilli()).Err()
 }
 
 // Open returns the ids of the payouts on the polling schedule: submitted,

@@ -58,3 +58,60 @@ func TestSweepReschedulesPayoutDroppedFromSchedule(t *testing.T) {
 		t.Fatalf("%d payouts scheduled, want 0", n)
 	}
 }
+
+// Two faults: Redis restarts from a snapshot older than a payout's hand-off
+// (or fails over to a replica that missed it), so the payout's schedule
+// entry and hand-off are gone while the ready marker, older, is kept; and
+// the payout's webhooks are lost. Neither the rebuild (the marker was
+// there) nor the sweep (no hand-off) brought it back, and its final status
+// was never emitted. The marker names the Redis process it was written on:
+// another process means a rebuild, which lists the payout from Wompi.
+func TestRestartFromAnOlderSnapshotRebuildsTheSchedule(t *testing.T) {
+	f := newFixture(t, fixtureOpts{ownRedis: true})
+	e, _ := f.engine(func(c *Config) { c.SweepInterval = time.Minute })
+	ctx := context.Background()
+	if err := f.sub.MarkReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.PollOnce(ctx); err != nil || res.Rebuilt {
+		t.Fatalf("poll on its own Redis process: %+v %v, want no rebuild", res, err)
+	}
+	marker := f.prefix + "{poll}:ready"
+	snapshot, err := f.redis.Client().Dump(ctx, marker).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := f.submit(true, f.payee("1234567890"))
+	f.sim.SettleAll()
+	// The restart: everything written after the snapshot is gone.
+	if err := f.redis.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for try := 0; ; try++ {
+		if err = f.redis.Client().Restore(ctx, marker, 0, snapshot).Err(); err == nil {
+			break
+		}
+		if try == 20 {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.clock.Advance(time.Hour)
+	res, err := e.PollOnce(ctx)
+	if err != nil || !res.Rebuilt {
+		t.Fatalf("poll after the restart: %+v %v, want a rebuild", res, err)
+	}
+	f.clock.Advance(time.Minute)
+	if _, err := e.PollOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	byKey := transitions(f.statusEvents())
+	for _, tx := range lost.txs {
+		if len(byKey[tx.Reference+"/APPROVED"]) != 1 {
+			t.Errorf("%s: no APPROVED: the payout was never polled again", tx.Reference)
+		}
+	}
+	if ready, _ := f.sub.Ready(ctx); !ready {
+		t.Fatal("not ready after the rebuild")
+	}
+}
