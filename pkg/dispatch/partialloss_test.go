@@ -24,25 +24,8 @@ import (
 // duplicate index entries written since are gone.
 func (f *fixture) restartKeepingEpoch() {
 	f.t.Helper()
-	ctx := context.Background()
-	key := f.redis.Prefix() + "{dispatch}:epoch"
-	dump, err := f.redis.Client().Dump(ctx, key).Result()
-	if err != nil {
+	if err := f.redis.RestartKeeping(context.Background(), f.redis.Prefix()+"{dispatch}:epoch"); err != nil {
 		f.t.Fatal(err)
-	}
-	if err := f.redis.Restart(ctx); err != nil {
-		f.t.Fatal(err)
-	}
-	for try := 0; ; try++ {
-		// The pool's connections died with the old server.
-		err = f.redis.Client().Restore(ctx, key, 0, dump).Err()
-		if err == nil {
-			return
-		}
-		if try == 20 {
-			f.t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -64,9 +64,9 @@ func (e *Engine) checkRunID(ctx context.Context) {
 // start and every evictionCheckEvery after.
 func (e *Engine) checkEviction(ctx context.Context) {
 	res, err := evictionScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}).StringSlice()
-	policy, limit, evicted, dropped := "", "", "", ""
-	if err == nil && len(res) == 4 {
-		policy, limit, evicted, dropped = res[0], res[1], res[2], res[3]
+	policy, evicted, dropped, safe := "", "", "", false
+	if err == nil && len(res) == 5 {
+		policy, evicted, dropped, safe = res[0], res[2], res[3], res[4] == "1"
 	} else if err == nil {
 		err = fmt.Errorf("unexpected reply %v", res)
 	}
@@ -75,7 +75,6 @@ func (e *Engine) checkEviction(ctx context.Context) {
 			"before its POST until the rails are listed again with Redis evicting nothing",
 			"maxmemory_policy", policy, "evicted_keys", evicted)
 	}
-	safe := err == nil && evicted != "" && (limit == "0" || (limit != "" && policy == "noeviction"))
 	was := e.mayEvict.Swap(!safe)
 	if safe {
 		e.m.mayEvict.Set(0)

@@ -314,7 +314,7 @@ if fold ~= '' then
   nreq = string.len(fold)
   fk = 2 + nreq
 end
-local function suspect(v) return v and string.sub(v, 1, 2) == '` + suspectMark + `' end
+local function suspect(v) return v == '` + suspectMark + `' end
 local function idOf(k) return string.sub(k, plen + 1) end
 local function echoField(i) return 'echo:' .. idOf(KEYS[i]) end
 local function formOf(k) return redis.call('HGET', forms, idOf(k)) or '' end
@@ -485,15 +485,17 @@ local evictSafe = evicted ~= '' and (limit == '0' or (limit ~= '' and policy == 
 // An evicted duplicate-index entry would let SET NX index a paid payee
 // "for the first time" (newPayeeProof); the relisting that completes the
 // epoch again (completeEpoch) writes back what the rails hold. Reply
-// {policy, maxmemory, evicted, 1 when it took completeness away}.
+// {policy, maxmemory, evicted, 1 when it took completeness away, 1 when
+// Redis evicts nothing now (evictSafe)}.
 var evictionScript = redis.NewScript(luaEvicted + `
-local done = '0'
+local done, safe = '0', '0'
 local c = redis.call('HMGET', KEYS[1], 'complete', 'evicted')
 if c[1] and (not evictSafe or (c[2] or '0') ~= evicted) then
   redis.call('HDEL', KEYS[1], 'complete')
   done = '1'
 end
-return {policy, limit, evicted, done}
+if evictSafe then safe = '1' end
+return {policy, limit, evicted, done, safe}
 `)
 
 // lockScript: KEYS lock; ARGV owner, ttlMs, op ("renew" or "release").

@@ -295,6 +295,39 @@ func (rs *RedisServer) Restart(ctx context.Context) error {
 	return rs.backend.proc.restart(ctx)
 }
 
+// RestartKeeping restarts the server like [RedisServer.Restart], with only
+// the given keys carried over (DUMP before, RESTORE after): a Redis
+// restarted from a snapshot older than its last writes, or failed over to
+// a replica that missed them. A key missing before the restart is an
+// error.
+func (rs *RedisServer) RestartKeeping(ctx context.Context, keys ...string) error {
+	dumps := make([]string, len(keys))
+	for i, k := range keys {
+		d, err := rs.client.Dump(ctx, k).Result()
+		if err != nil {
+			return fmt.Errorf("testenv: dump %s: %w", k, err)
+		}
+		dumps[i] = d
+	}
+	if err := rs.Restart(ctx); err != nil {
+		return err
+	}
+	for i, k := range keys {
+		for try := 0; ; try++ {
+			// The pool's connections died with the old server.
+			err := rs.client.Restore(ctx, k, 0, dumps[i]).Err()
+			if err == nil {
+				break
+			}
+			if try == 20 {
+				return fmt.Errorf("testenv: restore %s: %w", k, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
 // redisBackend is one server, possibly shared by many RedisServer handles.
 type redisBackend struct {
 	kind RedisKind
