@@ -108,6 +108,10 @@ type job struct {
 	// not find out (a lookup that kept failing on an unproved claim).
 	unsettled bool
 	screened  bool // keep and drops are known (step 3 ran)
+	// unbanked: screening dropped for an unknown bank a requestId an
+	// earlier attempt of the batch had kept, and whose POST may have
+	// carried it (verdictUnbanked).
+	unbanked bool
 	// copyOnly: deferBatch writes the deferred copy without a DEFERRED
 	// per request (deferRail of a batch an earlier attempt may have
 	// settled in part).
@@ -525,6 +529,15 @@ func (j *job) pay(c claim, t time.Time) error {
 			if err != nil {
 				return err
 			}
+			if found == "" && j.unbanked && !j.firstPostAt.IsZero() {
+				// A payee an earlier POST may have carried is dropped now
+				// (its bank left the directory): its REJECTED is final, so
+				// the batch's absence is taken only once no POST of it can
+				// still land.
+				if found, err = j.lookupSettled(); err != nil {
+					return err
+				}
+			}
 			payoutID = found
 			j.foundAfterLoss = found != "" && c.unproved()
 		}
@@ -784,7 +797,7 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 	if peek && bytes.IndexByte(verdicts, verdictMissing) >= 0 {
 		return false, nil
 	}
-	j.unposted, j.complete, j.echoes = nil, complete, nil
+	j.unposted, j.complete, j.echoes, j.unbanked = nil, complete, nil, false
 	for p, form := range echoes {
 		if j.echoes == nil {
 			j.echoes = map[int]string{}
@@ -802,7 +815,8 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 				}
 				j.unposted[i] = true
 			}
-		case verdictRejected:
+		case verdictRejected, verdictUnbanked:
+			j.unbanked = j.unbanked || verdicts[p] == verdictUnbanked
 			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonUnknownBankID,
 				message: "GET /banks has no bankId for the beneficiary's bank code",
 				eventID: payout.EventID("status", rid, "UNKNOWN_BANK", j.b.BatchID)})

@@ -275,7 +275,8 @@ return 0
 // (suspectMark): the rail's lookup before any POST finds that payout and
 // adopts it. The reply is 'ok' then one verdict byte per
 // requestId: 'k' keep, 'r' rejected by this batch (now or in an earlier
-// attempt: REJECTED is final), 'd' owned by another batch or listed by
+// attempt: REJECTED is final), 'x' rejected now although an earlier
+// attempt kept it (a POST of it may have gone out), 'd' owned by another batch or listed by
 // another rail; then, for a single-payout rail, one byte per requestId,
 // 'n' for a kept one this call indexed for the first time (its SET NX
 // wrote it) in a complete epoch (the epoch hash's complete field names it:
@@ -350,7 +351,7 @@ for i = 3, nreq + 2 do
   if missing then out[#out + 1] = 'm'
   elseif v == rej then out[#out + 1] = 'r'
   elseif v == ARGV[3] then
-    if mode == 'r' then out[#out + 1] = 'r' else out[#out + 1] = 'k' end
+    if mode == 'r' then out[#out + 1] = 'x' else out[#out + 1] = 'k' end
   else out[#out + 1] = 'd' end
   if fk > 0 and string.sub(fold, i - 2, i - 2) == 'f' then
     fk = fk + 1
@@ -621,6 +622,10 @@ const (
 	modePeek        = 'p' // read only (job.dedupe's peek)
 	verdictKeep     = 'k'
 	verdictRejected = 'r'
+	// verdictUnbanked: rejected now for an unknown bank, although an
+	// earlier attempt of the batch kept the requestId (its POST may have
+	// carried the payee): the bank directory changed in between.
+	verdictUnbanked = 'x'
 	verdictOther    = 'd'
 	verdictMissing  = 'm' // a peek found no entry of a batch (none, or a recovery's mark)
 )
