@@ -303,8 +303,9 @@ func (c *Client) listPage(ctx context.Context, op string, q ListQuery) (*Payment
 	return &pg, nil
 }
 
-// Payments walks every page of the listing from q.Page (default 1):
-// meta.last_page says when to stop; without meta, a short page does
+// Payments walks every page of the listing from q.Page (default 1): the
+// highest meta.last_page any page announced says when to stop (a page
+// announcing fewer is a replica behind); without meta, a short page does
 // [ours]. A page that shows nothing new (a server ignoring page) is an
 // error rather than an endless walk. An empty page that a meta announced
 // payments on (below a last_page, or within a total) is an error too:
@@ -329,16 +330,23 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 		for {
 			pg, err := rail.ReadPage(ctx, func() (*PaymentPage, error) {
 				pg, err := c.listPage(ctx, op, q)
-				if err != nil || len(pg.Data) > 0 || pg.Meta == nil {
+				if err != nil || len(pg.Data) > 0 {
 					return pg, err
 				}
-				per := pg.Meta.PerPage
-				if per <= 0 {
-					per = q.PerPage
+				// An empty page is checked against what every page
+				// announced, its own meta (when it has one) and the
+				// earlier pages' (a page without meta, after one that
+				// announced more pages, is not the end either).
+				l, total, per := last, 0, q.PerPage
+				if pg.Meta != nil {
+					l, total = max(l, pg.Meta.LastPage), pg.Meta.Total
+					if pg.Meta.PerPage > 0 {
+						per = pg.Meta.PerPage
+					}
 				}
-				if l := max(last, pg.Meta.LastPage); q.Page < l || (q.Page > 1 && q.Page <= l) || pg.Meta.Total > (q.Page-1)*per {
+				if q.Page < l || (q.Page > 1 && q.Page <= l) || total > (q.Page-1)*per {
 					return nil, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Retryable, Code: CodeBadAnswer,
-						Message: fmt.Sprintf("page %d is empty, its meta announcing %d pages, %d payments", q.Page, l, pg.Meta.Total)}
+						Message: fmt.Sprintf("page %d is empty, the listing announcing %d pages, %d payments", q.Page, l, total)}
 				}
 				return pg, nil
 			})
@@ -368,8 +376,11 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 			if pg.Meta != nil {
 				last = max(last, pg.Meta.LastPage)
 			}
-			if pg.Meta != nil && pg.Meta.LastPage > 0 {
-				if q.Page >= pg.Meta.LastPage {
+			// The highest last_page any page announced, not this page's:
+			// payments are never deleted, so a page announcing fewer pages
+			// than an earlier one is a replica behind, not the end.
+			if last > 0 {
+				if q.Page >= last {
 					return
 				}
 			} else if len(pg.Data) < q.PerPage {
