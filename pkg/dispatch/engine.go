@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -75,7 +76,15 @@ type Engine struct {
 	started  atomic.Pointer[startPos] // this process's start record, once written (starts.go)
 	startMu  sync.Mutex               // one start record per process
 	mayEvict atomic.Bool              // Redis may evict our keys: no new-payee proof (checkEviction)
-	hadEpoch atomic.Bool              // ensureEpoch has handed out an epoch: this process may have claimed
+	// budgetApart: the daily budgets' keys may be lost while the epoch
+	// survives (a Redis Cluster: the {budget} slot's master restarts empty
+	// or fails over, the {dispatch} slot's does not), which no recovery
+	// notices: a single-payout batch then checks its reservation before
+	// each POST (followSingleDay). On one Redis, a loss of the budgets is
+	// a loss of the epoch, and every other dispatch waits for a recovery
+	// that lists the day after the last fenced POST could land.
+	budgetApart bool
+	hadEpoch    atomic.Bool // ensureEpoch has handed out an epoch: this process may have claimed
 	// railsMissing: a recovery here found a rail it must list and cannot
 	// (missingRails); the process leaves recoveries to other replicas.
 	railsMissing atomic.Bool
@@ -121,6 +130,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery,
 		produceTimeout: produceTimeout, silentLimit: silentBrokersLimit, scanSkew: refusalScanSkew}
+	_, e.budgetApart = cfg.Redis.(*redis.ClusterClient)
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
 		reqTTLms: cfg.DedupeWindow.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),
 		lockTTLms: max(cfg.LeaseTTL, 3*time.Second).Milliseconds()}

@@ -444,7 +444,23 @@ func (j *job) followSingleDay(i int) (re *rail.Error, err error) {
 		return s.denied, nil
 	}
 	day, slot := budgetDays(j.b, j.e.now())
-	if slot != j.res.SlotDay {
+	lost := false
+	if slot == j.res.SlotDay && (j.e.budgetApart || j.e.mayEvict.Load()) {
+		// The same day: the batch's reservation must still be there. The
+		// day's budget may have been lost since it was made while the
+		// epoch was not (on a Redis Cluster the budgets' master alone; an
+		// evicting Redis): the next batch of the account then seeds the
+		// day from the rail's listing, which holds only the payees posted
+		// so far, and the rest of this batch, counted nowhere, would be
+		// paid past the limit. (One Redis round trip per POST, only there:
+		// Engine.budgetApart.)
+		held, err := j.e.budget.Holds(j.hard, j.res)
+		if err != nil {
+			return nil, err
+		}
+		lost = !held
+	}
+	if slot != j.res.SlotDay || lost {
 		var amount int64
 		for _, k := range j.keep {
 			if !s.paid[k] {
@@ -464,8 +480,13 @@ func (j *job) followSingleDay(i int) (re *rail.Error, err error) {
 				Message: "our daily budget is used up (" + string(g.Denied) + ") on the day the POST goes out"}
 			return s.denied, nil
 		}
-		j.log.Info("dispatch: single payouts go out on a later day than reserved: the payees left are reserved there",
-			"slot_day", slot, "amount_day", day, "amount", amount)
+		if lost {
+			j.log.Warn("dispatch: the batch's reservation is gone from the day's budget (lost with Redis): the payees left are reserved again",
+				"amount_day", day, "amount", amount)
+		} else {
+			j.log.Info("dispatch: single payouts go out on a later day than reserved: the payees left are reserved there",
+				"slot_day", slot, "amount_day", day, "amount", amount)
+		}
 	}
 	return nil, nil
 }

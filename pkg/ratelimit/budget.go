@@ -566,6 +566,24 @@ func (b *Budget) Release(ctx context.Context, r Reservation) (released bool, err
 	return false, fmt.Errorf("ratelimit: release batch %s: its recorded slot day keeps changing", r.BatchID)
 }
 
+// Holds reports whether batch r.BatchID still holds a reservation on
+// r.Day (any amount, slot day or account). It is false once the day's
+// budget was lost (all of Redis, or on a Redis Cluster the budgets'
+// master alone) or the reservation was released or moved.
+func (b *Budget) Holds(ctx context.Context, r Reservation) (bool, error) {
+	if err := validDay(r.Day); err != nil {
+		return false, err
+	}
+	if r.BatchID == "" {
+		return false, fmt.Errorf("%w: empty batch id", ErrInvalid)
+	}
+	ok, err := b.rdb.HExists(ctx, b.key(r.Day), "res:"+r.BatchID).Result()
+	if err != nil {
+		return false, fmt.Errorf("ratelimit: holds batch %s: %w", r.BatchID, err)
+	}
+	return ok, nil
+}
+
 // Seed records what the rail reports as already consumed on day, by the
 // account (amount) and by the client (batch count: the batches sent that
 // day), and marks both as known, in the rail's budgets ("" is Wompi). It is

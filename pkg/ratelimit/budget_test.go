@@ -868,3 +868,51 @@ func TestBudgetOnRedisCluster(t *testing.T) {
 		t.Fatalf("wepayout after release: %+v %v", u, err)
 	}
 }
+
+// Holds answers whether a batch's reservation is still in the budget of
+// its amount day: held after Reserve (a scheduled batch's on its
+// dispersion day), gone after Release and after the day's budget is lost.
+func TestHoldsReadsTheReservation(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	b := newBudget(t, rs.Client(), rs.Prefix(), 3, 1000)
+	for _, d := range []string{day, later} {
+		_, err := b.Seed(ctx, rail.Wompi, d, acctA, 0, 0)
+		mustSeed(t, err)
+	}
+	holds := func(r *ratelimit.Reservation) bool {
+		t.Helper()
+		ok, err := b.Holds(ctx, *r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	now, scheduled := res("h1", acctA, day, 100), sched("h2", acctA, later, day, 200)
+	if holds(now) || holds(scheduled) {
+		t.Fatal("held before any reservation")
+	}
+	for _, r := range []*ratelimit.Reservation{now, scheduled} {
+		if g, err := b.Reserve(ctx, *r); err != nil || !g.Granted {
+			t.Fatalf("reserve %s: %+v %v", r.BatchID, g, err)
+		}
+		if !holds(r) {
+			t.Fatalf("%s: not held after its reservation", r.BatchID)
+		}
+	}
+	if ok, err := b.Release(ctx, *now); err != nil || !ok {
+		t.Fatalf("release: %v %v", ok, err)
+	}
+	if holds(now) {
+		t.Fatal("held after its release")
+	}
+	if err := rs.Client().Del(ctx, b.Key(later)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if holds(scheduled) {
+		t.Fatal("held after its day's budget was lost")
+	}
+	if _, err := b.Holds(ctx, ratelimit.Reservation{BatchID: "h3", Day: "not a day"}); !errors.Is(err, ratelimit.ErrInvalid) {
+		t.Fatalf("a bad day: %v, want ErrInvalid", err)
+	}
+}
