@@ -1,7 +1,6 @@
 package wepayout
 
 import (
-	"net/url"
 	"strings"
 	"unicode/utf8"
 
@@ -19,16 +18,15 @@ const (
 	ReasonInvalidAccountNumber = payout.ReasonInvalidAccountNumber
 	ReasonInvalidAccountType   = payout.ReasonInvalidAccountType // not CORRIENTE or AHORROS
 
-	ReasonInvalidCPF             payout.Reason = "INVALID_CPF"              // not 11 digits with valid check digits
-	ReasonInvalidCNPJ            payout.Reason = "INVALID_CNPJ"             // not 14 digits with valid check digits
-	ReasonMissingPixOrBank       payout.Reason = "MISSING_PIX_OR_BANK"      // neither a pixKey nor bank fields
-	ReasonPixAndBank             payout.Reason = "PIX_AND_BANK"             // both a pixKey and bank fields [ours]
-	ReasonInvalidPixKey          payout.Reason = "INVALID_PIX_KEY"          // not a CPF, CNPJ, +55 phone, email or random (UUID) key
-	ReasonInvalidBankCode        payout.Reason = "INVALID_BANK_CODE"        // not 3 digits
-	ReasonInvalidBranch          payout.Reason = "INVALID_BRANCH"           // not 1-5 digits
-	ReasonInvalidBranchDigit     payout.Reason = "INVALID_BRANCH_DIGIT"     // given, and not one digit or X
-	ReasonInvalidAccountDigit    payout.Reason = "INVALID_ACCOUNT_DIGIT"    // not one or two digits, or X
-	ReasonMissingNotificationURL payout.Reason = "MISSING_NOTIFICATION_URL" // no absolute http(s) URL for webhooks
+	ReasonInvalidCPF          payout.Reason = "INVALID_CPF"           // not 11 digits with valid check digits
+	ReasonInvalidCNPJ         payout.Reason = "INVALID_CNPJ"          // not 14 digits with valid check digits
+	ReasonMissingPixOrBank    payout.Reason = "MISSING_PIX_OR_BANK"   // neither a pixKey nor bank fields
+	ReasonPixAndBank          payout.Reason = "PIX_AND_BANK"          // both a pixKey and bank fields [ours]
+	ReasonInvalidPixKey       payout.Reason = "INVALID_PIX_KEY"       // not a CPF, CNPJ, +55 phone, email or random (UUID) key
+	ReasonInvalidBankCode     payout.Reason = "INVALID_BANK_CODE"     // not 3 digits
+	ReasonInvalidBranch       payout.Reason = "INVALID_BRANCH"        // not 1-5 digits
+	ReasonInvalidBranchDigit  payout.Reason = "INVALID_BRANCH_DIGIT"  // given, and not one digit or X
+	ReasonInvalidAccountDigit payout.Reason = "INVALID_ACCOUNT_DIGIT" // not one or two digits, or X
 )
 
 // Limits of the fields where WEpayout publishes none [ours].
@@ -220,12 +218,4 @@ func ValidateRequest(r rail.PayoutRequest) payout.Violations {
 		vs = append(vs, payout.Violation{Reason: ReasonInvalidAmount, Message: "amount must be positive"})
 	}
 	return append(vs, Validate(r.Currency, r.AmountInCents, r.Payee)...)
-}
-
-// ValidNotificationURL reports whether u is an absolute http(s) URL, the
-// notification_url WEpayout posts webhooks to. A worker without one for
-// this rail refuses its payouts with ReasonMissingNotificationURL.
-func ValidNotificationURL(u string) bool {
-	p, err := url.Parse(u)
-	return err == nil && (p.Scheme == "http" || p.Scheme == "https") && p.Host != ""
 }
