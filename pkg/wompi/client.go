@@ -346,10 +346,19 @@ func (c *Client) pageSizeOr(limit int) int {
 
 // paginate yields every record of every page from startPage on. A page
 // that fails yields the error once and stops. It stops after the last page
-// (pages), or at the first short or empty page when pages is not given.
+// (the most pages any page announced: records are never deleted, so a
+// page announcing fewer is from a server copy behind, not the end), or at
+// the first short or empty page when no page announced pages. An empty
+// page where earlier pages, or its own total, announced records is no end
+// either: it yields ErrInconsistentPage (retryable), never a listing that
+// looks complete. A listing filtered by status shrinks as records change
+// status while it is walked: it stops at its own page's count, or at an
+// empty page (a poll by status, which the next poll completes).
 func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, limit, startPage int) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		page := max(startPage, 1)
+		pages := 0 // the most pages any page announced
+		shrinks := q.Get("status") != ""
 		for range 1_000_000 {
 			qq := url.Values{}
 			for k, v := range q {
@@ -370,12 +379,25 @@ func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, 
 					return
 				}
 			}
+			pages = max(pages, p.Pages)
+			if shrinks {
+				pages = p.Pages
+			}
+			per := limit
+			if per <= 0 {
+				per = p.Limit
+			}
 			switch {
 			case len(p.Records) == 0:
+				if !shrinks && (page < pages || (page > 1 && page <= pages) || (per > 0 && p.Total > (page-1)*per)) {
+					var zero T
+					yield(zero, &Error{Method: http.MethodGet, Path: path,
+						Err: fmt.Errorf("%w: page %d is empty, the listing announcing %d pages, %d records", ErrInconsistentPage, page, pages, p.Total)})
+				}
 				return
-			case p.Pages > 0 && page >= p.Pages:
+			case pages > 0 && page >= pages:
 				return
-			case p.Pages == 0 && (limit <= 0 || len(p.Records) < limit):
+			case pages == 0 && (limit <= 0 || len(p.Records) < limit):
 				return
 			}
 			page++

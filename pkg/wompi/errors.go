@@ -50,6 +50,10 @@ var (
 	// ErrMalformedEvent: a webhook body is not a well-formed event; returned
 	// by VerifyEvent and ParseEvent.
 	ErrMalformedEvent = errors.New("wompi: malformed event")
+	// ErrInconsistentPage: a listing's page came back empty although an
+	// earlier page, or its own total, announced more records (a server
+	// copy behind); wrapped in a retryable *Error by every listing.
+	ErrInconsistentPage = errors.New("wompi: inconsistent page")
 )
 
 // Error is a failed call: an HTTP error answer (HTTPStatus != 0) or a
@@ -84,7 +88,9 @@ func (e *Error) Error() string {
 	b.WriteString(e.Path)
 	b.WriteString(": ")
 	if e.HTTPStatus == 0 {
-		b.WriteString("transport: ")
+		if !errors.Is(e.Err, ErrInconsistentPage) {
+			b.WriteString("transport: ")
+		}
 		if e.Err != nil {
 			b.WriteString(e.Err.Error())
 		}
