@@ -116,8 +116,17 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	wp, err := e.cfg.Wompi.GetBatch(ctx, payoutID)
 	if err != nil {
 		if errors.Is(err, rail.ErrNotFound) {
-			e.log.Error("track: polled payout unknown to Wompi, dropped from the schedule", "payoutId", payoutID)
-			return true, 0, e.done(ctx, payoutID)
+			// Every scheduled id came from Wompi (the POST's answer, a
+			// listing): a 404 is a read behind the write, or a wrong base
+			// URL, never proof that the payout does not exist. Dropped (and
+			// marked final, so the sweep skips it), a payout whose webhooks
+			// are lost would never leave SUBMITTED. Polled again at the
+			// longest backoff, loudly, as pollSingle does.
+			e.log.Error("track: polled payout unknown to Wompi; polled again at the longest backoff", "payoutId", payoutID)
+			if err := e.sub.Reschedule(context.WithoutCancel(ctx), payoutID, now.Add(e.cfg.PollMaxBackoff)); err != nil {
+				return false, 0, err
+			}
+			return false, 0, wompiErr(err)
 		}
 		return retry(err)
 	}
@@ -170,6 +179,15 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 			OccurredAt: now, Source: payout.SourcePoll, Rail: railRef,
 		})
 		setReason(&scs[len(scs)-1], failureOf(&tx))
+	}
+	if listed := digest.n; wp.ItemCount > listed {
+		// The listing came back shorter than the batch Wompi announces (a
+		// page answered empty below its meta ends the walk): the
+		// transactions not read may still need their final status, whose
+		// webhooks may be lost. The payout stays on the schedule.
+		e.log.Warn("track: transaction listing shorter than the batch; polled again", "payoutId", payoutID,
+			"listed", listed, "transactions", wp.ItemCount)
+		allFinal = false
 	}
 	// The transactions read the same as at the last complete poll: every
 	// transition among them was emitted (or refused) then; skip them.
