@@ -33,6 +33,9 @@ type drop struct {
 	reason  payout.Reason
 	message string
 	eventID string
+	// unbanked: verdictUnbanked (an earlier attempt kept the payee, and
+	// its POST may have carried it).
+	unbanked bool
 }
 
 // job is one attempt at one batch, from its claim to its outcome.
@@ -112,6 +115,9 @@ type job struct {
 	// earlier attempt of the batch had kept, and whose POST may have
 	// carried it (verdictUnbanked).
 	unbanked bool
+	// absentProven: the reconcile's lookupSettled proved that Wompi holds
+	// no batch of an earlier attempt (an unbanked drop is then final).
+	absentProven bool
 	// copyOnly: deferBatch writes the deferred copy without a DEFERRED
 	// per request (deferRail of a batch an earlier attempt may have
 	// settled in part).
@@ -537,6 +543,7 @@ func (j *job) pay(c claim, t time.Time) error {
 				if found, err = j.lookupSettled(); err != nil {
 					return err
 				}
+				j.absentProven = found == ""
 			}
 			payoutID = found
 			j.foundAfterLoss = found != "" && c.unproved()
@@ -819,7 +826,7 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 			j.unbanked = j.unbanked || verdicts[p] == verdictUnbanked
 			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonUnknownBankID,
 				message: "GET /banks has no bankId for the beneficiary's bank code",
-				eventID: payout.EventID("status", rid, "UNKNOWN_BANK", j.b.BatchID)})
+				eventID: payout.EventID("status", rid, "UNKNOWN_BANK", j.b.BatchID), unbanked: verdicts[p] == verdictUnbanked})
 		case verdictOther:
 			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonDuplicateRequest,
 				message: "the requestId is already owned by another batch, or paid on another rail; this copy is dropped"})
@@ -1553,20 +1560,34 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 			return err
 		}
 	}
-	copyRec, statuses, next, err := j.deferredCopy(j.keep, reason, why, notBefore)
+	// A payee dropped for its bank whose earlier POST may have carried it
+	// (verdictUnbanked) waits in the copy while no lookup proved the batch
+	// absent: its REJECTED is final, and Wompi may hold (and pay) it.
+	wait, dropNow := j.keep, j.drops
+	if j.unbanked && !j.absentProven && (j.unsettled || !j.firstPostAt.IsZero()) {
+		wait, dropNow = append([]int(nil), j.keep...), nil
+		for _, d := range j.drops {
+			if d.unbanked {
+				wait = append(wait, d.idx)
+			} else {
+				dropNow = append(dropNow, d)
+			}
+		}
+	}
+	copyRec, statuses, next, err := j.deferredCopy(wait, reason, why, notBefore)
 	if err != nil {
 		return err
 	}
 	if j.copyOnly {
 		statuses = nil
 	}
-	drops, err := e.dropRecords(b, j.src, j.drops, nil)
+	drops, err := e.dropRecords(b, j.src, dropNow, nil)
 	if err != nil {
 		return err
 	}
 	if j.unsettled || !j.firstPostAt.IsZero() {
-		gate := make([]track.GateItem, len(j.keep))
-		for k, i := range j.keep {
+		gate := make([]track.GateItem, len(wait))
+		for k, i := range wait {
 			gate[k] = track.GateItem{ID: b.Transactions[i].RequestID, To: string(payout.StatusDeferred)}
 		}
 		err = j.produceGated(statuses, gate, append([]*kgo.Record{copyRec}, drops...))

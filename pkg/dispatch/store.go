@@ -315,7 +315,9 @@ if fold ~= '' then
   nreq = string.len(fold)
   fk = 2 + nreq
 end
-local function suspect(v) return v == '` + suspectMark + `' end
+-- The bare mark, or the mark followed by the form listed (as an earlier
+-- build wrote it; its entries live the dedupe window).
+local function suspect(v) return v and string.sub(v, 1, 2) == '` + suspectMark + `' end
 local function idOf(k) return string.sub(k, plen + 1) end
 local function echoField(i) return 'echo:' .. idOf(KEYS[i]) end
 local function formOf(k) return redis.call('HGET', forms, idOf(k)) or '' end

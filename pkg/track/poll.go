@@ -180,14 +180,27 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		})
 		setReason(&scs[len(scs)-1], failureOf(&tx))
 	}
+	age := now.Sub(wp.CreatedAt)
+	if found && !sp.SubmittedAt.IsZero() && sp.SubmittedAt.Unix() > 0 {
+		age = now.Sub(sp.SubmittedAt)
+	}
 	if listed := digest.n; wp.ItemCount > listed {
-		// The listing came back shorter than the batch Wompi announces (a
-		// page answered empty below its meta ends the walk): the
-		// transactions not read may still need their final status, whose
-		// webhooks may be lost. The payout stays on the schedule.
-		e.log.Warn("track: transaction listing shorter than the batch; polled again", "payoutId", payoutID,
-			"listed", listed, "transactions", wp.ItemCount)
-		allFinal = false
+		if wp.Status.Final() && age >= shortListingPatience {
+			// A final batch whose listing is still short this long after
+			// it was submitted: Wompi counts a transaction it never lists
+			// (one refused at creation), not a copy behind. Kept on the
+			// schedule, it would be polled forever.
+			e.log.Error("track: final batch's transaction listing still shorter than the batch; taken off the schedule",
+				"payoutId", payoutID, "listed", listed, "transactions", wp.ItemCount, "age", age)
+		} else {
+			// The listing came back shorter than the batch Wompi announces
+			// (a server copy behind): the transactions not read may still
+			// need their final status, whose webhooks may be lost. The
+			// payout stays on the schedule.
+			e.log.Warn("track: transaction listing shorter than the batch; polled again", "payoutId", payoutID,
+				"listed", listed, "transactions", wp.ItemCount)
+			allFinal = false
+		}
 	}
 	// The transactions read the same as at the last complete poll: every
 	// transition among them was emitted (or refused) then; skip them.
@@ -234,16 +247,19 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	if wp.Status.Final() && allFinal {
 		return true, n, e.done(ctx, payoutID)
 	}
-	age := now.Sub(wp.CreatedAt)
-	if found && !sp.SubmittedAt.IsZero() && sp.SubmittedAt.Unix() > 0 {
-		age = now.Sub(sp.SubmittedAt)
-	}
 	if d := wp.DispersionAt; !d.IsZero() && d.After(now) {
 		// A scheduled batch: nothing moves before its dispersion time.
 		return false, n, e.sub.Reschedule(ctx, payoutID, d)
 	}
 	return false, n, e.sub.Reschedule(ctx, payoutID, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
 }
+
+// shortListingPatience is how long after its submission a final batch
+// whose transaction listing holds fewer transactions than its
+// totalTransactions stays on the schedule [ours]: ACH settles within 24 h
+// [doc], so a listing still short after three days is Wompi counting
+// differently, not a copy behind.
+const shortListingPatience = 72 * time.Hour
 
 // done takes a payout that ended off the schedule, marking it final in the
 // hand-off first so the sweep does not bring it back.
