@@ -460,10 +460,24 @@ func (j *job) wompiUnavailable(c claim, cause error) error {
 	j.log.Warn("dispatch: Wompi kept failing past the dispatcher's patience: the batch waits on the deferred topic",
 		"patience", e.cfg.RailPatience, "retry_in", e.railRetryAfter(j.b.Attempt), "maybe_posted", !j.firstPostAt.IsZero(), "err", cause)
 	if !j.screened {
-		// Screening has not run (no bank table): the whole batch waits.
-		j.keep = j.keep[:0]
-		for i := range j.b.Transactions {
-			j.keep = append(j.keep, i)
+		// Screening has not run (no bank table). What an earlier attempt
+		// of the batch indexed is read back (a peek: no bank ids needed,
+		// nothing written): a request it dropped (an unknown bank's, whose
+		// REJECTED is perhaps on the topic already; another batch's copy)
+		// gets no DEFERRED after it, and its drop is emitted again under
+		// the same eventId. A batch no attempt indexed in full waits whole.
+		whole, err := j.dedupe(true)
+		if err != nil {
+			return fmt.Errorf("%w (after: %v)", err, cause)
+		}
+		if whole && len(j.keep) == 0 && j.firstPostAt.IsZero() && c.state != statePosting && c.state != statePosted {
+			return j.nothingToPay()
+		}
+		if !whole || len(j.keep) == 0 {
+			j.keep, j.drops = j.keep[:0], j.drops[:0]
+			for i := range j.b.Transactions {
+				j.keep = append(j.keep, i)
+			}
 		}
 	}
 	return j.deferBatch(rail.ReasonRailUnavailable, e.now().Add(e.railRetryAfter(j.b.Attempt)), release,

@@ -119,7 +119,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		// status gate (deferBatch), and its copy looks its payees up
 		// before any POST.
 		j.log.Warn("dispatch: the rail's listing of the day kept failing: the batch waits on the deferred topic", "rail", cl.Rail(), "err", err)
-		return j.deferBatch(rail.ReasonRailUnavailable, e.now().Add(e.railRetryAfter(b.Attempt)), false,
+		return j.deferWhole(c, rail.ReasonRailUnavailable, e.now().Add(e.railRetryAfter(b.Attempt)),
 			"the rail's listing of the day, which its daily budget needs, kept failing for longer than the dispatcher's patience")
 	}
 	if err != nil {
@@ -130,7 +130,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		if g.Denied == ratelimit.DeniedBatchCount {
 			reason = payout.ReasonBatchBudget
 		}
-		return j.deferBatch(reason, j.nextDayStart(), false, "our daily budget is used up ("+string(g.Denied)+")")
+		return j.deferWhole(c, reason, j.nextDayStart(), "our daily budget is used up ("+string(g.Denied)+")")
 	}
 	// The proof, for any later attempt, that POSTs may have gone out.
 	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,
@@ -297,6 +297,49 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	}
 	j.keep = append(j.keep, refusedBefore...)
 	return j.finishSingle(cl.Rail(), outs, c.unproved())
+}
+
+// deferWhole defers a single-payout batch before any of its payees was
+// looked up or posted by this attempt. An earlier attempt may have settled
+// some of them: those it recorded refused are left out (dropRefusedBefore);
+// and when the batch was first written before a loss of our state (its
+// record, and the status gate's keys, may be gone: the claim proves
+// nothing), only the copy is written, without DEFERRED, as deferRail does:
+// a payee paid before the loss may be SUBMITTED or later already, and the
+// copy's lookups emit what the rail says.
+func (j *job) deferWhole(c claim, reason payout.Reason, notBefore time.Time, why string) error {
+	if j.dropRefusedBefore(c) {
+		return j.nothingToPay()
+	}
+	j.copyOnly = j.copyOnly || j.readBeforeTheLoss()
+	return j.deferBatch(reason, notBefore, false, why)
+}
+
+// dropRefusedBefore moves the kept payees an earlier attempt of the batch
+// recorded refused (c.refused) out of keep, into the drops with their
+// REJECTED under its first eventId, before the batch is deferred whole: a
+// refused payee's REJECTED, perhaps on the topic already, is final, and no
+// DEFERRED may follow it (the dispatcher's REJECTED goes through no status
+// gate), nor may a copy carry it. It reports whether no payee is left to
+// defer.
+func (j *job) dropRefusedBefore(c claim) (none bool) {
+	if len(c.refused) == 0 {
+		return false
+	}
+	b := j.b
+	kept := make([]int, 0, len(j.keep))
+	for _, i := range j.keep {
+		rid := b.Transactions[i].RequestID
+		r, ok := c.refused[rid]
+		if !ok {
+			kept = append(kept, i)
+			continue
+		}
+		j.drops = append(j.drops, drop{idx: i, reason: payout.Reason(r.code), message: r.message,
+			eventID: payout.EventID("status", rid, string(payout.StatusRejected), b.BatchID)})
+	}
+	j.keep = kept
+	return len(kept) == 0
 }
 
 // reserveSingle is reserve for a rail whose provider publishes no figures of
