@@ -1016,19 +1016,52 @@ func (e *Engine) reject(r *kgo.Record, requestID string, amount int64, origin st
 
 // dlqRecord returns the DLQ record for r. A value too large for the DLQ
 // topic (its max.message.bytes below the requests topic's) is left out,
-// and the error header says so: the record still ends visibly, and the
-// bytes stay in the requests topic until its retention.
+// then, if the record still does not fit, the source's own headers, then
+// its key; the error header says what was left out: the record still ends
+// visibly, and the bytes stay in the requests topic until its retention.
 func (e *Engine) dlqRecord(r *kgo.Record, err error) *kgo.Record {
 	d := events.DLQRecord(r, e.cfg.Topics.RequestsDLQ, err)
+	limit := int(e.producerLimit(d.Topic)) - RecordOverhead
+	if dlqSize(d) <= limit {
+		return d
+	}
+	// Left out, in this order, until the record fits: the value, the
+	// source's own headers, the key. The key and the headers alone may pass
+	// the limit too (bad input: a record is refused whole, and one that is
+	// refused on every re-read of its window would stall the partition for
+	// ever); the source-* headers still name the record, which stays in
+	// the requests topic until its retention.
+	src := &kgo.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Headers: r.Headers}
+	left := fmt.Sprintf("value of %d bytes", len(r.Value))
+	fits := func() bool {
+		d = events.DLQRecord(src, e.cfg.Topics.RequestsDLQ,
+			fmt.Errorf("%w (%s left out: above the DLQ topic's limit of %d)", err, left, limit))
+		return dlqSize(d) <= limit
+	}
+	if fits() {
+		return d
+	}
+	if len(src.Headers) > 0 {
+		left += fmt.Sprintf(", %d source headers", len(src.Headers))
+		src.Headers = nil
+		if fits() {
+			return d
+		}
+	}
+	left += fmt.Sprintf(", key of %d bytes", len(src.Key))
+	src.Key = nil
+	fits()
+	return d
+}
+
+// dlqSize bounds what a DLQ record takes of its topic's limit, less
+// RecordOverhead.
+func dlqSize(d *kgo.Record) int {
 	size := len(d.Key) + len(d.Value)
 	for _, h := range d.Headers {
 		size += len(h.Key) + len(h.Value) + 10
 	}
-	if limit := int(e.producerLimit(d.Topic)) - RecordOverhead; size > limit {
-		err = fmt.Errorf("%w (value of %d bytes left out: above the DLQ topic's limit of %d)", err, len(r.Value), limit)
-		d = events.DLQRecord(&kgo.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Headers: r.Headers}, e.cfg.Topics.RequestsDLQ, err)
-	}
-	return d
+	return size
 }
 
 // emit produces a closed batch and one BATCHED event per request, then
