@@ -1030,6 +1030,8 @@ func (j *job) reserveSeeding(keepHeld bool, seed func(*ratelimit.NotSeededError)
 			if err := seed(ns); err != nil {
 				return g, err
 			}
+		case errors.Is(err, ratelimit.ErrServerChanged):
+			return g, j.budgetsLost(err)
 		case keepHeld && errors.Is(err, ratelimit.ErrReservationConflict):
 			j.log.Info("dispatch: the batch's earlier reservation on the day covers its rest", "err", err)
 			return ratelimit.Grant{Granted: true, AlreadyHeld: true}, nil
@@ -1053,6 +1055,20 @@ func (j *job) reserveSeeding(keepHeld bool, seed func(*ratelimit.NotSeededError)
 			return g, err
 		}
 	}
+}
+
+// budgetsLost answers ratelimit.ErrServerChanged: the budgets' Redis
+// process changed while the epoch's did not (a Redis Cluster whose
+// {budget} master alone restarted or failed over), so they may have lost
+// their last reservations while still reading as seeded. The epoch is
+// ended and the batch starts again from its claim, after the recovery
+// has booked again what the rails list for the day.
+func (j *job) budgetsLost(cause error) error {
+	j.log.Error("dispatch: the daily budgets' Redis process changed while the epoch's did not: recovering before any reservation", "err", cause)
+	if err := j.e.st.budgetsLost(j.hard, j.epoch); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errStale, cause)
 }
 
 // seed writes into the Redis budget what Wompi says is already consumed,
@@ -1172,6 +1188,9 @@ func (j *job) followDay(maybeSent bool) (deferred bool, err error) {
 	for attempt := 0; ; attempt++ {
 		g, err = e.budget.Move(j.hard, j.res, day, slot)
 		var ns *ratelimit.NotSeededError
+		if errors.Is(err, ratelimit.ErrServerChanged) {
+			return false, j.budgetsLost(err)
+		}
 		if err != nil && attempt < 3 && errors.As(err, &ns) {
 			if err := j.seed(ns); err != nil {
 				return false, err

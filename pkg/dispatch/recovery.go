@@ -298,6 +298,13 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 		return "", errors.New("dispatch: recovery lock lost during the rebuild")
 	default:
 	}
+	// The budgets now hold what the rails list (a partial loss of their
+	// last reservations was booked again above): they are stamped with the
+	// Redis process holding them, and a later change of that process alone
+	// (a Redis Cluster's {budget} master) ends the epoch (job.budgetsLost).
+	if err := e.budget.Stamp(ctx); err != nil {
+		return "", err
+	}
 	grace := ""
 	if skipped > 0 {
 		grace = strconv.FormatInt(max(skipped.Milliseconds(), 1), 10)

@@ -128,6 +128,32 @@ redis.call('HDEL', KEYS[1], 'firstStart')
 return 1
 `)
 
+// budgetsLostScript: KEYS epoch; ARGV the epoch the caller holds. It
+// takes the epoch out of "ready" (state "budgets-lost") when it is still
+// that one: the next step of every batch finds it no longer ready and a
+// recovery runs (store.budgetsLost).
+var budgetsLostScript = redis.NewScript(`
+local ep = redis.call('HMGET', KEYS[1], 'id', 'state')
+if ep[1] == ARGV[1] and ep[2] == 'ready' then
+  redis.call('HSET', KEYS[1], 'state', 'budgets-lost')
+  return 1
+end
+return 0
+`)
+
+// budgetsLost ends epoch because the daily budgets' Redis process changed
+// while the epoch's did not (ratelimit.ErrServerChanged: on a Redis
+// Cluster, the {budget} slot's master restarted or failed over alone). The
+// budgets may have lost their last reservations while still reading as
+// seeded; the recovery that follows books again what the rails list for
+// the day (bookWompi, noteListed) before the budgets are stamped anew.
+func (s *store) budgetsLost(ctx context.Context, epoch string) error {
+	if err := budgetsLostScript.Run(ctx, s.rdb, []string{s.epochKey()}, epoch).Err(); err != nil {
+		return fmt.Errorf("dispatch: end the epoch after the budgets' Redis changed: %w", err)
+	}
+	return nil
+}
+
 // claimScript: KEYS epoch, batch record; ARGV epoch, owner, leaseMs,
 // recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs,
 // refused, stale}, refused (on a resume) being the record's refusedPrefix

@@ -214,6 +214,7 @@ const (
 	codeDeniedAmt   = 4
 	codeNotSeeded   = 5
 	codeConflict    = 6
+	codeServer      = 7
 )
 
 // luaBudget holds the helpers of the reservation scripts. A reservation
@@ -249,13 +250,37 @@ local function unseeded(a, s, acct, fp, cap)
 end
 `
 
+// luaRunID sets server: the run id of the Redis process running the
+// script (INFO server), "" where INFO is refused or has none.
+const luaRunID = `local server = ''
+do
+  local info = redis.pcall('INFO', 'server')
+  if type(info) == 'string' then server = string.match(info, 'run_id:(%x+)') or '' end
+end
+`
+
+// luaStamp returns early, with code 7 (codeServer), when the stamp key
+// (KEYS[n], Budget.stampKey) names another Redis process than the one
+// running the script; a missing stamp is written. Its server is the run id
+// of INFO server ("" where INFO is refused or has none: miniredis), as the
+// dispatcher's epoch is stamped.
+func luaStamp(n int) string {
+	return luaRunID + `local stamp = redis.call('GET', KEYS[` + strconv.Itoa(n) + `])
+if not stamp then
+  redis.call('SET', KEYS[` + strconv.Itoa(n) + `], server)
+elseif stamp ~= server then
+  return {7, 0, 0, stamp}
+end
+`
+}
+
 // reserveScript: KEYS[1] amount day's hash, KEYS[2] slot day's hash (the
 // same key for an immediate batch); ARGV batchId, accountId, amount,
 // accountLimit, batchCap (0: none), slotDay, ttlMs of KEYS[1], ttlMs of
 // KEYS[2], the rail's field prefix. Reply {code, usedAmount, usedBatches,
 // existingReservation or the unseeded parts ("a": the amount day, "s": the
 // slot day)}.
-var reserveScript = redis.NewScript(luaBudget + `
+var reserveScript = redis.NewScript(luaBudget + luaStamp(3) + `
 local a, s = KEYS[1], KEYS[2]
 local batch, acct, fp = ARGV[1], ARGV[2], ARGV[9]
 local amount, limit, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -293,7 +318,7 @@ return {1, used, batches, ''}
 // accountLimit, batchCap (0: none), from's slot day, to's slot day, ttlMs
 // of KEYS[3], ttlMs of KEYS[4], the rail's field prefix. Reply as
 // reserveScript's, for to.
-var moveScript = redis.NewScript(luaBudget + `
+var moveScript = redis.NewScript(luaBudget + luaStamp(5) + `
 local fa, fs, ta, ts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local batch, acct, fp = ARGV[1], ARGV[2], ARGV[10]
 local amount, limit, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -420,7 +445,7 @@ func (b *Budget) Reserve(ctx context.Context, r Reservation) (Grant, error) {
 	if err != nil {
 		return Grant{}, err
 	}
-	res, err := reserveScript.Run(ctx, b.rdb, []string{b.key(r.Day), b.key(r.SlotDay)},
+	res, err := reserveScript.Run(ctx, b.rdb, []string{b.key(r.Day), b.key(r.SlotDay), b.stampKey()},
 		r.BatchID, r.AccountID, r.AmountInCents, limit, b.capOf(r.Rail), r.SlotDay, b.ttlMs(r.Day), b.ttlMs(r.SlotDay),
 		fieldPrefix(r.Rail)).Slice()
 	if err != nil {
@@ -459,7 +484,7 @@ func (b *Budget) Move(ctx context.Context, from Reservation, day, slotDay string
 		return Grant{}, err
 	}
 	res, err := moveScript.Run(ctx, b.rdb,
-		[]string{b.key(from.Day), b.key(from.SlotDay), b.key(to.Day), b.key(to.SlotDay)},
+		[]string{b.key(from.Day), b.key(from.SlotDay), b.key(to.Day), b.key(to.SlotDay), b.stampKey()},
 		to.BatchID, to.AccountID, to.AmountInCents, limit, b.capOf(to.Rail), from.SlotDay, to.SlotDay,
 		b.ttlMs(to.Day), b.ttlMs(to.SlotDay), fieldPrefix(to.Rail)).Slice()
 	if err != nil {
@@ -504,6 +529,8 @@ func (b *Budget) grant(op string, r Reservation, limit int64, res []any) (Grant,
 			ns.SlotDay = r.SlotDay
 		}
 		return Grant{}, ns
+	case codeServer:
+		return Grant{}, fmt.Errorf("%w (stamped by %q)", ErrServerChanged, extra)
 	case codeConflict:
 		return Grant{}, fmt.Errorf("%w: batch %s holds %q ([rail/]amount:slotDay:account), asked %s%d:%s:%s on %s",
 			ErrReservationConflict, r.BatchID, extra, fieldPrefix(r.Rail), r.AmountInCents, r.SlotDay, r.AccountID, r.Day)
@@ -856,6 +883,27 @@ func validRail(r rail.Name) error {
 func (b *Budget) Key(day string) string { return b.key(day) }
 
 func (b *Budget) key(day string) string { return b.prefix + "{budget}:" + day }
+
+// stampKey names the Redis process that holds the budgets, as last known
+// complete (Stamp): in the {budget} slot, so a failover of that slot's
+// master alone (a Redis Cluster) is noticed by the next reservation.
+func (b *Budget) stampKey() string { return b.prefix + "{budget}:server" }
+
+// stampScript: KEYS the stamp key. It names the Redis process running it.
+var stampScript = redis.NewScript(luaRunID + `
+redis.call('SET', KEYS[1], server)
+return 1
+`)
+
+// Stamp names the Redis process running it as the holder of the budgets,
+// once the rails' listings were counted again into them after
+// [ErrServerChanged] (or a Redis loss).
+func (b *Budget) Stamp(ctx context.Context) error {
+	if err := stampScript.Run(ctx, b.rdb, []string{b.stampKey()}).Err(); err != nil {
+		return fmt.Errorf("ratelimit: stamp the budgets: %w", err)
+	}
+	return nil
+}
 
 // bogota is America/Bogota: UTC-5 all year.
 var bogota = time.FixedZone("America/Bogota", -5*60*60)

@@ -28,6 +28,17 @@ var (
 	// never posted.
 	ErrReservationConflict = errors.New("ratelimit: batch id already holds a different reservation")
 
+	// ErrServerChanged is returned by [Budget.Reserve] and [Budget.Move]
+	// when the Redis process that holds the budgets is not the one
+	// [Budget.Stamp] last named: it restarted (from a snapshot or an AOF
+	// that may predate the last writes) or failed over to a replica (which
+	// may have missed them). The budgets may then have lost their last
+	// reservations while still reading as seeded, and on a Redis Cluster no
+	// other marker notices it (the budgets' master alone). Nothing was
+	// reserved: the caller must count again what the rails list for the day
+	// (the dispatcher's recovery) and call Stamp before reserving again.
+	ErrServerChanged = errors.New("ratelimit: the budgets' Redis process changed since they were stamped; count the rails' listings again")
+
 	// ErrInvalid is returned for arguments or configuration that can never
 	// succeed: an empty id, a malformed day, a non-positive amount, a prefix
 	// or key with braces.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -21,6 +22,11 @@ type redisProcess struct {
 	bin   string
 	port  int
 	extra []string // more redis-server arguments, e.g. cluster mode
+	// keepDir: a restart reuses the last start's directory (a cluster
+	// node's nodes.conf survives it; the data does not: no persistence).
+	keepDir bool
+	dir     string
+	conf    []byte // nodes.conf as the last process left it (keepDir)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -36,6 +42,12 @@ func (p *redisProcess) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if p.keepDir && p.conf != nil {
+		if err := os.WriteFile(filepath.Join(dir, "nodes.conf"), p.conf, 0o600); err != nil {
+			return err
+		}
+	}
+	p.dir = dir
 	out := &lockedBuffer{}
 	cmd := exec.Command(p.bin,
 		"--port", strconv.Itoa(p.port),
@@ -116,6 +128,13 @@ func (p *redisProcess) stop() {
 
 // restart stops the server and starts a fresh, empty one on the same port.
 func (p *redisProcess) restart(ctx context.Context) error {
+	if p.keepDir {
+		conf, err := os.ReadFile(filepath.Join(p.dir, "nodes.conf"))
+		if err != nil {
+			return err
+		}
+		p.conf = conf
+	}
 	p.stop()
 	var err error
 	for range 20 { // the port can linger briefly after the old process exits

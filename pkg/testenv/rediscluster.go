@@ -118,7 +118,7 @@ func tryRedisCluster(ctx context.Context, bin, cli string) (_ *redisClusterBacke
 		if err != nil {
 			return nil, err
 		}
-		p := &redisProcess{bin: bin, port: ports[0], extra: []string{
+		p := &redisProcess{bin: bin, port: ports[0], keepDir: true, extra: []string{
 			"--cluster-enabled", "yes",
 			"--cluster-port", strconv.Itoa(ports[1]),
 			"--cluster-config-file", "nodes.conf",
@@ -244,6 +244,99 @@ func (rc *RedisClusterServer) deletePrefix(t testing.TB) {
 	if err != nil {
 		t.Logf("testenv: cleaning keys *%s* on the cluster: %v", rc.prefix, err)
 	}
+}
+
+// RestartMasterOf restarts the master that serves key's slot, on its port
+// and with its cluster configuration (nodes.conf), without persistence:
+// it comes back empty, as another Redis process (another run id), while
+// the other masters keep their data. Then every key of this test's prefix
+// in that slot that existed before the restart (DUMP) is written back as
+// it was taken at snapshot time: a master failed over to a replica that
+// missed the writes made after snap. A nil snap restores nothing (a
+// restart without persistence).
+func (rc *RedisClusterServer) RestartMasterOf(ctx context.Context, key string, snap map[string]string) error {
+	addr, err := rc.masterOf(ctx, key)
+	if err != nil {
+		return err
+	}
+	var p *redisProcess
+	for _, q := range rc.backend.procs {
+		if q.addr() == addr {
+			p = q
+		}
+	}
+	if p == nil {
+		return fmt.Errorf("testenv: no process serves %s", addr)
+	}
+	if err := p.restart(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, a := range rc.backend.addrs() {
+		c := redis.NewClient(&redis.Options{Addr: a})
+		err := waitClusterOK(ctx, c)
+		_ = c.Close()
+		if err != nil {
+			return fmt.Errorf("node %s after the restart: %w", a, err)
+		}
+	}
+	for k, d := range snap {
+		for try := 0; ; try++ {
+			err := rc.client.RestoreReplace(ctx, k, 0, d).Err()
+			if err == nil {
+				break
+			}
+			if try == 40 {
+				return fmt.Errorf("testenv: restore %s: %w", k, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// SnapshotSlotOf dumps every key of this test's prefix in key's slot, for
+// [RedisClusterServer.RestartMasterOf].
+func (rc *RedisClusterServer) SnapshotSlotOf(ctx context.Context, key string) (map[string]string, error) {
+	slot, err := rc.client.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		return nil, err
+	}
+	keys, err := rc.client.ClusterGetKeysInSlot(ctx, int(slot), 100000).Result()
+	if err != nil {
+		return nil, err
+	}
+	snap := map[string]string{}
+	for _, k := range keys {
+		if !strings.Contains(k, rc.prefix) {
+			continue
+		}
+		d, err := rc.client.Dump(ctx, k).Result()
+		if err != nil {
+			return nil, fmt.Errorf("testenv: dump %s: %w", k, err)
+		}
+		snap[k] = d
+	}
+	return snap, nil
+}
+
+// masterOf returns the address of the master serving key's slot.
+func (rc *RedisClusterServer) masterOf(ctx context.Context, key string) (string, error) {
+	slot, err := rc.client.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		return "", err
+	}
+	slots, err := rc.client.ClusterSlots(ctx).Result()
+	if err != nil {
+		return "", err
+	}
+	for _, s := range slots {
+		if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+			return s.Nodes[0].Addr, nil
+		}
+	}
+	return "", fmt.Errorf("testenv: no master serves slot %d", slot)
 }
 
 // freePorts returns n distinct loopback ports that were free when asked and
