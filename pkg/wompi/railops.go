@@ -48,7 +48,7 @@ func maskedMessage(we *Error) string {
 		return ""
 	}
 	s := strings.Join(we.Messages, "; ")
-	if s == "" && we.HTTPStatus != 0 {
+	if s == "" {
 		s = fmt.Sprintf("HTTP %d %s", we.HTTPStatus, we.Code)
 	}
 	s = emailLike.ReplaceAllString(s, "***@***")
