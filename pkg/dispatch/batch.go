@@ -465,7 +465,9 @@ func (j *job) wompiUnavailable(c claim, cause error) error {
 		// nothing written): a request it dropped (an unknown bank's, whose
 		// REJECTED is perhaps on the topic already; another batch's copy)
 		// gets no DEFERRED after it, and its drop is emitted again under
-		// the same eventId. A batch no attempt indexed in full waits whole.
+		// the same eventId, even when some entry is gone (a payee whose
+		// entry is missing waits in the copy). A batch no attempt indexed
+		// waits whole.
 		whole, err := j.dedupe(true)
 		if err != nil {
 			return fmt.Errorf("%w (after: %v)", err, cause)
@@ -473,7 +475,7 @@ func (j *job) wompiUnavailable(c claim, cause error) error {
 		if whole && len(j.keep) == 0 && j.firstPostAt.IsZero() && c.state != statePosting && c.state != statePosted {
 			return j.nothingToPay()
 		}
-		if !whole || len(j.keep) == 0 {
+		if len(j.keep) == 0 {
 			j.keep, j.drops = j.keep[:0], j.drops[:0]
 			for i := range j.b.Transactions {
 				j.keep = append(j.keep, i)
@@ -778,9 +780,10 @@ func (j *job) resolveBanks() error {
 // attempt of this batch keeps it REJECTED even if the bank became known.
 //
 // peek only reads back what an earlier attempt of the batch indexed, and
-// needs no bank ids: it writes nothing, and reports whole false (keep and
-// drops are then not to be used) when some requestId's entry is neither
-// this batch's nor another's. Otherwise whole is true.
+// needs no bank ids: it writes nothing, and reports whole false when some
+// requestId's entry is neither this batch's nor another's (keep and drops
+// then say what the entries found prove, a requestId without one kept).
+// Otherwise whole is true.
 func (j *job) dedupe(peek bool) (whole bool, err error) {
 	txs := j.b.Transactions
 	j.keep, j.drops = j.keep[:0], j.drops[:0]
@@ -815,9 +818,11 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 			return false, err
 		}
 	}
-	if peek && bytes.IndexByte(verdicts, verdictMissing) >= 0 {
-		return false, nil
-	}
+	// A peek that finds some entry missing (never written, evicted, or a
+	// recovery's mark) reports whole false; keep and drops still say what
+	// the entries it found prove (a missing one is kept), so that a
+	// payee an earlier attempt dropped stays out of a deferred copy.
+	partial := peek && bytes.IndexByte(verdicts, verdictMissing) >= 0
 	j.unposted, j.complete, j.echoes, j.unbanked = nil, complete, nil, false
 	for p, form := range echoes {
 		if j.echoes == nil {
@@ -844,6 +849,11 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 		case verdictOther:
 			j.drops = append(j.drops, drop{idx: i, reason: payout.ReasonDuplicateRequest,
 				message: "the requestId is already owned by another batch, or paid on another rail; this copy is dropped"})
+		case verdictMissing:
+			if !partial {
+				return false, fmt.Errorf("dispatch: dedupe batch %s: verdict %q", j.b.BatchID, verdicts[p])
+			}
+			j.keep = append(j.keep, i)
 		default:
 			return false, fmt.Errorf("dispatch: dedupe batch %s: verdict %q", j.b.BatchID, verdicts[p])
 		}
@@ -853,7 +863,7 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 		j.e.m.unknownBanks.Add(float64(countReason(j.drops, payout.ReasonUnknownBankID)))
 		j.log.Info("dispatch: requests dropped from the batch", "dropped", n, "kept", len(j.keep))
 	}
-	return true, nil
+	return !partial, nil
 }
 
 func countReason(ds []drop, r payout.Reason) int {
