@@ -230,6 +230,13 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 		start.UnixMilli()).Err(); err != nil {
 		return "", fmt.Errorf("dispatch: write epoch: %w", err)
 	}
+	// The budgets' Redis process before anything is counted into them:
+	// they are stamped with it at the end only if it still runs (a
+	// failover in between may have lost what was booked).
+	budgetServer, err := e.budget.Server(ctx)
+	if err != nil {
+		return "", err
+	}
 	// Read only now, with the epoch written (starts.go).
 	first, why := e.firstStart(ctx)
 	wait, _, err := e.peerWaits(ctx)
@@ -302,7 +309,7 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 	// last reservations was booked again above): they are stamped with the
 	// Redis process holding them, and a later change of that process alone
 	// (a Redis Cluster's {budget} master) ends the epoch (job.budgetsLost).
-	if err := e.budget.Stamp(ctx); err != nil {
+	if err := e.budget.Stamp(ctx, budgetServer); err != nil {
 		return "", err
 	}
 	grace := ""

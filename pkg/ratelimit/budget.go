@@ -889,18 +889,44 @@ func (b *Budget) key(day string) string { return b.prefix + "{budget}:" + day }
 // master alone (a Redis Cluster) is noticed by the next reservation.
 func (b *Budget) stampKey() string { return b.prefix + "{budget}:server" }
 
-// stampScript: KEYS the stamp key. It names the Redis process running it.
+// serverScript: KEYS the stamp key (its slot routes the script to the
+// budgets' master). The run id of the Redis process running it.
+var serverScript = redis.NewScript(luaRunID + `
+return server
+`)
+
+// Server names the Redis process that holds the budgets now ("" where INFO
+// is refused), for [Budget.Stamp]: read it before counting the rails'
+// listings into the budgets.
+func (b *Budget) Server(ctx context.Context) (string, error) {
+	s, err := serverScript.Run(ctx, b.rdb, []string{b.stampKey()}).Text()
+	if err != nil {
+		return "", fmt.Errorf("ratelimit: read the budgets' Redis process: %w", err)
+	}
+	return s, nil
+}
+
+// stampScript: KEYS the stamp key; ARGV the process the caller read before
+// its writes (Budget.Server). It names the Redis process running it, if
+// that is still the one: 0 otherwise.
 var stampScript = redis.NewScript(luaRunID + `
+if server ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], server)
 return 1
 `)
 
-// Stamp names the Redis process running it as the holder of the budgets,
-// once the rails' listings were counted again into them after
-// [ErrServerChanged] (or a Redis loss).
-func (b *Budget) Stamp(ctx context.Context) error {
-	if err := stampScript.Run(ctx, b.rdb, []string{b.stampKey()}).Err(); err != nil {
+// Stamp names server, read by [Budget.Server] before the rails' listings
+// were counted into the budgets (after [ErrServerChanged], or a Redis
+// loss), as the holder of the budgets. When the process changed since (a
+// failover in between may have lost those writes), nothing is stamped
+// and it returns [ErrServerChanged]: count again.
+func (b *Budget) Stamp(ctx context.Context, server string) error {
+	ok, err := stampScript.Run(ctx, b.rdb, []string{b.stampKey()}, server).Int()
+	if err != nil {
 		return fmt.Errorf("ratelimit: stamp the budgets: %w", err)
+	}
+	if ok != 1 {
+		return fmt.Errorf("%w (while the rails' listings were counted into them)", ErrServerChanged)
 	}
 	return nil
 }

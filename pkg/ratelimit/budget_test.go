@@ -403,6 +403,9 @@ func TestBudgetKeyLayoutAndRoundTrips(t *testing.T) {
 	if _, err := b.Reserve(ctx, *res("warm", acctA, day, 1)); err != nil { // loads the script
 		t.Fatal(err)
 	}
+	if _, err := b.Release(ctx, *res("warm", acctA, day, 1)); err != nil { // and the release's
+		t.Fatal(err)
+	}
 	for _, op := range []struct {
 		name string
 		fn   func() error
@@ -918,5 +921,46 @@ func TestHoldsReadsTheReservation(t *testing.T) {
 	}
 	if _, err := b.Holds(ctx, ratelimit.Reservation{BatchID: "h3", Day: "not a day"}); !errors.Is(err, ratelimit.ErrInvalid) {
 		t.Fatalf("a bad day: %v, want ErrInvalid", err)
+	}
+}
+
+// The budgets' stamp names the Redis process that holds them. A
+// reservation on another process (a restart from an older snapshot, a
+// failover to a replica that missed the last writes) is refused with
+// ErrServerChanged; Stamp names the process read before the rails'
+// listings were counted, and refuses when it changed in between (what was
+// counted may be lost with it).
+func TestStampNamesTheProcessReadBeforeTheCount(t *testing.T) {
+	rs := testenv.RedisOwn(t)
+	ctx := context.Background()
+	b := newBudget(t, rs.Client(), rs.Prefix(), 3, 1000)
+	_, err := b.Seed(ctx, rail.Wompi, day, acctA, 0, 0)
+	mustSeed(t, err)
+	if g, err := b.Reserve(ctx, *res("s1", acctA, day, 100)); err != nil || !g.Granted {
+		t.Fatalf("first reservation: %+v %v", g, err)
+	}
+	before, err := b.Server(ctx)
+	if err != nil || before == "" {
+		t.Fatalf("server: %q %v", before, err)
+	}
+	stamp := rs.Prefix() + "{budget}:server"
+	if err := rs.RestartKeeping(ctx, b.Key(day), stamp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Reserve(ctx, *res("s2", acctA, day, 100)); !errors.Is(err, ratelimit.ErrServerChanged) {
+		t.Fatalf("a reservation on another process: %v, want ErrServerChanged", err)
+	}
+	if err := b.Stamp(ctx, before); !errors.Is(err, ratelimit.ErrServerChanged) {
+		t.Fatalf("stamp with the process read before the restart: %v, want ErrServerChanged", err)
+	}
+	now, err := b.Server(ctx)
+	if err != nil || now == before {
+		t.Fatalf("server after the restart: %q %v", now, err)
+	}
+	if err := b.Stamp(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := b.Reserve(ctx, *res("s2", acctA, day, 100)); err != nil || !g.Granted {
+		t.Fatalf("after the stamp: %+v %v", g, err)
 	}
 }
