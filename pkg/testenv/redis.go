@@ -313,19 +313,27 @@ func (rs *RedisServer) RestartKeeping(ctx context.Context, keys ...string) error
 		return err
 	}
 	for i, k := range keys {
-		for try := 0; ; try++ {
-			// The pool's connections died with the old server.
-			err := rs.client.Restore(ctx, k, 0, dumps[i]).Err()
-			if err == nil {
-				break
-			}
-			if try == 20 {
-				return fmt.Errorf("testenv: restore %s: %w", k, err)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if err := restoreRetrying(ctx, rs.client, k, dumps[i], 20); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// restoreRetrying writes key back from its DUMP, replacing it, trying
+// again every 50 ms up to tries times: the pool's connections died with
+// the restarted server, and a cluster takes a moment to route to it again.
+func restoreRetrying(ctx context.Context, c redis.Cmdable, key, dump string, tries int) error {
+	for try := 0; ; try++ {
+		err := c.RestoreReplace(ctx, key, 0, dump).Err()
+		if err == nil {
+			return nil
+		}
+		if try == tries {
+			return fmt.Errorf("testenv: restore %s: %w", key, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // redisBackend is one server, possibly shared by many RedisServer handles.

@@ -282,15 +282,8 @@ func (rc *RedisClusterServer) RestartMasterOf(ctx context.Context, key string, s
 		}
 	}
 	for k, d := range snap {
-		for try := 0; ; try++ {
-			err := rc.client.RestoreReplace(ctx, k, 0, d).Err()
-			if err == nil {
-				break
-			}
-			if try == 40 {
-				return fmt.Errorf("testenv: restore %s: %w", k, err)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if err := restoreRetrying(ctx, rc.client, k, d, 40); err != nil {
+			return err
 		}
 	}
 	return nil
