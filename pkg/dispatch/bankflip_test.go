@@ -18,15 +18,49 @@ type bankless struct{ base http.RoundTripper }
 
 func (b bankless) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/banks") {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
-			Body: io.NopCloser(strings.NewReader(
-				`[{"id":"8b3c1f6e-0000-4000-8000-000000001001","name":"BANCO DE BOGOTA","code":"1001"}]`)),
-			Request: req}, nil
+		return jsonAnswer(req, http.StatusOK,
+			`[{"id":"8b3c1f6e-0000-4000-8000-000000001001","name":"BANCO DE BOGOTA","code":"1001"}]`), nil
 	}
 	return b.base.RoundTrip(req)
+}
+
+// jsonAnswer is a provider's answer to req, made up by a test's transport:
+// code with body as JSON. It closes req's body, as a transport must.
+func jsonAnswer(req *http.Request, code int, body string) *http.Response {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(body)), Request: req}
+}
+
+// revokedWhileSending runs a first attempt at b whose POST goes out and
+// whose worker is revoked meanwhile (the record stays "posting"): it must
+// end with an error.
+func revokedWhileSending(t *testing.T, e *Engine, b payout.Batch) {
+	t.Helper()
+	ctx, revoke := context.WithCancel(context.Background())
+	defer revoke()
+	e.whileSending = func(string) { revoke() }
+	if err := e.process(ctx, &b, nil, testLogger()); err == nil {
+		t.Fatal("the revoked attempt returned no error")
+	}
+}
+
+// noneRejectedWhilePaid fails when a request of b that Wompi holds in a
+// batch has a REJECTED on the status topic (why: how it came to be).
+func (f *fixture) noneRejectedWhilePaid(t *testing.T, b payout.Batch, why string) {
+	t.Helper()
+	idx := byStatus(f.statuses())
+	for _, tx := range b.Transactions {
+		le, ok := f.sim.LedgerEntry(tx.RequestID)
+		if !ok || le.Accepted == 0 {
+			continue
+		}
+		if r := idx[tx.RequestID][payout.StatusRejected]; len(r) > 0 {
+			t.Fatalf("request %s is in a batch Wompi holds, yet REJECTED %s: %s", tx.RequestID, deref(r[0].ReasonCode), why)
+		}
+	}
 }
 
 // Two faults lined up: a POST whose answer is lost and that Wompi applies
@@ -62,12 +96,7 @@ func lateThenUnbanked(t *testing.T, partial bool) {
 
 	// The first attempt: its POST goes out, its answer is lost, and its
 	// worker is revoked meanwhile (the record stays "posting").
-	ctx1, revoke := context.WithCancel(context.Background())
-	e1.whileSending = func(string) { revoke() }
-	b1 := b
-	if err := e1.process(ctx1, &b1, nil, testLogger()); err == nil {
-		t.Fatal("the revoked attempt returned no error")
-	}
+	revokedWhileSending(t, e1, b)
 
 	// The next owner, at once, with a bank table that lacks 1007.
 	e2 := f.engine(func(c *Config) {
@@ -87,16 +116,6 @@ func lateThenUnbanked(t *testing.T, partial bool) {
 		t.Fatal("the late POST never reached Wompi")
 	}
 	f.noDoublePayment()
-	idx := byStatus(f.statuses())
-	for _, tx := range b.Transactions {
-		le, ok := f.sim.LedgerEntry(tx.RequestID)
-		if !ok || le.Accepted == 0 {
-			continue
-		}
-		if r := idx[tx.RequestID][payout.StatusRejected]; len(r) > 0 {
-			t.Fatalf("request %s is paid by Wompi (payout created by the late POST), yet REJECTED %s: the drop was taken on a lookup that ran before an earlier POST could land",
-				tx.RequestID, deref(r[0].ReasonCode))
-		}
-	}
+	f.noneRejectedWhilePaid(t, b, "the drop was taken on a lookup that ran before an earlier POST (applied late) could land")
 	f.checkLifecycles()
 }

@@ -40,45 +40,25 @@ func TestBudgetMasterFailoverAloneKeepsTheDailyLimit(t *testing.T) {
 	if s1, s2 := cl.ClusterKeySlot(ctx, key).Val(), cl.ClusterKeySlot(ctx, e.st.epochKey()).Val(); s1/5462 == s2/5462 {
 		t.Fatalf("{budget} (slot %d) and {dispatch} (slot %d) on one master: the test needs them apart", s1, s2)
 	}
-	b0 := batch("cbudget-0", map[string]int64{"cbudget-a": 100_000}, "cbudget-a")
-	b1 := batch("cbudget-1", map[string]int64{"cbudget-b": 600_000}, "cbudget-b")
-	b2 := batch("cbudget-2", map[string]int64{"cbudget-c": 400_000}, "cbudget-c")
-	stop, _ := f.run(e)
-	f.produce(f.topics.Batches, b0)
-	eventually(t, "the first batch submitted", func() bool { return outcome(e, "submitted") == 1 })
-	snap, err := rc.SnapshotSlotOf(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := snap[key]; !ok {
-		t.Fatalf("no budget key %s in the snapshot %v", key, snap)
-	}
-	f.produce(f.topics.Batches, b1)
-	eventually(t, "the second batch submitted", func() bool { return outcome(e, "submitted") == 2 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	epochBefore := cl.HGet(ctx, e.st.epochKey(), "id").Val()
-	if err := rc.RestartMasterOf(ctx, key, snap); err != nil {
-		t.Fatal(err)
-	}
-	if got := cl.HGet(ctx, e.st.epochKey(), "id").Val(); got != epochBefore || got == "" {
-		t.Fatalf("the epoch changed (%q, was %q): the restart touched {dispatch}'s master", got, epochBefore)
-	}
-
-	e2 := f.engine(cfg)
-	stop2, _ := f.run(e2)
-	f.produce(f.topics.Batches, b2)
-	eventually(t, "the third batch handled", func() bool { return outcome(e2, "deferred")+outcome(e2, "submitted") > 0 })
-	if err := stop2(); err != nil {
-		t.Fatal(err)
-	}
-	if n := f.sim.BatchLedger()[b2.BatchID].Accepted; n != 0 {
-		t.Fatalf("the third batch was paid: 1,100,000 cents on a day whose limit is 1,000,000 (the {budget} master lost the second batch's reservation, no recovery ran)")
-	}
-	if n := outcome(e2, "deferred"); n != 1 {
-		t.Fatalf("the third batch deferred %d times, want 1 (DAILY_LIMIT)", n)
-	}
+	var snap map[string]string
+	thirdBatchAfterABudgetLoss(t, f, e, cfg, "cbudget",
+		func() {
+			if snap, err = rc.SnapshotSlotOf(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := snap[key]; !ok {
+				t.Fatalf("no budget key %s in the snapshot %v", key, snap)
+			}
+		},
+		func() {
+			epochBefore := cl.HGet(ctx, e.st.epochKey(), "id").Val()
+			if err := rc.RestartMasterOf(ctx, key, snap); err != nil {
+				t.Fatal(err)
+			}
+			if got := cl.HGet(ctx, e.st.epochKey(), "id").Val(); got != epochBefore || got == "" {
+				t.Fatalf("the epoch changed (%q, was %q): the restart touched {dispatch}'s master", got, epochBefore)
+			}
+		})
 }
 
 // The same partial loss of the {budget} master alone on a single-payout

@@ -2,17 +2,12 @@ package dispatch
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/wompi-payouts/pipeline/pkg/wepayout"
-	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 )
 
 // laggingPageOnce answers, once on is set, the first read of page 2 of
@@ -57,37 +52,7 @@ func (s *laggingPageOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 // batch read again proved the payee new and posted it without a lookup:
 // paid twice.
 func TestWEpayoutListingWithALaggingLastPageIsNoProof(t *testing.T) {
-	f := newFixture(t, fixtureOpt{ownRedis: true})
-	sim := weptest.NewTestServer(t, weptest.Config{})
 	var on atomic.Bool
 	tr := &laggingPageOnce{on: &on}
-	r := singleRails(t)[1](t)
-	r.client = sim.Client(wepayout.Config{NotificationURL: sink(t), PageSize: 1,
-		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: tr}})
-	r.sim = sim
-	// Two other payees paid earlier: pages 1 and 2 of the listing.
-	for _, p := range []string{"lag-other-a", "lag-other-b"} {
-		other := singleBatch(r, p, 1)
-		if _, err := r.client.Create(context.Background(), singleRequest(r.name, &other.Transactions[0])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b := singleBatch(r, "lag-page", 1)
-	untilCrash(t, f, r.engine(f, nil), b)
-	on.Store(true)
-	if err := f.redis.FlushAll(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e := r.engine(f, func(c *Config) { c.RailPatience = 2 * time.Second })
-	stop, _ := f.run(e)
-	eventually(t, "the batch read again handled", func() bool {
-		return outcome(e, "submitted")+outcome(e, "deferred") >= 1
-	})
-	_ = stop()
-	if tr.served.Load() == 0 {
-		t.Fatal("the recovery never read page 2 of the listing")
-	}
-	if n := sim.Accepted(b.Transactions[0].RequestID); n != 1 {
-		t.Fatalf("%s paid %d times, want 1", b.Transactions[0].RequestID, n)
-	}
+	paidOnceThroughAFaultyPage(t, tr, &on, &tr.served, "lag-page", 2)
 }

@@ -75,8 +75,26 @@ func TestRefusedPayeeGetsNoDeferredWhenTheOriginalIsReadAgainOnAFullDay(t *testi
 // the deferred topic again: the dropped payee must get no DEFERRED after
 // its REJECTED.
 func TestUnknownBankPayeeGetsNoDeferredWhenReadAgainDuringAnOutage(t *testing.T) {
+	unknownBankReadAgainDuringAnOutage(t, "bank-outage", false)
+}
+
+// The peek in wompiUnavailable reads back what an earlier attempt indexed
+// (from a review): when one kept payee's entry is gone (evicted under a
+// maxmemory policy, or cut by an older snapshot) while the dropped payee's
+// "#r" entry is still there, the peek reported whole=false and the batch
+// was deferred whole again: the payee dropped for an unknown bank, REJECTED
+// (final) on the first attempt, got DEFERRED after it.
+func TestPeekWithOneEntryGoneStillKeepsTheUnknownBankDropOut(t *testing.T) {
+	unknownBankReadAgainDuringAnOutage(t, "bank-outage-evicted", true)
+}
+
+// unknownBankReadAgainDuringAnOutage runs the sequence of
+// TestUnknownBankPayeeGetsNoDeferredWhenReadAgainDuringAnOutage, with one
+// kept payee's index entry deleted before the original is read again when
+// evictKept is set.
+func unknownBankReadAgainDuringAnOutage(t *testing.T, name string, evictKept bool) {
 	f := newFixture(t, fixtureOpt{partitions: 1})
-	b := simpleBatch("bank-outage", 3)
+	b := simpleBatch(name, 3)
 	b.Transactions[1].Beneficiary.BankCode = "9999"
 	dropped := b.Transactions[1].RequestID
 	timing := func(c *Config) {
@@ -90,6 +108,12 @@ func TestUnknownBankPayeeGetsNoDeferredWhenReadAgainDuringAnOutage(t *testing.T)
 	idx := byStatus(f.statuses())
 	if len(idx[dropped][payout.StatusRejected]) != 1 || len(idx[b.Transactions[0].RequestID][payout.StatusDeferred]) != 1 {
 		t.Fatalf("first attempt: dropped %v, kept %v", idx[dropped], idx[b.Transactions[0].RequestID])
+	}
+	if evictKept {
+		key := f.redis.Prefix() + "{dispatch}:req:" + b.Transactions[2].RequestID
+		if err := f.redis.Client().Del(context.Background(), key).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The original read again by another replica (no bank table yet),
 	// Wompi down.

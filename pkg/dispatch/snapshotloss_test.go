@@ -111,31 +111,48 @@ func staleAfterRestore(t *testing.T, f *fixture, amount int64, then func(*Engine
 // past the account's daily limit.
 func TestPartialLossRaisesWompiBudgetToItsListing(t *testing.T) {
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
-	limit := func(c *Config) { c.DailyLimitCents = 1_000_000 }
-	e := f.engine(limit)
 	ctx := context.Background()
-	b0 := batch("budget-0", map[string]int64{"budget-a": 100_000}, "budget-a")
-	b1 := batch("budget-1", map[string]int64{"budget-b": 600_000}, "budget-b")
-	b2 := batch("budget-2", map[string]int64{"budget-c": 400_000}, "budget-c")
+	key := f.redis.Prefix() + "{budget}:" + payout.DayIn(f.clock.Now(), bogota).String()
+	var dump string
+	limit := func(c *Config) { c.DailyLimitCents = 1_000_000 }
+	thirdBatchAfterABudgetLoss(t, f, f.engine(limit), limit, "budget",
+		func() {
+			var err error
+			if dump, err = f.redis.Client().Dump(ctx, key).Result(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		func() {
+			f.restartKeepingEpoch()
+			if err := f.redis.Client().Restore(ctx, key, 0, dump).Err(); err != nil {
+				t.Fatal(err)
+			}
+		})
+}
+
+// thirdBatchAfterABudgetLoss pays, through e, a day's first two batches of
+// one account (100,000 and 600,000 cents; cfg, e's settings, sets a daily
+// limit of 1,000,000), with
+// snapshot called between them, then calls lose (the day's budget goes
+// back to snapshot's copy) and hands a third batch of 400,000 cents to a
+// dispatcher started afresh: it must be deferred (DAILY_LIMIT), not paid.
+func thirdBatchAfterABudgetLoss(t *testing.T, f *fixture, e *Engine, cfg func(*Config), name string, snapshot, lose func()) {
+	t.Helper()
+	b0 := batch(name+"-0", map[string]int64{name + "-a": 100_000}, name+"-a")
+	b1 := batch(name+"-1", map[string]int64{name + "-b": 600_000}, name+"-b")
+	b2 := batch(name+"-2", map[string]int64{name + "-c": 400_000}, name+"-c")
 	stop, _ := f.run(e)
 	f.produce(f.topics.Batches, b0)
 	eventually(t, "the first batch submitted", func() bool { return outcome(e, "submitted") == 1 })
-	key := f.redis.Prefix() + "{budget}:" + payout.DayIn(f.clock.Now(), bogota).String()
-	dump, err := f.redis.Client().Dump(ctx, key).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	snapshot()
 	f.produce(f.topics.Batches, b1)
 	eventually(t, "the second batch submitted", func() bool { return outcome(e, "submitted") == 2 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	f.restartKeepingEpoch()
-	if err := f.redis.Client().Restore(ctx, key, 0, dump).Err(); err != nil {
-		t.Fatal(err)
-	}
+	lose()
 
-	e2 := f.engine(limit)
+	e2 := f.engine(cfg)
 	stop2, _ := f.run(e2)
 	f.produce(f.topics.Batches, b2)
 	eventually(t, "the third batch handled", func() bool { return outcome(e2, "deferred")+outcome(e2, "submitted") > 0 })
@@ -143,7 +160,7 @@ func TestPartialLossRaisesWompiBudgetToItsListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := f.sim.BatchLedger()[b2.BatchID].Accepted; n != 0 {
-		t.Fatalf("the third batch was paid: 1,100,000 cents on a day whose limit is 1,000,000")
+		t.Fatalf("the third batch was paid: 1,100,000 cents on a day whose limit is 1,000,000 (the budget lost the second batch's reservation)")
 	}
 	if n := outcome(e2, "deferred"); n != 1 {
 		t.Fatalf("the third batch deferred %d times, want 1 (DAILY_LIMIT)", n)

@@ -2,7 +2,7 @@ package dispatch
 
 import (
 	"context"
-	"io"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -21,8 +21,7 @@ type blankLookups struct{ left, served atomic.Int32 }
 func (b *blankLookups) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method == http.MethodGet && req.URL.Query().Get("external_id") != "" && b.left.Add(-1) >= 0 {
 		b.served.Add(1)
-		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
-			Body: io.NopCloser(strings.NewReader(`{"message":"Service temporarily unavailable"}`)), Request: req}, nil
+		return jsonAnswer(req, http.StatusOK, `{"message":"Service temporarily unavailable"}`), nil
 	}
 	return http.DefaultTransport.RoundTrip(req)
 }
@@ -62,9 +61,7 @@ func (s *emptyPageOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 	q := req.URL.Query()
 	if s.on.Load() && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/v2/payout/payments") &&
 		q.Get("external_id") == "" && q.Get("page") == "2" && s.served.Add(1) == 1 {
-		body := `{"data":[],"meta":{"current_page":2,"last_page":2,"per_page":1,"total":2}}`
-		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
-			Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil
+		return jsonAnswer(req, http.StatusOK, `{"data":[],"meta":{"current_page":2,"last_page":2,"per_page":1,"total":2}}`), nil
 	}
 	return http.DefaultTransport.RoundTrip(req)
 }
@@ -77,20 +74,32 @@ func (s *emptyPageOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 // batch read again proved the payee new and posted it without a lookup:
 // paid twice.
 func TestWEpayoutListingWithAnEmptyPageIsNoProof(t *testing.T) {
-	f := newFixture(t, fixtureOpt{ownRedis: true})
-	sim := weptest.NewTestServer(t, weptest.Config{})
 	var on atomic.Bool
 	tr := &emptyPageOnce{on: &on}
+	paidOnceThroughAFaultyPage(t, tr, &on, &tr.served, "empty-page", 1)
+}
+
+// paidOnceThroughAFaultyPage runs the two faults of the WEpayout listing
+// tests: others payees paid earlier (pages 1 to others of a listing of one
+// payment a page), then a payee paid by a dispatcher that crashes before
+// recording it, then Redis lost; tr, switched on through on, spoils a page
+// of the recovery's listing and counts it in served. The payee must be
+// paid once.
+func paidOnceThroughAFaultyPage(t *testing.T, tr http.RoundTripper, on *atomic.Bool, served *atomic.Int32, label string, others int) {
+	t.Helper()
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	sim := weptest.NewTestServer(t, weptest.Config{})
 	r := singleRails(t)[1](t)
 	r.client = sim.Client(wepayout.Config{NotificationURL: sink(t), PageSize: 1,
 		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: tr}})
 	r.sim = sim
-	// Another payee paid earlier: page 1 of the listing.
-	other := singleBatch(r, "empty-page-other", 1)
-	if _, err := r.client.Create(context.Background(), singleRequest(r.name, &other.Transactions[0])); err != nil {
-		t.Fatal(err)
+	for i := range others {
+		other := singleBatch(r, fmt.Sprintf("%s-other-%d", label, i), 1)
+		if _, err := r.client.Create(context.Background(), singleRequest(r.name, &other.Transactions[0])); err != nil {
+			t.Fatal(err)
+		}
 	}
-	b := singleBatch(r, "empty-page", 1)
+	b := singleBatch(r, label, 1)
 	untilCrash(t, f, r.engine(f, nil), b)
 	on.Store(true)
 	if err := f.redis.FlushAll(context.Background()); err != nil {
@@ -102,8 +111,8 @@ func TestWEpayoutListingWithAnEmptyPageIsNoProof(t *testing.T) {
 		return outcome(e, "submitted")+outcome(e, "deferred") >= 1
 	})
 	_ = stop()
-	if tr.served.Load() == 0 {
-		t.Fatal("the recovery never read page 2 of the listing")
+	if served.Load() == 0 {
+		t.Fatal("the recovery never read the spoiled page of the listing")
 	}
 	if n := sim.Accepted(b.Transactions[0].RequestID); n != 1 {
 		t.Fatalf("%s paid %d times, want 1", b.Transactions[0].RequestID, n)
