@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
 )
 
 // TestWalkDoesNotStopAtALaggingPagesLastPage: page 1 of the listing
@@ -32,15 +33,7 @@ func TestWalkDoesNotStopAtALaggingPagesLastPage(t *testing.T) {
 			io.WriteString(w, `{"data": [], "meta": {"last_page": 3, "per_page": 1, "total": 3}}`)
 		}
 	})
-	var ids []string
-	var lerr error
-	for p, err := range c.List(context.Background(), rail.ListFilter{}) {
-		if err != nil {
-			lerr = err
-			break
-		}
-		ids = append(ids, p.ID)
-	}
+	ids, lerr := listAll(c, rail.ListFilter{})
 	if lerr == nil && len(ids) != 3 {
 		t.Fatalf("the listing ended without error after %v (page 3 read %d times): page 1 announced 3 pages, the lagging page 2 announced 2",
 			ids, page3.Load())
@@ -68,16 +61,20 @@ func TestWalkDoesNotEndAtAnEmptyPageWithoutMeta(t *testing.T) {
 			io.WriteString(w, `{"data": [], "meta": {"last_page": 2, "per_page": 1, "total": 2}}`)
 		}
 	})
-	var ids []string
-	var lerr error
-	for p, err := range c.List(context.Background(), rail.ListFilter{}) {
-		if err != nil {
-			lerr = err
-			break
-		}
-		ids = append(ids, p.ID)
-	}
+	ids, lerr := listAll(c, rail.ListFilter{})
 	if lerr == nil && len(ids) != 2 {
 		t.Fatalf("the listing ended without error after %v: page 1 announced 2 pages, page 2 came back empty without meta", ids)
 	}
+}
+
+// listAll walks c's listing: the ids listed until the first error, and
+// that error.
+func listAll(c *wepayout.Client, f rail.ListFilter) (ids []string, err error) {
+	for p, e := range c.List(context.Background(), f) {
+		if e != nil {
+			return ids, e
+		}
+		ids = append(ids, p.ID)
+	}
+	return ids, nil
 }

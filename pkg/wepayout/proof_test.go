@@ -56,15 +56,7 @@ func TestWalkRefusesAnEmptyPageBeforeTheLast(t *testing.T) {
 			fmt.Fprintf(w, `{"data": [{"id": 5, "external_id": "paid", "amount": 1, "status": {"id": 3}}], %s}`, meta(5))
 		}
 	})
-	var ids []string
-	var err error
-	for p, e := range c.List(context.Background(), rail.ListFilter{}) {
-		if e != nil {
-			err = e
-			break
-		}
-		ids = append(ids, p.ID)
-	}
+	ids, err := listAll(c, rail.ListFilter{})
 	if err == nil {
 		t.Fatalf("listing with an empty page 2 of 3 ended without an error after %d calls, listing %s: payment 5 (\"paid\") silently missed",
 			calls.Load(), strings.Join(ids, ","))
