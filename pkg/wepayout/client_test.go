@@ -149,6 +149,20 @@ func TestErrorsMaskPersonalData(t *testing.T) {
 	if rail.ClassOf(err) != rail.Rejected {
 		t.Errorf("class %s", rail.ClassOf(err))
 	}
+	// The code of an error answer goes into the REJECTED event's
+	// reasonCode: masked and bounded like the message (an event past the
+	// status topic's max.message.bytes would never be written).
+	for _, code := range []string{"pix_key_" + testCPF, strings.Repeat("E", 2<<20)} {
+		c := fake(t, func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(400)
+			fmt.Fprintf(w, `{"error":{"code":%q,"message":"refused"}}`, code)
+		})
+		_, err := c.Create(context.Background(), pixRequest("req-pii-code", 100))
+		re, cl := classOf(t, err)
+		if cl != rail.Rejected || strings.Contains(re.Code, testCPF) || len(re.Code) > 300 || len(err.Error()) > 1000 {
+			t.Errorf("code of %d bytes: rail error code %.80q (%d bytes), class %s", len(code), re.Code, len(re.Code), cl)
+		}
+	}
 	// A locally refused payee: the reasons, not the values.
 	bad := pixRequest("req-pii2", 100)
 	bad.Payee.LegalID = "52998224724"

@@ -93,7 +93,9 @@ func httpError(op string, status int, raw []byte, pii []string) *rail.Error {
 	if len(t) > 0 && t[0] == '{' && json.Unmarshal(t, &body) == nil {
 		msg := body.Message
 		if body.Error != nil {
-			e.Code = body.Error.Code
+			// The code becomes a REJECTED event's reasonCode: masked and
+			// bounded like the message.
+			e.Code = maskText(body.Error.Code, pii)
 			if len(msg) == 0 {
 				msg = body.Error.Message
 			}

@@ -164,14 +164,17 @@ func httpError(cl call, status int, raw []byte) *Error {
 	t := bytes.TrimSpace(raw)
 	var env envelope
 	if len(t) > 0 && t[0] == '{' && json.Unmarshal(t, &env) == nil {
-		e.Code = env.Code
+		e.Code = maskClip(env.Code, 64)
 		e.Messages = env.messages()
-		e.TraceID = env.Meta.TraceID
-	} else if len(t) > 0 {
-		if len(t) > 256 {
-			t = t[:256]
+		e.TraceID = clipText(env.Meta.TraceID, 128)
+		// Wompi's messages may quote the payee's account number, legal id
+		// or email back (a validation 400): masked here, where they enter,
+		// and each bounded (none is dropped: rejectedItems reads them all).
+		for i, m := range e.Messages {
+			e.Messages[i] = maskClip(m, 512)
 		}
-		e.Messages = []string{string(t)}
+	} else if len(t) > 0 {
+		e.Messages = []string{maskClip(string(t), 256)}
 	}
 	if e.Code == "" && status == http.StatusServiceUnavailable {
 		e.Code = CodeServiceUnavailable

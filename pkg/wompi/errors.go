@@ -58,7 +58,8 @@ var (
 
 // Error is a failed call: an HTTP error answer (HTTPStatus != 0) or a
 // transport failure (HTTPStatus == 0, Err set). It never contains secrets,
-// query strings or request bodies.
+// query strings or request bodies, and its Messages have what looks like
+// an account number, a legal id or an email masked (maskText).
 type Error struct {
 	// Method and Path name the call, e.g. POST /payouts (no query string).
 	Method, Path string

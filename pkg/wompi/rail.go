@@ -399,7 +399,7 @@ func batchOf(p *Payout) rail.Batch {
 	b := rail.Batch{ProviderID: p.ID, Reference: p.Reference, Status: BatchStatusOf(p.Status),
 		ProviderStatus: string(p.Status), AmountInCents: p.AmountInCents, ItemCount: p.TotalTransactions,
 		CreatedAt: p.CreatedAt.Time, OriginAccountID: p.AccountID, PaymentType: p.PaymentType,
-		StatusMessage: p.StatusMessage, Recurring: recurringOf(p.Recurring)}
+		StatusMessage: maskedWords(p.StatusMessage), Recurring: recurringOf(p.Recurring)}
 	if t, ok := p.Dispersion(); ok {
 		b.DispersionAt = t
 	}
@@ -428,11 +428,11 @@ func itemOf(t *transactionItem) rail.Payout {
 
 // reasonOf is the failure reason of a FAILED or CANCELLED transaction (the
 // statuses that map to the pipeline's FAILED and CANCELLED): the bank's
-// rejection code (D07) and its message, empty when Wompi gives none; empty
-// for any other status.
+// rejection code (D07) and its message (maskedWords: it goes into an
+// event), empty when Wompi gives none; empty for any other status.
 func reasonOf(s TransactionStatus, f FailureReason) FailureReason {
 	if s == TransactionFailed || s == TransactionCancelled || s == TransactionRejected {
-		return f
+		return FailureReason{Code: f.Code, Message: maskedWords(f.Message)}
 	}
 	return FailureReason{}
 }

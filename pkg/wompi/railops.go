@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
@@ -38,6 +39,54 @@ var (
 	emailLike  = regexp.MustCompile(`[^\s@,;:"'<>()\[\]]+@[^\s@,;:"'<>()\[\]]+`)
 )
 
+// maskText hides what looks like an account number or a legal id (six
+// digits or more: all but the last four masked) or an email in a message
+// of Wompi's. httpError applies it to every message an answer carries, so
+// that no text of an *Error (its Error(), printed by every log line that
+// logs it, and by a *rail.Error that wraps it) quotes the payee's data
+// back; it changes nothing already masked.
+func maskText(s string) string {
+	s = emailLike.ReplaceAllString(s, "***@***")
+	return longDigits.ReplaceAllStringFunc(s, func(d string) string {
+		if len(d) <= 8 {
+			return "****"
+		}
+		return "****" + d[len(d)-4:]
+	})
+}
+
+// clipText cuts s to at most n bytes, on a rune boundary.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// maxWords bounds the provider's words the rail carries into an event (a
+// failure's message, a batch's status message): an event that passed the
+// status topic's max.message.bytes could never be written, and the status
+// never emitted.
+const maxWords = 500
+
+// maskedWords renders words Wompi puts on a status (a transaction's
+// failureReason message, a batch's statusMessage) for an event: masked and
+// cut to maxWords bytes (maskClip), valid UTF-8.
+func maskedWords(s string) string { return strings.ToValidUTF8(maskClip(s, maxWords), "") }
+
+// maskClip is maskText of s cut to at most n bytes. Only the head of a long
+// text is read, its cut dropping the digits it ends in, so that no digit
+// run the cut ends keeps its head in clear.
+func maskClip(s string, n int) string {
+	if len(s) > 4*n {
+		s = strings.TrimRight(s[:4*n], "0123456789")
+	}
+	return clipText(maskText(s), n)
+}
+
 // maskedMessage renders Wompi's error messages for an event or a log
 // (rail.Error.Message): joined, with anything that looks like an account
 // number or a legal id (six digits or more: all but the last four masked)
@@ -51,13 +100,7 @@ func maskedMessage(we *Error) string {
 	if s == "" {
 		s = fmt.Sprintf("HTTP %d %s", we.HTTPStatus, we.Code)
 	}
-	s = emailLike.ReplaceAllString(s, "***@***")
-	s = longDigits.ReplaceAllStringFunc(s, func(d string) string {
-		if len(d) <= 8 {
-			return "****"
-		}
-		return "****" + d[len(d)-4:]
-	})
+	s = maskText(s)
 	if len(s) > 500 {
 		s = s[:500]
 	}
