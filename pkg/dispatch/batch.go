@@ -1387,6 +1387,11 @@ func (j *job) post() error {
 		switch verdict {
 		case postExists:
 			j.log.Info("dispatch: Wompi already has this batch (EXC_022): looking it up by reference")
+			// Wompi holds the key: a POST of the batch landed that the
+			// lookups did not show, perhaps an earlier attempt's, which
+			// carried the payees dropped since for their bank (an
+			// unbanked drop then waits in a deferred copy).
+			j.absentProven = false
 			id, lerr := j.awaitVisible()
 			if lerr != nil {
 				return lerr

@@ -40,7 +40,10 @@ type Owner struct {
 	// BatchID is the batch that owns the request; "" when ListedOn says
 	// where it was found instead.
 	BatchID string
-	// Rejected: that batch rejected the request (REJECTED is final).
+	// Rejected: that batch rejected the request (REJECTED is final). One
+	// an earlier attempt of the batch had kept is REJECTED only once no
+	// POST of the batch may hold it (the batch record's unbanked field):
+	// until then it may still be SUBMITTED.
 	Rejected bool
 	// ListedOn is the single-payout rail whose listing held the request
 	// when a recovery rebuilt the index after a Redis loss (such a payout

@@ -205,6 +205,12 @@ return {'resume', st, f[3] or '', f[4] or '', 0, refused, stale}
 // up nor posts it again, and emits the same REJECTED (refusedFields).
 const refusedPrefix = "refused:"
 
+// unbankedPrefix starts the batch record's field of each payee an attempt
+// kept and a later one rejected for an unknown bank (verdictUnbanked): its
+// index entry says rejected, and the field that a POST of the batch may
+// have carried it (dedupeScript).
+const unbankedPrefix = "unbanked:"
+
 // refusal is a payee's refusal by its rail, as the batch record keeps it.
 // poison: the dispatcher ended the batch for good (job.poison), the code
 // being its reason.
@@ -301,8 +307,11 @@ return 0
 // (suspectMark): the rail's lookup before any POST finds that payout and
 // adopts it. The reply is 'ok' then one verdict byte per
 // requestId: 'k' keep, 'r' rejected by this batch (now or in an earlier
-// attempt: REJECTED is final), 'x' rejected now although an earlier
-// attempt kept it (a POST of it may have gone out), 'd' owned by another batch or listed by
+// attempt: REJECTED is final), 'x' rejected now or in an earlier attempt
+// although an attempt before it kept it (a POST of it may have gone out:
+// the entry then becomes the batch id + "#r", and the batch record's field
+// unbankedPrefix + requestId keeps the 'x' for every later attempt, whatever
+// the bank directory says then), 'd' owned by another batch or listed by
 // another rail; then, for a single-payout rail, one byte per requestId,
 // 'n' for a kept one this call indexed for the first time (its SET NX
 // wrote it) in a complete epoch (the epoch hash's complete field names it:
@@ -346,6 +355,7 @@ end
 local function suspect(v) return v and string.sub(v, 1, 2) == '` + suspectMark + `' end
 local function idOf(k) return string.sub(k, plen + 1) end
 local function echoField(i) return 'echo:' .. idOf(KEYS[i]) end
+local function unbankedField(i) return '` + unbankedPrefix + `' .. idOf(KEYS[i]) end
 local function formOf(k) return redis.call('HGET', forms, idOf(k)) or '' end
 for i = 3, nreq + 2 do
   local mode = string.sub(ARGV[5], i - 2, i - 2)
@@ -372,14 +382,22 @@ for i = 3, nreq + 2 do
     elseif v == ARGV[6] then
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
       v = mine
+    elseif mode == 'r' and v == ARGV[3] then
+      -- Kept by an earlier attempt, rejected now (verdict 'x'): the
+      -- requestId is consumed as rejected, so that no later attempt keeps
+      -- it once the bank is listed again (its REJECTED may be out), and
+      -- the record remembers that a POST may have carried it.
+      redis.call('SET', KEYS[i], rej, 'PX', ARGV[4])
+      redis.call('HSET', KEYS[2], unbankedField(i), '1')
+      v = rej
     elseif marks and v == ARGV[3] then
       echo = redis.call('HGET', KEYS[2], echoField(i)) or nil
     end
   end
   if missing then out[#out + 1] = 'm'
-  elseif v == rej then out[#out + 1] = 'r'
-  elseif v == ARGV[3] then
-    if mode == 'r' then out[#out + 1] = 'x' else out[#out + 1] = 'k' end
+  elseif v == rej then
+    if redis.call('HEXISTS', KEYS[2], unbankedField(i)) == 1 then out[#out + 1] = 'x' else out[#out + 1] = 'r' end
+  elseif v == ARGV[3] then out[#out + 1] = 'k'
   else out[#out + 1] = 'd' end
   if fk > 0 and string.sub(fold, i - 2, i - 2) == 'f' then
     fk = fk + 1
@@ -650,9 +668,11 @@ const (
 	modePeek        = 'p' // read only (job.dedupe's peek)
 	verdictKeep     = 'k'
 	verdictRejected = 'r'
-	// verdictUnbanked: rejected now for an unknown bank, although an
-	// earlier attempt of the batch kept the requestId (its POST may have
-	// carried the payee): the bank directory changed in between.
+	// verdictUnbanked: rejected for an unknown bank, now or by an earlier
+	// attempt, although an attempt before that kept the requestId (its
+	// POST may have carried the payee): the bank directory changed in
+	// between. It stays so for every later attempt (unbankedPrefix), even
+	// once the bank is listed again: the payee's REJECTED may be out.
 	verdictUnbanked = 'x'
 	verdictOther    = 'd'
 	verdictMissing  = 'm' // a peek found no entry of a batch (none, or a recovery's mark)
