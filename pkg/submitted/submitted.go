@@ -387,6 +387,55 @@ func (s *Store) MarkReady(ctx context.Context) error {
 	return markReadyScript.Run(ctx, s.rdb, []string{s.readyKey()}, time.Now().UnixMilli()).Err()
 }
 
+func (s *Store) rebuildKey() string { return s.prefix + "{poll}:rebuild" }
+
+// beginRebuildScript: KEYS the rebuild key; ARGV token, TTL (ms). It
+// answers the generation of the rebuilds under way: the value of the
+// rebuild key, written when missing (or written on another Redis process:
+// a failover since) as the token and the run id of the Redis process that
+// holds the schedule. Rebuilds that begin while another runs share its
+// generation.
+var beginRebuildScript = redis.NewScript(luaRunID + `
+local v = redis.call('GET', KEYS[1])
+if not v or string.sub(v, -(string.len(server) + 1)) ~= ':' .. server then
+  v = ARGV[1] .. ':' .. server
+  redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
+end
+return v
+`)
+
+// markReadyAfterScript: KEYS ready marker, rebuild key; ARGV wall clock
+// (ms), the rebuild's generation. It marks the schedule ready only if the
+// rebuild key still holds the generation, written on the process running
+// the script, and then clears the rebuild key.
+var markReadyAfterScript = redis.NewScript(luaRunID + `
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
+if string.sub(ARGV[2], -(string.len(server) + 1)) ~= ':' .. server then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. server)
+redis.call('DEL', KEYS[2])
+return 1
+`)
+
+// BeginRebuild records that a rebuild of the schedule begins, on this Redis
+// process, and returns its generation for MarkReadyAfter (token names it
+// when no other rebuild is under way; it lasts at most ttl). Call it before
+// the rails are listed.
+func (s *Store) BeginRebuild(ctx context.Context, token string, ttl time.Duration) (string, error) {
+	return beginRebuildScript.Run(ctx, s.rdb, []string{s.rebuildKey()}, token, ttl.Milliseconds()).Text()
+}
+
+// MarkReadyAfter is MarkReady for a rebuild that BeginRebuild began in
+// generation gen: it marks the schedule ready only if Redis kept what was
+// written since that rebuild began (no flush, no restart, no failover to
+// another process in between), and reports whether it did. A Redis that
+// lost data during the rebuild lost the payouts put back before the loss:
+// the schedule is not complete and must be rebuilt again. Of rebuilds
+// running at once, the first to end marks it.
+func (s *Store) MarkReadyAfter(ctx context.Context, gen string) (bool, error) {
+	n, err := markReadyAfterScript.Run(ctx, s.rdb, []string{s.readyKey(), s.rebuildKey()}, time.Now().UnixMilli(), gen).Int()
+	return n == 1, err
+}
+
 // Open returns the ids of the payouts on the polling schedule: submitted,
 // and not yet seen final by the tracker. Read-only (for operators:
 // cmd/payoutsctl).

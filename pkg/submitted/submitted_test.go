@@ -85,3 +85,56 @@ func TestRecordLookupAndSharedPolling(t *testing.T) {
 		t.Fatal("MarkReady not seen")
 	}
 }
+
+// A rebuild marks the schedule ready only if Redis kept what was written
+// since it began: not after its rebuild key was lost (a flush, a restart),
+// even if another rebuild began since; of rebuilds running at once, the
+// first to end marks it.
+func TestMarkReadyAfterOnlyWhatTheRebuildKept(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	s := New(rs.Client(), rs.Prefix(), time.Hour)
+	lost, err := s.BeginRebuild(ctx, "r-1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Client().Del(ctx, s.rebuildKey()).Err(); err != nil { // lost with Redis's data
+		t.Fatal(err)
+	}
+	after, err := s.BeginRebuild(ctx, "r-2", time.Minute) // begun after the loss
+	if err != nil || after == lost {
+		t.Fatalf("generation after the loss: %q (before: %q) %v", after, lost, err)
+	}
+	if ok, err := s.MarkReadyAfter(ctx, lost); err != nil || ok {
+		t.Fatalf("marked ready after a loss during the rebuild: %v %v", ok, err)
+	}
+	if ok, _ := s.Ready(ctx); ok {
+		t.Fatal("schedule reported ready")
+	}
+	same, err := s.BeginRebuild(ctx, "r-3", time.Minute) // begun while r-2 runs
+	if err != nil || same != after {
+		t.Fatalf("generation of a concurrent rebuild: %q, want %q %v", same, after, err)
+	}
+	if ok, err := s.MarkReadyAfter(ctx, same); err != nil || !ok {
+		t.Fatalf("the rebuild did not mark it: %v %v", ok, err)
+	}
+	if ok, _ := s.Ready(ctx); !ok {
+		t.Fatal("MarkReadyAfter not seen")
+	}
+	if ok, _ := s.MarkReadyAfter(ctx, after); ok {
+		t.Fatal("the schedule was marked twice by one generation")
+	}
+	// A rebuild key written on another Redis process (a failover since):
+	// that generation can never mark the schedule, so a rebuild begins a
+	// new one.
+	if err := rs.Client().Set(ctx, s.rebuildKey(), "r-4:0123456789abcdef", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	next, err := s.BeginRebuild(ctx, "r-5", time.Minute)
+	if err != nil || next == "r-4:0123456789abcdef" {
+		t.Fatalf("generation after a failover: %q %v", next, err)
+	}
+	if ok, err := s.MarkReadyAfter(ctx, next); err != nil || !ok {
+		t.Fatalf("the rebuild after a failover did not mark it: %v %v", ok, err)
+	}
+}

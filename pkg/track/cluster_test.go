@@ -70,4 +70,15 @@ func TestTrackerRedisOnCluster(t *testing.T) {
 	if err != nil || len(ids) != 1 || ids[0] != "p-1" {
 		t.Fatalf("claim due: %v %v", ids, err)
 	}
+	// The rebuild's key and the ready marker share the schedule's slot.
+	gen, err := store.BeginRebuild(ctx, "rebuild-1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if marked, err := store.MarkReadyAfter(ctx, gen); err != nil || !marked {
+		t.Fatalf("mark ready after a rebuild: %v %v", marked, err)
+	}
+	if ready, err := store.Ready(ctx); err != nil || !ready {
+		t.Fatalf("ready: %v %v", ready, err)
+	}
 }

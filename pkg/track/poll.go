@@ -396,6 +396,10 @@ var rebuildStatuses = []payout.BatchStatus{payout.BatchPending, payout.BatchPart
 // rebuildSDKStatuses are filter values only an SDK names [sdk].
 var rebuildSDKStatuses = []payout.BatchStatus{payout.BatchAFEOnHold}
 
+// rebuildKeyTTL bounds how long a rebuild of the schedule may take and
+// still mark it ready (submitted.BeginRebuild).
+const rebuildKeyTTL = 24 * time.Hour
+
 // releaseLock deletes a lock only if it still holds our token.
 var releaseLock = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -419,12 +423,23 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	defer releaseLock.Run(context.WithoutCancel(ctx), e.cfg.Redis, []string{lock}, token)
+	// Redis may lose its data again while the rails are listed (a flush, a
+	// restart, a failover): the payouts put back before that are gone, and
+	// the schedule is not complete. Marked ready only if nothing was lost
+	// since here (MarkReadyAfter), else rebuilt again next round.
+	gen, err := e.sub.BeginRebuild(ctx, token, rebuildKeyTTL)
+	if err != nil {
+		return false, fmt.Errorf("track: rebuild schedule: %w", err)
+	}
 	now := e.cfg.Now()
 	n := 0
 	schedule := func(since time.Time, statuses []payout.BatchStatus) error {
 		for b, err := range e.cfg.Wompi.BatchesByStatus(ctx, since, statuses...) {
 			if err != nil {
 				return err
+			}
+			if len(statuses) == 0 && b.Status == payout.BatchPendingApproval {
+				continue // a batch made in Wompi's dashboard, never ours
 			}
 			if err := e.sub.Schedule(ctx, b.ProviderID, now); err != nil {
 				return err
@@ -449,12 +464,15 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("track: rebuild schedule: %w", err)
 	}
 	if e.cfg.RebuildLookback > 0 {
-		// The rail lists from since's Bogota day on.
-		from := now.Add(-e.cfg.RebuildLookback)
-		if err := schedule(from, []payout.BatchStatus{payout.BatchTotalPayment, payout.BatchRejected}); err != nil {
-			return false, fmt.Errorf("track: rebuild schedule: %w", err)
-		}
-		if err := sdkOnly(from, []payout.BatchStatus{payout.BatchAFERejected}); err != nil {
+		// Every payout created within the lookback, whatever its status
+		// (the rail lists from since's Bogota day on): the final ones,
+		// whose webhooks may have been lost with Redis, and the others
+		// again. A listing by status shrinks while it is walked: a payout
+		// that settles on a page already read moves every later one up a
+		// place, so the walks above can skip a payout still pending. A
+		// listing without a status filter only grows (payouts are never
+		// deleted), and its walk skips none.
+		if err := schedule(now.Add(-e.cfg.RebuildLookback), nil); err != nil {
 			return false, fmt.Errorf("track: rebuild schedule: %w", err)
 		}
 	}
@@ -462,8 +480,13 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("track: rebuild schedule: %w", err)
 	}
-	if err := e.sub.MarkReady(ctx); err != nil {
+	marked, err := e.sub.MarkReadyAfter(ctx, gen)
+	if err != nil {
 		return false, err
+	}
+	if !marked {
+		e.log.Warn("track: Redis lost data while the polling schedule was rebuilt; it is rebuilt again", "payouts", n, "single_payouts", singles)
+		return false, nil
 	}
 	e.m.rebuilds.Inc()
 	e.log.Info("track: polling schedule rebuilt from the rails", "payouts", n, "single_payouts", singles)
