@@ -251,25 +251,55 @@ end
 `
 
 // luaRunID sets server: the run id of the Redis process running the
-// script (INFO server), "" where INFO is refused or has none.
-const luaRunID = `local server = ''
+// script (INFO server), "" where INFO is refused or has none; repl: its
+// replication id (INFO replication's master_replid), "" where it has none;
+// and shifted: whether its replication id was last changed by a promotion
+// (second_repl_offset set).
+//
+// The run id alone misses a failback: a master cut off from its replicas
+// keeps taking writes for a moment while a replica is promoted without
+// them; once the partition heals, the old master syncs from the new one
+// (those writes are discarded) and may be made master again (CLUSTER
+// FAILOVER to restore the layout, SENTINEL FAILOVER back), under the same
+// run id. Its promotion gave it a new replication id. A master also takes a
+// new replication id without a promotion when a replica attaches and it
+// has no backlog (its first replica, or one an hour after the last left):
+// second_repl_offset is then unset, and nothing was lost.
+const luaRunID = `local server, repl, shifted = '', '', false
 do
   local info = redis.pcall('INFO', 'server')
   if type(info) == 'string' then server = string.match(info, 'run_id:(%x+)') or '' end
+  info = redis.pcall('INFO', 'replication')
+  if type(info) == 'string' then
+    repl = string.match(info, 'master_replid:(%x+)') or ''
+    local off = string.match(info, 'second_repl_offset:(-?%d+)')
+    shifted = off ~= nil and off ~= '-1'
+  end
 end
 `
 
 // luaStamp returns early, with code 7 (codeServer), when the stamp key
 // (KEYS[n], Budget.stampKey) names another Redis process than the one
-// running the script; a missing stamp is written. Its server is the run id
-// of INFO server ("" where INFO is refused or has none: miniredis), as the
-// dispatcher's epoch is stamped.
+// running the script, or the same process since promoted: the replication
+// id the key KEYS[n+1] (Budget.replKey) holds changed by a promotion
+// (luaRunID). A missing stamp is written, and so is a missing replication
+// id (the previous version wrote none) or one changed without a promotion.
+// Its server is the run id of INFO server ("" where INFO is refused or has
+// none: miniredis), as the dispatcher's epoch is stamped.
 func luaStamp(n int) string {
-	return luaRunID + `local stamp = redis.call('GET', KEYS[` + strconv.Itoa(n) + `])
+	stamp, replKey := `KEYS[`+strconv.Itoa(n)+`]`, `KEYS[`+strconv.Itoa(n+1)+`]`
+	return luaRunID + `local stamp = redis.call('GET', ` + stamp + `)
 if not stamp then
-  redis.call('SET', KEYS[` + strconv.Itoa(n) + `], server)
+  redis.call('SET', ` + stamp + `, server)
+  redis.call('SET', ` + replKey + `, repl)
 elseif stamp ~= server then
   return {7, 0, 0, stamp}
+else
+  local r = redis.call('GET', ` + replKey + `)
+  if r ~= repl then
+    if r and shifted then return {7, 0, 0, stamp .. '/' .. r} end
+    redis.call('SET', ` + replKey + `, repl)
+  end
 end
 `
 }
@@ -445,7 +475,7 @@ func (b *Budget) Reserve(ctx context.Context, r Reservation) (Grant, error) {
 	if err != nil {
 		return Grant{}, err
 	}
-	res, err := reserveScript.Run(ctx, b.rdb, []string{b.key(r.Day), b.key(r.SlotDay), b.stampKey()},
+	res, err := reserveScript.Run(ctx, b.rdb, []string{b.key(r.Day), b.key(r.SlotDay), b.stampKey(), b.replKey()},
 		r.BatchID, r.AccountID, r.AmountInCents, limit, b.capOf(r.Rail), r.SlotDay, b.ttlMs(r.Day), b.ttlMs(r.SlotDay),
 		fieldPrefix(r.Rail)).Slice()
 	if err != nil {
@@ -484,7 +514,7 @@ func (b *Budget) Move(ctx context.Context, from Reservation, day, slotDay string
 		return Grant{}, err
 	}
 	res, err := moveScript.Run(ctx, b.rdb,
-		[]string{b.key(from.Day), b.key(from.SlotDay), b.key(to.Day), b.key(to.SlotDay), b.stampKey()},
+		[]string{b.key(from.Day), b.key(from.SlotDay), b.key(to.Day), b.key(to.SlotDay), b.stampKey(), b.replKey()},
 		to.BatchID, to.AccountID, to.AmountInCents, limit, b.capOf(to.Rail), from.SlotDay, to.SlotDay,
 		b.ttlMs(to.Day), b.ttlMs(to.SlotDay), fieldPrefix(to.Rail)).Slice()
 	if err != nil {
@@ -889,15 +919,21 @@ func (b *Budget) key(day string) string { return b.prefix + "{budget}:" + day }
 // master alone (a Redis Cluster) is noticed by the next reservation.
 func (b *Budget) stampKey() string { return b.prefix + "{budget}:server" }
 
+// replKey holds the replication id of the process stampKey names, as last
+// known (luaStamp): a key of its own, so that a dispatcher of the previous
+// version, which compares stampKey with the run id alone, still reads it.
+func (b *Budget) replKey() string { return b.prefix + "{budget}:repl" }
+
 // serverScript: KEYS the stamp key (its slot routes the script to the
-// budgets' master). The run id of the Redis process running it.
+// budgets' master). The run id of the Redis process running it, "/", and
+// its replication id.
 var serverScript = redis.NewScript(luaRunID + `
-return server
+return server .. '/' .. repl
 `)
 
-// Server names the Redis process that holds the budgets now ("" where INFO
-// is refused), for [Budget.Stamp]: read it before counting the rails'
-// listings into the budgets.
+// Server names the Redis process that holds the budgets now, and its
+// replication id ("/" alone where INFO is refused), for [Budget.Stamp]:
+// read it before counting the rails' listings into the budgets.
 func (b *Budget) Server(ctx context.Context) (string, error) {
 	s, err := serverScript.Run(ctx, b.rdb, []string{b.stampKey()}).Text()
 	if err != nil {
@@ -906,12 +942,17 @@ func (b *Budget) Server(ctx context.Context) (string, error) {
 	return s, nil
 }
 
-// stampScript: KEYS the stamp key; ARGV the process the caller read before
-// its writes (Budget.Server). It names the Redis process running it, if
-// that is still the one: 0 otherwise.
+// stampScript: KEYS the stamp key, the replication id's key; ARGV the
+// process the caller read before its writes (Budget.Server: run id "/"
+// replication id). It names the Redis process running it, if that is
+// still the one and was not promoted since (its replication id changed by
+// a promotion): 0 otherwise.
 var stampScript = redis.NewScript(luaRunID + `
-if server ~= ARGV[1] then return 0 end
+local run, was = string.match(ARGV[1], '^([^/]*)/(.*)$')
+if server ~= run then return 0 end
+if repl ~= was and shifted then return 0 end
 redis.call('SET', KEYS[1], server)
+redis.call('SET', KEYS[2], repl)
 return 1
 `)
 
@@ -921,7 +962,7 @@ return 1
 // failover in between may have lost those writes), nothing is stamped
 // and it returns [ErrServerChanged]: count again.
 func (b *Budget) Stamp(ctx context.Context, server string) error {
-	ok, err := stampScript.Run(ctx, b.rdb, []string{b.stampKey()}, server).Int()
+	ok, err := stampScript.Run(ctx, b.rdb, []string{b.stampKey(), b.replKey()}, server).Int()
 	if err != nil {
 		return fmt.Errorf("ratelimit: stamp the budgets: %w", err)
 	}

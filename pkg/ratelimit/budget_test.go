@@ -428,9 +428,9 @@ func TestBudgetKeyLayoutAndRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The day's hash, and the stamp naming the Redis process that holds
-	// the budgets (ErrServerChanged).
+	// the budgets and its replication id (ErrServerChanged).
 	slices.Sort(keys)
-	if want := []string{b.Key(day), prefix + "{budget}:server"}; !slices.Equal(keys, want) {
+	if want := []string{b.Key(day), prefix + "{budget}:repl", prefix + "{budget}:server"}; !slices.Equal(keys, want) {
 		t.Fatalf("keys = %v, want only %v", keys, want)
 	}
 	ttl, err := rs.Client().TTL(ctx, b.Key(day)).Result()
