@@ -339,6 +339,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.cfg.Logger.Warn("ingest: starting a new Kafka session after a stall")
 		case errors.Is(err, errTooLarge):
 			e.cfg.Logger.Warn("ingest: starting a new Kafka session to read the topics' max.message.bytes again")
+		case errors.Is(err, errUnconfirmedCommit):
+			e.cfg.Logger.Warn("ingest: starting a new Kafka session to read the group's committed offsets from the brokers")
 		default:
 			return err
 		}
@@ -351,6 +353,12 @@ var errStalled = errors.New("ingest: session stalled")
 // errTooLarge ends a session whose window aborted because a record was too
 // large for its topic: the next session reads the topics' limits again.
 var errTooLarge = errors.New("ingest: a record was too large for its topic")
+
+// errUnconfirmedCommit ends a session whose window End reported aborted
+// although the brokers may have committed it (see commitLanded): the next
+// session resumes from the group's committed offsets as the brokers hold
+// them, not from the client's own record of them.
+var errUnconfirmedCommit = errors.New("ingest: a window reported aborted may have been committed")
 
 func (e *Engine) setOwned(m map[string][]int32, own bool) {
 	e.mu.Lock()
@@ -787,6 +795,20 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 	}
 	e.pending.Wait()
 	e.agg.reset()
+	if !committed && commit == kgo.TryCommit {
+		// End also reports false for a commit whose outcome it could not
+		// confirm (EndTxn answered UNKNOWN_SERVER_ERROR): franz-go then
+		// rewinds to the offsets its client last knew committed, the
+		// window's start. Read again in this session, a window the
+		// brokers did commit would be batched a second time (each record
+		// finds its own claim in the seen index).
+		if landed, err := e.commitLanded(ectx); landed || err != nil {
+			e.m.txns.WithLabelValues("error").Inc()
+			e.cfg.Logger.Error("ingest: a window reported aborted may have been committed; the session is replaced so that nothing committed is read again",
+				"committed_offsets_moved", landed, "err", err)
+			return 0, errUnconfirmedCommit
+		}
+	}
 	if committed {
 		e.m.txns.WithLabelValues("committed").Inc()
 		e.m.commit()
@@ -820,6 +842,48 @@ func (e *Engine) runWindow(ctx context.Context, window time.Duration) (int, erro
 		return 0, errTooLarge
 	}
 	return activeKeys, nil
+}
+
+// commitLanded reports whether the group's committed offsets, as the
+// brokers hold them once no transaction is pending on them, are past the
+// client's own record of them for a partition of the requests topic this
+// instance owns: the window End reported aborted was committed after all.
+// An error means it could not be told.
+func (e *Engine) commitLanded(ctx context.Context) (bool, error) {
+	topic := e.cfg.Topics.Requests
+	cached := e.sess.Client().CommittedOffsets()[topic]
+	e.mu.Lock()
+	owned := make([]int32, 0, len(e.owned))
+	for p := range e.owned {
+		owned = append(owned, p)
+	}
+	e.mu.Unlock()
+	if len(owned) == 0 {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resps, err := kadm.NewClient(e.sess.Client()).FetchOffsets(kadm.RequireStable(ctx), e.cfg.Group)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range owned {
+		r, ok := resps.Lookup(topic, p)
+		if !ok {
+			continue
+		}
+		if r.Err != nil {
+			return false, r.Err
+		}
+		prev := int64(-1) // none committed
+		if c, ok := cached[p]; ok {
+			prev = c.Offset
+		}
+		if r.At > prev {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // railName returns a shared pointer to the rail's name (a batch's Rail).
