@@ -126,10 +126,11 @@
 // for batches another status of the same rank), so a flush cannot make a
 // late PENDING overwrite an APPROVED, or follow a RETURNED. A lost hand-off is rebuilt per event from Wompi. The polling
 // schedule (pkg/submitted) is rebuilt by one replica, under a lock, from
-// GET /payouts?status=PENDING,PARTIAL_PAYMENT,AFE_ON_HOLD and every payout
-// created within RebuildLookback (a listing without a status filter, which
-// does not shrink while it is walked), so a final status whose webhook
-// was lost while Redis was gone is still emitted. A rebuild during which
+// GET /payouts?status=PENDING,PARTIAL_PAYMENT,AFE_ON_HOLD and a listing
+// without a status filter (which does not shrink while it is walked) of the
+// last 30 days: the payouts not final, and the final ones created within
+// RebuildLookback, so a final status whose webhook was lost while Redis
+// was gone is still emitted. A rebuild during which
 // Redis lost data again is not marked complete (submitted.MarkReadyAfter),
 // and runs again. The cost of a loss is
 // extra Wompi calls and duplicate events with the same eventIds, never a

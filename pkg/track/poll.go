@@ -396,6 +396,30 @@ var rebuildStatuses = []payout.BatchStatus{payout.BatchPending, payout.BatchPart
 // rebuildSDKStatuses are filter values only an SDK names [sdk].
 var rebuildSDKStatuses = []payout.BatchStatus{payout.BatchAFEOnHold}
 
+// rebuildPendingLookback is how far back the rebuild's listing without a
+// status filter looks for Wompi payouts not yet final (the dispatcher's
+// default DEDUPE_WINDOW): a walk by status may skip one while others
+// settle, this listing does not.
+const rebuildPendingLookback = 30 * 24 * time.Hour
+
+// rebuildTakes reports whether the rebuild puts b, listed without a status
+// filter, back on the schedule: not a batch made in Wompi's dashboard
+// (PENDING_APPROVAL, never ours), nor a final one created before
+// RebuildLookback (all of them where it is negative); one without a
+// creation time is taken.
+func (e *Engine) rebuildTakes(b rail.Batch, now time.Time) bool {
+	switch {
+	case b.Status == payout.BatchPendingApproval:
+		return false
+	case !b.Status.Final():
+		return true
+	case e.cfg.RebuildLookback <= 0:
+		return false
+	default:
+		return b.CreatedAt.IsZero() || !b.CreatedAt.Before(now.Add(-e.cfg.RebuildLookback))
+	}
+}
+
 // rebuildKeyTTL bounds how long a rebuild of the schedule may take and
 // still mark it ready (submitted.BeginRebuild).
 const rebuildKeyTTL = 24 * time.Hour
@@ -438,8 +462,8 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 			if err != nil {
 				return err
 			}
-			if len(statuses) == 0 && b.Status == payout.BatchPendingApproval {
-				continue // a batch made in Wompi's dashboard, never ours
+			if len(statuses) == 0 && !e.rebuildTakes(b, now) {
+				continue
 			}
 			if err := e.sub.Schedule(ctx, b.ProviderID, now); err != nil {
 				return err
@@ -463,18 +487,17 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	if err := sdkOnly(time.Time{}, rebuildSDKStatuses); err != nil {
 		return false, fmt.Errorf("track: rebuild schedule: %w", err)
 	}
-	if e.cfg.RebuildLookback > 0 {
-		// Every payout created within the lookback, whatever its status
-		// (the rail lists from since's Bogota day on): the final ones,
-		// whose webhooks may have been lost with Redis, and the others
-		// again. A listing by status shrinks while it is walked: a payout
-		// that settles on a page already read moves every later one up a
-		// place, so the walks above can skip a payout still pending. A
-		// listing without a status filter only grows (payouts are never
-		// deleted), and its walk skips none.
-		if err := schedule(now.Add(-e.cfg.RebuildLookback), nil); err != nil {
-			return false, fmt.Errorf("track: rebuild schedule: %w", err)
-		}
+	// Every payout created within rebuildPendingLookback (or
+	// RebuildLookback, if longer), whatever its status (the rail lists from
+	// since's Bogota day on), of which rebuildTakes keeps those not final
+	// and the final ones within RebuildLookback, whose webhooks may have
+	// been lost with Redis. A listing by status shrinks while it is walked:
+	// a payout that settles on a page already read moves every later one up
+	// a place, so the walks above can skip a payout still pending. A
+	// listing without a status filter only grows (payouts are never
+	// deleted), and its walk skips none.
+	if err := schedule(now.Add(-max(e.cfg.RebuildLookback, rebuildPendingLookback)), nil); err != nil {
+		return false, fmt.Errorf("track: rebuild schedule: %w", err)
 	}
 	singles, err := e.rebuildSingles(ctx, now)
 	if err != nil {

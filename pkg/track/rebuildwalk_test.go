@@ -50,12 +50,32 @@ func (r *walkHookRail) BatchesByStatus(ctx context.Context, since time.Time, sta
 // that payout was never polled again: its final status, whose webhook was
 // lost, was never emitted.
 func TestRebuildWalkSkipsNoPayoutThatShiftedPages(t *testing.T) {
-	f := newFixture(t, fixtureOpts{ownRedis: true, pageSize: 1, sim: wompitest.Config{Faults: wompitest.Faults{WebhookDropRate: 1}}})
+	rebuildThroughShiftedPages(t, 0)
+}
+
+// The same shift among payouts pending for three days (a dispersion
+// scheduled that far, a hold): older than RebuildLookback, so the walk of
+// the recent payouts did not list them; the walk without a status filter
+// looks back rebuildPendingLookback for those not final.
+func TestRebuildWalkSkipsNoOlderPendingPayoutThatShiftedPages(t *testing.T) {
+	rebuildThroughShiftedPages(t, 72*time.Hour)
+}
+
+// rebuildThroughShiftedPages runs TestRebuildWalkSkipsNoPayoutThatShiftedPages
+// with Wompi settling each transaction settleDelay after its payout's
+// creation (0: the simulator's default), the loss coming just after the
+// first payout's settle time.
+func rebuildThroughShiftedPages(t *testing.T, settleDelay time.Duration) {
+	f := newFixture(t, fixtureOpts{ownRedis: true, pageSize: 1, sim: wompitest.Config{SettleDelay: settleDelay,
+		Faults: wompitest.Faults{WebhookDropRate: 1}}})
 	ctx := context.Background()
 	a := f.submit(true, f.payee("1234567890"))
 	f.clock.Advance(10 * time.Minute) // b and c settle later than a
 	b := f.submit(true, f.payee("1234567891"))
 	c := f.submit(true, f.payee("1234567892"))
+	if settleDelay > 0 {
+		f.clock.Advance(settleDelay - 5*time.Minute) // a is due, b and c are not
+	}
 	if err := f.redis.FlushAll(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -108,10 +128,10 @@ func TestRedisLossDuringRebuildRebuildsAgain(t *testing.T) {
 	ctx := context.Background()
 	a := f.submit(true, f.payee("1234567890"))
 	b := f.submit(true, f.payee("1234567891"))
-	// Both still pending three days on (the simulator settles them only
-	// when ticked): older than the rebuild's lookback, so only the walk
-	// by status lists them.
-	f.clock.Advance(72 * time.Hour)
+	// Both still pending a month on (the simulator settles them only
+	// when ticked): older than every lookback of the rebuild, so only the
+	// walk by status lists them.
+	f.clock.Advance(rebuildPendingLookback + 72*time.Hour)
 	if err := f.redis.FlushAll(ctx); err != nil {
 		t.Fatal(err)
 	}
