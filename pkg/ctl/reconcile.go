@@ -79,6 +79,10 @@ report of that day (GET /reports/payouts, then the CSV behind GET
 and WEpayout through their listing of payouts created that day, when their
 credentials are set.
 
+A request whose SUBMITTED was not emitted (the provider's status reached
+the topic first, or a batch adopted after a Redis loss) is recognised at
+the provider by the id its later events carry.
+
 Differences, by kind: missing at the provider, missing in our events, status
 differs (a status not final on both sides counts as agreeing), amount
 differs, more than once at provider. A provider row of a requestId we
@@ -92,9 +96,11 @@ on any difference.
 type ourRequest struct {
 	rail        rail.Name
 	status      payout.Status // the latest
-	submittedAt time.Time
+	submittedAt time.Time     // of the first SUBMITTED; zero when none was emitted
 	amount      int64
-	providerID  string
+	// providerID is the provider's id of our payment: the first
+	// SUBMITTED's, else the first event's that names one.
+	providerID string
 }
 
 // Reconcile compares day (YYYY-MM-DD) on the rail given, or every enabled
@@ -195,6 +201,12 @@ func (t *Tool) ourRequests(ctx context.Context) (map[string]*ourRequest, error) 
 			if id := deref(sc.TransactionID); id != "" {
 				o.submittedAt, o.amount, o.providerID = sc.OccurredAt, sc.AmountInCents, id
 			}
+		} else if id := deref(sc.TransactionID); id != "" && o.providerID == "" {
+			// SUBMITTED may be missing (the provider's status reached
+			// the topic first, or a batch adopted after a Redis loss):
+			// the first event naming the provider's id names our
+			// payment, without a day of submission.
+			o.amount, o.providerID = sc.AmountInCents, id
 		}
 		return nil
 	})
@@ -377,7 +389,7 @@ func compareDay(n rail.Name, from, to time.Time, ours map[string]*ourRequest, ro
 	for _, id := range pids {
 		rs := byID[id]
 		o, ok := ours[id]
-		if !ok || o.submittedAt.IsZero() {
+		if !ok || o.providerID == "" {
 			if len(rs) > 1 {
 				diffs = append(diffs, moreThanOnce(n, id, rs))
 			}

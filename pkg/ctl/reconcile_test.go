@@ -452,3 +452,61 @@ func TestReconcileNextDayReportsASecondPaymentOfARequest(t *testing.T) {
 		t.Errorf("the table does not name our payment %s:\n%s", first.ID, out.String())
 	}
 }
+
+// TestReconcileRequestWhoseSubmittedWasSkipped: the dispatcher does not
+// emit SUBMITTED when the provider's status reached the topic first, nor
+// after a Redis loss when it adopts a batch it finds at the provider
+// (README, "SUBMITTED may be missing from a path"); the tracker's events
+// then carry the provider's transaction id. reconcile read a provider id
+// from SUBMITTED only, so such a request, paid once, was "missing in our
+// events" (the provider holds it, we have no trace of it), and its second
+// payment on a later day was "missing in our events" again, never "more
+// than once at provider".
+func TestReconcileRequestWhoseSubmittedWasSkipped(t *testing.T) {
+	e := newReconcileEnv(t)
+	pid, txs := e.pay("batch-nosub", map[string]int64{"rec-nosub": 800_000, "rec-nosub-twice": 900_000})
+	w, batch := "wompi", "batch-nosub"
+	noSubmitted := func(id string, payoutID, txID string, amount int64) {
+		var recs []*kgo.Record
+		for i, st := range []payout.Status{payout.StatusBatched, payout.StatusPending, payout.StatusApproved} {
+			sc := payout.StatusChange{EventID: payout.EventID("status", id, string(st)), RequestID: id, Status: st, AmountInCents: amount,
+				OriginAccountID: wompitest.AccountMain, OccurredAt: e.at.Add(time.Duration(i) * time.Minute), Source: payout.SourcePoll, BatchID: &batch}
+			if st == payout.StatusBatched {
+				sc.Source, sc.Rail = payout.SourceIngest, &w
+			} else {
+				sc.PayoutID, sc.TransactionID = &payoutID, &txID
+			}
+			v, err := e.codec.AppendStatusChange(nil, &sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, &kgo.Record{Topic: e.topic, Key: []byte(id), Value: v})
+		}
+		e.k.Produce(t, e.topic, recs...)
+	}
+	noSubmitted("rec-nosub", pid, txs["rec-nosub"].ID, 800_000)
+	noSubmitted("rec-nosub-twice", pid, txs["rec-nosub-twice"].ID, 900_000)
+	e.clock.Advance(24 * time.Hour) // day D is over; D+1 at 10:00
+	_, txs2 := e.pay("batch-nosub-again", map[string]int64{"rec-nosub-twice": 900_000})
+	e.clock.Advance(24 * time.Hour) // D+1 is over
+
+	r, table, _ := e.reconcile()
+	t.Logf("payoutsctl reconcile --day %s\n%s", reconcileDay, table)
+	if len(r.Differences) != 0 {
+		t.Errorf("day D: each request paid once, as our events say: differences %+v", r.Differences)
+	}
+
+	var out, errb bytes.Buffer
+	lookup := func(s string) (string, bool) { v, ok := e.env[s]; return v, ok }
+	code := Main(context.Background(), []string{"reconcile", "--day", "2026-11-21", "--output", "json"}, lookup, &out, &errb)
+	var r1 ReconcileResult
+	decode(t, out.String(), &r1)
+	if code != 1 || len(r1.Differences) != 1 {
+		t.Fatalf("day D+1: exit %d, %s differences %+v", code, errb.String(), r1.Differences)
+	}
+	if d := r1.Differences[0]; d.Kind != PaidMoreThanOnce || d.RequestID != "rec-nosub-twice" || d.ProviderID != txs2["rec-nosub-twice"].ID ||
+		d.OurProviderID != txs["rec-nosub-twice"].ID {
+		t.Errorf("day D+1: rec-nosub-twice paid as %s on D and as %s on D+1: %+v, want %q naming both",
+			txs["rec-nosub-twice"].ID, txs2["rec-nosub-twice"].ID, d, PaidMoreThanOnce)
+	}
+}
