@@ -37,8 +37,9 @@
 // one hash tag, {dispatch}, so every script runs on Redis Cluster and can
 // check the epoch in the same atomic step as its own work:
 //
-//	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt, server, firstStart: the Redis epoch,
-//	                              ready only on the Redis process (run id) that stamped it (store.luaServer);
+//	P{dispatch}:epoch             hash id, state (rebuilding|ready), layout, startedAt, server, repl, firstStart: the Redis
+//	                              epoch, ready only on the Redis process (run id) that stamped it, not promoted since
+//	                              (repl: "<id>/<replication id>", store.luaServer, luaSameServer: a failback);
 //	                              complete (the id, once the single-payout rails were listed after every POST
 //	                              from before the epoch had landed: newPayeeProof, completeEpoch)
 //	P{dispatch}:recovery          the recovery lock (SET NX PX, renewed)

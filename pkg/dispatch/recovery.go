@@ -38,7 +38,7 @@ func (e *Engine) ensureEpoch(ctx context.Context) (id string, began time.Time, e
 // cannot be told from a healthy one.
 func (e *Engine) checkRunID(ctx context.Context) {
 	vals, err := epochScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}).StringSlice()
-	if err != nil || len(vals) != 6 {
+	if err != nil || len(vals) != 7 {
 		e.log.Warn("dispatch: read Redis's run id", "err", err)
 		return
 	}

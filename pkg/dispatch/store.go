@@ -92,11 +92,59 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // process that stamped it (recoveryStartScript), so such a partial loss is
 // taken for a loss: a new recovery, with its wait and its rebuild from
 // Wompi. It costs one INFO (about 7 µs of Redis CPU) per guarded step, a
-// few per batch.
-const luaServer = `local server = ''
+// few per batch, and a second one for the replication id (luaSameServer).
+//
+// A failback keeps the run id: a master cut off from its replicas takes
+// writes for a moment, a replica is promoted without them, and once the
+// partition heals the old master syncs from it (the writes are discarded)
+// and is made master again (CLUSTER FAILOVER, SENTINEL FAILOVER back). So
+// luaServer also sets repl, the process's replication id (INFO
+// replication's master_replid, "" when unreadable), and shifted: its
+// second_repl_offset is set, as a promotion leaves it (a replica made
+// master keeps its former master's id as the second one). A master takes a
+// new replication id without a promotion too, when its first replica
+// attaches while it has no backlog, or when its backlog is freed after
+// repl-backlog-ttl without replicas; Redis then clears the second id, so
+// shifted is false: nothing was lost (luaSameServer).
+const luaServer = `local server, repl, shifted = '', '', false
 do
   local info = redis.pcall('INFO', 'server')
   if type(info) == 'string' then server = string.match(info, 'run_id:(%x+)') or '' end
+  if server ~= '' then
+    local r = redis.pcall('INFO', 'replication')
+    if type(r) == 'string' then
+      repl = string.match(r, 'master_replid:(%x+)') or ''
+      shifted = (string.match(r, 'second_repl_offset:(%-?%d+)') or '-1') ~= '-1'
+    end
+  end
+end
+` + luaSameServer
+
+// luaSameServer defines sameServer(id, stamp, stampRepl): the epoch id's
+// stamp (its fields server and repl) names the Redis process running the
+// script, with no promotion since (luaServer). The field repl is "<epoch
+// id>/<replication id>": written for that epoch on this process
+// (recoveryStartScript, replUpdate). One that names another epoch (an
+// earlier version's recovery kept the field of the epoch before) or none
+// (an epoch stamped by an earlier version) is missing: the stamp is
+// judged by its run id alone, and replUpdate writes it. Another
+// replication id is a promotion since, and so a loss, when
+// second_repl_offset is set (shifted); else it is a benign change
+// (replUpdate writes the new one). A dispatcher of an earlier version
+// compares the field server only.
+//
+// replUpdate(key, id, stampRepl) writes the field repl of epoch id when it
+// is missing or names another replication id; call it only once
+// sameServer answered true.
+const luaSameServer = `local function sameServer(id, s, r)
+  if (s or '') ~= server then return false end
+  if repl == '' or not r then return true end
+  local _, _, rid, old = string.find(r, '^(.*)/(%x*)$')
+  if rid ~= id or old == '' or old == repl then return true end
+  return not shifted
+end
+local function replUpdate(key, id, r)
+  if repl ~= '' and r ~= id .. '/' .. repl then redis.call('HSET', key, 'repl', id .. '/' .. repl) end
 end
 `
 
@@ -106,25 +154,35 @@ end
 // Redis loss (whole, or partial with a restart or a failover), or while a
 // recovery rebuilds the index, no claim, dedupe or POST step of an older
 // or unfinished epoch goes through.
-const epochOK = luaServer + `local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server')
-local epochOK = ep[1] == ARGV[1] and ep[2] == 'ready' and ep[3] == '` + epochLayout + `' and (ep[4] or '') == server
+//
+// Every script that includes it writes: a missing or benignly changed
+// replication id is written (luaSameServer's replUpdate).
+const epochOK = luaServer + `local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server', 'repl')
+local epochOK = ep[1] == ARGV[1] and ep[2] == 'ready' and ep[3] == '` + epochLayout + `' and sameServer(ep[1], ep[4], ep[5])
+if epochOK then replUpdate(KEYS[1], ep[1], ep[5]) end
 `
 
 // epochScript: KEYS epoch. Reply {id, state, layout, its server stamp,
-// the server running the script}.
+// the server running the script, when its recovery began, "1" when the
+// stamp names the process running the script (sameServer)}. It writes
+// nothing.
 var epochScript = redis.NewScript(luaServer + `
-local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server', 'startedAt', 'firstStart')
+local ep = redis.call('HMGET', KEYS[1], 'id', 'state', 'layout', 'server', 'startedAt', 'firstStart', 'repl')
 local began = ep[5] or ''
 if ep[6] == '1' then began = '' end
-return {ep[1] or '', ep[2] or '', ep[3] or '', ep[4] or '', server, began}
+local same = '0'
+if sameServer(ep[1] or '', ep[4], ep[7]) then same = '1' end
+return {ep[1] or '', ep[2] or '', ep[3] or '', ep[4] or '', server, began, same}
 `)
 
 // recoveryStartScript: KEYS epoch; ARGV id, layout, startedAt (wall
 // clock, ms). It writes a new epoch, rebuilding, stamped with the server
-// running it and with Redis's count of evicted keys (finishRecoveryScript).
+// running it (its run id and replication id: luaServer) and with Redis's
+// count of evicted keys (finishRecoveryScript).
 var recoveryStartScript = redis.NewScript(luaServer + luaEvicted + `
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'rebuilding', 'layout', ARGV[2], 'startedAt', ARGV[3], 'server', server, 'evicted', evicted)
-redis.call('HDEL', KEYS[1], 'firstStart')
+redis.call('HDEL', KEYS[1], 'firstStart', 'repl')
+replUpdate(KEYS[1], ARGV[1], nil)
 return 1
 `)
 
@@ -467,12 +525,14 @@ return 1
 // batch an attempt of a lost state refused is read again,
 // job.rejectedOnTopic). It marks the epoch
 // ready only if the server that stamped it at the recovery's start still
-// runs: a restart or a failover during the rebuild may have lost part of
-// it, and the next recovery redoes it.
+// runs, and was not promoted since (sameServer): a restart, a failover or a
+// failback during the rebuild may have lost part of it, and the next
+// recovery redoes it.
 var finishRecoveryScript = redis.NewScript(luaServer + luaEvicted + `
-local ep = redis.call('HMGET', KEYS[1], 'id', 'server')
-if ep[1] == ARGV[1] and (ep[2] or '') == server then
+local ep = redis.call('HMGET', KEYS[1], 'id', 'server', 'repl')
+if ep[1] == ARGV[1] and sameServer(ep[1], ep[2], ep[3]) then
   redis.call('HSET', KEYS[1], 'state', 'ready')
+  replUpdate(KEYS[1], ep[1], ep[3])
   if ARGV[2] ~= '' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
   if ARGV[3] == 'complete' and evictSafe and evicted == redis.call('HGET', KEYS[1], 'evicted') then
     redis.call('HSET', KEYS[1], 'complete', ARGV[1])
@@ -777,11 +837,11 @@ func (s *store) epochBegun(ctx context.Context) (id string, ready bool, began ti
 	if err != nil {
 		return "", false, time.Time{}, fmt.Errorf("dispatch: read epoch: %w", err)
 	}
-	if len(vals) != 6 {
+	if len(vals) != 7 {
 		return "", false, time.Time{}, fmt.Errorf("dispatch: read epoch: %d values", len(vals))
 	}
-	id, st, layout, stamp, server := vals[0], vals[1], vals[2], vals[3], vals[4]
-	return id, id != "" && st == "ready" && layout == epochLayout && stamp == server, parseMillis(vals[5]), nil
+	id, st, layout, same := vals[0], vals[1], vals[2], vals[6]
+	return id, id != "" && st == "ready" && layout == epochLayout && same == "1", parseMillis(vals[5]), nil
 }
 
 // firstStartWait is how long single-payout jobs must still wait after a

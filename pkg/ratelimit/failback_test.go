@@ -3,11 +3,8 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
@@ -41,25 +38,21 @@ func TestFailbackToTheStampedProcessIsNoticed(t *testing.T) {
 	// B replicates A, then is promoted (A cut off). A's first replica
 	// gave A a new replication id, without a promotion: reservations go on,
 	// and the process read before it still stamps.
-	replicate(t, bsrv.Client(), a)
+	bsrv.ReplicaOf(t, a)
 	if g, err := b.Reserve(ctx, *res("f1b", acctA, day, 50)); err != nil || !g.Granted {
 		t.Fatalf("reservation after the first replica attached: %+v %v", g, err)
 	}
 	if err := b.Stamp(ctx, server); err != nil {
 		t.Fatalf("stamp after the first replica attached: %v", err)
 	}
-	if err := bsrv.Client().SlaveOf(ctx, "NO", "ONE").Err(); err != nil {
-		t.Fatal(err)
-	}
+	bsrv.Promote(t)
 	// A, cut off, still takes this one: it is paid, and never reaches B.
 	if g, err := b.Reserve(ctx, *res("f2", acctA, day, 600)); err != nil || !g.Granted {
 		t.Fatalf("reservation during the partition: %+v %v", g, err)
 	}
 	// The partition heals: A syncs from B, then is made master again.
-	replicate(t, a.Client(), bsrv)
-	if err := a.Client().SlaveOf(ctx, "NO", "ONE").Err(); err != nil {
-		t.Fatal(err)
-	}
+	a.ReplicaOf(t, bsrv)
+	a.Promote(t)
 	if ok, _ := b.Holds(ctx, *res("f2", acctA, day, 600)); ok {
 		t.Fatal("the reservation made during the partition survived: the test lost its premise")
 	}
@@ -84,30 +77,5 @@ func TestFailbackToTheStampedProcessIsNoticed(t *testing.T) {
 	}
 	if g, err := b.Reserve(ctx, *res("f4", acctA, day, 100)); err != nil || !g.Granted {
 		t.Fatalf("after the stamp: %+v %v", g, err)
-	}
-}
-
-// replicate makes replica a replica of master and waits until it has
-// synced.
-func replicate(t *testing.T, replica *redis.Client, master *testenv.RedisServer) {
-	t.Helper()
-	ctx := context.Background()
-	if err := master.Client().ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err(); err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := strings.Cut(master.Addr(), ":")
-	if err := replica.SlaveOf(ctx, host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := replica.Info(ctx, "replication").Result()
-		if err == nil && strings.Contains(info, "master_link_status:up") && !strings.Contains(info, "master_sync_in_progress:1") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica of %s not in sync: %v %s", master.Addr(), err, info)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -22,9 +22,11 @@
 //	                        by a later recording (bucketsFrom); a payout
 //	                        recorded twice may hold both layouts
 //	P{poll}                 sorted set: payoutId scored by the next poll time (unix ms)
-//	P{poll}:ready           marker: the polling schedule is complete, "<ms>:<run id>"
-//	                        of the Redis process it was written on (absent after
-//	                        a Redis loss; another process: Ready is false)
+//	P{poll}:ready           marker: the polling schedule is complete,
+//	                        "<ms>:<replication id>:<run id>" of the Redis process it
+//	                        was written on ("<ms>:<run id>" as earlier versions
+//	                        write it; absent after a Redis loss; another process,
+//	                        or this one promoted since: Ready is false)
 //
 // A payout and its transactions are one hash, so Record is three commands
 // (HSET, EXPIRE, ZADD; and one script appending the buckets of a large

@@ -343,39 +343,87 @@ func (s *Store) Scheduled(ctx context.Context) (int64, error) {
 }
 
 // luaRunID sets server: the run id of the Redis process running the
-// script (INFO server), "" when INFO is refused.
-const luaRunID = `local server = ''
+// script (INFO server), "" when INFO is refused; repl, its replication id
+// (INFO replication's master_replid, "" when unreadable), and shifted: its
+// second_repl_offset is set, as a promotion leaves it. A failback keeps the
+// run id (the master, cut off, takes writes that a replica promoted
+// meanwhile never got; once the partition heals it syncs from that
+// replica, losing them, and is made master again), but not the
+// replication id: the promotion back gives it a new one, with the second
+// one set. A master also takes a new replication id without a promotion
+// (its first replica attaches while it has no backlog, or its backlog is
+// freed): Redis then clears the second one, and nothing was lost.
+//
+// A stamp is "<replication id>:<run id>", or "<run id>" alone as a version
+// before the replication id wrote it (and as this one writes it where the
+// replication id is unreadable). Every value that carries a stamp ends
+// with ":" and the stamp, and earlier versions read the run id after the
+// last ":": they still read it. sameProcess(v) reports whether the stamp
+// that value v ends with names the process running the script with no
+// promotion since: the same run id, and the same replication id, or none
+// recorded, or another one with no second id set (a benign change). It
+// also returns the stamp for this process (stampNow) and whether v's
+// differs from it.
+const luaRunID = `local server, repl, shifted = '', '', false
 do
   local info = redis.pcall('INFO', 'server')
   if type(info) == 'string' then server = string.match(info, 'run_id:(%x+)') or '' end
+  if server ~= '' then
+    local r = redis.pcall('INFO', 'replication')
+    if type(r) == 'string' then
+      repl = string.match(r, 'master_replid:(%x+)') or ''
+      shifted = (string.match(r, 'second_repl_offset:(%-?%d+)') or '-1') ~= '-1'
+    end
+  end
+end
+local stampNow = server
+if repl ~= '' then stampNow = repl .. ':' .. server end
+local function sameProcess(v)
+  local _, _, r, s = string.find(v, ':(%x*):(%x*)$')
+  if not s then
+    _, _, s = string.find(v, ':(%x*)$')
+    r = nil
+  end
+  if not s or s ~= server then return false, false end
+  local differs = repl ~= '' and r ~= repl
+  if not r or r == '' or repl == '' or r == repl then return true, differs end
+  return not shifted, differs
 end
 `
 
 // readyScript: KEYS ready marker. 1 when the marker exists and names the
-// Redis process running the script, or names none while INFO is refused.
+// Redis process running the script with no promotion since (sameProcess),
+// or names none while INFO is refused. A marker without the replication
+// id, or with one changed without a promotion, is stamped again with the
+// current one.
 var readyScript = redis.NewScript(luaRunID + `
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
-local _, _, stamp = string.find(v, ':(%x*)$')
-if not stamp then return 0 end
-if stamp ~= server then return 0 end
+local same, differs = sameProcess(v)
+if not same then return 0 end
+if differs then
+  local at = string.match(v, '^[^:]*')
+  redis.call('SET', KEYS[1], at .. ':' .. stampNow)
+end
 return 1
 `)
 
 // markReadyScript: KEYS ready marker; ARGV wall clock (ms). The marker
 // names the Redis process that holds the schedule.
 var markReadyScript = redis.NewScript(luaRunID + `
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. server)
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. stampNow)
 return 1
 `)
 
 // Ready reports whether the polling schedule is known to be complete. It is
 // false on a fresh or flushed Redis, and on one whose process changed since
 // the schedule was marked (a restart from an older snapshot, a failover to
-// a replica that missed the last writes: the schedule entries and the
-// hand-offs written after it are gone, the marker is not): the tracker must
-// then rebuild it from the rails and call MarkReady. A marker of a version
-// that did not name the process counts as missing (one rebuild).
+// a replica that missed the last writes, a failback to the process that
+// marked it, which lost them syncing from the replica promoted meanwhile:
+// the schedule entries and the hand-offs written after it are gone, the
+// marker is not): the tracker must then rebuild it from the rails and call
+// MarkReady. A marker of a version that did not name the process counts as
+// missing (one rebuild).
 func (s *Store) Ready(ctx context.Context) (bool, error) {
 	n, err := readyScript.Run(ctx, s.rdb, []string{s.readyKey()}).Int()
 	return n == 1, err
@@ -391,14 +439,16 @@ func (s *Store) rebuildKey() string { return s.prefix + "{poll}:rebuild" }
 
 // beginRebuildScript: KEYS the rebuild key; ARGV token, TTL (ms). It
 // answers the generation of the rebuilds under way: the value of the
-// rebuild key, written when missing (or written on another Redis process:
-// a failover since) as the token and the run id of the Redis process that
-// holds the schedule. Rebuilds that begin while another runs share its
-// generation.
+// rebuild key, written when missing (or written on another Redis process,
+// or before a promotion of this one: a failover or a failback since:
+// sameProcess) as the token and the stamp of the Redis process that holds
+// the schedule. Rebuilds that begin while another runs share its
+// generation (a benign change of the replication id keeps it: rewriting
+// it would fail the rebuilds that hold it).
 var beginRebuildScript = redis.NewScript(luaRunID + `
 local v = redis.call('GET', KEYS[1])
-if not v or string.sub(v, -(string.len(server) + 1)) ~= ':' .. server then
-  v = ARGV[1] .. ':' .. server
+if not v or not sameProcess(v) then
+  v = ARGV[1] .. ':' .. stampNow
   redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
 end
 return v
@@ -407,11 +457,12 @@ return v
 // markReadyAfterScript: KEYS ready marker, rebuild key; ARGV wall clock
 // (ms), the rebuild's generation. It marks the schedule ready only if the
 // rebuild key still holds the generation, written on the process running
-// the script, and then clears the rebuild key.
+// the script with no promotion since (sameProcess), and then clears the
+// rebuild key.
 var markReadyAfterScript = redis.NewScript(luaRunID + `
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
-if string.sub(ARGV[2], -(string.len(server) + 1)) ~= ':' .. server then return 0 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. server)
+if not sameProcess(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. stampNow)
 redis.call('DEL', KEYS[2])
 return 1
 `)
@@ -427,10 +478,11 @@ func (s *Store) BeginRebuild(ctx context.Context, token string, ttl time.Duratio
 // MarkReadyAfter is MarkReady for a rebuild that BeginRebuild began in
 // generation gen: it marks the schedule ready only if Redis kept what was
 // written since that rebuild began (no flush, no restart, no failover to
-// another process in between), and reports whether it did. A Redis that
-// lost data during the rebuild lost the payouts put back before the loss:
-// the schedule is not complete and must be rebuilt again. Of rebuilds
-// running at once, the first to end marks it.
+// another process or failback to this one in between), and reports
+// whether it did. A Redis that lost data during the rebuild lost the
+// payouts put back before the loss: the schedule is not complete and must
+// be rebuilt again. Of rebuilds running at once, the first to end marks
+// it.
 func (s *Store) MarkReadyAfter(ctx context.Context, gen string) (bool, error) {
 	n, err := markReadyAfterScript.Run(ctx, s.rdb, []string{s.readyKey(), s.rebuildKey()}, time.Now().UnixMilli(), gen).Int()
 	return n == 1, err
