@@ -213,6 +213,10 @@ func (t *Tool) traceRedis(ctx context.Context, res *TraceResult, batches map[str
 		add("dispatcher", "duplicate index", "absent")
 	case owner.ListedOn != "":
 		add("dispatcher", "duplicate index", "listed by "+string(owner.ListedOn)+" when a recovery rebuilt the index (its batch unknown)")
+	case owner.Unbanked:
+		add("dispatcher", "duplicate index", "owned by batch "+owner.BatchID+", dropped by it for an unknown bank after an earlier attempt kept it: "+
+			"REJECTED only once a lookup proves Wompi does not hold the batch (it may still be SUBMITTED)")
+		batches[owner.BatchID] = true
 	case owner.Rejected:
 		add("dispatcher", "duplicate index", "owned by batch "+owner.BatchID+", rejected by it")
 		batches[owner.BatchID] = true

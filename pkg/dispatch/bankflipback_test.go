@@ -50,6 +50,14 @@ func unbankedThenRejected(t *testing.T, f *fixture, name string, timing func(*Co
 	if len(idx[dropped][payout.StatusRejected]) != 1 {
 		t.Fatalf("setup: payee %s not REJECTED by the copy's attempt: %v", dropped, idx[dropped])
 	}
+	// What payoutsctl trace shows of it.
+	if o, found, err := RequestOwner(context.Background(), f.redis.Client(), f.redis.Prefix(), dropped); err != nil || !found ||
+		o.BatchID != b.BatchID || !o.Rejected || !o.Unbanked {
+		t.Fatalf("index entry of %s: %+v found=%v %v, want rejected by %s for its bank after an earlier attempt kept it", dropped, o, found, err, b.BatchID)
+	}
+	if o, _, _ := RequestOwner(context.Background(), f.redis.Client(), f.redis.Prefix(), b.Transactions[1].RequestID); o.Rejected || o.Unbanked {
+		t.Fatalf("index entry of the kept payee: %+v", o)
+	}
 	return b, dropped
 }
 

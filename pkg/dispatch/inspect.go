@@ -40,11 +40,15 @@ type Owner struct {
 	// BatchID is the batch that owns the request; "" when ListedOn says
 	// where it was found instead.
 	BatchID string
-	// Rejected: that batch rejected the request (REJECTED is final). One
-	// an earlier attempt of the batch had kept is REJECTED only once no
-	// POST of the batch may hold it (the batch record's unbanked field):
-	// until then it may still be SUBMITTED.
+	// Rejected: that batch rejected the request (REJECTED is final),
+	// unless Unbanked.
 	Rejected bool
+	// Unbanked: that batch dropped the request for an unknown bank after an
+	// earlier attempt of it had kept it (the batch record's unbanked
+	// field): a POST of the batch may hold it, and it is REJECTED only once
+	// a lookup proves the batch absent; until then it may still be
+	// SUBMITTED.
+	Unbanked bool
 	// ListedOn is the single-payout rail whose listing held the request
 	// when a recovery rebuilt the index after a Redis loss (such a payout
 	// does not name our batch); "" otherwise.
@@ -67,6 +71,13 @@ func RequestOwner(ctx context.Context, rdb redis.UniversalClient, prefix, reques
 		return Owner{ListedOn: rail.Name(n)}, true, nil
 	}
 	o.BatchID, o.Rejected = strings.CutSuffix(v, "#r")
+	if o.Rejected {
+		n, err := rdb.HExists(ctx, s.batchKey(o.BatchID), unbankedPrefix+requestID).Result()
+		if err != nil {
+			return Owner{}, false, fmt.Errorf("dispatch: read batch record: %w", err)
+		}
+		o.Unbanked = n
+	}
 	return o, true, nil
 }
 

@@ -863,9 +863,32 @@ func (e *Engine) commitLanded(ctx context.Context) (bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resps, err := kadm.NewClient(e.sess.Client()).FetchOffsets(kadm.RequireStable(ctx), e.cfg.Group)
-	if err != nil {
-		return false, err
+	adm := kadm.NewClient(e.sess.Client())
+	var resps kadm.OffsetResponses
+	for {
+		var err error
+		if resps, err = adm.FetchOffsets(kadm.RequireStable(ctx), e.cfg.Group); err != nil {
+			return false, err
+		}
+		// RequireStable does not block in kadm: a partition whose
+		// offsets a transaction still holds pending answers
+		// UNSTABLE_OFFSET_COMMIT, as it does for a moment after every
+		// abort that followed a TxnOffsetCommit (the broker writes the
+		// markers after answering EndTxn). Asked again until stable.
+		unstable := false
+		for _, p := range owned {
+			if r, ok := resps.Lookup(topic, p); ok && errors.Is(r.Err, kerr.UnstableOffsetCommit) {
+				unstable = true
+			}
+		}
+		if !unstable {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("ingest: committed offsets still unstable: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	for _, p := range owned {
 		r, ok := resps.Lookup(topic, p)

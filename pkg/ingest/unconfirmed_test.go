@@ -27,52 +27,9 @@ import (
 // and got BATCHED a second time, in a second committed transaction.
 func TestUnconfirmedCommitIsNotReadAgain(t *testing.T) {
 	f := newFixture(t, 1, testenv.WithKFake())
-	fake := f.kafka.Fake()
-	// A broker without KIP-890 part 2 (Kafka 3.x, Redpanda): EndTxn does not
-	// bump the producer epoch, so the commit the test applies for the
-	// engine leaves its producer usable.
-	versions := kgo.MaxVersions(kversion.V3_9_0())
-	raw, err := kgo.NewClient(kgo.SeedBrokers(f.kafka.Brokers()...), versions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(raw.Close)
-
+	versions, applied := endTxnAnsweredUnknown(t, f, true, nil)
 	reqs, valid, invalid := mixed(30, 0)
 	f.produce(reqs)
-
-	var armed, inner atomic.Bool
-	var applied atomic.Int32
-	armed.Store(true)
-	fake.ControlKey(int16(kmsg.EndTxn), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		fake.KeepControl()
-		req := kr.(*kmsg.EndTxnRequest)
-		if inner.Load() || !req.Commit || !armed.Load() {
-			return nil, nil, false
-		}
-		armed.Store(false)
-		// The broker applies the commit (the same request, sent on
-		// another connection and handled normally) ...
-		inner.Store(true)
-		fake.SleepControl(func() {
-			cp := *req
-			resp, err := cp.RequestWith(context.Background(), raw)
-			if err == nil {
-				err = kerr.ErrorForCode(resp.ErrorCode)
-			}
-			if err != nil {
-				t.Errorf("applying the commit: %v", err)
-				return
-			}
-			applied.Add(1)
-		})
-		inner.Store(false)
-		// ... and its answer is lost in an unknown server error.
-		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
-		resp.Version = req.Version
-		resp.ErrorCode = kerr.UnknownServerError.Code
-		return resp, nil, true
-	})
 
 	e := f.engine("ingest-unconfirmed-commit", func(c *Config) {
 		c.Kafka = append(c.Kafka, versions)
@@ -89,4 +46,57 @@ func TestUnconfirmedCommitIsNotReadAgain(t *testing.T) {
 		t.Fatalf("the commit was applied %d times, want once: the test tested nothing", applied.Load())
 	}
 	o.assertExactlyOnce(t, valid, invalid)
+}
+
+// endTxnAnsweredUnknown makes the broker of f apply the first EndTxn that
+// asks to commit as a commit (commit true) or as an abort, sent on another
+// connection and handled normally, and answer the engine's own request
+// with UNKNOWN_SERVER_ERROR; then it calls after (if not nil). It returns
+// the protocol versions the engine must be capped at (a broker without
+// KIP-890 part 2, Kafka 3.x or Redpanda: EndTxn does not bump the producer
+// epoch, so the outcome the test applies for the engine leaves its
+// producer usable) and the count of outcomes applied.
+func endTxnAnsweredUnknown(t *testing.T, f *fixture, commit bool, after func()) (kgo.Opt, *atomic.Int32) {
+	t.Helper()
+	fake := f.kafka.Fake()
+	versions := kgo.MaxVersions(kversion.V3_9_0())
+	raw, err := kgo.NewClient(kgo.SeedBrokers(f.kafka.Brokers()...), versions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(raw.Close)
+	var armed, inner atomic.Bool
+	applied := new(atomic.Int32)
+	armed.Store(true)
+	fake.ControlKey(int16(kmsg.EndTxn), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		fake.KeepControl()
+		req := kr.(*kmsg.EndTxnRequest)
+		if inner.Load() || !req.Commit || !armed.Load() {
+			return nil, nil, false
+		}
+		armed.Store(false)
+		inner.Store(true)
+		fake.SleepControl(func() {
+			cp := *req
+			cp.Commit = commit
+			resp, err := cp.RequestWith(context.Background(), raw)
+			if err == nil {
+				err = kerr.ErrorForCode(resp.ErrorCode)
+			}
+			if err != nil {
+				t.Errorf("applying the transaction's end: %v", err)
+				return
+			}
+			applied.Add(1)
+		})
+		inner.Store(false)
+		if after != nil {
+			after()
+		}
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.Version = req.Version
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		return resp, nil, true
+	})
+	return versions, applied
 }
