@@ -163,6 +163,17 @@ func TestErrorsMaskPersonalData(t *testing.T) {
 			t.Errorf("code of %d bytes: rail error code %.80q (%d bytes), class %s", len(code), re.Code, len(re.Code), cl)
 		}
 	}
+	// A code that reads as one is kept as WEpayout wrote it.
+	for _, code := range []string{"WE0001", "invalid_pix_key"} {
+		c := fake(t, func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(400)
+			fmt.Fprintf(w, `{"error":{"code":%q,"message":"refused"}}`, code)
+		})
+		_, err := c.Create(context.Background(), pixRequest("req-pii-code", 100))
+		if re, _ := classOf(t, err); re.Code != code {
+			t.Errorf("code %q became %q", code, re.Code)
+		}
+	}
 	// A locally refused payee: the reasons, not the values.
 	bad := pixRequest("req-pii2", 100)
 	bad.Payee.LegalID = "52998224724"

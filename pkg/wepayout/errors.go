@@ -93,9 +93,9 @@ func httpError(op string, status int, raw []byte, pii []string) *rail.Error {
 	if len(t) > 0 && t[0] == '{' && json.Unmarshal(t, &body) == nil {
 		msg := body.Message
 		if body.Error != nil {
-			// The code becomes a REJECTED event's reasonCode: masked and
-			// bounded like the message.
-			e.Code = maskText(body.Error.Code, pii)
+			// The code becomes a REJECTED event's reasonCode: masked
+			// and bounded unless it reads as a code.
+			e.Code = maskCode(body.Error.Code, pii)
 			if len(msg) == 0 {
 				msg = body.Error.Message
 			}

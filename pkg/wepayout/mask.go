@@ -69,3 +69,58 @@ func looksPersonal(tok string) bool {
 	}
 	return digits >= 4 || hex >= 16
 }
+
+// maxCode bounds a provider code carried into an event's reasonCode.
+const maxCode = 64
+
+// maskCode renders a code of WEpayout's (an error's error.code, a
+// cancellation's status_detail.code) for an event's reasonCode: kept as it
+// is when it reads as a code (a letter, then letters, digits, '_', '-' or
+// '.', at most maxCode bytes, no run of six digits or more, none of the
+// values we sent: WE0001, invalid_pix_key), else masked as a message and
+// cut to maxCode bytes. A code quoting a CPF or a PIX key, or one past
+// the status topic's max.message.bytes, never reaches an event.
+func maskCode(code string, pii []string) string {
+	if codeLike(code) {
+		for _, v := range pii {
+			if len(v) >= 3 && strings.Contains(code, v) {
+				return clip(maskText(code, pii), maxCode)
+			}
+		}
+		return code
+	}
+	return clip(maskText(code, pii), maxCode)
+}
+
+func codeLike(s string) bool {
+	if s == "" || len(s) > maxCode || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
+		return false
+	}
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if run++; run >= 6 {
+				return false
+			}
+			continue
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+		run = 0
+	}
+	return true
+}
+
+// clip cuts s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

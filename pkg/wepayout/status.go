@@ -11,7 +11,7 @@ import (
 // [ours]: 1 Created, 2 Processing and 7 Awaiting -> PENDING; 3 Paid ->
 // APPROVED; 4 Failed -> FAILED; 5 Rejected (compliance) -> FAILED with
 // ReasonStatus5; 6 Cancelled -> CANCELLED with detail's code when present
-// (e.g. WE0001), else ReasonStatus6. Any other id maps to "" and known
+// (e.g. WE0001; maskCode), else ReasonStatus6. Any other id maps to "" and known
 // false: it is never final, and the caller keeps the last status and
 // counts it.
 func MapStatus(id int, detail *StatusDetail) (st payout.Status, reason string, known bool) {
@@ -26,7 +26,7 @@ func MapStatus(id int, detail *StatusDetail) (st payout.Status, reason string, k
 		return payout.StatusFailed, ReasonStatus5, true
 	case StatusCancelled:
 		if detail != nil && detail.Code != "" {
-			return payout.StatusCancelled, detail.Code, true
+			return payout.StatusCancelled, maskCode(detail.Code, nil), true
 		}
 		return payout.StatusCancelled, ReasonStatus6, true
 	}

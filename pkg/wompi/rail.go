@@ -428,11 +428,12 @@ func itemOf(t *transactionItem) rail.Payout {
 
 // reasonOf is the failure reason of a FAILED or CANCELLED transaction (the
 // statuses that map to the pipeline's FAILED and CANCELLED): the bank's
-// rejection code (D07) and its message (maskedWords: it goes into an
-// event), empty when Wompi gives none; empty for any other status.
+// rejection code (D07) and its message, masked and bounded (maskClip,
+// maskedWords: they go into an event), empty when Wompi gives none; empty
+// for any other status.
 func reasonOf(s TransactionStatus, f FailureReason) FailureReason {
 	if s == TransactionFailed || s == TransactionCancelled || s == TransactionRejected {
-		return FailureReason{Code: f.Code, Message: maskedWords(f.Message)}
+		return FailureReason{Code: maskClip(f.Code, 64), Message: maskedWords(f.Message)}
 	}
 	return FailureReason{}
 }

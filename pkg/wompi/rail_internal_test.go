@@ -211,3 +211,18 @@ func TestRejectedItems(t *testing.T) {
 		}
 	}
 }
+
+// A failure's code goes into the FAILED event's reasonCode: kept when it
+// reads as a bank's code, bounded (an event past the status topic's
+// max.message.bytes would never be written) and masked otherwise.
+func TestFailureCodeIsBounded(t *testing.T) {
+	if got := reasonOf(TransactionFailed, FailureReason{Code: "D07"}).Code; got != "D07" {
+		t.Errorf("D07 became %q", got)
+	}
+	if got := reasonOf(TransactionFailed, FailureReason{Code: strings.Repeat("E", 1<<20)}).Code; len(got) > 64 {
+		t.Errorf("a code of 1 MiB kept %d bytes", len(got))
+	}
+	if got := reasonOf(TransactionFailed, FailureReason{Code: "acct-4000000015"}).Code; strings.Contains(got, "4000000015") {
+		t.Errorf("an account number quoted in the code stayed: %q", got)
+	}
+}
