@@ -1634,9 +1634,11 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 		return err
 	}
 	if j.unsettled || !j.firstPostAt.IsZero() {
-		gate := make([]track.GateItem, len(wait))
-		for k, i := range wait {
-			gate[k] = track.GateItem{ID: b.Transactions[i].RequestID, To: string(payout.StatusDeferred)}
+		// One gate item per DEFERRED produced (statuses[k] is wait[k]'s):
+		// none when only the copy is written (copyOnly).
+		gate := make([]track.GateItem, len(statuses))
+		for k := range statuses {
+			gate[k] = track.GateItem{ID: b.Transactions[wait[k]].RequestID, To: string(payout.StatusDeferred)}
 		}
 		err = j.produceGated(statuses, gate, append([]*kgo.Record{copyRec}, drops...))
 	} else {
