@@ -674,7 +674,7 @@ func renewEvery(lease time.Duration) time.Duration { return max(lease/3, 10*time
 // that a single late or failed renewal does not stop a healthy job.
 func (j *job) leaseFresh() error {
 	e := j.e
-	limit := renewEvery(e.cfg.LeaseTTL) + e.cfg.RecoveryGrace - e.cfg.HTTPTimeout
+	limit := j.fenceLimit()
 	if age := e.since() - time.Duration(j.leaseSeen.Load()); age > limit {
 		began := time.Now()
 		ctx, cancel := context.WithTimeout(j.soft, limit)
@@ -694,6 +694,38 @@ func (j *job) leaseFresh() error {
 		j.sawLease(began)
 	}
 	return j.soft.Err()
+}
+
+// fenceLimit is how long after the lease's last confirmation a POST may
+// still begin (leaseFresh).
+func (j *job) fenceLimit() time.Duration {
+	return renewEvery(j.e.cfg.LeaseTTL) + j.e.cfg.RecoveryGrace - j.e.cfg.HTTPTimeout
+}
+
+// postContext bounds a POST: HTTPTimeout from now, and no later than
+// HTTPTimeout past the fence (fenceLimit after the lease's last
+// confirmation), by the monotonic clock. leaseFresh checks the fence just
+// before the POST; a process frozen between that check and the send (a VM
+// paused, a stop-the-world far past any GC pause) would otherwise send it
+// once another replica may have taken the batch over, waited out its
+// grace and looked the payee up (absent): a rail that does not deduplicate
+// would pay it twice. Past that time the POST is not sent: postContext
+// answers errStale when the deadline has passed already (net/http may
+// still write a request with a done context on an idle connection), and
+// the deadline ends a POST still connecting.
+func (j *job) postContext() (context.Context, context.CancelFunc, error) {
+	e := j.e
+	deadline := e.base.Add(time.Duration(j.leaseSeen.Load()) + j.fenceLimit() + e.cfg.HTTPTimeout)
+	if d := time.Now().Add(e.cfg.HTTPTimeout); d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(j.hard, deadline)
+	if ctx.Err() != nil {
+		cancel()
+		return nil, nil, fmt.Errorf("%w: the POST of %s was due before its lease fence, and the fence has passed (the process stalled): not sent",
+			errStale, j.b.BatchID)
+	}
+	return ctx, cancel, nil
 }
 
 // sawLease records that a Redis call begun at began confirmed the lease;
@@ -1344,7 +1376,10 @@ func (j *job) post() error {
 		}
 		start := time.Now()
 		j.lastPost = start
-		ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)
+		ctx, cancel, err := j.postContext()
+		if err != nil {
+			return err
+		}
 		res, err := e.batchRail.CreateBatch(ctx, key, req)
 		cancel()
 		e.m.observe("create_payout", start, err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,6 +90,62 @@ func TestSingleBatchDeferredWholeAfterALossAndAPostDoesNotPanic(t *testing.T) {
 				}
 			}
 			f.checkLifecycles()
+		})
+	}
+}
+
+// frozenThenCounted counts the creates (POSTs) that reach the rail after
+// a freeze ended (thawed) and before any lookup (a GET) followed it.
+type frozenThenCounted struct {
+	thawed, lookedUp atomic.Bool
+	late             atomic.Int32
+}
+
+func (f *frozenThenCounted) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch {
+	case req.Method == http.MethodGet && f.thawed.Load():
+		f.lookedUp.Store(true)
+	case req.Method == http.MethodPost && f.thawed.Load() && !f.lookedUp.Load():
+		f.late.Add(1)
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// Two faults: the dispatcher's process freezes (a VM paused) between the
+// lease check just before a single-payout POST and its send, and Redis is
+// out of its reach meanwhile, so no renewal confirms the lease: past the
+// fence, another replica may have taken the batch over, waited out its
+// grace and looked the payee up (absent). Thawed, the process sent the POST
+// all the same (its deadline counted from after the check): on a rail that
+// does not deduplicate, the payee paid twice. The POST's deadline is also
+// bounded by the lease's last confirmation, so it is not sent.
+func TestPostFrozenPastTheFenceIsNotSent(t *testing.T) {
+	for i := range singleRails(t) {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			f := newFixture(t, fixtureOpt{partitions: 1})
+			tr := &frozenThenCounted{}
+			r := singleRails(t)[i](t).through(t, tr)
+			var cut atomic.Bool
+			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1; c.Redis.AddHook(cutRedis{&cut}) })
+			var frozen atomic.Int32
+			limit := renewEvery(e.cfg.LeaseTTL) + e.cfg.RecoveryGrace // the fence, plus one POST
+			e.whileSending = func(string) {
+				if frozen.Add(1) != 1 {
+					return
+				}
+				cut.Store(true)
+				time.Sleep(limit + time.Second)
+				tr.thawed.Store(true)
+			}
+			b := singleBatch(r, "frozen", 1)
+			err := e.process(context.Background(), &b, nil, testLogger())
+			cut.Store(false)
+			if frozen.Load() == 0 {
+				t.Fatalf("the POST was never reached (%v)", err)
+			}
+			if n := tr.late.Load(); n != 0 {
+				t.Fatalf("%d POST(s) sent after a freeze past the lease fence, before any lookup (process: %v)", n, err)
+			}
 		})
 	}
 }

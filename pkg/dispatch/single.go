@@ -605,7 +605,10 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 			e.whileSending(j.b.BatchID)
 		}
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)
+		ctx, cancel, err := j.postContext()
+		if err != nil {
+			return singleOutcome{}, err
+		}
 		p, err := cl.Create(ctx, req)
 		cancel()
 		e.m.observeRail(name, "create", start, err)
