@@ -254,9 +254,11 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 // enroll puts a single payout that has no hand-off (lost with Redis, or
 // expired) and is not final on the polling schedule, so that a lost webhook
 // after this one is still caught: the schedule rebuilt after a Redis loss
-// lists Wompi's payouts only. Its polls take our id from the provider.
+// lists Wompi's payouts only. Its polls take our id from the provider. A
+// SmartFastPay APPROVED may still be refunded or returned (mayReverse): it
+// is put on the schedule too, and its polls watch it until ReturnWatch.
 func (e *Engine) enroll(ctx context.Context, name rail.Name, providerID string, st payout.Status) {
-	if st.Final() {
+	if st.Final() && !mayReverse(name, st) {
 		return
 	}
 	id := rail.HandOffID(name, providerID)

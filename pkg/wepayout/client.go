@@ -198,6 +198,13 @@ func (c *Client) Create(ctx context.Context, r rail.PayoutRequest) (rail.Payout,
 	if err != nil {
 		return rail.Payout{}, err
 	}
+	if id := p.OurID(); id != "" && id != r.ID {
+		// A payment under another invoice is not ours: adopted, another
+		// request's payment would be handed off as this one's. Whether
+		// ours was made is unknown: the lookup by our id decides.
+		return rail.Payout{}, &rail.Error{Rail: rail.WEpayout, Op: opCreate, Class: rail.OutcomeUnknown, Code: CodeBadAnswer,
+			Message: "the create was answered with a payment under another invoice"}
+	}
 	out := c.payout(p)
 	if p.Status.ID == 0 {
 		out.Status = payout.StatusPending // a payment just created is pending [ours]

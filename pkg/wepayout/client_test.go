@@ -200,7 +200,7 @@ func TestCreateBody(t *testing.T) {
 			t.Errorf("%s %s auth %q", r.Method, r.URL.Path, r.Header.Get("Authorization"))
 		}
 		w.WriteHeader(201)
-		io.WriteString(w, `{"id": 77, "invoice": "x", "amount": "R$50.34", "status": {"id": 7, "name": "Awaiting"}}`)
+		fmt.Fprintf(w, `{"id": 77, "invoice": %q, "amount": "R$50.34", "status": {"id": 7, "name": "Awaiting"}}`, m["invoice"])
 	})
 	ctx := context.Background()
 	if _, err := c.Create(ctx, pixRequest("req-pix", 5034)); err != nil {
@@ -470,5 +470,27 @@ func TestFindRefusesAnIDInAnotherCase(t *testing.T) {
 		if got, err := c.Find(context.Background(), "inv-1"); err == nil || rail.ClassOf(err) != rail.Permanent {
 			t.Fatalf("external_id %q: %+v %v, want a Permanent failure", ext, got, err)
 		}
+	}
+}
+
+// A create answered 2xx with a payment that names another invoice (a
+// gateway's or a cache's answer to another call, or a provider that
+// "deduplicates" by payee and amount and returns an existing payment) is
+// not our payout: adopted, the dispatcher handed off another request's
+// payment as ours, SUBMITTED named it, and the tracker, whose polls read
+// that payment under another invoice, refused to emit anything for it: the
+// payee stayed SUBMITTED, unpaid, polled every 10 s for ever. Its outcome
+// is unknown: the lookup by our own id decides.
+func TestCreateAnsweredWithAnotherInvoiceIsNotOurs(t *testing.T) {
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(201)
+		fmt.Fprint(w, `{"id": 9, "invoice": "someone-else", "amount": "R$43.34", "status": {"id": 1, "name": "Created"}}`)
+	})
+	p, err := c.Create(context.Background(), pixRequest("inv", 4334))
+	if err == nil {
+		t.Fatalf("create answered with another invoice adopted as ours: %+v", p)
+	}
+	if cl := rail.ClassOf(err); cl != rail.OutcomeUnknown {
+		t.Fatalf("class %v (%v), want %v", cl, err, rail.OutcomeUnknown)
 	}
 }
