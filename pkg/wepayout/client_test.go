@@ -152,7 +152,7 @@ func TestErrorsMaskPersonalData(t *testing.T) {
 	// The code of an error answer goes into the REJECTED event's
 	// reasonCode: masked and bounded like the message (an event past the
 	// status topic's max.message.bytes would never be written).
-	for _, code := range []string{"pix_key_" + testCPF, strings.Repeat("E", 2<<20)} {
+	for _, code := range []string{"pix_key_" + testCPF, strings.Repeat("E", 64<<10)} {
 		c := fake(t, func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(400)
 			fmt.Fprintf(w, `{"error":{"code":%q,"message":"refused"}}`, code)

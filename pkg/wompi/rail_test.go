@@ -129,8 +129,8 @@ func TestRailErrorsMaskProviderEcho(t *testing.T) {
 	bodies := []struct{ name, ctype, body string }{
 		{"json", "application/json", `{"status":400,"code":"VALIDATION_ERROR","message":["transactions[0].accountNumber ` + account +
 			` does not match legalId ` + legalID + ` (` + email + `)"],"meta":{"trace_id":"t1"}}`},
-		{"huge", "application/json", `{"status":400,"code":"` + strings.Repeat("E", 2<<20) + `","message":["transactions[0].accountNumber ` +
-			account + ` ` + strings.Repeat("x", 2<<20) + `"],"meta":{"trace_id":"` + strings.Repeat("t", 2<<20) + `"}}`},
+		{"huge", "application/json", `{"status":400,"code":"` + strings.Repeat("E", 64<<10) + `","message":["transactions[0].accountNumber ` +
+			account + ` ` + strings.Repeat("x", 64<<10) + `"],"meta":{"trace_id":"` + strings.Repeat("t", 64<<10) + `"}}`},
 		{"text", "text/plain", `transactions[0].accountNumber ` + account + ` does not match legalId ` + legalID + ` (` + email + `)`},
 	}
 	for _, b := range bodies {
