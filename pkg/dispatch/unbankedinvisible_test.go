@@ -52,21 +52,8 @@ func (h refHidden) RoundTrip(req *http.Request) (*http.Response, error) {
 // proven) for a request Wompi pays.
 func TestUnbankedPayeeNotRejectedWhenTheKeyIsHeldByAnInvisiblePayout(t *testing.T) {
 	f := newFixture(t, fixtureOpt{partitions: 1})
-	f.tap.fault = func(n int) fault {
-		if n == 1 {
-			return faultCommitTimeout // Wompi creates the batch; the answer never comes
-		}
-		return faultNone
-	}
-	timing := func(c *Config) { c.HTTPTimeout = 500 * time.Millisecond }
-	e1 := f.engine(timing)
-	b := simpleBatch("unbanked-invisible", 2)
-	b.Transactions[1].Beneficiary.BankCode = "1001" // still listed
-	revokedWhileSending(t, e1, b)
+	b, timing := postAppliedAnswerLost(t, f, "unbanked-invisible")
 	dropped := b.Transactions[0].RequestID
-	if le, ok := f.sim.LedgerEntry(dropped); !ok || le.Accepted == 0 {
-		t.Fatal("setup: the first POST did not reach Wompi")
-	}
 
 	var hide atomic.Bool
 	hide.Store(true)

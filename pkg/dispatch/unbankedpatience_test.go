@@ -31,21 +31,7 @@ func (l lookupDown) RoundTrip(req *http.Request) (*http.Response, error) {
 // out: Wompi pays a request the status topic says is REJECTED.
 func TestUnbankedPayeeNotRejectedWhenLookupRunsOutOfPatience(t *testing.T) {
 	f := newFixture(t, fixtureOpt{partitions: 1})
-	f.tap.fault = func(n int) fault {
-		if n == 1 {
-			return faultCommitTimeout // Wompi creates the batch; the answer never comes
-		}
-		return faultNone
-	}
-	timing := func(c *Config) { c.HTTPTimeout = 500 * time.Millisecond }
-	e1 := f.engine(timing)
-	b := simpleBatch("unbankedpat", 2)
-	b.Transactions[1].Beneficiary.BankCode = "1001" // still listed
-
-	revokedWhileSending(t, e1, b)
-	if le, ok := f.sim.LedgerEntry(b.Transactions[0].RequestID); !ok || le.Accepted == 0 {
-		t.Fatal("setup: the first POST did not reach Wompi")
-	}
+	b, timing := postAppliedAnswerLost(t, f, "unbankedpat")
 
 	e2 := f.engine(func(c *Config) {
 		timing(c)
@@ -83,4 +69,26 @@ func TestUnbankedPayeeNotRejectedWhenLookupRunsOutOfPatience(t *testing.T) {
 		t.Fatalf("request %s, in the batch Wompi holds, never got SUBMITTED", b.Transactions[0].RequestID)
 	}
 	f.checkLifecycles()
+}
+
+// postAppliedAnswerLost runs a first attempt at a Wompi batch of two payees
+// (payee 1's bank, 1001, always listed) whose POST Wompi applies but whose
+// answer never comes, its worker revoked meanwhile (the record stays
+// "posting"). It returns the batch and the timing its attempts use.
+func postAppliedAnswerLost(t *testing.T, f *fixture, name string) (payout.Batch, func(*Config)) {
+	t.Helper()
+	f.tap.fault = func(n int) fault {
+		if n == 1 {
+			return faultCommitTimeout // Wompi creates the batch; the answer never comes
+		}
+		return faultNone
+	}
+	timing := func(c *Config) { c.HTTPTimeout = 500 * time.Millisecond }
+	b := simpleBatch(name, 2)
+	b.Transactions[1].Beneficiary.BankCode = "1001" // still listed
+	revokedWhileSending(t, f.engine(timing), b)
+	if le, ok := f.sim.LedgerEntry(b.Transactions[0].RequestID); !ok || le.Accepted == 0 {
+		t.Fatal("setup: the first POST did not reach Wompi")
+	}
+	return b, timing
 }
