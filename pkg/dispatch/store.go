@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/redisproc"
 )
 
 // Batch record states (the "state" field of P{acct}:batch:<batchId>).
@@ -78,47 +79,18 @@ const luaNow = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// luaServer sets server: the run id of the Redis process running the
-// script (INFO server), "" where INFO has no such section (miniredis, the
-// local run's last fallback, which never restarts or fails over) or is
-// refused (an ACL without +info: the dispatcher then logs an error at
-// start, checkRunID). A missing stamp reads as "" everywhere (epochOK,
+// luaServer sets server, repl and shifted: the run id and replication id
+// of the Redis process running the script and whether a promotion changed
+// the latter (redisproc.Lua). An epoch is ready only on the process that
+// stamped it (recoveryStartScript), so a restart, a failover or a failback,
+// each of which may have lost the last writes while keeping the epoch
+// hash, is taken for a loss: a new recovery, with its wait and its rebuild
+// from the provider. A missing stamp reads as "" everywhere (epochOK,
 // epochScript, finishRecoveryScript), so the Go side and the scripts
-// always agree on whether an epoch is ready. A Redis
-// restarted, from whatever persistence, or failed over to a replica is
-// another process with another run id; either may have lost the last
-// writes (an fsync once a second, an RDB snapshot, asynchronous
-// replication) while keeping the epoch hash. An epoch is ready only on the
-// process that stamped it (recoveryStartScript), so such a partial loss is
-// taken for a loss: a new recovery, with its wait and its rebuild from
-// Wompi. It costs one INFO (about 7 µs of Redis CPU) per guarded step, a
-// few per batch, and a second one for the replication id (luaSameServer).
-//
-// A failback keeps the run id: a master cut off from its replicas takes
-// writes for a moment, a replica is promoted without them, and once the
-// partition heals the old master syncs from it (the writes are discarded)
-// and is made master again (CLUSTER FAILOVER, SENTINEL FAILOVER back). So
-// luaServer also sets repl, the process's replication id (INFO
-// replication's master_replid, "" when unreadable), and shifted: its
-// second_repl_offset is set, as a promotion leaves it (a replica made
-// master keeps its former master's id as the second one). A master takes a
-// new replication id without a promotion too, when its first replica
-// attaches while it has no backlog, or when its backlog is freed after
-// repl-backlog-ttl without replicas; Redis then clears the second id, so
-// shifted is false: nothing was lost (luaSameServer).
-const luaServer = `local server, repl, shifted = '', '', false
-do
-  local info = redis.pcall('INFO', 'server')
-  if type(info) == 'string' then server = string.match(info, 'run_id:(%x+)') or '' end
-  if server ~= '' then
-    local r = redis.pcall('INFO', 'replication')
-    if type(r) == 'string' then
-      repl = string.match(r, 'master_replid:(%x+)') or ''
-      shifted = (string.match(r, 'second_repl_offset:(%-?%d+)') or '-1') ~= '-1'
-    end
-  end
-end
-` + luaSameServer
+// always agree on whether an epoch is ready; where INFO is refused (an ACL
+// without +info) the dispatcher logs an error at start (checkRunID). It
+// costs two INFO calls per guarded step, a few per batch.
+const luaServer = redisproc.Lua + luaSameServer
 
 // luaSameServer defines sameServer(id, stamp, stampRepl): the epoch id's
 // stamp (its fields server and repl) names the Redis process running the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/redisproc"
 )
 
 // Defaults of [BudgetConfig].
@@ -250,33 +251,11 @@ local function unseeded(a, s, acct, fp, cap)
 end
 `
 
-// luaRunID sets server: the run id of the Redis process running the
-// script (INFO server), "" where INFO is refused or has none; repl: its
-// replication id (INFO replication's master_replid), "" where it has none;
-// and shifted: whether its replication id was last changed by a promotion
-// (second_repl_offset set).
-//
-// The run id alone misses a failback: a master cut off from its replicas
-// keeps taking writes for a moment while a replica is promoted without
-// them; once the partition heals, the old master syncs from the new one
-// (those writes are discarded) and may be made master again (CLUSTER
-// FAILOVER to restore the layout, SENTINEL FAILOVER back), under the same
-// run id. Its promotion gave it a new replication id. A master also takes a
-// new replication id without a promotion when a replica attaches and it
-// has no backlog (its first replica, or one an hour after the last left):
-// second_repl_offset is then unset, and nothing was lost.
-const luaRunID = `local server, repl, shifted = '', '', false
-do
-  local info = redis.pcall('INFO', 'server')
-  if type(info) == 'string' then server = string.match(info, 'run_id:(%x+)') or '' end
-  info = redis.pcall('INFO', 'replication')
-  if type(info) == 'string' then
-    repl = string.match(info, 'master_replid:(%x+)') or ''
-    local off = string.match(info, 'second_repl_offset:(-?%d+)')
-    shifted = off ~= nil and off ~= '-1'
-  end
-end
-`
+// luaRunID sets server, repl and shifted: the run id and replication id
+// of the Redis process running the script and whether a promotion changed
+// the latter (redisproc.Lua). The run id alone misses a failback, which
+// keeps it; its promotion back gave it a new replication id.
+const luaRunID = redisproc.Lua
 
 // luaStamp returns early, with code 7 (codeServer), when the stamp key
 // (KEYS[n], Budget.stampKey) names another Redis process than the one

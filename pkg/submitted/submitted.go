@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/redisproc"
 )
 
 // Transaction maps one Wompi transaction to our request.
@@ -342,17 +344,9 @@ func (s *Store) Scheduled(ctx context.Context) (int64, error) {
 	return s.rdb.ZCard(ctx, s.pollKey()).Result()
 }
 
-// luaRunID sets server: the run id of the Redis process running the
-// script (INFO server), "" when INFO is refused; repl, its replication id
-// (INFO replication's master_replid, "" when unreadable), and shifted: its
-// second_repl_offset is set, as a promotion leaves it. A failback keeps the
-// run id (the master, cut off, takes writes that a replica promoted
-// meanwhile never got; once the partition heals it syncs from that
-// replica, losing them, and is made master again), but not the
-// replication id: the promotion back gives it a new one, with the second
-// one set. A master also takes a new replication id without a promotion
-// (its first replica attaches while it has no backlog, or its backlog is
-// freed): Redis then clears the second one, and nothing was lost.
+// luaRunID sets server, repl and shifted: the run id and replication id
+// of the Redis process running the script and whether a promotion changed
+// the latter (redisproc.Lua).
 //
 // A stamp is "<replication id>:<run id>", or "<run id>" alone as a version
 // before the replication id wrote it (and as this one writes it where the
@@ -364,19 +358,7 @@ func (s *Store) Scheduled(ctx context.Context) (int64, error) {
 // recorded, or another one with no second id set (a benign change). It
 // also returns the stamp for this process (stampNow) and whether v's
 // differs from it.
-const luaRunID = `local server, repl, shifted = '', '', false
-do
-  local info = redis.pcall('INFO', 'server')
-  if type(info) == 'string' then server = string.match(info, 'run_id:(%x+)') or '' end
-  if server ~= '' then
-    local r = redis.pcall('INFO', 'replication')
-    if type(r) == 'string' then
-      repl = string.match(r, 'master_replid:(%x+)') or ''
-      shifted = (string.match(r, 'second_repl_offset:(%-?%d+)') or '-1') ~= '-1'
-    end
-  end
-end
-local stampNow = server
+const luaRunID = redisproc.Lua + `local stampNow = server
 if repl ~= '' then stampNow = repl .. ':' .. server end
 local function sameProcess(v)
   local _, _, r, s = string.find(v, ':(%x*):(%x*)$')
