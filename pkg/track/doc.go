@@ -194,8 +194,10 @@
 // APPROVED payout (RETURNED): for the status store that APPROVED is not
 // settled, so a late APPROVED after a Redis loss is read again rather than
 // emitted after the RETURNED. The schedule rebuilt after a Redis loss also
-// lists the single payouts created within RebuildLookback, final ones
-// included (a final status whose webhook was lost is still emitted); one
+// lists the single payouts not final created within 30 days (or
+// RebuildLookback, if longer), and the final ones created within
+// RebuildLookback (a final status whose webhook was lost is still
+// emitted); one
 // whose hand-off was lost is also tracked again when its next webhook
 // arrives (resolved through the provider and put back on the schedule
 // while not final). A rail without a client

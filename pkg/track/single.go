@@ -465,26 +465,28 @@ func mayReverse(name rail.Name, st payout.Status) bool {
 }
 
 // rebuildSingles puts back on the polling schedule, after a Redis loss,
-// every payout the single-payout rails created within RebuildLookback:
-// their hand-off is gone with Redis, and a lost webhook would leave them
-// untracked. The final ones too, as for Wompi's: a final status whose
-// webhook was lost while Redis was gone (or before the poll that would
-// have read it) is still emitted, again with the same eventId if it was;
-// their first poll takes them off. Their polls take our id from the
-// provider.
+// every payout of the single-payout rails not yet final created within
+// rebuildPendingLookback (or RebuildLookback, if longer), and the final
+// ones created within RebuildLookback (rebuildTakesSingle): their hand-off
+// is gone with Redis, and a lost webhook would leave them untracked. The
+// final ones too, as for Wompi's: a final status whose webhook was lost
+// while Redis was gone (or before the poll that would have read it) is
+// still emitted, again with the same eventId if it was; their first poll
+// takes them off. Their polls take our id from the provider.
 func (e *Engine) rebuildSingles(ctx context.Context, now time.Time) (int, error) {
-	if e.cfg.RebuildLookback <= 0 {
-		return 0, nil
-	}
 	n := 0
 	for _, name := range rail.Names {
 		c := e.single(name)
 		if c == nil {
 			continue
 		}
-		for p, err := range c.List(ctx, rail.ListFilter{From: now.Add(-e.cfg.RebuildLookback), To: now}) {
+		from := now.Add(-max(e.cfg.RebuildLookback, rebuildPendingLookback))
+		for p, err := range c.List(ctx, rail.ListFilter{From: from, To: now}) {
 			if err != nil {
 				return n, fmt.Errorf("%s: %w", name, err)
+			}
+			if !e.rebuildTakesSingle(name, p, now) {
+				continue
 			}
 			// A final one a millisecond later: the schedule is polled in
 			// due order, so after a loss with many settled payouts in the
@@ -500,4 +502,22 @@ func (e *Engine) rebuildSingles(ctx context.Context, now time.Time) (int, error)
 		}
 	}
 	return n, nil
+}
+
+// rebuildTakesSingle reports whether the rebuild puts a single payout back
+// on the schedule: one not final (an unknown status is not), a
+// SmartFastPay APPROVED still watched for a refund (ReturnWatch), and a
+// final one created within RebuildLookback (none where it is negative);
+// one without a creation time is taken.
+func (e *Engine) rebuildTakesSingle(name rail.Name, p rail.Payout, now time.Time) bool {
+	switch {
+	case p.Status == "" || !p.Status.Final():
+		return true
+	case mayReverse(name, p.Status) && (p.CreatedAt.IsZero() || !p.CreatedAt.Before(now.Add(-e.cfg.ReturnWatch))):
+		return true
+	case e.cfg.RebuildLookback <= 0:
+		return false
+	default:
+		return p.CreatedAt.IsZero() || !p.CreatedAt.Before(now.Add(-e.cfg.RebuildLookback))
+	}
 }

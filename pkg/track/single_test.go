@@ -52,6 +52,19 @@ func (f *fixture) singleEngine(s *singles, mut func(*Config)) (*Engine, *httptes
 	})
 }
 
+// settle moves a WEpayout and a SmartFastPay payout to new statuses at
+// their simulators and waits for the webhooks those send (or drop).
+func (s *singles) settle(t *testing.T, wepID, wepStatus, sfpID, sfpStatus string) {
+	t.Helper()
+	if err := s.wep.SetStatus(wepID, wepStatus); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.sfp.SetStatus(sfpID, sfpStatus); err != nil {
+		t.Fatal(err)
+	}
+	s.wait(t)
+}
+
 func (s *singles) wait(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -450,13 +463,7 @@ func TestSingleRailLostWebhooksCoveredByPoll(t *testing.T) {
 	}
 	// The processing one settles later, and the SmartFastPay one is
 	// refunded; both webhooks are lost too.
-	if err := s.wep.SetStatus(wpending.ID, "3"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.sfp.SetStatus(sr.ID, "refunded"); err != nil {
-		t.Fatal(err)
-	}
-	s.wait(t)
+	s.settle(t, wpending.ID, "3", sr.ID, "refunded")
 	f.clock.Advance(time.Hour)
 	if res, err := e.PollOnce(ctx); err != nil || res.Done != 2 || res.Transitions != 2 {
 		t.Fatalf("second poll: %+v %v", res, err)
@@ -742,13 +749,7 @@ func TestSingleRailWebhookWithoutHandOff(t *testing.T) {
 	// Both end; their webhooks are lost; the poll catches them.
 	s.sfp.SetFaults(sfptest.Faults{WebhookDropRate: 1})
 	s.wep.SetFaults(weptest.Faults{WebhookDropRate: 1})
-	if err := s.sfp.SetStatus(sr.ID, smartfastpay.StatusFailed); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.wep.SetStatus(wr.ID, "6:WE0002"); err != nil {
-		t.Fatal(err)
-	}
-	s.wait(t)
+	s.settle(t, wr.ID, "6:WE0002", sr.ID, smartfastpay.StatusFailed)
 	f.clock.Advance(time.Minute)
 	if res, err := e.PollOnce(ctx); err != nil || res.Done != 2 || res.Transitions != 2 {
 		t.Fatalf("poll: %+v %v", res, err)
