@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
@@ -150,6 +151,41 @@ func (e *Engine) produceEach(ctx, stop context.Context, recs ...*kgo.Record) (kg
 		return res, late, fmt.Errorf("dispatch: produce: %w", err)
 	}
 	return nil, nil, nil
+}
+
+// maxDLQCut is deadLetter's last cut: value, source headers and key left out.
+const maxDLQCut = 3
+
+// deadLetter is the DLQ record of the batch record rec, undecodable for
+// err, with cut of its parts left out, in this order: its value (cut 1),
+// the source's own headers (2), its key (3). A dead letter above the DLQ
+// topic's max.message.bytes (sized to the requests topic's, whose records
+// are small, while a batch record is up to a megabyte) is refused on every
+// try: sent whole for ever, it held the batch's partition for good. The
+// error header says what was left out, and the source-* headers still name
+// the record, which stays in its topic until its retention.
+func (e *Engine) deadLetter(rec *kgo.Record, err error, cut int) *kgo.Record {
+	if cut <= 0 {
+		return events.DLQRecord(rec, e.cfg.Topics.RequestsDLQ, err)
+	}
+	src := &kgo.Record{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Headers: rec.Headers}
+	left := fmt.Sprintf("value of %d bytes", len(rec.Value))
+	if cut >= 2 && len(rec.Headers) > 0 {
+		left += fmt.Sprintf(", %d source headers", len(rec.Headers))
+		src.Headers = nil
+	}
+	if cut >= 3 {
+		left += fmt.Sprintf(", key of %d bytes", len(rec.Key))
+		src.Key = nil
+	}
+	return events.DLQRecord(src, e.cfg.Topics.RequestsDLQ,
+		fmt.Errorf("%w (%s left out: the DLQ topic refused the record as too large)", err, left))
+}
+
+// tooLargeForTopic reports a produce the brokers refused for its size
+// (above the topic's max.message.bytes): refused again on every try.
+func tooLargeForTopic(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }
 
 // statusRecord builds one PayoutStatusChanged record (source DISPATCHER).
