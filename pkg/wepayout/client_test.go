@@ -55,7 +55,12 @@ func TestErrorClasses(t *testing.T) {
 		{"502 create", 502, `<html>bad gateway</html>`, "create", rail.OutcomeUnknown},
 		{"503 create", 503, ``, "create", rail.OutcomeUnknown},
 		{"429 create", 429, `{"message":"Too Many Attempts."}`, "create", rail.OutcomeUnknown},
-		{"400 create", 400, `{"message":"The invoice has already been taken."}`, "create", rail.Rejected},
+		{"400 create", 400, `{"message":"The beneficiary.document.number field is invalid."}`, "create", rail.Rejected},
+		// Our invoice refused as already used: WEpayout holds a payment
+		// under it, never a refusal of the payee.
+		{"400 create, invoice taken", 400, `{"message":"The invoice has already been taken."}`, "create", rail.AlreadyExists},
+		{"422 create, invoice taken", 422, `{"message":"The invoice has already been taken. (and 1 more error)","errors":{"invoice":["The invoice has already been taken."]}}`, "create", rail.AlreadyExists},
+		{"422 create, duplicate invoice", 422, `{"message":"Duplicate invoice"}`, "create", rail.AlreadyExists},
 		{"422 create", 422, `{"message":"invalid"}`, "create", rail.Rejected},
 		{"401 create", 401, `{"error":{"code":"unauthorized","message":"Unauthenticated."}}`, "create", rail.Unauthorized},
 		{"403 create", 403, `{"message":"IP not allowed"}`, "create", rail.Unauthorized},

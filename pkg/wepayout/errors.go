@@ -104,6 +104,11 @@ func httpError(op string, status int, raw []byte, pii []string) *rail.Error {
 	} else if len(t) > 0 && t[0] != '<' {
 		e.Message = string(t)
 	}
+	if e.Class == rail.Rejected && invoiceTaken(e.Message) {
+		// A refusal of our invoice as already used proves WEpayout holds a
+		// payment under it: never a refusal of the payee [ours].
+		e.Class = rail.AlreadyExists
+	}
 	e.Message = maskText(e.Message, pii)
 	return e
 }

@@ -2,6 +2,7 @@ package wepayout
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
@@ -76,3 +77,26 @@ var webhookTimeLayouts = []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05"}
 // unauthorizedOnCreate404: a 404 to a create means a wrong base URL, not a
 // bad payee (as rail.Unauthorized says) [ours].
 const unauthorizedOnCreate404 = http.StatusNotFound
+
+// invoiceTaken reports whether the message of a 400 or 422 answered to a
+// create refuses our invoice as already used [ours]: WEpayout does not
+// publish its answer to a duplicate invoice, and a validation error such
+// as "The invoice has already been taken." is how one reads. The invoice
+// we send is always a well-formed requestId, so such a refusal means that
+// WEpayout holds a payment under it (an earlier POST of ours whose outcome
+// was unknown, which the lookup before this POST did not show yet): class
+// AlreadyExists, which the dispatcher treats as an unknown outcome (a
+// lookup after the grace adopts the payment). Taken for a refusal of the
+// payee, the payee ended REJECTED while WEpayout paid it.
+func invoiceTaken(msg string) bool {
+	m := strings.ToLower(msg)
+	if !strings.Contains(m, "invoice") {
+		return false
+	}
+	for _, w := range []string{"taken", "already", "exist", "duplicat", "unique", "in use"} {
+		if strings.Contains(m, w) {
+			return true
+		}
+	}
+	return false
+}
