@@ -272,8 +272,11 @@ func (c *Client) answerError(cl call, status int, raw []byte) *rail.Error {
 		return nil
 	}
 	msg, code := providerMessage(raw)
-	return &rail.Error{Rail: rail.SmartFastPay, Op: cl.op, HTTPStatus: status, Code: code, Message: msg,
-		Class: classOf(cl.create, cl.getByID, status)}
+	class := classOf(cl.create, cl.getByID, status)
+	if class == rail.Rejected && idTaken(msg) {
+		class = rail.AlreadyExists
+	}
+	return &rail.Error{Rail: rail.SmartFastPay, Op: cl.op, HTTPStatus: status, Code: code, Message: msg, Class: class}
 }
 
 // unwrap returns the payload of an answer: data when the body is an object

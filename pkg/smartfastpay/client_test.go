@@ -294,6 +294,12 @@ func TestErrorClasses(t *testing.T) {
 		{"429 create", 429, ``, true, false, rail.OutcomeUnknown},
 		{"400 create", 400, `{"requestId":"r","moreInformation":"document 12345678909 is invalid"}`, true, false, rail.Rejected},
 		{"422 create", 422, `{"requestId":"r","status":422,"payload":"bad"}`, true, false, rail.Rejected},
+		// Our id refused as already used: SmartFastPay holds a payout
+		// under it, never a refusal of the payee.
+		{"400 create, id taken", 400, `{"requestId":"r","moreInformation":"transaction.id has already been taken"}`, true, false, rail.AlreadyExists},
+		{"422 create, duplicate transaction", 422, `{"message":"Duplicate transaction"}`, true, false, rail.AlreadyExists},
+		{"408 create", 408, ``, true, false, rail.OutcomeUnknown},
+		{"425 create", 425, ``, true, false, rail.OutcomeUnknown},
 		{"403 create", 403, ``, true, false, rail.Unauthorized},
 		{"404 create", 404, ``, true, false, rail.Unauthorized},
 		{"409 create", 409, ``, true, false, rail.AlreadyExists},

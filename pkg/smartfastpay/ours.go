@@ -79,7 +79,11 @@ const (
 //   - 429: OutcomeUnknown too. SmartFastPay publishes no rate limits, so we
 //     cannot know that a 429 comes from a layer that refused before the
 //     payout service saw the call; a lookup is cheap, a double payment is not.
-//   - 400, 422: the payee as sent was refused: Rejected.
+//   - 408, 425: the server stopped waiting for our request, or found it
+//     too early; a proxy may have forwarded the body already, so a lookup
+//     decides: OutcomeUnknown (a Permanent ended the payee REJECTED).
+//   - 400, 422: the payee as sent was refused: Rejected; but AlreadyExists
+//     when the message refuses our transaction id as already used (idTaken).
 //   - 401, 403: our credentials (after the one token refresh): Unauthorized.
 //   - 404: the endpoint does not exist, a wrong base URL: Unauthorized.
 //   - 409: nothing published; if SmartFastPay ever deduplicates, a conflict
@@ -113,6 +117,8 @@ func classOf(create, getByID bool, status int) rail.Class {
 			return rail.Permanent
 		}
 		return rail.Unauthorized
+	case create && (status == http.StatusRequestTimeout || status == http.StatusTooEarly):
+		return rail.OutcomeUnknown
 	case create && (status == http.StatusBadRequest || status == http.StatusUnprocessableEntity):
 		return rail.Rejected
 	case create && status == http.StatusConflict:
@@ -120,3 +126,12 @@ func classOf(create, getByID bool, status int) rail.Class {
 	}
 	return rail.Permanent
 }
+
+// idTaken reports whether the message of a 400 or 422 answered to a create
+// refuses our transaction id as already used ("transaction.id has already
+// been taken", "duplicate transaction") [ours]: SmartFastPay does not
+// publish its answer to a repeated id. Such a refusal means SmartFastPay
+// holds a payout under our id: AlreadyExists, which the dispatcher treats
+// as an unknown outcome (a lookup after the grace adopts it), never a
+// refusal of the payee (rail.RefusedAsTaken).
+func idTaken(msg string) bool { return rail.RefusedAsTaken(msg, "transaction", "id") }

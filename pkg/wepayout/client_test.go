@@ -62,6 +62,8 @@ func TestErrorClasses(t *testing.T) {
 		{"422 create, invoice taken", 422, `{"message":"The invoice has already been taken. (and 1 more error)","errors":{"invoice":["The invoice has already been taken."]}}`, "create", rail.AlreadyExists},
 		{"422 create, duplicate invoice", 422, `{"message":"Duplicate invoice"}`, "create", rail.AlreadyExists},
 		{"422 create", 422, `{"message":"invalid"}`, "create", rail.Rejected},
+		{"408 create", 408, ``, "create", rail.OutcomeUnknown},
+		{"425 create", 425, ``, "create", rail.OutcomeUnknown},
 		{"401 create", 401, `{"error":{"code":"unauthorized","message":"Unauthenticated."}}`, "create", rail.Unauthorized},
 		{"403 create", 403, `{"message":"IP not allowed"}`, "create", rail.Unauthorized},
 		{"404 create", 404, `{"message":"Not Found"}`, "create", rail.Unauthorized},

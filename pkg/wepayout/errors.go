@@ -69,6 +69,8 @@ func classify(op string, status int) rail.Class {
 			return rail.OutcomeUnknown
 		}
 		return rail.Retryable
+	case create && (status == http.StatusRequestTimeout || status == http.StatusTooEarly):
+		return createUnknown408And425
 	case create && (status == http.StatusBadRequest || status == http.StatusUnprocessableEntity):
 		return rail.Rejected
 	case create && status == http.StatusConflict:

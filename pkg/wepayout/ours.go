@@ -2,7 +2,6 @@ package wepayout
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
@@ -80,23 +79,15 @@ const unauthorizedOnCreate404 = http.StatusNotFound
 
 // invoiceTaken reports whether the message of a 400 or 422 answered to a
 // create refuses our invoice as already used [ours]: WEpayout does not
-// publish its answer to a duplicate invoice, and a validation error such
-// as "The invoice has already been taken." is how one reads. The invoice
-// we send is always a well-formed requestId, so such a refusal means that
-// WEpayout holds a payment under it (an earlier POST of ours whose outcome
-// was unknown, which the lookup before this POST did not show yet): class
-// AlreadyExists, which the dispatcher treats as an unknown outcome (a
-// lookup after the grace adopts the payment). Taken for a refusal of the
-// payee, the payee ended REJECTED while WEpayout paid it.
-func invoiceTaken(msg string) bool {
-	m := strings.ToLower(msg)
-	if !strings.Contains(m, "invoice") {
-		return false
-	}
-	for _, w := range []string{"taken", "already", "exist", "duplicat", "unique", "in use"} {
-		if strings.Contains(m, w) {
-			return true
-		}
-	}
-	return false
-}
+// publish its answer to a duplicate invoice ("The invoice has already been
+// taken." is how one reads). Such a refusal means WEpayout holds a payment
+// under our invoice: class AlreadyExists, which the dispatcher treats as an
+// unknown outcome (a lookup after the grace adopts the payment), never a
+// refusal of the payee (rail.RefusedAsTaken).
+func invoiceTaken(msg string) bool { return rail.RefusedAsTaken(msg, "invoice") }
+
+// createUnknown408And425: a 408 (the server stopped waiting for our request)
+// or a 425 (too early) answered to a create is an unknown outcome, looked
+// up before any repeat [ours]: either may come from a proxy that had
+// already forwarded the body, and a Permanent ended the payee REJECTED.
+const createUnknown408And425 = rail.OutcomeUnknown
