@@ -436,14 +436,26 @@ end
 return v
 `)
 
-// markReadyAfterScript: KEYS ready marker, rebuild key; ARGV wall clock
-// (ms), the rebuild's generation. It marks the schedule ready only if the
-// rebuild key still holds the generation, written on the process running
-// the script with no promotion since (sameProcess), and then clears the
-// rebuild key.
+// markReadyAfterScript: KEYS ready marker, rebuild key, unlisted rails;
+// ARGV wall clock (ms), the rebuild's generation, "1" for a rebuild that
+// listed Wompi (a whole one), the number n of rails it did not list, those
+// n rails, then the rails it listed. It marks the schedule ready only if
+// the rebuild key still holds the generation, written on the process
+// running the script with no promotion since (sameProcess), and then
+// clears the rebuild key. Where the marker was not standing (no marker, or
+// another process's), the unlisted set becomes the rebuild's; a rebuild of
+// some rails alone then marks nothing. The rails listed leave the set.
 var markReadyAfterScript = redis.NewScript(luaRunID + `
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 if not sameProcess(ARGV[2]) then return 0 end
+local old = redis.call('GET', KEYS[1])
+local standing = old and sameProcess(old)
+if not standing then
+  if ARGV[3] ~= '1' then return 0 end
+  redis.call('DEL', KEYS[3])
+  for i = 5, 4 + tonumber(ARGV[4]) do redis.call('SADD', KEYS[3], ARGV[i]) end
+end
+for i = 5 + tonumber(ARGV[4]), #ARGV do redis.call('SREM', KEYS[3], ARGV[i]) end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. stampNow)
 redis.call('DEL', KEYS[2])
 return 1
@@ -465,9 +477,45 @@ func (s *Store) BeginRebuild(ctx context.Context, token string, ttl time.Duratio
 // payouts put back before the loss: the schedule is not complete and must
 // be rebuilt again. Of rebuilds running at once, the first to end marks
 // it.
+//
+// MarkReadyAfter marks a rebuild that listed every rail (no single-payout
+// rail left unlisted); MarkRailsReadyAfter one that some rails' credentials
+// were missing from.
 func (s *Store) MarkReadyAfter(ctx context.Context, gen string) (bool, error) {
-	n, err := markReadyAfterScript.Run(ctx, s.rdb, []string{s.readyKey(), s.rebuildKey()}, time.Now().UnixMilli(), gen).Int()
+	return s.MarkRailsReadyAfter(ctx, gen, true, nil, nil)
+}
+
+func (s *Store) unlistedKey() string { return s.prefix + "{poll}:unlisted" }
+
+// MarkRailsReadyAfter is MarkReadyAfter for a rebuild that listed the
+// single-payout rails listed and not those of unlisted (a tracker without
+// their credentials), and Wompi where whole. The schedule of an unlisted
+// rail stays incomplete (UnlistedRails) until a replica that has the rail
+// lists it (a rebuild of that rail alone, not whole, which marks nothing
+// unless the schedule was marked ready on this Redis process since the
+// last loss). A rail listed by one rebuild and not by a later one while
+// the marker stands stays listed.
+func (s *Store) MarkRailsReadyAfter(ctx context.Context, gen string, whole bool, listed, unlisted []string) (bool, error) {
+	args := []any{time.Now().UnixMilli(), gen, "0", len(unlisted)}
+	if whole {
+		args[2] = "1"
+	}
+	for _, r := range unlisted {
+		args = append(args, r)
+	}
+	for _, r := range listed {
+		args = append(args, r)
+	}
+	n, err := markReadyAfterScript.Run(ctx, s.rdb, []string{s.readyKey(), s.rebuildKey(), s.unlistedKey()}, args...).Int()
 	return n == 1, err
+}
+
+// UnlistedRails returns the single-payout rails the last rebuild of the
+// schedule could not list (the tracker that ran it had no credentials for
+// them) and no rebuild has listed since: their payouts handed off before
+// the loss are not on the schedule. A replica that has one lists it.
+func (s *Store) UnlistedRails(ctx context.Context) ([]string, error) {
+	return s.rdb.SMembers(ctx, s.unlistedKey()).Result()
 }
 
 // Open returns the ids of the payouts on the polling schedule: submitted,

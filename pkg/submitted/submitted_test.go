@@ -138,3 +138,45 @@ func TestMarkReadyAfterOnlyWhatTheRebuildKept(t *testing.T) {
 		t.Fatalf("the rebuild after a failover did not mark it: %v %v", ok, err)
 	}
 }
+
+// A whole rebuild by a tracker without some rails' credentials leaves
+// them unlisted; a replica that has one lists it alone and it leaves the
+// set, but only while the marker stands: a rebuild of some rails alone
+// after a loss (no marker) marks nothing, the loss needing a whole one,
+// which replaces the set.
+func TestUnlistedRailsStayUntilListed(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	s := New(rs.Client(), rs.Prefix(), time.Hour)
+	gen, _ := s.BeginRebuild(ctx, "r-1", time.Minute)
+	if ok, err := s.MarkRailsReadyAfter(ctx, gen, true, nil, []string{"smartfastpay", "wepayout"}); err != nil || !ok {
+		t.Fatalf("whole rebuild: %v %v", ok, err)
+	}
+	if got, _ := s.UnlistedRails(ctx); len(got) != 2 {
+		t.Fatalf("unlisted after a rebuild without the rails: %v", got)
+	}
+	gen, _ = s.BeginRebuild(ctx, "r-2", time.Minute)
+	if ok, err := s.MarkRailsReadyAfter(ctx, gen, false, []string{"wepayout"}, nil); err != nil || !ok {
+		t.Fatalf("rebuild of one rail: %v %v", ok, err)
+	}
+	if got, _ := s.UnlistedRails(ctx); !slices.Equal(got, []string{"smartfastpay"}) {
+		t.Fatalf("unlisted after wepayout was listed: %v", got)
+	}
+	if err := rs.Client().Del(ctx, s.readyKey(), s.unlistedKey()).Err(); err != nil { // lost with Redis's data
+		t.Fatal(err)
+	}
+	gen, _ = s.BeginRebuild(ctx, "r-3", time.Minute)
+	if ok, err := s.MarkRailsReadyAfter(ctx, gen, false, []string{"smartfastpay"}, nil); err != nil || ok {
+		t.Fatalf("a rebuild of one rail marked a lost schedule ready: %v %v", ok, err)
+	}
+	if ok, _ := s.Ready(ctx); ok {
+		t.Fatal("schedule reported ready")
+	}
+	gen, _ = s.BeginRebuild(ctx, "r-4", time.Minute)
+	if ok, err := s.MarkRailsReadyAfter(ctx, gen, true, []string{"smartfastpay", "wepayout"}, nil); err != nil || !ok {
+		t.Fatalf("whole rebuild with every rail: %v %v", ok, err)
+	}
+	if got, _ := s.UnlistedRails(ctx); len(got) != 0 {
+		t.Fatalf("unlisted after a rebuild with every rail: %v", got)
+	}
+}

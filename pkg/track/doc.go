@@ -132,7 +132,11 @@
 // RebuildLookback, so a final status whose webhook was lost while Redis
 // was gone is still emitted. A rebuild during which
 // Redis lost data again is not marked complete (submitted.MarkReadyAfter),
-// and runs again. The cost of a loss is
+// and runs again. A replica without a single-payout rail's credentials
+// cannot list that rail: the marker records it as unlisted
+// (submitted.UnlistedRails), and the next replica that has the rail lists
+// it alone, so a mix of replicas (a rolling change of credentials) never
+// leaves a rail's payouts off the schedule. The cost of a loss is
 // extra Wompi calls and duplicate events with the same eventIds, never a
 // lost or a regressed transition. Run Redis with maxmemory-policy
 // noeviction: an evicted status key costs a Wompi call, an evicted

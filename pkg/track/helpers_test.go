@@ -297,7 +297,7 @@ func transitions(evs []payout.StatusChange) map[string][]payout.StatusChange {
 // checkMonotonic fails if, for any request, the statuses in the log go
 // backwards, or one (request, status) carries two eventIds, or an eventId
 // is not the deterministic one.
-func checkMonotonic(t *testing.T, evs []payout.StatusChange) {
+func checkMonotonic(t testing.TB, evs []payout.StatusChange) {
 	t.Helper()
 	last := map[string]payout.Status{}
 	ids := map[string]string{}

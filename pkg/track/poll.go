@@ -432,14 +432,29 @@ return 0
 
 // ensureSchedule rebuilds the polling schedule from Wompi when its ready
 // marker is missing (a fresh or flushed Redis). One replica rebuilds under
-// a lock; the others carry on with what is scheduled.
+// a lock; the others carry on with what is scheduled. A rebuild lists the
+// single-payout rails this replica has credentials for; a rail it could
+// not list (submitted.UnlistedRails) is listed by the next replica that
+// has the rail, alone, even after the schedule was marked ready.
 func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	ready, err := e.sub.Ready(ctx)
 	if err != nil {
 		return false, fmt.Errorf("track: schedule marker: %w", err)
 	}
+	var only []rail.Name // with ready: the unlisted rails this replica has
 	if ready {
-		return false, nil
+		unlisted, err := e.sub.UnlistedRails(ctx)
+		if err != nil {
+			return false, fmt.Errorf("track: schedule marker: %w", err)
+		}
+		for _, n := range unlisted {
+			if name := rail.Name(n); name != rail.Wompi && e.single(name) != nil {
+				only = append(only, name)
+			}
+		}
+		if len(only) == 0 {
+			return false, nil
+		}
 	}
 	lock, token := e.cfg.Prefix+"track:rebuild-lock", newToken()
 	ok, err := e.cfg.Redis.SetNX(ctx, lock, token, 5*time.Minute).Result()
@@ -457,6 +472,19 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	}
 	now := e.cfg.Now()
 	n := 0
+	if ready {
+		singles, err := e.rebuildSingles(ctx, now, only)
+		if err != nil {
+			return false, fmt.Errorf("track: rebuild schedule: %w", err)
+		}
+		marked, err := e.sub.MarkRailsReadyAfter(ctx, gen, false, railStrings(only), nil)
+		if err != nil || !marked {
+			return false, err
+		}
+		e.m.rebuilds.Inc()
+		e.log.Info("track: polling schedule of rails the last rebuild could not list rebuilt", "rails", only, "single_payouts", singles)
+		return true, nil
+	}
 	schedule := func(since time.Time, statuses []payout.BatchStatus) error {
 		for b, err := range e.cfg.Wompi.BatchesByStatus(ctx, since, statuses...) {
 			if err != nil {
@@ -499,11 +527,25 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	if err := schedule(now.Add(-max(e.cfg.RebuildLookback, rebuildPendingLookback)), nil); err != nil {
 		return false, fmt.Errorf("track: rebuild schedule: %w", err)
 	}
-	singles, err := e.rebuildSingles(ctx, now)
+	singles, err := e.rebuildSingles(ctx, now, nil)
 	if err != nil {
 		return false, fmt.Errorf("track: rebuild schedule: %w", err)
 	}
-	marked, err := e.sub.MarkReadyAfter(ctx, gen)
+	var listed, unlisted []string
+	for _, name := range rail.Names {
+		switch {
+		case name == rail.Wompi:
+		case e.single(name) != nil:
+			listed = append(listed, string(name))
+		default:
+			unlisted = append(unlisted, string(name))
+		}
+	}
+	if len(unlisted) > 0 {
+		e.log.Info("track: polling schedule rebuilt without the rails this tracker has no credentials for; a replica with them lists them",
+			"rails", unlisted)
+	}
+	marked, err := e.sub.MarkRailsReadyAfter(ctx, gen, true, listed, unlisted)
 	if err != nil {
 		return false, err
 	}
@@ -514,6 +556,14 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	e.m.rebuilds.Inc()
 	e.log.Info("track: polling schedule rebuilt from the rails", "payouts", n, "single_payouts", singles)
 	return true, nil
+}
+
+func railStrings(names []rail.Name) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = string(n)
+	}
+	return out
 }
 
 // wompiRail is the rail of every event about a Wompi payout (single.go

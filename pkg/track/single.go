@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
@@ -473,11 +474,12 @@ func mayReverse(name rail.Name, st payout.Status) bool {
 // while Redis was gone (or before the poll that would have read it) is
 // still emitted, again with the same eventId if it was; their first poll
 // takes them off. Their polls take our id from the provider.
-func (e *Engine) rebuildSingles(ctx context.Context, now time.Time) (int, error) {
+// only, when not nil, names the rails to list (else every enabled one).
+func (e *Engine) rebuildSingles(ctx context.Context, now time.Time, only []rail.Name) (int, error) {
 	n := 0
 	for _, name := range rail.Names {
 		c := e.single(name)
-		if c == nil {
+		if c == nil || (only != nil && !slices.Contains(only, name)) {
 			continue
 		}
 		from := now.Add(-max(e.cfg.RebuildLookback, rebuildPendingLookback))

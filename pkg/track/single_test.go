@@ -54,7 +54,7 @@ func (f *fixture) singleEngine(s *singles, mut func(*Config)) (*Engine, *httptes
 
 // settle moves a WEpayout and a SmartFastPay payout to new statuses at
 // their simulators and waits for the webhooks those send (or drop).
-func (s *singles) settle(t *testing.T, wepID, wepStatus, sfpID, sfpStatus string) {
+func (s *singles) settle(t testing.TB, wepID, wepStatus, sfpID, sfpStatus string) {
 	t.Helper()
 	if err := s.wep.SetStatus(wepID, wepStatus); err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func (s *singles) settle(t *testing.T, wepID, wepStatus, sfpID, sfpStatus string
 	s.wait(t)
 }
 
-func (s *singles) wait(t *testing.T) {
+func (s *singles) wait(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -149,7 +149,7 @@ func statusesOf(evs []payout.StatusChange, requestID string) []payout.Status {
 	return out
 }
 
-func checkLog(t *testing.T, evs []payout.StatusChange) {
+func checkLog(t testing.TB, evs []payout.StatusChange) {
 	t.Helper()
 	checkMonotonic(t, evs)
 	if err := payout.CheckLifecycles(evs); err != nil {
