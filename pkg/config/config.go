@@ -286,10 +286,12 @@ func (s *Set) Vars() []string {
 	return out
 }
 
-// CheckAddr validates a host:port listen address.
+// CheckAddr validates a host:port listen address. An empty one is refused:
+// net.Listen would take a random free port, where nothing reaches the
+// listener (":0" asks for that on purpose).
 func CheckAddr(addr string) error {
 	if addr == "" {
-		return nil
+		return errors.New(`is empty: set host:port (":0" picks a free port)`)
 	}
 	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
 		return fmt.Errorf("%q is not a host:port address", addr)

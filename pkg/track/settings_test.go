@@ -2,6 +2,7 @@ package track
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -239,6 +240,23 @@ func TestRedisPrefixRefusedAsTheDispatcherRefusesIt(t *testing.T) {
 		err := set.Parse(nil)
 		if err == nil || !strings.Contains(err.Error(), "REDIS_PREFIX") {
 			t.Errorf("REDIS_PREFIX=%q: %v, want an error naming REDIS_PREFIX", prefix, err)
+		}
+	}
+}
+
+// TRACKER_ADDR or METRICS_ADDR set but empty (a template whose value did
+// not render): the listener took a random free port, so the providers'
+// webhooks were refused at the real one while /readyz (on a port of its
+// own) answered ready. An empty address stops the tracker, naming it.
+func TestEmptyListenAddressRefused(t *testing.T) {
+	for _, name := range []string{"TRACKER_ADDR", "METRICS_ADDR"} {
+		envs := map[string]string{"KAFKA_BROKERS": "127.0.0.1:1", "REDIS_URL": "redis://127.0.0.1:1", "WOMPI_API_KEY": "k",
+			"WOMPI_PRINCIPAL_ID": "p", "WOMPI_EVENTS_SECRET": "s", name: ""}
+		set := config.New("tracker", func(k string) (string, bool) { v, ok := envs[k]; return v, ok })
+		BindConfig(set)
+		var ce *config.Error
+		if err := set.Parse(nil); !errors.As(err, &ce) || ce.Env != name {
+			t.Errorf("%s=\"\": %v, want an error naming %s", name, err, name)
 		}
 	}
 }
