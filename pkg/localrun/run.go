@@ -131,7 +131,7 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 		if err := pub.Publish(ctx, &req); err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
-		if i > 0 && i%(max(1, o.Requests/max(1, o.Garbage+1))) == 0 && o.Garbage > 0 && i/(o.Requests/(o.Garbage+1)) <= o.Garbage {
+		if garbageAfter(i, o.Requests, o.Garbage) {
 			pub.PublishRaw(ctx, fmt.Sprintf("garbage-%d", i), []byte("\x00\x00\x00\x00\x07not avro"))
 		}
 	}
@@ -226,6 +226,17 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 		return rep, fmt.Errorf("%d status events did not decode", n)
 	}
 	return rep, nil
+}
+
+// garbageAfter reports whether an undecodable record follows request i of
+// requests: garbage of them spread evenly, at most one after each request
+// but the first (fewer requests than garbage records: one after each).
+func garbageAfter(i, requests, garbage int) bool {
+	if garbage <= 0 || i <= 0 {
+		return false
+	}
+	step := max(1, requests/(garbage+1))
+	return i%step == 0 && i/step <= garbage
 }
 
 // countTopic counts the committed records of a topic.
