@@ -1824,8 +1824,26 @@ func (j *job) finish(payoutID string) error {
 	for _, i := range j.keep {
 		want[b.Transactions[i].RequestID] = i
 	}
+	// A payee dropped for its bank that an earlier POST may have carried
+	// (verdictUnbanked; no lookup proved the batch absent) is SUBMITTED if
+	// the payout lists it, else REJECTED: the listing waits for it too, and
+	// a listing that still lacks it is taken as proof only when it holds
+	// every transaction the payout counts (unbankedListed).
+	var carried []string
+	if !j.absentProven {
+		for _, d := range j.drops {
+			if d.unbanked {
+				rid := b.Transactions[d.idx].RequestID
+				want[rid] = d.idx
+				carried = append(carried, rid)
+			}
+		}
+	}
 	txByRef, listed, err := j.transactions(payoutID, want)
 	if err != nil {
+		return err
+	}
+	if err := j.unbankedListed(payoutID, carried, txByRef, listed); err != nil {
 		return err
 	}
 	t = e.m.stage("list", t)
@@ -2212,6 +2230,45 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]rai
 			return nil, listing{}, err
 		}
 	}
+}
+
+// unbankedListed returns nil when the listing may be taken as the payout's
+// word on the payees of carried (dropped for their bank, perhaps carried
+// by an earlier POST): each is listed, or the listing holds every
+// transaction the payout counts (its totalTransactions, found by
+// reference; as the tracker's poll reads it). Otherwise (fewer listed, or
+// the payout not yet found by reference) the listing may be behind the
+// write: a payee it lacks may be paid, and its REJECTED would be false, so
+// the batch is tried again (its record says posted) rather than ended.
+func (j *job) unbankedListed(payoutID string, carried []string, txByRef map[string]rail.ItemRef, listed listing) error {
+	missing := 0
+	for _, rid := range carried {
+		if _, ok := txByRef[rid]; !ok {
+			missing++
+		}
+	}
+	if missing == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)
+	bs, err := j.e.batchRail.FindBatches(ctx, j.b.BatchID)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("dispatch: payout %s does not list %d payees dropped for their bank that an earlier POST may have carried, and its count could not be read: %w",
+			payoutID, missing, err)
+	}
+	for _, pb := range bs {
+		if pb.ProviderID != payoutID {
+			continue
+		}
+		if pb.ItemCount > listed.n {
+			return fmt.Errorf("dispatch: payout %s lists %d of its %d transactions, without %d payees dropped for their bank that an earlier POST may have carried: read again",
+				payoutID, listed.n, pb.ItemCount, missing)
+		}
+		return nil
+	}
+	return fmt.Errorf("dispatch: payout %s does not list %d payees dropped for their bank that an earlier POST may have carried, and the lookup by reference does not show it yet: read again",
+		payoutID, missing)
 }
 
 // addCapped adds a payee's amount to a reservation's, capped at the

@@ -1,0 +1,125 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// txListingBehind answers the first reads of every GET
+// /payouts/{id}/transactions from a server copy behind the write: the
+// transaction whose reference is hide is not there yet (the page's total
+// says so too). reads counts the listings read.
+type txListingBehind struct {
+	base   http.RoundTripper
+	hide   string
+	behind int32 // how many listings are answered without it
+	reads  atomic.Int32
+}
+
+func (l *txListingBehind) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.base.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || !strings.Contains(req.URL.Path, "/payouts/") ||
+		!strings.HasSuffix(req.URL.Path, "/transactions") || l.reads.Add(1) > l.behind {
+		return resp, err
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var env struct {
+		Data struct {
+			Page    int               `json:"page"`
+			Limit   int               `json:"limit"`
+			Total   int               `json:"total"`
+			Pages   int               `json:"pages"`
+			Records []json.RawMessage `json:"records"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, err
+	}
+	kept := env.Data.Records[:0]
+	for _, r := range env.Data.Records {
+		var tx struct {
+			Reference string `json:"reference"`
+		}
+		if err := json.Unmarshal(r, &tx); err != nil {
+			return nil, err
+		}
+		if tx.Reference == l.hide {
+			env.Data.Total--
+			continue
+		}
+		kept = append(kept, r)
+	}
+	env.Data.Records = kept
+	out, _ := json.Marshal(env)
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(out)), int64(len(out))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// Two faults lined up on the listing read after the lookup: a first
+// attempt's POST carries both payees and Wompi creates the batch (its
+// answer lost, the worker revoked); the next attempt screens payee 0 out
+// (its bank left GET /banks: verdict 'x', an earlier POST may have carried
+// it), finds the payout by reference, and reads its transactions from a
+// server copy behind the write that does not list payee 0 yet. The listing
+// waited only for the kept payees, so payee 0, unlisted, got its final
+// REJECTED UNKNOWN_BANK_ID while Wompi pays it in that payout: a request
+// the marketplace resends under a new requestId, paid twice.
+func TestUnbankedPayeeOfAFoundPayoutWaitsForALaggingListing(t *testing.T) {
+	// Behind for two reads: the attempt's own re-reads see the payee.
+	t.Run("brief lag", func(t *testing.T) { unbankedLagging(t, 2, 1) })
+	// Behind for longer than one attempt's re-reads: the payout counts two
+	// transactions and lists one, so the attempt fails (retried, the
+	// record says posted) instead of ending the payee; the next one sees it.
+	t.Run("long lag", func(t *testing.T) { unbankedLagging(t, 10, 2) })
+}
+
+func unbankedLagging(t *testing.T, behind int32, attempts int) {
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	b, timing := postAppliedAnswerLost(t, f, "unbanked-lagging")
+	dropped := b.Transactions[0].RequestID
+
+	lag := &txListingBehind{base: f.tap, hide: dropped, behind: behind}
+	e2 := f.engine(func(c *Config) {
+		timing(c)
+		c.Wompi = wompi.NewRail(f.sim.Client(&http.Client{Transport: simBankless{base: lag}}), wompi.RailConfig{})
+	})
+	var err error
+	for n := 1; n <= attempts; n++ {
+		b2 := b
+		if err = e2.process(context.Background(), &b2, nil, testLogger()); err == nil {
+			break
+		}
+		t.Logf("attempt %d: %v", n, err)
+		f.noneRejectedWhilePaid(t, b, "the listing read behind the write did not show the payee yet")
+	}
+	if err != nil {
+		t.Fatalf("the batch did not end within %d attempts: %v", attempts, err)
+	}
+	if n := len(f.tap.snapshot()); n != 1 {
+		t.Fatalf("%d POSTs, want 1 (the payout is found by reference)", n)
+	}
+	f.noDoublePayment()
+	f.noneRejectedWhilePaid(t, b, "the listing read behind the write did not show the payee yet")
+	if lag.reads.Load() <= behind {
+		t.Fatalf("%d listings read, the copy behind answered %d: the payee was never listed", lag.reads.Load(), behind)
+	}
+	idx := byStatus(f.statuses())
+	if len(idx[dropped][payout.StatusSubmitted]) == 0 {
+		t.Fatalf("request %s, in the payout Wompi holds, never got SUBMITTED", dropped)
+	}
+	f.checkLifecycles()
+}
