@@ -48,18 +48,25 @@ func revokedWhileSending(t *testing.T, e *Engine, b payout.Batch) {
 }
 
 // noneRejectedWhilePaid fails when a request of b that Wompi holds in a
-// batch has a REJECTED on the status topic (why: how it came to be).
+// batch has a REJECTED on the status topic (why: how it came to be), and
+// when Wompi holds none of them: the fault it is about never happened, and
+// the check would pass on anything.
 func (f *fixture) noneRejectedWhilePaid(t *testing.T, b payout.Batch, why string) {
 	t.Helper()
 	idx := byStatus(f.statuses())
+	held := 0
 	for _, tx := range b.Transactions {
 		le, ok := f.sim.LedgerEntry(tx.RequestID)
 		if !ok || le.Accepted == 0 {
 			continue
 		}
+		held++
 		if r := idx[tx.RequestID][payout.StatusRejected]; len(r) > 0 {
 			t.Fatalf("request %s is in a batch Wompi holds, yet REJECTED %s: %s", tx.RequestID, deref(r[0].ReasonCode), why)
 		}
+	}
+	if held == 0 {
+		t.Fatalf("Wompi holds no request of batch %s: the POST that should have landed did not, and nothing was checked", b.BatchID)
 	}
 }
 

@@ -445,7 +445,7 @@ func (f *fixture) duplicateCopies() map[string]string {
 			h[x.Key] = string(x.Value)
 		}
 		if h[events.HeaderError] != string(payout.ReasonDuplicateRequest) {
-			continue
+			f.t.Fatalf("DLQ record %q with error %q: only duplicate copies were expected", r.Key, h[events.HeaderError])
 		}
 		var req payout.Request
 		if err := f.codec.DecodeRequest(r.Value, &req); err != nil || req.RequestID != string(r.Key) {

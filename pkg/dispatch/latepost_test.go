@@ -131,6 +131,12 @@ func TestLateAppliedPostThenRefusalForNow(t *testing.T) {
 	_ = stop()
 	f.noDoublePayment()
 	f.checkSubmitted(b)
+	// Adopted on its lookup: the copy of a batch an earlier POST may have
+	// created never POSTs before a lookup proves it absent (Wompi's live
+	// key would hide that repeat here, not once the key is gone).
+	if n := len(f.tap.snapshot()); n != 2 {
+		t.Fatalf("%d POSTs, want 2 (the late one and the refused one): the copy posted again before looking the batch up", n)
+	}
 	u, err = e.budget.Usage(context.Background(), rail.Wompi, day, wompitest.AccountMain)
 	if err != nil || u.AmountInCents != b.TotalAmountInCents || u.Batches != 1 {
 		t.Fatalf("usage %+v %v once the copy adopted the payout, want the batch's amount and one batch", u, err)

@@ -246,7 +246,10 @@ func newLedgerView(n int) *ledgerView {
 // ledgerOf reads the in-process simulator's ledger.
 func (t *Tally) ledgerOf(sim *wompitest.Server) *ledgerView {
 	v := newLedgerView(len(t.status))
-	v.paidTwice = sim.PaidMoreThanOnce()
+	// Accepted more than once, settled or not (PaidMoreThanOnce is only
+	// those settled APPROVED twice): the single-payout rails' ledgers count
+	// the same way (addRailLedgers).
+	v.paidTwice = sim.Duplicates()
 	v.accepted[rail.Wompi] = 0 // read, even if it accepted nothing
 	for i := range v.amounts {
 		if e, ok := sim.LedgerEntry(t.m.RequestID(i)); ok {
@@ -283,7 +286,7 @@ func (t *Tally) fetchLedger(ctx context.Context, baseURL string) (*ledgerView, e
 		if err := dec.Decode(&line); err != nil {
 			return nil, fmt.Errorf("%w: %v", errNoLedger, err)
 		}
-		if line.Approved > 1 {
+		if len(line.AmountsInCents) > 1 { // accepted twice, settled or not
 			v.paidTwice = append(v.paidTwice, line.Reference)
 		}
 		i, ok := t.m.Index(line.Reference)

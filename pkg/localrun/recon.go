@@ -215,7 +215,10 @@ type Report struct {
 	// absent).
 	LostAt         map[string]payout.Status
 	AmountMismatch []string
-	Latency        Percentiles
+	// RejectedPaid are requests whose final status is REJECTED although a
+	// rail's ledger accepted them: reported refused, yet paid.
+	RejectedPaid []string
+	Latency      Percentiles
 	// SteadyPerSec is the rate of first SUBMITTEDs between the tenth and
 	// the ninetieth percentile of their times: the run without its start
 	// (a first start's grace, the first batch filling) and its tail. 0 when
@@ -228,7 +231,8 @@ type Report struct {
 // OK reports whether the reconciliation holds: nothing paid twice, nothing
 // lost, every accepted amount equal to its request.
 func (r *Report) OK() bool {
-	return len(r.DuplicatesPaid) == 0 && len(r.Lost) == 0 && len(r.AmountMismatch) == 0 && len(r.Lifecycle) == 0
+	return len(r.DuplicatesPaid) == 0 && len(r.Lost) == 0 && len(r.AmountMismatch) == 0 && len(r.Lifecycle) == 0 &&
+		len(r.RejectedPaid) == 0
 }
 
 // Percentiles of a latency distribution.
@@ -328,6 +332,9 @@ func (t *Tally) reconcile(ledger *ledgerView, dlq int, elapsed time.Duration) *R
 		switch {
 		case s == payout.StatusRejected:
 			r.Rejected++
+			if len(ledger.amounts[i]) > 0 {
+				r.RejectedPaid = append(r.RejectedPaid, id)
+			}
 		case s == payout.StatusApproved:
 			r.Approved++
 			r.ApprovedCents += t.amounts[i]
@@ -431,6 +438,7 @@ func (r *Report) Print(w io.Writer) {
 	row("duplicates paid", len(r.DuplicatesPaid), 0, "must be 0")
 	row("lost", len(r.Lost), 0, "must be 0")
 	row("lifecycles broken (status topic)", len(r.Lifecycle), 0, "must be 0")
+	row("rejected, yet accepted by a rail", len(r.RejectedPaid), 0, "must be 0")
 	if r.Latency.Max > 0 {
 		fmt.Fprintf(w, "  publish -> SUBMITTED latency          p50 %v  p90 %v  p99 %v  max %v\n",
 			r.Latency.P50.Round(time.Millisecond), r.Latency.P90.Round(time.Millisecond), r.Latency.P99.Round(time.Millisecond), r.Latency.Max.Round(time.Millisecond))
@@ -445,7 +453,8 @@ func (r *Report) Print(w io.Writer) {
 	for _, l := range []struct {
 		name string
 		ids  []string
-	}{{"paid twice", r.DuplicatesPaid}, {"lost", lost}, {"amount mismatch", r.AmountMismatch}, {"lifecycle broken", r.Lifecycle}} {
+	}{{"paid twice", r.DuplicatesPaid}, {"lost", lost}, {"amount mismatch", r.AmountMismatch}, {"lifecycle broken", r.Lifecycle},
+		{"rejected yet accepted by a rail", r.RejectedPaid}} {
 		if len(l.ids) > 0 {
 			fmt.Fprintf(w, "  %s: %s\n", l.name, strings.Join(l.ids[:min(len(l.ids), 20)], " "))
 		}

@@ -165,6 +165,10 @@ func TestCheckLifecycles(t *testing.T) {
 		{"backwards", []StatusChange{ev("1", "a", StatusApproved), ev("2", "a", StatusSubmitted)}, false},
 		{"second BATCHED with another id", []StatusChange{ev("1", "a", StatusBatched), ev("2", "a", StatusSubmitted), ev("3", "a", StatusBatched)}, false},
 		{"requests are independent", []StatusChange{ev("1", "a", StatusApproved), ev("2", "b", StatusBatched)}, true},
+		// A consumer deduplicating by eventId never sees the APPROVED: the
+		// request stops at SUBMITTED for it.
+		{"final under an earlier event's id", []StatusChange{ev("1", "a", StatusBatched), ev("2", "a", StatusSubmitted), ev("2", "a", StatusApproved)}, false},
+		{"one eventId for two requests", []StatusChange{ev("1", "a", StatusBatched), ev("1", "b", StatusBatched)}, false},
 	}
 	for _, c := range cases {
 		if err := CheckLifecycles(c.evs); (err == nil) != c.ok {

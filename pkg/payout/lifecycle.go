@@ -9,18 +9,25 @@ import (
 // topic order (one partition per requestId keeps each request's order):
 // after dedupe by eventId, the statuses of each requestId follow one
 // forward-only path (CanTransition; a DEFERRED may repeat, one per
-// deferral) and include at most one final status. It returns every
+// deferral) and include at most one final status; an eventId never
+// stands for two events (another requestId or status). It returns every
 // violation found, one line each, or nil.
 func CheckLifecycles(evs []StatusChange) error {
-	seen := make(map[string]bool, len(evs))
+	seen := make(map[string]*StatusChange, len(evs))
 	last := map[string]Status{}
 	var problems []string
 	for i := range evs {
 		ev := &evs[i]
-		if seen[ev.EventID] {
+		if first := seen[ev.EventID]; first != nil {
+			// A consumer drops it as a redelivery of the first: a different
+			// event under a used eventId never reaches it.
+			if first.RequestID != ev.RequestID || first.Status != ev.Status {
+				problems = append(problems, fmt.Sprintf("request %s: %s from %s reuses the eventId %s of request %s's %s: consumers drop it",
+					ev.RequestID, ev.Status, ev.Source, ev.EventID, first.RequestID, first.Status))
+			}
 			continue
 		}
-		seen[ev.EventID] = true
+		seen[ev.EventID] = ev
 		from := last[ev.RequestID]
 		if !CanTransition(from, ev.Status) && (from != StatusDeferred || ev.Status != StatusDeferred) {
 			reason := ""
