@@ -74,6 +74,10 @@ type job struct {
 	// claimedAt is when the job's claim was granted (wall clock): every
 	// POST of an earlier attempt started before it.
 	claimedAt time.Time
+	// earlierPost: the claim found a POST of an earlier attempt (its
+	// firstPostAt), which may land until the slowest live replica's
+	// takeover wait after the claim (lookupSettled).
+	earlierPost bool
 
 	// statusSince is the tracker's Redis-loss marker taken when the job
 	// began, before anything it emits was observed (track.Gate).
@@ -495,7 +499,7 @@ func (e *Engine) railRetryAfter(attempt int32) time.Duration {
 // pay is run's body.
 func (j *job) pay(c claim, t time.Time) error {
 	e, b, log := j.e, j.b, j.log
-	j.firstPostAt = c.firstPostAt
+	j.firstPostAt, j.earlierPost = c.firstPostAt, !c.firstPostAt.IsZero()
 	payoutID := c.payoutID
 	if len(c.refused) > 0 && payoutID == "" {
 		// An earlier attempt recorded a refusal (below): its dedupe
@@ -596,6 +600,19 @@ func (j *job) pay(c claim, t time.Time) error {
 	amount := j.keptAmount()
 	j.res = newReservation(b, j.acct, amount, e.now())
 	g, err := j.reserve()
+	if errors.Is(err, errHeldMayLand) {
+		// The batch holds another reservation, an earlier attempt's whose
+		// POST may still land: it goes back only once none can.
+		id, lerr := j.lookupSettled()
+		if lerr != nil {
+			return lerr
+		}
+		if id != "" {
+			return j.finish(id)
+		}
+		j.absentProven = true
+		g, err = j.reserve()
+	}
 	j.reserved = err == nil
 	if err != nil {
 		return err
@@ -957,6 +974,21 @@ func (j *job) lookupSettled() (string, error) {
 		// job's claim, and may land until RecoveryGrace after it.
 		horizon = j.claimedAt.Add(j.e.cfg.RecoveryGrace)
 	}
+	if j.earlierPost {
+		// An earlier attempt's POST may have started as late as its lease
+		// fence (RecoveryGrace - HTTPTimeout past a renewal) and land
+		// RecoveryGrace after that: with RecoveryGrace far above
+		// HTTPTimeout, or a slower replica's timings, later than
+		// RecoveryGrace after this claim. Waited as a single-payout
+		// takeover waits (peerWaits).
+		_, wait, err := j.e.peerWaits(j.soft)
+		if err != nil {
+			return "", err
+		}
+		if h := j.claimedAt.Add(wait); h.After(horizon) {
+			horizon = h
+		}
+	}
 	// The wait is no failure of Wompi's: its lookups get RailPatience
 	// from the horizon, not from the job's start (which the wait alone
 	// may outlast: RecoveryGrace is longer than the default patience).
@@ -1050,6 +1082,10 @@ func pickPayout(bs []rail.Batch) string {
 	return bs[best].ProviderID
 }
 
+// errHeldMayLand: the batch holds a different reservation, and a POST of
+// an earlier attempt may still land (reserveSeeding).
+var errHeldMayLand = errors.New("dispatch: the batch holds another reservation, and an earlier POST of it may still land")
+
 // reserve takes the batch's reservation, seeding its days from Wompi when
 // Redis does not know them.
 func (j *job) reserve() (ratelimit.Grant, error) { return j.reserveSeeding(false, j.seed) }
@@ -1077,10 +1113,19 @@ func (j *job) reserveSeeding(keepHeld bool, seed func(*ratelimit.NotSeededError)
 		case keepHeld && errors.Is(err, ratelimit.ErrReservationConflict):
 			j.log.Info("dispatch: the batch's earlier reservation on the day covers its rest", "err", err)
 			return ratelimit.Grant{Granted: true, AlreadyHeld: true}, nil
+		case errors.Is(err, ratelimit.ErrReservationConflict) && !j.firstPostAt.IsZero() && !j.absentProven:
+			// An earlier attempt's POST may still land (a replica cut off
+			// with its POST in flight, whose lease ran out), and the
+			// reconcile's lookup proved nothing while it may: released
+			// now, and the new reservation denied (the batch's slot moved
+			// to a full day), the batch Wompi then holds would count
+			// nowhere. The caller looks it up once none can land.
+			return g, fmt.Errorf("%w: %w", errHeldMayLand, err)
 		case errors.Is(err, ratelimit.ErrReservationConflict):
 			// The batch's kept transactions, or its slot day, changed since
 			// its earlier reservation. It is not in Wompi (we are before
-			// the POST, and any earlier POST was looked up and not found):
+			// the POST, and any earlier POST was looked up and not found,
+			// once none could land):
 			// the old reservation goes back, whatever its days. Unless
 			// this replica lost its lease: the reservation may then be
 			// that of another replica, which took the batch over and
