@@ -7,7 +7,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/ratelimit"
@@ -122,10 +121,6 @@ func (j *job) endPoisoned(reason payout.Reason, msg string) error {
 			return err
 		}
 	}
-	var recs []*kgo.Record
-	if j.src != nil {
-		recs = append(recs, events.DLQRecord(j.src, e.cfg.Topics.RequestsDLQ, errors.New(string(reason)+": "+msg)))
-	}
 	statuses, bs, err := j.poisonStatuses(reason, msg)
 	if err != nil {
 		j.log.Error("dispatch: cannot build the REJECTED events of a failed batch: it is in the DLQ only", "err", err)
@@ -137,8 +132,25 @@ func (j *job) endPoisoned(reason payout.Reason, msg string) error {
 			return err
 		}
 	}
-	recs = append(recs, statuses...)
-	if err := j.produce(recs...); err != nil {
+	if j.src != nil {
+		// Alone, so that a dead letter the DLQ topic refuses as too large
+		// (a batch is up to a megabyte, the topic sized to the requests
+		// topic's) is sent again with less of the record (deadLetter)
+		// rather than refused for ever, the partition held.
+		derr := errors.New(string(reason) + ": " + msg)
+		for cut := 0; ; cut++ {
+			err := j.produce(e.deadLetter(j.src, derr, cut))
+			if err == nil {
+				break
+			}
+			if !tooLargeForTopic(err) || cut >= maxDLQCut {
+				return err
+			}
+			j.log.Error("dispatch: the DLQ topic refused the dead letter as too large; sending it with less of the record",
+				"cut", cut+1, "err", err)
+		}
+	}
+	if err := j.produce(statuses...); err != nil {
 		return err
 	}
 	if _, err := e.st.transition(j.hard, j.owner, j.epoch, b.BatchID,
