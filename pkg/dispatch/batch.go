@@ -2306,6 +2306,22 @@ func (j *job) unbankedListed(payoutID string, carried []string, txByRef map[stri
 		if pb.ProviderID != payoutID {
 			continue
 		}
+		// Wompi counts a payee it refused at creation and never lists it
+		// (a bank leaving the directory refuses such a payee): a final
+		// payout whose listing is still short after the tracker's patience
+		// with it (track.ShortListingPatience) is taken at its listing's
+		// word, as the tracker's poll takes it, rather than tried for
+		// ever with its partition held.
+		created := pb.CreatedAt
+		if created.IsZero() {
+			created = j.firstPostAt
+		}
+		if pb.ItemCount > listed.n && pb.Status.Final() && !created.IsZero() &&
+			j.e.now().Sub(created) >= track.ShortListingPatience {
+			j.log.Error("dispatch: final payout still lists fewer transactions than it counts; the payees dropped for their bank it does not list are taken as refused at creation",
+				"payout_id", payoutID, "listed", listed.n, "transactions", pb.ItemCount, "missing", missing)
+			return nil
+		}
 		if pb.ItemCount > listed.n {
 			return fmt.Errorf("dispatch: payout %s lists %d of its %d transactions, without %d payees dropped for their bank that an earlier POST may have carried: read again",
 				payoutID, listed.n, pb.ItemCount, missing)

@@ -87,7 +87,7 @@ func postAppliedAnswerLost(t *testing.T, f *fixture, name string) (payout.Batch,
 	b := simpleBatch(name, 2)
 	b.Transactions[1].Beneficiary.BankCode = "1001" // still listed
 	revokedWhileSending(t, f.engine(timing), b)
-	if le, ok := f.sim.LedgerEntry(b.Transactions[0].RequestID); !ok || le.Accepted == 0 {
+	if le, ok := f.sim.LedgerEntry(b.Transactions[1].RequestID); !ok || le.Accepted == 0 {
 		t.Fatal("setup: the first POST did not reach Wompi")
 	}
 	return b, timing

@@ -261,6 +261,10 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 // differently, not a copy behind.
 const shortListingPatience = 72 * time.Hour
 
+// ShortListingPatience is shortListingPatience, for the dispatcher, which
+// takes such a listing as the payout's word after it too.
+const ShortListingPatience = shortListingPatience
+
 // done takes a payout that ended off the schedule, marking it final in the
 // hand-off first so the sweep does not bring it back.
 func (e *Engine) done(ctx context.Context, payoutID string) error {
