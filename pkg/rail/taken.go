@@ -1,6 +1,7 @@
 package rail
 
 import (
+	"regexp"
 	"strings"
 	"unicode"
 )
@@ -9,6 +10,11 @@ import (
 // already used: "has already been taken", "already exists", "duplicate",
 // "must be unique", "in use".
 var takenWords = []string{"taken", "already", "exist", "duplicat", "unique", "in use"}
+
+// notExist matches a negated "exist" ("does not exist", "doesn't exist",
+// "non-existent", "inexistent"): a refusal of something we referred to,
+// never of our id as already used.
+var notExist = regexp.MustCompile(`(not|n't|non)[\s-]*exist|inexist`)
 
 // RefusedAsTaken reports whether a provider's validation message (a 400 or
 // 422 answered to a create) refuses one of subjects, whole words such as
@@ -33,6 +39,7 @@ func RefusedAsTaken(msg string, subjects ...string) bool {
 	if !named {
 		return false
 	}
+	m = notExist.ReplaceAllString(m, " ")
 	for _, w := range takenWords {
 		if strings.Contains(m, w) {
 			return true

@@ -19,6 +19,11 @@ func TestRefusedAsTaken(t *testing.T) {
 		{"document [digits] is invalid", []string{"transaction", "id"}, false},
 		{"The invoice field is required.", []string{"invoice"}, false},
 		{"account already closed", []string{"transaction", "id"}, false},
+		// A negation refuses the payee: "exist" alone is not a taken word.
+		{"customer_id 1234 does not exist", []string{"transaction", "id"}, false},
+		{"The transaction's beneficiary account doesn't exist", []string{"transaction", "id"}, false},
+		{"invoice refers to a non-existent merchant", []string{"invoice"}, false},
+		{"transaction.id 1234 already exists", []string{"transaction", "id"}, true},
 		// A subject only inside another word does not count.
 		{"invoices already exported", []string{"invoice"}, false},
 		{"idle account already blocked", []string{"id"}, false},

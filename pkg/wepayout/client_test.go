@@ -61,6 +61,11 @@ func TestErrorClasses(t *testing.T) {
 		{"400 create, invoice taken", 400, `{"message":"The invoice has already been taken."}`, "create", rail.AlreadyExists},
 		{"422 create, invoice taken", 422, `{"message":"The invoice has already been taken. (and 1 more error)","errors":{"invoice":["The invoice has already been taken."]}}`, "create", rail.AlreadyExists},
 		{"422 create, duplicate invoice", 422, `{"message":"Duplicate invoice"}`, "create", rail.AlreadyExists},
+		// Laravel's summary names the first failed field only: a repeat
+		// refused for the balance its first POST consumed and for its
+		// invoice, the invoice's refusal in the errors object alone.
+		{"422 create, invoice taken after another error", 422, `{"message":"The amount exceeds the available balance. (and 1 more error)","errors":{"amount":["The amount exceeds the available balance."],"invoice":["The invoice has already been taken."]}}`, "create", rail.AlreadyExists},
+		{"422 create, errors without the invoice", 422, `{"message":"The amount exceeds the available balance. (and 1 more error)","errors":{"amount":["The amount exceeds the available balance."],"beneficiary.document.number":["The beneficiary.document.number has already been used today."]}}`, "create", rail.Rejected},
 		{"422 create", 422, `{"message":"invalid"}`, "create", rail.Rejected},
 		{"408 create", 408, ``, "create", rail.OutcomeUnknown},
 		{"425 create", 425, ``, "create", rail.OutcomeUnknown},

@@ -91,7 +91,9 @@ func httpError(op string, status int, raw []byte, pii []string) *rail.Error {
 			Code    string          `json:"code"`
 			Message json.RawMessage `json:"message"`
 		} `json:"error"`
+		Errors json.RawMessage `json:"errors"`
 	}
+	taken := false
 	if len(t) > 0 && t[0] == '{' && json.Unmarshal(t, &body) == nil {
 		msg := body.Message
 		if body.Error != nil {
@@ -103,10 +105,19 @@ func httpError(op string, status int, raw []byte, pii []string) *rail.Error {
 			}
 		}
 		e.Message = messageText(msg)
+		// A validation answer's message names its first failed field
+		// only ("... (and 1 more error)"): the invoice's refusal may be
+		// in the errors object alone.
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(body.Errors, &fields) == nil {
+			for field, m := range fields {
+				taken = taken || invoiceTaken(field+": "+messageText(m))
+			}
+		}
 	} else if len(t) > 0 && t[0] != '<' {
 		e.Message = string(t)
 	}
-	if e.Class == rail.Rejected && invoiceTaken(e.Message) {
+	if e.Class == rail.Rejected && (taken || invoiceTaken(e.Message)) {
 		// A refusal of our invoice as already used proves WEpayout holds a
 		// payment under it: never a refusal of the payee [ours].
 		e.Class = rail.AlreadyExists
