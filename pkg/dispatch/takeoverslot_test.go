@@ -11,7 +11,6 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -57,30 +56,18 @@ func TestTakeoverPastMidnightKeepsTheReservationOfAPostStillInFlight(t *testing.
 
 	// The replica cut off: its claim, its reservation (the amount on the
 	// dispersion day, the slot today), its record posting, its lease run out.
-	epoch, ready, err := e.st.epoch(ctx)
-	if err != nil || !ready {
-		t.Fatalf("epoch %q ready %v: %v", epoch, ready, err)
-	}
-	if c, err := e.st.claim(ctx, "cut-off-while-posting", epoch, b.BatchID); err != nil || c.code != "fresh" {
-		t.Fatalf("the cut-off replica's claim: %+v %v", c, err)
-	}
-	held := newReservation(&b, b.OriginAccountID, b.TotalAmountInCents, f.clock.Now())
-	if _, err := e.budget.SeedAmount(ctx, rail.Wompi, held.Day, b.OriginAccountID, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.budget.SeedBatches(ctx, rail.Wompi, held.SlotDay, 0); err != nil {
-		t.Fatal(err)
-	}
-	if g, err := e.budget.Reserve(ctx, held); err != nil || !g.Granted {
-		t.Fatalf("the cut-off replica's reservation: %+v %v", g, err)
-	}
-	if _, err := e.st.transition(ctx, "cut-off-while-posting", epoch, b.BatchID, []string{stateClaimed}, statePosting,
-		"?firstPostAt", strconv.FormatInt(f.clock.Now().UnixMilli(), 10)); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.st.rdb.HSet(ctx, e.st.batchKey(b.BatchID), "lease", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	cutOffWhilePosting(t, e, b, func() {
+		held := newReservation(&b, b.OriginAccountID, b.TotalAmountInCents, f.clock.Now())
+		if _, err := e.budget.SeedAmount(ctx, rail.Wompi, held.Day, b.OriginAccountID, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.budget.SeedBatches(ctx, rail.Wompi, held.SlotDay, 0); err != nil {
+			t.Fatal(err)
+		}
+		if g, err := e.budget.Reserve(ctx, held); err != nil || !g.Granted {
+			t.Fatalf("the cut-off replica's reservation: %+v %v", g, err)
+		}
+	})
 
 	// Midnight: the new day's batch slots are all used.
 	f.clock.Set(tomorrow.StartIn(bogota).Add(30 * time.Second))
@@ -90,15 +77,7 @@ func TestTakeoverPastMidnightKeepsTheReservationOfAPostStillInFlight(t *testing.
 	// The cut-off replica's POST lands right after the takeover's first
 	// lookup found nothing.
 	f.tap.base = &landAfterLookup{base: http.DefaultTransport, land: func() {
-		req := &wompi.CreatePayoutRequest{Reference: b.BatchID, AccountID: b.OriginAccountID, PaymentType: string(b.PaymentType),
-			DispersionDatetime: dispersion}
-		for _, tx := range b.Transactions {
-			p := tx.Beneficiary
-			req.Transactions = append(req.Transactions, wompi.TransactionRequest{LegalIDType: string(p.LegalIDType), LegalID: p.LegalID,
-				BankID: wompitest.BankID(p.BankCode), AccountType: string(p.AccountType), AccountNumber: p.AccountNumber,
-				Name: p.Name, Email: p.Email, Amount: tx.AmountInCents, Reference: tx.RequestID})
-		}
-		if _, err := f.sim.Client(nil).CreatePayout(context.Background(), idempotencyKey(b.BatchID), req); err != nil {
+		if err := f.wompiCreate(b); err != nil {
 			t.Error(err)
 		}
 	}}
@@ -140,20 +119,7 @@ func TestRefusalAfterATakeoverWaitsForTheCutOffReplicasPost(t *testing.T) {
 
 	// The cut-off replica: its claim, its record posting, its lease run
 	// out now (last confirmed a lease ago).
-	epoch, ready, err := e.st.epoch(ctx)
-	if err != nil || !ready {
-		t.Fatalf("epoch %q ready %v: %v", epoch, ready, err)
-	}
-	if c, err := e.st.claim(ctx, "cut-off-while-posting", epoch, b.BatchID); err != nil || c.code != "fresh" {
-		t.Fatalf("the cut-off replica's claim: %+v %v", c, err)
-	}
-	if _, err := e.st.transition(ctx, "cut-off-while-posting", epoch, b.BatchID, []string{stateClaimed}, statePosting,
-		"?firstPostAt", strconv.FormatInt(f.clock.Now().UnixMilli(), 10)); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.st.rdb.HSet(ctx, e.st.batchKey(b.BatchID), "lease", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	cutOffWhilePosting(t, e, b, nil)
 	confirmed := time.Now().Add(-e.cfg.LeaseTTL)
 	// Its POST may land until the fence plus RecoveryGrace after that.
 	lastLanding := confirmed.Add(renewEvery(e.cfg.LeaseTTL) + 2*e.cfg.RecoveryGrace - e.cfg.HTTPTimeout)
@@ -168,11 +134,13 @@ func TestRefusalAfterATakeoverWaitsForTheCutOffReplicasPost(t *testing.T) {
 	landed := make(chan time.Time, 1)
 	go func() {
 		time.Sleep(time.Until(landAt))
-		f.wompiHolds(b) // the cut-off replica's POST
+		if err := f.wompiCreate(b); err != nil { // the cut-off replica's POST
+			t.Error(err)
+		}
 		landed <- time.Now()
 	}()
 	bb := b
-	err = e.process(ctx, &bb, nil, testLogger())
+	err := e.process(ctx, &bb, nil, testLogger())
 	if at := <-landed; at.After(lastLanding) {
 		t.Fatalf("the POST landed %v past the latest it may: the test ran too slowly to tell", at.Sub(lastLanding))
 	}
@@ -194,5 +162,30 @@ func TestRefusalAfterATakeoverWaitsForTheCutOffReplicasPost(t *testing.T) {
 	}
 	if ok, err := e.budget.Holds(ctx, newReservation(&b, b.OriginAccountID, b.TotalAmountInCents, f.clock.Now())); err != nil || !ok {
 		t.Fatalf("the batch's reservation was given back (%v) while Wompi pays it", err)
+	}
+}
+
+// cutOffWhilePosting leaves b as a replica cut off with its POST in flight
+// leaves it: claimed, hold run (its reservation, if any), its record
+// posting since now (firstPostAt), its lease run out.
+func cutOffWhilePosting(t *testing.T, e *Engine, b payout.Batch, hold func()) {
+	t.Helper()
+	ctx := context.Background()
+	epoch, ready, err := e.st.epoch(ctx)
+	if err != nil || !ready {
+		t.Fatalf("epoch %q ready %v: %v", epoch, ready, err)
+	}
+	if c, err := e.st.claim(ctx, "cut-off-while-posting", epoch, b.BatchID); err != nil || c.code != "fresh" {
+		t.Fatalf("the cut-off replica's claim: %+v %v", c, err)
+	}
+	if hold != nil {
+		hold()
+	}
+	if _, err := e.st.transition(ctx, "cut-off-while-posting", epoch, b.BatchID, []string{stateClaimed}, statePosting,
+		"?firstPostAt", strconv.FormatInt(e.now().UnixMilli(), 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.rdb.HSet(ctx, e.st.batchKey(b.BatchID), "lease", 0).Err(); err != nil {
+		t.Fatal(err)
 	}
 }

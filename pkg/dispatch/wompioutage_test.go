@@ -136,16 +136,26 @@ func TestLostAnswerThenWompiOutagePaysOnce(t *testing.T) {
 // posted it, under its idempotency key: a POST from before a Redis loss.
 func (f *fixture) wompiHolds(b payout.Batch) {
 	f.t.Helper()
+	if err := f.wompiCreate(b); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// wompiCreate has Wompi create batch b under its idempotency key, as a
+// dispatcher's POST would (on its dispersion day, if scheduled).
+func (f *fixture) wompiCreate(b payout.Batch) error {
 	req := &wompi.CreatePayoutRequest{Reference: b.BatchID, AccountID: b.OriginAccountID, PaymentType: string(b.PaymentType)}
+	if d := b.Schedule.DispersionDatetime; d != nil {
+		req.DispersionDatetime = *d
+	}
 	for _, tx := range b.Transactions {
 		p := tx.Beneficiary
 		req.Transactions = append(req.Transactions, wompi.TransactionRequest{LegalIDType: string(p.LegalIDType), LegalID: p.LegalID,
 			BankID: wompitest.BankID(p.BankCode), AccountType: string(p.AccountType), AccountNumber: p.AccountNumber,
 			Name: p.Name, Email: p.Email, Amount: tx.AmountInCents, Reference: tx.RequestID})
 	}
-	if _, err := f.sim.Client(nil).CreatePayout(context.Background(), idempotencyKey(b.BatchID), req); err != nil {
-		f.t.Fatal(err)
-	}
+	_, err := f.sim.Client(nil).CreatePayout(context.Background(), idempotencyKey(b.BatchID), req)
+	return err
 }
 
 // Two faults: Redis lost the record of a batch Wompi already holds (its
