@@ -329,3 +329,37 @@ func TestBatchOfAnotherRailIsDeferred(t *testing.T) {
 		})
 	}
 }
+
+// A batch's entries in the duplicate index live the dedupe window from its
+// last attempt, not its first: a batch deferred for days (EXC_008, a full
+// daily cap) and paid then kept its requestIds only a window from its
+// first screening, so a copy republished within a window of the payment,
+// but after the entry expired, passed the index and was paid again. Each
+// attempt renews the batch's own entries, kept or rejected.
+func TestDedupeEntriesLiveAWindowFromTheLastAttempt(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	ctx := context.Background()
+	rdb := f.redis.Client()
+	if c, err := e.st.claim(ctx, "w", "e0", "b-late"); err != nil || c.code != "fresh" {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	ids := []string{"late-kept", "late-bank"}
+	if _, _, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-late", rail.Wompi, ids, []byte{modeKeep, modeReject}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids { // most of the window gone while the batch waited
+		if err := rdb.PExpire(ctx, e.st.reqKey(id), time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, _, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-late", rail.Wompi, ids, []byte{modeKeep, modeKeep})
+	if err != nil || string(v) != "kr" {
+		t.Fatalf("the deferred batch's next attempt: %q %v, want kept and still rejected", v, err)
+	}
+	for _, id := range ids {
+		if ttl := rdb.PTTL(ctx, e.st.reqKey(id)).Val(); ttl < time.Duration(e.st.reqTTLms)*time.Millisecond/2 {
+			t.Errorf("%s: entry expires in %v after the batch's latest attempt, want about the dedupe window (%d ms)", id, ttl, e.st.reqTTLms)
+		}
+	}
+}

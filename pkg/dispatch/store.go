@@ -423,6 +423,10 @@ for i = 3, nreq + 2 do
     elseif marks and v == ARGV[3] then
       echo = redis.call('HGET', KEYS[2], echoField(i)) or nil
     end
+    -- The batch's own entry lives the dedupe window from this attempt,
+    -- not from the first: a batch deferred for days before its POST keeps
+    -- its requestIds for a window after it is paid.
+    if v == ARGV[3] or v == rej then redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
   end
   if missing then out[#out + 1] = 'm'
   elseif v == rej then
