@@ -13,6 +13,8 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
 // growTopic adds partitions to topic until it has n, and waits until they
@@ -221,5 +223,67 @@ func TestReplayAfterRequestTopicGrewIsRefused(t *testing.T) {
 	}
 	if n := len(e.replayed()); n != 1 {
 		t.Errorf("%d replayed records on %s, want 1 (the first run's)", n, e.topics.Requests)
+	}
+}
+
+// reconcile took a request's status to be the last event the scan of the
+// whole status topic delivered, as if one requestId were one partition.
+// After partitions are added to payouts.status.v1 in the middle of a
+// request's lifecycle, its events before lie in the partition of the old
+// count and those after in today's, and the scan reads partitions in no
+// order of theirs: an old partition read after the new one put the
+// request back to SUBMITTED. Its final status then "differs" from the
+// provider's when they agree, and a final status of ours against a
+// provider still pending (we said FAILED, the provider may yet pay) agrees,
+// since neither side is final.
+//
+// Sequence, status topic at 3 partitions: A and B are batched and
+// submitted; the topic grows to 4, moving both keys (A from partition 0 to
+// 1, B from 1 to 0, so that whichever of the two partitions is read first,
+// one of them is read new before old); both are APPROVED at Wompi and on
+// our topic. reconcile must find nothing.
+func TestReconcileAfterStatusTopicGrewTakesTheLatestStatus(t *testing.T) {
+	e := newReconcileEnv(t)
+	const before, after = 3, 4 // newReconcileEnv's status topic has 3 partitions
+	moved := func(prefix string, from, to int32) string {
+		for i := 0; ; i++ {
+			k := fmt.Sprintf("%s-%d", prefix, i)
+			if partitionOf(e.topic, []byte(k), before) == from && partitionOf(e.topic, []byte(k), after) == to {
+				return k
+			}
+		}
+	}
+	a, b := moved("rec-grown-a", 0, 1), moved("rec-grown-b", 1, 0)
+	amounts := map[string]int64{a: 1_100_000, b: 2_200_000}
+	pid, txs := e.pay("batch-grown", amounts)
+	for _, id := range []string{a, b} {
+		if txs[id].Status != wompi.TransactionApproved {
+			t.Fatalf("%s settled %s; the test expects APPROVED", id, txs[id].Status)
+		}
+		e.history(id, pid, txs[id].ID, amounts[id], e.at) // BATCHED, SUBMITTED
+	}
+	growTopic(t, e.k.Client(t), e.topic, after)
+	w, batch := "wompi", "batch-grown"
+	for _, id := range []string{a, b} {
+		payoutID, txID, prev := pid, txs[id].ID, payout.StatusSubmitted
+		sc := payout.StatusChange{EventID: payout.EventID("status", id, string(payout.StatusApproved)), RequestID: id, Status: payout.StatusApproved,
+			PreviousStatus: &prev, AmountInCents: amounts[id], OriginAccountID: wompitest.AccountMain, OccurredAt: e.at.Add(time.Hour),
+			Source: payout.SourcePoll, Rail: &w, BatchID: &batch, PayoutID: &payoutID, TransactionID: &txID}
+		v, err := e.codec.AppendStatusChange(nil, &sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.k.Produce(t, e.topic, &kgo.Record{Topic: e.topic, Key: []byte(id), Value: v})
+	}
+	e.clock.Advance(24 * time.Hour)
+
+	r, table, code := e.reconcile()
+	t.Logf("payoutsctl reconcile --day %s\n%s", reconcileDay, table)
+	if code != 0 || len(r.Differences) != 0 {
+		t.Errorf("A and B are APPROVED on both sides, their events straddling the status topic's growth from %d to %d partitions: exit %d, differences %+v",
+			before, after, code, r.Differences)
+	}
+	if len(r.Rails) != 1 || r.Rails[0].Matched != 2 {
+		t.Errorf("summary %+v, want 2 matched", r.Rails)
 	}
 }

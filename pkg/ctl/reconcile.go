@@ -101,6 +101,9 @@ type ourRequest struct {
 	// providerID is the provider's id of our payment: the first
 	// SUBMITTED's, else the first event's that names one.
 	providerID string
+	// statusPart and statusOff are where the event of status lies.
+	statusPart int32
+	statusOff  int64
 }
 
 // Reconcile compares day (YYYY-MM-DD) on the rail given, or every enabled
@@ -188,15 +191,21 @@ func (t *Tool) ourRequests(ctx context.Context) (map[string]*ourRequest, error) 
 		}
 		o := ours[sc.RequestID]
 		if o == nil {
-			o = &ourRequest{rail: rail.Wompi}
+			o = &ourRequest{rail: rail.Wompi, statusPart: r.Partition, statusOff: -1}
 			ours[sc.RequestID] = o
 		}
 		if sc.Rail != nil && *sc.Rail != "" {
 			o.rail = rail.Name(*sc.Rail)
 		}
-		// One requestId is one partition: records come in offset order,
-		// and statuses only move forward.
-		o.status = sc.Status
+		// Statuses only move forward, and a partition's records come in
+		// offset order; but partitions added to the topic during a
+		// request's lifecycle put its later events in another partition,
+		// which the scan may read before the old one: the latest status is
+		// the one latest in the key's partitions (keyPartitions: today's
+		// first, the older counts' after), not the last one read.
+		if writtenAfter(topic, r.Key, len(parts), o.statusPart, o.statusOff, r.Partition, r.Offset) {
+			o.status, o.statusPart, o.statusOff = sc.Status, r.Partition, r.Offset
+		}
 		if sc.Status == payout.StatusSubmitted && o.submittedAt.IsZero() {
 			if id := deref(sc.TransactionID); id != "" {
 				o.submittedAt, o.amount, o.providerID = sc.OccurredAt, sc.AmountInCents, id
@@ -217,6 +226,23 @@ func (t *Tool) ourRequests(ctx context.Context) (map[string]*ourRequest, error) 
 		return nil, fmt.Errorf("reconcile: %d record(s) of %s do not decode (SCHEMA_REGISTRY_URL?): our side would be incomplete", undecodable, topic)
 	}
 	return ours, nil
+}
+
+// writtenAfter reports whether the record of key at partition p2, offset o2 was
+// written after the one at p1, o1, in a topic of n partitions where only
+// partitions are added: in one partition by offset; across two, the one
+// the key falls in at the larger partition count (earlier in
+// keyPartitions) is the later.
+func writtenAfter(topic string, key []byte, n int, p1 int32, o1 int64, p2 int32, o2 int64) bool {
+	if p1 == p2 {
+		return o2 > o1
+	}
+	ps := keyPartitions(topic, key, n)
+	i1, i2 := slices.Index(ps, p1), slices.Index(ps, p2)
+	if i1 < 0 || i2 < 0 {
+		return true // not where a worker's producer puts it: as read
+	}
+	return i2 < i1
 }
 
 // providerRow is one payee of the provider's record of the day.
