@@ -29,7 +29,17 @@ func validateFor(name rail.Name, req *payout.Request, now time.Time) payout.Viol
 	}
 	payee := rail.PayeeOf(&req.Beneficiary)
 	if name == rail.SmartFastPay {
-		return append(vs, smartfastpay.Validate(req.Currency, req.AmountInCents, payee)...)
+		vs = append(vs, smartfastpay.Validate(req.Currency, req.AmountInCents, payee)...)
+	} else {
+		vs = append(vs, wepayout.Validate(req.Currency, req.AmountInCents, payee)...)
 	}
-	return append(vs, wepayout.Validate(req.Currency, req.AmountInCents, payee)...)
+	// The dispatcher reserves every rail's batches against one per-account
+	// daily limit (DAILY_LIMIT_CENTS, by default Wompi's): a request alone
+	// above it would be deferred every day, never paid nor ended. Wompi's
+	// rules refuse it (wompi.Validate); so do the others'.
+	if req.AmountInCents > wompi.DefaultDailyLimitCents {
+		vs = append(vs, payout.Violation{Reason: payout.ReasonAmountOverLimit,
+			Message: "amountInCents is above an account's daily limit of 150000000000 cents"})
+	}
+	return vs
 }

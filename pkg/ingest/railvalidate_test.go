@@ -55,6 +55,10 @@ func TestValidateForRail(t *testing.T) {
 		{"wepayout recurring", rail.WEpayout, pix, func(r *payout.Request) { r.Recurring = &payout.Recurring{Interval: payout.IntervalMonth, Months: 3} }, payout.ReasonInvalidRecurring},
 		{"envelope: bad requestId", rail.WEpayout, pix, func(r *payout.Request) { r.RequestID = "has space" }, payout.ReasonInvalidRequestID},
 		{"envelope: zero amount", rail.SmartFastPay, sfp, func(r *payout.Request) { r.AmountInCents = 0 }, payout.ReasonInvalidAmount},
+		// Below WEpayout's own maximum, above the daily limit every rail's
+		// batches are reserved against: it was batched, then deferred by
+		// the dispatcher every day, for ever.
+		{"wepayout above the daily limit", rail.WEpayout, pix, func(r *payout.Request) { r.AmountInCents = 150_000_000_001 }, payout.ReasonAmountOverLimit},
 	}
 	for _, c := range cases {
 		r := c.req

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -962,7 +963,12 @@ var bogota = time.FixedZone("America/Bogota", -5*60*60)
 func (b *Budget) ttlMs(day string) int64 {
 	ttl := b.ttl
 	if t, err := time.ParseInLocation(time.DateOnly, day, bogota); err == nil {
-		if ahead := time.Until(t.AddDate(0, 0, 1)); ahead > 0 {
+		// A day centuries ahead (a scheduled batch's dispersion day)
+		// would overflow the sum into a negative PEXPIRE, which deletes
+		// the day's hash as soon as it is written: the sum saturates.
+		if ahead := time.Until(t.AddDate(0, 0, 1)); ahead > math.MaxInt64-ttl {
+			ttl = math.MaxInt64
+		} else if ahead > 0 {
 			ttl += ahead
 		}
 	}

@@ -964,3 +964,26 @@ func TestStampNamesTheProcessReadBeforeTheCount(t *testing.T) {
 		t.Fatalf("after the stamp: %+v %v", g, err)
 	}
 }
+
+// A day centuries ahead (a scheduled batch's dispersion day) keeps its
+// budget: its TTL, the default plus the time until the day ends, used to
+// overflow time.Duration into a negative PEXPIRE that deleted the hash as
+// soon as it was written, so the day never read as seeded and every
+// reservation on it failed with ErrNotSeeded.
+func TestFarDayKeepsItsBudget(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	b := newBudget(t, rs.Client(), rs.Prefix(), 3, 1000)
+	for _, d := range []string{"2300-01-01", "2400-01-01", "9999-12-31"} {
+		_, err := b.SeedAmount(ctx, rail.Wompi, d, acctA, 0)
+		mustSeed(t, err)
+		if u := usage(t, b, d, acctA); !u.Seeded {
+			t.Fatalf("%s after its seed: %+v, want seeded", d, u)
+		}
+		_, err = b.SeedBatches(ctx, rail.Wompi, day, 0)
+		mustSeed(t, err)
+		if g, err := b.Reserve(ctx, *sched("far-"+d, acctA, d, day, 400)); err != nil || !g.Granted {
+			t.Fatalf("%s: reserve %+v %v, want granted", d, g, err)
+		}
+	}
+}

@@ -49,7 +49,10 @@ func Validate(currency string, amountInCents int64, p rail.Payee) payout.Violati
 	if len(p.Phone) != phoneLen || !digitsOnly(p.Phone) || !strings.HasPrefix(p.Phone, phonePrefix) {
 		add(ReasonInvalidPhone, "phone must be 57 and 10 digits on smartfastpay")
 	}
-	if n := utf8.RuneCountInString(strings.TrimSpace(p.Name)); n < minName || n > maxName || !utf8.ValidString(p.Name) {
+	// The name is sent as given, spaces around it included, and the rail
+	// counts what it receives: at most 150 characters of it, 3 without
+	// the spaces.
+	if n := utf8.RuneCountInString(strings.TrimSpace(p.Name)); n < minName || utf8.RuneCountInString(p.Name) > maxName || !utf8.ValidString(p.Name) {
 		add(ReasonInvalidName, "name must be 3-150 characters on smartfastpay")
 	}
 	if !payout.ValidEmail(p.Email) {

@@ -29,6 +29,9 @@ func TestValidate(t *testing.T) {
 		{"phone length", "COP", 200, func(p *rail.Payee) { p.Phone = "5730012345" }, ReasonInvalidPhone},
 		{"no phone", "COP", 200, func(p *rail.Payee) { p.Phone = "" }, ReasonInvalidPhone},
 		{"name", "COP", 200, func(p *rail.Payee) { p.Name = "Al" }, ReasonInvalidName},
+		// 150 characters once trimmed, 151 as sent: the rail refused it
+		// with a 400 after ingest had batched it.
+		{"name over 150 with its spaces", "COP", 200, func(p *rail.Payee) { p.Name = strings.Repeat("a", 150) + " " }, ReasonInvalidName},
 		{"email", "COP", 200, func(p *rail.Payee) { p.Email = "ana" }, ReasonInvalidEmail},
 	}
 	for _, c := range cases {
