@@ -39,7 +39,7 @@ func validateFor(name rail.Name, req *payout.Request, now time.Time) payout.Viol
 	// rules refuse it (wompi.Validate); so do the others'.
 	if req.AmountInCents > wompi.DefaultDailyLimitCents {
 		vs = append(vs, payout.Violation{Reason: payout.ReasonAmountOverLimit,
-			Message: "amountInCents is above an account's daily limit of 150000000000 cents"})
+			Message: "amountInCents is above an account's daily limit of 1,500,000,000.00"})
 	}
 	return vs
 }
