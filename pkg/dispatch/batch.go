@@ -595,6 +595,31 @@ func (j *job) pay(c claim, t time.Time) error {
 	if len(j.keep) == 0 {
 		return j.nothingToPay()
 	}
+	if dt := b.Schedule.DispersionDatetime; dt != nil {
+		if loc := rail.Location(railName(b)); payout.DayIn(*dt, loc) <= payout.DayIn(e.now(), loc) {
+			// Its dispersion day came while it waited (deferred by that
+			// day's budget, or EXC_008): Wompi refuses it ("at least the
+			// next day" [doc]), and a deferral would wait for nothing,
+			// day after day while the day's budget lives. Ended here, once
+			// no earlier POST of it can still land.
+			if !j.firstPostAt.IsZero() || c.unproved() {
+				id, err := j.lookupSettled()
+				if err != nil {
+					return err
+				}
+				if id != "" {
+					return j.finish(id)
+				}
+			}
+			r := newRefusal(string(payout.ReasonInvalidDispersion), "the dispersion day is no longer after today", false)
+			if err := j.recordRefusal(r, stateClaimed, stateDeferred, statePosting); err != nil {
+				return err
+			}
+			log.Warn("dispatch: the batch's dispersion day has come: rejected without a POST", "dispersion", dt.UTC())
+			j.res, j.reserved = newReservation(b, j.acct, j.keptAmount(), e.now()), true // Release is safe to repeat
+			return j.rejectAs(r)
+		}
+	}
 
 	// Step 5: daily budgets.
 	amount := j.keptAmount()

@@ -1,0 +1,59 @@
+package dispatch
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+)
+
+// A scheduled batch deferred by its dispersion day's amount budget waits
+// for the next day: its dispersion day. From then on Wompi refuses it
+// ("at least the next day" [doc]) and its amount day, the dispersion day,
+// never gets room again. It used to be deferred DAILY_LIMIT every day
+// until that day's budget expired from Redis (three days), then posted and
+// refused; it must end REJECTED INVALID_DISPERSION_DATETIME at once,
+// without a POST.
+func TestScheduledBatchPastItsDispersionDayIsRejectedNotDeferred(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(func(c *Config) { c.DailyLimitCents = 150_000 })
+	at := testStart.Add(23 * time.Hour) // tomorrow 09:00 Bogota
+	a, b := simpleBatch("disp-a", 1), simpleBatch("disp-b", 1)
+	a.Schedule.DispersionDatetime, b.Schedule.DispersionDatetime = &at, &at
+	ctx := context.Background()
+	if err := e.process(ctx, &a, nil, testLogger()); err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	if err := e.process(ctx, &b, nil, testLogger()); err != nil {
+		t.Fatalf("b: %v", err)
+	}
+	if n := outcome(e, "deferred"); n != 1 {
+		t.Fatalf("%d batches deferred, want b (the dispersion day's amount is used up)", n)
+	}
+	for range 2 {
+		f.clock.Advance(24 * time.Hour) // past b's dispersion day's midnight, then a day more
+		b.Attempt++
+		if err := e.process(ctx, &b, nil, testLogger()); err != nil {
+			t.Fatalf("b again: %v", err)
+		}
+	}
+	if n := outcome(e, "deferred"); n != 1 {
+		t.Fatalf("b deferred %d times, want once: past its dispersion day it can never be paid", n)
+	}
+	var rejected bool
+	for _, s := range f.statuses() {
+		if s.RequestID == b.Transactions[0].RequestID && s.Status == payout.StatusRejected {
+			rejected = s.ReasonCode != nil && *s.ReasonCode == string(payout.ReasonInvalidDispersion)
+		}
+	}
+	if !rejected {
+		t.Fatal("b did not end REJECTED INVALID_DISPERSION_DATETIME")
+	}
+	for _, p := range f.tap.snapshot() {
+		if p.key == b.BatchID {
+			t.Fatal("b was posted past its dispersion day")
+		}
+	}
+	f.noDoublePayment()
+}
