@@ -3,6 +3,7 @@ package ctl
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,57 @@ func TestReconcileAfterStatusTopicGrewTakesTheLatestStatus(t *testing.T) {
 	}
 	if len(r.Rails) != 1 || r.Rails[0].Matched != 2 {
 		t.Errorf("summary %+v, want 2 matched", r.Rails)
+	}
+}
+
+// writtenAfter ordered two partitions of a key by where they come in
+// keyPartitions at today's count, as if the topic had grown once. After a
+// second growth, before the reconcile, that order is not the history's:
+// the key's partition at today's count may be the one it had before the
+// first growth (or come later in the list than it), so the events the
+// first growth moved to a new partition read as the older ones.
+//
+// Sequence, status topic at 3 partitions: A is batched and submitted; the
+// topic grows to 4 (A moves from its partition to another); A is APPROVED
+// on Wompi and on our topic; the topic grows to 6, where keyPartitions
+// lists A's first partition before its second. reconcile must find
+// nothing.
+func TestReconcileAfterTwoGrowthsTakesTheLatestStatus(t *testing.T) {
+	e := newReconcileEnv(t)
+	const before, mid, after = 3, 4, 6
+	var a string
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("rec-twice-%d", i)
+		p3, p4 := partitionOf(e.topic, []byte(k), before), partitionOf(e.topic, []byte(k), mid)
+		ps := keyPartitions(e.topic, []byte(k), after)
+		if p3 != p4 && slices.Index(ps, p3) < slices.Index(ps, p4) {
+			a = k
+			break
+		}
+	}
+	amounts := map[string]int64{a: 1_300_000}
+	pid, txs := e.pay("batch-twice", amounts)
+	if txs[a].Status != wompi.TransactionApproved {
+		t.Fatalf("%s settled %s; the test expects APPROVED", a, txs[a].Status)
+	}
+	e.history(a, pid, txs[a].ID, amounts[a], e.at) // BATCHED, SUBMITTED
+	growTopic(t, e.k.Client(t), e.topic, mid)
+	w, batch, payoutID, txID, prev := "wompi", "batch-twice", pid, txs[a].ID, payout.StatusSubmitted
+	sc := payout.StatusChange{EventID: payout.EventID("status", a, string(payout.StatusApproved)), RequestID: a, Status: payout.StatusApproved,
+		PreviousStatus: &prev, AmountInCents: amounts[a], OriginAccountID: wompitest.AccountMain, OccurredAt: e.at.Add(time.Hour),
+		Source: payout.SourcePoll, Rail: &w, BatchID: &batch, PayoutID: &payoutID, TransactionID: &txID}
+	v, err := e.codec.AppendStatusChange(nil, &sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.k.Produce(t, e.topic, &kgo.Record{Topic: e.topic, Key: []byte(a), Value: v})
+	growTopic(t, e.k.Client(t), e.topic, after)
+	e.clock.Advance(24 * time.Hour)
+
+	r, table, code := e.reconcile()
+	t.Logf("payoutsctl reconcile --day %s\n%s", reconcileDay, table)
+	if code != 0 || len(r.Differences) != 0 {
+		t.Errorf("A is APPROVED on both sides, its events straddling the first of two growths (%d, %d, %d partitions): exit %d, differences %+v",
+			before, mid, after, code, r.Differences)
 	}
 }

@@ -104,6 +104,7 @@ type ourRequest struct {
 	// statusPart and statusOff are where the event of status lies.
 	statusPart int32
 	statusOff  int64
+	statusAt   time.Time
 }
 
 // Reconcile compares day (YYYY-MM-DD) on the rail given, or every enabled
@@ -203,8 +204,8 @@ func (t *Tool) ourRequests(ctx context.Context) (map[string]*ourRequest, error) 
 		// which the scan may read before the old one: the latest status is
 		// the one latest in the key's partitions (keyPartitions: today's
 		// first, the older counts' after), not the last one read.
-		if writtenAfter(topic, r.Key, len(parts), o.statusPart, o.statusOff, r.Partition, r.Offset) {
-			o.status, o.statusPart, o.statusOff = sc.Status, r.Partition, r.Offset
+		if writtenAfter(topic, r.Key, len(parts), o.statusPart, o.statusOff, o.statusAt, r.Partition, r.Offset, r.Timestamp) {
+			o.status, o.statusPart, o.statusOff, o.statusAt = sc.Status, r.Partition, r.Offset, r.Timestamp
 		}
 		if sc.Status == payout.StatusSubmitted && o.submittedAt.IsZero() {
 			if id := deref(sc.TransactionID); id != "" {
@@ -232,10 +233,18 @@ func (t *Tool) ourRequests(ctx context.Context) (map[string]*ourRequest, error) 
 // written after the one at p1, o1, in a topic of n partitions where only
 // partitions are added: in one partition by offset; across two, the one
 // the key falls in at the larger partition count (earlier in
-// keyPartitions) is the later.
-func writtenAfter(topic string, key []byte, n int, p1 int32, o1 int64, p2 int32, o2 int64) bool {
+// keyPartitions) is the later. That order is the history's only while
+// the topic grew once since: after two growths the key's partition today
+// may be the one it had before the first (or come before the first
+// growth's new one), so across partitions the records' timestamps decide
+// first (the later written, the later stamped), and keyPartitions only
+// when they tie.
+func writtenAfter(topic string, key []byte, n int, p1 int32, o1 int64, t1 time.Time, p2 int32, o2 int64, t2 time.Time) bool {
 	if p1 == p2 {
 		return o2 > o1
+	}
+	if !t1.IsZero() && !t2.IsZero() && !t1.Equal(t2) {
+		return t2.After(t1)
 	}
 	ps := keyPartitions(topic, key, n)
 	i1, i2 := slices.Index(ps, p1), slices.Index(ps, p2)
