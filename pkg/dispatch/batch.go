@@ -888,7 +888,7 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 	var echoes map[int]string
 	complete := false
 	if len(ids) > 0 {
-		if verdicts, news, complete, echoes, err = j.e.st.dedupe(j.hard, j.owner, j.epoch, j.b.BatchID, railName(j.b), ids, modes); err != nil {
+		if verdicts, news, complete, echoes, err = j.e.st.dedupeLiving(j.hard, j.entryTTL().Milliseconds(), j.owner, j.epoch, j.b.BatchID, railName(j.b), ids, modes); err != nil {
 			return false, err
 		}
 	}
@@ -1105,6 +1105,22 @@ func pickPayout(bs []rail.Batch) string {
 		return ""
 	}
 	return bs[best].ProviderID
+}
+
+// entryTTL is how long the batch's entries in the duplicate index live:
+// the dedupe window, from the dispersion of a scheduled batch (Wompi pays
+// it then, and a copy republished within a window of that must still meet
+// its entry) or from now.
+func (j *job) entryTTL() time.Duration {
+	ttl := j.e.cfg.DedupeWindow
+	if dt := j.b.Schedule.DispersionDatetime; dt != nil {
+		if ahead := dt.Sub(j.e.now()); ahead > math.MaxInt64-ttl {
+			return math.MaxInt64 // centuries ahead: saturated, not wrapped
+		} else if ahead > 0 {
+			ttl += ahead
+		}
+	}
+	return ttl
 }
 
 // errHeldMayLand: the batch holds a different reservation, and a POST of

@@ -57,3 +57,25 @@ func TestScheduledBatchPastItsDispersionDayIsRejectedNotDeferred(t *testing.T) {
 	}
 	f.noDoublePayment()
 }
+
+// A scheduled batch is posted now and paid on its dispersion day, which
+// may be further ahead than the dedupe window: its entries in the
+// duplicate index lived a window from the POST, so a copy republished
+// after they expired, and before a window past the payment, passed the
+// index and was paid again. They live a window from the dispersion.
+func TestScheduledBatchEntriesLiveAWindowPastTheDispersion(t *testing.T) {
+	f := newFixture(t, fixtureOpt{})
+	e := f.engine(nil)
+	ahead := e.cfg.DedupeWindow + 10*24*time.Hour
+	at := testStart.Add(ahead)
+	b := simpleBatch("disp-far", 1)
+	b.Schedule.DispersionDatetime = &at
+	if err := e.process(context.Background(), &b, nil, testLogger()); err != nil {
+		t.Fatal(err)
+	}
+	f.checkSubmitted(b)
+	ttl := f.redis.Client().PTTL(context.Background(), e.st.reqKey(b.Transactions[0].RequestID)).Val()
+	if want := e.cfg.DedupeWindow + ahead - time.Hour; ttl < want {
+		t.Fatalf("the entry of a batch paid %v from now lives %v, want a dedupe window (%v) past its dispersion", ahead, ttl, e.cfg.DedupeWindow)
+	}
+}

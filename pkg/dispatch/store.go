@@ -732,8 +732,14 @@ const suspectMark = "~?"
 // each) for a batch of rail n and returns one verdict per requestId, and
 // for a single-payout rail one byte per requestId, newPayee for a kept one
 // no dispatcher can have posted (nil for Wompi) (dedupeScript). One round
-// trip.
+// trip. The entries it writes or renews live the dedupe window
+// (dedupeLiving: longer for a batch paid later).
 func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) (verdicts, news []byte, complete bool, echoes map[int]string, err error) {
+	return s.dedupeLiving(ctx, s.reqTTLms, owner, epoch, batchID, n, requestIDs, modes)
+}
+
+// dedupeLiving is dedupe with entries that live ttlMs.
+func (s *store) dedupeLiving(ctx context.Context, ttlMs int64, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) (verdicts, news []byte, complete bool, echoes map[int]string, err error) {
 	keys := make([]string, 0, 2+len(requestIDs))
 	keys = append(keys, s.epochKey(), s.batchKey(batchID))
 	for _, id := range requestIDs {
@@ -753,7 +759,7 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail
 		}
 	}
 	keys = append(keys, s.echoesKey())
-	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, s.reqTTLms, string(modes), listedMark(n), marks, string(fold),
+	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, ttlMs, string(modes), listedMark(n), marks, string(fold),
 		len(s.reqKey(""))).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
 	if err != nil {
