@@ -1110,11 +1110,17 @@ func pickPayout(bs []rail.Batch) string {
 // entryTTL is how long the batch's entries in the duplicate index live:
 // the dedupe window, from the dispersion of a scheduled batch (Wompi pays
 // it then, and a copy republished within a window of that must still meet
-// its entry) or from now.
+// its entry) or from now (livingTTL).
 func (j *job) entryTTL() time.Duration {
-	ttl := j.e.cfg.DedupeWindow
-	if dt := j.b.Schedule.DispersionDatetime; dt != nil {
-		if ahead := dt.Sub(j.e.now()); ahead > math.MaxInt64-ttl {
+	return livingTTL(j.e.cfg.DedupeWindow, j.b.Schedule.DispersionDatetime, j.e.now())
+}
+
+// livingTTL is window, from dispersion when it is after now, else from
+// now; saturated for a dispersion centuries ahead.
+func livingTTL(window time.Duration, dispersion *time.Time, now time.Time) time.Duration {
+	ttl := window
+	if dispersion != nil {
+		if ahead := dispersion.Sub(now); ahead > math.MaxInt64-ttl {
 			return math.MaxInt64 // centuries ahead: saturated, not wrapped
 		} else if ahead > 0 {
 			ttl += ahead

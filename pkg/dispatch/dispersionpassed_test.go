@@ -79,3 +79,37 @@ func TestScheduledBatchEntriesLiveAWindowPastTheDispersion(t *testing.T) {
 		t.Fatalf("the entry of a batch paid %v from now lives %v, want a dedupe window (%v) past its dispersion", ahead, ttl, e.cfg.DedupeWindow)
 	}
 }
+
+// A recovery after a Redis loss rebuilds the duplicate index from Wompi's
+// listing: the entries of a scheduled batch Wompi holds must live a window
+// past its dispersion there too, as they did before the loss. They were
+// written a window from the rebuild, so a copy republished after that and
+// within a window of the payment passed the index and was paid again.
+func TestRebuiltEntriesOfAScheduledBatchLiveAWindowPastTheDispersion(t *testing.T) {
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+	e := f.engine(nil)
+	ahead := 20 * 24 * time.Hour
+	at := testStart.Add(ahead).Truncate(time.Minute)
+	b := simpleBatch("disp-rebuilt", 1)
+	b.Schedule.DispersionDatetime = &at
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "the scheduled batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	ctx := context.Background()
+	key := e.st.reqKey(b.Transactions[0].RequestID)
+	if err := f.redis.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e2 := f.engine(nil)
+	other := simpleBatch("disp-rebuilt-next", 1)
+	f.produce(f.topics.Batches, other)
+	stop2, _ := f.run(e2)
+	eventually(t, "the next batch handled after the recovery", func() bool { return outcome(e2, "submitted") == 1 })
+	_ = stop2()
+	ttl := f.redis.Client().PTTL(ctx, key).Val()
+	if want := e.cfg.DedupeWindow + ahead - time.Hour; ttl < want {
+		t.Fatalf("after a Redis loss the entry of a batch paid %v from now lives %v, want a dedupe window (%v) past its dispersion", ahead, ttl, e.cfg.DedupeWindow)
+	}
+	f.noDoublePayment()
+}

@@ -587,6 +587,13 @@ func (e *Engine) rebuildIndex(ctx context.Context, epoch string, spent *listedSp
 		}
 		payouts++
 		spent.addBatch(p)
+		// A scheduled batch's entries live the window past its
+		// dispersion, as its attempts wrote them (entryTTL).
+		var dispersion *time.Time
+		if !p.DispersionAt.IsZero() {
+			dispersion = &p.DispersionAt
+		}
+		w.ttlMs = livingTTL(e.cfg.DedupeWindow, dispersion, e.cfg.Now()).Milliseconds()
 		for tx, err := range e.batchRail.Items(ctx, p.ProviderID) {
 			if err != nil {
 				return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list transactions of %s: %w", p.ProviderID, err)
@@ -610,13 +617,17 @@ func (e *Engine) rebuildIndex(ctx context.Context, epoch string, spent *listedSp
 // (rebuildScript, or relistScript when live), all of one kind (nx: keep an
 // entry the index holds).
 type indexWriter struct {
-	st     *store
-	epoch  string
-	live   bool // the epoch is ready: completeEpoch's marks
-	nx     bool
-	keys   []string
-	values []any
-	echoes []any // lower-case form, form listed: written before the keys
+	st    *store
+	epoch string
+	live  bool // the epoch is ready: completeEpoch's marks
+	nx    bool
+	// ttlMs is how long the entries set from now live (0: the dedupe
+	// window); a change flushes those set before it.
+	ttlMs   int64
+	flushed int64 // the ttlMs of the entries pending
+	keys    []string
+	values  []any
+	echoes  []any // lower-case form, form listed: written before the keys
 }
 
 // echo keeps the form an id was listed in under its lower-case form
@@ -624,11 +635,11 @@ type indexWriter struct {
 func (w *indexWriter) echo(folded, listed string) { w.echoes = append(w.echoes, folded, listed) }
 
 func (w *indexWriter) set(ctx context.Context, requestID, value string, nx bool) error {
-	if nx != w.nx {
+	if nx != w.nx || w.ttlMs != w.flushed {
 		if err := w.flush(ctx); err != nil {
 			return err
 		}
-		w.nx = nx
+		w.nx, w.flushed = nx, w.ttlMs
 	}
 	w.keys = append(w.keys, w.st.reqKey(requestID))
 	w.values = append(w.values, value)
@@ -662,8 +673,12 @@ func (w *indexWriter) flush(ctx context.Context) error {
 	if w.live {
 		script = relistScript
 	}
+	ttl := w.st.reqTTLms
+	if w.flushed > ttl {
+		ttl = w.flushed
+	}
 	ok, err := script.Run(ctx, w.st.rdb, append([]string{w.st.epochKey()}, w.keys...),
-		append([]any{w.epoch, w.st.reqTTLms, nx}, w.values...)...).Int()
+		append([]any{w.epoch, ttl, nx}, w.values...)...).Int()
 	if err != nil {
 		return fmt.Errorf("dispatch: rebuild: write index: %w", err)
 	}
