@@ -596,7 +596,6 @@ func (w *worker) handle(rec *kgo.Record) bool {
 	e.m.inflight.Inc()
 	defer e.m.inflight.Dec()
 	var b payout.Batch
-	cut := 0 // the parts of the record its dead letter leaves out (deadLetter)
 	for attempt := 0; ; attempt++ {
 		err := e.cfg.Codec.DecodeBatch(rec.Value, &b)
 		if err == nil {
@@ -604,15 +603,8 @@ func (w *worker) handle(rec *kgo.Record) bool {
 		}
 		if events.Permanent(err) {
 			w.log.Error("dispatch: undecodable batch record: sent to the DLQ", "offset", rec.Offset, "err", err)
-			if perr := e.produce(e.hard, w.soft, e.deadLetter(rec, err, cut)); perr != nil {
-				if tooLargeForTopic(perr) && cut < maxDLQCut {
-					// Refused on every try: the same record again would
-					// hold the partition for good.
-					cut++
-					w.log.Error("dispatch: the DLQ topic refused the dead letter as too large; sending it with less of the record",
-						"offset", rec.Offset, "cut", cut, "err", perr)
-					continue
-				}
+			send := func(r *kgo.Record) error { return e.produce(e.hard, w.soft, r) }
+			if perr := e.sendDeadLetter(rec, err, send, w.log.With("offset", rec.Offset)); perr != nil {
 				w.log.Error("dispatch: DLQ produce failed; will retry", "err", perr)
 				if sleep(w.soft, e.backoff(attempt)) != nil {
 					return false

@@ -138,16 +138,9 @@ func (j *job) endPoisoned(reason payout.Reason, msg string) error {
 		// topic's) is sent again with less of the record (deadLetter)
 		// rather than refused for ever, the partition held.
 		derr := errors.New(string(reason) + ": " + msg)
-		for cut := 0; ; cut++ {
-			err := j.produce(e.deadLetter(j.src, derr, cut))
-			if err == nil {
-				break
-			}
-			if !tooLargeForTopic(err) || cut >= maxDLQCut {
-				return err
-			}
-			j.log.Error("dispatch: the DLQ topic refused the dead letter as too large; sending it with less of the record",
-				"cut", cut+1, "err", err)
+		send := func(r *kgo.Record) error { return j.produce(r) }
+		if err := e.sendDeadLetter(j.src, derr, send, j.log); err != nil {
+			return err
 		}
 	}
 	if err := j.produce(statuses...); err != nil {

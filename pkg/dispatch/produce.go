@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"time"
 
@@ -180,6 +181,22 @@ func (e *Engine) deadLetter(rec *kgo.Record, err error, cut int) *kgo.Record {
 	}
 	return events.DLQRecord(src, e.cfg.Topics.RequestsDLQ,
 		fmt.Errorf("%w (%s left out: the DLQ topic refused the record as too large)", err, left))
+}
+
+// sendDeadLetter sends the dead letter of rec, undecodable or failed for
+// err, with send, cutting it (deadLetter) each time the DLQ topic refuses it
+// as too large: the same record again would be refused on every try and
+// hold the partition for good. Any other error, or a refusal of the last
+// cut, is returned for the caller to retry.
+func (e *Engine) sendDeadLetter(rec *kgo.Record, err error, send func(*kgo.Record) error, log *slog.Logger) error {
+	for cut := 0; ; cut++ {
+		serr := send(e.deadLetter(rec, err, cut))
+		if serr == nil || !tooLargeForTopic(serr) || cut >= maxDLQCut {
+			return serr
+		}
+		log.Error("dispatch: the DLQ topic refused the dead letter as too large; sending it with less of the record",
+			"cut", cut+1, "err", serr)
+	}
 }
 
 // tooLargeForTopic reports a produce the brokers refused for its size

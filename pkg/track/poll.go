@@ -185,7 +185,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		age = now.Sub(sp.SubmittedAt)
 	}
 	if listed := digest.n; wp.ItemCount > listed {
-		if wp.Status.Final() && age >= shortListingPatience {
+		if wp.Status.Final() && age >= ShortListingPatience {
 			// A final batch whose listing is still short this long after
 			// it was submitted: Wompi counts a transaction it never lists
 			// (one refused at creation), not a copy behind. Kept on the
@@ -254,16 +254,13 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	return false, n, e.sub.Reschedule(ctx, payoutID, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
 }
 
-// shortListingPatience is how long after its submission a final batch
+// ShortListingPatience is how long after its submission a final batch
 // whose transaction listing holds fewer transactions than its
 // totalTransactions stays on the schedule [ours]: ACH settles within 24 h
 // [doc], so a listing still short after three days is Wompi counting
-// differently, not a copy behind.
-const shortListingPatience = 72 * time.Hour
-
-// ShortListingPatience is shortListingPatience, for the dispatcher, which
-// takes such a listing as the payout's word after it too.
-const ShortListingPatience = shortListingPatience
+// differently, not a copy behind. The dispatcher takes such a listing as
+// the payout's word after it too.
+const ShortListingPatience = 72 * time.Hour
 
 // done takes a payout that ended off the schedule, marking it final in the
 // hand-off first so the sweep does not bring it back.
