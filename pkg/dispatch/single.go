@@ -552,6 +552,13 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 	t := &j.b.Transactions[i]
 	name := cl.Rail()
 	req := singleRequest(name, t)
+	// repeat: an earlier POST of the payee by this job had an unknown
+	// outcome (it may be paying): a refusal of a later POST may answer
+	// that one, and is taken (refused) only once a lookup finds nothing.
+	repeat, refused := false, (*rail.Error)(nil)
+	// echo: our id in the form a create's answer named it (rail.Error's
+	// Echo), looked up too (findPayee).
+	echo := ""
 	for attempt := 0; ; attempt++ {
 		var found []rail.Payout
 		var err error
@@ -560,7 +567,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 		} else if attempt == 0 && pre != nil {
 			found = *pre // the group's lookup, just made
 		} else {
-			found, err = j.findPayee(cl, i)
+			found, err = j.findPayee(cl, i, echo)
 		}
 		if errors.Is(err, errPatience) {
 			return singleOutcome{unavailable: err}, nil
@@ -583,6 +590,9 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 		}
 		if attempt > 0 || !unposted {
 			e.m.reconciled.WithLabelValues("false").Inc()
+		}
+		if refused != nil {
+			return singleOutcome{rejected: refused}, nil
 		}
 		if err := j.callToken(name); err != nil {
 			return singleOutcome{}, err
@@ -626,10 +636,39 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted 
 			if re == nil {
 				re = &rail.Error{Rail: name, Op: "create", Class: rail.Permanent, Message: err.Error()}
 			}
+			if repeat {
+				// The lookup before this POST found nothing, yet an
+				// earlier POST may be paying (a listing behind its
+				// write, a create still being applied), and the rail may
+				// refuse the repeat for it in words that name no
+				// duplicate. A REJECTED is final and goes through no
+				// gate: it waits for a lookup begun once any POST in
+				// flight has landed, and a payout found is adopted.
+				j.log.Warn("dispatch: a repeat POST of a single payout was refused; looking it up once any POST in flight has landed before taking the refusal",
+					"rail", name, "request_id", t.RequestID, "err", err, "wait", e.cfg.RecoveryGrace)
+				if err := sleep(j.soft, e.cfg.RecoveryGrace); err != nil {
+					return singleOutcome{}, err
+				}
+				repeat, refused = false, re
+				continue
+			}
 			return singleOutcome{rejected: re}, nil
 		case rail.Deferred:
 			return singleOutcome{deferred: re}, nil
 		case rail.AlreadyExists, rail.OutcomeUnknown:
+			repeat = true
+			if re != nil && re.Echo != "" && echo == "" {
+				// The rail named our id in its own form, which its filter
+				// may match alone: a lookup by our id would find nothing
+				// and each POST after it pay again. That form is looked up
+				// too, and the batch's record keeps it for every later
+				// attempt (dedupeScript's echo field).
+				echo = re.Echo
+				if _, err := e.st.transition(j.hard, j.owner, j.epoch, j.b.BatchID, []string{statePosting}, statePosting,
+					"?echo:"+t.RequestID, echo); err != nil {
+					return singleOutcome{}, err
+				}
+			}
 			// A 409 after a lookup that said absent: the provider holds a
 			// create it has not listed yet, or one it is still applying.
 			// Neither rail says which, so it is an unknown outcome: no
@@ -727,14 +766,18 @@ func (j *job) findSingle(cl rail.SinglePayouts, id string) ([]rail.Payout, error
 }
 
 // findPayee is findSingle for payee i, under its requestId and, when a
-// recovery listed a payout under a form of it in another case (j.echoes),
-// under that form too: a rail that keeps our id in another case may filter
-// by its own form only. A payout under another form proves nothing (ours
-// echoed, or another request's whose id differs only in case): the payee
-// is neither adopted nor posted, and waits as for an unanswered lookup.
-func (j *job) findPayee(cl rail.SinglePayouts, i int) ([]rail.Payout, error) {
+// recovery listed a payout under a form of it in another case (j.echoes)
+// or a create's answer named it in one (echo, when not ""), under that
+// form too: a rail that keeps our id in another case may filter by its own
+// form only. A payout under another form proves nothing (ours echoed, or
+// another request's whose id differs only in case): the payee is neither
+// adopted nor posted, and waits as for an unanswered lookup.
+func (j *job) findPayee(cl rail.SinglePayouts, i int, echo string) ([]rail.Payout, error) {
 	id := j.b.Transactions[i].RequestID
 	form, echoed := j.echoes[i]
+	if echo != "" {
+		form, echoed = echo, true
+	}
 	if !echoed {
 		return j.findSingle(cl, id)
 	}
