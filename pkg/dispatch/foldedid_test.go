@@ -6,11 +6,13 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -31,7 +33,12 @@ type foldOurIDs struct {
 	// each form echoed to our id.
 	exact bool
 	kept  *sync.Map
+	// creates: a create's answer names our invoice in that form too.
+	creates bool
 }
+
+// invoiceField is the invoice a WEpayout create's answer names.
+var invoiceField = regexp.MustCompile(`"invoice":"[^"]*"`)
 
 func (s foldOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 	if s.exact && s.on.Load() && req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/v2/payout/payments") {
@@ -49,7 +56,13 @@ func (s foldOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	resp, err := s.base.RoundTrip(req)
-	if err != nil || !s.on.Load() || req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/v2/payout/payments") {
+	field := externalID
+	switch {
+	case err != nil || !s.on.Load():
+		return resp, err
+	case s.creates && req.Method == http.MethodPost:
+		field = invoiceField
+	case req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/v2/payout/payments"):
 		return resp, err
 	}
 	body, err := io.ReadAll(resp.Body)
@@ -57,12 +70,12 @@ func (s foldOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	body = externalID.ReplaceAllFunc(body, func(m []byte) []byte {
-		v := string(m[len(`"external_id":"`) : len(m)-1])
+	body = field.ReplaceAllFunc(body, func(m []byte) []byte {
+		name, v, _ := strings.Cut(string(m[:len(m)-1]), `:"`)
 		if s.kept != nil {
 			s.kept.Store(s.form(v), v)
 		}
-		return []byte(`"external_id":"` + s.form(v) + `"`)
+		return []byte(name + `:"` + s.form(v) + `"`)
 	})
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
@@ -101,6 +114,7 @@ func (s foldOurIDs) form(id string) string {
 // listed too; a payout there proves nothing, and the payee waits instead
 // of being posted again.
 func TestFoldedListingIDIsNeverProvenNew(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, prefix string
 		fold         foldOurIDs
@@ -126,11 +140,41 @@ func TestFoldedListingIDIsNeverProvenNew(t *testing.T) {
 	}
 }
 
+// Two faults: WEpayout keeps a mixed-case invoice of ours in lower case,
+// its filter matching that form alone, and its create's answer names that
+// form. The answer is not taken as ours (Echo: an unknown outcome), and
+// the lookup by our id finds nothing: each POST after it paid the payee
+// again, until the rail's patience ran out, and the deferred copy began
+// again. The form the answer named is looked up too, on this attempt and
+// every later one: the payout found there proves nothing, and the payee
+// waits instead of being posted again.
+func TestCreateAnsweredWithOurIDInAnotherCaseIsNotPostedAgain(t *testing.T) {
+	t.Parallel()
+	r := singleRails(t)[1](t)
+	on := &atomic.Bool{}
+	on.Store(true)
+	r = r.through(t, foldOurIDs{base: http.DefaultTransport, on: on, lower: true, exact: true, kept: &sync.Map{}, creates: true})
+	f := newFixture(t, fixtureOpt{})
+	b := singleBatch(r, "Echo-Create", 1)
+	rid := b.Transactions[0].RequestID
+	e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1; c.RailPatience = 5 * time.Second })
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "payee deferred", func() bool { return outcome(e, "deferred") >= 1 })
+	f.clock.Advance(20 * time.Minute) // the deferred copy is due
+	eventually(t, "the copy deferred", func() bool { return outcome(e, "deferred") >= 2 })
+	_ = stop()
+	if n := r.sim.Accepted(rid); n != 1 {
+		t.Fatalf("%s paid %d times, want 1", rid, n)
+	}
+}
+
 // dedupe reads the lower-case form of each single-payout requestId that
 // has upper-case letters against that requestId alone (their keys follow
 // the batch's in order): only the one whose lower-case form the index
 // holds loses its proof; a lower-case id needs no second read.
 func TestDedupeReadsEachLowerCaseFormInOrder(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	r := singleRails(t)[0](t)
 	e := r.engine(f, nil)
@@ -160,6 +204,7 @@ func TestDedupeReadsEachLowerCaseFormInOrder(t *testing.T) {
 // only in case) takes the suspect mark there over. Y's later attempts are
 // still told "ABC": the form learnt was kept in Y's record.
 func TestDedupeTellsEveryAttemptTheListedForm(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	r := singleRails(t)[1](t)
 	e := r.engine(f, nil)

@@ -99,7 +99,12 @@ type Error struct {
 	// class says otherwise (an answer to a create that may have been
 	// applied): the caller decides what to trust.
 	Reason payout.Reason
-	Err    error // the transport or provider error, if any
+	// Echo is our id as the answer named it in another case or with
+	// spaces around it (a create answered so): the rail may keep our id
+	// in that form and filter by that form only, so a lookup by our id
+	// alone cannot prove the payout absent.
+	Echo string
+	Err  error // the transport or provider error, if any
 }
 
 func (e *Error) Error() string {

@@ -202,6 +202,12 @@ func (c *Client) Create(ctx context.Context, r rail.PayoutRequest) (rail.Payout,
 		// A payment under another invoice is not ours: adopted, another
 		// request's payment would be handed off as this one's. Whether
 		// ours was made is unknown: the lookup by our id decides.
+		if strings.EqualFold(strings.TrimSpace(id), r.ID) {
+			// Ours, perhaps, in WEpayout's own form, which its filter
+			// may match alone: the caller looks that form up too.
+			return rail.Payout{}, &rail.Error{Rail: rail.WEpayout, Op: opCreate, Class: rail.OutcomeUnknown, Code: CodeBadAnswer,
+				Message: "the create was answered with our invoice in another case or with spaces", Echo: id}
+		}
 		return rail.Payout{}, &rail.Error{Rail: rail.WEpayout, Op: opCreate, Class: rail.OutcomeUnknown, Code: CodeBadAnswer,
 			Message: "the create was answered with a payment under another invoice"}
 	}

@@ -492,17 +492,26 @@ func TestFindRefusesAnIDInAnotherCase(t *testing.T) {
 // payment as ours, SUBMITTED named it, and the tracker, whose polls read
 // that payment under another invoice, refused to emit anything for it: the
 // payee stayed SUBMITTED, unpaid, polled every 10 s for ever. Its outcome
-// is unknown: the lookup by our own id decides.
+// is unknown: the lookup by our own id decides. One that names our id in
+// another case or with spaces says so (Echo): WEpayout may keep our id in
+// that form and filter by it alone, so the lookup must try that form too.
 func TestCreateAnsweredWithAnotherInvoiceIsNotOurs(t *testing.T) {
-	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(201)
-		fmt.Fprint(w, `{"id": 9, "invoice": "someone-else", "amount": "R$43.34", "status": {"id": 1, "name": "Created"}}`)
-	})
-	p, err := c.Create(context.Background(), pixRequest("inv", 4334))
-	if err == nil {
-		t.Fatalf("create answered with another invoice adopted as ours: %+v", p)
-	}
-	if cl := rail.ClassOf(err); cl != rail.OutcomeUnknown {
-		t.Fatalf("class %v (%v), want %v", cl, err, rail.OutcomeUnknown)
+	for _, tc := range []struct{ invoice, echo string }{
+		{"someone-else", ""},
+		{"INV-a", "INV-a"},
+		{" inv-A ", " inv-A "},
+	} {
+		c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(201)
+			fmt.Fprintf(w, `{"id": 9, "invoice": %q, "amount": "R$43.34", "status": {"id": 1, "name": "Created"}}`, tc.invoice)
+		})
+		p, err := c.Create(context.Background(), pixRequest("inv-A", 4334))
+		if err == nil {
+			t.Fatalf("create answered with invoice %q adopted as ours: %+v", tc.invoice, p)
+		}
+		var re *rail.Error
+		if !errors.As(err, &re) || re.Class != rail.OutcomeUnknown || re.Echo != tc.echo {
+			t.Fatalf("invoice %q: %#v, want an unknown outcome with Echo %q", tc.invoice, err, tc.echo)
+		}
 	}
 }
