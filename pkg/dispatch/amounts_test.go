@@ -15,6 +15,7 @@ import (
 // 2 cents and posted. The reservation's sum is capped instead of wrapping
 // (addCapped): no daily limit grants it, and nothing is posted.
 func TestWrappedBatchTotalIsNeverReservedSmall(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[1](t) // wepayout
 	if r.name != rail.WEpayout {
 		t.Fatalf("rail %s", r.name)

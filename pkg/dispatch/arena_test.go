@@ -53,6 +53,7 @@ func batchEvents(tb testing.TB, e *Engine, a *recordArena, at time.Time, b *payo
 // later one's (the buffer grows past its first array on the way: its
 // size guess is halved here).
 func TestArenaRecordsMatchApartOnes(t *testing.T) {
+	t.Parallel()
 	e := arenaEngine(t)
 	b := simpleBatch("arena", 300)
 	for i := range b.Transactions {
@@ -118,6 +119,7 @@ func freeArenas(e *Engine) int {
 // produce that failed, whose records the producer may still hold (a closed
 // client's; the next batch would write over them).
 func TestBatchArenaKeptOnlyAfterItsRecordsFinished(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	var produces atomic.Int32

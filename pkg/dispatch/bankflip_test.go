@@ -79,6 +79,7 @@ func (f *fixture) noneRejectedWhilePaid(t *testing.T, b payout.Batch, why string
 // then pays requests the status topic says are REJECTED (final), which a
 // marketplace resends under a new requestId: paid twice.
 func TestLateAppliedPostThenBankDroppedFromDirectory(t *testing.T) {
+	t.Parallel()
 	t.Run("every payee dropped", func(t *testing.T) { lateThenUnbanked(t, false) })
 	// One payee dropped, the other kept but deferred (the day's budget):
 	// the dropped one's REJECTED goes out with the DEFERRED.

@@ -68,6 +68,7 @@ func unbankedThenRejected(t *testing.T, f *fixture, name string, timing func(*Co
 // verdict 'x' left it so), screening kept the payee, and Wompi paid a
 // request the status topic says is REJECTED (final).
 func TestUnbankedDropStaysRejectedWhenTheBankReturnsAndTheBatchIsReadAgain(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	b, dropped := unbankedThenRejected(t, f, "bankflipback", func(*Config) {})
 	bb := b
@@ -88,6 +89,7 @@ func TestUnbankedDropStaysRejectedWhenTheBankReturnsAndTheBatchIsReadAgain(t *te
 // copy (its DEFERRED, under the eventId of its first one, dedupes away),
 // and once Wompi and the bank were back the copy paid it.
 func TestUnbankedDropStaysOutOfTheCopyWhenReadAgainDuringAnOutage(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	timing := func(c *Config) { c.RailPatience, c.RailRetry = 500*time.Millisecond, 2*time.Second }
 	b, dropped := unbankedThenRejected(t, f, "bankflip-outage", timing)

@@ -84,6 +84,7 @@ func payPartly(t *testing.T, r singleRail, prefix string, limit int64) *partlyPa
 // being counted on D+1, so the account pays more than DAILY_LIMIT_CENTS
 // on D+1 when another batch has used D+1's limit.
 func TestPartlyPaidSingleBatchResumedNextDayCountsOnThatDay(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -130,6 +131,7 @@ func TestPartlyPaidSingleBatchResumedNextDayCountsOnThatDay(t *testing.T) {
 // reservation, of the whole batch, covers the rest; it is neither counted
 // again nor replaced by the rest's smaller one.
 func TestPartlyPaidSingleBatchResumedSameDayHoldsOnce(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -160,6 +162,7 @@ func TestPartlyPaidSingleBatchResumedSameDayHoldsOnce(t *testing.T) {
 // DAILY_LIMIT_CENTS that day. A Wompi batch moves its reservation to the
 // day of its POST (followDay); a single-payout batch must too.
 func TestSingleBatchPostedPastMidnightCountsOnTheNewDay(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -197,6 +200,7 @@ func TestSingleBatchPostedPastMidnightCountsOnTheNewDay(t *testing.T) {
 // The same, when the new day has no room for the batch: no payee is
 // posted on it; they wait (DEFERRED DAILY_LIMIT), and nothing is paid.
 func TestSingleBatchPostedPastMidnightIntoAFullDayWaits(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -239,6 +243,7 @@ func TestSingleBatchPostedPastMidnightIntoAFullDayWaits(t *testing.T) {
 // it replaced by the rest's smaller one, the payee paid first would be
 // forgotten and another batch would get its room on the same day.
 func TestPartlyPaidSingleBatchCrashOnResumeKeepsItsReservation(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {

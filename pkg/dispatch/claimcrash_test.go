@@ -19,6 +19,7 @@ import (
 // the resumed claim's lookups past the dispatcher's patience, the batch
 // waits on the deferred topic and its copy must still be looked up first.
 func TestClaimLeftBeforeItsLookupIsLookedUpFirst(t *testing.T) {
+	t.Parallel()
 	for _, outage := range []bool{false, true} {
 		name := "resumed"
 		if outage {

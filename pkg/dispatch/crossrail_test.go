@@ -46,6 +46,7 @@ func bothSingles(rs []singleRail) func(*Config) {
 // rebuilds the index from every rail's listing, not Wompi's alone. (Before,
 // the copy was paid on the second rail: a payee paid twice.)
 func TestPaidOnASingleRailStaysUsedAfterARedisLoss(t *testing.T) {
+	t.Parallel()
 	mks := singleRails(t)
 	for _, first := range []int{0, 1} {
 		for _, second := range []string{"wompi", "other"} {
@@ -109,6 +110,7 @@ func TestPaidOnASingleRailStaysUsedAfterARedisLoss(t *testing.T) {
 // done, is redelivered: its own rail's listing marks the payee, which the
 // batch takes over (not a duplicate), and its lookup adopts the payout.
 func TestSingleBatchResumedAfterARedisLossPaysOnce(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -150,6 +152,7 @@ func paidBeforeTheLoss(t *testing.T, prefix string, n int) (singleRail, *fixture
 // must not take it over), marks the rest, and writes nothing once its epoch
 // is no longer the one rebuilding (a recovery that lost its lock).
 func TestRebuildKeepsSurvivingOwnersAndStopsWhenItsEpochIsGone(t *testing.T) {
+	t.Parallel()
 	r, f := paidBeforeTheLoss(t, "kept", 3)
 	ctx := context.Background()
 	e := r.engine(f, nil)
@@ -203,6 +206,7 @@ func TestRebuildKeepsSurvivingOwnersAndStopsWhenItsEpochIsGone(t *testing.T) {
 // fails is asked for again, not the whole recovery (which would start over,
 // grace wait and all, at any failed page of thousands: a helper review).
 func TestRebuildReadsThroughAFlakySingleListing(t *testing.T) {
+	t.Parallel()
 	r, f := paidBeforeTheLoss(t, "flk", 20)
 	flaky := &flakyReads{base: http.DefaultTransport, share: 0.2, rng: rand.New(rand.NewPCG(9, 9))}
 	r.client = r.sim.(*sfptest.Server).Client(func(c *sfp.Config) {
@@ -240,6 +244,7 @@ func TestRebuildReadsThroughAFlakySingleListing(t *testing.T) {
 // review). It waits for a replica that can; DISPATCHER_RETIRED_RAILS lets
 // it go on alone.
 func TestRecoveryWaitsForAReplicaThatCanListEveryRail(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[0](t)
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	amounts := map[string]int64{"x-1": 100_000, "y-1": 100_000, "z-1": 100_000}
@@ -298,6 +303,7 @@ func TestRecoveryWaitsForAReplicaThatCanListEveryRail(t *testing.T) {
 // that a recovery still sees the rails of a process older than the topic's
 // retention.
 func TestStartRecordIsWrittenAgain(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[0](t)
 	f := newFixture(t, fixtureOpt{})
 	e := r.engine(f, nil)
@@ -317,6 +323,7 @@ func TestStartRecordIsWrittenAgain(t *testing.T) {
 // client built from them would register the hook's collectors again, and
 // panic.
 func TestKafkaHooksNeedReadKafka(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	var cfg Config
 	f.engine(func(c *Config) { cfg = *c })
@@ -340,6 +347,7 @@ func TestKafkaHooksNeedReadKafka(t *testing.T) {
 // not ended with REJECTED for all of them (some are paid, and no lookup by
 // reference finds them): it is retried.
 func TestPoisonAfterSinglePostsRejectsNobody(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[0](t)
 	f := newFixture(t, fixtureOpt{})
 	e := r.engine(f, nil)
@@ -361,6 +369,7 @@ func TestPoisonAfterSinglePostsRejectsNobody(t *testing.T) {
 // recovery all the same, because the first asks for it, and the batch is
 // paid. Without the request, neither replica would ever recover.
 func TestIdleReplicaRunsTheRecoveryAnotherAsksFor(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[0](t)
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	amounts := map[string]int64{"w-1": 100_000, "w-2": 100_000}

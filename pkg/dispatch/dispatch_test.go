@@ -112,6 +112,7 @@ func (f *fixture) trackerEmitted(b payout.Batch, i int, st payout.Status) {
 }
 
 func TestHappyPath(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	b1, b2 := simpleBatch("happy-a", 3), simpleBatch("happy-b", 2)
@@ -153,6 +154,7 @@ func TestHappyPath(t *testing.T) {
 // 503, then a timeout after Wompi committed, then 409: always the same key,
 // one acceptance.
 func TestRetriesReuseTheKey(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	f.tap.fault = func(n int) fault {
 		switch n {
@@ -188,6 +190,7 @@ func TestRetriesReuseTheKey(t *testing.T) {
 // Wompi commits the batch and the answer is lost: the retry gets EXC_022
 // and the lookup finds the payout.
 func TestCommitThenDropResponse(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{sim: wompitest.Config{Faults: wompitest.Faults{DropResponseRate: 1}}})
 	e := f.engine(nil)
 	b := simpleBatch("drop", 3)
@@ -235,6 +238,7 @@ func crashAfterPost(t *testing.T, f *fixture, b payout.Batch) {
 }
 
 func TestCrashAfterPostThenRestart(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	b := simpleBatch("crash", 3)
 	crashAfterPost(t, f, b)
@@ -255,6 +259,7 @@ func TestCrashAfterPostThenRestart(t *testing.T) {
 // POST), records the hand-off for the tracker, and emits no SUBMITTED: with
 // the tracker's record of that APPROVED gone, a SUBMITTED could follow it.
 func TestCrashAfterPostFlushThenRestart(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	b := simpleBatch("crashflush", 3)
 	crashAfterPost(t, f, b)
@@ -287,6 +292,7 @@ func TestCrashAfterPostFlushThenRestart(t *testing.T) {
 }
 
 func TestDuplicateRequestAcrossBatches(t *testing.T) {
+	t.Parallel()
 	for _, flush := range []bool{false, true} {
 		t.Run(fmt.Sprintf("flush=%v", flush), func(t *testing.T) {
 			f := newFixture(t, fixtureOpt{ownRedis: flush, noEpoch: flush})
@@ -338,6 +344,7 @@ func TestDuplicateRequestAcrossBatches(t *testing.T) {
 // Our daily amount is used up: the batch is DEFERRED to the next Bogota day
 // and posted once the (shared) clock gets there.
 func TestDailyLimitDefersToNextDay(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(func(c *Config) { c.DailyLimitCents = 1_000_000 })
 	b1 := batch("limit-1", map[string]int64{"lim-1": 600_000}, "lim-1")
@@ -378,6 +385,7 @@ func TestDailyLimitDefersToNextDay(t *testing.T) {
 }
 
 func TestBatchCountCap(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(func(c *Config) { c.DailyBatchCap = 2 })
 	bs := []payout.Batch{simpleBatch("cap-a", 1), simpleBatch("cap-b", 1), simpleBatch("cap-c", 1)}
@@ -397,6 +405,7 @@ func TestBatchCountCap(t *testing.T) {
 // Two replicas, every batch delivered twice (both topics): each batch is
 // POSTed exactly once.
 func TestTwoReplicasNeverPostTwice(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 4})
 	e1, e2 := f.engine(nil), f.engine(nil)
 	stop1, _ := f.run(e1)
@@ -440,6 +449,8 @@ func TestTwoReplicasNeverPostTwice(t *testing.T) {
 // Two replicas share one rate limit: over a window, the POST count is the
 // configured rate, not twice it.
 func TestRateLimitSharedByReplicas(t *testing.T) {
+	// Not t.Parallel: it counts POSTs in a 2 s wall-clock window (at least
+	// 30%, at most 110% of the rate), which the other tests' load skews.
 	const rate = 20.0
 	f := newFixture(t, fixtureOpt{partitions: 4})
 	mut := func(c *Config) { c.RatePerSecond, c.RateBurst = rate, 1 }
@@ -484,6 +495,7 @@ func TestRateLimitSharedByReplicas(t *testing.T) {
 // A validation 400: REJECTED per request with Wompi's code, and the
 // reservation goes back.
 func TestValidationRejectReleasesReservation(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil)
 	good := simpleBatch("ok", 1)
@@ -523,6 +535,7 @@ func TestValidationRejectReleasesReservation(t *testing.T) {
 }
 
 func TestUnhealthyPausesPosting(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	f.sim.SetUnhealthy(true)
 	e := f.engine(nil)
@@ -547,6 +560,7 @@ func TestUnhealthyPausesPosting(t *testing.T) {
 }
 
 func TestUnknownBankIsRejected(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil)
 	b := simpleBatch("bank", 3)
@@ -573,6 +587,7 @@ func TestUnknownBankIsRejected(t *testing.T) {
 // TestLateAppliedPostThenRefusalForNow), then posted once the balance is
 // topped up, its reservation counted once.
 func TestInsufficientBalanceDefers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(func(c *Config) { c.DeferBalanceRetry = 5 * time.Minute })
 	b := simpleBatch("low", 1)
@@ -605,6 +620,7 @@ func TestInsufficientBalanceDefers(t *testing.T) {
 
 // The state machine's Redis work per batch does not grow with its size.
 func TestConstantRedisRoundTrips(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	counter := &commandCounter{}
 	e := f.engine(func(c *Config) {
@@ -716,6 +732,7 @@ func (c *commandCounter) ProcessPipelineHook(next redisPipelineHook) redisPipeli
 // Undecodable bytes never stop the partition: they go to the DLQ with the
 // error, and the next batch is dispatched.
 func TestUndecodableBatchGoesToDLQ(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil)
 	f.kafka.Produce(t, f.topics.Batches, &kgo.Record{Key: []byte("junk"), Value: []byte{0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9}})

@@ -16,6 +16,7 @@ import (
 // refused; it must end REJECTED INVALID_DISPERSION_DATETIME at once,
 // without a POST.
 func TestScheduledBatchPastItsDispersionDayIsRejectedNotDeferred(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(func(c *Config) { c.DailyLimitCents = 150_000 })
 	at := testStart.Add(23 * time.Hour) // tomorrow 09:00 Bogota
@@ -64,6 +65,7 @@ func TestScheduledBatchPastItsDispersionDayIsRejectedNotDeferred(t *testing.T) {
 // after they expired, and before a window past the payment, passed the
 // index and was paid again. They live a window from the dispersion.
 func TestScheduledBatchEntriesLiveAWindowPastTheDispersion(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	ahead := e.cfg.DedupeWindow + 10*24*time.Hour
@@ -86,6 +88,7 @@ func TestScheduledBatchEntriesLiveAWindowPastTheDispersion(t *testing.T) {
 // written a window from the rebuild, so a copy republished after that and
 // within a window of the payment passed the index and was paid again.
 func TestRebuiltEntriesOfAScheduledBatchLiveAWindowPastTheDispersion(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	e := f.engine(nil)
 	ahead := 20 * 24 * time.Hour

@@ -24,6 +24,7 @@ import (
 // source's headers, then its key), the error header saying what was left
 // out and the source-* headers naming the record, which stays in its topic.
 func TestUndecodableBatchTooLargeForTheDLQDoesNotStall(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1, kfake: true})
 	f.topics.RequestsDLQ = limitedTopic(t, f, f.topics.RequestsDLQ, 4096)
 	e := f.engine(nil)

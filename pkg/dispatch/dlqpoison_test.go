@@ -18,6 +18,7 @@ import (
 // the batch was retried for ever, its partition held, the batches behind
 // it never paid, and its REJECTED events produced again at every retry.
 func TestPoisonedBatchTooLargeForTheDLQDoesNotStall(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1, kfake: true})
 	f.topics.RequestsDLQ = limitedTopic(t, f, f.topics.RequestsDLQ, 4096)
 	e := f.engine(nil)

@@ -26,6 +26,7 @@ import (
 // gets it back only from a relisting of the rails made with Redis evicting
 // nothing.
 func TestEvictingPolicySetBackKeepsTheProofOffUntilARelisting(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[1](t)
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	rdb := f.redis.Client()
@@ -55,6 +56,7 @@ func TestEvictingPolicySetBackKeepsTheProofOffUntilARelisting(t *testing.T) {
 // when it was completed, tells: the epoch loses its completeness, and the
 // paid payee whose entry went is looked up, not posted again.
 func TestEvictionsNoDispatcherSawKeepTheProofOff(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[1](t)
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	rdb := f.redis.Client()
@@ -121,6 +123,7 @@ func (h *hookedBatchRail) Items(ctx context.Context, id string) iter.Seq2[rail.P
 // proven new and posted again. The count is now read when the recovery
 // begins, and the epoch is complete only if it has not moved.
 func TestEvictionsDuringARecoveryLeaveItsEpochIncomplete(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[1](t)
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	rdb := f.redis.Client()
@@ -232,6 +235,7 @@ func infoInt(t *testing.T, rdb redis.UniversalClient, section, field string) int
 // between the relisting's last write and the completion is one no listing
 // wrote back.
 func TestCompleteScriptRefusesWhileOrSinceRedisEvicted(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	rdb := f.redis.Client()
 	ctx := context.Background()

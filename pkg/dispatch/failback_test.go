@@ -56,6 +56,7 @@ func caughtUp(t *testing.T, master, replica *redis.Client, key string) {
 // one set: the epoch is no longer ready, and the next step of a batch is
 // refused (noepoch), so a recovery rebuilds the index.
 func TestFailbackToTheStampedProcessIsALoss(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	bsrv := testenv.RedisOwn(t)
 	e := f.engine(nil)
@@ -112,6 +113,7 @@ func TestFailbackToTheStampedProcessIsALoss(t *testing.T) {
 // A recovery that starts before a failback and finishes after it does not
 // turn its epoch ready: part of what it rebuilt may have been discarded.
 func TestFailbackDuringTheRebuildIsALoss(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	bsrv := testenv.RedisOwn(t)
 	e := f.engine(nil)
@@ -138,6 +140,7 @@ func TestFailbackDuringTheRebuildIsALoss(t *testing.T) {
 // and it has no backlog, without a promotion (Redis clears the second id):
 // nothing was lost, the epoch stays ready, and its stamp takes the new id.
 func TestFirstReplicaIsNoLoss(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	bsrv := testenv.RedisOwn(t)
 	e := f.engine(nil)
@@ -180,6 +183,7 @@ func TestFirstReplicaIsNoLoss(t *testing.T) {
 // ends the epoch at the copy's reservation): the test fails only without
 // both; TestFailbackToTheStampedProcessIsALoss holds the epoch's alone.
 func TestFailbackRebuildsTheIndex(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
 	bsrv := testenv.RedisOwn(t)
 	a, b := f.redis.Client(), bsrv.Client()

@@ -16,6 +16,7 @@ import (
 // and the batch was retried for ever while the immediate batch behind it
 // on the same partition waited.
 func TestFarDispersionDayDoesNotStallThePartition(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: true}})
 	e := f.engine(nil)
 	far := time.Date(2400, 3, 1, 9, 0, 0, 0, bogota)

@@ -36,6 +36,12 @@ var bogota = rail.Location(rail.Wompi)
 
 var testStart = time.Date(2026, 11, 21, 10, 0, 0, 0, bogota)
 
+// fixture is one test's own topics, Redis prefix (or server), simulator
+// and clock, on the binary's shared broker: the package's tests are
+// waiting, not computing, most of their time, so each runs in parallel
+// (t.Parallel) with the others. Tests on the shared Redis Cluster stay
+// serial (some restart its masters), and so do the few that measure a
+// wall-clock window the others' load would skew (each says so).
 type fixture struct {
 	t      testing.TB
 	kafka  *testenv.Cluster

@@ -14,6 +14,7 @@ import (
 // grace to wait out (an hour here), and the epoch is complete from the
 // start, so a payee the index proves new is posted without a lookup.
 func TestFreshKafkaFirstStartPaysSingleRailsAtOnce(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -43,6 +44,7 @@ func TestFreshKafkaFirstStartPaysSingleRailsAtOnce(t *testing.T) {
 // start record on the topic, the recovery waits its grace before any POST,
 // as on any other cluster.
 func TestFreshKafkaWithAnotherStartWaitsTheGrace(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[0](t)
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	f.kafka.Produce(t, f.topics.DispatcherStarts, &kgo.Record{Key: []byte("other/1"), Value: []byte(`{"instance":"other","boot":"1"}`)})
@@ -71,6 +73,7 @@ func TestFreshKafkaWithAnotherStartWaitsTheGrace(t *testing.T) {
 // FreshKafka to make any recovery a first start, the copy would pay the
 // payee again.
 func TestFreshKafkaLossAfterFirstStartWaitsTheGrace(t *testing.T) {
+	t.Parallel()
 	wep := singleRails(t)[1](t)
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	e := wep.engine(f, func(c *Config) { c.RecoveryGrace, c.FreshKafka = 5*time.Second, true })

@@ -52,6 +52,7 @@ func (s *laggingPageOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 // batch read again proved the payee new and posted it without a lookup:
 // paid twice.
 func TestWEpayoutListingWithALaggingLastPageIsNoProof(t *testing.T) {
+	t.Parallel()
 	var on atomic.Bool
 	tr := &laggingPageOnce{on: &on}
 	paidOnceThroughAFaultyPage(t, tr, &on, &tr.served, "lag-page", 2)

@@ -79,6 +79,7 @@ func (l *txListingBehind) RoundTrip(req *http.Request) (*http.Response, error) {
 // REJECTED UNKNOWN_BANK_ID while Wompi pays it in that payout: a request
 // the marketplace resends under a new requestId, paid twice.
 func TestUnbankedPayeeOfAFoundPayoutWaitsForALaggingListing(t *testing.T) {
+	t.Parallel()
 	// Behind for two reads: the attempt's own re-reads see the payee.
 	t.Run("brief lag", func(t *testing.T) { unbankedLagging(t, 2, 1) })
 	// Behind for longer than one attempt's re-reads: the payout counts two

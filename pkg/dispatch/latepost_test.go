@@ -69,6 +69,7 @@ func lateThenRefused(t *testing.T, refusal fault, outcomes ...string) (*fixture,
 // The refusal is a validation 400: the batch Wompi pays ends SUBMITTED,
 // never REJECTED.
 func TestLateAppliedPostThenValidationRefusal(t *testing.T) {
+	t.Parallel()
 	f, e, b, stop := lateThenRefused(t, fault400, "submitted", "rejected")
 	_ = stop()
 	f.noDoublePayment()
@@ -89,6 +90,7 @@ func TestLateAppliedPostThenValidationRefusal(t *testing.T) {
 // The refusal is for good (a 415): the batch is adopted, not poisoned
 // (no REJECTED, no dead letter).
 func TestLateAppliedPostThenPermanentRefusal(t *testing.T) {
+	t.Parallel()
 	f, e, b, stop := lateThenRefused(t, fault415, "submitted", "failed")
 	_ = stop()
 	f.noDoublePayment()
@@ -105,6 +107,7 @@ func TestLateAppliedPostThenPermanentRefusal(t *testing.T) {
 // deferred with its reservation kept, and its copy is not due before the
 // first POST can have landed; the copy then finds the payout and adopts it.
 func TestLateAppliedPostThenRefusalForNow(t *testing.T) {
+	t.Parallel()
 	f, e, b, stop := lateThenRefused(t, faultBalance400, "deferred")
 	defer func() { _ = stop() }()
 	day := payout.DayIn(testStart, bogota).String()
@@ -149,6 +152,7 @@ func TestLateAppliedPostThenRefusalForNow(t *testing.T) {
 // shows no lag (payouts_consumer_group_lag, which PayoutsConsumerStalled
 // alerts on), and no marker is read as a batch.
 func TestIdleGroupHasNoLagAfterTransactionalBatches(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil)
 	b := simpleBatch("txn-marker", 2)
@@ -242,6 +246,7 @@ func refusedThenLookupsFail(t *testing.T, refusal fault, from, to time.Duration,
 // Wompi's: a short lookup failure late in it (past the job's patience,
 // counted from its start) is ridden out, and the batch ends REJECTED.
 func TestSettleWaitDoesNotSpendRailPatience(t *testing.T) {
+	t.Parallel()
 	_, e, stop := refusedThenLookupsFail(t, fault400, 2100*time.Millisecond, 2500*time.Millisecond, "rejected", "deferred")
 	_ = stop()
 	if outcome(e, "deferred") != 0 || outcome(e, "rejected") != 1 {
@@ -256,6 +261,7 @@ func TestSettleWaitDoesNotSpendRailPatience(t *testing.T) {
 // Wompi, rather than be retried in place and, once the lookups answer
 // again (here 5.5 s after the POST), posted again at once.
 func TestPoisonLookupPastPatienceDefers(t *testing.T) {
+	t.Parallel()
 	f, e, stop := refusedThenLookupsFail(t, fault415, 2100*time.Millisecond, 5500*time.Millisecond, "failed", "deferred")
 	time.Sleep(time.Second) // a retry in place would post again by now
 	_ = stop()

@@ -18,6 +18,7 @@ import (
 // record: the account's day no longer counted a batch that was paid. The
 // move, fenced by the lease, now comes first.
 func TestDeferralWithALostLeaseGivesNothingBack(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	f.sim.UpdateFaults(func(fl *wompitest.Faults) { fl.Unhealthy = true })
 	e := f.engine(func(c *Config) {
@@ -59,6 +60,7 @@ func TestDeferralWithALostLeaseGivesNothingBack(t *testing.T) {
 // batch at an amount that was not paid. The lease is now proved first;
 // the replica that holds it still replaces its own.
 func TestReservationConflictWithALostLeaseReplacesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil)
 	b := simpleBatch("conflict-lost", 2)

@@ -26,6 +26,7 @@ import (
 // replica, and every replica that reads the batch after it (a crash loop:
 // the batch, and the partition, stuck for ever).
 func TestSingleBatchDeferredWholeAfterALossAndAPostDoesNotPanic(t *testing.T) {
+	t.Parallel()
 	for i := range singleRails(t) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
@@ -120,6 +121,7 @@ func (f *frozenThenCounted) RoundTrip(req *http.Request) (*http.Response, error)
 // does not deduplicate, the payee paid twice. The POST's deadline is also
 // bounded by the lease's last confirmation, so it is not sent.
 func TestPostFrozenPastTheFenceIsNotSent(t *testing.T) {
+	t.Parallel()
 	for i := range singleRails(t) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			f := newFixture(t, fixtureOpt{partitions: 1})

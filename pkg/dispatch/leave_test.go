@@ -30,6 +30,7 @@ func gatedJob(t *testing.T) (*fixture, *Engine, *job) {
 // APPROVED on the topic before it lands. Abandoning it (End(false)) would
 // free the key at once.
 func TestClosedClientLeavesGatedKeysHeld(t *testing.T) {
+	t.Parallel()
 	f, e, j := gatedJob(t)
 	ctx, since := j.hard, j.statusSince
 	e.Close()
@@ -59,6 +60,7 @@ func TestClosedClientLeavesGatedKeysHeld(t *testing.T) {
 // abandoned status means one known not to be on the topic (franz-go fails
 // a record only then), which the status gate relies on after a Redis loss.
 func TestPartlyFailedProduceConfirmsWhatWasWritten(t *testing.T) {
+	t.Parallel()
 	f, _, j := gatedJob(t)
 	ctx, since := j.hard, j.statusSince
 	written := &kgo.Record{Topic: f.topics.Status, Key: []byte("req-written"), Value: []byte("x")}

@@ -24,6 +24,7 @@ import (
 // simulator's ledger counts a reference repeated inside one batch as two
 // acceptances), and the copy is dead-lettered, not given a status event.
 func TestCopyInsideOneBatchReachesWompiOnce(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	b := batch("inbatch", map[string]int64{"in-1": 100_000, "in-2": 200_000}, "in-1", "in-2", "in-1")
@@ -48,6 +49,7 @@ func TestCopyInsideOneBatchReachesWompiOnce(t *testing.T) {
 // needed: SUBMITTED is enough for the dispatcher) and after the original was
 // REJECTED by Wompi's validation: neither adds an event to the status topic.
 func TestCopiesAfterFinalAddNoEvent(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	f.tap.fault = func(n int) fault {
 		if n == 1 {
@@ -80,6 +82,7 @@ func TestCopiesAfterFinalAddNoEvent(t *testing.T) {
 // Two claimants of one batch: the second is told "busy" while the first
 // holds a live lease.
 func TestLeaseExcludesSecondClaimant(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	ctx := context.Background()
@@ -103,6 +106,7 @@ func TestLeaseExcludesSecondClaimant(t *testing.T) {
 // ends REJECTED DISPATCH_FAILED with its record in the DLQ, its partition
 // moves on, and nothing is paid twice.
 func TestPoisonBatchEndsAndPartitionMovesOn(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil)
 	good1 := simpleBatch("poison-good1", 2)
@@ -141,6 +145,7 @@ func TestPoisonBatchEndsAndPartitionMovesOn(t *testing.T) {
 // dispatcher must not emit SUBMITTED for it afterwards (the topic would read
 // APPROVED then SUBMITTED); the other requests get their SUBMITTED.
 func TestLateSubmittedIsNotEmittedAfterWebhook(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	b := simpleBatch("late-sub", 2)
@@ -177,6 +182,7 @@ func TestLateSubmittedIsNotEmittedAfterWebhook(t *testing.T) {
 // the batch's record moved on) keeps it rejected instead of paying it after
 // its REJECTED, and another batch's copy is a duplicate.
 func TestUnknownBankRejectionIsSticky(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	ctx := context.Background()
@@ -205,6 +211,7 @@ func TestUnknownBankRejectionIsSticky(t *testing.T) {
 // batch is screened in full and an unknown bank's entry is written
 // rejected again, never "keep".
 func TestPeekReadsTheIndexWithoutWriting(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	ctx := context.Background()
@@ -255,6 +262,7 @@ func TestPeekReadsTheIndexWithoutWriting(t *testing.T) {
 // not pay through it yet, or is no rail at all; the reason message, the
 // log and payouts_dispatcher_rail_deferred_total{rail,cause} tell which.
 func TestBatchOfAnotherRailIsDeferred(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, rail string
 		enabled    railconfig.Enabled
@@ -337,6 +345,7 @@ func TestBatchOfAnotherRailIsDeferred(t *testing.T) {
 // but after the entry expired, passed the index and was paid again. Each
 // attempt renews the batch's own entries, kept or rejected.
 func TestDedupeEntriesLiveAWindowFromTheLastAttempt(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	ctx := context.Background()

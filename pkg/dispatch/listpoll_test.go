@@ -25,6 +25,7 @@ import (
 // first poll comes an interval later, and that poll, reading the same
 // transactions, emits nothing and asks the status gate nothing.
 func TestListingServesAsFirstPoll(t *testing.T) {
+	t.Parallel()
 	t.Run("batch PENDING from the dispatcher", func(t *testing.T) { testListingServesAsFirstPoll(t, false) })
 	// The provider's webhook for a new payout (payout.updated, PENDING)
 	// often reaches the tracker before the dispatcher's own batch PENDING,
@@ -140,6 +141,7 @@ func testListingServesAsFirstPoll(t *testing.T, webhookFirst bool) {
 // gets SUBMITTED only, as before; the hand-off holds no digest and the first
 // poll is due at once, so the tracker emits what the listing read.
 func TestListingWithAFinalTransactionLeavesTheFirstPoll(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	b := simpleBatch("listfinal", 2)
@@ -173,6 +175,7 @@ func TestListingWithAFinalTransactionLeavesTheFirstPoll(t *testing.T) {
 // (SUBMITTED may not follow a PENDING that may be written) and the
 // tracker's PENDING still may.
 func TestPendingFollowsOnlyAWrittenSubmitted(t *testing.T) {
+	t.Parallel()
 	f, _, j := gatedJob(t)
 	ctx, since := j.hard, j.statusSince
 	status := func(key string) *kgo.Record {
@@ -284,6 +287,7 @@ func counterSum(t *testing.T, reg *prometheus.Registry, name, kind string) float
 // item is granted only where SUBMITTED may follow, so neither event is
 // emitted: SUBMITTED after that PENDING would break the lifecycle.
 func TestSubmittedNeverFollowsAPerhapsWrittenPending(t *testing.T) {
+	t.Parallel()
 	f, _, j := gatedJob(t)
 	ctx, since := j.hard, j.statusSince
 	const id = "req-race"
@@ -315,6 +319,7 @@ func TestSubmittedNeverFollowsAPerhapsWrittenPending(t *testing.T) {
 // dispatcher, the others both, and no poll digest is recorded (the tracker
 // polls at once and emits what it reads).
 func TestBatchSkipsARequestWithAPerhapsWrittenPending(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	b := simpleBatch("racebatch", 2)
@@ -383,6 +388,7 @@ func (r listingRail) ItemRefs(ctx context.Context, providerBatchID string) iter.
 // not the payout's first poll: the dispatcher emits what it can, records no
 // digest, and the tracker polls at once.
 func TestListingThatDoesNotMatchTheBatchIsNoPoll(t *testing.T) {
+	t.Parallel()
 	pending := rail.ItemRef{Status: payout.StatusPending, ProviderStatus: "PENDING"}
 	cases := map[string]func([]rail.ItemRef) []rail.ItemRef{
 		"another request's": func(r []rail.ItemRef) []rail.ItemRef {
@@ -430,6 +436,7 @@ func TestListingThatDoesNotMatchTheBatchIsNoPoll(t *testing.T) {
 // gate's lease, so the tracker cannot put APPROVED on the topic before a
 // PENDING that may still land.
 func TestClosedClientBetweenTheProducesLeavesKeysHeld(t *testing.T) {
+	t.Parallel()
 	f, e, j := gatedJob(t)
 	ctx, since := j.hard, j.statusSince
 	e.betweenProduces = e.Close

@@ -62,6 +62,7 @@ func (u uncomparableFor) RoundTrip(req *http.Request) (*http.Response, error) {
 // failing the same way); the others are looked up alone and paid at once,
 // instead of the whole group waiting out the rail's patience.
 func TestUncomparableGroupLookupHoldsOnlyItsPayee(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	r := singleRails(t)[0](t)
 	b := singleBatch(r, "alone", 3)

@@ -31,6 +31,7 @@ import (
 // at the loss had landed (here: a figure of 0). The recovery, after its
 // grace, adds what it lists to the account seeded since.
 func TestSingleRailBudgetAfterARedisLossCountsWhatTheRailListed(t *testing.T) {
+	t.Parallel()
 	for i, n := range []rail.Name{rail.SmartFastPay, rail.WEpayout} {
 		for _, early := range []bool{false, true} {
 			name := string(n)
@@ -107,6 +108,7 @@ func budgetAfterALoss(t *testing.T, i int, early bool) {
 // the recovery's day (never too little); the earlier days', over, not at
 // all.
 func TestListedSpendCountsTheRecoverysDayAndLater(t *testing.T) {
+	t.Parallel()
 	loc := rail.Location(rail.WEpayout)
 	today := payout.DayIn(testStart, loc)
 	at := today.StartIn(loc).Add(23*time.Hour + 59*time.Minute)
@@ -147,6 +149,7 @@ func tenOClock(f *fixture, r singleRail) payout.Day {
 // seeded at 0 and the account paid its limit a second time. The day's
 // first seed now lists the rail's day first (listDay).
 func TestSingleRailBudgetLostAloneCountsWhatTheRailListed(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
 	r := singleRailsAt(t, f.clock)[0](t)
 	today := tenOClock(f, r)
@@ -189,6 +192,7 @@ func TestSingleRailBudgetLostAloneCountsWhatTheRailListed(t *testing.T) {
 // paid past its limit on that day. The first seed, after the grace, now
 // lists them (listDay).
 func TestFirstStartLateLandingCountsOnTheBudget(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	r := singleRailsAt(t, f.clock)[0](t)
 	today := tenOClock(f, r)
@@ -256,6 +260,7 @@ func (o oddCreatedAt) List(ctx context.Context, f rail.ListFilter) iter.Seq2[rai
 // dedupe window: no epoch ready, every partition stalled. Such a time now
 // counts on the recovery's day.
 func TestOddCreationTimeDoesNotStallTheRecovery(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	r := singleRailsAt(t, f.clock)[0](t)
 	tenOClock(f, r)
@@ -301,6 +306,7 @@ func (l *failingList) List(ctx context.Context, _ rail.ListFilter) iter.Seq2[rai
 // listing in turn for RailPatience more; a batch that comes after the
 // failure lists again.
 func TestBatchesWaitingForAFailedDayListingEndWithIt(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	r := singleRails(t)[0](t)
 	l := &failingList{SinglePayouts: r.client, calls: map[string]int{}}
@@ -355,6 +361,7 @@ func (d *downAll) RoundTrip(req *http.Request) (*http.Response, error) {
 // error instead, and the worker retried it in place: the partition
 // stalled for as long as the rail was down.
 func TestCopyOnANewDayWithItsRailDownWaits(t *testing.T) {
+	t.Parallel()
 	for _, listed := range []bool{false, true} {
 		for _, mk := range singleRails(t) {
 			r := mk(t)

@@ -24,6 +24,7 @@ import (
 // expired: past KeyMaxAge the dispatcher reconciles by reference and adopts
 // the payout.
 func TestKeyNeverOutlivesItsLifetime(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	f.tap.onPost = func(n int) {
 		if n >= 2 {
@@ -62,6 +63,7 @@ func TestKeyNeverOutlivesItsLifetime(t *testing.T) {
 // paid: it must end SUBMITTED, its requestIds stay in the duplicate index,
 // and a republished request is not paid again.
 func TestLateRejectionAfterLostAnswer(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	f.tap.fault = func(n int) fault {
 		switch n {
@@ -97,6 +99,7 @@ func TestLateRejectionAfterLostAnswer(t *testing.T) {
 
 // (4) One requestId published under two origin accounts is paid once.
 func TestRequestIDUniqueAcrossAccounts(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	a := batch("acct-a", map[string]int64{"xacct-1": 100_000}, "xacct-1")
@@ -118,6 +121,7 @@ func TestRequestIDUniqueAcrossAccounts(t *testing.T) {
 // five days before the loss (inside the documented window) is still a
 // duplicate after the rebuild.
 func TestDedupeWindowSurvivesRedisLoss(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	e := f.engine(nil)
 	a := batch("window-a", map[string]int64{"win-1": 100_000}, "win-1")
@@ -151,6 +155,7 @@ func TestDedupeWindowSurvivesRedisLoss(t *testing.T) {
 // write e0 back as the account's marker, and the other then claimed and
 // deduped against an empty index.)
 func TestStaleEpochCannotClaimOrDedupe(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	e := f.engine(nil)
 	ctx := context.Background()
@@ -193,6 +198,7 @@ func TestStaleEpochCannotClaimOrDedupe(t *testing.T) {
 // The dispatcher's PENDING for a batch and the tracker's carry one eventId:
 // payout.EventID("batch", batchId, status, payoutId), as in pkg/track.
 func TestBatchPendingEventIDIsTheTrackers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	b := simpleBatch("pending-id", 2)
@@ -220,6 +226,7 @@ func TestBatchPendingEventIDIsTheTrackers(t *testing.T) {
 // partition: the batch behind it is paid meanwhile; once due, the moved
 // batch is looked up again, then posted once.
 func TestInvisiblePayoutMovesBatchAside(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	var inject atomic.Bool
 	inject.Store(true)
@@ -254,6 +261,7 @@ func TestInvisiblePayoutMovesBatchAside(t *testing.T) {
 // the replay was refused. Even a first attempt's refusal is looked up
 // before it is taken: the batch ends SUBMITTED, never REJECTED.
 func TestFirstRefusalIsLookedUp(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	f.tap.fault = func(n int) fault {
 		if n == 1 {

@@ -41,6 +41,7 @@ func lookedUp(e *Engine) float64 {
 // In a complete epoch the payees of a fresh batch are posted without a
 // lookup, each once; DISPATCHER_LOOKUP_EVERY_PAYEE looks each one up.
 func TestNewPayeesAreNotLookedUp(t *testing.T) {
+	t.Parallel()
 	for _, every := range []bool{false, true} {
 		for _, mk := range singleRails(t) {
 			r := mk(t)
@@ -73,6 +74,7 @@ func TestNewPayeesAreNotLookedUp(t *testing.T) {
 // The dedupe's second reply: 'n' only for a kept requestId this call
 // indexed for the first time, in an epoch complete under its own id.
 func TestDedupeMarksOnlyNewPayees(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	e := f.engine(nil)
 	ctx := context.Background()
@@ -139,6 +141,7 @@ func (r singleRail) paysOnceLookingUp(t *testing.T, f *fixture, e *Engine, b pay
 // may have gone out, so every payee is looked up and the paid one is
 // adopted. Without that guard it is paid twice.
 func TestEntriesLostUnderAPostingBatchAreLookedUp(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -161,6 +164,7 @@ func TestEntriesLostUnderAPostingBatchAreLookedUp(t *testing.T) {
 // after its record and index entries expired: its payees are looked up and
 // adopted, not paid again, although the index calls them new.
 func TestOldBatchRedeliveredIsLookedUp(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -193,6 +197,7 @@ func TestOldBatchRedeliveredIsLookedUp(t *testing.T) {
 // copy of its payee that comes after is adopted, not paid again. A payee
 // indexed after that goes out without a lookup.
 func TestFirstStartIsCompletedByListingAgain(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -240,6 +245,7 @@ func TestFirstStartIsCompletedByListingAgain(t *testing.T) {
 // completeScript refuses then, and for an epoch that is not the current
 // one; a recovery that waited its grace leaves its epoch complete.
 func TestCompleteEpochWaitsForTheGrace(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[1](t)
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	e := r.engine(f, nil)
@@ -297,6 +303,7 @@ func TestCompleteEpochWaitsForTheGrace(t *testing.T) {
 // by a helper review: the batch's age alone let it through.) The window is
 // 3 s here, so that Redis expires the entry for real.
 func TestCopyAfterTheWindowIsLookedUp(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -372,6 +379,7 @@ func (s stripOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 // payee waits, RAIL_UNAVAILABLE) and nothing is paid twice. (Found by a
 // helper review: the epoch was marked complete and the payee paid again.)
 func TestUnindexedListingLeavesTheEpochIncomplete(t *testing.T) {
+	t.Parallel()
 	f, e2, sim, rid := paidThenListedAfterLoss(t, "unindexed", func(on *atomic.Bool) http.RoundTripper {
 		return stripOurIDs{base: http.DefaultTransport, on: on}
 	})
@@ -420,6 +428,7 @@ func paidThenListedAfterLoss(t *testing.T, prefix string, listing func(on *atomi
 // completeEpoch leaves the epoch incomplete when a rail lists a payout
 // without our id, as the recovery does.
 func TestCompleteEpochRefusesAnUnindexedListing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	sim := weptest.NewTestServer(t, weptest.Config{})
 	var strip atomic.Bool
@@ -454,6 +463,7 @@ func TestCompleteEpochRefusesAnUnindexedListing(t *testing.T) {
 // NX would index it "for the first time" and prove it new. While Redis may
 // evict, every payee is looked up; with noeviction the proof holds again.
 func TestEvictingRedisTurnsTheNewPayeeProofOff(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []string{"allkeys-lru", "volatile-ttl", "noeviction"} {
 		t.Run(policy, func(t *testing.T) {
 			r := singleRails(t)[1](t)

@@ -51,6 +51,7 @@ func deferredCopies(f *fixture) []payout.Batch {
 // final: the partition stalled although every fault was over. A NotBefore
 // further ahead than any deferral sets is now handled at once.
 func TestSteppedClockDoesNotStallTheDeferredPartition(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	// The dispatcher's clock only (Wompi's keeps the fixture's clock).
 	host := wompitest.NewManualClock(testStart)
@@ -110,6 +111,7 @@ func TestSteppedClockDoesNotStallTheDeferredPartition(t *testing.T) {
 // to spare) waits; one due further ahead than the bound is handled at
 // once.
 func TestNotBeforeBoundLetsEveryDeferralWait(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil)
 	if bound := e.maxDeferral(); bound != 26*time.Hour {
@@ -142,6 +144,7 @@ func TestNotBeforeBoundLetsEveryDeferralWait(t *testing.T) {
 // that Kafka's default partitioner puts in the same partition: after the
 // top-up, the balance copy is paid while the other still waits.
 func TestShortDeferralDoesNotWaitBehindTheNextDays(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1, deferred: 2})
 	e := f.engine(func(c *Config) { c.DeferBalanceRetry, c.DailyLimitCents = 5*time.Minute, 100_000_000 })
 	keyed := kgo.StickyKeyPartitioner(nil).ForTopic(f.topics.BatchesDeferred)
@@ -188,6 +191,7 @@ func TestShortDeferralDoesNotWaitBehindTheNextDays(t *testing.T) {
 // of one partition (or an odd count's larger half) holds what is left.
 // Other topics keep the default partitioner.
 func TestWaitPartitionerHalves(t *testing.T) {
+	t.Parallel()
 	p := waitPartitioner{Partitioner: kgo.UniformBytesPartitioner(64<<10, true, true, nil), deferred: "d"}
 	keyed := kgo.StickyKeyPartitioner(nil).ForTopic("d")
 	marked := context.WithValue(context.Background(), waitsLong{}, true)

@@ -40,6 +40,7 @@ func (f *fixture) restartKeepingEpoch() {
 // looks the payee up before the late POST has landed, and pays again.
 // (Found by a helper review.)
 func TestRestartKeepingTheEpochIsALoss(t *testing.T) {
+	t.Parallel()
 	late := &lateLanding{delay: 2500 * time.Millisecond}
 	hc := &http.Client{Transport: late}
 	r := singleRails(t)[0](t)
@@ -73,6 +74,7 @@ func TestRestartKeepingTheEpochIsALoss(t *testing.T) {
 // a duplicate. Without the stamp the copy's index entry is taken afresh
 // and the payee is paid twice. (Found by a helper review.)
 func TestRestartKeepingTheEpochRebuildsTheIndex(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
 	amounts := map[string]int64{"rk-1": 100_000, "rk-2": 200_000}
 	b := batch("rk-b", amounts, "rk-1", "rk-2")
@@ -99,6 +101,7 @@ func TestRestartKeepingTheEpochRebuildsTheIndex(t *testing.T) {
 // rebuild may have lost part of what it wrote, and the epoch must not
 // turn ready over that.
 func TestRecoveryFinishesOnTheServerItStarted(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	e := f.engine(nil)
 	defer e.Close()
@@ -180,6 +183,7 @@ func (l *lateApplied) RoundTrip(req *http.Request) (*http.Response, error) {
 // before the payout lands and the copy pays the payee again. (Found by a
 // helper review.)
 func TestPostAppliedLateAtTheFenceIsWaitedFor(t *testing.T) {
+	t.Parallel()
 	// The fence: 1 s (renewals) + 3 s - 1 s = 3 s; the recovery's wait:
 	// 3 s + 1 s + 2 s = 6 s (4 s without the margin).
 	timing := func(c *Config) {
@@ -253,6 +257,7 @@ func lateAtTheFence(t *testing.T, prefix string, timingA, timingOther func(*Conf
 // start that it cannot notice a restart or a failover there. (Found by a
 // helper review.)
 func TestNoRunIDReadsTheSameEverywhere(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	ctx := context.Background()
 	admin := f.redis.Client()

@@ -18,6 +18,7 @@ import (
 // reservation names the batch's rail (none: Wompi), and a batch denied by
 // its budget waits for its rail's next midnight.
 func TestBudgetDaysFollowTheRailsZone(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 21, 23, 30, 0, 0, bogota)
 	if sp := now.In(rail.Location(rail.WEpayout)); sp.Day() != 22 || sp.Hour() != 1 {
 		t.Fatalf("Sao Paulo time of %v is %v, want 01:30 on the 22nd", now, sp)
@@ -66,6 +67,7 @@ func TestBudgetDaysFollowTheRailsZone(t *testing.T) {
 // The dispatcher's seed reads Wompi's figures: it never writes them into
 // another rail's budgets.
 func TestSeedRefusesAnotherRailsBudgets(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil)
 	b := simpleBatch("wep", 1)

@@ -11,6 +11,7 @@ import (
 // WEpayout request's copy says BRL, a Wompi one's COP (a batch has no
 // currency of its own).
 func TestDuplicateCopyCarriesItsRailsCurrency(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	wep := singleRails(t)[1](t)

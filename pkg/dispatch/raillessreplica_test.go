@@ -17,6 +17,7 @@ import (
 // every payee, after their SUBMITTED and REJECTED. Only the copy is
 // written now; the replica with the rail then ends each payee as before.
 func TestRaillessReplicaDefersASettledBatchWithoutStatuses(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[0](t)
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	b := singleBatch(r, "rail-less", 2)
@@ -67,6 +68,7 @@ func TestRaillessReplicaDefersASettledBatchWithoutStatuses(t *testing.T) {
 // cannot tell that an attempt before the loss paid its payees. A batch
 // first written before the loss gets its copy only, no DEFERRED.
 func TestRaillessReplicaDefersABatchOfBeforeALossWithoutStatuses(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[0](t)
 	f := newFixture(t, fixtureOpt{kfake: true, partitions: 1, ownRedis: true, noEpoch: true})
 	b := singleBatch(r, "rail-less-lost", 2)
@@ -95,6 +97,7 @@ func TestRaillessReplicaDefersABatchOfBeforeALossWithoutStatuses(t *testing.T) {
 
 // A batch no attempt has touched gets its DEFERRED RAIL_NOT_CONFIGURED.
 func TestRaillessReplicaDefersAFreshBatchWithStatuses(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[0](t)
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	b := singleBatch(r, "rail-less-fresh", 2)

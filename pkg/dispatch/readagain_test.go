@@ -19,6 +19,7 @@ import (
 // defers the batch again: the refused payee must get no DEFERRED after its
 // REJECTED (one lifecycle per requestId), as deferRail already ensures.
 func TestRefusedPayeeGetsNoDeferredWhenTheOriginalIsReadAgainOnAFullDay(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -75,6 +76,7 @@ func TestRefusedPayeeGetsNoDeferredWhenTheOriginalIsReadAgainOnAFullDay(t *testi
 // the deferred topic again: the dropped payee must get no DEFERRED after
 // its REJECTED.
 func TestUnknownBankPayeeGetsNoDeferredWhenReadAgainDuringAnOutage(t *testing.T) {
+	t.Parallel()
 	unknownBankReadAgainDuringAnOutage(t, "bank-outage", false)
 }
 
@@ -85,6 +87,7 @@ func TestUnknownBankPayeeGetsNoDeferredWhenReadAgainDuringAnOutage(t *testing.T)
 // was deferred whole again: the payee dropped for an unknown bank, REJECTED
 // (final) on the first attempt, got DEFERRED after it.
 func TestPeekWithOneEntryGoneStillKeepsTheUnknownBankDropOut(t *testing.T) {
+	t.Parallel()
 	unknownBankReadAgainDuringAnOutage(t, "bank-outage-evicted", true)
 }
 
@@ -138,6 +141,7 @@ func unknownBankReadAgainDuringAnOutage(t *testing.T, name string, evictKept boo
 // lookup: payees already SUBMITTED (perhaps APPROVED by their webhooks)
 // must get no DEFERRED after it.
 func TestPaidSingleBatchReadAgainAfterARedisLossGetsNoDeferred(t *testing.T) {
+	t.Parallel()
 	for i := range singleRails(t) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})

@@ -52,6 +52,7 @@ func (f *flakyReads) RoundTrip(req *http.Request) (*http.Response, error) {
 // failed reads, a single failed page restarted the whole rebuild, so under
 // steady errors the dispatcher never dispatched again.
 func TestRecoveryRebuildsThroughFlakyReads(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	amounts := map[string]int64{}
 	var early []string

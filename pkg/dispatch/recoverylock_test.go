@@ -11,6 +11,9 @@ import (
 // lost (the channel closed) when taken from its holder. A recovery and a
 // completion of the epoch take it as different owners.
 func TestRecoveryLockIsHeldRenewedAndReleased(t *testing.T) {
+	// Not t.Parallel: the lock lives 300 ms and is renewed every 100 ms by a
+	// goroutine; a stall of 200 ms under the other tests' load lets it
+	// expire during the 1 s sleep (holder "", or lost closed).
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	e := f.engine(nil)
 	e.st.lockTTLms = 300 // renewed every 100 ms

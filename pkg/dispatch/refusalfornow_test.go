@@ -15,6 +15,7 @@ import (
 // on (a DAILY_LIMIT refusal would hold a paid batch until the next day),
 // and no third POST goes out.
 func TestRefusalForNowAfterAnAppliedPostAdoptsThePayout(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	f.tap.fault = func(n int) fault {
 		switch n {

@@ -36,6 +36,7 @@ import (
 // REJECTED. It is looked for before it would be deferred: found, it is
 // retried in place, and ended REJECTED once Wompi answers.
 func TestRejectedBatchIsNotPostedAgainAfterARedisLoss(t *testing.T) {
+	t.Parallel()
 	t.Run("read again", func(t *testing.T) { rejectedThenLost(t, "") })
 	t.Run("lookups down when read again", func(t *testing.T) { rejectedThenLost(t, "lookups") })
 	t.Run("banks down when read again", func(t *testing.T) { rejectedThenLost(t, "banks") })
@@ -126,6 +127,7 @@ func rejectedThenLost(t *testing.T, down string) {
 // read again while Wompi's lookups fail: it is retried in place, neither
 // ended nor deferred, and adopted once Wompi answers.
 func TestRejectedOnTheTopicWaitsForWompisWord(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{kfake: true, partitions: 1, ownRedis: true, noEpoch: true})
 	b := simpleBatch("held-then-late-rejected", 2)
 	paidThenLost(t, f, nil, b)
@@ -199,6 +201,7 @@ func dispatcherRejected(f *fixture, b payout.Batch, msg string) *payout.BatchSta
 // recovery began: its record's time, or its createdAt when earlier (a
 // deferred copy is written anew, with the batch's createdAt).
 func TestReadBeforeTheLossCountsCreatedAt(t *testing.T) {
+	t.Parallel()
 	began := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		name             string
@@ -237,6 +240,7 @@ func (n *noLookups) RoundTrip(r *http.Request) (*http.Response, error) {
 // requests' is sent (rejectedOnTopic relies on it): while the brokers
 // leave the batch's unanswered, no produce carries a request's status.
 func TestBatchRejectedIsWrittenBeforeItsRequests(t *testing.T) {
+	t.Parallel()
 	t.Run("refused", func(t *testing.T) { batchRejectedFirst(t, fault400) })
 	t.Run("failed for good", func(t *testing.T) { batchRejectedFirst(t, fault415) })
 }
@@ -289,6 +293,7 @@ func batchRejectedFirst(t *testing.T, refusal fault) {
 // once the registry answers, the REJECTED is read and the batch ended the
 // same way. (Read as not the batch's, the batch was posted after it.)
 func TestRefusalLookWaitsForTheSchemaRegistry(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, fixtureOpt{kfake: true, partitions: 1, ownRedis: true, noEpoch: true})
 	srv := registrytest.NewServer()

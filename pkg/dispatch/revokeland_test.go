@@ -86,6 +86,7 @@ func onePerPartition(t *testing.T, prefix string, n int, amount int64) []payout.
 // batch's lease until its records land: nothing is posted before, and
 // DEFERRED comes first.
 func TestRevokedWorkerKeepsTheBatchUntilItsRecordsLand(t *testing.T) {
+	t.Parallel()
 	l := revokeWhileUnanswered(t, 0)
 	f, e1, e2 := l.f, l.e1, l.e2
 	// The second dispatcher has the moved batches, and waits.
@@ -114,6 +115,7 @@ func TestRevokedWorkerKeepsTheBatchUntilItsRecordsLand(t *testing.T) {
 // once their leases run out. Without that, they waited for as long as the
 // brokers stayed silent to the first.
 func TestReplicaWhoseBrokersStaySilentClosesItsClient(t *testing.T) {
+	t.Parallel()
 	l := revokeWhileUnanswered(t, 3*time.Second)
 	select {
 	case <-l.done1:
@@ -228,6 +230,7 @@ func (l *landing) check(t *testing.T) {
 // go out: the next dispatcher emits the same REJECTED again and posts
 // nothing.
 func TestRejectedBatchIsNotPostedAgainWhenItsRejectedWereUnanswered(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		fault   fault
@@ -396,6 +399,7 @@ func (n *noBanks) RoundTrip(r *http.Request) (*http.Response, error) {
 // message hold; a record written before the poison mark reads as a
 // refusal.
 func TestRecordedRefusalsReadBack(t *testing.T) {
+	t.Parallel()
 	for _, r := range []refusal{
 		newRefusal("VALIDATION_ERROR", "account number is invalid", false),
 		newRefusal("EXC\x1f1", "a \x1f in the message\x1fpoison", false),
@@ -436,6 +440,7 @@ func (s showsAt) FindBatches(ctx context.Context, reference string) ([]rail.Batc
 // found nothing, and ended with REJECTED (now recorded, for good) a batch
 // Wompi then paid.
 func TestLookupSettledWaitsForAnEarlierAttemptsPost(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil) // RecoveryGrace 3 s
 	b := simpleBatch("settled-earlier", 1)

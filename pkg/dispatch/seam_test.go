@@ -129,6 +129,7 @@ func judgeThroughSeam(err error) beforeSeam {
 // create may have been applied) rather than looked up at once; neither
 // Wompi nor the simulator answers EXC_022 with anything but 409.
 func TestPostVerdictsThroughTheSeam(t *testing.T) {
+	t.Parallel()
 	type answer struct {
 		status int
 		code   string

@@ -20,6 +20,7 @@ import (
 // day, the amount from the client-wide dailyConsumed. With the extras on,
 // the same figures come from them.
 func TestSeedFromPublishedLimits(t *testing.T) {
+	t.Parallel()
 	for _, pub := range []bool{true, false} {
 		t.Run(fmt.Sprintf("publishedOnly=%v", pub), func(t *testing.T) {
 			f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: pub}})
@@ -62,6 +63,7 @@ func TestSeedFromPublishedLimits(t *testing.T) {
 // today's figures only, so a batch for a later day must not be seeded with
 // today's spending (an answer that ignored ?date= was read as that day's).
 func TestSeedScheduledDayIgnoresTodaysSpending(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: true}})
 	c := f.sim.Client(nil)
 	_, err := c.CreatePayout(context.Background(), "today-1", &wompi.CreatePayoutRequest{Reference: "today-1",
@@ -96,6 +98,7 @@ func TestSeedScheduledDayIgnoresTodaysSpending(t *testing.T) {
 // amount from what Wompi publishes for it, so of two more batches scheduled
 // for tomorrow only one fits under a cap of before+1.
 func TestSeedCountsTheSendDaysSlotsForAScheduledBatch(t *testing.T) {
+	t.Parallel()
 	for _, pub := range []bool{true, false} {
 		t.Run(fmt.Sprintf("publishedOnly=%v", pub), func(t *testing.T) {
 			f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: pub}})

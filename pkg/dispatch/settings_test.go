@@ -18,6 +18,7 @@ import (
 // engine it builds runs its Redis calls, from the start-up PING on, through
 // them. The local load run counts the dispatcher's round trips this way.
 func TestSettingsEngineRunsRedisCallsThroughHooks(t *testing.T) {
+	t.Parallel()
 	st, err := parseSettings(t, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +61,7 @@ func parseSettings(t *testing.T, extra map[string]string) (*Settings, error) {
 // local run retries faster than production); unset, the defaults hold; a
 // cap below the base is refused.
 func TestSettingsRetryBackoff(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		env       map[string]string
@@ -98,6 +100,7 @@ func TestSettingsRetryBackoff(t *testing.T) {
 // DISPATCHER_RETIRED_RAILS reaches the engine; Wompi or an unknown rail is
 // refused.
 func TestSettingsRetiredRails(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name, value string
 		want        []rail.Name

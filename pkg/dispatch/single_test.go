@@ -164,6 +164,7 @@ func (f *fixture) checkSinglePaid(r singleRail, b payout.Batch, skip map[string]
 }
 
 func TestSinglePayoutRailPaysEachPayeeOnce(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -183,6 +184,7 @@ func TestSinglePayoutRailPaysEachPayeeOnce(t *testing.T) {
 // The restart must look every payee up before posting: the one whose
 // answer was lost is adopted, never posted again.
 func TestSingleLostAnswerThenCrashPaysOnce(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -210,6 +212,7 @@ func TestSingleLostAnswerThenCrashPaysOnce(t *testing.T) {
 // A 5xx to a create leaves its outcome unknown: the payee is looked up,
 // after the grace, before any second POST; paid once.
 func TestSingleOutcomeUnknownIsLookedUpFirst(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -229,6 +232,7 @@ func TestSingleOutcomeUnknownIsLookedUpFirst(t *testing.T) {
 // One payee the rail refuses is REJECTED with the rail's code; the others
 // are paid.
 func TestSingleRejectedPayeeOthersPaid(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -259,6 +263,7 @@ func TestSingleRejectedPayeeOthersPaid(t *testing.T) {
 // A batch of a single-payout rail the dispatcher has no client for is
 // deferred whole, untouched.
 func TestSingleRailWithoutClientIsDeferred(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[0](t)
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
@@ -324,6 +329,7 @@ func forwardLater(base http.RoundTripper, req *http.Request, delay time.Duration
 // nothing (the payout is not there yet) and the POST repeated on its word
 // would pay twice: the dispatcher waits RecoveryGrace first.
 func TestSingleCreateThatLandsLateIsNotRepeated(t *testing.T) {
+	t.Parallel()
 	for _, mk := range []func(t *testing.T, hc *http.Client) singleRail{
 		func(t *testing.T, hc *http.Client) singleRail {
 			r := singleRails(t)[0](t)
@@ -368,6 +374,7 @@ func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // size: the rate limit is reserved once, the hand-off and the status gate
 // are pipelined.
 func TestSingleBatchRedisRoundTripsDoNotGrow(t *testing.T) {
+	t.Parallel()
 	measure := func(n int) int64 {
 		r := singleRails(t)[0](t)
 		f := newFixture(t, fixtureOpt{})
@@ -408,6 +415,7 @@ func TestSingleBatchRedisRoundTripsDoNotGrow(t *testing.T) {
 // never posted again, and gets no SUBMITTED: it would follow the APPROVED.
 // The others are paid.
 func TestSingleFoundOnFreshClaimGetsNoSubmitted(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		for _, died := range []bool{false, true} {
 			r := mk(t)
@@ -468,6 +476,7 @@ func TestSingleFoundOnFreshClaimGetsNoSubmitted(t *testing.T) {
 // first and paid, each once. SmartFastPay's batch is larger than one group
 // lookup, so each of its groups meets the outage.
 func TestSingleRailOutageDoesNotHoldOtherRails(t *testing.T) {
+	t.Parallel()
 	for _, down := range []rail.Name{rail.WEpayout, rail.SmartFastPay} {
 		t.Run("down="+string(down), func(t *testing.T) {
 			rails := singleRails(t)
@@ -519,6 +528,7 @@ func TestSingleRailOutageDoesNotHoldOtherRails(t *testing.T) {
 // lookups and 45 POSTs, not 45 of each, and each is paid once. The day's
 // first batch also lists the day once, for its budget (listDay).
 func TestSingleLookupsOnePerGroup(t *testing.T) {
+	t.Parallel()
 	cb := sink(t)
 	s := sfptest.NewTestServer(t, sfptest.Config{Seed: 1})
 	calls := &testenv.CallCounter{}

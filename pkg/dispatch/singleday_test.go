@@ -49,6 +49,7 @@ func (r *forbidOne) RoundTrip(req *http.Request) (*http.Response, error) {
 // smaller one held there as covering it: it is paid on the new day without
 // being counted there, and the account pays more than DAILY_LIMIT_CENTS.
 func TestSingleDayMoveCountsAPayeePostedBeforeMidnightThatWaits(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -109,6 +110,7 @@ func TestSingleDayMoveCountsAPayeePostedBeforeMidnightThatWaits(t *testing.T) {
 // paid, and counted, on its own day (an account is not held back by money
 // it did not spend that day).
 func TestSingleBatchCrossingMidnightCountsEachPaidPayeeOnce(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {

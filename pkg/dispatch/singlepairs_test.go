@@ -43,6 +43,7 @@ func (c *conflictThenApply) RoundTrip(req *http.Request) (*http.Response, error)
 // shortly" (a short backoff, then a lookup and a POST), the payee was paid
 // twice. (Found by a helper review.)
 func TestConflictThenAppliedIsNotRepeated(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	wep := singleRails(t)[1](t)
 	tr := &conflictThenApply{delay: time.Second}
@@ -86,6 +87,7 @@ func (l *lateWhen) RoundTrip(req *http.Request) (*http.Response, error) {
 // above HTTPTimeout (here 6 s against 1 s), and R2 paid the payee again.
 // The wait now covers recoveryWait too. (Found by a helper review.)
 func TestTakeoverWaitsForACutOffReplicasLastPost(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	wep := singleRails(t)[1](t)
 	late := &lateWhen{delay: 5800 * time.Millisecond}

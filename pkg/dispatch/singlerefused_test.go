@@ -81,6 +81,7 @@ func (r singleRail) through(t *testing.T, tr http.RoundTripper) singleRail {
 // or a revocation after the produce). The refused payee is neither posted
 // again nor given a second lifecycle; its REJECTED is the same event.
 func TestRefusedPayeeNotPostedAgainWhenTheBatchIsReadAgain(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -146,6 +147,7 @@ func readAgainBeforeDone(t *testing.T, f *fixture, r singleRail, b payout.Batch)
 // statuses went out but before its record moved to done (a crash in
 // between; here the record is put back to posting).
 func TestRefusedPayeeNotPostedAgainAfterACrashBeforeDone(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -174,6 +176,7 @@ func TestRefusedPayeeNotPostedAgainAfterACrashBeforeDone(t *testing.T) {
 // re-emits the REJECTED and ends, rather than fail and be retried for
 // ever, holding its partition.
 func TestEveryPayeeRefusedBeforeTheBatchIsReadAgain(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {

@@ -29,6 +29,7 @@ func budgetUsage(t *testing.T, e *Engine, day payout.Day) ratelimit.Usage {
 // by our own budget (the simulator's cap is far away: without our count it
 // would be paid), while their amounts count on tomorrow.
 func TestScheduledBatchesUseTodaysBatchSlots(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: true}})
 	e := f.engine(func(c *Config) { c.DailyBatchCap = 2 })
 	tomorrow := payout.DayIn(testStart, bogota).Next()
@@ -85,6 +86,7 @@ func TestScheduledBatchesUseTodaysBatchSlots(t *testing.T) {
 // immediate batch, while a scheduled batch's amount stays on its day. The
 // simulator counts the batch on the new day too.
 func TestPostPastMidnightMovesTheSlot(t *testing.T) {
+	t.Parallel()
 	today := payout.DayIn(testStart, bogota)
 	tomorrow := today.Next()
 	dispersion := tomorrow.Next().StartIn(bogota).Add(9 * time.Hour)
@@ -132,6 +134,7 @@ func TestPostPastMidnightMovesTheSlot(t *testing.T) {
 // A batch whose first POST would go out on a new day whose batch slots are
 // all used is deferred, and its reservation released, without any POST.
 func TestPostPastMidnightIntoAFullDayDefers(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: true}})
 	e := f.engine(func(c *Config) { c.DailyBatchCap = 3 })
 	today := payout.DayIn(testStart, bogota)

@@ -22,6 +22,7 @@ import (
 // under an earlier epoch now proves nothing, and the batch is looked up by
 // reference before any POST.
 func TestStaleRecordAfterASnapshotRestoreIsLookedUp(t *testing.T) {
+	t.Parallel()
 	t.Run("a rail that does not deduplicate", func(t *testing.T) {
 		// Wompi's idempotency keys live a nanosecond of the simulator's
 		// clock, which each POST moves on: only the lookup stops a second
@@ -110,6 +111,7 @@ func staleAfterRestore(t *testing.T, f *fixture, amount int64, then func(*Engine
 // lists as paid from it on the day; without that, the third batch was paid
 // past the account's daily limit.
 func TestPartialLossRaisesWompiBudgetToItsListing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
 	ctx := context.Background()
 	key := f.redis.Prefix() + "{budget}:" + payout.DayIn(f.clock.Now(), bogota).String()
@@ -172,6 +174,7 @@ func thirdBatchAfterABudgetLoss(t *testing.T, f *fixture, e *Engine, cfg func(*C
 // created); one whose listing names no account counts against every
 // account; days before the recovery's are over.
 func TestListedSpendCountsWompiBatches(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 12, 5, 15, 0, 0, 0, bogota)
 	today, tomorrow := payout.DayIn(at, bogota), payout.DayIn(at.Add(24*time.Hour), bogota)
 	s := newListedSpend(at)
@@ -199,6 +202,7 @@ func TestListedSpendCountsWompiBatches(t *testing.T) {
 // "deferred" with no firstPostAt, and posted the batch without a lookup.
 // The record keeps the mark for every later claim.
 func TestStaleMarkOutlivesTheFirstClaim(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil)
 	ctx := context.Background()
@@ -254,6 +258,7 @@ func TestStaleMarkOutlivesTheFirstClaim(t *testing.T) {
 // the loss, and the batch's SUBMITTED left out; the POST's transition made
 // the record this epoch's again, and SUBMITTED is emitted.
 func TestStaleRecordPostedThenCrashedEmitsSubmitted(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	b := simpleBatch("stale-crash", 2)
 	ctx := context.Background()

@@ -19,6 +19,7 @@ import (
 )
 
 func TestOnlyStart(t *testing.T) {
+	t.Parallel()
 	const topic = "starts"
 	ends := func(offsets ...int64) kadm.ListedOffsets {
 		m := map[int32]kadm.ListedOffset{}
@@ -80,6 +81,7 @@ func (f *fixture) startRecords() []startRecord {
 // ever started on its Kafka, pays at once: the grace (an hour here) is for
 // POSTs other processes may have in flight, and there are none.
 func TestFirstStartSkipsTheGrace(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	e := f.engine(func(c *Config) { c.RecoveryGrace = time.Hour })
 	f.produce(f.topics.Batches, simpleBatch("first", 3))
@@ -102,6 +104,7 @@ func TestFirstStartSkipsTheGrace(t *testing.T) {
 // have a POST in flight, against a Redis that was then lost. The grace is
 // waited.
 func TestAnotherStartRecordMeansGrace(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	f.kafka.Produce(t, f.topics.DispatcherStarts, &kgo.Record{Key: []byte("other/1"), Value: []byte(`{"instance":"other","boot":"1"}`)})
 	const grace = 2500 * time.Millisecond
@@ -136,6 +139,7 @@ func TestAnotherStartRecordMeansGrace(t *testing.T) {
 // is a duplicate. Without the guard the rebuilt index would miss the request
 // and the copy would pay it again.
 func TestLossAfterFirstStartWaitsTheGrace(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	wep := singleRails(t)[1](t)
 	a := singleBatch(wep, "fs-a", 1)
@@ -172,6 +176,7 @@ func TestLossAfterFirstStartWaitsTheGrace(t *testing.T) {
 // process's start record cannot be written; once it is written, every
 // epoch read finds it and writes no second one.
 func TestEpochOnlyAfterTheStartRecord(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	missing := f.engine(func(c *Config) { c.Topics.DispatcherStarts = "no-such-topic-" + f.topics.Batches })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -207,6 +212,7 @@ func TestEpochOnlyAfterTheStartRecord(t *testing.T) {
 // duplicate. Without the Wompi condition the new replica rebuilds at once,
 // misses the request in flight, and pays it again.
 func TestOlderVersionPeerMeansGrace(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	amounts := map[string]int64{"up-1": 100_000, "up-2": 200_000}
 	a := batch("up-a", amounts, "up-1")
@@ -279,6 +285,7 @@ func releaseWithin(d time.Duration, release chan struct{}, done func() bool) {
 // within it, and the lookup finds it. Without that wait the copy is paid
 // again. (Found by a helper review.)
 func TestFirstStartSingleRailWaitsTheGrace(t *testing.T) {
+	t.Parallel()
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -357,6 +364,7 @@ func holdPost(e *Engine, batchID string) (held, release chan struct{}) {
 // interval and one call), the copy pays that payee again. (Found by a
 // helper review.)
 func TestLateCallAfterALossIsWaitedFor(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
 	wep := singleRails(t)[1](t)
 	b := singleBatch(wep, "late", 2)
@@ -438,6 +446,7 @@ func (c cutRedis) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 // renewal interval plus RecoveryGrace minus one call; it resumes once Redis
 // answers, and every payee is paid once.
 func TestCutOffReplicaStopsPosting(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
 	wep := singleRails(t)[1](t)
 	b := singleBatch(wep, "cut", 3)
@@ -488,6 +497,7 @@ func TestCutOffReplicaStopsPosting(t *testing.T) {
 // Redis before its POST goes out; past the fence (its own renewal failing)
 // the POST is not sent, and once Redis answers the batch is paid once.
 func TestCutOffReplicaStopsPostingWompi(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
 	b := simpleBatch("cutw", 2)
 	var cut atomic.Bool
@@ -529,6 +539,7 @@ func TestCutOffReplicaStopsPostingWompi(t *testing.T) {
 }
 
 func TestNoCommits(t *testing.T) {
+	t.Parallel()
 	const group = "dispatchers"
 	offs := func(at ...int64) kadm.OffsetResponses {
 		m := map[int32]kadm.OffsetResponse{}
@@ -569,6 +580,7 @@ func TestNoCommits(t *testing.T) {
 // copy is a duplicate. Without the committed-offset check the copy is paid
 // again.
 func TestEarlierCommitsMeanGrace(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	sfp := singleRails(t)[0](t)
 	a := singleBatch(sfp, "ec-sfp", 1)

@@ -15,6 +15,7 @@ import (
 // not emit SUBMITTED now: the topic would read APPROVED then SUBMITTED, and
 // the gate, empty after the loss, cannot tell by itself.
 func TestNoSubmittedAfterRedisLossThatFollowedAWebhook(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	e := f.engine(nil)
 	b := simpleBatch("loss-after-hook", 2)

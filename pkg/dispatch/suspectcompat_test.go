@@ -11,6 +11,7 @@ import (
 // entry read as another batch's ('d'), and the payee was dropped as
 // DUPLICATE_REQUEST, never looked up nor paid. (From a review.)
 func TestSuspectMarkWithFormFromEarlierVersionIsStillSuspect(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{})
 	r := singleRails(t)[1](t)
 	e := r.engine(f, nil)

@@ -44,6 +44,7 @@ func (l *landAfterLookup) RoundTrip(req *http.Request) (*http.Response, error) {
 // The held reservation is released only once no POST of an earlier attempt
 // can land; here the payout shows meanwhile and is adopted.
 func TestTakeoverPastMidnightKeepsTheReservationOfAPostStillInFlight(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{PublishedOnly: true}})
 	today := payout.DayIn(testStart, bogota)
 	tomorrow := today.Next()
@@ -110,6 +111,8 @@ func TestTakeoverPastMidnightKeepsTheReservationOfAPostStillInFlight(t *testing.
 // An earlier attempt's POST is now waited for as a single-payout
 // takeover waits for it (peerWaits), and the payout that lands is adopted.
 func TestRefusalAfterATakeoverWaitsForTheCutOffReplicasPost(t *testing.T) {
+	// Not t.Parallel: the cut-off replica's POST must land within 2 s of
+	// its wall-clock slot, or the test fails as "ran too slowly to tell".
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(func(c *Config) {
 		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 6*time.Second, 1500*time.Millisecond

@@ -25,6 +25,7 @@ import (
 // A's start record's timings need (peerWaits). The control run gives B A's
 // timings.
 func TestReplicaWithShorterTimingsWaitsForTheSlowestPOST(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		bTimeout time.Duration
@@ -80,6 +81,7 @@ func TestReplicaWithShorterTimingsWaitsForTheSlowestPOST(t *testing.T) {
 // its own, and those without timings (older versions), count for nothing
 // more than this process's own.
 func TestPeerWaitsTakeTheLongestRecentTimings(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(func(c *Config) {
 		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 2*time.Second, 300*time.Millisecond
@@ -120,6 +122,7 @@ func TestPeerWaitsTakeTheLongestRecentTimings(t *testing.T) {
 // before A's payout was listed, and a copy of one of A's payees in another
 // batch was paid again. It now waits A's 6 s (A's start record).
 func TestRecoveryWaitsForASlowerReplicasPOST(t *testing.T) {
+	t.Parallel()
 	lateAtTheFence(t, "st",
 		func(c *Config) {
 			c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 3*time.Second, 3*time.Second

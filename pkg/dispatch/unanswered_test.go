@@ -92,6 +92,7 @@ func startUnanswered(t *testing.T, prefix string) *unanswered {
 // records up as perhaps written and the drain ends; the next dispatcher
 // finishes the batch without posting it again.
 func TestDrainWhileTheBrokersDoNotAnswerEnds(t *testing.T) {
+	t.Parallel()
 	u := startUnanswered(t, "unanswered")
 	f, e, b, hold, held, stop := u.f, u.e, u.b, &u.hold, &u.held, u.stop
 
@@ -208,6 +209,7 @@ func approvedAfter(t *testing.T, f *fixture, j *job, rid string, within time.Dur
 // records could land after the second try's and after later statuses.
 // Only a stopped worker gives up (see the revoke below).
 func TestRunningWorkerWaitsForAnUnansweredProduce(t *testing.T) {
+	t.Parallel()
 	var hold atomic.Bool
 	var held atomic.Int32
 	hold.Store(true)
@@ -241,6 +243,7 @@ func TestRunningWorkerWaitsForAnUnansweredProduce(t *testing.T) {
 // client's close, they let the tracker put APPROVED on the topic before
 // the SUBMITTED that lands later.
 func TestRevokedWorkerHoldsTheStatusKeysUntilItsRecordsLand(t *testing.T) {
+	t.Parallel()
 	var hold atomic.Bool
 	var held atomic.Int32
 	hold.Store(true)
@@ -282,6 +285,7 @@ func revokedHoldsUntilLanded(t *testing.T, f *fixture, j *job, rid string, want 
 // Close leaves the group, whose revoke callback waits for the worker,
 // which waited for the answer only that Close would have ended.
 func TestCloseWhileTheBrokersDoNotAnswerReturns(t *testing.T) {
+	t.Parallel()
 	u := startUnanswered(t, "unanswered-close")
 	e, held, done := u.e, &u.held, u.done
 
@@ -307,6 +311,7 @@ func TestCloseWhileTheBrokersDoNotAnswerReturns(t *testing.T) {
 // The brokers do not answer the start record's produce, and the
 // dispatcher is stopped while it starts.
 func TestStopWhileTheStartRecordIsUnansweredEnds(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{kfake: true, partitions: 1})
 	var hold atomic.Bool
 	var held atomic.Int32
@@ -330,6 +335,7 @@ func TestStopWhileTheStartRecordIsUnansweredEnds(t *testing.T) {
 // produce keeps waiting for its answer rather than give the records up and
 // let the batch be tried again before they land.
 func TestLostLeaseDoesNotGiveAnUnansweredProduceUp(t *testing.T) {
+	t.Parallel()
 	u := startUnanswered(t, "unanswered-lease")
 	f, e, b := u.f, u.e, u.b
 	rdb := f.redis.Client()
@@ -358,6 +364,7 @@ func TestLostLeaseDoesNotGiveAnUnansweredProduceUp(t *testing.T) {
 // given-up PENDING may still land: the status key stays held until it has,
 // so the tracker's APPROVED never comes before it.
 func TestRevokedWorkerHoldsTheStatusKeysUntilItsPendingLands(t *testing.T) {
+	t.Parallel()
 	var hold atomic.Bool
 	var held atomic.Int32
 	const lease = 2 * time.Second

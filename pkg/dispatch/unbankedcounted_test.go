@@ -79,6 +79,7 @@ func (r refusedAtCreation) RoundTrip(req *http.Request) (*http.Response, error) 
 // tracker's own patience (track.ShortListingPatience) is taken as the
 // payout's word, as the tracker's poll takes it.
 func TestUnbankedPayeeRefusedAtCreationDoesNotHoldThePartition(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	const name = "unbanked-counted"
 	refused := name + "-0"

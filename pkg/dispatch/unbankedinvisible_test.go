@@ -51,6 +51,7 @@ func (h refHidden) RoundTrip(req *http.Request) (*http.Response, error) {
 // and payee 0 got its final REJECTED UNKNOWN_BANK_ID (the absence taken as
 // proven) for a request Wompi pays.
 func TestUnbankedPayeeNotRejectedWhenTheKeyIsHeldByAnInvisiblePayout(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	b, timing := postAppliedAnswerLost(t, f, "unbanked-invisible")
 	dropped := b.Transactions[0].RequestID

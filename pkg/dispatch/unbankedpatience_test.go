@@ -30,6 +30,7 @@ func (l lookupDown) RoundTrip(req *http.Request) (*http.Response, error) {
 // payee's final REJECTED UNKNOWN_BANK_ID, and its deferred copy leaves it
 // out: Wompi pays a request the status topic says is REJECTED.
 func TestUnbankedPayeeNotRejectedWhenLookupRunsOutOfPatience(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	b, timing := postAppliedAnswerLost(t, f, "unbankedpat")
 

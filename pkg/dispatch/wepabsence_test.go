@@ -31,6 +31,7 @@ func (b *blankLookups) RoundTrip(req *http.Request) (*http.Response, error) {
 // without a data array. Read as an empty listing, it proved the payee
 // absent and the POST was repeated: paid twice.
 func TestWEpayoutLookupWithoutDataIsNoProofOfAbsence(t *testing.T) {
+	t.Parallel()
 	r := singleRails(t)[1](t)
 	tr := &blankLookups{}
 	tr.left.Store(1)
@@ -74,6 +75,7 @@ func (s *emptyPageOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 // batch read again proved the payee new and posted it without a lookup:
 // paid twice.
 func TestWEpayoutListingWithAnEmptyPageIsNoProof(t *testing.T) {
+	t.Parallel()
 	var on atomic.Bool
 	tr := &emptyPageOnce{on: &on}
 	paidOnceThroughAFaultyPage(t, tr, &on, &tr.served, "empty-page", 1)

@@ -60,6 +60,7 @@ func (f *fixture) deferredUnavailable(b payout.Batch) {
 // paid while Wompi is still down; once Wompi is back, the Wompi batch is
 // paid, once.
 func TestWompiOutageDoesNotHoldOtherRails(t *testing.T) {
+	t.Parallel()
 	sfp := singleRails(t)[0](t)
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	f.wompiDown(true)
@@ -91,6 +92,7 @@ func TestWompiOutageDoesNotHoldOtherRails(t *testing.T) {
 // back, the batch is looked up by reference before any POST and adopted:
 // one payout, each request paid once.
 func TestLostAnswerThenWompiOutagePaysOnce(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	b := simpleBatch("lost-then-down", 3)
 	var down atomic.Bool // Wompi refuses every later POST with a 503
@@ -165,6 +167,7 @@ func (f *fixture) wompiCreate(b payout.Batch) error {
 // its record is no longer fresh: Wompi has forgotten the idempotency key
 // meanwhile, so a POST would create a second payout.
 func TestFreshClaimDeferredByOutageIsLookedUpFirst(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{IdempotencyTTL: time.Hour}})
 	b := simpleBatch("forgotten", 2)
 	f.wompiHolds(b)
@@ -185,6 +188,7 @@ func TestFreshClaimDeferredByOutageIsLookedUpFirst(t *testing.T) {
 // up to 16 times RailRetry: a long outage emits a DEFERRED per payee every
 // 16 minutes, not every minute.
 func TestRailRetryBacksOff(t *testing.T) {
+	t.Parallel()
 	e := &Engine{cfg: Config{RailRetry: time.Minute}}
 	for attempt, want := range map[int32]time.Duration{0: time.Minute, 1: 2 * time.Minute, 3: 8 * time.Minute,
 		4: 16 * time.Minute, 9: 16 * time.Minute, -1: time.Minute} {
