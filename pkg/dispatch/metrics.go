@@ -37,6 +37,7 @@ type metrics struct {
 	railsMissing      *prometheus.GaugeVec
 	runIDUnknown      prometheus.Gauge
 	mayEvict          prometheus.Gauge
+	prefixMismatch    prometheus.Gauge
 	postBlocked       *prometheus.CounterVec // code: 401, 403, 404
 	duplicateRequests *prometheus.CounterVec // stage (the shared series of ops.DuplicateRequests)
 	restarts          prometheus.Counter
@@ -94,6 +95,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 when Redis gives no run id (INFO server refused or unsupported): a restart or failover that loses the last writes is not noticed."}),
 		mayEvict: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "redis_may_evict",
 			Help: "1 when Redis may evict keys (maxmemory with a policy other than noeviction, or INFO memory unreadable): every single-payout payee is then looked up before its POST."}),
+		prefixMismatch: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "peer_redis_prefix_mismatch",
+			Help: "1 when a start record written on TOPIC_DISPATCHER_STARTS in the last day names another REDIS_PREFIX than this replica's: replicas of one group that keep their state apart do not see each other's claims or duplicate index, and a payee can be paid twice."}),
 		firstStarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "redis_first_starts_total",
 			Help: "Recoveries that skipped RECOVERY_GRACE for Wompi: a first start, where the only record ever written to TOPIC_DISPATCHER_STARTS is this process's and no rail lists a payout in the dedupe window (single-payout jobs still wait it out before they reserve or look anyone up)."}),
 		unindexed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rebuild_unindexed_total",
@@ -136,7 +139,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"rail", "cause"}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.unanswered, m.awaited, m.deferred,
-		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.postBlocked, m.restarts, m.lateSkipped, m.refusalScans, m.notBeforeIgnored, m.listedPending, m.leasesLost,
+		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.prefixMismatch, m.postBlocked, m.restarts, m.lateSkipped, m.refusalScans, m.notBeforeIgnored, m.listedPending, m.leasesLost,
 		m.reconciled, m.providerDupes, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)

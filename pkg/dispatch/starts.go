@@ -79,6 +79,10 @@ type startRecord struct {
 	HTTPTimeoutMs   int64 `json:"httpTimeoutMs,omitempty"`
 	RecoveryGraceMs int64 `json:"recoveryGraceMs,omitempty"`
 	LeaseTTLMs      int64 `json:"leaseTtlMs,omitempty"`
+	// RedisPrefix is this process's REDIS_PREFIX (nil in records of
+	// versions that wrote none): every replica of one group must keep its
+	// state under the same one (prefixMismatch).
+	RedisPrefix *string `json:"redisPrefix,omitempty"`
 }
 
 // payRails are the rails this process pays through, in a stable order.
@@ -241,6 +245,36 @@ func (e *Engine) checkStartsTopic(ctx context.Context) {
 		e.log.Error("dispatch: cannot read the start records: a recovery after a Redis loss will fail until this is fixed (the dispatcher needs Read on the topic)",
 			"topic", topic, "err", err)
 	}
+	e.checkPrefixes(ctx)
+}
+
+// checkPrefixes says, once at start, whether a start record written in the
+// last railsEvery and an hour (by a process that may still run) names
+// another REDIS_PREFIX than this process's. Replicas of one group that
+// keep their state apart see neither each other's claims nor each other's
+// duplicate index: a batch moved between them at a rebalance is claimed
+// afresh, and a single-payout payee the other replica paid is proven new
+// and posted again. It is logged as an error and raises
+// payouts_dispatcher_peer_redis_prefix_mismatch; claiming goes on, since a
+// deliberate change of prefix leaves the old records for a day.
+func (e *Engine) checkPrefixes(ctx context.Context) {
+	since := time.Now().Add(-e.railsEvery - time.Hour)
+	others := map[string]string{} // instance -> prefix
+	if err := e.readStarts(ctx, func(sr *startRecord) {
+		if sr.RedisPrefix != nil && *sr.RedisPrefix != e.cfg.Prefix && !sr.StartedAt.Before(since) {
+			others[sr.Instance] = *sr.RedisPrefix
+		}
+	}); err != nil {
+		return // said by missingRails
+	}
+	if len(others) == 0 {
+		e.m.prefixMismatch.Set(0)
+		return
+	}
+	e.m.prefixMismatch.Set(1)
+	e.log.Error("dispatch: another dispatcher of this deployment started in the last day with another REDIS_PREFIX: "+
+		"replicas that keep their state apart can pay a payee twice; give every replica the same REDIS_PREFIX and Redis",
+		"redis_prefix", e.cfg.Prefix, "others", others)
 }
 
 // readOpts are the base options of a short-lived client (Config.ReadKafka).
@@ -285,7 +319,8 @@ func (e *Engine) writeStart(ctx context.Context) error {
 
 func (e *Engine) writeStartRecord(ctx context.Context) (*kgo.Record, error) {
 	v, err := json.Marshal(startRecord{Instance: e.cfg.InstanceID, Boot: e.boot, StartedAt: time.Now().UTC(), Rails: e.payRails(),
-		HTTPTimeoutMs: e.cfg.HTTPTimeout.Milliseconds(), RecoveryGraceMs: e.cfg.RecoveryGrace.Milliseconds(), LeaseTTLMs: e.cfg.LeaseTTL.Milliseconds()})
+		HTTPTimeoutMs: e.cfg.HTTPTimeout.Milliseconds(), RecoveryGraceMs: e.cfg.RecoveryGrace.Milliseconds(), LeaseTTLMs: e.cfg.LeaseTTL.Milliseconds(),
+		RedisPrefix: &e.cfg.Prefix})
 	if err != nil {
 		return nil, err
 	}

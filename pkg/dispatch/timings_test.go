@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
@@ -130,4 +132,50 @@ func TestRecoveryWaitsForASlowerReplicasPOST(t *testing.T) {
 		func(c *Config) {
 			c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = 500*time.Millisecond, time.Second, 3*time.Second
 		})
+}
+
+// A replica whose REDIS_PREFIX differs from another live replica's keeps
+// its claims and duplicate index apart from it: a batch moved between
+// them is claimed afresh, and a payee one paid is proven new to the other.
+// Each start record names its prefix, and a replica that reads one of the
+// last day naming another says so (log and gauge); records of versions
+// that wrote none, and older ones, do not count.
+func TestAnotherRedisPrefixOnTheStartsTopicIsReported(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(nil)
+	ctx := context.Background()
+	put := func(sr startRecord) {
+		v, err := json.Marshal(sr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.kafka.Produce(t, f.topics.DispatcherStarts, &kgo.Record{Key: []byte(sr.Instance), Value: v})
+	}
+	check := func(what string, want float64) {
+		t.Helper()
+		e.m.prefixMismatch.Set(-1)
+		e.checkPrefixes(ctx)
+		if got := testutil.ToFloat64(e.m.prefixMismatch); got != want {
+			t.Fatalf("%s: gauge %v, want %v", what, got, want)
+		}
+	}
+	if err := e.writeStart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var own []string
+	if err := e.readStarts(ctx, func(sr *startRecord) {
+		if sr.RedisPrefix != nil {
+			own = append(own, *sr.RedisPrefix)
+		}
+	}); err != nil || !slices.Equal(own, []string{e.cfg.Prefix}) {
+		t.Fatalf("own start record's prefix %q (%v), want %q", own, err, e.cfg.Prefix)
+	}
+	check("its own record", 0)
+	other := "elsewhere:"
+	put(startRecord{Instance: "old-version", StartedAt: time.Now()})
+	put(startRecord{Instance: "long-gone", StartedAt: time.Now().Add(-e.railsEvery - 2*time.Hour), RedisPrefix: &other})
+	check("a record without a prefix, and one too old", 0)
+	put(startRecord{Instance: "live", StartedAt: time.Now(), RedisPrefix: &other})
+	check("a live replica with another prefix", 1)
 }
