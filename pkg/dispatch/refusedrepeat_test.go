@@ -68,18 +68,36 @@ func (a *appliedStaleThenRefused) RoundTrip(req *http.Request) (*http.Response, 
 	return http.DefaultTransport.RoundTrip(fwd)
 }
 
+// busyRefusal is each single-payout rail's refusal of a create for a
+// payee whose earlier create is still paying, in words that name no
+// duplicate (unpublished: a guess at the worst wording).
+var busyRefusal = map[rail.Name]string{
+	rail.SmartFastPay: `{"requestId":"busy","moreInformation":"The customer has a payout in progress."}`,
+	rail.WEpayout:     `{"message":"The beneficiary has a payment in progress."}`,
+}
+
 // checkRefusedRepeatAdopted runs one payee of rail r through
 // appliedStaleThenRefused answering the repeat create with status and
 // body, and checks that the payee is paid once and never REJECTED.
-func checkRefusedRepeatAdopted(t *testing.T, r singleRail, prefix string, status int, body string) {
+// crashFirst: a first dispatcher crashes after the first create (untilCrash)
+// and a second one takes the batch over.
+func checkRefusedRepeatAdopted(t *testing.T, r singleRail, prefix string, status int, body string, crashFirst bool) {
 	t.Helper()
 	f := newFixture(t, fixtureOpt{})
 	b := singleBatch(r, prefix, 1)
 	rid := b.Transactions[0].RequestID
 	tr := &appliedStaleThenRefused{sim: r.sim, name: r.name, id: rid, status: status, body: body}
 	r = r.through(t, tr)
-	e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
-	f.produce(f.topics.Batches, b)
+	one := func(c *Config) { c.SingleConcurrency = 1 }
+	if crashFirst {
+		untilCrash(t, f, r.engine(f, one), b)
+		if n := r.sim.Accepted(rid); n != 1 {
+			t.Fatalf("before the restart the rail holds %d payouts of %s, want 1", n, rid)
+		}
+	} else {
+		f.produce(f.topics.Batches, b)
+	}
+	e := r.engine(f, one)
 	stop, _ := f.run(e)
 	eventually(t, "batch handled", func() bool { return outcome(e, "submitted")+outcome(e, "deferred") >= 1 })
 	_ = stop()
@@ -103,14 +121,10 @@ func checkRefusedRepeatAdopted(t *testing.T, r singleRail, prefix string, status
 // payee is adopted and paid once.
 func TestRefusalOfARepeatPostAfterAStaleLookupIsLookedUp(t *testing.T) {
 	t.Parallel()
-	busy := map[rail.Name]string{
-		rail.SmartFastPay: `{"requestId":"busy","moreInformation":"The customer has a payout in progress."}`,
-		rail.WEpayout:     `{"message":"The beneficiary has a payment in progress."}`,
-	}
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
-			checkRefusedRepeatAdopted(t, r, "refused-repeat", http.StatusUnprocessableEntity, busy[r.name])
+			checkRefusedRepeatAdopted(t, r, "refused-repeat", http.StatusUnprocessableEntity, busyRefusal[r.name], false)
 		})
 	}
 }
@@ -122,5 +136,24 @@ func TestRefusalOfARepeatPostAfterAStaleLookupIsLookedUp(t *testing.T) {
 func TestDuplicateInvoiceRefusalAfterAStaleLookupIsNotARejection(t *testing.T) {
 	t.Parallel()
 	checkRefusedRepeatAdopted(t, singleRails(t)[1](t), "dup-invoice", http.StatusBadRequest,
-		`{"message":"The invoice has already been taken."}`)
+		`{"message":"The invoice has already been taken."}`, false)
+}
+
+// The same two faults across attempts: the first attempt's create is
+// applied and the replica dies before recording anything (a crash, or a
+// lease lost, between the answer and the next write). The next attempt
+// (the batch may have been posted: maybeSent) waits for that POST to land,
+// then reads a listing behind its write and posts the payee again; the
+// rail refuses that create for the first one, in words that name no
+// duplicate. Its first POST was a repeat as much as one after an unknown
+// outcome in the same attempt: taken at its word, the payee was REJECTED
+// (final, through no gate) while the rail pays it.
+func TestRefusalOfAFirstPostOfAMaybeSentBatchIsLookedUp(t *testing.T) {
+	t.Parallel()
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) {
+			checkRefusedRepeatAdopted(t, r, "refused-after-crash", http.StatusUnprocessableEntity, busyRefusal[r.name], true)
+		})
+	}
 }

@@ -236,7 +236,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		go func() {
 			defer wg.Done()
 			for p := range work {
-				outs[p.i], errs[p.i] = j.payOne(cl, p.i, p.pre, !ask(p.i), afterPost)
+				outs[p.i], errs[p.i] = j.payOne(cl, p.i, p.pre, !ask(p.i), maybeSent, afterPost)
 			}
 		}()
 	}
@@ -545,17 +545,20 @@ func (s *singleDay) paidOn(i int) {
 // payOne pays payee i exactly once: lookup, and only when the provider
 // proves it holds nothing for our id, a POST; or, when unposted (the
 // duplicate index proves no dispatcher has posted it: newPayeeProof), a
-// first POST without a lookup. Any later try looks it up first.
+// first POST without a lookup. Any later try looks it up first. sent: an
+// earlier attempt of the batch may have posted the payee (maybeSent).
 // crashHook runs after the first answered POST (tests).
-func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted bool, crashHook func() error) (singleOutcome, error) {
+func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted, sent bool, crashHook func() error) (singleOutcome, error) {
 	e := j.e
 	t := &j.b.Transactions[i]
 	name := cl.Rail()
 	req := singleRequest(name, t)
-	// repeat: an earlier POST of the payee by this job had an unknown
-	// outcome (it may be paying): a refusal of a later POST may answer
-	// that one, and is taken (refused) only once a lookup finds nothing.
-	repeat, refused := false, (*rail.Error)(nil)
+	// repeat: an earlier POST of the payee, by this job with an unknown
+	// outcome or by an earlier attempt of the batch (sent: its answer
+	// recorded nowhere), may be paying: a refusal of a later POST may
+	// answer that one, and is taken (refused) only once a lookup finds
+	// nothing.
+	repeat, refused := sent, (*rail.Error)(nil)
 	// echo: our id in the form a create's answer named it (rail.Error's
 	// Echo), looked up too (findPayee).
 	echo := ""
