@@ -1767,11 +1767,21 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 		for k := range statuses {
 			gate[k] = track.GateItem{ID: b.Transactions[wait[k]].RequestID, To: string(payout.StatusDeferred)}
 		}
-		err = j.produceGated(statuses, gate, append([]*kgo.Record{copyRec}, drops...))
+		err = j.produceGated(statuses, gate, drops)
 	} else {
-		err = j.produce(append(append([]*kgo.Record{copyRec}, statuses...), drops...)...)
+		err = j.produce(append(statuses, drops...)...)
 	}
 	if err != nil {
+		return err
+	}
+	// The copy last, alone, once every other record of the attempt is
+	// known written (the drops and refusals it leaves out, the statuses of
+	// payees settled beside it). In one produce with them, the copy could
+	// land while one of them failed: its own attempt might end the batch
+	// done before the original is read again, and the original, finding
+	// the batch final, was committed: a request the copy left out had no
+	// REJECTED, DLQ record or copy anywhere.
+	if err := j.produce(copyRec); err != nil {
 		return err
 	}
 	e.m.deferred.WithLabelValues(string(reason)).Inc()

@@ -1084,12 +1084,16 @@ func (j *job) deferSingle(recs []*kgo.Record, gate []track.GateItem, ungated []*
 	if err != nil {
 		return err
 	}
-	ungated = append(ungated, copyRec)
 	recs = append(recs, statuses...)
 	for _, i := range wait {
 		gate = append(gate, track.GateItem{ID: b.Transactions[i].RequestID, To: string(payout.StatusDeferred)})
 	}
 	if err := j.produceGated(recs, gate, ungated); err != nil {
+		return err
+	}
+	// The copy last, once the REJECTED of the payees it leaves out are
+	// written (deferBatch says why).
+	if err := j.produce(copyRec); err != nil {
 		return err
 	}
 	e.m.deferred.WithLabelValues(string(reason)).Inc()

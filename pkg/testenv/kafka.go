@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wompi-payouts/pipeline/pkg/testenv/apachekafka"
 )
@@ -249,6 +250,23 @@ func (c *Cluster) BrokersCSV() string { return strings.Join(c.brokers, ",") }
 // MoveTopicPartition...), or nil on a real cluster. Tests that need it should
 // skip when it is nil, so they still run against real brokers elsewhere.
 func (c *Cluster) Fake() *kfake.Cluster { return c.fake }
+
+// RefusedProduce is the answer that refuses every partition of req with
+// the error code, for a kfake control function (Fake) to return.
+func RefusedProduce(req *kmsg.ProduceRequest, code int16) *kmsg.ProduceResponse {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition, sp.ErrorCode, sp.BaseOffset = rp.Partition, code, -1
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
 
 // Real returns the Apache Kafka cluster behind a [KafkaReal] cluster, or
 // nil. The shared broker must not be stopped or killed by a test; take a
