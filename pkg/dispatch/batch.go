@@ -1083,6 +1083,14 @@ func (j *job) findOnce() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	for i := range bs {
+		if bs[i].ProviderID == "" {
+			// Ours, listed without Wompi's id: neither adoptable nor
+			// absent (read as absent, a POST under a key Wompi has
+			// forgotten would pay the batch again). A failed lookup.
+			return "", errListedWithoutID
+		}
+	}
 	id := pickPayout(bs)
 	j.e.m.reconciled.WithLabelValues(strconv.FormatBool(id != "")).Inc()
 	if id != "" {

@@ -27,9 +27,10 @@ type appliedStaleThenRefused struct {
 	posts, stale, refuse atomic.Int32
 }
 
-func (a *appliedStaleThenRefused) RoundTrip(req *http.Request) (*http.Response, error) {
-	lookup, create := false, false
-	switch a.name {
+// singleCall says whether req is a lookup by our id, or a create, on the
+// single-payout rail name.
+func singleCall(name rail.Name, req *http.Request) (lookup, create bool) {
+	switch name {
 	case rail.SmartFastPay:
 		lookup = req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/v1/payouts") && req.URL.Query().Get("transaction_id") != ""
 		create = req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/v1/payout")
@@ -37,6 +38,11 @@ func (a *appliedStaleThenRefused) RoundTrip(req *http.Request) (*http.Response, 
 		lookup = req.Method == http.MethodGet && req.URL.Query().Get("external_id") != ""
 		create = req.Method == http.MethodPost
 	}
+	return lookup, create
+}
+
+func (a *appliedStaleThenRefused) RoundTrip(req *http.Request) (*http.Response, error) {
+	lookup, create := singleCall(a.name, req)
 	if lookup && a.posts.Load() > 0 && a.stale.Add(1) == 1 {
 		if a.name == rail.SmartFastPay {
 			return jsonAnswer(req, http.StatusOK, `{"requestId":"stale","data":[]}`), nil

@@ -59,6 +59,12 @@ type singleOutcome struct {
 	unavailable error
 }
 
+// errListedWithoutID: a lookup listed a payout under our id without the
+// provider's own id (payOne, findOnce): it proves the payee or batch was
+// posted, yet cannot be adopted (its hand-off and SUBMITTED would name no
+// payout, and nothing would follow it). A failed lookup, asked again.
+var errListedWithoutID = errors.New("dispatch: the provider lists a payout under our id without its own id")
+
 // errPatience ends a payee's retries once the rail has failed for longer
 // than RailPatience.
 var errPatience = errors.New("dispatch: the rail kept failing past its patience")
@@ -577,6 +583,23 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 		}
 		if err != nil {
 			return singleOutcome{}, err
+		}
+		if ided := slices.DeleteFunc(slices.Clone(found), func(p rail.Payout) bool { return p.ProviderID == "" }); len(ided) < len(found) {
+			if len(ided) == 0 {
+				// Listed under our id without the provider's own id: the
+				// payee was posted, yet a payout adopted so would be
+				// handed off as "<rail>:" and its SUBMITTED name none,
+				// and nothing would follow it. Neither adopted nor
+				// posted: looked up again, as after a failed lookup.
+				e.m.retries.WithLabelValues("lookup").Inc()
+				j.log.Warn("dispatch: the provider lists a payout under our id without its own id; looking it up again",
+					"rail", name, "request_id", t.RequestID, "try", attempt)
+				if werr := j.railWait(e.backoff(attempt)); werr != nil {
+					return patienceOr(werr, errListedWithoutID)
+				}
+				continue
+			}
+			found = ided
 		}
 		if len(found) > 0 {
 			e.m.reconciled.WithLabelValues("true").Inc()
