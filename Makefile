@@ -17,8 +17,8 @@ vet:
 
 # PARALLEL: how many of a package's t.Parallel tests run at once. The
 # dispatcher's tests mostly wait (graces, leases, simulated outages), not
-# compute: six at once take a sixth of the time on two cores.
-PARALLEL ?= 6
+# compute. Four at once leave room for the tests that measure a window.
+PARALLEL ?= 4
 
 unit:
 	$(GO) test -race -timeout 40m -count=1 -parallel $(PARALLEL) $(PKGS)

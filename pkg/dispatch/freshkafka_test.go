@@ -73,7 +73,8 @@ func TestFreshKafkaWithAnotherStartWaitsTheGrace(t *testing.T) {
 // FreshKafka to make any recovery a first start, the copy would pay the
 // payee again.
 func TestFreshKafkaLossAfterFirstStartWaitsTheGrace(t *testing.T) {
-	t.Parallel()
+	// Not t.Parallel: a held POST must land within a wall-clock window (the
+	// grace, or the lease fence) that the other tests' load would stretch.
 	wep := singleRails(t)[1](t)
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	e := wep.engine(f, func(c *Config) { c.RecoveryGrace, c.FreshKafka = 5*time.Second, true })

@@ -139,7 +139,8 @@ func TestAnotherStartRecordMeansGrace(t *testing.T) {
 // is a duplicate. Without the guard the rebuilt index would miss the request
 // and the copy would pay it again.
 func TestLossAfterFirstStartWaitsTheGrace(t *testing.T) {
-	t.Parallel()
+	// Not t.Parallel: a held POST must land within a wall-clock window (the
+	// grace, or the lease fence) that the other tests' load would stretch.
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	wep := singleRails(t)[1](t)
 	a := singleBatch(wep, "fs-a", 1)
@@ -212,7 +213,8 @@ func TestEpochOnlyAfterTheStartRecord(t *testing.T) {
 // duplicate. Without the Wompi condition the new replica rebuilds at once,
 // misses the request in flight, and pays it again.
 func TestOlderVersionPeerMeansGrace(t *testing.T) {
-	t.Parallel()
+	// Not t.Parallel: a held POST must land within a wall-clock window (the
+	// grace, or the lease fence) that the other tests' load would stretch.
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	amounts := map[string]int64{"up-1": 100_000, "up-2": 200_000}
 	a := batch("up-a", amounts, "up-1")
@@ -285,7 +287,8 @@ func releaseWithin(d time.Duration, release chan struct{}, done func() bool) {
 // within it, and the lookup finds it. Without that wait the copy is paid
 // again. (Found by a helper review.)
 func TestFirstStartSingleRailWaitsTheGrace(t *testing.T) {
-	t.Parallel()
+	// Not t.Parallel: a held POST must land within a wall-clock window (the
+	// grace, or the lease fence) that the other tests' load would stretch.
 	for _, mk := range singleRails(t) {
 		r := mk(t)
 		t.Run(string(r.name), func(t *testing.T) {
@@ -446,7 +449,8 @@ func (c cutRedis) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 // renewal interval plus RecoveryGrace minus one call; it resumes once Redis
 // answers, and every payee is paid once.
 func TestCutOffReplicaStopsPosting(t *testing.T) {
-	t.Parallel()
+	// Not t.Parallel: a held POST must land within a wall-clock window (the
+	// grace, or the lease fence) that the other tests' load would stretch.
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
 	wep := singleRails(t)[1](t)
 	b := singleBatch(wep, "cut", 3)
@@ -497,7 +501,8 @@ func TestCutOffReplicaStopsPosting(t *testing.T) {
 // Redis before its POST goes out; past the fence (its own renewal failing)
 // the POST is not sent, and once Redis answers the batch is paid once.
 func TestCutOffReplicaStopsPostingWompi(t *testing.T) {
-	t.Parallel()
+	// Not t.Parallel: a held POST must land within a wall-clock window (the
+	// grace, or the lease fence) that the other tests' load would stretch.
 	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
 	b := simpleBatch("cutw", 2)
 	var cut atomic.Bool
@@ -580,7 +585,8 @@ func TestNoCommits(t *testing.T) {
 // copy is a duplicate. Without the committed-offset check the copy is paid
 // again.
 func TestEarlierCommitsMeanGrace(t *testing.T) {
-	t.Parallel()
+	// Not t.Parallel: a held POST must land within a wall-clock window (the
+	// grace, or the lease fence) that the other tests' load would stretch.
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
 	sfp := singleRails(t)[0](t)
 	a := singleBatch(sfp, "ec-sfp", 1)
