@@ -1,10 +1,7 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -12,6 +9,7 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/rail/railtest"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -33,28 +31,19 @@ func (l *listedWithoutID) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || !lookup || l.posts.Load() == 0 || resp.StatusCode != http.StatusOK {
 		return resp, err
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, err = railtest.RewriteBody(resp, func(body []byte) ([]byte, bool) {
+		if l.stripped.Load() > 0 {
+			return body, false
+		}
+		out, ok := railtest.StripListedIDs(body, nil)
+		if ok {
+			l.stripped.Add(1)
+		}
+		return out, ok
+	})
 	if err != nil {
 		return nil, err
 	}
-	var doc any
-	if json.Unmarshal(body, &doc) == nil {
-		items, _ := doc.([]any)
-		if m, ok := doc.(map[string]any); ok {
-			items, _ = m["data"].([]any)
-		}
-		if len(items) > 0 && l.stripped.Add(1) == 1 {
-			for _, it := range items {
-				if o, ok := it.(map[string]any); ok {
-					delete(o, "id")
-				}
-			}
-			body, _ = json.Marshal(doc)
-		}
-	}
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	resp.Header.Del("Content-Length")
 	return resp, nil
 }
 

@@ -35,6 +35,7 @@ type metrics struct {
 	rereads         *prometheus.CounterVec
 	polls           *prometheus.CounterVec
 	rebuilds        prometheus.Counter
+	rebuildIDless   *prometheus.CounterVec
 	leasesLost      prometheus.Counter
 	produce         prometheus.Histogram
 	handle          prometheus.Histogram
@@ -90,6 +91,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "payouts_tracker_poll_rebuilds_total",
 			Help: "Rebuilds of the polling schedule from GET /payouts after a Redis loss.",
 		}),
+		rebuildIDless: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_rebuild_idless_total",
+			Help: "Payouts (Wompi: batches) a rebuild of the polling schedule found listed without the provider's id, by rail: they cannot be polled, only their webhooks track them. Any is worth a look.",
+		}, []string{"rail"}),
 		leasesLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "payouts_tracker_status_leases_lost_total",
 			Help: "Renewals of a status key's lease, during a produce that outlasts its first renewal, that failed (Redis unreachable) or found the key taken over. Any is worth a look: another worker may then emit a later status before this produce lands.",
@@ -106,7 +111,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.webhooks, m.railWebhooks, m.railTransitions, m.unknownStatuses, m.sigFailures, m.skew, m.transitions, m.regressions,
-		m.duplicates, m.rereads, m.polls, m.rebuilds, m.leasesLost, m.produce, m.handle} {
+		m.duplicates, m.rereads, m.polls, m.rebuilds, m.rebuildIDless, m.leasesLost, m.produce, m.handle} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

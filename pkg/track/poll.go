@@ -494,6 +494,10 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 			if len(statuses) == 0 && !e.rebuildTakes(b, now) {
 				continue
 			}
+			if b.ProviderID == "" {
+				e.rebuildSkipsIDless(rail.Wompi, b.Reference)
+				continue
+			}
 			if err := e.sub.Schedule(ctx, b.ProviderID, now); err != nil {
 				return err
 			}

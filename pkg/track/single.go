@@ -490,6 +490,10 @@ func (e *Engine) rebuildSingles(ctx context.Context, now time.Time, only []rail.
 			if !e.rebuildTakesSingle(name, p, now) {
 				continue
 			}
+			if p.ProviderID == "" {
+				e.rebuildSkipsIDless(name, p.ID)
+				continue
+			}
 			// A final one a millisecond later: the schedule is polled in
 			// due order, so after a loss with many settled payouts in the
 			// lookback, those that may still change are polled first.
@@ -504,6 +508,19 @@ func (e *Engine) rebuildSingles(ctx context.Context, now time.Time, only []rail.
 		}
 	}
 	return n, nil
+}
+
+// rebuildSkipsIDless counts and reports a payout (of Wompi: a batch) the
+// rebuild found listed without the provider's id, ref being our id for it
+// when the listing names one. Its poll would ask for the provider's id ""
+// (a Wompi GET of the collection, or of no payout): it is left off the
+// schedule, and only its webhooks track it. Failing the rebuild instead
+// would leave every other payout unpolled for as long as the rail lists
+// it so.
+func (e *Engine) rebuildSkipsIDless(name rail.Name, ref string) {
+	e.m.rebuildIDless.WithLabelValues(string(name)).Inc()
+	e.log.Error("track: rebuild: a payout listed without the provider's id cannot be polled; only its webhooks track it",
+		"rail", name, "reference", ref)
 }
 
 // rebuildTakesSingle reports whether the rebuild puts a single payout back
