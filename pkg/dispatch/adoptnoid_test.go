@@ -10,7 +10,6 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/rail/railtest"
-	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
 // listedWithoutID passes a single-payout rail's calls through, but
@@ -58,31 +57,28 @@ func (l *listedWithoutID) RoundTrip(req *http.Request) (*http.Response, error) {
 // it is neither adopted nor posted again, and the payee is looked up again.
 func TestAPayoutListedWithoutItsProviderIDIsNotAdopted(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{})
-			b := singleBatch(r, "adopt-noid", 1)
-			rid := b.Transactions[0].RequestID
-			tr := &listedWithoutID{name: r.name}
-			r = r.through(t, tr)
-			r.sim.DropNextCreateResponse()
-			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
-			f.produce(f.topics.Batches, b)
-			stop, _ := f.run(e)
-			eventually(t, "batch handled", func() bool { return outcome(e, "submitted")+outcome(e, "deferred") >= 1 })
-			_ = stop()
-			if tr.stripped.Load() == 0 {
-				t.Fatal("the fault was not met: no lookup listed the payout")
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{})
+		b := singleBatch(r, "adopt-noid", 1)
+		rid := b.Transactions[0].RequestID
+		tr := &listedWithoutID{name: r.name}
+		r = r.through(t, tr)
+		r.sim.DropNextCreateResponse()
+		e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+		f.produce(f.topics.Batches, b)
+		stop, _ := f.run(e)
+		eventually(t, "batch handled", func() bool { return outcome(e, "submitted")+outcome(e, "deferred") >= 1 })
+		_ = stop()
+		if tr.stripped.Load() == 0 {
+			t.Fatal("the fault was not met: no lookup listed the payout")
+		}
+		for _, s := range byStatus(f.statuses())[rid][payout.StatusSubmitted] {
+			if s.TransactionID == nil || *s.TransactionID == "" {
+				t.Fatalf("SUBMITTED %+v names no provider payout: nothing can follow it", s)
 			}
-			for _, s := range byStatus(f.statuses())[rid][payout.StatusSubmitted] {
-				if s.TransactionID == nil || *s.TransactionID == "" {
-					t.Fatalf("SUBMITTED %+v names no provider payout: nothing can follow it", s)
-				}
-			}
-			f.checkSinglePaid(r, b, nil)
-		})
-	}
+		}
+		f.checkSinglePaid(r, b, nil)
+	})
 }
 
 // idlessBatches answers the first lookups by reference that find a batch
@@ -110,10 +106,7 @@ func (r *idlessBatches) FindBatches(ctx context.Context, reference string) ([]ra
 // with its id.
 func TestABatchListedWithoutItsIDIsNotReadAsAbsent(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{IdempotencyTTL: time.Hour}})
-	b := simpleBatch("idless", 2)
-	f.wompiHolds(b)
-	f.clock.Advance(2 * time.Hour) // Wompi forgot the key
+	f, b := heldAndForgotten(t, "idless")
 	e := f.engine(func(c *Config) { c.RailPatience = 30 * time.Second })
 	idless := &idlessBatches{BatchRail: e.batchRail}
 	idless.left.Store(2)

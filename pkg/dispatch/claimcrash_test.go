@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
-	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
 // Two faults: Redis lost the record of a batch Wompi already holds (a
@@ -26,10 +25,7 @@ func TestClaimLeftBeforeItsLookupIsLookedUpFirst(t *testing.T) {
 			name = "resumed-during-an-outage"
 		}
 		t.Run(name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{IdempotencyTTL: time.Hour}})
-			b := simpleBatch("claimdied", 2)
-			f.wompiHolds(b)
-			f.clock.Advance(2 * time.Hour) // Wompi forgot the key
+			f, b := heldAndForgotten(t, "claimdied")
 			e := f.engine(func(c *Config) { c.RailPatience, c.RailRetry = time.Second, 2*time.Second })
 
 			// The replica that died: its fresh claim, its lease run out.

@@ -111,26 +111,23 @@ func TestPaidOnASingleRailStaysUsedAfterARedisLoss(t *testing.T) {
 // batch takes over (not a duplicate), and its lookup adopts the payout.
 func TestSingleBatchResumedAfterARedisLossPaysOnce(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
-			b := singleBatch(r, "resume-"+string(r.name), 3)
-			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
-			untilCrash(t, f, e, b)
-			if err := f.redis.FlushAll(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			e2 := r.engine(f, nil)
-			r.runUntilPaidOnce(t, f, e2, b)
-			if dlq := f.duplicateCopies(); len(dlq) != 0 {
-				t.Fatalf("DLQ copies %v: the batch's own payee taken for a duplicate", dlq)
-			}
-			if n := testutil.ToFloat64(e2.m.duplicates); n != 0 {
-				t.Fatalf("duplicates %v, want 0", n)
-			}
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
+		b := singleBatch(r, "resume-"+string(r.name), 3)
+		e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+		untilCrash(t, f, e, b)
+		if err := f.redis.FlushAll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		e2 := r.engine(f, nil)
+		r.runUntilPaidOnce(t, f, e2, b)
+		if dlq := f.duplicateCopies(); len(dlq) != 0 {
+			t.Fatalf("DLQ copies %v: the batch's own payee taken for a duplicate", dlq)
+		}
+		if n := testutil.ToFloat64(e2.m.duplicates); n != 0 {
+			t.Fatalf("duplicates %v, want 0", n)
+		}
+	})
 }
 
 // paidBeforeTheLoss pays n payees named prefix-0..n-1 on SmartFastPay

@@ -15,29 +15,26 @@ import (
 // start, so a payee the index proves new is posted without a lookup.
 func TestFreshKafkaFirstStartPaysSingleRailsAtOnce(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
-			e := r.engine(f, func(c *Config) { c.RecoveryGrace, c.FreshKafka = time.Hour, true })
-			b := singleBatch(r, "fresh-"+string(r.name), 3)
-			f.produce(f.topics.Batches, b)
-			stop, _ := f.run(e)
-			eventually(t, "the single-payout batch submitted without waiting an hour", func() bool { return outcome(e, "submitted") == 1 })
-			_ = stop()
-			if n := testutil.ToFloat64(e.m.firstStarts); n != 1 {
-				t.Fatalf("first starts %v, want 1", n)
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
+		e := r.engine(f, func(c *Config) { c.RecoveryGrace, c.FreshKafka = time.Hour, true })
+		b := singleBatch(r, "fresh-"+string(r.name), 3)
+		f.produce(f.topics.Batches, b)
+		stop, _ := f.run(e)
+		eventually(t, "the single-payout batch submitted without waiting an hour", func() bool { return outcome(e, "submitted") == 1 })
+		_ = stop()
+		if n := testutil.ToFloat64(e.m.firstStarts); n != 1 {
+			t.Fatalf("first starts %v, want 1", n)
+		}
+		if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 3 {
+			t.Fatalf("lookups skipped %v, want 3: the first start's epoch is complete", n)
+		}
+		for _, tx := range b.Transactions {
+			if n := r.sim.Accepted(tx.RequestID); n != 1 {
+				t.Fatalf("%s accepted %d times, want once", tx.RequestID, n)
 			}
-			if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 3 {
-				t.Fatalf("lookups skipped %v, want 3: the first start's epoch is complete", n)
-			}
-			for _, tx := range b.Transactions {
-				if n := r.sim.Accepted(tx.RequestID); n != 1 {
-					t.Fatalf("%s accepted %d times, want once", tx.RequestID, n)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // FreshKafka changes nothing but a first start: with another process's

@@ -142,22 +142,19 @@ func (r singleRail) paysOnceLookingUp(t *testing.T, f *fixture, e *Engine, b pay
 // adopted. Without that guard it is paid twice.
 func TestEntriesLostUnderAPostingBatchAreLookedUp(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{})
-			b := singleBatch(r, "lost-entries-"+string(r.name), 3)
-			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
-			untilCrash(t, f, e, b)
-			ctx := context.Background()
-			for _, tx := range b.Transactions {
-				if err := f.redis.Client().Del(ctx, e.st.reqKey(tx.RequestID)).Err(); err != nil {
-					t.Fatal(err)
-				}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{})
+		b := singleBatch(r, "lost-entries-"+string(r.name), 3)
+		e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+		untilCrash(t, f, e, b)
+		ctx := context.Background()
+		for _, tx := range b.Transactions {
+			if err := f.redis.Client().Del(ctx, e.st.reqKey(tx.RequestID)).Err(); err != nil {
+				t.Fatal(err)
 			}
-			r.paysOnceLookingUp(t, f, r.engine(f, nil), b, "after a POST may have gone out")
-		})
-	}
+		}
+		r.paysOnceLookingUp(t, f, r.engine(f, nil), b, "after a POST may have gone out")
+	})
 }
 
 // A batch older than the dedupe window is redelivered (an offset reset)
@@ -165,29 +162,26 @@ func TestEntriesLostUnderAPostingBatchAreLookedUp(t *testing.T) {
 // adopted, not paid again, although the index calls them new.
 func TestOldBatchRedeliveredIsLookedUp(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{})
-			b := singleBatch(r, "old-"+string(r.name), 2)
-			b.CreatedAt = testStart.Add(-DefaultDedupeWindow - time.Hour)
-			e := r.engine(f, nil)
-			f.produce(f.topics.Batches, b)
-			stop, _ := f.run(e)
-			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
-			_ = stop()
-			ctx := context.Background()
-			keys := []string{e.st.batchKey(b.BatchID)}
-			for _, tx := range b.Transactions {
-				keys = append(keys, e.st.reqKey(tx.RequestID))
-			}
-			if err := f.redis.Client().Del(ctx, keys...).Err(); err != nil {
-				t.Fatal(err)
-			}
-			e2 := r.engine(f, func(c *Config) { c.Group = f.group + "-replay" })
-			r.paysOnceLookingUp(t, f, e2, b, "for a batch older than the window")
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{})
+		b := singleBatch(r, "old-"+string(r.name), 2)
+		b.CreatedAt = testStart.Add(-DefaultDedupeWindow - time.Hour)
+		e := r.engine(f, nil)
+		f.produce(f.topics.Batches, b)
+		stop, _ := f.run(e)
+		eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+		_ = stop()
+		ctx := context.Background()
+		keys := []string{e.st.batchKey(b.BatchID)}
+		for _, tx := range b.Transactions {
+			keys = append(keys, e.st.reqKey(tx.RequestID))
+		}
+		if err := f.redis.Client().Del(ctx, keys...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		e2 := r.engine(f, func(c *Config) { c.Group = f.group + "-replay" })
+		r.paysOnceLookingUp(t, f, e2, b, "for a batch older than the window")
+	})
 }
 
 // A first start lists the rails before its grace is over, so its epoch is
@@ -198,47 +192,44 @@ func TestOldBatchRedeliveredIsLookedUp(t *testing.T) {
 // indexed after that goes out without a lookup.
 func TestFirstStartIsCompletedByListingAgain(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
-			first := singleBatch(r, "fs1-"+string(r.name), 3)
-			landed := first.Transactions[2]
-			first.Transactions = first.Transactions[:2]
-			e := r.engine(f, nil)
-			f.produce(f.topics.Batches, first)
-			stop, _ := f.run(e)
-			eventually(t, "the first start's recovery done", func() bool { return testutil.ToFloat64(e.m.firstStarts) == 1 })
-			if c := f.epochField("complete"); c != "" {
-				t.Fatalf("a first start's epoch is complete (%q) before its grace is over", c)
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
+		first := singleBatch(r, "fs1-"+string(r.name), 3)
+		landed := first.Transactions[2]
+		first.Transactions = first.Transactions[:2]
+		e := r.engine(f, nil)
+		f.produce(f.topics.Batches, first)
+		stop, _ := f.run(e)
+		eventually(t, "the first start's recovery done", func() bool { return testutil.ToFloat64(e.m.firstStarts) == 1 })
+		if c := f.epochField("complete"); c != "" {
+			t.Fatalf("a first start's epoch is complete (%q) before its grace is over", c)
+		}
+		// The earlier version's POST lands within the grace.
+		if _, err := r.client.Create(context.Background(), singleRequest(r.name, &landed)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the first batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+		eventually(t, "the epoch completed", func() bool { return f.epochField("complete") == f.epochField("id") })
+		if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
+			t.Fatalf("%v lookups skipped in a first start's epoch before it was complete", n)
+		}
+		second := singleBatch(r, "fs2-"+string(r.name), 3)
+		second.Transactions[0] = landed // a copy of the landed payee
+		f.produce(f.topics.Batches, second)
+		eventually(t, "the second batch submitted", func() bool { return outcome(e, "submitted") == 2 })
+		_ = stop()
+		if n := r.sim.Accepted(landed.RequestID); n != 1 {
+			t.Fatalf("the payee whose POST landed within the grace was paid %d times, want 1", n)
+		}
+		for _, tx := range append(first.Transactions, second.Transactions[1:]...) {
+			if n := r.sim.Accepted(tx.RequestID); n != 1 {
+				t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
 			}
-			// The earlier version's POST lands within the grace.
-			if _, err := r.client.Create(context.Background(), singleRequest(r.name, &landed)); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "the first batch submitted", func() bool { return outcome(e, "submitted") == 1 })
-			eventually(t, "the epoch completed", func() bool { return f.epochField("complete") == f.epochField("id") })
-			if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
-				t.Fatalf("%v lookups skipped in a first start's epoch before it was complete", n)
-			}
-			second := singleBatch(r, "fs2-"+string(r.name), 3)
-			second.Transactions[0] = landed // a copy of the landed payee
-			f.produce(f.topics.Batches, second)
-			eventually(t, "the second batch submitted", func() bool { return outcome(e, "submitted") == 2 })
-			_ = stop()
-			if n := r.sim.Accepted(landed.RequestID); n != 1 {
-				t.Fatalf("the payee whose POST landed within the grace was paid %d times, want 1", n)
-			}
-			for _, tx := range append(first.Transactions, second.Transactions[1:]...) {
-				if n := r.sim.Accepted(tx.RequestID); n != 1 {
-					t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
-				}
-			}
-			if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 2 {
-				t.Fatalf("%v lookups skipped, want 2 (the second batch's new payees)", n)
-			}
-		})
-	}
+		}
+		if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 2 {
+			t.Fatalf("%v lookups skipped, want 2 (the second batch's new payees)", n)
+		}
+	})
 }
 
 // completeEpoch does nothing while a first start's grace lasts, and
@@ -304,43 +295,40 @@ func TestCompleteEpochWaitsForTheGrace(t *testing.T) {
 // 3 s here, so that Redis expires the entry for real.
 func TestCopyAfterTheWindowIsLookedUp(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{})
-			const window = 3 * time.Second
-			mut := func(c *Config) { c.DedupeWindow = window }
-			orig := singleBatch(r, "win-orig-"+string(r.name), 1)
-			rid := orig.Transactions[0].RequestID
-			e := r.engine(f, mut)
-			f.produce(f.topics.Batches, orig)
-			stop, _ := f.run(e)
-			eventually(t, "the original submitted", func() bool { return outcome(e, "submitted") == 1 })
-			_ = stop()
-			if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 1 {
-				t.Fatalf("original: %v lookups skipped, want 1", n)
-			}
-			time.Sleep(window + 500*time.Millisecond)
-			f.clock.Advance(window + 500*time.Millisecond)
-			if n, _ := f.redis.Client().Exists(context.Background(), e.st.reqKey(rid)).Result(); n != 0 {
-				t.Fatal("the index entry has not expired")
-			}
-			cp := singleBatch(r, "win-copy-"+string(r.name), 1)
-			cp.Transactions[0] = orig.Transactions[0]
-			cp.CreatedAt = f.clock.Now()
-			e2 := r.engine(f, mut)
-			f.produce(f.topics.Batches, cp)
-			stop, _ = f.run(e2)
-			eventually(t, "the copy handled", func() bool { return outcome(e2, "submitted") == 1 })
-			_ = stop()
-			if n := r.sim.Accepted(rid); n != 1 {
-				t.Fatalf("%s paid %d times, want 1", rid, n)
-			}
-			if n := testutil.ToFloat64(e2.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
-				t.Fatalf("copy: %v lookups skipped, want 0", n)
-			}
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{})
+		const window = 3 * time.Second
+		mut := func(c *Config) { c.DedupeWindow = window }
+		orig := singleBatch(r, "win-orig-"+string(r.name), 1)
+		rid := orig.Transactions[0].RequestID
+		e := r.engine(f, mut)
+		f.produce(f.topics.Batches, orig)
+		stop, _ := f.run(e)
+		eventually(t, "the original submitted", func() bool { return outcome(e, "submitted") == 1 })
+		_ = stop()
+		if n := testutil.ToFloat64(e.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 1 {
+			t.Fatalf("original: %v lookups skipped, want 1", n)
+		}
+		time.Sleep(window + 500*time.Millisecond)
+		f.clock.Advance(window + 500*time.Millisecond)
+		if n, _ := f.redis.Client().Exists(context.Background(), e.st.reqKey(rid)).Result(); n != 0 {
+			t.Fatal("the index entry has not expired")
+		}
+		cp := singleBatch(r, "win-copy-"+string(r.name), 1)
+		cp.Transactions[0] = orig.Transactions[0]
+		cp.CreatedAt = f.clock.Now()
+		e2 := r.engine(f, mut)
+		f.produce(f.topics.Batches, cp)
+		stop, _ = f.run(e2)
+		eventually(t, "the copy handled", func() bool { return outcome(e2, "submitted") == 1 })
+		_ = stop()
+		if n := r.sim.Accepted(rid); n != 1 {
+			t.Fatalf("%s paid %d times, want 1", rid, n)
+		}
+		if n := testutil.ToFloat64(e2.m.lookupsSkipped.WithLabelValues(string(r.name))); n != 0 {
+			t.Fatalf("copy: %v lookups skipped, want 0", n)
+		}
+	})
 }
 
 // stripOurIDs answers WEpayout's listing without our id (external_id null

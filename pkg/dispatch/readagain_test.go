@@ -20,51 +20,48 @@ import (
 // REJECTED (one lifecycle per requestId), as deferRail already ensures.
 func TestRefusedPayeeGetsNoDeferredWhenTheOriginalIsReadAgainOnAFullDay(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f, loc, _, tomorrow := beforeMidnight(t, r)
-			const limit = 300_000
-			b := singleBatch(r, "refused-fullday", 3)
-			refused, down := b.Transactions[1].RequestID, b.Transactions[2].RequestID
-			tr := &refuseOnce{refuse: refused, downID: down}
-			tr.down.Store(true)
-			timing := func(c *Config) {
-				c.RailPatience, c.SingleConcurrency, c.DailyLimitCents = 500*time.Millisecond, 1, limit
-			}
-			e1 := r.through(t, tr).engine(f, timing)
-			bb := b
-			if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("first attempt: %v", err)
-			}
-			idx := byStatus(f.statuses())
-			if len(idx[refused][payout.StatusRejected]) != 1 || len(idx[down][payout.StatusDeferred]) != 1 {
-				t.Fatalf("first attempt: refused %v, down %v", idx[refused], idx[down])
-			}
-			// The next day: another batch of the account uses part of it.
-			f.clock.Set(tomorrow.StartIn(loc).Add(time.Hour))
-			e2 := r.through(t, tr).engine(f, timing)
-			other := singleBatch(r, "refused-fullday-other", 1)
-			for i := range other.Transactions {
-				other.Transactions[i].RequestedAt = f.clock.Now()
-			}
-			other.CreatedAt = f.clock.Now()
-			ob := other
-			if err := e2.process(context.Background(), &ob, nil, testLogger()); err != nil {
-				t.Fatalf("other batch: %v", err)
-			}
-			// The original read again (its offset was never committed).
-			bb = b
-			if err := e2.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("the original read again: %v", err)
-			}
-			idx = byStatus(f.statuses())
-			if d := idx[refused][payout.StatusDeferred]; len(d) != 0 {
-				t.Errorf("the refused payee got DEFERRED %s after its REJECTED", *d[0].ReasonCode)
-			}
-			f.checkLifecycles()
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f, loc, _, tomorrow := beforeMidnight(t, r)
+		const limit = 300_000
+		b := singleBatch(r, "refused-fullday", 3)
+		refused, down := b.Transactions[1].RequestID, b.Transactions[2].RequestID
+		tr := &refuseOnce{refuse: refused, downID: down}
+		tr.down.Store(true)
+		timing := func(c *Config) {
+			c.RailPatience, c.SingleConcurrency, c.DailyLimitCents = 500*time.Millisecond, 1, limit
+		}
+		e1 := r.through(t, tr).engine(f, timing)
+		bb := b
+		if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
+			t.Fatalf("first attempt: %v", err)
+		}
+		idx := byStatus(f.statuses())
+		if len(idx[refused][payout.StatusRejected]) != 1 || len(idx[down][payout.StatusDeferred]) != 1 {
+			t.Fatalf("first attempt: refused %v, down %v", idx[refused], idx[down])
+		}
+		// The next day: another batch of the account uses part of it.
+		f.clock.Set(tomorrow.StartIn(loc).Add(time.Hour))
+		e2 := r.through(t, tr).engine(f, timing)
+		other := singleBatch(r, "refused-fullday-other", 1)
+		for i := range other.Transactions {
+			other.Transactions[i].RequestedAt = f.clock.Now()
+		}
+		other.CreatedAt = f.clock.Now()
+		ob := other
+		if err := e2.process(context.Background(), &ob, nil, testLogger()); err != nil {
+			t.Fatalf("other batch: %v", err)
+		}
+		// The original read again (its offset was never committed).
+		bb = b
+		if err := e2.process(context.Background(), &bb, nil, testLogger()); err != nil {
+			t.Fatalf("the original read again: %v", err)
+		}
+		idx = byStatus(f.statuses())
+		if d := idx[refused][payout.StatusDeferred]; len(d) != 0 {
+			t.Errorf("the refused payee got DEFERRED %s after its REJECTED", *d[0].ReasonCode)
+		}
+		f.checkLifecycles()
+	})
 }
 
 // Two faults lined up: a Wompi batch has a payee dropped for an unknown

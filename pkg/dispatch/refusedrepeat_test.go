@@ -127,12 +127,9 @@ func checkRefusedRepeatAdopted(t *testing.T, r singleRail, prefix string, status
 // payee is adopted and paid once.
 func TestRefusalOfARepeatPostAfterAStaleLookupIsLookedUp(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			checkRefusedRepeatAdopted(t, r, "refused-repeat", http.StatusUnprocessableEntity, busyRefusal[r.name], false)
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		checkRefusedRepeatAdopted(t, r, "refused-repeat", http.StatusUnprocessableEntity, busyRefusal[r.name], false)
+	})
 }
 
 // The same two faults on WEpayout, whose refusal of the second create
@@ -156,10 +153,7 @@ func TestDuplicateInvoiceRefusalAfterAStaleLookupIsNotARejection(t *testing.T) {
 // (final, through no gate) while the rail pays it.
 func TestRefusalOfAFirstPostOfAMaybeSentBatchIsLookedUp(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			checkRefusedRepeatAdopted(t, r, "refused-after-crash", http.StatusUnprocessableEntity, busyRefusal[r.name], true)
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		checkRefusedRepeatAdopted(t, r, "refused-after-crash", http.StatusUnprocessableEntity, busyRefusal[r.name], true)
+	})
 }

@@ -55,6 +55,16 @@ func singleRails(t *testing.T) []func(t *testing.T) singleRail {
 	return singleRailsAt(t, nil)
 }
 
+// eachSingleRail runs body as a subtest of t for each single-payout rail,
+// named by the rail, on a simulator that lives as long as t.
+func eachSingleRail(t *testing.T, body func(t *testing.T, r singleRail)) {
+	t.Helper()
+	for _, mk := range singleRails(t) {
+		r := mk(t)
+		t.Run(string(r.name), func(t *testing.T) { body(t, r) })
+	}
+}
+
 // singleRailsAt is singleRails with simulators that tell the time by clock
 // (the real clock when nil).
 func singleRailsAt(t *testing.T, clock *wompitest.ManualClock) []func(t *testing.T) singleRail {
@@ -165,19 +175,16 @@ func (f *fixture) checkSinglePaid(r singleRail, b payout.Batch, skip map[string]
 
 func TestSinglePayoutRailPaysEachPayeeOnce(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{})
-			e := r.engine(f, nil)
-			b := singleBatch(r, "single-"+string(r.name), 6)
-			f.produce(f.topics.Batches, b)
-			stop, _ := f.run(e)
-			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
-			_ = stop()
-			f.checkSinglePaid(r, b, nil)
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{})
+		e := r.engine(f, nil)
+		b := singleBatch(r, "single-"+string(r.name), 6)
+		f.produce(f.topics.Batches, b)
+		stop, _ := f.run(e)
+		eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+		_ = stop()
+		f.checkSinglePaid(r, b, nil)
+	})
 }
 
 // A POST is applied but its answer is lost, then the dispatcher crashes.
@@ -185,79 +192,70 @@ func TestSinglePayoutRailPaysEachPayeeOnce(t *testing.T) {
 // answer was lost is adopted, never posted again.
 func TestSingleLostAnswerThenCrashPaysOnce(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{})
-			b := singleBatch(r, "lost-"+string(r.name), 3)
-			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
-			r.sim.DropNextCreateResponse()
-			untilCrash(t, f, e, b)
-			paid := 0
-			for _, tx := range b.Transactions {
-				paid += r.sim.Accepted(tx.RequestID)
-			}
-			if paid != 1 {
-				t.Fatalf("%d payees paid before the crash, want 1 (the lost answer)", paid)
-			}
-			e2 := r.engine(f, nil)
-			stop2, _ := f.run(e2)
-			eventually(t, "batch submitted after the restart", func() bool { return outcome(e2, "submitted") == 1 })
-			_ = stop2()
-			f.checkSinglePaid(r, b, nil)
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{})
+		b := singleBatch(r, "lost-"+string(r.name), 3)
+		e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+		r.sim.DropNextCreateResponse()
+		untilCrash(t, f, e, b)
+		paid := 0
+		for _, tx := range b.Transactions {
+			paid += r.sim.Accepted(tx.RequestID)
+		}
+		if paid != 1 {
+			t.Fatalf("%d payees paid before the crash, want 1 (the lost answer)", paid)
+		}
+		e2 := r.engine(f, nil)
+		stop2, _ := f.run(e2)
+		eventually(t, "batch submitted after the restart", func() bool { return outcome(e2, "submitted") == 1 })
+		_ = stop2()
+		f.checkSinglePaid(r, b, nil)
+	})
 }
 
 // A 5xx to a create leaves its outcome unknown: the payee is looked up,
 // after the grace, before any second POST; paid once.
 func TestSingleOutcomeUnknownIsLookedUpFirst(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{})
-			b := singleBatch(r, "unknown-"+string(r.name), 2)
-			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
-			r.sim.DropNextCreateResponse() // applied, answer lost: outcome unknown
-			f.produce(f.topics.Batches, b)
-			stop, _ := f.run(e)
-			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
-			_ = stop()
-			f.checkSinglePaid(r, b, nil)
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{})
+		b := singleBatch(r, "unknown-"+string(r.name), 2)
+		e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+		r.sim.DropNextCreateResponse() // applied, answer lost: outcome unknown
+		f.produce(f.topics.Batches, b)
+		stop, _ := f.run(e)
+		eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+		_ = stop()
+		f.checkSinglePaid(r, b, nil)
+	})
 }
 
 // One payee the rail refuses is REJECTED with the rail's code; the others
 // are paid.
 func TestSingleRejectedPayeeOthersPaid(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{})
-			b := singleBatch(r, "reject-"+string(r.name), 3)
-			r.invalid(&b.Transactions[1].Beneficiary)
-			bad := b.Transactions[1].RequestID
-			e := r.engine(f, nil)
-			f.produce(f.topics.Batches, b)
-			stop, _ := f.run(e)
-			eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
-			_ = stop()
-			f.checkSinglePaid(r, b, map[string]bool{bad: true})
-			if n := r.sim.Accepted(bad); n != 0 {
-				t.Fatalf("the refused payee was paid %d times", n)
-			}
-			rej := byStatus(f.statuses())[bad][payout.StatusRejected]
-			if len(rej) != 1 || rej[0].ReasonCode == nil || *rej[0].ReasonCode == "" {
-				t.Fatalf("refused payee: REJECTED %+v, want one with the rail's code", rej)
-			}
-			if strings.Contains(deref(rej[0].ReasonMessage), "52998224724") || strings.Contains(deref(rej[0].ReasonMessage), "123456789") {
-				t.Fatalf("REJECTED message carries the payee's document: %q", deref(rej[0].ReasonMessage))
-			}
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{})
+		b := singleBatch(r, "reject-"+string(r.name), 3)
+		r.invalid(&b.Transactions[1].Beneficiary)
+		bad := b.Transactions[1].RequestID
+		e := r.engine(f, nil)
+		f.produce(f.topics.Batches, b)
+		stop, _ := f.run(e)
+		eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+		_ = stop()
+		f.checkSinglePaid(r, b, map[string]bool{bad: true})
+		if n := r.sim.Accepted(bad); n != 0 {
+			t.Fatalf("the refused payee was paid %d times", n)
+		}
+		rej := byStatus(f.statuses())[bad][payout.StatusRejected]
+		if len(rej) != 1 || rej[0].ReasonCode == nil || *rej[0].ReasonCode == "" {
+			t.Fatalf("refused payee: REJECTED %+v, want one with the rail's code", rej)
+		}
+		if strings.Contains(deref(rej[0].ReasonMessage), "52998224724") || strings.Contains(deref(rej[0].ReasonMessage), "123456789") {
+			t.Fatalf("REJECTED message carries the payee's document: %q", deref(rej[0].ReasonMessage))
+		}
+	})
 }
 
 // A batch of a single-payout rail the dispatcher has no client for is

@@ -50,59 +50,56 @@ func (r *forbidOne) RoundTrip(req *http.Request) (*http.Response, error) {
 // being counted there, and the account pays more than DAILY_LIMIT_CENTS.
 func TestSingleDayMoveCountsAPayeePostedBeforeMidnightThatWaits(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f, loc, _, tomorrow := beforeMidnight(t, r)
-			const limit = 200_000
-			timing := func(c *Config) {
-				c.SingleConcurrency, c.DailyLimitCents, c.RailPatience, c.LookupEveryPayee = 1, limit, 500*time.Millisecond, true
-				c.RetryMax = time.Minute
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f, loc, _, tomorrow := beforeMidnight(t, r)
+		const limit = 200_000
+		timing := func(c *Config) {
+			c.SingleConcurrency, c.DailyLimitCents, c.RailPatience, c.LookupEveryPayee = 1, limit, 500*time.Millisecond, true
+			c.RetryMax = time.Minute
+		}
+		b := singleBatch(r, "waits-midnight", 2)
+		tr := &forbidOne{id: b.Transactions[0].RequestID}
+		tr.on.Store(true)
+		e := r.through(t, tr).engine(f, timing)
+		var posts atomic.Int32
+		e.beforePost = func(string) {
+			if posts.Add(1) == 2 { // payee 1's POST: past midnight
+				f.clock.Set(tomorrow.StartIn(loc).Add(30 * time.Second))
 			}
-			b := singleBatch(r, "waits-midnight", 2)
-			tr := &forbidOne{id: b.Transactions[0].RequestID}
-			tr.on.Store(true)
-			e := r.through(t, tr).engine(f, timing)
-			var posts atomic.Int32
-			e.beforePost = func(string) {
-				if posts.Add(1) == 2 { // payee 1's POST: past midnight
-					f.clock.Set(tomorrow.StartIn(loc).Add(30 * time.Second))
-				}
-			}
-			bb := b
-			if err := e.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("batch: %v", err)
-			}
-			e.beforePost = nil
-			if r.sim.Accepted(b.Transactions[0].RequestID) != 0 || r.sim.Accepted(b.Transactions[1].RequestID) != 1 {
-				t.Fatal("want payee 1 paid (past midnight) and payee 0 waiting")
-			}
-			tr.on.Store(false)
-			// Another batch of the account on the new day, then the copy.
-			other := singleBatch(r, "waits-other", 1)
-			for i := range other.Transactions {
-				other.Transactions[i].RequestedAt = f.clock.Now()
-			}
-			ob := other
-			if err := e.process(context.Background(), &ob, nil, testLogger()); err != nil {
-				t.Fatalf("other batch: %v", err)
-			}
-			f.clock.Set(tomorrow.StartIn(loc).Add(time.Hour))
-			rest := restOf(b, 0)
-			if err := e.process(context.Background(), &rest, nil, testLogger()); err != nil {
-				t.Fatalf("copy: %v", err)
-			}
-			paid := paidOf(r, other, b) // every POST that paid went out on tomorrow
-			u, err := e.budget.Usage(context.Background(), r.name, tomorrow.String(), b.OriginAccountID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if paid > limit || u.AmountInCents < paid {
-				t.Fatalf("paid %d on %s (limit %d), counted %d: a payee posted before midnight that waits was left out of the new day's reservation",
-					paid, tomorrow, limit, u.AmountInCents)
-			}
-		})
-	}
+		}
+		bb := b
+		if err := e.process(context.Background(), &bb, nil, testLogger()); err != nil {
+			t.Fatalf("batch: %v", err)
+		}
+		e.beforePost = nil
+		if r.sim.Accepted(b.Transactions[0].RequestID) != 0 || r.sim.Accepted(b.Transactions[1].RequestID) != 1 {
+			t.Fatal("want payee 1 paid (past midnight) and payee 0 waiting")
+		}
+		tr.on.Store(false)
+		// Another batch of the account on the new day, then the copy.
+		other := singleBatch(r, "waits-other", 1)
+		for i := range other.Transactions {
+			other.Transactions[i].RequestedAt = f.clock.Now()
+		}
+		ob := other
+		if err := e.process(context.Background(), &ob, nil, testLogger()); err != nil {
+			t.Fatalf("other batch: %v", err)
+		}
+		f.clock.Set(tomorrow.StartIn(loc).Add(time.Hour))
+		rest := restOf(b, 0)
+		if err := e.process(context.Background(), &rest, nil, testLogger()); err != nil {
+			t.Fatalf("copy: %v", err)
+		}
+		paid := paidOf(r, other, b) // every POST that paid went out on tomorrow
+		u, err := e.budget.Usage(context.Background(), r.name, tomorrow.String(), b.OriginAccountID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if paid > limit || u.AmountInCents < paid {
+			t.Fatalf("paid %d on %s (limit %d), counted %d: a payee posted before midnight that waits was left out of the new day's reservation",
+				paid, tomorrow, limit, u.AmountInCents)
+		}
+	})
 }
 
 // A batch whose first payee is paid before midnight and whose second is
@@ -111,32 +108,29 @@ func TestSingleDayMoveCountsAPayeePostedBeforeMidnightThatWaits(t *testing.T) {
 // it did not spend that day).
 func TestSingleBatchCrossingMidnightCountsEachPaidPayeeOnce(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f, loc, today, tomorrow := beforeMidnight(t, r)
-			e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
-			var posts atomic.Int32
-			e.beforePost = func(string) {
-				if posts.Add(1) == 2 {
-					f.clock.Set(tomorrow.StartIn(loc).Add(30 * time.Second))
-				}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f, loc, today, tomorrow := beforeMidnight(t, r)
+		e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
+		var posts atomic.Int32
+		e.beforePost = func(string) {
+			if posts.Add(1) == 2 {
+				f.clock.Set(tomorrow.StartIn(loc).Add(30 * time.Second))
 			}
-			b := singleBatch(r, "crossing", 2)
-			bb := b
-			if err := e.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatal(err)
+		}
+		b := singleBatch(r, "crossing", 2)
+		bb := b
+		if err := e.process(context.Background(), &bb, nil, testLogger()); err != nil {
+			t.Fatal(err)
+		}
+		for day, want := range map[payout.Day]int64{today: b.TotalAmountInCents, tomorrow: b.Transactions[1].AmountInCents} {
+			if u, err := e.budget.Usage(context.Background(), r.name, day.String(), b.OriginAccountID); err != nil || u.AmountInCents != want {
+				t.Errorf("%s usage %+v %v, want %d", day, u, err, want)
 			}
-			for day, want := range map[payout.Day]int64{today: b.TotalAmountInCents, tomorrow: b.Transactions[1].AmountInCents} {
-				if u, err := e.budget.Usage(context.Background(), r.name, day.String(), b.OriginAccountID); err != nil || u.AmountInCents != want {
-					t.Errorf("%s usage %+v %v, want %d", day, u, err, want)
-				}
-			}
-			if paid := paidOf(r, b); paid != b.TotalAmountInCents {
-				t.Fatalf("paid %d, want the batch's %d", paid, b.TotalAmountInCents)
-			}
-		})
-	}
+		}
+		if paid := paidOf(r, b); paid != b.TotalAmountInCents {
+			t.Fatalf("paid %d, want the batch's %d", paid, b.TotalAmountInCents)
+		}
+	})
 }
 
 // beforeMidnight is a one-partition fixture whose clock stands one minute

@@ -82,45 +82,42 @@ func (r singleRail) through(t *testing.T, tr http.RoundTripper) singleRail {
 // again nor given a second lifecycle; its REJECTED is the same event.
 func TestRefusedPayeeNotPostedAgainWhenTheBatchIsReadAgain(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1})
-			b := singleBatch(r, "refused-again", 3)
-			refused, down := b.Transactions[1].RequestID, b.Transactions[2].RequestID
-			tr := &refuseOnce{refuse: refused, downID: down}
-			tr.down.Store(true)
-			timing := func(c *Config) { c.RailPatience, c.SingleConcurrency = 500*time.Millisecond, 1 }
-			e1 := r.through(t, tr).engine(f, timing)
-			bb := b
-			if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("first attempt: %v", err)
-			}
-			idx := byStatus(f.statuses())
-			if len(idx[refused][payout.StatusRejected]) != 1 || len(idx[down][payout.StatusDeferred]) != 1 {
-				t.Fatalf("first attempt: refused %v, down %v", idx[refused], idx[down])
-			}
-			// The original is read again, the rail healthy.
-			tr.down.Store(false)
-			e2 := r.through(t, tr).engine(f, timing)
-			bb = b
-			if err := e2.process(context.Background(), &bb, nil, testLogger()); err != nil {
-				t.Fatalf("the original read again: %v", err)
-			}
-			idx = byStatus(f.statuses())
-			if n := tr.posts.Load(); n != 1 || r.sim.Accepted(refused) != 0 {
-				t.Fatalf("the refused payee was posted %d times, paid %d: a REJECTED payee posted again", n, r.sim.Accepted(refused))
-			}
-			if rj := idx[refused][payout.StatusRejected]; len(rj) != 2 || rj[0].EventID != rj[1].EventID ||
-				len(idx[refused][payout.StatusSubmitted]) != 0 {
-				t.Fatalf("refused payee's events %v: want its one REJECTED again, and nothing else", idx[refused])
-			}
-			if r.sim.Accepted(down) != 1 || r.sim.Accepted(b.Transactions[0].RequestID) != 1 {
-				t.Fatalf("the others paid %d and %d times, want once each", r.sim.Accepted(b.Transactions[0].RequestID), r.sim.Accepted(down))
-			}
-			f.checkLifecycles()
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{partitions: 1})
+		b := singleBatch(r, "refused-again", 3)
+		refused, down := b.Transactions[1].RequestID, b.Transactions[2].RequestID
+		tr := &refuseOnce{refuse: refused, downID: down}
+		tr.down.Store(true)
+		timing := func(c *Config) { c.RailPatience, c.SingleConcurrency = 500*time.Millisecond, 1 }
+		e1 := r.through(t, tr).engine(f, timing)
+		bb := b
+		if err := e1.process(context.Background(), &bb, nil, testLogger()); err != nil {
+			t.Fatalf("first attempt: %v", err)
+		}
+		idx := byStatus(f.statuses())
+		if len(idx[refused][payout.StatusRejected]) != 1 || len(idx[down][payout.StatusDeferred]) != 1 {
+			t.Fatalf("first attempt: refused %v, down %v", idx[refused], idx[down])
+		}
+		// The original is read again, the rail healthy.
+		tr.down.Store(false)
+		e2 := r.through(t, tr).engine(f, timing)
+		bb = b
+		if err := e2.process(context.Background(), &bb, nil, testLogger()); err != nil {
+			t.Fatalf("the original read again: %v", err)
+		}
+		idx = byStatus(f.statuses())
+		if n := tr.posts.Load(); n != 1 || r.sim.Accepted(refused) != 0 {
+			t.Fatalf("the refused payee was posted %d times, paid %d: a REJECTED payee posted again", n, r.sim.Accepted(refused))
+		}
+		if rj := idx[refused][payout.StatusRejected]; len(rj) != 2 || rj[0].EventID != rj[1].EventID ||
+			len(idx[refused][payout.StatusSubmitted]) != 0 {
+			t.Fatalf("refused payee's events %v: want its one REJECTED again, and nothing else", idx[refused])
+		}
+		if r.sim.Accepted(down) != 1 || r.sim.Accepted(b.Transactions[0].RequestID) != 1 {
+			t.Fatalf("the others paid %d and %d times, want once each", r.sim.Accepted(b.Transactions[0].RequestID), r.sim.Accepted(down))
+		}
+		f.checkLifecycles()
+	})
 }
 
 // readAgainBeforeDone pays b through r, then puts its record back to
@@ -148,27 +145,24 @@ func readAgainBeforeDone(t *testing.T, f *fixture, r singleRail, b payout.Batch)
 // between; here the record is put back to posting).
 func TestRefusedPayeeNotPostedAgainAfterACrashBeforeDone(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1})
-			b := singleBatch(r, "refused-crash", 2)
-			refused := b.Transactions[1].RequestID
-			tr := &refuseOnce{refuse: refused}
-			readAgainBeforeDone(t, f, r.through(t, tr), b)
-			if n := tr.posts.Load(); n != 1 || r.sim.Accepted(refused) != 0 {
-				t.Fatalf("the refused payee was posted %d times, paid %d", n, r.sim.Accepted(refused))
-			}
-			idx := byStatus(f.statuses())
-			if len(idx[refused][payout.StatusSubmitted]) != 0 || len(idx[refused][payout.StatusRejected]) == 0 {
-				t.Fatalf("refused payee's events %v", idx[refused])
-			}
-			if c := idx[refused][payout.StatusRejected][0].ReasonCode; c == nil || *c == "" {
-				t.Fatalf("REJECTED without the rail's code")
-			}
-			f.checkLifecycles()
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{partitions: 1})
+		b := singleBatch(r, "refused-crash", 2)
+		refused := b.Transactions[1].RequestID
+		tr := &refuseOnce{refuse: refused}
+		readAgainBeforeDone(t, f, r.through(t, tr), b)
+		if n := tr.posts.Load(); n != 1 || r.sim.Accepted(refused) != 0 {
+			t.Fatalf("the refused payee was posted %d times, paid %d", n, r.sim.Accepted(refused))
+		}
+		idx := byStatus(f.statuses())
+		if len(idx[refused][payout.StatusSubmitted]) != 0 || len(idx[refused][payout.StatusRejected]) == 0 {
+			t.Fatalf("refused payee's events %v", idx[refused])
+		}
+		if c := idx[refused][payout.StatusRejected][0].ReasonCode; c == nil || *c == "" {
+			t.Fatalf("REJECTED without the rail's code")
+		}
+		f.checkLifecycles()
+	})
 }
 
 // Every payee left in the batch was refused before it was read again: with
@@ -177,17 +171,14 @@ func TestRefusedPayeeNotPostedAgainAfterACrashBeforeDone(t *testing.T) {
 // ever, holding its partition.
 func TestEveryPayeeRefusedBeforeTheBatchIsReadAgain(t *testing.T) {
 	t.Parallel()
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{partitions: 1})
-			b := singleBatch(r, "all-refused", 1)
-			refused := b.Transactions[0].RequestID
-			tr := &refuseOnce{refuse: refused}
-			readAgainBeforeDone(t, f, r.through(t, tr), b)
-			if rj := byStatus(f.statuses())[refused][payout.StatusRejected]; len(rj) != 2 || rj[0].EventID != rj[1].EventID || tr.posts.Load() != 1 {
-				t.Fatalf("refused payee: REJECTED %d, POSTs %d", len(rj), tr.posts.Load())
-			}
-		})
-	}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{partitions: 1})
+		b := singleBatch(r, "all-refused", 1)
+		refused := b.Transactions[0].RequestID
+		tr := &refuseOnce{refuse: refused}
+		readAgainBeforeDone(t, f, r.through(t, tr), b)
+		if rj := byStatus(f.statuses())[refused][payout.StatusRejected]; len(rj) != 2 || rj[0].EventID != rj[1].EventID || tr.posts.Load() != 1 {
+			t.Fatalf("refused payee: REJECTED %d, POSTs %d", len(rj), tr.posts.Load())
+		}
+	})
 }

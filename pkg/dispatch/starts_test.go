@@ -289,43 +289,40 @@ func releaseWithin(d time.Duration, release chan struct{}, done func() bool) {
 func TestFirstStartSingleRailWaitsTheGrace(t *testing.T) {
 	// Not t.Parallel: a held POST must land within a wall-clock window (the
 	// grace, or the lease fence) that the other tests' load would stretch.
-	for _, mk := range singleRails(t) {
-		r := mk(t)
-		t.Run(string(r.name), func(t *testing.T) {
-			f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
-			b := singleBatch(r, "fs-"+string(r.name), 1)
-			cp := b
-			cp.BatchID = b.BatchID + "-copy"
-			older := r.engine(f, func(c *Config) { c.Topics.DispatcherStarts = f.kafka.Topic(t, "older-starts", 1) })
-			held, release := holdPost(older, b.BatchID)
-			f.produce(f.topics.Batches, b)
-			stopOlder, _ := f.run(older)
-			<-held
-			if err := f.redis.FlushAll(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			mine := f.kafka.Topic(t, "newer-batches", 1)
-			f.produce(mine, cp)
-			newer := r.engine(f, func(c *Config) {
-				c.RecoveryGrace = 5 * time.Second
-				c.Topics.Batches = mine
-				c.Group = f.group + "-newer"
-			})
-			stopNewer, _ := f.run(newer)
-			eventually(t, "the new version's recovery started", func() bool { return testutil.ToFloat64(newer.m.recoveries) == 1 })
-			releaseWithin(2500*time.Millisecond, release, func() bool { return outcome(newer, "submitted") > 0 })
-			eventually(t, "the copy handled", func() bool { return outcome(newer, "submitted") == 1 })
-			_ = stopNewer()
-			_ = stopOlder()
-			id := b.Transactions[0].RequestID
-			if n := r.sim.Accepted(id); n != 1 {
-				t.Fatalf("%s accepted %d times, want once", id, n)
-			}
-			if n := testutil.ToFloat64(newer.m.firstStarts); n != 1 {
-				t.Fatalf("first starts %v, want 1 (Wompi lists nothing)", n)
-			}
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
+		b := singleBatch(r, "fs-"+string(r.name), 1)
+		cp := b
+		cp.BatchID = b.BatchID + "-copy"
+		older := r.engine(f, func(c *Config) { c.Topics.DispatcherStarts = f.kafka.Topic(t, "older-starts", 1) })
+		held, release := holdPost(older, b.BatchID)
+		f.produce(f.topics.Batches, b)
+		stopOlder, _ := f.run(older)
+		<-held
+		if err := f.redis.FlushAll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		mine := f.kafka.Topic(t, "newer-batches", 1)
+		f.produce(mine, cp)
+		newer := r.engine(f, func(c *Config) {
+			c.RecoveryGrace = 5 * time.Second
+			c.Topics.Batches = mine
+			c.Group = f.group + "-newer"
 		})
-	}
+		stopNewer, _ := f.run(newer)
+		eventually(t, "the new version's recovery started", func() bool { return testutil.ToFloat64(newer.m.recoveries) == 1 })
+		releaseWithin(2500*time.Millisecond, release, func() bool { return outcome(newer, "submitted") > 0 })
+		eventually(t, "the copy handled", func() bool { return outcome(newer, "submitted") == 1 })
+		_ = stopNewer()
+		_ = stopOlder()
+		id := b.Transactions[0].RequestID
+		if n := r.sim.Accepted(id); n != 1 {
+			t.Fatalf("%s accepted %d times, want once", id, n)
+		}
+		if n := testutil.ToFloat64(newer.m.firstStarts); n != 1 {
+			t.Fatalf("first starts %v, want 1 (Wompi lists nothing)", n)
+		}
+	})
 }
 
 // loseRedisWhileHeld produces batch b to e's batches topic, waits until

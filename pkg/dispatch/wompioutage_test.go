@@ -134,6 +134,19 @@ func TestLostAnswerThenWompiOutagePaysOnce(t *testing.T) {
 	f.paidOnceAfterOutage(e, stop, b)
 }
 
+// heldAndForgotten is a fixture whose Wompi holds a batch of two payees
+// named name, as a dispatcher's POST left it, and has since forgotten the
+// POST's idempotency key: a POST of the same batch would be a second
+// payout.
+func heldAndForgotten(t *testing.T, name string) (*fixture, payout.Batch) {
+	t.Helper()
+	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{IdempotencyTTL: time.Hour}})
+	b := simpleBatch(name, 2)
+	f.wompiHolds(b)
+	f.clock.Advance(2 * time.Hour) // Wompi forgot the key
+	return f, b
+}
+
 // wompiHolds creates b at the simulator as the dispatcher would have
 // posted it, under its idempotency key: a POST from before a Redis loss.
 func (f *fixture) wompiHolds(b payout.Batch) {
@@ -168,10 +181,7 @@ func (f *fixture) wompiCreate(b payout.Batch) error {
 // meanwhile, so a POST would create a second payout.
 func TestFreshClaimDeferredByOutageIsLookedUpFirst(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOpt{partitions: 1, sim: wompitest.Config{IdempotencyTTL: time.Hour}})
-	b := simpleBatch("forgotten", 2)
-	f.wompiHolds(b)
-	f.clock.Advance(2 * time.Hour) // Wompi forgot the key
+	f, b := heldAndForgotten(t, "forgotten")
 	f.wompiDown(true)
 	e := f.engine(func(c *Config) { c.RailPatience, c.RailRetry = time.Second, 2*time.Second })
 	f.produce(f.topics.Batches, b)
