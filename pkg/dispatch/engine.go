@@ -89,6 +89,7 @@ type Engine struct {
 	// (missingRails); the process leaves recoveries to other replicas.
 	railsMissing atomic.Bool
 	railsEvery   time.Duration // railsRecordEvery (tests shorten it)
+	prefixEvery  time.Duration // prefixCheckEvery (tests shorten it)
 	completing   atomic.Bool   // completeEpoch is running
 	// completeAfter: completeEpoch failed; no new try before this
 	// reading of since (ns).
@@ -128,7 +129,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery,
+	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery, prefixEvery: prefixCheckEvery,
 		produceTimeout: produceTimeout, silentLimit: silentBrokersLimit, scanSkew: refusalScanSkew}
 	_, e.budgetApart = cfg.Redis.(*redis.ClusterClient)
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),

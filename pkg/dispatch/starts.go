@@ -216,13 +216,16 @@ func (e *Engine) keepAnnouncing(ctx context.Context) {
 // Redis loss unsafe or impossible on Topics.DispatcherStarts: a retention
 // shorter than DEDUPE_WINDOW plus a day (a process's rails could be
 // forgotten while what it paid is still in the window), or records this
-// process cannot read (a Read ACL). Both are logged as errors.
+// process cannot read (a Read ACL). Both are logged as errors. It then
+// compares REDIS_PREFIX with the other processes' (checkPrefixes) at once
+// and every prefixEvery until ctx ends.
 func (e *Engine) checkStartsTopic(ctx context.Context) {
 	// Not at once: a process starting is busy enough, and nothing here is
 	// needed before a Redis loss.
 	if sleep(ctx, 10*time.Second) != nil {
 		return
 	}
+	outer := ctx
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	topic := e.cfg.Topics.DispatcherStarts
@@ -246,26 +249,60 @@ func (e *Engine) checkStartsTopic(ctx context.Context) {
 			"topic", topic, "err", err)
 	}
 	e.checkPrefixes(ctx)
+	cancel()
+	e.keepCheckingPrefixes(outer)
 }
 
-// checkPrefixes says, once at start, whether a start record written in the
-// last railsEvery and an hour (by a process that may still run) names
-// another REDIS_PREFIX than this process's. Replicas of one group that
-// keep their state apart see neither each other's claims nor each other's
-// duplicate index: a batch moved between them at a rebalance is claimed
-// afresh, and a single-payout payee the other replica paid is proven new
-// and posted again. It is logged as an error and raises
+// prefixCheckEvery is how often a running dispatcher reads the start
+// records again for another REDIS_PREFIX (checkPrefixes): a replica
+// started later with another prefix raises the gauge of every replica
+// within this, and one fixed (restarted with this prefix) clears it.
+const prefixCheckEvery = time.Hour
+
+// keepCheckingPrefixes runs checkPrefixes every prefixEvery until ctx
+// ends.
+func (e *Engine) keepCheckingPrefixes(ctx context.Context) {
+	t := time.NewTicker(e.prefixEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			e.checkPrefixes(cctx)
+			cancel()
+		}
+	}
+}
+
+// checkPrefixes says whether the last start record of another process,
+// written in the last railsEvery and an hour (so by a process that may
+// still run), names another REDIS_PREFIX than this process's. Replicas of
+// one group that keep their state apart see neither each other's claims
+// nor each other's duplicate index: a batch moved between them at a
+// rebalance is claimed afresh, and a single-payout payee the other replica
+// paid is proven new and posted again. It is logged as an error and raises
 // payouts_dispatcher_peer_redis_prefix_mismatch; claiming goes on, since a
-// deliberate change of prefix leaves the old records for a day.
+// deliberate change of prefix leaves the old records for a day. A process
+// whose last record names this prefix (restarted with it) no longer
+// counts. A topic that cannot be read leaves the gauge as it was.
 func (e *Engine) checkPrefixes(ctx context.Context) {
 	since := time.Now().Add(-e.railsEvery - time.Hour)
-	others := map[string]string{} // instance -> prefix
+	last := map[string]*startRecord{} // instance -> its latest record
 	if err := e.readStarts(ctx, func(sr *startRecord) {
-		if sr.RedisPrefix != nil && *sr.RedisPrefix != e.cfg.Prefix && !sr.StartedAt.Before(since) {
-			others[sr.Instance] = *sr.RedisPrefix
+		if l := last[sr.Instance]; l == nil || !sr.StartedAt.Before(l.StartedAt) {
+			last[sr.Instance] = sr
 		}
 	}); err != nil {
-		return // said by missingRails
+		e.log.Warn("dispatch: cannot read the start records to compare REDIS_PREFIX", "err", err)
+		return
+	}
+	others := map[string]string{} // instance -> prefix
+	for inst, sr := range last {
+		if sr.RedisPrefix != nil && *sr.RedisPrefix != e.cfg.Prefix && !sr.StartedAt.Before(since) {
+			others[inst] = *sr.RedisPrefix
+		}
 	}
 	if len(others) == 0 {
 		e.m.prefixMismatch.Set(0)

@@ -89,13 +89,7 @@ func TestPeerWaitsTakeTheLongestRecentTimings(t *testing.T) {
 		c.HTTPTimeout, c.RecoveryGrace, c.LeaseTTL = time.Second, 2*time.Second, 300*time.Millisecond
 	})
 	ownRecovery, ownTakeover := e.waitsOf(time.Second, 2*time.Second, 300*time.Millisecond)
-	put := func(sr startRecord) {
-		v, err := json.Marshal(sr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.kafka.Produce(t, f.topics.DispatcherStarts, &kgo.Record{Key: []byte(sr.Instance), Value: v})
-	}
+	put := f.putStart
 	check := func(what string, wantRecovery, wantTakeover time.Duration) {
 		t.Helper()
 		r, tk, err := e.peerWaits(context.Background())
@@ -145,13 +139,7 @@ func TestAnotherRedisPrefixOnTheStartsTopicIsReported(t *testing.T) {
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	e := f.engine(nil)
 	ctx := context.Background()
-	put := func(sr startRecord) {
-		v, err := json.Marshal(sr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.kafka.Produce(t, f.topics.DispatcherStarts, &kgo.Record{Key: []byte(sr.Instance), Value: v})
-	}
+	put := f.putStart
 	check := func(what string, want float64) {
 		t.Helper()
 		e.m.prefixMismatch.Set(-1)
@@ -178,4 +166,37 @@ func TestAnotherRedisPrefixOnTheStartsTopicIsReported(t *testing.T) {
 	check("a record without a prefix, and one too old", 0)
 	put(startRecord{Instance: "live", StartedAt: time.Now(), RedisPrefix: &other})
 	check("a live replica with another prefix", 1)
+	put(startRecord{Instance: "live", StartedAt: time.Now().Add(time.Millisecond), RedisPrefix: &e.cfg.Prefix})
+	check("that replica restarted with this prefix", 0)
+}
+
+// The check runs again while the process runs (every prefixCheckEvery): a
+// replica started later with another REDIS_PREFIX raises the gauge of one
+// started before it, and restarted with this prefix clears it. Checked
+// only at start, the first raised the gauge for good and the second never
+// did.
+func TestRedisPrefixIsComparedAgainWhileRunning(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	e := f.engine(nil)
+	e.prefixEvery = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.keepCheckingPrefixes(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	other := "elsewhere:"
+	f.putStart(startRecord{Instance: "later", StartedAt: time.Now(), RedisPrefix: &other})
+	eventually(t, "the later replica's prefix reported", func() bool { return testutil.ToFloat64(e.m.prefixMismatch) == 1 })
+	f.putStart(startRecord{Instance: "later", StartedAt: time.Now().Add(time.Millisecond), RedisPrefix: &e.cfg.Prefix})
+	eventually(t, "the report cleared", func() bool { return testutil.ToFloat64(e.m.prefixMismatch) == 0 })
+}
+
+// putStart writes a start record as another dispatcher would.
+func (f *fixture) putStart(sr startRecord) {
+	f.t.Helper()
+	v, err := json.Marshal(sr)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.kafka.Produce(f.t, f.topics.DispatcherStarts, &kgo.Record{Key: []byte(sr.Instance), Value: v})
 }
