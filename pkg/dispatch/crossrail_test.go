@@ -7,18 +7,22 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
 
 // onRail makes b a batch of r, its payees r's.
@@ -397,4 +401,50 @@ func TestIdleReplicaRunsTheRecoveryAnotherAsksFor(t *testing.T) {
 		t.Fatalf("the idle replica was handed the batch (%v submitted): the test did not keep it idle", n)
 	}
 	f.noDoublePayment()
+}
+
+// The brokers refuse the daily rewrite of the start record (a hiccup at
+// the tick). Waited out to the next day, the process had no record of the
+// last day for a day: a recovery after a Redis loss then waited only the
+// other processes' timings, however longer its own POSTs may take. The
+// rewrite is tried again announceRetry later, and counted.
+func TestRefusedStartRecordRewriteIsTriedAgainSoon(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpt{kfake: true})
+	fake := f.kafka.Fake()
+	td, err := f.kafka.Admin(t).ListTopics(context.Background(), f.topics.DispatcherStarts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := td[f.topics.DispatcherStarts].ID
+	var refuse atomic.Bool
+	var refused atomic.Int32
+	fake.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		fake.KeepControl()
+		req := kr.(*kmsg.ProduceRequest)
+		for _, rt := range req.Topics {
+			if refuse.Load() && (rt.Topic == f.topics.DispatcherStarts || rt.TopicID == id) {
+				refused.Add(1)
+				return testenv.RefusedProduce(req, kerr.InvalidRecord.Code), nil, true
+			}
+		}
+		return nil, nil, false
+	})
+	e := f.engine(nil)
+	e.railsEvery, e.announceRetry = 10*time.Second, 100*time.Millisecond
+	starts := func() int { return len(f.kafka.ReadAll(t, f.topics.DispatcherStarts)) }
+	stop, _ := f.run(e)
+	t.Cleanup(func() { _ = stop() })
+	eventually(t, "the start record", func() bool { return starts() == 1 })
+	refuse.Store(true)
+	eventually(t, "the daily rewrite refused", func() bool { return refused.Load() > 0 })
+	refuse.Store(false)
+	healed := time.Now()
+	eventually(t, "the rewrite written", func() bool { return starts() >= 2 })
+	if d := time.Since(healed); d > e.railsEvery/2 {
+		t.Fatalf("the refused rewrite was written %v after the brokers took writes again: at the next tick, not tried again", d)
+	}
+	if n := testutil.ToFloat64(e.m.startRewrites); n < 1 {
+		t.Fatalf("start_record_failures_total %v, want the refused rewrite counted", n)
+	}
 }

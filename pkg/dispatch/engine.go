@@ -87,10 +87,11 @@ type Engine struct {
 	hadEpoch    atomic.Bool // ensureEpoch has handed out an epoch: this process may have claimed
 	// railsMissing: a recovery here found a rail it must list and cannot
 	// (missingRails); the process leaves recoveries to other replicas.
-	railsMissing atomic.Bool
-	railsEvery   time.Duration // railsRecordEvery (tests shorten it)
-	prefixEvery  time.Duration // prefixCheckEvery (tests shorten it)
-	completing   atomic.Bool   // completeEpoch is running
+	railsMissing  atomic.Bool
+	railsEvery    time.Duration // railsRecordEvery (tests shorten it)
+	prefixEvery   time.Duration // prefixCheckEvery (tests shorten it)
+	announceRetry time.Duration // announceRetryEvery (tests shorten it)
+	completing    atomic.Bool   // completeEpoch is running
 	// completeAfter: completeEpoch failed; no new try before this
 	// reading of since (ns).
 	completeAfter atomic.Int64
@@ -129,7 +130,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery, prefixEvery: prefixCheckEvery,
+	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery, prefixEvery: prefixCheckEvery, announceRetry: announceRetryEvery,
 		produceTimeout: produceTimeout, silentLimit: silentBrokersLimit, scanSkew: refusalScanSkew}
 	_, e.budgetApart = cfg.Redis.(*redis.ClusterClient)
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),

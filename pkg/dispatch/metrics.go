@@ -38,6 +38,7 @@ type metrics struct {
 	runIDUnknown      prometheus.Gauge
 	mayEvict          prometheus.Gauge
 	prefixMismatch    prometheus.Gauge
+	startRewrites     prometheus.Counter
 	postBlocked       *prometheus.CounterVec // code: 401, 403, 404
 	duplicateRequests *prometheus.CounterVec // stage (the shared series of ops.DuplicateRequests)
 	restarts          prometheus.Counter
@@ -97,6 +98,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 when Redis may evict keys (maxmemory with a policy other than noeviction, or INFO memory unreadable): every single-payout payee is then looked up before its POST."}),
 		prefixMismatch: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "peer_redis_prefix_mismatch",
 			Help: "1 when a start record written on TOPIC_DISPATCHER_STARTS in the last day names another REDIS_PREFIX than this replica's: replicas of one group that keep their state apart do not see each other's claims or duplicate index, and a payee can be paid twice."}),
+		startRewrites: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "start_record_failures_total",
+			Help: "Daily rewrites of this process's start record on TOPIC_DISPATCHER_STARTS that failed (each is tried again a minute later): while none lands, a recovery after a Redis loss may wait less than this process's POSTs need and, past the topic's retention, forget its rails."}),
 		firstStarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "redis_first_starts_total",
 			Help: "Recoveries that skipped RECOVERY_GRACE for Wompi: a first start, where the only record ever written to TOPIC_DISPATCHER_STARTS is this process's and no rail lists a payout in the dedupe window (single-payout jobs still wait it out before they reserve or look anyone up)."}),
 		unindexed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rebuild_unindexed_total",
@@ -139,7 +142,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"rail", "cause"}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.unanswered, m.awaited, m.deferred,
-		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.prefixMismatch, m.postBlocked, m.restarts, m.lateSkipped, m.refusalScans, m.notBeforeIgnored, m.listedPending, m.leasesLost,
+		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.prefixMismatch, m.startRewrites, m.postBlocked, m.restarts, m.lateSkipped, m.refusalScans, m.notBeforeIgnored, m.listedPending, m.leasesLost,
 		m.reconciled, m.providerDupes, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)

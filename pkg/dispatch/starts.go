@@ -195,19 +195,27 @@ func (e *Engine) waitsOf(httpTimeout, grace, lease time.Duration) (recovery, tak
 // records for DEDUPE_WINDOW plus this (checkStartsTopic).
 const railsRecordEvery = 24 * time.Hour
 
-// keepAnnouncing writes this process's record again every
-// railsRecordEvery until ctx ends.
+// announceRetryEvery is how soon a daily start record that could not be
+// written is tried again (keepAnnouncing).
+const announceRetryEvery = time.Minute
+
+// keepAnnouncing writes this process's record again every railsEvery
+// until ctx ends. A rewrite that fails is tried again every announceRetry
+// until one lands: waited out to the next day, a brokers' hiccup at the
+// daily tick left this process without a record of the last day, and a
+// recovery after a Redis loss waited only the other processes' timings
+// (peerWaits), however longer its own POSTs may take.
 func (e *Engine) keepAnnouncing(ctx context.Context) {
-	t := time.NewTicker(e.railsEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := e.writeStart(ctx); err != nil {
-				e.log.Error("dispatch: write the daily start record (the rails this process pays through)", "err", err)
+	wait := e.railsEvery
+	for sleep(ctx, wait) == nil {
+		wait = e.railsEvery
+		if err := e.writeStart(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
 			}
+			wait = min(e.announceRetry, e.railsEvery)
+			e.m.startRewrites.Inc()
+			e.log.Error("dispatch: write the daily start record (the rails and timings this process pays with); tried again", "in", wait, "err", err)
 		}
 	}
 }
