@@ -294,8 +294,12 @@ A dead letter is refused, with the reason printed, when
     have been paid up to DEDUPE_WINDOW earlier);
   - the request topic holds a record with replayed-from naming it: an
     earlier replay sent it, and ingest may not have processed it yet;
-  - the request topic holds another record keyed by its requestId: the
-    producer sent it again, ingest handles that one;
+  - the request topic holds another record keyed by its requestId, or
+    whose value is its request under another key (or none), other than a
+    record a dead letter was made of: the producer sent it again, ingest
+    handles that one (a record there that may be one and cannot be read
+    yet, the schema registry down or not knowing its schema yet, fails the
+    run);
   - another dead letter of the same run replays the same requestId.
 The two request-topic rules read every partition of it: a producer's
 partitioner may not be ours (kcat and librdkafka put a key where crc32
@@ -357,16 +361,50 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 	// says, not murmur2), and partitions added since an earlier replay
 	// move a key too.
 	replayed := map[string]string{}
+	// A record of one of the requests under another key (or none) is sent
+	// again too: only dead letters whose key was not their requestId can
+	// be replayed, and the producer they came from keys its requests so.
+	// The records the DLQ holds dead letters of are not: ingest ended them.
+	codec, err := t.events(ctx)
+	if err != nil {
+		return nil, err
+	}
+	want, dead := map[string]bool{}, map[string]bool{}
+	for _, id := range ids {
+		want[string(id)] = true
+	}
+	for _, d := range all {
+		dead[d.Source] = true
+	}
+	byValue := map[string][]string{}
+	var req payout.Request
+	var derr error
 	onRequests, err := keysOn(ctx, opts, t.st.Topics.Requests, ids, everyPartition, func(r *kgo.Record) {
+		at := position(r.Partition, r.Offset)
 		for _, h := range r.Headers {
 			if h.Key == HeaderReplayedFrom {
-				at := position(r.Partition, r.Offset)
 				replayed[string(h.Value)], replayed["record "+at] = at, string(h.Value)
 			}
 		}
+		if want[string(r.Key)] || dead[t.st.Topics.Requests+"/"+at] {
+			return
+		}
+		switch err := codec.DecodeRequestWithoutMetadata(r.Value, &req); {
+		case err == nil && want[req.RequestID]:
+			byValue[req.RequestID] = append(byValue[req.RequestID], at)
+		case err != nil && !events.Permanent(err) && derr == nil:
+			derr = fmt.Errorf("dlq replay: %s %s may be one of these requests sent again under another key, and does not decode now: %w",
+				t.st.Topics.Requests, at, err)
+		}
 	})
+	if err == nil {
+		err = derr
+	}
 	if err != nil {
 		return nil, err
+	}
+	for id, at := range byValue {
+		onRequests[id] = append(onRequests[id], at...)
 	}
 	var out []*kgo.Record
 	var outIdx []int

@@ -434,3 +434,60 @@ func TestReplayRefusedWhenTheProducerResentItThroughLibrdkafka(t *testing.T) {
 		t.Errorf("%d copies of %s republished beside the producer's own", n, id)
 	}
 }
+
+// Rule 5 matched the request topic's records by their key only. But a dead
+// letter can be replayed only when its key was not its requestId (ingest
+// claims and rejects any requestId key of bytes it cannot decode), so the
+// producer it came from keys its requests otherwise, or not at all, and
+// sends a request again the same way.
+//
+// Sequence: R was sent under the seller's id as key with a schema the
+// registry did not know yet (SCHEMA_NOT_FOUND; ingest claimed nothing).
+// The producer, fixed, sends R again under the same key, and ingest has not
+// committed it yet (lag, or its batching window is still open: no status
+// event). dlq replay found no record keyed R and republished R: two live
+// records of R on the request topic, which only ingest's seen index then
+// tells apart (both batched if Redis loses the claim between the two).
+// The originals of dead letters sit on the request topic too, and decode
+// now: they are no re-send, or two dead letters of one request could never
+// come back.
+func TestReplayRefusedWhenTheProducerResentItUnderAnotherKey(t *testing.T) {
+	e := newDLQEnv(t)
+	// original writes a request record, then ingest's SCHEMA_NOT_FOUND
+	// dead letter of it, and returns the dead letter's position.
+	original := func(key []byte, id string) string {
+		src := &kgo.Record{Topic: e.topics.Requests, Key: key, Value: e.value(piiRequest(id))}
+		e.produce(src)
+		return e.produce(events.DLQRecord(src, e.topics.RequestsDLQ, fmt.Errorf("decode: %w", events.ErrUnknownSchema)))
+	}
+	rekeyed := original([]byte("seller-42"), "dlq-resent-rekeyed")
+	unkeyed := original(nil, "dlq-resent-unkeyed")
+	twice1 := original([]byte("seller-7"), "dlq-twice-on-topic")
+	twice2 := original([]byte("seller-8"), "dlq-twice-on-topic")
+	resent := map[string]string{
+		rekeyed: e.produce(&kgo.Record{Topic: e.topics.Requests, Key: []byte("seller-42"), Value: e.value(piiRequest("dlq-resent-rekeyed"))}),
+		unkeyed: e.produce(&kgo.Record{Topic: e.topics.Requests, Value: e.value(piiRequest("dlq-resent-unkeyed"))}),
+	}
+
+	got := e.replay("--offset", strings.Join([]string{rekeyed, unkeyed, twice1, twice2}, ","))
+	for at, to := range resent {
+		if it := got[at]; it.Verdict != VerdictRefused || !strings.Contains(it.Reason, "at "+to+" (sent again)") {
+			t.Errorf("%s, sent again at %s under a key that is not its requestId: %s %q, want refused as sent again", it.RequestID, to, it.Verdict, it.Reason)
+		}
+	}
+	n := 0
+	for _, at := range []string{twice1, twice2} {
+		switch it := got[at]; {
+		case it.Verdict == VerdictReplayed:
+			n++
+		case it.Verdict != VerdictRefused || !strings.Contains(it.Reason, "of this run replays the same requestId"):
+			t.Errorf("dead letter %s of a request whose originals are both dead-lettered: %s %q", at, it.Verdict, it.Reason)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d of the two dead letters of dlq-twice-on-topic replayed, want 1", n)
+	}
+	if recs := e.replayed(); len(recs) != 1 || string(recs[0].Key) != "dlq-twice-on-topic" {
+		t.Errorf("%d records replayed, want dlq-twice-on-topic's only", len(recs))
+	}
+}
