@@ -242,12 +242,17 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 	}
 	if st == "" {
 		e.m.unknownStatuses.WithLabelValues(string(rail.SmartFastPay), string(payout.SourceWebhook)).Inc()
+		if !ref.handedOff {
+			if err := e.enroll(ctx, rail.SmartFastPay, p.ProviderID, ""); err != nil { // not final: polled until it is
+				return 0, err
+			}
+		}
 		return 0, fmt.Errorf("%w: payout %s: %q", errUnknownStatus, p.ProviderID, truncate(p.ProviderStatus, 32))
 	}
 	sc := singleChange(rail.SmartFastPay, p.ProviderID, ref, st, reason, at, payout.SourceWebhook)
 	res, err := e.emitRequest(ctx, sc, verified, since, e.singleLookup(c, p.ProviderID, st))
 	if err == nil && !ref.handedOff {
-		e.enroll(ctx, rail.SmartFastPay, p.ProviderID, sc.Status)
+		err = e.enroll(ctx, rail.SmartFastPay, p.ProviderID, sc.Status)
 	}
 	return res, err
 }
@@ -255,17 +260,23 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 // enroll puts a single payout that has no hand-off (lost with Redis, or
 // expired) and is not final on the polling schedule, so that a lost webhook
 // after this one is still caught: the schedule rebuilt after a Redis loss
-// lists Wompi's payouts only. Its polls take our id from the provider. A
-// SmartFastPay APPROVED may still be refunded or returned (mayReverse): it
-// is put on the schedule too, and its polls watch it until ReturnWatch.
-func (e *Engine) enroll(ctx context.Context, name rail.Name, providerID string, st payout.Status) {
+// lists Wompi's payouts only. A status we do not know (st "") is never
+// final: such a payout is put on the schedule too. Its polls take our id
+// from the provider. A SmartFastPay APPROVED may still be refunded or
+// returned (mayReverse): it is put on the schedule too, and its polls
+// watch it until ReturnWatch. A failure to schedule it is errUnavailable:
+// the webhook is answered 503, so that the provider sends it again (its
+// status then a duplicate) rather than leave the payout on no schedule.
+func (e *Engine) enroll(ctx context.Context, name rail.Name, providerID string, st payout.Status) error {
 	if st.Final() && !mayReverse(name, st) {
-		return
+		return nil
 	}
 	id := rail.HandOffID(name, providerID)
 	if err := e.sub.Schedule(ctx, id, e.cfg.Now().Add(min(backoff(0), e.cfg.PollMaxBackoff))); err != nil {
 		e.log.Warn("track: schedule a payout without hand-off", "payoutId", id, "err", err)
+		return fmt.Errorf("%w: redis: schedule %s: %w", errUnavailable, id, err)
 	}
+	return nil
 }
 
 // handleWEpayout serves POST /webhooks/wepayout. WEpayout's signature
@@ -351,12 +362,17 @@ func (e *Engine) onWEpayout(ctx context.Context, h http.Header, body []byte, wh 
 	}
 	if read.Status == "" {
 		e.m.unknownStatuses.WithLabelValues(string(rail.WEpayout), string(payout.SourceWebhook)).Inc()
+		if !ref.handedOff {
+			if err := e.enroll(ctx, rail.WEpayout, providerID, ""); err != nil { // not final: polled until it is
+				return 0, err
+			}
+		}
 		return 0, fmt.Errorf("%w: payment %s: %q", errUnknownStatus, providerID, truncate(read.ProviderStatus, 32))
 	}
 	sc := singleChange(rail.WEpayout, providerID, ref, read.Status, read.Reason, e.occurredAt(*read), payout.SourceWebhook)
 	res, err := e.emitRequest(ctx, sc, true, since, e.singleLookup(c, providerID, read.Status))
 	if err == nil && !ref.handedOff {
-		e.enroll(ctx, rail.WEpayout, providerID, sc.Status)
+		err = e.enroll(ctx, rail.WEpayout, providerID, sc.Status)
 	}
 	return res, err
 }
