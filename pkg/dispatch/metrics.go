@@ -49,6 +49,7 @@ type metrics struct {
 	leasesLost        prometheus.Counter
 	reconciled        *prometheus.CounterVec   // found
 	providerDupes     *prometheus.CounterVec   // rail
+	amountMismatch    *prometheus.CounterVec   // rail
 	lookupsSkipped    *prometheus.CounterVec   // rail
 	railLatency       *prometheus.HistogramVec // rail, endpoint, class: the single-payout rails' calls
 	railErrors        *prometheus.CounterVec   // rail, endpoint, class
@@ -124,6 +125,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Lookups by reference before a POST, by whether the batch was already in Wompi."}, []string{"found"}),
 		providerDupes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "provider_duplicates_total",
 			Help: "Lookups by requestId that found more than one payout at a single-payout rail (someone posted our id twice: not the dispatcher within DEDUPE_WINDOW, since each of its POSTs follows a lookup that found nothing or the duplicate index's proof that no dispatcher posted it), by rail."}, []string{"rail"}),
+		amountMismatch: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "adopted_amount_mismatch_total",
+			Help: "Payouts a single-payout rail holds under one of our requestIds for another amount than the request's, found by a lookup and adopted (our id names them; never posted again), by rail: the requestId was used for another payout (sent again with another amount after DEDUPE_WINDOW, or posted by someone else)."}, []string{"rail"}),
 		lookupsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lookups_skipped_total",
 			Help: "Single-payout payees posted without a lookup first, by rail: the duplicate index proved no dispatcher had posted them (indexed for the first time in a complete epoch; DISPATCHER_LOOKUP_EVERY_PAYEE=true turns it off)."}, []string{"rail"}),
 		railLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "rail_request_seconds",
@@ -143,7 +146,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.unanswered, m.awaited, m.deferred,
 		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.prefixMismatch, m.startRewrites, m.postBlocked, m.restarts, m.lateSkipped, m.refusalScans, m.notBeforeIgnored, m.listedPending, m.leasesLost,
-		m.reconciled, m.providerDupes, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
+		m.reconciled, m.providerDupes, m.amountMismatch, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)
 		}

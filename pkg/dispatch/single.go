@@ -612,6 +612,14 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 					"rail", name, "request_id", t.RequestID, "payouts", len(found))
 			}
 			p := earliest(found)
+			if p.AmountInCents != 0 && p.AmountInCents != t.AmountInCents {
+				// Our id names it, so it is adopted and never posted
+				// again; but the provider pays another amount than the
+				// request's, and the request's events will say otherwise.
+				e.m.amountMismatch.WithLabelValues(string(name)).Inc()
+				j.log.Error("dispatch: the provider holds the payout of our requestId for another amount; adopted, not posted again: check it with the provider",
+					"rail", name, "request_id", t.RequestID, "amount_in_cents", t.AmountInCents, "provider_amount_in_cents", p.AmountInCents)
+			}
 			return singleOutcome{paid: &p, found: attempt == 0}, nil
 		}
 		if attempt > 0 || !unposted {
