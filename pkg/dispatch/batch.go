@@ -387,7 +387,7 @@ const (
 // follow: only its copy is written, and the replica that holds the rail
 // emits what each payee's lookup, or recorded refusal, says.
 func (j *job) deferRail(c claim, name rail.Name) error {
-	e, b := j.e, j.b
+	e := j.e
 	label, cause, why := string(name), railNotEnabled, "the dispatcher has no credentials for rail "+string(name)
 	switch {
 	case !name.Valid():
@@ -398,9 +398,17 @@ func (j *job) deferRail(c claim, name rail.Name) error {
 	e.m.railDeferred.WithLabelValues(label, cause).Inc()
 	j.log.Warn("dispatch: batch deferred: its rail cannot be paid through here", "rail", label, "cause", cause,
 		"reason", rail.ReasonRailNotConfigured, "retry_in", railRetry)
-	j.keep = j.keep[:0]
-	for i := range b.Transactions {
-		j.keep = append(j.keep, i)
+	// What the duplicate index says of each payee is read back (a peek:
+	// nothing written): a republished copy of a request another batch
+	// owns (paid, perhaps final already) goes to the DLQ, never DEFERRED,
+	// as the replica with the rail would drop it; a payee without an
+	// entry waits in the copy.
+	whole, err := j.dedupe(true)
+	if err != nil {
+		return err
+	}
+	if whole && len(j.keep) == 0 {
+		return j.nothingToPay()
 	}
 	j.copyOnly = !c.firstPostAt.IsZero() || len(c.refused) > 0 || c.state == statePosting || c.state == statePosted ||
 		j.readBeforeTheLoss()

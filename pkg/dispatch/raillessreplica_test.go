@@ -114,3 +114,67 @@ func TestRaillessReplicaDefersAFreshBatchWithStatuses(t *testing.T) {
 		}
 	}
 }
+
+// Two faults: ingest lost its seen index (a Redis loss of its own) and a
+// request already paid was republished into a new batch of the same rail,
+// which a replica without that rail's credentials (a rolling change of
+// them) read. deferRail emitted DEFERRED RAIL_NOT_CONFIGURED for the copy,
+// whose requestId the duplicate index gives to the batch that paid it: a
+// DEFERRED after that request's SUBMITTED (and after its final status,
+// once the provider settled it), although a republished copy never adds
+// an event to the status topic. The replica with the rail drops such a
+// copy to the DLQ before anything else; the rail-less one now reads the
+// index first and does the same, its copy holding only the other payees.
+func TestRaillessReplicaDropsACopyAnotherBatchOwns(t *testing.T) {
+	t.Parallel()
+	r := singleRails(t)[0](t)
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	ctx := context.Background()
+	paid := singleBatch(r, "rail-less-paid", 1)
+	bb := paid
+	if err := r.engine(f, nil).process(ctx, &bb, nil, testLogger()); err != nil {
+		t.Fatalf("the original's batch: %v", err)
+	}
+	dup := paid.Transactions[0].RequestID
+
+	// The copy, republished after ingest forgot it, beside a new payee.
+	b := singleBatch(r, "rail-less-copy", 2)
+	b.Transactions[0] = paid.Transactions[0]
+	bb = b
+	if err := f.engine(nil).process(ctx, &bb, nil, testLogger()); err != nil {
+		t.Fatalf("read without the rail: %v", err)
+	}
+	idx := byStatus(f.statuses())
+	if d := idx[dup][payout.StatusDeferred]; len(d) != 0 {
+		t.Fatalf("%s, paid by another batch, got DEFERRED from its republished copy: %+v", dup, d)
+	}
+	if d := idx[b.Transactions[1].RequestID][payout.StatusDeferred]; len(d) != 1 {
+		t.Fatalf("%s: DEFERRED %+v, want one", b.Transactions[1].RequestID, d)
+	}
+	if owner, ok := f.duplicateCopies()[dup]; !ok || owner != b.BatchID {
+		t.Fatalf("the copy of %s was not dead-lettered from batch %s: %v", dup, b.BatchID, f.duplicateCopies())
+	}
+	f.checkLifecycles()
+
+	// Its copy, read by a replica with the rail, pays the other payee only.
+	recs := f.kafka.ReadAll(t, f.topics.BatchesDeferred)
+	if len(recs) != 1 {
+		t.Fatalf("%d deferred copies, want 1", len(recs))
+	}
+	var cp payout.Batch
+	if err := f.codec.DecodeBatch(recs[0].Value, &cp); err != nil {
+		t.Fatal(err)
+	}
+	if len(cp.Transactions) != 1 || cp.Transactions[0].RequestID != b.Transactions[1].RequestID {
+		t.Fatalf("the deferred copy holds %+v, want only %s", cp.Transactions, b.Transactions[1].RequestID)
+	}
+	if err := r.engine(f, nil).process(ctx, &cp, nil, testLogger()); err != nil {
+		t.Fatalf("the copy with the rail: %v", err)
+	}
+	for _, tx := range b.Transactions {
+		if n := r.sim.Accepted(tx.RequestID); n != 1 {
+			t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
+		}
+	}
+	f.checkLifecycles()
+}
