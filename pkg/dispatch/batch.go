@@ -100,7 +100,11 @@ type job struct {
 	// echoes, by position: the forms other than its own a single-payout
 	// rail may hold a payee's id in (a recovery listed it so:
 	// dedupeScript); looked up too before any POST (echoForms).
-	echoes   map[int]string
+	echoes map[int]string
+	// listed, by requestId: the payees whose index entry an attempt of
+	// the batch took over from a recovery's mark (listedPrefix): no
+	// DEFERRED for them, nor a SUBMITTED when their lookup finds them.
+	listed   map[string]bool
 	drops    []drop
 	res      ratelimit.Reservation
 	reserved bool // res is held in Redis
@@ -194,7 +198,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 		}
 		break
 	}
-	j.claimedAt, j.stale = time.Now(), c.stale
+	j.claimedAt, j.stale, j.listed = time.Now(), c.stale, c.listed
 	if c.code == "final" {
 		log.Info("dispatch: batch already handled", "state", c.state)
 		e.m.batches.WithLabelValues("skipped").Inc()
@@ -917,6 +921,12 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 		switch verdicts[p] {
 		case verdictKeep:
 			j.keep = append(j.keep, i)
+			if news != nil && news[p] == takenOver {
+				if j.listed == nil {
+					j.listed = map[string]bool{}
+				}
+				j.listed[rid] = true
+			}
 			if news != nil && news[p] == newPayee {
 				if j.unposted == nil {
 					j.unposted = make([]bool, len(txs))
@@ -1771,6 +1781,18 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 	}
 	if j.copyOnly {
 		statuses = nil
+	}
+	if len(j.listed) > 0 && len(statuses) > 0 {
+		// A payee whose entry was taken over from a recovery's mark may
+		// have been paid, and its statuses emitted up to a final one,
+		// before the loss: it waits in the copy without a DEFERRED.
+		ws, ss := make([]int, 0, len(wait)), make([]*kgo.Record, 0, len(statuses))
+		for k, i := range wait {
+			if !j.listed[b.Transactions[i].RequestID] {
+				ws, ss = append(ws, i), append(ss, statuses[k])
+			}
+		}
+		wait, statuses = ws, ss
 	}
 	drops, err := e.dropRecords(b, j.src, dropNow, nil)
 	if err != nil {

@@ -95,9 +95,10 @@ func TestDedupeMarksOnlyNewPayees(t *testing.T) {
 		}
 		return string(v), string(news), complete
 	}
-	// new, new-rejected, the recovery's mark of this rail (taken over).
-	if v, n, c := dedupe("b-1", []string{"a", "r", "listed"}, "krk"); v != "krk" || n != "n--" || !c {
-		t.Fatalf("first dedupe: %q %q complete=%v, want krk, n-- and complete", v, n, c)
+	// new, new-rejected, the recovery's mark of this rail (taken over:
+	// never new, and marked so, takenOver).
+	if v, n, c := dedupe("b-1", []string{"a", "r", "listed"}, "krk"); v != "krk" || n != "n-l" || !c {
+		t.Fatalf("first dedupe: %q %q complete=%v, want krk, n-l and complete", v, n, c)
 	}
 	// The same batch again: its own entries, no longer new.
 	if v, n, _ := dedupe("b-1", []string{"a", "listed"}, "kk"); v != "kk" || n != "--" {

@@ -1022,7 +1022,10 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 			txs = append(txs, []submitted.Transaction{{TransactionID: o.paid.ProviderID, RequestID: t.RequestID, BatchID: b.BatchID,
 				PayoutID: hid, AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID}})
 			pid := o.paid.ProviderID
-			if fresh && o.found {
+			if o.found && (fresh || j.listed[t.RequestID]) {
+				// Found on a new claim (after a Redis loss), or by a batch
+				// that took its entry over from a recovery's mark: it may
+				// have been paid, and its statuses emitted, before the loss.
 				e.m.lateSkipped.Inc()
 				j.log.Warn("dispatch: payee found at the provider on a new claim (after a Redis loss): no SUBMITTED",
 					"rail", name, "request_id", t.RequestID)

@@ -186,27 +186,28 @@ func (s *store) budgetsLost(ctx context.Context, epoch string) error {
 
 // claimScript: KEYS epoch, batch record; ARGV epoch, owner, leaseMs,
 // recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs,
-// refused, stale}, refused (on a resume) being the record's refusedPrefix
-// fields as {requestId, value, ...}, and stale 1 when the record was last
+// refused, stale, listed}, refused (on a resume) being the record's
+// refusedPrefix fields as {requestId, value, ...}, listed (on a resume)
+// the requestIds of its listedPrefix fields, and stale 1 when the record was last
 // claimed under another epoch, or ever was (claim.stale): the claim moves
 // the record to the current epoch, and its field "stale" keeps the mark
 // for every later claim, so that an attempt that ends before its lookup
 // (a lookup failing until the job is stopped, a rebalance, a crash) leaves
 // the next one the same lookup to make.
 var claimScript = redis.NewScript(luaNow + epochOK + `
-if not epochOK then return {'noepoch', '', '', '', 0, {}, 0} end
+if not epochOK then return {'noepoch', '', '', '', 0, {}, 0, {}} end
 local lease = now + tonumber(ARGV[3])
 local st = redis.call('HGET', KEYS[2], 'state')
 if not st then
   redis.call('HSET', KEYS[2], 'state', 'claimed', 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  return {'fresh', 'claimed', '', '', 0, {}, 0}
+  return {'fresh', 'claimed', '', '', 0, {}, 0, {}}
 end
 local f = redis.call('HMGET', KEYS[2], 'owner', 'lease', 'payoutId', 'firstPostAt', 'epoch', 'stale')
-if st == 'done' or st == 'rejected' then return {'final', st, f[3] or '', f[4] or '', 0, {}, 0} end
+if st == 'done' or st == 'rejected' then return {'final', st, f[3] or '', f[4] or '', 0, {}, 0, {}} end
 local owner, till = f[1] or '', tonumber(f[2] or '0')
 if owner ~= '' and owner ~= ARGV[2] and till > now then
-  return {'busy', st, '', '', till - now, {}, 0}
+  return {'busy', st, '', '', till - now, {}, 0, {}}
 end
 local stale = 0
 if (f[5] or '') ~= ARGV[1] or f[6] == '1' then
@@ -215,17 +216,17 @@ if (f[5] or '') ~= ARGV[1] or f[6] == '1' then
 end
 redis.call('HSET', KEYS[2], 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-local refused = {}
-if st ~= 'claimed' then
-  local all = redis.call('HGETALL', KEYS[2])
-  for i = 1, #all, 2 do
-    if string.sub(all[i], 1, 8) == 'refused:' then
-      refused[#refused + 1] = string.sub(all[i], 9)
-      refused[#refused + 1] = all[i + 1]
-    end
+local refused, listed = {}, {}
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  if st ~= 'claimed' and string.sub(all[i], 1, 8) == 'refused:' then
+    refused[#refused + 1] = string.sub(all[i], 9)
+    refused[#refused + 1] = all[i + 1]
+  elseif string.sub(all[i], 1, ` + strconv.Itoa(len(listedPrefix)) + `) == '` + listedPrefix + `' then
+    listed[#listed + 1] = string.sub(all[i], ` + strconv.Itoa(len(listedPrefix)+1) + `)
   end
 end
-return {'resume', st, f[3] or '', f[4] or '', 0, refused, stale}
+return {'resume', st, f[3] or '', f[4] or '', 0, refused, stale, listed}
 `)
 
 // refusedPrefix starts the batch record's field of each payee a
@@ -234,6 +235,15 @@ return {'resume', st, f[3] or '', f[4] or '', 0, refused, stale}
 // reads the batch again (its offset not committed) neither looks the payee
 // up nor posts it again, and emits the same REJECTED (refusedFields).
 const refusedPrefix = "refused:"
+
+// listedPrefix starts the batch record's field of each payee whose
+// duplicate-index entry an attempt took over from a recovery's mark (the
+// batch's rail listed a payout of the requestId, or may hold one under
+// another case: dedupeScript). The payee may have been paid, and its
+// statuses emitted up to a final one, before a Redis loss, by this batch
+// or by another copy of the request: no DEFERRED is emitted for it
+// (deferBatch), nor a SUBMITTED when its lookup finds it (finishSingle).
+const listedPrefix = "listed:"
 
 // unbankedPrefix starts the batch record's field of each payee an attempt
 // kept and a later one rejected for an unknown bank (verdictUnbanked): its
@@ -346,7 +356,9 @@ return 0
 // 'n' for a kept one this call indexed for the first time (its SET NX
 // wrote it) in a complete epoch (the epoch hash's complete field names it:
 // its index holds every payout the single-payout rails listed once any
-// POST from before the epoch had landed), '-' otherwise (newPayeeProof),
+// POST from before the epoch had landed), 'l' for one whose entry this
+// call took over from a recovery's mark (listedPrefix), '-' otherwise
+// (newPayeeProof),
 // and for Wompi "" (a batch rail's POST carries every payee, and its
 // lookup is by batch); then "1" when the epoch is complete, "0" when not. Entries never leave the index: a
 // REJECTED or paid requestId is consumed.
@@ -386,6 +398,7 @@ local function suspect(v) return v and string.sub(v, 1, 2) == '` + suspectMark +
 local function idOf(k) return string.sub(k, plen + 1) end
 local function echoField(i) return 'echo:' .. idOf(KEYS[i]) end
 local function unbankedField(i) return '` + unbankedPrefix + `' .. idOf(KEYS[i]) end
+local function listedField(i) return '` + listedPrefix + `' .. idOf(KEYS[i]) end
 local function formOf(k) return redis.call('HGET', forms, idOf(k)) or '' end
 for i = 3, nreq + 2 do
   local mode = string.sub(ARGV[5], i - 2, i - 2)
@@ -395,6 +408,7 @@ for i = 3, nreq + 2 do
   local new = complete and mode == 'k'
   local missing = false
   local echo = nil
+  local taken = false
   if mode == 'p' then
     new = false
     v = redis.call('GET', KEYS[i])
@@ -406,12 +420,15 @@ for i = 3, nreq + 2 do
     v = redis.call('GET', KEYS[i])
     if suspect(v) then
       echo = formOf(KEYS[i])
-      redis.call('HSET', KEYS[2], echoField(i), echo)
+      redis.call('HSET', KEYS[2], echoField(i), echo, listedField(i), '1')
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
       v = mine
+      taken = true
     elseif v == ARGV[6] then
+      redis.call('HSET', KEYS[2], listedField(i), '1')
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
       v = mine
+      taken = true
     elseif mode == 'r' and v == ARGV[3] then
       -- Kept by an earlier attempt, rejected now (verdict 'x'): the
       -- requestId is consumed as rejected, so that no later attempt keeps
@@ -450,7 +467,7 @@ for i = 3, nreq + 2 do
     end
   end
   if marks then
-    if new then news[#news + 1] = 'n' else news[#news + 1] = '-' end
+    if new then news[#news + 1] = 'n' elseif taken then news[#news + 1] = 'l' else news[#news + 1] = '-' end
   end
   if echo ~= nil then
     echoes[#echoes + 1] = tostring(i - 2)
@@ -596,6 +613,7 @@ type claim struct {
 	firstPostAt time.Time // zero when never posted
 	wait        time.Duration
 	refused     map[string]refusal // payees their rail refused in an earlier attempt (refusedPrefix)
+	listed      map[string]bool    // payees whose index entry an attempt took over from a recovery's mark (listedPrefix)
 	// stale: the record was last claimed under an earlier epoch. It
 	// outlived a loss of our state that took later writes (a restart from
 	// an older snapshot, a failover to a replica that missed them): its
@@ -629,7 +647,7 @@ func (s *store) claim(ctx context.Context, owner, epoch, batchID string) (claim,
 	if err != nil {
 		return claim{}, fmt.Errorf("dispatch: claim batch %s: %w", batchID, err)
 	}
-	if len(res) != 7 {
+	if len(res) != 8 {
 		return claim{}, fmt.Errorf("dispatch: claim batch %s: unexpected reply %v", batchID, res)
 	}
 	c := claim{}
@@ -649,6 +667,13 @@ func (s *store) claim(ctx context.Context, owner, epoch, batchID string) (claim,
 	}
 	stale, _ := res[6].(int64)
 	c.stale = stale == 1
+	if ls, _ := res[7].([]any); len(ls) > 0 {
+		c.listed = make(map[string]bool, len(ls))
+		for _, v := range ls {
+			id, _ := v.(string)
+			c.listed[id] = true
+		}
+	}
 	return c, nil
 }
 
@@ -798,6 +823,10 @@ func (s *store) dedupeLiving(ctx context.Context, ttlMs int64, owner, epoch, bat
 	}
 	return []byte(v), []byte(nw), c == "1", echoes, nil
 }
+
+// takenOver marks, in dedupe's second reply, a requestId whose entry the
+// call took over from a recovery's mark (listedPrefix).
+const takenOver = 'l'
 
 // newPayee marks, in dedupe's second reply, a requestId no dispatcher can
 // have posted: see newPayeeProof.

@@ -29,7 +29,7 @@ func TestSuspectMarkWithFormFromEarlierVersionIsStillSuspect(t *testing.T) {
 	if string(v) != "k" {
 		t.Fatalf("verdict %q for a payee under an earlier version's suspect mark, want k (taken over and looked up): 'd' drops it as another batch's", v)
 	}
-	if string(news) != "-" {
-		t.Fatalf("new-payee mark %q, want - (a suspect payee is never proven new)", news)
+	if string(news) != string(takenOver) {
+		t.Fatalf("new-payee mark %q, want %c (taken over from a mark: a suspect payee is never proven new)", news, takenOver)
 	}
 }
