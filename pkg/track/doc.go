@@ -124,7 +124,10 @@
 // for the transaction's (batch's) current status and emits that one if it
 // is further along (payout.Beyond: a RETURNED after a PENDING counts, and
 // for batches another status of the same rank), so a flush cannot make a
-// late PENDING overwrite an APPROVED, or follow a RETURNED. A lost hand-off is rebuilt per event from Wompi. The polling
+// late PENDING overwrite an APPROVED, or follow a RETURNED. A lost hand-off is rebuilt per event from Wompi, and the
+// payout of an event no hand-off maps is put on the polling schedule
+// (whatever its status; 503 if that write fails), so that a payout the
+// rebuild missed is still polled when its later webhooks are lost. The polling
 // schedule (pkg/submitted) is rebuilt by one replica, under a lock, from
 // GET /payouts?status=PENDING,PARTIAL_PAYMENT,AFE_ON_HOLD and a listing
 // without a status filter (which does not shrink while it is walked) of the

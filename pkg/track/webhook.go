@@ -209,9 +209,6 @@ func refusal(err error) string {
 // tx is its transaction, payoutID the payout the event names (unsigned).
 func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Payout, at time.Time) (emitted, error) {
 	st := tx.Status
-	if st == "" {
-		return 0, fmt.Errorf("%w: unknown transaction status %q", errUnmapped, truncate(tx.ProviderStatus, 32))
-	}
 	since, err := e.statuses.epoch(ctx) // before Wompi is read
 	if err != nil {
 		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
@@ -224,6 +221,14 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 	// (the hand-off) or, without a hand-off, the one Wompi holds.
 	if tx.AmountInCents != ref.amount {
 		return 0, fmt.Errorf("%w: transaction %s: amount %d, recorded %d", errForged, tx.ProviderID, tx.AmountInCents, ref.amount)
+	}
+	if wtx != nil { // no hand-off maps it; Wompi answered the pair
+		if err := e.enrollBatch(ctx, payoutID); err != nil {
+			return 0, err
+		}
+	}
+	if st == "" {
+		return 0, fmt.Errorf("%w: unknown transaction status %q", errUnmapped, truncate(tx.ProviderStatus, 32))
 	}
 	sc := &payout.StatusChange{
 		RequestID: ref.requestID, BatchID: payout.OptString(ref.batchID), PayoutID: payout.OptString(payoutID),
@@ -323,9 +328,6 @@ func (e *Engine) resolvePayout(ctx context.Context, payoutID string) (batchID, o
 // contradicts them is errForged.
 func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emitted, error) {
 	st := p.Status
-	if !st.Valid() {
-		return 0, fmt.Errorf("%w: unknown batch status %q", errUnmapped, truncate(p.ProviderStatus, 32))
-	}
 	since, err := e.statuses.epoch(ctx) // before Wompi is read
 	if err != nil {
 		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
@@ -352,6 +354,12 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 			return 0, err
 		}
 		batchID, origin, paymentType, count, amount = wp.Reference, wp.OriginAccountID, wp.PaymentType, wp.ItemCount, wp.AmountInCents
+		if err := e.enrollBatch(ctx, p.ProviderID); err != nil {
+			return 0, err
+		}
+	}
+	if !st.Valid() {
+		return 0, fmt.Errorf("%w: unknown batch status %q", errUnmapped, truncate(p.ProviderStatus, 32))
 	}
 	if batchID == "" {
 		return 0, fmt.Errorf("%w: payout %s has no reference", errUnmapped, p.ProviderID)
@@ -397,6 +405,24 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 		}
 		return w.Status, nil
 	})
+}
+
+// enrollBatch puts a Wompi payout whose webhook no hand-off maps (lost
+// with Redis or expired, and perhaps left off a rebuild whose listing was
+// behind the create) on the polling schedule, whatever the event's status:
+// the sweep puts back only payouts the hand-off records, and no rebuild
+// runs while the schedule's marker stands, so with its later webhooks lost
+// its requests would stall. Wompi answered the payout (or the pair) first.
+// It is due now, as the rebuild and the sweep put payouts back; its poll
+// takes it off once the batch and every transaction are final. A
+// failure to schedule it is errUnavailable: the webhook is answered 503,
+// so that Wompi sends it again rather than leave the payout on no schedule.
+func (e *Engine) enrollBatch(ctx context.Context, payoutID string) error {
+	if err := e.sub.Schedule(ctx, payoutID, e.cfg.Now()); err != nil {
+		e.log.Warn("track: schedule a Wompi payout without hand-off", "payoutId", payoutID, "err", err)
+		return fmt.Errorf("%w: redis: schedule %s: %w", errUnavailable, payoutID, err)
+	}
+	return nil
 }
 
 // paymentType maps Wompi's payment type to the Avro enum. An unknown value
