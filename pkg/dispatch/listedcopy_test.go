@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
@@ -81,6 +82,51 @@ func TestRepublishedPayeeTakenFromAListingMarkGetsNoDeferred(t *testing.T) {
 		}
 		if s := idx[other][payout.StatusSubmitted]; len(s) != 1 {
 			t.Fatalf("%s: %d SUBMITTED, want 1", other, len(s))
+		}
+		f.checkLifecycles()
+	})
+}
+
+// Two faults: a recovery marked R's entry suspect (the rail listed a form
+// of it in another case), and the batch that takes the mark over crashes
+// after R's POST, before its SUBMITTED. R's lookup had found nothing: R was
+// not paid before the loss, and this batch paid it. The batch read again
+// finds R at once, but the record's listedPrefix field of R still said
+// "perhaps paid before the loss", and R got no SUBMITTED at all (its
+// request went from BATCHED to the tracker's statuses, and reconcile had
+// no SUBMITTED naming the provider's id for the day). Once R's lookup
+// finds nothing, the record forgets the mark before the POST.
+func TestPayeeTakenFromAMarkAndPostedGetsSubmittedAfterACrash(t *testing.T) {
+	t.Parallel()
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{partitions: 1})
+		ctx := context.Background()
+		b := singleBatch(r, "marked-crash", 1)
+		rid := b.Transactions[0].RequestID
+		e := r.engine(f, nil)
+		if err := f.redis.Client().Set(ctx, e.st.reqKey(rid), suspectMark, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		e.afterPost = func(string) error { return errors.New("test: the replica dies after the POST") }
+		bb := b
+		if err := e.process(ctx, &bb, nil, testLogger()); !errors.Is(err, errCrashed) {
+			t.Fatalf("the first attempt: %v, want a crash", err)
+		}
+		if n := r.sim.Accepted(rid); n != 1 {
+			t.Fatalf("%s accepted %d times before the crash, want 1", rid, n)
+		}
+		bb = b
+		if err := r.engine(f, nil).process(ctx, &bb, nil, testLogger()); err != nil {
+			t.Fatalf("the batch read again: %v", err)
+		}
+		idx := byStatus(f.statuses())
+		for _, tx := range b.Transactions {
+			if n := r.sim.Accepted(tx.RequestID); n != 1 {
+				t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
+			}
+			if s := idx[tx.RequestID][payout.StatusSubmitted]; len(s) != 1 {
+				t.Fatalf("%s, posted by this batch after its lookup found nothing: %d SUBMITTED, want 1", tx.RequestID, len(s))
+			}
 		}
 		f.checkLifecycles()
 	})

@@ -568,6 +568,8 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 	// echo: our id in the form a create's answer named it (rail.Error's
 	// Echo), looked up too (findPayee).
 	echo := ""
+	// unlisted: the record's listedPrefix field of the payee was cleared.
+	unlisted := false
 	for attempt := 0; ; attempt++ {
 		var found []rail.Payout
 		var err error
@@ -627,6 +629,17 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 		}
 		if refused != nil {
 			return singleOutcome{rejected: refused}, nil
+		}
+		if j.listed[t.RequestID] && !unlisted {
+			// Taken over from a recovery's mark, and looked up absent: not
+			// paid before the loss. Its record forgets the mark before
+			// the POST, so that a later attempt finding the payout (this
+			// POST's) emits its SUBMITTED (finishSingle).
+			if _, err := e.st.transition(j.hard, j.owner, j.epoch, j.b.BatchID, []string{statePosting}, statePosting,
+				listedPrefix+t.RequestID, "0"); err != nil {
+				return singleOutcome{}, err
+			}
+			unlisted = true
 		}
 		if err := j.callToken(name); err != nil {
 			return singleOutcome{}, err

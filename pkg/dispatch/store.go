@@ -188,7 +188,7 @@ func (s *store) budgetsLost(ctx context.Context, epoch string) error {
 // recordTTLms. Reply {code, state, payoutId, firstPostAt, waitMs,
 // refused, stale, listed}, refused (on a resume) being the record's
 // refusedPrefix fields as {requestId, value, ...}, listed (on a resume)
-// the requestIds of its listedPrefix fields, and stale 1 when the record was last
+// the requestIds of its listedPrefix fields still "1", and stale 1 when the record was last
 // claimed under another epoch, or ever was (claim.stale): the claim moves
 // the record to the current epoch, and its field "stale" keeps the mark
 // for every later claim, so that an attempt that ends before its lookup
@@ -222,7 +222,7 @@ for i = 1, #all, 2 do
   if st ~= 'claimed' and string.sub(all[i], 1, 8) == 'refused:' then
     refused[#refused + 1] = string.sub(all[i], 9)
     refused[#refused + 1] = all[i + 1]
-  elseif string.sub(all[i], 1, ` + strconv.Itoa(len(listedPrefix)) + `) == '` + listedPrefix + `' then
+  elseif string.sub(all[i], 1, ` + strconv.Itoa(len(listedPrefix)) + `) == '` + listedPrefix + `' and all[i + 1] == '1' then
     listed[#listed + 1] = string.sub(all[i], ` + strconv.Itoa(len(listedPrefix)+1) + `)
   end
 end
@@ -243,6 +243,9 @@ const refusedPrefix = "refused:"
 // statuses emitted up to a final one, before a Redis loss, by this batch
 // or by another copy of the request: no DEFERRED is emitted for it
 // (deferBatch), nor a SUBMITTED when its lookup finds it (finishSingle).
+// Once a lookup of the batch found it absent, its field is "0" (payOne):
+// the batch posts it, and a later attempt finding that payout emits its
+// SUBMITTED.
 const listedPrefix = "listed:"
 
 // unbankedPrefix starts the batch record's field of each payee an attempt
