@@ -217,6 +217,11 @@ type Engine struct {
 
 	sweepMu   sync.Mutex
 	lastSweep time.Time // by cfg.Now
+
+	// enrolled is the Wompi payouts this process put on the polling
+	// schedule from a webhook without hand-off (enrollBatch) within
+	// enrollMemory: their other transactions' webhooks write nothing.
+	enrolled recentIDs
 }
 
 // New validates cfg and starts the engine's Kafka producer (it connects

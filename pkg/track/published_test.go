@@ -94,6 +94,9 @@ func TestTrackerNeedsOnlyPublishedFields(t *testing.T) {
 		t.Fatalf("payout webhook: %d", code)
 	}
 	f.sim.SettleAll()
+	// The webhooks put the payout on the schedule for its first poll
+	// (enrollBatch), which the rebuild's listing leaves as it is.
+	f.clock.Advance(FirstPollInterval)
 	if _, err := e.PollOnce(ctx); err != nil { // rebuilds the schedule from Wompi, then polls
 		t.Fatal(err)
 	}

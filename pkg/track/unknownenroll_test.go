@@ -76,12 +76,17 @@ func TestUnknownStatusWithoutHandOffIsStillPolled(t *testing.T) {
 // right after the status gate's calls went through.
 type failEnroll struct{ armed *atomic.Bool }
 
+// isEnroll reports whether cmd is enroll's write: a ZADD NX on the
+// polling schedule.
+func isEnroll(cmd redis.Cmder) bool {
+	a := cmd.Args()
+	return cmd.Name() == "zadd" && len(a) > 2 && strings.HasSuffix(fmt.Sprint(a[1]), "{poll}") && strings.EqualFold(fmt.Sprint(a[2]), "nx")
+}
+
 func (h failEnroll) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h failEnroll) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		a := cmd.Args()
-		if cmd.Name() == "zadd" && len(a) > 2 && strings.HasSuffix(fmt.Sprint(a[1]), "{poll}") &&
-			strings.EqualFold(fmt.Sprint(a[2]), "nx") && h.armed.CompareAndSwap(true, false) {
+		if isEnroll(cmd) && h.armed.CompareAndSwap(true, false) {
 			cmd.SetErr(errors.New("injected: redis unreachable"))
 			return cmd.Err()
 		}

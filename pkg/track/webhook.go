@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/ops"
@@ -413,16 +414,70 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 // the sweep puts back only payouts the hand-off records, and no rebuild
 // runs while the schedule's marker stands, so with its later webhooks lost
 // its requests would stall. Wompi answered the payout (or the pair) first.
-// It is due now, as the rebuild and the sweep put payouts back; its poll
-// takes it off once the batch and every transaction are final. A
+// It is due FirstPollInterval from now, as the dispatcher's hand-off
+// schedules a new payout (the webhooks of a new batch usually come before
+// it; due now, each new batch was polled once more, every transaction
+// listed); its poll takes it off once the batch and every transaction are
+// final. A
 // failure to schedule it is errUnavailable: the webhook is answered 503,
 // so that Wompi sends it again rather than leave the payout on no schedule.
+//
+// A webhook usually comes before the dispatcher's hand-off (which puts the
+// payout on the schedule too), once per transaction of the batch: a payout
+// this process enrolled within enrollMemory is not written again, which
+// spares a Redis round trip per transaction of a new batch. A Redis loss
+// within that minute that also takes the entry, with a rebuild whose
+// listing is behind the create, and every later webhook of the payout
+// lost, would leave it unpolled.
 func (e *Engine) enrollBatch(ctx context.Context, payoutID string) error {
-	if err := e.sub.Schedule(ctx, payoutID, e.cfg.Now()); err != nil {
+	now := e.cfg.Now()
+	if e.enrolled.has(payoutID, now) {
+		return nil
+	}
+	if err := e.sub.Schedule(ctx, payoutID, now.Add(FirstPollInterval)); err != nil {
 		e.log.Warn("track: schedule a Wompi payout without hand-off", "payoutId", payoutID, "err", err)
 		return fmt.Errorf("%w: redis: schedule %s: %w", errUnavailable, payoutID, err)
 	}
+	e.enrolled.add(payoutID, now)
 	return nil
+}
+
+// enrollMemory is how long enrollBatch remembers a payout it enrolled.
+const enrollMemory = time.Minute
+
+// recentIDs remembers ids for enrollMemory, at most recentIDsMax of them
+// (the oldest forgotten first, in bulk).
+type recentIDs struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+const recentIDsMax = 4096
+
+func (r *recentIDs) has(id string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.at[id]
+	return ok && now.Sub(t) < enrollMemory && !now.Before(t)
+}
+
+func (r *recentIDs) add(id string, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at == nil {
+		r.at = map[string]time.Time{}
+	}
+	if len(r.at) >= recentIDsMax {
+		for k, t := range r.at {
+			if now.Sub(t) >= enrollMemory || now.Before(t) {
+				delete(r.at, k)
+			}
+		}
+		if len(r.at) >= recentIDsMax {
+			clear(r.at)
+		}
+	}
+	r.at[id] = now
 }
 
 // paymentType maps Wompi's payment type to the Avro enum. An unknown value
