@@ -104,7 +104,10 @@ type job struct {
 	// listed, by requestId: the payees whose index entry an attempt of
 	// the batch took over from a recovery's mark (listedPrefix): no
 	// DEFERRED for them, nor a SUBMITTED when their lookup finds them.
-	listed   map[string]bool
+	listed map[string]bool
+	// unlisted, by position: the listed payees whose field payOne cleared
+	// (looked up absent by this attempt, then posted): runSingle's.
+	unlisted []bool
 	drops    []drop
 	res      ratelimit.Reservation
 	reserved bool // res is held in Redis
@@ -946,6 +949,15 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 				return false, fmt.Errorf("dispatch: dedupe batch %s: verdict %q", j.b.BatchID, verdicts[p])
 			}
 			j.keep = append(j.keep, i)
+			if news != nil && news[p] == takenOver {
+				// Under a recovery's mark (a peek takes nothing over): it
+				// may have been paid before the loss, and waits in the
+				// copy without a DEFERRED (deferBatch).
+				if j.listed == nil {
+					j.listed = map[string]bool{}
+				}
+				j.listed[rid] = true
+			}
 		default:
 			return false, fmt.Errorf("dispatch: dedupe batch %s: verdict %q", j.b.BatchID, verdicts[p])
 		}

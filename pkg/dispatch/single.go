@@ -211,6 +211,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	}
 	j.railDeadline = time.Now().Add(e.cfg.RailPatience)
 	j.sday = &singleDay{paid: make([]bool, len(b.Transactions))}
+	j.unlisted = make([]bool, len(b.Transactions))
 	outs := make([]singleOutcome, len(b.Transactions))
 	errs := make([]error, len(b.Transactions))
 	var crashOnce sync.Once
@@ -568,8 +569,10 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 	// echo: our id in the form a create's answer named it (rail.Error's
 	// Echo), looked up too (findPayee).
 	echo := ""
-	// unlisted: the record's listedPrefix field of the payee was cleared.
-	unlisted := false
+	// posted: this job sent a POST of the payee. A payout found before any
+	// (on the first try, or a later one after a lookup asked again) was
+	// not created by this job (singleOutcome.found).
+	posted := false
 	for attempt := 0; ; attempt++ {
 		var found []rail.Payout
 		var err error
@@ -622,7 +625,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 				j.log.Error("dispatch: the provider holds the payout of our requestId for another amount; adopted, not posted again: check it with the provider",
 					"rail", name, "request_id", t.RequestID, "amount_in_cents", t.AmountInCents, "provider_amount_in_cents", p.AmountInCents)
 			}
-			return singleOutcome{paid: &p, found: attempt == 0}, nil
+			return singleOutcome{paid: &p, found: !posted}, nil
 		}
 		if attempt > 0 || !unposted {
 			e.m.reconciled.WithLabelValues("false").Inc()
@@ -630,7 +633,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 		if refused != nil {
 			return singleOutcome{rejected: refused}, nil
 		}
-		if j.listed[t.RequestID] && !unlisted {
+		if j.listed[t.RequestID] && !j.unlisted[i] {
 			// Taken over from a recovery's mark, and looked up absent: not
 			// paid before the loss. Its record forgets the mark before
 			// the POST, so that a later attempt finding the payout (this
@@ -639,7 +642,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 				listedPrefix+t.RequestID, "0"); err != nil {
 				return singleOutcome{}, err
 			}
-			unlisted = true
+			j.unlisted[i] = true
 		}
 		if err := j.callToken(name); err != nil {
 			return singleOutcome{}, err
@@ -666,6 +669,7 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 		if err != nil {
 			return singleOutcome{}, err
 		}
+		posted = true
 		p, err := cl.Create(ctx, req)
 		cancel()
 		e.m.observeRail(name, "create", start, err)
@@ -1131,8 +1135,16 @@ func (j *job) deferSingle(recs []*kgo.Record, gate []track.GateItem, ungated []*
 	if err != nil {
 		return err
 	}
-	recs = append(recs, statuses...)
-	for _, i := range wait {
+	for k, i := range wait {
+		if j.listed[b.Transactions[i].RequestID] && (j.unlisted == nil || !j.unlisted[i]) {
+			// Taken over from a recovery's mark and never looked up
+			// absent: it may have been paid, and its statuses emitted up
+			// to a final one, before the loss (the gate's record of them
+			// lost with it). It waits in the copy without a DEFERRED, as
+			// in deferBatch.
+			continue
+		}
+		recs = append(recs, statuses[k])
 		gate = append(gate, track.GateItem{ID: b.Transactions[i].RequestID, To: string(payout.StatusDeferred)})
 	}
 	if err := j.produceGated(recs, gate, ungated); err != nil {

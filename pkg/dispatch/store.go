@@ -360,7 +360,9 @@ return 0
 // wrote it) in a complete epoch (the epoch hash's complete field names it:
 // its index holds every payout the single-payout rails listed once any
 // POST from before the epoch had landed), 'l' for one whose entry this
-// call took over from a recovery's mark (listedPrefix), '-' otherwise
+// call took over from a recovery's mark (listedPrefix: written for a
+// single-payout rail only), or, on a peek, whose entry is such a mark,
+// '-' otherwise
 // (newPayeeProof),
 // and for Wompi "" (a batch rail's POST carries every payee, and its
 // lookup is by batch); then "1" when the epoch is complete, "0" when not. Entries never leave the index: a
@@ -418,17 +420,21 @@ for i = 3, nreq + 2 do
     if suspect(v) then echo = formOf(KEYS[i])
     elseif marks and v == ARGV[3] then echo = redis.call('HGET', KEYS[2], echoField(i)) or nil end
     missing = not v or v == ARGV[6] or suspect(v)
+    -- Under a recovery's mark: reported as one a call taking it over
+    -- would ('l'), though nothing is written.
+    if v == ARGV[6] or suspect(v) then taken = true end
   elseif not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then
     new = false
     v = redis.call('GET', KEYS[i])
     if suspect(v) then
       echo = formOf(KEYS[i])
-      redis.call('HSET', KEYS[2], echoField(i), echo, listedField(i), '1')
+      redis.call('HSET', KEYS[2], echoField(i), echo)
+      if marks then redis.call('HSET', KEYS[2], listedField(i), '1') end
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
       v = mine
       taken = true
     elseif v == ARGV[6] then
-      redis.call('HSET', KEYS[2], listedField(i), '1')
+      if marks then redis.call('HSET', KEYS[2], listedField(i), '1') end
       redis.call('SET', KEYS[i], mine, 'PX', ARGV[4])
       v = mine
       taken = true
