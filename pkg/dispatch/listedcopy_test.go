@@ -27,26 +27,12 @@ import (
 func TestRepublishedPayeeTakenFromAListingMarkGetsNoDeferred(t *testing.T) {
 	t.Parallel()
 	eachSingleRail(t, func(t *testing.T, r singleRail) {
-		f := newFixture(t, fixtureOpt{partitions: 1})
+		f, paid := paidThenMarked(t, r, "marked-paid")
 		ctx := context.Background()
-		paid := singleBatch(r, "marked-paid", 1)
-		bb := paid
-		e := r.engine(f, nil)
-		if err := e.process(ctx, &bb, nil, testLogger()); err != nil {
-			t.Fatalf("the original's batch: %v", err)
-		}
 		rid := paid.Transactions[0].RequestID
-		// What the loss and the recovery's rebuild leave: R's entry a mark,
-		// its status key gone.
-		if err := f.redis.Client().Set(ctx, e.st.reqKey(rid), listedMark(r.name), 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.redis.Client().Del(ctx, f.redis.Prefix()+"track:req:{"+rid+"}").Err(); err != nil {
-			t.Fatal(err)
-		}
 		b := singleBatch(r, "marked-copy", 2)
 		b.Transactions[0] = paid.Transactions[0]
-		bb = b
+		bb := b
 		full := r.engine(f, func(c *Config) { c.DailyLimitCents = 50_000 })
 		if err := full.process(ctx, &bb, nil, testLogger()); err != nil {
 			t.Fatalf("the republished batch on a full day: %v", err)
@@ -62,14 +48,7 @@ func TestRepublishedPayeeTakenFromAListingMarkGetsNoDeferred(t *testing.T) {
 		f.checkLifecycles()
 
 		// The copy, read on the next day's budget: R found, the other paid.
-		recs := f.kafka.ReadAll(t, f.topics.BatchesDeferred)
-		if len(recs) != 1 {
-			t.Fatalf("%d deferred copies, want 1", len(recs))
-		}
-		var cp payout.Batch
-		if err := f.codec.DecodeBatch(recs[0].Value, &cp); err != nil {
-			t.Fatal(err)
-		}
+		cp := f.onlyDeferredCopy()
 		if len(cp.Transactions) != 2 {
 			t.Fatalf("the copy holds %d payees, want both", len(cp.Transactions))
 		}
@@ -168,24 +147,12 @@ func (l *lookupsDown) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestListedPayeeWhoseLookupFailsGetsNoDeferred(t *testing.T) {
 	t.Parallel()
 	eachSingleRail(t, func(t *testing.T, r singleRail) {
-		f := newFixture(t, fixtureOpt{partitions: 1})
+		f, paid := paidThenMarked(t, r, "marked-down")
 		ctx := context.Background()
-		paid := singleBatch(r, "marked-down", 1)
-		bb := paid
-		e := r.engine(f, nil)
-		if err := e.process(ctx, &bb, nil, testLogger()); err != nil {
-			t.Fatalf("the original's batch: %v", err)
-		}
 		rid := paid.Transactions[0].RequestID
-		if err := f.redis.Client().Set(ctx, e.st.reqKey(rid), listedMark(r.name), 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.redis.Client().Del(ctx, f.redis.Prefix()+"track:req:{"+rid+"}").Err(); err != nil {
-			t.Fatal(err)
-		}
 		b := singleBatch(r, "marked-down-copy", 2)
 		b.Transactions[0] = paid.Transactions[0]
-		bb = b
+		bb := b
 		tr := &lookupsDown{name: r.name}
 		tr.down.Store(true)
 		timing := func(c *Config) {
@@ -201,14 +168,7 @@ func TestListedPayeeWhoseLookupFailsGetsNoDeferred(t *testing.T) {
 		f.checkLifecycles()
 
 		tr.down.Store(false)
-		recs := f.kafka.ReadAll(t, f.topics.BatchesDeferred)
-		if len(recs) != 1 {
-			t.Fatalf("%d deferred copies, want 1", len(recs))
-		}
-		var cp payout.Batch
-		if err := f.codec.DecodeBatch(recs[0].Value, &cp); err != nil {
-			t.Fatal(err)
-		}
+		cp := f.onlyDeferredCopy()
 		if err := r.engine(f, timing).process(ctx, &cp, nil, testLogger()); err != nil {
 			t.Fatalf("the copy: %v", err)
 		}
@@ -261,24 +221,12 @@ func (l *firstLookupIDless) RoundTrip(req *http.Request) (*http.Response, error)
 func TestListedPayeeFoundOnALaterLookupGetsNoSubmitted(t *testing.T) {
 	t.Parallel()
 	eachSingleRail(t, func(t *testing.T, r singleRail) {
-		f := newFixture(t, fixtureOpt{partitions: 1})
+		f, paid := paidThenMarked(t, r, "marked-idless")
 		ctx := context.Background()
-		paid := singleBatch(r, "marked-idless", 1)
-		bb := paid
-		e := r.engine(f, nil)
-		if err := e.process(ctx, &bb, nil, testLogger()); err != nil {
-			t.Fatalf("the original's batch: %v", err)
-		}
 		rid := paid.Transactions[0].RequestID
-		if err := f.redis.Client().Set(ctx, e.st.reqKey(rid), listedMark(r.name), 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.redis.Client().Del(ctx, f.redis.Prefix()+"track:req:{"+rid+"}").Err(); err != nil {
-			t.Fatal(err)
-		}
 		b := singleBatch(r, "marked-idless-copy", 1)
 		b.Transactions[0] = paid.Transactions[0]
-		bb = b
+		bb := b
 		tr := &firstLookupIDless{name: r.name}
 		if err := r.through(t, tr).engine(f, func(c *Config) { c.SingleConcurrency = 1 }).process(ctx, &bb, nil, testLogger()); err != nil {
 			t.Fatalf("the republished batch: %v", err)
@@ -319,14 +267,7 @@ func TestWompiPayeeTakenFromASuspectMarkGetsItsDeferredEveryTime(t *testing.T) {
 	if err := e.process(ctx, &bb, nil, testLogger()); err != nil {
 		t.Fatalf("the batch on a full day: %v", err)
 	}
-	recs := f.kafka.ReadAll(t, f.topics.BatchesDeferred)
-	if len(recs) != 1 {
-		t.Fatalf("%d deferred copies, want 1", len(recs))
-	}
-	var cp payout.Batch
-	if err := f.codec.DecodeBatch(recs[0].Value, &cp); err != nil {
-		t.Fatal(err)
-	}
+	cp := f.onlyDeferredCopy()
 	if err := f.engine(full).process(ctx, &cp, nil, testLogger()); err != nil {
 		t.Fatalf("the copy on a full day: %v", err)
 	}
@@ -349,24 +290,12 @@ func TestWompiPayeeTakenFromASuspectMarkGetsItsDeferredEveryTime(t *testing.T) {
 func TestRaillessReplicaGivesAMarkedPayeeNoDeferred(t *testing.T) {
 	t.Parallel()
 	eachSingleRail(t, func(t *testing.T, r singleRail) {
-		f := newFixture(t, fixtureOpt{partitions: 1})
+		f, paid := paidThenMarked(t, r, "marked-railless")
 		ctx := context.Background()
-		paid := singleBatch(r, "marked-railless", 1)
-		bb := paid
-		e := r.engine(f, nil)
-		if err := e.process(ctx, &bb, nil, testLogger()); err != nil {
-			t.Fatalf("the original's batch: %v", err)
-		}
 		rid := paid.Transactions[0].RequestID
-		if err := f.redis.Client().Set(ctx, e.st.reqKey(rid), listedMark(r.name), 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.redis.Client().Del(ctx, f.redis.Prefix()+"track:req:{"+rid+"}").Err(); err != nil {
-			t.Fatal(err)
-		}
 		b := singleBatch(r, "marked-railless-copy", 2)
 		b.Transactions[0] = paid.Transactions[0]
-		bb = b
+		bb := b
 		if err := f.engine(nil).process(ctx, &bb, nil, testLogger()); err != nil {
 			t.Fatalf("the republished batch on a replica without the rail: %v", err)
 		}
@@ -381,14 +310,7 @@ func TestRaillessReplicaGivesAMarkedPayeeNoDeferred(t *testing.T) {
 		f.checkLifecycles()
 
 		// The copy, read by a replica with the rail.
-		recs := f.kafka.ReadAll(t, f.topics.BatchesDeferred)
-		if len(recs) != 1 {
-			t.Fatalf("%d deferred copies, want 1", len(recs))
-		}
-		var cp payout.Batch
-		if err := f.codec.DecodeBatch(recs[0].Value, &cp); err != nil {
-			t.Fatal(err)
-		}
+		cp := f.onlyDeferredCopy()
 		if err := r.engine(f, nil).process(ctx, &cp, nil, testLogger()); err != nil {
 			t.Fatalf("the copy: %v", err)
 		}
@@ -437,14 +359,7 @@ func TestPayeeTakenFromAMarkPostedThenDeferredGetsSubmitted(t *testing.T) {
 		if d := byStatus(f.statuses())[rid][payout.StatusDeferred]; len(d) != 1 {
 			t.Fatalf("%s, posted by this batch and waiting: DEFERRED %+v, want one", rid, d)
 		}
-		recs := f.kafka.ReadAll(t, f.topics.BatchesDeferred)
-		if len(recs) != 1 {
-			t.Fatalf("%d deferred copies, want 1", len(recs))
-		}
-		var cp payout.Batch
-		if err := f.codec.DecodeBatch(recs[0].Value, &cp); err != nil {
-			t.Fatal(err)
-		}
+		cp := f.onlyDeferredCopy()
 		if err := r.engine(f, timing).process(ctx, &cp, nil, testLogger()); err != nil {
 			t.Fatalf("the copy: %v", err)
 		}
@@ -456,4 +371,42 @@ func TestPayeeTakenFromAMarkPostedThenDeferredGetsSubmitted(t *testing.T) {
 		}
 		f.checkLifecycles()
 	})
+}
+
+// paidThenMarked pays a batch of one payee named prefix-0 on r, then
+// leaves what a Redis loss and the recovery's rebuild would of its
+// request: its duplicate-index entry the rail's listing mark, its status
+// key gone.
+func paidThenMarked(t *testing.T, r singleRail, prefix string) (*fixture, payout.Batch) {
+	t.Helper()
+	f := newFixture(t, fixtureOpt{partitions: 1})
+	ctx := context.Background()
+	paid := singleBatch(r, prefix, 1)
+	bb := paid
+	e := r.engine(f, nil)
+	if err := e.process(ctx, &bb, nil, testLogger()); err != nil {
+		t.Fatalf("the original's batch: %v", err)
+	}
+	rid := paid.Transactions[0].RequestID
+	if err := f.redis.Client().Set(ctx, e.st.reqKey(rid), listedMark(r.name), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.redis.Client().Del(ctx, f.redis.Prefix()+"track:req:{"+rid+"}").Err(); err != nil {
+		t.Fatal(err)
+	}
+	return f, paid
+}
+
+// onlyDeferredCopy is the one deferred copy on the deferred topic.
+func (f *fixture) onlyDeferredCopy() payout.Batch {
+	f.t.Helper()
+	recs := f.kafka.ReadAll(f.t, f.topics.BatchesDeferred)
+	if len(recs) != 1 {
+		f.t.Fatalf("%d deferred copies, want 1", len(recs))
+	}
+	var cp payout.Batch
+	if err := f.codec.DecodeBatch(recs[0].Value, &cp); err != nil {
+		f.t.Fatal(err)
+	}
+	return cp
 }
