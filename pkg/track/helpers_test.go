@@ -188,6 +188,13 @@ func (f *fixture) submit(record bool, txs ...wompi.TransactionRequest) created {
 			st, f.clock.Now()); err != nil {
 			f.t.Fatal(err)
 		}
+		// A webhook of the new batch may have come first and put the
+		// payout on the schedule FirstPollInterval later (enrollBatch),
+		// which the hand-off's ZADD NX keeps: the payout is due now here,
+		// as the tests of this package expect of a hand-off.
+		if err := f.sub.Reschedule(ctx, res.PayoutID, f.clock.Now()); err != nil {
+			f.t.Fatal(err)
+		}
 	}
 	return c
 }
