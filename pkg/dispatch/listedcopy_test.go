@@ -103,16 +103,7 @@ func TestPayeeTakenFromAMarkAndPostedGetsSubmittedAfterACrash(t *testing.T) {
 		if err := r.engine(f, nil).process(ctx, &bb, nil, testLogger()); err != nil {
 			t.Fatalf("the batch read again: %v", err)
 		}
-		idx := byStatus(f.statuses())
-		for _, tx := range b.Transactions {
-			if n := r.sim.Accepted(tx.RequestID); n != 1 {
-				t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
-			}
-			if s := idx[tx.RequestID][payout.StatusSubmitted]; len(s) != 1 {
-				t.Fatalf("%s, posted by this batch after its lookup found nothing: %d SUBMITTED, want 1", tx.RequestID, len(s))
-			}
-		}
-		f.checkLifecycles()
+		f.checkSinglePaid(r, b, nil)
 	})
 }
 
@@ -172,16 +163,7 @@ func TestListedPayeeWhoseLookupFailsGetsNoDeferred(t *testing.T) {
 		if err := r.engine(f, timing).process(ctx, &cp, nil, testLogger()); err != nil {
 			t.Fatalf("the copy: %v", err)
 		}
-		idx = byStatus(f.statuses())
-		for _, tx := range b.Transactions {
-			if n := r.sim.Accepted(tx.RequestID); n != 1 {
-				t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
-			}
-			if s := idx[tx.RequestID][payout.StatusSubmitted]; len(s) != 1 {
-				t.Fatalf("%s: %d SUBMITTED, want 1", tx.RequestID, len(s))
-			}
-		}
-		f.checkLifecycles()
+		f.checkSinglePaid(r, b, nil)
 	})
 }
 
@@ -314,16 +296,7 @@ func TestRaillessReplicaGivesAMarkedPayeeNoDeferred(t *testing.T) {
 		if err := r.engine(f, nil).process(ctx, &cp, nil, testLogger()); err != nil {
 			t.Fatalf("the copy: %v", err)
 		}
-		idx = byStatus(f.statuses())
-		for _, tx := range b.Transactions {
-			if n := r.sim.Accepted(tx.RequestID); n != 1 {
-				t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
-			}
-			if s := idx[tx.RequestID][payout.StatusSubmitted]; len(s) != 1 {
-				t.Fatalf("%s: %d SUBMITTED, want 1", tx.RequestID, len(s))
-			}
-		}
-		f.checkLifecycles()
+		f.checkSinglePaid(r, b, nil)
 	})
 }
 

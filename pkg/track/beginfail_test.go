@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
@@ -21,10 +19,7 @@ import (
 func TestFailedBeginReleasesItsAttempts(t *testing.T) {
 	rs := testenv.RedisOwn(t)
 	var on atomic.Bool
-	o := rs.Client().Options()
-	cl := redis.NewClient(&redis.Options{Addr: o.Addr, DB: o.DB})
-	t.Cleanup(func() { _ = cl.Close() })
-	cl.AddHook(failScript{on: &on})
+	cl := hookedClient(t, rs.Client(), failScript{on: &on})
 	g := NewGate(cl, rs.Prefix(), time.Minute)
 	ctx := context.Background()
 	since, err := g.Epoch(ctx)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -97,6 +98,17 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// hookedClient is a second client of c's Redis (address and database),
+// with h on its commands, closed when the test ends: the Redis a test
+// hands the engine or the gate to fail or count chosen commands.
+func hookedClient(t testing.TB, c *redis.Client, h redis.Hook) *redis.Client {
+	o := c.Options()
+	cl := redis.NewClient(&redis.Options{Addr: o.Addr, DB: o.DB})
+	t.Cleanup(func() { _ = cl.Close() })
+	cl.AddHook(h)
+	return cl
 }
 
 // rail is the tracker's Wompi rail over c, verifying webhooks with secret.

@@ -109,10 +109,7 @@ func TestEnrollFailureIsRetriedByTheProvider(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	s := newSingles(t)
 	var armed atomic.Bool
-	o := f.redis.Client().Options()
-	rdb := redis.NewClient(&redis.Options{Addr: o.Addr, DB: o.DB})
-	t.Cleanup(func() { _ = rdb.Close() })
-	rdb.AddHook(failEnroll{armed: &armed})
+	rdb := hookedClient(t, f.redis.Client(), failEnroll{armed: &armed})
 	e, srv := f.singleEngine(s, func(c *Config) { c.Redis = rdb })
 	ctx := context.Background()
 	r := f.sfpPayout(srv.URL, "98") // stays onhold until SetStatus

@@ -120,10 +120,7 @@ func TestWompiWebhookWithoutHandOffPutsThePayoutOnTheSchedule(t *testing.T) {
 func TestWompiEnrollFailureIsRetriedByWompi(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	var armed atomic.Bool
-	o := f.redis.Client().Options()
-	rdb := redis.NewClient(&redis.Options{Addr: o.Addr, DB: o.DB})
-	t.Cleanup(func() { _ = rdb.Close() })
-	rdb.AddHook(failEnroll{armed: &armed})
+	rdb := hookedClient(t, f.redis.Client(), failEnroll{armed: &armed})
 	_, srv := f.engine(func(c *Config) { c.Redis = rdb })
 	ctx := context.Background()
 	c := f.submit(false, f.payee("1234567890"))
@@ -169,10 +166,7 @@ func (h countEnrolls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 func TestWompiWebhooksOfOnePayoutEnrollItOnce(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	var n atomic.Int32
-	o := f.redis.Client().Options()
-	rdb := redis.NewClient(&redis.Options{Addr: o.Addr, DB: o.DB})
-	t.Cleanup(func() { _ = rdb.Close() })
-	rdb.AddHook(countEnrolls{n: &n})
+	rdb := hookedClient(t, f.redis.Client(), countEnrolls{n: &n})
 	_, srv := f.engine(func(c *Config) { c.Redis = rdb })
 	secret := f.sim.Config().EventsSecret
 	c := f.submit(false, f.payee("1234567890"), f.payee("1234567007"), f.payee("1234567008"))
