@@ -241,13 +241,7 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 		return 0, fmt.Errorf("%w: payout %s: amount %d, recorded %d", errForged, p.ProviderID, p.AmountInCents, ref.amount)
 	}
 	if st == "" {
-		e.m.unknownStatuses.WithLabelValues(string(rail.SmartFastPay), string(payout.SourceWebhook)).Inc()
-		if !ref.handedOff {
-			if err := e.enroll(ctx, rail.SmartFastPay, p.ProviderID, ""); err != nil { // not final: polled until it is
-				return 0, err
-			}
-		}
-		return 0, fmt.Errorf("%w: payout %s: %q", errUnknownStatus, p.ProviderID, truncate(p.ProviderStatus, 32))
+		return 0, e.unknownWebhookStatus(ctx, rail.SmartFastPay, p.ProviderID, p.ProviderStatus, ref.handedOff)
 	}
 	sc := singleChange(rail.SmartFastPay, p.ProviderID, ref, st, reason, at, payout.SourceWebhook)
 	res, err := e.emitRequest(ctx, sc, verified, since, e.singleLookup(c, p.ProviderID, st))
@@ -255,6 +249,21 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 		err = e.enroll(ctx, rail.SmartFastPay, p.ProviderID, sc.Status)
 	}
 	return res, err
+}
+
+// unknownWebhookStatus handles a webhook of a single payout whose provider
+// status we do not know: it is counted, the payout is put on the polling
+// schedule when no hand-off does (not final: polled until the provider
+// answers a status we know; a failure is enroll's errUnavailable), and
+// the webhook is errUnknownStatus.
+func (e *Engine) unknownWebhookStatus(ctx context.Context, name rail.Name, providerID, providerStatus string, handedOff bool) error {
+	e.m.unknownStatuses.WithLabelValues(string(name), string(payout.SourceWebhook)).Inc()
+	if !handedOff {
+		if err := e.enroll(ctx, name, providerID, ""); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %s payout %s: %q", errUnknownStatus, name, providerID, truncate(providerStatus, 32))
 }
 
 // enroll puts a single payout that has no hand-off (lost with Redis, or
@@ -361,13 +370,7 @@ func (e *Engine) onWEpayout(ctx context.Context, h http.Header, body []byte, wh 
 		return 0, fmt.Errorf("%w: payment id %q is answered as payment %q", errForged, truncate(providerID, 32), truncate(read.ProviderID, 32))
 	}
 	if read.Status == "" {
-		e.m.unknownStatuses.WithLabelValues(string(rail.WEpayout), string(payout.SourceWebhook)).Inc()
-		if !ref.handedOff {
-			if err := e.enroll(ctx, rail.WEpayout, providerID, ""); err != nil { // not final: polled until it is
-				return 0, err
-			}
-		}
-		return 0, fmt.Errorf("%w: payment %s: %q", errUnknownStatus, providerID, truncate(read.ProviderStatus, 32))
+		return 0, e.unknownWebhookStatus(ctx, rail.WEpayout, providerID, read.ProviderStatus, ref.handedOff)
 	}
 	sc := singleChange(rail.WEpayout, providerID, ref, read.Status, read.Reason, e.occurredAt(*read), payout.SourceWebhook)
 	res, err := e.emitRequest(ctx, sc, true, since, e.singleLookup(c, providerID, read.Status))
