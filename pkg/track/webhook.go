@@ -223,12 +223,12 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 	if tx.AmountInCents != ref.amount {
 		return 0, fmt.Errorf("%w: transaction %s: amount %d, recorded %d", errForged, tx.ProviderID, tx.AmountInCents, ref.amount)
 	}
-	if wtx != nil { // no hand-off maps it; Wompi answered the pair
-		if err := e.enrollBatch(ctx, payoutID); err != nil {
-			return 0, err
-		}
-	}
 	if st == "" {
+		if wtx != nil { // no hand-off maps it; Wompi answered the pair
+			if err := e.enrollBatch(ctx, payoutID); err != nil {
+				return 0, err
+			}
+		}
 		return 0, fmt.Errorf("%w: unknown transaction status %q", errUnmapped, truncate(tx.ProviderStatus, 32))
 	}
 	sc := &payout.StatusChange{
@@ -245,7 +245,7 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 		}
 		verified = true
 	}
-	return e.emitRequest(ctx, sc, verified, since, func(ctx context.Context) (payout.Status, failure, error) {
+	res, err := e.emitRequest(ctx, sc, verified, since, func(ctx context.Context) (payout.Status, failure, error) {
 		t, err := e.cfg.Wompi.Item(ctx, payoutID, tx.ProviderID)
 		if err != nil {
 			return "", failure{}, wompiErr(err)
@@ -255,6 +255,15 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 		}
 		return t.Status, reasonFor(t.Status, failureOf(&t)), nil
 	})
+	if wtx != nil { // no hand-off maps it; Wompi answered the pair
+		// After the emission, whose begin on a key a Redis loss emptied
+		// read the epoch marker anew (checkEpoch): enrollBatch's memory
+		// of the payout then no longer counts.
+		if eerr := e.enrollBatch(ctx, payoutID); eerr != nil {
+			return 0, eerr
+		}
+	}
+	return res, err
 }
 
 // txRef is what the tracker knows about one Wompi transaction.
@@ -355,12 +364,20 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 			return 0, err
 		}
 		batchID, origin, paymentType, count, amount = wp.Reference, wp.OriginAccountID, wp.PaymentType, wp.ItemCount, wp.AmountInCents
-		if err := e.enrollBatch(ctx, p.ProviderID); err != nil {
-			return 0, err
+	}
+	// Without a hand-off, the payout goes on the polling schedule once its
+	// event is handled (enrollBatch: after the emission, which sees a Redis
+	// loss that took the schedule entry).
+	enroll := func(res emitted, err error) (emitted, error) {
+		if !found {
+			if eerr := e.enrollBatch(ctx, p.ProviderID); eerr != nil {
+				return 0, eerr
+			}
 		}
+		return res, err
 	}
 	if !st.Valid() {
-		return 0, fmt.Errorf("%w: unknown batch status %q", errUnmapped, truncate(p.ProviderStatus, 32))
+		return enroll(0, fmt.Errorf("%w: unknown batch status %q", errUnmapped, truncate(p.ProviderStatus, 32)))
 	}
 	if batchID == "" {
 		return 0, fmt.Errorf("%w: payout %s has no reference", errUnmapped, p.ProviderID)
@@ -399,13 +416,13 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 		bc.StatusMessage = payout.OptString(wp.StatusMessage)
 		verified = true
 	}
-	return e.emitBatch(ctx, bc, verified, since, func(ctx context.Context) (payout.BatchStatus, error) {
+	return enroll(e.emitBatch(ctx, bc, verified, since, func(ctx context.Context) (payout.BatchStatus, error) {
 		w, err := e.cfg.Wompi.GetBatch(ctx, p.ProviderID)
 		if err != nil {
 			return "", wompiErr(err)
 		}
 		return w.Status, nil
-	})
+	}))
 }
 
 // enrollBatch puts a Wompi payout whose webhook no hand-off maps (lost
@@ -424,21 +441,32 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 //
 // A webhook usually comes before the dispatcher's hand-off (which puts the
 // payout on the schedule too), once per transaction of the batch: a payout
-// this process enrolled within enrollMemory is not written again, which
-// spares a Redis round trip per transaction of a new batch. A Redis loss
-// within that minute that also takes the entry, with a rebuild whose
-// listing is behind the create, and every later webhook of the payout
-// lost, would leave it unpolled.
+// this process enrolled within enrollMemory, under the status epoch marker
+// it still sees, is not written again, which spares a Redis round trip per
+// transaction of a new batch. Its callers enroll after the emission, whose
+// begin on a key a Redis loss emptied reads the marker anew: a webhook
+// after a loss that took the entry writes it again, rather than leave the
+// payout unpolled when a rebuild's listing was behind the create. Left
+// open: a webhook that is a duplicate here (another replica emitted its
+// status after the loss, then failed its own enroll and answered 503)
+// reads no marker, so this process may still trust its memory; Wompi's
+// later webhooks, or the payout's next one, enroll it.
 func (e *Engine) enrollBatch(ctx context.Context, payoutID string) error {
 	now := e.cfg.Now()
-	if e.enrolled.has(payoutID, now) {
+	// The memory holds only under the epoch marker it was written under:
+	// a Redis loss since took the schedule entry with it.
+	epoch, err := e.statuses.epoch(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	}
+	if e.enrolled.has(payoutID, epoch, now) {
 		return nil
 	}
 	if err := e.sub.Schedule(ctx, payoutID, now.Add(FirstPollInterval)); err != nil {
 		e.log.Warn("track: schedule a Wompi payout without hand-off", "payoutId", payoutID, "err", err)
 		return fmt.Errorf("%w: redis: schedule %s: %w", errUnavailable, payoutID, err)
 	}
-	e.enrolled.add(payoutID, now)
+	e.enrolled.add(payoutID, epoch, now)
 	return nil
 }
 
@@ -449,27 +477,33 @@ const enrollMemory = time.Minute
 // (the oldest forgotten first, in bulk).
 type recentIDs struct {
 	mu sync.Mutex
-	at map[string]time.Time
+	at map[string]recentID
+}
+
+// recentID is when an id was remembered, under which epoch marker.
+type recentID struct {
+	t     time.Time
+	epoch string
 }
 
 const recentIDsMax = 4096
 
-func (r *recentIDs) has(id string, now time.Time) bool {
+func (r *recentIDs) has(id, epoch string, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	t, ok := r.at[id]
-	return ok && now.Sub(t) < enrollMemory && !now.Before(t)
+	e, ok := r.at[id]
+	return ok && e.epoch == epoch && now.Sub(e.t) < enrollMemory && !now.Before(e.t)
 }
 
-func (r *recentIDs) add(id string, now time.Time) {
+func (r *recentIDs) add(id, epoch string, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.at == nil {
-		r.at = map[string]time.Time{}
+		r.at = map[string]recentID{}
 	}
 	if len(r.at) >= recentIDsMax {
-		for k, t := range r.at {
-			if now.Sub(t) >= enrollMemory || now.Before(t) {
+		for k, e := range r.at {
+			if t := e.t; now.Sub(t) >= enrollMemory || now.Before(t) {
 				delete(r.at, k)
 			}
 		}
@@ -477,7 +511,7 @@ func (r *recentIDs) add(id string, now time.Time) {
 			clear(r.at)
 		}
 	}
-	r.at[id] = now
+	r.at[id] = recentID{t: now, epoch: epoch}
 }
 
 // paymentType maps Wompi's payment type to the Avro enum. An unknown value

@@ -1,0 +1,102 @@
+package track
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// Review (pair of faults): the per-process memory of enrolled payouts
+// (enrollBatch's recentIDs) outlives the schedule entry it stands for.
+// A webhook of a new batch (no hand-off yet, or lost) enrolls its payout
+// and the process remembers it for enrollMemory. Redis then loses its data,
+// and the rebuild of the schedule reads a listing behind the create: the
+// payout is on no schedule. The batch's next webhook ARRIVES within the
+// minute, is mapped through Wompi, and enrollBatch answers "already
+// enrolled" from memory: nothing is written. With the batch's later
+// webhooks lost, nothing polls it again and its requests stall at PENDING
+// for ever (a final status never emitted). The webhook that arrived after
+// the loss was the one chance to put the payout back, and it was wasted.
+func TestEnrollMemoryDoesNotOutliveARedisLoss(t *testing.T) {
+	for _, next := range []string{"transaction", "payout"} {
+		t.Run(next, func(t *testing.T) { enrollMemoryAfterLoss(t, next == "payout") })
+	}
+}
+
+func enrollMemoryAfterLoss(t *testing.T, nextIsPayout bool) {
+	f := newFixture(t, fixtureOpts{ownRedis: true})
+	lb := &listingBehind{}
+	wc, err := wompi.New(wompi.Config{BaseURL: f.sim.BaseURL(), APIKey: f.sim.Config().APIKey,
+		PrincipalID: f.sim.Config().PrincipalID, HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: lb}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, srv := f.engine(func(c *Config) {
+		c.Wompi = f.rail(wc, f.sim.Config().EventsSecret)
+		c.LossGrace = -1 // the grace is not what this test is about
+	})
+	secret := f.sim.Config().EventsSecret
+	ctx := context.Background()
+	// No hand-off: the new batch's webhooks came before it (or it was lost).
+	c := f.submit(false, f.payee("1234567890"), f.payee("1234567891"))
+	send := func(i int) {
+		t.Helper()
+		tx := c.txs[i]
+		body, sum := txWebhook(t, secret, tx.ID, c.payoutID, tx.AmountInCents, "PENDING", nil, t0)
+		if code := post(t, srv.URL, body, sum); code != http.StatusOK {
+			t.Fatalf("webhook of %s: %d", tx.Reference, code)
+		}
+	}
+	send(0)
+	if n, err := f.sub.Scheduled(ctx); err != nil || n != 1 {
+		t.Fatalf("scheduled after the first webhook: %d %v", n, err)
+	}
+	// Redis loses its data; the rebuild reads a listing behind the create.
+	if err := f.redis.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lb.lag.Store(true)
+	if res, err := e.PollOnce(ctx); err != nil || !res.Rebuilt || res.Claimed != 0 {
+		t.Fatalf("rebuild from a listing behind the create: %+v %v", res, err)
+	}
+	lb.lag.Store(false)
+	// The batch's next webhook arrives, a few seconds later.
+	f.clock.Advance(5 * time.Second)
+	if nextIsPayout {
+		body, sum := payoutWebhook(t, secret, c.payoutID, c.batchID, c.txs[0].AmountInCents+c.txs[1].AmountInCents, "PENDING", t0)
+		if code := post(t, srv.URL, body, sum); code != http.StatusOK {
+			t.Fatalf("payout webhook: %d", code)
+		}
+	} else {
+		send(1)
+	}
+	if n, err := f.sub.Scheduled(ctx); err != nil || n != 1 {
+		t.Errorf("scheduled: %d %v after a webhook of a payout Redis lost: the process's memory said it was enrolled", n, err)
+	}
+	// Everything settles; every later webhook is lost.
+	f.sim.Advance(5 * time.Second)
+	for range 3 {
+		f.clock.Advance(time.Hour)
+		if _, err := e.PollOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := f.statusEvents()
+	checkMonotonic(t, evs)
+	for _, tx := range c.txs {
+		wt, err := f.wompi.PayoutTransaction(ctx, c.payoutID, tx.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := wompi.TransactionStatus(wt.Status).PayoutStatus()
+		if !st.Final() {
+			t.Fatalf("%s: Wompi holds %s, want it settled", tx.Reference, wt.Status)
+		}
+		if got := statusesOf(evs, tx.Reference); len(got) == 0 || got[len(got)-1] != st {
+			t.Errorf("%s: statuses %v after Wompi settled it %s: the request stalls", tx.Reference, got, st)
+		}
+	}
+}
