@@ -76,27 +76,6 @@ func enrollMemoryAfterLoss(t *testing.T, nextIsPayout bool) {
 	if n, err := f.sub.Scheduled(ctx); err != nil || n != 1 {
 		t.Errorf("scheduled: %d %v after a webhook of a payout Redis lost: the process's memory said it was enrolled", n, err)
 	}
-	// Everything settles; every later webhook is lost.
-	f.sim.Advance(5 * time.Second)
-	for range 3 {
-		f.clock.Advance(time.Hour)
-		if _, err := e.PollOnce(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	evs := f.statusEvents()
-	checkMonotonic(t, evs)
-	for _, tx := range c.txs {
-		wt, err := f.wompi.PayoutTransaction(ctx, c.payoutID, tx.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, _ := wompi.TransactionStatus(wt.Status).PayoutStatus()
-		if !st.Final() {
-			t.Fatalf("%s: Wompi holds %s, want it settled", tx.Reference, wt.Status)
-		}
-		if got := statusesOf(evs, tx.Reference); len(got) == 0 || got[len(got)-1] != st {
-			t.Errorf("%s: statuses %v after Wompi settled it %s: the request stalls", tx.Reference, got, st)
-		}
-	}
+	// Everything settles; every later webhook of it is lost.
+	f.settleUnwatched(e, c)
 }

@@ -167,6 +167,37 @@ type created struct {
 	txs               []wompi.Transaction
 }
 
+// settleUnwatched settles c at the simulator with every webhook of it lost,
+// lets e poll for three hours, and checks that each of c's requests ended
+// at the final status Wompi holds for it (a request on no schedule
+// stalls), with a log that never goes back (checkLog).
+func (f *fixture) settleUnwatched(e *Engine, c created) {
+	f.t.Helper()
+	ctx := context.Background()
+	f.sim.Advance(5 * time.Second)
+	for range 3 {
+		f.clock.Advance(time.Hour)
+		if _, err := e.PollOnce(ctx); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	evs := f.statusEvents()
+	checkLog(f.t, evs)
+	for _, tx := range c.txs {
+		wt, err := f.wompi.PayoutTransaction(ctx, c.payoutID, tx.ID)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		st, _ := wompi.TransactionStatus(wt.Status).PayoutStatus()
+		if !st.Final() {
+			f.t.Fatalf("%s: Wompi holds %s, want it settled", tx.Reference, wt.Status)
+		}
+		if got := statusesOf(evs, tx.Reference); len(got) == 0 || got[len(got)-1] != st {
+			f.t.Errorf("%s: statuses %v after Wompi settled it %s: the request stalls", tx.Reference, got, st)
+		}
+	}
+}
+
 // submit does what the dispatcher does: create the batch at Wompi, then
 // record the hand-off (unless record is false: a hand-off lost with Redis).
 func (f *fixture) submit(record bool, txs ...wompi.TransactionRequest) created {
