@@ -963,7 +963,7 @@ func (e *Engine) handle(ctx context.Context, recs []*kgo.Record, now time.Time) 
 			// REJECTED under that id, so it claims the id too.
 			e.ids[i] = string(r.Key)
 		}
-		e.valBuf = appendSeenValue(e.valBuf, r.Partition, r.Offset)
+		e.valBuf = appendSeenValue(e.valBuf, r.Partition, r.Offset, r.Timestamp.UnixMilli())
 		e.valEnds[i] = len(e.valBuf)
 		if n == i+1 {
 			break

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -21,6 +22,13 @@ func SeenBy(ctx context.Context, rdb redis.UniversalClient, prefix, requestID st
 	}
 	if err != nil {
 		return "", false, fmt.Errorf("ingest: read seen index: %w", err)
+	}
+	// The value also names the record's timestamp (see seenIndex): shown
+	// as the position alone, as claims of earlier releases are.
+	if i := strings.IndexByte(holder, ':'); i >= 0 {
+		if j := strings.IndexByte(holder[i+1:], ':'); j >= 0 {
+			holder = holder[:i+1+j]
+		}
 	}
 	return holder, true, nil
 }

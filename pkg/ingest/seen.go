@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -34,7 +35,7 @@ var errSeenIndex = errors.New("ingest: the seen index (REDIS_URL) failed")
 // seenIndex is ingest's memory of the requestIds it has handled, across
 // windows and instances: one Redis string per requestId,
 //
-//	P ingest:{<requestId>}  "<partition>:<offset>" of the record that holds it, TTL DEDUPE_WINDOW
+//	P ingest:{<requestId>}  "<partition>:<offset>:<timestamp ms>" of the record that holds it, TTL DEDUPE_WINDOW
 //
 // (P is REDIS_PREFIX; the hash tag is the requestId, so on Redis Cluster
 // the keys spread over every slot). A record claims its requestId with
@@ -44,7 +45,12 @@ var errSeenIndex = errors.New("ingest: the seen index (REDIS_URL) failed")
 // again), lets the record through; a key naming another record makes it a
 // copy. Kafka's transaction gives the exactly-once of the record itself;
 // the index only has to tell one record from another, and a requests
-// record's partition and offset never change.
+// record's partition, offset and timestamp never change. The timestamp
+// matters when positions start again from 0 (the requests topic deleted and
+// re-created while Redis keeps its claims): a copy republished at its
+// original's old position has its own timestamp, so it is a copy, not the
+// original read again. A claim written before the timestamp was part of the
+// value ("<partition>:<offset>") still names the record at that position.
 type seenIndex struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -78,17 +84,36 @@ func (s *seenIndex) appendKey(dst []byte, requestID string) []byte {
 	return append(dst, '}')
 }
 
-// seenValue is the value a record writes: "<partition>:<offset>".
-func seenValue(partition int32, offset int64) string {
-	var b [32]byte
-	return string(appendSeenValue(b[:0], partition, offset))
+// seenValue is the value a record writes:
+// "<partition>:<offset>:<timestamp ms>".
+func seenValue(partition int32, offset, timestampMs int64) string {
+	var b [48]byte
+	return string(appendSeenValue(b[:0], partition, offset, timestampMs))
 }
 
 // appendSeenValue appends the value a record writes to dst.
-func appendSeenValue(dst []byte, partition int32, offset int64) []byte {
+func appendSeenValue(dst []byte, partition int32, offset, timestampMs int64) []byte {
 	dst = strconv.AppendInt(dst, int64(partition), 10)
 	dst = append(dst, ':')
-	return strconv.AppendInt(dst, offset, 10)
+	dst = strconv.AppendInt(dst, offset, 10)
+	dst = append(dst, ':')
+	return strconv.AppendInt(dst, timestampMs, 10)
+}
+
+// ownClaim reports whether held, the value a requestId's key holds, names
+// the record whose value is value: the same value, or the value of an
+// earlier release ("<partition>:<offset>", no timestamp) at its position,
+// written before an upgrade by a window that was then aborted.
+func ownClaim(held, value string) bool {
+	if held == value {
+		return true
+	}
+	if i := strings.IndexByte(value, ':'); i >= 0 {
+		if j := strings.IndexByte(value[i+1:], ':'); j >= 0 {
+			return held == value[:i+1+j]
+		}
+	}
+	return false
 }
 
 // claim claims, in one pipelined round trip, the requestId of every polled
@@ -137,7 +162,7 @@ func (s *seenIndex) claim(ctx context.Context, ids, values []string, copies []bo
 		case err != nil:
 			return fmt.Errorf("%w: %w", errSeenIndex, err)
 		default:
-			copies[i] = held != values[i]
+			copies[i] = !ownClaim(held, values[i])
 		}
 	}
 	return nil
