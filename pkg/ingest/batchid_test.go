@@ -82,7 +82,10 @@ func TestBatchIDNamesEveryRequest(t *testing.T) {
 // the requests topic is deleted and created again; the marketplace
 // republishes o (it lands at o's old position) and sends n, of a's amount.
 // The batch holding n must not carry the id of the finished batch of a, or
-// the dispatcher skips it and n is never paid.
+// the dispatcher skips it and n is never paid. And o's copy is a copy: the
+// seen index named a claim's record by "partition:offset" only, so o's
+// copy at its old position was taken for o read again and batched a
+// second time, with a second BATCHED.
 func TestBatchAfterTheTopicIsRecreatedGetsANewID(t *testing.T) {
 	f := newFixture(t, 1, testenv.WithKFake())
 	window := func(c *Config) { c.MaxWait, c.MaxWindow = 2*time.Second, 2*time.Second }
@@ -101,7 +104,14 @@ func TestBatchAfterTheTopicIsRecreatedGetsANewID(t *testing.T) {
 	n := request(3, "acc-a", 0)
 	n.AmountInCents = a.AmountInCents
 	f.produce([]payout.Request{o, n})
-	stop2 := f.run(f.engine("ingest-recreated-2", window))
+	e2 := f.engine("ingest-recreated-2", window)
+	stop2 := f.run(e2)
+	for deadline := time.Now().Add(60 * time.Second); e2.Committed() < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second engine committed %d requests, want 2", e2.Committed())
+		}
+	}
+	f.kafka.Settle(t, 30*time.Second, f.topics.Status, f.topics.Batches, f.topics.RequestsDLQ)
 	out := f.read(3)
 	stop2()
 
@@ -110,5 +120,16 @@ func TestBatchAfterTheTopicIsRecreatedGetsANewID(t *testing.T) {
 	}
 	if ida, idn := out.batchOf[a.RequestID][0], out.batchOf[n.RequestID][0]; ida == idn {
 		t.Fatalf("n is in batch %s, the id of a's finished batch: the dispatcher skips it", idn)
+	}
+	// o's copy, at o's old position, is a copy (the seen index's claim
+	// names the record's timestamp too), not o read again.
+	if got := out.batchOf[o.RequestID]; len(got) != 1 {
+		t.Errorf("o is in %d committed batches %v: its copy at its old position was taken for its own claim", len(got), got)
+	}
+	if st := out.statuses[o.RequestID]; len(st) != 1 {
+		t.Errorf("o has %d status events, want one BATCHED: %+v", len(st), st)
+	}
+	if errs := dlqErrors(out.dlq); len(errs[o.RequestID]) != 1 || errs[o.RequestID][0] != string(payout.ReasonDuplicateRequest) {
+		t.Errorf("DLQ = %v, want o's copy as DUPLICATE_REQUEST", errs)
 	}
 }

@@ -13,57 +13,6 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
 
-// The seen index named a claim's record by "partition:offset" only. After
-// the requests topic is deleted and re-created (the scenario TestBatchAfterTheTopicIsRecreatedGetsANewID already treats as
-// one to survive; Redis keeps its claims), positions start again from 0: a
-// copy of a batched request republished at its original's old position
-// finds the original's claim, takes it for its own (a window read again),
-// and is batched a second time with a second BATCHED. The index must tell
-// the two records apart (the record's timestamp does: a record read again
-// keeps it, a record published again gets its own).
-func TestCopyAtItsOriginalsPositionAfterTheTopicIsRecreatedIsACopy(t *testing.T) {
-	f := newFixture(t, 1, testenv.WithKFake())
-	window := func(c *Config) { c.MaxWait, c.MaxWindow = time.Second, time.Second }
-	o, a := request(1, "acc-a", 0), request(2, "acc-a", 0)
-	f.produce([]payout.Request{o, a})
-	stop1 := f.run(f.engine("ingest-recreated-1", window))
-	f.read(2)
-	stop1()
-
-	ctx := context.Background()
-	if _, err := f.kafka.Admin(t).DeleteTopics(ctx, f.topics.Requests); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	f.kafka.CreateTopic(t, f.topics.Requests, 1)
-	n := request(3, "acc-a", 0)
-	// o lands at its old position (partition 0, offset 0).
-	f.produce([]payout.Request{o, n})
-	e2 := f.engine("ingest-recreated-2", window)
-	stop2 := f.run(e2)
-	for deadline := time.Now().Add(60 * time.Second); e2.Committed() < 2; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the second engine committed %d requests, want 2", e2.Committed())
-		}
-	}
-	f.kafka.Settle(t, 30*time.Second, f.topics.Status, f.topics.Batches, f.topics.RequestsDLQ)
-	out := f.read(3)
-	stop2()
-
-	if len(out.batchOf[n.RequestID]) != 1 {
-		t.Fatalf("n is in batches %v, want one", out.batchOf[n.RequestID])
-	}
-	if got := out.batchOf[o.RequestID]; len(got) != 1 {
-		t.Errorf("o is in %d committed batches %v: its copy at its old position was taken for its own claim", len(got), got)
-	}
-	if st := out.statuses[o.RequestID]; len(st) != 1 {
-		t.Errorf("o has %d status events, want one BATCHED: %+v", len(st), st)
-	}
-	if errs := dlqErrors(out.dlq); len(errs[o.RequestID]) != 1 || errs[o.RequestID][0] != string(payout.ReasonDuplicateRequest) {
-		t.Errorf("DLQ = %v, want o's copy as DUPLICATE_REQUEST", errs)
-	}
-}
-
 // The upgrade path: a claim written by a release before the timestamp
 // ("<partition>:<offset>", no timestamp) by a window that then aborted still
 // names the record at that position when the new release reads it again
