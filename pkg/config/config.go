@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -132,8 +133,10 @@ func (s *Set) Int64(p *int64, flagName, env string, def int64, usage string) *Va
 func (s *Set) Float64(p *float64, flagName, env string, def float64, usage string) *Var {
 	return s.bind(flagName, env, strconv.FormatFloat(def, 'g', -1, 64), usage, false, func(val string) error {
 		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if err != nil {
-			return fmt.Errorf("%q is not a number", val)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			// ParseFloat reads "NaN" and "Inf": neither is a setting, and
+			// NaN would pass every "n <= 0" check.
+			return fmt.Errorf("%q is not a finite number", val)
 		}
 		*p = f
 		return nil
@@ -301,7 +304,7 @@ func CheckAddr(addr string) error {
 
 // CheckPositive validates that a number is > 0.
 func CheckPositive[T int | int64 | float64 | time.Duration](n T) error {
-	if n <= 0 {
+	if !(n > 0) { // NaN too
 		return fmt.Errorf("must be greater than zero, got %v", n)
 	}
 	return nil

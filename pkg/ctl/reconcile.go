@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -330,7 +331,7 @@ func fetchReport(ctx context.Context, u string) ([]providerRow, error) {
 	}
 	for _, c := range reportColumns {
 		if _, ok := col[c]; !ok {
-			return nil, fmt.Errorf("the CSV has no column %q (has %v)", c, head)
+			return nil, fmt.Errorf("the CSV has no column %q (has %v)", c, headerNames(head))
 		}
 	}
 	var rows []providerRow
@@ -349,6 +350,24 @@ func fetchReport(ctx context.Context, u string) ([]providerRow, error) {
 		st := rec[col["status"]]
 		rows = append(rows, providerRow{id: rec[col["reference"]], providerID: rec[col["id"]], status: st, mapped: wompiStatus(st), amount: amount})
 	}
+}
+
+// columnName is what a report's column name looks like.
+var columnName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
+
+// headerNames renders a report's first line for an error: the cells that
+// read as column names, "?" for the others. A first line that is not the
+// header (a report without one) is a payee's row: its legal id, account
+// number or email must not reach the output, --reveal or not.
+func headerNames(head []string) []string {
+	out := make([]string, len(head))
+	for i, h := range head {
+		out[i] = "?"
+		if columnName.MatchString(h) {
+			out[i] = h
+		}
+	}
+	return out
 }
 
 // wompiStatus maps a Wompi transaction status to ours.

@@ -35,11 +35,13 @@ func deferralReason(code string) payout.Reason {
 }
 
 var (
-	longDigits = regexp.MustCompile(`\d{6,}`)
+	// five digits: Validate takes a CC of 5 digits; a transaction's
+	// index (at most 9,999) stays readable.
+	longDigits = regexp.MustCompile(`\d{5,}`)
 	emailLike  = regexp.MustCompile(`[^\s@,;:"'<>()\[\]]+@[^\s@,;:"'<>()\[\]]+`)
 )
 
-// maskText hides what looks like an account number or a legal id (six
+// maskText hides what looks like an account number or a legal id (five
 // digits or more: all but the last four masked) or an email in a message
 // of Wompi's. httpError applies it to every message an answer carries, so
 // that no text of an *Error (its Error(), printed by every log line that
@@ -89,7 +91,7 @@ func maskClip(s string, n int) string {
 
 // maskedMessage renders Wompi's error messages for an event or a log
 // (rail.Error.Message): joined, with anything that looks like an account
-// number or a legal id (six digits or more: all but the last four masked)
+// number or a legal id (five digits or more: all but the last four masked)
 // or an email masked, and cut to 500 bytes. An answer without messages
 // reads "HTTP <status> <code>".
 func maskedMessage(we *Error) string {
