@@ -1392,6 +1392,37 @@ func (j *job) followDay(maybeSent bool) (deferred bool, err error) {
 	return true, j.deferBatch(reason, j.nextDayStart(), true, "our daily budget is used up ("+string(g.Denied)+")")
 }
 
+// stillHeld checks, before a POST on the day of the batch's reservation,
+// that the reservation is still there, where the day's budget may have
+// been lost while the epoch was not (on a Redis Cluster the budgets'
+// master alone, restarted empty: no stamp is left to tell; an evicting
+// Redis), as followSingleDay does for a single-payout rail. Lost, the next
+// batch of the account seeds the day from GET /limits, which does not
+// count this batch until its POST lands, and both would be paid past the
+// limit. The batch is reserved again; when the day has no room, one never
+// posted waits for the next day (deferred is true), and one whose earlier
+// POST may have landed is posted with the same key, as followDay does.
+func (j *job) stillHeld(maybeSent bool) (deferred bool, err error) {
+	held, err := j.e.budget.Holds(j.hard, j.res)
+	if err != nil || held {
+		return false, err
+	}
+	j.log.Warn("dispatch: the batch's reservation is gone from the day's budget (lost with Redis): reserving it again before the POST",
+		"amount_day", j.res.Day, "slot_day", j.res.SlotDay)
+	g, err := j.reserve()
+	if err != nil {
+		return false, err
+	}
+	if g.Granted || maybeSent {
+		return false, nil
+	}
+	reason := payout.ReasonDailyLimit
+	if g.Denied == ratelimit.DeniedBatchCount {
+		reason = payout.ReasonBatchBudget
+	}
+	return true, j.deferBatch(reason, j.nextDayStart(), false, "our daily budget is used up ("+string(g.Denied)+")")
+}
+
 // idempotencyKey derives the key from the batch id: the id itself when it
 // is a valid key (ingest's "b-" + 40 hex always is), else a digest of it.
 func idempotencyKey(batchID string) string {
@@ -1495,6 +1526,10 @@ func (j *job) post() error {
 		}
 		if _, slot := budgetDays(j.b, e.now()); slot != j.res.SlotDay {
 			if deferred, err := j.followDay(maybeSent); err != nil || deferred {
+				return err
+			}
+		} else if e.budgetApart || e.mayEvict.Load() {
+			if deferred, err := j.stillHeld(maybeSent); err != nil || deferred {
 				return err
 			}
 		}

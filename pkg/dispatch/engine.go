@@ -79,8 +79,8 @@ type Engine struct {
 	// budgetApart: the daily budgets' keys may be lost while the epoch
 	// survives (a Redis Cluster: the {budget} slot's master restarts empty
 	// or fails over, the {dispatch} slot's does not), which no recovery
-	// notices: a single-payout batch then checks its reservation before
-	// each POST (followSingleDay). On one Redis, a loss of the budgets is
+	// notices: a batch then checks its reservation before each POST
+	// (followSingleDay, stillHeld). On one Redis, a loss of the budgets is
 	// a loss of the epoch, and every other dispatch waits for a recovery
 	// that lists the day after the last fenced POST could land.
 	budgetApart bool

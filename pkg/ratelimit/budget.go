@@ -400,7 +400,9 @@ return {1, ''}
 // seedScript: KEYS[1] day hash; ARGV accountId ("" leaves the amount
 // alone), amount, batches (-1 leaves the count alone), ttlMs, the rail's
 // field prefix. An account's amount is seeded with at least the rail's
-// listed figure (NoteListed). Reply {usedAmount, usedBatches}.
+// listed figure (NoteListed), plus, at its first seed, what it holds then
+// (batches BookListed booked, which the listed figure leaves out). Reply
+// {usedAmount, usedBatches}.
 var seedScript = redis.NewScript(`
 local h, fp = KEYS[1], ARGV[5]
 local batchField = fp .. 'batches'
@@ -411,8 +413,15 @@ if ARGV[1] ~= '' then
   used = tonumber(redis.call('HGET', h, amtField) or '0')
   local given, amount = ARGV[2], tonumber(ARGV[2])
   local listed = redis.call('HGET', h, fp .. 'listed')
-  if listed and tonumber(listed) > amount then
-    given, amount = listed, tonumber(listed)
+  if listed then
+    -- Not seeded yet, what the account holds was booked (BookListed):
+    -- spend the listed figure does not hold, so it starts at both. One
+    -- seeded already had the figure added (noteListedScript).
+    local floor = tonumber(listed)
+    if redis.call('HEXISTS', h, fp .. 'seeded:' .. ARGV[1]) == 0 then
+      floor = floor + used
+    end
+    if floor > amount then given, amount = string.format('%.0f', floor), floor end
   end
   if amount > used then
     redis.call('HSET', h, amtField, given)
