@@ -7,9 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
-	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
 
 // The Wompi twin of TestSingleBatchMidwayBudgetLossDoesNotOverspend. Two
@@ -23,43 +21,9 @@ import (
 // GET /limits does not count the first batch (not created yet), and the
 // second is granted 600,000 more. The first then posts: 1,200,000 cents
 // on a day limited to 1,000,000. SmartFastPay's POSTs check their
-// reservation is still held (followSingleDay); Wompi's POST did not.
+// reservation is still held (followSingleDay); Wompi's did not (stillHeld).
 func TestWompiBatchBudgetLostBeforeItsPostDoesNotOverspend(t *testing.T) {
-	t.Run("Redis Cluster", func(t *testing.T) {
-		rc := testenv.RedisCluster(t)
-		cl, err := config.RedisClient(rc.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cc, ok := cl.(*redis.ClusterClient)
-		if !ok {
-			t.Fatalf("REDIS_URL %s built a %T, want a cluster client", rc.URL(), cl)
-		}
-		t.Cleanup(func() { _ = cl.Close() })
-		wompiMidwayBudgetLoss(t, func(f *fixture) (redis.UniversalClient, string) {
-			ctx := context.Background()
-			key := rc.Prefix() + "{dispatch}:epoch"
-			master, err := cc.MasterForKey(ctx, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cl.HSet(ctx, key, "id", "e0", "state", "ready", "layout", epochLayout, "complete", "e0",
-				"server", redisRunID(t, master)).Err(); err != nil {
-				t.Fatal(err)
-			}
-			return cl, rc.Prefix()
-		})
-	})
-	t.Run("evicting Redis", func(t *testing.T) {
-		wompiMidwayBudgetLoss(t, func(f *fixture) (redis.UniversalClient, string) {
-			rdb := f.redis.Client()
-			configSet(t, rdb, "maxmemory", "1gb", "maxmemory-policy", "allkeys-lru")
-			t.Cleanup(func() {
-				configSet(t, rdb, "maxmemory", "0", "maxmemory-policy", "noeviction")
-			})
-			return nil, ""
-		})
-	})
+	eachBudgetLossAlone(t, wompiMidwayBudgetLoss)
 }
 
 func wompiMidwayBudgetLoss(t *testing.T, on func(*fixture) (redis.UniversalClient, string)) {
