@@ -613,10 +613,10 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 				// window (every POST follows a lookup that found nothing, or
 				// newPayeeProof), but it must be seen.
 				e.m.providerDupes.WithLabelValues(string(name)).Inc()
-				j.log.Error("dispatch: the provider holds more than one payout for one requestId; the earliest is adopted",
+				j.log.Error("dispatch: the provider holds more than one payout for one requestId; the earliest that may still pay is adopted",
 					"rail", name, "request_id", t.RequestID, "payouts", len(found))
 			}
-			p := earliest(found)
+			p := adoptable(found)
 			if p.AmountInCents != 0 && p.AmountInCents != t.AmountInCents {
 				// Our id names it, so it is adopted and never posted
 				// again; but the provider pays another amount than the
@@ -974,6 +974,26 @@ func (j *job) callToken(name rail.Name) error {
 	}
 	_, err = p.Wait(j.soft)
 	return err
+}
+
+// adoptable is the payout a payee found more than once under our id
+// adopts: the earliest that may still pay, else the earliest. Adopted, a
+// payout that failed (or was cancelled, refused or returned) while another
+// under the same id pays would be the one handed off and followed: the
+// request would end FAILED while the rail paid it, and be asked again.
+func adoptable(ps []rail.Payout) rail.Payout {
+	live := make([]rail.Payout, 0, len(ps))
+	for _, p := range ps {
+		switch p.Status {
+		case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
+		default:
+			live = append(live, p)
+		}
+	}
+	if len(live) > 0 && len(live) < len(ps) {
+		return earliest(live)
+	}
+	return earliest(ps)
 }
 
 func earliest(ps []rail.Payout) rail.Payout {
