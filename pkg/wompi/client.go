@@ -77,6 +77,11 @@ type call struct {
 	// it returns true the failure already carries the answer (a /health
 	// 503 with its payload) and is not repeated.
 	answered func(raw []byte) bool
+	// sent, when set, lists the personal values the call carries (a
+	// batch's payees, a listing's filter), which httpError masks in an
+	// error answer (see sentValues). It is called only for an error
+	// answer, so an accepted call pays nothing for it.
+	sent func() []string
 }
 
 // do performs cl and returns the raw answer body of a 2xx, or an *Error. A
@@ -159,22 +164,30 @@ func (c *Client) transportError(cl call, err error) *Error {
 	return &Error{Method: cl.method, Path: cl.path, Err: err, OutcomeUnknown: cl.method == http.MethodPost}
 }
 
+// httpError builds the *Error of a non-2xx answer. Wompi's code and
+// messages may quote the payee's data back (a validation 400): they are
+// masked here, where they enter, so that no text of the *Error carries
+// it: first the values the call sent (cl.sent, see sentValues), then
+// whatever looks like an account number, a legal id or an email
+// (maskText). Each message is bounded, and none is dropped: rejectedItems
+// reads them all, by the transaction index they start with, which stays.
 func httpError(cl call, status int, raw []byte) *Error {
 	e := &Error{Method: cl.method, Path: cl.path, HTTPStatus: status}
 	t := bytes.TrimSpace(raw)
+	var sent *sentValues
+	if cl.sent != nil && len(t) > 0 {
+		sent = newSentValues(cl.sent())
+	}
 	var env envelope
 	if len(t) > 0 && t[0] == '{' && json.Unmarshal(t, &env) == nil {
-		e.Code = maskClip(env.Code, 64)
+		e.Code = sent.maskClip(env.Code, 64)
 		e.Messages = env.messages()
 		e.TraceID = clipText(env.Meta.TraceID, 128)
-		// Wompi's messages may quote the payee's account number, legal id
-		// or email back (a validation 400): masked here, where they enter,
-		// and each bounded (none is dropped: rejectedItems reads them all).
 		for i, m := range e.Messages {
-			e.Messages[i] = maskClip(m, 512)
+			e.Messages[i] = sent.maskClip(m, 512)
 		}
 	} else if len(t) > 0 {
-		e.Messages = []string{maskClip(string(t), 256)}
+		e.Messages = []string{sent.maskClip(string(t), 256)}
 	}
 	if e.Code == "" && status == http.StatusServiceUnavailable {
 		e.Code = CodeServiceUnavailable
@@ -196,7 +209,7 @@ func decodeInto(cl call, raw []byte, out any) (envelope, error) {
 }
 
 func (c *Client) getJSON(ctx context.Context, path string, q url.Values, out any) error {
-	cl := call{method: http.MethodGet, path: path, query: q}
+	cl := call{method: http.MethodGet, path: path, query: q, sent: sentInQuery(q)}
 	raw, _, err := c.do(ctx, cl)
 	if err != nil {
 		return err
@@ -214,7 +227,7 @@ type plainPage[T any] Page[T]
 // which accepts every shape. Listing is the dispatcher's heaviest call
 // (every transaction of every batch), so the pass saved counts.
 func getPage[T any](ctx context.Context, c *Client, path string, q url.Values) (Page[T], error) {
-	cl := call{method: http.MethodGet, path: path, query: q}
+	cl := call{method: http.MethodGet, path: path, query: q, sent: sentInQuery(q)}
 	raw, _, err := c.do(ctx, cl)
 	if err != nil {
 		return Page[T]{}, err
@@ -322,7 +335,7 @@ func (c *Client) CreatePayout(ctx context.Context, key string, r *CreatePayoutRe
 		}
 	}()
 	return c.postCreate(ctx, call{method: http.MethodPost, path: "/payouts", body: body,
-		contentType: "application/json", idemKey: key})
+		contentType: "application/json", idemKey: key, sent: r.payeeValues})
 }
 
 func (c *Client) postCreate(ctx context.Context, cl call) (*CreatePayoutResult, error) {

@@ -58,8 +58,11 @@ var (
 
 // Error is a failed call: an HTTP error answer (HTTPStatus != 0) or a
 // transport failure (HTTPStatus == 0, Err set). It never contains secrets,
-// query strings or request bodies, and its Messages have what looks like
-// an account number, a legal id or an email masked (maskText).
+// query strings or request bodies. Its Code and Messages have the personal
+// values the call sent (a batch's payees' legal ids, account numbers,
+// names, emails and phones: sentValues) masked, then whatever looks like
+// an account number, a legal id or an email (maskText); a transaction's
+// index ("transactions[12]") stays.
 type Error struct {
 	// Method and Path name the call, e.g. POST /payouts (no query string).
 	Method, Path string

@@ -57,7 +57,7 @@ func (c *Client) CreatePayoutFile(ctx context.Context, key string, r *CreatePayo
 		return nil, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
 	}
 	return c.postCreate(ctx, call{method: http.MethodPost, path: "/payouts/file", body: body,
-		contentType: ctype, idemKey: key})
+		contentType: ctype, idemKey: key, sent: r.payeeValues})
 }
 
 func (r *CreatePayoutFileRequest) encode() ([]byte, string, error) {

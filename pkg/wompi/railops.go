@@ -43,10 +43,12 @@ var (
 
 // maskText hides what looks like an account number or a legal id (five
 // digits or more: all but the last four masked) or an email in a message
-// of Wompi's. httpError applies it to every message an answer carries, so
-// that no text of an *Error (its Error(), printed by every log line that
-// logs it, and by a *rail.Error that wraps it) quotes the payee's data
-// back; it changes nothing already masked.
+// of Wompi's. httpError applies it to every message an answer carries,
+// after masking the values the call sent (sentValues: a legal id with
+// letters, a short account number, a name, which no heuristic can tell),
+// so that no text of an *Error (its Error(), printed by every log line
+// that logs it, and by a *rail.Error that wraps it) quotes the payee's
+// data back; it changes nothing already masked.
 func maskText(s string) string {
 	s = emailLike.ReplaceAllString(s, "***@***")
 	return longDigits.ReplaceAllStringFunc(s, func(d string) string {
@@ -89,11 +91,19 @@ func maskClip(s string, n int) string {
 	return clipText(maskText(s), n)
 }
 
+// maskClip is maskClip of text with the values of s masked first (see
+// sentValues); a nil s masks no sent value.
+func (s *sentValues) maskClip(text string, n int) string {
+	return maskClip(s.mask(text, 4*n), n)
+}
+
 // maskedMessage renders Wompi's error messages for an event or a log
-// (rail.Error.Message): joined, with anything that looks like an account
-// number or a legal id (five digits or more: all but the last four masked)
-// or an email masked, and cut to 500 bytes. An answer without messages
-// reads "HTTP <status> <code>".
+// (rail.Error.Message, a REJECTED event's reasonMessage): joined, with
+// anything that looks like an account number or a legal id (five digits or
+// more: all but the last four masked) or an email masked, and cut to 500
+// bytes. An answer without messages reads "HTTP <status> <code>". The
+// values the call sent are already masked in we's Messages and Code
+// (httpError).
 func maskedMessage(we *Error) string {
 	if we == nil {
 		return ""
