@@ -2390,8 +2390,14 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]rai
 				break
 			}
 			// As the tracker's poll sums it up: a PENDING transaction has
-			// no failure code.
-			digest.Add(tx.ProviderID, tx.ProviderStatus, tx.ID, "")
+			// no failure code. A transaction read twice (offset pages
+			// over a sort key the payout's transactions tie on: one is
+			// then read twice and another never) counts once: l.n is how
+			// many the listing holds, which unbankedListed compares with
+			// the payout's count.
+			if !digest.Add(tx.ProviderID, tx.ProviderStatus, tx.ID, "") {
+				continue
+			}
 			l.n++
 			l.pending = l.pending && tx.Status == payout.StatusPending
 			if tx.ID != "" {

@@ -159,7 +159,9 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		if err != nil {
 			return retry(err)
 		}
-		digest.Add(tx.ProviderID, tx.ProviderStatus, tx.ID, tx.Reason)
+		if !digest.Add(tx.ProviderID, tx.ProviderStatus, tx.ID, tx.Reason) {
+			continue // read twice (PollDigest.Add): its status is taken once
+		}
 		st := tx.Status
 		if st == "" {
 			e.log.Warn("track: unknown transaction status", "payoutId", payoutID, "transactionId", tx.ProviderID, "status", truncate(tx.ProviderStatus, 32))
@@ -341,13 +343,29 @@ const maxPollPresize = 5000
 type PollDigest struct {
 	n        int
 	sum, xor uint64
+	seen     map[string]struct{} // the provider ids added
 }
 
 // Add adds one transaction: its provider id, provider status, reference
-// and failure code, as rail.Payout holds them.
-func (d *PollDigest) Add(fields ...string) {
+// and failure code, as rail.Payout holds them. It reports false, and adds
+// nothing, for a provider id already added: offset pages over a sort key
+// the payout's transactions tie on (a batch's transactions share one
+// createdAt) can read one transaction twice and another never, and a count
+// that took the repeat would read such a listing as complete (N returns
+// how many were added). A transaction without a provider id is always
+// added.
+func (d *PollDigest) Add(providerID, providerStatus, reference, failure string) bool {
+	if providerID != "" {
+		if _, ok := d.seen[providerID]; ok {
+			return false
+		}
+		if d.seen == nil {
+			d.seen = make(map[string]struct{}, 64)
+		}
+		d.seen[providerID] = struct{}{}
+	}
 	h := fnv.New64a()
-	for _, f := range fields {
+	for _, f := range [...]string{providerID, providerStatus, reference, failure} {
 		h.Write([]byte(f))
 		h.Write([]byte{0})
 	}
@@ -355,7 +373,11 @@ func (d *PollDigest) Add(fields ...string) {
 	d.n++
 	d.sum += v
 	d.xor ^= v*0x9E3779B97F4A7C15 + 1
+	return true
 }
+
+// N is how many transactions were added, each provider id once.
+func (d *PollDigest) N() int { return d.n }
 
 func (d *PollDigest) String() string {
 	return fmt.Sprintf("%d-%x-%x", d.n, d.sum, d.xor)
