@@ -243,12 +243,59 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 	if st == "" {
 		return 0, e.unknownWebhookStatus(ctx, rail.SmartFastPay, p.ProviderID, p.ProviderStatus, ref.handedOff)
 	}
+	if !ref.handedOff {
+		if other, err := e.failureOfOther(ctx, rail.SmartFastPay, ref.requestID, p.ProviderID, st); err != nil || other {
+			return emitDuplicate, err
+		}
+	}
 	sc := singleChange(rail.SmartFastPay, p.ProviderID, ref, st, reason, at, payout.SourceWebhook)
 	res, err := e.emitRequest(ctx, sc, verified, since, e.singleLookup(c, p.ProviderID, st))
 	if err == nil && !ref.handedOff {
 		err = e.enroll(ctx, rail.SmartFastPay, p.ProviderID, sc.Status)
 	}
 	return res, err
+}
+
+// failureOfOther reports whether st, a failure read for a payout that has
+// no hand-off, must not be emitted for requestID: the request's status key
+// follows another payout of the same rail under our id (the one the
+// dispatcher adopted, dispatch.adoptable) in a life not ended by a failure.
+// Emitted, it would end the request FAILED while the adopted payout pays
+// (the marketplace asks again), then the adopted payout's APPROVED would
+// follow it as a new life.
+func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, providerID string, st payout.Status) (bool, error) {
+	switch st {
+	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected:
+	default:
+		return false, nil
+	}
+	v, err := readStatusKey(ctx, e.statuses.rdb, e.statuses.key(kindRequest, requestID))
+	if err != nil {
+		return false, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	}
+	cur, tx := v.st, v.tx
+	if cur == "" {
+		cur, tx = v.fl, v.flx
+	}
+	switch payout.Status(cur) {
+	case "", payout.StatusFailed, payout.StatusCancelled:
+		return false, nil
+	}
+	if tx == "" || tx == providerID {
+		return false, nil
+	}
+	e.log.Error("track: a failure of a payout not handed off is not emitted: the request follows another payout under our id",
+		"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st, "known", cur)
+	return true, nil
+}
+
+// polledFailureOfOther is failureOfOther for a poll: a payout with a
+// hand-off is the one adopted.
+func (e *Engine) polledFailureOfOther(ctx context.Context, name rail.Name, ref singleRef, providerID string, st payout.Status) (bool, error) {
+	if ref.handedOff {
+		return false, nil
+	}
+	return e.failureOfOther(ctx, name, ref.requestID, providerID, st)
 }
 
 // unknownWebhookStatus handles a webhook of a single payout whose provider
@@ -372,6 +419,11 @@ func (e *Engine) onWEpayout(ctx context.Context, h http.Header, body []byte, wh 
 	if read.Status == "" {
 		return 0, e.unknownWebhookStatus(ctx, rail.WEpayout, providerID, read.ProviderStatus, ref.handedOff)
 	}
+	if !ref.handedOff {
+		if other, err := e.failureOfOther(ctx, rail.WEpayout, ref.requestID, providerID, read.Status); err != nil || other {
+			return emitDuplicate, err
+		}
+	}
 	sc := singleChange(rail.WEpayout, providerID, ref, read.Status, read.Reason, e.occurredAt(*read), payout.SourceWebhook)
 	res, err := e.emitRequest(ctx, sc, true, since, e.singleLookup(c, providerID, read.Status))
 	if err == nil && !ref.handedOff {
@@ -451,7 +503,9 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 		e.m.unknownStatuses.WithLabelValues(string(name), string(payout.SourcePoll)).Inc()
 		e.log.Warn("track: polled payout has a status we do not know; kept non-final", "rail", name, "payoutId", id,
 			"status", truncate(p.ProviderStatus, 32))
-	} else {
+	} else if other, err := e.polledFailureOfOther(ctx, name, ref, providerID, p.Status); err != nil {
+		return retry(err)
+	} else if !other {
 		sc := singleChange(name, providerID, ref, p.Status, p.Reason, now, payout.SourcePoll)
 		res, err := e.emitRequest(ctx, sc, true, since, nil)
 		switch {

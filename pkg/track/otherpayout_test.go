@@ -1,0 +1,69 @@
+package track
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+)
+
+// Two payouts under one requestId at SmartFastPay: X failed, Y is live,
+// and the dispatcher adopted Y (dispatch.adoptable: the one that has not
+// failed) and handed it off. X's FAILED callback, delivered (or retried)
+// after Y's PENDING, has no hand-off: it was read from SmartFastPay
+// (FAILED, our id) and emitted for the request, which then read FAILED
+// while Y paid; Y's APPROVED followed as a "new life". The marketplace
+// reads FAILED and asks again: the payee is paid twice, and the lifecycle
+// has two finals. (Not covered: X's FAILED before Y has any status.)
+func TestNonAdoptedFailedPayoutDoesNotFailTheRequest(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	s := newSingles(t)
+	_, srv := f.singleEngine(s, nil)
+	ctx := context.Background()
+	s.sfp.SetFaults(sfptest.Faults{WebhookDropRate: 1}) // callbacks posted by hand below
+	r := f.sfpPayout(srv.URL, "98")                     // onhold until SetStatus
+	if _, err := s.sfpc.Create(ctx, r); err != nil {    // X
+		t.Fatal(err)
+	}
+	if err := s.sfp.SetStatus(r.ID, smartfastpay.StatusFailed); err != nil {
+		t.Fatal(err)
+	}
+	s.wait(t)
+	xh, xbody, err := s.sfp.SignedWebhook(r.ID) // X's FAILED callback, delivered late
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.handOff(s.sfpc, r) // Y, the payout the dispatcher adopts
+	yh, ybody, err := s.sfp.SignedWebhook(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := postTo(t, srv.URL, SmartFastPayWebhookPath, yh, ybody); code != http.StatusOK {
+		t.Fatalf("Y's callback: %d", code)
+	}
+	code := postTo(t, srv.URL, SmartFastPayWebhookPath, xh, xbody)
+	t.Logf("X's FAILED callback answered %d", code)
+	if err := s.sfp.SetStatus(r.ID, smartfastpay.StatusSuccess); err != nil { // Y pays
+		t.Fatal(err)
+	}
+	s.wait(t)
+	yh, ybody, err = s.sfp.SignedWebhook(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := postTo(t, srv.URL, SmartFastPayWebhookPath, yh, ybody); code != http.StatusOK {
+		t.Fatalf("Y's APPROVED callback: %d", code)
+	}
+	evs := f.statusEvents()
+	got := statusesOf(evs, r.ID)
+	t.Logf("request %s: %v", r.ID, got)
+	for _, st := range got {
+		if st == payout.StatusFailed {
+			t.Errorf("the request was emitted FAILED from the payout not adopted, while the adopted one pays: %v", got)
+		}
+	}
+	checkLog(t, evs)
+}
