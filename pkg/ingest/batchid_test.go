@@ -88,7 +88,13 @@ func TestBatchIDNamesEveryRequest(t *testing.T) {
 // second time, with a second BATCHED.
 func TestBatchAfterTheTopicIsRecreatedGetsANewID(t *testing.T) {
 	f := newFixture(t, 1, testenv.WithKFake())
-	window := func(c *Config) { c.MaxWait, c.MaxWindow = 2*time.Second, 2*time.Second }
+	// INGEST_SEEN_TIMESTAMPS on: o's claim must name o's timestamp for its
+	// copy at the same position to be told from it (a claim without one
+	// names whatever record stands at its position).
+	window := func(c *Config) {
+		c.MaxWait, c.MaxWindow = 2*time.Second, 2*time.Second
+		c.SeenTimestamps = true
+	}
 	o, a := request(1, "acc-a", 0), request(2, "acc-a", 0)
 	f.produce([]payout.Request{o, a})
 	stop1 := f.run(f.engine("ingest-recreated-1", window))

@@ -129,7 +129,7 @@ func BenchmarkSeenClaim(b *testing.B) {
 	for b.Loop() {
 		for i := range n {
 			ids[i] = fmt.Sprintf("req-%d-%d", round, i)
-			values[i] = seenValue(0, int64(round*n+i), 1_700_000_000_000)
+			values[i] = seenValue(0, int64(round*n+i), -1)
 		}
 		round++
 		if err := idx.claim(context.Background(), ids, values, copies); err != nil {

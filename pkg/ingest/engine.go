@@ -54,6 +54,16 @@ type Config struct {
 	// DedupeWindow is how long the seen index remembers a requestId;
 	// default DefaultDedupeWindow (the dispatcher's DEDUPE_WINDOW default).
 	DedupeWindow time.Duration
+	// SeenTimestamps makes a claim of the seen index name its record's
+	// timestamp too ("<partition>:<offset>:<timestamp ms>"), so that a
+	// copy republished at its original's old position after the requests
+	// topic was re-created is told from the original read again. Off by
+	// default: an ingest release older than the setting would take a claim
+	// with a timestamp, of a window a newer instance aborted (a rebalance
+	// during a rolling upgrade), for another record's, and dead-letter its
+	// requests as DUPLICATE_REQUEST. Turn it on once no older instance
+	// runs.
+	SeenTimestamps bool
 
 	// MaxTransactions closes a batch at this many requests; default 5,000.
 	MaxTransactions int
@@ -963,7 +973,11 @@ func (e *Engine) handle(ctx context.Context, recs []*kgo.Record, now time.Time) 
 			// REJECTED under that id, so it claims the id too.
 			e.ids[i] = string(r.Key)
 		}
-		e.valBuf = appendSeenValue(e.valBuf, r.Partition, r.Offset, r.Timestamp.UnixMilli())
+		ts := int64(-1)
+		if e.cfg.SeenTimestamps {
+			ts = max(r.Timestamp.UnixMilli(), 0)
+		}
+		e.valBuf = appendSeenValue(e.valBuf, r.Partition, r.Offset, ts)
 		e.valEnds[i] = len(e.valBuf)
 		if n == i+1 {
 			break

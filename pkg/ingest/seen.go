@@ -35,7 +35,7 @@ var errSeenIndex = errors.New("ingest: the seen index (REDIS_URL) failed")
 // seenIndex is ingest's memory of the requestIds it has handled, across
 // windows and instances: one Redis string per requestId,
 //
-//	P ingest:{<requestId>}  "<partition>:<offset>:<timestamp ms>" of the record that holds it, TTL DEDUPE_WINDOW
+//	P ingest:{<requestId>}  "<partition>:<offset>[:<timestamp ms>]" of the record that holds it, TTL DEDUPE_WINDOW
 //
 // (P is REDIS_PREFIX; the hash tag is the requestId, so on Redis Cluster
 // the keys spread over every slot). A record claims its requestId with
@@ -46,11 +46,15 @@ var errSeenIndex = errors.New("ingest: the seen index (REDIS_URL) failed")
 // copy. Kafka's transaction gives the exactly-once of the record itself;
 // the index only has to tell one record from another, and a requests
 // record's partition, offset and timestamp never change. The timestamp
-// matters when positions start again from 0 (the requests topic deleted and
-// re-created while Redis keeps its claims): a copy republished at its
-// original's old position has its own timestamp, so it is a copy, not the
-// original read again. A claim written before the timestamp was part of the
-// value ("<partition>:<offset>") still names the record at that position.
+// (Config.SeenTimestamps) matters when positions start again from 0 (the
+// requests topic deleted and re-created while Redis keeps its claims): a
+// copy republished at its original's old position has its own timestamp,
+// so it is a copy, not the original read again; without it, the copy is
+// batched again (and the dispatcher's duplicate index drops it). A claim
+// with the timestamp and one without it at the same position name the
+// same record (ownClaim), so instances may differ in the setting while it
+// is turned on; an ingest release older than the setting reads a claim
+// with a timestamp as another record's.
 type seenIndex struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -84,36 +88,41 @@ func (s *seenIndex) appendKey(dst []byte, requestID string) []byte {
 	return append(dst, '}')
 }
 
-// seenValue is the value a record writes:
-// "<partition>:<offset>:<timestamp ms>".
+// seenValue is the value a record writes: "<partition>:<offset>", and
+// ":<timestamp ms>" after it when timestampMs is not negative
+// (Config.SeenTimestamps).
 func seenValue(partition int32, offset, timestampMs int64) string {
 	var b [48]byte
 	return string(appendSeenValue(b[:0], partition, offset, timestampMs))
 }
 
-// appendSeenValue appends the value a record writes to dst.
+// appendSeenValue appends the value a record writes to dst (seenValue).
 func appendSeenValue(dst []byte, partition int32, offset, timestampMs int64) []byte {
 	dst = strconv.AppendInt(dst, int64(partition), 10)
 	dst = append(dst, ':')
 	dst = strconv.AppendInt(dst, offset, 10)
+	if timestampMs < 0 {
+		return dst
+	}
 	dst = append(dst, ':')
 	return strconv.AppendInt(dst, timestampMs, 10)
 }
 
 // ownClaim reports whether held, the value a requestId's key holds, names
-// the record whose value is value: the same value, or the value of an
-// earlier release ("<partition>:<offset>", no timestamp) at its position,
-// written before an upgrade by a window that was then aborted.
+// the record whose value is value: the same value, or the same position
+// with the timestamp on one side only (written by an instance whose
+// Config.SeenTimestamps differs, in a window that was then aborted and is
+// read again here).
 func ownClaim(held, value string) bool {
 	if held == value {
 		return true
 	}
-	if i := strings.IndexByte(value, ':'); i >= 0 {
-		if j := strings.IndexByte(value[i+1:], ':'); j >= 0 {
-			return held == value[:i+1+j]
-		}
+	short, long := held, value
+	if len(short) > len(long) {
+		short, long = long, short
 	}
-	return false
+	return len(long) > len(short) && long[len(short)] == ':' && long[:len(short)] == short &&
+		strings.Count(short, ":") == 1
 }
 
 // claim claims, in one pipelined round trip, the requestId of every polled

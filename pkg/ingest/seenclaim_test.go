@@ -13,27 +13,40 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
 )
 
-// The upgrade path: a claim written by a release before the timestamp
-// ("<partition>:<offset>", no timestamp) by a window that then aborted still
-// names the record at that position when the new release reads it again
-// (else the request would be dead-lettered as a copy of itself: lost); a
-// record elsewhere, or at that position with another timestamp after a
-// new-format claim, is a copy.
-func TestSeenClaimOfThePreviousFormatStillNamesItsRecord(t *testing.T) {
+// A claim with the record's timestamp (INGEST_SEEN_TIMESTAMPS) and one
+// without it, at the same position, name the same record: instances that
+// differ in the setting (while it is turned on) read each other's aborted
+// windows again without taking a record for a copy of itself (which would
+// dead-letter it: lost). Another position, or another timestamp, is
+// another record.
+func TestSeenClaimWithAndWithoutTimestampNameTheSameRecord(t *testing.T) {
 	rs := testenv.Redis(t)
 	idx := &seenIndex{rdb: rs.Client(), prefix: rs.Prefix(), ttl: time.Hour}
 	ctx := context.Background()
-	if err := rs.Client().Set(ctx, idx.key("old-1"), "0:5", time.Hour).Err(); err != nil {
-		t.Fatal(err)
-	}
-	copies := make([]bool, 4)
-	ids := []string{"old-1", "old-1", "new-1", "new-1"}
-	vals := []string{seenValue(0, 5, 1000), seenValue(0, 6, 1000), seenValue(0, 7, 1000), seenValue(0, 7, 2000)}
-	if err := idx.claim(ctx, ids, vals, copies); err != nil {
-		t.Fatal(err)
-	}
-	if got := fmtBools(copies); got != "0101" {
-		t.Fatalf("copies = %s, want 0101", got)
+	for _, c := range []struct {
+		name, held, value string
+		copy              bool
+	}{
+		{"held without, read with", "0:5", seenValue(0, 5, 1000), false},
+		{"held with, read without", seenValue(0, 5, 1000), seenValue(0, 5, -1), false},
+		{"held with, read with", seenValue(0, 5, 1000), seenValue(0, 5, 1000), false},
+		{"another offset, with", "0:5", seenValue(0, 6, 1000), true},
+		{"another offset, without", seenValue(0, 5, 1000), seenValue(0, 50, -1), true},
+		{"another partition", "1:5", seenValue(0, 5, -1), true},
+		{"another timestamp", seenValue(0, 5, 1000), seenValue(0, 5, 2000), true},
+		{"a prefix of the offset", "0:5", "0:50", true},
+	} {
+		id := "fmt-" + c.name
+		if err := rs.Client().Set(ctx, idx.key(id), c.held, time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+		copies := make([]bool, 1)
+		if err := idx.claim(ctx, []string{id}, []string{c.value}, copies); err != nil {
+			t.Fatal(err)
+		}
+		if copies[0] != c.copy {
+			t.Errorf("%s: held %q, read %q: copy = %v, want %v", c.name, c.held, c.value, copies[0], c.copy)
+		}
 	}
 }
 

@@ -31,6 +31,7 @@ type Settings struct {
 	RedisURL         string
 	RedisPrefix      string
 	DedupeWindow     time.Duration
+	SeenTimestamps   bool
 	MaxTransactions  int
 	MaxBatchBytes    int
 	MaxAmountCents   int64
@@ -78,6 +79,8 @@ func bindConfig(s *config.Set, hostname func() (string, error)) *Settings {
 	s.Duration(&st.DedupeWindow, "dedupe-window", "DEDUPE_WINDOW", DefaultDedupeWindow,
 		"how long a requestId is single-use: the seen index remembers it that long (keep it the dispatcher's)").
 		Check(func() error { return config.CheckPositive(st.DedupeWindow) })
+	s.Bool(&st.SeenTimestamps, "seen-timestamps", "INGEST_SEEN_TIMESTAMPS", false,
+		"the seen index's claims name their record's timestamp too, so that a copy republished at its original's position after the requests topic was re-created is a copy; turn on once no ingest older than this setting runs")
 	s.Int(&st.MaxTransactions, "batch-max-transactions", "BATCH_MAX_TRANSACTIONS", 5000, "close a batch at this many requests").
 		Check(func() error {
 			if st.MaxTransactions <= 0 || st.MaxTransactions > events.MaxTransactions {
@@ -183,6 +186,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		Redis:            rdb,
 		RedisPrefix:      st.RedisPrefix,
 		DedupeWindow:     st.DedupeWindow,
+		SeenTimestamps:   st.SeenTimestamps,
 		MaxTransactions:  st.MaxTransactions,
 		MaxBatchBytes:    st.MaxBatchBytes,
 		MaxAmountCents:   st.MaxAmountCents,
