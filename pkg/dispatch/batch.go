@@ -2464,14 +2464,18 @@ func (j *job) unbankedListed(payoutID string, carried []string, txByRef map[stri
 		if created.IsZero() {
 			created = j.firstPostAt
 		}
-		if pb.ItemCount > listed.n && pb.Status.Final() && !created.IsZero() &&
+		// A count of 0 is none given (the field is known from an SDK, not
+		// from Wompi's documents; a payout holds one transaction at
+		// least): the listing may be short, and is read again as one.
+		short := pb.ItemCount > listed.n || pb.ItemCount <= 0
+		if short && pb.Status.Final() && !created.IsZero() &&
 			j.e.now().Sub(created) >= track.ShortListingPatience {
 			j.log.Error("dispatch: final payout still lists fewer transactions than it counts; the payees dropped for their bank it does not list are taken as refused at creation",
 				"payout_id", payoutID, "listed", listed.n, "transactions", pb.ItemCount, "missing", missing)
 			return nil
 		}
-		if pb.ItemCount > listed.n {
-			return fmt.Errorf("dispatch: payout %s lists %d of its %d transactions, without %d payees dropped for their bank that an earlier POST may have carried: read again",
+		if short {
+			return fmt.Errorf("dispatch: payout %s lists %d of its %d transactions (0: no count given), without %d payees dropped for their bank that an earlier POST may have carried: read again",
 				payoutID, listed.n, pb.ItemCount, missing)
 		}
 		return nil

@@ -81,22 +81,30 @@ func (l *txListingBehind) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestUnbankedPayeeOfAFoundPayoutWaitsForALaggingListing(t *testing.T) {
 	t.Parallel()
 	// Behind for two reads: the attempt's own re-reads see the payee.
-	t.Run("brief lag", func(t *testing.T) { unbankedLagging(t, 2, 1) })
+	t.Run("brief lag", func(t *testing.T) { unbankedLagging(t, 2, 1, false) })
 	// Behind for longer than one attempt's re-reads: the payout counts two
 	// transactions and lists one, so the attempt fails (retried, the
 	// record says posted) instead of ending the payee; the next one sees it.
-	t.Run("long lag", func(t *testing.T) { unbankedLagging(t, 10, 2) })
+	t.Run("long lag", func(t *testing.T) { unbankedLagging(t, 10, 2, false) })
+	// The payout's answers carry no transaction count (totalTransactions is
+	// known from an SDK, not from Wompi's own documents): a count of 0 is
+	// unknown, not "none", and the short listing is read again.
+	t.Run("long lag, no count", func(t *testing.T) { unbankedLagging(t, 10, 2, true) })
 }
 
-func unbankedLagging(t *testing.T, behind int32, attempts int) {
+func unbankedLagging(t *testing.T, behind int32, attempts int, noCount bool) {
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	b, timing := postAppliedAnswerLost(t, f, "unbanked-lagging")
 	dropped := b.Transactions[0].RequestID
 
 	lag := &txListingBehind{base: f.tap, hide: dropped, behind: behind}
+	var tr http.RoundTripper = lag
+	if noCount {
+		tr = noItemCount{base: lag}
+	}
 	e2 := f.engine(func(c *Config) {
 		timing(c)
-		c.Wompi = wompi.NewRail(f.sim.Client(&http.Client{Transport: simBankless{base: lag}}), wompi.RailConfig{})
+		c.Wompi = wompi.NewRail(f.sim.Client(&http.Client{Transport: simBankless{base: tr}}), wompi.RailConfig{})
 	})
 	var err error
 	for n := 1; n <= attempts; n++ {
@@ -123,4 +131,44 @@ func unbankedLagging(t *testing.T, behind int32, attempts int) {
 		t.Fatalf("request %s, in the payout Wompi holds, never got SUBMITTED", dropped)
 	}
 	f.checkLifecycles()
+}
+
+// noItemCount takes "totalTransactions" out of every JSON answer: a Wompi
+// whose payouts carry no transaction count.
+type noItemCount struct{ base http.RoundTripper }
+
+func (n noItemCount) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := n.base.RoundTrip(req)
+	if err != nil || !strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		return resp, err
+	}
+	raw, err := readAllClose(resp)
+	if err != nil {
+		return nil, err
+	}
+	var doc any
+	if json.Unmarshal(raw, &doc) == nil {
+		dropKey(doc, "totalTransactions")
+		if out, err := json.Marshal(doc); err == nil {
+			raw = out
+		}
+	}
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// dropKey deletes key from every object in v, at any depth.
+func dropKey(v any, key string) {
+	switch x := v.(type) {
+	case map[string]any:
+		delete(x, key)
+		for _, e := range x {
+			dropKey(e, key)
+		}
+	case []any:
+		for _, e := range x {
+			dropKey(e, key)
+		}
+	}
 }

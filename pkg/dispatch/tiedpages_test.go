@@ -1,110 +1,16 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
-
-// tiedPages answers the first reads of GET /payouts/{id}/transactions
-// that would list the transaction whose reference is hide as offset
-// pagination does over a sort key the payout's transactions tie on (all of
-// a batch's transactions share one createdAt) when the ties come back in
-// another order from one query to the next: the first page is read with
-// hide last, the later pages with hide first. The listing then yields one
-// transaction twice and never yields hide, with the page count and total
-// unchanged. reads counts the pages so answered.
-type tiedPages struct {
-	base   http.RoundTripper
-	hide   string
-	behind int32 // how many such pages are answered shifted
-	reads  atomic.Int32
-}
-
-type txPage struct {
-	Data struct {
-		Page    int               `json:"page"`
-		Limit   int               `json:"limit"`
-		Total   int               `json:"total"`
-		Pages   int               `json:"pages"`
-		Records []json.RawMessage `json:"records"`
-	} `json:"data"`
-}
-
-func (p *tiedPages) get(req *http.Request, page int) (*http.Response, txPage, error) {
-	q := req.URL.Query()
-	q.Set("page", strconv.Itoa(page))
-	r := req.Clone(req.Context())
-	r.URL.RawQuery = q.Encode()
-	resp, err := p.base.RoundTrip(r)
-	if err != nil {
-		return nil, txPage{}, err
-	}
-	raw, err := readAllClose(resp)
-	if err != nil {
-		return nil, txPage{}, err
-	}
-	var env txPage
-	if err := json.Unmarshal(raw, &env); err != nil {
-		return nil, txPage{}, err
-	}
-	return resp, env, nil
-}
-
-func (p *tiedPages) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodGet || !strings.Contains(req.URL.Path, "/payouts/") || !strings.HasSuffix(req.URL.Path, "/transactions") ||
-		p.reads.Load() >= p.behind {
-		return p.base.RoundTrip(req)
-	}
-	page, _ := strconv.Atoi(req.URL.Query().Get("page"))
-	page = max(page, 1)
-	// Every transaction, in the order of the write.
-	resp, first, err := p.get(req, 1)
-	if err != nil {
-		return nil, err
-	}
-	all := first.Data.Records
-	for n := 2; n <= first.Data.Pages; n++ {
-		_, env, err := p.get(req, n)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, env.Data.Records...)
-	}
-	var others []json.RawMessage
-	var hidden json.RawMessage
-	for _, r := range all {
-		if strings.Contains(string(r), `"reference":"`+p.hide+`"`) {
-			hidden = r
-		} else {
-			others = append(others, r)
-		}
-	}
-	order := append(append([]json.RawMessage(nil), others...), hidden) // hide last
-	if page > 1 {
-		order = append([]json.RawMessage{hidden}, others...) // hide first
-	}
-	if hidden == nil {
-		return p.base.RoundTrip(req) // hide is not in the payout
-	}
-	p.reads.Add(1)
-	out := first
-	out.Data.Page = page
-	from := min((page-1)*first.Data.Limit, len(order))
-	out.Data.Records = order[from:min(from+first.Data.Limit, len(order))]
-	raw, _ := json.Marshal(out)
-	return rebody(resp, raw), nil
-}
 
 // Two faults on the path of e640ec3 and ce7699c: a first attempt's POST
 // carries every payee and Wompi creates the batch (its answer lost); the
@@ -136,7 +42,7 @@ func TestUnbankedPayeeNotRejectedWhenTheListingRepeatsATransaction(t *testing.T)
 	}
 	dropped := b.Transactions[0].RequestID
 
-	tied := &tiedPages{base: f.tap, hide: dropped, behind: 30}
+	tied := &wompitest.TiedPages{Base: f.tap, Hide: dropped, Behind: 30}
 	e2 := f.engine(func(c *Config) {
 		timing(c)
 		c.Wompi = wompi.NewRail(f.sim.Client(&http.Client{Transport: simBankless{base: tied}}), wompi.RailConfig{})
@@ -154,8 +60,8 @@ func TestUnbankedPayeeNotRejectedWhenTheListingRepeatsATransaction(t *testing.T)
 	if err != nil {
 		t.Fatalf("the batch did not end: %v", err)
 	}
-	if tied.reads.Load() < tied.behind {
-		t.Fatalf("%d shifted pages of %d: the listing went back to its order too early", tied.reads.Load(), tied.behind)
+	if tied.Reads.Load() < tied.Behind {
+		t.Fatalf("%d shifted pages of %d: the listing went back to its order too early", tied.Reads.Load(), tied.Behind)
 	}
 	f.noDoublePayment()
 	if len(byStatus(f.statuses())[dropped][payout.StatusSubmitted]) == 0 {
@@ -167,11 +73,4 @@ func TestUnbankedPayeeNotRejectedWhenTheListingRepeatsATransaction(t *testing.T)
 func readAllClose(resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
-}
-
-// rebody gives resp the body raw.
-func rebody(resp *http.Response, raw []byte) *http.Response {
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
-	resp.Header.Del("Content-Length")
-	return resp
 }
