@@ -2381,6 +2381,7 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]rai
 		start := time.Now()
 		out := make(map[string]rail.ItemRef, len(want))
 		var digest track.PollDigest
+		digest.Expect(len(want))
 		l := listing{pending: true}
 		var err error
 		ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)

@@ -155,6 +155,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	scs := make([]payout.StatusChange, 0, min(max(wp.ItemCount, 0), maxPollPresize))
 	batchRef, payoutRef, railRef := payout.OptString(batchID), payout.OptString(payoutID), wompiRail()
 	var digest PollDigest
+	digest.Expect(wp.ItemCount)
 	for tx, err := range e.cfg.Wompi.Items(ctx, payoutID) {
 		if err != nil {
 			return retry(err)
@@ -374,6 +375,15 @@ func (d *PollDigest) Add(providerID, providerStatus, reference, failure string) 
 	d.sum += v
 	d.xor ^= v*0x9E3779B97F4A7C15 + 1
 	return true
+}
+
+// Expect makes room for n transactions (at most maxPollPresize), so that
+// the record of the ids added does not grow by steps: call it before the
+// first Add, with the count the provider gives.
+func (d *PollDigest) Expect(n int) {
+	if d.seen == nil && n > 0 {
+		d.seen = make(map[string]struct{}, min(n, maxPollPresize))
+	}
 }
 
 // N is how many transactions were added, each provider id once.
