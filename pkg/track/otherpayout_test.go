@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
 )
@@ -22,21 +23,10 @@ func TestNonAdoptedFailedPayoutDoesNotFailTheRequest(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	s := newSingles(t)
 	_, srv := f.singleEngine(s, nil)
-	ctx := context.Background()
 	s.sfp.SetFaults(sfptest.Faults{WebhookDropRate: 1}) // callbacks posted by hand below
 	r := f.sfpPayout(srv.URL, "98")                     // onhold until SetStatus
-	if _, err := s.sfpc.Create(ctx, r); err != nil {    // X
-		t.Fatal(err)
-	}
-	if err := s.sfp.SetStatus(r.ID, smartfastpay.StatusFailed); err != nil {
-		t.Fatal(err)
-	}
-	s.wait(t)
-	xh, xbody, err := s.sfp.SignedWebhook(r.ID) // X's FAILED callback, delivered late
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.handOff(s.sfpc, r) // Y, the payout the dispatcher adopts
+	// X's FAILED callback, delivered late; Y handed off.
+	xh, xbody := f.otherPayoutsCallback(s, r, smartfastpay.StatusFailed)
 	yh, ybody, err := s.sfp.SignedWebhook(r.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -66,4 +56,27 @@ func TestNonAdoptedFailedPayoutDoesNotFailTheRequest(t *testing.T) {
 		}
 	}
 	checkLog(t, evs)
+}
+
+// otherPayoutsCallback makes two payouts of r at SmartFastPay: X, moved
+// through statuses, whose signed callback it returns for the caller to
+// deliver late, then Y, handed off: the payout the dispatcher adopts
+// (dispatch.adoptable), X not.
+func (f *fixture) otherPayoutsCallback(s *singles, r rail.PayoutRequest, statuses ...string) (http.Header, []byte) {
+	f.t.Helper()
+	if _, err := s.sfpc.Create(context.Background(), r); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, st := range statuses {
+		if err := s.sfp.SetStatus(r.ID, st); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	s.wait(f.t)
+	h, body, err := s.sfp.SignedWebhook(r.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.handOff(s.sfpc, r)
+	return h, body
 }

@@ -27,37 +27,51 @@ func TestSmartFastPayApprovedWithoutHandOffIsWatchedForAReversal(t *testing.T) {
 	e, srv := f.singleEngine(s, nil)
 	ctx := context.Background()
 	r := f.sfpPayout(srv.URL, "98") // stays onhold until SetStatus
-	p, err := s.sfpc.Create(ctx, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.sfp.SetFaults(sfptest.Faults{WebhookDropRate: 1}) // the onhold callback is lost
-	s.sfp.Advance(time.Second)
-	s.wait(t)
-	s.sfp.SetFaults(sfptest.Faults{})
-	if err := s.sfp.SetStatus(r.ID, smartfastpay.StatusSuccess); err != nil {
-		t.Fatal(err)
-	}
-	s.wait(t)
-	if got := statusesOf(f.statusEvents(), r.ID); fmt.Sprint(got) != "[APPROVED]" {
-		t.Fatalf("%s: %v, want the APPROVED of the success callback", r.ID, got)
-	}
+	f.approvedWithoutHandOff(s, r)
 	if n, err := f.sub.Scheduled(ctx); err != nil || n != 1 {
 		t.Fatalf("scheduled: %d %v: an APPROVED SmartFastPay payout without hand-off is not watched for a refund", n, err)
 	}
-	// Refunded; every callback of it is lost: only a poll can see it.
-	s.sfp.SetFaults(sfptest.Faults{WebhookDropRate: 1})
-	if err := s.sfp.SetStatus(r.ID, smartfastpay.StatusRefunded); err != nil {
-		t.Fatal(err)
+	f.refundedUnwatched(s, e, r.ID, time.Minute)
+}
+
+// approvedWithoutHandOff creates r at SmartFastPay (through s.sfpc) with
+// no hand-off, its onhold callback lost, then pays it: the tracker emits
+// the APPROVED of the success callback, checked.
+func (f *fixture) approvedWithoutHandOff(s *singles, r rail.PayoutRequest) {
+	f.t.Helper()
+	if _, err := s.sfpc.Create(context.Background(), r); err != nil {
+		f.t.Fatal(err)
 	}
-	s.wait(t)
-	f.clock.Advance(time.Minute)
-	if _, err := e.PollOnce(ctx); err != nil {
-		t.Fatal(err)
+	s.sfp.SetFaults(sfptest.Faults{WebhookDropRate: 1}) // the onhold callback is lost
+	s.sfp.Advance(time.Second)
+	s.wait(f.t)
+	s.sfp.SetFaults(sfptest.Faults{})
+	if err := s.sfp.SetStatus(r.ID, smartfastpay.StatusSuccess); err != nil {
+		f.t.Fatal(err)
+	}
+	s.wait(f.t)
+	if got := statusesOf(f.statusEvents(), r.ID); fmt.Sprint(got) != "[APPROVED]" {
+		f.t.Fatalf("%s: %v, want the APPROVED of the success callback", r.ID, got)
+	}
+}
+
+// refundedUnwatched refunds SmartFastPay's payout of requestID, APPROVED,
+// with every callback of it lost, polls after wait, and checks that only
+// the poll saw it: [APPROVED RETURNED].
+func (f *fixture) refundedUnwatched(s *singles, e *Engine, requestID string, wait time.Duration) {
+	f.t.Helper()
+	s.sfp.SetFaults(sfptest.Faults{WebhookDropRate: 1})
+	if err := s.sfp.SetStatus(requestID, smartfastpay.StatusRefunded); err != nil {
+		f.t.Fatal(err)
+	}
+	s.wait(f.t)
+	f.clock.Advance(wait)
+	if _, err := e.PollOnce(context.Background()); err != nil {
+		f.t.Fatal(err)
 	}
 	evs := f.statusEvents()
-	checkLog(t, evs)
-	if got := statusesOf(evs, r.ID); fmt.Sprint(got) != "[APPROVED RETURNED]" {
-		t.Fatalf("%s (payout %s): %v, want [APPROVED RETURNED]", r.ID, rail.HandOffID(rail.SmartFastPay, p.ProviderID), got)
+	checkLog(f.t, evs)
+	if got := statusesOf(evs, requestID); fmt.Sprint(got) != "[APPROVED RETURNED]" {
+		f.t.Fatalf("%s: %v, want [APPROVED RETURNED]", requestID, got)
 	}
 }

@@ -262,10 +262,13 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 // dispatcher adopted, dispatch.adoptable) in a life not ended by a failure.
 // Emitted, it would end the request FAILED while the adopted payout pays
 // (the marketplace asks again), then the adopted payout's APPROVED would
-// follow it as a new life.
+// follow it as a new life. A RETURNED (the other payout paid, then refunded
+// or returned) likewise: emitted, it would end the request RETURNED (after
+// the APPROVED it implies, on a request still PENDING) while the adopted
+// payout pays or paid it.
 func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, providerID string, st payout.Status) (bool, error) {
 	switch st {
-	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected:
+	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
 	default:
 		return false, nil
 	}
@@ -517,7 +520,15 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 			n++
 		}
 	}
-	age := now.Sub(p.CreatedAt)
+	// A creation time the client could not read (the zero time) would
+	// make the payout as old as year 1 and end its return watch at its
+	// first poll: the last change (a payout's APPROVED: when it was paid)
+	// stands in for it.
+	born := p.CreatedAt
+	if born.Unix() <= 0 && p.UpdatedAt.Unix() > 0 {
+		born = p.UpdatedAt
+	}
+	age := now.Sub(born)
 	if sp, found, err := e.sub.Payout(ctx, id); err == nil && found && sp.SubmittedAt.Unix() > 0 {
 		age = now.Sub(sp.SubmittedAt)
 	}
