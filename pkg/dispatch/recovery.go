@@ -581,9 +581,17 @@ func (e *Engine) rebuildIndex(ctx context.Context, epoch string, spent *listedSp
 	}
 	since := e.cfg.Now().Add(-e.cfg.DedupeWindow)
 	from := payout.DayIn(since, rail.Location(rail.Wompi)).StartIn(rail.Location(rail.Wompi))
-	for p, err := range e.batchRail.ListBatches(ctx, from) {
+	// Every batch Wompi holds is listed, not only those created in the
+	// window: a scheduled batch's entries live a window past its
+	// dispersion (entryTTL), which may be further ahead than the window
+	// (ingest takes any later day). One created before the window and paid
+	// within it, or still waiting for its day, keeps its requestIds used.
+	for p, err := range e.batchRail.ListBatches(ctx, time.Time{}) {
 		if err != nil {
 			return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list payouts: %w", err)
+		}
+		if p.CreatedAt.Year() >= 2000 && p.CreatedAt.Before(from) && (p.DispersionAt.IsZero() || p.DispersionAt.Before(since)) {
+			continue // created and paid before the window
 		}
 		payouts++
 		spent.addBatch(p)
