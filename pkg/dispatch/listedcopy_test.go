@@ -37,14 +37,8 @@ func TestRepublishedPayeeTakenFromAListingMarkGetsNoDeferred(t *testing.T) {
 		if err := full.process(ctx, &bb, nil, testLogger()); err != nil {
 			t.Fatalf("the republished batch on a full day: %v", err)
 		}
-		idx := byStatus(f.statuses())
-		if d := idx[rid][payout.StatusDeferred]; len(d) != 0 {
-			t.Fatalf("%s, paid before the loss, got DEFERRED from its republished copy: %+v", rid, d)
-		}
+		f.checkOnlyNewPayeeDeferred(b)
 		other := b.Transactions[1].RequestID
-		if d := idx[other][payout.StatusDeferred]; len(d) != 1 {
-			t.Fatalf("%s: DEFERRED %+v, want one", other, d)
-		}
 		f.checkLifecycles()
 
 		// The copy, read on the next day's budget: R found, the other paid.
@@ -60,7 +54,7 @@ func TestRepublishedPayeeTakenFromAListingMarkGetsNoDeferred(t *testing.T) {
 				t.Fatalf("%s paid %d times, want 1", tx.RequestID, n)
 			}
 		}
-		idx = byStatus(f.statuses())
+		idx := byStatus(f.statuses())
 		if s := idx[rid][payout.StatusSubmitted]; len(s) != 1 {
 			t.Fatalf("%s: %d SUBMITTED, want the original's only", rid, len(s))
 		}
@@ -274,21 +268,13 @@ func TestRaillessReplicaGivesAMarkedPayeeNoDeferred(t *testing.T) {
 	eachSingleRail(t, func(t *testing.T, r singleRail) {
 		f, paid := paidThenMarked(t, r, "marked-railless")
 		ctx := context.Background()
-		rid := paid.Transactions[0].RequestID
 		b := singleBatch(r, "marked-railless-copy", 2)
 		b.Transactions[0] = paid.Transactions[0]
 		bb := b
 		if err := f.engine(nil).process(ctx, &bb, nil, testLogger()); err != nil {
 			t.Fatalf("the republished batch on a replica without the rail: %v", err)
 		}
-		idx := byStatus(f.statuses())
-		if d := idx[rid][payout.StatusDeferred]; len(d) != 0 {
-			t.Fatalf("%s, paid before the loss, got DEFERRED from its republished copy: %+v", rid, d)
-		}
-		other := b.Transactions[1].RequestID
-		if d := idx[other][payout.StatusDeferred]; len(d) != 1 {
-			t.Fatalf("%s: DEFERRED %+v, want one", other, d)
-		}
+		f.checkOnlyNewPayeeDeferred(b)
 		f.checkLifecycles()
 
 		// The copy, read by a replica with the rail.
@@ -344,6 +330,21 @@ func TestPayeeTakenFromAMarkPostedThenDeferredGetsSubmitted(t *testing.T) {
 		}
 		f.checkLifecycles()
 	})
+}
+
+// checkOnlyNewPayeeDeferred checks the DEFERRED statuses after b, a
+// republished copy of a payee paid before (b's first) beside a new one
+// (its second), was deferred: none for the paid payee, one for the new.
+func (f *fixture) checkOnlyNewPayeeDeferred(b payout.Batch) {
+	f.t.Helper()
+	idx := byStatus(f.statuses())
+	paid, other := b.Transactions[0].RequestID, b.Transactions[1].RequestID
+	if d := idx[paid][payout.StatusDeferred]; len(d) != 0 {
+		f.t.Fatalf("%s, paid before, got DEFERRED from its republished copy: %+v", paid, d)
+	}
+	if d := idx[other][payout.StatusDeferred]; len(d) != 1 {
+		f.t.Fatalf("%s: DEFERRED %+v, want one", other, d)
+	}
 }
 
 // paidThenMarked pays a batch of one payee named prefix-0 on r, then

@@ -144,13 +144,7 @@ func TestRaillessReplicaDropsACopyAnotherBatchOwns(t *testing.T) {
 	if err := f.engine(nil).process(ctx, &bb, nil, testLogger()); err != nil {
 		t.Fatalf("read without the rail: %v", err)
 	}
-	idx := byStatus(f.statuses())
-	if d := idx[dup][payout.StatusDeferred]; len(d) != 0 {
-		t.Fatalf("%s, paid by another batch, got DEFERRED from its republished copy: %+v", dup, d)
-	}
-	if d := idx[b.Transactions[1].RequestID][payout.StatusDeferred]; len(d) != 1 {
-		t.Fatalf("%s: DEFERRED %+v, want one", b.Transactions[1].RequestID, d)
-	}
+	f.checkOnlyNewPayeeDeferred(b)
 	if owner, ok := f.duplicateCopies()[dup]; !ok || owner != b.BatchID {
 		t.Fatalf("the copy of %s was not dead-lettered from batch %s: %v", dup, b.BatchID, f.duplicateCopies())
 	}

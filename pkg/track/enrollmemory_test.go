@@ -42,14 +42,7 @@ func enrollMemoryAfterLoss(t *testing.T, nextIsPayout bool) {
 	ctx := context.Background()
 	// No hand-off: the new batch's webhooks came before it (or it was lost).
 	c := f.submit(false, f.payee("1234567890"), f.payee("1234567891"))
-	send := func(i int) {
-		t.Helper()
-		tx := c.txs[i]
-		body, sum := txWebhook(t, secret, tx.ID, c.payoutID, tx.AmountInCents, "PENDING", nil, t0)
-		if code := post(t, srv.URL, body, sum); code != http.StatusOK {
-			t.Fatalf("webhook of %s: %d", tx.Reference, code)
-		}
-	}
+	send := func(i int) { f.sendPending(srv.URL, c, i) }
 	send(0)
 	if n, err := f.sub.Scheduled(ctx); err != nil || n != 1 {
 		t.Fatalf("scheduled after the first webhook: %d %v", n, err)

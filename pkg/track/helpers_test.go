@@ -167,6 +167,18 @@ type created struct {
 	txs               []wompi.Transaction
 }
 
+// sendPending posts, signed, the PENDING webhook of c's i-th transaction
+// to the engine's server at url, and fails the test unless it is answered
+// 200.
+func (f *fixture) sendPending(url string, c created, i int) {
+	f.t.Helper()
+	tx := c.txs[i]
+	body, sum := txWebhook(f.t, f.sim.Config().EventsSecret, tx.ID, c.payoutID, tx.AmountInCents, "PENDING", nil, t0)
+	if code := post(f.t, url, body, sum); code != http.StatusOK {
+		f.t.Fatalf("webhook of %s: %d", tx.Reference, code)
+	}
+}
+
 // settleUnwatched settles c at the simulator with every webhook of it lost,
 // lets e poll for three hours, and checks that each of c's requests ended
 // at the final status Wompi holds for it (a request on no schedule

@@ -27,26 +27,14 @@ func TestNonAdoptedFailedPayoutDoesNotFailTheRequest(t *testing.T) {
 	r := f.sfpPayout(srv.URL, "98")                     // onhold until SetStatus
 	// X's FAILED callback, delivered late; Y handed off.
 	xh, xbody := f.otherPayoutsCallback(s, r, smartfastpay.StatusFailed)
-	yh, ybody, err := s.sfp.SignedWebhook(r.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := postTo(t, srv.URL, SmartFastPayWebhookPath, yh, ybody); code != http.StatusOK {
-		t.Fatalf("Y's callback: %d", code)
-	}
+	f.deliverSFPCallback(s, srv.URL, r.ID) // Y's
 	code := postTo(t, srv.URL, SmartFastPayWebhookPath, xh, xbody)
 	t.Logf("X's FAILED callback answered %d", code)
 	if err := s.sfp.SetStatus(r.ID, smartfastpay.StatusSuccess); err != nil { // Y pays
 		t.Fatal(err)
 	}
 	s.wait(t)
-	yh, ybody, err = s.sfp.SignedWebhook(r.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := postTo(t, srv.URL, SmartFastPayWebhookPath, yh, ybody); code != http.StatusOK {
-		t.Fatalf("Y's APPROVED callback: %d", code)
-	}
+	f.deliverSFPCallback(s, srv.URL, r.ID) // Y's APPROVED
 	evs := f.statusEvents()
 	got := statusesOf(evs, r.ID)
 	t.Logf("request %s: %v", r.ID, got)
@@ -79,4 +67,18 @@ func (f *fixture) otherPayoutsCallback(s *singles, r rail.PayoutRequest, statuse
 	}
 	f.handOff(s.sfpc, r)
 	return h, body
+}
+
+// deliverSFPCallback posts SmartFastPay's signed callback of requestID's
+// latest payout, as it stands, to the engine's server at url, and fails
+// the test unless it is answered 200.
+func (f *fixture) deliverSFPCallback(s *singles, url, requestID string) {
+	f.t.Helper()
+	h, body, err := s.sfp.SignedWebhook(requestID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if code := postTo(f.t, url, SmartFastPayWebhookPath, h, body); code != http.StatusOK {
+		f.t.Fatalf("the callback of %s: %d", requestID, code)
+	}
 }

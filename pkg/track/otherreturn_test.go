@@ -1,7 +1,6 @@
 package track
 
 import (
-	"net/http"
 	"testing"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
@@ -36,13 +35,7 @@ func TestNonAdoptedReturnedPayoutDoesNotReturnTheRequest(t *testing.T) {
 				}
 				s.wait(t)
 			}
-			yh, ybody, err := s.sfp.SignedWebhook(r.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if code := postTo(t, srv.URL, SmartFastPayWebhookPath, yh, ybody); code != http.StatusOK {
-				t.Fatalf("Y's callback: %d", code)
-			}
+			f.deliverSFPCallback(s, srv.URL, r.ID) // Y's
 			code := postTo(t, srv.URL, SmartFastPayWebhookPath, xh, xbody)
 			t.Logf("X's refunded callback answered %d", code)
 			evs := f.statusEvents()

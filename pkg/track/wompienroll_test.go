@@ -147,16 +147,8 @@ func TestWompiWebhooksOfOnePayoutEnrollItOnce(t *testing.T) {
 	var n atomic.Int32
 	rdb := hookedClient(t, f.redis.Client(), countEnrolls{n: &n})
 	_, srv := f.engine(func(c *Config) { c.Redis = rdb })
-	secret := f.sim.Config().EventsSecret
 	c := f.submit(false, f.payee("1234567890"), f.payee("1234567007"), f.payee("1234567008"))
-	send := func(i int) {
-		t.Helper()
-		tx := c.txs[i]
-		body, sum := txWebhook(t, secret, tx.ID, c.payoutID, tx.AmountInCents, "PENDING", nil, t0)
-		if code := post(t, srv.URL, body, sum); code != http.StatusOK {
-			t.Fatalf("webhook of %s: %d", tx.Reference, code)
-		}
-	}
+	send := func(i int) { f.sendPending(srv.URL, c, i) }
 	send(0)
 	send(1)
 	if got := n.Load(); got != 1 {
