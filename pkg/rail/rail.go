@@ -371,3 +371,14 @@ func ReadBody(resp *http.Response, limit int64) ([]byte, error) {
 		}
 	}
 }
+
+// NoRedirects returns a copy of hc that hands a 3xx answer back instead of
+// following it. No rail's API redirects [ours]: following one would turn a
+// create into a GET (301 to 303), or send its body, the payees' data, to
+// wherever Location points (307, 308). A 3xx means the base URL is wrong:
+// every rail's client classes it Unauthorized.
+func NoRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}

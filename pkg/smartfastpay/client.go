@@ -88,6 +88,7 @@ func New(cfg Config) (*Client, error) {
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: DefaultTimeout}
 	}
+	c.hc = rail.NoRedirects(c.hc)
 	if c.ua == "" {
 		c.ua = DefaultUserAgent
 	}

@@ -92,7 +92,7 @@ const (
 //
 // A read:
 //   - 5xx, 429: Retryable.
-//   - 401, 403: Unauthorized.
+//   - 401, 403, and a 3xx (never followed: rail.NoRedirects): Unauthorized.
 //   - 404: Permanent with HTTPStatus 404 for GET /v1/payout/{id} (no such
 //     payout). On the listing a 404 is a wrong base URL, never "nothing
 //     found": treating it as absence would let Find prove a payout absent
@@ -110,7 +110,7 @@ func classOf(create, getByID bool, status int) rail.Class {
 			return rail.OutcomeUnknown
 		}
 		return rail.Retryable
-	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+	case status == http.StatusUnauthorized, status == http.StatusForbidden, status >= 300 && status < 400:
 		return rail.Unauthorized
 	case status == http.StatusNotFound:
 		if getByID {

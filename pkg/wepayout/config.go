@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Base URLs: the sandbox [seed] and production [sdk].
@@ -97,6 +99,7 @@ func (c *Config) normalize() (string, error) {
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: DefaultTimeout}
 	}
+	c.HTTPClient = rail.NoRedirects(c.HTTPClient)
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent
 	}

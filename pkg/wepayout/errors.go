@@ -51,11 +51,12 @@ const (
 	opBalance = "balance"
 )
 
-// classify says what an HTTP error answer means for the payout.
+// classify says what an HTTP error answer means for the payout. A 3xx
+// (a redirect, never followed: rail.NoRedirects) is a wrong base URL.
 func classify(op string, status int) rail.Class {
 	create := op == opCreate
 	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case status == http.StatusUnauthorized || status == http.StatusForbidden, status >= 300 && status < 400:
 		return rail.Unauthorized
 	case create && status == unauthorizedOnCreate404:
 		return rail.Unauthorized

@@ -140,6 +140,7 @@ func New(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultTimeout}
 	}
+	hc = rail.NoRedirects(hc)
 	ua := cfg.UserAgent
 	if ua == "" {
 		ua = DefaultUserAgent

@@ -20,7 +20,8 @@ import (
 //   - EXC_022 (the idempotency key was used: the batch exists):
 //     rail.AlreadyExists;
 //   - 401, 403 and 404 (credentials, permissions, base URL; a 404 on a
-//     read of an id Wompi gave us is the same alarm): rail.Unauthorized;
+//     read of an id Wompi gave us is the same alarm), and a 3xx (a
+//     redirect, never followed: rail.NoRedirects): rail.Unauthorized;
 //   - 5xx and 429 on a read, 429 on a POST (refused before anything
 //     happened), a read with no answer: rail.Retryable;
 //   - 400 and 422 to a POST (validation): rail.Rejected;
@@ -43,7 +44,7 @@ func (e *Error) RailClass() rail.Class {
 		return rail.OutcomeUnknown
 	case s == 0:
 		return rail.Retryable
-	case s == http.StatusUnauthorized, s == http.StatusForbidden, s == http.StatusNotFound:
+	case s == http.StatusUnauthorized, s == http.StatusForbidden, s == http.StatusNotFound, s >= 300 && s < 400:
 		return rail.Unauthorized
 	case s >= 500 && post:
 		return rail.OutcomeUnknown
