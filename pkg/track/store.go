@@ -396,6 +396,8 @@ type statusStore struct {
 
 	// epochCache is the last value read of the epoch marker.
 	epochCache atomic.Pointer[string]
+	// epochReads counts the reads of the marker from Redis (currentEpochAt).
+	epochReads atomic.Uint64
 }
 
 // The epoch marker tells a status read before a Redis data loss from one
@@ -464,6 +466,7 @@ func (s *statusStore) currentEpochAt(ctx context.Context) (string, int64, error)
 		return "", 0, errors.New("track: epoch script answered no marker")
 	}
 	s.epochCache.Store(&v)
+	s.epochReads.Add(1)
 	return v, now, nil
 }
 

@@ -210,7 +210,8 @@ func refusal(err error) string {
 // tx is its transaction, payoutID the payout the event names (unsigned).
 func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Payout, at time.Time) (emitted, error) {
 	st := tx.Status
-	since, err := e.statuses.epoch(ctx) // before Wompi is read
+	reads := e.statuses.epochReads.Load() // before the emission: see enrollBatch
+	since, err := e.statuses.epoch(ctx)   // before Wompi is read
 	if err != nil {
 		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
@@ -225,7 +226,7 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 	}
 	if st == "" {
 		if wtx != nil { // no hand-off maps it; Wompi answered the pair
-			if err := e.enrollBatch(ctx, payoutID); err != nil {
+			if err := e.enrollBatch(ctx, payoutID, reads); err != nil {
 				return 0, err
 			}
 		}
@@ -259,7 +260,7 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 		// After the emission, whose begin on a key a Redis loss emptied
 		// read the epoch marker anew (checkEpoch): enrollBatch's memory
 		// of the payout then no longer counts.
-		if eerr := e.enrollBatch(ctx, payoutID); eerr != nil {
+		if eerr := e.enrollBatch(ctx, payoutID, reads); eerr != nil {
 			return 0, eerr
 		}
 	}
@@ -338,7 +339,8 @@ func (e *Engine) resolvePayout(ctx context.Context, payoutID string) (batchID, o
 // contradicts them is errForged.
 func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emitted, error) {
 	st := p.Status
-	since, err := e.statuses.epoch(ctx) // before Wompi is read
+	reads := e.statuses.epochReads.Load() // before the emission: see enrollBatch
+	since, err := e.statuses.epoch(ctx)   // before Wompi is read
 	if err != nil {
 		return 0, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
@@ -370,7 +372,7 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 	// loss that took the schedule entry).
 	enroll := func(res emitted, err error) (emitted, error) {
 		if !found {
-			if eerr := e.enrollBatch(ctx, p.ProviderID); eerr != nil {
+			if eerr := e.enrollBatch(ctx, p.ProviderID, reads); eerr != nil {
 				return 0, eerr
 			}
 		}
@@ -446,20 +448,23 @@ func (e *Engine) onPayout(ctx context.Context, p *rail.Batch, at time.Time) (emi
 // transaction of a new batch. Its callers enroll after the emission, whose
 // begin on a key a Redis loss emptied reads the marker anew: a webhook
 // after a loss that took the entry writes it again, rather than leave the
-// payout unpolled when a rebuild's listing was behind the create. Left
-// open: a webhook that is a duplicate here (another replica emitted its
-// status after the loss, then failed its own enroll and answered 503)
-// reads no marker, so this process may still trust its memory; Wompi's
-// later webhooks, or the payout's next one, enroll it.
-func (e *Engine) enrollBatch(ctx context.Context, payoutID string) error {
+// payout unpolled when a rebuild's listing was behind the create. The
+// memory counts only once the marker was read from Redis since the webhook
+// came (reads: the store's epochReads then): a webhook that is a duplicate
+// here (another replica emitted its status after the loss, then failed its
+// own enroll and answered 503) reads no marker, and the one cached may
+// predate the loss.
+func (e *Engine) enrollBatch(ctx context.Context, payoutID string, reads uint64) error {
 	now := e.cfg.Now()
 	// The memory holds only under the epoch marker it was written under:
-	// a Redis loss since took the schedule entry with it.
+	// a Redis loss since took the schedule entry with it. The count first:
+	// a read it shows is in the marker taken after it.
+	seen := e.statuses.epochReads.Load() != reads
 	epoch, err := e.statuses.epoch(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
-	if e.enrolled.has(payoutID, epoch, now) {
+	if seen && e.enrolled.has(payoutID, epoch, now) {
 		return nil
 	}
 	if err := e.sub.Schedule(ctx, payoutID, now.Add(FirstPollInterval)); err != nil {
