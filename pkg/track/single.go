@@ -265,7 +265,9 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 // follow it as a new life. A RETURNED (the other payout paid, then refunded
 // or returned) likewise: emitted, it would end the request RETURNED (after
 // the APPROVED it implies, on a request still PENDING) while the adopted
-// payout pays or paid it.
+// payout pays or paid it. When the key knows no status, or follows this
+// payout, the rail's lookup by our id decides: another payout under it that
+// has not failed is the one adopted.
 func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, providerID string, st payout.Status) (bool, error) {
 	switch st {
 	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
@@ -281,15 +283,38 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 		cur, tx = v.fl, v.flx
 	}
 	switch payout.Status(cur) {
-	case "", payout.StatusFailed, payout.StatusCancelled:
+	case payout.StatusFailed, payout.StatusCancelled:
 		return false, nil
 	}
-	if tx == "" || tx == providerID {
+	if cur != "" && tx != "" && tx != providerID {
+		e.log.Error("track: a failure of a payout not handed off is not emitted: the request follows another payout under our id",
+			"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st, "known", cur)
+		return true, nil
+	}
+	// The key knows no status (lost with Redis, or none yet), or follows
+	// this payout (its webhook came before the dispatcher's lookup, which
+	// missed it and posted another): the rail says whether another payout
+	// under our id may still pay, the one the dispatcher adopts.
+	c := e.single(name)
+	if c == nil {
 		return false, nil
 	}
-	e.log.Error("track: a failure of a payout not handed off is not emitted: the request follows another payout under our id",
-		"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st, "known", cur)
-	return true, nil
+	ps, err := c.Find(ctx, requestID)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", errUnavailable, err)
+	}
+	for _, p := range ps {
+		switch p.Status {
+		case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
+			continue
+		}
+		if p.ProviderID != "" && p.ProviderID != providerID {
+			e.log.Error("track: a failure of a payout not handed off is not emitted: another payout under our id may still pay",
+				"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st, "other", truncate(p.ProviderID, 32))
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // polledFailureOfOther is failureOfOther for a poll: a payout with a
