@@ -97,6 +97,9 @@ type job struct {
 	unposted []bool
 	// complete: the epoch was complete at the dedupe.
 	complete bool
+	// indexedBefore: the dedupe found a kept requestId already indexed
+	// by an earlier attempt of the batch (dedupeBefore).
+	indexedBefore bool
 	// echoes, by position: the forms other than its own a single-payout
 	// rail may hold a payee's id in (a recovery listed it so:
 	// dedupeScript); looked up too before any POST (echoForms).
@@ -903,7 +906,7 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 	var echoes map[int]string
 	complete := false
 	if len(ids) > 0 {
-		if verdicts, news, complete, echoes, err = j.e.st.dedupeLiving(j.hard, j.entryTTL().Milliseconds(), j.owner, j.epoch, j.b.BatchID, railName(j.b), ids, modes); err != nil {
+		if verdicts, news, complete, echoes, j.indexedBefore, err = j.e.st.dedupeBefore(j.hard, j.entryTTL().Milliseconds(), j.owner, j.epoch, j.b.BatchID, railName(j.b), ids, modes); err != nil {
 			return false, err
 		}
 	}

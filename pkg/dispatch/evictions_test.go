@@ -264,3 +264,50 @@ func TestCompleteScriptRefusesWhileOrSinceRedisEvicted(t *testing.T) {
 		t.Fatalf("not completed with Redis evicting nothing: complete %q, evicted %q", f.epochField("complete"), f.epochField("evicted"))
 	}
 }
+
+// Two faults: Redis evicts keys, among them the entry of a payee whose
+// batch is still paying it (here its POST is on the wire), and the
+// operator sets noeviction back; a relisting then completes the epoch
+// before that POST lands. The listing cannot show a payout not yet made,
+// and the entry its POST followed is gone: a copy of the request, in
+// another batch, was indexed "for the first time" in a complete epoch and
+// posted without a lookup. An epoch in which Redis evicted keys is no
+// longer completed by a relisting.
+func TestEvictedEntryOfAPayeeBeingPaidKeepsTheProofOff(t *testing.T) {
+	t.Parallel()
+	r := singleRails(t)[1](t)
+	f := newFixture(t, fixtureOpt{ownRedis: true, partitions: 1})
+	rdb := f.redis.Client()
+	ctx := context.Background()
+	configSet(t, rdb, "maxmemory", "1gb", "maxmemory-policy", "allkeys-random")
+	e := r.engine(f, nil)
+	b := singleBatch(r, "evict-live", 1)
+	rid := b.Transactions[0].RequestID
+	held, release := holdPost(e, b.BatchID)
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	<-held // looked up (the epoch is not complete), and now on the wire
+
+	used := infoInt(t, rdb, "memory", "used_memory")
+	configSet(t, rdb, "maxmemory-policy", "volatile-ttl", "maxmemory", strconv.FormatInt(used+4<<20, 10))
+	filler := strings.Repeat("x", 64<<10)
+	for i := 0; infoInt(t, rdb, "stats", "evicted_keys") == 0; i++ {
+		if i > 1000 {
+			t.Fatal("Redis evicted nothing")
+		}
+		if err := rdb.Set(ctx, "filler:"+strconv.Itoa(i), filler, 10*time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One of the evicted keys may have been rid's entry.
+	if err := rdb.Del(ctx, e.st.reqKey(rid)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	configSet(t, rdb, "maxmemory", "0", "maxmemory-policy", "noeviction")
+	e.checkEviction(ctx) // the next check: safe again
+	e.completeEpoch(ctx, "e0")
+	close(release)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	_ = stop()
+	copyOfPaid(t, f, r, b, rid)
+}

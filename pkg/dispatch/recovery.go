@@ -60,8 +60,9 @@ func (e *Engine) checkRunID(ctx context.Context) {
 // The script also takes the epoch's completeness away, for every replica,
 // while Redis may evict or once it has evicted keys since the epoch was
 // completed: the proof then waits for a relisting of the rails
-// (completeEpoch), which runs only while Redis evicts nothing. It runs at
-// start and every evictionCheckEvery after.
+// (completeEpoch), which runs only while Redis evicts nothing, and
+// completes it only if Redis evicted none under the epoch (completeScript).
+// It runs at start and every evictionCheckEvery after.
 func (e *Engine) checkEviction(ctx context.Context) {
 	res, err := evictionScript.Run(ctx, e.st.rdb, []string{e.st.epochKey()}).StringSlice()
 	policy, evicted, dropped, safe := "", "", "", false

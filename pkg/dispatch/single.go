@@ -82,6 +82,11 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	}
 	j.firstPostAt = c.firstPostAt
 	maybeSent := c.state == statePosting || c.state == statePosted || !c.firstPostAt.IsZero()
+	if c.code == "fresh" && j.indexedBefore {
+		// The record is gone (evicted, run out) but the index says an
+		// earlier attempt ran: its POSTs may be in flight.
+		maybeSent = true
+	}
 	if len(j.keep) == 0 {
 		return j.nothingToPay()
 	}

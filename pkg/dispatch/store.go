@@ -365,7 +365,9 @@ return 0
 // '-' otherwise
 // (newPayeeProof),
 // and for Wompi "" (a batch rail's POST carries every payee, and its
-// lookup is by batch); then "1" when the epoch is complete, "0" when not. Entries never leave the index: a
+// lookup is by batch); then "1" when the epoch is complete, "0" when not;
+// then, after the echoes, "1" when a kept requestId's entry was already
+// this batch's (dedupeBefore), "0" when not. Entries never leave the index: a
 // REJECTED or paid requestId is consumed.
 //
 // ARGV[8], for a single-payout rail, is "" or one byte per requestId: 'f'
@@ -389,6 +391,7 @@ local rej = ARGV[3] .. '#r'
 local marks = ARGV[7] == '1'
 local complete = redis.call('HGET', KEYS[1], 'complete') == ARGV[1]
 local out, news, echoes = {}, {}, {}
+local before = '0'
 local fold = ARGV[8] or ''
 local plen = tonumber(ARGV[9] or '0')
 local forms = KEYS[#KEYS]
@@ -449,6 +452,8 @@ for i = 3, nreq + 2 do
     elseif marks and v == ARGV[3] then
       echo = redis.call('HGET', KEYS[2], echoField(i)) or nil
     end
+    -- Kept by an earlier attempt of the batch: it may have posted it.
+    if mode == 'k' and not taken and v == ARGV[3] then before = '1' end
     -- The batch's own entry lives the dedupe window from this attempt,
     -- not from the first: a batch deferred for days before its POST keeps
     -- its requestIds for a window after it is paid.
@@ -485,7 +490,7 @@ for i = 3, nreq + 2 do
 end
 local c = '0'
 if complete then c = '1' end
-return {'ok', table.concat(out), table.concat(news), c, echoes}
+return {'ok', table.concat(out), table.concat(news), c, echoes, before}
 `)
 
 // rebuildScript: KEYS epoch, then duplicate-index keys; ARGV the epoch
@@ -550,10 +555,15 @@ return 0
 // epoch complete once its relisting is done (completeEpoch): only while
 // that epoch is current and ready on the server that stamped it, its grace
 // is over, Redis evicts nothing, and evicted none since the relisting
-// began (an entry it wrote may be gone).
+// began (an entry it wrote may be gone), nor since the epoch's count (its
+// field "evicted": its recovery's start, or its last completion). A key
+// evicted under the epoch may be the entry of a payee whose POST is still
+// to land, which no listing shows: only a recovery makes such an epoch
+// complete again.
 var completeScript = redis.NewScript(epochOK + luaEvicted + `
 if not epochOK or redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 if not evictSafe or evicted ~= ARGV[2] then return 0 end
+if evicted ~= (redis.call('HGET', KEYS[1], 'evicted') or '0') then return 0 end
 redis.call('HSET', KEYS[1], 'complete', ARGV[1], 'evicted', evicted)
 return 1
 `)
@@ -774,6 +784,15 @@ func (s *store) dedupe(ctx context.Context, owner, epoch, batchID string, n rail
 
 // dedupeLiving is dedupe with entries that live ttlMs.
 func (s *store) dedupeLiving(ctx context.Context, ttlMs int64, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) (verdicts, news []byte, complete bool, echoes map[int]string, err error) {
+	verdicts, news, complete, echoes, _, err = s.dedupeBefore(ctx, ttlMs, owner, epoch, batchID, n, requestIDs, modes)
+	return verdicts, news, complete, echoes, err
+}
+
+// dedupeBefore is dedupeLiving, and before tells that a kept requestId's
+// entry was already this batch's: an earlier attempt of the batch indexed
+// it, and may have posted it, whatever its record says (a record evicted
+// or run out while the index kept its entries).
+func (s *store) dedupeBefore(ctx context.Context, ttlMs int64, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) (verdicts, news []byte, complete bool, echoes map[int]string, before bool, err error) {
 	keys := make([]string, 0, 2+len(requestIDs))
 	keys = append(keys, s.epochKey(), s.batchKey(batchID))
 	for _, id := range requestIDs {
@@ -797,22 +816,23 @@ func (s *store) dedupeLiving(ctx context.Context, ttlMs int64, owner, epoch, bat
 		len(s.reqKey(""))).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
 	if err != nil {
-		return nil, nil, false, nil, err
+		return nil, nil, false, nil, false, err
 	}
-	var v, nw, c string
+	var v, nw, c, bf string
 	var ec []any
-	if len(rest) == 4 {
+	if len(rest) == 5 {
 		v, _ = rest[0].(string)
 		nw, _ = rest[1].(string)
 		c, _ = rest[2].(string)
 		ec, _ = rest[3].([]any)
+		bf, _ = rest[4].(string)
 	}
 	wantMarks := len(requestIDs)
 	if marks == "0" {
 		wantMarks = 0
 	}
 	if len(v) != len(requestIDs) || len(nw) != wantMarks || len(ec)%2 != 0 {
-		return nil, nil, false, nil, fmt.Errorf("dispatch: dedupe batch %s: %d verdicts, %d marks and %d echo fields for %d requests",
+		return nil, nil, false, nil, false, fmt.Errorf("dispatch: dedupe batch %s: %d verdicts, %d marks and %d echo fields for %d requests",
 			batchID, len(v), len(nw), len(ec), len(requestIDs))
 	}
 	for k := 0; k < len(ec); k += 2 {
@@ -820,7 +840,7 @@ func (s *store) dedupeLiving(ctx context.Context, ttlMs int64, owner, epoch, bat
 		form, _ := ec[k+1].(string)
 		p, err := strconv.Atoi(pos)
 		if err != nil || p < 1 || p > len(requestIDs) {
-			return nil, nil, false, nil, fmt.Errorf("dispatch: dedupe batch %s: echo position %q", batchID, pos)
+			return nil, nil, false, nil, false, fmt.Errorf("dispatch: dedupe batch %s: echo position %q", batchID, pos)
 		}
 		if echoes == nil {
 			echoes = map[int]string{}
@@ -828,9 +848,9 @@ func (s *store) dedupeLiving(ctx context.Context, ttlMs int64, owner, epoch, bat
 		echoes[p-1] = form
 	}
 	if wantMarks == 0 {
-		return []byte(v), nil, c == "1", echoes, nil
+		return []byte(v), nil, c == "1", echoes, bf == "1", nil
 	}
-	return []byte(v), []byte(nw), c == "1", echoes, nil
+	return []byte(v), []byte(nw), c == "1", echoes, bf == "1", nil
 }
 
 // takenOver marks, in dedupe's second reply, a requestId whose entry the
