@@ -72,17 +72,7 @@ func TestEvictionsNoDispatcherSawKeepTheProofOff(t *testing.T) {
 	}
 	// Evictions, of keys that expire soonest (ours live longer), then the
 	// policy set back.
-	used := infoInt(t, rdb, "memory", "used_memory")
-	configSet(t, rdb, "maxmemory-policy", "volatile-ttl", "maxmemory", strconv.FormatInt(used+4<<20, 10))
-	filler := strings.Repeat("x", 64<<10)
-	for i := 0; infoInt(t, rdb, "stats", "evicted_keys") == 0; i++ {
-		if i > 1000 {
-			t.Fatal("Redis evicted nothing")
-		}
-		if err := rdb.Set(ctx, "filler:"+strconv.Itoa(i), filler, 10*time.Minute).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	evictSome(t, rdb)
 	configSet(t, rdb, "maxmemory", "0", "maxmemory-policy", "noeviction")
 	rid := b.Transactions[0].RequestID
 	// One of the evicted keys may have been the payee's entry.
@@ -288,17 +278,7 @@ func TestEvictedEntryOfAPayeeBeingPaidKeepsTheProofOff(t *testing.T) {
 	stop, _ := f.run(e)
 	<-held // looked up (the epoch is not complete), and now on the wire
 
-	used := infoInt(t, rdb, "memory", "used_memory")
-	configSet(t, rdb, "maxmemory-policy", "volatile-ttl", "maxmemory", strconv.FormatInt(used+4<<20, 10))
-	filler := strings.Repeat("x", 64<<10)
-	for i := 0; infoInt(t, rdb, "stats", "evicted_keys") == 0; i++ {
-		if i > 1000 {
-			t.Fatal("Redis evicted nothing")
-		}
-		if err := rdb.Set(ctx, "filler:"+strconv.Itoa(i), filler, 10*time.Minute).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	evictSome(t, rdb)
 	// One of the evicted keys may have been rid's entry.
 	if err := rdb.Del(ctx, e.st.reqKey(rid)).Err(); err != nil {
 		t.Fatal(err)
@@ -310,4 +290,22 @@ func TestEvictedEntryOfAPayeeBeingPaidKeepsTheProofOff(t *testing.T) {
 	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
 	_ = stop()
 	copyOfPaid(t, f, r, b, rid)
+}
+
+// evictSome makes Redis evict keys for real, those that expire soonest
+// (ours live longer than the fillers): a policy of volatile-ttl and a
+// memory limit just above what it uses, then filled.
+func evictSome(t *testing.T, rdb redis.UniversalClient) {
+	t.Helper()
+	used := infoInt(t, rdb, "memory", "used_memory")
+	configSet(t, rdb, "maxmemory-policy", "volatile-ttl", "maxmemory", strconv.FormatInt(used+4<<20, 10))
+	filler := strings.Repeat("x", 64<<10)
+	for i := 0; infoInt(t, rdb, "stats", "evicted_keys") == 0; i++ {
+		if i > 1000 {
+			t.Fatal("Redis evicted nothing")
+		}
+		if err := rdb.Set(context.Background(), "filler:"+strconv.Itoa(i), filler, 10*time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

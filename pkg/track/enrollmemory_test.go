@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 )
 
 // Review (pair of faults): the per-process memory of enrolled payouts
@@ -29,14 +27,8 @@ func TestEnrollMemoryDoesNotOutliveARedisLoss(t *testing.T) {
 
 func enrollMemoryAfterLoss(t *testing.T, nextIsPayout bool) {
 	f := newFixture(t, fixtureOpts{ownRedis: true})
-	lb := &listingBehind{}
-	wc, err := wompi.New(wompi.Config{BaseURL: f.sim.BaseURL(), APIKey: f.sim.Config().APIKey,
-		PrincipalID: f.sim.Config().PrincipalID, HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: lb}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, srv := f.engine(func(c *Config) {
-		c.Wompi = f.rail(wc, f.sim.Config().EventsSecret)
+	lb, behind := f.behindListing(t)
+	e, srv := f.engine(behind, func(c *Config) {
 		c.LossGrace = -1 // the grace is not what this test is about
 	})
 	secret := f.sim.Config().EventsSecret
@@ -84,20 +76,13 @@ func enrollMemoryAfterLoss(t *testing.T, nextIsPayout bool) {
 // With the batch's later webhooks lost, its requests stalled at PENDING.
 func TestDuplicateWebhookAfterALossStillEnrolls(t *testing.T) {
 	f := newFixture(t, fixtureOpts{ownRedis: true})
-	lb := &listingBehind{}
-	wc, err := wompi.New(wompi.Config{BaseURL: f.sim.BaseURL(), APIKey: f.sim.Config().APIKey,
-		PrincipalID: f.sim.Config().PrincipalID, HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: lb}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, srvA := f.engine(func(c *Config) {
-		c.Wompi = f.rail(wc, f.sim.Config().EventsSecret)
+	lb, behind := f.behindListing(t)
+	a, srvA := f.engine(behind, func(c *Config) {
 		c.LossGrace = -1 // the grace is not what this test is about
 	})
 	var armed atomic.Bool
 	rdb := hookedClient(t, f.redis.Client(), failEnroll{armed: &armed})
-	b, srvB := f.engine(func(c *Config) {
-		c.Wompi = f.rail(wc, f.sim.Config().EventsSecret)
+	b, srvB := f.engine(behind, func(c *Config) {
 		c.Redis = rdb
 		c.LossGrace = -1
 	})
@@ -115,13 +100,7 @@ func TestDuplicateWebhookAfterALossStillEnrolls(t *testing.T) {
 	f.clock.Advance(5 * time.Second)
 	tx := c.txs[1]
 	body, sum := txWebhook(t, f.sim.Config().EventsSecret, tx.ID, c.payoutID, tx.AmountInCents, "PENDING", nil, t0)
-	armed.Store(true)
-	if code := post(t, srvB.URL, body, sum); code != http.StatusServiceUnavailable {
-		t.Fatalf("B, its schedule write failed: %d, want 503", code)
-	}
-	if armed.Load() {
-		t.Fatal("no schedule write was failed: the fault never happened")
-	}
+	postEnrollFails(t, srvB.URL, body, sum, &armed) // at B
 	// Wompi's retry reaches A.
 	if code := post(t, srvA.URL, body, sum); code != http.StatusOK {
 		t.Fatalf("the retry at A: %d", code)

@@ -117,8 +117,9 @@ func (f *fixture) rail(c *wompi.Client, secret string) *wompi.Rail {
 }
 
 // engine starts an engine on the fixture and an HTTP server for its
-// webhook handler (ops.NewServer timeouts, real loopback HTTP).
-func (f *fixture) engine(mut func(*Config)) (*Engine, *httptest.Server) {
+// webhook handler (ops.NewServer timeouts, real loopback HTTP); each mut
+// (nil: none) changes its Config in turn.
+func (f *fixture) engine(muts ...func(*Config)) (*Engine, *httptest.Server) {
 	f.t.Helper()
 	cfg := Config{
 		Kafka:      []kgo.Opt{kgo.SeedBrokers(f.kafka.Brokers()...)},
@@ -131,8 +132,10 @@ func (f *fixture) engine(mut func(*Config)) (*Engine, *httptest.Server) {
 		Logger:     testLogger(f.t),
 		Registerer: prometheus.NewRegistry(),
 	}
-	if mut != nil {
-		mut(&cfg)
+	for _, mut := range muts {
+		if mut != nil {
+			mut(&cfg)
+		}
 	}
 	e, err := New(cfg)
 	if err != nil {

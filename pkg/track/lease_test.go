@@ -137,6 +137,47 @@ type stall struct {
 	held    chan struct{} // one value per Produce request held
 }
 
+// newStall returns a stall, off, and the client option that routes an
+// engine's Kafka connections through it.
+func newStall() (*stall, kgo.Opt) {
+	st := &stall{release: make(chan struct{}), held: make(chan struct{}, 16)}
+	return st, kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+		c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, host)
+		if err != nil {
+			return nil, err
+		}
+		return stallConn{Conn: c, s: st}, nil
+	})
+}
+
+// letGo turns the stall off and sends the requests it held.
+func (s *stall) letGo() {
+	s.mu.Lock()
+	s.on = false
+	close(s.release)
+	s.mu.Unlock()
+}
+
+// awaitStatus waits until e's status record of requestID holds want (the
+// held record landed and was confirmed).
+func awaitStatus(t *testing.T, e *Engine, requestID string, want payout.Status) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		last, err := e.statuses.last(context.Background(), kindRequest, requestID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last == string(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("late %s not confirmed: key holds %q", want, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (c stallConn) Write(p []byte) (int, error) {
 	// A request starts with its length (int32) and its API key (int16);
 	// Produce is key 0. franz-go writes each request whole.
@@ -169,17 +210,10 @@ func TestTimedOutProduceKeepsKeyUntilSettled(t *testing.T) {
 
 func testTimedOutProduce(t *testing.T, many bool) {
 	f := newFixture(t, fixtureOpts{})
-	st := &stall{release: make(chan struct{}), held: make(chan struct{}, 16)}
-	dialer := func(ctx context.Context, network, host string) (net.Conn, error) {
-		c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, host)
-		if err != nil {
-			return nil, err
-		}
-		return stallConn{Conn: c, s: st}, nil
-	}
+	st, stalled := newStall()
 	const lease = 1500 * time.Millisecond
 	slow, _ := f.engine(func(c *Config) {
-		c.Kafka = append(c.Kafka, kgo.Dialer(dialer))
+		c.Kafka = append(c.Kafka, stalled)
 		c.ProduceTimeout, c.Lease = time.Second, lease
 	})
 	other, _ := f.engine(func(c *Config) { c.ProduceTimeout, c.Lease = time.Second, lease })
@@ -217,24 +251,8 @@ func testTimedOutProduce(t *testing.T, many bool) {
 		t.Fatalf("APPROVED while PENDING is in flight: %v %v, want unavailable (key held)", res, err)
 	}
 	// The broker answers at last: PENDING lands and is confirmed.
-	st.mu.Lock()
-	st.on = false
-	close(st.release)
-	st.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		last, err := slow.statuses.last(ctx, kindRequest, ref.requestID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if last == string(payout.StatusPending) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("late PENDING not confirmed: key holds %q", last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	st.letGo()
+	awaitStatus(t, slow, ref.requestID, payout.StatusPending)
 	approved = singleChange(rail.WEpayout, "wp-1", ref, payout.StatusApproved, "", f.clock.Now(), payout.SourcePoll)
 	if res, err := other.emitRequest(ctx, approved, true, since, nil); err != nil || res != emitNew {
 		t.Fatalf("APPROVED after PENDING landed: %v %v", res, err)

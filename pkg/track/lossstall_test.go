@@ -3,12 +3,9 @@ package track
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
@@ -22,17 +19,10 @@ import (
 // lands.
 func TestStalledFailedAcrossARedisLoss(t *testing.T) {
 	f := newFixture(t, fixtureOpts{ownRedis: true})
-	st := &stall{release: make(chan struct{}), held: make(chan struct{}, 16)}
-	dialer := func(ctx context.Context, network, host string) (net.Conn, error) {
-		c, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, host)
-		if err != nil {
-			return nil, err
-		}
-		return stallConn{Conn: c, s: st}, nil
-	}
+	st, stalled := newStall()
 	const lease, grace = 2 * time.Second, time.Second
 	slow, srvA := f.engine(func(c *Config) {
-		c.Kafka = append(c.Kafka, kgo.Dialer(dialer))
+		c.Kafka = append(c.Kafka, stalled)
 		c.ProduceTimeout, c.Lease, c.LossGrace = time.Second, lease, grace
 	})
 	other, srvB := f.engine(func(c *Config) { c.ProduceTimeout, c.Lease, c.LossGrace = time.Second, lease, grace })
@@ -76,24 +66,8 @@ func TestStalledFailedAcrossARedisLoss(t *testing.T) {
 	if code := post(t, srvB.URL, failed, fsum); code != http.StatusServiceUnavailable {
 		t.Errorf("FAILED retry past the grace, the first still in flight: %d, want 503", code)
 	}
-	st.mu.Lock()
-	st.on = false
-	close(st.release)
-	st.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		last, err := other.statuses.last(ctx, kindRequest, tx.Reference)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if last == string(payout.StatusFailed) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("late FAILED not confirmed: key holds %q", last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	st.letGo()
+	awaitStatus(t, other, tx.Reference, payout.StatusFailed)
 	for _, h := range []struct {
 		body []byte
 		sum  string

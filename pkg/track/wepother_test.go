@@ -17,23 +17,17 @@ import (
 // failure, by webhook or by poll, has no hand-off: it is read from
 // WEpayout and must not end the request FAILED while Y pays.
 func TestWEpayoutNonAdoptedFailureNotEmitted(t *testing.T) {
-	for _, byPoll := range []bool{false, true} {
-		name := "Webhook"
-		if byPoll {
-			name = "Poll"
-		}
-		t.Run(name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{})
-			s := newSingles(t)
-			e, srv := f.singleEngine(s, nil)
-			s.wep.SetFaults(weptest.Faults{WebhookDropRate: 1}) // webhooks posted by hand below
-			r := f.wepPayout(srv.URL, "99")                     // stays processing until SetStatus
-			xh, xbody, xid := f.otherWEpayment(s, r, "4")
-			f.deliverWEPWebhook(s, srv.URL, r.ID) // Y's PENDING
-			f.otherFailureArrives(e, s, srv.URL, byPoll, xid, xh, xbody)
-			f.adoptedPays(s, srv.URL, r.ID)
-		})
-	}
+	webhookAndPoll(t, func(t *testing.T, byPoll bool) {
+		f := newFixture(t, fixtureOpts{})
+		s := newSingles(t)
+		e, srv := f.singleEngine(s, nil)
+		s.wep.SetFaults(weptest.Faults{WebhookDropRate: 1}) // webhooks posted by hand below
+		r := f.wepPayout(srv.URL, "99")                     // stays processing until SetStatus
+		xh, xbody, xid := f.otherWEpayment(s, r, "4")
+		f.deliverWEPWebhook(s, srv.URL, r.ID) // Y's PENDING
+		f.otherFailureArrives(e, s, srv.URL, byPoll, xid, xh, xbody)
+		f.adoptedPays(s, srv.URL, r.ID)
+	})
 }
 
 // The pair: the answer to the POST of X is lost, and X's webhook comes
@@ -45,40 +39,34 @@ func TestWEpayoutNonAdoptedFailureNotEmitted(t *testing.T) {
 // follow X and emitted the FAILED; Y's APPROVED followed as a new life. The
 // marketplace reads FAILED and asks again: the payee is paid twice.
 func TestWEpayoutNonAdoptedFailureAfterItsPendingNotEmitted(t *testing.T) {
-	for _, byPoll := range []bool{false, true} {
-		name := "Webhook"
-		if byPoll {
-			name = "Poll"
+	webhookAndPoll(t, func(t *testing.T, byPoll bool) {
+		f := newFixture(t, fixtureOpts{})
+		s := newSingles(t)
+		e, srv := f.singleEngine(s, nil)
+		s.wep.SetFaults(weptest.Faults{WebhookDropRate: 1})
+		r := f.wepPayout(srv.URL, "99")
+		ctx := context.Background()
+		x, err := s.wepc.Create(ctx, r) // its answer lost: no hand-off
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Run(name, func(t *testing.T) {
-			f := newFixture(t, fixtureOpts{})
-			s := newSingles(t)
-			e, srv := f.singleEngine(s, nil)
-			s.wep.SetFaults(weptest.Faults{WebhookDropRate: 1})
-			r := f.wepPayout(srv.URL, "99")
-			ctx := context.Background()
-			x, err := s.wepc.Create(ctx, r) // its answer lost: no hand-off
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.deliverWEPWebhook(s, srv.URL, r.ID) // X's PENDING, before the lookup
-			if got := statusesOf(f.statusEvents(), r.ID); fmt.Sprint(got) != "[PENDING]" {
-				t.Fatalf("X's webhook: %v", got)
-			}
-			if err := s.wep.SetStatus(r.ID, "4"); err != nil { // X fails
-				t.Fatal(err)
-			}
-			s.wait(t)
-			xh, xbody, err := s.wep.SignedWebhook(r.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.handOff(s.wepc, r)                  // Y: posted after a lookup that missed X
-			f.deliverWEPWebhook(s, srv.URL, r.ID) // Y's PENDING: a duplicate
-			f.otherFailureArrives(e, s, srv.URL, byPoll, x.ProviderID, xh, xbody)
-			f.adoptedPays(s, srv.URL, r.ID)
-		})
-	}
+		f.deliverWEPWebhook(s, srv.URL, r.ID) // X's PENDING, before the lookup
+		if got := statusesOf(f.statusEvents(), r.ID); fmt.Sprint(got) != "[PENDING]" {
+			t.Fatalf("X's webhook: %v", got)
+		}
+		if err := s.wep.SetStatus(r.ID, "4"); err != nil { // X fails
+			t.Fatal(err)
+		}
+		s.wait(t)
+		xh, xbody, err := s.wep.SignedWebhook(r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.handOff(s.wepc, r)                  // Y: posted after a lookup that missed X
+		f.deliverWEPWebhook(s, srv.URL, r.ID) // Y's PENDING: a duplicate
+		f.otherFailureArrives(e, s, srv.URL, byPoll, x.ProviderID, xh, xbody)
+		f.adoptedPays(s, srv.URL, r.ID)
+	})
 }
 
 // otherWEpayment makes two payments of r at WEpayout: X, moved to status,
@@ -192,4 +180,12 @@ func TestWEpayoutNonAdoptedFailureAfterRedisLossNotEmitted(t *testing.T) {
 		}
 	}
 	checkLog(t, evs)
+}
+
+// webhookAndPoll runs test twice: the failure reaches the engine by its
+// webhook, then by a poll.
+func webhookAndPoll(t *testing.T, test func(t *testing.T, byPoll bool)) {
+	for _, byPoll := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Webhook", true: "Poll"}[byPoll], func(t *testing.T) { test(t, byPoll) })
+	}
 }

@@ -27,6 +27,33 @@ func (l *listingBehind) RoundTrip(req *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(req)
 }
 
+// behindListing returns a listingBehind and the Config option that gives
+// an engine a Wompi rail reading through it.
+func (f *fixture) behindListing(t *testing.T) (*listingBehind, func(*Config)) {
+	t.Helper()
+	lb := &listingBehind{}
+	wc, err := wompi.New(wompi.Config{BaseURL: f.sim.BaseURL(), APIKey: f.sim.Config().APIKey,
+		PrincipalID: f.sim.Config().PrincipalID, HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: lb}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lb, func(c *Config) { c.Wompi = f.rail(wc, f.sim.Config().EventsSecret) }
+}
+
+// postEnrollFails posts a webhook while the next schedule write fails
+// (failEnroll, armed here): it must be answered 503, so that Wompi sends it
+// again.
+func postEnrollFails(t *testing.T, url string, body []byte, sum string, armed *atomic.Bool) {
+	t.Helper()
+	armed.Store(true)
+	if code := post(t, url, body, sum); code != http.StatusServiceUnavailable {
+		t.Errorf("webhook whose payout could not be scheduled answered %d, want 503 so that Wompi sends it again", code)
+	}
+	if armed.Load() {
+		t.Fatal("no schedule write was failed: the fault never happened")
+	}
+}
+
 // The Wompi counterpart of TestUnknownStatusWithoutHandOffIsStillPolled
 // (from a review). Faults lined up on one Wompi batch: Redis loses its
 // data right after the dispatcher's hand-off, the rebuild of the polling
@@ -42,13 +69,8 @@ func TestWompiWebhookWithoutHandOffPutsThePayoutOnTheSchedule(t *testing.T) {
 	for _, first := range []string{"transaction PENDING", "transaction status we do not know", "payout PENDING"} {
 		t.Run(first, func(t *testing.T) {
 			f := newFixture(t, fixtureOpts{ownRedis: true})
-			lb := &listingBehind{}
-			wc, err := wompi.New(wompi.Config{BaseURL: f.sim.BaseURL(), APIKey: f.sim.Config().APIKey,
-				PrincipalID: f.sim.Config().PrincipalID, HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: lb}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e, srv := f.engine(func(c *Config) { c.Wompi = f.rail(wc, f.sim.Config().EventsSecret) })
+			lb, behind := f.behindListing(t)
+			e, srv := f.engine(behind)
 			secret := f.sim.Config().EventsSecret
 			ctx := context.Background()
 			// No webhook URL: the simulator's webhooks are lost; the one
@@ -105,13 +127,7 @@ func TestWompiEnrollFailureIsRetriedByWompi(t *testing.T) {
 	c := f.submit(false, f.payee("1234567890"))
 	tx := c.txs[0]
 	body, sum := txWebhook(t, f.sim.Config().EventsSecret, tx.ID, c.payoutID, tx.AmountInCents, "PENDING", nil, t0)
-	armed.Store(true)
-	if code := post(t, srv.URL, body, sum); code != http.StatusServiceUnavailable {
-		t.Errorf("webhook whose payout could not be scheduled answered %d, want 503 so that Wompi sends it again", code)
-	}
-	if armed.Load() {
-		t.Fatal("no schedule write was failed: the fault never happened")
-	}
+	postEnrollFails(t, srv.URL, body, sum, &armed)
 	if code := post(t, srv.URL, body, sum); code != http.StatusOK {
 		t.Fatalf("Wompi's retry: %d", code)
 	}
