@@ -115,3 +115,28 @@ func TestSeenIndexSettings(t *testing.T) {
 		}
 	}
 }
+
+// A route to a rail that cannot pay its currency (BRL=wompi, COP=wepayout,
+// USD=smartfastpay) would REJECTED, final, every request of that currency
+// with INVALID_CURRENCY: the worker refuses to start instead, naming
+// RAIL_ROUTES.
+func TestRailRoutesToARailOfAnotherCurrencyRefused(t *testing.T) {
+	host := func() (string, error) { return "h", nil }
+	for _, tc := range []struct {
+		val string
+		ok  bool
+	}{
+		{"COP=wompi,BRL=wepayout", true},
+		{"COP=smartfastpay", true},
+		{"BRL=wompi", false},
+		{"COP=wompi,BRL=smartfastpay", false},
+		{"COP=wepayout,BRL=wompi", false},
+		{"USD=wompi", false},
+	} {
+		_, err := parse(t, map[string]string{"RAIL_ROUTES": tc.val}, host)
+		var ce *config.Error
+		if tc.ok != (err == nil) || (err != nil && (!errors.As(err, &ce) || ce.Env != "RAIL_ROUTES" || strings.Contains(err.Error(), "\n"))) {
+			t.Errorf("RAIL_ROUTES=%s: err = %v, want ok=%v", tc.val, err, tc.ok)
+		}
+	}
+}

@@ -15,7 +15,8 @@ const DefaultRoutes = "COP=wompi,BRL=wepayout"
 type Routes map[string]Name
 
 // ParseRoutes reads "CUR=rail,CUR=rail". Each currency is three upper-case
-// letters, each rail one of Names, each currency at most once.
+// letters, each rail one of Names and paying in that currency (Currency),
+// each currency at most once.
 func ParseRoutes(s string) (Routes, error) {
 	r := Routes{}
 	for _, part := range strings.Split(s, ",") {
@@ -27,6 +28,11 @@ func ParseRoutes(s string) (Routes, error) {
 		cur, name = strings.TrimSpace(cur), strings.TrimSpace(name)
 		if !ok || len(cur) != 3 || strings.ToUpper(cur) != cur || !Name(name).Valid() {
 			return nil, fmt.Errorf("%q is not CUR=rail with a rail among %v", part, Names)
+		}
+		// A rail refuses every other currency (INVALID_CURRENCY): such a
+		// route would reject every request it routes.
+		if Currency(Name(name)) != cur {
+			return nil, fmt.Errorf("%q: rail %s pays %s only", part, name, Currency(Name(name)))
 		}
 		if _, dup := r[cur]; dup {
 			return nil, fmt.Errorf("currency %s is routed twice", cur)
