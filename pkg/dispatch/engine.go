@@ -208,6 +208,12 @@ func New(cfg Config) (*Engine, error) {
 		kgo.OnPartitionsAssigned(e.onAssigned),
 		kgo.OnPartitionsRevoked(e.onRevoked),
 		kgo.OnPartitionsLost(e.onRevoked),
+		// A poll's records reach the workers of the assignment they were
+		// fetched under: a revoke, or a lost session, waits until Run has
+		// routed them (AllowRebalance). Else records fetched before a
+		// lost session could go to the partition's next worker here,
+		// which would commit them ahead of earlier records not yet done.
+		kgo.BlockRebalanceOnPoll(),
 	)
 	if e.cl, err = kgo.NewClient(opts...); err != nil {
 		return nil, fmt.Errorf("dispatch: kafka client: %w", err)
@@ -345,6 +351,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		fetches := e.cl.PollRecords(runCtx, 1000)
 		if fetches.IsClientClosed() || runCtx.Err() != nil {
+			e.cl.AllowRebalance()
 			break
 		}
 		fetches.EachError(func(t string, p int32, err error) {
@@ -363,6 +370,8 @@ func (e *Engine) Run(ctx context.Context) error {
 				w.push(p.Records)
 			}
 		})
+		// Routed: a revoke may now stop the workers they went to.
+		e.cl.AllowRebalance()
 		e.ready.Store(true)
 	}
 	e.ready.Store(false)
