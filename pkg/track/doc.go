@@ -162,9 +162,16 @@
 // The begin scripts answer busy for such a key without writing to it; only
 // the first begin after a loss, before the new marker is seen, is granted
 // and then released by checkEpoch. A loss that keeps the marker is not
-// seen: a failover to a replica that missed the last writes (Sentinel,
-// Cluster), or on a Cluster a master without the marker losing its data.
-// There the holders' write-back within a second is the only guard.
+// seen by the grace: a failover to a replica that missed the last writes
+// (Sentinel, Cluster), or on a Cluster a master without the marker losing
+// its data. There the holders' write-back within a second is the only
+// guard of the attempts in flight. On a Cluster a status read before such
+// a loss is still told apart: the since it was read under carries the
+// stamps of the masters (run id and replication id), and checkEpoch reads
+// the stamp of each master its first statuses' keys are on (one call per
+// master, not per key); one not among them makes the read a re-read.
+// The per-process memory of Wompi payouts put on the polling schedule is
+// not used on a Cluster, whose schedule master can lose its data alone.
 //
 // # Polling
 //

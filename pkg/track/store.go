@@ -5,14 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/redisproc"
 )
 
 // kind says which life a status key follows: a request's (payout.Status) or
@@ -398,6 +401,9 @@ type statusStore struct {
 	epochCache atomic.Pointer[string]
 	// epochReads counts the reads of the marker from Redis (currentEpochAt).
 	epochReads atomic.Uint64
+	// stampsCache, on a Redis Cluster, is the last stamps read of its
+	// masters (readStamps).
+	stampsCache atomic.Pointer[string]
 }
 
 // The epoch marker tells a status read before a Redis data loss from one
@@ -416,11 +422,72 @@ func (s *statusStore) epochKey() string { return s.prefix + "track:epoch" }
 // epoch returns the marker as last seen (reading it the first time). Take it
 // before reading a status from the provider, and pass it as the
 // transition's since.
+//
+// On a Redis Cluster the marker lives on one master and a status key on
+// any: a master losing its data alone keeps the marker. There it is
+// followed by the stamps of the masters (readStamps), and checkEpoch
+// checks the status key's own master against them.
 func (s *statusStore) epoch(ctx context.Context) (string, error) {
-	if v := s.epochCache.Load(); v != nil {
+	v := s.epochCache.Load()
+	if v == nil {
+		cur, err := s.currentEpoch(ctx)
+		if err != nil {
+			return "", err
+		}
+		v = &cur
+	}
+	if !s.onCluster() {
 		return *v, nil
 	}
-	return s.currentEpoch(ctx)
+	st := s.stampsCache.Load()
+	if st == nil {
+		fresh, err := s.readStamps(ctx)
+		if err != nil {
+			return "", err
+		}
+		st = &fresh
+	}
+	return *v + stampsSep + *st, nil
+}
+
+// onCluster reports whether the store is on a Redis Cluster, whose masters
+// can each lose their data alone.
+func (s *statusStore) onCluster() bool {
+	_, ok := s.rdb.(*redis.ClusterClient)
+	return ok
+}
+
+// stampsSep parts a since's marker from the masters' stamps; neither
+// holds it.
+const stampsSep = "@"
+
+// stampScript answers the stamp of the Redis process that runs it: its run
+// id and replication id. Run with a status key, that of the key's master.
+var stampScript = redis.NewScript(redisproc.Lua + `return server .. ':' .. repl`)
+
+// readStamps reads the stamp of every master of the Cluster, joined by
+// ",", and caches them for epoch.
+func (s *statusStore) readStamps(ctx context.Context) (string, error) {
+	cc := s.rdb.(*redis.ClusterClient)
+	var mu sync.Mutex
+	var stamps []string
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		v, err := stampScript.Run(ctx, m, nil).Text()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		stamps = append(stamps, v)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	slices.Sort(stamps)
+	v := strings.Join(stamps, ",")
+	s.stampsCache.Store(&v)
+	return v, nil
 }
 
 // currentEpoch reads the marker from Redis, writing a new one when it is
@@ -531,6 +598,10 @@ func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens [
 	if err != nil {
 		return err
 	}
+	lost, err := s.masterLost(ctx, trs, first, cur)
+	if err != nil {
+		return err
+	}
 	// A marker dated after Redis's clock (a failover to a node whose clock
 	// is behind) starts no grace: it would last as long as the skew.
 	age := now - epochCreated(cur)
@@ -540,7 +611,7 @@ func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens [
 	for _, i := range first {
 		tr := trs[i]
 		switch {
-		case tr.verified && !tr.final && tr.since != cur:
+		case tr.verified && !tr.final && (marker(tr.since) != cur || lost[i]):
 			outs[i] = outcomeReread
 		case young:
 			outs[i] = outcomeBusy
@@ -554,6 +625,71 @@ func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens [
 		return nil
 	}
 	return s.runPipelined(ctx, releaseScript, keys, args)
+}
+
+// marker is the epoch marker a since was taken under.
+func marker(since string) string {
+	m, _, _ := strings.Cut(since, stampsSep)
+	return m
+}
+
+// masterLost reports, on a Redis Cluster, the attempts of first whose
+// verified, non-final status was read under the marker cur but before
+// their status key's master lost its data: that master's stamp is not
+// among the since's. One stamp is read per master (redisproc asks for
+// INFO once per step, not per key), with the first of its keys, so that
+// the call follows the key where the Cluster moved it. When one is lost,
+// the stamps are read again, for the next read.
+func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []int, cur string) (map[int]bool, error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return nil, nil
+	}
+	masterOf := map[int]string{}
+	stamps := map[string]*redis.Cmd{}
+	pipe := s.rdb.Pipeline()
+	for _, i := range first {
+		tr := trs[i]
+		if !tr.verified || tr.final || marker(tr.since) != cur {
+			continue
+		}
+		key := s.key(tr.kind, tr.id)
+		m, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		addr := m.Options().Addr
+		masterOf[i] = addr
+		if stamps[addr] == nil {
+			stamps[addr] = stampScript.Eval(ctx, pipe, []string{key})
+		}
+	}
+	if len(stamps) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	var lost map[int]bool
+	for i, addr := range masterOf {
+		v, err := stamps[addr].Text()
+		if err != nil {
+			return nil, err
+		}
+		_, known, _ := strings.Cut(trs[i].since, stampsSep)
+		if !slices.Contains(strings.Split(known, ","), v) {
+			if lost == nil {
+				lost = map[int]bool{}
+			}
+			lost[i] = true
+		}
+	}
+	if len(lost) > 0 {
+		if _, err := s.readStamps(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return lost, nil
 }
 
 // DefaultLossGrace is how long after the epoch marker was written anew

@@ -464,7 +464,9 @@ func (e *Engine) enrollBatch(ctx context.Context, payoutID string, reads uint64)
 	if err != nil {
 		return fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
-	if seen && e.enrolled.has(payoutID, epoch, now) {
+	// On a Redis Cluster the schedule's master can lose its data alone,
+	// under a marker that stays: no memory there.
+	if seen && !e.statuses.onCluster() && e.enrolled.has(payoutID, epoch, now) {
 		return nil
 	}
 	if err := e.sub.Schedule(ctx, payoutID, now.Add(FirstPollInterval)); err != nil {

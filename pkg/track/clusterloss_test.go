@@ -1,0 +1,152 @@
+package track
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wompi-payouts/pipeline/pkg/config"
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
+	"github.com/wompi-payouts/pipeline/pkg/testenv"
+)
+
+// TestStatusReadBeforeRedisLossIsNotEmitted on a Redis Cluster, where the
+// loss hits only the master of the request's status key: the epoch
+// marker, on another master, survives it. A poll reads PENDING, a
+// webhook's APPROVED is emitted, the status key's master restarts empty,
+// then the poll's PENDING finds an empty key under an unchanged marker.
+// Emitted, it follows APPROVED on the status topic.
+func TestStatusMasterLossAloneRefusesAReadBeforeIt(t *testing.T) {
+	rc := testenv.RedisCluster(t)
+	cl, err := config.RedisClient(rc.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	cc, ok := cl.(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("built a %T, want a cluster client", cl)
+	}
+	ctx := context.Background()
+	s := newStatusStore(cl, rc.Prefix(), time.Hour, 10*time.Second)
+	masterOf := func(key string) string {
+		m, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Options().Addr
+	}
+	id := ""
+	for _, c := range []string{"r-1", "r-2", "r-3", "r-4", "r-5", "r-6", "r-7", "r-8"} {
+		if masterOf(s.key(kindRequest, c)) != masterOf(s.epochKey()) {
+			id = c
+			break
+		}
+	}
+	if id == "" {
+		t.Fatal("every candidate status key shares the marker's master")
+	}
+	key := s.key(kindRequest, id)
+
+	since := mustEpoch(t, s) // the poll, before it reads the provider
+	approved := transition{kind: kindRequest, id: id, to: string(payout.StatusApproved), ref: "tx-1", final: true, verified: true}
+	if out, _, err := s.begin(ctx, approved, "hook"); err != nil || out != outcomeOK {
+		t.Fatalf("webhook's APPROVED: %s %v", out, err)
+	}
+	if err := s.end(ctx, approved, "hook", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.RestartMasterOf(ctx, key, nil); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := s.currentEpoch(ctx); err != nil || cur != marker(since) {
+		t.Fatalf("the marker changed (%q, was %q: %v): the restart touched its master", cur, since, err)
+	}
+
+	stale := transition{kind: kindRequest, id: id, to: string(payout.StatusPending), ref: "tx-1", verified: true, since: since}
+	if out, _, err := s.begin(ctx, stale, "poll"); err != nil || out != outcomeReread {
+		t.Fatalf("the poll's PENDING read before its key's master was lost: %s %v, want %s", out, err, outcomeReread)
+	}
+	// The dispatcher's gate checks its SUBMITTED the same way.
+	g := NewGate(cl, rc.Prefix(), time.Minute)
+	tk, err := g.Begin(ctx, since, []GateItem{{ID: id, To: string(payout.StatusSubmitted), Ref: "tx-1"}})
+	if err != nil || tk.Verdicts[0] != GateSkip {
+		t.Fatalf("SUBMITTED observed before the loss: %+v %v, want skipped", tk, err)
+	}
+	// A status read after the loss (the epoch taken again) is emitted.
+	fresh, err := s.epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.since = fresh
+	if out, _, err := s.begin(ctx, stale, "poll-2"); err != nil || out != outcomeOK {
+		t.Fatalf("PENDING read after the loss: %s %v, want ok", out, err)
+	}
+}
+
+// The Cluster form of TestDuplicateWebhookAfterALossStillEnrolls: the
+// master of the polling schedule restarts empty alone, and the epoch
+// marker, on another master, stays. A webhook of a payout this process
+// enrolled before, handled after a read of that unchanged marker, found
+// its memory still good and did not put the payout back: with its later
+// webhooks lost, nothing polled it again.
+func TestEnrollMemoryOnAClusterDoesNotOutliveAScheduleMasterLoss(t *testing.T) {
+	rc := testenv.RedisCluster(t)
+	cl, err := config.RedisClient(rc.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	cc := cl.(*redis.ClusterClient)
+	ctx := context.Background()
+	masterOf := func(key string) string {
+		m, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Options().Addr
+	}
+	prefix := ""
+	for i := range 32 { // a prefix whose marker is not on the schedule's master
+		p := fmt.Sprintf("%senroll%d:", rc.Prefix(), i)
+		if masterOf(p+"track:epoch") != masterOf(p+"{poll}") {
+			prefix = p
+			break
+		}
+	}
+	if prefix == "" {
+		t.Fatal("no prefix puts the marker off the schedule's master")
+	}
+	f := newFixture(t, fixtureOpts{})
+	e, _ := f.engine(func(c *Config) { c.Redis, c.Prefix = cl, prefix })
+	sched := submitted.New(cl, prefix, 0)
+	marker, err := e.statuses.currentEpoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.enrollBatch(ctx, "payout-1", e.statuses.epochReads.Load()); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sched.Scheduled(ctx); err != nil || n != 1 {
+		t.Fatalf("scheduled: %d %v", n, err)
+	}
+	if err := rc.RestartMasterOf(ctx, prefix+"{poll}", nil); err != nil {
+		t.Fatal(err)
+	}
+	// The next webhook: another read of the marker comes between its
+	// arrival and its enroll, and finds it unchanged.
+	reads := e.statuses.epochReads.Load()
+	if cur, err := e.statuses.currentEpoch(ctx); err != nil || cur != marker {
+		t.Fatalf("marker %q, was %q (%v): the restart touched its master", cur, marker, err)
+	}
+	if err := e.enrollBatch(ctx, "payout-1", reads); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sched.Scheduled(ctx); err != nil || n != 1 {
+		t.Errorf("scheduled: %d %v after the schedule's master lost it: the memory said it was enrolled", n, err)
+	}
+}
