@@ -39,7 +39,7 @@ type metrics struct {
 	mayEvict          prometheus.Gauge
 	prefixMismatch    prometheus.Gauge
 	startRewrites     prometheus.Counter
-	postBlocked       *prometheus.CounterVec // code: 401, 403, 404
+	postBlocked       *prometheus.CounterVec // code: 401, 403, 404, a 3xx
 	duplicateRequests *prometheus.CounterVec // stage (the shared series of ops.DuplicateRequests)
 	restarts          prometheus.Counter
 	lateSkipped       prometheus.Counter
@@ -108,7 +108,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		railsMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "recovery_rails_missing",
 			Help: "1 for a rail this replica's last recovery attempt had to list and could not: a dispatcher that pays through it has started on this Kafka, and this replica has no credentials for it. The recovery waits for a replica that has them; no batch is dispatched meanwhile."}, []string{"rail"}),
 		postBlocked: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "post_blocked_total",
-			Help: "POST /payouts answered 401, 403 or 404, by code: no retry fixes these (a wrong or rotated API key, a missing permission, a wrong base URL). The batch waits with the longest backoff and never outlives its idempotency key; an alert fires."}, []string{"code"}),
+			Help: "POST /payouts answered 401, 403, 404 or a redirect (3xx, never followed), by code: no retry fixes these (a wrong or rotated API key, a missing permission, a wrong base URL). The batch waits with the longest backoff and never outlives its idempotency key; an alert fires."}, []string{"code"}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "batch_restarts_total",
 			Help: "Batches restarted from the claim because the epoch changed or the lease was lost."}),
 		lateSkipped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "late_statuses_skipped_total",
