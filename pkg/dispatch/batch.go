@@ -136,6 +136,10 @@ type job struct {
 	// per request (deferRail of a batch an earlier attempt may have
 	// settled in part).
 	copyOnly bool
+	// rejecting: the job produced the batch's REJECTED (rejectAs,
+	// endPoisoned); given up unanswered, it must not land once the
+	// lease is lost (holdLease).
+	rejecting bool
 
 	// landing guards what follows a produce of this job that may still
 	// write its records after the job ends (job.produceEach): perhaps
@@ -327,6 +331,14 @@ func (j *job) holdLease(late []unsettled) {
 			// records land.
 			j.log.Error("dispatch: lease lost while records given up unanswered may still land; a status of the batch's next attempt may come before them", "err", err)
 			renewing = false
+			if j.rejecting {
+				// The refusal recorded in the record may be lost with it,
+				// and a REJECTED landing after the recovery's scan
+				// (rejectedOnTopic) would follow the batch's next POST.
+				// Closed before any recovery can end, the client sends
+				// nothing it gave up.
+				e.silence()
+			}
 		case err != nil:
 			j.log.Warn("dispatch: renew the lease of a batch whose records may still land", "err", err)
 		}
@@ -1984,6 +1996,7 @@ func (j *job) rejectAs(r refusal) error {
 	}
 	// The batch's REJECTED first: a request's REJECTED on the topic
 	// implies it (rejectedOnTopic).
+	j.rejecting = true
 	if err := j.produce(bs); err != nil {
 		return err
 	}
