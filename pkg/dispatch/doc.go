@@ -29,6 +29,10 @@
 // fetched records, or whose head record is a deferred batch not yet due (its
 // NotBefore, read on the injected clock), stops fetching (PauseFetchPartitions)
 // until it can go on; a not-due record is never committed early.
+// Rebalances wait while the poll loop routes a poll's records
+// (BlockRebalanceOnPoll): records fetched under a session always reach
+// that session's workers, never the next worker of a partition that came
+// back, which would commit them ahead of an earlier record not yet done.
 //
 // # State machine of a batch
 //
