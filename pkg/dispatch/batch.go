@@ -136,10 +136,11 @@ type job struct {
 	// per request (deferRail of a batch an earlier attempt may have
 	// settled in part).
 	copyOnly bool
-	// rejecting: the job produced the batch's REJECTED (rejectAs,
-	// endPoisoned); given up unanswered, it must not land once the
+	// ungated: the job produced statuses no status gate holds (the
+	// batch's REJECTED: rejectAs, endPoisoned; a DEFERRED before any
+	// POST: deferBatch); given up unanswered, they must not land once the
 	// lease is lost (holdLease).
-	rejecting bool
+	ungated bool
 
 	// landing guards what follows a produce of this job that may still
 	// write its records after the job ends (job.produceEach): perhaps
@@ -331,12 +332,12 @@ func (j *job) holdLease(late []unsettled) {
 			// records land.
 			j.log.Error("dispatch: lease lost while records given up unanswered may still land; a status of the batch's next attempt may come before them", "err", err)
 			renewing = false
-			if j.rejecting {
-				// The refusal recorded in the record may be lost with it,
-				// and a REJECTED landing after the recovery's scan
-				// (rejectedOnTopic) would follow the batch's next POST.
-				// Closed before any recovery can end, the client sends
-				// nothing it gave up.
+			if j.ungated {
+				// The record may be lost with Redis (a refusal recorded
+				// in it too), and a REJECTED landing after the recovery's
+				// scan (rejectedOnTopic), or a DEFERRED no gate holds,
+				// would follow the batch's next POST. Closed before any
+				// recovery can end, the client sends nothing it gave up.
 				e.silence()
 			}
 		case err != nil:
@@ -1869,6 +1870,7 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 		}
 		err = j.produceGated(statuses, gate, drops)
 	} else {
+		j.ungated = true
 		err = j.produce(append(statuses, drops...)...)
 	}
 	if err != nil {
@@ -1996,7 +1998,7 @@ func (j *job) rejectAs(r refusal) error {
 	}
 	// The batch's REJECTED first: a request's REJECTED on the topic
 	// implies it (rejectedOnTopic).
-	j.rejecting = true
+	j.ungated = true
 	if err := j.produce(bs); err != nil {
 		return err
 	}

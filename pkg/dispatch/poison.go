@@ -128,7 +128,7 @@ func (j *job) endPoisoned(reason payout.Reason, msg string) error {
 	if bs != nil {
 		// The batch's REJECTED first: a request's REJECTED on the topic
 		// implies it (rejectedOnTopic).
-		j.rejecting = true
+		j.ungated = true
 		if err := j.produce(bs); err != nil {
 			return err
 		}

@@ -24,16 +24,54 @@ import (
 // a recovery can end, so that nothing it gave up lands after it.
 func TestStalledRejectedDoesNotLandAfterARedisLoss(t *testing.T) {
 	t.Parallel()
+	f, bs := stalledUngatedAcrossALoss(t, "refusal-stall", nil, true, func(f *fixture) string { return f.topics.BatchStatus })
+	rejected := map[string]bool{}
+	for _, s := range f.batchStatuses() {
+		if s.Status == payout.BatchRejected {
+			rejected[s.BatchID] = true
+		}
+	}
+	ledger := f.sim.BatchLedger()
+	for _, b := range bs {
+		if rejected[b.BatchID] && ledger[b.BatchID].Accepted > 0 {
+			t.Errorf("batch %s is REJECTED on the batch status topic, and Wompi accepted it %d times",
+				b.BatchID, ledger[b.BatchID].Accepted)
+		}
+	}
+}
+
+// The same three faults with the first dispatcher's own budget refusing
+// the batches before any POST (review): their requests' DEFERRED, which no
+// status gate holds (nothing was posted), landed after the SUBMITTED of
+// the second dispatcher's POST, a request's status going back.
+func TestStalledDeferredDoesNotLandAfterARedisLoss(t *testing.T) {
+	t.Parallel()
+	f, _ := stalledUngatedAcrossALoss(t, "defer-stall", func(c *Config) { c.DailyLimitCents = 100_000 }, false,
+		func(f *fixture) string { return f.topics.Status })
+	if err := payout.CheckLifecycles(f.statuses()); err != nil {
+		t.Error(err)
+	}
+}
+
+// stalledUngatedAcrossALoss lines the three faults up: the first
+// dispatcher (first: its Config change, nil for none; refused: Wompi
+// answers its POSTs 400) ends one batch per partition with records no
+// status gate holds, produced to held(f), which the brokers leave
+// unanswered; Redis is flushed; a second dispatcher joins, takes some of
+// the partitions and pays their batches; then the brokers answer.
+func stalledUngatedAcrossALoss(t *testing.T, prefix string, first func(*Config), refused bool, held func(*fixture) string) (*fixture, []payout.Batch) {
 	const partitions = 4
 	f := newFixture(t, fixtureOpt{kfake: true, partitions: partitions, ownRedis: true})
-	bs := onePerPartition(t, "refusal-stall", partitions, 600_000)
-	f.tap.fault = func(n int) fault {
-		if n <= partitions {
-			return fault400
+	bs := onePerPartition(t, prefix, partitions, 600_000)
+	if refused {
+		f.tap.fault = func(n int) fault {
+			if n <= partitions {
+				return fault400
+			}
+			return faultNone
 		}
-		return faultNone
 	}
-	e1 := f.engine(nil)
+	e1 := f.engine(first)
 	stop1, done1 := f.run(e1)
 	for start := time.Now(); len(f.kafka.ReadAll(t, f.topics.DispatcherStarts)) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Since(start) > 30*time.Second {
@@ -41,19 +79,21 @@ func TestStalledRejectedDoesNotLandAfterARedisLoss(t *testing.T) {
 		}
 	}
 	var hold atomic.Bool
-	var held atomic.Int32
+	var nheld atomic.Int32
 	hold.Store(true)
-	holdProducer(f, &hold, &held, f.topics.BatchStatus)
+	holdProducer(f, &hold, &nheld, held(f))
 	f.produce(f.topics.Batches, bs...)
-	rdb := f.redis.Client()
-	for _, b := range bs {
-		eventually(t, "batch "+b.BatchID+" refused in Redis", func() bool {
-			v, _ := rdb.HGet(context.Background(), f.redis.Prefix()+"{dispatch}:batch:"+b.BatchID,
-				refusedPrefix+b.Transactions[0].RequestID).Result()
-			return v != ""
-		})
+	if refused {
+		rdb := f.redis.Client()
+		for _, b := range bs {
+			eventually(t, "batch "+b.BatchID+" refused in Redis", func() bool {
+				v, _ := rdb.HGet(context.Background(), f.redis.Prefix()+"{dispatch}:batch:"+b.BatchID,
+					refusedPrefix+b.Transactions[0].RequestID).Result()
+				return v != ""
+			})
+		}
 	}
-	waitHeld(t, &held, "the batches' REJECTED")
+	waitHeld(t, &nheld, "the first dispatcher's ungated records")
 	if err := f.redis.FlushAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -78,18 +118,5 @@ func TestStalledRejectedDoesNotLandAfterARedisLoss(t *testing.T) {
 	}
 	_ = stop1()
 	f.noDoublePayment()
-
-	rejected := map[string]bool{}
-	for _, s := range f.batchStatuses() {
-		if s.Status == payout.BatchRejected {
-			rejected[s.BatchID] = true
-		}
-	}
-	ledger := f.sim.BatchLedger()
-	for _, b := range bs {
-		if rejected[b.BatchID] && ledger[b.BatchID].Accepted > 0 {
-			t.Errorf("batch %s is REJECTED on the batch status topic, and Wompi accepted it %d times",
-				b.BatchID, ledger[b.BatchID].Accepted)
-		}
-	}
+	return f, bs
 }
