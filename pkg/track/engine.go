@@ -305,8 +305,8 @@ var errNoReread = errors.New("track: status must be read again")
 // APPROVED it implies is emitted first (same amount; its eventId is the
 // one the APPROVED would have had) and the RETURNED after it.
 func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verified bool, since string,
-	lookup func(ctx context.Context) (payout.Status, failure, error)) (emitted, error) {
-	res, err := e.emitRequestOnce(ctx, sc, verified, since, lookup)
+	lookup func(ctx context.Context) (payout.Status, failure, error), mods ...func(*transition)) (emitted, error) {
+	res, err := e.emitRequestOnce(ctx, sc, verified, since, lookup, mods...)
 	if err != nil || res != emitRegression || sc.Status != payout.StatusReturned {
 		return res, err
 	}
@@ -315,7 +315,7 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 	}
 	ap := *sc
 	ap.Status, ap.ReasonCode, ap.ReasonMessage = payout.StatusApproved, nil, nil
-	ares, err := e.emitRequestOnce(ctx, &ap, true, since, nil)
+	ares, err := e.emitRequestOnce(ctx, &ap, true, since, nil, mods...)
 	if err == nil && ares == emitReread {
 		// since predates a Redis data loss (begin's check just read the
 		// new marker). The APPROVED is implied by the RETURNED, which is
@@ -325,7 +325,7 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 		// again, the RETURNED would be answered as a duplicate and lost.
 		var cur string
 		if cur, err = e.statuses.epoch(ctx); err == nil {
-			ares, err = e.emitRequestOnce(ctx, &ap, true, cur, nil)
+			ares, err = e.emitRequestOnce(ctx, &ap, true, cur, nil, mods...)
 		}
 	}
 	switch {
@@ -343,14 +343,17 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 	default:
 		return res, nil // the known status is not one APPROVED may follow
 	}
-	return e.emitRequestOnce(ctx, sc, true, since, nil)
+	return e.emitRequestOnce(ctx, sc, true, since, nil, mods...)
 }
 
 func (e *Engine) emitRequestOnce(ctx context.Context, sc *payout.StatusChange, verified bool, since string,
-	lookup func(ctx context.Context) (payout.Status, failure, error)) (emitted, error) {
+	lookup func(ctx context.Context) (payout.Status, failure, error), mods ...func(*transition)) (emitted, error) {
 	txID := deref(sc.TransactionID)
 	tr := transition{kind: kindRequest, id: sc.RequestID, to: string(sc.Status), ref: txID,
 		final: settled(sc.Rail, sc.Status), verified: verified, since: since, rail: deref(sc.Rail)}
+	for _, mod := range mods {
+		mod(&tr)
+	}
 	build := func(from string) ([]byte, []byte, error) {
 		sc.EventID = payout.EventID("status", sc.RequestID, string(sc.Status), txID)
 		sc.PreviousStatus = nil

@@ -244,52 +244,82 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 		return 0, e.unknownWebhookStatus(ctx, rail.SmartFastPay, p.ProviderID, p.ProviderStatus, ref.handedOff)
 	}
 	if !ref.handedOff {
-		if other, err := e.failureOfOther(ctx, rail.SmartFastPay, ref.requestID, p.ProviderID, st); err != nil || other {
-			return emitDuplicate, err
+		if other, err := e.failureOfOther(ctx, rail.SmartFastPay, ref.requestID, p.ProviderID, st); err != nil || other != noOther {
+			return emitDuplicate, e.keepWatching(ctx, rail.SmartFastPay, p.ProviderID, other, err)
 		}
 	}
 	sc := singleChange(rail.SmartFastPay, p.ProviderID, ref, st, reason, at, payout.SourceWebhook)
-	res, err := e.emitRequest(ctx, sc, verified, since, e.singleLookup(c, p.ProviderID, st))
+	res, err := e.emitRequest(ctx, sc, verified, since, e.singleLookup(c, p.ProviderID, st), withoutRestart(ref, st))
 	if err == nil && !ref.handedOff {
 		err = e.enroll(ctx, rail.SmartFastPay, p.ProviderID, sc.Status)
 	}
 	return res, err
 }
 
+// otherPayout is failureOfOther's verdict on a failure of a payout that
+// has no hand-off.
+type otherPayout int
+
+const (
+	// noOther: no other payout under our id may still pay: the failure
+	// is emitted.
+	noOther otherPayout = iota
+	// otherFollowed: the request's status key follows another payout:
+	// the failure is not emitted, and the payout is no longer watched
+	// (that payout's statuses end the request).
+	otherFollowed
+	// otherMayPay: the rail's lookup by our id lists another payout not
+	// failed: the failure is not emitted yet, and the payout stays
+	// watched (a poll reschedules it, a webhook enrolls it). The lookup
+	// may be behind that payout's own failure (a listing served by a
+	// copy behind): if each of two failed payouts lists the other as
+	// live, dropping both would leave the request non-final for ever.
+	// Its polls end once the key follows the other payout (its status
+	// emitted) or the lookup lists no other payout not failed (this
+	// failure emitted).
+	otherMayPay
+)
+
 // failureOfOther reports whether st, a failure read for a payout that has
 // no hand-off, must not be emitted for requestID: the request's status key
 // follows another payout of the same rail under our id (the one the
-// dispatcher adopted, dispatch.adoptable) in a life not ended by a failure.
-// Emitted, it would end the request FAILED while the adopted payout pays
+// dispatcher adopted, dispatch.adoptable, or one whose failure ended the
+// request). Emitted, it would end the request FAILED while the adopted payout pays
 // (the marketplace asks again), then the adopted payout's APPROVED would
 // follow it as a new life. A RETURNED (the other payout paid, then refunded
 // or returned) likewise: emitted, it would end the request RETURNED (after
 // the APPROVED it implies, on a request still PENDING) while the adopted
 // payout pays or paid it. When the key knows no status, or follows this
 // payout, the rail's lookup by our id decides: another payout under it that
-// has not failed is the one adopted.
-func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, providerID string, st payout.Status) (bool, error) {
+// has not failed is the one adopted (otherMayPay: the lookup may lag).
+func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, providerID string, st payout.Status) (otherPayout, error) {
 	switch st {
 	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
 	default:
-		return false, nil
+		return noOther, nil
 	}
 	v, err := readStatusKey(ctx, e.statuses.rdb, e.statuses.key(kindRequest, requestID))
 	if err != nil {
-		return false, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+		return noOther, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
 	cur, tx := v.st, v.tx
 	if cur == "" {
 		cur, tx = v.fl, v.flx
 	}
-	switch payout.Status(cur) {
-	case payout.StatusFailed, payout.StatusCancelled:
-		return false, nil
-	}
+	// A life ended by another payout's failure too: every payout under our
+	// id is one life's (the dispatcher adopts one of them, failed or not,
+	// and never posts our id again), and after a FAILED or a CANCELLED a
+	// new transaction restarts the request's life: emitted, this failure
+	// would be a second final status, which a marketplace that asks again
+	// on a failure acts on twice.
 	if cur != "" && tx != "" && tx != providerID {
 		e.log.Error("track: a failure of a payout not handed off is not emitted: the request follows another payout under our id",
 			"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st, "known", cur)
-		return true, nil
+		return otherFollowed, nil
+	}
+	switch payout.Status(cur) {
+	case payout.StatusFailed, payout.StatusCancelled:
+		return noOther, nil
 	}
 	// The key knows no status (lost with Redis, or none yet), or follows
 	// this payout (its webhook came before the dispatcher's lookup, which
@@ -297,11 +327,11 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 	// under our id may still pay, the one the dispatcher adopts.
 	c := e.single(name)
 	if c == nil {
-		return false, nil
+		return noOther, nil
 	}
 	ps, err := c.Find(ctx, requestID)
 	if err != nil {
-		return false, fmt.Errorf("%w: %w", errUnavailable, err)
+		return noOther, fmt.Errorf("%w: %w", errUnavailable, err)
 	}
 	for _, p := range ps {
 		switch p.Status {
@@ -309,21 +339,50 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 			continue
 		}
 		if p.ProviderID != "" && p.ProviderID != providerID {
-			e.log.Error("track: a failure of a payout not handed off is not emitted: another payout under our id may still pay",
+			e.log.Error("track: a failure of a payout not handed off is not emitted yet: another payout under our id may still pay; the payout stays watched",
 				"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st, "other", truncate(p.ProviderID, 32))
-			return true, nil
+			return otherMayPay, nil
 		}
 	}
-	return false, nil
+	return noOther, nil
 }
 
 // polledFailureOfOther is failureOfOther for a poll: a payout with a
 // hand-off is the one adopted.
-func (e *Engine) polledFailureOfOther(ctx context.Context, name rail.Name, ref singleRef, providerID string, st payout.Status) (bool, error) {
+func (e *Engine) polledFailureOfOther(ctx context.Context, name rail.Name, ref singleRef, providerID string, st payout.Status) (otherPayout, error) {
 	if ref.handedOff {
-		return false, nil
+		return noOther, nil
 	}
 	return e.failureOfOther(ctx, name, ref.requestID, providerID, st)
+}
+
+// withoutRestart is the emit of a status of a single payout: a failure of
+// one without hand-off, which failureOfOther let through, does not
+// restart the request's life after another payout's FAILED or CANCELLED
+// (transition.noRestart). failureOfOther read the key before the emit: two
+// such failures handled at once (two webhooks, or one poll round, after a
+// Redis loss) each found no other payout that may pay, and the second,
+// emitted, would be a second final status. Every payout under our id is
+// one life's (failureOfOther).
+func withoutRestart(ref singleRef, st payout.Status) func(*transition) {
+	return func(tr *transition) {
+		switch st {
+		case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
+			tr.noRestart = tr.noRestart || !ref.handedOff
+		}
+	}
+}
+
+// keepWatching ends a webhook whose failure failureOfOther kept back (or
+// could not judge: err): a payout kept back only because of what the
+// rail's lookup listed (otherMayPay) is put on the polling schedule, as
+// no hand-off does, so that its failure is emitted once no other payout
+// may pay; a failure to schedule it is enroll's errUnavailable.
+func (e *Engine) keepWatching(ctx context.Context, name rail.Name, providerID string, other otherPayout, err error) error {
+	if err != nil || other != otherMayPay {
+		return err
+	}
+	return e.schedule(ctx, name, providerID)
 }
 
 // unknownWebhookStatus handles a webhook of a single payout whose provider
@@ -355,6 +414,12 @@ func (e *Engine) enroll(ctx context.Context, name rail.Name, providerID string, 
 	if st.Final() && !mayReverse(name, st) {
 		return nil
 	}
+	return e.schedule(ctx, name, providerID)
+}
+
+// schedule is enroll whatever the status: the payout is put on the
+// polling schedule unless it is there.
+func (e *Engine) schedule(ctx context.Context, name rail.Name, providerID string) error {
 	id := rail.HandOffID(name, providerID)
 	if err := e.sub.Schedule(ctx, id, e.cfg.Now().Add(min(backoff(0), e.cfg.PollMaxBackoff))); err != nil {
 		e.log.Warn("track: schedule a payout without hand-off", "payoutId", id, "err", err)
@@ -448,12 +513,12 @@ func (e *Engine) onWEpayout(ctx context.Context, h http.Header, body []byte, wh 
 		return 0, e.unknownWebhookStatus(ctx, rail.WEpayout, providerID, read.ProviderStatus, ref.handedOff)
 	}
 	if !ref.handedOff {
-		if other, err := e.failureOfOther(ctx, rail.WEpayout, ref.requestID, providerID, read.Status); err != nil || other {
-			return emitDuplicate, err
+		if other, err := e.failureOfOther(ctx, rail.WEpayout, ref.requestID, providerID, read.Status); err != nil || other != noOther {
+			return emitDuplicate, e.keepWatching(ctx, rail.WEpayout, providerID, other, err)
 		}
 	}
 	sc := singleChange(rail.WEpayout, providerID, ref, read.Status, read.Reason, e.occurredAt(*read), payout.SourceWebhook)
-	res, err := e.emitRequest(ctx, sc, true, since, e.singleLookup(c, providerID, read.Status))
+	res, err := e.emitRequest(ctx, sc, true, since, e.singleLookup(c, providerID, read.Status), withoutRestart(ref, read.Status))
 	if err == nil && !ref.handedOff {
 		err = e.enroll(ctx, rail.WEpayout, providerID, sc.Status)
 	}
@@ -527,15 +592,16 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 		e.log.Error("track: polled payout's id of ours contradicts the hand-off; nothing emitted", "rail", name, "payoutId", id)
 		return retry(fmt.Errorf("%w: payout %s", errForged, id))
 	}
+	other := noOther
 	if p.Status == "" {
 		e.m.unknownStatuses.WithLabelValues(string(name), string(payout.SourcePoll)).Inc()
 		e.log.Warn("track: polled payout has a status we do not know; kept non-final", "rail", name, "payoutId", id,
 			"status", truncate(p.ProviderStatus, 32))
-	} else if other, err := e.polledFailureOfOther(ctx, name, ref, providerID, p.Status); err != nil {
+	} else if other, err = e.polledFailureOfOther(ctx, name, ref, providerID, p.Status); err != nil {
 		return retry(err)
-	} else if !other {
+	} else if other == noOther {
 		sc := singleChange(name, providerID, ref, p.Status, p.Reason, now, payout.SourcePoll)
-		res, err := e.emitRequest(ctx, sc, true, since, nil)
+		res, err := e.emitRequest(ctx, sc, true, since, nil, withoutRestart(ref, p.Status))
 		switch {
 		case err != nil:
 			return retry(err)
@@ -557,7 +623,10 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 	if sp, found, err := e.sub.Payout(ctx, id); err == nil && found && sp.SubmittedAt.Unix() > 0 {
 		age = now.Sub(sp.SubmittedAt)
 	}
-	if p.Status.Final() {
+	// A failure kept back because the rail's lookup listed another payout
+	// that may still pay (otherMayPay) is not final for the request yet:
+	// the lookup may be behind that payout's own failure. Polled again.
+	if p.Status.Final() && other != otherMayPay {
 		if !mayReverse(name, p.Status) || age > e.cfg.ReturnWatch {
 			return true, n, e.done(ctx, id)
 		}

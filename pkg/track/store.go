@@ -811,6 +811,10 @@ type transition struct {
 	// via is a status emitted before to under the same attempt (GateItem.Via):
 	// the attempt is granted only where via may follow.
 	via string
+	// noRestart: another transaction's FAILED or CANCELLED does not
+	// restart the request's life (requestRestart): the status is stale
+	// after it (withoutRestart).
+	noRestart bool
 }
 
 // begin runs the begin script; token identifies the attempt.
@@ -837,7 +841,9 @@ func (s *statusStore) beginArgs(tr transition, token string) []any {
 		from = s.batchFrom[payout.BatchStatus(tr.to)]
 	} else {
 		from = s.requestFrom[payout.Status(cmp.Or(tr.via, tr.to))]
-		restart = requestRestart
+		if !tr.noRestart {
+			restart = requestRestart
+		}
 	}
 	gfrom, guntil := s.graceWindow()
 	args := make([]any, 0, 12+len(restart)+len(from))

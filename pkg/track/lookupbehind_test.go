@@ -1,0 +1,197 @@
+package track
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
+)
+
+// lookupBehind answers WEpayout's lookup by our id (GET
+// /v2/payout/payments?external_id=..., rail.SinglePayouts.Find) while
+// armed with the answer it last passed through for the same query: a
+// listing served by a replica behind the payments' later statuses. While
+// listEmpty is set, the listing by date (the rebuild's) is answered
+// empty: a replica behind the creates. Every other call reaches WEpayout.
+type lookupBehind struct {
+	mu        sync.Mutex
+	armed     bool
+	listEmpty bool
+	seen      map[string][]byte // the last answer passed through, by query
+	served    int               // answers served from seen
+}
+
+func (l *lookupBehind) RoundTrip(req *http.Request) (*http.Response, error) {
+	listing := req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/v2/payout/payments")
+	lookup := listing && req.URL.Query().Get("external_id") != ""
+	l.mu.Lock()
+	empty := listing && !lookup && l.listEmpty
+	l.mu.Unlock()
+	if empty {
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Request: req,
+			Body: io.NopCloser(strings.NewReader(`{"data":[],"meta":{"current_page":1,"last_page":1,"per_page":100,"total":0}}`))}, nil
+	}
+	if !lookup {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	l.mu.Lock()
+	body, ok := l.seen[req.URL.RawQuery]
+	if ok && l.armed {
+		l.served++
+		l.mu.Unlock()
+		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+			Request: req, Body: io.NopCloser(bytes.NewReader(body))}, nil
+	}
+	l.mu.Unlock()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	if l.seen == nil {
+		l.seen = map[string][]byte{}
+	}
+	l.seen[req.URL.RawQuery] = body
+	l.mu.Unlock()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+func (l *lookupBehind) arm(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.armed = on
+}
+
+func (l *lookupBehind) listBehind(on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.listEmpty = on
+}
+
+func (l *lookupBehind) servedBehind() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.served
+}
+
+// The pair after a Redis loss (from a review): two payments under one
+// invoice at WEpayout, X (the answer to its POST lost) and Y (adopted,
+// handed off, its PENDING emitted), then Redis loses its data: neither
+// has a hand-off, and the status key knows nothing. Both fail while
+// WEpayout's lookup by our id is served from a copy behind, which still
+// lists both as processing. Each failure found another payment under our
+// id that might still pay, and was not emitted: its webhook was answered
+// 200 without putting it on the polling schedule, or its poll took it off
+// as final. (By webhook, the schedule's rebuild after the loss read a
+// listing behind the creates: only a webhook's enroll puts the payments
+// back.) The request stayed PENDING for ever. A failure kept back only
+// because of what the lookup listed must stay watched: once the lookup
+// catches up, one of the two failures ends the request.
+func TestWEpayoutBothPaymentsFailWhileTheLookupLags(t *testing.T) {
+	webhookAndPoll(t, func(t *testing.T, byPoll bool) {
+		f := newFixture(t, fixtureOpts{ownRedis: true})
+		s := newSingles(t)
+		lb := &lookupBehind{}
+		lagging := s.wep.Client(wepayout.Config{HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: lb}})
+		e, srv := f.singleEngine(s, func(c *Config) { c.WEpayout, c.LossGrace = lagging, -1 })
+		s.wep.SetFaults(weptest.Faults{WebhookDropRate: 1}) // webhooks posted by hand below
+		ctx := context.Background()
+		r := f.wepPayout(srv.URL, "04") // processing, then failed (4), a second apart
+		x, err := s.wepc.Create(ctx, r) // its answer lost: no hand-off
+		if err != nil {
+			t.Fatal(err)
+		}
+		xh, xbody, err := s.wep.SignedWebhook(r.ID) // X's: the status is read from WEpayout
+		if err != nil {
+			t.Fatal(err)
+		}
+		y := f.handOff(s.wepc, r)  // Y: adopted
+		s.wep.Advance(time.Second) // both processing
+		s.wait(t)
+		f.deliverWEPWebhook(s, srv.URL, r.ID) // Y's PENDING
+		if got := statusesOf(f.statusEvents(), r.ID); len(got) != 1 || got[0] != payout.StatusPending {
+			t.Fatalf("Y's webhook: %v", got)
+		}
+		if err := f.redis.FlushAll(ctx); err != nil { // the hand-offs and the status key are lost
+			t.Fatal(err)
+		}
+		if !byPoll { // the rebuild lists neither payment: their webhooks alone can put them back
+			lb.listBehind(true)
+			if res, err := e.PollOnce(ctx); err != nil || !res.Rebuilt || res.Claimed != 0 {
+				t.Fatalf("rebuild behind the creates: %+v %v", res, err)
+			}
+			lb.listBehind(false)
+		}
+		if ps, err := lagging.Find(ctx, r.ID); err != nil || len(ps) != 2 { // the copy the lookup is served from
+			t.Fatalf("lookup: %v %v", ps, err)
+		}
+		lb.arm(true)
+		s.wep.Advance(time.Second) // both fail
+		s.wait(t)
+		for _, id := range []string{x.ProviderID, y} {
+			if p, err := s.wepc.Get(ctx, id); err != nil || p.Status != payout.StatusFailed {
+				t.Fatalf("payment %s: %+v %v", id, p, err)
+			}
+		}
+		if byPoll {
+			for _, id := range []string{x.ProviderID, y} { // as the rebuild after the loss does
+				if err := f.sub.Schedule(ctx, rail.HandOffID(rail.WEpayout, id), f.clock.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		} else {
+			yh, ybody, err := s.wep.SignedWebhook(r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, wh := range []struct {
+				h    http.Header
+				body []byte
+			}{{xh, xbody}, {yh, ybody}} {
+				if code := postTo(t, srv.URL, WEpayoutWebhookPath, wh.h, wh.body); code != http.StatusOK {
+					t.Fatalf("failure webhook answered %d", code)
+				}
+			}
+		}
+		poll := func(rounds int) {
+			for range rounds {
+				f.clock.Advance(10 * time.Minute)
+				res, err := e.PollOnce(ctx)
+				t.Logf("poll: %+v %v", res, err)
+			}
+		}
+		poll(2) // while the lookup is behind
+		if lb.servedBehind() == 0 {
+			t.Fatal("no lookup was served from the copy behind: the fault never happened")
+		}
+		lb.arm(false) // the copy catches up
+		poll(3)
+		evs := f.statusEvents()
+		got := statusesOf(evs, r.ID)
+		t.Logf("request %s: %v", r.ID, got)
+		if len(got) == 0 || !got[len(got)-1].Final() {
+			t.Errorf("both payments failed, and the request never got a final status: %v", got)
+		}
+		for _, st := range got {
+			if st == payout.StatusApproved {
+				t.Errorf("APPROVED emitted, and no payment paid: %v", got)
+			}
+		}
+		checkLog(t, evs)
+	})
+}
