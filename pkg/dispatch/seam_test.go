@@ -63,7 +63,8 @@ func judgeBeforeSeam(err error) beforeSeam {
 		b.verdict = postFailed
 	default:
 		b.verdict = postRetry
-		if ok && (we.HTTPStatus == 401 || we.HTTPStatus == 403 || we.HTTPStatus == 404) {
+		// A redirect too, since it is never followed (rail.NoRedirects).
+		if ok && (we.HTTPStatus == 401 || we.HTTPStatus == 403 || we.HTTPStatus == 404 || we.HTTPStatus/100 == 3) {
 			b.blocked = strconv.Itoa(we.HTTPStatus)
 		}
 	}
