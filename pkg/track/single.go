@@ -1,6 +1,7 @@
 package track
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -276,7 +277,8 @@ const (
 	// live, dropping both would leave the request non-final for ever.
 	// Its polls end once the key follows the other payout (its status
 	// emitted) or the lookup lists no other payout not failed (this
-	// failure emitted).
+	// failure emitted). Also when the key knows no status and a payout
+	// created after this one ended too: that one's end is emitted.
 	otherMayPay
 )
 
@@ -333,9 +335,24 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 	if err != nil {
 		return noOther, fmt.Errorf("%w: %w", errUnavailable, err)
 	}
+	self := slices.IndexFunc(ps, func(p rail.Payout) bool { return p.ProviderID == providerID })
 	for _, p := range ps {
 		switch p.Status {
 		case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
+			// The key knows no status, and a payout under our id created
+			// after this one ended too: its end is emitted, not this one.
+			// This one may have ended an earlier life (its final status
+			// on the topic already), and the later one's life followed:
+			// emitted first, this failure would keep the later one's
+			// back (the key following it) and leave that life non-final.
+			if cur == "" && self >= 0 && p.ProviderID != "" && p.ProviderID != providerID && createdAfter(p, ps[self]) {
+				e.log.Error("track: a failure of a payout not handed off is not emitted yet: a payout under our id created after it ended too; both stay watched",
+					"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st, "later", truncate(p.ProviderID, 32))
+				if err := e.schedule(ctx, name, p.ProviderID); err != nil {
+					return noOther, err
+				}
+				return otherMayPay, nil
+			}
 			continue
 		}
 		if p.ProviderID != "" && p.ProviderID != providerID {
@@ -345,6 +362,16 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 		}
 	}
 	return noOther, nil
+}
+
+// createdAfter reports whether a was created after b, by creation time,
+// then by the provider's id (shorter first: WEpayout's are numbers), so
+// that of two payouts each finds the other on the same side.
+func createdAfter(a, b rail.Payout) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.After(b.CreatedAt)
+	}
+	return cmp.Or(cmp.Compare(len(a.ProviderID), len(b.ProviderID)), cmp.Compare(a.ProviderID, b.ProviderID)) > 0
 }
 
 // polledFailureOfOther is failureOfOther for a poll: a payout with a
