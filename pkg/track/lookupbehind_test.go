@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout"
@@ -178,6 +180,9 @@ func TestWEpayoutBothPaymentsFailWhileTheLookupLags(t *testing.T) {
 		poll(2) // while the lookup is behind
 		if lb.servedBehind() == 0 {
 			t.Fatal("no lookup was served from the copy behind: the fault never happened")
+		}
+		if n := testutil.ToFloat64(e.m.failuresHeld.WithLabelValues(string(rail.WEpayout))); n == 0 {
+			t.Error("failures kept back while the lookup lagged, and payouts_tracker_failures_held_total did not count them")
 		}
 		lb.arm(false) // the copy catches up
 		poll(3)

@@ -27,6 +27,7 @@ type metrics struct {
 	railWebhooks    *prometheus.CounterVec
 	railTransitions *prometheus.CounterVec
 	unknownStatuses *prometheus.CounterVec
+	failuresHeld    *prometheus.CounterVec
 	sigFailures     prometheus.Counter
 	skew            prometheus.Counter
 	transitions     *prometheus.CounterVec
@@ -59,6 +60,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "payouts_tracker_unknown_provider_statuses_total",
 			Help: "Single-payout statuses read (webhook or poll) that the rail's mapping does not know: nothing emitted, the payout stays non-final, by rail and source.",
 		}, []string{"rail", "source"}),
+		failuresHeld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payouts_tracker_failures_held_total",
+			Help: "Failures of a single payout without hand-off not emitted yet, by rail: the rail's lookup by our id lists another payout of the request that may still pay, or one created after it that ended too. The payout stays watched; one that keeps counting is a request left non-final.",
+		}, []string{"rail"}),
 		sigFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "payouts_tracker_webhook_signature_failures_total",
 			Help: "Webhooks refused because their checksum was missing or wrong.",
@@ -110,7 +115,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.webhooks, m.railWebhooks, m.railTransitions, m.unknownStatuses, m.sigFailures, m.skew, m.transitions, m.regressions,
+	for _, c := range []prometheus.Collector{m.webhooks, m.railWebhooks, m.railTransitions, m.unknownStatuses, m.failuresHeld, m.sigFailures, m.skew, m.transitions, m.regressions,
 		m.duplicates, m.rereads, m.polls, m.rebuilds, m.rebuildIDless, m.leasesLost, m.produce, m.handle} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -351,6 +351,7 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 				if err := e.schedule(ctx, name, p.ProviderID); err != nil {
 					return noOther, err
 				}
+				e.m.failuresHeld.WithLabelValues(string(name)).Inc()
 				return otherMayPay, nil
 			}
 			continue
@@ -358,6 +359,7 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 		if p.ProviderID != "" && p.ProviderID != providerID {
 			e.log.Error("track: a failure of a payout not handed off is not emitted yet: another payout under our id may still pay; the payout stays watched",
 				"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st, "other", truncate(p.ProviderID, 32))
+			e.m.failuresHeld.WithLabelValues(string(name)).Inc()
 			return otherMayPay, nil
 		}
 	}
