@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
@@ -22,19 +19,11 @@ import (
 // Emitted, it follows APPROVED on the status topic.
 func TestStatusMasterLossAloneRefusesAReadBeforeIt(t *testing.T) {
 	rc := testenv.RedisCluster(t)
-	cl, err := config.RedisClient(rc.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Close() })
-	cc, ok := cl.(*redis.ClusterClient)
-	if !ok {
-		t.Fatalf("built a %T, want a cluster client", cl)
-	}
+	cl := rc.NewClient(t)
 	ctx := context.Background()
 	s := newStatusStore(cl, rc.Prefix(), time.Hour, 10*time.Second)
 	masterOf := func(key string) string {
-		m, err := cc.MasterForKey(ctx, key)
+		m, err := cl.MasterForKey(ctx, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,15 +85,10 @@ func TestStatusMasterLossAloneRefusesAReadBeforeIt(t *testing.T) {
 // webhooks lost, nothing polled it again.
 func TestEnrollMemoryOnAClusterDoesNotOutliveAScheduleMasterLoss(t *testing.T) {
 	rc := testenv.RedisCluster(t)
-	cl, err := config.RedisClient(rc.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Close() })
-	cc := cl.(*redis.ClusterClient)
+	cl := rc.NewClient(t)
 	ctx := context.Background()
 	masterOf := func(key string) string {
-		m, err := cc.MasterForKey(ctx, key)
+		m, err := cl.MasterForKey(ctx, key)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -501,3 +501,14 @@ func readStatus(t *testing.T, k *kfake.Cluster, f *fixture, topic string) []payo
 	}
 	return out
 }
+
+// pollRounds runs n poll rounds of e, the clock advanced by step before
+// each, logging what each did.
+func (f *fixture) pollRounds(e *Engine, n int, step time.Duration) {
+	f.t.Helper()
+	for range n {
+		f.clock.Advance(step)
+		res, err := e.PollOnce(context.Background())
+		f.t.Logf("poll: %+v %v", res, err)
+	}
+}

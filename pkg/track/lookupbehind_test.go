@@ -170,14 +170,7 @@ func TestWEpayoutBothPaymentsFailWhileTheLookupLags(t *testing.T) {
 				}
 			}
 		}
-		poll := func(rounds int) {
-			for range rounds {
-				f.clock.Advance(10 * time.Minute)
-				res, err := e.PollOnce(ctx)
-				t.Logf("poll: %+v %v", res, err)
-			}
-		}
-		poll(2) // while the lookup is behind
+		f.pollRounds(e, 2, 10*time.Minute) // while the lookup is behind
 		if lb.servedBehind() == 0 {
 			t.Fatal("no lookup was served from the copy behind: the fault never happened")
 		}
@@ -185,7 +178,7 @@ func TestWEpayoutBothPaymentsFailWhileTheLookupLags(t *testing.T) {
 			t.Error("failures kept back while the lookup lagged, and payouts_tracker_failures_held_total did not count them")
 		}
 		lb.arm(false) // the copy catches up
-		poll(3)
+		f.pollRounds(e, 3, 10*time.Minute)
 		evs := f.statusEvents()
 		got := statusesOf(evs, r.ID)
 		t.Logf("request %s: %v", r.ID, got)

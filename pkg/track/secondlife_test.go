@@ -67,11 +67,7 @@ func TestWEpayoutNewLifeFailureAfterRedisLossEmitted(t *testing.T) {
 			t.Logf("X's FAILED sent again after the loss: %d", code)
 			f.deliverWEPWebhook(s, srv.URL, r.ID) // Y's FAILED
 		}
-		for range 8 {
-			f.clock.Advance(time.Minute)
-			res, err := e.PollOnce(ctx)
-			t.Logf("poll: %+v %v", res, err)
-		}
+		f.pollRounds(e, 8, time.Minute)
 		last := f.lastStatusOf(r.ID)
 		if last.Status != payout.StatusFailed || deref(last.TransactionID) != y {
 			t.Errorf("Y failed, and the request's second life ends %s (transaction %s), not Y's FAILED", last.Status, deref(last.TransactionID))
@@ -121,11 +117,7 @@ func TestSmartFastPayNewLifeReturnedAfterRedisLossEmitted(t *testing.T) {
 	}
 	t.Logf("X's FAILED sent again after the loss: %d", postTo(t, srv.URL, SmartFastPayWebhookPath, xh, xbody))
 	f.deliverSFPCallback(s, srv.URL, r.ID) // Y's RETURNED
-	for range 4 {
-		f.clock.Advance(time.Minute)
-		res, err := e.PollOnce(ctx)
-		t.Logf("poll: %+v %v", res, err)
-	}
+	f.pollRounds(e, 4, time.Minute)
 	last := f.lastStatusOf(r.ID)
 	if last.Status != payout.StatusReturned {
 		t.Errorf("Y was refunded, and the request's second life ends %s (transaction %s)", last.Status, deref(last.TransactionID))
