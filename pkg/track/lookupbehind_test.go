@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,17 +16,25 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 )
 
-// lookupBehind answers WEpayout's lookup by our id (GET
-// /v2/payout/payments?external_id=..., rail.SinglePayouts.Find) while
-// armed with the answer it last passed through for the same query: a
-// listing served by a replica behind the payments' later statuses. While
-// listEmpty is set, the listing by date (the rebuild's) is answered
-// empty: a replica behind the creates. Every other call reaches WEpayout.
+// lookupBehind answers a single-payout rail's lookup by our id (its
+// listing filtered by our id, rail.SinglePayouts.Find: WEpayout's GET
+// /v2/payout/payments?external_id=..., SmartFastPay's GET
+// /v1/payouts?transaction_id=...) while armed with the answer it last
+// passed through for the same query: a listing served by a replica behind
+// the payouts' later statuses. While listEmpty is set, the listing by date
+// (the rebuild's) is answered empty: a replica behind the creates. Every
+// other call reaches the rail. Make one with wepLookupBehind or
+// sfpLookupBehind.
 type lookupBehind struct {
+	path  string // the listing's path
+	byID  string // the query parameter that makes the listing a lookup by our id
+	empty string // an empty listing's body
+
 	mu        sync.Mutex
 	armed     bool
 	listEmpty bool
@@ -32,15 +42,26 @@ type lookupBehind struct {
 	served    int               // answers served from seen
 }
 
+// wepLookupBehind is lookupBehind for WEpayout.
+func wepLookupBehind() *lookupBehind {
+	return &lookupBehind{path: "/v2/payout/payments", byID: "external_id",
+		empty: `{"data":[],"meta":{"current_page":1,"last_page":1,"per_page":100,"total":0}}`}
+}
+
+// sfpLookupBehind is lookupBehind for SmartFastPay.
+func sfpLookupBehind() *lookupBehind {
+	return &lookupBehind{path: smartfastpay.PathPayouts, byID: "transaction_id", empty: `{"requestId":"behind","data":[]}`}
+}
+
 func (l *lookupBehind) RoundTrip(req *http.Request) (*http.Response, error) {
-	listing := req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/v2/payout/payments")
-	lookup := listing && req.URL.Query().Get("external_id") != ""
+	listing := req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, l.path)
+	lookup := listing && req.URL.Query().Get(l.byID) != ""
 	l.mu.Lock()
 	empty := listing && !lookup && l.listEmpty
 	l.mu.Unlock()
 	if empty {
 		return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Request: req,
-			Body: io.NopCloser(strings.NewReader(`{"data":[],"meta":{"current_page":1,"last_page":1,"per_page":100,"total":0}}`))}, nil
+			Body: io.NopCloser(strings.NewReader(l.empty))}, nil
 	}
 	if !lookup {
 		return http.DefaultTransport.RoundTrip(req)
@@ -108,7 +129,7 @@ func TestWEpayoutBothPaymentsFailWhileTheLookupLags(t *testing.T) {
 	webhookAndPoll(t, func(t *testing.T, byPoll bool) {
 		f := newFixture(t, fixtureOpts{ownRedis: true})
 		s := newSingles(t)
-		lb := &lookupBehind{}
+		lb := wepLookupBehind()
 		lagging := s.wep.Client(wepayout.Config{HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: lb}})
 		e, srv := f.singleEngine(s, func(c *Config) { c.WEpayout, c.LossGrace = lagging, -1 })
 		s.wep.SetFaults(weptest.Faults{WebhookDropRate: 1}) // webhooks posted by hand below
@@ -192,4 +213,141 @@ func TestWEpayoutBothPaymentsFailWhileTheLookupLags(t *testing.T) {
 		}
 		checkLog(t, evs)
 	})
+}
+
+// finalCallbacks is a callback URL that keeps SmartFastPay's callbacks of
+// a final payout status (failed, refunded, returned), signed as sent, for
+// a test to deliver by hand.
+type finalCallbacks struct {
+	mu   sync.Mutex
+	kept []signedCallback
+}
+
+type signedCallback struct {
+	h    http.Header
+	body []byte
+}
+
+func (c *finalCallbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	for _, st := range []string{smartfastpay.StatusFailed, smartfastpay.StatusRefunded, smartfastpay.StatusReturned} {
+		if bytes.Contains(body, []byte(`"payout_status":"`+st+`"`)) {
+			c.mu.Lock()
+			c.kept = append(c.kept, signedCallback{h: r.Header.Clone(), body: body})
+			c.mu.Unlock()
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (c *finalCallbacks) all() []signedCallback {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.kept)
+}
+
+// The WEpayout pair of TestWEpayoutBothPaymentsFailWhileTheLookupLags on
+// SmartFastPay, whose lookup by our id is its listing by transaction_id:
+// two payouts under one id, X (the answer to its POST lost) and Y
+// (adopted, handed off, its PENDING emitted), then Redis loses its data.
+// Both end (failed; or paid, then refunded) while the lookup is served
+// from a copy behind that still lists both as pending: each end finds
+// another payout under our id that may still pay, and is kept back
+// (failureOfOther's otherMayPay). Kept back, each must stay watched
+// (keepWatching's schedule for a webhook, pollSingle's reschedule for a
+// poll), so that once the lookup catches up one of them ends the request:
+// FAILED, or APPROVED then RETURNED; never left non-final.
+func TestSmartFastPayBothPayoutsEndWhileTheLookupLags(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		suffix string // the simulator's path
+		want   []payout.Status
+	}{
+		{"Failed", "13", []payout.Status{payout.StatusPending, payout.StatusFailed}},
+		{"Refunded", "21", []payout.Status{payout.StatusPending, payout.StatusApproved, payout.StatusReturned}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			webhookAndPoll(t, func(t *testing.T, byPoll bool) {
+				f := newFixture(t, fixtureOpts{ownRedis: true})
+				s := newSingles(t)
+				lb := sfpLookupBehind()
+				lagging := s.sfp.Client(func(cfg *smartfastpay.Config) {
+					cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: lb}
+				})
+				e, srv := f.singleEngine(s, func(cfg *Config) { cfg.SmartFastPay, cfg.LossGrace = lagging, -1 })
+				ends := &finalCallbacks{}
+				cb := httptest.NewServer(ends) // the callbacks of the ends, posted by hand below
+				t.Cleanup(cb.Close)
+				ctx := context.Background()
+				r := f.sfpPayout(cb.URL, c.suffix)
+				x, err := s.sfpc.Create(ctx, r) // its answer lost: no hand-off
+				if err != nil {
+					t.Fatal(err)
+				}
+				y := f.handOff(s.sfpc, r)              // Y: adopted
+				f.deliverSFPCallback(s, srv.URL, r.ID) // Y's PENDING
+				if got := statusesOf(f.statusEvents(), r.ID); len(got) != 1 || got[0] != payout.StatusPending {
+					t.Fatalf("Y's callback: %v", got)
+				}
+				if err := f.redis.FlushAll(ctx); err != nil { // the hand-offs and the status key are lost
+					t.Fatal(err)
+				}
+				if !byPoll { // the rebuild lists neither payout: their callbacks alone can put them back
+					lb.listBehind(true)
+					if res, err := e.PollOnce(ctx); err != nil || !res.Rebuilt || res.Claimed != 0 {
+						t.Fatalf("rebuild behind the creates: %+v %v", res, err)
+					}
+					lb.listBehind(false)
+				}
+				if ps, err := lagging.Find(ctx, r.ID); err != nil || len(ps) != 2 { // the copy the lookup is served from
+					t.Fatalf("lookup: %v %v", ps, err)
+				}
+				lb.arm(true)
+				s.sfp.Advance(time.Minute) // both walk their path to its end
+				s.wait(t)
+				for _, id := range []string{x.ProviderID, y} {
+					if p, err := s.sfpc.Get(ctx, id); err != nil || p.Status != c.want[len(c.want)-1] {
+						t.Fatalf("payout %s: %+v %v", id, p, err)
+					}
+				}
+				if byPoll {
+					for _, id := range []string{x.ProviderID, y} { // as the rebuild after the loss does
+						if err := f.sub.Schedule(ctx, rail.HandOffID(rail.SmartFastPay, id), f.clock.Now()); err != nil {
+							t.Fatal(err)
+						}
+					}
+				} else {
+					cbs := ends.all()
+					if len(cbs) != 2 {
+						t.Fatalf("%d callbacks of an end, want X's and Y's", len(cbs))
+					}
+					for _, cb := range cbs {
+						if code := postTo(t, srv.URL, SmartFastPayWebhookPath, cb.h, cb.body); code != http.StatusOK {
+							t.Fatalf("callback of an end answered %d", code)
+						}
+					}
+				}
+				f.pollRounds(e, 2, 10*time.Minute) // while the lookup is behind
+				if lb.servedBehind() == 0 {
+					t.Fatal("no lookup was served from the copy behind: the fault never happened")
+				}
+				if n := testutil.ToFloat64(e.m.failuresHeld.WithLabelValues(string(rail.SmartFastPay))); n == 0 {
+					t.Error("ends kept back while the lookup lagged, and payouts_tracker_failures_held_total did not count them")
+				}
+				lb.arm(false) // the copy catches up
+				f.pollRounds(e, 3, 10*time.Minute)
+				evs := f.statusEvents()
+				got := statusesOf(evs, r.ID)
+				t.Logf("request %s: %v", r.ID, got)
+				if !slices.Equal(got, c.want) {
+					t.Errorf("both payouts ended, and the request's statuses are %v, want %v", got, c.want)
+				}
+				checkLog(t, evs)
+			})
+		})
+	}
 }
