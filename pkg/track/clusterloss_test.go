@@ -17,7 +17,17 @@ import (
 // webhook's APPROVED is emitted, the status key's master restarts empty,
 // then the poll's PENDING finds an empty key under an unchanged marker.
 // Emitted, it follows APPROVED on the status topic.
+//
+// The loss is a restart without persistence (another run id), or a
+// FLUSHALL sent to that master alone (redis-cli -c sends it to one node):
+// the same process, its run id and replication id unchanged.
 func TestStatusMasterLossAloneRefusesAReadBeforeIt(t *testing.T) {
+	for _, loss := range []string{"Restart", "Flush"} {
+		t.Run(loss, func(t *testing.T) { statusMasterLossAlone(t, loss) })
+	}
+}
+
+func statusMasterLossAlone(t *testing.T, loss string) {
 	rc := testenv.RedisCluster(t)
 	cl := rc.NewClient(t)
 	ctx := context.Background()
@@ -49,7 +59,15 @@ func TestStatusMasterLossAloneRefusesAReadBeforeIt(t *testing.T) {
 	if err := s.end(ctx, approved, "hook", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.RestartMasterOf(ctx, key, nil); err != nil {
+	if loss == "Flush" {
+		m, err := cl.MasterForKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.FlushAll(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := rc.RestartMasterOf(ctx, key, nil); err != nil {
 		t.Fatal(err)
 	}
 	if cur, err := s.currentEpoch(ctx); err != nil || cur != marker(since) {

@@ -351,3 +351,51 @@ func TestSmartFastPayBothPayoutsEndWhileTheLookupLags(t *testing.T) {
 		})
 	}
 }
+
+// The pair (review): WEpayout's lookup by our id served from a copy behind
+// the creates. It missed X (the answer to its POST lost), so the
+// dispatcher posted Y, adopted it, and Y's PENDING was emitted; X failed.
+// Then Redis loses its data: neither has a hand-off, the status key knows
+// nothing. X's failure, sent again (or polled after the rebuild), asks the
+// lookup, still behind, which lists neither payment: failureOfOther found
+// no other payout that may pay and X's FAILED was emitted while Y pays.
+// Y's APPROVED then followed it as a new life: the marketplace reads FAILED
+// and asks again, and the payee is paid twice.
+func TestWEpayoutNonAdoptedFailureAfterRedisLossWhileTheLookupMissesTheAdopted(t *testing.T) {
+	webhookAndPoll(t, func(t *testing.T, byPoll bool) {
+		f := newFixture(t, fixtureOpts{ownRedis: true})
+		s := newSingles(t)
+		lb := wepLookupBehind()
+		lagging := s.wep.Client(wepayout.Config{HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: lb}})
+		e, srv := f.singleEngine(s, func(c *Config) { c.WEpayout, c.LossGrace = lagging, -1 })
+		s.wep.SetFaults(weptest.Faults{WebhookDropRate: 1}) // webhooks posted by hand below
+		ctx := context.Background()
+		r := f.wepPayout(srv.URL, "99")
+		if ps, err := lagging.Find(ctx, r.ID); err != nil || len(ps) != 0 { // the copy the lookup is served from
+			t.Fatalf("lookup: %v %v", ps, err)
+		}
+		lb.arm(true)
+		x, err := s.wepc.Create(ctx, r) // its answer lost: no hand-off
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ps, err := lagging.Find(ctx, r.ID); err != nil || len(ps) != 0 { // the dispatcher's lookup misses X
+			t.Fatalf("lookup behind: %v %v", ps, err)
+		}
+		if err := s.wep.SetStatus(r.ID, "4"); err != nil { // X fails
+			t.Fatal(err)
+		}
+		s.wait(t)
+		xh, xbody, err := s.wep.SignedWebhook(r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.handOff(s.wepc, r)                  // Y: posted and adopted
+		f.deliverWEPWebhook(s, srv.URL, r.ID) // Y's PENDING
+		if err := f.redis.FlushAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f.otherFailureArrives(e, s, srv.URL, byPoll, x.ProviderID, xh, xbody)
+		f.adoptedPays(s, srv.URL, r.ID)
+	})
+}

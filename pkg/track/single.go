@@ -278,7 +278,8 @@ const (
 	// Its polls end once the key follows the other payout (its status
 	// emitted) or the lookup lists no other payout not failed (this
 	// failure emitted). Also when the key knows no status and a payout
-	// created after this one ended too: that one's end is emitted.
+	// created after this one ended too, or another one was paid then
+	// refunded or returned: that one's end is emitted.
 	otherMayPay
 )
 
@@ -336,18 +337,46 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 		return noOther, fmt.Errorf("%w: %w", errUnavailable, err)
 	}
 	self := slices.IndexFunc(ps, func(p rail.Payout) bool { return p.ProviderID == providerID })
+	if self < 0 {
+		// The lookup does not list this payout, which the provider just
+		// answered for: it is served from a copy behind the creates (the
+		// one that may have made the dispatcher miss this payout and post
+		// another), and proves no other payout absent. Emitted, this
+		// failure would end the request FAILED while the adopted payout
+		// pays, its APPROVED following as a new life. Kept back and
+		// watched until the lookup lists it.
+		e.log.Error("track: a failure of a payout not handed off is not emitted yet: the rail's lookup by our id does not list it (behind); the payout stays watched",
+			"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st)
+		e.m.failuresHeld.WithLabelValues(string(name)).Inc()
+		return otherMayPay, nil
+	}
 	for _, p := range ps {
 		switch p.Status {
 		case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
-			// The key knows no status, and a payout under our id created
-			// after this one ended too: its end is emitted, not this one.
-			// This one may have ended an earlier life (its final status
-			// on the topic already), and the later one's life followed:
-			// emitted first, this failure would keep the later one's
-			// back (the key following it) and leave that life non-final.
-			if cur == "" && self >= 0 && p.ProviderID != "" && p.ProviderID != providerID && createdAfter(p, ps[self]) {
-				e.log.Error("track: a failure of a payout not handed off is not emitted yet: a payout under our id created after it ended too; both stay watched",
-					"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st, "later", truncate(p.ProviderID, 32))
+			if cur != "" || p.ProviderID == "" || p.ProviderID == providerID {
+				continue
+			}
+			// The key knows no status, and another payout under our id
+			// was paid, then refunded or returned: its APPROVED (on the
+			// topic before the loss, or emitted with its RETURNED) ends
+			// the request's life, which no new transaction restarts
+			// (requestRestart): emitted first, this failure would follow
+			// that APPROVED and keep its RETURNED back for good.
+			paid := p.Status == payout.StatusReturned && st != payout.StatusReturned
+			// A payout under our id created after this one ended too: its
+			// end is emitted, not this one. This one may have ended an
+			// earlier life (its final status on the topic already), and
+			// the later one's life followed: emitted first, this failure
+			// would keep the later one's back (the key following it) and
+			// leave that life non-final. Not when this one was paid (a
+			// RETURNED) and the later one was not: no life follows a
+			// payment, and the later one's failure waits for it (paid).
+			later := createdAfter(p, ps[self]) &&
+				(st != payout.StatusReturned || p.Status == payout.StatusReturned)
+			if paid || later {
+				e.log.Error("track: a failure of a payout not handed off is not emitted yet: another payout under our id ended too, and its end is the request's; both stay watched",
+					"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st,
+					"other", truncate(p.ProviderID, 32), "other_status", p.Status)
 				if err := e.schedule(ctx, name, p.ProviderID); err != nil {
 					return noOther, err
 				}

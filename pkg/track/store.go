@@ -462,8 +462,21 @@ func (s *statusStore) onCluster() bool {
 const stampsSep = "@"
 
 // stampScript answers the stamp of the Redis process that runs it: its run
-// id and replication id. Run with a status key, that of the key's master.
-var stampScript = redis.NewScript(redisproc.Lua + `return server .. ':' .. repl`)
+// id, its replication id, and how many FLUSHALL and FLUSHDB it has served
+// (INFO commandstats): a FLUSHALL sent to one master of a Cluster (as
+// redis-cli -c does) empties it and keeps its run id and replication id.
+// (A CONFIG RESETSTAT changes the stamp too: a re-read, nothing worse.)
+// Run with a status key, that of the key's master.
+var stampScript = redis.NewScript(redisproc.Lua + `
+local flushes = ''
+if server ~= '' then
+  local cs = redis.pcall('INFO', 'commandstats')
+  if type(cs) == 'string' then
+    flushes = (string.match(cs, 'cmdstat_flushall:calls=(%d+)') or '0') .. '.' ..
+      (string.match(cs, 'cmdstat_flushdb:calls=(%d+)') or '0')
+  end
+end
+return server .. ':' .. repl .. ':' .. flushes`)
 
 // readStamps reads the stamp of every master of the Cluster, joined by
 // ",", and caches them for epoch.
