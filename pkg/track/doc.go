@@ -165,11 +165,18 @@
 // seen by the grace: a failover to a replica that missed the last writes
 // (Sentinel, Cluster), or on a Cluster a master without the marker losing
 // its data. There the holders' write-back within a second is the only
-// guard of the attempts in flight. On a Cluster a status read before such
-// a loss is still told apart: the since it was read under carries the
-// stamps of the masters (run id and replication id), and checkEpoch reads
-// the stamp of each master its first statuses' keys are on (one call per
-// master, not per key); one not among them makes the read a re-read.
+// guard of the attempts in flight. A status read before such a loss is
+// still told apart, whether its key is empty or holds an older status (the
+// replica may have missed a later one): the since it was read under
+// carries the stamp (run id and replication id) of the Redis process, or
+// on a Cluster of every master, and checkEpoch compares it for every
+// verified, non-final status it grants, with the stamp of the one Redis
+// (read in the marker's call) or of each master its keys are on (one call
+// per master, not per key); another stamp makes the read a re-read. A
+// master's first replica attaching also changes its replication id: that
+// costs one needless re-read. An unverified status (a webhook's) on a key
+// holding an older status is not checked: a provider's retried callback
+// can then be emitted again, with its eventId, after a later status.
 // The per-process memory of Wompi payouts put on the polling schedule is
 // not used on a Cluster, whose schedule master can lose its data alone.
 //

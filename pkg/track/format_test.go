@@ -113,7 +113,7 @@ func TestStatusStringMatchesHashScripts(t *testing.T) {
 	ref := newStatusStore(rdb, rs.Prefix()+"hash:", time.Hour, 10*time.Second)
 	cur := newStatusStore(rdb, rs.Prefix()+"string:", time.Hour, 10*time.Second)
 	ep := mustEpoch(t, ref)
-	if err := rdb.Set(ctx, cur.epochKey(), ep, 0).Err(); err != nil {
+	if err := rdb.Set(ctx, cur.epochKey(), marker(ep), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))

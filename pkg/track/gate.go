@@ -98,7 +98,8 @@ func (g *Gate) Epoch(ctx context.Context) (string, error) {
 }
 
 // Begin runs the compare-and-set for every item in one pipelined round
-// trip (and one GET of the epoch marker more when a key held no status).
+// trip (and one read of the epoch marker and the Redis process's stamp
+// more when a key held no status, or a non-final item was granted).
 // The statuses are verified: the caller read them from the provider after
 // taking since from Epoch. Its keys usually hold no status yet: each is
 // written by one SET NX before any read (transition.fresh), and read only

@@ -402,7 +402,8 @@ type statusStore struct {
 	// epochReads counts the reads of the marker from Redis (currentEpochAt).
 	epochReads atomic.Uint64
 	// stampsCache, on a Redis Cluster, is the last stamps read of its
-	// masters (readStamps).
+	// masters (readStamps); on one Redis, the last stamp read of its
+	// process (epochAt).
 	stampsCache atomic.Pointer[string]
 }
 
@@ -437,7 +438,19 @@ func (s *statusStore) epoch(ctx context.Context) (string, error) {
 		v = &cur
 	}
 	if !s.onCluster() {
-		return *v, nil
+		// One Redis (Sentinel's included): a failover to a replica that
+		// missed the last writes, or a failback to a master that took
+		// writes while cut off, keeps the marker; the since carries the
+		// stamp of the process it was taken on, and checkEpoch compares it.
+		st := s.stampsCache.Load()
+		if st == nil {
+			cur, _, stamp, err := s.epochAt(ctx, true)
+			if err != nil {
+				return "", err
+			}
+			v, st = &cur, &stamp
+		}
+		return *v + stampsSep + *st, nil
 	}
 	st := s.stampsCache.Load()
 	if st == nil {
@@ -515,7 +528,11 @@ func (s *statusStore) currentEpoch(ctx context.Context) (string, error) {
 // (ARGV[2] = '1') starts with its creation time, "<unix ms>.<token>", which
 // starts the loss grace (checkEpoch); one written by a process that never
 // saw a marker (a first start) is a bare token, and starts none.
-var epochScript = redis.NewScript(`
+// With ARGV[3] = '1' it also answers the stamp of the Redis process that
+// runs it (stampScript's), which costs two INFO calls.
+var epochScript = redis.NewScript(`local function stamp()
+` + redisproc.Lua + `  return server .. ':' .. repl
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local v = redis.call('GET', KEYS[1])
@@ -524,6 +541,7 @@ if not v then
   if ARGV[2] == '1' then v = string.format('%d', now) .. '.' .. v end
   redis.call('SET', KEYS[1], v)
 end
+if ARGV[3] == '1' then return {v, now, stamp()} end
 return {v, now}
 `)
 
@@ -533,21 +551,40 @@ return {v, now}
 // saw one (a process starting) cannot tell a first start from a loss; it
 // starts no grace, and the holders' write-back is the guard then.
 func (s *statusStore) currentEpochAt(ctx context.Context) (string, int64, error) {
-	res, err := epochScript.Run(ctx, s.rdb, []string{s.epochKey()}, newToken(), boolArg(s.epochCache.Load() != nil)).Slice()
+	v, now, _, err := s.epochAt(ctx, false)
+	return v, now, err
+}
+
+// epochAt is currentEpochAt, and with stamp the stamp of the Redis process
+// that answered (stampScript's), cached for epoch. Only on one Redis: on a
+// Cluster the marker's master is not every status key's (readStamps).
+func (s *statusStore) epochAt(ctx context.Context, stamp bool) (string, int64, string, error) {
+	stamp = stamp && !s.onCluster()
+	res, err := epochScript.Run(ctx, s.rdb, []string{s.epochKey()}, newToken(), boolArg(s.epochCache.Load() != nil),
+		boolArg(stamp)).Slice()
 	if err != nil {
-		return "", 0, err
+		return "", 0, "", err
 	}
-	if len(res) != 2 {
-		return "", 0, fmt.Errorf("track: epoch script answered %d values", len(res))
+	want := 2
+	if stamp {
+		want = 3
+	}
+	if len(res) != want {
+		return "", 0, "", fmt.Errorf("track: epoch script answered %d values", len(res))
 	}
 	v, _ := res[0].(string)
 	now, _ := res[1].(int64)
 	if v == "" {
-		return "", 0, errors.New("track: epoch script answered no marker")
+		return "", 0, "", errors.New("track: epoch script answered no marker")
+	}
+	var st string
+	if stamp {
+		st, _ = res[2].(string)
+		s.stampsCache.Store(&st)
 	}
 	s.epochCache.Store(&v)
 	s.epochReads.Add(1)
-	return v, now, nil
+	return v, now, st, nil
 }
 
 // graceWindow is the loss grace of the epoch marker last seen, in Redis
@@ -584,12 +621,17 @@ func epochCreated(marker string) int64 {
 // checkEpoch runs after a begin, on the attempts it granted with no
 // previous status (a request's first status, or any status after a Redis
 // data loss but on a key its holder wrote back, which kept the status
-// before its attempt), with one call that reads the epoch marker (writing it
-// when missing) and Redis's clock, and one pipelined release when any
-// attempt must not go on:
+// before its attempt) and on the verified, non-final ones it granted after
+// a previous status, with one call that reads the epoch marker (writing it
+// when missing), Redis's clock and, on one Redis, the stamp of its process,
+// and one pipelined release when any attempt must not go on:
 //
-//   - a verified, non-final status whose since the marker no longer holds
-//     becomes outcomeReread: it was read before a Redis data loss;
+//   - a verified, non-final status whose since the marker no longer holds,
+//     or whose since names another Redis process (one Redis: a failover to
+//     a replica that missed the last writes, or a failback, keeps the
+//     marker; on a Cluster, masterLost) becomes outcomeReread: it was read
+//     before a Redis data loss. A key that holds an older status proves
+//     nothing then: the replica may have missed the later status emitted;
 //   - any status, while the marker is younger than the loss grace, becomes
 //     outcomeBusy. A loss also wipes the leases of attempts still being
 //     produced; their holders write them back at their next renewal
@@ -599,21 +641,34 @@ func epochCreated(marker string) int64 {
 //     (currentEpochAt).
 func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens []string, outs []outcome, froms []string) error {
 	var first []int
-	for i := range trs {
-		if outs[i] == outcomeOK && froms[i] == "" {
+	stamped := false // a verified, non-final status: its since's stamp is checked
+	for i, tr := range trs {
+		if outs[i] == outcomeOK && (froms[i] == "" || tr.verified && !tr.final) {
 			first = append(first, i)
+			stamped = stamped || tr.verified && !tr.final
 		}
 	}
 	if len(first) == 0 {
 		return nil
 	}
-	cur, now, err := s.currentEpochAt(ctx)
+	cur, now, stamp, err := s.epochAt(ctx, stamped)
 	if err != nil {
 		return err
 	}
 	lost, err := s.masterLost(ctx, trs, first, cur)
 	if err != nil {
 		return err
+	}
+	if stamped && !s.onCluster() {
+		for _, i := range first {
+			_, known, ok := strings.Cut(trs[i].since, stampsSep)
+			if ok && known != stamp {
+				if lost == nil {
+					lost = map[int]bool{}
+				}
+				lost[i] = true
+			}
+		}
 	}
 	// A marker dated after Redis's clock (a failover to a node whose clock
 	// is behind) starts no grace: it would last as long as the skew.
@@ -626,7 +681,7 @@ func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens [
 		switch {
 		case tr.verified && !tr.final && (marker(tr.since) != cur || lost[i]):
 			outs[i] = outcomeReread
-		case young:
+		case young && froms[i] == "":
 			outs[i] = outcomeBusy
 		default:
 			continue
