@@ -2079,21 +2079,25 @@ func (j *job) finish(payoutID string) error {
 	// The batch's events share one arena and one occurredAt: they are
 	// the outcome of one POST and one listing.
 	arena, at := e.takeArena(2*len(submittedPos)), e.now()
+	// The events' transaction ids, one slot per payee: a pointer into a
+	// map lookup's copy would move that copy to the heap, once per payee.
+	txIDs := make([]string, len(submittedPos))
 	var total int64
-	for _, i := range submittedPos {
+	for k, i := range submittedPos {
 		t := &b.Transactions[i]
 		total += t.AmountInCents
 		var txID *string
 		tx, listedTx := txByRef[t.RequestID]
 		if listedTx {
-			txID = &tx.ProviderID
+			txIDs[k] = tx.ProviderID
+			txID = &txIDs[k]
 			mapping = append(mapping, submitted.Transaction{TransactionID: tx.ProviderID, RequestID: t.RequestID, BatchID: b.BatchID,
 				PayoutID: payoutID, AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID})
 		} else {
 			missing++
 		}
 		r, err := e.statusRecordIn(arena, at, b, t, payout.StatusSubmitted, "", "", &payoutID, txID,
-			payout.EventID("status", t.RequestID, string(payout.StatusSubmitted), b.BatchID))
+			arena.eventID("status", t.RequestID, string(payout.StatusSubmitted), b.BatchID))
 		if err != nil {
 			return err
 		}

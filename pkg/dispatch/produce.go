@@ -270,6 +270,18 @@ type recordArena struct {
 	sc    payout.StatusChange
 	prev  payout.Status
 	wompi string
+	// ids hands out the events' eventIds, a chunk of them per allocation
+	// (they are only read while their event is encoded).
+	ids payout.EventIDArena
+}
+
+// eventID is payout.EventID(parts...), from the arena's ids (a nil arena:
+// allocated apart).
+func (a *recordArena) eventID(parts ...string) string {
+	if a == nil {
+		return payout.EventID(parts...)
+	}
+	return a.ids.EventID(parts...)
 }
 
 // event returns the event to fill in: the arena's one, or (a nil arena) a
@@ -357,7 +369,7 @@ func (a *recordArena) next() *kgo.Record {
 func (e *Engine) pendingRecord(a *recordArena, at time.Time, b *payout.Batch, t *payout.Transaction, payoutID, txID *string) (*kgo.Record, error) {
 	sc := a.event()
 	*sc = payout.StatusChange{
-		EventID:   payout.EventID("status", t.RequestID, string(payout.StatusPending), *txID),
+		EventID:   a.eventID("status", t.RequestID, string(payout.StatusPending), *txID),
 		RequestID: t.RequestID, BatchID: &b.BatchID, PayoutID: payoutID, TransactionID: txID,
 		Status: payout.StatusPending, PreviousStatus: a.submitted(),
 		AmountInCents: t.AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: at, Source: payout.SourceDispatcher,

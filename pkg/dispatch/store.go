@@ -67,7 +67,34 @@ func (s *store) batchKey(batchID string) string { return s.prefix + "{dispatch}:
 // reqKey is the duplicate index entry of a requestId: one per deployment,
 // whatever the origin account, so a requestId is single-use across
 // accounts (and rails).
-func (s *store) reqKey(requestID string) string { return s.prefix + "{dispatch}:req:" + requestID }
+func (s *store) reqKey(requestID string) string { return s.prefix + reqInfix + requestID }
+
+// reqInfix follows the deployment's prefix in every reqKey.
+const reqInfix = "{dispatch}:req:"
+
+// appendReqKeys appends reqKey of each of requestIDs to keys, the keys
+// carved from one string (one allocation for a batch instead of one per
+// requestId).
+func (s *store) appendReqKeys(keys, requestIDs []string) []string {
+	n := 0
+	for _, id := range requestIDs {
+		n += len(s.prefix) + len(reqInfix) + len(id)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, id := range requestIDs {
+		b.WriteString(s.prefix)
+		b.WriteString(reqInfix)
+		b.WriteString(id)
+	}
+	all, at := b.String(), 0
+	for _, id := range requestIDs {
+		end := at + len(s.prefix) + len(reqInfix) + len(id)
+		keys = append(keys, all[at:end])
+		at = end
+	}
+	return keys
+}
 
 // echoesKey is the hash of the forms a rebuild listed in upper or mixed
 // case, by their lower-case form (suspectMark).
@@ -795,9 +822,7 @@ func (s *store) dedupeLiving(ctx context.Context, ttlMs int64, owner, epoch, bat
 func (s *store) dedupeBefore(ctx context.Context, ttlMs int64, owner, epoch, batchID string, n rail.Name, requestIDs []string, modes []byte) (verdicts, news []byte, complete bool, echoes map[int]string, before bool, err error) {
 	keys := make([]string, 0, 2+len(requestIDs))
 	keys = append(keys, s.epochKey(), s.batchKey(batchID))
-	for _, id := range requestIDs {
-		keys = append(keys, s.reqKey(id))
-	}
+	keys = s.appendReqKeys(keys, requestIDs)
 	marks, fold := "0", []byte(nil)
 	if n != rail.Wompi {
 		marks = "1"

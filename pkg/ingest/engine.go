@@ -304,6 +304,9 @@ type Engine struct {
 	// window. recs holds those records themselves, for as long.
 	slab slab
 	recs recordArena
+	// eventIDs hands out the BATCHED events' eventIds, which are only read
+	// while their event is encoded, a chunk of them per allocation.
+	eventIDs payout.EventIDArena
 	// promise is every produced record's promise, made once (a closure per
 	// record would be an allocation per request).
 	promise func(*kgo.Record, error)
@@ -1188,7 +1191,7 @@ func (e *Engine) emit(ob *openBatch, now time.Time, reason CloseReason) {
 			// Not the batch: a copy batched in another window gets the
 			// same eventId, so consumers that dedupe by eventId see one
 			// BATCHED per request (the dispatcher pays one copy only).
-			EventID:         payout.EventID("status", tx.RequestID, string(payout.StatusBatched)),
+			EventID:         e.eventIDs.EventID("status", tx.RequestID, string(payout.StatusBatched)),
 			RequestID:       tx.RequestID,
 			BatchID:         &batchID,
 			Status:          payout.StatusBatched,

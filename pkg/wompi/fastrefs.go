@@ -207,6 +207,9 @@ func (s *refScanner) record(ref *TransactionRef, it *transactionItem) bool {
 		names = refFields
 	}
 	var seen [7]bool
+	// The id and the reference are kept as read and made strings at the
+	// end, in one allocation for both.
+	var id, reference []byte
 	more, ok := s.enter()
 	for ok && more {
 		var key []byte
@@ -221,7 +224,14 @@ func (s *refScanner) record(ref *TransactionRef, it *transactionItem) bool {
 			ok = false
 		case f < len(refFields):
 			seen[f] = true
-			ok = s.refField(f, ref)
+			switch f {
+			case 0:
+				id, ok = s.raw()
+			case 1:
+				reference, ok = s.raw()
+			default:
+				ok = s.refField(f, ref)
+			}
 		default:
 			seen[f] = true
 			ok = s.itemField(f, it)
@@ -229,6 +239,19 @@ func (s *refScanner) record(ref *TransactionRef, it *transactionItem) bool {
 		if ok {
 			more, ok = s.next()
 		}
+	}
+	switch {
+	case seen[0] && seen[1]:
+		var b strings.Builder
+		b.Grow(len(id) + len(reference))
+		b.Write(id)
+		b.Write(reference)
+		both := b.String()
+		ref.ID, ref.Reference = both[:len(id)], both[len(id):]
+	case seen[0]:
+		ref.ID = string(id)
+	case seen[1]:
+		ref.Reference = string(reference)
 	}
 	return ok
 }
@@ -256,18 +279,11 @@ func (s *refScanner) itemField(f int, r *transactionItem) bool {
 	}
 }
 
-// refField reads field f of a TransactionRef (0 id, 1 reference, 2
-// status), a plain string.
+// refField reads field f of a TransactionRef other than the id and the
+// reference (which record reads itself): 2, the status, a plain string.
 func (s *refScanner) refField(f int, r *TransactionRef) bool {
 	v, ok := s.raw()
-	switch f {
-	case 0:
-		r.ID = string(v)
-	case 1:
-		r.Reference = string(v)
-	default:
-		r.Status = statusOf(v)
-	}
+	r.Status = statusOf(v)
 	return ok
 }
 
