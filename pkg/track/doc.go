@@ -168,13 +168,15 @@
 // guard of the attempts in flight. A status read before such a loss is
 // still told apart, whether its key is empty or holds an older status (the
 // replica may have missed a later one): the since it was read under
-// carries the stamp (run id and replication id) of the Redis process, or
-// on a Cluster of every master, and checkEpoch compares it for every
-// verified, non-final status it grants, with the stamp of the one Redis
-// (read in the marker's call) or of each master its keys are on (one call
-// per master, not per key); another stamp makes the read a re-read. A
-// master's first replica attaching also changes its replication id: that
-// costs one needless re-read. An unverified status (a webhook's) on a key
+// carries the stamp (run id, and the replication id a promotion set) of
+// the Redis process, or on a Cluster of every master, and checkEpoch
+// compares it for every verified, non-final status it grants, with the
+// stamp of the one Redis (read in the marker's call) or of each master its
+// keys are on (one call per master, not per key); another stamp makes the
+// read a re-read. A master's first replica attaching changes its
+// replication id with nothing lost: no promotion set it, so the stamp
+// keeps it out. The dispatcher's gate takes a fresh stamp for each job
+// (Gate.Epoch): a re-read there skips the status for good. An unverified status (a webhook's) on a key
 // holding an older status is not checked: a provider's retried callback
 // can then be emitted again, with its eventId, after a later status.
 // The per-process memory of Wompi payouts put on the polling schedule is

@@ -87,10 +87,13 @@ type GateTicket struct {
 	hold     *holder // renews the Ours items' leases until End or Leave
 }
 
-// Epoch returns the tracker's Redis-loss marker as last seen; pass it to
+// Epoch returns the tracker's Redis-loss marker and the stamp of the Redis
+// process (of each master, on a Cluster), read from Redis (one call, two
+// INFO each, per job): a cached stamp older than a failover or a restart
+// would make Begin skip every non-final status of the job; pass it to
 // Begin.
 func (g *Gate) Epoch(ctx context.Context) (string, error) {
-	ep, err := g.s.epoch(ctx)
+	ep, err := g.s.freshEpoch(ctx)
 	if err != nil {
 		return "", fmt.Errorf("track: gate epoch: %w", err)
 	}

@@ -530,8 +530,16 @@ func (s *statusStore) currentEpoch(ctx context.Context) (string, error) {
 // saw a marker (a first start) is a bare token, and starts none.
 // With ARGV[3] = '1' it also answers the stamp of the Redis process that
 // runs it (stampScript's), which costs two INFO calls.
+//
+// The stamp names the replication id only once a promotion set it
+// (shifted): a master's first replica attaching, or its backlog freed,
+// changes the id with nothing lost, and that must not make every read
+// under way a re-read (the dispatcher's gate skips its SUBMITTED and
+// DEFERRED for good). A failback changes it through a promotion, and a
+// failover or a restart changes the run id.
 var epochScript = redis.NewScript(`local function stamp()
-` + redisproc.Lua + `  return server .. ':' .. repl
+` + redisproc.Lua + `  if not shifted then repl = '' end
+  return server .. ':' .. repl
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -553,6 +561,29 @@ return {v, now}
 func (s *statusStore) currentEpochAt(ctx context.Context) (string, int64, error) {
 	v, now, _, err := s.epochAt(ctx, false)
 	return v, now, err
+}
+
+// freshEpoch is epoch with the marker and the stamps read from Redis, not
+// the cache: a since taken from a cache that predates a failover or a
+// restart names a process the caller never read under, and checkEpoch
+// would refuse it (the gate then skips its status for good).
+func (s *statusStore) freshEpoch(ctx context.Context) (string, error) {
+	if !s.onCluster() {
+		cur, _, st, err := s.epochAt(ctx, true)
+		if err != nil {
+			return "", err
+		}
+		return cur + stampsSep + st, nil
+	}
+	cur, err := s.currentEpoch(ctx)
+	if err != nil {
+		return "", err
+	}
+	st, err := s.readStamps(ctx)
+	if err != nil {
+		return "", err
+	}
+	return cur + stampsSep + st, nil
 }
 
 // epochAt is currentEpochAt, and with stamp the stamp of the Redis process
