@@ -139,8 +139,16 @@ type job struct {
 	// ungated: the job produced statuses no status gate holds (the
 	// batch's REJECTED: rejectAs, endPoisoned; a DEFERRED before any
 	// POST: deferBatch); given up unanswered, they must not land once the
-	// lease is lost (holdLease).
+	// lease is lost (holdLease). A single-payout batch's REJECTED and
+	// drops count too (finishSingle, dropRefusedBefore): the status gate
+	// holds no key of a refused payee.
 	ungated bool
+	// refusedOnTopic, by requestId: the payees of a single-payout batch
+	// first written before a Redis loss whose REJECTED a dispatcher wrote
+	// for this batch is on the status topic (payeesRejectedOnTopic). One
+	// its lookup proves absent is ended REJECTED again, never posted
+	// (payOne).
+	refusedOnTopic map[string]refusal
 
 	// landing guards what follows a produce of this job that may still
 	// write its records after the job ends (job.produceEach): perhaps

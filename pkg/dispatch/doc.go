@@ -212,6 +212,23 @@
 // batch whose lookup or bank directory fails past RailPatience is looked
 // for before it is deferred (job.unavailable): found, it is retried in
 // place, never DEFERRED after its REJECTED, until Wompi's lookup decides.
+// A single-payout batch (SmartFastPay, WEpayout) of the same kind is
+// looked for on payouts.status.v1 instead, before its reservation and any
+// POST (job.payeesRejectedOnTopic): a payee the rail refused before the
+// loss has nothing at the rail either, and no listing or lookup tells. One
+// read for every payee that may be posted, of the partitions their keys
+// (requestIds) are written to, from five minutes before the batch was
+// first written on (refusalStatusScanBack), for the REJECTED a dispatcher wrote for
+// this batch (its eventId); a failed read fails the attempt, retried,
+// nothing posted. A payee found there whose lookup proves it absent (or
+// that newPayeeProof lets post without one) is ended REJECTED again under
+// the same eventId, with the event's code, and never posted; one found at
+// the rail is adopted (the rail's word first); one whose lookup keeps
+// failing waits in the deferred copy without a DEFERRED. A payee's
+// REJECTED goes through no status gate: produced, it marks the job
+// ungated, so a replica whose lease is lost while it is unanswered closes
+// its client before a recovery can end (holdLease), and no REJECTED lands
+// after the look of the batch's next attempt.
 // The epoch's startedAt says when its recovery began; a first start marks its
 // epoch firstStart, and its batches are not looked for.
 //

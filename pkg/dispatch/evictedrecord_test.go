@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wompi-payouts/pipeline/pkg/payout"
 	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
 )
@@ -34,6 +35,27 @@ func (l *evictOnLate) RoundTrip(req *http.Request) (*http.Response, error) {
 // found nothing and posted it again: paid twice.
 func TestEvictedRecordWhileACreateIsInFlightIsNotPostedAgain(t *testing.T) {
 	t.Parallel()
+	evictedWhileInFlight(t, "evicted-rec", func(e *Engine, b payout.Batch) []string {
+		return []string{e.st.batchKey(b.BatchID)}
+	})
+}
+
+// The same, with the payee's index entry evicted too (a random eviction
+// may take any key, and both were last written by the same attempt): the
+// next attempt's dedupe finds no entry of the batch's, so nothing tells
+// it that an earlier attempt ran. It must still not post the payee while
+// the earlier create may land.
+func TestEvictedRecordAndEntryWhileACreateIsInFlightIsNotPostedAgain(t *testing.T) {
+	t.Parallel()
+	evictedWhileInFlight(t, "evicted-rec-entry", func(e *Engine, b payout.Batch) []string {
+		return []string{e.st.batchKey(b.BatchID), e.st.reqKey(b.Transactions[0].RequestID)}
+	})
+}
+
+// evictedWhileInFlight deletes keys(e, b) (what an eviction may take) as
+// the single-payout batch b's create goes out, the create applied 2.5 s
+// after its client gave up, and fails unless the payee is paid once.
+func evictedWhileInFlight(t *testing.T, prefix string, keys func(e *Engine, b payout.Batch) []string) {
 	r := singleRails(t)[0](t)
 	var evict func()
 	late := &evictOnLate{lateLanding: &lateLanding{delay: 2500 * time.Millisecond}, evict: func() { evict() }}
@@ -42,11 +64,11 @@ func TestEvictedRecordWhileACreateIsInFlightIsNotPostedAgain(t *testing.T) {
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	rdb := f.redis.Client()
 	configSet(t, rdb, "maxmemory", "1gb", "maxmemory-policy", "allkeys-random")
-	b := singleBatch(r, "evicted-rec", 1)
+	b := singleBatch(r, prefix, 1)
 	e := r.engine(f, func(c *Config) { c.SingleConcurrency = 1 })
 	evict = func() {
-		// What a random eviction may do to a key in use.
-		if err := rdb.Del(context.Background(), e.st.batchKey(b.BatchID)).Err(); err != nil {
+		// What a random eviction may do to keys in use.
+		if err := rdb.Del(context.Background(), keys(e, b)...).Err(); err != nil {
 			t.Error(err)
 		}
 	}

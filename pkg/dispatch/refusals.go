@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -22,6 +23,13 @@ const refusalScanSkew = 30 * time.Second
 // dispatcher's) may be behind ingest's. Generous: the topic holds a few
 // events per batch.
 const refusalScanBack = time.Hour
+
+// refusalStatusScanBack is refusalScanBack for the status topic
+// (payeesRejectedOnTopic), which holds several events per payee: an hour
+// of them at a high rate may not read within refusalScanLimit, and the
+// batch would wait for good. Ten times refusalScanSkew, the clock skew the
+// recovery allows for.
+const refusalStatusScanBack = 5 * time.Minute
 
 // refusalScanLimit bounds one look on the batch status topic. It holds a
 // few events per batch: a day of them reads in seconds.
@@ -88,4 +96,84 @@ func (j *job) rejectedOnTopic() (refusal, bool, error) {
 	}
 	e.m.refusalScans.WithLabelValues(strconv.FormatBool(found)).Inc()
 	return r, found, nil
+}
+
+// payeesRejectedOnTopic is rejectedOnTopic for a single-payout batch: it
+// looks on the status topic, from when the batch was first written on,
+// for the REJECTED a dispatcher wrote for any of the payees ids of this
+// batch (its eventId, EventID("status", requestId, "REJECTED", batchId):
+// the rail's refusal, finishSingle; or the batch's poison, endPoisoned),
+// in one read of the partitions their keys are written to (statusKeyPartitions).
+// An attempt before a Redis loss may have had the payee refused, and the
+// refusal recorded in the batch's record was lost with it; the rail
+// created nothing for it, so neither the recovery's listing nor a lookup
+// by our id tells. It returns the refusals found, by requestId, with the
+// event's code and message, to be emitted again under the same eventId.
+func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
+	e, b := j.e, j.b
+	ctx, cancel := context.WithTimeout(j.soft, refusalScanLimit)
+	defer cancel()
+	topic := e.cfg.Topics.Status
+	parts, err := e.partitions(ctx, topic, "TOPIC_STATUS")
+	if err != nil {
+		e.m.refusalScans.WithLabelValues("error").Inc()
+		return nil, err
+	}
+	want := make(map[string]string, len(ids)) // requestId -> the eventId of its REJECTED
+	keys := make([][]byte, 0, len(ids))
+	var read []int32
+	for _, id := range ids {
+		want[id] = payout.EventID("status", id, string(payout.StatusRejected), b.BatchID)
+		keys = append(keys, []byte(id))
+		for _, p := range statusKeyPartitions(topic, []byte(id), len(parts)) {
+			if !slices.Contains(read, p) {
+				read = append(read, p)
+			}
+		}
+	}
+	slices.Sort(read)
+	found := map[string]refusal{}
+	_, err = events.ScanFromKeys(ctx, e.readOpts(), topic, read, j.firstWritten().Add(-refusalStatusScanBack), keys,
+		func(rec *kgo.Record) error {
+			var sc payout.StatusChange
+			if err := e.cfg.Codec.DecodeStatusChange(rec.Value, &sc); err != nil {
+				if events.Permanent(err) {
+					return nil // not an event of ours: not a payee's REJECTED
+				}
+				// The schema registry did not answer: the record may be
+				// a payee's REJECTED, and is read again with the batch.
+				return fmt.Errorf("decode a status of a payee at offset %d/%d: %w", rec.Partition, rec.Offset, err)
+			}
+			if ev, ok := want[sc.RequestID]; ok && sc.EventID == ev && sc.Status == payout.StatusRejected &&
+				sc.Source == payout.SourceDispatcher && sc.BatchID != nil && *sc.BatchID == b.BatchID {
+				found[sc.RequestID] = newRefusal(deref(sc.ReasonCode), deref(sc.ReasonMessage), false)
+			}
+			return nil
+		})
+	if err != nil {
+		e.m.refusalScans.WithLabelValues("error").Inc()
+		return nil, fmt.Errorf("dispatch: read the payees' statuses on %s (TOPIC_STATUS), which a single-payout batch written before a Redis loss needs before any POST: %w", topic, err)
+	}
+	e.m.refusalScans.WithLabelValues(strconv.FormatBool(len(found) > 0)).Inc()
+	return found, nil
+}
+
+// statusKeyPartitions returns every partition of topic, now of n
+// partitions, a record keyed key may have been written to: the
+// dispatcher's producer places a keyed record of the status topic by
+// murmur2 of its key, as Kafka's Java client does (engine.go's
+// kgo.UniformBytesPartitioner with keys hashed by its default hasher,
+// the same as kgo.StickyKeyPartitioner's; only the deferred topic is
+// placed otherwise, waitPartitioner). Partitions are only ever added, so
+// a record written when the topic had fewer is at the key's partition
+// for one of the counts from n down to 1.
+func statusKeyPartitions(topic string, key []byte, n int) []int32 {
+	p := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+	var out []int32
+	for m := n; m >= 1; m-- {
+		if q := int32(p.Partition(&kgo.Record{Topic: topic, Key: key}, m)); !slices.Contains(out, q) {
+			out = append(out, q)
+		}
+	}
+	return out
 }

@@ -82,9 +82,12 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 	}
 	j.firstPostAt = c.firstPostAt
 	maybeSent := c.state == statePosting || c.state == statePosted || !c.firstPostAt.IsZero()
-	if c.code == "fresh" && j.indexedBefore {
+	if c.code == "fresh" && (j.indexedBefore || e.mayEvict.Load()) {
 		// The record is gone (evicted, run out) but the index says an
-		// earlier attempt ran: its POSTs may be in flight.
+		// earlier attempt ran: its POSTs may be in flight. On a Redis
+		// that may evict, the payees' entries may have gone with the
+		// record (an eviction takes any key): a fresh claim proves no
+		// earlier attempt absent.
 		maybeSent = true
 	}
 	if len(j.keep) == 0 {
@@ -112,6 +115,33 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		// proof.
 		epoch := j.epoch
 		e.reads.Go(func() { e.completeEpoch(e.hard, epoch) })
+	}
+	if j.readBeforeTheLoss() {
+		// Redis lost our state, and this batch was written before: an
+		// attempt of the lost state may have had a payee refused, its
+		// refusal recorded only in the lost record (c.refused), its
+		// REJECTED on the status topic. The rail created nothing for it:
+		// no listing nor lookup tells. One read of the topic for every
+		// payee that may be posted; a payee found there and looked up
+		// absent is ended REJECTED again (payOne). A failed read fails
+		// the attempt before any reservation or POST: retried.
+		ids := make([]string, 0, len(j.keep))
+		for _, i := range j.keep {
+			if _, ok := c.refused[b.Transactions[i].RequestID]; !ok {
+				ids = append(ids, b.Transactions[i].RequestID)
+			}
+		}
+		if len(ids) > 0 {
+			found, err := j.payeesRejectedOnTopic(ids)
+			if err != nil {
+				return err
+			}
+			j.refusedOnTopic = found
+			if len(j.refusedOnTopic) > 0 {
+				j.log.Warn("dispatch: payees of the batch were rejected before a Redis data loss (their REJECTED is on the status topic): each one its lookup proves absent is ended the same way again, never posted",
+					"rail", cl.Rail(), "payees", len(j.refusedOnTopic))
+			}
+		}
 	}
 	amount := j.keptAmount()
 	j.res = newReservation(b, j.acct, amount, e.now())
@@ -349,6 +379,9 @@ func (j *job) dropRefusedBefore(c claim) (none bool) {
 		}
 		j.drops = append(j.drops, drop{idx: i, reason: payout.Reason(r.code), message: r.message,
 			eventID: payout.EventID("status", rid, string(payout.StatusRejected), b.BatchID)})
+		// Its REJECTED, produced with the drops, goes through no gate
+		// (finishSingle says why that matters).
+		j.ungated = true
 	}
 	j.keep = kept
 	return len(kept) == 0
@@ -637,6 +670,13 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 		}
 		if refused != nil {
 			return singleOutcome{rejected: refused}, nil
+		}
+		if r, ok := j.refusedOnTopic[t.RequestID]; ok {
+			// Refused by an attempt before a Redis loss (its REJECTED on
+			// the status topic, its record lost), and proven absent (or
+			// never posted: newPayeeProof): REJECTED is final. Ended the
+			// same way again, under the same eventId (finishSingle).
+			return singleOutcome{rejected: &rail.Error{Rail: name, Op: "create", Class: rail.Rejected, Code: r.code, Message: r.message}}, nil
 		}
 		if j.listed[t.RequestID] && !j.unlisted[i] {
 			// Taken over from a recovery's mark, and looked up absent: not
@@ -1103,6 +1143,16 @@ func (j *job) finishSingle(name rail.Name, outs []singleOutcome, fresh bool) err
 		return err
 	}
 	ungated := append(dr, rejected...)
+	if len(ungated) > 0 {
+		// No status gate holds a refused payee's REJECTED (nor a drop):
+		// the gate's keys are the paid payees' SUBMITTED, and a Redis
+		// loss takes them anyway. Given up unanswered, it could land
+		// after the payee's POST by the batch's next attempt, whose look
+		// (payeesRejectedOnTopic) ran before it landed: once the lease
+		// is lost, the client is closed before a recovery can end
+		// (holdLease), other payees' POSTs before it or not.
+		j.ungated = true
+	}
 	if len(deferred) == 0 {
 		// The refusals are recorded before their REJECTED goes out: the
 		// batch read again posts none of them (runSingle).
@@ -1161,6 +1211,13 @@ func (j *job) deferSingle(recs []*kgo.Record, gate []track.GateItem, ungated []*
 		return err
 	}
 	for k, i := range wait {
+		if _, ok := j.refusedOnTopic[b.Transactions[i].RequestID]; ok {
+			// Its REJECTED is on the topic from before a Redis loss (the
+			// gate's record of it lost), and its lookup did not end (the
+			// rail down): no DEFERRED after it. The copy looks it up,
+			// and for its REJECTED, again.
+			continue
+		}
 		if j.listed[b.Transactions[i].RequestID] && (j.unlisted == nil || !j.unlisted[i]) {
 			// Taken over from a recovery's mark and never looked up
 			// absent: it may have been paid, and its statuses emitted up

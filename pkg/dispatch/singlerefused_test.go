@@ -3,6 +3,7 @@ package dispatch
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
+	"github.com/wompi-payouts/pipeline/pkg/events/registrytest"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
@@ -180,5 +186,139 @@ func TestEveryPayeeRefusedBeforeTheBatchIsReadAgain(t *testing.T) {
 		if rj := byStatus(f.statuses())[refused][payout.StatusRejected]; len(rj) != 2 || rj[0].EventID != rj[1].EventID || tr.posts.Load() != 1 {
 			t.Fatalf("refused payee: REJECTED %d, POSTs %d", len(rj), tr.posts.Load())
 		}
+	})
+}
+
+// Two faults: the rail refuses a payee (REJECTED, final, written), and the
+// batch is read again (its offset commit lost to a crash, or its worker
+// stopped while the brokers had not answered) after Redis lost our state,
+// the refusal recorded in the batch's record with it. The rail holds no
+// payout of the refused payee, so the recovery's listing indexes nothing
+// for it and its lookup finds nothing: the next attempt must not post it
+// again, its REJECTED already on the status topic. It is ended REJECTED
+// again under the same eventId, found by one look on the status topic
+// (refusal_scans_total{found="true"}).
+func TestRefusedPayeeNotPostedAgainAfterARedisLoss(t *testing.T) {
+	t.Parallel()
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f := newFixture(t, fixtureOpt{partitions: 1, ownRedis: true})
+		b := singleBatch(r, "refused-lost-"+string(r.name), 2)
+		refused := b.Transactions[1].RequestID
+		tr := &refuseOnce{refuse: refused}
+		rr := r.through(t, tr)
+		// The batch's record as the worker read it, written before the
+		// loss: read again, it is the same record.
+		src := &kgo.Record{Topic: f.topics.Batches, Key: []byte(b.BatchID), Timestamp: time.Now()}
+		bb := b
+		if err := rr.engine(f, nil).process(context.Background(), &bb, src, testLogger()); err != nil {
+			t.Fatalf("first attempt: %v", err)
+		}
+		if rj := byStatus(f.statuses())[refused][payout.StatusRejected]; len(rj) != 1 {
+			t.Fatalf("first attempt: %d REJECTED of the refused payee on the status topic, want 1", len(rj))
+		}
+		if err := f.redis.FlushAll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		bb = b
+		e2 := rr.engine(f, nil)
+		if err := e2.process(context.Background(), &bb, src, testLogger()); err != nil {
+			t.Fatalf("the batch read again after the loss: %v", err)
+		}
+		if n := tr.posts.Load(); n != 1 || r.sim.Accepted(refused) != 0 {
+			t.Errorf("the refused payee was posted %d times, paid %d: REJECTED, then paid", n, r.sim.Accepted(refused))
+		}
+		if n := r.sim.Accepted(b.Transactions[0].RequestID); n != 1 {
+			t.Errorf("the other payee paid %d times, want 1", n)
+		}
+		if n := testutil.ToFloat64(e2.m.refusalScans.WithLabelValues("true")); n != 1 {
+			t.Errorf("refusal scans that found the REJECTED: %v, want 1", n)
+		}
+		idx := byStatus(f.statuses())
+		if rj := idx[refused][payout.StatusRejected]; len(rj) != 2 || rj[0].EventID != rj[1].EventID ||
+			rj[1].ReasonCode == nil || rj[0].ReasonCode == nil || *rj[1].ReasonCode != *rj[0].ReasonCode {
+			t.Errorf("refused payee's REJECTED %v: want the same event again", rj)
+		}
+		f.checkLifecycles()
+	})
+}
+
+// The look on the status topic fails (here: a record of a payee's key
+// whose schema the registry, down, must give): the attempt fails before
+// any POST, and is retried; once the registry answers, the REJECTED is
+// read and the payee ended the same way, never posted.
+func TestRefusedPayeeLookWaitsForTheStatusTopic(t *testing.T) {
+	t.Parallel()
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		ctx := context.Background()
+		f := newFixture(t, fixtureOpt{partitions: 1, ownRedis: true})
+		srv := registrytest.NewServer()
+		t.Cleanup(srv.Close)
+		codec, err := events.NewCodec(ctx, events.WithRegistry(srv.URL), events.WithTopics(f.topics))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.codec = codec
+		// Something paid before the loss: the next start is no first one.
+		before := singleBatch(r, "look-before-"+string(r.name), 1)
+		if err := r.engine(f, nil).process(ctx, &before, nil, testLogger()); err != nil {
+			t.Fatal(err)
+		}
+		b := singleBatch(r, "look-down-"+string(r.name), 2)
+		refused := b.Transactions[1].RequestID
+		src := &kgo.Record{Topic: f.topics.Batches, Key: []byte(b.BatchID), Timestamp: time.Now()}
+		// The payee's REJECTED, written by an attempt of the lost state
+		// with a schema id the next dispatcher's codec has not seen.
+		js := events.Schema(events.RecordStatusChange)
+		i := strings.LastIndex(js, "]")
+		id, err := srv.Register(f.topics.Status+"-value", js[:i]+`,{"name":"laterNote","type":["null","string"],"default":null}`+js[i:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, msg := "beneficiary refused", "the rail refused the payee"
+		cur, err := codec.AppendStatusChange(nil, &payout.StatusChange{
+			EventID: payout.EventID("status", refused, string(payout.StatusRejected), b.BatchID), RequestID: refused,
+			BatchID: &b.BatchID, Status: payout.StatusRejected, ReasonCode: &code, ReasonMessage: &msg,
+			AmountInCents: b.Transactions[1].AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: f.clock.Now(),
+			Source: payout.SourceDispatcher, Rail: b.Rail,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := binary.BigEndian.AppendUint32([]byte{0}, uint32(id))
+		v = append(append(v, cur[5:]...), 0) // laterNote: null
+		f.kafka.Produce(t, f.topics.Status, &kgo.Record{Key: []byte(refused), Value: v})
+		if err := f.redis.FlushAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		tr := &refuseOnce{refuse: refused}
+		rr := r.through(t, tr)
+		srv.FailWith(http.StatusServiceUnavailable)
+		e2 := rr.engine(f, nil)
+		bb := b
+		if err := e2.process(ctx, &bb, src, testLogger()); err == nil {
+			t.Fatal("the attempt ended while the status topic could not be read")
+		}
+		if n := testutil.ToFloat64(e2.m.refusalScans.WithLabelValues("error")); n != 1 {
+			t.Fatalf("refusal scans that failed: %v, want 1", n)
+		}
+		if n := tr.posts.Load() + int32(r.sim.Accepted(b.Transactions[0].RequestID)); n != 0 {
+			t.Fatalf("%d POSTs while the look failed, want none", n)
+		}
+		srv.FailWith(0)
+		bb = b
+		if err := e2.process(ctx, &bb, src, testLogger()); err != nil {
+			t.Fatalf("once the registry answered: %v", err)
+		}
+		if n := tr.posts.Load(); n != 0 || r.sim.Accepted(refused) != 0 {
+			t.Fatalf("the refused payee was posted %d times, paid %d", n, r.sim.Accepted(refused))
+		}
+		if n := r.sim.Accepted(b.Transactions[0].RequestID); n != 1 {
+			t.Fatalf("the other payee paid %d times, want 1", n)
+		}
+		rejectedOnly(t, byStatus(f.statuses())[refused], refused, "under its eventId, with its code", func(ev payout.StatusChange) bool {
+			return ev.EventID == payout.EventID("status", refused, string(payout.StatusRejected), b.BatchID) &&
+				ev.ReasonCode != nil && *ev.ReasonCode == code
+		})
 	})
 }

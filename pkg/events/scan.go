@@ -22,7 +22,7 @@ type ScanStats struct {
 // stops at the end: control records (transaction markers) are kept so
 // that the scan sees the last offset and knows it is done.
 func Scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key []byte, fn func(*kgo.Record) error) (ScanStats, error) {
-	return scan(ctx, opts, topic, parts, key, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+	return scan(ctx, opts, topic, parts, keyIs(key), fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
 		starts, err := ka.ListStartOffsets(ctx, topic)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: start offsets of %s: %w", topic, err)
@@ -34,7 +34,31 @@ func Scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key 
 // ScanFrom is Scan from the first record of each partition whose
 // timestamp is at or after from, instead of from its start.
 func ScanFrom(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, key []byte, fn func(*kgo.Record) error) (ScanStats, error) {
-	return scan(ctx, opts, topic, parts, key, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+	return scanFrom(ctx, opts, topic, parts, from, keyIs(key), fn)
+}
+
+// ScanFromKeys is ScanFrom calling fn with every data record whose key
+// is one of keys (none when keys is empty): one read of the partitions
+// for several keys.
+func ScanFromKeys(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, keys [][]byte, fn func(*kgo.Record) error) (ScanStats, error) {
+	set := make(map[string]struct{}, len(keys))
+	for _, k := range keys {
+		set[string(k)] = struct{}{}
+	}
+	return scanFrom(ctx, opts, topic, parts, from, func(k []byte) bool {
+		_, ok := set[string(k)]
+		return ok
+	}, fn)
+}
+
+// keyIs matches the records whose key equals key, or every record when
+// key is nil.
+func keyIs(key []byte) func([]byte) bool {
+	return func(k []byte) bool { return key == nil || bytes.Equal(k, key) }
+}
+
+func scanFrom(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, match func([]byte) bool, fn func(*kgo.Record) error) (ScanStats, error) {
+	return scan(ctx, opts, topic, parts, match, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
 		starts, err := ka.ListOffsetsAfterMilli(ctx, from.UnixMilli(), topic)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: offsets of %s after %s: %w", topic, from.UTC().Format(time.RFC3339), err)
@@ -43,7 +67,7 @@ func ScanFrom(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, 
 	})
 }
 
-func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key []byte, fn func(*kgo.Record) error,
+func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, match func([]byte) bool, fn func(*kgo.Record) error,
 	first func(*kadm.Client) (kadm.ListedOffsets, error)) (ScanStats, error) {
 	var st ScanStats
 	adm, err := kgo.NewClient(opts...)
@@ -113,7 +137,7 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key 
 				return
 			}
 			st.Records++
-			if key == nil || bytes.Equal(r.Key, key) {
+			if match(r.Key) {
 				cbErr = fn(r)
 			}
 		})
