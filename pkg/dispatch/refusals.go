@@ -103,7 +103,10 @@ func (j *job) rejectedOnTopic() (refusal, bool, error) {
 // for the REJECTED a dispatcher wrote for any of the payees ids of this
 // batch (its eventId, EventID("status", requestId, "REJECTED", batchId):
 // the rail's refusal, finishSingle; or the batch's poison, endPoisoned),
-// in one read of the partitions their keys are written to (statusKeyPartitions).
+// in one read of the partitions their keys are written to (statusKeyPartitions),
+// up to their high watermarks (events.ScanFromKeys): ingest writes this
+// topic in transactions, and one left open would hide a REJECTED written
+// after its first record from a read up to the last stable offset.
 // An attempt before a Redis loss may have had the payee refused, and the
 // refusal recorded in the batch's record was lost with it; the rail
 // created nothing for it, so neither the recovery's listing nor a lookup

@@ -322,3 +322,72 @@ func TestRefusedPayeeLookWaitsForTheStatusTopic(t *testing.T) {
 		})
 	})
 }
+
+// Two faults: a transaction of another producer of the status topic
+// (ingest writes its BATCHED and REJECTED there in transactions) is open on
+// the refused payee's partition when the rail refuses the payee, its
+// REJECTED landing after the transaction's first record; and the batch is
+// read again after Redis lost our state while that transaction is still
+// open (an ingest that hangs or crashed mid-transaction keeps it open up to
+// its transaction timeout; a hanging transaction for good). The look must
+// still find the REJECTED (the dispatcher writes it outside any
+// transaction, so it is readable at once): read up to the last stable
+// offset only, it ended before the REJECTED, found nothing, and the payee
+// was posted again and paid after its final REJECTED.
+func TestRefusedPayeeFoundPastAnOpenTransaction(t *testing.T) {
+	t.Parallel()
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		ctx := context.Background()
+		f := newFixture(t, fixtureOpt{partitions: 1, ownRedis: true})
+		b := singleBatch(r, "refused-open-txn-"+string(r.name), 2)
+		refused := b.Transactions[1].RequestID
+		// An ingest-like producer's transaction, open on the partition the
+		// refused payee's statuses go to (any key placed there would do).
+		txn := f.kafka.Client(t, kgo.TransactionalID("ingest-like-"+f.topics.Status), kgo.DefaultProduceTopic(f.topics.Status),
+			kgo.TransactionTimeout(5*time.Minute))
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		batched, err := f.codec.AppendStatusChange(nil, &payout.StatusChange{
+			EventID: payout.EventID("status", refused, string(payout.StatusBatched), b.BatchID), RequestID: refused,
+			BatchID: &b.BatchID, Status: payout.StatusBatched, AmountInCents: b.Transactions[1].AmountInCents,
+			OriginAccountID: b.OriginAccountID, OccurredAt: f.clock.Now(), Source: payout.SourceIngest, Rail: b.Rail,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.ProduceSync(ctx, &kgo.Record{Key: []byte(refused), Value: batched}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		tr := &refuseOnce{refuse: refused}
+		rr := r.through(t, tr)
+		src := &kgo.Record{Topic: f.topics.Batches, Key: []byte(b.BatchID), Timestamp: time.Now()}
+		bb := b
+		if err := rr.engine(f, nil).process(ctx, &bb, src, testLogger()); err != nil {
+			t.Fatalf("first attempt: %v", err)
+		}
+		if err := f.redis.FlushAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		bb = b
+		e2 := rr.engine(f, nil)
+		err = e2.process(ctx, &bb, src, testLogger())
+		// The transaction ends (aborted, as a crashed producer's is), so
+		// that the topic can be read whole.
+		if aerr := txn.EndTransaction(ctx, kgo.TryAbort); aerr != nil {
+			t.Fatal(aerr)
+		}
+		if err != nil {
+			t.Fatalf("the batch read again after the loss: %v", err)
+		}
+		if n := tr.posts.Load(); n != 1 || r.sim.Accepted(refused) != 0 {
+			t.Errorf("the refused payee was posted %d times, paid %d: REJECTED, then paid", n, r.sim.Accepted(refused))
+		}
+		if n := testutil.ToFloat64(e2.m.refusalScans.WithLabelValues("true")); n != 1 {
+			t.Errorf("refusal scans that found the REJECTED: %v, want 1", n)
+		}
+		rejectedOnly(t, byStatus(f.statuses())[refused], refused, "under its eventId", func(ev payout.StatusChange) bool {
+			return ev.EventID == payout.EventID("status", refused, string(payout.StatusRejected), b.BatchID)
+		})
+	})
+}

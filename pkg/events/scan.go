@@ -22,7 +22,7 @@ type ScanStats struct {
 // stops at the end: control records (transaction markers) are kept so
 // that the scan sees the last offset and knows it is done.
 func Scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key []byte, fn func(*kgo.Record) error) (ScanStats, error) {
-	return scan(ctx, opts, topic, parts, keyIs(key), fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+	return scan(ctx, opts, topic, parts, true, keyIs(key), fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
 		starts, err := ka.ListStartOffsets(ctx, topic)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: start offsets of %s: %w", topic, err)
@@ -39,16 +39,28 @@ func ScanFrom(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, 
 
 // ScanFromKeys is ScanFrom calling fn with every data record whose key
 // is one of keys (none when keys is empty): one read of the partitions
-// for several keys.
+// for several keys. Unlike ScanFrom, it reads read_uncommitted up to each
+// partition's high watermark: it looks for records written outside any
+// transaction (the dispatcher's), which are readable once acknowledged,
+// on a topic other producers write in transactions (ingest's, on the
+// status topic). Read up to the last stable offset, a record of ours
+// written after the first record of another producer's transaction still
+// open (a producer hung or crashed mid-transaction holds it open up to its
+// transaction timeout) was not read at all. fn sees the records of open
+// and aborted transactions too, and must tell its own records by their
+// content.
 func ScanFromKeys(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, keys [][]byte, fn func(*kgo.Record) error) (ScanStats, error) {
 	set := make(map[string]struct{}, len(keys))
 	for _, k := range keys {
 		set[string(k)] = struct{}{}
 	}
-	return scanFrom(ctx, opts, topic, parts, from, func(k []byte) bool {
+	match := func(k []byte) bool {
 		_, ok := set[string(k)]
 		return ok
-	}, fn)
+	}
+	return scan(ctx, opts, topic, parts, false, match, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+		return offsetsAfter(ctx, ka, topic, from)
+	})
 }
 
 // keyIs matches the records whose key equals key, or every record when
@@ -58,16 +70,25 @@ func keyIs(key []byte) func([]byte) bool {
 }
 
 func scanFrom(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, match func([]byte) bool, fn func(*kgo.Record) error) (ScanStats, error) {
-	return scan(ctx, opts, topic, parts, match, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
-		starts, err := ka.ListOffsetsAfterMilli(ctx, from.UnixMilli(), topic)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: offsets of %s after %s: %w", topic, from.UTC().Format(time.RFC3339), err)
-		}
-		return starts, nil
+	return scan(ctx, opts, topic, parts, true, match, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+		return offsetsAfter(ctx, ka, topic, from)
 	})
 }
 
-func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, match func([]byte) bool, fn func(*kgo.Record) error,
+// offsetsAfter lists the offset of each partition's first record whose
+// timestamp is at or after from.
+func offsetsAfter(ctx context.Context, ka *kadm.Client, topic string, from time.Time) (kadm.ListedOffsets, error) {
+	starts, err := ka.ListOffsetsAfterMilli(ctx, from.UnixMilli(), topic)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: offsets of %s after %s: %w", topic, from.UTC().Format(time.RFC3339), err)
+	}
+	return starts, nil
+}
+
+// scan reads parts of topic from first's offsets: committed, up to the
+// last stable offsets, read_committed; otherwise up to the high
+// watermarks, read_uncommitted.
+func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, committed bool, match func([]byte) bool, fn func(*kgo.Record) error,
 	first func(*kadm.Client) (kadm.ListedOffsets, error)) (ScanStats, error) {
 	var st ScanStats
 	adm, err := kgo.NewClient(opts...)
@@ -80,9 +101,13 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, matc
 	if err != nil {
 		return st, err
 	}
-	ends, err := ka.ListCommittedOffsets(ctx, topic)
+	list, isolation, what := ka.ListCommittedOffsets, kgo.ReadCommitted(), "last stable offsets"
+	if !committed {
+		list, isolation, what = ka.ListEndOffsets, kgo.ReadUncommitted(), "end offsets"
+	}
+	ends, err := list(ctx, topic)
 	if err != nil {
-		return st, fmt.Errorf("kafka: last stable offsets of %s: %w", topic, err)
+		return st, fmt.Errorf("kafka: %s of %s: %w", what, topic, err)
 	}
 	want := map[int32]kgo.Offset{}
 	end := map[int32]int64{}
@@ -102,7 +127,7 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, matc
 	}
 	cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)],
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: want}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchIsolationLevel(isolation),
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(64<<20),
 	)...)
