@@ -654,7 +654,9 @@ func TestConstantRedisRoundTrips(t *testing.T) {
 		batches += 2
 		t.Logf("Redis round trips per batch: %d for 10 transactions, %d for 10,000\n 10 tx:     %v\n 10,000 tx: %v",
 			small, large, smallCmds, largeCmds)
-		if small > 15 {
+		// 16 since the gate reads a fresh Redis stamp per job (Gate.Epoch:
+		// a cached one older than a restart skipped the job's SUBMITTED).
+		if small > 16 {
 			t.Fatalf("%d round trips for a batch of 10: must be small", small)
 		}
 		if small == large {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // ReplicaOf makes rs a replica of master (REPLICAOF) and waits until it
@@ -12,11 +14,20 @@ import (
 // data is replaced by the master's.
 func (rs *RedisServer) ReplicaOf(t testing.TB, master *RedisServer) {
 	t.Helper()
+	rs.ReplicaOfNode(t, master.Client())
+}
+
+// ReplicaOfNode is ReplicaOf with any master a client talks to, such as a
+// master of the Redis Cluster (RedisCluster; a replica that is not a
+// cluster node: it counts as the master's replica all the same). Stop
+// the replication before the test ends (Promote) on a shared server.
+func (rs *RedisServer) ReplicaOfNode(t testing.TB, master *redis.Client) {
+	t.Helper()
 	ctx := context.Background()
-	if err := master.Client().ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err(); err != nil {
+	if err := master.ConfigSet(ctx, "repl-diskless-sync-delay", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	host, port, _ := strings.Cut(master.Addr(), ":")
+	host, port, _ := strings.Cut(master.Options().Addr, ":")
 	if err := rs.client.SlaveOf(ctx, host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +38,7 @@ func (rs *RedisServer) ReplicaOf(t testing.TB, master *RedisServer) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: replica of %s not in sync: %v %s", master.Addr(), err, info)
+			t.Fatalf("testenv: replica of %s not in sync: %v %s", master.Options().Addr, err, info)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

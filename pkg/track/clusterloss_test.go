@@ -3,6 +3,7 @@ package track
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +151,68 @@ func TestEnrollMemoryOnAClusterDoesNotOutliveAScheduleMasterLoss(t *testing.T) {
 	}
 	if n, err := sched.Scheduled(ctx); err != nil || n != 1 {
 		t.Errorf("scheduled: %d %v after the schedule's master lost it: the memory said it was enrolled", n, err)
+	}
+}
+
+// The Cluster form of TestGateSubmittedSurvivesAFirstReplicaAttaching: a
+// payee waited (DEFERRED, emitted through the gate), and the master of its
+// status key gets its first replica (a new replica, or one back after the
+// master freed its backlog): Redis gives the master a new replication id,
+// every key is kept, and the dispatcher's own check (dispatch's
+// sameServer, ratelimit's) takes it for benign. The dispatcher's job for
+// the payee took Epoch before the attach, posts, and asks the gate for
+// SUBMITTED over DEFERRED: a skip is final, and the SUBMITTED is never
+// emitted while nothing was lost.
+func TestGateSubmittedSurvivesAClusterMastersFirstReplica(t *testing.T) {
+	rc := testenv.RedisCluster(t)
+	cl := rc.NewClient(t)
+	ctx := context.Background()
+	g := NewGate(cl, rc.Prefix(), time.Minute)
+	emit := func(since, to string) GateVerdict {
+		t.Helper()
+		tk, err := g.Begin(ctx, since, []GateItem{{ID: "r-1", To: to, Ref: "tx-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk.Verdicts[0] == GateOurs {
+			if err := g.End(ctx, tk, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tk.Verdicts[0]
+	}
+	since, err := g.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := emit(since, string(payout.StatusDeferred)); v != GateOurs {
+		t.Fatalf("DEFERRED: verdict %d, want ours", v)
+	}
+	if since, err = g.Epoch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := cl.MasterForKey(ctx, g.s.key(kindRequest, "r-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replid := func() string {
+		t.Helper()
+		info, err := m.Info(ctx, "replication").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, id, _ := strings.Cut(info, "master_replid:")
+		id, _, _ = strings.Cut(id, "\r\n")
+		return id
+	}
+	was := replid()
+	r := testenv.RedisOwn(t)
+	r.ReplicaOfNode(t, m)
+	t.Cleanup(func() { r.Promote(t) })
+	if replid() == was {
+		t.Fatal("the replica's attach kept the master's replication id (a backlog left by an earlier test?): nothing tested")
+	}
+	if v := emit(since, string(payout.StatusSubmitted)); v != GateOurs {
+		t.Fatalf("SUBMITTED over DEFERRED (nothing lost): verdict %d, want ours: the SUBMITTED is never emitted", v)
 	}
 }

@@ -173,9 +173,11 @@
 // compares it for every verified, non-final status it grants, with the
 // stamp of the one Redis (read in the marker's call) or of each master its
 // keys are on (one call per master, not per key); another stamp makes the
-// read a re-read. A master's first replica attaching changes its
-// replication id with nothing lost: no promotion set it, so the stamp
-// keeps it out. The dispatcher's gate takes a fresh stamp for each job
+// read a re-read. A master's first replica attaching, or its backlog
+// freed after repl-backlog-ttl without one, changes its replication id
+// with nothing lost: no promotion set the new one, so the stamp keeps it
+// out, and a since that named the id a promotion set still matches
+// (sameProcess, as the dispatcher's own check judges it). The dispatcher's gate takes a fresh stamp for each job
 // (Gate.Epoch): a re-read there skips the status for good. An unverified status (a webhook's) on a key
 // holding an older status is not checked: a provider's retried callback
 // can then be emitted again, with its eventId, after a later status.

@@ -2,6 +2,7 @@ package track
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +76,94 @@ func TestGateSubmittedSurvivesAFirstReplicaAttaching(t *testing.T) {
 			}
 			if v := emit(since, string(payout.StatusSubmitted)); v != GateOurs {
 				t.Fatalf("SUBMITTED over DEFERRED (nothing lost): verdict %d, want ours: the SUBMITTED is never emitted", v)
+			}
+		})
+	}
+}
+
+// Two things together on one Redis, neither a loss: a failover made the
+// replica the master (its replication id set by the promotion), and the
+// new master then goes repl-backlog-ttl without a replica (the old master
+// never comes back), so Redis frees its backlog, takes a new replication
+// id and clears the second one: nothing is lost, and the dispatcher's own
+// check (dispatch's sameServer, ratelimit's) takes it for benign. A job
+// that took Epoch before that, and asks the gate for SUBMITTED over the
+// DEFERRED it emitted, is skipped for good: the SUBMITTED is never emitted.
+func TestGateSubmittedSurvivesAPromotedMastersBacklogFreed(t *testing.T) {
+	a, b := testenv.RedisOwn(t), testenv.RedisOwn(t)
+	ctx := context.Background()
+	b.ReplicaOf(t, a)
+	b.Promote(t) // the failover: b's replication id set by the promotion
+	g := NewGate(b.Client(), b.Prefix(), time.Minute)
+	emit := func(since, to string) GateVerdict {
+		t.Helper()
+		tk, err := g.Begin(ctx, since, []GateItem{{ID: "r-1", To: to, Ref: "tx-1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tk.Verdicts[0] == GateOurs {
+			if err := g.End(ctx, tk, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tk.Verdicts[0]
+	}
+	since, err := g.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := emit(since, string(payout.StatusDeferred)); v != GateOurs {
+		t.Fatalf("DEFERRED: verdict %d, want ours", v)
+	}
+	if since, err = g.Epoch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// b has had no replica since its promotion: with a one-second
+	// repl-backlog-ttl its next replication cron frees the backlog.
+	if err := b.Client().ConfigSet(ctx, "repl-backlog-ttl", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		info, err := b.Client().Info(ctx, "replication").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(info, "second_repl_offset:-1") && strings.Contains(info, "repl_backlog_active:0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b's backlog was not freed: %s", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v := emit(since, string(payout.StatusSubmitted)); v != GateOurs {
+		t.Fatalf("SUBMITTED over DEFERRED (nothing lost): verdict %d, want ours: the SUBMITTED is never emitted", v)
+	}
+}
+
+// sameProcess judges a replication id the way the dispatcher's own check
+// does (dispatch's sameServer): another one is a loss only when a
+// promotion set it (the stamp names it).
+func TestSameProcess(t *testing.T) {
+	for _, tc := range []struct {
+		name, known, cur string
+		same             bool
+	}{
+		{"unchanged", "run1:", "run1:", true},
+		{"backlog freed after a promotion (named, then none)", "run1:aaa", "run1:", true},
+		{"failback (a promotion since)", "run1:", "run1:bbb", false},
+		{"a second promotion", "run1:aaa", "run1:bbb", false},
+		{"failover or restart", "run1:aaa", "run2:aaa", false},
+		{"failover or restart, no id named", "run1:", "run2:", false},
+		{"INFO refused", ":", ":", true},
+		{"Cluster master flushed", "run1::0.0", "run1::1.0", false},
+		{"Cluster master's backlog freed", "run1:aaa:0.0", "run1::0.0", true},
+		{"Cluster master's backlog freed and flushed", "run1:aaa:0.0", "run1::0.1", false},
+		{"Cluster master failed back", "run1::0.0", "run1:bbb:0.0", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sameProcess(tc.known, tc.cur); got != tc.same {
+				t.Fatalf("sameProcess(%q, %q) = %v, want %v", tc.known, tc.cur, got, tc.same)
 			}
 		})
 	}

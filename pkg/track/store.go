@@ -475,12 +475,14 @@ func (s *statusStore) onCluster() bool {
 const stampsSep = "@"
 
 // stampScript answers the stamp of the Redis process that runs it: its run
-// id, its replication id, and how many FLUSHALL and FLUSHDB it has served
-// (INFO commandstats): a FLUSHALL sent to one master of a Cluster (as
-// redis-cli -c does) empties it and keeps its run id and replication id.
-// (A CONFIG RESETSTAT changes the stamp too: a re-read, nothing worse.)
-// Run with a status key, that of the key's master.
+// id, its replication id once a promotion set it (epochScript's rule), and
+// how many FLUSHALL and FLUSHDB it has served (INFO commandstats): a
+// FLUSHALL sent to one master of a Cluster (as redis-cli -c does) empties
+// it and keeps its run id and replication id. (A CONFIG RESETSTAT changes
+// the stamp too: a re-read, nothing worse.) Run with a status key, that of
+// the key's master. Compare stamps with sameProcess.
 var stampScript = redis.NewScript(redisproc.Lua + `
+if not shifted then repl = '' end
 local flushes = ''
 if server ~= '' then
   local cs = redis.pcall('INFO', 'commandstats')
@@ -490,6 +492,35 @@ if server ~= '' then
   end
 end
 return server .. ':' .. repl .. ':' .. flushes`)
+
+// sameProcess reports whether the stamp known (a since's, of the one Redis
+// or of one master) and the stamp cur read now of the same Redis or master
+// name one process with nothing lost between them: the same run id and
+// flush counts, and the same replication id or none now. A stamp names
+// the replication id only while a promotion set it (redisproc's shifted):
+// one named by the since and none now is the same process's backlog freed
+// (repl-backlog-ttl without a replica: a new id, the second one cleared),
+// nothing lost, as the dispatcher's check judges it (dispatch's
+// sameServer); one named now and another or none by the since is a
+// promotion since (a failback). Without the rule a promoted master going
+// repl-backlog-ttl without a replica made every read under way a re-read,
+// and the gate skipped its SUBMITTED and DEFERRED for good.
+func sameProcess(known, cur string) bool {
+	if known == cur {
+		return true
+	}
+	kServer, kRepl, kFlushes := splitStamp(known)
+	cServer, cRepl, cFlushes := splitStamp(cur)
+	return kServer == cServer && kFlushes == cFlushes && kRepl != "" && cRepl == ""
+}
+
+// splitStamp parts a stamp into its run id, replication id and flush
+// counts (a Cluster master's; "" on one Redis).
+func splitStamp(st string) (server, repl, flushes string) {
+	server, rest, _ := strings.Cut(st, ":")
+	repl, flushes, _ = strings.Cut(rest, ":")
+	return server, repl, flushes
+}
 
 // readStamps reads the stamp of every master of the Cluster, joined by
 // ",", and caches them for epoch.
@@ -535,7 +566,8 @@ func (s *statusStore) currentEpoch(ctx context.Context) (string, error) {
 // (shifted): a master's first replica attaching, or its backlog freed,
 // changes the id with nothing lost, and that must not make every read
 // under way a re-read (the dispatcher's gate skips its SUBMITTED and
-// DEFERRED for good). A failback changes it through a promotion, and a
+// DEFERRED for good); an id named before and none now is such a change
+// too (sameProcess). A failback changes it through a promotion, and a
 // failover or a restart changes the run id.
 var epochScript = redis.NewScript(`local function stamp()
 ` + redisproc.Lua + `  if not shifted then repl = '' end
@@ -693,7 +725,7 @@ func (s *statusStore) checkEpoch(ctx context.Context, trs []transition, tokens [
 	if stamped && !s.onCluster() {
 		for _, i := range first {
 			_, known, ok := strings.Cut(trs[i].since, stampsSep)
-			if ok && known != stamp {
+			if ok && !sameProcess(known, stamp) {
 				if lost == nil {
 					lost = map[int]bool{}
 				}
@@ -776,7 +808,7 @@ func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []
 			return nil, err
 		}
 		_, known, _ := strings.Cut(trs[i].since, stampsSep)
-		if !slices.Contains(strings.Split(known, ","), v) {
+		if !slices.ContainsFunc(strings.Split(known, ","), func(k string) bool { return sameProcess(k, v) }) {
 			if lost == nil {
 				lost = map[int]bool{}
 			}
