@@ -168,27 +168,9 @@ func TestGateSubmittedSurvivesAClusterMastersFirstReplica(t *testing.T) {
 	cl := rc.NewClient(t)
 	ctx := context.Background()
 	g := NewGate(cl, rc.Prefix(), time.Minute)
-	emit := func(since, to string) GateVerdict {
-		t.Helper()
-		tk, err := g.Begin(ctx, since, []GateItem{{ID: "r-1", To: to, Ref: "tx-1"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tk.Verdicts[0] == GateOurs {
-			if err := g.End(ctx, tk, true); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return tk.Verdicts[0]
-	}
+	emitDeferred(t, g)
 	since, err := g.Epoch(ctx)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if v := emit(since, string(payout.StatusDeferred)); v != GateOurs {
-		t.Fatalf("DEFERRED: verdict %d, want ours", v)
-	}
-	if since, err = g.Epoch(ctx); err != nil {
 		t.Fatal(err)
 	}
 	m, err := cl.MasterForKey(ctx, g.s.key(kindRequest, "r-1"))
@@ -212,7 +194,7 @@ func TestGateSubmittedSurvivesAClusterMastersFirstReplica(t *testing.T) {
 	if replid() == was {
 		t.Fatal("the replica's attach kept the master's replication id (a backlog left by an earlier test?): nothing tested")
 	}
-	if v := emit(since, string(payout.StatusSubmitted)); v != GateOurs {
+	if v := gateEmit(t, g, since, string(payout.StatusSubmitted)); v != GateOurs {
 		t.Fatalf("SUBMITTED over DEFERRED (nothing lost): verdict %d, want ours: the SUBMITTED is never emitted", v)
 	}
 }

@@ -2,13 +2,11 @@ package track
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -92,46 +90,12 @@ func TestStatusReadBeforeAFailbackIsNotEmitted(t *testing.T) {
 // The poll must not emit its PENDING after that APPROVED.
 func TestPollReadBeforeAFailbackDoesNotRegress(t *testing.T) {
 	f := newFixture(t, fixtureOpts{ownRedis: true, sim: wompitest.Config{SettleDelay: time.Second}})
-	c := f.submit(true, f.payee("1234567890"))
 	b := testenv.RedisOwn(t)
-	var e *Engine
-	hook := &hookTransport{suffix: "/transactions", after: func() {
-		f.sim.Advance(2 * time.Second) // Wompi approves the transaction
-		tx, err := f.wompi.PayoutTransaction(context.Background(), c.payoutID, c.txs[0].ID)
-		if err != nil || tx.Status != "APPROVED" {
-			t.Errorf("transaction after settling: %+v %v", tx, err)
-			return
-		}
+	pollReadBeforeALoss(t, f, "the failback", func(emitApproved func()) {
 		b.ReplicaOf(t, f.redis)
 		b.Promote(t) // A is cut off
-		sc := &payout.StatusChange{RequestID: tx.Reference, BatchID: payout.OptString(c.batchID), PayoutID: payout.OptString(c.payoutID),
-			TransactionID: payout.OptString(tx.ID), Status: payout.StatusApproved, AmountInCents: tx.AmountInCents,
-			OriginAccountID: wompitest.AccountMain, OccurredAt: f.clock.Now(), Source: payout.SourceWebhook, Rail: wompiRail()}
-		if res, err := e.emitRequest(context.Background(), sc, false, "", nil); err != nil || res != emitNew {
-			t.Errorf("webhook's APPROVED: %v %v", res, err)
-		}
+		emitApproved()
 		f.redis.ReplicaOf(t, b) // the partition heals: A syncs from B
 		f.redis.Promote(t)
-	}}
-	polled, err := wompi.New(wompi.Config{BaseURL: f.sim.BaseURL(), APIKey: f.sim.Config().APIKey,
-		PrincipalID: f.sim.Config().PrincipalID, HTTPClient: &http.Client{Transport: hook}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, _ = f.engine(func(cfg *Config) { cfg.Wompi = f.rail(polled, f.sim.Config().EventsSecret) })
-	if _, err := e.PollOnce(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if !hook.done.Load() {
-		t.Fatal("the poll never listed the transactions")
-	}
-	evs := f.statusEvents()
-	if err := payout.CheckLifecycles(evs); err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range evs {
-		if ev.Status == payout.StatusPending {
-			t.Fatalf("the poll emitted PENDING read before the failback, after APPROVED: %+v", ev)
-		}
-	}
+	})
 }

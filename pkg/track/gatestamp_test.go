@@ -31,26 +31,8 @@ func TestGateSubmittedSurvivesAFirstReplicaAttaching(t *testing.T) {
 			a, b := testenv.RedisOwn(t), testenv.RedisOwn(t)
 			ctx := context.Background()
 			g := NewGate(a.Client(), a.Prefix(), time.Minute)
-			emit := func(since, to string) GateVerdict {
-				t.Helper()
-				tk, err := g.Begin(ctx, since, []GateItem{{ID: "r-1", To: to, Ref: "tx-1"}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if tk.Verdicts[0] == GateOurs {
-					if err := g.End(ctx, tk, true); err != nil {
-						t.Fatal(err)
-					}
-				}
-				return tk.Verdicts[0]
-			}
-			since, err := g.Epoch(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if v := emit(since, string(payout.StatusDeferred)); v != GateOurs {
-				t.Fatalf("DEFERRED: verdict %d, want ours", v)
-			}
+			since := emitDeferred(t, g)
+			var err error
 			if tc.epochBefore {
 				if since, err = g.Epoch(ctx); err != nil {
 					t.Fatal(err)
@@ -74,7 +56,7 @@ func TestGateSubmittedSurvivesAFirstReplicaAttaching(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if v := emit(since, string(payout.StatusSubmitted)); v != GateOurs {
+			if v := gateEmit(t, g, since, string(payout.StatusSubmitted)); v != GateOurs {
 				t.Fatalf("SUBMITTED over DEFERRED (nothing lost): verdict %d, want ours: the SUBMITTED is never emitted", v)
 			}
 		})
@@ -95,27 +77,9 @@ func TestGateSubmittedSurvivesAPromotedMastersBacklogFreed(t *testing.T) {
 	b.ReplicaOf(t, a)
 	b.Promote(t) // the failover: b's replication id set by the promotion
 	g := NewGate(b.Client(), b.Prefix(), time.Minute)
-	emit := func(since, to string) GateVerdict {
-		t.Helper()
-		tk, err := g.Begin(ctx, since, []GateItem{{ID: "r-1", To: to, Ref: "tx-1"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tk.Verdicts[0] == GateOurs {
-			if err := g.End(ctx, tk, true); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return tk.Verdicts[0]
-	}
+	emitDeferred(t, g)
 	since, err := g.Epoch(ctx)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if v := emit(since, string(payout.StatusDeferred)); v != GateOurs {
-		t.Fatalf("DEFERRED: verdict %d, want ours", v)
-	}
-	if since, err = g.Epoch(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// b has had no replica since its promotion: with a one-second
@@ -136,7 +100,7 @@ func TestGateSubmittedSurvivesAPromotedMastersBacklogFreed(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if v := emit(since, string(payout.StatusSubmitted)); v != GateOurs {
+	if v := gateEmit(t, g, since, string(payout.StatusSubmitted)); v != GateOurs {
 		t.Fatalf("SUBMITTED over DEFERRED (nothing lost): verdict %d, want ours: the SUBMITTED is never emitted", v)
 	}
 }
@@ -167,4 +131,36 @@ func TestSameProcess(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gateEmit is a dispatcher's job emitting request r-1's status to
+// (transaction tx-1) through g under since: it begins, and ends the
+// attempt written when the gate answers ours.
+func gateEmit(t *testing.T, g *Gate, since, to string) GateVerdict {
+	t.Helper()
+	ctx := context.Background()
+	tk, err := g.Begin(ctx, since, []GateItem{{ID: "r-1", To: to, Ref: "tx-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.Verdicts[0] == GateOurs {
+		if err := g.End(ctx, tk, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tk.Verdicts[0]
+}
+
+// emitDeferred has r-1 wait (its DEFERRED emitted through g under a fresh
+// Epoch, which it returns) and fails unless the gate granted it.
+func emitDeferred(t *testing.T, g *Gate) string {
+	t.Helper()
+	since, err := g.Epoch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := gateEmit(t, g, since, string(payout.StatusDeferred)); v != GateOurs {
+		t.Fatalf("DEFERRED: verdict %d, want ours", v)
+	}
+	return since
 }

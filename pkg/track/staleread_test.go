@@ -147,46 +147,12 @@ func (h *hookTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // next poll, reading after the loss, finds APPROVED.
 func TestPollReadBeforeRedisLossDoesNotRegress(t *testing.T) {
 	f := newFixture(t, fixtureOpts{ownRedis: true, sim: wompitest.Config{SettleDelay: time.Second}})
-	c := f.submit(true, f.payee("1234567890"))
-	var e *Engine
-	hook := &hookTransport{suffix: "/transactions", after: func() {
-		f.sim.Advance(2 * time.Second) // Wompi approves the transaction
-		tx, err := f.wompi.PayoutTransaction(context.Background(), c.payoutID, c.txs[0].ID)
-		if err != nil || tx.Status != "APPROVED" {
-			t.Errorf("transaction after settling: %+v %v", tx, err)
-			return
-		}
-		sc := &payout.StatusChange{RequestID: tx.Reference, BatchID: payout.OptString(c.batchID), PayoutID: payout.OptString(c.payoutID),
-			TransactionID: payout.OptString(tx.ID), Status: payout.StatusApproved, AmountInCents: tx.AmountInCents,
-			OriginAccountID: wompitest.AccountMain, OccurredAt: f.clock.Now(), Source: payout.SourceWebhook, Rail: wompiRail()}
-		if res, err := e.emitRequest(context.Background(), sc, false, "", nil); err != nil || res != emitNew {
-			t.Errorf("webhook's APPROVED: %v %v", res, err)
-		}
+	e := pollReadBeforeALoss(t, f, "the loss", func(emitApproved func()) {
+		emitApproved()
 		if err := f.redis.FlushAll(context.Background()); err != nil {
 			t.Error(err)
 		}
-	}}
-	polled, err := wompi.New(wompi.Config{BaseURL: f.sim.BaseURL(), APIKey: f.sim.Config().APIKey,
-		PrincipalID: f.sim.Config().PrincipalID, HTTPClient: &http.Client{Transport: hook}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, _ = f.engine(func(cfg *Config) { cfg.Wompi = f.rail(polled, f.sim.Config().EventsSecret) })
-	if _, err := e.PollOnce(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if !hook.done.Load() {
-		t.Fatal("the poll never listed the transactions")
-	}
-	evs := f.statusEvents()
-	if err := payout.CheckLifecycles(evs); err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range evs {
-		if ev.Status == payout.StatusPending {
-			t.Fatalf("the poll emitted PENDING read before the loss, after APPROVED: %+v", ev)
-		}
-	}
+	})
 	if n := testutil.ToFloat64(e.m.rereads.WithLabelValues(string(kindRequest))); n != 1 {
 		t.Fatalf("stale reads counted %v, want 1", n)
 	}
@@ -284,4 +250,55 @@ func pendingSmartFastPay(t *testing.T, requestID, providerID string) (*fixture, 
 		t.Fatalf("PENDING: %v %v", res, err)
 	}
 	return f, e, ref, since
+}
+
+// pollReadBeforeALoss submits a Wompi payout and polls it. Once the poll
+// has listed its transaction (PENDING), before it emits, Wompi settles the
+// transaction and loss runs, given emitApproved, which emits the APPROVED
+// as the webhook would: loss emits it and loses our Redis state around it
+// (a flush after it, a failover before it and a failback after). The poll
+// must not emit its PENDING after that APPROVED (what names the loss in
+// the failure). It returns the poll's engine.
+func pollReadBeforeALoss(t *testing.T, f *fixture, what string, loss func(emitApproved func())) *Engine {
+	t.Helper()
+	c := f.submit(true, f.payee("1234567890"))
+	var e *Engine
+	hook := &hookTransport{suffix: "/transactions", after: func() {
+		f.sim.Advance(2 * time.Second) // Wompi approves the transaction
+		tx, err := f.wompi.PayoutTransaction(context.Background(), c.payoutID, c.txs[0].ID)
+		if err != nil || tx.Status != "APPROVED" {
+			t.Errorf("transaction after settling: %+v %v", tx, err)
+			return
+		}
+		loss(func() {
+			sc := &payout.StatusChange{RequestID: tx.Reference, BatchID: payout.OptString(c.batchID), PayoutID: payout.OptString(c.payoutID),
+				TransactionID: payout.OptString(tx.ID), Status: payout.StatusApproved, AmountInCents: tx.AmountInCents,
+				OriginAccountID: wompitest.AccountMain, OccurredAt: f.clock.Now(), Source: payout.SourceWebhook, Rail: wompiRail()}
+			if res, err := e.emitRequest(context.Background(), sc, false, "", nil); err != nil || res != emitNew {
+				t.Errorf("webhook's APPROVED: %v %v", res, err)
+			}
+		})
+	}}
+	polled, err := wompi.New(wompi.Config{BaseURL: f.sim.BaseURL(), APIKey: f.sim.Config().APIKey,
+		PrincipalID: f.sim.Config().PrincipalID, HTTPClient: &http.Client{Transport: hook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ = f.engine(func(cfg *Config) { cfg.Wompi = f.rail(polled, f.sim.Config().EventsSecret) })
+	if _, err := e.PollOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !hook.done.Load() {
+		t.Fatal("the poll never listed the transactions")
+	}
+	evs := f.statusEvents()
+	if err := payout.CheckLifecycles(evs); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Status == payout.StatusPending {
+			t.Fatalf("the poll emitted PENDING read before %s, after APPROVED: %+v", what, ev)
+		}
+	}
+	return e
 }
