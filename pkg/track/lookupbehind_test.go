@@ -106,6 +106,55 @@ func (l *lookupBehind) listBehind(on bool) {
 	l.listEmpty = on
 }
 
+// behindAfterALoss follows a Redis loss that took the hand-offs of two
+// payouts under id: by webhook (not byPoll), the schedule's rebuild reads
+// a listing behind the creates, which lists neither, so that only their
+// webhooks can put them back; then the lookup by our id, through lagging,
+// lists both, and l serves it from that copy from now on.
+func (l *lookupBehind) behindAfterALoss(t *testing.T, e *Engine, lagging rail.SinglePayouts, id string, byPoll bool) {
+	t.Helper()
+	ctx := context.Background()
+	if !byPoll {
+		l.listBehind(true)
+		if res, err := e.PollOnce(ctx); err != nil || !res.Rebuilt || res.Claimed != 0 {
+			t.Fatalf("rebuild behind the creates: %+v %v", res, err)
+		}
+		l.listBehind(false)
+	}
+	if ps, err := lagging.Find(ctx, id); err != nil || len(ps) != 2 { // the copy the lookup is served from
+		t.Fatalf("lookup: %v %v", ps, err)
+	}
+	l.arm(true)
+}
+
+// endsWhileBehind brings the ends of the payouts ids of rail name, ended
+// while l serves the lookup from a copy behind, to the tracker: by a poll
+// (byPoll: each put on the schedule, as the rebuild after the loss does)
+// or by deliver (their webhooks). It fails unless the lookup was served
+// behind and the ends kept back were counted, then lets the copy catch up
+// and polls again.
+func (f *fixture) endsWhileBehind(t *testing.T, e *Engine, l *lookupBehind, name rail.Name, byPoll bool, ids []string, deliver func()) {
+	t.Helper()
+	if byPoll {
+		for _, id := range ids {
+			if err := f.sub.Schedule(context.Background(), rail.HandOffID(name, id), f.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	} else {
+		deliver()
+	}
+	f.pollRounds(e, 2, 10*time.Minute) // while the lookup is behind
+	if l.servedBehind() == 0 {
+		t.Fatal("no lookup was served from the copy behind: the fault never happened")
+	}
+	if n := testutil.ToFloat64(e.m.failuresHeld.WithLabelValues(string(name))); n == 0 {
+		t.Errorf("%s ends kept back while the lookup lagged, and payouts_tracker_failures_held_total did not count them", name)
+	}
+	l.arm(false) // the copy catches up
+	f.pollRounds(e, 3, 10*time.Minute)
+}
+
 func (l *lookupBehind) servedBehind() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -153,17 +202,7 @@ func TestWEpayoutBothPaymentsFailWhileTheLookupLags(t *testing.T) {
 		if err := f.redis.FlushAll(ctx); err != nil { // the hand-offs and the status key are lost
 			t.Fatal(err)
 		}
-		if !byPoll { // the rebuild lists neither payment: their webhooks alone can put them back
-			lb.listBehind(true)
-			if res, err := e.PollOnce(ctx); err != nil || !res.Rebuilt || res.Claimed != 0 {
-				t.Fatalf("rebuild behind the creates: %+v %v", res, err)
-			}
-			lb.listBehind(false)
-		}
-		if ps, err := lagging.Find(ctx, r.ID); err != nil || len(ps) != 2 { // the copy the lookup is served from
-			t.Fatalf("lookup: %v %v", ps, err)
-		}
-		lb.arm(true)
+		lb.behindAfterALoss(t, e, lagging, r.ID, byPoll)
 		s.wep.Advance(time.Second) // both fail
 		s.wait(t)
 		for _, id := range []string{x.ProviderID, y} {
@@ -171,13 +210,7 @@ func TestWEpayoutBothPaymentsFailWhileTheLookupLags(t *testing.T) {
 				t.Fatalf("payment %s: %+v %v", id, p, err)
 			}
 		}
-		if byPoll {
-			for _, id := range []string{x.ProviderID, y} { // as the rebuild after the loss does
-				if err := f.sub.Schedule(ctx, rail.HandOffID(rail.WEpayout, id), f.clock.Now()); err != nil {
-					t.Fatal(err)
-				}
-			}
-		} else {
+		f.endsWhileBehind(t, e, lb, rail.WEpayout, byPoll, []string{x.ProviderID, y}, func() {
 			yh, ybody, err := s.wep.SignedWebhook(r.ID)
 			if err != nil {
 				t.Fatal(err)
@@ -190,16 +223,7 @@ func TestWEpayoutBothPaymentsFailWhileTheLookupLags(t *testing.T) {
 					t.Fatalf("failure webhook answered %d", code)
 				}
 			}
-		}
-		f.pollRounds(e, 2, 10*time.Minute) // while the lookup is behind
-		if lb.servedBehind() == 0 {
-			t.Fatal("no lookup was served from the copy behind: the fault never happened")
-		}
-		if n := testutil.ToFloat64(e.m.failuresHeld.WithLabelValues(string(rail.WEpayout))); n == 0 {
-			t.Error("failures kept back while the lookup lagged, and payouts_tracker_failures_held_total did not count them")
-		}
-		lb.arm(false) // the copy catches up
-		f.pollRounds(e, 3, 10*time.Minute)
+		})
 		evs := f.statusEvents()
 		got := statusesOf(evs, r.ID)
 		t.Logf("request %s: %v", r.ID, got)
@@ -296,17 +320,7 @@ func TestSmartFastPayBothPayoutsEndWhileTheLookupLags(t *testing.T) {
 				if err := f.redis.FlushAll(ctx); err != nil { // the hand-offs and the status key are lost
 					t.Fatal(err)
 				}
-				if !byPoll { // the rebuild lists neither payout: their callbacks alone can put them back
-					lb.listBehind(true)
-					if res, err := e.PollOnce(ctx); err != nil || !res.Rebuilt || res.Claimed != 0 {
-						t.Fatalf("rebuild behind the creates: %+v %v", res, err)
-					}
-					lb.listBehind(false)
-				}
-				if ps, err := lagging.Find(ctx, r.ID); err != nil || len(ps) != 2 { // the copy the lookup is served from
-					t.Fatalf("lookup: %v %v", ps, err)
-				}
-				lb.arm(true)
+				lb.behindAfterALoss(t, e, lagging, r.ID, byPoll)
 				s.sfp.Advance(time.Minute) // both walk their path to its end
 				s.wait(t)
 				for _, id := range []string{x.ProviderID, y} {
@@ -314,13 +328,7 @@ func TestSmartFastPayBothPayoutsEndWhileTheLookupLags(t *testing.T) {
 						t.Fatalf("payout %s: %+v %v", id, p, err)
 					}
 				}
-				if byPoll {
-					for _, id := range []string{x.ProviderID, y} { // as the rebuild after the loss does
-						if err := f.sub.Schedule(ctx, rail.HandOffID(rail.SmartFastPay, id), f.clock.Now()); err != nil {
-							t.Fatal(err)
-						}
-					}
-				} else {
+				f.endsWhileBehind(t, e, lb, rail.SmartFastPay, byPoll, []string{x.ProviderID, y}, func() {
 					cbs := ends.all()
 					if len(cbs) != 2 {
 						t.Fatalf("%d callbacks of an end, want X's and Y's", len(cbs))
@@ -330,16 +338,7 @@ func TestSmartFastPayBothPayoutsEndWhileTheLookupLags(t *testing.T) {
 							t.Fatalf("callback of an end answered %d", code)
 						}
 					}
-				}
-				f.pollRounds(e, 2, 10*time.Minute) // while the lookup is behind
-				if lb.servedBehind() == 0 {
-					t.Fatal("no lookup was served from the copy behind: the fault never happened")
-				}
-				if n := testutil.ToFloat64(e.m.failuresHeld.WithLabelValues(string(rail.SmartFastPay))); n == 0 {
-					t.Error("ends kept back while the lookup lagged, and payouts_tracker_failures_held_total did not count them")
-				}
-				lb.arm(false) // the copy catches up
-				f.pollRounds(e, 3, 10*time.Minute)
+				})
 				evs := f.statusEvents()
 				got := statusesOf(evs, r.ID)
 				t.Logf("request %s: %v", r.ID, got)
