@@ -1,7 +1,11 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,7 +28,7 @@ import (
 // a recovery can end, so that nothing it gave up lands after it.
 func TestStalledRejectedDoesNotLandAfterARedisLoss(t *testing.T) {
 	t.Parallel()
-	f, bs := stalledUngatedAcrossALoss(t, "refusal-stall", nil, true, func(f *fixture) string { return f.topics.BatchStatus })
+	f, bs := stalledUngatedAcrossALoss(t, "refusal-stall", stall{refused: true, held: func(f *fixture) string { return f.topics.BatchStatus }})
 	rejected := map[string]bool{}
 	for _, s := range f.batchStatuses() {
 		if s.Status == payout.BatchRejected {
@@ -46,32 +50,95 @@ func TestStalledRejectedDoesNotLandAfterARedisLoss(t *testing.T) {
 // the second dispatcher's POST, a request's status going back.
 func TestStalledDeferredDoesNotLandAfterARedisLoss(t *testing.T) {
 	t.Parallel()
-	f, _ := stalledUngatedAcrossALoss(t, "defer-stall", func(c *Config) { c.DailyLimitCents = 100_000 }, false,
-		func(f *fixture) string { return f.topics.Status })
+	f, _ := stalledUngatedAcrossALoss(t, "defer-stall", stall{first: func(c *Config) { c.DailyLimitCents = 100_000 },
+		held: func(f *fixture) string { return f.topics.Status }})
 	if err := payout.CheckLifecycles(f.statuses()); err != nil {
 		t.Error(err)
 	}
 }
 
+// The same three faults on the single-payout rails (review): the rail
+// refuses each payee of the first dispatcher (a 400, nothing created), its
+// REJECTED, which no status gate holds, is left unanswered, and Redis loses
+// the recorded refusals. The second dispatcher's look for the payees'
+// REJECTED on the status topic finds nothing (it has not landed), their
+// lookups find nothing, and it pays them. Had the first one's REJECTED
+// landed then, a payee would be REJECTED on the status topic, and paid.
+func TestStalledSingleRejectedDoesNotLandAfterARedisLoss(t *testing.T) {
+	t.Parallel()
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		f, bs := stalledUngatedAcrossALoss(t, "single-stall-"+string(r.name), stall{refused: true, single: &r,
+			held: func(f *fixture) string { return f.topics.Status }})
+		idx := byStatus(f.statuses())
+		paid := 0
+		for _, b := range bs {
+			rid := b.Transactions[0].RequestID
+			n := r.sim.Accepted(rid)
+			paid += n
+			if len(idx[rid][payout.StatusRejected]) > 0 && n > 0 {
+				t.Errorf("%s is REJECTED on the status topic, and %s paid it %d times", rid, r.name, n)
+			}
+		}
+		if paid == 0 {
+			t.Fatal("the second dispatcher paid no moved payee: the faults did not line up")
+		}
+	})
+}
+
+// stall chooses stalledUngatedAcrossALoss's faults.
+type stall struct {
+	// first changes the first dispatcher's Config (nil for none).
+	first func(*Config)
+	// refused: the rail answers the first dispatcher's POSTs 400.
+	refused bool
+	// held names the topic whose produces the brokers leave unanswered.
+	held func(*fixture) string
+	// single: the batches go to this single-payout rail (nil: Wompi).
+	single *singleRail
+}
+
 // stalledUngatedAcrossALoss lines the three faults up: the first
-// dispatcher (first: its Config change, nil for none; refused: Wompi
-// answers its POSTs 400) ends one batch per partition with records no
-// status gate holds, produced to held(f), which the brokers leave
-// unanswered; Redis is flushed; a second dispatcher joins, takes some of
-// the partitions and pays their batches; then the brokers answer.
-func stalledUngatedAcrossALoss(t *testing.T, prefix string, first func(*Config), refused bool, held func(*fixture) string) (*fixture, []payout.Batch) {
+// dispatcher (its Config changed by s.first; s.refused: the rail refuses
+// its POSTs) ends one batch per partition with records no status gate
+// holds, produced to s.held, which the brokers leave unanswered; Redis is
+// flushed; a second dispatcher joins, takes some of the partitions and
+// pays their batches; then the brokers answer.
+func stalledUngatedAcrossALoss(t *testing.T, prefix string, s stall) (*fixture, []payout.Batch) {
 	const partitions = 4
 	f := newFixture(t, fixtureOpt{kfake: true, partitions: partitions, ownRedis: true})
-	bs := onePerPartition(t, prefix, partitions, 600_000)
-	if refused {
-		f.tap.fault = func(n int) fault {
-			if n <= partitions {
-				return fault400
-			}
-			return faultNone
+	var bs []payout.Batch
+	// The engines are made where they start: one made earlier misses
+	// what happens in between (a second made before the first runs keeps
+	// the batches from being refused).
+	var mk1, mk2 func() *Engine
+	if r := s.single; r != nil {
+		bs = onePerPartition(t, prefix, partitions, 100_000)
+		name := string(r.name)
+		for i := range bs {
+			bs[i].Rail = &name
+			bs[i].Transactions[0].Beneficiary = r.payee(i)
 		}
+		first := *r
+		if s.refused {
+			first = r.through(t, refuseAll{naming: prefix})
+		}
+		mk1 = func() *Engine { return first.engine(f, s.first) }
+		mk2 = func() *Engine { return r.engine(f, nil) }
+	} else {
+		bs = onePerPartition(t, prefix, partitions, 600_000)
+		if s.refused {
+			f.tap.fault = func(n int) fault {
+				if n <= partitions {
+					return fault400
+				}
+				return faultNone
+			}
+		}
+		mk1 = func() *Engine { return f.engine(s.first) }
+		mk2 = func() *Engine { return f.engine(nil) }
 	}
-	e1 := f.engine(first)
+	refused, held := s.refused, s.held
+	e1 := mk1()
 	stop1, done1 := f.run(e1)
 	for start := time.Now(); len(f.kafka.ReadAll(t, f.topics.DispatcherStarts)) == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Since(start) > 30*time.Second {
@@ -98,7 +165,7 @@ func stalledUngatedAcrossALoss(t *testing.T, prefix string, first func(*Config),
 		t.Fatal(err)
 	}
 
-	e2 := f.engine(nil)
+	e2 := mk2()
 	stop2, _ := f.run(e2)
 	eventually(t, "a moved batch ended by the second dispatcher", func() bool {
 		return outcome(e2, "submitted")+outcome(e2, "rejected") > 0
@@ -119,4 +186,27 @@ func stalledUngatedAcrossALoss(t *testing.T, prefix string, first func(*Config),
 	_ = stop1()
 	f.noDoublePayment()
 	return f, bs
+}
+
+// refuseAll answers 400 to every POST whose body holds naming (the rail
+// refuses the payee; nothing is created) and lets every other call (a
+// token's POST too) reach the simulator.
+type refuseAll struct{ naming string }
+
+func (r refuseAll) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || req.Body == nil {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Contains(body, []byte(r.naming)) {
+		clone := req.Clone(req.Context())
+		clone.Body, clone.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		return http.DefaultTransport.RoundTrip(clone)
+	}
+	return &http.Response{StatusCode: http.StatusBadRequest, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(`{"message":"beneficiary refused","code":"beneficiary refused"}`)), Request: req}, nil
 }
