@@ -177,7 +177,7 @@ func (c *Client) fetchToken(ctx context.Context) (tokenWire, *rail.Error) {
 		return tw, rerr
 	}
 	if status < 200 || status > 299 {
-		msg, code := providerMessage(raw)
+		msg, code := providerMessage(raw, nil)
 		cl := rail.Unauthorized
 		if status >= 500 || status == http.StatusTooManyRequests {
 			cl = rail.Retryable
@@ -212,8 +212,9 @@ type call struct {
 	path    string // escaped, relative to the host
 	query   url.Values
 	body    []byte
-	create  bool // POST /v1/payout: may pay
-	getByID bool // GET /v1/payout/{id}: a 404 means no such payout
+	create  bool     // POST /v1/payout: may pay
+	getByID bool     // GET /v1/payout/{id}: a 404 means no such payout
+	pii     []string // the payee's values the body sent: masked in an error answer
 }
 
 // do sends cl with a Bearer token. On a 401 it fetches a new token once and
@@ -272,7 +273,7 @@ func (c *Client) answerError(cl call, status int, raw []byte) *rail.Error {
 	if status >= 200 && status <= 299 {
 		return nil
 	}
-	msg, code := providerMessage(raw)
+	msg, code := providerMessage(raw, cl.pii)
 	class := classOf(cl.create, cl.getByID, status)
 	if class == rail.Rejected && idTaken(msg) {
 		class = rail.AlreadyExists
@@ -364,7 +365,8 @@ func (c *Client) Create(ctx context.Context, r rail.PayoutRequest) (rail.Payout,
 	if err != nil {
 		return rail.Payout{}, invalid("create", ErrInvalidRequest, "cannot encode the body")
 	}
-	raw, rerr := c.do(ctx, call{op: "create", method: http.MethodPost, path: PathPayout, body: b, create: true})
+	raw, rerr := c.do(ctx, call{op: "create", method: http.MethodPost, path: PathPayout, body: b, create: true,
+		pii: []string{body.CustomerID, body.Name, body.Email, body.Document, body.Phone}})
 	if rerr != nil {
 		return rail.Payout{}, rerr
 	}

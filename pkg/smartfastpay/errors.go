@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
@@ -42,8 +44,10 @@ type errorBody struct {
 	Code            json.RawMessage `json:"code"`
 }
 
-// providerMessage returns the masked message and code of an error answer.
-func providerMessage(raw []byte) (msg, code string) {
+// providerMessage returns the masked message and code of an error answer:
+// the values of pii (what the call sent of the payee: a name, which no
+// heuristic tells, among them) first, then Mask.
+func providerMessage(raw []byte, pii []string) (msg, code string) {
 	t := bytes.TrimSpace(raw)
 	var eb errorBody
 	if len(t) > 0 && t[0] == '{' && json.Unmarshal(t, &eb) == nil {
@@ -56,6 +60,14 @@ func providerMessage(raw []byte) (msg, code string) {
 		code = rawText(eb.Code)
 	} else {
 		msg = string(t)
+	}
+	for _, v := range pii {
+		if v = strings.TrimSpace(v); len(v) >= 3 {
+			// Any case: a provider may quote a name in capitals.
+			re := regexp.MustCompile(`(?i)` + regexp.QuoteMeta(v))
+			msg = re.ReplaceAllLiteralString(msg, "****")
+			code = re.ReplaceAllLiteralString(code, "****")
+		}
 	}
 	return Mask(msg), Mask(code)
 }
@@ -109,9 +121,15 @@ func Mask(s string) string {
 		return m
 	})
 	if len(s) > maxMessage {
-		s = s[:maxMessage] + "..."
+		cut := maxMessage
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
 	}
-	return s
+	// The message may become an event's reasonMessage, an Avro string:
+	// UTF-8 only, whatever bytes the provider answered.
+	return strings.ToValidUTF8(s, "")
 }
 
 // transportError classifies a failure to get an answer. On a create, only

@@ -1,6 +1,7 @@
 package wepayout
 
 import (
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -26,9 +27,13 @@ func maskText(msg string, pii []string) string {
 	if msg == "" {
 		return ""
 	}
+	// The message may become an event's reasonMessage, an Avro string:
+	// UTF-8 only, whatever bytes the provider answered.
+	msg = strings.ToValidUTF8(msg, "")
 	for _, v := range pii {
 		if len(v) >= 3 {
-			msg = strings.ReplaceAll(msg, v, Mask(v))
+			// Any case: a provider may quote a name in capitals.
+			msg = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(v)).ReplaceAllLiteralString(msg, Mask(v))
 		}
 	}
 	fields := strings.FieldsFunc(msg, func(r rune) bool {
