@@ -89,6 +89,9 @@ type job struct {
 	// batch: Redis lost our records after an earlier POST, and the
 	// tracker's statuses for the batch may have been lost with them.
 	foundAfterLoss bool
+	// created: the payout id is the answer to this attempt's own POST (201),
+	// not a payout found by reference and adopted (compareAdopted).
+	created bool
 
 	keep    []int    // positions of the transactions to pay
 	bankIDs []string // per position
@@ -1574,7 +1577,7 @@ func (j *job) post() error {
 		e.m.observe("create_payout", start, err)
 		e.m.stage("post", start)
 		if err == nil && res.ProviderID != "" {
-			payoutID = res.ProviderID
+			payoutID, j.created = res.ProviderID, true
 			break
 		}
 		if err == nil {
@@ -2059,6 +2062,9 @@ func (j *job) finish(payoutID string) error {
 	if err := j.unbankedListed(payoutID, carried, txByRef, listed); err != nil {
 		return err
 	}
+	if !j.created {
+		j.compareAdopted(payoutID, want)
+	}
 	t = e.m.stage("list", t)
 	// What Wompi holds is the truth: every transaction of the payout that
 	// belongs to this batch is SUBMITTED (even one a drop rule would now
@@ -2192,6 +2198,42 @@ func (j *job) finish(payoutID string) error {
 	e.m.transactions.Add(float64(len(submittedPos)))
 	j.log.Info("dispatch: batch submitted", "payout_id", payoutID, "transactions", len(submittedPos), "dropped", len(drops))
 	return nil
+}
+
+// compareAdopted compares the amounts of a payout found by reference (not
+// created by this attempt's own POST) with the requests of the batch that
+// it lists (want: requestId -> position), as a single-payout rail's lookup
+// does: our reference names the payout, so it is adopted and never posted
+// again whatever it holds; but a transaction for another amount than its
+// request's (the reference or the requestIds used before: the same
+// requests sent again with other amounts past RecordTTL and DEDUPE_WINDOW,
+// or a payout another system created under our reference) pays what the
+// request's events do not say. Each is counted and logged. A listing that
+// fails is logged and the batch goes on: the comparison only reports.
+func (j *job) compareAdopted(payoutID string, want map[string]int) {
+	e, b := j.e, j.b
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(j.hard, e.cfg.HTTPTimeout)
+	defer cancel()
+	var err error
+	for it, ierr := range e.batchRail.Items(ctx, payoutID) {
+		if ierr != nil {
+			err = ierr
+			break
+		}
+		i, ok := want[it.ID]
+		if !ok || it.AmountInCents == 0 || it.AmountInCents == b.Transactions[i].AmountInCents {
+			continue
+		}
+		e.m.amountMismatch.WithLabelValues(string(rail.Wompi)).Inc()
+		j.log.Error("dispatch: the payout found by reference pays a request of the batch for another amount; adopted, never posted again",
+			"payout_id", payoutID, "request_id", it.ID, "transaction_id", it.ProviderID,
+			"amount", b.Transactions[i].AmountInCents, "provider_amount", it.AmountInCents)
+	}
+	e.m.observe("payout_transactions", start, err)
+	if err != nil {
+		j.log.Warn("dispatch: could not compare the adopted payout's amounts with the batch's", "payout_id", payoutID, "err", err)
+	}
 }
 
 // produceGated produces the SUBMITTED events and the batch's PENDING
