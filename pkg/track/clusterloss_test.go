@@ -23,7 +23,7 @@ import (
 // FLUSHALL sent to that master alone (redis-cli -c sends it to one node):
 // the same process, its run id and replication id unchanged.
 func TestStatusMasterLossAloneRefusesAReadBeforeIt(t *testing.T) {
-	for _, loss := range []string{"Restart", "Flush"} {
+	for _, loss := range []string{"Restart", "Flush", "FlushThenResetStat"} {
 		t.Run(loss, func(t *testing.T) { statusMasterLossAlone(t, loss) })
 	}
 }
@@ -52,6 +52,18 @@ func statusMasterLossAlone(t *testing.T, loss string) {
 	}
 	key := s.key(kindRequest, id)
 
+	if loss == "FlushThenResetStat" {
+		// The master's counters start at zero, as on a master that never
+		// served a flush since it started or since its last CONFIG
+		// RESETSTAT.
+		m, err := cl.MasterForKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	since := mustEpoch(t, s) // the poll, before it reads the provider
 	approved := transition{kind: kindRequest, id: id, to: string(payout.StatusApproved), ref: "tx-1", final: true, verified: true}
 	if out, _, err := s.begin(ctx, approved, "hook"); err != nil || out != outcomeOK {
@@ -60,13 +72,21 @@ func statusMasterLossAlone(t *testing.T, loss string) {
 	if err := s.end(ctx, approved, "hook", true); err != nil {
 		t.Fatal(err)
 	}
-	if loss == "Flush" {
+	if loss == "Flush" || loss == "FlushThenResetStat" {
 		m, err := cl.MasterForKey(ctx, key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := m.FlushAll(ctx).Err(); err != nil {
 			t.Fatal(err)
+		}
+		if loss == "FlushThenResetStat" {
+			// An operator's clean-up: the node emptied and its
+			// statistics reset (CONFIG RESETSTAT clears INFO
+			// commandstats, the FLUSHALL count with them).
+			if err := m.ConfigResetStat(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	} else if err := rc.RestartMasterOf(ctx, key, nil); err != nil {
 		t.Fatal(err)
@@ -196,5 +216,39 @@ func TestGateSubmittedSurvivesAClusterMastersFirstReplica(t *testing.T) {
 	}
 	if v := gateEmit(t, g, since, string(payout.StatusSubmitted)); v != GateOurs {
 		t.Fatalf("SUBMITTED over DEFERRED (nothing lost): verdict %d, want ours: the SUBMITTED is never emitted", v)
+	}
+}
+
+// Two things together on a Redis Cluster, neither a loss: the master of a
+// payee's status key once served a FLUSHALL (before the payee's first
+// status: its stamp counts it), and an operator or a monitoring job runs
+// CONFIG RESETSTAT on it while a dispatcher job is under way (Epoch taken,
+// the POST made). Every key is kept, but the reset clears INFO
+// commandstats and with it the master's flush count, so the stamp the job
+// took no longer matches: the gate skips the job's SUBMITTED over the
+// DEFERRED it emitted, for good, while nothing was lost.
+func TestGateSubmittedSurvivesAClusterMastersResetStat(t *testing.T) {
+	rc := testenv.RedisCluster(t)
+	cl := rc.NewClient(t)
+	ctx := context.Background()
+	g := NewGate(cl, rc.Prefix(), time.Minute)
+	m, err := cl.MasterForKey(ctx, g.s.key(kindRequest, "r-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The master served a flush once, long before (a provisioning step).
+	if err := m.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	emitDeferred(t, g)
+	since, err := g.Epoch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v := gateEmit(t, g, since, string(payout.StatusSubmitted)); v != GateOurs {
+		t.Fatalf("SUBMITTED over DEFERRED (nothing lost, only statistics reset): verdict %d, want ours: the SUBMITTED is never emitted", v)
 	}
 }

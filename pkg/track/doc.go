@@ -169,7 +169,10 @@
 // still told apart, whether its key is empty or holds an older status (the
 // replica may have missed a later one): the since it was read under
 // carries the stamp (run id, and the replication id a promotion set) of
-// the Redis process, or on a Cluster of every master, and checkEpoch
+// the Redis process, or on a Cluster of every master (with the value of
+// the master's canary key, which a flush of that master alone takes: a
+// count of flushes in INFO commandstats is zeroed by CONFIG RESETSTAT),
+// and checkEpoch
 // compares it for every verified, non-final status it grants, with the
 // stamp of the one Redis (read in the marker's call) or of each master its
 // keys are on (one call per master, not per key); another stamp makes the

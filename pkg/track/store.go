@@ -405,6 +405,9 @@ type statusStore struct {
 	// masters (readStamps); on one Redis, the last stamp read of its
 	// process (epochAt).
 	stampsCache atomic.Pointer[string]
+	// canaries, on a Redis Cluster, names each master's canary key (by
+	// address) as readStamps last found them (stampScript).
+	canaries atomic.Pointer[map[string]string]
 }
 
 // The epoch marker tells a status read before a Redis data loss from one
@@ -476,22 +479,28 @@ const stampsSep = "@"
 
 // stampScript answers the stamp of the Redis process that runs it: its run
 // id, its replication id once a promotion set it (epochScript's rule), and
-// how many FLUSHALL and FLUSHDB it has served (INFO commandstats): a
-// FLUSHALL sent to one master of a Cluster (as redis-cli -c does) empties
-// it and keeps its run id and replication id. (A CONFIG RESETSTAT changes
-// the stamp too: a re-read, nothing worse.) Run with a status key, that of
-// the key's master. Compare stamps with sameProcess.
+// the value of the master's canary (KEYS[1] when ARGV[1] is not "": a key
+// without TTL in one of the master's own slots, written with ARGV[1] when
+// missing). A FLUSHALL sent to one master of a Cluster (as redis-cli -c
+// does) empties it and keeps its run id and replication id; it takes the
+// canary too, which the next stamp writes anew. (INFO commandstats' count
+// of FLUSHALL and FLUSHDB, the stamp's third part before, is zeroed by a
+// CONFIG RESETSTAT: a flush then a reset kept the stamp, and a reset alone
+// after an earlier flush changed it, which made the gate skip a status
+// for good.) With ARGV[1] "" KEYS[1] (a status key) only routes the call
+// to its master, and the stamp names no canary. Compare stamps with
+// sameProcess.
 var stampScript = redis.NewScript(redisproc.Lua + `
 if not shifted then repl = '' end
-local flushes = ''
-if server ~= '' then
-  local cs = redis.pcall('INFO', 'commandstats')
-  if type(cs) == 'string' then
-    flushes = (string.match(cs, 'cmdstat_flushall:calls=(%d+)') or '0') .. '.' ..
-      (string.match(cs, 'cmdstat_flushdb:calls=(%d+)') or '0')
+local canary = ''
+if server ~= '' and ARGV[1] and ARGV[1] ~= '' then
+  canary = redis.call('GET', KEYS[1])
+  if not canary then
+    canary = ARGV[1]
+    redis.call('SET', KEYS[1], canary)
   end
 end
-return server .. ':' .. repl .. ':' .. flushes`)
+return server .. ':' .. repl .. ':' .. canary`)
 
 // sameProcess reports whether the stamp known (a since's, of the one Redis
 // or of one master) and the stamp cur read now of the same Redis or master
@@ -523,13 +532,23 @@ func splitStamp(st string) (server, repl, flushes string) {
 }
 
 // readStamps reads the stamp of every master of the Cluster, joined by
-// ",", and caches them for epoch.
+// ",", and caches them for epoch, with each master's canary key for
+// masterLost.
 func (s *statusStore) readStamps(ctx context.Context) (string, error) {
 	cc := s.rdb.(*redis.ClusterClient)
+	canaries, err := s.canaryKeys(ctx, cc)
+	if err != nil {
+		return "", err
+	}
 	var mu sync.Mutex
 	var stamps []string
-	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-		v, err := stampScript.Run(ctx, m, nil).Text()
+	err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		var keys []string
+		token := ""
+		if k := canaries[m.Options().Addr]; k != "" {
+			keys, token = []string{k}, newToken()
+		}
+		v, err := stampScript.Run(ctx, m, keys, token).Text()
 		if err != nil {
 			return err
 		}
@@ -543,8 +562,65 @@ func (s *statusStore) readStamps(ctx context.Context) (string, error) {
 	}
 	slices.Sort(stamps)
 	v := strings.Join(stamps, ",")
+	s.canaries.Store(&canaries)
 	s.stampsCache.Store(&v)
 	return v, nil
+}
+
+// canaryKeys names, for each master of the Cluster (by address), its
+// canary key: one in the first slot it serves (CLUSTER SLOTS).
+func (s *statusStore) canaryKeys(ctx context.Context, cc *redis.ClusterClient) (map[string]string, error) {
+	ranges, err := cc.ClusterSlots(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	first := map[string]int{}
+	for _, r := range ranges {
+		if len(r.Nodes) == 0 {
+			continue
+		}
+		if f, ok := first[r.Nodes[0].Addr]; !ok || r.Start < f {
+			first[r.Nodes[0].Addr] = r.Start
+		}
+	}
+	keys := make(map[string]string, len(first))
+	for addr, slot := range first {
+		keys[addr] = s.prefix + "track:canary:{" + slotTag(slot) + "}"
+	}
+	return keys, nil
+}
+
+// slotTags caches slotTag's answers.
+var slotTags sync.Map
+
+// slotTag is the shortest decimal hash tag whose key slot is slot.
+func slotTag(slot int) string {
+	if v, ok := slotTags.Load(slot); ok {
+		return v.(string)
+	}
+	for i := 0; ; i++ {
+		tag := strconv.Itoa(i)
+		if int(crc16(tag))&16383 == slot {
+			slotTags.Store(slot, tag)
+			return tag
+		}
+	}
+}
+
+// crc16 is the CRC16 (XMODEM) Redis Cluster hashes key slots with.
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
 }
 
 // currentEpoch reads the marker from Redis, writing a new one when it is
@@ -769,15 +845,19 @@ func marker(since string) string {
 // their status key's master lost its data: that master's stamp is not
 // among the since's. One stamp is read per master (redisproc asks for
 // INFO once per step, not per key), with the first of its keys, so that
-// the call follows the key where the Cluster moved it. When one is lost,
-// the stamps are read again, for the next read.
+// the call follows the key where the Cluster moved it, and the master's
+// canary (stampScript) is read in the same pipeline through its canary
+// key; the two answers name one process, or the stamp names no canary
+// the since knows (a key moved to a master the client's view of the
+// Cluster had not caught up with). When one is lost, the stamps are read
+// again, for the next read.
 func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []int, cur string) (map[int]bool, error) {
 	cc, ok := s.rdb.(*redis.ClusterClient)
 	if !ok {
 		return nil, nil
 	}
 	masterOf := map[int]string{}
-	stamps := map[string]*redis.Cmd{}
+	stamps, canaries := map[string]*redis.Cmd{}, map[string]*redis.Cmd{}
 	pipe := s.rdb.Pipeline()
 	for _, i := range first {
 		tr := trs[i]
@@ -792,7 +872,10 @@ func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []
 		addr := m.Options().Addr
 		masterOf[i] = addr
 		if stamps[addr] == nil {
-			stamps[addr] = stampScript.Eval(ctx, pipe, []string{key})
+			stamps[addr] = stampScript.Eval(ctx, pipe, []string{key}, "")
+			if cs := s.canaries.Load(); cs != nil && (*cs)[addr] != "" {
+				canaries[addr] = stampScript.Eval(ctx, pipe, []string{(*cs)[addr]}, newToken())
+			}
 		}
 	}
 	if len(stamps) == 0 {
@@ -806,6 +889,21 @@ func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []
 		v, err := stamps[addr].Text()
 		if err != nil {
 			return nil, err
+		}
+		if c := canaries[addr]; c != nil {
+			cv, err := c.Text()
+			if err != nil {
+				return nil, err
+			}
+			// The status key's master's run and replication ids, and
+			// the canary if the same process answered it ("-", which no
+			// stamp names, else).
+			run, _, _ := splitStamp(v)
+			if cRun, _, canary := splitStamp(cv); cRun == run {
+				v += canary
+			} else {
+				v += "-"
+			}
 		}
 		_, known, _ := strings.Cut(trs[i].since, stampsSep)
 		if !slices.ContainsFunc(strings.Split(known, ","), func(k string) bool { return sameProcess(k, v) }) {
