@@ -81,8 +81,9 @@ type DeadLetter struct {
 	PayeePhone      string `json:"payeePhone,omitempty"`
 	PayeePixKey     string `json:"payeePixKey,omitempty"`
 
-	rec *kgo.Record
-	req *payout.Request
+	rec       *kgo.Record
+	req       *payout.Request
+	errHeader string // the error header as written, unmasked
 }
 
 func (d *DeadLetter) at() string { return position(d.Partition, d.Offset) }
@@ -142,7 +143,7 @@ func (t *Tool) readDLQ(ctx context.Context) ([]DeadLetter, int64, error) {
 		for _, h := range r.Headers {
 			switch h.Key {
 			case events.HeaderError:
-				d.Code, d.Error = errorCode(string(h.Value)), m.text(string(h.Value))
+				d.Code, d.Error, d.errHeader = errorCode(string(h.Value)), m.text(string(h.Value)), string(h.Value)
 			case events.HeaderSourceTopic:
 				src[0] = string(h.Value)
 			case events.HeaderSourcePartition:
@@ -283,7 +284,11 @@ required), --limit bounds them; --dry-run says what would be done.
 
 A dead letter is refused, with the reason printed, when
   - its error is DUPLICATE_REQUEST: it is a copy, the original of that
-    requestId is already in the pipeline;
+    requestId is already in the pipeline. Except a copy ingest judged on its
+    key alone (bytes it could not decode, the error "DUPLICATE_REQUEST:
+    <decode error>", under a key that is not the requestId they decode to
+    now: a producer keying by seller has every later request of the seller
+    marked a copy of the first), which the rules below decide;
   - its value does not decode as a PayoutRequested (a batch the dispatcher
     dead-lettered, bytes that are still bad, a value left out for size);
   - its requestId has any event on the status topic: it was batched,
@@ -459,7 +464,7 @@ var errNoSelection = errors.New("dlq replay: choose the dead letters with --offs
 
 // refusal returns why d must not be replayed, or "".
 func (t *Tool) refusal(d *DeadLetter, statuses, onRequests map[string][]string, replayed, taken map[string]string) string {
-	if d.Code == CodeDuplicateRequest {
+	if d.Code == CodeDuplicateRequest && !d.copyOfKeyOnly() {
 		return "a DUPLICATE_REQUEST copy: the original of this requestId is already in the pipeline"
 	}
 	if d.req == nil {
@@ -489,6 +494,19 @@ func (t *Tool) refusal(d *DeadLetter, statuses, onRequests map[string][]string, 
 		return "the request topic already holds this requestId at " + at + " (sent again): ingest handles that record"
 	}
 	return ""
+}
+
+// copyOfKeyOnly reports a DUPLICATE_REQUEST dead letter that ingest judged
+// on its key alone: bytes it could not decode (the header carries the decode
+// error after the code) under a key another record held, a key that is not
+// the requestId the bytes decode to now. Ingest claims the key of a record it
+// cannot decode, so a producer keying by seller has every later request of
+// that seller marked a copy of the first: nothing says the request itself
+// was ever seen, and the other rules decide. A copy judged on its requestId
+// (the header exactly DUPLICATE_REQUEST: ingest's decodable copies, the
+// dispatcher's) or keyed by it stays refused.
+func (d *DeadLetter) copyOfKeyOnly() bool {
+	return d.req != nil && strings.HasPrefix(d.errHeader, CodeDuplicateRequest+": ") && string(d.rec.Key) != d.RequestID
 }
 
 // replayRecord is d as a request record: keyed by its requestId, its value

@@ -491,3 +491,64 @@ func TestReplayRefusedWhenTheProducerResentItUnderAnotherKey(t *testing.T) {
 		t.Errorf("%d records replayed, want dlq-twice-on-topic's only", len(recs))
 	}
 }
+
+// Ingest claims the key of a record it cannot decode (when the key is a
+// valid requestId) and marks any later undecodable record under that key
+// a copy, DUPLICATE_REQUEST with its decode error, whatever its bytes are.
+// A producer that keys its requests by seller (the only kind whose dead
+// letters can come back) therefore sees, while the registry does not know
+// its schema, the first request of each seller dead-lettered as
+// SCHEMA_NOT_FOUND and every later one of that seller as DUPLICATE_REQUEST.
+//
+// Sequence: R1 and R2, two requests of seller-42, both keyed seller-42,
+// arrive in a schema the registry does not know yet. R1 claims seller-42
+// (SCHEMA_NOT_FOUND, REJECTED under seller-42); R2 finds seller-42 held
+// (DUPLICATE_REQUEST: <decode error>). The schema is registered, both
+// decode now, and no event of R2 exists anywhere. dlq replay refused R2 as
+// "a copy: the original of this requestId is already in the pipeline":
+// R2's original is no request at all, only its seller's key, and R2 was
+// lost for good. A copy judged on its requestId (the header exactly
+// DUPLICATE_REQUEST, or a key that is its requestId) is still refused.
+func TestReplayOfACopyJudgedOnItsKeyOnly(t *testing.T) {
+	e := newDLQEnv(t)
+	schemaErr := fmt.Errorf("decode: %w", events.ErrUnknownSchema)
+	deadLetter := func(key, id string, cause error) string {
+		src := &kgo.Record{Topic: e.topics.Requests, Key: []byte(key), Value: e.value(piiRequest(id))}
+		e.produce(src)
+		return e.produce(events.DLQRecord(src, e.topics.RequestsDLQ, cause))
+	}
+	r1 := deadLetter("seller-42", "order-1-seller-42", schemaErr)
+	r2 := deadLetter("seller-42", "order-2-seller-42", fmt.Errorf("%w: %w", errors.New(string(payout.ReasonDuplicateRequest)), schemaErr))
+	// Ingest's REJECTED of R1's record, under the key it claimed.
+	e.produce(statusRecord(t, e.codec, e.topics.Status, "seller-42", payout.StatusRejected, time.Now()))
+	// A true copy judged on its requestId: keyed by it, bytes undecodable
+	// then (its original, under that key, was paid).
+	paid := deadLetter("order-3-seller-42", "order-3-seller-42", fmt.Errorf("%w: %w", errors.New(string(payout.ReasonDuplicateRequest)), schemaErr))
+	// A decodable copy under another key: ingest judged it on its requestId.
+	copied := deadLetter("seller-7", "order-4-seller-7", errors.New(string(payout.ReasonDuplicateRequest)))
+
+	got := e.replay("--offset", strings.Join([]string{r1, r2, paid, copied}, ","))
+	for _, at := range []string{r1, r2} {
+		if it := got[at]; it.Verdict != VerdictReplayed {
+			t.Errorf("dead letter %s of %s (%s), never batched, rejected or paid: %s %q, want replayed", at, it.RequestID, it.Code, it.Verdict, it.Reason)
+		}
+	}
+	for _, at := range []string{paid, copied} {
+		if it := got[at]; it.Verdict != VerdictRefused || !strings.Contains(it.Reason, "DUPLICATE_REQUEST copy") {
+			t.Errorf("dead letter %s of %s, a copy judged on its requestId: %s %q, want refused as a copy", at, it.RequestID, it.Verdict, it.Reason)
+		}
+	}
+	ids := map[string]bool{}
+	for _, r := range e.replayed() {
+		ids[string(r.Key)] = true
+	}
+	if len(ids) != 2 || !ids["order-1-seller-42"] || !ids["order-2-seller-42"] {
+		t.Errorf("replayed %v, want order-1-seller-42 and order-2-seller-42", ids)
+	}
+	// Run again: both are refused now (already replayed).
+	for _, at := range []string{r1, r2} {
+		if it := e.replay("--offset", at)[at]; it.Verdict != VerdictRefused || !strings.Contains(it.Reason, "already replayed") {
+			t.Errorf("second run, %s: %s %q", at, it.Verdict, it.Reason)
+		}
+	}
+}

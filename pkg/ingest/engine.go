@@ -1026,9 +1026,11 @@ func (e *Engine) process(r *kgo.Record, req *payout.Request, decErr error, isCop
 		if isCopy {
 			// Another record holds its key's requestId: whatever these
 			// bytes are, they are marked a copy, which payoutsctl never
-			// replays (a replay past DEDUPE_WINDOW, once the status
-			// topic's history of the original has aged out, would pay it
-			// again).
+			// replays while they decode to that requestId (a replay past
+			// DEDUPE_WINDOW, once the status topic's history of the
+			// original has aged out, would pay it again); bytes that
+			// decode to another requestId were judged on the key alone
+			// (a producer keying by seller), and its other rules decide.
 			decErr = fmt.Errorf("%w: %w", errDuplicateRequest, decErr)
 		}
 		e.produce(e.dlqRecord(r, decErr))
