@@ -342,3 +342,127 @@ func freePorts(n int) ([]int, error) {
 	}
 	return ps, nil
 }
+
+// MoveSlot moves slot, with every key in it, from the master serving it to
+// the master at to, as redis-cli --cluster reshard does (IMPORTING on the
+// target, MIGRATING on the source, MIGRATE of its keys, then SETSLOT NODE
+// on every master), and waits until every master names to for it. Every
+// other slot and key stays where it was.
+func (rc *RedisClusterServer) MoveSlot(ctx context.Context, slot int, to string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	from, err := rc.masterOfSlot(ctx, slot)
+	if err != nil {
+		return err
+	}
+	if from == to {
+		return nil
+	}
+	nodes := map[string]*redis.Client{}
+	for _, a := range rc.backend.addrs() {
+		c := redis.NewClient(&redis.Options{Addr: a})
+		defer c.Close()
+		nodes[a] = c
+	}
+	src, dst := nodes[from], nodes[to]
+	if src == nil || dst == nil {
+		return fmt.Errorf("testenv: move slot %d: no node %s or %s", slot, from, to)
+	}
+	srcID, err := src.ClusterMyID(ctx).Result()
+	if err != nil {
+		return err
+	}
+	dstID, err := dst.ClusterMyID(ctx).Result()
+	if err != nil {
+		return err
+	}
+	if err := dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(); err != nil {
+		return fmt.Errorf("testenv: importing slot %d: %w", slot, err)
+	}
+	if err := src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err(); err != nil {
+		return fmt.Errorf("testenv: migrating slot %d: %w", slot, err)
+	}
+	host, port, _ := strings.Cut(to, ":")
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 100).Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		if err := src.Do(ctx, args...).Err(); err != nil {
+			return fmt.Errorf("testenv: migrate slot %d: %w", slot, err)
+		}
+	}
+	order := []string{to, from}
+	for _, a := range rc.backend.addrs() {
+		if a != to && a != from {
+			order = append(order, a)
+		}
+	}
+	for _, a := range order {
+		if err := nodes[a].Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err(); err != nil {
+			return fmt.Errorf("testenv: slot %d to %s on %s: %w", slot, to, a, err)
+		}
+	}
+	for _, a := range rc.backend.addrs() {
+		for {
+			slots, err := nodes[a].ClusterSlots(ctx).Result()
+			if err != nil {
+				return err
+			}
+			done := false
+			for _, s := range slots {
+				if s.Start <= slot && slot <= s.End && len(s.Nodes) > 0 && s.Nodes[0].Addr == to {
+					done = true
+				}
+			}
+			if done {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("testenv: node %s does not see slot %d on %s: %w", a, slot, to, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// FirstSlotOf returns the lowest slot the master at addr serves.
+func (rc *RedisClusterServer) FirstSlotOf(ctx context.Context, addr string) (int, error) {
+	slots, err := rc.client.ClusterSlots(ctx).Result()
+	if err != nil {
+		return 0, err
+	}
+	first := -1
+	for _, s := range slots {
+		if len(s.Nodes) > 0 && s.Nodes[0].Addr == addr && (first < 0 || s.Start < first) {
+			first = s.Start
+		}
+	}
+	if first < 0 {
+		return 0, fmt.Errorf("testenv: %s serves no slot", addr)
+	}
+	return first, nil
+}
+
+// masterOfSlot returns the address of the master serving slot.
+func (rc *RedisClusterServer) masterOfSlot(ctx context.Context, slot int) (string, error) {
+	slots, err := rc.client.ClusterSlots(ctx).Result()
+	if err != nil {
+		return "", err
+	}
+	for _, s := range slots {
+		if s.Start <= slot && slot <= s.End && len(s.Nodes) > 0 {
+			return s.Nodes[0].Addr, nil
+		}
+	}
+	return "", fmt.Errorf("testenv: no master serves slot %d", slot)
+}

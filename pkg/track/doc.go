@@ -169,14 +169,19 @@
 // still told apart, whether its key is empty or holds an older status (the
 // replica may have missed a later one): the since it was read under
 // carries the stamp (run id, and the replication id a promotion set) of
-// the Redis process, or on a Cluster of every master (with the value of
-// the master's canary key, which a flush of that master alone takes: a
-// count of flushes in INFO commandstats is zeroed by CONFIG RESETSTAT),
-// and checkEpoch
+// the Redis process, or on a Cluster of every master (with the tokens of
+// the master's canary keys, one in each of its first, middle and last
+// slot, as that same process answers them: a flush of that master alone
+// takes them all, and they are written anew with new tokens; a reshard
+// moves a canary with its slot, another master answers it then and it no
+// longer counts, while the others still match; a count of flushes in INFO
+// commandstats, used before, is zeroed by CONFIG RESETSTAT), and
+// checkEpoch
 // compares it for every verified, non-final status it grants, with the
 // stamp of the one Redis (read in the marker's call) or of each master its
-// keys are on (one call per master, not per key); another stamp makes the
-// read a re-read. A master's first replica attaching, or its backlog
+// keys are on (one call per master, not per key); another stamp (another
+// run id, a promotion since, or no canary token in common) makes the read
+// a re-read. A master's first replica attaching, or its backlog
 // freed after repl-backlog-ttl without one, changes its replication id
 // with nothing lost: no promotion set the new one, so the stamp keeps it
 // out, and a since that named the id a promotion set still matches

@@ -124,6 +124,15 @@ func TestSameProcess(t *testing.T) {
 		{"Cluster master's backlog freed", "run1:aaa:0.0", "run1::0.0", true},
 		{"Cluster master's backlog freed and flushed", "run1:aaa:0.0", "run1::0.1", false},
 		{"Cluster master failed back", "run1::0.0", "run1:bbb:0.0", false},
+		{"Cluster master, canaries unchanged", "run1::t1+t2+t3", "run1::t1+t2+t3", true},
+		{"Cluster master, one canary's slot moved away", "run1::t1+t2+t3", "run1::t2+t3", true},
+		{"Cluster master, one canary's slot moved, then written anew", "run1::t1+t2+t3", "run1::t2+t3+t4", true},
+		{"Cluster master flushed (every canary new)", "run1::t1+t2+t3", "run1::t4+t5+t6", false},
+		{"Cluster master flushed after a canary moved", "run1::t1+t2+t3", "run1::t5+t6", false},
+		{"Cluster master, no canary of its process then and now", "run1::-", "run1::-", false},
+		{"Cluster master, no canary now", "run1::t1+t2+t3", "run1::-", false},
+		{"Cluster master, a canary known, none read now", "run1::t1", "run1::", false},
+		{"Cluster master restarted, same canary tokens", "run1::t1+t2+t3", "run2::t1+t2+t3", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := sameProcess(tc.known, tc.cur); got != tc.same {

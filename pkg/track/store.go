@@ -405,9 +405,9 @@ type statusStore struct {
 	// masters (readStamps); on one Redis, the last stamp read of its
 	// process (epochAt).
 	stampsCache atomic.Pointer[string]
-	// canaries, on a Redis Cluster, names each master's canary key (by
-	// address) as readStamps last found them (stampScript).
-	canaries atomic.Pointer[map[string]string]
+	// canaries, on a Redis Cluster, names each master's canary keys (by
+	// address) as readStamps last found them (canaryKeys).
+	canaries atomic.Pointer[map[string][]string]
 }
 
 // The epoch marker tells a status read before a Redis data loss from one
@@ -479,17 +479,19 @@ const stampsSep = "@"
 
 // stampScript answers the stamp of the Redis process that runs it: its run
 // id, its replication id once a promotion set it (epochScript's rule), and
-// the value of the master's canary (KEYS[1] when ARGV[1] is not "": a key
-// without TTL in one of the master's own slots, written with ARGV[1] when
-// missing). A FLUSHALL sent to one master of a Cluster (as redis-cli -c
-// does) empties it and keeps its run id and replication id; it takes the
-// canary too, which the next stamp writes anew. (INFO commandstats' count
-// of FLUSHALL and FLUSHDB, the stamp's third part before, is zeroed by a
-// CONFIG RESETSTAT: a flush then a reset kept the stamp, and a reset alone
-// after an earlier flush changed it, which made the gate skip a status
-// for good.) With ARGV[1] "" KEYS[1] (a status key) only routes the call
-// to its master, and the stamp names no canary. Compare stamps with
-// sameProcess.
+// the value of a canary (KEYS[1] when ARGV[1] is not "": a key without TTL
+// in one of the master's own slots, written with ARGV[1] when missing). A
+// FLUSHALL sent to one master of a Cluster (as redis-cli -c does) empties
+// it and keeps its run id and replication id; it takes its canaries too,
+// which the next stamp writes anew with new tokens. (INFO commandstats'
+// count of FLUSHALL and FLUSHDB, the stamp's third part before, is zeroed
+// by a CONFIG RESETSTAT: a flush then a reset kept the stamp, and a reset
+// alone after an earlier flush changed it, which made the gate skip a
+// status for good.) With ARGV[1] "" KEYS[1], if any (a status key), only
+// routes the call to its master, and the stamp names no canary. A
+// Cluster master's stamp, as readStamps and masterLost make it, names the
+// tokens of all its canaries (canaryKeys) that this process answered,
+// joined by canarySep. Compare stamps with sameProcess.
 var stampScript = redis.NewScript(redisproc.Lua + `
 if not shifted then repl = '' end
 local canary = ''
@@ -502,38 +504,95 @@ if server ~= '' and ARGV[1] and ARGV[1] ~= '' then
 end
 return server .. ':' .. repl .. ':' .. canary`)
 
+// canarySep parts the tokens of a master's canaries in its stamp; no
+// token (newToken's hex) holds it, nor does stampsSep or ",".
+const canarySep = "+"
+
+// noCanary stands, in a Cluster master's stamp, for a master whose
+// canaries none answered from its process (they all moved, or a read
+// failed): it matches no stamp, not even its own.
+const noCanary = "-"
+
 // sameProcess reports whether the stamp known (a since's, of the one Redis
 // or of one master) and the stamp cur read now of the same Redis or master
-// name one process with nothing lost between them: the same run id and
-// flush counts, and the same replication id or none now. A stamp names
-// the replication id only while a promotion set it (redisproc's shifted):
-// one named by the since and none now is the same process's backlog freed
-// (repl-backlog-ttl without a replica: a new id, the second one cleared),
-// nothing lost, as the dispatcher's check judges it (dispatch's
-// sameServer); one named now and another or none by the since is a
-// promotion since (a failback). Without the rule a promoted master going
-// repl-backlog-ttl without a replica made every read under way a re-read,
-// and the gate skipped its SUBMITTED and DEFERRED for good.
+// name one process with nothing lost between them: the same run id, the
+// same replication id or none now, and on a Cluster master a canary
+// token in common (sameCanaries). A stamp names the replication id only
+// while a promotion set it (redisproc's shifted): one named by the since
+// and none now is the same process's backlog freed (repl-backlog-ttl
+// without a replica: a new id, the second one cleared), nothing lost, as
+// the dispatcher's check judges it (dispatch's sameServer); one named now
+// and another or none by the since is a promotion since (a failback).
+// Without the rule a promoted master going repl-backlog-ttl without a
+// replica made every read under way a re-read, and the gate skipped its
+// SUBMITTED and DEFERRED for good.
 func sameProcess(known, cur string) bool {
-	if known == cur {
-		return true
-	}
-	kServer, kRepl, kFlushes := splitStamp(known)
-	cServer, cRepl, cFlushes := splitStamp(cur)
-	return kServer == cServer && kFlushes == cFlushes && kRepl != "" && cRepl == ""
+	kServer, kRepl, kCanaries := splitStamp(known)
+	cServer, cRepl, cCanaries := splitStamp(cur)
+	return kServer == cServer && (kRepl == cRepl || kRepl != "" && cRepl == "") &&
+		sameCanaries(kCanaries, cCanaries)
 }
 
-// splitStamp parts a stamp into its run id, replication id and flush
-// counts (a Cluster master's; "" on one Redis).
-func splitStamp(st string) (server, repl, flushes string) {
+// sameCanaries reports whether the canary parts of two stamps of one
+// master (sets of tokens, joined by canarySep) share a token, or are both
+// empty (one Redis, which has no canaries, or INFO refused). A flush of
+// the master takes every canary on it: each is written anew with a new
+// token, and none is in common. A reshard that moves one of its canaries'
+// slots takes only that one away (another process answers it, which the
+// stamp does not count): the others still match. A flush after such a
+// move takes the canaries still on the master: nothing in common again.
+func sameCanaries(known, cur string) bool {
+	if known == "" || cur == "" {
+		return known == cur
+	}
+	cTokens := strings.Split(cur, canarySep)
+	for _, t := range strings.Split(known, canarySep) {
+		if t != noCanary && slices.Contains(cTokens, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitStamp parts a stamp into its run id, replication id and canary
+// tokens (a Cluster master's; "" on one Redis).
+func splitStamp(st string) (server, repl, canaries string) {
 	server, rest, _ := strings.Cut(st, ":")
-	repl, flushes, _ = strings.Cut(rest, ":")
-	return server, repl, flushes
+	repl, canaries, _ = strings.Cut(rest, ":")
+	return server, repl, canaries
+}
+
+// withCanaries is the stamp base ("<run id>:<replication id>:", answered
+// by stampScript without a canary) with the tokens of the canaries (their
+// stampScript answers) that the same process answered: an answer from
+// another run id (a canary whose slot a reshard moved) does not count.
+// With none, the stamp names noCanary, unless INFO was refused (no run id
+// to tell a process by; no canary was read then).
+func withCanaries(base string, answers []string) string {
+	server, repl, _ := splitStamp(base)
+	if server == "" {
+		return base
+	}
+	var tokens []string
+	for _, a := range answers {
+		if s, _, t := splitStamp(a); s == server && t != "" && !slices.Contains(tokens, t) {
+			tokens = append(tokens, t)
+		}
+	}
+	if len(tokens) == 0 {
+		tokens = []string{noCanary}
+	}
+	slices.Sort(tokens)
+	return server + ":" + repl + ":" + strings.Join(tokens, canarySep)
 }
 
 // readStamps reads the stamp of every master of the Cluster, joined by
-// ",", and caches them for epoch, with each master's canary key for
-// masterLost.
+// ",", and caches them for epoch, with each master's canary keys for
+// masterLost. Each master answers one pipeline, sent to it alone: its
+// stamp, and one stampScript per canary key (a script's keys must share
+// one slot). A canary it no longer serves (a reshard moved the slot since
+// CLUSTER SLOTS was read) answers an error (MOVED, ASK) and does not
+// count.
 func (s *statusStore) readStamps(ctx context.Context) (string, error) {
 	cc := s.rdb.(*redis.ClusterClient)
 	canaries, err := s.canaryKeys(ctx, cc)
@@ -543,14 +602,32 @@ func (s *statusStore) readStamps(ctx context.Context) (string, error) {
 	var mu sync.Mutex
 	var stamps []string
 	err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-		var keys []string
-		token := ""
-		if k := canaries[m.Options().Addr]; k != "" {
-			keys, token = []string{k}, newToken()
+		keys := canaries[m.Options().Addr]
+		pipe := m.Pipeline()
+		base := stampScript.Eval(ctx, pipe, nil, "")
+		cmds := make([]*redis.Cmd, 0, len(keys))
+		for _, k := range keys {
+			cmds = append(cmds, stampScript.Eval(ctx, pipe, []string{k}, newToken()))
 		}
-		v, err := stampScript.Run(ctx, m, keys, token).Text()
+		_, _ = pipe.Exec(ctx)
+		v, err := base.Text()
 		if err != nil {
 			return err
+		}
+		if len(keys) > 0 {
+			var answers []string
+			for _, c := range cmds {
+				a, err := c.Text()
+				var rerr redis.Error
+				if errors.As(err, &rerr) {
+					continue // not this master's slot any more
+				}
+				if err != nil {
+					return err
+				}
+				answers = append(answers, a)
+			}
+			v = withCanaries(v, answers)
 		}
 		mu.Lock()
 		stamps = append(stamps, v)
@@ -568,26 +645,66 @@ func (s *statusStore) readStamps(ctx context.Context) (string, error) {
 }
 
 // canaryKeys names, for each master of the Cluster (by address), its
-// canary key: one in the first slot it serves (CLUSTER SLOTS).
-func (s *statusStore) canaryKeys(ctx context.Context, cc *redis.ClusterClient) (map[string]string, error) {
+// canary keys: one in each of the first, the middle and the last slot it
+// serves (CLUSTER SLOTS; fewer when it serves fewer slots). A reshard
+// (redis-cli --cluster reshard or rebalance takes a source's lowest slots
+// first) moves a canary with its slot, and another master answers it then:
+// the master's other canaries still tell its process kept its data. The
+// master of each slot range is the client's (MasterForKey), under the
+// address the client gave it, which ForEachMaster and masterLost name it
+// by: go-redis rewrites the addresses CLUSTER SLOTS answers (a loopback
+// host becomes the seed's, a TLS-only cluster's port 0 the seed's port),
+// and a master matched by CLUSTER SLOTS' own address had no canary then,
+// so a flush of it alone went unseen.
+func (s *statusStore) canaryKeys(ctx context.Context, cc *redis.ClusterClient) (map[string][]string, error) {
 	ranges, err := cc.ClusterSlots(ctx).Result()
 	if err != nil {
 		return nil, err
 	}
-	first := map[string]int{}
+	served := map[string][]redis.ClusterSlot{}
 	for _, r := range ranges {
-		if len(r.Nodes) == 0 {
+		if len(r.Nodes) == 0 || r.End < r.Start {
 			continue
 		}
-		if f, ok := first[r.Nodes[0].Addr]; !ok || r.Start < f {
-			first[r.Nodes[0].Addr] = r.Start
+		m, err := cc.MasterForKey(ctx, s.canaryKey(r.Start))
+		if err != nil {
+			return nil, err
+		}
+		addr := m.Options().Addr
+		served[addr] = append(served[addr], r)
+	}
+	keys := make(map[string][]string, len(served))
+	for addr, rs := range served {
+		slices.SortFunc(rs, func(a, b redis.ClusterSlot) int { return a.Start - b.Start })
+		n := 0
+		for _, r := range rs {
+			n += r.End - r.Start + 1
+		}
+		for _, i := range []int{0, n / 2, n - 1} {
+			k := s.canaryKey(nthSlot(rs, i))
+			if !slices.Contains(keys[addr], k) {
+				keys[addr] = append(keys[addr], k)
+			}
 		}
 	}
-	keys := make(map[string]string, len(first))
-	for addr, slot := range first {
-		keys[addr] = s.prefix + "track:canary:{" + slotTag(slot) + "}"
-	}
 	return keys, nil
+}
+
+// nthSlot is the i-th slot (from 0) of the ranges rs, sorted and disjoint.
+func nthSlot(rs []redis.ClusterSlot, i int) int {
+	for _, r := range rs {
+		if n := r.End - r.Start + 1; i >= n {
+			i -= n
+			continue
+		}
+		return r.Start + i
+	}
+	return rs[len(rs)-1].End
+}
+
+// canaryKey is the canary key in slot.
+func (s *statusStore) canaryKey(slot int) string {
+	return s.prefix + "track:canary:{" + slotTag(slot) + "}"
 }
 
 // slotTags caches slotTag's answers.
@@ -843,13 +960,16 @@ func marker(since string) string {
 // masterLost reports, on a Redis Cluster, the attempts of first whose
 // verified, non-final status was read under the marker cur but before
 // their status key's master lost its data: that master's stamp is not
-// among the since's. One stamp is read per master (redisproc asks for
-// INFO once per step, not per key), with the first of its keys, so that
-// the call follows the key where the Cluster moved it, and the master's
-// canary (stampScript) is read in the same pipeline through its canary
-// key; the two answers name one process, or the stamp names no canary
-// the since knows (a key moved to a master the client's view of the
-// Cluster had not caught up with). When one is lost, the stamps are read
+// among the since's (sameProcess). One stamp is read per master (redisproc
+// asks for INFO once per step, not per key), with the first of its keys,
+// so that the call follows the key where the Cluster moved it, and the
+// master's canaries (stampScript, one call per canary key: a script's keys
+// share one slot) are read in the same pipeline, each routed by its key;
+// the stamp names the tokens of those the same process answered
+// (withCanaries): a canary whose slot a reshard moved answers from
+// another, and does not count, and a key moved to a master the client's
+// view of the Cluster had not caught up with has no canary known, and its
+// stamp names none the since knows. When one is lost, the stamps are read
 // again, for the next read.
 func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []int, cur string) (map[int]bool, error) {
 	cc, ok := s.rdb.(*redis.ClusterClient)
@@ -857,7 +977,7 @@ func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []
 		return nil, nil
 	}
 	masterOf := map[int]string{}
-	stamps, canaries := map[string]*redis.Cmd{}, map[string]*redis.Cmd{}
+	stamps, canaries := map[string]*redis.Cmd{}, map[string][]*redis.Cmd{}
 	pipe := s.rdb.Pipeline()
 	for _, i := range first {
 		tr := trs[i]
@@ -873,8 +993,10 @@ func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []
 		masterOf[i] = addr
 		if stamps[addr] == nil {
 			stamps[addr] = stampScript.Eval(ctx, pipe, []string{key}, "")
-			if cs := s.canaries.Load(); cs != nil && (*cs)[addr] != "" {
-				canaries[addr] = stampScript.Eval(ctx, pipe, []string{(*cs)[addr]}, newToken())
+			if cs := s.canaries.Load(); cs != nil {
+				for _, k := range (*cs)[addr] {
+					canaries[addr] = append(canaries[addr], stampScript.Eval(ctx, pipe, []string{k}, newToken()))
+				}
 			}
 		}
 	}
@@ -890,20 +1012,16 @@ func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []
 		if err != nil {
 			return nil, err
 		}
-		if c := canaries[addr]; c != nil {
-			cv, err := c.Text()
-			if err != nil {
-				return nil, err
+		if cs := canaries[addr]; len(cs) > 0 {
+			answers := make([]string, 0, len(cs))
+			for _, c := range cs {
+				a, err := c.Text()
+				if err != nil {
+					return nil, err
+				}
+				answers = append(answers, a)
 			}
-			// The status key's master's run and replication ids, and
-			// the canary if the same process answered it ("-", which no
-			// stamp names, else).
-			run, _, _ := splitStamp(v)
-			if cRun, _, canary := splitStamp(cv); cRun == run {
-				v += canary
-			} else {
-				v += "-"
-			}
+			v = withCanaries(v, answers)
 		}
 		_, known, _ := strings.Cut(trs[i].since, stampsSep)
 		if !slices.ContainsFunc(strings.Split(known, ","), func(k string) bool { return sameProcess(k, v) }) {
