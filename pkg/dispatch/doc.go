@@ -192,8 +192,21 @@
 // same rail takes it over and its lookup adopts the payout), then every
 // payout Wompi created in the window and each one's transactions, indexing
 // every transaction reference as owned by the payout's reference
-// (overwriting: what Wompi holds beats any claim), and sets the epoch
-// "ready". It reads only published fields (the payout's id and reference,
+// (overwriting: what Wompi holds beats any claim). A requestId that ended
+// REJECTED is consumed too, and no rail lists it: a recovery that is not a
+// first start then reads payouts.status.v1, every partition, from the
+// first record of the last DedupeWindow to the high watermarks taken as it
+// starts (read_uncommitted: the dispatcher writes no transactions), and
+// indexes the requestId of every REJECTED a dispatcher wrote (source
+// DISPATCHER) as its refusal left its entry: the batch id, or the batch id
+// + "#r" for an unknown bank ("nx": a listing wins; indexRejected). The
+// refused batch read again is still its own (its payees' REJECTED found
+// again on the topic); a copy in another batch is a DUPLICATE_REQUEST. A
+// failed read fails the recovery (retried). A REJECTED older than the
+// topic's retention is not found: with a retention shorter than
+// DedupeWindow, a copy of a request refused before it is paid after a
+// loss. Only recoveries pay for the read. The recovery then sets the
+// epoch "ready". It reads only published fields (the payout's id and reference,
 // the transactions' reference, a single payout's our id). Budgets are
 // re-seeded lazily from GET /limits; after a partial loss
 // that kept a day's budget (still seeded), each Wompi batch listed for the

@@ -44,6 +44,7 @@ type metrics struct {
 	restarts          prometheus.Counter
 	lateSkipped       prometheus.Counter
 	refusalScans      *prometheus.CounterVec // found
+	rejectedIndexed   prometheus.Counter
 	notBeforeIgnored  prometheus.Counter
 	listedPending     prometheus.Counter
 	leasesLost        prometheus.Counter
@@ -115,6 +116,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "SUBMITTED (or a batch's PENDING) not emitted because the tracker had already emitted that status or a later one (a webhook beat the dispatcher), or may have before a Redis data loss; a request whose listed PENDING would have followed it counts once."}),
 		refusalScans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "refusal_scans_total",
 			Help: "Batches written before a Redis data loss, read again after it with nothing found at Wompi, whose REJECTED was looked for on the batch status topic before any POST, and single-payout batches of the same kind whose payees' REJECTED were looked for on the status topic (one read per batch); found=true: rejected before the loss, ended the same way again; found=error: the topic could not be read, and the batch is retried, never posted meanwhile."}, []string{"found"}),
+		rejectedIndexed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "recovery_rejected_indexed_total",
+			Help: "RequestIds a recovery after a Redis loss indexed from the REJECTED a dispatcher wrote on the status topic within DEDUPE_WINDOW (no rail lists them): a copy of such a request is a DUPLICATE_REQUEST, never paid. A REJECTED older than the topic's retention is not found."}),
 		notBeforeIgnored: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "deferred_not_before_ignored_total",
 			Help: "Deferred batches whose notBefore lay further ahead than any deferral sets (a clock stepped forward when they were deferred, a record written by hand): handled at once rather than stalling their partition."}),
 		listedPending: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "listed_pending_total",
@@ -145,7 +148,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"rail", "cause"}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.unanswered, m.awaited, m.deferred,
-		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.prefixMismatch, m.startRewrites, m.postBlocked, m.restarts, m.lateSkipped, m.refusalScans, m.notBeforeIgnored, m.listedPending, m.leasesLost,
+		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.prefixMismatch, m.startRewrites, m.postBlocked, m.restarts, m.lateSkipped, m.refusalScans, m.rejectedIndexed, m.notBeforeIgnored, m.listedPending, m.leasesLost,
 		m.reconciled, m.providerDupes, m.amountMismatch, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)

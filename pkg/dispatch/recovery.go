@@ -199,7 +199,8 @@ func (e *Engine) answerRecoveryWanted(ctx context.Context) {
 // taken from us): it writes a new epoch in state "rebuilding", waits the
 // grace period so any POST started before the loss has landed or failed
 // (not on a first start: starts.go), rebuilds the duplicate index from the
-// rails' listings, and marks the epoch ready.
+// rails' listings and, but on a first start, from the REJECTED on the
+// status topic (indexRejected), and marks the epoch ready.
 func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, error) {
 	// Another replica may have finished a recovery between our read and
 	// our lock.
@@ -293,6 +294,15 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 		if _, n, unindexed, err = e.rebuildIndex(ctx, epoch, spent); err != nil {
 			return "", err
 		}
+		// A requestId ended REJECTED is consumed, and no rail lists it:
+		// its REJECTED on the status topic is indexed too (indexRejected).
+		rejected, err := e.indexRejected(ctx, epoch)
+		if err != nil {
+			return "", err
+		}
+		e.m.rejectedIndexed.Add(float64(rejected))
+		e.log.Info("dispatch: recovery: requestIds ended REJECTED indexed from the status topic",
+			"epoch", epoch, "topic", e.cfg.Topics.Status, "requests", rejected)
 		// Before the epoch is ready, so before any batch of it reserves.
 		if err := e.noteListed(ctx, spent); err != nil {
 			return "", err

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -179,4 +180,69 @@ func statusKeyPartitions(topic string, key []byte, n int) []int32 {
 		}
 	}
 	return out
+}
+
+// indexRejected is the part of a recovery's rebuild (not a first start's)
+// that the rails' listings cannot give: a requestId a dispatcher ended
+// REJECTED (its rail refused it, Wompi refused its batch, the batch was
+// poisoned, or its bank was unknown) is consumed like a paid one, and its
+// rail holds nothing of it. It reads payouts.status.v1, every partition,
+// from the first record of the last DEDUPE_WINDOW (and refusalScanSkew
+// more) up to the high watermarks taken as it starts, read_uncommitted
+// (the dispatcher writes outside transactions: ScanFromKeys says why),
+// and indexes the requestId of each REJECTED a dispatcher wrote as that
+// refusal's attempt left its entry: the batch id (refusals keep the entry
+// dedupe wrote), or the batch id + "#r" for an unknown bank. So the
+// refused batch read again is still its own (indexedBefore; its payees'
+// REJECTED found again by payeesRejectedOnTopic or rejectedOnTopic), and a
+// copy in another batch is a DUPLICATE_REQUEST. Written "nx" after the
+// listings: what a rail lists wins. When a requestId was REJECTED in
+// several batches, the earliest is kept. A REJECTED older than the topic's
+// retention is not found. It runs only in a recovery, before the epoch is
+// ready; an error fails the recovery (retried).
+func (e *Engine) indexRejected(ctx context.Context, epoch string) (int, error) {
+	topic := e.cfg.Topics.Status
+	parts, err := e.partitions(ctx, topic, "TOPIC_STATUS")
+	if err != nil {
+		return 0, err
+	}
+	type entry struct {
+		value string
+		at    time.Time
+	}
+	found := map[string]entry{}
+	from := time.Now().Add(-e.cfg.DedupeWindow - refusalScanSkew)
+	if _, err := events.ScanFromUncommitted(ctx, e.readOpts(), topic, parts, from, func(rec *kgo.Record) error {
+		var sc payout.StatusChange
+		if err := e.cfg.Codec.DecodeStatusChange(rec.Value, &sc); err != nil {
+			if events.Permanent(err) {
+				return nil // not an event of ours
+			}
+			return fmt.Errorf("decode a status at offset %d/%d: %w", rec.Partition, rec.Offset, err)
+		}
+		if sc.Status != payout.StatusRejected || sc.Source != payout.SourceDispatcher || sc.BatchID == nil ||
+			*sc.BatchID == "" || sc.RequestID == "" {
+			return nil
+		}
+		v := *sc.BatchID
+		if sc.EventID == payout.EventID("status", sc.RequestID, "UNKNOWN_BANK", v) {
+			v += "#r" // dedupe's entry of a requestId rejected for its bank
+		}
+		if old, ok := found[sc.RequestID]; !ok || rec.Timestamp.Before(old.at) {
+			found[sc.RequestID] = entry{value: v, at: rec.Timestamp}
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("dispatch: rebuild: read the REJECTED on %s (TOPIC_STATUS), whose requestIds no rail lists: %w", topic, err)
+	}
+	w := &indexWriter{st: e.st, epoch: epoch}
+	for _, id := range slices.Sorted(maps.Keys(found)) {
+		if err := w.set(ctx, id, found[id].value, true); err != nil {
+			return 0, err
+		}
+	}
+	if err := w.flush(ctx); err != nil {
+		return 0, err
+	}
+	return len(found), nil
 }

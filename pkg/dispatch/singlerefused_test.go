@@ -293,6 +293,29 @@ func TestRefusedPayeeLookWaitsForTheStatusTopic(t *testing.T) {
 
 		tr := &refuseOnce{refuse: refused}
 		rr := r.through(t, tr)
+		// The recovery reads the status topic too (indexRejected), with a
+		// codec of its own: it fails while the REJECTED cannot be decoded,
+		// and is retried, never skipped.
+		codec0, err := events.NewCodec(ctx, events.WithRegistry(srv.URL), events.WithTopics(f.topics))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.FailWith(http.StatusServiceUnavailable)
+		e0 := rr.engine(f, func(c *Config) { c.Codec = codec0 })
+		if err := e0.announce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e0.recover(ctx, nil); err == nil || !strings.Contains(err.Error(), "TOPIC_STATUS") {
+			t.Fatalf("the recovery while the status topic could not be read: %v, want its error", err)
+		}
+		if _, ready, err := e0.st.epoch(ctx); err != nil || ready {
+			t.Fatalf("the epoch was made ready by a recovery that could not read the status topic (%v)", err)
+		}
+		srv.FailWith(0)
+		if _, _, err := e0.ensureEpoch(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The batch's look, with a codec that has not seen the schema.
 		srv.FailWith(http.StatusServiceUnavailable)
 		e2 := rr.engine(f, nil)
 		bb := b

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -237,20 +238,15 @@ func (e *Engine) checkStartsTopic(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	topic := e.cfg.Topics.DispatcherStarts
-	if cfgs, err := kadm.NewClient(e.cl).DescribeTopicConfigs(ctx, topic); err != nil {
-		e.log.Warn("dispatch: cannot read the retention of the start records' topic", "topic", topic, "err", err)
-	} else if rc, err := cfgs.On(topic, nil); err == nil && rc.Err == nil {
-		for _, c := range rc.Configs {
-			if c.Key != "retention.ms" || c.Value == nil {
-				continue
-			}
-			ms, err := strconv.ParseInt(*c.Value, 10, 64)
-			if need := e.cfg.DedupeWindow + railsRecordEvery; err == nil && ms >= 0 && time.Duration(ms)*time.Millisecond < need {
-				e.log.Error("dispatch: the start records' topic keeps records for less than DEDUPE_WINDOW plus a day: "+
-					"a recovery after a Redis loss may forget a rail a dispatcher paid through, and a replica without it could let a copy be paid twice; "+
-					"set retention.ms=-1 on the topic", "topic", topic, "retention", time.Duration(ms)*time.Millisecond, "need", need)
-			}
-		}
+	if kept, ok := e.retention(ctx, topic); ok && kept >= 0 && kept < e.cfg.DedupeWindow+railsRecordEvery {
+		e.log.Error("dispatch: the start records' topic keeps records for less than DEDUPE_WINDOW plus a day: "+
+			"a recovery after a Redis loss may forget a rail a dispatcher paid through, and a replica without it could let a copy be paid twice; "+
+			"set retention.ms=-1 on the topic", "topic", topic, "retention", kept, "need", e.cfg.DedupeWindow+railsRecordEvery)
+	}
+	if kept, ok := e.retention(ctx, e.cfg.Topics.Status); ok && kept >= 0 && kept < e.cfg.DedupeWindow {
+		e.log.Error("dispatch: the status topic keeps records for less than DEDUPE_WINDOW: a recovery after a Redis loss finds no REJECTED "+
+			"older than the retention, and a copy of a request refused before it, sent again after the loss, is paid; "+
+			"set the topic's retention.ms to at least DEDUPE_WINDOW", "topic", e.cfg.Topics.Status, "retention", kept, "need", e.cfg.DedupeWindow)
 	}
 	if _, err := e.missingRails(ctx); err != nil {
 		e.log.Error("dispatch: cannot read the start records: a recovery after a Redis loss will fail until this is fixed (the dispatcher needs Read on the topic)",
@@ -259,6 +255,35 @@ func (e *Engine) checkStartsTopic(ctx context.Context) {
 	e.checkPrefixes(ctx)
 	cancel()
 	e.keepCheckingPrefixes(outer)
+}
+
+// retention reads topic's retention.ms (-1: kept for good); ok is false
+// when it cannot be read, which is logged.
+func (e *Engine) retention(ctx context.Context, topic string) (kept time.Duration, ok bool) {
+	cfgs, err := kadm.NewClient(e.cl).DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		e.log.Warn("dispatch: cannot read a topic's retention", "topic", topic, "err", err)
+		return 0, false
+	}
+	rc, err := cfgs.On(topic, nil)
+	if err != nil || rc.Err != nil {
+		e.log.Warn("dispatch: cannot read a topic's retention", "topic", topic, "err", errors.Join(err, rc.Err))
+		return 0, false
+	}
+	for _, c := range rc.Configs {
+		if c.Key != "retention.ms" || c.Value == nil {
+			continue
+		}
+		ms, err := strconv.ParseInt(*c.Value, 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		if ms < 0 {
+			return -1, true
+		}
+		return time.Duration(ms) * time.Millisecond, true
+	}
+	return 0, false
 }
 
 // prefixCheckEvery is how often a running dispatcher reads the start

@@ -63,6 +63,17 @@ func ScanFromKeys(ctx context.Context, opts []kgo.Opt, topic string, parts []int
 	})
 }
 
+// ScanFromUncommitted is ScanFromKeys for every key: it calls fn with
+// every data record of parts from the first whose timestamp is at or
+// after from, read_uncommitted, up to each partition's high watermark as
+// of the call. fn sees the records of open and aborted transactions too,
+// and must tell the records it wants by their content.
+func ScanFromUncommitted(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, fn func(*kgo.Record) error) (ScanStats, error) {
+	return scan(ctx, opts, topic, parts, false, keyIs(nil), fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+		return offsetsAfter(ctx, ka, topic, from)
+	})
+}
+
 // keyIs matches the records whose key equals key, or every record when
 // key is nil.
 func keyIs(key []byte) func([]byte) bool {

@@ -229,6 +229,10 @@ func RunRole(role string, args []string) int {
 			fmt.Fprintln(os.Stderr, "kfake:", err)
 			return 1
 		}
+		if err := setRetention(ctx, c.ListenAddrs(), t.Status, statusRetention); err != nil {
+			fmt.Fprintln(os.Stderr, "kfake:", err)
+			return 1
+		}
 		fmt.Println(strings.Join(c.ListenAddrs(), ","))
 	case "wompisim":
 		seed, _ := strconv.ParseUint(first(args), 10, 64)

@@ -161,6 +161,9 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		if err := keepStartRecords(ctx, s.Brokers, t.DispatcherStarts); err != nil {
 			return nil, err
 		}
+		if err := setRetention(ctx, s.Brokers, t.Status, statusRetention); err != nil {
+			return nil, err
+		}
 	}
 
 	// Redis.
@@ -626,7 +629,12 @@ func ensureTopics(ctx context.Context, brokers []string, partitions int, t event
 	}
 	defer done()
 	resp, err := adm.CreateTopics(ctx, int32(max(1, partitions)), -1, nil,
-		t.Requests, t.Batches, t.BatchesDeferred, t.Status, t.BatchStatus, t.RequestsDLQ)
+		t.Requests, t.Batches, t.BatchesDeferred, t.BatchStatus, t.RequestsDLQ)
+	if err != nil {
+		return fmt.Errorf("kafka: create topics on %s: %w", strings.Join(brokers, ","), err)
+	}
+	// The status topic keeps DEDUPE_WINDOW's REJECTED for a recovery.
+	statuses, err := adm.CreateTopics(ctx, int32(max(1, partitions)), -1, map[string]*string{"retention.ms": kadm.StringPtr(statusRetention)}, t.Status)
 	if err != nil {
 		return fmt.Errorf("kafka: create topics on %s: %w", strings.Join(brokers, ","), err)
 	}
@@ -636,7 +644,7 @@ func ensureTopics(ctx context.Context, brokers []string, partitions int, t event
 	if err != nil {
 		return fmt.Errorf("kafka: create topics on %s: %w", strings.Join(brokers, ","), err)
 	}
-	for _, r := range append(resp.Sorted(), starts.Sorted()...) {
+	for _, r := range append(append(resp.Sorted(), statuses.Sorted()...), starts.Sorted()...) {
 		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("kafka: create topic %s: %w", r.Topic, r.Err)
 		}
@@ -644,17 +652,28 @@ func ensureTopics(ctx context.Context, brokers []string, partitions int, t event
 	return nil
 }
 
+// statusRetention is the status topic's retention.ms this program sets on
+// the topics it creates, as docs/operations.md advises: more than
+// DEDUPE_WINDOW, so that a recovery after a Redis loss finds every
+// REJECTED of the window (dispatch's indexRejected).
+const statusRetention = "5184000000" // 60 days
+
 // keepStartRecords sets retention.ms=-1 on the start records' topic of a
 // kfake cluster this process seeded (SeedTopics takes no configs), as
 // docs/operations.md asks of every deployment; else the dispatcher logs,
 // rightly, that a recovery could forget a rail.
 func keepStartRecords(ctx context.Context, brokers []string, topic string) error {
+	return setRetention(ctx, brokers, topic, "-1")
+}
+
+// setRetention sets topic's retention.ms to ms, leaving its other configs.
+func setRetention(ctx context.Context, brokers []string, topic, ms string) error {
 	adm, ctx, done, err := adminClient(ctx, brokers)
 	if err != nil {
 		return err
 	}
 	defer done()
-	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("-1")}}, topic)
+	resp, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr(ms)}}, topic)
 	if err == nil {
 		var r kadm.AlterConfigsResponse
 		if r, err = resp.On(topic, nil); err == nil && r.Err != nil {
