@@ -673,14 +673,33 @@ func (s *statusStore) canaryKeys(ctx context.Context, cc *redis.ClusterClient) (
 		addr := m.Options().Addr
 		served[addr] = append(served[addr], r)
 	}
+	var prev map[string][]string
+	if p := s.canaries.Load(); p != nil {
+		prev = *p
+	}
 	keys := make(map[string][]string, len(served))
 	for addr, rs := range served {
 		slices.SortFunc(rs, func(a, b redis.ClusterSlot) int { return a.Start - b.Start })
+		// The canaries known before that the master still serves stay
+		// its canaries: a since names their tokens. Chosen anew from its
+		// slots as they are now, a reshard that moved slots in on both
+		// sides of the master (or out of one side and in on the other)
+		// named three new keys, none of whose tokens a since taken
+		// before knew: the master read as flushed, and the gate skipped
+		// a SUBMITTED for good.
+		for _, k := range prev[addr] {
+			if servesSlot(rs, canarySlot(k)) && !slices.Contains(keys[addr], k) {
+				keys[addr] = append(keys[addr], k)
+			}
+		}
 		n := 0
 		for _, r := range rs {
 			n += r.End - r.Start + 1
 		}
 		for _, i := range []int{0, n / 2, n - 1} {
+			if len(keys[addr]) >= 3 {
+				break
+			}
 			k := s.canaryKey(nthSlot(rs, i))
 			if !slices.Contains(keys[addr], k) {
 				keys[addr] = append(keys[addr], k)
@@ -688,6 +707,22 @@ func (s *statusStore) canaryKeys(ctx context.Context, cc *redis.ClusterClient) (
 		}
 	}
 	return keys, nil
+}
+
+// servesSlot reports whether the ranges rs hold slot.
+func servesSlot(rs []redis.ClusterSlot, slot int) bool {
+	return slices.ContainsFunc(rs, func(r redis.ClusterSlot) bool { return r.Start <= slot && slot <= r.End })
+}
+
+// canarySlot is the slot of a canary key (canaryKey's hash tag, its last
+// "{...}").
+func canarySlot(k string) int {
+	i := strings.LastIndex(k, "{")
+	j := strings.LastIndex(k, "}")
+	if i < 0 || j < i {
+		return -1
+	}
+	return int(crc16(k[i+1:j])) & 16383
 }
 
 // nthSlot is the i-th slot (from 0) of the ranges rs, sorted and disjoint.
