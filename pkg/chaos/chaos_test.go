@@ -715,6 +715,16 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 			res.unfired = append(res.unfired, r.name+"_dropped_answers")
 		}
 	}
+	// The batch status topic: a batch Wompi accepted never reads REJECTED
+	// (a refusal given up unanswered landing after the next attempt's
+	// POST), and each batch's statuses only move forward.
+	accepted := map[string]bool{}
+	for _, e := range ledger.Transactions {
+		for _, b := range e.BatchReferences {
+			accepted[b] = true
+		}
+	}
+	res.problems = append(res.problems, checkBatchStatuses(t, ctx, c.Brokers, codec, accepted)...)
 	// Name the batches that carried each one: with the dispatcher logs
 	// (batch_id), they say which path paid it twice.
 	slices.Sort(res.duplicates)
@@ -798,6 +808,63 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 	}
 	res.elapsed = time.Since(start)
 	return res
+}
+
+// checkBatchStatuses reads payouts.batch-status.v1 to its end (committed
+// records) and returns its problems: a batch REJECTED there that Wompi
+// accepted (accepted: batch ids, the references of Wompi's ledger), two
+// final statuses of one batch, or a status that does not move forward from
+// the one before it (an event seen again under its eventId is the same
+// event, re-emitted).
+func checkBatchStatuses(t *testing.T, ctx context.Context, brokers []string, codec *events.Codec, accepted map[string]bool) (problems []string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := kadm.NewClient(cl).ListEndOffsets(ctx, events.DefaultTopicBatchStatus)
+	cl.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []int32
+	end.Each(func(o kadm.ListedOffset) { parts = append(parts, o.Partition) })
+	seen := map[string]bool{}
+	last := map[string]payout.BatchStatus{}
+	finals := map[string]payout.BatchStatus{}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	st, err := events.Scan(sctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, events.DefaultTopicBatchStatus, parts, nil, func(r *kgo.Record) error {
+		var bs payout.BatchStatusChange
+		if err := codec.DecodeBatchStatusChange(r.Value, &bs); err != nil {
+			problems = append(problems, "undecodable batch status event: "+err.Error())
+			return nil
+		}
+		if seen[bs.EventID] {
+			return nil
+		}
+		seen[bs.EventID] = true
+		id := bs.BatchID
+		if bs.Status == payout.BatchRejected && accepted[id] {
+			problems = append(problems, fmt.Sprintf("batch %s is REJECTED on %s, and Wompi accepted it", id, events.DefaultTopicBatchStatus))
+		}
+		if prev, ok := last[id]; ok && prev != bs.Status && !payout.BatchBeyond(prev, bs.Status) {
+			problems = append(problems, fmt.Sprintf("batch %s went from %s to %s on %s", id, prev, bs.Status, events.DefaultTopicBatchStatus))
+		}
+		last[id] = bs.Status
+		if bs.Status.Final() {
+			if f, ok := finals[id]; ok && f != bs.Status {
+				problems = append(problems, fmt.Sprintf("batch %s has two final statuses, %s and %s", id, f, bs.Status))
+			}
+			finals[id] = bs.Status
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read %s: %v", events.DefaultTopicBatchStatus, err)
+	}
+	t.Logf("batch status topic: %d records, %d events of %d batches checked", st.Records, len(seen), len(last))
+	return problems
 }
 
 // checkSinglePayout checks a request of a single-payout rail against its
