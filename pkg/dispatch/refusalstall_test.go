@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -120,7 +119,7 @@ func stalledUngatedAcrossALoss(t *testing.T, prefix string, s stall) (*fixture, 
 		}
 		first := *r
 		if s.refused {
-			first = r.through(t, refuseAll{naming: prefix})
+			first = r.through(t, refuseAll(prefix))
 		}
 		mk1 = func() *Engine { return first.engine(f, s.first) }
 		mk2 = func() *Engine { return r.engine(f, nil) }
@@ -209,9 +208,21 @@ func stalledUngatedAcrossALoss(t *testing.T, prefix string, s stall) (*fixture, 
 // refuseAll answers 400 to every POST whose body holds naming (the rail
 // refuses the payee; nothing is created) and lets every other call (a
 // token's POST too) reach the simulator.
-type refuseAll struct{ naming string }
+func refuseAll(naming string) http.RoundTripper {
+	return answerPosts(func(req *http.Request, body []byte) *http.Response {
+		if !bytes.Contains(body, []byte(naming)) {
+			return nil
+		}
+		return jsonAnswer(req, http.StatusBadRequest, `{"message":"beneficiary refused","code":"beneficiary refused"}`)
+	})
+}
 
-func (r refuseAll) RoundTrip(req *http.Request) (*http.Response, error) {
+// answerPosts is a transport that reads each POST's body and gives it to
+// answer: its answer is the call's, or, when nil, the call goes on to the
+// simulator. Every other call goes on as it is.
+type answerPosts func(req *http.Request, body []byte) *http.Response
+
+func (a answerPosts) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodPost || req.Body == nil {
 		return http.DefaultTransport.RoundTrip(req)
 	}
@@ -220,11 +231,10 @@ func (r refuseAll) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Contains(body, []byte(r.naming)) {
-		clone := req.Clone(req.Context())
-		clone.Body, clone.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		return http.DefaultTransport.RoundTrip(clone)
+	if res := a(req, body); res != nil {
+		return res, nil
 	}
-	return &http.Response{StatusCode: http.StatusBadRequest, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: io.NopCloser(strings.NewReader(`{"message":"beneficiary refused","code":"beneficiary refused"}`)), Request: req}, nil
+	clone := req.Clone(req.Context())
+	clone.Body, clone.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	return http.DefaultTransport.RoundTrip(clone)
 }

@@ -3,9 +3,7 @@ package dispatch
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,21 +21,12 @@ type forbidOne struct {
 }
 
 func (r *forbidOne) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodPost || req.Body == nil {
-		return http.DefaultTransport.RoundTrip(req)
-	}
-	body, err := io.ReadAll(req.Body)
-	req.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	if r.on.Load() && bytes.Contains(body, []byte(`"`+r.id+`"`)) {
-		return &http.Response{StatusCode: http.StatusForbidden, Header: http.Header{"Content-Type": {"application/json"}},
-			Body: io.NopCloser(strings.NewReader(`{"message":"forbidden","code":"forbidden"}`)), Request: req}, nil
-	}
-	clone := req.Clone(req.Context())
-	clone.Body, clone.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	return http.DefaultTransport.RoundTrip(clone)
+	return answerPosts(func(req *http.Request, body []byte) *http.Response {
+		if r.on.Load() && bytes.Contains(body, []byte(`"`+r.id+`"`)) {
+			return jsonAnswer(req, http.StatusForbidden, `{"message":"forbidden","code":"forbidden"}`)
+		}
+		return nil
+	}).RoundTrip(req)
 }
 
 // Two faults together: a single-payout batch's first payee is posted just
