@@ -615,7 +615,7 @@ func (j *job) pay(c claim, t time.Time) error {
 	if payoutID != "" {
 		return j.finish(payoutID)
 	}
-	if len(j.keep) > 0 && j.readBeforeTheLoss() {
+	if len(j.keep) > 0 && j.refusalMayBeLost(c) {
 		// Redis lost our state, and this batch was written before: an
 		// attempt of the lost state may have had it refused, its refusal
 		// recorded only in what was lost (the whole record, or its last

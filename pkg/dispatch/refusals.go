@@ -43,6 +43,17 @@ func (j *job) readBeforeTheLoss() bool {
 	return !j.epochBegan.IsZero() && j.src != nil && j.firstWritten().Before(j.epochBegan.Add(j.e.scanSkew))
 }
 
+// refusalMayBeLost reports whether a refusal an earlier attempt recorded in
+// the batch's record may be gone with it, its REJECTED on the topics: the
+// batch was read before a loss of our state (readBeforeTheLoss), or the
+// claim is fresh while the index says an earlier attempt ran, or Redis may
+// evict (the record evicted, its index entries perhaps too), while no
+// epoch changed. Wompi's batches (rejectedOnTopic) and the single-payout
+// rails' (payeesRejectedOnTopic) both look then.
+func (j *job) refusalMayBeLost(c claim) bool {
+	return j.readBeforeTheLoss() || (j.src != nil && c.code == "fresh" && (j.indexedBefore || j.e.mayEvict.Load()))
+}
+
 // firstWritten is when the batch was first written: its record's time, or
 // the batch's createdAt when earlier. A deferred copy is written anew,
 // and carries the batch's createdAt: a copy an attempt after the loss

@@ -116,10 +116,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		epoch := j.epoch
 		e.reads.Go(func() { e.completeEpoch(e.hard, epoch) })
 	}
-	// A fresh claim that maybeSent counts as a later attempt (the record
-	// evicted, its index entries perhaps kept) lost the refusals the
-	// record held, as a loss of our state does, while no epoch changed.
-	if j.readBeforeTheLoss() || (j.src != nil && c.code == "fresh" && (j.indexedBefore || e.mayEvict.Load())) {
+	if j.refusalMayBeLost(c) {
 		// Redis lost our state, and this batch was written before: an
 		// attempt of the lost state may have had a payee refused, its
 		// refusal recorded only in the lost record (c.refused), its
