@@ -35,4 +35,22 @@ func TestRetentionOfATopicIsReadAsSet(t *testing.T) {
 			t.Errorf("retention.ms=%s: shorter than DEDUPE_WINDOW %v, want %v", c.value, short, !short)
 		}
 	}
+	if why := e.sizeBound(ctx, f.topics.Status); why != "" {
+		t.Errorf("a topic with neither retention.bytes nor compaction read as bounded: %s", why)
+	}
+	for _, c := range []struct{ name, value, want string }{
+		{"retention.bytes", "1073741824", "retention.bytes=1073741824"},
+		{"cleanup.policy", "compact", "retention.bytes=1073741824, cleanup.policy=compact"},
+	} {
+		resp, err := f.kafka.Admin(t).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: c.name, Value: kadm.StringPtr(c.value)}}, f.topics.Status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := resp.On(f.topics.Status, nil); err != nil || r.Err != nil {
+			t.Fatalf("alter %s: %v %v", f.topics.Status, err, r.Err)
+		}
+		if why := e.sizeBound(ctx, f.topics.Status); why != c.want {
+			t.Errorf("%s=%s: bound %q, want %q", c.name, c.value, why, c.want)
+		}
+	}
 }

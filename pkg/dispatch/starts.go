@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -248,6 +249,11 @@ func (e *Engine) checkStartsTopic(ctx context.Context) {
 			"older than the retention, and a copy of a request refused before it, sent again after the loss, is paid; "+
 			"set the topic's retention.ms to at least DEDUPE_WINDOW", "topic", e.cfg.Topics.Status, "retention", kept, "need", e.cfg.DedupeWindow)
 	}
+	if why := e.sizeBound(ctx, e.cfg.Topics.Status); why != "" {
+		e.log.Error("dispatch: the status topic may drop records before its retention.ms ("+why+"): a recovery after a Redis loss finds no REJECTED "+
+			"dropped, and a copy of a request refused before, sent again after the loss, is paid; keep every record for DEDUPE_WINDOW",
+			"topic", e.cfg.Topics.Status)
+	}
 	if _, err := e.missingRails(ctx); err != nil {
 		e.log.Error("dispatch: cannot read the start records: a recovery after a Redis loss will fail until this is fixed (the dispatcher needs Read on the topic)",
 			"topic", topic, "err", err)
@@ -260,30 +266,58 @@ func (e *Engine) checkStartsTopic(ctx context.Context) {
 // retention reads topic's retention.ms (-1: kept for good); ok is false
 // when it cannot be read, which is logged.
 func (e *Engine) retention(ctx context.Context, topic string) (kept time.Duration, ok bool) {
+	cfg, ok := e.topicConfigs(ctx, topic)
+	if !ok {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(cfg["retention.ms"], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if ms < 0 {
+		return -1, true
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
+
+// sizeBound says what else than retention.ms may drop topic's records
+// sooner: a retention.bytes (a size per partition) or compaction (only the
+// last record of a key is kept); "" when neither, or when unknown.
+func (e *Engine) sizeBound(ctx context.Context, topic string) string {
+	cfg, ok := e.topicConfigs(ctx, topic)
+	if !ok {
+		return ""
+	}
+	var why []string
+	if b, err := strconv.ParseInt(cfg["retention.bytes"], 10, 64); err == nil && b >= 0 {
+		why = append(why, "retention.bytes="+cfg["retention.bytes"])
+	}
+	if strings.Contains(cfg["cleanup.policy"], "compact") {
+		why = append(why, "cleanup.policy="+cfg["cleanup.policy"])
+	}
+	return strings.Join(why, ", ")
+}
+
+// topicConfigs reads topic's configs; ok is false when they cannot be
+// read, which is logged.
+func (e *Engine) topicConfigs(ctx context.Context, topic string) (map[string]string, bool) {
 	cfgs, err := kadm.NewClient(e.cl).DescribeTopicConfigs(ctx, topic)
 	if err != nil {
-		e.log.Warn("dispatch: cannot read a topic's retention", "topic", topic, "err", err)
-		return 0, false
+		e.log.Warn("dispatch: cannot read a topic's configs", "topic", topic, "err", err)
+		return nil, false
 	}
 	rc, err := cfgs.On(topic, nil)
 	if err != nil || rc.Err != nil {
-		e.log.Warn("dispatch: cannot read a topic's retention", "topic", topic, "err", errors.Join(err, rc.Err))
-		return 0, false
+		e.log.Warn("dispatch: cannot read a topic's configs", "topic", topic, "err", errors.Join(err, rc.Err))
+		return nil, false
 	}
+	out := make(map[string]string, len(rc.Configs))
 	for _, c := range rc.Configs {
-		if c.Key != "retention.ms" || c.Value == nil {
-			continue
+		if c.Value != nil {
+			out[c.Key] = *c.Value
 		}
-		ms, err := strconv.ParseInt(*c.Value, 10, 64)
-		if err != nil {
-			return 0, false
-		}
-		if ms < 0 {
-			return -1, true
-		}
-		return time.Duration(ms) * time.Millisecond, true
 	}
-	return 0, false
+	return out, true
 }
 
 // prefixCheckEvery is how often a running dispatcher reads the start
