@@ -690,10 +690,7 @@ func (j *job) pay(c claim, t time.Time) error {
 		if g.Denied == ratelimit.DeniedBatchCount {
 			reason = payout.ReasonBatchBudget
 		}
-		if amount > g.AccountLimitInCents {
-			log.Error("dispatch: batch total exceeds the account's daily limit: it will be deferred every day until the limit is raised",
-				"amount", amount, "limit", g.AccountLimitInCents)
-		}
+		j.overDailyLimit(amount, g)
 		return j.deferBatch(reason, j.nextDayStart(), false, "our daily budget is used up ("+string(g.Denied)+")")
 	}
 	if g.AccountLimitInCents > 0 {
@@ -705,6 +702,19 @@ func (j *job) pay(c claim, t time.Time) error {
 
 	// Steps 6 to 9: rate limit and health gate, post exactly once, refusals, success.
 	return j.post()
+}
+
+// overDailyLimit logs and counts (payouts_dispatcher_over_daily_limit_total)
+// a batch denied its day whose amount alone is above the account's daily
+// limit: no day will have room for it, and it is deferred every day, never
+// split or dropped, until the limit is raised.
+func (j *job) overDailyLimit(amount int64, g ratelimit.Grant) {
+	if g.AccountLimitInCents <= 0 || amount <= g.AccountLimitInCents {
+		return
+	}
+	j.log.Error("dispatch: the batch's total is above the account's daily limit: it is deferred every day until the limit is raised",
+		"amount", amount, "limit", g.AccountLimitInCents)
+	j.e.m.overLimit.WithLabelValues(string(railName(j.b))).Inc()
 }
 
 // keptAmount is the sum of the kept requests' amounts.

@@ -57,6 +57,7 @@ type metrics struct {
 	railBlocked       *prometheus.CounterVec   // rail, code
 	inflight          prometheus.Gauge
 	railDeferred      *prometheus.CounterVec // rail, cause
+	overLimit         *prometheus.CounterVec // rail
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -146,10 +147,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		railDeferred: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rail_deferred_total",
 			Help: "Batches deferred with RAIL_NOT_CONFIGURED, by rail and cause: not_enabled (no credentials here), not_implemented (credentials set, but this release cannot pay through the rail yet), unknown (rail label unknown too). Never paid, never lost: they retry every 15 minutes; an alert fires."},
 			[]string{"rail", "cause"}),
+		overLimit: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "over_daily_limit_total",
+			Help: "Batches deferred to the next day because what they still have to pay is, alone, above their account's daily limit: they are deferred every day, never split or dropped, until the limit is raised (DAILY_LIMIT_CENTS, or the provider's limit). An alert fires."},
+			[]string{"rail"}),
 	}
 	for _, c := range []prometheus.Collector{m.batches, m.transactions, m.wompiLatency, m.stages, m.wompiErrors, m.retries, m.unanswered, m.awaited, m.deferred,
 		m.duplicates, m.unknownBanks, m.budgetUsage, m.unhealthy, m.healthWaits, m.recoveries, m.firstStarts, m.unindexed, m.railsMissing, m.runIDUnknown, m.mayEvict, m.prefixMismatch, m.startRewrites, m.postBlocked, m.restarts, m.lateSkipped, m.refusalScans, m.rejectedIndexed, m.notBeforeIgnored, m.listedPending, m.leasesLost,
-		m.reconciled, m.providerDupes, m.amountMismatch, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred} {
+		m.reconciled, m.providerDupes, m.amountMismatch, m.lookupsSkipped, m.railLatency, m.railErrors, m.railBlocked, m.inflight, m.railDeferred, m.overLimit} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("dispatch: metrics: %w", err)
 		}
@@ -163,6 +167,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	m.railDeferred.WithLabelValues(railUnknown, railUnknown)
+	for _, n := range rail.Names {
+		m.overLimit.WithLabelValues(string(n))
+	}
 	var err error
 	if m.duplicateRequests, err = ops.DuplicateRequests(reg); err != nil {
 		return nil, fmt.Errorf("dispatch: metrics: %w", err)

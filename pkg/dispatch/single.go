@@ -171,6 +171,7 @@ func (j *job) runSingle(c claim, cl rail.SinglePayouts) error {
 		if g.Denied == ratelimit.DeniedBatchCount {
 			reason = payout.ReasonBatchBudget
 		}
+		j.overDailyLimit(j.keptAmount(), g)
 		return j.deferWhole(c, reason, j.nextDayStart(), "our daily budget is used up ("+string(g.Denied)+")")
 	}
 	// The proof, for any later attempt, that POSTs may have gone out.
