@@ -273,11 +273,15 @@ func (c *Client) answerError(cl call, status int, raw []byte) *rail.Error {
 	if status >= 200 && status <= 299 {
 		return nil
 	}
-	msg, code := providerMessage(raw, cl.pii)
+	msg, code := providerText(raw)
 	class := classOf(cl.create, cl.getByID, status)
+	// Read unmasked: masking (a payee's value in the wording, the cut to
+	// 200 bytes) could hide that our id was refused as taken, and a payout
+	// SmartFastPay holds would be read as a refusal.
 	if class == rail.Rejected && idTaken(msg) {
 		class = rail.AlreadyExists
 	}
+	msg, code = maskSent(msg, code, cl.pii)
 	return &rail.Error{Rail: rail.SmartFastPay, Op: cl.op, HTTPStatus: status, Code: code, Message: msg, Class: class}
 }
 

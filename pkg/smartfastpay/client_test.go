@@ -298,6 +298,8 @@ func TestErrorClasses(t *testing.T) {
 		// under it, never a refusal of the payee.
 		{"400 create, id taken", 400, `{"requestId":"r","moreInformation":"transaction.id has already been taken"}`, true, false, rail.AlreadyExists},
 		{"422 create, duplicate transaction", 422, `{"message":"Duplicate transaction"}`, true, false, rail.AlreadyExists},
+		// The same past the 200 bytes of a message that are kept.
+		{"400 create, id taken late in a long message", 400, `{"moreInformation":"` + strings.Repeat("The request could not be processed. ", 6) + `transaction.id has already been taken"}`, true, false, rail.AlreadyExists},
 		{"408 create", 408, ``, true, false, rail.OutcomeUnknown},
 		{"425 create", 425, ``, true, false, rail.OutcomeUnknown},
 		{"403 create", 403, ``, true, false, rail.Unauthorized},

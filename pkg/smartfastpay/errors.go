@@ -48,6 +48,14 @@ type errorBody struct {
 // the values of pii (what the call sent of the payee: a name, which no
 // heuristic tells, among them) first, then Mask.
 func providerMessage(raw []byte, pii []string) (msg, code string) {
+	msg, code = providerText(raw)
+	return maskSent(msg, code, pii)
+}
+
+// providerText returns the message and code of an error answer as the
+// provider wrote them, unmasked: what classifies the answer (idTaken)
+// reads, never what is kept or logged.
+func providerText(raw []byte) (msg, code string) {
 	t := bytes.TrimSpace(raw)
 	var eb errorBody
 	if len(t) > 0 && t[0] == '{' && json.Unmarshal(t, &eb) == nil {
@@ -61,6 +69,12 @@ func providerMessage(raw []byte, pii []string) (msg, code string) {
 	} else {
 		msg = string(t)
 	}
+	return msg, code
+}
+
+// maskSent masks a provider's message and code: the values of pii first,
+// then Mask.
+func maskSent(msg, code string, pii []string) (string, string) {
 	for _, v := range pii {
 		if v = strings.TrimSpace(v); len(v) >= 3 {
 			// Any case: a provider may quote a name in capitals.
