@@ -133,6 +133,15 @@ func TestSameProcess(t *testing.T) {
 		{"Cluster master, no canary now", "run1::t1+t2+t3", "run1::-", false},
 		{"Cluster master, a canary known, none read now", "run1::t1", "run1::", false},
 		{"Cluster master restarted, same canary tokens", "run1::t1+t2+t3", "run2::t1+t2+t3", false},
+		{"Cluster master, canaries with slots unchanged", "run1::t1/1+t2/5+t3/9", "run1::t1/1+t2/5+t3/9", true},
+		{"Cluster master, a canary's slot moved away", "run1::t1/1+t2/5+t3/9", "run1::t2/5+t3/9", true},
+		{"Cluster master, a canary's slot moved, one new in another slot", "run1::t1/1+t2/5+t3/9", "run1::t2/5+t3/9+t4/2", true},
+		{"Cluster master flushed after a canary's slot moved away, the slot back", "run1::t1/1+t2/5+t3/9", "run1::t1/1+t5/5+t6/9", false},
+		{"Cluster master flushed, a canary rewritten in its slot", "run1::t1/1+t2/5+t3/9", "run1::t1/1+t2/5+t4/9", false},
+		{"Cluster master, every canary slot known moved away", "run1::t1/1+t2/5", "run1::t4/2+t5/6", false},
+		{"Cluster master, a since without slots", "run1::t1+t2+t3", "run1::t1/1+t5/5+t6/9", true},
+		{"Cluster master, a since without slots, flushed", "run1::t1+t2+t3", "run1::t4/1+t5/5+t6/9", false},
+		{"Cluster master, no canary then, slots now", "run1::-", "run1::t1/1", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := sameProcess(tc.known, tc.cur); got != tc.same {

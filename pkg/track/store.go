@@ -491,7 +491,8 @@ const stampsSep = "@"
 // routes the call to its master, and the stamp names no canary. A
 // Cluster master's stamp, as readStamps and masterLost make it, names the
 // tokens of all its canaries (canaryKeys) that this process answered,
-// joined by canarySep. Compare stamps with sameProcess.
+// joined by canarySep, each with its key's slot (canarySlotSep). Compare
+// stamps with sameProcess.
 var stampScript = redis.NewScript(redisproc.Lua + `
 if not shifted then repl = '' end
 local canary = ''
@@ -512,6 +513,11 @@ const canarySep = "+"
 // canaries none answered from its process (they all moved, or a read
 // failed): it matches no stamp, not even its own.
 const noCanary = "-"
+
+// canarySlotSep parts, in a Cluster master's stamp, a canary's token from
+// its key's slot ("<token>/<slot>"). A stamp written before names tokens
+// alone; sameCanaries reads them by token.
+const canarySlotSep = "/"
 
 // sameProcess reports whether the stamp known (a since's, of the one Redis
 // or of one master) and the stamp cur read now of the same Redis or master
@@ -534,20 +540,48 @@ func sameProcess(known, cur string) bool {
 }
 
 // sameCanaries reports whether the canary parts of two stamps of one
-// master (sets of tokens, joined by canarySep) share a token, or are both
-// empty (one Redis, which has no canaries, or INFO refused). A flush of
-// the master takes every canary on it: each is written anew with a new
-// token, and none is in common. A reshard that moves one of its canaries'
-// slots takes only that one away (another process answers it, which the
-// stamp does not count): the others still match. A flush after such a
-// move takes the canaries still on the master: nothing in common again.
+// master (sets of tokens with their slots, joined by canarySep) name one
+// process that lost nothing, or are both empty (one Redis, which has no
+// canaries, or INFO refused). A canary is kept while the master serves
+// its slot: a flush of the master takes every canary on it, each written
+// anew with a new token. A reshard that moves one of its canaries' slots
+// takes only that one away (another process answers it, which the stamp
+// does not count): the others still match. So every canary known whose
+// slot cur names (the master serves it now, and answered it) must hold
+// the same token: a flush after a canary's slot moved away, then the slot
+// moved back with its canary, left a token in common, and the flush went
+// unseen. With no such slot (or a stamp that names no slots), a token in
+// common will do: a flush after such a move takes the canaries still on
+// the master, nothing in common again.
 func sameCanaries(known, cur string) bool {
 	if known == "" || cur == "" {
 		return known == cur
 	}
-	cTokens := strings.Split(cur, canarySep)
-	for _, t := range strings.Split(known, canarySep) {
-		if t != noCanary && slices.Contains(cTokens, t) {
+	kTokens, cTokens := strings.Split(known, canarySep), strings.Split(cur, canarySep)
+	held := false
+	for _, k := range kTokens {
+		kTok, kSlot, ok := strings.Cut(k, canarySlotSep)
+		if !ok {
+			continue
+		}
+		for _, c := range cTokens {
+			if cTok, cSlot, ok := strings.Cut(c, canarySlotSep); ok && cSlot == kSlot {
+				if cTok != kTok {
+					return false
+				}
+				held = true
+			}
+		}
+	}
+	if held {
+		return true
+	}
+	for _, k := range kTokens {
+		kTok, _, _ := strings.Cut(k, canarySlotSep)
+		if kTok != noCanary && slices.ContainsFunc(cTokens, func(c string) bool {
+			cTok, _, _ := strings.Cut(c, canarySlotSep)
+			return cTok == kTok
+		}) {
 			return true
 		}
 	}
@@ -563,19 +597,24 @@ func splitStamp(st string) (server, repl, canaries string) {
 }
 
 // withCanaries is the stamp base ("<run id>:<replication id>:", answered
-// by stampScript without a canary) with the tokens of the canaries (their
-// stampScript answers) that the same process answered: an answer from
-// another run id (a canary whose slot a reshard moved) does not count.
-// With none, the stamp names noCanary, unless INFO was refused (no run id
-// to tell a process by; no canary was read then).
-func withCanaries(base string, answers []string) string {
+// by stampScript without a canary) with the tokens of the canaries keys
+// (their stampScript answers, "" for one that failed) that the same
+// process answered, each with its key's slot: an answer from another run
+// id (a canary whose slot a reshard moved) does not count. With none, the
+// stamp names noCanary, unless INFO was refused (no run id to tell a
+// process by; no canary was read then).
+func withCanaries(base string, keys, answers []string) string {
 	server, repl, _ := splitStamp(base)
 	if server == "" {
 		return base
 	}
 	var tokens []string
-	for _, a := range answers {
-		if s, _, t := splitStamp(a); s == server && t != "" && !slices.Contains(tokens, t) {
+	for i, a := range answers {
+		s, _, t := splitStamp(a)
+		if s != server || t == "" {
+			continue
+		}
+		if t += canarySlotSep + strconv.Itoa(canarySlot(keys[i])); !slices.Contains(tokens, t) {
 			tokens = append(tokens, t)
 		}
 	}
@@ -615,8 +654,8 @@ func (s *statusStore) readStamps(ctx context.Context) (string, error) {
 			return err
 		}
 		if len(keys) > 0 {
-			var answers []string
-			for _, c := range cmds {
+			answers := make([]string, len(cmds))
+			for j, c := range cmds {
 				a, err := c.Text()
 				var rerr redis.Error
 				if errors.As(err, &rerr) {
@@ -625,9 +664,9 @@ func (s *statusStore) readStamps(ctx context.Context) (string, error) {
 				if err != nil {
 					return err
 				}
-				answers = append(answers, a)
+				answers[j] = a
 			}
-			v = withCanaries(v, answers)
+			v = withCanaries(v, keys, answers)
 		}
 		mu.Lock()
 		stamps = append(stamps, v)
@@ -1012,7 +1051,7 @@ func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []
 		return nil, nil
 	}
 	masterOf := map[int]string{}
-	stamps, canaries := map[string]*redis.Cmd{}, map[string][]*redis.Cmd{}
+	stamps, canaries, canaryKeys := map[string]*redis.Cmd{}, map[string][]*redis.Cmd{}, map[string][]string{}
 	pipe := s.rdb.Pipeline()
 	for _, i := range first {
 		tr := trs[i]
@@ -1029,6 +1068,7 @@ func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []
 		if stamps[addr] == nil {
 			stamps[addr] = stampScript.Eval(ctx, pipe, []string{key}, "")
 			if cs := s.canaries.Load(); cs != nil {
+				canaryKeys[addr] = (*cs)[addr]
 				for _, k := range (*cs)[addr] {
 					canaries[addr] = append(canaries[addr], stampScript.Eval(ctx, pipe, []string{k}, newToken()))
 				}
@@ -1056,7 +1096,7 @@ func (s *statusStore) masterLost(ctx context.Context, trs []transition, first []
 				}
 				answers = append(answers, a)
 			}
-			v = withCanaries(v, answers)
+			v = withCanaries(v, canaryKeys[addr], answers)
 		}
 		_, known, _ := strings.Cut(trs[i].since, stampsSep)
 		if !slices.ContainsFunc(strings.Split(known, ","), func(k string) bool { return sameProcess(k, v) }) {
