@@ -137,77 +137,7 @@ func TestStatusMasterFlushAloneSeenWhateverTheClientCallsTheNodes(t *testing.T) 
 // would go unseen and PENDING would follow APPROVED. The master's own
 // canaries, which the flush took, tell the loss.
 func TestStatusMasterFlushAfterAReshardOfItsFirstSlotRefusesAReadBeforeIt(t *testing.T) {
-	rc := testenv.RedisCluster(t)
-	cl := rc.NewClient(t)
-	ctx := context.Background()
-	s := newStatusStore(cl, rc.Prefix(), time.Hour, 10*time.Second)
-	masterOf := func(key string) *redis.Client {
-		m, err := cl.MasterForKey(ctx, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
-	id, from, first := "", "", 0
-	for _, c := range []string{"r-1", "r-2", "r-3", "r-4", "r-5", "r-6", "r-7", "r-8"} {
-		key := s.key(kindRequest, c)
-		addr := masterOf(key).Options().Addr
-		if addr == masterOf(s.epochKey()).Options().Addr {
-			continue
-		}
-		f, err := rc.FirstSlotOf(ctx, addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if slot, err := cl.ClusterKeySlot(ctx, key).Result(); err != nil || int(slot) == f {
-			continue
-		}
-		id, from, first = c, addr, f
-		break
-	}
-	if id == "" {
-		t.Fatal("no candidate status key off the marker's master and its master's first slot")
-	}
-	key := s.key(kindRequest, id)
-	to := ""
-	for _, a := range rc.Addrs() {
-		if a != from {
-			to = a
-			break
-		}
-	}
-	since := mustEpoch(t, s) // the poll, before it reads the provider
-	approved := transition{kind: kindRequest, id: id, to: string(payout.StatusApproved), ref: "tx-1", final: true, verified: true}
-	if out, _, err := s.begin(ctx, approved, "hook"); err != nil || out != outcomeOK {
-		t.Fatalf("webhook's APPROVED: %s %v", out, err)
-	}
-	if err := s.end(ctx, approved, "hook", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := rc.MoveSlot(ctx, first, to); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := rc.MoveSlot(context.Background(), first, from); err != nil {
-			t.Errorf("moving slot %d back: %v", first, err)
-		}
-	})
-	if err := masterOf(key).FlushAll(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if cur, err := s.currentEpoch(ctx); err != nil || cur != marker(since) {
-		t.Fatalf("the marker changed (%q, was %q: %v): the flush touched its master", cur, since, err)
-	}
-	stale := transition{kind: kindRequest, id: id, to: string(payout.StatusPending), ref: "tx-1", verified: true, since: since}
-	if out, _, err := s.begin(ctx, stale, "poll"); err != nil || out != outcomeReread {
-		t.Fatalf("the poll's PENDING read before its key's master lost a slot then was flushed: %s %v, want %s: PENDING follows APPROVED", out, err, outcomeReread)
-	}
-	// The dispatcher's gate checks its SUBMITTED the same way.
-	g := NewGate(cl, rc.Prefix(), time.Minute)
-	tk, err := g.Begin(ctx, since, []GateItem{{ID: id, To: string(payout.StatusSubmitted), Ref: "tx-1"}})
-	if err != nil || tk.Verdicts[0] != GateSkip {
-		t.Fatalf("SUBMITTED observed before the flush: %+v %v, want skipped", tk, err)
-	}
+	flushAfterAReshardOfItsFirstSlot(t, false)
 }
 
 // TestStatusMasterFlushAfterAReshardOfItsFirstSlotRefusesAReadBeforeIt with
@@ -218,6 +148,12 @@ func TestStatusMasterFlushAfterAReshardOfItsFirstSlotRefusesAReadBeforeIt(t *tes
 // since names, and the master's stamp shares it with the since's. The
 // flush goes unseen and PENDING follows APPROVED.
 func TestStatusMasterFlushSeenWhenItsMovedCanaryComesBack(t *testing.T) {
+	flushAfterAReshardOfItsFirstSlot(t, true)
+}
+
+// flushAfterAReshardOfItsFirstSlot is both tests above: back moves the
+// slot back to its master after the flush.
+func flushAfterAReshardOfItsFirstSlot(t *testing.T, back bool) {
 	rc := testenv.RedisCluster(t)
 	cl := rc.NewClient(t)
 	ctx := context.Background()
@@ -268,27 +204,42 @@ func TestStatusMasterFlushSeenWhenItsMovedCanaryComesBack(t *testing.T) {
 	if err := rc.MoveSlot(ctx, first, to); err != nil {
 		t.Fatal(err)
 	}
+	if !back {
+		t.Cleanup(func() {
+			if err := rc.MoveSlot(context.Background(), first, from); err != nil {
+				t.Errorf("moving slot %d back: %v", first, err)
+			}
+		})
+	}
 	if err := masterOf(key).FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.MoveSlot(ctx, first, from); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		cl.ReloadState(ctx)
-		if masterOf(s.canaryKey(first)).Options().Addr == from {
-			break
+	if back {
+		if err := rc.MoveSlot(ctx, first, from); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the client does not see the slot back on its master")
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			cl.ReloadState(ctx)
+			if masterOf(s.canaryKey(first)).Options().Addr == from {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the client does not see the slot back on its master")
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if cur, err := s.currentEpoch(ctx); err != nil || cur != marker(since) {
 		t.Fatalf("the marker changed (%q, was %q: %v): the flush touched its master", cur, since, err)
 	}
 	stale := transition{kind: kindRequest, id: id, to: string(payout.StatusPending), ref: "tx-1", verified: true, since: since}
 	if out, _, err := s.begin(ctx, stale, "poll"); err != nil || out != outcomeReread {
-		t.Fatalf("the poll's PENDING read before its key's master was flushed (its first slot moved away, then back): %s %v, want %s: PENDING follows APPROVED", out, err, outcomeReread)
+		t.Fatalf("the poll's PENDING read before its key's master lost a slot then was flushed (the slot back after: %v): %s %v, want %s: PENDING follows APPROVED", back, out, err, outcomeReread)
+	}
+	// The dispatcher's gate checks its SUBMITTED the same way.
+	g := NewGate(cl, rc.Prefix(), time.Minute)
+	tk, err := g.Begin(ctx, since, []GateItem{{ID: id, To: string(payout.StatusSubmitted), Ref: "tx-1"}})
+	if err != nil || tk.Verdicts[0] != GateSkip {
+		t.Fatalf("SUBMITTED observed before the flush: %+v %v, want skipped", tk, err)
 	}
 }
