@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -362,6 +363,41 @@ func TestPoisonAfterSinglePostsRejectsNobody(t *testing.T) {
 	f.kafka.Settle(t, time.Second, f.topics.Status)
 	if ss := f.statuses(); len(ss) != 0 {
 		t.Fatalf("%d statuses produced for a batch whose payees may be paid: %+v", len(ss), ss)
+	}
+}
+
+// The same for a single-payout batch no attempt of this epoch posted, but
+// that an attempt before a Redis loss may have (its record, and the
+// firstPostAt in it, went with the loss), or whose record is gone while
+// the index says an attempt ran: a payee paid then and REJECTED now would
+// be sent again under a new requestId, and paid twice.
+func TestPoisonAfterALossRejectsNobody(t *testing.T) {
+	t.Parallel()
+	r := singleRails(t)[0](t)
+	f := newFixture(t, fixtureOpt{})
+	e := r.engine(f, nil)
+	for _, tc := range []struct {
+		name string
+		set  func(j *job)
+	}{
+		{"read before the loss", func(j *job) {
+			j.epochBegan = time.Now()
+			j.src = &kgo.Record{Timestamp: time.Now().Add(-time.Minute)}
+		}},
+		{"record gone, indexed before", func(j *job) { j.indexedBefore = true }},
+	} {
+		b := singleBatch(r, "poisoned-"+strings.ReplaceAll(tc.name, " ", "-"), 2)
+		j := &job{e: e, b: &b, log: testLogger(), soft: context.Background(), hard: context.Background(), epoch: "e0",
+			owner: "w", keep: []int{0, 1}}
+		tc.set(j)
+		err := j.poison(&PermanentError{Reason: payout.ReasonDispatchFailed, Err: errors.New("encode deferred batch: boom")})
+		if err == nil || IsPermanent(err) {
+			t.Fatalf("%s: poison: %v, want a retryable error", tc.name, err)
+		}
+	}
+	f.kafka.Settle(t, time.Second, f.topics.Status)
+	if ss := f.statuses(); len(ss) != 0 {
+		t.Fatalf("%d statuses produced for batches whose payees may be paid: %+v", len(ss), ss)
 	}
 }
 

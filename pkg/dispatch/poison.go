@@ -76,11 +76,16 @@ func postPermanent(err error) bool {
 // batch.
 func (j *job) poison(p *PermanentError) error {
 	e, b := j.e, j.b
-	if railName(b) != rail.Wompi && !j.firstPostAt.IsZero() {
+	if railName(b) != rail.Wompi && (!j.firstPostAt.IsZero() || j.readBeforeTheLoss() || j.indexedBefore) {
 		// Some payees of a single-payout batch may be paid, and no lookup
 		// by reference finds them all: REJECTED would be false for them.
 		// The batch is retried from its claim (each payee's lookup adopts
-		// what was paid), loudly, rather than ended.
+		// what was paid), loudly, rather than ended. So is one an attempt
+		// before a loss of our state may have posted (readBeforeTheLoss),
+		// or whose record is gone while the index says an attempt ran
+		// (indexedBefore): the firstPostAt recorded went with the record,
+		// and a payee REJECTED though paid would be sent again, under a
+		// new requestId, and paid twice.
 		j.log.Error("dispatch: a single-payout batch whose payees may be paid failed for good: retried, never rejected whole",
 			"reason", p.Reason, "err", p.Err)
 		return fmt.Errorf("dispatch: batch %s failed after its payees may have been paid (retried): %w", b.BatchID, p.Err)
