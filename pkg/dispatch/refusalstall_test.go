@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Three faults: Wompi refuses every batch of one dispatcher (a lookup then
@@ -81,6 +83,100 @@ func TestStalledSingleRejectedDoesNotLandAfterARedisLoss(t *testing.T) {
 		if paid == 0 {
 			t.Fatal("the second dispatcher paid no moved payee: the faults did not line up")
 		}
+	})
+}
+
+// Four faults (review of dropRefusedBefore, whose ungated mark no test
+// held): a single-payout rail refuses a batch's payee (a 400, nothing
+// created), and its REJECTED fails for good (the status topic refuses the
+// write): the refusal is recorded in the batch's record, its REJECTED is
+// nowhere. The batch is read again (its offset was not committed) on the
+// next day, whose budget has no room: it is deferred whole, and the refused
+// payee, moved to the drops (dropRefusedBefore), has its REJECTED sent
+// again, through no status gate. The brokers leave that produce
+// unanswered, the worker is stopped (it gives the record up; the client
+// still sends it) and Redis loses our state, the refusal and the lease with
+// it. The next attempt, after the recovery, finds no REJECTED of the payee
+// on the status topic (payeesRejectedOnTopic), looks it up absent and pays
+// it: SUBMITTED. Had the first replica's client stayed open (the job not
+// marked ungated), the REJECTED it gave up would land after that
+// SUBMITTED: the payee paid, yet REJECTED (final) on the status topic, so
+// the ledger counts the money as still owed and the marketplace may send
+// the payee a new request: paid twice. The lost lease closes the client
+// before a recovery can end (holdLease).
+func TestStalledRefusedDropDoesNotLandAfterARedisLoss(t *testing.T) {
+	t.Parallel()
+	eachSingleRail(t, func(t *testing.T, r singleRail) {
+		ctx := context.Background()
+		f := newFixture(t, fixtureOpt{kfake: true, partitions: 1, ownRedis: true})
+		b := singleBatch(r, "drop-stall-"+string(r.name), 1)
+		refused := b.Transactions[0].RequestID
+		src := &kgo.Record{Topic: f.topics.Batches, Key: []byte(b.BatchID), Timestamp: time.Now()}
+		tr := &refuseOnce{refuse: refused}
+		rr := r.through(t, tr)
+
+		var refuse atomic.Bool
+		refuseProduce(t, f, &refuse)
+		refuse.Store(true)
+		bb := b
+		if err := rr.engine(f, nil).process(ctx, &bb, src, testLogger()); err == nil {
+			t.Fatal("the first attempt ended while the status topic refused its records")
+		}
+		refuse.Store(false)
+		key := f.redis.Prefix() + "{dispatch}:batch:" + b.BatchID
+		if v, _ := f.redis.Client().HGet(ctx, key, refusedPrefix+refused).Result(); v == "" {
+			t.Fatal("the first attempt recorded no refusal of the payee")
+		}
+
+		// The batch read again on the next day, its budget full; the
+		// brokers leave its REJECTED unanswered.
+		loc := rail.Location(r.name)
+		f.clock.Set(payout.DayIn(f.clock.Now(), loc).Next().StartIn(loc).Add(time.Hour))
+		var hold atomic.Bool
+		var nheld atomic.Int32
+		hold.Store(true)
+		holdProducer(f, &hold, &nheld, f.topics.Status)
+		e2 := rr.engine(f, func(c *Config) { c.DailyLimitCents = 50_000 })
+		stop, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ended := make(chan error, 1)
+		bb2 := b
+		go func() { ended <- e2.process(stop, &bb2, src, testLogger()) }()
+		waitHeld(t, &nheld, "the read-again attempt's REJECTED")
+		if err := f.redis.FlushAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel() // the worker stops: its record given up unanswered
+		select {
+		case <-ended:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the read-again attempt has not given its record up 30 s after its worker stopped")
+		}
+
+		// The next attempt, after the recovery.
+		bb = b
+		if err := rr.engine(f, nil).process(ctx, &bb, src, testLogger()); err != nil {
+			t.Fatalf("the attempt after the loss: %v", err)
+		}
+		if n := r.sim.Accepted(refused); n != 1 {
+			t.Fatalf("the payee paid %d times after the loss, want 1: the faults did not line up", n)
+		}
+		// The guard, checked before the hold is let go: a request kfake
+		// held for a closed client is dropped, which a real broker that
+		// had read it would not do (stalledUngatedAcrossALoss).
+		if e2.silenced.Load() == nil {
+			t.Error("the read-again attempt's client was still open when the payee was paid after the loss: " +
+				"the REJECTED it gave up may land after that SUBMITTED")
+		}
+		hold.Store(false)
+		eventually(t, "the read-again attempt's record answered or failed", func() bool {
+			return testutil.ToFloat64(e2.m.awaited) == 0
+		})
+		time.Sleep(time.Second) // its record, if sent, lands
+		if rj := byStatus(f.statuses())[refused][payout.StatusRejected]; len(rj) > 0 {
+			t.Errorf("%s is REJECTED on the status topic, and %s paid it %d times", refused, r.name, r.sim.Accepted(refused))
+		}
+		f.checkLifecycles()
 	})
 }
 

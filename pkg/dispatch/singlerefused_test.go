@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -37,32 +36,20 @@ type refuseOnce struct {
 }
 
 func (r *refuseOnce) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodPost || req.Body == nil {
-		return http.DefaultTransport.RoundTrip(req)
-	}
-	body, err := io.ReadAll(req.Body)
-	req.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	answer := func(code int, msg string) (*http.Response, error) {
-		return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
-			Body: io.NopCloser(strings.NewReader(`{"message":"` + msg + `","code":"` + msg + `"}`)), Request: req}, nil
-	}
-	if bytes.Contains(body, []byte(`"`+r.refuse+`"`)) {
-		r.posts.Add(1)
-		refused := false
-		r.once.Do(func() { refused = true })
-		if refused {
-			return answer(http.StatusBadRequest, "beneficiary refused")
+	return answerPosts(func(req *http.Request, body []byte) *http.Response {
+		if bytes.Contains(body, []byte(`"`+r.refuse+`"`)) {
+			r.posts.Add(1)
+			refused := false
+			r.once.Do(func() { refused = true })
+			if refused {
+				return jsonAnswer(req, http.StatusBadRequest, `{"message":"beneficiary refused","code":"beneficiary refused"}`)
+			}
 		}
-	}
-	if bytes.Contains(body, []byte(`"`+r.downID+`"`)) && r.down.Load() {
-		return answer(http.StatusServiceUnavailable, "down")
-	}
-	clone := req.Clone(req.Context())
-	clone.Body, clone.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	return http.DefaultTransport.RoundTrip(clone)
+		if bytes.Contains(body, []byte(`"`+r.downID+`"`)) && r.down.Load() {
+			return jsonAnswer(req, http.StatusServiceUnavailable, `{"message":"down","code":"down"}`)
+		}
+		return nil
+	}).RoundTrip(req)
 }
 
 // through returns r with its client's calls going through tr.
