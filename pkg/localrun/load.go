@@ -61,6 +61,11 @@ type LoadFigures struct {
 	// the heap, and GCCycles the collections it ran, over the same window:
 	// the three workers and the load run's own part together.
 	HeapObjects, HeapBytes, GCCycles uint64
+	// Yardstick is the CPU time of cpustat.Yardstick's fixed work, just
+	// before the first publish and just after the last SUBMITTED: how fast
+	// the machine was, so that figures of runs on different machines, or
+	// hours, are compared beside it (0 when not measured).
+	Yardstick [2]time.Duration
 }
 
 // PipelineWorkersCPU is WorkersCPU without the load generator's part (all
@@ -136,6 +141,10 @@ func (l *LoadFigures) Print(w io.Writer) {
 		fmt.Fprintf(w, "  heap allocations per %-7s    %.1f objects, %.0f bytes (workers' process, with the load run's part; %d GC cycles)\n",
 			unit, l.perRequestCount(l.HeapObjects), l.perRequestCount(l.HeapBytes), l.GCCycles)
 	}
+	if l.Yardstick[0] > 0 {
+		fmt.Fprintf(w, "  machine's yardstick (fixed work) %.1f ms of CPU before the run, %.1f ms after (compare runs beside it)\n",
+			ms(l.Yardstick[0]), ms(l.Yardstick[1]))
+	}
 	fmt.Fprintf(w, "  peak RSS (workers' process)      %.1f MiB (%s)\n", float64(l.PeakRSS)/(1<<20), l.memorySettings())
 	for _, name := range slices.Sorted(maps.Keys(l.ChildRSS)) {
 		rss := l.ChildRSS[name]
@@ -148,6 +157,9 @@ func (l *LoadFigures) Print(w io.Writer) {
 	fmt.Fprintf(w, "  raw franz-go consume, same topic %.0f records/s\n", l.RawConsumePerSec)
 	fmt.Fprintf(w, "  pipeline / raw consume           %.1f%%\n", l.PipelineOverRawPc)
 }
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // memorySettings says under which Go memory settings PeakRSS was taken.
 func (l *LoadFigures) memorySettings() string {
@@ -168,7 +180,7 @@ func (s *Stack) loadFigures(ctx context.Context, o Options, batches int, publish
 		MemoryLimit: debug.SetMemoryLimit(-1), GOGC: os.Getenv("GOGC"),
 		WorkersCPU: after.workers - before.workers, RedisCPU: -1, ChildCPU: map[string]time.Duration{}, LoadGenCPU: -1,
 		HeapObjects: after.heap.objects - before.heap.objects, HeapBytes: after.heap.bytes - before.heap.bytes,
-		GCCycles: after.heap.gcs - before.heap.gcs}
+		GCCycles: after.heap.gcs - before.heap.gcs, Yardstick: [2]time.Duration{before.yardstick, after.yardstick}}
 	if l.Rail == "" {
 		l.Rail = "wompi"
 	}
@@ -330,7 +342,11 @@ type LoadSummary struct {
 	MemorySettings        string             `json:"memory_settings"`
 	ChildRSSMiB           map[string]float64 `json:"child_peak_rss_mib"`
 	RawConsumePerSec      *float64           `json:"raw_consume_per_second"`
-	Reconciled            bool               `json:"reconciled"`
+	// The machine's yardstick (cpustat.Yardstick) in milliseconds of CPU,
+	// before the run and after it; null when not measured.
+	YardstickBeforeMs *float64 `json:"yardstick_ms_before"`
+	YardstickAfterMs  *float64 `json:"yardstick_ms_after"`
+	Reconciled        bool     `json:"reconciled"`
 }
 
 // Summary is l as a LoadSummary; reconciled is the run's verdict.
@@ -345,6 +361,10 @@ func (l *LoadFigures) Summary(reconciled bool) LoadSummary {
 	}
 	if l.RawConsumePerSec > 0 {
 		s.RawConsumePerSec = &l.RawConsumePerSec
+	}
+	if l.Yardstick[0] > 0 && l.Yardstick[1] > 0 {
+		before, after := ms(l.Yardstick[0]), ms(l.Yardstick[1])
+		s.YardstickBeforeMs, s.YardstickAfterMs = &before, &after
 	}
 	s.CPU.WorkersProcess = l.perRequest(l.WorkersCPU)
 	if l.LoadGenCPU >= 0 {

@@ -17,7 +17,7 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 		WorkersCPU: 30 * time.Millisecond, RedisCPU: 20 * time.Millisecond, LoadGenCPU: 8 * time.Millisecond,
 		ChildCPU: map[string]time.Duration{"kfake": 3 * time.Millisecond, "wompisim": 11 * time.Millisecond},
 		ChildRSS: map[string]int64{"kfake": 64 << 20}, RawConsumePerSec: 800000,
-		HeapObjects: 13_500, HeapBytes: 2_900_000, GCCycles: 42}
+		HeapObjects: 13_500, HeapBytes: 2_900_000, GCCycles: 42, Yardstick: [2]time.Duration{70 * time.Millisecond, 66500 * time.Microsecond}}
 	var out bytes.Buffer
 	if err := (&Report{Load: l}).WriteLoadJSON(&out); err != nil {
 		t.Fatal(err)
@@ -33,6 +33,7 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 		"dispatcher_redis_commands_per_batch": 24.5, "dispatcher_redis_round_trips_per_batch": 14.0,
 		"peak_rss_mib": 300.0, "memory_settings": "GOMEMLIMIT 240 MiB, GOGC 100", "raw_consume_per_second": 800000.0,
 		"heap_objects_per_request": 13.5, "heap_bytes_per_request": 2900.0, "gc_cycles": 42.0,
+		"yardstick_ms_before": 70.0, "yardstick_ms_after": 66.5,
 		"cpu.workers_process": 30.0, "cpu.load_run": 8.0, "cpu.workers_alone": 22.0, "cpu.redis": 20.0,
 		"cpu.simulators": 11.0, "cpu.workers_redis_simulators": 61.0, "children.kfake": 3.0, "children.wompisim": 11.0,
 	} {
@@ -58,8 +59,9 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 	}
 
 	// Not measured: the load run's share, Redis's CPU, the raw consume,
-	// the steady rate.
+	// the steady rate, the machine's yardstick.
 	l.LoadGenCPU, l.RedisCPU, l.RawConsumePerSec, l.SteadyPerSec, l.HeapObjects = -1, -1, 0, 0, 0
+	l.Yardstick = [2]time.Duration{}
 	out.Reset()
 	if err := (&Report{Load: l, DuplicatesPaid: []string{"r-1"}}).WriteLoadJSON(&out); err != nil {
 		t.Fatal(err)
@@ -74,7 +76,8 @@ func TestLoadJSONGivesThePrintedFigures(t *testing.T) {
 			t.Errorf("cpu %s = %v (present %v), want null", k, v, ok)
 		}
 	}
-	for _, k := range []string{"raw_consume_per_second", "steady_per_second", "heap_objects_per_request", "heap_bytes_per_request", "gc_cycles"} {
+	for _, k := range []string{"raw_consume_per_second", "steady_per_second", "heap_objects_per_request", "heap_bytes_per_request", "gc_cycles",
+		"yardstick_ms_before", "yardstick_ms_after"} {
 		if v, ok := got[k]; !ok || v != nil {
 			t.Errorf("%s = %v (present %v), want null", k, v, ok)
 		}

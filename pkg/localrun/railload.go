@@ -51,6 +51,9 @@ type cpuSample struct {
 	redis    time.Duration            // redis-server, from INFO cpu (-1: unknown)
 	children map[string]time.Duration // by role, from /proc/<pid>/stat
 	heap     heapSample               // this process's allocations so far
+	// yardstick is cpustat.Yardstick's CPU time, taken just outside the
+	// measured window (before the first sample, after the last).
+	yardstick time.Duration
 }
 
 // heapSample is the workers' process's heap allocations and garbage

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wompi-payouts/pipeline/pkg/cpustat"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
@@ -120,8 +121,10 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 	var cpuBefore cpuSample
 	var split *cpuSplit
 	if o.Load {
+		ys, _ := cpustat.Yardstick()
 		split = startCPUSplit()
 		cpuBefore = s.sampleCPU(ctx, o.children)
+		cpuBefore.yardstick = ys
 	}
 	start := time.Now()
 	var req payout.Request
@@ -182,6 +185,7 @@ func (s *Stack) drive(ctx context.Context, o Options, began time.Time) (*Report,
 	if o.Load {
 		cpuAfter = s.sampleCPU(ctx, o.children)
 		loadGenShare, splitOK = split.stop()
+		cpuAfter.yardstick, _ = cpustat.Yardstick()
 	}
 	prog.done()
 	stopFollow()
