@@ -78,7 +78,17 @@ func bindConfig(s *config.Set, hostname func() (string, error)) *Settings {
 		})
 	s.Duration(&st.DedupeWindow, "dedupe-window", "DEDUPE_WINDOW", DefaultDedupeWindow,
 		"how long a requestId is single-use: the seen index remembers it that long (keep it the dispatcher's)").
-		Check(func() error { return config.CheckPositive(st.DedupeWindow) })
+		Check(func() error {
+			// A claim must outlive the transaction of the window that made
+			// it (ingest's transaction timeout is BATCH_MAX_WINDOW + 1m):
+			// one forgotten while its window is still open lets a copy read
+			// at the same time, on another partition or instance, claim the
+			// requestId too, and both are batched.
+			if least := st.MaxWindow + time.Minute; st.DedupeWindow < least {
+				return fmt.Errorf("must be at least BATCH_MAX_WINDOW + 1m (%v), the longest a window's transaction stays open, got %v", least, st.DedupeWindow)
+			}
+			return nil
+		})
 	s.Bool(&st.SeenTimestamps, "seen-timestamps", "INGEST_SEEN_TIMESTAMPS", false,
 		"the seen index's claims name their record's timestamp too, so that a copy republished at its original's position after the requests topic was re-created is a copy; turn on once no ingest older than this setting runs")
 	s.Int(&st.MaxTransactions, "batch-max-transactions", "BATCH_MAX_TRANSACTIONS", 5000, "close a batch at this many requests").
