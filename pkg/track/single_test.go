@@ -276,6 +276,16 @@ func TestSingleRailWebhooksRefuseBadBodies(t *testing.T) {
 			}
 		}
 	}
+	// A WEpayout id or invoice of blanks names no payment: 400, not the
+	// 503 a failed read of the provider gets (WEpayout retries a 5xx).
+	for name, body := range map[string]string{
+		"blank id":      `{"id":"  ","invoice":"r-1","status":{"id":3}}`,
+		"blank invoice": `{"id":1,"invoice":" ","status":{"id":3}}`,
+	} {
+		if code := postTo(t, srv.URL, WEpayoutWebhookPath, nil, []byte(body)); code != http.StatusBadRequest {
+			t.Errorf("WEpayout %s: %d, want 400", name, code)
+		}
+	}
 	if evs := f.statusEvents(); len(evs) != 0 {
 		t.Fatalf("%d events", len(evs))
 	}

@@ -77,7 +77,10 @@ func ParseWebhook(body []byte) (*Webhook, error) {
 	if err := json.Unmarshal(t, &w); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedWebhook, maskText(err.Error(), nil))
 	}
-	if w.ID == "" || w.Invoice == "" || w.Status.ID == 0 {
+	// Blank is missing: an id of spaces names no payment (GetPayment
+	// refuses it), and would be answered 503, retried by WEpayout for ever,
+	// instead of 400.
+	if strings.TrimSpace(string(w.ID)) == "" || strings.TrimSpace(w.Invoice) == "" || w.Status.ID == 0 {
 		return nil, fmt.Errorf("%w: id, invoice and status.id are required", ErrMalformedWebhook)
 	}
 	return &w, nil
