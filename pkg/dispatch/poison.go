@@ -91,7 +91,11 @@ func (j *job) poison(p *PermanentError) error {
 		return fmt.Errorf("dispatch: batch %s failed after its payees may have been paid (retried): %w", b.BatchID, p.Err)
 	}
 	j.log.Error("dispatch: batch failed for good: ending it", "reason", p.Reason, "err", p.Err)
-	if !j.firstPostAt.IsZero() {
+	if !j.firstPostAt.IsZero() || j.unsettled {
+		// unsettled: the claim's lookup never answered on a record that
+		// proves nothing (Redis lost it, and the firstPostAt in it, after
+		// an earlier POST), and the deferral that marked it posted failed
+		// for good: Wompi may hold the batch all the same.
 		id, err := j.lookupSettled()
 		if err != nil {
 			return err
