@@ -2,6 +2,7 @@ package wompi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"regexp"
@@ -136,6 +137,9 @@ func (r *Rail) Health(ctx context.Context) (rail.Health, error) {
 	return rail.Health(h.Status), nil
 }
 
+// errNegativeUsage: GET /limits answered a negative figure.
+var errNegativeUsage = errors.New("wompi: GET /limits answered a negative consumption or limit")
+
 // UsageOn returns GET /limits for the Bogota day. Only the client-wide
 // dailyConsumed of TODAY is published [sdk]: without the simulator's
 // extras [ours] (?date=, accounts[], numberOfBatchesConsumed, date) the
@@ -146,9 +150,18 @@ func (r *Rail) UsageOn(ctx context.Context, day string) (rail.Usage, error) {
 		return rail.Usage{}, railError("usage", err)
 	}
 	u := rail.Usage{Day: lim.Date, ConsumedInCents: lim.Limits.DailyConsumed, Batches: int(lim.NumberOfBatchesConsumed)}
+	bad := u.ConsumedInCents < 0 || u.Batches < 0
 	for _, a := range lim.Accounts {
 		u.Accounts = append(u.Accounts, rail.AccountUsage{AccountID: a.AccountID, ConsumedInCents: a.DailyConsumed,
 			DailyLimitInCents: a.DailyLimit})
+		bad = bad || a.DailyConsumed < 0 || a.DailyLimit < 0
+	}
+	if bad {
+		// A negative figure is Wompi's mistake, not the batch's: the
+		// budget refuses to seed from it (ratelimit.ErrInvalid, which ends
+		// a batch for good). Retried, as an answer that cannot be read.
+		return rail.Usage{}, &rail.Error{Rail: rail.Wompi, Op: "usage", Class: rail.Retryable,
+			Message: "GET /limits answered a negative consumption or limit", Err: errNegativeUsage}
 	}
 	return u, nil
 }

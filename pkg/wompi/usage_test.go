@@ -1,0 +1,52 @@
+package wompi_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+)
+
+// A GET /limits answer with a negative figure is Wompi's mistake: the
+// dispatcher's budget refuses to seed from it, and that refusal ends a
+// batch for good (REJECTED, though nothing is wrong with it). UsageOn
+// answers it as a retryable error instead, and reads sound figures as
+// they are.
+func TestUsageOnRefusesNegativeFigures(t *testing.T) {
+	for name, c := range map[string]struct {
+		body string
+		ok   bool
+	}{
+		"sound":                     {`{"limits":{"dailyLimit":100,"dailyConsumed":40},"numberOfBatchesConsumed":3,"accounts":[{"accountId":"a","dailyLimit":50,"dailyConsumed":10}],"date":"2026-12-07"}`, true},
+		"negative consumed":         {`{"limits":{"dailyLimit":100,"dailyConsumed":-1}}`, false},
+		"negative batches":          {`{"limits":{"dailyConsumed":0},"numberOfBatchesConsumed":-2}`, false},
+		"an account's consumed":     {`{"limits":{"dailyConsumed":0},"accounts":[{"accountId":"a","dailyLimit":50,"dailyConsumed":-10}]}`, false},
+		"an account's daily limit":  {`{"limits":{"dailyConsumed":0},"accounts":[{"accountId":"a","dailyLimit":-50,"dailyConsumed":10}]}`, false},
+		"zero everywhere (a fresh)": {`{"limits":{"dailyConsumed":0}}`, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(c.body))
+			}))
+			defer srv.Close()
+			cl, err := wompi.New(wompi.Config{BaseURL: srv.URL, APIKey: "k", PrincipalID: "p"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := wompi.NewRail(cl, wompi.RailConfig{}).UsageOn(context.Background(), "2026-12-07")
+			if c.ok {
+				if err != nil {
+					t.Fatalf("UsageOn: %v", err)
+				}
+				return
+			}
+			if err == nil || rail.ClassOf(err) != rail.Retryable {
+				t.Fatalf("UsageOn = %+v, %v (class %s); want a retryable error", u, err, rail.ClassOf(err))
+			}
+		})
+	}
+}
