@@ -152,6 +152,10 @@ type job struct {
 	// its lookup proves absent is ended REJECTED again, never posted
 	// (payOne).
 	refusedOnTopic map[string]refusal
+	// looked: what this attempt's look on the status topic proved
+	// (payeesRejectedOnTopic), carried by its deferred copy
+	// (lookedHeader).
+	looked *statusLook
 
 	// landing guards what follows a produce of this job that may still
 	// write its records after the job ends (job.produceEach): perhaps
@@ -1944,6 +1948,9 @@ func (j *job) deferredCopy(wait []int, reason payout.Reason, msg string, notBefo
 		statuses = append(statuses, r)
 	}
 	rec := &kgo.Record{Topic: e.cfg.Topics.BatchesDeferred, Key: []byte(b.BatchID), Value: v}
+	if h, ok := j.lookedHeader(wait); ok {
+		rec.Headers = append(rec.Headers, h)
+	}
 	if !notBefore.Before(j.nextDayStart()) {
 		rec.Context = context.WithValue(context.Background(), waitsLong{}, true)
 	}

@@ -2,10 +2,12 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -124,9 +126,11 @@ func (j *job) rejectedOnTopic() (refusal, bool, error) {
 // created nothing for it, so neither the recovery's listing nor a lookup
 // by our id tells. It returns the refusals found, by requestId, with the
 // event's code and message, to be emitted again under the same eventId.
+// A deferred copy whose attempt looked already (headerStatusLooked) is
+// read from the offsets that look reached, not from its first write.
 func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 	e, b := j.e, j.b
-	ctx, cancel := context.WithTimeout(j.soft, refusalScanLimit)
+	ctx, cancel := context.WithTimeout(j.soft, e.refusalLimit)
 	defer cancel()
 	topic := e.cfg.Topics.Status
 	parts, err := e.partitions(ctx, topic, "TOPIC_STATUS")
@@ -148,29 +152,135 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 	}
 	slices.Sort(read)
 	found := map[string]refusal{}
-	_, err = events.ScanFromKeys(ctx, e.readOpts(), topic, read, j.firstWritten().Add(-refusalStatusScanBack), keys,
-		func(rec *kgo.Record) error {
-			var sc payout.StatusChange
-			if err := e.cfg.Codec.DecodeStatusChange(rec.Value, &sc); err != nil {
-				if events.Permanent(err) {
-					return nil // not an event of ours: not a payee's REJECTED
-				}
-				// The schema registry did not answer: the record may be
-				// a payee's REJECTED, and is read again with the batch.
-				return fmt.Errorf("decode a status of a payee at offset %d/%d: %w", rec.Partition, rec.Offset, err)
-			}
-			if ev, ok := want[sc.RequestID]; ok && sc.EventID == ev && sc.Status == payout.StatusRejected &&
-				sc.Source == payout.SourceDispatcher && sc.BatchID != nil && *sc.BatchID == b.BatchID {
-				found[sc.RequestID] = newRefusal(deref(sc.ReasonCode), deref(sc.ReasonMessage), false)
-			}
-			return nil
-		})
+	visit := j.visitStatus(want, found)
+	scan := func(after map[int32]int64) (events.ScanStats, error) {
+		clear(found)
+		return events.ScanFromKeysAfter(ctx, e.readOpts(), topic, read, j.firstWritten().Add(-refusalStatusScanBack), after, keys, visit)
+	}
+	st, err := scan(j.lookedBefore(topic))
+	if errors.Is(err, events.ErrOffsetsAhead) {
+		// The offsets the copy carries are past the partitions' ends:
+		// not this topic's (recreated). The whole look, as without them.
+		j.log.Warn("dispatch: the status topic's offsets a deferred copy carries are past its end: looking from the batch's first write", "err", err)
+		st, err = scan(nil)
+	}
 	if err != nil {
 		e.m.refusalScans.WithLabelValues("error").Inc()
 		return nil, fmt.Errorf("dispatch: read the payees' statuses on %s (TOPIC_STATUS), which a single-payout batch written before a Redis loss needs before any POST: %w", topic, err)
 	}
+	if e.statusLooked != nil {
+		e.statusLooked(st.Records)
+	}
+	looked := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		looked[id] = true
+	}
+	j.looked = &statusLook{topic: topic, ends: st.Ends, ids: looked}
 	e.m.refusalScans.WithLabelValues(strconv.FormatBool(len(found) > 0)).Inc()
 	return found, nil
+}
+
+// headerStatusLooked, on a deferred copy of a single-payout batch, names
+// the offsets of the status topic up to which an attempt looked for its
+// payees' REJECTED (payeesRejectedOnTopic) and found none: "<topic>
+// <partition>:<offset>,...". The copy's own look starts there, not from
+// the batch's first write again: a batch deferred for days after a Redis
+// loss read every day since from the topic each time, until the read
+// outlasted refusalScanLimit and its partition waited for good. A record
+// written after that look is at or past those offsets, so none is missed;
+// a copy without the header (an earlier version's) looks from its first
+// write.
+const headerStatusLooked = "status-looked"
+
+// statusLook is what a look of payeesRejectedOnTopic proved: no REJECTED
+// of this batch for the payees ids on topic below the offsets ends.
+type statusLook struct {
+	topic string
+	ends  map[int32]int64
+	ids   map[string]bool
+}
+
+// lookedBefore returns the offsets of topic an earlier attempt's look
+// reached, from the headerStatusLooked of the batch's record; nil when it
+// has none, or one that cannot be read, or of another topic.
+func (j *job) lookedBefore(topic string) map[int32]int64 {
+	if j.src == nil {
+		return nil
+	}
+	var v []byte
+	for _, h := range j.src.Headers {
+		if h.Key == headerStatusLooked {
+			if v != nil {
+				return nil // two: trust neither
+			}
+			v = h.Value
+		}
+	}
+	t, list, ok := strings.Cut(string(v), " ")
+	if !ok || t != topic || list == "" {
+		return nil
+	}
+	after := map[int32]int64{}
+	for _, po := range strings.Split(list, ",") {
+		pt, ot, ok := strings.Cut(po, ":")
+		p, err1 := strconv.ParseInt(pt, 10, 32)
+		o, err2 := strconv.ParseInt(ot, 10, 64)
+		if !ok || err1 != nil || err2 != nil || p < 0 || o < 0 {
+			return nil
+		}
+		after[int32(p)] = o
+	}
+	return after
+}
+
+// lookedHeader is the headerStatusLooked of a copy holding the payees at
+// positions wait: this attempt's look, when it covered each of them and
+// found none REJECTED. A payee it did not look for (its refusal recorded
+// in the batch's record) or found refused (its lookup not ended) may have
+// its REJECTED below the offsets: then no header, and the copy looks from
+// the batch's first write.
+func (j *job) lookedHeader(wait []int) (kgo.RecordHeader, bool) {
+	l := j.looked
+	if l == nil || len(wait) == 0 {
+		return kgo.RecordHeader{}, false
+	}
+	for _, i := range wait {
+		rid := j.b.Transactions[i].RequestID
+		if _, found := j.refusedOnTopic[rid]; found || !l.ids[rid] {
+			return kgo.RecordHeader{}, false
+		}
+	}
+	parts := slices.Sorted(maps.Keys(l.ends))
+	v := []byte(l.topic + " ")
+	for k, p := range parts {
+		if k > 0 {
+			v = append(v, ',')
+		}
+		v = fmt.Appendf(v, "%d:%d", p, l.ends[p])
+	}
+	return kgo.RecordHeader{Key: headerStatusLooked, Value: v}, true
+}
+
+// visitStatus is payeesRejectedOnTopic's reader of one record: a payee's
+// REJECTED for this batch, written by a dispatcher, goes to found.
+func (j *job) visitStatus(want map[string]string, found map[string]refusal) func(rec *kgo.Record) error {
+	e, b := j.e, j.b
+	return func(rec *kgo.Record) error {
+		var sc payout.StatusChange
+		if err := e.cfg.Codec.DecodeStatusChange(rec.Value, &sc); err != nil {
+			if events.Permanent(err) {
+				return nil // not an event of ours: not a payee's REJECTED
+			}
+			// The schema registry did not answer: the record may be
+			// a payee's REJECTED, and is read again with the batch.
+			return fmt.Errorf("decode a status of a payee at offset %d/%d: %w", rec.Partition, rec.Offset, err)
+		}
+		if ev, ok := want[sc.RequestID]; ok && sc.EventID == ev && sc.Status == payout.StatusRejected &&
+			sc.Source == payout.SourceDispatcher && sc.BatchID != nil && *sc.BatchID == b.BatchID {
+			found[sc.RequestID] = newRefusal(deref(sc.ReasonCode), deref(sc.ReasonMessage), false)
+		}
+		return nil
+	}
 }
 
 // statusKeyPartitions returns every partition of topic, now of n

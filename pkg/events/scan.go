@@ -14,6 +14,10 @@ import (
 // ScanStats counts what a Scan read.
 type ScanStats struct {
 	Records int64 // data records read (committed, in the partitions asked)
+	// Ends is the offset each partition asked was read up to (excluded):
+	// its last stable offset or high watermark as the read began. A
+	// record written after the read began is at or after it.
+	Ends map[int32]int64
 }
 
 // Scan reads the given partitions of topic from their start to their last
@@ -50,6 +54,16 @@ func ScanFrom(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, 
 // and aborted transactions too, and must tell its own records by their
 // content.
 func ScanFromKeys(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, keys [][]byte, fn func(*kgo.Record) error) (ScanStats, error) {
+	return ScanFromKeysAfter(ctx, opts, topic, parts, from, nil, keys, fn)
+}
+
+// ScanFromKeysAfter is ScanFromKeys starting each partition of after at
+// the offset it names when that is later than the first record at or
+// after from: what an earlier read, up to those offsets (its
+// ScanStats.Ends), saw already is not read again. An offset past the
+// partition's high watermark (the topic recreated) is an error: the
+// caller's knowledge is of another log.
+func ScanFromKeysAfter(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, after map[int32]int64, keys [][]byte, fn func(*kgo.Record) error) (ScanStats, error) {
 	set := make(map[string]struct{}, len(keys))
 	for _, k := range keys {
 		set[string(k)] = struct{}{}
@@ -59,8 +73,18 @@ func ScanFromKeys(ctx context.Context, opts []kgo.Opt, topic string, parts []int
 		return ok
 	}
 	return scan(ctx, opts, topic, parts, false, match, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
-		return offsetsAfter(ctx, ka, topic, from)
-	})
+		starts, err := offsetsAfter(ctx, ka, topic, from)
+		if err != nil {
+			return nil, err
+		}
+		for p, o := range after {
+			if s, ok := starts[topic][p]; ok && s.Err == nil && o > s.Offset {
+				s.Offset = o
+				starts[topic][p] = s
+			}
+		}
+		return starts, nil
+	}, after)
 }
 
 // ScanFromUncommitted is ScanFromKeys for every key: it calls fn with
@@ -73,6 +97,10 @@ func ScanFromUncommitted(ctx context.Context, opts []kgo.Opt, topic string, part
 		return offsetsAfter(ctx, ka, topic, from)
 	})
 }
+
+// ErrOffsetsAhead: ScanFromKeysAfter was given an offset past the end of
+// its partition.
+var ErrOffsetsAhead = errors.New("kafka: offsets given are past the partition's end")
 
 // keyIs matches the records whose key equals key, or every record when
 // key is nil.
@@ -100,8 +128,8 @@ func offsetsAfter(ctx context.Context, ka *kadm.Client, topic string, from time.
 // last stable offsets, read_committed; otherwise up to the high
 // watermarks, read_uncommitted.
 func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, committed bool, match func([]byte) bool, fn func(*kgo.Record) error,
-	first func(*kadm.Client) (kadm.ListedOffsets, error)) (ScanStats, error) {
-	var st ScanStats
+	first func(*kadm.Client) (kadm.ListedOffsets, error), after ...map[int32]int64) (ScanStats, error) {
+	st := ScanStats{Ends: make(map[int32]int64, len(parts))}
 	adm, err := kgo.NewClient(opts...)
 	if err != nil {
 		return st, err
@@ -128,6 +156,12 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, comm
 		if !ok1 || !ok2 || s.Err != nil || e.Err != nil {
 			return st, fmt.Errorf("kafka: offsets of %s/%d: %w", topic, p, errors.Join(s.Err, e.Err))
 		}
+		if len(after) > 0 {
+			if o, ok := after[0][p]; ok && o > e.Offset {
+				return st, fmt.Errorf("kafka: %s/%d ends at %d, before offset %d an earlier read reached: %w", topic, p, e.Offset, o, ErrOffsetsAhead)
+			}
+		}
+		st.Ends[p] = e.Offset
 		if e.Offset > s.Offset {
 			want[p] = kgo.NewOffset().At(s.Offset)
 			end[p] = e.Offset
