@@ -40,13 +40,15 @@ const (
 	// /payouts?reference=, before it moves the batch aside (deferred).
 	DefaultLookupPatience = 5 * time.Minute
 	// DefaultRailPatience and DefaultRailRetry: see Config.RailPatience.
-	DefaultRailPatience   = 30 * time.Second
-	DefaultRailRetry      = time.Minute
-	DefaultHTTPTimeout    = 30 * time.Second // Wompi client's own default
-	DefaultLeaseTTL       = 30 * time.Second
-	DefaultHealthInterval = 10 * time.Second
-	DefaultBanksRefresh   = time.Hour
-	DefaultRecordTTL      = 30 * 24 * time.Hour
+	DefaultRailPatience = 30 * time.Second
+	// DefaultRefusalLookLimit: see Config.RefusalLookLimit.
+	DefaultRefusalLookLimit = 2 * time.Minute
+	DefaultRailRetry        = time.Minute
+	DefaultHTTPTimeout      = 30 * time.Second // Wompi client's own default
+	DefaultLeaseTTL         = 30 * time.Second
+	DefaultHealthInterval   = 10 * time.Second
+	DefaultBanksRefresh     = time.Hour
+	DefaultRecordTTL        = 30 * 24 * time.Hour
 	// DefaultRetryBase and DefaultRetryMax bound the backoff between
 	// retries of a failed step (Config.RetryBase, RetryMax).
 	DefaultRetryBase = 250 * time.Millisecond
@@ -115,6 +117,14 @@ type Config struct {
 	// (DEFERRED RAIL_UNAVAILABLE), so one rail's outage does not hold the
 	// partition's other batches. Default DefaultRailPatience.
 	RailPatience time.Duration
+	// RefusalLookLimit bounds one look on the batch status topic or the
+	// status topic for the REJECTED of a batch read again after a Redis
+	// loss (rejectedOnTopic, payeesRejectedOnTopic). A look that cannot
+	// finish in time fails its attempt, which is retried with its
+	// partition waiting (payouts_dispatcher_refusal_scans_total
+	// {found="error"}, PayoutsRefusalLookFailing). Default
+	// DefaultRefusalLookLimit.
+	RefusalLookLimit time.Duration
 	// RailRetry is how long such payees first wait; each further deferral
 	// of the same batch doubles it, up to 16 times (railRetryAfter), so a
 	// weekend-long outage does not emit a DEFERRED a minute per payee.
@@ -282,6 +292,7 @@ func (c *Config) setDefaults() error {
 	def(&c.DedupeWindow, DefaultDedupeWindow)
 	def(&c.LookupPatience, DefaultLookupPatience)
 	def(&c.RailPatience, DefaultRailPatience)
+	def(&c.RefusalLookLimit, DefaultRefusalLookLimit)
 	def(&c.RailRetry, DefaultRailRetry)
 	if c.RatePerSecond <= 0 {
 		c.RatePerSecond = DefaultRatePerSecond

@@ -81,7 +81,7 @@ func deferredAgain(t *testing.T, f *fixture, r singleRail, b payout.Batch, src *
 // day after day after it (its account's budget full). Each copy looked on
 // the status topic for its payees' REJECTED from the batch's createdAt:
 // the read grew by a day of every payee's statuses each time, and once it
-// could not end within refusalScanLimit the batch was retried in place for
+// could not end within RefusalLookLimit the batch was retried in place for
 // good (the read only grows), its deferred partition stalled. A copy now
 // carries the offsets its attempt looked up to (headerStatusLooked): the
 // next one reads only what was written since.
@@ -200,7 +200,7 @@ func rejectedThenRead(t *testing.T, f *fixture, r singleRail, b, nb payout.Batch
 }
 
 // What happens to the batch when its look cannot end within
-// refusalScanLimit (here the limit is cut to nothing; in production: a
+// RefusalLookLimit (here the limit is cut to nothing; in production: a
 // status topic read from days back): the attempt fails before any POST or
 // copy, counted as refusal_scans_total{found="error"}, and is retried in
 // place by its worker (worker.handle), which holds its partition

@@ -103,7 +103,7 @@ type Engine struct {
 	scanSkew time.Duration
 	// silentLimit is silentBrokersLimit (tests shorten it).
 	silentLimit time.Duration
-	// refusalLimit is refusalScanLimit (tests shorten it).
+	// refusalLimit is Config.RefusalLookLimit (tests shorten it).
 	refusalLimit time.Duration
 	// silenced is set, once, when this replica closed its own client
 	// because the brokers left records unanswered too long (job.holdLease):
@@ -134,7 +134,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, m: m, batchRail: cfg.Wompi, workers: map[tp]*worker{}, acctLimits: map[string]int64{}, boot: randomID()[:8], base: time.Now(), railsEvery: railsRecordEvery, prefixEvery: prefixCheckEvery, announceRetry: announceRetryEvery,
-		produceTimeout: produceTimeout, silentLimit: silentBrokersLimit, scanSkew: refusalScanSkew, refusalLimit: refusalScanLimit}
+		produceTimeout: produceTimeout, silentLimit: silentBrokersLimit, scanSkew: refusalScanSkew, refusalLimit: cfg.RefusalLookLimit}
 	_, e.budgetApart = cfg.Redis.(*redis.ClusterClient)
 	e.st = &store{rdb: cfg.Redis, prefix: cfg.Prefix, owner: cfg.InstanceID, leaseMs: cfg.LeaseTTL.Milliseconds(),
 		reqTTLms: cfg.DedupeWindow.Milliseconds(), recTTLms: cfg.RecordTTL.Milliseconds(),

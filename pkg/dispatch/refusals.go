@@ -29,14 +29,10 @@ const refusalScanBack = time.Hour
 
 // refusalStatusScanBack is refusalScanBack for the status topic
 // (payeesRejectedOnTopic), which holds several events per payee: an hour
-// of them at a high rate may not read within refusalScanLimit, and the
+// of them at a high rate may not read within RefusalLookLimit, and the
 // batch would wait for good. Ten times refusalScanSkew, the clock skew the
 // recovery allows for.
 const refusalStatusScanBack = 5 * time.Minute
-
-// refusalScanLimit bounds one look on the batch status topic. It holds a
-// few events per batch: a day of them reads in seconds.
-const refusalScanLimit = 2 * time.Minute
 
 // readBeforeTheLoss reports whether the job's epoch began after a loss of
 // our state, and the batch was first written before that: an attempt of
@@ -78,7 +74,7 @@ func (j *job) firstWritten() time.Time {
 // emitted again as WOMPI_REJECTED with its message, under their eventIds.
 func (j *job) rejectedOnTopic() (refusal, bool, error) {
 	e, b := j.e, j.b
-	ctx, cancel := context.WithTimeout(j.soft, refusalScanLimit)
+	ctx, cancel := context.WithTimeout(j.soft, e.refusalLimit)
 	defer cancel()
 	topic := e.cfg.Topics.BatchStatus
 	parts, err := e.partitions(ctx, topic, "TOPIC_BATCH_STATUS")
@@ -186,7 +182,7 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 // <partition>:<offset>,...". The copy's own look starts there, not from
 // the batch's first write again: a batch deferred for days after a Redis
 // loss read every day since from the topic each time, until the read
-// outlasted refusalScanLimit and its partition waited for good. A record
+// outlasted RefusalLookLimit and its partition waited for good. A record
 // written after that look is at or past those offsets, so none is missed;
 // a copy without the header (an earlier version's) looks from its first
 // write.

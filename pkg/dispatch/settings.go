@@ -52,6 +52,7 @@ type Settings struct {
 	DedupeWindow                   time.Duration
 	LookupPatience                 time.Duration
 	RailPatience                   time.Duration
+	RefusalLookLimit               time.Duration
 	KeyMaxAge                      time.Duration
 	DedupeLookback                 time.Duration // removed: set only to refuse it
 	LeaseTTL                       time.Duration
@@ -165,6 +166,9 @@ func BindConfig(s *config.Set) *Settings {
 	s.Duration(&st.RailPatience, "rail-patience", "DISPATCHER_RAIL_PATIENCE", DefaultRailPatience,
 		"how long a batch retries a failing rail (any rail; for Wompi also while /health says UNHEALTHY) before its unsettled payees wait on the deferred topic (a minute, doubling per deferral up to 16) (DEFERRED RAIL_UNAVAILABLE)").
 		Check(func() error { return config.CheckPositive(st.RailPatience) })
+	s.Duration(&st.RefusalLookLimit, "refusal-look-limit", "DISPATCHER_REFUSAL_LOOK_LIMIT", DefaultRefusalLookLimit,
+		"how long one look on TOPIC_BATCH_STATUS or TOPIC_STATUS may take for the REJECTED of a batch read again after a Redis data loss; a look that runs out of time is retried and its partition waits (PayoutsRefusalLookFailing): raise it if the log shows the looks' deadline").
+		Check(func() error { return config.CheckPositive(st.RefusalLookLimit) })
 	s.Duration(&st.LookupPatience, "lookup-patience", "DISPATCHER_LOOKUP_PATIENCE", DefaultLookupPatience,
 		"how long to wait for a payout Wompi says exists (409 EXC_022) to be listed by reference before moving its batch aside").
 		Check(func() error { return config.CheckPositive(st.LookupPatience) })
@@ -249,7 +253,7 @@ func (st *Settings) Engine(ctx context.Context, reg prometheus.Registerer, logge
 		Kafka: opts, ReadKafka: append(read, kgo.WithLogger(ops.KgoLogger(logger))), Codec: codec, RetiredRails: st.RetiredRails, Topics: st.Topics, Group: st.Group,
 		Redis: rdb, Prefix: st.RedisPrefix,
 		Wompi:       wompi.NewRail(wc, wompi.RailConfig{BanksTTL: st.BanksRefresh, CallTimeout: st.HTTPTimeout}),
-		HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeWindow: st.DedupeWindow, LookupPatience: st.LookupPatience, RailPatience: st.RailPatience,
+		HTTPTimeout: st.HTTPTimeout, RecoveryGrace: st.RecoveryGrace, DedupeWindow: st.DedupeWindow, LookupPatience: st.LookupPatience, RailPatience: st.RailPatience, RefusalLookLimit: st.RefusalLookLimit,
 		KeyMaxAge: st.KeyMaxAge, StatusKeyByKey: !st.StatusConfirmKeys, LookupEveryPayee: st.LookupEveryPayee,
 		FreshKafka:    st.FreshKafka,
 		RatePerSecond: st.RatePerSecond, RateBurst: st.RateBurst,
