@@ -1307,16 +1307,36 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 		// Wompi's figures say nothing of another rail's budgets.
 		return fmt.Errorf("dispatch: the budgets of rail %s cannot be seeded from Wompi's figures", ns.Rail)
 	}
-	ctx, cancel := context.WithTimeout(j.soft, e.cfg.HTTPTimeout)
-	defer cancel()
+	// Each call of Wompi is asked again, with backoff, while Wompi fails
+	// (an outage, or an answer that cannot be read: a negative figure),
+	// within the batch's patience (railWait): past it, the batch waits on
+	// the deferred topic (run: errPatience) instead of being retried in
+	// place for as long as Wompi fails, its partition held.
+	call := func(endpoint string, f func(ctx context.Context) error) error {
+		for attempt := 0; ; attempt++ {
+			ctx, cancel := context.WithTimeout(j.soft, e.cfg.HTTPTimeout)
+			start := time.Now()
+			err := f(ctx)
+			cancel()
+			e.m.observe(endpoint, start, err)
+			if _, ok := railError(err); !ok {
+				return err
+			}
+			e.m.retries.WithLabelValues(endpoint).Inc()
+			j.log.Warn("dispatch: a call of Wompi for the daily budget failed; retrying", "endpoint", endpoint, "err", err, "try", attempt)
+			if werr := j.railWait(e.backoff(attempt)); werr != nil {
+				return fmt.Errorf("%w: %w", werr, err)
+			}
+		}
+	}
 	asked := map[string]rail.Usage{}
 	limitsOn := func(day string) (rail.Usage, string, error) {
 		lim, ok := asked[day]
 		if !ok {
-			start := time.Now()
-			var err error
-			lim, err = e.batchRail.UsageOn(ctx, day)
-			e.m.observe("limits", start, err)
+			err := call("limits", func(ctx context.Context) (err error) {
+				lim, err = e.batchRail.UsageOn(ctx, day)
+				return err
+			})
 			if err != nil {
 				return rail.Usage{}, "", fmt.Errorf("dispatch: GET /limits: %w", err)
 			}
@@ -1364,9 +1384,11 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 			batches = lim.Batches // [ours]: the batches sent that day
 		}
 		if batches == 0 {
-			start := time.Now()
-			n, err := e.batchRail.BatchesListedOn(ctx, day)
-			e.m.observe("payouts", start, err)
+			var n int
+			err := call("payouts", func(ctx context.Context) (err error) {
+				n, err = e.batchRail.BatchesListedOn(ctx, day)
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("dispatch: GET /payouts of the day: %w", err)
 			}

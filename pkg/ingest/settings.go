@@ -80,12 +80,17 @@ func bindConfig(s *config.Set, hostname func() (string, error)) *Settings {
 		"how long a requestId is single-use: the seen index remembers it that long (keep it the dispatcher's)").
 		Check(func() error {
 			// A claim must outlive the transaction of the window that made
-			// it (ingest's transaction timeout is BATCH_MAX_WINDOW + 1m):
-			// one forgotten while its window is still open lets a copy read
-			// at the same time, on another partition or instance, claim the
-			// requestId too, and both are batched.
-			if least := st.MaxWindow + time.Minute; st.DedupeWindow < least {
-				return fmt.Errorf("must be at least BATCH_MAX_WINDOW + 1m (%v), the longest a window's transaction stays open, got %v", least, st.DedupeWindow)
+			// it: one forgotten while its window is still open lets a copy
+			// read at the same time, on another partition or instance,
+			// claim the requestId too, and both are batched. A claim is
+			// made as early as the window's start, and the window commits
+			// as late as its end (BATCH_MAX_WINDOW) plus ingest's
+			// transaction timeout (BATCH_MAX_WINDOW + 1m: runWindow's
+			// Flush and End share it, and the brokers time a transaction
+			// from its first produce, for a window of valid requests its
+			// batches at the window's end).
+			if least := 2*st.MaxWindow + time.Minute; st.DedupeWindow < least {
+				return fmt.Errorf("must be at least 2 x BATCH_MAX_WINDOW + 1m (%v), the longest a window's claim may wait for its commit, got %v", least, st.DedupeWindow)
 			}
 			return nil
 		})

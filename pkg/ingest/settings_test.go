@@ -107,9 +107,10 @@ func TestSeenIndexSettings(t *testing.T) {
 		{"REDIS_PREFIX", "", false},
 		{"DEDUPE_WINDOW", "0s", false},
 		{"DEDUPE_WINDOW", "-1h", false},
-		// Shorter than a window's transaction (BATCH_MAX_WINDOW 2m + 1m).
+		// Shorter than a window and its transaction (BATCH_MAX_WINDOW
+		// 2m, then 2m + 1m).
 		{"DEDUPE_WINDOW", "2m59s", false},
-		{"DEDUPE_WINDOW", "3m", true},
+		{"DEDUPE_WINDOW", "5m", true},
 		{"DEDUPE_WINDOW", "24h", true},
 	} {
 		_, err := parse(t, map[string]string{tc.env: tc.val}, host)

@@ -138,7 +138,7 @@ func (r *Rail) Health(ctx context.Context) (rail.Health, error) {
 }
 
 // errNegativeUsage: GET /limits answered a negative figure.
-var errNegativeUsage = errors.New("wompi: GET /limits answered a negative consumption or limit")
+var errNegativeUsage = errors.New("wompi: GET /limits answered a negative consumption or batch count")
 
 // UsageOn returns GET /limits for the Bogota day. Only the client-wide
 // dailyConsumed of TODAY is published [sdk]: without the simulator's
@@ -150,18 +150,22 @@ func (r *Rail) UsageOn(ctx context.Context, day string) (rail.Usage, error) {
 		return rail.Usage{}, railError("usage", err)
 	}
 	u := rail.Usage{Day: lim.Date, ConsumedInCents: lim.Limits.DailyConsumed, Batches: int(lim.NumberOfBatchesConsumed)}
-	bad := u.ConsumedInCents < 0 || u.Batches < 0
 	for _, a := range lim.Accounts {
+		if a.DailyConsumed < 0 {
+			// An account's figure that cannot be true is left out: its
+			// account is seeded from the client-wide figure, an upper
+			// bound, as when the answer names no accounts.
+			continue
+		}
 		u.Accounts = append(u.Accounts, rail.AccountUsage{AccountID: a.AccountID, ConsumedInCents: a.DailyConsumed,
-			DailyLimitInCents: a.DailyLimit})
-		bad = bad || a.DailyConsumed < 0 || a.DailyLimit < 0
+			DailyLimitInCents: max(0, a.DailyLimit)}) // a limit of 0 is none known
 	}
-	if bad {
+	if u.ConsumedInCents < 0 || u.Batches < 0 {
 		// A negative figure is Wompi's mistake, not the batch's: the
 		// budget refuses to seed from it (ratelimit.ErrInvalid, which ends
 		// a batch for good). Retried, as an answer that cannot be read.
 		return rail.Usage{}, &rail.Error{Rail: rail.Wompi, Op: "usage", Class: rail.Retryable,
-			Message: "GET /limits answered a negative consumption or limit", Err: errNegativeUsage}
+			Message: "GET /limits answered a negative consumption or batch count", Err: errNegativeUsage}
 	}
 	return u, nil
 }
