@@ -144,7 +144,12 @@ type job struct {
 	// POST: deferBatch); given up unanswered, they must not land once the
 	// lease is lost (holdLease). A single-payout batch's REJECTED and
 	// drops count too (finishSingle, dropRefusedBefore): the status gate
-	// holds no key of a refused payee.
+	// holds no key of a refused payee; so do an unknown bank's REJECTED
+	// ended alone (nothingToPay) or beside a deferral's DEFERRED
+	// (deferBatch), which a next attempt that Redis lost them for may
+	// follow with the payee's SUBMITTED. finish's are left out: the next
+	// attempt adopts that payout without posting the payee again, and the
+	// REJECTED is then the payee's only final status.
 	ungated bool
 	// refusedOnTopic, by requestId: the payees of a single-payout batch
 	// first written before a Redis loss whose REJECTED a dispatcher wrote
@@ -1011,6 +1016,12 @@ func (j *job) dedupe(peek bool) (whole bool, err error) {
 	return !partial, nil
 }
 
+// rejectsIn reports whether some of ds has a REJECTED (every drop but a
+// republished copy, which goes to the DLQ: dropRecords).
+func rejectsIn(ds []drop) bool {
+	return countReason(ds, payout.ReasonDuplicateRequest) < len(ds)
+}
+
 func countReason(ds []drop, r payout.Reason) int {
 	n := 0
 	for _, d := range ds {
@@ -1027,6 +1038,11 @@ func (j *job) nothingToPay() error {
 	if err != nil {
 		return err
 	}
+	// An unknown bank's REJECTED goes through no status gate, and a later
+	// attempt that Redis lost it for, reading a bank table that lists the
+	// bank, posts the payee: landing after that, it would say REJECTED
+	// of a payee paid (holdLease).
+	j.ungated = j.ungated || rejectsIn(j.drops)
 	if err := j.produce(recs...); err != nil {
 		return err
 	}
@@ -1915,6 +1931,10 @@ func (j *job) deferBatch(reason payout.Reason, notBefore time.Time, release bool
 		for k := range statuses {
 			gate[k] = track.GateItem{ID: b.Transactions[wait[k]].RequestID, To: string(payout.StatusDeferred)}
 		}
+		// The drops' REJECTED beside them go through no gate: a later
+		// attempt's status of those payees (a DEFERRED, then its copy's
+		// SUBMITTED) does not wait for them (nothingToPay).
+		j.ungated = j.ungated || rejectsIn(dropNow)
 		err = j.produceGated(statuses, gate, drops)
 	} else {
 		j.ungated = true
