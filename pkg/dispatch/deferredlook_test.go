@@ -263,26 +263,26 @@ func statusesOf(f *fixture, rid string) []payout.StatusChange {
 // topic it names, and only when it is the record's one such header.
 func TestLookedHeaderCoversOnlyPayeesLookedForAndNotFound(t *testing.T) {
 	b := &payout.Batch{Transactions: []payout.Transaction{{RequestID: "a"}, {RequestID: "b"}}}
-	look := &statusLook{topic: "st", ends: map[int32]int64{1: 7, 0: 42}, ids: map[string]bool{"a": true, "b": true}}
+	look := &statusLook{topic: "st", id: "ab12", ends: map[int32]int64{1: 7, 0: 42}, ids: map[string]bool{"a": true, "b": true}}
 	j := &job{b: b, looked: look}
 	h, ok := j.lookedHeader([]int{0, 1})
-	if !ok || h.Key != headerStatusLooked || string(h.Value) != "st 0:42,1:7" {
-		t.Fatalf("header %q %q (%v), want st 0:42,1:7", h.Key, h.Value, ok)
+	if !ok || h.Key != headerStatusLooked || string(h.Value) != "st ab12 0:42,1:7" {
+		t.Fatalf("header %q %q (%v), want st ab12 0:42,1:7", h.Key, h.Value, ok)
 	}
 	j.src = &kgo.Record{Headers: []kgo.RecordHeader{h}}
-	if got := j.lookedBefore("st"); len(got) != 2 || got[0] != 42 || got[1] != 7 {
-		t.Errorf("read back %v, want 0:42 1:7", got)
+	if id, got := j.lookedBefore("st"); id != "ab12" || len(got) != 2 || got[0] != 42 || got[1] != 7 {
+		t.Errorf("read back %s %v, want ab12 0:42 1:7", id, got)
 	}
-	if got := j.lookedBefore("other"); got != nil {
+	if _, got := j.lookedBefore("other"); got != nil {
 		t.Errorf("read back for another topic: %v, want none", got)
 	}
-	j.src.Headers = append(j.src.Headers, kgo.RecordHeader{Key: headerStatusLooked, Value: []byte("st 0:99")})
-	if got := j.lookedBefore("st"); got != nil {
+	j.src.Headers = append(j.src.Headers, kgo.RecordHeader{Key: headerStatusLooked, Value: []byte("st ab12 0:99")})
+	if _, got := j.lookedBefore("st"); got != nil {
 		t.Errorf("read back of two headers: %v, want none", got)
 	}
-	for _, bad := range []string{"st", "st ", "st 0:x", "st -1:4", "st 0:-4", "st 0"} {
+	for _, bad := range []string{"st", "st ", "st id", "st id ", "st id 0:x", "st id -1:4", "st id 0:-4", "st id 0", "st  0:4"} {
 		j.src.Headers = []kgo.RecordHeader{{Key: headerStatusLooked, Value: []byte(bad)}}
-		if got := j.lookedBefore("st"); got != nil {
+		if _, got := j.lookedBefore("st"); got != nil {
 			t.Errorf("read back of %q: %v, want none", bad, got)
 		}
 	}

@@ -149,16 +149,16 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 	slices.Sort(read)
 	found := map[string]refusal{}
 	visit := j.visitStatus(want, found)
-	scan := func(after map[int32]int64) (events.ScanStats, error) {
+	scan := func(id string, after map[int32]int64) (events.ScanStats, error) {
 		clear(found)
-		return events.ScanFromKeysAfter(ctx, e.readOpts(), topic, read, j.firstWritten().Add(-refusalStatusScanBack), after, keys, visit)
+		return events.ScanFromKeysAfter(ctx, e.readOpts(), topic, read, j.firstWritten().Add(-refusalStatusScanBack), id, after, keys, visit)
 	}
 	st, err := scan(j.lookedBefore(topic))
 	if errors.Is(err, events.ErrOffsetsAhead) {
 		// The offsets the copy carries are past the partitions' ends:
 		// not this topic's (recreated). The whole look, as without them.
 		j.log.Warn("dispatch: the status topic's offsets a deferred copy carries are past its end: looking from the batch's first write", "err", err)
-		st, err = scan(nil)
+		st, err = scan("", nil)
 	}
 	if err != nil {
 		e.m.refusalScans.WithLabelValues("error").Inc()
@@ -171,15 +171,17 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 	for _, id := range ids {
 		looked[id] = true
 	}
-	j.looked = &statusLook{topic: topic, ends: st.Ends, ids: looked}
+	j.looked = &statusLook{topic: topic, id: st.TopicID, ends: st.Ends, ids: looked}
 	e.m.refusalScans.WithLabelValues(strconv.FormatBool(len(found) > 0)).Inc()
 	return found, nil
 }
 
 // headerStatusLooked, on a deferred copy of a single-payout batch, names
 // the offsets of the status topic up to which an attempt looked for its
-// payees' REJECTED (payeesRejectedOnTopic) and found none: "<topic>
-// <partition>:<offset>,...". The copy's own look starts there, not from
+// payees' REJECTED (payeesRejectedOnTopic) and found none: "<topic> <topic
+// id> <partition>:<offset>,...". The copy's own look starts there (when
+// the topic's id is the same: a topic deleted and made again under its
+// name is another log, events.ScanFromKeysAfter), not from
 // the batch's first write again: a batch deferred for days after a Redis
 // loss read every day since from the topic each time, until the read
 // outlasted RefusalLookLimit and its partition waited for good. A record
@@ -192,29 +194,32 @@ const headerStatusLooked = "status-looked"
 // of this batch for the payees ids on topic below the offsets ends.
 type statusLook struct {
 	topic string
+	id    string // the topic's id, hex ("": the brokers give none)
 	ends  map[int32]int64
 	ids   map[string]bool
 }
 
 // lookedBefore returns the offsets of topic an earlier attempt's look
-// reached, from the headerStatusLooked of the batch's record; nil when it
-// has none, or one that cannot be read, or of another topic.
-func (j *job) lookedBefore(topic string) map[int32]int64 {
+// reached, and the topic's id then, from the headerStatusLooked of the
+// batch's record; nil when it has none, or one that cannot be read, or
+// of another topic, or without the topic's id.
+func (j *job) lookedBefore(topic string) (string, map[int32]int64) {
 	if j.src == nil {
-		return nil
+		return "", nil
 	}
 	var v []byte
 	for _, h := range j.src.Headers {
 		if h.Key == headerStatusLooked {
 			if v != nil {
-				return nil // two: trust neither
+				return "", nil // two: trust neither
 			}
 			v = h.Value
 		}
 	}
-	t, list, ok := strings.Cut(string(v), " ")
-	if !ok || t != topic || list == "" {
-		return nil
+	t, rest, ok := strings.Cut(string(v), " ")
+	id, list, ok2 := strings.Cut(rest, " ")
+	if !ok || !ok2 || t != topic || id == "" || list == "" {
+		return "", nil
 	}
 	after := map[int32]int64{}
 	for _, po := range strings.Split(list, ",") {
@@ -222,11 +227,11 @@ func (j *job) lookedBefore(topic string) map[int32]int64 {
 		p, err1 := strconv.ParseInt(pt, 10, 32)
 		o, err2 := strconv.ParseInt(ot, 10, 64)
 		if !ok || err1 != nil || err2 != nil || p < 0 || o < 0 {
-			return nil
+			return "", nil
 		}
 		after[int32(p)] = o
 	}
-	return after
+	return id, after
 }
 
 // lookedHeader is the headerStatusLooked of a copy holding the payees at
@@ -234,10 +239,10 @@ func (j *job) lookedBefore(topic string) map[int32]int64 {
 // found none REJECTED. A payee it did not look for (its refusal recorded
 // in the batch's record) or found refused (its lookup not ended) may have
 // its REJECTED below the offsets: then no header, and the copy looks from
-// the batch's first write.
+// the batch's first write. So too when the brokers give no topic id.
 func (j *job) lookedHeader(wait []int) (kgo.RecordHeader, bool) {
 	l := j.looked
-	if l == nil || len(wait) == 0 {
+	if l == nil || l.id == "" || len(wait) == 0 {
 		return kgo.RecordHeader{}, false
 	}
 	for _, i := range wait {
@@ -247,7 +252,7 @@ func (j *job) lookedHeader(wait []int) (kgo.RecordHeader, bool) {
 		}
 	}
 	parts := slices.Sorted(maps.Keys(l.ends))
-	v := []byte(l.topic + " ")
+	v := []byte(l.topic + " " + l.id + " ")
 	for k, p := range parts {
 		if k > 0 {
 			v = append(v, ',')

@@ -3,12 +3,15 @@ package events
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ScanStats counts what a Scan read.
@@ -18,6 +21,9 @@ type ScanStats struct {
 	// its last stable offset or high watermark as the read began. A
 	// record written after the read began is at or after it.
 	Ends map[int32]int64
+	// TopicID is the topic's id (hex) as ScanFromKeysAfter read it, ""
+	// when the brokers give none: offsets are of that log only.
+	TopicID string
 }
 
 // Scan reads the given partitions of topic from their start to their last
@@ -54,16 +60,24 @@ func ScanFrom(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, 
 // and aborted transactions too, and must tell its own records by their
 // content.
 func ScanFromKeys(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, keys [][]byte, fn func(*kgo.Record) error) (ScanStats, error) {
-	return ScanFromKeysAfter(ctx, opts, topic, parts, from, nil, keys, fn)
+	return ScanFromKeysAfter(ctx, opts, topic, parts, from, "", nil, keys, fn)
 }
 
 // ScanFromKeysAfter is ScanFromKeys starting each partition of after at
 // the offset it names when that is later than the first record at or
 // after from: what an earlier read, up to those offsets (its
-// ScanStats.Ends), saw already is not read again. An offset past the
-// partition's high watermark (the topic recreated) is an error: the
-// caller's knowledge is of another log.
-func ScanFromKeysAfter(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, after map[int32]int64, keys [][]byte, fn func(*kgo.Record) error) (ScanStats, error) {
+// ScanStats.Ends), saw already is not read again. The offsets are of the
+// log whose topic id was topicID (that read's ScanStats.TopicID): a topic
+// deleted and made again under the same name is another log, whose
+// offsets below them hold records the earlier read never saw (a
+// migration's copies, new writes), and may well be past them by now. So
+// after is used only when topicID is the topic's id now, and not empty
+// (brokers without topic ids). The id is read again once the read is
+// done: a topic made again meanwhile is an error (ErrTopicChanged: the
+// read was of either log). An offset past the partition's high watermark
+// is an error too (ErrOffsetsAhead): the caller's knowledge is of another
+// log.
+func ScanFromKeysAfter(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, topicID string, after map[int32]int64, keys [][]byte, fn func(*kgo.Record) error) (ScanStats, error) {
 	set := make(map[string]struct{}, len(keys))
 	for _, k := range keys {
 		set[string(k)] = struct{}{}
@@ -73,18 +87,63 @@ func ScanFromKeysAfter(ctx context.Context, opts []kgo.Opt, topic string, parts 
 		return ok
 	}
 	return scan(ctx, opts, topic, parts, false, match, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
-		starts, err := offsetsAfter(ctx, ka, topic, from)
-		if err != nil {
-			return nil, err
+		return offsetsAfter(ctx, ka, topic, from)
+	}, &resume{id: topicID, offsets: after})
+}
+
+// ErrTopicChanged: the topic's id changed while ScanFromKeysAfter read it
+// (deleted and made again).
+var ErrTopicChanged = errors.New("kafka: the topic was made again while it was read")
+
+// resume is ScanFromKeysAfter's earlier read: the topic's id then, and the
+// offsets it reached.
+type resume struct {
+	id      string
+	offsets map[int32]int64
+}
+
+// topicID returns the id of topic as a broker names it now, in hex; ""
+// when it gives none (all zeros: brokers before topic ids). Asked of a
+// broker, not of the client's metadata cache (kadm.Metadata's), which may
+// be seconds old.
+func topicID(ctx context.Context, cl *kgo.Client, topic string) (string, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return "", fmt.Errorf("kafka: metadata of %s: %w", topic, err)
+	}
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != topic {
+			continue
 		}
-		for p, o := range after {
-			if s, ok := starts[topic][p]; ok && s.Err == nil && o > s.Offset {
-				s.Offset = o
-				starts[topic][p] = s
-			}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return "", fmt.Errorf("kafka: metadata of %s: %w", topic, err)
 		}
-		return starts, nil
-	}, after)
+		if t.TopicID == ([16]byte{}) {
+			return "", nil
+		}
+		return hex.EncodeToString(t.TopicID[:]), nil
+	}
+	return "", fmt.Errorf("kafka: metadata of %s: topic not listed", topic)
+}
+
+// checkTopicID returns ErrTopicChanged when scan was asked for the topic's
+// id (res) and it is not id any more.
+func checkTopicID(ctx context.Context, cl *kgo.Client, topic, id string, res ...*resume) error {
+	if len(res) == 0 || res[0] == nil {
+		return nil
+	}
+	now, err := topicID(ctx, cl, topic)
+	if err != nil {
+		return err
+	}
+	if now != id {
+		return fmt.Errorf("kafka: %s: %w", topic, ErrTopicChanged)
+	}
+	return nil
 }
 
 // ScanFromUncommitted is ScanFromKeys for every key: it calls fn with
@@ -128,7 +187,7 @@ func offsetsAfter(ctx context.Context, ka *kadm.Client, topic string, from time.
 // last stable offsets, read_committed; otherwise up to the high
 // watermarks, read_uncommitted.
 func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, committed bool, match func([]byte) bool, fn func(*kgo.Record) error,
-	first func(*kadm.Client) (kadm.ListedOffsets, error), after ...map[int32]int64) (ScanStats, error) {
+	first func(*kadm.Client) (kadm.ListedOffsets, error), res ...*resume) (ScanStats, error) {
 	st := ScanStats{Ends: make(map[int32]int64, len(parts))}
 	adm, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -136,9 +195,26 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, comm
 	}
 	defer adm.Close()
 	ka := kadm.NewClient(adm)
+	var after map[int32]int64
+	if len(res) > 0 && res[0] != nil {
+		// Read before the offsets are listed, and again after the read
+		// (checkTopicID): the offsets the read reached are of that log.
+		if st.TopicID, err = topicID(ctx, adm, topic); err != nil {
+			return st, err
+		}
+		if res[0].id != "" && res[0].id == st.TopicID {
+			after = res[0].offsets
+		}
+	}
 	starts, err := first(ka)
 	if err != nil {
 		return st, err
+	}
+	for p, o := range after {
+		if s, ok := starts[topic][p]; ok && s.Err == nil && o > s.Offset {
+			s.Offset = o
+			starts[topic][p] = s
+		}
 	}
 	list, isolation, what := ka.ListCommittedOffsets, kgo.ReadCommitted(), "last stable offsets"
 	if !committed {
@@ -156,8 +232,8 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, comm
 		if !ok1 || !ok2 || s.Err != nil || e.Err != nil {
 			return st, fmt.Errorf("kafka: offsets of %s/%d: %w", topic, p, errors.Join(s.Err, e.Err))
 		}
-		if len(after) > 0 {
-			if o, ok := after[0][p]; ok && o > e.Offset {
+		if after != nil {
+			if o, ok := after[p]; ok && o > e.Offset {
 				return st, fmt.Errorf("kafka: %s/%d ends at %d, before offset %d an earlier read reached: %w", topic, p, e.Offset, o, ErrOffsetsAhead)
 			}
 		}
@@ -168,7 +244,7 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, comm
 		}
 	}
 	if len(want) == 0 {
-		return st, nil
+		return st, checkTopicID(ctx, adm, topic, st.TopicID, res...)
 	}
 	cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)],
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: want}),
@@ -215,5 +291,5 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, comm
 			return st, cbErr
 		}
 	}
-	return st, nil
+	return st, checkTopicID(ctx, adm, topic, st.TopicID, res...)
 }
