@@ -32,6 +32,10 @@ var (
 	// ErrMalformedWebhook: a verified callback's body is not the
 	// documented shape.
 	ErrMalformedWebhook = errors.New("smartfastpay: malformed callback")
+	// ErrNoPayout: a verified callback names only elements of another
+	// type than "payout" (the docs show payouts only): nothing of ours to
+	// track, and nothing a retry of it would change.
+	ErrNoPayout = errors.New("smartfastpay: callback without a payout")
 )
 
 // errorBody reads both error shapes an SDK knows [sdk]:

@@ -135,7 +135,8 @@ func (w Webhooks) Verify(header string, body []byte) (time.Time, error) {
 }
 
 // Parse verifies a callback (h carries HeaderSignature) and decodes its
-// body. Elements whose type is neither "payout" nor empty are dropped.
+// body. Elements whose type is neither "payout" nor empty are dropped;
+// a callback of such elements only is ErrNoPayout.
 func (w Webhooks) Parse(h http.Header, body []byte) (*Callback, error) {
 	at, err := w.Verify(h.Get(HeaderSignature), body)
 	if err != nil {
@@ -179,9 +180,10 @@ func ParseCallback(body []byte) (*Callback, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedWebhook, Mask(err.Error()))
 	}
-	kept := cb.Data[:0]
+	kept, others := cb.Data[:0], 0
 	for _, d := range cb.Data {
 		if d.Type != "" && !strings.EqualFold(d.Type, "payout") {
+			others++
 			continue
 		}
 		if d.ID == "" || d.TransactionID == "" {
@@ -190,6 +192,9 @@ func ParseCallback(body []byte) (*Callback, error) {
 		kept = append(kept, d)
 	}
 	if len(kept) == 0 {
+		if others > 0 {
+			return nil, fmt.Errorf("%w: %d elements, none of type payout", ErrNoPayout, others)
+		}
 		return nil, fmt.Errorf("%w: no payout in data", ErrMalformedWebhook)
 	}
 	cb.Data = kept

@@ -153,6 +153,13 @@ func (e *Engine) handleSmartFastPay(w http.ResponseWriter, r *http.Request) (str
 	switch {
 	case errors.Is(err, smartfastpay.ErrMalformedWebhook):
 		return ResultMalformed, http.StatusBadRequest
+	case errors.Is(err, smartfastpay.ErrNoPayout):
+		// Signed, and of a type we do not track: taken (202), as an
+		// unknown event is, so that SmartFastPay does not retry it for
+		// days; logged, since a refund or reversal sent under another
+		// type would be missed here (the polls still read the payout).
+		e.log.Warn("track: callback with no element of type payout; nothing emitted", "rail", rail.SmartFastPay, "err", err)
+		return ResultUnknownType, http.StatusAccepted
 	case err != nil:
 		e.m.sigFailures.Inc()
 		e.log.Warn("track: webhook refused", "rail", rail.SmartFastPay, "reason", "signature", "err", err, "remote", r.RemoteAddr)

@@ -276,6 +276,17 @@ func TestSingleRailWebhooksRefuseBadBodies(t *testing.T) {
 			}
 		}
 	}
+	// A signed SmartFastPay callback of elements of another type only
+	// (the docs show payouts only) is taken, 202, and emits nothing: a 4xx
+	// would be retried for days. Unsigned, it is refused as any other.
+	deposit := []byte(`{"requestId":"x","data":[{"id":"d-1","transaction_id":"t-1","type":"deposit","status":"paid"}]}`)
+	signed := http.Header{smartfastpay.HeaderSignature: {smartfastpay.Sign(s.sfp.Config().WebhookSecret, t0, deposit)}}
+	if code := postTo(t, srv.URL, SmartFastPayWebhookPath, signed, deposit); code != http.StatusAccepted {
+		t.Errorf("SmartFastPay, signed, no payout: %d, want 202", code)
+	}
+	if code := postTo(t, srv.URL, SmartFastPayWebhookPath, nil, deposit); code != http.StatusUnauthorized {
+		t.Errorf("SmartFastPay, unsigned, no payout: %d, want 401", code)
+	}
 	// A WEpayout id or invoice of blanks names no payment: 400, not the
 	// 503 a failed read of the provider gets (WEpayout retries a 5xx).
 	for name, body := range map[string]string{
