@@ -2118,6 +2118,38 @@ func (j *job) finish(payoutID string) error {
 	if err != nil {
 		return err
 	}
+	// A kept payee that a payout found by reference (not created by this
+	// attempt's POST, which carried every kept payee) does not list may be
+	// one an earlier attempt dropped for its bank (the bank table it read
+	// lacked it) before posting the batch without it, that attempt's
+	// REJECTED lost with it (a crash, a closed client) and our state with
+	// Redis: the recovery found the payee in no payout and no REJECTED of
+	// it on the status topic, so this attempt, reading a table that lists
+	// the bank, kept it. The adopted payout will never pay it, and no
+	// status would ever end it (SUBMITTED naming a payout without it, or
+	// nothing after a loss). Once the listing is the payout's word
+	// (unbankedListed) and names every transaction it holds, it is
+	// REJECTED as the earlier attempt had it: never posted again, so never
+	// paid twice.
+	var unheld map[int]bool
+	if !j.created {
+		var absent []string
+		for _, i := range j.keep {
+			if rid := b.Transactions[i].RequestID; !hasRef(txByRef, rid) {
+				absent = append(absent, rid)
+				if unheld == nil {
+					unheld = map[int]bool{}
+				}
+				unheld[i] = true
+			}
+		}
+		carried = append(carried, absent...)
+		if listed.refless > 0 {
+			// A transaction listed without its reference may be one of
+			// them: they are SUBMITTED without a transaction id, as before.
+			unheld = nil
+		}
+	}
 	if err := j.unbankedListed(payoutID, carried, txByRef, listed); err != nil {
 		return err
 	}
@@ -2128,14 +2160,26 @@ func (j *job) finish(payoutID string) error {
 	// What Wompi holds is the truth: every transaction of the payout that
 	// belongs to this batch is SUBMITTED (even one a drop rule would now
 	// leave out), and a kept request Wompi does not list is SUBMITTED
-	// without a transaction id for the tracker to resolve.
+	// without a transaction id for the tracker to resolve, unless the
+	// payout was adopted and proved not to hold it (unheld: REJECTED).
 	submittedPos := make([]int, 0, len(j.keep))
 	inPayout := make([]bool, len(b.Transactions))
+	var drops []drop
 	for _, i := range j.keep {
+		if unheld[i] {
+			rid := b.Transactions[i].RequestID
+			drops = append(drops, drop{idx: i, reason: payout.ReasonUnknownBankID,
+				message: "the payout Wompi holds for the batch does not carry the request: an attempt that found no bankId for its bank code left it out",
+				eventID: payout.EventID("status", rid, "UNKNOWN_BANK", b.BatchID)})
+			continue
+		}
 		submittedPos = append(submittedPos, i)
 		inPayout[i] = true
 	}
-	var drops []drop
+	if len(unheld) > 0 {
+		j.log.Error("dispatch: the payout found by reference does not carry some kept requests (left out by an earlier attempt whose REJECTED was lost); REJECTED again",
+			"payout_id", payoutID, "requests", len(unheld))
+	}
 	for _, d := range j.drops {
 		if _, ok := txByRef[b.Transactions[d.idx].RequestID]; ok && !inPayout[d.idx] && d.reason != payout.ReasonDuplicateRequest {
 			submittedPos = append(submittedPos, d.idx)
@@ -2501,6 +2545,13 @@ type listing struct {
 	digest  string
 	n       int
 	pending bool
+	// refless is how many of the n were listed without a reference.
+	refless int
+}
+
+func hasRef(txByRef map[string]rail.ItemRef, rid string) bool {
+	_, ok := txByRef[rid]
+	return ok
 }
 
 // transactions maps reference (requestId) -> Wompi transaction (its id and
@@ -2534,6 +2585,8 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]rai
 			l.pending = l.pending && tx.Status == payout.StatusPending
 			if tx.ID != "" {
 				out[tx.ID] = tx
+			} else {
+				l.refless++
 			}
 		}
 		cancel()
@@ -2559,7 +2612,8 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]rai
 
 // unbankedListed returns nil when the listing may be taken as the payout's
 // word on the payees of carried (dropped for their bank, perhaps carried
-// by an earlier POST): each is listed, or the listing holds every
+// by an earlier POST; or kept, and not listed by an adopted payout): each
+// is listed, or the listing holds every
 // transaction the payout counts (its totalTransactions, found by
 // reference; as the tracker's poll reads it). Otherwise (fewer listed, or
 // the payout not yet found by reference) the listing may be behind the
@@ -2579,7 +2633,7 @@ func (j *job) unbankedListed(payoutID string, carried []string, txByRef map[stri
 	bs, err := j.e.batchRail.FindBatches(ctx, j.b.BatchID)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("dispatch: payout %s does not list %d payees dropped for their bank that an earlier POST may have carried, and its count could not be read: %w",
+		return fmt.Errorf("dispatch: payout %s does not list %d payees that an earlier POST may have carried, and its count could not be read: %w",
 			payoutID, missing, err)
 	}
 	for _, pb := range bs {
@@ -2607,12 +2661,12 @@ func (j *job) unbankedListed(payoutID string, carried []string, txByRef map[stri
 			return nil
 		}
 		if short {
-			return fmt.Errorf("dispatch: payout %s lists %d of its %d transactions (0: no count given), without %d payees dropped for their bank that an earlier POST may have carried: read again",
+			return fmt.Errorf("dispatch: payout %s lists %d of its %d transactions (0: no count given), without %d payees that an earlier POST may have carried: read again",
 				payoutID, listed.n, pb.ItemCount, missing)
 		}
 		return nil
 	}
-	return fmt.Errorf("dispatch: payout %s does not list %d payees dropped for their bank that an earlier POST may have carried, and the lookup by reference does not show it yet: read again",
+	return fmt.Errorf("dispatch: payout %s does not list %d payees that an earlier POST may have carried, and the lookup by reference does not show it yet: read again",
 		payoutID, missing)
 }
 
