@@ -292,7 +292,8 @@ A dead letter is refused, with the reason printed, when
   - its value does not decode as a PayoutRequested (a batch the dispatcher
     dead-lettered, bytes that are still bad, a value left out for size);
   - its requestId has any event on the status topic: it was batched,
-    rejected or paid, so a replay could only be a duplicate;
+    rejected or paid, so a replay could only be a duplicate (read up to
+    the high watermark: the run waits for transactions open there to end);
   - retention has removed events of the status topic, in the requestId's
     partition, written after DEDUPE_WINDOW before the dead letter: then no
     event proves nothing (the original a copy was dead-lettered for may
@@ -347,7 +348,13 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 	// Every partition a request's key fell in at any partition count up to
 	// today's (keyPartitions): one added since its events were written
 	// moves the key, and the partition of today's count would hold none.
-	statuses, err := keysOn(ctx, opts, t.st.Topics.Status, ids, keyedPartitions, func(r *kgo.Record) {
+	// Up to the high watermark, not the last stable offset: an event
+	// committed after another producer's transaction began on its
+	// partition (another ingest replica's window) is above the latter
+	// until that transaction ends, while the dead letter committed with
+	// it is readable (a REJECTED request was replayed so). The read waits
+	// for those transactions (events.ScanSettled).
+	statuses, err := keysOn(ctx, opts, t.st.Topics.Status, ids, keyedPartitions, settled, func(r *kgo.Record) {
 		if _, ok := hist.oldest[r.Partition]; !ok {
 			hist.oldest[r.Partition] = r.Timestamp
 		}
@@ -384,7 +391,7 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 	byValue := map[string][]string{}
 	var req payout.Request
 	var derr error
-	onRequests, err := keysOn(ctx, opts, t.st.Topics.Requests, ids, everyPartition, func(r *kgo.Record) {
+	onRequests, err := keysOn(ctx, opts, t.st.Topics.Requests, ids, everyPartition, stable, func(r *kgo.Record) {
 		at := position(r.Partition, r.Offset)
 		for _, h := range r.Headers {
 			if h.Key == HeaderReplayedFrom {
@@ -592,11 +599,22 @@ const (
 	everyPartition = true
 )
 
+// How far keysOn reads each partition, read_committed.
+const (
+	// settled: up to the high watermark, waiting for the transactions
+	// open below it to end (events.ScanSettled): every record committed
+	// before the read, for a proof that a key has none.
+	settled = true
+	// stable: up to the last stable offset (events.Scan).
+	stable = false
+)
+
 // keysOn reads the partitions of topic that keys may be in (keyedPartitions
-// or everyPartition) and returns, for each of keys, the positions
-// (partition/offset) of the records keyed by it. each, when set, sees every
-// record of those partitions.
-func keysOn(ctx context.Context, opts []kgo.Opt, topic string, keys [][]byte, all bool, each func(*kgo.Record)) (map[string][]string, error) {
+// or everyPartition), up to where upTo says (settled or stable), and
+// returns, for each of keys, the positions (partition/offset) of the
+// records keyed by it. each, when set, sees every record of those
+// partitions.
+func keysOn(ctx context.Context, opts []kgo.Opt, topic string, keys [][]byte, all, upTo bool, each func(*kgo.Record)) (map[string][]string, error) {
 	found := map[string][]string{}
 	if len(keys) == 0 {
 		return found, nil
@@ -626,7 +644,11 @@ func keysOn(ctx context.Context, opts []kgo.Opt, topic string, keys [][]byte, al
 			}
 		}
 	}
-	_, err = scan(ctx, opts, topic, parts, nil, func(r *kgo.Record) error {
+	read := events.Scan
+	if upTo == settled {
+		read = events.ScanSettled
+	}
+	_, err = read(ctx, opts, topic, parts, nil, func(r *kgo.Record) error {
 		if each != nil {
 			each(r)
 		}

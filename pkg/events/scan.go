@@ -32,13 +32,33 @@ type ScanStats struct {
 // stops at the end: control records (transaction markers) are kept so
 // that the scan sees the last offset and knows it is done.
 func Scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key []byte, fn func(*kgo.Record) error) (ScanStats, error) {
-	return scan(ctx, opts, topic, parts, true, keyIs(key), fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+	return scan(ctx, opts, topic, parts, toStable, keyIs(key), fn, listStarts(ctx, topic))
+}
+
+// ScanSettled is Scan up to each partition's high watermark as of the
+// call, still read_committed: it waits for every transaction open below
+// that offset to end (committed or aborted; a producer that hangs holds it
+// up to its transaction timeout, or the caller's ctx) and then sees every
+// record committed before the call. Scan does not: a record committed
+// after another producer's transaction began on its partition (the status
+// topic's producers are ingest's replicas, each window one transaction,
+// and the dispatchers) sits above the last stable offset until that
+// transaction ends, although records written beside it in its own
+// transaction to other partitions are readable already. A caller that
+// proves a key has no record at all reads so.
+func ScanSettled(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, key []byte, fn func(*kgo.Record) error) (ScanStats, error) {
+	return scan(ctx, opts, topic, parts, toSettled, keyIs(key), fn, listStarts(ctx, topic))
+}
+
+// listStarts lists the start offsets of topic's partitions.
+func listStarts(ctx context.Context, topic string) func(*kadm.Client) (kadm.ListedOffsets, error) {
+	return func(ka *kadm.Client) (kadm.ListedOffsets, error) {
 		starts, err := ka.ListStartOffsets(ctx, topic)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: start offsets of %s: %w", topic, err)
 		}
 		return starts, nil
-	})
+	}
 }
 
 // ScanFrom is Scan from the first record of each partition whose
@@ -86,7 +106,7 @@ func ScanFromKeysAfter(ctx context.Context, opts []kgo.Opt, topic string, parts 
 		_, ok := set[string(k)]
 		return ok
 	}
-	return scan(ctx, opts, topic, parts, false, match, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+	return scan(ctx, opts, topic, parts, toEnd, match, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
 		return offsetsAfter(ctx, ka, topic, from)
 	}, &resume{id: topicID, offsets: after})
 }
@@ -152,7 +172,7 @@ func checkTopicID(ctx context.Context, cl *kgo.Client, topic, id string, res ...
 // of the call. fn sees the records of open and aborted transactions too,
 // and must tell the records it wants by their content.
 func ScanFromUncommitted(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, fn func(*kgo.Record) error) (ScanStats, error) {
-	return scan(ctx, opts, topic, parts, false, keyIs(nil), fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+	return scan(ctx, opts, topic, parts, toEnd, keyIs(nil), fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
 		return offsetsAfter(ctx, ka, topic, from)
 	})
 }
@@ -168,7 +188,7 @@ func keyIs(key []byte) func([]byte) bool {
 }
 
 func scanFrom(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, match func([]byte) bool, fn func(*kgo.Record) error) (ScanStats, error) {
-	return scan(ctx, opts, topic, parts, true, match, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+	return scan(ctx, opts, topic, parts, toStable, match, fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
 		return offsetsAfter(ctx, ka, topic, from)
 	})
 }
@@ -183,10 +203,17 @@ func offsetsAfter(ctx context.Context, ka *kadm.Client, topic string, from time.
 	return starts, nil
 }
 
-// scan reads parts of topic from first's offsets: committed, up to the
-// last stable offsets, read_committed; otherwise up to the high
-// watermarks, read_uncommitted.
-func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, committed bool, match func([]byte) bool, fn func(*kgo.Record) error,
+// readTo says how far, and at which isolation level, scan reads.
+type readTo int
+
+const (
+	toStable  readTo = iota // read_committed, up to the last stable offsets
+	toSettled               // read_committed, up to the high watermarks (ScanSettled)
+	toEnd                   // read_uncommitted, up to the high watermarks
+)
+
+// scan reads parts of topic from first's offsets up to where to says.
+func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, to readTo, match func([]byte) bool, fn func(*kgo.Record) error,
 	first func(*kadm.Client) (kadm.ListedOffsets, error), res ...*resume) (ScanStats, error) {
 	st := ScanStats{Ends: make(map[int32]int64, len(parts))}
 	adm, err := kgo.NewClient(opts...)
@@ -217,7 +244,13 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, comm
 		}
 	}
 	list, isolation, what := ka.ListCommittedOffsets, kgo.ReadCommitted(), "last stable offsets"
-	if !committed {
+	switch to {
+	case toSettled:
+		// The fetches stop at the last stable offset until the
+		// transactions below the high watermark end; their markers, kept,
+		// then take the read to it.
+		list, what = ka.ListEndOffsets, "end offsets"
+	case toEnd:
 		list, isolation, what = ka.ListEndOffsets, kgo.ReadUncommitted(), "end offsets"
 	}
 	ends, err := list(ctx, topic)
