@@ -121,7 +121,8 @@ type Config struct {
 	// status topic for the REJECTED of a batch read again after a Redis
 	// loss (rejectedOnTopic, payeesRejectedOnTopic). A look that cannot
 	// finish in time fails its attempt, which is retried with its
-	// partition waiting (payouts_dispatcher_refusal_scans_total
+	// partition waiting, its look reading on from where the last one
+	// stopped (lookProgress) (payouts_dispatcher_refusal_scans_total
 	// {found="error"}, PayoutsRefusalLookFailing). Default
 	// DefaultRefusalLookLimit.
 	RefusalLookLimit time.Duration

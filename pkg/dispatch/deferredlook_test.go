@@ -304,3 +304,177 @@ func TestLookedHeaderCoversOnlyPayeesLookedForAndNotFound(t *testing.T) {
 		t.Error("a header with no look")
 	}
 }
+
+// A look that cannot reach the status topic's end within one attempt
+// (here each try is cut after ten of the payee's records, as
+// RefusalLookLimit cuts a read of days of a busy topic) fails its attempt,
+// and the retry in place of the same record reads on from where it
+// stopped instead of starting over: the look ends after a few tries, and
+// the batch goes on (before, every try read the same ten records and the
+// partition was held for good). A try that stopped short never posts.
+// Here the payee has no REJECTED: it is paid once, after the look ended.
+func TestStatusLookPastItsLimitResumesOnRetry(t *testing.T) {
+	t.Parallel()
+	eachSingleRailIndex(t, func(t *testing.T, i int) {
+		f, r, b, src := lookedAcrossALoss(t, i, "look-resumes")
+		rid := b.Transactions[0].RequestID
+		payeeRecords(t, f, rid, 25, -1, nil)
+		if tries := cutLooks(t, f, r, b, src, 10); tries != 3 {
+			t.Errorf("the look ended after %d tries, want 3 (25 records, 10 a try)", tries)
+		}
+		if n := r.sim.Accepted(rid); n != 1 {
+			t.Errorf("payee paid %d times, want 1", n)
+		}
+	})
+}
+
+// The REJECTED an attempt before the loss wrote for the payee lies past
+// what one try reads (the 11th of 31 of the payee's records), exactly
+// where the first try stopped: the second try reads from it, not past it,
+// and finds it; the third and fourth read on, and the fourth, which
+// reaches the end, still knows of it (a try's finds are kept with its
+// progress): the payee is ended REJECTED again, never posted.
+func TestStatusLookResumedStillFindsALateRejected(t *testing.T) {
+	t.Parallel()
+	eachSingleRailIndex(t, func(t *testing.T, i int) {
+		f, r, b, src := lookedAcrossALoss(t, i, "look-resumes-rejected")
+		rid := b.Transactions[0].RequestID
+		payeeRecords(t, f, rid, 31, 10, &b)
+		if tries := cutLooks(t, f, r, b, src, 10); tries != 4 {
+			t.Errorf("the look ended after %d tries, want 4 (31 records, 10 a try)", tries)
+		}
+		if n := r.sim.Accepted(rid); n != 0 {
+			t.Fatalf("payee REJECTED on the status topic, then paid %d times", n)
+		}
+		var rj []payout.StatusChange
+		for _, rec := range f.kafka.ReadAll(t, f.topics.Status) {
+			var sc payout.StatusChange
+			if string(rec.Key) == rid && f.codec.DecodeStatusChange(rec.Value, &sc) == nil && sc.Status == payout.StatusRejected {
+				rj = append(rj, sc)
+			}
+		}
+		if len(rj) != 2 || rj[0].EventID != rj[1].EventID {
+			t.Errorf("payee's REJECTED %v: want the same event again", rj)
+		}
+	})
+}
+
+// payeeRecords writes n records keyed rid to the status topic (the payee's
+// other traffic, which the look reads through), the REJECTED a dispatcher
+// writes for b's payee at position at (none when at < 0).
+func payeeRecords(t *testing.T, f *fixture, rid string, n, at int, b *payout.Batch) {
+	t.Helper()
+	recs := make([]*kgo.Record, 0, n+1)
+	for k := range n {
+		if k == at {
+			code, msg := "beneficiary refused", "the rail refused the payee"
+			v, err := f.codec.AppendStatusChange(nil, &payout.StatusChange{
+				EventID: payout.EventID("status", rid, string(payout.StatusRejected), b.BatchID), RequestID: rid,
+				BatchID: &b.BatchID, Status: payout.StatusRejected, ReasonCode: &code, ReasonMessage: &msg,
+				AmountInCents: b.Transactions[0].AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: f.clock.Now(),
+				Source: payout.SourceDispatcher, Rail: b.Rail,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, &kgo.Record{Key: []byte(rid), Value: v})
+			continue
+		}
+		recs = append(recs, &kgo.Record{Key: []byte(rid), Value: []byte("x")})
+	}
+	f.kafka.Produce(t, f.topics.Status, recs...)
+}
+
+// cutLooks runs b (read from src) as its worker does, retried in place on
+// one engine, each try's look stopped after per of the payee's records as
+// if RefusalLookLimit ran out there; it returns the tries the batch took.
+// Every failed try must be its look's, and nothing paid before it ended.
+func cutLooks(t *testing.T, f *fixture, r singleRail, b payout.Batch, src *kgo.Record, per int) int {
+	t.Helper()
+	e := r.engine(f, nil)
+	read := 0
+	e.lookVisit = func() error {
+		if read++; read > per {
+			return context.DeadlineExceeded
+		}
+		return nil
+	}
+	for try := 1; try <= 10; try++ {
+		read = 0
+		err := e.process(context.Background(), &b, src, testLogger())
+		if err == nil {
+			return try
+		}
+		if !strings.Contains(err.Error(), "TOPIC_STATUS") {
+			t.Fatalf("try %d: %v, want the look's error", try, err)
+		}
+		if n := r.sim.Accepted(b.Transactions[0].RequestID); n != 0 {
+			t.Fatalf("try %d: paid %d times on a look that stopped short", try, n)
+		}
+	}
+	t.Fatal("the look never ended: each try started over")
+	return 0
+}
+
+// The same for a Wompi batch's look on the batch status topic
+// (rejectedOnTopic): each try is cut after ten of the batch's records,
+// and the retry reads on; the batch's REJECTED, the 11th of 31, exactly
+// where the first try stopped, is found and kept until the look ends:
+// the batch is ended REJECTED again, never posted.
+func TestBatchLookPastItsLimitResumesOnRetry(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true, partitions: 1})
+	ctx := context.Background()
+	first := simpleBatch("batch-look-first", 1)
+	if err := f.engine(nil).process(ctx, &first, &kgo.Record{Topic: f.topics.Batches, Timestamp: time.Now()}, testLogger()); err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	b := simpleBatch("batch-look-resumes", 1)
+	src := &kgo.Record{Topic: f.topics.Batches, Key: []byte(b.BatchID), Timestamp: time.Now()}
+	if err := f.redis.FlushAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.codec.AppendBatchStatusChange(nil, dispatcherRejected(f, b, "refused by an attempt before the loss"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]*kgo.Record, 31)
+	for k := range recs {
+		recs[k] = &kgo.Record{Key: []byte(b.BatchID), Value: []byte("x")}
+	}
+	recs[10].Value = v
+	f.kafka.Produce(t, f.topics.BatchStatus, recs...)
+	posts := len(f.tap.snapshot())
+
+	e := f.engine(nil)
+	read := 0
+	e.lookVisit = func() error {
+		if read++; read > 10 {
+			return context.DeadlineExceeded
+		}
+		return nil
+	}
+	tries := 0
+	for tries = 1; ; tries++ {
+		if tries > 10 {
+			t.Fatal("the look never ended: each try started over")
+		}
+		read = 0
+		err := e.process(ctx, &b, src, testLogger())
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "TOPIC_BATCH_STATUS") {
+			t.Fatalf("try %d: %v, want the look's error", tries, err)
+		}
+	}
+	if tries != 4 {
+		t.Errorf("the look ended after %d tries, want 4 (31 records, 10 a try)", tries)
+	}
+	if n := len(f.tap.snapshot()) - posts; n != 0 {
+		t.Errorf("%d POSTs of a batch REJECTED before the loss", n)
+	}
+	if n := outcome(e, "rejected"); n != 1 {
+		t.Errorf("batch ended rejected %v times, want 1", n)
+	}
+}

@@ -105,6 +105,11 @@ type Engine struct {
 	silentLimit time.Duration
 	// refusalLimit is Config.RefusalLookLimit (tests shorten it).
 	refusalLimit time.Duration
+	// looks holds, per partition of the batch being worked, how far its
+	// last look for an earlier refusal read before it ran out of time
+	// (lookProgress): the batch's retry in place resumes there.
+	looksMu sync.Mutex
+	looks   map[tp]*lookProgress
 	// silenced is set, once, when this replica closed its own client
 	// because the brokers left records unanswered too long (job.holdLease):
 	// Run then returns it.
@@ -116,6 +121,7 @@ type Engine struct {
 	whileSending    func(batchID string)       // after the last check, as each POST goes out
 	betweenProduces func()                     // produceGatedThen: after the first produce, before the second
 	statusLooked    func(read int64)           // payeesRejectedOnTopic: the records its read went through
+	lookVisit       func() error               // each record of a payee a look reads, before it is read: an error stops the look there
 }
 
 type tp struct {

@@ -84,8 +84,22 @@ func (j *job) rejectedOnTopic() (refusal, bool, error) {
 	}
 	var r refusal
 	found := false
-	_, err = events.ScanFrom(ctx, e.readOpts(), topic, parts, j.firstWritten().Add(-refusalScanBack),
+	ids := []string{b.BatchID}
+	var id string
+	var after map[int32]int64
+	if prog := j.resumedLook(topic, ids); prog != nil {
+		// An earlier try of this record read up to these offsets, on the
+		// log prog.id, and what it found below them is found.
+		id, after = prog.id, prog.reached
+		r, found = prog.found[b.BatchID]
+	}
+	st, err := events.ScanFromAfter(ctx, e.readOpts(), topic, parts, j.firstWritten().Add(-refusalScanBack), id, after,
 		[]byte(b.BatchID), func(rec *kgo.Record) error {
+			if e.lookVisit != nil {
+				if err := e.lookVisit(); err != nil {
+					return err
+				}
+			}
 			var bs payout.BatchStatusChange
 			if err := e.cfg.Codec.DecodeBatchStatusChange(rec.Value, &bs); err != nil {
 				if events.Permanent(err) {
@@ -100,10 +114,23 @@ func (j *job) rejectedOnTopic() (refusal, bool, error) {
 			}
 			return nil
 		})
+	if errors.Is(err, events.ErrOffsetsAhead) {
+		// The offsets an earlier try reached are past the partitions'
+		// ends: the topic was made again since. The next try looks from
+		// the batch's first write.
+		j.dropLook()
+	} else if err != nil {
+		kept := map[string]refusal{}
+		if found {
+			kept[b.BatchID] = r
+		}
+		j.keepLook(topic, st.TopicID, ids, st.Reached, kept, err)
+	}
 	if err != nil {
 		e.m.refusalScans.WithLabelValues("error").Inc()
 		return refusal{}, false, fmt.Errorf("dispatch: read the batch's statuses on %s (TOPIC_BATCH_STATUS), which a batch written before a Redis loss needs before any POST: %w", topic, err)
 	}
+	j.dropLook()
 	e.m.refusalScans.WithLabelValues(strconv.FormatBool(found)).Inc()
 	return r, found, nil
 }
@@ -153,14 +180,35 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 		clear(found)
 		return events.ScanFromKeysAfter(ctx, e.readOpts(), topic, read, j.firstWritten().Add(-refusalStatusScanBack), id, after, keys, visit)
 	}
-	st, err := scan(j.lookedBefore(topic))
+	id, after := j.lookedBefore(topic)
+	prog := j.resumedLook(topic, ids)
+	if prog != nil {
+		// An earlier try of this record read up to these offsets (from
+		// the copy's, or the first write), on the log prog.id: on from
+		// there.
+		id, after = prog.id, prog.reached
+	}
+	st, err := scan(id, after)
 	if errors.Is(err, events.ErrOffsetsAhead) {
-		// The offsets the copy carries are past the partitions' ends:
-		// not this topic's (recreated). The whole look, as without them.
+		// The offsets the copy carries, or an earlier try reached, are
+		// past the partitions' ends: not this topic's (recreated). The
+		// whole look, as without them.
 		j.log.Warn("dispatch: the status topic's offsets a deferred copy carries are past its end: looking from the batch's first write", "err", err)
+		prog = nil
 		st, err = scan("", nil)
 	}
+	if prog != nil {
+		// What the earlier tries found below where this one started.
+		for id, r := range prog.found {
+			if _, ok := want[id]; ok {
+				if _, again := found[id]; !again {
+					found[id] = r
+				}
+			}
+		}
+	}
 	if err != nil {
+		j.keepLook(topic, st.TopicID, ids, st.Reached, found, err)
 		e.m.refusalScans.WithLabelValues("error").Inc()
 		return nil, fmt.Errorf("dispatch: read the payees' statuses on %s (TOPIC_STATUS), which a single-payout batch written before a Redis loss needs before any POST: %w", topic, err)
 	}
@@ -172,8 +220,97 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 		looked[id] = true
 	}
 	j.looked = &statusLook{topic: topic, id: st.TopicID, ends: st.Ends, ids: looked}
+	j.dropLook()
 	e.m.refusalScans.WithLabelValues(strconv.FormatBool(len(found) > 0)).Inc()
 	return found, nil
+}
+
+// lookProgress is how far a look for an earlier refusal (rejectedOnTopic,
+// payeesRejectedOnTopic) read before it stopped short: RefusalLookLimit
+// ran out (a status topic read from days back), or a record could not be
+// decoded yet. The worker retries the batch in place, from the same
+// record, and that retry's look resumes there: each try reads on, and the
+// look ends after a few instead of starting over each time, its
+// partition held for good. A look that stopped short proves nothing: the
+// retry never posts before its own look reached the topic's end. Kept in
+// memory, one per partition being worked: a restart, or the batch read
+// from another record, looks from the start again.
+type lookProgress struct {
+	src   *kgo.Record // the batch's record, retried in place
+	topic string      // the topic looked on
+	id    string      // its id (events.ScanStats.TopicID): reached is of that log
+	// ids: the keys looked for (the payees' requestIds, or the batch's
+	// id); a retry looking for one more cannot resume.
+	ids map[string]bool
+	// reached: each partition read was read up to this offset (excluded)
+	// for each of ids, from where the look started.
+	reached map[int32]int64
+	// found: the REJECTED read below reached, by key.
+	found map[string]refusal
+}
+
+// resumedLook returns the progress a look of this record on topic kept
+// when it stopped short (keepLook), when it looked for each of ids; nil
+// otherwise.
+func (j *job) resumedLook(topic string, ids []string) *lookProgress {
+	e := j.e
+	if j.src == nil {
+		return nil
+	}
+	e.looksMu.Lock()
+	defer e.looksMu.Unlock()
+	p := e.looks[tp{j.src.Topic, j.src.Partition}]
+	if p == nil || p.src != j.src || p.topic != topic {
+		return nil
+	}
+	for _, id := range ids {
+		if !p.ids[id] {
+			return nil
+		}
+	}
+	return p
+}
+
+// keepLook keeps, for the retry of this record, how far a look on topic
+// (of id) for ids that stopped short (cause) read (reached: its
+// ScanStats.Reached), and the refusals found below it (found: those of
+// earlier tries too). A look that stopped before it knew where to start
+// (no reached) leaves what an earlier try kept.
+func (j *job) keepLook(topic, id string, ids []string, reached map[int32]int64, found map[string]refusal, cause error) {
+	e := j.e
+	if j.src == nil || len(reached) == 0 || id == "" {
+		// No id (brokers without topic ids, or the read stopped before
+		// it knew it): a resumed read could not tell the log is the same.
+		return
+	}
+	p := &lookProgress{src: j.src, topic: topic, id: id, ids: make(map[string]bool, len(ids)),
+		reached: maps.Clone(reached), found: maps.Clone(found)}
+	for _, id := range ids {
+		p.ids[id] = true
+	}
+	e.looksMu.Lock()
+	if e.looks == nil {
+		e.looks = map[tp]*lookProgress{}
+	}
+	e.looks[tp{j.src.Topic, j.src.Partition}] = p
+	e.looksMu.Unlock()
+	j.log.Warn("dispatch: the look for an earlier refusal stopped short: the batch's retry reads on from where it stopped",
+		"topic", topic, "cause", cause)
+}
+
+// dropLook forgets the progress kept for this record: its look ended, or
+// must start over.
+func (j *job) dropLook() {
+	e := j.e
+	if j.src == nil {
+		return
+	}
+	e.looksMu.Lock()
+	defer e.looksMu.Unlock()
+	k := tp{j.src.Topic, j.src.Partition}
+	if p := e.looks[k]; p != nil && p.src == j.src {
+		delete(e.looks, k)
+	}
 }
 
 // headerStatusLooked, on a deferred copy of a single-payout batch, names
@@ -267,6 +404,11 @@ func (j *job) lookedHeader(wait []int) (kgo.RecordHeader, bool) {
 func (j *job) visitStatus(want map[string]string, found map[string]refusal) func(rec *kgo.Record) error {
 	e, b := j.e, j.b
 	return func(rec *kgo.Record) error {
+		if e.lookVisit != nil {
+			if err := e.lookVisit(); err != nil {
+				return err
+			}
+		}
 		var sc payout.StatusChange
 		if err := e.cfg.Codec.DecodeStatusChange(rec.Value, &sc); err != nil {
 			if events.Permanent(err) {

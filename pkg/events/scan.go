@@ -24,6 +24,15 @@ type ScanStats struct {
 	// TopicID is the topic's id (hex) as ScanFromKeysAfter read it, ""
 	// when the brokers give none: offsets are of that log only.
 	TopicID string
+	// Reached is the offset each partition was read up to (excluded)
+	// when the scan stopped, returned with an error too (a context's
+	// deadline, fn's error): every record from where the partition's read
+	// started up to it went through match, and fn when it matched, and fn
+	// returned nil. A partition whose start was not known yet is absent.
+	// After a complete scan it equals Ends. A caller that ran out of time
+	// resumes from it (ScanFromKeysAfter, ScanFromAfter) and reads nothing
+	// twice, misses nothing.
+	Reached map[int32]int64
 }
 
 // Scan reads the given partitions of topic from their start to their last
@@ -65,6 +74,18 @@ func listStarts(ctx context.Context, topic string) func(*kadm.Client) (kadm.List
 // timestamp is at or after from, instead of from its start.
 func ScanFrom(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, key []byte, fn func(*kgo.Record) error) (ScanStats, error) {
 	return scanFrom(ctx, opts, topic, parts, from, keyIs(key), fn)
+}
+
+// ScanFromAfter is ScanFrom starting each partition of after at the
+// offset it names when that is later than the first record at or after
+// from: the resumption of a read that stopped at those offsets (its
+// ScanStats.Reached) on the log whose id was topicID (its
+// ScanStats.TopicID), as for ScanFromKeysAfter. An offset past the
+// partition's last stable offset is an error (ErrOffsetsAhead).
+func ScanFromAfter(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, from time.Time, topicID string, after map[int32]int64, key []byte, fn func(*kgo.Record) error) (ScanStats, error) {
+	return scan(ctx, opts, topic, parts, toStable, keyIs(key), fn, func(ka *kadm.Client) (kadm.ListedOffsets, error) {
+		return offsetsAfter(ctx, ka, topic, from)
+	}, &resume{id: topicID, offsets: after})
 }
 
 // ScanFromKeys is ScanFrom calling fn with every data record whose key
@@ -259,6 +280,7 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, to r
 	}
 	want := map[int32]kgo.Offset{}
 	end := map[int32]int64{}
+	reached := make(map[int32]int64, len(parts))
 	for _, p := range parts {
 		s, ok1 := starts.Lookup(topic, p)
 		e, ok2 := ends.Lookup(topic, p)
@@ -271,11 +293,16 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, to r
 			}
 		}
 		st.Ends[p] = e.Offset
+		reached[p] = e.Offset // nothing to read
 		if e.Offset > s.Offset {
 			want[p] = kgo.NewOffset().At(s.Offset)
 			end[p] = e.Offset
+			reached[p] = s.Offset
 		}
 	}
+	// Reported once every partition's start is known: a scan that failed
+	// on one reports none.
+	st.Reached = reached
 	if len(want) == 0 {
 		return st, checkTopicID(ctx, adm, topic, st.TopicID, res...)
 	}
@@ -309,16 +336,23 @@ func scan(ctx context.Context, opts []kgo.Opt, topic string, parts []int32, to r
 			if !open || cbErr != nil {
 				return
 			}
-			if r.Offset >= e-1 {
-				delete(end, r.Partition)
-			}
 			if r.Offset >= e || r.Attrs.IsControl() {
+				if r.Offset >= e-1 {
+					delete(end, r.Partition)
+				}
+				st.Reached[r.Partition] = min(r.Offset+1, e)
 				return
 			}
 			st.Records++
 			if match(r.Key) {
-				cbErr = fn(r)
+				if cbErr = fn(r); cbErr != nil {
+					return // not read: the resumed scan starts at it
+				}
 			}
+			if r.Offset >= e-1 {
+				delete(end, r.Partition)
+			}
+			st.Reached[r.Partition] = r.Offset + 1
 		})
 		if cbErr != nil {
 			return st, cbErr
