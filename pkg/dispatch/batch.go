@@ -2144,14 +2144,24 @@ func (j *job) finish(payoutID string) error {
 			}
 		}
 		carried = append(carried, absent...)
-		if listed.refless > 0 {
-			// A transaction listed without its reference may be one of
-			// them: they are SUBMITTED without a transaction id, as before.
+		if listed.refless > 0 || foreignRefs(b, txByRef) {
+			// A transaction listed without its reference, or under one
+			// that names no request of the batch (a reference Wompi wrote
+			// otherwise), may be one of them: they are SUBMITTED without a
+			// transaction id, as before.
 			unheld = nil
 		}
 	}
-	if err := j.unbankedListed(payoutID, carried, txByRef, listed); err != nil {
+	byPatience, err := j.unbankedListed(payoutID, carried, txByRef, listed)
+	if err != nil {
 		return err
+	}
+	if byPatience {
+		// A listing short of the payout's count proves a payee absent
+		// only as a drop's guess (refused at creation); a kept payee may
+		// be the transaction it never reads (a page race that repeats)
+		// and paid: SUBMITTED without a transaction id, never REJECTED.
+		unheld = nil
 	}
 	if !j.created {
 		j.compareAdopted(payoutID, want)
@@ -2554,6 +2564,19 @@ func hasRef(txByRef map[string]rail.ItemRef, rid string) bool {
 	return ok
 }
 
+// foreignRefs reports whether the listing holds a reference that is no
+// requestId of the batch.
+// (A requestId twice in the batch is counted once.)
+func foreignRefs(b *payout.Batch, txByRef map[string]rail.ItemRef) bool {
+	ours := make(map[string]struct{}, len(txByRef))
+	for i := range b.Transactions {
+		if rid := b.Transactions[i].RequestID; hasRef(txByRef, rid) {
+			ours[rid] = struct{}{}
+		}
+	}
+	return len(ours) < len(txByRef)
+}
+
 // transactions maps reference (requestId) -> Wompi transaction (its id and
 // status) for the payout, asking again a few times while some wanted
 // reference is missing.
@@ -2619,7 +2642,9 @@ func (j *job) transactions(payoutID string, want map[string]int) (map[string]rai
 // the payout not yet found by reference) the listing may be behind the
 // write: a payee it lacks may be paid, and its REJECTED would be false, so
 // the batch is tried again (its record says posted) rather than ended.
-func (j *job) unbankedListed(payoutID string, carried []string, txByRef map[string]rail.ItemRef, listed listing) error {
+// byPatience: the listing was taken short (a final payout past
+// track.ShortListingPatience).
+func (j *job) unbankedListed(payoutID string, carried []string, txByRef map[string]rail.ItemRef, listed listing) (byPatience bool, err error) {
 	missing := 0
 	for _, rid := range carried {
 		if _, ok := txByRef[rid]; !ok {
@@ -2627,13 +2652,13 @@ func (j *job) unbankedListed(payoutID string, carried []string, txByRef map[stri
 		}
 	}
 	if missing == 0 {
-		return nil
+		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(j.hard, j.e.cfg.HTTPTimeout)
 	bs, err := j.e.batchRail.FindBatches(ctx, j.b.BatchID)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("dispatch: payout %s does not list %d payees that an earlier POST may have carried, and its count could not be read: %w",
+		return false, fmt.Errorf("dispatch: payout %s does not list %d payees that an earlier POST may have carried, and its count could not be read: %w",
 			payoutID, missing, err)
 	}
 	for _, pb := range bs {
@@ -2658,15 +2683,15 @@ func (j *job) unbankedListed(payoutID string, carried []string, txByRef map[stri
 			j.e.now().Sub(created) >= track.ShortListingPatience {
 			j.log.Error("dispatch: final payout still lists fewer transactions than it counts; the payees dropped for their bank it does not list are taken as refused at creation",
 				"payout_id", payoutID, "listed", listed.n, "transactions", pb.ItemCount, "missing", missing)
-			return nil
+			return true, nil
 		}
 		if short {
-			return fmt.Errorf("dispatch: payout %s lists %d of its %d transactions (0: no count given), without %d payees that an earlier POST may have carried: read again",
+			return false, fmt.Errorf("dispatch: payout %s lists %d of its %d transactions (0: no count given), without %d payees that an earlier POST may have carried: read again",
 				payoutID, listed.n, pb.ItemCount, missing)
 		}
-		return nil
+		return false, nil
 	}
-	return fmt.Errorf("dispatch: payout %s does not list %d payees that an earlier POST may have carried, and the lookup by reference does not show it yet: read again",
+	return false, fmt.Errorf("dispatch: payout %s does not list %d payees that an earlier POST may have carried, and the lookup by reference does not show it yet: read again",
 		payoutID, missing)
 }
 
