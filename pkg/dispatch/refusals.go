@@ -93,40 +93,46 @@ func (j *job) rejectedOnTopic() (refusal, bool, error) {
 		id, after = prog.id, prog.reached
 		r, found = prog.found[b.BatchID]
 	}
-	st, err := events.ScanFromAfter(ctx, e.readOpts(), topic, parts, j.firstWritten().Add(-refusalScanBack), id, after,
-		[]byte(b.BatchID), func(rec *kgo.Record) error {
-			if e.lookVisit != nil {
-				if err := e.lookVisit(); err != nil {
-					return err
-				}
+	visit := func(rec *kgo.Record) error {
+		if e.lookVisit != nil {
+			if err := e.lookVisit(); err != nil {
+				return err
 			}
-			var bs payout.BatchStatusChange
-			if err := e.cfg.Codec.DecodeBatchStatusChange(rec.Value, &bs); err != nil {
-				if events.Permanent(err) {
-					return nil // not an event of ours: not this batch's REJECTED
-				}
-				// The schema registry did not answer: the record may be
-				// the REJECTED, and is read again with the batch.
-				return fmt.Errorf("decode a status of the batch at offset %d: %w", rec.Offset, err)
+		}
+		var bs payout.BatchStatusChange
+		if err := e.cfg.Codec.DecodeBatchStatusChange(rec.Value, &bs); err != nil {
+			if events.Permanent(err) {
+				return nil // not an event of ours: not this batch's REJECTED
 			}
-			if bs.BatchID == b.BatchID && bs.Status == payout.BatchRejected && bs.Source == payout.SourceDispatcher {
-				r, found = newRefusal(string(payout.ReasonWompiRejected), deref(bs.StatusMessage), false), true
-			}
-			return nil
-		})
+			// The schema registry did not answer: the record may be
+			// the REJECTED, and is read again with the batch.
+			return fmt.Errorf("decode a status of the batch at offset %d: %w", rec.Offset, err)
+		}
+		if bs.BatchID == b.BatchID && bs.Status == payout.BatchRejected && bs.Source == payout.SourceDispatcher {
+			r, found = newRefusal(string(payout.ReasonWompiRejected), deref(bs.StatusMessage), false), true
+		}
+		return nil
+	}
+	look := func(id string, after map[int32]int64) (events.ScanStats, error) {
+		return events.ScanFromAfter(ctx, e.readOpts(), topic, parts, j.firstWritten().Add(-refusalScanBack), id, after,
+			[]byte(b.BatchID), visit)
+	}
+	st, err := look(id, after)
 	if errors.Is(err, events.ErrOffsetsAhead) {
 		// The offsets an earlier try reached are past the partitions'
-		// ends: the topic was made again since. The next try looks from
-		// the batch's first write.
+		// ends, on the same log (its id unchanged): records were lost
+		// (an unclean leader election). The whole look again, and what
+		// the earlier try found is kept (r, found): a dispatcher's
+		// REJECTED read once is final, even if the log lost it since.
 		j.dropLook()
-	} else if err != nil {
+		st, err = look("", nil)
+	}
+	if err != nil {
 		kept := map[string]refusal{}
 		if found {
 			kept[b.BatchID] = r
 		}
 		j.keepLook(topic, st.TopicID, ids, st.Reached, kept, err)
-	}
-	if err != nil {
 		e.m.refusalScans.WithLabelValues("error").Inc()
 		return refusal{}, false, fmt.Errorf("dispatch: read the batch's statuses on %s (TOPIC_BATCH_STATUS), which a batch written before a Redis loss needs before any POST: %w", topic, err)
 	}
@@ -191,10 +197,12 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 	st, err := scan(id, after)
 	if errors.Is(err, events.ErrOffsetsAhead) {
 		// The offsets the copy carries, or an earlier try reached, are
-		// past the partitions' ends: not this topic's (recreated). The
-		// whole look, as without them.
+		// past the partitions' ends on the same log (its id unchanged:
+		// offsets of another are not used), so records were lost (an
+		// unclean leader election). The whole look, as without them; what
+		// an earlier try found below them is kept (prog.found, below): a
+		// REJECTED a dispatcher wrote is final even if the log lost it.
 		j.log.Warn("dispatch: the status topic's offsets a deferred copy carries are past its end: looking from the batch's first write", "err", err)
-		prog = nil
 		st, err = scan("", nil)
 	}
 	if prog != nil {
