@@ -71,7 +71,19 @@ func TestSteppedClockDoesNotStallTheDeferredPartition(t *testing.T) {
 	host.Set(testStart.Add(time.Minute))
 	b := lowBalanceBatch("stepped-b")
 	f.produce(f.topics.Batches, b)
-	eventually(t, "batch B deferred", func() bool { return outcome(e, "deferred") >= 2 }) // and A again, once the clock is corrected
+	// Wait for B's own copy and A's second one (A is due at once on the
+	// corrected clock and still refused): a count of deferrals alone is
+	// met by A's second copy while B is still in flight, and B handled
+	// after the clocks move below is deferred to a time the manual clock
+	// never reaches.
+	eventually(t, "batch B deferred, and A again (A waits for its year-ahead NotBefore if not)", func() bool {
+		var sawB, sawA2 bool
+		for _, c := range deferredCopies(f) {
+			sawB = sawB || c.BatchID == b.BatchID
+			sawA2 = sawA2 || (c.BatchID == a.BatchID && c.Attempt == 2)
+		}
+		return sawB && sawA2
+	})
 
 	// The account is topped up, and a day goes by: both copies are long
 	// due on any sane reading (B's NotBefore was 5 minutes after its
