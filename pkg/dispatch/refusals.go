@@ -82,17 +82,7 @@ func (j *job) rejectedOnTopic() (refusal, bool, error) {
 		e.m.refusalScans.WithLabelValues("error").Inc()
 		return refusal{}, false, err
 	}
-	var r refusal
-	found := false
-	ids := []string{b.BatchID}
-	var id string
-	var after map[int32]int64
-	if prog := j.resumedLook(topic, ids); prog != nil {
-		// An earlier try of this record read up to these offsets, on the
-		// log prog.id, and what it found below them is found.
-		id, after = prog.id, prog.reached
-		r, found = prog.found[b.BatchID]
-	}
+	found := map[string]refusal{}
 	visit := func(rec *kgo.Record) error {
 		if e.lookVisit != nil {
 			if err := e.lookVisit(); err != nil {
@@ -109,36 +99,22 @@ func (j *job) rejectedOnTopic() (refusal, bool, error) {
 			return fmt.Errorf("decode a status of the batch at offset %d: %w", rec.Offset, err)
 		}
 		if bs.BatchID == b.BatchID && bs.Status == payout.BatchRejected && bs.Source == payout.SourceDispatcher {
-			r, found = newRefusal(string(payout.ReasonWompiRejected), deref(bs.StatusMessage), false), true
+			found[b.BatchID] = newRefusal(string(payout.ReasonWompiRejected), deref(bs.StatusMessage), false)
 		}
 		return nil
 	}
-	look := func(id string, after map[int32]int64) (events.ScanStats, error) {
+	scan := func(id string, after map[int32]int64) (events.ScanStats, error) {
+		clear(found)
 		return events.ScanFromAfter(ctx, e.readOpts(), topic, parts, j.firstWritten().Add(-refusalScanBack), id, after,
 			[]byte(b.BatchID), visit)
 	}
-	st, err := look(id, after)
-	if errors.Is(err, events.ErrOffsetsAhead) {
-		// The offsets an earlier try reached are past the partitions'
-		// ends, on the same log (its id unchanged): records were lost
-		// (an unclean leader election). The whole look again, and what
-		// the earlier try found is kept (r, found): a dispatcher's
-		// REJECTED read once is final, even if the log lost it since.
-		j.dropLook()
-		st, err = look("", nil)
-	}
-	if err != nil {
-		kept := map[string]refusal{}
-		if found {
-			kept[b.BatchID] = r
-		}
-		j.keepLook(topic, st.TopicID, ids, st.Reached, kept, err)
+	if _, err := j.resumableLook(topic, []string{b.BatchID}, "", nil, found, scan); err != nil {
 		e.m.refusalScans.WithLabelValues("error").Inc()
 		return refusal{}, false, fmt.Errorf("dispatch: read the batch's statuses on %s (TOPIC_BATCH_STATUS), which a batch written before a Redis loss needs before any POST: %w", topic, err)
 	}
-	j.dropLook()
-	e.m.refusalScans.WithLabelValues(strconv.FormatBool(found)).Inc()
-	return r, found, nil
+	r, ok := found[b.BatchID]
+	e.m.refusalScans.WithLabelValues(strconv.FormatBool(ok)).Inc()
+	return r, ok, nil
 }
 
 // payeesRejectedOnTopic is rejectedOnTopic for a single-payout batch: it
@@ -187,36 +163,8 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 		return events.ScanFromKeysAfter(ctx, e.readOpts(), topic, read, j.firstWritten().Add(-refusalStatusScanBack), id, after, keys, visit)
 	}
 	id, after := j.lookedBefore(topic)
-	prog := j.resumedLook(topic, ids)
-	if prog != nil {
-		// An earlier try of this record read up to these offsets (from
-		// the copy's, or the first write), on the log prog.id: on from
-		// there.
-		id, after = prog.id, prog.reached
-	}
-	st, err := scan(id, after)
-	if errors.Is(err, events.ErrOffsetsAhead) {
-		// The offsets the copy carries, or an earlier try reached, are
-		// past the partitions' ends on the same log (its id unchanged:
-		// offsets of another are not used), so records were lost (an
-		// unclean leader election). The whole look, as without them; what
-		// an earlier try found below them is kept (prog.found, below): a
-		// REJECTED a dispatcher wrote is final even if the log lost it.
-		j.log.Warn("dispatch: the status topic's offsets a deferred copy carries are past its end: looking from the batch's first write", "err", err)
-		st, err = scan("", nil)
-	}
-	if prog != nil {
-		// What the earlier tries found below where this one started.
-		for id, r := range prog.found {
-			if _, ok := want[id]; ok {
-				if _, again := found[id]; !again {
-					found[id] = r
-				}
-			}
-		}
-	}
+	st, err := j.resumableLook(topic, ids, id, after, found, scan)
 	if err != nil {
-		j.keepLook(topic, st.TopicID, ids, st.Reached, found, err)
 		e.m.refusalScans.WithLabelValues("error").Inc()
 		return nil, fmt.Errorf("dispatch: read the payees' statuses on %s (TOPIC_STATUS), which a single-payout batch written before a Redis loss needs before any POST: %w", topic, err)
 	}
@@ -228,7 +176,6 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 		looked[id] = true
 	}
 	j.looked = &statusLook{topic: topic, id: st.TopicID, ends: st.Ends, ids: looked}
-	j.dropLook()
 	e.m.refusalScans.WithLabelValues(strconv.FormatBool(len(found) > 0)).Inc()
 	return found, nil
 }
@@ -255,6 +202,45 @@ type lookProgress struct {
 	reached map[int32]int64
 	// found: the REJECTED read below reached, by key.
 	found map[string]refusal
+}
+
+// resumableLook runs a look for the earlier refusals of ids on topic:
+// scan reads from the offsets it is given, on the log of that id (none:
+// from the batch's first write), and fills found, which it clears first.
+// The look starts where an earlier try of this record stopped short
+// (resumedLook), or else at fromID and fromAfter (a deferred copy's
+// offsets, or none). Offsets past the partitions' ends on the same log
+// mean records were lost (an unclean leader election): the whole look
+// again. What an earlier try found below where this one started is kept
+// in found either way: a dispatcher's REJECTED read once is final, even
+// if the log lost it since. A look that stops short proves nothing: its
+// progress is kept for the retry (keepLook) and its error returned.
+func (j *job) resumableLook(topic string, ids []string, fromID string, fromAfter map[int32]int64, found map[string]refusal,
+	scan func(id string, after map[int32]int64) (events.ScanStats, error)) (events.ScanStats, error) {
+	id, after := fromID, fromAfter
+	prog := j.resumedLook(topic, ids)
+	if prog != nil {
+		id, after = prog.id, prog.reached
+	}
+	st, err := scan(id, after)
+	if errors.Is(err, events.ErrOffsetsAhead) {
+		j.log.Warn("dispatch: the offsets a look for an earlier refusal starts from (a deferred copy's, or an earlier try's) are past the topic's end on the same log: looking from the batch's first write",
+			"topic", topic, "err", err)
+		st, err = scan("", nil)
+	}
+	if prog != nil {
+		for k, r := range prog.found {
+			if _, again := found[k]; !again && slices.Contains(ids, k) {
+				found[k] = r
+			}
+		}
+	}
+	if err != nil {
+		j.keepLook(topic, st.TopicID, ids, st.Reached, found, err)
+		return st, err
+	}
+	j.dropLook()
+	return st, nil
 }
 
 // resumedLook returns the progress a look of this record on topic kept
