@@ -1,10 +1,8 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -35,8 +33,7 @@ func (l listingMisreads) RoundTrip(req *http.Request) (*http.Response, error) {
 		!strings.HasSuffix(req.URL.Path, "/transactions") {
 		return resp, err
 	}
-	raw, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	raw, err := readAllClose(resp)
 	if err != nil {
 		return nil, err
 	}
@@ -64,9 +61,7 @@ func (l listingMisreads) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	out, _ := json.Marshal(env)
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(out)), int64(len(out))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+	return withBody(resp, out), nil
 }
 
 // Two faults: a POST carrying both payees whose answer is lost (the normal

@@ -65,8 +65,7 @@ func (s foldOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 	case req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/v2/payout/payments"):
 		return resp, err
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body, err := readAllClose(resp)
 	if err != nil {
 		return nil, err
 	}
@@ -77,10 +76,7 @@ func (s foldOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return []byte(name + `:"` + s.form(v) + `"`)
 	})
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+	return withBody(resp, body), nil
 }
 
 // form is id as the provider echoes it.

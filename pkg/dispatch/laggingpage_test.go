@@ -1,9 +1,7 @@
 package dispatch
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -26,8 +24,7 @@ func (s *laggingPageOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 		q.Get("external_id") != "" || q.Get("page") != "2" || s.served.Add(1) != 1 {
 		return resp, err
 	}
-	raw, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	raw, err := readAllClose(resp)
 	if err != nil {
 		return nil, err
 	}
@@ -37,9 +34,7 @@ func (s *laggingPageOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	pg["meta"] = map[string]int{"current_page": 2, "last_page": 2, "per_page": 1, "total": 2}
 	out, _ := json.Marshal(pg)
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(out)), int64(len(out))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+	return withBody(resp, out), nil
 }
 
 // Two faults together on WEpayout, as in

@@ -1,10 +1,8 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -31,8 +29,7 @@ func (l *txListingBehind) RoundTrip(req *http.Request) (*http.Response, error) {
 		!strings.HasSuffix(req.URL.Path, "/transactions") || l.reads.Add(1) > l.behind {
 		return resp, err
 	}
-	raw, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	raw, err := readAllClose(resp)
 	if err != nil {
 		return nil, err
 	}
@@ -64,9 +61,7 @@ func (l *txListingBehind) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	env.Data.Records = kept
 	out, _ := json.Marshal(env)
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(out)), int64(len(out))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+	return withBody(resp, out), nil
 }
 
 // Two faults lined up on the listing read after the lookup: a first
@@ -153,9 +148,7 @@ func (n noItemCount) RoundTrip(req *http.Request) (*http.Response, error) {
 			raw = out
 		}
 	}
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+	return withBody(resp, raw), nil
 }
 
 // dropKey deletes key from every object in v, at any depth.

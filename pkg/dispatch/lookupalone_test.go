@@ -1,10 +1,8 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -35,8 +33,7 @@ func (u uncomparableFor) RoundTrip(req *http.Request) (*http.Response, error) {
 		!strings.Contains(","+q.Get("transaction_id")+",", ","+u.id+",") || (q.Get("page") != "" && q.Get("page") != "1") {
 		return resp, err
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body, err := readAllClose(resp)
 	if err != nil {
 		return nil, err
 	}
@@ -50,10 +47,7 @@ func (u uncomparableFor) RoundTrip(req *http.Request) (*http.Response, error) {
 	} else if json.Unmarshal(body, &list) == nil {
 		body, _ = json.Marshal(append(list, item))
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+	return withBody(resp, body), nil
 }
 
 // SmartFastPay's group lookup meets a listed payout it cannot compare (no

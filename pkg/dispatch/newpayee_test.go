@@ -1,9 +1,7 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -347,16 +345,12 @@ func (s stripOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || !s.on.Load() || req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/v2/payout/payments") {
 		return resp, err
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body, err := readAllClose(resp)
 	if err != nil {
 		return nil, err
 	}
 	body = externalID.ReplaceAll(body, []byte(`"external_id":null`))
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+	return withBody(resp, body), nil
 }
 
 // A WEpayout payee is paid and the dispatcher crashes before recording

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -73,4 +74,12 @@ func TestUnbankedPayeeNotRejectedWhenTheListingRepeatsATransaction(t *testing.T)
 func readAllClose(resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
+}
+
+// withBody gives resp the body a test's transport rewrote (its length
+// too: the Content-Length the server sent is of the body before).
+func withBody(resp *http.Response, body []byte) *http.Response {
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp
 }

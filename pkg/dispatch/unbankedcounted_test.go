@@ -58,15 +58,12 @@ func (r refusedAtCreation) RoundTrip(req *http.Request) (*http.Response, error) 
 		strings.HasSuffix(req.URL.Path, "/transactions") {
 		return resp, err
 	}
-	raw, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	raw, err := readAllClose(resp)
 	if err != nil {
 		return nil, err
 	}
 	raw = bytes.ReplaceAll(raw, []byte(`"totalTransactions":1`), []byte(`"totalTransactions":2`))
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+	return withBody(resp, raw), nil
 }
 
 // Two faults on the path of e640ec3: a POST whose answer is lost, in which
