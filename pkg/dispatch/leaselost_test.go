@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
@@ -21,26 +25,47 @@ func TestDeferralWithALostLeaseGivesNothingBack(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	f.sim.UpdateFaults(func(fl *wompitest.Faults) { fl.Unhealthy = true })
-	e := f.engine(func(c *Config) {
-		c.RailPatience = 1500 * time.Millisecond
-		c.LeaseTTL = 30 * time.Second // no renewal notices the theft first
-	})
 	b := batch("lease-lost", map[string]int64{"lease-lost-a": 500_000}, "lease-lost-a")
 	ctx := context.Background()
 	rdb := f.redis.Client()
+	// Another replica takes the batch over as soon as its reservation is
+	// written, from the job's own Redis call: a theft the test made after
+	// seeing the reservation raced the job, which (its patience, counted
+	// from the job's start, spent by slow earlier steps) could defer with
+	// its lease intact first, and rightly give the reservation back.
+	var budgetKey, batchKey string
+	var mu sync.Mutex
+	var stolen atomic.Bool
+	steal := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stolen.Load() || batchKey == "" {
+			return
+		}
+		if ok, _ := rdb.HExists(ctx, budgetKey, "res:"+b.BatchID).Result(); !ok {
+			return
+		}
+		far := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+		if err := rdb.HSet(ctx, batchKey, "owner", "another-replica", "lease", far).Err(); err != nil {
+			t.Error(err)
+			return
+		}
+		stolen.Store(true)
+	}
+	e := f.engine(func(c *Config) {
+		c.RailPatience = 1500 * time.Millisecond
+		c.LeaseTTL = 30 * time.Second // no renewal notices the theft first
+		c.Redis.AddHook(afterEachCommand(steal))
+	})
+	mu.Lock()
+	budgetKey, batchKey = e.budget.Key(payout.DayIn(f.clock.Now(), bogota).String()), e.st.batchKey(b.BatchID)
+	mu.Unlock()
 	stop, _ := f.run(e)
 	f.produce(f.topics.Batches, b)
-	budgetKey := e.budget.Key(payout.DayIn(f.clock.Now(), bogota).String())
-	eventually(t, "the batch's reservation", func() bool {
-		n, _ := rdb.HExists(ctx, budgetKey, "res:"+b.BatchID).Result()
-		return n
-	})
-	// Another replica holds the batch now.
-	far := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
-	if err := rdb.HSet(ctx, e.st.batchKey(b.BatchID), "owner", "another-replica", "lease", far).Err(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2 * time.Second) // past the patience
+	eventually(t, "the batch's reservation, and the lease taken by another replica", stolen.Load)
+	// Past the patience: the job's fenced move is refused (a restart from
+	// the claim, which waits for the other replica's lease).
+	eventually(t, "the job's deferral refused by the fence", func() bool { return testutil.ToFloat64(e.m.restarts) >= 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +74,27 @@ func TestDeferralWithALostLeaseGivesNothingBack(t *testing.T) {
 	}
 	if n := outcome(e, "deferred"); n != 0 {
 		t.Fatalf("deferred %d times by a replica without the lease", n)
+	}
+}
+
+// afterEachCommand is a Redis hook that runs fn after each command or
+// pipeline of the client it hooks, in the caller's goroutine: what fn
+// does is done before the caller's next step.
+type afterEachCommand func()
+
+func (h afterEachCommand) DialHook(next redisDialHook) redisDialHook { return next }
+func (h afterEachCommand) ProcessHook(next redisProcessHook) redisProcessHook {
+	return func(ctx context.Context, cmd redisCmder) error {
+		err := next(ctx, cmd)
+		h()
+		return err
+	}
+}
+func (h afterEachCommand) ProcessPipelineHook(next redisPipelineHook) redisPipelineHook {
+	return func(ctx context.Context, cmds []redisCmder) error {
+		err := next(ctx, cmds)
+		h()
+		return err
 	}
 }
 

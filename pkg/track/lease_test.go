@@ -80,7 +80,9 @@ func TestGateHoldsKeysWhileTicketOpen(t *testing.T) {
 // over is reported.
 func TestGateLeaveAndLostLease(t *testing.T) {
 	rs := testenv.Redis(t)
-	const lease = 300 * time.Millisecond
+	// Long enough that the begin just after Leave comes within it on a
+	// loaded box (at 300ms one that came late found the key free).
+	const lease = 3 * time.Second
 	g := NewGate(rs.Client(), rs.Prefix(), lease)
 	lost := make(chan string, 10)
 	g.LeaseLost = func(held, want int, err error) { lost <- fmt.Sprint(held, "/", want, " ", err) }
@@ -91,12 +93,13 @@ func TestGateLeaveAndLostLease(t *testing.T) {
 	if err != nil || tk.Verdicts[0] != GateOurs {
 		t.Fatalf("begin: %+v %v", tk, err)
 	}
+	left := time.Now()
 	g.Leave(tk)
 	approved := transition{kind: kindRequest, id: "r-2", to: string(payout.StatusApproved), ref: "tx-2", final: true, verified: true, since: since}
 	if out, _, _ := tracker.begin(ctx, approved, "t"); out != outcomeBusy {
 		t.Fatalf("APPROVED just after Leave: %s, want busy", out)
 	}
-	time.Sleep(lease + 50*time.Millisecond)
+	time.Sleep(time.Until(left.Add(lease + 50*time.Millisecond)))
 	if out, _, err := tracker.begin(ctx, approved, "t"); err != nil || out != outcomeOK {
 		t.Fatalf("APPROVED a lease after Leave: %s %v, want ok", out, err)
 	}

@@ -406,7 +406,11 @@ func TestReplayedBeginAnswersTheSameGrant(t *testing.T) {
 	rs := testenv.Redis(t)
 	ctx := context.Background()
 	s := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 10*time.Second)
-	other := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, 200*time.Millisecond)
+	// The other attempt's lease must outlast the first run on a loaded
+	// box (at 200ms a first run that came a lease late found r2 free and
+	// granted it), and run out before the replay.
+	const otherLease = 3 * time.Second
+	other := newStatusStore(rs.Client(), rs.Prefix(), time.Hour, otherLease)
 	ep := mustEpoch(t, s)
 	tr := func(id string) transition {
 		return transition{kind: kindRequest, id: id, to: string(payout.StatusPending), ref: "tx-" + id, verified: true, since: ep}
@@ -414,6 +418,7 @@ func TestReplayedBeginAnswersTheSameGrant(t *testing.T) {
 	if err := rs.Client().Set(ctx, s.key(kindRequest, "r1"), formatStatusValue(statusValue{st: "SUBMITTED", tx: "tx-r1"}), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
+	otherAt := time.Now()
 	if out, _, err := other.begin(ctx, tr("r2"), "webhook"); err != nil || out != outcomeOK {
 		t.Fatal(out, err)
 	}
@@ -426,7 +431,7 @@ func TestReplayedBeginAnswersTheSameGrant(t *testing.T) {
 	if fmt.Sprintf("%v %q", outs, froms) != `[ok busy busy] ["SUBMITTED" "" "SUBMITTED"]` {
 		t.Fatalf("first run: %v %q", outs, froms)
 	}
-	time.Sleep(300 * time.Millisecond) // r2's other attempt runs out
+	time.Sleep(time.Until(otherAt.Add(otherLease + 100*time.Millisecond))) // r2's other attempt runs out
 	outs, froms, err = s.beginMany(ctx, trs, tokens)
 	if err != nil {
 		t.Fatal(err)

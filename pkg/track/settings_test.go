@@ -1,17 +1,24 @@
 package track
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wompi-payouts/pipeline/pkg/config"
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -21,9 +28,28 @@ import (
 func TestRunServesAndDrainsInFlightWebhooks(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	cfg := f.sim.Config()
+	// The tracker reaches Wompi through asking: once armed, the first call
+	// that comes through closes asked (the webhook below is then in flight,
+	// waiting on Wompi). A sleep for it was no barrier: a POST that reached
+	// the listener only after cancel was refused by the shutdown.
+	var armed atomic.Bool
+	asked := make(chan struct{})
+	var askedOnce sync.Once
+	simURL, err := url.Parse(f.sim.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := httputil.NewSingleHostReverseProxy(simURL)
+	asking := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if armed.Load() {
+			askedOnce.Do(func() { close(asked) })
+		}
+		fwd.ServeHTTP(w, r)
+	}))
+	t.Cleanup(asking.Close)
 	envs := map[string]string{
 		"KAFKA_BROKERS": f.kafka.BrokersCSV(), "REDIS_URL": f.redis.URL(), "REDIS_PREFIX": f.prefix,
-		"WOMPI_BASE_URL": f.sim.BaseURL(), "WOMPI_API_KEY": cfg.APIKey, "WOMPI_PRINCIPAL_ID": cfg.PrincipalID,
+		"WOMPI_BASE_URL": asking.URL + strings.TrimPrefix(f.sim.BaseURL(), f.sim.URL()), "WOMPI_API_KEY": cfg.APIKey, "WOMPI_PRINCIPAL_ID": cfg.PrincipalID,
 		"WOMPI_EVENTS_SECRET": cfg.EventsSecret, "TOPIC_STATUS": f.topics.Status, "TOPIC_BATCH_STATUS": f.topics.BatchStatus,
 		"TRACKER_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0", "POLL_INTERVAL": "1h",
 		"WEPAYOUT_API_KEY": "wep-key", // enables the rail: the gauge says so
@@ -83,8 +109,28 @@ func TestRunServesAndDrainsInFlightWebhooks(t *testing.T) {
 	tx := c.txs[0]
 	body, sum := txWebhook(t, cfg.EventsSecret, tx.ID, c.payoutID, tx.AmountInCents, "APPROVED", nil, t0)
 	codes := make(chan int, 1)
-	go func() { codes <- post(t, hookURL, body, sum) }()
-	time.Sleep(100 * time.Millisecond) // the webhook is in flight, waiting on Wompi
+	armed.Store(true)
+	go func() { // not post: its t.Fatal here would leave codes empty and the test hung
+		req, _ := http.NewRequest(http.MethodPost, hookURL+WebhookPath, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(wompi.HeaderEventChecksum, sum)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Logf("in-flight webhook: %v", err)
+			codes <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes <- resp.StatusCode
+	}()
+	select { // the webhook is in flight, waiting on Wompi
+	case <-asked:
+	case code := <-codes:
+		t.Fatalf("webhook answered %d before it asked Wompi", code)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the webhook never asked Wompi")
+	}
 	cancel()
 	if code := <-codes; code != 200 {
 		t.Fatalf("in-flight webhook during the drain: %d", code)
