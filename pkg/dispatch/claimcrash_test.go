@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
 
 // Two faults: Redis lost the record of a batch Wompi already holds (a
@@ -45,9 +43,7 @@ func TestClaimLeftBeforeItsLookupIsLookedUpFirst(t *testing.T) {
 			f.produce(f.topics.Batches, b)
 			stop, _ := f.run(e)
 			if outage {
-				eventually(t, "the batch deferred by the outage", func() bool {
-					return len(byStatus(f.statuses())[b.Transactions[0].RequestID][payout.StatusDeferred]) > 0
-				})
+				f.waitDeferred(requestIDs(b)...)
 				f.deferredUnavailable(b)
 				f.wompiDown(false)
 				f.paidOnceAfterOutage(e, stop, b)

@@ -41,6 +41,31 @@ func (f *fixture) paidOnceAfterOutage(e *Engine, stop func() error, b payout.Bat
 
 // deferredUnavailable asserts that every request of b got a DEFERRED
 // RAIL_UNAVAILABLE.
+// waitDeferred waits until each of requests has its DEFERRED on the
+// status topic: one payee's alone is no sign of the others', which a read
+// of the topic's partitions may not show yet.
+func (f *fixture) waitDeferred(requests ...string) {
+	f.t.Helper()
+	eventually(f.t, "the batch deferred by the outage", func() bool {
+		idx := byStatus(f.statuses())
+		for _, id := range requests {
+			if len(idx[id][payout.StatusDeferred]) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// requestIDs are the batch's requests' ids.
+func requestIDs(b payout.Batch) []string {
+	ids := make([]string, len(b.Transactions))
+	for i, tx := range b.Transactions {
+		ids[i] = tx.RequestID
+	}
+	return ids
+}
+
 func (f *fixture) deferredUnavailable(b payout.Batch) {
 	f.t.Helper()
 	idx := byStatus(f.statuses())
@@ -114,9 +139,7 @@ func TestLostAnswerThenWompiOutagePaysOnce(t *testing.T) {
 	stop, _ := f.run(e)
 	eventually(t, "the payout created by the lost POST", func() bool { return f.sim.BatchLedger()[b.BatchID].Accepted == 1 })
 	f.trackerEmitted(b, 0, payout.StatusApproved)
-	eventually(t, "the batch deferred by the outage", func() bool {
-		return len(byStatus(f.statuses())[b.Transactions[1].RequestID][payout.StatusDeferred]) > 0
-	})
+	f.waitDeferred(b.Transactions[1].RequestID, b.Transactions[2].RequestID)
 	idx := byStatus(f.statuses())
 	if d := idx[b.Transactions[0].RequestID][payout.StatusDeferred]; len(d) != 0 {
 		t.Fatalf("DEFERRED emitted after the tracker's APPROVED: %+v", d)
@@ -186,9 +209,7 @@ func TestFreshClaimDeferredByOutageIsLookedUpFirst(t *testing.T) {
 	e := f.engine(func(c *Config) { c.RailPatience, c.RailRetry = time.Second, 2*time.Second })
 	f.produce(f.topics.Batches, b)
 	stop, _ := f.run(e)
-	eventually(t, "the batch deferred by the outage", func() bool {
-		return len(byStatus(f.statuses())[b.Transactions[0].RequestID][payout.StatusDeferred]) > 0
-	})
+	f.waitDeferred(requestIDs(b)...)
 	f.deferredUnavailable(b)
 	f.wompiDown(false)
 	f.paidOnceAfterOutage(e, stop, b)
