@@ -160,7 +160,7 @@ type job struct {
 	// looked: what this attempt's look on the status topic proved
 	// (payeesRejectedOnTopic), carried by its deferred copy
 	// (lookedHeader).
-	looked *statusLook
+	looked *lookSpan
 
 	// landing guards what follows a produce of this job that may still
 	// write its records after the job ends (job.produceEach): perhaps

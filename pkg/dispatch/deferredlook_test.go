@@ -263,7 +263,7 @@ func statusesOf(f *fixture, rid string) []payout.StatusChange {
 // topic it names, and only when it is the record's one such header.
 func TestLookedHeaderCoversOnlyPayeesLookedForAndNotFound(t *testing.T) {
 	b := &payout.Batch{Transactions: []payout.Transaction{{RequestID: "a"}, {RequestID: "b"}}}
-	look := &statusLook{topic: "st", id: "ab12", ends: map[int32]int64{1: 7, 0: 42}, ids: map[string]bool{"a": true, "b": true}}
+	look := &lookSpan{topic: "st", id: "ab12", ends: map[int32]int64{1: 7, 0: 42}, ids: map[string]bool{"a": true, "b": true}}
 	j := &job{b: b, looked: look}
 	h, ok := j.lookedHeader([]int{0, 1})
 	if !ok || h.Key != headerStatusLooked || string(h.Value) != "st ab12 0:42,1:7" {

@@ -38,8 +38,8 @@ func TestStatusLookOffsetsAheadKeepsFinds(t *testing.T) {
 			e.looksMu.Unlock()
 			t.Fatal("no progress kept")
 		}
-		for q := range p.reached {
-			p.reached[q] += 1000
+		for q := range p.ends {
+			p.ends[q] += 1000
 		}
 		if p.found == nil {
 			p.found = map[string]refusal{}

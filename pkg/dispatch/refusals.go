@@ -171,11 +171,8 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 	if e.statusLooked != nil {
 		e.statusLooked(st.Records)
 	}
-	looked := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		looked[id] = true
-	}
-	j.looked = &statusLook{topic: topic, id: st.TopicID, ends: st.Ends, ids: looked}
+	span := newLookSpan(topic, st.TopicID, st.Ends, ids)
+	j.looked = &span
 	e.m.refusalScans.WithLabelValues(strconv.FormatBool(len(found) > 0)).Inc()
 	return found, nil
 }
@@ -191,16 +188,9 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 // memory, one per partition being worked: a restart, or the batch read
 // from another record, looks from the start again.
 type lookProgress struct {
-	src   *kgo.Record // the batch's record, retried in place
-	topic string      // the topic looked on
-	id    string      // its id (events.ScanStats.TopicID): reached is of that log
-	// ids: the keys looked for (the payees' requestIds, or the batch's
-	// id); a retry looking for one more cannot resume.
-	ids map[string]bool
-	// reached: each partition read was read up to this offset (excluded)
-	// for each of ids, from where the look started.
-	reached map[int32]int64
-	// found: the REJECTED read below reached, by key.
+	lookSpan             // what the look read: ends are where each partition stopped
+	src      *kgo.Record // the batch's record, retried in place
+	// found: the REJECTED read below ends, by key.
 	found map[string]refusal
 }
 
@@ -220,7 +210,7 @@ func (j *job) resumableLook(topic string, ids []string, fromID string, fromAfter
 	id, after := fromID, fromAfter
 	prog := j.resumedLook(topic, ids)
 	if prog != nil {
-		id, after = prog.id, prog.reached
+		id, after = prog.id, prog.ends
 	}
 	st, err := scan(id, after)
 	if errors.Is(err, events.ErrOffsetsAhead) {
@@ -277,11 +267,7 @@ func (j *job) keepLook(topic, id string, ids []string, reached map[int32]int64, 
 		// it knew it): a resumed read could not tell the log is the same.
 		return
 	}
-	p := &lookProgress{src: j.src, topic: topic, id: id, ids: make(map[string]bool, len(ids)),
-		reached: maps.Clone(reached), found: maps.Clone(found)}
-	for _, id := range ids {
-		p.ids[id] = true
-	}
+	p := &lookProgress{lookSpan: newLookSpan(topic, id, reached, ids), src: j.src, found: maps.Clone(found)}
 	e.looksMu.Lock()
 	if e.looks == nil {
 		e.looks = map[tp]*lookProgress{}
@@ -321,13 +307,29 @@ func (j *job) dropLook() {
 // write.
 const headerStatusLooked = "status-looked"
 
-// statusLook is what a look of payeesRejectedOnTopic proved: no REJECTED
-// of this batch for the payees ids on topic below the offsets ends.
-type statusLook struct {
+// lookSpan is what a look for earlier refusals read: on topic, the log of
+// id (the topic's id, hex; "": the brokers give none), each partition in
+// ends up to that offset (excluded), for the REJECTED of each of ids (the
+// payees' requestIds, or the batch's id). A whole look of
+// payeesRejectedOnTopic proves no REJECTED of those payees below ends
+// (job.looked, for the deferred copy's headerStatusLooked); one that
+// stopped short (lookProgress) proves nothing, and a retry looking for
+// one id more cannot resume it.
+type lookSpan struct {
 	topic string
-	id    string // the topic's id, hex ("": the brokers give none)
+	id    string
 	ends  map[int32]int64
 	ids   map[string]bool
+}
+
+// newLookSpan is the span of a look of ids on topic (of id) that read up
+// to ends.
+func newLookSpan(topic, id string, ends map[int32]int64, ids []string) lookSpan {
+	l := lookSpan{topic: topic, id: id, ends: maps.Clone(ends), ids: make(map[string]bool, len(ids))}
+	for _, k := range ids {
+		l.ids[k] = true
+	}
+	return l
 }
 
 // lookedBefore returns the offsets of topic an earlier attempt's look

@@ -80,7 +80,7 @@ func TestLookedHeaderWithoutTopicIDIsNotTrusted(t *testing.T) {
 		t.Errorf("read back %s %v from a header without the topic's id, want none", id, got)
 	}
 	j.b = &payout.Batch{Transactions: []payout.Transaction{{RequestID: "a"}}}
-	j.looked = &statusLook{topic: "st", ends: map[int32]int64{0: 42}, ids: map[string]bool{"a": true}}
+	j.looked = &lookSpan{topic: "st", ends: map[int32]int64{0: 42}, ids: map[string]bool{"a": true}}
 	if h, ok := j.lookedHeader([]int{0}); ok {
 		t.Errorf("header %q written without the topic's id", h.Value)
 	}
