@@ -20,12 +20,20 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 )
 
-// fake answers every call with fn.
+// fake answers every call with fn. Its client's timeout is long: an
+// answer that comes late on a loaded box is still an answer (at 300ms a
+// 400 that came late was a timeout, and OutcomeUnknown); fakeTimeout
+// gives the short one the timeout tests want.
 func fake(t *testing.T, fn http.HandlerFunc) *wepayout.Client {
+	t.Helper()
+	return fakeTimeout(t, 30*time.Second, fn)
+}
+
+func fakeTimeout(t *testing.T, timeout time.Duration, fn http.HandlerFunc) *wepayout.Client {
 	t.Helper()
 	ts := httptest.NewServer(fn)
 	t.Cleanup(ts.Close)
-	c, err := wepayout.New(wepayout.Config{BaseURL: ts.URL, APIKey: "k", HTTPClient: &http.Client{Timeout: 300 * time.Millisecond}})
+	c, err := wepayout.New(wepayout.Config{BaseURL: ts.URL, APIKey: "k", HTTPClient: &http.Client{Timeout: timeout}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,12 +117,9 @@ func TestErrorClasses(t *testing.T) {
 // OutcomeUnknown; a refused connection sent nothing; reads are Retryable.
 func TestTransportClasses(t *testing.T) {
 	ctx := context.Background()
-	slow := fake(t, func(w http.ResponseWriter, r *http.Request) {
+	slow := fakeTimeout(t, 300*time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body) // then net/http sees the client leave
-		select {
-		case <-r.Context().Done():
-		case <-time.After(2 * time.Second):
-		}
+		<-r.Context().Done()               // no answer before the client's timeout, however late it runs
 	})
 	if _, err := slow.Create(ctx, pixRequest("req-t", 100)); rail.ClassOf(err) != rail.OutcomeUnknown {
 		t.Errorf("timed-out create: %v (%s), want outcome_unknown", err, rail.ClassOf(err))

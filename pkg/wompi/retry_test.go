@@ -37,7 +37,8 @@ func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	code := f.code[key]
 	f.mu.Unlock()
 	if r.URL.Path == "/v1/banks" {
-		time.Sleep(300 * time.Millisecond) // longer than the client's timeout
+		<-r.Context().Done() // longer than any client's timeout, however late the handler runs
+		return
 	}
 	if fail {
 		if code == 0 {
@@ -66,6 +67,14 @@ func (f *flaky) count(key string) int {
 
 func newFlaky(t *testing.T, retries int, timeout time.Duration) (*flaky, *wompi.Client) {
 	t.Helper()
+	f, c, _ := newFlakyURL(t, retries, timeout)
+	return f, c
+}
+
+// newFlakyURL is newFlaky that also gives the server's URL, for another
+// client of the same server.
+func newFlakyURL(t *testing.T, retries int, timeout time.Duration) (*flaky, *wompi.Client, string) {
+	t.Helper()
 	f := &flaky{hits: map[string]int{}, fails: map[string]int{}, code: map[string]int{}}
 	ts := httptest.NewServer(f)
 	t.Cleanup(ts.Close)
@@ -74,7 +83,7 @@ func newFlaky(t *testing.T, retries int, timeout time.Duration) (*flaky, *wompi.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f, c
+	return f, c, ts.URL
 }
 
 func listIDs(c *wompi.Client) ([]string, error) {
@@ -139,9 +148,18 @@ func TestReadRetriesOff(t *testing.T) {
 // created the batch, a 400 will fail again, and a timeout already cost a
 // whole timeout; none is repeated by the client.
 func TestReadRetriesNeverRepeatPostsOrRejections(t *testing.T) {
-	f, c := newFlaky(t, 3, 100*time.Millisecond)
+	// The answers below must come within the client's timeout however
+	// loaded the box (at 100ms a 400 that came late was a timeout, which
+	// is retryable); the timeout itself is a short client's, on a GET the
+	// server never answers (a second: the GET must reach it first).
+	f, c, url := newFlakyURL(t, 3, 30*time.Second)
+	short, err := wompi.New(wompi.Config{BaseURL: url + "/v1", APIKey: "k", PrincipalID: "p",
+		HTTPClient: &http.Client{Timeout: time.Second}, ReadRetries: 3, ReadBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.fails["POST /v1/payouts"] = 5
-	_, err := c.CreatePayout(context.Background(), "key-1", batch("b-1", tx("r-1", "1234567890", 150_000)))
+	_, err = c.CreatePayout(context.Background(), "key-1", batch("b-1", tx("r-1", "1234567890", 150_000)))
 	if !wompi.IsOutcomeUnknown(err) {
 		t.Fatalf("POST err = %v, want outcome unknown", err)
 	}
@@ -157,7 +175,7 @@ func TestReadRetriesNeverRepeatPostsOrRejections(t *testing.T) {
 		t.Fatalf("400 GET sent %d times", n)
 	}
 
-	_, err = c.Banks(context.Background())
+	_, err = short.Banks(context.Background())
 	if we, ok := wompi.AsError(err); !ok || !we.Timeout() {
 		t.Fatalf("slow GET err = %v, want a timeout", err)
 	}
