@@ -122,6 +122,10 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 	// AccountLow holds $100,000.00: Wompi refuses this batch (EXC_008) and
 	// the dispatcher keeps it deferred.
 	low := request("ctl-low", wompitest.AccountLow, 50_000_000, "1030507090")
+	// The Bogotá day before any batch reached the dispatcher and Wompi:
+	// the reservations and Wompi's consumption are on it, or (a run that
+	// crosses Bogotá midnight, 05:00 UTC) partly on the days after.
+	firstDay := wompiDay(time.Now())
 	k.publish(okA, okB, bad, low)
 
 	trA := k.waitStatus(okA.RequestID, payout.StatusSubmitted)
@@ -255,12 +259,24 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 			t.Fatalf("two hours later the payout is not listed: %+v", res.Items)
 		}
 		trLow := k.waitStatus(low.RequestID, payout.StatusDeferred)
-		decode(t, k.run("stuck", "--older-than", "0s", "--output", "json"), &fresh)
+		// The batch is deferred again and again (DEFER_BALANCE_RETRY of
+		// the local run: 3s): each later attempt moves its record to
+		// "posting" while it asks Wompi, and only the refusal moves it
+		// back to "deferred". A DEFERRED seen says nothing of the record
+		// now: ask again until stuck lists it deferred.
 		var deferred *StuckItem
-		for i, it := range fresh.Items {
-			if it.Kind == "batch" && it.ID == trLow.Events[len(trLow.Events)-1].BatchID {
-				deferred = &fresh.Items[i]
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			decode(t, k.run("stuck", "--older-than", "0s", "--output", "json"), &fresh)
+			deferred = nil
+			for i, it := range fresh.Items {
+				if it.Kind == "batch" && it.ID == trLow.Events[len(trLow.Events)-1].BatchID {
+					deferred = &fresh.Items[i]
+				}
 			}
+			if (deferred != nil && deferred.Status == "deferred") || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 		if deferred == nil || deferred.Status != "deferred" || deferred.Rail != "wompi" || deferred.Age < 0 {
 			t.Fatalf("the deferred batch is not listed as such: %+v", fresh.Items)
@@ -274,28 +290,64 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 
 	t.Run("budget counts the day's reservations per account", func(t *testing.T) {
 		var b BudgetResult
+		before := wompiDay(time.Now())
 		decode(t, k.run("budget", "--output", "json"), &b)
-		if b.Day != payout.DayIn(time.Now(), rail.Location(rail.Wompi)).String() || len(b.Rails) != 1 || b.Rails[0].Rail != "wompi" {
-			t.Fatalf("budget %+v", b)
+		after := wompiDay(time.Now())
+		// Today in Bogotá when the command ran: either day of a run that
+		// crossed Bogotá midnight while it ran.
+		if (b.Day != before && b.Day != after) || len(b.Rails) != 1 || b.Rails[0].Rail != "wompi" {
+			t.Fatalf("budget %+v, want the day %s or %s", b, before, after)
 		}
-		rb := b.Rails[0]
-		acc := map[string]AccountBudget{}
-		for _, a := range rb.Accounts {
-			acc[a.OriginAccountID] = a
+		// The dispatcher reserved each batch on its Bogotá day: firstDay,
+		// unless the run crossed Bogotá midnight since the requests were
+		// published (then each day from firstDay on is read, and the
+		// reservations are added up).
+		days := []BudgetResult{b}
+		if firstDay != after {
+			days = nil
+			for d := payout.Day(firstDay); ; d = d.Next() {
+				var x BudgetResult
+				decode(t, k.run("budget", "--day", d.String(), "--output", "json"), &x)
+				if x.Day != d.String() || len(x.Rails) != 1 || x.Rails[0].Rail != "wompi" {
+					t.Fatalf("budget of %s: %+v", d, x)
+				}
+				days = append(days, x)
+				if d.String() == after {
+					break
+				}
+			}
 		}
-		main := acc[wompitest.AccountMain]
-		if !main.Seeded || main.UsedInCents != okA.AmountInCents+okB.AmountInCents || main.LimitInCents != wompi.DefaultDailyLimitCents ||
-			main.LeftInCents != wompi.DefaultDailyLimitCents-main.UsedInCents {
-			t.Fatalf("main account %+v", main)
+		var used int64
+		var batches int
+		var mainSeeded, batchesSeeded bool
+		for _, x := range days {
+			rb := x.Rails[0]
+			acc := map[string]AccountBudget{}
+			for _, a := range rb.Accounts {
+				acc[a.OriginAccountID] = a
+			}
+			main := acc[wompitest.AccountMain]
+			if (main.UsedInCents != 0 && !main.Seeded) || main.LimitInCents != wompi.DefaultDailyLimitCents ||
+				main.LeftInCents != wompi.DefaultDailyLimitCents-main.UsedInCents {
+				t.Fatalf("main account on %s: %+v", x.Day, main)
+			}
+			used, mainSeeded = used+main.UsedInCents, mainSeeded || main.Seeded
+			sec := acc[wompitest.AccountSecondary]
+			// The local run's simulator publishes only the documented fields:
+			// no per-account limits, so DAILY_LIMIT_CENTS holds.
+			if sec.UsedInCents != 0 || sec.LimitInCents != wompi.DefaultDailyLimitCents || sec.LimitSource != "DAILY_LIMIT_CENTS" {
+				t.Fatalf("secondary account on %s: %+v", x.Day, sec)
+			}
+			if (rb.BatchesUsed != 0 && !rb.BatchesSeeded) || rb.BatchesLeft != rb.BatchCap-rb.BatchesUsed {
+				t.Fatalf("batches on %s: %+v", x.Day, rb)
+			}
+			batches, batchesSeeded = batches+rb.BatchesUsed, batchesSeeded || rb.BatchesSeeded
 		}
-		sec := acc[wompitest.AccountSecondary]
-		// The local run's simulator publishes only the documented fields:
-		// no per-account limits, so DAILY_LIMIT_CENTS holds.
-		if sec.UsedInCents != 0 || sec.LimitInCents != wompi.DefaultDailyLimitCents || sec.LimitSource != "DAILY_LIMIT_CENTS" {
-			t.Fatalf("secondary account %+v", sec)
+		if !mainSeeded || used != okA.AmountInCents+okB.AmountInCents {
+			t.Fatalf("main account: used %d over %s..%s (seeded %v), want %d", used, firstDay, after, mainSeeded, okA.AmountInCents+okB.AmountInCents)
 		}
-		if !rb.BatchesSeeded || rb.BatchesUsed < 1 || rb.BatchesLeft != rb.BatchCap-rb.BatchesUsed {
-			t.Fatalf("batches %+v", rb)
+		if !batchesSeeded || batches < 1 {
+			t.Fatalf("batches: %d over %s..%s (seeded %v)", batches, firstDay, after, batchesSeeded)
 		}
 		var other BudgetResult
 		decode(t, k.run("budget", "--day", "2020-01-01", "--account", wompitest.AccountMain, "--output", "json"), &other)
@@ -307,6 +359,7 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 	t.Run("balance is the simulator's", func(t *testing.T) {
 		var b BalanceResult
 		decode(t, k.run("balance", "--output", "json"), &b)
+		after := wompiDay(time.Now())
 		found := false
 		for _, a := range b.Accounts {
 			if a.AccountID != wompitest.AccountMain {
@@ -318,8 +371,22 @@ func TestSubcommandsAgainstTheStack(t *testing.T) {
 				t.Fatalf("account %+v, want balance %d", a, want)
 			}
 		}
-		if !found || len(b.Limits) != 1 || b.Limits[0].DailyConsumed != okA.AmountInCents+okB.AmountInCents {
+		if !found || len(b.Limits) != 1 {
 			t.Fatalf("balance %+v", b)
+		}
+		// Wompi's consumption today: both batches, or (a run that crossed
+		// Bogotá midnight since the requests were published: the
+		// simulator counts each batch on its Bogotá day when it took it,
+		// and answers for today only) those it took today, none or some.
+		want := map[int64]bool{okA.AmountInCents + okB.AmountInCents: true}
+		if firstDay != after {
+			want[0] = true
+			if wantTxs == 1 { // two batches
+				want[okA.AmountInCents], want[okB.AmountInCents] = true, true
+			}
+		}
+		if !want[b.Limits[0].DailyConsumed] {
+			t.Fatalf("balance %+v: consumed %d today (%s; the requests were published on %s)", b, b.Limits[0].DailyConsumed, after, firstDay)
 		}
 	})
 }
@@ -350,6 +417,9 @@ func TestSettledRequestIsNotStuck(t *testing.T) {
 		t.Fatalf("table:\n%s", out)
 	}
 }
+
+// wompiDay is the Bogotá day of t, Wompi's business day.
+func wompiDay(t time.Time) string { return payout.DayIn(t, rail.Location(rail.Wompi)).String() }
 
 func (k *stack) tool() *Tool {
 	set := testConfig(k.env)
