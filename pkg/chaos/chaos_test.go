@@ -585,8 +585,28 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 	}
 	res.lastFinal = time.Since(start)
 	// A SmartFastPay payout may be refunded after it was paid: RETURNED
-	// follows APPROVED about a second later. Follow a little longer.
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+	// follows APPROVED about a second later, later when its webhook is
+	// retried or the broker is slow. Follow at least 5 s, then until every
+	// refund the simulator made has its RETURNED on the topic (at most a
+	// minute): a fixed 5 s read the ledger's refund while the topic's last
+	// word was still APPROVED.
+	refundsFollowed := func() bool {
+		var l struct {
+			Transactions map[string]sfptest.LedgerEntry `json:"transactions"`
+		}
+		if err := c.GetJSONAt(ctx, c.SmartFastPayRoot, "/_sim/ledger", &l); err != nil {
+			return false
+		}
+		for id, e := range l.Transactions {
+			if n := len(e.Statuses); n > 0 && (e.Statuses[n-1] == "refunded" || e.Statuses[n-1] == "returned") {
+				if lv := lives[id]; lv != nil && !lv.finals[payout.StatusReturned] {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for at := time.Now(); ; {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
 		fs := follow.PollFetches(pctx)
 		pcancel()
@@ -603,6 +623,9 @@ func runSeed(t *testing.T, binDir, logDir string, seed uint64, n int, kafka *apa
 				}
 			}
 		})
+		if since := time.Since(at); since >= 5*time.Second && (since >= time.Minute || refundsFollowed()) {
+			break
+		}
 	}
 
 	// The faults injected over the run (webhook faults are rolled when an
