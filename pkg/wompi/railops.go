@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -163,8 +164,10 @@ func (r *Rail) UsageOn(ctx context.Context, day string) (rail.Usage, error) {
 	if u.ConsumedInCents < 0 || u.Batches < 0 {
 		// A negative figure is Wompi's mistake, not the batch's: the
 		// budget refuses to seed from it (ratelimit.ErrInvalid, which ends
-		// a batch for good). Retried, as an answer that cannot be read.
-		return rail.Usage{}, &rail.Error{Rail: rail.Wompi, Op: "usage", Class: rail.Retryable,
+		// a batch for good). Retried, as an answer that cannot be read;
+		// its status is the answer's (200), so that the call's metrics
+		// count it apart from a transport failure.
+		return rail.Usage{}, &rail.Error{Rail: rail.Wompi, Op: "usage", HTTPStatus: http.StatusOK, Class: rail.Retryable,
 			Message: "GET /limits answered a negative consumption or batch count", Err: errNegativeUsage}
 	}
 	return u, nil

@@ -2,6 +2,7 @@ package wompi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -53,6 +54,12 @@ func TestUsageOnRefusesNegativeFigures(t *testing.T) {
 			}
 			if err == nil || rail.ClassOf(err) != rail.Retryable {
 				t.Fatalf("UsageOn = %+v, %v (class %s); want a retryable error", u, err, rail.ClassOf(err))
+			}
+			// Wompi answered (200): the dispatcher's call metrics must not
+			// count it as a transport failure (a status of 0).
+			var re *rail.Error
+			if !errors.As(err, &re) || re.HTTPStatus != http.StatusOK {
+				t.Fatalf("UsageOn error %v carries no status of the answer, want %d", err, http.StatusOK)
 			}
 		})
 	}
