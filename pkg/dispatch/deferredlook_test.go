@@ -171,13 +171,7 @@ func TestDeferredCopyWithOffsetsPastTheEndLooksFromCreatedAt(t *testing.T) {
 func rejectedThenRead(t *testing.T, f *fixture, r singleRail, b, nb payout.Batch, cp *kgo.Record) {
 	t.Helper()
 	rid := b.Transactions[0].RequestID
-	code, msg := "beneficiary refused", "the rail refused the payee"
-	v, err := f.codec.AppendStatusChange(nil, &payout.StatusChange{
-		EventID: payout.EventID("status", rid, string(payout.StatusRejected), b.BatchID), RequestID: rid,
-		BatchID: &b.BatchID, Status: payout.StatusRejected, ReasonCode: &code, ReasonMessage: &msg,
-		AmountInCents: b.Transactions[0].AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: f.clock.Now(),
-		Source: payout.SourceDispatcher, Rail: b.Rail,
-	})
+	v, err := f.codec.AppendStatusChange(nil, dispatcherRejectedPayee(f, b, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,13 +361,7 @@ func payeeRecords(t *testing.T, f *fixture, rid string, n, at int, b *payout.Bat
 	recs := make([]*kgo.Record, 0, n+1)
 	for k := range n {
 		if k == at {
-			code, msg := "beneficiary refused", "the rail refused the payee"
-			v, err := f.codec.AppendStatusChange(nil, &payout.StatusChange{
-				EventID: payout.EventID("status", rid, string(payout.StatusRejected), b.BatchID), RequestID: rid,
-				BatchID: &b.BatchID, Status: payout.StatusRejected, ReasonCode: &code, ReasonMessage: &msg,
-				AmountInCents: b.Transactions[0].AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: f.clock.Now(),
-				Source: payout.SourceDispatcher, Rail: b.Rail,
-			})
+			v, err := f.codec.AppendStatusChange(nil, dispatcherRejectedPayee(f, *b, 0))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -173,6 +173,22 @@ func (f *fixture) engine(mutate func(*Config)) *Engine {
 	return e
 }
 
+// processUntilEnded runs attempts of b on e, each from b as read (a retry
+// in place of its record), until one ends the batch; it fails when none of
+// the first tries does.
+func (f *fixture) processUntilEnded(e *Engine, b payout.Batch, tries int) {
+	f.t.Helper()
+	var err error
+	for n := 1; n <= tries; n++ {
+		b2 := b
+		if err = e.process(context.Background(), &b2, nil, testLogger()); err == nil {
+			return
+		}
+		f.t.Logf("attempt %d: %v", n, err)
+	}
+	f.t.Fatalf("the batch never ends (%d attempts): %v", tries, err)
+}
+
 // run starts e; stop drains it and returns Run's error; done is closed
 // when Run returns, and stop then returns its error at once.
 func (f *fixture) run(e *Engine) (stop func() error, done <-chan struct{}) {

@@ -197,6 +197,19 @@ func dispatcherRejected(f *fixture, b payout.Batch, msg string) *payout.BatchSta
 	}
 }
 
+// dispatcherRejectedPayee is the REJECTED a dispatcher writes on the status
+// topic for b's i-th payee when its rail refuses it.
+func dispatcherRejectedPayee(f *fixture, b payout.Batch, i int) *payout.StatusChange {
+	rid := b.Transactions[i].RequestID
+	code, msg := "beneficiary refused", "the rail refused the payee"
+	return &payout.StatusChange{
+		EventID: payout.EventID("status", rid, string(payout.StatusRejected), b.BatchID), RequestID: rid,
+		BatchID: &b.BatchID, Status: payout.StatusRejected, ReasonCode: &code, ReasonMessage: &msg,
+		AmountInCents: b.Transactions[i].AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: f.clock.Now(),
+		Source: payout.SourceDispatcher, Rail: b.Rail,
+	}
+}
+
 // A batch is looked for after a loss when it was first written before the
 // recovery began: its record's time, or its createdAt when earlier (a
 // deferred copy is written anew, with the batch's createdAt).

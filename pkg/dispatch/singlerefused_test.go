@@ -261,13 +261,8 @@ func TestRefusedPayeeLookWaitsForTheStatusTopic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		code, msg := "beneficiary refused", "the rail refused the payee"
-		cur, err := codec.AppendStatusChange(nil, &payout.StatusChange{
-			EventID: payout.EventID("status", refused, string(payout.StatusRejected), b.BatchID), RequestID: refused,
-			BatchID: &b.BatchID, Status: payout.StatusRejected, ReasonCode: &code, ReasonMessage: &msg,
-			AmountInCents: b.Transactions[1].AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: f.clock.Now(),
-			Source: payout.SourceDispatcher, Rail: b.Rail,
-		})
+		rejected := dispatcherRejectedPayee(f, b, 1)
+		cur, err := codec.AppendStatusChange(nil, rejected)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +323,7 @@ func TestRefusedPayeeLookWaitsForTheStatusTopic(t *testing.T) {
 		}
 		rejectedOnly(t, byStatus(f.statuses())[refused], refused, "under its eventId, with its code", func(ev payout.StatusChange) bool {
 			return ev.EventID == payout.EventID("status", refused, string(payout.StatusRejected), b.BatchID) &&
-				ev.ReasonCode != nil && *ev.ReasonCode == code
+				ev.ReasonCode != nil && *ev.ReasonCode == *rejected.ReasonCode
 		})
 	})
 }

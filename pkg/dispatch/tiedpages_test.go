@@ -83,3 +83,17 @@ func withBody(resp *http.Response, body []byte) *http.Response {
 	resp.Header.Del("Content-Length")
 	return resp
 }
+
+// rewriteAnswer gives resp the body edit makes of the one the server sent
+// (readAllClose, then withBody): the answer a test's transport rewrites.
+func rewriteAnswer(resp *http.Response, edit func(body []byte) ([]byte, error)) (*http.Response, error) {
+	raw, err := readAllClose(resp)
+	if err != nil {
+		return nil, err
+	}
+	out, err := edit(raw)
+	if err != nil {
+		return nil, err
+	}
+	return withBody(resp, out), nil
+}

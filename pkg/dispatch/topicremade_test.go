@@ -49,13 +49,7 @@ func TestDeferredCopyLookAfterTheStatusTopicWasMadeAgain(t *testing.T) {
 	f.kafka.CreateTopic(t, f.topics.Status, 2)
 
 	rid := b.Transactions[0].RequestID
-	code, msg := "beneficiary refused", "the rail refused the payee"
-	v, err := f.codec.AppendStatusChange(nil, &payout.StatusChange{
-		EventID: payout.EventID("status", rid, string(payout.StatusRejected), b.BatchID), RequestID: rid,
-		BatchID: &b.BatchID, Status: payout.StatusRejected, ReasonCode: &code, ReasonMessage: &msg,
-		AmountInCents: b.Transactions[0].AmountInCents, OriginAccountID: b.OriginAccountID, OccurredAt: f.clock.Now(),
-		Source: payout.SourceDispatcher, Rail: b.Rail,
-	})
+	v, err := f.codec.AppendStatusChange(nil, dispatcherRejectedPayee(f, b, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

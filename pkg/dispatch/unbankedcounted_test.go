@@ -58,12 +58,9 @@ func (r refusedAtCreation) RoundTrip(req *http.Request) (*http.Response, error) 
 		strings.HasSuffix(req.URL.Path, "/transactions") {
 		return resp, err
 	}
-	raw, err := readAllClose(resp)
-	if err != nil {
-		return nil, err
-	}
-	raw = bytes.ReplaceAll(raw, []byte(`"totalTransactions":1`), []byte(`"totalTransactions":2`))
-	return withBody(resp, raw), nil
+	return rewriteAnswer(resp, func(raw []byte) ([]byte, error) {
+		return bytes.ReplaceAll(raw, []byte(`"totalTransactions":1`), []byte(`"totalTransactions":2`)), nil
+	})
 }
 
 // Two faults on the path of e640ec3: a POST whose answer is lost, in which
@@ -97,17 +94,7 @@ func TestUnbankedPayeeRefusedAtCreationDoesNotHoldThePartition(t *testing.T) {
 	// The payout settles; the listing is as short as ever, the tracker's
 	// patience with it long past.
 	f.sim.Advance(73 * time.Hour)
-	var err error
-	for n := 1; n <= 3; n++ {
-		b2 := b
-		if err = e2.process(context.Background(), &b2, nil, testLogger()); err == nil {
-			break
-		}
-		t.Logf("attempt %d: %v", n, err)
-	}
-	if err != nil {
-		t.Fatalf("the batch never ends (its partition held for good): %v", err)
-	}
+	f.processUntilEnded(e2, b, 3) // else its partition is held for good
 	f.noDoublePayment()
 	f.noneRejectedWhilePaid(t, b, "")
 	idx := byStatus(f.statuses())
