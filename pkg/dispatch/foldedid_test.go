@@ -65,18 +65,15 @@ func (s foldOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 	case req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/v2/payout/payments"):
 		return resp, err
 	}
-	body, err := readAllClose(resp)
-	if err != nil {
-		return nil, err
-	}
-	body = field.ReplaceAllFunc(body, func(m []byte) []byte {
-		name, v, _ := strings.Cut(string(m[:len(m)-1]), `:"`)
-		if s.kept != nil {
-			s.kept.Store(s.form(v), v)
-		}
-		return []byte(name + `:"` + s.form(v) + `"`)
+	return rewriteAnswer(resp, func(body []byte) ([]byte, error) {
+		return field.ReplaceAllFunc(body, func(m []byte) []byte {
+			name, v, _ := strings.Cut(string(m[:len(m)-1]), `:"`)
+			if s.kept != nil {
+				s.kept.Store(s.form(v), v)
+			}
+			return []byte(name + `:"` + s.form(v) + `"`)
+		}), nil
 	})
-	return withBody(resp, body), nil
 }
 
 // form is id as the provider echoes it.

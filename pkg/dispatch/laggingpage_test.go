@@ -24,17 +24,14 @@ func (s *laggingPageOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 		q.Get("external_id") != "" || q.Get("page") != "2" || s.served.Add(1) != 1 {
 		return resp, err
 	}
-	raw, err := readAllClose(resp)
-	if err != nil {
-		return nil, err
-	}
-	var pg map[string]any
-	if err := json.Unmarshal(raw, &pg); err != nil {
-		return nil, err
-	}
-	pg["meta"] = map[string]int{"current_page": 2, "last_page": 2, "per_page": 1, "total": 2}
-	out, _ := json.Marshal(pg)
-	return withBody(resp, out), nil
+	return rewriteAnswer(resp, func(raw []byte) ([]byte, error) {
+		var pg map[string]any
+		if err := json.Unmarshal(raw, &pg); err != nil {
+			return nil, err
+		}
+		pg["meta"] = map[string]int{"current_page": 2, "last_page": 2, "per_page": 1, "total": 2}
+		return json.Marshal(pg)
+	})
 }
 
 // Two faults together on WEpayout, as in

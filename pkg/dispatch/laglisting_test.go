@@ -29,10 +29,12 @@ func (l *txListingBehind) RoundTrip(req *http.Request) (*http.Response, error) {
 		!strings.HasSuffix(req.URL.Path, "/transactions") || l.reads.Add(1) > l.behind {
 		return resp, err
 	}
-	raw, err := readAllClose(resp)
-	if err != nil {
-		return nil, err
-	}
+	return rewriteAnswer(resp, l.withoutHidden)
+}
+
+// withoutHidden is the listing page raw without the hidden reference's
+// transaction, its total one less.
+func (l *txListingBehind) withoutHidden(raw []byte) ([]byte, error) {
 	var env struct {
 		Data struct {
 			Page    int               `json:"page"`
@@ -60,8 +62,7 @@ func (l *txListingBehind) RoundTrip(req *http.Request) (*http.Response, error) {
 		kept = append(kept, r)
 	}
 	env.Data.Records = kept
-	out, _ := json.Marshal(env)
-	return withBody(resp, out), nil
+	return json.Marshal(env)
 }
 
 // Two faults lined up on the listing read after the lookup: a first
@@ -137,18 +138,16 @@ func (n noItemCount) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || !strings.Contains(resp.Header.Get("Content-Type"), "json") {
 		return resp, err
 	}
-	raw, err := readAllClose(resp)
-	if err != nil {
-		return nil, err
-	}
-	var doc any
-	if json.Unmarshal(raw, &doc) == nil {
-		dropKey(doc, "totalTransactions")
-		if out, err := json.Marshal(doc); err == nil {
-			raw = out
+	return rewriteAnswer(resp, func(raw []byte) ([]byte, error) {
+		var doc any
+		if json.Unmarshal(raw, &doc) == nil {
+			dropKey(doc, "totalTransactions")
+			if out, err := json.Marshal(doc); err == nil {
+				raw = out
+			}
 		}
-	}
-	return withBody(resp, raw), nil
+		return raw, nil
+	})
 }
 
 // dropKey deletes key from every object in v, at any depth.

@@ -33,21 +33,19 @@ func (u uncomparableFor) RoundTrip(req *http.Request) (*http.Response, error) {
 		!strings.Contains(","+q.Get("transaction_id")+",", ","+u.id+",") || (q.Get("page") != "" && q.Get("page") != "1") {
 		return resp, err
 	}
-	body, err := readAllClose(resp)
-	if err != nil {
-		return nil, err
-	}
-	item := map[string]any{"id": "9999999", "transaction_id": "", "amount": "1.00", "status": "paid"}
-	var env map[string]any
-	var list []any
-	if json.Unmarshal(body, &env) == nil {
-		data, _ := env["data"].([]any)
-		env["data"] = append(data, item)
-		body, _ = json.Marshal(env)
-	} else if json.Unmarshal(body, &list) == nil {
-		body, _ = json.Marshal(append(list, item))
-	}
-	return withBody(resp, body), nil
+	return rewriteAnswer(resp, func(body []byte) ([]byte, error) {
+		item := map[string]any{"id": "9999999", "transaction_id": "", "amount": "1.00", "status": "paid"}
+		var env map[string]any
+		var list []any
+		if json.Unmarshal(body, &env) == nil {
+			data, _ := env["data"].([]any)
+			env["data"] = append(data, item)
+			body, _ = json.Marshal(env)
+		} else if json.Unmarshal(body, &list) == nil {
+			body, _ = json.Marshal(append(list, item))
+		}
+		return body, nil
+	})
 }
 
 // SmartFastPay's group lookup meets a listed payout it cannot compare (no

@@ -345,12 +345,9 @@ func (s stripOurIDs) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || !s.on.Load() || req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/v2/payout/payments") {
 		return resp, err
 	}
-	body, err := readAllClose(resp)
-	if err != nil {
-		return nil, err
-	}
-	body = externalID.ReplaceAll(body, []byte(`"external_id":null`))
-	return withBody(resp, body), nil
+	return rewriteAnswer(resp, func(body []byte) ([]byte, error) {
+		return externalID.ReplaceAll(body, []byte(`"external_id":null`)), nil
+	})
 }
 
 // A WEpayout payee is paid and the dispatcher crashes before recording

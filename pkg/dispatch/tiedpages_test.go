@@ -71,23 +71,12 @@ func TestUnbankedPayeeNotRejectedWhenTheListingRepeatsATransaction(t *testing.T)
 	f.checkLifecycles()
 }
 
-func readAllClose(resp *http.Response) ([]byte, error) {
-	defer resp.Body.Close()
-	return io.ReadAll(resp.Body)
-}
-
-// withBody gives resp the body a test's transport rewrote (its length
-// too: the Content-Length the server sent is of the body before).
-func withBody(resp *http.Response, body []byte) *http.Response {
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	resp.Header.Del("Content-Length")
-	return resp
-}
-
-// rewriteAnswer gives resp the body edit makes of the one the server sent
-// (readAllClose, then withBody): the answer a test's transport rewrites.
+// rewriteAnswer gives resp the body edit makes of the one the server sent,
+// and that body's length (the Content-Length the server sent is of the body
+// before): the answer a test's transport rewrites.
 func rewriteAnswer(resp *http.Response, edit func(body []byte) ([]byte, error)) (*http.Response, error) {
-	raw, err := readAllClose(resp)
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	if err != nil {
 		return nil, err
 	}
@@ -95,5 +84,7 @@ func rewriteAnswer(resp *http.Response, edit func(body []byte) ([]byte, error)) 
 	if err != nil {
 		return nil, err
 	}
-	return withBody(resp, out), nil
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(out)), int64(len(out))
+	resp.Header.Del("Content-Length")
+	return resp, nil
 }
