@@ -188,8 +188,10 @@ func (j *job) payeesRejectedOnTopic(ids []string) (map[string]refusal, error) {
 // memory, one per partition being worked: a restart, or the batch read
 // from another record, looks from the start again.
 type lookProgress struct {
-	lookSpan             // what the look read: ends are where each partition stopped
-	src      *kgo.Record // the batch's record, retried in place
+	// lookSpan: what the look read, ends where each partition stopped
+	// (none: the look starts over, restartLook).
+	lookSpan
+	src *kgo.Record // the batch's record, retried in place
 	// found: the REJECTED read below ends, by key.
 	found map[string]refusal
 }
@@ -216,6 +218,16 @@ func (j *job) resumableLook(topic string, ids []string, fromID string, fromAfter
 	if errors.Is(err, events.ErrOffsetsAhead) {
 		j.log.Warn("dispatch: the offsets a look for an earlier refusal starts from (a deferred copy's, or an earlier try's) are past the topic's end on the same log: looking from the batch's first write",
 			"topic", topic, "err", err)
+		// Never started from again: should the whole look stop before
+		// it knows where it starts (keepLook then keeps nothing), a
+		// retry from them once the log has grown past them would skip
+		// what was written below them since the loss. The retry looks
+		// whole, and what the earlier tries found is kept.
+		var kept map[string]refusal
+		if prog != nil {
+			kept = prog.found
+		}
+		j.restartLook(topic, st.TopicID, ids, kept)
 		st, err = scan("", nil)
 	}
 	if prog != nil {
@@ -276,6 +288,27 @@ func (j *job) keepLook(topic, id string, ids []string, reached map[int32]int64, 
 	e.looksMu.Unlock()
 	j.log.Warn("dispatch: the look for an earlier refusal stopped short: the batch's retry reads on from where it stopped",
 		"topic", topic, "cause", cause)
+}
+
+// restartLook keeps, for the retry of this record, a look on topic (of
+// id) for ids that must start over from the batch's first write (no
+// ends: the offsets it would resume from are past the topic's end), and
+// the refusals earlier tries found (found): the retry's look is whole,
+// and a dispatcher's REJECTED read once is still final.
+func (j *job) restartLook(topic, id string, ids []string, found map[string]refusal) {
+	e := j.e
+	if j.src == nil {
+		return
+	}
+	// No ends: the retry reads from the batch's first write whatever id
+	// it is given, so even an unknown one (none) holds.
+	p := &lookProgress{lookSpan: newLookSpan(topic, id, nil, ids), src: j.src, found: maps.Clone(found)}
+	e.looksMu.Lock()
+	defer e.looksMu.Unlock()
+	if e.looks == nil {
+		e.looks = map[tp]*lookProgress{}
+	}
+	e.looks[tp{j.src.Topic, j.src.Partition}] = p
 }
 
 // dropLook forgets the progress kept for this record: its look ended, or
