@@ -301,14 +301,33 @@ func TestReconcileAfterStatusTopicGrewTakesTheLatestStatus(t *testing.T) {
 // on Wompi and on our topic; the topic grows to 6, where keyPartitions
 // lists A's first partition before its second. reconcile must find
 // nothing.
+//
+// The records' timestamps decide first, so the test stamps the APPROVED
+// itself: a millisecond after the SUBMITTED, and in the same millisecond
+// (two events written one right after the other, as a loaded producer
+// does). A tie was left to keyPartitions, whose order is the wrong one
+// here: reconcile read A as SUBMITTED whenever the wall clock had not
+// moved to the next millisecond between the two produces.
 func TestReconcileAfterTwoGrowthsTakesTheLatestStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // the APPROVED's timestamp after the SUBMITTED's
+	}{
+		{"stamped a millisecond later", time.Millisecond},
+		{"stamped in the same millisecond", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) { reconcileAfterTwoGrowths(t, tc.after) })
+	}
+}
+
+func reconcileAfterTwoGrowths(t *testing.T, after time.Duration) {
 	e := newReconcileEnv(t)
-	const before, mid, after = 3, 4, 6
+	const before, mid, end = 3, 4, 6
 	var a string
 	for i := 0; ; i++ {
 		k := fmt.Sprintf("rec-twice-%d", i)
 		p3, p4 := partitionOf(e.topic, []byte(k), before), partitionOf(e.topic, []byte(k), mid)
-		ps := keyPartitions(e.topic, []byte(k), after)
+		ps := keyPartitions(e.topic, []byte(k), end)
 		if p3 != p4 && slices.Index(ps, p3) < slices.Index(ps, p4) {
 			a = k
 			break
@@ -320,6 +339,19 @@ func TestReconcileAfterTwoGrowthsTakesTheLatestStatus(t *testing.T) {
 		t.Fatalf("%s settled %s; the test expects APPROVED", a, txs[a].Status)
 	}
 	e.history(a, pid, txs[a].ID, amounts[a], e.at) // BATCHED, SUBMITTED
+	var submitted time.Time                        // the SUBMITTED record's timestamp
+	for _, r := range e.k.ReadAll(t, e.topic) {
+		var sc payout.StatusChange
+		if err := e.codec.DecodeStatusChange(r.Value, &sc); err != nil {
+			t.Fatal(err)
+		}
+		if sc.Status == payout.StatusSubmitted {
+			submitted = r.Timestamp
+		}
+	}
+	if submitted.IsZero() {
+		t.Fatal("no SUBMITTED record read back")
+	}
 	growTopic(t, e.k.Client(t), e.topic, mid)
 	w, batch, payoutID, txID, prev := "wompi", "batch-twice", pid, txs[a].ID, payout.StatusSubmitted
 	sc := payout.StatusChange{EventID: payout.EventID("status", a, string(payout.StatusApproved)), RequestID: a, Status: payout.StatusApproved,
@@ -329,14 +361,62 @@ func TestReconcileAfterTwoGrowthsTakesTheLatestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.k.Produce(t, e.topic, &kgo.Record{Topic: e.topic, Key: []byte(a), Value: v})
-	growTopic(t, e.k.Client(t), e.topic, after)
+	e.k.Produce(t, e.topic, &kgo.Record{Topic: e.topic, Key: []byte(a), Value: v, Timestamp: submitted.Add(after)})
+	growTopic(t, e.k.Client(t), e.topic, end)
 	e.clock.Advance(24 * time.Hour)
 
 	r, table, code := e.reconcile()
 	t.Logf("payoutsctl reconcile --day %s\n%s", reconcileDay, table)
 	if code != 0 || len(r.Differences) != 0 {
-		t.Errorf("A is APPROVED on both sides, its events straddling the first of two growths (%d, %d, %d partitions): exit %d, differences %+v",
-			before, mid, after, code, r.Differences)
+		t.Errorf("A is APPROVED on both sides, its events straddling the first of two growths (%d, %d, %d partitions), the APPROVED stamped %v after the SUBMITTED: exit %d, differences %+v",
+			before, mid, end, after, code, r.Differences)
+	}
+}
+
+// writtenAfter across the partitions of a key whose topic grew twice (3, 4,
+// then 6 partitions, keyPartitions listing its first partition before its
+// second): offsets decide within a partition, timestamps across two, then
+// statuses (a same-millisecond tie), and keyPartitions only for a repeated
+// status. Each rule has a case that only it gets right.
+func TestWrittenAfterOrdersAKeysEventsAcrossGrowths(t *testing.T) {
+	const topic = "payouts.status.v1"
+	var key []byte
+	var first, second int32 // the key's partition at 3, then at 4
+	for i := 0; key == nil; i++ {
+		k := []byte(fmt.Sprintf("twice-%d", i))
+		p3, p4 := partitionOf(topic, k, 3), partitionOf(topic, k, 4)
+		if ps := keyPartitions(topic, k, 6); p3 != p4 && slices.Index(ps, p3) < slices.Index(ps, p4) {
+			key, first, second = k, p3, p4
+		}
+	}
+	at := time.Date(2026, 11, 20, 15, 0, 0, 0, time.UTC)
+	ev := func(p int32, off int64, at time.Time, st payout.Status) statusEvent {
+		return statusEvent{part: p, off: off, at: at, status: st}
+	}
+	for _, tc := range []struct {
+		name   string
+		e1, e2 statusEvent
+		want   bool // e2 was written after e1
+	}{
+		{"one partition: the larger offset, whatever its timestamp",
+			ev(first, 1, at, payout.StatusSubmitted), ev(first, 2, at.Add(-time.Second), payout.StatusApproved), true},
+		{"one partition: the smaller offset is older",
+			ev(first, 2, at, payout.StatusApproved), ev(first, 1, at.Add(time.Second), payout.StatusSubmitted), false},
+		{"across partitions: the later timestamp",
+			ev(first, 1, at, payout.StatusSubmitted), ev(second, 0, at.Add(time.Millisecond), payout.StatusApproved), true},
+		{"across partitions: a new life after a FAILED is stamped later, though its status is not further",
+			ev(first, 2, at, payout.StatusFailed), ev(second, 0, at.Add(time.Second), payout.StatusBatched), true},
+		{"across partitions: the old life's FAILED is older than the new BATCHED",
+			ev(second, 0, at.Add(time.Second), payout.StatusBatched), ev(first, 2, at, payout.StatusFailed), false},
+		{"same millisecond: APPROVED follows SUBMITTED",
+			ev(first, 1, at, payout.StatusSubmitted), ev(second, 0, at, payout.StatusApproved), true},
+		{"same millisecond: SUBMITTED does not follow APPROVED",
+			ev(second, 0, at, payout.StatusApproved), ev(first, 1, at, payout.StatusSubmitted), false},
+		{"same millisecond, same status: the key's partition at the larger count",
+			ev(second, 0, at, payout.StatusApproved), ev(first, 1, at, payout.StatusApproved), true},
+	} {
+		if got := writtenAfter(topic, key, 6, tc.e1, tc.e2); got != tc.want {
+			t.Errorf("%s: writtenAfter = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

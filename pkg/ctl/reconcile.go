@@ -96,16 +96,22 @@ on any difference.
 // ourRequest is what our status events say of one request.
 type ourRequest struct {
 	rail        rail.Name
-	status      payout.Status // the latest
+	status      payout.Status // the latest (latest.status)
 	submittedAt time.Time     // of the first SUBMITTED; zero when none was emitted
 	amount      int64
 	// providerID is the provider's id of our payment: the first
 	// SUBMITTED's, else the first event's that names one.
 	providerID string
-	// statusPart and statusOff are where the event of status lies.
-	statusPart int32
-	statusOff  int64
-	statusAt   time.Time
+	latest     statusEvent // the event of status
+}
+
+// statusEvent is a status event of a request: where it lies, its record's
+// timestamp and its status.
+type statusEvent struct {
+	part   int32
+	off    int64
+	at     time.Time
+	status payout.Status
 }
 
 // Reconcile compares day (YYYY-MM-DD) on the rail given, or every enabled
@@ -193,7 +199,7 @@ func (t *Tool) ourRequests(ctx context.Context) (map[string]*ourRequest, error) 
 		}
 		o := ours[sc.RequestID]
 		if o == nil {
-			o = &ourRequest{rail: rail.Wompi, statusPart: r.Partition, statusOff: -1}
+			o = &ourRequest{rail: rail.Wompi, latest: statusEvent{part: r.Partition, off: -1}}
 			ours[sc.RequestID] = o
 		}
 		if sc.Rail != nil && *sc.Rail != "" {
@@ -205,8 +211,8 @@ func (t *Tool) ourRequests(ctx context.Context) (map[string]*ourRequest, error) 
 		// which the scan may read before the old one: the latest status is
 		// the one latest in the key's partitions (keyPartitions: today's
 		// first, the older counts' after), not the last one read.
-		if writtenAfter(topic, r.Key, len(parts), o.statusPart, o.statusOff, o.statusAt, r.Partition, r.Offset, r.Timestamp) {
-			o.status, o.statusPart, o.statusOff, o.statusAt = sc.Status, r.Partition, r.Offset, r.Timestamp
+		if ev := (statusEvent{part: r.Partition, off: r.Offset, at: r.Timestamp, status: sc.Status}); writtenAfter(topic, r.Key, len(parts), o.latest, ev) {
+			o.status, o.latest = sc.Status, ev
 		}
 		if sc.Status == payout.StatusSubmitted && o.submittedAt.IsZero() {
 			if id := deref(sc.TransactionID); id != "" {
@@ -230,25 +236,37 @@ func (t *Tool) ourRequests(ctx context.Context) (map[string]*ourRequest, error) 
 	return ours, nil
 }
 
-// writtenAfter reports whether the record of key at partition p2, offset o2 was
-// written after the one at p1, o1, in a topic of n partitions where only
-// partitions are added: in one partition by offset; across two, the one
-// the key falls in at the larger partition count (earlier in
-// keyPartitions) is the later. That order is the history's only while
-// the topic grew once since: after two growths the key's partition today
-// may be the one it had before the first (or come before the first
-// growth's new one), so across partitions the records' timestamps decide
-// first (the later written, the later stamped), and keyPartitions only
-// when they tie.
-func writtenAfter(topic string, key []byte, n int, p1 int32, o1 int64, t1 time.Time, p2 int32, o2 int64, t2 time.Time) bool {
-	if p1 == p2 {
-		return o2 > o1
+// writtenAfter reports whether the status event e2 of key was written after
+// e1, in a topic of n partitions where only partitions are added: in one
+// partition by offset; across two, by the records' timestamps (the later
+// written, the later stamped). Two events stamped in the same millisecond
+// (written one right after the other) are ordered by their statuses,
+// which only move forward within a life: the one a transition from the
+// other leads to is the later. Only when neither leads to the other (a
+// repeated status) does the key's partition decide: the one it falls in
+// at the larger partition count (earlier in keyPartitions) is the later.
+// That order is the history's only while the topic grew once since: after
+// two growths the key's partition today may be the one it had before the
+// first (or come before the first growth's new one).
+//
+// Timestamps come before statuses because a request may start a new life
+// (a CANCELLED or FAILED transaction sent again): its new BATCHED is later
+// than the final status of its old one.
+func writtenAfter(topic string, key []byte, n int, e1, e2 statusEvent) bool {
+	if e1.part == e2.part {
+		return e2.off > e1.off
 	}
-	if !t1.IsZero() && !t2.IsZero() && !t1.Equal(t2) {
-		return t2.After(t1)
+	if !e1.at.IsZero() && !e2.at.IsZero() && !e1.at.Equal(e2.at) {
+		return e2.at.After(e1.at)
+	}
+	if payout.CanTransition(e1.status, e2.status) {
+		return true
+	}
+	if payout.CanTransition(e2.status, e1.status) {
+		return false
 	}
 	ps := keyPartitions(topic, key, n)
-	i1, i2 := slices.Index(ps, p1), slices.Index(ps, p2)
+	i1, i2 := slices.Index(ps, e1.part), slices.Index(ps, e2.part)
 	if i1 < 0 || i2 < 0 {
 		return true // not where a worker's producer puts it: as read
 	}
