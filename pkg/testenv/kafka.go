@@ -310,13 +310,34 @@ func (c *Cluster) CreateTopic(t testing.TB, name string, partitions int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if err := c.createTopic(ctx, name, partitions, pauseBetweenTopicPolls); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// pauseBetweenTopicPolls is the wait between two readiness polls of
+// [Cluster.CreateTopic].
+func pauseBetweenTopicPolls(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(20 * time.Millisecond):
+		return nil
+	}
+}
+
+// createTopic creates the topic and polls the broker until every partition
+// has a leader, calling pause between two polls (an error from pause ends
+// the wait with that error).
+func (c *Cluster) createTopic(ctx context.Context, name string, partitions int, pause func(context.Context) error) error {
 	// franz-go answers a metadata request from its cache for MetadataMinAge
 	// (default 5 s). On Apache Kafka the first poll right after CreateTopics
 	// can miss the topic, and every later poll got that cached miss: one
-	// Topic call in ten took 5 s. Poll the broker, not the cache.
+	// Topic call in ten took 5 s. Poll the broker, not the cache: a pause
+	// longer than the 10 ms minimum age makes every poll a broker request.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.MetadataMinAge(10*time.Millisecond))
 	if err != nil {
-		t.Fatalf("testenv: kafka client: %v", err)
+		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
@@ -329,20 +350,18 @@ func (c *Cluster) CreateTopic(t testing.TB, name string, partitions int) {
 		err = resp.Err
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		t.Fatalf("testenv: create topic %q: %v", name, err)
+		return fmt.Errorf("create topic %q: %w", name, err)
 	}
 	for {
 		td, err := adm.ListTopics(ctx, name)
 		if err == nil {
 			d, ok := td[name]
 			if ok && d.Err == nil && len(d.Partitions) > 0 && allLed(d) {
-				return
+				return nil
 			}
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("testenv: topic %q not ready: %v", name, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
+		if err := pause(ctx); err != nil {
+			return fmt.Errorf("topic %q not ready: %w", name, err)
 		}
 	}
 }

@@ -223,18 +223,15 @@ func TestKafkaKindFollowsEnv(t *testing.T) {
 	}
 }
 
-// Topic returns as soon as the topic is ready. On Apache Kafka a metadata
-// request right after CreateTopics can still miss the topic, and franz-go
-// answered later polls from that cached miss for MetadataMinAge (5 s), so
-// about one Topic call in ten took 5 s.
-func TestKafkaTopicIsQuick(t *testing.T) {
-	c := testenv.Kafka(t)
-	c.Topic(t, "warm", 1) // the first call may create internal state
-	for i := range 20 {
-		start := time.Now()
-		c.Topic(t, "quick", 3)
-		if d := time.Since(start); d > 4*time.Second {
-			t.Fatalf("topic %d took %v", i, d)
-		}
+// BenchmarkKafkaTopic measures one Topic call (create and wait for the
+// leaders). While Topic polled franz-go's metadata cache, about one call in
+// ten on Apache Kafka waited out a cached miss for 5 s (13df524); the
+// mechanism is guarded by TestCreateTopicPollsTheBrokerNotACachedMiss, not
+// by a time limit.
+func BenchmarkKafkaTopic(b *testing.B) {
+	c := testenv.Kafka(b)
+	c.Topic(b, "warm", 1) // the first call may create internal state
+	for b.Loop() {
+		c.Topic(b, "bench", 3)
 	}
 }
