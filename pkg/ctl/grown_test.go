@@ -420,3 +420,72 @@ func TestWrittenAfterOrdersAKeysEventsAcrossGrowths(t *testing.T) {
 		}
 	}
 }
+
+// trace after two growths (3, 4, then 6 partitions): the request's BATCHED
+// and SUBMITTED were written at 3, its APPROVED at 4. The events are shown
+// in the order they were written whatever the order of the key's
+// partitions (reconcile's writtenAfter: the records' timestamps first),
+// and the rest of a lifecycle is found even when today's partition holds
+// its start again (the key falls in the same partition at 6 as at 3).
+func TestTraceAfterTwoGrowthsShowsTheWholeLifecycleInOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fits func(p3, p4, p6 int32, ps []int32) bool
+	}{
+		{"today's partition empty, the older count's partition ranked newer", func(p3, p4, p6 int32, ps []int32) bool {
+			return p3 != p4 && p6 != p3 && p6 != p4 && slices.Index(ps, p3) < slices.Index(ps, p4)
+		}},
+		{"today's partition holds the start again, the last event elsewhere", func(p3, p4, p6 int32, ps []int32) bool {
+			return p3 != p4 && p6 == p3
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := testenv.Kafka(t)
+			topic := k.Topic(t, "status", 3)
+			c, err := events.NewCodec(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var id string
+			for i := 0; ; i++ {
+				id = fmt.Sprintf("trace-twice-%d", i)
+				key := []byte(id)
+				if tc.fits(partitionOf(topic, key, 3), partitionOf(topic, key, 4), partitionOf(topic, key, 6), keyPartitions(topic, key, 6)) {
+					break
+				}
+			}
+			at := time.Now().Truncate(time.Millisecond)
+			event := func(st, prev payout.Status, written time.Time) *kgo.Record {
+				sc := payout.StatusChange{EventID: payout.EventID("status", id, string(st)), RequestID: id, Status: st, AmountInCents: 123_400,
+					OriginAccountID: "acct-1", OccurredAt: written, Source: payout.SourceIngest}
+				if prev != "" {
+					sc.PreviousStatus = &prev
+				}
+				v, err := c.AppendStatusChange(nil, &sc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return &kgo.Record{Topic: topic, Key: []byte(id), Value: v, Timestamp: written}
+			}
+			cl := k.Client(t)
+			k.Produce(t, topic, event(payout.StatusBatched, "", at), event(payout.StatusSubmitted, payout.StatusBatched, at.Add(time.Millisecond)))
+			growTopic(t, cl, topic, 4)
+			k.Produce(t, topic, event(payout.StatusApproved, payout.StatusSubmitted, at.Add(2*time.Millisecond)))
+			growTopic(t, cl, topic, 6)
+
+			tool := New(testConfig(map[string]string{"KAFKA_BROKERS": k.BrokersCSV(), "TOPIC_STATUS": topic}), nil)
+			res := &TraceResult{RequestID: id, Topic: topic}
+			if err := tool.traceEvents(context.Background(), res); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range res.Events {
+				got = append(got, e.Status)
+			}
+			if fmt.Sprint(got) != "[BATCHED SUBMITTED APPROVED]" {
+				t.Fatalf("trace of %s shows %v, want [BATCHED SUBMITTED APPROVED] (partitions at 3, 4, 6: %d, %d, %d)", id, got,
+					partitionOf(topic, []byte(id), 3), partitionOf(topic, []byte(id), 4), partitionOf(topic, []byte(id), 6))
+			}
+		})
+	}
+}

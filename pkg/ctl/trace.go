@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -56,6 +57,8 @@ type TraceEvent struct {
 	AmountInCents   int64     `json:"amountInCents"`
 	OriginAccountID string    `json:"originAccountId,omitempty"`
 	EventID         string    `json:"eventId"`
+
+	writtenAt time.Time // the record's timestamp: orders events across partitions
 }
 
 // RedisFact is one thing a worker's Redis state says about the request.
@@ -149,7 +152,7 @@ func (t *Tool) traceEvents(ctx context.Context, res *TraceResult) error {
 			e := TraceEvent{Partition: r.Partition, Offset: r.Offset, OccurredAt: sc.OccurredAt, Rail: deref(sc.Rail), Status: string(sc.Status),
 				Source: string(sc.Source), ReasonCode: deref(sc.ReasonCode), ReasonMessage: m.text(deref(sc.ReasonMessage)),
 				BatchID: deref(sc.BatchID), PayoutID: deref(sc.PayoutID), TransactionID: deref(sc.TransactionID),
-				AmountInCents: sc.AmountInCents, OriginAccountID: sc.OriginAccountID, EventID: sc.EventID}
+				AmountInCents: sc.AmountInCents, OriginAccountID: sc.OriginAccountID, EventID: sc.EventID, writtenAt: r.Timestamp}
 			if sc.PreviousStatus != nil {
 				e.PreviousStatus = string(*sc.PreviousStatus)
 			}
@@ -160,21 +163,16 @@ func (t *Tool) traceEvents(ctx context.Context, res *TraceResult) error {
 		return err
 	}
 	err = read([]int32{res.Partition})
-	// A lifecycle starts with an event without a previous status (ingest's
-	// BATCHED or REJECTED). Missing from the request's partition, it may be
-	// in a partition the key fell in before partitions were added to the
-	// topic (events stay where they were written): read those too, oldest
-	// first (keyPartitions lists today's count first).
+	// Events stay in the partition they were written to, and partitions
+	// may have been added to the topic since: the key's earlier events
+	// then lie in the partitions it fell in at smaller counts. Those are
+	// read too, unless today's partition holds a whole settled lifecycle
+	// (wholeLifecycle): after two growths the key may fall in today's
+	// partition again, its middle or its last events in another.
 	parts := keyPartitions(res.Topic, key, n)
-	if err == nil && len(parts) > 1 && !slices.ContainsFunc(res.Events, func(e TraceEvent) bool { return e.PreviousStatus == "" }) {
+	if err == nil && len(parts) > 1 && !wholeLifecycle(res.Events) {
 		err = read(parts[1:])
-		rank := func(p int32) int { return -slices.Index(parts, p) }
-		slices.SortStableFunc(res.Events, func(a, b TraceEvent) int {
-			if c := cmp.Compare(rank(a.Partition), rank(b.Partition)); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.Offset, b.Offset)
-		})
+		res.Events = writtenOrder(res.Topic, key, n, res.Events)
 		for _, e := range res.Events {
 			if e.Partition != res.Partition {
 				res.Notes = append(res.Notes, "some events are in another partition than the request's: partitions were added to the topic after they were written")
@@ -374,5 +372,53 @@ func sortedKeys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// wholeLifecycle reports whether evs (read from one partition, in offset
+// order) hold a lifecycle's start (ingest's BATCHED or REJECTED, without a
+// previous status), an event of every previous status an event names (no
+// gap), and end in a final status.
+func wholeLifecycle(evs []TraceEvent) bool {
+	start := false
+	for _, e := range evs {
+		if e.PreviousStatus == "" {
+			start = true
+		} else if !slices.ContainsFunc(evs, func(o TraceEvent) bool { return o.Status == e.PreviousStatus }) {
+			return false
+		}
+	}
+	return start && payout.Status(evs[len(evs)-1].Status).Final()
+}
+
+// writtenOrder returns evs of key, read from several partitions of a topic
+// of n partitions, in the order they were written: each partition's in
+// offset order, merged by writtenAfter (the records' timestamps, then
+// statuses, then the key's partitions), as reconcile orders them.
+func writtenOrder(topic string, key []byte, n int, evs []TraceEvent) []TraceEvent {
+	byPart := map[int32][]TraceEvent{}
+	for _, e := range evs {
+		byPart[e.Partition] = append(byPart[e.Partition], e)
+	}
+	for _, l := range byPart {
+		slices.SortStableFunc(l, func(a, b TraceEvent) int { return cmp.Compare(a.Offset, b.Offset) })
+	}
+	ev := func(e TraceEvent) statusEvent {
+		return statusEvent{part: e.Partition, off: e.Offset, at: e.writtenAt, status: payout.Status(e.Status)}
+	}
+	out := make([]TraceEvent, 0, len(evs))
+	for len(out) < len(evs) {
+		var first int32 = -1
+		for _, p := range slices.Sorted(maps.Keys(byPart)) {
+			if len(byPart[p]) == 0 {
+				continue
+			}
+			if first < 0 || writtenAfter(topic, key, n, ev(byPart[p][0]), ev(byPart[first][0])) {
+				first = p
+			}
+		}
+		out = append(out, byPart[first][0])
+		byPart[first] = byPart[first][1:]
+	}
 	return out
 }
