@@ -121,15 +121,7 @@ func TestTraceFindsEventsWrittenBeforeTheTopicGrew(t *testing.T) {
 	growTopic(t, cl, topic, 6)
 	k.Produce(t, topic, event(payout.StatusApproved, payout.StatusSubmitted))
 
-	tool := New(testConfig(map[string]string{"KAFKA_BROKERS": k.BrokersCSV(), "TOPIC_STATUS": topic}), nil)
-	res := &TraceResult{RequestID: id, Topic: topic}
-	if err := tool.traceEvents(context.Background(), res); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range res.Events {
-		got = append(got, e.Status)
-	}
+	got, res := traceStatuses(t, k, topic, id)
 	if fmt.Sprint(got) != "[BATCHED SUBMITTED APPROVED]" {
 		t.Fatalf("trace of %s shows %v, want [BATCHED SUBMITTED APPROVED] (partition %d now, %d before)", id, got,
 			partitionOf(topic, []byte(id), 6), partitionOf(topic, []byte(id), 3))
@@ -473,19 +465,26 @@ func TestTraceAfterTwoGrowthsShowsTheWholeLifecycleInOrder(t *testing.T) {
 			k.Produce(t, topic, event(payout.StatusApproved, payout.StatusSubmitted, at.Add(2*time.Millisecond)))
 			growTopic(t, cl, topic, 6)
 
-			tool := New(testConfig(map[string]string{"KAFKA_BROKERS": k.BrokersCSV(), "TOPIC_STATUS": topic}), nil)
-			res := &TraceResult{RequestID: id, Topic: topic}
-			if err := tool.traceEvents(context.Background(), res); err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, e := range res.Events {
-				got = append(got, e.Status)
-			}
-			if fmt.Sprint(got) != "[BATCHED SUBMITTED APPROVED]" {
+			if got, _ := traceStatuses(t, k, topic, id); fmt.Sprint(got) != "[BATCHED SUBMITTED APPROVED]" {
 				t.Fatalf("trace of %s shows %v, want [BATCHED SUBMITTED APPROVED] (partitions at 3, 4, 6: %d, %d, %d)", id, got,
 					partitionOf(topic, []byte(id), 3), partitionOf(topic, []byte(id), 4), partitionOf(topic, []byte(id), 6))
 			}
 		})
 	}
+}
+
+// traceStatuses runs trace's read of the status topic for id, and returns
+// the statuses it shows, in its order, with its result.
+func traceStatuses(t *testing.T, k *testenv.Cluster, topic, id string) ([]string, *TraceResult) {
+	t.Helper()
+	tool := New(testConfig(map[string]string{"KAFKA_BROKERS": k.BrokersCSV(), "TOPIC_STATUS": topic}), nil)
+	res := &TraceResult{RequestID: id, Topic: topic}
+	if err := tool.traceEvents(context.Background(), res); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range res.Events {
+		got = append(got, e.Status)
+	}
+	return got, res
 }

@@ -380,15 +380,9 @@ func payeeRecords(t *testing.T, f *fixture, rid string, n, at int, b *payout.Bat
 func cutLooks(t *testing.T, f *fixture, r singleRail, b payout.Batch, src *kgo.Record, per int) int {
 	t.Helper()
 	e := r.engine(f, nil)
-	read := 0
-	e.lookVisit = func() error {
-		if read++; read > per {
-			return context.DeadlineExceeded
-		}
-		return nil
-	}
+	reset := cutLooksAfter(e, per)
 	for try := 1; try <= 10; try++ {
-		read = 0
+		reset()
 		err := e.process(context.Background(), &b, src, testLogger())
 		if err == nil {
 			return try
@@ -435,19 +429,13 @@ func TestBatchLookPastItsLimitResumesOnRetry(t *testing.T) {
 	posts := len(f.tap.snapshot())
 
 	e := f.engine(nil)
-	read := 0
-	e.lookVisit = func() error {
-		if read++; read > 10 {
-			return context.DeadlineExceeded
-		}
-		return nil
-	}
+	reset := cutLooksAfter(e, 10)
 	tries := 0
 	for tries = 1; ; tries++ {
 		if tries > 10 {
 			t.Fatal("the look never ended: each try started over")
 		}
-		read = 0
+		reset()
 		err := e.process(ctx, &b, src, testLogger())
 		if err == nil {
 			break

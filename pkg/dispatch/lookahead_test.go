@@ -97,34 +97,17 @@ func lookAheadTwice(t *testing.T, name string, readBefore bool) {
 	})
 
 	e := f.engine(nil)
-	read := 0
-	e.lookVisit = func() error {
-		if read++; read > 10 {
-			return context.DeadlineExceeded
-		}
-		return nil
-	}
+	cutLooksAfter(e, 10)
 	if err := e.process(ctx, &b, src, testLogger()); err == nil || !strings.Contains(err.Error(), "TOPIC_BATCH_STATUS") {
 		t.Fatalf("first try: %v, want its look cut short", err)
 	}
 	e.lookVisit = nil
 	// The partition lost its tail below where the first try read.
-	e.looksMu.Lock()
-	p := e.looks[tp{src.Topic, src.Partition}]
-	if p == nil {
-		e.looksMu.Unlock()
-		t.Fatal("no progress kept")
-	}
-	for q := range p.ends {
-		p.ends[q] += 1000
-	}
+	var lost string // the first try read the REJECTED in the lost tail
 	if readBefore {
-		if p.found == nil {
-			p.found = map[string]refusal{}
-		}
-		p.found[b.BatchID] = newRefusal("WOMPI_REJECTED", "refused by an attempt before the loss", false)
+		lost = b.BatchID
 	}
-	e.looksMu.Unlock()
+	progressPastTheEnd(t, e, src, lost, newRefusal("WOMPI_REJECTED", "refused by an attempt before the loss", false))
 
 	fail.Store(true)
 	err := e.process(ctx, &b, src, testLogger())
