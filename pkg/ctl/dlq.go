@@ -298,8 +298,9 @@ A dead letter is refused, with the reason printed, when
     partition, written after DEDUPE_WINDOW before the dead letter: then no
     event proves nothing (the original a copy was dead-lettered for may
     have been paid up to DEDUPE_WINDOW earlier);
-  - the request topic holds a record with replayed-from naming it: an
-    earlier replay sent it, and ingest may not have processed it yet;
+  - the request topic holds a record with replayed-from naming it, keyed
+    by its requestId: an earlier replay sent it, and ingest may not have
+    processed it yet;
   - the request topic holds another record keyed by its requestId, or
     whose value is its request under another key (or none), other than a
     record a dead letter was made of: the producer sent it again, ingest
@@ -367,11 +368,11 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 			return nil, err
 		}
 	}
-	// replayed maps a dead letter to the request record carrying its
-	// replayed-from, and back. Every partition of the request topic: its
-	// producers are not ours (kcat and librdkafka put a key where crc32
-	// says, not murmur2), and partitions added since an earlier replay
-	// move a key too.
+	// replayed maps a dead letter (replayedKey) to the request record
+	// carrying its replayed-from, and back. Every partition of the
+	// request topic: its producers are not ours (kcat and librdkafka put a
+	// key where crc32 says, not murmur2), and partitions added since an
+	// earlier replay move a key too.
 	replayed := map[string]string{}
 	// A record of one of the requests under another key (or none) is sent
 	// again too: only dead letters whose key was not their requestId can
@@ -395,7 +396,11 @@ func (t *Tool) DLQReplay(ctx context.Context, dryRun bool) (*ReplayResult, error
 		at := position(r.Partition, r.Offset)
 		for _, h := range r.Headers {
 			if h.Key == HeaderReplayedFrom {
-				replayed[string(h.Value)], replayed["record "+at] = at, string(h.Value)
+				// Named by its requestId too (replayRecord keys by it): a
+				// DLQ topic re-created counts its positions from 0 again,
+				// and a replay of the old one's dead letter at a position is
+				// no replay of the new one's there.
+				replayed[replayedKey(string(h.Value), string(r.Key))], replayed["record "+at] = at, string(h.Value)
 			}
 		}
 		if want[string(r.Key)] || dead[t.st.Topics.Requests+"/"+at] {
@@ -487,7 +492,7 @@ func (t *Tool) refusal(d *DeadLetter, statuses, onRequests map[string][]string, 
 		return fmt.Sprintf("the requestId has %d event(s) on %s (first at %s): it was batched, rejected or paid, a replay could only be a duplicate",
 			len(at), t.st.Topics.Status, at[0])
 	}
-	if at, ok := replayed[d.at()]; ok {
+	if at, ok := replayed[replayedKey(d.at(), d.RequestID)]; ok {
 		return "already replayed: " + t.st.Topics.Requests + " " + at + " carries " + HeaderReplayedFrom + ": " + d.at()
 	}
 	src := d.Source
@@ -502,6 +507,10 @@ func (t *Tool) refusal(d *DeadLetter, statuses, onRequests map[string][]string, 
 	}
 	return ""
 }
+
+// replayedKey names, in DLQReplay's replayed map, the replay of the dead
+// letter at position at (its replayed-from) of requestId id (its key).
+func replayedKey(at, id string) string { return at + " " + id }
 
 // copyOfKeyOnly reports a DUPLICATE_REQUEST dead letter that ingest judged
 // on its key alone: bytes it could not decode (the header carries the decode
