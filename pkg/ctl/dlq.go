@@ -666,6 +666,12 @@ func keysOn(ctx context.Context, opts []kgo.Opt, topic string, keys [][]byte, al
 		}
 		return nil
 	})
+	if err != nil && upTo == settled && ctx.Err() != nil {
+		// The read waits for every transaction open on topic to end: a
+		// hung producer's, or an ingest window (up to BATCH_MAX_WINDOW,
+		// which the broker aborts a minute later).
+		err = fmt.Errorf("%w: a transaction open on %s did not end in time (an ingest window stays open up to BATCH_MAX_WINDOW, and the broker aborts a hung one a minute later): run the command again once it has, or give it more time (--timeout, PAYOUTSCTL_TIMEOUT)", err, topic)
+	}
 	return found, err
 }
 

@@ -118,3 +118,42 @@ func (e *dlqEnv) replayNoFatal(args ...string) map[string]ReplayItem {
 	}
 	return m
 }
+
+// A transaction that stays open on the status topic past the command's
+// time (a hung producer, or a long ingest window) makes the replay fail,
+// replaying nothing, with an error that says what it waited for and what
+// to do: not a bare "context deadline exceeded".
+func TestReplayOutlastedByAnOpenTransactionSaysWhy(t *testing.T) {
+	e := newDLQEnv(t)
+	const id = "replay-open-txn-timeout"
+	p := partitionOf(e.topics.Status, []byte(id), 3) // newDLQEnv's status topic
+	a := e.k.Client(t, kgo.TransactionalID("replay-open-txn-hung"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.TransactionTimeout(time.Minute))
+	ctx := context.Background()
+	if err := a.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	other := statusRecord(t, e.codec, e.topics.Status, "replay-open-txn-hung-other", payout.StatusBatched, time.Now())
+	other.Partition = p
+	if err := a.ProduceSync(ctx, other).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	defer a.EndTransaction(ctx, kgo.TryAbort)
+	src := &kgo.Record{Topic: e.topics.Requests, Key: []byte(id), Value: e.value(piiRequest(id))}
+	e.produce(src)
+	dl := events.DLQRecord(src, e.topics.RequestsDLQ, fmt.Errorf("decode: %w", events.ErrUnknownSchema))
+	at := e.produce(dl)
+
+	_, errs, code := e.run("dlq", "replay", "--timeout", "2s", "--offset", at)
+	if code == 0 {
+		t.Fatal("dlq replay answered while a transaction was open on the status topic")
+	}
+	for _, want := range []string{"transaction open on " + e.topics.Status, "--timeout"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("dlq replay's error %q does not say %q", errs, want)
+		}
+	}
+	if n := len(e.replayed()); n != 0 {
+		t.Errorf("%d records republished by a replay that failed", n)
+	}
+}
