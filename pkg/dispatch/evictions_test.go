@@ -309,3 +309,44 @@ func evictSome(t *testing.T, rdb redis.UniversalClient) {
 		}
 	}
 }
+
+// Two faults: Redis evicts a paid payee's duplicate-index entry while a
+// dispatcher runs, between two of its eviction checks (a minute apart),
+// and a copy of the request, in another batch, reaches the same
+// dispatcher before its next check. The epoch still read complete, so
+// the copy's dedupe indexed the payee "for the first time" and it was
+// posted without a lookup: paid twice. The dedupe now reads Redis's
+// policy and count of evicted keys itself (as the check does) and proves
+// nothing new while Redis may evict or has evicted since the epoch was
+// completed.
+func TestEvictionBetweenChecksKeepsTheProofOff(t *testing.T) {
+	t.Parallel()
+	r := singleRails(t)[1](t)
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	rdb := f.redis.Client()
+	ctx := context.Background()
+	e := r.engine(f, nil)
+	b := singleBatch(r, "evict-between", 1)
+	rid := b.Transactions[0].RequestID
+	f.produce(f.topics.Batches, b)
+	stop, _ := f.run(e)
+	eventually(t, "batch submitted", func() bool { return outcome(e, "submitted") == 1 })
+	if c := f.epochField("complete"); c != "e0" {
+		t.Fatalf("epoch complete %q, want e0", c)
+	}
+	// Evictions while the same dispatcher runs (its next check is a
+	// minute away); one of the evicted keys may be the payee's entry.
+	evictSome(t, rdb)
+	configSet(t, rdb, "maxmemory", "0", "maxmemory-policy", "noeviction")
+	if err := rdb.Del(ctx, e.st.reqKey(rid)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cp := b
+	cp.BatchID = b.BatchID + "-copy"
+	f.produce(f.topics.Batches, cp)
+	eventually(t, "the copy handled", func() bool { return outcome(e, "submitted")+outcome(e, "duplicate") >= 2 })
+	_ = stop()
+	if n := r.sim.Accepted(rid); n != 1 {
+		t.Fatalf("%s paid %d times, want 1", rid, n)
+	}
+}

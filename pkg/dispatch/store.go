@@ -386,7 +386,9 @@ return 0
 // 'n' for a kept one this call indexed for the first time (its SET NX
 // wrote it) in a complete epoch (the epoch hash's complete field names it:
 // its index holds every payout the single-payout rails listed once any
-// POST from before the epoch had landed), 'l' for one whose entry this
+// POST from before the epoch had landed) while Redis evicts nothing and has
+// evicted nothing since the epoch's count (luaEvicted, read by the script
+// itself: an eviction between two checkEviction runs), 'l' for one whose entry this
 // call took over from a recovery's mark (listedPrefix: written for a
 // single-payout rail only), or, on a peek, whose entry is such a mark,
 // '-' otherwise
@@ -413,10 +415,15 @@ return 0
 // field "echo:<requestId>" (ARGV[9] is the length of the keys' prefix
 // before the requestId), so that every later attempt of the batch looks
 // that form up too, even once another batch took the mark over.
-var dedupeScript = redis.NewScript(guard + `
+var dedupeScript = redis.NewScript(guard + luaEvicted + `
 local rej = ARGV[3] .. '#r'
 local marks = ARGV[7] == '1'
 local complete = redis.call('HGET', KEYS[1], 'complete') == ARGV[1]
+-- An entry evicted since the epoch was completed (checkEviction reads
+-- Redis a minute apart) would let SET NX index a paid payee "for the
+-- first time": none is proven new while Redis may evict, or once its
+-- count of evicted keys moved from the epoch's (completeScript).
+local proven = complete and evictSafe and evicted == (redis.call('HGET', KEYS[1], 'evicted') or '0')
 local out, news, echoes = {}, {}, {}
 local before = '0'
 local fold = ARGV[8] or ''
@@ -440,7 +447,7 @@ for i = 3, nreq + 2 do
   local mine = ARGV[3]
   if mode == 'r' then mine = rej end
   local v = mine
-  local new = complete and mode == 'k'
+  local new = proven and mode == 'k'
   local missing = false
   local echo = nil
   local taken = false
