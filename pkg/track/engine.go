@@ -343,7 +343,17 @@ func (e *Engine) emitRequest(ctx context.Context, sc *payout.StatusChange, verif
 	default:
 		return res, nil // the known status is not one APPROVED may follow
 	}
-	return e.emitRequestOnce(ctx, sc, true, since, nil, mods...)
+	res, err = e.emitRequestOnce(ctx, sc, true, since, nil, mods...)
+	if err == nil && res == emitRegression {
+		// The APPROVED went out (or was known) but the key does not hold
+		// it: its confirmation was lost (a Redis error after its produce)
+		// and its lease ran out. Answered as done, the RETURNED would be
+		// lost for good (a final payout without hand-off is on no
+		// schedule): the webhook is answered 503 and the poll retries, and
+		// the next try emits the APPROVED again (its eventId) then RETURNED.
+		return res, fmt.Errorf("%w: %s: RETURNED refused after the APPROVED it implies (its confirmation lost)", errUnavailable, sc.RequestID)
+	}
+	return res, err
 }
 
 func (e *Engine) emitRequestOnce(ctx context.Context, sc *payout.StatusChange, verified bool, since string,
