@@ -75,7 +75,11 @@ type Engine struct {
 	base     time.Time                // New's time, with its monotonic reading: since
 	started  atomic.Pointer[startPos] // this process's start record, once written (starts.go)
 	startMu  sync.Mutex               // one start record per process
-	mayEvict atomic.Bool              // Redis may evict our keys: no new-payee proof (checkEviction)
+	// startedTopic is the starts topic's id (hex) when this process's
+	// start record was written ("" when the brokers gave none), set before
+	// started: a topic made again since is another log (firstStart).
+	startedTopic string
+	mayEvict     atomic.Bool // Redis may evict our keys: no new-payee proof (checkEviction)
 	// budgetApart: the daily budgets' keys may be lost while the epoch
 	// survives (a Redis Cluster: the {budget} slot's master restarts empty
 	// or fails over, the {dispatch} slot's does not), which no recovery

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wompi-payouts/pipeline/pkg/events"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
@@ -43,7 +45,9 @@ import (
 // that claim, so before the loss, so before the recovery read the end
 // offsets; a high watermark never moves back, and retention does not lower
 // it. Anything else (another record, a second copy of ours, an error, a
-// missing topic) waits the grace.
+// missing topic, a topic id other than the one read when our record was
+// written: the topic deleted and made again, its offset 0 another
+// process's) waits the grace.
 //
 // A dispatcher of a version from before the start records writes none, nor
 // does one given another TOPIC_DISPATCHER_STARTS. So the recovery also
@@ -395,6 +399,29 @@ type startPos struct {
 	offset    int64
 }
 
+// startsTopicID reads the id (hex) of Topics.DispatcherStarts from a
+// broker (not from the client's cached metadata, which may still be the
+// old log's); "" when the brokers give none or it cannot be read.
+func (e *Engine) startsTopicID(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	topic := e.cfg.Topics.DispatcherStarts
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, e.cl)
+	if err != nil {
+		return ""
+	}
+	for _, t := range resp.Topics {
+		if t.Topic != nil && *t.Topic == topic && t.ErrorCode == 0 && t.TopicID != ([16]byte{}) {
+			return hex.EncodeToString(t.TopicID[:])
+		}
+	}
+	return ""
+}
+
 // announce writes this process's start record once, and returns at once
 // once it is written. It returns an error while it cannot be written; the
 // process then claims nothing.
@@ -407,10 +434,19 @@ func (e *Engine) announce(ctx context.Context) error {
 	if e.started.Load() != nil {
 		return nil
 	}
+	// The topic's id is read before the record is written: should the
+	// topic be made again in between, the id is the old log's, and no
+	// first start is taken from the new one (firstStart). Only when it
+	// cannot be read before (a topic the write creates) is it read after.
+	id := e.startsTopicID(ctx)
 	r, err := e.writeStartRecord(ctx)
 	if err != nil {
 		return err
 	}
+	if id == "" {
+		id = e.startsTopicID(ctx)
+	}
+	e.startedTopic = id // before started: read once started is
 	e.started.Store(&startPos{partition: r.Partition, offset: r.Offset})
 	return nil
 }
@@ -474,6 +510,14 @@ func (e *Engine) firstStart(ctx context.Context) (bool, string) {
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if ok, why := onlyStart(*mine, topic, ends, err); !ok {
 		return false, why
+	}
+	// The log this process's record went to must be the topic's still: a
+	// topic deleted and made again holds another process's record at
+	// offset 0, which may have claimed against the lost Redis.
+	if was := e.startedTopic; was != "" {
+		if now := e.startsTopicID(ctx); now != was {
+			return false, fmt.Sprintf("%s is not the log this process's start record went to (topic id %q, now %q): made again since", topic, was, now)
+		}
 	}
 	offs, err := adm.FetchOffsets(ctx, e.cfg.Group)
 	return noCommits(e.cfg.Group, offs, err)
