@@ -42,7 +42,8 @@ var errSeenIndex = errors.New("ingest: the seen index (REDIS_URL) failed")
 // SET NX GET before any event of it is produced: a key that was free, or
 // that names this very record (its window was aborted, or its instance
 // died, after the claim and before the commit, and the record is read
-// again), lets the record through; a key naming another record makes it a
+// again; its TTL is then renewed, renewClaimScript), lets the record
+// through; a key naming another record makes it a
 // copy. Kafka's transaction gives the exactly-once of the record itself;
 // the index only has to tell one record from another, and a requests
 // record's partition, offset and timestamp never change. The timestamp
@@ -160,6 +161,7 @@ func (s *seenIndex) claim(ctx context.Context, ids, values []string, copies []bo
 	// Exec reports the first failed command; a free key (redis.Nil) is no
 	// failure, so every command is read below instead.
 	_, _ = pipe.Exec(ctx)
+	var again redis.Pipeliner // records that found their own claim
 	for i, id := range ids {
 		if id == "" {
 			continue
@@ -170,12 +172,65 @@ func (s *seenIndex) claim(ctx context.Context, ids, values []string, copies []bo
 			// Free: this record holds the requestId now.
 		case err != nil:
 			return fmt.Errorf("%w: %w", errSeenIndex, err)
+		case ownClaim(held, values[i]):
+			// Read again after its window aborted: SET NX left the TTL
+			// the first claim set, which aborted windows may have worn
+			// down to less than the window now open needs.
+			if again == nil {
+				again = s.rdb.Pipeline()
+			}
+			s.cmds[i] = *redis.NewStatusCmd(ctx, "eval", renewClaimScript, "1", &s.keys[i], &values[i], ttl)
+			_ = again.Process(ctx, &s.cmds[i])
 		default:
+			copies[i] = true
+		}
+	}
+	if again == nil {
+		return nil
+	}
+	_, _ = again.Exec(ctx)
+	for i, id := range ids {
+		if id == "" || copies[i] || s.cmds[i].Args()[0] != "eval" {
+			continue
+		}
+		held, err := s.cmds[i].Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			// Expired in between, and claimed again by this record.
+		case err != nil:
+			return fmt.Errorf("%w: %w", errSeenIndex, err)
+		default:
+			// Renewed; or another record claimed the requestId after the
+			// old claim ran out (this one is then the copy).
 			copies[i] = !ownClaim(held, values[i])
 		}
 	}
 	return nil
 }
+
+// renewClaimScript claims a requestId again for a record that found its
+// own claim (ownClaim) with SET NX GET: the key is given the whole dedupe
+// window again when it still names this record, set when it ran out in
+// between, and left alone when another record claimed it since. A claim
+// renewed so outlives the window that lets its record through
+// (DEDUPE_WINDOW >= 2 x BATCH_MAX_WINDOW + 1m counts from that window's
+// start): left as the first claim set it, a record read again after aborted
+// windows (an outage lasts as long as it lasts) could find its claim near
+// its end, the claim run out while that window was open, and a copy read
+// meanwhile find the requestId free: both batched. Only records read again
+// take this second round trip. Reply: the value held before, as SET GET.
+const renewClaimScript = `
+local held = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX', 'GET')
+if held then
+  local s, l = held, ARGV[1]
+  if #s > #l then s, l = l, s end
+  local _, colons = string.gsub(s, ':', '')
+  if s == l or (#l > #s and string.sub(l, 1, #s + 1) == s .. ':' and colons == 1) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+end
+return held
+`
 
 // slots sizes the claim's commands and arguments for ids, and writes the
 // key of each requestId into one string: keys[i] is ids[i]'s ("" for none).
