@@ -1178,6 +1178,14 @@ func (j *job) findOnce() (string, error) {
 			return "", errListedWithoutID
 		}
 	}
+	if len(bs) > 1 {
+		// Paid twice already (another system, or a key that expired while
+		// a listing lagged): one is adopted and nothing is posted again,
+		// but someone must know (as a single-payout rail's lookup tells).
+		j.e.m.providerDupes.WithLabelValues(string(rail.Wompi)).Inc()
+		j.log.Error("dispatch: Wompi lists more than one payout under the batch's reference: its payees may be paid more than once; adopting the oldest, posting nothing",
+			"payouts", len(bs))
+	}
 	id := pickPayout(bs)
 	j.e.m.reconciled.WithLabelValues(strconv.FormatBool(id != "")).Inc()
 	if id != "" {
@@ -1186,13 +1194,31 @@ func (j *job) findOnce() (string, error) {
 	return id, nil
 }
 
-// pickPayout chooses among payouts with our reference: the oldest, which is
-// the one our idempotency key created. More than one is a double posting
-// that this dispatcher never makes.
+// pickPayout chooses among payouts with our reference: the oldest that may
+// still pay (not refused: NOT_APPROVED, REJECTED, AFE_REJECTED), else the
+// oldest. One is the one our idempotency key created; more than one is a
+// double posting that this dispatcher never makes (reported by findOnce).
+// Adopting a refused one beside one that pays would end the batch's
+// requests REJECTED while they are paid, and the marketplace would send
+// them again (as a single-payout rail's lookup, which prefers the same).
 func pickPayout(bs []rail.Batch) string {
+	refused := func(b rail.Batch) bool {
+		switch b.Status {
+		case payout.BatchNotApproved, payout.BatchRejected, payout.BatchAFERejected:
+			return true
+		}
+		return false
+	}
 	best := -1
 	for i := range bs {
-		if best < 0 || bs[i].CreatedAt.Before(bs[best].CreatedAt) {
+		switch {
+		case best < 0:
+			best = i
+		case refused(bs[i]) != refused(bs[best]):
+			if !refused(bs[i]) {
+				best = i
+			}
+		case bs[i].CreatedAt.Before(bs[best].CreatedAt):
 			best = i
 		}
 	}

@@ -128,7 +128,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "reconciliations_total",
 			Help: "Lookups by reference before a POST, by whether the batch was already in Wompi."}, []string{"found"}),
 		providerDupes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "provider_duplicates_total",
-			Help: "Lookups by requestId that found more than one payout at a single-payout rail (someone posted our id twice: not the dispatcher within DEDUPE_WINDOW, since each of its POSTs follows a lookup that found nothing or the duplicate index's proof that no dispatcher posted it), by rail."}, []string{"rail"}),
+			Help: "Lookups that found more than one payout under our id: by requestId at a single-payout rail, by batch reference at Wompi (someone posted our id twice: not the dispatcher within DEDUPE_WINDOW, since each of its POSTs follows a lookup that found nothing or the duplicate index's proof that no dispatcher posted it), by rail."}, []string{"rail"}),
 		amountMismatch: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "adopted_amount_mismatch_total",
 			Help: "Payouts a single-payout rail holds under one of our requestIds, or transactions of a Wompi payout found under our batch's reference, for another amount than the request's, found by a lookup and adopted (our id names them; never posted again), by rail: the requestId was used for another payout (sent again with another amount after DEDUPE_WINDOW, or posted by someone else)."}, []string{"rail"}),
 		lookupsSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lookups_skipped_total",
