@@ -183,12 +183,16 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		})
 		setReason(&scs[len(scs)-1], failureOf(&tx))
 	}
-	age := now.Sub(wp.CreatedAt)
+	// A creation time Wompi's answer did not give (the zero time) would
+	// make the payout as old as year 1, and a short listing of a final
+	// batch beyond ShortListingPatience at its first poll: its age is then
+	// unknown, and the patience does not run out.
+	age, aged := now.Sub(wp.CreatedAt), wp.CreatedAt.Unix() > 0
 	if found && !sp.SubmittedAt.IsZero() && sp.SubmittedAt.Unix() > 0 {
-		age = now.Sub(sp.SubmittedAt)
+		age, aged = now.Sub(sp.SubmittedAt), true
 	}
 	if listed := digest.n; wp.ItemCount > listed {
-		if wp.Status.Final() && age >= ShortListingPatience {
+		if wp.Status.Final() && aged && age >= ShortListingPatience {
 			// A final batch whose listing is still short this long after
 			// it was submitted: Wompi counts a transaction it never lists
 			// (one refused at creation), not a copy behind. Kept on the
