@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -97,7 +98,13 @@ func Bind(s *config.Set, role Role) *Settings {
 				"SmartFastPay requires a callback on every payout"); err != nil {
 				return err
 			}
-			return checkURL(sf.CallbackURL)
+			if err := checkURL(sf.CallbackURL); err != nil {
+				return err
+			}
+			if n := utf8.RuneCountInString(sf.CallbackURL); n != 0 && (n < smartfastpay.MinCallbackLen || n > smartfastpay.MaxCallbackLen) {
+				return fmt.Errorf("is %d characters; SmartFastPay takes a callback of %d-%d", n, smartfastpay.MinCallbackLen, smartfastpay.MaxCallbackLen)
+			}
+			return nil
 		})
 
 	s.String(&wp.BaseURL, "wepayout-base-url", EnvWEpayoutBaseURL, wepayout.SandboxBaseURL,

@@ -157,6 +157,10 @@ func TestParseRefuses(t *testing.T) {
 		{"merchant not an integer", Dispatcher, with(wepDispatcher, "WEPAYOUT_MERCHANT_ID", "m-12"), "WEPAYOUT_MERCHANT_ID"},
 		{"bad smartfastpay base URL", Tracker, map[string]string{"SMARTFASTPAY_BASE_URL": "sandbox.smartfastpay.com"}, "SMARTFASTPAY_BASE_URL"},
 		{"bad wepayout base URL", Tracker, map[string]string{"WEPAYOUT_BASE_URL": "ftp://api.wepayout.com.br"}, "WEPAYOUT_BASE_URL"},
+		// SmartFastPay refuses a callback outside 30-250 characters [seed]:
+		// every create would fail after batching.
+		{"callback under 30 characters", Dispatcher, with(sfpDispatcher, "SMARTFASTPAY_CALLBACK_URL", "https://a.example.io/sfp"), "SMARTFASTPAY_CALLBACK_URL"},
+		{"callback over 250 characters", Dispatcher, with(sfpDispatcher, "SMARTFASTPAY_CALLBACK_URL", "https://x.example.com/"+strings.Repeat("a", 240)), "SMARTFASTPAY_CALLBACK_URL"},
 		{"relative callback", Dispatcher, with(sfpDispatcher, "SMARTFASTPAY_CALLBACK_URL", "/webhooks/smartfastpay"), "SMARTFASTPAY_CALLBACK_URL"},
 		{"relative notification URL", Dispatcher, with(wepDispatcher, "WEPAYOUT_NOTIFICATION_URL", "webhooks/wepayout"), "WEPAYOUT_NOTIFICATION_URL"},
 	}

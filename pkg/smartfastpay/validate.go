@@ -31,6 +31,10 @@ const (
 	minName, maxName = 3, 150
 )
 
+// The callback's documented length, in characters [seed]: a create with a
+// callback outside it is refused, so the setting is checked at start.
+const MinCallbackLen, MaxCallbackLen = 30, 250
+
 // Validate checks a payout against this rail's documented rules and returns
 // every violation in a stable order; nil means payable here. Messages never
 // contain the personal data they are about.
