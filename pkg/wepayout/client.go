@@ -424,10 +424,13 @@ func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 			return nil, &rail.Error{Rail: rail.WEpayout, Op: opFind, Class: rail.Permanent, Code: CodeBadAnswer,
 				Message: "a listed payment carries neither invoice nor external_id: absence cannot be proven"}
 		}
-		if p.OurID() != id {
-			if strings.EqualFold(strings.TrimSpace(p.OurID()), id) {
+		// Either field may be ours (the listing filters by external_id,
+		// the create answers invoice): a payment naming our id in one of
+		// them is ours, whatever the other says.
+		if p.Invoice != id && p.ExternalID != id {
+			if foldID(p.Invoice) == foldID(id) || foldID(p.ExternalID) == foldID(id) {
 				return nil, &rail.Error{Rail: rail.WEpayout, Op: opFind, Class: rail.Permanent, Code: CodeBadAnswer,
-					Message: "a listed payment names our id in another case or with spaces: absence cannot be proven"}
+					Message: "a listed payment names our id in another case, with spaces or without its leading zeros: absence cannot be proven"}
 			}
 			continue
 		}
@@ -435,9 +438,25 @@ func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 			continue
 		}
 		seen[p.ID] = true
-		out = append(out, c.payout(&p))
+		po := c.payout(&p)
+		po.ID = id
+		out = append(out, po)
 	}
 	return out, nil
+}
+
+// foldID is the form Find compares a listed id in: trimmed, lower-cased,
+// and an all-digit id without its leading zeros (a provider that keeps our
+// "000777" as a number answers "777"). "" stays "".
+func foldID(id string) string {
+	id = strings.ToLower(strings.TrimSpace(id))
+	if id == "" || strings.Trim(id, "0123456789") != "" {
+		return id
+	}
+	if t := strings.TrimLeft(id, "0"); t != "" {
+		return t
+	}
+	return "0"
 }
 
 // List implements rail.SinglePayouts: the payouts the filter selects, each
@@ -446,7 +465,7 @@ func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 func (c *Client) List(ctx context.Context, f rail.ListFilter) iter.Seq2[rail.Payout, error] {
 	return func(yield func(rail.Payout, error) bool) {
 		match := func(p *Payment) bool {
-			if f.ID != "" && p.OurID() != f.ID {
+			if f.ID != "" && p.Invoice != f.ID && p.ExternalID != f.ID {
 				return false
 			}
 			t := p.CreatedAt.Time
@@ -480,7 +499,14 @@ func (c *Client) List(ctx context.Context, f rail.ListFilter) iter.Seq2[rail.Pay
 				continue
 			}
 			seen[p.ID] = true
-			if !yield(c.payout(&p), nil) {
+			po := c.payout(&p)
+			if p.Invoice != "" && p.ExternalID != "" && p.Invoice != p.ExternalID {
+				// Two ids, either of which may be ours: no one id names
+				// it, and a recovery must not index one and prove the
+				// other's payee new.
+				po.ID = ""
+			}
+			if !yield(po, nil) {
 				return
 			}
 		}
