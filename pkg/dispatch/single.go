@@ -813,6 +813,8 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 //     epoch, and no POST goes out past the lease fence (leaseFresh), so in
 //     such an epoch a requestId without an entry was never posted in the
 //     dedupe window;
+//   - not all digits with a leading zero (zeroLed), a form a rail may list
+//     without its zeros;
 //   - of a batch no earlier attempt may have posted (maybeSent: its record
 //     is not posting or posted and has no firstPostAt), so no entry that
 //     expired or was lost leaves a POST of this batch unaccounted for;
@@ -846,7 +848,7 @@ func (j *job) provenUnposted(maybeSent bool) []bool {
 	}
 	var out []bool
 	for i, u := range j.unposted {
-		if u && young(j.b.Transactions[i].RequestedAt) {
+		if u && young(j.b.Transactions[i].RequestedAt) && !zeroLed(j.b.Transactions[i].RequestID) {
 			if out == nil {
 				out = make([]bool, len(j.unposted))
 			}
@@ -854,6 +856,15 @@ func (j *job) provenUnposted(maybeSent bool) []bool {
 		}
 	}
 	return out
+}
+
+// zeroLed reports an all-digit requestId with a leading zero. A rail that
+// keeps it as a number lists it without its zeros (our 000777 as 777), and
+// a recovery indexes the form listed: the index's silence proves nothing
+// new of it, so it is always looked up (a lookup refuses to call a folded
+// form absent).
+func zeroLed(id string) bool {
+	return len(id) > 1 && id[0] == '0' && strings.Trim(id, "0123456789") == ""
 }
 
 // findSingle looks our id up, asking again with backoff while the provider
