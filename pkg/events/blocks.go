@@ -58,7 +58,7 @@ func skipValue(r *fastReader, s avro.Schema, depth int) {
 	case *avro.ArraySchema:
 		total := int64(0)
 		for r.err == nil {
-			n := r.blockCount()
+			n, size := r.blockHeader()
 			if n == 0 {
 				return
 			}
@@ -67,13 +67,15 @@ func skipValue(r *fastReader, s avro.Schema, depth int) {
 				return
 			}
 			total += n
+			start := r.pos
 			for ; n > 0 && r.err == nil; n-- {
 				skipValue(r, s.Items(), depth+1)
 			}
+			r.endBlock(start, size)
 		}
 	case *avro.MapSchema:
 		for r.err == nil {
-			n := r.blockCount()
+			n, size := r.blockHeader()
 			if n == 0 {
 				return
 			}
@@ -81,10 +83,12 @@ func skipValue(r *fastReader, s avro.Schema, depth int) {
 				r.fail(errBlockCount)
 				return
 			}
+			start := r.pos
 			for ; n > 0 && r.err == nil; n-- {
 				r.skipString()
 				skipValue(r, s.Values(), depth+1)
 			}
+			r.endBlock(start, size)
 		}
 	case *avro.NullSchema:
 	case *avro.PrimitiveSchema:

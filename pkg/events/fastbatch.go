@@ -246,7 +246,7 @@ func decodeBatchFast(body []byte, b *payout.Batch) error {
 	b.Schedule.Recurring = rd.optRecurring()
 	var txs []payout.Transaction
 	for rd.err == nil {
-		n := rd.blockCount()
+		n, size := rd.blockHeader()
 		if n == 0 {
 			break
 		}
@@ -263,6 +263,7 @@ func decodeBatchFast(body []byte, b *payout.Batch) error {
 		if txs == nil {
 			txs = make([]payout.Transaction, 0, n)
 		}
+		start := rd.pos
 		for ; n > 0 && rd.err == nil; n-- {
 			txs = append(txs, payout.Transaction{})
 			tx := &txs[len(txs)-1]
@@ -271,6 +272,7 @@ func decodeBatchFast(body []byte, b *payout.Batch) error {
 			tx.AmountInCents = rd.long()
 			tx.RequestedAt = rd.millis()
 		}
+		rd.endBlock(start, size) // as checkBlocks, the oracle of the other schemas
 	}
 	if txs == nil {
 		txs = []payout.Transaction{}

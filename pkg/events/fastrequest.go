@@ -118,12 +118,29 @@ func (r *fastReader) enumIndex(n int) int {
 // count, 0 at the end. The byte size a negative count brings is skipped.
 // A count of -2^63 stays negative.
 func (r *fastReader) blockCount() int64 {
-	n := r.long()
-	if n < 0 {
-		n = -n
-		r.long() // the block's byte size, which we do not need
-	}
+	n, _ := r.blockHeader()
 	return n
+}
+
+// blockHeader is blockCount with the block's byte size, -1 when the
+// block gives none.
+func (r *fastReader) blockHeader() (n, size int64) {
+	n = r.long()
+	if n < 0 {
+		return -n, r.long()
+	}
+	return n, -1
+}
+
+// endBlock checks that a block read from start took the byte size its
+// header gave, when it gave one: hamba skips such a block by its size
+// where the reader schema lacks the field, so a size that disagrees with
+// the items would make hamba read from another place than checkBlocks
+// walked.
+func (r *fastReader) endBlock(start int, size int64) {
+	if r.err == nil && size >= 0 && int64(r.pos-start) != size {
+		r.fail(errFastMalformed)
+	}
 }
 
 // union reads the branch index of a ["null", T] union: false for null.
