@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
@@ -26,20 +27,9 @@ func TestAWompiBatchFoundForOtherAmountsIsReported(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	b := simpleBatch("adopt-batch-amount", 2)
-	var txs []wompi.TransactionRequest
-	for i, tr := range b.Transactions {
-		amount := tr.AmountInCents
-		if i == 0 {
-			amount += 100
-		}
-		txs = append(txs, wompi.TransactionRequest{LegalIDType: "CC", LegalID: tr.Beneficiary.LegalID, BankID: wompitest.BankID("1007"),
-			AccountType: "AHORROS", AccountNumber: tr.Beneficiary.AccountNumber, Name: tr.Beneficiary.Name, Email: tr.Beneficiary.Email,
-			Amount: amount, Reference: tr.RequestID})
-	}
-	if _, err := f.sim.Client(nil).CreatePayout(context.Background(), "someone-else-1", &wompi.CreatePayoutRequest{Reference: b.BatchID,
-		AccountID: wompitest.AccountMain, PaymentType: wompi.PaymentTypeProviders, Transactions: txs}); err != nil {
-		t.Fatal(err)
-	}
+	txs := wompiTransactions(b)
+	txs[0].Amount += 100
+	createUnderReference(t, f, "someone-else-1", b.BatchID, txs)
 	e := f.engine(nil)
 	f.produce(f.topics.Batches, b)
 	stop, _ := f.run(e)
@@ -50,5 +40,27 @@ func TestAWompiBatchFoundForOtherAmountsIsReported(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(e.m.amountMismatch.WithLabelValues(string(rail.Wompi))); n != 1 {
 		t.Fatalf("%v transactions reported found for another amount, want 1", n)
+	}
+}
+
+// wompiTransactions is b's transactions as a payout's creation at Wompi
+// names them (a bank the simulator knows).
+func wompiTransactions(b payout.Batch) []wompi.TransactionRequest {
+	var txs []wompi.TransactionRequest
+	for _, tr := range b.Transactions {
+		txs = append(txs, wompi.TransactionRequest{LegalIDType: "CC", LegalID: tr.Beneficiary.LegalID, BankID: wompitest.BankID("1007"),
+			AccountType: "AHORROS", AccountNumber: tr.Beneficiary.AccountNumber, Name: tr.Beneficiary.Name, Email: tr.Beneficiary.Email,
+			Amount: tr.AmountInCents, Reference: tr.RequestID})
+	}
+	return txs
+}
+
+// createUnderReference creates a payout of txs at the simulator under
+// reference, with idempotency key key: posted by someone else.
+func createUnderReference(t *testing.T, f *fixture, key, reference string, txs []wompi.TransactionRequest) {
+	t.Helper()
+	if _, err := f.sim.Client(nil).CreatePayout(context.Background(), key, &wompi.CreatePayoutRequest{Reference: reference,
+		AccountID: wompitest.AccountMain, PaymentType: wompi.PaymentTypeProviders, Transactions: txs}); err != nil {
+		t.Fatal(err)
 	}
 }

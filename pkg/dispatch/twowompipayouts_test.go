@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -9,8 +8,6 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/wompi"
-	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
 // Wompi lists two payouts under our batch's reference (someone posted it
@@ -23,17 +20,8 @@ func TestTwoWompiPayoutsUnderOurReferenceAreReported(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, fixtureOpt{partitions: 1})
 	b := simpleBatch("two-wompi-payouts", 2)
-	var txs []wompi.TransactionRequest
-	for _, tr := range b.Transactions {
-		txs = append(txs, wompi.TransactionRequest{LegalIDType: "CC", LegalID: tr.Beneficiary.LegalID, BankID: wompitest.BankID("1007"),
-			AccountType: "AHORROS", AccountNumber: tr.Beneficiary.AccountNumber, Name: tr.Beneficiary.Name, Email: tr.Beneficiary.Email,
-			Amount: tr.AmountInCents, Reference: tr.RequestID})
-	}
 	for _, key := range []string{"someone-else-1", "someone-else-2"} {
-		if _, err := f.sim.Client(nil).CreatePayout(context.Background(), key, &wompi.CreatePayoutRequest{Reference: b.BatchID,
-			AccountID: wompitest.AccountMain, PaymentType: wompi.PaymentTypeProviders, Transactions: txs}); err != nil {
-			t.Fatal(err)
-		}
+		createUnderReference(t, f, key, b.BatchID, wompiTransactions(b))
 	}
 	e := f.engine(nil)
 	f.produce(f.topics.Batches, b)

@@ -513,7 +513,7 @@ func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 		}
 		if p.ID == id {
 			out = append(out, p)
-		} else if err := unprovable(p.ID, func(folded string) bool { return folded == foldID(id) }); err != nil {
+		} else if err := unprovable(p.ID, func(folded string) bool { return folded == rail.FoldID(id) }); err != nil {
 			return nil, err
 		}
 	}
@@ -523,33 +523,18 @@ func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 // unprovable fails a lookup whose listing holds a payout that may be ours
 // although its transaction_id is not one of our ids exactly: none at all,
 // or one that ours matches once case, surrounding spaces and an all-digit
-// id's leading zeros are ignored (ours reports whether a foldID form is
+// id's leading zeros are ignored (ours reports whether a rail.FoldID form is
 // one of ours). Calling the payee absent then could pay it twice.
 func unprovable(listed string, ours func(folded string) bool) error {
 	switch {
 	case listed == "":
 		return &rail.Error{Rail: rail.SmartFastPay, Op: "find", HTTPStatus: http.StatusOK, Class: rail.Permanent,
 			Message: "a listed payout carries no transaction_id: absence cannot be proven"}
-	case ours(foldID(listed)):
+	case ours(rail.FoldID(listed)):
 		return &rail.Error{Rail: rail.SmartFastPay, Op: "find", HTTPStatus: http.StatusOK, Class: rail.Permanent,
 			Message: "a listed payout names one of our ids in another case, with spaces or as a number: absence cannot be proven"}
 	}
 	return nil
-}
-
-// foldID is the form unprovable compares ids in: trimmed, lower-cased, and
-// an all-digit id without its leading zeros. A transaction_id the listing
-// answers as a JSON number (Text reads it) loses them: our "000777"
-// listed as 777 is ours, not another request's.
-func foldID(id string) string {
-	id = strings.ToLower(strings.TrimSpace(id))
-	if id == "" || strings.Trim(id, "0123456789") != "" {
-		return id
-	}
-	if t := strings.TrimLeft(id, "0"); t != "" {
-		return t
-	}
-	return "0"
 }
 
 // FindMany implements rail.ManyFinder: Find for up to MaxFindMany ids in one
@@ -566,7 +551,7 @@ func (c *Client) FindMany(ctx context.Context, ids []string) (map[string][]rail.
 			return nil, invalid("find", ErrInvalidRequest, "our id is not 1-64 of [A-Za-z0-9-]")
 		}
 		want[id] = true
-		folded[foldID(id)] = true
+		folded[rail.FoldID(id)] = true
 	}
 	out := map[string][]rail.Payout{}
 	if len(ids) == 0 {

@@ -2,7 +2,6 @@ package track
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
-	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 )
 
 // failConfirmOnce fails the first confirmation (endScript with "ok") sent
@@ -80,13 +78,7 @@ func TestReturnedAfterImpliedApprovedConfirmLostIsNotDropped(t *testing.T) {
 	})
 	r := f.sfpPayout("http://127.0.0.1:1/nowhere", "21") // onhold, success, then refunded
 	providerID := f.handOff(s.sfpc, r)
-	secret := s.sfp.Config().WebhookSecret
-	send := func(status string) int {
-		body, _ := json.Marshal(map[string]any{"requestId": "x", "data": []map[string]any{{"id": providerID, "customer_id": "cust-1",
-			"transaction_id": r.ID, "amount": float64(r.AmountInCents) / 100, "status": "paid", "type": "payout", "payout_status": status}}})
-		h := http.Header{smartfastpay.HeaderSignature: {smartfastpay.Sign(secret, t0, body)}}
-		return postTo(t, srv.URL, SmartFastPayWebhookPath, h, body)
-	}
+	send := s.sfpCallbacks(t, srv.URL, r, providerID)
 	if c := send("onhold"); c != http.StatusOK {
 		t.Fatalf("onhold: %d", c)
 	}

@@ -2,7 +2,6 @@ package track
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 )
 
 // A pair of faults: a SmartFastPay payout's onhold callback is delivered
@@ -36,13 +34,7 @@ func TestSmartFastPayReturnedOnLostKeyEmitsImpliedApproved(t *testing.T) {
 			// The simulator's own callbacks go nowhere: we deliver them by hand.
 			r := f.sfpPayout("http://127.0.0.1:1/nowhere", "21") // onhold, success, then refunded
 			providerID := f.handOff(s.sfpc, r)
-			secret := s.sfp.Config().WebhookSecret
-			send := func(status string) int {
-				body, _ := json.Marshal(map[string]any{"requestId": "x", "data": []map[string]any{{"id": providerID, "customer_id": "cust-1",
-					"transaction_id": r.ID, "amount": float64(r.AmountInCents) / 100, "status": "paid", "type": "payout", "payout_status": status}}})
-				h := http.Header{smartfastpay.HeaderSignature: {smartfastpay.Sign(secret, t0, body)}}
-				return postTo(t, srv.URL, SmartFastPayWebhookPath, h, body)
-			}
+			send := s.sfpCallbacks(t, srv.URL, r, providerID)
 			// onhold read while SmartFastPay says so (a non-final status on a
 			// key that holds none is read again).
 			if p, err := s.sfpc.Get(context.Background(), providerID); err != nil || p.Status != payout.StatusPending {

@@ -32,6 +32,20 @@ type singles struct {
 	wepc *wepayout.Client
 }
 
+// sfpCallbacks returns a sender of SmartFastPay's signed callback for
+// payout r (providerID at SmartFastPay) to the tracker at srvURL, by its
+// payout_status: its answer's status code. For tests whose simulator's own
+// callbacks go nowhere, delivered by hand.
+func (s *singles) sfpCallbacks(t *testing.T, srvURL string, r rail.PayoutRequest, providerID string) func(status string) int {
+	secret := s.sfp.Config().WebhookSecret
+	return func(status string) int {
+		body, _ := json.Marshal(map[string]any{"requestId": "x", "data": []map[string]any{{"id": providerID, "customer_id": "cust-1",
+			"transaction_id": r.ID, "amount": float64(r.AmountInCents) / 100, "status": "paid", "type": "payout", "payout_status": status}}})
+		h := http.Header{smartfastpay.HeaderSignature: {smartfastpay.Sign(secret, t0, body)}}
+		return postTo(t, srvURL, SmartFastPayWebhookPath, h, body)
+	}
+}
+
 func newSingles(t *testing.T) *singles {
 	s := &singles{}
 	s.sfp = sfptest.NewTestServer(t, sfptest.Config{Clock: sfptest.NewManualClock(t0), WebhookBackoff: 10 * time.Millisecond, Seed: 1})
@@ -392,13 +406,7 @@ func lateOnHoldAfterReturned(t *testing.T, withHandOff bool) {
 	if p.Status != payout.StatusReturned {
 		t.Fatalf("SmartFastPay's status %s (%s), want RETURNED", p.Status, p.ProviderStatus)
 	}
-	secret := s.sfp.Config().WebhookSecret
-	send := func(status string) int {
-		body, _ := json.Marshal(map[string]any{"requestId": "x", "data": []map[string]any{{"id": providerID, "customer_id": "cust-1",
-			"transaction_id": r.ID, "amount": float64(r.AmountInCents) / 100, "status": "paid", "type": "payout", "payout_status": status}}})
-		h := http.Header{smartfastpay.HeaderSignature: {smartfastpay.Sign(secret, t0, body)}}
-		return postTo(t, srv.URL, SmartFastPayWebhookPath, h, body)
-	}
+	send := s.sfpCallbacks(t, srv.URL, r, providerID)
 	// success then refunded delivered (the onhold callback was lost).
 	if c := send("success"); c != 200 {
 		t.Fatalf("success: %d", c)

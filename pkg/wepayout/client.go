@@ -428,7 +428,7 @@ func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 		// the create answers invoice): a payment naming our id in one of
 		// them is ours, whatever the other says.
 		if p.Invoice != id && p.ExternalID != id {
-			if foldID(p.Invoice) == foldID(id) || foldID(p.ExternalID) == foldID(id) {
+			if rail.FoldID(p.Invoice) == rail.FoldID(id) || rail.FoldID(p.ExternalID) == rail.FoldID(id) {
 				return nil, &rail.Error{Rail: rail.WEpayout, Op: opFind, Class: rail.Permanent, Code: CodeBadAnswer,
 					Message: "a listed payment names our id in another case, with spaces or without its leading zeros: absence cannot be proven"}
 			}
@@ -443,20 +443,6 @@ func (c *Client) Find(ctx context.Context, id string) ([]rail.Payout, error) {
 		out = append(out, po)
 	}
 	return out, nil
-}
-
-// foldID is the form Find compares a listed id in: trimmed, lower-cased,
-// and an all-digit id without its leading zeros (a provider that keeps our
-// "000777" as a number answers "777"). "" stays "".
-func foldID(id string) string {
-	id = strings.ToLower(strings.TrimSpace(id))
-	if id == "" || strings.Trim(id, "0123456789") != "" {
-		return id
-	}
-	if t := strings.TrimLeft(id, "0"); t != "" {
-		return t
-	}
-	return "0"
 }
 
 // List implements rail.SinglePayouts: the payouts the filter selects, each
