@@ -66,13 +66,19 @@ func TestReplayWaitsForTransactionsOpenOnTheStatusTopic(t *testing.T) {
 	if err := res.FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	at := position(res[0].Record.Partition, res[0].Record.Offset)
+	dlAt := res[0].Record
+	at := position(dlAt.Partition, dlAt.Offset)
 	if res = b.ProduceSync(ctx, rej); res.FirstErr() != nil || res[0].Record.Partition != p {
 		t.Fatalf("REJECTED: %v, in partition %d, want %d", res.FirstErr(), res[0].Record.Partition, p)
 	}
 	if err := b.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
+	// Apache Kafka writes a commit's markers after EndTransaction answers:
+	// until the DLQ partition's has landed, the dead letter is above its
+	// last stable offset, where the replay (and an operator) cannot see it
+	// yet. The test is of what the replay does once it is visible.
+	readable(t, e, e.topics.RequestsDLQ, dlAt.Partition, dlAt.Offset)
 
 	// A's window ends a little later (or the broker aborts it): only once
 	// the replay has answered, or when the replay waits for it.
@@ -155,5 +161,21 @@ func TestReplayOutlastedByAnOpenTransactionSaysWhy(t *testing.T) {
 	}
 	if n := len(e.replayed()); n != 0 {
 		t.Errorf("%d records republished by a replay that failed", n)
+	}
+}
+
+// readable waits until the record at partition p, offset o of topic is
+// readable read_committed (its transaction's marker has landed).
+func readable(t *testing.T, e *dlqEnv, topic string, p int32, o int64) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for _, r := range e.k.ReadAll(t, topic) {
+			if r.Partition == p && r.Offset == o {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %d/%d not readable read_committed after 30 s", topic, p, o)
+		}
 	}
 }
