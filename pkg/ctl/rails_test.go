@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +53,42 @@ func TestTraceAndBalanceAskTheSingleRails(t *testing.T) {
 	}
 	if _, ok := rails["smartfastpay"]; !ok || rails["wompi"] == 0 {
 		t.Fatalf("balance does not list every enabled rail: %+v", b.Accounts)
+	}
+}
+
+// stuck names a single payout's rail, its provider's id and its request,
+// and shows its request's status (not its batch's): a SmartFastPay payee
+// whose phone ends in 98 stays on hold at the simulator.
+func TestStuckNamesASinglePayoutsRail(t *testing.T) {
+	k := startStack(t, time.Hour)
+	k.env["SMARTFASTPAY_BASE_URL"] = k.s.SmartFastPay.URL()
+	k.env["SMARTFASTPAY_CLIENT_ID"], k.env["SMARTFASTPAY_CLIENT_SECRET"] = sfptest.DefaultClientID, sfptest.DefaultClientSecret
+	str := func(s string) *string { return &s }
+	r := request("ctl-sfp-held", wompitest.AccountMain, 120_000, "12345678909")
+	r.Rail = str("smartfastpay")
+	r.Beneficiary.Phone = str("573001234598")
+	k.publish(r)
+	tr := k.waitStatus(r.RequestID, payout.StatusPending)
+	var providerID string
+	for _, p := range tr.Provider {
+		if p.Rail == "smartfastpay" {
+			providerID = p.TransactionID
+		}
+	}
+	if providerID == "" {
+		t.Fatalf("trace shows no SmartFastPay payout: %+v", tr.Provider)
+	}
+	var s StuckResult
+	decode(t, k.run("stuck", "--older-than", "0s", "--output", "json"), &s)
+	it, ok := stuckPayouts(s)["smartfastpay:"+providerID]
+	if !ok {
+		t.Fatalf("the held payout is not listed: %+v", s.Items)
+	}
+	if it.Rail != "smartfastpay" || it.PayoutID != providerID || it.RequestID != r.RequestID || it.Status != "PENDING" ||
+		it.AmountInCents != 120_000 || it.Transactions != 1 || it.Age < 0 {
+		t.Fatalf("stuck item %+v", it)
+	}
+	if out := k.run("stuck", "--older-than", "0s"); !strings.Contains(out, "smartfastpay") {
+		t.Fatalf("table:\n%s", out)
 	}
 }

@@ -21,9 +21,13 @@ type StuckResult struct {
 // StuckItem is one batch (the dispatcher has not finished it) or one
 // payout (submitted, and the tracker has not seen it final).
 type StuckItem struct {
-	Rail   string `json:"rail"`
-	Kind   string `json:"kind"` // "batch" or "payout"
-	ID     string `json:"id"`   // batchId or payoutId
+	// Rail is the batch's or the payout's rail ("" for a batch record
+	// written before records kept it).
+	Rail string `json:"rail"`
+	Kind string `json:"kind"` // "batch" or "payout"
+	// ID is the batchId, the Wompi payoutId, or a single payout's
+	// hand-off id (rail:providerId; PayoutID is then the provider's id).
+	ID     string `json:"id"`
 	Status string `json:"status"`
 	// Age is counted from the payout's submission, or from the batch's
 	// first POST, else from its last step; -1 when unknown (a released
@@ -33,8 +37,11 @@ type StuckItem struct {
 	BatchID         string        `json:"batchId,omitempty"`
 	PayoutID        string        `json:"payoutId,omitempty"`
 	OriginAccountID string        `json:"originAccountId,omitempty"`
-	AmountInCents   int64         `json:"amountInCents,omitempty"`
-	Transactions    int           `json:"transactions,omitempty"`
+	// RequestID is a single payout's request (its rail pays one payee
+	// per payout).
+	RequestID     string `json:"requestId,omitempty"`
+	AmountInCents int64  `json:"amountInCents,omitempty"`
+	Transactions  int    `json:"transactions,omitempty"`
 }
 
 // Stuck lists the batches the dispatcher holds in a state that is not final
@@ -55,7 +62,7 @@ func (t *Tool) Stuck(ctx context.Context, olderThan time.Duration) (*StuckResult
 		if since.IsZero() && !r.LeaseUntil.IsZero() {
 			since = r.LeaseUntil.Add(-t.st.LeaseTTL)
 		}
-		it := StuckItem{Rail: string(rail.Wompi), Kind: "batch", ID: r.BatchID, Status: r.State, BatchID: r.BatchID, PayoutID: r.PayoutID, Since: since, Age: -1}
+		it := StuckItem{Rail: r.Rail, Kind: "batch", ID: r.BatchID, Status: r.State, BatchID: r.BatchID, PayoutID: r.PayoutID, Since: since, Age: -1}
 		if !since.IsZero() {
 			it.Age = now.Sub(since)
 		}
@@ -78,15 +85,34 @@ func (t *Tool) Stuck(ctx context.Context, olderThan time.Duration) (*StuckResult
 			return nil, err
 		}
 		it := StuckItem{Rail: string(rail.Wompi), Kind: "payout", ID: id, PayoutID: id, Status: "SUBMITTED", Age: -1}
+		// A single payout's hand-off id names its rail and the
+		// provider's id; its status is its request's, not its batch's.
+		n, providerID, single := rail.ParseHandOffID(id)
+		if single {
+			it.Rail, it.PayoutID = string(n), providerID
+		}
 		if ok {
 			it.BatchID, it.OriginAccountID, it.AmountInCents, it.Transactions = po.BatchID, po.OriginAccountID, po.TotalAmountInCents, po.TransactionCount
 			it.Since, it.Age = po.SubmittedAt, now.Sub(po.SubmittedAt)
-			ks, err := track.ReadStatus(ctx, rdb, p, true, po.BatchID)
-			if err != nil {
-				return nil, err
+			batch, statusOf := true, po.BatchID
+			if single {
+				tx, found, err := hand.Lookup(ctx, id, providerID)
+				if err != nil {
+					return nil, err
+				}
+				batch, statusOf, it.RequestID = false, tx.RequestID, tx.RequestID
+				if !found || tx.RequestID == "" {
+					statusOf = ""
+				}
 			}
-			if ks.Confirmed != "" {
-				it.Status = ks.Confirmed
+			if statusOf != "" {
+				ks, err := track.ReadStatus(ctx, rdb, p, batch, statusOf)
+				if err != nil {
+					return nil, err
+				}
+				if ks.Confirmed != "" {
+					it.Status = ks.Confirmed
+				}
 			}
 		}
 		if it.Age < 0 || it.Age >= olderThan {
@@ -121,7 +147,7 @@ func (r *StuckResult) Tables() []Table {
 		if it.Kind == "payout" {
 			amount, txs = cents(it.AmountInCents), strconv.Itoa(it.Transactions)
 		}
-		tb.Rows = append(tb.Rows, []string{it.Rail, it.Kind, it.ID, it.Status, ag, stamp(it.Since), orDash(it.BatchID),
+		tb.Rows = append(tb.Rows, []string{orDash(it.Rail), it.Kind, it.ID, it.Status, ag, stamp(it.Since), orDash(it.BatchID),
 			orDash(it.PayoutID), orDash(it.OriginAccountID), amount, txs})
 	}
 	return []Table{tb}

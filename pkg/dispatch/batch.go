@@ -212,7 +212,7 @@ func (e *Engine) process(soft context.Context, b *payout.Batch, src *kgo.Record,
 	var c claim
 	for {
 		began := time.Now()
-		if c, err = e.st.claim(j.hard, j.owner, epoch, b.BatchID); err != nil {
+		if c, err = e.st.claim(j.hard, j.owner, epoch, b.BatchID, railName(b)); err != nil {
 			return err
 		}
 		j.sawLease(began)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // Two faults: Redis lost the record of a batch Wompi already holds (a
@@ -31,7 +33,7 @@ func TestClaimLeftBeforeItsLookupIsLookedUpFirst(t *testing.T) {
 			if err != nil || !ready {
 				t.Fatalf("epoch %q ready %v: %v", epoch, ready, err)
 			}
-			c, err := e.st.claim(t.Context(), "died-after-claim", epoch, b.BatchID)
+			c, err := e.st.claim(t.Context(), "died-after-claim", epoch, b.BatchID, rail.Wompi)
 			if err != nil || c.code != "fresh" {
 				t.Fatalf("the dead replica's claim: %+v %v", c, err)
 			}

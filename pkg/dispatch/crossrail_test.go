@@ -183,7 +183,7 @@ func TestRebuildKeepsSurvivingOwnersAndStopsWhenItsEpochIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ batch, want string }{{"b-copy", "d"}, {"b-survivor", "k"}} {
-		if _, err := e.st.claim(ctx, "w", "ep-1", c.batch); err != nil {
+		if _, err := e.st.claim(ctx, "w", "ep-1", c.batch, rail.Wompi); err != nil {
 			t.Fatal(err)
 		}
 		v, news, _, _, err := e.st.dedupe(ctx, "w", "ep-1", c.batch, r.name, []string{"kept-0"}, []byte{modeKeep})

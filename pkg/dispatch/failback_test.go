@@ -9,6 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wompi-payouts/pipeline/pkg/testenv"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // replInfo is rdb's replication id and second_repl_offset.
@@ -63,17 +65,17 @@ func TestFailbackToTheStampedProcessIsALoss(t *testing.T) {
 	defer e.Close()
 	ctx := context.Background()
 	a, b, key := f.redis.Client(), bsrv.Client(), e.st.epochKey()
-	if c, err := e.st.claim(ctx, "w1", "e0", "b-before"); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "w1", "e0", "b-before", rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("claim before any replica: %+v %v", c, err)
 	}
 	bsrv.ReplicaOf(t, f.redis)
-	if c, err := e.st.claim(ctx, "w1", "e0", "b-replicated"); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "w1", "e0", "b-replicated", rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("claim once B replicates A: %+v %v", c, err)
 	}
 	caughtUp(t, a, b, key)
 	// A is cut off: B is promoted without what A takes next.
 	bsrv.Promote(t)
-	if c, err := e.st.claim(ctx, "w1", "e0", "b-cut-off"); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "w1", "e0", "b-cut-off", rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("claim on A cut off: %+v %v", c, err)
 	}
 	// The partition heals: A syncs from B, then is made master again.
@@ -91,7 +93,7 @@ func TestFailbackToTheStampedProcessIsALoss(t *testing.T) {
 	if _, ready, err := e.st.epoch(ctx); err != nil || ready {
 		t.Fatalf("epoch ready=%v (%v) after a failback that lost writes, want not ready", ready, err)
 	}
-	if c, err := e.st.claim(ctx, "w1", "e0", "b-cut-off"); err != nil || c.code != "noepoch" {
+	if c, err := e.st.claim(ctx, "w1", "e0", "b-cut-off", rail.Wompi); err != nil || c.code != "noepoch" {
 		t.Fatalf("claim after the failback: %+v %v, want noepoch: the lost record would be claimed afresh", c, err)
 	}
 	if _, err := e.st.transition(ctx, "w1", "e0", "b-replicated", []string{stateClaimed}, statePosting); err == nil {
@@ -147,7 +149,7 @@ func TestFirstReplicaIsNoLoss(t *testing.T) {
 	defer e.Close()
 	ctx := context.Background()
 	a, key := f.redis.Client(), e.st.epochKey()
-	if c, err := e.st.claim(ctx, "w1", "e0", "b-1"); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "w1", "e0", "b-1", rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("claim: %+v %v", c, err)
 	}
 	before, _ := replInfo(t, a)
@@ -162,7 +164,7 @@ func TestFirstReplicaIsNoLoss(t *testing.T) {
 	if _, ready, err := e.st.epoch(ctx); err != nil || !ready {
 		t.Fatalf("epoch ready=%v (%v) once a first replica attached, want ready", ready, err)
 	}
-	if c, err := e.st.claim(ctx, "w1", "e0", "b-2"); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "w1", "e0", "b-2", rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("claim once a first replica attached: %+v %v, want fresh", c, err)
 	}
 	if got := a.HGet(ctx, key, "repl").Val(); got != "e0/"+after {

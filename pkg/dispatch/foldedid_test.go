@@ -175,7 +175,7 @@ func TestDedupeReadsEachLowerCaseFormInOrder(t *testing.T) {
 	if err := e.st.rdb.Set(ctx, e.st.reqKey("cc-3"), listedMark(r.name), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.st.claim(ctx, "w", "e0", "b-fold"); err != nil {
+	if _, err := e.st.claim(ctx, "w", "e0", "b-fold", rail.Wompi); err != nil {
 		t.Fatal(err)
 	}
 	ids := []string{"Aa-1", "bb-2", "Cc-3", "Dd-4"}
@@ -213,7 +213,7 @@ func TestDedupeTellsEveryAttemptTheListedForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, b := range []string{"b-echo", "b-Y", "b-X"} {
-		if _, err := e.st.claim(ctx, "w", "e0", b); err != nil {
+		if _, err := e.st.claim(ctx, "w", "e0", b, rail.Wompi); err != nil {
 			t.Fatal(err)
 		}
 	}

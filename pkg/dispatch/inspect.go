@@ -29,6 +29,9 @@ type BatchRecord struct {
 	// server time; zero when a replica released it). Each step of a batch
 	// renews it to its time + DISPATCHER_LEASE_TTL.
 	LeaseUntil time.Time
+	// Rail is the batch's rail, kept by its first claim ("" in records
+	// written before the record kept it).
+	Rail string
 }
 
 // Final reports whether the dispatcher has nothing left to do for the
@@ -89,7 +92,7 @@ func ReadBatch(ctx context.Context, rdb redis.UniversalClient, prefix, batchID s
 }
 
 func readBatch(ctx context.Context, rdb redis.UniversalClient, key, batchID string) (BatchRecord, bool, error) {
-	v, err := rdb.HMGet(ctx, key, "state", "payoutId", "firstPostAt", "lease").Result()
+	v, err := rdb.HMGet(ctx, key, "state", "payoutId", "firstPostAt", "lease", "rail").Result()
 	if err != nil {
 		return BatchRecord{}, false, fmt.Errorf("dispatch: read batch record: %w", err)
 	}
@@ -99,6 +102,7 @@ func readBatch(ctx context.Context, rdb redis.UniversalClient, key, batchID stri
 	}
 	r := BatchRecord{BatchID: batchID, State: st, FirstPostAt: parseMillis(v[2])}
 	r.PayoutID, _ = v[1].(string)
+	r.Rail, _ = v[4].(string)
 	if l := parseMillis(v[3]); l.UnixMilli() > 0 {
 		r.LeaseUntil = l
 	}

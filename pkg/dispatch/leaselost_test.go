@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
@@ -112,7 +113,7 @@ func TestReservationConflictWithALostLeaseReplacesNothing(t *testing.T) {
 	b := simpleBatch("conflict-lost", 2)
 	ctx := context.Background()
 	rdb := f.redis.Client()
-	if c, err := e.st.claim(ctx, "replica-a", "e0", b.BatchID); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "replica-a", "e0", b.BatchID, rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("claim: %+v %v", c, err)
 	}
 	newJob := func(owner string, keep ...int) *job {

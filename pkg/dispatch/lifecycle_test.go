@@ -86,17 +86,17 @@ func TestLeaseExcludesSecondClaimant(t *testing.T) {
 	f := newFixture(t, fixtureOpt{})
 	e := f.engine(nil)
 	ctx := context.Background()
-	if c, err := e.st.claim(ctx, "owner-1", "e0", "b-lease"); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "owner-1", "e0", "b-lease", rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("first claim %+v %v", c, err)
 	}
-	c, err := e.st.claim(ctx, "owner-2", "e0", "b-lease")
+	c, err := e.st.claim(ctx, "owner-2", "e0", "b-lease", rail.Wompi)
 	if err != nil || c.code != "busy" || c.wait <= 0 {
 		t.Fatalf("second claim while the lease lives: %+v %v, want busy", c, err)
 	}
 	if err := e.st.releaseLease(ctx, "owner-1", "b-lease"); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := e.st.claim(ctx, "owner-2", "e0", "b-lease"); err != nil || c.code != "resume" {
+	if c, err := e.st.claim(ctx, "owner-2", "e0", "b-lease", rail.Wompi); err != nil || c.code != "resume" {
 		t.Fatalf("claim after release: %+v %v, want resume", c, err)
 	}
 }
@@ -187,7 +187,7 @@ func TestUnknownBankRejectionIsSticky(t *testing.T) {
 	e := f.engine(nil)
 	ctx := context.Background()
 	for _, b := range []string{"b-bank", "b-other"} {
-		if c, err := e.st.claim(ctx, "w", "e0", b); err != nil || c.code != "fresh" {
+		if c, err := e.st.claim(ctx, "w", "e0", b, rail.Wompi); err != nil || c.code != "fresh" {
 			t.Fatalf("claim %s: %+v %v", b, c, err)
 		}
 	}
@@ -216,7 +216,7 @@ func TestPeekReadsTheIndexWithoutWriting(t *testing.T) {
 	e := f.engine(nil)
 	ctx := context.Background()
 	rdb := f.redis.Client()
-	if c, err := e.st.claim(ctx, "w", "e0", "b-peek"); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "w", "e0", "b-peek", rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("claim: %+v %v", c, err)
 	}
 	if _, _, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-peek", rail.Wompi, []string{"p-kept", "p-bank"}, []byte{modeKeep, modeReject}); err != nil {
@@ -350,7 +350,7 @@ func TestDedupeEntriesLiveAWindowFromTheLastAttempt(t *testing.T) {
 	e := f.engine(nil)
 	ctx := context.Background()
 	rdb := f.redis.Client()
-	if c, err := e.st.claim(ctx, "w", "e0", "b-late"); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "w", "e0", "b-late", rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("claim: %+v %v", c, err)
 	}
 	ids := []string{"late-kept", "late-bank"}

@@ -159,14 +159,14 @@ func TestStaleEpochCannotClaimOrDedupe(t *testing.T) {
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	e := f.engine(nil)
 	ctx := context.Background()
-	c, err := e.st.claim(ctx, "w1", "e0", "b-held")
+	c, err := e.st.claim(ctx, "w1", "e0", "b-held", rail.Wompi)
 	if err != nil || c.code != "fresh" {
 		t.Fatalf("claim before the flush: %+v %v", c, err)
 	}
 	if err := f.redis.FlushAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := e.st.claim(ctx, "w2", "e0", "b-other"); err != nil || c.code != "noepoch" {
+	if c, err := e.st.claim(ctx, "w2", "e0", "b-other", rail.Wompi); err != nil || c.code != "noepoch" {
 		t.Fatalf("claim under the dead epoch after the flush: %+v %v, want noepoch", c, err)
 	}
 	if _, _, _, _, err := e.st.dedupe(ctx, "w1", "e0", "b-held", rail.Wompi, []string{"r-1"}, []byte{modeKeep}); !errors.Is(err, errStale) {
@@ -180,7 +180,7 @@ func TestStaleEpochCannotClaimOrDedupe(t *testing.T) {
 		"server", redisRunID(t, f.redis.Client())).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := e.st.claim(ctx, "w2", "e1", "b-other"); err != nil || c.code != "noepoch" {
+	if c, err := e.st.claim(ctx, "w2", "e1", "b-other", rail.Wompi); err != nil || c.code != "noepoch" {
 		t.Fatalf("claim while e1 rebuilds: %+v %v, want noepoch", c, err)
 	}
 	// An epoch hash of the old layout (per-account index) is not ready.

@@ -78,7 +78,7 @@ func TestDedupeMarksOnlyNewPayees(t *testing.T) {
 	ctx := context.Background()
 	rdb := f.redis.Client()
 	for _, b := range []string{"b-1", "b-2", "b-3"} {
-		if c, err := e.st.claim(ctx, "w", "e0", b); err != nil || c.code != "fresh" {
+		if c, err := e.st.claim(ctx, "w", "e0", b, rail.Wompi); err != nil || c.code != "fresh" {
 			t.Fatalf("claim %s: %+v %v", b, c, err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 	sfp "github.com/wompi-payouts/pipeline/pkg/smartfastpay"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
@@ -133,7 +134,7 @@ func TestRecoveryFinishesOnTheServerItStarted(t *testing.T) {
 	if _, ready, _ := e.st.epoch(ctx); ready {
 		t.Fatal("an epoch stamped by another server reads ready")
 	}
-	if c, err := e.st.claim(ctx, "w1", "e9", "b-1"); err != nil || c.code != "noepoch" {
+	if c, err := e.st.claim(ctx, "w1", "e9", "b-1", rail.Wompi); err != nil || c.code != "noepoch" {
 		t.Fatalf("claim under an epoch of another server: %+v %v, want noepoch", c, err)
 	}
 	// Stamped by this one, it is.
@@ -278,7 +279,7 @@ func TestNoRunIDReadsTheSameEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := e.st.claim(ctx, "w1", "e0", "b-1")
+	c, err := e.st.claim(ctx, "w1", "e0", "b-1", rail.Wompi)
 	if err != nil {
 		t.Fatal(err)
 	}

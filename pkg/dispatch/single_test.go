@@ -444,7 +444,7 @@ func TestSingleFoundOnFreshClaimGetsNoSubmitted(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if _, err := e.st.claim(t.Context(), "died-after-claim", epoch, b.BatchID); err != nil {
+					if _, err := e.st.claim(t.Context(), "died-after-claim", epoch, b.BatchID, rail.Wompi); err != nil {
 						t.Fatal(err)
 					}
 					if err := e.st.rdb.HSet(t.Context(), e.st.batchKey(b.BatchID), "lease", 0).Err(); err != nil {

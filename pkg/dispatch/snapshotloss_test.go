@@ -217,7 +217,7 @@ func TestStaleMarkOutlivesTheFirstClaim(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		c, err := e.st.claim(ctx, owner, "e0", "stale-twice")
+		c, err := e.st.claim(ctx, owner, "e0", "stale-twice", rail.Wompi)
 		if err != nil || c.code != "resume" {
 			t.Fatalf("claim %d: %+v %v", i, c, err)
 		}
@@ -236,17 +236,17 @@ func TestStaleMarkOutlivesTheFirstClaim(t *testing.T) {
 	if err := e.st.releaseLease(ctx, "another-replica", "stale-twice"); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := e.st.claim(ctx, "a-third-replica", "e0", "stale-twice"); err != nil || c.stale || c.state != statePosting {
+	if c, err := e.st.claim(ctx, "a-third-replica", "e0", "stale-twice", rail.Wompi); err != nil || c.stale || c.state != statePosting {
 		t.Fatalf("claim after the POST's transition: %+v %v, want posting and not stale", c, err)
 	}
 	// A record claimed only under the current epoch is not stale.
-	if c, err := e.st.claim(ctx, "w", "e0", "never-stale"); err != nil || c.stale {
+	if c, err := e.st.claim(ctx, "w", "e0", "never-stale", rail.Wompi); err != nil || c.stale {
 		t.Fatalf("fresh claim: %+v %v", c, err)
 	}
 	if err := e.st.releaseLease(ctx, "w", "never-stale"); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := e.st.claim(ctx, "w", "e0", "never-stale"); err != nil || c.stale {
+	if c, err := e.st.claim(ctx, "w", "e0", "never-stale", rail.Wompi); err != nil || c.stale {
 		t.Fatalf("second claim of a current record: %+v %v", c, err)
 	}
 }

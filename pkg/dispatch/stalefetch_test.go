@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // pollStall holds the poll loop once PollRecords has taken a record of
@@ -56,7 +58,7 @@ func TestFetchPolledBeforeALostSessionIsNotWorkedByTheNextWorker(t *testing.T) {
 	})
 	ctx := context.Background()
 	// The first batch's lease is another replica's: its worker waits.
-	if c, err := e.st.claim(ctx, "elsewhere", "e0", first.BatchID); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "elsewhere", "e0", first.BatchID, rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("foreign claim %+v %v", c, err)
 	}
 	fake := f.kafka.Fake()

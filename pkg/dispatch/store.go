@@ -226,7 +226,7 @@ if not epochOK then return {'noepoch', '', '', '', 0, {}, 0, {}} end
 local lease = now + tonumber(ARGV[3])
 local st = redis.call('HGET', KEYS[2], 'state')
 if not st then
-  redis.call('HSET', KEYS[2], 'state', 'claimed', 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1])
+  redis.call('HSET', KEYS[2], 'state', 'claimed', 'owner', ARGV[2], 'lease', lease, 'epoch', ARGV[1], 'rail', ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   return {'fresh', 'claimed', '', '', 0, {}, 0, {}}
 end
@@ -694,9 +694,11 @@ func parseMillis(v any) time.Time {
 	return time.Time{}
 }
 
-func (s *store) claim(ctx context.Context, owner, epoch, batchID string) (claim, error) {
+// claim takes the batch's lease (see claimScript); a fresh record also
+// keeps the batch's rail, for payoutsctl stuck.
+func (s *store) claim(ctx context.Context, owner, epoch, batchID string, n rail.Name) (claim, error) {
 	res, err := claimScript.Run(ctx, s.rdb, []string{s.epochKey(), s.batchKey(batchID)},
-		epoch, owner, s.leaseMs, s.recTTLms).Slice()
+		epoch, owner, s.leaseMs, s.recTTLms, string(n)).Slice()
 	if err != nil {
 		return claim{}, fmt.Errorf("dispatch: claim batch %s: %w", batchID, err)
 	}

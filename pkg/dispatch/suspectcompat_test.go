@@ -3,6 +3,8 @@ package dispatch
 import (
 	"context"
 	"testing"
+
+	"github.com/wompi-payouts/pipeline/pkg/rail"
 )
 
 // A suspect mark an earlier build wrote (suspectMark followed by the form
@@ -19,7 +21,7 @@ func TestSuspectMarkWithFormFromEarlierVersionIsStillSuspect(t *testing.T) {
 	if err := e.st.rdb.Set(ctx, e.st.reqKey("abc-1"), suspectMark+"ABC-1", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.st.claim(ctx, "w", "e0", "b-compat"); err != nil {
+	if _, err := e.st.claim(ctx, "w", "e0", "b-compat", rail.Wompi); err != nil {
 		t.Fatal(err)
 	}
 	v, news, _, _, err := e.st.dedupe(ctx, "w", "e0", "b-compat", r.name, []string{"abc-1"}, []byte{modeKeep})

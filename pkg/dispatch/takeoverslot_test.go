@@ -178,7 +178,7 @@ func cutOffWhilePosting(t *testing.T, e *Engine, b payout.Batch, hold func()) {
 	if err != nil || !ready {
 		t.Fatalf("epoch %q ready %v: %v", epoch, ready, err)
 	}
-	if c, err := e.st.claim(ctx, "cut-off-while-posting", epoch, b.BatchID); err != nil || c.code != "fresh" {
+	if c, err := e.st.claim(ctx, "cut-off-while-posting", epoch, b.BatchID, rail.Wompi); err != nil || c.code != "fresh" {
 		t.Fatalf("the cut-off replica's claim: %+v %v", c, err)
 	}
 	if hold != nil {
