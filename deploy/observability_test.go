@@ -20,6 +20,7 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	fullName := regexp.MustCompile(`Name:\s*"(payouts_[a-z0-9_]+)"`)
 	nsSub := regexp.MustCompile(`const ns, sub = "([a-z0-9_]+)", "([a-z0-9_]+)"`)
 	shortName := regexp.MustCompile(`Subsystem:\s*sub,\s*Name:\s*"([a-z0-9_]+)"`)
+	descName := regexp.MustCompile(`prometheus\.NewDesc\(\s*"(payouts_[a-z0-9_]+)"`)
 	out := map[string]bool{}
 	err := filepath.WalkDir(repoPath("pkg"), func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
@@ -29,7 +30,7 @@ func registeredMetrics(t *testing.T) map[string]bool {
 		if err != nil {
 			return err
 		}
-		for _, m := range fullName.FindAllSubmatch(src, -1) {
+		for _, m := range append(fullName.FindAllSubmatch(src, -1), descName.FindAllSubmatch(src, -1)...) {
 			out[string(m[1])] = true
 		}
 		if ns := nsSub.FindSubmatch(src); ns != nil {

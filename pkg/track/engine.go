@@ -234,6 +234,10 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.pending = newPendingAges(2*cfg.PollMaxBackoff, cfg.Now)
+	if err := cfg.Registerer.Register(m.pending); err != nil {
+		return nil, err
+	}
 	opts := append(append([]kgo.Opt(nil), cfg.Kafka...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),

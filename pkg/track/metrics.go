@@ -40,6 +40,8 @@ type metrics struct {
 	leasesLost      prometheus.Counter
 	produce         prometheus.Histogram
 	handle          prometheus.Histogram
+	// pending: payouts_tracker_oldest_pending_payout_age_seconds.
+	pending *pendingAges
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

@@ -258,6 +258,9 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		// A scheduled batch: nothing moves before its dispersion time.
 		return false, n, e.sub.Reschedule(ctx, payoutID, d)
 	}
+	if aged {
+		e.m.pending.observe(rail.Wompi, age)
+	}
 	return false, n, e.sub.Reschedule(ctx, payoutID, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
 }
 

@@ -684,9 +684,9 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 	if born.Unix() <= 0 && p.UpdatedAt.Unix() > 0 {
 		born = p.UpdatedAt
 	}
-	age := now.Sub(born)
+	age, aged := now.Sub(born), born.Unix() > 0
 	if sp, found, err := e.sub.Payout(ctx, id); err == nil && found && sp.SubmittedAt.Unix() > 0 {
-		age = now.Sub(sp.SubmittedAt)
+		age, aged = now.Sub(sp.SubmittedAt), true
 	}
 	// A failure kept back because the rail's lookup listed another payout
 	// that may still pay (otherMayPay) is not final for the request yet:
@@ -698,6 +698,9 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 		// Paid, and a refund or return may still follow (its callback may
 		// be lost): watched at the longest interval until ReturnWatch.
 		return false, n, e.sub.Reschedule(ctx, id, now.Add(e.cfg.PollMaxBackoff))
+	}
+	if aged {
+		e.m.pending.observe(name, age)
 	}
 	return false, n, e.sub.Reschedule(ctx, id, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
 }
