@@ -17,8 +17,9 @@ import (
 
 // The status scripts as they were when a status key was a hash (up to
 // 47511e2), kept as the reference for TestStatusStringMatchesHashScripts,
-// with one fix applied since: a transition without a transaction id never
-// restarts a request's life.
+// with two fixes applied since: a transition without a transaction id never
+// restarts a request's life, and one neither verified nor final reads the
+// provider first (unknown) before it restarts one.
 var hashBeginScript = redis.NewScript(hashLuaBegin + `
 local nr = tonumber(ARGV[8])
 local restart, allowed = {}, {}
@@ -39,7 +40,10 @@ local function begin(k, to, tx, tok, lease, ttl, verified, toFinal, restart, all
   local st, stx, fl, fle, flx = v[1] or '', v[2] or '', v[3], v[4], v[5]
   if fl and tonumber(fle) > now then return 'busy', st end
   local from = st
-  if st ~= '' and tx ~= '' and stx ~= tx and restart[st] then from = '' end
+  if st ~= '' and tx ~= '' and stx ~= tx and restart[st] then
+    if not verified and not toFinal then return 'unknown', '' end
+    from = ''
+  end
   if fl and not (tx ~= '' and flx ~= tx and restart[fl]) then
     if fl ~= to and not allowed[fl] then return 'stale', fl end
   end

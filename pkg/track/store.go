@@ -36,8 +36,10 @@ const (
 	// outcomeStale: the key already holds this status or a later one
 	// (a duplicate or a regression); emit nothing.
 	outcomeStale outcome = "stale"
-	// outcomeUnknown: Redis knows nothing of this key and the status is not
-	// final; ask Wompi for the current status before emitting.
+	// outcomeUnknown: Redis knows nothing of this key (or the status would
+	// restart a request's life with another transaction) and the status is
+	// neither final nor verified; ask the provider for the current status
+	// before emitting.
 	outcomeUnknown outcome = "unknown"
 	// outcomeBusy: another attempt holds the key's lease; wait and retry.
 	outcomeBusy outcome = "busy"
@@ -225,7 +227,14 @@ local function begin(k, to, tx, tok, ttl, verified, toFinal, restart, allowed, n
   if st == '' and fl ~= '' then from = flp end
   -- A new life needs a new transaction: a transition without one (a
   -- DEFERRED, a SUBMITTED the provider did not list) never restarts one.
-  if st ~= '' and tx ~= '' and stx ~= tx and restart[st] then from = '' end
+  -- A status no one read from the provider (a webhook's body) that is not
+  -- final may be an earlier transaction's, sent late or again (a life
+  -- ended by its FAILED, then another): read again before it restarts a
+  -- life, which it would leave non-final for ever under a new eventId.
+  if st ~= '' and tx ~= '' and stx ~= tx and restart[st] then
+    if not verified and not toFinal then return 'unknown', '' end
+    from = ''
+  end
   if fl ~= '' and not (tx ~= '' and flx ~= tx and restart[fl]) then
     local same = to
     if via ~= '' then same = via end
