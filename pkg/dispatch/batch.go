@@ -92,6 +92,9 @@ type job struct {
 	// created: the payout id is the answer to this attempt's own POST (201),
 	// not a payout found by reference and adopted (compareAdopted).
 	created bool
+	// keyHeld: Wompi answered a POST of this attempt 409 EXC_022 (recorded
+	// in the batch record for later attempts: keyHeldField).
+	keyHeld bool
 
 	keep    []int    // positions of the transactions to pay
 	bankIDs []string // per position
@@ -536,6 +539,10 @@ func (j *job) wompiUnavailable(c claim, cause error) error {
 				j.keep = append(j.keep, i)
 			}
 		}
+	}
+	if errors.Is(cause, errKeyHeld) {
+		return j.deferBatch(payout.ReasonPayoutNotVisible, e.now().Add(e.cfg.LookupPatience), release,
+			"Wompi holds the idempotency key but does not list the payout by reference")
 	}
 	return j.deferBatch(rail.ReasonRailUnavailable, e.now().Add(e.railRetryAfter(j.b.Attempt)), release,
 		"Wompi kept failing for longer than the dispatcher's patience; looked up again before any POST")
@@ -1107,9 +1114,23 @@ func (j *job) lookupSettled() (string, error) {
 	if d := horizon.Add(j.e.cfg.RailPatience); d.After(j.railDeadline) {
 		j.railDeadline = d
 	}
+	held := j.keyHeld
+	if !held {
+		var err error
+		if held, err = j.e.st.keyHeld(j.hard, j.b.BatchID); err != nil {
+			return "", err
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		proof := !time.Now().Before(horizon)
 		id, err := j.lookup()
+		if err == nil && id == "" && proof && held {
+			// An attempt's POST met 409 EXC_022: Wompi holds the key, so
+			// the payout exists, listed or not. Nothing here proves it
+			// absent: the batch waits, as when Wompi keeps failing.
+			j.log.Error("dispatch: Wompi holds the batch's idempotency key (409 EXC_022) but its lookup by reference does not show the payout: not taken as absent")
+			return "", fmt.Errorf("%w: %w", errPatience, errKeyHeld)
+		}
 		if err != nil || id != "" || proof {
 			return id, err
 		}
@@ -1249,6 +1270,14 @@ func livingTTL(window time.Duration, dispersion *time.Time, now time.Time) time.
 	}
 	return ttl
 }
+
+// errKeyHeld: Wompi answered a POST of the batch 409 EXC_022 (it holds
+// the idempotency key: the payout exists), yet its lookup by reference does
+// not show the payout. lookupSettled answers it, wrapped in errPatience,
+// instead of the batch's absence: the batch waits on the deferred topic
+// (wompiUnavailable: PAYOUT_NOT_VISIBLE) and is looked up again, never
+// ended REJECTED nor posted under a new key life on such a lookup.
+var errKeyHeld = errors.New("dispatch: Wompi holds the batch's idempotency key (409 EXC_022) but does not list its payout by reference")
 
 // errHeldMayLand: the batch holds a different reservation, and a POST of
 // an earlier attempt may still land (reserveSeeding).
@@ -1697,6 +1726,13 @@ func (j *job) post() error {
 			// carried the payees dropped since for their bank (an
 			// unbanked drop then waits in a deferred copy).
 			j.absentProven = false
+			// Recorded for every later attempt: no lookup that does not
+			// show the payout proves the batch absent (lookupSettled).
+			j.keyHeld = true
+			if _, err := e.st.transition(j.hard, j.owner, j.epoch, j.b.BatchID, []string{statePosting}, statePosting,
+				keyHeldField, "1"); err != nil {
+				return err
+			}
 			id, lerr := j.awaitVisible()
 			if lerr != nil {
 				return lerr

@@ -773,6 +773,21 @@ func (s *store) renew(ctx context.Context, owner, epoch, batchID string) error {
 	return err
 }
 
+// keyHeldField is the batch record's field set once Wompi answered a POST
+// of the batch 409 EXC_022: it holds the idempotency key, so the payout
+// exists whether or not its lookup by reference shows it (lookupSettled).
+const keyHeldField = "keyHeld"
+
+// keyHeld reports whether the batch's record says Wompi holds its key
+// (keyHeldField).
+func (s *store) keyHeld(ctx context.Context, batchID string) (bool, error) {
+	ok, err := s.rdb.HExists(ctx, s.batchKey(batchID), keyHeldField).Result()
+	if err != nil {
+		return false, fmt.Errorf("dispatch: read whether Wompi holds the key of batch %s: %w", batchID, err)
+	}
+	return ok, nil
+}
+
 func (s *store) releaseLease(ctx context.Context, owner, batchID string) error {
 	return releaseLeaseScript.Run(ctx, s.rdb, []string{s.batchKey(batchID)}, owner).Err()
 }
