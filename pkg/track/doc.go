@@ -131,9 +131,9 @@
 // schedule (pkg/submitted) is rebuilt by one replica, under a lock, from
 // GET /payouts?status=PENDING,PARTIAL_PAYMENT,AFE_ON_HOLD and a listing
 // without a status filter (which does not shrink while it is walked) of the
-// last 30 days: the payouts not final, and the final ones created within
-// RebuildLookback, so a final status whose webhook was lost while Redis
-// was gone is still emitted. A rebuild during which
+// last 30 days: the payouts not final, and the final ones created (or,
+// scheduled, dispersed) within RebuildLookback, so a final status whose
+// webhook was lost while Redis was gone is still emitted. A rebuild during which
 // Redis lost data again is not marked complete (submitted.MarkReadyAfter),
 // and runs again. A replica without a single-payout rail's credentials
 // cannot list that rail: the marker records it as unlisted

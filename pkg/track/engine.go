@@ -113,10 +113,11 @@ type Config struct {
 	// The first polling round sweeps too.
 	SweepInterval time.Duration
 	// RebuildLookback: after a Redis loss the schedule is rebuilt from the
-	// non-final payouts, plus the final ones created within this window,
-	// so that a final status whose webhook was lost while Redis was gone
-	// is still emitted (again, with the same eventId, if it was already);
-	// default 48 h, negative for none.
+	// non-final payouts, plus the final ones created (or, a scheduled
+	// Wompi batch, dispersed) within this window, so that a final status
+	// whose webhook was lost while Redis was gone is still emitted (again,
+	// with the same eventId, if it was already); default 48 h, negative
+	// for none.
 	RebuildLookback time.Duration
 	// ReturnWatch is how long an APPROVED SmartFastPay payout stays on the
 	// polling schedule (at PollMaxBackoff) after its submission: a refund

@@ -444,10 +444,13 @@ const rebuildPendingLookback = 30 * 24 * time.Hour
 
 // rebuildTakes reports whether the rebuild puts b, listed without a status
 // filter, back on the schedule: not a batch made in Wompi's dashboard
-// (PENDING_APPROVAL, never ours), nor a final one created before
-// RebuildLookback (all of them where it is negative); one without a
-// creation time is taken.
+// (PENDING_APPROVAL, never ours), nor a final one created and dispersed
+// before RebuildLookback (all of them where it is negative); one without a
+// creation time is taken. A scheduled batch is paid at its dispersion,
+// days after its creation perhaps: its payment's webhooks, lost with
+// Redis, are as recent as its dispersion.
 func (e *Engine) rebuildTakes(b rail.Batch, now time.Time) bool {
+	from := now.Add(-e.cfg.RebuildLookback)
 	switch {
 	case b.Status == payout.BatchPendingApproval:
 		return false
@@ -456,7 +459,7 @@ func (e *Engine) rebuildTakes(b rail.Batch, now time.Time) bool {
 	case e.cfg.RebuildLookback <= 0:
 		return false
 	default:
-		return b.CreatedAt.IsZero() || !b.CreatedAt.Before(now.Add(-e.cfg.RebuildLookback))
+		return b.CreatedAt.IsZero() || !b.CreatedAt.Before(from) || !b.DispersionAt.IsZero() && !b.DispersionAt.Before(from)
 	}
 }
 
