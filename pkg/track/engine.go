@@ -120,7 +120,8 @@ type Config struct {
 	// for none.
 	RebuildLookback time.Duration
 	// ReturnWatch is how long an APPROVED SmartFastPay payout stays on the
-	// polling schedule (at PollMaxBackoff) after its submission: a refund
+	// polling schedule (at PollMaxBackoff) after its submission, or after
+	// its payment (the provider's updated_at) when that is later: a refund
 	// or return may follow a payment, and its callback may be lost; default
 	// 24 h. The provider retries a callback for days, so a later reversal
 	// still arrives by webhook.

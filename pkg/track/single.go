@@ -251,10 +251,8 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 	if st == "" {
 		return 0, e.unknownWebhookStatus(ctx, rail.SmartFastPay, p.ProviderID, p.ProviderStatus, ref.handedOff)
 	}
-	if !ref.handedOff {
-		if other, err := e.failureOfOther(ctx, rail.SmartFastPay, ref.requestID, p.ProviderID, st); err != nil || other != noOther {
-			return emitDuplicate, e.keepWatching(ctx, rail.SmartFastPay, p.ProviderID, other, err)
-		}
+	if other, err := e.failureOfOtherFor(ctx, rail.SmartFastPay, ref, p.ProviderID, st); err != nil || other != noOther {
+		return emitDuplicate, e.keepWatching(ctx, rail.SmartFastPay, p.ProviderID, other, err)
 	}
 	sc := singleChange(rail.SmartFastPay, p.ProviderID, ref, st, reason, at, payout.SourceWebhook)
 	res, err := e.emitRequest(ctx, sc, verified, since, e.singleLookup(c, p.ProviderID, st), withoutRestart(ref, st))
@@ -265,7 +263,7 @@ func (e *Engine) onSmartFastPay(ctx context.Context, d smartfastpay.CallbackPayo
 }
 
 // otherPayout is failureOfOther's verdict on a failure of a payout that
-// has no hand-off.
+// has no hand-off (adoptedFailure's on one that has).
 type otherPayout int
 
 const (
@@ -412,13 +410,78 @@ func createdAfter(a, b rail.Payout) bool {
 	return cmp.Or(cmp.Compare(len(a.ProviderID), len(b.ProviderID)), cmp.Compare(a.ProviderID, b.ProviderID)) > 0
 }
 
-// polledFailureOfOther is failureOfOther for a poll: a payout with a
-// hand-off is the one adopted.
-func (e *Engine) polledFailureOfOther(ctx context.Context, name rail.Name, ref singleRef, providerID string, st payout.Status) (otherPayout, error) {
+// failureOfOtherFor is failureOfOther for a payout of ref: one with a
+// hand-off is the one adopted (adoptedFailure).
+func (e *Engine) failureOfOtherFor(ctx context.Context, name rail.Name, ref singleRef, providerID string, st payout.Status) (otherPayout, error) {
 	if ref.handedOff {
-		return noOther, nil
+		return e.adoptedFailure(ctx, name, ref.requestID, providerID, st)
 	}
 	return e.failureOfOther(ctx, name, ref.requestID, providerID, st)
+}
+
+// adoptedFailure reports whether st, a failure of the payout the
+// dispatcher adopted (handed off), must not be emitted for requestID yet:
+// the rail's lookup by our id lists another payout under it that may
+// still pay. The dispatcher posts only after a lookup that found nothing,
+// but a lookup served from a copy behind may have missed an earlier
+// payout (the answer to its POST lost): it was not adopted, and it pays.
+// Emitted, the adopted payout's FAILED would end the request while that
+// one pays; its APPROVED then follows as a new life, and the marketplace,
+// which asks again on a FAILED, pays the payee twice. Kept back
+// (otherMayPay), the adopted payout stays polled and the other is put on
+// the schedule (its webhooks, without hand-off, may be lost): once the
+// request's status key follows the other (its status emitted), the
+// failure is not emitted (otherFollowed); once the lookup lists no other
+// payout that may pay, it is. Another payout that ended before this one
+// was created (paid in an earlier life: the requestId sent again after
+// DEDUPE_WINDOW) does not count; when either time is unknown (the lookup
+// does not list this payout yet), it does. A RETURNED is emitted as
+// before: the adopted payout paid.
+func (e *Engine) adoptedFailure(ctx context.Context, name rail.Name, requestID, providerID string, st payout.Status) (otherPayout, error) {
+	switch st {
+	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected:
+	default:
+		return noOther, nil
+	}
+	c := e.single(name)
+	if c == nil {
+		return noOther, nil
+	}
+	ps, err := c.Find(ctx, requestID)
+	if err != nil {
+		return noOther, fmt.Errorf("%w: %w", errUnavailable, err)
+	}
+	var born time.Time
+	if self := slices.IndexFunc(ps, func(p rail.Payout) bool { return p.ProviderID == providerID }); self >= 0 {
+		born = ps[self].CreatedAt
+	}
+	for _, p := range ps {
+		if p.ProviderID == "" || p.ProviderID == providerID {
+			continue
+		}
+		switch p.Status {
+		case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
+			continue
+		}
+		if p.Status != "" && p.Status.Final() && born.Unix() > 0 && p.UpdatedAt.Unix() > 0 && !p.UpdatedAt.After(born) {
+			continue // ended before this payout was made: an earlier life's
+		}
+		v, err := readStatusKey(ctx, e.statuses.rdb, e.statuses.key(kindRequest, requestID))
+		if err != nil {
+			return noOther, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+		}
+		if tx := cmp.Or(v.tx, v.flx); tx == p.ProviderID {
+			return otherFollowed, nil
+		}
+		e.log.Error("track: a failure of the adopted payout is not emitted yet: another payout under our id may still pay; both stay watched",
+			"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st, "other", truncate(p.ProviderID, 32))
+		if err := e.schedule(ctx, name, p.ProviderID); err != nil {
+			return noOther, err
+		}
+		e.m.failuresHeld.WithLabelValues(string(name)).Inc()
+		return otherMayPay, nil
+	}
+	return noOther, nil
 }
 
 // withoutRestart is the emit of a status of a single payout: a failure of
@@ -577,10 +640,8 @@ func (e *Engine) onWEpayout(ctx context.Context, h http.Header, body []byte, wh 
 	if read.Status == "" {
 		return 0, e.unknownWebhookStatus(ctx, rail.WEpayout, providerID, read.ProviderStatus, ref.handedOff)
 	}
-	if !ref.handedOff {
-		if other, err := e.failureOfOther(ctx, rail.WEpayout, ref.requestID, providerID, read.Status); err != nil || other != noOther {
-			return emitDuplicate, e.keepWatching(ctx, rail.WEpayout, providerID, other, err)
-		}
+	if other, err := e.failureOfOtherFor(ctx, rail.WEpayout, ref, providerID, read.Status); err != nil || other != noOther {
+		return emitDuplicate, e.keepWatching(ctx, rail.WEpayout, providerID, other, err)
 	}
 	sc := singleChange(rail.WEpayout, providerID, ref, read.Status, read.Reason, e.occurredAt(*read), payout.SourceWebhook)
 	res, err := e.emitRequest(ctx, sc, true, since, e.singleLookup(c, providerID, read.Status), withoutRestart(ref, read.Status))
@@ -662,7 +723,7 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 		e.m.unknownStatuses.WithLabelValues(string(name), string(payout.SourcePoll)).Inc()
 		e.log.Warn("track: polled payout has a status we do not know; kept non-final", "rail", name, "payoutId", id,
 			"status", truncate(p.ProviderStatus, 32))
-	} else if other, err = e.polledFailureOfOther(ctx, name, ref, providerID, p.Status); err != nil {
+	} else if other, err = e.failureOfOtherFor(ctx, name, ref, providerID, p.Status); err != nil {
 		return retry(err)
 	} else if other == noOther {
 		sc := singleChange(name, providerID, ref, p.Status, p.Reason, now, payout.SourcePoll)
@@ -692,7 +753,7 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 	// that may still pay (otherMayPay) is not final for the request yet:
 	// the lookup may be behind that payout's own failure. Polled again.
 	if p.Status.Final() && other != otherMayPay {
-		if !mayReverse(name, p.Status) || age > e.cfg.ReturnWatch {
+		if !mayReverse(name, p.Status) || watched(age, p, now) > e.cfg.ReturnWatch {
 			return true, n, e.done(ctx, id)
 		}
 		// Paid, and a refund or return may still follow (its callback may
@@ -703,6 +764,19 @@ func (e *Engine) pollSingle(ctx context.Context, name rail.Name, providerID, id 
 		e.m.pending.observe(name, age)
 	}
 	return false, n, e.sub.Reschedule(ctx, id, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
+}
+
+// watched is how long an APPROVED payout of the given age has been
+// watched for a refund: since its submission (or creation), or since its
+// last change (its payment) when that is later. A payout held onhold past
+// ReturnWatch and paid only then is watched from its payment: from its
+// submission, the first poll that read it paid took it off the schedule,
+// and a refund whose callbacks were lost was never emitted.
+func watched(age time.Duration, p rail.Payout, now time.Time) time.Duration {
+	if p.UpdatedAt.Unix() > 0 {
+		return min(age, now.Sub(p.UpdatedAt))
+	}
+	return age
 }
 
 // mayReverse reports whether a payout of the rail in status st may still
@@ -771,14 +845,16 @@ func (e *Engine) rebuildSkipsIDless(name rail.Name, ref string) {
 
 // rebuildTakesSingle reports whether the rebuild puts a single payout back
 // on the schedule: one not final (an unknown status is not), a
-// SmartFastPay APPROVED still watched for a refund (ReturnWatch), and a
+// SmartFastPay APPROVED still watched for a refund (ReturnWatch since its
+// creation or its last change, watched), and a
 // final one created within RebuildLookback (none where it is negative);
 // one without a creation time is taken.
 func (e *Engine) rebuildTakesSingle(name rail.Name, p rail.Payout, now time.Time) bool {
 	switch {
 	case p.Status == "" || !p.Status.Final():
 		return true
-	case mayReverse(name, p.Status) && (p.CreatedAt.IsZero() || !p.CreatedAt.Before(now.Add(-e.cfg.ReturnWatch))):
+	case mayReverse(name, p.Status) && (p.CreatedAt.IsZero() || !p.CreatedAt.Before(now.Add(-e.cfg.ReturnWatch)) ||
+		p.UpdatedAt.After(now.Add(-e.cfg.ReturnWatch))):
 		return true
 	case e.cfg.RebuildLookback <= 0:
 		return false
