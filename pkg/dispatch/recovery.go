@@ -462,8 +462,12 @@ func (e *Engine) listSingles(ctx context.Context, w *indexWriter, to time.Time, 
 				// lower case is marked suspect, with the form listed, so
 				// a payee under it is looked up before any POST (never
 				// proven new), under its id and that form, and the
-				// lookup refuses to call it absent.
+				// lookup refuses to call it absent. The rail that listed
+				// it is kept too (echoedOn): a batch of another rail,
+				// whose lookup cannot see this rail's payout, takes the
+				// mark for a duplicate.
 				w.echo(folded, p.ID)
+				w.echo(echoedOn(folded, n), "1")
 				if err := w.set(ctx, folded, suspectMark, true); err != nil {
 					return 0, 0, 0, err
 				}
@@ -652,6 +656,11 @@ type indexWriter struct {
 // echo keeps the form an id was listed in under its lower-case form
 // (echoesKey), for the suspect mark set next.
 func (w *indexWriter) echo(folded, listed string) { w.echoes = append(w.echoes, folded, listed) }
+
+// echoedOn is the field of echoesKey that says rail n listed an id whose
+// lower-case form is folded in another case ('@' is in no requestId, so
+// it is no lower-case form's field).
+func echoedOn(folded string, n rail.Name) string { return folded + "@" + string(n) }
 
 func (w *indexWriter) set(ctx context.Context, requestID, value string, nx bool) error {
 	if nx != w.nx || w.ttlMs != w.flushed {

@@ -399,12 +399,19 @@ return 0
 // this batch's (dedupeBefore), "0" when not. Entries never leave the index: a
 // REJECTED or paid requestId is consumed.
 //
-// ARGV[8], for a single-payout rail, is "" or one byte per requestId: 'f'
-// for one with upper-case letters, whose lower-case form's key follows
-// the requestIds' keys (in the same order). A requestId whose lower-case
-// form the index holds is never new: a rail that echoed our id in lower
-// case to a recovery left it there (listSingles), so the payee is looked
-// up first, and the lookup refuses to call it absent.
+// ARGV[8] is "" or one byte per requestId: 'f' for one with upper-case
+// letters, whose lower-case form's key follows the requestIds' keys (in
+// the same order). A requestId whose lower-case form the index holds is
+// never new: a rail that echoed our id in lower case to a recovery left it
+// there (listSingles), so the payee is looked up first, and the lookup
+// refuses to call it absent. When that form holds another single-payout
+// rail's listing mark, the requestId is kept by no batch of this rail (or
+// of Wompi): its verdict is 'd', and nothing is written (this rail's
+// lookup cannot see the other rail's payout).
+//
+// ARGV[10] is the single-payout rails other than the batch's, comma-
+// separated: a suspect mark one of them listed (echoedOn) is not taken
+// over either, and the verdict is 'd'.
 //
 // The last key is the hash of the forms a recovery listed (echoesKey:
 // lower-case form -> the id as listed). The fifth reply lists the payees
@@ -442,6 +449,18 @@ local function echoField(i) return 'echo:' .. idOf(KEYS[i]) end
 local function unbankedField(i) return '` + unbankedPrefix + `' .. idOf(KEYS[i]) end
 local function listedField(i) return '` + listedPrefix + `' .. idOf(KEYS[i]) end
 local function formOf(k) return redis.call('HGET', forms, idOf(k)) or '' end
+-- ARGV[10]: the single-payout rails other than the batch's, comma-
+-- separated. A suspect mark one of them listed (echoedOn) is not taken.
+local function listedElsewhere(k)
+  for r in string.gmatch(ARGV[10] or '', '[^,]+') do
+    if redis.call('HEXISTS', forms, idOf(k) .. '@' .. r) == 1 then return true end
+  end
+  return false
+end
+-- A single-payout rail's listing mark (listedMark), not the batch's own.
+local function markedElsewhere(x)
+  return x ~= nil and string.sub(x, 1, 1) == '~' and not suspect(x) and x ~= ARGV[6]
+end
 for i = 3, nreq + 2 do
   local mode = string.sub(ARGV[5], i - 2, i - 2)
   local mine = ARGV[3]
@@ -451,6 +470,13 @@ for i = 3, nreq + 2 do
   local missing = false
   local echo = nil
   local taken = false
+  -- The entry of the id's lower-case form (ARGV[8]), read for a keep or
+  -- a peek.
+  local w = nil
+  if fk > 0 and string.sub(fold, i - 2, i - 2) == 'f' then
+    fk = fk + 1
+    if mode ~= 'r' then w = redis.call('GET', KEYS[fk]) or nil end
+  end
   if mode == 'p' then
     new = false
     v = redis.call('GET', KEYS[i])
@@ -460,10 +486,19 @@ for i = 3, nreq + 2 do
     -- Under a recovery's mark: reported as one a call taking it over
     -- would ('l'), though nothing is written.
     if v == ARGV[6] or suspect(v) then taken = true end
+  elseif mode == 'k' and markedElsewhere(w) and redis.call('GET', KEYS[i]) ~= ARGV[3] then
+    -- Its lower-case form listed by another rail (that rail may have
+    -- echoed it in lower case): its payout is invisible to this rail's
+    -- lookup (and Wompi has none): a duplicate ('d'), nothing written.
+    new = false
+    v = redis.call('GET', KEYS[i]) or ''
   elseif not redis.call('SET', KEYS[i], mine, 'NX', 'PX', ARGV[4]) then
     new = false
     v = redis.call('GET', KEYS[i])
-    if suspect(v) then
+    if suspect(v) and listedElsewhere(KEYS[i]) then
+      -- Listed in another case by another rail: its payout is invisible
+      -- to this rail's lookup (and Wompi has none): a duplicate ('d').
+    elseif suspect(v) then
       echo = formOf(KEYS[i])
       redis.call('HSET', KEYS[2], echoField(i), echo)
       if marks then redis.call('HSET', KEYS[2], listedField(i), '1') end
@@ -498,20 +533,15 @@ for i = 3, nreq + 2 do
     if redis.call('HEXISTS', KEYS[2], unbankedField(i)) == 1 then out[#out + 1] = 'x' else out[#out + 1] = 'r' end
   elseif v == ARGV[3] then out[#out + 1] = 'k'
   else out[#out + 1] = 'd' end
-  if fk > 0 and string.sub(fold, i - 2, i - 2) == 'f' then
-    fk = fk + 1
-    if mode ~= 'r' then
-      local w = redis.call('GET', KEYS[fk])
-      if w then
-        new = false
-        local learnt = nil
-        if w == ARGV[6] then learnt = '='
-        elseif suspect(w) then learnt = formOf(KEYS[fk]) end
-        if learnt and echo == nil then
-          echo = learnt
-          if mode ~= 'p' then redis.call('HSETNX', KEYS[2], echoField(i), learnt) end
-        end
-      end
+  if w then
+    new = false
+    local learnt = nil
+    if not marks then
+    elseif w == ARGV[6] then learnt = '='
+    elseif suspect(w) then learnt = formOf(KEYS[fk]) end
+    if learnt and echo == nil then
+      echo = learnt
+      if mode ~= 'p' then redis.call('HSETNX', KEYS[2], echoField(i), learnt) end
     end
   end
   if marks then
@@ -817,10 +847,12 @@ func listedMark(n rail.Name) string { return "~" + string(n) }
 // suspectMark is the duplicate-index value a rebuild writes under the
 // lower-case form of an id a single-payout rail listed in upper or mixed
 // case: perhaps one of our requestIds echoed in another case. A batch of
-// any rail takes such an entry over, as its own rail's listedMark, so its
-// payee is looked up before any POST and never proven new, under its own
-// id and under the form listed, which the rebuild keeps apart (echoesKey:
-// a dispatcher of a version before it reads the mark as it always did).
+// the rail that listed it takes such an entry over, as its own rail's
+// listedMark, so its payee is looked up before any POST and never proven
+// new, under its own id and under the form listed, which the rebuild keeps
+// apart (echoesKey: a dispatcher of a version before it reads the mark as
+// it always did). A batch of another rail (Wompi included), whose lookup
+// cannot see that payout, takes the entry for a duplicate (echoedOn).
 const suspectMark = "~?"
 
 // dedupe indexes the batch's requestIds (modes: one modeKeep or modeReject
@@ -850,19 +882,25 @@ func (s *store) dedupeBefore(ctx context.Context, ttlMs int64, owner, epoch, bat
 	marks, fold := "0", []byte(nil)
 	if n != rail.Wompi {
 		marks = "1"
-		for i, id := range requestIDs {
-			if l := strings.ToLower(id); l != id {
-				if fold == nil {
-					fold = bytes.Repeat([]byte{'-'}, len(requestIDs))
-				}
-				fold[i] = 'f'
-				keys = append(keys, s.reqKey(l))
+	}
+	for i, id := range requestIDs {
+		if l := strings.ToLower(id); l != id {
+			if fold == nil {
+				fold = bytes.Repeat([]byte{'-'}, len(requestIDs))
 			}
+			fold[i] = 'f'
+			keys = append(keys, s.reqKey(l))
 		}
 	}
 	keys = append(keys, s.echoesKey())
+	var others []string
+	for _, r := range rail.Names {
+		if r != n && r != rail.Wompi {
+			others = append(others, string(r))
+		}
+	}
 	res, err := dedupeScript.Run(ctx, s.rdb, keys, epoch, owner, batchID, ttlMs, string(modes), listedMark(n), marks, string(fold),
-		len(s.reqKey(""))).Slice()
+		len(s.reqKey("")), strings.Join(others, ",")).Slice()
 	rest, err := guarded("dedupe batch "+batchID, res, err)
 	if err != nil {
 		return nil, nil, false, nil, false, err
