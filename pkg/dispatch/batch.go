@@ -1482,11 +1482,12 @@ func (j *job) seed(ns *ratelimit.NotSeededError) error {
 // it, so moving is safe even if an earlier POST landed there (the new day
 // is then counted one too many, never too few).
 //
-// When the new day has no room: a batch never posted is deferred to the
-// next day and its reservation released (deferred is true); a batch whose
-// earlier POST may have landed keeps its reservation and is posted (the
-// same key), as before this check: Wompi decides, and a refusal goes
-// through the lookup by reference like any other.
+// When the new day has no room, the batch is deferred to the next day
+// (deferred is true): one never posted gives its reservation back; one
+// whose earlier POST may have landed keeps it, as for Wompi's own refusal
+// for now (wompiDeferred), and its copy looks it up first. Posted again
+// into the full day, it would be paid past the limit whenever that earlier
+// POST had not landed (a 5xx, a timeout before Wompi took it).
 func (j *job) followDay(maybeSent bool) (deferred bool, err error) {
 	e := j.e
 	day, slot := budgetDays(j.b, e.now())
@@ -1515,15 +1516,14 @@ func (j *job) followDay(maybeSent bool) (deferred bool, err error) {
 		return false, nil
 	}
 	if maybeSent {
-		j.log.Warn("dispatch: the POST goes out on a later day whose budget is used up, but an earlier POST may have landed: posting with the earlier reservation",
+		j.log.Warn("dispatch: the POST would go out on a later day whose budget is used up, and an earlier POST may have landed: deferred with the earlier reservation",
 			"slot_day", j.res.SlotDay, "today", slot, "denied", g.Denied)
-		return false, nil
 	}
 	reason := payout.ReasonDailyLimit
 	if g.Denied == ratelimit.DeniedBatchCount {
 		reason = payout.ReasonBatchBudget
 	}
-	return true, j.deferBatch(reason, j.nextDayStart(), true, "our daily budget is used up ("+string(g.Denied)+")")
+	return true, j.deferBatch(reason, j.nextDayStart(), !maybeSent, "our daily budget is used up ("+string(g.Denied)+")")
 }
 
 // stillHeld checks, before a POST on the day of the batch's reservation,
@@ -1533,10 +1533,10 @@ func (j *job) followDay(maybeSent bool) (deferred bool, err error) {
 // Redis), as followSingleDay does for a single-payout rail. Lost, the next
 // batch of the account seeds the day from GET /limits, which does not
 // count this batch until its POST lands, and both would be paid past the
-// limit. The batch is reserved again; when the day has no room, one never
-// posted waits for the next day (deferred is true), and one whose earlier
-// POST may have landed is posted with the same key, as followDay does.
-func (j *job) stillHeld(maybeSent bool) (deferred bool, err error) {
+// limit. The batch is reserved again; when the day has no room, it waits
+// for the next day (deferred is true), as followDay has it: one whose
+// earlier POST may have landed is looked up first then.
+func (j *job) stillHeld() (deferred bool, err error) {
 	held, err := j.e.budget.Holds(j.hard, j.res)
 	if err != nil || held {
 		return false, err
@@ -1547,7 +1547,7 @@ func (j *job) stillHeld(maybeSent bool) (deferred bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if g.Granted || maybeSent {
+	if g.Granted {
 		return false, nil
 	}
 	reason := payout.ReasonDailyLimit
@@ -1663,7 +1663,7 @@ func (j *job) post() error {
 				return err
 			}
 		} else if e.budgetApart || e.mayEvict.Load() {
-			if deferred, err := j.stillHeld(maybeSent); err != nil || deferred {
+			if deferred, err := j.stillHeld(); err != nil || deferred {
 				return err
 			}
 		}
