@@ -2,6 +2,7 @@ package track
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +11,10 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/rail"
 	"github.com/wompi-payouts/pipeline/pkg/smartfastpay/sfptest"
+	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
+	"github.com/wompi-payouts/pipeline/pkg/wompi"
+	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
 // The gauge keeps the oldest age seen over the last one to two windows:
@@ -100,5 +104,36 @@ payouts_tracker_oldest_pending_payout_age_seconds{rail="wompi"} 18000
 		if got := e.m.pending.oldest(n); got != 0 {
 			t.Fatalf("%s: %v after every payout ended", n, got)
 		}
+	}
+}
+
+// A Wompi batch scheduled days ahead is pending from its dispersion, not
+// from its submission: an hour past its dispersion it is an hour old in
+// the gauge (four days and an hour from its submission would fire
+// PayoutsPayoutStuckPending while it settles).
+func TestScheduledBatchIsPendingFromItsDispersion(t *testing.T) {
+	f := newFixture(t, fixtureOpts{sim: wompitest.Config{Faults: wompitest.Faults{WebhookDropRate: 1}}})
+	ctx := context.Background()
+	dispersion := t0.Add(4 * 24 * time.Hour).Truncate(time.Minute)
+	f.seq++
+	batchID := fmt.Sprintf("batch-%s-%d", shortName(t), f.seq)
+	res, err := f.wompi.CreatePayout(ctx, "key-"+batchID, &wompi.CreatePayoutRequest{Reference: batchID,
+		AccountID: wompitest.AccountMain, PaymentType: wompi.PaymentTypeProviders, DispersionDatetime: dispersion,
+		Transactions: []wompi.TransactionRequest{f.payee("1234567890")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sub.Record(ctx, submitted.Payout{PayoutID: res.PayoutID, BatchID: batchID, OriginAccountID: wompitest.AccountMain,
+		PaymentType: wompi.PaymentTypeProviders, TotalAmountInCents: 100000, TransactionCount: 1, SubmittedAt: f.clock.Now()},
+		nil, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := f.engine()
+	f.clock.Set(dispersion.Add(time.Hour))
+	if res, err := e.PollOnce(ctx); err != nil || res.Claimed != 1 || res.Done != 0 {
+		t.Fatalf("poll past the dispersion: %+v %v", res, err)
+	}
+	if got := e.m.pending.oldest(rail.Wompi); got != time.Hour {
+		t.Fatalf("oldest pending %v an hour past the dispersion, want 1h", got)
 	}
 }

@@ -259,7 +259,13 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		return false, n, e.sub.Reschedule(ctx, payoutID, d)
 	}
 	if aged {
-		e.m.pending.observe(rail.Wompi, age)
+		// A scheduled batch is pending from its dispersion on, not from
+		// its submission days before.
+		pending := age
+		if d := wp.DispersionAt; !d.IsZero() && now.Sub(d) < pending {
+			pending = now.Sub(d)
+		}
+		e.m.pending.observe(rail.Wompi, pending)
 	}
 	return false, n, e.sub.Reschedule(ctx, payoutID, now.Add(min(backoff(age), e.cfg.PollMaxBackoff)))
 }

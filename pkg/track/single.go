@@ -434,9 +434,11 @@ func (e *Engine) failureOfOtherFor(ctx context.Context, name rail.Name, ref sing
 // failure is not emitted (otherFollowed); once the lookup lists no other
 // payout that may pay, it is. Another payout that ended before this one
 // was created (paid in an earlier life: the requestId sent again after
-// DEDUPE_WINDOW) does not count; when either time is unknown (the lookup
-// does not list this payout yet), it does. A RETURNED is emitted as
-// before: the adopted payout paid.
+// DEDUPE_WINDOW) does not count; when its time is unknown, it does. A
+// lookup that does not list this payout yet (behind its create) holds the
+// failure and schedules nothing else: it cannot tell an earlier life's
+// payout from one of this life. A RETURNED is emitted as before: the
+// adopted payout paid.
 func (e *Engine) adoptedFailure(ctx context.Context, name rail.Name, requestID, providerID string, st payout.Status) (otherPayout, error) {
 	switch st {
 	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected:
@@ -451,10 +453,21 @@ func (e *Engine) adoptedFailure(ctx context.Context, name rail.Name, requestID, 
 	if err != nil {
 		return noOther, fmt.Errorf("%w: %w", errUnavailable, err)
 	}
-	var born time.Time
-	if self := slices.IndexFunc(ps, func(p rail.Payout) bool { return p.ProviderID == providerID }); self >= 0 {
-		born = ps[self].CreatedAt
+	self := slices.IndexFunc(ps, func(p rail.Payout) bool { return p.ProviderID == providerID })
+	if self < 0 {
+		// The lookup does not list the adopted payout, which the provider
+		// just answered for: it is served from a copy behind its create,
+		// and tells neither whether another payout may still pay nor of
+		// which life a payout it lists is. Kept back, and nothing else
+		// is put on the schedule: a payout paid in an earlier life (the
+		// requestId sent again after DEDUPE_WINDOW), polled, would emit
+		// its APPROVED into this life.
+		e.log.Error("track: a failure of the adopted payout is not emitted yet: the rail's lookup by our id does not list it (behind); the payout stays watched",
+			"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st)
+		e.m.failuresHeld.WithLabelValues(string(name)).Inc()
+		return otherMayPay, nil
 	}
+	born := ps[self].CreatedAt
 	for _, p := range ps {
 		if p.ProviderID == "" || p.ProviderID == providerID {
 			continue
