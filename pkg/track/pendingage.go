@@ -29,7 +29,7 @@ type pendingAges struct {
 func newPendingAges(window time.Duration, now func() time.Time) *pendingAges {
 	return &pendingAges{window: window, now: now, cur: map[rail.Name]time.Duration{}, prev: map[rail.Name]time.Duration{},
 		desc: prometheus.NewDesc("payouts_tracker_oldest_pending_payout_age_seconds",
-			"The oldest age (since its submission) at which a poll of this replica found a payout still not final, over the last one to two twice-POLL_MAX_BACKOFF windows, by rail; 0 when none. A Wompi batch scheduled for a later dispersion is left out until then.",
+			"The oldest age (since its submission) at which a poll of this replica found a payout still not final, over the last one to two twice-POLL_MAX_BACKOFF windows, by rail; 0 when none. A Wompi batch scheduled for a later dispersion is left out until then, and aged from it.",
 			[]string{"rail"}, nil)}
 }
 

@@ -80,7 +80,7 @@ func TestOldestPendingPayoutAgeFollowsThePolls(t *testing.T) {
 		t.Fatalf("smartfastpay: %v with nothing pending", got)
 	}
 	want := `
-# HELP payouts_tracker_oldest_pending_payout_age_seconds The oldest age (since its submission) at which a poll of this replica found a payout still not final, over the last one to two twice-POLL_MAX_BACKOFF windows, by rail; 0 when none. A Wompi batch scheduled for a later dispersion is left out until then.
+# HELP payouts_tracker_oldest_pending_payout_age_seconds The oldest age (since its submission) at which a poll of this replica found a payout still not final, over the last one to two twice-POLL_MAX_BACKOFF windows, by rail; 0 when none. A Wompi batch scheduled for a later dispersion is left out until then, and aged from it.
 # TYPE payouts_tracker_oldest_pending_payout_age_seconds gauge
 payouts_tracker_oldest_pending_payout_age_seconds{rail="smartfastpay"} 0
 payouts_tracker_oldest_pending_payout_age_seconds{rail="wepayout"} 18000
