@@ -333,27 +333,15 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 	// this payout (its webhook came before the dispatcher's lookup, which
 	// missed it and posted another): the rail says whether another payout
 	// under our id may still pay, the one the dispatcher adopts.
-	c := e.single(name)
-	if c == nil {
-		return noOther, nil
-	}
-	ps, err := c.Find(ctx, requestID)
-	if err != nil {
-		return noOther, fmt.Errorf("%w: %w", errUnavailable, err)
-	}
-	self := slices.IndexFunc(ps, func(p rail.Payout) bool { return p.ProviderID == providerID })
-	if self < 0 {
-		// The lookup does not list this payout, which the provider just
-		// answered for: it is served from a copy behind the creates (the
-		// one that may have made the dispatcher miss this payout and post
-		// another), and proves no other payout absent. Emitted, this
-		// failure would end the request FAILED while the adopted payout
-		// pays, its APPROVED following as a new life. Kept back and
-		// watched until the lookup lists it.
-		e.log.Error("track: a failure of a payout not handed off is not emitted yet: the rail's lookup by our id does not list it (behind); the payout stays watched",
-			"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st)
-		e.m.failuresHeld.WithLabelValues(string(name)).Inc()
-		return otherMayPay, nil
+	// The lookup not listing this payout, which the provider just answered
+	// for, is served from a copy behind the creates (the one that may have
+	// made the dispatcher miss this payout and post another), and proves
+	// no other payout absent. Emitted, this failure would end the request
+	// FAILED while the adopted payout pays, its APPROVED following as a
+	// new life. Kept back and watched until the lookup lists it.
+	ps, self, verdict, err := e.lookUpSelf(ctx, name, requestID, providerID, st, "a payout not handed off")
+	if err != nil || verdict != noOther || self < 0 {
+		return verdict, err
 	}
 	for _, p := range ps {
 		switch p.Status {
@@ -445,27 +433,14 @@ func (e *Engine) adoptedFailure(ctx context.Context, name rail.Name, requestID, 
 	default:
 		return noOther, nil
 	}
-	c := e.single(name)
-	if c == nil {
-		return noOther, nil
-	}
-	ps, err := c.Find(ctx, requestID)
-	if err != nil {
-		return noOther, fmt.Errorf("%w: %w", errUnavailable, err)
-	}
-	self := slices.IndexFunc(ps, func(p rail.Payout) bool { return p.ProviderID == providerID })
-	if self < 0 {
-		// The lookup does not list the adopted payout, which the provider
-		// just answered for: it is served from a copy behind its create,
-		// and tells neither whether another payout may still pay nor of
-		// which life a payout it lists is. Kept back, and nothing else
-		// is put on the schedule: a payout paid in an earlier life (the
-		// requestId sent again after DEDUPE_WINDOW), polled, would emit
-		// its APPROVED into this life.
-		e.log.Error("track: a failure of the adopted payout is not emitted yet: the rail's lookup by our id does not list it (behind); the payout stays watched",
-			"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st)
-		e.m.failuresHeld.WithLabelValues(string(name)).Inc()
-		return otherMayPay, nil
+	// A lookup that does not list the adopted payout (behind its create)
+	// tells neither whether another payout may still pay nor of which life
+	// a payout it lists is: kept back, and nothing else is put on the
+	// schedule (a payout paid in an earlier life, the requestId sent again
+	// after DEDUPE_WINDOW, polled, would emit its APPROVED into this life).
+	ps, self, verdict, err := e.lookUpSelf(ctx, name, requestID, providerID, st, "the adopted payout")
+	if err != nil || verdict != noOther || self < 0 {
+		return verdict, err
 	}
 	born := ps[self].CreatedAt
 	for _, p := range ps {
@@ -495,6 +470,29 @@ func (e *Engine) adoptedFailure(ctx context.Context, name rail.Name, requestID, 
 		return otherMayPay, nil
 	}
 	return noOther, nil
+}
+
+// lookUpSelf asks the rail's lookup by our id for the payouts under
+// requestID, and the position of providerID's among them. self is -1 when
+// the rail is not enabled (verdict noOther: nothing to ask), or when the
+// lookup does not list the payout the provider just answered for (a copy
+// behind its create): the failure st of whose payout is then held
+// (otherMayPay, logged and counted).
+func (e *Engine) lookUpSelf(ctx context.Context, name rail.Name, requestID, providerID string, st payout.Status, whose string) (ps []rail.Payout, self int, verdict otherPayout, err error) {
+	c := e.single(name)
+	if c == nil {
+		return nil, -1, noOther, nil
+	}
+	if ps, err = c.Find(ctx, requestID); err != nil {
+		return nil, -1, noOther, fmt.Errorf("%w: %w", errUnavailable, err)
+	}
+	if self = slices.IndexFunc(ps, func(p rail.Payout) bool { return p.ProviderID == providerID }); self >= 0 {
+		return ps, self, noOther, nil
+	}
+	e.log.Error("track: a failure of "+whose+" is not emitted yet: the rail's lookup by our id does not list it (behind); the payout stays watched",
+		"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st)
+	e.m.failuresHeld.WithLabelValues(string(name)).Inc()
+	return nil, -1, otherMayPay, nil
 }
 
 // withoutRestart is the emit of a status of a single payout: a failure of
