@@ -218,10 +218,12 @@ type call struct {
 }
 
 // do sends cl with a Bearer token. On a 401 it fetches a new token once and
-// sends cl again, a create included: SmartFastPay refuses an unknown or
-// expired token before it reads the call, so a 401 proves the create was
-// not applied, and repeating it cannot pay twice [ours: the only repeat the
-// client ever makes of a create; an unknown outcome is never repeated].
+// sends a read again. A create is never sent again: nothing published says
+// SmartFastPay checks the token before it applies the call (a token that
+// expires while the call is applied, a gateway that answers 401 after
+// forwarding it), so a create answered 401 is OutcomeUnknown once the new
+// token came (a refused one is Unauthorized), and the caller looks our id
+// up before any other POST [ours].
 func (c *Client) do(ctx context.Context, cl call) ([]byte, *rail.Error) {
 	tok, err := c.token(ctx, "")
 	if err != nil {
@@ -235,6 +237,15 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, *rail.Error) {
 		return raw, c.answerError(cl, status, raw)
 	}
 	if tok, err = c.token(ctx, tok); err != nil {
+		if cl.create && err.Class != rail.Unauthorized {
+			err = c.answerError(cl, status, raw)
+			err.Class = rail.OutcomeUnknown
+		}
+		return nil, err
+	}
+	if cl.create {
+		err = c.answerError(cl, status, raw)
+		err.Class = rail.OutcomeUnknown
 		return nil, err
 	}
 	raw, status, err = c.send(ctx, cl, tok)
@@ -358,8 +369,8 @@ func (c *Client) Body(r rail.PayoutRequest) (CreateRequest, *rail.Error) {
 }
 
 // Create implements rail.SinglePayouts: POST /v1/payout [seed]. A failure
-// that may have paid (a timeout, a reset, a 5xx or 429, an unreadable 2xx)
-// is OutcomeUnknown: look the id up with Find before sending it again.
+// that may have paid (a timeout, a reset, a 5xx, 429 or 401, an unreadable
+// 2xx) is OutcomeUnknown: look the id up with Find before sending it again.
 func (c *Client) Create(ctx context.Context, r rail.PayoutRequest) (rail.Payout, error) {
 	body, rerr := c.Body(r)
 	if rerr != nil {

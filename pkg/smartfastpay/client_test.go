@@ -131,8 +131,9 @@ func TestTokenCachedAndRefreshedBeforeExpiry(t *testing.T) {
 }
 
 // TestExpiredTokenRefreshedWithoutDuplicatePayout: the provider expired
-// our token early; the create meets a 401, fetches a new token and is sent
-// once more, and the payee is paid once.
+// our token early; the create meets a 401 and fetches a new token, but is
+// not sent again: its outcome is unknown until a lookup by our id proves it
+// absent. Then it is sent once, and the payee is paid once.
 func TestExpiredTokenRefreshedWithoutDuplicatePayout(t *testing.T) {
 	s, _, c := manualSim(t, sfptest.Config{})
 	cb := callbackSink(t)
@@ -140,9 +141,15 @@ func TestExpiredTokenRefreshedWithoutDuplicatePayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.ExpireTokens()
+	if _, err := c.Create(ctx, validRequest(cb)("req-exp", 5000)); rail.ClassOf(err) != rail.OutcomeUnknown {
+		t.Fatalf("create after expiry: %v, want outcome_unknown", err)
+	}
+	if found, err := c.Find(ctx, "req-exp"); err != nil || len(found) != 0 {
+		t.Fatalf("lookup: %v %+v", err, found)
+	}
 	p, err := c.Create(ctx, validRequest(cb)("req-exp", 5000))
 	if err != nil {
-		t.Fatalf("create after expiry: %v", err)
+		t.Fatalf("create after the lookup: %v", err)
 	}
 	if n := s.Accepted("req-exp"); n != 1 {
 		t.Fatalf("ledger: %d payouts, want 1", n)
@@ -278,7 +285,7 @@ func TestResponseShapes(t *testing.T) {
 }
 
 // TestErrorClasses: each answer's class, and that the client sends a
-// create once whatever happens (a 401 aside).
+// create once whatever happens.
 func TestErrorClasses(t *testing.T) {
 	req := validRequest("")("req-1", 5000)
 	for _, tc := range []struct {
@@ -349,7 +356,7 @@ func TestErrorClasses(t *testing.T) {
 }
 
 // TestCreate401RetriedOnce: a 401 on a create is followed by one new token
-// and one more POST; a second 401 is Unauthorized, with no third POST.
+// and no second POST: outcome unknown, looked up before any other.
 func TestCreate401RetriedOnce(t *testing.T) {
 	var tokens atomic.Int64
 	st := &stub{
@@ -361,11 +368,11 @@ func TestCreate401RetriedOnce(t *testing.T) {
 	}
 	c := newStub(t, st)
 	_, err := c.Create(ctx, validRequest("")("req-1", 5000))
-	if rail.ClassOf(err) != rail.Unauthorized {
+	if rail.ClassOf(err) != rail.OutcomeUnknown {
 		t.Fatalf("%v", err)
 	}
-	if st.calls.Load() != 2 || tokens.Load() != 2 {
-		t.Fatalf("%d POSTs and %d tokens: want 2 and 2", st.calls.Load(), tokens.Load())
+	if st.calls.Load() != 1 || tokens.Load() != 2 {
+		t.Fatalf("%d POSTs and %d tokens: want 1 and 2", st.calls.Load(), tokens.Load())
 	}
 }
 
