@@ -126,6 +126,11 @@ type Config struct {
 	// 24 h. The provider retries a callback for days, so a later reversal
 	// still arrives by webhook.
 	ReturnWatch time.Duration
+	// DedupeWindow is how long a requestId is single-use (DEDUPE_WINDOW,
+	// the dispatcher's and ingest's): a payout under our id made more than
+	// half of it before the payout the dispatcher adopted is an earlier
+	// life's (adoptedFailure); default 30 days.
+	DedupeWindow time.Duration
 
 	// Now is the clock for scheduling and event times; default time.Now.
 	Now        func() time.Time
@@ -173,6 +178,7 @@ func (c *Config) setDefaults() error {
 		c.RebuildLookback = 48 * time.Hour
 	}
 	def(&c.ReturnWatch, 24*time.Hour)
+	def(&c.DedupeWindow, 30*24*time.Hour)
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 1 << 20
 	}

@@ -36,8 +36,10 @@ type Settings struct {
 	TrackerAddr       string
 	PollInterval      time.Duration
 	PollMaxBackoff    time.Duration
-	ProduceTimeout    time.Duration
-	DrainTimeout      time.Duration
+	// DedupeWindow is DEDUPE_WINDOW (Config.DedupeWindow).
+	DedupeWindow   time.Duration
+	ProduceTimeout time.Duration
+	DrainTimeout   time.Duration
 	// MaxConcurrentWebhooks is TRACKER_MAX_CONCURRENT_WEBHOOKS (see
 	// Config.MaxConcurrentWebhooks).
 	MaxConcurrentWebhooks int
@@ -62,7 +64,8 @@ const DefaultMaxConcurrentWebhooks = 32
 // BindConfig binds the tracker settings on s: the common ones (Kafka,
 // TOPIC_*, SCHEMA_REGISTRY_URL, METRICS_ADDR, LOG_*), REDIS_URL,
 // REDIS_PREFIX, the WOMPI_* ones (the three credentials are secrets that may
-// come from *_FILE), TRACKER_ADDR, POLL_INTERVAL, TRACKER_PRODUCE_TIMEOUT,
+// come from *_FILE), TRACKER_ADDR, POLL_INTERVAL, POLL_MAX_BACKOFF,
+// DEDUPE_WINDOW, TRACKER_PRODUCE_TIMEOUT,
 // TRACKER_DRAIN_TIMEOUT, TRACKER_MAX_CONCURRENT_WEBHOOKS, and the rail
 // settings (railconfig.Bind).
 func BindConfig(s *config.Set) *Settings {
@@ -94,6 +97,9 @@ func BindConfig(s *config.Set) *Settings {
 		Check(func() error { return config.CheckPositive(st.PollInterval) })
 	s.Duration(&st.PollMaxBackoff, "poll-max-backoff", "POLL_MAX_BACKOFF", 30*time.Minute, "cap of a payout's polling backoff by age (10s young, up to 30m for ACH)").
 		Check(func() error { return config.CheckPositive(st.PollMaxBackoff) })
+	s.Duration(&st.DedupeWindow, "dedupe-window", "DEDUPE_WINDOW", 30*24*time.Hour,
+		"how long a requestId is single-use (the dispatcher's and ingest's): a payout under it made more than half of that before the one the dispatcher adopted is an earlier use's").
+		Check(func() error { return config.CheckPositive(st.DedupeWindow) })
 	s.Duration(&st.ProduceTimeout, "produce-timeout", "TRACKER_PRODUCE_TIMEOUT", 5*time.Second, "bound of one acks=all produce; past it the webhook gets 503").
 		Check(func() error { return config.CheckPositive(st.ProduceTimeout) })
 	s.Duration(&st.DrainTimeout, "drain-timeout", "TRACKER_DRAIN_TIMEOUT", 15*time.Second, "on SIGTERM, how long in-flight webhooks may take to finish").
@@ -142,6 +148,7 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 		Kafka: kopts, Codec: codec, Topics: st.Topics, Redis: rdb, Prefix: st.RedisPrefix,
 		Wompi:          wompi.NewRail(wc, wompi.RailConfig{EventsSecret: st.WompiEventsSecret}),
 		ProduceTimeout: st.ProduceTimeout, PollInterval: st.PollInterval, PollMaxBackoff: st.PollMaxBackoff,
+		DedupeWindow:          st.DedupeWindow,
 		MaxConcurrentWebhooks: st.MaxConcurrentWebhooks, Logger: logger, Registerer: reg,
 		KeyByKey: !st.StatusConfirmKeys,
 	}

@@ -421,8 +421,13 @@ func (e *Engine) failureOfOtherFor(ctx context.Context, name rail.Name, ref sing
 // request's status key follows the other (its status emitted), the
 // failure is not emitted (otherFollowed); once the lookup lists no other
 // payout that may pay, it is. Another payout that ended before this one
-// was created (paid in an earlier life: the requestId sent again after
-// DEDUPE_WINDOW) does not count; when its time is unknown, it does. A
+// was created, and was created itself more than half of DEDUPE_WINDOW
+// before it (paid in an earlier life: the requestId sent again after
+// DEDUPE_WINDOW), does not count; when its times are unknown, it does.
+// One made since is this life's, whenever it ended: it may have paid
+// before the lookup behind it let the dispatcher post this payout (its
+// callbacks lost, its APPROVED never emitted), and this payout's FAILED
+// would end the request the other paid. A
 // lookup that does not list this payout yet (behind its create) holds the
 // failure and schedules nothing else: it cannot tell an earlier life's
 // payout from one of this life. A RETURNED is emitted as before: the
@@ -451,8 +456,9 @@ func (e *Engine) adoptedFailure(ctx context.Context, name rail.Name, requestID, 
 		case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
 			continue
 		}
-		if p.Status != "" && p.Status.Final() && born.Unix() > 0 && p.UpdatedAt.Unix() > 0 && !p.UpdatedAt.After(born) {
-			continue // ended before this payout was made: an earlier life's
+		if p.Status != "" && p.Status.Final() && born.Unix() > 0 && p.UpdatedAt.Unix() > 0 && !p.UpdatedAt.After(born) &&
+			p.CreatedAt.Unix() > 0 && p.CreatedAt.Before(born.Add(-e.cfg.DedupeWindow/2)) {
+			continue // ended before this payout was made, and made long before it: an earlier life's
 		}
 		v, err := readStatusKey(ctx, e.statuses.rdb, e.statuses.key(kindRequest, requestID))
 		if err != nil {
