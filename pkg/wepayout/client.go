@@ -323,9 +323,12 @@ func (c *Client) listPage(ctx context.Context, op string, q ListQuery) (*Payment
 // error rather than an endless walk. An empty page that a meta announced
 // payments on (below a last_page, or within a total) is an error too:
 // payments are never deleted, so it is a page the server failed to fill,
-// not the end. A page that fails retryably is asked for again
-// (rail.ReadPage); it stops at the first error that outlasts that, which
-// it yields.
+// not the end. A page announcing a smaller total than an earlier page
+// (no status filter) is a replica behind too, and is asked for again: its
+// payments may sit a place earlier than on the pages read, one of them
+// then on no page the walk reads. A page that fails retryably is asked
+// for again (rail.ReadPage); it stops at the first error that outlasts
+// that, which it yields.
 func (c *Client) Payments(ctx context.Context, q ListQuery) iter.Seq2[Payment, error] {
 	return c.walk(ctx, opList, q)
 }
@@ -340,9 +343,21 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 		}
 		seen := map[ID]bool{}
 		last := 0 // the highest last_page a page announced
+		most := 0 // the highest total a page announced
 		for {
 			pg, err := rail.ReadPage(ctx, func() (*PaymentPage, error) {
 				pg, err := c.listPage(ctx, op, q)
+				if err == nil && pg.Meta != nil && q.StatusID == 0 && pg.Meta.Total < most {
+					// Payments are never deleted, and without a status
+					// filter none leaves the listing: a page announcing
+					// fewer than an earlier one is a replica behind. Its
+					// payments may sit earlier than on the pages read
+					// (a listing newest first, the newest missing), and
+					// the one it moved onto a page already read would be
+					// on neither: asked again, never taken.
+					return nil, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Retryable, Code: CodeBadAnswer,
+						Message: fmt.Sprintf("page %d announces %d payments, an earlier page %d: a replica behind", q.Page, pg.Meta.Total, most)}
+				}
 				if err != nil || len(pg.Data) > 0 {
 					return pg, err
 				}
@@ -387,7 +402,7 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 				return
 			}
 			if pg.Meta != nil {
-				last = max(last, pg.Meta.LastPage)
+				last, most = max(last, pg.Meta.LastPage), max(most, pg.Meta.Total)
 			}
 			// The highest last_page any page announced, not this page's:
 			// payments are never deleted, so a page announcing fewer pages

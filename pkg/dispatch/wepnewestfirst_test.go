@@ -1,0 +1,128 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wompi-payouts/pipeline/pkg/wepayout"
+	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
+)
+
+// newestFirstLagOnce serves WEpayout's full listing (no external_id)
+// newest first, as payment APIs commonly list, from the simulator's
+// listing; once on is set, the first read of page 2 is answered by a
+// replica one payment behind: it lacks the newest payment, so every
+// payment of it sits one place earlier than on the up-to-date pages.
+type newestFirstLagOnce struct {
+	on     *atomic.Bool
+	served atomic.Int32
+}
+
+func (s *newestFirstLagOnce) RoundTrip(req *http.Request) (*http.Response, error) {
+	q := req.URL.Query()
+	if req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/v2/payout/payments") || q.Get("external_id") != "" {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	page, _ := strconv.Atoi(q.Get("page"))
+	per, _ := strconv.Atoi(q.Get("per_page"))
+	page, per = max(page, 1), max(per, 1)
+	all := *req.URL
+	aq := all.Query()
+	aq.Set("page", "1")
+	aq.Set("per_page", strconv.Itoa(wepayout.MaxPerPage))
+	all.RawQuery = aq.Encode()
+	in, err := http.NewRequestWithContext(req.Context(), http.MethodGet, all.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	in.Header = req.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(in)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var full struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&full); err != nil {
+		return nil, err
+	}
+	data := slices.Clone(full.Data)
+	slices.Reverse(data) // newest first
+	if s.on.Load() && page == 2 && len(data) > 0 && s.served.Add(1) == 1 {
+		data = data[1:] // a replica behind the newest payment
+	}
+	total := len(data)
+	last := max(1, (total+per-1)/per)
+	lo, hi := min((page-1)*per, total), min(page*per, total)
+	out, err := json.Marshal(map[string]any{
+		"data": append([]json.RawMessage{}, data[lo:hi]...),
+		"meta": map[string]int{"current_page": page, "last_page": last, "per_page": per, "total": total},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return jsonAnswer(req, http.StatusOK, string(out)), nil
+}
+
+// Two faults together on WEpayout: a payee is paid and the dispatcher
+// crashes before recording it, then Redis is lost; the recovery's listing
+// (newest first, two payments a page, the paid payee first on page 2) has
+// its page 2 answered by a replica one payment behind. Its payments sit one
+// place earlier, so the paid payee, which that replica lists on page 1, is
+// on neither page the walk read. The walk took the page (only a smaller
+// last_page, or an empty page, was known as a replica behind; this one
+// announced one payment fewer in its total): the paid payee was never
+// indexed, the epoch was marked complete, and the batch read again proved
+// the payee new and posted it without a lookup: paid twice.
+func TestWEpayoutNewestFirstListingWithAPageBehindIsNoProof(t *testing.T) {
+	t.Parallel()
+	var on atomic.Bool
+	tr := &newestFirstLagOnce{on: &on}
+	const label = "desc-lag"
+	f := newFixture(t, fixtureOpt{ownRedis: true})
+	sim := weptest.NewTestServer(t, weptest.Config{})
+	r := singleRails(t)[1](t)
+	r.client = sim.Client(wepayout.Config{NotificationURL: sink(t), PageSize: 2,
+		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: tr}})
+	r.sim = sim
+	create := func(name string) {
+		t.Helper()
+		other := singleBatch(r, name, 1)
+		if _, err := r.client.Create(context.Background(), singleRequest(r.name, &other.Transactions[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		create(fmt.Sprintf("%s-older-%d", label, i))
+	}
+	b := singleBatch(r, label, 1)
+	untilCrash(t, f, r.engine(f, nil), b)
+	for i := range 2 { // paid just before the loss: newer than the payee
+		create(fmt.Sprintf("%s-newer-%d", label, i))
+	}
+	on.Store(true)
+	if err := f.redis.FlushAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := r.engine(f, func(c *Config) { c.RailPatience = 2 * time.Second })
+	stop, _ := f.run(e)
+	eventually(t, "the batch read again handled", func() bool {
+		return outcome(e, "submitted")+outcome(e, "deferred") >= 1
+	})
+	_ = stop()
+	if tr.served.Load() == 0 {
+		t.Fatal("the recovery never read the page behind")
+	}
+	if n := sim.Accepted(b.Transactions[0].RequestID); n != 1 {
+		t.Fatalf("%s paid %d times, want 1", b.Transactions[0].RequestID, n)
+	}
+}
