@@ -102,6 +102,9 @@ type Config struct {
 	// started on this Kafka (starts.go): rails nobody holds credentials
 	// for any more. A requestId paid on one of them within the dedupe
 	// window and sent again on another rail after the loss is paid again.
+	// While a live dispatcher still pays through one (its start record is
+	// less than a day old), a recovery that did not list it leaves the
+	// epoch incomplete (missingRails).
 	RetiredRails []rail.Name
 	// SingleRatePerSecond and SingleRateBurst are each single-payout rail's
 	// API rate limit (creates and lookups), shared by every replica, unless

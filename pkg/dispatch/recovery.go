@@ -210,7 +210,7 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 		return id, nil
 	}
 	// Every rail a dispatcher has paid through must be listed.
-	missing, err := e.missingRails(ctx)
+	missing, unlisted, err := e.missingRails(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -338,6 +338,11 @@ func (e *Engine) recover(ctx context.Context, lost <-chan struct{}) (string, err
 	case e.mayEvict.Load():
 		// Redis may evict what was just indexed: no proof from it
 		// (checkEviction).
+	case len(unlisted) > 0:
+		// A live dispatcher pays through a rail retired here, which this
+		// rebuild did not list (missingRails): no proof from it.
+		e.log.Warn("dispatch: a rail retired here (DISPATCHER_RETIRED_RAILS) is still paid through by a live dispatcher, and this recovery did not list it: the epoch is not complete, every single-payout payee is looked up before its POST",
+			"epoch", epoch, "rails", unlisted)
 	case (!first || e.cfg.FreshKafka) && unindexed == 0:
 		complete = "complete"
 	case unindexed > 0:
@@ -514,10 +519,10 @@ func (e *Engine) completeEpoch(ctx context.Context, epoch string) {
 		n := min(e.completeFails.Add(1)-1, 6)
 		e.completeAfter.Store(int64(e.since() + min(time.Hour, time.Minute<<n)))
 	}
-	if missing, err := e.missingRails(ctx); err != nil || len(missing) > 0 {
+	if missing, unlisted, err := e.missingRails(ctx); err != nil || len(missing) > 0 || len(unlisted) > 0 {
 		later()
 		e.log.Warn("dispatch: the epoch cannot be completed by this replica: every single-payout payee is still looked up before its POST",
-			"missing_rails", missing, "err", err)
+			"missing_rails", missing, "retired_rails_still_paid", unlisted, "err", err)
 		return
 	}
 	// Redis's count of evicted keys before the listing: the epoch is

@@ -106,25 +106,41 @@ func (e *Engine) payRails() []rail.Name {
 // record comes before any claim of its process, so before a loss that
 // claim could precede, so before this read. Records of versions that wrote
 // no rails name none.
-func (e *Engine) missingRails(ctx context.Context) ([]rail.Name, error) {
+//
+// unlisted are the retired rails this process cannot list that a live
+// dispatcher still pays through: a start record written in the last
+// railsEvery and an hour names them (a rolling change of
+// DISPATCHER_RETIRED_RAILS, or a replica that still holds the rail's
+// credentials). A recovery may run without listing them, but its epoch
+// proves no payee new (newPayeeProof): that dispatcher would post a copy
+// of a request it paid before the loss, on the rail itself, without a
+// lookup.
+func (e *Engine) missingRails(ctx context.Context) (missing, unlisted []rail.Name, err error) {
 	if len(e.cfg.Singles) == len(rail.Names)-1 {
-		return nil, nil // this process lists every rail there is
+		return nil, nil, nil // this process lists every rail there is
 	}
-	named := map[rail.Name]bool{}
+	named, live := map[rail.Name]bool{}, map[rail.Name]bool{}
+	since := time.Now().Add(-e.railsEvery - time.Hour)
 	if err := e.readStarts(ctx, func(sr *startRecord) {
 		for _, n := range sr.Rails {
 			named[n] = true
+			live[n] = live[n] || !sr.StartedAt.Before(since)
 		}
 	}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var missing []rail.Name
 	for _, n := range slices.Sorted(maps.Keys(named)) {
-		if n != rail.Wompi && e.cfg.Singles[n] == nil && !slices.Contains(e.cfg.RetiredRails, n) {
+		if n == rail.Wompi || e.cfg.Singles[n] != nil {
+			continue
+		}
+		switch {
+		case !slices.Contains(e.cfg.RetiredRails, n):
 			missing = append(missing, n)
+		case live[n]:
+			unlisted = append(unlisted, n)
 		}
 	}
-	return missing, nil
+	return missing, unlisted, nil
 }
 
 // peerWaits returns how long to wait for POSTs another dispatcher may have
@@ -258,7 +274,7 @@ func (e *Engine) checkStartsTopic(ctx context.Context) {
 			"dropped, and a copy of a request refused before, sent again after the loss, is paid; keep every record for DEDUPE_WINDOW",
 			"topic", e.cfg.Topics.Status)
 	}
-	if _, err := e.missingRails(ctx); err != nil {
+	if _, _, err := e.missingRails(ctx); err != nil {
 		e.log.Error("dispatch: cannot read the start records: a recovery after a Redis loss will fail until this is fixed (the dispatcher needs Read on the topic)",
 			"topic", topic, "err", err)
 	}
