@@ -40,7 +40,8 @@ import (
 //   - a refusal (validation) rejects that payee only; a deferral (balance,
 //     limit) defers that payee only, in a smaller copy of the batch on the
 //     deferred topic; credentials that stopped working are retried at the
-//     longest backoff, loudly, never turned into a rejection.
+//     longest backoff, loudly, never turned into a rejection (a create so
+//     refused may still land: its lookup waits RecoveryGrace too).
 //
 // Redis work per batch is a constant number of round trips: the claim, the
 // duplicate index, the reservation, one state move, one pipelined hand-off
@@ -787,7 +788,13 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 			e.m.railBlocked.WithLabelValues(string(name), code).Inc()
 			j.log.Error("dispatch: single payout refused for a reason no retry fixes (credentials, permission or base URL); retrying at the longest backoff until it is fixed",
 				"rail", name, "err", err, "try", attempt)
-			if werr := j.railWait(e.cfg.RetryMax); werr != nil {
+			// The answer may be a gateway's that forwarded the POST (or a
+			// token that expired while the create was applied): the
+			// payout may still land. As after an unknown outcome, the
+			// lookup before any other POST waits until none can, and a
+			// later refusal is not taken at its word.
+			repeat = true
+			if werr := j.railWait(max(e.cfg.RetryMax, e.cfg.RecoveryGrace)); werr != nil {
 				return patienceOr(werr, err)
 			}
 		default: // Retryable: not applied
