@@ -323,12 +323,12 @@ func (c *Client) listPage(ctx context.Context, op string, q ListQuery) (*Payment
 // error rather than an endless walk. An empty page that a meta announced
 // payments on (below a last_page, or within a total) is an error too:
 // payments are never deleted, so it is a page the server failed to fill,
-// not the end. A page announcing a smaller total than an earlier page
-// (no status filter) is a replica behind too, and is asked for again: its
-// payments may sit a place earlier than on the pages read, one of them
-// then on no page the walk reads. A page that fails retryably is asked
-// for again (rail.ReadPage); it stops at the first error that outlasts
-// that, which it yields.
+// not the end. A page announcing a smaller total or last_page than an
+// earlier page (no status filter) is a replica behind too, and is asked
+// for again: its payments may sit a place earlier than on the pages read,
+// one of them then on no page the walk reads. A page that fails retryably
+// is asked for again (rail.ReadPage); it stops at the first error that
+// outlasts that, which it yields.
 func (c *Client) Payments(ctx context.Context, q ListQuery) iter.Seq2[Payment, error] {
 	return c.walk(ctx, opList, q)
 }
@@ -347,16 +347,18 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 		for {
 			pg, err := rail.ReadPage(ctx, func() (*PaymentPage, error) {
 				pg, err := c.listPage(ctx, op, q)
-				if err == nil && pg.Meta != nil && q.StatusID == 0 && pg.Meta.Total < most {
+				if err == nil && pg.Meta != nil && q.StatusID == 0 && ((pg.Meta.Total > 0 && pg.Meta.Total < most) || (pg.Meta.LastPage > 0 && pg.Meta.LastPage < last)) {
 					// Payments are never deleted, and without a status
 					// filter none leaves the listing: a page announcing
-					// fewer than an earlier one is a replica behind. Its
+					// fewer payments, or fewer pages (a meta without a
+					// total), than an earlier one is a replica behind. Its
 					// payments may sit earlier than on the pages read
 					// (a listing newest first, the newest missing), and
 					// the one it moved onto a page already read would be
 					// on neither: asked again, never taken.
 					return nil, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Retryable, Code: CodeBadAnswer,
-						Message: fmt.Sprintf("page %d announces %d payments, an earlier page %d: a replica behind", q.Page, pg.Meta.Total, most)}
+						Message: fmt.Sprintf("page %d announces %d payments, %d pages; an earlier page %d, %d: a replica behind",
+							q.Page, pg.Meta.Total, pg.Meta.LastPage, most, last)}
 				}
 				if err != nil || len(pg.Data) > 0 {
 					return pg, err

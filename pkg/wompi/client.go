@@ -362,11 +362,14 @@ func (c *Client) pageSizeOr(limit int) int {
 
 // paginate yields every record of every page from startPage on. A page
 // that fails yields the error once and stops. It stops after the last page
-// (the most pages any page announced: records are never deleted, so a
-// page announcing fewer is from a server copy behind, not the end), or at
-// the first short or empty page when no page announced pages. An empty
-// page where earlier pages, or its own total, announced records is no end
-// either: it yields ErrInconsistentPage (retryable), never a listing that
+// (the most pages any page announced), or at the first short or empty page
+// when no page announced pages. Records are never deleted, so a page
+// announcing fewer records or pages than an earlier page is from a server
+// copy behind: Wompi does not publish its order, and in a listing newest
+// first that copy's records sit earlier than on the pages read, the one
+// it moved onto a page already read on no page the walk reads. Such a
+// page, and an empty page where earlier pages, or its own total, announced
+// records, yield ErrInconsistentPage (retryable), never a listing that
 // looks complete. A listing filtered by status shrinks as records change
 // status while it is walked: it stops at its own page's count, or at an
 // empty page (a poll by status, which the next poll completes).
@@ -374,6 +377,7 @@ func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, 
 	return func(yield func(T, error) bool) {
 		page := max(startPage, 1)
 		pages := 0 // the most pages any page announced
+		most := 0  // the most records any page announced
 		shrinks := q.Get("status") != ""
 		for range 1_000_000 {
 			qq := url.Values{}
@@ -385,6 +389,11 @@ func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, 
 			}
 			qq.Set("page", strconv.Itoa(page))
 			p, err := getPage[T](ctx, c, path, qq)
+			if err == nil && !shrinks && ((p.Total > 0 && p.Total < most) || (p.Pages > 0 && p.Pages < pages)) {
+				err = &Error{Method: http.MethodGet, Path: path,
+					Err: fmt.Errorf("%w: page %d announces %d records, %d pages; an earlier page %d, %d: a server copy behind",
+						ErrInconsistentPage, page, p.Total, p.Pages, most, pages)}
+			}
 			if err != nil {
 				var zero T
 				yield(zero, err)
@@ -395,7 +404,7 @@ func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, 
 					return
 				}
 			}
-			pages = max(pages, p.Pages)
+			pages, most = max(pages, p.Pages), max(most, p.Total)
 			if shrinks {
 				pages = p.Pages
 			}
