@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,17 +15,11 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/wepayout/weptest"
 )
 
-// newestFirstLagOnce serves WEpayout's full listing (no external_id)
-// newest first, as payment APIs commonly list, from the simulator's
-// listing; once on is set, the first read of page 2 is answered by a
-// replica one payment behind: it lacks the newest payment, so every
-// payment of it sits one place earlier than on the up-to-date pages.
-type newestFirstLagOnce struct {
-	on     *atomic.Bool
-	served atomic.Int32
-}
+// wepNewestFirst serves WEpayout's full listing (no external_id) newest
+// first, its page 2 once from a replica behind (newestFirstLag).
+type wepNewestFirst struct{ newestFirstLag }
 
-func (s *newestFirstLagOnce) RoundTrip(req *http.Request) (*http.Response, error) {
+func (s *wepNewestFirst) RoundTrip(req *http.Request) (*http.Response, error) {
 	q := req.URL.Query()
 	if req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/v2/payout/payments") || q.Get("external_id") != "" {
 		return http.DefaultTransport.RoundTrip(req)
@@ -34,32 +27,13 @@ func (s *newestFirstLagOnce) RoundTrip(req *http.Request) (*http.Response, error
 	page, _ := strconv.Atoi(q.Get("page"))
 	per, _ := strconv.Atoi(q.Get("per_page"))
 	page, per = max(page, 1), max(per, 1)
-	all := *req.URL
-	aq := all.Query()
-	aq.Set("page", "1")
-	aq.Set("per_page", strconv.Itoa(wepayout.MaxPerPage))
-	all.RawQuery = aq.Encode()
-	in, err := http.NewRequestWithContext(req.Context(), http.MethodGet, all.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	in.Header = req.Header.Clone()
-	resp, err := http.DefaultTransport.RoundTrip(in)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var full struct {
 		Data []json.RawMessage `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&full); err != nil {
+	if err := fetchWhole(req, map[string]string{"page": "1", "per_page": strconv.Itoa(wepayout.MaxPerPage)}, &full); err != nil {
 		return nil, err
 	}
-	data := slices.Clone(full.Data)
-	slices.Reverse(data) // newest first
-	if s.on.Load() && page == 2 && len(data) > 0 && s.served.Add(1) == 1 {
-		data = data[1:] // a replica behind the newest payment
-	}
+	data := s.records(full.Data, page)
 	total := len(data)
 	last := max(1, (total+per-1)/per)
 	lo, hi := min((page-1)*per, total), min(page*per, total)
@@ -86,7 +60,7 @@ func (s *newestFirstLagOnce) RoundTrip(req *http.Request) (*http.Response, error
 func TestWEpayoutNewestFirstListingWithAPageBehindIsNoProof(t *testing.T) {
 	t.Parallel()
 	var on atomic.Bool
-	tr := &newestFirstLagOnce{on: &on}
+	tr := &wepNewestFirst{newestFirstLag{on: &on}}
 	const label = "desc-lag"
 	f := newFixture(t, fixtureOpt{ownRedis: true})
 	sim := weptest.NewTestServer(t, weptest.Config{})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,18 +13,13 @@ import (
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 )
 
-// wompiNewestFirstLagOnce serves Wompi's full batch listing (GET /payouts
-// with neither reference nor id) newest first, two batches a page, from
-// the simulator's listing; once on is set, the first read of page 2 is
-// answered by a server copy one batch behind: it lacks the newest batch,
-// so every batch of it sits one place earlier than on the up-to-date
-// pages. Every other call goes to the simulator.
-type wompiNewestFirstLagOnce struct {
-	on     *atomic.Bool
-	served atomic.Int32
-}
+// wompiNewestFirst serves Wompi's full batch listing (GET /payouts with
+// neither reference nor id) newest first, two batches a page, its page 2
+// once from a server copy behind (newestFirstLag). Every other call goes
+// to the simulator.
+type wompiNewestFirst struct{ newestFirstLag }
 
-func (s *wompiNewestFirstLagOnce) RoundTrip(req *http.Request) (*http.Response, error) {
+func (s *wompiNewestFirst) RoundTrip(req *http.Request) (*http.Response, error) {
 	q := req.URL.Query()
 	if req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/payouts") || q.Get("reference") != "" || q.Get("id") != "" {
 		return http.DefaultTransport.RoundTrip(req)
@@ -33,34 +27,15 @@ func (s *wompiNewestFirstLagOnce) RoundTrip(req *http.Request) (*http.Response, 
 	page, _ := strconv.Atoi(q.Get("page"))
 	page = max(page, 1)
 	const per = 2
-	all := *req.URL
-	aq := all.Query()
-	aq.Set("page", "1")
-	aq.Set("limit", "1000")
-	all.RawQuery = aq.Encode()
-	in, err := http.NewRequestWithContext(req.Context(), http.MethodGet, all.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	in.Header = req.Header.Clone()
-	resp, err := http.DefaultTransport.RoundTrip(in)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var full struct {
 		Data struct {
 			Records []json.RawMessage `json:"records"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&full); err != nil {
+	if err := fetchWhole(req, map[string]string{"page": "1", "limit": "1000"}, &full); err != nil {
 		return nil, err
 	}
-	recs := slices.Clone(full.Data.Records)
-	slices.Reverse(recs) // newest first
-	if s.on.Load() && page == 2 && len(recs) > 0 && s.served.Add(1) == 1 {
-		recs = recs[1:] // a server copy behind the newest batch
-	}
+	recs := s.records(full.Data.Records, page)
 	total := len(recs)
 	lo, hi := min((page-1)*per, total), min(page*per, total)
 	out, err := json.Marshal(map[string]any{"status": 200, "data": map[string]any{
@@ -85,7 +60,7 @@ func (s *wompiNewestFirstLagOnce) RoundTrip(req *http.Request) (*http.Response, 
 func TestWompiNewestFirstListingWithAPageBehindIsNoProof(t *testing.T) {
 	t.Parallel()
 	var on atomic.Bool
-	tr := &wompiNewestFirstLagOnce{on: &on}
+	tr := &wompiNewestFirst{newestFirstLag{on: &on}}
 	f := newFixture(t, fixtureOpt{ownRedis: true, noEpoch: true})
 	f.tap.base = tr
 	amounts := map[string]int64{"x-1": 100_000, "y-1": 200_000}
