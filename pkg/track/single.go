@@ -864,8 +864,11 @@ func (e *Engine) rebuildSkipsIDless(name rail.Name, ref string) {
 // on the schedule: one not final (an unknown status is not), a
 // SmartFastPay APPROVED still watched for a refund (ReturnWatch since its
 // creation or its last change, watched), and a
-// final one created within RebuildLookback (none where it is negative);
-// one without a creation time is taken.
+// final one created or last changed within RebuildLookback (none where it
+// is negative); one without a creation time is taken. A payout held for
+// days, then settled (or paid, then refunded) just before the loss, is
+// older than RebuildLookback, but its final status is as recent as the
+// webhook the loss may have cost.
 func (e *Engine) rebuildTakesSingle(name rail.Name, p rail.Payout, now time.Time) bool {
 	switch {
 	case p.Status == "" || !p.Status.Final():
@@ -876,6 +879,7 @@ func (e *Engine) rebuildTakesSingle(name rail.Name, p rail.Payout, now time.Time
 	case e.cfg.RebuildLookback <= 0:
 		return false
 	default:
-		return p.CreatedAt.IsZero() || !p.CreatedAt.Before(now.Add(-e.cfg.RebuildLookback))
+		from := now.Add(-e.cfg.RebuildLookback)
+		return p.CreatedAt.IsZero() || !p.CreatedAt.Before(from) || p.UpdatedAt.Unix() > 0 && !p.UpdatedAt.Before(from)
 	}
 }
