@@ -446,7 +446,10 @@ func (e *Engine) listSingles(ctx context.Context, w *indexWriter, to time.Time, 
 		// Each rail lists by its business day: from that day's start.
 		from := payout.DayIn(since, rail.Location(n)).StartIn(rail.Location(n))
 		mark := listedMark(n)
-		for p, err := range e.cfg.Singles[n].List(ctx, rail.ListFilter{From: from, To: to}) {
+		// A recovery's listing (to zero) is walked while no dispatcher
+		// posts: a rail may refuse one that grew between pages (Frozen).
+		// completeEpoch's is not: dispatchers post meanwhile.
+		for p, err := range e.cfg.Singles[n].List(ctx, rail.ListFilter{From: from, To: to, Frozen: to.IsZero()}) {
 			if err != nil {
 				return 0, 0, 0, fmt.Errorf("dispatch: rebuild: list %s payouts: %w", n, err)
 			}

@@ -136,7 +136,10 @@ type BatchPayouts interface {
 	Items(ctx context.Context, providerBatchID string) iter.Seq2[Payout, error]
 	// ListBatches walks every batch created since a time, every page, for
 	// rebuilds. It may also yield earlier batches (a rail filters by its
-	// business day), never fewer.
+	// business day), never fewer. It is walked while no dispatcher posts
+	// (a recovery after a Redis loss): a rail may refuse, retryably, a
+	// walk whose listing grew between pages (an earlier page from a copy
+	// behind).
 	ListBatches(ctx context.Context, since time.Time) iter.Seq2[Batch, error]
 	// VerifyWebhook checks a webhook's signature and decodes it. Every
 	// refusal wraps ErrUnverifiedWebhook. A replayed genuine webhook

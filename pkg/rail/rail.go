@@ -197,6 +197,12 @@ type ListFilter struct {
 	ID         string // our id
 	From, To   time.Time
 	ProviderID string
+	// Frozen: nothing adds a payout to the listing while it is walked (a
+	// recovery's rebuild, while no dispatcher posts). A rail whose pages
+	// announce a total may then refuse, retryably, a page announcing more
+	// than an earlier page: that page came from a copy behind, and in a
+	// listing newest first the newest payout it lacked is on no page read.
+	Frozen bool
 }
 
 // SinglePayouts is a single-payout rail's client: what the dispatcher and

@@ -344,6 +344,7 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 		seen := map[ID]bool{}
 		last := 0 // the highest last_page a page announced
 		most := 0 // the highest total a page announced
+		read := false
 		for {
 			pg, err := rail.ReadPage(ctx, func() (*PaymentPage, error) {
 				pg, err := c.listPage(ctx, op, q)
@@ -358,6 +359,15 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 					// on neither: asked again, never taken.
 					return nil, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Retryable, Code: CodeBadAnswer,
 						Message: fmt.Sprintf("page %d announces %d payments, %d pages; an earlier page %d, %d: a replica behind",
+							q.Page, pg.Meta.Total, pg.Meta.LastPage, most, last)}
+				}
+				if err == nil && pg.Meta != nil && q.Frozen && q.StatusID == 0 && read && ((most > 0 && pg.Meta.Total > most) || (last > 0 && pg.Meta.LastPage > last)) {
+					// Frozen: nothing was added since the earlier pages,
+					// so one of them came from a replica behind, and in a
+					// listing newest first the newest payment it lacked is
+					// on no page the walk reads: not taken.
+					return nil, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Retryable, Code: CodeBadAnswer,
+						Message: fmt.Sprintf("page %d announces %d payments, %d pages; an earlier page %d, %d: that page came from a replica behind",
 							q.Page, pg.Meta.Total, pg.Meta.LastPage, most, last)}
 				}
 				if err != nil || len(pg.Data) > 0 {
@@ -406,6 +416,7 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 			if pg.Meta != nil {
 				last, most = max(last, pg.Meta.LastPage), max(most, pg.Meta.Total)
 			}
+			read = true
 			// The highest last_page any page announced, not this page's:
 			// payments are never deleted, so a page announcing fewer pages
 			// than an earlier one is a replica behind, not the end.
@@ -493,7 +504,7 @@ func (c *Client) List(ctx context.Context, f rail.ListFilter) iter.Seq2[rail.Pay
 			return
 		}
 		seen := map[ID]bool{}
-		for p, err := range c.walk(ctx, opList, ListQuery{ExternalID: f.ID, CreatedAtStart: f.From, CreatedAtEnd: f.To}) {
+		for p, err := range c.walk(ctx, opList, ListQuery{ExternalID: f.ID, CreatedAtStart: f.From, CreatedAtEnd: f.To, Frozen: f.Frozen}) {
 			if err != nil {
 				yield(rail.Payout{}, err)
 				return

@@ -217,6 +217,10 @@ type ListQuery struct {
 	CreatedAtStart time.Time
 	CreatedAtEnd   time.Time
 	Page, PerPage  int
+	// Frozen: nothing adds a payment while the listing is walked
+	// (rail.ListFilter.Frozen) [ours]: walk refuses a page announcing more
+	// payments or pages than an earlier page too.
+	Frozen bool
 }
 
 // PageMeta is the listing's meta [doc].

@@ -284,7 +284,7 @@ func (c *Client) Accounts(ctx context.Context, f AccountsFilter) ([]Account, err
 		q.Set("status", f.Status)
 	}
 	var out []Account
-	for a, err := range paginate[Account](ctx, c, "/accounts", q, 0, 0) {
+	for a, err := range paginate[Account](ctx, c, "/accounts", q, 0, 0, false) {
 		if err != nil {
 			return nil, err
 		}
@@ -372,12 +372,18 @@ func (c *Client) pageSizeOr(limit int) int {
 // records, yield ErrInconsistentPage (retryable), never a listing that
 // looks complete. A listing filtered by status shrinks as records change
 // status while it is walked: it stops at its own page's count, or at an
-// empty page (a poll by status, which the next poll completes).
-func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, limit, startPage int) iter.Seq2[T, error] {
+// empty page (a poll by status, which the next poll completes). A frozen
+// listing is one walked while nothing adds records to it (a recovery's,
+// made while no dispatcher posts): a page announcing more records or
+// pages than an earlier page shows that the earlier one came from a copy
+// behind, whose records sit earlier than on the later pages (newest
+// first), the newest on no page the walk reads: ErrInconsistentPage too.
+func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, limit, startPage int, frozen bool) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		page := max(startPage, 1)
 		pages := 0 // the most pages any page announced
 		most := 0  // the most records any page announced
+		read := false
 		shrinks := q.Get("status") != ""
 		for range 1_000_000 {
 			qq := url.Values{}
@@ -394,11 +400,17 @@ func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, 
 					Err: fmt.Errorf("%w: page %d announces %d records, %d pages; an earlier page %d, %d: a server copy behind",
 						ErrInconsistentPage, page, p.Total, p.Pages, most, pages)}
 			}
+			if err == nil && frozen && !shrinks && read && ((most > 0 && p.Total > most) || (pages > 0 && p.Pages > pages)) {
+				err = &Error{Method: http.MethodGet, Path: path,
+					Err: fmt.Errorf("%w: page %d announces %d records, %d pages; an earlier page %d, %d: that page came from a server copy behind",
+						ErrInconsistentPage, page, p.Total, p.Pages, most, pages)}
+			}
 			if err != nil {
 				var zero T
 				yield(zero, err)
 				return
 			}
+			read = true
 			for _, r := range p.Records {
 				if !yield(r, nil) {
 					return
@@ -444,7 +456,7 @@ func (c *Client) Payouts(ctx context.Context, f PayoutsFilter) iter.Seq2[Payout,
 	setIf(q, "toDate", f.ToDate)
 	setIf(q, "reference", f.Reference)
 	setIf(q, "id", f.ID)
-	return paginate[Payout](ctx, c, "/payouts", q, c.pageSizeOr(f.Limit), f.Page)
+	return paginate[Payout](ctx, c, "/payouts", q, c.pageSizeOr(f.Limit), f.Page, f.Frozen)
 }
 
 // PayoutsPage returns one page of GET /payouts (f.Page, default 1).
@@ -554,7 +566,7 @@ func payoutTransactions[T any](ctx context.Context, c *Client, payoutID string, 
 	setIf(q, "reference", f.Reference)
 	setIf(q, "accountNumber", f.AccountNumber)
 	setIf(q, "payeeName", f.PayeeName)
-	return paginate[T](ctx, c, "/payouts/"+seg(payoutID)+"/transactions", q, c.pageSizeOr(f.Limit), f.Page)
+	return paginate[T](ctx, c, "/payouts/"+seg(payoutID)+"/transactions", q, c.pageSizeOr(f.Limit), f.Page, false)
 }
 
 // PayoutTransaction returns GET /payouts/{id}/transactions/{txId}.
@@ -580,7 +592,7 @@ func (c *Client) TransactionsByReference(ctx context.Context, batchReference str
 	}
 	q := url.Values{}
 	setIf(q, "status", string(f.Status))
-	return paginate[Transaction](ctx, c, "/transactions/"+seg(batchReference), q, c.pageSizeOr(f.Limit), f.Page)
+	return paginate[Transaction](ctx, c, "/transactions/"+seg(batchReference), q, c.pageSizeOr(f.Limit), f.Page, false)
 }
 
 // Reports iterates GET /reports/payouts.
@@ -588,7 +600,7 @@ func (c *Client) Reports(ctx context.Context, f ReportsFilter) iter.Seq2[Report,
 	q := url.Values{}
 	setIf(q, "periodicity", f.Periodicity)
 	setIf(q, "reportType", f.ReportType)
-	return paginate[Report](ctx, c, "/reports/payouts", q, c.pageSizeOr(f.Limit), f.Page)
+	return paginate[Report](ctx, c, "/reports/payouts", q, c.pageSizeOr(f.Limit), f.Page, false)
 }
 
 // ReportURL returns GET /reports/presigned_url: a URL to the report's CSV.

@@ -298,9 +298,11 @@ func (r *Rail) Items(ctx context.Context, providerBatchID string) iter.Seq2[rail
 
 // ListBatches walks GET /payouts?fromDate=, every page. fromDate is the
 // Bogota day of since, so batches of that day before since come too; a
-// zero since lists every batch.
+// zero since lists every batch. The listing is Frozen (a recovery's,
+// while no dispatcher posts): a page announcing more batches than an
+// earlier one is refused, retryably.
 func (r *Rail) ListBatches(ctx context.Context, since time.Time) iter.Seq2[rail.Batch, error] {
-	f := PayoutsFilter{}
+	f := PayoutsFilter{Frozen: true}
 	if !since.IsZero() {
 		f.FromDate = BogotaDay(since)
 	}

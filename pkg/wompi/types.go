@@ -534,6 +534,13 @@ type PayoutsFilter struct {
 	ID        string
 	// Limit is the page size; Page the first page to read (1-based).
 	Limit, Page int
+	// Frozen: nothing creates a batch while the listing is walked (a
+	// recovery's, while no dispatcher posts) [ours]. A page announcing
+	// more batches or pages than an earlier page is then refused
+	// (ErrInconsistentPage): the earlier page came from a server copy
+	// behind, and in a listing newest first the newest batch it lacked is
+	// on no page the walk reads.
+	Frozen bool
 }
 
 // TransactionsFilter filters GET /payouts/{id}/transactions [doc].
