@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -755,6 +756,12 @@ func (j *job) payOne(cl rail.SinglePayouts, i int, pre *[]rail.Payout, unposted,
 			return singleOutcome{deferred: re}, nil
 		case rail.AlreadyExists, rail.OutcomeUnknown:
 			repeat = true
+			if re != nil && (re.HTTPStatus == http.StatusUnauthorized || re.HTTPStatus == http.StatusForbidden) {
+				// A create refused our credentials and its outcome is
+				// unknown (SmartFastPay's 401 once a new token came): it
+				// is still credentials to fix, counted as blocked.
+				e.m.railBlocked.WithLabelValues(string(name), strconv.Itoa(re.HTTPStatus)).Inc()
+			}
 			if re != nil && re.Echo != "" && echo == "" {
 				// The rail named our id in its own form, which its filter
 				// may match alone: a lookup by our id would find nothing

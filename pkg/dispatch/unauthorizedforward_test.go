@@ -81,6 +81,7 @@ func TestSingleCreateRefusedUnauthorizedAfterForwardIsNotRepeated(t *testing.T) 
 		{"WEpayout401", 1, http.StatusUnauthorized, wep401, false},
 		{"WEpayout403", 1, http.StatusForbidden, wep401, false},
 		{"SmartFastPay403", 0, http.StatusForbidden, `{"requestId":"r","moreInformation":"forbidden"}`, false},
+		{"SmartFastPay401", 0, http.StatusUnauthorized, `{"requestId":"r","moreInformation":"access token expired"}`, false},
 		{"SmartFastPay401RefreshRefused", 0, http.StatusUnauthorized, `{"requestId":"r","moreInformation":"access token expired"}`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,10 +110,11 @@ func TestSingleCreateRefusedUnauthorizedAfterForwardIsNotRepeated(t *testing.T) 
 			if !refused || noToken != tc.refuseToken {
 				t.Fatalf("the faults never happened (create refused %v, token refused %v)", refused, noToken)
 			}
-			// The create ended Unauthorized (counted as blocked), not
-			// outcome unknown.
+			// The refusal of our credentials is counted as blocked,
+			// whether the create ended Unauthorized or outcome unknown
+			// (SmartFastPay's 401 once a new token came).
 			if n := testutil.ToFloat64(e.m.railBlocked.WithLabelValues(string(r.name), strconv.Itoa(tc.status))); n < 1 {
-				t.Fatalf("the create was not taken as Unauthorized (blocked %v)", n)
+				t.Fatalf("the refusal of our credentials was not counted as blocked (%v)", n)
 			}
 			f.checkSinglePaid(r, b, nil)
 		})
