@@ -49,54 +49,65 @@ func (s *wepNewestFirst) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // Two faults together on WEpayout: a payee is paid and the dispatcher
 // crashes before recording it, then Redis is lost; the recovery's listing
-// (newest first, two payments a page, the paid payee first on page 2) has
-// its page 2 answered by a replica one payment behind. Its payments sit one
-// place earlier, so the paid payee, which that replica lists on page 1, is
-// on neither page the walk read. The walk took the page (only a smaller
-// last_page, or an empty page, was known as a replica behind; this one
-// announced one payment fewer in its total): the paid payee was never
-// indexed, the epoch was marked complete, and the batch read again proved
-// the payee new and posted it without a lookup: paid twice.
+// (newest first, two payments a page) has one page answered by a replica
+// one payment behind, the others by up-to-date replicas, and the paid
+// payee is on no page the walk read (see
+// TestWompiNewestFirstListingWithAPageBehindIsNoProof: page 2 behind
+// announces one payment fewer, page 1 behind one fewer than the later
+// pages). The walk took the page: the paid payee was never indexed, the
+// epoch was marked complete, and the batch read again proved the payee
+// new and posted it without a lookup: paid twice.
 func TestWEpayoutNewestFirstListingWithAPageBehindIsNoProof(t *testing.T) {
 	t.Parallel()
-	var on atomic.Bool
-	tr := &wepNewestFirst{newestFirstLag{on: &on}}
-	const label = "desc-lag"
-	f := newFixture(t, fixtureOpt{ownRedis: true})
-	sim := weptest.NewTestServer(t, weptest.Config{})
-	r := singleRails(t)[1](t)
-	r.client = sim.Client(wepayout.Config{NotificationURL: sink(t), PageSize: 2,
-		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: tr}})
-	r.sim = sim
-	create := func(name string) {
-		t.Helper()
-		other := singleBatch(r, name, 1)
-		if _, err := r.client.Create(context.Background(), singleRequest(r.name, &other.Transactions[0])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range 3 {
-		create(fmt.Sprintf("%s-older-%d", label, i))
-	}
-	b := singleBatch(r, label, 1)
-	untilCrash(t, f, r.engine(f, nil), b)
-	for i := range 2 { // paid just before the loss: newer than the payee
-		create(fmt.Sprintf("%s-newer-%d", label, i))
-	}
-	on.Store(true)
-	if err := f.redis.FlushAll(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e := r.engine(f, func(c *Config) { c.RailPatience = 2 * time.Second })
-	stop, _ := f.run(e)
-	eventually(t, "the batch read again handled", func() bool {
-		return outcome(e, "submitted")+outcome(e, "deferred") >= 1
-	})
-	_ = stop()
-	if tr.served.Load() == 0 {
-		t.Fatal("the recovery never read the page behind")
-	}
-	if n := sim.Accepted(b.Transactions[0].RequestID); n != 1 {
-		t.Fatalf("%s paid %d times, want 1", b.Transactions[0].RequestID, n)
+	for _, tc := range []struct {
+		name                 string
+		behind, older, newer int // the page behind; payments older and newer than the payee's
+	}{
+		{"Page2Behind", 2, 3, 2}, // as many pages without the newest
+		{"Page1Behind", 1, 4, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var on atomic.Bool
+			tr := &wepNewestFirst{newestFirstLag{on: &on, behind: tc.behind}}
+			label := "desc-lag-" + strings.ToLower(tc.name)
+			f := newFixture(t, fixtureOpt{ownRedis: true})
+			sim := weptest.NewTestServer(t, weptest.Config{})
+			r := singleRails(t)[1](t)
+			r.client = sim.Client(wepayout.Config{NotificationURL: sink(t), PageSize: 2,
+				HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: tr}})
+			r.sim = sim
+			create := func(name string) {
+				t.Helper()
+				other := singleBatch(r, name, 1)
+				if _, err := r.client.Create(context.Background(), singleRequest(r.name, &other.Transactions[0])); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range tc.older {
+				create(fmt.Sprintf("%s-older-%d", label, i))
+			}
+			b := singleBatch(r, label, 1)
+			untilCrash(t, f, r.engine(f, nil), b)
+			for i := range tc.newer { // paid just before the loss
+				create(fmt.Sprintf("%s-newer-%d", label, i))
+			}
+			on.Store(true)
+			if err := f.redis.FlushAll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			e := r.engine(f, func(c *Config) { c.RailPatience = 2 * time.Second })
+			stop, _ := f.run(e)
+			eventually(t, "the batch read again handled", func() bool {
+				return outcome(e, "submitted")+outcome(e, "deferred") >= 1
+			})
+			_ = stop()
+			if tr.served.Load() == 0 {
+				t.Fatal("the recovery never read the page behind")
+			}
+			if n := sim.Accepted(b.Transactions[0].RequestID); n != 1 {
+				t.Fatalf("%s paid %d times, want 1", b.Transactions[0].RequestID, n)
+			}
+		})
 	}
 }
