@@ -192,6 +192,14 @@ type stall struct {
 	single *singleRail
 }
 
+// secondGrace is the second dispatcher's RecoveryGrace in
+// stalledUngatedAcrossALoss: the first one's close must come before that
+// recovery ends, and its revoke, its give-up and its next renewal take a
+// few seconds on a loaded machine (a 3 s grace failed once under CI
+// load). Without the close on a lost lease, the client would close only
+// at silentBrokersLimit (2 min), far past it.
+func secondGrace(c *Config) { c.RecoveryGrace = 8 * time.Second }
+
 // stalledUngatedAcrossALoss lines the three faults up: the first
 // dispatcher (its Config changed by s.first; s.refused: the rail refuses
 // its POSTs) ends one batch per partition with records no status gate
@@ -218,7 +226,7 @@ func stalledUngatedAcrossALoss(t *testing.T, prefix string, s stall) (*fixture, 
 			first = r.through(t, refuseAll(prefix))
 		}
 		mk1 = func() *Engine { return first.engine(f, s.first) }
-		mk2 = func() *Engine { return r.engine(f, nil) }
+		mk2 = func() *Engine { return r.engine(f, secondGrace) }
 	} else {
 		bs = onePerPartition(t, prefix, partitions, 600_000)
 		if s.refused {
@@ -230,7 +238,7 @@ func stalledUngatedAcrossALoss(t *testing.T, prefix string, s stall) (*fixture, 
 			}
 		}
 		mk1 = func() *Engine { return f.engine(s.first) }
-		mk2 = func() *Engine { return f.engine(nil) }
+		mk2 = func() *Engine { return f.engine(secondGrace) }
 	}
 	refused, held := s.refused, s.held
 	e1 := mk1()
