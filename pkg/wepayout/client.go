@@ -342,33 +342,20 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 			q.PerPage = c.cfg.PageSize
 		}
 		seen := map[ID]bool{}
-		last := 0 // the highest last_page a page announced
-		most := 0 // the highest total a page announced
-		read := false
+		var ext rail.Extent // what the pages read announced
 		for {
 			pg, err := rail.ReadPage(ctx, func() (*PaymentPage, error) {
 				pg, err := c.listPage(ctx, op, q)
-				if err == nil && pg.Meta != nil && q.StatusID == 0 && ((pg.Meta.Total > 0 && pg.Meta.Total < most) || (pg.Meta.LastPage > 0 && pg.Meta.LastPage < last)) {
+				if err == nil && pg.Meta != nil && q.StatusID == 0 {
 					// Payments are never deleted, and without a status
-					// filter none leaves the listing: a page announcing
-					// fewer payments, or fewer pages (a meta without a
-					// total), than an earlier one is a replica behind. Its
-					// payments may sit earlier than on the pages read
-					// (a listing newest first, the newest missing), and
-					// the one it moved onto a page already read would be
-					// on neither: asked again, never taken.
-					return nil, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Retryable, Code: CodeBadAnswer,
-						Message: fmt.Sprintf("page %d announces %d payments, %d pages; an earlier page %d, %d: a replica behind",
-							q.Page, pg.Meta.Total, pg.Meta.LastPage, most, last)}
-				}
-				if err == nil && pg.Meta != nil && q.Frozen && q.StatusID == 0 && read && ((most > 0 && pg.Meta.Total > most) || (last > 0 && pg.Meta.LastPage > last)) {
-					// Frozen: nothing was added since the earlier pages,
-					// so one of them came from a replica behind, and in a
-					// listing newest first the newest payment it lacked is
-					// on no page the walk reads: not taken.
-					return nil, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Retryable, Code: CodeBadAnswer,
-						Message: fmt.Sprintf("page %d announces %d payments, %d pages; an earlier page %d, %d: that page came from a replica behind",
-							q.Page, pg.Meta.Total, pg.Meta.LastPage, most, last)}
+					// filter none leaves the listing: a page that
+					// disagrees with an earlier one (rail.Extent) is
+					// asked again, never taken.
+					if lag := ext.Check(pg.Meta.Total, pg.Meta.LastPage, q.Frozen); lag != rail.InStep {
+						return nil, &rail.Error{Rail: rail.WEpayout, Op: op, Class: rail.Retryable, Code: CodeBadAnswer,
+							Message: fmt.Sprintf("page %d announces %d payments, %d pages; earlier pages %d, %d: %v",
+								q.Page, pg.Meta.Total, pg.Meta.LastPage, ext.Records, ext.Pages, lag)}
+					}
 				}
 				if err != nil || len(pg.Data) > 0 {
 					return pg, err
@@ -377,7 +364,7 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 				// announced, its own meta (when it has one) and the
 				// earlier pages' (a page without meta, after one that
 				// announced more pages, is not the end either).
-				l, total, per := last, 0, q.PerPage
+				l, total, per := ext.Pages, 0, q.PerPage
 				if pg.Meta != nil {
 					l, total = max(l, pg.Meta.LastPage), pg.Meta.Total
 					if pg.Meta.PerPage > 0 {
@@ -414,14 +401,13 @@ func (c *Client) walk(ctx context.Context, op string, q ListQuery) iter.Seq2[Pay
 				return
 			}
 			if pg.Meta != nil {
-				last, most = max(last, pg.Meta.LastPage), max(most, pg.Meta.Total)
+				ext.Add(pg.Meta.Total, pg.Meta.LastPage)
 			}
-			read = true
 			// The highest last_page any page announced, not this page's:
 			// payments are never deleted, so a page announcing fewer pages
 			// than an earlier one is a replica behind, not the end.
-			if last > 0 {
-				if q.Page >= last {
+			if ext.Pages > 0 {
+				if q.Page >= ext.Pages {
 					return
 				}
 			} else if len(pg.Data) < q.PerPage {

@@ -381,9 +381,7 @@ func (c *Client) pageSizeOr(limit int) int {
 func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, limit, startPage int, frozen bool) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		page := max(startPage, 1)
-		pages := 0 // the most pages any page announced
-		most := 0  // the most records any page announced
-		read := false
+		var ext rail.Extent // what the pages read announced
 		shrinks := q.Get("status") != ""
 		for range 1_000_000 {
 			qq := url.Values{}
@@ -395,28 +393,25 @@ func paginate[T any](ctx context.Context, c *Client, path string, q url.Values, 
 			}
 			qq.Set("page", strconv.Itoa(page))
 			p, err := getPage[T](ctx, c, path, qq)
-			if err == nil && !shrinks && ((p.Total > 0 && p.Total < most) || (p.Pages > 0 && p.Pages < pages)) {
-				err = &Error{Method: http.MethodGet, Path: path,
-					Err: fmt.Errorf("%w: page %d announces %d records, %d pages; an earlier page %d, %d: a server copy behind",
-						ErrInconsistentPage, page, p.Total, p.Pages, most, pages)}
-			}
-			if err == nil && frozen && !shrinks && read && ((most > 0 && p.Total > most) || (pages > 0 && p.Pages > pages)) {
-				err = &Error{Method: http.MethodGet, Path: path,
-					Err: fmt.Errorf("%w: page %d announces %d records, %d pages; an earlier page %d, %d: that page came from a server copy behind",
-						ErrInconsistentPage, page, p.Total, p.Pages, most, pages)}
+			if err == nil && !shrinks {
+				if lag := ext.Check(p.Total, p.Pages, frozen); lag != rail.InStep {
+					err = &Error{Method: http.MethodGet, Path: path,
+						Err: fmt.Errorf("%w: page %d announces %d records, %d pages; earlier pages %d, %d: %v",
+							ErrInconsistentPage, page, p.Total, p.Pages, ext.Records, ext.Pages, lag)}
+				}
 			}
 			if err != nil {
 				var zero T
 				yield(zero, err)
 				return
 			}
-			read = true
 			for _, r := range p.Records {
 				if !yield(r, nil) {
 					return
 				}
 			}
-			pages, most = max(pages, p.Pages), max(most, p.Total)
+			ext.Add(p.Total, p.Pages)
+			pages := ext.Pages // the most pages any page announced
 			if shrinks {
 				pages = p.Pages
 			}
