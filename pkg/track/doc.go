@@ -133,7 +133,11 @@
 // without a status filter (which does not shrink while it is walked) of the
 // last 30 days: the payouts not final, and the final ones created (or,
 // scheduled, dispersed) within RebuildLookback, so a final status whose
-// webhook was lost while Redis was gone is still emitted. A rebuild during which
+// webhook was lost while Redis was gone is still emitted; and from the
+// batch status topic (which the tracker reads for it), of the same 30
+// days, the payouts whose last status there is not final, or final within
+// RebuildLookback: a batch held longer than RebuildLookback and paid just
+// before the loss is listed final, with no update time. A rebuild during which
 // Redis lost data again is not marked complete (submitted.MarkReadyAfter),
 // and runs again. A replica without a single-payout rail's credentials
 // cannot list that rail: the marker records it as unlisted

@@ -114,7 +114,8 @@ type Config struct {
 	SweepInterval time.Duration
 	// RebuildLookback: after a Redis loss the schedule is rebuilt from the
 	// non-final payouts, plus the final ones created (or, a scheduled
-	// Wompi batch, dispersed) within this window, so that a final status
+	// Wompi batch, dispersed; or, a Wompi batch, last emitted on the batch
+	// status topic) within this window, so that a final status
 	// whose webhook was lost while Redis was gone is still emitted (again,
 	// with the same eventId, if it was already); default 48 h, negative
 	// for none.

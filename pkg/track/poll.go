@@ -5,10 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wompi-payouts/pipeline/pkg/events"
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
@@ -469,6 +475,65 @@ func (e *Engine) rebuildTakes(b rail.Batch, now time.Time) bool {
 	}
 }
 
+// rebuildFromBatchTopic puts back on the schedule, after a Redis loss,
+// every Wompi payout whose last status on the batch status topic (read
+// from rebuildPendingLookback, or RebuildLookback if longer, ago) is not
+// final, or is final and occurred within RebuildLookback. Wompi's listing
+// gives a batch no update time: a batch held (or pending) longer than
+// RebuildLookback, paid and its webhooks lost just before the loss, is
+// listed final and too old for rebuildTakes, and its requests' final
+// statuses were never emitted. The tracker had emitted it as not final
+// there, and that record outlives Redis. Only batches still pending, or
+// final in the last RebuildLookback, are taken: not every final one of the
+// window. It returns how many payouts were scheduled.
+func (e *Engine) rebuildFromBatchTopic(ctx context.Context, now time.Time) (int, error) {
+	topic := e.cfg.Topics.BatchStatus
+	ends, err := kadm.NewClient(e.producer).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("list the partitions of %s (TOPIC_BATCH_STATUS; the tracker needs Read and Describe on it): %w", topic, err)
+	}
+	type last struct {
+		status payout.BatchStatus
+		at     time.Time
+	}
+	byPayout := map[string]last{}
+	from := now.Add(-max(e.cfg.RebuildLookback, rebuildPendingLookback))
+	parts := slices.Sorted(maps.Keys(ends[topic]))
+	if _, err := events.ScanFrom(ctx, e.cfg.Kafka, topic, parts, from, nil, func(rec *kgo.Record) error {
+		var bc payout.BatchStatusChange
+		if err := e.cfg.Codec.DecodeBatchStatusChange(rec.Value, &bc); err != nil {
+			if events.Permanent(err) {
+				return nil // not an event of ours
+			}
+			return fmt.Errorf("decode a batch status at offset %d/%d: %w", rec.Partition, rec.Offset, err)
+		}
+		if bc.PayoutID == nil || *bc.PayoutID == "" || bc.Rail != nil && *bc.Rail != "" && *bc.Rail != string(rail.Wompi) {
+			return nil
+		}
+		// A batch's records are on one partition (keyed by batchId), in
+		// the order they were written.
+		byPayout[*bc.PayoutID] = last{status: bc.Status, at: bc.OccurredAt}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("read %s (TOPIC_BATCH_STATUS; the tracker needs Read and Describe on it): %w", topic, err)
+	}
+	n := 0
+	for _, id := range slices.Sorted(maps.Keys(byPayout)) {
+		l := byPayout[id]
+		if l.status.Final() && (e.cfg.RebuildLookback <= 0 || l.at.Before(now.Add(-e.cfg.RebuildLookback))) {
+			continue
+		}
+		if err := e.sub.Schedule(ctx, id, now); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // rebuildKeyTTL bounds how long a rebuild of the schedule may take and
 // still mark it ready (submitted.BeginRebuild).
 const rebuildKeyTTL = 24 * time.Hour
@@ -580,6 +645,11 @@ func (e *Engine) ensureSchedule(ctx context.Context) (bool, error) {
 	if err := schedule(now.Add(-max(e.cfg.RebuildLookback, rebuildPendingLookback)), nil); err != nil {
 		return false, fmt.Errorf("track: rebuild schedule: %w", err)
 	}
+	held, err := e.rebuildFromBatchTopic(ctx, now)
+	if err != nil {
+		return false, fmt.Errorf("track: rebuild schedule: %w", err)
+	}
+	n += held
 	singles, err := e.rebuildSingles(ctx, now, nil)
 	if err != nil {
 		return false, fmt.Errorf("track: rebuild schedule: %w", err)
