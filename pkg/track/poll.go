@@ -219,9 +219,18 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	// transition among them was emitted (or refused) then; skip them.
 	sum := digest.String()
 	if !found || sp.PollDigest != sum {
-		txs := make([]*payout.StatusChange, len(scs))
+		txs := make([]*payout.StatusChange, 0, len(scs))
 		for i := range scs {
-			txs[i] = &scs[i]
+			if !found { // no hand-off: its failures may be a payout not adopted's
+				other, err := e.followsOther(ctx, scs[i].RequestID, deref(scs[i].TransactionID), scs[i].Status)
+				if err != nil {
+					return retry(err)
+				}
+				if other {
+					continue
+				}
+			}
+			txs = append(txs, &scs[i])
 		}
 		for start := 0; start < len(txs); start += pollEmitBatch {
 			got, err := e.emitRequests(ctx, txs[start:min(start+pollEmitBatch, len(txs))], since)

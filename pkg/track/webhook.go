@@ -245,6 +245,12 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 			setReason(sc, failureOf(wtx))
 		}
 		verified = true
+		if other, err := e.followsOther(ctx, sc.RequestID, tx.ProviderID, sc.Status); err != nil || other {
+			if err == nil {
+				err = e.enrollBatch(ctx, payoutID, reads)
+			}
+			return emitDuplicate, err
+		}
 	}
 	res, err := e.emitRequest(ctx, sc, verified, since, func(ctx context.Context) (payout.Status, failure, error) {
 		t, err := e.cfg.Wompi.Item(ctx, payoutID, tx.ProviderID)
@@ -310,6 +316,45 @@ func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) 
 		return txRef{}, nil, err
 	}
 	return ref, &item, nil
+}
+
+// followsOther reports whether st, a failure of a Wompi transaction txID
+// that no hand-off maps, must not be emitted for requestID: the request's
+// status key follows another transaction whose life has not ended in a
+// FAILED or a CANCELLED (after which a new transaction restarts it,
+// requestRestart). That one is the transaction the dispatcher adopted: a
+// POST whose answer was lost, then a lookup behind the create, leave Wompi
+// with two payouts under one reference, and only the adopted one is handed
+// off. Emitted, the other one's FAILED would end the request while the
+// adopted one pays, whose APPROVED then follows as a new life: the
+// marketplace, which asks again on a FAILED, pays the payee twice (a
+// RETURNED would likewise follow the adopted one's APPROVED). The
+// request's statuses follow the adopted transaction; the other payout
+// stays polled until it ends.
+func (e *Engine) followsOther(ctx context.Context, requestID, txID string, st payout.Status) (bool, error) {
+	switch st {
+	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
+	default:
+		return false, nil
+	}
+	v, err := readStatusKey(ctx, e.statuses.rdb, e.statuses.key(kindRequest, requestID))
+	if err != nil {
+		return false, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	}
+	cur, tx := v.st, v.tx
+	if cur == "" {
+		cur, tx = v.fl, v.flx
+	}
+	if cur == "" || tx == "" || tx == txID {
+		return false, nil
+	}
+	switch payout.Status(cur) {
+	case payout.StatusFailed, payout.StatusCancelled:
+		return false, nil
+	}
+	e.log.Error("track: a failure of a Wompi transaction not handed off is not emitted: the request follows another transaction",
+		"request_id", requestID, "transaction", truncate(txID, 40), "status", st, "known", cur)
+	return true, nil
 }
 
 // resolvePayout returns a payout's batch id and origin account, from the
