@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,24 +234,13 @@ func New(cfg Config) (*Engine, error) {
 		e.cl.Close()
 		return nil, fmt.Errorf("dispatch: kafka client: %w", err)
 	}
-	if cfg.ReadKafka == nil && hasHooks(e.cl) {
+	if cfg.ReadKafka == nil && events.HasHooks(e.cl) {
 		// A second client built from these options would register the
 		// kprom hook's collectors again, and panic.
 		e.cl.Close()
 		return nil, errors.New("dispatch: Kafka carries hooks (kprom): set ReadKafka to the same base options without them")
 	}
 	return e, nil
-}
-
-// hasHooks reports whether cl was given hooks (kgo.WithHooks): the value
-// is a slice of an unexported type.
-func hasHooks(cl *kgo.Client) bool {
-	for _, v := range cl.OptValues(kgo.WithHooks) {
-		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Len() > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // fetchMaxWait bounds the broker's long poll of one fetch (see New).

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -192,4 +193,17 @@ func (k KafkaConfig) LogValue() slog.Value {
 		slog.String("sasl_user", k.SASLUser),
 		slog.Bool("sasl_password_set", k.SASLPassword != ""),
 	)
+}
+
+// HasHooks reports whether cl was given hooks (kgo.WithHooks), such as
+// kprom's: a second client built from the same options would register
+// kprom's collectors again, and panic. The option's value is a slice of an
+// unexported type.
+func HasHooks(cl *kgo.Client) bool {
+	for _, v := range cl.OptValues(kgo.WithHooks) {
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Len() > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -29,6 +29,12 @@ type Config struct {
 	// TLS, SASL, metrics hooks: events.KafkaConfig.Opts). The engine adds
 	// acks=all, idempotence and no linger. Required.
 	Kafka []kgo.Opt
+	// ReadKafka are the same base options without metric hooks (kprom
+	// registers its collectors once per client): a rebuild of the polling
+	// schedule after a Redis loss reads Topics.BatchStatus with a
+	// short-lived client of its own built from them. Default Kafka, which
+	// must then carry no kprom hook.
+	ReadKafka []kgo.Opt
 	// Codec encodes the status events. Required.
 	Codec *events.Codec
 	// Topics: Status and BatchStatus are used; default events.DefaultTopics.
@@ -259,6 +265,12 @@ func New(cfg Config) (*Engine, error) {
 	if err := CheckIdempotentProducer(cl); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("track: kafka producer: %w", err)
+	}
+	if cfg.ReadKafka == nil && events.HasHooks(cl) {
+		// A second client built from these options would register the
+		// kprom hook's collectors again, and panic.
+		cl.Close()
+		return nil, errors.New("track: Kafka carries hooks (kprom): set ReadKafka to the same base options without them")
 	}
 	return &Engine{
 		cfg: cfg, m: m, log: cfg.Logger, producer: cl,
@@ -635,4 +647,12 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// readOpts are the base options of a short-lived client (Config.ReadKafka).
+func (e *Engine) readOpts() []kgo.Opt {
+	if e.cfg.ReadKafka != nil {
+		return e.cfg.ReadKafka
+	}
+	return e.cfg.Kafka
 }

@@ -36,7 +36,12 @@ func produceFailedByTheClose(t *testing.T, poll bool) {
 		map[string]string{"code": "D07", "message": "Account number does not exist"}, t0)
 	answered := make(chan int, 1)
 	if poll {
-		// Every webhook lost; the poll reads the settled transaction.
+		// The schedule is ready: its rebuild reads Kafka, which never
+		// answers here. Every webhook lost; the poll reads the settled
+		// transaction.
+		if err := f.sub.MarkReady(ctx); err != nil {
+			t.Fatal(err)
+		}
 		f.sim.SettleAll()
 		f.clock.Advance(time.Minute)
 		go func() {

@@ -511,7 +511,7 @@ func (e *Engine) rebuildFromBatchTopic(ctx context.Context, now time.Time) (int,
 	byPayout := map[string]last{}
 	from := now.Add(-max(e.cfg.RebuildLookback, rebuildPendingLookback))
 	parts := slices.Sorted(maps.Keys(ends[topic]))
-	if _, err := events.ScanFrom(ctx, e.cfg.Kafka, topic, parts, from, nil, func(rec *kgo.Record) error {
+	if _, err := events.ScanFrom(ctx, e.readOpts(), topic, parts, from, nil, func(rec *kgo.Record) error {
 		var bc payout.BatchStatusChange
 		if err := e.cfg.Codec.DecodeBatchStatusChange(rec.Value, &bc); err != nil {
 			if events.Permanent(err) {

@@ -134,6 +134,10 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 	if err != nil {
 		return err
 	}
+	read, err := st.Kafka.Opts(nil, "")
+	if err != nil {
+		return err
+	}
 	rdb, err := config.RedisClient(st.RedisURL)
 	if err != nil {
 		return fmt.Errorf("REDIS_URL: %w", err)
@@ -145,7 +149,7 @@ func (st *Settings) Run(ctx context.Context, logger *slog.Logger, started func(w
 		return fmt.Errorf("WOMPI_BASE_URL: %w", err)
 	}
 	cfg := Config{
-		Kafka: kopts, Codec: codec, Topics: st.Topics, Redis: rdb, Prefix: st.RedisPrefix,
+		Kafka: kopts, ReadKafka: read, Codec: codec, Topics: st.Topics, Redis: rdb, Prefix: st.RedisPrefix,
 		Wompi:          wompi.NewRail(wc, wompi.RailConfig{EventsSecret: st.WompiEventsSecret}),
 		ProduceTimeout: st.ProduceTimeout, PollInterval: st.PollInterval, PollMaxBackoff: st.PollMaxBackoff,
 		DedupeWindow:          st.DedupeWindow,

@@ -10,18 +10,18 @@ import (
 )
 
 // The Wompi counterpart of TestNonAdoptedFailedPayoutDoesNotFailTheRequest
-// (a pair of faults): the dispatcher's POST
-// of a batch is answered late or never (its answer lost), its lookup by
-// reference is served from a listing behind the create, and it posts the
-// batch again: Wompi holds two payouts paying request R (the dispatcher
-// logs "payees may be paid more than once"). The one it adopted is handed
-// off and its transaction is PENDING; the other one's transaction fails
-// (the bank refuses the repeated transfer). Its signed FAILED webhook has
-// no hand-off: Wompi maps it to R, and it was emitted, ending R FAILED
-// while the adopted transaction pays; that transaction's APPROVED then
-// followed as a new life. The marketplace reads FAILED and asks again: the
-// payee, paid once by Wompi, is paid twice. A poll of the other payout
-// (enrolled by its webhook) emitted the same FAILED.
+// (a pair of faults): the dispatcher's POST of a batch is answered late or
+// never (its answer lost), its lookup by reference is served from a listing
+// behind the create, and it posts the batch again: Wompi holds two payouts
+// paying request R (the dispatcher logs "payees may be paid more than
+// once"). The one it adopted is handed off and its transaction is PENDING;
+// the other one's transaction fails (the bank refuses the repeated
+// transfer). Its signed FAILED webhook has no hand-off: Wompi maps it to R,
+// and it was emitted, ending R FAILED while the adopted transaction pays;
+// that transaction's APPROVED then followed as a new life. The marketplace
+// reads FAILED and asks again: the payee, paid once by Wompi, is paid twice.
+// A poll of the other payout (enrolled by its webhook) emitted the same
+// FAILED.
 func TestWompiFailureOfPayoutNotHandedOffDoesNotFailTheRequest(t *testing.T) {
 	for _, via := range []string{"webhook", "poll"} {
 		t.Run(via, func(t *testing.T) {
