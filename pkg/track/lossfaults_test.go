@@ -102,6 +102,13 @@ func TestSingleFinalStatusWithLostWebhookSurvivesRedisLoss(t *testing.T) {
 		}
 		f.clock.Advance(time.Second) // the settled ones are due after the rest
 	}
+	// The failure of a payout whose hand-off was lost waits until the
+	// payout is older than handOffWait (a batch redelivered may post
+	// another): kept back, and polled again.
+	f.clock.Advance(handOffWait)
+	if _, err := e.PollOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
 	evs := f.statusEvents()
 	checkLog(t, evs)
 	for id, want := range map[string]payout.Status{paid.ID: payout.StatusApproved, failed.ID: payout.StatusFailed} {

@@ -42,6 +42,10 @@ func TestWEpayoutNewLifeFailureAfterRedisLossEmitted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// X's FAILED is read once X is older than handOffWait (until then
+		// the dispatcher may still post Y: kept back), and ends the first
+		// life.
+		f.clock.Advance(handOffWait)
 		f.deliverWEPWebhook(s, srv.URL, r.ID) // X's FAILED: the first life ends
 		s.wep.Advance(time.Minute)
 		y := f.handOff(s.wepc, r)

@@ -385,7 +385,46 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 			return otherMayPay, nil
 		}
 	}
+	// The key holds no status of any payout (none yet, or a DEFERRED): the
+	// dispatcher has adopted none. This payout may be one whose POST's
+	// answer was lost, its failure read while the dispatcher waits to look
+	// the payee up: a lookup behind that misses it lets the dispatcher post
+	// another, not created (or not listed) yet. Emitted, this failure would
+	// end the request FAILED, the other's SUBMITTED and APPROVED following
+	// as a new life: the marketplace, which asks again on a FAILED, pays
+	// the payee twice. Kept back and watched while the payout is younger
+	// than handOffWait: its hand-off (adoptedFailure decides), the other's
+	// status in the key (otherFollowed) or the other listed (otherMayPay)
+	// ends the wait, else its age does (a hand-off lost with Redis).
+	if tx == "" && !payout.Status(cur).Final() && st != payout.StatusReturned && e.unadoptedYoung(ps[self]) {
+		e.log.Error("track: a failure of a payout not handed off is not emitted yet: the request has no status of any payout, and the dispatcher may still post another; the payout stays watched",
+			"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st)
+		e.m.failuresHeld.WithLabelValues(string(name)).Inc()
+		return otherMayPay, nil
+	}
 	return noOther, nil
+}
+
+// handOffWait bounds how long failureOfOther keeps back the failure of a
+// payout without hand-off on a request that has no status of any payout:
+// longer than a dispatcher takes from a POST whose answer was lost to the
+// POST of another payout of the payee after its lookup (RECOVERY_GRACE and
+// RAIL_PATIENCE, a takeover after a crash), or to its retry of the payee
+// deferred meanwhile (DEFERRED: RAIL_RETRY backed off, at most 16 minutes
+// by default). After a Redis loss, the failure of a payout made within
+// it waits as long: its hand-off is gone, and a batch redelivered may
+// post another just the same.
+const handOffWait = 20 * time.Minute
+
+// unadoptedYoung reports whether p, by its creation time (else its last
+// change), is younger than handOffWait. A payout without either time is
+// not: nothing would end its wait.
+func (e *Engine) unadoptedYoung(p rail.Payout) bool {
+	born := p.CreatedAt
+	if born.Unix() <= 0 {
+		born = p.UpdatedAt
+	}
+	return born.Unix() > 0 && e.cfg.Now().Sub(born) < handOffWait
 }
 
 // createdAfter reports whether a was created after b, by creation time,
