@@ -211,6 +211,30 @@
 // PENDING, when the first poll is due 10 s after the hand-off) emits no
 // request status.
 //
+// Two payouts under one batch reference (a POST whose answer was lost,
+// then a lookup by reference behind the create, and a second POST) pay
+// the same requests twice over, and only the one the dispatcher adopted is
+// handed off. A request's failure is emitted only when no other payout of
+// the request may still pay: a failure of a transaction no hand-off maps
+// is not emitted while the request's status key follows another
+// transaction not ended FAILED or CANCELLED (followsOther); a failure
+// (FAILED, CANCELLED, REJECTED) of an adopted transaction not emitted yet
+// is first checked against Wompi's lookup by the batch's reference
+// (FindBatches, and the transactions of any other payout under it: one
+// lookup per failure, none per success), and is kept back, the adopted
+// payout still polled and the other put on the schedule, while another
+// transaction of the request there is paid or not final, or the lookup
+// does not list the adopted payout (adoptedTxFailure; counted in
+// payouts_tracker_failures_held_total{rail="wompi"}). Emitted, it would
+// end the request FAILED while the other one pays, whose APPROVED then
+// follows as a new life: the marketplace, which asks again on a FAILED,
+// would pay the payee twice. Once the key follows the other transaction,
+// the adopted one's failure is dropped; once the other one fails too, it
+// is emitted. A transaction that ended before the adopted payout was made
+// and was made more than half of DEDUPE_WINDOW before it is an earlier
+// life's and does not count. The single-payout rails apply the same rules
+// with their lookup by our id (failureOfOther, adoptedFailure).
+//
 // # Single-payout rails
 //
 // SmartFastPay and WEpayout pay one payee per payout. The dispatcher hands

@@ -64,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"rail", "source"}),
 		failuresHeld: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payouts_tracker_failures_held_total",
-			Help: "Failures of a single payout without hand-off not emitted yet, by rail: the rail's lookup by our id lists another payout of the request that may still pay, or one created after it that ended too. The payout stays watched; one that keeps counting is a request left non-final.",
+			Help: "Failures of a payout not emitted yet, by rail: the rail's lookup by our id (Wompi: by the batch's reference, for an adopted transaction) lists another payout of the request that may still pay, or one created after it that ended too. The payout stays watched; one that keeps counting is a request left non-final.",
 		}, []string{"rail"}),
 		sigFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "payouts_tracker_webhook_signature_failures_total",

@@ -220,6 +220,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 	sum := digest.String()
 	if !found || sp.PollDigest != sum {
 		txs := make([]*payout.StatusChange, 0, len(scs))
+		adopted, held := &adoptedBatch{payoutID: payoutID, batchID: batchID}, false
 		for i := range scs {
 			if !found { // no hand-off: its failures may be a payout not adopted's
 				other, err := e.followsOther(ctx, scs[i].RequestID, deref(scs[i].TransactionID), scs[i].Status)
@@ -227,6 +228,19 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 					return retry(err)
 				}
 				if other {
+					continue
+				}
+			} else { // the adopted payout: another under its reference may pay
+				other, err := e.adoptedTxFailure(ctx, adopted, scs[i].RequestID, deref(scs[i].TransactionID), scs[i].Status)
+				if err != nil {
+					return retry(err)
+				}
+				if other == otherMayPay {
+					// Kept back: polled again, its digest not recorded
+					// (a poll reading the same statuses judges it again).
+					held, allFinal = true, false
+				}
+				if other != noOther {
 					continue
 				}
 			}
@@ -239,7 +253,7 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 				firstErr = cmpErr(firstErr, err)
 			}
 		}
-		if firstErr == nil && found {
+		if firstErr == nil && found && !held {
 			if err := e.sub.SetPollDigest(ctx, payoutID, sum); err != nil {
 				e.log.Warn("track: record poll digest", "payoutId", payoutID, "err", err)
 			}

@@ -2,6 +2,7 @@ package track
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -251,6 +252,14 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 			}
 			return emitDuplicate, err
 		}
+	} else if other, err := e.adoptedTxFailure(ctx, &adoptedBatch{payoutID: payoutID, batchID: ref.batchID},
+		sc.RequestID, tx.ProviderID, sc.Status); err != nil || other != noOther {
+		if err == nil && other == otherMayPay {
+			// The adopted payout stays polled until the failure is
+			// emitted or the request follows the other payout.
+			err = e.enrollBatch(ctx, payoutID, reads)
+		}
+		return emitDuplicate, err
 	}
 	res, err := e.emitRequest(ctx, sc, verified, since, func(ctx context.Context) (payout.Status, failure, error) {
 		t, err := e.cfg.Wompi.Item(ctx, payoutID, tx.ProviderID)
@@ -355,6 +364,141 @@ func (e *Engine) followsOther(ctx context.Context, requestID, txID string, st pa
 	e.log.Error("track: a failure of a Wompi transaction not handed off is not emitted: the request follows another transaction",
 		"request_id", requestID, "transaction", truncate(txID, 40), "status", st, "known", cur)
 	return true, nil
+}
+
+// adoptedBatch is what a failure of a Wompi transaction a hand-off maps
+// (the one the dispatcher adopted) is judged against: Wompi's lookup by
+// the batch's reference (FindBatches), read at most once per webhook or
+// poll, and only for a failure not emitted yet.
+type adoptedBatch struct {
+	payoutID, batchID string
+	read              bool
+	// listed: the lookup lists the adopted payout, and every payout under
+	// the reference with its id (else it is behind: nothing is proved).
+	listed bool
+	born   time.Time // the adopted payout's creation
+	// others are the transactions of the other payouts under the
+	// reference, by our requestId.
+	others map[string][]otherTx
+}
+
+// otherTx is a transaction of another payout under the batch's reference.
+type otherTx struct {
+	payoutID string
+	tx       rail.Payout
+}
+
+// adoptedTxFailure reports whether st, a failure of transaction txID of the
+// Wompi payout the dispatcher adopted (a.payoutID, handed off), must not
+// be emitted for requestID yet: Wompi's lookup by the batch's reference
+// lists another payout whose transaction of the request is paid or may
+// still pay. The dispatcher posts only after a lookup that found nothing,
+// but a lookup served from a copy behind may have missed an earlier
+// payout (the answer to its POST lost): it was not adopted, and it pays.
+// Emitted, the adopted transaction's FAILED would end the request while
+// that one pays; its APPROVED then follows as a new life (requestRestart),
+// and the marketplace, which asks again on a FAILED, pays the payee twice.
+// Kept back (otherMayPay), the adopted payout stays polled and the other
+// is put on the schedule (its webhooks, without hand-off, may be lost):
+// once the request's status key follows the other transaction (its status
+// emitted), the failure is not emitted (otherFollowed); once the lookup
+// lists no other transaction that may pay, it is (the other one's own
+// failure is not emitted while the key follows the adopted one:
+// followsOther). A lookup that does not list the adopted payout (behind
+// its create) holds the failure too. As the single rails' adoptedFailure:
+// another transaction that ended before the adopted payout was created,
+// and was created itself more than half of DEDUPE_WINDOW before it (an
+// earlier life's), does not count. A failure the key already holds for
+// txID (emitted) asks nothing: the lookup is made once per failure, never
+// per success.
+func (e *Engine) adoptedTxFailure(ctx context.Context, a *adoptedBatch, requestID, txID string, st payout.Status) (otherPayout, error) {
+	switch st {
+	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected:
+	default:
+		return noOther, nil
+	}
+	if a.batchID == "" {
+		return noOther, nil
+	}
+	v, err := readStatusKey(ctx, e.statuses.rdb, e.statuses.key(kindRequest, requestID))
+	if err != nil {
+		return noOther, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	}
+	if v.st == string(st) && v.tx == txID {
+		return noOther, nil // emitted already
+	}
+	if err := e.readAdopted(ctx, a); err != nil {
+		return noOther, err
+	}
+	if !a.listed {
+		e.log.Error("track: a failure of the adopted Wompi transaction is not emitted yet: the lookup by reference does not list its payout (behind); the payout stays watched",
+			"request_id", requestID, "transaction", truncate(txID, 40), "payoutId", a.payoutID, "status", st)
+		e.m.failuresHeld.WithLabelValues(string(rail.Wompi)).Inc()
+		return otherMayPay, nil
+	}
+	for _, o := range a.others[requestID] {
+		p := o.tx
+		if p.ProviderID == "" || p.ProviderID == txID {
+			continue
+		}
+		switch p.Status {
+		case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
+			continue
+		}
+		if p.Status != "" && p.Status.Final() && a.born.Unix() > 0 && p.UpdatedAt.Unix() > 0 && !p.UpdatedAt.After(a.born) &&
+			p.CreatedAt.Unix() > 0 && p.CreatedAt.Before(a.born.Add(-e.cfg.DedupeWindow/2)) {
+			continue // ended before the adopted payout was made, and made long before it: an earlier life's
+		}
+		if cmp.Or(v.tx, v.flx) == p.ProviderID {
+			return otherFollowed, nil
+		}
+		e.log.Error("track: a failure of the adopted Wompi transaction is not emitted yet: another payout under the batch's reference may still pay; both stay watched",
+			"request_id", requestID, "transaction", truncate(txID, 40), "status", st,
+			"other_payout", o.payoutID, "other", truncate(p.ProviderID, 40), "other_status", p.Status)
+		if err := e.sub.Schedule(ctx, o.payoutID, e.cfg.Now().Add(FirstPollInterval)); err != nil {
+			return noOther, fmt.Errorf("%w: redis: schedule %s: %w", errUnavailable, o.payoutID, err)
+		}
+		e.m.failuresHeld.WithLabelValues(string(rail.Wompi)).Inc()
+		return otherMayPay, nil
+	}
+	return noOther, nil
+}
+
+// readAdopted reads a's lookup by reference once: the payouts under the
+// batch's reference, and the transactions of those other than the adopted
+// one (usually none: one GET). A failed read is errUnavailable (the
+// webhook is retried, the poll rescheduled), a 404 included.
+func (e *Engine) readAdopted(ctx context.Context, a *adoptedBatch) error {
+	if a.read {
+		return nil
+	}
+	bs, err := e.cfg.Wompi.FindBatches(ctx, a.batchID)
+	if err != nil {
+		return fmt.Errorf("%w: wompi: %w", errUnavailable, err)
+	}
+	listed, others := false, map[string][]otherTx{}
+	for _, b := range bs {
+		switch b.ProviderID {
+		case a.payoutID:
+			listed, a.born = true, b.CreatedAt
+			continue
+		case "":
+			// A payout listed without its id, whose transactions cannot
+			// be read: nothing is proved (as the dispatcher's lookup).
+			a.read, a.listed = true, false
+			return nil
+		}
+		for p, err := range e.cfg.Wompi.Items(ctx, b.ProviderID) {
+			if err != nil {
+				return fmt.Errorf("%w: wompi: %w", errUnavailable, err)
+			}
+			if p.ID != "" {
+				others[p.ID] = append(others[p.ID], otherTx{payoutID: b.ProviderID, tx: p})
+			}
+		}
+	}
+	a.read, a.listed, a.others = true, listed, others
+	return nil
 }
 
 // resolvePayout returns a payout's batch id and origin account, from the

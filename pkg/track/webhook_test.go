@@ -31,7 +31,9 @@ func TestWebhookVectorsAccepted(t *testing.T) {
 		sumPay = "639dc6bd2ac0104f090651c07773b6537f935623cf0ed04894f0687d4c9eebc7"
 	)
 	f := newFixture(t, fixtureOpts{})
-	e, srv := f.engine(func(c *Config) { c.Wompi = f.rail(f.wompi, secret) })
+	// The simulator does not hold the vectors' payout: its lookup by
+	// reference is answered as Wompi would (adoptedTxFailure asks it).
+	e, srv := f.engine(func(c *Config) { c.Wompi = listedRail{f.rail(f.wompi, secret), id, "batch-vector"} })
 	ctx := context.Background()
 	if err := f.sub.Record(ctx, submitted.Payout{PayoutID: id, BatchID: "batch-vector", OriginAccountID: wompitest.AccountMain,
 		PaymentType: "PAYROLL", TotalAmountInCents: 7500000, TransactionCount: 1, SubmittedAt: t0},
