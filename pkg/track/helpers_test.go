@@ -217,10 +217,18 @@ func (f *fixture) settleUnwatched(e *Engine, c created) {
 // record the hand-off (unless record is false: a hand-off lost with Redis).
 func (f *fixture) submit(record bool, txs ...wompi.TransactionRequest) created {
 	f.t.Helper()
-	ctx := context.Background()
 	f.seq++
 	batchID := fmt.Sprintf("batch-%s-%d", shortName(f.t), f.seq)
-	res, err := f.wompi.CreatePayout(ctx, "key-"+batchID, &wompi.CreatePayoutRequest{Reference: batchID,
+	return f.submitUnder(record, batchID, "key-"+batchID, txs...)
+}
+
+// submitUnder is submit with the batch reference and idempotency key
+// given: two payouts under one reference (a POST whose answer was lost,
+// then a second POST after a lookup behind the first).
+func (f *fixture) submitUnder(record bool, batchID, key string, txs ...wompi.TransactionRequest) created {
+	f.t.Helper()
+	ctx := context.Background()
+	res, err := f.wompi.CreatePayout(ctx, key, &wompi.CreatePayoutRequest{Reference: batchID,
 		AccountID: wompitest.AccountMain, PaymentType: wompi.PaymentTypeProviders, Transactions: txs})
 	if err != nil {
 		f.t.Fatal(err)

@@ -8,9 +8,7 @@ import (
 
 	"github.com/wompi-payouts/pipeline/pkg/payout"
 	"github.com/wompi-payouts/pipeline/pkg/rail"
-	"github.com/wompi-payouts/pipeline/pkg/submitted"
 	"github.com/wompi-payouts/pipeline/pkg/wompi"
-	"github.com/wompi-payouts/pipeline/pkg/wompi/wompitest"
 )
 
 // The reverse order of TestWompiFailureOfPayoutNotHandedOffDoesNotFailTheRequest
@@ -171,42 +169,6 @@ func TestWompiAdoptedFailureHeldThenOtherFails(t *testing.T) {
 	if n, err := f.sub.Scheduled(ctx); err != nil || n != 0 {
 		t.Errorf("payouts still on the schedule: %d %v", n, err)
 	}
-}
-
-// submitUnder is submit with the batch reference and idempotency key
-// given: two payouts under one reference (a POST whose answer was lost,
-// then a second POST after a lookup behind the first).
-func (f *fixture) submitUnder(record bool, batchID, key string, txs ...wompi.TransactionRequest) created {
-	f.t.Helper()
-	ctx := context.Background()
-	res, err := f.wompi.CreatePayout(ctx, key, &wompi.CreatePayoutRequest{Reference: batchID,
-		AccountID: wompitest.AccountMain, PaymentType: wompi.PaymentTypeProviders, Transactions: txs})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	c := created{payoutID: res.PayoutID, batchID: batchID}
-	var st []submitted.Transaction
-	var total int64
-	for tx, err := range f.wompi.PayoutTransactions(ctx, res.PayoutID, wompi.TransactionsFilter{}) {
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		c.txs = append(c.txs, tx)
-		total += tx.AmountInCents
-		st = append(st, submitted.Transaction{TransactionID: tx.ID, RequestID: tx.Reference, BatchID: batchID,
-			PayoutID: res.PayoutID, AmountInCents: tx.AmountInCents, OriginAccountID: wompitest.AccountMain})
-	}
-	if record {
-		if err := f.sub.Record(ctx, submitted.Payout{PayoutID: res.PayoutID, BatchID: batchID, OriginAccountID: wompitest.AccountMain,
-			PaymentType: wompi.PaymentTypeProviders, TotalAmountInCents: total, TransactionCount: len(txs), SubmittedAt: f.clock.Now()},
-			st, f.clock.Now()); err != nil {
-			f.t.Fatal(err)
-		}
-		if err := f.sub.Reschedule(ctx, res.PayoutID, f.clock.Now()); err != nil {
-			f.t.Fatal(err)
-		}
-	}
-	return c
 }
 
 // listedRail is a Wompi rail whose lookup by reference lists one payout
