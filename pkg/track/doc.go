@@ -217,7 +217,10 @@
 // handed off. A request's failure is emitted only when no other payout of
 // the request may still pay: a failure of a transaction no hand-off maps
 // is not emitted while the request's status key follows another
-// transaction not ended FAILED or CANCELLED (followsOther); a failure
+// transaction not ended FAILED or CANCELLED, nor while the key's FAILED
+// or CANCELLED is of a transaction the lookup by the batch's reference
+// lists in another payout (followsOther: that one ended this same life,
+// and a second FAILED would follow it); a failure
 // (FAILED, CANCELLED, REJECTED) of an adopted transaction not emitted yet
 // is first checked against Wompi's lookup by the batch's reference
 // (FindBatches, and the transactions of any other payout under it: one

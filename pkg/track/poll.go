@@ -223,9 +223,12 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		adopted, held := &adoptedBatch{payoutID: payoutID, batchID: batchID}, false
 		for i := range scs {
 			if !found { // no hand-off: its failures may be a payout not adopted's
-				other, err := e.followsOther(ctx, scs[i].RequestID, deref(scs[i].TransactionID), scs[i].Status)
+				other, err := e.followsOther(ctx, adopted, scs[i].RequestID, deref(scs[i].TransactionID), scs[i].Status)
 				if err != nil {
-					return retry(err)
+					// This failure waits for the next poll; the batch's
+					// other statuses do not.
+					firstErr, held = cmpErr(firstErr, err), true
+					continue
 				}
 				if other {
 					continue
@@ -233,7 +236,8 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 			} else { // the adopted payout: another under its reference may pay
 				other, err := e.adoptedTxFailure(ctx, adopted, scs[i].RequestID, deref(scs[i].TransactionID), scs[i].Status)
 				if err != nil {
-					return retry(err)
+					firstErr, held = cmpErr(firstErr, err), true // as above
+					continue
 				}
 				if other == otherMayPay {
 					// Kept back: polled again, its digest not recorded

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -246,7 +247,8 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 			setReason(sc, failureOf(wtx))
 		}
 		verified = true
-		if other, err := e.followsOther(ctx, sc.RequestID, tx.ProviderID, sc.Status); err != nil || other {
+		if other, err := e.followsOther(ctx, &adoptedBatch{payoutID: payoutID, batchID: ref.batchID},
+			sc.RequestID, tx.ProviderID, sc.Status); err != nil || other {
 			if err == nil {
 				err = e.enrollBatch(ctx, payoutID, reads)
 			}
@@ -339,8 +341,12 @@ func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) 
 // marketplace, which asks again on a FAILED, pays the payee twice (a
 // RETURNED would likewise follow the adopted one's APPROVED). The
 // request's statuses follow the adopted transaction; the other payout
-// stays polled until it ends.
-func (e *Engine) followsOther(ctx context.Context, requestID, txID string, st payout.Status) (bool, error) {
+// stays polled until it ends. A FAILED or CANCELLED in the key restarts
+// the request, unless Wompi's lookup by a's reference (a is the payout of
+// txID) lists its transaction in another payout: then it ended this same
+// life (the adopted transaction's failure, emitted once the lookup listed
+// this one failed too), and this failure would be a second FAILED.
+func (e *Engine) followsOther(ctx context.Context, a *adoptedBatch, requestID, txID string, st payout.Status) (bool, error) {
 	switch st {
 	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
 	default:
@@ -359,7 +365,18 @@ func (e *Engine) followsOther(ctx context.Context, requestID, txID string, st pa
 	}
 	switch payout.Status(cur) {
 	case payout.StatusFailed, payout.StatusCancelled:
-		return false, nil
+		if a.batchID == "" {
+			return false, nil
+		}
+		if err := e.readAdopted(ctx, a); err != nil {
+			return false, err
+		}
+		if !slices.ContainsFunc(a.others[requestID], func(o otherTx) bool { return o.tx.ProviderID == tx }) {
+			return false, nil // an earlier life's: this transaction restarts the request
+		}
+		e.log.Error("track: a failure of a Wompi transaction not handed off is not emitted: another payout under the batch's reference ended the request",
+			"request_id", requestID, "transaction", truncate(txID, 40), "status", st, "known", cur)
+		return true, nil
 	}
 	e.log.Error("track: a failure of a Wompi transaction not handed off is not emitted: the request follows another transaction",
 		"request_id", requestID, "transaction", truncate(txID, 40), "status", st, "known", cur)
@@ -369,7 +386,8 @@ func (e *Engine) followsOther(ctx context.Context, requestID, txID string, st pa
 // adoptedBatch is what a failure of a Wompi transaction a hand-off maps
 // (the one the dispatcher adopted) is judged against: Wompi's lookup by
 // the batch's reference (FindBatches), read at most once per webhook or
-// poll, and only for a failure not emitted yet.
+// poll, and only for a failure not emitted yet. followsOther uses it for
+// a payout not handed off too (payoutID is then that payout).
 type adoptedBatch struct {
 	payoutID, batchID string
 	read              bool

@@ -3,6 +3,7 @@ package track
 import (
 	"context"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -183,4 +184,43 @@ func (r listedRail) FindBatches(ctx context.Context, reference string) ([]rail.B
 		return []rail.Batch{{ProviderID: r.payoutID, Reference: reference}}, nil
 	}
 	return r.BatchTracking.FindBatches(ctx, reference)
+}
+
+// unlistingRail is a Wompi rail whose lookup by reference always fails.
+type unlistingRail struct{ rail.BatchTracking }
+
+func (unlistingRail) FindBatches(context.Context, string) ([]rail.Batch, error) {
+	return nil, &rail.Error{Rail: rail.Wompi, Op: "find", Class: rail.Retryable, HTTPStatus: http.StatusBadGateway, Message: "bad gateway"}
+}
+
+// A failure of the adopted transaction waits on Wompi's lookup by the
+// batch's reference, which fails here for as long as the test runs: only
+// that failure waits. The poll emits the batch's other statuses, and the
+// failure once the lookup answers.
+func TestWompiAdoptedFailureLookupFailingHoldsOnlyTheFailure(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	ctx := context.Background()
+	lookup := unlistingRail{f.rail(f.wompi, f.sim.Config().EventsSecret)}
+	e, _ := f.engine(func(c *Config) { c.Wompi = lookup })
+	paid, failed := f.payee("1234567890"), f.payee("1234567007") // the simulator fails …007 (D07)
+	f.submit(true, paid, failed)
+	f.sim.SettleAll()
+	f.clock.Advance(time.Minute)
+	res, err := e.PollOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors == 0 {
+		t.Errorf("poll %+v: the failed lookup is not counted as a poll error", res)
+	}
+	evs := f.statusEvents()
+	if got := statusesOf(evs, paid.Reference); len(got) == 0 || got[len(got)-1] != payout.StatusApproved {
+		t.Errorf("paid request: %v, want APPROVED emitted while another transaction's failure waits on the lookup", got)
+	}
+	if got := statusesOf(evs, failed.Reference); slices.Contains(got, payout.StatusFailed) {
+		t.Errorf("failed request: %v, its FAILED emitted with no lookup by reference", got)
+	}
+	if n, err := f.sub.Scheduled(ctx); err != nil || n != 1 {
+		t.Errorf("%d payouts on the schedule (%v), want the batch still polled", n, err)
+	}
 }
