@@ -36,6 +36,7 @@ type metrics struct {
 	rereads         *prometheus.CounterVec
 	polls           *prometheus.CounterVec
 	rebuilds        prometheus.Counter
+	rebuildErrors   prometheus.Counter
 	rebuildIDless   *prometheus.CounterVec
 	leasesLost      prometheus.Counter
 	produce         prometheus.Histogram
@@ -98,6 +99,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "payouts_tracker_poll_rebuilds_total",
 			Help: "Rebuilds of the polling schedule from GET /payouts after a Redis loss.",
 		}),
+		rebuildErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payouts_tracker_poll_rebuild_errors_total",
+			Help: "Polling rounds whose rebuild of the polling schedule after a Redis loss (or its check of the ready marker) failed: a rail's listing, Redis, or a read of the batch status topic. No payout is polled until a rebuild completes.",
+		}),
 		rebuildIDless: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payouts_tracker_rebuild_idless_total",
 			Help: "Payouts (Wompi: batches) a rebuild of the polling schedule found listed without the provider's id, by rail: they cannot be polled, only their webhooks track them. Any is worth a look.",
@@ -118,7 +123,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.webhooks, m.railWebhooks, m.railTransitions, m.unknownStatuses, m.failuresHeld, m.sigFailures, m.skew, m.transitions, m.regressions,
-		m.duplicates, m.rereads, m.polls, m.rebuilds, m.rebuildIDless, m.leasesLost, m.produce, m.handle} {
+		m.duplicates, m.rereads, m.polls, m.rebuilds, m.rebuildErrors, m.rebuildIDless, m.leasesLost, m.produce, m.handle} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -61,6 +61,9 @@ func (e *Engine) PollOnce(ctx context.Context) (PollResult, error) {
 	rebuilt, err := e.ensureSchedule(ctx)
 	res.Rebuilt = rebuilt
 	if err != nil {
+		if ctx.Err() == nil {
+			e.m.rebuildErrors.Inc()
+		}
 		return res, err
 	}
 	if res.Swept, err = e.sweepIfDue(ctx); err != nil {

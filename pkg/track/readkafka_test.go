@@ -3,8 +3,10 @@ package track
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 )
@@ -32,5 +34,22 @@ func TestKafkaHooksNeedReadKafka(t *testing.T) {
 	res, err := e.PollOnce(context.Background()) // a fresh Redis: the schedule is rebuilt
 	if err != nil || !res.Rebuilt {
 		t.Fatalf("poll on a fresh Redis: %+v, %v; want the schedule rebuilt", res, err)
+	}
+}
+
+// A rebuild of the schedule that fails (here its read of the batch status
+// topic: Kafka never answers) is counted, so that a tracker polling
+// nothing round after round is alerted on (PayoutsTrackerRebuildFailing).
+func TestFailedRebuildCounted(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	addr := "127.0.0.1:" + itoa(mustFreePort(t)) // Kafka never answers
+	e, _ := f.engine(func(c *Config) { c.Kafka = kafkaOpts(addr) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if res, err := e.PollOnce(ctx); err == nil || res.Rebuilt {
+		t.Fatalf("poll on a fresh Redis, Kafka unreachable: %+v, %v; want the rebuild failed", res, err)
+	}
+	if n := testutil.ToFloat64(e.m.rebuildErrors); n != 1 {
+		t.Fatalf("payouts_tracker_poll_rebuild_errors_total %v, want 1", n)
 	}
 }
