@@ -220,7 +220,10 @@
 // transaction not ended FAILED or CANCELLED, nor while the key's FAILED
 // or CANCELLED is of a transaction the lookup by the batch's reference
 // lists in another payout (followsOther: that one ended this same life,
-// and a second FAILED would follow it); a failure
+// and a second FAILED would follow it), nor, while the key holds no
+// status of any transaction, for handOffWait after its payout's
+// creation (its POST's answer lost, the dispatcher may still post
+// another after a lookup behind; the payout stays polled); a failure
 // (FAILED, CANCELLED, REJECTED) of an adopted transaction not emitted yet
 // is first checked against Wompi's lookup by the batch's reference
 // (FindBatches, and the transactions of any other payout under it: one

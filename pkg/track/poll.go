@@ -226,14 +226,17 @@ func (e *Engine) pollPayout(ctx context.Context, payoutID string, now time.Time)
 		adopted, held := &adoptedBatch{payoutID: payoutID, batchID: batchID}, false
 		for i := range scs {
 			if !found { // no hand-off: its failures may be a payout not adopted's
-				other, err := e.followsOther(ctx, adopted, scs[i].RequestID, deref(scs[i].TransactionID), scs[i].Status)
+				other, err := e.followsOther(ctx, adopted, scs[i].RequestID, deref(scs[i].TransactionID), scs[i].Status, wp.CreatedAt)
 				if err != nil {
 					// This failure waits for the next poll; the batch's
 					// other statuses do not.
 					firstErr, held = cmpErr(firstErr, err), true
 					continue
 				}
-				if other {
+				if other == otherMayPay {
+					allFinal = false // kept back: polled again
+				}
+				if other != noOther {
 					continue
 				}
 			} else { // the adopted payout: another under its reference may pay

@@ -405,11 +405,12 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 	return noOther, nil
 }
 
-// handOffWait bounds how long failureOfOther keeps back the failure of a
-// payout without hand-off on a request that has no status of any payout:
-// longer than a dispatcher takes from a POST whose answer was lost to the
-// POST of another payout of the payee after its lookup (RECOVERY_GRACE and
-// RAIL_PATIENCE, a takeover after a crash), or to its retry of the payee
+// handOffWait bounds how long failureOfOther (on Wompi, followsOther)
+// keeps back the failure of a payout without hand-off on a request that
+// has no status of any payout: longer than a dispatcher takes from a POST
+// whose answer was lost to the POST of another payout of the payee after
+// its lookup (RECOVERY_GRACE and RAIL_PATIENCE, a takeover after a
+// crash), or to its retry of the payee
 // deferred meanwhile (DEFERRED: RAIL_RETRY backed off, at most 16 minutes
 // by default). After a Redis loss, the failure of a payout made within
 // it waits as long: its hand-off is gone, and a batch redelivered may

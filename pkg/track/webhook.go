@@ -248,7 +248,7 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 		}
 		verified = true
 		if other, err := e.followsOther(ctx, &adoptedBatch{payoutID: payoutID, batchID: ref.batchID},
-			sc.RequestID, tx.ProviderID, sc.Status); err != nil || other {
+			sc.RequestID, tx.ProviderID, sc.Status, ref.born); err != nil || other != noOther {
 			if err == nil {
 				err = e.enrollBatch(ctx, payoutID, reads)
 			}
@@ -288,6 +288,7 @@ func (e *Engine) onTransaction(ctx context.Context, payoutID string, tx *rail.Pa
 type txRef struct {
 	requestID, batchID, originAccountID string
 	amount                              int64
+	born                                time.Time // without a hand-off: the payout's creation, as Wompi holds it
 }
 
 // resolveTransaction maps a Wompi transaction to our request: from the
@@ -321,10 +322,14 @@ func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) 
 	if item.ID == "" {
 		return txRef{}, nil, fmt.Errorf("%w: transaction %s has no reference", errUnmapped, txID)
 	}
-	ref := txRef{requestID: item.ID, amount: item.AmountInCents}
-	ref.batchID, ref.originAccountID, _, err = e.resolvePayout(ctx, payoutID)
+	ref := txRef{requestID: item.ID, amount: item.AmountInCents, born: item.CreatedAt}
+	var b *rail.Batch
+	ref.batchID, ref.originAccountID, b, err = e.resolvePayout(ctx, payoutID)
 	if err != nil && !errors.Is(err, errUnmapped) {
 		return txRef{}, nil, err
+	}
+	if b != nil && b.CreatedAt.Unix() > 0 {
+		ref.born = b.CreatedAt
 	}
 	return ref, &item, nil
 }
@@ -341,46 +346,71 @@ func (e *Engine) resolveTransaction(ctx context.Context, payoutID, txID string) 
 // marketplace, which asks again on a FAILED, pays the payee twice (a
 // RETURNED would likewise follow the adopted one's APPROVED). The
 // request's statuses follow the adopted transaction; the other payout
-// stays polled until it ends. A FAILED or CANCELLED in the key restarts
-// the request, unless Wompi's lookup by a's reference (a is the payout of
-// txID) lists its transaction in another payout: then it ended this same
-// life (the adopted transaction's failure, emitted once the lookup listed
-// this one failed too), and this failure would be a second FAILED.
-func (e *Engine) followsOther(ctx context.Context, a *adoptedBatch, requestID, txID string, st payout.Status) (bool, error) {
+// stays polled until it ends (otherFollowed). A FAILED or CANCELLED in
+// the key restarts the request, unless Wompi's lookup by a's reference
+// (a is the payout of txID) lists its transaction in another payout:
+// then it ended this same life (the adopted transaction's failure,
+// emitted once the lookup listed this one failed too), and this failure
+// would be a second FAILED (otherFollowed).
+//
+// While the key holds no status of any transaction (none yet, or a
+// DEFERRED), a failure of a payout born (created) less than handOffWait
+// ago is kept back too (otherMayPay), as the single rails' failureOfOther
+// does: the answer to its POST lost, the dispatcher's lookup by reference
+// served behind may miss it and post another payout, whose SUBMITTED and
+// APPROVED would follow this FAILED as a new life (paid twice). The
+// payout stays polled: its hand-off (adoptedTxFailure decides), the other
+// one's status in the key (otherFollowed) or its age ends the wait.
+func (e *Engine) followsOther(ctx context.Context, a *adoptedBatch, requestID, txID string, st payout.Status, born time.Time) (otherPayout, error) {
 	switch st {
 	case payout.StatusFailed, payout.StatusCancelled, payout.StatusRejected, payout.StatusReturned:
 	default:
-		return false, nil
+		return noOther, nil
 	}
 	v, err := readStatusKey(ctx, e.statuses.rdb, e.statuses.key(kindRequest, requestID))
 	if err != nil {
-		return false, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+		return noOther, fmt.Errorf("%w: redis: %w", errUnavailable, err)
 	}
 	cur, tx := v.st, v.tx
 	if cur == "" {
 		cur, tx = v.fl, v.flx
 	}
+	if tx == "" && !payout.Status(cur).Final() && st != payout.StatusReturned && e.unadoptedYoung(rail.Payout{CreatedAt: born}) {
+		// Within the loss grace an empty key proves nothing (checkEpoch):
+		// busy, as the emission would be answered.
+		marker, now, err := e.statuses.currentEpochAt(ctx)
+		if err != nil {
+			return noOther, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+		}
+		if age := now - epochCreated(marker); age >= 0 && age < e.statuses.lossGrace.Milliseconds() {
+			return noOther, fmt.Errorf("%w: request %s: key empty within the loss grace", errUnavailable, requestID)
+		}
+		e.log.Error("track: a failure of a Wompi transaction not handed off is not emitted yet: the request has no status of any transaction, and the dispatcher may still post another; the payout stays watched",
+			"request_id", requestID, "transaction", truncate(txID, 40), "status", st)
+		e.m.failuresHeld.WithLabelValues(string(rail.Wompi)).Inc()
+		return otherMayPay, nil
+	}
 	if cur == "" || tx == "" || tx == txID {
-		return false, nil
+		return noOther, nil
 	}
 	switch payout.Status(cur) {
 	case payout.StatusFailed, payout.StatusCancelled:
 		if a.batchID == "" {
-			return false, nil
+			return noOther, nil
 		}
 		if err := e.readAdopted(ctx, a); err != nil {
-			return false, err
+			return noOther, err
 		}
 		if !slices.ContainsFunc(a.others[requestID], func(o otherTx) bool { return o.tx.ProviderID == tx }) {
-			return false, nil // an earlier life's: this transaction restarts the request
+			return noOther, nil // an earlier life's: this transaction restarts the request
 		}
 		e.log.Error("track: a failure of a Wompi transaction not handed off is not emitted: another payout under the batch's reference ended the request",
 			"request_id", requestID, "transaction", truncate(txID, 40), "status", st, "known", cur)
-		return true, nil
+		return otherFollowed, nil
 	}
 	e.log.Error("track: a failure of a Wompi transaction not handed off is not emitted: the request follows another transaction",
 		"request_id", requestID, "transaction", truncate(txID, 40), "status", st, "known", cur)
-	return true, nil
+	return otherFollowed, nil
 }
 
 // adoptedBatch is what a failure of a Wompi transaction a hand-off maps
