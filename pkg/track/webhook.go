@@ -390,6 +390,33 @@ func (e *Engine) followsOther(ctx context.Context, a *adoptedBatch, requestID, t
 		e.m.failuresHeld.WithLabelValues(string(rail.Wompi)).Inc()
 		return otherMayPay, nil
 	}
+	if tx == "" && st != payout.StatusReturned && a.batchID != "" {
+		// No status of any transaction, the payout older than handOffWait:
+		// a Redis loss took its hand-off and the key. Another payout under
+		// the batch's reference (the batch posted twice) whose transaction
+		// of the request is paid or may still pay keeps this failure back,
+		// as adoptedTxFailure does for the adopted one: emitted, the
+		// other's APPROVED would follow it as a new life. One lookup per
+		// poll or webhook of a failure without hand-off (a rare path).
+		if err := e.readAdopted(ctx, a); err != nil {
+			return noOther, err
+		}
+		for _, o := range a.others[requestID] {
+			switch p := o.tx; {
+			case p.ProviderID == "" || p.ProviderID == txID:
+			case p.Status == payout.StatusFailed, p.Status == payout.StatusCancelled, p.Status == payout.StatusRejected, p.Status == payout.StatusReturned:
+			default:
+				e.log.Error("track: a failure of a Wompi transaction not handed off is not emitted yet: another payout under the batch's reference may still pay; both stay watched",
+					"request_id", requestID, "transaction", truncate(txID, 40), "status", st,
+					"other_payout", o.payoutID, "other", truncate(p.ProviderID, 40), "other_status", p.Status)
+				if err := e.sub.Schedule(ctx, o.payoutID, e.cfg.Now().Add(FirstPollInterval)); err != nil {
+					return noOther, fmt.Errorf("%w: redis: schedule %s: %w", errUnavailable, o.payoutID, err)
+				}
+				e.m.failuresHeld.WithLabelValues(string(rail.Wompi)).Inc()
+				return otherMayPay, nil
+			}
+		}
+	}
 	if cur == "" || tx == "" || tx == txID {
 		return noOther, nil
 	}
