@@ -25,6 +25,7 @@ func TestFailureBeforeAnyStatusWhileTheDispatcherPostsAnother(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	s := newSingles(t)
 	e, srv := f.singleEngine(s, nil)
+	mustEpoch(t, e.statuses) // the status epoch, as the poller writes it at start
 	ctx := context.Background()
 	if _, err := e.PollOnce(ctx); err != nil { // the first rebuild (a fresh Redis) done
 		t.Fatal(err)
@@ -86,6 +87,7 @@ func TestFailureBeforeItsOwnHandOffEmittedOnceHandedOff(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	s := newSingles(t)
 	e, srv := f.singleEngine(s, nil)
+	mustEpoch(t, e.statuses) // the status epoch, as the poller writes it at start
 	ctx := context.Background()
 	if _, err := e.PollOnce(ctx); err != nil {
 		t.Fatal(err)

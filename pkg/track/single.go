@@ -396,7 +396,11 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 	// than handOffWait: its hand-off (adoptedFailure decides), the other's
 	// status in the key (otherFollowed) or the other listed (otherMayPay)
 	// ends the wait, else its age does (a hand-off lost with Redis).
-	if tx == "" && !payout.Status(cur).Final() && st != payout.StatusReturned && e.unadoptedYoung(ps[self]) {
+	if tx == "" && !payout.Status(cur).Final() && st != payout.StatusReturned {
+		wait, err := e.awaitsHandOff(ctx, ps[self])
+		if err != nil || !wait {
+			return noOther, err
+		}
 		e.log.Error("track: a failure of a payout not handed off is not emitted yet: the request has no status of any payout, and the dispatcher may still post another; the payout stays watched",
 			"rail", name, "request_id", requestID, "payout", truncate(providerID, 32), "status", st)
 		e.m.failuresHeld.WithLabelValues(string(name)).Inc()
@@ -410,22 +414,43 @@ func (e *Engine) failureOfOther(ctx context.Context, name rail.Name, requestID, 
 // has no status of any payout: longer than a dispatcher takes from a POST
 // whose answer was lost to the POST of another payout of the payee after
 // its lookup (RECOVERY_GRACE and RAIL_PATIENCE, a takeover after a
-// crash), or to its retry of the payee
-// deferred meanwhile (DEFERRED: RAIL_RETRY backed off, at most 16 minutes
-// by default). After a Redis loss, the failure of a payout made within
-// it waits as long: its hand-off is gone, and a batch redelivered may
-// post another just the same.
+// crash), or to its retry of the payee deferred meanwhile (DEFERRED:
+// RAIL_RETRY backed off, at most 16 minutes by default).
 const handOffWait = 20 * time.Minute
 
-// unadoptedYoung reports whether p, by its creation time (else its last
-// change), is younger than handOffWait. A payout without either time is
-// not: nothing would end its wait.
-func (e *Engine) unadoptedYoung(p rail.Payout) bool {
+// awaitsHandOff reports whether the failure of p, a payout without
+// hand-off on a request whose key holds no status of any payout, waits
+// for a hand-off: p is younger than handOffWait (by its creation time,
+// else its last change) and Redis lost nothing since p was made (the
+// status epoch is older than p), so the empty key says that no dispatcher has
+// adopted a payout yet, and one may still post another. A payout without
+// either time does not wait: nothing would end it. Nor does one made
+// before the epoch: the key and the hand-off were lost with Redis, the
+// empty key proves nothing, and holding would delay every failure read
+// after a loss by handOffWait; the lookups (by our id on the single
+// rails, by the batch's reference on Wompi) judge it.
+func (e *Engine) awaitsHandOff(ctx context.Context, p rail.Payout) (bool, error) {
 	born := p.CreatedAt
 	if born.Unix() <= 0 {
 		born = p.UpdatedAt
 	}
-	return born.Unix() > 0 && e.cfg.Now().Sub(born) < handOffWait
+	age := e.cfg.Now().Sub(born)
+	if born.Unix() <= 0 || age >= handOffWait {
+		return false, nil
+	}
+	marker, now, err := e.statuses.currentEpochAt(ctx)
+	if err != nil {
+		return false, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	}
+	// Ages, not instants: the epoch's by Redis's clock, the payout's by
+	// ours against the provider's, so that no two clocks are compared.
+	created := epochCreated(marker)
+	if created <= 0 {
+		// A marker written at a first start, by a process that knew no
+		// earlier one: no loss it knows of, so none since p was made.
+		return true, nil
+	}
+	return time.Duration(now-created)*time.Millisecond > age, nil
 }
 
 // createdAfter reports whether a was created after b, by creation time,

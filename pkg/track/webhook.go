@@ -375,24 +375,20 @@ func (e *Engine) followsOther(ctx context.Context, a *adoptedBatch, requestID, t
 	if cur == "" {
 		cur, tx = v.fl, v.flx
 	}
-	if tx == "" && !payout.Status(cur).Final() && st != payout.StatusReturned && e.unadoptedYoung(rail.Payout{CreatedAt: born}) {
-		// Within the loss grace an empty key proves nothing (checkEpoch):
-		// busy, as the emission would be answered.
-		marker, now, err := e.statuses.currentEpochAt(ctx)
-		if err != nil {
-			return noOther, fmt.Errorf("%w: redis: %w", errUnavailable, err)
+	if tx == "" && !payout.Status(cur).Final() && st != payout.StatusReturned {
+		if wait, err := e.awaitsHandOff(ctx, rail.Payout{CreatedAt: born}); err != nil {
+			return noOther, fmt.Errorf("request %s: %w", requestID, err)
+		} else if wait {
+			e.log.Error("track: a failure of a Wompi transaction not handed off is not emitted yet: the request has no status of any transaction, and the dispatcher may still post another; the payout stays watched",
+				"request_id", requestID, "transaction", truncate(txID, 40), "status", st)
+			e.m.failuresHeld.WithLabelValues(string(rail.Wompi)).Inc()
+			return otherMayPay, nil
 		}
-		if age := now - epochCreated(marker); age >= 0 && age < e.statuses.lossGrace.Milliseconds() {
-			return noOther, fmt.Errorf("%w: request %s: key empty within the loss grace", errUnavailable, requestID)
-		}
-		e.log.Error("track: a failure of a Wompi transaction not handed off is not emitted yet: the request has no status of any transaction, and the dispatcher may still post another; the payout stays watched",
-			"request_id", requestID, "transaction", truncate(txID, 40), "status", st)
-		e.m.failuresHeld.WithLabelValues(string(rail.Wompi)).Inc()
-		return otherMayPay, nil
 	}
 	if tx == "" && st != payout.StatusReturned && a.batchID != "" {
-		// No status of any transaction, the payout older than handOffWait:
-		// a Redis loss took its hand-off and the key. Another payout under
+		// No status of any transaction, and no hand-off awaited (the
+		// payout older than handOffWait, or a Redis loss took its hand-off
+		// and the key since it was made). Another payout under
 		// the batch's reference (the batch posted twice) whose transaction
 		// of the request is paid or may still pay keeps this failure back,
 		// as adoptedTxFailure does for the adopted one: emitted, the
