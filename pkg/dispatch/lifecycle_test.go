@@ -116,6 +116,20 @@ func TestPoisonBatchEndsAndPartitionMovesOn(t *testing.T) {
 	stop, _ := f.run(e)
 	eventually(t, "both good batches submitted", func() bool { return outcome(e, "submitted") == 2 })
 	eventually(t, "the bad batch ended", func() bool { return outcome(e, "failed") == 1 })
+	// Every status read on the topic while the engine runs: stopped at
+	// once, it may leave a write of its own open (the topic then reads
+	// only up to it), which CI's load once showed.
+	eventually(t, "the statuses on the topic", func() bool {
+		idx := byStatus(f.statuses())
+		for _, b := range []payout.Batch{good1, good2} {
+			for _, tx := range b.Transactions {
+				if len(idx[tx.RequestID][payout.StatusSubmitted]) == 0 {
+					return false
+				}
+			}
+		}
+		return len(idx["poison-0"][payout.StatusRejected]) > 0
+	})
 	_ = stop()
 	f.noDoublePayment()
 	f.checkSubmitted(good1)
